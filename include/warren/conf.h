@@ -1,0 +1,64 @@
+/* Server configuration: defaults, the rabbitmq.conf-style file (`key = value`, same key names
+ * as RabbitMQ where it has one), and command-line flags that override the file. One table of
+ * keys drives parsing, defaults and --help. Errors name the file and line and stop startup. */
+#ifndef WARREN_CONF_H
+#define WARREN_CONF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "warren/log.h"
+
+#define CONF_MAX_LISTENERS 16
+#define CONF_MAX_LOOPBACK_USERS 16
+
+/* One address to listen on. host is a numeric IPv4 or IPv6 address; "" means every
+ * interface (the server binds 0.0.0.0 and ::, as RabbitMQ does for a bare port). */
+struct conf_listener {
+    char host[64];
+    uint16_t port;
+};
+
+struct conf {
+    struct conf_listener listeners[CONF_MAX_LISTENERS]; /* listeners.tcp.<name> = [host:]port */
+    unsigned n_listeners;
+    char *default_user;  /* owns; default_user = guest */
+    char *default_pass;  /* owns; default_pass = guest */
+    char *default_vhost; /* owns; default_vhost = / */
+    /* loopback_users.<name> = true|false: users allowed to log in from loopback only.
+     * Default: guest. Owns the names. */
+    char *loopback_users[CONF_MAX_LOOPBACK_USERS];
+    unsigned n_loopback_users;
+    uint32_t heartbeat;         /* seconds; heartbeat = 60 */
+    uint32_t frame_max;         /* bytes; frame_max = 131072 */
+    uint32_t channel_max;       /* channel_max = 2047 */
+    uint32_t handshake_timeout; /* milliseconds; handshake_timeout = 10000 */
+    enum log_level log_level;   /* log.level = info */
+    char *data_dir;             /* owns; data_dir = ./var (RocksDB lives under it) */
+    char *config_path;          /* owns; the file loaded, or NULL */
+};
+
+enum conf_outcome {
+    CONF_RUN = 0,  /* start the server with *c */
+    CONF_EXIT_OK,  /* --help, --version or --check-config printed what was asked: exit 0 */
+    CONF_EXIT_ERR, /* a bad flag, file or value: the message was written to stderr: exit 1 */
+};
+
+/* Fills c with defaults, then reads --config FILE (if given), then applies the other flags
+ * (--port N, --bind ADDR (repeatable), --data-dir DIR, --log-level L), which override the
+ * file. --bind replaces the listeners from the file: every --bind address gets the --port
+ * (or the file's first listener's port). --port alone moves every listener to port N,
+ * keeping its host. On CONF_EXIT_ERR nothing needs freeing; otherwise the caller calls
+ * conf_free(). */
+enum conf_outcome conf_from_cmdline(struct conf *c, int argc, char **argv);
+
+/* Parses one file into c (which holds defaults or earlier values). Returns 0, or -1 after
+ * writing "FILE:LINE: reason" to err. */
+int conf_load_file(struct conf *c, const char *path, char *err, size_t errlen);
+
+void conf_init_defaults(struct conf *c);
+void conf_free(struct conf *c);
+bool conf_is_loopback_user(const struct conf *c, const char *user);
+
+#endif

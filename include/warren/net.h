@@ -1,0 +1,36 @@
+/* The network front: listeners and AMQP connections. main() creates one server on the event
+ * loop, asks it to listen on the configured addresses, and asks it to shut down on SIGTERM. */
+#ifndef WARREN_NET_H
+#define WARREN_NET_H
+
+struct event_base;
+struct conf;
+struct auth_db;
+struct vhost_registry;
+struct net_server;
+
+/* What the server borrows for its whole life; the caller keeps all of it alive. */
+struct net_server_env {
+    struct event_base *base;
+    const struct conf *conf;
+    const struct auth_db *auth;
+    const struct vhost_registry *vhosts;
+};
+
+/* NULL on ENOMEM (logged). */
+struct net_server *net_server_new(const struct net_server_env *env);
+
+/* Binds every configured listener. A bare port binds 0.0.0.0 and :: (the latter skipped with
+ * a warning when the host has no IPv6). Returns 0, or -1 if any address cannot be bound
+ * (logged with the address and the reason). */
+int net_server_listen(struct net_server *s);
+
+/* Stops accepting, closes open connections with 320 CONNECTION_FORCED (others just close),
+ * and calls done(arg) from the loop once every connection is gone, or after a grace period
+ * for peers that never answer. */
+void net_server_shutdown(struct net_server *s, void (*done)(void *arg), void *arg);
+
+/* Frees listeners and any remaining connections. */
+void net_server_free(struct net_server *s);
+
+#endif

@@ -1,0 +1,738 @@
+/* Configuration: defaults, the rabbitmq.conf-style file and the command-line flags.
+ *
+ * One table, conf_keys[], names every key with its type, its place in struct conf, its
+ * default, its bounds and a line of help. The defaults are applied by parsing the table's
+ * default strings with the same code that parses the file, and --help prints the table, so
+ * a key cannot have a default, a parser or a help line without the others (redis
+ * static_configs[], nginx ngx_command_t).
+ *
+ * The file is rabbitmq.conf's format: `key = value` lines, `#` comments, blank lines,
+ * whitespace around tokens ignored. Unknown keys and bad values stop startup with
+ * "FILE:LINE: reason" (haproxy "parsing [file:line]"). A later line for the same key wins,
+ * as in RabbitMQ. Two families of keys take a name:
+ *   listeners.tcp.<name> = [host:]port   the first one in a file replaces the default
+ *                                        listener; the same <name> again replaces its line
+ *   loopback_users.<name> = true|false   adds or removes <name>; loopback_users = none
+ *                                        clears the list (default: guest only) */
+#include "config.h"
+
+#include "warren/conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONF_PROG "warren-server"
+#define CONF_LISTENER_NAME_MAX 64 /* bytes, NUL included, of a listeners.tcp.<name> name */
+#define CONF_DEFAULT_PORT 5672
+
+enum conf_type {
+    CONF_UINT = 0, /* decimal integer min..max */
+    CONF_SIZE,     /* bytes: 0 (no limit) or min..max; KB, MB or GB suffix (x1024) allowed */
+    CONF_STR,      /* string of min..max bytes */
+    CONF_LEVEL,    /* a log.level name */
+    CONF_LISTENER, /* listeners.tcp.<name> = [host:]port */
+    CONF_LOOPBACK, /* loopback_users.<name> = true|false, loopback_users = none */
+};
+
+/* One configuration key. A key ending in ".<name>" is a family: any non-empty <name>
+ * matches, and its default is written "name = value". */
+struct conf_key {
+    const char *key;
+    enum conf_type type;
+    size_t field; /* offset in struct conf; unused by the named families */
+    const char *def;
+    uint32_t min, max;
+    const char *help;
+};
+
+#define CONF_F(f) offsetof(struct conf, f)
+
+static const struct conf_key conf_keys[] = {
+    /* key, type, field, default, min, max, help */
+    {"listeners.tcp.<name>", CONF_LISTENER, 0, "default = 5672", 1, 65535,
+     "[host:]port to accept AMQP connections on; no host: every interface"},
+    {"default_user", CONF_STR, CONF_F(default_user), "guest", 1, 255,
+     "user the broker creates for clients to log in as"},
+    {"default_pass", CONF_STR, CONF_F(default_pass), "guest", 1, 255, "password of default_user"},
+    {"default_vhost", CONF_STR, CONF_F(default_vhost), "/", 1, 255,
+     "virtual host the broker creates"},
+    {"loopback_users.<name>", CONF_LOOPBACK, 0, "guest = true", 1, 255,
+     "true: user <name> may log in only from a loopback address"},
+    {"heartbeat", CONF_UINT, CONF_F(heartbeat), "60", 0, 65535,
+     "heartbeat interval offered, in seconds; 0 disables heartbeats"},
+    {"frame_max", CONF_SIZE, CONF_F(frame_max), "131072", 4096, INT32_MAX,
+     "largest frame offered, in bytes; 0 means no limit"},
+    {"channel_max", CONF_UINT, CONF_F(channel_max), "2047", 0, 65535,
+     "most channels per connection offered; 0 means 65535"},
+    {"handshake_timeout", CONF_UINT, CONF_F(handshake_timeout), "10000", 1, INT32_MAX,
+     "milliseconds a client has to finish the AMQP handshake"},
+    {"log.level", CONF_LEVEL, CONF_F(log_level), "info", 0, 0,
+     "debug, info, warning, error, critical or none"},
+    {"data_dir", CONF_STR, CONF_F(data_dir), "./var", 1, 4095,
+     "directory of the message store (not a RabbitMQ key)"},
+};
+
+#define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+/* State of one parse: where we are, for messages, and the listener names seen so far. */
+struct conf_parse {
+    const char *path; /* NULL: the built-in defaults */
+    unsigned line;
+    char *err;
+    size_t errlen;
+    bool listeners_seen; /* this source named a listener */
+    char listener_names[CONF_MAX_LISTENERS][CONF_LISTENER_NAME_MAX]; /* parallel to listeners */
+};
+
+/* Formats "PATH:LINE: message" into ps->err. Returns -1. */
+static int conf_fail(struct conf_parse *ps, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+conf_fail(struct conf_parse *ps, const char *fmt, ...)
+{
+    if (ps->errlen == 0)
+        return -1;
+    int n = snprintf(ps->err, ps->errlen, "%s:%u: ", ps->path ? ps->path : "(defaults)", ps->line);
+    if (n < 0 || (size_t)n >= ps->errlen)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* strdup that reports ENOMEM through ps. Returns the copy, or NULL after conf_fail(). */
+static char *
+conf_strdup(struct conf_parse *ps, const char *s)
+{
+    char *copy = strdup(s);
+    if (copy == NULL)
+        conf_fail(ps, "out of memory");
+    return copy;
+}
+
+/* Parses a decimal integer with no sign, no spaces and no overflow. Returns 0 or -1. */
+static int
+conf_parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (*s == '\0')
+        return -1;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Parses a byte count with an optional KB, MB or GB suffix (any case; multiples of 1024,
+ * as RabbitMQ's bytesize). Returns 0 or -1. */
+static int
+conf_parse_size(const char *s, uint64_t *out)
+{
+    char digits[32];
+    size_t n = strlen(s);
+    uint64_t mult = 1;
+    if (n >= 2 && (s[n - 1] == 'b' || s[n - 1] == 'B')) {
+        switch (s[n - 2]) {
+        case 'k':
+        case 'K':
+            mult = 1024;
+            break;
+        case 'm':
+        case 'M':
+            mult = 1024 * 1024;
+            break;
+        case 'g':
+        case 'G':
+            mult = 1024 * 1024 * 1024;
+            break;
+        default:
+            return -1;
+        }
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(digits))
+        return -1;
+    memcpy(digits, s, n);
+    digits[n] = '\0';
+    uint64_t v;
+    if (conf_parse_u64(digits, &v) < 0 || v > UINT64_MAX / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+/* Parses a numeric IPv4 or IPv6 address, optionally in brackets, into host (without the
+ * brackets). Returns 0 or -1. */
+static int
+conf_parse_host(const char *s, size_t n, char host[64])
+{
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+        s++;
+        n -= 2;
+    }
+    if (n == 0 || n >= 64)
+        return -1;
+    memcpy(host, s, n);
+    host[n] = '\0';
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
+        return 0;
+    return -1;
+}
+
+/* Parses "port", "host:port", "[v6]:port" or "v6:port" (the port follows the last colon,
+ * as rabbitmq.conf reads "::1:5672"). Returns 0 or -1. */
+static int
+conf_parse_listener(const char *s, struct conf_listener *out)
+{
+    uint64_t port;
+    const char *colon = strrchr(s, ':');
+    memset(out, 0, sizeof(*out));
+    if (colon == NULL) {
+        if (conf_parse_u64(s, &port) < 0)
+            return -1;
+    } else {
+        if (conf_parse_u64(colon + 1, &port) < 0)
+            return -1;
+        if (conf_parse_host(s, (size_t)(colon - s), out->host) < 0)
+            return -1;
+    }
+    if (port < 1 || port > 65535)
+        return -1;
+    out->port = (uint16_t)port;
+    return 0;
+}
+
+/* listeners.tcp.<name> = value. The first listener named by a source replaces the
+ * listeners it started with; the same name again replaces that name's listener. */
+static int
+conf_set_listener(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const char *name,
+                  const char *value)
+{
+    struct conf_listener l;
+    if (conf_parse_listener(value, &l) < 0)
+        return conf_fail(ps,
+                         "bad value '%s' for listeners.tcp.%s: expected [host:]port with a "
+                         "numeric IPv4 or IPv6 host and a port %u..%u, e.g. 5672, "
+                         "127.0.0.1:5672 or [::1]:5672",
+                         value, name, (unsigned)k->min, (unsigned)k->max);
+    if (strlen(name) >= CONF_LISTENER_NAME_MAX)
+        return conf_fail(ps, "listener name '%s' is longer than %d bytes", name,
+                         CONF_LISTENER_NAME_MAX - 1);
+    if (!ps->listeners_seen) {
+        c->n_listeners = 0;
+        ps->listeners_seen = true;
+    }
+    unsigned i;
+    for (i = 0; i < c->n_listeners; i++)
+        if (strcmp(ps->listener_names[i], name) == 0)
+            break;
+    if (i == CONF_MAX_LISTENERS)
+        return conf_fail(ps, "too many listeners (at most %d)", CONF_MAX_LISTENERS);
+    if (i == c->n_listeners) {
+        c->n_listeners++;
+        strcpy(ps->listener_names[i], name);
+    }
+    c->listeners[i] = l;
+    return 0;
+}
+
+/* Adds user to, or removes it from, the loopback-only list. Returns 0 or -1. */
+static int
+conf_set_loopback(struct conf *c, struct conf_parse *ps, const char *user, bool on)
+{
+    unsigned i;
+    for (i = 0; i < c->n_loopback_users; i++)
+        if (strcmp(c->loopback_users[i], user) == 0)
+            break;
+    if (on && i == c->n_loopback_users) {
+        if (i == CONF_MAX_LOOPBACK_USERS)
+            return conf_fail(ps, "too many loopback_users (at most %d)", CONF_MAX_LOOPBACK_USERS);
+        char *copy = conf_strdup(ps, user);
+        if (copy == NULL)
+            return -1;
+        c->loopback_users[c->n_loopback_users++] = copy;
+    } else if (!on && i < c->n_loopback_users) {
+        free(c->loopback_users[i]);
+        c->loopback_users[i] = c->loopback_users[--c->n_loopback_users];
+        c->loopback_users[c->n_loopback_users] = NULL;
+    }
+    return 0;
+}
+
+static void
+conf_clear_loopback(struct conf *c)
+{
+    for (unsigned i = 0; i < c->n_loopback_users; i++) {
+        free(c->loopback_users[i]);
+        c->loopback_users[i] = NULL;
+    }
+    c->n_loopback_users = 0;
+}
+
+/* Sets key k (name: the <name> of a family, or NULL for the bare family key) to value.
+ * Returns 0, or -1 after conf_fail(). */
+static int
+conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const char *name,
+         const char *value)
+{
+    char *field = (char *)c + k->field;
+    uint64_t v;
+
+    switch (k->type) {
+    case CONF_UINT:
+        if (conf_parse_u64(value, &v) < 0 || v < k->min || v > k->max)
+            return conf_fail(ps, "bad value '%s' for %s: expected an integer %u..%u", value, k->key,
+                             (unsigned)k->min, (unsigned)k->max);
+        *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    case CONF_SIZE:
+        if (conf_parse_size(value, &v) < 0 || (v != 0 && (v < k->min || v > k->max)))
+            return conf_fail(ps,
+                             "bad value '%s' for %s: expected 0 or a size in bytes %u..%u "
+                             "(KB, MB and GB suffixes allowed)",
+                             value, k->key, (unsigned)k->min, (unsigned)k->max);
+        *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    case CONF_STR: {
+        size_t len = strlen(value);
+        if (len < k->min || len > k->max)
+            return conf_fail(ps, "bad value '%s' for %s: expected %u..%u characters", value, k->key,
+                             (unsigned)k->min, (unsigned)k->max);
+        char *copy = conf_strdup(ps, value);
+        if (copy == NULL)
+            return -1;
+        char **slot = (char **)(void *)field;
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case CONF_LEVEL:
+        if (log_level_parse(value, (enum log_level *)(void *)field) < 0)
+            return conf_fail(ps,
+                             "bad value '%s' for %s: expected debug, info, warning, error, "
+                             "critical or none",
+                             value, k->key);
+        return 0;
+    case CONF_LISTENER:
+        return conf_set_listener(c, ps, k, name, value);
+    case CONF_LOOPBACK:
+        if (name == NULL) {
+            if (strcmp(value, "none") != 0)
+                return conf_fail(ps, "bad value '%s' for loopback_users: expected none", value);
+            conf_clear_loopback(c);
+            return 0;
+        }
+        if (strlen(name) > k->max)
+            return conf_fail(ps, "user name in loopback_users.%.40s... is longer than %u bytes",
+                             name, (unsigned)k->max);
+        if (strcmp(value, "true") == 0)
+            return conf_set_loopback(c, ps, name, true);
+        if (strcmp(value, "false") == 0)
+            return conf_set_loopback(c, ps, name, false);
+        return conf_fail(ps, "bad value '%s' for loopback_users.%s: expected true or false", value,
+                         name);
+    }
+    return conf_fail(ps, "internal error: key %s has no type", k->key);
+}
+
+/* Length of the fixed part of a family key ("listeners.tcp." for "listeners.tcp.<name>"),
+ * or 0 for a plain key. */
+static size_t
+conf_key_prefix_len(const struct conf_key *k)
+{
+    const char *lt = strchr(k->key, '<');
+    return lt ? (size_t)(lt - k->key) : 0;
+}
+
+/* Finds the table row for key. For a family, *name points at the <name> part of key, or
+ * is NULL for the bare family key ("loopback_users"). Returns NULL for an unknown key. */
+static const struct conf_key *
+conf_key_find(const char *key, const char **name)
+{
+    *name = NULL;
+    for (size_t i = 0; i < CONF_NKEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        size_t plen = conf_key_prefix_len(k);
+        if (plen == 0) {
+            if (strcmp(key, k->key) == 0)
+                return k;
+            continue;
+        }
+        if (strncmp(key, k->key, plen) == 0 && key[plen] != '\0') {
+            *name = key + plen;
+            return k;
+        }
+        /* The bare family key: only loopback_users (= none) has one. */
+        if (k->type == CONF_LOOPBACK && strlen(key) == plen - 1 &&
+            strncmp(key, k->key, plen - 1) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+/* Splits "name = value" (a family's default) and sets it. */
+static int
+conf_set_default_named(struct conf *c, struct conf_parse *ps, const struct conf_key *k)
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", k->def);
+    char *eq = strstr(buf, " = ");
+    if (eq == NULL)
+        return conf_fail(ps, "internal error: default of %s is not 'name = value'", k->key);
+    *eq = '\0';
+    return conf_set(c, ps, k, buf, eq + 3);
+}
+
+void
+conf_init_defaults(struct conf *c)
+{
+    char err[256];
+    struct conf_parse ps = {.path = NULL, .err = err, .errlen = sizeof(err)};
+
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < CONF_NKEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        int rc = conf_key_prefix_len(k) ? conf_set_default_named(c, &ps, k)
+                                        : conf_set(c, &ps, k, NULL, k->def);
+        if (rc < 0) {
+            /* Only ENOMEM or a broken table get here, before the server has started. */
+            fprintf(stderr, CONF_PROG ": %s\n", err);
+            abort();
+        }
+    }
+}
+
+void
+conf_free(struct conf *c)
+{
+    free(c->default_user);
+    free(c->default_pass);
+    free(c->default_vhost);
+    free(c->data_dir);
+    free(c->config_path);
+    conf_clear_loopback(c);
+    memset(c, 0, sizeof(*c));
+}
+
+bool
+conf_is_loopback_user(const struct conf *c, const char *user)
+{
+    for (unsigned i = 0; i < c->n_loopback_users; i++)
+        if (strcmp(c->loopback_users[i], user) == 0)
+            return true;
+    return false;
+}
+
+static bool
+conf_is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\f' || ch == '\v';
+}
+
+/* Trims whitespace at both ends of s in place and returns the trimmed start. */
+static char *
+conf_trim(char *s)
+{
+    while (conf_is_space(*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && conf_is_space(s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Parses one line: blank, a comment, or `key = value`. A '#' after whitespace starts a
+ * trailing comment; a '#' inside a value (a password) is kept. Returns 0 or -1. */
+static int
+conf_parse_line(struct conf *c, struct conf_parse *ps, char *line)
+{
+    char *s = conf_trim(line);
+    if (*s == '\0' || *s == '#')
+        return 0;
+
+    for (char *h = s + 1; *h != '\0'; h++) {
+        if (*h == '#' && conf_is_space(h[-1])) {
+            *h = '\0';
+            break;
+        }
+    }
+    char *eq = strchr(s, '=');
+    if (eq == NULL)
+        return conf_fail(ps, "missing '=' in '%.80s': expected 'key = value'", conf_trim(s));
+    *eq = '\0';
+    char *key = conf_trim(s);
+    char *value = conf_trim(eq + 1);
+    if (*key == '\0')
+        return conf_fail(ps, "missing key before '='");
+
+    const char *name;
+    const struct conf_key *k = conf_key_find(key, &name);
+    if (k == NULL)
+        return conf_fail(ps, "unknown key '%.80s'", key);
+    if (*value == '\0')
+        return conf_fail(ps, "missing value for %s", key);
+    return conf_set(c, ps, k, name, value);
+}
+
+int
+conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
+{
+    struct conf_parse ps = {.path = path, .err = err, .errlen = errlen};
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        ps.line++;
+        if (memchr(line, '\0', (size_t)n) != NULL) {
+            rc = conf_fail(&ps, "NUL byte in line");
+            break;
+        }
+        if (conf_parse_line(c, &ps, line) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* The command line: conf_option_help[] follows conf_options[] entry for entry. */
+static const struct option conf_options[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"port", required_argument, NULL, 'p'},
+    {"bind", required_argument, NULL, 'b'},
+    {"data-dir", required_argument, NULL, 'd'},
+    {"log-level", required_argument, NULL, 'l'},
+    {"check-config", no_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct {
+    const char *usage, *help;
+} conf_option_help[] = {
+    {"    --config FILE", "read settings from FILE (rabbitmq.conf syntax, keys below)"},
+    {"    --port N", "listen on port N: every --bind address, else every configured host"},
+    {"    --bind ADDR", "listen on the numeric IPv4 or IPv6 address ADDR (repeatable)"},
+    {"    --data-dir DIR", "keep the message store in DIR (data_dir)"},
+    {"    --log-level LEVEL", "debug, info, warning, error, critical or none (log.level)"},
+    {"    --check-config", "check the configuration, print \"configuration OK\" and exit"},
+    {"-h, --help", "print this help and exit"},
+    {"-V, --version", "print the version and exit"},
+};
+
+static void
+conf_usage(FILE *out)
+{
+    fprintf(out, "Usage: " CONF_PROG " [OPTION]...\n"
+                 "An AMQP 0-9-1 message broker for RabbitMQ clients.\n"
+                 "Flags override the configuration file, whatever their order.\n\n"
+                 "Options:\n");
+    for (size_t i = 0; i < sizeof(conf_option_help) / sizeof(conf_option_help[0]); i++)
+        fprintf(out, "  %-24s %s\n", conf_option_help[i].usage, conf_option_help[i].help);
+    fprintf(out, "\nConfiguration keys, shown with their defaults:\n");
+    for (size_t i = 0; i < CONF_NKEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        size_t plen = conf_key_prefix_len(k);
+        char line[128];
+        if (plen)
+            snprintf(line, sizeof(line), "%.*s%s", (int)plen, k->key, k->def);
+        else
+            snprintf(line, sizeof(line), "%s = %s", k->key, k->def);
+        fprintf(out, "  %-30s %s\n", line, k->help);
+    }
+    fprintf(out, "\nSee warren-server(8) and warren.conf(5).\n");
+}
+
+/* Writes a usage error to stderr. Returns CONF_EXIT_ERR. */
+static enum conf_outcome conf_usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static enum conf_outcome
+conf_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs(CONF_PROG ": ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry '" CONF_PROG " --help' for more information.\n", stderr);
+    return CONF_EXIT_ERR;
+}
+
+/* Drops listeners that repeat an earlier host and port (--port can make them equal). */
+static void
+conf_dedupe_listeners(struct conf *c)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->n_listeners; i++) {
+        unsigned j;
+        for (j = 0; j < n; j++)
+            if (c->listeners[j].port == c->listeners[i].port &&
+                strcmp(c->listeners[j].host, c->listeners[i].host) == 0)
+                break;
+        if (j == n)
+            c->listeners[n++] = c->listeners[i];
+    }
+    c->n_listeners = n;
+}
+
+enum conf_outcome
+conf_from_cmdline(struct conf *c, int argc, char **argv)
+{
+    const char *config = NULL, *data_dir = NULL;
+    char binds[CONF_MAX_LISTENERS][64];
+    unsigned n_binds = 0;
+    long port = -1;
+    bool have_level = false, check = false, help = false, version = false;
+    enum log_level level = LOG_INFO;
+    uint64_t v;
+    int opt;
+
+    optind = 0; /* glibc: restart scanning, so tests may call this more than once */
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":hV", conf_options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'p':
+            if (conf_parse_u64(optarg, &v) < 0 || v < 1 || v > 65535)
+                return conf_usage_error("bad value '%s' for --port: expected an integer 1..65535",
+                                        optarg);
+            port = (long)v;
+            break;
+        case 'b':
+            if (n_binds == CONF_MAX_LISTENERS)
+                return conf_usage_error("too many --bind addresses (at most %d)",
+                                        CONF_MAX_LISTENERS);
+            if (conf_parse_host(optarg, strlen(optarg), binds[n_binds]) < 0)
+                return conf_usage_error(
+                    "bad value '%s' for --bind: expected a numeric IPv4 or IPv6 address", optarg);
+            n_binds++;
+            break;
+        case 'd':
+            if (*optarg == '\0')
+                return conf_usage_error("bad value '' for --data-dir: expected a directory");
+            data_dir = optarg;
+            break;
+        case 'l':
+            if (log_level_parse(optarg, &level) < 0)
+                return conf_usage_error("bad value '%s' for --log-level: expected debug, info, "
+                                        "warning, error, critical or none",
+                                        optarg);
+            have_level = true;
+            break;
+        case 't':
+            check = true;
+            break;
+        case 'h':
+            help = true;
+            break;
+        case 'V':
+            version = true;
+            break;
+        case ':':
+            return conf_usage_error("option '%s' needs an argument", argv[optind - 1]);
+        default:
+            if (optopt != 0)
+                return conf_usage_error("unknown option '-%c'", optopt);
+            return conf_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return conf_usage_error("unexpected argument '%s'", argv[optind]);
+
+    conf_init_defaults(c);
+    if (help) {
+        conf_usage(stdout);
+        return CONF_EXIT_OK;
+    }
+    if (version) {
+        printf(CONF_PROG " " PACKAGE_VERSION "\n");
+        return CONF_EXIT_OK;
+    }
+
+    if (config != NULL) {
+        char err[512];
+        c->config_path = strdup(config);
+        if (c->config_path == NULL) {
+            fprintf(stderr, CONF_PROG ": out of memory\n");
+            goto fail;
+        }
+        if (conf_load_file(c, config, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s\n", err);
+            goto fail;
+        }
+    }
+
+    if (n_binds > 0) {
+        uint16_t p = port > 0             ? (uint16_t)port
+                     : c->n_listeners > 0 ? c->listeners[0].port
+                                          : CONF_DEFAULT_PORT;
+        for (unsigned i = 0; i < n_binds; i++) {
+            strcpy(c->listeners[i].host, binds[i]);
+            c->listeners[i].port = p;
+        }
+        c->n_listeners = n_binds;
+    } else if (port > 0) {
+        if (c->n_listeners == 0) {
+            c->listeners[0].host[0] = '\0';
+            c->n_listeners = 1;
+        }
+        for (unsigned i = 0; i < c->n_listeners; i++)
+            c->listeners[i].port = (uint16_t)port;
+    }
+    conf_dedupe_listeners(c);
+
+    if (data_dir != NULL) {
+        char *copy = strdup(data_dir);
+        if (copy == NULL) {
+            fprintf(stderr, CONF_PROG ": out of memory\n");
+            goto fail;
+        }
+        free(c->data_dir);
+        c->data_dir = copy;
+    }
+    if (have_level)
+        c->log_level = level;
+
+    if (check) {
+        printf("configuration OK\n");
+        return CONF_EXIT_OK;
+    }
+    return CONF_RUN;
+
+fail:
+    conf_free(c);
+    return CONF_EXIT_ERR;
+}

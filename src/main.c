@@ -1,0 +1,153 @@
+/* warren-server: reads the configuration, opens the store, creates the default user and vhost,
+ * listens, and runs the event loop until SIGTERM or SIGINT; then stops accepting, closes every
+ * connection with 320 CONNECTION_FORCED, flushes the store and exits 0. */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "warren/auth.h"
+#include "warren/conf.h"
+#include "warren/log.h"
+#include "warren/net.h"
+#include "warren/store.h"
+#include "warren/vhost.h"
+
+struct server_main {
+    struct event_base *base;
+    struct net_server *net;
+    bool stopping;
+};
+
+static void
+main_on_libevent_log(int severity, const char *msg)
+{
+    enum log_level lvl = severity == EVENT_LOG_DEBUG ? LOG_DEBUG
+                         : severity == EVENT_LOG_MSG ? LOG_INFO
+                         : severity == EVENT_LOG_WARN ? LOG_WARNING
+                                                      : LOG_ERROR;
+    if (log_enabled(lvl))
+        log_write(lvl, "libevent", "%s", msg);
+}
+
+static void
+main_on_shutdown_done(void *arg)
+{
+    struct server_main *m = arg;
+    event_base_loopexit(m->base, NULL);
+}
+
+static void
+main_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server_main *m = arg;
+    if (m->stopping) {
+        log_msg(LOG_WARNING, "%s again: still closing connections", strsignal((int)sig));
+        return;
+    }
+    m->stopping = true;
+    log_msg(LOG_INFO, "%s: shutting down", strsignal((int)sig));
+    net_server_shutdown(m->net, main_on_shutdown_done, m);
+}
+
+/* The default user and vhost from the configuration, as RabbitMQ creates them on first boot. */
+static int
+main_setup_defaults(const struct conf *conf, struct auth_db *auth, struct vhost_registry *vhosts)
+{
+    if (auth_user_add(auth, conf->default_user, conf->default_pass,
+                      conf_is_loopback_user(conf, conf->default_user)) < 0)
+        return -1;
+    if (vhost_add(vhosts, conf->default_vhost) == NULL) {
+        log_msg(LOG_CRITICAL, "out of memory creating vhost '%s'", conf->default_vhost);
+        return -1;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct conf conf;
+    switch (conf_from_cmdline(&conf, argc, argv)) {
+    case CONF_EXIT_ERR:
+        return 1;
+    case CONF_EXIT_OK:
+        conf_free(&conf);
+        return 0;
+    case CONF_RUN:
+        break;
+    }
+    log_set_level(conf.log_level);
+    event_set_log_callback(main_on_libevent_log);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    char err[512];
+    struct server_main m = {0};
+    struct event *sigterm = NULL, *sigint = NULL;
+    struct store *store = NULL;
+    struct vhost_registry vhosts;
+    vhost_registry_init(&vhosts);
+    struct auth_db *auth = auth_db_new();
+    if (auth == NULL) {
+        log_msg(LOG_CRITICAL, "out of memory");
+        goto out;
+    }
+    log_msg(LOG_INFO, "Warren %s starting%s%s", PACKAGE_VERSION,
+            conf.config_path != NULL ? ", config file " : "",
+            conf.config_path != NULL ? conf.config_path : "");
+    store = store_open(conf.data_dir, err, sizeof(err));
+    if (store == NULL) {
+        log_msg(LOG_CRITICAL, "%s", err);
+        goto out;
+    }
+    if (main_setup_defaults(&conf, auth, &vhosts) < 0)
+        goto out;
+
+    m.base = event_base_new();
+    if (m.base == NULL) {
+        log_msg(LOG_CRITICAL, "cannot create the event loop");
+        goto out;
+    }
+    struct net_server_env env = {.base = m.base, .conf = &conf, .auth = auth, .vhosts = &vhosts};
+    m.net = net_server_new(&env);
+    if (m.net == NULL || net_server_listen(m.net) < 0)
+        goto out;
+    sigterm = evsignal_new(m.base, SIGTERM, main_on_signal, &m);
+    sigint = evsignal_new(m.base, SIGINT, main_on_signal, &m);
+    if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) < 0 ||
+        evsignal_add(sigint, NULL) < 0) {
+        log_msg(LOG_CRITICAL, "cannot install signal handlers");
+        goto out;
+    }
+    log_msg(LOG_INFO, "ready: data directory %s", conf.data_dir);
+    if (event_base_dispatch(m.base) < 0) {
+        log_msg(LOG_CRITICAL, "event loop failed");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (sigterm != NULL)
+        event_free(sigterm);
+    if (sigint != NULL)
+        event_free(sigint);
+    if (m.net != NULL)
+        net_server_free(m.net);
+    if (store != NULL && store_close(store, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "%s", err);
+        rc = 1;
+    }
+    if (m.base != NULL)
+        event_base_free(m.base);
+    vhost_registry_clear(&vhosts);
+    if (auth != NULL)
+        auth_db_free(auth);
+    if (rc == 0)
+        log_msg(LOG_INFO, "stopped");
+    conf_free(&conf);
+    return rc;
+}

@@ -1,0 +1,229 @@
+/* Channels: the table of a connection's open channels, channel.open / close / flow, and the
+ * assembly of content (a content-bearing method, its header frame, then body frames adding up
+ * to the declared size). Errors that break the framing of the whole connection (a content frame
+ * out of place, a second channel.open) are connection exceptions, as in RabbitMQ.
+ *
+ * The messaging core (exchanges, queues, delivery) is not there yet: a published message is
+ * received and validated in full, then dropped as unroutable, which is what RabbitMQ does with
+ * a non-mandatory message that matches no queue. Every other class's method is answered with
+ * 540 NOT_IMPLEMENTED, so clients get an answer instead of a hang. */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "net_int.h"
+#include "warren/assert.h"
+
+#define CHAN_TABLE_MIN_BUCKETS 8
+
+static uint32_t
+chan_bucket(const struct chan_table *t, uint16_t id)
+{
+    return (id * 2654435761u) & (t->n_buckets - 1);
+}
+
+static struct chan *
+chan_find(const struct conn *c, uint16_t id)
+{
+    const struct chan_table *t = &c->chans;
+    if (t->n_buckets == 0)
+        return NULL;
+    for (struct chan *ch = t->buckets[chan_bucket(t, id)]; ch != NULL; ch = ch->next_in_bucket)
+        if (ch->id == id)
+            return ch;
+    return NULL;
+}
+
+/* Doubles the bucket array (or makes the first one). -1 on ENOMEM, table unchanged. */
+static int
+chan_table_grow(struct chan_table *t)
+{
+    uint32_t n = t->n_buckets == 0 ? CHAN_TABLE_MIN_BUCKETS : t->n_buckets * 2;
+    struct chan **b = calloc(n, sizeof(*b));
+    if (b == NULL)
+        return -1;
+    struct chan_table nt = {.buckets = b, .n_buckets = n, .count = t->count};
+    for (uint32_t i = 0; i < t->n_buckets; i++) {
+        struct chan *ch = t->buckets[i];
+        while (ch != NULL) {
+            struct chan *next = ch->next_in_bucket;
+            uint32_t k = chan_bucket(&nt, ch->id);
+            ch->next_in_bucket = b[k];
+            b[k] = ch;
+            ch = next;
+        }
+    }
+    free(t->buckets);
+    *t = nt;
+    return 0;
+}
+
+static struct chan *
+chan_new(struct conn *c, uint16_t id)
+{
+    struct chan_table *t = &c->chans;
+    if (t->count >= t->n_buckets && chan_table_grow(t) < 0)
+        return NULL;
+    struct chan *ch = calloc(1, sizeof(*ch));
+    if (ch == NULL)
+        return NULL;
+    ch->conn = c;
+    ch->id = id;
+    ch->state = CHAN_OPEN;
+    uint32_t k = chan_bucket(t, id);
+    ch->next_in_bucket = t->buckets[k];
+    t->buckets[k] = ch;
+    t->count++;
+    return ch;
+}
+
+static void
+chan_free(struct chan *ch)
+{
+    struct chan_table *t = &ch->conn->chans;
+    struct chan **pp = &t->buckets[chan_bucket(t, ch->id)];
+    while (*pp != ch)
+        pp = &(*pp)->next_in_bucket;
+    *pp = ch->next_in_bucket;
+    t->count--;
+    free(ch);
+}
+
+void
+chan_table_clear(struct conn *c)
+{
+    struct chan_table *t = &c->chans;
+    for (uint32_t i = 0; i < t->n_buckets; i++) {
+        while (t->buckets[i] != NULL)
+            chan_free(t->buckets[i]);
+    }
+    WR_ASSERT(t->count == 0);
+}
+
+static int
+chan_on_open(struct conn *c, uint16_t id, const struct wire_method *m)
+{
+    if (c->channel_max != 0 && id > c->channel_max)
+        return conn_raise(c, WIRE_NOT_ALLOWED, m->id, "channel %u is above channel_max %u", id,
+                          c->channel_max);
+    struct chan *ch = chan_new(c, id);
+    if (ch == NULL)
+        return conn_raise(c, WIRE_RESOURCE_ERROR, m->id, "out of memory opening channel %u", id);
+    struct wire_method ok = {.id = WIRE_CHANNEL_OPEN_OK};
+    return conn_send(c, id, &ok);
+}
+
+/* The content of a method is complete. Without the messaging core there is nowhere to route
+ * it: the message is dropped as unroutable. */
+static int
+chan_on_content_complete(struct chan *ch)
+{
+    ch->content = CHAN_CONTENT_NONE;
+    return 0;
+}
+
+static int
+chan_on_channel_method(struct chan *ch, const struct wire_method *m)
+{
+    struct conn *c = ch->conn;
+    switch (m->id) {
+    case WIRE_CHANNEL_OPEN:
+        return conn_raise(c, WIRE_CHANNEL_ERROR, m->id, "second 'channel.open' seen");
+    case WIRE_CHANNEL_CLOSE: {
+        struct wire_method ok = {.id = WIRE_CHANNEL_CLOSE_OK};
+        uint16_t id = ch->id;
+        chan_free(ch);
+        return conn_send(c, id, &ok);
+    }
+    case WIRE_CHANNEL_CLOSE_OK:
+        return 0; /* no close of ours is pending: nothing to finish */
+    case WIRE_CHANNEL_FLOW: {
+        /* RabbitMQ refuses to be told to stop delivering: it has credit flow instead. */
+        if (!m->u.channel_flow.active)
+            return conn_raise(c, WIRE_NOT_IMPLEMENTED, m->id, "active=false");
+        struct wire_method ok = {.id = WIRE_CHANNEL_FLOW_OK};
+        ok.u.channel_flow_ok.active = true;
+        return conn_send(c, ch->id, &ok);
+    }
+    default:
+        return 0; /* channel.flow-ok answers a flow we never send */
+    }
+}
+
+int
+chan_on_method(struct conn *c, uint16_t id, const struct wire_method *m)
+{
+    struct chan *ch = chan_find(c, id);
+    if (ch == NULL) {
+        if (m->id == WIRE_CHANNEL_OPEN)
+            return chan_on_open(c, id, m);
+        return conn_raise(c, WIRE_CHANNEL_ERROR, m->id, "expected 'channel.open' on channel %u",
+                          id);
+    }
+    if (ch->state == CHAN_CLOSING) {
+        if (m->id == WIRE_CHANNEL_CLOSE_OK || m->id == WIRE_CHANNEL_CLOSE)
+            chan_free(ch);
+        return 0;
+    }
+    if (ch->content != CHAN_CONTENT_NONE)
+        return conn_raise(c, WIRE_UNEXPECTED_FRAME, m->id,
+                          "expected content header for class %u, got non content header frame "
+                          "instead",
+                          ch->content_class);
+    if (WIRE_METHOD_CLASS(m->id) == WIRE_CLASS_CHANNEL)
+        return chan_on_channel_method(ch, m);
+    if (m->id == WIRE_BASIC_PUBLISH) {
+        ch->content = CHAN_CONTENT_AWAIT_HEADER;
+        ch->content_class = WIRE_CLASS_BASIC;
+        return 0;
+    }
+    return conn_raise(c, WIRE_NOT_IMPLEMENTED, m->id, "%s is not implemented yet",
+                      wire_method_name(m->id));
+}
+
+int
+chan_on_content_frame(struct conn *c, const struct frame *f)
+{
+    struct chan *ch = chan_find(c, f->channel);
+    if (ch == NULL)
+        return conn_raise(c, WIRE_CHANNEL_ERROR, 0, "expected 'channel.open' on channel %u",
+                          f->channel);
+    if (ch->state == CHAN_CLOSING)
+        return 0;
+    if (f->type == WIRE_FRAME_HEADER) {
+        if (ch->content != CHAN_CONTENT_AWAIT_HEADER)
+            return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
+                              "expected method frame, got non method frame instead");
+        struct frame_content_header h;
+        struct wire_basic_props props;
+        struct wire_error err;
+        if (frame_content_header_decode(f->payload, f->size, &h, &err) < 0 ||
+            wire_basic_props_decode(h.props, h.props_len, &props, &err) < 0)
+            return conn_raise(c, err.code, WIRE_BASIC_PUBLISH, "%s", err.text);
+        if (h.class_id != ch->content_class)
+            return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
+                              "expected content header for class %u, got one for class %u",
+                              ch->content_class, h.class_id);
+        ch->body_size = h.body_size;
+        ch->body_received = 0;
+        ch->content = CHAN_CONTENT_AWAIT_BODY;
+        if (h.body_size == 0)
+            return chan_on_content_complete(ch);
+        return 0;
+    }
+    WR_ASSERT(f->type == WIRE_FRAME_BODY);
+    if (ch->content != CHAN_CONTENT_AWAIT_BODY)
+        return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
+                          ch->content == CHAN_CONTENT_NONE
+                              ? "expected method frame, got non method frame instead"
+                              : "expected content header, got content body instead");
+    if (f->size > ch->body_size - ch->body_received)
+        return conn_raise(c, WIRE_FRAME_ERROR, 0,
+                          "content body frame of %u bytes overruns the %llu declared in the "
+                          "content header",
+                          f->size, (unsigned long long)ch->body_size);
+    ch->body_received += f->size;
+    if (ch->body_received == ch->body_size)
+        return chan_on_content_complete(ch);
+    return 0;
+}

@@ -1,0 +1,625 @@
+/* An AMQP connection: the protocol header, the connection.start / start-ok / tune / tune-ok /
+ * open handshake with RabbitMQ's negotiation rules, heartbeats, frame intake with frame_max
+ * enforced, connection exceptions, and both directions of connection.close. Channel frames are
+ * handed to chan.c. A connection is never freed inside its own callbacks: it is marked dead and
+ * the server's reaper frees it (and with it, everything it held). */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "net_int.h"
+#include "warren/assert.h"
+#include "warren/auth.h"
+#include "warren/conf.h"
+#include "warren/vhost.h"
+
+/* Frames before tune-ok may be at most this big (the spec's minimum frame_max): the peer is not
+ * authenticated yet and gets no large buffers. */
+#define CONN_PRETUNE_FRAME_MAX WIRE_FRAME_MIN_SIZE
+
+static void conn_on_read(struct bufferevent *bev, void *arg);
+
+static void
+conn_arm_timer(struct conn *c, unsigned msec)
+{
+    struct timeval tv = {msec / 1000, (msec % 1000) * 1000};
+    evtimer_add(c->timer_ev, &tv);
+}
+
+/* Closes the socket now; the reaper frees the rest. */
+static void
+conn_drop(struct conn *c)
+{
+    if (c->state == CONN_DEAD)
+        return;
+    c->state = CONN_DEAD;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    server_conn_dead(c->server, c);
+}
+
+/* Stops reading, lets what was written reach the peer, then closes (or gives up after the
+ * close timeout for a peer that does not read). */
+static void
+conn_drain_and_close(struct conn *c)
+{
+    if (c->state >= CONN_DRAINING)
+        return;
+    c->state = CONN_DRAINING;
+    chan_table_clear(c);
+    bufferevent_disable(c->bev, EV_READ);
+    if (c->heartbeat_ev != NULL)
+        evtimer_del(c->heartbeat_ev);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_drop(c);
+        return;
+    }
+    conn_arm_timer(c, CONN_CLOSE_TIMEOUT_SEC * 1000);
+}
+
+int
+conn_send(struct conn *c, uint16_t channel, const struct wire_method *m)
+{
+    if (frame_write_method(bufferevent_get_output(c->bev), channel, m) < 0) {
+        log_conn(LOG_ERROR, c, "cannot queue %s: out of memory; dropping the connection",
+                 wire_method_name(m->id));
+        conn_drop(c);
+        return -1;
+    }
+    c->sent_since_tick = true;
+    return 0;
+}
+
+/* Sends connection.close and waits for close-ok (or the timeout). */
+static void
+conn_send_close(struct conn *c, uint16_t code, uint32_t method_id, const char *text)
+{
+    struct wire_method m = {.id = WIRE_CONNECTION_CLOSE};
+    m.u.connection_close.reply_code = code;
+    m.u.connection_close.reply_text = (struct wire_str){(const uint8_t *)text, strlen(text)};
+    m.u.connection_close.class_id = WIRE_METHOD_CLASS(method_id);
+    m.u.connection_close.method_id = WIRE_METHOD_INDEX(method_id);
+    chan_table_clear(c);
+    if (conn_send(c, 0, &m) < 0)
+        return;
+    c->state = CONN_CLOSING;
+    if (c->heartbeat_ev != NULL)
+        evtimer_del(c->heartbeat_ev);
+    conn_arm_timer(c, CONN_CLOSE_TIMEOUT_SEC * 1000);
+}
+
+/* Formats "NAME - text" as RabbitMQ writes reply texts; shortstr-bounded. */
+static void
+conn_reply_text(char *dst, size_t cap, uint16_t code, const char *fmt, va_list ap)
+{
+    const char *name = wire_reply_name(code);
+    int n = snprintf(dst, cap, "%s - ", name != NULL ? name : "ERROR");
+    if (n < 0 || (size_t)n >= cap)
+        n = 0;
+    vsnprintf(dst + n, cap - (size_t)n, fmt, ap);
+}
+
+int
+conn_raise(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, ...)
+{
+    char text[256]; /* a reply-text is a shortstr: 255 bytes at most */
+    va_list ap;
+    va_start(ap, fmt);
+    conn_reply_text(text, sizeof(text), code, fmt, ap);
+    va_end(ap);
+
+    if (c->state >= CONN_CLOSING)
+        return -1; /* already on the way out: the first error is the one reported */
+    log_conn(LOG_ERROR, c, "closing: %s", text);
+    if (c->state < CONN_AWAIT_OPEN) {
+        /* Not tuned yet: like RabbitMQ, the peer gets no explanation before it has logged in
+         * and agreed on frame sizes. */
+        conn_drop(c);
+        return -1;
+    }
+    conn_send_close(c, code, method_id, text);
+    return -1;
+}
+
+void
+conn_close_forced(struct conn *c, const char *text)
+{
+    char reply[256];
+    snprintf(reply, sizeof(reply), "CONNECTION_FORCED - %s", text);
+    switch (c->state) {
+    case CONN_AWAIT_OPEN:
+    case CONN_OPEN:
+        log_conn(LOG_INFO, c, "closing: %s", reply);
+        conn_send_close(c, WIRE_CONNECTION_FORCED, 0, reply);
+        break;
+    case CONN_CLOSING:
+    case CONN_DRAINING:
+    case CONN_DEAD:
+        break;
+    default:
+        conn_drop(c);
+        break;
+    }
+}
+
+static bool
+conn_capability(struct wire_table caps, const char *name)
+{
+    struct wire_value v;
+    return wire_table_get(caps, name, &v) && v.type == WIRE_FIELD_BOOL && v.v.b;
+}
+
+static int
+conn_on_start_ok(struct conn *c, const struct wire_connection_start_ok *so)
+{
+    const struct net_server_env *env = &c->server->env;
+    struct wire_value caps;
+    if (wire_table_get(so->client_properties, "capabilities", &caps) &&
+        caps.type == WIRE_FIELD_TABLE) {
+        c->cap_auth_failure_close = conn_capability(caps.v.table, "authentication_failure_close");
+        c->cap_connection_blocked = conn_capability(caps.v.table, "connection.blocked");
+        c->cap_consumer_cancel_notify = conn_capability(caps.v.table, "consumer_cancel_notify");
+    }
+
+    const struct auth_user *user = NULL;
+    char why[256] = "";
+    enum auth_result r = auth_login(env->auth, so->mechanism, so->response, c->peer_is_loopback,
+                                    &user, why, sizeof(why));
+    if (r != AUTH_OK) {
+        char text[256];
+        if (r == AUTH_BAD_MECHANISM)
+            snprintf(text, sizeof(text),
+                     "ACCESS_REFUSED - unsupported authentication mechanism '%.*s', offered: %s",
+                     WIRE_STR_ARG(so->mechanism), auth_mechanisms);
+        else
+            snprintf(text, sizeof(text),
+                     "ACCESS_REFUSED - Login was refused using authentication mechanism %.*s. "
+                     "For details see the broker logfile.",
+                     WIRE_STR_ARG(so->mechanism));
+        log_conn(LOG_ERROR, c, "closing: %s (%s)", text, why);
+        /* Clients that announce authentication_failure_close get a proper connection.close;
+         * older ones only understand the socket closing (RabbitMQ does the same). */
+        if (c->cap_auth_failure_close)
+            conn_send_close(c, WIRE_ACCESS_REFUSED, WIRE_CONNECTION_START_OK, text);
+        else
+            conn_drop(c);
+        return -1;
+    }
+    c->user = user;
+    const struct conf *conf = env->conf;
+    struct wire_method m = {.id = WIRE_CONNECTION_TUNE};
+    m.u.connection_tune.channel_max = (uint16_t)conf->channel_max;
+    m.u.connection_tune.frame_max = conf->frame_max;
+    m.u.connection_tune.heartbeat = (uint16_t)conf->heartbeat;
+    if (conn_send(c, 0, &m) < 0)
+        return -1;
+    c->state = CONN_AWAIT_TUNE_OK;
+    return 0;
+}
+
+/* RabbitMQ's rule for a tune-ok value: at least min (unless 0, "no limit"), and not above the
+ * server's limit when the server has one (a client's 0 is above any limit). */
+static int
+conn_check_tuned(struct conn *c, const char *field, uint32_t client, uint32_t min,
+                 uint32_t server_max)
+{
+    if (client != 0 && client < min)
+        return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_TUNE_OK, "%s=%u < %u min", field,
+                          client, min);
+    if (server_max != 0 && (client == 0 || client > server_max))
+        return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_TUNE_OK, "%s=%u > %u max", field,
+                          client, server_max);
+    return 0;
+}
+
+static void
+conn_on_heartbeat_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (c->recv_since_tick)
+        c->heartbeats_missed = 0;
+    else if (++c->heartbeats_missed >= 2) {
+        /* Two whole intervals of silence (ticks count intervals, so never fewer than two full
+         * ones have passed): the peer is gone. RabbitMQ closes the socket without a frame. */
+        log_conn(LOG_ERROR, c, "closing: missed heartbeats from client, timeout: %us",
+                 c->heartbeat);
+        conn_drop(c);
+        return;
+    }
+    c->recv_since_tick = false;
+    if (!c->sent_since_tick) {
+        if (frame_write_heartbeat(bufferevent_get_output(c->bev)) < 0) {
+            log_conn(LOG_ERROR, c, "cannot queue a heartbeat: out of memory; dropping");
+            conn_drop(c);
+            return;
+        }
+    }
+    c->sent_since_tick = false;
+}
+
+static int
+conn_on_tune_ok(struct conn *c, const struct wire_connection_tune_ok *t)
+{
+    const struct conf *conf = c->server->env.conf;
+    /* Past start-ok the peer is authenticated: tune-ok errors are reported to it. */
+    c->state = CONN_AWAIT_OPEN;
+    if (conn_check_tuned(c, "frame_max", t->frame_max, WIRE_FRAME_MIN_SIZE, conf->frame_max) < 0 ||
+        conn_check_tuned(c, "channel_max", t->channel_max, 1, conf->channel_max) < 0)
+        return -1;
+    c->frame_max = t->frame_max;
+    c->channel_max = t->channel_max;
+    c->heartbeat = t->heartbeat;
+    if (c->heartbeat > 0) {
+        c->heartbeat_ev = event_new(c->server->env.base, -1, EV_PERSIST, conn_on_heartbeat_tick, c);
+        struct timeval tv = {c->heartbeat, 0};
+        if (c->heartbeat_ev == NULL || evtimer_add(c->heartbeat_ev, &tv) < 0) {
+            log_conn(LOG_ERROR, c, "cannot start heartbeats: out of memory; dropping");
+            conn_drop(c);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+conn_on_open(struct conn *c, const struct wire_connection_open *o)
+{
+    const struct vhost *vh = vhost_find(c->server->env.vhosts, o->virtual_host);
+    if (vh == NULL)
+        return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_OPEN, "vhost %.*s not found",
+                          WIRE_STR_ARG(o->virtual_host));
+    struct wire_method m = {.id = WIRE_CONNECTION_OPEN_OK};
+    if (conn_send(c, 0, &m) < 0)
+        return -1;
+    c->vhost = vh;
+    c->state = CONN_OPEN;
+    evtimer_del(c->timer_ev); /* the handshake deadline */
+    size_t len = strlen(c->ctx);
+    snprintf(c->ctx + len, sizeof(c->ctx) - len, " %s@%s", auth_user_name(c->user), vh->name);
+    log_conn(LOG_INFO, c, "user '%s' authenticated and granted access to vhost '%s'",
+             auth_user_name(c->user), vh->name);
+    return 0;
+}
+
+/* A method on channel 0, for each state of the handshake and after. */
+static int
+conn_on_method0(struct conn *c, const struct wire_method *m)
+{
+    static const enum wire_method_id expected[] = {
+        [CONN_AWAIT_START_OK] = WIRE_CONNECTION_START_OK,
+        [CONN_AWAIT_TUNE_OK] = WIRE_CONNECTION_TUNE_OK,
+        [CONN_AWAIT_OPEN] = WIRE_CONNECTION_OPEN,
+    };
+    if (c->state < CONN_OPEN && m->id != expected[c->state])
+        return conn_raise(c, WIRE_COMMAND_INVALID, m->id, "expected %s, got %s",
+                          wire_method_name(expected[c->state]), wire_method_name(m->id));
+    switch (m->id) {
+    case WIRE_CONNECTION_START_OK:
+        return conn_on_start_ok(c, &m->u.connection_start_ok);
+    case WIRE_CONNECTION_TUNE_OK:
+        return conn_on_tune_ok(c, &m->u.connection_tune_ok);
+    case WIRE_CONNECTION_OPEN:
+        return conn_on_open(c, &m->u.connection_open);
+    case WIRE_CONNECTION_CLOSE: {
+        const struct wire_connection_close *cl = &m->u.connection_close;
+        log_conn(LOG_INFO, c, "closing at the client's request (%u %.*s)", cl->reply_code,
+                 WIRE_STR_ARG(cl->reply_text));
+        chan_table_clear(c);
+        struct wire_method ok = {.id = WIRE_CONNECTION_CLOSE_OK};
+        if (conn_send(c, 0, &ok) == 0)
+            conn_drain_and_close(c);
+        return 0;
+    }
+    default:
+        return conn_raise(c, WIRE_COMMAND_INVALID, m->id, "%s not allowed on channel 0",
+                          wire_method_name(m->id));
+    }
+}
+
+/* After we sent connection.close: only the peer's close-ok (or its own close) matters. */
+static void
+conn_on_frame_closing(struct conn *c, const struct frame *f)
+{
+    if (f->type != WIRE_FRAME_METHOD || f->channel != 0)
+        return;
+    struct wire_method m;
+    struct wire_error err;
+    if (wire_method_decode(f->payload, f->size, &m, &err) < 0)
+        return;
+    if (m.id == WIRE_CONNECTION_CLOSE) {
+        struct wire_method ok = {.id = WIRE_CONNECTION_CLOSE_OK};
+        if (conn_send(c, 0, &ok) < 0)
+            return;
+    }
+    if (m.id == WIRE_CONNECTION_CLOSE || m.id == WIRE_CONNECTION_CLOSE_OK) {
+        conn_drain_and_close(c);
+    }
+}
+
+static uint32_t
+conn_frame_method_id(const struct frame *f)
+{
+    if (f->type != WIRE_FRAME_METHOD || f->size < 4)
+        return 0;
+    const uint8_t *p = f->payload;
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int
+conn_on_frame(struct conn *c, const struct frame *f)
+{
+    if (c->state == CONN_CLOSING) {
+        conn_on_frame_closing(c, f);
+        return 0;
+    }
+    switch (f->type) {
+    case WIRE_FRAME_HEARTBEAT:
+        if (f->channel != 0)
+            return conn_raise(c, WIRE_FRAME_ERROR, 0, "heartbeat frame on channel %u",
+                              f->channel);
+        return 0;
+    case WIRE_FRAME_METHOD: {
+        struct wire_method m;
+        struct wire_error err;
+        if (wire_method_decode(f->payload, f->size, &m, &err) < 0)
+            return conn_raise(c, err.code, conn_frame_method_id(f), "%s", err.text);
+        const struct wire_method_info *info = wire_method_info(m.id);
+        if (!(info->chassis & WIRE_CHASSIS_SERVER))
+            return conn_raise(c, WIRE_COMMAND_INVALID, m.id, "%s is sent by servers, not clients",
+                              info->name);
+        if (f->channel == 0) {
+            if (WIRE_METHOD_CLASS(m.id) != WIRE_CLASS_CONNECTION)
+                return conn_raise(c, WIRE_COMMAND_INVALID, m.id, "%s on channel 0", info->name);
+            return conn_on_method0(c, &m);
+        }
+        if (c->state != CONN_OPEN)
+            return conn_raise(c, WIRE_CHANNEL_ERROR, m.id,
+                              "%s on channel %u before the connection is open", info->name,
+                              f->channel);
+        if (WIRE_METHOD_CLASS(m.id) == WIRE_CLASS_CONNECTION)
+            return conn_raise(c, WIRE_COMMAND_INVALID, m.id, "%s on channel %u (must be 0)",
+                              info->name, f->channel);
+        return chan_on_method(c, f->channel, &m);
+    }
+    case WIRE_FRAME_HEADER:
+    case WIRE_FRAME_BODY:
+        if (f->channel == 0 || c->state != CONN_OPEN)
+            return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0, "content frame (type %u) on channel %u",
+                              f->type, f->channel);
+        return chan_on_content_frame(c, f);
+    default:
+        WR_ASSERT(!"frame_parse returned an unknown frame type");
+        return -1;
+    }
+}
+
+/* The protocol header. Anything but AMQP 0-9-1 is answered with ours, then the socket closes,
+ * so the client can tell it is talking to the wrong protocol version. */
+static int
+conn_on_protocol_header(struct conn *c, struct evbuffer *in)
+{
+    size_t avail = evbuffer_get_length(in);
+    const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)(avail < 8 ? avail : 8));
+    enum frame_status st = frame_parse_protocol_header(p, avail);
+    if (st == FRAME_AGAIN)
+        return 1;
+    if (st == FRAME_ERROR) {
+        char sample[64];
+        log_conn(LOG_ERROR, c, "closing: bad protocol header '%s'",
+                 log_escape(sample, sizeof(sample), p, avail < 8 ? avail : 8));
+        evbuffer_drain(in, avail);
+        if (bufferevent_write(c->bev, frame_protocol_header, FRAME_PROTOCOL_HEADER_SIZE) < 0) {
+            conn_drop(c);
+            return -1;
+        }
+        conn_drain_and_close(c);
+        return -1;
+    }
+    evbuffer_drain(in, FRAME_PROTOCOL_HEADER_SIZE);
+
+    const struct net_server *s = c->server;
+    struct wire_method m = {.id = WIRE_CONNECTION_START};
+    m.u.connection_start.version_major = 0;
+    m.u.connection_start.version_minor = 9;
+    m.u.connection_start.server_properties =
+        (struct wire_table){s->server_props, s->server_props_len};
+    m.u.connection_start.mechanisms =
+        (struct wire_str){(const uint8_t *)auth_mechanisms, strlen(auth_mechanisms)};
+    m.u.connection_start.locales = WIRE_STR_LIT("en_US");
+    if (conn_send(c, 0, &m) < 0)
+        return -1;
+    c->state = CONN_AWAIT_START_OK;
+    return 0;
+}
+
+/* Parses and handles frames until the input runs dry, the connection stops reading, or
+ * CONN_FRAMES_PER_EVENT frames were handled (then it yields to other connections and resumes
+ * from resume_ev). */
+static void
+conn_process_input(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    for (unsigned handled = 0; handled < CONN_FRAMES_PER_EVENT; handled++) {
+        if (c->state >= CONN_DRAINING) {
+            evbuffer_drain(in, evbuffer_get_length(in));
+            return;
+        }
+        size_t avail = evbuffer_get_length(in);
+        if (c->state == CONN_AWAIT_HEADER) {
+            if (avail == 0 || conn_on_protocol_header(c, in) != 0)
+                return;
+            continue;
+        }
+        if (avail < FRAME_HEADER_SIZE)
+            return;
+        uint32_t frame_max = c->state <= CONN_AWAIT_TUNE_OK ? CONN_PRETUNE_FRAME_MAX : c->frame_max;
+        struct frame f;
+        struct wire_error err;
+        size_t need;
+        const uint8_t *p = evbuffer_pullup(in, FRAME_HEADER_SIZE);
+        enum frame_status st = frame_parse(p, FRAME_HEADER_SIZE, frame_max, &f, &need, &err);
+        if (st == FRAME_AGAIN) {
+            if (avail < need)
+                return;
+            p = evbuffer_pullup(in, (ev_ssize_t)need);
+            if (p == NULL) {
+                log_conn(LOG_ERROR, c, "out of memory assembling a frame; dropping");
+                conn_drop(c);
+                return;
+            }
+            st = frame_parse(p, need, frame_max, &f, &need, &err);
+        }
+        if (st == FRAME_ERROR) {
+            char sample[64];
+            log_conn(LOG_DEBUG, c, "bad frame bytes: %s",
+                     log_escape(sample, sizeof(sample), p, FRAME_HEADER_SIZE));
+            conn_raise(c, err.code, 0, "%s", err.text);
+            /* The stream cannot be resynchronised: say why, then close without waiting. */
+            if (c->state == CONN_CLOSING)
+                conn_drain_and_close(c);
+            return;
+        }
+        WR_ASSERT(st == FRAME_OK);
+        conn_on_frame(c, &f);
+        evbuffer_drain(in, need);
+    }
+    if (evbuffer_get_length(in) > 0)
+        event_active(c->resume_ev, 0, 0);
+}
+
+static void
+conn_on_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    c->recv_since_tick = true;
+    conn_process_input(c);
+}
+
+static void
+conn_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    conn_process_input(arg);
+}
+
+static void
+conn_on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    if (c->state == CONN_DRAINING)
+        conn_drop(c);
+}
+
+static void
+conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (what & BEV_EVENT_EOF) {
+        if (c->state == CONN_AWAIT_HEADER)
+            log_conn(LOG_DEBUG, c, "closed by the client before sending anything");
+        else if (c->state < CONN_CLOSING)
+            log_conn(LOG_WARNING, c, "client unexpectedly closed TCP connection");
+    } else if (what & BEV_EVENT_ERROR) {
+        int err = EVUTIL_SOCKET_ERROR();
+        if (c->state < CONN_CLOSING)
+            log_conn(LOG_WARNING, c, "connection error: %s", evutil_socket_error_to_string(err));
+    }
+    conn_drop(c);
+}
+
+static void
+conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (c->state < CONN_OPEN)
+        log_conn(LOG_ERROR, c, "closing: handshake timeout (%u ms) in state %d",
+                 c->server->env.conf->handshake_timeout, (int)c->state);
+    else if (c->state == CONN_CLOSING)
+        log_conn(LOG_WARNING, c, "no connection.close-ok within %d s; closing the socket",
+                 CONN_CLOSE_TIMEOUT_SEC);
+    conn_drop(c);
+}
+
+static bool
+conn_addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+struct conn *
+conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
+{
+    struct event_base *base = s->env.base;
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        goto fail;
+    c->server = s;
+    c->id = s->next_conn_id++;
+    c->state = CONN_AWAIT_HEADER;
+    c->peer_is_loopback = conn_addr_is_loopback(peer);
+    c->frame_max = s->env.conf->frame_max;
+    c->channel_max = (uint16_t)s->env.conf->channel_max;
+
+    struct sockaddr_storage local;
+    socklen_t llen = sizeof(local);
+    char from[80], to[80] = "?";
+    net_format_addr(from, sizeof(from), peer);
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+        net_format_addr(to, sizeof(to), (struct sockaddr *)&local);
+    snprintf(c->ctx, sizeof(c->ctx), "conn %llu %s -> %s", (unsigned long long)c->id, from, to);
+
+    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL)
+        goto fail;
+    c->timer_ev = evtimer_new(base, conn_on_timer, c);
+    c->resume_ev = event_new(base, -1, 0, conn_on_resume, c);
+    if (c->timer_ev == NULL || c->resume_ev == NULL)
+        goto fail;
+    bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0)
+        goto fail;
+    conn_arm_timer(c, s->env.conf->handshake_timeout);
+    TAILQ_INSERT_TAIL(&s->conns, c, link);
+    log_conn(LOG_DEBUG, c, "accepting AMQP connection");
+    return c;
+fail:
+    log_msg(LOG_ERROR, "out of memory accepting a connection");
+    if (c != NULL) {
+        if (c->bev != NULL)
+            bufferevent_setfd(c->bev, -1); /* the caller closes fd */
+        conn_free(c);
+    }
+    return NULL;
+}
+
+void
+conn_free(struct conn *c)
+{
+    chan_table_clear(c);
+    free(c->chans.buckets);
+    if (c->heartbeat_ev != NULL)
+        event_free(c->heartbeat_ev);
+    if (c->timer_ev != NULL)
+        event_free(c->timer_ev);
+    if (c->resume_ev != NULL)
+        event_free(c->resume_ev);
+    if (c->bev != NULL)
+        bufferevent_free(c->bev);
+    free(c);
+}

@@ -1,0 +1,287 @@
+/* The server object: listening sockets, the set of live connections, the reaper that frees
+ * dead connections outside their own callbacks (as redis freeClientAsync), shutdown, and the
+ * server-properties table sent in every connection.start. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "net_int.h"
+#include "warren/assert.h"
+#include "warren/conf.h"
+
+/* What RabbitMQ clients look for in server-properties: the capabilities table decides which
+ * extensions they use. */
+static int
+server_build_props(struct net_server *s)
+{
+    static const char *const caps[] = {
+        "publisher_confirms",   "exchange_exchange_bindings",   "basic.nack",
+        "consumer_cancel_notify", "connection.blocked",         "consumer_priorities",
+        "authentication_failure_close", "per_consumer_qos",     "direct_reply_to",
+    };
+    char host[256] = "localhost", cluster[300], platform[200] = "Linux";
+    struct utsname un;
+    if (gethostname(host, sizeof(host) - 1) < 0)
+        strcpy(host, "localhost");
+    if (uname(&un) == 0)
+        snprintf(platform, sizeof(platform), "%s %s (C11, libevent)", un.sysname, un.machine);
+    snprintf(cluster, sizeof(cluster), "warren@%s", host);
+
+    size_t cap = 2048;
+    s->server_props = malloc(cap);
+    if (s->server_props == NULL)
+        return -1;
+    struct wire_writer w;
+    wire_writer_init(&w, s->server_props, cap);
+    size_t m = wire_table_put_table_begin(&w, "capabilities");
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+        wire_table_put_bool(&w, caps[i], true);
+    wire_table_put_table_end(&w, m);
+    wire_table_put_longstr(&w, "cluster_name",
+                           (struct wire_str){(const uint8_t *)cluster, strlen(cluster)});
+    wire_table_put_longstr(&w, "copyright", WIRE_STR_LIT("Copyright (c) 2026 the Warren authors"));
+    wire_table_put_longstr(&w, "information",
+                           WIRE_STR_LIT("Warren, an AMQP 0-9-1 message broker"));
+    wire_table_put_longstr(&w, "platform",
+                           (struct wire_str){(const uint8_t *)platform, strlen(platform)});
+    wire_table_put_longstr(&w, "product", WIRE_STR_LIT("Warren"));
+    wire_table_put_longstr(&w, "version", WIRE_STR_LIT(PACKAGE_VERSION));
+    WR_ASSERT(!w.overflow);
+    s->server_props_len = (uint32_t)wire_writer_len(&w);
+    return 0;
+}
+
+static void
+server_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_server *s = arg;
+    struct conn *c;
+    while ((c = TAILQ_FIRST(&s->dead)) != NULL) {
+        TAILQ_REMOVE(&s->dead, c, link);
+        conn_free(c);
+    }
+    if (s->shutting_down && TAILQ_EMPTY(&s->conns) && s->shutdown_done != NULL) {
+        void (*done)(void *) = s->shutdown_done;
+        s->shutdown_done = NULL;
+        done(s->shutdown_arg);
+    }
+}
+
+void
+server_conn_dead(struct net_server *s, struct conn *c)
+{
+    TAILQ_REMOVE(&s->conns, c, link);
+    TAILQ_INSERT_TAIL(&s->dead, c, link);
+    event_active(s->reaper_ev, 0, 0);
+}
+
+struct net_server *
+net_server_new(const struct net_server_env *env)
+{
+    struct net_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        goto fail;
+    s->env = *env;
+    TAILQ_INIT(&s->conns);
+    TAILQ_INIT(&s->dead);
+    s->next_conn_id = 1;
+    s->reaper_ev = event_new(env->base, -1, 0, server_reap, s);
+    if (s->reaper_ev == NULL || server_build_props(s) < 0)
+        goto fail;
+    return s;
+fail:
+    log_msg(LOG_ERROR, "out of memory creating the server");
+    if (s != NULL)
+        net_server_free(s);
+    return NULL;
+}
+
+static void
+server_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *peer,
+                 int peerlen, void *arg)
+{
+    struct net_server *s = arg;
+    int one = 1;
+    /* Frames are written whole per loop iteration; Nagle would only add latency. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        log_msg(LOG_WARNING, "TCP_NODELAY: %s", strerror(errno));
+    if (conn_new(s, fd, peer, peerlen) == NULL)
+        evutil_closesocket(fd);
+}
+
+static void
+server_on_accept_error(struct evconnlistener *evl, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    /* EMFILE and friends: the listener keeps going; connections already open are unaffected. */
+    log_msg(LOG_ERROR, "accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+void
+net_format_addr(char *dst, size_t cap, const struct sockaddr *sa)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+        snprintf(dst, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        snprintf(dst, cap, "%s:%u", ip, ntohs(a->sin_port));
+    }
+}
+
+/* Binds one address. IPv6 sockets are v6-only so that a bare port can bind 0.0.0.0 and ::
+ * side by side, as RabbitMQ does. Returns 0, -1 on error (errno set). */
+static int
+server_bind_one(struct net_server *s, const struct sockaddr *sa, socklen_t len)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (sa->sa_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+        bind(fd, sa, len) < 0 || listen(fd, 1024) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    struct listener *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    l->evl = evconnlistener_new(s->env.base, server_on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (l->evl == NULL) {
+        free(l);
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    evconnlistener_set_error_cb(l->evl, server_on_accept_error);
+    memcpy(&l->addr, sa, len);
+    l->next = s->listeners;
+    s->listeners = l;
+    char name[80];
+    net_format_addr(name, sizeof(name), sa);
+    log_msg(LOG_INFO, "listening for AMQP connections on %s", name);
+    return 0;
+}
+
+static int
+server_listen_conf(struct net_server *s, const struct conf_listener *cl)
+{
+    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(cl->port)};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(cl->port)};
+    if (cl->host[0] == '\0') {
+        v4.sin_addr.s_addr = htonl(INADDR_ANY);
+        v6.sin6_addr = in6addr_any;
+        if (server_bind_one(s, (struct sockaddr *)&v4, sizeof(v4)) < 0) {
+            log_msg(LOG_ERROR, "cannot listen on 0.0.0.0:%u: %s", cl->port, strerror(errno));
+            return -1;
+        }
+        if (server_bind_one(s, (struct sockaddr *)&v6, sizeof(v6)) < 0)
+            log_msg(LOG_WARNING, "not listening on [::]:%u: %s", cl->port, strerror(errno));
+        return 0;
+    }
+    int rc;
+    if (inet_pton(AF_INET, cl->host, &v4.sin_addr) == 1)
+        rc = server_bind_one(s, (struct sockaddr *)&v4, sizeof(v4));
+    else if (inet_pton(AF_INET6, cl->host, &v6.sin6_addr) == 1)
+        rc = server_bind_one(s, (struct sockaddr *)&v6, sizeof(v6));
+    else {
+        log_msg(LOG_ERROR, "cannot listen on '%s': not a numeric IPv4 or IPv6 address",
+                cl->host);
+        return -1;
+    }
+    if (rc < 0)
+        log_msg(LOG_ERROR, "cannot listen on %s%s%s:%u: %s", strchr(cl->host, ':') ? "[" : "",
+                cl->host, strchr(cl->host, ':') ? "]" : "", cl->port, strerror(errno));
+    return rc;
+}
+
+int
+net_server_listen(struct net_server *s)
+{
+    const struct conf *conf = s->env.conf;
+    for (unsigned i = 0; i < conf->n_listeners; i++)
+        if (server_listen_conf(s, &conf->listeners[i]) < 0)
+            return -1;
+    return 0;
+}
+
+static void
+server_grace_expired(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_server *s = arg;
+    struct conn *c;
+    while ((c = TAILQ_FIRST(&s->conns)) != NULL) {
+        log_conn(LOG_WARNING, c, "still open at the end of the shutdown grace period: dropped");
+        c->state = CONN_DEAD;
+        server_conn_dead(s, c);
+    }
+}
+
+void
+net_server_shutdown(struct net_server *s, void (*done)(void *arg), void *arg)
+{
+    struct listener *l;
+    s->shutting_down = true;
+    s->shutdown_done = done;
+    s->shutdown_arg = arg;
+    for (l = s->listeners; l != NULL; l = l->next)
+        evconnlistener_disable(l->evl);
+    struct conn *c, *next;
+    for (c = TAILQ_FIRST(&s->conns); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        conn_close_forced(c, "broker forced connection closure with reason 'shutdown'");
+    }
+    s->grace_ev = evtimer_new(s->env.base, server_grace_expired, s);
+    struct timeval tv = {SERVER_SHUTDOWN_GRACE_SEC, 0};
+    if (s->grace_ev == NULL || evtimer_add(s->grace_ev, &tv) < 0)
+        server_grace_expired(-1, 0, s);
+    /* The reaper reports completion, also when there was nothing to close. */
+    event_active(s->reaper_ev, 0, 0);
+}
+
+void
+net_server_free(struct net_server *s)
+{
+    struct conn *c;
+    while ((c = TAILQ_FIRST(&s->conns)) != NULL) {
+        TAILQ_REMOVE(&s->conns, c, link);
+        conn_free(c);
+    }
+    while ((c = TAILQ_FIRST(&s->dead)) != NULL) {
+        TAILQ_REMOVE(&s->dead, c, link);
+        conn_free(c);
+    }
+    struct listener *l = s->listeners;
+    while (l != NULL) {
+        struct listener *next = l->next;
+        evconnlistener_free(l->evl);
+        free(l);
+        l = next;
+    }
+    if (s->reaper_ev != NULL)
+        event_free(s->reaper_ev);
+    if (s->grace_ev != NULL)
+        event_free(s->grace_ev);
+    free(s->server_props);
+    free(s);
+}

@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of tests/fuzz/fuzz_frame into tests/fuzz/corpus/.
+
+Each file is a byte stream as a client sends it after the protocol header (the fuzz target's
+input). Seeds come from two places:
+  * a real pika client (python3-pika) talking to a scripted fake broker in this process: the
+    bytes pika sends for a whole session (handshake, declares with x-arguments, publishes with
+    every basic property, consume, acks, confirms, tx, close) are recorded as they are;
+  * hand-built frames: server-side methods, field tables with every type tag RabbitMQ knows,
+    nested tables and arrays, property lists with continuation flags, and broken frames.
+
+The corpus is committed; rerun this only to change it:  python3 tests/fuzz/make_corpus.py
+"""
+
+import os
+import socket
+import struct
+import sys
+import threading
+
+import pika
+import pika.frame
+import pika.spec as spec
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+# ---------------------------------------------------------------------------------------
+# Raw frame building
+
+
+def frame(ftype, channel, payload, end=0xCE):
+    return struct.pack(">BHI", ftype, channel, len(payload)) + payload + bytes([end])
+
+
+def method(channel, class_id, method_id, args=b""):
+    return frame(1, channel, struct.pack(">HH", class_id, method_id) + args)
+
+
+def shortstr(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return bytes([len(s)]) + s
+
+
+def longstr(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return struct.pack(">I", len(s)) + s
+
+
+def table(entries):
+    """entries: list of (key, encoded value with its tag)."""
+    body = b"".join(shortstr(k) + v for k, v in entries)
+    return struct.pack(">I", len(body)) + body
+
+
+def array(values):
+    body = b"".join(values)
+    return b"A" + struct.pack(">I", len(body)) + body
+
+
+def every_type():
+    """One value of every type tag RabbitMQ and its clients use."""
+    return [
+        ("bool", b"t\x01"),
+        ("i8", b"b" + struct.pack(">b", -5)),
+        ("u8", b"B" + struct.pack(">B", 250)),
+        ("i16", b"s" + struct.pack(">h", -300)),
+        ("u16", b"u" + struct.pack(">H", 60000)),
+        ("i32", b"I" + struct.pack(">i", -70000)),
+        ("u32", b"i" + struct.pack(">I", 4000000000)),
+        ("i64", b"l" + struct.pack(">q", -(1 << 40))),
+        ("float", b"f" + struct.pack(">f", 1.5)),
+        ("double", b"d" + struct.pack(">d", -2.25)),
+        ("decimal", b"D" + struct.pack(">Bi", 2, -12345)),
+        ("longstr", b"S" + longstr("hello")),
+        ("bytes", b"x" + longstr(b"\x00\x01\xff")),
+        ("timestamp", b"T" + struct.pack(">Q", 1700000000)),
+        ("void", b"V"),
+        ("array", array([b"I" + struct.pack(">i", 1), b"S" + longstr("two"), b"V",
+                         array([b"t\x00"])])),
+        ("table", b"F" + table([("x-inner", b"S" + longstr("v")), ("n", b"l" + bytes(8))])),
+    ]
+
+
+def nested(depth):
+    v = b"F" + table([])
+    for _ in range(depth):
+        v = b"F" + table([("k", v)])
+    return v
+
+
+def props(flags_words, fields):
+    return b"".join(struct.pack(">H", w) for w in flags_words) + b"".join(fields)
+
+
+def header(channel, body_size, prop_bytes, class_id=60):
+    return frame(2, channel, struct.pack(">HHQ", class_id, 0, body_size) + prop_bytes)
+
+
+def all_props():
+    return props([0xFFFC], [
+        shortstr("application/json"), shortstr("gzip"), table(every_type()),
+        b"\x02", b"\x09", shortstr("corr-1"), shortstr("amq.rabbitmq.reply-to"),
+        shortstr("60000"), shortstr("msg-1"), struct.pack(">Q", 1700000000),
+        shortstr("order.created"), shortstr("guest"), shortstr("warren-tests"),
+        shortstr("cluster-a"),
+    ])
+
+
+def pika_frame(channel, m):
+    return pika.frame.Method(channel, m).marshal()
+
+
+# ---------------------------------------------------------------------------------------
+# A real pika session against a scripted broker
+
+
+def fake_broker(sock, record):
+    """Answers one pika connection, recording everything it sends after the protocol header."""
+    conn, _ = sock.accept()
+    buf = b""
+
+    def recv():
+        nonlocal buf
+        data = conn.recv(65536)
+        if not data:
+            raise EOFError
+        record.append(data)
+        buf += data
+
+    while len(buf) < 8:
+        recv()
+    buf = buf[8:]
+    record[:] = [buf]
+    conn.sendall(pika_frame(0, spec.Connection.Start(
+        server_properties={"product": "fake", "capabilities": {
+            "publisher_confirms": True, "basic.nack": True, "consumer_cancel_notify": True,
+            "exchange_exchange_bindings": True, "connection.blocked": True,
+            "authentication_failure_close": True}},
+        mechanisms="PLAIN AMQPLAIN", locales="en_US")))
+    delivery = 0
+    confirming = set()
+    while True:
+        try:
+            n, f = pika.frame.decode_frame(buf)
+            while f is None:
+                recv()
+                n, f = pika.frame.decode_frame(buf)
+        except EOFError:
+            break
+        buf = buf[n:]
+        if not isinstance(f, pika.frame.Method):
+            continue
+        m, ch = f.method, f.channel_number
+        reply = None
+        if isinstance(m, spec.Connection.StartOk):
+            reply = spec.Connection.Tune(channel_max=2047, frame_max=131072, heartbeat=60)
+        elif isinstance(m, spec.Connection.Open):
+            reply = spec.Connection.OpenOk()
+        elif isinstance(m, spec.Connection.Close):
+            reply = spec.Connection.CloseOk()
+        elif isinstance(m, spec.Channel.Open):
+            reply = spec.Channel.OpenOk()
+        elif isinstance(m, spec.Channel.Close):
+            reply = spec.Channel.CloseOk()
+        elif isinstance(m, spec.Exchange.Declare):
+            reply = spec.Exchange.DeclareOk()
+        elif isinstance(m, spec.Exchange.Bind):
+            reply = spec.Exchange.BindOk()
+        elif isinstance(m, spec.Exchange.Delete):
+            reply = spec.Exchange.DeleteOk()
+        elif isinstance(m, spec.Queue.Declare):
+            reply = spec.Queue.DeclareOk(queue=m.queue or "amq.gen-1", message_count=0,
+                                         consumer_count=0)
+        elif isinstance(m, spec.Queue.Bind):
+            reply = spec.Queue.BindOk()
+        elif isinstance(m, spec.Queue.Purge):
+            reply = spec.Queue.PurgeOk(message_count=0)
+        elif isinstance(m, spec.Queue.Delete):
+            reply = spec.Queue.DeleteOk(message_count=0)
+        elif isinstance(m, spec.Queue.Unbind):
+            reply = spec.Queue.UnbindOk()
+        elif isinstance(m, spec.Basic.Qos):
+            reply = spec.Basic.QosOk()
+        elif isinstance(m, spec.Basic.Consume):
+            reply = spec.Basic.ConsumeOk(consumer_tag=m.consumer_tag)
+        elif isinstance(m, spec.Basic.Cancel):
+            reply = spec.Basic.CancelOk(consumer_tag=m.consumer_tag)
+        elif isinstance(m, spec.Basic.Get):
+            reply = spec.Basic.GetEmpty()
+        elif isinstance(m, spec.Basic.Recover):
+            reply = spec.Basic.RecoverOk()
+        elif isinstance(m, spec.Confirm.Select):
+            confirming.add(ch)
+            reply = spec.Confirm.SelectOk()
+        elif isinstance(m, spec.Tx.Select):
+            reply = spec.Tx.SelectOk()
+        elif isinstance(m, spec.Tx.Commit):
+            reply = spec.Tx.CommitOk()
+        elif isinstance(m, spec.Tx.Rollback):
+            reply = spec.Tx.RollbackOk()
+        elif isinstance(m, spec.Basic.Publish) and ch in confirming:
+            # The body follows; confirm once the frames are in (pika waits for the ack).
+            delivery += 1
+            n2, f2 = pika.frame.decode_frame(buf)
+            while f2 is None:
+                recv()
+                n2, f2 = pika.frame.decode_frame(buf)
+            buf = buf[n2:]
+            remaining = f2.body_size
+            while remaining > 0:
+                n3, f3 = pika.frame.decode_frame(buf)
+                while f3 is None:
+                    recv()
+                    n3, f3 = pika.frame.decode_frame(buf)
+                buf = buf[n3:]
+                remaining -= len(f3.fragment)
+            reply = spec.Basic.Ack(delivery_tag=delivery, multiple=False)
+        if reply is not None:
+            conn.sendall(pika_frame(ch, reply))
+        if isinstance(m, spec.Connection.Close):
+            break
+    conn.close()
+
+
+def pika_session():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    port = sock.getsockname()[1]
+    record = []
+    t = threading.Thread(target=fake_broker, args=(sock, record), daemon=True)
+    t.start()
+    params = pika.ConnectionParameters(host="127.0.0.1", port=port, heartbeat=0,
+                                       client_properties={"connection_name": "corpus"})
+    c = pika.BlockingConnection(params)
+    marks = [len(b"".join(record))]
+    ch = c.channel()
+    ch.exchange_declare("orders", exchange_type="topic", durable=True, auto_delete=False,
+                        internal=False, arguments={"alternate-exchange": "ae"})
+    ch.queue_declare("q1", durable=True, exclusive=False, auto_delete=False, arguments={
+        "x-max-length": 1000, "x-message-ttl": 60000, "x-dead-letter-exchange": "dlx",
+        "x-queue-type": "classic", "x-max-priority": 10, "x-expires": 3600000})
+    ch.queue_bind("q1", "orders", routing_key="order.*", arguments={"x-match": "all"})
+    ch.exchange_bind("orders", "amq.topic", routing_key="#")
+    ch.basic_qos(prefetch_count=10)
+    ch.confirm_delivery()
+    marks.append(len(b"".join(record)))
+    ch.basic_publish("orders", "order.created", b'{"id": 1}', pika.BasicProperties(
+        content_type="application/json", content_encoding="utf-8",
+        headers={"retries": 3, "tags": ["a", "b"], "meta": {"nested": True}, "none": None,
+                 "big": 1 << 40},
+        delivery_mode=2, priority=5, correlation_id="c-1", reply_to="replies",
+        expiration="60000", message_id="m-1", timestamp=1700000000, type="order",
+        user_id="guest", app_id="corpus", cluster_id="cl"))
+    ch.basic_publish("", "q1", b"x" * 140000, pika.BasicProperties())
+    ch.basic_publish("", "q1", b"", pika.BasicProperties(delivery_mode=1))
+    marks.append(len(b"".join(record)))
+    ch.basic_get("q1", auto_ack=False)
+    ch.basic_consume("q1", lambda *a: None, auto_ack=False, exclusive=False,
+                     consumer_tag="ctag-1", arguments={"x-priority": 1})
+    ch.basic_ack(delivery_tag=1, multiple=True)
+    ch.basic_nack(delivery_tag=2, multiple=False, requeue=True)
+    ch.basic_reject(delivery_tag=3, requeue=False)
+    ch.basic_recover(requeue=True)
+    ch.basic_cancel("ctag-1")
+    ch.queue_purge("q1")
+    ch.queue_unbind("q1", "orders", routing_key="order.*")
+    ch.queue_delete("q1", if_unused=True, if_empty=False)
+    ch.exchange_delete("orders", if_unused=False)
+    ch2 = c.channel()
+    ch2.tx_select()
+    ch2.basic_publish("", "q1", b"in tx")
+    ch2.tx_commit()
+    ch2.tx_rollback()
+    ch2.close()
+    c.close()
+    t.join(5)
+    sock.close()
+    stream = b"".join(record)
+    return stream, marks
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def seeds():
+    s = {}
+    stream, marks = pika_session()
+    s["pika-handshake"] = stream[:marks[0]]
+    s["pika-setup"] = stream[marks[0]:marks[1]]
+    s["pika-publish-confirm"] = stream[marks[1]:marks[2]]
+    s["pika-session"] = stream
+
+    srv = b"".join([
+        pika_frame(0, spec.Connection.Start(
+            server_properties={"product": "Warren", "version": "0.1.0",
+                               "capabilities": {"publisher_confirms": True}},
+            mechanisms="PLAIN AMQPLAIN", locales="en_US")),
+        pika_frame(0, spec.Connection.Secure(challenge="c")),
+        pika_frame(0, spec.Connection.Tune(channel_max=2047, frame_max=131072, heartbeat=60)),
+        pika_frame(0, spec.Connection.OpenOk()),
+        pika_frame(1, spec.Channel.OpenOk()),
+        pika_frame(1, spec.Channel.Flow(active=False)),
+        pika_frame(1, spec.Channel.FlowOk(active=True)),
+        pika_frame(1, spec.Queue.DeclareOk(queue="amq.gen-x", message_count=5, consumer_count=1)),
+        pika_frame(1, spec.Basic.ConsumeOk(consumer_tag="amq.ctag-1")),
+        pika_frame(1, spec.Basic.Deliver(consumer_tag="amq.ctag-1", delivery_tag=1,
+                                         redelivered=True, exchange="ex", routing_key="rk")),
+        header(1, 5, all_props()),
+        frame(3, 1, b"hello"),
+        pika_frame(1, spec.Basic.Return(reply_code=312, reply_text="NO_ROUTE", exchange="ex",
+                                        routing_key="nowhere")),
+        header(1, 0, props([0x0000], [])),
+        pika_frame(1, spec.Basic.GetOk(delivery_tag=2, redelivered=False, exchange="",
+                                       routing_key="q", message_count=3)),
+        header(1, 2, props([0x1000], [b"\x02"])),
+        frame(3, 1, b"ab"),
+        pika_frame(1, spec.Basic.GetEmpty()),
+        pika_frame(1, spec.Basic.Ack(delivery_tag=7, multiple=True)),
+        pika_frame(1, spec.Basic.Nack(delivery_tag=8, multiple=False, requeue=False)),
+        pika_frame(1, spec.Basic.Cancel(consumer_tag="amq.ctag-1", nowait=True)),
+        pika_frame(1, spec.Channel.Close(reply_code=404, reply_text="NOT_FOUND - no queue 'q'",
+                                         class_id=50, method_id=10)),
+        pika_frame(0, spec.Connection.Close(reply_code=320, reply_text="CONNECTION_FORCED",
+                                            class_id=0, method_id=0)),
+    ])
+    s["server-stream"] = srv
+
+    s["table-every-type"] = method(1, 50, 10, struct.pack(">H", 0) + shortstr("q") + b"\x02" +
+                                   table(every_type()))
+    s["table-nested-16"] = method(1, 50, 10, struct.pack(">H", 0) + shortstr("q") + b"\x00" +
+                                  table([("deep", nested(15))]))
+    s["table-nested-17"] = method(1, 50, 10, struct.pack(">H", 0) + shortstr("q") + b"\x00" +
+                                  table([("deep", nested(16))]))
+    s["array-nested"] = method(1, 60, 20, struct.pack(">H", 0) + shortstr("q") + shortstr("") +
+                               b"\x00" + table([("a", array([array([array([b"V"])]),
+                                                             b"F" + table(every_type())]))]))
+    s["props-all"] = method(1, 60, 40, struct.pack(">H", 0) + shortstr("ex") + shortstr("rk") +
+                            b"\x03") + header(1, 3, all_props()) + frame(3, 1, b"abc")
+    s["props-continuation"] = header(1, 0, props([0x9001, 0x0001, 0x0000], [shortstr("t/p"),
+                                                                           b"\x01"]))
+    s["props-bad-flag"] = header(1, 0, props([0x0002], []))
+    s["body-split"] = (method(1, 60, 40, struct.pack(">H", 0) + shortstr("") + shortstr("q") +
+                              b"\x00") + header(1, 131164, props([0], [])) +
+                       frame(3, 1, b"a" * 131064) + frame(3, 1, b"b" * 100))
+    s["heartbeats"] = frame(8, 0, b"") * 3
+    s["bad-frame-end"] = method(1, 20, 10, shortstr("")) [:-1] + b"\x00"
+    s["frame-too-large"] = struct.pack(">BHI", 1, 1, 200000) + b"\x00" * 16
+    s["unknown-frame-type"] = frame(5, 0, b"abc")
+    s["unknown-method"] = method(1, 99, 1)
+    s["trailing-bytes"] = method(1, 20, 10, shortstr("") + b"junk")
+    s["truncated-method"] = method(1, 10, 11, table([("product", b"S" + longstr("x"))])[:-2])
+    s["unknown-field-type"] = method(1, 50, 10, struct.pack(">H", 0) + shortstr("q") + b"\x00" +
+                                     table([("bad", b"Z\x00")]))
+    return s
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    for i, (name, data) in enumerate(seeds().items()):
+        path = os.path.join(OUT, "%02d-%s" % (i + 1, name))
+        with open(path, "wb") as f:
+            f.write(data)
+        print("%s: %d bytes" % (path, len(data)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,836 @@
+"""Harness for Warren's integration tests (tests/integration/NN-area-what.py).
+
+Each test file imports this module, lists its test functions and calls run(). A test gets
+a running broker from server(): by default the real binary named by $WARREN_SERVER, started
+on a free loopback port with a fresh data directory and `--log-level debug`, stopped with
+SIGTERM at the end of the block (exit status 0 required). If $WARREN_TEST_ADDR=host:port is
+set, tests talk to that broker instead; this is how the suite is checked against RabbitMQ.
+Tests that need the server process (signals, RSS, flags, config files) are marked with
+@needs_process: in WARREN_TEST_ADDR mode only, they are reported as NOT RUN and do not fail.
+
+The raw-socket helpers speak just enough AMQP 0-9-1 to drive the handshake step by step
+and to send deliberately broken input: frames, a few methods, field tables, and parsers
+for connection.start/tune/close. Every read has a timeout, and every test runs under an
+alarm, so a hang fails the test instead of hanging `make check`.
+"""
+
+import contextlib
+import functools
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+EXTERNAL = os.environ.get("WARREN_TEST_ADDR") or None
+TEST_TIMEOUT = 60  # seconds per test function, unless run(..., timeout=) says otherwise
+
+PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+
+FRAME_METHOD = 1
+FRAME_HEADER = 2
+FRAME_BODY = 3
+FRAME_HEARTBEAT = 8
+FRAME_END = 0xCE
+
+# (class-id, method-id) of the methods the tests send or expect.
+CONNECTION_START = (10, 10)
+CONNECTION_START_OK = (10, 11)
+CONNECTION_SECURE = (10, 20)
+CONNECTION_TUNE = (10, 30)
+CONNECTION_TUNE_OK = (10, 31)
+CONNECTION_OPEN = (10, 40)
+CONNECTION_OPEN_OK = (10, 41)
+CONNECTION_CLOSE = (10, 50)
+CONNECTION_CLOSE_OK = (10, 51)
+CONNECTION_BLOCKED = (10, 60)
+CHANNEL_OPEN = (20, 10)
+CHANNEL_OPEN_OK = (20, 11)
+CHANNEL_FLOW = (20, 20)
+CHANNEL_FLOW_OK = (20, 21)
+CHANNEL_CLOSE = (20, 40)
+CHANNEL_CLOSE_OK = (20, 41)
+QUEUE_DECLARE = (50, 10)
+BASIC_PUBLISH = (60, 40)
+
+METHOD_NAMES = {
+    CONNECTION_START: "connection.start", CONNECTION_START_OK: "connection.start-ok",
+    CONNECTION_SECURE: "connection.secure", CONNECTION_TUNE: "connection.tune",
+    CONNECTION_TUNE_OK: "connection.tune-ok", CONNECTION_OPEN: "connection.open",
+    CONNECTION_OPEN_OK: "connection.open-ok", CONNECTION_CLOSE: "connection.close",
+    CONNECTION_CLOSE_OK: "connection.close-ok", CONNECTION_BLOCKED: "connection.blocked",
+    CHANNEL_OPEN: "channel.open", CHANNEL_OPEN_OK: "channel.open-ok",
+    CHANNEL_FLOW: "channel.flow", CHANNEL_FLOW_OK: "channel.flow-ok",
+    CHANNEL_CLOSE: "channel.close", CHANNEL_CLOSE_OK: "channel.close-ok",
+    QUEUE_DECLARE: "queue.declare", BASIC_PUBLISH: "basic.publish",
+}
+
+
+def method_name(ids):
+    return METHOD_NAMES.get(tuple(ids), "method %d.%d" % tuple(ids))
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Encoding
+
+
+def shortstr(s):
+    if isinstance(s, str):
+        s = s.encode()
+    assert len(s) < 256, "shortstr too long"
+    return struct.pack(">B", len(s)) + s
+
+
+def longstr(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return struct.pack(">I", len(s)) + s
+
+
+def field_value(v):
+    """Encodes one field value with RabbitMQ's type tags: bool t, int I (or l when it does
+    not fit in 32 bits), str S, bytes x, dict F, list A, None V. A (tag, raw bytes) tuple is
+    sent verbatim, so tests can send any tag, including invalid ones."""
+    if isinstance(v, tuple):
+        tag, raw = v
+        return tag + raw
+    if isinstance(v, bool):
+        return b"t" + struct.pack(">B", v)
+    if isinstance(v, int):
+        if -2**31 <= v < 2**31:
+            return b"I" + struct.pack(">i", v)
+        return b"l" + struct.pack(">q", v)
+    if isinstance(v, str):
+        return b"S" + longstr(v)
+    if isinstance(v, bytes):
+        return b"x" + longstr(v)
+    if isinstance(v, dict):
+        return b"F" + table(v)
+    if isinstance(v, list):
+        body = b"".join(field_value(x) for x in v)
+        return b"A" + struct.pack(">I", len(body)) + body
+    if v is None:
+        return b"V"
+    raise TypeError("cannot encode %r" % (v,))
+
+
+def table(d):
+    body = b"".join(shortstr(k) + field_value(v) for k, v in d.items())
+    return struct.pack(">I", len(body)) + body
+
+
+def frame(ftype, channel, payload):
+    return struct.pack(">BHI", ftype, channel, len(payload)) + payload + bytes([FRAME_END])
+
+
+def method_frame(channel, ids, args=b""):
+    return frame(FRAME_METHOD, channel, struct.pack(">HH", *ids) + args)
+
+
+def heartbeat_frame(channel=0):
+    return frame(FRAME_HEARTBEAT, channel, b"")
+
+
+def content_header_frame(channel, body_size, class_id=60, props_flags=0):
+    return frame(FRAME_HEADER, channel,
+                 struct.pack(">HHQH", class_id, 0, body_size, props_flags))
+
+
+def start_ok_args(user="guest", password="guest", mechanism="PLAIN", response=None,
+                  client_properties=None, capabilities=None, locale="en_US"):
+    """connection.start-ok arguments. capabilities=None announces the usual client
+    capabilities (including authentication_failure_close, as pika does)."""
+    if capabilities is None:
+        capabilities = {"authentication_failure_close": True, "basic.nack": True,
+                        "connection.blocked": True, "consumer_cancel_notify": True,
+                        "publisher_confirms": True}
+    if client_properties is None:
+        client_properties = {"product": "warren-tests", "capabilities": capabilities}
+    if isinstance(client_properties, dict):
+        client_properties = table(client_properties)
+    if response is None:
+        if mechanism == "AMQPLAIN":
+            # AMQPLAIN: a field table without its length prefix.
+            response = table({"LOGIN": user, "PASSWORD": password})[4:]
+        else:
+            response = b"\0" + user.encode() + b"\0" + password.encode()
+    return client_properties + shortstr(mechanism) + longstr(response) + shortstr(locale)
+
+
+def tune_ok_args(channel_max, frame_max, heartbeat):
+    return struct.pack(">HIH", channel_max, frame_max, heartbeat)
+
+
+def open_args(vhost="/"):
+    return shortstr(vhost) + shortstr("") + b"\x00"
+
+
+def close_args(code=200, text="Goodbye", class_id=0, method_id=0):
+    return struct.pack(">H", code) + shortstr(text) + struct.pack(">HH", class_id, method_id)
+
+
+# ---------------------------------------------------------------------------------------
+# Decoding
+
+
+class Reader:
+    """Bounded reader over a method's argument bytes."""
+
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            raise ValueError("short method arguments")
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def unpack(self, fmt):
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+
+    def octet(self):
+        return self.unpack(">B")[0]
+
+    def short(self):
+        return self.unpack(">H")[0]
+
+    def long(self):
+        return self.unpack(">I")[0]
+
+    def shortstr(self):
+        return self.take(self.octet()).decode("utf-8", "replace")
+
+    def longstr(self):
+        return self.take(self.long())
+
+    def value(self):
+        tag = self.take(1)
+        fixed = {b"t": ">B", b"b": ">b", b"B": ">B", b"s": ">h", b"u": ">H", b"I": ">i",
+                 b"i": ">I", b"l": ">q", b"f": ">f", b"d": ">d", b"T": ">Q"}
+        if tag in fixed:
+            v = self.unpack(fixed[tag])[0]
+            return bool(v) if tag == b"t" else v
+        if tag == b"D":
+            scale, val = self.unpack(">Bi")
+            return (scale, val)
+        if tag == b"S":
+            return self.longstr().decode("utf-8", "replace")
+        if tag == b"x":
+            return self.longstr()
+        if tag == b"F":
+            return self.table()
+        if tag == b"A":
+            sub = Reader(self.longstr())
+            out = []
+            while sub.pos < len(sub.data):
+                out.append(sub.value())
+            return out
+        if tag == b"V":
+            return None
+        raise ValueError("unknown field type %r" % tag)
+
+    def table(self):
+        sub = Reader(self.longstr())
+        out = {}
+        while sub.pos < len(sub.data):
+            k = sub.shortstr()
+            out[k] = sub.value()
+        return out
+
+
+class Closed(Exception):
+    """The peer closed the socket (EOF or reset)."""
+
+
+class Method:
+    def __init__(self, channel, ids, args):
+        self.channel = channel
+        self.ids = ids
+        self.args = args
+
+    @property
+    def name(self):
+        return method_name(self.ids)
+
+    def reader(self):
+        return Reader(self.args)
+
+    def close_fields(self):
+        """For connection.close/channel.close: (reply-code, reply-text, class-id, method-id)."""
+        r = self.reader()
+        return (r.short(), r.shortstr(), r.short(), r.short())
+
+    def __repr__(self):
+        s = "<%s on channel %d" % (self.name, self.channel)
+        if self.ids in (CONNECTION_CLOSE, CHANNEL_CLOSE):
+            s += " %r" % (self.close_fields(),)
+        return s + ">"
+
+
+# ---------------------------------------------------------------------------------------
+# Addresses and raw connections
+
+
+def parse_addr(s):
+    host, _, port = s.rpartition(":")
+    return (host.strip("[]") or "127.0.0.1", int(port))
+
+
+class RawConn:
+    """A raw AMQP client socket. Every read waits at most `timeout` seconds."""
+
+    def __init__(self, addr, timeout=5.0, source=None):
+        self.addr = addr
+        self.timeout = timeout
+        self.sock = socket.create_connection(addr, timeout=timeout, source_address=source)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.frame_max = 131072
+        self.start = None  # decoded connection.start: dict
+        self.tune = None  # (channel_max, frame_max, heartbeat) from connection.tune
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_header(self, header=PROTOCOL_HEADER):
+        self.send(header)
+
+    def send_method(self, channel, ids, args=b""):
+        self.send(method_frame(channel, ids, args))
+
+    def _fill(self, n, deadline):
+        while len(self.buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out waiting for data from the server")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                raise Closed("connection reset by server")
+            if not chunk:
+                raise Closed("connection closed by server")
+            self.buf += chunk
+
+    def read_bytes(self, n, timeout=None):
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        self._fill(n, deadline)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_all(self, timeout=None):
+        """Reads until the server closes the socket; returns everything received."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        try:
+            self._fill(len(self.buf) + (1 << 30), deadline)
+        except Closed:
+            pass
+        out, self.buf = self.buf, b""
+        return out
+
+    def read_frame(self, timeout=None):
+        """Returns (type, channel, payload)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        self._fill(7, deadline)
+        if self.buf.startswith(b"AMQP"):
+            raise AssertionError("server sent a protocol header %r, expected a frame"
+                                 % self.buf[:8])
+        ftype, channel, size = struct.unpack(">BHI", self.buf[:7])
+        self._fill(7 + size + 1, deadline)
+        payload = self.buf[7:7 + size]
+        end = self.buf[7 + size]
+        self.buf = self.buf[8 + size:]
+        assert end == FRAME_END, "server frame ends with 0x%02x, not 0xCE" % end
+        return ftype, channel, payload
+
+    def read_method(self, timeout=None, skip_heartbeats=True):
+        """Returns the next method frame as a Method, skipping heartbeats."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            ftype, channel, payload = self.read_frame(max(0.001, deadline - time.monotonic()))
+            if ftype == FRAME_HEARTBEAT and skip_heartbeats:
+                continue
+            assert ftype == FRAME_METHOD, \
+                "expected a method frame, got frame type %d on channel %d" % (ftype, channel)
+            cls, meth = struct.unpack(">HH", payload[:4])
+            return Method(channel, (cls, meth), payload[4:])
+
+    def expect(self, ids, channel=None, timeout=None):
+        m = self.read_method(timeout)
+        assert m.ids == ids, "expected %s, got %r" % (method_name(ids), m)
+        if channel is not None:
+            assert m.channel == channel, "%s on channel %d, expected %d" % (
+                m.name, m.channel, channel)
+        return m
+
+    def expect_connection_close(self, code, text=None, ids=None, timeout=None,
+                                text_prefix=None, send_close_ok=True):
+        """Reads a connection.close and checks its reply code, and its text and the failing
+        method's ids when given. Sends close-ok, then expects the server to close the socket.
+        Returns (code, text, class_id, method_id)."""
+        m = self.read_method(timeout)
+        assert m.ids == CONNECTION_CLOSE and m.channel == 0, \
+            "expected connection.close %d, got %r" % (code, m)
+        fields = m.close_fields()
+        log("    server: connection.close %r" % (fields,))
+        assert fields[0] == code, "reply code %d (%s), expected %d" % (
+            fields[0], fields[1], code)
+        if text is not None:
+            assert fields[1] == text, "reply text %r, expected %r" % (fields[1], text)
+        if text_prefix is not None:
+            assert fields[1].startswith(text_prefix), "reply text %r, expected it to start %r" % (
+                fields[1], text_prefix)
+        if ids is not None:
+            assert tuple(fields[2:]) == tuple(ids), "close names method %d.%d, expected %d.%d" % (
+                fields[2], fields[3], ids[0], ids[1])
+        if send_close_ok:
+            try:
+                self.send_method(0, CONNECTION_CLOSE_OK)
+            except OSError:
+                pass
+            self.expect_eof()
+        return fields
+
+    def expect_channel_close(self, channel, code, text=None, ids=None, timeout=None):
+        m = self.read_method(timeout)
+        assert m.ids == CHANNEL_CLOSE and m.channel == channel, \
+            "expected channel.close %d on channel %d, got %r" % (code, channel, m)
+        fields = m.close_fields()
+        log("    server: channel.close %r" % (fields,))
+        assert fields[0] == code, "reply code %d (%s), expected %d" % (fields[0], fields[1], code)
+        if text is not None:
+            assert fields[1] == text, "reply text %r, expected %r" % (fields[1], text)
+        if ids is not None:
+            assert tuple(fields[2:]) == tuple(ids), "close names method %d.%d, expected %d.%d" % (
+                fields[2], fields[3], ids[0], ids[1])
+        return fields
+
+    def expect_eof(self, timeout=None, allow_heartbeats=True):
+        """Asserts the server closes the socket within timeout without sending anything else
+        (heartbeat frames excepted when allowed). Returns the seconds it took."""
+        t0 = time.monotonic()
+        deadline = t0 + (self.timeout if timeout is None else timeout)
+        while True:
+            try:
+                self._fill(len(self.buf) + 1, deadline)
+            except Closed:
+                pass
+            except socket.timeout:
+                raise AssertionError("server did not close the socket within %.1f s" % (
+                    deadline - t0))
+            else:
+                # Data: allowed only if it is whole heartbeat frames.
+                while allow_heartbeats and self.buf.startswith(heartbeat_frame()):
+                    self.buf = self.buf[8:]
+                if self.buf:
+                    if len(self.buf) < 8 and heartbeat_frame().startswith(self.buf):
+                        continue
+                    raise AssertionError("expected the socket to close, server sent %r" %
+                                         self.buf[:64])
+                continue
+            assert not self.buf, "server sent %r before closing" % self.buf[:64]
+            return time.monotonic() - t0
+
+    def expect_silence(self, seconds):
+        """Asserts the server sends no method frame and keeps the socket open for `seconds`.
+        Heartbeat frames are allowed."""
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                ftype, channel, payload = self.read_frame(left)
+            except socket.timeout:
+                return
+            except Closed:
+                raise AssertionError("server closed the socket, expected it to stay open")
+            if ftype == FRAME_HEARTBEAT:
+                continue
+            cls, meth = struct.unpack(">HH", payload[:4])
+            m = Method(channel, (cls, meth), payload[4:])
+            raise AssertionError("expected no reply, server sent %r" % (m,))
+
+    # The handshake, step by step. Each step does what its name says and returns.
+
+    def read_start(self):
+        m = self.expect(CONNECTION_START, channel=0)
+        r = m.reader()
+        major, minor = r.octet(), r.octet()
+        props = r.table()
+        mechs = r.longstr().decode().split()
+        locales = r.longstr().decode().split()
+        self.start = {"version": (major, minor), "server_properties": props,
+                      "mechanisms": mechs, "locales": locales}
+        return self.start
+
+    def read_tune(self):
+        m = self.expect(CONNECTION_TUNE, channel=0)
+        self.tune = m.reader().unpack(">HIH")
+        return self.tune
+
+    def handshake(self, upto="open", user="guest", password="guest", mechanism="PLAIN",
+                  tune_ok=None, vhost="/", start_ok=None):
+        """Runs the handshake up to and including step `upto`: "header", "start" (read
+        connection.start), "start-ok" (sent), "tune" (read), "tune-ok" (sent), "open" (sent
+        connection.open and read open-ok), "open-sent" (sent, reply not read).
+        tune_ok=(channel_max, frame_max, heartbeat); default: the server's channel_max and
+        frame_max with heartbeat 0 (no heartbeats)."""
+        steps = ["header", "start", "start-ok", "tune", "tune-ok", "open-sent", "open"]
+        assert upto in steps, upto
+        stop = steps.index(upto)
+        self.send_header()
+        if stop < 1:
+            return self
+        self.read_start()
+        if stop < 2:
+            return self
+        args = start_ok or start_ok_args(user=user, password=password, mechanism=mechanism)
+        self.send_method(0, CONNECTION_START_OK, args)
+        if stop < 3:
+            return self
+        self.read_tune()
+        if stop < 4:
+            return self
+        if tune_ok is None:
+            tune_ok = (self.tune[0], self.tune[1], 0)
+        self.send_method(0, CONNECTION_TUNE_OK, tune_ok_args(*tune_ok))
+        self.frame_max = tune_ok[1] or self.frame_max
+        if stop < 5:
+            return self
+        self.send_method(0, CONNECTION_OPEN, open_args(vhost))
+        if stop < 6:
+            return self
+        self.expect(CONNECTION_OPEN_OK, channel=0)
+        return self
+
+    def open_channel(self, channel):
+        self.send_method(channel, CHANNEL_OPEN, shortstr(""))
+        self.expect(CHANNEL_OPEN_OK, channel=channel)
+
+    def close_channel(self, channel):
+        self.send_method(channel, CHANNEL_CLOSE, close_args(200, "bye"))
+        self.expect(CHANNEL_CLOSE_OK, channel=channel)
+
+    def close_connection(self):
+        """Client-initiated close: sends connection.close, expects close-ok, then closes the
+        socket (the recipient of close-ok closes it; RabbitMQ itself waits up to 30 s)."""
+        self.send_method(0, CONNECTION_CLOSE, close_args(200, "Goodbye"))
+        self.expect(CONNECTION_CLOSE_OK, channel=0)
+        self.close()
+
+    def expect_refusal(self, code, ids=None, text_prefix=None, timeout=10):
+        """For errors RabbitMQ answers by closing the socket without a reply (handshake
+        errors, which it closes after a 3 s delay, and the cases where its reader process
+        crashes): accepts exactly that, or else a connection.close with the reply code
+        RabbitMQ gives the error internally (and the failing method's ids when given).
+        Returns None for a silent close, else the close's fields."""
+        t0 = time.monotonic()
+        try:
+            m = self.read_method(timeout)
+        except Closed:
+            log("    server closed the socket without a reply after %.1f s" % (
+                time.monotonic() - t0))
+            return None
+        except socket.timeout:
+            raise AssertionError("server neither replied nor closed the socket within %d s"
+                                 % timeout)
+        assert m.ids == CONNECTION_CLOSE and m.channel == 0, \
+            "expected the socket to close (or connection.close %d), got %r" % (code, m)
+        fields = m.close_fields()
+        log("    server: connection.close %r" % (fields,))
+        assert fields[0] == code, "reply code %d (%s), expected %d (or no reply)" % (
+            fields[0], fields[1], code)
+        if ids is not None:
+            assert tuple(fields[2:]) == tuple(ids), "close names method %d.%d, expected %d.%d" % (
+                fields[2], fields[3], ids[0], ids[1])
+        if text_prefix is not None:
+            assert fields[1].startswith(text_prefix), "reply text %r, expected it to start %r" % (
+                fields[1], text_prefix)
+        try:
+            self.send_method(0, CONNECTION_CLOSE_OK)
+        except OSError:
+            pass
+        self.expect_eof(timeout)
+        return fields
+
+
+# ---------------------------------------------------------------------------------------
+# The server under test
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(addr, timeout, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(addr, timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Server:
+    """The broker a test talks to. addr is (host, port) for clients; process tests also have
+    proc, pid and data_dir."""
+
+    def __init__(self, config=None, args=(), bind="127.0.0.1", port=None, listen_args=True):
+        self.config = config
+        self.listen_args = listen_args
+        self.args = list(args)
+        self.bind = bind
+        self.port = port
+        self.proc = None
+        self.tmp = None
+        self.stderr_path = None
+
+    @property
+    def external(self):
+        return self.proc is None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self):
+        if EXTERNAL:
+            self.addr = parse_addr(EXTERNAL)
+            return self
+        binary = os.environ.get("WARREN_SERVER")
+        assert binary, "WARREN_SERVER (absolute path of warren-server) is not set"
+        assert os.access(binary, os.X_OK), "WARREN_SERVER=%s is not executable" % binary
+        self.tmp = tempfile.mkdtemp(prefix="warren-test-")
+        self.data_dir = os.path.join(self.tmp, "data")
+        os.mkdir(self.data_dir)
+        self.port = self.port or free_port()
+        argv = [binary]
+        if self.listen_args:
+            argv += ["--port", str(self.port), "--bind", self.bind]
+        argv += ["--data-dir", self.data_dir, "--log-level", "debug"]
+        if self.config is not None:
+            path = os.path.join(self.tmp, "warren.conf")
+            with open(path, "w") as f:
+                f.write(format_config(self.config))
+            argv += ["--config", path]
+        argv += self.args
+        self.stderr_path = os.path.join(self.tmp, "stderr.log")
+        self.stderr = open(self.stderr_path, "wb")
+        log("  starting: %s" % " ".join(argv))
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr,
+                                     stderr=self.stderr, cwd=self.tmp)
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::", "") else self.bind
+        self.addr = (host, self.port)
+        if not wait_port(self.addr, 15, self.proc):
+            rc = self.proc.poll()
+            self.kill()
+            raise AssertionError("warren-server did not accept connections on %s:%d (%s)" % (
+                host, self.port, "exit status %r" % rc if rc is not None else "timeout"))
+        return self
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for pid %d" % self.pid)
+
+    def stderr_text(self):
+        if not self.stderr_path:
+            return ""
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=10):
+        """SIGTERM, then requires exit status 0 within timeout."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("warren-server did not exit within %d s of SIGTERM" % timeout)
+        self.stderr.close()
+        assert rc == 0, "warren-server exited with status %d after SIGTERM" % rc
+        self.proc = None
+        cleanup_dir(self.tmp)
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def dump(self):
+        if self.stderr_path:
+            log("  ---- warren-server stderr (%s) ----" % self.stderr_path)
+            text = self.stderr_text()
+            log(text[-20000:] if len(text) > 20000 else text)
+            log("  ---- end of stderr ----")
+
+
+def format_config(config):
+    if isinstance(config, str):
+        return config
+    return "".join("%s = %s\n" % (k, v) for k, v in config.items())
+
+
+def cleanup_dir(path):
+    if path:
+        subprocess.run(["rm", "-rf", path], check=False)
+
+
+@contextlib.contextmanager
+def server(config=None, args=(), bind="127.0.0.1", port=None, listen_args=True):
+    """Starts a broker for the block (or uses $WARREN_TEST_ADDR). On success the server is
+    stopped with SIGTERM and must exit 0; on failure it is killed and its stderr printed.
+    config: a dict or text written to a file passed with --config. listen_args=False leaves
+    out --port/--bind (the config file's listener is used; give its port as port=)."""
+    srv = Server(config=config, args=args, bind=bind, port=port,
+                 listen_args=listen_args).start()
+    try:
+        yield srv
+    except BaseException:
+        if not srv.external:
+            srv.kill()
+            srv.dump()
+        raise
+    if not srv.external:
+        try:
+            srv.stop()
+        except BaseException:
+            srv.dump()
+            raise
+
+
+# ---------------------------------------------------------------------------------------
+# pika
+
+
+def pika_params(addr, **kw):
+    import pika
+    kw.setdefault("socket_timeout", 5)
+    kw.setdefault("stack_timeout", 10)
+    kw.setdefault("blocked_connection_timeout", 10)
+    kw.setdefault("connection_attempts", 1)
+    creds = kw.pop("credentials", None) or pika.PlainCredentials("guest", "guest")
+    return pika.ConnectionParameters(host=addr[0], port=addr[1], credentials=creds, **kw)
+
+
+def pika_connect(addr, **kw):
+    import pika
+    return pika.BlockingConnection(pika_params(addr, **kw))
+
+
+def assert_serves(addr):
+    """A fresh pika connection opens, opens a channel and closes cleanly."""
+    conn = pika_connect(addr)
+    try:
+        ch = conn.channel()
+        assert ch.is_open
+        ch.close()
+        assert ch.is_closed
+    finally:
+        if conn.is_open:
+            conn.close()
+    assert conn.is_closed
+
+
+# ---------------------------------------------------------------------------------------
+# Running tests
+
+
+class NotRun(Exception):
+    pass
+
+
+def needs_process(fn):
+    """Marks a test that needs control of the server process. Against an external broker
+    ($WARREN_TEST_ADDR) it is reported as NOT RUN; under `make check` it always runs."""
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        if EXTERNAL:
+            raise NotRun("needs the warren-server process; not run against the external "
+                         "broker %s" % EXTERNAL)
+        return fn(*a, **kw)
+    wrapper.needs_process = True
+    return wrapper
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout("test exceeded its time limit")
+
+
+def run(tests, timeout=TEST_TIMEOUT):
+    """Runs each test function (with a time limit), prints one line per test and a
+    summary, and exits: 0 if all passed (tests marked NOT RUN count only with
+    WARREN_TEST_ADDR set), 1 otherwise."""
+    name = os.path.basename(sys.argv[0])
+    log("%s: against %s" % (name, ("external broker " + EXTERNAL) if EXTERNAL
+                            else os.environ.get("WARREN_SERVER", "$WARREN_SERVER (unset)")))
+    signal.signal(signal.SIGALRM, _alarm)
+    passed, failed, notrun = 0, 0, 0
+    for t in tests:
+        doc = (t.__doc__ or "").strip().splitlines()
+        log("- %s: %s" % (t.__name__, doc[0] if doc else ""))
+        t0 = time.monotonic()
+        signal.alarm(timeout)
+        try:
+            t()
+        except NotRun as e:
+            notrun += 1
+            log("  NOT RUN: %s" % e)
+        except BaseException as e:
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            failed += 1
+            log("  FAIL (%.1f s):" % (time.monotonic() - t0))
+            log("".join("    " + l for l in traceback.format_exc().splitlines(True)))
+        else:
+            passed += 1
+            log("  ok (%.1f s)" % (time.monotonic() - t0))
+        finally:
+            signal.alarm(0)
+    if notrun:
+        assert EXTERNAL, "tests were skipped without WARREN_TEST_ADDR"
+        log("%s: %d tests NOT RUN against the external broker (they need the server process)"
+            % (name, notrun))
+    log("%d passed, %d failed" % (passed, failed) + (", %d skipped" % notrun if notrun else ""))
+    sys.exit(1 if failed else 0)

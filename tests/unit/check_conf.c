@@ -1,0 +1,523 @@
+/* Unit tests for src/core/conf.c: defaults, the rabbitmq.conf-style file (good files, every
+ * error with its FILE:LINE message, every listener form), the command-line flags and their
+ * precedence over the file, and that etc/warren.conf documents the real defaults. A
+ * struct conf is compared as one rendered string, so each case states the whole result. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "warren/conf.h"
+
+/* Renders the parts of c a test can state in one line. */
+static void
+render(const struct conf *c, char *buf, size_t cap)
+{
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, cap - n, "L=");
+    for (unsigned i = 0; i < c->n_listeners; i++) {
+        const struct conf_listener *l = &c->listeners[i];
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s%s%s:%u", i ? "," : "",
+                              strchr(l->host, ':') ? "[" : "", l->host,
+                              strchr(l->host, ':') ? "]" : "", l->port);
+    }
+    n += (size_t)snprintf(buf + n, cap - n, " LB=");
+    for (unsigned i = 0; i < c->n_loopback_users; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "," : "", c->loopback_users[i]);
+    snprintf(buf + n, cap - n, " U=%s P=%s V=%s HB=%u FM=%u CM=%u HT=%u LL=%s DD=%s",
+             c->default_user, c->default_pass, c->default_vhost, c->heartbeat, c->frame_max,
+             c->channel_max, c->handshake_timeout, log_level_name(c->log_level), c->data_dir);
+}
+
+#define DEFAULTS_REST "U=guest P=guest V=/ HB=60 FM=131072 CM=2047 HT=10000 LL=info DD=./var"
+#define DEFAULTS "L=:5672 LB=guest " DEFAULTS_REST
+
+/* Writes text to a new temporary file; path receives its name. */
+static void
+write_temp(char path[64], const char *text, size_t len)
+{
+    strcpy(path, "/tmp/check_conf.XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+START_TEST(test_defaults)
+{
+    struct conf c;
+    char buf[512];
+    conf_init_defaults(&c);
+    render(&c, buf, sizeof(buf));
+    ck_assert_str_eq(buf, DEFAULTS);
+    ck_assert(conf_is_loopback_user(&c, "guest"));
+    ck_assert(!conf_is_loopback_user(&c, "alice"));
+    ck_assert_ptr_null(c.config_path);
+    conf_free(&c);
+}
+END_TEST
+
+static const struct {
+    const char *what, *text, *want;
+} good_files[] = {
+    {"empty file", "", DEFAULTS},
+    {"comments, blanks, tabs", "  # comment\n\n\theartbeat\t=\t30  \n#x = y\n",
+     "L=:5672 LB=guest U=guest P=guest V=/ HB=30 FM=131072 CM=2047 HT=10000 LL=info DD=./var"},
+    {"no spaces around '='", "heartbeat=30\n",
+     "L=:5672 LB=guest U=guest P=guest V=/ HB=30 FM=131072 CM=2047 HT=10000 LL=info DD=./var"},
+    {"CRLF line ends, no final newline", "heartbeat = 30\r\nchannel_max = 10",
+     "L=:5672 LB=guest U=guest P=guest V=/ HB=30 FM=131072 CM=10 HT=10000 LL=info DD=./var"},
+    {"trailing comment", "heartbeat = 30 # half a minute\n",
+     "L=:5672 LB=guest U=guest P=guest V=/ HB=30 FM=131072 CM=2047 HT=10000 LL=info DD=./var"},
+    {"'#' inside a value is kept", "default_pass = s3#cret\n",
+     "L=:5672 LB=guest U=guest P=s3#cret V=/ HB=60 FM=131072 CM=2047 HT=10000 LL=info DD=./var"},
+    {"last line wins", "heartbeat = 10\nheartbeat = 20\n",
+     "L=:5672 LB=guest U=guest P=guest V=/ HB=20 FM=131072 CM=2047 HT=10000 LL=info DD=./var"},
+    {"every scalar key",
+     "default_user = admin\ndefault_pass = pw\ndefault_vhost = prod\nheartbeat = 0\n"
+     "frame_max = 4096\nchannel_max = 65535\nhandshake_timeout = 1\nlog.level = debug\n"
+     "data_dir = /var/lib/warren\n",
+     "L=:5672 LB=guest U=admin P=pw V=prod HB=0 FM=4096 CM=65535 HT=1 LL=debug "
+     "DD=/var/lib/warren"},
+    {"bounds", "heartbeat = 65535\nchannel_max = 0\nframe_max = 2147483647\n",
+     "L=:5672 LB=guest U=guest P=guest V=/ HB=65535 FM=2147483647 CM=0 HT=10000 LL=info "
+     "DD=./var"},
+    {"frame_max = 0 means no limit", "frame_max = 0\n",
+     "L=:5672 LB=guest U=guest P=guest V=/ HB=60 FM=0 CM=2047 HT=10000 LL=info DD=./var"},
+    {"frame_max with KB", "frame_max = 128KB\n", DEFAULTS},
+    {"frame_max with mb", "frame_max = 1mb\n",
+     "L=:5672 LB=guest U=guest P=guest V=/ HB=60 FM=1048576 CM=2047 HT=10000 LL=info DD=./var"},
+    {"log.level none", "log.level = none\n",
+     "L=:5672 LB=guest U=guest P=guest V=/ HB=60 FM=131072 CM=2047 HT=10000 LL=none DD=./var"},
+    {"bare port", "listeners.tcp.default = 5673\n", "L=:5673 LB=guest " DEFAULTS_REST},
+    {"IPv4 and bare IPv6 (rabbitmq.conf forms)",
+     "listeners.tcp.1 = 127.0.0.1:5672\nlisteners.tcp.2 = ::1:5672\n",
+     "L=127.0.0.1:5672,[::1]:5672 LB=guest " DEFAULTS_REST},
+    {"bracketed IPv6", "listeners.tcp.v6 = [::1]:5673\n", "L=[::1]:5673 LB=guest " DEFAULTS_REST},
+    {"all-interfaces literals", "listeners.tcp.a = 0.0.0.0:1\nlisteners.tcp.b = [::]:65535\n",
+     "L=0.0.0.0:1,[::]:65535 LB=guest " DEFAULTS_REST},
+    {"full IPv6 without brackets", "listeners.tcp.x = fe80::1:2:3:4:5672\n",
+     "L=[fe80::1:2:3:4]:5672 LB=guest " DEFAULTS_REST},
+    {"same name replaces, order kept",
+     "listeners.tcp.a = 1\nlisteners.tcp.b = 2\nlisteners.tcp.a = 127.0.0.1:3\n",
+     "L=127.0.0.1:3,:2 LB=guest " DEFAULTS_REST},
+    {"loopback_users = none", "loopback_users = none\n", "L=:5672 LB= " DEFAULTS_REST},
+    {"loopback_users.guest = false", "loopback_users.guest = false\n",
+     "L=:5672 LB= " DEFAULTS_REST},
+    {"loopback_users.alice = true adds", "loopback_users.alice = true\n",
+     "L=:5672 LB=guest,alice " DEFAULTS_REST},
+    {"none, then a user", "loopback_users = none\nloopback_users.alice = true\n",
+     "L=:5672 LB=alice " DEFAULTS_REST},
+    {"true twice is once", "loopback_users.guest = true\nloopback_users.guest = true\n", DEFAULTS},
+    {"false for an absent user", "loopback_users.bob = false\n", DEFAULTS},
+};
+
+START_TEST(test_good_file)
+{
+    char path[64], buf[512], err[256] = "";
+    struct conf c;
+    write_temp(path, good_files[_i].text, strlen(good_files[_i].text));
+    conf_init_defaults(&c);
+    int rc = conf_load_file(&c, path, err, sizeof(err));
+    unlink(path);
+    ck_assert_msg(rc == 0, "%s: %s", good_files[_i].what, err);
+    render(&c, buf, sizeof(buf));
+    ck_assert_msg(strcmp(buf, good_files[_i].want) == 0, "%s:\n got %s\nwant %s",
+                  good_files[_i].what, buf, good_files[_i].want);
+    conf_free(&c);
+}
+END_TEST
+
+static const struct {
+    const char *what, *text;
+    unsigned line;
+    const char *msg;
+} bad_files[] = {
+    {"unknown key", "hearbeat = 30\n", 1, "unknown key 'hearbeat'"},
+    {"unknown key after good lines", "# x\nheartbeat = 30\n\nfoo.bar = 1\n", 4,
+     "unknown key 'foo.bar'"},
+    {"key case matters", "Heartbeat = 30\n", 1, "unknown key 'Heartbeat'"},
+    {"not an integer", "heartbeat = abc\n", 1,
+     "bad value 'abc' for heartbeat: expected an integer 0..65535"},
+    {"integer too big", "heartbeat = 65536\n", 1,
+     "bad value '65536' for heartbeat: expected an integer 0..65535"},
+    {"negative", "channel_max = -1\n", 1,
+     "bad value '-1' for channel_max: expected an integer 0..65535"},
+    {"overflow", "heartbeat = 99999999999999999999999\n", 1,
+     "bad value '99999999999999999999999' for heartbeat: expected an integer 0..65535"},
+    {"junk after a number", "heartbeat = 30 seconds\n", 1,
+     "bad value '30 seconds' for heartbeat: expected an integer 0..65535"},
+    {"handshake_timeout 0", "handshake_timeout = 0\n", 1,
+     "bad value '0' for handshake_timeout: expected an integer 1..2147483647"},
+    {"frame_max below 4096", "frame_max = 4095\n", 1,
+     "bad value '4095' for frame_max: expected 0 or a size in bytes 4096..2147483647 (KB, MB "
+     "and GB suffixes allowed)"},
+    {"frame_max above 2^31-1", "frame_max = 2GB\n", 1,
+     "bad value '2GB' for frame_max: expected 0 or a size in bytes 4096..2147483647 (KB, MB "
+     "and GB suffixes allowed)"},
+    {"frame_max bad suffix", "frame_max = 128kib\n", 1,
+     "bad value '128kib' for frame_max: expected 0 or a size in bytes 4096..2147483647 (KB, MB "
+     "and GB suffixes allowed)"},
+    {"log level", "log.level = loud\n", 1,
+     "bad value 'loud' for log.level: expected debug, info, warning, error, critical or none"},
+    {"log level case", "log.level = INFO\n", 1,
+     "bad value 'INFO' for log.level: expected debug, info, warning, error, critical or none"},
+    {"missing '='", "\n# c\nheartbeat 30\n", 3,
+     "missing '=' in 'heartbeat 30': expected 'key = value'"},
+    {"missing key", "= 30\n", 1, "missing key before '='"},
+    {"missing value", "heartbeat =\n", 1, "missing value for heartbeat"},
+    {"value is only a comment", "heartbeat = # none\n", 1, "missing value for heartbeat"},
+    {"string too long",
+     "default_vhost = "
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+     1,
+     "bad value "
+     "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' for "
+     "default_vhost: expected 1..255 characters"},
+    {"listener without port", "listeners.tcp.1 = 127.0.0.1\n", 1,
+     "bad value '127.0.0.1' for listeners.tcp.1: expected [host:]port with a numeric IPv4 or "
+     "IPv6 host and a port 1..65535, e.g. 5672, 127.0.0.1:5672 or [::1]:5672"},
+    {"listener host name", "listeners.tcp.1 = localhost:5672\n", 1,
+     "bad value 'localhost:5672' for listeners.tcp.1: expected [host:]port with a numeric IPv4 "
+     "or IPv6 host and a port 1..65535, e.g. 5672, 127.0.0.1:5672 or [::1]:5672"},
+    {"listener port 0", "listeners.tcp.1 = 0\n", 1,
+     "bad value '0' for listeners.tcp.1: expected [host:]port with a numeric IPv4 or IPv6 host "
+     "and a port 1..65535, e.g. 5672, 127.0.0.1:5672 or [::1]:5672"},
+    {"listener port too big", "listeners.tcp.1 = 1.2.3.4:70000\n", 1,
+     "bad value '1.2.3.4:70000' for listeners.tcp.1: expected [host:]port with a numeric IPv4 "
+     "or IPv6 host and a port 1..65535, e.g. 5672, 127.0.0.1:5672 or [::1]:5672"},
+    {"bare IPv6 without port", "listeners.tcp.1 = ::1\n", 1,
+     "bad value '::1' for listeners.tcp.1: expected [host:]port with a numeric IPv4 or IPv6 "
+     "host and a port 1..65535, e.g. 5672, 127.0.0.1:5672 or [::1]:5672"},
+    {"bracketed IPv6 without port", "listeners.tcp.1 = [::1]\n", 1,
+     "bad value '[::1]' for listeners.tcp.1: expected [host:]port with a numeric IPv4 or IPv6 "
+     "host and a port 1..65535, e.g. 5672, 127.0.0.1:5672 or [::1]:5672"},
+    {"listener with empty host", "listeners.tcp.1 = :5672\n", 1,
+     "bad value ':5672' for listeners.tcp.1: expected [host:]port with a numeric IPv4 or IPv6 "
+     "host and a port 1..65535, e.g. 5672, 127.0.0.1:5672 or [::1]:5672"},
+    {"listener without name", "listeners.tcp. = 5672\n", 1, "unknown key 'listeners.tcp.'"},
+    {"listeners.tcp = none is not supported", "listeners.tcp = none\n", 1,
+     "unknown key 'listeners.tcp'"},
+    {"loopback value", "loopback_users.guest = yes\n", 1,
+     "bad value 'yes' for loopback_users.guest: expected true or false"},
+    {"loopback_users bare value", "loopback_users = all\n", 1,
+     "bad value 'all' for loopback_users: expected none"},
+    {"NUL byte", "heartbeat = 3\0000\n", 1, "NUL byte in line"},
+};
+
+START_TEST(test_bad_file)
+{
+    char path[64], err[512] = "", want[512];
+    struct conf c;
+    /* sizeof would see the NUL case's embedded NUL; strlen would stop at it. */
+    size_t len = strlen(bad_files[_i].text);
+    if (strstr(bad_files[_i].what, "NUL") != NULL)
+        len += 1 + strlen(bad_files[_i].text + len + 1);
+    write_temp(path, bad_files[_i].text, len);
+    conf_init_defaults(&c);
+    int rc = conf_load_file(&c, path, err, sizeof(err));
+    unlink(path);
+    conf_free(&c);
+    snprintf(want, sizeof(want), "%s:%u: %s", path, bad_files[_i].line, bad_files[_i].msg);
+    ck_assert_msg(rc == -1, "%s: accepted", bad_files[_i].what);
+    ck_assert_msg(strcmp(err, want) == 0, "%s:\n got %s\nwant %s", bad_files[_i].what, err, want);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+    char err[256];
+    struct conf c;
+    conf_init_defaults(&c);
+    ck_assert_int_eq(conf_load_file(&c, "/nonexistent/warren.conf", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "/nonexistent/warren.conf: cannot open: No such file or directory");
+    conf_free(&c);
+}
+END_TEST
+
+START_TEST(test_too_many)
+{
+    char path[64], err[256], want[256], text[2048];
+    struct conf c;
+    size_t n = 0;
+    for (int i = 1; i <= CONF_MAX_LISTENERS + 1; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "listeners.tcp.l%d = %d\n", i, i);
+    write_temp(path, text, n);
+    conf_init_defaults(&c);
+    ck_assert_int_eq(conf_load_file(&c, path, err, sizeof(err)), -1);
+    unlink(path);
+    snprintf(want, sizeof(want), "%s:%d: too many listeners (at most %d)", path,
+             CONF_MAX_LISTENERS + 1, CONF_MAX_LISTENERS);
+    ck_assert_str_eq(err, want);
+    ck_assert_uint_eq(c.n_listeners, CONF_MAX_LISTENERS);
+    conf_free(&c);
+
+    n = 0;
+    for (int i = 1; i <= CONF_MAX_LOOPBACK_USERS; i++) /* guest is already one */
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "loopback_users.u%d = true\n", i);
+    write_temp(path, text, n);
+    conf_init_defaults(&c);
+    ck_assert_int_eq(conf_load_file(&c, path, err, sizeof(err)), -1);
+    unlink(path);
+    snprintf(want, sizeof(want), "%s:%d: too many loopback_users (at most %d)", path,
+             CONF_MAX_LOOPBACK_USERS, CONF_MAX_LOOPBACK_USERS);
+    ck_assert_str_eq(err, want);
+    conf_free(&c);
+}
+END_TEST
+
+/* The shipped etc/warren.conf: every key commented out with its default. Uncommenting every
+ * `# key = value` line must give exactly the defaults, and must name every key. */
+START_TEST(test_shipped_conf)
+{
+    FILE *f = fopen(WARREN_SRCDIR "/etc/warren.conf", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024], text[8192], path[64], err[256] = "", buf[512];
+    size_t n = 0;
+    int keys = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        /* "# key = value": a commented-out setting; "## text" and "# text" are prose. */
+        if (strncmp(line, "# ", 2) == 0 && strstr(line, " = ") != NULL &&
+            strchr(line + 2, ' ') == strstr(line, " = ")) {
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "%s", line + 2);
+            keys++;
+        }
+    }
+    fclose(f);
+    static const char *const names[] = {
+        "listeners.tcp.default", "default_user", "default_pass", "default_vhost",
+        "loopback_users.guest",  "heartbeat",    "frame_max",    "channel_max",
+        "handshake_timeout",     "log.level",    "data_dir",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        ck_assert_msg(strstr(text, names[i]) != NULL, "etc/warren.conf lacks %s", names[i]);
+
+    struct conf c;
+    write_temp(path, text, n);
+    conf_init_defaults(&c);
+    int rc = conf_load_file(&c, path, err, sizeof(err));
+    unlink(path);
+    ck_assert_msg(rc == 0, "%s", err);
+    render(&c, buf, sizeof(buf));
+    ck_assert_str_eq(buf, DEFAULTS);
+    conf_free(&c);
+}
+END_TEST
+
+/* Command lines. '@' in argv and in the expected output stands for a temporary file
+ * holding `file`. */
+static const struct {
+    const char *what, *args, *file;
+    enum conf_outcome outcome;
+    const char *want;      /* rendered conf when outcome is CONF_RUN */
+    const char *out, *err; /* substrings expected on stdout/stderr, or NULL for empty */
+} cmdlines[] = {
+    {"no flags", "", NULL, CONF_RUN, DEFAULTS, NULL, NULL},
+    {"--port", "--port 5673", NULL, CONF_RUN, "L=:5673 LB=guest " DEFAULTS_REST, NULL, NULL},
+    {"--port=N form", "--port=5673", NULL, CONF_RUN, "L=:5673 LB=guest " DEFAULTS_REST, NULL, NULL},
+    {"--bind takes the default port", "--bind 127.0.0.1", NULL, CONF_RUN,
+     "L=127.0.0.1:5672 LB=guest " DEFAULTS_REST, NULL, NULL},
+    {"--bind twice with --port", "--bind 127.0.0.1 --bind ::1 --port 5999", NULL, CONF_RUN,
+     "L=127.0.0.1:5999,[::1]:5999 LB=guest " DEFAULTS_REST, NULL, NULL},
+    {"--bind bracketed IPv6", "--bind [::1]", NULL, CONF_RUN,
+     "L=[::1]:5672 LB=guest " DEFAULTS_REST, NULL, NULL},
+    {"--bind takes the file's port", "--bind ::1 --config @", "listeners.tcp.x = 127.0.0.1:7000\n",
+     CONF_RUN, "L=[::1]:7000 LB=guest " DEFAULTS_REST, NULL, NULL},
+    {"--port keeps the file's hosts", "--config @ --port 6000",
+     "listeners.tcp.1 = 127.0.0.1:5672\nlisteners.tcp.2 = ::1:5672\n", CONF_RUN,
+     "L=127.0.0.1:6000,[::1]:6000 LB=guest " DEFAULTS_REST, NULL, NULL},
+    {"--port merges listeners that become equal", "--port 6000 --config @",
+     "listeners.tcp.1 = 5672\nlisteners.tcp.2 = 5673\n", CONF_RUN,
+     "L=:6000 LB=guest " DEFAULTS_REST, NULL, NULL},
+    {"flags beat the file, given before it", "--log-level debug --data-dir /d --config @",
+     "log.level = error\ndata_dir = /f\nheartbeat = 5\n", CONF_RUN,
+     "L=:5672 LB=guest U=guest P=guest V=/ HB=5 FM=131072 CM=2047 HT=10000 LL=debug DD=/d", NULL,
+     NULL},
+    {"flags beat the file, given after it", "--config @ --log-level none", "log.level = error\n",
+     CONF_RUN,
+     "L=:5672 LB=guest U=guest P=guest V=/ HB=60 FM=131072 CM=2047 HT=10000 LL=none DD=./var", NULL,
+     NULL},
+    {"--check-config", "--check-config --config @", "heartbeat = 5\n", CONF_EXIT_OK, NULL,
+     "configuration OK\n", NULL},
+    {"--check-config, bad file", "--check-config --config @", "heartbeat = x\n", CONF_EXIT_ERR,
+     NULL, NULL, "@:1: bad value 'x' for heartbeat: expected an integer 0..65535\n"},
+    {"--help", "--help", NULL, CONF_EXIT_OK, NULL, "  --config FILE", NULL},
+    {"-h lists the keys", "-h", NULL, CONF_EXIT_OK, NULL, "heartbeat = 60", NULL},
+    {"--help shows family defaults", "--help", NULL, CONF_EXIT_OK, NULL,
+     "listeners.tcp.default = 5672", NULL},
+    {"--help shows loopback default", "--help", NULL, CONF_EXIT_OK, NULL,
+     "loopback_users.guest = true", NULL},
+    {"--version", "--version", NULL, CONF_EXIT_OK, NULL, "warren-server " PACKAGE_VERSION "\n",
+     NULL},
+    {"unknown flag", "--bogus", NULL, CONF_EXIT_ERR, NULL, NULL,
+     "warren-server: unknown option '--bogus'\nTry 'warren-server --help' for more "
+     "information.\n"},
+    {"unknown short flag", "-x", NULL, CONF_EXIT_ERR, NULL, NULL,
+     "warren-server: unknown option '-x'\n"},
+    {"flag without its argument", "--port", NULL, CONF_EXIT_ERR, NULL, NULL,
+     "warren-server: option '--port' needs an argument\n"},
+    {"--port 0", "--port 0", NULL, CONF_EXIT_ERR, NULL, NULL,
+     "warren-server: bad value '0' for --port: expected an integer 1..65535\n"},
+    {"--port abc", "--port abc", NULL, CONF_EXIT_ERR, NULL, NULL,
+     "warren-server: bad value 'abc' for --port: expected an integer 1..65535\n"},
+    {"--bind host name", "--bind localhost", NULL, CONF_EXIT_ERR, NULL, NULL,
+     "warren-server: bad value 'localhost' for --bind: expected a numeric IPv4 or IPv6 "
+     "address\n"},
+    {"--log-level bad", "--log-level loud", NULL, CONF_EXIT_ERR, NULL, NULL,
+     "warren-server: bad value 'loud' for --log-level: expected debug, info, warning, error, "
+     "critical or none\n"},
+    {"stray argument", "--port 5 extra", NULL, CONF_EXIT_ERR, NULL, NULL,
+     "warren-server: unexpected argument 'extra'\n"},
+    {"missing config file", "--config /nonexistent.conf", NULL, CONF_EXIT_ERR, NULL, NULL,
+     "/nonexistent.conf: cannot open: No such file or directory\n"},
+    {"bad config file", "--port 5 --config @", "\nhearbeat = 1\n", CONF_EXIT_ERR, NULL, NULL,
+     "@:2: unknown key 'hearbeat'\n"},
+};
+
+/* Replaces each '@' in src by path. */
+static void
+subst(char *dst, size_t cap, const char *src, const char *path)
+{
+    size_t n = 0;
+    for (; *src != '\0' && n + 1 < cap; src++) {
+        if (*src == '@')
+            n += (size_t)snprintf(dst + n, cap - n, "%s", path);
+        else
+            dst[n++] = *src;
+    }
+    dst[n < cap ? n : cap - 1] = '\0';
+}
+
+/* Reads what was written to fd (a temporary file) since it was created. */
+static void
+slurp(int fd, char *buf, size_t cap)
+{
+    ssize_t n = pread(fd, buf, cap - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+START_TEST(test_cmdline)
+{
+    char path[64] = "", args[256], want[512], out[8192], err[1024], buf[512];
+    char *argv[16];
+    int argc = 0;
+    struct conf c;
+
+    if (cmdlines[_i].file != NULL)
+        write_temp(path, cmdlines[_i].file, strlen(cmdlines[_i].file));
+    subst(args, sizeof(args), cmdlines[_i].args, path);
+    argv[argc++] = "warren-server";
+    for (char *tok = strtok(args, " "); tok != NULL; tok = strtok(NULL, " "))
+        argv[argc++] = tok;
+    argv[argc] = NULL;
+
+    /* Capture stdout and stderr in temporary files. */
+    FILE *fo = tmpfile(), *fe = tmpfile();
+    ck_assert(fo != NULL && fe != NULL);
+    fflush(stdout);
+    fflush(stderr);
+    int saved_out = dup(STDOUT_FILENO), saved_err = dup(STDERR_FILENO);
+    dup2(fileno(fo), STDOUT_FILENO);
+    dup2(fileno(fe), STDERR_FILENO);
+    enum conf_outcome rc = conf_from_cmdline(&c, argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, STDOUT_FILENO);
+    dup2(saved_err, STDERR_FILENO);
+    close(saved_out);
+    close(saved_err);
+    slurp(fileno(fo), out, sizeof(out));
+    slurp(fileno(fe), err, sizeof(err));
+    fclose(fo);
+    fclose(fe);
+    if (path[0] != '\0')
+        unlink(path);
+
+    ck_assert_msg(rc == cmdlines[_i].outcome, "%s: outcome %d, want %d; stderr: %s",
+                  cmdlines[_i].what, rc, cmdlines[_i].outcome, err);
+    if (cmdlines[_i].want != NULL) {
+        render(&c, buf, sizeof(buf));
+        ck_assert_msg(strcmp(buf, cmdlines[_i].want) == 0, "%s:\n got %s\nwant %s",
+                      cmdlines[_i].what, buf, cmdlines[_i].want);
+    }
+    if (cmdlines[_i].out != NULL)
+        ck_assert_msg(strstr(out, cmdlines[_i].out) != NULL, "%s: stdout lacks '%s':\n%s",
+                      cmdlines[_i].what, cmdlines[_i].out, out);
+    else
+        ck_assert_msg(out[0] == '\0', "%s: unexpected stdout: %s", cmdlines[_i].what, out);
+    if (cmdlines[_i].err != NULL) {
+        subst(want, sizeof(want), cmdlines[_i].err, path);
+        ck_assert_msg(strstr(err, want) != NULL, "%s: stderr lacks '%s':\n%s", cmdlines[_i].what,
+                      want, err);
+    } else {
+        ck_assert_msg(err[0] == '\0', "%s: unexpected stderr: %s", cmdlines[_i].what, err);
+    }
+    if (rc == CONF_RUN && strstr(cmdlines[_i].args, "--config") != NULL)
+        ck_assert_str_eq(c.config_path, path);
+    if (rc != CONF_EXIT_ERR)
+        conf_free(&c);
+}
+END_TEST
+
+START_TEST(test_too_many_binds)
+{
+    char *argv[2 * CONF_MAX_LISTENERS + 4];
+    int argc = 0;
+    struct conf c;
+    argv[argc++] = "warren-server";
+    for (int i = 0; i <= CONF_MAX_LISTENERS; i++) {
+        argv[argc++] = "--bind";
+        argv[argc++] = "127.0.0.1";
+    }
+    argv[argc] = NULL;
+    int saved_err = dup(STDERR_FILENO);
+    FILE *fe = tmpfile();
+    dup2(fileno(fe), STDERR_FILENO);
+    enum conf_outcome rc = conf_from_cmdline(&c, argc, argv);
+    dup2(saved_err, STDERR_FILENO);
+    close(saved_err);
+    char err[512];
+    slurp(fileno(fe), err, sizeof(err));
+    fclose(fe);
+    ck_assert_int_eq(rc, CONF_EXIT_ERR);
+    ck_assert_ptr_nonnull(strstr(err, "too many --bind addresses (at most 16)"));
+}
+END_TEST
+
+static Suite *
+conf_suite(void)
+{
+    Suite *s = suite_create("conf");
+    TCase *tc = tcase_create("file");
+    tcase_add_test(tc, test_defaults);
+    tcase_add_loop_test(tc, test_good_file, 0, sizeof(good_files) / sizeof(good_files[0]));
+    tcase_add_loop_test(tc, test_bad_file, 0, sizeof(bad_files) / sizeof(bad_files[0]));
+    tcase_add_test(tc, test_missing_file);
+    tcase_add_test(tc, test_too_many);
+    tcase_add_test(tc, test_shipped_conf);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cmdline");
+    tcase_add_loop_test(tc, test_cmdline, 0, sizeof(cmdlines) / sizeof(cmdlines[0]));
+    tcase_add_test(tc, test_too_many_binds);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(conf_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,205 @@
+/* Unit tests for src/core/log.c: the line format, level filtering, long-line truncation,
+ * control characters in the text, level names, and log_escape()'s escaping and
+ * truncation. Lines are captured by pointing stderr at a temporary file. */
+#include "config.h"
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "warren/log.h"
+
+static FILE *capture_file;
+static int saved_stderr = -1;
+
+static void
+capture_begin(void)
+{
+    capture_file = tmpfile();
+    ck_assert_ptr_nonnull(capture_file);
+    fflush(stderr);
+    saved_stderr = dup(STDERR_FILENO);
+    dup2(fileno(capture_file), STDERR_FILENO);
+}
+
+/* Stops capturing and returns what was written (static buffer). */
+static const char *
+capture_end(void)
+{
+    static char buf[16384];
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    ssize_t n = pread(fileno(capture_file), buf, sizeof(buf) - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    fclose(capture_file);
+    return buf;
+}
+
+static void
+assert_matches(const char *text, const char *pattern)
+{
+    regex_t re;
+    ck_assert_int_eq(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
+    int rc = regexec(&re, text, 0, NULL, 0);
+    regfree(&re);
+    ck_assert_msg(rc == 0, "'%s' does not match /%s/", text, pattern);
+}
+
+#define STAMP "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3} "
+
+START_TEST(test_format)
+{
+    log_set_level(LOG_INFO);
+    capture_begin();
+    log_write(LOG_WARNING, "conn 42 127.0.0.1:50312 -> 127.0.0.1:5672", "closing: %s %d",
+              "FRAME_ERROR", 501);
+    assert_matches(capture_end(), STAMP "\\[warning\\] conn 42 127\\.0\\.0\\.1:50312 -> "
+                                        "127\\.0\\.0\\.1:5672: closing: FRAME_ERROR 501\n$");
+
+    capture_begin();
+    log_msg(LOG_INFO, "listening on %s", "[::]:5672");
+    assert_matches(capture_end(), STAMP "\\[info\\] listening on \\[::\\]:5672\n$");
+
+    capture_begin();
+    log_write(LOG_CRITICAL, NULL, "%s", "");
+    assert_matches(capture_end(), STAMP "\\[critical\\] \n$");
+}
+END_TEST
+
+static const struct {
+    enum log_level min, lvl;
+    bool written;
+} filters[] = {
+    {LOG_DEBUG, LOG_DEBUG, true},       {LOG_INFO, LOG_DEBUG, false},
+    {LOG_INFO, LOG_INFO, true},         {LOG_WARNING, LOG_INFO, false},
+    {LOG_WARNING, LOG_ERROR, true},     {LOG_CRITICAL, LOG_ERROR, false},
+    {LOG_CRITICAL, LOG_CRITICAL, true}, {LOG_NONE, LOG_CRITICAL, false},
+};
+
+START_TEST(test_filter)
+{
+    log_set_level(filters[_i].min);
+    capture_begin();
+    log_msg(filters[_i].lvl, "x");
+    log_write(filters[_i].lvl, "ctx", "y");
+    const char *out = capture_end();
+    log_set_level(LOG_INFO);
+    if (filters[_i].written)
+        ck_assert_int_eq(strlen(out) > 0 && strstr(out, "ctx: y\n") != NULL, 1);
+    else
+        ck_assert_str_eq(out, "");
+}
+END_TEST
+
+START_TEST(test_truncation)
+{
+    static char big[10000];
+    memset(big, 'a', sizeof(big) - 1);
+    log_set_level(LOG_INFO);
+
+    capture_begin();
+    log_write(LOG_ERROR, "ctx", "%s", big);
+    const char *out = capture_end();
+    ck_assert_uint_eq(strlen(out), 4096);
+    ck_assert_str_eq(out + 4096 - 5, "a...\n");
+    ck_assert_ptr_eq(strchr(out, '\n'), out + 4095);
+
+    /* A context too long for the line is cut the same way. */
+    capture_begin();
+    log_write(LOG_ERROR, big, "text");
+    out = capture_end();
+    ck_assert_uint_eq(strlen(out), 4096);
+    ck_assert_str_eq(out + 4096 - 4, "...\n");
+}
+END_TEST
+
+START_TEST(test_control_chars)
+{
+    log_set_level(LOG_INFO);
+    capture_begin();
+    log_write(LOG_INFO, "c\x1b[31m", "no 'q1\n2026-01-01 00:00:00.000 [info] forged'\tend\x7f");
+    assert_matches(capture_end(), STAMP "\\[info\\] c\\?\\[31m: no 'q1\\?2026-01-01 "
+                                        "00:00:00\\.000 \\[info\\] forged'\\?end\\?\n$");
+}
+END_TEST
+
+START_TEST(test_level_names)
+{
+    static const char *const names[] = {"debug", "info", "warning", "error", "critical", "none"};
+    for (int i = 0; i <= LOG_NONE; i++) {
+        enum log_level lvl;
+        ck_assert_str_eq(log_level_name((enum log_level)i), names[i]);
+        ck_assert_int_eq(log_level_parse(names[i], &lvl), 0);
+        ck_assert_int_eq(lvl, i);
+    }
+    enum log_level lvl = LOG_ERROR;
+    ck_assert_int_eq(log_level_parse("Info", &lvl), -1);
+    ck_assert_int_eq(log_level_parse("warn", &lvl), -1);
+    ck_assert_int_eq(log_level_parse("", &lvl), -1);
+    ck_assert_int_eq(lvl, LOG_ERROR);
+    ck_assert_str_eq(log_level_name((enum log_level)99), "?");
+}
+END_TEST
+
+static const struct {
+    const char *what;
+    const char *in;
+    size_t n, cap;
+    const char *want;
+} escapes[] = {
+    {"printable", "abc", 3, 16, "abc"},
+    {"empty", "", 0, 16, ""},
+    {"bytes", "\x00\xff\n", 3, 16, "\\x00\\xff\\x0a"},
+    {"backslash", "a\\b", 3, 16, "a\\\\b"},
+    {"AMQP header", "AMQP\x00\x00\x09\x01", 8, 64, "AMQP\\x00\\x00\\x09\\x01"},
+    {"exact fit", "abcdefg", 7, 8, "abcdefg"},
+    {"one too many", "abcdefgh", 8, 8, "abcd..."},
+    {"escape not split", "\x01\x02", 2, 8, "\\x01..."},
+    {"escape dropped whole", "ab\x01", 3, 6, "ab..."},
+    {"cap 1", "abc", 3, 1, ""},
+    {"cap 3", "abc", 3, 3, ".."},
+    {"cap 4", "abcd", 4, 4, "..."},
+};
+
+START_TEST(test_escape)
+{
+    char buf[80];
+    memset(buf, 'Z', sizeof(buf));
+    char *r = log_escape(buf, escapes[_i].cap, (const uint8_t *)escapes[_i].in, escapes[_i].n);
+    ck_assert_ptr_eq(r, buf);
+    ck_assert_msg(strcmp(buf, escapes[_i].want) == 0, "%s: got '%s', want '%s'", escapes[_i].what,
+                  buf, escapes[_i].want);
+    ck_assert_uint_lt(strlen(buf), escapes[_i].cap);
+    ck_assert_int_eq(buf[escapes[_i].cap], 'Z'); /* nothing written past cap */
+}
+END_TEST
+
+static Suite *
+log_suite(void)
+{
+    Suite *s = suite_create("log");
+    TCase *tc = tcase_create("log");
+    tcase_add_test(tc, test_format);
+    tcase_add_loop_test(tc, test_filter, 0, sizeof(filters) / sizeof(filters[0]));
+    tcase_add_test(tc, test_truncation);
+    tcase_add_test(tc, test_control_chars);
+    tcase_add_test(tc, test_level_names);
+    tcase_add_loop_test(tc, test_escape, 0, sizeof(escapes) / sizeof(escapes[0]));
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(log_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
