@@ -44,7 +44,7 @@ extern const char auth_mechanisms[];
  *     connection.close(403, "ACCESS_REFUSED - " AUTH_REFUSAL_FMT, class 0, method 0), then
  *     close; otherwise close the socket without a connection.close.
  *   AUTH_BAD_MECHANISM (503 COMMAND_INVALID) and AUTH_MALFORMED (502 SYNTAX_ERROR): RabbitMQ
- *     sends nothing; it waits 1 s (SILENT_CLOSE_DELAY, against login floods) and closes.
+ *     sends nothing; it waits 3 s (SILENT_CLOSE_DELAY, against login floods) and closes.
  * Passwords are compared in constant time; an unknown user costs the same hash as a known
  * one. Blank passwords are refused, as RabbitMQ's internal backend does. */
 enum auth_result auth_login(const struct auth_db *db, struct wire_str mechanism,

@@ -33,6 +33,7 @@ struct conf {
     uint32_t heartbeat;         /* seconds; heartbeat = 60 */
     uint32_t frame_max;         /* bytes; frame_max = 131072 */
     uint32_t channel_max;       /* channel_max = 2047 */
+    uint32_t max_message_size;  /* bytes of body; max_message_size = 134217728 (128 MiB) */
     uint32_t handshake_timeout; /* milliseconds; handshake_timeout = 10000 */
     enum log_level log_level;   /* log.level = info */
     char *data_dir;             /* owns; data_dir = ./var (RocksDB lives under it) */

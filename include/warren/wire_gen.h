@@ -49,75 +49,87 @@
 #define WIRE_CLASS_BASIC 60
 #define WIRE_CLASS_TX 90
 #define WIRE_CLASS_CONFIRM 85
+#define WIRE_CLASS_ACCESS 30
 
 /* Method ids are class-id << 16 | method-id. */
 #define WIRE_METHOD_ID(class_id, method_id) (((uint32_t)(class_id) << 16) | (uint16_t)(method_id))
 #define WIRE_METHOD_CLASS(id) ((uint16_t)((uint32_t)(id) >> 16))
 #define WIRE_METHOD_INDEX(id) ((uint16_t)(id))
 
+/* Every method of the XML, and those RabbitMQ and its clients use that the XML lacks, marked
+ * (RabbitMQ): connection.blocked (sent while a resource alarm blocks publishers);
+ * connection.unblocked (sent when it clears); connection.update_secret (new credentials for an
+ * open connection); connection.update_secret_ok (its reply); access.request (0-8's, answered as
+ * a no-op); access.request_ok (its reply). */
 enum wire_method_id {
-    WIRE_CONNECTION_START = 0x000A000A,     /* connection.start */
-    WIRE_CONNECTION_START_OK = 0x000A000B,  /* connection.start_ok */
-    WIRE_CONNECTION_SECURE = 0x000A0014,    /* connection.secure */
-    WIRE_CONNECTION_SECURE_OK = 0x000A0015, /* connection.secure_ok */
-    WIRE_CONNECTION_TUNE = 0x000A001E,      /* connection.tune */
-    WIRE_CONNECTION_TUNE_OK = 0x000A001F,   /* connection.tune_ok */
-    WIRE_CONNECTION_OPEN = 0x000A0028,      /* connection.open */
-    WIRE_CONNECTION_OPEN_OK = 0x000A0029,   /* connection.open_ok */
-    WIRE_CONNECTION_CLOSE = 0x000A0032,     /* connection.close */
-    WIRE_CONNECTION_CLOSE_OK = 0x000A0033,  /* connection.close_ok */
-    WIRE_CHANNEL_OPEN = 0x0014000A,         /* channel.open */
-    WIRE_CHANNEL_OPEN_OK = 0x0014000B,      /* channel.open_ok */
-    WIRE_CHANNEL_FLOW = 0x00140014,         /* channel.flow */
-    WIRE_CHANNEL_FLOW_OK = 0x00140015,      /* channel.flow_ok */
-    WIRE_CHANNEL_CLOSE = 0x00140028,        /* channel.close */
-    WIRE_CHANNEL_CLOSE_OK = 0x00140029,     /* channel.close_ok */
-    WIRE_EXCHANGE_DECLARE = 0x0028000A,     /* exchange.declare */
-    WIRE_EXCHANGE_DECLARE_OK = 0x0028000B,  /* exchange.declare_ok */
-    WIRE_EXCHANGE_DELETE = 0x00280014,      /* exchange.delete */
-    WIRE_EXCHANGE_DELETE_OK = 0x00280015,   /* exchange.delete_ok */
-    WIRE_EXCHANGE_BIND = 0x0028001E,        /* exchange.bind */
-    WIRE_EXCHANGE_BIND_OK = 0x0028001F,     /* exchange.bind_ok */
-    WIRE_EXCHANGE_UNBIND = 0x00280028,      /* exchange.unbind */
-    WIRE_EXCHANGE_UNBIND_OK = 0x00280033,   /* exchange.unbind_ok */
-    WIRE_QUEUE_DECLARE = 0x0032000A,        /* queue.declare */
-    WIRE_QUEUE_DECLARE_OK = 0x0032000B,     /* queue.declare_ok */
-    WIRE_QUEUE_BIND = 0x00320014,           /* queue.bind */
-    WIRE_QUEUE_BIND_OK = 0x00320015,        /* queue.bind_ok */
-    WIRE_QUEUE_PURGE = 0x0032001E,          /* queue.purge */
-    WIRE_QUEUE_PURGE_OK = 0x0032001F,       /* queue.purge_ok */
-    WIRE_QUEUE_DELETE = 0x00320028,         /* queue.delete */
-    WIRE_QUEUE_DELETE_OK = 0x00320029,      /* queue.delete_ok */
-    WIRE_QUEUE_UNBIND = 0x00320032,         /* queue.unbind */
-    WIRE_QUEUE_UNBIND_OK = 0x00320033,      /* queue.unbind_ok */
-    WIRE_BASIC_QOS = 0x003C000A,            /* basic.qos */
-    WIRE_BASIC_QOS_OK = 0x003C000B,         /* basic.qos_ok */
-    WIRE_BASIC_CONSUME = 0x003C0014,        /* basic.consume */
-    WIRE_BASIC_CONSUME_OK = 0x003C0015,     /* basic.consume_ok */
-    WIRE_BASIC_CANCEL = 0x003C001E,         /* basic.cancel */
-    WIRE_BASIC_CANCEL_OK = 0x003C001F,      /* basic.cancel_ok */
-    WIRE_BASIC_PUBLISH = 0x003C0028,        /* basic.publish */
-    WIRE_BASIC_RETURN = 0x003C0032,         /* basic.return */
-    WIRE_BASIC_DELIVER = 0x003C003C,        /* basic.deliver */
-    WIRE_BASIC_GET = 0x003C0046,            /* basic.get */
-    WIRE_BASIC_GET_OK = 0x003C0047,         /* basic.get_ok */
-    WIRE_BASIC_GET_EMPTY = 0x003C0048,      /* basic.get_empty */
-    WIRE_BASIC_ACK = 0x003C0050,            /* basic.ack */
-    WIRE_BASIC_REJECT = 0x003C005A,         /* basic.reject */
-    WIRE_BASIC_RECOVER_ASYNC = 0x003C0064,  /* basic.recover_async */
-    WIRE_BASIC_RECOVER = 0x003C006E,        /* basic.recover */
-    WIRE_BASIC_RECOVER_OK = 0x003C006F,     /* basic.recover_ok */
-    WIRE_BASIC_NACK = 0x003C0078,           /* basic.nack */
-    WIRE_CONFIRM_SELECT = 0x0055000A,       /* confirm.select */
-    WIRE_CONFIRM_SELECT_OK = 0x0055000B,    /* confirm.select_ok */
-    WIRE_TX_SELECT = 0x005A000A,            /* tx.select */
-    WIRE_TX_SELECT_OK = 0x005A000B,         /* tx.select_ok */
-    WIRE_TX_COMMIT = 0x005A0014,            /* tx.commit */
-    WIRE_TX_COMMIT_OK = 0x005A0015,         /* tx.commit_ok */
-    WIRE_TX_ROLLBACK = 0x005A001E,          /* tx.rollback */
-    WIRE_TX_ROLLBACK_OK = 0x005A001F,       /* tx.rollback_ok */
+    WIRE_CONNECTION_START = 0x000A000A,            /* connection.start */
+    WIRE_CONNECTION_START_OK = 0x000A000B,         /* connection.start_ok */
+    WIRE_CONNECTION_SECURE = 0x000A0014,           /* connection.secure */
+    WIRE_CONNECTION_SECURE_OK = 0x000A0015,        /* connection.secure_ok */
+    WIRE_CONNECTION_TUNE = 0x000A001E,             /* connection.tune */
+    WIRE_CONNECTION_TUNE_OK = 0x000A001F,          /* connection.tune_ok */
+    WIRE_CONNECTION_OPEN = 0x000A0028,             /* connection.open */
+    WIRE_CONNECTION_OPEN_OK = 0x000A0029,          /* connection.open_ok */
+    WIRE_CONNECTION_CLOSE = 0x000A0032,            /* connection.close */
+    WIRE_CONNECTION_CLOSE_OK = 0x000A0033,         /* connection.close_ok */
+    WIRE_CONNECTION_BLOCKED = 0x000A003C,          /* connection.blocked (RabbitMQ) */
+    WIRE_CONNECTION_UNBLOCKED = 0x000A003D,        /* connection.unblocked (RabbitMQ) */
+    WIRE_CONNECTION_UPDATE_SECRET = 0x000A0046,    /* connection.update_secret (RabbitMQ) */
+    WIRE_CONNECTION_UPDATE_SECRET_OK = 0x000A0047, /* connection.update_secret_ok (RabbitMQ) */
+    WIRE_CHANNEL_OPEN = 0x0014000A,                /* channel.open */
+    WIRE_CHANNEL_OPEN_OK = 0x0014000B,             /* channel.open_ok */
+    WIRE_CHANNEL_FLOW = 0x00140014,                /* channel.flow */
+    WIRE_CHANNEL_FLOW_OK = 0x00140015,             /* channel.flow_ok */
+    WIRE_CHANNEL_CLOSE = 0x00140028,               /* channel.close */
+    WIRE_CHANNEL_CLOSE_OK = 0x00140029,            /* channel.close_ok */
+    WIRE_ACCESS_REQUEST = 0x001E000A,              /* access.request (RabbitMQ) */
+    WIRE_ACCESS_REQUEST_OK = 0x001E000B,           /* access.request_ok (RabbitMQ) */
+    WIRE_EXCHANGE_DECLARE = 0x0028000A,            /* exchange.declare */
+    WIRE_EXCHANGE_DECLARE_OK = 0x0028000B,         /* exchange.declare_ok */
+    WIRE_EXCHANGE_DELETE = 0x00280014,             /* exchange.delete */
+    WIRE_EXCHANGE_DELETE_OK = 0x00280015,          /* exchange.delete_ok */
+    WIRE_EXCHANGE_BIND = 0x0028001E,               /* exchange.bind */
+    WIRE_EXCHANGE_BIND_OK = 0x0028001F,            /* exchange.bind_ok */
+    WIRE_EXCHANGE_UNBIND = 0x00280028,             /* exchange.unbind */
+    WIRE_EXCHANGE_UNBIND_OK = 0x00280033,          /* exchange.unbind_ok */
+    WIRE_QUEUE_DECLARE = 0x0032000A,               /* queue.declare */
+    WIRE_QUEUE_DECLARE_OK = 0x0032000B,            /* queue.declare_ok */
+    WIRE_QUEUE_BIND = 0x00320014,                  /* queue.bind */
+    WIRE_QUEUE_BIND_OK = 0x00320015,               /* queue.bind_ok */
+    WIRE_QUEUE_PURGE = 0x0032001E,                 /* queue.purge */
+    WIRE_QUEUE_PURGE_OK = 0x0032001F,              /* queue.purge_ok */
+    WIRE_QUEUE_DELETE = 0x00320028,                /* queue.delete */
+    WIRE_QUEUE_DELETE_OK = 0x00320029,             /* queue.delete_ok */
+    WIRE_QUEUE_UNBIND = 0x00320032,                /* queue.unbind */
+    WIRE_QUEUE_UNBIND_OK = 0x00320033,             /* queue.unbind_ok */
+    WIRE_BASIC_QOS = 0x003C000A,                   /* basic.qos */
+    WIRE_BASIC_QOS_OK = 0x003C000B,                /* basic.qos_ok */
+    WIRE_BASIC_CONSUME = 0x003C0014,               /* basic.consume */
+    WIRE_BASIC_CONSUME_OK = 0x003C0015,            /* basic.consume_ok */
+    WIRE_BASIC_CANCEL = 0x003C001E,                /* basic.cancel */
+    WIRE_BASIC_CANCEL_OK = 0x003C001F,             /* basic.cancel_ok */
+    WIRE_BASIC_PUBLISH = 0x003C0028,               /* basic.publish */
+    WIRE_BASIC_RETURN = 0x003C0032,                /* basic.return */
+    WIRE_BASIC_DELIVER = 0x003C003C,               /* basic.deliver */
+    WIRE_BASIC_GET = 0x003C0046,                   /* basic.get */
+    WIRE_BASIC_GET_OK = 0x003C0047,                /* basic.get_ok */
+    WIRE_BASIC_GET_EMPTY = 0x003C0048,             /* basic.get_empty */
+    WIRE_BASIC_ACK = 0x003C0050,                   /* basic.ack */
+    WIRE_BASIC_REJECT = 0x003C005A,                /* basic.reject */
+    WIRE_BASIC_RECOVER_ASYNC = 0x003C0064,         /* basic.recover_async */
+    WIRE_BASIC_RECOVER = 0x003C006E,               /* basic.recover */
+    WIRE_BASIC_RECOVER_OK = 0x003C006F,            /* basic.recover_ok */
+    WIRE_BASIC_NACK = 0x003C0078,                  /* basic.nack */
+    WIRE_CONFIRM_SELECT = 0x0055000A,              /* confirm.select */
+    WIRE_CONFIRM_SELECT_OK = 0x0055000B,           /* confirm.select_ok */
+    WIRE_TX_SELECT = 0x005A000A,                   /* tx.select */
+    WIRE_TX_SELECT_OK = 0x005A000B,                /* tx.select_ok */
+    WIRE_TX_COMMIT = 0x005A0014,                   /* tx.commit */
+    WIRE_TX_COMMIT_OK = 0x005A0015,                /* tx.commit_ok */
+    WIRE_TX_ROLLBACK = 0x005A001E,                 /* tx.rollback */
+    WIRE_TX_ROLLBACK_OK = 0x005A001F,              /* tx.rollback_ok */
 };
-#define WIRE_METHOD_COUNT 60
+#define WIRE_METHOD_COUNT 66
 
 /* Who may receive a method (the spec's <chassis> elements). */
 #define WIRE_CHASSIS_SERVER 0x01
@@ -162,6 +174,13 @@ struct wire_connection_close {
     uint16_t class_id;
     uint16_t method_id;
 };
+struct wire_connection_blocked {
+    struct wire_str reason;
+};
+struct wire_connection_update_secret {
+    struct wire_str new_secret;
+    struct wire_str reason;
+};
 struct wire_channel_flow {
     bool active;
 };
@@ -173,6 +192,17 @@ struct wire_channel_close {
     struct wire_str reply_text;
     uint16_t class_id;
     uint16_t method_id;
+};
+struct wire_access_request {
+    struct wire_str realm;
+    bool exclusive;
+    bool passive;
+    bool active;
+    bool write;
+    bool read;
+};
+struct wire_access_request_ok {
+    uint16_t ticket;
 };
 struct wire_exchange_declare {
     struct wire_str exchange;
@@ -335,9 +365,13 @@ struct wire_method {
         struct wire_connection_tune_ok connection_tune_ok;
         struct wire_connection_open connection_open;
         struct wire_connection_close connection_close;
+        struct wire_connection_blocked connection_blocked;
+        struct wire_connection_update_secret connection_update_secret;
         struct wire_channel_flow channel_flow;
         struct wire_channel_flow_ok channel_flow_ok;
         struct wire_channel_close channel_close;
+        struct wire_access_request access_request;
+        struct wire_access_request_ok access_request_ok;
         struct wire_exchange_declare exchange_declare;
         struct wire_exchange_delete exchange_delete;
         struct wire_exchange_bind exchange_bind;

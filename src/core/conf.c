@@ -69,6 +69,8 @@ static const struct conf_key conf_keys[] = {
      "largest frame offered, in bytes; 0 means no limit"},
     {"channel_max", CONF_UINT, CONF_F(channel_max), "2047", 0, 65535,
      "most channels per connection offered; 0 means 65535"},
+    {"max_message_size", CONF_UINT, CONF_F(max_message_size), "134217728", 1, 536870912,
+     "largest message body accepted, in bytes (RabbitMQ's default and ceiling)"},
     {"handshake_timeout", CONF_UINT, CONF_F(handshake_timeout), "10000", 1, INT32_MAX,
      "milliseconds a client has to finish the AMQP handshake"},
     {"log.level", CONF_LEVEL, CONF_F(log_level), "info", 0, 0,

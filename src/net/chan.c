@@ -9,10 +9,13 @@
  * 540 NOT_IMPLEMENTED, so clients get an answer instead of a hang. */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "net_int.h"
 #include "warren/assert.h"
+#include "warren/conf.h"
 
 #define CHAN_TABLE_MIN_BUCKETS 8
 
@@ -100,12 +103,44 @@ chan_table_clear(struct conn *c)
     WR_ASSERT(t->count == 0);
 }
 
+/* Raises a channel exception: channel.close with code, the failing method's ids and
+ * "NAME - text"; until the client's close-ok the channel drops everything else (the rest of a
+ * message's content included). Hard codes become connection exceptions. Returns -1. */
+static int
+chan_raise(struct chan *ch, uint16_t code, uint32_t method_id, const char *fmt, ...)
+{
+    struct conn *c = ch->conn;
+    va_list ap;
+    va_start(ap, fmt);
+    if (wire_reply_is_hard(code)) {
+        conn_raisev(c, code, method_id, fmt, ap);
+        va_end(ap);
+        return -1;
+    }
+    char text[256];
+    net_reply_textv(text, sizeof(text), code, fmt, ap);
+    va_end(ap);
+    log_conn(LOG_WARNING, c, "closing channel %u: %s", ch->id, text);
+    struct wire_method m = {.id = WIRE_CHANNEL_CLOSE};
+    m.u.channel_close.reply_code = code;
+    m.u.channel_close.reply_text = (struct wire_str){(const uint8_t *)text, strlen(text)};
+    m.u.channel_close.class_id = WIRE_METHOD_CLASS(method_id);
+    m.u.channel_close.method_id = WIRE_METHOD_INDEX(method_id);
+    ch->state = CHAN_CLOSING;
+    ch->content = CHAN_CONTENT_NONE;
+    conn_send(c, ch->id, &m);
+    return -1;
+}
+
 static int
 chan_on_open(struct conn *c, uint16_t id, const struct wire_method *m)
 {
-    if (c->channel_max != 0 && id > c->channel_max)
-        return conn_raise(c, WIRE_NOT_ALLOWED, m->id, "channel %u is above channel_max %u", id,
-                          c->channel_max);
+    /* RabbitMQ limits how many channels are open, not their numbers. */
+    if (c->channel_max != 0 && c->chans.count >= c->channel_max)
+        return conn_raise(c, WIRE_NOT_ALLOWED, 0,
+                          "number of channels opened (%u) has reached the negotiated "
+                          "channel_max (%u)",
+                          c->chans.count, c->channel_max);
     struct chan *ch = chan_new(c, id);
     if (ch == NULL)
         return conn_raise(c, WIRE_RESOURCE_ERROR, m->id, "out of memory opening channel %u", id);
@@ -136,7 +171,9 @@ chan_on_channel_method(struct chan *ch, const struct wire_method *m)
         return conn_send(c, id, &ok);
     }
     case WIRE_CHANNEL_CLOSE_OK:
-        return 0; /* no close of ours is pending: nothing to finish */
+    case WIRE_CHANNEL_FLOW_OK:
+        /* No close or flow of ours is pending (RabbitMQ never sends channel.flow). */
+        return conn_raise(c, WIRE_COMMAND_INVALID, m->id, "unimplemented method");
     case WIRE_CHANNEL_FLOW: {
         /* RabbitMQ refuses to be told to stop delivering: it has credit flow instead. */
         if (!m->u.channel_flow.active)
@@ -146,7 +183,8 @@ chan_on_channel_method(struct chan *ch, const struct wire_method *m)
         return conn_send(c, ch->id, &ok);
     }
     default:
-        return 0; /* channel.flow-ok answers a flow we never send */
+        WR_ASSERT(!"chan_on_channel_method: not a channel-class method the server receives");
+        return -1;
     }
 }
 
@@ -157,8 +195,7 @@ chan_on_method(struct conn *c, uint16_t id, const struct wire_method *m)
     if (ch == NULL) {
         if (m->id == WIRE_CHANNEL_OPEN)
             return chan_on_open(c, id, m);
-        return conn_raise(c, WIRE_CHANNEL_ERROR, m->id, "expected 'channel.open' on channel %u",
-                          id);
+        return conn_raise(c, WIRE_CHANNEL_ERROR, m->id, "expected 'channel.open'");
     }
     if (ch->state == CHAN_CLOSING) {
         if (m->id == WIRE_CHANNEL_CLOSE_OK || m->id == WIRE_CHANNEL_CLOSE)
@@ -186,8 +223,8 @@ chan_on_content_frame(struct conn *c, const struct frame *f)
 {
     struct chan *ch = chan_find(c, f->channel);
     if (ch == NULL)
-        return conn_raise(c, WIRE_CHANNEL_ERROR, 0, "expected 'channel.open' on channel %u",
-                          f->channel);
+        return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
+                          "expected method frame, got non method frame instead");
     if (ch->state == CHAN_CLOSING)
         return 0;
     if (f->type == WIRE_FRAME_HEADER) {
@@ -204,6 +241,11 @@ chan_on_content_frame(struct conn *c, const struct frame *f)
             return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
                               "expected content header for class %u, got one for class %u",
                               ch->content_class, h.class_id);
+        uint32_t max = c->server->env.conf->max_message_size;
+        if (h.body_size > max)
+            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH,
+                              "message size %llu is larger than configured max size %u",
+                              (unsigned long long)h.body_size, max);
         ch->body_size = h.body_size;
         ch->body_received = 0;
         ch->content = CHAN_CONTENT_AWAIT_BODY;

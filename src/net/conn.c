@@ -97,9 +97,8 @@ conn_send_close(struct conn *c, uint16_t code, uint32_t method_id, const char *t
     conn_arm_timer(c, CONN_CLOSE_TIMEOUT_SEC * 1000);
 }
 
-/* Formats "NAME - text" as RabbitMQ writes reply texts; shortstr-bounded. */
-static void
-conn_reply_text(char *dst, size_t cap, uint16_t code, const char *fmt, va_list ap)
+void
+net_reply_textv(char *dst, size_t cap, uint16_t code, const char *fmt, va_list ap)
 {
     const char *name = wire_reply_name(code);
     int n = snprintf(dst, cap, "%s - ", name != NULL ? name : "ERROR");
@@ -109,14 +108,10 @@ conn_reply_text(char *dst, size_t cap, uint16_t code, const char *fmt, va_list a
 }
 
 int
-conn_raise(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, ...)
+conn_raisev(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, va_list ap)
 {
     char text[256]; /* a reply-text is a shortstr: 255 bytes at most */
-    va_list ap;
-    va_start(ap, fmt);
-    conn_reply_text(text, sizeof(text), code, fmt, ap);
-    va_end(ap);
-
+    net_reply_textv(text, sizeof(text), code, fmt, ap);
     if (c->state >= CONN_CLOSING)
         return -1; /* already on the way out: the first error is the one reported */
     log_conn(LOG_ERROR, c, "closing: %s", text);
@@ -127,6 +122,16 @@ conn_raise(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, .
         return -1;
     }
     conn_send_close(c, code, method_id, text);
+    return -1;
+}
+
+int
+conn_raise(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    conn_raisev(c, code, method_id, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
@@ -176,20 +181,15 @@ conn_on_start_ok(struct conn *c, const struct wire_connection_start_ok *so)
                                     &user, why, sizeof(why));
     if (r != AUTH_OK) {
         char text[256];
-        if (r == AUTH_BAD_MECHANISM)
-            snprintf(text, sizeof(text),
-                     "ACCESS_REFUSED - unsupported authentication mechanism '%.*s', offered: %s",
-                     WIRE_STR_ARG(so->mechanism), auth_mechanisms);
-        else
-            snprintf(text, sizeof(text),
-                     "ACCESS_REFUSED - Login was refused using authentication mechanism %.*s. "
-                     "For details see the broker logfile.",
-                     WIRE_STR_ARG(so->mechanism));
-        log_conn(LOG_ERROR, c, "closing: %s (%s)", text, why);
+        snprintf(text, sizeof(text), "ACCESS_REFUSED - " AUTH_REFUSAL_FMT,
+                 WIRE_STR_ARG(so->mechanism));
+        log_conn(LOG_ERROR, c, "closing: %s (%s)", r == AUTH_REFUSED ? text : "login failed",
+                 why);
         /* Clients that announce authentication_failure_close get a proper connection.close;
-         * older ones only understand the socket closing (RabbitMQ does the same). */
-        if (c->cap_auth_failure_close)
-            conn_send_close(c, WIRE_ACCESS_REFUSED, WIRE_CONNECTION_START_OK, text);
+         * older ones only understand the socket closing (RabbitMQ does the same). A mechanism
+         * we do not offer or a response that does not parse gets no answer at all. */
+        if (r == AUTH_REFUSED && c->cap_auth_failure_close)
+            conn_send_close(c, WIRE_ACCESS_REFUSED, 0, text);
         else
             conn_drop(c);
         return -1;
@@ -221,15 +221,20 @@ conn_check_tuned(struct conn *c, const char *field, uint32_t client, uint32_t mi
     return 0;
 }
 
+/* Heartbeats tick every half interval, as RabbitMQ's do: a heartbeat goes out in any half
+ * interval in which nothing else did, and the peer is gone after four silent half intervals. */
+#define CONN_HEARTBEAT_TICKS_PER_INTERVAL 2
+#define CONN_HEARTBEAT_SILENT_TICKS 4
+
 static void
 conn_on_heartbeat_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     if (c->recv_since_tick)
         c->heartbeats_missed = 0;
-    else if (++c->heartbeats_missed >= 2) {
-        /* Two whole intervals of silence (ticks count intervals, so never fewer than two full
-         * ones have passed): the peer is gone. RabbitMQ closes the socket without a frame. */
+    else if (++c->heartbeats_missed >= CONN_HEARTBEAT_SILENT_TICKS) {
+        /* Nothing arrived since the tick four ticks ago: at least two whole intervals of
+         * silence, never fewer. RabbitMQ closes the socket without a frame. */
         log_conn(LOG_ERROR, c, "closing: missed heartbeats from client, timeout: %us",
                  c->heartbeat);
         conn_drop(c);
@@ -260,7 +265,8 @@ conn_on_tune_ok(struct conn *c, const struct wire_connection_tune_ok *t)
     c->heartbeat = t->heartbeat;
     if (c->heartbeat > 0) {
         c->heartbeat_ev = event_new(c->server->env.base, -1, EV_PERSIST, conn_on_heartbeat_tick, c);
-        struct timeval tv = {c->heartbeat, 0};
+        unsigned half_ms = c->heartbeat * 1000u / CONN_HEARTBEAT_TICKS_PER_INTERVAL;
+        struct timeval tv = {half_ms / 1000, (half_ms % 1000) * 1000};
         if (c->heartbeat_ev == NULL || evtimer_add(c->heartbeat_ev, &tv) < 0) {
             log_conn(LOG_ERROR, c, "cannot start heartbeats: out of memory; dropping");
             conn_drop(c);
@@ -299,9 +305,13 @@ conn_on_method0(struct conn *c, const struct wire_method *m)
         [CONN_AWAIT_TUNE_OK] = WIRE_CONNECTION_TUNE_OK,
         [CONN_AWAIT_OPEN] = WIRE_CONNECTION_OPEN,
     };
-    if (c->state < CONN_OPEN && m->id != expected[c->state])
+    if (c->state < CONN_OPEN && m->id != expected[c->state] && m->id != WIRE_CONNECTION_CLOSE)
         return conn_raise(c, WIRE_COMMAND_INVALID, m->id, "expected %s, got %s",
                           wire_method_name(expected[c->state]), wire_method_name(m->id));
+    if (c->state == CONN_OPEN && m->id != WIRE_CONNECTION_CLOSE)
+        /* A repeated handshake method, or a stray close-ok: RabbitMQ's answer. */
+        return conn_raise(c, WIRE_CHANNEL_ERROR, m->id, "unexpected %s on channel 0",
+                          wire_method_name(m->id));
     switch (m->id) {
     case WIRE_CONNECTION_START_OK:
         return conn_on_start_ok(c, &m->u.connection_start_ok);
@@ -320,8 +330,8 @@ conn_on_method0(struct conn *c, const struct wire_method *m)
         return 0;
     }
     default:
-        return conn_raise(c, WIRE_COMMAND_INVALID, m->id, "%s not allowed on channel 0",
-                          wire_method_name(m->id));
+        WR_ASSERT(!"conn_on_method0: method not filtered by state");
+        return -1;
     }
 }
 
@@ -363,8 +373,11 @@ conn_on_frame(struct conn *c, const struct frame *f)
     }
     switch (f->type) {
     case WIRE_FRAME_HEARTBEAT:
+        if (f->size != 0)
+            return conn_raise(c, WIRE_FRAME_ERROR, 0, "heartbeat frame with a %u-byte payload",
+                              f->size);
         if (f->channel != 0)
-            return conn_raise(c, WIRE_FRAME_ERROR, 0, "heartbeat frame on channel %u",
+            return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0, "heartbeat frame on channel %u",
                               f->channel);
         return 0;
     case WIRE_FRAME_METHOD: {
@@ -378,16 +391,13 @@ conn_on_frame(struct conn *c, const struct frame *f)
                               info->name);
         if (f->channel == 0) {
             if (WIRE_METHOD_CLASS(m.id) != WIRE_CLASS_CONNECTION)
-                return conn_raise(c, WIRE_COMMAND_INVALID, m.id, "%s on channel 0", info->name);
+                return conn_raise(c, WIRE_CHANNEL_ERROR, m.id, "%s on channel 0", info->name);
             return conn_on_method0(c, &m);
         }
         if (c->state != CONN_OPEN)
-            return conn_raise(c, WIRE_CHANNEL_ERROR, m.id,
-                              "%s on channel %u before the connection is open", info->name,
+            return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
+                              "%s on channel %u before connection.open", info->name,
                               f->channel);
-        if (WIRE_METHOD_CLASS(m.id) == WIRE_CLASS_CONNECTION)
-            return conn_raise(c, WIRE_COMMAND_INVALID, m.id, "%s on channel %u (must be 0)",
-                              info->name, f->channel);
         return chan_on_method(c, f->channel, &m);
     }
     case WIRE_FRAME_HEADER:

@@ -3,6 +3,7 @@
 #ifndef WARREN_NET_INT_H
 #define WARREN_NET_INT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -134,6 +135,11 @@ int conn_send(struct conn *c, uint16_t channel, const struct wire_method *m);
  * so handlers can `return conn_raise(...)`. */
 int conn_raise(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+int conn_raisev(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+/* Formats a reply text as RabbitMQ writes them, "NOT_FOUND - no queue 'q'", cut to fit cap. */
+void net_reply_textv(char *dst, size_t cap, uint16_t code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 /* Sends connection.close 320 for a server shutdown, or just closes before the handshake ends. */
 void conn_close_forced(struct conn *c, const char *text);
 

@@ -113,13 +113,14 @@ int
 frame_content_header_decode(const uint8_t *p, size_t n, struct frame_content_header *h,
                             struct wire_error *err)
 {
-    struct wire_reader r = {p, p + n};
     struct wire_basic_props props;
+    struct wire_reader r;
     uint16_t weight;
 
     /* class-id, weight, body-size and at least one property-flags word */
     if (n < 14)
         return wire_fail(err, WIRE_FRAME_ERROR, "content header too short: %zu bytes", n);
+    r = (struct wire_reader){p, p + n};
     wire_get_u16(&r, &h->class_id);
     wire_get_u16(&r, &weight); /* unused by 0-9-1; RabbitMQ ignores it too */
     wire_get_u64(&r, &h->body_size);

@@ -55,6 +55,51 @@ EXTRA_CONSTANTS = [
      "this XML."),
 ]
 
+# RabbitMQ's methods that this XML lacks, in the XML's own form; each is merged into its class
+# (or adds the class) unless the XML already has it. extension="..." says why it is here and
+# ends up as a comment. Ids and fields as in RabbitMQ's own framing code.
+EXTRA_XML = """
+<amqp>
+  <class name="connection" index="10">
+    <method name="blocked" index="60"
+            extension="sent while a resource alarm blocks publishers">
+      <chassis name="client" implement="MAY"/>
+      <field name="reason" domain="shortstr"/>
+    </method>
+    <method name="unblocked" index="61" extension="sent when it clears">
+      <chassis name="client" implement="MAY"/>
+    </method>
+    <method name="update-secret" synchronous="1" index="70"
+            extension="new credentials for an open connection">
+      <chassis name="server" implement="MAY"/>
+      <response name="update-secret-ok"/>
+      <field name="new-secret" domain="longstr"/>
+      <field name="reason" domain="shortstr"/>
+    </method>
+    <method name="update-secret-ok" synchronous="1" index="71" extension="its reply">
+      <chassis name="client" implement="MAY"/>
+    </method>
+  </class>
+  <class name="access" index="30">
+    <method name="request" synchronous="1" index="10"
+            extension="0-8's, answered as a no-op">
+      <chassis name="server" implement="MAY"/>
+      <response name="request-ok"/>
+      <field name="realm" domain="shortstr"/>
+      <field name="exclusive" domain="bit"/>
+      <field name="passive" domain="bit"/>
+      <field name="active" domain="bit"/>
+      <field name="write" domain="bit"/>
+      <field name="read" domain="bit"/>
+    </method>
+    <method name="request-ok" synchronous="1" index="11" extension="its reply">
+      <chassis name="client" implement="MAY"/>
+      <field name="ticket" domain="short"/>
+    </method>
+  </class>
+</amqp>
+"""
+
 # The basic class's last property is called "reserved" in 0-9-1; 0-9 called it cluster-id,
 # as RabbitMQ and its clients still do.
 PROPERTY_RENAMES = {("basic", "reserved"): "cluster-id"}
@@ -91,6 +136,7 @@ class Method:
         self.responses = [r.get("name") for r in el.findall("response")]
         self.chassis = [c.get("name") for c in el.findall("chassis")]
         self.fields = [make_field(f, domains) for f in el.findall("field")]
+        self.extension = el.get("extension")
         self.c = "%s_%s" % (snake(cls.name), snake(self.name))
         self.enum = "WIRE_%s_%s" % (upper(cls.name), upper(self.name))
         self.dotted = "%s.%s" % (cls.name, snake(self.name))
@@ -146,6 +192,15 @@ def load(path):
     for name, value, cls, comment in EXTRA_CONSTANTS:
         if name not in names:
             constants.append((name, value, cls, comment))
+    for xc in ET.fromstring(EXTRA_XML).findall("class"):
+        c = next((c for c in root.findall("class") if c.get("name") == xc.get("name")), None)
+        if c is None:
+            root.append(xc)
+            continue
+        have = {m.get("name") for m in c.findall("method")}
+        for xm in xc.findall("method"):
+            if xm.get("name") not in have:
+                c.append(xm)
     classes = [Class(c, domains) for c in root.findall("class")]
     methods = [m for c in classes for m in c.methods]
     methods.sort(key=lambda m: m.id)
@@ -239,11 +294,17 @@ def gen_header(constants, classes, methods):
     w("#define WIRE_METHOD_CLASS(id) ((uint16_t)((uint32_t)(id) >> 16))")
     w("#define WIRE_METHOD_INDEX(id) ((uint16_t)(id))")
     w("")
+    ext = ["%s (%s)" % (m.dotted, m.extension) for m in methods if m.extension]
+    if ext:
+        o.extend(comment_block(
+            "Every method of the XML, and those RabbitMQ and its clients use that the XML "
+            "lacks, marked (RabbitMQ): " + "; ".join(ext) + "."))
     w("enum wire_method_id {")
     width = max(len("    %s = 0x%08X," % (m.enum, m.id)) for m in methods)
     for m in methods:
         code = "    %s = 0x%08X," % (m.enum, m.id)
-        w("%s%s /* %s */" % (code, " " * (width - len(code)), m.dotted))
+        note = m.dotted + (" (RabbitMQ)" if m.extension else "")
+        w("%s%s /* %s */" % (code, " " * (width - len(code)), note))
     w("};")
     w("#define WIRE_METHOD_COUNT %d" % len(methods))
     w("")
@@ -445,7 +506,7 @@ def gen_source(constants, classes, methods, by_name):
     w("wire_method_decode(const uint8_t *p, size_t n, struct wire_method *m, "
       "struct wire_error *err)")
     w("{")
-    w("    struct wire_reader r = {p, p + n};")
+    w("    struct wire_reader r = {p, n != 0 ? p + n : p}; /* NULL + 0 is undefined */")
     w("    const struct wire_method_info *info;")
     w("    uint16_t class_id, method_id;")
     w("    int rc = 0;")
@@ -580,7 +641,8 @@ def gen_encoder(o, m):
     w("")
     w("static void")
     if m.members:
-        w("encode_%s(struct wire_writer *w, const struct wire_%s *s)" % (m.c, m.c))
+        o.extend(wrap_call("", "encode_%s(" % m.c,
+                           ["struct wire_writer *w", "const struct wire_%s *s" % m.c], ")"))
     else:
         w("encode_%s(struct wire_writer *w)" % m.c)
     w("{")
@@ -738,7 +800,7 @@ def gen_props_source(o, classes):
                             "struct wire_error *err"], ")"))
         what = "%s properties" % c.name
         w("{")
-        w("    struct wire_reader r = {p, p + n};")
+        w("    struct wire_reader r = {p, n != 0 ? p + n : p}; /* NULL + 0 is undefined */")
         w("    uint16_t flags, more;")
         w("")
         w("    memset(pr, 0, sizeof *pr);")
@@ -810,10 +872,15 @@ def clang_format(prog, path, text):
     return res.stdout.decode()
 
 
-def generate(spec, c_path, h_path, cf):
+def generate(spec, cf):
     constants, classes, methods, by_name = load(spec)
-    h = clang_format(cf, h_path, gen_header(constants, classes, methods))
-    c = clang_format(cf, c_path, gen_source(constants, classes, methods, by_name))
+    # clang-format finds .clang-format from the file it is told it formats: name the files'
+    # places in this source tree, wherever the output goes.
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    h = clang_format(cf, os.path.join(top, "include", "warren", "wire_gen.h"),
+                     gen_header(constants, classes, methods))
+    c = clang_format(cf, os.path.join(top, "src", "wire", "wire_gen.c"),
+                     gen_source(constants, classes, methods, by_name))
     return c, h
 
 
@@ -837,7 +904,7 @@ def main():
     if cf and shutil.which(cf) is None:
         sys.stderr.write("gen_wire.py: warning: %s not found; output left unformatted\n" % cf)
         cf = ""
-    c, h = generate(a.spec, a.c_out, a.h_out, cf)
+    c, h = generate(a.spec, cf)
     if a.check:
         bad = 0
         for path, text in ((a.c_out, c), (a.h_out, h)):

@@ -451,7 +451,7 @@ too_deep(struct wire_error *err)
 int
 wire_table_validate(const uint8_t *p, uint32_t n, int depth, struct wire_error *err)
 {
-    struct wire_reader r = {p, p + n};
+    struct wire_reader r = {p, n != 0 ? p + n : p}; /* NULL + 0 is undefined */
     struct wire_str key;
 
     if (depth > WIRE_TABLE_MAX_DEPTH)
@@ -468,7 +468,7 @@ wire_table_validate(const uint8_t *p, uint32_t n, int depth, struct wire_error *
 static int
 array_validate(const uint8_t *p, uint32_t n, int depth, struct wire_error *err)
 {
-    struct wire_reader r = {p, p + n};
+    struct wire_reader r = {p, n != 0 ? p + n : p}; /* NULL + 0 is undefined */
 
     if (depth > WIRE_TABLE_MAX_DEPTH)
         return too_deep(err);

@@ -236,6 +236,40 @@ encode_connection_close(struct wire_writer *w, const struct wire_connection_clos
 }
 
 static int
+decode_connection_blocked(struct wire_reader *r, struct wire_connection_blocked *s,
+                          struct wire_error *err)
+{
+    if (wire_get_shortstr(r, &s->reason) < 0)
+        return truncated(err, "connection.blocked", "reason");
+    return 0;
+}
+
+static void
+encode_connection_blocked(struct wire_writer *w, const struct wire_connection_blocked *s)
+{
+    wire_put_shortstr(w, s->reason);
+}
+
+static int
+decode_connection_update_secret(struct wire_reader *r, struct wire_connection_update_secret *s,
+                                struct wire_error *err)
+{
+    if (wire_get_longstr(r, &s->new_secret) < 0)
+        return truncated(err, "connection.update_secret", "new_secret");
+    if (wire_get_shortstr(r, &s->reason) < 0)
+        return truncated(err, "connection.update_secret", "reason");
+    return 0;
+}
+
+static void
+encode_connection_update_secret(struct wire_writer *w,
+                                const struct wire_connection_update_secret *s)
+{
+    wire_put_longstr(w, s->new_secret);
+    wire_put_shortstr(w, s->reason);
+}
+
+static int
 decode_channel_open(struct wire_reader *r, struct wire_error *err)
 {
     struct wire_str skip_shortstr;
@@ -323,6 +357,46 @@ encode_channel_close(struct wire_writer *w, const struct wire_channel_close *s)
     wire_put_shortstr(w, s->reply_text);
     wire_put_u16(w, s->class_id);
     wire_put_u16(w, s->method_id);
+}
+
+static int
+decode_access_request(struct wire_reader *r, struct wire_access_request *s, struct wire_error *err)
+{
+    uint8_t bits = 0;
+
+    if (wire_get_shortstr(r, &s->realm) < 0)
+        return truncated(err, "access.request", "realm");
+    if (wire_get_u8(r, &bits) < 0)
+        return truncated(err, "access.request", "exclusive");
+    s->exclusive = (bits & 0x01) != 0;
+    s->passive = (bits & 0x02) != 0;
+    s->active = (bits & 0x04) != 0;
+    s->write = (bits & 0x08) != 0;
+    s->read = (bits & 0x10) != 0;
+    return 0;
+}
+
+static void
+encode_access_request(struct wire_writer *w, const struct wire_access_request *s)
+{
+    wire_put_shortstr(w, s->realm);
+    wire_put_u8(w, (uint8_t)(bit(s->exclusive, 0) | bit(s->passive, 1) | bit(s->active, 2) |
+                             bit(s->write, 3) | bit(s->read, 4)));
+}
+
+static int
+decode_access_request_ok(struct wire_reader *r, struct wire_access_request_ok *s,
+                         struct wire_error *err)
+{
+    if (wire_get_u16(r, &s->ticket) < 0)
+        return truncated(err, "access.request_ok", "ticket");
+    return 0;
+}
+
+static void
+encode_access_request_ok(struct wire_writer *w, const struct wire_access_request_ok *s)
+{
+    wire_put_u16(w, s->ticket);
 }
 
 static int
@@ -1019,7 +1093,7 @@ encode_confirm_select(struct wire_writer *w, const struct wire_confirm_select *s
 int
 wire_method_decode(const uint8_t *p, size_t n, struct wire_method *m, struct wire_error *err)
 {
-    struct wire_reader r = {p, p + n};
+    struct wire_reader r = {p, n != 0 ? p + n : p}; /* NULL + 0 is undefined */
     const struct wire_method_info *info;
     uint16_t class_id, method_id;
     int rc = 0;
@@ -1059,6 +1133,12 @@ wire_method_decode(const uint8_t *p, size_t n, struct wire_method *m, struct wir
     case WIRE_CONNECTION_CLOSE:
         rc = decode_connection_close(&r, &m->u.connection_close, err);
         break;
+    case WIRE_CONNECTION_BLOCKED:
+        rc = decode_connection_blocked(&r, &m->u.connection_blocked, err);
+        break;
+    case WIRE_CONNECTION_UPDATE_SECRET:
+        rc = decode_connection_update_secret(&r, &m->u.connection_update_secret, err);
+        break;
     case WIRE_CHANNEL_OPEN:
         rc = decode_channel_open(&r, err);
         break;
@@ -1073,6 +1153,12 @@ wire_method_decode(const uint8_t *p, size_t n, struct wire_method *m, struct wir
         break;
     case WIRE_CHANNEL_CLOSE:
         rc = decode_channel_close(&r, &m->u.channel_close, err);
+        break;
+    case WIRE_ACCESS_REQUEST:
+        rc = decode_access_request(&r, &m->u.access_request, err);
+        break;
+    case WIRE_ACCESS_REQUEST_OK:
+        rc = decode_access_request_ok(&r, &m->u.access_request_ok, err);
         break;
     case WIRE_EXCHANGE_DECLARE:
         rc = decode_exchange_declare(&r, &m->u.exchange_declare, err);
@@ -1206,6 +1292,12 @@ wire_method_encode(const struct wire_method *m, struct wire_writer *w)
     case WIRE_CONNECTION_CLOSE:
         encode_connection_close(w, &m->u.connection_close);
         break;
+    case WIRE_CONNECTION_BLOCKED:
+        encode_connection_blocked(w, &m->u.connection_blocked);
+        break;
+    case WIRE_CONNECTION_UPDATE_SECRET:
+        encode_connection_update_secret(w, &m->u.connection_update_secret);
+        break;
     case WIRE_CHANNEL_OPEN:
         encode_channel_open(w);
         break;
@@ -1220,6 +1312,12 @@ wire_method_encode(const struct wire_method *m, struct wire_writer *w)
         break;
     case WIRE_CHANNEL_CLOSE:
         encode_channel_close(w, &m->u.channel_close);
+        break;
+    case WIRE_ACCESS_REQUEST:
+        encode_access_request(w, &m->u.access_request);
+        break;
+    case WIRE_ACCESS_REQUEST_OK:
+        encode_access_request_ok(w, &m->u.access_request_ok);
         break;
     case WIRE_EXCHANGE_DECLARE:
         encode_exchange_declare(w, &m->u.exchange_declare);
@@ -1388,6 +1486,18 @@ static const struct wire_field_info connection_close_fields[] = {
      offsetof(struct wire_method, u.connection_close.method_id), 0},
 };
 
+static const struct wire_field_info connection_blocked_fields[] = {
+    {"reason", WIRE_TYPE_SHORTSTR, false, offsetof(struct wire_method, u.connection_blocked.reason),
+     0},
+};
+
+static const struct wire_field_info connection_update_secret_fields[] = {
+    {"new_secret", WIRE_TYPE_LONGSTR, false,
+     offsetof(struct wire_method, u.connection_update_secret.new_secret), 0},
+    {"reason", WIRE_TYPE_SHORTSTR, false,
+     offsetof(struct wire_method, u.connection_update_secret.reason), 0},
+};
+
 static const struct wire_field_info channel_open_fields[] = {
     {"reserved_1", WIRE_TYPE_SHORTSTR, true, 0, 0},
 };
@@ -1412,6 +1522,20 @@ static const struct wire_field_info channel_close_fields[] = {
     {"class_id", WIRE_TYPE_SHORT, false, offsetof(struct wire_method, u.channel_close.class_id), 0},
     {"method_id", WIRE_TYPE_SHORT, false, offsetof(struct wire_method, u.channel_close.method_id),
      0},
+};
+
+static const struct wire_field_info access_request_fields[] = {
+    {"realm", WIRE_TYPE_SHORTSTR, false, offsetof(struct wire_method, u.access_request.realm), 0},
+    {"exclusive", WIRE_TYPE_BIT, false, offsetof(struct wire_method, u.access_request.exclusive),
+     0},
+    {"passive", WIRE_TYPE_BIT, false, offsetof(struct wire_method, u.access_request.passive), 0},
+    {"active", WIRE_TYPE_BIT, false, offsetof(struct wire_method, u.access_request.active), 0},
+    {"write", WIRE_TYPE_BIT, false, offsetof(struct wire_method, u.access_request.write), 0},
+    {"read", WIRE_TYPE_BIT, false, offsetof(struct wire_method, u.access_request.read), 0},
+};
+
+static const struct wire_field_info access_request_ok_fields[] = {
+    {"ticket", WIRE_TYPE_SHORT, false, offsetof(struct wire_method, u.access_request_ok.ticket), 0},
 };
 
 static const struct wire_field_info exchange_declare_fields[] = {
@@ -1677,6 +1801,14 @@ const struct wire_method_info wire_methods[WIRE_METHOD_COUNT] = {
      WIRE_CHASSIS_SERVER | WIRE_CHASSIS_CLIENT, 4, connection_close_fields},
     {WIRE_CONNECTION_CLOSE_OK, "connection.close_ok", false, true, 0,
      WIRE_CHASSIS_SERVER | WIRE_CHASSIS_CLIENT, 0, NULL},
+    {WIRE_CONNECTION_BLOCKED, "connection.blocked", false, false, 0, WIRE_CHASSIS_CLIENT, 1,
+     connection_blocked_fields},
+    {WIRE_CONNECTION_UNBLOCKED, "connection.unblocked", false, false, 0, WIRE_CHASSIS_CLIENT, 0,
+     NULL},
+    {WIRE_CONNECTION_UPDATE_SECRET, "connection.update_secret", false, true,
+     WIRE_CONNECTION_UPDATE_SECRET_OK, WIRE_CHASSIS_SERVER, 2, connection_update_secret_fields},
+    {WIRE_CONNECTION_UPDATE_SECRET_OK, "connection.update_secret_ok", false, true, 0,
+     WIRE_CHASSIS_CLIENT, 0, NULL},
     {WIRE_CHANNEL_OPEN, "channel.open", false, true, WIRE_CHANNEL_OPEN_OK, WIRE_CHASSIS_SERVER, 1,
      channel_open_fields},
     {WIRE_CHANNEL_OPEN_OK, "channel.open_ok", false, true, 0, WIRE_CHASSIS_CLIENT, 1,
@@ -1689,6 +1821,10 @@ const struct wire_method_info wire_methods[WIRE_METHOD_COUNT] = {
      WIRE_CHASSIS_SERVER | WIRE_CHASSIS_CLIENT, 4, channel_close_fields},
     {WIRE_CHANNEL_CLOSE_OK, "channel.close_ok", false, true, 0,
      WIRE_CHASSIS_SERVER | WIRE_CHASSIS_CLIENT, 0, NULL},
+    {WIRE_ACCESS_REQUEST, "access.request", false, true, WIRE_ACCESS_REQUEST_OK,
+     WIRE_CHASSIS_SERVER, 6, access_request_fields},
+    {WIRE_ACCESS_REQUEST_OK, "access.request_ok", false, true, 0, WIRE_CHASSIS_CLIENT, 1,
+     access_request_ok_fields},
     {WIRE_EXCHANGE_DECLARE, "exchange.declare", false, true, WIRE_EXCHANGE_DECLARE_OK,
      WIRE_CHASSIS_SERVER, 9, exchange_declare_fields},
     {WIRE_EXCHANGE_DECLARE_OK, "exchange.declare_ok", false, true, 0, WIRE_CHASSIS_CLIENT, 0, NULL},
@@ -1788,106 +1924,118 @@ wire_method_info(uint32_t id)
         return &wire_methods[8];
     case WIRE_CONNECTION_CLOSE_OK:
         return &wire_methods[9];
-    case WIRE_CHANNEL_OPEN:
+    case WIRE_CONNECTION_BLOCKED:
         return &wire_methods[10];
-    case WIRE_CHANNEL_OPEN_OK:
+    case WIRE_CONNECTION_UNBLOCKED:
         return &wire_methods[11];
-    case WIRE_CHANNEL_FLOW:
+    case WIRE_CONNECTION_UPDATE_SECRET:
         return &wire_methods[12];
-    case WIRE_CHANNEL_FLOW_OK:
+    case WIRE_CONNECTION_UPDATE_SECRET_OK:
         return &wire_methods[13];
-    case WIRE_CHANNEL_CLOSE:
+    case WIRE_CHANNEL_OPEN:
         return &wire_methods[14];
-    case WIRE_CHANNEL_CLOSE_OK:
+    case WIRE_CHANNEL_OPEN_OK:
         return &wire_methods[15];
-    case WIRE_EXCHANGE_DECLARE:
+    case WIRE_CHANNEL_FLOW:
         return &wire_methods[16];
-    case WIRE_EXCHANGE_DECLARE_OK:
+    case WIRE_CHANNEL_FLOW_OK:
         return &wire_methods[17];
-    case WIRE_EXCHANGE_DELETE:
+    case WIRE_CHANNEL_CLOSE:
         return &wire_methods[18];
-    case WIRE_EXCHANGE_DELETE_OK:
+    case WIRE_CHANNEL_CLOSE_OK:
         return &wire_methods[19];
-    case WIRE_EXCHANGE_BIND:
+    case WIRE_ACCESS_REQUEST:
         return &wire_methods[20];
-    case WIRE_EXCHANGE_BIND_OK:
+    case WIRE_ACCESS_REQUEST_OK:
         return &wire_methods[21];
-    case WIRE_EXCHANGE_UNBIND:
+    case WIRE_EXCHANGE_DECLARE:
         return &wire_methods[22];
-    case WIRE_EXCHANGE_UNBIND_OK:
+    case WIRE_EXCHANGE_DECLARE_OK:
         return &wire_methods[23];
-    case WIRE_QUEUE_DECLARE:
+    case WIRE_EXCHANGE_DELETE:
         return &wire_methods[24];
-    case WIRE_QUEUE_DECLARE_OK:
+    case WIRE_EXCHANGE_DELETE_OK:
         return &wire_methods[25];
-    case WIRE_QUEUE_BIND:
+    case WIRE_EXCHANGE_BIND:
         return &wire_methods[26];
-    case WIRE_QUEUE_BIND_OK:
+    case WIRE_EXCHANGE_BIND_OK:
         return &wire_methods[27];
-    case WIRE_QUEUE_PURGE:
+    case WIRE_EXCHANGE_UNBIND:
         return &wire_methods[28];
-    case WIRE_QUEUE_PURGE_OK:
+    case WIRE_EXCHANGE_UNBIND_OK:
         return &wire_methods[29];
-    case WIRE_QUEUE_DELETE:
+    case WIRE_QUEUE_DECLARE:
         return &wire_methods[30];
-    case WIRE_QUEUE_DELETE_OK:
+    case WIRE_QUEUE_DECLARE_OK:
         return &wire_methods[31];
-    case WIRE_QUEUE_UNBIND:
+    case WIRE_QUEUE_BIND:
         return &wire_methods[32];
-    case WIRE_QUEUE_UNBIND_OK:
+    case WIRE_QUEUE_BIND_OK:
         return &wire_methods[33];
-    case WIRE_BASIC_QOS:
+    case WIRE_QUEUE_PURGE:
         return &wire_methods[34];
-    case WIRE_BASIC_QOS_OK:
+    case WIRE_QUEUE_PURGE_OK:
         return &wire_methods[35];
-    case WIRE_BASIC_CONSUME:
+    case WIRE_QUEUE_DELETE:
         return &wire_methods[36];
-    case WIRE_BASIC_CONSUME_OK:
+    case WIRE_QUEUE_DELETE_OK:
         return &wire_methods[37];
-    case WIRE_BASIC_CANCEL:
+    case WIRE_QUEUE_UNBIND:
         return &wire_methods[38];
-    case WIRE_BASIC_CANCEL_OK:
+    case WIRE_QUEUE_UNBIND_OK:
         return &wire_methods[39];
-    case WIRE_BASIC_PUBLISH:
+    case WIRE_BASIC_QOS:
         return &wire_methods[40];
-    case WIRE_BASIC_RETURN:
+    case WIRE_BASIC_QOS_OK:
         return &wire_methods[41];
-    case WIRE_BASIC_DELIVER:
+    case WIRE_BASIC_CONSUME:
         return &wire_methods[42];
-    case WIRE_BASIC_GET:
+    case WIRE_BASIC_CONSUME_OK:
         return &wire_methods[43];
-    case WIRE_BASIC_GET_OK:
+    case WIRE_BASIC_CANCEL:
         return &wire_methods[44];
-    case WIRE_BASIC_GET_EMPTY:
+    case WIRE_BASIC_CANCEL_OK:
         return &wire_methods[45];
-    case WIRE_BASIC_ACK:
+    case WIRE_BASIC_PUBLISH:
         return &wire_methods[46];
-    case WIRE_BASIC_REJECT:
+    case WIRE_BASIC_RETURN:
         return &wire_methods[47];
-    case WIRE_BASIC_RECOVER_ASYNC:
+    case WIRE_BASIC_DELIVER:
         return &wire_methods[48];
-    case WIRE_BASIC_RECOVER:
+    case WIRE_BASIC_GET:
         return &wire_methods[49];
-    case WIRE_BASIC_RECOVER_OK:
+    case WIRE_BASIC_GET_OK:
         return &wire_methods[50];
-    case WIRE_BASIC_NACK:
+    case WIRE_BASIC_GET_EMPTY:
         return &wire_methods[51];
-    case WIRE_CONFIRM_SELECT:
+    case WIRE_BASIC_ACK:
         return &wire_methods[52];
-    case WIRE_CONFIRM_SELECT_OK:
+    case WIRE_BASIC_REJECT:
         return &wire_methods[53];
-    case WIRE_TX_SELECT:
+    case WIRE_BASIC_RECOVER_ASYNC:
         return &wire_methods[54];
-    case WIRE_TX_SELECT_OK:
+    case WIRE_BASIC_RECOVER:
         return &wire_methods[55];
-    case WIRE_TX_COMMIT:
+    case WIRE_BASIC_RECOVER_OK:
         return &wire_methods[56];
-    case WIRE_TX_COMMIT_OK:
+    case WIRE_BASIC_NACK:
         return &wire_methods[57];
-    case WIRE_TX_ROLLBACK:
+    case WIRE_CONFIRM_SELECT:
         return &wire_methods[58];
-    case WIRE_TX_ROLLBACK_OK:
+    case WIRE_CONFIRM_SELECT_OK:
         return &wire_methods[59];
+    case WIRE_TX_SELECT:
+        return &wire_methods[60];
+    case WIRE_TX_SELECT_OK:
+        return &wire_methods[61];
+    case WIRE_TX_COMMIT:
+        return &wire_methods[62];
+    case WIRE_TX_COMMIT_OK:
+        return &wire_methods[63];
+    case WIRE_TX_ROLLBACK:
+        return &wire_methods[64];
+    case WIRE_TX_ROLLBACK_OK:
+        return &wire_methods[65];
     default:
         return NULL;
     }
@@ -2004,7 +2152,7 @@ int
 wire_basic_props_decode(const uint8_t *p, size_t n, struct wire_basic_props *pr,
                         struct wire_error *err)
 {
-    struct wire_reader r = {p, p + n};
+    struct wire_reader r = {p, n != 0 ? p + n : p}; /* NULL + 0 is undefined */
     uint16_t flags, more;
 
     memset(pr, 0, sizeof *pr);

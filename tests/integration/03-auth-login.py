@@ -11,7 +11,6 @@ root and iproute2 (`ip`), as `make check` has on the project's machines."""
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
@@ -248,8 +247,29 @@ def test_guest_refused_from_non_loopback():
         wt.assert_serves(srv.addr)
 
 
+NETNS_CHILD_OK = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import warren_test as wt
+addr = (sys.argv[2], int(sys.argv[3]))
+wt.assert_serves(addr)
+print("PIKA accepted")
+"""
+
+
+@wt.needs_process
+def test_loopback_users_false_allows_guest_remotely():
+    """loopback_users.guest = false: guest may log in from a non-loopback address"""
+    with wt.server(config={"loopback_users.guest": "false"}, bind="0.0.0.0") as srv:
+        with Netns() as ns:
+            out = ns.run(NETNS_CHILD_OK, os.path.dirname(os.path.abspath(__file__)), ns.host_ip,
+                         str(srv.addr[1]))
+        assert "PIKA accepted" in out, out
+
+
 if __name__ == "__main__":
     wt.run([test_pika_wrong_password_and_unknown_user, test_raw_refusal_with_capability,
             test_raw_refusal_without_capability, test_raw_good_logins, test_pyamqp_amqplain,
             test_unsupported_mechanism, test_malformed_responses,
-            test_guest_refused_from_non_loopback])
+            test_guest_refused_from_non_loopback,
+            test_loopback_users_false_allows_guest_remotely])

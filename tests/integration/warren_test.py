@@ -329,7 +329,9 @@ class RawConn:
             try:
                 chunk = self.sock.recv(65536)
             except ConnectionResetError:
-                raise Closed("connection reset by server")
+                raise Closed("connection reset by server") from None
+            except socket.timeout:
+                raise socket.timeout("timed out waiting for data from the server") from None
             if not chunk:
                 raise Closed("connection closed by server")
             self.buf += chunk
@@ -342,11 +344,14 @@ class RawConn:
 
     def read_all(self, timeout=None):
         """Reads until the server closes the socket; returns everything received."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        t = self.timeout if timeout is None else timeout
         try:
-            self._fill(len(self.buf) + (1 << 30), deadline)
+            self._fill(len(self.buf) + (1 << 30), time.monotonic() + t)
         except Closed:
             pass
+        except socket.timeout:
+            raise AssertionError("server did not close the socket within %.1f s; it sent %r"
+                                 % (t, self.buf[:64])) from None
         out, self.buf = self.buf, b""
         return out
 
@@ -378,7 +383,11 @@ class RawConn:
             return Method(channel, (cls, meth), payload[4:])
 
     def expect(self, ids, channel=None, timeout=None):
-        m = self.read_method(timeout)
+        try:
+            m = self.read_method(timeout)
+        except socket.timeout:
+            raise AssertionError("no reply within %.1f s, expected %s" % (
+                self.timeout if timeout is None else timeout, method_name(ids))) from None
         assert m.ids == ids, "expected %s, got %r" % (method_name(ids), m)
         if channel is not None:
             assert m.channel == channel, "%s on channel %d, expected %d" % (
@@ -389,8 +398,13 @@ class RawConn:
                                 text_prefix=None, send_close_ok=True):
         """Reads a connection.close and checks its reply code, and its text and the failing
         method's ids when given. Sends close-ok, then expects the server to close the socket.
-        Returns (code, text, class_id, method_id)."""
-        m = self.read_method(timeout)
+        send_close_ok=False skips that (after a framing error, where the server cannot find
+        frames in the stream any more). Returns (code, text, class_id, method_id)."""
+        try:
+            m = self.read_method(timeout)
+        except socket.timeout:
+            raise AssertionError("no reply within %.1f s, expected connection.close %d" % (
+                self.timeout if timeout is None else timeout, code)) from None
         assert m.ids == CONNECTION_CLOSE and m.channel == 0, \
             "expected connection.close %d, got %r" % (code, m)
         fields = m.close_fields()
@@ -414,7 +428,11 @@ class RawConn:
         return fields
 
     def expect_channel_close(self, channel, code, text=None, ids=None, timeout=None):
-        m = self.read_method(timeout)
+        try:
+            m = self.read_method(timeout)
+        except socket.timeout:
+            raise AssertionError("no reply within %.1f s, expected channel.close %d" % (
+                self.timeout if timeout is None else timeout, code)) from None
         assert m.ids == CHANNEL_CLOSE and m.channel == channel, \
             "expected channel.close %d on channel %d, got %r" % (code, channel, m)
         fields = m.close_fields()
@@ -439,7 +457,7 @@ class RawConn:
                 pass
             except socket.timeout:
                 raise AssertionError("server did not close the socket within %.1f s" % (
-                    deadline - t0))
+                    deadline - t0)) from None
             else:
                 # Data: allowed only if it is whole heartbeat frames.
                 while allow_heartbeats and self.buf.startswith(heartbeat_frame()):
@@ -556,7 +574,7 @@ class RawConn:
             return None
         except socket.timeout:
             raise AssertionError("server neither replied nor closed the socket within %d s"
-                                 % timeout)
+                                 % timeout) from None
         assert m.ids == CONNECTION_CLOSE and m.channel == 0, \
             "expected the socket to close (or connection.close %d), got %r" % (code, m)
         fields = m.close_fields()
@@ -604,8 +622,10 @@ class Server:
     """The broker a test talks to. addr is (host, port) for clients; process tests also have
     proc, pid and data_dir."""
 
-    def __init__(self, config=None, args=(), bind="127.0.0.1", port=None, listen_args=True):
+    def __init__(self, config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
+                 log_level="debug"):
         self.config = config
+        self.log_level = log_level
         self.listen_args = listen_args
         self.args = list(args)
         self.bind = bind
@@ -613,6 +633,7 @@ class Server:
         self.proc = None
         self.tmp = None
         self.stderr_path = None
+        self.final_stderr = None
 
     @property
     def external(self):
@@ -636,7 +657,9 @@ class Server:
         argv = [binary]
         if self.listen_args:
             argv += ["--port", str(self.port), "--bind", self.bind]
-        argv += ["--data-dir", self.data_dir, "--log-level", "debug"]
+        argv += ["--data-dir", self.data_dir]
+        if self.log_level:
+            argv += ["--log-level", self.log_level]
         if self.config is not None:
             path = os.path.join(self.tmp, "warren.conf")
             with open(path, "w") as f:
@@ -650,12 +673,33 @@ class Server:
                                      stderr=self.stderr, cwd=self.tmp)
         host = "127.0.0.1" if self.bind in ("0.0.0.0", "::", "") else self.bind
         self.addr = (host, self.port)
-        if not wait_port(self.addr, 15, self.proc):
+        # (A port taken by someone else between free_port() and the bind shows up as an exit.)
+        if not wait_port(self.addr, 15, self.proc) or self.proc.poll() is not None:
             rc = self.proc.poll()
             self.kill()
+            self.dump()
+            self.discard()
             raise AssertionError("warren-server did not accept connections on %s:%d (%s)" % (
                 host, self.port, "exit status %r" % rc if rc is not None else "timeout"))
         return self
+
+    def sanitized(self):
+        """True if the binary is built with AddressSanitizer, whose quarantine and
+        allocator caches keep freed memory resident: RSS bounds mean nothing there (its
+        LeakSanitizer checks for leaks at exit instead, which the exit-0 check catches)."""
+        if not hasattr(self, "_sanitized"):
+            with open(self.proc.args[0], "rb") as f:
+                self._sanitized = b"__asan_init" in f.read()
+        return self._sanitized
+
+    def check_rss_growth(self, before_kib, after_kib, margin_kib, what):
+        log("  RSS %s: %d KiB -> %d KiB (%+d KiB)" % (what, before_kib, after_kib,
+                                                     after_kib - before_kib))
+        if self.sanitized():
+            log("  (AddressSanitizer build: RSS bound not checked; LeakSanitizer runs at exit)")
+            return
+        assert after_kib <= before_kib + margin_kib, "RSS grew by %d KiB %s (limit %d KiB)" % (
+            after_kib - before_kib, what, margin_kib)
 
     def rss_kib(self):
         with open("/proc/%d/status" % self.pid) as f:
@@ -665,6 +709,9 @@ class Server:
         raise AssertionError("no VmRSS for pid %d" % self.pid)
 
     def stderr_text(self):
+        """Everything the server wrote to stdout and stderr (also after stop())."""
+        if self.final_stderr is not None:
+            return self.final_stderr
         if not self.stderr_path:
             return ""
         with open(self.stderr_path, "rb") as f:
@@ -686,6 +733,7 @@ class Server:
             raise AssertionError("warren-server did not exit within %d s of SIGTERM" % timeout)
         self.stderr.close()
         assert rc == 0, "warren-server exited with status %d after SIGTERM" % rc
+        self.final_stderr = self.stderr_text()
         self.proc = None
         cleanup_dir(self.tmp)
 
@@ -693,6 +741,16 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        if self.proc is not None:
+            self.stderr.close()
+
+    def discard(self):
+        """Removes the temp dir after a failure (its log was printed), unless
+        $WARREN_TEST_KEEP is set."""
+        if os.environ.get("WARREN_TEST_KEEP"):
+            log("  kept %s (WARREN_TEST_KEEP)" % self.tmp)
+        else:
+            cleanup_dir(self.tmp)
 
     def dump(self):
         if self.stderr_path:
@@ -714,25 +772,29 @@ def cleanup_dir(path):
 
 
 @contextlib.contextmanager
-def server(config=None, args=(), bind="127.0.0.1", port=None, listen_args=True):
+def server(config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
+           log_level="debug"):
     """Starts a broker for the block (or uses $WARREN_TEST_ADDR). On success the server is
     stopped with SIGTERM and must exit 0; on failure it is killed and its stderr printed.
     config: a dict or text written to a file passed with --config. listen_args=False leaves
-    out --port/--bind (the config file's listener is used; give its port as port=)."""
-    srv = Server(config=config, args=args, bind=bind, port=port,
-                 listen_args=listen_args).start()
+    out --port/--bind (the config file's listener is used; give its port as port=).
+    log_level=None leaves out --log-level."""
+    srv = Server(config=config, args=args, bind=bind, port=port, listen_args=listen_args,
+                 log_level=log_level).start()
     try:
         yield srv
     except BaseException:
         if not srv.external:
             srv.kill()
             srv.dump()
+            srv.discard()
         raise
     if not srv.external:
         try:
             srv.stop()
         except BaseException:
             srv.dump()
+            srv.discard()
             raise
 
 
@@ -808,8 +870,8 @@ def run(tests, timeout=TEST_TIMEOUT):
     signal.signal(signal.SIGALRM, _alarm)
     passed, failed, notrun = 0, 0, 0
     for t in tests:
-        doc = (t.__doc__ or "").strip().splitlines()
-        log("- %s: %s" % (t.__name__, doc[0] if doc else ""))
+        doc = " ".join(line.strip() for line in (t.__doc__ or "").strip().splitlines())
+        log("- %s: %s" % (t.__name__, doc))
         t0 = time.monotonic()
         signal.alarm(timeout)
         try:

@@ -1,0 +1,236 @@
+"""warren-server's command line and config file: --help, --version, --check-config, errors
+that name FILE:LINE, flags that override the file, the log line format, and the config keys
+that change what clients see (default user/password/vhost, loopback_users). Warren only:
+these tests need the server process and have no RabbitMQ equivalent."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import warren_test as wt  # noqa: E402
+
+LOG_LINE = re.compile(
+    r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} \[(debug|info|warning|error|critical)\] \S")
+
+GOOD_CONFIG = """# every key warren.conf knows
+listeners.tcp.default = 5672
+listeners.tcp.local = 127.0.0.1:5673
+default_user = guest
+default_pass = guest
+default_vhost = /
+loopback_users.guest = true
+heartbeat = 60
+frame_max = 131072
+channel_max = 2047
+handshake_timeout = 10000
+log.level = info
+data_dir = ./var
+"""
+
+
+def binary():
+    path = os.environ.get("WARREN_SERVER")
+    assert path and os.access(path, os.X_OK), "WARREN_SERVER is not set to an executable"
+    return path
+
+
+def run_server(*args, timeout=10):
+    argv = [binary()] + list(args)
+    wt.log("  $ " + " ".join(argv))
+    cwd = tempfile.mkdtemp(prefix="warren-test-cwd-")  # where a default ./var would go
+    try:
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                           cwd=cwd)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("%s did not exit within %d s" % (" ".join(argv), timeout))
+    finally:
+        wt.cleanup_dir(cwd)
+    out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    wt.log("    exit %d; stdout %d bytes; stderr: %s" % (p.returncode, len(out), err.strip()[:500]))
+    return p.returncode, out, err
+
+
+class ConfigFile:
+    def __init__(self, text):
+        self.dir = tempfile.mkdtemp(prefix="warren-test-conf-")
+        self.path = os.path.join(self.dir, "warren.conf")
+        with open(self.path, "w") as f:
+            f.write(text)
+
+    def __enter__(self):
+        return self.path
+
+    def __exit__(self, *exc):
+        wt.cleanup_dir(self.dir)
+
+
+def port_refuses(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+@wt.needs_process
+def test_help_and_version():
+    """--help and --version exit 0 with sensible output on stdout"""
+    rc, out, err = run_server("--help")
+    assert rc == 0, rc
+    for flag in ("--config", "--port", "--bind", "--data-dir", "--log-level", "--check-config",
+                 "--help", "--version"):
+        assert flag in out, "--help does not mention %s" % flag
+    rc, out, err = run_server("--version")
+    assert rc == 0, rc
+    assert re.search(r"(?i)warren", out) and re.search(r"\d+\.\d+\.\d+", out), out
+
+
+@wt.needs_process
+def test_bad_flags():
+    """an unknown flag, a bad --port or --log-level, a missing config file: exit nonzero"""
+    with tempfile.TemporaryDirectory() as d:
+        missing = os.path.join(d, "missing.conf")
+        for args in (["--no-such-flag"], ["--port", "notaport", "--check-config"],
+                     ["--port", "70000", "--check-config"],
+                     ["--log-level", "loud", "--check-config"],
+                     ["--config", missing, "--check-config"], ["--config", missing]):
+            rc, out, err = run_server(*args)
+            assert rc != 0, "%r exited 0" % args
+            assert err.strip(), "%r: no message on stderr" % args
+        rc, out, err = run_server("--config", missing)
+        assert "missing.conf" in err, err
+
+
+@wt.needs_process
+def test_check_config_good():
+    """--check-config accepts a file with every key and exits 0 without listening"""
+    with ConfigFile(GOOD_CONFIG) as path:
+        rc, out, err = run_server("--config", path, "--check-config")
+        assert rc == 0, err
+    with ConfigFile("") as path:
+        rc, out, err = run_server("--config", path, "--check-config")
+        assert rc == 0, err
+
+
+@wt.needs_process
+def test_config_errors_name_file_and_line():
+    """a bad key, a bad value or a bad line: 'FILE:LINE: reason', exit nonzero, with
+    --check-config and at startup"""
+    cases = [
+        ("unknown key", "# comment\n\nheartbeat = 30\nhearbeat = 5\n", 4, "hearbeat"),
+        ("not a number", "heartbeat = abc\n", 1, None),
+        ("below minimum", "heartbeat = 10\nframe_max = 100\n", 2, None),
+        ("above maximum", "heartbeat = 70000\n", 1, None),
+        ("negative", "handshake_timeout = -5\n", 1, None),
+        ("bad log level", "log.level = loud\n", 1, None),
+        ("bad listener", "listeners.tcp.default = notaport\n", 1, None),
+        ("bad port", "listeners.tcp.default = 127.0.0.1:99999\n", 1, None),
+        ("bad boolean", "loopback_users.guest = maybe\n", 1, None),
+        ("no '='", "heartbeat 30\n", 1, None),
+        ("empty key", "= 5\n", 1, None),
+    ]
+    for what, text, line, word in cases:
+        with ConfigFile(text) as path:
+            for extra in (["--check-config"], ["--port", str(wt.free_port()),
+                                               "--bind", "127.0.0.1"]):
+                rc, out, err = run_server("--config", path, *extra)
+                assert rc != 0, "%s: exit status 0" % what
+                m = re.search(r"warren\.conf:(\d+): \S", err)
+                assert m, "%s: no 'warren.conf:LINE: reason' in %r" % (what, err)
+                assert int(m.group(1)) == line, "%s: error names line %s, expected %d" % (
+                    what, m.group(1), line)
+                if word:
+                    assert word in err, "%s: %r not named in %r" % (what, word, err)
+
+
+@wt.needs_process
+def test_listener_from_file_and_flags():
+    """listeners.tcp.* from the file is used without flags; --port/--bind override it"""
+    port_a, port_b = wt.free_port(), wt.free_port()
+    config = {"listeners.tcp.default": "127.0.0.1:%d" % port_a}
+    with wt.server(config=config, listen_args=False, port=port_a) as srv:
+        assert srv.addr[1] == port_a
+        wt.assert_serves(srv.addr)
+        wt.log("  file listener 127.0.0.1:%d serves" % port_a)
+    with wt.server(config=config, port=port_b) as srv:
+        assert srv.addr[1] == port_b
+        wt.assert_serves(srv.addr)
+        assert port_refuses(port_a), "port %d from the file is open despite --port" % port_a
+        wt.log("  --port %d serves, file port %d closed" % (port_b, port_a))
+    # A bare port in the file listens on every interface, loopback included.
+    port_c = wt.free_port()
+    with wt.server(config={"listeners.tcp.default": str(port_c)}, listen_args=False,
+                   port=port_c) as srv:
+        wt.assert_serves(srv.addr)
+
+
+@wt.needs_process
+def test_log_format():
+    """every log line is 'YYYY-MM-DD HH:MM:SS.mmm [level] ...'; --log-level overrides
+    log.level from the file"""
+    with wt.server(config={"log.level": "error"}) as srv:  # the harness adds --log-level debug
+        wt.assert_serves(srv.addr)
+        with wt.RawConn(srv.addr, timeout=10) as c:
+            c.send(b"GARBAGE!")
+            c.read_all()
+        srv.stop()
+        text = srv.stderr_text()
+    lines = [l for l in text.splitlines() if l.strip()]
+    assert lines, "no log output at --log-level debug"
+    bad = [l for l in lines if not LOG_LINE.match(l)]
+    assert not bad, "log lines not in the format: %r" % bad[:5]
+    levels = {LOG_LINE.match(l).group(1) for l in lines}
+    wt.log("  %d lines, levels %s" % (len(lines), sorted(levels)))
+    assert levels & {"debug", "info"}, "no debug or info line at --log-level debug"
+
+
+@wt.needs_process
+def test_log_level_from_file():
+    """log.level = warning in the file (no flag): no debug or info lines"""
+    with wt.server(config={"log.level": "warning"}, log_level=None) as srv:
+        wt.assert_serves(srv.addr)
+        srv.stop()
+        text = srv.stderr_text()
+    lines = [l for l in text.splitlines() if l.strip()]
+    for l in lines:
+        m = LOG_LINE.match(l)
+        assert m, "log line not in the format: %r" % l
+        assert m.group(1) not in ("debug", "info"), "%r logged at log.level = warning" % l
+
+
+@wt.needs_process
+def test_default_user_and_vhost():
+    """default_user/default_pass/default_vhost replace guest and '/'"""
+    import pika
+    import pika.exceptions as pe
+    config = {"default_user": "alice", "default_pass": "s3cret", "default_vhost": "/other"}
+    with wt.server(config=config) as srv:
+        conn = wt.pika_connect(srv.addr, virtual_host="/other",
+                               credentials=pika.PlainCredentials("alice", "s3cret"))
+        conn.channel().close()
+        conn.close()
+        with wt.RawConn(srv.addr) as c:
+            c.handshake("start")
+            c.send_method(0, wt.CONNECTION_START_OK, wt.start_ok_args())  # guest/guest
+            c.expect_connection_close(403, text=(
+                "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. "
+                "For details see the broker logfile."), ids=(0, 0))
+        with wt.RawConn(srv.addr) as c:
+            c.handshake("open-sent", user="alice", password="s3cret", vhost="/")
+            c.expect_connection_close(530, text="NOT_ALLOWED - vhost / not found",
+                                      ids=wt.CONNECTION_OPEN)
+        try:
+            wt.pika_connect(srv.addr, credentials=pika.PlainCredentials("alice", "wrong"))
+            raise AssertionError("wrong password accepted")
+        except (pe.ProbableAuthenticationError, pe.AuthenticationError):
+            pass
+
+
+if __name__ == "__main__":
+    wt.run([test_help_and_version, test_bad_flags, test_check_config_good,
+            test_config_errors_name_file_and_line, test_listener_from_file_and_flags,
+            test_log_format, test_log_level_from_file, test_default_user_and_vhost])
