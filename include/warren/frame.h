@@ -35,7 +35,8 @@ struct frame {
 };
 
 /* Checks the 8-byte protocol header in p[0..n). FRAME_AGAIN while fewer than 8 bytes are
- * present, FRAME_ERROR for anything but "AMQP" 0 0 9 1. */
+ * present, FRAME_ERROR for anything but "AMQP" 0 0 9 1 or the AMQP 0-9 header "AMQP" 1 1 0 9
+ * (which RabbitMQ also answers with 0-9-1). */
 enum frame_status frame_parse_protocol_header(const uint8_t *p, size_t n);
 
 /* Parses one frame from p[0..n). frame_max is the negotiated maximum frame size including
@@ -45,7 +46,8 @@ enum frame_status frame_parse_protocol_header(const uint8_t *p, size_t n);
  *               then size + 8); an oversized or unknown-type header is an error at once,
  *               without waiting for its payload.
  *  FRAME_ERROR: err = 501 FRAME_ERROR with the reason (unknown type, size over frame_max,
- *               frame-end octet not 0xCE). */
+ *               frame-end octet not 0xCE). Like RabbitMQ (FRAME_SIZE_FUDGE), a frame may
+ *               exceed frame_max by up to 8 bytes: only a payload over frame_max is refused. */
 enum frame_status frame_parse(const uint8_t *p, size_t n, uint32_t frame_max, struct frame *f,
                               size_t *need, struct wire_error *err);
 

@@ -24,7 +24,8 @@ extern enum log_level log_min_level;
 /* Writes one line: time, [level], then "context: " when context is non-NULL, then the text. */
 void log_write(enum log_level lvl, const char *context, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void log_writev(enum log_level lvl, const char *context, const char *fmt, va_list ap);
+void log_writev(enum log_level lvl, const char *context, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #define log_msg(lvl, ...)                                                                          \
     do {                                                                                           \

@@ -15,15 +15,26 @@
 
 const uint8_t frame_protocol_header[FRAME_PROTOCOL_HEADER_SIZE] = {'A', 'M', 'Q', 'P', 0, 0, 9, 1};
 
+/* RabbitMQ's FRAME_SIZE_FUDGE (rabbit_reader): "quite a few [clients] get it wrong - off-by 1
+ * or 8 (empty frame size) are typical", so a frame may overshoot frame_max by the 8 bytes of
+ * overhead: only a payload larger than frame_max itself is refused. */
+#define FRAME_SIZE_FUDGE FRAME_OVERHEAD
+
 /* The largest frame the size field can describe. */
 #define FRAME_SIZE_MAX ((uint64_t)UINT32_MAX + FRAME_OVERHEAD)
+
+/* The AMQP 0-9 header (class 1, instance 1, version 0-9): 0-9-1 is its errata release, and
+ * RabbitMQ answers it with a 0-9-1 session, so clients that still send it keep working. */
+static const uint8_t frame_protocol_header_09[FRAME_PROTOCOL_HEADER_SIZE] = {'A', 'M', 'Q', 'P',
+                                                                            1,   1,   0,   9};
 
 enum frame_status
 frame_parse_protocol_header(const uint8_t *p, size_t n)
 {
     if (n < FRAME_PROTOCOL_HEADER_SIZE)
         return FRAME_AGAIN;
-    if (memcmp(p, frame_protocol_header, FRAME_PROTOCOL_HEADER_SIZE) != 0)
+    if (memcmp(p, frame_protocol_header, FRAME_PROTOCOL_HEADER_SIZE) != 0 &&
+        memcmp(p, frame_protocol_header_09, FRAME_PROTOCOL_HEADER_SIZE) != 0)
         return FRAME_ERROR;
     return FRAME_OK;
 }
@@ -82,7 +93,7 @@ frame_parse(const uint8_t *p, size_t n, uint32_t frame_max, struct frame *f, siz
     }
     size = get32(p + 3);
     total = (uint64_t)size + FRAME_OVERHEAD;
-    if (frame_max != 0 && total > frame_max) {
+    if (frame_max != 0 && total > (uint64_t)frame_max + FRAME_SIZE_FUDGE) {
         wire_fail(err, WIRE_FRAME_ERROR, "frame size %llu exceeds frame_max %u",
                   (unsigned long long)total, frame_max);
         return FRAME_ERROR;

@@ -12,9 +12,9 @@ the output is passed through it anyway.
 
 Usage:
   gen_wire.py [--clang-format PROG] SPEC.xml OUT.c OUT.h     write both files
-  gen_wire.py --check [--clang-format PROG] SPEC.xml C H     regenerate into a temporary
-                                                             directory, diff against C and H,
-                                                             exit 1 on any difference
+  gen_wire.py --check [--clang-format PROG] SPEC.xml C H     regenerate in memory, diff
+                                                             against C and H, exit 1 on any
+                                                             difference
 """
 
 import argparse

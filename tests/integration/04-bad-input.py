@@ -84,16 +84,22 @@ def test_legacy_headers_as_rabbitmq():
         wt.assert_serves(srv.addr)
 
 
-def test_amqp08_headers_as_rabbitmq():
+def test_amqp08_headers():
     """AMQP 0-8 headers 'AMQP 1 1 8 0' and 'AMQP 1 1 9 1': RabbitMQ answers with a 0-8
-    connection.start (version 8-0)"""
+    connection.start (version 8-0); Warren does not speak 0-8 (a different method set that
+    no maintained client uses) and answers as for any other version: 'AMQP 0 0 9 1', close"""
     with wt.server() as srv:
         for data in (b"AMQP\x01\x01\x08\x00", b"AMQP\x01\x01\x09\x01"):
             with Case(srv.addr) as c:
                 c.send_header(data)
-                start = c.read_start()
-                wt.log("  %r -> connection.start version %r" % (data, start["version"]))
-                assert start["version"] == (8, 0), start["version"]
+                if wt.EXTERNAL:
+                    start = c.read_start()
+                    wt.log("  %r -> connection.start version %r" % (data, start["version"]))
+                    assert start["version"] == (8, 0), start["version"]
+                else:
+                    got = c.read_all(timeout=5)
+                    wt.log("  %r -> %r, closed" % (data, got))
+                    assert got == HEADER_091, "expected %r then close, got %r" % (HEADER_091, got)
         wt.assert_serves(srv.addr)
 
 
@@ -427,7 +433,7 @@ def test_memory_after_bad_input():
 
 if __name__ == "__main__":
     wt.run([test_bad_protocol_headers, test_legacy_headers_as_rabbitmq,
-            test_amqp08_headers_as_rabbitmq, test_truncated_input_then_disconnect,
+            test_amqp08_headers, test_truncated_input_then_disconnect,
             test_frame_over_frame_max, test_frame_at_frame_max,
             test_frame_size_tolerance_as_rabbitmq, test_bad_frame_end, test_unknown_frame_type,
             test_method_on_unopened_channel, test_content_without_publish, test_unknown_method,
