@@ -19,6 +19,7 @@
 #include "warren/frame.h"
 #include "warren/wire.h"
 #include "warren/wire_gen.h"
+#include "wiretest.h"
 
 #define FUZZ_FRAME_MAX 131072
 
@@ -31,41 +32,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                                               \
         }                                                                                          \
     } while (0)
-
-static bool
-str_same(struct wire_str a, struct wire_str b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
-}
-
-/* Compares one described field of two method structs (or property sets). */
-static bool
-field_same(const struct wire_field_info *fi, const void *a, const void *b)
-{
-    const char *pa = (const char *)a + fi->offset, *pb = (const char *)b + fi->offset;
-
-    switch (fi->type) {
-    case WIRE_TYPE_BIT:
-        return *(const bool *)pa == *(const bool *)pb;
-    case WIRE_TYPE_OCTET:
-        return *(const uint8_t *)pa == *(const uint8_t *)pb;
-    case WIRE_TYPE_SHORT:
-        return *(const uint16_t *)pa == *(const uint16_t *)pb;
-    case WIRE_TYPE_LONG:
-        return *(const uint32_t *)pa == *(const uint32_t *)pb;
-    case WIRE_TYPE_LONGLONG:
-    case WIRE_TYPE_TIMESTAMP:
-        return *(const uint64_t *)pa == *(const uint64_t *)pb;
-    case WIRE_TYPE_SHORTSTR:
-    case WIRE_TYPE_LONGSTR:
-        return str_same(*(const struct wire_str *)pa, *(const struct wire_str *)pb);
-    case WIRE_TYPE_TABLE: {
-        const struct wire_table *ta = (const void *)pa, *tb = (const void *)pb;
-        return ta->len == tb->len && (ta->len == 0 || memcmp(ta->ptr, tb->ptr, ta->len) == 0);
-    }
-    }
-    return false;
-}
 
 static void put_value(struct wire_writer *w, const struct wire_value *v, int depth);
 
@@ -257,7 +223,7 @@ check_method(const uint8_t *p, size_t n)
     CHECK(m2.id == m.id);
     for (unsigned i = 0; i < info->nfields; i++)
         if (!info->fields[i].reserved)
-            CHECK(field_same(&info->fields[i], &m, &m2));
+            CHECK(wiretest_field_same(&info->fields[i], &m, &m2));
     wire_writer_init(&w, buf2, n);
     CHECK(wire_method_encode(&m2, &w) == 0);
     CHECK(wire_writer_len(&w) == len && memcmp(buf, buf2, len) == 0);
@@ -312,7 +278,7 @@ check_header(const uint8_t *p, size_t n)
     CHECK(wire_basic_props_decode(buf, len, &pr2, &err) == 0);
     CHECK(pr2.flags == pr.flags);
     for (unsigned i = 0; i < WIRE_BASIC_PROPS_COUNT; i++)
-        CHECK(field_same(&wire_basic_props_fields[i], &pr, &pr2));
+        CHECK(wiretest_field_same(&wire_basic_props_fields[i], &pr, &pr2));
     wire_writer_init(&w, buf2, h.props_len);
     CHECK(wire_basic_props_encode(&pr2, &w) == 0);
     CHECK(wire_writer_len(&w) == len && memcmp(buf, buf2, len) == 0);

@@ -15,35 +15,9 @@
 #include "warren/frame.h"
 #include "warren/wire.h"
 #include "warren/wire_gen.h"
+#include "unhex.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Parses "0a 0B 'text'" (hex pairs, spaces ignored, ASCII between single quotes) into out. */
-static size_t
-unhex(const char *s, uint8_t *out, size_t cap)
-{
-    size_t n = 0;
-
-    while (*s != '\0') {
-        if (*s == ' ') {
-            s++;
-        } else if (*s == '\'') {
-            for (s++; *s != '\''; s++) {
-                ck_assert_int_ne(*s, '\0');
-                ck_assert_uint_lt(n, cap);
-                out[n++] = (uint8_t)*s;
-            }
-            s++;
-        } else {
-            unsigned v;
-            ck_assert_int_eq(sscanf(s, "%2x", &v), 1);
-            ck_assert_uint_lt(n, cap);
-            out[n++] = (uint8_t)v;
-            s += 2;
-        }
-    }
-    return n;
-}
 
 static const struct {
     const char *what, *hex;
@@ -68,7 +42,7 @@ static const struct {
 START_TEST(test_protocol_header)
 {
     uint8_t b[64];
-    size_t n = unhex(protocol_headers[_i].hex, b, sizeof b);
+    size_t n = test_unhex(protocol_headers[_i].hex, b, sizeof b);
 
     ck_assert_int_eq(frame_parse_protocol_header(b, n), protocol_headers[_i].st);
 }
@@ -109,7 +83,7 @@ static const struct {
 START_TEST(test_bad_frame)
 {
     uint8_t b[64];
-    size_t n = unhex(bad_frames[_i].hex, b, sizeof b), need = 99;
+    size_t n = test_unhex(bad_frames[_i].hex, b, sizeof b), need = 99;
     struct wire_error err = {0};
     struct frame f;
 
@@ -142,11 +116,11 @@ static const struct {
 START_TEST(test_good_frame)
 {
     uint8_t b[64], want[64];
-    size_t n = unhex(good_frames[_i].hex, b, sizeof b), wn, need;
+    size_t n = test_unhex(good_frames[_i].hex, b, sizeof b), wn, need;
     struct wire_error err = {0};
     struct frame f;
 
-    wn = unhex(good_frames[_i].payload, want, sizeof want);
+    wn = test_unhex(good_frames[_i].payload, want, sizeof want);
     ck_assert_int_eq(frame_parse(b, n, good_frames[_i].frame_max, &f, &need, &err), FRAME_OK);
     ck_assert_uint_eq(f.type, good_frames[_i].type);
     ck_assert_uint_eq(f.channel, good_frames[_i].channel);
@@ -170,7 +144,7 @@ START_TEST(test_partial_input)
     static const uint8_t types[] = {1, 2, 3, 8, 1};
     static const uint32_t sizes[] = {11, 14, 3, 0, 4};
     uint8_t b[256];
-    size_t n = unhex(hex, b, sizeof b), start = 0, need;
+    size_t n = test_unhex(hex, b, sizeof b), start = 0, need;
     unsigned got = 0;
     struct wire_error err;
     struct frame f;
@@ -202,7 +176,7 @@ END_TEST
 START_TEST(test_no_frame_max)
 {
     uint8_t b[16];
-    size_t n = unhex("03 0001 FFFFFFF0 00", b, sizeof b), need;
+    size_t n = test_unhex("03 0001 FFFFFFF0 00", b, sizeof b), need;
     struct wire_error err;
     struct frame f;
 
@@ -237,7 +211,7 @@ static const struct {
 START_TEST(test_content_header)
 {
     uint8_t b[64];
-    size_t n = unhex(content_headers[_i].hex, b, sizeof b);
+    size_t n = test_unhex(content_headers[_i].hex, b, sizeof b);
     struct frame_content_header h;
     struct wire_error err = {0};
     int rc = frame_content_header_decode(b, n, &h, &err);

@@ -16,46 +16,15 @@
 
 #include "warren/wire.h"
 #include "warren/wire_gen.h"
+#include "unhex.h"
+#include "wiretest.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Parses "0a 0B 'text'" (hex pairs, spaces ignored, ASCII between single quotes) into out. */
-static size_t
-unhex(const char *s, uint8_t *out, size_t cap)
-{
-    size_t n = 0;
-
-    while (*s != '\0') {
-        if (*s == ' ') {
-            s++;
-        } else if (*s == '\'') {
-            for (s++; *s != '\''; s++) {
-                ck_assert_int_ne(*s, '\0');
-                ck_assert_uint_lt(n, cap);
-                out[n++] = (uint8_t)*s;
-            }
-            s++;
-        } else {
-            unsigned v;
-            ck_assert_int_eq(sscanf(s, "%2x", &v), 1);
-            ck_assert_uint_lt(n, cap);
-            out[n++] = (uint8_t)v;
-            s += 2;
-        }
-    }
-    return n;
-}
 
 static struct wire_str
 str_of(const char *s)
 {
     return (struct wire_str){(const uint8_t *)s, (uint32_t)strlen(s)};
-}
-
-static bool
-str_same(struct wire_str a, struct wire_str b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
 /* ---- readers and writers ---- */
@@ -96,7 +65,7 @@ START_TEST(test_reader_strings)
     struct wire_reader r;
     struct wire_str s;
 
-    n = unhex("03 'abc' 00000002 'xy' 00", b, sizeof b);
+    n = test_unhex("03 'abc' 00000002 'xy' 00", b, sizeof b);
     r = (struct wire_reader){b, b + n};
     ck_assert_int_eq(wire_get_shortstr(&r, &s), 0);
     ck_assert(wire_str_eq(s, "abc"));
@@ -107,15 +76,15 @@ START_TEST(test_reader_strings)
     ck_assert_ptr_eq(r.p, r.end);
 
     /* Lengths past the end: nothing consumed. */
-    n = unhex("04 'abc'", b, sizeof b);
+    n = test_unhex("04 'abc'", b, sizeof b);
     r = (struct wire_reader){b, b + n};
     ck_assert_int_eq(wire_get_shortstr(&r, &s), -1);
     ck_assert_ptr_eq(r.p, b);
-    n = unhex("FFFFFFFF 'abc'", b, sizeof b);
+    n = test_unhex("FFFFFFFF 'abc'", b, sizeof b);
     r = (struct wire_reader){b, b + n};
     ck_assert_int_eq(wire_get_longstr(&r, &s), -1);
     ck_assert_ptr_eq(r.p, b);
-    n = unhex("000000", b, sizeof b);
+    n = test_unhex("000000", b, sizeof b);
     r = (struct wire_reader){b, b + n};
     ck_assert_int_eq(wire_get_longstr(&r, &s), -1);
     ck_assert_int_eq(wire_get_shortstr(&r, &s), 0); /* "00" is an empty shortstr */
@@ -143,7 +112,7 @@ START_TEST(test_writer)
     wire_put_u32(&w, 0x04050607);
     wire_put_shortstr(&w, str_of("ab"));
     ck_assert(!w.overflow);
-    n = unhex("01 0203 04050607 02 'ab'", want, sizeof want);
+    n = test_unhex("01 0203 04050607 02 'ab'", want, sizeof want);
     ck_assert_uint_eq(wire_writer_len(&w), n);
     ck_assert_mem_eq(b, want, n);
 
@@ -305,7 +274,7 @@ static const struct {
 START_TEST(test_good_table)
 {
     uint8_t b[512];
-    size_t n = unhex(good_tables[_i].hex, b, sizeof b);
+    size_t n = test_unhex(good_tables[_i].hex, b, sizeof b);
     struct wire_error err = {0};
     char text[1024] = "";
 
@@ -351,7 +320,7 @@ static const struct {
 START_TEST(test_bad_table)
 {
     uint8_t b[512];
-    size_t n = unhex(bad_tables[_i].hex, b, sizeof b);
+    size_t n = test_unhex(bad_tables[_i].hex, b, sizeof b);
     struct wire_error err = {0};
 
     ck_assert_int_eq(wire_table_validate(b, (uint32_t)n, 0, &err), -1);
@@ -427,7 +396,7 @@ START_TEST(test_table_truncated)
 
     for (size_t i = 0; i < N_ELEMS(good_tables); i++) {
         if (strcmp(good_tables[i].what, "duplicate keys are kept") != 0)
-            n += unhex(good_tables[i].hex, b + n, sizeof b - n);
+            n += test_unhex(good_tables[i].hex, b + n, sizeof b - n);
     }
     wire_table_iter_init(&it, (struct wire_table){b, (uint32_t)n});
     bounds[nb++] = 0;
@@ -536,7 +505,7 @@ static const struct {
 START_TEST(test_value_to_i64)
 {
     uint8_t b[64] = {1, 'k'};
-    size_t n = 2 + unhex(to_i64[_i].hex, b + 2, sizeof b - 2);
+    size_t n = 2 + test_unhex(to_i64[_i].hex, b + 2, sizeof b - 2);
     struct wire_value v;
     int64_t got = 12345;
 
@@ -580,7 +549,7 @@ setup_tables(void)
     size_t n = 0;
 
     for (size_t i = 0; i < N_ELEMS(good_tables); i++)
-        n += unhex(good_tables[i].hex, every_type_table + n, sizeof every_type_table - n);
+        n += test_unhex(good_tables[i].hex, every_type_table + n, sizeof every_type_table - n);
     every_type_len = (uint32_t)n;
 }
 
@@ -650,34 +619,6 @@ fill_fields(void *base, const struct wire_field_info *fields, unsigned n, unsign
             break;
         }
     }
-}
-
-static bool
-field_same(const struct wire_field_info *fi, const void *a, const void *b)
-{
-    const char *pa = (const char *)a + fi->offset, *pb = (const char *)b + fi->offset;
-
-    switch (fi->type) {
-    case WIRE_TYPE_BIT:
-        return *(const bool *)pa == *(const bool *)pb;
-    case WIRE_TYPE_OCTET:
-        return *(const uint8_t *)pa == *(const uint8_t *)pb;
-    case WIRE_TYPE_SHORT:
-        return *(const uint16_t *)pa == *(const uint16_t *)pb;
-    case WIRE_TYPE_LONG:
-        return *(const uint32_t *)pa == *(const uint32_t *)pb;
-    case WIRE_TYPE_LONGLONG:
-    case WIRE_TYPE_TIMESTAMP:
-        return *(const uint64_t *)pa == *(const uint64_t *)pb;
-    case WIRE_TYPE_SHORTSTR:
-    case WIRE_TYPE_LONGSTR:
-        return str_same(*(const struct wire_str *)pa, *(const struct wire_str *)pb);
-    case WIRE_TYPE_TABLE: {
-        const struct wire_table *ta = (const void *)pa, *tb = (const void *)pb;
-        return ta->len == tb->len && (ta->len == 0 || memcmp(ta->ptr, tb->ptr, ta->len) == 0);
-    }
-    }
-    return false;
 }
 
 /* An encoder written from the spec's rules alone, driven by the field list: the generated
@@ -786,7 +727,7 @@ START_TEST(test_method_roundtrip)
     ck_assert_int_eq(d.id, info->id);
     for (unsigned j = 0; j < info->nfields; j++)
         if (!info->fields[j].reserved)
-            ck_assert_msg(field_same(&info->fields[j], &m, &d), "%s: field %s differs", info->name,
+            ck_assert_msg(wiretest_field_same(&info->fields[j], &m, &d), "%s: field %s differs", info->name,
                           info->fields[j].name);
 
     wire_writer_init(&w, buf, n - 1);
@@ -841,7 +782,7 @@ END_TEST
 START_TEST(test_method_bytes_queue_declare)
 {
     uint8_t b[128], out[128];
-    size_t n = unhex("0032 000A 0000 02'q1' 12 0000000B 01'x' 6C 0000000000000005", b, sizeof b);
+    size_t n = test_unhex("0032 000A 0000 02'q1' 12 0000000B 01'x' 6C 0000000000000005", b, sizeof b);
     struct wire_method m;
     struct wire_error err;
     struct wire_writer w;
@@ -896,7 +837,7 @@ static const struct {
 START_TEST(test_method_bytes)
 {
     uint8_t b[128], out[128];
-    size_t n = unhex(method_bytes[_i].hex, b, sizeof b);
+    size_t n = test_unhex(method_bytes[_i].hex, b, sizeof b);
     struct wire_method m;
     struct wire_error err;
     struct wire_writer w;
@@ -918,7 +859,7 @@ START_TEST(test_method_fields_from_bytes)
     struct wire_method m;
     struct wire_error err;
 
-    n = unhex("003C 003C 03'tag' 0000000000000007 01 02'ex' 02'rk'", b, sizeof b);
+    n = test_unhex("003C 003C 03'tag' 0000000000000007 01 02'ex' 02'rk'", b, sizeof b);
     ck_assert_int_eq(wire_method_decode(b, n, &m, &err), 0);
     ck_assert(wire_str_eq(m.u.basic_deliver.consumer_tag, "tag"));
     ck_assert_uint_eq(m.u.basic_deliver.delivery_tag, 7);
@@ -926,19 +867,19 @@ START_TEST(test_method_fields_from_bytes)
     ck_assert(wire_str_eq(m.u.basic_deliver.exchange, "ex"));
     ck_assert(wire_str_eq(m.u.basic_deliver.routing_key, "rk"));
 
-    n = unhex("003C 0078 0000000000000005 02", b, sizeof b);
+    n = test_unhex("003C 0078 0000000000000005 02", b, sizeof b);
     ck_assert_int_eq(wire_method_decode(b, n, &m, &err), 0);
     ck_assert(!m.u.basic_nack.multiple);
     ck_assert(m.u.basic_nack.requeue);
 
-    n = unhex("003C 0014 0000 01'q' 03'tag' 06 00000000", b, sizeof b);
+    n = test_unhex("003C 0014 0000 01'q' 03'tag' 06 00000000", b, sizeof b);
     ck_assert_int_eq(wire_method_decode(b, n, &m, &err), 0);
     ck_assert(!m.u.basic_consume.no_local);
     ck_assert(m.u.basic_consume.no_ack);
     ck_assert(m.u.basic_consume.exclusive);
     ck_assert(!m.u.basic_consume.no_wait);
 
-    n = unhex("0028 000A 0000 01'e' 05'topic' 0A 00000000", b, sizeof b);
+    n = test_unhex("0028 000A 0000 01'e' 05'topic' 0A 00000000", b, sizeof b);
     ck_assert_int_eq(wire_method_decode(b, n, &m, &err), 0);
     ck_assert(!m.u.exchange_declare.passive);
     ck_assert(m.u.exchange_declare.durable);
@@ -946,18 +887,18 @@ START_TEST(test_method_fields_from_bytes)
     ck_assert(m.u.exchange_declare.internal);
     ck_assert(!m.u.exchange_declare.no_wait);
 
-    n = unhex("000A 001E 07FF 00020000 003C", b, sizeof b);
+    n = test_unhex("000A 001E 07FF 00020000 003C", b, sizeof b);
     ck_assert_int_eq(wire_method_decode(b, n, &m, &err), 0);
     ck_assert_uint_eq(m.u.connection_tune.channel_max, 2047);
     ck_assert_uint_eq(m.u.connection_tune.frame_max, 131072);
     ck_assert_uint_eq(m.u.connection_tune.heartbeat, 60);
 
     /* Reserved fields are checked for presence, not value: old clients set insist. */
-    n = unhex("000A 0028 01'/' 05'hosts' 01", b, sizeof b);
+    n = test_unhex("000A 0028 01'/' 05'hosts' 01", b, sizeof b);
     ck_assert_int_eq(wire_method_decode(b, n, &m, &err), 0);
     ck_assert(wire_str_eq(m.u.connection_open.virtual_host, "/"));
     /* Unused bits of a bit octet are ignored. */
-    n = unhex("003C 0050 0000000000000009 FE", b, sizeof b);
+    n = test_unhex("003C 0050 0000000000000009 FE", b, sizeof b);
     ck_assert_int_eq(wire_method_decode(b, n, &m, &err), 0);
     ck_assert(!m.u.basic_ack.multiple);
 }
@@ -998,7 +939,7 @@ static const struct {
 START_TEST(test_bad_method)
 {
     uint8_t b[128];
-    size_t n = unhex(bad_methods[_i].hex, b, sizeof b);
+    size_t n = test_unhex(bad_methods[_i].hex, b, sizeof b);
     struct wire_method m;
     struct wire_error err = {0};
 
@@ -1190,7 +1131,7 @@ START_TEST(test_props_roundtrip)
             ck_abort_msg("flags 0x%04X: %s", mask, err.text);
         ck_assert_uint_eq(d.flags, mask);
         for (unsigned j = 0; j < WIRE_BASIC_PROPS_COUNT; j++)
-            ck_assert_msg(field_same(&wire_basic_props_fields[j], &pr, &d),
+            ck_assert_msg(wiretest_field_same(&wire_basic_props_fields[j], &pr, &d),
                           "flags 0x%04X: %s differs", mask, wire_basic_props_fields[j].name);
         /* Every cut fails. */
         for (size_t k = 0; k < n; k++) {
@@ -1226,7 +1167,7 @@ START_TEST(test_props_layout)
     ck_assert_uint_eq(WIRE_BASIC_CLUSTER_ID_FLAG, 0x0004);
 
     /* Known bytes: delivery-mode 2, content-type "text/plain" and a timestamp. */
-    n = unhex("9040 0A'text/plain' 02 000000006553F100", b, sizeof b);
+    n = test_unhex("9040 0A'text/plain' 02 000000006553F100", b, sizeof b);
     ck_assert_int_eq(wire_basic_props_decode(b, n, &pr, &err), 0);
     ck_assert_uint_eq(pr.flags, 0x9040);
     ck_assert(wire_str_eq(pr.content_type, "text/plain"));
@@ -1268,7 +1209,7 @@ static const struct {
 START_TEST(test_props_cases)
 {
     uint8_t b[64];
-    size_t n = unhex(props_cases[_i].hex, b, sizeof b);
+    size_t n = test_unhex(props_cases[_i].hex, b, sizeof b);
     struct wire_basic_props pr;
     struct wire_error err = {0};
     int rc = wire_basic_props_decode(b, n, &pr, &err);
