@@ -1,14 +1,22 @@
 /* Virtual hosts: named, isolated namespaces of exchanges, queues and bindings. The registry
- * owns every vhost; a connection borrows the one it opened. For now a vhost is its name; the
- * messaging core hangs its exchanges and queues here. */
+ * owns every vhost; a vhost owns its exchanges and queues (by name, in hash maps); a
+ * connection borrows the vhost it opened. A new vhost gets RabbitMQ's predeclared exchanges
+ * (amq.direct, amq.fanout, amq.topic, amq.headers, amq.match). The default exchange ("") is
+ * not an object: publishing to it looks the routing key up as a queue name. */
 #ifndef WARREN_VHOST_H
 #define WARREN_VHOST_H
 
+#include "warren/hmap.h"
 #include "warren/wire.h"
+
+struct exch;
+struct queue;
 
 struct vhost {
     char *name; /* owns */
     struct vhost *next;
+    struct hmap exchanges; /* owns each struct exch */
+    struct hmap queues;    /* owns each struct queue */
 };
 
 struct vhost_registry {
@@ -16,10 +24,22 @@ struct vhost_registry {
 };
 
 void vhost_registry_init(struct vhost_registry *reg);
+/* Frees every vhost with its exchanges and queues. */
 void vhost_registry_clear(struct vhost_registry *reg);
-/* Adds a vhost (or returns the existing one of that name). NULL on ENOMEM. */
+/* Adds a vhost with its predeclared exchanges (or returns the existing one of that name).
+ * NULL on ENOMEM. */
 struct vhost *vhost_add(struct vhost_registry *reg, const char *name);
 /* NULL if no vhost has that name. */
 struct vhost *vhost_find(const struct vhost_registry *reg, struct wire_str name);
+
+struct exch *vhost_exch_find(const struct vhost *vh, struct wire_str name);
+struct queue *vhost_queue_find(const struct vhost *vh, struct wire_str name);
+/* Adds e (or q) to the vhost's map; its name must not be taken. 0, or -1 on ENOMEM. */
+int vhost_exch_add(struct vhost *vh, struct exch *e);
+int vhost_queue_add(struct vhost *vh, struct queue *q);
+/* Removes from the map and frees, including what that empties: auto-delete exchanges left
+ * without bindings go too, transitively. queue.delete returns the ready count dropped. */
+void vhost_exch_delete(struct vhost *vh, struct exch *e);
+uint64_t vhost_queue_delete(struct vhost *vh, struct queue *q);
 
 #endif

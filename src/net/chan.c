@@ -110,6 +110,8 @@ static int
 chan_raise(struct chan *ch, uint16_t code, uint32_t method_id, const char *fmt, ...)
 {
     struct conn *c = ch->conn;
+    if (ch->state == CHAN_CLOSING)
+        return -1; /* the first exception is the one the client hears about */
     va_list ap;
     va_start(ap, fmt);
     if (wire_reply_is_hard(code)) {
@@ -126,8 +128,9 @@ chan_raise(struct chan *ch, uint16_t code, uint32_t method_id, const char *fmt, 
     m.u.channel_close.reply_text = (struct wire_str){(const uint8_t *)text, strlen(text)};
     m.u.channel_close.class_id = WIRE_METHOD_CLASS(method_id);
     m.u.channel_close.method_id = WIRE_METHOD_INDEX(method_id);
+    /* A message whose header was refused still has body frames on the way: content stays
+     * as it is, so they are recognised and dropped while the channel closes. */
     ch->state = CHAN_CLOSING;
-    ch->content = CHAN_CONTENT_NONE;
     conn_send(c, ch->id, &m);
     return -1;
 }
@@ -188,6 +191,34 @@ chan_on_channel_method(struct chan *ch, const struct wire_method *m)
     }
 }
 
+/* After our channel.close, until the client's close-ok: a crossing channel.close is answered
+ * (the channel stays closing), a channel.open is a protocol error as on any open channel, and
+ * everything else is dropped, as RabbitMQ does. */
+static int
+chan_on_method_closing(struct chan *ch, const struct wire_method *m)
+{
+    struct conn *c = ch->conn;
+    switch (m->id) {
+    case WIRE_CHANNEL_CLOSE_OK:
+        chan_free(ch);
+        return 0;
+    case WIRE_CHANNEL_CLOSE: {
+        struct wire_method ok = {.id = WIRE_CHANNEL_CLOSE_OK};
+        return conn_send(c, ch->id, &ok);
+    }
+    case WIRE_CHANNEL_OPEN:
+        return conn_raise(c, WIRE_CHANNEL_ERROR, m->id, "second 'channel.open' seen");
+    default:
+        /* Dropped, but a content-bearing method's header and body frames must still be
+         * recognised as such (and dropped) rather than taken for stray frames. */
+        if (wire_method_info(m->id)->content) {
+            ch->content = CHAN_CONTENT_AWAIT_HEADER;
+            ch->content_class = WIRE_METHOD_CLASS(m->id);
+        }
+        return 0;
+    }
+}
+
 int
 chan_on_method(struct conn *c, uint16_t id, const struct wire_method *m)
 {
@@ -197,11 +228,8 @@ chan_on_method(struct conn *c, uint16_t id, const struct wire_method *m)
             return chan_on_open(c, id, m);
         return conn_raise(c, WIRE_CHANNEL_ERROR, m->id, "expected 'channel.open'");
     }
-    if (ch->state == CHAN_CLOSING) {
-        if (m->id == WIRE_CHANNEL_CLOSE_OK || m->id == WIRE_CHANNEL_CLOSE)
-            chan_free(ch);
-        return 0;
-    }
+    if (ch->state == CHAN_CLOSING)
+        return chan_on_method_closing(ch, m);
     if (ch->content != CHAN_CONTENT_NONE)
         return conn_raise(c, WIRE_UNEXPECTED_FRAME, m->id,
                           "expected content header for class %u, got non content header frame "
@@ -225,8 +253,6 @@ chan_on_content_frame(struct conn *c, const struct frame *f)
     if (ch == NULL)
         return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
                           "expected method frame, got non method frame instead");
-    if (ch->state == CHAN_CLOSING)
-        return 0;
     if (f->type == WIRE_FRAME_HEADER) {
         if (ch->content != CHAN_CONTENT_AWAIT_HEADER)
             return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
@@ -241,14 +267,14 @@ chan_on_content_frame(struct conn *c, const struct frame *f)
             return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
                               "expected content header for class %u, got one for class %u",
                               ch->content_class, h.class_id);
+        ch->body_size = h.body_size;
+        ch->body_received = 0;
+        ch->content = CHAN_CONTENT_AWAIT_BODY;
         uint32_t max = c->server->env.conf->max_message_size;
         if (h.body_size > max)
             return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH,
                               "message size %llu is larger than configured max size %u",
                               (unsigned long long)h.body_size, max);
-        ch->body_size = h.body_size;
-        ch->body_received = 0;
-        ch->content = CHAN_CONTENT_AWAIT_BODY;
         if (h.body_size == 0)
             return chan_on_content_complete(ch);
         return 0;

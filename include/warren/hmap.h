@@ -1,0 +1,52 @@
+/* A byte-string-keyed hash map with intrusive entries: an object embeds a struct hmap_entry
+ * and its key (usually its own name) must outlive its membership. Inserting never copies the
+ * key and allocates only when the bucket array grows. Keys are hashed with SipHash-1-3 under
+ * a per-process random key (hmap_seed), so names chosen by clients cannot flood one bucket. */
+#ifndef WARREN_HMAP_H
+#define WARREN_HMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct hmap_entry {
+    struct hmap_entry *next; /* next in the bucket's chain */
+    uint64_t hash;
+    const uint8_t *key; /* borrows: owned by the object embedding the entry */
+    uint32_t klen;
+};
+
+struct hmap {
+    struct hmap_entry **buckets; /* owns the array, not the entries */
+    size_t n_buckets;            /* 0 or a power of two */
+    size_t count;
+};
+
+#define hmap_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* Seeds the hash key from OpenSSL's RAND_bytes; call once at startup before any map is used
+ * (maps work unseeded, with a fixed key, which is what unit tests get). 0, or -1 if the
+ * random source failed (logged). */
+int hmap_seed(void);
+uint64_t hmap_hash(const void *key, size_t klen);
+
+void hmap_init(struct hmap *m);
+/* Frees the bucket array; the entries belong to their objects. */
+void hmap_clear(struct hmap *m);
+/* Inserts e under key (which must stay valid while e is in the map). Does not check for an
+ * existing entry with the same key. 0, or -1 on ENOMEM (map unchanged). */
+int hmap_insert(struct hmap *m, struct hmap_entry *e, const void *key, size_t klen);
+/* The first entry with that key, or NULL. */
+struct hmap_entry *hmap_find(const struct hmap *m, const void *key, size_t klen);
+/* Removes e, which must be in m. */
+void hmap_remove(struct hmap *m, struct hmap_entry *e);
+
+/* Iteration in no particular order; the current entry may be removed during iteration. */
+struct hmap_iter {
+    const struct hmap *m;
+    size_t bucket;
+    struct hmap_entry *next;
+};
+void hmap_iter_init(struct hmap_iter *it, const struct hmap *m);
+struct hmap_entry *hmap_iter_next(struct hmap_iter *it);
+
+#endif

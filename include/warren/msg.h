@@ -1,0 +1,41 @@
+/* A published message: its raw content-header properties (re-sent byte-for-byte, never
+ * re-encoded), the exchange and routing key it was published with (basic.deliver repeats
+ * them), and its body, all in one allocation. A message routed to many queues exists once:
+ * every queue entry, delivery in flight and pending store write holds a reference. Event-loop
+ * thread only. */
+#ifndef WARREN_MSG_H
+#define WARREN_MSG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "warren/wire.h"
+
+struct msg {
+    uint32_t refs;
+    uint32_t props_len;
+    uint64_t body_len;
+    uint8_t exchange_len, routing_key_len;
+    uint8_t delivery_mode; /* 2 = persistent */
+    uint8_t priority;
+    uint8_t *props;       /* points into data: the property flags and list */
+    uint8_t *exchange;    /* points into data */
+    uint8_t *routing_key; /* points into data */
+    uint8_t *body;        /* points into data; filled by the publisher's body frames */
+    uint8_t data[];
+};
+
+/* Bytes held by all live messages (bodies, properties, names): drives the memory alarm. */
+extern uint64_t msg_bytes_live;
+
+/* A message with room for body_len bytes of body (not yet filled). Copies props, exchange and
+ * routing key; delivery_mode and priority come from the decoded properties. One reference,
+ * owned by the caller. NULL on ENOMEM. */
+struct msg *msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode,
+                    uint8_t priority, struct wire_str exchange, struct wire_str routing_key,
+                    uint64_t body_len);
+struct msg *msg_ref(struct msg *m);
+/* Drops one reference, freeing the message at zero, and sets *mp to NULL. */
+void msg_unref(struct msg **mp);
+
+#endif

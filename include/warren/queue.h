@@ -1,0 +1,123 @@
+/* Queues: ordered message entries, their consumers, and push delivery. A queue changes only
+ * through its commands (enqueue, deliver, settle, requeue, purge): these are the operations the
+ * store will persist and cluster mirroring will ship, so nothing else touches the lists.
+ *
+ * A ready entry sits in the queue's ready list in enqueue order (seq). Delivering moves it to
+ * the queue's unacked list and hands it to a consumer (or to basic.get), whose channel owns it
+ * until it settles it (ack, or reject without requeue) or requeues it, which puts it back at
+ * its original position with redelivered set. Deleting a queue detaches its unacked entries:
+ * their channel frees them when the client acks or requeues (RabbitMQ accepts acks for a
+ * deleted queue's messages silently).
+ *
+ * Consumers belong to their channel; the queue links them (non-owning) and calls their ops to
+ * ask for capacity and to deliver. Dispatch is round robin among the consumers with the highest
+ * priority (x-priority) that can take a message now. */
+#ifndef WARREN_QUEUE_H
+#define WARREN_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "warren/exchange.h"
+#include "warren/hmap.h"
+#include "warren/wire.h"
+
+struct msg;
+struct vhost;
+struct cons;
+
+struct qentry {
+    TAILQ_ENTRY(qentry) link; /* in queue->ready or queue->unacked */
+    struct msg *msg;          /* owns one reference */
+    struct queue *queue;      /* borrows; NULL once the queue was deleted under a delivery */
+    uint64_t seq;             /* enqueue order, kept across requeues */
+    bool redelivered;
+};
+TAILQ_HEAD(qentry_list, qentry);
+TAILQ_HEAD(cons_list, cons);
+
+struct cons_ops {
+    /* True if the consumer can take one more message now (prefetch, flow, output space). */
+    bool (*can_take)(struct cons *c);
+    /* Delivers e: the consumer's channel owns e from now on. Returns 0, or -1 if the consumer
+     * could not take it after all (e.g. ENOMEM writing the frames); the queue then requeues e
+     * and stops dispatching to this consumer until its next wake-up. */
+    int (*deliver)(struct cons *c, struct qentry *e);
+    /* The queue is being deleted: c was unlinked and c->queue is NULL; the channel tells the
+     * client (basic.cancel, when it announced consumer_cancel_notify) and frees c. */
+    void (*queue_deleted)(struct cons *c);
+};
+
+/* The broker's view of a consumer; the channel embeds it in its own consumer record. */
+struct cons {
+    TAILQ_ENTRY(cons) link; /* in queue->consumers */
+    struct queue *queue;    /* borrows; NULL after queue_deleted */
+    const struct cons_ops *ops;
+    int32_t priority;       /* x-priority */
+    bool exclusive;
+};
+
+/* Exclusive queues of one connection, so closing the connection deletes them. */
+TAILQ_HEAD(queue_list, queue);
+struct queue_owner {
+    struct queue_list queues;
+};
+
+struct queue {
+    struct hmap_entry by_name; /* in the vhost's queue map; key = name */
+    struct vhost *vhost;       /* borrows: the vhost owns the queue */
+    char *name;                /* owns; NUL-terminated */
+    uint32_t name_len;
+    bool durable, auto_delete;
+    struct queue_owner *owner;   /* exclusive queues: the owning connection's list; else NULL */
+    TAILQ_ENTRY(queue) owner_link;
+    uint8_t *args; /* owns a copy of the declare arguments */
+    uint32_t args_len;
+    struct bind_list bindings_in; /* bindings with this queue as destination */
+    struct qentry_list ready;     /* owns: entries waiting for a consumer, by seq */
+    struct qentry_list unacked;   /* entries delivered, owned by channels */
+    uint64_t n_ready, n_unacked;
+    uint64_t next_seq;
+    struct cons_list consumers; /* borrows: channels own consumers */
+    uint32_t n_consumers;
+    bool had_consumer; /* auto-delete queues go when the last consumer does, not before */
+    bool dispatching;  /* guards against re-entering queue_dispatch */
+};
+
+/* A new queue (not yet in the vhost's map). args are copied. owner: the declaring
+ * connection's list for exclusive queues, else NULL. NULL on ENOMEM. */
+struct queue *queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete,
+                        struct queue_owner *owner, struct wire_table args);
+/* Deletes the queue: removes its bindings (auto-delete exchanges emptied by that are returned
+ * as exch_unbind_all does), detaches consumers (their queue_deleted op runs) and unacked
+ * entries, frees ready entries and the queue. Returns the number of ready messages dropped.
+ * The caller has removed it from the vhost's map. */
+uint64_t queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied);
+
+/* Commands. */
+/* Appends a message (taking a new reference). 0, or -1 on ENOMEM. Does not dispatch. */
+int queue_cmd_enqueue(struct queue *q, struct msg *m);
+/* Removes the head ready entry, moves it to unacked and returns it (NULL if none). */
+struct qentry *queue_cmd_deliver(struct queue *q);
+/* Settles a delivered entry (ack, or reject/nack without requeue) and frees it; an entry
+ * whose queue was deleted is just freed. */
+void queue_cmd_settle(struct qentry *e);
+/* Puts a delivered entry back at its original position, redelivered. An entry whose queue
+ * was deleted is freed. */
+void queue_cmd_requeue(struct qentry *e);
+/* Drops every ready entry; returns how many. Unacked entries are untouched (as RabbitMQ). */
+uint64_t queue_cmd_purge(struct queue *q);
+
+/* Consumers. */
+void queue_consumer_add(struct queue *q, struct cons *c);
+/* Unlinks c. Returns true if the queue is auto-delete and c was its last consumer: the caller
+ * deletes the queue. */
+bool queue_consumer_remove(struct cons *c);
+/* An exclusive consumer holds the queue (basic.consume exclusive, or 403 for others). */
+bool queue_has_exclusive_consumer(const struct queue *q);
+
+/* Hands ready entries to consumers that can take them, until none can or none are ready. */
+void queue_dispatch(struct queue *q);
+
+#endif
