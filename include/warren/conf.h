@@ -33,6 +33,11 @@ struct conf {
     uint32_t heartbeat;         /* seconds; heartbeat = 60 */
     uint32_t frame_max;         /* bytes; frame_max = 131072 */
     uint32_t channel_max;       /* channel_max = 2047 */
+    /* Memory held by messages and output buffers above which publishers are blocked
+     * (connection.blocked): the absolute limit in bytes when non-zero, else the relative one
+     * times physical memory. vm_memory_high_watermark.relative = 0.4, .absolute = 0. */
+    double vm_memory_high_watermark_relative;
+    uint64_t vm_memory_high_watermark_absolute;
     uint32_t max_message_size;  /* bytes of body; max_message_size = 134217728 (128 MiB) */
     uint32_t handshake_timeout; /* milliseconds; handshake_timeout = 10000 */
     enum log_level log_level;   /* log.level = info */

@@ -60,6 +60,7 @@ struct exch {
     struct exch_routes *routes;   /* owns: the type's lookup structure and the bindings */
     struct bind_list bindings_in; /* bindings with this exchange as destination */
     uint64_t route_visit;         /* routing scratch: the last route pass that visited it */
+    struct exch *route_next;      /* routing scratch: next exchange in that pass's work list */
 };
 
 /* "direct", "fanout", "topic", "headers" (exact, case-sensitive as RabbitMQ). 0 or -1. */
@@ -100,6 +101,9 @@ struct route_result {
     uint32_t n, cap;
 };
 void route_result_free(struct route_result *r);
+/* Appends q to r unless it is already there (the default exchange's route uses it too).
+ * 0, or -1 on ENOMEM (r unchanged). */
+int route_result_add(struct route_result *r, struct queue *q);
 
 /* Routes a message published to e with that routing key and headers (the basic properties'
  * headers table, possibly empty), following exchange-to-exchange bindings and alternate

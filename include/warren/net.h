@@ -14,7 +14,7 @@ struct net_server_env {
     struct event_base *base;
     const struct conf *conf;
     const struct auth_db *auth;
-    const struct vhost_registry *vhosts;
+    struct vhost_registry *vhosts;
 };
 
 /* NULL on ENOMEM (logged). */

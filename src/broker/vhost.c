@@ -1,5 +1,6 @@
-/* Virtual host registry. A handful of vhosts per node is the norm, so a list is enough;
- * lookups happen once per connection.open, never per message. */
+/* Virtual host registry, and each vhost's maps of exchanges and queues by name. A handful of
+ * vhosts per node is the norm, so the registry is a list (looked up once per connection.open);
+ * exchanges and queues are hashed, since there may be hundreds of thousands. */
 #include "config.h"
 
 #include "warren/vhost.h"
@@ -7,10 +8,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "warren/exchange.h"
+#include "warren/log.h"
+#include "warren/queue.h"
+
 void
 vhost_registry_init(struct vhost_registry *reg)
 {
     reg->head = NULL;
+}
+
+/* Frees every queue, then every exchange. */
+static void
+vhost_free(struct vhost *v)
+{
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &v->queues);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        struct queue *q = hmap_container_of(he, struct queue, by_name);
+        hmap_remove(&v->queues, he);
+        queue_free(q, NULL, NULL); /* every exchange goes below anyway */
+    }
+    hmap_iter_init(&it, &v->exchanges);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        struct exch *e = hmap_container_of(he, struct exch, by_name);
+        hmap_remove(&v->exchanges, he);
+        exch_free(e);
+    }
+    hmap_clear(&v->queues);
+    hmap_clear(&v->exchanges);
+    free(v->name);
+    free(v);
 }
 
 void
@@ -19,12 +48,20 @@ vhost_registry_clear(struct vhost_registry *reg)
     struct vhost *v = reg->head;
     while (v != NULL) {
         struct vhost *next = v->next;
-        free(v->name);
-        free(v);
+        vhost_free(v);
         v = next;
     }
     reg->head = NULL;
 }
+
+/* RabbitMQ's predeclared exchanges, durable, in every vhost. */
+static const struct {
+    const char *name;
+    enum exch_type type;
+} vhost_predeclared[] = {
+    {"amq.direct", EXCH_DIRECT}, {"amq.fanout", EXCH_FANOUT}, {"amq.topic", EXCH_TOPIC},
+    {"amq.headers", EXCH_HEADERS}, {"amq.match", EXCH_HEADERS},
+};
 
 struct vhost *
 vhost_add(struct vhost_registry *reg, const char *name)
@@ -35,14 +72,29 @@ vhost_add(struct vhost_registry *reg, const char *name)
     v = calloc(1, sizeof(*v));
     if (v == NULL)
         return NULL;
+    hmap_init(&v->exchanges);
+    hmap_init(&v->queues);
     v->name = strdup(name);
-    if (v->name == NULL) {
-        free(v);
-        return NULL;
+    if (v->name == NULL)
+        goto fail;
+    for (size_t i = 0; i < sizeof(vhost_predeclared) / sizeof(vhost_predeclared[0]); i++) {
+        const char *en = vhost_predeclared[i].name;
+        struct exch *e =
+            exch_new(v, (struct wire_str){(const uint8_t *)en, strlen(en)},
+                     vhost_predeclared[i].type, true, false, false, (struct wire_table){NULL, 0});
+        if (e == NULL)
+            goto fail;
+        if (vhost_exch_add(v, e) < 0) {
+            exch_free(e);
+            goto fail;
+        }
     }
     v->next = reg->head;
     reg->head = v;
     return v;
+fail:
+    vhost_free(v);
+    return NULL;
 }
 
 struct vhost *
@@ -52,4 +104,74 @@ vhost_find(const struct vhost_registry *reg, struct wire_str name)
         if (wire_str_eq(name, v->name))
             return v;
     return NULL;
+}
+
+struct exch *
+vhost_exch_find(const struct vhost *vh, struct wire_str name)
+{
+    struct hmap_entry *he = hmap_find(&vh->exchanges, name.ptr, name.len);
+    return he != NULL ? hmap_container_of(he, struct exch, by_name) : NULL;
+}
+
+struct queue *
+vhost_queue_find(const struct vhost *vh, struct wire_str name)
+{
+    struct hmap_entry *he = hmap_find(&vh->queues, name.ptr, name.len);
+    return he != NULL ? hmap_container_of(he, struct queue, by_name) : NULL;
+}
+
+int
+vhost_exch_add(struct vhost *vh, struct exch *e)
+{
+    return hmap_insert(&vh->exchanges, &e->by_name, e->name, e->name_len);
+}
+
+int
+vhost_queue_add(struct vhost *vh, struct queue *q)
+{
+    return hmap_insert(&vh->queues, &q->by_name, q->name, q->name_len);
+}
+
+/* Deletes the auto-delete exchanges that a removal left without bindings, and those that
+ * their own deletion empties in turn. Takes ownership of the emptied array. */
+static void
+vhost_delete_emptied(struct vhost *vh, struct exch **emptied, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        struct exch *e = emptied[i];
+        struct exch **more = NULL;
+        uint32_t n_more = 0;
+        hmap_remove(&vh->exchanges, &e->by_name);
+        /* Its own outgoing bindings are gone already; bindings to it (from other exchanges)
+         * go with it and may empty further auto-delete sources. */
+        if (exch_unbind_all(&e->bindings_in, &more, &n_more) < 0)
+            log_msg(LOG_ERROR, "out of memory cascading auto-delete from exchange '%s'",
+                    e->name);
+        exch_free(e);
+        vhost_delete_emptied(vh, more, n_more);
+    }
+    free(emptied);
+}
+
+void
+vhost_exch_delete(struct vhost *vh, struct exch *e)
+{
+    struct exch **emptied = NULL;
+    uint32_t n = 0;
+    hmap_remove(&vh->exchanges, &e->by_name);
+    if (exch_unbind_all(&e->bindings_in, &emptied, &n) < 0)
+        log_msg(LOG_ERROR, "out of memory cascading auto-delete from exchange '%s'", e->name);
+    exch_free(e);
+    vhost_delete_emptied(vh, emptied, n);
+}
+
+uint64_t
+vhost_queue_delete(struct vhost *vh, struct queue *q)
+{
+    struct exch **emptied = NULL;
+    uint32_t n = 0;
+    hmap_remove(&vh->queues, &q->by_name);
+    uint64_t dropped = queue_free(q, &emptied, &n);
+    vhost_delete_emptied(vh, emptied, n);
+    return dropped;
 }

@@ -37,6 +37,8 @@ enum conf_type {
     CONF_LEVEL,    /* a log.level name */
     CONF_LISTENER, /* listeners.tcp.<name> = [host:]port */
     CONF_LOOPBACK, /* loopback_users.<name> = true|false, loopback_users = none */
+    CONF_BYTES64,  /* bytes, any size (KB, MB or GB suffix allowed); stored as uint64_t */
+    CONF_RATIO,    /* a decimal fraction 0..1, stored as double */
 };
 
 /* One configuration key. A key ending in ".<name>" is a family: any non-empty <name>
@@ -71,6 +73,11 @@ static const struct conf_key conf_keys[] = {
      "most channels per connection offered; 0 means 65535"},
     {"max_message_size", CONF_UINT, CONF_F(max_message_size), "134217728", 1, 536870912,
      "largest message body accepted, in bytes (RabbitMQ's default and ceiling)"},
+    {"vm_memory_high_watermark.relative", CONF_RATIO, CONF_F(vm_memory_high_watermark_relative),
+     "0.4", 0, 1, "fraction of physical memory that messages may take before publishers block"},
+    {"vm_memory_high_watermark.absolute", CONF_BYTES64,
+     CONF_F(vm_memory_high_watermark_absolute), "0", 0, 0,
+     "bytes messages may take before publishers block; 0: use the relative limit"},
     {"handshake_timeout", CONF_UINT, CONF_F(handshake_timeout), "10000", 1, INT32_MAX,
      "milliseconds a client has to finish the AMQP handshake"},
     {"log.level", CONF_LEVEL, CONF_F(log_level), "info", 0, 0,
@@ -311,6 +318,23 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
                              value, k->key, (unsigned)k->min, (unsigned)k->max);
         *(uint32_t *)(void *)field = (uint32_t)v;
         return 0;
+    case CONF_BYTES64:
+        if (conf_parse_size(value, &v) < 0)
+            return conf_fail(ps,
+                             "bad value '%s' for %s: expected a size in bytes (KB, MB and GB "
+                             "suffixes allowed)",
+                             value, k->key);
+        *(uint64_t *)(void *)field = v;
+        return 0;
+    case CONF_RATIO: {
+        char *end;
+        double d = strtod(value, &end);
+        if (end == value || *end != '\0' || !(d >= k->min && d <= k->max))
+            return conf_fail(ps, "bad value '%s' for %s: expected a fraction %u..%u, e.g. 0.4",
+                             value, k->key, (unsigned)k->min, (unsigned)k->max);
+        *(double *)(void *)field = d;
+        return 0;
+    }
     case CONF_STR: {
         size_t len = strlen(value);
         if (len < k->min || len > k->max)

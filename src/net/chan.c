@@ -1,12 +1,9 @@
 /* Channels: the table of a connection's open channels, channel.open / close / flow, and the
  * assembly of content (a content-bearing method, its header frame, then body frames adding up
  * to the declared size). Errors that break the framing of the whole connection (a content frame
- * out of place, a second channel.open) are connection exceptions, as in RabbitMQ.
- *
- * The messaging core (exchanges, queues, delivery) is not there yet: a published message is
- * received and validated in full, then dropped as unroutable, which is what RabbitMQ does with
- * a non-mandatory message that matches no queue. Every other class's method is answered with
- * 540 NOT_IMPLEMENTED, so clients get an answer instead of a hang. */
+ * out of place, a second channel.open) are connection exceptions, as in RabbitMQ. Methods of
+ * the other classes go to chan_decl.c (exchange, queue) and chan_basic.c (basic, tx,
+ * confirm). */
 #include "config.h"
 
 #include <stdarg.h>
@@ -16,6 +13,7 @@
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/conf.h"
+#include "warren/msg.h"
 
 #define CHAN_TABLE_MIN_BUCKETS 8
 
@@ -73,6 +71,10 @@ chan_new(struct conn *c, uint16_t id)
     ch->conn = c;
     ch->id = id;
     ch->state = CHAN_OPEN;
+    hmap_init(&ch->consumers);
+    TAILQ_INIT(&ch->unacked);
+    TAILQ_INIT(&ch->tx_acks);
+    STAILQ_INIT(&ch->tx_publishes);
     uint32_t k = chan_bucket(t, id);
     ch->next_in_bucket = t->buckets[k];
     t->buckets[k] = ch;
@@ -80,9 +82,11 @@ chan_new(struct conn *c, uint16_t id)
     return ch;
 }
 
+/* Releases what the channel holds (requeueing its unacked deliveries) and frees it. */
 static void
 chan_free(struct chan *ch)
 {
+    chan_release(ch);
     struct chan_table *t = &ch->conn->chans;
     struct chan **pp = &t->buckets[chan_bucket(t, ch->id)];
     while (*pp != ch)
@@ -103,10 +107,9 @@ chan_table_clear(struct conn *c)
     WR_ASSERT(t->count == 0);
 }
 
-/* Raises a channel exception: channel.close with code, the failing method's ids and
- * "NAME - text"; until the client's close-ok the channel drops everything else (the rest of a
- * message's content included). Hard codes become connection exceptions. Returns -1. */
-static int
+/* Until the client's close-ok the channel drops everything else, the rest of a message's
+ * content included. */
+int
 chan_raise(struct chan *ch, uint16_t code, uint32_t method_id, const char *fmt, ...)
 {
     struct conn *c = ch->conn;
@@ -151,13 +154,17 @@ chan_on_open(struct conn *c, uint16_t id, const struct wire_method *m)
     return conn_send(c, id, &ok);
 }
 
-/* The content of a method is complete. Without the messaging core there is nowhere to route
- * it: the message is dropped as unroutable. */
+/* The content of a method is complete: publish it, unless the channel is closing (then it
+ * was the refused message, or one sent after it, and is dropped). */
 static int
 chan_on_content_complete(struct chan *ch)
 {
     ch->content = CHAN_CONTENT_NONE;
-    return 0;
+    if (ch->state == CHAN_CLOSING) {
+        msg_unref(&ch->publishing);
+        return 0;
+    }
+    return chan_publish_complete(ch);
 }
 
 static int
@@ -235,15 +242,29 @@ chan_on_method(struct conn *c, uint16_t id, const struct wire_method *m)
                           "expected content header for class %u, got non content header frame "
                           "instead",
                           ch->content_class);
-    if (WIRE_METHOD_CLASS(m->id) == WIRE_CLASS_CHANNEL)
+    switch (WIRE_METHOD_CLASS(m->id)) {
+    case WIRE_CLASS_CHANNEL:
         return chan_on_channel_method(ch, m);
-    if (m->id == WIRE_BASIC_PUBLISH) {
-        ch->content = CHAN_CONTENT_AWAIT_HEADER;
-        ch->content_class = WIRE_CLASS_BASIC;
-        return 0;
+    case WIRE_CLASS_EXCHANGE:
+        return chan_on_exchange_method(ch, m);
+    case WIRE_CLASS_QUEUE:
+        return chan_on_queue_method(ch, m);
+    case WIRE_CLASS_BASIC:
+        return chan_on_basic_method(ch, m);
+    case WIRE_CLASS_TX:
+        return chan_on_tx_method(ch, m);
+    case WIRE_CLASS_CONFIRM:
+        return chan_on_confirm_method(ch, m);
+    case WIRE_CLASS_ACCESS: {
+        /* Deprecated; RabbitMQ answers it as a no-op for old clients. */
+        struct wire_method ok = {.id = WIRE_ACCESS_REQUEST_OK};
+        ok.u.access_request_ok.ticket = 1;
+        return conn_send(c, ch->id, &ok);
     }
-    return conn_raise(c, WIRE_NOT_IMPLEMENTED, m->id, "%s is not implemented yet",
-                      wire_method_name(m->id));
+    default:
+        return conn_raise(c, WIRE_NOT_IMPLEMENTED, m->id, "%s is not implemented",
+                          wire_method_name(m->id));
+    }
 }
 
 int
@@ -270,11 +291,15 @@ chan_on_content_frame(struct conn *c, const struct frame *f)
         ch->body_size = h.body_size;
         ch->body_received = 0;
         ch->content = CHAN_CONTENT_AWAIT_BODY;
-        uint32_t max = c->server->env.conf->max_message_size;
-        if (h.body_size > max)
-            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH,
-                              "message size %llu is larger than configured max size %u",
-                              (unsigned long long)h.body_size, max);
+        if (ch->state == CHAN_OPEN) {
+            uint32_t max = c->server->env.conf->max_message_size;
+            if (h.body_size > max)
+                return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH,
+                                  "message size %llu is larger than configured max size %u",
+                                  (unsigned long long)h.body_size, max);
+            if (chan_publish_header(ch, &h, &props) < 0)
+                return -1;
+        }
         if (h.body_size == 0)
             return chan_on_content_complete(ch);
         return 0;
@@ -290,6 +315,8 @@ chan_on_content_frame(struct conn *c, const struct frame *f)
                           "content body frame of %u bytes overruns the %llu declared in the "
                           "content header",
                           f->size, (unsigned long long)ch->body_size);
+    if (ch->publishing != NULL)
+        chan_publish_body(ch, f->payload, f->size);
     ch->body_received += f->size;
     if (ch->body_received == ch->body_size)
         return chan_on_content_complete(ch);

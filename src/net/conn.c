@@ -44,6 +44,9 @@ conn_drop(struct conn *c)
         return;
     c->state = CONN_DEAD;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    /* Channels and exclusive queues are released by the reaper, later in this loop
+     * iteration: this may run deep inside a queue's dispatch, which must not see its
+     * consumers freed under it. A dead connection's consumers take no messages meanwhile. */
     server_conn_dead(c->server, c);
 }
 
@@ -56,7 +59,9 @@ conn_drain_and_close(struct conn *c)
         return;
     c->state = CONN_DRAINING;
     chan_table_clear(c);
+    chan_delete_exclusive_queues(c);
     bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     if (c->heartbeat_ev != NULL)
         evtimer_del(c->heartbeat_ev);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
@@ -66,13 +71,20 @@ conn_drain_and_close(struct conn *c)
     conn_arm_timer(c, CONN_CLOSE_TIMEOUT_SEC * 1000);
 }
 
+void
+conn_abort(struct conn *c, const char *what)
+{
+    log_conn(LOG_ERROR, c, "out of memory %s; dropping the connection", what);
+    conn_drop(c);
+}
+
 int
 conn_send(struct conn *c, uint16_t channel, const struct wire_method *m)
 {
+    if (c->state == CONN_DEAD)
+        return -1;
     if (frame_write_method(bufferevent_get_output(c->bev), channel, m) < 0) {
-        log_conn(LOG_ERROR, c, "cannot queue %s: out of memory; dropping the connection",
-                 wire_method_name(m->id));
-        conn_drop(c);
+        conn_abort(c, "queueing a method");
         return -1;
     }
     c->sent_since_tick = true;
@@ -133,6 +145,38 @@ conn_raise(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, .
     conn_raisev(c, code, method_id, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+void
+conn_block(struct conn *c)
+{
+    if (c->blocked || c->state != CONN_OPEN)
+        return;
+    c->blocked = true;
+    bufferevent_disable(c->bev, EV_READ);
+    log_conn(LOG_INFO, c, "blocked: memory alarm");
+    if (c->cap_connection_blocked) {
+        struct wire_method m = {.id = WIRE_CONNECTION_BLOCKED};
+        m.u.connection_blocked.reason = WIRE_STR_LIT("low on memory");
+        conn_send(c, 0, &m);
+    }
+}
+
+void
+conn_unblock(struct conn *c)
+{
+    if (!c->blocked)
+        return;
+    c->blocked = false;
+    if (c->state != CONN_OPEN)
+        return;
+    log_conn(LOG_INFO, c, "unblocked");
+    if (c->cap_connection_blocked) {
+        struct wire_method m = {.id = WIRE_CONNECTION_UNBLOCKED};
+        conn_send(c, 0, &m);
+    }
+    bufferevent_enable(c->bev, EV_READ);
+    event_active(c->resume_ev, 0, 0); /* frames read before the block are still waiting */
 }
 
 void
@@ -230,7 +274,8 @@ static void
 conn_on_heartbeat_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    if (c->recv_since_tick)
+    /* A blocked connection is not read, so its heartbeats cannot be seen: not missed. */
+    if (c->recv_since_tick || c->blocked)
         c->heartbeats_missed = 0;
     else if (++c->heartbeats_missed >= CONN_HEARTBEAT_SILENT_TICKS) {
         /* Nothing arrived since the tick four ticks ago: at least two whole intervals of
@@ -279,7 +324,7 @@ conn_on_tune_ok(struct conn *c, const struct wire_connection_tune_ok *t)
 static int
 conn_on_open(struct conn *c, const struct wire_connection_open *o)
 {
-    const struct vhost *vh = vhost_find(c->server->env.vhosts, o->virtual_host);
+    struct vhost *vh = vhost_find(c->server->env.vhosts, o->virtual_host);
     if (vh == NULL)
         return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_OPEN, "vhost %.*s not found",
                           WIRE_STR_ARG(o->virtual_host));
@@ -455,7 +500,7 @@ conn_on_protocol_header(struct conn *c, struct evbuffer *in)
  * CONN_FRAMES_PER_EVENT frames were handled (then it yields to other connections and resumes
  * from resume_ev). */
 static void
-conn_process_input(struct conn *c)
+conn_process_frames(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     for (unsigned handled = 0; handled < CONN_FRAMES_PER_EVENT; handled++) {
@@ -463,6 +508,8 @@ conn_process_input(struct conn *c)
             evbuffer_drain(in, evbuffer_get_length(in));
             return;
         }
+        if (c->blocked)
+            return; /* the rest waits in the input buffer for conn_unblock */
         size_t avail = evbuffer_get_length(in);
         if (c->state == CONN_AWAIT_HEADER) {
             if (avail == 0 || conn_on_protocol_header(c, in) != 0)
@@ -507,6 +554,15 @@ conn_process_input(struct conn *c)
 }
 
 static void
+conn_process_input(struct conn *c)
+{
+    conn_process_frames(c);
+    /* Confirms for everything handled in this batch go out together. */
+    if (c->state == CONN_OPEN)
+        chan_flush_confirms(c);
+}
+
+static void
 conn_on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
@@ -520,12 +576,15 @@ conn_on_resume(evutil_socket_t fd, short what, void *arg)
     conn_process_input(arg);
 }
 
+/* The output fell to the low watermark: zero while draining, CONN_OUTPUT_LOW otherwise. */
 static void
 conn_on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     if (c->state == CONN_DRAINING)
         conn_drop(c);
+    else if (c->output_full)
+        chan_wake_all_consumers(c);
 }
 
 static void
@@ -585,6 +644,8 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
     c->peer_is_loopback = conn_addr_is_loopback(peer);
     c->frame_max = s->env.conf->frame_max;
     c->channel_max = (uint16_t)s->env.conf->channel_max;
+    TAILQ_INIT(&c->exclusive.queues);
+    TAILQ_INIT(&c->confirm_due);
 
     struct sockaddr_storage local;
     socklen_t llen = sizeof(local);
@@ -602,6 +663,7 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
     if (c->timer_ev == NULL || c->resume_ev == NULL)
         goto fail;
     bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_LOW, 0);
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0)
         goto fail;
     conn_arm_timer(c, s->env.conf->handshake_timeout);
@@ -622,6 +684,7 @@ void
 conn_free(struct conn *c)
 {
     chan_table_clear(c);
+    chan_delete_exclusive_queues(c);
     free(c->chans.buckets);
     if (c->heartbeat_ev != NULL)
         event_free(c->heartbeat_ev);

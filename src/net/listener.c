@@ -12,12 +12,15 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/conf.h"
+#include "warren/msg.h"
 
 /* What RabbitMQ clients look for in server-properties: the capabilities table decides which
  * extensions they use. */
@@ -61,6 +64,69 @@ server_build_props(struct net_server *s)
     return 0;
 }
 
+/* Bytes the memory alarm counts: message bodies and properties, and connections' output. */
+static uint64_t
+server_memory_used(const struct net_server *s)
+{
+    uint64_t used = msg_bytes_live;
+    const struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link)
+    used += evbuffer_get_length(bufferevent_get_output(c->bev));
+    return used;
+}
+
+static void
+server_memory_alarm(struct net_server *s, bool on, uint64_t used)
+{
+    s->memory_alarm = on;
+    if (on)
+        log_msg(LOG_WARNING,
+                "memory alarm set: %llu bytes in messages and output buffers, above "
+                "vm_memory_high_watermark (%llu bytes): publishing connections are blocked",
+                (unsigned long long)used, (unsigned long long)s->memory_limit);
+    else
+        log_msg(LOG_INFO, "memory alarm cleared: %llu bytes used, limit %llu: publishers resume",
+                (unsigned long long)used, (unsigned long long)s->memory_limit);
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link)
+    {
+        if (on && c->publisher)
+            conn_block(c);
+        else if (!on && c->blocked)
+            conn_unblock(c);
+    }
+}
+
+void
+server_memory_check_fast(struct net_server *s)
+{
+    if (!s->memory_alarm && msg_bytes_live > s->memory_limit)
+        server_memory_alarm(s, true, msg_bytes_live);
+}
+
+/* Four times a second: messages are freed by acks and output drains without telling anyone,
+ * so clearing the alarm (and raising it for output growth) is found by looking. */
+static void
+server_memory_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_server *s = arg;
+    uint64_t used = server_memory_used(s);
+    if (s->memory_alarm != (used > s->memory_limit))
+        server_memory_alarm(s, !s->memory_alarm, used);
+}
+
+/* vm_memory_high_watermark in bytes: the absolute setting, or the relative one times
+ * physical memory. */
+static uint64_t
+server_memory_limit(const struct conf *conf)
+{
+    if (conf->vm_memory_high_watermark_absolute != 0)
+        return conf->vm_memory_high_watermark_absolute;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double total = pages > 0 && page > 0 ? (double)pages * (double)page : 1024.0 * 1024 * 1024;
+    return (uint64_t)(total * conf->vm_memory_high_watermark_relative);
+}
+
 static void
 server_reap(evutil_socket_t fd, short what, void *arg)
 {
@@ -96,8 +162,13 @@ net_server_new(const struct net_server_env *env)
     TAILQ_INIT(&s->dead);
     s->next_conn_id = 1;
     s->reaper_ev = event_new(env->base, -1, 0, server_reap, s);
-    if (s->reaper_ev == NULL || server_build_props(s) < 0)
+    s->memory_ev = event_new(env->base, -1, EV_PERSIST, server_memory_tick, s);
+    struct timeval quarter = {0, 250000};
+    if (s->reaper_ev == NULL || s->memory_ev == NULL || evtimer_add(s->memory_ev, &quarter) < 0 ||
+        server_build_props(s) < 0)
         goto fail;
+    s->memory_limit = server_memory_limit(env->conf);
+    log_msg(LOG_INFO, "memory high watermark: %llu bytes", (unsigned long long)s->memory_limit);
     return s;
 fail:
     log_msg(LOG_ERROR, "out of memory creating the server");
@@ -280,6 +351,8 @@ net_server_free(struct net_server *s)
     }
     if (s->reaper_ev != NULL)
         event_free(s->reaper_ev);
+    if (s->memory_ev != NULL)
+        event_free(s->memory_ev);
     if (s->grace_ev != NULL)
         event_free(s->grace_ev);
     free(s->server_props);

@@ -10,8 +10,11 @@
 #include <sys/socket.h>
 
 #include "warren/frame.h"
+#include "warren/exchange.h"
+#include "warren/hmap.h"
 #include "warren/log.h"
 #include "warren/net.h"
+#include "warren/queue.h"
 #include "warren/wire.h"
 
 struct bufferevent;
@@ -19,12 +22,18 @@ struct event;
 struct evconnlistener;
 struct auth_user;
 struct vhost;
+struct msg;
 
 /* Frames handled per read callback before yielding to other connections. */
 #define CONN_FRAMES_PER_EVENT 256
 /* How long we wait for connection.close-ok after sending connection.close, and for our last
  * output to drain before closing the socket, in seconds. */
 #define CONN_CLOSE_TIMEOUT_SEC 3
+/* Output above CONN_OUTPUT_HIGH bytes pauses deliveries to a connection's consumers until the
+ * socket has taken it below CONN_OUTPUT_LOW: a slow consumer never makes the broker buffer
+ * without bound. */
+#define CONN_OUTPUT_HIGH (1u << 20)
+#define CONN_OUTPUT_LOW (256u << 10)
 /* Grace period for connections to go away on shutdown, in seconds. */
 #define SERVER_SHUTDOWN_GRACE_SEC 5
 
@@ -35,6 +44,7 @@ struct listener {
 };
 
 TAILQ_HEAD(conn_list, conn);
+TAILQ_HEAD(chan_list, chan);
 
 struct net_server {
     struct net_server_env env;   /* borrows everything in it */
@@ -46,6 +56,9 @@ struct net_server {
     uint8_t *server_props;       /* owns: encoded server-properties table for connection.start */
     uint32_t server_props_len;
     uint64_t next_conn_id;
+    struct event *memory_ev;     /* owns: periodic check of memory against the watermark */
+    uint64_t memory_limit;       /* bytes: vm_memory_high_watermark */
+    bool memory_alarm;           /* publishers are blocked */
     bool shutting_down;
     void (*shutdown_done)(void *arg);
     void *shutdown_arg;
@@ -90,8 +103,13 @@ struct conn {
     uint32_t frame_max;          /* negotiated, including the 8 bytes of overhead */
     uint16_t heartbeat;          /* negotiated, seconds; 0 = off */
     const struct auth_user *user; /* borrows from the auth db; NULL until logged in */
-    const struct vhost *vhost;    /* borrows from the registry; NULL until open */
+    struct vhost *vhost;          /* borrows from the registry; NULL until open */
     struct chan_table chans;
+    struct queue_owner exclusive; /* this connection's exclusive queues (the vhost owns them) */
+    struct chan_list confirm_due; /* channels with publisher confirms to send */
+    bool output_full;             /* consumers paused until the output drains */
+    bool publisher;               /* has published: blocked while the memory alarm is on */
+    bool blocked;                 /* not reading its socket because of the memory alarm */
     char ctx[200];               /* log context: "conn 42 1.2.3.4:5 -> 6.7.8.9:5672 guest@/" */
 };
 
@@ -114,17 +132,73 @@ enum chan_content {
     CHAN_CONTENT_AWAIT_BODY,
 };
 
+/* A consumer (basic.consume): the queue's view (base) plus what the channel needs. */
+struct chan_cons {
+    struct cons base;         /* first: the queue calls back with &base */
+    struct hmap_entry by_tag; /* in chan->consumers; key = tag */
+    struct chan *ch;          /* borrows: the channel owns its consumers */
+    char *tag;                /* owns */
+    uint8_t tag_len;
+    bool no_ack;
+    uint16_t prefetch;   /* basic.qos global=false in force when it was created; 0 = none */
+    uint32_t n_unacked;  /* its deliveries not yet settled */
+};
+
+/* A message delivered and not yet acked, by delivery tag. */
+struct delivery {
+    TAILQ_ENTRY(delivery) link; /* in chan->unacked (tag order) or chan->tx_acks */
+    uint64_t tag;
+    struct qentry *entry;       /* owns (settled or requeued through the queue's commands) */
+    struct chan_cons *cons;     /* borrows; NULL for basic.get or once the consumer is gone */
+    bool requeue;               /* in tx_acks: settle by requeueing (nack/reject requeue) */
+};
+TAILQ_HEAD(delivery_list, delivery);
+
+/* A publish held back by a transaction until tx.commit. */
+struct tx_publish {
+    STAILQ_ENTRY(tx_publish) link;
+    struct msg *msg; /* owns a reference */
+    bool mandatory;
+};
+STAILQ_HEAD(tx_publish_list, tx_publish);
+
 struct chan {
     struct chan *next_in_bucket; /* owns the rest of the chain */
     struct conn *conn;           /* borrows: the connection owns the channel */
     uint16_t id;
     enum chan_state state;
+    /* Content assembly. */
     enum chan_content content;
     uint16_t content_class;     /* class of the method the content belongs to */
     uint64_t body_size;         /* from the content header */
     uint64_t body_received;
+    struct msg *publishing;     /* owns: the message being assembled (from its header on) */
+    bool publish_mandatory;
+    uint8_t publish_exchange_len, publish_rk_len;
+    char publish_exchange[256]; /* basic.publish's exchange and routing key, until the */
+    char publish_rk[256];       /* content header creates the message */
+    /* Deliveries and consumers. */
+    struct hmap consumers;       /* owns each struct chan_cons */
+    struct delivery_list unacked; /* owns */
+    uint64_t next_delivery_tag;  /* the last tag handed out */
+    uint32_t n_unacked_consumed; /* unacked deliveries made to consumers (global prefetch) */
+    uint16_t prefetch_consumer;  /* basic.qos global=false: for consumers created after */
+    uint16_t prefetch_channel;   /* basic.qos global=true: shared by the channel's consumers */
+    struct wire_str last_queue;  /* points into last_queue_buf: "" in consume/get/bind means it */
+    char last_queue_buf[256];
+    /* Publisher confirms. */
+    bool confirm_mode;
+    uint64_t publish_seq;      /* sequence number of the last publish in confirm mode */
+    uint64_t confirmed_upto;   /* every publish up to this one has been confirmed */
+    uint64_t confirm_due_upto; /* publishes up to this one are ready to be confirmed */
+    bool in_confirm_due;
+    TAILQ_ENTRY(chan) confirm_link; /* in conn->confirm_due */
+    /* Transactions. */
+    bool tx_mode;
+    struct tx_publish_list tx_publishes; /* owns */
+    struct delivery_list tx_acks;        /* owns: acks, nacks and rejects awaiting commit */
+    struct route_result route;           /* scratch for routing, reused per publish */
 };
-
 /* conn.c */
 struct conn *conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen);
 void conn_free(struct conn *c);
@@ -140,16 +214,63 @@ int conn_raisev(struct conn *c, uint16_t code, uint32_t method_id, const char *f
 /* Formats a reply text as RabbitMQ writes them, "NOT_FOUND - no queue 'q'", cut to fit cap. */
 void net_reply_textv(char *dst, size_t cap, uint16_t code, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
+/* Logs that we ran out of memory doing `what` and drops the connection (its stream can no
+ * longer be trusted to be whole). */
+void conn_abort(struct conn *c, const char *what);
 /* Sends connection.close 320 for a server shutdown, or just closes before the handshake ends. */
 void conn_close_forced(struct conn *c, const char *text);
 
 /* chan.c */
+/* Raises a channel exception (channel.close with a soft code; hard codes close the
+ * connection). Returns -1. */
+int chan_raise(struct chan *ch, uint16_t code, uint32_t method_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* A method frame for channel ch (not 0) of an open connection. 0, or -1 if it raised. */
 int chan_on_method(struct conn *c, uint16_t ch, const struct wire_method *m);
 /* A content header or body frame for channel ch. 0, or -1 if it raised. */
 int chan_on_content_frame(struct conn *c, const struct frame *f);
 /* Frees every channel of the connection (on close or disconnect). */
 void chan_table_clear(struct conn *c);
+
+/* chan_decl.c: exchange.*, queue.* */
+int chan_on_exchange_method(struct chan *ch, const struct wire_method *m);
+int chan_on_queue_method(struct chan *ch, const struct wire_method *m);
+/* Writes prefix and 22 random URL-safe characters into dst: server-made names, as RabbitMQ's
+ * "amq.gen-..." queues and "amq.ctag-..." consumer tags. */
+void chan_random_name(char *dst, size_t cap, const char *prefix);
+/* Looks a queue up for a method on ch: "" means the channel's last declared queue; raises
+ * 404 for a missing queue and 405 for another connection's exclusive queue. NULL if raised. */
+struct queue *chan_queue_lookup(struct chan *ch, struct wire_str name, uint32_t method_id);
+/* Deletes the exclusive queues a closing connection owned. */
+void chan_delete_exclusive_queues(struct conn *c);
+
+/* chan_basic.c: publishing, confirms, transactions, consumers, deliveries, acks */
+int chan_on_basic_method(struct chan *ch, const struct wire_method *m);
+int chan_on_tx_method(struct chan *ch, const struct wire_method *m);
+int chan_on_confirm_method(struct chan *ch, const struct wire_method *m);
+/* basic.publish arrived: remember where it goes until its content header. */
+int chan_publish_begin(struct chan *ch, const struct wire_basic_publish *p);
+/* The content header of a publish: allocate the message. 0, or -1 after raising. */
+int chan_publish_header(struct chan *ch, const struct frame_content_header *h,
+                        const struct wire_basic_props *props);
+/* Body bytes of the message being published. */
+void chan_publish_body(struct chan *ch, const uint8_t *p, uint32_t n);
+/* The message is complete: route it (or hold it for tx.commit). 0, or -1 after raising. */
+int chan_publish_complete(struct chan *ch);
+/* Sends the publisher confirms that became due while handling this batch of input. */
+void chan_flush_confirms(struct conn *c);
+/* Everything the channel holds goes: unacked deliveries are requeued (in order), consumers
+ * cancelled, pending publishes and transactions dropped. */
+void chan_release(struct chan *ch);
+/* The connection's output drained: consumers that paused for it may take messages again. */
+void chan_wake_all_consumers(struct conn *c);
+
+/* Memory alarm (listener.c, conn.c): publishing connections stop being read while the
+ * messages and output buffers take more than vm_memory_high_watermark. */
+/* Called when a message arrives: raises the alarm at once if messages alone are over. */
+void server_memory_check_fast(struct net_server *s);
+void conn_block(struct conn *c);
+void conn_unblock(struct conn *c);
 
 /* listener.c */
 /* Moves c to the dead list and wakes the reaper: connections are never freed inside their

@@ -1,0 +1,72 @@
+/* Messages: one allocation holding the properties, exchange, routing key and body, shared by
+ * reference between every queue it was routed to and every delivery of it. */
+#include "config.h"
+
+#include "warren/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "warren/assert.h"
+
+uint64_t msg_bytes_live;
+
+static size_t
+msg_alloc_size(const struct msg *m)
+{
+    return sizeof(*m) + m->props_len + m->exchange_len + m->routing_key_len + m->body_len;
+}
+
+struct msg *
+msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t priority,
+        struct wire_str exchange, struct wire_str routing_key, uint64_t body_len)
+{
+    WR_ASSERT(exchange.len <= UINT8_MAX && routing_key.len <= UINT8_MAX); /* shortstrs */
+    size_t size = sizeof(struct msg) + props_len + exchange.len + routing_key.len;
+    if (body_len > SIZE_MAX - size)
+        return NULL;
+    struct msg *m = malloc(size + body_len);
+    if (m == NULL)
+        return NULL;
+    m->refs = 1;
+    m->props_len = props_len;
+    m->body_len = body_len;
+    m->exchange_len = (uint8_t)exchange.len;
+    m->routing_key_len = (uint8_t)routing_key.len;
+    m->delivery_mode = delivery_mode;
+    m->priority = priority;
+    m->props = m->data;
+    m->exchange = m->props + props_len;
+    m->routing_key = m->exchange + exchange.len;
+    m->body = m->routing_key + routing_key.len;
+    if (props_len > 0)
+        memcpy(m->props, props, props_len);
+    if (exchange.len > 0)
+        memcpy(m->exchange, exchange.ptr, exchange.len);
+    if (routing_key.len > 0)
+        memcpy(m->routing_key, routing_key.ptr, routing_key.len);
+    msg_bytes_live += msg_alloc_size(m);
+    return m;
+}
+
+struct msg *
+msg_ref(struct msg *m)
+{
+    WR_ASSERT(m->refs > 0 && m->refs < UINT32_MAX);
+    m->refs++;
+    return m;
+}
+
+void
+msg_unref(struct msg **mp)
+{
+    struct msg *m = *mp;
+    *mp = NULL;
+    if (m == NULL)
+        return;
+    WR_ASSERT(m->refs > 0);
+    if (--m->refs == 0) {
+        msg_bytes_live -= msg_alloc_size(m);
+        free(m);
+    }
+}

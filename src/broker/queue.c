@@ -1,0 +1,242 @@
+/* Queues: the commands that change a queue (enqueue, deliver, settle, requeue, purge), its
+ * consumers, and dispatch. Every change to a queue's entries goes through a queue_cmd_*
+ * function, so persisting or mirroring a queue means recording these calls. */
+#include "config.h"
+
+#include "warren/queue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "warren/assert.h"
+#include "warren/msg.h"
+
+struct queue *
+queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete,
+          struct queue_owner *owner, struct wire_table args)
+{
+    struct queue *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return NULL;
+    q->name = malloc(name.len + 1);
+    q->args = malloc(args.len > 0 ? args.len : 1);
+    if (q->name == NULL || q->args == NULL) {
+        free(q->name);
+        free(q->args);
+        free(q);
+        return NULL;
+    }
+    memcpy(q->name, name.ptr, name.len);
+    q->name[name.len] = '\0';
+    q->name_len = name.len;
+    if (args.len > 0)
+        memcpy(q->args, args.ptr, args.len);
+    q->args_len = args.len;
+    q->vhost = vh;
+    q->durable = durable;
+    q->auto_delete = auto_delete;
+    TAILQ_INIT(&q->ready);
+    TAILQ_INIT(&q->unacked);
+    TAILQ_INIT(&q->consumers);
+    q->owner = owner;
+    if (owner != NULL)
+        TAILQ_INSERT_TAIL(&owner->queues, q, owner_link);
+    return q;
+}
+
+static void
+queue_entry_free(struct qentry *e)
+{
+    msg_unref(&e->msg);
+    free(e);
+}
+
+uint64_t
+queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
+{
+    struct exch **ignored = NULL;
+    uint32_t n_ignored = 0;
+    exch_unbind_all(&q->bindings_in, emptied != NULL ? emptied : &ignored,
+                    n_emptied != NULL ? n_emptied : &n_ignored);
+    free(ignored);
+    struct cons *c;
+    while ((c = TAILQ_FIRST(&q->consumers)) != NULL) {
+        TAILQ_REMOVE(&q->consumers, c, link);
+        c->queue = NULL;
+        c->ops->queue_deleted(c);
+    }
+    struct qentry *e;
+    while ((e = TAILQ_FIRST(&q->unacked)) != NULL) {
+        TAILQ_REMOVE(&q->unacked, e, link);
+        e->queue = NULL; /* its channel frees it when the client settles it */
+    }
+    uint64_t dropped = queue_cmd_purge(q);
+    if (q->owner != NULL)
+        TAILQ_REMOVE(&q->owner->queues, q, owner_link);
+    free(q->name);
+    free(q->args);
+    free(q);
+    return dropped;
+}
+
+int
+queue_cmd_enqueue(struct queue *q, struct msg *m)
+{
+    struct qentry *e = malloc(sizeof(*e));
+    if (e == NULL)
+        return -1;
+    e->msg = msg_ref(m);
+    e->queue = q;
+    e->seq = q->next_seq++;
+    e->redelivered = false;
+    TAILQ_INSERT_TAIL(&q->ready, e, link);
+    q->n_ready++;
+    return 0;
+}
+
+struct qentry *
+queue_cmd_deliver(struct queue *q)
+{
+    struct qentry *e = TAILQ_FIRST(&q->ready);
+    if (e == NULL)
+        return NULL;
+    TAILQ_REMOVE(&q->ready, e, link);
+    q->n_ready--;
+    TAILQ_INSERT_TAIL(&q->unacked, e, link);
+    q->n_unacked++;
+    return e;
+}
+
+/* Takes e off the unacked list of its (live) queue. */
+static void
+queue_unacked_remove(struct qentry *e)
+{
+    struct queue *q = e->queue;
+    TAILQ_REMOVE(&q->unacked, e, link);
+    q->n_unacked--;
+}
+
+void
+queue_cmd_settle(struct qentry *e)
+{
+    if (e->queue != NULL)
+        queue_unacked_remove(e);
+    queue_entry_free(e);
+}
+
+/* Puts e back among the ready entries at its original position (by seq). Requeued entries
+ * are usually the oldest, so the walk from the head is short. */
+static void
+queue_ready_insert(struct queue *q, struct qentry *e)
+{
+    struct qentry *at;
+    TAILQ_FOREACH(at, &q->ready, link)
+    {
+        if (at->seq > e->seq)
+            break;
+    }
+    if (at != NULL)
+        TAILQ_INSERT_BEFORE(at, e, link);
+    else
+        TAILQ_INSERT_TAIL(&q->ready, e, link);
+    q->n_ready++;
+}
+
+void
+queue_cmd_requeue(struct qentry *e)
+{
+    struct queue *q = e->queue;
+    if (q == NULL) {
+        queue_entry_free(e);
+        return;
+    }
+    queue_unacked_remove(e);
+    e->redelivered = true;
+    queue_ready_insert(q, e);
+}
+
+uint64_t
+queue_cmd_purge(struct queue *q)
+{
+    uint64_t n = 0;
+    struct qentry *e;
+    while ((e = TAILQ_FIRST(&q->ready)) != NULL) {
+        TAILQ_REMOVE(&q->ready, e, link);
+        queue_entry_free(e);
+        n++;
+    }
+    q->n_ready = 0;
+    return n;
+}
+
+void
+queue_consumer_add(struct queue *q, struct cons *c)
+{
+    c->queue = q;
+    TAILQ_INSERT_TAIL(&q->consumers, c, link);
+    q->n_consumers++;
+    q->had_consumer = true;
+}
+
+bool
+queue_consumer_remove(struct cons *c)
+{
+    struct queue *q = c->queue;
+    WR_ASSERT(q != NULL);
+    TAILQ_REMOVE(&q->consumers, c, link);
+    c->queue = NULL;
+    q->n_consumers--;
+    return q->auto_delete && q->n_consumers == 0;
+}
+
+bool
+queue_has_exclusive_consumer(const struct queue *q)
+{
+    const struct cons *c;
+    TAILQ_FOREACH(c, &q->consumers, link)
+    {
+        if (c->exclusive)
+            return true;
+    }
+    return false;
+}
+
+/* The consumer that gets the next message: the highest priority among those that can take
+ * one now, and among equals the one first in the list (the list rotates after each delivery,
+ * which makes it round robin). NULL if none can take. */
+static struct cons *
+queue_pick_consumer(struct queue *q)
+{
+    struct cons *c, *best = NULL;
+    TAILQ_FOREACH(c, &q->consumers, link)
+    {
+        if ((best == NULL || c->priority > best->priority) && c->ops->can_take(c))
+            best = c;
+    }
+    return best;
+}
+
+void
+queue_dispatch(struct queue *q)
+{
+    /* A delivery can free consumer capacity elsewhere and ask for dispatch again: one pass at
+     * a time is enough, the loop below picks up whatever became possible. */
+    if (q->dispatching)
+        return;
+    q->dispatching = true;
+    while (q->n_ready > 0) {
+        struct cons *c = queue_pick_consumer(q);
+        if (c == NULL)
+            break;
+        TAILQ_REMOVE(&q->consumers, c, link);
+        TAILQ_INSERT_TAIL(&q->consumers, c, link);
+        struct qentry *e = queue_cmd_deliver(q);
+        if (c->ops->deliver(c, e) < 0) {
+            /* Not taken after all: back to its place, not marked redelivered. */
+            queue_unacked_remove(e);
+            queue_ready_insert(q, e);
+            break;
+        }
+    }
+    q->dispatching = false;
+}

@@ -1,0 +1,840 @@
+/* The basic class on a channel: publishing (assembly, routing, mandatory returns), publisher
+ * confirms, transactions, consumers and push delivery bounded by basic.qos, basic.get, and
+ * settling deliveries (ack, nack, reject, recover). The broker's queues do the queueing; this
+ * file turns their deliveries into frames and the client's acks into queue commands.
+ *
+ * Delivery tags are per channel and increase by one per delivery; unacked deliveries are kept
+ * in tag order, so "multiple" acks and requeues on close walk the list from the front. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <openssl/rand.h>
+
+#include "net_int.h"
+#include "warren/assert.h"
+#include "warren/msg.h"
+#include "warren/vhost.h"
+
+/* Bodies up to this size are copied into the output; larger ones are referenced, sparing the
+ * copy (small references cost more than they save: one evbuffer chain each). */
+#define CHAN_BODY_COPY_MAX 16384
+
+/* ---- writing content ---- */
+
+static void
+chan_body_ref_done(const void *data, size_t len, void *arg)
+{
+    struct msg *m = arg;
+    msg_unref(&m);
+}
+
+/* Appends a message's content header and body frames to the connection's output. The body is
+ * referenced, not copied, when large: each body frame's payload is a reference holding the
+ * message. 0, or -1 on ENOMEM (the stream is then unusable: the caller drops the connection). */
+static int
+chan_write_content(struct chan *ch, struct msg *m)
+{
+    struct conn *c = ch->conn;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (frame_write_content_header(out, ch->id, WIRE_CLASS_BASIC, m->body_len, m->props,
+                                   m->props_len) < 0)
+        return -1;
+    if (m->body_len <= CHAN_BODY_COPY_MAX)
+        return frame_write_body(out, ch->id, m->body, m->body_len, c->frame_max);
+    uint64_t chunk = c->frame_max != 0 ? c->frame_max - FRAME_OVERHEAD : UINT32_MAX;
+    for (uint64_t off = 0; off < m->body_len; off += chunk) {
+        uint64_t n = m->body_len - off < chunk ? m->body_len - off : chunk;
+        uint8_t hdr[FRAME_HEADER_SIZE] = {WIRE_FRAME_BODY,     (uint8_t)(ch->id >> 8),
+                                          (uint8_t)ch->id,     (uint8_t)(n >> 24),
+                                          (uint8_t)(n >> 16),  (uint8_t)(n >> 8),
+                                          (uint8_t)n};
+        static const uint8_t end = WIRE_FRAME_END;
+        if (evbuffer_add(out, hdr, sizeof(hdr)) < 0)
+            return -1;
+        struct msg *held = msg_ref(m);
+        if (evbuffer_add_reference(out, m->body + off, n, chan_body_ref_done, held) < 0) {
+            msg_unref(&held); /* libevent skips the cleanup when adding fails */
+            return -1;
+        }
+        if (evbuffer_add(out, &end, 1) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- consumers and deliveries ---- */
+
+static bool
+chan_output_full(struct conn *c)
+{
+    if (!c->output_full &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) >= CONN_OUTPUT_HIGH)
+        c->output_full = true;
+    return c->output_full;
+}
+
+static bool
+chan_cons_can_take(struct cons *base)
+{
+    struct chan_cons *cc = (struct chan_cons *)base;
+    struct chan *ch = cc->ch;
+    if (ch->state != CHAN_OPEN || ch->conn->state != CONN_OPEN || chan_output_full(ch->conn))
+        return false;
+    if (cc->no_ack)
+        return true;
+    return (cc->prefetch == 0 || cc->n_unacked < cc->prefetch) &&
+           (ch->prefetch_channel == 0 || ch->n_unacked_consumed < ch->prefetch_channel);
+}
+
+/* Records an unacked delivery. NULL on ENOMEM. */
+static struct delivery *
+chan_delivery_add(struct chan *ch, struct qentry *e, struct chan_cons *cc)
+{
+    struct delivery *d = malloc(sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    d->tag = ++ch->next_delivery_tag;
+    d->entry = e;
+    d->cons = cc;
+    d->requeue = false;
+    TAILQ_INSERT_TAIL(&ch->unacked, d, link);
+    if (cc != NULL) {
+        cc->n_unacked++;
+        ch->n_unacked_consumed++;
+    }
+    return d;
+}
+
+static int
+chan_cons_deliver(struct cons *base, struct qentry *e)
+{
+    struct chan_cons *cc = (struct chan_cons *)base;
+    struct chan *ch = cc->ch;
+    struct conn *c = ch->conn;
+    uint64_t tag;
+    if (cc->no_ack) {
+        tag = ++ch->next_delivery_tag;
+    } else {
+        struct delivery *d = chan_delivery_add(ch, e, cc);
+        if (d == NULL) {
+            log_conn(LOG_ERROR, c, "out of memory delivering on channel %u", ch->id);
+            return -1;
+        }
+        tag = d->tag;
+    }
+    struct msg *m = e->msg;
+    struct wire_method dm = {.id = WIRE_BASIC_DELIVER};
+    dm.u.basic_deliver.consumer_tag = (struct wire_str){(const uint8_t *)cc->tag, cc->tag_len};
+    dm.u.basic_deliver.delivery_tag = tag;
+    dm.u.basic_deliver.redelivered = e->redelivered;
+    dm.u.basic_deliver.exchange = (struct wire_str){m->exchange, m->exchange_len};
+    dm.u.basic_deliver.routing_key = (struct wire_str){m->routing_key, m->routing_key_len};
+    if (conn_send(c, ch->id, &dm) < 0 || chan_write_content(ch, m) < 0) {
+        conn_abort(c, "writing a delivery");
+        /* The entry stays with the channel (or is settled below): the connection is going,
+         * and releasing the channel requeues its deliveries in order. */
+    }
+    if (cc->no_ack)
+        queue_cmd_settle(e);
+    return 0;
+}
+
+/* Cuts a delivery's link to its consumer, which is going away; it no longer counts against
+ * the channel's prefetch either. */
+static void
+chan_delivery_orphan(struct chan *ch, struct delivery *d)
+{
+    d->cons = NULL;
+    ch->n_unacked_consumed--;
+}
+
+/* Forgets a consumer that is going away: its unacked deliveries stay with the channel (they
+ * are acked or requeued later), only their link to it is cut. */
+static void
+chan_cons_free(struct chan_cons *cc)
+{
+    struct chan *ch = cc->ch;
+    struct delivery *d;
+    TAILQ_FOREACH(d, &ch->unacked, link)
+    {
+        if (d->cons == cc)
+            chan_delivery_orphan(ch, d);
+    }
+    TAILQ_FOREACH(d, &ch->tx_acks, link)
+    {
+        if (d->cons == cc)
+            chan_delivery_orphan(ch, d);
+    }
+    hmap_remove(&ch->consumers, &cc->by_tag);
+    free(cc->tag);
+    free(cc);
+}
+
+static void
+chan_cons_queue_deleted(struct cons *base)
+{
+    struct chan_cons *cc = (struct chan_cons *)base;
+    struct chan *ch = cc->ch;
+    struct conn *c = ch->conn;
+    /* Clients that announced consumer_cancel_notify learn that the consumer is gone. */
+    if (c->cap_consumer_cancel_notify && ch->state == CHAN_OPEN && c->state == CONN_OPEN) {
+        struct wire_method m = {.id = WIRE_BASIC_CANCEL};
+        m.u.basic_cancel.consumer_tag = (struct wire_str){(const uint8_t *)cc->tag, cc->tag_len};
+        m.u.basic_cancel.no_wait = true;
+        conn_send(c, ch->id, &m);
+    }
+    chan_cons_free(cc);
+}
+
+static const struct cons_ops chan_cons_ops = {
+    .can_take = chan_cons_can_take,
+    .deliver = chan_cons_deliver,
+    .queue_deleted = chan_cons_queue_deleted,
+};
+
+/* Offers messages again to every consumer of the channel (capacity was freed by acks, or qos
+ * or flow changed). */
+static void
+chan_wake_consumers(struct chan *ch)
+{
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &ch->consumers);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        struct chan_cons *cc = hmap_container_of(he, struct chan_cons, by_tag);
+        /* Dispatch can cancel this very consumer (never: only queue deletion does, and that
+         * does not happen while dispatching), but it may not be last: the iterator is safe. */
+        if (cc->base.queue != NULL)
+            queue_dispatch(cc->base.queue);
+    }
+}
+
+void
+chan_wake_all_consumers(struct conn *c)
+{
+    c->output_full = false;
+    struct chan_table *t = &c->chans;
+    for (uint32_t i = 0; i < t->n_buckets; i++)
+        for (struct chan *ch = t->buckets[i]; ch != NULL; ch = ch->next_in_bucket)
+            chan_wake_consumers(ch);
+}
+
+static struct chan_cons *
+chan_cons_find(const struct chan *ch, struct wire_str tag)
+{
+    struct hmap_entry *he = hmap_find(&ch->consumers, tag.ptr, tag.len);
+    return he != NULL ? hmap_container_of(he, struct chan_cons, by_tag) : NULL;
+}
+
+/* "amq.ctag-" and 22 url-safe random characters, as RabbitMQ names server-made tags. */
+void
+chan_random_name(char *dst, size_t cap, const char *prefix)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t rnd[22];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        /* The names only need to be unique: a counter does that when OpenSSL cannot. */
+        static uint64_t fallback;
+        snprintf(dst, cap, "%s%llu", prefix, (unsigned long long)++fallback);
+        return;
+    }
+    size_t n = (size_t)snprintf(dst, cap, "%s", prefix);
+    for (size_t i = 0; i < sizeof(rnd) && n + 1 < cap; i++)
+        dst[n++] = alphabet[rnd[i] & 63];
+    dst[n] = '\0';
+}
+
+static int
+chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
+{
+    struct conn *c = ch->conn;
+    struct queue *q = chan_queue_lookup(ch, bc->queue, WIRE_BASIC_CONSUME);
+    if (q == NULL)
+        return -1;
+    char tagbuf[64];
+    struct wire_str tag = bc->consumer_tag;
+    if (tag.len == 0) {
+        chan_random_name(tagbuf, sizeof(tagbuf), "amq.ctag-");
+        tag = (struct wire_str){(const uint8_t *)tagbuf, strlen(tagbuf)};
+    }
+    if (chan_cons_find(ch, tag) != NULL)
+        return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_BASIC_CONSUME,
+                          "attempt to reuse consumer tag '%.*s'", WIRE_STR_ARG(tag));
+    if (queue_has_exclusive_consumer(q) || (bc->exclusive && q->n_consumers > 0))
+        return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_BASIC_CONSUME,
+                          "queue '%s' in vhost '%s' in exclusive use", q->name, c->vhost->name);
+    int64_t priority = 0;
+    struct wire_value v;
+    if (wire_table_get(bc->arguments, "x-priority", &v) && !wire_value_to_i64(&v, &priority))
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_CONSUME,
+                          "invalid arg 'x-priority' for queue '%s' in vhost '%s': expected an "
+                          "integer",
+                          q->name, c->vhost->name);
+
+    struct chan_cons *cc = calloc(1, sizeof(*cc));
+    if (cc == NULL || (cc->tag = malloc(tag.len + 1)) == NULL) {
+        free(cc);
+        return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_CONSUME, "out of memory");
+    }
+    memcpy(cc->tag, tag.ptr, tag.len);
+    cc->tag[tag.len] = '\0';
+    cc->tag_len = (uint8_t)tag.len;
+    cc->ch = ch;
+    cc->no_ack = bc->no_ack;
+    cc->prefetch = ch->prefetch_consumer;
+    cc->base.ops = &chan_cons_ops;
+    cc->base.exclusive = bc->exclusive;
+    cc->base.priority = priority > INT32_MAX ? INT32_MAX
+                        : priority < INT32_MIN ? INT32_MIN
+                                               : (int32_t)priority;
+    if (hmap_insert(&ch->consumers, &cc->by_tag, cc->tag, cc->tag_len) < 0) {
+        free(cc->tag);
+        free(cc);
+        return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_CONSUME, "out of memory");
+    }
+    queue_consumer_add(q, &cc->base);
+    if (!bc->no_wait) {
+        struct wire_method ok = {.id = WIRE_BASIC_CONSUME_OK};
+        ok.u.basic_consume_ok.consumer_tag = tag;
+        if (conn_send(c, ch->id, &ok) < 0)
+            return -1;
+    }
+    queue_dispatch(q); /* after consume-ok: deliveries may follow it, never precede it */
+    return 0;
+}
+
+/* Detaches a consumer from its queue and frees it; an auto-delete queue losing its last
+ * consumer is deleted. */
+static void
+chan_cons_cancel(struct chan_cons *cc)
+{
+    struct queue *q = cc->base.queue;
+    bool delete_queue = q != NULL && queue_consumer_remove(&cc->base);
+    chan_cons_free(cc);
+    if (delete_queue)
+        vhost_queue_delete(q->vhost, q);
+}
+
+static int
+chan_on_cancel(struct chan *ch, const struct wire_basic_cancel *bc)
+{
+    struct chan_cons *cc = chan_cons_find(ch, bc->consumer_tag);
+    if (cc != NULL)
+        chan_cons_cancel(cc); /* an unknown tag is fine, as in RabbitMQ */
+    if (bc->no_wait)
+        return 0;
+    struct wire_method ok = {.id = WIRE_BASIC_CANCEL_OK};
+    ok.u.basic_cancel_ok.consumer_tag = bc->consumer_tag;
+    return conn_send(ch->conn, ch->id, &ok);
+}
+
+static int
+chan_on_get(struct chan *ch, const struct wire_basic_get *bg)
+{
+    struct conn *c = ch->conn;
+    struct queue *q = chan_queue_lookup(ch, bg->queue, WIRE_BASIC_GET);
+    if (q == NULL)
+        return -1;
+    if (q->n_ready == 0) {
+        struct wire_method empty = {.id = WIRE_BASIC_GET_EMPTY};
+        return conn_send(c, ch->id, &empty);
+    }
+    struct qentry *e = queue_cmd_deliver(q);
+    uint64_t tag;
+    if (bg->no_ack) {
+        tag = ++ch->next_delivery_tag;
+    } else {
+        struct delivery *d = chan_delivery_add(ch, e, NULL);
+        if (d == NULL) {
+            queue_cmd_requeue(e);
+            return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_GET, "out of memory");
+        }
+        tag = d->tag;
+    }
+    struct msg *m = e->msg;
+    struct wire_method ok = {.id = WIRE_BASIC_GET_OK};
+    ok.u.basic_get_ok.delivery_tag = tag;
+    ok.u.basic_get_ok.redelivered = e->redelivered;
+    ok.u.basic_get_ok.exchange = (struct wire_str){m->exchange, m->exchange_len};
+    ok.u.basic_get_ok.routing_key = (struct wire_str){m->routing_key, m->routing_key_len};
+    ok.u.basic_get_ok.message_count = q->n_ready > UINT32_MAX ? UINT32_MAX : (uint32_t)q->n_ready;
+    if (conn_send(c, ch->id, &ok) < 0 || chan_write_content(ch, m) < 0)
+        conn_abort(c, "writing basic.get-ok");
+    if (bg->no_ack)
+        queue_cmd_settle(e);
+    return 0;
+}
+
+static int
+chan_on_qos(struct chan *ch, const struct wire_basic_qos *qos)
+{
+    /* prefetch_size is accepted and ignored, as RabbitMQ does. */
+    if (qos->global)
+        ch->prefetch_channel = qos->prefetch_count;
+    else
+        ch->prefetch_consumer = qos->prefetch_count;
+    struct wire_method ok = {.id = WIRE_BASIC_QOS_OK};
+    if (conn_send(ch->conn, ch->id, &ok) < 0)
+        return -1;
+    chan_wake_consumers(ch);
+    return 0;
+}
+
+/* ---- settling ---- */
+
+/* Settles one delivery now: ack (requeue false) or return it to its queue. */
+static void
+chan_delivery_settle(struct chan *ch, struct delivery *d, bool requeue)
+{
+    if (d->cons != NULL) {
+        d->cons->n_unacked--;
+        ch->n_unacked_consumed--;
+    }
+    struct queue *q = d->entry->queue;
+    if (requeue)
+        queue_cmd_requeue(d->entry);
+    else
+        queue_cmd_settle(d->entry);
+    free(d);
+    if (requeue && q != NULL)
+        queue_dispatch(q);
+}
+
+/* Takes the deliveries an ack/nack/reject names off the unacked list, into *out (in tag
+ * order). tag 0 with multiple means all. 0, or -1 after raising 406 for an unknown tag. */
+static int
+chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, uint32_t method_id,
+                  struct delivery_list *out)
+{
+    TAILQ_INIT(out);
+    struct delivery *d, *next;
+    bool found = false;
+    for (d = TAILQ_FIRST(&ch->unacked); d != NULL; d = next) {
+        next = TAILQ_NEXT(d, link);
+        if (d->tag > tag && !(multiple && tag == 0))
+            break;
+        if (!multiple && d->tag != tag)
+            continue;
+        TAILQ_REMOVE(&ch->unacked, d, link);
+        TAILQ_INSERT_TAIL(out, d, link);
+        found = true;
+        if (!multiple)
+            break;
+    }
+    if (!found && !(multiple && tag == 0))
+        /* "multiple" with nothing outstanding up to tag is as wrong as an unknown single tag */
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
+                          (unsigned long long)tag);
+    return 0;
+}
+
+static int
+chan_on_settle(struct chan *ch, uint64_t tag, bool multiple, bool requeue, uint32_t method_id)
+{
+    struct delivery_list acked;
+    if (chan_collect_acks(ch, tag, multiple, method_id, &acked) < 0)
+        return -1;
+    struct delivery *d;
+    if (ch->tx_mode) {
+        /* Settled on tx.commit; tx.rollback puts them back among the unacked. */
+        while ((d = TAILQ_FIRST(&acked)) != NULL) {
+            TAILQ_REMOVE(&acked, d, link);
+            d->requeue = requeue;
+            TAILQ_INSERT_TAIL(&ch->tx_acks, d, link);
+        }
+        return 0;
+    }
+    while ((d = TAILQ_FIRST(&acked)) != NULL) {
+        TAILQ_REMOVE(&acked, d, link);
+        chan_delivery_settle(ch, d, requeue);
+    }
+    chan_wake_consumers(ch);
+    return 0;
+}
+
+/* Requeues every unacked delivery of the channel (basic.recover, channel close). The queue
+ * puts each back at its original position, so the order does not depend on this walk. */
+static void
+chan_requeue_unacked(struct chan *ch)
+{
+    struct delivery *d;
+    while ((d = TAILQ_FIRST(&ch->unacked)) != NULL) {
+        TAILQ_REMOVE(&ch->unacked, d, link);
+        chan_delivery_settle(ch, d, true);
+    }
+}
+
+static int
+chan_on_recover(struct chan *ch, bool requeue, bool send_ok)
+{
+    if (!requeue)
+        return conn_raise(ch->conn, WIRE_NOT_IMPLEMENTED, WIRE_BASIC_RECOVER, "requeue=false");
+    chan_requeue_unacked(ch);
+    if (send_ok) {
+        struct wire_method ok = {.id = WIRE_BASIC_RECOVER_OK};
+        if (conn_send(ch->conn, ch->id, &ok) < 0)
+            return -1;
+    }
+    chan_wake_consumers(ch);
+    return 0;
+}
+
+/* ---- publishing ---- */
+
+static void
+chan_confirm_due(struct chan *ch, uint64_t seq)
+{
+    ch->confirm_due_upto = seq;
+    if (!ch->in_confirm_due) {
+        ch->in_confirm_due = true;
+        TAILQ_INSERT_TAIL(&ch->conn->confirm_due, ch, confirm_link);
+    }
+}
+
+/* Sends basic.ack for everything due on ch: one frame, "multiple" when it covers several. */
+static void
+chan_send_confirms(struct chan *ch)
+{
+    uint64_t upto = ch->confirm_due_upto;
+    if (upto <= ch->confirmed_upto)
+        return;
+    struct wire_method m = {.id = WIRE_BASIC_ACK};
+    m.u.basic_ack.delivery_tag = upto;
+    m.u.basic_ack.multiple = upto - ch->confirmed_upto > 1;
+    ch->confirmed_upto = upto;
+    conn_send(ch->conn, ch->id, &m);
+}
+
+void
+chan_flush_confirms(struct conn *c)
+{
+    struct chan *ch;
+    while ((ch = TAILQ_FIRST(&c->confirm_due)) != NULL) {
+        TAILQ_REMOVE(&c->confirm_due, ch, confirm_link);
+        ch->in_confirm_due = false;
+        if (ch->state == CHAN_OPEN)
+            chan_send_confirms(ch);
+    }
+}
+
+/* A publish that could not be enqueued everywhere (out of memory): the acks due before it
+ * go out first, then a nack for it alone, keeping the confirms in order. */
+static void
+chan_nack_publish(struct chan *ch, uint64_t seq)
+{
+    ch->confirm_due_upto = seq - 1;
+    chan_send_confirms(ch);
+    struct wire_method m = {.id = WIRE_BASIC_NACK};
+    m.u.basic_nack.delivery_tag = seq;
+    ch->confirmed_upto = seq;
+    ch->confirm_due_upto = seq;
+    conn_send(ch->conn, ch->id, &m);
+}
+
+static int
+chan_send_return(struct chan *ch, struct msg *m)
+{
+    struct wire_method r = {.id = WIRE_BASIC_RETURN};
+    r.u.basic_return.reply_code = WIRE_NO_ROUTE;
+    r.u.basic_return.reply_text = WIRE_STR_LIT("NO_ROUTE");
+    r.u.basic_return.exchange = (struct wire_str){m->exchange, m->exchange_len};
+    r.u.basic_return.routing_key = (struct wire_str){m->routing_key, m->routing_key_len};
+    if (conn_send(ch->conn, ch->id, &r) < 0)
+        return -1;
+    if (chan_write_content(ch, m) < 0) {
+        conn_abort(ch->conn, "writing basic.return");
+        return -1;
+    }
+    return 0;
+}
+
+/* Routes a complete message and enqueues it on every matched queue; returns it to the
+ * publisher if mandatory and unroutable; confirms it in confirm mode. seq: its confirm
+ * sequence number (0 outside confirm mode). Consumes the caller's reference. 0, or -1 after
+ * raising (an exchange that vanished). */
+static int
+chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
+{
+    struct conn *c = ch->conn;
+    struct wire_str ex = {m->exchange, m->exchange_len};
+    struct wire_str rk = {m->routing_key, m->routing_key_len};
+    struct route_result *r = &ch->route;
+    int rc = 0;
+    r->n = 0;
+    if (ex.len == 0) {
+        /* The default exchange: every queue is bound to it by its name. */
+        struct queue *q = vhost_queue_find(c->vhost, rk);
+        if (q != NULL && route_result_add(r, q) < 0) {
+            rc = -1;
+            goto nomem;
+        }
+    } else {
+        struct exch *e = vhost_exch_find(c->vhost, ex);
+        if (e == NULL) {
+            msg_unref(&m);
+            return chan_raise(ch, WIRE_NOT_FOUND, WIRE_BASIC_PUBLISH,
+                              "no exchange '%.*s' in vhost '%s'", WIRE_STR_ARG(ex),
+                              c->vhost->name);
+        }
+        struct wire_basic_props props;
+        struct wire_error err;
+        /* The properties were validated at the content header; decoding again only finds
+         * the headers table, which headers exchanges match on. */
+        if (wire_basic_props_decode(m->props, m->props_len, &props, &err) < 0)
+            props.headers = (struct wire_table){NULL, 0};
+        if (exch_route(e, rk, props.headers, r) < 0) {
+            rc = -1;
+            goto nomem;
+        }
+    }
+    for (uint32_t i = 0; i < r->n; i++)
+        if (queue_cmd_enqueue(r->queues[i], m) < 0)
+            rc = -1;
+nomem:
+    if (rc < 0)
+        log_conn(LOG_ERROR, c, "out of memory routing a message on channel %u%s", ch->id,
+                 seq != 0 ? ": nacked" : ": dropped for some queues");
+    if (r->n == 0 && rc == 0 && mandatory)
+        chan_send_return(ch, m);
+    if (seq != 0) {
+        if (rc < 0)
+            chan_nack_publish(ch, seq);
+        else
+            chan_confirm_due(ch, seq);
+    }
+    for (uint32_t i = 0; i < r->n; i++)
+        queue_dispatch(r->queues[i]);
+    msg_unref(&m);
+    return 0;
+}
+
+int
+chan_publish_begin(struct chan *ch, const struct wire_basic_publish *p)
+{
+    struct conn *c = ch->conn;
+    /* Whatever happens to the method, its content follows and must be consumed. */
+    ch->content = CHAN_CONTENT_AWAIT_HEADER;
+    ch->content_class = WIRE_CLASS_BASIC;
+    if (p->immediate)
+        return conn_raise(c, WIRE_NOT_IMPLEMENTED, WIRE_BASIC_PUBLISH, "immediate=true");
+    if (p->exchange.len > 0) {
+        struct exch *e = vhost_exch_find(c->vhost, p->exchange);
+        if (e == NULL)
+            return chan_raise(ch, WIRE_NOT_FOUND, WIRE_BASIC_PUBLISH,
+                              "no exchange '%.*s' in vhost '%s'", WIRE_STR_ARG(p->exchange),
+                              c->vhost->name);
+        if (e->internal)
+            return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_BASIC_PUBLISH,
+                              "cannot publish to internal exchange '%s' in vhost '%s'", e->name,
+                              c->vhost->name);
+    }
+    c->publisher = true;
+    if (c->server->memory_alarm)
+        conn_block(c); /* this message completes from what was read; the socket waits */
+    memcpy(ch->publish_exchange, p->exchange.ptr, p->exchange.len);
+    ch->publish_exchange_len = (uint8_t)p->exchange.len;
+    memcpy(ch->publish_rk, p->routing_key.ptr, p->routing_key.len);
+    ch->publish_rk_len = (uint8_t)p->routing_key.len;
+    ch->publish_mandatory = p->mandatory;
+    return 0;
+}
+
+int
+chan_publish_header(struct chan *ch, const struct frame_content_header *h,
+                    const struct wire_basic_props *props)
+{
+    struct wire_str ex = {(const uint8_t *)ch->publish_exchange, ch->publish_exchange_len};
+    struct wire_str rk = {(const uint8_t *)ch->publish_rk, ch->publish_rk_len};
+    uint8_t mode = (props->flags & WIRE_BASIC_DELIVERY_MODE_FLAG) ? props->delivery_mode : 1;
+    uint8_t prio = (props->flags & WIRE_BASIC_PRIORITY_FLAG) ? props->priority : 0;
+    ch->publishing = msg_new(h->props, h->props_len, mode, prio, ex, rk, h->body_size);
+    if (ch->publishing == NULL)
+        return conn_raise(ch->conn, WIRE_RESOURCE_ERROR, WIRE_BASIC_PUBLISH,
+                          "out of memory for a %llu-byte message",
+                          (unsigned long long)h->body_size);
+    return 0;
+}
+
+void
+chan_publish_body(struct chan *ch, const uint8_t *p, uint32_t n)
+{
+    memcpy(ch->publishing->body + ch->body_received, p, n);
+}
+
+int
+chan_publish_complete(struct chan *ch)
+{
+    struct msg *m = ch->publishing;
+    ch->publishing = NULL;
+    server_memory_check_fast(ch->conn->server);
+    uint64_t seq = ch->confirm_mode ? ++ch->publish_seq : 0;
+    if (ch->tx_mode) {
+        struct tx_publish *tp = malloc(sizeof(*tp));
+        if (tp == NULL) {
+            msg_unref(&m);
+            return conn_raise(ch->conn, WIRE_RESOURCE_ERROR, WIRE_BASIC_PUBLISH,
+                              "out of memory holding a transactional publish");
+        }
+        tp->msg = m;
+        tp->mandatory = ch->publish_mandatory;
+        STAILQ_INSERT_TAIL(&ch->tx_publishes, tp, link);
+        return 0;
+    }
+    return chan_route(ch, m, ch->publish_mandatory, seq);
+}
+
+/* ---- transactions ---- */
+
+static void
+chan_tx_discard_publishes(struct chan *ch)
+{
+    struct tx_publish *tp;
+    while ((tp = STAILQ_FIRST(&ch->tx_publishes)) != NULL) {
+        STAILQ_REMOVE_HEAD(&ch->tx_publishes, link);
+        msg_unref(&tp->msg);
+        free(tp);
+    }
+}
+
+/* Puts the deliveries settled inside the transaction back among the unacked, in tag order. */
+static void
+chan_tx_restore_acks(struct chan *ch)
+{
+    struct delivery *d;
+    while ((d = TAILQ_LAST(&ch->tx_acks, delivery_list)) != NULL) {
+        TAILQ_REMOVE(&ch->tx_acks, d, link);
+        struct delivery *at;
+        TAILQ_FOREACH(at, &ch->unacked, link)
+        {
+            if (at->tag > d->tag)
+                break;
+        }
+        if (at != NULL)
+            TAILQ_INSERT_BEFORE(at, d, link);
+        else
+            TAILQ_INSERT_TAIL(&ch->unacked, d, link);
+    }
+}
+
+int
+chan_on_tx_method(struct chan *ch, const struct wire_method *m)
+{
+    struct conn *c = ch->conn;
+    struct wire_method ok = {0};
+    switch (m->id) {
+    case WIRE_TX_SELECT:
+        if (ch->confirm_mode)
+            return chan_raise(ch, WIRE_PRECONDITION_FAILED, m->id,
+                              "cannot switch from confirm to tx mode");
+        ch->tx_mode = true;
+        ok.id = WIRE_TX_SELECT_OK;
+        return conn_send(c, ch->id, &ok);
+    case WIRE_TX_COMMIT: {
+        if (!ch->tx_mode)
+            return chan_raise(ch, WIRE_PRECONDITION_FAILED, m->id, "channel is not transactional");
+        struct tx_publish *tp;
+        while ((tp = STAILQ_FIRST(&ch->tx_publishes)) != NULL) {
+            STAILQ_REMOVE_HEAD(&ch->tx_publishes, link);
+            struct msg *msg = tp->msg;
+            bool mandatory = tp->mandatory;
+            free(tp);
+            if (chan_route(ch, msg, mandatory, 0) < 0) {
+                chan_tx_discard_publishes(ch);
+                return -1;
+            }
+        }
+        struct delivery *d;
+        while ((d = TAILQ_FIRST(&ch->tx_acks)) != NULL) {
+            TAILQ_REMOVE(&ch->tx_acks, d, link);
+            chan_delivery_settle(ch, d, d->requeue);
+        }
+        ok.id = WIRE_TX_COMMIT_OK;
+        if (conn_send(c, ch->id, &ok) < 0)
+            return -1;
+        chan_wake_consumers(ch);
+        return 0;
+    }
+    case WIRE_TX_ROLLBACK:
+        if (!ch->tx_mode)
+            return chan_raise(ch, WIRE_PRECONDITION_FAILED, m->id, "channel is not transactional");
+        chan_tx_discard_publishes(ch);
+        chan_tx_restore_acks(ch);
+        ok.id = WIRE_TX_ROLLBACK_OK;
+        return conn_send(c, ch->id, &ok);
+    default:
+        WR_ASSERT(!"chan_on_tx_method: not a tx method the server receives");
+        return -1;
+    }
+}
+
+int
+chan_on_confirm_method(struct chan *ch, const struct wire_method *m)
+{
+    WR_ASSERT(m->id == WIRE_CONFIRM_SELECT);
+    if (ch->tx_mode)
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, m->id,
+                          "cannot switch from tx to confirm mode");
+    ch->confirm_mode = true;
+    if (m->u.confirm_select.nowait)
+        return 0;
+    struct wire_method ok = {.id = WIRE_CONFIRM_SELECT_OK};
+    return conn_send(ch->conn, ch->id, &ok);
+}
+
+int
+chan_on_basic_method(struct chan *ch, const struct wire_method *m)
+{
+    switch (m->id) {
+    case WIRE_BASIC_QOS:
+        return chan_on_qos(ch, &m->u.basic_qos);
+    case WIRE_BASIC_CONSUME:
+        return chan_on_consume(ch, &m->u.basic_consume);
+    case WIRE_BASIC_CANCEL:
+        return chan_on_cancel(ch, &m->u.basic_cancel);
+    case WIRE_BASIC_PUBLISH:
+        return chan_publish_begin(ch, &m->u.basic_publish);
+    case WIRE_BASIC_GET:
+        return chan_on_get(ch, &m->u.basic_get);
+    case WIRE_BASIC_ACK:
+        return chan_on_settle(ch, m->u.basic_ack.delivery_tag, m->u.basic_ack.multiple, false,
+                              m->id);
+    case WIRE_BASIC_NACK:
+        return chan_on_settle(ch, m->u.basic_nack.delivery_tag, m->u.basic_nack.multiple,
+                              m->u.basic_nack.requeue, m->id);
+    case WIRE_BASIC_REJECT:
+        return chan_on_settle(ch, m->u.basic_reject.delivery_tag, false,
+                              m->u.basic_reject.requeue, m->id);
+    case WIRE_BASIC_RECOVER:
+        return chan_on_recover(ch, m->u.basic_recover.requeue, true);
+    case WIRE_BASIC_RECOVER_ASYNC:
+        return chan_on_recover(ch, m->u.basic_recover_async.requeue, false);
+    default:
+        return conn_raise(ch->conn, WIRE_COMMAND_INVALID, m->id, "unimplemented method");
+    }
+}
+
+void
+chan_release(struct chan *ch)
+{
+    if (ch->in_confirm_due) {
+        TAILQ_REMOVE(&ch->conn->confirm_due, ch, confirm_link);
+        ch->in_confirm_due = false;
+    }
+    msg_unref(&ch->publishing);
+    chan_tx_discard_publishes(ch);
+    chan_tx_restore_acks(ch);
+    /* Consumers go first, so that requeued messages are not offered to them again. */
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &ch->consumers);
+    while ((he = hmap_iter_next(&it)) != NULL)
+        chan_cons_cancel(hmap_container_of(he, struct chan_cons, by_tag));
+    chan_requeue_unacked(ch);
+    hmap_clear(&ch->consumers);
+    route_result_free(&ch->route);
+}

@@ -1,0 +1,561 @@
+/* The exchange and queue classes on a channel: declarations with RabbitMQ's equivalence and
+ * exclusivity rules, bindings (queue and exchange-to-exchange), purge and delete. Reply codes
+ * and texts follow RabbitMQ's, since clients match on them. */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "net_int.h"
+#include "warren/assert.h"
+#include "warren/vhost.h"
+
+static bool
+chan_name_is_reserved(struct wire_str name)
+{
+    return name.len >= 4 && memcmp(name.ptr, "amq.", 4) == 0;
+}
+
+static int
+chan_default_exchange_refused(struct chan *ch, uint32_t method_id)
+{
+    return chan_raise(ch, WIRE_ACCESS_REFUSED, method_id,
+                      "operation not permitted on the default exchange");
+}
+
+#define CHAN_BOOL_TEXT(b) ((b) ? "'true'" : "'false'")
+
+static int
+chan_raise_locked(struct chan *ch, const struct queue *q, uint32_t method_id)
+{
+    return chan_raise(ch, WIRE_RESOURCE_LOCKED, method_id,
+                      "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It "
+                      "could be originally declared on another connection or the exclusive "
+                      "property value does not match that of the original declaration.",
+                      q->name, ch->conn->vhost->name);
+}
+
+struct queue *
+chan_queue_lookup(struct chan *ch, struct wire_str name, uint32_t method_id)
+{
+    struct conn *c = ch->conn;
+    if (name.len == 0) {
+        name = ch->last_queue;
+        if (name.len == 0) {
+            chan_raise(ch, WIRE_NOT_FOUND, method_id, "no previously declared queue");
+            return NULL;
+        }
+    }
+    struct queue *q = vhost_queue_find(c->vhost, name);
+    if (q == NULL) {
+        chan_raise(ch, WIRE_NOT_FOUND, method_id, "no queue '%.*s' in vhost '%s'",
+                   WIRE_STR_ARG(name), c->vhost->name);
+        return NULL;
+    }
+    if (q->owner != NULL && q->owner != &c->exclusive) {
+        chan_raise_locked(ch, q, method_id);
+        return NULL;
+    }
+    return q;
+}
+
+static struct exch *
+chan_exch_lookup(struct chan *ch, struct wire_str name, uint32_t method_id)
+{
+    struct exch *e = vhost_exch_find(ch->conn->vhost, name);
+    if (e == NULL)
+        chan_raise(ch, WIRE_NOT_FOUND, method_id, "no exchange '%.*s' in vhost '%s'",
+                   WIRE_STR_ARG(name), ch->conn->vhost->name);
+    return e;
+}
+
+/* Removes a binding if it exists and answers unbind-ok in any case: like RabbitMQ, unbinding
+ * something that is not there (a missing queue, exchange or binding) is not an error. Another
+ * connection's exclusive queue counts as not there. An auto-delete exchange left without
+ * bindings goes. */
+static int
+chan_unbind_and_reply(struct chan *ch, struct exch *src, struct bind_dest dst,
+                      struct wire_str routing_key, struct wire_table args, bool no_wait,
+                      enum wire_method_id ok_id)
+{
+    struct conn *c = ch->conn;
+    if (src != NULL) {
+        exch_unbind(src, dst, routing_key, args);
+        if (src->auto_delete && src->n_bindings_out == 0)
+            vhost_exch_delete(c->vhost, src);
+    }
+    if (no_wait)
+        return 0;
+    struct wire_method ok = {.id = ok_id};
+    return conn_send(c, ch->id, &ok);
+}
+
+/* RabbitMQ's names of field types, as its messages quote them. */
+static const char *
+chan_field_type_name(enum wire_field_type t)
+{
+    switch (t) {
+    case WIRE_FIELD_BOOL: return "bool";
+    case WIRE_FIELD_I8: return "byte";
+    case WIRE_FIELD_U8: return "unsignedbyte";
+    case WIRE_FIELD_I16: return "short";
+    case WIRE_FIELD_U16: return "unsignedshort";
+    case WIRE_FIELD_I32: return "signedint";
+    case WIRE_FIELD_U32: return "unsignedint";
+    case WIRE_FIELD_I64: return "long";
+    case WIRE_FIELD_FLOAT: return "float";
+    case WIRE_FIELD_DOUBLE: return "double";
+    case WIRE_FIELD_DECIMAL: return "decimal";
+    case WIRE_FIELD_LONGSTR: return "longstr";
+    case WIRE_FIELD_BYTES: return "binary";
+    case WIRE_FIELD_ARRAY: return "array";
+    case WIRE_FIELD_TIMESTAMP: return "timestamp";
+    case WIRE_FIELD_TABLE: return "table";
+    case WIRE_FIELD_VOID: return "void";
+    }
+    return "unknown";
+}
+
+/* Renders a value as RabbitMQ's inequivalence messages do: "none" when absent, "'10'" when
+ * both sides have a value, "the value '10' of type 'signedint'" when only one does. */
+static void
+chan_value_text(char *dst, size_t cap, const struct wire_value *v, bool with_type)
+{
+    char val[128];
+    int64_t i;
+    if (v == NULL) {
+        snprintf(dst, cap, "none");
+        return;
+    }
+    if (wire_value_to_i64(v, &i))
+        snprintf(val, sizeof(val), "%" PRId64, i);
+    else if (v->type == WIRE_FIELD_LONGSTR || v->type == WIRE_FIELD_BYTES)
+        snprintf(val, sizeof(val), "%.*s", WIRE_STR_ARG(v->v.str));
+    else if (v->type == WIRE_FIELD_BOOL)
+        snprintf(val, sizeof(val), "%s", v->v.b ? "true" : "false");
+    else
+        snprintf(val, sizeof(val), "...");
+    if (with_type)
+        snprintf(dst, cap, "the value '%s' of type '%s'", val, chan_field_type_name(v->type));
+    else
+        snprintf(dst, cap, "'%s'", val);
+}
+
+/* Equal as RabbitMQ compares declare arguments: integers of any width by value, other types
+ * by type and value. */
+static bool
+chan_value_same(const struct wire_value *a, const struct wire_value *b)
+{
+    int64_t x, y;
+    if (wire_value_to_i64(a, &x) && wire_value_to_i64(b, &y))
+        return x == y;
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case WIRE_FIELD_BOOL:
+        return a->v.b == b->v.b;
+    case WIRE_FIELD_LONGSTR:
+    case WIRE_FIELD_BYTES:
+        return a->v.str.len == b->v.str.len &&
+               (a->v.str.len == 0 || memcmp(a->v.str.ptr, b->v.str.ptr, a->v.str.len) == 0);
+    default:
+        return true; /* other types in these arguments are not meaningful: not compared */
+    }
+}
+
+/* Compares the arguments RabbitMQ checks on redeclaration; others may differ freely. Returns
+ * the first inequivalent key, or NULL. The values' texts go to got/cur. */
+static const char *
+chan_args_inequivalent(const char *const *keys, struct wire_table got, struct wire_table cur,
+                       char *got_text, char *cur_text, size_t cap)
+{
+    for (const char *const *k = keys; *k != NULL; k++) {
+        struct wire_value a, b;
+        bool has_a = wire_table_get(got, *k, &a), has_b = wire_table_get(cur, *k, &b);
+        if (!has_a && !has_b)
+            continue;
+        if (has_a && has_b && chan_value_same(&a, &b))
+            continue;
+        chan_value_text(got_text, cap, has_a ? &a : NULL, !(has_a && has_b));
+        chan_value_text(cur_text, cap, has_b ? &b : NULL, !(has_a && has_b));
+        return *k;
+    }
+    return NULL;
+}
+
+static const char *const chan_queue_equivalent_args[] = {
+    "x-expires",         "x-message-ttl",        "x-dead-letter-exchange",
+    "x-dead-letter-routing-key", "x-max-length", "x-max-length-bytes",
+    "x-max-priority",    "x-overflow",           "x-queue-mode",
+    "x-queue-type",      "x-single-active-consumer", NULL,
+};
+static const char *const chan_exch_equivalent_args[] = {"alternate-exchange", NULL};
+
+/* ---- exchanges ---- */
+
+static int
+chan_exch_inequivalent(struct chan *ch, const struct exch *e, const char *arg, const char *got,
+                       const char *cur)
+{
+    return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DECLARE,
+                      "inequivalent arg '%s' for exchange '%s' in vhost '%s': received %s but "
+                      "current is %s",
+                      arg, e->name, ch->conn->vhost->name, got, cur);
+}
+
+static int
+chan_on_exchange_declare(struct chan *ch, const struct wire_exchange_declare *d)
+{
+    struct conn *c = ch->conn;
+    if (d->exchange.len == 0)
+        return chan_default_exchange_refused(ch, WIRE_EXCHANGE_DECLARE);
+    struct exch *e = vhost_exch_find(c->vhost, d->exchange);
+    if (d->passive) {
+        if (e == NULL)
+            return chan_raise(ch, WIRE_NOT_FOUND, WIRE_EXCHANGE_DECLARE,
+                              "no exchange '%.*s' in vhost '%s'", WIRE_STR_ARG(d->exchange),
+                              c->vhost->name);
+        goto ok;
+    }
+    enum exch_type type;
+    if (exch_type_parse(d->type, &type) < 0)
+        return conn_raise(c, WIRE_COMMAND_INVALID, WIRE_EXCHANGE_DECLARE,
+                          "unknown exchange type '%.*s'", WIRE_STR_ARG(d->type));
+    struct wire_value ae;
+    if (wire_table_get(d->arguments, "alternate-exchange", &ae) &&
+        ae.type != WIRE_FIELD_LONGSTR)
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DECLARE,
+                          "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' in "
+                          "vhost '%s'",
+                          chan_field_type_name(ae.type), WIRE_STR_ARG(d->exchange),
+                          c->vhost->name);
+    if (e != NULL) {
+        char got[160], cur[160];
+        if (e->type != type) {
+            snprintf(got, sizeof(got), "'%s'", exch_type_name(type));
+            snprintf(cur, sizeof(cur), "'%s'", exch_type_name(e->type));
+            return chan_exch_inequivalent(ch, e, "type", got, cur);
+        }
+        if (e->durable != d->durable)
+            return chan_exch_inequivalent(ch, e, "durable", CHAN_BOOL_TEXT(d->durable),
+                                          CHAN_BOOL_TEXT(e->durable));
+        if (e->auto_delete != d->auto_delete)
+            return chan_exch_inequivalent(ch, e, "auto_delete", CHAN_BOOL_TEXT(d->auto_delete),
+                                          CHAN_BOOL_TEXT(e->auto_delete));
+        if (e->internal != d->internal)
+            return chan_exch_inequivalent(ch, e, "internal", CHAN_BOOL_TEXT(d->internal),
+                                          CHAN_BOOL_TEXT(e->internal));
+        const char *arg = chan_args_inequivalent(chan_exch_equivalent_args, d->arguments,
+                                                 (struct wire_table){e->args, e->args_len}, got,
+                                                 cur, sizeof(got));
+        if (arg != NULL)
+            return chan_exch_inequivalent(ch, e, arg, got, cur);
+        goto ok;
+    }
+    /* amq.* names belong to the server: the predeclared ones may be redeclared equivalently
+     * (above), no others created. */
+    if (chan_name_is_reserved(d->exchange))
+        return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_EXCHANGE_DECLARE,
+                          "exchange name '%.*s' contains reserved prefix 'amq.*'",
+                          WIRE_STR_ARG(d->exchange));
+    e = exch_new(c->vhost, d->exchange, type, d->durable, d->auto_delete, d->internal,
+                 d->arguments);
+    if (e == NULL || vhost_exch_add(c->vhost, e) < 0) {
+        if (e != NULL)
+            exch_free(e);
+        return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_EXCHANGE_DECLARE, "out of memory");
+    }
+ok:
+    if (d->no_wait)
+        return 0;
+    struct wire_method ok = {.id = WIRE_EXCHANGE_DECLARE_OK};
+    return conn_send(c, ch->id, &ok);
+}
+
+static int
+chan_on_exchange_delete(struct chan *ch, const struct wire_exchange_delete *d)
+{
+    struct conn *c = ch->conn;
+    if (d->exchange.len == 0)
+        return chan_default_exchange_refused(ch, WIRE_EXCHANGE_DELETE);
+    if (chan_name_is_reserved(d->exchange))
+        return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_EXCHANGE_DELETE,
+                          "deletion of system exchange '%.*s' in vhost '%s' not allowed",
+                          WIRE_STR_ARG(d->exchange), c->vhost->name);
+    struct exch *e = vhost_exch_find(c->vhost, d->exchange);
+    if (e != NULL) { /* deleting a missing exchange succeeds, as in RabbitMQ */
+        if (d->if_unused && e->n_bindings_out > 0)
+            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DELETE,
+                              "exchange '%s' in vhost '%s' in use", e->name, c->vhost->name);
+        vhost_exch_delete(c->vhost, e);
+    }
+    if (d->no_wait)
+        return 0;
+    struct wire_method ok = {.id = WIRE_EXCHANGE_DELETE_OK};
+    return conn_send(c, ch->id, &ok);
+}
+
+/* exchange.bind and exchange.unbind. */
+static int
+chan_on_exchange_binding(struct chan *ch, uint32_t method_id, struct wire_str destination,
+                         struct wire_str source, struct wire_str routing_key, bool no_wait,
+                         struct wire_table args)
+{
+    struct conn *c = ch->conn;
+    if (destination.len == 0 || source.len == 0)
+        return chan_default_exchange_refused(ch, method_id);
+    if (method_id == WIRE_EXCHANGE_UNBIND) {
+        struct exch *dst = vhost_exch_find(c->vhost, destination);
+        struct exch *src = dst != NULL ? vhost_exch_find(c->vhost, source) : NULL;
+        struct bind_dest bd = {.is_exch = true, .u.exch = dst};
+        return chan_unbind_and_reply(ch, src, bd, routing_key, args, no_wait,
+                                     WIRE_EXCHANGE_UNBIND_OK);
+    }
+    struct exch *dst = chan_exch_lookup(ch, destination, method_id);
+    if (dst == NULL)
+        return -1;
+    struct exch *src = chan_exch_lookup(ch, source, method_id);
+    if (src == NULL)
+        return -1;
+    struct bind_dest bd = {.is_exch = true, .u.exch = dst};
+    char why[200];
+    if (exch_check_bind_args(src, args, why, sizeof(why)) < 0)
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, method_id, "%s", why);
+    if (exch_bind(src, bd, routing_key, args) < 0)
+        return conn_raise(c, WIRE_RESOURCE_ERROR, method_id, "out of memory");
+    if (no_wait)
+        return 0;
+    struct wire_method ok = {.id = WIRE_EXCHANGE_BIND_OK};
+    return conn_send(c, ch->id, &ok);
+}
+
+int
+chan_on_exchange_method(struct chan *ch, const struct wire_method *m)
+{
+    switch (m->id) {
+    case WIRE_EXCHANGE_DECLARE:
+        return chan_on_exchange_declare(ch, &m->u.exchange_declare);
+    case WIRE_EXCHANGE_DELETE:
+        return chan_on_exchange_delete(ch, &m->u.exchange_delete);
+    case WIRE_EXCHANGE_BIND: {
+        const struct wire_exchange_bind *b = &m->u.exchange_bind;
+        return chan_on_exchange_binding(ch, m->id, b->destination, b->source, b->routing_key,
+                                        b->no_wait, b->arguments);
+    }
+    case WIRE_EXCHANGE_UNBIND: {
+        const struct wire_exchange_unbind *b = &m->u.exchange_unbind;
+        return chan_on_exchange_binding(ch, m->id, b->destination, b->source, b->routing_key,
+                                        b->no_wait, b->arguments);
+    }
+    default:
+        return conn_raise(ch->conn, WIRE_COMMAND_INVALID, m->id, "unimplemented method");
+    }
+}
+
+/* ---- queues ---- */
+
+static int
+chan_queue_inequivalent(struct chan *ch, const struct queue *q, const char *arg, const char *got,
+                        const char *cur)
+{
+    return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE,
+                      "inequivalent arg '%s' for queue '%s' in vhost '%s': received %s but "
+                      "current is %s",
+                      arg, q->name, ch->conn->vhost->name, got, cur);
+}
+
+static int
+chan_send_declare_ok(struct chan *ch, const struct queue *q)
+{
+    struct wire_method ok = {.id = WIRE_QUEUE_DECLARE_OK};
+    ok.u.queue_declare_ok.queue = (struct wire_str){(const uint8_t *)q->name, q->name_len};
+    ok.u.queue_declare_ok.message_count = q->n_ready > UINT32_MAX ? UINT32_MAX
+                                                                  : (uint32_t)q->n_ready;
+    ok.u.queue_declare_ok.consumer_count = q->n_consumers;
+    return conn_send(ch->conn, ch->id, &ok);
+}
+
+static void
+chan_remember_queue(struct chan *ch, const struct queue *q)
+{
+    memcpy(ch->last_queue_buf, q->name, q->name_len);
+    ch->last_queue = (struct wire_str){(const uint8_t *)ch->last_queue_buf, q->name_len};
+}
+
+static int
+chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
+{
+    struct conn *c = ch->conn;
+    char genbuf[64];
+    struct wire_str name = d->queue;
+    struct queue *q = NULL;
+    if (d->passive) {
+        q = chan_queue_lookup(ch, name, WIRE_QUEUE_DECLARE);
+        if (q == NULL)
+            return -1;
+        goto ok;
+    }
+    if (name.len == 0) {
+        chan_random_name(genbuf, sizeof(genbuf), "amq.gen-");
+        name = (struct wire_str){(const uint8_t *)genbuf, strlen(genbuf)};
+    } else if (chan_name_is_reserved(name)) {
+        return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_QUEUE_DECLARE,
+                          "queue name '%.*s' contains reserved prefix 'amq.*'",
+                          WIRE_STR_ARG(name));
+    }
+    q = vhost_queue_find(c->vhost, name);
+    if (q != NULL) {
+        /* Exclusivity is checked before equivalence, as RabbitMQ does. */
+        q = chan_queue_lookup(ch, name, WIRE_QUEUE_DECLARE);
+        if (q == NULL)
+            return -1;
+        char got[160], cur[160];
+        if ((q->owner != NULL) != d->exclusive)
+            return chan_raise_locked(ch, q, WIRE_QUEUE_DECLARE);
+        if (q->durable != d->durable)
+            return chan_queue_inequivalent(ch, q, "durable", CHAN_BOOL_TEXT(d->durable),
+                                           CHAN_BOOL_TEXT(q->durable));
+        if (q->auto_delete != d->auto_delete)
+            return chan_queue_inequivalent(ch, q, "auto_delete", CHAN_BOOL_TEXT(d->auto_delete),
+                                           CHAN_BOOL_TEXT(q->auto_delete));
+        const char *arg = chan_args_inequivalent(chan_queue_equivalent_args, d->arguments,
+                                                 (struct wire_table){q->args, q->args_len}, got,
+                                                 cur, sizeof(got));
+        if (arg != NULL)
+            return chan_queue_inequivalent(ch, q, arg, got, cur);
+        goto ok;
+    }
+    q = queue_new(c->vhost, name, d->durable, d->auto_delete,
+                  d->exclusive ? &c->exclusive : NULL, d->arguments);
+    if (q == NULL || vhost_queue_add(c->vhost, q) < 0) {
+        if (q != NULL)
+            queue_free(q, NULL, NULL);
+        return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_QUEUE_DECLARE, "out of memory");
+    }
+ok:
+    chan_remember_queue(ch, q);
+    if (d->no_wait)
+        return 0;
+    return chan_send_declare_ok(ch, q);
+}
+
+static int
+chan_on_queue_unbind(struct chan *ch, struct wire_str queue, struct wire_str exchange,
+                     struct wire_str routing_key, struct wire_table args)
+{
+    struct conn *c = ch->conn;
+    if (exchange.len == 0)
+        return chan_default_exchange_refused(ch, WIRE_QUEUE_UNBIND);
+    struct queue *q = vhost_queue_find(c->vhost, queue.len > 0 ? queue : ch->last_queue);
+    struct exch *e = vhost_exch_find(c->vhost, exchange);
+    if (q == NULL || (q->owner != NULL && q->owner != &c->exclusive))
+        e = NULL;
+    struct bind_dest bd = {.is_exch = false, .u.queue = q};
+    return chan_unbind_and_reply(ch, e, bd, routing_key, args, false, WIRE_QUEUE_UNBIND_OK);
+}
+
+/* queue.bind (queue.unbind is chan_on_queue_unbind). */
+static int
+chan_on_queue_binding(struct chan *ch, uint32_t method_id, struct wire_str queue,
+                      struct wire_str exchange, struct wire_str routing_key, bool no_wait,
+                      struct wire_table args)
+{
+    struct conn *c = ch->conn;
+    if (method_id == WIRE_QUEUE_UNBIND)
+        return chan_on_queue_unbind(ch, queue, exchange, routing_key, args);
+    struct queue *q = chan_queue_lookup(ch, queue, method_id);
+    if (q == NULL)
+        return -1;
+    if (exchange.len == 0)
+        return chan_default_exchange_refused(ch, method_id);
+    struct exch *e = chan_exch_lookup(ch, exchange, method_id);
+    if (e == NULL)
+        return -1;
+    /* "" as routing key with an unnamed queue means the last declared queue's name. */
+    if (routing_key.len == 0 && queue.len == 0)
+        routing_key = ch->last_queue;
+    struct bind_dest bd = {.is_exch = false, .u.queue = q};
+    char why[200];
+    if (exch_check_bind_args(e, args, why, sizeof(why)) < 0)
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, method_id, "%s", why);
+    if (exch_bind(e, bd, routing_key, args) < 0)
+        return conn_raise(c, WIRE_RESOURCE_ERROR, method_id, "out of memory");
+    if (no_wait)
+        return 0;
+    struct wire_method ok = {.id = WIRE_QUEUE_BIND_OK};
+    return conn_send(c, ch->id, &ok);
+}
+
+static int
+chan_on_queue_purge(struct chan *ch, const struct wire_queue_purge *p)
+{
+    struct queue *q = chan_queue_lookup(ch, p->queue, WIRE_QUEUE_PURGE);
+    if (q == NULL)
+        return -1;
+    uint64_t n = queue_cmd_purge(q);
+    if (p->no_wait)
+        return 0;
+    struct wire_method ok = {.id = WIRE_QUEUE_PURGE_OK};
+    ok.u.queue_purge_ok.message_count = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    return conn_send(ch->conn, ch->id, &ok);
+}
+
+static int
+chan_on_queue_delete(struct chan *ch, const struct wire_queue_delete *d)
+{
+    struct conn *c = ch->conn;
+    uint64_t n = 0;
+    struct wire_str name = d->queue.len > 0 ? d->queue : ch->last_queue;
+    /* Deleting a queue that does not exist succeeds, as in RabbitMQ. */
+    if (vhost_queue_find(c->vhost, name) != NULL) {
+        struct queue *q = chan_queue_lookup(ch, name, WIRE_QUEUE_DELETE);
+        if (q == NULL)
+            return -1;
+        if (d->if_unused && q->n_consumers > 0)
+            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DELETE,
+                              "queue '%s' in vhost '%s' in use", q->name, c->vhost->name);
+        if (d->if_empty && q->n_ready > 0)
+            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DELETE,
+                              "queue '%s' in vhost '%s' not empty", q->name, c->vhost->name);
+        n = vhost_queue_delete(c->vhost, q);
+    }
+    if (d->no_wait)
+        return 0;
+    struct wire_method ok = {.id = WIRE_QUEUE_DELETE_OK};
+    ok.u.queue_delete_ok.message_count = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    return conn_send(c, ch->id, &ok);
+}
+
+int
+chan_on_queue_method(struct chan *ch, const struct wire_method *m)
+{
+    switch (m->id) {
+    case WIRE_QUEUE_DECLARE:
+        return chan_on_queue_declare(ch, &m->u.queue_declare);
+    case WIRE_QUEUE_BIND: {
+        const struct wire_queue_bind *b = &m->u.queue_bind;
+        return chan_on_queue_binding(ch, m->id, b->queue, b->exchange, b->routing_key,
+                                     b->no_wait, b->arguments);
+    }
+    case WIRE_QUEUE_UNBIND: {
+        const struct wire_queue_unbind *b = &m->u.queue_unbind;
+        return chan_on_queue_binding(ch, m->id, b->queue, b->exchange, b->routing_key, false,
+                                     b->arguments);
+    }
+    case WIRE_QUEUE_PURGE:
+        return chan_on_queue_purge(ch, &m->u.queue_purge);
+    case WIRE_QUEUE_DELETE:
+        return chan_on_queue_delete(ch, &m->u.queue_delete);
+    default:
+        return conn_raise(ch->conn, WIRE_COMMAND_INVALID, m->id, "unimplemented method");
+    }
+}
+
+void
+chan_delete_exclusive_queues(struct conn *c)
+{
+    struct queue *q;
+    while ((q = TAILQ_FIRST(&c->exclusive.queues)) != NULL)
+        vhost_queue_delete(q->vhost, q);
+}
