@@ -79,19 +79,23 @@ void exch_free(struct exch *e);
  * For headers exchanges args["x-match"] must already have been validated (exch_check_bind_args). */
 int exch_bind(struct exch *src, struct bind_dest dst, struct wire_str routing_key,
               struct wire_table args);
+/* Whether that binding exists. */
+bool exch_has_binding(struct exch *src, struct bind_dest dst, struct wire_str routing_key,
+                      struct wire_table args);
 /* Removes that binding. Returns 0 (removed) or 1 (there was none: RabbitMQ's unbind is
  * idempotent). */
 int exch_unbind(struct exch *src, struct bind_dest dst, struct wire_str routing_key,
                 struct wire_table args);
 /* Removes every binding in list (the bindings pointing at a queue or exchange being deleted).
  * Source exchanges left without bindings that are auto-delete are appended to *emptied
- * (an array the caller frees) so the vhost can delete them; -1 only on ENOMEM growing it (the
+ * (an array the caller frees) so the vhost can delete them, except the exchange whose own
+ * bindings_in list this is (a binding to itself); -1 only on ENOMEM growing it (the
  * bindings are removed regardless). */
 int exch_unbind_all(struct bind_list *list, struct exch ***emptied, uint32_t *n_emptied);
 
 /* Checks binding arguments for this exchange's type: for headers, x-match must be absent or a
  * longstr "all", "any", "all-with-x" or "any-with-x". 0, or -1 with a reply text in why (the
- * caller raises 406 PRECONDITION_FAILED, e.g. "Invalid x-match field value 'foo'; expected
+ * caller raises 406 PRECONDITION_FAILED, e.g. "Invalid x-match field value <<\"foo\">>; expected
  * all, any, all-with-x, or any-with-x"). */
 int exch_check_bind_args(const struct exch *e, struct wire_table args, char *why, size_t whylen);
 

@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "route_int.h"
 #include "warren/assert.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
-#include "route_int.h"
 
 /* A direct exchange's bindings with one routing key. */
 struct direct_group {
@@ -30,10 +30,10 @@ struct direct_group {
 };
 
 struct exch_routes {
-    struct hmap ids;          /* every binding of the exchange, by identity */
-    struct hmap direct;       /* direct: struct direct_group by routing key (owns them) */
-    struct binding *list;     /* fanout and headers: every binding */
-    struct topic_trie topic;  /* topic */
+    struct hmap ids;         /* every binding of the exchange, by identity */
+    struct hmap direct;      /* direct: struct direct_group by routing key (owns them) */
+    struct binding *list;    /* fanout and headers: every binding */
+    struct topic_trie topic; /* topic */
 };
 
 /* Numbers routing passes; exch.route_visit holds the last pass that reached the exchange. The
@@ -333,6 +333,13 @@ binding_find(struct exch *src, struct bind_dest dst, struct wire_str key, struct
     return NULL;
 }
 
+bool
+exch_has_binding(struct exch *src, struct bind_dest dst, struct wire_str routing_key,
+                 struct wire_table args)
+{
+    return binding_find(src, dst, routing_key, args) != NULL;
+}
+
 int
 exch_unbind(struct exch *src, struct bind_dest dst, struct wire_str routing_key,
             struct wire_table args)
@@ -449,7 +456,8 @@ route_ctx_add(struct route_ctx *c, const struct binding *b)
 static int
 cmp_ptr(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t) * (struct queue *const *)a, y = (uintptr_t) * (struct queue *const *)b;
+    uintptr_t x = (uintptr_t) * (struct queue *const *)a,
+              y = (uintptr_t) * (struct queue *const *)b;
 
     return x < y ? -1 : x > y;
 }
@@ -529,8 +537,8 @@ exch_route(struct exch *e, struct wire_str routing_key, struct wire_table header
             return -1;
         if (c.matched != 0 || x->alternate == NULL || x->vhost == NULL)
             continue;
-        ae = vhost_exch_find(x->vhost, (struct wire_str){(const uint8_t *)x->alternate,
-                                                         x->alternate_len});
+        ae = vhost_exch_find(x->vhost,
+                             (struct wire_str){(const uint8_t *)x->alternate, x->alternate_len});
         if (ae != NULL && ae->route_visit != c.pass) {
             ae->route_visit = c.pass;
             ae->route_next = c.work;

@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "warren/exchange.h"
 #include "route_int.h"
+#include "warren/exchange.h"
 
 static bool
 is_int_type(enum wire_field_type t)
@@ -47,8 +47,7 @@ is_int_type(enum wire_field_type t)
 static bool
 is_signed_type(enum wire_field_type t)
 {
-    return t == WIRE_FIELD_I8 || t == WIRE_FIELD_I16 || t == WIRE_FIELD_I32 ||
-           t == WIRE_FIELD_I64;
+    return t == WIRE_FIELD_I8 || t == WIRE_FIELD_I16 || t == WIRE_FIELD_I32 || t == WIRE_FIELD_I64;
 }
 
 static bool
@@ -84,12 +83,12 @@ int_float_eq(const struct wire_value *iv, double d)
     if (!isfinite(d) || d != floor(d))
         return false;
     if (is_signed_type(iv->type))
-        return d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
-               (int64_t)d == iv->v.i;
+        return d >= -9223372036854775808.0 && d < 9223372036854775808.0 && (int64_t)d == iv->v.i;
     return d >= 0 && d < 18446744073709551616.0 && (uint64_t)d == iv->v.u;
 }
 
-static bool str_eq(struct wire_str a, struct wire_str b)
+static bool
+str_eq(struct wire_str a, struct wire_str b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
@@ -259,26 +258,18 @@ headers_match(const struct binding *b, struct wire_table headers)
 static const char *
 erl_type_name(enum wire_field_type t)
 {
-    switch (t) {
-    case WIRE_FIELD_BOOL: return "bool";
-    case WIRE_FIELD_I8: return "byte";
-    case WIRE_FIELD_U8: return "unsignedbyte";
-    case WIRE_FIELD_I16: return "short";
-    case WIRE_FIELD_U16: return "unsignedshort";
-    case WIRE_FIELD_I32: return "signedint";
-    case WIRE_FIELD_U32: return "unsignedint";
-    case WIRE_FIELD_I64: return "long";
-    case WIRE_FIELD_FLOAT: return "float";
-    case WIRE_FIELD_DOUBLE: return "double";
-    case WIRE_FIELD_DECIMAL: return "decimal";
-    case WIRE_FIELD_LONGSTR: return "longstr";
-    case WIRE_FIELD_BYTES: return "binary";
-    case WIRE_FIELD_ARRAY: return "array";
-    case WIRE_FIELD_TIMESTAMP: return "timestamp";
-    case WIRE_FIELD_TABLE: return "table";
-    case WIRE_FIELD_VOID: return "void";
-    }
-    return "unknown";
+    static const char *const names[128] = {
+        [WIRE_FIELD_BOOL] = "bool",           [WIRE_FIELD_I8] = "byte",
+        [WIRE_FIELD_U8] = "unsignedbyte",     [WIRE_FIELD_I16] = "short",
+        [WIRE_FIELD_U16] = "unsignedshort",   [WIRE_FIELD_I32] = "signedint",
+        [WIRE_FIELD_U32] = "unsignedint",     [WIRE_FIELD_I64] = "long",
+        [WIRE_FIELD_FLOAT] = "float",         [WIRE_FIELD_DOUBLE] = "double",
+        [WIRE_FIELD_DECIMAL] = "decimal",     [WIRE_FIELD_LONGSTR] = "longstr",
+        [WIRE_FIELD_BYTES] = "binary",        [WIRE_FIELD_ARRAY] = "array",
+        [WIRE_FIELD_TIMESTAMP] = "timestamp", [WIRE_FIELD_TABLE] = "table",
+        [WIRE_FIELD_VOID] = "void",
+    };
+    return (unsigned)t < 128 && names[t] != NULL ? names[t] : "unknown";
 }
 
 /* Bounded appends into a reply text (truncating silently). */
@@ -287,8 +278,7 @@ struct text {
     size_t len, cap;
 };
 
-static void __attribute__((format(printf, 2, 3)))
-text_add(struct text *t, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) text_add(struct text *t, const char *fmt, ...)
 {
     va_list ap;
     int n;

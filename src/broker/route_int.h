@@ -22,15 +22,15 @@ enum hdr_match {
  * lookup structure that routes it (a direct key group, a topic trie node, or the fanout and
  * headers list) and in its destination's bind_list. */
 struct binding {
-    struct hmap_entry by_id; /* in src->routes->ids; key = id[] */
-    struct exch *src;        /* borrows: the source owns the binding */
-    struct bind_dest dst;    /* borrows */
+    struct hmap_entry by_id;             /* in src->routes->ids; key = id[] */
+    struct exch *src;                    /* borrows: the source owns the binding */
+    struct bind_dest dst;                /* borrows */
     struct binding *dst_prev, *dst_next; /* in the destination's bind_list */
     struct binding *prev, *next;         /* in the routing list that holds it */
-    void *holder;            /* direct: its struct direct_group; topic: its struct topic_node */
-    struct wire_str key;     /* routing key (binding key): points into id[] */
-    struct wire_table args;  /* arguments: point into id[] */
-    enum hdr_match match;    /* headers exchanges: x-match */
+    void *holder;           /* direct: its struct direct_group; topic: its struct topic_node */
+    struct wire_str key;    /* routing key (binding key): points into id[] */
+    struct wire_table args; /* arguments: point into id[] */
+    enum hdr_match match;   /* headers exchanges: x-match */
     uint32_t id_len;
     uint8_t id[]; /* identity for idempotent bind/unbind: destination kind and pointer, key
                    * length (4 bytes), key, argument bytes */

@@ -4,37 +4,28 @@
  * follows the child for its next word, the "*" child (one word, empty included) and the "#"
  * child, which takes zero or more words; with no words left it takes the node's bindings and
  * follows "#" children only. So "#" matches every key including "", "a.#" matches "a" and
- * "a.b.c", and "*" does not match "" (no word) but matches "." twice over ("*.*").
+ * "a.b.c", "*" does not match "" (no word) nor "." (two empty words), "*.*" matches ".".
  *
  * The cost follows the routing key, not the number of bindings: each step is one hash lookup
- * of (node, word) plus the two wildcard children. A "#" node may be reached again, from
- * another "#" above it, with words it has already been tried with; each "#" node remembers
- * in this pass the earliest word it was tried from and skips what it has done, so a node is
- * matched at most once per word position however many "#" a pattern has. */
+ * of (node, word) plus the two wildcard children, and a node is matched at most once per
+ * word position of the key however many "#" lead to it (see match_hash). */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "warren/assert.h"
 #include "route_int.h"
-
-enum topic_kind {
-    TOPIC_WORD = 0,
-    TOPIC_STAR,
-    TOPIC_HASH,
-};
+#include "warren/assert.h"
 
 struct topic_node {
-    struct hmap_entry edge;      /* in topic_trie.edges; key = key[] (not for the root) */
-    struct topic_node *parent;   /* NULL for the root */
-    struct topic_node *star;     /* the "*" child, also in the map */
-    struct topic_node *hash;     /* the "#" child, also in the map */
-    struct binding *bindings;    /* bound with the key whose words end here */
-    uint32_t n_children;         /* children of every kind */
-    enum topic_kind kind;
-    uint64_t memo_pass;          /* "#" nodes: the pass that tried it from word offset */
-    uint32_t memo_from;          /* memo_from to the key's end */
+    struct hmap_entry edge;    /* in topic_trie.edges; key = key[] (not for the root) */
+    struct topic_node *parent; /* NULL for the root */
+    struct topic_node *star;   /* the "*" child, also in the map */
+    struct topic_node *hash;   /* the "#" child, also in the map */
+    struct binding *bindings;  /* bound with the key whose words end here */
+    uint32_t n_children;       /* children of every kind */
+    uint64_t memo_pass;        /* "#" nodes: the last pass that tried it, */
+    uint32_t memo_from;        /* from this word offset to the key's end */
     uint32_t klen;
     uint8_t key[]; /* the parent's address, then the word */
 };
@@ -100,8 +91,8 @@ edge_key(uint8_t *buf, const struct topic_node *parent, const uint8_t *w, uint32
 
 /* The child of n for word w, or NULL. Sets *nomem if a long word's key could not be built. */
 static struct topic_node *
-child_find(const struct topic_trie *t, const struct topic_node *n, const uint8_t *w,
-           uint32_t wlen, bool *nomem)
+child_find(const struct topic_trie *t, const struct topic_node *n, const uint8_t *w, uint32_t wlen,
+           bool *nomem)
 {
     uint8_t small[sizeof(void *) + 256], *buf = small;
     struct hmap_entry *he;
@@ -109,7 +100,8 @@ child_find(const struct topic_trie *t, const struct topic_node *n, const uint8_t
 
     if (n->n_children == 0)
         return NULL;
-    if (sizeof(void *) + (size_t)wlen > sizeof small && (buf = malloc(sizeof(void *) + (size_t)wlen)) == NULL) {
+    if (sizeof(void *) + (size_t)wlen > sizeof small &&
+        (buf = malloc(sizeof(void *) + (size_t)wlen)) == NULL) {
         *nomem = true;
         return NULL;
     }
@@ -130,17 +122,13 @@ child_add(struct topic_trie *t, struct topic_node *parent, const uint8_t *w, uin
         return NULL;
     c->parent = parent;
     c->klen = (uint32_t)edge_key(c->key, parent, w, wlen);
-    if (wlen == 1 && w[0] == '*')
-        c->kind = TOPIC_STAR;
-    else if (wlen == 1 && w[0] == '#')
-        c->kind = TOPIC_HASH;
     if (hmap_insert(&t->edges, &c->edge, c->key, c->klen) < 0) {
         free(c);
         return NULL;
     }
-    if (c->kind == TOPIC_STAR)
+    if (wlen == 1 && w[0] == '*')
         parent->star = c;
-    else if (c->kind == TOPIC_HASH)
+    else if (wlen == 1 && w[0] == '#')
         parent->hash = c;
     parent->n_children++;
     return c;
@@ -206,16 +194,18 @@ struct topic_match {
 static int match_node(struct topic_match *m, const struct topic_node *n, uint32_t off);
 
 /* The "#" node h, reached with the words from off on left: h takes none, one, ... or all of
- * them. Positions already tried in this pass are skipped. */
+ * them. A "#" node is entered again in the same pass when a "#" above it takes one more word;
+ * by then it has been tried with every word position from its first entry on (the trie is a
+ * tree and every "#" loop goes forward, so entries come in increasing order), and it is
+ * skipped: each node is matched at most once per word position. */
 static int
 match_hash(struct topic_match *m, struct topic_node *h, uint32_t off)
 {
-    uint32_t stop = KEY_END(m->key.len) + 1, end;
+    uint32_t end;
 
     if (h->memo_pass == m->c->pass) {
-        if (off >= h->memo_from)
-            return 0;
-        stop = h->memo_from;
+        WR_ASSERT(off >= h->memo_from);
+        return 0;
     }
     h->memo_pass = m->c->pass;
     h->memo_from = off;
@@ -226,8 +216,6 @@ match_hash(struct topic_match *m, struct topic_node *h, uint32_t off)
             return 0;
         end = word_end(m->key, off);
         off = word_next(m->key, end);
-        if (off >= stop)
-            return 0;
     }
 }
 
@@ -250,9 +238,10 @@ match_node(struct topic_match *m, const struct topic_node *n, uint32_t off)
     c = child_find(m->t, n, m->key.ptr + off, end - off, &nomem);
     if (nomem)
         return -1;
-    /* A literal "*" or "#" in the routing key finds the wildcard child here too: RabbitMQ
-     * does the same, and the result is deduplicated. */
-    if (c != NULL && match_node(m, c, next) < 0)
+    /* A literal "*" or "#" in the routing key finds a wildcard child here too (as in
+     * RabbitMQ), but the wildcard branches below cover what it would match: skipping it
+     * keeps a key of many "#" words from repeating their work. */
+    if (c != NULL && c != n->star && c != n->hash && match_node(m, c, next) < 0)
         return -1;
     if (n->star != NULL && match_node(m, n->star, next) < 0)
         return -1;

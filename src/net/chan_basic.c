@@ -16,6 +16,7 @@
 
 #include "net_int.h"
 #include "warren/assert.h"
+#include "warren/auth.h"
 #include "warren/msg.h"
 #include "warren/vhost.h"
 
@@ -373,11 +374,18 @@ chan_on_get(struct chan *ch, const struct wire_basic_get *bg)
 static int
 chan_on_qos(struct chan *ch, const struct wire_basic_qos *qos)
 {
-    /* prefetch_size is accepted and ignored, as RabbitMQ does. */
-    if (qos->global)
+    if (qos->prefetch_size != 0)
+        return conn_raise(ch->conn, WIRE_NOT_IMPLEMENTED, WIRE_BASIC_QOS, "prefetch_size!=0 (%u)",
+                          qos->prefetch_size);
+    /* RabbitMQ's semantics: global=true limits the channel as a whole; global=false sets the
+     * limit of consumers created from now on, and (a RabbitMQ quirk clients have come to
+     * rely on) lifts the channel-wide one. */
+    if (qos->global) {
         ch->prefetch_channel = qos->prefetch_count;
-    else
+    } else {
         ch->prefetch_consumer = qos->prefetch_count;
+        ch->prefetch_channel = 0;
+    }
     struct wire_method ok = {.id = WIRE_BASIC_QOS_OK};
     if (conn_send(ch->conn, ch->id, &ok) < 0)
         return -1;
@@ -387,9 +395,11 @@ chan_on_qos(struct chan *ch, const struct wire_basic_qos *qos)
 
 /* ---- settling ---- */
 
-/* Settles one delivery now: ack (requeue false) or return it to its queue. */
+/* Settles one delivery now: ack (requeue false) or return it to its queue. The queue of a
+ * requeued entry is added to touched (to be dispatched once everything is back). */
 static void
-chan_delivery_settle(struct chan *ch, struct delivery *d, bool requeue)
+chan_delivery_settle(struct chan *ch, struct delivery *d, bool requeue,
+                     struct route_result *touched)
 {
     if (d->cons != NULL) {
         d->cons->n_unacked--;
@@ -401,8 +411,26 @@ chan_delivery_settle(struct chan *ch, struct delivery *d, bool requeue)
     else
         queue_cmd_settle(d->entry);
     free(d);
-    if (requeue && q != NULL)
-        queue_dispatch(q);
+    if (requeue && q != NULL && route_result_add(touched, q) < 0)
+        log_conn(LOG_ERROR, ch->conn,
+                 "out of memory: queue '%s' redelivers its requeued messages on its next event",
+                 q->name);
+}
+
+/* Settles a whole list of deliveries, then offers the requeued messages to consumers: all
+ * are back in place before any is delivered again (which may be to this very channel). */
+static void
+chan_settle_list(struct chan *ch, struct delivery_list *list, bool requeue)
+{
+    struct route_result touched = {0};
+    struct delivery *d;
+    while ((d = TAILQ_FIRST(list)) != NULL) {
+        TAILQ_REMOVE(list, d, link);
+        chan_delivery_settle(ch, d, requeue || d->requeue, &touched);
+    }
+    for (uint32_t i = 0; i < touched.n; i++)
+        queue_dispatch(touched.queues[i]);
+    route_result_free(&touched);
 }
 
 /* Takes the deliveries an ack/nack/reject names off the unacked list, into *out (in tag
@@ -449,10 +477,7 @@ chan_on_settle(struct chan *ch, uint64_t tag, bool multiple, bool requeue, uint3
         }
         return 0;
     }
-    while ((d = TAILQ_FIRST(&acked)) != NULL) {
-        TAILQ_REMOVE(&acked, d, link);
-        chan_delivery_settle(ch, d, requeue);
-    }
+    chan_settle_list(ch, &acked, requeue);
     chan_wake_consumers(ch);
     return 0;
 }
@@ -462,11 +487,9 @@ chan_on_settle(struct chan *ch, uint64_t tag, bool multiple, bool requeue, uint3
 static void
 chan_requeue_unacked(struct chan *ch)
 {
-    struct delivery *d;
-    while ((d = TAILQ_FIRST(&ch->unacked)) != NULL) {
-        TAILQ_REMOVE(&ch->unacked, d, link);
-        chan_delivery_settle(ch, d, true);
-    }
+    struct delivery_list all = TAILQ_HEAD_INITIALIZER(all);
+    TAILQ_CONCAT(&all, &ch->unacked, link);
+    chan_settle_list(ch, &all, true);
 }
 
 static int
@@ -648,13 +671,21 @@ int
 chan_publish_header(struct chan *ch, const struct frame_content_header *h,
                     const struct wire_basic_props *props)
 {
+    struct conn *c = ch->conn;
+    /* As RabbitMQ: a user_id property, when present, must name the authenticated user, so
+     * consumers can trust it. */
+    const char *user = auth_user_name(c->user);
+    if ((props->flags & WIRE_BASIC_USER_ID_FLAG) && !wire_str_eq(props->user_id, user))
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH,
+                          "user_id property set to '%.*s' but authenticated user was '%s'",
+                          WIRE_STR_ARG(props->user_id), user);
     struct wire_str ex = {(const uint8_t *)ch->publish_exchange, ch->publish_exchange_len};
     struct wire_str rk = {(const uint8_t *)ch->publish_rk, ch->publish_rk_len};
     uint8_t mode = (props->flags & WIRE_BASIC_DELIVERY_MODE_FLAG) ? props->delivery_mode : 1;
     uint8_t prio = (props->flags & WIRE_BASIC_PRIORITY_FLAG) ? props->priority : 0;
     ch->publishing = msg_new(h->props, h->props_len, mode, prio, ex, rk, h->body_size);
     if (ch->publishing == NULL)
-        return conn_raise(ch->conn, WIRE_RESOURCE_ERROR, WIRE_BASIC_PUBLISH,
+        return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_PUBLISH,
                           "out of memory for a %llu-byte message",
                           (unsigned long long)h->body_size);
     return 0;
@@ -748,11 +779,7 @@ chan_on_tx_method(struct chan *ch, const struct wire_method *m)
                 return -1;
             }
         }
-        struct delivery *d;
-        while ((d = TAILQ_FIRST(&ch->tx_acks)) != NULL) {
-            TAILQ_REMOVE(&ch->tx_acks, d, link);
-            chan_delivery_settle(ch, d, d->requeue);
-        }
+        chan_settle_list(ch, &ch->tx_acks, false); /* each by its own requeue flag */
         ok.id = WIRE_TX_COMMIT_OK;
         if (conn_send(c, ch->id, &ok) < 0)
             return -1;

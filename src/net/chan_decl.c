@@ -71,9 +71,8 @@ chan_exch_lookup(struct chan *ch, struct wire_str name, uint32_t method_id)
 }
 
 /* Removes a binding if it exists and answers unbind-ok in any case: like RabbitMQ, unbinding
- * something that is not there (a missing queue, exchange or binding) is not an error. Another
- * connection's exclusive queue counts as not there. An auto-delete exchange left without
- * bindings goes. */
+ * something that is not there (a missing queue, exchange or binding) is not an error. An
+ * auto-delete exchange left without bindings goes. */
 static int
 chan_unbind_and_reply(struct chan *ch, struct exch *src, struct bind_dest dst,
                       struct wire_str routing_key, struct wire_table args, bool no_wait,
@@ -449,9 +448,15 @@ chan_on_queue_unbind(struct chan *ch, struct wire_str queue, struct wire_str exc
         return chan_default_exchange_refused(ch, WIRE_QUEUE_UNBIND);
     struct queue *q = vhost_queue_find(c->vhost, queue.len > 0 ? queue : ch->last_queue);
     struct exch *e = vhost_exch_find(c->vhost, exchange);
-    if (q == NULL || (q->owner != NULL && q->owner != &c->exclusive))
-        e = NULL;
     struct bind_dest bd = {.is_exch = false, .u.queue = q};
+    if (q == NULL)
+        e = NULL;
+    else if (q->owner != NULL && q->owner != &c->exclusive && e != NULL) {
+        /* Another connection's exclusive queue: refused only if there is something to do. */
+        if (exch_has_binding(e, bd, routing_key, args))
+            return chan_raise_locked(ch, q, WIRE_QUEUE_UNBIND);
+        e = NULL;
+    }
     return chan_unbind_and_reply(ch, e, bd, routing_key, args, false, WIRE_QUEUE_UNBIND_OK);
 }
 

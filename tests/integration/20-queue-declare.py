@@ -23,6 +23,10 @@ import pika.exceptions as pe  # noqa: E402
 import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
+# Name every method in failure messages (warren_test names only the ones it uses itself).
+for _m in spec.methods.values():
+    wt.METHOD_NAMES.setdefault((_m.INDEX >> 16, _m.INDEX & 0xFFFF), _m.NAME)
+
 Q = spec.Queue
 B = spec.Basic
 

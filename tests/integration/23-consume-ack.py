@@ -24,6 +24,10 @@ import pika.exceptions as pe  # noqa: E402
 import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
+# Name every method in failure messages (warren_test names only the ones it uses itself).
+for _m in spec.methods.values():
+    wt.METHOD_NAMES.setdefault((_m.INDEX >> 16, _m.INDEX & 0xFFFF), _m.NAME)
+
 Q = spec.Queue
 B = spec.Basic
 
@@ -644,8 +648,8 @@ def test_exclusive_consumer():
 
 def test_consumer_priorities():
     """x-priority: with no prefetch limit the higher-priority consumer gets every message;
-    with prefetch 2 it gets 2 and the lower one the rest while it holds them; once it acks,
-    it is served first again"""
+    with prefetch 2 each, it gets 2 and the lower one 2 while it holds them (2 wait); once
+    it acks, it gets the waiting ones"""
     q = "wt23-priority"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
@@ -739,10 +743,28 @@ def test_no_ack_consumer():
         conn.close()
 
 
+def test_consume_errors():
+    """basic.consume and basic.get on a missing queue -> 404 "NOT_FOUND - no queue 'q' in
+    vhost '/'" (60, 20) / (60, 70); basic.qos with prefetch_size -> connection.close 540
+    "NOT_IMPLEMENTED - prefetch_size!=0 (10)" (60, 10)"""
+    q = "wt23-missing"
+    with wt.server() as srv:
+        conn = wt.pika_connect(srv.addr)
+        conn.channel().queue_delete(q)
+        conn.close()
+        with opened(srv.addr, 1) as c:
+            text = "NOT_FOUND - no queue '%s' in vhost '/'" % q
+            refused(c, 1, B.Consume(queue=q), 404, text)
+            refused(c, 1, B.Get(queue=q), 404, text)
+            send(c, 1, B.Qos(prefetch_size=10))
+            c.expect_connection_close(540, text="NOT_IMPLEMENTED - prefetch_size!=0 (10)",
+                                      ids=ids(B.Qos))
+
+
 if __name__ == "__main__":
     wt.run([test_fair_dispatch, test_round_robin, test_qos_per_consumer_and_global,
             test_qos_per_consumer_clears_global, test_ack_multiple, test_nack_and_reject,
             test_unknown_delivery_tag, test_double_ack_and_no_ack_tags, test_recover,
             test_requeue_on_close, test_cancel_notify, test_cancel_by_client,
             test_consumer_tags, test_exclusive_consumer, test_consumer_priorities,
-            test_basic_get, test_no_ack_consumer])
+            test_basic_get, test_no_ack_consumer, test_consume_errors])

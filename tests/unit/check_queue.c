@@ -1,0 +1,308 @@
+/* Unit tests for src/broker/queue.c: each queue command (enqueue, deliver, settle, requeue,
+ * purge), the original-position rule for requeued entries, dispatch (round robin, consumer
+ * priority, capacity, a refused delivery), consumer bookkeeping (exclusive, auto-delete), and
+ * deletion detaching consumers and unacked entries. Consumers here are test doubles whose
+ * capacity the test sets. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "warren/msg.h"
+#include "warren/queue.h"
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A consumer double: takes up to `capacity` entries, keeping them in order. */
+struct fake_cons {
+    struct cons base;
+    int capacity; /* how many more it may take */
+    bool refuse;  /* deliver fails */
+    struct qentry *got[64];
+    int n_got;
+    bool deleted;
+};
+
+static bool
+fake_can_take(struct cons *c)
+{
+    return ((struct fake_cons *)c)->capacity > 0;
+}
+
+static int
+fake_deliver(struct cons *c, struct qentry *e)
+{
+    struct fake_cons *f = (struct fake_cons *)c;
+    if (f->refuse)
+        return -1;
+    f->capacity--;
+    f->got[f->n_got++] = e;
+    return 0;
+}
+
+static void
+fake_queue_deleted(struct cons *c)
+{
+    ((struct fake_cons *)c)->deleted = true;
+}
+
+static const struct cons_ops fake_ops = {fake_can_take, fake_deliver, fake_queue_deleted};
+
+static void
+fake_init(struct fake_cons *f, int capacity, int32_t priority)
+{
+    memset(f, 0, sizeof(*f));
+    f->base.ops = &fake_ops;
+    f->base.priority = priority;
+    f->capacity = capacity;
+}
+
+static struct queue *
+new_queue(bool auto_delete)
+{
+    struct queue *q = queue_new(NULL, WIRE_STR_LIT("q"), false, auto_delete, NULL,
+                                (struct wire_table){NULL, 0});
+    ck_assert_ptr_nonnull(q);
+    return q;
+}
+
+/* Enqueues messages whose routing keys are "0", "1", ... so tests can tell them apart. */
+static void
+enqueue_n(struct queue *q, int n)
+{
+    static const char *const keys[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    for (int i = 0; i < n; i++) {
+        struct msg *m = msg_new(NULL, 0, 1, 0, WIRE_STR_LIT(""),
+                                (struct wire_str){(const uint8_t *)keys[i], 1}, 0);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(queue_cmd_enqueue(q, m), 0);
+        msg_unref(&m); /* the queue holds its own reference */
+    }
+}
+
+static char
+key_of(const struct qentry *e)
+{
+    return (char)e->msg->routing_key[0];
+}
+
+/* The ready entries' keys, in order, as a string. */
+static const char *
+ready_keys(const struct queue *q)
+{
+    static char buf[64];
+    int n = 0;
+    const struct qentry *e;
+    TAILQ_FOREACH(e, &q->ready, link)
+    buf[n++] = key_of(e);
+    buf[n] = '\0';
+    return buf;
+}
+
+START_TEST(test_enqueue_deliver_settle)
+{
+    uint64_t live = msg_bytes_live;
+    struct queue *q = new_queue(false);
+    enqueue_n(q, 3);
+    ck_assert_uint_eq(q->n_ready, 3);
+    ck_assert_str_eq(ready_keys(q), "012");
+    struct qentry *e = queue_cmd_deliver(q);
+    ck_assert_int_eq(key_of(e), '0');
+    ck_assert(!e->redelivered);
+    ck_assert_uint_eq(q->n_ready, 2);
+    ck_assert_uint_eq(q->n_unacked, 1);
+    queue_cmd_settle(e);
+    ck_assert_uint_eq(q->n_unacked, 0);
+    ck_assert_uint_eq(queue_free(q, NULL, NULL), 2);
+    ck_assert_uint_eq(msg_bytes_live, live); /* every message was freed */
+}
+END_TEST
+
+START_TEST(test_deliver_empty)
+{
+    struct queue *q = new_queue(false);
+    ck_assert_ptr_null(queue_cmd_deliver(q));
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* Requeued entries go back to their original positions whatever the requeue order. */
+static const struct {
+    const char *order; /* which delivered entries (by key) to requeue, in that order */
+    const char *want;  /* ready keys afterwards (entries 4 and 5 were never delivered) */
+} requeues[] = {
+    {"0", "045"},   {"3", "345"},     {"03", "0345"},   {"30", "0345"},
+    {"2130", "012345"}, {"12", "1245"}, {"", "45"},
+};
+
+START_TEST(test_requeue_original_position)
+{
+    struct queue *q = new_queue(false);
+    enqueue_n(q, 6);
+    struct qentry *delivered[4];
+    for (int i = 0; i < 4; i++)
+        delivered[i] = queue_cmd_deliver(q);
+    const char *order = requeues[_i].order;
+    bool requeued[4] = {false};
+    for (const char *p = order; *p != '\0'; p++) {
+        queue_cmd_requeue(delivered[*p - '0']);
+        requeued[*p - '0'] = true;
+    }
+    ck_assert_str_eq(ready_keys(q), requeues[_i].want);
+    struct qentry *e;
+    TAILQ_FOREACH(e, &q->ready, link)
+    ck_assert(e->redelivered == (key_of(e) < '4'));
+    for (int i = 0; i < 4; i++)
+        if (!requeued[i])
+            queue_cmd_settle(delivered[i]);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+START_TEST(test_purge_keeps_unacked)
+{
+    struct queue *q = new_queue(false);
+    enqueue_n(q, 5);
+    struct qentry *e = queue_cmd_deliver(q);
+    ck_assert_uint_eq(queue_cmd_purge(q), 4);
+    ck_assert_uint_eq(q->n_ready, 0);
+    ck_assert_uint_eq(q->n_unacked, 1);
+    queue_cmd_requeue(e); /* a purge does not touch what was delivered */
+    ck_assert_str_eq(ready_keys(q), "0");
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+START_TEST(test_dispatch_round_robin)
+{
+    struct queue *q = new_queue(false);
+    struct fake_cons a, b;
+    fake_init(&a, 10, 0);
+    fake_init(&b, 10, 0);
+    queue_consumer_add(q, &a.base);
+    queue_consumer_add(q, &b.base);
+    enqueue_n(q, 6);
+    queue_dispatch(q);
+    ck_assert_int_eq(a.n_got, 3);
+    ck_assert_int_eq(b.n_got, 3);
+    ck_assert_int_eq(key_of(a.got[0]), '0');
+    ck_assert_int_eq(key_of(b.got[0]), '1');
+    ck_assert_int_eq(key_of(a.got[1]), '2');
+    for (int i = 0; i < 3; i++) {
+        queue_cmd_settle(a.got[i]);
+        queue_cmd_settle(b.got[i]);
+    }
+    queue_consumer_remove(&a.base);
+    queue_consumer_remove(&b.base);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+START_TEST(test_dispatch_capacity_and_priority)
+{
+    struct queue *q = new_queue(false);
+    struct fake_cons low, high, full;
+    fake_init(&low, 10, 0);
+    fake_init(&high, 2, 5);
+    fake_init(&full, 0, 9); /* highest priority but no room: skipped */
+    queue_consumer_add(q, &low.base);
+    queue_consumer_add(q, &high.base);
+    queue_consumer_add(q, &full.base);
+    enqueue_n(q, 5);
+    queue_dispatch(q);
+    ck_assert_int_eq(full.n_got, 0);
+    ck_assert_int_eq(high.n_got, 2); /* until it is full */
+    ck_assert_int_eq(low.n_got, 3);  /* then the lower priority gets the rest */
+    ck_assert_int_eq(key_of(high.got[0]), '0');
+    ck_assert_int_eq(key_of(high.got[1]), '1');
+    ck_assert_int_eq(key_of(low.got[0]), '2');
+    /* Room again: nothing left to give. */
+    full.capacity = 1;
+    queue_dispatch(q);
+    ck_assert_int_eq(full.n_got, 0);
+    /* Entries still unacked when the queue goes are detached, not freed under their owner. */
+    struct qentry *kept = low.got[0];
+    for (int i = 1; i < low.n_got; i++)
+        queue_cmd_settle(low.got[i]);
+    for (int i = 0; i < high.n_got; i++)
+        queue_cmd_settle(high.got[i]);
+    ck_assert_uint_eq(queue_free(q, NULL, NULL), 0);
+    ck_assert(low.deleted && high.deleted && full.deleted);
+    ck_assert_ptr_null(low.base.queue);
+    ck_assert_ptr_null(kept->queue);
+    queue_cmd_requeue(kept); /* its queue is gone: it is just freed */
+}
+END_TEST
+
+START_TEST(test_dispatch_refused_delivery)
+{
+    struct queue *q = new_queue(false);
+    struct fake_cons a;
+    fake_init(&a, 10, 0);
+    a.refuse = true;
+    queue_consumer_add(q, &a.base);
+    enqueue_n(q, 2);
+    queue_dispatch(q);
+    ck_assert_uint_eq(q->n_ready, 2);
+    ck_assert_uint_eq(q->n_unacked, 0);
+    ck_assert_str_eq(ready_keys(q), "01");
+    ck_assert(!TAILQ_FIRST(&q->ready)->redelivered); /* never reached the client */
+    queue_consumer_remove(&a.base);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+START_TEST(test_consumer_bookkeeping)
+{
+    struct queue *q = new_queue(true);
+    struct fake_cons a, b;
+    fake_init(&a, 0, 0);
+    fake_init(&b, 0, 0);
+    b.base.exclusive = true;
+    ck_assert(!q->had_consumer);
+    queue_consumer_add(q, &a.base);
+    ck_assert(!queue_has_exclusive_consumer(q));
+    queue_consumer_add(q, &b.base);
+    ck_assert(queue_has_exclusive_consumer(q));
+    ck_assert_uint_eq(q->n_consumers, 2);
+    ck_assert(!queue_consumer_remove(&b.base)); /* one consumer left */
+    ck_assert(queue_consumer_remove(&a.base));  /* auto-delete: the last one went */
+    queue_free(q, NULL, NULL);
+
+    q = new_queue(false);
+    queue_consumer_add(q, &a.base);
+    ck_assert(!queue_consumer_remove(&a.base)); /* not auto-delete */
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+static Suite *
+queue_suite(void)
+{
+    Suite *s = suite_create("queue");
+    TCase *tc = tcase_create("commands");
+    tcase_add_test(tc, test_enqueue_deliver_settle);
+    tcase_add_test(tc, test_deliver_empty);
+    tcase_add_loop_test(tc, test_requeue_original_position, 0, N_ELEMS(requeues));
+    tcase_add_test(tc, test_purge_keeps_unacked);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("consumers");
+    tcase_add_test(tc, test_dispatch_round_robin);
+    tcase_add_test(tc, test_dispatch_capacity_and_priority);
+    tcase_add_test(tc, test_dispatch_refused_delivery);
+    tcase_add_test(tc, test_consumer_bookkeeping);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(queue_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

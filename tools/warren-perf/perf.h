@@ -1,0 +1,115 @@
+/* warren-perf: a load generator for AMQP 0-9-1 brokers, like RabbitMQ's PerfTest. Producer
+ * and consumer threads each own a connection (client.c); main.c declares the queues (topo.c),
+ * starts the threads together, prints a progress line per second and a final JSON line
+ * (report.c). This header holds what the threads share: the options, the run's state, and
+ * one worker's counters, which its thread writes and the main thread reads (relaxed atomics:
+ * the figures are statistics, and each has one writer). */
+#ifndef WARREN_PERF_H
+#define WARREN_PERF_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hist.h"
+
+#define PERF_NAME_MAX 256 /* AMQP shortstrs: 255 bytes and a NUL */
+#define PERF_MIN_SIZE 16  /* a body carries a send timestamp and a sequence number */
+
+struct perf_opts {
+    char host[PERF_NAME_MAX];
+    uint16_t port;
+    char user[PERF_NAME_MAX], password[PERF_NAME_MAX], vhost[PERF_NAME_MAX];
+    uint32_t producers, consumers, queues;
+    uint32_t size;         /* body bytes */
+    uint32_t prefetch;     /* basic.qos prefetch-count; 0 = none */
+    uint32_t multiple_ack; /* manual acks: one basic.ack (multiple) per this many messages */
+    uint32_t confirm;      /* publisher confirms: at most this many unconfirmed; 0 = off */
+    bool auto_ack, persistent, keep_queues;
+    char prefix[200];                 /* queue i is "<prefix>-<i>" */
+    char exchange[PERF_NAME_MAX];     /* "" = the default exchange */
+    char exchange_type[16];           /* direct, fanout, topic ("" with the default exchange) */
+    char routing_key[PERF_NAME_MAX];  /* "" = each producer's queue name */
+    char binding_key[PERF_NAME_MAX];  /* "" = the routing key, or each queue's name */
+    double rate;                      /* per producer, msgs/s; 0 = unlimited */
+    double duration;                  /* seconds; 0 = count or backlog mode */
+    uint64_t count;                   /* messages to publish in all; 0 = duration mode */
+    uint64_t backlog;                 /* publish this many, then drain them; 0 = off */
+};
+
+/* Parses argv into o (exits on --help, --version, or a usage error). */
+void perf_opts_parse(struct perf_opts *o, int argc, char **argv);
+/* Writes o as the members of a JSON object: "producers":1,... */
+void perf_opts_json(const struct perf_opts *o, FILE *out);
+
+struct perf_run;
+
+/* One producer or consumer thread. */
+struct perf_worker {
+    pthread_t thread;
+    struct perf_run *run; /* borrows */
+    unsigned id;
+    bool producer;
+    bool started;                /* its thread was created (and must be joined) */
+    char name[32];               /* "producer 0" */
+    char queue[PERF_NAME_MAX];   /* consumer: the queue it consumes */
+    char rkey[PERF_NAME_MAX];    /* producer: its routing key */
+    uint64_t quota;              /* producer: messages to publish; 0 = until stopped */
+    atomic_bool go;              /* set by the main thread once every worker is ready */
+    atomic_bool done;            /* producer: quota published and confirmed */
+    atomic_bool exited;          /* its thread is about to return */
+    _Atomic uint64_t sent, confirmed, nacked, received;
+    _Atomic uint64_t first_ns, last_ns; /* its first and latest publish or delivery */
+    struct perf_hist hist;              /* consumer: latency in ns */
+    char err[600];                      /* why it failed (set before run->failures++) */
+};
+
+struct perf_run {
+    const struct perf_opts *opts;
+    atomic_bool stop_producers, stop_consumers;
+    atomic_bool cancel; /* workers waiting to start give up (they still close politely) */
+    atomic_bool abort;  /* tear down now: connections stop waiting, no polite close */
+    atomic_int failures;
+    pthread_mutex_t mu; /* with cv: the start barrier */
+    pthread_cond_t cv;
+    unsigned ready; /* workers done with their setup (or failed at it) */
+    struct perf_worker *workers;
+    unsigned nworkers;
+};
+
+/* Thread bodies. Each reports an error in w->err and bumps run->failures. */
+void *perf_producer_main(void *arg);
+void *perf_consumer_main(void *arg);
+/* Called by a worker after its setup: counts it ready and waits for the go. ok=false reports
+ * a failed setup. Returns 0 to proceed, -1 when the run was cancelled before it started. */
+int perf_worker_ready(struct perf_worker *w, bool ok);
+/* Records a worker's failure: w->err = "<name>: <err>", then run->failures++ (the main
+ * thread then stops the run). */
+void perf_worker_fail(struct perf_worker *w, const char *err);
+
+/* Queue i's name. */
+void perf_queue_name(const struct perf_opts *o, unsigned i, char *buf, size_t cap);
+/* The exchange producers publish to ("" = default). */
+const char *perf_exchange(const struct perf_opts *o);
+/* Whether every queue receives every message (fanout, or one routing key for all). */
+bool perf_routes_all(const struct perf_opts *o);
+
+/* topo.c: the setup connection declares the exchange, queues and bindings, polls queue
+ * depths for the backlog mode, and deletes what it declared at the end. */
+struct perf_conn;
+int perf_topo_setup(struct perf_conn *c, const struct perf_opts *o);
+int perf_topo_depth(struct perf_conn *c, const struct perf_opts *o, uint64_t *total);
+int perf_topo_teardown(struct perf_conn *c, const struct perf_opts *o);
+
+/* report.c */
+struct perf_totals {
+    uint64_t sent, confirmed, nacked, received;
+    uint64_t first_send_ns, last_send_ns, first_recv_ns, last_recv_ns;
+};
+void perf_totals_sum(const struct perf_run *run, struct perf_totals *t);
+/* Formats a latency in ns as "312us", "1.2ms" or "2.35s". */
+const char *perf_fmt_latency(uint64_t ns, char *buf, size_t cap);
+
+#endif

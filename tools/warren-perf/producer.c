@@ -1,0 +1,248 @@
+/* warren-perf's producer thread. The publish method frame and the content header frame are
+ * the same for every message, so they are encoded once (with libwarren's codec) and copied;
+ * each body starts with the CLOCK_MONOTONIC time of the send and a sequence number, both
+ * big-endian. Messages are written in batches into the connection's output buffer and sent
+ * with one send(). In confirm mode at most --confirm messages are unconfirmed: a ring of
+ * flags indexed by delivery tag tracks them, so acks (multiple or not, in any order) and
+ * nacks settle exactly the tags they name. --rate paces the batches against the clock. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "warren/assert.h"
+#include "client.h"
+#include "perf.h"
+
+#define BATCH_MAX 256            /* messages per send() */
+#define BATCH_BYTES (256 * 1024) /* ... unless they are large */
+#define SETTLE_TIMEOUT_MS 5000   /* outstanding confirms awaited at the end */
+
+struct prod {
+    struct perf_worker *w; /* borrows */
+    const struct perf_opts *o;
+    struct perf_conn c;
+    uint8_t prefix[1024]; /* publish method frame + content header frame */
+    size_t prefix_len;
+    uint8_t *body; /* owns: the body template */
+    size_t msg_len;       /* bytes one message takes on the wire */
+    uint64_t seq;         /* messages published = the last delivery tag */
+    uint64_t floor;       /* every tag <= floor is settled */
+    uint8_t *unsettled;   /* owns: confirm mode: [tag % confirm] = 1 while unconfirmed */
+    uint64_t confirmed, nacked;
+};
+
+static void
+put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static void
+prod_settle(struct prod *p, uint64_t tag, bool multiple, bool nack)
+{
+    uint32_t win = p->o->confirm;
+    if (tag > p->seq || tag <= p->floor)
+        return; /* already settled, or never published: nothing to do */
+    for (uint64_t t = multiple ? p->floor + 1 : tag; t <= tag; t++) {
+        uint8_t *f = &p->unsettled[t % win];
+        if (*f) {
+            *f = 0;
+            if (nack)
+                p->nacked++;
+            else
+                p->confirmed++;
+        }
+    }
+    while (p->floor < p->seq && p->unsettled[(p->floor + 1) % win] == 0)
+        p->floor++;
+    atomic_store_explicit(&p->w->confirmed, p->confirmed, memory_order_relaxed);
+    atomic_store_explicit(&p->w->nacked, p->nacked, memory_order_relaxed);
+}
+
+static void
+prod_on_frame(struct prod *p, const struct perf_in *in)
+{
+    if (in->f.type != WIRE_FRAME_METHOD || p->o->confirm == 0)
+        return; /* basic.return frames and their content: not mandatory, so none expected */
+    if (in->m.id == WIRE_BASIC_ACK)
+        prod_settle(p, in->m.u.basic_ack.delivery_tag, in->m.u.basic_ack.multiple, false);
+    else if (in->m.id == WIRE_BASIC_NACK)
+        prod_settle(p, in->m.u.basic_nack.delivery_tag, in->m.u.basic_nack.multiple, true);
+}
+
+/* Handles what has arrived, waiting at most timeout_ms for the first frame. */
+static int
+prod_read(struct prod *p, int timeout_ms)
+{
+    struct perf_in in;
+    int r;
+    while ((r = perf_conn_next(&p->c, timeout_ms, &in)) == 1) {
+        prod_on_frame(p, &in);
+        timeout_ms = 0;
+    }
+    return r;
+}
+
+/* Encodes the frames every message shares and the body template. */
+static void
+prod_prepare(struct prod *p)
+{
+    const struct perf_opts *o = p->o;
+    struct wire_method m = {.id = WIRE_BASIC_PUBLISH};
+    struct wire_basic_props props = {.flags = WIRE_BASIC_DELIVERY_MODE_FLAG};
+    const char *ex = perf_exchange(o);
+    m.u.basic_publish.exchange = (struct wire_str){(const uint8_t *)ex, (uint32_t)strlen(ex)};
+    m.u.basic_publish.routing_key =
+        (struct wire_str){(const uint8_t *)p->w->rkey, (uint32_t)strlen(p->w->rkey)};
+    props.delivery_mode = o->persistent ? 2 : 1;
+    p->prefix_len = perf_frame_method(p->prefix, sizeof p->prefix, PERF_CHANNEL, &m);
+    p->prefix_len += perf_frame_content_header(p->prefix + p->prefix_len,
+                                               sizeof p->prefix - p->prefix_len, PERF_CHANNEL,
+                                               o->size, &props);
+    p->body = malloc(o->size);
+    WR_ASSERT(p->body != NULL);
+    for (uint32_t i = 0; i < o->size; i++)
+        p->body[i] = (uint8_t)('a' + i % 26);
+    size_t chunk = p->c.frame_max - FRAME_OVERHEAD;
+    size_t frames = (o->size + chunk - 1) / chunk;
+    p->msg_len = p->prefix_len + o->size + frames * FRAME_OVERHEAD;
+}
+
+/* Appends n messages to the output buffer. */
+static void
+prod_write(struct prod *p, uint64_t n)
+{
+    uint32_t size = p->o->size;
+    size_t chunk = p->c.frame_max - FRAME_OVERHEAD;
+    uint8_t *dst = perf_conn_reserve(&p->c, (size_t)n * p->msg_len), *start = dst;
+    for (uint64_t i = 0; i < n; i++) {
+        memcpy(dst, p->prefix, p->prefix_len);
+        dst += p->prefix_len;
+        for (size_t off = 0; off < size; off += chunk) {
+            size_t len = size - off < chunk ? size - off : chunk;
+            dst[0] = WIRE_FRAME_BODY;
+            dst[1] = 0;
+            dst[2] = PERF_CHANNEL;
+            dst[3] = (uint8_t)(len >> 24);
+            dst[4] = (uint8_t)(len >> 16);
+            dst[5] = (uint8_t)(len >> 8);
+            dst[6] = (uint8_t)len;
+            memcpy(dst + FRAME_HEADER_SIZE, p->body + off, len);
+            if (off == 0) {
+                put_be64(dst + FRAME_HEADER_SIZE, perf_now_ns());
+                put_be64(dst + FRAME_HEADER_SIZE + 8, p->seq + 1);
+            }
+            dst[FRAME_HEADER_SIZE + len] = WIRE_FRAME_END;
+            dst += len + FRAME_OVERHEAD;
+        }
+        p->seq++;
+        if (p->o->confirm)
+            p->unsettled[p->seq % p->o->confirm] = 1;
+    }
+    perf_conn_commit(&p->c, (size_t)(dst - start));
+}
+
+/* How many messages may go now; *wait_ms says how long to wait when none. */
+static uint64_t
+prod_allowance(struct prod *p, uint64_t start_ns, int *wait_ms)
+{
+    const struct perf_opts *o = p->o;
+    uint64_t n = BATCH_MAX;
+    uint64_t by_bytes = BATCH_BYTES / p->msg_len;
+    *wait_ms = 100;
+    if (n > by_bytes)
+        n = by_bytes > 0 ? by_bytes : 1;
+    if (p->w->quota && n > p->w->quota - p->seq)
+        n = p->w->quota - p->seq;
+    if (o->confirm && n > o->confirm - (p->seq - p->floor))
+        n = o->confirm - (p->seq - p->floor);
+    if (o->rate > 0 && n > 0) {
+        double elapsed = (double)(perf_now_ns() - start_ns) / 1e9;
+        double due = elapsed * o->rate + 1 - (double)p->seq;
+        if (due < 1) {
+            double wait = (1 - due) / o->rate * 1000;
+            *wait_ms = wait < 1 ? 1 : wait > 100 ? 100 : (int)wait;
+            return 0;
+        }
+        if ((double)n > due)
+            n = (uint64_t)due;
+    }
+    return n;
+}
+
+static void
+prod_run(struct prod *p)
+{
+    struct perf_worker *w = p->w;
+    struct perf_run *run = w->run;
+    uint64_t start_ns = perf_now_ns();
+
+    while (!atomic_load_explicit(&run->stop_producers, memory_order_relaxed)) {
+        int wait_ms;
+        if (w->quota && p->seq >= w->quota)
+            break;
+        uint64_t n = prod_allowance(p, start_ns, &wait_ms);
+        if (n == 0) {
+            if (prod_read(p, wait_ms) < 0)
+                goto fail;
+            continue;
+        }
+        prod_write(p, n);
+        if (perf_conn_flush(&p->c) < 0)
+            goto fail;
+        uint64_t now = perf_now_ns();
+        if (atomic_load_explicit(&w->first_ns, memory_order_relaxed) == 0)
+            atomic_store_explicit(&w->first_ns, start_ns, memory_order_relaxed);
+        atomic_store_explicit(&w->last_ns, now, memory_order_relaxed);
+        atomic_store_explicit(&w->sent, p->seq, memory_order_relaxed);
+        if (prod_read(p, 0) < 0)
+            goto fail;
+    }
+    /* Wait for the outstanding confirms, so that "confirmed" means what it says. */
+    uint64_t deadline = perf_now_ns() + (uint64_t)SETTLE_TIMEOUT_MS * 1000000u;
+    while (p->o->confirm && p->floor < p->seq) {
+        if (perf_now_ns() >= deadline) {
+            fprintf(stderr, "warren-perf: %s: %llu messages still unconfirmed after %d ms\n",
+                    w->name, (unsigned long long)(p->seq - p->floor), SETTLE_TIMEOUT_MS);
+            break;
+        }
+        if (prod_read(p, 100) < 0)
+            goto fail;
+        if (atomic_load(&run->abort))
+            break;
+    }
+    if (w->quota && p->seq >= w->quota && p->floor == p->seq)
+        atomic_store(&w->done, true);
+    else if (w->quota && p->seq >= w->quota && p->o->confirm == 0)
+        atomic_store(&w->done, true);
+    return;
+fail:
+    perf_worker_fail(w, p->c.err);
+}
+
+void *
+perf_producer_main(void *arg)
+{
+    struct prod p = {.w = arg, .o = ((struct perf_worker *)arg)->run->opts};
+    struct perf_worker *w = p.w;
+    bool ok = perf_conn_open(&p.c, p.o, w->name, &w->run->abort) == 0;
+    if (ok && p.o->confirm) {
+        struct wire_method m = {.id = WIRE_CONFIRM_SELECT};
+        ok = perf_conn_rpc(&p.c, &m, WIRE_CONFIRM_SELECT_OK, NULL, PERF_RPC_TIMEOUT_MS) == 0;
+        p.unsettled = calloc(p.o->confirm, 1);
+        WR_ASSERT(p.unsettled != NULL);
+    }
+    if (!ok)
+        perf_worker_fail(w, p.c.err);
+    else
+        prod_prepare(&p);
+    if (perf_worker_ready(w, ok) == 0)
+        prod_run(&p);
+    perf_conn_close(&p.c, PERF_RPC_TIMEOUT_MS);
+    free(p.body);
+    free(p.unsettled);
+    atomic_store(&w->exited, true);
+    return NULL;
+}
