@@ -110,6 +110,20 @@ chan_delivery_add(struct chan *ch, struct qentry *e, struct chan_cons *cc)
     return d;
 }
 
+void
+chan_send_deliver(struct chan_cons *cc, uint64_t tag, bool redelivered, struct msg *m)
+{
+    struct chan *ch = cc->ch;
+    struct wire_method dm = {.id = WIRE_BASIC_DELIVER};
+    dm.u.basic_deliver.consumer_tag = (struct wire_str){(const uint8_t *)cc->tag, cc->tag_len};
+    dm.u.basic_deliver.delivery_tag = tag;
+    dm.u.basic_deliver.redelivered = redelivered;
+    dm.u.basic_deliver.exchange = (struct wire_str){m->exchange, m->exchange_len};
+    dm.u.basic_deliver.routing_key = (struct wire_str){m->routing_key, m->routing_key_len};
+    if (conn_send(ch->conn, ch->id, &dm) < 0 || chan_write_content(ch, m) < 0)
+        conn_abort(ch->conn, "writing a delivery");
+}
+
 static int
 chan_cons_deliver(struct cons *base, struct qentry *e)
 {
@@ -127,18 +141,9 @@ chan_cons_deliver(struct cons *base, struct qentry *e)
         }
         tag = d->tag;
     }
-    struct msg *m = e->msg;
-    struct wire_method dm = {.id = WIRE_BASIC_DELIVER};
-    dm.u.basic_deliver.consumer_tag = (struct wire_str){(const uint8_t *)cc->tag, cc->tag_len};
-    dm.u.basic_deliver.delivery_tag = tag;
-    dm.u.basic_deliver.redelivered = e->redelivered;
-    dm.u.basic_deliver.exchange = (struct wire_str){m->exchange, m->exchange_len};
-    dm.u.basic_deliver.routing_key = (struct wire_str){m->routing_key, m->routing_key_len};
-    if (conn_send(c, ch->id, &dm) < 0 || chan_write_content(ch, m) < 0) {
-        conn_abort(c, "writing a delivery");
-        /* The entry stays with the channel (or is settled below): the connection is going,
-         * and releasing the channel requeues its deliveries in order. */
-    }
+    /* On failure the connection is going: the entry stays with the channel (or is settled
+     * below), and releasing the channel requeues its deliveries in order. */
+    chan_send_deliver(cc, tag, e->redelivered, e->msg);
     if (cc->no_ack)
         queue_cmd_settle(e);
     return 0;
@@ -250,22 +255,75 @@ chan_random_name(char *dst, size_t cap, const char *prefix)
     dst[n] = '\0';
 }
 
-static int
-chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
+/* Creates a consumer on ch (not yet attached to anything) under the client's tag or a
+ * server-made one. NULL after raising: a reused tag (530), ENOMEM. */
+static struct chan_cons *
+chan_cons_create(struct chan *ch, const struct wire_basic_consume *bc, int32_t priority)
 {
     struct conn *c = ch->conn;
-    struct queue *q = chan_queue_lookup(ch, bc->queue, WIRE_BASIC_CONSUME);
-    if (q == NULL)
-        return -1;
     char tagbuf[64];
     struct wire_str tag = bc->consumer_tag;
     if (tag.len == 0) {
         chan_random_name(tagbuf, sizeof(tagbuf), "amq.ctag-");
         tag = (struct wire_str){(const uint8_t *)tagbuf, strlen(tagbuf)};
     }
-    if (chan_cons_find(ch, tag) != NULL)
-        return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_BASIC_CONSUME,
-                          "attempt to reuse consumer tag '%.*s'", WIRE_STR_ARG(tag));
+    if (chan_cons_find(ch, tag) != NULL) {
+        conn_raise(c, WIRE_NOT_ALLOWED, WIRE_BASIC_CONSUME, "attempt to reuse consumer tag '%.*s'",
+                   WIRE_STR_ARG(tag));
+        return NULL;
+    }
+    struct chan_cons *cc = calloc(1, sizeof(*cc));
+    if (cc == NULL || (cc->tag = malloc(tag.len + 1)) == NULL) {
+        free(cc);
+        conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_CONSUME, "out of memory");
+        return NULL;
+    }
+    memcpy(cc->tag, tag.ptr, tag.len);
+    cc->tag[tag.len] = '\0';
+    cc->tag_len = (uint8_t)tag.len;
+    cc->ch = ch;
+    cc->no_ack = bc->no_ack;
+    cc->prefetch = ch->prefetch_consumer;
+    cc->base.ops = &chan_cons_ops;
+    cc->base.exclusive = bc->exclusive;
+    cc->base.priority = priority;
+    if (hmap_insert(&ch->consumers, &cc->by_tag, cc->tag, cc->tag_len) < 0) {
+        free(cc->tag);
+        free(cc);
+        conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_CONSUME, "out of memory");
+        return NULL;
+    }
+    return cc;
+}
+
+static int
+chan_send_consume_ok(struct chan *ch, const struct chan_cons *cc)
+{
+    struct wire_method ok = {.id = WIRE_BASIC_CONSUME_OK};
+    ok.u.basic_consume_ok.consumer_tag = (struct wire_str){(const uint8_t *)cc->tag, cc->tag_len};
+    return conn_send(ch->conn, ch->id, &ok);
+}
+
+static int
+chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
+{
+    struct conn *c = ch->conn;
+    if (chan_reply_to_is_pseudo_queue(bc->queue)) {
+        if (!bc->no_ack)
+            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_CONSUME,
+                              "reply consumer cannot acknowledge");
+        struct chan_cons *cc = chan_cons_create(ch, bc, 0);
+        if (cc == NULL)
+            return -1;
+        if (chan_reply_to_register(ch, cc) < 0) {
+            chan_cons_free(cc);
+            return -1;
+        }
+        return bc->no_wait ? 0 : chan_send_consume_ok(ch, cc);
+    }
+    struct queue *q = chan_queue_lookup(ch, bc->queue, WIRE_BASIC_CONSUME);
+    if (q == NULL)
+        return -1;
     if (queue_has_exclusive_consumer(q) || (bc->exclusive && q->n_consumers > 0))
         return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_BASIC_CONSUME,
                           "queue '%s' in vhost '%s' in exclusive use", q->name, c->vhost->name);
@@ -276,35 +334,15 @@ chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
                           "invalid arg 'x-priority' for queue '%s' in vhost '%s': expected an "
                           "integer",
                           q->name, c->vhost->name);
-
-    struct chan_cons *cc = calloc(1, sizeof(*cc));
-    if (cc == NULL || (cc->tag = malloc(tag.len + 1)) == NULL) {
-        free(cc);
-        return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_CONSUME, "out of memory");
-    }
-    memcpy(cc->tag, tag.ptr, tag.len);
-    cc->tag[tag.len] = '\0';
-    cc->tag_len = (uint8_t)tag.len;
-    cc->ch = ch;
-    cc->no_ack = bc->no_ack;
-    cc->prefetch = ch->prefetch_consumer;
-    cc->base.ops = &chan_cons_ops;
-    cc->base.exclusive = bc->exclusive;
-    cc->base.priority = priority > INT32_MAX ? INT32_MAX
-                        : priority < INT32_MIN ? INT32_MIN
-                                               : (int32_t)priority;
-    if (hmap_insert(&ch->consumers, &cc->by_tag, cc->tag, cc->tag_len) < 0) {
-        free(cc->tag);
-        free(cc);
-        return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_CONSUME, "out of memory");
-    }
+    struct chan_cons *cc = chan_cons_create(ch, bc,
+                                            priority > INT32_MAX   ? INT32_MAX
+                                            : priority < INT32_MIN ? INT32_MIN
+                                                                   : (int32_t)priority);
+    if (cc == NULL)
+        return -1;
     queue_consumer_add(q, &cc->base);
-    if (!bc->no_wait) {
-        struct wire_method ok = {.id = WIRE_BASIC_CONSUME_OK};
-        ok.u.basic_consume_ok.consumer_tag = tag;
-        if (conn_send(c, ch->id, &ok) < 0)
-            return -1;
-    }
+    if (!bc->no_wait && chan_send_consume_ok(ch, cc) < 0)
+        return -1;
     queue_dispatch(q); /* after consume-ok: deliveries may follow it, never precede it */
     return 0;
 }
@@ -315,6 +353,8 @@ static void
 chan_cons_cancel(struct chan_cons *cc)
 {
     struct queue *q = cc->base.queue;
+    if (cc->ch->reply_cons == cc)
+        chan_reply_to_unregister(cc->ch);
     bool delete_queue = q != NULL && queue_consumer_remove(&cc->base);
     chan_cons_free(cc);
     if (delete_queue)
@@ -589,7 +629,11 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
     struct route_result *r = &ch->route;
     int rc = 0;
     r->n = 0;
-    if (ex.len == 0) {
+    int direct = ex.len == 0 ? chan_reply_to_deliver(ch, rk, m) : 0;
+    if (direct != 0) {
+        /* A direct reply: delivered straight to the requester's consumer, or unroutable if
+         * that has gone, like a message to a deleted queue. */
+    } else if (ex.len == 0) {
         /* The default exchange: every queue is bound to it by its name. */
         struct queue *q = vhost_queue_find(c->vhost, rk);
         if (q != NULL && route_result_add(r, q) < 0) {
@@ -622,7 +666,7 @@ nomem:
     if (rc < 0)
         log_conn(LOG_ERROR, c, "out of memory routing a message on channel %u%s", ch->id,
                  seq != 0 ? ": nacked" : ": dropped for some queues");
-    if (r->n == 0 && rc == 0 && mandatory)
+    if (r->n == 0 && rc == 0 && mandatory && direct <= 0)
         chan_send_return(ch, m);
     if (seq != 0) {
         if (rc < 0)
@@ -683,6 +727,11 @@ chan_publish_header(struct chan *ch, const struct frame_content_header *h,
     struct wire_str rk = {(const uint8_t *)ch->publish_rk, ch->publish_rk_len};
     uint8_t mode = (props->flags & WIRE_BASIC_DELIVERY_MODE_FLAG) ? props->delivery_mode : 1;
     uint8_t prio = (props->flags & WIRE_BASIC_PRIORITY_FLAG) ? props->priority : 0;
+    if ((props->flags & WIRE_BASIC_REPLY_TO_FLAG) &&
+        chan_reply_to_is_pseudo_queue(props->reply_to)) {
+        ch->publishing = chan_reply_to_message(ch, h, props, mode, prio, ex, rk);
+        return ch->publishing != NULL ? 0 : -1;
+    }
     ch->publishing = msg_new(h->props, h->props_len, mode, prio, ex, rk, h->body_size);
     if (ch->publishing == NULL)
         return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_PUBLISH,

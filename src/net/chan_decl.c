@@ -389,6 +389,12 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
     char genbuf[64];
     struct wire_str name = d->queue;
     struct queue *q = NULL;
+    if (d->passive && chan_reply_to_is_pseudo_queue(name)) {
+        /* Clients check that direct reply-to is there before using it. */
+        struct wire_method ok = {.id = WIRE_QUEUE_DECLARE_OK};
+        ok.u.queue_declare_ok.queue = name;
+        return d->no_wait ? 0 : conn_send(c, ch->id, &ok);
+    }
     if (d->passive) {
         q = chan_queue_lookup(ch, name, WIRE_QUEUE_DECLARE);
         if (q == NULL)

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -113,6 +114,14 @@ server_memory_tick(evutil_socket_t fd, short what, void *arg)
     uint64_t used = server_memory_used(s);
     if (s->memory_alarm != (used > s->memory_limit))
         server_memory_alarm(s, !s->memory_alarm, used);
+    /* After a backlog drains, give its memory back to the system: glibc keeps freed message
+     * buffers in its heap otherwise, and the broker's RSS would stay at its high-water mark. */
+    if (msg_bytes_live > s->memory_peak)
+        s->memory_peak = msg_bytes_live;
+    else if (s->memory_peak - msg_bytes_live > SERVER_TRIM_AFTER_FREED) {
+        malloc_trim(0);
+        s->memory_peak = msg_bytes_live;
+    }
 }
 
 /* vm_memory_high_watermark in bytes: the absolute setting, or the relative one times
@@ -160,6 +169,7 @@ net_server_new(const struct net_server_env *env)
     s->env = *env;
     TAILQ_INIT(&s->conns);
     TAILQ_INIT(&s->dead);
+    hmap_init(&s->reply_to);
     s->next_conn_id = 1;
     s->reaper_ev = event_new(env->base, -1, 0, server_reap, s);
     s->memory_ev = event_new(env->base, -1, EV_PERSIST, server_memory_tick, s);
@@ -355,6 +365,7 @@ net_server_free(struct net_server *s)
         event_free(s->memory_ev);
     if (s->grace_ev != NULL)
         event_free(s->grace_ev);
+    hmap_clear(&s->reply_to);
     free(s->server_props);
     free(s);
 }

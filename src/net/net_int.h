@@ -34,6 +34,8 @@ struct msg;
  * without bound. */
 #define CONN_OUTPUT_HIGH (1u << 20)
 #define CONN_OUTPUT_LOW (256u << 10)
+/* Message memory freed since its peak beyond which the heap is trimmed (returned to the OS). */
+#define SERVER_TRIM_AFTER_FREED (32u << 20)
 /* Grace period for connections to go away on shutdown, in seconds. */
 #define SERVER_SHUTDOWN_GRACE_SEC 5
 
@@ -57,7 +59,9 @@ struct net_server {
     uint32_t server_props_len;
     uint64_t next_conn_id;
     struct event *memory_ev;     /* owns: periodic check of memory against the watermark */
+    struct hmap reply_to;        /* channels with a direct reply-to consumer, by token */
     uint64_t memory_limit;       /* bytes: vm_memory_high_watermark */
+    uint64_t memory_peak;        /* message bytes at their highest since the last trim */
     bool memory_alarm;           /* publishers are blocked */
     bool shutting_down;
     void (*shutdown_done)(void *arg);
@@ -198,6 +202,10 @@ struct chan {
     struct tx_publish_list tx_publishes; /* owns */
     struct delivery_list tx_acks;        /* owns: acks, nacks and rejects awaiting commit */
     struct route_result route;           /* scratch for routing, reused per publish */
+    /* Direct reply-to: this channel's reply consumer and the token naming it. */
+    struct chan_cons *reply_cons;        /* borrows from consumers; NULL if none */
+    struct hmap_entry reply_by_token;    /* in server->reply_to while reply_cons is set */
+    char reply_token[64];                /* "amq.rabbitmq.reply-to.<random>" */
 };
 /* conn.c */
 struct conn *conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen);
@@ -271,6 +279,25 @@ void chan_wake_all_consumers(struct conn *c);
 void server_memory_check_fast(struct net_server *s);
 void conn_block(struct conn *c);
 void conn_unblock(struct conn *c);
+
+/* Writes basic.deliver and the message's content to cc's channel (drops the connection if
+ * that fails for lack of memory). */
+void chan_send_deliver(struct chan_cons *cc, uint64_t tag, bool redelivered, struct msg *m);
+
+/* chan_reply_to.c: direct reply-to */
+bool chan_reply_to_is_pseudo_queue(struct wire_str name);
+/* Makes cc the channel's reply consumer under a new token. 0, or -1 after raising. */
+int chan_reply_to_register(struct chan *ch, struct chan_cons *cc);
+void chan_reply_to_unregister(struct chan *ch);
+/* For a publish to the default exchange: 0 if routing_key is not a reply-to name, 1 if the
+ * message was delivered to the requester's consumer, -1 if that consumer is gone. */
+int chan_reply_to_deliver(struct chan *ch, struct wire_str routing_key, struct msg *m);
+/* A request published with reply_to "amq.rabbitmq.reply-to": the message with reply_to
+ * rewritten to this channel's token. NULL after raising (no reply consumer: 406; ENOMEM). */
+struct msg *chan_reply_to_message(struct chan *ch, const struct frame_content_header *h,
+                                  const struct wire_basic_props *props, uint8_t mode,
+                                  uint8_t prio, struct wire_str exchange,
+                                  struct wire_str routing_key);
 
 /* listener.c */
 /* Moves c to the dead list and wakes the reaper: connections are never freed inside their

@@ -113,8 +113,11 @@ usage(void)
     for (size_t i = 0; i < N_OPTS; i++) {
         const struct opt_def *d = &opt_defs[i];
         char left[64];
-        snprintf(left, sizeof left, "%s%c%s--%s%s%s", d->key ? "-" : "  ", d->key ? d->key : ' ',
-                 d->key ? ", " : "  ", d->name, d->arg ? " " : "", d->arg ? d->arg : "");
+        char key[8] = "    ";
+        if (d->key)
+            snprintf(key, sizeof key, "-%c, ", d->key);
+        snprintf(left, sizeof left, "%s--%s%s%s", key, d->name, d->arg ? " " : "",
+                 d->arg ? d->arg : "");
         printf("  %-28s %s", left, d->help);
         if (d->def != NULL && d->type != OPT_STR)
             printf(" (default %s)", d->def);

@@ -103,13 +103,4 @@ int perf_topo_setup(struct perf_conn *c, const struct perf_opts *o);
 int perf_topo_depth(struct perf_conn *c, const struct perf_opts *o, uint64_t *total);
 int perf_topo_teardown(struct perf_conn *c, const struct perf_opts *o);
 
-/* report.c */
-struct perf_totals {
-    uint64_t sent, confirmed, nacked, received;
-    uint64_t first_send_ns, last_send_ns, first_recv_ns, last_recv_ns;
-};
-void perf_totals_sum(const struct perf_run *run, struct perf_totals *t);
-/* Formats a latency in ns as "312us", "1.2ms" or "2.35s". */
-const char *perf_fmt_latency(uint64_t ns, char *buf, size_t cap);
-
 #endif

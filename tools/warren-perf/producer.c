@@ -57,6 +57,8 @@ prod_settle(struct prod *p, uint64_t tag, bool multiple, bool nack)
     }
     while (p->floor < p->seq && p->unsettled[(p->floor + 1) % win] == 0)
         p->floor++;
+    /* With confirms a message counts as published when it is confirmed. */
+    atomic_store_explicit(&p->w->last_ns, perf_now_ns(), memory_order_relaxed);
     atomic_store_explicit(&p->w->confirmed, p->confirmed, memory_order_relaxed);
     atomic_store_explicit(&p->w->nacked, p->nacked, memory_order_relaxed);
 }
@@ -213,9 +215,7 @@ prod_run(struct prod *p)
         if (atomic_load(&run->abort))
             break;
     }
-    if (w->quota && p->seq >= w->quota && p->floor == p->seq)
-        atomic_store(&w->done, true);
-    else if (w->quota && p->seq >= w->quota && p->o->confirm == 0)
+    if (w->quota && p->seq >= w->quota && (p->o->confirm == 0 || p->floor == p->seq))
         atomic_store(&w->done, true);
     return;
 fail:
