@@ -10,7 +10,7 @@ build=${BUILD_DIR:-"$top/_build"}
 
 packages="build-essential autoconf automake libtool pkg-config
 libevent-dev libssl-dev librocksdb-dev check
-python3 python3-pika python3-amqp amqp-tools
+python3 python3-pika python3-amqp python3-kombu celery amqp-tools
 clang libclang-rt-14-dev valgrind"
 
 missing=""
@@ -18,6 +18,11 @@ for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done
+# The amqplib interop test needs Node.js and npm; any install of them will do (Debian's
+# packages, or a nodesource one already on the machine).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
 if [ -n "$missing" ]; then
     echo "setup: installing$missing"
     if [ "$(id -u)" -ne 0 ]; then

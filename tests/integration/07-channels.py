@@ -14,14 +14,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
 
-def opened(addr, *channels):
-    c = wt.RawConn(addr)
-    c.handshake("open")
-    for n in channels:
-        c.open_channel(n)
-    return c
-
-
 def replies(c, count):
     """Reads count methods; returns {channel: [method ids in arrival order]}. Replies on
     different channels may interleave in any order (RabbitMQ runs a process per channel);
@@ -37,7 +29,7 @@ def test_channel_open_ok_and_close():
     """channel.open -> open-ok; channel.close -> close-ok (with any reply code); the
     connection is unaffected"""
     with wt.server() as srv:
-        with opened(srv.addr, 1, 2) as c:
+        with wt.opened(srv.addr, 1, 2) as c:
             c.send_method(1, wt.CHANNEL_CLOSE, wt.close_args(200, "bye"))
             c.expect(wt.CHANNEL_CLOSE_OK, channel=1)
             # A client-side error close (as a client does after its own exception).
@@ -53,7 +45,7 @@ def test_channel_open_ok_and_close():
 def test_channel_open_ok_reply():
     """channel.open-ok carries an empty long string (reserved-1)"""
     with wt.server() as srv:
-        with opened(srv.addr) as c:
+        with wt.opened(srv.addr) as c:
             c.send_method(1, wt.CHANNEL_OPEN, wt.shortstr(""))
             m = c.expect(wt.CHANNEL_OPEN_OK, channel=1)
             assert m.args == b"\x00\x00\x00\x00", m.args
@@ -63,7 +55,7 @@ def test_channel_open_ok_reply():
 def test_flow_active_true():
     """channel.flow active=true -> flow-ok active=true (raw and pika)"""
     with wt.server() as srv:
-        with opened(srv.addr, 1) as c:
+        with wt.opened(srv.addr, 1) as c:
             c.send_method(1, wt.CHANNEL_FLOW, b"\x01")
             m = c.expect(wt.CHANNEL_FLOW_OK, channel=1)
             assert m.args == b"\x01", m.args
@@ -78,7 +70,7 @@ def test_flow_active_true():
 def test_flow_active_false():
     """channel.flow active=false -> 540 "NOT_IMPLEMENTED - active=false" (20, 20)"""
     with wt.server() as srv:
-        with opened(srv.addr, 1) as c:
+        with wt.opened(srv.addr, 1) as c:
             c.send_method(1, wt.CHANNEL_FLOW, b"\x00")
             c.expect_connection_close(540, text="NOT_IMPLEMENTED - active=false",
                                       ids=wt.CHANNEL_FLOW)
@@ -89,7 +81,7 @@ def test_unexpected_channel_methods():
     """flow-ok or close-ok from the client on an open channel -> 503 COMMAND_INVALID"""
     with wt.server() as srv:
         for ids, args in ((wt.CHANNEL_FLOW_OK, b"\x01"), (wt.CHANNEL_CLOSE_OK, b"")):
-            with opened(srv.addr, 1) as c:
+            with wt.opened(srv.addr, 1) as c:
                 c.send_method(1, ids, args)
                 c.expect_connection_close(503, text="COMMAND_INVALID - unimplemented method",
                                           ids=ids)
@@ -102,7 +94,7 @@ def test_connection_methods_after_open():
         for ids, args in ((wt.CONNECTION_OPEN, wt.open_args()),
                           (wt.CONNECTION_TUNE_OK, wt.tune_ok_args(2047, 131072, 0)),
                           (wt.CONNECTION_START_OK, wt.start_ok_args())):
-            with opened(srv.addr, 1) as c:
+            with wt.opened(srv.addr, 1) as c:
                 c.send_method(0, ids, args)
                 c.expect_connection_close(504, text_prefix="CHANNEL_ERROR - ", ids=ids)
         wt.assert_serves(srv.addr)
@@ -111,7 +103,7 @@ def test_connection_methods_after_open():
 def test_many_channels():
     """2047 channels open on one connection (pipelined); the 2048th -> 530"""
     with wt.server() as srv:
-        with opened(srv.addr) as c:
+        with wt.opened(srv.addr) as c:
             for n in range(1, 2048):
                 c.send_method(n, wt.CHANNEL_OPEN, wt.shortstr(""))
             got = replies(c, 2047)
@@ -132,7 +124,7 @@ def test_pipelined_open_close():
     """open, flow and close pipelined on 200 channels without waiting: each channel's
     replies in order"""
     with wt.server() as srv:
-        with opened(srv.addr) as c:
+        with wt.opened(srv.addr) as c:
             data = b""
             for n in range(1, 201):
                 data += wt.method_frame(n, wt.CHANNEL_OPEN, wt.shortstr(""))

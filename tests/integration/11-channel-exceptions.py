@@ -14,7 +14,6 @@ RabbitMQ's default (134217728 bytes) and the same tests send bodies of 134217729
 fraction of a second each over loopback."""
 
 import os
-import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -29,32 +28,6 @@ TOO_BIG = "PRECONDITION_FAILED - message size %d is larger than configured max s
     MAX + 1, MAX)
 
 
-def opened(addr, *channels):
-    c = wt.RawConn(addr)
-    c.handshake("open")
-    for n in channels:
-        c.open_channel(n)
-    return c
-
-
-def publish_args(exchange="", routing_key="", mandatory=False):
-    return (struct.pack(">H", 0) + wt.shortstr(exchange) + wt.shortstr(routing_key) +
-            struct.pack(">B", 1 if mandatory else 0))
-
-
-def publish(c, channel, size, exchange="", mandatory=False, chunk=None):
-    """Sends basic.publish, a content header announcing size bytes and body frames of
-    chunk bytes (default: as large as frame_max allows) adding up to size."""
-    c.send_method(channel, wt.BASIC_PUBLISH, publish_args(exchange, "", mandatory))
-    c.send(wt.content_header_frame(channel, size))
-    chunk = chunk or c.frame_max - 8
-    full = wt.frame(wt.FRAME_BODY, channel, b"x" * chunk)
-    for _ in range(size // chunk):
-        c.send(full)
-    if size % chunk:
-        c.send(wt.frame(wt.FRAME_BODY, channel, b"x" * (size % chunk)))
-
-
 def assert_flow_ok(c, channel):
     """channel.flow active=true on channel is answered with flow-ok: the channel is alive."""
     c.send_method(channel, wt.CHANNEL_FLOW, b"\x01")
@@ -66,9 +39,9 @@ def test_oversized_publish_closes_channel():
     """a publish over max_message_size -> channel.close 406 (60, 40) on its channel; after
     close-ok the channel opens again, and another channel was never affected"""
     with wt.server(config=CONFIG) as srv:
-        with opened(srv.addr, 1, 2) as c:
+        with wt.opened(srv.addr, 1, 2) as c:
             # Several body frames, so that with Warren most arrive after its channel.close.
-            publish(c, 1, MAX + 1, chunk=None if wt.EXTERNAL else 400)
+            wt.publish(c, 1, "", b"x" * (MAX + 1), chunk=None if wt.EXTERNAL else 400)
             c.expect_channel_close(1, 406, text=TOO_BIG, ids=wt.BASIC_PUBLISH)
             assert_flow_ok(c, 2)
             c.send_method(1, wt.CHANNEL_CLOSE_OK)
@@ -83,13 +56,13 @@ def test_closing_channel_ignores_frames():
     """between the server's channel.close and the client's close-ok, publishes (with content)
     and channel.flow on that channel get no answer and do not close the connection"""
     with wt.server(config=CONFIG) as srv:
-        with opened(srv.addr, 1, 2) as c:
-            publish(c, 1, MAX + 1, chunk=None if wt.EXTERNAL else 300)
+        with wt.opened(srv.addr, 1, 2) as c:
+            wt.publish(c, 1, "", b"x" * (MAX + 1), chunk=None if wt.EXTERNAL else 300)
             c.expect_channel_close(1, 406, text=TOO_BIG, ids=wt.BASIC_PUBLISH)
             # Each would be answered on an open channel: a mandatory publish to a missing
             # exchange (404 on RabbitMQ), a second oversized one (406), flow (flow-ok).
-            publish(c, 1, 10, exchange="no-such-exchange", mandatory=True)
-            publish(c, 1, MAX + 1)
+            wt.publish(c, 1, "", b"x" * 10, exchange="no-such-exchange", mandatory=True)
+            wt.publish(c, 1, "", b"x" * (MAX + 1))
             c.send_method(1, wt.CHANNEL_FLOW, b"\x01")
             c.expect_silence(0.5)
             assert_flow_ok(c, 2)
@@ -104,8 +77,8 @@ def test_crossing_channel_close():
     """the client's own channel.close crossing the server's: answered with close-ok, and the
     channel stays closing (a channel.open there is 504) until the client's close-ok"""
     with wt.server(config=CONFIG) as srv:
-        with opened(srv.addr, 1) as c:
-            publish(c, 1, MAX + 1)
+        with wt.opened(srv.addr, 1) as c:
+            wt.publish(c, 1, "", b"x" * (MAX + 1))
             c.expect_channel_close(1, 406, text=TOO_BIG, ids=wt.BASIC_PUBLISH)
             c.send_method(1, wt.CHANNEL_CLOSE, wt.close_args())
             c.expect(wt.CHANNEL_CLOSE_OK, channel=1)
@@ -114,8 +87,8 @@ def test_crossing_channel_close():
             c.open_channel(1)
             assert_flow_ok(c, 1)
             c.close_connection()
-        with opened(srv.addr, 1) as c:
-            publish(c, 1, MAX + 1)
+        with wt.opened(srv.addr, 1) as c:
+            wt.publish(c, 1, "", b"x" * (MAX + 1))
             c.expect_channel_close(1, 406, text=TOO_BIG, ids=wt.BASIC_PUBLISH)
             c.send_method(1, wt.CHANNEL_OPEN, wt.shortstr(""))
             c.expect_connection_close(504, text="CHANNEL_ERROR - second 'channel.open' seen",
@@ -127,8 +100,8 @@ def test_stray_content_on_closing_channel():
     """a content header with no publish before it is 505 even on a closing channel (the
     refused message's own body frames are dropped quietly)"""
     with wt.server(config=CONFIG) as srv:
-        with opened(srv.addr, 1) as c:
-            publish(c, 1, MAX + 1)
+        with wt.opened(srv.addr, 1) as c:
+            wt.publish(c, 1, "", b"x" * (MAX + 1))
             c.expect_channel_close(1, 406, text=TOO_BIG, ids=wt.BASIC_PUBLISH)
             c.send(wt.content_header_frame(1, 10))
             c.expect_connection_close(
@@ -164,10 +137,10 @@ def test_pika_oversized_publish():
 def test_publish_of_max_size_accepted():
     """a publish of exactly max_message_size bytes is accepted: the channel still answers"""
     with wt.server(config=CONFIG) as srv:
-        with opened(srv.addr, 1) as c:
-            publish(c, 1, MAX)
+        with wt.opened(srv.addr, 1) as c:
+            wt.publish(c, 1, "", b"x" * MAX)
             assert_flow_ok(c, 1)
-            publish(c, 1, 0)
+            wt.publish(c, 1, "", b"")
             assert_flow_ok(c, 1)
             c.close_connection()
 

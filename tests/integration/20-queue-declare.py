@@ -23,9 +23,7 @@ import pika.exceptions as pe  # noqa: E402
 import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
-# Name every method in failure messages (warren_test names only the ones it uses itself).
-for _m in spec.methods.values():
-    wt.METHOD_NAMES.setdefault((_m.INDEX >> 16, _m.INDEX & 0xFFFF), _m.NAME)
+wt.name_pika_methods()  # every method named in failure messages
 
 Q = spec.Queue
 B = spec.Basic
@@ -39,56 +37,8 @@ LOCKED = ("RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '%s'
 # Raw helpers: methods encoded by pika's codec, replies read by warren_test.RawConn.
 
 
-def ids(method):
-    """(class-id, method-id) of a pika.spec method class or instance."""
-    return (method.INDEX >> 16, method.INDEX & 0xFFFF)
-
-
-def opened(addr, *channels):
-    c = wt.RawConn(addr)
-    c.handshake("open")
-    for n in channels:
-        c.open_channel(n)
-    return c
-
-
-def send(c, channel, method):
-    c.send(pika.frame.Method(channel, method).marshal())
-
-
-def call(c, channel, method, reply):
-    """Sends method on channel, expects the reply class there; returns it decoded."""
-    send(c, channel, method)
-    m = c.expect(ids(reply), channel=channel)
-    return reply().decode(m.args)
-
-
-def refused(c, channel, method, code, text):
-    """Sends method; expects channel.close code/text naming that method; sends close-ok and
-    reopens the channel (so the connection is shown to be alive)."""
-    send(c, channel, method)
-    c.expect_channel_close(channel, code, text=text, ids=ids(method))
-    send(c, channel, spec.Channel.CloseOk())
-    c.open_channel(channel)
-
-
-def publish(c, channel, routing_key, body, exchange=""):
-    send(c, channel, B.Publish(exchange=exchange, routing_key=routing_key))
-    c.send(pika.frame.Header(channel, len(body), spec.BasicProperties()).marshal())
-    if body:
-        c.send(pika.frame.Body(channel, body).marshal())
-
-
 # ---------------------------------------------------------------------------------------
 # pika helpers
-
-
-def cleanup(addr, *queues):
-    conn = wt.pika_connect(addr)
-    ch = conn.channel()
-    for q in queues:
-        ch.queue_delete(q)
-    conn.close()
 
 
 def exists(conn, name):
@@ -108,20 +58,6 @@ def exists(conn, name):
     return True
 
 
-def wait_until(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "%s: not within %.1f s" % (what, timeout)
-        time.sleep(0.05)
-
-
-def confirmed_publish(ch, queue, n, prefix=b"m"):
-    """Publishes n messages to queue via the default exchange on a confirm channel: once
-    this returns, the broker has them."""
-    for i in range(n):
-        ch.basic_publish("", queue, prefix + b"%d" % i)
-
-
 # ---------------------------------------------------------------------------------------
 # Tests
 
@@ -131,33 +67,33 @@ def test_server_named():
     channel remembers it: basic.get and queue.purge with an empty queue name use it; on a
     fresh channel an empty name -> 404 "no previously declared queue\""""
     with wt.server() as srv:
-        with opened(srv.addr, 1, 2) as c:
+        with wt.opened(srv.addr, 1, 2) as c:
             names = []
             for _ in range(3):
-                ok = call(c, 1, Q.Declare(queue=""), Q.DeclareOk)
+                ok = wt.call_pika(c, 1, Q.Declare(queue=""), Q.DeclareOk)
                 assert re.fullmatch(r"amq\.gen-[A-Za-z0-9_-]{22}", ok.queue), ok.queue
                 assert (ok.message_count, ok.consumer_count) == (0, 0), ok
                 names.append(ok.queue)
             assert len(set(names)) == 3, names
             wt.log("  server-named: %s" % ", ".join(names))
             # The last declared queue is the channel's default: publish to it, get it back.
-            publish(c, 1, names[-1], b"to-the-last")
-            call(c, 1, spec.Basic.Qos(prefetch_count=0), spec.Basic.QosOk)  # a round trip
-            send(c, 1, B.Get(queue="", no_ack=True))
-            m = c.expect(ids(B.GetOk), channel=1)
+            wt.publish(c, 1, names[-1], b"to-the-last")
+            wt.call_pika(c, 1, spec.Basic.Qos(prefetch_count=0), spec.Basic.QosOk)  # a round trip
+            wt.send_pika(c, 1, B.Get(queue="", no_ack=True))
+            m = c.expect(wt.method_ids(B.GetOk), channel=1)
             ok = B.GetOk().decode(m.args)
             assert ok.routing_key == names[-1], ok
             c.read_frame()  # content header
             _, _, body = c.read_frame()
             assert body == b"to-the-last", body
-            ok = call(c, 1, Q.Purge(queue=""), Q.PurgeOk)
+            ok = wt.call_pika(c, 1, Q.Purge(queue=""), Q.PurgeOk)
             assert ok.message_count == 0, ok
             wt.log("  basic.get and queue.purge with queue '' used %s" % names[-1])
             # Channel 2 never declared a queue.
-            refused(c, 2, B.Get(queue=""), 404, "NOT_FOUND - no previously declared queue")
-            refused(c, 2, B.Consume(queue=""), 404, "NOT_FOUND - no previously declared queue")
+            wt.channel_refused(c, 2, B.Get(queue=""), 404, "NOT_FOUND - no previously declared queue")
+            wt.channel_refused(c, 2, B.Consume(queue=""), 404, "NOT_FOUND - no previously declared queue")
             for n in names:
-                call(c, 1, Q.Delete(queue=n), Q.DeleteOk)
+                wt.call_pika(c, 1, Q.Delete(queue=n), Q.DeleteOk)
             c.close_connection()
 
 
@@ -165,19 +101,19 @@ def test_passive_missing():
     """passive queue.declare of a missing queue -> 404 "NOT_FOUND - no queue 'x' in vhost
     '/'" (50, 10), also with nowait; the connection lives on; pika sees the same"""
     with wt.server() as srv:
-        cleanup(srv.addr, "wt20-missing")
+        wt.cleanup(srv.addr, "wt20-missing")
         text = "NOT_FOUND - no queue 'wt20-missing' in vhost '/'"
-        with opened(srv.addr, 1) as c:
-            refused(c, 1, Q.Declare(queue="wt20-missing", passive=True), 404, text)
-            refused(c, 1, Q.Declare(queue="wt20-missing", passive=True, nowait=True), 404, text)
+        with wt.opened(srv.addr, 1) as c:
+            wt.channel_refused(c, 1, Q.Declare(queue="wt20-missing", passive=True), 404, text)
+            wt.channel_refused(c, 1, Q.Declare(queue="wt20-missing", passive=True, nowait=True), 404, text)
             # Passive ignores every other flag and argument of an existing queue.
-            call(c, 1, Q.Declare(queue="wt20-missing"), Q.DeclareOk)
-            ok = call(c, 1, Q.Declare(queue="wt20-missing", passive=True, durable=True,
+            wt.call_pika(c, 1, Q.Declare(queue="wt20-missing"), Q.DeclareOk)
+            ok = wt.call_pika(c, 1, Q.Declare(queue="wt20-missing", passive=True, durable=True,
                                       exclusive=True, auto_delete=True,
                                       arguments={"x-max-length": 3}), Q.DeclareOk)
             assert ok.queue == "wt20-missing", ok
             wt.log("  passive declare with other flags and args on an existing queue: ok")
-            call(c, 1, Q.Delete(queue="wt20-missing"), Q.DeleteOk)
+            wt.call_pika(c, 1, Q.Delete(queue="wt20-missing"), Q.DeleteOk)
             c.close_connection()
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
@@ -201,33 +137,33 @@ def test_redeclare_inequivalent():
                 "received %s but current is %s" % (arg, q, received, current))
 
     with wt.server() as srv:
-        cleanup(srv.addr, q)
-        with opened(srv.addr, 1) as c:
-            call(c, 1, Q.Declare(queue=q, arguments={"x-max-length": 10}), Q.DeclareOk)
-            ok = call(c, 1, Q.Declare(queue=q, arguments={"x-max-length": 10}), Q.DeclareOk)
+        wt.cleanup(srv.addr, q)
+        with wt.opened(srv.addr, 1) as c:
+            wt.call_pika(c, 1, Q.Declare(queue=q, arguments={"x-max-length": 10}), Q.DeclareOk)
+            ok = wt.call_pika(c, 1, Q.Declare(queue=q, arguments={"x-max-length": 10}), Q.DeclareOk)
             assert ok.queue == q
             wt.log("  equivalent redeclare: declare-ok")
-            refused(c, 1, Q.Declare(queue=q, durable=True, arguments={"x-max-length": 10}),
+            wt.channel_refused(c, 1, Q.Declare(queue=q, durable=True, arguments={"x-max-length": 10}),
                     406, ineq("durable", "'true'", "'false'"))
-            refused(c, 1, Q.Declare(queue=q, auto_delete=True,
+            wt.channel_refused(c, 1, Q.Declare(queue=q, auto_delete=True,
                                     arguments={"x-max-length": 10}),
                     406, ineq("auto_delete", "'true'", "'false'"))
-            refused(c, 1, Q.Declare(queue=q, arguments={"x-max-length": 11}),
+            wt.channel_refused(c, 1, Q.Declare(queue=q, arguments={"x-max-length": 11}),
                     406, ineq("x-max-length", "'11'", "'10'"))
-            refused(c, 1, Q.Declare(queue=q), 406,
+            wt.channel_refused(c, 1, Q.Declare(queue=q), 406,
                     ineq("x-max-length", "none", "the value '10' of type 'signedint'"))
             # Exclusivity is checked before equivalence: 405 even from the same connection.
-            refused(c, 1, Q.Declare(queue=q, exclusive=True, arguments={"x-max-length": 10}),
+            wt.channel_refused(c, 1, Q.Declare(queue=q, exclusive=True, arguments={"x-max-length": 10}),
                     405, LOCKED % q)
-            refused(c, 1, Q.Declare(queue=q, exclusive=True, durable=True), 405, LOCKED % q)
-            call(c, 1, Q.Delete(queue=q), Q.DeleteOk)
+            wt.channel_refused(c, 1, Q.Declare(queue=q, exclusive=True, durable=True), 405, LOCKED % q)
+            wt.call_pika(c, 1, Q.Delete(queue=q), Q.DeleteOk)
             # The other way round: no args now, some on redeclare.
-            call(c, 1, Q.Declare(queue=q), Q.DeclareOk)
-            refused(c, 1, Q.Declare(queue=q, arguments={"x-max-length": 10}), 406,
+            wt.call_pika(c, 1, Q.Declare(queue=q), Q.DeclareOk)
+            wt.channel_refused(c, 1, Q.Declare(queue=q, arguments={"x-max-length": 10}), 406,
                     ineq("x-max-length", "the value '10' of type 'signedint'", "none"))
-            refused(c, 1, Q.Declare(queue=q, arguments={"x-message-ttl": 1000}), 406,
+            wt.channel_refused(c, 1, Q.Declare(queue=q, arguments={"x-message-ttl": 1000}), 406,
                     ineq("x-message-ttl", "the value '1000' of type 'signedint'", "none"))
-            call(c, 1, Q.Delete(queue=q), Q.DeleteOk)
+            wt.call_pika(c, 1, Q.Delete(queue=q), Q.DeleteOk)
             c.close_connection()
 
 
@@ -235,14 +171,14 @@ def test_redeclare_unknown_args_ignored():
     """arguments RabbitMQ does not know (x-foo) are not compared on redeclare"""
     q = "wt20-unknown-args"
     with wt.server() as srv:
-        cleanup(srv.addr, q)
-        with opened(srv.addr, 1) as c:
-            call(c, 1, Q.Declare(queue=q, arguments={"x-foo": 1}), Q.DeclareOk)
-            call(c, 1, Q.Declare(queue=q, arguments={"x-foo": 2}), Q.DeclareOk)
-            call(c, 1, Q.Declare(queue=q), Q.DeclareOk)
-            call(c, 1, Q.Declare(queue=q, arguments={"bar": "x"}), Q.DeclareOk)
+        wt.cleanup(srv.addr, q)
+        with wt.opened(srv.addr, 1) as c:
+            wt.call_pika(c, 1, Q.Declare(queue=q, arguments={"x-foo": 1}), Q.DeclareOk)
+            wt.call_pika(c, 1, Q.Declare(queue=q, arguments={"x-foo": 2}), Q.DeclareOk)
+            wt.call_pika(c, 1, Q.Declare(queue=q), Q.DeclareOk)
+            wt.call_pika(c, 1, Q.Declare(queue=q, arguments={"bar": "x"}), Q.DeclareOk)
             wt.log("  x-foo 1, x-foo 2, none, bar: all declare-ok")
-            call(c, 1, Q.Delete(queue=q), Q.DeleteOk)
+            wt.call_pika(c, 1, Q.Delete(queue=q), Q.DeleteOk)
             c.close_connection()
 
 
@@ -251,13 +187,13 @@ def test_counts():
     purge-ok and delete-ok count the ready messages they removed"""
     q = "wt20-counts"
     with wt.server() as srv:
-        cleanup(srv.addr, q)
+        wt.cleanup(srv.addr, q)
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
         ch.confirm_delivery()
         ok = ch.queue_declare(q).method
         assert (ok.message_count, ok.consumer_count) == (0, 0), ok
-        confirmed_publish(ch, q, 5)
+        wt.publish_confirmed(ch, q, 5)
         ok = ch.queue_declare(q).method
         assert (ok.message_count, ok.consumer_count) == (5, 0), ok
         ok = ch.queue_declare(q, passive=True).method
@@ -269,7 +205,7 @@ def test_counts():
         got = []
         cons.basic_consume(q, lambda c, m, p, b: got.append(m.delivery_tag), consumer_tag="a")
         cons.basic_consume(q, lambda c, m, p, b: got.append(m.delivery_tag), consumer_tag="b")
-        wait_until(lambda: (conn.process_data_events(0.05), len(got) == 2)[1], 5,
+        wt.wait_until(lambda: (conn.process_data_events(0.05), len(got) == 2)[1], 5,
                    "2 deliveries to 2 consumers with prefetch 1")
         ok = ch.queue_declare(q, passive=True).method
         assert (ok.message_count, ok.consumer_count) == (3, 2), ok
@@ -278,7 +214,7 @@ def test_counts():
         ok = ch.queue_purge(q).method
         assert ok.message_count == 3, ok
         cons.close()
-        wait_until(lambda: ch.queue_declare(q, passive=True).method.message_count == 2, 5,
+        wt.wait_until(lambda: ch.queue_declare(q, passive=True).method.message_count == 2, 5,
                    "2 unacked messages requeued when their channel closed")
         ok = ch.queue_declare(q, passive=True).method
         assert ok.consumer_count == 0, ok
@@ -287,7 +223,7 @@ def test_counts():
         ok = ch.queue_purge(q).method
         assert ok.message_count == 0, ok
         wt.log("  purge-ok 3 (ready only), then 2 (requeued), then 0")
-        confirmed_publish(ch, q, 4)
+        wt.publish_confirmed(ch, q, 4)
         ok = ch.queue_delete(q).method
         assert ok.message_count == 4, ok
         wt.log("  delete-ok message_count 4")
@@ -298,17 +234,17 @@ def test_delete_with_unacked():
     """delete-ok's message_count leaves out the unacked messages"""
     q = "wt20-delete-unacked"
     with wt.server() as srv:
-        cleanup(srv.addr, q)
+        wt.cleanup(srv.addr, q)
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
         ch.confirm_delivery()
         ch.queue_declare(q)
-        confirmed_publish(ch, q, 5)
+        wt.publish_confirmed(ch, q, 5)
         cons = conn.channel()
         cons.basic_qos(prefetch_count=2)
         got = []
         cons.basic_consume(q, lambda c, m, p, b: got.append(b))
-        wait_until(lambda: (conn.process_data_events(0.05), len(got) == 2)[1], 5,
+        wt.wait_until(lambda: (conn.process_data_events(0.05), len(got) == 2)[1], 5,
                    "2 deliveries with prefetch 2")
         ok = ch.queue_delete(q).method
         assert ok.message_count == 3, ok
@@ -321,24 +257,24 @@ def test_delete_if_unused_if_empty():
     406 "... not empty" (50, 40); both succeed once the condition holds"""
     q = "wt20-delete-if"
     with wt.server() as srv:
-        cleanup(srv.addr, q)
+        wt.cleanup(srv.addr, q)
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
         ch.confirm_delivery()
         ch.queue_declare(q)
-        confirmed_publish(ch, q, 2)
-        with opened(srv.addr, 1) as c:
-            refused(c, 1, Q.Delete(queue=q, if_empty=True), 406,
+        wt.publish_confirmed(ch, q, 2)
+        with wt.opened(srv.addr, 1) as c:
+            wt.channel_refused(c, 1, Q.Delete(queue=q, if_empty=True), 406,
                     "PRECONDITION_FAILED - queue '%s' in vhost '/' not empty" % q)
             cons = conn.channel()
             cons.basic_consume(q, lambda *a: None, auto_ack=True, consumer_tag="c1")
-            refused(c, 1, Q.Delete(queue=q, if_unused=True), 406,
+            wt.channel_refused(c, 1, Q.Delete(queue=q, if_unused=True), 406,
                     "PRECONDITION_FAILED - queue '%s' in vhost '/' in use" % q)
             cons.basic_cancel("c1")
             # The consumer (no-ack) emptied the queue.
-            wait_until(lambda: ch.queue_declare(q, passive=True).method.message_count == 0, 5,
+            wt.wait_until(lambda: ch.queue_declare(q, passive=True).method.message_count == 0, 5,
                        "the no-ack consumer drained the queue")
-            ok = call(c, 1, Q.Delete(queue=q, if_unused=True, if_empty=True), Q.DeleteOk)
+            ok = wt.call_pika(c, 1, Q.Delete(queue=q, if_unused=True, if_empty=True), Q.DeleteOk)
             assert ok.message_count == 0, ok
             wt.log("  if-unused + if-empty on an idle empty queue: delete-ok")
             c.close_connection()
@@ -350,11 +286,11 @@ def test_delete_missing():
     """queue.delete of a missing queue -> delete-ok message_count 0 (RabbitMQ 3.10:
     idempotent), also with if-unused and if-empty"""
     with wt.server() as srv:
-        cleanup(srv.addr, "wt20-never")
-        with opened(srv.addr, 1) as c:
+        wt.cleanup(srv.addr, "wt20-never")
+        with wt.opened(srv.addr, 1) as c:
             for m in (Q.Delete(queue="wt20-never"),
                       Q.Delete(queue="wt20-never", if_unused=True, if_empty=True)):
-                ok = call(c, 1, m, Q.DeleteOk)
+                ok = wt.call_pika(c, 1, m, Q.DeleteOk)
                 assert ok.message_count == 0, ok
             wt.log("  delete-ok message_count 0, twice")
             c.close_connection()
@@ -364,16 +300,16 @@ def test_reserved_prefix():
     """queue.declare 'amq.x' -> 403 "ACCESS_REFUSED - queue name 'amq.x' contains reserved
     prefix 'amq.*'" (50, 10); passive 'amq.x' -> 404"""
     with wt.server() as srv:
-        with opened(srv.addr, 1) as c:
+        with wt.opened(srv.addr, 1) as c:
             for name in ("amq.x", "amq.gen-wt20"):
-                refused(c, 1, Q.Declare(queue=name), 403,
+                wt.channel_refused(c, 1, Q.Declare(queue=name), 403,
                         "ACCESS_REFUSED - queue name '%s' contains reserved prefix 'amq.*'"
                         % name)
-            refused(c, 1, Q.Declare(queue="amq.x", passive=True), 404,
+            wt.channel_refused(c, 1, Q.Declare(queue="amq.x", passive=True), 404,
                     "NOT_FOUND - no queue 'amq.x' in vhost '/'")
             # Only the prefix "amq." is reserved.
-            call(c, 1, Q.Declare(queue="amqx-wt20"), Q.DeclareOk)
-            call(c, 1, Q.Delete(queue="amqx-wt20"), Q.DeleteOk)
+            wt.call_pika(c, 1, Q.Declare(queue="amqx-wt20"), Q.DeclareOk)
+            wt.call_pika(c, 1, Q.Delete(queue="amqx-wt20"), Q.DeleteOk)
             c.close_connection()
 
 
@@ -384,29 +320,29 @@ def test_exclusive_locked():
     channels may use it"""
     q = "wt20-exclusive"
     with wt.server() as srv:
-        cleanup(srv.addr, q)
-        owner = opened(srv.addr, 1, 2)
-        call(owner, 1, Q.Declare(queue=q, exclusive=True), Q.DeclareOk)
-        call(owner, 1, Q.Bind(queue=q, exchange="amq.direct", routing_key="bound"), Q.BindOk)
-        with opened(srv.addr, 1) as c:
+        wt.cleanup(srv.addr, q)
+        owner = wt.opened(srv.addr, 1, 2)
+        wt.call_pika(owner, 1, Q.Declare(queue=q, exclusive=True), Q.DeclareOk)
+        wt.call_pika(owner, 1, Q.Bind(queue=q, exchange="amq.direct", routing_key="bound"), Q.BindOk)
+        with wt.opened(srv.addr, 1) as c:
             for m in (Q.Declare(queue=q), Q.Declare(queue=q, exclusive=True),
                       Q.Declare(queue=q, durable=True), Q.Declare(queue=q, passive=True),
                       B.Consume(queue=q), B.Get(queue=q),
                       Q.Bind(queue=q, exchange="amq.direct", routing_key="k"),
                       Q.Purge(queue=q), Q.Delete(queue=q),
                       Q.Delete(queue=q, if_unused=True, if_empty=True)):
-                refused(c, 1, m, 405, LOCKED % q)
+                wt.channel_refused(c, 1, m, 405, LOCKED % q)
             wt.log("  405 for declare (3 ways), passive, consume, get, bind, purge, delete (2)")
-            call(c, 1, Q.Unbind(queue=q, exchange="amq.direct", routing_key="k"), Q.UnbindOk)
+            wt.call_pika(c, 1, Q.Unbind(queue=q, exchange="amq.direct", routing_key="k"), Q.UnbindOk)
             wt.log("  unbind of a binding that does not exist: unbind-ok")
             c.close_connection()
         # The owner, on another channel: get, purge, passive declare all work.
-        call(owner, 2, B.Get(queue=q), B.GetEmpty)
-        call(owner, 2, Q.Purge(queue=q), Q.PurgeOk)
-        call(owner, 2, Q.Declare(queue=q, passive=True), Q.DeclareOk)
-        call(owner, 2, Q.Declare(queue=q, exclusive=True), Q.DeclareOk)
+        wt.call_pika(owner, 2, B.Get(queue=q), B.GetEmpty)
+        wt.call_pika(owner, 2, Q.Purge(queue=q), Q.PurgeOk)
+        wt.call_pika(owner, 2, Q.Declare(queue=q, passive=True), Q.DeclareOk)
+        wt.call_pika(owner, 2, Q.Declare(queue=q, exclusive=True), Q.DeclareOk)
         # Redeclaring without exclusive is refused even for the owner.
-        refused(owner, 2, Q.Declare(queue=q), 405, LOCKED % q)
+        wt.channel_refused(owner, 2, Q.Declare(queue=q), 405, LOCKED % q)
         wt.log("  owner on channel 2: get-empty, purge-ok, declare-ok; non-exclusive -> 405")
         owner.close_connection()
 
@@ -416,11 +352,11 @@ def test_exclusive_unbind_existing():
     405 (50, 50)"""
     q = "wt20-exclusive-unbind"
     with wt.server() as srv:
-        cleanup(srv.addr, q)
-        with opened(srv.addr, 1) as owner, opened(srv.addr, 1) as c:
-            call(owner, 1, Q.Declare(queue=q, exclusive=True), Q.DeclareOk)
-            call(owner, 1, Q.Bind(queue=q, exchange="amq.direct", routing_key="k"), Q.BindOk)
-            refused(c, 1, Q.Unbind(queue=q, exchange="amq.direct", routing_key="k"), 405,
+        wt.cleanup(srv.addr, q)
+        with wt.opened(srv.addr, 1) as owner, wt.opened(srv.addr, 1) as c:
+            wt.call_pika(owner, 1, Q.Declare(queue=q, exclusive=True), Q.DeclareOk)
+            wt.call_pika(owner, 1, Q.Bind(queue=q, exchange="amq.direct", routing_key="k"), Q.BindOk)
+            wt.channel_refused(c, 1, Q.Unbind(queue=q, exchange="amq.direct", routing_key="k"), 405,
                     LOCKED % q)
             c.close_connection()
             owner.close_connection()
@@ -433,17 +369,17 @@ def test_exclusive_deleted_with_connection():
         watcher = wt.pika_connect(srv.addr)
         for how in ("connection.close", "socket dropped"):
             q = "wt20-excl-gone"
-            cleanup(srv.addr, q)
-            c = opened(srv.addr, 1)
-            call(c, 1, Q.Declare(queue=q, exclusive=True), Q.DeclareOk)
-            publish(c, 1, q, b"dies with the queue")
-            call(c, 1, Q.Declare(queue=q, passive=True), Q.DeclareOk)  # a round trip
+            wt.cleanup(srv.addr, q)
+            c = wt.opened(srv.addr, 1)
+            wt.call_pika(c, 1, Q.Declare(queue=q, exclusive=True), Q.DeclareOk)
+            wt.publish(c, 1, q, b"dies with the queue")
+            wt.call_pika(c, 1, Q.Declare(queue=q, passive=True), Q.DeclareOk)  # a round trip
             assert exists(watcher, q)
             if how == "connection.close":
                 c.close_connection()
             else:
                 c.close()
-            wait_until(lambda: not exists(watcher, q), 5,
+            wt.wait_until(lambda: not exists(watcher, q), 5,
                        "exclusive queue deleted after %s" % how)
             wt.log("  %s: exclusive queue deleted" % how)
         # A new exclusive queue of that name can be declared by anyone now.
@@ -459,7 +395,7 @@ def test_auto_delete():
     channel closes"""
     q = "wt20-auto-delete"
     with wt.server() as srv:
-        cleanup(srv.addr, q)
+        wt.cleanup(srv.addr, q)
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
         ch.queue_declare(q, auto_delete=True)
@@ -474,7 +410,7 @@ def test_auto_delete():
         assert exists(conn, q), "auto-delete queue deleted while a consumer was left"
         wt.log("  1 of 2 consumers cancelled: still there")
         ch.basic_cancel("b")
-        wait_until(lambda: not exists(conn, q), 5, "auto-delete queue deleted after its last "
+        wt.wait_until(lambda: not exists(conn, q), 5, "auto-delete queue deleted after its last "
                    "consumer cancelled")
         wt.log("  last consumer cancelled: deleted")
         # Again, the last consumer goes with its channel.
@@ -482,7 +418,7 @@ def test_auto_delete():
         ch2 = conn.channel()
         ch2.basic_consume(q, lambda *a: None)
         ch2.close()
-        wait_until(lambda: not exists(conn, q), 5, "auto-delete queue deleted after its last "
+        wt.wait_until(lambda: not exists(conn, q), 5, "auto-delete queue deleted after its last "
                    "consumer's channel closed")
         wt.log("  last consumer's channel closed: deleted")
         conn.close()

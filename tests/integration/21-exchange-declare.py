@@ -21,9 +21,7 @@ import pika.exceptions as pe  # noqa: E402
 import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
-# Name every method in failure messages (warren_test names only the ones it uses itself).
-for _m in spec.methods.values():
-    wt.METHOD_NAMES.setdefault((_m.INDEX >> 16, _m.INDEX & 0xFFFF), _m.NAME)
+wt.name_pika_methods()  # every method named in failure messages
 
 Q = spec.Queue
 E = spec.Exchange
@@ -36,74 +34,8 @@ DEFAULT_EXCHANGE = "ACCESS_REFUSED - operation not permitted on the default exch
 # Raw helpers: methods encoded by pika's codec, replies read by warren_test.RawConn.
 
 
-def ids(method):
-    """(class-id, method-id) of a pika.spec method class or instance."""
-    return (method.INDEX >> 16, method.INDEX & 0xFFFF)
-
-
-def opened(addr, *channels):
-    c = wt.RawConn(addr)
-    c.handshake("open")
-    for n in channels:
-        c.open_channel(n)
-    return c
-
-
-def send(c, channel, method):
-    c.send(pika.frame.Method(channel, method).marshal())
-
-
-def call(c, channel, method, reply):
-    """Sends method on channel, expects the reply class there; returns it decoded."""
-    send(c, channel, method)
-    m = c.expect(ids(reply), channel=channel)
-    return reply().decode(m.args)
-
-
-def refused(c, channel, method, code, text):
-    """Sends method; expects channel.close code/text naming that method; sends close-ok and
-    reopens the channel (so the connection is shown to be alive)."""
-    send(c, channel, method)
-    c.expect_channel_close(channel, code, text=text, ids=ids(method))
-    send(c, channel, spec.Channel.CloseOk())
-    c.open_channel(channel)
-
-
-def publish(c, channel, exchange, routing_key, body):
-    send(c, channel, B.Publish(exchange=exchange, routing_key=routing_key))
-    c.send(pika.frame.Header(channel, len(body), spec.BasicProperties()).marshal())
-    if body:
-        c.send(pika.frame.Body(channel, body).marshal())
-
-
 # ---------------------------------------------------------------------------------------
 # pika helpers
-
-
-def cleanup(addr, exchanges=(), queues=()):
-    conn = wt.pika_connect(addr)
-    ch = conn.channel()
-    for e in exchanges:
-        ch.exchange_delete(e)
-    for q in queues:
-        ch.queue_delete(q)
-    conn.close()
-
-
-def drain(ch, queue):
-    """Every message now in queue, by basic.get with no-ack: a list of bodies."""
-    out = []
-    while True:
-        m, _, body = ch.basic_get(queue, auto_ack=True)
-        if m is None:
-            return out
-        out.append(body)
-
-
-def confirm_channel(conn):
-    ch = conn.channel()
-    ch.confirm_delivery()
-    return ch
 
 
 # ---------------------------------------------------------------------------------------
@@ -115,17 +47,17 @@ def test_declare_each_type():
     passive declare -> declare-ok; delete -> delete-ok; then passive -> 404 (40, 10)"""
     types = ("direct", "fanout", "topic", "headers")
     with wt.server() as srv:
-        cleanup(srv.addr, ["wt21-" + t for t in types])
-        with opened(srv.addr, 1) as c:
+        wt.cleanup(srv.addr, exchanges=["wt21-" + t for t in types])
+        with wt.opened(srv.addr, 1) as c:
             for t in types:
                 name = "wt21-" + t
-                call(c, 1, E.Declare(exchange=name, type=t), E.DeclareOk)
-                call(c, 1, E.Declare(exchange=name, type=t), E.DeclareOk)
-                call(c, 1, E.Declare(exchange=name, type=t, passive=True), E.DeclareOk)
-                call(c, 1, E.Declare(exchange=name, type=t, durable=True, auto_delete=True,
+                wt.call_pika(c, 1, E.Declare(exchange=name, type=t), E.DeclareOk)
+                wt.call_pika(c, 1, E.Declare(exchange=name, type=t), E.DeclareOk)
+                wt.call_pika(c, 1, E.Declare(exchange=name, type=t, passive=True), E.DeclareOk)
+                wt.call_pika(c, 1, E.Declare(exchange=name, type=t, durable=True, auto_delete=True,
                                      passive=True), E.DeclareOk)
-                call(c, 1, E.Delete(exchange=name), E.DeleteOk)
-                refused(c, 1, E.Declare(exchange=name, type=t, passive=True), 404,
+                wt.call_pika(c, 1, E.Delete(exchange=name), E.DeleteOk)
+                wt.channel_refused(c, 1, E.Declare(exchange=name, type=t, passive=True), 404,
                         "NOT_FOUND - no exchange '%s' in vhost '/'" % name)
                 wt.log("  %s: declare, redeclare, passive, delete, passive -> 404" % t)
             c.close_connection()
@@ -141,23 +73,23 @@ def test_redeclare_inequivalent():
                 "received %s but current is %s" % (arg, e, received, current))
 
     with wt.server() as srv:
-        cleanup(srv.addr, [e])
-        with opened(srv.addr, 1) as c:
-            call(c, 1, E.Declare(exchange=e, type="direct"), E.DeclareOk)
-            refused(c, 1, E.Declare(exchange=e, type="fanout"), 406,
+        wt.cleanup(srv.addr, exchanges=[e])
+        with wt.opened(srv.addr, 1) as c:
+            wt.call_pika(c, 1, E.Declare(exchange=e, type="direct"), E.DeclareOk)
+            wt.channel_refused(c, 1, E.Declare(exchange=e, type="fanout"), 406,
                     ineq("type", "'fanout'", "'direct'"))
-            refused(c, 1, E.Declare(exchange=e, type="direct", durable=True), 406,
+            wt.channel_refused(c, 1, E.Declare(exchange=e, type="direct", durable=True), 406,
                     ineq("durable", "'true'", "'false'"))
-            refused(c, 1, E.Declare(exchange=e, type="direct", auto_delete=True), 406,
+            wt.channel_refused(c, 1, E.Declare(exchange=e, type="direct", auto_delete=True), 406,
                     ineq("auto_delete", "'true'", "'false'"))
-            refused(c, 1, E.Declare(exchange=e, type="direct", internal=True), 406,
+            wt.channel_refused(c, 1, E.Declare(exchange=e, type="direct", internal=True), 406,
                     ineq("internal", "'true'", "'false'"))
-            refused(c, 1, E.Declare(exchange=e, type="direct",
+            wt.channel_refused(c, 1, E.Declare(exchange=e, type="direct",
                                     arguments={"alternate-exchange": "x"}), 406,
                     ineq("alternate-exchange", "the value 'x' of type 'longstr'", "none"))
-            call(c, 1, E.Declare(exchange=e, type="fanout", passive=True), E.DeclareOk)
+            wt.call_pika(c, 1, E.Declare(exchange=e, type="fanout", passive=True), E.DeclareOk)
             wt.log("  passive declare with another type: declare-ok")
-            call(c, 1, E.Delete(exchange=e), E.DeleteOk)
+            wt.call_pika(c, 1, E.Delete(exchange=e), E.DeleteOk)
             c.close_connection()
 
 
@@ -169,27 +101,27 @@ def test_reserved_prefix_and_predeclared():
     predeclared = {"amq.direct": "direct", "amq.fanout": "fanout", "amq.topic": "topic",
                    "amq.headers": "headers", "amq.match": "headers"}
     with wt.server() as srv:
-        with opened(srv.addr, 1) as c:
+        with wt.opened(srv.addr, 1) as c:
             for name, t in predeclared.items():
-                call(c, 1, E.Declare(exchange=name, type=t, passive=True), E.DeclareOk)
-                call(c, 1, E.Declare(exchange=name, type=t, durable=True), E.DeclareOk)
+                wt.call_pika(c, 1, E.Declare(exchange=name, type=t, passive=True), E.DeclareOk)
+                wt.call_pika(c, 1, E.Declare(exchange=name, type=t, durable=True), E.DeclareOk)
                 other = "fanout" if t != "fanout" else "direct"
-                refused(c, 1, E.Declare(exchange=name, type=other, durable=True), 406,
+                wt.channel_refused(c, 1, E.Declare(exchange=name, type=other, durable=True), 406,
                         "PRECONDITION_FAILED - inequivalent arg 'type' for exchange '%s' in "
                         "vhost '/': received '%s' but current is '%s'" % (name, other, t))
                 wt.log("  %s: exists, durable %s" % (name, t))
-            refused(c, 1, E.Declare(exchange="amq.direct", type="direct"), 406,
+            wt.channel_refused(c, 1, E.Declare(exchange="amq.direct", type="direct"), 406,
                     "PRECONDITION_FAILED - inequivalent arg 'durable' for exchange 'amq.direct'"
                     " in vhost '/': received 'false' but current is 'true'")
-            refused(c, 1, E.Declare(exchange="amq.foo", type="direct"), 403,
+            wt.channel_refused(c, 1, E.Declare(exchange="amq.foo", type="direct"), 403,
                     "ACCESS_REFUSED - exchange name 'amq.foo' contains reserved prefix 'amq.*'")
-            refused(c, 1, E.Declare(exchange="amq.foo", type="direct", passive=True), 404,
+            wt.channel_refused(c, 1, E.Declare(exchange="amq.foo", type="direct", passive=True), 404,
                     "NOT_FOUND - no exchange 'amq.foo' in vhost '/'")
             for m in (E.Delete(exchange="amq.direct"),
                       E.Delete(exchange="amq.direct", if_unused=True)):
-                refused(c, 1, m, 403, "ACCESS_REFUSED - deletion of system exchange "
+                wt.channel_refused(c, 1, m, 403, "ACCESS_REFUSED - deletion of system exchange "
                         "'amq.direct' in vhost '/' not allowed")
-            call(c, 1, E.Declare(exchange="amq.direct", type="direct", passive=True),
+            wt.call_pika(c, 1, E.Declare(exchange="amq.direct", type="direct", passive=True),
                  E.DeclareOk)
             c.close_connection()
 
@@ -201,11 +133,11 @@ def test_unknown_type():
         # (RabbitMQ says "invalid exchange type 'foo'" for names that happen to be atoms of
         # its Erlang VM, such as foo: a name no Erlang code uses gets the general wording.)
         for t in ("x-wt21-no-such-type", "Direct"):
-            with opened(srv.addr, 1) as c:
-                send(c, 1, E.Declare(exchange="wt21-unknown-type", type=t))
+            with wt.opened(srv.addr, 1) as c:
+                wt.send_pika(c, 1, E.Declare(exchange="wt21-unknown-type", type=t))
                 c.expect_connection_close(
                     503, text="COMMAND_INVALID - unknown exchange type '%s'" % t,
-                    ids=ids(E.Declare))
+                    ids=wt.method_ids(E.Declare))
         wt.assert_serves(srv.addr)
 
 
@@ -216,24 +148,24 @@ def test_delete_if_unused_and_missing():
     src, dst, q = "wt21-del-src", "wt21-del-dst", "wt21-del-q"
     in_use = "PRECONDITION_FAILED - exchange '%s' in vhost '/' in use"
     with wt.server() as srv:
-        cleanup(srv.addr, [src, dst], [q])
-        with opened(srv.addr, 1) as c:
-            call(c, 1, E.Declare(exchange=src, type="direct"), E.DeclareOk)
-            call(c, 1, E.Declare(exchange=dst, type="fanout"), E.DeclareOk)
-            call(c, 1, Q.Declare(queue=q), Q.DeclareOk)
-            call(c, 1, Q.Bind(queue=q, exchange=src, routing_key="k"), Q.BindOk)
-            refused(c, 1, E.Delete(exchange=src, if_unused=True), 406, in_use % src)
-            call(c, 1, Q.Unbind(queue=q, exchange=src, routing_key="k"), Q.UnbindOk)
-            call(c, 1, E.Bind(destination=dst, source=src, routing_key="k"), E.BindOk)
-            refused(c, 1, E.Delete(exchange=src, if_unused=True), 406, in_use % src)
+        wt.cleanup(srv.addr, q, exchanges=[src, dst])
+        with wt.opened(srv.addr, 1) as c:
+            wt.call_pika(c, 1, E.Declare(exchange=src, type="direct"), E.DeclareOk)
+            wt.call_pika(c, 1, E.Declare(exchange=dst, type="fanout"), E.DeclareOk)
+            wt.call_pika(c, 1, Q.Declare(queue=q), Q.DeclareOk)
+            wt.call_pika(c, 1, Q.Bind(queue=q, exchange=src, routing_key="k"), Q.BindOk)
+            wt.channel_refused(c, 1, E.Delete(exchange=src, if_unused=True), 406, in_use % src)
+            wt.call_pika(c, 1, Q.Unbind(queue=q, exchange=src, routing_key="k"), Q.UnbindOk)
+            wt.call_pika(c, 1, E.Bind(destination=dst, source=src, routing_key="k"), E.BindOk)
+            wt.channel_refused(c, 1, E.Delete(exchange=src, if_unused=True), 406, in_use % src)
             wt.log("  source of a queue binding, of an e2e binding: 406 in use")
-            call(c, 1, E.Delete(exchange=dst, if_unused=True), E.DeleteOk)
+            wt.call_pika(c, 1, E.Delete(exchange=dst, if_unused=True), E.DeleteOk)
             wt.log("  destination of an e2e binding only: delete-ok")
-            call(c, 1, E.Delete(exchange=src, if_unused=True), E.DeleteOk)
+            wt.call_pika(c, 1, E.Delete(exchange=src, if_unused=True), E.DeleteOk)
             for m in (E.Delete(exchange=src), E.Delete(exchange="wt21-never", if_unused=True)):
-                call(c, 1, m, E.DeleteOk)
+                wt.call_pika(c, 1, m, E.DeleteOk)
             wt.log("  delete of missing exchanges: delete-ok")
-            call(c, 1, Q.Delete(queue=q), Q.DeleteOk)
+            wt.call_pika(c, 1, Q.Delete(queue=q), Q.DeleteOk)
             c.close_connection()
 
 
@@ -242,22 +174,22 @@ def test_internal_exchange():
     internal exchange 'e' in vhost '/'" (60, 40); messages reach it through an e2e binding"""
     e, front, q = "wt21-internal", "wt21-internal-front", "wt21-internal-q"
     with wt.server() as srv:
-        cleanup(srv.addr, [e, front], [q])
+        wt.cleanup(srv.addr, q, exchanges=[e, front])
         conn = wt.pika_connect(srv.addr)
-        ch = confirm_channel(conn)
+        ch = wt.confirm_channel(conn)
         ch.exchange_declare(e, "fanout", internal=True)
         ch.exchange_declare(front, "fanout")
         ch.queue_declare(q)
         ch.queue_bind(q, e)
         ch.exchange_bind(destination=e, source=front)
         ch.basic_publish(front, "", b"via the front exchange")
-        assert drain(ch, q) == [b"via the front exchange"]
+        assert wt.drain(ch, q) == [b"via the front exchange"]
         wt.log("  front -> internal -> queue: delivered")
-        with opened(srv.addr, 1) as c:
-            publish(c, 1, e, "", b"direct to internal")
+        with wt.opened(srv.addr, 1) as c:
+            wt.publish(c, 1, "", b"direct to internal", exchange=e)
             c.expect_channel_close(1, 403, text="ACCESS_REFUSED - cannot publish to internal "
-                                   "exchange '%s' in vhost '/'" % e, ids=ids(B.Publish))
-            send(c, 1, spec.Channel.CloseOk())
+                                   "exchange '%s' in vhost '/'" % e, ids=wt.method_ids(B.Publish))
+            wt.send_pika(c, 1, spec.Channel.CloseOk())
             c.open_channel(1)
             c.close_connection()
         try:
@@ -266,7 +198,7 @@ def test_internal_exchange():
         except pe.ChannelClosedByBroker as err:
             assert err.reply_code == 403, err
         ch = conn.channel()
-        assert drain(ch, q) == []
+        assert wt.drain(ch, q) == []
         ch.exchange_delete(front)
         ch.exchange_delete(e)
         ch.queue_delete(q)
@@ -279,10 +211,10 @@ def test_default_exchange_refused():
     operation not permitted on the default exchange" with each method's ids"""
     q = "wt21-default"
     with wt.server() as srv:
-        cleanup(srv.addr, ["wt21-default-e"], [q])
-        with opened(srv.addr, 1) as c:
-            call(c, 1, Q.Declare(queue=q), Q.DeclareOk)
-            call(c, 1, E.Declare(exchange="wt21-default-e", type="direct"), E.DeclareOk)
+        wt.cleanup(srv.addr, q, exchanges=["wt21-default-e"])
+        with wt.opened(srv.addr, 1) as c:
+            wt.call_pika(c, 1, Q.Declare(queue=q), Q.DeclareOk)
+            wt.call_pika(c, 1, E.Declare(exchange="wt21-default-e", type="direct"), E.DeclareOk)
             for m in (E.Declare(exchange="", type="direct"),
                       E.Declare(exchange="", type="direct", passive=True),
                       E.Delete(exchange=""),
@@ -291,11 +223,11 @@ def test_default_exchange_refused():
                       E.Bind(destination="", source="wt21-default-e", routing_key="k"),
                       E.Bind(destination="wt21-default-e", source="", routing_key="k"),
                       E.Unbind(destination="wt21-default-e", source="", routing_key="k")):
-                refused(c, 1, m, 403, DEFAULT_EXCHANGE)
+                wt.channel_refused(c, 1, m, 403, DEFAULT_EXCHANGE)
             wt.log("  403 for declare, passive declare, delete, queue.bind, queue.unbind, "
                    "exchange.bind (both ways), exchange.unbind")
-            call(c, 1, Q.Delete(queue=q), Q.DeleteOk)
-            call(c, 1, E.Delete(exchange="wt21-default-e"), E.DeleteOk)
+            wt.call_pika(c, 1, Q.Delete(queue=q), Q.DeleteOk)
+            wt.call_pika(c, 1, E.Delete(exchange="wt21-default-e"), E.DeleteOk)
             c.close_connection()
 
 
@@ -303,27 +235,27 @@ def test_bind_missing():
     """queue.bind and exchange.bind naming a missing queue or exchange -> 404 with the
     method's ids; queue.unbind and exchange.unbind of missing things -> unbind-ok"""
     with wt.server() as srv:
-        cleanup(srv.addr, ["wt21-nx"], ["wt21-nq"])
+        wt.cleanup(srv.addr, "wt21-nq", exchanges=["wt21-nx"])
         nq, nx = "NOT_FOUND - no queue 'wt21-nq' in vhost '/'", \
             "NOT_FOUND - no exchange 'wt21-nx' in vhost '/'"
-        with opened(srv.addr, 1) as c:
-            refused(c, 1, Q.Bind(queue="wt21-nq", exchange="amq.direct", routing_key="k"),
+        with wt.opened(srv.addr, 1) as c:
+            wt.channel_refused(c, 1, Q.Bind(queue="wt21-nq", exchange="amq.direct", routing_key="k"),
                     404, nq)
-            call(c, 1, Q.Declare(queue="wt21-nq"), Q.DeclareOk)
-            refused(c, 1, Q.Bind(queue="wt21-nq", exchange="wt21-nx", routing_key="k"),
+            wt.call_pika(c, 1, Q.Declare(queue="wt21-nq"), Q.DeclareOk)
+            wt.channel_refused(c, 1, Q.Bind(queue="wt21-nq", exchange="wt21-nx", routing_key="k"),
                     404, nx)
-            refused(c, 1, E.Bind(destination="wt21-nx", source="amq.direct", routing_key="k"),
+            wt.channel_refused(c, 1, E.Bind(destination="wt21-nx", source="amq.direct", routing_key="k"),
                     404, nx)
-            refused(c, 1, E.Bind(destination="amq.fanout", source="wt21-nx", routing_key="k"),
+            wt.channel_refused(c, 1, E.Bind(destination="amq.fanout", source="wt21-nx", routing_key="k"),
                     404, nx)
-            call(c, 1, Q.Unbind(queue="wt21-nq", exchange="wt21-nx", routing_key="k"),
+            wt.call_pika(c, 1, Q.Unbind(queue="wt21-nq", exchange="wt21-nx", routing_key="k"),
                  Q.UnbindOk)
-            call(c, 1, Q.Unbind(queue="wt21-nq", exchange="amq.direct", routing_key="never"),
+            wt.call_pika(c, 1, Q.Unbind(queue="wt21-nq", exchange="amq.direct", routing_key="never"),
                  Q.UnbindOk)
-            call(c, 1, E.Unbind(destination="wt21-nx", source="amq.direct", routing_key="k"),
+            wt.call_pika(c, 1, E.Unbind(destination="wt21-nx", source="amq.direct", routing_key="k"),
                  E.UnbindOk)
-            call(c, 1, Q.Delete(queue="wt21-nq"), Q.DeleteOk)
-            call(c, 1, Q.Unbind(queue="wt21-nq", exchange="amq.direct", routing_key="k"),
+            wt.call_pika(c, 1, Q.Delete(queue="wt21-nq"), Q.DeleteOk)
+            wt.call_pika(c, 1, Q.Unbind(queue="wt21-nq", exchange="amq.direct", routing_key="k"),
                  Q.UnbindOk)
             wt.log("  unbind of missing bindings, queues, exchanges: unbind-ok")
             c.close_connection()
@@ -336,9 +268,9 @@ def test_exchange_to_exchange():
     src, fan, top = "wt21-e2e-src", "wt21-e2e-fan", "wt21-e2e-topic"
     q1, q2 = "wt21-e2e-q1", "wt21-e2e-q2"
     with wt.server() as srv:
-        cleanup(srv.addr, [src, fan, top], [q1, q2])
+        wt.cleanup(srv.addr, q1, q2, exchanges=[src, fan, top])
         conn = wt.pika_connect(srv.addr)
-        ch = confirm_channel(conn)
+        ch = wt.confirm_channel(conn)
         ch.exchange_declare(src, "direct")
         ch.exchange_declare(fan, "fanout")
         ch.exchange_declare(top, "topic")
@@ -352,18 +284,18 @@ def test_exchange_to_exchange():
         ch.basic_publish(src, "a.b", b"one")
         ch.basic_publish(src, "a.b.c", b"two")   # only top gets it; a.* does not match
         ch.basic_publish(src, "x", b"three")     # no e2e binding matches
-        assert drain(ch, q1) == [b"one"], "fanout destination"
-        assert drain(ch, q2) == [b"one"], "topic destination"
+        assert wt.drain(ch, q1) == [b"one"], "fanout destination"
+        assert wt.drain(ch, q2) == [b"one"], "topic destination"
         wt.log("  direct -> fanout -> q1 and direct -> topic(a.*) -> q2: 'one' once in each")
         ch.exchange_unbind(destination=fan, source=src, routing_key="a.b")
         ch.basic_publish(src, "a.b", b"four")
-        assert drain(ch, q1) == [], "still routed after exchange.unbind"
-        assert drain(ch, q2) == [b"four"]
+        assert wt.drain(ch, q1) == [], "still routed after exchange.unbind"
+        assert wt.drain(ch, q2) == [b"four"]
         wt.log("  after unbind: q1 gets nothing, q2 still gets it")
         # Deleting the destination removes the binding from the source.
         ch.exchange_delete(top)
         ch.basic_publish(src, "a.b", b"five")
-        assert drain(ch, q2) == []
+        assert wt.drain(ch, q2) == []
         ch.exchange_delete(src)
         ch.exchange_delete(fan)
         ch.queue_delete(q1)
@@ -377,9 +309,9 @@ def test_exchange_cycle():
     xs = ["wt21-cycle-a", "wt21-cycle-b", "wt21-cycle-c"]
     qs = [x + "-q" for x in xs]
     with wt.server() as srv:
-        cleanup(srv.addr, xs, qs)
+        wt.cleanup(srv.addr, *qs, exchanges=xs)
         conn = wt.pika_connect(srv.addr)
-        ch = confirm_channel(conn)
+        ch = wt.confirm_channel(conn)
         for x, q in zip(xs, qs):
             ch.exchange_declare(x, "fanout")
             ch.queue_declare(q)
@@ -392,7 +324,7 @@ def test_exchange_cycle():
             body = ("to " + x).encode()
             ch.basic_publish(x, "self", body)
             for q in qs:
-                assert drain(ch, q) == [body], "%s after publishing to %s" % (q, x)
+                assert wt.drain(ch, q) == [body], "%s after publishing to %s" % (q, x)
         wt.log("  published to each of a, b, c: once in each of the 3 queues")
         for x in xs:
             ch.exchange_delete(x)
@@ -411,8 +343,8 @@ def test_alternate_exchange():
     dead, via_dead = "wt21-ae-dead", "wt21-ae-via-dead"
     qm, qa = "wt21-ae-main-q", "wt21-ae-q"
     with wt.server() as srv:
-        cleanup(srv.addr, [main, ae, bad, loop1, loop2, dead, via_dead, "wt21-ae-int"],
-                [qm, qa])
+        wt.cleanup(srv.addr, qm, qa, exchanges=[main, ae, bad, loop1, loop2, dead, via_dead,
+                                             "wt21-ae-int"])
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
         returned = []
@@ -439,8 +371,8 @@ def test_alternate_exchange():
         assert returned == [(312, "NO_ROUTE", b"ae missing"),
                             (312, "NO_ROUTE", b"ae does not route"),
                             (312, "NO_ROUTE", b"ae loop")], returned
-        assert drain(ch, qm) == [b"routed"]
-        assert drain(ch, qa) == [b"unrouted"]
+        assert wt.drain(ch, qm) == [b"routed"]
+        assert wt.drain(ch, qa) == [b"unrouted"]
         wt.log("  routed -> main queue; unrouted -> AE's queue, not returned; missing AE, AE "
                "without a match, AE loop -> returned 312 NO_ROUTE")
         try:

@@ -24,9 +24,7 @@ import pika.exceptions as pe  # noqa: E402
 import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
-# Name every method in failure messages (warren_test names only the ones it uses itself).
-for _m in spec.methods.values():
-    wt.METHOD_NAMES.setdefault((_m.INDEX >> 16, _m.INDEX & 0xFFFF), _m.NAME)
+wt.name_pika_methods()  # every method named in failure messages
 
 Q = spec.Queue
 B = spec.Basic
@@ -36,98 +34,16 @@ B = spec.Basic
 # Raw helpers: methods encoded by pika's codec, replies read by warren_test.RawConn.
 
 
-def ids(method):
-    """(class-id, method-id) of a pika.spec method class or instance."""
-    return (method.INDEX >> 16, method.INDEX & 0xFFFF)
-
-
-def opened(addr, *channels, capabilities=None):
-    c = wt.RawConn(addr)
-    if capabilities is None:
-        c.handshake("open")
-    else:
-        c.handshake("open", start_ok=wt.start_ok_args(capabilities=capabilities))
-    for n in channels:
-        c.open_channel(n)
-    return c
-
-
-def send(c, channel, method):
-    c.send(pika.frame.Method(channel, method).marshal())
-
-
-def call(c, channel, method, reply):
-    """Sends method on channel, expects the reply class there; returns it decoded."""
-    send(c, channel, method)
-    m = c.expect(ids(reply), channel=channel)
-    return reply().decode(m.args)
-
-
-def refused(c, channel, method, code, text):
-    """Sends method; expects channel.close code/text naming that method; sends close-ok and
-    reopens the channel (so the connection is shown to be alive)."""
-    send(c, channel, method)
-    c.expect_channel_close(channel, code, text=text, ids=ids(method))
-    send(c, channel, spec.Channel.CloseOk())
-    c.open_channel(channel)
-
-
-def publish(c, channel, routing_key, body, exchange=""):
-    send(c, channel, B.Publish(exchange=exchange, routing_key=routing_key))
-    c.send(pika.frame.Header(channel, len(body), spec.BasicProperties()).marshal())
-    if body:
-        c.send(pika.frame.Body(channel, body).marshal())
-
-
-def read_content(c, channel):
-    """Reads a content header and body frames on channel; returns (properties, body)."""
-    ftype, ch, payload = c.read_frame()
-    assert (ftype, ch) == (wt.FRAME_HEADER, channel), \
-        "expected a content header on channel %d, got frame type %d on %d" % (channel, ftype, ch)
-    size = int.from_bytes(payload[4:12], "big")
-    props = spec.BasicProperties()
-    props.decode(payload[12:])
-    body = b""
-    while len(body) < size:
-        ftype, ch, payload = c.read_frame()
-        assert (ftype, ch) == (wt.FRAME_BODY, channel), \
-            "expected a body frame on channel %d, got type %d on %d" % (channel, ftype, ch)
-        body += payload
-    assert len(body) == size, "body of %d bytes, header said %d" % (len(body), size)
-    return props, body
-
-
 def read_delivery(c, channel):
     """Reads basic.deliver with its content; returns (Deliver, body)."""
-    m = c.expect(ids(B.Deliver), channel=channel)
+    m = c.expect(wt.method_ids(B.Deliver), channel=channel)
     d = B.Deliver().decode(m.args)
-    _, body = read_content(c, channel)
+    _, body, _ = wt.read_content(c, channel)
     return d, body
 
 
 # ---------------------------------------------------------------------------------------
 # pika helpers
-
-
-def fresh_queue(ch, q, **kw):
-    ch.queue_delete(q)
-    ch.queue_declare(q, **kw)
-
-
-def confirm_channel(conn):
-    ch = conn.channel()
-    ch.confirm_delivery()
-    return ch
-
-
-def fill(conn, q, n, prefix="m"):
-    """Publishes n messages m0..m<n-1> to q (confirmed); returns their bodies."""
-    ch = confirm_channel(conn)
-    bodies = [("%s%d" % (prefix, i)).encode() for i in range(n)]
-    for b in bodies:
-        ch.basic_publish("", q, b)
-    ch.close()
-    return bodies
 
 
 def pump(conns, seconds):
@@ -136,24 +52,6 @@ def pump(conns, seconds):
     while time.monotonic() < deadline:
         for conn in conns:
             conn.process_data_events(0.01)
-
-
-def pump_until(conns, pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "%s: not within %.1f s" % (what, timeout)
-        for conn in conns:
-            conn.process_data_events(0.01)
-
-
-def get_all(ch, q):
-    """Drains q with basic.get no-ack: [(body, redelivered)]."""
-    out = []
-    while True:
-        m, _, body = ch.basic_get(q, auto_ack=True)
-        if m is None:
-            return out
-        out.append((body, m.redelivered))
 
 
 def ready_count(ch, q):
@@ -199,7 +97,7 @@ def test_fair_dispatch():
     q = "wt23-fair"
     with wt.server() as srv:
         fast_conn, slow_conn = wt.pika_connect(srv.addr), wt.pika_connect(srv.addr)
-        fresh_queue(fast_conn.channel(), q)
+        wt.fresh_queue(fast_conn.channel(), q)
         pending = []
 
         def fast_ack(cons, method, body):
@@ -215,7 +113,7 @@ def test_fair_dispatch():
             chans.append(ch)
         fast = Consumer(chans[0], q, "fast", on_message=fast_ack)
         slow = Consumer(chans[1], q, "slow", on_message=slow_ack)
-        fill(fast_conn, q, 20)
+        wt.fill(fast_conn, q, 20)
         deadline = time.monotonic() + 15
         while len(fast.got) + len(slow.got) < 20:
             assert time.monotonic() < deadline, "only %d of 20 delivered" % (
@@ -244,11 +142,11 @@ def test_round_robin():
     q = "wt23-rr"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
+        wt.fresh_queue(conn.channel(), q)
         ch = conn.channel()
         cons = [Consumer(ch, q, t) for t in "abc"]
-        fill(conn, q, 9)
-        pump_until([conn], lambda: sum(len(c.got) for c in cons) == 9, 5, "9 deliveries")
+        wt.fill(conn, q, 9)
+        wt.wait_until(lambda: sum(len(c.got) for c in cons) == 9, 5, "9 deliveries", conns=[conn])
         pump([conn], 0.1)
         for i, c in enumerate(cons):
             want = [b"m%d" % j for j in range(i, 9, 3)]
@@ -260,7 +158,7 @@ def test_round_robin():
         wait_ready(ch, q, 9, "requeued after channel close")
         late = Consumer(ch, q, "late")
         Consumer(ch, q, "later")
-        pump_until([conn], lambda: len(late.got) == 9, 5, "first consumer takes all 9")
+        wt.wait_until(lambda: len(late.got) == 9, 5, "first consumer takes all 9", conns=[conn])
         wt.log("  9 waiting: the first new consumer took all 9")
         ch.queue_delete(q)
         conn.close()
@@ -277,7 +175,7 @@ def test_qos_per_consumer_and_global():
         number of unacked deliveries summed over consumers; each within its limit."""
         with wt.server() as srv:
             conn = wt.pika_connect(srv.addr)
-            fresh_queue(conn.channel(), q)
+            wt.fresh_queue(conn.channel(), q)
             ch = conn.channel()
             cons = {}
 
@@ -285,7 +183,7 @@ def test_qos_per_consumer_and_global():
                 cons[tag] = Consumer(ch, q, tag)
 
             limits = setup(ch, consume) or {}
-            fill(conn, q, n)
+            wt.fill(conn, q, n)
             pump([conn], 0.4)
             got = {t: len(c.got) for t, c in cons.items()}
             wt.log("  %s: %s" % (what, got))
@@ -325,12 +223,12 @@ def test_qos_per_consumer_clears_global():
     q = "wt23-qos-quirk"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
+        wt.fresh_queue(conn.channel(), q)
         ch = conn.channel()
         ch.basic_qos(prefetch_count=3, global_qos=True)
         ch.basic_qos(prefetch_count=2)
         a, b = Consumer(ch, q, "a"), Consumer(ch, q, "b")
-        fill(conn, q, 10)
+        wt.fill(conn, q, 10)
         pump([conn], 0.4)
         got = (len(a.got), len(b.got))
         wt.log("  global 3 then qos 2: a %d, b %d" % got)
@@ -345,11 +243,11 @@ def test_ack_multiple():
     q = "wt23-ack-multi"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
-        fill(conn, q, 6)
+        wt.fresh_queue(conn.channel(), q)
+        wt.fill(conn, q, 6)
         ch = conn.channel()
         c = Consumer(ch, q, "c")
-        pump_until([conn], lambda: len(c.got) == 6, 5, "6 deliveries")
+        wt.wait_until(lambda: len(c.got) == 6, 5, "6 deliveries", conns=[conn])
         tags = [g[0] for g in c.got]
         assert tags == list(range(1, 7)), "delivery tags %r, expected 1..6" % tags
         ch.basic_ack(3, multiple=True)
@@ -357,12 +255,12 @@ def test_ack_multiple():
         ch.close()
         ch = conn.channel()
         wait_ready(ch, q, 2, "m3 and m5 requeued")
-        got = get_all(ch, q)
+        got = wt.drain(ch, q, redelivered=True)
         assert got == [(b"m3", True), (b"m5", True)], got
         wt.log("  ack 3 multiple + ack 5: m3 and m5 came back, redelivered")
-        fill(conn, q, 3)
+        wt.fill(conn, q, 3)
         c = Consumer(ch, q, "c2")
-        pump_until([conn], lambda: len(c.got) == 3, 5, "3 deliveries")
+        wt.wait_until(lambda: len(c.got) == 3, 5, "3 deliveries", conns=[conn])
         ch.basic_ack(0, multiple=True)
         ch.close()
         ch = conn.channel()
@@ -380,20 +278,20 @@ def test_nack_and_reject():
     q = "wt23-nack"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
-        fill(conn, q, 6)
+        wt.fresh_queue(conn.channel(), q)
+        wt.fill(conn, q, 6)
         ch = conn.channel()
         got = [ch.basic_get(q) for _ in range(4)]
         assert [g[2] for g in got] == [b"m0", b"m1", b"m2", b"m3"]
         ch.basic_nack(got[1][0].delivery_tag, multiple=True, requeue=True)  # m0, m1
         ch.basic_nack(got[2][0].delivery_tag, requeue=False)              # m2 dropped
         ch.basic_reject(got[3][0].delivery_tag, requeue=False)            # m3 dropped
-        rest = get_all(ch, q)
+        rest = wt.drain(ch, q, redelivered=True)
         assert rest == [(b"m0", True), (b"m1", True), (b"m4", False), (b"m5", False)], rest
         wt.log("  nack m0-m1 multiple requeue, nack m2 and reject m3 without: "
                "m0* m1* m4 m5 (* redelivered)")
 
-        fill(conn, q, 6)
+        wt.fill(conn, q, 6)
         got = [ch.basic_get(q) for _ in range(3)]
         assert [g[2] for g in got] == [b"m0", b"m1", b"m2"]
         ch.basic_reject(got[2][0].delivery_tag, requeue=True)
@@ -401,7 +299,7 @@ def test_nack_and_reject():
         m = ch.basic_get(q, auto_ack=True)
         assert (m[2], m[0].redelivered, m[0].message_count) == (b"m0", True, 4), \
             (m[2], m[0].redelivered, m[0].message_count)
-        rest = get_all(ch, q)
+        rest = wt.drain(ch, q, redelivered=True)
         assert rest == [(b"m2", True), (b"m3", False), (b"m4", False), (b"m5", False)], rest
         ch.basic_ack(got[1][0].delivery_tag)
         wt.log("  reject m2 then m0 with requeue (m1 held): m0* m2* m3 m4 m5")
@@ -414,14 +312,14 @@ def test_unknown_delivery_tag():
     unknown delivery tag 42" naming the method; ack tag 0 (not multiple) -> "... tag 0";
     the connection and its other channels live on"""
     with wt.server() as srv:
-        with opened(srv.addr, 1, 2) as c:
+        with wt.opened(srv.addr, 1, 2) as c:
             for m in (B.Ack(delivery_tag=42), B.Ack(delivery_tag=42, multiple=True),
                       B.Nack(delivery_tag=42), B.Nack(delivery_tag=42, multiple=True),
                       B.Reject(delivery_tag=42)):
-                refused(c, 1, m, 406, "PRECONDITION_FAILED - unknown delivery tag 42")
-            refused(c, 1, B.Ack(delivery_tag=0), 406,
+                wt.channel_refused(c, 1, m, 406, "PRECONDITION_FAILED - unknown delivery tag 42")
+            wt.channel_refused(c, 1, B.Ack(delivery_tag=0), 406,
                     "PRECONDITION_FAILED - unknown delivery tag 0")
-            call(c, 2, spec.Channel.Flow(active=True), spec.Channel.FlowOk)
+            wt.call_pika(c, 2, spec.Channel.Flow(active=True), spec.Channel.FlowOk)
             c.close_connection()
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
@@ -443,30 +341,30 @@ def test_double_ack_and_no_ack_tags():
     q = "wt23-double-ack"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
-        fill(conn, q, 3)
-        with opened(srv.addr, 1) as c:
-            send(c, 1, B.Get(queue=q))
-            ok = B.GetOk().decode(c.expect(ids(B.GetOk), channel=1).args)
-            read_content(c, 1)
-            send(c, 1, B.Get(queue=q))
-            ok2 = B.GetOk().decode(c.expect(ids(B.GetOk), channel=1).args)
-            read_content(c, 1)
-            send(c, 1, B.Ack(delivery_tag=ok.delivery_tag))
-            refused(c, 1, B.Ack(delivery_tag=ok.delivery_tag), 406,
+        wt.fresh_queue(conn.channel(), q)
+        wt.fill(conn, q, 3)
+        with wt.opened(srv.addr, 1) as c:
+            wt.send_pika(c, 1, B.Get(queue=q))
+            ok = B.GetOk().decode(c.expect(wt.method_ids(B.GetOk), channel=1).args)
+            wt.read_content(c, 1)
+            wt.send_pika(c, 1, B.Get(queue=q))
+            ok2 = B.GetOk().decode(c.expect(wt.method_ids(B.GetOk), channel=1).args)
+            wt.read_content(c, 1)
+            wt.send_pika(c, 1, B.Ack(delivery_tag=ok.delivery_tag))
+            wt.channel_refused(c, 1, B.Ack(delivery_tag=ok.delivery_tag), 406,
                     "PRECONDITION_FAILED - unknown delivery tag %d" % ok.delivery_tag)
             wt.log("  second ack of tag %d: 406" % ok.delivery_tag)
             # m1 (tag ok2) was unacked on the closed channel: back in the queue.
             ch = conn.channel()
             wait_ready(ch, q, 2, "the closed channel's unacked message requeued")
-            assert get_all(ch, q) == [(b"m1", True), (b"m2", False)]
+            assert wt.drain(ch, q, redelivered=True) == [(b"m1", True), (b"m2", False)]
             assert ok2.delivery_tag == ok.delivery_tag + 1
             # A no-ack get, then its tag acked.
-            fill(conn, q, 1)
-            send(c, 1, B.Get(queue=q, no_ack=True))
-            ok = B.GetOk().decode(c.expect(ids(B.GetOk), channel=1).args)
-            read_content(c, 1)
-            refused(c, 1, B.Ack(delivery_tag=ok.delivery_tag), 406,
+            wt.fill(conn, q, 1)
+            wt.send_pika(c, 1, B.Get(queue=q, no_ack=True))
+            ok = B.GetOk().decode(c.expect(wt.method_ids(B.GetOk), channel=1).args)
+            wt.read_content(c, 1)
+            wt.channel_refused(c, 1, B.Ack(delivery_tag=ok.delivery_tag), 406,
                     "PRECONDITION_FAILED - unknown delivery tag %d" % ok.delivery_tag)
             wt.log("  ack of a no-ack delivery: 406")
             c.close_connection()
@@ -481,14 +379,15 @@ def test_recover():
     q = "wt23-recover"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
-        fill(conn, q, 3)
+        wt.fresh_queue(conn.channel(), q)
+        wt.fill(conn, q, 3)
         ch = conn.channel()
         c = Consumer(ch, q, "c")
-        pump_until([conn], lambda: len(c.got) == 3, 5, "3 deliveries")
+        wt.wait_until(lambda: len(c.got) == 3, 5, "3 deliveries", conns=[conn])
         ch.basic_ack(c.got[1][0])
         ch.basic_recover(requeue=True)
-        pump_until([conn], lambda: len(c.got) == 5, 5, "2 redeliveries after basic.recover")
+        wt.wait_until(lambda: len(c.got) == 5, 5, "2 redeliveries after basic.recover",
+                      conns=[conn])
         again = [(b, r) for _, b, r in c.got[3:]]
         assert again == [(b"m0", True), (b"m2", True)], again
         wt.log("  recover after acking m1: m0 and m2 redelivered")
@@ -497,10 +396,10 @@ def test_recover():
         ch.close()
         conn.channel().queue_delete(q)
         conn.close()
-        with opened(srv.addr, 1) as raw:
-            send(raw, 1, B.Recover(requeue=False))
+        with wt.opened(srv.addr, 1) as raw:
+            wt.send_pika(raw, 1, B.Recover(requeue=False))
             raw.expect_connection_close(540, text="NOT_IMPLEMENTED - requeue=false",
-                                        ids=ids(B.Recover))
+                                        ids=wt.method_ids(B.Recover))
 
 
 def test_requeue_on_close():
@@ -509,21 +408,21 @@ def test_requeue_on_close():
     q = "wt23-requeue"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
+        wt.fresh_queue(conn.channel(), q)
         for how in ("channel.close", "connection.close", "socket dropped"):
-            fill(conn, q, 5)
-            with opened(srv.addr, 1) as c:
-                call(c, 1, B.Consume(queue=q, consumer_tag="c"), B.ConsumeOk)
+            wt.fill(conn, q, 5)
+            with wt.opened(srv.addr, 1) as c:
+                wt.call_pika(c, 1, B.Consume(queue=q, consumer_tag="c"), B.ConsumeOk)
                 tags = [read_delivery(c, 1)[0].delivery_tag for _ in range(5)]
-                send(c, 1, B.Ack(delivery_tag=tags[1]))
-                send(c, 1, B.Ack(delivery_tag=tags[3]))
+                wt.send_pika(c, 1, B.Ack(delivery_tag=tags[1]))
+                wt.send_pika(c, 1, B.Ack(delivery_tag=tags[3]))
                 if how == "channel.close":
                     c.close_channel(1)
                 elif how == "connection.close":
                     c.close_connection()
             ch = conn.channel()
             wait_ready(ch, q, 3, "requeue after %s" % how)
-            got = get_all(ch, q)
+            got = wt.drain(ch, q, redelivered=True)
             assert got == [(b"m0", True), (b"m2", True), (b"m4", True)], (how, got)
             wt.log("  %s: m0 m2 m4 requeued in order, redelivered" % how)
         conn.channel().queue_delete(q)
@@ -538,31 +437,31 @@ def test_cancel_notify():
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
         admin = conn.channel()
-        fresh_queue(admin, q)
+        wt.fresh_queue(admin, q)
         ch = conn.channel()
         cancelled = []
         ch.add_on_cancel_callback(lambda frame: cancelled.append(frame.method.consumer_tag))
         Consumer(ch, q, "pika-consumer")
         admin.queue_delete(q)
-        pump_until([conn], lambda: cancelled, 5, "pika's on-cancel callback")
+        wt.wait_until(lambda: cancelled, 5, "pika's on-cancel callback", conns=[conn])
         assert cancelled == ["pika-consumer"], cancelled
         assert ch.is_open
         wt.log("  pika: on-cancel callback for pika-consumer, channel open")
 
         for caps, notified in (({"consumer_cancel_notify": True}, True), ({}, False)):
-            fresh_queue(admin, q)
-            with opened(srv.addr, 1, capabilities=caps) as c:
-                call(c, 1, B.Consume(queue=q, consumer_tag="raw"), B.ConsumeOk)
+            wt.fresh_queue(admin, q)
+            with wt.opened(srv.addr, 1, capabilities=caps) as c:
+                wt.call_pika(c, 1, B.Consume(queue=q, consumer_tag="raw"), B.ConsumeOk)
                 admin.queue_delete(q)
                 if notified:
-                    m = c.expect(ids(B.Cancel), channel=1)
+                    m = c.expect(wt.method_ids(B.Cancel), channel=1)
                     cancel = B.Cancel().decode(m.args)
                     assert cancel.consumer_tag == "raw", cancel
                     wt.log("  capabilities %r: basic.cancel %r" % (caps, cancel))
                 else:
                     c.expect_silence(0.5)
                     wt.log("  capabilities %r: no basic.cancel" % (caps,))
-                call(c, 1, spec.Channel.Flow(active=True), spec.Channel.FlowOk)
+                wt.call_pika(c, 1, spec.Channel.Flow(active=True), spec.Channel.FlowOk)
                 c.close_connection()
         conn.close()
 
@@ -573,19 +472,19 @@ def test_cancel_by_client():
     q = "wt23-cancel"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
-        fill(conn, q, 2)
-        with opened(srv.addr, 1) as c:
-            call(c, 1, B.Qos(prefetch_count=2), B.QosOk)
-            call(c, 1, B.Consume(queue=q, consumer_tag="ct"), B.ConsumeOk)
+        wt.fresh_queue(conn.channel(), q)
+        wt.fill(conn, q, 2)
+        with wt.opened(srv.addr, 1) as c:
+            wt.call_pika(c, 1, B.Qos(prefetch_count=2), B.QosOk)
+            wt.call_pika(c, 1, B.Consume(queue=q, consumer_tag="ct"), B.ConsumeOk)
             d1, _ = read_delivery(c, 1)
             read_delivery(c, 1)
-            ok = call(c, 1, B.Cancel(consumer_tag="ct"), B.CancelOk)
+            ok = wt.call_pika(c, 1, B.Cancel(consumer_tag="ct"), B.CancelOk)
             assert ok.consumer_tag == "ct", ok
-            fill(conn, q, 2, prefix="late")
+            wt.fill(conn, q, 2, prefix="late")
             c.expect_silence(0.3)
-            send(c, 1, B.Ack(delivery_tag=d1.delivery_tag))
-            ok = call(c, 1, B.Cancel(consumer_tag="never"), B.CancelOk)
+            wt.send_pika(c, 1, B.Ack(delivery_tag=d1.delivery_tag))
+            ok = wt.call_pika(c, 1, B.Cancel(consumer_tag="never"), B.CancelOk)
             assert ok.consumer_tag == "never", ok
             wt.log("  cancel-ok; nothing delivered after it; ack after cancel ok; unknown "
                    "tag: cancel-ok")
@@ -593,7 +492,7 @@ def test_cancel_by_client():
             c.close_connection()
         ch = conn.channel()
         wait_ready(ch, q, 3, "m1 requeued, late0 and late1 waiting")
-        assert get_all(ch, q) == [(b"m1", True), (b"late0", False), (b"late1", False)]
+        assert wt.drain(ch, q, redelivered=True) == [(b"m1", True), (b"late0", False), (b"late1", False)]
         ch.queue_delete(q)
         conn.close()
 
@@ -605,16 +504,16 @@ def test_consumer_tags():
     q = "wt23-tags"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
-        with opened(srv.addr, 1, 2) as c:
-            ok = call(c, 1, B.Consume(queue=q), B.ConsumeOk)
+        wt.fresh_queue(conn.channel(), q)
+        with wt.opened(srv.addr, 1, 2) as c:
+            ok = wt.call_pika(c, 1, B.Consume(queue=q), B.ConsumeOk)
             assert ok.consumer_tag.startswith("amq.ctag-") and len(ok.consumer_tag) > 9, ok
             wt.log("  server-made tag: %s" % ok.consumer_tag)
-            call(c, 1, B.Consume(queue=q, consumer_tag="t"), B.ConsumeOk)
-            call(c, 2, B.Consume(queue=q, consumer_tag="t"), B.ConsumeOk)
-            send(c, 1, B.Consume(queue=q, consumer_tag="t"))
+            wt.call_pika(c, 1, B.Consume(queue=q, consumer_tag="t"), B.ConsumeOk)
+            wt.call_pika(c, 2, B.Consume(queue=q, consumer_tag="t"), B.ConsumeOk)
+            wt.send_pika(c, 1, B.Consume(queue=q, consumer_tag="t"))
             c.expect_connection_close(530, text="NOT_ALLOWED - attempt to reuse consumer "
-                                      "tag 't'", ids=ids(B.Consume))
+                                      "tag 't'", ids=wt.method_ids(B.Consume))
         conn.channel().queue_delete(q)
         conn.close()
 
@@ -627,18 +526,18 @@ def test_exclusive_consumer():
     text = "ACCESS_REFUSED - queue '%s' in vhost '/' in exclusive use" % q
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
-        with opened(srv.addr, 1) as a, opened(srv.addr, 1) as b:
-            call(a, 1, B.Consume(queue=q, consumer_tag="plain"), B.ConsumeOk)
-            refused(b, 1, B.Consume(queue=q, consumer_tag="x", exclusive=True), 403, text)
-            call(a, 1, B.Cancel(consumer_tag="plain"), B.CancelOk)
-            call(a, 1, B.Consume(queue=q, consumer_tag="excl", exclusive=True), B.ConsumeOk)
-            refused(b, 1, B.Consume(queue=q, consumer_tag="y"), 403, text)
+        wt.fresh_queue(conn.channel(), q)
+        with wt.opened(srv.addr, 1) as a, wt.opened(srv.addr, 1) as b:
+            wt.call_pika(a, 1, B.Consume(queue=q, consumer_tag="plain"), B.ConsumeOk)
+            wt.channel_refused(b, 1, B.Consume(queue=q, consumer_tag="x", exclusive=True), 403, text)
+            wt.call_pika(a, 1, B.Cancel(consumer_tag="plain"), B.CancelOk)
+            wt.call_pika(a, 1, B.Consume(queue=q, consumer_tag="excl", exclusive=True), B.ConsumeOk)
+            wt.channel_refused(b, 1, B.Consume(queue=q, consumer_tag="y"), 403, text)
             a.open_channel(2)
-            refused(a, 2, B.Consume(queue=q, consumer_tag="z"), 403, text)
+            wt.channel_refused(a, 2, B.Consume(queue=q, consumer_tag="z"), 403, text)
             wt.log("  refused on another connection and on the owner's other channel")
-            call(a, 1, B.Cancel(consumer_tag="excl"), B.CancelOk)
-            call(b, 1, B.Consume(queue=q, consumer_tag="after"), B.ConsumeOk)
+            wt.call_pika(a, 1, B.Cancel(consumer_tag="excl"), B.CancelOk)
+            wt.call_pika(b, 1, B.Consume(queue=q, consumer_tag="after"), B.ConsumeOk)
             wt.log("  exclusive consumer cancelled: others consume again")
             a.close_connection()
             b.close_connection()
@@ -653,13 +552,13 @@ def test_consumer_priorities():
     q = "wt23-priority"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
+        wt.fresh_queue(conn.channel(), q)
         ch = conn.channel()
         low = Consumer(ch, q, "low", arguments={"x-priority": 1})
         high = Consumer(ch, q, "high", arguments={"x-priority": 10})
         Consumer(ch, q, "default")  # priority 0
-        fill(conn, q, 6)
-        pump_until([conn], lambda: len(high.got) + len(low.got) == 6, 5, "6 deliveries")
+        wt.fill(conn, q, 6)
+        wt.wait_until(lambda: len(high.got) + len(low.got) == 6, 5, "6 deliveries", conns=[conn])
         pump([conn], 0.1)
         assert (len(high.got), len(low.got)) == (6, 0), (len(high.got), len(low.got))
         wt.log("  no prefetch: high 6, low 0, default 0")
@@ -671,13 +570,14 @@ def test_consumer_priorities():
         ch.basic_qos(prefetch_count=2)
         low = Consumer(ch, q, "low", arguments={"x-priority": 1})
         high = Consumer(ch, q, "high", arguments={"x-priority": 10})
-        fill(conn, q, 6)
-        pump_until([conn], lambda: len(high.got) + len(low.got) == 4, 5, "4 deliveries")
+        wt.fill(conn, q, 6)
+        wt.wait_until(lambda: len(high.got) + len(low.got) == 4, 5, "4 deliveries", conns=[conn])
         pump([conn], 0.1)
         assert (len(high.got), len(low.got)) == (2, 2), (len(high.got), len(low.got))
         wt.log("  prefetch 2, 6 messages: high 2, low 2, 2 waiting")
         ch.basic_ack(high.got[1][0], multiple=True)
-        pump_until([conn], lambda: len(high.got) == 4, 5, "high served first after its ack")
+        wt.wait_until(lambda: len(high.got) == 4, 5, "high served first after its ack",
+                      conns=[conn])
         pump([conn], 0.1)
         assert len(low.got) == 2
         wt.log("  high acked 2: it got the 2 waiting ones")
@@ -692,31 +592,31 @@ def test_basic_get():
     q = "wt23-get"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
-        fill(conn, q, 3)
-        with opened(srv.addr, 1) as c:
+        wt.fresh_queue(conn.channel(), q)
+        wt.fill(conn, q, 3)
+        with wt.opened(srv.addr, 1) as c:
             oks = []
             for i in range(3):
-                send(c, 1, B.Get(queue=q, no_ack=(i == 2)))
-                ok = B.GetOk().decode(c.expect(ids(B.GetOk), channel=1).args)
-                _, body = read_content(c, 1)
+                wt.send_pika(c, 1, B.Get(queue=q, no_ack=(i == 2)))
+                ok = B.GetOk().decode(c.expect(wt.method_ids(B.GetOk), channel=1).args)
+                _, body, _ = wt.read_content(c, 1)
                 assert body == b"m%d" % i, body
                 assert (ok.delivery_tag, ok.redelivered, ok.exchange, ok.routing_key,
                         ok.message_count) == (i + 1, False, "", q, 2 - i), ok
                 oks.append(ok)
-            ok = call(c, 1, B.Get(queue=q), B.GetEmpty)
+            ok = wt.call_pika(c, 1, B.Get(queue=q), B.GetEmpty)
             wt.log("  get-ok tags 1-3, message_count 2,1,0; then get-empty")
-            send(c, 1, B.Reject(delivery_tag=1, requeue=True))
-            send(c, 1, B.Get(queue=q))
-            ok = B.GetOk().decode(c.expect(ids(B.GetOk), channel=1).args)
-            _, body = read_content(c, 1)
+            wt.send_pika(c, 1, B.Reject(delivery_tag=1, requeue=True))
+            wt.send_pika(c, 1, B.Get(queue=q))
+            ok = B.GetOk().decode(c.expect(wt.method_ids(B.GetOk), channel=1).args)
+            _, body, _ = wt.read_content(c, 1)
             assert (body, ok.delivery_tag, ok.redelivered, ok.message_count) == (
                 b"m0", 4, True, 0), (body, ok)
-            send(c, 1, B.Ack(delivery_tag=4))
+            wt.send_pika(c, 1, B.Ack(delivery_tag=4))
             c.close_connection()
         ch = conn.channel()
         wait_ready(ch, q, 1, "m1 requeued on close")
-        assert get_all(ch, q) == [(b"m1", True)]
+        assert wt.drain(ch, q, redelivered=True) == [(b"m1", True)]
         ch.queue_delete(q)
         conn.close()
 
@@ -727,12 +627,12 @@ def test_no_ack_consumer():
     q = "wt23-noack"
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        fresh_queue(conn.channel(), q)
-        fill(conn, q, 50)
+        wt.fresh_queue(conn.channel(), q)
+        wt.fill(conn, q, 50)
         ch = conn.channel()
         ch.basic_qos(prefetch_count=1)  # no-ack consumers ignore the prefetch limit
         c = Consumer(ch, q, "noack", auto_ack=True)
-        pump_until([conn], lambda: len(c.got) == 50, 5, "50 no-ack deliveries")
+        wt.wait_until(lambda: len(c.got) == 50, 5, "50 no-ack deliveries", conns=[conn])
         assert c.bodies == [b"m%d" % i for i in range(50)]
         ch.close()
         ch = conn.channel()
@@ -752,13 +652,13 @@ def test_consume_errors():
         conn = wt.pika_connect(srv.addr)
         conn.channel().queue_delete(q)
         conn.close()
-        with opened(srv.addr, 1) as c:
+        with wt.opened(srv.addr, 1) as c:
             text = "NOT_FOUND - no queue '%s' in vhost '/'" % q
-            refused(c, 1, B.Consume(queue=q), 404, text)
-            refused(c, 1, B.Get(queue=q), 404, text)
-            send(c, 1, B.Qos(prefetch_size=10))
+            wt.channel_refused(c, 1, B.Consume(queue=q), 404, text)
+            wt.channel_refused(c, 1, B.Get(queue=q), 404, text)
+            wt.send_pika(c, 1, B.Qos(prefetch_size=10))
             c.expect_connection_close(540, text="NOT_IMPLEMENTED - prefetch_size!=0 (10)",
-                                      ids=ids(B.Qos))
+                                      ids=wt.method_ids(B.Qos))
 
 
 if __name__ == "__main__":

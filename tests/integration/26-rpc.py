@@ -84,8 +84,8 @@ def test_rpc_reply_queue():
         for n in range(20):
             ch.basic_publish("", RPC_QUEUE, str(n).encode(),
                              pika.BasicProperties(reply_to=reply_q, correlation_id="req-%d" % n))
-        pump_until([server_conn, client_conn], lambda: len(replies) == 20, 10,
-                   "20 replies (have %d)" % len(replies))
+        wt.wait_until(lambda: len(replies) == 20, 10, "20 replies (have %d)" % len(replies),
+                      conns=[server_conn, client_conn])
         assert replies == {"req-%d" % n: fib(n) for n in range(20)}, replies
         assert set(server.reply_tos) == {reply_q}, server.reply_tos
         wt.log("  20 replies in %s, each with its correlation_id and fib(n)" % reply_q)
@@ -113,8 +113,8 @@ def test_direct_reply_to():
         for n in range(10):
             ch.basic_publish("", RPC_QUEUE, str(n).encode(),
                              pika.BasicProperties(reply_to=DIRECT, correlation_id="d-%d" % n))
-        pump_until([server_conn, client_conn], lambda: len(replies) == 10, 10,
-                   "10 direct replies (have %d)" % len(replies))
+        wt.wait_until(lambda: len(replies) == 10, 10, "10 direct replies (have %d)" % len(replies),
+                      conns=[server_conn, client_conn])
         assert replies == {"d-%d" % n: fib(n) for n in range(10)}, replies
         seen = set(server.reply_tos)
         assert len(seen) == 1, seen

@@ -144,6 +144,22 @@ def content_header_frame(channel, body_size, class_id=60, props_flags=0):
                  struct.pack(">HHQH", class_id, 0, body_size, props_flags))
 
 
+def publish_args(exchange="", routing_key="", mandatory=False, immediate=False):
+    """basic.publish arguments: reserved-1, exchange, routing key, mandatory/immediate bits."""
+    return (struct.pack(">H", 0) + shortstr(exchange) + shortstr(routing_key) +
+            struct.pack(">B", (1 if mandatory else 0) | (2 if immediate else 0)))
+
+
+def content_header_payload(size, props=None):
+    """A content header frame's payload: class 60, weight 0, body size, then the property
+    flags and list: none without props, else those of props (a pika BasicProperties) as
+    pika encodes them."""
+    if props is None:
+        return struct.pack(">HHQH", 60, 0, size, 0)
+    import pika.frame
+    return pika.frame.Header(1, size, props).marshal()[7:-1]
+
+
 def start_ok_args(user="guest", password="guest", mechanism="PLAIN", response=None,
                   client_properties=None, capabilities=None, locale="en_US"):
     """connection.start-ok arguments. capabilities=None announces the usual client
@@ -595,8 +611,112 @@ class RawConn:
         return fields
 
 
+def opened(addr, *channels, capabilities=None, cls=None, **conn_kw):
+    """A RawConn (or an instance of cls, a subclass) to addr with the handshake done and the
+    given channels open. capabilities: the client capabilities to announce in start-ok
+    instead of start_ok_args' usual ones. conn_kw go to the constructor (timeout, source)."""
+    c = (cls or RawConn)(addr, **conn_kw)
+    if capabilities is None:
+        c.handshake("open")
+    else:
+        c.handshake("open", start_ok=start_ok_args(capabilities=capabilities))
+    for n in channels:
+        c.open_channel(n)
+    return c
+
+
+def publish(c, channel, routing_key, body, exchange="", props=None, mandatory=False,
+            immediate=False, chunk=None, header=None):
+    """Sends basic.publish with content on channel of the RawConn c, one frame per send: the
+    method, a content header (from props, see content_header_payload; or header, a raw
+    payload to send instead) and body frames of chunk bytes (default: frame_max - 8, as
+    large as frame_max allows; none for an empty body)."""
+    c.send_method(channel, BASIC_PUBLISH,
+                  publish_args(exchange, routing_key, mandatory, immediate))
+    if header is None:
+        header = content_header_payload(len(body), props)
+    c.send(frame(FRAME_HEADER, channel, header))
+    chunk = chunk or c.frame_max - 8
+    view = memoryview(body)
+    for i in range(0, len(body), chunk):
+        c.send(frame(FRAME_BODY, channel, bytes(view[i:i + chunk])))
+
+
+def read_content(c, channel, forbid_empty_frames=False):
+    """Reads a content header and its body frames on channel of the RawConn c; returns (raw
+    header payload, body, [body frame sizes]). forbid_empty_frames: an empty body frame
+    fails the test."""
+    ftype, ch, header = c.read_frame()
+    assert (ftype, ch) == (FRAME_HEADER, channel), \
+        "expected a content header on channel %d, got frame type %d on %d" % (channel, ftype, ch)
+    size = struct.unpack(">Q", header[4:12])[0]
+    parts = []
+    got = 0
+    while got < size:
+        ftype, ch, payload = c.read_frame()
+        assert (ftype, ch) == (FRAME_BODY, channel), \
+            "expected a body frame on channel %d, got type %d on %d" % (channel, ftype, ch)
+        if forbid_empty_frames:
+            assert payload, "empty body frame"
+        parts.append(payload)
+        got += len(payload)
+    body = b"".join(parts)
+    assert len(body) == size, "body of %d bytes, the header said %d" % (len(body), size)
+    return header, body, [len(p) for p in parts]
+
+
+# ---------------------------------------------------------------------------------------
+# pika's codec over raw connections: methods built as pika.spec objects, sent with a
+# RawConn and their replies read by it, so that error tests check the reply code, the
+# text and the class/method ids in the close.
+
+
+def name_pika_methods():
+    """Names every method in failure messages, by pika.spec (METHOD_NAMES names only the
+    ones this module uses itself)."""
+    import pika.spec
+    for m in pika.spec.methods.values():
+        METHOD_NAMES.setdefault(method_ids(m), m.NAME)
+
+
+def method_ids(method):
+    """(class-id, method-id) of a pika.spec method class or instance."""
+    return (method.INDEX >> 16, method.INDEX & 0xFFFF)
+
+
+def send_pika(c, channel, method):
+    """Sends a pika.spec method (an instance) as a method frame on channel of the RawConn c."""
+    import pika.frame
+    c.send(pika.frame.Method(channel, method).marshal())
+
+
+def call_pika(c, channel, method, reply):
+    """Sends method on channel, expects the reply class there; returns it decoded."""
+    send_pika(c, channel, method)
+    m = c.expect(method_ids(reply), channel=channel)
+    return reply().decode(m.args)
+
+
+def channel_refused(c, channel, method, code, text):
+    """Sends method; expects channel.close code/text naming that method; sends close-ok and
+    reopens the channel (so the connection is shown to be alive)."""
+    import pika.spec
+    send_pika(c, channel, method)
+    c.expect_channel_close(channel, code, text=text, ids=method_ids(method))
+    send_pika(c, channel, pika.spec.Channel.CloseOk())
+    c.open_channel(channel)
+
+
 # ---------------------------------------------------------------------------------------
 # The server under test
+
+
+def server_binary():
+    """The warren-server binary: $WARREN_SERVER, which must name an executable."""
+    binary = os.environ.get("WARREN_SERVER")
+    assert binary, "WARREN_SERVER (absolute path of warren-server) is not set"
+    assert os.access(binary, os.X_OK), "WARREN_SERVER=%s is not executable" % binary
+    return binary
 
 
 def free_port():
@@ -647,9 +767,7 @@ class Server:
         if EXTERNAL:
             self.addr = parse_addr(EXTERNAL)
             return self
-        binary = os.environ.get("WARREN_SERVER")
-        assert binary, "WARREN_SERVER (absolute path of warren-server) is not set"
-        assert os.access(binary, os.X_OK), "WARREN_SERVER=%s is not executable" % binary
+        binary = server_binary()
         self.tmp = tempfile.mkdtemp(prefix="warren-test-")
         self.data_dir = os.path.join(self.tmp, "data")
         os.mkdir(self.data_dir)
@@ -798,6 +916,34 @@ def server(config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
             raise
 
 
+def run_server_to_exit(*args, timeout=10, data_dir=False):
+    """Runs warren-server with args until it exits, in a new temporary directory as its
+    working directory (where a default ./var would go); data_dir=True puts --data-dir (in
+    that directory) before args. Fails if it is still running after timeout seconds.
+    Returns (exit status, stdout, stderr, seconds it took)."""
+    argv = [server_binary()]
+    tmp = tempfile.mkdtemp(prefix="warren-test-")
+    try:
+        if data_dir:
+            argv += ["--data-dir", os.path.join(tmp, "data")]
+        argv += list(args)
+        log("  $ " + " ".join(argv))
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=timeout, cwd=tmp)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("%s still running after %d s, expected it to exit" % (
+                " ".join(argv), timeout)) from None
+        took = time.monotonic() - t0
+    finally:
+        cleanup_dir(tmp)
+    out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    log("    exit %d after %.2f s; stdout %d bytes; stderr: %s" % (
+        p.returncode, took, len(out), err.strip()[-500:]))
+    return p.returncode, out, err, took
+
+
 # ---------------------------------------------------------------------------------------
 # pika
 
@@ -829,6 +975,82 @@ def assert_serves(addr):
         if conn.is_open:
             conn.close()
     assert conn.is_closed
+
+
+def confirm_channel(conn):
+    """A new channel of the pika connection conn, in confirm mode."""
+    ch = conn.channel()
+    ch.confirm_delivery()
+    return ch
+
+
+def fresh_queue(ch, queue, **declare_kw):
+    """Deletes queue (if it is there) and declares it anew on the pika channel ch."""
+    ch.queue_delete(queue)
+    ch.queue_declare(queue, **declare_kw)
+
+
+def fresh_queues(addr, *queues):
+    """fresh_queue for each of queues, on a pika connection of its own."""
+    conn = pika_connect(addr)
+    ch = conn.channel()
+    for q in queues:
+        fresh_queue(ch, q)
+    conn.close()
+
+
+def cleanup(addr, *queues, exchanges=()):
+    """Deletes the exchanges, then the queues, on a pika connection of its own (for names a
+    test uses, so that it reruns against one external broker; missing ones are fine)."""
+    conn = pika_connect(addr)
+    ch = conn.channel()
+    for e in exchanges:
+        ch.exchange_delete(e)
+    for q in queues:
+        ch.queue_delete(q)
+    conn.close()
+
+
+def publish_confirmed(ch, queue, n, prefix="m"):
+    """Publishes n messages <prefix>0 .. <prefix><n-1> to queue via the default exchange on
+    the confirm channel ch: once this returns, the broker has them. Returns their bodies."""
+    bodies = [("%s%d" % (prefix, i)).encode() for i in range(n)]
+    for b in bodies:
+        ch.basic_publish("", queue, b)
+    return bodies
+
+
+def fill(conn, queue, n, prefix="m"):
+    """publish_confirmed on a confirm channel of its own of the pika connection conn (closed
+    afterwards); returns the bodies."""
+    ch = confirm_channel(conn)
+    bodies = publish_confirmed(ch, queue, n, prefix)
+    ch.close()
+    return bodies
+
+
+def drain(ch, queue, redelivered=False):
+    """Every message now in queue, by basic.get with no-ack on the pika channel ch: a list
+    of bodies, or with redelivered=True of (body, redelivered flag)."""
+    out = []
+    while True:
+        m, _, body = ch.basic_get(queue, auto_ack=True)
+        if m is None:
+            return out
+        out.append((body, m.redelivered) if redelivered else body)
+
+
+def wait_until(pred, timeout, what, conns=()):
+    """Waits until pred() is true, meanwhile running the I/O of the pika connections conns
+    (or sleeping when there are none); fails with '<what>: not within <timeout> s'."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "%s: not within %.1f s" % (what, timeout)
+        if conns:
+            for conn in conns:
+                conn.process_data_events(0.01)
+        else:
+            time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------------------

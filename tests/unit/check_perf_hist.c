@@ -47,8 +47,23 @@ END_TEST
 
 /* Values around powers of two, where the layout changes step. */
 static const uint64_t edge_values[] = {
-    127, 128, 129, 255, 256, 257, 1000, 1023, 1024, 1025, 312500, 1000000, 999999999,
-    (UINT64_C(1) << 40) - 1, UINT64_C(1) << 40, (UINT64_C(1) << 63) + 12345, UINT64_MAX - 1,
+    127,
+    128,
+    129,
+    255,
+    256,
+    257,
+    1000,
+    1023,
+    1024,
+    1025,
+    312500,
+    1000000,
+    999999999,
+    (UINT64_C(1) << 40) - 1,
+    UINT64_C(1) << 40,
+    (UINT64_C(1) << 63) + 12345,
+    UINT64_MAX - 1,
 };
 
 START_TEST(test_edge_values)

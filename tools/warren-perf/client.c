@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "warren/assert.h"
 #include "perf.h"
+#include "warren/assert.h"
 
 #define RBUF_SIZE (256 * 1024)
 #define WBUF_SIZE (128 * 1024)
@@ -253,10 +253,11 @@ conn_read_frame(struct perf_conn *c, int timeout_ms, struct frame *f)
         const uint8_t *p = c->rbuf + c->rpos;
         size_t avail = c->rlen - c->rpos;
         if (avail >= 4 && memcmp(p, "AMQP", 4) == 0)
-            return perf_conn_fail(c, "server does not speak AMQP 0-9-1 (it answered with "
-                                     "protocol header AMQP %u-%u-%u-%u)",
-                                  avail > 4 ? p[4] : 0, avail > 5 ? p[5] : 0,
-                                  avail > 6 ? p[6] : 0, avail > 7 ? p[7] : 0);
+            return perf_conn_fail(c,
+                                  "server does not speak AMQP 0-9-1 (it answered with "
+                                  "protocol header AMQP %u-%u-%u-%u)",
+                                  avail > 4 ? p[4] : 0, avail > 5 ? p[5] : 0, avail > 6 ? p[6] : 0,
+                                  avail > 7 ? p[7] : 0);
         switch (frame_parse(p, avail, c->frame_max, f, &need, &err)) {
         case FRAME_OK:
             c->rpos += need;
@@ -292,8 +293,7 @@ fmt_close(char *buf, size_t cap, uint16_t code, struct wire_str text, uint16_t c
 {
     int n = snprintf(buf, cap, "%u %.*s", code, WIRE_STR_ARG(text));
     if (cls != 0 && n > 0 && (size_t)n < cap)
-        snprintf(buf + n, cap - (size_t)n, " (%s)",
-                 wire_method_name(WIRE_METHOD_ID(cls, mth)));
+        snprintf(buf + n, cap - (size_t)n, " (%s)", wire_method_name(WIRE_METHOD_ID(cls, mth)));
 }
 
 /* Answers a server's connection.close and closes the socket. Returns -1 with c->err set. */
@@ -334,16 +334,15 @@ perf_conn_next(struct perf_conn *c, int timeout_ms, struct perf_in *in)
             continue;
         if (f->type == WIRE_FRAME_METHOD) {
             if (wire_method_decode(f->payload, f->size, &in->m, &err) < 0)
-                return perf_conn_fail(c, "bad method from the server: %u %s", err.code,
-                                      err.text);
+                return perf_conn_fail(c, "bad method from the server: %u %s", err.code, err.text);
             if (f->channel == 0) {
                 switch (in->m.id) {
                 case WIRE_CONNECTION_CLOSE:
                     return conn_on_server_close(c, &in->m.u.connection_close);
                 case WIRE_CONNECTION_BLOCKED:
                     if (!c->blocked)
-                        fprintf(stderr, "warren-perf: %s: blocked by the server: %.*s\n",
-                                c->name, WIRE_STR_ARG(in->m.u.connection_blocked.reason));
+                        fprintf(stderr, "warren-perf: %s: blocked by the server: %.*s\n", c->name,
+                                WIRE_STR_ARG(in->m.u.connection_blocked.reason));
                     c->blocked = true;
                     continue;
                 case WIRE_CONNECTION_UNBLOCKED:
@@ -356,8 +355,7 @@ perf_conn_next(struct perf_conn *c, int timeout_ms, struct perf_in *in)
             if (in->m.id == WIRE_CHANNEL_CLOSE) {
                 const struct wire_channel_close *m = &in->m.u.channel_close;
                 char why[400];
-                fmt_close(why, sizeof why, m->reply_code, m->reply_text, m->class_id,
-                          m->method_id);
+                fmt_close(why, sizeof why, m->reply_code, m->reply_text, m->class_id, m->method_id);
                 struct wire_method ok = {.id = WIRE_CHANNEL_CLOSE_OK};
                 c->wlen = 0;
                 perf_conn_put_method(c, f->channel, &ok);
@@ -412,21 +410,23 @@ conn_expect0(struct perf_conn *c, enum wire_method_id want, struct wire_method *
     for (;;) {
         uint64_t now = perf_now_ns();
         if (now >= deadline)
-            return perf_conn_fail(c, "no %s from the server within %d ms",
-                                  wire_method_name(want), PERF_RPC_TIMEOUT_MS);
+            return perf_conn_fail(c, "no %s from the server within %d ms", wire_method_name(want),
+                                  PERF_RPC_TIMEOUT_MS);
         int r = conn_read_frame(c, (int)((deadline - now) / 1000000u) + 1, &f);
         if (r < 0) {
             if (strcmp(c->err, "server closed the socket") == 0)
-                return perf_conn_fail(c, "server closed the socket while we waited for %s "
-                                         "(wrong user or password?)",
+                return perf_conn_fail(c,
+                                      "server closed the socket while we waited for %s "
+                                      "(wrong user or password?)",
                                       wire_method_name(want));
             return -1;
         }
         if (r == 0 || f.type == WIRE_FRAME_HEARTBEAT)
             continue;
         if (f.type != WIRE_FRAME_METHOD || f.channel != 0)
-            return perf_conn_fail(c, "unexpected frame type %u on channel %u during the "
-                                     "handshake",
+            return perf_conn_fail(c,
+                                  "unexpected frame type %u on channel %u during the "
+                                  "handshake",
                                   f.type, f.channel);
         if (wire_method_decode(f.payload, f.size, m, &err) < 0)
             return perf_conn_fail(c, "bad method from the server: %s", err.text);
@@ -501,8 +501,7 @@ conn_note_server(struct perf_conn *c, struct wire_table props)
     struct wire_value prod, ver;
     bool has_prod = wire_table_get(props, "product", &prod) && prod.type == WIRE_FIELD_LONGSTR;
     bool has_ver = wire_table_get(props, "version", &ver) && ver.type == WIRE_FIELD_LONGSTR;
-    snprintf(c->server, sizeof c->server, "%.*s%s%.*s",
-             has_prod ? (int)prod.v.str.len : 7,
+    snprintf(c->server, sizeof c->server, "%.*s%s%.*s", has_prod ? (int)prod.v.str.len : 7,
              has_prod ? (const char *)prod.v.str.ptr : "unknown", has_ver ? " " : "",
              has_ver ? (int)ver.v.str.len : 0, has_ver ? (const char *)ver.v.str.ptr : "");
 }

@@ -7,6 +7,7 @@
  * and the channel and connection close. */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,12 +26,12 @@ struct cons {
     struct perf_conn c;
     char tag[64]; /* consumer tag */
     enum cons_state st;
-    uint64_t dtag;      /* delivery tag of the message being read */
-    uint64_t left;      /* body bytes still to come */
-    uint8_t stamp[8];   /* first body bytes: the send time */
+    uint64_t dtag;    /* delivery tag of the message being read */
+    uint64_t left;    /* body bytes still to come */
+    uint8_t stamp[8]; /* first body bytes: the send time */
     size_t stamp_len;
     uint64_t received;
-    uint64_t last_tag;  /* latest delivery tag not yet acked */
+    uint64_t last_tag; /* latest delivery tag not yet acked */
     uint32_t unacked;
 };
 
@@ -162,6 +163,9 @@ perf_consumer_main(void *arg)
 {
     struct cons k = {.w = arg, .o = ((struct perf_worker *)arg)->run->opts};
     struct perf_worker *w = k.w;
+    char tname[16];
+    snprintf(tname, sizeof tname, "wp-cons-%u", w->id % 10000);
+    pthread_setname_np(pthread_self(), tname); /* for top -H */
     snprintf(k.tag, sizeof k.tag, "warren-perf-%u", w->id);
     bool ok = perf_conn_open(&k.c, k.o, w->name, &w->run->abort) == 0;
     if (ok && !k.o->auto_ack && k.o->prefetch > 0) {

@@ -24,8 +24,8 @@
 #include "perf.h"
 #include "report.h"
 
-#define TICK_MS 50
-#define IDLE_TIMEOUT_NS (5 * 1000000000ull) /* count/backlog: give up waiting after this */
+#define TICK_MS 10
+#define IDLE_TIMEOUT_NS (5 * 1000000000ull)  /* count/backlog: give up waiting after this */
 #define JOIN_TIMEOUT_NS (15 * 1000000000ull) /* then connections are abandoned */
 
 static volatile sig_atomic_t interrupted;
@@ -87,8 +87,8 @@ run_start(struct perf_run *run, unsigned from, unsigned to, uint64_t *t0)
     pthread_sigmask(SIG_BLOCK, &all, &old); /* signals go to the main thread */
     for (unsigned i = from; i < to; i++) {
         struct perf_worker *w = &run->workers[i];
-        if (pthread_create(&w->thread, NULL,
-                           w->producer ? perf_producer_main : perf_consumer_main, w) != 0) {
+        if (pthread_create(&w->thread, NULL, w->producer ? perf_producer_main : perf_consumer_main,
+                           w) != 0) {
             pthread_sigmask(SIG_SETMASK, &old, NULL);
             fprintf(stderr, "warren-perf: cannot create a thread\n");
             return -1;
@@ -200,8 +200,9 @@ run_watch(struct perf_run *run, struct perf_progress *pg, enum phase ph, uint64_
 {
     const struct perf_opts *o = run->opts;
     uint64_t next_tick = pg->last_ns + 1000000000u, last_change = perf_now_ns(), last_recv = 0;
-    for (;;) {
-        sleep_ms(TICK_MS);
+    for (bool first = true;; first = false) {
+        if (!first)
+            sleep_ms(TICK_MS);
         if (interrupted || atomic_load(&run->failures) > 0)
             return -1;
         uint64_t now = perf_now_ns();
@@ -248,18 +249,12 @@ run_watch(struct perf_run *run, struct perf_progress *pg, enum phase ph, uint64_
 /* Backlog mode: waits until the queues hold what was published (with confirms they do at
  * once; without, the last messages may still be on their way). */
 static int
-wait_backlog(struct perf_run *run, uint64_t want, uint64_t *ready_ns)
+wait_backlog(struct perf_run *run, struct perf_conn *c, uint64_t want, uint64_t *ready_ns)
 {
-    struct perf_conn c;
     uint64_t depth = 0, last = UINT64_MAX, since = perf_now_ns();
-    if (perf_conn_open(&c, run->opts, "setup", &run->abort) < 0) {
-        fprintf(stderr, "warren-perf: %s\n", c.err);
-        return -1;
-    }
     for (;;) {
-        if (perf_topo_depth(&c, run->opts, &depth) < 0) {
-            fprintf(stderr, "warren-perf: reading queue depths: %s\n", c.err);
-            perf_conn_close(&c, 1000);
+        if (perf_topo_depth(c, run->opts, &depth) < 0) {
+            fprintf(stderr, "warren-perf: reading queue depths: %s\n", c->err);
             return -1;
         }
         uint64_t now = perf_now_ns();
@@ -270,14 +265,14 @@ wait_backlog(struct perf_run *run, uint64_t want, uint64_t *ready_ns)
             last = depth;
             since = now;
         } else if (now - since >= IDLE_TIMEOUT_NS) {
-            fprintf(stderr, "warren-perf: the queues hold %llu of the %llu messages published; "
-                            "draining those\n",
+            fprintf(stderr,
+                    "warren-perf: the queues hold %llu of the %llu messages published; "
+                    "draining those\n",
                     (unsigned long long)depth, (unsigned long long)want);
             break;
         }
         sleep_ms(5);
     }
-    perf_conn_close(&c, PERF_RPC_TIMEOUT_MS);
     return 0;
 }
 
@@ -295,7 +290,8 @@ topo(struct perf_run *run, bool setup, char *server, size_t cap)
         snprintf(server, cap, "%s", c.server);
     int rc = setup ? perf_topo_setup(&c, run->opts) : perf_topo_teardown(&c, run->opts);
     if (rc < 0)
-        fprintf(stderr, "warren-perf: %s queues: %s\n", setup ? "declaring" : "deleting", c.err);
+        fprintf(stderr, "warren-perf: %s: %s\n",
+                setup ? "declaring queues and exchange" : "deleting queues and exchange", c.err);
     perf_conn_close(&c, PERF_RPC_TIMEOUT_MS);
     return rc;
 }
@@ -332,6 +328,7 @@ main(int argc, char **argv)
     struct perf_run run = {.opts = &o};
     struct perf_result res = {0};
     struct perf_progress pg;
+    struct perf_conn depth_conn = {.fd = -1};
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESETHAND};
     int rc = 0;
 
@@ -348,11 +345,16 @@ main(int argc, char **argv)
     uint64_t total = o.backlog ? o.backlog : o.count;
     res.expected = total ? expected_deliveries(&o, total) : 0;
     if (o.backlog) {
+        /* Opened now, so that seeing the queues full does not wait for a handshake. */
+        if (perf_conn_open(&depth_conn, &o, "setup", &run.abort) < 0) {
+            fprintf(stderr, "warren-perf: %s\n", depth_conn.err);
+            goto stop;
+        }
         if (run_start(&run, 0, o.producers, &res.t0_ns) < 0)
             goto stop;
         perf_progress_init(&pg, &run, res.t0_ns);
         if (run_watch(&run, &pg, PHASE_PUBLISH, res.t0_ns, 0) < 0 ||
-            wait_backlog(&run, expected_queued(&o, total), &res.ready_ns) < 0 ||
+            wait_backlog(&run, &depth_conn, expected_queued(&o, total), &res.ready_ns) < 0 ||
             run_start(&run, o.producers, run.nworkers, &res.drain_ns) < 0 ||
             run_watch(&run, &pg, PHASE_DRAIN, res.drain_ns, res.expected) < 0)
             goto stop_pg;
@@ -371,6 +373,7 @@ stop:
     if (res.end_ns == 0)
         res.end_ns = perf_now_ns();
     run_join(&run);
+    perf_conn_close(&depth_conn, PERF_RPC_TIMEOUT_MS);
     res.interrupted = interrupted;
     if (topo(&run, false, NULL, 0) < 0)
         rc = 1;

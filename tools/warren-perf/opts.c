@@ -91,8 +91,7 @@ static const struct opt_def opt_defs[] = {
 };
 #define N_OPTS (sizeof opt_defs / sizeof opt_defs[0])
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
+static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
 {
     va_list ap;
     fputs("warren-perf: ", stderr);
@@ -146,7 +145,8 @@ set_decoded(char *dst, size_t cap, const char *s, size_t n, const char *what)
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
         if (ch == '%') {
-            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) || !isxdigit((unsigned char)s[i + 2]))
+            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+                !isxdigit((unsigned char)s[i + 2]))
                 usage_error("--uri: bad %%-escape in the %s", what);
             char hex[3] = {s[i + 1], s[i + 2], 0};
             ch = (char)strtol(hex, NULL, 16);
@@ -286,8 +286,7 @@ check(struct perf_opts *o)
                     o->multiple_ack, o->prefetch);
     if (o->exchange_type[0] != 0 && strcmp(o->exchange_type, "direct") != 0 &&
         strcmp(o->exchange_type, "fanout") != 0 && strcmp(o->exchange_type, "topic") != 0)
-        usage_error("--exchange-type must be direct, fanout or topic (got '%s')",
-                    o->exchange_type);
+        usage_error("--exchange-type must be direct, fanout or topic (got '%s')", o->exchange_type);
     if (o->exchange[0] != 0 && o->exchange_type[0] == 0)
         strcpy(o->exchange_type, "direct");
     if ((o->routing_key[0] != 0 || o->binding_key[0] != 0) && o->exchange_type[0] == 0)

@@ -28,15 +28,15 @@ struct perf_opts {
     uint32_t multiple_ack; /* manual acks: one basic.ack (multiple) per this many messages */
     uint32_t confirm;      /* publisher confirms: at most this many unconfirmed; 0 = off */
     bool auto_ack, persistent, keep_queues;
-    char prefix[200];                 /* queue i is "<prefix>-<i>" */
-    char exchange[PERF_NAME_MAX];     /* "" = the default exchange */
-    char exchange_type[16];           /* direct, fanout, topic ("" with the default exchange) */
-    char routing_key[PERF_NAME_MAX];  /* "" = each producer's queue name */
-    char binding_key[PERF_NAME_MAX];  /* "" = the routing key, or each queue's name */
-    double rate;                      /* per producer, msgs/s; 0 = unlimited */
-    double duration;                  /* seconds; 0 = count or backlog mode */
-    uint64_t count;                   /* messages to publish in all; 0 = duration mode */
-    uint64_t backlog;                 /* publish this many, then drain them; 0 = off */
+    char prefix[200];                /* queue i is "<prefix>-<i>" */
+    char exchange[PERF_NAME_MAX];    /* "" = the default exchange */
+    char exchange_type[16];          /* direct, fanout, topic ("" with the default exchange) */
+    char routing_key[PERF_NAME_MAX]; /* "" = each producer's queue name */
+    char binding_key[PERF_NAME_MAX]; /* "" = the routing key, or each queue's name */
+    double rate;                     /* per producer, msgs/s; 0 = unlimited */
+    double duration;                 /* seconds; 0 = count or backlog mode */
+    uint64_t count;                  /* messages to publish in all; 0 = duration mode */
+    uint64_t backlog;                /* publish this many, then drain them; 0 = off */
 };
 
 /* Parses argv into o (exits on --help, --version, or a usage error). */
@@ -52,14 +52,14 @@ struct perf_worker {
     struct perf_run *run; /* borrows */
     unsigned id;
     bool producer;
-    bool started;                /* its thread was created (and must be joined) */
-    char name[32];               /* "producer 0" */
-    char queue[PERF_NAME_MAX];   /* consumer: the queue it consumes */
-    char rkey[PERF_NAME_MAX];    /* producer: its routing key */
-    uint64_t quota;              /* producer: messages to publish; 0 = until stopped */
-    atomic_bool go;              /* set by the main thread once every worker is ready */
-    atomic_bool done;            /* producer: quota published and confirmed */
-    atomic_bool exited;          /* its thread is about to return */
+    bool started;              /* its thread was created (and must be joined) */
+    char name[32];             /* "producer 0" */
+    char queue[PERF_NAME_MAX]; /* consumer: the queue it consumes */
+    char rkey[PERF_NAME_MAX];  /* producer: its routing key */
+    uint64_t quota;            /* producer: messages to publish; 0 = until stopped */
+    atomic_bool go;            /* set by the main thread once every worker is ready */
+    atomic_bool done;          /* producer: quota published and confirmed */
+    atomic_bool exited;        /* its thread is about to return */
     _Atomic uint64_t sent, confirmed, nacked, received;
     _Atomic uint64_t first_ns, last_ns; /* its first and latest publish or delivery */
     struct perf_hist hist;              /* consumer: latency in ns */

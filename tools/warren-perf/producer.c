@@ -7,12 +7,14 @@
  * nacks settle exactly the tags they name. --rate paces the batches against the clock. */
 #include "config.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "warren/assert.h"
 #include "client.h"
 #include "perf.h"
+#include "warren/assert.h"
 
 #define BATCH_MAX 256            /* messages per send() */
 #define BATCH_BYTES (256 * 1024) /* ... unless they are large */
@@ -24,11 +26,11 @@ struct prod {
     struct perf_conn c;
     uint8_t prefix[1024]; /* publish method frame + content header frame */
     size_t prefix_len;
-    uint8_t *body; /* owns: the body template */
-    size_t msg_len;       /* bytes one message takes on the wire */
-    uint64_t seq;         /* messages published = the last delivery tag */
-    uint64_t floor;       /* every tag <= floor is settled */
-    uint8_t *unsettled;   /* owns: confirm mode: [tag % confirm] = 1 while unconfirmed */
+    uint8_t *body;      /* owns: the body template */
+    size_t msg_len;     /* bytes one message takes on the wire */
+    uint64_t seq;       /* messages published = the last delivery tag */
+    uint64_t floor;     /* every tag <= floor is settled */
+    uint8_t *unsettled; /* owns: confirm mode: [tag % confirm] = 1 while unconfirmed */
     uint64_t confirmed, nacked;
 };
 
@@ -100,9 +102,8 @@ prod_prepare(struct prod *p)
         (struct wire_str){(const uint8_t *)p->w->rkey, (uint32_t)strlen(p->w->rkey)};
     props.delivery_mode = o->persistent ? 2 : 1;
     p->prefix_len = perf_frame_method(p->prefix, sizeof p->prefix, PERF_CHANNEL, &m);
-    p->prefix_len += perf_frame_content_header(p->prefix + p->prefix_len,
-                                               sizeof p->prefix - p->prefix_len, PERF_CHANNEL,
-                                               o->size, &props);
+    p->prefix_len += perf_frame_content_header(
+        p->prefix + p->prefix_len, sizeof p->prefix - p->prefix_len, PERF_CHANNEL, o->size, &props);
     p->body = malloc(o->size);
     WR_ASSERT(p->body != NULL);
     for (uint32_t i = 0; i < o->size; i++)
@@ -227,6 +228,9 @@ perf_producer_main(void *arg)
 {
     struct prod p = {.w = arg, .o = ((struct perf_worker *)arg)->run->opts};
     struct perf_worker *w = p.w;
+    char tname[16];
+    snprintf(tname, sizeof tname, "wp-prod-%u", w->id % 10000);
+    pthread_setname_np(pthread_self(), tname); /* for top -H */
     bool ok = perf_conn_open(&p.c, p.o, w->name, &w->run->abort) == 0;
     if (ok && p.o->confirm) {
         struct wire_method m = {.id = WIRE_CONFIRM_SELECT};

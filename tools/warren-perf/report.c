@@ -159,9 +159,9 @@ perf_report(const struct perf_run *run, const struct perf_result *r, FILE *out)
         fprintf(stderr, ", confirmed %llu, nacked %llu", (unsigned long long)t.confirmed,
                 (unsigned long long)t.nacked);
     if (perf_hist_count(h) > 0)
-        fprintf(stderr, ", latency p50 %s p95 %s p99 %s max %s",
-                perf_fmt_latency(p50, a, sizeof a), perf_fmt_latency(p95, b, sizeof b),
-                perf_fmt_latency(p99, c, sizeof c), perf_fmt_latency(max, d, sizeof d));
+        fprintf(stderr, ", latency p50 %s p95 %s p99 %s max %s", perf_fmt_latency(p50, a, sizeof a),
+                perf_fmt_latency(p95, b, sizeof b), perf_fmt_latency(p99, c, sizeof c),
+                perf_fmt_latency(max, d, sizeof d));
     fputc('\n', stderr);
 
     fprintf(out,

@@ -71,7 +71,7 @@ perf_topo_setup(struct perf_conn *c, const struct perf_opts *o)
             return -1;
         if (ex[0] == 0)
             continue;
-        const char *key = o->binding_key[0] ? o->binding_key
+        const char *key = o->binding_key[0]   ? o->binding_key
                           : o->routing_key[0] ? o->routing_key
                                               : q;
         m = (struct wire_method){.id = WIRE_QUEUE_BIND};

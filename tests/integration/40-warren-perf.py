@@ -1,0 +1,197 @@
+"""warren-perf, the load generator installed with the broker, run against the broker for a
+second or two at a time: 1 producer / 1 consumer with manual acks and prefetch 100 for a
+fixed duration; a fixed count with publisher confirms (window 100) and multiple acks, where
+every message published must be confirmed and consumed; the backlog mode (publish 1000,
+then drain them); a fanout to two queues; SIGINT (results so far, exit 130). Each run must
+exit 0 and print one JSON line that parses, with the fields scripts compare; the queues it
+declared are gone afterwards. Failures must say why and exit non-zero: nothing listening,
+a refused login (403), a server channel.close (406, with the reply text and the method).
+No timing is asserted: the figures depend on the machine. Checked against RabbitMQ 3.10.
+
+The binary is $WARREN_PERF, or warren-perf next to $WARREN_SERVER (the build directory).
+Queue names start with wt40-."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import warren_test as wt  # noqa: E402
+
+import pika  # noqa: E402
+import pika.exceptions as pe  # noqa: E402
+
+
+def perf_binary():
+    path = os.environ.get("WARREN_PERF")
+    if not path and os.environ.get("WARREN_SERVER"):
+        path = os.path.join(os.path.dirname(os.environ["WARREN_SERVER"]), "warren-perf")
+    assert path, "set WARREN_PERF (or WARREN_SERVER) to find the warren-perf binary"
+    assert os.access(path, os.X_OK), "%s is not executable" % path
+    return path
+
+
+def perf(addr, *args, timeout=40, expect_rc=0):
+    """Runs warren-perf against addr; returns (parsed JSON or None, stderr)."""
+    argv = [perf_binary(), "--host", addr[0], "--port", str(addr[1])] + [str(a) for a in args]
+    wt.log("  running: %s" % " ".join(argv))
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=timeout)
+    for line in p.stderr.splitlines()[-6:]:
+        wt.log("    | %s" % line)
+    assert p.returncode == expect_rc, "warren-perf exited %d, expected %d; stderr:\n%s" % (
+        p.returncode, expect_rc, p.stderr)
+    if expect_rc != 0:
+        return None, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) == 1, "expected one JSON line on stdout, got %r" % p.stdout
+    return check_result(json.loads(lines[0])), p.stderr
+
+
+def check_result(r):
+    for key in ("sent_msgs_per_s", "received_msgs_per_s", "sent", "received", "duration_s"):
+        assert isinstance(r[key], (int, float)) and r[key] >= 0, "%s: %r" % (key, r.get(key))
+    for key in ("p50", "p95", "p99", "max"):
+        assert isinstance(r["latency_us"][key], (int, float)), r["latency_us"]
+    lat = r["latency_us"]
+    assert lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], lat
+    assert isinstance(r["params"], dict) and "producers" in r["params"], r["params"]
+    wt.log("  result: sent %d (%.0f/s), received %d (%.0f/s), p50 %.0fus p99 %.0fus, %s" % (
+        r["sent"], r["sent_msgs_per_s"], r["received"], r["received_msgs_per_s"],
+        lat["p50"], lat["p99"], r.get("server")))
+    return r
+
+
+def assert_no_queue(addr, name):
+    conn = wt.pika_connect(addr)
+    try:
+        ch = conn.channel()
+        try:
+            ch.queue_declare(name, passive=True)
+        except pe.ChannelClosedByBroker as e:
+            assert e.reply_code == 404, e
+        else:
+            raise AssertionError("queue %s is still there" % name)
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def test_duration_manual_ack():
+    """2 s, 1 producer (paced at 5000 msg/s) / 1 consumer, manual acks, prefetch 100"""
+    with wt.server() as srv:
+        r, err = perf(srv.addr, "-x", 1, "-y", 1, "-q", 100, "-z", 2, "-r", 5000,
+                      "--prefix", "wt40-dur")
+        assert r["sent"] > 0 and r["received"] > 0, r
+        assert r["received"] <= r["sent"], r
+        assert r["params"]["prefetch"] == 100 and r["params"]["auto_ack"] is False, r
+        assert "time 1s, sent " in err, err
+        assert not r["interrupted"], r
+        assert_no_queue(srv.addr, "wt40-dur-0")
+
+
+def test_count_confirm():
+    """20000 messages with confirms (window 100), prefetch 100, an ack per 10: every message
+    confirmed and received"""
+    with wt.server() as srv:
+        r, _ = perf(srv.addr, "-C", 20000, "-c", 100, "-q", 100, "-A", 10, "--prefix",
+                    "wt40-cnt")
+        assert r["sent"] == r["received"] == r["confirmed"] == 20000, r
+        assert r["nacked"] == 0, r
+        assert r["sent_msgs_per_s"] > 0 and r["received_msgs_per_s"] > 0, r
+        assert_no_queue(srv.addr, "wt40-cnt-0")
+
+
+def test_count_persistent_auto_ack():
+    """5000 persistent messages into a durable queue, consumed with auto-ack"""
+    with wt.server() as srv:
+        r, _ = perf(srv.addr, "-C", 5000, "-f", "-a", "-c", 50, "--prefix", "wt40-pers")
+        assert r["sent"] == r["received"] == 5000, r
+        assert r["params"]["persistent"] is True, r
+        assert_no_queue(srv.addr, "wt40-pers-0")
+
+
+def test_backlog():
+    """--backlog 1000: publish 1000 with no consumer, then drain them; rates per phase"""
+    with wt.server() as srv:
+        r, _ = perf(srv.addr, "-B", 1000, "-q", 100, "--prefix", "wt40-bl")
+        assert r["sent"] == r["received"] == 1000, r
+        assert r["publish_msgs_per_s"] > 0 and r["drain_msgs_per_s"] > 0, r
+        assert r["publish_s"] >= 0 and r["drain_s"] >= 0, r
+        assert_no_queue(srv.addr, "wt40-bl-0")
+
+
+def test_fanout_two_queues():
+    """a fanout exchange to 2 queues, a consumer each: every message arrives twice"""
+    with wt.server() as srv:
+        r, _ = perf(srv.addr, "-C", 2000, "-Q", 2, "-y", 2, "-t", "fanout", "-k", "any",
+                    "-c", 100, "--prefix", "wt40-fan")
+        assert r["sent"] == 2000 and r["received"] == 4000, r
+        assert r["params"]["exchange"] == "wt40-fan-fanout", r
+        assert_no_queue(srv.addr, "wt40-fan-0")
+        assert_no_queue(srv.addr, "wt40-fan-1")
+
+
+def test_sigint():
+    """SIGINT stops the run: the results so far, interrupted=true, exit 130, queues gone"""
+    with wt.server() as srv:
+        argv = [perf_binary(), "--host", srv.addr[0], "--port", str(srv.addr[1]), "-z", 30,
+                "-r", 2000, "--prefix", "wt40-int"]
+        p = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 130, "exit %d; stderr:\n%s" % (p.returncode, err)
+        r = check_result(json.loads(out))
+        assert r["interrupted"] is True and r["sent"] > 0, r
+        assert_no_queue(srv.addr, "wt40-int-0")
+
+
+def test_connection_refused():
+    """nothing listening: exit 1, 'cannot connect'"""
+    port = wt.free_port()
+    _, err = perf(("127.0.0.1", port), "-z", 1, expect_rc=1)
+    assert "cannot connect to 127.0.0.1:%d" % port in err, err
+
+
+def test_login_refused():
+    """a wrong password: exit 1 with the server's 403 ACCESS_REFUSED"""
+    with wt.server() as srv:
+        _, err = perf(srv.addr, "--password", "wrong", "-z", 1, expect_rc=1)
+        assert "403 ACCESS_REFUSED" in err, err
+        wt.assert_serves(srv.addr)
+
+
+def test_server_channel_close():
+    """an exchange redeclared with another type: exit 1 with 406, the text and the method"""
+    with wt.server() as srv:
+        conn = wt.pika_connect(srv.addr)
+        ch = conn.channel()
+        ch.exchange_declare("wt40-x", "direct")
+        try:
+            _, err = perf(srv.addr, "-e", "wt40-x", "-t", "fanout", "-z", 1, expect_rc=1)
+            assert "406 PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'wt40-x'" \
+                in err, err
+            assert "(exchange.declare)" in err, err
+        finally:
+            ch.exchange_delete("wt40-x")
+            conn.close()
+
+
+def test_usage_errors():
+    """bad options: exit 2 and a message, nothing sent"""
+    for args, text in ((["-s", 8], "--size"), (["-C", 5, "-z", 1], "exclude each other"),
+                       (["-q", 10, "-A", 20], "exceeds --prefetch"),
+                       (["--uri", "amqps://x"], "not supported")):
+        _, err = perf(("127.0.0.1", 1), *args, expect_rc=2)
+        assert text in err, (args, err)
+
+
+if __name__ == "__main__":
+    wt.run([test_duration_manual_ack, test_count_confirm, test_count_persistent_auto_ack,
+            test_backlog, test_fanout_two_queues, test_sigint, test_connection_refused,
+            test_login_refused, test_server_channel_close, test_usage_errors])
