@@ -28,14 +28,6 @@ class Case(wt.RawConn):
             wt.assert_serves(self.addr)
 
 
-def opened(addr, channel=None, cls=None, **kw):
-    c = (cls or Case)(addr, **kw)
-    c.handshake("open")
-    if channel is not None:
-        c.open_channel(channel)
-    return c
-
-
 def test_bad_protocol_headers():
     """garbage, HTTP, TLS, AMQP 0-10/1.0 and other versions: server sends 'AMQP 0 0 9 1'
     and closes"""
@@ -126,7 +118,7 @@ def test_truncated_input_then_disconnect():
             wt.assert_serves(srv.addr)
         # Also disconnect in the middle of a channel.open's round trip, many times.
         for _ in range(20):
-            c = opened(srv.addr)
+            c = wt.opened(srv.addr, cls=Case)
             c.send_method(1, wt.CHANNEL_OPEN, wt.shortstr(""))
             c.close()
         wt.assert_serves(srv.addr)
@@ -137,16 +129,16 @@ def test_frame_over_frame_max():
     its payload"""
     with wt.server() as srv:
         # The header alone announces too much: the server must not wait for the payload.
-        with opened(srv.addr) as c:
+        with wt.opened(srv.addr, cls=Case) as c:
             c.send(struct.pack(">BHI", 1, 0, c.frame_max + 1))
             c.expect_connection_close(501, text_prefix="FRAME_ERROR - ", ids=(0, 0),
                                       send_close_ok=False)
-        with opened(srv.addr, channel=1) as c:
+        with wt.opened(srv.addr, 1, cls=Case) as c:
             c.send(struct.pack(">BHI", 1, 1, 0x7FFFFFFF))
             c.expect_connection_close(501, text_prefix="FRAME_ERROR - ", ids=(0, 0),
                                       send_close_ok=False)
         # A whole oversized body frame on an open channel.
-        with opened(srv.addr, channel=1) as c:
+        with wt.opened(srv.addr, 1, cls=Case) as c:
             c.send(wt.frame(wt.FRAME_BODY, 1, b"\0" * (c.frame_max + 1)))
             c.expect_connection_close(501, text_prefix="FRAME_ERROR - ", ids=(0, 0),
                                       send_close_ok=False)
@@ -165,7 +157,7 @@ def test_frame_at_frame_max():
     # A body frame without a publish is then refused as 505 UNEXPECTED_FRAME, not 501: that
     # shows the size was accepted.
     with wt.server() as srv:
-        with opened(srv.addr, channel=1) as c:
+        with wt.opened(srv.addr, 1, cls=Case) as c:
             c.send(wt.frame(wt.FRAME_BODY, 1, b"\0" * (c.frame_max - 8)))
             c.expect_connection_close(505, ids=(0, 0))
         wt.assert_serves(srv.addr)
@@ -178,7 +170,7 @@ def test_frame_size_tolerance_as_rabbitmq():
     # the payload size work with RabbitMQ.
     with wt.server() as srv:
         for extra in (1, 8):
-            with opened(srv.addr, channel=1) as c:
+            with wt.opened(srv.addr, 1, cls=Case) as c:
                 c.send(wt.frame(wt.FRAME_BODY, 1, b"\0" * (c.frame_max - 8 + extra)))
                 c.expect_connection_close(505, ids=(0, 0))
         wt.assert_serves(srv.addr)
@@ -187,11 +179,11 @@ def test_frame_size_tolerance_as_rabbitmq():
 def test_bad_frame_end():
     """a frame whose end octet is not 0xCE -> 501 FRAME_ERROR"""
     with wt.server() as srv:
-        with opened(srv.addr) as c:
+        with wt.opened(srv.addr, cls=Case) as c:
             c.send(wt.method_frame(0, wt.CONNECTION_CLOSE, wt.close_args())[:-1] + b"\x00")
             c.expect_connection_close(501, text_prefix="FRAME_ERROR - ", ids=(0, 0),
                                       send_close_ok=False)
-        with opened(srv.addr, channel=1) as c:
+        with wt.opened(srv.addr, 1, cls=Case) as c:
             c.send(wt.method_frame(1, wt.CHANNEL_FLOW, b"\x01")[:-1] + b"\xcf")
             c.expect_connection_close(501, text_prefix="FRAME_ERROR - ", ids=(0, 0),
                                       send_close_ok=False)
@@ -202,7 +194,7 @@ def test_unknown_frame_type():
     """frame types 0, 5, 9, 255 -> 501 FRAME_ERROR"""
     with wt.server() as srv:
         for ftype, channel in ((5, 0), (9, 1), (0, 0), (255, 1)):
-            with opened(srv.addr, channel=1) as c:
+            with wt.opened(srv.addr, 1, cls=Case) as c:
                 c.send(wt.frame(ftype, channel, b"abc"))
                 c.expect_connection_close(501, text_prefix="FRAME_ERROR - ", ids=(0, 0),
                                           send_close_ok=False)
@@ -216,12 +208,12 @@ def test_method_on_unopened_channel():
                               (5, wt.CHANNEL_CLOSE, wt.close_args()),
                               (5, wt.CHANNEL_CLOSE_OK, b""),
                               (1, wt.CONNECTION_OPEN, wt.open_args())):
-            with opened(srv.addr) as c:
+            with wt.opened(srv.addr, cls=Case) as c:
                 c.send_method(ch, ids, args)
                 c.expect_connection_close(504, text="CHANNEL_ERROR - expected 'channel.open'",
                                           ids=ids)
         # A channel that was open and closed (close-ok received) is unopened again.
-        with opened(srv.addr, channel=1) as c:
+        with wt.opened(srv.addr, 1, cls=Case) as c:
             c.close_channel(1)
             c.send_method(1, wt.CHANNEL_FLOW, b"\x01")
             c.expect_connection_close(504, text="CHANNEL_ERROR - expected 'channel.open'",
@@ -233,16 +225,16 @@ def test_content_without_publish():
     """a content header or body frame without a preceding publish -> 505 UNEXPECTED_FRAME"""
     text = "UNEXPECTED_FRAME - expected method frame, got non method frame instead"
     with wt.server() as srv:
-        with opened(srv.addr, channel=1) as c:
+        with wt.opened(srv.addr, 1, cls=Case) as c:
             c.send(wt.content_header_frame(1, 10))
             c.expect_connection_close(505, text=text, ids=(0, 0))
-        with opened(srv.addr, channel=1) as c:
+        with wt.opened(srv.addr, 1, cls=Case) as c:
             c.send(wt.frame(wt.FRAME_BODY, 1, b"hello"))
             c.expect_connection_close(505, text=text, ids=(0, 0))
-        with opened(srv.addr) as c:  # on a channel that is not open
+        with wt.opened(srv.addr, cls=Case) as c:  # on a channel that is not open
             c.send(wt.content_header_frame(5, 10))
             c.expect_connection_close(505, text=text, ids=(0, 0))
-        with opened(srv.addr) as c:  # on channel 0
+        with wt.opened(srv.addr, cls=Case) as c:  # on channel 0
             c.send(wt.content_header_frame(0, 10))
             c.expect_connection_close(505, text_prefix="UNEXPECTED_FRAME - ", ids=(0, 0))
         wt.assert_serves(srv.addr)
@@ -255,7 +247,7 @@ def test_unknown_method():
     # unknown ids.
     with wt.server() as srv:
         for ch, ids in ((1, (99, 99)), (1, (20, 99)), (0, (10, 99)), (0, (99, 1)), (3, (99, 99))):
-            with opened(srv.addr, channel=1) as c:
+            with wt.opened(srv.addr, 1, cls=Case) as c:
                 c.send_method(ch, ids, b"\x00\x00\x00\x00")
                 c.expect_refusal(540, ids=ids)
         wt.assert_serves(srv.addr)
@@ -270,13 +262,13 @@ def test_undecodable_method_arguments():
                               (1, wt.CHANNEL_CLOSE, b""),
                               (2, wt.CHANNEL_OPEN, b""),
                               (2, wt.CHANNEL_OPEN, b"\x05ab")):
-            with opened(srv.addr, channel=1) as c:
+            with wt.opened(srv.addr, 1, cls=Case) as c:
                 c.send_method(ch, ids, args)
                 c.expect_connection_close(501, text_prefix="FRAME_ERROR - ", ids=ids)
         # On channel 0 RabbitMQ answers 541 INTERNAL_ERROR (0, 0) instead (its channel-0
         # decode error path); 501 naming connection.close is accepted as well.
         for args in (b"\x00\xc8\xffabc", b"\x00\xc8"):
-            with opened(srv.addr) as c:
+            with wt.opened(srv.addr, cls=Case) as c:
                 c.send_method(0, wt.CONNECTION_CLOSE, args)
                 m = c.read_method()
                 assert m.ids == wt.CONNECTION_CLOSE, m
@@ -299,12 +291,12 @@ def test_bad_field_tables():
         # Unknown tag 'Z' in queue.declare arguments. RabbitMQ: its table parser crashes,
         # socket reset without a reply. Else only 501 naming queue.declare is accepted.
         entry = wt.shortstr("x-foo") + b"Z" + b"\x00\x00\x00\x01"
-        with opened(srv.addr, channel=1) as c:
+        with wt.opened(srv.addr, 1, cls=Case) as c:
             c.send_method(1, wt.QUEUE_DECLARE,
                           queue_declare_args(struct.pack(">I", len(entry)) + entry))
             c.expect_refusal(501, ids=wt.QUEUE_DECLARE)
         # A table whose length runs past the method: 501 naming queue.declare.
-        with opened(srv.addr, channel=1) as c:
+        with wt.opened(srv.addr, 1, cls=Case) as c:
             c.send_method(1, wt.QUEUE_DECLARE,
                           queue_declare_args(struct.pack(">I", 100) + b"\x01a"))
             c.expect_connection_close(501, text_prefix="FRAME_ERROR - ", ids=wt.QUEUE_DECLARE)
@@ -329,7 +321,7 @@ def test_bad_field_tables():
 def test_channel_open_twice():
     """channel.open on an already open channel -> 504 "second 'channel.open' seen\""""
     with wt.server() as srv:
-        with opened(srv.addr, channel=1) as c:
+        with wt.opened(srv.addr, 1, cls=Case) as c:
             c.send_method(1, wt.CHANNEL_OPEN, wt.shortstr(""))
             c.expect_connection_close(504, text="CHANNEL_ERROR - second 'channel.open' seen",
                                       ids=wt.CHANNEL_OPEN)
@@ -339,7 +331,7 @@ def test_channel_open_twice():
 def test_channel_open_on_channel_zero():
     """channel.open on channel 0 -> 504 CHANNEL_ERROR naming channel.open"""
     with wt.server() as srv:
-        with opened(srv.addr) as c:
+        with wt.opened(srv.addr, cls=Case) as c:
             c.send_method(0, wt.CHANNEL_OPEN, wt.shortstr(""))
             c.expect_connection_close(504, text_prefix="CHANNEL_ERROR - ", ids=wt.CHANNEL_OPEN)
         wt.assert_serves(srv.addr)
@@ -349,7 +341,7 @@ def test_channel_numbers_and_channel_max():
     """RabbitMQ limits the number of open channels to channel_max, not channel numbers"""
     with wt.server() as srv:
         # Numbers above the negotiated channel_max (2047) are accepted.
-        with opened(srv.addr) as c:
+        with wt.opened(srv.addr, cls=Case) as c:
             assert c.tune[0] == 2047, c.tune
             for n in (2047, 2048, 65535):
                 c.open_channel(n)
@@ -370,10 +362,10 @@ def test_heartbeat_frames_misplaced():
     """a heartbeat on a non-zero channel -> 505; a heartbeat with a payload -> 501"""
     with wt.server() as srv:
         for ch in (1, 3):
-            with opened(srv.addr, channel=1) as c:
+            with wt.opened(srv.addr, 1, cls=Case) as c:
                 c.send(wt.heartbeat_frame(ch))
                 c.expect_connection_close(505, text_prefix="UNEXPECTED_FRAME - ", ids=(0, 0))
-        with opened(srv.addr) as c:
+        with wt.opened(srv.addr, cls=Case) as c:
             c.send(wt.frame(wt.FRAME_HEARTBEAT, 0, b"xx"))
             c.expect_connection_close(501, text_prefix="FRAME_ERROR - ", ids=(0, 0),
                                       send_close_ok=False)
@@ -407,16 +399,16 @@ def test_memory_after_bad_input():
             with wt.RawConn(addr) as c:
                 c.send(data)
                 c.read_all(timeout=5)
-        with opened(addr, cls=wt.RawConn) as c:
+        with wt.opened(addr) as c:
             c.send(struct.pack(">BHI", 1, 0, 1 << 30))
             c.expect_connection_close(501, send_close_ok=False)
-        with opened(addr, channel=1, cls=wt.RawConn) as c:
+        with wt.opened(addr, 1) as c:
             c.send(wt.content_header_frame(1, 10))
             c.expect_connection_close(505)
-        with opened(addr, cls=wt.RawConn) as c:
+        with wt.opened(addr) as c:
             c.send_method(9, wt.CHANNEL_FLOW, b"\x01")
             c.expect_connection_close(504)
-        c = opened(addr, cls=wt.RawConn)
+        c = wt.opened(addr)
         c.send(struct.pack(">BHI", 1, 1, 100000) + b"x" * 1000)
         c.close()
 

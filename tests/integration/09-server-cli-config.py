@@ -6,7 +6,6 @@ these tests need the server process and have no RabbitMQ equivalent."""
 import os
 import re
 import socket
-import subprocess
 import sys
 import tempfile
 
@@ -30,28 +29,6 @@ handshake_timeout = 10000
 log.level = info
 data_dir = ./var
 """
-
-
-def binary():
-    path = os.environ.get("WARREN_SERVER")
-    assert path and os.access(path, os.X_OK), "WARREN_SERVER is not set to an executable"
-    return path
-
-
-def run_server(*args, timeout=10):
-    argv = [binary()] + list(args)
-    wt.log("  $ " + " ".join(argv))
-    cwd = tempfile.mkdtemp(prefix="warren-test-cwd-")  # where a default ./var would go
-    try:
-        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                           cwd=cwd)
-    except subprocess.TimeoutExpired:
-        raise AssertionError("%s did not exit within %d s" % (" ".join(argv), timeout))
-    finally:
-        wt.cleanup_dir(cwd)
-    out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-    wt.log("    exit %d; stdout %d bytes; stderr: %s" % (p.returncode, len(out), err.strip()[:500]))
-    return p.returncode, out, err
 
 
 class ConfigFile:
@@ -79,12 +56,12 @@ def port_refuses(port):
 @wt.needs_process
 def test_help_and_version():
     """--help and --version exit 0 with sensible output on stdout"""
-    rc, out, err = run_server("--help")
+    rc, out, err, _ = wt.run_server_to_exit("--help")
     assert rc == 0, rc
     for flag in ("--config", "--port", "--bind", "--data-dir", "--log-level", "--check-config",
                  "--help", "--version"):
         assert flag in out, "--help does not mention %s" % flag
-    rc, out, err = run_server("--version")
+    rc, out, err, _ = wt.run_server_to_exit("--version")
     assert rc == 0, rc
     assert re.search(r"(?i)warren", out) and re.search(r"\d+\.\d+\.\d+", out), out
 
@@ -98,10 +75,10 @@ def test_bad_flags():
                      ["--port", "70000", "--check-config"],
                      ["--log-level", "loud", "--check-config"],
                      ["--config", missing, "--check-config"], ["--config", missing]):
-            rc, out, err = run_server(*args)
+            rc, out, err, _ = wt.run_server_to_exit(*args)
             assert rc != 0, "%r exited 0" % args
             assert err.strip(), "%r: no message on stderr" % args
-        rc, out, err = run_server("--config", missing)
+        rc, out, err, _ = wt.run_server_to_exit("--config", missing)
         assert "missing.conf" in err, err
 
 
@@ -109,10 +86,10 @@ def test_bad_flags():
 def test_check_config_good():
     """--check-config accepts a file with every key and exits 0 without listening"""
     with ConfigFile(GOOD_CONFIG) as path:
-        rc, out, err = run_server("--config", path, "--check-config")
+        rc, out, err, _ = wt.run_server_to_exit("--config", path, "--check-config")
         assert rc == 0, err
     with ConfigFile("") as path:
-        rc, out, err = run_server("--config", path, "--check-config")
+        rc, out, err, _ = wt.run_server_to_exit("--config", path, "--check-config")
         assert rc == 0, err
 
 
@@ -137,7 +114,7 @@ def test_config_errors_name_file_and_line():
         with ConfigFile(text) as path:
             for extra in (["--check-config"], ["--port", str(wt.free_port()),
                                                "--bind", "127.0.0.1"]):
-                rc, out, err = run_server("--config", path, *extra)
+                rc, out, err, _ = wt.run_server_to_exit("--config", path, *extra)
                 assert rc != 0, "%s: exit status 0" % what
                 m = re.search(r"warren\.conf:(\d+): \S", err)
                 assert m, "%s: no 'warren.conf:LINE: reason' in %r" % (what, err)

@@ -7,10 +7,8 @@ skip, on a machine without one."""
 import os
 import re
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
@@ -67,30 +65,6 @@ def conn_lines(text, peer, local):
                 peer, peer, local, line)
             out.append((m.group(1), (m.group(2) or "").strip() or None, line))
     return out
-
-
-def run_server(argv, timeout=10):
-    """Runs warren-server with argv (and a fresh --data-dir) to its exit; returns
-    (exit status, seconds it took, stdout + stderr)."""
-    binary = os.environ.get("WARREN_SERVER")
-    assert binary and os.access(binary, os.X_OK), "WARREN_SERVER is not set to an executable"
-    tmp = tempfile.mkdtemp(prefix="warren-test-")
-    try:
-        argv = [binary, "--data-dir", os.path.join(tmp, "data")] + list(argv)
-        wt.log("  $ " + " ".join(argv))
-        t0 = time.monotonic()
-        try:
-            p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, timeout=timeout, cwd=tmp)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("warren-server still running after %d s, expected it to "
-                                 "exit" % timeout) from None
-        took = time.monotonic() - t0
-    finally:
-        wt.cleanup_dir(tmp)
-    out = p.stdout.decode(errors="replace")
-    wt.log("    exit %d after %.2f s: %s" % (p.returncode, took, out.strip()[-500:]))
-    return p.returncode, took, out
 
 
 def listener_config(directory, text):
@@ -198,11 +172,11 @@ def test_port_in_use():
              "127.0.0.1:%d" % p4),
         ]
         for argv, addr in cases:
-            rc, took, out = run_server(argv)
+            rc, out, err, took = wt.run_server_to_exit(*argv, data_dir=True)
             assert rc != 0, "warren-server exited 0 with %s in use" % addr
             assert took < 5, "warren-server took %.1f s to give up" % took
             want = "cannot listen on %s: Address already in use" % addr
-            assert want in out, "no %r in the output:\n%s" % (want, out)
+            assert want in out + err, "no %r in the output:\n%s" % (want, out + err)
         assert_refused("127.0.0.1", free)
 
 

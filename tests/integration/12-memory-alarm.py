@@ -7,7 +7,6 @@ so in its log. (Server-process tests: the watermark is set in the config file.)"
 
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
@@ -15,17 +14,6 @@ import warren_test as wt  # noqa: E402
 LIMIT = 2 * 1024 * 1024
 CONFIG = {"vm_memory_high_watermark.absolute": str(LIMIT)}
 BODY = b"m" * (100 * 1024)
-
-
-def wait_for(cond, what, timeout=10.0, conn=None):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        if conn is not None:
-            conn.process_data_events(time_limit=0.05)
-        else:
-            time.sleep(0.05)
 
 
 @wt.needs_process
@@ -42,7 +30,7 @@ def test_blocked_then_unblocked():
         pch.queue_declare("wt12-alarm")
         for _ in range(30):  # 3 MB: the alarm goes off on the way
             pch.basic_publish("", "wt12-alarm", BODY)
-        wait_for(lambda: events, "connection.blocked", conn=pub)
+        wt.wait_until(lambda: events, 10, "connection.blocked", conns=[pub])
         assert events[0] == ("blocked", "low on memory"), events
         wt.log("  publisher got connection.blocked: %r" % (events[0],))
         # Published while blocked: held in the socket, not lost.
@@ -55,12 +43,12 @@ def test_blocked_then_unblocked():
         wt.log("  a consumer connection still works: %d messages ready" %
                ok.method.message_count)
         purged = och.queue_purge("wt12-alarm").method.message_count
-        wait_for(lambda: ("unblocked",) in events, "connection.unblocked", conn=pub)
+        wt.wait_until(lambda: ("unblocked",) in events, 10, "connection.unblocked", conns=[pub])
         wt.log("  purged %d, publisher got connection.unblocked" % purged)
         # The rest of what was published arrives once the socket is read again.
         pch.basic_publish("", "wt12-alarm", b"after")
-        wait_for(lambda: purged + och.queue_declare("wt12-alarm", passive=True)
-                 .method.message_count == 36, "all 36 messages", conn=pub)
+        wt.wait_until(lambda: purged + och.queue_declare("wt12-alarm", passive=True)
+                      .method.message_count == 36, 10, "all 36 messages", conns=[pub])
         log = srv.stderr_text()
         assert "memory alarm set" in log and "memory alarm cleared" in log, log[-2000:]
         pub.close()
@@ -75,28 +63,19 @@ def test_blocked_without_capability():
         setup = wt.pika_connect(srv.addr)
         sch = setup.channel()
         sch.queue_declare("wt12-silent")
-        c = wt.RawConn(srv.addr)
-        c.handshake("open", start_ok=wt.start_ok_args(capabilities={}))
-        c.open_channel(1)
+        c = wt.opened(srv.addr, 1, capabilities={})
         body = b"x" * 60000
         for _ in range(40):  # 2.4 MB, in frames below frame_max
-            publish_raw(c, 1, "wt12-silent", body)
+            wt.publish(c, 1, "wt12-silent", body)
         c.expect_silence(0.5)  # no connection.blocked for this client
         n = sch.queue_declare("wt12-silent", passive=True).method.message_count
         assert n < 40, "a blocked connection's publishes kept arriving (%d)" % n
         sch.queue_purge("wt12-silent")
-        wait_for(lambda: sch.queue_declare("wt12-silent", passive=True).method.message_count +
-                 n >= 40, "the held publishes after the alarm cleared")
+        wt.wait_until(lambda: sch.queue_declare("wt12-silent", passive=True)
+                      .method.message_count + n >= 40, 10,
+                      "the held publishes after the alarm cleared")
         c.close_connection()
         setup.close()
-
-
-def publish_raw(c, channel, queue, body):
-    import struct
-    c.send_method(channel, wt.BASIC_PUBLISH,
-                  struct.pack(">H", 0) + wt.shortstr("") + wt.shortstr(queue) + b"\0")
-    c.send(wt.content_header_frame(channel, len(body)))
-    c.send(wt.frame(wt.FRAME_BODY, channel, body))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
-import pika  # noqa: E402
 import pika.exceptions as pe  # noqa: E402
-import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
 wt.name_pika_methods()  # every method named in failure messages
@@ -31,10 +29,6 @@ B = spec.Basic
 LOCKED = ("RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '%s' in vhost '/'."
           " It could be originally declared on another connection or the exclusive property"
           " value does not match that of the original declaration.")
-
-
-# ---------------------------------------------------------------------------------------
-# Raw helpers: methods encoded by pika's codec, replies read by warren_test.RawConn.
 
 
 # ---------------------------------------------------------------------------------------
@@ -90,8 +84,10 @@ def test_server_named():
             assert ok.message_count == 0, ok
             wt.log("  basic.get and queue.purge with queue '' used %s" % names[-1])
             # Channel 2 never declared a queue.
-            wt.channel_refused(c, 2, B.Get(queue=""), 404, "NOT_FOUND - no previously declared queue")
-            wt.channel_refused(c, 2, B.Consume(queue=""), 404, "NOT_FOUND - no previously declared queue")
+            wt.channel_refused(c, 2, B.Get(queue=""), 404,
+                               "NOT_FOUND - no previously declared queue")
+            wt.channel_refused(c, 2, B.Consume(queue=""), 404,
+                               "NOT_FOUND - no previously declared queue")
             for n in names:
                 wt.call_pika(c, 1, Q.Delete(queue=n), Q.DeleteOk)
             c.close_connection()
@@ -105,12 +101,13 @@ def test_passive_missing():
         text = "NOT_FOUND - no queue 'wt20-missing' in vhost '/'"
         with wt.opened(srv.addr, 1) as c:
             wt.channel_refused(c, 1, Q.Declare(queue="wt20-missing", passive=True), 404, text)
-            wt.channel_refused(c, 1, Q.Declare(queue="wt20-missing", passive=True, nowait=True), 404, text)
+            wt.channel_refused(c, 1, Q.Declare(queue="wt20-missing", passive=True, nowait=True),
+                               404, text)
             # Passive ignores every other flag and argument of an existing queue.
             wt.call_pika(c, 1, Q.Declare(queue="wt20-missing"), Q.DeclareOk)
             ok = wt.call_pika(c, 1, Q.Declare(queue="wt20-missing", passive=True, durable=True,
-                                      exclusive=True, auto_delete=True,
-                                      arguments={"x-max-length": 3}), Q.DeclareOk)
+                                              exclusive=True, auto_delete=True,
+                                              arguments={"x-max-length": 3}), Q.DeclareOk)
             assert ok.queue == "wt20-missing", ok
             wt.log("  passive declare with other flags and args on an existing queue: ok")
             wt.call_pika(c, 1, Q.Delete(queue="wt20-missing"), Q.DeleteOk)
@@ -143,26 +140,30 @@ def test_redeclare_inequivalent():
             ok = wt.call_pika(c, 1, Q.Declare(queue=q, arguments={"x-max-length": 10}), Q.DeclareOk)
             assert ok.queue == q
             wt.log("  equivalent redeclare: declare-ok")
-            wt.channel_refused(c, 1, Q.Declare(queue=q, durable=True, arguments={"x-max-length": 10}),
-                    406, ineq("durable", "'true'", "'false'"))
+            wt.channel_refused(c, 1,
+                               Q.Declare(queue=q, durable=True, arguments={"x-max-length": 10}),
+                               406, ineq("durable", "'true'", "'false'"))
             wt.channel_refused(c, 1, Q.Declare(queue=q, auto_delete=True,
-                                    arguments={"x-max-length": 10}),
-                    406, ineq("auto_delete", "'true'", "'false'"))
+                                               arguments={"x-max-length": 10}),
+                               406, ineq("auto_delete", "'true'", "'false'"))
             wt.channel_refused(c, 1, Q.Declare(queue=q, arguments={"x-max-length": 11}),
-                    406, ineq("x-max-length", "'11'", "'10'"))
+                               406, ineq("x-max-length", "'11'", "'10'"))
             wt.channel_refused(c, 1, Q.Declare(queue=q), 406,
-                    ineq("x-max-length", "none", "the value '10' of type 'signedint'"))
+                               ineq("x-max-length", "none", "the value '10' of type 'signedint'"))
             # Exclusivity is checked before equivalence: 405 even from the same connection.
-            wt.channel_refused(c, 1, Q.Declare(queue=q, exclusive=True, arguments={"x-max-length": 10}),
-                    405, LOCKED % q)
-            wt.channel_refused(c, 1, Q.Declare(queue=q, exclusive=True, durable=True), 405, LOCKED % q)
+            wt.channel_refused(c, 1,
+                               Q.Declare(queue=q, exclusive=True, arguments={"x-max-length": 10}),
+                               405, LOCKED % q)
+            wt.channel_refused(c, 1, Q.Declare(queue=q, exclusive=True, durable=True),
+                               405, LOCKED % q)
             wt.call_pika(c, 1, Q.Delete(queue=q), Q.DeleteOk)
             # The other way round: no args now, some on redeclare.
             wt.call_pika(c, 1, Q.Declare(queue=q), Q.DeclareOk)
             wt.channel_refused(c, 1, Q.Declare(queue=q, arguments={"x-max-length": 10}), 406,
-                    ineq("x-max-length", "the value '10' of type 'signedint'", "none"))
+                               ineq("x-max-length", "the value '10' of type 'signedint'", "none"))
             wt.channel_refused(c, 1, Q.Declare(queue=q, arguments={"x-message-ttl": 1000}), 406,
-                    ineq("x-message-ttl", "the value '1000' of type 'signedint'", "none"))
+                               ineq("x-message-ttl", "the value '1000' of type 'signedint'",
+                                    "none"))
             wt.call_pika(c, 1, Q.Delete(queue=q), Q.DeleteOk)
             c.close_connection()
 
@@ -189,8 +190,7 @@ def test_counts():
     with wt.server() as srv:
         wt.cleanup(srv.addr, q)
         conn = wt.pika_connect(srv.addr)
-        ch = conn.channel()
-        ch.confirm_delivery()
+        ch = wt.confirm_channel(conn)
         ok = ch.queue_declare(q).method
         assert (ok.message_count, ok.consumer_count) == (0, 0), ok
         wt.publish_confirmed(ch, q, 5)
@@ -206,7 +206,7 @@ def test_counts():
         cons.basic_consume(q, lambda c, m, p, b: got.append(m.delivery_tag), consumer_tag="a")
         cons.basic_consume(q, lambda c, m, p, b: got.append(m.delivery_tag), consumer_tag="b")
         wt.wait_until(lambda: (conn.process_data_events(0.05), len(got) == 2)[1], 5,
-                   "2 deliveries to 2 consumers with prefetch 1")
+                      "2 deliveries to 2 consumers with prefetch 1")
         ok = ch.queue_declare(q, passive=True).method
         assert (ok.message_count, ok.consumer_count) == (3, 2), ok
         wt.log("  2 consumers, 2 unacked: message_count 3, consumer_count 2")
@@ -215,7 +215,7 @@ def test_counts():
         assert ok.message_count == 3, ok
         cons.close()
         wt.wait_until(lambda: ch.queue_declare(q, passive=True).method.message_count == 2, 5,
-                   "2 unacked messages requeued when their channel closed")
+                      "2 unacked messages requeued when their channel closed")
         ok = ch.queue_declare(q, passive=True).method
         assert ok.consumer_count == 0, ok
         ok = ch.queue_purge(q).method
@@ -236,8 +236,7 @@ def test_delete_with_unacked():
     with wt.server() as srv:
         wt.cleanup(srv.addr, q)
         conn = wt.pika_connect(srv.addr)
-        ch = conn.channel()
-        ch.confirm_delivery()
+        ch = wt.confirm_channel(conn)
         ch.queue_declare(q)
         wt.publish_confirmed(ch, q, 5)
         cons = conn.channel()
@@ -245,7 +244,7 @@ def test_delete_with_unacked():
         got = []
         cons.basic_consume(q, lambda c, m, p, b: got.append(b))
         wt.wait_until(lambda: (conn.process_data_events(0.05), len(got) == 2)[1], 5,
-                   "2 deliveries with prefetch 2")
+                      "2 deliveries with prefetch 2")
         ok = ch.queue_delete(q).method
         assert ok.message_count == 3, ok
         wt.log("  5 messages, 2 unacked: delete-ok message_count 3")
@@ -259,21 +258,20 @@ def test_delete_if_unused_if_empty():
     with wt.server() as srv:
         wt.cleanup(srv.addr, q)
         conn = wt.pika_connect(srv.addr)
-        ch = conn.channel()
-        ch.confirm_delivery()
+        ch = wt.confirm_channel(conn)
         ch.queue_declare(q)
         wt.publish_confirmed(ch, q, 2)
         with wt.opened(srv.addr, 1) as c:
             wt.channel_refused(c, 1, Q.Delete(queue=q, if_empty=True), 406,
-                    "PRECONDITION_FAILED - queue '%s' in vhost '/' not empty" % q)
+                               "PRECONDITION_FAILED - queue '%s' in vhost '/' not empty" % q)
             cons = conn.channel()
             cons.basic_consume(q, lambda *a: None, auto_ack=True, consumer_tag="c1")
             wt.channel_refused(c, 1, Q.Delete(queue=q, if_unused=True), 406,
-                    "PRECONDITION_FAILED - queue '%s' in vhost '/' in use" % q)
+                               "PRECONDITION_FAILED - queue '%s' in vhost '/' in use" % q)
             cons.basic_cancel("c1")
             # The consumer (no-ack) emptied the queue.
             wt.wait_until(lambda: ch.queue_declare(q, passive=True).method.message_count == 0, 5,
-                       "the no-ack consumer drained the queue")
+                          "the no-ack consumer drained the queue")
             ok = wt.call_pika(c, 1, Q.Delete(queue=q, if_unused=True, if_empty=True), Q.DeleteOk)
             assert ok.message_count == 0, ok
             wt.log("  if-unused + if-empty on an idle empty queue: delete-ok")
@@ -303,10 +301,10 @@ def test_reserved_prefix():
         with wt.opened(srv.addr, 1) as c:
             for name in ("amq.x", "amq.gen-wt20"):
                 wt.channel_refused(c, 1, Q.Declare(queue=name), 403,
-                        "ACCESS_REFUSED - queue name '%s' contains reserved prefix 'amq.*'"
-                        % name)
+                                   "ACCESS_REFUSED - queue name '%s' contains reserved prefix "
+                                   "'amq.*'" % name)
             wt.channel_refused(c, 1, Q.Declare(queue="amq.x", passive=True), 404,
-                    "NOT_FOUND - no queue 'amq.x' in vhost '/'")
+                               "NOT_FOUND - no queue 'amq.x' in vhost '/'")
             # Only the prefix "amq." is reserved.
             wt.call_pika(c, 1, Q.Declare(queue="amqx-wt20"), Q.DeclareOk)
             wt.call_pika(c, 1, Q.Delete(queue="amqx-wt20"), Q.DeleteOk)
@@ -323,7 +321,8 @@ def test_exclusive_locked():
         wt.cleanup(srv.addr, q)
         owner = wt.opened(srv.addr, 1, 2)
         wt.call_pika(owner, 1, Q.Declare(queue=q, exclusive=True), Q.DeclareOk)
-        wt.call_pika(owner, 1, Q.Bind(queue=q, exchange="amq.direct", routing_key="bound"), Q.BindOk)
+        wt.call_pika(owner, 1, Q.Bind(queue=q, exchange="amq.direct", routing_key="bound"),
+                     Q.BindOk)
         with wt.opened(srv.addr, 1) as c:
             for m in (Q.Declare(queue=q), Q.Declare(queue=q, exclusive=True),
                       Q.Declare(queue=q, durable=True), Q.Declare(queue=q, passive=True),
@@ -333,7 +332,8 @@ def test_exclusive_locked():
                       Q.Delete(queue=q, if_unused=True, if_empty=True)):
                 wt.channel_refused(c, 1, m, 405, LOCKED % q)
             wt.log("  405 for declare (3 ways), passive, consume, get, bind, purge, delete (2)")
-            wt.call_pika(c, 1, Q.Unbind(queue=q, exchange="amq.direct", routing_key="k"), Q.UnbindOk)
+            wt.call_pika(c, 1, Q.Unbind(queue=q, exchange="amq.direct", routing_key="k"),
+                         Q.UnbindOk)
             wt.log("  unbind of a binding that does not exist: unbind-ok")
             c.close_connection()
         # The owner, on another channel: get, purge, passive declare all work.
@@ -355,9 +355,10 @@ def test_exclusive_unbind_existing():
         wt.cleanup(srv.addr, q)
         with wt.opened(srv.addr, 1) as owner, wt.opened(srv.addr, 1) as c:
             wt.call_pika(owner, 1, Q.Declare(queue=q, exclusive=True), Q.DeclareOk)
-            wt.call_pika(owner, 1, Q.Bind(queue=q, exchange="amq.direct", routing_key="k"), Q.BindOk)
+            wt.call_pika(owner, 1, Q.Bind(queue=q, exchange="amq.direct", routing_key="k"),
+                         Q.BindOk)
             wt.channel_refused(c, 1, Q.Unbind(queue=q, exchange="amq.direct", routing_key="k"), 405,
-                    LOCKED % q)
+                               LOCKED % q)
             c.close_connection()
             owner.close_connection()
 
@@ -380,7 +381,7 @@ def test_exclusive_deleted_with_connection():
             else:
                 c.close()
             wt.wait_until(lambda: not exists(watcher, q), 5,
-                       "exclusive queue deleted after %s" % how)
+                          "exclusive queue deleted after %s" % how)
             wt.log("  %s: exclusive queue deleted" % how)
         # A new exclusive queue of that name can be declared by anyone now.
         ch = watcher.channel()
@@ -411,7 +412,7 @@ def test_auto_delete():
         wt.log("  1 of 2 consumers cancelled: still there")
         ch.basic_cancel("b")
         wt.wait_until(lambda: not exists(conn, q), 5, "auto-delete queue deleted after its last "
-                   "consumer cancelled")
+                      "consumer cancelled")
         wt.log("  last consumer cancelled: deleted")
         # Again, the last consumer goes with its channel.
         ch.queue_declare(q, auto_delete=True)
@@ -419,7 +420,7 @@ def test_auto_delete():
         ch2.basic_consume(q, lambda *a: None)
         ch2.close()
         wt.wait_until(lambda: not exists(conn, q), 5, "auto-delete queue deleted after its last "
-                   "consumer's channel closed")
+                      "consumer's channel closed")
         wt.log("  last consumer's channel closed: deleted")
         conn.close()
 

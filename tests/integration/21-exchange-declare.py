@@ -16,9 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
-import pika  # noqa: E402
 import pika.exceptions as pe  # noqa: E402
-import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
 wt.name_pika_methods()  # every method named in failure messages
@@ -28,14 +26,6 @@ E = spec.Exchange
 B = spec.Basic
 
 DEFAULT_EXCHANGE = "ACCESS_REFUSED - operation not permitted on the default exchange"
-
-
-# ---------------------------------------------------------------------------------------
-# Raw helpers: methods encoded by pika's codec, replies read by warren_test.RawConn.
-
-
-# ---------------------------------------------------------------------------------------
-# pika helpers
 
 
 # ---------------------------------------------------------------------------------------
@@ -55,10 +45,10 @@ def test_declare_each_type():
                 wt.call_pika(c, 1, E.Declare(exchange=name, type=t), E.DeclareOk)
                 wt.call_pika(c, 1, E.Declare(exchange=name, type=t, passive=True), E.DeclareOk)
                 wt.call_pika(c, 1, E.Declare(exchange=name, type=t, durable=True, auto_delete=True,
-                                     passive=True), E.DeclareOk)
+                                             passive=True), E.DeclareOk)
                 wt.call_pika(c, 1, E.Delete(exchange=name), E.DeleteOk)
                 wt.channel_refused(c, 1, E.Declare(exchange=name, type=t, passive=True), 404,
-                        "NOT_FOUND - no exchange '%s' in vhost '/'" % name)
+                                   "NOT_FOUND - no exchange '%s' in vhost '/'" % name)
                 wt.log("  %s: declare, redeclare, passive, delete, passive -> 404" % t)
             c.close_connection()
 
@@ -77,16 +67,17 @@ def test_redeclare_inequivalent():
         with wt.opened(srv.addr, 1) as c:
             wt.call_pika(c, 1, E.Declare(exchange=e, type="direct"), E.DeclareOk)
             wt.channel_refused(c, 1, E.Declare(exchange=e, type="fanout"), 406,
-                    ineq("type", "'fanout'", "'direct'"))
+                               ineq("type", "'fanout'", "'direct'"))
             wt.channel_refused(c, 1, E.Declare(exchange=e, type="direct", durable=True), 406,
-                    ineq("durable", "'true'", "'false'"))
+                               ineq("durable", "'true'", "'false'"))
             wt.channel_refused(c, 1, E.Declare(exchange=e, type="direct", auto_delete=True), 406,
-                    ineq("auto_delete", "'true'", "'false'"))
+                               ineq("auto_delete", "'true'", "'false'"))
             wt.channel_refused(c, 1, E.Declare(exchange=e, type="direct", internal=True), 406,
-                    ineq("internal", "'true'", "'false'"))
+                               ineq("internal", "'true'", "'false'"))
             wt.channel_refused(c, 1, E.Declare(exchange=e, type="direct",
-                                    arguments={"alternate-exchange": "x"}), 406,
-                    ineq("alternate-exchange", "the value 'x' of type 'longstr'", "none"))
+                                               arguments={"alternate-exchange": "x"}), 406,
+                               ineq("alternate-exchange", "the value 'x' of type 'longstr'",
+                                    "none"))
             wt.call_pika(c, 1, E.Declare(exchange=e, type="fanout", passive=True), E.DeclareOk)
             wt.log("  passive declare with another type: declare-ok")
             wt.call_pika(c, 1, E.Delete(exchange=e), E.DeleteOk)
@@ -107,22 +98,24 @@ def test_reserved_prefix_and_predeclared():
                 wt.call_pika(c, 1, E.Declare(exchange=name, type=t, durable=True), E.DeclareOk)
                 other = "fanout" if t != "fanout" else "direct"
                 wt.channel_refused(c, 1, E.Declare(exchange=name, type=other, durable=True), 406,
-                        "PRECONDITION_FAILED - inequivalent arg 'type' for exchange '%s' in "
-                        "vhost '/': received '%s' but current is '%s'" % (name, other, t))
+                                   "PRECONDITION_FAILED - inequivalent arg 'type' for exchange "
+                                   "'%s' in vhost '/': received '%s' but current is '%s'" % (
+                                       name, other, t))
                 wt.log("  %s: exists, durable %s" % (name, t))
             wt.channel_refused(c, 1, E.Declare(exchange="amq.direct", type="direct"), 406,
-                    "PRECONDITION_FAILED - inequivalent arg 'durable' for exchange 'amq.direct'"
-                    " in vhost '/': received 'false' but current is 'true'")
+                               "PRECONDITION_FAILED - inequivalent arg 'durable' for exchange "
+                               "'amq.direct' in vhost '/': received 'false' but current is 'true'")
             wt.channel_refused(c, 1, E.Declare(exchange="amq.foo", type="direct"), 403,
-                    "ACCESS_REFUSED - exchange name 'amq.foo' contains reserved prefix 'amq.*'")
-            wt.channel_refused(c, 1, E.Declare(exchange="amq.foo", type="direct", passive=True), 404,
-                    "NOT_FOUND - no exchange 'amq.foo' in vhost '/'")
+                               "ACCESS_REFUSED - exchange name 'amq.foo' contains reserved "
+                               "prefix 'amq.*'")
+            wt.channel_refused(c, 1, E.Declare(exchange="amq.foo", type="direct", passive=True),
+                               404, "NOT_FOUND - no exchange 'amq.foo' in vhost '/'")
             for m in (E.Delete(exchange="amq.direct"),
                       E.Delete(exchange="amq.direct", if_unused=True)):
                 wt.channel_refused(c, 1, m, 403, "ACCESS_REFUSED - deletion of system exchange "
-                        "'amq.direct' in vhost '/' not allowed")
+                                   "'amq.direct' in vhost '/' not allowed")
             wt.call_pika(c, 1, E.Declare(exchange="amq.direct", type="direct", passive=True),
-                 E.DeclareOk)
+                         E.DeclareOk)
             c.close_connection()
 
 
@@ -239,24 +232,29 @@ def test_bind_missing():
         nq, nx = "NOT_FOUND - no queue 'wt21-nq' in vhost '/'", \
             "NOT_FOUND - no exchange 'wt21-nx' in vhost '/'"
         with wt.opened(srv.addr, 1) as c:
-            wt.channel_refused(c, 1, Q.Bind(queue="wt21-nq", exchange="amq.direct", routing_key="k"),
-                    404, nq)
+            wt.channel_refused(c, 1,
+                               Q.Bind(queue="wt21-nq", exchange="amq.direct", routing_key="k"),
+                               404, nq)
             wt.call_pika(c, 1, Q.Declare(queue="wt21-nq"), Q.DeclareOk)
             wt.channel_refused(c, 1, Q.Bind(queue="wt21-nq", exchange="wt21-nx", routing_key="k"),
-                    404, nx)
-            wt.channel_refused(c, 1, E.Bind(destination="wt21-nx", source="amq.direct", routing_key="k"),
-                    404, nx)
-            wt.channel_refused(c, 1, E.Bind(destination="amq.fanout", source="wt21-nx", routing_key="k"),
-                    404, nx)
+                               404, nx)
+            wt.channel_refused(c, 1,
+                               E.Bind(destination="wt21-nx", source="amq.direct", routing_key="k"),
+                               404, nx)
+            wt.channel_refused(c, 1,
+                               E.Bind(destination="amq.fanout", source="wt21-nx", routing_key="k"),
+                               404, nx)
             wt.call_pika(c, 1, Q.Unbind(queue="wt21-nq", exchange="wt21-nx", routing_key="k"),
-                 Q.UnbindOk)
-            wt.call_pika(c, 1, Q.Unbind(queue="wt21-nq", exchange="amq.direct", routing_key="never"),
-                 Q.UnbindOk)
-            wt.call_pika(c, 1, E.Unbind(destination="wt21-nx", source="amq.direct", routing_key="k"),
-                 E.UnbindOk)
+                         Q.UnbindOk)
+            wt.call_pika(c, 1,
+                         Q.Unbind(queue="wt21-nq", exchange="amq.direct", routing_key="never"),
+                         Q.UnbindOk)
+            wt.call_pika(c, 1,
+                         E.Unbind(destination="wt21-nx", source="amq.direct", routing_key="k"),
+                         E.UnbindOk)
             wt.call_pika(c, 1, Q.Delete(queue="wt21-nq"), Q.DeleteOk)
             wt.call_pika(c, 1, Q.Unbind(queue="wt21-nq", exchange="amq.direct", routing_key="k"),
-                 Q.UnbindOk)
+                         Q.UnbindOk)
             wt.log("  unbind of missing bindings, queues, exchanges: unbind-ok")
             c.close_connection()
 

@@ -15,12 +15,9 @@ import warren_test as wt  # noqa: E402
 
 import pika  # noqa: E402
 import pika.exceptions as pe  # noqa: E402
-import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
-# Name every method in failure messages (warren_test names only the ones it uses itself).
-for _m in spec.methods.values():
-    wt.METHOD_NAMES.setdefault((_m.INDEX >> 16, _m.INDEX & 0xFFFF), _m.NAME)
+wt.name_pika_methods()  # every method named in failure messages
 
 
 class Router:
@@ -30,15 +27,13 @@ class Router:
 
     def __init__(self, conn, exchange, etype, bindings):
         """bindings: [(queue, routing_key, arguments)]; a queue may appear several times."""
-        self.ch = conn.channel()
-        self.ch.confirm_delivery()
+        self.ch = wt.confirm_channel(conn)
         self.exchange = exchange
         self.queues = sorted({b[0] for b in bindings})
         self.ch.exchange_delete(exchange)
         self.ch.exchange_declare(exchange, etype)
         for q in self.queues:
-            self.ch.queue_delete(q)
-            self.ch.queue_declare(q)
+            wt.fresh_queue(self.ch, q)
         for q, key, args in bindings:
             self.ch.queue_bind(q, exchange, key, arguments=args)
         self.n = 0
@@ -78,8 +73,7 @@ def test_default_exchange():
     """the default exchange routes by queue name; an unknown name drops the message"""
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
-        ch = conn.channel()
-        ch.confirm_delivery()
+        ch = wt.confirm_channel(conn)
         for q in ("wt22-d1", "wt22-d2"):
             ch.queue_delete(q)
             ch.queue_declare(q)
@@ -282,20 +276,13 @@ def test_publish_to_missing_exchange():
         conn.channel().exchange_delete("wt22-nope")
         text = "NOT_FOUND - no exchange 'wt22-nope' in vhost '/'"
         for mandatory in (False, True):
-            with wt.RawConn(srv.addr) as c:
-                c.handshake("open")
-                c.open_channel(1)
-                method = spec.Basic.Publish(exchange="wt22-nope", routing_key="k",
-                                            mandatory=mandatory)
-                c.send(pika.frame.Method(1, method).marshal())
-                c.send(pika.frame.Header(1, 2, spec.BasicProperties()).marshal())
-                c.send(pika.frame.Body(1, b"hi").marshal())
+            with wt.opened(srv.addr, 1) as c:
+                wt.publish(c, 1, "k", b"hi", exchange="wt22-nope", mandatory=mandatory)
                 c.expect_channel_close(1, 404, text=text, ids=(60, 40))
-                c.send(pika.frame.Method(1, spec.Channel.CloseOk()).marshal())
+                wt.send_pika(c, 1, spec.Channel.CloseOk())
                 c.open_channel(1)
                 c.close_connection()
-        ch = conn.channel()
-        ch.confirm_delivery()
+        ch = wt.confirm_channel(conn)
         try:
             ch.basic_publish("wt22-nope", "k", b"hi")
             raise AssertionError("publish to a missing exchange was confirmed")

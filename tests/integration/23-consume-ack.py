@@ -19,9 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
-import pika  # noqa: E402
 import pika.exceptions as pe  # noqa: E402
-import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
 wt.name_pika_methods()  # every method named in failure messages
@@ -318,7 +316,7 @@ def test_unknown_delivery_tag():
                       B.Reject(delivery_tag=42)):
                 wt.channel_refused(c, 1, m, 406, "PRECONDITION_FAILED - unknown delivery tag 42")
             wt.channel_refused(c, 1, B.Ack(delivery_tag=0), 406,
-                    "PRECONDITION_FAILED - unknown delivery tag 0")
+                               "PRECONDITION_FAILED - unknown delivery tag 0")
             wt.call_pika(c, 2, spec.Channel.Flow(active=True), spec.Channel.FlowOk)
             c.close_connection()
         conn = wt.pika_connect(srv.addr)
@@ -352,7 +350,7 @@ def test_double_ack_and_no_ack_tags():
             wt.read_content(c, 1)
             wt.send_pika(c, 1, B.Ack(delivery_tag=ok.delivery_tag))
             wt.channel_refused(c, 1, B.Ack(delivery_tag=ok.delivery_tag), 406,
-                    "PRECONDITION_FAILED - unknown delivery tag %d" % ok.delivery_tag)
+                               "PRECONDITION_FAILED - unknown delivery tag %d" % ok.delivery_tag)
             wt.log("  second ack of tag %d: 406" % ok.delivery_tag)
             # m1 (tag ok2) was unacked on the closed channel: back in the queue.
             ch = conn.channel()
@@ -365,7 +363,7 @@ def test_double_ack_and_no_ack_tags():
             ok = B.GetOk().decode(c.expect(wt.method_ids(B.GetOk), channel=1).args)
             wt.read_content(c, 1)
             wt.channel_refused(c, 1, B.Ack(delivery_tag=ok.delivery_tag), 406,
-                    "PRECONDITION_FAILED - unknown delivery tag %d" % ok.delivery_tag)
+                               "PRECONDITION_FAILED - unknown delivery tag %d" % ok.delivery_tag)
             wt.log("  ack of a no-ack delivery: 406")
             c.close_connection()
         conn.channel().queue_delete(q)
@@ -492,7 +490,8 @@ def test_cancel_by_client():
             c.close_connection()
         ch = conn.channel()
         wait_ready(ch, q, 3, "m1 requeued, late0 and late1 waiting")
-        assert wt.drain(ch, q, redelivered=True) == [(b"m1", True), (b"late0", False), (b"late1", False)]
+        assert wt.drain(ch, q, redelivered=True) == [(b"m1", True), (b"late0", False),
+                                                     (b"late1", False)]
         ch.queue_delete(q)
         conn.close()
 
@@ -529,7 +528,8 @@ def test_exclusive_consumer():
         wt.fresh_queue(conn.channel(), q)
         with wt.opened(srv.addr, 1) as a, wt.opened(srv.addr, 1) as b:
             wt.call_pika(a, 1, B.Consume(queue=q, consumer_tag="plain"), B.ConsumeOk)
-            wt.channel_refused(b, 1, B.Consume(queue=q, consumer_tag="x", exclusive=True), 403, text)
+            wt.channel_refused(b, 1, B.Consume(queue=q, consumer_tag="x", exclusive=True),
+                               403, text)
             wt.call_pika(a, 1, B.Cancel(consumer_tag="plain"), B.CancelOk)
             wt.call_pika(a, 1, B.Consume(queue=q, consumer_tag="excl", exclusive=True), B.ConsumeOk)
             wt.channel_refused(b, 1, B.Consume(queue=q, consumer_tag="y"), 403, text)

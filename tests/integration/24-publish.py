@@ -20,15 +20,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
-import pika  # noqa: E402
 import pika.exceptions as pe  # noqa: E402
-import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 from pika.compat import long  # noqa: E402
 
-# Name every method in failure messages (warren_test names only the ones it uses itself).
-for _m in spec.methods.values():
-    wt.METHOD_NAMES.setdefault((_m.INDEX >> 16, _m.INDEX & 0xFFFF), _m.NAME)
+wt.name_pika_methods()  # every method named in failure messages
 
 Q = spec.Queue
 B = spec.Basic
@@ -38,90 +34,10 @@ B = spec.Basic
 # Raw helpers: methods encoded by pika's codec, replies read by warren_test.RawConn.
 
 
-def ids(method):
-    """(class-id, method-id) of a pika.spec method class or instance."""
-    return (method.INDEX >> 16, method.INDEX & 0xFFFF)
-
-
-def opened(addr, *channels):
-    c = wt.RawConn(addr, timeout=10)
-    c.handshake("open")
-    for n in channels:
-        c.open_channel(n)
-    return c
-
-
-def send(c, channel, method):
-    c.send(pika.frame.Method(channel, method).marshal())
-
-
-def call(c, channel, method, reply):
-    """Sends method on channel, expects the reply class there; returns it decoded."""
-    send(c, channel, method)
-    m = c.expect(ids(reply), channel=channel)
-    return reply().decode(m.args)
-
-
-def header_payload(size, props):
-    """A content header frame's payload: class 60, weight 0, body size, then the property
-    flags and list as pika encodes them."""
-    return pika.frame.Header(1, size, props).marshal()[7:-1]
-
-
-def publish(c, channel, routing_key, body, exchange="", props=None, mandatory=False,
-            immediate=False, chunk=None, header=None):
-    """basic.publish with content; body frames of chunk bytes (default frame_max - 8);
-    header: raw content-header payload to send instead of one built from props."""
-    send(c, channel, B.Publish(exchange=exchange, routing_key=routing_key,
-                               mandatory=mandatory, immediate=immediate))
-    if header is None:
-        header = header_payload(len(body), props or spec.BasicProperties())
-    data = wt.frame(wt.FRAME_HEADER, channel, header)
-    chunk = chunk or c.frame_max - 8
-    for i in range(0, len(body), chunk):
-        data += wt.frame(wt.FRAME_BODY, channel, body[i:i + chunk])
-    c.send(data)
-
-
-def read_content(c, channel):
-    """Reads a content header and its body frames; returns (raw header payload, body,
-    [body frame sizes])."""
-    ftype, ch, header = c.read_frame()
-    assert (ftype, ch) == (wt.FRAME_HEADER, channel), \
-        "expected a content header on channel %d, got frame type %d on %d" % (channel, ftype, ch)
-    size = struct.unpack(">Q", header[4:12])[0]
-    parts = []
-    got = 0
-    while got < size:
-        ftype, ch, payload = c.read_frame()
-        assert (ftype, ch) == (wt.FRAME_BODY, channel), \
-            "expected a body frame on channel %d, got type %d on %d" % (channel, ftype, ch)
-        assert payload, "empty body frame"
-        parts.append(payload)
-        got += len(payload)
-    body = b"".join(parts)
-    assert len(body) == size, "body of %d bytes, the header said %d" % (len(body), size)
-    return header, body, [len(p) for p in parts]
-
-
 def get(c, channel, queue):
     """basic.get no-ack; returns (GetOk, raw header payload, body, frame sizes)."""
-    ok = call(c, channel, B.Get(queue=queue, no_ack=True), B.GetOk)
-    return (ok,) + read_content(c, channel)
-
-
-def fresh_queue(addr, q):
-    conn = wt.pika_connect(addr)
-    ch = conn.channel()
-    ch.queue_delete(q)
-    ch.queue_declare(q)
-    conn.close()
-
-
-def delete_queue(addr, q):
-    conn = wt.pika_connect(addr)
-    conn.channel().queue_delete(q)
-    conn.close()
+    ok = wt.call_pika(c, channel, B.Get(queue=queue, no_ack=True), B.GetOk)
+    return (ok,) + wt.read_content(c, channel, forbid_empty_frames=True)
 
 
 def covered(acks):
@@ -151,23 +67,23 @@ def test_mandatory_return():
     unroutable one get nothing"""
     q = "wt24-mandatory"
     with wt.server() as srv:
-        fresh_queue(srv.addr, q)
+        wt.fresh_queues(srv.addr, q)
         props = spec.BasicProperties(content_type="text/plain", headers={"k": "v"},
                                      message_id="m-1")
-        with opened(srv.addr, 1) as c:
+        with wt.opened(srv.addr, 1, timeout=10) as c:
             for ex, key in (("", "wt24-nowhere"), ("amq.direct", "unbound-key")):
-                publish(c, 1, key, b"come back", exchange=ex, props=props, mandatory=True)
-                m = c.expect(ids(B.Return), channel=1)
+                wt.publish(c, 1, key, b"come back", exchange=ex, props=props, mandatory=True)
+                m = c.expect(wt.method_ids(B.Return), channel=1)
                 r = B.Return().decode(m.args)
                 assert (r.reply_code, r.reply_text, r.exchange, r.routing_key) == (
                     312, "NO_ROUTE", ex, key), r
-                header, body, _ = read_content(c, 1)
-                assert header == header_payload(9, props), header
+                header, body, _ = wt.read_content(c, 1, forbid_empty_frames=True)
+                assert header == wt.content_header_payload(9, props), header
                 assert body == b"come back"
                 wt.log("  basic.return 312 NO_ROUTE exchange %r key %r, properties and body "
                        "as sent" % (ex, key))
-            publish(c, 1, q, b"routable", mandatory=True)
-            publish(c, 1, "wt24-nowhere", b"not mandatory")
+            wt.publish(c, 1, q, b"routable", mandatory=True)
+            wt.publish(c, 1, "wt24-nowhere", b"not mandatory")
             c.expect_silence(0.3)
             ok, _, body, _ = get(c, 1, q)
             assert body == b"routable"
@@ -191,13 +107,13 @@ def test_immediate_refused():
     immediate=true" (60, 40), routable or not"""
     q = "wt24-immediate"
     with wt.server() as srv:
-        fresh_queue(srv.addr, q)
+        wt.fresh_queues(srv.addr, q)
         for key in (q, "wt24-nowhere"):
-            with opened(srv.addr, 1) as c:
-                publish(c, 1, key, b"now", immediate=True)
+            with wt.opened(srv.addr, 1, timeout=10) as c:
+                wt.publish(c, 1, key, b"now", immediate=True)
                 c.expect_connection_close(540, text="NOT_IMPLEMENTED - immediate=true",
-                                          ids=ids(B.Publish))
-        delete_queue(srv.addr, q)
+                                          ids=wt.method_ids(B.Publish))
+        wt.cleanup(srv.addr, q)
 
 
 def test_confirms():
@@ -207,34 +123,35 @@ def test_confirms():
     nack; each basic.return comes before the ack of its message"""
     q = "wt24-confirms"
     with wt.server() as srv:
-        fresh_queue(srv.addr, q)
-        with opened(srv.addr, 1, 2) as c:
-            call(c, 1, spec.Confirm.Select(), spec.Confirm.SelectOk)
-            call(c, 1, spec.Confirm.Select(), spec.Confirm.SelectOk)
-            send(c, 2, spec.Confirm.Select(nowait=True))
-            call(c, 2, spec.Channel.Flow(active=True), spec.Channel.FlowOk)
+        wt.fresh_queues(srv.addr, q)
+        with wt.opened(srv.addr, 1, 2, timeout=10) as c:
+            wt.call_pika(c, 1, spec.Confirm.Select(), spec.Confirm.SelectOk)
+            wt.call_pika(c, 1, spec.Confirm.Select(), spec.Confirm.SelectOk)
+            wt.send_pika(c, 2, spec.Confirm.Select(nowait=True))
+            wt.call_pika(c, 2, spec.Channel.Flow(active=True), spec.Channel.FlowOk)
             wt.log("  confirm.select twice: select-ok; nowait: no reply")
             kinds = {}
             for tag in range(1, 201):
                 kind = ("routable", "unroutable", "mandatory")[tag % 3]
                 kinds[tag] = kind
-                publish(c, 1, q if kind == "routable" else "wt24-nowhere",
-                        b"%d" % tag, mandatory=(kind == "mandatory"))
+                wt.publish(c, 1, q if kind == "routable" else "wt24-nowhere",
+                           b"%d" % tag, mandatory=(kind == "mandatory"))
             acks, returns = [], []
             done = set()
             deadline = time.monotonic() + 10
             while len(done) < 200:
                 m = c.read_method(timeout=max(0.01, deadline - time.monotonic()))
                 assert m.channel == 1, m
-                if m.ids == ids(B.Return):
-                    _, body, _ = read_content(c, 1)
+                if m.ids == wt.method_ids(B.Return):
+                    _, body, _ = wt.read_content(c, 1, forbid_empty_frames=True)
                     tag = int(body)
                     assert kinds[tag] == "mandatory", "returned %s message %d" % (kinds[tag],
                                                                                  tag)
                     assert tag not in done, "basic.return of %d after its ack" % tag
                     returns.append(tag)
                     continue
-                assert m.ids == ids(B.Ack), "expected basic.ack or basic.return, got %r" % m
+                assert m.ids == wt.method_ids(B.Ack), \
+                    "expected basic.ack or basic.return, got %r" % m
                 a = B.Ack().decode(m.args)
                 acks.append((a.delivery_tag, a.multiple))
                 done = covered(acks)
@@ -243,10 +160,10 @@ def test_confirms():
             assert returns == want_returns, returns
             wt.log("  200 publishes: %d acks (%d with multiple), %d returns, each before its "
                    "ack" % (len(acks), sum(1 for a in acks if a[1]), len(returns)))
-            ok = call(c, 1, Q.Declare(queue=q, passive=True), Q.DeclareOk)
+            ok = wt.call_pika(c, 1, Q.Declare(queue=q, passive=True), Q.DeclareOk)
             assert ok.message_count == len([t for t in kinds if kinds[t] == "routable"]), ok
             c.close_connection()
-        delete_queue(srv.addr, q)
+        wt.cleanup(srv.addr, q)
 
 
 def test_pika_confirm_delivery():
@@ -254,10 +171,9 @@ def test_pika_confirm_delivery():
     publish raises UnroutableError (returned, then acked); a non-mandatory one is acked"""
     q = "wt24-pika-confirm"
     with wt.server() as srv:
-        fresh_queue(srv.addr, q)
+        wt.fresh_queues(srv.addr, q)
         conn = wt.pika_connect(srv.addr)
-        ch = conn.channel()
-        ch.confirm_delivery()
+        ch = wt.confirm_channel(conn)
         for i in range(20):
             ch.basic_publish("", q, b"%d" % i, mandatory=True)
         ch.basic_publish("", "wt24-nowhere", b"dropped")
@@ -297,10 +213,10 @@ def test_properties_round_trip():
                 "nested": {"u": (b"u", struct.pack(">H", 1))}}
     raw_header = struct.pack(">HHQH", 60, 0, 3, 0x2000) + wt.table(raw_tags)
     with wt.server() as srv:
-        fresh_queue(srv.addr, q)
-        with opened(srv.addr, 1) as c:
-            sent = header_payload(5, props)
-            publish(c, 1, q, b"hello", props=props)
+        wt.fresh_queues(srv.addr, q)
+        with wt.opened(srv.addr, 1, timeout=10) as c:
+            sent = wt.content_header_payload(5, props)
+            wt.publish(c, 1, q, b"hello", props=props)
             ok, header, body, _ = get(c, 1, q)
             assert body == b"hello"
             assert header == sent, "content header changed:\n sent %s\n  got %s" % (
@@ -309,19 +225,18 @@ def test_properties_round_trip():
             got.decode(header[12:])
             assert got.headers == headers, got.headers
             wt.log("  14 properties and a %d-byte header table: identical" % len(sent))
-            publish(c, 1, q, b"abc", header=raw_header)
+            wt.publish(c, 1, q, b"abc", header=raw_header)
             ok, header, body, _ = get(c, 1, q)
             assert header == raw_header, "content header changed:\n sent %s\n  got %s" % (
                 raw_header.hex(), header.hex())
             wt.log("  header table with b B s u i f d l: identical")
-            publish(c, 1, q, b"", props=spec.BasicProperties())
+            wt.publish(c, 1, q, b"", props=spec.BasicProperties())
             ok, header, body, _ = get(c, 1, q)
-            assert header == header_payload(0, spec.BasicProperties()), header.hex()
+            assert header == wt.content_header_payload(0, spec.BasicProperties()), header.hex()
             c.close_connection()
         # And through pika on both ends.
         conn = wt.pika_connect(srv.addr)
-        ch = conn.channel()
-        ch.confirm_delivery()
+        ch = wt.confirm_channel(conn)
         ch.basic_publish("", q, b"via pika", props)
         m, p, body = ch.basic_get(q, auto_ack=True)
         assert body == b"via pika"
@@ -339,12 +254,12 @@ def test_user_id_checked():
     "PRECONDITION_FAILED - user_id property set to 'bob' but authenticated user was
     'guest'" (60, 40)"""
     with wt.server() as srv:
-        with opened(srv.addr, 1) as c:
-            publish(c, 1, "wt24-nowhere", b"x", props=spec.BasicProperties(user_id="bob"))
+        with wt.opened(srv.addr, 1, timeout=10) as c:
+            wt.publish(c, 1, "wt24-nowhere", b"x", props=spec.BasicProperties(user_id="bob"))
             c.expect_channel_close(1, 406, text="PRECONDITION_FAILED - user_id property set "
                                    "to 'bob' but authenticated user was 'guest'",
-                                   ids=ids(B.Publish))
-            send(c, 1, spec.Channel.CloseOk())
+                                   ids=wt.method_ids(B.Publish))
+            wt.send_pika(c, 1, spec.Channel.CloseOk())
             c.open_channel(1)
             c.close_connection()
 
@@ -354,14 +269,14 @@ def test_large_bodies():
     in body frames of at most frame_max - 8 bytes; a 0-byte body has no body frame"""
     q = "wt24-large"
     with wt.server() as srv:
-        fresh_queue(srv.addr, q)
-        with opened(srv.addr, 1) as c:
+        wt.fresh_queues(srv.addr, q)
+        with wt.opened(srv.addr, 1, timeout=10) as c:
             limit = c.frame_max - 8
             for size, chunk in ((1 << 20, None), (5 << 20, None), (5 << 20, 1000),
                                 (limit, None), (limit + 1, None)):
                 body = bytes((i * 7 + size) & 0xFF for i in range(256)) * (size // 256) + \
                     b"z" * (size % 256)
-                publish(c, 1, q, body, chunk=chunk)
+                wt.publish(c, 1, q, body, chunk=chunk)
                 ok, header, got, sizes = get(c, 1, q)
                 assert got == body, "body of %d bytes came back different (%d bytes)" % (
                     size, len(got))
@@ -369,16 +284,15 @@ def test_large_bodies():
                     max(sizes), c.frame_max)
                 wt.log("  %d bytes (sent in %s-byte frames): identical, %d body frames of "
                        "at most %d" % (size, chunk or limit, len(sizes), max(sizes)))
-            publish(c, 1, q, b"")
+            wt.publish(c, 1, q, b"")
             ok, header, got, sizes = get(c, 1, q)
             assert (got, sizes) == (b"", [])
             # The next frame is the reply to this, not an empty body frame.
-            call(c, 1, B.Get(queue=q), B.GetEmpty)
+            wt.call_pika(c, 1, B.Get(queue=q), B.GetEmpty)
             wt.log("  0 bytes: content header only, no body frame")
             c.close_connection()
         conn = wt.pika_connect(srv.addr)
-        ch = conn.channel()
-        ch.confirm_delivery()
+        ch = wt.confirm_channel(conn)
         big = os.urandom(5 << 20)
         ch.basic_publish("", q, big)
         ch.basic_publish("", q, b"")

@@ -14,12 +14,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
 import pika  # noqa: E402
-import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
-# Name every method in failure messages (warren_test names only the ones it uses itself).
-for _m in spec.methods.values():
-    wt.METHOD_NAMES.setdefault((_m.INDEX >> 16, _m.INDEX & 0xFFFF), _m.NAME)
+wt.name_pika_methods()  # every method named in failure messages
 
 Q = spec.Queue
 B = spec.Basic
@@ -30,53 +27,13 @@ TX = spec.Tx
 # Raw helpers: methods encoded by pika's codec, replies read by warren_test.RawConn.
 
 
-def ids(method):
-    """(class-id, method-id) of a pika.spec method class or instance."""
-    return (method.INDEX >> 16, method.INDEX & 0xFFFF)
-
-
-def opened(addr, *channels):
-    c = wt.RawConn(addr)
-    c.handshake("open")
-    for n in channels:
-        c.open_channel(n)
-    return c
-
-
-def send(c, channel, method):
-    c.send(pika.frame.Method(channel, method).marshal())
-
-
-def call(c, channel, method, reply):
-    """Sends method on channel, expects the reply class there; returns it decoded."""
-    send(c, channel, method)
-    m = c.expect(ids(reply), channel=channel)
-    return reply().decode(m.args)
-
-
-def refused(c, channel, method, code, text):
-    """Sends method; expects channel.close code/text naming that method; sends close-ok and
-    reopens the channel (so the connection is shown to be alive)."""
-    send(c, channel, method)
-    c.expect_channel_close(channel, code, text=text, ids=ids(method))
-    send(c, channel, spec.Channel.CloseOk())
-    c.open_channel(channel)
-
-
-def publish(c, channel, routing_key, body, mandatory=False):
-    send(c, channel, B.Publish(exchange="", routing_key=routing_key, mandatory=mandatory))
-    c.send(pika.frame.Header(channel, len(body), spec.BasicProperties()).marshal())
-    if body:
-        c.send(pika.frame.Body(channel, body).marshal())
-
-
 def get(c, channel, queue):
     """basic.get (ack mode); returns (GetOk, body), or None on get-empty."""
-    send(c, channel, B.Get(queue=queue))
+    wt.send_pika(c, channel, B.Get(queue=queue))
     m = c.read_method()
-    if m.ids == ids(B.GetEmpty):
+    if m.ids == wt.method_ids(B.GetEmpty):
         return None
-    assert m.ids == ids(B.GetOk) and m.channel == channel, "expected get-ok, got %r" % m
+    assert m.ids == wt.method_ids(B.GetOk) and m.channel == channel, "expected get-ok, got %r" % m
     ok = B.GetOk().decode(m.args)
     ftype, _, header = c.read_frame()
     assert ftype == wt.FRAME_HEADER
@@ -88,24 +45,7 @@ def get(c, channel, queue):
 
 
 def count(c, channel, queue):
-    return call(c, channel, Q.Declare(queue=queue, passive=True), Q.DeclareOk).message_count
-
-
-def fresh_queue(addr, *queues):
-    conn = wt.pika_connect(addr)
-    ch = conn.channel()
-    for q in queues:
-        ch.queue_delete(q)
-        ch.queue_declare(q)
-    conn.close()
-
-
-def delete_queues(addr, *queues):
-    conn = wt.pika_connect(addr)
-    ch = conn.channel()
-    for q in queues:
-        ch.queue_delete(q)
-    conn.close()
+    return wt.call_pika(c, channel, Q.Declare(queue=queue, passive=True), Q.DeclareOk).message_count
 
 
 def settle(c, channel, queue, n):
@@ -128,41 +68,41 @@ def test_publish_commit_rollback():
     there in order; published then rolled back: never there; tx.select twice is fine"""
     q = "wt25-publish"
     with wt.server() as srv:
-        fresh_queue(srv.addr, q)
-        with opened(srv.addr, 1, 2) as c:
-            call(c, 1, TX.Select(), TX.SelectOk)
-            call(c, 1, TX.Select(), TX.SelectOk)
+        wt.fresh_queues(srv.addr, q)
+        with wt.opened(srv.addr, 1, 2) as c:
+            wt.call_pika(c, 1, TX.Select(), TX.SelectOk)
+            wt.call_pika(c, 1, TX.Select(), TX.SelectOk)
             for i in range(3):
-                publish(c, 1, q, b"t%d" % i)
+                wt.publish(c, 1, q, b"t%d" % i)
             assert count(c, 1, q) == 0
             time.sleep(0.2)
             assert count(c, 2, q) == 0
             assert get(c, 2, q) is None
             wt.log("  3 published in a tx: count 0 and get-empty before commit")
-            call(c, 1, TX.Commit(), TX.CommitOk)
+            wt.call_pika(c, 1, TX.Commit(), TX.CommitOk)
             assert count(c, 2, q) == 3
             wt.log("  after commit-ok: count 3")
-            publish(c, 1, q, b"r0")
-            publish(c, 1, q, b"r1")
-            call(c, 1, TX.Rollback(), TX.RollbackOk)
-            call(c, 1, TX.Commit(), TX.CommitOk)  # an empty commit after the rollback
+            wt.publish(c, 1, q, b"r0")
+            wt.publish(c, 1, q, b"r1")
+            wt.call_pika(c, 1, TX.Rollback(), TX.RollbackOk)
+            wt.call_pika(c, 1, TX.Commit(), TX.CommitOk)  # an empty commit after the rollback
             time.sleep(0.2)
             assert count(c, 2, q) == 3
             wt.log("  2 published then rolled back: count still 3")
             # Still transactional: the next publish waits for the next commit.
-            publish(c, 1, q, b"t3")
+            wt.publish(c, 1, q, b"t3")
             time.sleep(0.2)
             assert count(c, 2, q) == 3
-            call(c, 1, TX.Commit(), TX.CommitOk)
+            wt.call_pika(c, 1, TX.Commit(), TX.CommitOk)
             bodies = []
             for _ in range(4):
                 ok, body = get(c, 2, q)
                 bodies.append(body)
-                send(c, 2, B.Ack(delivery_tag=ok.delivery_tag))
+                wt.send_pika(c, 2, B.Ack(delivery_tag=ok.delivery_tag))
             assert bodies == [b"t0", b"t1", b"t2", b"t3"], bodies
             wt.log("  still transactional after commit and rollback; order t0 t1 t2 t3")
             c.close_connection()
-        delete_queues(srv.addr, q)
+        wt.cleanup(srv.addr, q)
 
 
 def test_acks_in_tx():
@@ -170,19 +110,19 @@ def test_acks_in_tx():
     the channel closes); applied on commit (they do not come back)"""
     q = "wt25-acks"
     with wt.server() as srv:
-        fresh_queue(srv.addr, q)
-        with opened(srv.addr, 1, 2) as c:
+        wt.fresh_queues(srv.addr, q)
+        with wt.opened(srv.addr, 1, 2) as c:
             for i in range(4):
-                publish(c, 2, q, b"m%d" % i)
+                wt.publish(c, 2, q, b"m%d" % i)
             settle(c, 2, q, 4)
-            call(c, 1, TX.Select(), TX.SelectOk)
+            wt.call_pika(c, 1, TX.Select(), TX.SelectOk)
             got = [get(c, 1, q) for _ in range(4)]
             assert [g[1] for g in got] == [b"m0", b"m1", b"m2", b"m3"]
-            send(c, 1, B.Ack(delivery_tag=got[0][0].delivery_tag))
-            send(c, 1, B.Ack(delivery_tag=got[1][0].delivery_tag))
-            call(c, 1, TX.Rollback(), TX.RollbackOk)
-            send(c, 1, B.Ack(delivery_tag=got[2][0].delivery_tag))
-            call(c, 1, TX.Commit(), TX.CommitOk)
+            wt.send_pika(c, 1, B.Ack(delivery_tag=got[0][0].delivery_tag))
+            wt.send_pika(c, 1, B.Ack(delivery_tag=got[1][0].delivery_tag))
+            wt.call_pika(c, 1, TX.Rollback(), TX.RollbackOk)
+            wt.send_pika(c, 1, B.Ack(delivery_tag=got[2][0].delivery_tag))
+            wt.call_pika(c, 1, TX.Commit(), TX.CommitOk)
             # m0, m1 (ack rolled back) and m3 (never acked) are unacked; closing requeues them.
             c.close_channel(1)
             settle(c, 2, q, 3)
@@ -193,22 +133,22 @@ def test_acks_in_tx():
                     break
                 assert g[0].redelivered, g[0]
                 bodies.append(g[1])
-                send(c, 2, B.Ack(delivery_tag=g[0].delivery_tag))
+                wt.send_pika(c, 2, B.Ack(delivery_tag=g[0].delivery_tag))
             assert bodies == [b"m0", b"m1", b"m3"], bodies
             wt.log("  acks of m0, m1 rolled back, ack of m2 committed: m0 m1 m3 came back")
             # An ack in a tx that is never committed: the message comes back too.
             c.open_channel(1)
-            publish(c, 2, q, b"n0")
+            wt.publish(c, 2, q, b"n0")
             settle(c, 2, q, 1)
-            call(c, 1, TX.Select(), TX.SelectOk)
+            wt.call_pika(c, 1, TX.Select(), TX.SelectOk)
             ok, body = get(c, 1, q)
-            send(c, 1, B.Ack(delivery_tag=ok.delivery_tag))
+            wt.send_pika(c, 1, B.Ack(delivery_tag=ok.delivery_tag))
             assert count(c, 1, q) == 0
             c.close_channel(1)
             settle(c, 2, q, 1)
             wt.log("  ack without commit, channel closed: the message came back")
             c.close_connection()
-        delete_queues(srv.addr, q)
+        wt.cleanup(srv.addr, q)
 
 
 def test_reject_in_tx():
@@ -216,41 +156,41 @@ def test_reject_in_tx():
     commit"""
     q = "wt25-reject"
     with wt.server() as srv:
-        fresh_queue(srv.addr, q)
-        with opened(srv.addr, 1, 2) as c:
-            publish(c, 2, q, b"x")
+        wt.fresh_queues(srv.addr, q)
+        with wt.opened(srv.addr, 1, 2) as c:
+            wt.publish(c, 2, q, b"x")
             settle(c, 2, q, 1)
-            call(c, 1, TX.Select(), TX.SelectOk)
+            wt.call_pika(c, 1, TX.Select(), TX.SelectOk)
             ok, _ = get(c, 1, q)
-            send(c, 1, B.Reject(delivery_tag=ok.delivery_tag, requeue=True))
+            wt.send_pika(c, 1, B.Reject(delivery_tag=ok.delivery_tag, requeue=True))
             time.sleep(0.2)
             assert count(c, 2, q) == 0, "rejected message requeued before commit"
-            call(c, 1, TX.Commit(), TX.CommitOk)
+            wt.call_pika(c, 1, TX.Commit(), TX.CommitOk)
             settle(c, 2, q, 1)
             wt.log("  reject(requeue) in a tx: back in the queue after commit, not before")
             c.close_connection()
-        delete_queues(srv.addr, q)
+        wt.cleanup(srv.addr, q)
 
 
 def test_return_at_commit():
     """a mandatory unroutable publish in a tx: basic.return only at commit, before
     commit-ok; after rollback, no return at all"""
     with wt.server() as srv:
-        with opened(srv.addr, 1) as c:
-            call(c, 1, TX.Select(), TX.SelectOk)
-            publish(c, 1, "wt25-nowhere", b"returned at commit", mandatory=True)
+        with wt.opened(srv.addr, 1) as c:
+            wt.call_pika(c, 1, TX.Select(), TX.SelectOk)
+            wt.publish(c, 1, "wt25-nowhere", b"returned at commit", mandatory=True)
             c.expect_silence(0.3)
-            send(c, 1, TX.Commit())
-            r = B.Return().decode(c.expect(ids(B.Return), channel=1).args)
+            wt.send_pika(c, 1, TX.Commit())
+            r = B.Return().decode(c.expect(wt.method_ids(B.Return), channel=1).args)
             assert (r.reply_code, r.reply_text, r.routing_key) == (312, "NO_ROUTE",
                                                                    "wt25-nowhere"), r
             c.read_frame()
             assert c.read_frame()[2] == b"returned at commit"
-            c.expect(ids(TX.CommitOk), channel=1)
+            c.expect(wt.method_ids(TX.CommitOk), channel=1)
             wt.log("  nothing before commit; then basic.return 312, then commit-ok")
-            publish(c, 1, "wt25-nowhere", b"rolled back", mandatory=True)
-            call(c, 1, TX.Rollback(), TX.RollbackOk)
-            call(c, 1, TX.Commit(), TX.CommitOk)
+            wt.publish(c, 1, "wt25-nowhere", b"rolled back", mandatory=True)
+            wt.call_pika(c, 1, TX.Rollback(), TX.RollbackOk)
+            wt.call_pika(c, 1, TX.Commit(), TX.CommitOk)
             wt.log("  after rollback: commit-ok with no return")
             c.close_connection()
 
@@ -261,16 +201,17 @@ def test_tx_errors():
     switch from tx to confirm mode" (85, 10); tx.select on a confirm channel -> 406 "cannot
     switch from confirm to tx mode" (90, 10)"""
     with wt.server() as srv:
-        with opened(srv.addr, 1) as c:
-            refused(c, 1, TX.Commit(), 406, "PRECONDITION_FAILED - channel is not transactional")
-            refused(c, 1, TX.Rollback(), 406,
-                    "PRECONDITION_FAILED - channel is not transactional")
-            call(c, 1, TX.Select(), TX.SelectOk)
-            refused(c, 1, spec.Confirm.Select(), 406,
-                    "PRECONDITION_FAILED - cannot switch from tx to confirm mode")
-            call(c, 1, spec.Confirm.Select(), spec.Confirm.SelectOk)  # (a fresh channel)
-            refused(c, 1, TX.Select(), 406,
-                    "PRECONDITION_FAILED - cannot switch from confirm to tx mode")
+        with wt.opened(srv.addr, 1) as c:
+            wt.channel_refused(c, 1, TX.Commit(), 406,
+                               "PRECONDITION_FAILED - channel is not transactional")
+            wt.channel_refused(c, 1, TX.Rollback(), 406,
+                               "PRECONDITION_FAILED - channel is not transactional")
+            wt.call_pika(c, 1, TX.Select(), TX.SelectOk)
+            wt.channel_refused(c, 1, spec.Confirm.Select(), 406,
+                               "PRECONDITION_FAILED - cannot switch from tx to confirm mode")
+            wt.call_pika(c, 1, spec.Confirm.Select(), spec.Confirm.SelectOk)  # (a fresh channel)
+            wt.channel_refused(c, 1, TX.Select(), 406,
+                               "PRECONDITION_FAILED - cannot switch from confirm to tx mode")
             c.close_connection()
 
 
@@ -278,7 +219,7 @@ def test_pika_tx():
     """pika: tx_select, basic_publish, tx_rollback, tx_commit"""
     q = "wt25-pika"
     with wt.server() as srv:
-        fresh_queue(srv.addr, q)
+        wt.fresh_queues(srv.addr, q)
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
         other = conn.channel()

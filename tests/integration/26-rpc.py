@@ -11,19 +11,15 @@ Both "connections" are pika BlockingConnections pumped in turn by one thread."""
 
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
 import pika  # noqa: E402
 import pika.exceptions as pe  # noqa: E402
-import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
-# Name every method in failure messages (warren_test names only the ones it uses itself).
-for _m in spec.methods.values():
-    wt.METHOD_NAMES.setdefault((_m.INDEX >> 16, _m.INDEX & 0xFFFF), _m.NAME)
+wt.name_pika_methods()  # every method named in failure messages
 
 RPC_QUEUE = "wt26-rpc"
 DIRECT = "amq.rabbitmq.reply-to"
@@ -42,8 +38,7 @@ class RpcServer:
 
     def __init__(self, conn):
         self.ch = conn.channel()
-        self.ch.queue_delete(RPC_QUEUE)
-        self.ch.queue_declare(RPC_QUEUE)
+        wt.fresh_queue(self.ch, RPC_QUEUE)
         self.ch.basic_qos(prefetch_count=1)
         self.reply_tos = []
         self.ch.basic_consume(RPC_QUEUE, self.on_request)
@@ -53,14 +48,6 @@ class RpcServer:
         ch.basic_publish("", props.reply_to, str(fib(int(body))).encode(),
                          pika.BasicProperties(correlation_id=props.correlation_id))
         ch.basic_ack(method.delivery_tag)
-
-
-def pump_until(conns, pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "%s: not within %.1f s" % (what, timeout)
-        for conn in conns:
-            conn.process_data_events(0.01)
 
 
 def test_rpc_reply_queue():
@@ -133,20 +120,16 @@ def test_direct_reply_to_errors():
     reply_to amq.rabbitmq.reply-to on a channel not consuming it -> 406
     "PRECONDITION_FAILED - fast reply consumer does not exist" (60, 40)"""
     with wt.server() as srv:
-        with wt.RawConn(srv.addr) as c:
-            c.handshake("open")
-            c.open_channel(1)
-            c.send(pika.frame.Method(1, spec.Basic.Consume(queue=DIRECT)).marshal())
+        with wt.opened(srv.addr, 1) as c:
+            wt.send_pika(c, 1, spec.Basic.Consume(queue=DIRECT))
             c.expect_channel_close(1, 406, text="PRECONDITION_FAILED - reply consumer cannot "
                                    "acknowledge", ids=(60, 20))
-            c.send(pika.frame.Method(1, spec.Channel.CloseOk()).marshal())
+            wt.send_pika(c, 1, spec.Channel.CloseOk())
             c.open_channel(1)
-            c.send(pika.frame.Method(1, spec.Basic.Publish(routing_key="wt26-x")).marshal())
-            c.send(pika.frame.Header(1, 1, spec.BasicProperties(reply_to=DIRECT)).marshal())
-            c.send(pika.frame.Body(1, b"x").marshal())
+            wt.publish(c, 1, "wt26-x", b"x", props=spec.BasicProperties(reply_to=DIRECT))
             c.expect_channel_close(1, 406, text="PRECONDITION_FAILED - fast reply consumer "
                                    "does not exist", ids=(60, 40))
-            c.send(pika.frame.Method(1, spec.Channel.CloseOk()).marshal())
+            wt.send_pika(c, 1, spec.Channel.CloseOk())
             c.open_channel(1)
             c.close_connection()
         conn = wt.pika_connect(srv.addr)

@@ -31,13 +31,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
-import pika  # noqa: E402
-import pika.frame  # noqa: E402
 import pika.spec as spec  # noqa: E402
 
-# Name every method in failure messages (warren_test names only the ones it uses itself).
-for _m in spec.methods.values():
-    wt.METHOD_NAMES.setdefault((_m.INDEX >> 16, _m.INDEX & 0xFFFF), _m.NAME)
+wt.name_pika_methods()  # every method named in failure messages
 
 B = spec.Basic
 
@@ -47,10 +43,6 @@ STUCK_MAX = 512          # messages (32 MiB): see the module comment
 RSS_MAX_KIB = 64 * 1024  # RSS growth over the 3000 messages
 
 
-def ids(method):
-    return (method.INDEX >> 16, method.INDEX & 0xFFFF)
-
-
 def stuck_consumer(addr, queue):
     """A raw connection with a small receive buffer, consuming queue with no-ack; the
     caller does not read from it until it chooses to."""
@@ -58,9 +50,8 @@ def stuck_consumer(addr, queue):
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     c.handshake("open")
     c.open_channel(1)
-    c.send(pika.frame.Method(1, B.Consume(queue=queue, no_ack=True,
-                                          consumer_tag="stuck")).marshal())
-    c.expect(ids(B.ConsumeOk), channel=1)
+    wt.send_pika(c, 1, B.Consume(queue=queue, no_ack=True, consumer_tag="stuck"))
+    c.expect(wt.method_ids(B.ConsumeOk), channel=1)
     return c
 
 
@@ -70,7 +61,8 @@ def read_deliveries(c, n, timeout):
     for i in range(n):
         left = max(0.01, deadline - time.monotonic())
         m = c.read_method(timeout=left)
-        assert m.ids == ids(B.Deliver), "delivery %d: expected basic.deliver, got %r" % (i, m)
+        assert m.ids == wt.method_ids(B.Deliver), \
+            "delivery %d: expected basic.deliver, got %r" % (i, m)
         ftype, _, header = c.read_frame(timeout=left)
         assert ftype == wt.FRAME_HEADER
         size = int.from_bytes(header[4:12], "big")
@@ -99,8 +91,7 @@ def served_within(addr, seconds):
 def scenario(srv, queue, measure_rss=False):
     admin = wt.pika_connect(srv.addr)
     ach = admin.channel()
-    ach.queue_delete(queue)
-    ach.queue_declare(queue)
+    wt.fresh_queue(ach, queue)
     stuck = stuck_consumer(srv.addr, queue)
     reader = wt.pika_connect(srv.addr)
     rch = reader.channel()
@@ -112,8 +103,7 @@ def scenario(srv, queue, measure_rss=False):
 
     rch.basic_consume(queue, on_message, auto_ack=True)
     producer = wt.pika_connect(srv.addr)
-    pch = producer.channel()
-    pch.confirm_delivery()
+    pch = wt.confirm_channel(producer)
     if measure_rss:
         # Warm up: the first 100 messages set up buffers and allocator arenas.
         for i in range(100):
@@ -180,12 +170,10 @@ def test_flow_active_true_while_consuming():
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
-        ch.queue_delete(q)
-        ch.queue_declare(q)
+        wt.fresh_queue(ch, q)
         got = []
         ch.basic_consume(q, lambda c, m, p, b: got.append(b), auto_ack=True)
-        pub = conn.channel()
-        pub.confirm_delivery()
+        pub = wt.confirm_channel(conn)
         pub.basic_publish("", q, b"before")
         assert ch.flow(True) is True
         pub.basic_publish("", q, b"after")

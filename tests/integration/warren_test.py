@@ -12,6 +12,13 @@ The raw-socket helpers speak just enough AMQP 0-9-1 to drive the handshake step 
 and to send deliberately broken input: frames, a few methods, field tables, and parsers
 for connection.start/tune/close. Every read has a timeout, and every test runs under an
 alarm, so a hang fails the test instead of hanging `make check`.
+
+Helpers the test files share live here, not in copies: opened() (a handshaken RawConn with
+channels open), publish() and read_content() for content on a RawConn; send_pika(),
+call_pika(), channel_refused() and method_ids() for methods built with pika's codec
+(name_pika_methods() names them all in failure messages); and for pika clients
+confirm_channel(), fresh_queue(s)(), cleanup(), publish_confirmed(), fill(), drain() and
+wait_until(). run_server_to_exit() runs the binary for tests of its command line.
 """
 
 import contextlib
