@@ -255,6 +255,7 @@ wait_backlog(struct perf_run *run, struct perf_conn *c, uint64_t want, uint64_t 
     for (;;) {
         if (perf_topo_depth(c, run->opts, &depth) < 0) {
             fprintf(stderr, "warren-perf: reading queue depths: %s\n", c->err);
+            atomic_fetch_add(&run->failures, 1);
             return -1;
         }
         uint64_t now = perf_now_ns();
@@ -348,6 +349,7 @@ main(int argc, char **argv)
         /* Opened now, so that seeing the queues full does not wait for a handshake. */
         if (perf_conn_open(&depth_conn, &o, "setup", &run.abort) < 0) {
             fprintf(stderr, "warren-perf: %s\n", depth_conn.err);
+            atomic_fetch_add(&run.failures, 1);
             goto stop;
         }
         if (run_start(&run, 0, o.producers, &res.t0_ns) < 0)

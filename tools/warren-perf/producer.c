@@ -147,14 +147,15 @@ prod_write(struct prod *p, uint64_t n)
     perf_conn_commit(&p->c, (size_t)(dst - start));
 }
 
-/* How many messages may go now; *wait_ms says how long to wait when none. */
+/* How many messages may go now. When none: *pace_ns is when --rate allows the next one, or 0
+ * when the confirm window is full. */
 static uint64_t
-prod_allowance(struct prod *p, uint64_t start_ns, int *wait_ms)
+prod_allowance(struct prod *p, uint64_t start_ns, uint64_t *pace_ns)
 {
     const struct perf_opts *o = p->o;
     uint64_t n = BATCH_MAX;
     uint64_t by_bytes = BATCH_BYTES / p->msg_len;
-    *wait_ms = 100;
+    *pace_ns = 0;
     if (n > by_bytes)
         n = by_bytes > 0 ? by_bytes : 1;
     if (p->w->quota && n > p->w->quota - p->seq)
@@ -162,17 +163,37 @@ prod_allowance(struct prod *p, uint64_t start_ns, int *wait_ms)
     if (o->confirm && n > o->confirm - (p->seq - p->floor))
         n = o->confirm - (p->seq - p->floor);
     if (o->rate > 0 && n > 0) {
-        double elapsed = (double)(perf_now_ns() - start_ns) / 1e9;
-        double due = elapsed * o->rate + 1 - (double)p->seq;
+        uint64_t now = perf_now_ns();
+        double due = (double)(now - start_ns) / 1e9 * o->rate + 1 - (double)p->seq;
         if (due < 1) {
-            double wait = (1 - due) / o->rate * 1000;
-            *wait_ms = wait < 1 ? 1 : wait > 100 ? 100 : (int)wait;
+            /* Sleep at least 1 ms: at high rates that sends batches, not one message per
+             * wake-up. */
+            double wait_ns = (1 - due) / o->rate * 1e9;
+            *pace_ns = now + (wait_ns < 1e6   ? 1000000u
+                              : wait_ns > 1e8 ? 100000000u
+                                              : (uint64_t)wait_ns);
             return 0;
         }
         if ((double)n > due)
             n = (uint64_t)due;
     }
     return n;
+}
+
+/* Nothing may be sent: handles confirms until the pace allows more (pace_ns), or until the
+ * first confirm frees the window (pace_ns == 0; at most 100 ms). */
+static int
+prod_wait(struct prod *p, uint64_t pace_ns)
+{
+    if (pace_ns == 0)
+        return prod_read(p, 100);
+    for (;;) {
+        uint64_t now = perf_now_ns();
+        if (now >= pace_ns)
+            return 0;
+        if (prod_read(p, (int)((pace_ns - now + 999999) / 1000000)) < 0)
+            return -1;
+    }
 }
 
 static void
@@ -183,12 +204,12 @@ prod_run(struct prod *p)
     uint64_t start_ns = perf_now_ns();
 
     while (!atomic_load_explicit(&run->stop_producers, memory_order_relaxed)) {
-        int wait_ms;
+        uint64_t pace_ns;
         if (w->quota && p->seq >= w->quota)
             break;
-        uint64_t n = prod_allowance(p, start_ns, &wait_ms);
+        uint64_t n = prod_allowance(p, start_ns, &pace_ns);
         if (n == 0) {
-            if (prod_read(p, wait_ms) < 0)
+            if (prod_wait(p, pace_ns) < 0)
                 goto fail;
             continue;
         }
