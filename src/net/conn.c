@@ -29,6 +29,17 @@
 
 static void conn_on_read(struct bufferevent *bev, void *arg);
 
+/* Bounds what is read from the socket but not yet parsed to a little more than one frame of
+ * frame_max: a connection whose frames the loop cannot keep up with (it handles at most
+ * CONN_FRAMES_PER_EVENT per turn) stops being read, and TCP slows its peer down. This is the
+ * broker's publisher flow control. */
+static void
+conn_set_input_limit(struct conn *c, uint32_t frame_max)
+{
+    size_t high = CONN_INPUT_SLACK + (frame_max != 0 ? frame_max : (size_t)UINT32_MAX);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, high);
+}
+
 static void
 conn_arm_timer(struct conn *c, unsigned msec)
 {
@@ -147,6 +158,17 @@ conn_raise(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, .
     return -1;
 }
 
+/* Continues parsing buffered input in the NEXT loop iteration, after the loop has polled the
+ * sockets: a publisher with a full input buffer thus takes turns with the consumers whose acks
+ * free room for deliveries, instead of monopolising the loop (an event made active now would
+ * run in this same iteration). */
+static void
+conn_schedule_resume(struct conn *c)
+{
+    static const struct timeval now = {0, 0};
+    evtimer_add(c->resume_ev, &now);
+}
+
 void
 conn_block(struct conn *c)
 {
@@ -176,7 +198,7 @@ conn_unblock(struct conn *c)
         conn_send(c, 0, &m);
     }
     bufferevent_enable(c->bev, EV_READ);
-    event_active(c->resume_ev, 0, 0); /* frames read before the block are still waiting */
+    conn_schedule_resume(c); /* frames read before the block are still waiting */
 }
 
 void
@@ -307,6 +329,7 @@ conn_on_tune_ok(struct conn *c, const struct wire_connection_tune_ok *t)
         return -1;
     c->frame_max = t->frame_max;
     c->channel_max = t->channel_max;
+    conn_set_input_limit(c, c->frame_max);
     c->heartbeat = t->heartbeat;
     if (c->heartbeat > 0) {
         c->heartbeat_ev = event_new(c->server->env.base, -1, EV_PERSIST, conn_on_heartbeat_tick, c);
@@ -550,7 +573,7 @@ conn_process_frames(struct conn *c)
         evbuffer_drain(in, need);
     }
     if (evbuffer_get_length(in) > 0)
-        event_active(c->resume_ev, 0, 0);
+        conn_schedule_resume(c);
 }
 
 static void
@@ -659,11 +682,12 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
     if (c->bev == NULL)
         goto fail;
     c->timer_ev = evtimer_new(base, conn_on_timer, c);
-    c->resume_ev = event_new(base, -1, 0, conn_on_resume, c);
+    c->resume_ev = evtimer_new(base, conn_on_resume, c);
     if (c->timer_ev == NULL || c->resume_ev == NULL)
         goto fail;
     bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_LOW, 0);
+    conn_set_input_limit(c, CONN_PRETUNE_FRAME_MAX);
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0)
         goto fail;
     conn_arm_timer(c, s->env.conf->handshake_timeout);
