@@ -100,7 +100,15 @@ main(int argc, char **argv)
     log_msg(LOG_INFO, "Warren %s starting%s%s", PACKAGE_VERSION,
             conf.config_path != NULL ? ", config file " : "",
             conf.config_path != NULL ? conf.config_path : "");
-    store = store_open(conf.data_dir, err, sizeof(err));
+    /* The store thread activates events of the loop: libevent's locks first, then the base. */
+    if (store_init_threads() < 0 || (m.base = event_base_new()) == NULL) {
+        log_msg(LOG_CRITICAL, "cannot create the event loop");
+        goto out;
+    }
+    struct store_options store_opts = {.block_cache_size = conf.store_block_cache_size,
+                                       .write_buffer_size = conf.store_write_buffer_size,
+                                       .max_write_buffers = conf.store_max_write_buffers};
+    store = store_open(conf.data_dir, &store_opts, m.base, err, sizeof(err));
     if (store == NULL) {
         log_msg(LOG_CRITICAL, "%s", err);
         goto out;
@@ -108,11 +116,6 @@ main(int argc, char **argv)
     if (main_setup_defaults(&conf, auth, &vhosts) < 0)
         goto out;
 
-    m.base = event_base_new();
-    if (m.base == NULL) {
-        log_msg(LOG_CRITICAL, "cannot create the event loop");
-        goto out;
-    }
     struct net_server_env env = {.base = m.base, .conf = &conf, .auth = auth, .vhosts = &vhosts};
     m.net = net_server_new(&env);
     if (m.net == NULL || net_server_listen(m.net) < 0)

@@ -42,6 +42,11 @@ struct conf {
     uint32_t handshake_timeout; /* milliseconds; handshake_timeout = 10000 */
     enum log_level log_level;   /* log.level = info */
     char *data_dir;             /* owns; data_dir = ./var (RocksDB lives under it) */
+    /* RocksDB's memory: block cache (0: none), one memtable (0: RocksDB's 64 MiB), memtables.
+     * store.block_cache_size = 32MB, store.write_buffer_size = 16MB, store.max_write_buffers = 2 */
+    uint64_t store_block_cache_size;
+    uint32_t store_write_buffer_size;
+    uint32_t store_max_write_buffers;
     char *config_path;          /* owns; the file loaded, or NULL */
 };
 

@@ -84,6 +84,12 @@ static const struct conf_key conf_keys[] = {
      "debug, info, warning, error, critical or none"},
     {"data_dir", CONF_STR, CONF_F(data_dir), "./var", 1, 4095,
      "directory of the message store (not a RabbitMQ key)"},
+    {"store.block_cache_size", CONF_BYTES64, CONF_F(store_block_cache_size), "32MB", 0, 0,
+     "bytes of RocksDB's block cache (index and filter blocks in it); 0: none"},
+    {"store.write_buffer_size", CONF_SIZE, CONF_F(store_write_buffer_size), "16MB", 65536,
+     1073741824, "bytes of one RocksDB memtable; 0: RocksDB's default, 64MB"},
+    {"store.max_write_buffers", CONF_UINT, CONF_F(store_max_write_buffers), "2", 2, 64,
+     "RocksDB memtables, full ones included, before writes wait for a flush"},
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

@@ -733,6 +733,9 @@ chan_publish_header(struct chan *ch, const struct frame_content_header *h,
         return ch->publishing != NULL ? 0 : -1;
     }
     ch->publishing = msg_new(h->props, h->props_len, mode, prio, ex, rk, h->body_size);
+    /* The body's memory is taken now, so the alarm looks now too: a client announcing large
+     * bodies on many channels is blocked before it can fill them. */
+    server_memory_check_fast(c->server);
     if (ch->publishing == NULL)
         return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_PUBLISH,
                           "out of memory for a %llu-byte message",

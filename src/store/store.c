@@ -1,5 +1,6 @@
-/* RocksDB-backed store: opening, the format marker, and a clean close. The format marker is
- * the key "\0warren/format" holding the decimal version; it is written (synced) when the
+/* RocksDB-backed store: opening with bounded memory, the format marker, and a clean close;
+ * the store thread lives in store_writer.c, reads in store_read.c. The format marker is the
+ * key "\0warren/format" holding the decimal version; it is written (synced) when the
  * database is created, so a database without it was not made by Warren. */
 #include "config.h"
 
@@ -11,31 +12,62 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
 #include <rocksdb/c.h>
 
+#include "store_int.h"
 #include "warren/log.h"
 
 static const char store_format_key[] = "\0warren/format";
 #define STORE_FORMAT_KEY_LEN (sizeof(store_format_key) - 1)
 
-struct store {
-    rocksdb_t *db;               /* owns */
-    rocksdb_options_t *opts;     /* owns */
-    rocksdb_writeoptions_t *wo_sync; /* owns: WAL synced before the write returns */
-    rocksdb_readoptions_t *ro;   /* owns */
-};
+void
+store_options_init(struct store_options *o)
+{
+    o->block_cache_size = STORE_BLOCK_CACHE_SIZE_DEFAULT;
+    o->write_buffer_size = STORE_WRITE_BUFFER_SIZE_DEFAULT;
+    o->max_write_buffers = STORE_MAX_WRITE_BUFFERS_DEFAULT;
+}
 
+int
+store_init_threads(void)
+{
+    static bool done;
+    if (done)
+        return 0;
+    if (evthread_use_pthreads() < 0)
+        return -1;
+    done = true;
+    return 0;
+}
+
+/* Frees what store_open built; the store thread is not running. */
 static void
 store_free(struct store *st)
 {
     if (st->db != NULL)
         rocksdb_close(st->db);
+    if (st->wb != NULL)
+        rocksdb_writebatch_destroy(st->wb);
+    if (st->done_ev != NULL)
+        event_free(st->done_ev);
     if (st->wo_sync != NULL)
         rocksdb_writeoptions_destroy(st->wo_sync);
+    if (st->wo != NULL)
+        rocksdb_writeoptions_destroy(st->wo);
     if (st->ro != NULL)
         rocksdb_readoptions_destroy(st->ro);
     if (st->opts != NULL)
         rocksdb_options_destroy(st->opts);
+    if (st->table_opts != NULL)
+        rocksdb_block_based_options_destroy(st->table_opts);
+    if (st->cache != NULL)
+        rocksdb_cache_destroy(st->cache);
+    pthread_cond_destroy(&st->done_cv);
+    pthread_cond_destroy(&st->work_cv);
+    pthread_mutex_destroy(&st->mu);
+    free(st->path);
     free(st);
 }
 
@@ -131,9 +163,40 @@ store_check_format(struct store *st, const char *path, char *err, size_t errlen)
     return 0;
 }
 
-struct store *
-store_open(const char *data_dir, char *err, size_t errlen)
+/* Bounds RocksDB's memory: the block cache (index and filter blocks charged to it, so they
+ * are bounded too) and the memtables. Returns 0, or -1 on ENOMEM. */
+static int
+store_set_memory(struct store *st, const struct store_options *o)
 {
+    st->table_opts = rocksdb_block_based_options_create();
+    if (st->table_opts == NULL)
+        return -1;
+    if (o->block_cache_size == 0) {
+        rocksdb_block_based_options_set_no_block_cache(st->table_opts, 1);
+    } else {
+        st->cache = rocksdb_cache_create_lru((size_t)o->block_cache_size);
+        if (st->cache == NULL)
+            return -1;
+        rocksdb_block_based_options_set_block_cache(st->table_opts, st->cache);
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->table_opts, 1);
+        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(st->table_opts, 1);
+    }
+    rocksdb_options_set_block_based_table_factory(st->opts, st->table_opts);
+    if (o->write_buffer_size != 0)
+        rocksdb_options_set_write_buffer_size(st->opts, (size_t)o->write_buffer_size);
+    rocksdb_options_set_max_write_buffer_number(st->opts, (int)o->max_write_buffers);
+    return 0;
+}
+
+struct store *
+store_open(const char *data_dir, const struct store_options *opts, struct event_base *base,
+           char *err, size_t errlen)
+{
+    struct store_options defaults;
+    if (opts == NULL) {
+        store_options_init(&defaults);
+        opts = &defaults;
+    }
     char path[4096];
     if (snprintf(path, sizeof(path), "%s/db", data_dir) >= (int)sizeof(path)) {
         snprintf(err, errlen, "data directory path too long: %s", data_dir);
@@ -147,15 +210,30 @@ store_open(const char *data_dir, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory opening the store");
         return NULL;
     }
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->work_cv, NULL);
+    pthread_cond_init(&st->done_cv, NULL);
+    STAILQ_INIT(&st->queue);
+    STAILQ_INIT(&st->done);
+    st->base = base;
+    st->path = strdup(path);
     st->opts = rocksdb_options_create();
     st->wo_sync = rocksdb_writeoptions_create();
+    st->wo = rocksdb_writeoptions_create();
     st->ro = rocksdb_readoptions_create();
-    if (st->opts == NULL || st->wo_sync == NULL || st->ro == NULL) {
+    st->wb = rocksdb_writebatch_create();
+    if (st->path == NULL || st->opts == NULL || st->wo_sync == NULL || st->wo == NULL ||
+        st->ro == NULL || st->wb == NULL || store_set_memory(st, opts) < 0) {
         snprintf(err, errlen, "out of memory opening the store");
         goto fail;
     }
     rocksdb_options_set_create_if_missing(st->opts, 1);
     rocksdb_options_set_paranoid_checks(st->opts, 1);
+    /* RocksDB's own LOG file gets its header and fatal errors only. Debian's RocksDB has
+     * assertions on, and a LOG write after a failed one (a full disk) aborts the process
+     * (WritableFileWriter, sync_without_flush_called_): RocksDB logs its errors exactly
+     * then. We log write errors ourselves, on the event loop. */
+    rocksdb_options_set_info_log_level(st->opts, 4 /* FATAL_LEVEL */);
     rocksdb_writeoptions_set_sync(st->wo_sync, 1);
 
     char *rerr = NULL;
@@ -167,7 +245,12 @@ store_open(const char *data_dir, char *err, size_t errlen)
     }
     if (store_check_format(st, path, err, errlen) < 0)
         goto fail;
-    log_msg(LOG_INFO, "store %s opened (format %d)", path, STORE_FORMAT_VERSION);
+    if (store_writer_start(st, err, errlen) < 0)
+        goto fail;
+    log_msg(LOG_INFO,
+            "store %s opened (format %d; block cache %llu bytes, %u memtables of %llu bytes)", path,
+            STORE_FORMAT_VERSION, (unsigned long long)opts->block_cache_size,
+            opts->max_write_buffers, (unsigned long long)opts->write_buffer_size);
     return st;
 fail:
     store_free(st);
@@ -178,13 +261,14 @@ int
 store_close(struct store *st, char *err, size_t errlen)
 {
     int rc = 0;
+    store_writer_stop(st);
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     char *rerr = NULL;
     rocksdb_flushoptions_set_wait(fo, 1);
     rocksdb_flush(st->db, fo, &rerr);
     rocksdb_flushoptions_destroy(fo);
     if (rerr != NULL) {
-        snprintf(err, errlen, "flushing the store failed: %s", rerr);
+        snprintf(err, errlen, "flushing the store %s failed: %s", st->path, rerr);
         rocksdb_free(rerr);
         rc = -1;
     }
