@@ -687,6 +687,10 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
         goto fail;
     bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_LOW, 0);
+    /* libevent reads 16 KiB per callback by default (and its evbuffer 4 KiB per readv):
+     * large bodies would take a loop turn per few KiB. */
+    bufferevent_set_max_single_read(c->bev, CONN_MAX_SINGLE_IO);
+    bufferevent_set_max_single_write(c->bev, CONN_MAX_SINGLE_IO);
     conn_set_input_limit(c, CONN_PRETUNE_FRAME_MAX);
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0)
         goto fail;

@@ -33,6 +33,8 @@ struct msg;
 /* How long we wait for connection.close-ok after sending connection.close, and for our last
  * output to drain before closing the socket, in seconds. */
 #define CONN_CLOSE_TIMEOUT_SEC 3
+/* Most bytes read or written in one go on a connection's socket. */
+#define CONN_MAX_SINGLE_IO (256u << 10)
 /* Input read ahead of parsing, beyond one frame of frame_max (see conn_set_input_limit). */
 #define CONN_INPUT_SLACK (64u << 10)
 /* Output above CONN_OUTPUT_HIGH bytes pauses deliveries to a connection's consumers until the

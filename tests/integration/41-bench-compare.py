@@ -1,0 +1,57 @@
+"""bench/compare.py, the side-by-side benchmark of Warren and RabbitMQ, in its --self-check
+mode: every scenario for 1 s against a Warren it starts itself (no RabbitMQ). It must exit 0,
+print a markdown table with a row for each scenario that has figures for Warren (not
+"failed"), and write the report with the date and the machine to --out. Benchmarks assert
+nothing about time; this only keeps the script working as Warren and warren-perf change.
+
+The binaries are $WARREN_SERVER and $WARREN_PERF (default: warren-perf next to the server)."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import warren_test as wt  # noqa: E402
+
+COMPARE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench",
+                       "compare.py")
+SCENARIOS = ("1", "2", "3", "4", "5a", "5b", "6", "7", "8", "9")
+
+
+@wt.needs_process
+def test_self_check():
+    """compare.py --self-check: exit 0, a row with Warren's figures per scenario, the report"""
+    server = os.environ.get("WARREN_SERVER")
+    assert server, "set WARREN_SERVER to the warren-server binary"
+    perf = os.environ.get("WARREN_PERF") or os.path.join(os.path.dirname(server), "warren-perf")
+    with tempfile.TemporaryDirectory(prefix="warren-test-") as tmp:
+        out = os.path.join(tmp, "report.md")
+        argv = [sys.executable, COMPARE, "--self-check", "--warren", server, "--perf", perf,
+                "--out", out]
+        wt.log("  running: %s" % " ".join(argv))
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=100)
+        for line in p.stderr.splitlines()[-4:]:
+            wt.log("    | %s" % line)
+        assert p.returncode == 0, "compare.py exited %d; stderr:\n%s\nstdout:\n%s" % (
+            p.returncode, p.stderr, p.stdout)
+        rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+                for line in p.stdout.splitlines() if line.startswith("|")]
+        assert rows and rows[0][:6] == ["#", "Scenario", "Figure", "Warren", "RabbitMQ",
+                                        "Warren/RabbitMQ"], p.stdout
+        first = {r[0]: r for r in rows[2:] if r[0]}
+        for sid in SCENARIOS:
+            assert sid in first, "no row for scenario %s:\n%s" % (sid, p.stdout)
+            warren = first[sid][3]
+            assert warren not in ("failed", "—") and warren[0].isdigit(), first[sid]
+            assert first[sid][4] == "—", first[sid]  # no RabbitMQ in the self-check
+        assert "(not durable yet)" in first["3"][3], first["3"]
+        with open(out) as f:
+            report = f.read()
+        assert "- date: " in report and "- machine: " in report and "nproc" in report, report
+        assert "| 9 |" in report, report
+
+
+if __name__ == "__main__":
+    wt.run([test_self_check], timeout=120)
