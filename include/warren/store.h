@@ -187,8 +187,4 @@ size_t store_key_msg(uint8_t *buf, uint64_t msg_id);
 size_t store_key_qentry_prefix(uint8_t *buf, uint64_t queue_id);
 size_t store_key_qentry(uint8_t *buf, uint64_t queue_id, uint64_t seq);
 
-/* Big-endian u64 in and out, for keys and values. */
-void store_put_u64(uint8_t *p, uint64_t v);
-uint64_t store_get_u64(const uint8_t *p);
-
 #endif

@@ -20,6 +20,7 @@
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/auth.h"
+#include "warren/bytes.h"
 #include "warren/conf.h"
 #include "warren/vhost.h"
 
@@ -428,8 +429,7 @@ conn_frame_method_id(const struct frame *f)
 {
     if (f->type != WIRE_FRAME_METHOD || f->size < 4)
         return 0;
-    const uint8_t *p = f->payload;
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    return bytes_get32(f->payload);
 }
 
 static int

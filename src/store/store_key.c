@@ -6,25 +6,8 @@
 #include <string.h>
 
 #include "warren/assert.h"
+#include "warren/bytes.h"
 #include "warren/store.h"
-
-void
-store_put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-uint64_t
-store_get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 /* Writes name as one length byte and its bytes. Returns the bytes written. */
 static size_t
@@ -80,7 +63,7 @@ size_t
 store_key_msg(uint8_t *buf, uint64_t msg_id)
 {
     buf[0] = STORE_TAG_MSG;
-    store_put_u64(buf + 1, msg_id);
+    bytes_put64(buf + 1, msg_id);
     return STORE_KEY_MSG_LEN;
 }
 
@@ -88,7 +71,7 @@ size_t
 store_key_qentry_prefix(uint8_t *buf, uint64_t queue_id)
 {
     buf[0] = STORE_TAG_QENTRY;
-    store_put_u64(buf + 1, queue_id);
+    bytes_put64(buf + 1, queue_id);
     return 9;
 }
 
@@ -96,6 +79,6 @@ size_t
 store_key_qentry(uint8_t *buf, uint64_t queue_id, uint64_t seq)
 {
     size_t n = store_key_qentry_prefix(buf, queue_id);
-    store_put_u64(buf + n, seq);
+    bytes_put64(buf + n, seq);
     return STORE_KEY_QENTRY_LEN;
 }

@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "warren/assert.h"
+#include "warren/bytes.h"
 
 const uint8_t frame_protocol_header[FRAME_PROTOCOL_HEADER_SIZE] = {'A', 'M', 'Q', 'P', 0, 0, 9, 1};
 
@@ -39,35 +40,6 @@ frame_parse_protocol_header(const uint8_t *p, size_t n)
     return FRAME_OK;
 }
 
-static uint32_t
-get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
 enum frame_status
 frame_parse(const uint8_t *p, size_t n, uint32_t frame_max, struct frame *f, size_t *need,
             struct wire_error *err)
@@ -91,7 +63,7 @@ frame_parse(const uint8_t *p, size_t n, uint32_t frame_max, struct frame *f, siz
         wire_fail(err, WIRE_FRAME_ERROR, "unknown frame type %u", p[0]);
         return FRAME_ERROR;
     }
-    size = get32(p + 3);
+    size = bytes_get32(p + 3);
     total = (uint64_t)size + FRAME_OVERHEAD;
     if (frame_max != 0 && total > (uint64_t)frame_max + FRAME_SIZE_FUDGE) {
         wire_fail(err, WIRE_FRAME_ERROR, "frame size %llu exceeds frame_max %u",
@@ -170,8 +142,8 @@ frame_write_method(struct evbuffer *out, uint16_t channel, const struct wire_met
     }
     len = wire_writer_len(&w);
     b[0] = WIRE_FRAME_METHOD;
-    put16(b + 1, channel);
-    put32(b + 3, (uint32_t)len);
+    bytes_put16(b + 1, channel);
+    bytes_put32(b + 3, (uint32_t)len);
     b[FRAME_HEADER_SIZE + len] = WIRE_FRAME_END;
     v.iov_len = len + FRAME_OVERHEAD;
     return evbuffer_commit_space(out, &v, 1);
@@ -192,11 +164,11 @@ frame_write_content_header(struct evbuffer *out, uint16_t channel, uint16_t clas
         return -1;
     b = v.iov_base;
     b[0] = WIRE_FRAME_HEADER;
-    put16(b + 1, channel);
-    put32(b + 3, (uint32_t)size);
-    put16(b + 7, class_id);
-    put16(b + 9, 0);
-    put64(b + 11, body_size);
+    bytes_put16(b + 1, channel);
+    bytes_put32(b + 3, (uint32_t)size);
+    bytes_put16(b + 7, class_id);
+    bytes_put16(b + 9, 0);
+    bytes_put64(b + 11, body_size);
     if (props_len > 0)
         memcpy(b + 19, props, props_len);
     b[FRAME_HEADER_SIZE + size] = WIRE_FRAME_END;
@@ -228,8 +200,8 @@ frame_write_body(struct evbuffer *out, uint16_t channel, const uint8_t *body, si
     while (off < len) {
         n = len - off < chunk ? len - off : chunk;
         b[0] = WIRE_FRAME_BODY;
-        put16(b + 1, channel);
-        put32(b + 3, (uint32_t)n);
+        bytes_put16(b + 1, channel);
+        bytes_put32(b + 3, (uint32_t)n);
         memcpy(b + FRAME_HEADER_SIZE, body + off, n);
         b[FRAME_HEADER_SIZE + n] = WIRE_FRAME_END;
         b += n + FRAME_OVERHEAD;

@@ -27,6 +27,7 @@
 #include <rocksdb/c.h>
 
 #include "warren/log.h"
+#include "warren/bytes.h"
 #include "warren/store.h"
 
 /* The marker as the store writes it: part of the on-disk format this test pins down. */
@@ -451,13 +452,13 @@ on_entry(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
     struct walk *w = arg;
     const uint8_t *k = key;
     if (klen != STORE_KEY_QENTRY_LEN || k[0] != STORE_TAG_QENTRY ||
-        store_get_u64(k + 1) != w->queue_id || vlen != 8 ||
-        store_get_u64(val) != store_get_u64(k + 9) * 3 ||
-        (w->n > 0 && store_get_u64(k + 9) <= w->seqs[w->n - 1]) || w->n == 200) {
+        bytes_get64(k + 1) != w->queue_id || vlen != 8 ||
+        bytes_get64(val) != bytes_get64(k + 9) * 3 ||
+        (w->n > 0 && bytes_get64(k + 9) <= w->seqs[w->n - 1]) || w->n == 200) {
         w->bad++;
         return 1;
     }
-    w->seqs[w->n++] = store_get_u64(k + 9);
+    w->seqs[w->n++] = bytes_get64(k + 9);
     return w->stop_after != 0 && w->n == w->stop_after;
 }
 
@@ -485,7 +486,7 @@ START_TEST(test_delete_range_and_iter)
     for (size_t q = 0; q < 4; q++) {
         for (uint64_t seq = 0; seq < 100; seq++) {
             uint64_t s = seq < 50 ? seq : seq * 1000; /* 50..99 become 50000..99000 */
-            store_put_u64(val, s * 3);
+            bytes_put64(val, s * 3);
             ck_assert_int_eq(store_batch_put(b, key, store_key_qentry(key, queues[q], s), val, 8),
                              0);
         }
@@ -685,7 +686,7 @@ START_TEST(test_keys)
         ck_assert_int_eq(store_key_qentry(a, 7, seqs[i]), STORE_KEY_QENTRY_LEN);
         store_key_qentry(b, 7, seqs[i + 1]);
         ck_assert_int_lt(memcmp(a, b, STORE_KEY_QENTRY_LEN), 0);
-        ck_assert_uint_eq(store_get_u64(a + 9), seqs[i]);
+        ck_assert_uint_eq(bytes_get64(a + 9), seqs[i]);
         store_key_msg(a, seqs[i]);
         store_key_msg(b, seqs[i + 1]);
         ck_assert_int_lt(memcmp(a, b, STORE_KEY_MSG_LEN), 0);

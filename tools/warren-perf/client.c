@@ -22,6 +22,7 @@
 
 #include "perf.h"
 #include "warren/assert.h"
+#include "warren/bytes.h"
 
 #define RBUF_SIZE (256 * 1024)
 #define WBUF_SIZE (128 * 1024)
@@ -283,7 +284,7 @@ perf_conn_buffered(const struct perf_conn *c)
     size_t avail = c->rlen - c->rpos;
     if (avail < FRAME_HEADER_SIZE)
         return false;
-    uint64_t size = (uint64_t)p[3] << 24 | (uint64_t)p[4] << 16 | (uint64_t)p[5] << 8 | p[6];
+    uint64_t size = bytes_get32(p + 3);
     return avail >= size + FRAME_OVERHEAD;
 }
 

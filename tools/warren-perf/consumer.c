@@ -13,6 +13,7 @@
 
 #include "client.h"
 #include "perf.h"
+#include "warren/bytes.h"
 
 enum cons_state {
     CONS_METHOD = 0, /* waiting for basic.deliver */
@@ -35,15 +36,6 @@ struct cons {
     uint32_t unacked;
 };
 
-static uint64_t
-get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static void
 cons_ack(struct cons *k, uint64_t tag, bool multiple)
 {
@@ -60,7 +52,7 @@ cons_complete(struct cons *k)
     struct perf_worker *w = k->w;
     uint64_t now = perf_now_ns();
     if (k->stamp_len == sizeof k->stamp) {
-        uint64_t sent = get_be64(k->stamp);
+        uint64_t sent = bytes_get64(k->stamp);
         perf_hist_record(&w->hist, now > sent ? now - sent : 0);
     }
     k->received++;
