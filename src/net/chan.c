@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/conf.h"
@@ -267,6 +269,33 @@ chan_on_method(struct conn *c, uint16_t id, const struct wire_method *m)
     }
 }
 
+/* A body frame of size bytes may come now on ch. 0, or -1 after raising. */
+static int
+chan_body_check(struct chan *ch, uint32_t size)
+{
+    if (ch->content != CHAN_CONTENT_AWAIT_BODY)
+        return conn_raise(ch->conn, WIRE_UNEXPECTED_FRAME, 0,
+                          ch->content == CHAN_CONTENT_NONE
+                              ? "expected method frame, got non method frame instead"
+                              : "expected content header, got content body instead");
+    if (size > ch->body_size - ch->body_received)
+        return conn_raise(ch->conn, WIRE_FRAME_ERROR, 0,
+                          "content body frame of %u bytes overruns the %llu declared in the "
+                          "content header",
+                          size, (unsigned long long)ch->body_size);
+    return 0;
+}
+
+/* size more body bytes are in the message: publish it when complete. */
+static int
+chan_body_received(struct chan *ch, uint32_t size)
+{
+    ch->body_received += size;
+    if (ch->body_received == ch->body_size)
+        return chan_on_content_complete(ch);
+    return 0;
+}
+
 int
 chan_on_content_frame(struct conn *c, const struct frame *f)
 {
@@ -305,20 +334,27 @@ chan_on_content_frame(struct conn *c, const struct frame *f)
         return 0;
     }
     WR_ASSERT(f->type == WIRE_FRAME_BODY);
-    if (ch->content != CHAN_CONTENT_AWAIT_BODY)
-        return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
-                          ch->content == CHAN_CONTENT_NONE
-                              ? "expected method frame, got non method frame instead"
-                              : "expected content header, got content body instead");
-    if (f->size > ch->body_size - ch->body_received)
-        return conn_raise(c, WIRE_FRAME_ERROR, 0,
-                          "content body frame of %u bytes overruns the %llu declared in the "
-                          "content header",
-                          f->size, (unsigned long long)ch->body_size);
+    if (chan_body_check(ch, f->size) < 0)
+        return -1;
     if (ch->publishing != NULL)
         chan_publish_body(ch, f->payload, f->size);
-    ch->body_received += f->size;
-    if (ch->body_received == ch->body_size)
-        return chan_on_content_complete(ch);
-    return 0;
+    return chan_body_received(ch, f->size);
+}
+
+int
+chan_on_body_buffered(struct conn *c, uint16_t channel, struct evbuffer *in, uint32_t size)
+{
+    struct chan *ch = chan_find(c, channel);
+    if (ch == NULL)
+        return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
+                          "expected method frame, got non method frame instead");
+    if (chan_body_check(ch, size) < 0)
+        return -1;
+    if (ch->publishing != NULL) {
+        if (evbuffer_remove(in, ch->publishing->body + ch->body_received, size) != (int)size)
+            return conn_raise(c, WIRE_INTERNAL_ERROR, 0, "short read of a buffered body frame");
+    } else if (evbuffer_drain(in, size) < 0) {
+        return conn_raise(c, WIRE_INTERNAL_ERROR, 0, "short drain of a buffered body frame");
+    }
+    return chan_body_received(ch, size);
 }

@@ -519,6 +519,30 @@ conn_on_protocol_header(struct conn *c, struct evbuffer *in)
     return 0;
 }
 
+/* A large body frame, complete in the input buffer (hdr: its 7 header bytes, need: its size
+ * with overhead), goes straight into its message rather than through evbuffer_pullup, which
+ * would first copy it into one contiguous chunk. Returns 0 if it was handled (the frame is
+ * consumed), 1 to let the general path (and its error reporting) take it. */
+static int
+conn_body_direct(struct conn *c, struct evbuffer *in, const uint8_t *hdr, size_t need)
+{
+    if (hdr[0] != WIRE_FRAME_BODY || c->state != CONN_OPEN ||
+        need - FRAME_OVERHEAD < CONN_BODY_DIRECT_MIN)
+        return 1;
+    uint8_t end;
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(in, &pos, need - 1, EVBUFFER_PTR_SET) < 0 ||
+        evbuffer_copyout_from(in, &pos, &end, 1) != 1 || end != WIRE_FRAME_END)
+        return 1;
+    uint16_t channel = bytes_get16(hdr + 1);
+    uint32_t size = (uint32_t)(need - FRAME_OVERHEAD);
+    evbuffer_drain(in, FRAME_HEADER_SIZE);
+    if (chan_on_body_buffered(c, channel, in, size) == 0)
+        evbuffer_drain(in, 1); /* the frame-end octet */
+    /* After an exception the connection is closing and discards its input anyway. */
+    return 0;
+}
+
 /* Parses and handles frames until the input runs dry, the connection stops reading, or
  * CONN_FRAMES_PER_EVENT frames were handled (then it yields to other connections and resumes
  * from resume_ev). */
@@ -550,6 +574,8 @@ conn_process_frames(struct conn *c)
         if (st == FRAME_AGAIN) {
             if (avail < need)
                 return;
+            if (conn_body_direct(c, in, p, need) == 0)
+                continue;
             p = evbuffer_pullup(in, (ev_ssize_t)need);
             if (p == NULL) {
                 log_conn(LOG_ERROR, c, "out of memory assembling a frame; dropping");

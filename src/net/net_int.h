@@ -20,6 +20,7 @@
 struct bufferevent;
 struct event;
 struct evconnlistener;
+struct evbuffer;
 struct auth_user;
 struct vhost;
 struct msg;
@@ -33,6 +34,9 @@ struct msg;
 /* How long we wait for connection.close-ok after sending connection.close, and for our last
  * output to drain before closing the socket, in seconds. */
 #define CONN_CLOSE_TIMEOUT_SEC 3
+/* Body frames at least this big are copied from the input buffer into their message directly,
+ * without first being made contiguous in the buffer (one copy instead of two). */
+#define CONN_BODY_DIRECT_MIN (16u << 10)
 /* Most bytes read or written in one go on a connection's socket. */
 #define CONN_MAX_SINGLE_IO (256u << 10)
 /* Input read ahead of parsing, beyond one frame of frame_max (see conn_set_input_limit). */
@@ -245,6 +249,10 @@ int chan_raise(struct chan *ch, uint16_t code, uint32_t method_id, const char *f
 int chan_on_method(struct conn *c, uint16_t ch, const struct wire_method *m);
 /* A content header or body frame for channel ch. 0, or -1 if it raised. */
 int chan_on_content_frame(struct conn *c, const struct frame *f);
+/* A body frame of size bytes for channel whose payload is at the front of in (its 7-byte header
+ * already consumed): copied straight from the input buffer into the message, or drained. The
+ * caller checked the frame-end octet. 0, or -1 if it raised. */
+int chan_on_body_buffered(struct conn *c, uint16_t channel, struct evbuffer *in, uint32_t size);
 /* Frees every channel of the connection (on close or disconnect). */
 void chan_table_clear(struct conn *c);
 
