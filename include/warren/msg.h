@@ -18,6 +18,8 @@ struct msg {
     uint8_t exchange_len, routing_key_len;
     uint8_t delivery_mode; /* 2 = persistent */
     uint8_t priority;
+    uint32_t headers_off, headers_len; /* the headers table within props (len 0: none), found
+                                        * when the properties were validated, for routing */
     uint8_t *props;       /* points into data: the property flags and list */
     uint8_t *exchange;    /* points into data */
     uint8_t *routing_key; /* points into data */
@@ -34,6 +36,11 @@ extern uint64_t msg_bytes_live;
 struct msg *msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode,
                     uint8_t priority, struct wire_str exchange, struct wire_str routing_key,
                     uint64_t body_len);
+/* Records where in m->props the headers table lies: headers was decoded from a copy of the
+ * same property bytes starting at base (e.g. the content-header frame they came from). */
+void msg_set_headers(struct msg *m, const uint8_t *base, struct wire_table headers);
+/* The headers table, for headers exchanges. */
+struct wire_table msg_headers(const struct msg *m);
 struct msg *msg_ref(struct msg *m);
 /* Drops one reference, freeing the message at zero, and sets *mp to NULL. */
 void msg_unref(struct msg **mp);

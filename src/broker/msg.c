@@ -35,6 +35,8 @@ msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t
     m->routing_key_len = (uint8_t)routing_key.len;
     m->delivery_mode = delivery_mode;
     m->priority = priority;
+    m->headers_off = 0;
+    m->headers_len = 0;
     m->props = m->data;
     m->exchange = m->props + props_len;
     m->routing_key = m->exchange + exchange.len;
@@ -47,6 +49,23 @@ msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t
         memcpy(m->routing_key, routing_key.ptr, routing_key.len);
     msg_bytes_live += msg_alloc_size(m);
     return m;
+}
+
+void
+msg_set_headers(struct msg *m, const uint8_t *base, struct wire_table headers)
+{
+    if (headers.len == 0)
+        return;
+    WR_ASSERT(headers.ptr >= base && headers.ptr + headers.len <= base + m->props_len);
+    m->headers_off = (uint32_t)(headers.ptr - base);
+    m->headers_len = headers.len;
+}
+
+struct wire_table
+msg_headers(const struct msg *m)
+{
+    return (struct wire_table){m->headers_len > 0 ? m->props + m->headers_off : NULL,
+                               m->headers_len};
 }
 
 struct msg *

@@ -648,13 +648,7 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
                               "no exchange '%.*s' in vhost '%s'", WIRE_STR_ARG(ex),
                               c->vhost->name);
         }
-        struct wire_basic_props props;
-        struct wire_error err;
-        /* The properties were validated at the content header; decoding again only finds
-         * the headers table, which headers exchanges match on. */
-        if (wire_basic_props_decode(m->props, m->props_len, &props, &err) < 0)
-            props.headers = (struct wire_table){NULL, 0};
-        if (exch_route(e, rk, props.headers, r) < 0) {
+        if (exch_route(e, rk, msg_headers(m), r) < 0) {
             rc = -1;
             goto nomem;
         }
@@ -733,6 +727,8 @@ chan_publish_header(struct chan *ch, const struct frame_content_header *h,
         return ch->publishing != NULL ? 0 : -1;
     }
     ch->publishing = msg_new(h->props, h->props_len, mode, prio, ex, rk, h->body_size);
+    if (ch->publishing != NULL)
+        msg_set_headers(ch->publishing, h->props, props->headers);
     /* The body's memory is taken now, so the alarm looks now too: a client announcing large
      * bodies on many channels is blocked before it can fill them. */
     server_memory_check_fast(c->server);

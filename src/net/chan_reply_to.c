@@ -80,9 +80,15 @@ chan_reply_to_message(struct chan *ch, const struct frame_content_header *h,
     if (buf != NULL) {
         struct wire_writer w;
         wire_writer_init(&w, buf, cap);
-        if (wire_basic_props_encode(&rewritten, &w) == 0)
-            m = msg_new(buf, (uint32_t)wire_writer_len(&w), mode, prio, exchange, routing_key,
-                        h->body_size);
+        struct wire_basic_props again;
+        struct wire_error err;
+        if (wire_basic_props_encode(&rewritten, &w) == 0) {
+            uint32_t len = (uint32_t)wire_writer_len(&w);
+            m = msg_new(buf, len, mode, prio, exchange, routing_key, h->body_size);
+            /* Where the headers moved to: decode what was just encoded (a rare path). */
+            if (m != NULL && wire_basic_props_decode(buf, len, &again, &err) == 0)
+                msg_set_headers(m, buf, again.headers);
+        }
         free(buf);
     }
     if (m == NULL)
