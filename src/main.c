@@ -12,6 +12,7 @@
 
 #include "warren/auth.h"
 #include "warren/conf.h"
+#include "warren/durable.h"
 #include "warren/log.h"
 #include "warren/net.h"
 #include "warren/store.h"
@@ -90,6 +91,7 @@ main(int argc, char **argv)
     struct server_main m = {0};
     struct event *sigterm = NULL, *sigint = NULL;
     struct store *store = NULL;
+    struct durable *durable = NULL;
     struct vhost_registry vhosts;
     vhost_registry_init(&vhosts);
     struct auth_db *auth = auth_db_new();
@@ -115,6 +117,14 @@ main(int argc, char **argv)
     }
     if (main_setup_defaults(&conf, auth, &vhosts) < 0)
         goto out;
+    if ((durable = durable_new(store, m.base)) == NULL) {
+        log_msg(LOG_CRITICAL, "out of memory");
+        goto out;
+    }
+    if (durable_recover(durable, &vhosts, err, sizeof(err)) < 0) {
+        log_msg(LOG_CRITICAL, "%s", err);
+        goto out;
+    }
 
     struct net_server_env env = {.base = m.base, .conf = &conf, .auth = auth, .vhosts = &vhosts};
     m.net = net_server_new(&env);
@@ -138,8 +148,12 @@ out:
         event_free(sigterm);
     if (sigint != NULL)
         event_free(sigint);
+    /* Consumers dropped by closing connections must not delete durable auto-delete queues:
+     * RabbitMQ brings those back after a restart. */
+    vhost_registry_set_durable(&vhosts, NULL);
     if (m.net != NULL)
         net_server_free(m.net);
+    durable_free(durable); /* its last batch goes to the store, which completes it on close */
     if (store != NULL && store_close(store, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "%s", err);
         rc = 1;

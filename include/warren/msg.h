@@ -20,6 +20,8 @@ struct msg {
     uint8_t priority;
     uint32_t headers_off, headers_len; /* the headers table within props (len 0: none), found
                                         * when the properties were validated, for routing */
+    uint32_t store_refs; /* stored queue entries referring to its shared record (durable.h) */
+    uint64_t store_id;   /* its shared record in the store, 0 if none */
     uint8_t *props;       /* points into data: the property flags and list */
     uint8_t *exchange;    /* points into data */
     uint8_t *routing_key; /* points into data */

@@ -33,6 +33,7 @@ struct qentry {
     struct queue *queue;      /* borrows; NULL once the queue was deleted under a delivery */
     uint64_t seq;             /* enqueue order, kept across requeues */
     bool redelivered;
+    bool stored;              /* written to the store (durable.h): removing it is written too */
 };
 TAILQ_HEAD(qentry_list, qentry);
 TAILQ_HEAD(cons_list, cons);
@@ -81,6 +82,10 @@ struct queue {
     uint64_t next_seq;
     struct cons_list consumers; /* borrows: channels own consumers */
     uint32_t n_consumers;
+    uint64_t store_id;       /* its id in the store (durable.h); 0: not stored */
+    uint64_t delivered_seq;  /* highest seq handed out: the store's delivery watermark */
+    bool delivered_dirty;    /* delivered_seq changed since the durable layer last wrote it */
+    TAILQ_ENTRY(queue) dirty_link; /* in the durable layer's list while delivered_dirty */
     bool had_consumer; /* auto-delete queues go when the last consumer does, not before */
     bool dispatching;  /* guards against re-entering queue_dispatch */
 };
@@ -108,6 +113,9 @@ void queue_cmd_settle(struct qentry *e);
 void queue_cmd_requeue(struct qentry *e);
 /* Drops every ready entry; returns how many. Unacked entries are untouched (as RabbitMQ). */
 uint64_t queue_cmd_purge(struct queue *q);
+/* Recovery: appends a stored entry read back from the store (taking a new reference to m),
+ * without writing anything. seq must be above every seq in the queue. 0, or -1 on ENOMEM. */
+int queue_cmd_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
 
 /* Consumers. */
 void queue_consumer_add(struct queue *q, struct cons *c);

@@ -31,8 +31,10 @@
  *   'M'  u64(message id)                                 a persistent message: its properties
  *                                                        and body, stored once however many
  *                                                        queues hold it
- *   'I'  u64(queue id) u64(seq)                          a queue's entry: the message id and
- *                                                        its flags (redelivered)
+ *   'I'  u64(queue id) u64(seq)                          a queue's entry: flags, then the
+ *                                                        message inline or its 'M' id
+ *   'D'  u64(queue id)                                   the queue's delivery watermark: the
+ *                                                        highest seq handed to a consumer
  *
  * A vhost's exchanges, queues or bindings are one prefix (tag + name(vhost)); a queue's
  * entries, in order, are the prefix 'I' + u64(queue id), and deleting a queue is one
@@ -48,6 +50,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct iovec;
 
 /* On-disk format understood by this build. Bumped on any incompatible change. */
 #define STORE_FORMAT_VERSION 1
@@ -108,6 +111,10 @@ void store_stats(struct store *st, struct store_stats *s);
 struct store_batch *store_batch_new(void); /* NULL on ENOMEM */
 int store_batch_put(struct store_batch *b, const void *key, size_t klen, const void *val,
                     size_t vlen);
+/* A put whose value is the concatenation of parts (a record header and a body, say), copied
+ * once into the batch. */
+int store_batch_putv(struct store_batch *b, const void *key, size_t klen,
+                     const struct iovec *parts, int nparts);
 int store_batch_delete(struct store_batch *b, const void *key, size_t klen);
 /* Deletes every key k with begin <= k < end (bytewise). begin >= end deletes nothing. */
 int store_batch_delete_range(struct store_batch *b, const void *begin, size_t blen, const void *end,
@@ -160,6 +167,7 @@ int store_iter_range(struct store *st, const void *begin, size_t blen, const voi
 enum store_key_tag {
     STORE_TAG_META = 0x00,
     STORE_TAG_BINDING = 'B',
+    STORE_TAG_DELIVERED = 'D',
     STORE_TAG_EXCHANGE = 'E',
     STORE_TAG_QENTRY = 'I',
     STORE_TAG_MSG = 'M',
@@ -170,6 +178,7 @@ enum store_key_tag {
 #define STORE_KEY_BINDING_MAX(args_len) (2 + 4 * (1 + STORE_NAME_MAX) + (args_len))
 #define STORE_KEY_MSG_LEN 9     /* 'M' u64 */
 #define STORE_KEY_QENTRY_LEN 17 /* 'I' u64 u64; 9 for a queue's prefix */
+#define STORE_KEY_DELIVERED_LEN 9 /* 'D' u64 */
 
 /* tag name(vhost): the prefix of a vhost's exchanges, queues or bindings. */
 size_t store_key_vhost_prefix(uint8_t *buf, enum store_key_tag tag, const void *vhost,
@@ -186,5 +195,6 @@ size_t store_key_msg(uint8_t *buf, uint64_t msg_id);
 /* 'I' u64(queue id): the prefix of one queue's entries. */
 size_t store_key_qentry_prefix(uint8_t *buf, uint64_t queue_id);
 size_t store_key_qentry(uint8_t *buf, uint64_t queue_id, uint64_t seq);
+size_t store_key_delivered(uint8_t *buf, uint64_t queue_id);
 
 #endif

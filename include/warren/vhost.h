@@ -12,19 +12,26 @@
 struct exch;
 struct queue;
 
+struct durable;
+
 struct vhost {
     char *name; /* owns */
+    struct durable *durable; /* borrows: where its changes are written; NULL: nowhere */
     struct vhost *next;
     struct hmap exchanges; /* owns each struct exch */
     struct hmap queues;    /* owns each struct queue */
 };
 
 struct vhost_registry {
-    struct vhost *head; /* owns the list */
+    struct vhost *head;      /* owns the list */
+    struct durable *durable; /* borrows; given to each vhost (durable_recover sets it) */
 };
 
 void vhost_registry_init(struct vhost_registry *reg);
-/* Frees every vhost with its exchanges and queues. */
+/* Where every vhost's changes are written from now on (NULL: nowhere, e.g. while the broker
+ * shuts down: consumers going away then must not delete auto-delete queues from the store). */
+void vhost_registry_set_durable(struct vhost_registry *reg, struct durable *d);
+/* Frees every vhost with its exchanges and queues (nothing is written to the store). */
 void vhost_registry_clear(struct vhost_registry *reg);
 /* Adds a vhost with its predeclared exchanges (or returns the existing one of that name).
  * NULL on ENOMEM. */

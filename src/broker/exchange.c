@@ -18,6 +18,7 @@
 
 #include "route_int.h"
 #include "warren/assert.h"
+#include "warren/durable.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
 
@@ -204,6 +205,14 @@ id_write(uint8_t *buf, struct bind_dest dst, struct wire_str key, struct wire_ta
         memcpy(buf + 4 + key.len, args.ptr, args.len);
 }
 
+/* Where the exchange's bindings are written (NULL: nowhere, as for exchanges made without a
+ * vhost by unit tests and benchmarks). */
+static struct durable *
+exch_durable(const struct exch *e)
+{
+    return e->vhost != NULL ? e->vhost->durable : NULL;
+}
+
 /* Takes b out of its source's lookup structure and identity map, and out of its destination's
  * list, and frees it. */
 static void
@@ -233,6 +242,7 @@ binding_remove(struct binding *b)
     hmap_remove(&rt->ids, &b->by_id);
     dest_list_remove(b);
     src->n_bindings_out--;
+    durable_binding_changed(exch_durable(src), src, b->dst, b->key, b->args, false);
     free(b);
 }
 
@@ -301,6 +311,7 @@ exch_bind(struct exch *src, struct bind_dest dst, struct wire_str routing_key,
         goto fail_ids;
     dest_list_push(b);
     src->n_bindings_out++;
+    durable_binding_changed(exch_durable(src), src, dst, b->key, b->args, true);
     return 0;
 
 fail_ids:

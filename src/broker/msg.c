@@ -37,6 +37,8 @@ msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t
     m->priority = priority;
     m->headers_off = 0;
     m->headers_len = 0;
+    m->store_refs = 0;
+    m->store_id = 0;
     m->props = m->data;
     m->exchange = m->props + props_len;
     m->routing_key = m->exchange + exchange.len;

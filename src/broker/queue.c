@@ -9,7 +9,17 @@
 #include <string.h>
 
 #include "warren/assert.h"
+#include "warren/durable.h"
 #include "warren/msg.h"
+#include "warren/vhost.h"
+
+/* Where the queue's changes are written (NULL: nowhere, as for queues made without a vhost
+ * by unit tests and benchmarks). */
+static struct durable *
+queue_durable(const struct queue *q)
+{
+    return q->vhost != NULL ? q->vhost->durable : NULL;
+}
 
 struct queue *
 queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete,
@@ -59,6 +69,8 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     exch_unbind_all(&q->bindings_in, emptied != NULL ? emptied : &ignored,
                     n_emptied != NULL ? n_emptied : &n_ignored);
     free(ignored);
+    /* The store forgets the queue with its entries in one go (their range). */
+    durable_queue_removed(queue_durable(q), q);
     struct cons *c;
     while ((c = TAILQ_FIRST(&q->consumers)) != NULL) {
         TAILQ_REMOVE(&q->consumers, c, link);
@@ -89,8 +101,29 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
     e->queue = q;
     e->seq = q->next_seq++;
     e->redelivered = false;
+    e->stored = false;
     TAILQ_INSERT_TAIL(&q->ready, e, link);
     q->n_ready++;
+    if (durable_entry_wanted(q, m))
+        durable_entry_added(queue_durable(q), e);
+    return 0;
+}
+
+int
+queue_cmd_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
+{
+    WR_ASSERT(seq >= q->next_seq);
+    struct qentry *e = malloc(sizeof(*e));
+    if (e == NULL)
+        return -1;
+    e->msg = msg_ref(m);
+    e->queue = q;
+    e->seq = seq;
+    e->redelivered = redelivered;
+    e->stored = true;
+    TAILQ_INSERT_TAIL(&q->ready, e, link);
+    q->n_ready++;
+    q->next_seq = seq + 1;
     return 0;
 }
 
@@ -104,6 +137,8 @@ queue_cmd_deliver(struct queue *q)
     q->n_ready--;
     TAILQ_INSERT_TAIL(&q->unacked, e, link);
     q->n_unacked++;
+    if (e->stored)
+        durable_entry_delivered(queue_durable(q), q, e->seq);
     return e;
 }
 
@@ -119,8 +154,11 @@ queue_unacked_remove(struct qentry *e)
 void
 queue_cmd_settle(struct qentry *e)
 {
-    if (e->queue != NULL)
+    if (e->queue != NULL) {
         queue_unacked_remove(e);
+        if (e->stored)
+            durable_entry_removed(queue_durable(e->queue), e);
+    }
     queue_entry_free(e);
 }
 
@@ -162,6 +200,8 @@ queue_cmd_purge(struct queue *q)
     struct qentry *e;
     while ((e = TAILQ_FIRST(&q->ready)) != NULL) {
         TAILQ_REMOVE(&q->ready, e, link);
+        if (e->stored)
+            durable_entry_removed(queue_durable(q), e);
         queue_entry_free(e);
         n++;
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "warren/durable.h"
 #include "warren/exchange.h"
 #include "warren/log.h"
 #include "warren/queue.h"
@@ -16,6 +17,7 @@ void
 vhost_registry_init(struct vhost_registry *reg)
 {
     reg->head = NULL;
+    reg->durable = NULL;
 }
 
 /* Frees every queue, then every exchange. */
@@ -43,8 +45,17 @@ vhost_free(struct vhost *v)
 }
 
 void
+vhost_registry_set_durable(struct vhost_registry *reg, struct durable *d)
+{
+    reg->durable = d;
+    for (struct vhost *v = reg->head; v != NULL; v = v->next)
+        v->durable = d;
+}
+
+void
 vhost_registry_clear(struct vhost_registry *reg)
 {
+    vhost_registry_set_durable(reg, NULL); /* freeing the broker's state is not deleting it */
     struct vhost *v = reg->head;
     while (v != NULL) {
         struct vhost *next = v->next;
@@ -89,6 +100,7 @@ vhost_add(struct vhost_registry *reg, const char *name)
             goto fail;
         }
     }
+    v->durable = reg->durable; /* after the predeclared exchanges, which are never stored */
     v->next = reg->head;
     reg->head = v;
     return v;
@@ -123,13 +135,19 @@ vhost_queue_find(const struct vhost *vh, struct wire_str name)
 int
 vhost_exch_add(struct vhost *vh, struct exch *e)
 {
-    return hmap_insert(&vh->exchanges, &e->by_name, e->name, e->name_len);
+    if (hmap_insert(&vh->exchanges, &e->by_name, e->name, e->name_len) < 0)
+        return -1;
+    durable_exchange_added(vh->durable, e);
+    return 0;
 }
 
 int
 vhost_queue_add(struct vhost *vh, struct queue *q)
 {
-    return hmap_insert(&vh->queues, &q->by_name, q->name, q->name_len);
+    if (hmap_insert(&vh->queues, &q->by_name, q->name, q->name_len) < 0)
+        return -1;
+    durable_queue_added(vh->durable, q);
+    return 0;
 }
 
 /* Deletes the auto-delete exchanges that a removal left without bindings, and those that
@@ -147,6 +165,7 @@ vhost_delete_emptied(struct vhost *vh, struct exch **emptied, uint32_t n)
         if (exch_unbind_all(&e->bindings_in, &more, &n_more) < 0)
             log_msg(LOG_ERROR, "out of memory cascading auto-delete from exchange '%s'",
                     e->name);
+        durable_exchange_removed(vh->durable, e);
         exch_free(e);
         vhost_delete_emptied(vh, more, n_more);
     }
@@ -161,6 +180,7 @@ vhost_exch_delete(struct vhost *vh, struct exch *e)
     hmap_remove(&vh->exchanges, &e->by_name);
     if (exch_unbind_all(&e->bindings_in, &emptied, &n) < 0)
         log_msg(LOG_ERROR, "out of memory cascading auto-delete from exchange '%s'", e->name);
+    durable_exchange_removed(vh->durable, e);
     exch_free(e);
     vhost_delete_emptied(vh, emptied, n);
 }

@@ -77,6 +77,7 @@ chan_new(struct conn *c, uint16_t id)
     TAILQ_INIT(&ch->unacked);
     TAILQ_INIT(&ch->tx_acks);
     STAILQ_INIT(&ch->tx_publishes);
+    LIST_INIT(&ch->store_waits);
     uint32_t k = chan_bucket(t, id);
     ch->next_in_bucket = t->buckets[k];
     t->buckets[k] = ch;

@@ -17,6 +17,7 @@
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/auth.h"
+#include "warren/durable.h"
 #include "warren/msg.h"
 #include "warren/vhost.h"
 
@@ -549,56 +550,6 @@ chan_on_recover(struct chan *ch, bool requeue, bool send_ok)
 
 /* ---- publishing ---- */
 
-static void
-chan_confirm_due(struct chan *ch, uint64_t seq)
-{
-    ch->confirm_due_upto = seq;
-    if (!ch->in_confirm_due) {
-        ch->in_confirm_due = true;
-        TAILQ_INSERT_TAIL(&ch->conn->confirm_due, ch, confirm_link);
-    }
-}
-
-/* Sends basic.ack for everything due on ch: one frame, "multiple" when it covers several. */
-static void
-chan_send_confirms(struct chan *ch)
-{
-    uint64_t upto = ch->confirm_due_upto;
-    if (upto <= ch->confirmed_upto)
-        return;
-    struct wire_method m = {.id = WIRE_BASIC_ACK};
-    m.u.basic_ack.delivery_tag = upto;
-    m.u.basic_ack.multiple = upto - ch->confirmed_upto > 1;
-    ch->confirmed_upto = upto;
-    conn_send(ch->conn, ch->id, &m);
-}
-
-void
-chan_flush_confirms(struct conn *c)
-{
-    struct chan *ch;
-    while ((ch = TAILQ_FIRST(&c->confirm_due)) != NULL) {
-        TAILQ_REMOVE(&c->confirm_due, ch, confirm_link);
-        ch->in_confirm_due = false;
-        if (ch->state == CHAN_OPEN)
-            chan_send_confirms(ch);
-    }
-}
-
-/* A publish that could not be enqueued everywhere (out of memory): the acks due before it
- * go out first, then a nack for it alone, keeping the confirms in order. */
-static void
-chan_nack_publish(struct chan *ch, uint64_t seq)
-{
-    ch->confirm_due_upto = seq - 1;
-    chan_send_confirms(ch);
-    struct wire_method m = {.id = WIRE_BASIC_NACK};
-    m.u.basic_nack.delivery_tag = seq;
-    ch->confirmed_upto = seq;
-    ch->confirm_due_upto = seq;
-    conn_send(ch->conn, ch->id, &m);
-}
-
 static int
 chan_send_return(struct chan *ch, struct msg *m)
 {
@@ -614,6 +565,26 @@ chan_send_return(struct chan *ch, struct msg *m)
         return -1;
     }
     return 0;
+}
+
+/* A persistent message routed to stored queues: it gets a shared record when there are
+ * several, and its confirm or commit waits for the store. */
+static void
+chan_route_store(struct chan *ch, struct msg *m)
+{
+    if (m->delivery_mode != 2)
+        return;
+    struct route_result *r = &ch->route;
+    uint32_t n_stored = 0;
+    for (uint32_t i = 0; i < r->n; i++)
+        n_stored += durable_entry_wanted(r->queues[i], m);
+    if (n_stored == 0)
+        return;
+    durable_msg_routed(ch->conn->vhost->durable, m, n_stored);
+    if (ch->tx_mode)
+        ch->tx_sync = true;
+    else if (ch->confirm_mode)
+        ch->confirm_sync = true;
 }
 
 /* Routes a complete message and enqueues it on every matched queue; returns it to the
@@ -653,6 +624,7 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
             goto nomem;
         }
     }
+    chan_route_store(ch, m);
     for (uint32_t i = 0; i < r->n; i++)
         if (queue_cmd_enqueue(r->queues[i], m) < 0)
             rc = -1;
@@ -828,8 +800,7 @@ chan_on_tx_method(struct chan *ch, const struct wire_method *m)
             }
         }
         chan_settle_list(ch, &ch->tx_acks, false); /* each by its own requeue flag */
-        ok.id = WIRE_TX_COMMIT_OK;
-        if (conn_send(c, ch->id, &ok) < 0)
+        if (chan_tx_commit_ok(ch) < 0)
             return -1;
         chan_wake_consumers(ch);
         return 0;
@@ -900,6 +871,7 @@ chan_release(struct chan *ch)
         TAILQ_REMOVE(&ch->conn->confirm_due, ch, confirm_link);
         ch->in_confirm_due = false;
     }
+    chan_store_waits_release(ch);
     msg_unref(&ch->publishing);
     chan_tx_discard_publishes(ch);
     chan_tx_restore_acks(ch);

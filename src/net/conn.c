@@ -171,6 +171,13 @@ conn_schedule_resume(struct conn *c)
 }
 
 void
+conn_resume(struct conn *c)
+{
+    if (c->store_paused == 0)
+        conn_schedule_resume(c);
+}
+
+void
 conn_block(struct conn *c)
 {
     if (c->blocked || c->state != CONN_OPEN)
@@ -557,6 +564,8 @@ conn_process_frames(struct conn *c)
         }
         if (c->blocked)
             return; /* the rest waits in the input buffer for conn_unblock */
+        if (c->store_paused > 0 && c->state == CONN_OPEN)
+            return; /* the rest waits for a reply that waits for the store (conn_resume) */
         size_t avail = evbuffer_get_length(in);
         if (c->state == CONN_AWAIT_HEADER) {
             if (avail == 0 || conn_on_protocol_header(c, in) != 0)

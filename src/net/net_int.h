@@ -126,6 +126,7 @@ struct conn {
     bool output_full;             /* consumers paused until the output drains */
     bool publisher;               /* has published: blocked while the memory alarm is on */
     bool blocked;                 /* not reading its socket because of the memory alarm */
+    uint32_t store_paused;        /* replies waiting for the store: input waits behind them */
     char ctx[200];               /* log context: "conn 42 1.2.3.4:5 -> 6.7.8.9:5672 guest@/" */
 };
 
@@ -207,10 +208,14 @@ struct chan {
     uint64_t publish_seq;      /* sequence number of the last publish in confirm mode */
     uint64_t confirmed_upto;   /* every publish up to this one has been confirmed */
     uint64_t confirm_due_upto; /* publishes up to this one are ready to be confirmed */
+    uint64_t confirm_waiting_upto; /* publishes up to this one have their confirm sent or
+                                    * waiting for the store */
+    bool confirm_sync;         /* a due publish was stored: its confirm waits for the fsync */
     bool in_confirm_due;
     TAILQ_ENTRY(chan) confirm_link; /* in conn->confirm_due */
     /* Transactions. */
     bool tx_mode;
+    bool tx_sync;                        /* the commit being made stored messages */
     struct tx_publish_list tx_publishes; /* owns */
     struct delivery_list tx_acks;        /* owns: acks, nacks and rejects awaiting commit */
     struct route_result route;           /* scratch for routing, reused per publish */
@@ -218,6 +223,8 @@ struct chan {
     struct chan_cons *reply_cons;        /* borrows from consumers; NULL if none */
     struct hmap_entry reply_by_token;    /* in server->reply_to while reply_cons is set */
     char reply_token[64];                /* "amq.rabbitmq.reply-to.<random>" */
+    /* Confirms and tx.commit-ok waiting for the store (chan_confirm.c). */
+    LIST_HEAD(, chan_store_wait) store_waits; /* owns nothing: the store's callbacks free them */
 };
 /* conn.c */
 struct conn *conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen);
@@ -281,8 +288,19 @@ int chan_publish_header(struct chan *ch, const struct frame_content_header *h,
 void chan_publish_body(struct chan *ch, const uint8_t *p, uint32_t n);
 /* The message is complete: route it (or hold it for tx.commit). 0, or -1 after raising. */
 int chan_publish_complete(struct chan *ch);
-/* Sends the publisher confirms that became due while handling this batch of input. */
+/* chan_confirm.c: publisher confirms and tx.commit-ok, after the store where needed */
+/* The publish with this confirm seq was routed: confirm it with the next flush. */
+void chan_confirm_due(struct chan *ch, uint64_t seq);
+/* Sends the publisher confirms that became due while handling this batch of input, or
+ * hands them to the store to send once what they cover is synced. */
 void chan_flush_confirms(struct conn *c);
+/* A publish that could not be enqueued everywhere (out of memory): nacks it. */
+void chan_nack_publish(struct chan *ch, uint64_t seq);
+/* Replies tx.commit-ok, after the store has synced the commit's messages if it stored any
+ * (ch->tx_sync); the connection reads nothing meanwhile. 0, or -1 after raising. */
+int chan_tx_commit_ok(struct chan *ch);
+/* The channel is going: its waits stay with the store but will find it gone. */
+void chan_store_waits_release(struct chan *ch);
 /* Everything the channel holds goes: unacked deliveries are requeued (in order), consumers
  * cancelled, pending publishes and transactions dropped. */
 void chan_release(struct chan *ch);
@@ -295,6 +313,8 @@ void chan_wake_all_consumers(struct conn *c);
 void server_memory_check_fast(struct net_server *s);
 void conn_block(struct conn *c);
 void conn_unblock(struct conn *c);
+/* Parses buffered input again in the next loop turn unless still paused (store_paused). */
+void conn_resume(struct conn *c);
 
 /* Writes basic.deliver and the message's content to cc's channel (drops the connection if
  * that fails for lack of memory). */

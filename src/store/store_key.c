@@ -82,3 +82,11 @@ store_key_qentry(uint8_t *buf, uint64_t queue_id, uint64_t seq)
     bytes_put64(buf + n, seq);
     return STORE_KEY_QENTRY_LEN;
 }
+
+size_t
+store_key_delivered(uint8_t *buf, uint64_t queue_id)
+{
+    buf[0] = STORE_TAG_DELIVERED;
+    bytes_put64(buf + 1, queue_id);
+    return STORE_KEY_DELIVERED_LEN;
+}

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <event2/event.h>
 
@@ -57,15 +58,22 @@ store_batch_bytes(const struct store_batch *b)
     return sizeof(*b) + b->cap;
 }
 
-/* Appends one operation with one or two slices (a or c may be NULL when its length is 0).
- * Returns 0, or -1 with errno ENOMEM after marking the batch failed. */
+/* Appends an operation: its type, slice a, and (nslices 2) a second slice gathered from
+ * parts (a base may be NULL when its length is 0). Returns 0, or -1 with errno ENOMEM after
+ * marking the batch failed. */
 static int
-store_batch_add(struct store_batch *b, enum store_op op, const void *a, size_t alen, const void *c,
-                size_t clen, int nslices)
+store_batch_addv(struct store_batch *b, enum store_op op, const void *a, size_t alen,
+                 const struct iovec *parts, int nparts, int nslices)
 {
     if (b->failed)
         goto fail;
-    if (alen > SIZE_MAX / 4 || clen > SIZE_MAX / 4)
+    size_t clen = 0;
+    for (int i = 0; i < nparts; i++) {
+        if (parts[i].iov_len > SIZE_MAX / 4 - clen)
+            goto fail;
+        clen += parts[i].iov_len;
+    }
+    if (alen > SIZE_MAX / 4)
         goto fail;
     size_t need = 1 + (size_t)nslices * sizeof(size_t) + alen + clen;
     if (need > b->cap - b->len) {
@@ -91,9 +99,11 @@ store_batch_add(struct store_batch *b, enum store_op op, const void *a, size_t a
     if (nslices == 2) {
         memcpy(p, &clen, sizeof(clen));
         p += sizeof(clen);
-        if (clen != 0)
-            memcpy(p, c, clen);
-        p += clen;
+        for (int i = 0; i < nparts; i++) {
+            if (parts[i].iov_len != 0)
+                memcpy(p, parts[i].iov_base, parts[i].iov_len);
+            p += parts[i].iov_len;
+        }
     }
     b->len = (size_t)(p - b->ops);
     return 0;
@@ -103,10 +113,27 @@ fail:
     return -1;
 }
 
+/* One operation with one or two plain slices. */
+static int
+store_batch_add(struct store_batch *b, enum store_op op, const void *a, size_t alen, const void *c,
+                size_t clen, int nslices)
+{
+    struct iovec second = {(void *)c, clen};
+    return store_batch_addv(b, op, a, alen, nslices == 2 ? &second : NULL, nslices == 2 ? 1 : 0,
+                            nslices);
+}
+
 int
 store_batch_put(struct store_batch *b, const void *key, size_t klen, const void *val, size_t vlen)
 {
     return store_batch_add(b, STORE_OP_PUT, key, klen, val, vlen, 2);
+}
+
+int
+store_batch_putv(struct store_batch *b, const void *key, size_t klen, const struct iovec *parts,
+                 int nparts)
+{
+    return store_batch_addv(b, STORE_OP_PUT, key, klen, parts, nparts, 2);
 }
 
 int

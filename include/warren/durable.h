@@ -1,0 +1,85 @@
+/* Durability: what the broker keeps in the store, and getting it back after a restart.
+ *
+ * What is stored (keys as in warren/store.h). Durable exchanges (but the predeclared amq.*
+ * ones, which every vhost recreates), durable queues that are not exclusive (RabbitMQ drops
+ * exclusive queues with their connection, restart included), and the bindings between two
+ * stored ends. A persistent message (delivery_mode 2) enqueued on a stored queue becomes an
+ * entry key I(queue id, seq): the message inline in the entry when it went to one stored queue,
+ * else a reference to one M(message id) record shared by all of them, freed with its last
+ * entry. A queue's delivery watermark D(queue id) is the highest seq it has handed to a
+ * consumer: an entry at or below it that is still there after a restart was delivered and
+ * never acked, so it comes back redelivered (deliveries go out in seq order, requeues keep
+ * their seq). Transient messages and anything on non-durable queues never touch the disk.
+ *
+ * Writes. The hooks below are called by the broker as it changes (vhost.c, exchange.c,
+ * queue.c); they add to one batch per loop turn, which a zero-delay timer hands to the store
+ * thread: every connection's changes in a turn share one RocksDB write, and a fsync when any
+ * waiter asked for one. The store completes batches in order, so a barrier (durable_barrier)
+ * passed means every change made before it is written, and synced if it asked: publisher
+ * confirms and tx.commit-ok wait on one. Entity changes do not wait (as RabbitMQ's declare-ok
+ * does not wait for a fsync): a confirm that follows a declaration covers it too.
+ *
+ * A vhost registry with no durable layer attached (unit tests, shutdown) writes nothing. */
+#ifndef WARREN_DURABLE_H
+#define WARREN_DURABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "warren/exchange.h"
+#include "warren/wire.h"
+
+struct event_base;
+struct msg;
+struct qentry;
+struct queue;
+struct store;
+struct vhost_registry;
+
+struct durable;
+
+/* A durable layer writing to st (borrowed; it must outlive the layer), flushing from a timer
+ * of base. NULL on ENOMEM. */
+struct durable *durable_new(struct store *st, struct event_base *base);
+/* Hands the pending batch to the store (call before store_close, whose completions then run
+ * its waiters) and frees the layer. NULL is ignored. */
+void durable_free(struct durable *d);
+
+/* Restores every stored vhost entity and message into reg (durable exchanges, queues,
+ * bindings, queue entries in order, redelivered where delivered before), deletes what no
+ * longer belongs (transient leftovers), then attaches d to reg and its vhosts so that later
+ * changes are written. Call once, before clients connect. Returns 0, or -1 with the reason
+ * in err (a store read error or a record this build cannot decode: the data is not touched). */
+int durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t errlen);
+
+/* Hooks, called by the broker after the change is made in memory. d may be NULL. */
+void durable_exchange_added(struct durable *d, const struct exch *e);
+void durable_exchange_removed(struct durable *d, const struct exch *e);
+/* Gives a storable queue (durable, not exclusive) its store id and writes it. */
+void durable_queue_added(struct durable *d, struct queue *q);
+/* Writes the removal of a stored queue with all its entries. Call before its entries are
+ * freed: shared message records lose the references the queue's entries held. */
+void durable_queue_removed(struct durable *d, struct queue *q);
+void durable_binding_changed(struct durable *d, const struct exch *src, struct bind_dest dst,
+                             struct wire_str routing_key, struct wire_table args, bool added);
+
+/* Whether a message enqueued on q is written: q is stored and m persistent. */
+bool durable_entry_wanted(const struct queue *q, const struct msg *m);
+/* m is about to be enqueued on n stored queues: with n > 1 it gets one shared record. */
+void durable_msg_routed(struct durable *d, struct msg *m, uint32_t n_stored_queues);
+/* Writes e (just enqueued on its stored queue, durable_entry_wanted). */
+void durable_entry_added(struct durable *d, struct qentry *e);
+/* e (stored) left its queue for good: acked, rejected or purged. */
+void durable_entry_removed(struct durable *d, struct qentry *e);
+/* q handed out the entry with this seq (the watermark is written once per batch). */
+void durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq);
+
+/* Called once everything changed before the durable_barrier call is written, and synced if
+ * sync was asked; err is NULL, or the store's error when any of it failed (the changes stay
+ * in memory but may be lost by a restart). */
+typedef void (*durable_done_fn)(void *arg, const char *err);
+/* Registers fn. Returns 0, or -1 on ENOMEM (fn will not be called). */
+int durable_barrier(struct durable *d, bool sync, durable_done_fn fn, void *arg);
+
+#endif

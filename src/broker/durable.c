@@ -1,0 +1,393 @@
+/* The durable layer's write side: the broker's hooks turn into puts and deletes on one batch
+ * per loop turn, submitted by a zero-delay timer so that everything the turn changed shares
+ * one RocksDB write (and at most one fsync); barriers ride on the batch and run when the
+ * store completes it. See warren/durable.h for what is stored. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "durable_int.h"
+#include "warren/bytes.h"
+#include "warren/log.h"
+#include "warren/msg.h"
+#include "warren/store.h"
+#include "warren/vhost.h"
+
+/* The waiters of one submitted batch, handed to the store as its done argument. */
+struct durable_group {
+    struct durable_waiter_list waiters; /* owns */
+};
+
+static void durable_on_flush(evutil_socket_t fd, short what, void *arg);
+
+struct durable *
+durable_new(struct store *st, struct event_base *base)
+{
+    struct durable *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    d->flush_ev = evtimer_new(base, durable_on_flush, d);
+    if (d->flush_ev == NULL) {
+        free(d);
+        return NULL;
+    }
+    d->st = st;
+    STAILQ_INIT(&d->waiters);
+    TAILQ_INIT(&d->dirty);
+    d->next_queue_id = 1;
+    d->next_msg_id = 1;
+    return d;
+}
+
+static void
+durable_arm(struct durable *d)
+{
+    static const struct timeval now = {0, 0};
+    if (!evtimer_pending(d->flush_ev, NULL))
+        evtimer_add(d->flush_ev, &now);
+}
+
+struct store_batch *
+durable_batch(struct durable *d)
+{
+    if (d->batch == NULL) {
+        d->batch = store_batch_new();
+        if (d->batch == NULL) {
+            if (!d->lost)
+                log_msg(LOG_ERROR, "out of memory: changes of this turn are not stored");
+            d->lost = true;
+            return NULL;
+        }
+    }
+    durable_arm(d);
+    return d->batch;
+}
+
+/* Runs and frees the waiters of list. */
+static void
+durable_waiters_run(struct durable_waiter_list *list, const char *err)
+{
+    struct durable_waiter *w;
+    while ((w = STAILQ_FIRST(list)) != NULL) {
+        STAILQ_REMOVE_HEAD(list, link);
+        w->fn(w->arg, err);
+        free(w);
+    }
+}
+
+static void
+durable_group_done(struct durable_group *g, const char *err)
+{
+    durable_waiters_run(&g->waiters, err);
+    free(g);
+}
+
+static void
+durable_on_done(void *arg, const char *err)
+{
+    if (arg != NULL)
+        durable_group_done(arg, err);
+}
+
+/* Writes the delivery watermarks that moved this turn. */
+static void
+durable_write_watermarks(struct durable *d)
+{
+    struct queue *q;
+    while ((q = TAILQ_FIRST(&d->dirty)) != NULL) {
+        TAILQ_REMOVE(&d->dirty, q, dirty_link);
+        q->delivered_dirty = false;
+        struct store_batch *b = durable_batch(d);
+        if (b == NULL)
+            continue;
+        uint8_t key[STORE_KEY_DELIVERED_LEN], val[8];
+        store_key_delivered(key, q->store_id);
+        bytes_put64(val, q->delivered_seq);
+        store_batch_put(b, key, sizeof(key), val, sizeof(val));
+    }
+}
+
+/* Submits this turn's batch with its waiters. */
+static void
+durable_flush(struct durable *d)
+{
+    durable_write_watermarks(d);
+    if (d->batch == NULL && STAILQ_EMPTY(&d->waiters) && !d->lost)
+        return;
+    struct durable_group *g = NULL;
+    if (!STAILQ_EMPTY(&d->waiters)) {
+        g = malloc(sizeof(*g));
+        if (g == NULL) {
+            /* Nobody could be told when the batch is done: they learn it failed now. */
+            durable_waiters_run(&d->waiters, "out of memory");
+        } else {
+            STAILQ_INIT(&g->waiters);
+            STAILQ_CONCAT(&g->waiters, &d->waiters);
+        }
+    }
+    struct store_batch *b = d->batch;
+    bool sync = d->want_sync, lost = d->lost;
+    d->batch = NULL;
+    d->want_sync = false;
+    d->lost = false;
+    if (b == NULL)
+        b = store_batch_new(); /* an empty batch: a barrier after the previous ones */
+    if (lost || b == NULL) {
+        store_batch_free(b);
+        if (g != NULL)
+            durable_group_done(g, "out of memory");
+        return;
+    }
+    if (store_submit(d->st, b, sync, durable_on_done, g) < 0) {
+        log_msg(LOG_ERROR, "out of memory: changes of this turn are not stored");
+        if (g != NULL)
+            durable_group_done(g, "out of memory");
+    }
+}
+
+static void
+durable_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    durable_flush(arg);
+}
+
+void
+durable_free(struct durable *d)
+{
+    if (d == NULL)
+        return;
+    durable_flush(d);
+    event_free(d->flush_ev);
+    free(d);
+}
+
+int
+durable_barrier(struct durable *d, bool sync, durable_done_fn fn, void *arg)
+{
+    struct durable_waiter *w = malloc(sizeof(*w));
+    if (w == NULL)
+        return -1;
+    w->fn = fn;
+    w->arg = arg;
+    STAILQ_INSERT_TAIL(&d->waiters, w, link);
+    d->want_sync |= sync;
+    durable_arm(d);
+    return 0;
+}
+
+/* ---- entities ---- */
+
+/* Durable exchanges are stored, but the predeclared ones, which every vhost gets anyway
+ * (clients cannot declare "amq." names). */
+static bool
+durable_exch_stored(const struct exch *e)
+{
+    return e->durable && strncmp(e->name, "amq.", 4) != 0;
+}
+
+void
+durable_exchange_added(struct durable *d, const struct exch *e)
+{
+    struct store_batch *b;
+    if (d == NULL || !durable_exch_stored(e) || (b = durable_batch(d)) == NULL)
+        return;
+    const char *vh = e->vhost->name;
+    uint8_t key[STORE_KEY_NAMED_MAX], hdr[DURABLE_EXCH_HDR_LEN];
+    size_t klen = store_key_exchange(key, vh, strlen(vh), e->name, e->name_len);
+    hdr[0] = (uint8_t)e->type;
+    hdr[1] = (e->auto_delete ? DURABLE_EXCH_AUTO_DELETE : 0) |
+             (e->internal ? DURABLE_EXCH_INTERNAL : 0);
+    struct iovec parts[2] = {{hdr, sizeof(hdr)}, {e->args, e->args_len}};
+    store_batch_putv(b, key, klen, parts, 2);
+}
+
+void
+durable_exchange_removed(struct durable *d, const struct exch *e)
+{
+    struct store_batch *b;
+    if (d == NULL || !durable_exch_stored(e) || (b = durable_batch(d)) == NULL)
+        return;
+    const char *vh = e->vhost->name;
+    uint8_t key[STORE_KEY_NAMED_MAX];
+    size_t klen = store_key_exchange(key, vh, strlen(vh), e->name, e->name_len);
+    store_batch_delete(b, key, klen);
+}
+
+void
+durable_queue_added(struct durable *d, struct queue *q)
+{
+    struct store_batch *b;
+    if (d == NULL || !q->durable || q->owner != NULL)
+        return;
+    q->store_id = d->next_queue_id++;
+    if ((b = durable_batch(d)) == NULL)
+        return;
+    const char *vh = q->vhost->name;
+    uint8_t key[STORE_KEY_NAMED_MAX], hdr[DURABLE_QUEUE_HDR_LEN];
+    size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
+    bytes_put64(hdr, q->store_id);
+    hdr[8] = q->auto_delete ? DURABLE_QUEUE_AUTO_DELETE : 0;
+    struct iovec parts[2] = {{hdr, sizeof(hdr)}, {q->args, q->args_len}};
+    store_batch_putv(b, key, klen, parts, 2);
+}
+
+/* Drops one stored entry's reference to its message's shared record, deleting the record
+ * with the last one. */
+static void
+durable_shared_unref(struct durable *d, struct store_batch *b, struct msg *m)
+{
+    if (m->store_id == 0 || --m->store_refs > 0)
+        return;
+    uint8_t key[STORE_KEY_MSG_LEN];
+    store_key_msg(key, m->store_id);
+    if (b != NULL)
+        store_batch_delete(b, key, sizeof(key));
+    m->store_id = 0;
+}
+
+/* The entries of a queue being removed: their keys go with the queue's range; what is left
+ * is their references to shared records, and their stored mark. */
+static void
+durable_entries_forget(struct durable *d, struct store_batch *b, struct qentry_list *list)
+{
+    struct qentry *e;
+    TAILQ_FOREACH(e, list, link)
+    {
+        if (!e->stored)
+            continue;
+        e->stored = false;
+        durable_shared_unref(d, b, e->msg);
+    }
+}
+
+void
+durable_queue_removed(struct durable *d, struct queue *q)
+{
+    if (d == NULL || q->store_id == 0)
+        return;
+    if (q->delivered_dirty) {
+        TAILQ_REMOVE(&d->dirty, q, dirty_link);
+        q->delivered_dirty = false;
+    }
+    struct store_batch *b = durable_batch(d);
+    durable_entries_forget(d, b, &q->ready);
+    durable_entries_forget(d, b, &q->unacked);
+    if (b == NULL)
+        return;
+    const char *vh = q->vhost->name;
+    uint8_t key[STORE_KEY_NAMED_MAX], begin[9], end[9];
+    size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
+    store_batch_delete(b, key, klen);
+    store_key_qentry_prefix(begin, q->store_id);
+    store_key_qentry_prefix(end, q->store_id + 1);
+    store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
+    store_key_delivered(key, q->store_id);
+    store_batch_delete(b, key, STORE_KEY_DELIVERED_LEN);
+}
+
+void
+durable_binding_changed(struct durable *d, const struct exch *src, struct bind_dest dst,
+                        struct wire_str routing_key, struct wire_table args, bool added)
+{
+    if (d == NULL || !src->durable)
+        return;
+    if (dst.is_exch ? !dst.u.exch->durable : dst.u.queue->store_id == 0)
+        return;
+    struct store_batch *b = durable_batch(d);
+    if (b == NULL)
+        return;
+    const char *vh = src->vhost->name;
+    const char *dname = dst.is_exch ? dst.u.exch->name : dst.u.queue->name;
+    uint32_t dlen = dst.is_exch ? dst.u.exch->name_len : dst.u.queue->name_len;
+    uint8_t stack[1024], *key = stack;
+    size_t cap = STORE_KEY_BINDING_MAX(args.len);
+    if (cap > sizeof(stack) && (key = malloc(cap)) == NULL) {
+        log_msg(LOG_ERROR, "out of memory storing a binding of exchange '%s'", src->name);
+        d->lost = true;
+        return;
+    }
+    size_t klen = store_key_binding(key, vh, strlen(vh), src->name, src->name_len,
+                                    dst.is_exch ? 'e' : 'q', dname, dlen, routing_key.ptr,
+                                    routing_key.len, args.ptr, args.len);
+    if (added)
+        store_batch_put(b, key, klen, NULL, 0);
+    else
+        store_batch_delete(b, key, klen);
+    if (key != stack)
+        free(key);
+}
+
+/* ---- queue entries ---- */
+
+bool
+durable_entry_wanted(const struct queue *q, const struct msg *m)
+{
+    return q->store_id != 0 && m->delivery_mode == 2;
+}
+
+void
+durable_msg_routed(struct durable *d, struct msg *m, uint32_t n_stored_queues)
+{
+    struct store_batch *b;
+    if (d == NULL || n_stored_queues < 2 || m->store_id != 0 || (b = durable_batch(d)) == NULL)
+        return;
+    m->store_id = d->next_msg_id++;
+    uint8_t key[STORE_KEY_MSG_LEN], hdr[DURABLE_MSG_HDR_LEN];
+    struct iovec parts[DURABLE_MSG_PARTS];
+    store_key_msg(key, m->store_id);
+    durable_msg_parts(hdr, m, parts);
+    store_batch_putv(b, key, sizeof(key), parts, DURABLE_MSG_PARTS);
+}
+
+void
+durable_entry_added(struct durable *d, struct qentry *e)
+{
+    struct store_batch *b;
+    if (d == NULL || (b = durable_batch(d)) == NULL)
+        return;
+    struct msg *m = e->msg;
+    uint8_t key[STORE_KEY_QENTRY_LEN], head[1 + DURABLE_MSG_HDR_LEN];
+    store_key_qentry(key, e->queue->store_id, e->seq);
+    e->stored = true;
+    if (m->store_id != 0) {
+        head[0] = DURABLE_ENTRY_SHARED;
+        bytes_put64(head + 1, m->store_id);
+        m->store_refs++;
+        store_batch_put(b, key, sizeof(key), head, 9);
+        return;
+    }
+    struct iovec parts[1 + DURABLE_MSG_PARTS];
+    head[0] = 0;
+    parts[0] = (struct iovec){head, 1};
+    durable_msg_parts(head + 1, m, parts + 1);
+    store_batch_putv(b, key, sizeof(key), parts, 1 + DURABLE_MSG_PARTS);
+}
+
+void
+durable_entry_removed(struct durable *d, struct qentry *e)
+{
+    e->stored = false;
+    struct store_batch *b;
+    if (d == NULL || (b = durable_batch(d)) == NULL)
+        return;
+    uint8_t key[STORE_KEY_QENTRY_LEN];
+    store_key_qentry(key, e->queue->store_id, e->seq);
+    store_batch_delete(b, key, sizeof(key));
+    durable_shared_unref(d, b, e->msg);
+}
+
+void
+durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
+{
+    if (d == NULL || q->store_id == 0 || seq <= q->delivered_seq)
+        return;
+    q->delivered_seq = seq;
+    if (!q->delivered_dirty) {
+        q->delivered_dirty = true;
+        TAILQ_INSERT_TAIL(&d->dirty, q, dirty_link);
+        durable_arm(d);
+    }
+}

@@ -1,0 +1,67 @@
+/* Private to durable.c, durable_record.c and durable_recover.c: the durable layer's state and
+ * the encoding of the values it stores (the keys are warren/store.h's). */
+#ifndef WARREN_DURABLE_INT_H
+#define WARREN_DURABLE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/uio.h>
+
+#include "warren/durable.h"
+#include "warren/queue.h"
+
+struct store_batch;
+struct event;
+
+/* A durable_barrier() caller, waiting for the batch it was registered with. */
+struct durable_waiter {
+    STAILQ_ENTRY(durable_waiter) link;
+    durable_done_fn fn;
+    void *arg;
+};
+STAILQ_HEAD(durable_waiter_list, durable_waiter);
+
+struct durable {
+    struct store *st;              /* borrows */
+    struct event *flush_ev;        /* owns: zero-delay timer that submits the batch */
+    struct store_batch *batch;     /* owns: this loop turn's changes; NULL when none */
+    struct durable_waiter_list waiters; /* owns: barriers on this turn's batch */
+    bool want_sync;                /* a waiter on this batch asked for a fsync */
+    bool lost;                     /* a change of this turn could not be added (ENOMEM) */
+    struct queue_list dirty;       /* borrows: queues whose watermark is to be written */
+    uint64_t next_queue_id;        /* ids are never reused: above every stored one */
+    uint64_t next_msg_id;
+};
+
+/* Value of an 'E' key: type, flags, then the declare arguments. */
+#define DURABLE_EXCH_AUTO_DELETE 0x01
+#define DURABLE_EXCH_INTERNAL 0x02
+#define DURABLE_EXCH_HDR_LEN 2
+/* Value of a 'Q' key: u64 id, flags, then the declare arguments. */
+#define DURABLE_QUEUE_AUTO_DELETE 0x01
+#define DURABLE_QUEUE_HDR_LEN 9
+/* Value of an 'I' key: flags, then either a u64 'M' id (DURABLE_ENTRY_SHARED) or the message
+ * record inline. */
+#define DURABLE_ENTRY_SHARED 0x01
+/* A message record (an 'M' value, or inline in an entry): delivery_mode, priority,
+ * u32 headers offset and length within the properties, u32 properties length, exchange and
+ * routing key lengths; then the properties, exchange, routing key and body. */
+#define DURABLE_MSG_HDR_LEN 16
+
+/* Writes m's record header (DURABLE_MSG_HDR_LEN bytes) into buf. */
+void durable_msg_header(uint8_t *buf, const struct msg *m);
+/* Writes m's record into iov[0..3] (header from hdr, properties, names, body): the parts of
+ * a store_batch_putv value after whatever the caller puts first. */
+void durable_msg_parts(uint8_t *hdr, const struct msg *m, struct iovec *iov);
+#define DURABLE_MSG_PARTS 4
+/* Decodes a message record. Returns 0 with *mp (one reference, the caller's), -1 if the record
+ * is malformed, -2 on ENOMEM. */
+int durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp);
+
+/* Adds to this turn's batch (creating it, and arming the flush). NULL on ENOMEM, logged:
+ * the change is then not written, and the next barrier reports the failure. */
+struct store_batch *durable_batch(struct durable *d);
+
+#endif

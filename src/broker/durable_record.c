@@ -1,0 +1,63 @@
+/* The durable layer's message record: what a persistent message looks like in the store,
+ * inline in a queue entry or shared under an 'M' key. The properties are kept as the raw
+ * bytes the publisher sent (re-sent verbatim, as in memory), with the position of their
+ * headers table so that routing never decodes them again. */
+#include "config.h"
+
+#include <string.h>
+
+#include "durable_int.h"
+#include "warren/bytes.h"
+#include "warren/msg.h"
+
+void
+durable_msg_header(uint8_t *buf, const struct msg *m)
+{
+    buf[0] = m->delivery_mode;
+    buf[1] = m->priority;
+    bytes_put32(buf + 2, m->headers_off);
+    bytes_put32(buf + 6, m->headers_len);
+    bytes_put32(buf + 10, m->props_len);
+    buf[14] = m->exchange_len;
+    buf[15] = m->routing_key_len;
+}
+
+void
+durable_msg_parts(uint8_t *hdr, const struct msg *m, struct iovec *iov)
+{
+    durable_msg_header(hdr, m);
+    /* props, exchange and routing key are contiguous in the message's allocation. */
+    iov[0] = (struct iovec){hdr, DURABLE_MSG_HDR_LEN};
+    iov[1] = (struct iovec){m->props, m->props_len};
+    iov[2] = (struct iovec){m->exchange, (size_t)m->exchange_len + m->routing_key_len};
+    iov[3] = (struct iovec){m->body, m->body_len};
+}
+
+int
+durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp)
+{
+    *mp = NULL;
+    if (len < DURABLE_MSG_HDR_LEN)
+        return -1;
+    uint8_t mode = p[0], prio = p[1];
+    uint32_t headers_off = bytes_get32(p + 2), headers_len = bytes_get32(p + 6);
+    uint32_t props_len = bytes_get32(p + 10);
+    uint8_t exch_len = p[14], rk_len = p[15];
+    size_t fixed = DURABLE_MSG_HDR_LEN + (size_t)props_len + exch_len + rk_len;
+    if (fixed > len || (headers_len != 0 && (headers_off > props_len ||
+                                             headers_len > props_len - headers_off)))
+        return -1;
+    const uint8_t *props = p + DURABLE_MSG_HDR_LEN;
+    struct wire_str exch = {props + props_len, exch_len};
+    struct wire_str rk = {exch.ptr + exch_len, rk_len};
+    uint64_t body_len = len - fixed;
+    struct msg *m = msg_new(props, props_len, mode, prio, exch, rk, body_len);
+    if (m == NULL)
+        return -2;
+    if (body_len > 0)
+        memcpy(m->body, p + fixed, body_len);
+    m->headers_off = headers_off;
+    m->headers_len = headers_len;
+    *mp = m;
+    return 0;
+}

@@ -1,0 +1,183 @@
+/* Publisher confirms and tx.commit-ok, which wait for the store when they cover persistent
+ * messages on durable queues.
+ *
+ * A publish in confirm mode becomes "due" once routed; the confirms due on a channel go out
+ * as one basic.ack ("multiple" when it covers several) when the connection has handled its
+ * burst of input. If any of them went to the store (or an earlier batch of this channel's
+ * confirms is still waiting for it), the ack waits on a durable barrier instead: the store
+ * completes barriers in order, so a channel's acks still go out in order, and each covers
+ * only publishes whose writes are synced. A write that failed (disk full) turns the waiting
+ * ack into a nack for the same publishes.
+ *
+ * tx.commit-ok for a transaction that stored messages waits on a synced barrier too, and the
+ * connection reads nothing meanwhile, so that every later reply follows it. */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "net_int.h"
+#include "warren/durable.h"
+#include "warren/vhost.h"
+
+/* A confirm or tx.commit-ok waiting for its barrier. */
+struct chan_store_wait {
+    LIST_ENTRY(chan_store_wait) link; /* in ch->store_waits while ch lives */
+    struct chan *ch;                  /* borrows; NULL once the channel is gone */
+    uint64_t upto;                    /* confirms: publishes up to this seq */
+    bool tx_commit;                   /* tx.commit-ok, not confirms */
+};
+
+void
+chan_confirm_due(struct chan *ch, uint64_t seq)
+{
+    ch->confirm_due_upto = seq;
+    if (!ch->in_confirm_due) {
+        ch->in_confirm_due = true;
+        TAILQ_INSERT_TAIL(&ch->conn->confirm_due, ch, confirm_link);
+    }
+}
+
+/* Sends basic.ack (or basic.nack) for every publish after the last confirmed one up to upto:
+ * one frame, "multiple" when it covers several. */
+static void
+chan_send_confirm(struct chan *ch, uint64_t upto, bool ack)
+{
+    if (upto <= ch->confirmed_upto)
+        return;
+    struct wire_method m = {.id = ack ? WIRE_BASIC_ACK : WIRE_BASIC_NACK};
+    bool multiple = upto - ch->confirmed_upto > 1;
+    if (ack) {
+        m.u.basic_ack.delivery_tag = upto;
+        m.u.basic_ack.multiple = multiple;
+    } else {
+        m.u.basic_nack.delivery_tag = upto;
+        m.u.basic_nack.multiple = multiple;
+    }
+    ch->confirmed_upto = upto;
+    conn_send(ch->conn, ch->id, &m);
+}
+
+static void
+chan_on_store_done(void *arg, const char *err)
+{
+    struct chan_store_wait *w = arg;
+    struct chan *ch = w->ch;
+    if (ch == NULL) {
+        free(w);
+        return;
+    }
+    LIST_REMOVE(w, link);
+    struct conn *c = ch->conn;
+    if (err != NULL)
+        log_conn(LOG_ERROR, c, "channel %u: %s not stored (%s)", ch->id,
+                 w->tx_commit ? "transaction" : "confirmed publishes", err);
+    if (w->tx_commit) {
+        c->store_paused--;
+        if (err != NULL) {
+            chan_raise(ch, WIRE_INTERNAL_ERROR, WIRE_TX_COMMIT, "cannot store messages: %s",
+                       err);
+        } else {
+            struct wire_method ok = {.id = WIRE_TX_COMMIT_OK};
+            conn_send(c, ch->id, &ok);
+        }
+        conn_resume(c);
+    } else if (ch->state == CHAN_OPEN) {
+        chan_send_confirm(ch, w->upto, err == NULL);
+    }
+    free(w);
+}
+
+/* Registers a wait on the store for ch. 0, or -1 on ENOMEM. */
+static int
+chan_store_wait(struct chan *ch, bool sync, bool tx_commit, uint64_t upto)
+{
+    struct chan_store_wait *w = malloc(sizeof(*w));
+    if (w == NULL)
+        return -1;
+    w->ch = ch;
+    w->upto = upto;
+    w->tx_commit = tx_commit;
+    if (durable_barrier(ch->conn->vhost->durable, sync, chan_on_store_done, w) < 0) {
+        free(w);
+        return -1;
+    }
+    LIST_INSERT_HEAD(&ch->store_waits, w, link);
+    return 0;
+}
+
+/* The confirms due on ch: now, or once the store has what they cover. */
+static void
+chan_confirm_flush(struct chan *ch)
+{
+    uint64_t upto = ch->confirm_due_upto;
+    if (upto <= ch->confirm_waiting_upto)
+        return;
+    if (!ch->confirm_sync && LIST_EMPTY(&ch->store_waits)) {
+        chan_send_confirm(ch, upto, true);
+        return;
+    }
+    if (chan_store_wait(ch, ch->confirm_sync, false, upto) < 0) {
+        log_conn(LOG_ERROR, ch->conn, "out of memory waiting for the store: nacking");
+        chan_send_confirm(ch, upto, false);
+    }
+    ch->confirm_sync = false;
+    ch->confirm_waiting_upto = upto;
+}
+
+void
+chan_flush_confirms(struct conn *c)
+{
+    struct chan *ch;
+    while ((ch = TAILQ_FIRST(&c->confirm_due)) != NULL) {
+        TAILQ_REMOVE(&c->confirm_due, ch, confirm_link);
+        ch->in_confirm_due = false;
+        if (ch->state == CHAN_OPEN)
+            chan_confirm_flush(ch);
+    }
+}
+
+void
+chan_nack_publish(struct chan *ch, uint64_t seq)
+{
+    if (ch->confirm_sync || !LIST_EMPTY(&ch->store_waits)) {
+        /* Earlier publishes still wait for the store: nack this one alone, out of order, as
+         * RabbitMQ may; the next ack "multiple" then covers a publish the client already
+         * counts as nacked, which clients ignore. */
+        struct wire_method m = {.id = WIRE_BASIC_NACK};
+        m.u.basic_nack.delivery_tag = seq;
+        conn_send(ch->conn, ch->id, &m);
+        return;
+    }
+    /* The acks due before it go out first, then the nack, keeping the confirms in order. */
+    chan_send_confirm(ch, seq - 1, true);
+    chan_send_confirm(ch, seq, false);
+    ch->confirm_due_upto = seq;
+    ch->confirm_waiting_upto = seq;
+}
+
+int
+chan_tx_commit_ok(struct chan *ch)
+{
+    struct conn *c = ch->conn;
+    if (ch->tx_sync) {
+        ch->tx_sync = false;
+        if (chan_store_wait(ch, true, true, 0) == 0) {
+            c->store_paused++;
+            return 0;
+        }
+        return chan_raise(ch, WIRE_INTERNAL_ERROR, WIRE_TX_COMMIT,
+                          "out of memory waiting for the store");
+    }
+    struct wire_method ok = {.id = WIRE_TX_COMMIT_OK};
+    return conn_send(c, ch->id, &ok);
+}
+
+void
+chan_store_waits_release(struct chan *ch)
+{
+    struct chan_store_wait *w;
+    while ((w = LIST_FIRST(&ch->store_waits)) != NULL) {
+        LIST_REMOVE(w, link);
+        w->ch = NULL; /* the store's callback frees it */
+    }
+}
