@@ -774,11 +774,17 @@ class Server:
         if EXTERNAL:
             self.addr = parse_addr(EXTERNAL)
             return self
-        binary = server_binary()
         self.tmp = tempfile.mkdtemp(prefix="warren-test-")
         self.data_dir = os.path.join(self.tmp, "data")
         os.mkdir(self.data_dir)
         self.port = self.port or free_port()
+        self.stderr_path = os.path.join(self.tmp, "stderr.log")
+        self._spawn()
+        return self
+
+    def _spawn(self):
+        """Runs the binary on self.port and self.data_dir, appending to its log."""
+        binary = server_binary()
         argv = [binary]
         if self.listen_args:
             argv += ["--port", str(self.port), "--bind", self.bind]
@@ -791,8 +797,7 @@ class Server:
                 f.write(format_config(self.config))
             argv += ["--config", path]
         argv += self.args
-        self.stderr_path = os.path.join(self.tmp, "stderr.log")
-        self.stderr = open(self.stderr_path, "wb")
+        self.stderr = open(self.stderr_path, "ab")
         log("  starting: %s" % " ".join(argv))
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr,
                                      stderr=self.stderr, cwd=self.tmp)
@@ -806,7 +811,27 @@ class Server:
             self.discard()
             raise AssertionError("warren-server did not accept connections on %s:%d (%s)" % (
                 host, self.port, "exit status %r" % rc if rc is not None else "timeout"))
-        return self
+
+    def restart(self, hard=False, timeout=10):
+        """Stops the broker (SIGKILL if hard, else SIGTERM requiring exit status 0) and starts
+        it again on the same port and data directory. Returns the seconds from the new
+        process's start to its accepting connections."""
+        if hard:
+            self.proc.kill()
+            self.proc.wait(timeout)
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError("warren-server did not exit within %d s of SIGTERM" %
+                                     timeout)
+            assert rc == 0, "warren-server exited with status %d after SIGTERM" % rc
+        self.stderr.close()
+        t0 = time.monotonic()
+        self._spawn()
+        return time.monotonic() - t0
 
     def sanitized(self):
         """True if the binary is built with AddressSanitizer, whose quarantine and
