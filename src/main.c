@@ -153,11 +153,12 @@ out:
     vhost_registry_set_durable(&vhosts, NULL);
     if (m.net != NULL)
         net_server_free(m.net);
-    durable_free(durable); /* its last batch goes to the store, which completes it on close */
+    durable_submit_pending(durable); /* the last batch: store_close completes it */
     if (store != NULL && store_close(store, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "%s", err);
         rc = 1;
     }
+    durable_free(durable);
     if (m.base != NULL)
         event_base_free(m.base);
     vhost_registry_clear(&vhosts);

@@ -11,6 +11,12 @@
  * never acked, so it comes back redelivered (deliveries go out in seq order, requeues keep
  * their seq). Transient messages and anything on non-durable queues never touch the disk.
  *
+ * Lazy paging. A stored queue keeps the messages of its ready entries in memory up to a window
+ * of bytes (durable_set_window); past it, new entries are written to the store only, transient
+ * messages too (flagged, and dropped by the next start), and read back in seq order when the
+ * in-memory part falls under half the window. A backlog thus costs no memory but the shared
+ * records' reference counts.
+ *
  * Writes. The hooks below are called by the broker as it changes (vhost.c, exchange.c,
  * queue.c); they add to one batch per loop turn, which a zero-delay timer hands to the store
  * thread: every connection's changes in a turn share one RocksDB write, and a fsync when any
@@ -42,9 +48,14 @@ struct durable;
 /* A durable layer writing to st (borrowed; it must outlive the layer), flushing from a timer
  * of base. NULL on ENOMEM. */
 struct durable *durable_new(struct store *st, struct event_base *base);
-/* Hands the pending batch to the store (call before store_close, whose completions then run
- * its waiters) and frees the layer. NULL is ignored. */
+/* Hands this turn's batch to the store now: call before store_close, which completes it. */
+void durable_submit_pending(struct durable *d);
+/* Frees the layer, after store_close (its completions refer to the layer). NULL is ignored. */
 void durable_free(struct durable *d);
+
+/* A stored queue's in-memory window, in message bytes. */
+#define DURABLE_WINDOW_DEFAULT (8u << 20)
+void durable_set_window(struct durable *d, uint64_t bytes);
 
 /* Restores every stored vhost entity and message into reg (durable exchanges, queues,
  * bindings, queue entries in order, redelivered where delivered before), deletes what no
@@ -74,6 +85,19 @@ void durable_entry_added(struct durable *d, struct qentry *e);
 void durable_entry_removed(struct durable *d, struct qentry *e);
 /* q handed out the entry with this seq (the watermark is written once per batch). */
 void durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq);
+
+/* Paging. Whether m, about to be enqueued on q, goes to the store only (d may be NULL). */
+bool durable_page_out_wanted(const struct durable *d, const struct queue *q, const struct msg *m);
+/* Writes m as q's entry seq, not kept in memory. 0, or -1 on ENOMEM (logged; not written). */
+int durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq);
+/* Whether q's in-memory entries are low enough to read paged ones back. */
+bool durable_page_in_wanted(const struct durable *d, const struct queue *q);
+/* Reads q's lowest paged entries back into memory (queue_cmd_page_in) up to the window.
+ * Entries whose write has not completed yet are not readable: q is then dispatched again
+ * once the store completes its next batch. */
+void durable_page_in(struct durable *d, struct queue *q);
+/* Deletes q's paged entries (purge). */
+void durable_page_forget(struct durable *d, struct queue *q);
 
 /* Called once everything changed before the durable_barrier call is written, and synced if
  * sync was asked; err is NULL, or the store's error when any of it failed (the changes stay

@@ -7,6 +7,7 @@
 #define WARREN_MSG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "warren/wire.h"
@@ -20,8 +21,7 @@ struct msg {
     uint8_t priority;
     uint32_t headers_off, headers_len; /* the headers table within props (len 0: none), found
                                         * when the properties were validated, for routing */
-    uint32_t store_refs; /* stored queue entries referring to its shared record (durable.h) */
-    uint64_t store_id;   /* its shared record in the store, 0 if none */
+    uint64_t store_id; /* its shared record in the store (durable.h), 0 if none */
     uint8_t *props;       /* points into data: the property flags and list */
     uint8_t *exchange;    /* points into data */
     uint8_t *routing_key; /* points into data */
@@ -43,6 +43,8 @@ struct msg *msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_m
 void msg_set_headers(struct msg *m, const uint8_t *base, struct wire_table headers);
 /* The headers table, for headers exchanges. */
 struct wire_table msg_headers(const struct msg *m);
+/* Bytes the message takes in memory (its allocation). */
+size_t msg_size(const struct msg *m);
 struct msg *msg_ref(struct msg *m);
 /* Drops one reference, freeing the message at zero, and sets *mp to NULL. */
 void msg_unref(struct msg **mp);

@@ -76,9 +76,17 @@ struct queue {
     uint8_t *args; /* owns a copy of the declare arguments */
     uint32_t args_len;
     struct bind_list bindings_in; /* bindings with this queue as destination */
-    struct qentry_list ready;     /* owns: entries waiting for a consumer, by seq */
+    struct qentry_list ready;     /* owns: entries waiting for a consumer, by seq, in memory */
     struct qentry_list unacked;   /* entries delivered, owned by channels */
-    uint64_t n_ready, n_unacked;
+    uint64_t n_ready, n_unacked;  /* n_ready counts the paged-out entries too */
+    /* Lazy paging (stored queues): past a window of message bytes, ready entries live only
+     * in the store, seqs page_lo and up, and are read back ahead of consumers. */
+    uint64_t n_paged;             /* ready entries in the store only */
+    uint64_t page_lo;             /* the lowest seq that may be paged out */
+    uint64_t mem_bytes;           /* bytes of the messages of the in-memory ready entries */
+    bool page_waiting;            /* paged entries are not readable yet: in the durable
+                                   * layer's list until its next batch completes */
+    TAILQ_ENTRY(queue) page_link;
     uint64_t next_seq;
     struct cons_list consumers; /* borrows: channels own consumers */
     uint32_t n_consumers;
@@ -103,7 +111,8 @@ uint64_t queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied
 /* Commands. */
 /* Appends a message (taking a new reference). 0, or -1 on ENOMEM. Does not dispatch. */
 int queue_cmd_enqueue(struct queue *q, struct msg *m);
-/* Removes the head ready entry, moves it to unacked and returns it (NULL if none). */
+/* Removes the head ready entry, moves it to unacked and returns it (NULL if none is in memory
+ * and none could be read back from the store yet). */
 struct qentry *queue_cmd_deliver(struct queue *q);
 /* Settles a delivered entry (ack, or reject/nack without requeue) and frees it; an entry
  * whose queue was deleted is just freed. */
@@ -111,11 +120,16 @@ void queue_cmd_settle(struct qentry *e);
 /* Puts a delivered entry back at its original position, redelivered. An entry whose queue
  * was deleted is freed. */
 void queue_cmd_requeue(struct qentry *e);
-/* Drops every ready entry; returns how many. Unacked entries are untouched (as RabbitMQ). */
+/* Drops every ready entry, paged ones too; returns how many. Unacked entries are untouched
+ * (as RabbitMQ). */
 uint64_t queue_cmd_purge(struct queue *q);
-/* Recovery: appends a stored entry read back from the store (taking a new reference to m),
- * without writing anything. seq must be above every seq in the queue. 0, or -1 on ENOMEM. */
+/* Recovery and paging: appends a stored entry read back from the store (taking a new
+ * reference to m), without writing anything. seq must be above every seq in memory.
+ * 0, or -1 on ENOMEM. */
 int queue_cmd_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
+/* Paging: appends the paged-out entry seq (the lowest one) read back from the store. 0, or
+ * -1 on ENOMEM. */
+int queue_cmd_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
 
 /* Consumers. */
 void queue_consumer_add(struct queue *q, struct cons *c);

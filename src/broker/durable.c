@@ -4,20 +4,23 @@
  * store completes it. See warren/durable.h for what is stored. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 
 #include "durable_int.h"
+#include "warren/assert.h"
 #include "warren/bytes.h"
 #include "warren/log.h"
 #include "warren/msg.h"
 #include "warren/store.h"
 #include "warren/vhost.h"
 
-/* The waiters of one submitted batch, handed to the store as its done argument. */
+/* One submitted batch's completion, handed to the store as its done argument. */
 struct durable_group {
+    struct durable *d;                  /* borrows */
     struct durable_waiter_list waiters; /* owns */
 };
 
@@ -37,6 +40,9 @@ durable_new(struct store *st, struct event_base *base)
     d->st = st;
     STAILQ_INIT(&d->waiters);
     TAILQ_INIT(&d->dirty);
+    TAILQ_INIT(&d->page_wait);
+    hmap_init(&d->shared);
+    d->window = DURABLE_WINDOW_DEFAULT;
     d->next_queue_id = 1;
     d->next_msg_id = 1;
     return d;
@@ -85,11 +91,29 @@ durable_group_done(struct durable_group *g, const char *err)
     free(g);
 }
 
+/* Queues whose paged entries were not readable yet may read them now. */
+static void
+durable_page_wake(struct durable *d)
+{
+    struct queue_list waiting;
+    TAILQ_INIT(&waiting);
+    TAILQ_CONCAT(&waiting, &d->page_wait, page_link);
+    struct queue *q;
+    while ((q = TAILQ_FIRST(&waiting)) != NULL) {
+        TAILQ_REMOVE(&waiting, q, page_link);
+        q->page_waiting = false;
+        queue_dispatch(q);
+    }
+}
+
 static void
 durable_on_done(void *arg, const char *err)
 {
-    if (arg != NULL)
-        durable_group_done(arg, err);
+    struct durable_group *g = arg;
+    struct durable *d = g->d;
+    durable_group_done(g, err);
+    if (d != NULL)
+        durable_page_wake(d);
 }
 
 /* Writes the delivery watermarks that moved this turn. */
@@ -115,18 +139,16 @@ static void
 durable_flush(struct durable *d)
 {
     durable_write_watermarks(d);
-    if (d->batch == NULL && STAILQ_EMPTY(&d->waiters) && !d->lost)
+    if (d->batch == NULL && STAILQ_EMPTY(&d->waiters) && TAILQ_EMPTY(&d->page_wait) && !d->lost)
         return;
-    struct durable_group *g = NULL;
-    if (!STAILQ_EMPTY(&d->waiters)) {
-        g = malloc(sizeof(*g));
-        if (g == NULL) {
-            /* Nobody could be told when the batch is done: they learn it failed now. */
-            durable_waiters_run(&d->waiters, "out of memory");
-        } else {
-            STAILQ_INIT(&g->waiters);
-            STAILQ_CONCAT(&g->waiters, &d->waiters);
-        }
+    struct durable_group *g = malloc(sizeof(*g));
+    if (g == NULL) {
+        /* Nobody could be told when the batch is done: they learn it failed now. */
+        durable_waiters_run(&d->waiters, "out of memory");
+    } else {
+        g->d = d;
+        STAILQ_INIT(&g->waiters);
+        STAILQ_CONCAT(&g->waiters, &d->waiters);
     }
     struct store_batch *b = d->batch;
     bool sync = d->want_sync, lost = d->lost;
@@ -135,7 +157,7 @@ durable_flush(struct durable *d)
     d->lost = false;
     if (b == NULL)
         b = store_batch_new(); /* an empty batch: a barrier after the previous ones */
-    if (lost || b == NULL) {
+    if (lost || b == NULL || g == NULL) {
         store_batch_free(b);
         if (g != NULL)
             durable_group_done(g, "out of memory");
@@ -143,8 +165,7 @@ durable_flush(struct durable *d)
     }
     if (store_submit(d->st, b, sync, durable_on_done, g) < 0) {
         log_msg(LOG_ERROR, "out of memory: changes of this turn are not stored");
-        if (g != NULL)
-            durable_group_done(g, "out of memory");
+        durable_group_done(g, "out of memory");
     }
 }
 
@@ -155,12 +176,33 @@ durable_on_flush(evutil_socket_t fd, short what, void *arg)
 }
 
 void
+durable_set_window(struct durable *d, uint64_t bytes)
+{
+    d->window = bytes;
+}
+
+void
+durable_submit_pending(struct durable *d)
+{
+    if (d != NULL)
+        durable_flush(d);
+}
+
+void
 durable_free(struct durable *d)
 {
     if (d == NULL)
         return;
-    durable_flush(d);
+    WR_ASSERT(d->batch == NULL && STAILQ_EMPTY(&d->waiters));
     event_free(d->flush_ev);
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &d->shared);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        hmap_remove(&d->shared, he);
+        free(hmap_container_of(he, struct durable_shared, by_id));
+    }
+    hmap_clear(&d->shared);
     free(d);
 }
 
@@ -234,18 +276,46 @@ durable_queue_added(struct durable *d, struct queue *q)
     store_batch_putv(b, key, klen, parts, 2);
 }
 
-/* Drops one stored entry's reference to its message's shared record, deleting the record
- * with the last one. */
-static void
-durable_shared_unref(struct durable *d, struct store_batch *b, struct msg *m)
+int
+durable_shared_ref(struct durable *d, uint64_t id)
 {
-    if (m->store_id == 0 || --m->store_refs > 0)
+    uint8_t key[8];
+    bytes_put64(key, id);
+    struct hmap_entry *he = hmap_find(&d->shared, key, sizeof(key));
+    if (he != NULL) {
+        hmap_container_of(he, struct durable_shared, by_id)->refs++;
+        return 0;
+    }
+    struct durable_shared *sh = malloc(sizeof(*sh));
+    if (sh == NULL)
+        return -1;
+    memcpy(sh->id, key, sizeof(key));
+    sh->refs = 1;
+    if (hmap_insert(&d->shared, &sh->by_id, sh->id, sizeof(sh->id)) < 0) {
+        free(sh);
+        return -1;
+    }
+    return 0;
+}
+
+void
+durable_shared_unref(struct durable *d, struct store_batch *b, uint64_t id)
+{
+    uint8_t key[8];
+    bytes_put64(key, id);
+    struct hmap_entry *he = hmap_find(&d->shared, key, sizeof(key));
+    if (he == NULL)
+        return; /* its count was lost to ENOMEM: the next start removes the record */
+    struct durable_shared *sh = hmap_container_of(he, struct durable_shared, by_id);
+    if (--sh->refs > 0)
         return;
-    uint8_t key[STORE_KEY_MSG_LEN];
-    store_key_msg(key, m->store_id);
-    if (b != NULL)
-        store_batch_delete(b, key, sizeof(key));
-    m->store_id = 0;
+    hmap_remove(&d->shared, he);
+    free(sh);
+    if (b != NULL) {
+        uint8_t mkey[STORE_KEY_MSG_LEN];
+        store_key_msg(mkey, id);
+        store_batch_delete(b, mkey, sizeof(mkey));
+    }
 }
 
 /* The entries of a queue being removed: their keys go with the queue's range; what is left
@@ -259,7 +329,58 @@ durable_entries_forget(struct durable *d, struct store_batch *b, struct qentry_l
         if (!e->stored)
             continue;
         e->stored = false;
-        durable_shared_unref(d, b, e->msg);
+        if (e->msg->store_id != 0)
+            durable_shared_unref(d, b, e->msg->store_id);
+    }
+}
+
+/* Paged entries of a queue being purged or removed: drops their references to shared
+ * records. Entries of a batch not written yet are not seen: their records' counts then stay
+ * up until the next start, which removes records nothing refers to. */
+static int
+durable_paged_unref(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct durable *d = arg;
+    const uint8_t *v = val;
+    if (vlen == 9 && (v[0] & DURABLE_ENTRY_SHARED))
+        durable_shared_unref(d, d->batch, bytes_get64(v + 1));
+    return 0;
+}
+
+/* Deletes q's paged-out entries, from page_lo on, with their shared references. */
+static void
+durable_paged_delete(struct durable *d, struct store_batch *b, struct queue *q)
+{
+    uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
+    char err[256];
+    store_key_qentry(begin, q->store_id, q->page_lo);
+    store_key_qentry_prefix(end, q->store_id + 1);
+    if (store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), durable_paged_unref, d,
+                         err, sizeof(err)) < 0)
+        log_msg(LOG_ERROR, "store: reading queue '%s' to delete it: %s", q->name, err);
+    store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
+}
+
+void
+durable_page_forget(struct durable *d, struct queue *q)
+{
+    struct store_batch *b;
+    if (d == NULL || q->store_id == 0 || (b = durable_batch(d)) == NULL)
+        return;
+    durable_paged_delete(d, b, q);
+}
+
+/* Takes q off the lists of queues waiting for a flush or a page-in. */
+static void
+durable_queue_unlist(struct durable *d, struct queue *q)
+{
+    if (q->delivered_dirty) {
+        TAILQ_REMOVE(&d->dirty, q, dirty_link);
+        q->delivered_dirty = false;
+    }
+    if (q->page_waiting) {
+        TAILQ_REMOVE(&d->page_wait, q, page_link);
+        q->page_waiting = false;
     }
 }
 
@@ -268,15 +389,14 @@ durable_queue_removed(struct durable *d, struct queue *q)
 {
     if (d == NULL || q->store_id == 0)
         return;
-    if (q->delivered_dirty) {
-        TAILQ_REMOVE(&d->dirty, q, dirty_link);
-        q->delivered_dirty = false;
-    }
+    durable_queue_unlist(d, q);
     struct store_batch *b = durable_batch(d);
     durable_entries_forget(d, b, &q->ready);
     durable_entries_forget(d, b, &q->unacked);
     if (b == NULL)
         return;
+    if (q->n_paged > 0)
+        durable_paged_delete(d, b, q);
     const char *vh = q->vhost->name;
     uint8_t key[STORE_KEY_NAMED_MAX], begin[9], end[9];
     size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
@@ -342,28 +462,39 @@ durable_msg_routed(struct durable *d, struct msg *m, uint32_t n_stored_queues)
     store_batch_putv(b, key, sizeof(key), parts, DURABLE_MSG_PARTS);
 }
 
+/* Writes the entry seq of q for m: a reference to m's shared record, or m inline (flagged
+ * transient if it is not to survive a restart). 0, or -1 on ENOMEM. */
+static int
+durable_entry_write(struct durable *d, const struct queue *q, const struct msg *m, uint64_t seq,
+                    bool transient)
+{
+    struct store_batch *b = durable_batch(d);
+    if (b == NULL)
+        return -1;
+    uint8_t key[STORE_KEY_QENTRY_LEN], head[1 + DURABLE_MSG_HDR_LEN];
+    store_key_qentry(key, q->store_id, seq);
+    if (m->store_id != 0 && !transient) {
+        if (durable_shared_ref(d, m->store_id) < 0) {
+            log_msg(LOG_ERROR, "out of memory counting references to a stored message");
+            d->lost = true;
+            return -1;
+        }
+        head[0] = DURABLE_ENTRY_SHARED;
+        bytes_put64(head + 1, m->store_id);
+        return store_batch_put(b, key, sizeof(key), head, 9);
+    }
+    struct iovec parts[1 + DURABLE_MSG_PARTS];
+    head[0] = transient ? DURABLE_ENTRY_TRANSIENT : 0;
+    parts[0] = (struct iovec){head, 1};
+    durable_msg_parts(head + 1, m, parts + 1);
+    return store_batch_putv(b, key, sizeof(key), parts, 1 + DURABLE_MSG_PARTS);
+}
+
 void
 durable_entry_added(struct durable *d, struct qentry *e)
 {
-    struct store_batch *b;
-    if (d == NULL || (b = durable_batch(d)) == NULL)
-        return;
-    struct msg *m = e->msg;
-    uint8_t key[STORE_KEY_QENTRY_LEN], head[1 + DURABLE_MSG_HDR_LEN];
-    store_key_qentry(key, e->queue->store_id, e->seq);
-    e->stored = true;
-    if (m->store_id != 0) {
-        head[0] = DURABLE_ENTRY_SHARED;
-        bytes_put64(head + 1, m->store_id);
-        m->store_refs++;
-        store_batch_put(b, key, sizeof(key), head, 9);
-        return;
-    }
-    struct iovec parts[1 + DURABLE_MSG_PARTS];
-    head[0] = 0;
-    parts[0] = (struct iovec){head, 1};
-    durable_msg_parts(head + 1, m, parts + 1);
-    store_batch_putv(b, key, sizeof(key), parts, 1 + DURABLE_MSG_PARTS);
+    if (d != NULL && durable_entry_write(d, e->queue, e->msg, e->seq, false) == 0)
+        e->stored = true;
 }
 
 void
@@ -376,7 +507,8 @@ durable_entry_removed(struct durable *d, struct qentry *e)
     uint8_t key[STORE_KEY_QENTRY_LEN];
     store_key_qentry(key, e->queue->store_id, e->seq);
     store_batch_delete(b, key, sizeof(key));
-    durable_shared_unref(d, b, e->msg);
+    if (e->msg->store_id != 0)
+        durable_shared_unref(d, b, e->msg->store_id);
 }
 
 void
@@ -388,6 +520,102 @@ durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
     if (!q->delivered_dirty) {
         q->delivered_dirty = true;
         TAILQ_INSERT_TAIL(&d->dirty, q, dirty_link);
+        durable_arm(d);
+    }
+}
+
+/* ---- paging ---- */
+
+bool
+durable_page_out_wanted(const struct durable *d, const struct queue *q, const struct msg *m)
+{
+    return d != NULL && q->store_id != 0 &&
+           (q->n_paged > 0 || q->mem_bytes + msg_size(m) > d->window);
+}
+
+int
+durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq)
+{
+    if (durable_entry_write(d, q, m, seq, !durable_entry_wanted(q, m)) < 0) {
+        log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
+        return -1;
+    }
+    return 0;
+}
+
+bool
+durable_page_in_wanted(const struct durable *d, const struct queue *q)
+{
+    return q->mem_bytes < d->window / 2 && !q->page_waiting;
+}
+
+struct page_in_ctx {
+    struct durable *d;
+    struct queue *q;
+    uint64_t read;
+};
+
+static int
+durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct page_in_ctx *x = arg;
+    struct queue *q = x->q;
+    const uint8_t *v = val;
+    uint64_t seq = klen == STORE_KEY_QENTRY_LEN ? bytes_get64((const uint8_t *)key + 9) : 0;
+    struct msg *m = NULL;
+    int rc = -1;
+    char err[256] = "corrupt record";
+    if (vlen >= 9 && (v[0] & DURABLE_ENTRY_SHARED)) {
+        uint8_t mkey[STORE_KEY_MSG_LEN];
+        char *rec;
+        size_t rlen;
+        store_key_msg(mkey, bytes_get64(v + 1));
+        int got = store_get(x->d->st, mkey, sizeof(mkey), &rec, &rlen, err, sizeof(err));
+        if (got == 1) {
+            rc = durable_msg_decode((const uint8_t *)rec, rlen, &m);
+            free(rec);
+            if (m != NULL)
+                m->store_id = bytes_get64(v + 1);
+        } else if (got == 0) {
+            snprintf(err, sizeof(err), "its shared message is missing");
+        }
+    } else if (vlen >= 1) {
+        rc = durable_msg_decode(v + 1, vlen - 1, &m);
+    }
+    if (rc == -2 || (rc == 0 && queue_cmd_page_in(q, m, seq, seq <= q->delivered_seq) < 0)) {
+        msg_unref(&m);
+        log_msg(LOG_ERROR, "out of memory reading queue '%s' back from the store", q->name);
+        return 1;
+    }
+    if (rc != 0) {
+        /* Left in the store for inspection, skipped here: the queue goes on. */
+        char sample[64];
+        log_msg(LOG_ERROR, "store: cannot read entry %s of queue '%s' (%s): skipped",
+                log_escape(sample, sizeof(sample), key, klen), q->name, err);
+        q->n_paged--;
+        q->n_ready--;
+        q->page_lo = seq + 1;
+    }
+    msg_unref(&m);
+    x->read++;
+    return q->n_paged == 0 || q->mem_bytes >= x->d->window ? 1 : 0;
+}
+
+void
+durable_page_in(struct durable *d, struct queue *q)
+{
+    struct page_in_ctx x = {d, q, 0};
+    uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
+    char err[256];
+    store_key_qentry(begin, q->store_id, q->page_lo);
+    store_key_qentry_prefix(end, q->store_id + 1);
+    if (store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), durable_page_in_entry, &x,
+                         err, sizeof(err)) < 0)
+        log_msg(LOG_ERROR, "store: reading queue '%s' back: %s", q->name, err);
+    if (x.read == 0 && q->n_paged > 0 && !q->page_waiting) {
+        /* Written in a batch the store has not completed yet. */
+        q->page_waiting = true;
+        TAILQ_INSERT_TAIL(&d->page_wait, q, page_link);
         durable_arm(d);
     }
 }

@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include "warren/durable.h"
+#include "warren/hmap.h"
 #include "warren/queue.h"
 
 struct store_batch;
@@ -31,6 +32,9 @@ struct durable {
     bool want_sync;                /* a waiter on this batch asked for a fsync */
     bool lost;                     /* a change of this turn could not be added (ENOMEM) */
     struct queue_list dirty;       /* borrows: queues whose watermark is to be written */
+    struct queue_list page_wait;   /* borrows: queues waiting for paged entries to be readable */
+    struct hmap shared;            /* owns each struct durable_shared: the shared records */
+    uint64_t window;               /* a stored queue's in-memory bytes (durable_set_window) */
     uint64_t next_queue_id;        /* ids are never reused: above every stored one */
     uint64_t next_msg_id;
 };
@@ -43,8 +47,21 @@ struct durable {
 #define DURABLE_QUEUE_AUTO_DELETE 0x01
 #define DURABLE_QUEUE_HDR_LEN 9
 /* Value of an 'I' key: flags, then either a u64 'M' id (DURABLE_ENTRY_SHARED) or the message
- * record inline. */
+ * record inline. A transient message paged out (DURABLE_ENTRY_TRANSIENT) is deleted at start. */
 #define DURABLE_ENTRY_SHARED 0x01
+#define DURABLE_ENTRY_TRANSIENT 0x02
+
+/* A shared message record and the number of stored entries referring to it, whether their
+ * message is in memory or paged out. */
+struct durable_shared {
+    struct hmap_entry by_id;
+    uint8_t id[8]; /* big-endian: the map's key */
+    uint32_t refs;
+};
+/* Counts one more reference to the shared record id. 0, or -1 on ENOMEM. */
+int durable_shared_ref(struct durable *d, uint64_t id);
+/* Drops one reference, deleting the record (in b, if not NULL) with the last. */
+void durable_shared_unref(struct durable *d, struct store_batch *b, uint64_t id);
 /* A message record (an 'M' value, or inline in an entry): delivery_mode, priority,
  * u32 headers offset and length within the properties, u32 properties length, exchange and
  * routing key lengths; then the properties, exchange, routing key and body. */

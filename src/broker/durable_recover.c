@@ -19,7 +19,8 @@
 #include "warren/store.h"
 #include "warren/vhost.h"
 
-/* A shared record read back, by id, so that every entry referring to it shares one msg. */
+/* A shared record read back, by id, so that every in-memory entry referring to it shares one
+ * msg (the reference counts are the durable layer's). */
 struct recover_shared {
     struct hmap_entry by_id;
     uint8_t id[8]; /* big-endian, the map's key */
@@ -29,7 +30,7 @@ struct recover_shared {
 struct recover_ctx {
     struct durable *d;
     struct vhost_registry *reg;
-    struct hmap shared; /* owns each struct recover_shared */
+    struct hmap shared; /* owns each struct recover_shared: the messages read */
     struct vhost *vh;   /* the vhost of the key being handled */
     struct queue *q;    /* entries: the queue being restored */
     uint64_t watermark; /* entries: its delivery watermark */
@@ -226,18 +227,39 @@ static int
 recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
     struct recover_ctx *x = arg;
+    struct queue *q = x->q;
     const uint8_t *v = val;
     if (klen != STORE_KEY_QENTRY_LEN || vlen < 1)
         return recover_corrupt(x, "queue entry", key, klen);
     uint64_t seq = bytes_get64((const uint8_t *)key + 9);
+    bool shared = (v[0] & DURABLE_ENTRY_SHARED) != 0;
+    if (v[0] & DURABLE_ENTRY_TRANSIENT) {
+        /* A transient message paged out before the restart: it does not survive one. */
+        struct store_batch *b = durable_batch(x->d);
+        if (b == NULL)
+            return recover_nomem(x);
+        store_batch_delete(b, key, klen);
+        return 0;
+    }
+    if (shared && vlen != 9)
+        return recover_corrupt(x, "queue entry", key, klen);
+    if (shared && durable_shared_ref(x->d, bytes_get64(v + 1)) < 0)
+        return recover_nomem(x);
+    x->n_entries++;
+    if (q->n_paged > 0 || q->mem_bytes >= x->d->window) {
+        /* Past the window: left in the store, read back ahead of consumers. */
+        if (q->n_paged == 0)
+            q->page_lo = seq;
+        q->n_paged++;
+        q->n_ready++;
+        q->next_seq = seq + 1;
+        return 0;
+    }
     struct msg *m;
-    if (v[0] & DURABLE_ENTRY_SHARED) {
-        if (vlen != 9)
-            return recover_corrupt(x, "queue entry", key, klen);
+    if (shared) {
         int rc = recover_shared_msg(x, bytes_get64(v + 1), &m);
         if (rc != 0)
             return rc;
-        m->store_refs++;
     } else {
         int rc = durable_msg_decode(v + 1, vlen - 1, &m);
         if (rc == -1)
@@ -245,16 +267,9 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         if (rc == -2)
             return recover_nomem(x);
     }
-    int rc = queue_cmd_restore(x->q, m, seq, seq <= x->watermark);
-    if (rc < 0) {
-        if (m->store_id != 0)
-            m->store_refs--;
-        msg_unref(&m);
-        return recover_nomem(x);
-    }
+    int rc = queue_cmd_restore(q, m, seq, seq <= x->watermark);
     msg_unref(&m);
-    x->n_entries++;
-    return 0;
+    return rc < 0 ? recover_nomem(x) : 0;
 }
 
 /* Restores q's entries, in seq order, with their redelivered flags. */
@@ -295,7 +310,7 @@ recover_shared_record(void *arg, const void *key, size_t klen, const void *val, 
     uint64_t id = bytes_get64((const uint8_t *)key + 1);
     if (id >= x->d->next_msg_id)
         x->d->next_msg_id = id + 1;
-    if (hmap_find(&x->shared, (const uint8_t *)key + 1, 8) != NULL)
+    if (hmap_find(&x->d->shared, (const uint8_t *)key + 1, 8) != NULL)
         return 0;
     struct store_batch *b = durable_batch(x->d);
     if (b == NULL)

@@ -11,8 +11,8 @@
 
 uint64_t msg_bytes_live;
 
-static size_t
-msg_alloc_size(const struct msg *m)
+size_t
+msg_size(const struct msg *m)
 {
     return sizeof(*m) + m->props_len + m->exchange_len + m->routing_key_len + m->body_len;
 }
@@ -37,7 +37,6 @@ msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t
     m->priority = priority;
     m->headers_off = 0;
     m->headers_len = 0;
-    m->store_refs = 0;
     m->store_id = 0;
     m->props = m->data;
     m->exchange = m->props + props_len;
@@ -49,7 +48,7 @@ msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t
         memcpy(m->exchange, exchange.ptr, exchange.len);
     if (routing_key.len > 0)
         memcpy(m->routing_key, routing_key.ptr, routing_key.len);
-    msg_bytes_live += msg_alloc_size(m);
+    msg_bytes_live += msg_size(m);
     return m;
 }
 
@@ -87,7 +86,7 @@ msg_unref(struct msg **mp)
         return;
     WR_ASSERT(m->refs > 0);
     if (--m->refs == 0) {
-        msg_bytes_live -= msg_alloc_size(m);
+        msg_bytes_live -= msg_size(m);
         free(m);
     }
 }

@@ -94,6 +94,19 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
 int
 queue_cmd_enqueue(struct queue *q, struct msg *m)
 {
+    struct durable *d = queue_durable(q);
+    if (durable_page_out_wanted(d, q, m)) {
+        /* Past the window: the entry exists in the store only, until read back. */
+        uint64_t seq = q->next_seq;
+        if (durable_entry_page_out(d, q, m, seq) < 0)
+            return -1;
+        if (q->n_paged == 0)
+            q->page_lo = seq;
+        q->next_seq++;
+        q->n_paged++;
+        q->n_ready++;
+        return 0;
+    }
     struct qentry *e = malloc(sizeof(*e));
     if (e == NULL)
         return -1;
@@ -104,37 +117,70 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
     e->stored = false;
     TAILQ_INSERT_TAIL(&q->ready, e, link);
     q->n_ready++;
+    q->mem_bytes += msg_size(m);
     if (durable_entry_wanted(q, m))
-        durable_entry_added(queue_durable(q), e);
+        durable_entry_added(d, e);
     return 0;
 }
 
-int
-queue_cmd_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
+/* Appends an entry read back from the store to the in-memory ready list. */
+static struct qentry *
+queue_entry_append(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
 {
-    WR_ASSERT(seq >= q->next_seq);
+    WR_ASSERT(seq >= q->next_seq || q->n_paged > 0);
     struct qentry *e = malloc(sizeof(*e));
     if (e == NULL)
-        return -1;
+        return NULL;
     e->msg = msg_ref(m);
     e->queue = q;
     e->seq = seq;
     e->redelivered = redelivered;
     e->stored = true;
     TAILQ_INSERT_TAIL(&q->ready, e, link);
+    q->mem_bytes += msg_size(m);
+    return e;
+}
+
+int
+queue_cmd_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
+{
+    if (queue_entry_append(q, m, seq, redelivered) == NULL)
+        return -1;
     q->n_ready++;
     q->next_seq = seq + 1;
     return 0;
 }
 
+int
+queue_cmd_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
+{
+    WR_ASSERT(q->n_paged > 0 && seq >= q->page_lo);
+    if (queue_entry_append(q, m, seq, redelivered) == NULL)
+        return -1;
+    q->n_paged--;
+    q->page_lo = seq + 1;
+    return 0;
+}
+
+/* Reads paged entries back while the in-memory ones are under half the window. */
+static void
+queue_page_in(struct queue *q)
+{
+    struct durable *d = queue_durable(q);
+    if (q->n_paged > 0 && d != NULL && durable_page_in_wanted(d, q))
+        durable_page_in(d, q);
+}
+
 struct qentry *
 queue_cmd_deliver(struct queue *q)
 {
+    queue_page_in(q);
     struct qentry *e = TAILQ_FIRST(&q->ready);
     if (e == NULL)
         return NULL;
     TAILQ_REMOVE(&q->ready, e, link);
     q->n_ready--;
+    q->mem_bytes -= msg_size(e->msg);
     TAILQ_INSERT_TAIL(&q->unacked, e, link);
     q->n_unacked++;
     if (e->stored)
@@ -178,6 +224,7 @@ queue_ready_insert(struct queue *q, struct qentry *e)
     else
         TAILQ_INSERT_TAIL(&q->ready, e, link);
     q->n_ready++;
+    q->mem_bytes += msg_size(e->msg);
 }
 
 void
@@ -205,7 +252,13 @@ queue_cmd_purge(struct queue *q)
         queue_entry_free(e);
         n++;
     }
+    if (q->n_paged > 0) {
+        durable_page_forget(queue_durable(q), q);
+        n += q->n_paged;
+        q->n_paged = 0;
+    }
     q->n_ready = 0;
+    q->mem_bytes = 0;
     return n;
 }
 
@@ -268,9 +321,11 @@ queue_dispatch(struct queue *q)
         struct cons *c = queue_pick_consumer(q);
         if (c == NULL)
             break;
+        struct qentry *e = queue_cmd_deliver(q);
+        if (e == NULL)
+            break; /* paged out, not readable yet: the durable layer dispatches again */
         TAILQ_REMOVE(&q->consumers, c, link);
         TAILQ_INSERT_TAIL(&q->consumers, c, link);
-        struct qentry *e = queue_cmd_deliver(q);
         if (c->ops->deliver(c, e) < 0) {
             /* Not taken after all: back to its place, not marked redelivered. */
             queue_unacked_remove(e);
