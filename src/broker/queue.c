@@ -43,6 +43,7 @@ queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete
         memcpy(q->args, args.ptr, args.len);
     q->args_len = args.len;
     q->vhost = vh;
+    q->next_seq = 1; /* 0 is below every seq: a delivery watermark of 0 means none delivered */
     q->durable = durable;
     q->auto_delete = auto_delete;
     TAILQ_INIT(&q->ready);

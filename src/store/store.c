@@ -19,6 +19,11 @@
 #include "store_int.h"
 #include "warren/log.h"
 
+/* Compaction trigger for tombstones: a table file is marked for compaction when any window of
+ * STORE_DELETION_WINDOW consecutive keys in it holds STORE_DELETION_TRIGGER deletes. */
+#define STORE_DELETION_WINDOW 16384
+#define STORE_DELETION_TRIGGER 8192
+
 static const char store_format_key[] = "\0warren/format";
 #define STORE_FORMAT_KEY_LEN (sizeof(store_format_key) - 1)
 
@@ -234,6 +239,12 @@ store_open(const char *data_dir, const struct store_options *opts, struct event_
      * (WritableFileWriter, sync_without_flush_called_): RocksDB logs its errors exactly
      * then. We log write errors ourselves, on the event loop. */
     rocksdb_options_set_info_log_level(st->opts, 4 /* FATAL_LEVEL */);
+    rocksdb_options_set_keep_log_file_num(st->opts, 1); /* not one empty LOG.old per start */
+    /* Queues delete what they wrote, in order: a table file dense with tombstones (acked
+     * messages) is compacted soon, so that its space is reclaimed and that reading a queue
+     * back does not walk the deleted entries below its head. */
+    rocksdb_options_add_compact_on_deletion_collector_factory(
+        st->opts, STORE_DELETION_WINDOW, STORE_DELETION_TRIGGER);
     rocksdb_writeoptions_set_sync(st->wo_sync, 1);
 
     char *rerr = NULL;
