@@ -382,11 +382,13 @@ chan_on_get(struct chan *ch, const struct wire_basic_get *bg)
     struct queue *q = chan_queue_lookup(ch, bg->queue, WIRE_BASIC_GET);
     if (q == NULL)
         return -1;
-    if (q->n_ready == 0) {
+    /* A queue whose ready entries are all paged out and not readable yet (written in a
+     * batch the store has not completed) answers empty too, for that instant. */
+    struct qentry *e = q->n_ready > 0 ? queue_cmd_deliver(q) : NULL;
+    if (e == NULL) {
         struct wire_method empty = {.id = WIRE_BASIC_GET_EMPTY};
         return conn_send(c, ch->id, &empty);
     }
-    struct qentry *e = queue_cmd_deliver(q);
     uint64_t tag;
     if (bg->no_ack) {
         tag = ++ch->next_delivery_tag;
