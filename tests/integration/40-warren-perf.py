@@ -1,9 +1,11 @@
 """warren-perf, the load generator installed with the broker, run against the broker for a
 second or two at a time: 1 producer / 1 consumer with manual acks and prefetch 100 for a
 fixed duration; a fixed count with publisher confirms (window 100) and multiple acks, where
-every message published must be confirmed and consumed; the backlog mode (publish 1000,
-then drain them); a fanout to two queues; SIGINT (results so far, exit 130). Each run must
-exit 0 and print one JSON line that parses, with the fields scripts compare; the queues it
+every message published must be confirmed and consumed, with the confirm latency (publish to
+basic.ack) reported, also for persistent messages on a durable queue; the backlog mode
+(publish 1000, then drain them); a fanout to two queues; SIGINT (results so far, exit 130).
+Each run must exit 0 and print one JSON line that parses, with the fields scripts compare
+(confirm_latency_us only with confirms, p50 <= p95 <= p99 <= max, p50 > 0); the queues it
 declared are gone afterwards. Failures must say why and exit non-zero: nothing listening,
 a refused login (403), a server channel.close (406, with the reply text and the method).
 No timing is asserted: the figures depend on the machine. Checked against RabbitMQ 3.10.
@@ -58,6 +60,15 @@ def check_result(r):
         assert isinstance(r["latency_us"][key], (int, float)), r["latency_us"]
     lat = r["latency_us"]
     assert lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], lat
+    if r["params"]["confirm"] > 0:
+        cl = r["confirm_latency_us"]
+        for key in ("p50", "p95", "p99", "max"):
+            assert isinstance(cl[key], (int, float)), cl
+        assert cl["p50"] <= cl["p95"] <= cl["p99"] <= cl["max"], cl
+        if r["confirmed"] > 0:
+            assert cl["p50"] > 0, cl
+    else:
+        assert "confirm_latency_us" not in r, r
     assert isinstance(r["params"], dict) and "producers" in r["params"], r["params"]
     wt.log("  result: sent %d (%.0f/s), received %d (%.0f/s), p50 %.0fus p99 %.0fus, %s" % (
         r["sent"], r["sent_msgs_per_s"], r["received"], r["received_msgs_per_s"],
@@ -97,20 +108,24 @@ def test_count_confirm():
     """20000 messages with confirms (window 100), prefetch 100, an ack per 10: every message
     confirmed and received"""
     with wt.server() as srv:
-        r, _ = perf(srv.addr, "-C", 20000, "-c", 100, "-q", 100, "-A", 10, "--prefix",
-                    "wt40-cnt")
+        r, err = perf(srv.addr, "-C", 20000, "-c", 100, "-q", 100, "-A", 10, "--prefix",
+                      "wt40-cnt")
         assert r["sent"] == r["received"] == r["confirmed"] == 20000, r
         assert r["nacked"] == 0, r
         assert r["sent_msgs_per_s"] > 0 and r["received_msgs_per_s"] > 0, r
+        assert r["confirm_latency_us"]["p50"] > 0, r
+        assert ", confirm latency p50 " in err, err
         assert_no_queue(srv.addr, "wt40-cnt-0")
 
 
 def test_count_persistent_auto_ack():
-    """5000 persistent messages into a durable queue, consumed with auto-ack"""
+    """5000 persistent messages into a durable queue, consumed with auto-ack; confirms (after
+    the broker's sync) with their latency"""
     with wt.server() as srv:
         r, _ = perf(srv.addr, "-C", 5000, "-f", "-a", "-c", 50, "--prefix", "wt40-pers")
-        assert r["sent"] == r["received"] == 5000, r
+        assert r["sent"] == r["received"] == r["confirmed"] == 5000, r
         assert r["params"]["persistent"] is True, r
+        assert r["confirm_latency_us"]["p50"] > 0, r
         assert_no_queue(srv.addr, "wt40-pers-0")
 
 

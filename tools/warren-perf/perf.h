@@ -62,7 +62,7 @@ struct perf_worker {
     atomic_bool exited;        /* its thread is about to return */
     _Atomic uint64_t sent, confirmed, nacked, received;
     _Atomic uint64_t first_ns, last_ns; /* its first and latest publish or delivery */
-    struct perf_hist hist;              /* consumer: latency in ns */
+    struct perf_hist hist;              /* ns: publish to delivery (consumer), to ack (producer) */
     char err[600];                      /* why it failed (set before run->failures++) */
 };
 

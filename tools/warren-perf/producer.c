@@ -2,9 +2,11 @@
  * the same for every message, so they are encoded once (with libwarren's codec) and copied;
  * each body starts with the CLOCK_MONOTONIC time of the send and a sequence number, both
  * big-endian. Messages are written in batches into the connection's output buffer and sent
- * with one send(). In confirm mode at most --confirm messages are unconfirmed: a ring of
- * flags indexed by delivery tag tracks them, so acks (multiple or not, in any order) and
- * nacks settle exactly the tags they name. --rate paces the batches against the clock. */
+ * with one send(). In confirm mode at most --confirm messages are unconfirmed: a ring indexed
+ * by delivery tag holds each one's send time (0 once settled), so acks (multiple or not, in
+ * any order) and nacks settle exactly the tags they name, and each ack records the confirm
+ * latency (send to basic.ack) of the tags it covers in the worker's histogram. --rate paces
+ * the batches against the clock. */
 #include "config.h"
 
 #include <pthread.h>
@@ -26,11 +28,12 @@ struct prod {
     struct perf_conn c;
     uint8_t prefix[1024]; /* publish method frame + content header frame */
     size_t prefix_len;
-    uint8_t *body;      /* owns: the body template */
-    size_t msg_len;     /* bytes one message takes on the wire */
-    uint64_t seq;       /* messages published = the last delivery tag */
-    uint64_t floor;     /* every tag <= floor is settled */
-    uint8_t *unsettled; /* owns: confirm mode: [tag % confirm] = 1 while unconfirmed */
+    uint8_t *body;       /* owns: the body template */
+    size_t msg_len;      /* bytes one message takes on the wire */
+    uint64_t seq;        /* messages published = the last delivery tag */
+    uint64_t floor;      /* every tag <= floor is settled */
+    uint64_t *unsettled; /* owns: confirm mode: [tag % confirm] = send time in ns while
+                          * unconfirmed, 0 once settled (CLOCK_MONOTONIC is never 0) */
     uint64_t confirmed, nacked;
 };
 
@@ -47,20 +50,23 @@ prod_settle(struct prod *p, uint64_t tag, bool multiple, bool nack)
     uint32_t win = p->o->confirm;
     if (tag > p->seq || tag <= p->floor)
         return; /* already settled, or never published: nothing to do */
+    uint64_t now = perf_now_ns();
     for (uint64_t t = multiple ? p->floor + 1 : tag; t <= tag; t++) {
-        uint8_t *f = &p->unsettled[t % win];
-        if (*f) {
-            *f = 0;
-            if (nack)
-                p->nacked++;
-            else
-                p->confirmed++;
+        uint64_t *sent = &p->unsettled[t % win];
+        if (*sent == 0)
+            continue;
+        if (nack) {
+            p->nacked++;
+        } else {
+            p->confirmed++;
+            perf_hist_record(&p->w->hist, now > *sent ? now - *sent : 0);
         }
+        *sent = 0;
     }
     while (p->floor < p->seq && p->unsettled[(p->floor + 1) % win] == 0)
         p->floor++;
     /* With confirms a message counts as published when it is confirmed. */
-    atomic_store_explicit(&p->w->last_ns, perf_now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&p->w->last_ns, now, memory_order_relaxed);
     atomic_store_explicit(&p->w->confirmed, p->confirmed, memory_order_relaxed);
     atomic_store_explicit(&p->w->nacked, p->nacked, memory_order_relaxed);
 }
@@ -120,6 +126,7 @@ prod_write(struct prod *p, uint64_t n)
     uint32_t size = p->o->size;
     size_t chunk = p->c.frame_max - FRAME_OVERHEAD;
     uint8_t *dst = perf_conn_reserve(&p->c, (size_t)n * p->msg_len), *start = dst;
+    uint64_t sent_ns = 0;
     for (uint64_t i = 0; i < n; i++) {
         memcpy(dst, p->prefix, p->prefix_len);
         dst += p->prefix_len;
@@ -134,7 +141,8 @@ prod_write(struct prod *p, uint64_t n)
             dst[6] = (uint8_t)len;
             memcpy(dst + FRAME_HEADER_SIZE, p->body + off, len);
             if (off == 0) {
-                put_be64(dst + FRAME_HEADER_SIZE, perf_now_ns());
+                sent_ns = perf_now_ns();
+                put_be64(dst + FRAME_HEADER_SIZE, sent_ns);
                 put_be64(dst + FRAME_HEADER_SIZE + 8, p->seq + 1);
             }
             dst[FRAME_HEADER_SIZE + len] = WIRE_FRAME_END;
@@ -142,7 +150,7 @@ prod_write(struct prod *p, uint64_t n)
         }
         p->seq++;
         if (p->o->confirm)
-            p->unsettled[p->seq % p->o->confirm] = 1;
+            p->unsettled[p->seq % p->o->confirm] = sent_ns;
     }
     perf_conn_commit(&p->c, (size_t)(dst - start));
 }
@@ -256,7 +264,7 @@ perf_producer_main(void *arg)
     if (ok && p.o->confirm) {
         struct wire_method m = {.id = WIRE_CONFIRM_SELECT};
         ok = perf_conn_rpc(&p.c, &m, WIRE_CONFIRM_SELECT_OK, NULL, PERF_RPC_TIMEOUT_MS) == 0;
-        p.unsettled = calloc(p.o->confirm, 1);
+        p.unsettled = calloc(p.o->confirm, sizeof *p.unsettled);
         WR_ASSERT(p.unsettled != NULL);
     }
     if (!ok)

@@ -72,13 +72,12 @@ perf_progress_free(struct perf_progress *p)
     free(p->interval);
 }
 
-/* Merges the consumers' histograms into h. */
 void
-perf_hist_collect(const struct perf_run *run, struct perf_hist *h)
+perf_hist_collect(const struct perf_run *run, bool producers, struct perf_hist *h)
 {
     perf_hist_reset(h);
     for (unsigned i = 0; i < run->nworkers; i++)
-        if (!run->workers[i].producer)
+        if (run->workers[i].producer == producers)
             perf_hist_add(h, &run->workers[i].hist);
 }
 
@@ -91,7 +90,7 @@ perf_progress_tick(struct perf_progress *p, const struct perf_run *run, uint64_t
     struct perf_hist *cur = &p->snap[p->flip], *prev = &p->snap[!p->flip];
 
     perf_totals_sum(run, &t);
-    perf_hist_collect(run, cur);
+    perf_hist_collect(run, false, cur);
     perf_hist_sub(p->interval, cur, prev);
     p->flip = !p->flip;
     if (dt <= 0)
@@ -127,17 +126,18 @@ perf_report(const struct perf_run *run, const struct perf_result *r, FILE *out)
 {
     const struct perf_opts *o = run->opts;
     struct perf_totals t;
-    struct perf_hist *h = calloc(1, sizeof *h);
+    struct perf_hist *h = calloc(1, sizeof *h), *ch = calloc(1, sizeof *ch);
     char a[32], b[32], c[32], d[32];
     double sent_rate, recv_rate;
     uint64_t publish_end = 0;
 
-    if (h == NULL) {
+    if (h == NULL || ch == NULL) {
         fprintf(stderr, "warren-perf: out of memory\n");
         exit(1);
     }
     perf_totals_sum(run, &t);
-    perf_hist_collect(run, h);
+    perf_hist_collect(run, false, h);
+    perf_hist_collect(run, true, ch);
     if (o->duration > 0) {
         sent_rate = rate(t.sent, r->t0_ns, r->end_ns);
         recv_rate = rate(t.received, r->t0_ns, r->end_ns);
@@ -152,6 +152,8 @@ perf_report(const struct perf_run *run, const struct perf_result *r, FILE *out)
     }
     uint64_t p50 = perf_hist_percentile(h, 50), p95 = perf_hist_percentile(h, 95);
     uint64_t p99 = perf_hist_percentile(h, 99), max = perf_hist_max(h);
+    uint64_t c50 = perf_hist_percentile(ch, 50), c95 = perf_hist_percentile(ch, 95);
+    uint64_t c99 = perf_hist_percentile(ch, 99), cmax = perf_hist_max(ch);
 
     fprintf(stderr, "sent %llu (%.0f msg/s), received %llu (%.0f msg/s)",
             (unsigned long long)t.sent, sent_rate, (unsigned long long)t.received, recv_rate);
@@ -162,6 +164,10 @@ perf_report(const struct perf_run *run, const struct perf_result *r, FILE *out)
         fprintf(stderr, ", latency p50 %s p95 %s p99 %s max %s", perf_fmt_latency(p50, a, sizeof a),
                 perf_fmt_latency(p95, b, sizeof b), perf_fmt_latency(p99, c, sizeof c),
                 perf_fmt_latency(max, d, sizeof d));
+    if (perf_hist_count(ch) > 0)
+        fprintf(stderr, ", confirm latency p50 %s p95 %s p99 %s max %s",
+                perf_fmt_latency(c50, a, sizeof a), perf_fmt_latency(c95, b, sizeof b),
+                perf_fmt_latency(c99, c, sizeof c), perf_fmt_latency(cmax, d, sizeof d));
     fputc('\n', stderr);
 
     fprintf(out,
@@ -172,6 +178,10 @@ perf_report(const struct perf_run *run, const struct perf_result *r, FILE *out)
             sent_rate, recv_rate, us(p50), us(p95), us(p99), us(max), (unsigned long long)t.sent,
             (unsigned long long)t.received, (unsigned long long)t.confirmed,
             (unsigned long long)t.nacked, (double)(r->end_ns - r->t0_ns) / 1e9);
+    if (o->confirm)
+        fprintf(out,
+                ",\"confirm_latency_us\":{\"p50\":%.1f,\"p95\":%.1f,\"p99\":%.1f,\"max\":%.1f}",
+                us(c50), us(c95), us(c99), us(cmax));
     if (o->backlog)
         fprintf(out,
                 ",\"publish_msgs_per_s\":%.1f,\"drain_msgs_per_s\":%.1f,\"publish_s\":%.3f,"
@@ -188,5 +198,6 @@ perf_report(const struct perf_run *run, const struct perf_result *r, FILE *out)
     perf_opts_json(o, out);
     fputs("}}\n", out);
     fflush(out);
+    free(ch);
     free(h);
 }

@@ -14,8 +14,9 @@ struct perf_totals {
 };
 /* Sums every worker's counters (a snapshot: they keep running). */
 void perf_totals_sum(const struct perf_run *run, struct perf_totals *t);
-/* Merges the consumers' latency histograms into h. */
-void perf_hist_collect(const struct perf_run *run, struct perf_hist *h);
+/* Merges the latency histograms into h: the producers' (confirm latency) or the consumers'
+ * (publish to delivery). */
+void perf_hist_collect(const struct perf_run *run, bool producers, struct perf_hist *h);
 /* A latency in ns as "312us", "1.2ms" or "2.35s", in buf. */
 const char *perf_fmt_latency(uint64_t ns, char *buf, size_t cap);
 
