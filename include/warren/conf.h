@@ -38,6 +38,13 @@ struct conf {
      * times physical memory. vm_memory_high_watermark.relative = 0.4, .absolute = 0. */
     double vm_memory_high_watermark_relative;
     uint64_t vm_memory_high_watermark_absolute;
+    /* Free space on data_dir's filesystem below which publishers are blocked (connection.blocked
+     * "low on disk"), see conf_disk_free_limit(). disk_free_limit.absolute = 50000000 (bytes,
+     * RabbitMQ's 50MB), disk_free_limit.relative = 0 (not set; else a multiple of physical
+     * memory). */
+    uint64_t disk_free_limit_absolute;
+    double disk_free_limit_relative;
+    bool disk_free_limit_absolute_set; /* a file gave .absolute: it wins over .relative */
     uint32_t max_message_size;  /* bytes of body; max_message_size = 134217728 (128 MiB) */
     uint32_t handshake_timeout; /* milliseconds; handshake_timeout = 10000 */
     enum log_level log_level;   /* log.level = info */
@@ -71,5 +78,10 @@ int conf_load_file(struct conf *c, const char *path, char *err, size_t errlen);
 void conf_init_defaults(struct conf *c);
 void conf_free(struct conf *c);
 bool conf_is_loopback_user(const struct conf *c, const char *user);
+
+/* The free disk space limit in bytes, as RabbitMQ resolves disk_free_limit: the relative
+ * setting times phys_mem (bytes of physical memory) when it is set and .absolute was not
+ * given, else the absolute one. */
+uint64_t conf_disk_free_limit(const struct conf *c, uint64_t phys_mem);
 
 #endif

@@ -19,6 +19,7 @@
 #include "warren/conf.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -31,14 +32,15 @@
 #define CONF_DEFAULT_PORT 5672
 
 enum conf_type {
-    CONF_UINT = 0, /* decimal integer min..max */
-    CONF_SIZE,     /* bytes: 0 (no limit) or min..max; KB, MB or GB suffix (x1024) allowed */
-    CONF_STR,      /* string of min..max bytes */
-    CONF_LEVEL,    /* a log.level name */
-    CONF_LISTENER, /* listeners.tcp.<name> = [host:]port */
-    CONF_LOOPBACK, /* loopback_users.<name> = true|false, loopback_users = none */
-    CONF_BYTES64,  /* bytes, any size (KB, MB or GB suffix allowed); stored as uint64_t */
-    CONF_RATIO,    /* a decimal fraction 0..1, stored as double */
+    CONF_UINT = 0,  /* decimal integer min..max */
+    CONF_SIZE,      /* bytes: 0 (no limit) or min..max; KB, MB or GB suffix (x1024) allowed */
+    CONF_STR,       /* string of min..max bytes */
+    CONF_LEVEL,     /* a log.level name */
+    CONF_LISTENER,  /* listeners.tcp.<name> = [host:]port */
+    CONF_LOOPBACK,  /* loopback_users.<name> = true|false, loopback_users = none */
+    CONF_BYTES64,   /* bytes, any size (KB, MB or GB suffix allowed); stored as uint64_t */
+    CONF_RATIO,     /* a decimal number min..max, stored as double */
+    CONF_INFO_UNIT, /* bytes in RabbitMQ's information units (50MB, 2GiB); stored as uint64_t */
 };
 
 /* One configuration key. A key ending in ".<name>" is a family: any non-empty <name>
@@ -75,9 +77,12 @@ static const struct conf_key conf_keys[] = {
      "largest message body accepted, in bytes (RabbitMQ's default and ceiling)"},
     {"vm_memory_high_watermark.relative", CONF_RATIO, CONF_F(vm_memory_high_watermark_relative),
      "0.4", 0, 1, "fraction of physical memory that messages may take before publishers block"},
-    {"vm_memory_high_watermark.absolute", CONF_BYTES64,
-     CONF_F(vm_memory_high_watermark_absolute), "0", 0, 0,
-     "bytes messages may take before publishers block; 0: use the relative limit"},
+    {"vm_memory_high_watermark.absolute", CONF_BYTES64, CONF_F(vm_memory_high_watermark_absolute),
+     "0", 0, 0, "bytes messages may take before publishers block; 0: use the relative limit"},
+    {"disk_free_limit.absolute", CONF_INFO_UNIT, CONF_F(disk_free_limit_absolute), "50000000", 0, 0,
+     "free bytes on data_dir's disk below which publishers block; 50MB, 2GiB forms ok"},
+    {"disk_free_limit.relative", CONF_RATIO, CONF_F(disk_free_limit_relative), "0", 0, 1000,
+     "the same limit as a multiple of physical memory; 0: not set (a given .absolute wins)"},
     {"handshake_timeout", CONF_UINT, CONF_F(handshake_timeout), "10000", 1, INT32_MAX,
      "milliseconds a client has to finish the AMQP handshake"},
     {"log.level", CONF_LEVEL, CONF_F(log_level), "info", 0, 0,
@@ -185,6 +190,44 @@ conf_parse_size(const char *s, uint64_t *out)
     digits[n] = '\0';
     uint64_t v;
     if (conf_parse_u64(digits, &v) < 0 || v > UINT64_MAX / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+/* Parses a byte count in RabbitMQ's information units, the syntax of its disk and memory
+ * limits: digits, then optionally k, M, G, T or P (either case) for powers of 1000, or the
+ * same followed by i for powers of 1024, then an optional B. 50MB is 50000000, 2GiB is
+ * 2147483648, 512k is 512000 (RabbitMQ 3.13 and later; older versions read a bare k, M or G
+ * as powers of 1024). Returns 0 or -1. */
+static int
+conf_parse_info_unit(const char *s, uint64_t *out)
+{
+    static const char prefixes[] = "kmgtp";
+    char digits[32];
+    size_t n = strspn(s, "0123456789");
+    uint64_t v, mult = 1;
+    if (n == 0 || n >= sizeof(digits))
+        return -1;
+    memcpy(digits, s, n);
+    digits[n] = '\0';
+    if (conf_parse_u64(digits, &v) < 0)
+        return -1;
+    const char *u = s + n;
+    if (*u != '\0') {
+        const char *p = strchr(prefixes, tolower((unsigned char)*u));
+        if (p == NULL)
+            return -1;
+        bool binary = u[1] == 'i' || u[1] == 'I';
+        u += binary ? 2 : 1;
+        if (*u == 'b' || *u == 'B')
+            u++;
+        if (*u != '\0')
+            return -1;
+        for (const char *q = prefixes; q <= p; q++)
+            mult *= binary ? 1024 : 1000;
+    }
+    if (v > UINT64_MAX / mult)
         return -1;
     *out = v * mult;
     return 0;
@@ -332,12 +375,22 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
                              value, k->key);
         *(uint64_t *)(void *)field = v;
         return 0;
+    case CONF_INFO_UNIT:
+        if (conf_parse_info_unit(value, &v) < 0)
+            return conf_fail(ps,
+                             "bad value '%s' for %s: expected a size in bytes, optionally with "
+                             "a unit: kB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB "
+                             "(powers of 1024)",
+                             value, k->key);
+        *(uint64_t *)(void *)field = v;
+        return 0;
     case CONF_RATIO: {
         char *end;
         double d = strtod(value, &end);
         if (end == value || *end != '\0' || !(d >= k->min && d <= k->max))
-            return conf_fail(ps, "bad value '%s' for %s: expected a fraction %u..%u, e.g. 0.4",
-                             value, k->key, (unsigned)k->min, (unsigned)k->max);
+            return conf_fail(ps, "bad value '%s' for %s: expected a number %u..%u, e.g. %s", value,
+                             k->key, (unsigned)k->min, (unsigned)k->max,
+                             k->max > 1 ? "1.5" : "0.4");
         *(double *)(void *)field = d;
         return 0;
     }
@@ -471,6 +524,15 @@ conf_is_loopback_user(const struct conf *c, const char *user)
     return false;
 }
 
+uint64_t
+conf_disk_free_limit(const struct conf *c, uint64_t phys_mem)
+{
+    if (c->disk_free_limit_relative <= 0 || c->disk_free_limit_absolute_set)
+        return c->disk_free_limit_absolute;
+    double limit = c->disk_free_limit_relative * (double)phys_mem + 0.5;
+    return limit < 18446744073709551615.0 ? (uint64_t)limit : UINT64_MAX;
+}
+
 static bool
 conf_is_space(char ch)
 {
@@ -519,7 +581,12 @@ conf_parse_line(struct conf *c, struct conf_parse *ps, char *line)
         return conf_fail(ps, "unknown key '%.80s'", key);
     if (*value == '\0')
         return conf_fail(ps, "missing value for %s", key);
-    return conf_set(c, ps, k, name, value);
+    if (conf_set(c, ps, k, name, value) < 0)
+        return -1;
+    /* RabbitMQ uses disk_free_limit.relative only when .absolute is not configured. */
+    if (k->field == CONF_F(disk_free_limit_absolute))
+        c->disk_free_limit_absolute_set = true;
+    return 0;
 }
 
 int

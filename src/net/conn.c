@@ -184,10 +184,12 @@ conn_block(struct conn *c)
         return;
     c->blocked = true;
     bufferevent_disable(c->bev, EV_READ);
-    log_conn(LOG_INFO, c, "blocked: memory alarm");
+    const char *reason = server_alarm_reason(c->server);
+    log_conn(LOG_INFO, c, "blocked: %s", reason);
     if (c->cap_connection_blocked) {
         struct wire_method m = {.id = WIRE_CONNECTION_BLOCKED};
-        m.u.connection_blocked.reason = WIRE_STR_LIT("low on memory");
+        m.u.connection_blocked.reason =
+            (struct wire_str){(const uint8_t *)reason, (uint32_t)strlen(reason)};
         conn_send(c, 0, &m);
     }
 }

@@ -1,6 +1,7 @@
 /* The server object: listening sockets, the set of live connections, the reaper that frees
- * dead connections outside their own callbacks (as redis freeClientAsync), shutdown, and the
- * server-properties table sent in every connection.start. */
+ * dead connections outside their own callbacks (as redis freeClientAsync), shutdown, the
+ * server-properties table sent in every connection.start, and the resource alarms that block
+ * publishers: memory (vm_memory_high_watermark) and free disk space (disk_free_limit). */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -10,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -76,18 +78,21 @@ server_memory_used(const struct net_server *s)
     return used;
 }
 
-static void
-server_memory_alarm(struct net_server *s, bool on, uint64_t used)
+const char *
+server_alarm_reason(const struct net_server *s)
 {
-    s->memory_alarm = on;
-    if (on)
-        log_msg(LOG_WARNING,
-                "memory alarm set: %llu bytes in messages and output buffers, above "
-                "vm_memory_high_watermark (%llu bytes): publishing connections are blocked",
-                (unsigned long long)used, (unsigned long long)s->memory_limit);
-    else
-        log_msg(LOG_INFO, "memory alarm cleared: %llu bytes used, limit %llu: publishers resume",
-                (unsigned long long)used, (unsigned long long)s->memory_limit);
+    if (s->memory_alarm && s->disk_alarm)
+        return "low on memory & disk";
+    return s->disk_alarm ? "low on disk" : "low on memory";
+}
+
+/* An alarm went on or off: while any is on, every connection that has published is blocked;
+ * once none is, they are unblocked. As in RabbitMQ, a blocked connection gets one
+ * connection.blocked (a second alarm adds none) and connection.unblocked when the last clears. */
+static void
+server_alarms_apply(struct net_server *s)
+{
+    bool on = server_publishers_blocked(s);
     struct conn *c;
     TAILQ_FOREACH(c, &s->conns, link)
     {
@@ -98,11 +103,43 @@ server_memory_alarm(struct net_server *s, bool on, uint64_t used)
     }
 }
 
+/* What publishers do now that an alarm cleared, for its log line. */
+static const char *
+server_alarm_cleared_outcome(const struct net_server *s)
+{
+    if (s->memory_alarm)
+        return "publishers stay blocked by the memory alarm";
+    if (s->disk_alarm)
+        return "publishers stay blocked by the disk alarm";
+    return "publishers resume";
+}
+
+static void
+server_memory_alarm(struct net_server *s, bool on, uint64_t used)
+{
+    s->memory_alarm = on;
+    if (on)
+        log_msg(LOG_WARNING,
+                "memory alarm set: %llu bytes in messages and output buffers, above "
+                "vm_memory_high_watermark (%llu bytes): publishing connections are blocked",
+                (unsigned long long)used, (unsigned long long)s->memory_limit);
+    else
+        log_msg(LOG_INFO, "memory alarm cleared: %llu bytes used, limit %llu: %s",
+                (unsigned long long)used, (unsigned long long)s->memory_limit,
+                server_alarm_cleared_outcome(s));
+    server_alarms_apply(s);
+}
+
 void
 server_memory_check_fast(struct net_server *s)
 {
     if (!s->memory_alarm && msg_bytes_live > s->memory_limit)
         server_memory_alarm(s, true, msg_bytes_live);
+    else if (s->disk_alarm) {
+        /* The message came from a connection not blocked yet, so one publishing for the first
+         * time: only blocked connections have published before, and they are not read. */
+        server_alarms_apply(s);
+    }
 }
 
 /* Four times a second: messages are freed by acks and output drains without telling anyone,
@@ -124,6 +161,14 @@ server_memory_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Bytes of physical memory, which relative limits multiply (1 GiB if unknown). */
+static uint64_t
+server_phys_mem(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 1024u * 1024 * 1024;
+}
+
 /* vm_memory_high_watermark in bytes: the absolute setting, or the relative one times
  * physical memory. */
 static uint64_t
@@ -131,9 +176,86 @@ server_memory_limit(const struct conf *conf)
 {
     if (conf->vm_memory_high_watermark_absolute != 0)
         return conf->vm_memory_high_watermark_absolute;
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    double total = pages > 0 && page > 0 ? (double)pages * (double)page : 1024.0 * 1024 * 1024;
-    return (uint64_t)(total * conf->vm_memory_high_watermark_relative);
+    return (uint64_t)((double)server_phys_mem() * conf->vm_memory_high_watermark_relative);
+}
+
+static void
+server_disk_alarm(struct net_server *s, bool on)
+{
+    s->disk_alarm = on;
+    if (on)
+        log_msg(LOG_WARNING,
+                "disk alarm set: %llu bytes free on the filesystem of %s, below disk_free_limit "
+                "(%llu bytes): publishing connections are blocked",
+                (unsigned long long)s->disk_free, s->env.conf->data_dir,
+                (unsigned long long)s->disk_limit);
+    else
+        log_msg(LOG_INFO, "disk alarm cleared: %llu bytes free, limit %llu: %s",
+                (unsigned long long)s->disk_free, (unsigned long long)s->disk_limit,
+                server_alarm_cleared_outcome(s));
+    server_alarms_apply(s);
+}
+
+/* Looks at the free space of the data directory's filesystem: what an unprivileged user may
+ * still write (df's "Avail"), as RabbitMQ's disk monitor reads it from df. The alarm is on while
+ * that is below the limit. A failing statvfs() changes nothing and is logged once. */
+static void
+server_disk_check(struct net_server *s)
+{
+    const char *dir = s->env.conf->data_dir;
+    struct statvfs st;
+    if (statvfs(dir, &st) < 0) {
+        if (!s->disk_check_failed)
+            log_msg(LOG_WARNING, "cannot read the free disk space of %s: %s; disk alarm stays %s",
+                    dir, strerror(errno), s->disk_alarm ? "on" : "off");
+        s->disk_check_failed = true;
+        return;
+    }
+    if (s->disk_check_failed)
+        log_msg(LOG_INFO, "free disk space of %s readable again", dir);
+    s->disk_check_failed = false;
+    s->disk_free = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+    if (s->disk_alarm != (s->disk_free < s->disk_limit))
+        server_disk_alarm(s, !s->disk_alarm);
+}
+
+/* Arms the next disk check: soon enough that a disk filling at SERVER_DISK_FILL_RATE cannot
+ * use up the space left above the limit in between (see SERVER_DISK_CHECK_MIN_MS). */
+static int
+server_disk_schedule(struct net_server *s)
+{
+    uint64_t ms = SERVER_DISK_CHECK_MAX_MS;
+    if (!s->disk_alarm && !s->disk_check_failed) {
+        ms = (s->disk_free - s->disk_limit) / (SERVER_DISK_FILL_RATE / 1000);
+        ms = ms < SERVER_DISK_CHECK_MIN_MS   ? SERVER_DISK_CHECK_MIN_MS
+             : ms > SERVER_DISK_CHECK_MAX_MS ? SERVER_DISK_CHECK_MAX_MS
+                                             : ms;
+    }
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+    return evtimer_add(s->disk_ev, &tv);
+}
+
+static void
+server_disk_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_server *s = arg;
+    server_disk_check(s);
+    if (server_disk_schedule(s) < 0)
+        log_msg(LOG_ERROR, "cannot schedule the next free disk space check; disk alarm stays %s",
+                s->disk_alarm ? "on" : "off");
+}
+
+/* disk_free_limit in bytes, logged with where it comes from. */
+static uint64_t
+server_disk_limit(const struct conf *conf)
+{
+    uint64_t limit = conf_disk_free_limit(conf, server_phys_mem());
+    if (conf->disk_free_limit_relative > 0 && conf->disk_free_limit_absolute_set)
+        log_msg(LOG_WARNING, "both disk_free_limit.absolute and disk_free_limit.relative are "
+                             "set: disk_free_limit.absolute has precedence, as in RabbitMQ");
+    log_msg(LOG_INFO, "free disk space limit: %llu bytes on the filesystem of %s",
+            (unsigned long long)limit, conf->data_dir);
+    return limit;
 }
 
 static void
@@ -173,12 +295,18 @@ net_server_new(const struct net_server_env *env)
     s->next_conn_id = 1;
     s->reaper_ev = event_new(env->base, -1, 0, server_reap, s);
     s->memory_ev = event_new(env->base, -1, EV_PERSIST, server_memory_tick, s);
+    s->disk_ev = evtimer_new(env->base, server_disk_tick, s);
     struct timeval quarter = {0, 250000};
-    if (s->reaper_ev == NULL || s->memory_ev == NULL || evtimer_add(s->memory_ev, &quarter) < 0 ||
-        server_build_props(s) < 0)
+    if (s->reaper_ev == NULL || s->memory_ev == NULL || s->disk_ev == NULL ||
+        evtimer_add(s->memory_ev, &quarter) < 0 || server_build_props(s) < 0)
         goto fail;
     s->memory_limit = server_memory_limit(env->conf);
     log_msg(LOG_INFO, "memory high watermark: %llu bytes", (unsigned long long)s->memory_limit);
+    /* Checked now, so that a server started short of space blocks its first publisher. */
+    s->disk_limit = server_disk_limit(env->conf);
+    server_disk_check(s);
+    if (server_disk_schedule(s) < 0)
+        goto fail;
     return s;
 fail:
     log_msg(LOG_ERROR, "out of memory creating the server");
@@ -363,6 +491,8 @@ net_server_free(struct net_server *s)
         event_free(s->reaper_ev);
     if (s->memory_ev != NULL)
         event_free(s->memory_ev);
+    if (s->disk_ev != NULL)
+        event_free(s->disk_ev);
     if (s->grace_ev != NULL)
         event_free(s->grace_ev);
     hmap_clear(&s->reply_to);

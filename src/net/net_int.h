@@ -50,6 +50,13 @@ struct msg;
 #define SERVER_TRIM_AFTER_FREED (32u << 20)
 /* Grace period for connections to go away on shutdown, in seconds. */
 #define SERVER_SHUTDOWN_GRACE_SEC 5
+/* Free disk space is looked at every SERVER_DISK_CHECK_MAX_MS, and sooner when it is close to
+ * disk_free_limit: as soon as a disk filling at SERVER_DISK_FILL_RATE bytes per second (what
+ * RabbitMQ's disk monitor assumes) could reach the limit, but not more often than every
+ * SERVER_DISK_CHECK_MIN_MS. statvfs() is one quick system call. */
+#define SERVER_DISK_CHECK_MIN_MS 100
+#define SERVER_DISK_CHECK_MAX_MS 1000
+#define SERVER_DISK_FILL_RATE (250u * 1000 * 1000)
 
 struct listener {
     struct listener *next;
@@ -71,10 +78,15 @@ struct net_server {
     uint32_t server_props_len;
     uint64_t next_conn_id;
     struct event *memory_ev;     /* owns: periodic check of memory against the watermark */
+    struct event *disk_ev;       /* owns: the next check of free disk space */
     struct hmap reply_to;        /* channels with a direct reply-to consumer, by token */
     uint64_t memory_limit;       /* bytes: vm_memory_high_watermark */
     uint64_t memory_peak;        /* message bytes at their highest since the last trim */
-    bool memory_alarm;           /* publishers are blocked */
+    uint64_t disk_limit;         /* bytes: disk_free_limit */
+    uint64_t disk_free;          /* bytes free on data_dir's filesystem at the last check */
+    bool memory_alarm;           /* messages and output take more than memory_limit */
+    bool disk_alarm;             /* less than disk_limit is free; either alarm blocks publishers */
+    bool disk_check_failed;      /* statvfs() failed (logged once) and has not worked since */
     bool shutting_down;
     void (*shutdown_done)(void *arg);
     void *shutdown_arg;
@@ -124,8 +136,8 @@ struct conn {
     struct queue_owner exclusive; /* this connection's exclusive queues (the vhost owns them) */
     struct chan_list confirm_due; /* channels with publisher confirms to send */
     bool output_full;             /* consumers paused until the output drains */
-    bool publisher;               /* has published: blocked while the memory alarm is on */
-    bool blocked;                 /* not reading its socket because of the memory alarm */
+    bool publisher;               /* has published: blocked while a resource alarm is on */
+    bool blocked;                 /* not reading its socket because of a resource alarm */
     uint32_t store_paused;        /* replies waiting for the store: input waits behind them */
     char ctx[200];               /* log context: "conn 42 1.2.3.4:5 -> 6.7.8.9:5672 guest@/" */
 };
@@ -307,11 +319,24 @@ void chan_release(struct chan *ch);
 /* The connection's output drained: consumers that paused for it may take messages again. */
 void chan_wake_all_consumers(struct conn *c);
 
-/* Memory alarm (listener.c, conn.c): publishing connections stop being read while the
- * messages and output buffers take more than vm_memory_high_watermark. */
-/* Called when a message arrives: raises the alarm at once if messages alone are over. */
+/* Resource alarms (listener.c, conn.c): publishing connections stop being read while the
+ * messages and output buffers take more than vm_memory_high_watermark (the memory alarm), or
+ * while the data directory's filesystem has less than disk_free_limit free (the disk alarm). */
+static inline bool
+server_publishers_blocked(const struct net_server *s)
+{
+    return s->memory_alarm || s->disk_alarm;
+}
+/* connection.blocked's reason for the alarms on, as RabbitMQ writes it: "low on memory",
+ * "low on disk" or "low on memory & disk". */
+const char *server_alarm_reason(const struct net_server *s);
+/* Called when a message arrives: raises the memory alarm at once if messages alone are over,
+ * and blocks the connection that sent it if the disk alarm is on. */
 void server_memory_check_fast(struct net_server *s);
+/* Stops reading a publishing connection (once) and sends it connection.blocked with
+ * server_alarm_reason() if it announced the capability. */
 void conn_block(struct conn *c);
+/* Reads it again and sends connection.unblocked: call once no alarm is on. */
 void conn_unblock(struct conn *c);
 /* Parses buffered input again in the next loop turn unless still paused (store_paused). */
 void conn_resume(struct conn *c);

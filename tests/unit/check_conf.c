@@ -1,7 +1,8 @@
 /* Unit tests for src/core/conf.c: defaults, the rabbitmq.conf-style file (good files, every
  * error with its FILE:LINE message, every listener form), the command-line flags and their
- * precedence over the file, and that etc/warren.conf documents the real defaults. A
- * struct conf is compared as one rendered string, so each case states the whole result. */
+ * precedence over the file, the disk_free_limit keys (RabbitMQ's units, how .absolute and
+ * .relative combine), and that etc/warren.conf documents the real defaults. A struct conf is
+ * compared as one rendered string, so each case states the whole result. */
 #include "config.h"
 
 #include <stdio.h>
@@ -57,6 +58,9 @@ START_TEST(test_defaults)
     ck_assert(conf_is_loopback_user(&c, "guest"));
     ck_assert(!conf_is_loopback_user(&c, "alice"));
     ck_assert_ptr_null(c.config_path);
+    ck_assert_uint_eq(c.disk_free_limit_absolute, 50000000);
+    ck_assert(c.disk_free_limit_relative == 0 && !c.disk_free_limit_absolute_set);
+    ck_assert_uint_eq(conf_disk_free_limit(&c, 1u << 30), 50000000);
     conf_free(&c);
 }
 END_TEST
@@ -132,6 +136,10 @@ START_TEST(test_good_file)
 }
 END_TEST
 
+/* The reason given for a bad disk_free_limit.absolute. */
+#define DISK_UNITS                                                                                 \
+    "expected a size in bytes, optionally with a unit: kB, MB, GB, TB (powers of 1000) or KiB, "   \
+    "MiB, GiB, TiB (powers of 1024)"
 static const struct {
     const char *what, *text;
     unsigned line;
@@ -211,6 +219,34 @@ static const struct {
     {"loopback_users bare value", "loopback_users = all\n", 1,
      "bad value 'all' for loopback_users: expected none"},
     {"NUL byte", "heartbeat = 3\0000\n", 1, "NUL byte in line"},
+    {"disk limit unknown unit", "disk_free_limit.absolute = 50XB\n", 1,
+     "bad value '50XB' for disk_free_limit.absolute: " DISK_UNITS},
+    {"disk limit unit only", "\ndisk_free_limit.absolute = MB\n", 2,
+     "bad value 'MB' for disk_free_limit.absolute: " DISK_UNITS},
+    {"disk limit space before unit", "disk_free_limit.absolute = 50 MB\n", 1,
+     "bad value '50 MB' for disk_free_limit.absolute: " DISK_UNITS},
+    {"disk limit junk after unit", "disk_free_limit.absolute = 50MBs\n", 1,
+     "bad value '50MBs' for disk_free_limit.absolute: " DISK_UNITS},
+    {"disk limit bytes unit alone", "disk_free_limit.absolute = 50B\n", 1,
+     "bad value '50B' for disk_free_limit.absolute: " DISK_UNITS},
+    {"disk limit negative", "disk_free_limit.absolute = -1\n", 1,
+     "bad value '-1' for disk_free_limit.absolute: " DISK_UNITS},
+    {"disk limit fraction", "disk_free_limit.absolute = 1.5GB\n", 1,
+     "bad value '1.5GB' for disk_free_limit.absolute: " DISK_UNITS},
+    {"disk limit overflow", "disk_free_limit.absolute = 18446744073709551616\n", 1,
+     "bad value '18446744073709551616' for disk_free_limit.absolute: " DISK_UNITS},
+    {"disk limit overflow by the unit", "disk_free_limit.absolute = 18446744073709552kB\n", 1,
+     "bad value '18446744073709552kB' for disk_free_limit.absolute: " DISK_UNITS},
+    {"disk relative not a number", "disk_free_limit.relative = two\n", 1,
+     "bad value 'two' for disk_free_limit.relative: expected a number 0..1000, e.g. 1.5"},
+    {"disk relative negative", "disk_free_limit.relative = -1.0\n", 1,
+     "bad value '-1.0' for disk_free_limit.relative: expected a number 0..1000, e.g. 1.5"},
+    {"disk relative too big", "disk_free_limit.relative = 1000.5\n", 1,
+     "bad value '1000.5' for disk_free_limit.relative: expected a number 0..1000, e.g. 1.5"},
+    {"disk relative nan", "disk_free_limit.relative = nan\n", 1,
+     "bad value 'nan' for disk_free_limit.relative: expected a number 0..1000, e.g. 1.5"},
+    {"memory relative above 1", "vm_memory_high_watermark.relative = 1.5\n", 1,
+     "bad value '1.5' for vm_memory_high_watermark.relative: expected a number 0..1, e.g. 0.4"},
 };
 
 START_TEST(test_bad_file)
@@ -229,6 +265,60 @@ START_TEST(test_bad_file)
     snprintf(want, sizeof(want), "%s:%u: %s", path, bad_files[_i].line, bad_files[_i].msg);
     ck_assert_msg(rc == -1, "%s: accepted", bad_files[_i].what);
     ck_assert_msg(strcmp(err, want) == 0, "%s:\n got %s\nwant %s", bad_files[_i].what, err, want);
+}
+END_TEST
+
+/* disk_free_limit: RabbitMQ's information units, and .relative (times physical memory, here
+ * phys bytes) used only when .absolute is not given, whatever the order of the lines. */
+static const struct {
+    const char *what, *text;
+    uint64_t phys, limit;
+} disk_limits[] = {
+    {"default", "", 1u << 30, 50000000},
+    {"bytes", "disk_free_limit.absolute = 123456789\n", 0, 123456789},
+    {"0 disables", "disk_free_limit.absolute = 0\n", 0, 0},
+    {"MB are 10^6", "disk_free_limit.absolute = 50MB\n", 0, 50000000},
+    {"mb, Mb, M, m alike", "disk_free_limit.absolute = 7mb\n", 0, 7000000},
+    {"bare M", "disk_free_limit.absolute = 7M\n", 0, 7000000},
+    {"kB", "disk_free_limit.absolute = 512kB\n", 0, 512000},
+    {"bare k", "disk_free_limit.absolute = 512k\n", 0, 512000},
+    {"GB", "disk_free_limit.absolute = 2GB\n", 0, 2000000000},
+    {"TB", "disk_free_limit.absolute = 1000000TB\n", 0, 1000000000000000000u},
+    {"P", "disk_free_limit.absolute = 3P\n", 0, 3000000000000000u},
+    {"KiB are 2^10", "disk_free_limit.absolute = 3KiB\n", 0, 3072},
+    {"kib", "disk_free_limit.absolute = 3kib\n", 0, 3072},
+    {"MiB", "disk_free_limit.absolute = 50MiB\n", 0, 50u << 20},
+    {"Gi without B", "disk_free_limit.absolute = 2Gi\n", 0, 2u << 30},
+    {"GIB", "disk_free_limit.absolute = 2GIB\n", 0, 2u << 30},
+    {"TiB", "disk_free_limit.absolute = 1TiB\n", 0, 1ull << 40},
+    {"PiB", "disk_free_limit.absolute = 1PiB\n", 0, 1ull << 50},
+    {"largest", "disk_free_limit.absolute = 18446744073709551615\n", 0, UINT64_MAX},
+    {"relative times memory", "disk_free_limit.relative = 1.5\n", 1u << 30, 1610612736},
+    {"relative rounds", "disk_free_limit.relative = 0.5\n", 3, 2},
+    {"relative 0 is not set", "disk_free_limit.relative = 0\n", 1u << 30, 50000000},
+    {"absolute given wins", "disk_free_limit.relative = 2.0\ndisk_free_limit.absolute = 1GB\n",
+     1u << 30, 1000000000},
+    {"absolute given first wins", "disk_free_limit.absolute = 1GB\ndisk_free_limit.relative = 2\n",
+     1u << 30, 1000000000},
+    {"absolute given as the default wins",
+     "disk_free_limit.absolute = 50000000\ndisk_free_limit.relative = 2\n", 1u << 30, 50000000},
+    {"last absolute wins", "disk_free_limit.absolute = 1GB\ndisk_free_limit.absolute = 2GB\n", 0,
+     2000000000},
+};
+
+START_TEST(test_disk_limit)
+{
+    char path[64], err[256] = "";
+    struct conf c;
+    write_temp(path, disk_limits[_i].text, strlen(disk_limits[_i].text));
+    conf_init_defaults(&c);
+    int rc = conf_load_file(&c, path, err, sizeof(err));
+    unlink(path);
+    ck_assert_msg(rc == 0, "%s: %s", disk_limits[_i].what, err);
+    uint64_t got = conf_disk_free_limit(&c, disk_limits[_i].phys);
+    ck_assert_msg(got == disk_limits[_i].limit, "%s: got %llu, want %llu", disk_limits[_i].what,
+                  (unsigned long long)got, (unsigned long long)disk_limits[_i].limit);
+    conf_free(&c);
 }
 END_TEST
 
@@ -293,9 +383,10 @@ START_TEST(test_shipped_conf)
     }
     fclose(f);
     static const char *const names[] = {
-        "listeners.tcp.default", "default_user", "default_pass", "default_vhost",
-        "loopback_users.guest",  "heartbeat",    "frame_max",    "channel_max",
-        "handshake_timeout",     "log.level",    "data_dir",
+        "listeners.tcp.default",    "default_user", "default_pass", "default_vhost",
+        "loopback_users.guest",     "heartbeat",    "frame_max",    "channel_max",
+        "handshake_timeout",        "log.level",    "data_dir",     "disk_free_limit.absolute",
+        "disk_free_limit.relative",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         ck_assert_msg(strstr(text, names[i]) != NULL, "etc/warren.conf lacks %s", names[i]);
@@ -308,6 +399,7 @@ START_TEST(test_shipped_conf)
     ck_assert_msg(rc == 0, "%s", err);
     render(&c, buf, sizeof(buf));
     ck_assert_str_eq(buf, DEFAULTS);
+    ck_assert_uint_eq(conf_disk_free_limit(&c, 1u << 30), 50000000);
     conf_free(&c);
 }
 END_TEST
@@ -355,6 +447,8 @@ static const struct {
      "listeners.tcp.default = 5672", NULL},
     {"--help shows loopback default", "--help", NULL, CONF_EXIT_OK, NULL,
      "loopback_users.guest = true", NULL},
+    {"--help shows the disk limit", "--help", NULL, CONF_EXIT_OK, NULL,
+     "disk_free_limit.absolute = 50000000", NULL},
     {"--version", "--version", NULL, CONF_EXIT_OK, NULL, "warren-server " PACKAGE_VERSION "\n",
      NULL},
     {"unknown flag", "--bogus", NULL, CONF_EXIT_ERR, NULL, NULL,
@@ -500,6 +594,7 @@ conf_suite(void)
     tcase_add_test(tc, test_defaults);
     tcase_add_loop_test(tc, test_good_file, 0, sizeof(good_files) / sizeof(good_files[0]));
     tcase_add_loop_test(tc, test_bad_file, 0, sizeof(bad_files) / sizeof(bad_files[0]));
+    tcase_add_loop_test(tc, test_disk_limit, 0, sizeof(disk_limits) / sizeof(disk_limits[0]));
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_too_many);
     tcase_add_test(tc, test_shipped_conf);
