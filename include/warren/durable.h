@@ -15,7 +15,10 @@
  * of bytes (durable_set_window); past it, new entries are written to the store only, transient
  * messages too (flagged, and dropped by the next start), and read back in seq order when the
  * in-memory part falls under half the window. A backlog thus costs no memory but the shared
- * records' reference counts.
+ * records' reference counts. Queues that are not stored page out the same way while messages
+ * take more than the memory pressure mark (durable_set_memory_pressure), so that a backlog of
+ * transient messages fills the disk rather than blocking publishers for good; their entries
+ * are keyed under a temporary id that the next start deletes.
  *
  * Writes. The hooks below are called by the broker as it changes (vhost.c, exchange.c,
  * queue.c); they add to one batch per loop turn, which a zero-delay timer hands to the store
@@ -56,6 +59,8 @@ void durable_free(struct durable *d);
 /* A stored queue's in-memory window, in message bytes. */
 #define DURABLE_WINDOW_DEFAULT (8u << 20)
 void durable_set_window(struct durable *d, uint64_t bytes);
+/* Message bytes (msg_bytes_live) past which queues that are not stored page out too; 0: never. */
+void durable_set_memory_pressure(struct durable *d, uint64_t bytes);
 
 /* Restores every stored vhost entity and message into reg (durable exchanges, queues,
  * bindings, queue entries in order, redelivered where delivered before), deletes what no

@@ -91,6 +91,7 @@ struct queue {
     struct cons_list consumers; /* borrows: channels own consumers */
     uint32_t n_consumers;
     uint64_t store_id;       /* its id in the store (durable.h); 0: not stored */
+    bool store_temp;         /* store_id only names its paged-out entries: not stored itself */
     uint64_t delivered_seq;  /* highest seq handed out: the store's delivery watermark */
     bool delivered_dirty;    /* delivered_seq changed since the durable layer last wrote it */
     TAILQ_ENTRY(queue) dirty_link; /* in the durable layer's list while delivered_dirty */

@@ -35,6 +35,8 @@
  *                                                        message inline or its 'M' id
  *   'D'  u64(queue id)                                   the queue's delivery watermark: the
  *                                                        highest seq handed to a consumer
+ *   'T'  u64(queue id)                                   a queue that is not stored but has
+ *                                                        entries paged out: they go at start
  *
  * A vhost's exchanges, queues or bindings are one prefix (tag + name(vhost)); a queue's
  * entries, in order, are the prefix 'I' + u64(queue id), and deleting a queue is one
@@ -172,6 +174,7 @@ enum store_key_tag {
     STORE_TAG_QENTRY = 'I',
     STORE_TAG_MSG = 'M',
     STORE_TAG_QUEUE = 'Q',
+    STORE_TAG_TEMP_QUEUE = 'T',
 };
 #define STORE_NAME_MAX 255
 #define STORE_KEY_NAMED_MAX (1 + 2 * (1 + STORE_NAME_MAX)) /* 'E', 'Q' keys; vhost prefixes */
@@ -196,5 +199,6 @@ size_t store_key_msg(uint8_t *buf, uint64_t msg_id);
 size_t store_key_qentry_prefix(uint8_t *buf, uint64_t queue_id);
 size_t store_key_qentry(uint8_t *buf, uint64_t queue_id, uint64_t seq);
 size_t store_key_delivered(uint8_t *buf, uint64_t queue_id);
+size_t store_key_temp_queue(uint8_t *buf, uint64_t queue_id); /* STORE_KEY_DELIVERED_LEN */
 
 #endif

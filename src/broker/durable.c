@@ -182,6 +182,19 @@ durable_set_window(struct durable *d, uint64_t bytes)
 }
 
 void
+durable_set_memory_pressure(struct durable *d, uint64_t bytes)
+{
+    d->pressure = bytes;
+}
+
+/* A queue that is stored itself (not just its paged-out entries). */
+static bool
+durable_queue_stored(const struct queue *q)
+{
+    return q->store_id != 0 && !q->store_temp;
+}
+
+void
 durable_submit_pending(struct durable *d)
 {
     if (d != NULL)
@@ -397,10 +410,15 @@ durable_queue_removed(struct durable *d, struct queue *q)
         return;
     if (q->n_paged > 0)
         durable_paged_delete(d, b, q);
-    const char *vh = q->vhost->name;
     uint8_t key[STORE_KEY_NAMED_MAX], begin[9], end[9];
-    size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
-    store_batch_delete(b, key, klen);
+    if (q->store_temp) {
+        store_key_temp_queue(key, q->store_id);
+        store_batch_delete(b, key, STORE_KEY_DELIVERED_LEN);
+    } else {
+        const char *vh = q->vhost->name;
+        size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
+        store_batch_delete(b, key, klen);
+    }
     store_key_qentry_prefix(begin, q->store_id);
     store_key_qentry_prefix(end, q->store_id + 1);
     store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
@@ -414,7 +432,7 @@ durable_binding_changed(struct durable *d, const struct exch *src, struct bind_d
 {
     if (d == NULL || !src->durable)
         return;
-    if (dst.is_exch ? !dst.u.exch->durable : dst.u.queue->store_id == 0)
+    if (dst.is_exch ? !dst.u.exch->durable : !durable_queue_stored(dst.u.queue))
         return;
     struct store_batch *b = durable_batch(d);
     if (b == NULL)
@@ -445,7 +463,7 @@ durable_binding_changed(struct durable *d, const struct exch *src, struct bind_d
 bool
 durable_entry_wanted(const struct queue *q, const struct msg *m)
 {
-    return q->store_id != 0 && m->delivery_mode == 2;
+    return durable_queue_stored(q) && m->delivery_mode == 2;
 }
 
 void
@@ -514,7 +532,7 @@ durable_entry_removed(struct durable *d, struct qentry *e)
 void
 durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
 {
-    if (d == NULL || q->store_id == 0 || seq <= q->delivered_seq)
+    if (d == NULL || !durable_queue_stored(q) || seq <= q->delivered_seq)
         return;
     q->delivered_seq = seq;
     if (!q->delivered_dirty) {
@@ -529,14 +547,35 @@ durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
 bool
 durable_page_out_wanted(const struct durable *d, const struct queue *q, const struct msg *m)
 {
-    return d != NULL && q->store_id != 0 &&
-           (q->n_paged > 0 || q->mem_bytes + msg_size(m) > d->window);
+    if (d == NULL)
+        return false;
+    if (q->n_paged > 0)
+        return true; /* in order: behind the paged entries */
+    if (q->mem_bytes + msg_size(m) <= d->window)
+        return false;
+    return durable_queue_stored(q) || (d->pressure != 0 && msg_bytes_live > d->pressure);
+}
+
+/* A queue that is not stored and starts paging gets an id for its entries, recorded so that
+ * the next start deletes them. 0, or -1 on ENOMEM. */
+static int
+durable_queue_temp_id(struct durable *d, struct queue *q)
+{
+    struct store_batch *b = durable_batch(d);
+    if (b == NULL)
+        return -1;
+    uint8_t key[STORE_KEY_DELIVERED_LEN];
+    q->store_id = d->next_queue_id++;
+    q->store_temp = true;
+    store_key_temp_queue(key, q->store_id);
+    return store_batch_put(b, key, sizeof(key), NULL, 0);
 }
 
 int
 durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq)
 {
-    if (durable_entry_write(d, q, m, seq, !durable_entry_wanted(q, m)) < 0) {
+    if ((q->store_id == 0 && durable_queue_temp_id(d, q) < 0) ||
+        durable_entry_write(d, q, m, seq, !durable_entry_wanted(q, m)) < 0) {
         log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
         return -1;
     }

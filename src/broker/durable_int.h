@@ -35,6 +35,7 @@ struct durable {
     struct queue_list page_wait;   /* borrows: queues waiting for paged entries to be readable */
     struct hmap shared;            /* owns each struct durable_shared: the shared records */
     uint64_t window;               /* a stored queue's in-memory bytes (durable_set_window) */
+    uint64_t pressure;             /* msg_bytes_live past which any queue pages; 0: never */
     uint64_t next_queue_id;        /* ids are never reused: above every stored one */
     uint64_t next_msg_id;
 };

@@ -2,7 +2,8 @@
  * connects. Exchanges first, then queues, then the bindings between them (both ends must be
  * back), then each stored queue's entries in seq order. A message shared by several queues is
  * read once and shared again in memory. Nothing is written while this runs but the removal of
- * leftovers: shared records no entry refers to any more. A record that cannot be decoded stops
+ * leftovers: the paged-out entries of queues that were not stored, transient messages paged
+ * out of stored ones, and shared records no entry refers to any more. A record that cannot be decoded stops
  * the start with its key named: the data directory is left as it is. */
 #include "config.h"
 
@@ -300,6 +301,27 @@ recover_queue_entries(struct recover_ctx *x, struct queue *q)
                                                                                          : -1;
 }
 
+/* Queues that were not stored but had paged out entries: the entries go. */
+static int
+recover_temp_queue(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct recover_ctx *x = arg;
+    if (klen != STORE_KEY_DELIVERED_LEN)
+        return recover_corrupt(x, "paged queue", key, klen);
+    uint64_t id = bytes_get64((const uint8_t *)key + 1);
+    struct store_batch *b = durable_batch(x->d);
+    if (b == NULL)
+        return recover_nomem(x);
+    uint8_t begin[9], end[9];
+    store_key_qentry_prefix(begin, id);
+    store_key_qentry_prefix(end, id + 1);
+    store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
+    store_batch_delete(b, key, klen);
+    if (id >= x->d->next_queue_id)
+        x->d->next_queue_id = id + 1;
+    return 0;
+}
+
 /* Shared records: the ones no entry refers to are leftovers, deleted. */
 static int
 recover_shared_record(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
@@ -348,6 +370,9 @@ durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t
         goto out;
     tag = STORE_TAG_BINDING;
     if (store_iter_prefix(d->st, &tag, 1, recover_binding, &x, err, errlen) != 0)
+        goto out;
+    tag = STORE_TAG_TEMP_QUEUE;
+    if (store_iter_prefix(d->st, &tag, 1, recover_temp_queue, &x, err, errlen) != 0)
         goto out;
     for (struct vhost *vh = reg->head; vh != NULL; vh = vh->next) {
         struct hmap_iter it;

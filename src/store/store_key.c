@@ -90,3 +90,11 @@ store_key_delivered(uint8_t *buf, uint64_t queue_id)
     bytes_put64(buf + 1, queue_id);
     return STORE_KEY_DELIVERED_LEN;
 }
+
+size_t
+store_key_temp_queue(uint8_t *buf, uint64_t queue_id)
+{
+    buf[0] = STORE_TAG_TEMP_QUEUE;
+    bytes_put64(buf + 1, queue_id);
+    return STORE_KEY_DELIVERED_LEN;
+}
