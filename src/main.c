@@ -121,6 +121,7 @@ main(int argc, char **argv)
         log_msg(LOG_CRITICAL, "out of memory");
         goto out;
     }
+    durable_set_window(durable, conf.store_queue_window);
     if (durable_recover(durable, &vhosts, err, sizeof(err)) < 0) {
         log_msg(LOG_CRITICAL, "%s", err);
         goto out;
@@ -130,6 +131,9 @@ main(int argc, char **argv)
     m.net = net_server_new(&env);
     if (m.net == NULL || net_server_listen(m.net) < 0)
         goto out;
+    /* Queues that are not durable page out once messages take half of the memory alarm's
+     * limit: the alarm then stays for what paging cannot relieve. */
+    durable_set_memory_pressure(durable, net_server_memory_limit(m.net) / 2);
     sigterm = evsignal_new(m.base, SIGTERM, main_on_signal, &m);
     sigint = evsignal_new(m.base, SIGINT, main_on_signal, &m);
     if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) < 0 ||

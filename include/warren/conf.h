@@ -54,6 +54,8 @@ struct conf {
     uint64_t store_block_cache_size;
     uint32_t store_write_buffer_size;
     uint32_t store_max_write_buffers;
+    uint64_t store_queue_window; /* store.queue_window = 8MB: a durable queue's message bytes
+                                  * in memory (lazy paging) */
     char *config_path;          /* owns; the file loaded, or NULL */
 };
 

@@ -30,6 +30,9 @@ int net_server_listen(struct net_server *s);
  * for peers that never answer. */
 void net_server_shutdown(struct net_server *s, void (*done)(void *arg), void *arg);
 
+/* vm_memory_high_watermark in bytes: message memory past which publishers are blocked. */
+uint64_t net_server_memory_limit(const struct net_server *s);
+
 /* Frees listeners and any remaining connections. */
 void net_server_free(struct net_server *s);
 

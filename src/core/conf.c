@@ -95,6 +95,8 @@ static const struct conf_key conf_keys[] = {
      1073741824, "bytes of one RocksDB memtable; 0: RocksDB's default, 64MB"},
     {"store.max_write_buffers", CONF_UINT, CONF_F(store_max_write_buffers), "2", 2, 64,
      "RocksDB memtables, full ones included, before writes wait for a flush"},
+    {"store.queue_window", CONF_BYTES64, CONF_F(store_queue_window), "8MB", 65536, 0,
+     "message bytes a durable queue keeps in memory; the rest wait in the store"},
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -373,6 +375,9 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
                              "bad value '%s' for %s: expected a size in bytes (KB, MB and GB "
                              "suffixes allowed)",
                              value, k->key);
+        if (v < k->min)
+            return conf_fail(ps, "bad value '%s' for %s: at least %u bytes", value, k->key,
+                             k->min);
         *(uint64_t *)(void *)field = v;
         return 0;
     case CONF_INFO_UNIT:

@@ -179,6 +179,12 @@ server_memory_limit(const struct conf *conf)
     return (uint64_t)((double)server_phys_mem() * conf->vm_memory_high_watermark_relative);
 }
 
+uint64_t
+net_server_memory_limit(const struct net_server *s)
+{
+    return s->memory_limit;
+}
+
 static void
 server_disk_alarm(struct net_server *s, bool on)
 {
