@@ -669,7 +669,7 @@ chan_publish_begin(struct chan *ch, const struct wire_basic_publish *p)
                               c->vhost->name);
     }
     c->publisher = true;
-    if (c->server->memory_alarm)
+    if (server_publishers_blocked(c->server))
         conn_block(c); /* this message completes from what was read; the socket waits */
     memcpy(ch->publish_exchange, p->exchange.ptr, p->exchange.len);
     ch->publish_exchange_len = (uint8_t)p->exchange.len;
