@@ -1,0 +1,1117 @@
+/* Unit tests for the durable layer (src/broker/durable*.c), driven the way the broker drives
+ * it: a vhost registry changed through the vhost, exchange and queue calls with a real store
+ * in a temporary directory, barriers waited for by running the event loop, then a restart
+ * (everything freed, the store closed) into a new registry restored with durable_recover.
+ * Covered: which exchanges, queues and bindings come back (durable ones, not transient or
+ * exclusive ones, not the predeclared amq.* twice) with their flags and arguments; persistent
+ * messages on stored queues come back in order, byte for byte, transient ones and those on
+ * other queues do not; acks remove an entry for good, requeues keep it, delivered and
+ * unsettled entries come back redelivered; a message routed to two queues is one shared
+ * record, one msg again after a restart, deleted with its last entry; purge and queue.delete
+ * remove the entries; lazy paging keeps a queue's memory bounded and hands every message out
+ * once, in order, across a restart too; a corrupt record stops recovery with a message. */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <check.h>
+#include <event2/event.h>
+
+#include "warren/bytes.h"
+#include "warren/durable.h"
+#include "warren/exchange.h"
+#include "warren/log.h"
+#include "warren/msg.h"
+#include "warren/queue.h"
+#include "warren/store.h"
+#include "warren/vhost.h"
+#include "warren/wire.h"
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+static char data_dir[64];
+static struct event_base *base;
+static struct store *st;
+static struct durable *d;
+static struct vhost_registry reg;
+static struct vhost *vh; /* "/" */
+static uint64_t win;     /* the window given to every durable layer; 0: the default */
+
+static struct wire_str
+S(const char *s)
+{
+    return (struct wire_str){(const uint8_t *)s, (uint32_t)strlen(s)};
+}
+
+static const struct wire_table no_args = {NULL, 0};
+
+/* ---- the broker: open, close, restart, barriers ---- */
+
+/* Opens the store and a durable layer, and restores into a new registry that has "/" (as
+ * main.c does). */
+static void
+broker_open(void)
+{
+    char err[512] = "";
+    st = store_open(data_dir, NULL, base, err, sizeof(err));
+    ck_assert_msg(st != NULL, "store_open: %s", err);
+    d = durable_new(st, base);
+    ck_assert_ptr_nonnull(d);
+    if (win != 0)
+        durable_set_window(d, win);
+    vhost_registry_init(&reg);
+    vh = vhost_add(&reg, "/");
+    ck_assert_ptr_nonnull(vh);
+    ck_assert_msg(durable_recover(d, &reg, err, sizeof(err)) == 0, "durable_recover: %s", err);
+    ck_assert_ptr_eq(reg.durable, d);
+    ck_assert_ptr_eq(vh->durable, d);
+}
+
+/* Shuts down as main.c does: detached from the registry, the last batch handed over, the store
+ * closed (completing it), then the broker's state freed. Entries the test still holds are
+ * detached (their queue is NULL): the test frees them with queue_cmd_settle. */
+static void
+broker_close(void)
+{
+    char err[512] = "";
+    vhost_registry_set_durable(&reg, NULL);
+    durable_submit_pending(d);
+    ck_assert_msg(store_close(st, err, sizeof(err)) == 0, "store_close: %s", err);
+    durable_free(d);
+    vhost_registry_clear(&reg);
+    st = NULL;
+    d = NULL;
+    vh = NULL;
+}
+
+static void
+restart(void)
+{
+    broker_close();
+    broker_open();
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* Runs the loop until *flag, for at most 10 s. */
+static void
+run_until(const bool *flag)
+{
+    struct timeval tenth = {0, 100000};
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+    ck_assert_ptr_nonnull(tick);
+    event_add(tick, &tenth);
+    time_t start = time(NULL);
+    while (!*flag) {
+        ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE), 0);
+        ck_assert_msg(time(NULL) - start < 10, "barrier not passed after 10 s");
+    }
+    event_free(tick);
+}
+
+struct barrier_wait {
+    bool done;
+    char err[256];
+};
+
+static void
+on_barrier(void *arg, const char *err)
+{
+    struct barrier_wait *w = arg;
+    w->done = true;
+    if (err != NULL)
+        snprintf(w->err, sizeof(w->err), "%s", err);
+}
+
+/* Everything changed so far is written and synced. */
+static void
+barrier(void)
+{
+    struct barrier_wait w = {false, ""};
+    ck_assert_int_eq(durable_barrier(d, true, on_barrier, &w), 0);
+    run_until(&w.done);
+    ck_assert_msg(w.err[0] == '\0', "barrier failed: %s", w.err);
+}
+
+/* ---- the store's keys ---- */
+
+static int
+count_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int
+count_keys(const void *prefix, size_t plen)
+{
+    char err[256] = "";
+    int n = 0;
+    ck_assert_msg(store_iter_prefix(st, prefix, plen, count_one, &n, err, sizeof(err)) == 0, "%s",
+                  err);
+    return n;
+}
+
+static int
+count_tag(uint8_t tag)
+{
+    return count_keys(&tag, 1);
+}
+
+/* A queue's 'I' keys. */
+static int
+count_entries(uint64_t queue_id)
+{
+    uint8_t prefix[9];
+    return count_keys(prefix, store_key_qentry_prefix(prefix, queue_id));
+}
+
+/* Writes one key as another program (or a bug) would have, and waits for it. */
+static void
+put_raw(const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct store_batch *b = store_batch_new();
+    struct barrier_wait w = {false, ""};
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(store_batch_put(b, key, klen, val, vlen), 0);
+    ck_assert_int_eq(store_submit(st, b, true, on_barrier, &w), 0);
+    run_until(&w.done);
+    ck_assert_msg(w.err[0] == '\0', "%s", w.err);
+}
+
+/* ---- messages ---- */
+
+/* The raw properties of message i: content-type, headers {n: i, who: ...}, delivery-mode,
+ * priority; and where the headers table lies in them. */
+struct props {
+    uint8_t buf[128];
+    uint32_t len, hoff, hlen;
+};
+
+static void
+props_of(struct props *p, int i, uint8_t mode)
+{
+    uint8_t tbuf[64];
+    struct wire_writer tw, w;
+    wire_writer_init(&tw, tbuf, sizeof(tbuf));
+    wire_table_put_i64(&tw, "n", i);
+    wire_table_put_longstr(&tw, "who", S("check_durable"));
+    ck_assert(!tw.overflow);
+    wire_writer_init(&w, p->buf, sizeof(p->buf));
+    wire_put_u16(&w, 0x8000 | 0x2000 | 0x1000 | 0x0800);
+    wire_put_shortstr(&w, S("application/octet-stream"));
+    p->hoff = (uint32_t)wire_writer_len(&w) + 4;
+    p->hlen = (uint32_t)wire_writer_len(&tw);
+    wire_put_table(&w, (struct wire_table){tbuf, p->hlen});
+    wire_put_u8(&w, mode);
+    wire_put_u8(&w, (uint8_t)(i % 10));
+    ck_assert(!w.overflow);
+    p->len = (uint32_t)wire_writer_len(&w);
+}
+
+static uint8_t
+body_byte(int i, uint64_t j)
+{
+    return (uint8_t)(i * 131 + j * 7 + (j >> 8));
+}
+
+/* Message i: its body starts with i (big-endian u32), so that a test tells them apart. */
+static struct msg *
+make_msg(int i, uint8_t mode, uint64_t body_len, const char *exchange, const char *rk)
+{
+    struct props p;
+    props_of(&p, i, mode);
+    ck_assert_uint_ge(body_len, 4);
+    struct msg *m = msg_new(p.buf, p.len, mode, (uint8_t)(i % 10), S(exchange), S(rk), body_len);
+    ck_assert_ptr_nonnull(m);
+    msg_set_headers(m, p.buf, (struct wire_table){p.buf + p.hoff, p.hlen});
+    bytes_put32(m->body, (uint32_t)i);
+    for (uint64_t j = 4; j < body_len; j++)
+        m->body[j] = body_byte(i, j);
+    return m;
+}
+
+static int
+msg_index(const struct msg *m)
+{
+    ck_assert_uint_ge(m->body_len, 4);
+    return (int)bytes_get32(m->body);
+}
+
+/* Asserts m is exactly make_msg(i, mode, body_len, exchange, rk). */
+static void
+check_msg(const struct msg *m, int i, uint8_t mode, uint64_t body_len, const char *exchange,
+          const char *rk)
+{
+    struct props p;
+    props_of(&p, i, mode);
+    ck_assert_int_eq(msg_index(m), i);
+    ck_assert_uint_eq(m->props_len, p.len);
+    ck_assert_mem_eq(m->props, p.buf, p.len);
+    ck_assert_uint_eq(m->headers_off, p.hoff);
+    ck_assert_uint_eq(m->headers_len, p.hlen);
+    struct wire_value v;
+    ck_assert(wire_table_get(msg_headers(m), "n", &v));
+    ck_assert_uint_eq(m->delivery_mode, mode);
+    ck_assert_uint_eq(m->priority, (unsigned)(i % 10));
+    ck_assert_uint_eq(m->exchange_len, strlen(exchange));
+    ck_assert_mem_eq(m->exchange, exchange, m->exchange_len);
+    ck_assert_uint_eq(m->routing_key_len, strlen(rk));
+    ck_assert_mem_eq(m->routing_key, rk, m->routing_key_len);
+    ck_assert_uint_eq(m->body_len, body_len);
+    uint64_t bad = 0;
+    for (uint64_t j = 4; j < body_len && bad == 0; j++)
+        if (m->body[j] != body_byte(i, j))
+            bad = j;
+    ck_assert_msg(bad == 0, "message %d: body differs at byte %llu", i, (unsigned long long)bad);
+}
+
+/* The standard message i: varied sizes (one of 100 kB), published to "ex.in" with "rk.<i>". */
+static uint64_t
+std_len(int i)
+{
+    return i == 7 ? 100000 : 4 + (uint64_t)(i * 37) % 300;
+}
+
+static struct msg *
+std_msg(int i, uint8_t mode)
+{
+    char rk[16];
+    snprintf(rk, sizeof(rk), "rk.%d", i);
+    return make_msg(i, mode, std_len(i), "ex.in", rk);
+}
+
+static void
+check_std(const struct msg *m, int i, uint8_t mode)
+{
+    char rk[16];
+    snprintf(rk, sizeof(rk), "rk.%d", i);
+    check_msg(m, i, mode, std_len(i), "ex.in", rk);
+}
+
+static void
+enqueue(struct queue *q, struct msg *m)
+{
+    ck_assert_int_eq(queue_cmd_enqueue(q, m), 0);
+}
+
+static void
+enqueue_std(struct queue *q, int i, uint8_t mode)
+{
+    struct msg *m = std_msg(i, mode);
+    enqueue(q, m);
+    msg_unref(&m);
+}
+
+/* Asserts q's in-memory ready entries are the persistent standard messages want[0..n), with
+ * those redelivered flags (NULL: none redelivered), and nothing is paged. */
+static void
+check_ready(struct queue *q, const int *want, const bool *redelivered, int n)
+{
+    ck_assert_uint_eq(q->n_ready, (uint64_t)n);
+    ck_assert_uint_eq(q->n_paged, 0);
+    int k = 0;
+    struct qentry *e;
+    TAILQ_FOREACH(e, &q->ready, link)
+    {
+        ck_assert_int_lt(k, n);
+        check_std(e->msg, want[k], 2);
+        ck_assert_msg(e->redelivered == (redelivered != NULL && redelivered[k]),
+                      "message %d: redelivered %d", want[k], e->redelivered);
+        ck_assert(e->stored);
+        ck_assert_ptr_eq(e->queue, q);
+        k++;
+    }
+    ck_assert_int_eq(k, n);
+}
+
+/* Delivers q's next entry, waiting for the store when it is paged out and not readable yet.
+ * NULL when q is empty. */
+static struct qentry *
+deliver(struct queue *q)
+{
+    for (int tries = 0; tries < 5; tries++) {
+        struct qentry *e = queue_cmd_deliver(q);
+        if (e != NULL || q->n_ready == 0)
+            return e;
+        barrier();
+    }
+    ck_abort_msg("queue '%s': %llu ready, none deliverable after 5 barriers", q->name,
+                 (unsigned long long)q->n_ready);
+    return NULL;
+}
+
+/* ---- entities ---- */
+
+static struct exch *
+add_exch(struct vhost *v, const char *name, enum exch_type type, bool durable, bool auto_delete,
+         bool internal, struct wire_table args)
+{
+    struct exch *e = exch_new(v, S(name), type, durable, auto_delete, internal, args);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(vhost_exch_add(v, e), 0);
+    return e;
+}
+
+static struct queue *
+add_queue(struct vhost *v, const char *name, bool durable, bool auto_delete,
+          struct queue_owner *owner, struct wire_table args)
+{
+    struct queue *q = queue_new(v, S(name), durable, auto_delete, owner, args);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_int_eq(vhost_queue_add(v, q), 0);
+    return q;
+}
+
+static struct exch *
+exch(const char *name)
+{
+    return vhost_exch_find(vh, S(name));
+}
+
+static struct queue *
+queue(const char *name)
+{
+    return vhost_queue_find(vh, S(name));
+}
+
+static struct bind_dest
+to_q(struct queue *q)
+{
+    return (struct bind_dest){.is_exch = false, .u.queue = q};
+}
+
+static struct bind_dest
+to_x(struct exch *e)
+{
+    return (struct bind_dest){.is_exch = true, .u.exch = e};
+}
+
+static void
+add_bind(struct exch *src, struct bind_dest dst, const char *rk, struct wire_table args)
+{
+    ck_assert_int_eq(exch_bind(src, dst, S(rk), args), 0);
+}
+
+/* Argument tables, built once per test. */
+static uint8_t args_buf[4][128];
+static struct wire_table args_alt, args_x, args_q, args_hdr;
+
+static void
+build_args(void)
+{
+    struct wire_writer w;
+    wire_writer_init(&w, args_buf[0], sizeof(args_buf[0]));
+    wire_table_put_longstr(&w, "alternate-exchange", S("ae"));
+    args_alt = (struct wire_table){args_buf[0], (uint32_t)wire_writer_len(&w)};
+    wire_writer_init(&w, args_buf[1], sizeof(args_buf[1]));
+    wire_table_put_i64(&w, "x-foo", 7);
+    wire_table_put_bool(&w, "x-bar", true);
+    args_x = (struct wire_table){args_buf[1], (uint32_t)wire_writer_len(&w)};
+    wire_writer_init(&w, args_buf[2], sizeof(args_buf[2]));
+    wire_table_put_i64(&w, "x-max-length", 10);
+    wire_table_put_longstr(&w, "x-queue-mode", S("lazy"));
+    args_q = (struct wire_table){args_buf[2], (uint32_t)wire_writer_len(&w)};
+    wire_writer_init(&w, args_buf[3], sizeof(args_buf[3]));
+    wire_table_put_longstr(&w, "x-match", S("any"));
+    wire_table_put_longstr(&w, "h", S("v"));
+    args_hdr = (struct wire_table){args_buf[3], (uint32_t)wire_writer_len(&w)};
+}
+
+static void
+check_exch(const char *name, enum exch_type type, bool auto_delete, bool internal,
+           struct wire_table args)
+{
+    struct exch *e = exch(name);
+    ck_assert_msg(e != NULL, "exchange '%s' not restored", name);
+    ck_assert_int_eq(e->type, type);
+    ck_assert(e->durable);
+    ck_assert_int_eq(e->auto_delete, auto_delete);
+    ck_assert_int_eq(e->internal, internal);
+    ck_assert_uint_eq(e->args_len, args.len);
+    if (args.len > 0)
+        ck_assert_mem_eq(e->args, args.ptr, args.len);
+}
+
+static void
+check_queue(struct vhost *v, const char *name, bool auto_delete, struct wire_table args)
+{
+    struct queue *q = vhost_queue_find(v, S(name));
+    ck_assert_msg(q != NULL, "queue '%s' not restored", name);
+    ck_assert(q->durable);
+    ck_assert_int_eq(q->auto_delete, auto_delete);
+    ck_assert_ptr_null(q->owner);
+    ck_assert_uint_ne(q->store_id, 0);
+    ck_assert_uint_eq(q->args_len, args.len);
+    if (args.len > 0)
+        ck_assert_mem_eq(q->args, args.ptr, args.len);
+}
+
+/* ---- fixture ---- */
+
+static void
+setup(void)
+{
+    strcpy(data_dir, "/tmp/check_durable.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(data_dir));
+    log_set_level(LOG_NONE);
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    win = 0;
+    build_args();
+    broker_open();
+}
+
+static void
+teardown(void)
+{
+    if (st != NULL)
+        broker_close();
+    event_base_free(base);
+    base = NULL;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", data_dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- 1. entities ---- */
+
+/* The stored entities of test_entities, checked after each restart. */
+static void
+check_entities(void)
+{
+    check_exch("dx", EXCH_DIRECT, false, false, args_alt);
+    ck_assert_ptr_nonnull(exch("dx")->alternate);
+    ck_assert_str_eq(exch("dx")->alternate, "ae");
+    check_exch("tx", EXCH_TOPIC, true, true, args_x);
+    check_exch("hx", EXCH_HEADERS, false, false, no_args);
+    check_exch("ae", EXCH_FANOUT, false, false, no_args);
+    ck_assert_ptr_null(exch("tmpx"));
+    /* The five predeclared ones, once each, and the four stored ones. */
+    ck_assert_uint_eq(vh->exchanges.count, 9);
+    ck_assert_ptr_nonnull(exch("amq.direct"));
+    ck_assert_ptr_nonnull(exch("amq.match"));
+    check_queue(vh, "dq", false, args_q);
+    check_queue(vh, "adq", true, args_x);
+    ck_assert_ptr_null(queue("tq"));
+    ck_assert_ptr_null(queue("exq"));
+    ck_assert_uint_eq(vh->queues.count, 2);
+
+    struct queue *dq = queue("dq");
+    ck_assert(exch_has_binding(exch("dx"), to_q(dq), S("rk1"), no_args));
+    ck_assert(exch_has_binding(exch("dx"), to_q(dq), S("rk2"), args_x));
+    ck_assert(exch_has_binding(exch("dx"), to_x(exch("tx")), S("e2e"), no_args));
+    ck_assert(exch_has_binding(exch("tx"), to_q(dq), S("a.*"), no_args));
+    ck_assert(exch_has_binding(exch("hx"), to_q(dq), S(""), args_hdr));
+    ck_assert(exch_has_binding(exch("amq.direct"), to_q(dq), S("amqrk"), no_args));
+    ck_assert(exch_has_binding(exch("amq.fanout"), to_x(exch("dx")), S(""), no_args));
+    ck_assert(exch_has_binding(exch("amq.topic"), to_q(queue("adq")), S("#"), no_args));
+    ck_assert_uint_eq(exch("dx")->n_bindings_out, 3);
+    ck_assert_uint_eq(exch("tx")->n_bindings_out, 1);
+    ck_assert_uint_eq(exch("hx")->n_bindings_out, 1);
+    ck_assert_uint_eq(exch("ae")->n_bindings_out, 0);
+    ck_assert_uint_eq(exch("amq.direct")->n_bindings_out, 1);
+    ck_assert_uint_eq(exch("amq.fanout")->n_bindings_out, 1);
+    ck_assert_uint_eq(exch("amq.topic")->n_bindings_out, 1);
+    ck_assert_uint_eq(exch("amq.headers")->n_bindings_out, 0);
+
+    /* Another vhost, with a queue of the same name: its own. */
+    struct vhost *v2 = vhost_find(&reg, S("v2"));
+    ck_assert_ptr_nonnull(v2);
+    ck_assert_ptr_eq(v2->durable, d);
+    check_queue(v2, "dq", false, no_args);
+    ck_assert_uint_ne(vhost_queue_find(v2, S("dq"))->store_id, dq->store_id);
+    ck_assert_uint_eq(v2->exchanges.count, 5);
+    ck_assert(exch_has_binding(vhost_exch_find(v2, S("amq.direct")),
+                               to_q(vhost_queue_find(v2, S("dq"))), S("v2rk"), no_args));
+
+    /* In the store: no amq.* exchange, only the bindings between stored ends. */
+    ck_assert_int_eq(count_tag(STORE_TAG_EXCHANGE), 4);
+    ck_assert_int_eq(count_tag(STORE_TAG_QUEUE), 3);
+    ck_assert_int_eq(count_tag(STORE_TAG_BINDING), 9);
+}
+
+START_TEST(test_entities)
+{
+    struct queue_owner owner;
+    TAILQ_INIT(&owner.queues);
+    struct exch *dx = add_exch(vh, "dx", EXCH_DIRECT, true, false, false, args_alt);
+    struct exch *tx = add_exch(vh, "tx", EXCH_TOPIC, true, true, true, args_x);
+    struct exch *hx = add_exch(vh, "hx", EXCH_HEADERS, true, false, false, no_args);
+    add_exch(vh, "ae", EXCH_FANOUT, true, false, false, no_args);
+    struct exch *tmpx = add_exch(vh, "tmpx", EXCH_FANOUT, false, false, false, no_args);
+    struct queue *dq = add_queue(vh, "dq", true, false, NULL, args_q);
+    struct queue *adq = add_queue(vh, "adq", true, true, NULL, args_x);
+    struct queue *tq = add_queue(vh, "tq", false, false, NULL, no_args);
+    struct queue *exq = add_queue(vh, "exq", true, false, &owner, no_args);
+    ck_assert_uint_eq(exq->store_id, 0);
+    ck_assert_uint_eq(tq->store_id, 0);
+
+    add_bind(dx, to_q(dq), "rk1", no_args);
+    add_bind(dx, to_q(dq), "rk2", args_x);
+    add_bind(dx, to_x(tx), "e2e", no_args);
+    add_bind(tx, to_q(dq), "a.*", no_args);
+    add_bind(hx, to_q(dq), "", args_hdr);
+    add_bind(exch("amq.direct"), to_q(dq), "amqrk", no_args);
+    add_bind(exch("amq.fanout"), to_x(dx), "", no_args);
+    add_bind(exch("amq.topic"), to_q(adq), "#", no_args);
+    /* Not stored: an end that is not. */
+    add_bind(dx, to_q(tq), "rk", no_args);
+    add_bind(dx, to_q(exq), "rk", no_args);
+    add_bind(tmpx, to_q(dq), "", no_args);
+    add_bind(dx, to_x(tmpx), "tmp", no_args);
+    add_bind(exch("amq.direct"), to_q(exq), "exrk", no_args);
+
+    struct vhost *v2 = vhost_add(&reg, "v2");
+    ck_assert_ptr_nonnull(v2);
+    ck_assert_ptr_eq(v2->durable, d);
+    struct queue *v2dq = add_queue(v2, "dq", true, false, NULL, no_args);
+    add_bind(vhost_exch_find(v2, S("amq.direct")), to_q(v2dq), "v2rk", no_args);
+
+    barrier();
+    restart();
+    check_entities();
+    /* Restoring writes nothing back: a second restart finds the same. */
+    restart();
+    check_entities();
+}
+END_TEST
+
+/* Unbinding, deleting an exchange and a queue, and the auto-delete exchange that a queue's
+ * deletion empties are written too. */
+START_TEST(test_entity_removal)
+{
+    struct exch *dx = add_exch(vh, "dx", EXCH_DIRECT, true, false, false, no_args);
+    struct exch *gone = add_exch(vh, "gone", EXCH_FANOUT, true, false, false, no_args);
+    struct exch *adx = add_exch(vh, "adx", EXCH_DIRECT, true, true, false, no_args);
+    struct queue *q1 = add_queue(vh, "q1", true, false, NULL, no_args);
+    struct queue *q2 = add_queue(vh, "q2", true, false, NULL, no_args);
+    add_bind(dx, to_q(q1), "a", no_args);
+    add_bind(dx, to_q(q1), "b", no_args);
+    add_bind(gone, to_q(q1), "", no_args);
+    add_bind(dx, to_x(gone), "g", no_args);
+    add_bind(adx, to_q(q2), "x", no_args);
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_BINDING), 5);
+
+    ck_assert_int_eq(exch_unbind(dx, to_q(q1), S("b"), no_args), 0);
+    vhost_exch_delete(vh, gone);
+    vhost_queue_delete(vh, q2); /* and with it adx, left without bindings */
+    ck_assert_ptr_null(exch("adx"));
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_EXCHANGE), 1);
+    ck_assert_int_eq(count_tag(STORE_TAG_QUEUE), 1);
+    ck_assert_int_eq(count_tag(STORE_TAG_BINDING), 1);
+
+    restart();
+    ck_assert_ptr_nonnull(exch("dx"));
+    ck_assert_ptr_null(exch("gone"));
+    ck_assert_ptr_null(exch("adx"));
+    ck_assert_ptr_nonnull(queue("q1"));
+    ck_assert_ptr_null(queue("q2"));
+    ck_assert(exch_has_binding(exch("dx"), to_q(queue("q1")), S("a"), no_args));
+    ck_assert_uint_eq(exch("dx")->n_bindings_out, 1);
+}
+END_TEST
+
+/* ---- 2. messages ---- */
+
+START_TEST(test_persistent_messages)
+{
+    struct queue *dq = add_queue(vh, "dq", true, false, NULL, no_args);
+    struct queue *tq = add_queue(vh, "tq", false, false, NULL, no_args);
+    struct queue *dq2 = add_queue(vh, "dq2", true, false, NULL, no_args);
+    for (int i = 0; i < 20; i++) {
+        enqueue_std(dq, i, i % 3 == 2 ? 1 : 2);
+        enqueue_std(tq, i, 2);
+    }
+    for (int i = 100; i < 105; i++)
+        enqueue_std(dq2, i, 1); /* transient only */
+    uint64_t dq_id = dq->store_id;
+    barrier();
+    ck_assert_int_eq(count_entries(dq_id), 14);
+    ck_assert_int_eq(count_entries(dq2->store_id), 0);
+
+    restart();
+    dq = queue("dq");
+    int all[14];
+    for (int i = 0, k = 0; i < 20; i++)
+        if (i % 3 != 2)
+            all[k++] = i;
+    check_ready(dq, all, NULL, 14);
+    ck_assert_ptr_null(queue("tq"));
+    check_ready(queue("dq2"), NULL, NULL, 0);
+    /* Messages enqueued after a restart come after the restored ones. */
+    enqueue_std(dq, 50, 2);
+    barrier();
+    restart();
+    int more[15];
+    memcpy(more, all, sizeof(all));
+    more[14] = 50;
+    check_ready(queue("dq"), more, NULL, 15);
+}
+END_TEST
+
+/* ---- 3. settle, requeue, redelivered ---- */
+
+START_TEST(test_settle_requeue_redelivered)
+{
+    struct queue *q = add_queue(vh, "q", true, false, NULL, no_args);
+    for (int i = 0; i < 6; i++)
+        enqueue_std(q, i, 2);
+    struct qentry *e[4];
+    for (int i = 0; i < 4; i++) {
+        e[i] = queue_cmd_deliver(q);
+        ck_assert_ptr_nonnull(e[i]);
+        ck_assert_int_eq(msg_index(e[i]->msg), i);
+    }
+    queue_cmd_settle(e[0]);  /* acked: gone for good */
+    queue_cmd_requeue(e[1]); /* back in place, redelivered */
+    barrier();
+    restart();
+    /* e[2] and e[3] were delivered and never settled: back, redelivered. */
+    queue_cmd_settle(e[2]);
+    queue_cmd_settle(e[3]);
+    q = queue("q");
+    static const int want1[] = {1, 2, 3, 4, 5};
+    static const bool redel1[] = {true, true, true, false, false};
+    check_ready(q, want1, redel1, 5);
+
+    /* Once more without a barrier: the last batch goes with the close. Deliver 1 and 2,
+     * settle 1, requeue nothing. */
+    struct qentry *a = queue_cmd_deliver(q), *b = queue_cmd_deliver(q);
+    ck_assert_int_eq(msg_index(a->msg), 1);
+    ck_assert(a->redelivered);
+    ck_assert_int_eq(msg_index(b->msg), 2);
+    queue_cmd_settle(a);
+    restart();
+    queue_cmd_settle(b);
+    static const int want2[] = {2, 3, 4, 5};
+    static const bool redel2[] = {true, true, false, false};
+    check_ready(queue("q"), want2, redel2, 4);
+
+    /* Everything delivered, then requeued in reverse: all back in order, redelivered. */
+    q = queue("q");
+    struct qentry *all[4];
+    for (int i = 0; i < 4; i++)
+        all[i] = queue_cmd_deliver(q);
+    for (int i = 3; i >= 0; i--)
+        queue_cmd_requeue(all[i]);
+    restart();
+    static const bool redel3[] = {true, true, true, true};
+    check_ready(queue("q"), want2, redel3, 4);
+}
+END_TEST
+
+/* ---- 4. a message routed to two queues ---- */
+
+START_TEST(test_shared_message)
+{
+    struct queue *q1 = add_queue(vh, "q1", true, false, NULL, no_args);
+    struct queue *q2 = add_queue(vh, "q2", true, false, NULL, no_args);
+    struct queue *tq = add_queue(vh, "tq", false, false, NULL, no_args);
+    struct msg *m = std_msg(0, 2);
+    durable_msg_routed(d, m, 2); /* as chan_route: tq does not count */
+    enqueue(q1, m);
+    enqueue(q2, m);
+    enqueue(tq, m);
+    msg_unref(&m);
+    enqueue_std(q2, 1, 2); /* to one stored queue: inline */
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 1);
+    ck_assert_int_eq(count_entries(q1->store_id), 1);
+    ck_assert_int_eq(count_entries(q2->store_id), 2);
+
+    restart();
+    q1 = queue("q1");
+    q2 = queue("q2");
+    static const int want2[] = {0, 1};
+    check_ready(q1, want2, NULL, 1);
+    check_ready(q2, want2, NULL, 2);
+    struct msg *m1 = TAILQ_FIRST(&q1->ready)->msg, *m2 = TAILQ_FIRST(&q2->ready)->msg;
+    ck_assert_ptr_eq(m1, m2);
+    ck_assert_uint_ne(m1->store_id, 0);
+    ck_assert_uint_eq(TAILQ_LAST(&q2->ready, qentry_list)->msg->store_id, 0);
+
+    /* The record stays while one entry holds it, across a restart too. */
+    queue_cmd_settle(queue_cmd_deliver(q1));
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 1);
+    restart();
+    q2 = queue("q2");
+    check_ready(queue("q1"), NULL, NULL, 0);
+    check_ready(q2, want2, NULL, 2);
+    struct qentry *e = queue_cmd_deliver(q2);
+    ck_assert_int_eq(msg_index(e->msg), 0);
+    queue_cmd_settle(e);
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 0);
+    restart();
+    static const int want1[] = {1};
+    check_ready(queue("q2"), want1, NULL, 1);
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 0);
+
+    /* Both settled within one run: the record goes with the second. */
+    m = std_msg(2, 2);
+    durable_msg_routed(d, m, 2);
+    enqueue(queue("q1"), m);
+    enqueue(queue("q2"), m);
+    msg_unref(&m);
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 1);
+    queue_cmd_settle(queue_cmd_deliver(queue("q1")));
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 1);
+    e = queue_cmd_deliver(queue("q2")); /* message 1 */
+    queue_cmd_settle(e);
+    e = queue_cmd_deliver(queue("q2"));
+    ck_assert_int_eq(msg_index(e->msg), 2);
+    queue_cmd_settle(e);
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 0);
+    ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+}
+END_TEST
+
+/* ---- 5. purge, queue.delete ---- */
+
+START_TEST(test_purge_and_delete)
+{
+    struct queue *q1 = add_queue(vh, "q1", true, false, NULL, no_args);
+    struct queue *q2 = add_queue(vh, "q2", true, false, NULL, no_args);
+    struct queue *q3 = add_queue(vh, "q3", true, false, NULL, no_args);
+    for (int i = 0; i < 5; i++) {
+        enqueue_std(q1, i, 2);
+        enqueue_std(q2, i, 2);
+    }
+    /* Shared between q1 and q3, and between q2 and q3. */
+    for (int i = 5; i < 7; i++) {
+        struct msg *m = std_msg(i, 2);
+        durable_msg_routed(d, m, 2);
+        enqueue(i == 5 ? q1 : q2, m);
+        enqueue(q3, m);
+        msg_unref(&m);
+    }
+    struct qentry *held = queue_cmd_deliver(q1); /* message 0: unacked, survives the purge */
+    uint64_t id1 = q1->store_id, id2 = q2->store_id;
+    barrier();
+    ck_assert_int_eq(count_entries(id1), 6);
+    ck_assert_int_eq(count_entries(id2), 6);
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 2);
+
+    ck_assert_uint_eq(queue_cmd_purge(q1), 5);
+    ck_assert_uint_eq(vhost_queue_delete(vh, q2), 6);
+    barrier();
+    ck_assert_int_eq(count_entries(id1), 1); /* the unacked one */
+    ck_assert_int_eq(count_entries(id2), 0);
+    ck_assert_int_eq(count_tag(STORE_TAG_QUEUE), 2);
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 2); /* q3 holds both */
+    uint8_t dkey[STORE_KEY_DELIVERED_LEN];
+    ck_assert_int_eq(count_keys(dkey, store_key_delivered(dkey, id2)), 0);
+
+    restart();
+    queue_cmd_settle(held);
+    static const bool redel[] = {true};
+    static const int want0[] = {0};
+    check_ready(queue("q1"), want0, redel, 1);
+    ck_assert_ptr_null(queue("q2"));
+    static const int want3[] = {5, 6};
+    check_ready(queue("q3"), want3, NULL, 2);
+
+    /* Deleting q3 drops the last references to both shared records. */
+    vhost_queue_delete(vh, queue("q3"));
+    ck_assert_uint_eq(queue_cmd_purge(queue("q1")), 1);
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 0);
+    ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+    restart();
+    check_ready(queue("q1"), NULL, NULL, 0);
+    ck_assert_ptr_null(queue("q3"));
+
+    /* A queue declared after the restart gets an id of its own. */
+    struct queue *q4 = add_queue(vh, "q4", true, false, NULL, no_args);
+    ck_assert_uint_ne(q4->store_id, queue("q1")->store_id);
+    enqueue_std(q4, 9, 2);
+    restart();
+    check_ready(queue("q1"), NULL, NULL, 0);
+    static const int want4[] = {9};
+    check_ready(queue("q4"), want4, NULL, 1);
+}
+END_TEST
+
+/* ---- 6. lazy paging ---- */
+
+#define PAGE_WINDOW 4096
+#define PAGE_BODY 1024
+#define PAGE_N 64
+
+static uint8_t
+page_mode(int i)
+{
+    return i % 4 == 3 ? 1 : 2;
+}
+
+static struct msg *
+page_msg(int i)
+{
+    return make_msg(i, page_mode(i), PAGE_BODY, "amq.direct", "paged");
+}
+
+static void
+check_page_msg(const struct msg *m, int i)
+{
+    check_msg(m, i, page_mode(i), PAGE_BODY, "amq.direct", "paged");
+}
+
+/* Fills q with PAGE_N messages of 1 KiB, a quarter of them transient. */
+static void
+page_fill(struct queue *q)
+{
+    for (int i = 0; i < PAGE_N; i++) {
+        struct msg *m = page_msg(i);
+        enqueue(q, m);
+        msg_unref(&m);
+        ck_assert_uint_le(q->mem_bytes, PAGE_WINDOW);
+    }
+    ck_assert_uint_eq(q->n_ready, PAGE_N);
+    ck_assert_uint_gt(q->n_paged, PAGE_N / 2);
+}
+
+/* Delivers and settles everything in q, checking the messages are want(0), want(1), ... each
+ * once, with redelivered for the first n_redelivered. Returns how many. */
+static int
+page_drain(struct queue *q, bool persistent_only, int n_redelivered)
+{
+    int next = 0, n = 0;
+    struct qentry *e;
+    struct msg *any = page_msg(0);
+    uint64_t one = msg_size(any);
+    msg_unref(&any);
+    while ((e = deliver(q)) != NULL) {
+        while (persistent_only && page_mode(next) != 2)
+            next++;
+        ck_assert_int_lt(next, PAGE_N);
+        check_page_msg(e->msg, next);
+        ck_assert_msg(e->redelivered == (n < n_redelivered), "message %d: redelivered %d", next,
+                      e->redelivered);
+        ck_assert_uint_le(q->mem_bytes, PAGE_WINDOW + one);
+        queue_cmd_settle(e);
+        next++;
+        n++;
+    }
+    ck_assert_uint_eq(q->n_ready, 0);
+    ck_assert_uint_eq(q->n_paged, 0);
+    ck_assert_uint_eq(q->mem_bytes, 0);
+    return n;
+}
+
+/* Stored entries of q in memory: the persistent ones (transient ones in memory are not
+ * written), plus every paged one (transient ones too, flagged). */
+static int
+page_written(struct queue *q)
+{
+    int n = (int)q->n_paged;
+    struct qentry *e;
+    TAILQ_FOREACH(e, &q->ready, link)
+    {
+        n += e->msg->delivery_mode == 2;
+    }
+    return n;
+}
+
+START_TEST(test_paging)
+{
+    win = PAGE_WINDOW;
+    durable_set_window(d, win);
+    struct queue *q = add_queue(vh, "q", true, false, NULL, no_args);
+    page_fill(q);
+    /* No waiting for the store: the first deliveries find the paged entries unreadable. */
+    ck_assert_int_eq(page_drain(q, false, 0), PAGE_N);
+    barrier();
+    ck_assert_int_eq(count_entries(q->store_id), 0);
+
+    /* Again, written first; requeues keep their place among paged-in entries. */
+    page_fill(q);
+    barrier();
+    ck_assert_int_eq(count_entries(q->store_id), page_written(q));
+    struct qentry *e0 = deliver(q), *e1 = deliver(q);
+    queue_cmd_requeue(e1);
+    queue_cmd_requeue(e0);
+    ck_assert_int_eq(page_drain(q, false, 2), PAGE_N);
+    barrier();
+    ck_assert_int_eq(count_entries(q->store_id), 0);
+    ck_assert_int_eq(count_tag(STORE_TAG_DELIVERED), 1);
+    restart();
+    check_ready(queue("q"), NULL, NULL, 0);
+}
+END_TEST
+
+START_TEST(test_paging_restart)
+{
+    win = PAGE_WINDOW;
+    durable_set_window(d, win);
+    struct queue *q = add_queue(vh, "q", true, false, NULL, no_args);
+    page_fill(q);
+    uint64_t id = q->store_id;
+    barrier();
+    ck_assert_int_eq(count_entries(id), page_written(q));
+    /* Two delivered and never settled: back first, redelivered. */
+    struct qentry *e0 = deliver(q), *e1 = deliver(q);
+    ck_assert_int_eq(msg_index(e0->msg), 0);
+    ck_assert_int_eq(msg_index(e1->msg), 1);
+    restart();
+    queue_cmd_settle(e0);
+    queue_cmd_settle(e1);
+    q = queue("q");
+    ck_assert_uint_eq(q->n_ready, PAGE_N / 4 * 3);
+    ck_assert_uint_gt(q->n_paged, 0);
+    ck_assert_uint_le(q->mem_bytes, PAGE_WINDOW + PAGE_BODY + 256);
+    barrier(); /* as the loop runs before clients come: the transient leftovers are deleted */
+    ck_assert_int_eq(count_entries(id), PAGE_N / 4 * 3);
+    ck_assert_int_eq(page_drain(q, true, 2), PAGE_N / 4 * 3);
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+    restart();
+    check_ready(queue("q"), NULL, NULL, 0);
+}
+END_TEST
+
+/* ---- 7. corrupt records ---- */
+
+static const struct corrupt_case {
+    const char *what; /* expected in the error */
+} corrupt_cases[] = {
+    {"corrupt queue record"},
+    {"corrupt exchange record"},
+    {"corrupt binding record"},
+    {"corrupt queue entry"},
+    {"shared message is missing"},
+    {"corrupt message record"},
+    {"corrupt delivery watermark"},
+};
+
+START_TEST(test_corrupt)
+{
+    struct queue *q = add_queue(vh, "q", true, false, NULL, no_args);
+    enqueue_std(q, 0, 2);
+    barrier();
+    uint64_t id = q->store_id;
+    uint8_t key[STORE_KEY_BINDING_MAX(0)], val[32];
+    size_t klen;
+    switch (_i) {
+    case 0: /* a queue's value too short for its id and flags */
+        klen = store_key_queue(key, "/", 1, "bad", 3);
+        put_raw(key, klen, "xx", 2);
+        break;
+    case 1: /* an exchange type this build does not know */
+        klen = store_key_exchange(key, "/", 1, "badx", 4);
+        put_raw(key, klen, "\x09\x00", 2);
+        break;
+    case 2: /* a binding key cut after its source */
+        klen = store_key_vhost_prefix(key, STORE_TAG_BINDING, "/", 1);
+        memcpy(key + klen, "\x01x", 2);
+        put_raw(key, klen + 2, "", 0);
+        break;
+    case 3: /* an inline entry shorter than a message record */
+        klen = store_key_qentry(key, id, 100);
+        put_raw(key, klen, "\x00\x01\x02\x03", 4);
+        break;
+    case 4: /* a shared entry whose record is not there */
+        klen = store_key_qentry(key, id, 100);
+        val[0] = 0x01;
+        bytes_put64(val + 1, 999);
+        put_raw(key, klen, val, 9);
+        break;
+    case 5: /* a shared entry whose record is garbage */
+        klen = store_key_msg(key, 777);
+        put_raw(key, klen, "garbage", 7);
+        klen = store_key_qentry(key, id, 100);
+        val[0] = 0x01;
+        bytes_put64(val + 1, 777);
+        put_raw(key, klen, val, 9);
+        break;
+    case 6: /* a delivery watermark that is not a u64 */
+        klen = store_key_delivered(key, id);
+        put_raw(key, klen, "abc", 3);
+        break;
+    }
+    broker_close();
+
+    /* Twice: a failed start leaves the data as it was. */
+    for (int round = 0; round < 2; round++) {
+        char err[512] = "";
+        st = store_open(data_dir, NULL, base, err, sizeof(err));
+        ck_assert_msg(st != NULL, "%s", err);
+        d = durable_new(st, base);
+        ck_assert_ptr_nonnull(d);
+        vhost_registry_init(&reg);
+        ck_assert_ptr_nonnull(vhost_add(&reg, "/"));
+        ck_assert_int_eq(durable_recover(d, &reg, err, sizeof(err)), -1);
+        ck_assert_msg(strstr(err, corrupt_cases[_i].what) != NULL, "case %d: error '%s'", _i, err);
+        ck_assert_ptr_null(reg.durable);
+        durable_submit_pending(d);
+        ck_assert_msg(store_close(st, err, sizeof(err)) == 0, "%s", err);
+        durable_free(d);
+        vhost_registry_clear(&reg);
+        st = NULL;
+        d = NULL;
+    }
+}
+END_TEST
+
+static Suite *
+durable_suite(void)
+{
+    Suite *s = suite_create("durable");
+    TCase *tc = tcase_create("entities");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_entities);
+    tcase_add_test(tc, test_entity_removal);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("messages");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_persistent_messages);
+    tcase_add_test(tc, test_settle_requeue_redelivered);
+    tcase_add_test(tc, test_shared_message);
+    tcase_add_test(tc, test_purge_and_delete);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("paging");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_paging);
+    tcase_add_test(tc, test_paging_restart);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("corrupt");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_corrupt, 0, N_ELEMS(corrupt_cases));
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    if (store_init_threads() < 0) {
+        fprintf(stderr, "evthread_use_pthreads failed\n");
+        return EXIT_FAILURE;
+    }
+    SRunner *sr = srunner_create(durable_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    libevent_global_shutdown();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
