@@ -152,9 +152,7 @@ out:
         event_free(sigterm);
     if (sigint != NULL)
         event_free(sigint);
-    /* Consumers dropped by closing connections must not delete durable auto-delete queues:
-     * RabbitMQ brings those back after a restart. */
-    vhost_registry_set_durable(&vhosts, NULL);
+    durable_detach(durable, &vhosts); /* nothing freed from here on is deleted from disk */
     if (m.net != NULL)
         net_server_free(m.net);
     durable_submit_pending(durable); /* the last batch: store_close completes it */

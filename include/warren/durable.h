@@ -51,6 +51,10 @@ struct durable;
 /* A durable layer writing to st (borrowed; it must outlive the layer), flushing from a timer
  * of base. NULL on ENOMEM. */
 struct durable *durable_new(struct store *st, struct event_base *base);
+/* Stops writing reg's changes (shutdown: consumers going away must not delete durable
+ * auto-delete queues, which RabbitMQ brings back after a restart), writing what is due for
+ * queues that may be freed from now on. d may be NULL. */
+void durable_detach(struct durable *d, struct vhost_registry *reg);
 /* Hands this turn's batch to the store now: call before store_close, which completes it. */
 void durable_submit_pending(struct durable *d);
 /* Frees the layer, after store_close (its completions refer to the layer). NULL is ignored. */

@@ -84,6 +84,8 @@ struct queue {
     uint64_t n_paged;             /* ready entries in the store only */
     uint64_t page_lo;             /* the lowest seq that may be paged out */
     uint64_t mem_bytes;           /* bytes of the messages of the in-memory ready entries */
+    uint64_t restored_below;      /* seqs below were there at start: transient paged entries
+                                   * among them are leftovers, being deleted, never read */
     bool page_waiting;            /* paged entries are not readable yet: in the durable
                                    * layer's list until its next batch completes */
     TAILQ_ENTRY(queue) page_link;

@@ -195,6 +195,28 @@ durable_queue_stored(const struct queue *q)
 }
 
 void
+durable_discard_pending(struct durable *d)
+{
+    store_batch_free(d->batch);
+    d->batch = NULL;
+    d->lost = false;
+}
+
+void
+durable_detach(struct durable *d, struct vhost_registry *reg)
+{
+    vhost_registry_set_durable(reg, NULL);
+    if (d == NULL)
+        return;
+    durable_write_watermarks(d);
+    struct queue *q;
+    while ((q = TAILQ_FIRST(&d->page_wait)) != NULL) {
+        TAILQ_REMOVE(&d->page_wait, q, page_link);
+        q->page_waiting = false;
+    }
+}
+
+void
 durable_submit_pending(struct durable *d)
 {
     if (d != NULL)
@@ -406,8 +428,10 @@ durable_queue_removed(struct durable *d, struct queue *q)
     struct store_batch *b = durable_batch(d);
     durable_entries_forget(d, b, &q->ready);
     durable_entries_forget(d, b, &q->unacked);
-    if (b == NULL)
+    if (b == NULL) {
+        q->store_id = 0; /* not deleted from the store: the next start finds it again */
         return;
+    }
     if (q->n_paged > 0)
         durable_paged_delete(d, b, q);
     uint8_t key[STORE_KEY_NAMED_MAX], begin[9], end[9];
@@ -424,6 +448,10 @@ durable_queue_removed(struct durable *d, struct queue *q)
     store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
     store_key_delivered(key, q->store_id);
     store_batch_delete(b, key, STORE_KEY_DELIVERED_LEN);
+    /* Forgotten: freeing its entries and paged ones after this must not write again (nor
+     * drop the shared references once more). */
+    q->store_id = 0;
+    q->store_temp = false;
 }
 
 void
@@ -604,6 +632,8 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
     struct msg *m = NULL;
     int rc = -1;
     char err[256] = "corrupt record";
+    if (vlen >= 1 && (v[0] & DURABLE_ENTRY_TRANSIENT) && seq < q->restored_below)
+        return 0; /* from before the start, which is deleting it: not counted in n_paged */
     if (vlen >= 9 && (v[0] & DURABLE_ENTRY_SHARED)) {
         uint8_t mkey[STORE_KEY_MSG_LEN];
         char *rec;

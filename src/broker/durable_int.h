@@ -78,6 +78,9 @@ void durable_msg_parts(uint8_t *hdr, const struct msg *m, struct iovec *iov);
  * is malformed, -2 on ENOMEM. */
 int durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp);
 
+/* Drops this turn's changes unwritten (a recovery that failed). */
+void durable_discard_pending(struct durable *d);
+
 /* Adds to this turn's batch (creating it, and arming the flush). NULL on ENOMEM, logged:
  * the change is then not written, and the next barrier reports the failure. */
 struct store_batch *durable_batch(struct durable *d);

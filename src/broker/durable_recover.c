@@ -297,8 +297,14 @@ recover_queue_entries(struct recover_ctx *x, struct queue *q)
     q->delivered_seq = x->watermark;
     x->q = q;
     size_t plen = store_key_qentry_prefix(key, q->store_id);
-    return store_iter_prefix(x->d->st, key, plen, recover_entry, x, x->err, x->errlen) == 0 ? 0
-                                                                                         : -1;
+    if (store_iter_prefix(x->d->st, key, plen, recover_entry, x, x->err, x->errlen) != 0)
+        return -1;
+    /* New entries go above everything the queue ever had: above the watermark too, or they
+     * would come back redelivered after the next restart. */
+    if (q->next_seq <= x->watermark)
+        q->next_seq = x->watermark + 1;
+    q->restored_below = q->next_seq;
+    return 0;
 }
 
 /* Queues that were not stored but had paged out entries: the entries go. */
@@ -395,6 +401,8 @@ durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t
             x.n_orphans > 0 ? " (unreferenced shared messages removed)" : "");
     rc = 0;
 out:
+    if (rc < 0)
+        durable_discard_pending(d); /* the data is left as it was found */
     recover_shared_clear(&x);
     return rc;
 }

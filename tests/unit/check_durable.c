@@ -38,8 +38,8 @@ static struct event_base *base;
 static struct store *st;
 static struct durable *d;
 static struct vhost_registry reg;
-static struct vhost *vh; /* "/" */
-static uint64_t win;     /* the window given to every durable layer; 0: the default */
+static struct vhost *vh;   /* "/" */
+static uint64_t win;       /* the window given to every durable layer; 0: the default */
 
 static struct wire_str
 S(const char *s)
@@ -78,7 +78,7 @@ static void
 broker_close(void)
 {
     char err[512] = "";
-    vhost_registry_set_durable(&reg, NULL);
+    durable_detach(d, &reg);
     durable_submit_pending(d);
     ck_assert_msg(store_close(st, err, sizeof(err)) == 0, "store_close: %s", err);
     durable_free(d);
@@ -920,9 +920,7 @@ page_written(struct queue *q)
     int n = (int)q->n_paged;
     struct qentry *e;
     TAILQ_FOREACH(e, &q->ready, link)
-    {
-        n += e->msg->delivery_mode == 2;
-    }
+    n += e->msg->delivery_mode == 2;
     return n;
 }
 
@@ -973,13 +971,105 @@ START_TEST(test_paging_restart)
     ck_assert_uint_eq(q->n_ready, PAGE_N / 4 * 3);
     ck_assert_uint_gt(q->n_paged, 0);
     ck_assert_uint_le(q->mem_bytes, PAGE_WINDOW + PAGE_BODY + 256);
-    barrier(); /* as the loop runs before clients come: the transient leftovers are deleted */
+    barrier(); /* the transient leftovers are deleted */
     ck_assert_int_eq(count_entries(id), PAGE_N / 4 * 3);
     ck_assert_int_eq(page_drain(q, true, 2), PAGE_N / 4 * 3);
     barrier();
     ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
     restart();
     check_ready(queue("q"), NULL, NULL, 0);
+}
+END_TEST
+
+/* The same without a barrier after the restart: the paged transient entries are still in the
+ * store when the first deliveries read the queue back. */
+START_TEST(test_paging_restart_no_wait)
+{
+    win = PAGE_WINDOW;
+    durable_set_window(d, win);
+    struct queue *q = add_queue(vh, "q", true, false, NULL, no_args);
+    page_fill(q);
+    restart();
+    ck_assert_int_eq(page_drain(queue("q"), true, 0), PAGE_N / 4 * 3);
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+}
+END_TEST
+
+/* Deleting a paged queue drops its paged entries' references to shared records once: the
+ * other queue's entries keep the records. */
+START_TEST(test_paged_delete_keeps_shared)
+{
+    win = PAGE_WINDOW;
+    durable_set_window(d, win);
+    struct queue *qa = add_queue(vh, "qa", true, false, NULL, no_args);
+    struct queue *qb = add_queue(vh, "qb", true, false, NULL, no_args);
+    for (int i = 0; i < 8; i++) {
+        struct msg *m = page_msg(i * 4); /* persistent */
+        enqueue(qa, m);
+        msg_unref(&m);
+    }
+    ck_assert_uint_gt(qa->n_paged, 0);
+    static const int want[] = {100, 101, 102, 103};
+    for (int k = 0; k < 4; k++) {
+        struct msg *m = std_msg(want[k], 2);
+        durable_msg_routed(d, m, 2);
+        enqueue(qa, m); /* paged */
+        enqueue(qb, m); /* in memory */
+        msg_unref(&m);
+    }
+    ck_assert_uint_ge(qa->n_paged, 5); /* the shared ones among them */
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 4);
+    vhost_queue_delete(vh, qa);
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 4);
+    restart();
+    check_ready(queue("qb"), want, NULL, 4);
+}
+END_TEST
+
+
+/* A queue emptied before a restart: messages enqueued after it are not delivered yet, and
+ * come back so after the next one. */
+START_TEST(test_watermark_after_restart)
+{
+    struct queue *q = add_queue(vh, "q", true, false, NULL, no_args);
+    for (int i = 0; i < 3; i++)
+        enqueue_std(q, i, 2);
+    for (int i = 0; i < 3; i++)
+        queue_cmd_settle(queue_cmd_deliver(q));
+    restart();
+    enqueue_std(queue("q"), 3, 2);
+    restart();
+    static const int want[] = {3};
+    check_ready(queue("q"), want, NULL, 1);
+}
+END_TEST
+
+/* Teardown in the order: registry cleared first (the layer detached), then the last batch. */
+START_TEST(test_teardown_clear_first)
+{
+    /* main.c's shutdown frees queues (auto-delete ones, when their consumers go) after
+     * detaching and before the last batch: a queue waiting for its watermark to be written
+     * must not be touched once freed, and its watermark still reaches the store. */
+    struct queue *q = add_queue(vh, "q", true, false, NULL, no_args);
+    enqueue_std(q, 0, 2);
+    barrier();
+    struct qentry *e = queue_cmd_deliver(q); /* the watermark is to be written */
+    char err[512] = "";
+    durable_detach(d, &reg);
+    vhost_registry_clear(&reg);
+    durable_submit_pending(d);
+    ck_assert_msg(store_close(st, err, sizeof(err)) == 0, "%s", err);
+    durable_free(d);
+    queue_cmd_settle(e);
+    st = NULL;
+    d = NULL;
+    broker_open();
+    static const bool redel[] = {true};
+    static const int want[] = {0};
+    check_ready(queue("q"), want, redel, 1);
 }
 END_TEST
 
@@ -1084,6 +1174,8 @@ durable_suite(void)
     tcase_add_test(tc, test_settle_requeue_redelivered);
     tcase_add_test(tc, test_shared_message);
     tcase_add_test(tc, test_purge_and_delete);
+    tcase_add_test(tc, test_watermark_after_restart);
+    tcase_add_test(tc, test_teardown_clear_first);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("paging");
@@ -1091,6 +1183,8 @@ durable_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_paging);
     tcase_add_test(tc, test_paging_restart);
+    tcase_add_test(tc, test_paging_restart_no_wait);
+    tcase_add_test(tc, test_paged_delete_keeps_shared);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("corrupt");
