@@ -21,6 +21,8 @@
 struct server_main {
     struct event_base *base;
     struct net_server *net;
+    struct durable *durable;        /* borrows */
+    struct vhost_registry *vhosts;  /* borrows */
     bool stopping;
 };
 
@@ -52,6 +54,9 @@ main_on_signal(evutil_socket_t sig, short what, void *arg)
     }
     m->stopping = true;
     log_msg(LOG_INFO, "%s: shutting down", strsignal((int)sig));
+    /* From now on nothing is deleted from disk: closing connections drop their consumers,
+     * and durable auto-delete queues must come back after the restart, as in RabbitMQ. */
+    durable_detach(m->durable, m->vhosts);
     net_server_shutdown(m->net, main_on_shutdown_done, m);
 }
 
@@ -126,6 +131,8 @@ main(int argc, char **argv)
         log_msg(LOG_CRITICAL, "%s", err);
         goto out;
     }
+    m.durable = durable;
+    m.vhosts = &vhosts;
 
     struct net_server_env env = {.base = m.base, .conf = &conf, .auth = auth, .vhosts = &vhosts};
     m.net = net_server_new(&env);
@@ -152,7 +159,7 @@ out:
         event_free(sigterm);
     if (sigint != NULL)
         event_free(sigint);
-    durable_detach(durable, &vhosts); /* nothing freed from here on is deleted from disk */
+    durable_detach(durable, &vhosts); /* (again, unless a signal stopped the loop) */
     if (m.net != NULL)
         net_server_free(m.net);
     durable_submit_pending(durable); /* the last batch: store_close completes it */
