@@ -443,17 +443,15 @@ class RabbitMQ:
 # --- scenarios -------------------------------------------------------------------------------
 
 class Scenario:
-    def __init__(self, sid, title, args=None, kind="throughput", note_warren=""):
+    def __init__(self, sid, title, args=None, kind="throughput"):
         self.sid, self.title, self.args, self.kind = sid, title, args or [], kind
-        self.note_warren = note_warren
 
 
 SCENARIOS = [
     Scenario("1", "1p/1c, transient, auto-ack", ["-x", 1, "-y", 1, "-a"]),
     Scenario("2", "1p/1c, manual ack, prefetch 100", ["-x", 1, "-y", 1, "-q", 100]),
     Scenario("3", "1p/1c, persistent, durable queue, confirms (window 100), manual ack, "
-             "prefetch 100", ["-x", 1, "-y", 1, "-f", "-c", 100, "-q", 100],
-             note_warren="not durable yet"),
+             "prefetch 100", ["-x", 1, "-y", 1, "-f", "-c", 100, "-q", 100]),
     Scenario("4", "4p/4c over 4 queues, transient, auto-ack",
              ["-x", 4, "-y", 4, "-Q", 4, "-a"]),
     Scenario("5a", "as 2 with 1 KiB bodies", ["-x", 1, "-y", 1, "-q", 100, "-s", 1024]),
@@ -706,7 +704,7 @@ def build_rows(scenarios, results, names):
     def get(sc, name):
         return results.get((sc.sid, name))
 
-    def add(sc, first, figure, fn, digits=0, note=False, ratio=True):
+    def add(sc, first, figure, fn, digits=0, ratio=True):
         vals = []
         for name in names:
             res = get(sc, name)
@@ -718,10 +716,7 @@ def build_rows(scenarios, results, names):
             elif "error" in res:
                 cells.append("failed")
             else:
-                c = fmt_num(v, digits) if not isinstance(v, str) else v
-                if note and name == "Warren" and sc.note_warren:
-                    c += " (%s)" % sc.note_warren
-                cells.append(c)
+                cells.append(fmt_num(v, digits) if not isinstance(v, str) else v)
         while len(cells) < 2:
             cells.append("—")
             vals.append(None)
@@ -743,14 +738,18 @@ def build_rows(scenarios, results, names):
         if sc.kind in ("throughput", "topic", "latency"):
             if sc.kind == "latency":
                 add(sc, True, "latency p50, µs (lower is better)",
-                    lambda r: r["json"]["latency_us"]["p50"], note=True)
+                    lambda r: r["json"]["latency_us"]["p50"])
                 add(sc, False, "latency p99, µs (lower is better)",
                     lambda r: r["json"]["latency_us"]["p99"])
                 add(sc, False, "received msg/s (rate-limited)", rate("received_msgs_per_s"))
             else:
-                add(sc, True, "received msg/s (higher is better)", rate("received_msgs_per_s"),
-                    note=True)
+                add(sc, True, "received msg/s (higher is better)", rate("received_msgs_per_s"))
                 add(sc, False, "sent msg/s", rate("sent_msgs_per_s"))
+                if "-c" in sc.args:
+                    add(sc, False, "confirm latency p50, µs (lower is better)",
+                        lambda r: r["json"]["confirm_latency_us"]["p50"])
+                    add(sc, False, "confirm latency p99, µs (lower is better)",
+                        lambda r: r["json"]["confirm_latency_us"]["p99"])
             add(sc, False, "CPU % of a core: broker / warren-perf", cpu, ratio=False)
             add(sc, False, "broker CPU µs per received msg (lower is better)", us_per_msg, 1)
             add(sc, False, "broker peak RSS, MiB (lower is better)",
