@@ -32,6 +32,8 @@ uint64_t hmap_hash(const void *key, size_t klen);
 void hmap_init(struct hmap *m);
 /* Frees the bucket array; the entries belong to their objects. */
 void hmap_clear(struct hmap *m);
+/* Removes every entry, handing each to fn (which may free its object), then clears m. */
+void hmap_drain(struct hmap *m, void (*fn)(struct hmap_entry *e));
 /* Inserts e under key (which must stay valid while e is in the map). Does not check for an
  * existing entry with the same key. 0, or -1 on ENOMEM (map unchanged). */
 int hmap_insert(struct hmap *m, struct hmap_entry *e, const void *key, size_t klen);

@@ -194,6 +194,12 @@ durable_queue_stored(const struct queue *q)
     return q->store_id != 0 && !q->store_temp;
 }
 
+static void
+durable_shared_free(struct hmap_entry *e)
+{
+    free(hmap_container_of(e, struct durable_shared, by_id));
+}
+
 void
 durable_discard_pending(struct durable *d)
 {
@@ -230,14 +236,7 @@ durable_free(struct durable *d)
         return;
     WR_ASSERT(d->batch == NULL && STAILQ_EMPTY(&d->waiters));
     event_free(d->flush_ev);
-    struct hmap_iter it;
-    struct hmap_entry *he;
-    hmap_iter_init(&it, &d->shared);
-    while ((he = hmap_iter_next(&it)) != NULL) {
-        hmap_remove(&d->shared, he);
-        free(hmap_container_of(he, struct durable_shared, by_id));
-    }
-    hmap_clear(&d->shared);
+    hmap_drain(&d->shared, durable_shared_free);
     free(d);
 }
 

@@ -349,16 +349,9 @@ recover_shared_record(void *arg, const void *key, size_t klen, const void *val, 
 }
 
 static void
-recover_shared_clear(struct recover_ctx *x)
+recover_shared_free(struct hmap_entry *e)
 {
-    struct hmap_iter it;
-    struct hmap_entry *he;
-    hmap_iter_init(&it, &x->shared);
-    while ((he = hmap_iter_next(&it)) != NULL) {
-        hmap_remove(&x->shared, he);
-        free(hmap_container_of(he, struct recover_shared, by_id));
-    }
-    hmap_clear(&x->shared);
+    free(hmap_container_of(e, struct recover_shared, by_id));
 }
 
 int
@@ -403,6 +396,6 @@ durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t
 out:
     if (rc < 0)
         durable_discard_pending(d); /* the data is left as it was found */
-    recover_shared_clear(&x);
+    hmap_drain(&x.shared, recover_shared_free);
     return rc;
 }

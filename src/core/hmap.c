@@ -104,6 +104,19 @@ hmap_clear(struct hmap *m)
     hmap_init(m);
 }
 
+void
+hmap_drain(struct hmap *m, void (*fn)(struct hmap_entry *e))
+{
+    struct hmap_iter it;
+    struct hmap_entry *e;
+    hmap_iter_init(&it, m);
+    while ((e = hmap_iter_next(&it)) != NULL) {
+        hmap_remove(m, e);
+        fn(e);
+    }
+    hmap_clear(m);
+}
+
 /* Moves every entry into a bucket array twice as large (8 to start). 0, or -1 on ENOMEM with
  * the map unchanged. */
 static int

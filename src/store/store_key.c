@@ -59,20 +59,25 @@ store_key_binding(uint8_t *buf, const void *vhost, size_t vhost_len, const void 
     return n + args_len;
 }
 
+/* tag u64(id): the keys named by one number. */
+static size_t
+store_key_tag_id(uint8_t *buf, enum store_key_tag tag, uint64_t id)
+{
+    buf[0] = (uint8_t)tag;
+    bytes_put64(buf + 1, id);
+    return 9;
+}
+
 size_t
 store_key_msg(uint8_t *buf, uint64_t msg_id)
 {
-    buf[0] = STORE_TAG_MSG;
-    bytes_put64(buf + 1, msg_id);
-    return STORE_KEY_MSG_LEN;
+    return store_key_tag_id(buf, STORE_TAG_MSG, msg_id);
 }
 
 size_t
 store_key_qentry_prefix(uint8_t *buf, uint64_t queue_id)
 {
-    buf[0] = STORE_TAG_QENTRY;
-    bytes_put64(buf + 1, queue_id);
-    return 9;
+    return store_key_tag_id(buf, STORE_TAG_QENTRY, queue_id);
 }
 
 size_t
@@ -86,15 +91,11 @@ store_key_qentry(uint8_t *buf, uint64_t queue_id, uint64_t seq)
 size_t
 store_key_delivered(uint8_t *buf, uint64_t queue_id)
 {
-    buf[0] = STORE_TAG_DELIVERED;
-    bytes_put64(buf + 1, queue_id);
-    return STORE_KEY_DELIVERED_LEN;
+    return store_key_tag_id(buf, STORE_TAG_DELIVERED, queue_id);
 }
 
 size_t
 store_key_temp_queue(uint8_t *buf, uint64_t queue_id)
 {
-    buf[0] = STORE_TAG_TEMP_QUEUE;
-    bytes_put64(buf + 1, queue_id);
-    return STORE_KEY_DELIVERED_LEN;
+    return store_key_tag_id(buf, STORE_TAG_TEMP_QUEUE, queue_id);
 }

@@ -276,6 +276,40 @@ START_TEST(test_100k)
 }
 END_TEST
 
+static int drained;
+
+static void
+drain_one(struct hmap_entry *e)
+{
+    item_of(e)->seen++;
+    drained++;
+}
+
+/* hmap_drain hands every entry over exactly once and leaves an empty, reusable map. */
+START_TEST(test_drain)
+{
+    struct hmap m;
+    static struct item items[300];
+    char key[16];
+    hmap_init(&m);
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        items[i].seen = 0;
+        insert(&m, &items[i], key, i);
+    }
+    drained = 0;
+    hmap_drain(&m, drain_one);
+    ck_assert_int_eq(drained, 300);
+    for (int i = 0; i < 300; i++)
+        ck_assert_int_eq(items[i].seen, 1);
+    ck_assert_uint_eq(m.count, 0);
+    ck_assert_ptr_null(find(&m, "k1"));
+    insert(&m, &items[0], "again", 1);
+    ck_assert_ptr_eq(find(&m, "again"), &items[0]);
+    hmap_clear(&m);
+}
+END_TEST
+
 static Suite *
 hmap_suite(void)
 {
@@ -289,6 +323,7 @@ hmap_suite(void)
     tcase_add_test(tc, test_growth);
     tcase_add_loop_test(tc, test_iterate_remove, 0, 4);
     tcase_add_loop_test(tc, test_100k, 0, 2);
+    tcase_add_test(tc, test_drain);
     suite_add_tcase(s, tc);
     return s;
 }
