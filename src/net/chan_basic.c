@@ -19,7 +19,21 @@
 #include "warren/auth.h"
 #include "warren/durable.h"
 #include "warren/msg.h"
+#include "warren/pool.h"
 #include "warren/vhost.h"
+
+/* Every unacked delivery of the process comes from this pool; its channel owns each one.
+ * Loop thread only. */
+static struct pool chan_delivery_pool = POOL_INITIALIZER(sizeof(struct delivery), 8);
+
+/* At exit, after main has freed every connection, so that no cached slab outlives the process
+ * for valgrind to report. */
+static void chan_delivery_pool_free(void) __attribute__((destructor));
+static void
+chan_delivery_pool_free(void)
+{
+    pool_clear(&chan_delivery_pool);
+}
 
 /* Bodies up to this size are copied into the output; larger ones are referenced, sparing the
  * copy (small references cost more than they save: one evbuffer chain each). */
@@ -96,7 +110,7 @@ chan_cons_can_take(struct cons *base)
 static struct delivery *
 chan_delivery_add(struct chan *ch, struct qentry *e, struct chan_cons *cc)
 {
-    struct delivery *d = malloc(sizeof(*d));
+    struct delivery *d = pool_get(&chan_delivery_pool);
     if (d == NULL)
         return NULL;
     d->tag = ++ch->next_delivery_tag;
@@ -453,7 +467,7 @@ chan_delivery_settle(struct chan *ch, struct delivery *d, bool requeue,
         queue_cmd_requeue(d->entry);
     else
         queue_cmd_settle(d->entry);
-    free(d);
+    pool_put(&chan_delivery_pool, d);
     if (requeue && q != NULL && route_result_add(touched, q) < 0)
         log_conn(LOG_ERROR, ch->conn,
                  "out of memory: queue '%s' redelivers its requeued messages on its next event",
