@@ -811,8 +811,9 @@ def report(opts, runner, scenarios, rows):
              "the broker kept from the runs before it (neither broker returns all of it), so "
              "scenario 1's row compares like with like best." % os.cpu_count(),
              "",
-             "- Scenario 3: Warren keeps messages in memory only (persistence comes next), so "
-             "its figures are not durable ones; RabbitMQ writes them to its message store.",
+             "- Scenario 3: both brokers confirm a message once it is on disk (Warren: its "
+             "RocksDB write-ahead log fsynced; RabbitMQ: its message store); confirm latency is "
+             "from the publish to the basic.ack covering it.",
              "- Scenario 8: %s bindings on amq.topic, all onto the consumer's queue, in four "
              "families (%s, a in 0..249, b counting up), bound before the run by compare.py's "
              "raw AMQP client (queue.bind with nowait, pipelined, and one synchronous bind at "
