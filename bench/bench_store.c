@@ -191,7 +191,7 @@ main(int argc, char **argv)
         value[i] = (char)('a' + i * 7 % 26);
     log_set_level(LOG_WARNING);
     char err[512];
-    if (store_init_threads() < 0 || (base = event_base_new()) == NULL) {
+    if ((base = event_base_new()) == NULL) {
         fprintf(stderr, "bench_store: cannot create the event loop\n");
         return 1;
     }

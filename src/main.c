@@ -107,8 +107,7 @@ main(int argc, char **argv)
     log_msg(LOG_INFO, "Warren %s starting%s%s", PACKAGE_VERSION,
             conf.config_path != NULL ? ", config file " : "",
             conf.config_path != NULL ? conf.config_path : "");
-    /* The store thread activates events of the loop: libevent's locks first, then the base. */
-    if (store_init_threads() < 0 || (m.base = event_base_new()) == NULL) {
+    if ((m.base = event_base_new()) == NULL) {
         log_msg(LOG_CRITICAL, "cannot create the event loop");
         goto out;
     }

@@ -7,8 +7,7 @@
  * queues a batch for the store thread, which writes whatever is queued as one RocksDB write
  * and, if any batch in it asked for durability, makes the lot durable with one WAL fsync
  * (group commit). The batch's done callback then runs on the event loop, in submission
- * order, through a libevent event that the store thread activates: store_init_threads()
- * must run before the event base is created. The loop never waits on a disk write; the
+ * order: the store thread wakes the loop through an eventfd and never calls libevent itself. The loop never waits on a disk write; the
  * reads (store_get, store_iter_*) are synchronous RocksDB reads, meant for recovery and
  * paging.
  *
@@ -85,10 +84,6 @@ struct store_stats {
     uint64_t pending_bytes; /* bytes held by those batches */
 };
 
-/* Makes libevent thread-safe (evthread_use_pthreads). Call once, before the first
- * event_base_new(): the store thread activates an event of the loop's base. Returns 0, or
- * -1 if libevent could not set up its locks. */
-int store_init_threads(void);
 
 /* Opens (creating if needed) the database in <data_dir>/db, creating data_dir too, with
  * RocksDB's memory bounded by *opts (NULL: the defaults), and starts the store thread, whose

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <rocksdb/c.h>
 
 #include "store_int.h"
@@ -35,18 +35,6 @@ store_options_init(struct store_options *o)
     o->max_write_buffers = STORE_MAX_WRITE_BUFFERS_DEFAULT;
 }
 
-int
-store_init_threads(void)
-{
-    static bool done;
-    if (done)
-        return 0;
-    if (evthread_use_pthreads() < 0)
-        return -1;
-    done = true;
-    return 0;
-}
-
 /* Frees what store_open built; the store thread is not running. */
 static void
 store_free(struct store *st)
@@ -57,6 +45,8 @@ store_free(struct store *st)
         rocksdb_writebatch_destroy(st->wb);
     if (st->done_ev != NULL)
         event_free(st->done_ev);
+    if (st->done_fd >= 0)
+        close(st->done_fd);
     if (st->wo_sync != NULL)
         rocksdb_writeoptions_destroy(st->wo_sync);
     if (st->wo != NULL)
@@ -215,6 +205,7 @@ store_open(const char *data_dir, const struct store_options *opts, struct event_
         snprintf(err, errlen, "out of memory opening the store");
         return NULL;
     }
+    st->done_fd = -1;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->work_cv, NULL);
     pthread_cond_init(&st->done_cv, NULL);

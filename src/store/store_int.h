@@ -49,7 +49,8 @@ struct store {
     rocksdb_readoptions_t *ro;       /* owns; for store_get and the format check */
     char *path;                      /* owns: <data_dir>/db, for messages */
     struct event_base *base;         /* borrows */
-    struct event *done_ev;           /* owns: activated by the writer, runs on the loop */
+    int done_fd;                     /* owns: eventfd the writer writes when batches complete */
+    struct event *done_ev;           /* owns: reads done_fd on the loop */
 
     /* writer */
     rocksdb_writebatch_t *wb; /* owns: the group being written, reused */

@@ -10,8 +10,10 @@
  * it complete without waiting for its fsync. Batches queued behind a sync batch wait for it
  * anyway: completions are in submission order.
  *
- * Completed batches go to st->done and the thread activates st->done_ev; its callback runs
- * on the loop, takes st->done and calls each batch's done in order. st->mu guards the two
+ * Completed batches go to st->done and the thread wakes the loop through an eventfd (done_fd,
+ * written when st->done turns non-empty); done_ev's callback on the loop takes st->done and
+ * calls each batch's done in order. The store thread never calls libevent, so libevent needs
+ * no locks (evthread): every event operation of the loop stays lock-free. st->mu guards the two
  * lists and the write counters and is never held during I/O or a callback. A failed write
  * completes its batches with RocksDB's message; the loop logs the first failure and the
  * recovery, not each batch. */
@@ -23,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -193,6 +197,16 @@ store_writer_replay(rocksdb_writebatch_t *wb, const struct store_batch *b)
     WR_ASSERT(p == end);
 }
 
+/* Makes done_fd readable. An eventfd counter only fails to grow at 2^64 - 2, and EINTR is
+ * retried: nothing here can fail for real. */
+static void
+store_wake_loop(struct store *st)
+{
+    uint64_t one = 1;
+    while (write(st->done_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+        continue;
+}
+
 /* Takes the next write's batches off the head of group, writes them (with sync if one of
  * them asked for it), and hands them to the loop. Writer thread, st->mu not held. */
 static void
@@ -241,10 +255,12 @@ store_writer_write(struct store *st, struct store_batch_list *group)
     st->n_writes += written;
     st->n_syncs += sync;
     st->n_bytes += written ? wlen : 0;
+    bool wake = STAILQ_EMPTY(&st->done); /* else the loop has a wake-up coming already */
     STAILQ_CONCAT(&st->done, &seg);
     pthread_cond_signal(&st->done_cv);
     pthread_mutex_unlock(&st->mu);
-    event_active(st->done_ev, EV_READ, 1);
+    if (wake)
+        store_wake_loop(st);
 }
 
 static void *
@@ -308,6 +324,10 @@ store_on_done(evutil_socket_t fd, short what, void *arg)
 {
     struct store *st = arg;
     struct store_batch_list list = STAILQ_HEAD_INITIALIZER(list);
+    uint64_t count;
+    if (read(st->done_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+        log_msg(LOG_ERROR, "store %s: reading its wake-up eventfd: %s", st->path,
+                strerror(errno));
     pthread_mutex_lock(&st->mu);
     STAILQ_CONCAT(&list, &st->done);
     pthread_mutex_unlock(&st->mu);
@@ -325,12 +345,10 @@ store_submit(struct store *st, struct store_batch *b, bool sync, store_done_fn d
     b->sync = sync;
     b->done = done;
     b->arg = arg;
-    /* While batches are pending, done_ev is added (with a long timeout: it only ever fires
-     * through event_active), so that a loop with nothing else to wait for waits for them
-     * instead of returning "no events". */
-    static const struct timeval keepalive = {3600, 0};
+    /* done_ev waits while batches are pending (a loop with nothing else to wait for then
+     * waits for them instead of returning "no events"). */
     if (st->n_pending++ == 0)
-        event_add(st->done_ev, &keepalive);
+        event_add(st->done_ev, NULL);
     st->pending_bytes += store_batch_bytes(b);
     pthread_mutex_lock(&st->mu);
     bool wake = STAILQ_EMPTY(&st->queue); /* else the writer is busy or about to take it */
@@ -358,7 +376,12 @@ store_stats(struct store *st, struct store_stats *s)
 int
 store_writer_start(struct store *st, char *err, size_t errlen)
 {
-    st->done_ev = event_new(st->base, -1, EV_PERSIST, store_on_done, st);
+    st->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (st->done_fd < 0) {
+        snprintf(err, errlen, "cannot create the store's wake-up eventfd: %s", strerror(errno));
+        return -1;
+    }
+    st->done_ev = event_new(st->base, st->done_fd, EV_READ | EV_PERSIST, store_on_done, st);
     if (st->done_ev == NULL) {
         snprintf(err, errlen, "cannot create the store's completion event");
         return -1;

@@ -1198,10 +1198,6 @@ durable_suite(void)
 int
 main(void)
 {
-    if (store_init_threads() < 0) {
-        fprintf(stderr, "evthread_use_pthreads failed\n");
-        return EXIT_FAILURE;
-    }
     SRunner *sr = srunner_create(durable_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

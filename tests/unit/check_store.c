@@ -896,10 +896,6 @@ store_suite(void)
 int
 main(int argc, char **argv)
 {
-    if (store_init_threads() < 0) {
-        fprintf(stderr, "evthread_use_pthreads failed\n");
-        return EXIT_FAILURE;
-    }
     if (argc == 3 && strcmp(argv[1], "--write-and-die") == 0)
         return write_and_die(argv[2]);
     self_path = argv[0];
