@@ -60,6 +60,21 @@ main_on_signal(evutil_socket_t sig, short what, void *arg)
     net_server_shutdown(m->net, main_on_shutdown_done, m);
 }
 
+/* The event loop. With epoll's change list, enabling and disabling a socket's write event in
+ * the same loop turn (a connection's output refilled as soon as it drained, turn after turn
+ * under load) costs no epoll_ctl call: libevent applies only the net change before it polls. */
+static struct event_base *
+main_event_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (cfg == NULL)
+        return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 /* The default user and vhost from the configuration, as RabbitMQ creates them on first boot. */
 static int
 main_setup_defaults(const struct conf *conf, struct auth_db *auth, struct vhost_registry *vhosts)
@@ -107,7 +122,7 @@ main(int argc, char **argv)
     log_msg(LOG_INFO, "Warren %s starting%s%s", PACKAGE_VERSION,
             conf.config_path != NULL ? ", config file " : "",
             conf.config_path != NULL ? conf.config_path : "");
-    if ((m.base = event_base_new()) == NULL) {
+    if ((m.base = main_event_base_new()) == NULL) {
         log_msg(LOG_CRITICAL, "cannot create the event loop");
         goto out;
     }
