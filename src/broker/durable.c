@@ -48,7 +48,7 @@ durable_new(struct store *st, struct event_base *base)
     return d;
 }
 
-static void
+void
 durable_arm(struct durable *d)
 {
     static const struct timeval now = {0, 0};
@@ -187,8 +187,7 @@ durable_set_memory_pressure(struct durable *d, uint64_t bytes)
     d->pressure = bytes;
 }
 
-/* A queue that is stored itself (not just its paged-out entries). */
-static bool
+bool
 durable_queue_stored(const struct queue *q)
 {
     return q->store_id != 0 && !q->store_temp;
@@ -368,42 +367,6 @@ durable_entries_forget(struct durable *d, struct store_batch *b, struct qentry_l
     }
 }
 
-/* Paged entries of a queue being purged or removed: drops their references to shared
- * records. Entries of a batch not written yet are not seen: their records' counts then stay
- * up until the next start, which removes records nothing refers to. */
-static int
-durable_paged_unref(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    struct durable *d = arg;
-    const uint8_t *v = val;
-    if (vlen == 9 && (v[0] & DURABLE_ENTRY_SHARED))
-        durable_shared_unref(d, d->batch, bytes_get64(v + 1));
-    return 0;
-}
-
-/* Deletes q's paged-out entries, from page_lo on, with their shared references. */
-static void
-durable_paged_delete(struct durable *d, struct store_batch *b, struct queue *q)
-{
-    uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
-    char err[256];
-    store_key_qentry(begin, q->store_id, q->page_lo);
-    store_key_qentry_prefix(end, q->store_id + 1);
-    if (store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), durable_paged_unref, d,
-                         err, sizeof(err)) < 0)
-        log_msg(LOG_ERROR, "store: reading queue '%s' to delete it: %s", q->name, err);
-    store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
-}
-
-void
-durable_page_forget(struct durable *d, struct queue *q)
-{
-    struct store_batch *b;
-    if (d == NULL || q->store_id == 0 || (b = durable_batch(d)) == NULL)
-        return;
-    durable_paged_delete(d, b, q);
-}
-
 /* Takes q off the lists of queues waiting for a flush or a page-in. */
 static void
 durable_queue_unlist(struct durable *d, struct queue *q)
@@ -507,9 +470,7 @@ durable_msg_routed(struct durable *d, struct msg *m, uint32_t n_stored_queues)
     store_batch_putv(b, key, sizeof(key), parts, DURABLE_MSG_PARTS);
 }
 
-/* Writes the entry seq of q for m: a reference to m's shared record, or m inline (flagged
- * transient if it is not to survive a restart). 0, or -1 on ENOMEM. */
-static int
+int
 durable_entry_write(struct durable *d, const struct queue *q, const struct msg *m, uint64_t seq,
                     bool transient)
 {
@@ -565,125 +526,6 @@ durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
     if (!q->delivered_dirty) {
         q->delivered_dirty = true;
         TAILQ_INSERT_TAIL(&d->dirty, q, dirty_link);
-        durable_arm(d);
-    }
-}
-
-/* ---- paging ---- */
-
-bool
-durable_page_out_wanted(const struct durable *d, const struct queue *q, const struct msg *m)
-{
-    if (d == NULL)
-        return false;
-    if (q->n_paged > 0)
-        return true; /* in order: behind the paged entries */
-    if (q->mem_bytes + msg_size(m) <= d->window)
-        return false;
-    return durable_queue_stored(q) || (d->pressure != 0 && msg_bytes_live > d->pressure);
-}
-
-/* A queue that is not stored and starts paging gets an id for its entries, recorded so that
- * the next start deletes them. 0, or -1 on ENOMEM. */
-static int
-durable_queue_temp_id(struct durable *d, struct queue *q)
-{
-    struct store_batch *b = durable_batch(d);
-    if (b == NULL)
-        return -1;
-    uint8_t key[STORE_KEY_DELIVERED_LEN];
-    q->store_id = d->next_queue_id++;
-    q->store_temp = true;
-    store_key_temp_queue(key, q->store_id);
-    return store_batch_put(b, key, sizeof(key), NULL, 0);
-}
-
-int
-durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq)
-{
-    if ((q->store_id == 0 && durable_queue_temp_id(d, q) < 0) ||
-        durable_entry_write(d, q, m, seq, !durable_entry_wanted(q, m)) < 0) {
-        log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
-        return -1;
-    }
-    return 0;
-}
-
-bool
-durable_page_in_wanted(const struct durable *d, const struct queue *q)
-{
-    return q->mem_bytes < d->window / 2 && !q->page_waiting;
-}
-
-struct page_in_ctx {
-    struct durable *d;
-    struct queue *q;
-    uint64_t read;
-};
-
-static int
-durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    struct page_in_ctx *x = arg;
-    struct queue *q = x->q;
-    const uint8_t *v = val;
-    uint64_t seq = klen == STORE_KEY_QENTRY_LEN ? bytes_get64((const uint8_t *)key + 9) : 0;
-    struct msg *m = NULL;
-    int rc = -1;
-    char err[256] = "corrupt record";
-    if (vlen >= 1 && (v[0] & DURABLE_ENTRY_TRANSIENT) && seq < q->restored_below)
-        return 0; /* from before the start, which is deleting it: not counted in n_paged */
-    if (vlen >= 9 && (v[0] & DURABLE_ENTRY_SHARED)) {
-        uint8_t mkey[STORE_KEY_MSG_LEN];
-        char *rec;
-        size_t rlen;
-        store_key_msg(mkey, bytes_get64(v + 1));
-        int got = store_get(x->d->st, mkey, sizeof(mkey), &rec, &rlen, err, sizeof(err));
-        if (got == 1) {
-            rc = durable_msg_decode((const uint8_t *)rec, rlen, &m);
-            free(rec);
-            if (m != NULL)
-                m->store_id = bytes_get64(v + 1);
-        } else if (got == 0) {
-            snprintf(err, sizeof(err), "its shared message is missing");
-        }
-    } else if (vlen >= 1) {
-        rc = durable_msg_decode(v + 1, vlen - 1, &m);
-    }
-    if (rc == -2 || (rc == 0 && queue_cmd_page_in(q, m, seq, seq <= q->delivered_seq) < 0)) {
-        msg_unref(&m);
-        log_msg(LOG_ERROR, "out of memory reading queue '%s' back from the store", q->name);
-        return 1;
-    }
-    if (rc != 0) {
-        /* Left in the store for inspection, skipped here: the queue goes on. */
-        char sample[64];
-        log_msg(LOG_ERROR, "store: cannot read entry %s of queue '%s' (%s): skipped",
-                log_escape(sample, sizeof(sample), key, klen), q->name, err);
-        q->n_paged--;
-        q->n_ready--;
-        q->page_lo = seq + 1;
-    }
-    msg_unref(&m);
-    x->read++;
-    return q->n_paged == 0 || q->mem_bytes >= x->d->window ? 1 : 0;
-}
-
-void
-durable_page_in(struct durable *d, struct queue *q)
-{
-    struct page_in_ctx x = {d, q, 0};
-    uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
-    char err[256];
-    store_key_qentry(begin, q->store_id, q->page_lo);
-    store_key_qentry_prefix(end, q->store_id + 1);
-    if (store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), durable_page_in_entry, &x,
-                         err, sizeof(err)) < 0)
-        log_msg(LOG_ERROR, "store: reading queue '%s' back: %s", q->name, err);
-    if (x.read == 0 && q->n_paged > 0 && !q->page_waiting) {
-        /* Written in a batch the store has not completed yet. */
-        q->page_waiting = true;
-        TAILQ_INSERT_TAIL(&d->page_wait, q, page_link);
         durable_arm(d);
     }
 }

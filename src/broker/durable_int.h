@@ -78,6 +78,18 @@ void durable_msg_parts(uint8_t *hdr, const struct msg *m, struct iovec *iov);
  * is malformed, -2 on ENOMEM. */
 int durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp);
 
+/* A queue that is stored itself (not just its paged-out entries). */
+bool durable_queue_stored(const struct queue *q);
+/* Writes the entry seq of q for m: a reference to m's shared record, or m inline (flagged
+ * transient if it is not to survive a restart). 0, or -1 on ENOMEM. */
+int durable_entry_write(struct durable *d, const struct queue *q, const struct msg *m,
+                        uint64_t seq, bool transient);
+/* durable_page.c: deletes q's paged-out entries (page_lo on) in b, with their references to
+ * shared records. */
+void durable_paged_delete(struct durable *d, struct store_batch *b, struct queue *q);
+
+/* Arms the zero-delay flush of this turn's batch (and barrier). */
+void durable_arm(struct durable *d);
 /* Drops this turn's changes unwritten (a recovery that failed). */
 void durable_discard_pending(struct durable *d);
 
