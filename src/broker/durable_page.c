@@ -90,10 +90,16 @@ durable_page_in_wanted(const struct durable *d, const struct queue *q)
     return q->mem_bytes < d->window / 2 && !q->page_waiting;
 }
 
+/* Bytes read back per durable_page_in call at most: the loop reads synchronously, so a
+ * step bounds how long other connections wait (about a millisecond), and a draining queue
+ * asks again as soon as its in-memory part is under half the window. */
+#define DURABLE_PAGE_IN_STEP (1u << 20)
+
 struct page_in_ctx {
     struct durable *d;
     struct queue *q;
-    uint64_t read;
+    uint64_t read;  /* entries */
+    uint64_t bytes; /* value bytes */
 };
 
 static int
@@ -141,13 +147,14 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
     }
     msg_unref(&m);
     x->read++;
-    return q->n_paged == 0 || q->mem_bytes >= x->d->window ? 1 : 0;
+    x->bytes += vlen;
+    return q->n_paged == 0 || q->mem_bytes >= x->d->window || x->bytes >= DURABLE_PAGE_IN_STEP;
 }
 
 void
 durable_page_in(struct durable *d, struct queue *q)
 {
-    struct page_in_ctx x = {d, q, 0};
+    struct page_in_ctx x = {d, q, 0, 0};
     uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
     char err[256];
     store_key_qentry(begin, q->store_id, q->page_lo);
