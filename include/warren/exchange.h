@@ -45,6 +45,18 @@ struct bind_dest {
     } u;
 };
 
+static inline struct bind_dest
+bind_dest_queue(struct queue *q)
+{
+    return (struct bind_dest){.is_exch = false, .u.queue = q};
+}
+
+static inline struct bind_dest
+bind_dest_exch(struct exch *e)
+{
+    return (struct bind_dest){.is_exch = true, .u.exch = e};
+}
+
 struct exch {
     struct hmap_entry by_name; /* in the vhost's exchange map; key = name */
     struct vhost *vhost;       /* borrows: the vhost owns the exchange */

@@ -307,7 +307,7 @@ chan_on_exchange_binding(struct chan *ch, uint32_t method_id, struct wire_str de
     if (method_id == WIRE_EXCHANGE_UNBIND) {
         struct exch *dst = vhost_exch_find(c->vhost, destination);
         struct exch *src = dst != NULL ? vhost_exch_find(c->vhost, source) : NULL;
-        struct bind_dest bd = {.is_exch = true, .u.exch = dst};
+        struct bind_dest bd = bind_dest_exch(dst);
         return chan_unbind_and_reply(ch, src, bd, routing_key, args, no_wait,
                                      WIRE_EXCHANGE_UNBIND_OK);
     }
@@ -317,7 +317,7 @@ chan_on_exchange_binding(struct chan *ch, uint32_t method_id, struct wire_str de
     struct exch *src = chan_exch_lookup(ch, source, method_id);
     if (src == NULL)
         return -1;
-    struct bind_dest bd = {.is_exch = true, .u.exch = dst};
+    struct bind_dest bd = bind_dest_exch(dst);
     char why[200];
     if (exch_check_bind_args(src, args, why, sizeof(why)) < 0)
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, method_id, "%s", why);
@@ -454,7 +454,7 @@ chan_on_queue_unbind(struct chan *ch, struct wire_str queue, struct wire_str exc
         return chan_default_exchange_refused(ch, WIRE_QUEUE_UNBIND);
     struct queue *q = vhost_queue_find(c->vhost, queue.len > 0 ? queue : ch->last_queue);
     struct exch *e = vhost_exch_find(c->vhost, exchange);
-    struct bind_dest bd = {.is_exch = false, .u.queue = q};
+    struct bind_dest bd = bind_dest_queue(q);
     if (q == NULL)
         e = NULL;
     else if (q->owner != NULL && q->owner != &c->exclusive && e != NULL) {
@@ -486,7 +486,7 @@ chan_on_queue_binding(struct chan *ch, uint32_t method_id, struct wire_str queue
     /* "" as routing key with an unnamed queue means the last declared queue's name. */
     if (routing_key.len == 0 && queue.len == 0)
         routing_key = ch->last_queue;
-    struct bind_dest bd = {.is_exch = false, .u.queue = q};
+    struct bind_dest bd = bind_dest_queue(q);
     char why[200];
     if (exch_check_bind_args(e, args, why, sizeof(why)) < 0)
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, method_id, "%s", why);

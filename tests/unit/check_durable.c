@@ -382,18 +382,6 @@ queue(const char *name)
     return vhost_queue_find(vh, S(name));
 }
 
-static struct bind_dest
-to_q(struct queue *q)
-{
-    return (struct bind_dest){.is_exch = false, .u.queue = q};
-}
-
-static struct bind_dest
-to_x(struct exch *e)
-{
-    return (struct bind_dest){.is_exch = true, .u.exch = e};
-}
-
 static void
 add_bind(struct exch *src, struct bind_dest dst, const char *rk, struct wire_table args)
 {
@@ -505,14 +493,14 @@ check_entities(void)
     ck_assert_uint_eq(vh->queues.count, 2);
 
     struct queue *dq = queue("dq");
-    ck_assert(exch_has_binding(exch("dx"), to_q(dq), S("rk1"), no_args));
-    ck_assert(exch_has_binding(exch("dx"), to_q(dq), S("rk2"), args_x));
-    ck_assert(exch_has_binding(exch("dx"), to_x(exch("tx")), S("e2e"), no_args));
-    ck_assert(exch_has_binding(exch("tx"), to_q(dq), S("a.*"), no_args));
-    ck_assert(exch_has_binding(exch("hx"), to_q(dq), S(""), args_hdr));
-    ck_assert(exch_has_binding(exch("amq.direct"), to_q(dq), S("amqrk"), no_args));
-    ck_assert(exch_has_binding(exch("amq.fanout"), to_x(exch("dx")), S(""), no_args));
-    ck_assert(exch_has_binding(exch("amq.topic"), to_q(queue("adq")), S("#"), no_args));
+    ck_assert(exch_has_binding(exch("dx"), bind_dest_queue(dq), S("rk1"), no_args));
+    ck_assert(exch_has_binding(exch("dx"), bind_dest_queue(dq), S("rk2"), args_x));
+    ck_assert(exch_has_binding(exch("dx"), bind_dest_exch(exch("tx")), S("e2e"), no_args));
+    ck_assert(exch_has_binding(exch("tx"), bind_dest_queue(dq), S("a.*"), no_args));
+    ck_assert(exch_has_binding(exch("hx"), bind_dest_queue(dq), S(""), args_hdr));
+    ck_assert(exch_has_binding(exch("amq.direct"), bind_dest_queue(dq), S("amqrk"), no_args));
+    ck_assert(exch_has_binding(exch("amq.fanout"), bind_dest_exch(exch("dx")), S(""), no_args));
+    ck_assert(exch_has_binding(exch("amq.topic"), bind_dest_queue(queue("adq")), S("#"), no_args));
     ck_assert_uint_eq(exch("dx")->n_bindings_out, 3);
     ck_assert_uint_eq(exch("tx")->n_bindings_out, 1);
     ck_assert_uint_eq(exch("hx")->n_bindings_out, 1);
@@ -530,7 +518,7 @@ check_entities(void)
     ck_assert_uint_ne(vhost_queue_find(v2, S("dq"))->store_id, dq->store_id);
     ck_assert_uint_eq(v2->exchanges.count, 5);
     ck_assert(exch_has_binding(vhost_exch_find(v2, S("amq.direct")),
-                               to_q(vhost_queue_find(v2, S("dq"))), S("v2rk"), no_args));
+                               bind_dest_queue(vhost_queue_find(v2, S("dq"))), S("v2rk"), no_args));
 
     /* In the store: no amq.* exchange, only the bindings between stored ends. */
     ck_assert_int_eq(count_tag(STORE_TAG_EXCHANGE), 4);
@@ -554,26 +542,26 @@ START_TEST(test_entities)
     ck_assert_uint_eq(exq->store_id, 0);
     ck_assert_uint_eq(tq->store_id, 0);
 
-    add_bind(dx, to_q(dq), "rk1", no_args);
-    add_bind(dx, to_q(dq), "rk2", args_x);
-    add_bind(dx, to_x(tx), "e2e", no_args);
-    add_bind(tx, to_q(dq), "a.*", no_args);
-    add_bind(hx, to_q(dq), "", args_hdr);
-    add_bind(exch("amq.direct"), to_q(dq), "amqrk", no_args);
-    add_bind(exch("amq.fanout"), to_x(dx), "", no_args);
-    add_bind(exch("amq.topic"), to_q(adq), "#", no_args);
+    add_bind(dx, bind_dest_queue(dq), "rk1", no_args);
+    add_bind(dx, bind_dest_queue(dq), "rk2", args_x);
+    add_bind(dx, bind_dest_exch(tx), "e2e", no_args);
+    add_bind(tx, bind_dest_queue(dq), "a.*", no_args);
+    add_bind(hx, bind_dest_queue(dq), "", args_hdr);
+    add_bind(exch("amq.direct"), bind_dest_queue(dq), "amqrk", no_args);
+    add_bind(exch("amq.fanout"), bind_dest_exch(dx), "", no_args);
+    add_bind(exch("amq.topic"), bind_dest_queue(adq), "#", no_args);
     /* Not stored: an end that is not. */
-    add_bind(dx, to_q(tq), "rk", no_args);
-    add_bind(dx, to_q(exq), "rk", no_args);
-    add_bind(tmpx, to_q(dq), "", no_args);
-    add_bind(dx, to_x(tmpx), "tmp", no_args);
-    add_bind(exch("amq.direct"), to_q(exq), "exrk", no_args);
+    add_bind(dx, bind_dest_queue(tq), "rk", no_args);
+    add_bind(dx, bind_dest_queue(exq), "rk", no_args);
+    add_bind(tmpx, bind_dest_queue(dq), "", no_args);
+    add_bind(dx, bind_dest_exch(tmpx), "tmp", no_args);
+    add_bind(exch("amq.direct"), bind_dest_queue(exq), "exrk", no_args);
 
     struct vhost *v2 = vhost_add(&reg, "v2");
     ck_assert_ptr_nonnull(v2);
     ck_assert_ptr_eq(v2->durable, d);
     struct queue *v2dq = add_queue(v2, "dq", true, false, NULL, no_args);
-    add_bind(vhost_exch_find(v2, S("amq.direct")), to_q(v2dq), "v2rk", no_args);
+    add_bind(vhost_exch_find(v2, S("amq.direct")), bind_dest_queue(v2dq), "v2rk", no_args);
 
     barrier();
     restart();
@@ -593,15 +581,15 @@ START_TEST(test_entity_removal)
     struct exch *adx = add_exch(vh, "adx", EXCH_DIRECT, true, true, false, no_args);
     struct queue *q1 = add_queue(vh, "q1", true, false, NULL, no_args);
     struct queue *q2 = add_queue(vh, "q2", true, false, NULL, no_args);
-    add_bind(dx, to_q(q1), "a", no_args);
-    add_bind(dx, to_q(q1), "b", no_args);
-    add_bind(gone, to_q(q1), "", no_args);
-    add_bind(dx, to_x(gone), "g", no_args);
-    add_bind(adx, to_q(q2), "x", no_args);
+    add_bind(dx, bind_dest_queue(q1), "a", no_args);
+    add_bind(dx, bind_dest_queue(q1), "b", no_args);
+    add_bind(gone, bind_dest_queue(q1), "", no_args);
+    add_bind(dx, bind_dest_exch(gone), "g", no_args);
+    add_bind(adx, bind_dest_queue(q2), "x", no_args);
     barrier();
     ck_assert_int_eq(count_tag(STORE_TAG_BINDING), 5);
 
-    ck_assert_int_eq(exch_unbind(dx, to_q(q1), S("b"), no_args), 0);
+    ck_assert_int_eq(exch_unbind(dx, bind_dest_queue(q1), S("b"), no_args), 0);
     vhost_exch_delete(vh, gone);
     vhost_queue_delete(vh, q2); /* and with it adx, left without bindings */
     ck_assert_ptr_null(exch("adx"));
@@ -616,7 +604,7 @@ START_TEST(test_entity_removal)
     ck_assert_ptr_null(exch("adx"));
     ck_assert_ptr_nonnull(queue("q1"));
     ck_assert_ptr_null(queue("q2"));
-    ck_assert(exch_has_binding(exch("dx"), to_q(queue("q1")), S("a"), no_args));
+    ck_assert(exch_has_binding(exch("dx"), bind_dest_queue(queue("q1")), S("a"), no_args));
     ck_assert_uint_eq(exch("dx")->n_bindings_out, 1);
 }
 END_TEST

@@ -227,28 +227,16 @@ Q_delete(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     queue_free(q, emptied, n_emptied);
 }
 
-static struct bind_dest
-to_q(struct queue *q)
-{
-    return (struct bind_dest){.is_exch = false, .u.queue = q};
-}
-
-static struct bind_dest
-to_x(struct exch *e)
-{
-    return (struct bind_dest){.is_exch = true, .u.exch = e};
-}
-
 static int
 bind_q(struct exch *e, struct queue *q, const char *key, const char *args)
 {
-    return exch_bind(e, to_q(q), str_of(key), T(args));
+    return exch_bind(e, bind_dest_queue(q), str_of(key), T(args));
 }
 
 static int
 bind_x(struct exch *src, struct exch *dst, const char *key)
 {
-    return exch_bind(src, to_x(dst), str_of(key), T(""));
+    return exch_bind(src, bind_dest_exch(dst), str_of(key), T(""));
 }
 
 static int
@@ -438,7 +426,7 @@ START_TEST(test_topic_match)
                   "pattern '%s' key '%s': expected %s", topic_cases[_i].pattern,
                   topic_cases[_i].key, topic_cases[_i].match ? "a match" : "none");
     /* Unbinding empties the trie; binding again works. */
-    ck_assert_int_eq(exch_unbind(e, to_q(q), str_of(topic_cases[_i].pattern), T("")), 0);
+    ck_assert_int_eq(exch_unbind(e, bind_dest_queue(q), str_of(topic_cases[_i].pattern), T("")), 0);
     ck_assert_str_eq(route(e, topic_cases[_i].key, ""), "");
     ck_assert_int_eq(bind_q(e, q, topic_cases[_i].pattern, ""), 0);
 }
@@ -617,11 +605,11 @@ START_TEST(test_direct_fanout)
     ck_assert_str_eq(route(f, "", "a:S:1"), "q1,q2");
 
     /* Removing one of a key's bindings keeps the others. */
-    ck_assert_int_eq(exch_unbind(d, to_q(q1), str_of("a"), T("")), 0);
+    ck_assert_int_eq(exch_unbind(d, bind_dest_queue(q1), str_of("a"), T("")), 0);
     ck_assert_str_eq(route(d, "a", ""), "q1,q2"); /* the x-whatever one */
-    ck_assert_int_eq(exch_unbind(d, to_q(q1), str_of("a"), T("x-whatever:I:1")), 0);
+    ck_assert_int_eq(exch_unbind(d, bind_dest_queue(q1), str_of("a"), T("x-whatever:I:1")), 0);
     ck_assert_str_eq(route(d, "a", ""), "q2");
-    ck_assert_int_eq(exch_unbind(d, to_q(q2), str_of("a"), T("")), 0);
+    ck_assert_int_eq(exch_unbind(d, bind_dest_queue(q2), str_of("a"), T("")), 0);
     ck_assert_str_eq(route(d, "a", ""), "");
     ck_assert_str_eq(route(d, "b", ""), "q3");
 }
@@ -807,20 +795,20 @@ START_TEST(test_bind_idempotent)
     snprintf(spec, sizeof spec, "a:S:%s", big);
     ck_assert_int_eq(bind_q(e, q, "k", spec), 0);
     ck_assert_int_eq(bind_q(e, q, "k", spec), 1);
-    ck_assert_int_eq(exch_unbind(e, to_q(q), str_of("k"), T(spec)), 0);
-    ck_assert_int_eq(exch_unbind(e, to_q(q), str_of("k"), T(spec)), 1);
+    ck_assert_int_eq(exch_unbind(e, bind_dest_queue(q), str_of("k"), T(spec)), 0);
+    ck_assert_int_eq(exch_unbind(e, bind_dest_queue(q), str_of("k"), T(spec)), 1);
 
-    ck_assert_int_eq(exch_unbind(e, to_q(q), str_of("k"), T("")), 0);
-    ck_assert_int_eq(exch_unbind(e, to_q(q), str_of("k"), T("")), 1);
-    ck_assert_int_eq(exch_unbind(e, to_q(q), str_of("nope"), T("")), 1);
-    ck_assert_int_eq(exch_unbind(e, to_x(e2), str_of("k"), T("")), 0);
+    ck_assert_int_eq(exch_unbind(e, bind_dest_queue(q), str_of("k"), T("")), 0);
+    ck_assert_int_eq(exch_unbind(e, bind_dest_queue(q), str_of("k"), T("")), 1);
+    ck_assert_int_eq(exch_unbind(e, bind_dest_queue(q), str_of("nope"), T("")), 1);
+    ck_assert_int_eq(exch_unbind(e, bind_dest_exch(e2), str_of("k"), T("")), 0);
     ck_assert_ptr_null(e2->bindings_in.head);
     ck_assert_uint_eq(e->n_bindings_out, 4);
-    ck_assert_int_eq(exch_unbind(e, to_q(q), str_of("k2"), T("")), 0);
-    ck_assert_int_eq(exch_unbind(e, to_q(q), str_of("k"), T("a:S:1")), 0);
-    ck_assert_int_eq(exch_unbind(e, to_q(q), str_of("k"), T("a:I:1")), 0);
+    ck_assert_int_eq(exch_unbind(e, bind_dest_queue(q), str_of("k2"), T("")), 0);
+    ck_assert_int_eq(exch_unbind(e, bind_dest_queue(q), str_of("k"), T("a:S:1")), 0);
+    ck_assert_int_eq(exch_unbind(e, bind_dest_queue(q), str_of("k"), T("a:I:1")), 0);
     ck_assert_ptr_null(q->bindings_in.head);
-    ck_assert_int_eq(exch_unbind(e, to_q(q2), str_of("k"), T("")), 0);
+    ck_assert_int_eq(exch_unbind(e, bind_dest_queue(q2), str_of("k"), T("")), 0);
     ck_assert_uint_eq(e->n_bindings_out, 0);
     ck_assert_str_eq(route(e, "k", "a:S:1"), "");
     /* And binding again after all that. */
