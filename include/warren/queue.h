@@ -106,9 +106,10 @@ struct queue {
 struct queue *queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete,
                         struct queue_owner *owner, struct wire_table args);
 /* Deletes the queue: removes its bindings (auto-delete exchanges emptied by that are returned
- * as exch_unbind_all does; emptied may be NULL when the caller does not care), detaches consumers (their queue_deleted op runs) and unacked
- * entries, frees ready entries and the queue. Returns the number of ready messages dropped.
- * The caller has removed it from the vhost's map. */
+ * as exch_unbind_all does; emptied may be NULL when the caller does not care), detaches
+ * consumers (their queue_deleted op runs) and unacked entries, removes it from the store (if
+ * stored), frees ready entries, paged ones included, and the queue. Returns the number of
+ * ready messages dropped. The caller has removed it from the vhost's map. */
 uint64_t queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied);
 
 /* Commands. */

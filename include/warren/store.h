@@ -7,9 +7,9 @@
  * queues a batch for the store thread, which writes whatever is queued as one RocksDB write
  * and, if any batch in it asked for durability, makes the lot durable with one WAL fsync
  * (group commit). The batch's done callback then runs on the event loop, in submission
- * order: the store thread wakes the loop through an eventfd and never calls libevent itself. The loop never waits on a disk write; the
- * reads (store_get, store_iter_*) are synchronous RocksDB reads, meant for recovery and
- * paging.
+ * order: the store thread wakes the loop through an eventfd and never calls libevent itself.
+ * The loop never waits on a disk write; the reads (store_get, store_iter_*) are synchronous
+ * RocksDB reads, meant for recovery and paging.
  *
  * Key layout. Every key starts with a tag byte naming its family. Integers are big-endian,
  * so that RocksDB's byte order is numeric order; names (vhosts, exchanges, queues, routing

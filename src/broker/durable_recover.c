@@ -2,9 +2,9 @@
  * connects. Exchanges first, then queues, then the bindings between them (both ends must be
  * back), then each stored queue's entries in seq order. A message shared by several queues is
  * read once and shared again in memory. Nothing is written while this runs but the removal of
- * leftovers: the paged-out entries of queues that were not stored, transient messages paged
- * out of stored ones, and shared records no entry refers to any more. A record that cannot be decoded stops
- * the start with its key named: the data directory is left as it is. */
+ * leftovers: the paged-out entries of queues that were not stored, transient messages paged out
+ * of stored ones, and shared records no entry refers to any more. A record that cannot be
+ * decoded stops the start with its key named: the data directory is left as it is. */
 #include "config.h"
 
 #include <inttypes.h>
@@ -171,7 +171,8 @@ recover_binding(void *arg, const void *key, size_t klen, const void *val, size_t
         dst.u.queue = vhost_queue_find(x->vh, dst_name);
     if (src == NULL || (to_exch ? dst.u.exch == NULL : dst.u.queue == NULL)) {
         /* Its ends are written and removed in the same batches as it: this is a bug's mark. */
-        log_msg(LOG_WARNING, "store: binding from '%.*s' to missing %s '%.*s' in vhost '%s' skipped",
+        log_msg(LOG_WARNING,
+                "store: binding from '%.*s' to missing %s '%.*s' in vhost '%s' skipped",
                 WIRE_STR_ARG(src_name), to_exch ? "exchange" : "queue", WIRE_STR_ARG(dst_name),
                 x->vh->name);
         return 0;
