@@ -87,17 +87,20 @@ chan_on_store_done(void *arg, const char *err)
     free(w);
 }
 
-/* Registers a wait on the store for ch. 0, or -1 on ENOMEM. */
+/* Registers a wait on the store for ch. 0, or -1 on ENOMEM or when the store is detached. */
 static int
 chan_store_wait(struct chan *ch, bool sync, bool tx_commit, uint64_t upto)
 {
+    struct durable *d = ch->conn->vhost->durable;
+    if (d == NULL)
+        return -1; /* detached: the broker is shutting down, nothing more is written */
     struct chan_store_wait *w = malloc(sizeof(*w));
     if (w == NULL)
         return -1;
     w->ch = ch;
     w->upto = upto;
     w->tx_commit = tx_commit;
-    if (durable_barrier(ch->conn->vhost->durable, sync, chan_on_store_done, w) < 0) {
+    if (durable_barrier(d, sync, chan_on_store_done, w) < 0) {
         free(w);
         return -1;
     }
@@ -117,7 +120,8 @@ chan_confirm_flush(struct chan *ch)
         return;
     }
     if (chan_store_wait(ch, ch->confirm_sync, false, upto) < 0) {
-        log_conn(LOG_ERROR, ch->conn, "out of memory waiting for the store: nacking");
+        log_conn(LOG_ERROR, ch->conn,
+                 "cannot wait for the store (out of memory, or shutting down): nacking");
         chan_send_confirm(ch, upto, false);
     }
     ch->confirm_sync = false;
@@ -166,7 +170,7 @@ chan_tx_commit_ok(struct chan *ch)
             return 0;
         }
         return chan_raise(ch, WIRE_INTERNAL_ERROR, WIRE_TX_COMMIT,
-                          "out of memory waiting for the store");
+                          "cannot wait for the store (out of memory, or shutting down)");
     }
     struct wire_method ok = {.id = WIRE_TX_COMMIT_OK};
     return conn_send(c, ch->id, &ok);
