@@ -367,6 +367,15 @@ durable_entries_forget(struct durable *d, struct store_batch *b, struct qentry_l
     }
 }
 
+void
+durable_entries_delete_all(struct store_batch *b, uint64_t queue_id)
+{
+    uint8_t begin[9], end[9];
+    store_key_qentry_prefix(begin, queue_id);
+    store_key_qentry_prefix(end, queue_id + 1);
+    store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
+}
+
 /* Takes q off the lists of queues waiting for a flush or a page-in. */
 static void
 durable_queue_unlist(struct durable *d, struct queue *q)
@@ -396,7 +405,7 @@ durable_queue_removed(struct durable *d, struct queue *q)
     }
     if (q->n_paged > 0)
         durable_paged_delete(d, b, q);
-    uint8_t key[STORE_KEY_NAMED_MAX], begin[9], end[9];
+    uint8_t key[STORE_KEY_NAMED_MAX];
     if (q->store_temp) {
         store_key_temp_queue(key, q->store_id);
         store_batch_delete(b, key, STORE_KEY_DELIVERED_LEN);
@@ -405,9 +414,7 @@ durable_queue_removed(struct durable *d, struct queue *q)
         size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
         store_batch_delete(b, key, klen);
     }
-    store_key_qentry_prefix(begin, q->store_id);
-    store_key_qentry_prefix(end, q->store_id + 1);
-    store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
+    durable_entries_delete_all(b, q->store_id);
     store_key_delivered(key, q->store_id);
     store_batch_delete(b, key, STORE_KEY_DELIVERED_LEN);
     /* Forgotten: freeing its entries and paged ones after this must not write again (nor

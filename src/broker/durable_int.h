@@ -74,9 +74,19 @@ void durable_msg_header(uint8_t *buf, const struct msg *m);
  * a store_batch_putv value after whatever the caller puts first. */
 void durable_msg_parts(uint8_t *hdr, const struct msg *m, struct iovec *iov);
 #define DURABLE_MSG_PARTS 4
-/* Decodes a message record. Returns 0 with *mp (one reference, the caller's), -1 if the record
- * is malformed, -2 on ENOMEM. */
-int durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp);
+/* Outcomes of reading a message record back. */
+enum durable_load {
+    DURABLE_LOAD_OK = 0,     /* *mp holds one reference, the caller's */
+    DURABLE_LOAD_CORRUPT,    /* the record cannot be decoded */
+    DURABLE_LOAD_NOMEM,
+    DURABLE_LOAD_MISSING,    /* no shared record under that id */
+    DURABLE_LOAD_READ_ERROR, /* RocksDB's error is in err */
+};
+/* Decodes a message record: OK, CORRUPT or NOMEM. */
+enum durable_load durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp);
+/* Reads and decodes the shared record id (its store_id set). */
+enum durable_load durable_shared_load(struct durable *d, uint64_t id, struct msg **mp, char *err,
+                                      size_t errlen);
 
 /* A queue that is stored itself (not just its paged-out entries). */
 bool durable_queue_stored(const struct queue *q);
@@ -84,6 +94,8 @@ bool durable_queue_stored(const struct queue *q);
  * transient if it is not to survive a restart). 0, or -1 on ENOMEM. */
 int durable_entry_write(struct durable *d, const struct queue *q, const struct msg *m,
                         uint64_t seq, bool transient);
+/* Deletes every entry of the queue with that store id (one range delete). */
+void durable_entries_delete_all(struct store_batch *b, uint64_t queue_id);
 /* durable_page.c: deletes q's paged-out entries (page_lo on) in b, with their references to
  * shared records. */
 void durable_paged_delete(struct durable *d, struct store_batch *b, struct queue *q);

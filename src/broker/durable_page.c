@@ -24,16 +24,28 @@ durable_paged_unref(void *arg, const void *key, size_t klen, const void *val, si
     return 0;
 }
 
-void
-durable_paged_delete(struct durable *d, struct store_batch *b, struct queue *q)
+/* Calls fn for each of q's paged-out entries in seq order (page_lo on); a read error is
+ * logged, saying what the walk was for. */
+static void
+durable_paged_walk(struct durable *d, struct queue *q, store_iter_fn fn, void *arg,
+                   const char *why)
 {
     uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
     char err[256];
     store_key_qentry(begin, q->store_id, q->page_lo);
     store_key_qentry_prefix(end, q->store_id + 1);
-    if (store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), durable_paged_unref, d,
-                         err, sizeof(err)) < 0)
-        log_msg(LOG_ERROR, "store: reading queue '%s' to delete it: %s", q->name, err);
+    if (store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), fn, arg, err,
+                         sizeof(err)) < 0)
+        log_msg(LOG_ERROR, "store: reading queue '%s' %s: %s", q->name, why, err);
+}
+
+void
+durable_paged_delete(struct durable *d, struct store_batch *b, struct queue *q)
+{
+    uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
+    durable_paged_walk(d, q, durable_paged_unref, d, "to delete it");
+    store_key_qentry(begin, q->store_id, q->page_lo);
+    store_key_qentry_prefix(end, q->store_id + 1);
     store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
 }
 
@@ -110,37 +122,28 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
     const uint8_t *v = val;
     uint64_t seq = klen == STORE_KEY_QENTRY_LEN ? bytes_get64((const uint8_t *)key + 9) : 0;
     struct msg *m = NULL;
-    int rc = -1;
-    char err[256] = "corrupt record";
+    enum durable_load rc = DURABLE_LOAD_CORRUPT;
+    char err[256] = "";
     if (vlen >= 1 && (v[0] & DURABLE_ENTRY_TRANSIENT) && seq < q->restored_below)
         return 0; /* from before the start, which is deleting it: not counted in n_paged */
-    if (vlen >= 9 && (v[0] & DURABLE_ENTRY_SHARED)) {
-        uint8_t mkey[STORE_KEY_MSG_LEN];
-        char *rec;
-        size_t rlen;
-        store_key_msg(mkey, bytes_get64(v + 1));
-        int got = store_get(x->d->st, mkey, sizeof(mkey), &rec, &rlen, err, sizeof(err));
-        if (got == 1) {
-            rc = durable_msg_decode((const uint8_t *)rec, rlen, &m);
-            free(rec);
-            if (m != NULL)
-                m->store_id = bytes_get64(v + 1);
-        } else if (got == 0) {
-            snprintf(err, sizeof(err), "its shared message is missing");
-        }
-    } else if (vlen >= 1) {
+    if (vlen == 9 && (v[0] & DURABLE_ENTRY_SHARED))
+        rc = durable_shared_load(x->d, bytes_get64(v + 1), &m, err, sizeof(err));
+    else if (vlen >= 1 && !(v[0] & DURABLE_ENTRY_SHARED))
         rc = durable_msg_decode(v + 1, vlen - 1, &m);
-    }
-    if (rc == -2 || (rc == 0 && queue_cmd_page_in(q, m, seq, seq <= q->delivered_seq) < 0)) {
+    if (rc == DURABLE_LOAD_NOMEM ||
+        (rc == DURABLE_LOAD_OK && queue_cmd_page_in(q, m, seq, seq <= q->delivered_seq) < 0)) {
         msg_unref(&m);
         log_msg(LOG_ERROR, "out of memory reading queue '%s' back from the store", q->name);
         return 1;
     }
-    if (rc != 0) {
+    if (rc != DURABLE_LOAD_OK) {
         /* Left in the store for inspection, skipped here: the queue goes on. */
         char sample[64];
         log_msg(LOG_ERROR, "store: cannot read entry %s of queue '%s' (%s): skipped",
-                log_escape(sample, sizeof(sample), key, klen), q->name, err);
+                log_escape(sample, sizeof(sample), key, klen), q->name,
+                rc == DURABLE_LOAD_MISSING ? "its shared message is missing"
+                : rc == DURABLE_LOAD_READ_ERROR ? err
+                                                : "corrupt record");
         q->n_paged--;
         q->n_ready--;
         q->page_lo = seq + 1;
@@ -155,13 +158,7 @@ void
 durable_page_in(struct durable *d, struct queue *q)
 {
     struct page_in_ctx x = {d, q, 0, 0};
-    uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
-    char err[256];
-    store_key_qentry(begin, q->store_id, q->page_lo);
-    store_key_qentry_prefix(end, q->store_id + 1);
-    if (store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), durable_page_in_entry, &x,
-                         err, sizeof(err)) < 0)
-        log_msg(LOG_ERROR, "store: reading queue '%s' back: %s", q->name, err);
+    durable_paged_walk(d, q, durable_page_in_entry, &x, "back");
     if (x.read == 0 && q->n_paged > 0 && !q->page_waiting) {
         /* Written in a batch the store has not completed yet. */
         q->page_waiting = true;

@@ -4,11 +4,13 @@
  * headers table so that routing never decodes them again. */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "durable_int.h"
 #include "warren/bytes.h"
 #include "warren/msg.h"
+#include "warren/store.h"
 
 void
 durable_msg_header(uint8_t *buf, const struct msg *m)
@@ -33,12 +35,12 @@ durable_msg_parts(uint8_t *hdr, const struct msg *m, struct iovec *iov)
     iov[3] = (struct iovec){m->body, m->body_len};
 }
 
-int
+enum durable_load
 durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp)
 {
     *mp = NULL;
     if (len < DURABLE_MSG_HDR_LEN)
-        return -1;
+        return DURABLE_LOAD_CORRUPT;
     uint8_t mode = p[0], prio = p[1];
     uint32_t headers_off = bytes_get32(p + 2), headers_len = bytes_get32(p + 6);
     uint32_t props_len = bytes_get32(p + 10);
@@ -46,18 +48,36 @@ durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp)
     size_t fixed = DURABLE_MSG_HDR_LEN + (size_t)props_len + exch_len + rk_len;
     if (fixed > len || (headers_len != 0 && (headers_off > props_len ||
                                              headers_len > props_len - headers_off)))
-        return -1;
+        return DURABLE_LOAD_CORRUPT;
     const uint8_t *props = p + DURABLE_MSG_HDR_LEN;
     struct wire_str exch = {props + props_len, exch_len};
     struct wire_str rk = {exch.ptr + exch_len, rk_len};
     uint64_t body_len = len - fixed;
     struct msg *m = msg_new(props, props_len, mode, prio, exch, rk, body_len);
     if (m == NULL)
-        return -2;
+        return DURABLE_LOAD_NOMEM;
     if (body_len > 0)
         memcpy(m->body, p + fixed, body_len);
     m->headers_off = headers_off;
     m->headers_len = headers_len;
     *mp = m;
-    return 0;
+    return DURABLE_LOAD_OK;
+}
+
+enum durable_load
+durable_shared_load(struct durable *d, uint64_t id, struct msg **mp, char *err, size_t errlen)
+{
+    uint8_t key[STORE_KEY_MSG_LEN];
+    char *val;
+    size_t vlen;
+    *mp = NULL;
+    store_key_msg(key, id);
+    int got = store_get(d->st, key, sizeof(key), &val, &vlen, err, errlen);
+    if (got <= 0)
+        return got < 0 ? DURABLE_LOAD_READ_ERROR : DURABLE_LOAD_MISSING;
+    enum durable_load rc = durable_msg_decode((const uint8_t *)val, vlen, mp);
+    free(val);
+    if (rc == DURABLE_LOAD_OK)
+        (*mp)->store_id = id;
+    return rc;
 }

@@ -195,26 +195,26 @@ recover_shared_msg(struct recover_ctx *x, uint64_t id, struct msg **mp)
         return 0;
     }
     uint8_t key[STORE_KEY_MSG_LEN];
-    char *val;
-    size_t vlen;
     store_key_msg(key, id);
-    int rc = store_get(x->d->st, key, sizeof(key), &val, &vlen, x->err, x->errlen);
-    if (rc < 0)
+    switch (durable_shared_load(x->d, id, mp, x->err, x->errlen)) {
+    case DURABLE_LOAD_OK:
+        break;
+    case DURABLE_LOAD_READ_ERROR:
         return 1;
-    if (rc == 0)
+    case DURABLE_LOAD_MISSING:
         return recover_corrupt(x, "queue entry (its shared message is missing)", key, sizeof(key));
-    rc = durable_msg_decode((const uint8_t *)val, vlen, mp);
-    free(val);
-    if (rc == -1)
+    case DURABLE_LOAD_CORRUPT:
         return recover_corrupt(x, "message", key, sizeof(key));
-    struct recover_shared *s = rc == 0 ? malloc(sizeof(*s)) : NULL;
+    case DURABLE_LOAD_NOMEM:
+        return recover_nomem(x);
+    }
+    struct recover_shared *s = malloc(sizeof(*s));
     if (s == NULL) {
         msg_unref(mp);
         return recover_nomem(x);
     }
     memcpy(s->id, idkey, sizeof(idkey));
     s->m = *mp;
-    (*mp)->store_id = id;
     if (hmap_insert(&x->shared, &s->by_id, s->id, sizeof(s->id)) < 0) {
         free(s);
         msg_unref(mp);
@@ -263,10 +263,10 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         if (rc != 0)
             return rc;
     } else {
-        int rc = durable_msg_decode(v + 1, vlen - 1, &m);
-        if (rc == -1)
+        enum durable_load rc = durable_msg_decode(v + 1, vlen - 1, &m);
+        if (rc == DURABLE_LOAD_CORRUPT)
             return recover_corrupt(x, "queue entry", key, klen);
-        if (rc == -2)
+        if (rc == DURABLE_LOAD_NOMEM)
             return recover_nomem(x);
     }
     int rc = queue_cmd_restore(q, m, seq, seq <= x->watermark);
@@ -319,10 +319,7 @@ recover_temp_queue(void *arg, const void *key, size_t klen, const void *val, siz
     struct store_batch *b = durable_batch(x->d);
     if (b == NULL)
         return recover_nomem(x);
-    uint8_t begin[9], end[9];
-    store_key_qentry_prefix(begin, id);
-    store_key_qentry_prefix(end, id + 1);
-    store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
+    durable_entries_delete_all(b, id);
     store_batch_delete(b, key, klen);
     if (id >= x->d->next_queue_id)
         x->d->next_queue_id = id + 1;

@@ -106,6 +106,25 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     return dropped;
 }
 
+/* Appends an entry for m (taking a reference) at the tail of the in-memory ready list:
+ * a new one, or one read back from the store (stored). NULL on ENOMEM. */
+static struct qentry *
+queue_entry_append(struct queue *q, struct msg *m, uint64_t seq, bool redelivered, bool stored)
+{
+    WR_ASSERT(seq >= q->next_seq || q->n_paged > 0);
+    struct qentry *e = pool_get(&queue_entry_pool);
+    if (e == NULL)
+        return NULL;
+    e->msg = msg_ref(m);
+    e->queue = q;
+    e->seq = seq;
+    e->redelivered = redelivered;
+    e->stored = stored;
+    TAILQ_INSERT_TAIL(&q->ready, e, link);
+    q->mem_bytes += msg_size(m);
+    return e;
+}
+
 int
 queue_cmd_enqueue(struct queue *q, struct msg *m)
 {
@@ -122,44 +141,20 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
         q->n_ready++;
         return 0;
     }
-    struct qentry *e = pool_get(&queue_entry_pool);
+    struct qentry *e = queue_entry_append(q, m, q->next_seq, false, false);
     if (e == NULL)
         return -1;
-    e->msg = msg_ref(m);
-    e->queue = q;
-    e->seq = q->next_seq++;
-    e->redelivered = false;
-    e->stored = false;
-    TAILQ_INSERT_TAIL(&q->ready, e, link);
+    q->next_seq++;
     q->n_ready++;
-    q->mem_bytes += msg_size(m);
     if (durable_entry_wanted(q, m))
         durable_entry_added(d, e);
     return 0;
 }
 
-/* Appends an entry read back from the store to the in-memory ready list. */
-static struct qentry *
-queue_entry_append(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
-{
-    WR_ASSERT(seq >= q->next_seq || q->n_paged > 0);
-    struct qentry *e = pool_get(&queue_entry_pool);
-    if (e == NULL)
-        return NULL;
-    e->msg = msg_ref(m);
-    e->queue = q;
-    e->seq = seq;
-    e->redelivered = redelivered;
-    e->stored = true;
-    TAILQ_INSERT_TAIL(&q->ready, e, link);
-    q->mem_bytes += msg_size(m);
-    return e;
-}
-
 int
 queue_cmd_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
 {
-    if (queue_entry_append(q, m, seq, redelivered) == NULL)
+    if (queue_entry_append(q, m, seq, redelivered, true) == NULL)
         return -1;
     q->n_ready++;
     q->next_seq = seq + 1;
@@ -170,7 +165,7 @@ int
 queue_cmd_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
 {
     WR_ASSERT(q->n_paged > 0 && seq >= q->page_lo);
-    if (queue_entry_append(q, m, seq, redelivered) == NULL)
+    if (queue_entry_append(q, m, seq, redelivered, true) == NULL)
         return -1;
     q->n_paged--;
     q->page_lo = seq + 1;
