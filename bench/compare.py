@@ -852,14 +852,28 @@ def report(opts, runner, scenarios, rows):
     return "\n".join(lines) + "\n"
 
 
-def main():
-    ap = argparse.ArgumentParser(
-        description="Runs the same warren-perf scenarios against Warren and RabbitMQ, "
-        "interleaved, and prints a markdown table (see the docstring of this file).")
+def add_binary_args(ap):
+    """--warren and --perf, as every bench script takes them (see resolve_binaries)."""
     ap.add_argument("--warren", default=os.environ.get("WARREN_SERVER", "./warren-server"),
                     help="the warren-server binary (default $WARREN_SERVER or ./warren-server)")
     ap.add_argument("--perf", default=None,
                     help="the warren-perf binary (default: next to --warren)")
+
+
+def resolve_binaries(ap, opts):
+    """Fills in --perf next to --warren; exits with a usage error unless both run."""
+    if opts.perf is None:
+        opts.perf = os.path.join(os.path.dirname(os.path.abspath(opts.warren)), "warren-perf")
+    for path in (opts.warren, opts.perf):
+        if not os.access(path, os.X_OK):
+            ap.error("%s is not an executable (give --warren and --perf)" % path)
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="Runs the same warren-perf scenarios against Warren and RabbitMQ, "
+        "interleaved, and prints a markdown table (see the docstring of this file).")
+    add_binary_args(ap)
     ap.add_argument("--duration", type=float, default=10, help="seconds per run (default 10)")
     ap.add_argument("--quick", action="store_true", help="3 s runs")
     ap.add_argument("--self-check", action="store_true",
@@ -890,11 +904,7 @@ def main():
         opts.warren_only = True
         opts.quiet_wait = 0
         opts.retries = 0
-    if opts.perf is None:
-        opts.perf = os.path.join(os.path.dirname(os.path.abspath(opts.warren)), "warren-perf")
-    for path in (opts.warren, opts.perf):
-        if not os.access(path, os.X_OK):
-            ap.error("%s is not an executable (give --warren and --perf)" % path)
+    resolve_binaries(ap, opts)
     scenarios = SCENARIOS
     if opts.scenarios:
         want = opts.scenarios.split(",")

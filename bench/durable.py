@@ -320,10 +320,7 @@ def main():
     ap = argparse.ArgumentParser(
         description="Warren's durability figures: persistent 1 KiB messages on a durable "
                     "queue (prints a table, asserts nothing about speed).")
-    ap.add_argument("--warren", default=os.environ.get("WARREN_SERVER", "./warren-server"),
-                    help="the warren-server binary (default $WARREN_SERVER or ./warren-server)")
-    ap.add_argument("--perf", default=None,
-                    help="the warren-perf binary (default: next to --warren)")
+    cmp.add_binary_args(ap)
     ap.add_argument("--quick", action="store_true",
                     help="a smoke test: 100,000 messages and 3 s runs")
     ap.add_argument("--count", type=int, default=None,
@@ -338,11 +335,7 @@ def main():
         opts.count = 100000 if opts.quick else 1000000
     if opts.duration is None:
         opts.duration = 3 if opts.quick else 10
-    if opts.perf is None:
-        opts.perf = os.path.join(os.path.dirname(os.path.abspath(opts.warren)), "warren-perf")
-    for path in (opts.warren, opts.perf):
-        if not os.access(path, os.X_OK):
-            ap.error("%s is not an executable (see --warren and --perf)" % path)
+    cmp.resolve_binaries(ap, opts)
 
     def on_term(signum, frame):
         raise cmp.Interrupted("signal %d" % signum)
