@@ -47,7 +47,7 @@ extern const char auth_mechanisms[];
  *     sends nothing; it waits 3 s (SILENT_CLOSE_DELAY, against login floods) and closes.
  * Passwords are compared in constant time; an unknown user costs the same hash as a known
  * one. Blank passwords are refused, as RabbitMQ's internal backend does. */
-enum auth_result auth_login(const struct auth_db *db, struct wire_str mechanism,
+enum auth_result auth_login(struct auth_db *db, struct wire_str mechanism,
                             struct wire_str response, bool peer_is_loopback,
                             const struct auth_user **user, char *why, size_t whylen);
 

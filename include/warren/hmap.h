@@ -23,7 +23,7 @@ struct hmap {
 
 #define hmap_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
-/* Seeds the hash key from OpenSSL's RAND_bytes; call once at startup before any map is used
+/* Seeds the hash key from getrandom(2); call once at startup before any map is used
  * (maps work unseeded, with a fixed key, which is what unit tests get). 0, or -1 if the
  * random source failed (logged). */
 int hmap_seed(void);

@@ -13,7 +13,7 @@ struct net_server;
 struct net_server_env {
     struct event_base *base;
     const struct conf *conf;
-    const struct auth_db *auth;
+    struct auth_db *auth; /* hashes passwords at the first login */
     struct vhost_registry *vhosts;
 };
 

@@ -20,7 +20,7 @@ static const struct {
 };
 
 enum auth_result
-auth_login(const struct auth_db *db, struct wire_str mechanism, struct wire_str response,
+auth_login(struct auth_db *db, struct wire_str mechanism, struct wire_str response,
            bool peer_is_loopback, const struct auth_user **user, char *why, size_t whylen)
 {
     if (whylen > 0)

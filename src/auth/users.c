@@ -5,7 +5,12 @@
  * name that doubles when it holds more users than buckets, so lookups stay O(1) from a
  * handful of users to many thousands. Logins compare digests with CRYPTO_memcmp and hash a
  * dummy entry for unknown names, so timing tells a peer neither the password's prefix nor
- * whether the user exists. */
+ * whether the user exists.
+ *
+ * Hashing waits for the first login: a user added before it keeps a copy of its password
+ * (as the configuration keeps default_pass) and the first login fetches SHA-256 and hashes
+ * every such password at once. Touching OpenSSL at all costs 2.3 MiB of resident tables and
+ * providers, which a broker nobody has logged in to has no use for. */
 #include "config.h"
 
 #include <stdint.h>
@@ -29,6 +34,7 @@ struct auth_user {
     struct auth_user *next; /* hash chain */
     uint32_t hash;          /* of the name */
     bool loopback_only;     /* may log in only from a loopback address */
+    char *pending_password; /* owned copy until the first login hashes it, then NULL */
     uint8_t salt[AUTH_SALT_LEN];
     uint8_t digest[AUTH_DIGEST_LEN]; /* SHA-256(salt || password) */
     size_t name_len;
@@ -39,7 +45,7 @@ struct auth_db {
     struct auth_user **buckets; /* owns the users; nbuckets is a power of two */
     size_t nbuckets;
     size_t count;
-    EVP_MD *sha256;          /* fetched once, not per login */
+    EVP_MD *sha256;          /* NULL until the first login; fetched once, not per login */
     struct auth_user *dummy; /* owns; hashed in place of an unknown user */
 };
 
@@ -95,13 +101,40 @@ auth_digest(const struct auth_db *db, const uint8_t salt[AUTH_SALT_LEN], const u
 
 /* Sets u's salt and digest for password. Returns 0 or -1 (logged). */
 static int
-auth_user_set_password(const struct auth_db *db, struct auth_user *u, const char *password)
+auth_user_hash_password(const struct auth_db *db, struct auth_user *u, const char *password)
 {
     if (RAND_bytes(u->salt, AUTH_SALT_LEN) != 1) {
         auth_log_openssl("RAND_bytes failed");
         return -1;
     }
     return auth_digest(db, u->salt, (const uint8_t *)password, strlen(password), u->digest);
+}
+
+/* Frees u's pending password, wiped first. */
+static void
+auth_user_drop_pending(struct auth_user *u)
+{
+    if (u->pending_password == NULL)
+        return;
+    OPENSSL_cleanse(u->pending_password, strlen(u->pending_password));
+    free(u->pending_password);
+    u->pending_password = NULL;
+}
+
+/* Gives u the password: hashed now once logins have started, else kept until the first.
+ * Returns 0 or -1 (logged). */
+static int
+auth_user_set_password(const struct auth_db *db, struct auth_user *u, const char *password)
+{
+    auth_user_drop_pending(u);
+    if (db->sha256 != NULL)
+        return auth_user_hash_password(db, u, password);
+    u->pending_password = strdup(password);
+    if (u->pending_password == NULL) {
+        log_write(LOG_ERROR, "auth", "cannot set a password: out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 /* Allocates a user named name[0..n) with no password set. Returns NULL on ENOMEM. */
@@ -128,23 +161,26 @@ auth_db_new(void)
     db->buckets = calloc(db->nbuckets, sizeof(*db->buckets));
     if (db->buckets == NULL)
         goto fail_nomem;
-    db->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (db->sha256 == NULL) {
-        auth_log_openssl("cannot fetch SHA-256");
-        goto fail;
-    }
     db->dummy = auth_user_alloc("", 0);
     if (db->dummy == NULL)
         goto fail_nomem;
-    if (auth_user_set_password(db, db->dummy, "") < 0)
-        goto fail;
     return db;
 
 fail_nomem:
     log_write(LOG_ERROR, "auth", "cannot create the user table: out of memory");
-fail:
     auth_db_free(db);
     return NULL;
+}
+
+/* Frees u with its password and digest wiped. */
+static void
+auth_user_free(struct auth_user *u)
+{
+    if (u == NULL)
+        return;
+    auth_user_drop_pending(u);
+    OPENSSL_cleanse(u->digest, sizeof(u->digest));
+    free(u);
 }
 
 void
@@ -156,13 +192,12 @@ auth_db_free(struct auth_db *db)
         struct auth_user *u = db->buckets[i];
         while (u != NULL) {
             struct auth_user *next = u->next;
-            OPENSSL_cleanse(u->digest, sizeof(u->digest));
-            free(u);
+            auth_user_free(u);
             u = next;
         }
     }
     free(db->buckets);
-    free(db->dummy);
+    auth_user_free(db->dummy);
     EVP_MD_free(db->sha256);
     free(db);
 }
@@ -220,7 +255,7 @@ auth_user_add(struct auth_db *db, const char *name, const char *password, bool l
         return -1;
     }
     if (auth_user_set_password(db, u, password) < 0) {
-        free(u);
+        auth_user_free(u);
         return -1;
     }
     u->loopback_only = loopback_only;
@@ -239,8 +274,37 @@ auth_user_name(const struct auth_user *u)
     return u->name;
 }
 
+/* The first login's set-up: fetches SHA-256 and hashes the dummy's empty password and every
+ * pending one. Returns 0, or -1 (logged) with db as it was, to be tried again at the next
+ * login. */
+static int
+auth_db_start_hashing(struct auth_db *db)
+{
+    db->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (db->sha256 == NULL) {
+        auth_log_openssl("cannot fetch SHA-256");
+        return -1;
+    }
+    if (auth_user_hash_password(db, db->dummy, "") < 0)
+        goto fail;
+    for (size_t i = 0; i < db->nbuckets; i++)
+        for (struct auth_user *u = db->buckets[i]; u != NULL; u = u->next)
+            if (u->pending_password != NULL &&
+                auth_user_hash_password(db, u, u->pending_password) < 0)
+                goto fail;
+    for (size_t i = 0; i < db->nbuckets; i++)
+        for (struct auth_user *u = db->buckets[i]; u != NULL; u = u->next)
+            auth_user_drop_pending(u);
+    return 0;
+
+fail:
+    EVP_MD_free(db->sha256);
+    db->sha256 = NULL;
+    return -1;
+}
+
 enum auth_result
-auth_db_check(const struct auth_db *db, const char *mech, const struct auth_cred *cred,
+auth_db_check(struct auth_db *db, const char *mech, const struct auth_cred *cred,
               bool peer_is_loopback, const struct auth_user **user, char *why, size_t whylen)
 {
     char name[128];
@@ -258,7 +322,8 @@ auth_db_check(const struct auth_db *db, const char *mech, const struct auth_cred
     const struct auth_user *u = auth_user_find(db, cred->user.ptr, cred->user.len);
     const struct auth_user *against = u != NULL ? u : db->dummy;
     uint8_t digest[AUTH_DIGEST_LEN];
-    if (auth_digest(db, against->salt, cred->pass.ptr, cred->pass.len, digest) < 0) {
+    if ((db->sha256 == NULL && auth_db_start_hashing(db) < 0) ||
+        auth_digest(db, against->salt, cred->pass.ptr, cred->pass.len, digest) < 0) {
         snprintf(why, whylen, "%s login refused: user '%s' - password hashing failed", mech, name);
         return AUTH_REFUSED;
     }

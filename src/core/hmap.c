@@ -1,17 +1,17 @@
 /* The intrusive hash map of include/warren/hmap.h: chained buckets, a power-of-two bucket
  * array that doubles when the map holds as many entries as buckets (load factor 1) and never
  * shrinks (so removing the current entry during iteration is safe), and SipHash-1-3 under a
- * 128-bit key. The key is all zeros until hmap_seed() draws one from OpenSSL: unit tests get
+ * 128-bit key. The key is all zeros until hmap_seed() draws one from the kernel: unit tests get
  * reproducible hashes (and can check them against the reference vectors), the server gets
  * hashes a client cannot predict, so names it picks cannot pile into one bucket. */
 #include "config.h"
 
 #include "warren/hmap.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/rand.h>
+#include <sys/random.h>
 
 #include "warren/assert.h"
 #include "warren/log.h"
@@ -79,9 +79,16 @@ int
 hmap_seed(void)
 {
     uint8_t k[16];
+    ssize_t n;
 
-    if (RAND_bytes(k, sizeof k) != 1) {
-        log_msg(LOG_ERROR, "hash map seed: RAND_bytes failed; using the fixed key");
+    /* getrandom(2), not OpenSSL: the broker does not touch OpenSSL before the first login
+     * (see src/auth/users.c). Up to 256 bytes come whole once the pool is ready. */
+    do
+        n = getrandom(k, sizeof k, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof k) {
+        log_msg(LOG_ERROR, "hash map seed: getrandom failed (%s); using the fixed key",
+                n < 0 ? strerror(errno) : "short read");
         return -1;
     }
     sip_k0 = le64(k);

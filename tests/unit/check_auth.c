@@ -1,6 +1,7 @@
 /* Unit tests for src/auth/: PLAIN and AMQPLAIN logins (good, bad password, unknown user,
  * loopback-only users from afar, blank passwords), malformed and truncated responses,
- * unknown mechanisms, replacing users, and a table large enough to have grown many times.
+ * unknown mechanisms, replacing users (before and after the first login hashes passwords),
+ * and a table large enough to have grown many times.
  * Each login case states the result and the exact text for the log. */
 #include "config.h"
 
@@ -229,6 +230,23 @@ START_TEST(test_replace_user)
 }
 END_TEST
 
+/* Passwords set before the first login are hashed by it: a replaced one is gone, and a user
+ * added after it is hashed at once. */
+START_TEST(test_passwords_before_first_login)
+{
+    const struct auth_user *u = NULL;
+    ck_assert_int_eq(auth_user_add(db, "alice", "first", false), 0);
+    ck_assert_int_eq(auth_user_add(db, "alice", "second", false), 0);
+    ck_assert_int_eq(plain("alice", "s3cret", true, &u), AUTH_REFUSED);
+    ck_assert_int_eq(plain("alice", "first", true, &u), AUTH_REFUSED);
+    ck_assert_int_eq(plain("alice", "second", true, &u), AUTH_OK);
+    ck_assert_int_eq(plain("guest", "guest", true, &u), AUTH_OK);
+    ck_assert_int_eq(auth_user_add(db, "bob", "later", false), 0);
+    ck_assert_int_eq(plain("bob", "later", false, &u), AUTH_OK);
+    ck_assert_int_eq(plain("bob", "", false, &u), AUTH_REFUSED);
+}
+END_TEST
+
 /* The same password gets a different salt per user, so equal passwords do not show. */
 START_TEST(test_many_users)
 {
@@ -273,6 +291,7 @@ auth_suite(void)
     tcase_add_loop_test(tc, test_login, 0, sizeof(logins) / sizeof(logins[0]));
     tcase_add_test(tc, test_short_why);
     tcase_add_test(tc, test_replace_user);
+    tcase_add_test(tc, test_passwords_before_first_login);
     tcase_add_test(tc, test_many_users);
     tcase_add_test(tc, test_texts);
     tcase_set_timeout(tc, 60); /* test_many_users under valgrind */
