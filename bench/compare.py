@@ -17,7 +17,10 @@ alike. Both brokers are stopped at the end, also on errors, Ctrl-C and SIGTERM.
 For each run it records warren-perf's JSON line, the CPU time of the broker process and of
 warren-perf (CPU % of one core, over warren-perf's lifetime: setup, run and teardown; on a
 2-core machine the load generator and the broker share the CPU), and the broker's peak RSS
-(sampled every 0.1 s). The table goes to stdout in markdown and, with the date, the machine
+(sampled every 0.1 s). Before each broker's run of scenario 7 it measures the machine's latency
+floor at the same rate with bench/tcp_floor (--floor; a relay that only moves bytes between two
+loopback TCP connections), so that each p99 can be read against the floor of its moment. The
+table goes to stdout in markdown and, with the date, the machine
 and the command lines, to --out. Ratios are Warren/RabbitMQ; each figure says whether
 higher or lower is better. Benchmarks print figures and assert nothing about time:
 --self-check only checks that every scenario runs and prints its rows (exit 0), which
@@ -471,6 +474,7 @@ class Runner:
     def __init__(self, opts):
         self.opts = opts
         self.perf = os.path.abspath(opts.perf)
+        self.floor = os.path.abspath(opts.floor) if opts.floor else None
         self.brokers = []
         self.results = {}  # (sid, broker name) -> dict
         self.errors = []
@@ -579,6 +583,24 @@ class Runner:
     def run_throughput(self, sc, broker):
         return self.perf_run(broker, sc.args, self.opts.duration)
 
+    def run_latency(self, sc, broker):
+        """The broker's run with the TCP floor measured just before it (--floor)."""
+        floor = None
+        if self.floor:
+            if self.opts.quiet_wait > 0:
+                self.wait_quiet()
+            rate = sc.args[sc.args.index("-r") + 1]
+            p = subprocess.run([self.floor, "--rate", str(rate), "--duration",
+                                "%g" % self.opts.duration], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=self.opts.duration + 60)
+            if p.returncode != 0:
+                raise RuntimeError("tcp_floor exit %d: %s" % (p.returncode, p.stderr.strip()))
+            floor = json.loads(p.stdout.strip().splitlines()[-1])["latency_us"]
+        res = self.perf_run(broker, sc.args, self.opts.duration)
+        if floor is not None:
+            res["floor_us"] = floor
+        return res
+
     def run_topic(self, sc, broker):
         n = self.opts.bindings
         prefix = "bench-topic-%d" % os.getpid()
@@ -650,7 +672,7 @@ class Runner:
         for sc in sorted(scenarios, key=lambda sc: sc.kind != "idle"):
             for b in self.brokers:
                 log("[%s] %s: %s" % (sc.sid, b.name, sc.title))
-                fn = {"throughput": self.run_throughput, "latency": self.run_throughput,
+                fn = {"throughput": self.run_throughput, "latency": self.run_latency,
                       "topic": self.run_topic, "idle": self.run_idle}[sc.kind]
                 best = None
                 for attempt in range(1 + self.opts.retries):
@@ -691,7 +713,7 @@ def fmt_num(v, digits=0):
 
 
 def fmt_ratio(w, r):
-    if w is None or r is None or r == 0:
+    if w is None or r is None or w < 0 or r <= 0:  # e.g. a p99 that fell below its floor
         return "—"
     x = w / r
     return "%.2f" % x if x < 100 else "%.0f" % x
@@ -742,6 +764,13 @@ def build_rows(scenarios, results, names):
                 add(sc, False, "latency p99, µs (lower is better)",
                     lambda r: r["json"]["latency_us"]["p99"])
                 add(sc, False, "received msg/s (rate-limited)", rate("received_msgs_per_s"))
+                if any("floor_us" in r for r in results.values()):
+                    add(sc, False, "TCP floor just before, p50 / p99, µs (bench/tcp_floor)",
+                        lambda r: "%.0f / %.0f" % (r["floor_us"]["p50"], r["floor_us"]["p99"])
+                        if "floor_us" in r else "—", ratio=False)
+                    add(sc, False, "p99 above that floor, µs (lower is better)",
+                        lambda r: r["json"]["latency_us"]["p99"] - r["floor_us"]["p99"]
+                        if "floor_us" in r else None)
             else:
                 add(sc, True, "received msg/s (higher is better)", rate("received_msgs_per_s"))
                 add(sc, False, "sent msg/s", rate("sent_msgs_per_s"))
@@ -814,6 +843,11 @@ def report(opts, runner, scenarios, rows):
              "- Scenario 3: both brokers confirm a message once it is on disk (Warren: its "
              "RocksDB write-ahead log fsynced; RabbitMQ: its message store); confirm latency is "
              "from the publish to the basic.ack covering it.",
+             "- Scenario 7: the TCP floor is bench/tcp_floor at the same rate, run just before "
+             "each broker's run: a producer thread sends timestamps through a relay process "
+             "(epoll, TCP_NODELAY, nothing else) to a consumer thread, the same two wake-ups "
+             "and two loopback hops as through a broker. No broker's p99 can be below the "
+             "floor of its moment; what it adds above it is its own.",
              "- Scenario 8: %s bindings on amq.topic, all onto the consumer's queue, in four "
              "families (%s, a in 0..249, b counting up), bound before the run by compare.py's "
              "raw AMQP client (queue.bind with nowait, pipelined, and one synchronous bind at "
@@ -879,6 +913,9 @@ def main():
     ap.add_argument("--self-check", action="store_true",
                     help="every scenario for 1 s against Warren only: checks that it all runs")
     ap.add_argument("--warren-only", action="store_true", help="do not start RabbitMQ")
+    ap.add_argument("--floor", default=None,
+                    help="bench/tcp_floor, run before each broker's latency run (default: "
+                    "bench/tcp_floor next to --warren if built; 'none' to skip)")
     ap.add_argument("--scenarios", default="",
                     help="comma-separated scenario ids to run (default all: %s)"
                     % ",".join(s.sid for s in SCENARIOS))
@@ -905,6 +942,15 @@ def main():
         opts.quiet_wait = 0
         opts.retries = 0
     resolve_binaries(ap, opts)
+    if opts.floor is None:
+        opts.floor = os.path.join(os.path.dirname(os.path.abspath(opts.warren)), "bench",
+                                  "tcp_floor")
+        if not os.access(opts.floor, os.X_OK):
+            opts.floor = None
+    elif opts.floor == "none":
+        opts.floor = None
+    elif not os.access(opts.floor, os.X_OK):
+        ap.error("--floor %s is not an executable" % opts.floor)
     scenarios = SCENARIOS
     if opts.scenarios:
         want = opts.scenarios.split(",")
