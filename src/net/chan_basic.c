@@ -389,22 +389,25 @@ chan_on_cancel(struct chan *ch, const struct wire_basic_cancel *bc)
     return conn_send(ch->conn, ch->id, &ok);
 }
 
-static int
-chan_on_get(struct chan *ch, const struct wire_basic_get *bg)
+int
+chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wait)
 {
     struct conn *c = ch->conn;
-    struct queue *q = chan_queue_lookup(ch, bg->queue, WIRE_BASIC_GET);
+    struct queue *q = chan_queue_lookup(ch, queue, WIRE_BASIC_GET);
     if (q == NULL)
         return -1;
-    /* A queue whose ready entries are all paged out and not readable yet (written in a
-     * batch the store has not completed) answers empty too, for that instant. */
     struct qentry *e = q->n_ready > 0 ? queue_cmd_deliver(q) : NULL;
+    /* Ready entries but none deliverable: they are all paged out in a batch the store has
+     * not completed, so they cannot be read back yet. RabbitMQ never says get-empty while
+     * messages are ready: wait for the store rather than answer empty. */
+    if (e == NULL && q->n_ready > 0 && may_wait && chan_get_wait(ch, queue, no_ack) == 0)
+        return 0;
     if (e == NULL) {
         struct wire_method empty = {.id = WIRE_BASIC_GET_EMPTY};
         return conn_send(c, ch->id, &empty);
     }
     uint64_t tag;
-    if (bg->no_ack) {
+    if (no_ack) {
         tag = ++ch->next_delivery_tag;
     } else {
         struct delivery *d = chan_delivery_add(ch, e, NULL);
@@ -423,7 +426,7 @@ chan_on_get(struct chan *ch, const struct wire_basic_get *bg)
     ok.u.basic_get_ok.message_count = q->n_ready > UINT32_MAX ? UINT32_MAX : (uint32_t)q->n_ready;
     if (conn_send(c, ch->id, &ok) < 0 || chan_write_content(ch, m) < 0)
         conn_abort(c, "writing basic.get-ok");
-    if (bg->no_ack)
+    if (no_ack)
         queue_cmd_settle(e);
     return 0;
 }
@@ -861,7 +864,7 @@ chan_on_basic_method(struct chan *ch, const struct wire_method *m)
     case WIRE_BASIC_PUBLISH:
         return chan_publish_begin(ch, &m->u.basic_publish);
     case WIRE_BASIC_GET:
-        return chan_on_get(ch, &m->u.basic_get);
+        return chan_get_answer(ch, m->u.basic_get.queue, m->u.basic_get.no_ack, true);
     case WIRE_BASIC_ACK:
         return chan_on_settle(ch, m->u.basic_ack.delivery_tag, m->u.basic_ack.multiple, false,
                               m->id);

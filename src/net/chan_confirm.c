@@ -1,5 +1,6 @@
-/* Publisher confirms and tx.commit-ok, which wait for the store when they cover persistent
- * messages on durable queues.
+/* Replies that wait for the store: publisher confirms and tx.commit-ok when they cover
+ * persistent messages on durable queues, and basic.get when a queue's next messages are
+ * still being written.
  *
  * A publish in confirm mode becomes "due" once routed; the confirms due on a channel go out
  * as one basic.ack ("multiple" when it covers several) when the connection has handled its
@@ -10,21 +11,34 @@
  * ack into a nack for the same publishes.
  *
  * tx.commit-ok for a transaction that stored messages waits on a synced barrier too, and the
- * connection reads nothing meanwhile, so that every later reply follows it. */
+ * connection reads nothing meanwhile, so that every later reply follows it. So does
+ * basic.get on a queue whose ready messages are all paged out in a batch the store has not
+ * completed (unsynced: it only needs them readable). */
 #include "config.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "net_int.h"
+#include "warren/assert.h"
 #include "warren/durable.h"
 #include "warren/vhost.h"
 
-/* A confirm or tx.commit-ok waiting for its barrier. */
+enum chan_wait_kind {
+    CHAN_WAIT_CONFIRMS,
+    CHAN_WAIT_TX_COMMIT,
+    CHAN_WAIT_GET,
+};
+
+/* A reply waiting for its barrier. */
 struct chan_store_wait {
     LIST_ENTRY(chan_store_wait) link; /* in ch->store_waits while ch lives */
     struct chan *ch;                  /* borrows; NULL once the channel is gone */
-    uint64_t upto;                    /* confirms: publishes up to this seq */
-    bool tx_commit;                   /* tx.commit-ok, not confirms */
+    enum chan_wait_kind kind;
+    uint64_t upto;    /* confirms: publishes up to this seq */
+    bool get_no_ack;  /* get: as asked */
+    uint8_t get_len;  /* get: length of get_queue */
+    char get_queue[]; /* get: the queue as named, looked up again at the answer */
 };
 
 void
@@ -68,10 +82,20 @@ chan_on_store_done(void *arg, const char *err)
     }
     LIST_REMOVE(w, link);
     struct conn *c = ch->conn;
+    if (w->kind == CHAN_WAIT_GET) {
+        /* A failed write leaves the entries unreadable: the answer is then get-empty. */
+        c->store_paused--;
+        if (ch->state == CHAN_OPEN && c->state == CONN_OPEN)
+            chan_get_answer(ch, (struct wire_str){(const uint8_t *)w->get_queue, w->get_len},
+                            w->get_no_ack, false);
+        conn_resume(c);
+        free(w);
+        return;
+    }
     if (err != NULL)
         log_conn(LOG_ERROR, c, "channel %u: %s not stored (%s)", ch->id,
-                 w->tx_commit ? "transaction" : "confirmed publishes", err);
-    if (w->tx_commit) {
+                 w->kind == CHAN_WAIT_TX_COMMIT ? "transaction" : "confirmed publishes", err);
+    if (w->kind == CHAN_WAIT_TX_COMMIT) {
         c->store_paused--;
         if (err != NULL) {
             chan_raise(ch, WIRE_INTERNAL_ERROR, WIRE_TX_COMMIT, "cannot store messages: %s",
@@ -87,25 +111,32 @@ chan_on_store_done(void *arg, const char *err)
     free(w);
 }
 
-/* Registers a wait on the store for ch. 0, or -1 on ENOMEM or when the store is detached. */
+/* Registers w, filled in by the caller, as a wait on the store for ch. 0, or -1 on ENOMEM
+ * or when the store is detached, with w freed. */
 static int
-chan_store_wait(struct chan *ch, bool sync, bool tx_commit, uint64_t upto)
+chan_store_wait_add(struct chan *ch, struct chan_store_wait *w, bool sync)
 {
     struct durable *d = ch->conn->vhost->durable;
-    if (d == NULL)
-        return -1; /* detached: the broker is shutting down, nothing more is written */
-    struct chan_store_wait *w = malloc(sizeof(*w));
-    if (w == NULL)
-        return -1;
     w->ch = ch;
-    w->upto = upto;
-    w->tx_commit = tx_commit;
-    if (durable_barrier(d, sync, chan_on_store_done, w) < 0) {
+    /* Detached: the broker is shutting down, nothing more is written. */
+    if (d == NULL || durable_barrier(d, sync, chan_on_store_done, w) < 0) {
         free(w);
         return -1;
     }
     LIST_INSERT_HEAD(&ch->store_waits, w, link);
     return 0;
+}
+
+/* A confirms or tx.commit-ok wait on the store for ch. 0, or -1 (chan_store_wait_add). */
+static int
+chan_store_wait(struct chan *ch, bool sync, enum chan_wait_kind kind, uint64_t upto)
+{
+    struct chan_store_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return -1;
+    w->kind = kind;
+    w->upto = upto;
+    return chan_store_wait_add(ch, w, sync);
 }
 
 /* The confirms due on ch: now, or once the store has what they cover. */
@@ -119,7 +150,7 @@ chan_confirm_flush(struct chan *ch)
         chan_send_confirm(ch, upto, true);
         return;
     }
-    if (chan_store_wait(ch, ch->confirm_sync, false, upto) < 0) {
+    if (chan_store_wait(ch, ch->confirm_sync, CHAN_WAIT_CONFIRMS, upto) < 0) {
         log_conn(LOG_ERROR, ch->conn,
                  "cannot wait for the store (out of memory, or shutting down): nacking");
         chan_send_confirm(ch, upto, false);
@@ -165,7 +196,7 @@ chan_tx_commit_ok(struct chan *ch)
     struct conn *c = ch->conn;
     if (ch->tx_sync) {
         ch->tx_sync = false;
-        if (chan_store_wait(ch, true, true, 0) == 0) {
+        if (chan_store_wait(ch, true, CHAN_WAIT_TX_COMMIT, 0) == 0) {
             c->store_paused++;
             return 0;
         }
@@ -174,6 +205,24 @@ chan_tx_commit_ok(struct chan *ch)
     }
     struct wire_method ok = {.id = WIRE_TX_COMMIT_OK};
     return conn_send(c, ch->id, &ok);
+}
+
+int
+chan_get_wait(struct chan *ch, struct wire_str queue, bool no_ack)
+{
+    WR_ASSERT(queue.len <= UINT8_MAX); /* a shortstr */
+    struct chan_store_wait *w = calloc(1, sizeof(*w) + queue.len);
+    if (w == NULL)
+        return -1;
+    w->kind = CHAN_WAIT_GET;
+    w->get_no_ack = no_ack;
+    w->get_len = (uint8_t)queue.len;
+    if (queue.len > 0)
+        memcpy(w->get_queue, queue.ptr, queue.len);
+    if (chan_store_wait_add(ch, w, false) < 0)
+        return -1;
+    ch->conn->store_paused++;
+    return 0;
 }
 
 void

@@ -300,7 +300,13 @@ int chan_publish_header(struct chan *ch, const struct frame_content_header *h,
 void chan_publish_body(struct chan *ch, const uint8_t *p, uint32_t n);
 /* The message is complete: route it (or hold it for tx.commit). 0, or -1 after raising. */
 int chan_publish_complete(struct chan *ch);
-/* chan_confirm.c: publisher confirms and tx.commit-ok, after the store where needed */
+/* chan_basic.c: basic.get on queue (as named by the client: "" is the channel's last
+ * queue). When the queue's next ready messages are still being written to the store (paged
+ * out in a batch not yet completed) and may_wait, the answer waits for the store
+ * (chan_get_wait); otherwise such a queue answers get-empty. 0, or -1 after raising. */
+int chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wait);
+/* chan_confirm.c: replies that wait for the store: publisher confirms, tx.commit-ok, and
+ * basic.get on a queue whose next messages are being written */
 /* The publish with this confirm seq was routed: confirm it with the next flush. */
 void chan_confirm_due(struct chan *ch, uint64_t seq);
 /* Sends the publisher confirms that became due while handling this batch of input, or
@@ -311,6 +317,10 @@ void chan_nack_publish(struct chan *ch, uint64_t seq);
 /* Replies tx.commit-ok, after the store has synced the commit's messages if it stored any
  * (ch->tx_sync); the connection reads nothing meanwhile. 0, or -1 after raising. */
 int chan_tx_commit_ok(struct chan *ch);
+/* Answers basic.get (chan_get_answer, without waiting again) once the store has completed
+ * what was written before; the connection reads nothing meanwhile. 0, or -1 when it cannot
+ * wait (ENOMEM, or shutting down). */
+int chan_get_wait(struct chan *ch, struct wire_str queue, bool no_ack);
 /* The channel is going: its waits stay with the store but will find it gone. */
 void chan_store_waits_release(struct chan *ch);
 /* Everything the channel holds goes: unacked deliveries are requeued (in order), consumers
