@@ -53,7 +53,8 @@ enum frame_status frame_parse(const uint8_t *p, size_t n, uint32_t frame_max, st
 
 /* A content-header frame's payload: class-id, weight, body-size, then the property flags and
  * property list, kept raw (props points at the first flags word) so they can be re-sent
- * byte-for-byte. Decoding validates the properties (wire_basic_props_decode for basic). */
+ * byte-for-byte. Decoding validates the properties of class basic (wire_basic_props_decode)
+ * and leaves them decoded in *props when props is not NULL (else in a local). */
 struct frame_content_header {
     uint16_t class_id;
     uint64_t body_size;
@@ -61,7 +62,7 @@ struct frame_content_header {
     uint32_t props_len;
 };
 int frame_content_header_decode(const uint8_t *p, size_t n, struct frame_content_header *h,
-                                struct wire_error *err);
+                                struct wire_basic_props *props, struct wire_error *err);
 
 /* Writers append whole frames to out. They return 0, or -1 when out could not grow (ENOMEM)
  * or a method cannot be encoded in frame_max; nothing partial is left behind. */

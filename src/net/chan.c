@@ -311,8 +311,7 @@ chan_on_content_frame(struct conn *c, const struct frame *f)
         struct frame_content_header h;
         struct wire_basic_props props;
         struct wire_error err;
-        if (frame_content_header_decode(f->payload, f->size, &h, &err) < 0 ||
-            wire_basic_props_decode(h.props, h.props_len, &props, &err) < 0)
+        if (frame_content_header_decode(f->payload, f->size, &h, &props, &err) < 0)
             return conn_raise(c, err.code, WIRE_BASIC_PUBLISH, "%s", err.text);
         if (h.class_id != ch->content_class)
             return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,

@@ -94,9 +94,9 @@ frame_parse(const uint8_t *p, size_t n, uint32_t frame_max, struct frame *f, siz
 
 int
 frame_content_header_decode(const uint8_t *p, size_t n, struct frame_content_header *h,
-                            struct wire_error *err)
+                            struct wire_basic_props *props, struct wire_error *err)
 {
-    struct wire_basic_props props;
+    struct wire_basic_props local;
     struct wire_reader r;
     uint16_t weight;
 
@@ -112,7 +112,7 @@ frame_content_header_decode(const uint8_t *p, size_t n, struct frame_content_hea
     /* Only class basic has content. For another class the channel refuses the header anyway
      * (it does not match the method), with 505 as RabbitMQ does: no 501 here. */
     if (h->class_id == WIRE_CLASS_BASIC &&
-        wire_basic_props_decode(h->props, h->props_len, &props, err) < 0)
+        wire_basic_props_decode(h->props, h->props_len, props != NULL ? props : &local, err) < 0)
         return -1;
     return 0;
 }

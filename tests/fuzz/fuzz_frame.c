@@ -256,7 +256,7 @@ check_header(const uint8_t *p, size_t n)
     const uint8_t *fp;
     uint8_t *buf, *buf2;
 
-    if (frame_content_header_decode(p, n, &h, &err) < 0) {
+    if (frame_content_header_decode(p, n, &h, NULL, &err) < 0) {
         CHECK(err.code == WIRE_FRAME_ERROR && err.text[0] != '\0');
         return;
     }
@@ -289,7 +289,7 @@ check_header(const uint8_t *p, size_t n)
     flen = evbuffer_get_length(out);
     fp = evbuffer_pullup(out, -1);
     CHECK(frame_parse(fp, flen, 0, &f, &need, &err) == FRAME_OK && f.type == WIRE_FRAME_HEADER);
-    CHECK(frame_content_header_decode(f.payload, f.size, &h, &err) == 0);
+    CHECK(frame_content_header_decode(f.payload, f.size, &h, NULL, &err) == 0);
     CHECK(h.props_len == len && memcmp(h.props, buf, len) == 0);
     evbuffer_free(out);
     free(buf);

@@ -214,7 +214,7 @@ START_TEST(test_content_header)
     size_t n = test_unhex(content_headers[_i].hex, b, sizeof b);
     struct frame_content_header h;
     struct wire_error err = {0};
-    int rc = frame_content_header_decode(b, n, &h, &err);
+    int rc = frame_content_header_decode(b, n, &h, NULL, &err);
 
     ck_assert_msg(rc == content_headers[_i].rc, "%s: %s", content_headers[_i].what, err.text);
     if (rc == 0) {
@@ -341,7 +341,7 @@ START_TEST(test_write_content_header)
     f = only_frame(out, 4096);
     ck_assert_uint_eq(f.type, WIRE_FRAME_HEADER);
     ck_assert_uint_eq(f.channel, 9);
-    ck_assert_int_eq(frame_content_header_decode(f.payload, f.size, &h, &err), 0);
+    ck_assert_int_eq(frame_content_header_decode(f.payload, f.size, &h, NULL, &err), 0);
     ck_assert_uint_eq(h.class_id, 60);
     ck_assert_uint_eq(h.body_size, 123456789012ull);
     ck_assert_uint_eq(h.props_len, wire_writer_len(&w));
