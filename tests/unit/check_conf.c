@@ -1,8 +1,9 @@
 /* Unit tests for src/core/conf.c: defaults, the rabbitmq.conf-style file (good files, every
  * error with its FILE:LINE message, every listener form), the command-line flags and their
  * precedence over the file, the disk_free_limit keys (RabbitMQ's units, how .absolute and
- * .relative combine), and that etc/warren.conf documents the real defaults. A struct conf is
- * compared as one rendered string, so each case states the whole result. */
+ * .relative combine), vm_memory_high_watermark.absolute's units, and that etc/warren.conf
+ * documents the real defaults. A struct conf is compared as one rendered string, so each case
+ * states the whole result. */
 #include "config.h"
 
 #include <stdio.h>
@@ -136,7 +137,7 @@ START_TEST(test_good_file)
 }
 END_TEST
 
-/* The reason given for a bad disk_free_limit.absolute. */
+/* The reason given for a bad disk_free_limit.absolute or vm_memory_high_watermark.absolute. */
 #define DISK_UNITS                                                                                 \
     "expected a size in bytes, optionally with a unit: kB, MB, GB, TB (powers of 1000) or KiB, "   \
     "MiB, GiB, TiB (powers of 1024)"
@@ -245,6 +246,8 @@ static const struct {
      "bad value '1000.5' for disk_free_limit.relative: expected a number 0..1000, e.g. 1.5"},
     {"disk relative nan", "disk_free_limit.relative = nan\n", 1,
      "bad value 'nan' for disk_free_limit.relative: expected a number 0..1000, e.g. 1.5"},
+    {"memory absolute unknown unit", "vm_memory_high_watermark.absolute = 4XB\n", 1,
+     "bad value '4XB' for vm_memory_high_watermark.absolute: " DISK_UNITS},
     {"memory relative above 1", "vm_memory_high_watermark.relative = 1.5\n", 1,
      "bad value '1.5' for vm_memory_high_watermark.relative: expected a number 0..1, e.g. 0.4"},
 };
@@ -318,6 +321,32 @@ START_TEST(test_disk_limit)
     uint64_t got = conf_disk_free_limit(&c, disk_limits[_i].phys);
     ck_assert_msg(got == disk_limits[_i].limit, "%s: got %llu, want %llu", disk_limits[_i].what,
                   (unsigned long long)got, (unsigned long long)disk_limits[_i].limit);
+    conf_free(&c);
+}
+END_TEST
+
+/* vm_memory_high_watermark.absolute reads RabbitMQ's information units too. */
+static const struct {
+    const char *text;
+    uint64_t bytes;
+} memory_limits[] = {
+    {"", 0},
+    {"vm_memory_high_watermark.absolute = 123456789\n", 123456789},
+    {"vm_memory_high_watermark.absolute = 40MB\n", 40000000},
+    {"vm_memory_high_watermark.absolute = 40MiB\n", 40u << 20},
+    {"vm_memory_high_watermark.absolute = 2G\n", 2000000000},
+};
+
+START_TEST(test_memory_limit_units)
+{
+    char path[64], err[256] = "";
+    struct conf c;
+    write_temp(path, memory_limits[_i].text, strlen(memory_limits[_i].text));
+    conf_init_defaults(&c);
+    int rc = conf_load_file(&c, path, err, sizeof(err));
+    unlink(path);
+    ck_assert_msg(rc == 0, "%s: %s", memory_limits[_i].text, err);
+    ck_assert_uint_eq(c.vm_memory_high_watermark_absolute, memory_limits[_i].bytes);
     conf_free(&c);
 }
 END_TEST
@@ -595,6 +624,8 @@ conf_suite(void)
     tcase_add_loop_test(tc, test_good_file, 0, sizeof(good_files) / sizeof(good_files[0]));
     tcase_add_loop_test(tc, test_bad_file, 0, sizeof(bad_files) / sizeof(bad_files[0]));
     tcase_add_loop_test(tc, test_disk_limit, 0, sizeof(disk_limits) / sizeof(disk_limits[0]));
+    tcase_add_loop_test(tc, test_memory_limit_units, 0,
+                        sizeof(memory_limits) / sizeof(memory_limits[0]));
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_too_many);
     tcase_add_test(tc, test_shipped_conf);
