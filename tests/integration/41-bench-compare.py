@@ -1,8 +1,9 @@
 """bench/compare.py, the side-by-side benchmark of Warren and RabbitMQ, in its --self-check
 mode: every scenario for 1 s against a Warren it starts itself (no RabbitMQ). It must exit 0,
 print a markdown table with a row for each scenario that has figures for Warren (not
-"failed"), and write the report with the date and the machine to --out. Benchmarks assert
-nothing about time; this only keeps the script working as Warren and warren-perf change.
+"failed") and the TCP floor measured by bench/tcp_floor for scenario 7, and write the report
+with the date and the machine to --out. Benchmarks assert nothing about time; this only keeps
+the script working as Warren and warren-perf change.
 
 The binaries are $WARREN_SERVER and $WARREN_PERF (default: warren-perf next to the server)."""
 
@@ -41,6 +42,10 @@ def test_self_check():
         assert rows and rows[0][:6] == ["#", "Scenario", "Figure", "Warren", "RabbitMQ",
                                         "Warren/RabbitMQ"], p.stdout
         first = {r[0]: r for r in rows[2:] if r[0]}
+        # bench/tcp_floor (built next to the server) ran before Warren's latency run
+        floor = [r for r in rows if r[2].startswith("TCP floor just before")]
+        assert floor and floor[0][3].replace(" / ", "").isdigit(), "no TCP floor row:\n%s" % (
+            p.stdout)
         for sid in SCENARIOS:
             assert sid in first, "no row for scenario %s:\n%s" % (sid, p.stdout)
             warren = first[sid][3]
