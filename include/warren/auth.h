@@ -42,9 +42,11 @@ extern const char auth_mechanisms[];
  *   AUTH_REFUSED: 403 ACCESS_REFUSED. If the client's capabilities table has
  *     authentication_failure_close = true (pika, py-amqp, the Java client), send
  *     connection.close(403, "ACCESS_REFUSED - " AUTH_REFUSAL_FMT, class 0, method 0), then
- *     close; otherwise close the socket without a connection.close.
- *   AUTH_BAD_MECHANISM (503 COMMAND_INVALID) and AUTH_MALFORMED (502 SYNTAX_ERROR): RabbitMQ
- *     sends nothing; it waits 3 s (SILENT_CLOSE_DELAY, against login floods) and closes.
+ *     close; otherwise send nothing.
+ *   AUTH_BAD_MECHANISM (503 COMMAND_INVALID) and AUTH_MALFORMED (502 SYNTAX_ERROR): send
+ *     nothing.
+ *   Either way RabbitMQ closes the socket 3 s after the start-ok (SILENT_CLOSE_DELAY, so
+ *   that a client guessing passwords waits for each guess).
  * Passwords are compared in constant time; an unknown user costs the same hash as a known
  * one. Blank passwords are refused, as RabbitMQ's internal backend does. */
 enum auth_result auth_login(struct auth_db *db, struct wire_str mechanism,

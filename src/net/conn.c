@@ -62,6 +62,17 @@ conn_drop(struct conn *c)
     server_conn_dead(c->server, c);
 }
 
+/* A failed login that gets no answer: nothing more is read and the socket closes after
+ * CONN_SILENT_CLOSE_SEC, as RabbitMQ does, so that a client guessing passwords waits for each
+ * guess rather than retrying at once on the same connection's heels. */
+static void
+conn_close_silently(struct conn *c)
+{
+    c->state = CONN_DRAINING;
+    bufferevent_disable(c->bev, EV_READ);
+    conn_arm_timer(c, CONN_SILENT_CLOSE_SEC * 1000);
+}
+
 /* Stops reading, lets what was written reach the peer, then closes (or gives up after the
  * close timeout for a peer that does not read). */
 static void
@@ -263,11 +274,12 @@ conn_on_start_ok(struct conn *c, const struct wire_connection_start_ok *so)
                  why);
         /* Clients that announce authentication_failure_close get a proper connection.close;
          * older ones only understand the socket closing (RabbitMQ does the same). A mechanism
-         * we do not offer or a response that does not parse gets no answer at all. */
+         * we do not offer or a response that does not parse gets no answer at all. Either
+         * way the socket closes 3 s later, as in RabbitMQ. */
         if (r == AUTH_REFUSED && c->cap_auth_failure_close)
             conn_send_close(c, WIRE_ACCESS_REFUSED, 0, text);
         else
-            conn_drop(c);
+            conn_close_silently(c);
         return -1;
     }
     c->user = user;

@@ -34,6 +34,9 @@ struct msg;
 /* How long we wait for connection.close-ok after sending connection.close, and for our last
  * output to drain before closing the socket, in seconds. */
 #define CONN_CLOSE_TIMEOUT_SEC 3
+/* How long a failed login that gets no connection.close waits before its socket closes, in
+ * seconds: RabbitMQ's SILENT_CLOSE_DELAY. */
+#define CONN_SILENT_CLOSE_SEC 3
 /* Body frames at least this big are copied from the input buffer into their message directly,
  * without first being made contiguous in the buffer (one copy instead of two). */
 #define CONN_BODY_DIRECT_MIN (16u << 10)
