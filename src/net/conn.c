@@ -218,7 +218,8 @@ conn_unblock(struct conn *c)
         struct wire_method m = {.id = WIRE_CONNECTION_UNBLOCKED};
         conn_send(c, 0, &m);
     }
-    bufferevent_enable(c->bev, EV_READ);
+    if (!c->peer_closed)
+        bufferevent_enable(c->bev, EV_READ);
     conn_schedule_resume(c); /* frames read before the block are still waiting */
 }
 
@@ -632,6 +633,13 @@ conn_process_input(struct conn *c)
     /* Confirms for everything handled in this batch go out together. */
     if (c->state == CONN_OPEN)
         chan_flush_confirms(c);
+    /* A peer that closed its socket: once its input is handled (whatever is left is a
+     * partial frame), or cannot be (the connection is closing), the connection goes. It
+     * waits while the input waits for the next turn, the store or the end of an alarm. */
+    if (c->peer_closed && c->state != CONN_DEAD &&
+        (c->state != CONN_OPEN ||
+         (!c->blocked && c->store_paused == 0 && !evtimer_pending(c->resume_ev, NULL))))
+        conn_drop(c);
 }
 
 static void
@@ -659,10 +667,35 @@ conn_on_write(struct bufferevent *bev, void *arg)
         chan_wake_all_consumers(c);
 }
 
+/* The peer closed its socket (or it failed) with input not handled yet: RabbitMQ handles
+ * every frame it received before the close (a client may publish and close without
+ * waiting), so the input is handled first and the connection goes after it
+ * (conn_process_input). Replies cannot reach the peer any more: they are discarded. Returns
+ * whether the connection stays for that. */
+static bool
+conn_finish_input(struct conn *c)
+{
+    if (c->state != CONN_OPEN || evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+        return false;
+    c->peer_closed = true;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    if (!c->blocked && c->store_paused == 0)
+        conn_schedule_resume(c);
+    return true;
+}
+
 static void
 conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
+    if (c->peer_closed) {
+        /* A write failing after the peer's EOF: the input is still being handled. */
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        evbuffer_drain(out, evbuffer_get_length(out));
+        return;
+    }
     if (what & BEV_EVENT_EOF) {
         if (c->state == CONN_AWAIT_HEADER)
             log_conn(LOG_DEBUG, c, "closed by the client before sending anything");
@@ -673,7 +706,8 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
         if (c->state < CONN_CLOSING)
             log_conn(LOG_WARNING, c, "connection error: %s", evutil_socket_error_to_string(err));
     }
-    conn_drop(c);
+    if (!conn_finish_input(c))
+        conn_drop(c);
 }
 
 static void

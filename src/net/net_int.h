@@ -141,6 +141,7 @@ struct conn {
     bool output_full;             /* consumers paused until the output drains */
     bool publisher;               /* has published: blocked while a resource alarm is on */
     bool blocked;                 /* not reading its socket because of a resource alarm */
+    bool peer_closed; /* EOF read while input was left: it is handled, then the socket closes */
     uint32_t store_paused;        /* replies waiting for the store: input waits behind them */
     char ctx[200];               /* log context: "conn 42 1.2.3.4:5 -> 6.7.8.9:5672 guest@/" */
 };
