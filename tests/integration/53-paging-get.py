@@ -66,5 +66,25 @@ def test_get_waits_for_paged_messages():
                 assert m.ids == BASIC_GET_EMPTY, "%s: the last get answered %s" % (name, m.name)
 
 
+@wt.needs_process
+def test_connection_closed_while_get_waits():
+    """a client that sends its publishes and gets and closes the socket at once, its gets
+    still waiting for the store: the broker drops the waits, keeps serving, and the queue
+    holds whatever the gets did not take"""
+    with wt.server(config={"store.queue_window": "64KB"}) as srv:
+        for round_ in range(5):
+            name = "wt53-abandoned-%d" % round_
+            with wt.opened(srv.addr, 1, timeout=30) as c:
+                declare_durable(c, name)
+                publishes_then_gets(c, name, True, COUNT)
+            conn = wt.pika_connect(srv.addr)
+            ch = conn.channel()
+            n = ch.queue_declare(name, durable=True, passive=True).method.message_count
+            assert 0 <= n <= COUNT, "queue %s holds %d" % (name, n)
+            conn.close()
+        wt.assert_serves(srv.addr)
+
+
 if __name__ == "__main__":
-    wt.run([test_get_waits_for_paged_messages], timeout=120)
+    wt.run([test_get_waits_for_paged_messages, test_connection_closed_while_get_waits],
+           timeout=120)
