@@ -98,7 +98,10 @@ chan_cons_can_take(struct cons *base)
 {
     struct chan_cons *cc = (struct chan_cons *)base;
     struct chan *ch = cc->ch;
-    if (ch->state != CHAN_OPEN || ch->conn->state != CONN_OPEN || chan_output_full(ch->conn))
+    /* A connection whose peer has closed its socket is only finishing its input: deliveries
+     * could not reach anyone (and an auto-ack one would be lost). */
+    if (ch->state != CHAN_OPEN || ch->conn->state != CONN_OPEN || ch->conn->peer_closed ||
+        chan_output_full(ch->conn))
         return false;
     if (cc->no_ack)
         return true;
