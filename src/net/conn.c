@@ -690,12 +690,6 @@ static void
 conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
-    if (c->peer_closed) {
-        /* A write failing after the peer's EOF: the input is still being handled. */
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        evbuffer_drain(out, evbuffer_get_length(out));
-        return;
-    }
     if (what & BEV_EVENT_EOF) {
         if (c->state == CONN_AWAIT_HEADER)
             log_conn(LOG_DEBUG, c, "closed by the client before sending anything");
