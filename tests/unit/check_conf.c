@@ -49,6 +49,20 @@ write_temp(char path[64], const char *text, size_t len)
     close(fd);
 }
 
+/* Loads text[0..len) as a configuration file over the defaults into *c (which the caller
+ * frees); path receives the temporary file's name (deleted again), err the error. Returns
+ * conf_load_file's result. */
+static int
+load_text(struct conf *c, char path[64], const char *text, size_t len, char *err,
+          size_t errlen)
+{
+    write_temp(path, text, len);
+    conf_init_defaults(c);
+    int rc = conf_load_file(c, path, err, errlen);
+    unlink(path);
+    return rc;
+}
+
 START_TEST(test_defaults)
 {
     struct conf c;
@@ -125,10 +139,8 @@ START_TEST(test_good_file)
 {
     char path[64], buf[512], err[256] = "";
     struct conf c;
-    write_temp(path, good_files[_i].text, strlen(good_files[_i].text));
-    conf_init_defaults(&c);
-    int rc = conf_load_file(&c, path, err, sizeof(err));
-    unlink(path);
+    const char *text = good_files[_i].text;
+    int rc = load_text(&c, path, text, strlen(text), err, sizeof(err));
     ck_assert_msg(rc == 0, "%s: %s", good_files[_i].what, err);
     render(&c, buf, sizeof(buf));
     ck_assert_msg(strcmp(buf, good_files[_i].want) == 0, "%s:\n got %s\nwant %s",
@@ -260,10 +272,7 @@ START_TEST(test_bad_file)
     size_t len = strlen(bad_files[_i].text);
     if (strstr(bad_files[_i].what, "NUL") != NULL)
         len += 1 + strlen(bad_files[_i].text + len + 1);
-    write_temp(path, bad_files[_i].text, len);
-    conf_init_defaults(&c);
-    int rc = conf_load_file(&c, path, err, sizeof(err));
-    unlink(path);
+    int rc = load_text(&c, path, bad_files[_i].text, len, err, sizeof(err));
     conf_free(&c);
     snprintf(want, sizeof(want), "%s:%u: %s", path, bad_files[_i].line, bad_files[_i].msg);
     ck_assert_msg(rc == -1, "%s: accepted", bad_files[_i].what);
@@ -313,10 +322,8 @@ START_TEST(test_disk_limit)
 {
     char path[64], err[256] = "";
     struct conf c;
-    write_temp(path, disk_limits[_i].text, strlen(disk_limits[_i].text));
-    conf_init_defaults(&c);
-    int rc = conf_load_file(&c, path, err, sizeof(err));
-    unlink(path);
+    const char *text = disk_limits[_i].text;
+    int rc = load_text(&c, path, text, strlen(text), err, sizeof(err));
     ck_assert_msg(rc == 0, "%s: %s", disk_limits[_i].what, err);
     uint64_t got = conf_disk_free_limit(&c, disk_limits[_i].phys);
     ck_assert_msg(got == disk_limits[_i].limit, "%s: got %llu, want %llu", disk_limits[_i].what,
@@ -341,10 +348,8 @@ START_TEST(test_memory_limit_units)
 {
     char path[64], err[256] = "";
     struct conf c;
-    write_temp(path, memory_limits[_i].text, strlen(memory_limits[_i].text));
-    conf_init_defaults(&c);
-    int rc = conf_load_file(&c, path, err, sizeof(err));
-    unlink(path);
+    const char *text = memory_limits[_i].text;
+    int rc = load_text(&c, path, text, strlen(text), err, sizeof(err));
     ck_assert_msg(rc == 0, "%s: %s", memory_limits[_i].text, err);
     ck_assert_uint_eq(c.vm_memory_high_watermark_absolute, memory_limits[_i].bytes);
     conf_free(&c);
@@ -369,10 +374,7 @@ START_TEST(test_too_many)
     size_t n = 0;
     for (int i = 1; i <= CONF_MAX_LISTENERS + 1; i++)
         n += (size_t)snprintf(text + n, sizeof(text) - n, "listeners.tcp.l%d = %d\n", i, i);
-    write_temp(path, text, n);
-    conf_init_defaults(&c);
-    ck_assert_int_eq(conf_load_file(&c, path, err, sizeof(err)), -1);
-    unlink(path);
+    ck_assert_int_eq(load_text(&c, path, text, n, err, sizeof(err)), -1);
     snprintf(want, sizeof(want), "%s:%d: too many listeners (at most %d)", path,
              CONF_MAX_LISTENERS + 1, CONF_MAX_LISTENERS);
     ck_assert_str_eq(err, want);
@@ -382,10 +384,7 @@ START_TEST(test_too_many)
     n = 0;
     for (int i = 1; i <= CONF_MAX_LOOPBACK_USERS; i++) /* guest is already one */
         n += (size_t)snprintf(text + n, sizeof(text) - n, "loopback_users.u%d = true\n", i);
-    write_temp(path, text, n);
-    conf_init_defaults(&c);
-    ck_assert_int_eq(conf_load_file(&c, path, err, sizeof(err)), -1);
-    unlink(path);
+    ck_assert_int_eq(load_text(&c, path, text, n, err, sizeof(err)), -1);
     snprintf(want, sizeof(want), "%s:%d: too many loopback_users (at most %d)", path,
              CONF_MAX_LOOPBACK_USERS, CONF_MAX_LOOPBACK_USERS);
     ck_assert_str_eq(err, want);
@@ -421,10 +420,7 @@ START_TEST(test_shipped_conf)
         ck_assert_msg(strstr(text, names[i]) != NULL, "etc/warren.conf lacks %s", names[i]);
 
     struct conf c;
-    write_temp(path, text, n);
-    conf_init_defaults(&c);
-    int rc = conf_load_file(&c, path, err, sizeof(err));
-    unlink(path);
+    int rc = load_text(&c, path, text, n, err, sizeof(err));
     ck_assert_msg(rc == 0, "%s", err);
     render(&c, buf, sizeof(buf));
     ck_assert_str_eq(buf, DEFAULTS);
