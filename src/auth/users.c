@@ -275,8 +275,8 @@ auth_user_name(const struct auth_user *u)
 }
 
 /* The first login's set-up: fetches SHA-256 and hashes the dummy's empty password and every
- * pending one. Returns 0, or -1 (logged) with db as it was, to be tried again at the next
- * login. */
+ * pending one. Returns 0, or -1 (logged): the passwords hashed so far stay hashed, the others
+ * pending, and the next login tries again. */
 static int
 auth_db_start_hashing(struct auth_db *db)
 {
@@ -287,14 +287,15 @@ auth_db_start_hashing(struct auth_db *db)
     }
     if (auth_user_hash_password(db, db->dummy, "") < 0)
         goto fail;
-    for (size_t i = 0; i < db->nbuckets; i++)
-        for (struct auth_user *u = db->buckets[i]; u != NULL; u = u->next)
-            if (u->pending_password != NULL &&
-                auth_user_hash_password(db, u, u->pending_password) < 0)
+    for (size_t i = 0; i < db->nbuckets; i++) {
+        for (struct auth_user *u = db->buckets[i]; u != NULL; u = u->next) {
+            if (u->pending_password == NULL)
+                continue;
+            if (auth_user_hash_password(db, u, u->pending_password) < 0)
                 goto fail;
-    for (size_t i = 0; i < db->nbuckets; i++)
-        for (struct auth_user *u = db->buckets[i]; u != NULL; u = u->next)
             auth_user_drop_pending(u);
+        }
+    }
     return 0;
 
 fail:

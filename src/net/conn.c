@@ -681,8 +681,7 @@ conn_finish_input(struct conn *c)
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_drain(out, evbuffer_get_length(out));
-    if (!c->blocked && c->store_paused == 0)
-        conn_schedule_resume(c);
+    conn_schedule_resume(c); /* a block or a store wait stops it there, as for any input */
     return true;
 }
 
