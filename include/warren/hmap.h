@@ -1,7 +1,8 @@
 /* A byte-string-keyed hash map with intrusive entries: an object embeds a struct hmap_entry
  * and its key (usually its own name) must outlive its membership. Inserting never copies the
  * key and allocates only when the bucket array grows. Keys are hashed with SipHash-1-3 under
- * a per-process random key (hmap_seed), so names chosen by clients cannot flood one bucket. */
+ * a per-process random key, drawn the first time a key is hashed, so names chosen by clients
+ * cannot flood one bucket. */
 #ifndef WARREN_HMAP_H
 #define WARREN_HMAP_H
 
@@ -23,10 +24,9 @@ struct hmap {
 
 #define hmap_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
-/* Seeds the hash key from getrandom(2); call once at startup before any map is used
- * (maps work unseeded, with a fixed key, which is what unit tests get). 0, or -1 if the
- * random source failed (logged). */
-int hmap_seed(void);
+/* SipHash-1-3 of key under the 128-bit sipkey (little-endian k0, k1). */
+uint64_t hmap_siphash13(const uint8_t sipkey[16], const void *key, size_t klen);
+/* The maps' hash: hmap_siphash13 under the process key. */
 uint64_t hmap_hash(const void *key, size_t klen);
 
 void hmap_init(struct hmap *m);

@@ -1,14 +1,15 @@
 /* The intrusive hash map of include/warren/hmap.h: chained buckets, a power-of-two bucket
  * array that doubles when the map holds as many entries as buckets (load factor 1) and never
  * shrinks (so removing the current entry during iteration is safe), and SipHash-1-3 under a
- * 128-bit key. The key is all zeros until hmap_seed() draws one from the kernel: unit tests get
- * reproducible hashes (and can check them against the reference vectors), the server gets
- * hashes a client cannot predict, so names it picks cannot pile into one bucket. */
+ * 128-bit key drawn from the kernel the first time a key is hashed: every process, the server
+ * and each unit test alike, gets hashes a client cannot predict, so names it picks cannot pile
+ * into one bucket. There is no call to forget. */
 #include "config.h"
 
 #include "warren/hmap.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -16,7 +17,9 @@
 #include "warren/assert.h"
 #include "warren/log.h"
 
-static uint64_t sip_k0, sip_k1;
+/* The process key (hmap_hash): drawn once, on first use. */
+static uint8_t hmap_key[16];
+static bool hmap_key_drawn;
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
@@ -49,12 +52,13 @@ le64(const uint8_t *p)
 /* SipHash-1-3 (one compression round per 8-byte word, three finalisation rounds), as in
  * Aumasson and Bernstein's reference implementation with its 64-bit output. */
 uint64_t
-hmap_hash(const void *key, size_t klen)
+hmap_siphash13(const uint8_t sipkey[16], const void *key, size_t klen)
 {
     const uint8_t *p = key;
     size_t i, nwords = klen & ~(size_t)7;
-    uint64_t v0 = sip_k0 ^ 0x736f6d6570736575ull, v1 = sip_k1 ^ 0x646f72616e646f6dull;
-    uint64_t v2 = sip_k0 ^ 0x6c7967656e657261ull, v3 = sip_k1 ^ 0x7465646279746573ull;
+    uint64_t k0 = le64(sipkey), k1 = le64(sipkey + 8);
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
     uint64_t m, b = (uint64_t)klen << 56;
 
     for (i = 0; i < nwords; i += 8) {
@@ -75,25 +79,33 @@ hmap_hash(const void *key, size_t klen)
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
-int
-hmap_seed(void)
+/* Draws the process key from getrandom(2), not OpenSSL: the broker does not touch OpenSSL
+ * before the first login (see src/auth/users.c). Up to 256 bytes come whole once the kernel's
+ * pool is ready, which it is long before any client can connect. */
+static void
+hmap_key_draw(void)
 {
-    uint8_t k[16];
     ssize_t n;
 
-    /* getrandom(2), not OpenSSL: the broker does not touch OpenSSL before the first login
-     * (see src/auth/users.c). Up to 256 bytes come whole once the pool is ready. */
+    hmap_key_drawn = true;
     do
-        n = getrandom(k, sizeof k, 0);
+        n = getrandom(hmap_key, sizeof hmap_key, 0);
     while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof k) {
-        log_msg(LOG_ERROR, "hash map seed: getrandom failed (%s); using the fixed key",
+    if (n != (ssize_t)sizeof hmap_key) {
+        memset(hmap_key, 0, sizeof hmap_key);
+        log_msg(LOG_ERROR,
+                "hash map key: getrandom failed (%s); names chosen by clients can now be made "
+                "to collide",
                 n < 0 ? strerror(errno) : "short read");
-        return -1;
     }
-    sip_k0 = le64(k);
-    sip_k1 = le64(k + 8);
-    return 0;
+}
+
+uint64_t
+hmap_hash(const void *key, size_t klen)
+{
+    if (!hmap_key_drawn)
+        hmap_key_draw();
+    return hmap_siphash13(hmap_key, key, klen);
 }
 
 void
