@@ -29,6 +29,7 @@
 #define CONN_PRETUNE_FRAME_MAX WIRE_FRAME_MIN_SIZE
 
 static void conn_on_read(struct bufferevent *bev, void *arg);
+static void conn_schedule_resume(struct conn *c);
 
 /* Bounds what is read from the socket but not yet parsed to a little more than one frame of
  * frame_max: a connection whose frames the loop cannot keep up with (it handles at most
@@ -69,6 +70,7 @@ static void
 conn_close_silently(struct conn *c)
 {
     c->state = CONN_DRAINING;
+    conn_schedule_resume(c); /* releases the channels (conn_process_input) */
     bufferevent_disable(c->bev, EV_READ);
     conn_arm_timer(c, CONN_SILENT_CLOSE_SEC * 1000);
 }
@@ -81,8 +83,7 @@ conn_drain_and_close(struct conn *c)
     if (c->state >= CONN_DRAINING)
         return;
     c->state = CONN_DRAINING;
-    chan_table_clear(c);
-    chan_delete_exclusive_queues(c);
+    conn_schedule_resume(c); /* releases the channels (conn_process_input) */
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     if (c->heartbeat_ev != NULL)
@@ -123,13 +124,13 @@ conn_send_close(struct conn *c, uint16_t code, uint32_t method_id, const char *t
     m.u.connection_close.reply_text = (struct wire_str){(const uint8_t *)text, strlen(text)};
     m.u.connection_close.class_id = WIRE_METHOD_CLASS(method_id);
     m.u.connection_close.method_id = WIRE_METHOD_INDEX(method_id);
-    chan_table_clear(c);
     if (conn_send(c, 0, &m) < 0)
         return;
     c->state = CONN_CLOSING;
     if (c->heartbeat_ev != NULL)
         evtimer_del(c->heartbeat_ev);
     conn_arm_timer(c, CONN_CLOSE_TIMEOUT_SEC * 1000);
+    conn_schedule_resume(c); /* releases the channels (conn_process_input) */
 }
 
 void
@@ -414,7 +415,6 @@ conn_on_method0(struct conn *c, const struct wire_method *m)
         const struct wire_connection_close *cl = &m->u.connection_close;
         log_conn(LOG_INFO, c, "closing at the client's request (%u %.*s)", cl->reply_code,
                  WIRE_STR_ARG(cl->reply_text));
-        chan_table_clear(c);
         struct wire_method ok = {.id = WIRE_CONNECTION_CLOSE_OK};
         if (conn_send(c, 0, &ok) == 0)
             conn_drain_and_close(c);
@@ -626,6 +626,18 @@ conn_process_frames(struct conn *c)
         conn_schedule_resume(c);
 }
 
+/* A connection that is closing holds its channels until no handler is running: whatever
+ * raised the exception (a method handler, a consumer's delivery, a store callback) may still
+ * use its channel, consumer or message when the raise returns. They go here, from the loop,
+ * before any further input is handled: unacked deliveries are requeued, consumers cancelled,
+ * exclusive queues deleted. */
+static void
+conn_release(struct conn *c)
+{
+    chan_table_clear(c);
+    chan_delete_exclusive_queues(c);
+}
+
 static void
 conn_process_input(struct conn *c)
 {
@@ -633,6 +645,8 @@ conn_process_input(struct conn *c)
     /* Confirms for everything handled in this batch go out together. */
     if (c->state == CONN_OPEN)
         chan_flush_confirms(c);
+    else if (c->state == CONN_CLOSING || c->state == CONN_DRAINING)
+        conn_release(c);
     /* A peer that closed its socket: once its input is handled (whatever is left is a
      * partial frame), or cannot be (the connection is closing), the connection goes. It
      * waits while the input waits for the next turn, the store or the end of an alarm. */
@@ -787,8 +801,7 @@ fail:
 void
 conn_free(struct conn *c)
 {
-    chan_table_clear(c);
-    chan_delete_exclusive_queues(c);
+    conn_release(c);
     free(c->chans.buckets);
     if (c->heartbeat_ev != NULL)
         event_free(c->heartbeat_ev);

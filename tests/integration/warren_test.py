@@ -726,6 +726,13 @@ def server_binary():
     return binary
 
 
+@functools.lru_cache(maxsize=None)
+def binary_sanitized():
+    """True if $WARREN_SERVER is built with AddressSanitizer (see Server.sanitized)."""
+    with open(server_binary(), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -750,8 +757,10 @@ class Server:
     proc, pid and data_dir."""
 
     def __init__(self, config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
-                 log_level="debug"):
+                 log_level="debug", limits=None, env=None):
         self.config = config
+        self.limits = limits or {}
+        self.env = env
         self.log_level = log_level
         self.listen_args = listen_args
         self.args = list(args)
@@ -799,8 +808,20 @@ class Server:
         argv += self.args
         self.stderr = open(self.stderr_path, "ab")
         log("  starting: %s" % " ".join(argv))
+        limits = self.limits
+
+        def set_limits():
+            import resource
+            for which, value in limits.items():
+                resource.setrlimit(which, (value, value))
+
+        env = None
+        if self.env:
+            env = dict(os.environ)
+            env.update(self.env)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr,
-                                     stderr=self.stderr, cwd=self.tmp)
+                                     stderr=self.stderr, cwd=self.tmp, env=env,
+                                     preexec_fn=set_limits if limits else None)
         host = "127.0.0.1" if self.bind in ("0.0.0.0", "::", "") else self.bind
         self.addr = (host, self.port)
         # (A port taken by someone else between free_port() and the bind shows up as an exit.)
@@ -837,10 +858,7 @@ class Server:
         """True if the binary is built with AddressSanitizer, whose quarantine and
         allocator caches keep freed memory resident: RSS bounds mean nothing there (its
         LeakSanitizer checks for leaks at exit instead, which the exit-0 check catches)."""
-        if not hasattr(self, "_sanitized"):
-            with open(self.proc.args[0], "rb") as f:
-                self._sanitized = b"__asan_init" in f.read()
-        return self._sanitized
+        return binary_sanitized()
 
     def check_rss_growth(self, before_kib, after_kib, margin_kib, what):
         log("  RSS %s: %d KiB -> %d KiB (%+d KiB)" % (what, before_kib, after_kib,
@@ -923,14 +941,15 @@ def cleanup_dir(path):
 
 @contextlib.contextmanager
 def server(config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
-           log_level="debug"):
+           log_level="debug", limits=None, env=None):
     """Starts a broker for the block (or uses $WARREN_TEST_ADDR). On success the server is
     stopped with SIGTERM and must exit 0; on failure it is killed and its stderr printed.
     config: a dict or text written to a file passed with --config. listen_args=False leaves
     out --port/--bind (the config file's listener is used; give its port as port=).
-    log_level=None leaves out --log-level."""
+    log_level=None leaves out --log-level. limits: {resource.RLIMIT_*: value} set (soft and
+    hard) in the server process; env: variables added to its environment."""
     srv = Server(config=config, args=args, bind=bind, port=port, listen_args=listen_args,
-                 log_level=log_level).start()
+                 log_level=log_level, limits=limits, env=env).start()
     try:
         yield srv
     except BaseException:
