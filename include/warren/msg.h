@@ -21,6 +21,7 @@ struct msg {
     uint8_t priority;
     uint32_t headers_off, headers_len; /* the headers table within props (len 0: none), found
                                         * when the properties were validated, for routing */
+    uint32_t body_missing; /* body bytes not filled in yet: not counted in msg_bytes_live */
     uint64_t store_id; /* its shared record in the store (durable.h), 0 if none */
     uint8_t *props;       /* points into data: the property flags and list */
     uint8_t *exchange;    /* points into data */
@@ -29,15 +30,19 @@ struct msg {
     uint8_t data[];
 };
 
-/* Bytes held by all live messages (bodies, properties, names): drives the memory alarm. */
+/* Bytes held by all live messages (bodies filled so far, properties, names): drives the
+ * memory alarm. A body counts as it arrives, not as its content header announces it. */
 extern uint64_t msg_bytes_live;
 
-/* A message with room for body_len bytes of body (not yet filled). Copies props, exchange and
- * routing key; delivery_mode and priority come from the decoded properties. One reference,
- * owned by the caller. NULL on ENOMEM. */
+/* A message with room for body_len bytes of body (not yet filled: see msg_body_filled).
+ * Copies props, exchange and routing key; delivery_mode and priority come from the decoded
+ * properties. One reference, owned by the caller. NULL on ENOMEM or a body_len above
+ * UINT32_MAX. */
 struct msg *msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode,
                     uint8_t priority, struct wire_str exchange, struct wire_str routing_key,
                     uint64_t body_len);
+/* n more bytes of m's body were written into m->body: they count in msg_bytes_live now. */
+void msg_body_filled(struct msg *m, uint32_t n);
 /* Records where in m->props the headers table lies: headers was decoded from a copy of the
  * same property bytes starting at base (e.g. the content-header frame they came from). */
 void msg_set_headers(struct msg *m, const uint8_t *base, struct wire_table headers);

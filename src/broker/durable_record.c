@@ -56,8 +56,10 @@ durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp)
     struct msg *m = msg_new(props, props_len, mode, prio, exch, rk, body_len);
     if (m == NULL)
         return DURABLE_LOAD_NOMEM;
-    if (body_len > 0)
+    if (body_len > 0) {
         memcpy(m->body, p + fixed, body_len);
+        msg_body_filled(m, (uint32_t)body_len);
+    }
     m->headers_off = headers_off;
     m->headers_len = headers_len;
     *mp = m;

@@ -23,7 +23,7 @@ msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t
 {
     WR_ASSERT(exchange.len <= UINT8_MAX && routing_key.len <= UINT8_MAX); /* shortstrs */
     size_t size = sizeof(struct msg) + props_len + exchange.len + routing_key.len;
-    if (body_len > SIZE_MAX - size)
+    if (body_len > UINT32_MAX || body_len > SIZE_MAX - size)
         return NULL;
     struct msg *m = malloc(size + body_len);
     if (m == NULL)
@@ -37,6 +37,7 @@ msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t
     m->priority = priority;
     m->headers_off = 0;
     m->headers_len = 0;
+    m->body_missing = (uint32_t)body_len;
     m->store_id = 0;
     m->props = m->data;
     m->exchange = m->props + props_len;
@@ -48,8 +49,16 @@ msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t
         memcpy(m->exchange, exchange.ptr, exchange.len);
     if (routing_key.len > 0)
         memcpy(m->routing_key, routing_key.ptr, routing_key.len);
-    msg_bytes_live += msg_size(m);
+    msg_bytes_live += msg_size(m) - m->body_missing;
     return m;
+}
+
+void
+msg_body_filled(struct msg *m, uint32_t n)
+{
+    WR_ASSERT(n <= m->body_missing);
+    m->body_missing -= n;
+    msg_bytes_live += n;
 }
 
 void
@@ -86,7 +95,7 @@ msg_unref(struct msg **mp)
         return;
     WR_ASSERT(m->refs > 0);
     if (--m->refs == 0) {
-        msg_bytes_live -= msg_size(m);
+        msg_bytes_live -= msg_size(m) - m->body_missing;
         free(m);
     }
 }

@@ -291,6 +291,8 @@ chan_body_check(struct chan *ch, uint32_t size)
 static int
 chan_body_received(struct chan *ch, uint32_t size)
 {
+    if (ch->publishing != NULL)
+        msg_body_filled(ch->publishing, size);
     ch->body_received += size;
     if (ch->body_received == ch->body_size)
         return chan_on_content_complete(ch);

@@ -101,7 +101,7 @@ chan_cons_can_take(struct cons *base)
     /* A connection whose peer has closed its socket is only finishing its input: deliveries
      * could not reach anyone (and an auto-ack one would be lost). */
     if (ch->state != CHAN_OPEN || ch->conn->state != CONN_OPEN || ch->conn->peer_closed ||
-        chan_output_full(ch->conn))
+        ch->conn->peer_hup || chan_output_full(ch->conn))
         return false;
     if (cc->no_ack)
         return true;
@@ -723,9 +723,9 @@ chan_publish_header(struct chan *ch, const struct frame_content_header *h,
     ch->publishing = msg_new(h->props, h->props_len, mode, prio, ex, rk, h->body_size);
     if (ch->publishing != NULL)
         msg_set_headers(ch->publishing, h->props, props->headers);
-    /* The body's memory is taken now, so the alarm looks now too: a client announcing large
-     * bodies on many channels is blocked before it can fill them. */
-    server_memory_check_fast(c->server);
+    /* The body counts towards the memory alarm as it arrives, not as announced here: a
+     * header declaring 128 MiB and followed by 100 bytes holds 100 bytes of memory (the rest
+     * of the allocation is never touched). */
     if (ch->publishing == NULL)
         return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_PUBLISH,
                           "out of memory for a %llu-byte message",

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +223,23 @@ conn_unblock(struct conn *c)
     if (!c->peer_closed)
         bufferevent_enable(c->bev, EV_READ);
     conn_schedule_resume(c); /* frames read before the block are still waiting */
+}
+
+void
+conn_blocked_check_peer(struct conn *c)
+{
+    if (!c->blocked || c->peer_hup || c->state != CONN_OPEN)
+        return;
+    struct pollfd p = {.fd = bufferevent_getfd(c->bev), .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+        return;
+    log_conn(LOG_INFO, c, "client hung up while blocked: handling what it sent, then closing");
+    /* What it sent before hanging up is bounded by the socket's buffers: it is read and
+     * handled whatever the alarm, as for any client that publishes and closes. The end of
+     * the stream (or the reset) then reaches conn_on_event. */
+    c->peer_hup = true;
+    bufferevent_enable(c->bev, EV_READ);
+    conn_schedule_resume(c);
 }
 
 void
@@ -454,6 +472,37 @@ conn_frame_method_id(const struct frame *f)
     return bytes_get32(f->payload);
 }
 
+/* Whether method m, on a channel of an open connection, must wait for the connection's
+ * output to drain below CONN_OUTPUT_LOW before it is handled: any request that may be
+ * answered (basic.get with a message, a declare-ok, a mandatory publish's return...) while
+ * the output is above CONN_OUTPUT_HIGH. A client that sends requests and never reads would
+ * otherwise make the broker buffer their answers without bound. Publishes that cannot be
+ * returned, acks and channel.close go on: they answer nothing in proportion (a confirm is a
+ * few bytes a turn, and the messages behind it count towards the memory alarm), and a client
+ * blocked writing a burst of them while not reading must not deadlock against an output full
+ * of deliveries (which stop by themselves at CONN_OUTPUT_HIGH). */
+static bool
+conn_reply_must_wait(struct conn *c, const struct wire_method *m)
+{
+    if (c->peer_closed ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) < CONN_OUTPUT_HIGH)
+        return false;
+    switch (m->id) {
+    case WIRE_BASIC_PUBLISH:
+        return m->u.basic_publish.mandatory;
+    case WIRE_BASIC_ACK:
+    case WIRE_BASIC_NACK:
+    case WIRE_BASIC_REJECT:
+    case WIRE_CHANNEL_CLOSE:
+    case WIRE_CHANNEL_CLOSE_OK:
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* Handles one frame. 0, -1 after raising, or 1 when the frame must wait for the output to
+ * drain (conn_reply_must_wait): it is left in the input buffer. */
 static int
 conn_on_frame(struct conn *c, const struct frame *f)
 {
@@ -488,6 +537,8 @@ conn_on_frame(struct conn *c, const struct frame *f)
             return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
                               "%s on channel %u before connection.open", info->name,
                               f->channel);
+        if (conn_reply_must_wait(c, &m))
+            return 1;
         return chan_on_method(c, f->channel, &m);
     }
     case WIRE_FRAME_HEADER:
@@ -577,10 +628,17 @@ conn_process_frames(struct conn *c)
             evbuffer_drain(in, evbuffer_get_length(in));
             return;
         }
-        if (c->blocked)
+        if (c->blocked && !c->peer_hup)
             return; /* the rest waits in the input buffer for conn_unblock */
         if (c->store_paused > 0 && c->state == CONN_OPEN)
             return; /* the rest waits for a reply that waits for the store (conn_resume) */
+        if (c->peer_closed) {
+            /* Answers cannot reach a peer that has gone: they are dropped as they come, or a
+             * closed client's last requests (basic.get...) would pile up output nobody
+             * reads until the connection goes. */
+            struct evbuffer *out = bufferevent_get_output(c->bev);
+            evbuffer_drain(out, evbuffer_get_length(out));
+        }
         size_t avail = evbuffer_get_length(in);
         if (c->state == CONN_AWAIT_HEADER) {
             if (avail == 0 || conn_on_protocol_header(c, in) != 0)
@@ -619,7 +677,10 @@ conn_process_frames(struct conn *c)
             return;
         }
         WR_ASSERT(st == FRAME_OK);
-        conn_on_frame(c, &f);
+        if (conn_on_frame(c, &f) == 1) {
+            c->output_paused = true; /* conn_on_write resumes */
+            return;
+        }
         evbuffer_drain(in, need);
     }
     if (evbuffer_get_length(in) > 0)
@@ -651,8 +712,8 @@ conn_process_input(struct conn *c)
      * partial frame), or cannot be (the connection is closing), the connection goes. It
      * waits while the input waits for the next turn, the store or the end of an alarm. */
     if (c->peer_closed && c->state != CONN_DEAD &&
-        (c->state != CONN_OPEN ||
-         (!c->blocked && c->store_paused == 0 && !evtimer_pending(c->resume_ev, NULL))))
+        (c->state != CONN_OPEN || ((!c->blocked || c->peer_hup) && c->store_paused == 0 &&
+                                   !evtimer_pending(c->resume_ev, NULL))))
         conn_drop(c);
 }
 
@@ -675,10 +736,16 @@ static void
 conn_on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    if (c->state == CONN_DRAINING)
+    if (c->state == CONN_DRAINING) {
         conn_drop(c);
-    else if (c->output_full)
+        return;
+    }
+    if (c->output_full)
         chan_wake_all_consumers(c);
+    if (c->output_paused) {
+        c->output_paused = false;
+        conn_resume(c);
+    }
 }
 
 /* The peer closed its socket (or it failed) with input not handled yet: RabbitMQ handles
@@ -693,9 +760,9 @@ conn_finish_input(struct conn *c)
         return false;
     c->peer_closed = true;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_drain(out, evbuffer_get_length(out));
-    conn_schedule_resume(c); /* a block or a store wait stops it there, as for any input */
+    /* Its answers are dropped (conn_process_frames); a block or a store wait stops it there,
+     * as for any input. */
+    conn_schedule_resume(c);
     return true;
 }
 

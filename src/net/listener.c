@@ -148,6 +148,13 @@ static void
 server_memory_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct net_server *s = arg;
+    /* A blocked connection is not read, so its peer hanging up goes unseen: what the dead
+     * client held would keep the alarm on for good. */
+    if (server_publishers_blocked(s)) {
+        struct conn *c;
+        TAILQ_FOREACH(c, &s->conns, link)
+        conn_blocked_check_peer(c);
+    }
     uint64_t used = server_memory_used(s);
     if (s->memory_alarm != (used > s->memory_limit))
         server_memory_alarm(s, !s->memory_alarm, used);

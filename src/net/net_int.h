@@ -141,7 +141,9 @@ struct conn {
     bool output_full;             /* consumers paused until the output drains */
     bool publisher;               /* has published: blocked while a resource alarm is on */
     bool blocked;                 /* not reading its socket because of a resource alarm */
+    bool peer_hup;    /* the peer hung up while blocked: read and handle what it sent anyway */
     bool peer_closed; /* EOF read while input was left: it is handled, then the socket closes */
+    bool output_paused; /* a request waits for the output to drain (conn_reply_must_wait) */
     uint32_t store_paused;        /* replies waiting for the store: input waits behind them */
     char ctx[200];               /* log context: "conn 42 1.2.3.4:5 -> 6.7.8.9:5672 guest@/" */
 };
@@ -352,6 +354,10 @@ void server_memory_check_fast(struct net_server *s);
 void conn_block(struct conn *c);
 /* Reads it again and sends connection.unblocked: call once no alarm is on. */
 void conn_unblock(struct conn *c);
+/* For a blocked connection, which is not read: if its peer has hung up (FIN or reset), reads
+ * and handles what it sent before, then closes, so that a dead client's memory and output do
+ * not hold the alarm on. Cheap (one poll(2)); the alarm's periodic check calls it. */
+void conn_blocked_check_peer(struct conn *c);
 /* Parses buffered input again in the next loop turn unless still paused (store_paused). */
 void conn_resume(struct conn *c);
 
