@@ -25,6 +25,13 @@
 #include "warren/conf.h"
 #include "warren/msg.h"
 
+/* The listen() backlog: connections the kernel completes before we accept them, capped by
+ * net.core.somaxconn. RabbitMQ 3.10 defaults to 128 (tcp_listen_options.backlog) and its
+ * networking guide tells servers with many clients to raise it: with 1024, that many clients
+ * reconnecting at once (after a restart) wait for accept() instead of having their SYNs
+ * dropped and retried only a second or more later. */
+#define SERVER_LISTEN_BACKLOG 1024
+
 /* What RabbitMQ clients look for in server-properties: the capabilities table decides which
  * extensions they use. */
 static int
@@ -369,7 +376,7 @@ server_bind_one(struct net_server *s, const struct sockaddr *sa, socklen_t len)
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         (sa->sa_family == AF_INET6 &&
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-        bind(fd, sa, len) < 0 || listen(fd, 1024) < 0) {
+        bind(fd, sa, len) < 0 || listen(fd, SERVER_LISTEN_BACKLOG) < 0) {
         int saved = errno;
         close(fd);
         errno = saved;
@@ -381,7 +388,9 @@ server_bind_one(struct net_server *s, const struct sockaddr *sa, socklen_t len)
         errno = ENOMEM;
         return -1;
     }
-    l->evl = evconnlistener_new(s->env.base, server_on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    /* Backlog 0: libevent leaves the socket as listen() above made it (-1 would listen()
+     * again with 128). */
+    l->evl = evconnlistener_new(s->env.base, server_on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
     if (l->evl == NULL) {
         free(l);
         close(fd);
