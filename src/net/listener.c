@@ -1,18 +1,22 @@
-/* The server object: listening sockets, the set of live connections, the reaper that frees
- * dead connections outside their own callbacks (as redis freeClientAsync), shutdown, the
- * server-properties table sent in every connection.start, and the resource alarms that block
- * publishers: memory (vm_memory_high_watermark) and free disk space (disk_free_limit). */
+/* The server object: listening sockets and what they do when accept() fails (at the
+ * file-descriptor limit), the set of live connections, the reaper that frees dead connections
+ * outside their own callbacks (as redis freeClientAsync), shutdown, the server-properties table
+ * sent in every connection.start, and the resource alarms that block publishers: memory
+ * (vm_memory_high_watermark) and free disk space (disk_free_limit). */
 #include "config.h"
 
 #include <arpa/inet.h>
-#include <malloc.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -24,6 +28,21 @@
 #include "warren/assert.h"
 #include "warren/conf.h"
 #include "warren/msg.h"
+
+/* The listen() backlog: connections the kernel completes before we accept them, capped by
+ * net.core.somaxconn. RabbitMQ 3.10 defaults to 128 (tcp_listen_options.backlog) and its
+ * networking guide tells servers with many clients to raise it: with 1024, that many clients
+ * reconnecting at once (after a restart) wait for accept() instead of having their SYNs
+ * dropped and retried only a second or more later. */
+#define SERVER_LISTEN_BACKLOG 1024
+/* After accept() fails, every listener pauses: SERVER_ACCEPT_PAUSE_MIN_MS, doubling while it
+ * keeps failing up to SERVER_ACCEPT_PAUSE_MAX_MS (RabbitMQ's acceptors sleep 100 ms on
+ * EMFILE). Long enough that the loop does not spin, short enough that a freed descriptor
+ * is used soon. */
+#define SERVER_ACCEPT_PAUSE_MIN_MS 100
+#define SERVER_ACCEPT_PAUSE_MAX_MS 1000
+/* While accept() keeps failing, a line says so at most this often (milliseconds). */
+#define SERVER_ACCEPT_LOG_MS 10000
 
 /* What RabbitMQ clients look for in server-properties: the capabilities table decides which
  * extensions they use. */
@@ -295,6 +314,97 @@ server_conn_dead(struct net_server *s, struct conn *c)
     event_active(s->reaper_ev, 0, 0);
 }
 
+static uint64_t
+server_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Opens the reserve descriptor unless it is held. Returns 0, or -1 (errno set). */
+static int
+server_reserve_take(struct net_server *s)
+{
+    if (s->reserve_fd < 0)
+        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return s->reserve_fd < 0 ? -1 : 0;
+}
+
+/* Out of descriptors: frees the reserve one, accepts the oldest connection pending on the
+ * listening socket lfd with it and closes that at once (its client sees the connection
+ * reset), then takes the reserve again. Without a reserve (another thread took it while it
+ * was free) nothing is refused until it is taken back. */
+static void
+server_refuse_one(struct net_server *s, evutil_socket_t lfd)
+{
+    if (s->reserve_fd < 0)
+        return;
+    close(s->reserve_fd);
+    s->reserve_fd = -1;
+    int fd = accept(lfd, NULL, NULL);
+    if (fd >= 0) {
+        close(fd);
+        s->accept_refused++;
+    }
+    server_reserve_take(s);
+}
+
+/* Stops every listener for s->accept_pause_ms (server_accept_resume starts them again) and
+ * doubles the next pause, up to SERVER_ACCEPT_PAUSE_MAX_MS. If the timer cannot be set, the
+ * listeners stay on: accepting without a pause beats not accepting at all. */
+static void
+server_accept_pause(struct net_server *s)
+{
+    unsigned ms = s->accept_pause_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+    if (evtimer_add(s->accept_ev, &tv) < 0) {
+        log_msg(LOG_ERROR, "cannot schedule the end of a pause in accepting: not pausing");
+        return;
+    }
+    for (struct listener *l = s->listeners; l != NULL; l = l->next)
+        evconnlistener_disable(l->evl);
+    s->accept_pause_ms = ms * 2 > SERVER_ACCEPT_PAUSE_MAX_MS ? SERVER_ACCEPT_PAUSE_MAX_MS : ms * 2;
+}
+
+/* The pause is over: the listeners accept again (unless the server is shutting down). The
+ * reserve descriptor is taken back here if it was lost. A listener that cannot be turned on
+ * pauses them all again. */
+static void
+server_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_server *s = arg;
+    if (s->shutting_down)
+        return;
+    server_reserve_take(s);
+    for (struct listener *l = s->listeners; l != NULL; l = l->next)
+        if (evconnlistener_enable(l->evl) < 0) {
+            log_msg(LOG_ERROR, "cannot resume accepting connections: retrying");
+            server_accept_pause(s);
+            return;
+        }
+}
+
+/* accept() worked after failing: says so if the failure was logged, and the next failure
+ * starts from the shortest pause again. */
+static void
+server_accept_works(struct net_server *s)
+{
+    if (s->accept_failing_logged) {
+        log_msg(LOG_INFO,
+                "accepting connections again after %.1f s; %llu connections refused at the "
+                "file-descriptor limit since the last report",
+                (double)(server_now_ms() - s->accept_failing_ms) / 1000,
+                (unsigned long long)s->accept_refused);
+        s->accept_logged_ms = server_now_ms();
+        s->accept_refused = 0;
+    }
+    s->accept_failing = false;
+    s->accept_failing_logged = false;
+    s->accept_pause_ms = SERVER_ACCEPT_PAUSE_MIN_MS;
+    server_reserve_take(s);
+}
+
 struct net_server *
 net_server_new(const struct net_server_env *env)
 {
@@ -302,6 +412,7 @@ net_server_new(const struct net_server_env *env)
     if (s == NULL)
         goto fail;
     s->env = *env;
+    s->reserve_fd = -1;
     TAILQ_INIT(&s->conns);
     TAILQ_INIT(&s->dead);
     hmap_init(&s->reply_to);
@@ -309,9 +420,12 @@ net_server_new(const struct net_server_env *env)
     s->reaper_ev = event_new(env->base, -1, 0, server_reap, s);
     s->memory_ev = event_new(env->base, -1, EV_PERSIST, server_memory_tick, s);
     s->disk_ev = evtimer_new(env->base, server_disk_tick, s);
+    s->accept_ev = evtimer_new(env->base, server_accept_resume, s);
+    s->accept_pause_ms = SERVER_ACCEPT_PAUSE_MIN_MS;
     struct timeval quarter = {0, 250000};
     if (s->reaper_ev == NULL || s->memory_ev == NULL || s->disk_ev == NULL ||
-        evtimer_add(s->memory_ev, &quarter) < 0 || server_build_props(s) < 0)
+        s->accept_ev == NULL || evtimer_add(s->memory_ev, &quarter) < 0 ||
+        server_build_props(s) < 0)
         goto fail;
     s->memory_limit = server_memory_limit(env->conf);
     log_msg(LOG_INFO, "memory high watermark: %llu bytes", (unsigned long long)s->memory_limit);
@@ -333,6 +447,8 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr
                  int peerlen, void *arg)
 {
     struct net_server *s = arg;
+    if (s->accept_failing)
+        server_accept_works(s);
     int one = 1;
     /* Frames are written whole per loop iteration; Nagle would only add latency. */
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
@@ -341,12 +457,54 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr
         evutil_closesocket(fd);
 }
 
+/* accept() failed with an error libevent does not retry itself (it does EAGAIN, EINTR and
+ * ECONNABORTED): EMFILE or ENFILE at the file-descriptor limit, ENOBUFS or ENOMEM. These last
+ * until something is freed, and the listening socket stays readable meanwhile: accepting
+ * again at once would spin, and log, as fast as the loop turns. So every listener pauses
+ * (server_accept_pause, as nginx disables its accept events for a while). At the descriptor
+ * limit, the oldest pending connection is first accepted on the reserve descriptor and closed,
+ * so that its client learns at once rather than waiting in the backlog (libev's documented
+ * remedy). Connections already open are unaffected. One line says that accept() fails, then
+ * one every SERVER_ACCEPT_LOG_MS while it does, and one when it works again. */
 static void
 server_on_accept_error(struct evconnlistener *evl, void *arg)
 {
+    struct net_server *s = arg;
     int err = EVUTIL_SOCKET_ERROR();
-    /* EMFILE and friends: the listener keeps going; connections already open are unaffected. */
-    log_msg(LOG_ERROR, "accept failed: %s", evutil_socket_error_to_string(err));
+    bool fd_limit = err == EMFILE || err == ENFILE;
+    if (fd_limit)
+        server_refuse_one(s, evconnlistener_get_fd(evl));
+    uint64_t now = server_now_ms();
+    bool log_due = s->accept_logged_ms == 0 || now - s->accept_logged_ms >= SERVER_ACCEPT_LOG_MS;
+    if (!s->accept_failing) {
+        s->accept_failing = true;
+        s->accept_failing_ms = now;
+        s->accept_failing_logged = log_due;
+        if (log_due) {
+            char limit[64] = "";
+            struct rlimit rl;
+            if (fd_limit && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+                snprintf(limit, sizeof(limit), " (open files limit %llu)",
+                         (unsigned long long)rl.rlim_cur);
+            log_msg(LOG_ERROR,
+                    "accept failed: %s%s: new connections are refused, accepting pauses for "
+                    "%d ms to %d ms at a time until it works again",
+                    evutil_socket_error_to_string(err), limit, SERVER_ACCEPT_PAUSE_MIN_MS,
+                    SERVER_ACCEPT_PAUSE_MAX_MS);
+        }
+    } else if (log_due) {
+        log_msg(LOG_WARNING,
+                "accept still failing (%s): %llu connections refused at the file-descriptor "
+                "limit in the last %llu s",
+                evutil_socket_error_to_string(err), (unsigned long long)s->accept_refused,
+                (unsigned long long)(now - s->accept_logged_ms) / 1000);
+        s->accept_failing_logged = true;
+    }
+    if (log_due) {
+        s->accept_logged_ms = now;
+        s->accept_refused = 0;
+    }
+    server_accept_pause(s);
 }
 
 void
@@ -376,7 +534,7 @@ server_bind_one(struct net_server *s, const struct sockaddr *sa, socklen_t len)
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         (sa->sa_family == AF_INET6 &&
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-        bind(fd, sa, len) < 0 || listen(fd, 1024) < 0) {
+        bind(fd, sa, len) < 0 || listen(fd, SERVER_LISTEN_BACKLOG) < 0) {
         int saved = errno;
         close(fd);
         errno = saved;
@@ -388,7 +546,9 @@ server_bind_one(struct net_server *s, const struct sockaddr *sa, socklen_t len)
         errno = ENOMEM;
         return -1;
     }
-    l->evl = evconnlistener_new(s->env.base, server_on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    /* Backlog 0: libevent leaves the socket as listen() above made it (-1 would listen()
+     * again with 128). */
+    l->evl = evconnlistener_new(s->env.base, server_on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
     if (l->evl == NULL) {
         free(l);
         close(fd);
@@ -441,6 +601,11 @@ int
 net_server_listen(struct net_server *s)
 {
     const struct conf *conf = s->env.conf;
+    /* Taken now, while descriptors are plentiful (see server_refuse_one). */
+    if (server_reserve_take(s) < 0) {
+        log_msg(LOG_ERROR, "cannot open /dev/null as the reserve descriptor: %s", strerror(errno));
+        return -1;
+    }
     for (unsigned i = 0; i < conf->n_listeners; i++)
         if (server_listen_conf(s, &conf->listeners[i]) < 0)
             return -1;
@@ -508,6 +673,10 @@ net_server_free(struct net_server *s)
         event_free(s->disk_ev);
     if (s->grace_ev != NULL)
         event_free(s->grace_ev);
+    if (s->accept_ev != NULL)
+        event_free(s->accept_ev);
+    if (s->reserve_fd >= 0)
+        close(s->reserve_fd);
     hmap_clear(&s->reply_to);
     free(s->server_props);
     free(s);

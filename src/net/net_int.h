@@ -90,6 +90,14 @@ struct net_server {
     bool memory_alarm;           /* messages and output take more than memory_limit */
     bool disk_alarm;             /* less than disk_limit is free; either alarm blocks publishers */
     bool disk_check_failed;      /* statvfs() failed (logged once) and has not worked since */
+    int reserve_fd;              /* owns: /dev/null, given up at the fd limit to refuse one */
+    struct event *accept_ev;     /* owns: turns the listeners back on after accept() failed */
+    unsigned accept_pause_ms;    /* how long the listeners pause if accept() fails next */
+    bool accept_failing;         /* accept() failed and has not worked since */
+    bool accept_failing_logged;  /* ... and that was logged, so its end is too */
+    uint64_t accept_failing_ms;  /* since when (monotonic ms) */
+    uint64_t accept_logged_ms;   /* the last line about accept() failing, 0: none yet */
+    uint64_t accept_refused;     /* connections closed at the fd limit since that line */
     bool shutting_down;
     void (*shutdown_done)(void *arg);
     void *shutdown_arg;
