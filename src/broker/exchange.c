@@ -523,10 +523,7 @@ route_one(struct exch *x, struct wire_str routing_key, struct wire_table headers
     case EXCH_TOPIC:
         return topic_route(&rt->topic, routing_key, c);
     case EXCH_HEADERS:
-        for (b = rt->list; b != NULL; b = b->next)
-            if (headers_match(b, headers) && route_ctx_add(c, b) < 0)
-                return -1;
-        return 0;
+        return headers_route(rt->list, headers, c);
     }
     return 0;
 }

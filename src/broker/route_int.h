@@ -75,7 +75,8 @@ int topic_route(struct topic_trie *t, struct wire_str routing_key, struct route_
 /* The x-match of validated binding arguments (HDR_ALL when absent or, as RabbitMQ treats
  * unvalidated legacy bindings, unrecognised). */
 enum hdr_match headers_parse_match(struct wire_table args);
-/* True if a message with these headers matches the headers binding b. */
-bool headers_match(const struct binding *b, struct wire_table headers);
+/* Adds the destination of every binding in list (a headers exchange's) that a message with
+ * these headers matches. 0, or -1 on ENOMEM. */
+int headers_route(struct binding *list, struct wire_table headers, struct route_ctx *c);
 
 #endif

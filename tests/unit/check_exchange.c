@@ -1,7 +1,8 @@
 /* Unit tests for src/broker/exchange.c, route_topic.c and route_headers.c: each exchange
  * type's matching rules as RabbitMQ applies them (topic: its tutorial's examples and the edge
  * cases of empty words, "#" and "*"; a randomised cross-check of the trie against a direct
- * recursive matcher; headers: all/any/with-x, void, value equality across types), idempotent
+ * recursive matcher; headers: all/any/with-x, void, value equality across types, duplicate
+ * keys, patterns of 8,000 entries against 8,000 headers, whose match time it prints), idempotent
  * bind and unbind, exchange-to-exchange chains and cycles, alternate exchanges (present,
  * missing, routing nowhere, chains and cycles), each queue once in a result, unbind_all with
  * auto-delete reporting, and exch_free's cleanup of both directions (run under valgrind for
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 
@@ -677,6 +679,24 @@ static const struct {
     {"duplicate pattern keys meet duplicates", "a:S:1;a:S:2", "a:S:1;a:S:2", true},
     {"duplicate pattern key without its pair", "a:S:1;a:S:2", "a:S:1", false},
     {"duplicate pattern key, any", "x-match:S:any;a:S:1;a:S:2", "a:S:1", true},
+    {"duplicates: k-th meets k-th, not in value order", "a:S:2;a:S:1", "a:S:1;a:S:2", false},
+    {"duplicates among other keys", "a:S:1;b:S:x;a:S:2", "b:S:x;a:S:1;c:I:0;a:S:2", true},
+    {"duplicate header: only the first meets a single entry, any", "x-match:S:any;a:S:2",
+     "a:S:1;a:S:2", false},
+    {"duplicate headers beyond the pattern's are fine", "a:S:1;a:S:2", "a:S:1;a:S:2;a:S:3", true},
+    {"duplicate void entries need as many headers", "a:V;a:V", "a:S:1", false},
+    {"duplicate void entries met", "a:V;a:V", "a:I:2;a:S:1", true},
+    {"any: a key missing, a duplicate key met once", "x-match:S:any;b:S:1;a:S:2;a:S:3", "a:S:2",
+     true},
+    {"duplicate x- keys, all-with-x", "x-match:S:all-with-x;x-a:S:1;x-a:S:2", "x-a:S:1;x-a:S:2",
+     true},
+    {"duplicate x- keys left out, all", "x-a:S:1;x-a:S:2;a:S:1", "a:S:1", true},
+    {"two x-match entries: the first counts, neither matches", "x-match:S:any;x-match:S:all;a:S:1",
+     "b:S:1", false},
+    {"a key that prefixes another", "ab:S:1;a:S:1", "a:S:1;ab:S:1", true},
+    {"a key that prefixes another, other order", "a:S:1", "ab:S:1", false},
+    {"empty key", ":S:1", ":S:1", true},
+    {"keys above 0x7f", "\xc3\xa9:S:1;e:S:2", "e:S:2;\xc3\xa9:S:1", true},
     {"unvalidated x-match is all", "x-match:S:foo;a:S:1", "a:S:1", true},
     {"unvalidated x-match type is all", "x-match:I:1;a:S:1", "", false},
 };
@@ -707,6 +727,169 @@ START_TEST(test_headers_several)
     ck_assert_str_eq(route(e, "", "format:S:zip;type:S:log"), "q2,q3");
     ck_assert_str_eq(route(e, "", "format:S:zip;type:S:report"), "");
     ck_assert_str_eq(route(e, "", ""), "");
+}
+END_TEST
+
+/* Large headers bindings: a pattern of BIG_N entries against BIG_N headers in another order.
+ * Entry i of either table is named "k<i / dup>" (each key comes dup times) and has the value
+ * i. The headers list the keys in reverse, each key's duplicates in the pattern's order (the
+ * k-th entry of a key meets the k-th header of that key). wrong: the header that has another
+ * value, or ALL: every header but `right`; drop: a header left out. */
+#define BIG_N 8000
+#define NONE (-1)
+#define ALL (-2)
+static const struct {
+    const char *what;
+    bool any;
+    int dup, wrong, right, drop;
+    bool match;
+} big_cases[] = {
+    {"all, distinct keys", false, 1, NONE, NONE, NONE, true},
+    {"all, the last entry's value differs", false, 1, BIG_N - 1, NONE, NONE, false},
+    {"all, the first entry's value differs", false, 1, 0, NONE, NONE, false},
+    {"all, one header missing", false, 1, NONE, NONE, 4321, false},
+    {"any, one value equal", true, 1, ALL, 4321, NONE, true},
+    {"any, no value equal", true, 1, ALL, NONE, NONE, false},
+    {"any, the one equal header missing", true, 1, ALL, 4321, 4321, false},
+    {"all, 1000 keys 8 times each", false, 8, NONE, NONE, NONE, true},
+    {"all, 8 times each, one duplicate's value differs", false, 8, 4323, NONE, NONE, false},
+    {"all, 8 times each, one duplicate missing", false, 8, NONE, NONE, 4323, false},
+    {"any, 8 times each, one duplicate's value equal", true, 8, ALL, 4323, NONE, true},
+    {"all, one key 8000 times", false, BIG_N, NONE, NONE, NONE, true},
+    {"all, one key 8000 times, the last differs", false, BIG_N, BIG_N - 1, NONE, NONE, false},
+    {"any, one key 8000 times, only the last equal", true, BIG_N, ALL, BIG_N - 1, NONE, true},
+};
+
+/* Appends entry i of a big table (key "k<i / dup>") with value v. */
+static void
+big_put(struct wire_writer *w, int i, int dup, int64_t v)
+{
+    char key[16];
+
+    snprintf(key, sizeof key, "k%d", i / dup);
+    wire_table_put_i64(w, key, v);
+}
+
+/* The pattern of n entries for big_cases[c] (x-match any first if c.any), into buf. */
+static struct wire_table
+big_pattern(uint8_t *buf, size_t cap, int c, int n)
+{
+    struct wire_writer w;
+
+    wire_writer_init(&w, buf, cap);
+    if (big_cases[c].any)
+        wire_table_put_longstr(&w, "x-match", str_of("any"));
+    for (int i = 0; i < n; i++)
+        big_put(&w, i, big_cases[c].dup, i);
+    ck_assert(!w.overflow);
+    return (struct wire_table){buf, (uint32_t)wire_writer_len(&w)};
+}
+
+/* The headers of n entries for big_cases[c], into buf. */
+static struct wire_table
+big_headers(uint8_t *buf, size_t cap, int c, int n)
+{
+    int dup = big_cases[c].dup, wrong = big_cases[c].wrong, right = big_cases[c].right;
+    struct wire_writer w;
+
+    wire_writer_init(&w, buf, cap);
+    for (int g = n / dup - 1; g >= 0; g--) {
+        for (int i = g * dup; i < (g + 1) * dup; i++) {
+            if (i == big_cases[c].drop)
+                continue;
+            big_put(&w, i, dup, i == wrong || (wrong == ALL && i != right) ? -1 : i);
+        }
+    }
+    ck_assert(!w.overflow);
+    return (struct wire_table){buf, (uint32_t)wire_writer_len(&w)};
+}
+
+static uint8_t big_pattern_buf[BIG_N * 16 + 64], big_headers_buf[BIG_N * 16];
+
+START_TEST(test_headers_big)
+{
+    struct exch *e = X("h", EXCH_HEADERS);
+    struct queue *q = Q("q");
+    struct wire_table pattern, headers;
+
+    pattern = big_pattern(big_pattern_buf, sizeof big_pattern_buf, _i, BIG_N);
+    headers = big_headers(big_headers_buf, sizeof big_headers_buf, _i, BIG_N);
+    ck_assert_int_eq(exch_bind(e, bind_dest_queue(q), str_of(""), pattern), 0);
+    ck_assert_int_eq(exch_route(e, str_of(""), headers, &result), 0);
+    ck_assert_msg(result.n == (big_cases[_i].match ? 1u : 0u), "%s: expected %s",
+                  big_cases[_i].what, big_cases[_i].match ? "a match" : "none");
+}
+END_TEST
+
+static double
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Prints the time one publish takes to match a binding of n keys against n headers (a
+ * figure for the record, not an assertion) and checks that it matched. */
+START_TEST(test_headers_big_timing)
+{
+    static const int sizes[] = {1000, 4000, BIG_N};
+    struct queue *q = Q("q");
+
+    for (size_t s = 0; s < N_ELEMS(sizes); s++) {
+        char name[16];
+        struct exch *e;
+        struct wire_table pattern, headers;
+        double t0;
+        const int rounds = 3;
+
+        snprintf(name, sizeof name, "h%d", sizes[s]);
+        e = X(name, EXCH_HEADERS);
+        pattern = big_pattern(big_pattern_buf, sizeof big_pattern_buf, 0, sizes[s]);
+        headers = big_headers(big_headers_buf, sizeof big_headers_buf, 0, sizes[s]);
+        ck_assert_int_eq(exch_bind(e, bind_dest_queue(q), str_of(""), pattern), 0);
+        t0 = now_ms();
+        for (int r = 0; r < rounds; r++) {
+            ck_assert_int_eq(exch_route(e, str_of(""), headers, &result), 0);
+            ck_assert_uint_eq(result.n, 1);
+        }
+        printf("headers match, %d keys against %d headers: %.3f ms per publish\n", sizes[s],
+               sizes[s], (now_ms() - t0) / rounds);
+    }
+}
+END_TEST
+
+/* Many small bindings against many headers: 2,000 bindings of one key each (every fourth
+ * header's), those to q1 with the header's value, those to q2 with another. Prints the time
+ * a publish takes. */
+START_TEST(test_headers_many_bindings)
+{
+    struct exch *e = X("h", EXCH_HEADERS);
+    struct queue *q1 = Q("q1"), *q2 = Q("q2");
+    struct wire_table headers = big_headers(big_headers_buf, sizeof big_headers_buf, 0, BIG_N);
+    const int n = 2000, rounds = 3;
+    double t0;
+
+    for (int i = 0; i < n; i++) {
+        uint8_t buf[32];
+        struct wire_writer w;
+
+        wire_writer_init(&w, buf, sizeof buf);
+        big_put(&w, i * 4, 1, i % 2 == 0 ? i * 4 : -1);
+        ck_assert(!w.overflow);
+        ck_assert_int_eq(exch_bind(e, bind_dest_queue(i % 2 == 0 ? q1 : q2), str_of(""),
+                                   (struct wire_table){buf, (uint32_t)wire_writer_len(&w)}),
+                         0);
+    }
+    t0 = now_ms();
+    for (int r = 0; r < rounds; r++) {
+        ck_assert_int_eq(exch_route(e, str_of(""), headers, &result), 0);
+        ck_assert_uint_eq(result.n, 1);
+        ck_assert_ptr_eq(result.queues[0], q1);
+    }
+    printf("headers match, %d bindings of 1 key against %d headers: %.3f ms per publish\n", n,
+           BIG_N, (now_ms() - t0) / rounds);
 }
 END_TEST
 
@@ -1085,6 +1268,9 @@ exchange_suite(void)
     tcase_add_test(tc, test_direct_fanout);
     tcase_add_loop_test(tc, test_headers_match, 0, N_ELEMS(header_cases));
     tcase_add_test(tc, test_headers_several);
+    tcase_add_loop_test(tc, test_headers_big, 0, N_ELEMS(big_cases));
+    tcase_add_test(tc, test_headers_big_timing);
+    tcase_add_test(tc, test_headers_many_bindings);
     tcase_add_loop_test(tc, test_check_bind_args, 0, N_ELEMS(bind_arg_cases));
     suite_add_tcase(s, tc);
 
