@@ -2,16 +2,28 @@
  * through its commands (enqueue, deliver, settle, requeue, purge): these are the operations the
  * store will persist and cluster mirroring will ship, so nothing else touches the lists.
  *
- * A ready entry sits in the queue's ready list in enqueue order (seq). Delivering moves it to
- * the queue's unacked list and hands it to a consumer (or to basic.get), whose channel owns it
- * until it settles it (ack, or reject without requeue) or requeues it, which puts it back at
- * its original position with redelivered set. Deleting a queue detaches its unacked entries:
- * their channel frees them when the client acks or requeues (RabbitMQ accepts acks for a
- * deleted queue's messages silently).
+ * A ready entry that was never delivered sits in the queue's ready list in enqueue order
+ * (seq). Delivering moves it to the queue's unacked list and hands it to a consumer (or to
+ * basic.get), whose channel owns it until it settles it (ack, or reject without requeue) or
+ * requeues it, which puts it back at its original position with redelivered set: requeued
+ * entries wait in a heap ordered by seq, and the next entry delivered is the lower of the
+ * heap's first and the list's first. Putting one back is O(log n) whatever the order of the
+ * requeues (walking the list to its place was O(n) each). Deleting a queue detaches its
+ * unacked entries: their channel frees them when the client acks or requeues (RabbitMQ
+ * accepts acks for a deleted queue's messages silently).
  *
  * Consumers belong to their channel; the queue links them (non-owning) and calls their ops to
  * ask for capacity and to deliver. Dispatch is round robin among the consumers with the highest
- * priority (x-priority) that can take a message now. */
+ * priority (x-priority) that can take a message now: those that may take one are in a heap by
+ * priority, then by turn (the least recently served first). A consumer that cannot take a
+ * message when its turn comes is parked, out of the heap, until its channel wakes it
+ * (queue_consumer_wake: an ack, a qos change, its connection's output drained), so a delivery
+ * costs O(log n) however many consumers are full.
+ *
+ * Room for what comes next: a priority queue (x-max-priority) keeps one ready list and one
+ * requeue heap per priority and delivers from the highest non-empty one; an entry expiring
+ * (x-message-ttl) leaves the list from its head, or the heap, by the same commands. Neither
+ * changes the seq, which stays the entry's name in the store and its place on requeue. */
 #ifndef WARREN_QUEUE_H
 #define WARREN_QUEUE_H
 
@@ -21,6 +33,7 @@
 
 #include "warren/exchange.h"
 #include "warren/hmap.h"
+#include "warren/pheap.h"
 #include "warren/wire.h"
 
 struct msg;
@@ -28,7 +41,10 @@ struct vhost;
 struct cons;
 
 struct qentry {
-    TAILQ_ENTRY(qentry) link; /* in queue->ready or queue->unacked */
+    union {
+        TAILQ_ENTRY(qentry) link;         /* in queue->ready or queue->unacked */
+        struct pheap_node requeued_node; /* in queue->requeued */
+    };
     struct msg *msg;          /* owns one reference */
     struct queue *queue;      /* borrows; NULL once the queue was deleted under a delivery */
     uint64_t seq;             /* enqueue order, kept across requeues */
@@ -39,11 +55,12 @@ TAILQ_HEAD(qentry_list, qentry);
 TAILQ_HEAD(cons_list, cons);
 
 struct cons_ops {
-    /* True if the consumer can take one more message now (prefetch, flow, output space). */
+    /* True if the consumer can take one more message now (prefetch, flow, output space).
+     * False parks it until queue_consumer_wake. */
     bool (*can_take)(struct cons *c);
     /* Delivers e: the consumer's channel owns e from now on. Returns 0, or -1 if the consumer
-     * could not take it after all (e.g. ENOMEM writing the frames); the queue then requeues e
-     * and stops dispatching to this consumer until its next wake-up. */
+     * could not take it after all (e.g. ENOMEM writing the frames); the queue then puts e
+     * back and parks the consumer until its next wake-up. */
     int (*deliver)(struct cons *c, struct qentry *e);
     /* The queue is being deleted: c was unlinked and c->queue is NULL; the channel tells the
      * client (basic.cancel, when it announced consumer_cancel_notify) and frees c. */
@@ -52,11 +69,14 @@ struct cons_ops {
 
 /* The broker's view of a consumer; the channel embeds it in its own consumer record. */
 struct cons {
-    TAILQ_ENTRY(cons) link; /* in queue->consumers */
-    struct queue *queue;    /* borrows; NULL after queue_deleted */
+    TAILQ_ENTRY(cons) link;       /* in queue->consumers */
+    struct pheap_node ready_node; /* in queue->cons_ready unless parked */
+    struct queue *queue;          /* borrows; NULL after queue_deleted */
     const struct cons_ops *ops;
-    int32_t priority;       /* x-priority */
+    uint64_t turn;                /* its place in the round robin: lower goes first */
+    int32_t priority;             /* x-priority */
     bool exclusive;
+    bool parked;                  /* could not take a message: out of cons_ready until woken */
 };
 
 /* Exclusive queues of one connection, so closing the connection deletes them. */
@@ -76,7 +96,8 @@ struct queue {
     uint8_t *args; /* owns a copy of the declare arguments */
     uint32_t args_len;
     struct bind_list bindings_in; /* bindings with this queue as destination */
-    struct qentry_list ready;     /* owns: entries waiting for a consumer, by seq, in memory */
+    struct qentry_list ready;     /* owns: entries never delivered, by seq, in memory */
+    struct pheap requeued;        /* owns: entries put back by a requeue, by seq */
     struct qentry_list unacked;   /* entries delivered, owned by channels */
     uint64_t n_ready, n_unacked;  /* n_ready counts the paged-out entries too */
     /* Lazy paging (stored queues): past a window of message bytes, ready entries live only
@@ -91,7 +112,10 @@ struct queue {
     TAILQ_ENTRY(queue) page_link;
     uint64_t next_seq;
     struct cons_list consumers; /* borrows: channels own consumers */
+    struct pheap cons_ready;    /* borrows: the consumers not parked, by priority then turn */
+    uint64_t cons_turn;         /* the last turn handed out */
     uint32_t n_consumers;
+    uint32_t n_exclusive;       /* exclusive consumers (0 or 1) */
     uint64_t store_id;       /* its id in the store (durable.h); 0: not stored */
     bool store_temp;         /* store_id only names its paged-out entries: not stored itself */
     uint64_t delivered_seq;  /* highest seq handed out: the store's delivery watermark */
@@ -142,6 +166,9 @@ void queue_consumer_add(struct queue *q, struct cons *c);
 bool queue_consumer_remove(struct cons *c);
 /* An exclusive consumer holds the queue (basic.consume exclusive, or 403 for others). */
 bool queue_has_exclusive_consumer(const struct queue *q);
+/* c may be able to take messages again (its channel freed capacity: an ack, a qos change, its
+ * connection's output drained): it rejoins the round robin and the queue dispatches. */
+void queue_consumer_wake(struct cons *c);
 
 /* Hands ready entries to consumers that can take them, until none can or none are ready. */
 void queue_dispatch(struct queue *q);

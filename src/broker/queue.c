@@ -1,6 +1,7 @@
 /* Queues: the commands that change a queue (enqueue, deliver, settle, requeue, purge), its
  * consumers, and dispatch. Every change to a queue's entries goes through a queue_cmd_*
- * function, so persisting or mirroring a queue means recording these calls. */
+ * function, so persisting or mirroring a queue means recording these calls. The orders
+ * (ready entries, requeued ones, consumers' turns) are include/warren/queue.h's. */
 #include "config.h"
 
 #include "warren/queue.h"
@@ -35,6 +36,23 @@ queue_durable(const struct queue *q)
     return q->vhost != NULL ? q->vhost->durable : NULL;
 }
 
+/* Requeued entries come back in seq order. */
+static bool
+queue_entry_before(const struct pheap_node *a, const struct pheap_node *b)
+{
+    return pheap_container_of(a, struct qentry, requeued_node)->seq <
+           pheap_container_of(b, struct qentry, requeued_node)->seq;
+}
+
+/* The consumer served next: the highest priority, then the least recently served. */
+static bool
+queue_cons_before(const struct pheap_node *a, const struct pheap_node *b)
+{
+    const struct cons *ca = pheap_container_of(a, struct cons, ready_node);
+    const struct cons *cb = pheap_container_of(b, struct cons, ready_node);
+    return ca->priority != cb->priority ? ca->priority > cb->priority : ca->turn < cb->turn;
+}
+
 struct queue *
 queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete,
           struct queue_owner *owner, struct wire_table args)
@@ -61,8 +79,10 @@ queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete
     q->durable = durable;
     q->auto_delete = auto_delete;
     TAILQ_INIT(&q->ready);
+    pheap_init(&q->requeued, queue_entry_before);
     TAILQ_INIT(&q->unacked);
     TAILQ_INIT(&q->consumers);
+    pheap_init(&q->cons_ready, queue_cons_before);
     q->owner = owner;
     if (owner != NULL)
         TAILQ_INSERT_TAIL(&owner->queues, q, owner_link);
@@ -76,6 +96,21 @@ queue_entry_free(struct qentry *e)
     pool_put(&queue_entry_pool, e);
 }
 
+static void
+queue_requeued_to_ready(struct pheap_node *n, void *arg)
+{
+    struct queue *q = arg;
+    TAILQ_INSERT_TAIL(&q->ready, pheap_container_of(n, struct qentry, requeued_node), link);
+}
+
+/* Moves the requeued entries into the ready list, out of order, in O(n): for what walks
+ * every ready entry once and keeps none (purge, deletion). */
+static void
+queue_requeued_flatten(struct queue *q)
+{
+    pheap_drain(&q->requeued, queue_requeued_to_ready, q);
+}
+
 uint64_t
 queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
 {
@@ -85,8 +120,10 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
                     n_emptied != NULL ? n_emptied : &n_ignored);
     free(ignored);
     /* The store forgets the queue with its entries in one go (their range). */
+    queue_requeued_flatten(q);
     durable_queue_removed(queue_durable(q), q);
     struct cons *c;
+    pheap_init(&q->cons_ready, queue_cons_before); /* its nodes are the consumers' */
     while ((c = TAILQ_FIRST(&q->consumers)) != NULL) {
         TAILQ_REMOVE(&q->consumers, c, link);
         c->queue = NULL;
@@ -181,14 +218,32 @@ queue_page_in(struct queue *q)
         durable_page_in(d, q);
 }
 
+/* Takes the ready entry with the lowest seq out of memory: the first requeued one or the
+ * first never delivered. NULL if there is none in memory. */
+static struct qentry *
+queue_ready_take_first(struct queue *q)
+{
+    struct qentry *head = TAILQ_FIRST(&q->ready);
+    struct pheap_node *n = pheap_min(&q->requeued);
+    if (n != NULL) {
+        struct qentry *r = pheap_container_of(n, struct qentry, requeued_node);
+        if (head == NULL || r->seq < head->seq) {
+            pheap_pop(&q->requeued);
+            return r;
+        }
+    }
+    if (head != NULL)
+        TAILQ_REMOVE(&q->ready, head, link);
+    return head;
+}
+
 struct qentry *
 queue_cmd_deliver(struct queue *q)
 {
     queue_page_in(q);
-    struct qentry *e = TAILQ_FIRST(&q->ready);
+    struct qentry *e = queue_ready_take_first(q);
     if (e == NULL)
         return NULL;
-    TAILQ_REMOVE(&q->ready, e, link);
     q->n_ready--;
     q->mem_bytes -= msg_size(e->msg);
     TAILQ_INSERT_TAIL(&q->unacked, e, link);
@@ -218,21 +273,11 @@ queue_cmd_settle(struct qentry *e)
     queue_entry_free(e);
 }
 
-/* Puts e back among the ready entries at its original position (by seq). Requeued entries
- * are usually the oldest, so the walk from the head is short. */
+/* Puts e back among the ready entries at its original position (by seq). */
 static void
 queue_ready_insert(struct queue *q, struct qentry *e)
 {
-    struct qentry *at;
-    TAILQ_FOREACH(at, &q->ready, link)
-    {
-        if (at->seq > e->seq)
-            break;
-    }
-    if (at != NULL)
-        TAILQ_INSERT_BEFORE(at, e, link);
-    else
-        TAILQ_INSERT_TAIL(&q->ready, e, link);
+    pheap_push(&q->requeued, &e->requeued_node);
     q->n_ready++;
     q->mem_bytes += msg_size(e->msg);
 }
@@ -255,6 +300,7 @@ queue_cmd_purge(struct queue *q)
 {
     uint64_t n = 0;
     struct qentry *e;
+    queue_requeued_flatten(q);
     while ((e = TAILQ_FIRST(&q->ready)) != NULL) {
         TAILQ_REMOVE(&q->ready, e, link);
         if (e->stored)
@@ -272,12 +318,31 @@ queue_cmd_purge(struct queue *q)
     return n;
 }
 
+/* Puts c at the back of the round robin of its priority. */
+static void
+queue_cons_ready(struct queue *q, struct cons *c)
+{
+    c->parked = false;
+    c->turn = ++q->cons_turn;
+    pheap_push(&q->cons_ready, &c->ready_node);
+}
+
+/* Takes c out of the round robin until queue_consumer_wake. */
+static void
+queue_cons_park(struct queue *q, struct cons *c)
+{
+    pheap_remove(&q->cons_ready, &c->ready_node);
+    c->parked = true;
+}
+
 void
 queue_consumer_add(struct queue *q, struct cons *c)
 {
     c->queue = q;
     TAILQ_INSERT_TAIL(&q->consumers, c, link);
+    queue_cons_ready(q, c);
     q->n_consumers++;
+    q->n_exclusive += c->exclusive;
     q->had_consumer = true;
 }
 
@@ -287,36 +352,45 @@ queue_consumer_remove(struct cons *c)
     struct queue *q = c->queue;
     WR_ASSERT(q != NULL);
     TAILQ_REMOVE(&q->consumers, c, link);
+    if (!c->parked)
+        pheap_remove(&q->cons_ready, &c->ready_node);
     c->queue = NULL;
     q->n_consumers--;
+    q->n_exclusive -= c->exclusive;
     return q->auto_delete && q->n_consumers == 0;
 }
 
 bool
 queue_has_exclusive_consumer(const struct queue *q)
 {
-    const struct cons *c;
-    TAILQ_FOREACH(c, &q->consumers, link)
-    {
-        if (c->exclusive)
-            return true;
-    }
-    return false;
+    return q->n_exclusive > 0;
 }
 
-/* The consumer that gets the next message: the highest priority among those that can take
- * one now, and among equals the one first in the list (the list rotates after each delivery,
- * which makes it round robin). NULL if none can take. */
+void
+queue_consumer_wake(struct cons *c)
+{
+    struct queue *q = c->queue;
+    if (q == NULL)
+        return;
+    if (c->parked)
+        queue_cons_ready(q, c);
+    queue_dispatch(q);
+}
+
+/* The consumer that gets the next message: the first in the round robin that can take one
+ * now. Those met first that cannot are parked on the way, so each is looked at once until
+ * its channel wakes it. NULL if none can take. */
 static struct cons *
 queue_pick_consumer(struct queue *q)
 {
-    struct cons *c, *best = NULL;
-    TAILQ_FOREACH(c, &q->consumers, link)
-    {
-        if ((best == NULL || c->priority > best->priority) && c->ops->can_take(c))
-            best = c;
+    struct pheap_node *n;
+    while ((n = pheap_min(&q->cons_ready)) != NULL) {
+        struct cons *c = pheap_container_of(n, struct cons, ready_node);
+        if (c->ops->can_take(c))
+            return c;
+        queue_cons_park(q, c);
     }
-    return best;
+    return NULL;
 }
 
 void
@@ -334,13 +408,13 @@ queue_dispatch(struct queue *q)
         struct qentry *e = queue_cmd_deliver(q);
         if (e == NULL)
             break; /* paged out, not readable yet: the durable layer dispatches again */
-        TAILQ_REMOVE(&q->consumers, c, link);
-        TAILQ_INSERT_TAIL(&q->consumers, c, link);
+        pheap_pop(&q->cons_ready); /* c, to the back of its round robin */
+        queue_cons_ready(q, c);
         if (c->ops->deliver(c, e) < 0) {
             /* Not taken after all: back to its place, not marked redelivered. */
             queue_unacked_remove(e);
             queue_ready_insert(q, e);
-            break;
+            queue_cons_park(q, c);
         }
     }
     q->dispatching = false;

@@ -17,59 +17,23 @@
 #include "warren/conf.h"
 #include "warren/msg.h"
 
-#define CHAN_TABLE_MIN_BUCKETS 8
-
-static uint32_t
-chan_bucket(const struct chan_table *t, uint16_t id)
-{
-    return (id * 2654435761u) & (t->n_buckets - 1);
-}
-
 static struct chan *
 chan_find(const struct conn *c, uint16_t id)
 {
-    const struct chan_table *t = &c->chans;
-    if (t->n_buckets == 0)
-        return NULL;
-    for (struct chan *ch = t->buckets[chan_bucket(t, id)]; ch != NULL; ch = ch->next_in_bucket)
-        if (ch->id == id)
-            return ch;
-    return NULL;
-}
-
-/* Doubles the bucket array (or makes the first one). -1 on ENOMEM, table unchanged. */
-static int
-chan_table_grow(struct chan_table *t)
-{
-    uint32_t n = t->n_buckets == 0 ? CHAN_TABLE_MIN_BUCKETS : t->n_buckets * 2;
-    struct chan **b = calloc(n, sizeof(*b));
-    if (b == NULL)
-        return -1;
-    struct chan_table nt = {.buckets = b, .n_buckets = n, .count = t->count};
-    for (uint32_t i = 0; i < t->n_buckets; i++) {
-        struct chan *ch = t->buckets[i];
-        while (ch != NULL) {
-            struct chan *next = ch->next_in_bucket;
-            uint32_t k = chan_bucket(&nt, ch->id);
-            ch->next_in_bucket = b[k];
-            b[k] = ch;
-            ch = next;
-        }
-    }
-    free(t->buckets);
-    *t = nt;
-    return 0;
+    struct idmap_entry *e = idmap_find(&c->chans, id);
+    return e != NULL ? idmap_container_of(e, struct chan, by_id) : NULL;
 }
 
 static struct chan *
 chan_new(struct conn *c, uint16_t id)
 {
-    struct chan_table *t = &c->chans;
-    if (t->count >= t->n_buckets && chan_table_grow(t) < 0)
-        return NULL;
     struct chan *ch = calloc(1, sizeof(*ch));
     if (ch == NULL)
         return NULL;
+    if (idmap_insert(&c->chans, &ch->by_id, id) < 0) {
+        free(ch);
+        return NULL;
+    }
     ch->conn = c;
     ch->id = id;
     ch->state = CHAN_OPEN;
@@ -78,10 +42,6 @@ chan_new(struct conn *c, uint16_t id)
     TAILQ_INIT(&ch->tx_acks);
     STAILQ_INIT(&ch->tx_publishes);
     LIST_INIT(&ch->store_waits);
-    uint32_t k = chan_bucket(t, id);
-    ch->next_in_bucket = t->buckets[k];
-    t->buckets[k] = ch;
-    t->count++;
     return ch;
 }
 
@@ -90,24 +50,19 @@ static void
 chan_free(struct chan *ch)
 {
     chan_release(ch);
-    struct chan_table *t = &ch->conn->chans;
-    struct chan **pp = &t->buckets[chan_bucket(t, ch->id)];
-    while (*pp != ch)
-        pp = &(*pp)->next_in_bucket;
-    *pp = ch->next_in_bucket;
-    t->count--;
+    idmap_remove(&ch->conn->chans, &ch->by_id);
     free(ch);
 }
 
 void
 chan_table_clear(struct conn *c)
 {
-    struct chan_table *t = &c->chans;
-    for (uint32_t i = 0; i < t->n_buckets; i++) {
-        while (t->buckets[i] != NULL)
-            chan_free(t->buckets[i]);
-    }
-    WR_ASSERT(t->count == 0);
+    struct idmap_iter it;
+    struct idmap_entry *e;
+    idmap_iter_init(&it, &c->chans);
+    while ((e = idmap_iter_next(&it)) != NULL)
+        chan_free(idmap_container_of(e, struct chan, by_id));
+    idmap_clear(&c->chans);
 }
 
 /* Until the client's close-ok the channel drops everything else, the rest of a message's
@@ -149,7 +104,7 @@ chan_on_open(struct conn *c, uint16_t id, const struct wire_method *m)
         return conn_raise(c, WIRE_NOT_ALLOWED, 0,
                           "number of channels opened (%u) has reached the negotiated "
                           "channel_max (%u)",
-                          c->chans.count, c->channel_max);
+                          (unsigned)c->chans.count, c->channel_max);
     struct chan *ch = chan_new(c, id);
     if (ch == NULL)
         return conn_raise(c, WIRE_RESOURCE_ERROR, m->id, "out of memory opening channel %u", id);

@@ -109,14 +109,18 @@ chan_cons_can_take(struct cons *base)
            (ch->prefetch_channel == 0 || ch->n_unacked_consumed < ch->prefetch_channel);
 }
 
-/* Records an unacked delivery. NULL on ENOMEM. */
+/* Records an unacked delivery under the channel's next tag. NULL on ENOMEM. */
 static struct delivery *
 chan_delivery_add(struct chan *ch, struct qentry *e, struct chan_cons *cc)
 {
     struct delivery *d = pool_get(&chan_delivery_pool);
     if (d == NULL)
         return NULL;
-    d->tag = ++ch->next_delivery_tag;
+    if (idmap_insert(&ch->unacked_by_tag, &d->by_tag, ch->next_delivery_tag + 1) < 0) {
+        pool_put(&chan_delivery_pool, d);
+        return NULL;
+    }
+    ch->next_delivery_tag++;
     d->entry = e;
     d->cons = cc;
     d->requeue = false;
@@ -157,7 +161,7 @@ chan_cons_deliver(struct cons *base, struct qentry *e)
             log_conn(LOG_ERROR, c, "out of memory delivering on channel %u", ch->id);
             return -1;
         }
-        tag = d->tag;
+        tag = d->by_tag.id;
     }
     /* On failure the connection is going: the entry stays with the channel (or is settled
      * below), and releasing the channel requeues its deliveries in order. */
@@ -167,35 +171,34 @@ chan_cons_deliver(struct cons *base, struct qentry *e)
     return 0;
 }
 
-/* Cuts a delivery's link to its consumer, which is going away; it no longer counts against
- * the channel's prefetch either. */
+/* Takes d off the channel's unacked deliveries (list and index). */
 static void
-chan_delivery_orphan(struct chan *ch, struct delivery *d)
+chan_unacked_take(struct chan *ch, struct delivery *d)
 {
-    d->cons = NULL;
-    ch->n_unacked_consumed--;
+    TAILQ_REMOVE(&ch->unacked, d, link);
+    idmap_remove(&ch->unacked_by_tag, &d->by_tag);
 }
 
-/* Forgets a consumer that is going away: its unacked deliveries stay with the channel (they
- * are acked or requeued later), only their link to it is cut. */
+static void
+chan_cons_destroy(struct chan_cons *cc)
+{
+    free(cc->tag);
+    free(cc);
+}
+
+/* Forgets a consumer that is going away, in O(1) however many deliveries it has: out of the
+ * channel's table, its unacked deliveries stay with the channel (they are acked or requeued
+ * later) and no longer count against the channel's prefetch; its record goes with the last
+ * of them (chan_delivery_settle). */
 static void
 chan_cons_free(struct chan_cons *cc)
 {
     struct chan *ch = cc->ch;
-    struct delivery *d;
-    TAILQ_FOREACH(d, &ch->unacked, link)
-    {
-        if (d->cons == cc)
-            chan_delivery_orphan(ch, d);
-    }
-    TAILQ_FOREACH(d, &ch->tx_acks, link)
-    {
-        if (d->cons == cc)
-            chan_delivery_orphan(ch, d);
-    }
     hmap_remove(&ch->consumers, &cc->by_tag);
-    free(cc->tag);
-    free(cc);
+    ch->n_unacked_consumed -= cc->n_unacked;
+    cc->cancelled = true;
+    if (cc->n_unacked == 0)
+        chan_cons_destroy(cc);
 }
 
 static void
@@ -221,7 +224,7 @@ static const struct cons_ops chan_cons_ops = {
 };
 
 /* Offers messages again to every consumer of the channel (capacity was freed by acks, or qos
- * or flow changed). */
+ * or flow changed): the queues woke them from parking. */
 static void
 chan_wake_consumers(struct chan *ch)
 {
@@ -232,8 +235,7 @@ chan_wake_consumers(struct chan *ch)
         struct chan_cons *cc = hmap_container_of(he, struct chan_cons, by_tag);
         /* Dispatch can cancel this very consumer (never: only queue deletion does, and that
          * does not happen while dispatching), but it may not be last: the iterator is safe. */
-        if (cc->base.queue != NULL)
-            queue_dispatch(cc->base.queue);
+        queue_consumer_wake(&cc->base);
     }
 }
 
@@ -241,10 +243,11 @@ void
 chan_wake_all_consumers(struct conn *c)
 {
     c->output_full = false;
-    struct chan_table *t = &c->chans;
-    for (uint32_t i = 0; i < t->n_buckets; i++)
-        for (struct chan *ch = t->buckets[i]; ch != NULL; ch = ch->next_in_bucket)
-            chan_wake_consumers(ch);
+    struct idmap_iter it;
+    struct idmap_entry *e;
+    idmap_iter_init(&it, &c->chans);
+    while ((e = idmap_iter_next(&it)) != NULL)
+        chan_wake_consumers(idmap_container_of(e, struct chan, by_id));
 }
 
 static struct chan_cons *
@@ -418,7 +421,7 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
             queue_cmd_requeue(e);
             return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_GET, "out of memory");
         }
-        tag = d->tag;
+        tag = d->by_tag.id;
     }
     struct msg *m = e->msg;
     struct wire_method ok = {.id = WIRE_BASIC_GET_OK};
@@ -464,9 +467,12 @@ static void
 chan_delivery_settle(struct chan *ch, struct delivery *d, bool requeue,
                      struct route_result *touched)
 {
-    if (d->cons != NULL) {
-        d->cons->n_unacked--;
-        ch->n_unacked_consumed--;
+    struct chan_cons *cc = d->cons;
+    if (cc != NULL) {
+        if (!cc->cancelled)
+            ch->n_unacked_consumed--;
+        if (--cc->n_unacked == 0 && cc->cancelled)
+            chan_cons_destroy(cc);
     }
     struct queue *q = d->entry->queue;
     if (requeue)
@@ -497,31 +503,36 @@ chan_settle_list(struct chan *ch, struct delivery_list *list, bool requeue)
 }
 
 /* Takes the deliveries an ack/nack/reject names off the unacked list, into *out (in tag
- * order). tag 0 with multiple means all. 0, or -1 after raising 406 for an unknown tag. */
+ * order): one found by its tag, or with multiple every one up to tag (from the head: each is
+ * taken, so the walk costs what it settles). tag 0 with multiple means all. 0, or -1 after
+ * raising 406 for an unknown tag. */
 static int
 chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, uint32_t method_id,
                   struct delivery_list *out)
 {
     TAILQ_INIT(out);
-    struct delivery *d, *next;
-    bool found = false;
-    for (d = TAILQ_FIRST(&ch->unacked); d != NULL; d = next) {
-        next = TAILQ_NEXT(d, link);
-        if (d->tag > tag && !(multiple && tag == 0))
-            break;
-        if (!multiple && d->tag != tag)
-            continue;
-        TAILQ_REMOVE(&ch->unacked, d, link);
-        TAILQ_INSERT_TAIL(out, d, link);
-        found = true;
-        if (!multiple)
-            break;
-    }
-    if (!found && !(multiple && tag == 0))
+    struct delivery *d;
+    if (multiple) {
+        bool found = false;
+        while ((d = TAILQ_FIRST(&ch->unacked)) != NULL && (tag == 0 || d->by_tag.id <= tag)) {
+            chan_unacked_take(ch, d);
+            TAILQ_INSERT_TAIL(out, d, link);
+            found = true;
+        }
         /* "multiple" with nothing outstanding up to tag is as wrong as an unknown single tag */
-        return chan_raise(ch, WIRE_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
-                          (unsigned long long)tag);
-    return 0;
+        if (found || tag == 0)
+            return 0;
+    } else {
+        struct idmap_entry *e = idmap_find(&ch->unacked_by_tag, tag);
+        if (e != NULL) {
+            d = idmap_container_of(e, struct delivery, by_tag);
+            chan_unacked_take(ch, d);
+            TAILQ_INSERT_TAIL(out, d, link);
+            return 0;
+        }
+    }
+    return chan_raise(ch, WIRE_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
+                      (unsigned long long)tag);
 }
 
 static int
@@ -551,7 +562,11 @@ static void
 chan_requeue_unacked(struct chan *ch)
 {
     struct delivery_list all = TAILQ_HEAD_INITIALIZER(all);
-    TAILQ_CONCAT(&all, &ch->unacked, link);
+    struct delivery *d;
+    while ((d = TAILQ_FIRST(&ch->unacked)) != NULL) {
+        chan_unacked_take(ch, d);
+        TAILQ_INSERT_TAIL(&all, d, link);
+    }
     chan_settle_list(ch, &all, true);
 }
 
@@ -774,23 +789,72 @@ chan_tx_discard_publishes(struct chan *ch)
     }
 }
 
-/* Puts the deliveries settled inside the transaction back among the unacked, in tag order. */
+/* Sorts a list of deliveries by tag: a merge sort of the list in place (Simon Tatham's), in
+ * O(n log n) and without allocating. */
+static void
+chan_delivery_list_sort(struct delivery_list *l)
+{
+    struct delivery *head = TAILQ_FIRST(l);
+    for (size_t width = 1;; width *= 2) {
+        struct delivery *sorted = NULL, **tail = &sorted, *p = head;
+        size_t merges = 0;
+        while (p != NULL) {
+            /* Merges the run of width at p with the one after it, singly linked. */
+            merges++;
+            struct delivery *q = p;
+            size_t psize = 0, qsize = width;
+            while (psize < width && q != NULL) {
+                psize++;
+                q = TAILQ_NEXT(q, link);
+            }
+            while (psize > 0 || (qsize > 0 && q != NULL)) {
+                struct delivery *e;
+                if (psize > 0 && (qsize == 0 || q == NULL || p->by_tag.id <= q->by_tag.id)) {
+                    e = p;
+                    p = TAILQ_NEXT(p, link);
+                    psize--;
+                } else {
+                    e = q;
+                    q = TAILQ_NEXT(q, link);
+                    qsize--;
+                }
+                *tail = e;
+                tail = &TAILQ_NEXT(e, link);
+            }
+            p = q;
+        }
+        *tail = NULL;
+        head = sorted;
+        if (merges <= 1)
+            break;
+    }
+    TAILQ_INIT(l);
+    while (head != NULL) {
+        struct delivery *next = TAILQ_NEXT(head, link);
+        TAILQ_INSERT_TAIL(l, head, link);
+        head = next;
+    }
+}
+
+/* Puts the deliveries settled inside the transaction back among the unacked, in tag order:
+ * sorted, then merged in one walk. */
 static void
 chan_tx_restore_acks(struct chan *ch)
 {
-    struct delivery *d;
-    while ((d = TAILQ_LAST(&ch->tx_acks, delivery_list)) != NULL) {
+    chan_delivery_list_sort(&ch->tx_acks);
+    struct delivery *d, *at = TAILQ_FIRST(&ch->unacked);
+    while ((d = TAILQ_FIRST(&ch->tx_acks)) != NULL) {
         TAILQ_REMOVE(&ch->tx_acks, d, link);
-        struct delivery *at;
-        TAILQ_FOREACH(at, &ch->unacked, link)
-        {
-            if (at->tag > d->tag)
-                break;
-        }
+        while (at != NULL && at->by_tag.id < d->by_tag.id)
+            at = TAILQ_NEXT(at, link);
         if (at != NULL)
             TAILQ_INSERT_BEFORE(at, d, link);
         else
             TAILQ_INSERT_TAIL(&ch->unacked, d, link);
+        /* It was in the index before its ack, and the index never shrinks: this cannot need
+         * memory. */
+        int rc = idmap_insert(&ch->unacked_by_tag, &d->by_tag, d->by_tag.id);
+        WR_ASSERT(rc == 0);
     }
 }
 
@@ -905,5 +969,6 @@ chan_release(struct chan *ch)
         chan_cons_cancel(hmap_container_of(he, struct chan_cons, by_tag));
     chan_requeue_unacked(ch);
     hmap_clear(&ch->consumers);
+    idmap_clear(&ch->unacked_by_tag);
     route_result_free(&ch->route);
 }

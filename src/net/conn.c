@@ -869,7 +869,6 @@ void
 conn_free(struct conn *c)
 {
     conn_release(c);
-    free(c->chans.buckets);
     if (c->heartbeat_ev != NULL)
         event_free(c->heartbeat_ev);
     if (c->timer_ev != NULL)

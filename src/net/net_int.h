@@ -12,6 +12,7 @@
 #include "warren/frame.h"
 #include "warren/exchange.h"
 #include "warren/hmap.h"
+#include "warren/idmap.h"
 #include "warren/log.h"
 #include "warren/net.h"
 #include "warren/queue.h"
@@ -114,14 +115,6 @@ enum conn_state {
     CONN_DEAD,             /* on server->dead, freed by the reaper */
 };
 
-/* Channels by number: a small chained hash, since clients may use any number up to
- * channel_max but rarely more than a few. */
-struct chan_table {
-    struct chan **buckets; /* owns the array; owns each chan through its chain */
-    uint32_t n_buckets;    /* power of two, or 0 before the first channel */
-    uint32_t count;
-};
-
 struct conn {
     TAILQ_ENTRY(conn) link;      /* in server->conns or server->dead */
     struct net_server *server;   /* borrows */
@@ -143,7 +136,7 @@ struct conn {
     uint16_t heartbeat;          /* negotiated, seconds; 0 = off */
     const struct auth_user *user; /* borrows from the auth db; NULL until logged in */
     struct vhost *vhost;          /* borrows from the registry; NULL until open */
-    struct chan_table chans;
+    struct idmap chans;           /* owns each struct chan, by channel number */
     struct queue_owner exclusive; /* this connection's exclusive queues (the vhost owns them) */
     struct chan_list confirm_due; /* channels with publisher confirms to send */
     bool output_full;             /* consumers paused until the output drains */
@@ -183,6 +176,8 @@ struct chan_cons {
     char *tag;                /* owns */
     uint8_t tag_len;
     bool no_ack;
+    bool cancelled;      /* gone from its queue and the channel's table; the record stays for
+                          * its deliveries not yet settled, and goes with the last of them */
     uint16_t prefetch;   /* basic.qos global=false in force when it was created; 0 = none */
     uint32_t n_unacked;  /* its deliveries not yet settled */
 };
@@ -190,9 +185,11 @@ struct chan_cons {
 /* A message delivered and not yet acked, by delivery tag. */
 struct delivery {
     TAILQ_ENTRY(delivery) link; /* in chan->unacked (tag order) or chan->tx_acks */
-    uint64_t tag;
+    struct idmap_entry by_tag;  /* its tag (by_tag.id); in chan->unacked_by_tag while in
+                                 * chan->unacked */
     struct qentry *entry;       /* owns (settled or requeued through the queue's commands) */
-    struct chan_cons *cons;     /* borrows; NULL for basic.get or once the consumer is gone */
+    struct chan_cons *cons;     /* NULL for basic.get; else holds the consumer's record, which
+                                 * stays while it has unsettled deliveries */
     bool requeue;               /* in tx_acks: settle by requeueing (nack/reject requeue) */
 };
 TAILQ_HEAD(delivery_list, delivery);
@@ -206,7 +203,7 @@ struct tx_publish {
 STAILQ_HEAD(tx_publish_list, tx_publish);
 
 struct chan {
-    struct chan *next_in_bucket; /* owns the rest of the chain */
+    struct idmap_entry by_id;    /* in conn->chans */
     struct conn *conn;           /* borrows: the connection owns the channel */
     uint16_t id;
     enum chan_state state;
@@ -223,6 +220,7 @@ struct chan {
     /* Deliveries and consumers. */
     struct hmap consumers;       /* owns each struct chan_cons */
     struct delivery_list unacked; /* owns */
+    struct idmap unacked_by_tag;  /* the same deliveries, by tag: an ack finds its own in O(1) */
     uint64_t next_delivery_tag;  /* the last tag handed out */
     uint32_t n_unacked_consumed; /* unacked deliveries made to consumers (global prefetch) */
     uint16_t prefetch_consumer;  /* basic.qos global=false: for consumers created after */

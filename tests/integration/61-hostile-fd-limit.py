@@ -23,13 +23,6 @@ HOLD = 5.0  # seconds the attacker holds its connections
 EXTRA = 3  # connections that queue up behind the one that found the limit
 
 
-def cpu_seconds(pid):
-    """utime + stime of the process, in seconds (from /proc/PID/stat)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def accept_lines(text):
     return sum(1 for line in text.splitlines() if "accept" in line)
 
@@ -91,11 +84,11 @@ def test_connections_up_to_the_fd_limit():
             for c in queued:
                 c.send_header()
 
-            cpu0 = cpu_seconds(srv.pid)
+            cpu0 = srv.cpu_seconds()
             lines0 = accept_lines(srv.stderr_text())
             t0 = time.monotonic()
             time.sleep(HOLD)
-            cpu = cpu_seconds(srv.pid) - cpu0
+            cpu = srv.cpu_seconds() - cpu0
             wall = time.monotonic() - t0
             lines = accept_lines(srv.stderr_text()) - lines0
             wt.log("  holding %d connections for %.1f s: %.2f s of broker CPU, %d log lines "

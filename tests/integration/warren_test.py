@@ -876,6 +876,12 @@ class Server:
                     return int(line.split()[1])
         raise AssertionError("no VmRSS for pid %d" % self.pid)
 
+    def cpu_seconds(self):
+        """The CPU time the server has used (utime + stime from /proc/PID/stat), in seconds."""
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stderr_text(self):
         """Everything the server wrote to stdout and stderr (also after stop())."""
         if self.final_stderr is not None:

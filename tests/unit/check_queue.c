@@ -1,8 +1,9 @@
 /* Unit tests for src/broker/queue.c: each queue command (enqueue, deliver, settle, requeue,
- * purge), the original-position rule for requeued entries, dispatch (round robin, consumer
- * priority, capacity, a refused delivery), consumer bookkeeping (exclusive, auto-delete), and
- * deletion detaching consumers and unacked entries. Consumers here are test doubles whose
- * capacity the test sets. */
+ * purge), the original-position rule for requeued entries (also for 20,000 requeued in the
+ * worst order), dispatch (round robin, consumer priority, capacity, a refused delivery,
+ * parking: a full consumer is asked once until woken, however many messages go by),
+ * consumer bookkeeping (exclusive, auto-delete), and deletion detaching consumers and
+ * unacked entries. Consumers here are test doubles whose capacity the test sets. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 struct fake_cons {
     struct cons base;
     int capacity; /* how many more it may take */
+    int asked;    /* can_take calls */
     bool refuse;  /* deliver fails */
     struct qentry *got[64];
     int n_got;
@@ -28,7 +30,9 @@ struct fake_cons {
 static bool
 fake_can_take(struct cons *c)
 {
-    return ((struct fake_cons *)c)->capacity > 0;
+    struct fake_cons *f = (struct fake_cons *)c;
+    f->asked++;
+    return f->capacity > 0;
 }
 
 static int
@@ -38,7 +42,11 @@ fake_deliver(struct cons *c, struct qentry *e)
     if (f->refuse)
         return -1;
     f->capacity--;
-    f->got[f->n_got++] = e;
+    if (f->n_got < (int)N_ELEMS(f->got))
+        f->got[f->n_got] = e;
+    else
+        queue_cmd_settle(e); /* the big tests keep count only */
+    f->n_got++;
     return 0;
 }
 
@@ -101,6 +109,24 @@ ready_keys(const struct queue *q)
     return buf;
 }
 
+/* Delivers every ready entry in order: their keys as a string, with a '*' after each
+ * redelivered one; every entry is settled. */
+static const char *
+delivery_order(struct queue *q)
+{
+    static char buf[128];
+    int n = 0;
+    struct qentry *e;
+    while ((e = queue_cmd_deliver(q)) != NULL) {
+        buf[n++] = key_of(e);
+        if (e->redelivered)
+            buf[n++] = '*';
+        queue_cmd_settle(e);
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 START_TEST(test_enqueue_deliver_settle)
 {
     uint64_t live = msg_bytes_live;
@@ -131,10 +157,10 @@ END_TEST
 /* Requeued entries go back to their original positions whatever the requeue order. */
 static const struct {
     const char *order; /* which delivered entries (by key) to requeue, in that order */
-    const char *want;  /* ready keys afterwards (entries 4 and 5 were never delivered) */
+    const char *want;  /* delivery order afterwards (entries 4 and 5 were never delivered) */
 } requeues[] = {
-    {"0", "045"},   {"3", "345"},     {"03", "0345"},   {"30", "0345"},
-    {"2130", "012345"}, {"12", "1245"}, {"", "45"},
+    {"0", "0*45"},   {"3", "3*45"},     {"03", "0*3*45"},   {"30", "0*3*45"},
+    {"2130", "0*1*2*3*45"}, {"12", "1*2*45"}, {"", "45"},
 };
 
 START_TEST(test_requeue_original_position)
@@ -150,13 +176,42 @@ START_TEST(test_requeue_original_position)
         queue_cmd_requeue(delivered[*p - '0']);
         requeued[*p - '0'] = true;
     }
-    ck_assert_str_eq(ready_keys(q), requeues[_i].want);
-    struct qentry *e;
-    TAILQ_FOREACH(e, &q->ready, link)
-    ck_assert(e->redelivered == (key_of(e) < '4'));
     for (int i = 0; i < 4; i++)
         if (!requeued[i])
             queue_cmd_settle(delivered[i]);
+    ck_assert_str_eq(delivery_order(q), requeues[_i].want);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* 20,000 entries delivered, then requeued one by one in increasing seq order (each lands
+ * behind all those requeued before it: what a list walk made quadratic), with never-delivered
+ * entries behind them: all come back in seq order, the requeued ones redelivered. */
+START_TEST(test_requeue_many)
+{
+    enum { N = 20000, FRESH = 10 };
+    struct queue *q = new_queue(false);
+    struct qentry **e = calloc(N, sizeof(*e));
+    ck_assert_ptr_nonnull(e);
+    for (int i = 0; i < N + FRESH; i++) {
+        struct msg *m = msg_new(NULL, 0, 1, 0, WIRE_STR_LIT(""), WIRE_STR_LIT("k"), 0);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(queue_cmd_enqueue(q, m), 0);
+        msg_unref(&m);
+    }
+    for (int i = 0; i < N; i++)
+        e[i] = queue_cmd_deliver(q);
+    for (int i = 0; i < N; i++)
+        queue_cmd_requeue(e[_i == 0 ? i : N - 1 - i]);
+    ck_assert_uint_eq(q->n_ready, N + FRESH);
+    for (uint64_t seq = 1; seq <= N + FRESH; seq++) {
+        struct qentry *got = queue_cmd_deliver(q);
+        ck_assert_uint_eq(got->seq, seq);
+        ck_assert(got->redelivered == (seq <= N));
+        queue_cmd_settle(got);
+    }
+    ck_assert_ptr_null(queue_cmd_deliver(q));
+    free(e);
     queue_free(q, NULL, NULL);
 }
 END_TEST
@@ -170,7 +225,12 @@ START_TEST(test_purge_keeps_unacked)
     ck_assert_uint_eq(q->n_ready, 0);
     ck_assert_uint_eq(q->n_unacked, 1);
     queue_cmd_requeue(e); /* a purge does not touch what was delivered */
-    ck_assert_str_eq(ready_keys(q), "0");
+    ck_assert_str_eq(delivery_order(q), "0*");
+    enqueue_n(q, 3);
+    e = queue_cmd_deliver(q);
+    queue_cmd_requeue(e);
+    ck_assert_uint_eq(queue_cmd_purge(q), 3); /* requeued ones too */
+    ck_assert_str_eq(delivery_order(q), "");
     queue_free(q, NULL, NULL);
 }
 END_TEST
@@ -220,7 +280,7 @@ START_TEST(test_dispatch_capacity_and_priority)
     ck_assert_int_eq(key_of(low.got[0]), '2');
     /* Room again: nothing left to give. */
     full.capacity = 1;
-    queue_dispatch(q);
+    queue_consumer_wake(&full.base);
     ck_assert_int_eq(full.n_got, 0);
     /* Entries still unacked when the queue goes are detached, not freed under their owner. */
     struct qentry *kept = low.got[0];
@@ -247,10 +307,67 @@ START_TEST(test_dispatch_refused_delivery)
     queue_dispatch(q);
     ck_assert_uint_eq(q->n_ready, 2);
     ck_assert_uint_eq(q->n_unacked, 0);
-    ck_assert_str_eq(ready_keys(q), "01");
-    ck_assert(!TAILQ_FIRST(&q->ready)->redelivered); /* never reached the client */
+    ck_assert_int_eq(a.asked, 1); /* refused once, then parked */
     queue_consumer_remove(&a.base);
+    ck_assert_str_eq(delivery_order(q), "01"); /* not redelivered: never reached the client */
     queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* A consumer that cannot take a message is parked: asked once, however many messages go by,
+ * until queue_consumer_wake; then it rejoins the round robin at its back. 2,000 full
+ * consumers cost 2,000 questions for 1,000 messages, not 2,000,000. */
+START_TEST(test_dispatch_parks_full_consumers)
+{
+    enum { FULL = 2000, MSGS = 1000 };
+    struct queue *q = new_queue(false);
+    struct fake_cons *full = calloc(FULL, sizeof(*full));
+    struct fake_cons a, b;
+    ck_assert_ptr_nonnull(full);
+    for (int i = 0; i < FULL; i++) {
+        fake_init(&full[i], 0, 0);
+        queue_consumer_add(q, &full[i].base);
+    }
+    fake_init(&a, MSGS, 0);
+    queue_consumer_add(q, &a.base);
+    for (int i = 0; i < MSGS; i++) {
+        enqueue_n(q, 1);
+        queue_dispatch(q);
+    }
+    ck_assert_int_eq(a.n_got, MSGS);
+    long asked = 0;
+    for (int i = 0; i < FULL; i++)
+        asked += full[i].asked;
+    ck_assert_int_eq(asked, FULL);
+    /* Capacity comes back without a wake: it stays parked. With one, it takes again, after
+     * a, which was served before it woke. */
+    fake_init(&b, 2, 0);
+    queue_consumer_add(q, &b.base);
+    full[7].capacity = 2;
+    enqueue_n(q, 2);
+    queue_dispatch(q);
+    ck_assert_int_eq(full[7].n_got, 0);
+    ck_assert_int_eq(b.n_got, 2);
+    a.capacity = 1;
+    queue_consumer_wake(&full[7].base);
+    queue_consumer_wake(&a.base); /* not parked: a no-op but for the dispatch */
+    enqueue_n(q, 2);
+    queue_dispatch(q);
+    ck_assert_int_eq(a.n_got, MSGS + 1);
+    ck_assert_int_eq(full[7].n_got, 1);
+    for (int i = 0; i < FULL; i++)
+        for (int k = 0; k < full[i].n_got; k++)
+            queue_cmd_settle(full[i].got[k]);
+    for (int k = 0; k < b.n_got; k++)
+        queue_cmd_settle(b.got[k]);
+    for (int k = 0; k < (int)N_ELEMS(a.got); k++)
+        queue_cmd_settle(a.got[k]);
+    queue_consumer_remove(&a.base);
+    queue_consumer_remove(&b.base);
+    for (int i = 0; i < FULL; i++)
+        queue_consumer_remove(&full[i].base);
+    queue_free(q, NULL, NULL);
+    free(full);
 }
 END_TEST
 
@@ -286,12 +403,14 @@ queue_suite(void)
     tcase_add_test(tc, test_enqueue_deliver_settle);
     tcase_add_test(tc, test_deliver_empty);
     tcase_add_loop_test(tc, test_requeue_original_position, 0, N_ELEMS(requeues));
+    tcase_add_loop_test(tc, test_requeue_many, 0, 2);
     tcase_add_test(tc, test_purge_keeps_unacked);
     suite_add_tcase(s, tc);
     tc = tcase_create("consumers");
     tcase_add_test(tc, test_dispatch_round_robin);
     tcase_add_test(tc, test_dispatch_capacity_and_priority);
     tcase_add_test(tc, test_dispatch_refused_delivery);
+    tcase_add_test(tc, test_dispatch_parks_full_consumers);
     tcase_add_test(tc, test_consumer_bookkeeping);
     suite_add_tcase(s, tc);
     return s;
