@@ -9,6 +9,7 @@
 
 #include "net_int.h"
 #include "warren/assert.h"
+#include "warren/queue_args.h"
 #include "warren/vhost.h"
 
 static bool
@@ -431,6 +432,17 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
             return chan_queue_inequivalent(ch, q, arg, got, cur);
         goto ok;
     }
+    /* Like RabbitMQ, the arguments are checked only when the queue is made: a redeclare is
+     * compared above, a passive declare not at all. */
+    char text[256];
+    struct queue_args_decl qd = {.name = name,
+                                 .vhost = c->vhost->name,
+                                 .server_named = d->queue.len == 0,
+                                 .durable = d->durable,
+                                 .exclusive = d->exclusive,
+                                 .auto_delete = d->auto_delete};
+    if (queue_args_check(d->arguments, &qd, text, sizeof(text)) < 0)
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE, "%s", text);
     q = queue_new(c->vhost, name, d->durable, d->auto_delete,
                   d->exclusive ? &c->exclusive : NULL, d->arguments);
     if (q == NULL || vhost_queue_add(c->vhost, q) < 0) {
@@ -438,6 +450,9 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
             queue_free(q, NULL, NULL);
         return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_QUEUE_DECLARE, "out of memory");
     }
+    if (queue_args_unapplied(d->arguments, text, sizeof(text)) > 0)
+        log_conn(LOG_WARNING, c, "queue '%s' in vhost '%s': arguments not applied yet: %s", q->name,
+                 c->vhost->name, text);
 ok:
     chan_remember_queue(ch, q);
     if (d->no_wait)
