@@ -1,5 +1,6 @@
 /* Queue arguments at queue.declare: RabbitMQ 3.10's checks, in its order and with its reply
- * texts, and the list of arguments accepted but not applied yet (see queue_args.h).
+ * texts, the list of arguments accepted but not applied yet, and the arguments a redeclare
+ * compares (see queue_args.h).
  *
  * RabbitMQ creates a queue in this order (rabbit_channel's queue.declare, then
  * rabbit_amqqueue:declare/7 and the type's declare): a server-named queue must be of a type
@@ -18,16 +19,72 @@
 #include <stdio.h>
 #include <string.h>
 
-/* RabbitMQ's queue types, as bits of a mask of the types that take an argument. */
+/* RabbitMQ's queue types. */
 enum queue_args_type {
-    QUEUE_ARGS_CLASSIC = 1,
-    QUEUE_ARGS_QUORUM = 2,
-    QUEUE_ARGS_STREAM = 4, /* never declared here: its arguments are known, so refused */
+    QUEUE_ARGS_CLASSIC = 0,
+    QUEUE_ARGS_QUORUM,
+    QUEUE_ARGS_STREAM, /* never declared here: its arguments are known, so refused */
 };
 
-#define QA_C QUEUE_ARGS_CLASSIC
-#define QA_Q QUEUE_ARGS_QUORUM
-#define QA_S QUEUE_ARGS_STREAM
+/* The arguments each type takes (its capabilities()' queue_arguments), in RabbitMQ 3.10's
+ * order: the order in which a redeclare compares them. */
+static const char *const queue_args_classic[] = {"x-expires",
+                                                 "x-message-ttl",
+                                                 "x-dead-letter-exchange",
+                                                 "x-dead-letter-routing-key",
+                                                 "x-max-length",
+                                                 "x-max-length-bytes",
+                                                 "x-max-priority",
+                                                 "x-overflow",
+                                                 "x-queue-mode",
+                                                 "x-queue-version",
+                                                 "x-single-active-consumer",
+                                                 "x-queue-type",
+                                                 "x-queue-master-locator",
+                                                 NULL};
+static const char *const queue_args_quorum[] = {"x-dead-letter-exchange",
+                                                "x-dead-letter-routing-key",
+                                                "x-dead-letter-strategy",
+                                                "x-expires",
+                                                "x-max-length",
+                                                "x-max-length-bytes",
+                                                "x-max-in-memory-length",
+                                                "x-max-in-memory-bytes",
+                                                "x-overflow",
+                                                "x-single-active-consumer",
+                                                "x-queue-type",
+                                                "x-quorum-initial-group-size",
+                                                "x-delivery-limit",
+                                                "x-message-ttl",
+                                                "x-queue-leader-locator",
+                                                NULL};
+static const char *const queue_args_stream[] = {"x-max-length-bytes",
+                                                "x-queue-type",
+                                                "x-max-age",
+                                                "x-stream-max-segment-size-bytes",
+                                                "x-initial-cluster-size",
+                                                "x-queue-leader-locator",
+                                                NULL};
+static const char *const *const queue_args_by_type[] = {
+    [QUEUE_ARGS_CLASSIC] = queue_args_classic,
+    [QUEUE_ARGS_QUORUM] = queue_args_quorum,
+    [QUEUE_ARGS_STREAM] = queue_args_stream,
+};
+
+static struct wire_str
+queue_args_str(const char *s)
+{
+    return (struct wire_str){(const uint8_t *)s, (uint32_t)strlen(s)};
+}
+
+static bool
+queue_args_list_has(const char *const *list, struct wire_str key)
+{
+    for (; *list != NULL; list++)
+        if (wire_str_eq(key, *list))
+            return true;
+    return false;
+}
 
 /* Checks one argument's value; args is the whole table (x-dead-letter-routing-key needs
  * x-dead-letter-exchange). Returns 0, or -1 with RabbitMQ's error term in term. */
@@ -37,7 +94,6 @@ typedef int (*queue_args_check_fn)(const struct wire_value *v, struct wire_table
 struct queue_args_row {
     const char *key;
     queue_args_check_fn check; /* NULL: any value (or checked apart, see the table) */
-    unsigned types;            /* the queue types that take it */
     bool unapplied;            /* accepted but not applied yet: named in the warning */
 };
 
@@ -96,11 +152,7 @@ queue_args_erl_string(char *dst, size_t cap, const char *prefix, struct wire_str
     bool printable = true;
     for (uint32_t i = 0; i < s.len && printable; i++)
         printable = queue_args_erl_printable(s.ptr[i]);
-    const struct wire_str parts[3] = {
-        {(const uint8_t *)prefix, (uint32_t)strlen(prefix)},
-        s,
-        {(const uint8_t *)suffix, (uint32_t)strlen(suffix)},
-    };
+    const struct wire_str parts[3] = {queue_args_str(prefix), s, queue_args_str(suffix)};
     size_t n = 0;
     bool first = true;
     dst[0] = '\0';
@@ -341,7 +393,8 @@ queue_args_check_queue_version(const struct wire_value *v, struct wire_table arg
 /* x-queue-type: sets *type, or returns -1 with the term. "stream" is refused as RabbitMQ
  * refuses a type it does not know (see queue_args.h). */
 static int
-queue_args_queue_type(const struct wire_value *v, unsigned *type, char *term, size_t cap)
+queue_args_queue_type(const struct wire_value *v, enum queue_args_type *type, char *term,
+                      size_t cap)
 {
     if (v->type != WIRE_FIELD_LONGSTR)
         return queue_args_unacceptable_type(v, term, cap);
@@ -357,56 +410,63 @@ queue_args_queue_type(const struct wire_value *v, unsigned *type, char *term, si
     return -1;
 }
 
-/* The x-arguments RabbitMQ 3.10's queue types take: rabbit_amqqueue:declare_args/0 in its
- * order (the order of the checks), then the two that have no check there. An argument
- * "unapplied" is one Warren does not apply yet although a client may rely on it; the others
- * place or store a queue, which a single-node broker whose queues page out past a memory
- * window has nothing to do for (x-queue-mode lazy, x-queue-version, the locators, the
- * in-memory limits, the initial group size). */
+/* The checks of rabbit_amqqueue:declare_args/0, in its order (the order they run in), each
+ * run only if the queue's type takes the argument, and the arguments that have no check
+ * there but are not applied yet. An argument "unapplied" is one Warren does not apply yet
+ * although a client may rely on it; the others place or store a queue, which a single-node
+ * broker whose queues page out past a memory window has nothing to do for (x-queue-mode
+ * lazy, x-queue-version, the locators, the in-memory limits, the initial group size). Not
+ * here: x-queue-type, checked first as it decides the rest; the stream arguments, as a
+ * stream is refused; x-queue-master-locator, checked apart (see queue_args_check). */
 static const struct queue_args_row queue_args_rows[] = {
-    {"x-expires", queue_args_check_expires, QA_C | QA_Q, true},
-    {"x-message-ttl", queue_args_check_message_ttl, QA_C | QA_Q, true},
+    {"x-expires", queue_args_check_expires, true},
+    {"x-message-ttl", queue_args_check_message_ttl, true},
     /* Its type was checked first, and any longstr names an exchange (not necessarily an
      * existing one). */
-    {"x-dead-letter-exchange", NULL, QA_C | QA_Q, true},
-    {"x-dead-letter-routing-key", queue_args_check_dlx_routing_key, QA_C | QA_Q, true},
-    {"x-dead-letter-strategy", queue_args_check_dlx_strategy, QA_Q, true},
-    {"x-max-length", queue_args_check_non_neg, QA_C | QA_Q, true},
-    {"x-max-length-bytes", queue_args_check_non_neg, QA_C | QA_Q | QA_S, true},
-    {"x-max-in-memory-length", queue_args_check_non_neg, QA_Q, false},
-    {"x-max-in-memory-bytes", queue_args_check_non_neg, QA_Q, false},
-    {"x-max-priority", queue_args_check_max_priority, QA_C, true},
-    {"x-overflow", queue_args_check_overflow, QA_C | QA_Q, true},
-    {"x-queue-mode", queue_args_check_queue_mode, QA_C, false},
-    {"x-queue-version", queue_args_check_queue_version, QA_C, false},
-    {"x-single-active-consumer", queue_args_check_bool, QA_C | QA_Q, true},
-    /* Checked first: it decides which of the others apply. */
-    {"x-queue-type", NULL, QA_C | QA_Q | QA_S, false},
-    {"x-quorum-initial-group-size", queue_args_check_group_size, QA_Q, false},
-    /* Stream arguments: a stream is refused before they would be checked. */
-    {"x-max-age", NULL, QA_S, false},
-    {"x-stream-max-segment-size-bytes", NULL, QA_S, false},
-    {"x-initial-cluster-size", NULL, QA_S, false},
-    {"x-queue-leader-locator", queue_args_check_leader_locator, QA_Q | QA_S, false},
-    /* Checked when a classic queue is placed (see queue_args_check). */
-    {"x-queue-master-locator", NULL, QA_C, false},
+    {"x-dead-letter-exchange", NULL, true},
+    {"x-dead-letter-routing-key", queue_args_check_dlx_routing_key, true},
+    {"x-dead-letter-strategy", queue_args_check_dlx_strategy, true},
+    {"x-max-length", queue_args_check_non_neg, true},
+    {"x-max-length-bytes", queue_args_check_non_neg, true},
+    {"x-max-in-memory-length", queue_args_check_non_neg, false},
+    {"x-max-in-memory-bytes", queue_args_check_non_neg, false},
+    {"x-max-priority", queue_args_check_max_priority, true},
+    {"x-overflow", queue_args_check_overflow, true},
+    {"x-queue-mode", queue_args_check_queue_mode, false},
+    {"x-queue-version", queue_args_check_queue_version, false},
+    {"x-single-active-consumer", queue_args_check_bool, true},
+    {"x-quorum-initial-group-size", queue_args_check_group_size, false},
+    {"x-queue-leader-locator", queue_args_check_leader_locator, false},
     /* RabbitMQ takes any value. */
-    {"x-delivery-limit", NULL, QA_Q, true},
+    {"x-delivery-limit", NULL, true},
 };
 
 #define QUEUE_ARGS_N_ROWS (sizeof(queue_args_rows) / sizeof(queue_args_rows[0]))
 
-static const struct queue_args_row *
-queue_args_row_find(struct wire_str key)
+/* True if some queue type takes the argument key. */
+static bool
+queue_args_known(struct wire_str key)
 {
-    for (size_t i = 0; i < QUEUE_ARGS_N_ROWS; i++)
-        if (wire_str_eq(key, queue_args_rows[i].key))
-            return &queue_args_rows[i];
-    return NULL;
+    for (size_t t = 0; t < sizeof(queue_args_by_type) / sizeof(queue_args_by_type[0]); t++)
+        if (queue_args_list_has(queue_args_by_type[t], key))
+            return true;
+    return false;
+}
+
+/* The type the arguments of an existing queue give it; queues made before the arguments
+ * were checked may name any type: those are classic queues too. */
+static enum queue_args_type
+queue_args_type_of(struct wire_table args)
+{
+    struct wire_value v;
+    if (wire_table_get(args, "x-queue-type", &v) && v.type == WIRE_FIELD_LONGSTR &&
+        wire_str_eq(v.v.str, "quorum"))
+        return QUEUE_ARGS_QUORUM;
+    return QUEUE_ARGS_CLASSIC;
 }
 
 static const char *
-queue_args_type_module(unsigned type)
+queue_args_type_module(enum queue_args_type type)
 {
     return type == QUEUE_ARGS_QUORUM ? "rabbit_quorum_queue" : "rabbit_classic_queue";
 }
@@ -429,7 +489,7 @@ queue_args_invalid(char *why, size_t cap, const char *key, const struct queue_ar
                              WIRE_STR_ARG(d->name), d->vhost, term);
 }
 
-/* The classic queue types' locators (rabbit_queue_master_locator modules); RabbitMQ looks
+/* The locators a classic queue may name (RabbitMQ's queue_master_locator modules); it looks
  * the name up whatever the value's type. */
 static bool
 queue_args_master_locator_known(const struct wire_value *v)
@@ -466,13 +526,14 @@ queue_args_check(struct wire_table args, const struct queue_args_decl *d, char *
                                  "queue '%.*s' in vhost '%s'",
                                  wire_field_type_name(dlx.type), WIRE_STR_ARG(d->name), d->vhost);
 
-    unsigned type = QUEUE_ARGS_CLASSIC;
+    enum queue_args_type type = QUEUE_ARGS_CLASSIC;
     if (has_type && queue_args_queue_type(&v, &type, term, sizeof(term)) < 0)
         return queue_args_invalid(why, cap, "x-queue-type", d, term);
 
     for (size_t i = 0; i < QUEUE_ARGS_N_ROWS; i++) {
         const struct queue_args_row *row = &queue_args_rows[i];
-        if ((row->types & type) && row->check != NULL && wire_table_get(args, row->key, &v) &&
+        if (row->check != NULL && wire_table_get(args, row->key, &v) &&
+            queue_args_list_has(queue_args_by_type[type], queue_args_str(row->key)) &&
             row->check(&v, args, term, sizeof(term)) < 0)
             return queue_args_invalid(why, cap, row->key, d, term);
     }
@@ -481,12 +542,11 @@ queue_args_check(struct wire_table args, const struct queue_args_decl *d, char *
     struct wire_str key;
     wire_table_iter_init(&it, args);
     while (wire_table_next(&it, &key, &v)) {
-        const struct queue_args_row *row = queue_args_row_find(key);
-        if (row != NULL && !(row->types & type))
+        if (queue_args_known(key) && !queue_args_list_has(queue_args_by_type[type], key))
             return queue_args_refuse(why, cap,
-                                     "invalid arg '%s' for queue '%.*s' in vhost '%s' of "
+                                     "invalid arg '%.*s' for queue '%.*s' in vhost '%s' of "
                                      "queue type %s",
-                                     row->key, WIRE_STR_ARG(d->name), d->vhost,
+                                     WIRE_STR_ARG(key), WIRE_STR_ARG(d->name), d->vhost,
                                      queue_args_type_module(type));
     }
 
@@ -518,8 +578,7 @@ queue_args_unapplied(struct wire_table args, char *buf, size_t cap)
     size_t n = 0;
     int count = 0;
     buf[0] = '\0';
-    if (wire_table_get(args, "x-queue-type", &v) && v.type == WIRE_FIELD_LONGSTR &&
-        wire_str_eq(v.v.str, "quorum")) {
+    if (queue_args_type_of(args) == QUEUE_ARGS_QUORUM) {
         queue_args_put(buf, cap, &n, "x-queue-type 'quorum' (a classic queue here)");
         count++;
     }
@@ -532,4 +591,17 @@ queue_args_unapplied(struct wire_table args, char *buf, size_t cap)
         count++;
     }
     return count;
+}
+
+const char *const *
+queue_args_equivalent_keys(struct wire_table args)
+{
+    return queue_args_by_type[queue_args_type_of(args)];
+}
+
+bool
+queue_args_implied(const char *key, const struct wire_value *v)
+{
+    return strcmp(key, "x-queue-type") == 0 && v->type == WIRE_FIELD_LONGSTR &&
+           wire_str_eq(v->v.str, "classic");
 }

@@ -164,8 +164,9 @@ chan_value_same(const struct wire_value *a, const struct wire_value *b)
     }
 }
 
-/* Compares the arguments RabbitMQ checks on redeclaration; others may differ freely. Returns
- * the first inequivalent key, or NULL. The values' texts go to got/cur. */
+/* Compares the arguments RabbitMQ checks on redeclaration; others may differ freely, and an
+ * implied one (queue_args_implied) may be left out. Returns the first inequivalent key, or
+ * NULL. The values' texts go to got/cur. */
 static const char *
 chan_args_inequivalent(const char *const *keys, struct wire_table got, struct wire_table cur,
                        char *got_text, char *cur_text, size_t cap)
@@ -177,6 +178,8 @@ chan_args_inequivalent(const char *const *keys, struct wire_table got, struct wi
             continue;
         if (has_a && has_b && chan_value_same(&a, &b))
             continue;
+        if (has_a != has_b && queue_args_implied(*k, has_a ? &a : &b))
+            continue;
         chan_value_text(got_text, cap, has_a ? &a : NULL, !(has_a && has_b));
         chan_value_text(cur_text, cap, has_b ? &b : NULL, !(has_a && has_b));
         return *k;
@@ -184,12 +187,6 @@ chan_args_inequivalent(const char *const *keys, struct wire_table got, struct wi
     return NULL;
 }
 
-static const char *const chan_queue_equivalent_args[] = {
-    "x-expires",         "x-message-ttl",        "x-dead-letter-exchange",
-    "x-dead-letter-routing-key", "x-max-length", "x-max-length-bytes",
-    "x-max-priority",    "x-overflow",           "x-queue-mode",
-    "x-queue-type",      "x-single-active-consumer", NULL,
-};
 static const char *const chan_exch_equivalent_args[] = {"alternate-exchange", NULL};
 
 /* ---- exchanges ---- */
@@ -425,9 +422,9 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
         if (q->auto_delete != d->auto_delete)
             return chan_queue_inequivalent(ch, q, "auto_delete", CHAN_BOOL_TEXT(d->auto_delete),
                                            CHAN_BOOL_TEXT(q->auto_delete));
-        const char *arg = chan_args_inequivalent(chan_queue_equivalent_args, d->arguments,
-                                                 (struct wire_table){q->args, q->args_len}, got,
-                                                 cur, sizeof(got));
+        struct wire_table cur_args = {q->args, q->args_len};
+        const char *arg = chan_args_inequivalent(queue_args_equivalent_keys(cur_args), d->arguments,
+                                                 cur_args, got, cur, sizeof(got));
         if (arg != NULL)
             return chan_queue_inequivalent(ch, q, arg, got, cur);
         goto ok;

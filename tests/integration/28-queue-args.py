@@ -302,6 +302,12 @@ def declare(c, channel, name, args, **flags):
     return (code, text)
 
 
+def declared(c, channel, name, args, **flags):
+    """declare() that must answer declare-ok."""
+    got = declare(c, channel, name, args, **flags)
+    assert got == (OK, name), "declare %r %r %r: %r" % (name, args, flags, got)
+
+
 def matches(got, expected):
     """True if the reply got is the expected one (whose text may contain GEN)."""
     if expected == OK:
@@ -360,7 +366,7 @@ def test_existing_queue_not_checked():
     with wt.server() as srv:
         wt.cleanup(srv.addr, Q)
         with wt.opened(srv.addr, 1) as c, wt.opened(srv.addr, 1) as other:
-            assert declare(c, 1, Q, [("x-expires", 10)]) == (OK, Q)
+            declared(c, 1, Q, [("x-expires", 10)])
             got = declare(c, 1, Q, [("x-expires", 0)])
             assert got == (406, ineq % ("x-expires", Q, "'0'", "'10'")), got
             got = declare(c, 1, Q, [("x-expires", 10), ("x-delivery-limit", "x")])
@@ -369,7 +375,7 @@ def test_existing_queue_not_checked():
             assert got == (OK, Q), got
             wt.log("  redeclare: compared, not checked; passive: neither")
             delete(c, 1, Q)
-            assert declare(c, 1, Q, [], exclusive=True) == (OK, Q)
+            declared(c, 1, Q, [], exclusive=True)
             got = declare(other, 1, Q, [("x-expires", 0)], exclusive=True)
             assert got == (405, locked % Q), got
             got = declare(c, 1, Q, [("x-expires", 0)], exclusive=True)
@@ -390,6 +396,49 @@ def test_existing_queue_not_checked():
             other.close_connection()
 
 
+def test_redeclare_by_type():
+    """a redeclare compares the arguments the queue's type takes, in RabbitMQ's order: a
+    classic queue x-queue-version and x-queue-master-locator too, a quorum queue its own
+    (x-delivery-limit, not x-max-priority); x-queue-type "classic" equals none"""
+    ineq = ("PRECONDITION_FAILED - inequivalent arg '%s' for queue '%s' in vhost '/': "
+            "received %s but current is %s")
+    qq = "wt28-quorum"
+    with wt.server() as srv:
+        wt.cleanup(srv.addr, Q, qq)
+        with wt.opened(srv.addr, 1) as c:
+            declared(c, 1, Q, [])
+            declared(c, 1, Q, [("x-queue-type", "classic")])
+            got = declare(c, 1, Q, [("x-queue-type", "quorum")])
+            assert got == (406, ineq % ("x-queue-type", Q, "the value 'quorum' of type 'longstr'",
+                                        "none")), got
+            got = declare(c, 1, Q, [("x-queue-version", 2)])
+            assert got == (406, ineq % ("x-queue-version", Q, "the value '2' of type 'signedint'",
+                                        "none")), got
+            got = declare(c, 1, Q, [("x-queue-master-locator", "random")])
+            assert got == (406, ineq % ("x-queue-master-locator", Q,
+                                        "the value 'random' of type 'longstr'", "none")), got
+            declared(c, 1, Q, [("x-delivery-limit", 5)])
+            delete(c, 1, Q)
+            declared(c, 1, Q, [("x-queue-type", "classic")])
+            declared(c, 1, Q, [])
+            delete(c, 1, Q)
+            wt.log("  classic: x-queue-type classic or none alike; x-queue-version and"
+                   " x-queue-master-locator compared")
+            args = [QUORUM, ("x-delivery-limit", 3)]
+            declared(c, 1, qq, args, durable=True)
+            got = declare(c, 1, qq, [QUORUM, ("x-delivery-limit", 5)], durable=True)
+            assert got == (406, ineq % ("x-delivery-limit", qq, "'5'", "'3'")), got
+            got = declare(c, 1, qq, [("x-delivery-limit", 3)], durable=True)
+            assert got == (406, ineq % ("x-queue-type", qq, "none",
+                                        "the value 'quorum' of type 'longstr'")), got
+            got = declare(c, 1, qq, args + [("x-max-priority", 5), ("x-queue-version", 2)],
+                          durable=True)
+            assert got == (OK, qq), got
+            delete(c, 1, qq)
+            wt.log("  quorum: x-delivery-limit compared, x-max-priority not")
+            c.close_connection()
+
+
 def warnings(srv, name):
     return [line for line in srv.stderr_text().splitlines()
             if "[warning]" in line and ("queue '%s' in vhost '/': arguments not applied yet"
@@ -405,13 +454,11 @@ def test_warning_once():
         with wt.opened(srv.addr, 1) as c:
             args = [("x-foo", 1), ("x-max-length", 10), ("x-message-ttl", 500),
                     ("x-queue-mode", "lazy"), ("x-queue-type", "classic")]
-            assert declare(c, 1, "wt28-warn", args, durable=True) == (OK, "wt28-warn")
-            assert declare(c, 1, "wt28-warn", args, durable=True) == (OK, "wt28-warn")
-            assert declare(c, 1, "wt28-quorum", [QUORUM, ("x-delivery-limit", 3)],
-                           durable=True) == (OK, "wt28-quorum")
-            assert declare(c, 1, "wt28-plain", [("x-queue-type", "classic"),
-                                                ("x-queue-version", 2), ("x-foo", 1)]) == (
-                OK, "wt28-plain")
+            declared(c, 1, "wt28-warn", args, durable=True)
+            declared(c, 1, "wt28-warn", args, durable=True)
+            declared(c, 1, "wt28-quorum", [QUORUM, ("x-delivery-limit", 3)], durable=True)
+            declared(c, 1, "wt28-plain", [("x-queue-type", "classic"), ("x-queue-version", 2),
+                                          ("x-foo", 1)])
             got = declare(c, 1, "wt28-bad", [("x-max-length", 10), ("x-expires", 0)])
             assert got[0] == 406, got
             c.close_connection()
@@ -437,4 +484,5 @@ def test_warning_once():
 
 
 if __name__ == "__main__":
-    wt.run([test_cases, test_existing_queue_not_checked, test_warning_once])
+    wt.run([test_cases, test_existing_queue_not_checked, test_redeclare_by_type,
+            test_warning_once])

@@ -1,9 +1,9 @@
 /* Unit tests for src/broker/queue_args.c: queue.declare's arguments checked as RabbitMQ 3.10
  * checks them (each argument's types and values, the order of the checks, arguments of other
  * queue types, quorum queues' properties, server-named queues, x-queue-master-locator), its
- * reply texts with Erlang's printing of strings, texts cut to the caller's buffer, and the
- * list of arguments accepted but not applied yet. The expected texts are RabbitMQ's, as
- * tests/integration/28-queue-args.py checks them against a running RabbitMQ. */
+ * reply texts with Erlang's printing of strings, texts cut to the caller's buffer, the list of
+ * arguments accepted but not applied yet, and what a redeclare compares. The expected texts
+ * are RabbitMQ's, as tests/integration/28-queue-args.py checks them against a RabbitMQ. */
 #include "config.h"
 
 #include <stdio.h>
@@ -288,7 +288,7 @@ static const struct {
      OTHER_TYPE("x-delivery-limit", "classic")},
 };
 
-/* Encodes args (up to the first NULL key) as a table's entries into buf. */
+/* Encodes the n args (up to the first NULL key) as a table's entries into buf. */
 static struct wire_table
 table_of(const struct arg *args, size_t n, uint8_t *buf, size_t cap)
 {
@@ -424,6 +424,40 @@ START_TEST(test_unapplied_truncates)
 }
 END_TEST
 
+/* A redeclare compares the arguments of the existing queue's type, in RabbitMQ's order. */
+START_TEST(test_equivalent_keys)
+{
+    static const struct arg quorum[] = {QUORUM};
+    static const struct arg stream[] = {{"x-queue-type", STR("06", "stream")}};
+    uint8_t buf[64];
+    const char *const *keys = queue_args_equivalent_keys(table_of(NULL, 0, buf, sizeof(buf)));
+    ck_assert_str_eq(keys[0], "x-expires");
+    ck_assert_str_eq(keys[9], "x-queue-version");
+    ck_assert_str_eq(keys[12], "x-queue-master-locator");
+    ck_assert_ptr_null(keys[13]);
+    /* A stored queue may name a type nobody declares any more: a classic queue. */
+    ck_assert_ptr_eq(queue_args_equivalent_keys(table_of(stream, 1, buf, sizeof(buf))), keys);
+    keys = queue_args_equivalent_keys(table_of(quorum, 1, buf, sizeof(buf)));
+    ck_assert_str_eq(keys[0], "x-dead-letter-exchange");
+    ck_assert_str_eq(keys[12], "x-delivery-limit");
+    ck_assert_ptr_null(keys[15]);
+}
+END_TEST
+
+START_TEST(test_implied)
+{
+    struct wire_value classic = {.type = WIRE_FIELD_LONGSTR,
+                                 .v.str = {(const uint8_t *)"classic", 7}};
+    struct wire_value quorum = {.type = WIRE_FIELD_LONGSTR,
+                                .v.str = {(const uint8_t *)"quorum", 6}};
+    struct wire_value binary = {.type = WIRE_FIELD_BYTES, .v.str = {(const uint8_t *)"classic", 7}};
+    ck_assert(queue_args_implied("x-queue-type", &classic));
+    ck_assert(!queue_args_implied("x-queue-type", &quorum));
+    ck_assert(!queue_args_implied("x-queue-type", &binary));
+    ck_assert(!queue_args_implied("x-queue-mode", &classic));
+}
+END_TEST
+
 static Suite *
 queue_args_suite(void)
 {
@@ -435,6 +469,10 @@ queue_args_suite(void)
     tc = tcase_create("unapplied");
     tcase_add_loop_test(tc, test_unapplied, 0, N_ELEMS(unapplied_cases));
     tcase_add_test(tc, test_unapplied_truncates);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("equivalence");
+    tcase_add_test(tc, test_equivalent_keys);
+    tcase_add_test(tc, test_implied);
     suite_add_tcase(s, tc);
     return s;
 }
