@@ -151,6 +151,10 @@ bool wire_array_next(struct wire_table_iter *it, struct wire_value *val);
  * INT64_MAX. x-arguments arrive with whatever integer type the client library picked. */
 bool wire_value_to_i64(const struct wire_value *val, int64_t *out);
 
+/* RabbitMQ's name of a field type, as its reply texts print it ("signedint", "longstr",
+ * "binary"...); "unknown" for a tag that is not one. */
+const char *wire_field_type_name(enum wire_field_type t);
+
 bool wire_str_eq(struct wire_str s, const char *cstr);
 
 #endif

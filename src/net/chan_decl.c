@@ -9,6 +9,7 @@
 
 #include "net_int.h"
 #include "warren/assert.h"
+#include "warren/queue_args.h"
 #include "warren/vhost.h"
 
 static bool
@@ -163,8 +164,9 @@ chan_value_same(const struct wire_value *a, const struct wire_value *b)
     }
 }
 
-/* Compares the arguments RabbitMQ checks on redeclaration; others may differ freely. Returns
- * the first inequivalent key, or NULL. The values' texts go to got/cur. */
+/* Compares the arguments RabbitMQ checks on redeclaration; others may differ freely, and an
+ * implied one (queue_args_implied) may be left out. Returns the first inequivalent key, or
+ * NULL. The values' texts go to got/cur. */
 static const char *
 chan_args_inequivalent(const char *const *keys, struct wire_table got, struct wire_table cur,
                        char *got_text, char *cur_text, size_t cap)
@@ -176,6 +178,8 @@ chan_args_inequivalent(const char *const *keys, struct wire_table got, struct wi
             continue;
         if (has_a && has_b && chan_value_same(&a, &b))
             continue;
+        if (has_a != has_b && queue_args_implied(*k, has_a ? &a : &b))
+            continue;
         chan_value_text(got_text, cap, has_a ? &a : NULL, !(has_a && has_b));
         chan_value_text(cur_text, cap, has_b ? &b : NULL, !(has_a && has_b));
         return *k;
@@ -183,12 +187,6 @@ chan_args_inequivalent(const char *const *keys, struct wire_table got, struct wi
     return NULL;
 }
 
-static const char *const chan_queue_equivalent_args[] = {
-    "x-expires",         "x-message-ttl",        "x-dead-letter-exchange",
-    "x-dead-letter-routing-key", "x-max-length", "x-max-length-bytes",
-    "x-max-priority",    "x-overflow",           "x-queue-mode",
-    "x-queue-type",      "x-single-active-consumer", NULL,
-};
 static const char *const chan_exch_equivalent_args[] = {"alternate-exchange", NULL};
 
 /* ---- exchanges ---- */
@@ -424,13 +422,24 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
         if (q->auto_delete != d->auto_delete)
             return chan_queue_inequivalent(ch, q, "auto_delete", CHAN_BOOL_TEXT(d->auto_delete),
                                            CHAN_BOOL_TEXT(q->auto_delete));
-        const char *arg = chan_args_inequivalent(chan_queue_equivalent_args, d->arguments,
-                                                 (struct wire_table){q->args, q->args_len}, got,
-                                                 cur, sizeof(got));
+        struct wire_table cur_args = {q->args, q->args_len};
+        const char *arg = chan_args_inequivalent(queue_args_equivalent_keys(cur_args), d->arguments,
+                                                 cur_args, got, cur, sizeof(got));
         if (arg != NULL)
             return chan_queue_inequivalent(ch, q, arg, got, cur);
         goto ok;
     }
+    /* Like RabbitMQ, the arguments are checked only when the queue is made: a redeclare is
+     * compared above, a passive declare not at all. */
+    char text[256];
+    struct queue_args_decl qd = {.name = name,
+                                 .vhost = c->vhost->name,
+                                 .server_named = d->queue.len == 0,
+                                 .durable = d->durable,
+                                 .exclusive = d->exclusive,
+                                 .auto_delete = d->auto_delete};
+    if (queue_args_check(d->arguments, &qd, text, sizeof(text)) < 0)
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE, "%s", text);
     q = queue_new(c->vhost, name, d->durable, d->auto_delete,
                   d->exclusive ? &c->exclusive : NULL, d->arguments);
     if (q == NULL || vhost_queue_add(c->vhost, q) < 0) {
@@ -438,6 +447,9 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
             queue_free(q, NULL, NULL);
         return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_QUEUE_DECLARE, "out of memory");
     }
+    if (queue_args_unapplied(d->arguments, text, sizeof(text)) > 0)
+        log_conn(LOG_WARNING, c, "queue '%s' in vhost '%s': arguments not applied yet: %s", q->name,
+                 c->vhost->name, text);
 ok:
     chan_remember_queue(ch, q);
     if (d->no_wait)

@@ -557,6 +557,23 @@ wire_value_to_i64(const struct wire_value *val, int64_t *out)
     }
 }
 
+const char *
+wire_field_type_name(enum wire_field_type t)
+{
+    static const char *const names[128] = {
+        [WIRE_FIELD_BOOL] = "bool",           [WIRE_FIELD_I8] = "byte",
+        [WIRE_FIELD_U8] = "unsignedbyte",     [WIRE_FIELD_I16] = "short",
+        [WIRE_FIELD_U16] = "unsignedshort",   [WIRE_FIELD_I32] = "signedint",
+        [WIRE_FIELD_U32] = "unsignedint",     [WIRE_FIELD_I64] = "long",
+        [WIRE_FIELD_FLOAT] = "float",         [WIRE_FIELD_DOUBLE] = "double",
+        [WIRE_FIELD_DECIMAL] = "decimal",     [WIRE_FIELD_LONGSTR] = "longstr",
+        [WIRE_FIELD_BYTES] = "binary",        [WIRE_FIELD_ARRAY] = "array",
+        [WIRE_FIELD_TIMESTAMP] = "timestamp", [WIRE_FIELD_TABLE] = "table",
+        [WIRE_FIELD_VOID] = "void",
+    };
+    return (unsigned)t < 128 && names[t] != NULL ? names[t] : "unknown";
+}
+
 bool
 wire_str_eq(struct wire_str s, const char *cstr)
 {
