@@ -364,24 +364,6 @@ headers_route(struct binding *list, struct wire_table headers, struct route_ctx 
 
 /* ---- binding argument checks ---- */
 
-/* Erlang's name for a field type, as RabbitMQ's reply texts print it. */
-static const char *
-erl_type_name(enum wire_field_type t)
-{
-    static const char *const names[128] = {
-        [WIRE_FIELD_BOOL] = "bool",           [WIRE_FIELD_I8] = "byte",
-        [WIRE_FIELD_U8] = "unsignedbyte",     [WIRE_FIELD_I16] = "short",
-        [WIRE_FIELD_U16] = "unsignedshort",   [WIRE_FIELD_I32] = "signedint",
-        [WIRE_FIELD_U32] = "unsignedint",     [WIRE_FIELD_I64] = "long",
-        [WIRE_FIELD_FLOAT] = "float",         [WIRE_FIELD_DOUBLE] = "double",
-        [WIRE_FIELD_DECIMAL] = "decimal",     [WIRE_FIELD_LONGSTR] = "longstr",
-        [WIRE_FIELD_BYTES] = "binary",        [WIRE_FIELD_ARRAY] = "array",
-        [WIRE_FIELD_TIMESTAMP] = "timestamp", [WIRE_FIELD_TABLE] = "table",
-        [WIRE_FIELD_VOID] = "void",
-    };
-    return (unsigned)t < 128 && names[t] != NULL ? names[t] : "unknown";
-}
-
 /* Bounded appends into a reply text (truncating silently). */
 struct text {
     char *p;
@@ -485,7 +467,7 @@ text_value(struct text *t, const struct wire_value *v, int depth)
             while (wire_table_next(&it, &k, &e)) {
                 text_add(t, first ? "{" : ",{");
                 text_binary(t, k);
-                text_add(t, ",%s,", erl_type_name(e.type));
+                text_add(t, ",%s,", wire_field_type_name(e.type));
                 text_value(t, &e, depth + 1);
                 text_add(t, "}");
                 first = false;
@@ -493,7 +475,7 @@ text_value(struct text *t, const struct wire_value *v, int depth)
         } else {
             wire_array_iter_init(&it, v->v.array);
             while (wire_array_next(&it, &e)) {
-                text_add(t, first ? "{%s," : ",{%s,", erl_type_name(e.type));
+                text_add(t, first ? "{%s," : ",{%s,", wire_field_type_name(e.type));
                 text_value(t, &e, depth + 1);
                 text_add(t, "}");
                 first = false;
@@ -525,7 +507,7 @@ exch_check_bind_args(const struct exch *e, struct wire_table args, char *why, si
         text_add(&t, "; expected all, any, all-with-x, or any-with-x");
         return -1;
     }
-    text_add(&t, "Invalid x-match field type %s (value ", erl_type_name(v.type));
+    text_add(&t, "Invalid x-match field type %s (value ", wire_field_type_name(v.type));
     text_value(&t, &v, 0);
     text_add(&t, "); expected longstr");
     return -1;

@@ -91,31 +91,6 @@ chan_unbind_and_reply(struct chan *ch, struct exch *src, struct bind_dest dst,
     return conn_send(c, ch->id, &ok);
 }
 
-/* RabbitMQ's names of field types, as its messages quote them. */
-static const char *
-chan_field_type_name(enum wire_field_type t)
-{
-    switch (t) {
-    case WIRE_FIELD_BOOL: return "bool";
-    case WIRE_FIELD_I8: return "byte";
-    case WIRE_FIELD_U8: return "unsignedbyte";
-    case WIRE_FIELD_I16: return "short";
-    case WIRE_FIELD_U16: return "unsignedshort";
-    case WIRE_FIELD_I32: return "signedint";
-    case WIRE_FIELD_U32: return "unsignedint";
-    case WIRE_FIELD_I64: return "long";
-    case WIRE_FIELD_FLOAT: return "float";
-    case WIRE_FIELD_DOUBLE: return "double";
-    case WIRE_FIELD_DECIMAL: return "decimal";
-    case WIRE_FIELD_LONGSTR: return "longstr";
-    case WIRE_FIELD_BYTES: return "binary";
-    case WIRE_FIELD_ARRAY: return "array";
-    case WIRE_FIELD_TIMESTAMP: return "timestamp";
-    case WIRE_FIELD_TABLE: return "table";
-    case WIRE_FIELD_VOID: return "void";
-    }
-    return "unknown";
-}
 
 /* Renders a value as RabbitMQ's inequivalence messages do: "none" when absent, "'10'" when
  * both sides have a value, "the value '10' of type 'signedint'" when only one does. */
@@ -137,7 +112,7 @@ chan_value_text(char *dst, size_t cap, const struct wire_value *v, bool with_typ
     else
         snprintf(val, sizeof(val), "...");
     if (with_type)
-        snprintf(dst, cap, "the value '%s' of type '%s'", val, chan_field_type_name(v->type));
+        snprintf(dst, cap, "the value '%s' of type '%s'", val, wire_field_type_name(v->type));
     else
         snprintf(dst, cap, "'%s'", val);
 }
@@ -225,7 +200,7 @@ chan_on_exchange_declare(struct chan *ch, const struct wire_exchange_declare *d)
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DECLARE,
                           "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' in "
                           "vhost '%s'",
-                          chan_field_type_name(ae.type), WIRE_STR_ARG(d->exchange),
+                          wire_field_type_name(ae.type), WIRE_STR_ARG(d->exchange),
                           c->vhost->name);
     if (e != NULL) {
         char got[160], cur[160];
