@@ -17,9 +17,9 @@
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/auth.h"
-#include "warren/durable.h"
 #include "warren/msg.h"
 #include "warren/pool.h"
+#include "warren/publish.h"
 #include "warren/vhost.h"
 
 /* Every unacked delivery of the process comes from this pool; its channel owns each one.
@@ -604,81 +604,43 @@ chan_send_return(struct chan *ch, struct msg *m)
     return 0;
 }
 
-/* A persistent message routed to stored queues: it gets a shared record when there are
- * several, and its confirm or commit waits for the store. */
-static void
-chan_route_store(struct chan *ch, struct msg *m)
-{
-    if (m->delivery_mode != 2)
-        return;
-    struct route_result *r = &ch->route;
-    uint32_t n_stored = 0;
-    for (uint32_t i = 0; i < r->n; i++)
-        n_stored += durable_entry_wanted(r->queues[i], m);
-    if (n_stored == 0)
-        return;
-    durable_msg_routed(ch->conn->vhost->durable, m, n_stored);
-    if (ch->tx_mode)
-        ch->tx_sync = true;
-    else if (ch->confirm_mode)
-        ch->confirm_sync = true;
-}
-
-/* Routes a complete message and enqueues it on every matched queue; returns it to the
- * publisher if mandatory and unroutable; confirms it in confirm mode. seq: its confirm
- * sequence number (0 outside confirm mode). Consumes the caller's reference. 0, or -1 after
- * raising (an exchange that vanished). */
+/* Publishes a complete message through the broker's pipeline (publish.h), unless it is a
+ * direct reply; returns it to the publisher if mandatory and unroutable; confirms it in
+ * confirm mode (after the store's sync when it was stored), nacks it if it could not reach
+ * every queue. seq: its confirm sequence number (0 outside confirm mode). Consumes the
+ * caller's reference. 0, or -1 after raising (an exchange that vanished). */
 static int
 chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
 {
-    struct conn *c = ch->conn;
     struct wire_str ex = {m->exchange, m->exchange_len};
     struct wire_str rk = {m->routing_key, m->routing_key_len};
-    struct route_result *r = &ch->route;
-    int rc = 0;
-    r->n = 0;
+    /* A direct reply goes straight to the requester's consumer; if that has gone, it is
+     * unroutable, like a message to a deleted queue. */
     int direct = ex.len == 0 ? chan_reply_to_deliver(ch, rk, m) : 0;
-    if (direct != 0) {
-        /* A direct reply: delivered straight to the requester's consumer, or unroutable if
-         * that has gone, like a message to a deleted queue. */
-    } else if (ex.len == 0) {
-        /* The default exchange: every queue is bound to it by its name. */
-        struct queue *q = vhost_queue_find(c->vhost, rk);
-        if (q != NULL && route_result_add(r, q) < 0) {
-            rc = -1;
-            goto nomem;
-        }
-    } else {
-        struct exch *e = vhost_exch_find(c->vhost, ex);
-        if (e == NULL) {
-            msg_unref(&m);
-            return chan_raise(ch, WIRE_NOT_FOUND, WIRE_BASIC_PUBLISH,
-                              "no exchange '%.*s' in vhost '%s'", WIRE_STR_ARG(ex),
-                              c->vhost->name);
-        }
-        if (exch_route(e, rk, msg_headers(m), r) < 0) {
-            rc = -1;
-            goto nomem;
-        }
+    enum publish_status st = PUBLISH_OK;
+    struct publish_outcome out = {0};
+    if (direct == 0)
+        st = publish_message(ch->conn->vhost, m, &ch->route, &out);
+    if (st == PUBLISH_NO_EXCHANGE) {
+        msg_unref(&m);
+        return chan_raise(ch, WIRE_NOT_FOUND, WIRE_BASIC_PUBLISH,
+                          "no exchange '%.*s' in vhost '%s'", WIRE_STR_ARG(ex),
+                          ch->conn->vhost->name);
     }
-    chan_route_store(ch, m);
-    for (uint32_t i = 0; i < r->n; i++)
-        if (queue_cmd_enqueue(r->queues[i], m) < 0)
-            rc = -1;
-nomem:
-    if (rc < 0)
-        log_conn(LOG_ERROR, c, "out of memory routing a message on channel %u%s", ch->id,
-                 seq != 0 ? ": nacked" : ": dropped for some queues");
-    if (r->n == 0 && rc == 0 && mandatory && direct <= 0)
+    if (out.stored) {
+        if (ch->tx_mode)
+            ch->tx_sync = true;
+        else if (ch->confirm_mode)
+            ch->confirm_sync = true;
+    }
+    if (st == PUBLISH_OK && out.n_queues == 0 && mandatory && direct <= 0)
         chan_send_return(ch, m);
     if (seq != 0) {
-        if (rc < 0)
+        if (st == PUBLISH_NOMEM)
             chan_nack_publish(ch, seq);
         else
             chan_confirm_due(ch, seq);
     }
-    for (uint32_t i = 0; i < r->n; i++)
-        queue_dispatch(r->queues[i]);
     msg_unref(&m);
     return 0;
 }
