@@ -31,10 +31,10 @@ struct direct_group {
 };
 
 struct exch_routes {
-    struct hmap ids;         /* every binding of the exchange, by identity */
-    struct hmap direct;      /* direct: struct direct_group by routing key (owns them) */
-    struct binding *list;    /* fanout and headers: every binding */
-    struct topic_trie topic; /* topic */
+    struct hmap ids;               /* every binding of the exchange, by identity */
+    struct hmap direct;            /* direct: struct direct_group by routing key (owns them) */
+    struct binding *list;          /* fanout and headers: every binding */
+    struct route_topic_trie topic; /* topic */
 };
 
 /* Numbers routing passes; exch.route_visit holds the last pass that reached the exchange. The
@@ -68,7 +68,7 @@ exch_type_name(enum exch_type type)
 }
 
 void
-blist_push(struct binding **head, struct binding *b)
+route_blist_push(struct binding **head, struct binding *b)
 {
     b->prev = NULL;
     b->next = *head;
@@ -78,7 +78,7 @@ blist_push(struct binding **head, struct binding *b)
 }
 
 void
-blist_remove(struct binding **head, struct binding *b)
+route_blist_remove(struct binding **head, struct binding *b)
 {
     if (b->prev != NULL)
         b->prev->next = b->next;
@@ -170,7 +170,7 @@ exch_new(struct vhost *vh, struct wire_str name, enum exch_type type, bool durab
         goto fail;
     hmap_init(&e->routes->ids);
     hmap_init(&e->routes->direct);
-    topic_init(&e->routes->topic);
+    route_topic_init(&e->routes->topic);
     return e;
 
 fail:
@@ -225,18 +225,18 @@ binding_remove(struct binding *b)
     switch (src->type) {
     case EXCH_DIRECT:
         g = b->holder;
-        blist_remove(&g->head, b);
+        route_blist_remove(&g->head, b);
         if (g->head == NULL) {
             hmap_remove(&rt->direct, &g->by_key);
             free(g);
         }
         break;
     case EXCH_TOPIC:
-        topic_remove(&rt->topic, b);
+        route_topic_remove(&rt->topic, b);
         break;
     case EXCH_FANOUT:
     case EXCH_HEADERS:
-        blist_remove(&rt->list, b);
+        route_blist_remove(&rt->list, b);
         break;
     }
     hmap_remove(&rt->ids, &b->by_id);
@@ -271,14 +271,14 @@ binding_file(struct binding *b)
                 return -1;
             }
         }
-        blist_push(&g->head, b);
+        route_blist_push(&g->head, b);
         b->holder = g;
         return 0;
     case EXCH_TOPIC:
-        return topic_add(&rt->topic, b);
+        return route_topic_add(&rt->topic, b);
     case EXCH_FANOUT:
     case EXCH_HEADERS:
-        blist_push(&rt->list, b);
+        route_blist_push(&rt->list, b);
         return 0;
     }
     return -1;
@@ -304,7 +304,7 @@ exch_bind(struct exch *src, struct bind_dest dst, struct wire_str routing_key,
     b->key = (struct wire_str){b->id + 1 + sizeof(void *) + 4, routing_key.len};
     b->args = (struct wire_table){b->key.ptr + routing_key.len, args.len};
     if (src->type == EXCH_HEADERS)
-        b->match = headers_parse_match(b->args);
+        b->match = route_headers_parse_match(b->args);
     if (hmap_insert(&src->routes->ids, &b->by_id, b->id, b->id_len) < 0)
         goto fail;
     if (binding_file(b) < 0)
@@ -403,7 +403,7 @@ exch_free(struct exch *e)
     WR_ASSERT(e->n_bindings_out == 0);
     hmap_clear(&e->routes->ids);
     hmap_clear(&e->routes->direct);
-    topic_clear(&e->routes->topic);
+    route_topic_clear(&e->routes->topic);
     free(e->routes);
     free(e->alternate);
     free(e->args);
@@ -521,9 +521,9 @@ route_one(struct exch *x, struct wire_str routing_key, struct wire_table headers
                 return -1;
         return 0;
     case EXCH_TOPIC:
-        return topic_route(&rt->topic, routing_key, c);
+        return route_topic_route(&rt->topic, routing_key, c);
     case EXCH_HEADERS:
-        return headers_route(rt->list, headers, c);
+        return route_headers_route(rt->list, headers, c);
     }
     return 0;
 }

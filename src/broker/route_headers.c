@@ -14,7 +14,7 @@
  *    are, type tags included (empty table and empty array are equal, both being []).
  *  - RabbitMQ sorts both lists by key and merges them, so the k-th pattern entry of a key
  *    meets the k-th header of that key (for duplicate keys; a missing one fails the entry).
- * So does headers_route: it sorts the message's headers once per exchange routed and each
+ * So does route_headers_route: it sorts the message's headers once per exchange routed and each
  * binding's pattern once per match (an index of entry pointers, qsort: O(n log n)), then
  * merges them, finding each pattern key's headers by binary search; peers send tables of
  * thousands of keys, and a scan per key would stall the event loop for seconds. The indexes
@@ -187,30 +187,30 @@ starts_with_x(struct wire_str k)
     return k.len >= 2 && k.ptr[0] == 'x' && k.ptr[1] == '-';
 }
 
-enum hdr_match
-headers_parse_match(struct wire_table args)
+enum route_hdr_match
+route_headers_parse_match(struct wire_table args)
 {
     struct wire_value v;
 
     if (!wire_table_get(args, "x-match", &v) || v.type != WIRE_FIELD_LONGSTR)
-        return HDR_ALL;
+        return ROUTE_HDR_ALL;
     if (wire_str_eq(v.v.str, "any"))
-        return HDR_ANY;
+        return ROUTE_HDR_ANY;
     if (wire_str_eq(v.v.str, "all-with-x"))
-        return HDR_ALL_WITH_X;
+        return ROUTE_HDR_ALL_WITH_X;
     if (wire_str_eq(v.v.str, "any-with-x"))
-        return HDR_ANY_WITH_X;
-    return HDR_ALL;
+        return ROUTE_HDR_ANY_WITH_X;
+    return ROUTE_HDR_ALL;
 }
 
 /* Whether a pattern entry named key takes part in matching under x-match m: "x-match"
  * never does, other "x-" keys only under all-with-x and any-with-x. */
 static bool
-pattern_key_counts(struct wire_str key, enum hdr_match m)
+pattern_key_counts(struct wire_str key, enum route_hdr_match m)
 {
     if (wire_str_eq(key, "x-match"))
         return false;
-    return m == HDR_ALL_WITH_X || m == HDR_ANY_WITH_X || !starts_with_x(key);
+    return m == ROUTE_HDR_ALL_WITH_X || m == ROUTE_HDR_ANY_WITH_X || !starts_with_x(key);
 }
 
 /* The entries of one table sorted by key, entries of equal keys in table order, so that the
@@ -315,7 +315,7 @@ static bool
 hdr_merge(const struct binding *b, const struct hdr_index *pix, struct wire_table hdrs,
           const struct hdr_index *hix)
 {
-    bool any = b->match == HDR_ANY || b->match == HDR_ANY_WITH_X;
+    bool any = b->match == ROUTE_HDR_ANY || b->match == ROUTE_HDR_ANY_WITH_X;
     struct wire_str pk, hk;
     struct wire_value pv, hv;
     uint32_t j = 0;
@@ -339,7 +339,7 @@ hdr_merge(const struct binding *b, const struct hdr_index *pix, struct wire_tabl
 }
 
 int
-headers_route(struct binding *list, struct wire_table headers, struct route_ctx *c)
+route_headers_route(struct binding *list, struct wire_table headers, struct route_ctx *c)
 {
     struct hdr_index hix = {0}, pix = {0};
     int rc = 0;

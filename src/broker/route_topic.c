@@ -17,15 +17,15 @@
 #include "route_int.h"
 #include "warren/assert.h"
 
-struct topic_node {
-    struct hmap_entry edge;    /* in topic_trie.edges; key = key[] (not for the root) */
-    struct topic_node *parent; /* NULL for the root */
-    struct topic_node *star;   /* the "*" child, also in the map */
-    struct topic_node *hash;   /* the "#" child, also in the map */
-    struct binding *bindings;  /* bound with the key whose words end here */
-    uint32_t n_children;       /* children of every kind */
-    uint64_t memo_pass;        /* "#" nodes: the last pass that tried it, */
-    uint32_t memo_from;        /* from this word offset to the key's end */
+struct route_topic_node {
+    struct hmap_entry edge;          /* in route_topic_trie.edges; key = key[] (not for the root) */
+    struct route_topic_node *parent; /* NULL for the root */
+    struct route_topic_node *star;   /* the "*" child, also in the map */
+    struct route_topic_node *hash;   /* the "#" child, also in the map */
+    struct binding *bindings;        /* bound with the key whose words end here */
+    uint32_t n_children;             /* children of every kind */
+    uint64_t memo_pass;              /* "#" nodes: the last pass that tried it, */
+    uint32_t memo_from;              /* from this word offset to the key's end */
     uint32_t klen;
     uint8_t key[]; /* the parent's address, then the word */
 };
@@ -57,14 +57,14 @@ word_first(struct wire_str key)
 }
 
 void
-topic_init(struct topic_trie *t)
+route_topic_init(struct route_topic_trie *t)
 {
     hmap_init(&t->edges);
     t->root = NULL;
 }
 
 void
-topic_clear(struct topic_trie *t)
+route_topic_clear(struct route_topic_trie *t)
 {
     struct hmap_iter it;
     struct hmap_entry *he;
@@ -72,7 +72,7 @@ topic_clear(struct topic_trie *t)
     hmap_iter_init(&it, &t->edges);
     while ((he = hmap_iter_next(&it)) != NULL) {
         hmap_remove(&t->edges, he);
-        free(hmap_container_of(he, struct topic_node, edge));
+        free(hmap_container_of(he, struct route_topic_node, edge));
     }
     hmap_clear(&t->edges);
     free(t->root);
@@ -81,7 +81,7 @@ topic_clear(struct topic_trie *t)
 
 /* Writes the edge key of (parent, word) into buf, which has room for sizeof(void *) + wlen. */
 static size_t
-edge_key(uint8_t *buf, const struct topic_node *parent, const uint8_t *w, uint32_t wlen)
+edge_key(uint8_t *buf, const struct route_topic_node *parent, const uint8_t *w, uint32_t wlen)
 {
     memcpy(buf, &parent, sizeof parent);
     if (wlen > 0)
@@ -90,9 +90,9 @@ edge_key(uint8_t *buf, const struct topic_node *parent, const uint8_t *w, uint32
 }
 
 /* The child of n for word w, or NULL. Sets *nomem if a long word's key could not be built. */
-static struct topic_node *
-child_find(const struct topic_trie *t, const struct topic_node *n, const uint8_t *w, uint32_t wlen,
-           bool *nomem)
+static struct route_topic_node *
+child_find(const struct route_topic_trie *t, const struct route_topic_node *n, const uint8_t *w,
+           uint32_t wlen, bool *nomem)
 {
     uint8_t small[sizeof(void *) + 256], *buf = small;
     struct hmap_entry *he;
@@ -109,14 +109,15 @@ child_find(const struct topic_trie *t, const struct topic_node *n, const uint8_t
     he = hmap_find(&t->edges, buf, klen);
     if (buf != small)
         free(buf);
-    return he != NULL ? hmap_container_of(he, struct topic_node, edge) : NULL;
+    return he != NULL ? hmap_container_of(he, struct route_topic_node, edge) : NULL;
 }
 
 /* Adds the child of parent for word w. NULL on ENOMEM. */
-static struct topic_node *
-child_add(struct topic_trie *t, struct topic_node *parent, const uint8_t *w, uint32_t wlen)
+static struct route_topic_node *
+child_add(struct route_topic_trie *t, struct route_topic_node *parent, const uint8_t *w,
+          uint32_t wlen)
 {
-    struct topic_node *c = calloc(1, sizeof *c + sizeof(void *) + wlen);
+    struct route_topic_node *c = calloc(1, sizeof *c + sizeof(void *) + wlen);
 
     if (c == NULL)
         return NULL;
@@ -136,10 +137,10 @@ child_add(struct topic_trie *t, struct topic_node *parent, const uint8_t *w, uin
 
 /* Frees n and its ancestors (not the root) while they have neither bindings nor children. */
 static void
-prune(struct topic_trie *t, struct topic_node *n)
+prune(struct route_topic_trie *t, struct route_topic_node *n)
 {
     while (n != t->root && n->bindings == NULL && n->n_children == 0) {
-        struct topic_node *p = n->parent;
+        struct route_topic_node *p = n->parent;
 
         if (p->star == n)
             p->star = NULL;
@@ -153,9 +154,9 @@ prune(struct topic_trie *t, struct topic_node *n)
 }
 
 int
-topic_add(struct topic_trie *t, struct binding *b)
+route_topic_add(struct route_topic_trie *t, struct binding *b)
 {
-    struct topic_node *n, *c;
+    struct route_topic_node *n, *c;
     bool nomem = false;
     uint32_t off, end;
 
@@ -171,27 +172,27 @@ topic_add(struct topic_trie *t, struct binding *b)
         }
         n = c;
     }
-    blist_push(&n->bindings, b);
+    route_blist_push(&n->bindings, b);
     b->holder = n;
     return 0;
 }
 
 void
-topic_remove(struct topic_trie *t, struct binding *b)
+route_topic_remove(struct route_topic_trie *t, struct binding *b)
 {
-    struct topic_node *n = b->holder;
+    struct route_topic_node *n = b->holder;
 
-    blist_remove(&n->bindings, b);
+    route_blist_remove(&n->bindings, b);
     prune(t, n);
 }
 
 struct topic_match {
-    struct topic_trie *t;
+    struct route_topic_trie *t;
     struct wire_str key;
     struct route_ctx *c;
 };
 
-static int match_node(struct topic_match *m, const struct topic_node *n, uint32_t off);
+static int match_node(struct topic_match *m, const struct route_topic_node *n, uint32_t off);
 
 /* The "#" node h, reached with the words from off on left: h takes none, one, ... or all of
  * them. A "#" node is entered again in the same pass when a "#" above it takes one more word;
@@ -199,7 +200,7 @@ static int match_node(struct topic_match *m, const struct topic_node *n, uint32_
  * tree and every "#" loop goes forward, so entries come in increasing order), and it is
  * skipped: each node is matched at most once per word position. */
 static int
-match_hash(struct topic_match *m, struct topic_node *h, uint32_t off)
+match_hash(struct topic_match *m, struct route_topic_node *h, uint32_t off)
 {
     uint32_t end;
 
@@ -221,9 +222,9 @@ match_hash(struct topic_match *m, struct topic_node *h, uint32_t off)
 
 /* Node n with the words from off on left to match. */
 static int
-match_node(struct topic_match *m, const struct topic_node *n, uint32_t off)
+match_node(struct topic_match *m, const struct route_topic_node *n, uint32_t off)
 {
-    struct topic_node *c;
+    struct route_topic_node *c;
     bool nomem = false;
     uint32_t end, next;
 
@@ -251,7 +252,7 @@ match_node(struct topic_match *m, const struct topic_node *n, uint32_t off)
 }
 
 int
-topic_route(struct topic_trie *t, struct wire_str routing_key, struct route_ctx *c)
+route_topic_route(struct route_topic_trie *t, struct wire_str routing_key, struct route_ctx *c)
 {
     struct topic_match m = {t, routing_key, c};
 
