@@ -752,6 +752,10 @@ def wait_port(addr, timeout, proc=None):
     return False
 
 
+class PortTaken(Exception):
+    """The server could not bind its port: someone took it after free_port()."""
+
+
 class Server:
     """The broker a test talks to. addr is (host, port) for clients; process tests also have
     proc, pid and data_dir."""
@@ -786,13 +790,26 @@ class Server:
         self.tmp = tempfile.mkdtemp(prefix="warren-test-")
         self.data_dir = os.path.join(self.tmp, "data")
         os.mkdir(self.data_dir)
-        self.port = self.port or free_port()
         self.stderr_path = os.path.join(self.tmp, "stderr.log")
-        self._spawn()
-        return self
+        if self.port:
+            self._spawn()
+            return self
+        # A free port can be taken by another test between free_port() and the server's
+        # bind (make check runs tests in parallel): then the server says so and exits, and
+        # it tries another.
+        for attempt in range(5):
+            self.port = free_port()
+            try:
+                self._spawn(keep_on_failure=attempt < 4)
+                return self
+            except PortTaken:
+                log("  port %d was taken meanwhile: trying another" % self.port)
+                self.stderr.close()
+                os.unlink(self.stderr_path)
 
-    def _spawn(self):
-        """Runs the binary on self.port and self.data_dir, appending to its log."""
+    def _spawn(self, keep_on_failure=False):
+        """Runs the binary on self.port and self.data_dir, appending to its log. Raises
+        PortTaken if keep_on_failure and the port was in use (the temp dir is kept)."""
         binary = server_binary()
         argv = [binary]
         if self.listen_args:
@@ -828,6 +845,8 @@ class Server:
         if not wait_port(self.addr, 15, self.proc) or self.proc.poll() is not None:
             rc = self.proc.poll()
             self.kill()
+            if keep_on_failure and "Address already in use" in self.stderr_text():
+                raise PortTaken()
             self.dump()
             self.discard()
             raise AssertionError("warren-server did not accept connections on %s:%d (%s)" % (
