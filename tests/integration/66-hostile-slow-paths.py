@@ -15,7 +15,10 @@ exceeds many times over:
   walking the list from the oldest);
 - the same inside a transaction, then tx.rollback (each delivery was put back by a walk);
 - nack(requeue) of 50,000 messages one by one, oldest first (each walked the queue to its
-  original position)."""
+  original position);
+- 10,000 consumers without a prefetch limit on a connection that reads slowly: each time its
+  output drained, every consumer was offered messages and each offer scanned all of them.
+  The broker's CPU over the attack shows it (here too the work came in slices)."""
 
 import os
 import struct
@@ -195,6 +198,34 @@ def test_nack_requeue_oldest_first():
         conn.close()
 
 
+@wt.needs_process
+def test_slow_reader_with_many_consumers():
+    """10,000 consumers on a connection read 256 KiB every 50 ms, with 40 MB of messages to
+    deliver: the watcher is never stalled and the broker spends under 0.6 s of CPU in 5 s
+    (before consumers were parked: 1.05 s, and the watcher waited up to 0.84 s)"""
+    with wt.server() as srv:
+        conn, ch = fill(srv, "wt66-slow", 40000, body=b"s" * 1024)
+        with watcher.Watcher(srv.addr) as w:
+            c = wt.opened(srv.addr, 1)
+            c.send(b"".join(consume("wt66-slow", "c%d" % i, no_ack=True) for i in range(10000)))
+            cpu0 = srv.cpu_seconds()
+            t0 = time.monotonic()
+            c.sock.settimeout(0.05)
+            while time.monotonic() - t0 < 5:
+                try:
+                    c.sock.recv(256 << 10)
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            cpu = srv.cpu_seconds() - cpu0
+            wt.log("  broker CPU over 5 s with a slow reader of 10,000 consumers: %.2f s" % cpu)
+            w.check("with a slow reader of 10,000 consumers")
+            assert cpu < 0.6, "the broker spent %.1f s of CPU in 5 s" % cpu
+            c.close()
+        conn.close()
+
+
 if __name__ == "__main__":
     wt.run([test_qos_with_many_full_consumers, test_close_with_many_unacked,
-            test_acks_newest_first, test_nack_requeue_oldest_first], timeout=180)
+            test_acks_newest_first, test_nack_requeue_oldest_first,
+            test_slow_reader_with_many_consumers], timeout=180)
