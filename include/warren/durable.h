@@ -18,7 +18,9 @@
  * records' reference counts. Queues that are not stored page out the same way while messages
  * take more than the memory pressure mark (durable_set_memory_pressure), so that a backlog of
  * transient messages fills the disk rather than blocking publishers for good; their entries
- * are keyed under a temporary id that the next start deletes.
+ * are keyed under a temporary id that the next start deletes. A batch that fails takes its
+ * paged-out entries with it: they do not exist, and their queue stops counting them when the
+ * store reports the failure (their publishes are nacked by the same report).
  *
  * Writes. The hooks below are called by the broker as it changes (vhost.c, exchange.c,
  * queue.c); they add to one batch per loop turn, which a zero-delay timer hands to the store
@@ -105,7 +107,7 @@ bool durable_page_in_wanted(const struct durable *d, const struct queue *q);
  * Entries whose write has not completed yet are not readable: q is then dispatched again
  * once the store completes its next batch. */
 void durable_page_in(struct durable *d, struct queue *q);
-/* Deletes q's paged entries (purge). */
+/* Deletes q's paged entries (purge; also called when q is freed, d NULL then included). */
 void durable_page_forget(struct durable *d, struct queue *q);
 
 /* Called once everything changed before the durable_barrier call is written, and synced if

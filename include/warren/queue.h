@@ -26,6 +26,7 @@
 struct msg;
 struct vhost;
 struct cons;
+struct durable_pageout;
 
 struct qentry {
     TAILQ_ENTRY(qentry) link; /* in queue->ready or queue->unacked */
@@ -89,6 +90,8 @@ struct queue {
     bool page_waiting;            /* paged entries are not readable yet: in the durable
                                    * layer's list until its next batch completes */
     TAILQ_ENTRY(queue) page_link;
+    /* borrows: the durable layer's counts of entries paged out in batches not completed */
+    LIST_HEAD(, durable_pageout) pageouts;
     uint64_t next_seq;
     struct cons_list consumers; /* borrows: channels own consumers */
     uint32_t n_consumers;

@@ -21,6 +21,7 @@
 /* One submitted batch's completion, handed to the store as its done argument. */
 struct durable_group {
     struct durable *d;                  /* borrows */
+    uint64_t turn;                      /* the batch's number (d->turn when it was built) */
     struct durable_waiter_list waiters; /* owns */
 };
 
@@ -41,6 +42,8 @@ durable_new(struct store *st, struct event_base *base)
     STAILQ_INIT(&d->waiters);
     TAILQ_INIT(&d->dirty);
     TAILQ_INIT(&d->page_wait);
+    d->turn = 1;
+    TAILQ_INIT(&d->pageouts);
     hmap_init(&d->shared);
     d->window = DURABLE_WINDOW_DEFAULT;
     d->next_queue_id = 1;
@@ -84,9 +87,11 @@ durable_waiters_run(struct durable_waiter_list *list, const char *err)
     }
 }
 
+/* The paging side first: the waiters (confirms, gets) then see the queues as they are. */
 static void
 durable_group_done(struct durable_group *g, const char *err)
 {
+    durable_page_turn_done(g->d, g->turn, err);
     durable_waiters_run(&g->waiters, err);
     free(g);
 }
@@ -112,8 +117,7 @@ durable_on_done(void *arg, const char *err)
     struct durable_group *g = arg;
     struct durable *d = g->d;
     durable_group_done(g, err);
-    if (d != NULL)
-        durable_page_wake(d);
+    durable_page_wake(d);
 }
 
 /* Writes the delivery watermarks that moved this turn. */
@@ -141,12 +145,15 @@ durable_flush(struct durable *d)
     durable_write_watermarks(d);
     if (d->batch == NULL && STAILQ_EMPTY(&d->waiters) && TAILQ_EMPTY(&d->page_wait) && !d->lost)
         return;
+    uint64_t turn = d->turn++;
     struct durable_group *g = malloc(sizeof(*g));
     if (g == NULL) {
         /* Nobody could be told when the batch is done: they learn it failed now. */
+        durable_page_turn_done(d, turn, "out of memory");
         durable_waiters_run(&d->waiters, "out of memory");
     } else {
         g->d = d;
+        g->turn = turn;
         STAILQ_INIT(&g->waiters);
         STAILQ_CONCAT(&g->waiters, &d->waiters);
     }
@@ -205,6 +212,11 @@ durable_discard_pending(struct durable *d)
     store_batch_free(d->batch);
     d->batch = NULL;
     d->lost = false;
+    struct queue *q;
+    while ((q = TAILQ_FIRST(&d->page_wait)) != NULL) {
+        TAILQ_REMOVE(&d->page_wait, q, page_link);
+        q->page_waiting = false;
+    }
 }
 
 void
@@ -233,7 +245,7 @@ durable_free(struct durable *d)
 {
     if (d == NULL)
         return;
-    WR_ASSERT(d->batch == NULL && STAILQ_EMPTY(&d->waiters));
+    WR_ASSERT(d->batch == NULL && STAILQ_EMPTY(&d->waiters) && TAILQ_EMPTY(&d->pageouts));
     event_free(d->flush_ev);
     hmap_drain(&d->shared, durable_shared_free);
     free(d);

@@ -16,6 +16,18 @@
 struct store_batch;
 struct event;
 
+/* The entries one batch pages out of one queue: counted in the queue as they are added, so
+ * that they are not there if the batch fails. In d->pageouts (by batch) and the queue's list
+ * until the batch completes. */
+struct durable_pageout {
+    TAILQ_ENTRY(durable_pageout) by_turn; /* in d->pageouts */
+    LIST_ENTRY(durable_pageout) by_queue; /* in q->pageouts, while q is set */
+    struct queue *q; /* borrows; NULL once the queue dropped its paged entries (or went) */
+    uint64_t turn;   /* the batch that writes them */
+    uint64_t n;      /* entries */
+};
+TAILQ_HEAD(durable_pageout_list, durable_pageout);
+
 /* A durable_barrier() caller, waiting for the batch it was registered with. */
 struct durable_waiter {
     STAILQ_ENTRY(durable_waiter) link;
@@ -33,6 +45,8 @@ struct durable {
     bool lost;                     /* a change of this turn could not be added (ENOMEM) */
     struct queue_list dirty;       /* borrows: queues whose watermark is to be written */
     struct queue_list page_wait;   /* borrows: queues waiting for paged entries to be readable */
+    uint64_t turn;                 /* the number of this turn's batch (the next one submitted) */
+    struct durable_pageout_list pageouts; /* owns: page-outs of batches not completed yet */
     struct hmap shared;            /* owns each struct durable_shared: the shared records */
     uint64_t window;               /* a stored queue's in-memory bytes (durable_set_window) */
     uint64_t pressure;             /* msg_bytes_live past which any queue pages; 0: never */
@@ -96,9 +110,13 @@ int durable_entry_write(struct durable *d, const struct queue *q, const struct m
                         uint64_t seq, bool transient);
 /* Deletes every entry of the queue with that store id (one range delete). */
 void durable_entries_delete_all(struct store_batch *b, uint64_t queue_id);
+
 /* durable_page.c: deletes q's paged-out entries (page_lo on) in b, with their references to
  * shared records. */
 void durable_paged_delete(struct durable *d, struct store_batch *b, struct queue *q);
+/* The batch turn has completed; err is NULL, or why it failed: its page-outs are uncounted
+ * (they do not exist). */
+void durable_page_turn_done(struct durable *d, uint64_t turn, const char *err);
 
 /* Arms the zero-delay flush of this turn's batch (and barrier). */
 void durable_arm(struct durable *d);

@@ -1,7 +1,14 @@
 /* Lazy paging: which entries go to the store only, reading them back ahead of consumers in
- * seq order, and deleting them (purge, queue removal). See warren/durable.h. */
+ * seq order, and deleting them (purge, queue removal). See warren/durable.h.
+ *
+ * A queue counts its paged entries as they are added to a batch. A batch that fails takes
+ * its page-outs with it: each batch's count per queue (struct durable_pageout) is taken off
+ * the queue when it fails, and while some are not completed a page-in that finds nothing
+ * waits for the store; with none left, entries counted but not found are a count gone
+ * wrong, dropped with an error rather than looked for again and again. */
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,6 +17,11 @@
 #include "warren/log.h"
 #include "warren/msg.h"
 #include "warren/store.h"
+
+/* Bytes read back per durable_page_in call at most: the loop reads synchronously, so a
+ * step bounds how long other connections wait (about a millisecond), and a draining queue
+ * asks again as soon as its in-memory part is under half the window. */
+#define DURABLE_PAGE_IN_STEP (1u << 20)
 
 /* Paged entries of a queue being purged or removed: drops their references to shared
  * records. Entries of a batch not written yet are not seen: their records' counts then stay
@@ -24,20 +36,99 @@ durable_paged_unref(void *arg, const void *key, size_t klen, const void *val, si
     return 0;
 }
 
-/* Calls fn for each of q's paged-out entries in seq order (page_lo on); a read error is
- * logged, saying what the walk was for. */
-static void
-durable_paged_walk(struct durable *d, struct queue *q, store_iter_fn fn, void *arg,
-                   const char *why)
+/* Calls fn for each of q's paged-out entries in seq order (page_lo on). Returns as
+ * store_iter_range; a read error is logged, saying what the walk was for. */
+static int
+durable_paged_walk(struct durable *d, struct queue *q, store_iter_fn fn, void *arg, const char *why)
 {
     uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
     char err[256];
     store_key_qentry(begin, q->store_id, q->page_lo);
     store_key_qentry_prefix(end, q->store_id + 1);
-    if (store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), fn, arg, err,
-                         sizeof(err)) < 0)
+    int rc =
+        store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), fn, arg, err, sizeof(err));
+    if (rc < 0)
         log_msg(LOG_ERROR, "store: reading queue '%s' %s: %s", q->name, why, err);
+    return rc;
 }
+
+/* ---- page-outs and their batches ---- */
+
+/* Counts one more entry paged out of q in this turn's batch. 0, or -1 on ENOMEM. */
+static int
+durable_pageout_count(struct durable *d, struct queue *q)
+{
+    struct durable_pageout *po = LIST_FIRST(&q->pageouts);
+    if (po == NULL || po->turn != d->turn) {
+        if ((po = malloc(sizeof(*po))) == NULL)
+            return -1;
+        po->q = q;
+        po->turn = d->turn;
+        po->n = 0;
+        LIST_INSERT_HEAD(&q->pageouts, po, by_queue);
+        TAILQ_INSERT_TAIL(&d->pageouts, po, by_turn);
+    }
+    po->n++;
+    return 0;
+}
+
+/* q drops its paged entries (purge, removal): whatever becomes of the batches writing some,
+ * its count is no longer theirs to correct. */
+static void
+durable_pageouts_detach(struct queue *q)
+{
+    struct durable_pageout *po;
+    while ((po = LIST_FIRST(&q->pageouts)) != NULL) {
+        LIST_REMOVE(po, by_queue);
+        po->q = NULL;
+    }
+}
+
+/* n entries paged out of q were in a batch that failed: they are not in the store. */
+static void
+durable_pageout_lost(struct queue *q, uint64_t n, const char *err)
+{
+    if (n > q->n_paged)
+        n = q->n_paged; /* never: a failed write is not read back */
+    q->n_paged -= n;
+    q->n_ready -= n;
+    log_msg(LOG_ERROR,
+            "queue '%s': %" PRIu64 " messages lost: in the store only, whose write failed (%s)",
+            q->name, n, err);
+}
+
+void
+durable_page_turn_done(struct durable *d, uint64_t turn, const char *err)
+{
+    /* Batches complete in order, but one that could not be submitted completes at once:
+     * earlier ones may still be pending, skipped here. */
+    struct durable_pageout *po, *po_next;
+    for (po = TAILQ_FIRST(&d->pageouts); po != NULL && po->turn <= turn; po = po_next) {
+        po_next = TAILQ_NEXT(po, by_turn);
+        if (po->turn < turn)
+            continue;
+        TAILQ_REMOVE(&d->pageouts, po, by_turn);
+        if (po->q != NULL) {
+            LIST_REMOVE(po, by_queue);
+            if (err != NULL)
+                durable_pageout_lost(po->q, po->n, err);
+        }
+        free(po);
+    }
+}
+
+/* q waits for its paged entries to be readable (the next batch's completion). */
+static void
+durable_page_wait(struct durable *d, struct queue *q)
+{
+    if (q->page_waiting)
+        return;
+    q->page_waiting = true;
+    TAILQ_INSERT_TAIL(&d->page_wait, q, page_link);
+    durable_arm(d);
+}
+
+/* ---- dropping paged entries ---- */
 
 void
 durable_paged_delete(struct durable *d, struct store_batch *b, struct queue *q)
@@ -52,11 +143,14 @@ durable_paged_delete(struct durable *d, struct store_batch *b, struct queue *q)
 void
 durable_page_forget(struct durable *d, struct queue *q)
 {
+    durable_pageouts_detach(q);
     struct store_batch *b;
-    if (d == NULL || q->store_id == 0 || (b = durable_batch(d)) == NULL)
+    if (q->n_paged == 0 || d == NULL || q->store_id == 0 || (b = durable_batch(d)) == NULL)
         return;
     durable_paged_delete(d, b, q);
 }
+
+/* ---- paging out and in ---- */
 
 bool
 durable_page_out_wanted(const struct durable *d, const struct queue *q, const struct msg *m)
@@ -88,9 +182,16 @@ durable_queue_temp_id(struct durable *d, struct queue *q)
 int
 durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq)
 {
+    bool transient = !durable_entry_wanted(q, m);
     if ((q->store_id == 0 && durable_queue_temp_id(d, q) < 0) ||
-        durable_entry_write(d, q, m, seq, !durable_entry_wanted(q, m)) < 0) {
+        durable_entry_write(d, q, m, seq, transient) < 0) {
         log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
+        return -1;
+    }
+    if (durable_pageout_count(d, q) < 0) {
+        /* Written, but a failure could not be accounted for: the batch must not go. */
+        log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
+        d->lost = true;
         return -1;
     }
     return 0;
@@ -101,11 +202,6 @@ durable_page_in_wanted(const struct durable *d, const struct queue *q)
 {
     return q->mem_bytes < d->window / 2 && !q->page_waiting;
 }
-
-/* Bytes read back per durable_page_in call at most: the loop reads synchronously, so a
- * step bounds how long other connections wait (about a millisecond), and a draining queue
- * asks again as soon as its in-memory part is under half the window. */
-#define DURABLE_PAGE_IN_STEP (1u << 20)
 
 struct page_in_ctx {
     struct durable *d;
@@ -158,11 +254,21 @@ void
 durable_page_in(struct durable *d, struct queue *q)
 {
     struct page_in_ctx x = {d, q, 0, 0};
-    durable_paged_walk(d, q, durable_page_in_entry, &x, "back");
-    if (x.read == 0 && q->n_paged > 0 && !q->page_waiting) {
-        /* Written in a batch the store has not completed yet. */
-        q->page_waiting = true;
-        TAILQ_INSERT_TAIL(&d->page_wait, q, page_link);
-        durable_arm(d);
+    /* Stopped (enough in memory, or ENOMEM) or a read error: the next dispatch asks again. */
+    if (durable_paged_walk(d, q, durable_page_in_entry, &x, "back") != 0 || q->n_paged == 0)
+        return;
+    if (!LIST_EMPTY(&q->pageouts)) {
+        /* The rest is in batches the store has not completed yet. */
+        if (x.read == 0)
+            durable_page_wait(d, q);
+        return;
     }
+    /* Every batch that paged out of q is done, and every entry read: those counted but not
+     * found are not there (a bug's mark). Looking for them again would never end. */
+    log_msg(LOG_ERROR,
+            "queue '%s': %" PRIu64 " messages counted as paged out are not in the store: "
+            "dropped",
+            q->name, q->n_paged);
+    q->n_ready -= q->n_paged;
+    q->n_paged = 0;
 }
