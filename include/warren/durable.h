@@ -22,6 +22,13 @@
  * paged-out entries with it: they do not exist, and their queue stops counting them when the
  * store reports the failure (their publishes are nacked by the same report).
  *
+ * Purge and queue.delete drop a queue's paged entries at once (message counts are right
+ * right away). Those that refer to shared records are read in bounded steps from a timer to
+ * drop their references (a record goes with its last), then deleted; meanwhile a marker tells
+ * a start that they are gone: a purge marker (a meta key naming the queue id and seq range),
+ * or for a deleted queue its temporary-id key, as for queues that were not stored. A start
+ * deletes what a marker names without reading it, and the records nothing else refers to.
+ *
  * Writes. The hooks below are called by the broker as it changes (vhost.c, exchange.c,
  * queue.c); they add to one batch per loop turn, which a zero-delay timer hands to the store
  * thread: every connection's changes in a turn share one RocksDB write, and a fsync when any
@@ -107,7 +114,9 @@ bool durable_page_in_wanted(const struct durable *d, const struct queue *q);
  * Entries whose write has not completed yet are not readable: q is then dispatched again
  * once the store completes its next batch. */
 void durable_page_in(struct durable *d, struct queue *q);
-/* Deletes q's paged entries (purge; also called when q is freed, d NULL then included). */
+/* Deletes q's paged entries (purge; also called when q is freed, d NULL then included):
+ * those that refer to shared records in the background (their count is q's no more at once),
+ * the others at once. */
 void durable_page_forget(struct durable *d, struct queue *q);
 
 /* Called once everything changed before the durable_barrier call is written, and synced if

@@ -89,6 +89,8 @@ struct queue {
                                    * among them are leftovers, being deleted, never read */
     bool page_waiting;            /* paged entries are not readable yet: in the durable
                                    * layer's list until its next batch completes */
+    bool paged_shared;            /* some paged entries may refer to shared records: dropping
+                                   * them means reading them */
     TAILQ_ENTRY(queue) page_link;
     /* borrows: the durable layer's counts of entries paged out in batches not completed */
     LIST_HEAD(, durable_pageout) pageouts;

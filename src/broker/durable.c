@@ -34,7 +34,10 @@ durable_new(struct store *st, struct event_base *base)
     if (d == NULL)
         return NULL;
     d->flush_ev = evtimer_new(base, durable_on_flush, d);
-    if (d->flush_ev == NULL) {
+    d->sweep_ev = evtimer_new(base, durable_sweep_step, d);
+    if (d->flush_ev == NULL || d->sweep_ev == NULL) {
+        if (d->flush_ev != NULL)
+            event_free(d->flush_ev);
         free(d);
         return NULL;
     }
@@ -44,6 +47,7 @@ durable_new(struct store *st, struct event_base *base)
     TAILQ_INIT(&d->page_wait);
     d->turn = 1;
     TAILQ_INIT(&d->pageouts);
+    TAILQ_INIT(&d->sweeps);
     hmap_init(&d->shared);
     d->window = DURABLE_WINDOW_DEFAULT;
     d->next_queue_id = 1;
@@ -247,6 +251,8 @@ durable_free(struct durable *d)
         return;
     WR_ASSERT(d->batch == NULL && STAILQ_EMPTY(&d->waiters) && TAILQ_EMPTY(&d->pageouts));
     event_free(d->flush_ev);
+    event_free(d->sweep_ev);
+    durable_sweeps_free(d);
     hmap_drain(&d->shared, durable_shared_free);
     free(d);
 }
@@ -415,8 +421,6 @@ durable_queue_removed(struct durable *d, struct queue *q)
         q->store_id = 0; /* not deleted from the store: the next start finds it again */
         return;
     }
-    if (q->n_paged > 0)
-        durable_paged_delete(d, b, q);
     uint8_t key[STORE_KEY_NAMED_MAX];
     if (q->store_temp) {
         store_key_temp_queue(key, q->store_id);
@@ -426,7 +430,7 @@ durable_queue_removed(struct durable *d, struct queue *q)
         size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
         store_batch_delete(b, key, klen);
     }
-    durable_entries_delete_all(b, q->store_id);
+    durable_queue_entries_drop(d, b, q);
     store_key_delivered(key, q->store_id);
     store_batch_delete(b, key, STORE_KEY_DELIVERED_LEN);
     /* Forgotten: freeing its entries and paged ones after this must not write again (nor

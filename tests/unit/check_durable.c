@@ -10,7 +10,9 @@
  * record, one msg again after a restart, deleted with its last entry; purge and queue.delete
  * remove the entries; lazy paging keeps a queue's memory bounded and hands every message out
  * once, in order, across a restart too; paged entries of a batch that fails (a full disk) are
- * not counted, and paged entries missing from the store are not looked for forever; a corrupt
+ * not counted, and paged entries missing from the store are not looked for forever; purging or
+ * deleting paged queues whose entries refer to shared records empties them at once and removes
+ * the records in the background, a restart at any point leaving the store right; a corrupt
  * record stops recovery with a message.
  *
  * The full-disk case fills a 4 MiB tmpfs: it needs root (CAP_SYS_ADMIN), as check_store's. */
@@ -1214,6 +1216,145 @@ START_TEST(test_pageout_batch_fails)
 }
 END_TEST
 
+/* Purging and deleting queues whose paged entries refer to shared records. */
+#define SHARED_N 3000 /* entries per queue: more than one step of the background walk */
+
+/* The purge markers' prefix, as the durable layer writes it (part of the on-disk format). */
+static const char purged_prefix[] = "\0warren/purged";
+
+/* Paged entries dropped and not deleted yet: purge markers, and removed queues' 'T' keys. */
+static int
+count_dropping(void)
+{
+    return count_keys(purged_prefix, sizeof(purged_prefix) - 1) + count_tag(STORE_TAG_TEMP_QUEUE);
+}
+
+/* Runs the loop until the paged entries dropped are deleted, and that is written. */
+static void
+drops_done(void)
+{
+    time_t start = time(NULL);
+    do {
+        ck_assert_msg(time(NULL) - start < 10, "dropped entries still there after 10 s");
+        barrier();
+    } while (count_dropping() > 0);
+}
+
+static const char *const shared_drop_cases[] = {
+    "purge, then delete the other queue",
+    "purge, restart at once",
+    "delete the other queue, purge, restart while the purged entries are read",
+    "purge, then delete the same queue at once",
+};
+
+/* Two queues share SHARED_N records, nearly all paged out of both. A purge empties its queue
+ * at once, the records stay while the other queue refers to them and go with the last
+ * reference, in the background; whenever a restart comes, it finds the rest right: the
+ * purged entries stay gone, the others are all there, nothing is left over. */
+START_TEST(test_paged_drop_shared)
+{
+    win = PAGE_WINDOW;
+    durable_set_window(d, win);
+    struct queue *qa = add_queue(vh, "qa", true, false, NULL, no_args);
+    struct queue *qb = add_queue(vh, "qb", true, false, NULL, no_args);
+    for (int i = 0; i < SHARED_N; i++) {
+        struct msg *m = make_msg(i, 2, 16, "amq.fanout", "");
+        durable_msg_routed(d, m, 2);
+        enqueue(qa, m);
+        enqueue(qb, m);
+        msg_unref(&m);
+    }
+    ck_assert_uint_gt(qa->n_paged, SHARED_N - 100);
+    ck_assert_uint_gt(qb->n_paged, SHARED_N - 100);
+    /* Case 1: HELD delivered and held across the purge, more than a window's worth: after
+     * the restart, the paged part of qa starts below the purged entries. */
+    enum { HELD = 40, AFTER = 40 };
+    struct qentry *held[HELD];
+    for (int k = 0; _i == 1 && k < HELD; k++)
+        held[k] = deliver(qa);
+    /* Case 2: many more entries for qa alone, so that reading them takes many steps, and qb
+     * deleted first: the purge's walk drops the records' last references. */
+    for (int i = 0; _i == 2 && i < 20 * SHARED_N; i++) {
+        struct msg *m = make_msg(SHARED_N + i, 2, 16, "amq.fanout", "");
+        enqueue(qa, m);
+        msg_unref(&m);
+    }
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), SHARED_N);
+    if (_i == 2)
+        ck_assert_uint_eq(vhost_queue_delete(vh, qb), SHARED_N);
+    int purged = SHARED_N + (_i == 2 ? 20 * SHARED_N : 0) - (_i == 1 ? HELD : 0);
+    ck_assert_uint_eq(queue_cmd_purge(qa), (uint64_t)purged);
+    ck_assert_uint_eq(qa->n_ready, 0);
+    ck_assert_uint_eq(qa->n_paged, 0);
+    ck_assert_ptr_null(queue_cmd_deliver(qa));
+
+    switch (_i) {
+    case 0:
+        drops_done();
+        ck_assert_int_eq(count_entries(qa->store_id), 0);
+        ck_assert_int_eq(count_tag(STORE_TAG_MSG), SHARED_N); /* qb's */
+        ck_assert_uint_eq(vhost_queue_delete(vh, qb), SHARED_N);
+        drops_done();
+        break;
+    case 1:
+        for (int i = 0; i < AFTER; i++) {
+            struct msg *m = make_msg(SHARED_N + i, 2, 16, "amq.fanout", "");
+            enqueue(qa, m);
+            msg_unref(&m);
+        }
+        restart();
+        for (int k = 0; k < HELD; k++)
+            queue_cmd_settle(held[k]);
+        /* The held ones come back redelivered, then those enqueued after the purge; the
+         * purged ones, still in the store until this start's batch is written, never. */
+        qa = queue("qa");
+        ck_assert_uint_eq(qa->n_ready, HELD + AFTER);
+        ck_assert_uint_gt(qa->n_paged, AFTER);
+        for (int k = 0; k < HELD + AFTER; k++) {
+            struct qentry *e = deliver(qa);
+            ck_assert_int_eq(msg_index(e->msg), k < HELD ? k : SHARED_N + k - HELD);
+            ck_assert_int_eq(e->redelivered, k < HELD);
+            queue_cmd_settle(e);
+        }
+        ck_assert_ptr_null(deliver(qa));
+        drain_ids(queue("qb"), 0, SHARED_N, 0);
+        break;
+    case 2:
+        /* Until the purge's walk has deleted records its entries refer to: the start must not
+         * read those entries. A loop turn runs a step at most, and the walk takes 30: unless
+         * the store thread lags far behind, it is not done (the purge marker is there). The
+         * deletion's walk came first: it is done. */
+        for (int tries = 0; count_tag(STORE_TAG_MSG) > SHARED_N / 2; tries++) {
+            ck_assert_int_lt(tries, 100000);
+            ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE), 0);
+        }
+        ck_assert_int_eq(count_tag(STORE_TAG_TEMP_QUEUE), 0);
+        restart();
+        ck_assert_ptr_null(queue("qb"));
+        check_ready(queue("qa"), NULL, NULL, 0);
+        break;
+    case 3:
+        ck_assert_uint_eq(vhost_queue_delete(vh, qa), 0);
+        drops_done();
+        ck_assert_int_eq(count_tag(STORE_TAG_MSG), SHARED_N);
+        restart();
+        ck_assert_ptr_null(queue("qa"));
+        drain_ids(queue("qb"), 0, SHARED_N, 0);
+        break;
+    }
+    barrier();
+    ck_assert_int_eq(count_dropping(), 0);
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 0);
+    ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+    restart();
+    if (queue("qa") != NULL)
+        check_ready(queue("qa"), NULL, NULL, 0);
+    if (queue("qb") != NULL)
+        check_ready(queue("qb"), NULL, NULL, 0);
+}
+END_TEST
+
 /* A queue emptied before a restart: messages enqueued after it are not delivered yet, and
  * come back so after the next one. */
 START_TEST(test_watermark_after_restart)
@@ -1269,6 +1410,7 @@ static const struct corrupt_case {
     {"shared message is missing"},
     {"corrupt message record"},
     {"corrupt delivery watermark"},
+    {"corrupt purge marker"},
 };
 
 START_TEST(test_corrupt)
@@ -1314,6 +1456,9 @@ START_TEST(test_corrupt)
     case 6: /* a delivery watermark that is not a u64 */
         klen = store_key_delivered(key, id);
         put_raw(key, klen, "abc", 3);
+        break;
+    case 7: /* a purge marker without its range */
+        put_raw(purged_prefix, sizeof(purged_prefix) - 1, "", 0);
         break;
     }
     broker_close();
@@ -1371,6 +1516,7 @@ durable_suite(void)
     tcase_add_test(tc, test_paged_delete_keeps_shared);
     tcase_add_test(tc, test_paged_entries_missing);
     tcase_add_test(tc, test_pageout_batch_fails);
+    tcase_add_loop_test(tc, test_paged_drop_shared, 0, N_ELEMS(shared_drop_cases));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("corrupt");
