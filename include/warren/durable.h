@@ -18,7 +18,16 @@
  * records' reference counts. Queues that are not stored page out the same way while messages
  * take more than the memory pressure mark (durable_set_memory_pressure), so that a backlog of
  * transient messages fills the disk rather than blocking publishers for good; their entries
- * are keyed under a temporary id that the next start deletes.
+ * are keyed under a temporary id that the next start deletes. A batch that fails takes its
+ * paged-out entries with it: they do not exist, and their queue stops counting them when the
+ * store reports the failure (their publishes are nacked by the same report).
+ *
+ * Purge and queue.delete drop a queue's paged entries at once (message counts are right
+ * right away). Those that refer to shared records are read in bounded steps from a timer to
+ * drop their references (a record goes with its last), then deleted; meanwhile a marker tells
+ * a start that they are gone: a purge marker (a meta key naming the queue id and seq range),
+ * or for a deleted queue its temporary-id key, as for queues that were not stored. A start
+ * deletes what a marker names without reading it, and the records nothing else refers to.
  *
  * Writes. The hooks below are called by the broker as it changes (vhost.c, exchange.c,
  * queue.c); they add to one batch per loop turn, which a zero-delay timer hands to the store
@@ -105,7 +114,9 @@ bool durable_page_in_wanted(const struct durable *d, const struct queue *q);
  * Entries whose write has not completed yet are not readable: q is then dispatched again
  * once the store completes its next batch. */
 void durable_page_in(struct durable *d, struct queue *q);
-/* Deletes q's paged entries (purge). */
+/* Deletes q's paged entries (purge; also called when q is freed, d NULL then included):
+ * those that refer to shared records in the background (their count is q's no more at once),
+ * the others at once. */
 void durable_page_forget(struct durable *d, struct queue *q);
 
 /* Called once everything changed before the durable_barrier call is written, and synced if

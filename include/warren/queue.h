@@ -39,6 +39,7 @@
 struct msg;
 struct vhost;
 struct cons;
+struct durable_pageout;
 
 struct qentry {
     union {
@@ -109,7 +110,11 @@ struct queue {
                                    * among them are leftovers, being deleted, never read */
     bool page_waiting;            /* paged entries are not readable yet: in the durable
                                    * layer's list until its next batch completes */
+    bool paged_shared;            /* some paged entries may refer to shared records: dropping
+                                   * them means reading them */
     TAILQ_ENTRY(queue) page_link;
+    /* borrows: the durable layer's counts of entries paged out in batches not completed */
+    LIST_HEAD(, durable_pageout) pageouts;
     uint64_t next_seq;
     struct cons_list consumers; /* borrows: channels own consumers */
     struct pheap cons_ready;    /* borrows: the consumers not parked, by priority then turn */

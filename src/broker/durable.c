@@ -21,6 +21,7 @@
 /* One submitted batch's completion, handed to the store as its done argument. */
 struct durable_group {
     struct durable *d;                  /* borrows */
+    uint64_t turn;                      /* the batch's number (d->turn when it was built) */
     struct durable_waiter_list waiters; /* owns */
 };
 
@@ -33,7 +34,10 @@ durable_new(struct store *st, struct event_base *base)
     if (d == NULL)
         return NULL;
     d->flush_ev = evtimer_new(base, durable_on_flush, d);
-    if (d->flush_ev == NULL) {
+    d->sweep_ev = evtimer_new(base, durable_sweep_step, d);
+    if (d->flush_ev == NULL || d->sweep_ev == NULL) {
+        if (d->flush_ev != NULL)
+            event_free(d->flush_ev);
         free(d);
         return NULL;
     }
@@ -41,6 +45,9 @@ durable_new(struct store *st, struct event_base *base)
     STAILQ_INIT(&d->waiters);
     TAILQ_INIT(&d->dirty);
     TAILQ_INIT(&d->page_wait);
+    d->turn = 1;
+    TAILQ_INIT(&d->pageouts);
+    TAILQ_INIT(&d->sweeps);
     hmap_init(&d->shared);
     d->window = DURABLE_WINDOW_DEFAULT;
     d->next_queue_id = 1;
@@ -84,9 +91,11 @@ durable_waiters_run(struct durable_waiter_list *list, const char *err)
     }
 }
 
+/* The paging side first: the waiters (confirms, gets) then see the queues as they are. */
 static void
 durable_group_done(struct durable_group *g, const char *err)
 {
+    durable_page_turn_done(g->d, g->turn, err);
     durable_waiters_run(&g->waiters, err);
     free(g);
 }
@@ -112,8 +121,7 @@ durable_on_done(void *arg, const char *err)
     struct durable_group *g = arg;
     struct durable *d = g->d;
     durable_group_done(g, err);
-    if (d != NULL)
-        durable_page_wake(d);
+    durable_page_wake(d);
 }
 
 /* Writes the delivery watermarks that moved this turn. */
@@ -141,12 +149,15 @@ durable_flush(struct durable *d)
     durable_write_watermarks(d);
     if (d->batch == NULL && STAILQ_EMPTY(&d->waiters) && TAILQ_EMPTY(&d->page_wait) && !d->lost)
         return;
+    uint64_t turn = d->turn++;
     struct durable_group *g = malloc(sizeof(*g));
     if (g == NULL) {
         /* Nobody could be told when the batch is done: they learn it failed now. */
+        durable_page_turn_done(d, turn, "out of memory");
         durable_waiters_run(&d->waiters, "out of memory");
     } else {
         g->d = d;
+        g->turn = turn;
         STAILQ_INIT(&g->waiters);
         STAILQ_CONCAT(&g->waiters, &d->waiters);
     }
@@ -205,6 +216,11 @@ durable_discard_pending(struct durable *d)
     store_batch_free(d->batch);
     d->batch = NULL;
     d->lost = false;
+    struct queue *q;
+    while ((q = TAILQ_FIRST(&d->page_wait)) != NULL) {
+        TAILQ_REMOVE(&d->page_wait, q, page_link);
+        q->page_waiting = false;
+    }
 }
 
 void
@@ -233,8 +249,10 @@ durable_free(struct durable *d)
 {
     if (d == NULL)
         return;
-    WR_ASSERT(d->batch == NULL && STAILQ_EMPTY(&d->waiters));
+    WR_ASSERT(d->batch == NULL && STAILQ_EMPTY(&d->waiters) && TAILQ_EMPTY(&d->pageouts));
     event_free(d->flush_ev);
+    event_free(d->sweep_ev);
+    durable_sweeps_free(d);
     hmap_drain(&d->shared, durable_shared_free);
     free(d);
 }
@@ -403,8 +421,6 @@ durable_queue_removed(struct durable *d, struct queue *q)
         q->store_id = 0; /* not deleted from the store: the next start finds it again */
         return;
     }
-    if (q->n_paged > 0)
-        durable_paged_delete(d, b, q);
     uint8_t key[STORE_KEY_NAMED_MAX];
     if (q->store_temp) {
         store_key_temp_queue(key, q->store_id);
@@ -414,7 +430,7 @@ durable_queue_removed(struct durable *d, struct queue *q)
         size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
         store_batch_delete(b, key, klen);
     }
-    durable_entries_delete_all(b, q->store_id);
+    durable_queue_entries_drop(d, b, q);
     store_key_delivered(key, q->store_id);
     store_batch_delete(b, key, STORE_KEY_DELIVERED_LEN);
     /* Forgotten: freeing its entries and paged ones after this must not write again (nor

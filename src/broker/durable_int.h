@@ -1,5 +1,6 @@
-/* Private to durable.c, durable_record.c and durable_recover.c: the durable layer's state and
- * the encoding of the values it stores (the keys are warren/store.h's). */
+/* Private to durable.c, durable_page.c, durable_record.c and durable_recover.c: the durable
+ * layer's state and the encoding of the values it stores (the keys are warren/store.h's, but
+ * for the purge markers, meta keys of the layer's own). */
 #ifndef WARREN_DURABLE_INT_H
 #define WARREN_DURABLE_INT_H
 
@@ -9,12 +10,40 @@
 #include <sys/queue.h>
 #include <sys/uio.h>
 
+#include <event2/util.h>
+
 #include "warren/durable.h"
 #include "warren/hmap.h"
 #include "warren/queue.h"
 
 struct store_batch;
 struct event;
+
+/* The entries one batch pages out of one queue: counted in the queue as they are added, so
+ * that they are not there if the batch fails. In d->pageouts (by batch) and the queue's list
+ * until the batch completes. */
+struct durable_pageout {
+    TAILQ_ENTRY(durable_pageout) by_turn; /* in d->pageouts */
+    LIST_ENTRY(durable_pageout) by_queue; /* in q->pageouts, while q is set */
+    struct queue *q; /* borrows; NULL once the queue dropped its paged entries (or went) */
+    uint64_t turn;   /* the batch that writes them */
+    uint64_t n;      /* entries */
+};
+TAILQ_HEAD(durable_pageout_list, durable_pageout);
+
+/* Paged entries dropped from their queue (purge, queue removal) that refer to shared records:
+ * read in steps, from a timer, to drop those references, then deleted. The batch that drops
+ * them also writes a marker (a purge marker, or the deleted queue's 'T' key) so that a start
+ * in the meantime deletes them without counting their references. */
+struct durable_sweep {
+    TAILQ_ENTRY(durable_sweep) link; /* in d->sweeps, oldest first */
+    uint64_t turn;                   /* the batch that writes its marker */
+    bool ready;                      /* that batch is written: every entry is readable */
+    bool deleted;                    /* queue removal: every entry of the queue goes */
+    uint64_t queue_id;
+    uint64_t lo, next, end; /* seqs [lo, end) dropped, [next, end) not read yet */
+};
+TAILQ_HEAD(durable_sweep_list, durable_sweep);
 
 /* A durable_barrier() caller, waiting for the batch it was registered with. */
 struct durable_waiter {
@@ -33,6 +62,10 @@ struct durable {
     bool lost;                     /* a change of this turn could not be added (ENOMEM) */
     struct queue_list dirty;       /* borrows: queues whose watermark is to be written */
     struct queue_list page_wait;   /* borrows: queues waiting for paged entries to be readable */
+    uint64_t turn;                 /* the number of this turn's batch (the next one submitted) */
+    struct durable_pageout_list pageouts; /* owns: page-outs of batches not completed yet */
+    struct durable_sweep_list sweeps;     /* owns */
+    struct event *sweep_ev;               /* owns: zero-delay timer running the next step */
     struct hmap shared;            /* owns each struct durable_shared: the shared records */
     uint64_t window;               /* a stored queue's in-memory bytes (durable_set_window) */
     uint64_t pressure;             /* msg_bytes_live past which any queue pages; 0: never */
@@ -51,6 +84,12 @@ struct durable {
  * record inline. A transient message paged out (DURABLE_ENTRY_TRANSIENT) is deleted at start. */
 #define DURABLE_ENTRY_SHARED 0x01
 #define DURABLE_ENTRY_TRANSIENT 0x02
+/* A purge's marker: 0x00 "warren/purged" u64(queue id) u64(first seq), valued u64(end seq):
+ * the queue's entries in [first, end) are purged, whatever the store still holds there. */
+#define DURABLE_PURGED_PREFIX "\0warren/purged"
+#define DURABLE_PURGED_PREFIX_LEN 14
+#define DURABLE_PURGED_KEY_LEN (DURABLE_PURGED_PREFIX_LEN + 16)
+size_t durable_key_purged(uint8_t *buf, uint64_t queue_id, uint64_t first);
 
 /* A shared message record and the number of stored entries referring to it, whether their
  * message is in memory or paged out. */
@@ -96,9 +135,21 @@ int durable_entry_write(struct durable *d, const struct queue *q, const struct m
                         uint64_t seq, bool transient);
 /* Deletes every entry of the queue with that store id (one range delete). */
 void durable_entries_delete_all(struct store_batch *b, uint64_t queue_id);
-/* durable_page.c: deletes q's paged-out entries (page_lo on) in b, with their references to
- * shared records. */
-void durable_paged_delete(struct durable *d, struct store_batch *b, struct queue *q);
+
+/* durable_page.c. Deletes the entries of q (stored, being removed) in b: at once, or, when
+ * paged ones refer to shared records or an earlier purge's sweep is still reading some,
+ * through a sweep that runs after the earlier ones. */
+void durable_queue_entries_drop(struct durable *d, struct store_batch *b, struct queue *q);
+/* The batch turn has completed; err is NULL, or why it failed: its page-outs are uncounted
+ * (they do not exist) and its sweeps dropped (their entries stay, and come back with a
+ * restart like any change that was not written). */
+void durable_page_turn_done(struct durable *d, uint64_t turn, const char *err);
+/* q waits for its paged entries to be readable (the next batch's completion). */
+void durable_page_wait(struct durable *d, struct queue *q);
+/* The sweep timer's callback: reads the oldest ready sweep's next step. */
+void durable_sweep_step(evutil_socket_t fd, short what, void *arg);
+/* Frees the sweeps not done: the next start finishes them from their markers. */
+void durable_sweeps_free(struct durable *d);
 
 /* Arms the zero-delay flush of this turn's batch (and barrier). */
 void durable_arm(struct durable *d);

@@ -1,9 +1,25 @@
 /* Lazy paging: which entries go to the store only, reading them back ahead of consumers in
- * seq order, and deleting them (purge, queue removal). See warren/durable.h. */
+ * seq order, and deleting them (purge, queue removal). See warren/durable.h.
+ *
+ * A queue counts its paged entries as they are added to a batch. A batch that fails takes
+ * its page-outs with it: each batch's count per queue (struct durable_pageout) is taken off
+ * the queue when it fails, and while some are not completed a page-in that finds nothing
+ * waits for the store; with none left, entries counted but not found are a count gone
+ * wrong, dropped with an error rather than looked for again and again.
+ *
+ * Dropping paged entries (purge, queue removal) must drop their references to shared
+ * records, which only reading them tells. Entries that refer to none are deleted at once;
+ * the others are dropped from the queue at once and read in the background in bounded
+ * steps (struct durable_sweep), then deleted. A marker written with the drop (a purge marker,
+ * or a removed queue's 'T' key) tells a start in the meantime that they are gone. */
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
 
 #include "durable_int.h"
 #include "warren/bytes.h"
@@ -11,52 +27,313 @@
 #include "warren/msg.h"
 #include "warren/store.h"
 
-/* Paged entries of a queue being purged or removed: drops their references to shared
- * records. Entries of a batch not written yet are not seen: their records' counts then stay
- * up until the next start, which removes records nothing refers to. */
-static int
-durable_paged_unref(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+/* Entries read per sweep step at most (and DURABLE_PAGE_IN_STEP bytes): about a millisecond
+ * of the loop, between which other connections are served. */
+#define DURABLE_SWEEP_STEP 2048
+
+/* Bytes read back per durable_page_in call at most: the loop reads synchronously, so a
+ * step bounds how long other connections wait (about a millisecond), and a draining queue
+ * asks again as soon as its in-memory part is under half the window. */
+#define DURABLE_PAGE_IN_STEP (1u << 20)
+
+size_t
+durable_key_purged(uint8_t *buf, uint64_t queue_id, uint64_t first)
 {
-    struct durable *d = arg;
-    const uint8_t *v = val;
-    if (vlen == 9 && (v[0] & DURABLE_ENTRY_SHARED))
-        durable_shared_unref(d, d->batch, bytes_get64(v + 1));
-    return 0;
+    memcpy(buf, DURABLE_PURGED_PREFIX, DURABLE_PURGED_PREFIX_LEN);
+    bytes_put64(buf + DURABLE_PURGED_PREFIX_LEN, queue_id);
+    bytes_put64(buf + DURABLE_PURGED_PREFIX_LEN + 8, first);
+    return DURABLE_PURGED_KEY_LEN;
 }
 
-/* Calls fn for each of q's paged-out entries in seq order (page_lo on); a read error is
- * logged, saying what the walk was for. */
-static void
-durable_paged_walk(struct durable *d, struct queue *q, store_iter_fn fn, void *arg,
-                   const char *why)
+/* Calls fn for each of q's paged-out entries in seq order (page_lo on). Returns as
+ * store_iter_range; a read error is logged, saying what the walk was for. */
+static int
+durable_paged_walk(struct durable *d, struct queue *q, store_iter_fn fn, void *arg, const char *why)
 {
     uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
     char err[256];
     store_key_qentry(begin, q->store_id, q->page_lo);
     store_key_qentry_prefix(end, q->store_id + 1);
-    if (store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), fn, arg, err,
-                         sizeof(err)) < 0)
+    int rc =
+        store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), fn, arg, err, sizeof(err));
+    if (rc < 0)
         log_msg(LOG_ERROR, "store: reading queue '%s' %s: %s", q->name, why, err);
+    return rc;
+}
+
+/* ---- page-outs and their batches ---- */
+
+/* Counts one more entry paged out of q in this turn's batch. 0, or -1 on ENOMEM. */
+static int
+durable_pageout_count(struct durable *d, struct queue *q)
+{
+    struct durable_pageout *po = LIST_FIRST(&q->pageouts);
+    if (po == NULL || po->turn != d->turn) {
+        if ((po = malloc(sizeof(*po))) == NULL)
+            return -1;
+        po->q = q;
+        po->turn = d->turn;
+        po->n = 0;
+        LIST_INSERT_HEAD(&q->pageouts, po, by_queue);
+        TAILQ_INSERT_TAIL(&d->pageouts, po, by_turn);
+    }
+    po->n++;
+    return 0;
+}
+
+/* q drops its paged entries (purge, removal): whatever becomes of the batches writing some,
+ * its count is no longer theirs to correct. */
+static void
+durable_pageouts_detach(struct queue *q)
+{
+    struct durable_pageout *po;
+    while ((po = LIST_FIRST(&q->pageouts)) != NULL) {
+        LIST_REMOVE(po, by_queue);
+        po->q = NULL;
+    }
+}
+
+/* n entries paged out of q were in a batch that failed: they are not in the store. */
+static void
+durable_pageout_lost(struct queue *q, uint64_t n, const char *err)
+{
+    if (n > q->n_paged)
+        n = q->n_paged; /* never: a failed write is not read back */
+    q->n_paged -= n;
+    q->n_ready -= n;
+    log_msg(LOG_ERROR,
+            "queue '%s': %" PRIu64 " messages lost: in the store only, whose write failed (%s)",
+            q->name, n, err);
+}
+
+/* Arms the sweep timer if the oldest sweep can go on. */
+static void
+durable_sweep_arm(struct durable *d)
+{
+    static const struct timeval now = {0, 0};
+    struct durable_sweep *s = TAILQ_FIRST(&d->sweeps);
+    if (s != NULL && s->ready && !evtimer_pending(d->sweep_ev, NULL))
+        evtimer_add(d->sweep_ev, &now);
 }
 
 void
-durable_paged_delete(struct durable *d, struct store_batch *b, struct queue *q)
+durable_page_turn_done(struct durable *d, uint64_t turn, const char *err)
 {
-    uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
-    durable_paged_walk(d, q, durable_paged_unref, d, "to delete it");
-    store_key_qentry(begin, q->store_id, q->page_lo);
-    store_key_qentry_prefix(end, q->store_id + 1);
-    store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
+    /* Batches complete in order, but one that could not be submitted completes at once:
+     * earlier ones may still be pending, skipped here. */
+    struct durable_pageout *po, *po_next;
+    for (po = TAILQ_FIRST(&d->pageouts); po != NULL && po->turn <= turn; po = po_next) {
+        po_next = TAILQ_NEXT(po, by_turn);
+        if (po->turn < turn)
+            continue;
+        TAILQ_REMOVE(&d->pageouts, po, by_turn);
+        if (po->q != NULL) {
+            LIST_REMOVE(po, by_queue);
+            if (err != NULL)
+                durable_pageout_lost(po->q, po->n, err);
+        }
+        free(po);
+    }
+    struct durable_sweep *s, *s_next;
+    for (s = TAILQ_FIRST(&d->sweeps); s != NULL && s->turn <= turn; s = s_next) {
+        s_next = TAILQ_NEXT(s, link);
+        if (s->turn < turn)
+            continue;
+        if (err == NULL) {
+            s->ready = true;
+            continue;
+        }
+        log_msg(LOG_ERROR,
+                "store: the %s of queue id %" PRIu64 " was not written (%s): a restart brings "
+                "its messages back",
+                s->deleted ? "deletion" : "purge", s->queue_id, err);
+        TAILQ_REMOVE(&d->sweeps, s, link);
+        free(s);
+    }
+    durable_sweep_arm(d);
+}
+
+void
+durable_page_wait(struct durable *d, struct queue *q)
+{
+    if (q->page_waiting)
+        return;
+    q->page_waiting = true;
+    TAILQ_INSERT_TAIL(&d->page_wait, q, page_link);
+    durable_arm(d);
+}
+
+/* ---- dropping paged entries ---- */
+
+/* Whether a sweep of the queue with that store id has entries left to read. */
+static bool
+durable_sweeping(const struct durable *d, uint64_t queue_id)
+{
+    const struct durable_sweep *s;
+    TAILQ_FOREACH(s, &d->sweeps, link) {
+        if (s->queue_id == queue_id)
+            return true;
+    }
+    return false;
+}
+
+/* Starts a sweep of seqs [lo, end) of the queue with that store id, writing its marker in
+ * b. 0, or -1 on ENOMEM (nothing written). */
+static int
+durable_sweep_add(struct durable *d, struct store_batch *b, uint64_t queue_id, uint64_t lo,
+                  uint64_t end, bool deleted)
+{
+    struct durable_sweep *s = malloc(sizeof(*s));
+    if (s == NULL)
+        return -1;
+    uint8_t key[DURABLE_PURGED_KEY_LEN], val[8];
+    if (deleted) {
+        store_key_temp_queue(key, queue_id);
+        store_batch_put(b, key, STORE_KEY_DELIVERED_LEN, NULL, 0);
+    } else {
+        bytes_put64(val, end);
+        store_batch_put(b, key, durable_key_purged(key, queue_id, lo), val, sizeof(val));
+    }
+    *s = (struct durable_sweep){.turn = d->turn,
+                                .deleted = deleted,
+                                .queue_id = queue_id,
+                                .lo = lo,
+                                .next = lo,
+                                .end = end};
+    TAILQ_INSERT_TAIL(&d->sweeps, s, link);
+    return 0;
+}
+
+/* Deletes q's entries with seqs [lo, end) in b. */
+static void
+durable_entries_delete(struct store_batch *b, uint64_t queue_id, uint64_t lo, uint64_t end)
+{
+    uint8_t begin[STORE_KEY_QENTRY_LEN], stop[STORE_KEY_QENTRY_LEN];
+    store_key_qentry(begin, queue_id, lo);
+    store_key_qentry(stop, queue_id, end);
+    store_batch_delete_range(b, begin, sizeof(begin), stop, sizeof(stop));
+}
+
+void
+durable_queue_entries_drop(struct durable *d, struct store_batch *b, struct queue *q)
+{
+    bool shared = q->n_paged > 0 && q->paged_shared;
+    if (shared || durable_sweeping(d, q->store_id)) {
+        /* After the sweeps of its earlier purges (whose entries must still be there to be
+         * read), and its paged entries read: the sweep then deletes them all. */
+        if (durable_sweep_add(d, b, q->store_id, shared ? q->page_lo : UINT64_MAX, UINT64_MAX,
+                              true) == 0)
+            return;
+        log_msg(LOG_ERROR,
+                "out of memory deleting queue '%s': the shared messages it refers to are kept "
+                "until the next start",
+                q->name);
+    }
+    durable_entries_delete_all(b, q->store_id);
+}
+
+/* Drops q's paged entries in b (purge). */
+static void
+durable_paged_drop(struct durable *d, struct store_batch *b, struct queue *q)
+{
+    if (q->paged_shared) {
+        if (durable_sweep_add(d, b, q->store_id, q->page_lo, q->next_seq, false) == 0)
+            return;
+        log_msg(LOG_ERROR,
+                "out of memory purging queue '%s': the shared messages it refers to are kept "
+                "until the next start",
+                q->name);
+    }
+    durable_entries_delete(b, q->store_id, q->page_lo, q->next_seq);
 }
 
 void
 durable_page_forget(struct durable *d, struct queue *q)
 {
+    durable_pageouts_detach(q);
     struct store_batch *b;
-    if (d == NULL || q->store_id == 0 || (b = durable_batch(d)) == NULL)
+    if (q->n_paged == 0 || d == NULL || q->store_id == 0 || (b = durable_batch(d)) == NULL)
         return;
-    durable_paged_delete(d, b, q);
+    durable_paged_drop(d, b, q);
 }
+
+struct sweep_ctx {
+    struct durable *d;
+    struct store_batch *b; /* this turn's batch; NULL on ENOMEM */
+    struct durable_sweep *s;
+    uint32_t read;
+    size_t bytes;
+};
+
+static int
+durable_sweep_entry(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct sweep_ctx *x = arg;
+    const uint8_t *v = val;
+    if (klen != STORE_KEY_QENTRY_LEN)
+        return 0; /* not an entry: nothing of ours */
+    x->s->next = bytes_get64((const uint8_t *)key + 9) + 1;
+    if (vlen == 9 && (v[0] & DURABLE_ENTRY_SHARED))
+        durable_shared_unref(x->d, x->b, bytes_get64(v + 1));
+    x->bytes += vlen;
+    return ++x->read >= DURABLE_SWEEP_STEP || x->bytes >= DURABLE_PAGE_IN_STEP;
+}
+
+void
+durable_sweep_step(evutil_socket_t fd, short what, void *arg)
+{
+    struct durable *d = arg;
+    struct durable_sweep *s = TAILQ_FIRST(&d->sweeps);
+    if (s == NULL || !s->ready)
+        return;
+    /* A batch that cannot be had (ENOMEM) leaves the records whose count drops to zero and
+     * the marker to the next start. */
+    struct sweep_ctx x = {d, durable_batch(d), s, 0, 0};
+    uint8_t begin[STORE_KEY_QENTRY_LEN], end[STORE_KEY_QENTRY_LEN];
+    char err[256];
+    int rc = 0;
+    if (s->next < s->end) {
+        store_key_qentry(begin, s->queue_id, s->next);
+        store_key_qentry(end, s->queue_id, s->end);
+        rc = store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), durable_sweep_entry,
+                              &x, err, sizeof(err));
+    }
+    if (rc == 1) {
+        durable_sweep_arm(d);
+        return;
+    }
+    if (rc < 0) {
+        log_msg(LOG_ERROR,
+                "store: reading dropped entries of queue id %" PRIu64 ": %s; the next start "
+                "deletes them",
+                s->queue_id, err);
+    } else if (x.b != NULL) {
+        uint8_t key[DURABLE_PURGED_KEY_LEN];
+        if (s->deleted) {
+            durable_entries_delete_all(x.b, s->queue_id);
+            store_key_temp_queue(key, s->queue_id);
+            store_batch_delete(x.b, key, STORE_KEY_DELIVERED_LEN);
+        } else {
+            durable_entries_delete(x.b, s->queue_id, s->lo, s->end);
+            store_batch_delete(x.b, key, durable_key_purged(key, s->queue_id, s->lo));
+        }
+    }
+    TAILQ_REMOVE(&d->sweeps, s, link);
+    free(s);
+    durable_sweep_arm(d);
+}
+
+void
+durable_sweeps_free(struct durable *d)
+{
+    struct durable_sweep *s;
+    while ((s = TAILQ_FIRST(&d->sweeps)) != NULL) {
+        TAILQ_REMOVE(&d->sweeps, s, link);
+        free(s);
+    }
+}
+
+/* ---- paging out and in ---- */
 
 bool
 durable_page_out_wanted(const struct durable *d, const struct queue *q, const struct msg *m)
@@ -88,11 +365,22 @@ durable_queue_temp_id(struct durable *d, struct queue *q)
 int
 durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq)
 {
+    bool transient = !durable_entry_wanted(q, m);
     if ((q->store_id == 0 && durable_queue_temp_id(d, q) < 0) ||
-        durable_entry_write(d, q, m, seq, !durable_entry_wanted(q, m)) < 0) {
+        durable_entry_write(d, q, m, seq, transient) < 0) {
         log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
         return -1;
     }
+    if (durable_pageout_count(d, q) < 0) {
+        /* Written, but a failure could not be accounted for: the batch must not go. */
+        log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
+        d->lost = true;
+        return -1;
+    }
+    if (q->n_paged == 0)
+        q->paged_shared = false;
+    if (m->store_id != 0 && !transient)
+        q->paged_shared = true;
     return 0;
 }
 
@@ -101,11 +389,6 @@ durable_page_in_wanted(const struct durable *d, const struct queue *q)
 {
     return q->mem_bytes < d->window / 2 && !q->page_waiting;
 }
-
-/* Bytes read back per durable_page_in call at most: the loop reads synchronously, so a
- * step bounds how long other connections wait (about a millisecond), and a draining queue
- * asks again as soon as its in-memory part is under half the window. */
-#define DURABLE_PAGE_IN_STEP (1u << 20)
 
 struct page_in_ctx {
     struct durable *d;
@@ -158,11 +441,21 @@ void
 durable_page_in(struct durable *d, struct queue *q)
 {
     struct page_in_ctx x = {d, q, 0, 0};
-    durable_paged_walk(d, q, durable_page_in_entry, &x, "back");
-    if (x.read == 0 && q->n_paged > 0 && !q->page_waiting) {
-        /* Written in a batch the store has not completed yet. */
-        q->page_waiting = true;
-        TAILQ_INSERT_TAIL(&d->page_wait, q, page_link);
-        durable_arm(d);
+    /* Stopped (enough in memory, or ENOMEM) or a read error: the next dispatch asks again. */
+    if (durable_paged_walk(d, q, durable_page_in_entry, &x, "back") != 0 || q->n_paged == 0)
+        return;
+    if (!LIST_EMPTY(&q->pageouts)) {
+        /* The rest is in batches the store has not completed yet. */
+        if (x.read == 0)
+            durable_page_wait(d, q);
+        return;
     }
+    /* Every batch that paged out of q is done, and every entry read: those counted but not
+     * found are not there (a bug's mark). Looking for them again would never end. */
+    log_msg(LOG_ERROR,
+            "queue '%s': %" PRIu64 " messages counted as paged out are not in the store: "
+            "dropped",
+            q->name, q->n_paged);
+    q->n_ready -= q->n_paged;
+    q->n_paged = 0;
 }

@@ -2,9 +2,11 @@
  * connects. Exchanges first, then queues, then the bindings between them (both ends must be
  * back), then each stored queue's entries in seq order. A message shared by several queues is
  * read once and shared again in memory. Nothing is written while this runs but the removal of
- * leftovers: the paged-out entries of queues that were not stored, transient messages paged out
- * of stored ones, and shared records no entry refers to any more. A record that cannot be
- * decoded stops the start with its key named: the data directory is left as it is. */
+ * leftovers: the paged-out entries of queues that were not stored, or removed before their
+ * deletion was done, transient messages paged out of stored ones, purged entries that were
+ * still to be deleted (never read: a purge marker names them), and shared records no entry
+ * refers to any more. A record that cannot be decoded stops the start with its key named: the
+ * data directory is left as it is. */
 #include "config.h"
 
 #include <inttypes.h>
@@ -28,10 +30,17 @@ struct recover_shared {
     struct msg *m; /* borrows: the queue entries own it */
 };
 
+/* A purge marker: seqs [lo, end) of the queue with that id are gone. */
+struct recover_purged {
+    uint64_t queue_id, lo, end;
+};
+
 struct recover_ctx {
     struct durable *d;
     struct vhost_registry *reg;
     struct hmap shared; /* owns each struct recover_shared: the messages read */
+    struct recover_purged *purged; /* owns: the purge markers, in key order */
+    size_t n_purged;
     struct vhost *vh;   /* the vhost of the key being handled */
     struct queue *q;    /* entries: the queue being restored */
     uint64_t watermark; /* entries: its delivery watermark */
@@ -253,6 +262,7 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         if (q->n_paged == 0)
             q->page_lo = seq;
         q->n_paged++;
+        q->paged_shared |= shared;
         q->n_ready++;
         q->next_seq = seq + 1;
         return 0;
@@ -274,7 +284,24 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
     return rc < 0 ? recover_nomem(x) : 0;
 }
 
-/* Restores q's entries, in seq order, with their redelivered flags. */
+/* Restores q's entries with seqs [lo, end); from 0 and to UINT64_MAX, every key of its
+ * prefix (a malformed one stops the start). 0, or -1 with the error in x->err. */
+static int
+recover_entries_range(struct recover_ctx *x, struct queue *q, uint64_t lo, uint64_t end)
+{
+    uint8_t begin[STORE_KEY_QENTRY_LEN], stop[STORE_KEY_QENTRY_LEN];
+    size_t blen = lo != 0 ? store_key_qentry(begin, q->store_id, lo)
+                          : store_key_qentry_prefix(begin, q->store_id);
+    size_t slen = end != UINT64_MAX ? store_key_qentry(stop, q->store_id, end)
+                                    : store_key_qentry_prefix(stop, q->store_id + 1);
+    return store_iter_range(x->d->st, begin, blen, stop, slen, recover_entry, x, x->err,
+                            x->errlen) != 0
+               ? -1
+               : 0;
+}
+
+/* Restores q's entries, in seq order, with their redelivered flags; purged ones are not
+ * read. */
 static int
 recover_queue_entries(struct recover_ctx *x, struct queue *q)
 {
@@ -297,18 +324,34 @@ recover_queue_entries(struct recover_ctx *x, struct queue *q)
     }
     q->delivered_seq = x->watermark;
     x->q = q;
-    size_t plen = store_key_qentry_prefix(key, q->store_id);
-    if (store_iter_prefix(x->d->st, key, plen, recover_entry, x, x->err, x->errlen) != 0)
+    uint64_t from = 0;
+    bool purged = false;
+    for (size_t i = 0; i < x->n_purged; i++) {
+        const struct recover_purged *p = &x->purged[i];
+        if (p->queue_id != q->store_id || p->end <= from)
+            continue;
+        if (p->lo > from && recover_entries_range(x, q, from, p->lo) < 0)
+            return -1;
+        from = p->end;
+        purged = true;
+    }
+    if (recover_entries_range(x, q, from, UINT64_MAX) < 0)
         return -1;
-    /* New entries go above everything the queue ever had: above the watermark too, or they
-     * would come back redelivered after the next restart. */
-    if (q->next_seq <= x->watermark)
-        q->next_seq = x->watermark + 1;
+    /* New entries go above everything the queue ever had: above the watermark, or they would
+     * come back redelivered after the next restart, and above the purged ones. */
+    uint64_t above = x->watermark + 1 > from ? x->watermark + 1 : from;
+    if (q->next_seq < above)
+        q->next_seq = above;
     q->restored_below = q->next_seq;
+    /* The purged entries among the paged ones are deleted by this start's batch: no page-in
+     * before it is written. */
+    if (purged && q->n_paged > 0)
+        durable_page_wait(x->d, q);
     return 0;
 }
 
-/* Queues that were not stored but had paged out entries: the entries go. */
+/* Queues that were not stored but had paged out entries, and stored queues deleted before
+ * all their entries were: the entries go. */
 static int
 recover_temp_queue(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
@@ -323,6 +366,33 @@ recover_temp_queue(void *arg, const void *key, size_t klen, const void *val, siz
     store_batch_delete(b, key, klen);
     if (id >= x->d->next_queue_id)
         x->d->next_queue_id = id + 1;
+    return 0;
+}
+
+/* Purge markers: the entries they name are deleted, and skipped when their queue is read. */
+static int
+recover_purge_marker(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct recover_ctx *x = arg;
+    if (klen != DURABLE_PURGED_KEY_LEN || vlen != 8)
+        return recover_corrupt(x, "purge marker", key, klen);
+    const uint8_t *k = (const uint8_t *)key + DURABLE_PURGED_PREFIX_LEN;
+    struct recover_purged p = {bytes_get64(k), bytes_get64(k + 8), bytes_get64(val)};
+    struct recover_purged *grown = realloc(x->purged, (x->n_purged + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return recover_nomem(x);
+    x->purged = grown;
+    x->purged[x->n_purged++] = p;
+    struct store_batch *b = durable_batch(x->d);
+    if (b == NULL)
+        return recover_nomem(x);
+    uint8_t begin[STORE_KEY_QENTRY_LEN], end[STORE_KEY_QENTRY_LEN];
+    store_key_qentry(begin, p.queue_id, p.lo);
+    store_key_qentry(end, p.queue_id, p.end);
+    store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
+    store_batch_delete(b, key, klen);
+    if (p.queue_id >= x->d->next_queue_id)
+        x->d->next_queue_id = p.queue_id + 1;
     return 0;
 }
 
@@ -371,6 +441,9 @@ durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t
     tag = STORE_TAG_TEMP_QUEUE;
     if (store_iter_prefix(d->st, &tag, 1, recover_temp_queue, &x, err, errlen) != 0)
         goto out;
+    if (store_iter_prefix(d->st, DURABLE_PURGED_PREFIX, DURABLE_PURGED_PREFIX_LEN,
+                          recover_purge_marker, &x, err, errlen) != 0)
+        goto out;
     for (struct vhost *vh = reg->head; vh != NULL; vh = vh->next) {
         struct hmap_iter it;
         struct hmap_entry *he;
@@ -395,5 +468,6 @@ out:
     if (rc < 0)
         durable_discard_pending(d); /* the data is left as it was found */
     hmap_drain(&x.shared, recover_shared_free);
+    free(x.purged);
     return rc;
 }

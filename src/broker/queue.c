@@ -308,11 +308,10 @@ queue_cmd_purge(struct queue *q)
         queue_entry_free(e);
         n++;
     }
-    if (q->n_paged > 0) {
-        durable_page_forget(queue_durable(q), q);
-        n += q->n_paged;
-        q->n_paged = 0;
-    }
+    /* Even with none paged: batches writing some may still be pending. */
+    durable_page_forget(queue_durable(q), q);
+    n += q->n_paged;
+    q->n_paged = 0;
     q->n_ready = 0;
     q->mem_bytes = 0;
     return n;
