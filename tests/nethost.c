@@ -280,15 +280,16 @@ nethost_turn(struct nethost *h)
     return moved;
 }
 
-/* Whether bytes p sent have not been read by the server yet: queued here, in flight (not
- * acknowledged), or waiting in the server's socket. */
+/* Whether bytes p sent have not been read by the server yet: queued here, not yet sent by
+ * the kernel, or waiting in the server's socket. (Not "unacknowledged": the server's delayed
+ * acknowledgement of bytes it has long read can take 40 ms.) */
 static bool
 nethost_unread(const struct nethost_peer *p)
 {
     if (p->fd < 0 || p->eof)
         return false;
     int n = 0;
-    if (evbuffer_get_length(p->out) > 0 || (ioctl(p->fd, SIOCOUTQ, &n) == 0 && n > 0))
+    if (evbuffer_get_length(p->out) > 0 || (ioctl(p->fd, SIOCOUTQNSD, &n) == 0 && n > 0))
         return true;
     return ioctl(p->server_fd, FIONREAD, &n) == 0 && n > 0;
 }
