@@ -263,6 +263,7 @@ nethost_fill(struct nethost_peer *p)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             break;
         p->eof = true; /* 0: closed; an error (a reset) ends the stream too */
+        p->reset = n < 0;
         moved = true;
     }
     return moved;
@@ -323,10 +324,16 @@ nethost_take(struct nethost_peer *p, struct nethost_frame *f)
     uint32_t frame_max = p->host->conf.frame_max;
     size_t avail = evbuffer_get_length(p->in), need;
     bool ended = p->eof || p->fd < 0;
+    /* A frame cut by the end is the server's fault only if it closed normally: after a reset
+     * its last bytes may be lost, and after our own close we stopped reading anywhere. */
+    bool cut_ok = p->reset || p->fd < 0;
     if (avail < FRAME_HEADER_SIZE) {
         if (!ended)
             return NETHOST_AGAIN;
-        return avail == 0 ? NETHOST_EOF : nethost_bad(p, "truncated frame at the end", "");
+        if (avail > 0 && !cut_ok)
+            return nethost_bad(p, "truncated frame at the end", "");
+        evbuffer_drain(p->in, avail);
+        return NETHOST_EOF;
     }
     struct frame fr;
     struct wire_error err;
@@ -334,6 +341,10 @@ nethost_take(struct nethost_peer *p, struct nethost_frame *f)
     enum frame_status st = frame_parse(hdr, FRAME_HEADER_SIZE, frame_max, &fr, &need, &err);
     if (st == FRAME_ERROR)
         return nethost_bad(p, "bad frame from the server: ", err.text);
+    if (avail < need && ended && cut_ok) {
+        evbuffer_drain(p->in, avail);
+        return NETHOST_EOF;
+    }
     if (avail < need)
         return ended ? nethost_bad(p, "truncated frame at the end", "") : NETHOST_AGAIN;
     if (need > p->frame_cap) {

@@ -35,7 +35,10 @@ struct nethost_peer {
     struct evbuffer *out; /* owns: bytes for the server not yet written to the socket */
     struct evbuffer *in;  /* owns: bytes from the server not yet taken as frames */
     bool eof;             /* the server closed its end (or reset it) */
-    uint8_t *frame;       /* owns: the payload of the frame taken last */
+    /* The end was a reset: the server closed with bytes of ours unread, and the kernel then
+     * drops what it had not yet sent of the server's output. The stream may end mid-frame. */
+    bool reset;
+    uint8_t *frame; /* owns: the payload of the frame taken last */
     size_t frame_cap;
     char why[512]; /* what went wrong in the last call that failed */
 };
@@ -55,7 +58,8 @@ struct nethost {
 enum nethost_status {
     NETHOST_FRAME = 0, /* a whole frame, decoded */
     NETHOST_AGAIN,     /* (nethost_take only) no whole frame buffered yet */
-    NETHOST_EOF,       /* the server closed the connection, nothing left buffered */
+    NETHOST_EOF,       /* the connection ended, nothing (or, after a reset or our own
+                        * close, part of a frame) left buffered */
     NETHOST_TIMEOUT,   /* nothing came in NETHOST_IDLE_LIMIT idle loop turns */
     NETHOST_BAD,       /* the server wrote something that is not a valid frame: why says */
 };

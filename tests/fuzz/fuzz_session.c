@@ -21,7 +21,9 @@
  *
  * Opcodes. Each step reads an op byte: bit 7 picks the connection slot, the rest modulo
  * FZ_OP_COUNT the operation (enum fz_op), then the operation's argument bytes in the order
- * the handler reads them (fz_u8); an exhausted input reads zeros. tests/fuzz/make_corpus.py
+ * the handler reads them (fz_u8); an exhausted input reads zeros. Before the program, the
+ * first connection declares the objects the names mostly point to (fz_fixture) on its
+ * channel 1, which stays open. tests/fuzz/make_corpus.py
  * --session writes seed programs with the same numbering. The same file is linked into
  * tests/fuzz/fuzz_session_replay, which `make check` runs over tests/fuzz/corpus-session and
  * tests/fuzz/crashers-session; FUZZ_SESSION_LOG=1 in the environment shows the server's log. */
@@ -52,6 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct fz_chan {
     bool open;                  /* the client's view: opened, and no close sent or received */
+    bool tx, confirm;           /* the client's view: tx.select or confirm.select sent */
+    bool reply_consumer;        /* the client's view: consuming from direct reply-to */
     bool srv_open;              /* the server's side, as its output shows: open-ok came, and
                                  * neither its channel.close nor the close-ok of ours */
     uint32_t closes_unanswered; /* our channel.close frames without a close-ok yet */
@@ -94,9 +98,14 @@ fz_u8(struct fz *z)
 
 /* ---- names: a tiny alphabet, so that operations meet on the same objects ---- */
 
-static const char *const fz_queues[] = {"q0", "q1", "q2", "q3", "", "amq.q"};
+/* The names the fixture declares come twice as often as the others: most operations should
+ * act on something that exists. "" is the server-named or last declared queue, and the
+ * default exchange. */
+static const char *const fz_queues[] = {"q0", "q1", "q2", "q3", "q0",
+                                        "q1", "q2", "q3", "",   "amq.q"};
 static const char *const fz_exchanges[] = {
-    "x0", "x1", "x2", "x3", "", "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "nope"};
+    "x0", "x1", "x2",         "x3",         "x0",        "x1",          "x2",
+    "x3", "",   "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "nope"};
 static const char *const fz_keys[] = {"",     "k0", "k1", "k0.k1", "k1.k0", "#",   "*",
                                       "k0.#", "q0", "q1", "q2",    "q3",    "*.k1"};
 static const char *const fz_types[] = {"direct", "fanout", "topic", "headers", "bogus"};
@@ -111,6 +120,16 @@ fz_send(struct fz_conn *c, uint16_t ch, const struct wire_method *m)
 {
     if (frame_write_method(c->pending, ch, m) < 0)
         FZ_FAIL("cannot encode %s", wire_method_name(m->id));
+}
+
+/* The client closed the channel, or answered the server's close: it starts afresh. */
+static void
+fz_chan_closed(struct fz_chan *ch)
+{
+    ch->open = false;
+    ch->tx = false;
+    ch->confirm = false;
+    ch->reply_consumer = false;
 }
 
 /* The channel an operation uses (1..FZ_CHANNELS), opened first if the client has not. */
@@ -212,13 +231,20 @@ fz_exchange_declare(struct fz *z, struct fz_conn *c)
     uint8_t args[64], flags;
     struct wire_method m = {.id = WIRE_EXCHANGE_DECLARE};
     struct wire_exchange_declare *d = &m.u.exchange_declare;
-    d->exchange = nethost_str(FZ_PICK(z, fz_exchanges));
-    d->type = nethost_str(FZ_PICK(z, fz_types));
+    const char *name = FZ_PICK(z, fz_exchanges);
+    uint8_t type = fz_u8(z);
+    d->exchange = nethost_str(name);
+    /* Mostly the fixture's type for its exchanges (another is refused: 406). */
+    if (name[0] == 'x' && type < 0xc0)
+        d->type = nethost_str(fz_types[name[1] - '0']);
+    else
+        d->type = nethost_str(fz_types[type % (sizeof(fz_types) / sizeof(fz_types[0]))]);
     flags = fz_u8(z);
+    /* Properties other than the fixture's (refused for its exchanges) under bit 6 only. */
     d->passive = flags & 0x01;
-    d->durable = flags & 0x02;
-    d->auto_delete = flags & 0x04;
-    d->internal = flags & 0x08;
+    d->durable = (flags & 0x42) == 0x42;
+    d->auto_delete = (flags & 0x44) == 0x44;
+    d->internal = (flags & 0x48) == 0x48;
     d->no_wait = flags & 0x10;
     if (flags & 0x20) {
         struct wire_writer w;
@@ -236,7 +262,7 @@ fz_exchange_delete(struct fz *z, struct fz_conn *c)
     struct wire_method m = {.id = WIRE_EXCHANGE_DELETE};
     m.u.exchange_delete.exchange = nethost_str(FZ_PICK(z, fz_exchanges));
     uint8_t flags = fz_u8(z);
-    m.u.exchange_delete.if_unused = flags & 0x01;
+    m.u.exchange_delete.if_unused = (flags & 0x05) == 0x05;
     m.u.exchange_delete.no_wait = flags & 0x02;
     fz_send(c, ch, &m);
 }
@@ -265,10 +291,11 @@ fz_queue_declare(struct fz *z, struct fz_conn *c)
     struct wire_method m = nethost_queue_declare(FZ_PICK(z, fz_queues), false, false);
     struct wire_queue_declare *d = &m.u.queue_declare;
     uint8_t flags = fz_u8(z);
+    /* Properties other than the fixture's (refused for its queues) under bit 6 only. */
     d->passive = flags & 0x01;
-    d->durable = flags & 0x02;
-    d->exclusive = flags & 0x04;
-    d->auto_delete = flags & 0x08;
+    d->durable = (flags & 0x42) == 0x42;
+    d->exclusive = (flags & 0x44) == 0x44;
+    d->auto_delete = (flags & 0x48) == 0x48;
     d->no_wait = flags & 0x10;
     if (flags & 0x20)
         d->arguments = fz_queue_args(z, args, sizeof(args));
@@ -334,7 +361,11 @@ fz_consume(struct fz *z, struct fz_conn *c)
     b->queue =
         flags & 0x40 ? WIRE_STR_LIT("amq.rabbitmq.reply-to") : nethost_str(FZ_PICK(z, fz_queues));
     b->consumer_tag = nethost_str(FZ_PICK(z, fz_tags));
-    b->no_ack = flags & 0x01;
+    /* A reply consumer must be no-ack (refused otherwise, rarely tried). */
+    bool reply = flags & 0x40;
+    b->no_ack = (flags & 0x01) || (reply && !(flags & 0x80));
+    if (reply && b->no_ack)
+        c->ch[ch].reply_consumer = true;
     b->exclusive = flags & 0x02;
     b->no_wait = flags & 0x04;
     b->no_local = flags & 0x08;
@@ -386,9 +417,10 @@ fz_content(struct fz *z, struct fz_conn *c, uint16_t ch, const uint8_t *props, s
 }
 
 /* Properties chosen by a byte's bits: persistence, priority, headers for headers exchanges,
- * direct reply-to, user_id (the wrong one is refused). */
+ * direct reply-to (mostly when the channel has a reply consumer, else it is refused), user_id
+ * (now and then the wrong one, which is refused). */
 static size_t
-fz_props(struct fz *z, uint8_t *buf, size_t cap)
+fz_props(struct fz *z, uint8_t *buf, size_t cap, bool reply_consumer)
 {
     uint8_t hdrs[64], bits = fz_u8(z);
     struct wire_basic_props pr = {0};
@@ -408,13 +440,13 @@ fz_props(struct fz *z, uint8_t *buf, size_t cap)
         pr.flags |= WIRE_BASIC_HEADERS_FLAG;
         pr.headers = (struct wire_table){hdrs, (uint32_t)wire_writer_len(&w)};
     }
-    if (bits & 0x08) {
+    if ((bits & 0x08) && (reply_consumer || (bits & 0x40))) {
         pr.flags |= WIRE_BASIC_REPLY_TO_FLAG;
         pr.reply_to = WIRE_STR_LIT("amq.rabbitmq.reply-to");
     }
     if (bits & 0x10) {
         pr.flags |= WIRE_BASIC_USER_ID_FLAG;
-        pr.user_id = bits & 0x20 ? WIRE_STR_LIT("other") : WIRE_STR_LIT("guest");
+        pr.user_id = (bits & 0x60) == 0x60 ? WIRE_STR_LIT("other") : WIRE_STR_LIT("guest");
     }
     struct wire_writer w;
     wire_writer_init(&w, buf, cap);
@@ -440,7 +472,7 @@ fz_publish(struct fz *z, struct fz_conn *c, bool reply)
     }
     b->mandatory = fz_u8(z) & 1;
     fz_send(c, ch, &m);
-    size_t n = fz_props(z, props, sizeof(props));
+    size_t n = fz_props(z, props, sizeof(props), c->ch[ch].reply_consumer);
     fz_content(z, c, ch, props, n);
 }
 
@@ -462,6 +494,8 @@ fz_settle(struct fz *z, struct fz_conn *c, enum wire_method_id id)
     uint16_t ch = fz_channel(z, c);
     uint8_t v = fz_u8(z);
     uint64_t last = c->ch[ch].last_tag, back = v % 4;
+    if (last == 0 && !(v & 0x40))
+        return; /* nothing delivered yet: an unknown tag only now and then */
     uint64_t tag = v & 0x80 ? 0 : last > back ? last - back : back;
     bool multiple = v & 0x10, requeue = v & 0x20;
     struct wire_method m = {.id = id};
@@ -489,22 +523,34 @@ fz_recover(struct fz *z, struct fz_conn *c)
     fz_send(c, ch, &m);
 }
 
+/* tx.select, commit or rollback; a commit or rollback on a channel not in tx mode selects
+ * it first, and a channel in confirm mode is switched (refused) only rarely. */
 static void
 fz_tx(struct fz *z, struct fz_conn *c)
 {
     static const enum wire_method_id ids[] = {WIRE_TX_SELECT, WIRE_TX_COMMIT, WIRE_TX_COMMIT,
                                               WIRE_TX_ROLLBACK};
     uint16_t ch = fz_channel(z, c);
-    struct wire_method m = {.id = ids[fz_u8(z) % 4]};
-    fz_send(c, ch, &m);
+    uint8_t v = fz_u8(z);
+    struct fz_chan *st = &c->ch[ch];
+    if (st->confirm && !(v & 0x80))
+        return;
+    if (!st->tx && ids[v % 4] != WIRE_TX_SELECT)
+        fz_send(c, ch, &(struct wire_method){.id = WIRE_TX_SELECT});
+    st->tx = true;
+    fz_send(c, ch, &(struct wire_method){.id = ids[v % 4]});
 }
 
 static void
 fz_confirm_select(struct fz *z, struct fz_conn *c)
 {
     uint16_t ch = fz_channel(z, c);
+    uint8_t v = fz_u8(z);
+    if (c->ch[ch].tx && !(v & 0x80))
+        return;
+    c->ch[ch].confirm = true;
     struct wire_method m = {.id = WIRE_CONFIRM_SELECT};
-    m.u.confirm_select.nowait = fz_u8(z) & 1;
+    m.u.confirm_select.nowait = v & 1;
     fz_send(c, ch, &m);
 }
 
@@ -524,8 +570,10 @@ fz_channel_close(struct fz *z, struct fz_conn *c)
     struct wire_method m = {.id = WIRE_CHANNEL_CLOSE};
     m.u.channel_close.reply_code = 200;
     m.u.channel_close.reply_text = WIRE_STR_LIT("bye");
+    if (!c->ch[ch].open)
+        return; /* a close of a channel not open is a misbehaviour of its own (fz_misbehave) */
     fz_send(c, ch, &m);
-    c->ch[ch].open = false;
+    fz_chan_closed(&c->ch[ch]);
     c->ch[ch].closes_unanswered++;
 }
 
@@ -670,7 +718,7 @@ fz_check_frame(struct fz *z, struct fz_conn *c, const struct nethost_frame *f)
     case WIRE_CHANNEL_CLOSE:
         /* Answered at once, as clients do; the channel is then closed on both sides. */
         fz_send(c, f->channel, &(struct wire_method){.id = WIRE_CHANNEL_CLOSE_OK});
-        ch->open = false;
+        fz_chan_closed(ch);
         ch->srv_open = false;
         return;
     case WIRE_BASIC_DELIVER:
@@ -706,7 +754,8 @@ fz_drain(struct fz *z)
         if (st == NETHOST_BAD)
             FZ_FAIL("%s", c->p->why);
         if (st == NETHOST_EOF) {
-            if (!c->server_closed && !c->we_closed && !c->hung_up)
+            /* (A reset may have eaten the connection.close: see nethost_peer.reset.) */
+            if (!c->server_closed && !c->we_closed && !c->hung_up && !c->p->reset)
                 FZ_FAIL("the server closed connection slot %u without connection.close", i);
             c->gone = true;
         }
@@ -751,6 +800,52 @@ fz_connect(struct fz *z, struct fz_conn *c)
     z->n_connections++;
     if (nethost_handshake(c->p) < 0)
         FZ_FAIL("handshake: %s", c->p->why);
+}
+
+/* What most operations name, declared on channel 1 of the first connection before the
+ * program runs, so that sessions mostly act on things that exist: queues q0..q3, exchanges
+ * x0 (direct), x1 (fanout), x2 (topic) and x3 (headers), each bound to a queue or two. The
+ * server must take all of it without an error. */
+static void
+fz_fixture(struct fz *z)
+{
+    static const char *const types[] = {"direct", "fanout", "topic", "headers"};
+    static const struct {
+        const char *queue, *exchange, *key;
+    } binds[] = {{"q0", "x0", "k0"},   {"q1", "x0", "k1"}, {"q1", "x1", ""},
+                 {"q2", "x2", "k0.#"}, {"q3", "x3", ""},   {"q3", "x2", "*.k1"}};
+    struct fz_conn *c = &z->conns[0];
+    char name[3] = "x0";
+    uint8_t args[64];
+    struct wire_writer w;
+    wire_writer_init(&w, args, sizeof(args));
+    wire_table_put_longstr(&w, "x-match", WIRE_STR_LIT("any"));
+    wire_table_put_longstr(&w, "h0", WIRE_STR_LIT("v0"));
+    c->ch[1].open = true;
+    fz_send(c, 1, &(struct wire_method){.id = WIRE_CHANNEL_OPEN});
+    for (int i = 0; i < 4; i++) {
+        name[0] = 'q';
+        name[1] = (char)('0' + i);
+        struct wire_method m = nethost_queue_declare(name, false, false);
+        fz_send(c, 1, &m);
+        name[0] = 'x';
+        m = (struct wire_method){.id = WIRE_EXCHANGE_DECLARE};
+        m.u.exchange_declare.exchange = nethost_str(name);
+        m.u.exchange_declare.type = nethost_str(types[i]);
+        fz_send(c, 1, &m);
+    }
+    for (size_t i = 0; i < sizeof(binds) / sizeof(binds[0]); i++) {
+        struct wire_method m = {.id = WIRE_QUEUE_BIND};
+        m.u.queue_bind.queue = nethost_str(binds[i].queue);
+        m.u.queue_bind.exchange = nethost_str(binds[i].exchange);
+        m.u.queue_bind.routing_key = nethost_str(binds[i].key);
+        if (binds[i].exchange[1] == '3')
+            m.u.queue_bind.arguments = (struct wire_table){args, (uint32_t)wire_writer_len(&w)};
+        fz_send(c, 1, &m);
+    }
+    fz_flush(z, 0);
+    if (!c->ch[1].srv_open || c->server_closed)
+        FZ_FAIL("the server refused the fixture");
 }
 
 static void
@@ -875,6 +970,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nethost_init(&z.host) < 0)
         FZ_FAIL("cannot start the broker");
     fz_connect(&z, &z.conns[0]);
+    fz_fixture(&z);
     for (unsigned ops = 0; ops < FZ_MAX_OPS && z.in < z.end; ops++)
         fz_step(&z);
     fz_flush(&z, 0);

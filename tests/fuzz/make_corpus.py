@@ -394,18 +394,22 @@ def seeds():
  QUEUE_BIND, QUEUE_UNBIND, QUEUE_PURGE, QUEUE_DELETE, QOS, CONSUME, CANCEL, PUBLISH,
  PUBLISH_REPLY, GET, ACK, NACK, REJECT, RECOVER, TX, CONFIRM_SELECT, FLOW, CONNECTION_CLOSE,
  HANG_UP, CONNECT, MISBEHAVE) = range(27)
-# Indexes into the fuzzer's name tables.
-Q = {"q0": 0, "q1": 1, "q2": 2, "q3": 3, "": 4, "amq.q": 5}
-X = {"x0": 0, "x1": 1, "x2": 2, "x3": 3, "": 4, "amq.direct": 5, "amq.fanout": 6,
-     "amq.topic": 7, "amq.headers": 8, "nope": 9}
+# Indexes into the fuzzer's name tables (first occurrence).
+Q = {"q0": 0, "q1": 1, "q2": 2, "q3": 3, "": 8, "amq.q": 9}
+X = {"x0": 0, "x1": 1, "x2": 2, "x3": 3, "": 8, "amq.direct": 9, "amq.fanout": 10,
+     "amq.topic": 11, "amq.headers": 12, "nope": 13}
 K = {"": 0, "k0": 1, "k1": 2, "k0.k1": 3, "k1.k0": 4, "#": 5, "*": 6, "k0.#": 7, "q0": 8,
      "q1": 9, "q2": 10, "q3": 11, "*.k1": 12}
 T = {"direct": 0, "fanout": 1, "topic": 2, "headers": 3, "bogus": 4}
 TAG = {"": 0, "c0": 1, "c1": 2, "c2": 3}
+# Declare flags: the properties other than the fixture's need bit 6.
+EXCLUSIVE, AUTO_DELETE = 0x44, 0x48
 
 
 class Session:
-    """Builds one program; every method takes the channel (1-4) and the slot (0 or 1)."""
+    """Builds one program; every method takes the channel (1-4) and the slot (0 or 1). The
+    fuzzer has declared q0-q3 and x0 (direct), x1 (fanout), x2 (topic), x3 (headers) with
+    bindings q0-x0 k0, q1-x0 k1, q1-x1, q2-x2 k0.#, q3-x3 (any h0=v0), q3-x2 *.k1."""
 
     def __init__(self):
         self.b = bytearray()
@@ -425,7 +429,9 @@ class Session:
         return self.op(QUEUE_DECLARE, slot, ch - 1, Q[q], 0x20, bits, v)
 
     def exchange(self, ch, x, typ, flags=0, slot=0):
-        return self.op(EXCHANGE_DECLARE, slot, ch - 1, X[x], T[typ], flags)
+        # a type byte of 0xc0 and above is taken as it is (modulo 5)
+        t = next(v for v in range(0xc0, 0x100) if v % 5 == T[typ])
+        return self.op(EXCHANGE_DECLARE, slot, ch - 1, X[x], t, flags)
 
     def bind(self, ch, q, x, key, bind_bits=0, slot=0):
         return self.op(QUEUE_BIND, slot, ch - 1, Q[q], X[x], K[key], bind_bits, 0)
@@ -448,76 +454,76 @@ class Session:
 
 def session_seeds():
     s = {}
-    s["roundtrip"] = (Session().declare(1, "q0").consume(1, "q0", "c0").publish(1, "", "q0")
+    s["roundtrip"] = (Session().consume(1, "q0", "c0").publish(1, "", "q0")
                       .flush().ack(1).flush().b)
     s["exchange-types"] = (
-        Session().exchange(1, "x0", "fanout").exchange(1, "x1", "topic")
-        .exchange(1, "x2", "headers").exchange(1, "x3", "direct", 0x04)
-        .declare(1, "q0").declare(1, "q1").declare(1, "q2")
-        .bind(1, "q0", "x0", "").bind(1, "q1", "x1", "k0.#").bind(1, "q2", "x2", "", 0x05)
-        .bind(1, "q0", "x3", "k1")
-        .publish(1, "x0", "k0").publish(1, "x1", "k0.k1").publish(1, "x2", "", props=0x04)
-        .publish(1, "x3", "k1").flush()
-        .get(1, "q0").get(1, "q1").get(1, "q2").get(1, "q0", 1).flush()
-        .op(QUEUE_UNBIND, 0, 0, Q["q1"], X["x1"], K["k0.#"], 0)
-        .op(EXCHANGE_DELETE, 0, 0, X["x3"], 0).flush().b)
+        Session().publish(1, "x0", "k0").publish(1, "x1", "").publish(1, "x2", "k0.k1")
+        .publish(1, "x3", "", props=0x04).publish(1, "x2", "k1.k0").flush()
+        .get(1, "q0").get(1, "q1").get(1, "q2").get(1, "q3").get(1, "q1", 1).flush()
+        .op(QUEUE_UNBIND, 0, 0, Q["q2"], X["x2"], K["k0.#"], 0)
+        .publish(1, "x2", "k0.k1").get(1, "q2").flush().b)
+    s["new-exchanges"] = (
+        Session().exchange(1, "nope", "topic").exchange(2, "amq.direct", "fanout")
+        .exchange(1, "x0", "fanout").flush()
+        .op(EXCHANGE_DELETE, 0, 0, X["x0"], 0x05).op(EXCHANGE_DELETE, 0, 1, X["x0"], 0).flush()
+        .exchange(1, "x0", "direct").bind(1, "q0", "x0", "k0").flush().b)
     s["exchange-to-exchange"] = (
-        Session().exchange(1, "x0", "topic").exchange(1, "x1", "fanout", 0x04)
-        .op(EXCHANGE_BIND, 0, 0, 0, X["x1"], X["x0"], K["k0.#"], 0)
-        .declare(1, "q3").bind(1, "q3", "x1", "").publish(1, "x0", "k0.k1").flush()
-        .op(EXCHANGE_DELETE, 0, 0, X["x0"], 0x01).flush()
-        .op(EXCHANGE_BIND, 0, 0, 1, X["x1"], X["x0"], K["k0.#"], 0).get(1, "q3").flush().b)
+        Session().op(EXCHANGE_BIND, 0, 0, 0, X["x1"], X["x2"], K["k0.#"], 0)
+        .publish(1, "x2", "k0.k1").flush()
+        .op(EXCHANGE_BIND, 0, 0, 1, X["x1"], X["x2"], K["k0.#"], 0).get(1, "q1").flush().b)
     s["tx-confirm-return"] = (
-        Session().declare(1, "q1").op(TX, 0, 0, 0).publish(1, "", "q1").publish(1, "", "q1")
+        Session().op(TX, 0, 0, 0).publish(1, "", "q1").publish(1, "", "q1")
         .op(TX, 0, 0, 1).get(1, "q1").flush().ack(1).op(TX, 0, 0, 3).op(TX, 0, 0, 1)
         .op(CONFIRM_SELECT, 0, 1, 0).publish(2, "amq.direct", "k1", mandatory=1)
         .publish(2, "", "q1", props=0x01).flush().b)
     s["two-connections-requeue"] = (
-        Session().op(QOS, 0, 0, 1).declare(1, "q0").consume(1, "q0", "c0")
+        Session().op(QOS, 0, 0, 1).consume(1, "q0", "c0")
         .op(CONNECT, 1).op(QOS, 1, 0, 1).consume(1, "q0", "c1", slot=1)
         .publish(2, "", "q0").publish(2, "", "q0").publish(2, "", "q0").flush()
         .op(MISBEHAVE, 0, 0, 0).flush().ack(1, slot=1).flush().ack(1, slot=1).flush().b)
     s["direct-reply-to"] = (
-        Session().consume(1, "", "c0", 0x41).declare(1, "q1")
+        Session().consume(1, "", "c0", 0x41)
         .op(CONNECT, 1).consume(1, "q1", "c1", 0x01, slot=1)
         .publish(1, "", "q1", props=0x08).flush()
         .op(PUBLISH_REPLY, 1, 0, 0, 0, 3).flush()
         .op(CHANNEL_CLOSE, 0, 0).op(PUBLISH_REPLY, 1, 0, 0, 0, 3).flush().b)
     s["auto-delete-close"] = (
-        Session().declare(1, "q3", 0x08).consume(1, "q3", "c2").publish(2, "", "q3")
-        .publish(2, "", "q3").flush().op(CHANNEL_CLOSE, 0, 0).flush()
-        .declare(2, "q3", 0x01).flush().b)
+        Session().declare(2, "", AUTO_DELETE).consume(2, "", "c2").bind(2, "", "x1", "")
+        .publish(1, "x1", "").publish(1, "x1", "").flush().op(CHANNEL_CLOSE, 0, 1).flush()
+        .publish(1, "x1", "").get(1, "q1").flush().b)
     s["exclusive-hang-up"] = (
-        Session().declare(1, "q2", 0x04).consume(1, "q2", "c0").publish(1, "", "q2").flush()
-        .op(MISBEHAVE, 0, 7, 0).op(CONNECT, 1).declare(1, "q2", 0x01, slot=1).flush()
-        .op(HANG_UP, 0, 5).declare(2, "q2", 0x01, slot=1).flush().b)
+        Session().declare(2, "", EXCLUSIVE).consume(2, "", "c0").bind(2, "", "x0", "k1")
+        .publish(1, "x0", "k1").flush().op(MISBEHAVE, 0, 7, 1).op(CONNECT, 1)
+        .publish(1, "x0", "k1", slot=1).flush().op(HANG_UP, 0, 5)
+        .publish(1, "x0", "k1", slot=1).get(1, "q1", slot=1).flush().b)
     s["soft-error-reuse"] = (
-        Session().declare(1, "q3", 0x01).publish(1, "", "q3").declare(1, "q3")
-        .flush().declare(1, "q3").publish(1, "", "q3").get(1, "q3").flush().b)
+        Session().declare(2, "amq.q", 0x01).publish(2, "", "q3").declare(2, "q3")
+        .flush().declare(2, "q3").publish(2, "", "q3").get(2, "q3").flush().b)
     s["large-bodies"] = (
-        Session().declare(1, "q0").publish(1, "", "q0", size=6, split=5)
+        Session().publish(1, "", "q0", size=6, split=5)
         .publish(1, "", "q0", size=7, split=7).publish(1, "", "q0", size=5, split=1).flush(9)
         .get(1, "q0").get(1, "q0").consume(2, "q0", "c1", 0x01).flush().b)
     s["split-flushes"] = (
-        Session().declare(1, "q1").flush(3).consume(1, "q1", "").flush(11)
+        Session().consume(1, "q1", "").flush(11)
         .publish(1, "", "q1", size=4, split=3).flush(7).ack(1, 0x90).flush(1).b)
     s["nack-reject-recover"] = (
-        Session().declare(1, "q0").consume(1, "q0", "c0").publish(2, "", "q0")
+        Session().consume(1, "q0", "c0").publish(2, "", "q0")
         .publish(2, "", "q0").publish(2, "", "q0").flush()
         .op(NACK, 0, 0, 0x21).op(REJECT, 0, 0, 0x21).flush().op(RECOVER, 0, 0, 0x02)
         .flush().op(NACK, 0, 0, 0x30).op(CANCEL, 0, 0, TAG["c0"], 0).flush().b)
     s["queue-arguments"] = (
-        Session().declare_args(1, "q0", 0x03, 5).declare_args(2, "q1", 0x40, 0)
-        .declare_args(3, "q2", 0x1c, 1).declare_args(4, "q3", 0xa0, 3).flush()
-        .op(QUEUE_PURGE, 0, 0, Q["q0"], 0).op(QUEUE_DELETE, 0, 0, Q["q0"], 0x02).flush().b)
+        Session().declare_args(1, "", 0x03, 5).declare_args(2, "", 0x40, 0)
+        .declare_args(3, "", 0x1c, 1).declare_args(4, "", 0xa0, 3).flush()
+        .op(QUEUE_PURGE, 0, 0, Q["q0"], 0).op(QUEUE_DELETE, 0, 0, Q["q0"], 0x02).flush()
+        .declare(1, "q0").flush().b)
     s["hard-error-holding-everything"] = (
-        Session().declare(1, "q0").declare(1, "q1", 0x08).op(TX, 0, 0, 0)
-        .consume(1, "q0", "c0").consume(1, "q1", "c1").publish(2, "", "q0")
-        .publish(2, "", "q1").flush().ack(1).publish(1, "", "q0")
+        Session().declare(2, "", AUTO_DELETE).bind(2, "", "x1", "").op(TX, 0, 1, 0)
+        .consume(2, "q0", "c0").consume(2, "", "c1").publish(3, "", "q0")
+        .publish(3, "x1", "").flush().ack(2).publish(2, "", "q0")
         .op(CONFIRM_SELECT, 0, 2, 0).op(MISBEHAVE, 0, 7, 2).op(MISBEHAVE, 0, 2, 0).flush()
-        .op(CONNECT, 0).get(1, "q0").flush().b)
+        .op(CONNECT, 0).get(1, "q0").get(1, "q1").flush().b)
     s["client-close"] = (
-        Session().declare(1, "q2").consume(1, "q2", "c0").publish(1, "", "q2").flush()
+        Session().consume(1, "q2", "c0").publish(1, "x2", "k0.k1").flush()
         .op(CONNECTION_CLOSE, 0).flush().b)
     return s
 
