@@ -13,10 +13,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sockios.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_notsent_bytes, which glibc lacks */
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,16 +282,22 @@ nethost_turn(struct nethost *h)
 }
 
 /* Whether bytes p sent have not been read by the server yet: queued here, not yet sent by
- * the kernel, or waiting in the server's socket. (Not "unacknowledged": the server's delayed
+ * the kernel (tcpi_notsent_bytes; SIOCOUTQNSD says the same but valgrind does not know that
+ * ioctl), or waiting in the server's socket. (Not "unacknowledged": the server's delayed
  * acknowledgement of bytes it has long read can take 40 ms.) */
 static bool
 nethost_unread(const struct nethost_peer *p)
 {
     if (p->fd < 0 || p->eof)
         return false;
-    int n = 0;
-    if (evbuffer_get_length(p->out) > 0 || (ioctl(p->fd, SIOCOUTQNSD, &n) == 0 && n > 0))
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (evbuffer_get_length(p->out) > 0 ||
+        (getsockopt(p->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+         len >= offsetof(struct tcp_info, tcpi_notsent_bytes) + sizeof(ti.tcpi_notsent_bytes) &&
+         ti.tcpi_notsent_bytes > 0))
         return true;
+    int n = 0;
     return ioctl(p->server_fd, FIONREAD, &n) == 0 && n > 0;
 }
 
