@@ -9,12 +9,10 @@
  * connection has gone as well as after the server is freed. */
 #include "config.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <check.h>
-#include <event2/buffer.h>
 
 #include "nethost.h"
 #include "warren/log.h"
