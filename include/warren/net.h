@@ -4,6 +4,7 @@
 #define WARREN_NET_H
 
 struct event_base;
+struct sockaddr;
 struct conf;
 struct auth_db;
 struct vhost_registry;
@@ -24,6 +25,13 @@ struct net_server *net_server_new(const struct net_server_env *env);
  * a warning when the host has no IPv6). Returns 0, or -1 if any address cannot be bound
  * (logged with the address and the reason). */
 int net_server_listen(struct net_server *s);
+
+/* Makes a connection of fd, a stream socket already connected to a client at peer (peerlen
+ * bytes): what accepting it would have made, peer deciding as there whether the client is on
+ * loopback (which the guest user needs). fd is made non-blocking. Returns 0, the connection
+ * then owning fd, or -1 (ENOMEM; logged) with fd still the caller's. Tests drive the real
+ * connection code through one end of a socketpair this way. */
+int net_server_adopt(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen);
 
 /* Stops accepting, closes open connections with 320 CONNECTION_FORCED (others just close),
  * and calls done(arg) from the loop once every connection is gone, or after a grace period

@@ -457,6 +457,16 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr
         evutil_closesocket(fd);
 }
 
+int
+net_server_adopt(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
+{
+    if (evutil_make_socket_nonblocking(fd) < 0) {
+        log_msg(LOG_ERROR, "cannot make an adopted socket non-blocking: %s", strerror(errno));
+        return -1;
+    }
+    return conn_new(s, fd, peer, peerlen) != NULL ? 0 : -1;
+}
+
 /* accept() failed with an error libevent does not retry itself (it does EAGAIN, EINTR and
  * ECONNABORTED): EMFILE or ENFILE at the file-descriptor limit, ENOBUFS or ENOMEM. These last
  * until something is freed, and the listening socket stays readable meanwhile: accepting

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of tests/fuzz/fuzz_frame into tests/fuzz/corpus/.
+"""Writes the seed corpus of tests/fuzz/fuzz_frame into tests/fuzz/corpus/, or with --session
+that of tests/fuzz/fuzz_session into tests/fuzz/corpus-session/.
 
 Each file is a byte stream as a client sends it after the protocol header (the fuzz target's
 input). Seeds come from two places:
@@ -9,7 +10,14 @@ input). Seeds come from two places:
   * hand-built frames: server-side methods, field tables with every type tag RabbitMQ knows,
     nested tables and arrays, property lists with continuation flags, and broken frames.
 
-The corpus is committed; rerun this only to change it:  python3 tests/fuzz/make_corpus.py
+The session fuzzer's input is a program (see the top of tests/fuzz/fuzz_session.c): an op
+byte (bit 7: the connection slot; the rest: enum fz_op) and its argument bytes. The seeds are
+small sessions written with the same numbering (class Session below): declares, bindings of
+every exchange type, publishes of every size, consumers, acks, transactions, confirms, direct
+reply-to, two connections, and errors while channels hold deliveries.
+
+The corpora are committed; rerun this only to change them:
+    python3 tests/fuzz/make_corpus.py [--session]
 """
 
 import os
@@ -22,7 +30,9 @@ import pika
 import pika.frame
 import pika.spec as spec
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "corpus")
+OUT_SESSION = os.path.join(HERE, "corpus-session")
 
 # ---------------------------------------------------------------------------------------
 # Raw frame building
@@ -376,13 +386,162 @@ def seeds():
     return s
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
-    for i, (name, data) in enumerate(seeds().items()):
-        path = os.path.join(OUT, "%02d-%s" % (i + 1, name))
+# ---------------------------------------------------------------------------------------
+# Session programs for tests/fuzz/fuzz_session (keep in step with enum fz_op and the order in
+# which each fz_* handler reads its argument bytes)
+
+(FLUSH, CHANNEL_CLOSE, EXCHANGE_DECLARE, EXCHANGE_DELETE, EXCHANGE_BIND, QUEUE_DECLARE,
+ QUEUE_BIND, QUEUE_UNBIND, QUEUE_PURGE, QUEUE_DELETE, QOS, CONSUME, CANCEL, PUBLISH,
+ PUBLISH_REPLY, GET, ACK, NACK, REJECT, RECOVER, TX, CONFIRM_SELECT, FLOW, CONNECTION_CLOSE,
+ HANG_UP, CONNECT, MISBEHAVE) = range(27)
+# Indexes into the fuzzer's name tables (first occurrence).
+Q = {"q0": 0, "q1": 1, "q2": 2, "q3": 3, "": 8, "amq.q": 9}
+X = {"x0": 0, "x1": 1, "x2": 2, "x3": 3, "": 8, "amq.direct": 9, "amq.fanout": 10,
+     "amq.topic": 11, "amq.headers": 12, "nope": 13}
+K = {"": 0, "k0": 1, "k1": 2, "k0.k1": 3, "k1.k0": 4, "#": 5, "*": 6, "k0.#": 7, "q0": 8,
+     "q1": 9, "q2": 10, "q3": 11, "*.k1": 12}
+T = {"direct": 0, "fanout": 1, "topic": 2, "headers": 3, "bogus": 4}
+TAG = {"": 0, "c0": 1, "c1": 2, "c2": 3}
+# Declare flags: the properties other than the fixture's need bit 6.
+EXCLUSIVE, AUTO_DELETE = 0x44, 0x48
+
+
+class Session:
+    """Builds one program; every method takes the channel (1-4) and the slot (0 or 1). The
+    fuzzer has declared q0-q3 and x0 (direct), x1 (fanout), x2 (topic), x3 (headers) with
+    bindings q0-x0 k0, q1-x0 k1, q1-x1, q2-x2 k0.#, q3-x3 (any h0=v0), q3-x2 *.k1."""
+
+    def __init__(self):
+        self.b = bytearray()
+
+    def op(self, kind, slot, *args):
+        self.b.append(kind | (slot << 7))
+        self.b.extend(args)
+        return self
+
+    def flush(self, hold=0):
+        return self.op(FLUSH, 0, hold)
+
+    def declare(self, ch, q, flags=0, slot=0):
+        return self.op(QUEUE_DECLARE, slot, ch - 1, Q[q], flags)
+
+    def declare_args(self, ch, q, bits, v, slot=0):
+        return self.op(QUEUE_DECLARE, slot, ch - 1, Q[q], 0x20, bits, v)
+
+    def exchange(self, ch, x, typ, flags=0, slot=0):
+        # a type byte of 0xc0 and above is taken as it is (modulo 5)
+        t = next(v for v in range(0xc0, 0x100) if v % 5 == T[typ])
+        return self.op(EXCHANGE_DECLARE, slot, ch - 1, X[x], t, flags)
+
+    def bind(self, ch, q, x, key, bind_bits=0, slot=0):
+        return self.op(QUEUE_BIND, slot, ch - 1, Q[q], X[x], K[key], bind_bits, 0)
+
+    def consume(self, ch, q, tag, flags=0, slot=0):
+        if flags & 0x40:  # the direct reply-to pseudo-queue: no queue byte
+            return self.op(CONSUME, slot, ch - 1, flags, TAG[tag])
+        return self.op(CONSUME, slot, ch - 1, flags, Q[q], TAG[tag])
+
+    def publish(self, ch, x, key, props=0, size=3, split=0, mandatory=0, slot=0):
+        return self.op(PUBLISH, slot, ch - 1, X[x], K[key], mandatory, props,
+                       size | (split << 3))
+
+    def get(self, ch, q, no_ack=0, slot=0):
+        return self.op(GET, slot, ch - 1, Q[q], no_ack)
+
+    def ack(self, ch, v=0, slot=0):
+        return self.op(ACK, slot, ch - 1, v)
+
+
+def session_seeds():
+    s = {}
+    s["roundtrip"] = (Session().consume(1, "q0", "c0").publish(1, "", "q0")
+                      .flush().ack(1).flush().b)
+    s["exchange-types"] = (
+        Session().publish(1, "x0", "k0").publish(1, "x1", "").publish(1, "x2", "k0.k1")
+        .publish(1, "x3", "", props=0x04).publish(1, "x2", "k1.k0").flush()
+        .get(1, "q0").get(1, "q1").get(1, "q2").get(1, "q3").get(1, "q1", 1).flush()
+        .op(QUEUE_UNBIND, 0, 0, Q["q2"], X["x2"], K["k0.#"], 0)
+        .publish(1, "x2", "k0.k1").get(1, "q2").flush().b)
+    s["new-exchanges"] = (
+        Session().exchange(1, "nope", "topic").exchange(2, "amq.direct", "fanout")
+        .exchange(1, "x0", "fanout").flush()
+        .op(EXCHANGE_DELETE, 0, 0, X["x0"], 0x05).op(EXCHANGE_DELETE, 0, 1, X["x0"], 0).flush()
+        .exchange(1, "x0", "direct").bind(1, "q0", "x0", "k0").flush().b)
+    s["exchange-to-exchange"] = (
+        Session().op(EXCHANGE_BIND, 0, 0, 0, X["x1"], X["x2"], K["k0.#"], 0)
+        .publish(1, "x2", "k0.k1").flush()
+        .op(EXCHANGE_BIND, 0, 0, 1, X["x1"], X["x2"], K["k0.#"], 0).get(1, "q1").flush().b)
+    s["tx-confirm-return"] = (
+        Session().op(TX, 0, 0, 0).publish(1, "", "q1").publish(1, "", "q1")
+        .op(TX, 0, 0, 1).get(1, "q1").flush().ack(1).op(TX, 0, 0, 3).op(TX, 0, 0, 1)
+        .op(CONFIRM_SELECT, 0, 1, 0).publish(2, "amq.direct", "k1", mandatory=1)
+        .publish(2, "", "q1", props=0x01).flush().b)
+    s["two-connections-requeue"] = (
+        Session().op(QOS, 0, 0, 1).consume(1, "q0", "c0")
+        .op(CONNECT, 1).op(QOS, 1, 0, 1).consume(1, "q0", "c1", slot=1)
+        .publish(2, "", "q0").publish(2, "", "q0").publish(2, "", "q0").flush()
+        .op(MISBEHAVE, 0, 0, 0).flush().ack(1, slot=1).flush().ack(1, slot=1).flush().b)
+    s["direct-reply-to"] = (
+        Session().consume(1, "", "c0", 0x41)
+        .op(CONNECT, 1).consume(1, "q1", "c1", 0x01, slot=1)
+        .publish(1, "", "q1", props=0x08).flush()
+        .op(PUBLISH_REPLY, 1, 0, 0, 0, 3).flush()
+        .op(CHANNEL_CLOSE, 0, 0).op(PUBLISH_REPLY, 1, 0, 0, 0, 3).flush().b)
+    s["auto-delete-close"] = (
+        Session().declare(2, "", AUTO_DELETE).consume(2, "", "c2").bind(2, "", "x1", "")
+        .publish(1, "x1", "").publish(1, "x1", "").flush().op(CHANNEL_CLOSE, 0, 1).flush()
+        .publish(1, "x1", "").get(1, "q1").flush().b)
+    s["exclusive-hang-up"] = (
+        Session().declare(2, "", EXCLUSIVE).consume(2, "", "c0").bind(2, "", "x0", "k1")
+        .publish(1, "x0", "k1").flush().op(MISBEHAVE, 0, 7, 1).op(CONNECT, 1)
+        .publish(1, "x0", "k1", slot=1).flush().op(HANG_UP, 0, 5)
+        .publish(1, "x0", "k1", slot=1).get(1, "q1", slot=1).flush().b)
+    s["soft-error-reuse"] = (
+        Session().declare(2, "amq.q", 0x01).publish(2, "", "q3").declare(2, "q3")
+        .flush().declare(2, "q3").publish(2, "", "q3").get(2, "q3").flush().b)
+    s["large-bodies"] = (
+        Session().publish(1, "", "q0", size=6, split=5)
+        .publish(1, "", "q0", size=7, split=7).publish(1, "", "q0", size=5, split=1).flush(9)
+        .get(1, "q0").get(1, "q0").consume(2, "q0", "c1", 0x01).flush().b)
+    s["split-flushes"] = (
+        Session().consume(1, "q1", "").flush(11)
+        .publish(1, "", "q1", size=4, split=3).flush(7).ack(1, 0x90).flush(1).b)
+    s["nack-reject-recover"] = (
+        Session().consume(1, "q0", "c0").publish(2, "", "q0")
+        .publish(2, "", "q0").publish(2, "", "q0").flush()
+        .op(NACK, 0, 0, 0x21).op(REJECT, 0, 0, 0x21).flush().op(RECOVER, 0, 0, 0x02)
+        .flush().op(NACK, 0, 0, 0x30).op(CANCEL, 0, 0, TAG["c0"], 0).flush().b)
+    s["queue-arguments"] = (
+        Session().declare_args(1, "", 0x03, 5).declare_args(2, "", 0x40, 0)
+        .declare_args(3, "", 0x1c, 1).declare_args(4, "", 0xa0, 3).flush()
+        .op(QUEUE_PURGE, 0, 0, Q["q0"], 0).op(QUEUE_DELETE, 0, 0, Q["q0"], 0x02).flush()
+        .declare(1, "q0").flush().b)
+    s["hard-error-holding-everything"] = (
+        Session().declare(2, "", AUTO_DELETE).bind(2, "", "x1", "").op(TX, 0, 1, 0)
+        .consume(2, "q0", "c0").consume(2, "", "c1").publish(3, "", "q0")
+        .publish(3, "x1", "").flush().ack(2).publish(2, "", "q0")
+        .op(CONFIRM_SELECT, 0, 2, 0).op(MISBEHAVE, 0, 7, 2).op(MISBEHAVE, 0, 2, 0).flush()
+        .op(CONNECT, 0).get(1, "q0").get(1, "q1").flush().b)
+    s["client-close"] = (
+        Session().consume(1, "q2", "c0").publish(1, "x2", "k0.k1").flush()
+        .op(CONNECTION_CLOSE, 0).flush().b)
+    return s
+
+
+def write(out, seeds_by_name):
+    os.makedirs(out, exist_ok=True)
+    for i, (name, data) in enumerate(seeds_by_name.items()):
+        path = os.path.join(out, "%02d-%s" % (i + 1, name))
         with open(path, "wb") as f:
             f.write(data)
         print("%s: %d bytes" % (path, len(data)))
+
+
+def main():
+    if sys.argv[1:] == ["--session"]:
+        write(OUT_SESSION, session_seeds())
+    else:
+        write(OUT, seeds())
     return 0
 
 

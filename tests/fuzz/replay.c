@@ -1,8 +1,9 @@
 /* Replays inputs through the fuzz target without libFuzzer, so `make check` runs every corpus
  * file and every kept crasher with the normal compiler (rabbitmq-c fuzz/input/). Arguments are
- * files or directories; with none, it reads $srcdir/tests/fuzz/corpus and
- * $srcdir/tests/fuzz/crashers ($srcdir is set by automake's test harness). Exits non-zero if
- * an input cannot be read or the corpus is empty; a failing check in the target aborts. */
+ * files or directories; with none, it reads $srcdir/REPLAY_CORPUS and $srcdir/REPLAY_CRASHERS
+ * (tests/fuzz/corpus and tests/fuzz/crashers unless the build defines them; $srcdir is set by
+ * automake's test harness). Exits non-zero if an input cannot be read or the corpus is empty;
+ * a failing check in the target aborts. */
 #include "config.h"
 
 #include <dirent.h>
@@ -14,6 +15,15 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The directories replayed when no argument is given, under $srcdir: each target's replay
+ * program names its own (the frame fuzzer's are the defaults). */
+#ifndef REPLAY_CORPUS
+#define REPLAY_CORPUS "tests/fuzz/corpus"
+#endif
+#ifndef REPLAY_CRASHERS
+#define REPLAY_CRASHERS "tests/fuzz/crashers"
+#endif
 
 static int
 replay_file(const char *path)
@@ -148,8 +158,8 @@ main(int argc, char **argv)
     }
     if (srcdir == NULL)
         srcdir = ".";
-    snprintf(corpus, sizeof corpus, "%s/tests/fuzz/corpus", srcdir);
-    snprintf(crashers, sizeof crashers, "%s/tests/fuzz/crashers", srcdir);
+    snprintf(corpus, sizeof corpus, "%s/" REPLAY_CORPUS, srcdir);
+    snprintf(crashers, sizeof crashers, "%s/" REPLAY_CRASHERS, srcdir);
     if ((n = replay_path(corpus)) < 0)
         return 1;
     if (n == 0) {
