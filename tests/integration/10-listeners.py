@@ -29,9 +29,9 @@ def free_port_both():
     """A port free on both 127.0.0.1 and ::1 (so that a refusal on the other family means the
     server did not listen there, not that someone else does)."""
     for _ in range(50):
+        port = wt.free_port(socket.AF_INET6, "::1")
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
-            s6.bind(("::1", 0))
-            port = s6.getsockname()[1]
+            s6.bind(("::1", port))
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
                     s4.bind(("127.0.0.1", port))

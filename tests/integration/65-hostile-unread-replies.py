@@ -67,7 +67,8 @@ def unroutable_mandatory(k):
 
 @wt.needs_process
 def test_unread_replies():
-    """each flood for 4 s: RSS stays within 32 MiB of where it started, no memory alarm, the
+    """each flood for 4 s: RSS stays within 64 MiB of where it started (freed output buffers stay in
+    glibc's heap; without the limit the first flood grew it by 1.5 GB in 6 s), no memory alarm, the
     watcher is never stalled; the connection still works once its client reads"""
     with wt.server(config={"vm_memory_high_watermark.absolute": "512MB"}) as srv:
         setup = wt.pika_connect(srv.addr)
@@ -83,7 +84,7 @@ def test_unread_replies():
                 sent = flood(c, chunks, ATTACK_SECONDS)
                 wt.log("  %s: %.1f MB sent without reading" % (what, sent / 1e6))
                 w.check("during %s" % what)
-                srv.check_rss_growth(rss0, srv.rss_kib(), 32 << 10, "during %s" % what)
+                srv.check_rss_growth(rss0, srv.rss_kib(), 64 << 10, "during %s" % what)
                 # Reading again lets the broker go on with the requests.
                 c.sock.setblocking(True)
                 c.sock.settimeout(1)

@@ -733,9 +733,27 @@ def binary_sanitized():
         return b"__asan_init" in f.read()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    """A port that nothing is bound to now, below the kernel's ephemeral range: the ports
+    the kernel hands to client sockets (thousands a second while the suite runs, the session
+    fuzzer's included) can then never take it before the server binds it. Test servers
+    choosing at random among the same ports may still meet (Server.start retries)."""
+    import random
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(100):
+        port = random.randrange(10000, max(low, 10001))
+        with socket.socket(family) as s:
+            try:
+                s.bind((host, port))
+                return port
+            except OSError:
+                continue
+    with socket.socket(family) as s:
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
