@@ -67,9 +67,10 @@ def unroutable_mandatory(k):
 
 @wt.needs_process
 def test_unread_replies():
-    """each flood for 4 s: RSS stays within 64 MiB of where it started (freed output buffers stay in
-    glibc's heap; without the limit the first flood grew it by 1.5 GB in 6 s), no memory alarm, the
-    watcher is never stalled; the connection still works once its client reads"""
+    """each flood for 4 s: RSS stays within 64 MiB of where it started (freed output buffers
+    stay in glibc's heap; without the limit the first flood grew it by 1.5 GB in 6 s), no
+    memory alarm, the watcher is never stalled; the connection still works once its client
+    reads"""
     with wt.server(config={"vm_memory_high_watermark.absolute": "512MB"}) as srv:
         setup = wt.pika_connect(srv.addr)
         sch = setup.channel()
