@@ -87,8 +87,9 @@ void durable_exchange_added(struct durable *d, const struct exch *e);
 void durable_exchange_removed(struct durable *d, const struct exch *e);
 /* Gives a storable queue (durable, not exclusive) its store id and writes it. */
 void durable_queue_added(struct durable *d, struct queue *q);
-/* Writes the removal of a stored queue with all its entries. Call before its entries are
- * freed: shared message records lose the references the queue's entries held. */
+/* Writes the removal of a stored queue with all its entries, drops its paged ones and frees
+ * its bookkeeping (all but the writing also with d NULL). Call before its entries are freed:
+ * shared message records lose the references the queue's entries held. */
 void durable_queue_removed(struct durable *d, struct queue *q);
 void durable_binding_changed(struct durable *d, const struct exch *src, struct bind_dest dst,
                              struct wire_str routing_key, struct wire_table args, bool added);
@@ -104,9 +105,12 @@ void durable_entry_removed(struct durable *d, struct qentry *e);
 /* q handed out the entry with this seq (the watermark is written once per batch). */
 void durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq);
 
-/* Paging. Whether m, about to be enqueued on q, goes to the store only (d may be NULL). */
+/* Paging. How many of q's ready entries are in the store only (q->n_ready counts them). */
+uint64_t durable_queue_paged(const struct queue *q);
+/* Whether m, about to be enqueued on q, goes to the store only (d may be NULL). */
 bool durable_page_out_wanted(const struct durable *d, const struct queue *q, const struct msg *m);
-/* Writes m as q's entry seq, not kept in memory. 0, or -1 on ENOMEM (logged; not written). */
+/* Writes m as q's entry seq, not kept in memory, and counts it paged. 0, or -1 on ENOMEM
+ * (logged; not written). */
 int durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq);
 /* Whether q's in-memory entries are low enough to read paged ones back. */
 bool durable_page_in_wanted(const struct durable *d, const struct queue *q);
@@ -114,9 +118,8 @@ bool durable_page_in_wanted(const struct durable *d, const struct queue *q);
  * Entries whose write has not completed yet are not readable: q is then dispatched again
  * once the store completes its next batch. */
 void durable_page_in(struct durable *d, struct queue *q);
-/* Deletes q's paged entries (purge; also called when q is freed, d NULL then included):
- * those that refer to shared records in the background (their count is q's no more at once),
- * the others at once. */
+/* Deletes q's paged entries (purge; d NULL: only forgets them): those that refer to shared
+ * records in the background (their count is q's no more at once), the others at once. */
 void durable_page_forget(struct durable *d, struct queue *q);
 
 /* Called once everything changed before the durable_barrier call is written, and synced if

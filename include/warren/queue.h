@@ -39,7 +39,7 @@
 struct msg;
 struct vhost;
 struct cons;
-struct durable_pageout;
+struct durable_queue;
 
 struct qentry {
     union {
@@ -101,31 +101,16 @@ struct queue {
     struct pheap requeued;        /* owns: entries put back by a requeue, by seq */
     struct qentry_list unacked;   /* entries delivered, owned by channels */
     uint64_t n_ready, n_unacked;  /* n_ready counts the paged-out entries too */
-    /* Lazy paging (stored queues): past a window of message bytes, ready entries live only
-     * in the store, seqs page_lo and up, and are read back ahead of consumers. */
-    uint64_t n_paged;             /* ready entries in the store only */
-    uint64_t page_lo;             /* the lowest seq that may be paged out */
     uint64_t mem_bytes;           /* bytes of the messages of the in-memory ready entries */
-    uint64_t restored_below;      /* seqs below were there at start: transient paged entries
-                                   * among them are leftovers, being deleted, never read */
-    bool page_waiting;            /* paged entries are not readable yet: in the durable
-                                   * layer's list until its next batch completes */
-    bool paged_shared;            /* some paged entries may refer to shared records: dropping
-                                   * them means reading them */
-    TAILQ_ENTRY(queue) page_link;
-    /* borrows: the durable layer's counts of entries paged out in batches not completed */
-    LIST_HEAD(, durable_pageout) pageouts;
     uint64_t next_seq;
     struct cons_list consumers; /* borrows: channels own consumers */
     struct pheap cons_ready;    /* borrows: the consumers not parked, by priority then turn */
     uint64_t cons_turn;         /* the last turn handed out */
     uint32_t n_consumers;
     uint32_t n_exclusive;       /* exclusive consumers (0 or 1) */
-    uint64_t store_id;       /* its id in the store (durable.h); 0: not stored */
-    bool store_temp;         /* store_id only names its paged-out entries: not stored itself */
-    uint64_t delivered_seq;  /* highest seq handed out: the store's delivery watermark */
-    bool delivered_dirty;    /* delivered_seq changed since the durable layer last wrote it */
-    TAILQ_ENTRY(queue) dirty_link; /* in the durable layer's list while delivered_dirty */
+    /* owns, but made and freed by the durable layer (durable.h): its bookkeeping, for queues
+     * stored or with entries paged out; NULL for the others */
+    struct durable_queue *durable_state;
     bool had_consumer; /* auto-delete queues go when the last consumer does, not before */
     bool dispatching;  /* guards against re-entering queue_dispatch */
 };

@@ -121,6 +121,7 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     free(ignored);
     /* The store forgets the queue with its entries in one go (their range). */
     queue_requeued_flatten(q);
+    uint64_t dropped = q->n_ready;
     durable_queue_removed(queue_durable(q), q);
     struct cons *c;
     pheap_init(&q->cons_ready, queue_cons_before); /* its nodes are the consumers' */
@@ -134,7 +135,10 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
         TAILQ_REMOVE(&q->unacked, e, link);
         e->queue = NULL; /* its channel frees it when the client settles it */
     }
-    uint64_t dropped = queue_cmd_purge(q);
+    while ((e = TAILQ_FIRST(&q->ready)) != NULL) {
+        TAILQ_REMOVE(&q->ready, e, link);
+        queue_entry_free(e);
+    }
     if (q->owner != NULL)
         TAILQ_REMOVE(&q->owner->queues, q, owner_link);
     free(q->name);
@@ -148,7 +152,7 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
 static struct qentry *
 queue_entry_append(struct queue *q, struct msg *m, uint64_t seq, bool redelivered, bool stored)
 {
-    WR_ASSERT(seq >= q->next_seq || q->n_paged > 0);
+    WR_ASSERT(seq >= q->next_seq || durable_queue_paged(q) > 0);
     struct qentry *e = pool_get(&queue_entry_pool);
     if (e == NULL)
         return NULL;
@@ -171,10 +175,7 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
         uint64_t seq = q->next_seq;
         if (durable_entry_page_out(d, q, m, seq) < 0)
             return -1;
-        if (q->n_paged == 0)
-            q->page_lo = seq;
         q->next_seq++;
-        q->n_paged++;
         q->n_ready++;
         return 0;
     }
@@ -201,12 +202,7 @@ queue_cmd_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered
 int
 queue_cmd_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
 {
-    WR_ASSERT(q->n_paged > 0 && seq >= q->page_lo);
-    if (queue_entry_append(q, m, seq, redelivered, true) == NULL)
-        return -1;
-    q->n_paged--;
-    q->page_lo = seq + 1;
-    return 0;
+    return queue_entry_append(q, m, seq, redelivered, true) != NULL ? 0 : -1;
 }
 
 /* Reads paged entries back while the in-memory ones are under half the window. */
@@ -214,7 +210,7 @@ static void
 queue_page_in(struct queue *q)
 {
     struct durable *d = queue_durable(q);
-    if (q->n_paged > 0 && d != NULL && durable_page_in_wanted(d, q))
+    if (durable_queue_paged(q) > 0 && d != NULL && durable_page_in_wanted(d, q))
         durable_page_in(d, q);
 }
 
@@ -298,7 +294,7 @@ queue_cmd_requeue(struct qentry *e)
 uint64_t
 queue_cmd_purge(struct queue *q)
 {
-    uint64_t n = 0;
+    uint64_t n = q->n_ready; /* paged ones included */
     struct qentry *e;
     queue_requeued_flatten(q);
     while ((e = TAILQ_FIRST(&q->ready)) != NULL) {
@@ -306,12 +302,9 @@ queue_cmd_purge(struct queue *q)
         if (e->stored)
             durable_entry_removed(queue_durable(q), e);
         queue_entry_free(e);
-        n++;
     }
     /* Even with none paged: batches writing some may still be pending. */
     durable_page_forget(queue_durable(q), q);
-    n += q->n_paged;
-    q->n_paged = 0;
     q->n_ready = 0;
     q->mem_bytes = 0;
     return n;
