@@ -1,6 +1,9 @@
 /* Queues: ordered message entries, their consumers, and push delivery. A queue changes only
- * through its commands (enqueue, deliver, settle, requeue, purge): these are the operations the
- * store will persist and cluster mirroring will ship, so nothing else touches the lists.
+ * through its commands (enqueue, deliver, settle, requeue, purge, delete), and its state is a
+ * deterministic function of the sequence of commands: each one, once applied in memory, is
+ * handed in order to the command journal (struct queue_cmd below), which the durable layer
+ * consumes (durable.h; cluster mirroring will ship the same stream). Nothing else touches the
+ * lists; recovery rebuilds a queue from what the commands wrote.
  *
  * A ready entry that was never delivered sits in the queue's ready list in enqueue order
  * (seq). Delivering moves it to the queue's unacked list and hands it to a consumer (or to
@@ -119,35 +122,84 @@ struct queue {
  * connection's list for exclusive queues, else NULL. NULL on ENOMEM. */
 struct queue *queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete,
                         struct queue_owner *owner, struct wire_table args);
-/* Deletes the queue: removes its bindings (auto-delete exchanges emptied by that are returned
- * as exch_unbind_all does; emptied may be NULL when the caller does not care), detaches
- * consumers (their queue_deleted op runs) and unacked entries, removes it from the store (if
- * stored), frees ready entries, paged ones included, and the queue. Returns the number of
- * ready messages dropped. The caller has removed it from the vhost's map. */
+/* Deletes the queue (the DELETE command): removes its bindings (auto-delete exchanges emptied
+ * by that are returned as exch_unbind_all does; emptied may be NULL when the caller does not
+ * care), detaches consumers (their queue_deleted op runs) and unacked entries, removes it from
+ * the store (if stored), frees ready entries, paged ones included, and the queue. Returns the
+ * number of ready messages dropped. The caller has removed it from the vhost's map. */
 uint64_t queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied);
 
-/* Commands. */
+/* Commands.
+ *
+ * The invariants every command keeps: seqs are handed out in enqueue order (next_seq only
+ * grows) and an entry keeps its seq for life; the ready entries are delivered lowest seq
+ * first; n_ready counts the ready entries in memory plus the paged-out ones, n_unacked the
+ * unacked list; an entry is in one of ready, requeued and unacked (a deleted queue's unacked
+ * entries stay with their channels); settle and requeue take unacked entries only; redelivered
+ * is set by requeue only (and by recovery, for entries delivered before a restart).
+ *
+ * What is not a command, because a replica would not compute it the same way: paging (which
+ * ready entries live only in the store, and reading them back ahead of consumers: the durable
+ * layer's choice, from local memory, made below the commands through durable_page_*), dispatch
+ * (which consumer gets the next entry and when: it depends on sockets; what a replica sees is
+ * the deliveries it results in), a delivery the consumer could not take after all (ENOMEM
+ * writing its frames), put back by queue_dispatch in place, without a command nor the
+ * redelivered mark, and paged entries the store lost (a failed batch's page-outs, a record
+ * that cannot be read back), which the durable layer takes off n_ready with an error logged. */
+enum queue_cmd_kind {
+    /* e (new, at the tail of ready) holds m at seq; e is NULL when the durable layer paged the
+     * entry out instead (it wrote it then). n_ready + 1. */
+    QUEUE_CMD_ENQUEUE = 0,
+    /* e, the ready entry with the lowest seq, moved to unacked (seq: its seq). n_ready - 1,
+     * n_unacked + 1. */
+    QUEUE_CMD_DELIVER,
+    /* e left unacked for good (ack, or reject/nack without requeue): freed after the record.
+     * Only from unacked; n_unacked - 1. */
+    QUEUE_CMD_SETTLE,
+    /* e went back from unacked among the ready at its seq's place, redelivered set. n_ready
+     * + 1, n_unacked - 1. */
+    QUEUE_CMD_REQUEUE,
+    /* Every ready entry was dropped, paged ones too (unacked ones stay, as RabbitMQ): those in
+     * memory are in the list dropped, off the queue, freed after the record. n_ready = 0. */
+    QUEUE_CMD_PURGE,
+    /* The queue is out of its vhost and unbound; its entries (ready and unacked, as they are)
+     * are still there for the record, then its consumers and unacked entries are detached and
+     * the rest freed. The last command of a queue. */
+    QUEUE_CMD_DELETE,
+};
+
+/* One applied command, as the journal receives it: valid for the call only. */
+struct queue_cmd {
+    enum queue_cmd_kind kind;
+    struct queue *q;
+    struct qentry *e;            /* ENQUEUE (or NULL), DELIVER, SETTLE, REQUEUE */
+    const struct msg *m;         /* ENQUEUE: the message enqueued */
+    uint64_t seq;                /* ENQUEUE, DELIVER: the entry's seq */
+    struct qentry_list *dropped; /* PURGE: the in-memory ready entries dropped */
+};
+
 /* Appends a message (taking a new reference). 0, or -1 on ENOMEM. Does not dispatch. */
 int queue_cmd_enqueue(struct queue *q, struct msg *m);
 /* Removes the head ready entry, moves it to unacked and returns it (NULL if none is in memory
  * and none could be read back from the store yet). */
 struct qentry *queue_cmd_deliver(struct queue *q);
 /* Settles a delivered entry (ack, or reject/nack without requeue) and frees it; an entry
- * whose queue was deleted is just freed. */
+ * whose queue was deleted is just freed (no command: the queue is gone). */
 void queue_cmd_settle(struct qentry *e);
 /* Puts a delivered entry back at its original position, redelivered. An entry whose queue
- * was deleted is freed. */
+ * was deleted is freed (no command). */
 void queue_cmd_requeue(struct qentry *e);
 /* Drops every ready entry, paged ones too; returns how many. Unacked entries are untouched
  * (as RabbitMQ). */
 uint64_t queue_cmd_purge(struct queue *q);
-/* Recovery and paging: appends a stored entry read back from the store (taking a new
- * reference to m), without writing anything. seq must be above every seq in memory.
- * 0, or -1 on ENOMEM. */
-int queue_cmd_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
-/* Paging: appends the paged-out entry seq (the lowest one) read back from the store. 0, or
- * -1 on ENOMEM. */
-int queue_cmd_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
+
+/* Below the commands: the durable layer putting back in memory what the commands wrote. */
+/* Recovery: appends a stored entry read back from the store (taking a new reference to m),
+ * without writing anything. seq must be above every seq in memory. 0, or -1 on ENOMEM. */
+int queue_entry_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
+/* Paging: appends the paged-out entry seq (the lowest one) read back from the store: it was
+ * counted in n_ready all along. 0, or -1 on ENOMEM. */
+int queue_entry_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
 
 /* Consumers. */
 void queue_consumer_add(struct queue *q, struct cons *c);

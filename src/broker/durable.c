@@ -459,7 +459,8 @@ durable_queue_delete(struct durable *d, struct queue *q, struct durable_queue *d
     store_batch_delete(b, key, STORE_KEY_DELIVERED_LEN);
 }
 
-void
+/* DELETE: writes q's removal (if stored) and frees its bookkeeping, also with d NULL. */
+static void
 durable_queue_removed(struct durable *d, struct queue *q)
 {
     struct durable_queue *dq = q->durable_state;
@@ -552,14 +553,16 @@ durable_entry_write(struct durable *d, const struct queue *q, const struct msg *
     return store_batch_putv(b, key, sizeof(key), parts, 1 + DURABLE_MSG_PARTS);
 }
 
-void
+/* ENQUEUE: writes e (just enqueued on its stored queue, durable_entry_wanted). */
+static void
 durable_entry_added(struct durable *d, struct qentry *e)
 {
     if (d != NULL && durable_entry_write(d, e->queue, e->msg, e->seq, false) == 0)
         e->stored = true;
 }
 
-void
+/* e (stored) left its queue for good: settled or purged. */
+static void
 durable_entry_removed(struct durable *d, struct qentry *e)
 {
     e->stored = false;
@@ -573,7 +576,8 @@ durable_entry_removed(struct durable *d, struct qentry *e)
         durable_shared_unref(d, b, e->msg->store_id);
 }
 
-void
+/* DELIVER: q handed out the entry with this seq (the watermark is written once per batch). */
+static void
 durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
 {
     struct durable_queue *dq = q->durable_state;
@@ -584,5 +588,45 @@ durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
         dq->delivered_dirty = true;
         TAILQ_INSERT_TAIL(&d->dirty, dq, dirty_link);
         durable_arm(d);
+    }
+}
+
+/* PURGE: the dropped stored entries go, then the paged ones; even with none paged, batches
+ * writing some may still be pending, whose counts are no longer the queue's. */
+static void
+durable_queue_purged(struct durable *d, struct queue *q, struct qentry_list *dropped)
+{
+    struct qentry *e;
+    TAILQ_FOREACH(e, dropped, link) {
+        if (e->stored)
+            durable_entry_removed(d, e);
+    }
+    durable_page_forget(d, q);
+}
+
+void
+durable_queue_cmd(struct durable *d, const struct queue_cmd *c)
+{
+    switch (c->kind) {
+    case QUEUE_CMD_ENQUEUE:
+        if (c->e != NULL && durable_entry_wanted(c->q, c->m))
+            durable_entry_added(d, c->e);
+        break;
+    case QUEUE_CMD_DELIVER:
+        if (c->e->stored)
+            durable_entry_delivered(d, c->q, c->seq);
+        break;
+    case QUEUE_CMD_SETTLE:
+        if (c->e->stored)
+            durable_entry_removed(d, c->e);
+        break;
+    case QUEUE_CMD_REQUEUE:
+        break;
+    case QUEUE_CMD_PURGE:
+        durable_queue_purged(d, c->q, c->dropped);
+        break;
+    case QUEUE_CMD_DELETE:
+        durable_queue_removed(d, c->q);
+        break;
     }
 }

@@ -34,7 +34,7 @@ TAILQ_HEAD(durable_pageout_list, durable_pageout);
 
 /* The durable layer's bookkeeping of one queue (q->durable_state), for queues that are stored
  * or have paged out entries: NULL for the others. Made by durable_queue_attach, freed with the
- * queue by durable_queue_removed. */
+ * queue by its DELETE command (durable_queue_cmd). */
 struct durable_queue {
     struct queue *q;   /* borrows: the queue it is of */
     uint64_t store_id; /* its id in the store; 0: not stored (any more) */
@@ -172,6 +172,9 @@ void durable_entries_delete_all(struct store_batch *b, uint64_t queue_id);
 /* durable_page.c. q drops its paged entries (purge, removal): whatever becomes of the batches
  * writing some, its count is no longer theirs to correct. */
 void durable_pageouts_detach(struct durable_queue *dq);
+/* Deletes q's paged entries (purge; d NULL: only forgets them): those that refer to shared
+ * records in the background (their count is q's no more at once), the others at once. */
+void durable_page_forget(struct durable *d, struct queue *q);
 /* Deletes the entries of q (stored, being removed) in b: at once, or, when
  * paged ones refer to shared records or an earlier purge's sweep is still reading some,
  * through a sweep that runs after the earlier ones. */

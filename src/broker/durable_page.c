@@ -434,7 +434,7 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
         rc = durable_msg_decode(v + 1, vlen - 1, &m);
     WR_ASSERT(rc != DURABLE_LOAD_OK || seq >= dq->page_lo);
     if (rc == DURABLE_LOAD_NOMEM ||
-        (rc == DURABLE_LOAD_OK && queue_cmd_page_in(q, m, seq, seq <= dq->delivered_seq) < 0)) {
+        (rc == DURABLE_LOAD_OK && queue_entry_page_in(q, m, seq, seq <= dq->delivered_seq) < 0)) {
         msg_unref(&m);
         log_msg(LOG_ERROR, "out of memory reading queue '%s' back from the store", q->name);
         return 1;

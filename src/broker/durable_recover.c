@@ -283,7 +283,7 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         if (rc == DURABLE_LOAD_NOMEM)
             return recover_nomem(x);
     }
-    int rc = queue_cmd_restore(q, m, seq, seq <= x->watermark);
+    int rc = queue_entry_restore(q, m, seq, seq <= x->watermark);
     msg_unref(&m);
     return rc < 0 ? recover_nomem(x) : 0;
 }
