@@ -140,12 +140,13 @@ uint64_t queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied
  *
  * What is not a command, because a replica would not compute it the same way: paging (which
  * ready entries live only in the store, and reading them back ahead of consumers: the durable
- * layer's choice, from local memory, made below the commands through durable_page_*), dispatch
- * (which consumer gets the next entry and when: it depends on sockets; what a replica sees is
- * the deliveries it results in), a delivery the consumer could not take after all (ENOMEM
- * writing its frames), put back by queue_dispatch in place, without a command nor the
- * redelivered mark, and paged entries the store lost (a failed batch's page-outs, a record
- * that cannot be read back), which the durable layer takes off n_ready with an error logged. */
+ * layer's choice, from local memory, made below the commands through durable.h's paging
+ * calls), dispatch (which consumer gets the next entry and when: it depends on sockets; what a
+ * replica sees is the deliveries it results in), a delivery the consumer could not take
+ * after all (ENOMEM writing its frames), put back by queue_dispatch in place, without a
+ * command nor the redelivered mark, and paged entries the store lost (a failed batch's
+ * page-outs, a record that cannot be read back), which the durable layer takes off n_ready
+ * with an error logged. */
 enum queue_cmd_kind {
     /* e (new, at the tail of ready) holds m at seq; e is NULL when the durable layer paged the
      * entry out instead (it wrote it then). n_ready + 1. */

@@ -1,6 +1,6 @@
-/* Unit tests for the durable layer (src/broker/durable*.c), driven the way the broker drives
- * it: a vhost registry changed through the vhost, exchange and queue calls with a real store
- * in a temporary directory, barriers waited for by running the event loop, then a restart
+/* Unit tests for the durable layer (src/durable/), driven the way the broker drives it: a
+ * vhost registry changed through the vhost, exchange and queue calls with a real store in a
+ * temporary directory, barriers waited for by running the event loop, then a restart
  * (everything freed, the store closed) into a new registry restored with durable_recover.
  * Covered: which exchanges, queues and bindings come back (durable ones, not transient or
  * exclusive ones, not the predeclared amq.* twice) with their flags and arguments; persistent

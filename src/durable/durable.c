@@ -1,4 +1,5 @@
-/* The durable layer's write side: the broker's hooks turn into puts and deletes on one batch
+/* The durable layer's write side: the queues' commands (durable_queue_cmd, in the order
+ * queue.c applies them) and the broker's other hooks turn into puts and deletes on one batch
  * per loop turn, submitted by a zero-delay timer so that everything the turn changed shares
  * one RocksDB write (and at most one fsync); barriers ride on the batch and run when the
  * store completes it. See warren/durable.h for what is stored. */
