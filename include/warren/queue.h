@@ -146,7 +146,7 @@ uint64_t queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied
  * after all (ENOMEM writing its frames), put back by queue_dispatch in place, without a
  * command nor the redelivered mark, and paged entries the store lost (a failed batch's
  * page-outs, a record that cannot be read back), which the durable layer takes off n_ready
- * with an error logged. */
+ * (queue_paged_lost) with an error logged. */
 enum queue_cmd_kind {
     /* e (new, at the tail of ready) holds m at seq; e is NULL when the durable layer paged the
      * entry out instead (it wrote it then). n_ready + 1. */
@@ -194,13 +194,23 @@ void queue_cmd_requeue(struct qentry *e);
  * (as RabbitMQ). */
 uint64_t queue_cmd_purge(struct queue *q);
 
-/* Below the commands: the durable layer putting back in memory what the commands wrote. */
+/* Below the commands: the durable layer accounting for the entries it keeps in the store
+ * (recovery, paging), which the commands wrote. */
 /* Recovery: appends a stored entry read back from the store (taking a new reference to m),
  * without writing anything. seq must be above every seq in memory. 0, or -1 on ENOMEM. */
 int queue_entry_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
+/* Recovery: counts the stored entry seq as ready but left in the store, read back ahead of
+ * consumers (durable_page_in). seq must be above every seq so far. */
+void queue_entry_restore_paged(struct queue *q, uint64_t seq);
+/* Recovery: seqs below seq were the queue's once (delivered, purged): new entries get seqs
+ * from seq up. */
+void queue_seq_raise(struct queue *q, uint64_t seq);
 /* Paging: appends the paged-out entry seq (the lowest one) read back from the store: it was
  * counted in n_ready all along. 0, or -1 on ENOMEM. */
 int queue_entry_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
+/* Paging: n paged-out entries are not in the store after all (a batch that failed, a record
+ * that cannot be read back): they leave n_ready. */
+void queue_paged_lost(struct queue *q, uint64_t n);
 
 /* Consumers. */
 void queue_consumer_add(struct queue *q, struct cons *c);

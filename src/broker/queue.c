@@ -205,10 +205,30 @@ queue_entry_restore(struct queue *q, struct msg *m, uint64_t seq, bool redeliver
     return 0;
 }
 
+void
+queue_entry_restore_paged(struct queue *q, uint64_t seq)
+{
+    q->n_ready++;
+    q->next_seq = seq + 1;
+}
+
+void
+queue_seq_raise(struct queue *q, uint64_t seq)
+{
+    if (q->next_seq < seq)
+        q->next_seq = seq;
+}
+
 int
 queue_entry_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
 {
     return queue_entry_append(q, m, seq, redelivered, true) != NULL ? 0 : -1;
+}
+
+void
+queue_paged_lost(struct queue *q, uint64_t n)
+{
+    q->n_ready -= n;
 }
 
 /* Reads paged entries back while the in-memory ones are under half the window. */

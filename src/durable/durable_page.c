@@ -99,7 +99,7 @@ durable_pageout_lost(struct queue *q, uint64_t n, const char *err)
     if (n > q->durable_state->n_paged)
         n = q->durable_state->n_paged; /* never: a failed write is not read back */
     q->durable_state->n_paged -= n;
-    q->n_ready -= n;
+    queue_paged_lost(q, n);
     log_msg(LOG_ERROR,
             "queue '%s': %" PRIu64 " messages lost: in the store only, whose write failed (%s)",
             q->name, n, err);
@@ -447,7 +447,7 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
                 rc == DURABLE_LOAD_MISSING ? "its shared message is missing"
                 : rc == DURABLE_LOAD_READ_ERROR ? err
                                                 : "corrupt record");
-        q->n_ready--;
+        queue_paged_lost(q, 1);
     }
     dq->n_paged--;
     dq->page_lo = seq + 1;
@@ -477,6 +477,6 @@ durable_page_in(struct durable *d, struct queue *q)
             "queue '%s': %" PRIu64 " messages counted as paged out are not in the store: "
             "dropped",
             q->name, dq->n_paged);
-    q->n_ready -= dq->n_paged;
+    queue_paged_lost(q, dq->n_paged);
     dq->n_paged = 0;
 }

@@ -267,8 +267,7 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
             dq->page_lo = seq;
         dq->n_paged++;
         dq->paged_shared |= shared;
-        q->n_ready++;
-        q->next_seq = seq + 1;
+        queue_entry_restore_paged(q, seq);
         return 0;
     }
     struct msg *m;
@@ -345,8 +344,7 @@ recover_queue_entries(struct recover_ctx *x, struct queue *q)
     /* New entries go above everything the queue ever had: above the watermark, or they would
      * come back redelivered after the next restart, and above the purged ones. */
     uint64_t above = x->watermark + 1 > from ? x->watermark + 1 : from;
-    if (q->next_seq < above)
-        q->next_seq = above;
+    queue_seq_raise(q, above);
     dq->restored_below = q->next_seq;
     /* The purged entries among the paged ones are deleted by this start's batch: no page-in
      * before it is written. */
