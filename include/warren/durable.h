@@ -29,10 +29,13 @@
  * or for a deleted queue its temporary-id key, as for queues that were not stored. A start
  * deletes what a marker names without reading it, and the records nothing else refers to.
  *
- * Writes. The hooks below are called by the broker as it changes (vhost.c, exchange.c,
- * queue.c); they add to one batch per loop turn, which a zero-delay timer hands to the store
- * thread: every connection's changes in a turn share one RocksDB write, and a fsync when any
- * waiter asked for one. The store completes batches in order, so a barrier (durable_barrier)
+ * Writes. The hooks below are called by the broker as it changes (vhost.c, exchange.c), and
+ * the queues' commands arrive in order through durable_queue_cmd (queue.c's journal, whose
+ * command set is warren/queue.h's): the layer writes what each command means for the store,
+ * and never changes a queue's state but for its paging, below the commands. All of it adds to
+ * one batch per loop turn, which a zero-delay timer hands to the store thread: every
+ * connection's changes in a turn share one RocksDB write, and a fsync when any waiter asked
+ * for one. The store completes batches in order, so a barrier (durable_barrier)
  * passed means every change made before it is written, and synced if it asked: publisher
  * confirms and tx.commit-ok wait on one. Entity changes do not wait (as RabbitMQ's declare-ok
  * does not wait for a fsync): a confirm that follows a declaration covers it too.
@@ -50,8 +53,8 @@
 
 struct event_base;
 struct msg;
-struct qentry;
 struct queue;
+struct queue_cmd;
 struct store;
 struct vhost_registry;
 
@@ -87,9 +90,6 @@ void durable_exchange_added(struct durable *d, const struct exch *e);
 void durable_exchange_removed(struct durable *d, const struct exch *e);
 /* Gives a storable queue (durable, not exclusive) its store id and writes it. */
 void durable_queue_added(struct durable *d, struct queue *q);
-/* Writes the removal of a stored queue with all its entries. Call before its entries are
- * freed: shared message records lose the references the queue's entries held. */
-void durable_queue_removed(struct durable *d, struct queue *q);
 void durable_binding_changed(struct durable *d, const struct exch *src, struct bind_dest dst,
                              struct wire_str routing_key, struct wire_table args, bool added);
 
@@ -97,27 +97,30 @@ void durable_binding_changed(struct durable *d, const struct exch *src, struct b
 bool durable_entry_wanted(const struct queue *q, const struct msg *m);
 /* m is about to be enqueued on n stored queues: with n > 1 it gets one shared record. */
 void durable_msg_routed(struct durable *d, struct msg *m, uint32_t n_stored_queues);
-/* Writes e (just enqueued on its stored queue, durable_entry_wanted). */
-void durable_entry_added(struct durable *d, struct qentry *e);
-/* e (stored) left its queue for good: acked, rejected or purged. */
-void durable_entry_removed(struct durable *d, struct qentry *e);
-/* q handed out the entry with this seq (the watermark is written once per batch). */
-void durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq);
+/* The journal of the queues' commands (warren/queue.h), each called once it is applied in
+ * memory, in order. d may be NULL (nothing is written, but a deleted queue's bookkeeping is
+ * freed). What each writes: ENQUEUE the entry, when durable_entry_wanted (a paged-out one was
+ * written by the page-out); DELIVER the delivery watermark, once per batch, for stored
+ * entries; SETTLE the deletion of a stored entry (and of its shared record with its last
+ * reference); REQUEUE nothing (the entry keeps its key; the watermark marks it delivered);
+ * PURGE the deletion of the dropped stored entries and of the paged ones (those referring to
+ * shared records in the background); DELETE the removal of a stored queue with all its
+ * entries, and frees its bookkeeping: shared records lose the references its entries held. */
+void durable_queue_cmd(struct durable *d, const struct queue_cmd *c);
 
-/* Paging. Whether m, about to be enqueued on q, goes to the store only (d may be NULL). */
+/* Paging. How many of q's ready entries are in the store only (q->n_ready counts them). */
+uint64_t durable_queue_paged(const struct queue *q);
+/* Whether m, about to be enqueued on q, goes to the store only (d may be NULL). */
 bool durable_page_out_wanted(const struct durable *d, const struct queue *q, const struct msg *m);
-/* Writes m as q's entry seq, not kept in memory. 0, or -1 on ENOMEM (logged; not written). */
+/* Writes m as q's entry seq, not kept in memory, and counts it paged. 0, or -1 on ENOMEM
+ * (logged; not written). */
 int durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq);
 /* Whether q's in-memory entries are low enough to read paged ones back. */
 bool durable_page_in_wanted(const struct durable *d, const struct queue *q);
-/* Reads q's lowest paged entries back into memory (queue_cmd_page_in) up to the window.
+/* Reads q's lowest paged entries back into memory (queue_entry_page_in) up to the window.
  * Entries whose write has not completed yet are not readable: q is then dispatched again
  * once the store completes its next batch. */
 void durable_page_in(struct durable *d, struct queue *q);
-/* Deletes q's paged entries (purge; also called when q is freed, d NULL then included):
- * those that refer to shared records in the background (their count is q's no more at once),
- * the others at once. */
-void durable_page_forget(struct durable *d, struct queue *q);
 
 /* Called once everything changed before the durable_barrier call is written, and synced if
  * sync was asked; err is NULL, or the store's error when any of it failed (the changes stay

@@ -1,6 +1,9 @@
 /* Queues: ordered message entries, their consumers, and push delivery. A queue changes only
- * through its commands (enqueue, deliver, settle, requeue, purge): these are the operations the
- * store will persist and cluster mirroring will ship, so nothing else touches the lists.
+ * through its commands (enqueue, deliver, settle, requeue, purge, delete), and its state is a
+ * deterministic function of the sequence of commands: each one, once applied in memory, is
+ * handed in order to the command journal (struct queue_cmd below), which the durable layer
+ * consumes (durable.h; cluster mirroring will ship the same stream). Nothing else touches the
+ * lists; recovery rebuilds a queue from what the commands wrote.
  *
  * A ready entry that was never delivered sits in the queue's ready list in enqueue order
  * (seq). Delivering moves it to the queue's unacked list and hands it to a consumer (or to
@@ -39,7 +42,7 @@
 struct msg;
 struct vhost;
 struct cons;
-struct durable_pageout;
+struct durable_queue;
 
 struct qentry {
     union {
@@ -101,31 +104,16 @@ struct queue {
     struct pheap requeued;        /* owns: entries put back by a requeue, by seq */
     struct qentry_list unacked;   /* entries delivered, owned by channels */
     uint64_t n_ready, n_unacked;  /* n_ready counts the paged-out entries too */
-    /* Lazy paging (stored queues): past a window of message bytes, ready entries live only
-     * in the store, seqs page_lo and up, and are read back ahead of consumers. */
-    uint64_t n_paged;             /* ready entries in the store only */
-    uint64_t page_lo;             /* the lowest seq that may be paged out */
     uint64_t mem_bytes;           /* bytes of the messages of the in-memory ready entries */
-    uint64_t restored_below;      /* seqs below were there at start: transient paged entries
-                                   * among them are leftovers, being deleted, never read */
-    bool page_waiting;            /* paged entries are not readable yet: in the durable
-                                   * layer's list until its next batch completes */
-    bool paged_shared;            /* some paged entries may refer to shared records: dropping
-                                   * them means reading them */
-    TAILQ_ENTRY(queue) page_link;
-    /* borrows: the durable layer's counts of entries paged out in batches not completed */
-    LIST_HEAD(, durable_pageout) pageouts;
     uint64_t next_seq;
     struct cons_list consumers; /* borrows: channels own consumers */
     struct pheap cons_ready;    /* borrows: the consumers not parked, by priority then turn */
     uint64_t cons_turn;         /* the last turn handed out */
     uint32_t n_consumers;
     uint32_t n_exclusive;       /* exclusive consumers (0 or 1) */
-    uint64_t store_id;       /* its id in the store (durable.h); 0: not stored */
-    bool store_temp;         /* store_id only names its paged-out entries: not stored itself */
-    uint64_t delivered_seq;  /* highest seq handed out: the store's delivery watermark */
-    bool delivered_dirty;    /* delivered_seq changed since the durable layer last wrote it */
-    TAILQ_ENTRY(queue) dirty_link; /* in the durable layer's list while delivered_dirty */
+    /* owns, but made and freed by the durable layer (durable.h): its bookkeeping, for queues
+     * stored or with entries paged out; NULL for the others */
+    struct durable_queue *durable_state;
     bool had_consumer; /* auto-delete queues go when the last consumer does, not before */
     bool dispatching;  /* guards against re-entering queue_dispatch */
 };
@@ -134,35 +122,95 @@ struct queue {
  * connection's list for exclusive queues, else NULL. NULL on ENOMEM. */
 struct queue *queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete,
                         struct queue_owner *owner, struct wire_table args);
-/* Deletes the queue: removes its bindings (auto-delete exchanges emptied by that are returned
- * as exch_unbind_all does; emptied may be NULL when the caller does not care), detaches
- * consumers (their queue_deleted op runs) and unacked entries, removes it from the store (if
- * stored), frees ready entries, paged ones included, and the queue. Returns the number of
- * ready messages dropped. The caller has removed it from the vhost's map. */
+/* Deletes the queue (the DELETE command): removes its bindings (auto-delete exchanges emptied
+ * by that are returned as exch_unbind_all does; emptied may be NULL when the caller does not
+ * care), detaches consumers (their queue_deleted op runs) and unacked entries, removes it from
+ * the store (if stored), frees ready entries, paged ones included, and the queue. Returns the
+ * number of ready messages dropped. The caller has removed it from the vhost's map. */
 uint64_t queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied);
 
-/* Commands. */
+/* Commands.
+ *
+ * The invariants every command keeps: seqs are handed out in enqueue order (next_seq only
+ * grows) and an entry keeps its seq for life; the ready entries are delivered lowest seq
+ * first; n_ready counts the ready entries in memory plus the paged-out ones, n_unacked the
+ * unacked list; an entry is in one of ready, requeued and unacked (a deleted queue's unacked
+ * entries stay with their channels); settle and requeue take unacked entries only; redelivered
+ * is set by requeue only (and by recovery, for entries delivered before a restart).
+ *
+ * What is not a command, because a replica would not compute it the same way: paging (which
+ * ready entries live only in the store, and reading them back ahead of consumers: the durable
+ * layer's choice, from local memory, made below the commands through durable.h's paging
+ * calls), dispatch (which consumer gets the next entry and when: it depends on sockets; what a
+ * replica sees is the deliveries it results in), a delivery the consumer could not take
+ * after all (ENOMEM writing its frames), put back by queue_dispatch in place, without a
+ * command nor the redelivered mark, and paged entries the store lost (a failed batch's
+ * page-outs, a record that cannot be read back), which the durable layer takes off n_ready
+ * (queue_paged_lost) with an error logged. */
+enum queue_cmd_kind {
+    /* e (new, at the tail of ready) holds m at seq; e is NULL when the durable layer paged the
+     * entry out instead (it wrote it then). n_ready + 1. */
+    QUEUE_CMD_ENQUEUE = 0,
+    /* e, the ready entry with the lowest seq, moved to unacked (seq: its seq). n_ready - 1,
+     * n_unacked + 1. */
+    QUEUE_CMD_DELIVER,
+    /* e left unacked for good (ack, or reject/nack without requeue): freed after the record.
+     * Only from unacked; n_unacked - 1. */
+    QUEUE_CMD_SETTLE,
+    /* e went back from unacked among the ready at its seq's place, redelivered set. n_ready
+     * + 1, n_unacked - 1. */
+    QUEUE_CMD_REQUEUE,
+    /* Every ready entry was dropped, paged ones too (unacked ones stay, as RabbitMQ): those in
+     * memory are in the list dropped, off the queue, freed after the record. n_ready = 0. */
+    QUEUE_CMD_PURGE,
+    /* The queue is out of its vhost and unbound; its entries (ready and unacked, as they are)
+     * are still there for the record, then its consumers and unacked entries are detached and
+     * the rest freed. The last command of a queue. */
+    QUEUE_CMD_DELETE,
+};
+
+/* One applied command, as the journal receives it: valid for the call only. */
+struct queue_cmd {
+    enum queue_cmd_kind kind;
+    struct queue *q;
+    struct qentry *e;            /* ENQUEUE (or NULL), DELIVER, SETTLE, REQUEUE */
+    const struct msg *m;         /* ENQUEUE: the message enqueued */
+    uint64_t seq;                /* ENQUEUE, DELIVER: the entry's seq */
+    struct qentry_list *dropped; /* PURGE: the in-memory ready entries dropped */
+};
+
 /* Appends a message (taking a new reference). 0, or -1 on ENOMEM. Does not dispatch. */
 int queue_cmd_enqueue(struct queue *q, struct msg *m);
 /* Removes the head ready entry, moves it to unacked and returns it (NULL if none is in memory
  * and none could be read back from the store yet). */
 struct qentry *queue_cmd_deliver(struct queue *q);
 /* Settles a delivered entry (ack, or reject/nack without requeue) and frees it; an entry
- * whose queue was deleted is just freed. */
+ * whose queue was deleted is just freed (no command: the queue is gone). */
 void queue_cmd_settle(struct qentry *e);
 /* Puts a delivered entry back at its original position, redelivered. An entry whose queue
- * was deleted is freed. */
+ * was deleted is freed (no command). */
 void queue_cmd_requeue(struct qentry *e);
 /* Drops every ready entry, paged ones too; returns how many. Unacked entries are untouched
  * (as RabbitMQ). */
 uint64_t queue_cmd_purge(struct queue *q);
-/* Recovery and paging: appends a stored entry read back from the store (taking a new
- * reference to m), without writing anything. seq must be above every seq in memory.
- * 0, or -1 on ENOMEM. */
-int queue_cmd_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
-/* Paging: appends the paged-out entry seq (the lowest one) read back from the store. 0, or
- * -1 on ENOMEM. */
-int queue_cmd_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
+
+/* Below the commands: the durable layer accounting for the entries it keeps in the store
+ * (recovery, paging), which the commands wrote. */
+/* Recovery: appends a stored entry read back from the store (taking a new reference to m),
+ * without writing anything. seq must be above every seq in memory. 0, or -1 on ENOMEM. */
+int queue_entry_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
+/* Recovery: counts the stored entry seq as ready but left in the store, read back ahead of
+ * consumers (durable_page_in). seq must be above every seq so far. */
+void queue_entry_restore_paged(struct queue *q, uint64_t seq);
+/* Recovery: seqs below seq were the queue's once (delivered, purged): new entries get seqs
+ * from seq up. */
+void queue_seq_raise(struct queue *q, uint64_t seq);
+/* Paging: appends the paged-out entry seq (the lowest one) read back from the store: it was
+ * counted in n_ready all along. 0, or -1 on ENOMEM. */
+int queue_entry_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
+/* Paging: n paged-out entries are not in the store after all (a batch that failed, a record
+ * that cannot be read back): they leave n_ready. */
+void queue_paged_lost(struct queue *q, uint64_t n);
 
 /* Consumers. */
 void queue_consumer_add(struct queue *q, struct cons *c);

@@ -1,7 +1,9 @@
-/* Queues: the commands that change a queue (enqueue, deliver, settle, requeue, purge), its
- * consumers, and dispatch. Every change to a queue's entries goes through a queue_cmd_*
- * function, so persisting or mirroring a queue means recording these calls. The orders
- * (ready entries, requeued ones, consumers' turns) are include/warren/queue.h's. */
+/* Queues: the commands that change a queue (enqueue, deliver, settle, requeue, purge,
+ * delete), its consumers, and dispatch. Every change to a queue's entries goes through a
+ * queue_cmd_* function (or queue_free), which hands the applied command to the journal
+ * (queue_journal): persisting or mirroring a queue means consuming that stream. The orders
+ * (ready entries, requeued ones, consumers' turns) and the commands' invariants are
+ * include/warren/queue.h's. */
 #include "config.h"
 
 #include "warren/queue.h"
@@ -34,6 +36,13 @@ static struct durable *
 queue_durable(const struct queue *q)
 {
     return q->vhost != NULL ? q->vhost->durable : NULL;
+}
+
+/* Hands an applied command to whoever records the queue's changes: the durable layer. */
+static void
+queue_journal(const struct queue_cmd *c)
+{
+    durable_queue_cmd(queue_durable(c->q), c);
 }
 
 /* Requeued entries come back in seq order. */
@@ -121,7 +130,8 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     free(ignored);
     /* The store forgets the queue with its entries in one go (their range). */
     queue_requeued_flatten(q);
-    durable_queue_removed(queue_durable(q), q);
+    uint64_t dropped = q->n_ready;
+    queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DELETE, .q = q});
     struct cons *c;
     pheap_init(&q->cons_ready, queue_cons_before); /* its nodes are the consumers' */
     while ((c = TAILQ_FIRST(&q->consumers)) != NULL) {
@@ -134,7 +144,10 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
         TAILQ_REMOVE(&q->unacked, e, link);
         e->queue = NULL; /* its channel frees it when the client settles it */
     }
-    uint64_t dropped = queue_cmd_purge(q);
+    while ((e = TAILQ_FIRST(&q->ready)) != NULL) {
+        TAILQ_REMOVE(&q->ready, e, link);
+        queue_entry_free(e);
+    }
     if (q->owner != NULL)
         TAILQ_REMOVE(&q->owner->queues, q, owner_link);
     free(q->name);
@@ -148,7 +161,7 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
 static struct qentry *
 queue_entry_append(struct queue *q, struct msg *m, uint64_t seq, bool redelivered, bool stored)
 {
-    WR_ASSERT(seq >= q->next_seq || q->n_paged > 0);
+    WR_ASSERT(seq >= q->next_seq || durable_queue_paged(q) > 0);
     struct qentry *e = pool_get(&queue_entry_pool);
     if (e == NULL)
         return NULL;
@@ -166,30 +179,24 @@ int
 queue_cmd_enqueue(struct queue *q, struct msg *m)
 {
     struct durable *d = queue_durable(q);
+    uint64_t seq = q->next_seq;
+    struct qentry *e = NULL;
     if (durable_page_out_wanted(d, q, m)) {
         /* Past the window: the entry exists in the store only, until read back. */
-        uint64_t seq = q->next_seq;
         if (durable_entry_page_out(d, q, m, seq) < 0)
             return -1;
-        if (q->n_paged == 0)
-            q->page_lo = seq;
-        q->next_seq++;
-        q->n_paged++;
-        q->n_ready++;
-        return 0;
-    }
-    struct qentry *e = queue_entry_append(q, m, q->next_seq, false, false);
-    if (e == NULL)
+    } else if ((e = queue_entry_append(q, m, seq, false, false)) == NULL) {
         return -1;
+    }
     q->next_seq++;
     q->n_ready++;
-    if (durable_entry_wanted(q, m))
-        durable_entry_added(d, e);
+    queue_journal(
+        &(struct queue_cmd){.kind = QUEUE_CMD_ENQUEUE, .q = q, .e = e, .m = m, .seq = seq});
     return 0;
 }
 
 int
-queue_cmd_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
+queue_entry_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
 {
     if (queue_entry_append(q, m, seq, redelivered, true) == NULL)
         return -1;
@@ -198,15 +205,30 @@ queue_cmd_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered
     return 0;
 }
 
-int
-queue_cmd_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
+void
+queue_entry_restore_paged(struct queue *q, uint64_t seq)
 {
-    WR_ASSERT(q->n_paged > 0 && seq >= q->page_lo);
-    if (queue_entry_append(q, m, seq, redelivered, true) == NULL)
-        return -1;
-    q->n_paged--;
-    q->page_lo = seq + 1;
-    return 0;
+    q->n_ready++;
+    q->next_seq = seq + 1;
+}
+
+void
+queue_seq_raise(struct queue *q, uint64_t seq)
+{
+    if (q->next_seq < seq)
+        q->next_seq = seq;
+}
+
+int
+queue_entry_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
+{
+    return queue_entry_append(q, m, seq, redelivered, true) != NULL ? 0 : -1;
+}
+
+void
+queue_paged_lost(struct queue *q, uint64_t n)
+{
+    q->n_ready -= n;
 }
 
 /* Reads paged entries back while the in-memory ones are under half the window. */
@@ -214,7 +236,7 @@ static void
 queue_page_in(struct queue *q)
 {
     struct durable *d = queue_durable(q);
-    if (q->n_paged > 0 && d != NULL && durable_page_in_wanted(d, q))
+    if (durable_queue_paged(q) > 0 && d != NULL && durable_page_in_wanted(d, q))
         durable_page_in(d, q);
 }
 
@@ -248,8 +270,7 @@ queue_cmd_deliver(struct queue *q)
     q->mem_bytes -= msg_size(e->msg);
     TAILQ_INSERT_TAIL(&q->unacked, e, link);
     q->n_unacked++;
-    if (e->stored)
-        durable_entry_delivered(queue_durable(q), q, e->seq);
+    queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DELIVER, .q = q, .e = e, .seq = e->seq});
     return e;
 }
 
@@ -267,8 +288,7 @@ queue_cmd_settle(struct qentry *e)
 {
     if (e->queue != NULL) {
         queue_unacked_remove(e);
-        if (e->stored)
-            durable_entry_removed(queue_durable(e->queue), e);
+        queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_SETTLE, .q = e->queue, .e = e});
     }
     queue_entry_free(e);
 }
@@ -293,27 +313,24 @@ queue_cmd_requeue(struct qentry *e)
     queue_unacked_remove(e);
     e->redelivered = true;
     queue_ready_insert(q, e);
+    queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_REQUEUE, .q = q, .e = e});
 }
 
 uint64_t
 queue_cmd_purge(struct queue *q)
 {
-    uint64_t n = 0;
-    struct qentry *e;
+    uint64_t n = q->n_ready; /* paged ones included */
+    struct qentry_list dropped = TAILQ_HEAD_INITIALIZER(dropped);
     queue_requeued_flatten(q);
-    while ((e = TAILQ_FIRST(&q->ready)) != NULL) {
-        TAILQ_REMOVE(&q->ready, e, link);
-        if (e->stored)
-            durable_entry_removed(queue_durable(q), e);
-        queue_entry_free(e);
-        n++;
-    }
-    /* Even with none paged: batches writing some may still be pending. */
-    durable_page_forget(queue_durable(q), q);
-    n += q->n_paged;
-    q->n_paged = 0;
+    TAILQ_CONCAT(&dropped, &q->ready, link);
     q->n_ready = 0;
     q->mem_bytes = 0;
+    queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_PURGE, .q = q, .dropped = &dropped});
+    struct qentry *e;
+    while ((e = TAILQ_FIRST(&dropped)) != NULL) {
+        TAILQ_REMOVE(&dropped, e, link);
+        queue_entry_free(e);
+    }
     return n;
 }
 

@@ -1,6 +1,6 @@
-/* Unit tests for the durable layer (src/broker/durable*.c), driven the way the broker drives
- * it: a vhost registry changed through the vhost, exchange and queue calls with a real store
- * in a temporary directory, barriers waited for by running the event loop, then a restart
+/* Unit tests for the durable layer (src/durable/), driven the way the broker drives it: a
+ * vhost registry changed through the vhost, exchange and queue calls with a real store in a
+ * temporary directory, barriers waited for by running the event loop, then a restart
  * (everything freed, the store closed) into a new registry restored with durable_recover.
  * Covered: which exchanges, queues and bindings come back (durable ones, not transient or
  * exclusive ones, not the predeclared amq.* twice) with their flags and arguments; persistent
@@ -32,6 +32,7 @@
 #include <check.h>
 #include <event2/event.h>
 
+#include "durable_int.h" /* the queues' bookkeeping (struct durable_queue) */
 #include "warren/bytes.h"
 #include "warren/durable.h"
 #include "warren/exchange.h"
@@ -54,6 +55,13 @@ static struct durable *d;
 static struct vhost_registry reg;
 static struct vhost *vh;   /* "/" */
 static uint64_t win;       /* the window given to every durable layer; 0: the default */
+
+/* The store id of q (0: not stored), as the durable layer keeps it. */
+static uint64_t
+qid(const struct queue *q)
+{
+    return q->durable_state != NULL ? q->durable_state->store_id : 0;
+}
 
 static struct wire_str
 S(const char *s)
@@ -340,7 +348,7 @@ static void
 check_ready(struct queue *q, const int *want, const bool *redelivered, int n)
 {
     ck_assert_uint_eq(q->n_ready, (uint64_t)n);
-    ck_assert_uint_eq(q->n_paged, 0);
+    ck_assert_uint_eq(durable_queue_paged(q), 0);
     int k = 0;
     struct qentry *e;
     TAILQ_FOREACH(e, &q->ready, link)
@@ -457,10 +465,10 @@ check_queue(struct vhost *v, const char *name, bool auto_delete, struct wire_tab
 {
     struct queue *q = vhost_queue_find(v, S(name));
     ck_assert_msg(q != NULL, "queue '%s' not restored", name);
-    ck_assert(q->durable);
+    ck_assert(q->durable_state);
     ck_assert_int_eq(q->auto_delete, auto_delete);
     ck_assert_ptr_null(q->owner);
-    ck_assert_uint_ne(q->store_id, 0);
+    ck_assert_uint_ne(qid(q), 0);
     ck_assert_uint_eq(q->args_len, args.len);
     if (args.len > 0)
         ck_assert_mem_eq(q->args, args.ptr, args.len);
@@ -545,7 +553,7 @@ check_entities(void)
     ck_assert_ptr_nonnull(v2);
     ck_assert_ptr_eq(v2->durable, d);
     check_queue(v2, "dq", false, no_args);
-    ck_assert_uint_ne(vhost_queue_find(v2, S("dq"))->store_id, dq->store_id);
+    ck_assert_uint_ne(qid(vhost_queue_find(v2, S("dq"))), qid(dq));
     ck_assert_uint_eq(v2->exchanges.count, 5);
     ck_assert(exch_has_binding(vhost_exch_find(v2, S("amq.direct")),
                                bind_dest_queue(vhost_queue_find(v2, S("dq"))), S("v2rk"), no_args));
@@ -569,8 +577,8 @@ START_TEST(test_entities)
     struct queue *adq = add_queue(vh, "adq", true, true, NULL, args_x);
     struct queue *tq = add_queue(vh, "tq", false, false, NULL, no_args);
     struct queue *exq = add_queue(vh, "exq", true, false, &owner, no_args);
-    ck_assert_uint_eq(exq->store_id, 0);
-    ck_assert_uint_eq(tq->store_id, 0);
+    ck_assert_uint_eq(qid(exq), 0);
+    ck_assert_uint_eq(qid(tq), 0);
 
     add_bind(dx, bind_dest_queue(dq), "rk1", no_args);
     add_bind(dx, bind_dest_queue(dq), "rk2", args_x);
@@ -652,10 +660,10 @@ START_TEST(test_persistent_messages)
     }
     for (int i = 100; i < 105; i++)
         enqueue_std(dq2, i, 1); /* transient only */
-    uint64_t dq_id = dq->store_id;
+    uint64_t dq_id = qid(dq);
     barrier();
     ck_assert_int_eq(count_entries(dq_id), 14);
-    ck_assert_int_eq(count_entries(dq2->store_id), 0);
+    ck_assert_int_eq(count_entries(qid(dq2)), 0);
 
     restart();
     dq = queue("dq");
@@ -744,8 +752,8 @@ START_TEST(test_shared_message)
     enqueue_std(q2, 1, 2); /* to one stored queue: inline */
     barrier();
     ck_assert_int_eq(count_tag(STORE_TAG_MSG), 1);
-    ck_assert_int_eq(count_entries(q1->store_id), 1);
-    ck_assert_int_eq(count_entries(q2->store_id), 2);
+    ck_assert_int_eq(count_entries(qid(q1)), 1);
+    ck_assert_int_eq(count_entries(qid(q2)), 2);
 
     restart();
     q1 = queue("q1");
@@ -818,7 +826,7 @@ START_TEST(test_purge_and_delete)
         msg_unref(&m);
     }
     struct qentry *held = queue_cmd_deliver(q1); /* message 0: unacked, survives the purge */
-    uint64_t id1 = q1->store_id, id2 = q2->store_id;
+    uint64_t id1 = qid(q1), id2 = qid(q2);
     barrier();
     ck_assert_int_eq(count_entries(id1), 6);
     ck_assert_int_eq(count_entries(id2), 6);
@@ -855,7 +863,7 @@ START_TEST(test_purge_and_delete)
 
     /* A queue declared after the restart gets an id of its own. */
     struct queue *q4 = add_queue(vh, "q4", true, false, NULL, no_args);
-    ck_assert_uint_ne(q4->store_id, queue("q1")->store_id);
+    ck_assert_uint_ne(qid(q4), qid(queue("q1")));
     enqueue_std(q4, 9, 2);
     restart();
     check_ready(queue("q1"), NULL, NULL, 0);
@@ -899,7 +907,7 @@ page_fill(struct queue *q)
         ck_assert_uint_le(q->mem_bytes, PAGE_WINDOW);
     }
     ck_assert_uint_eq(q->n_ready, PAGE_N);
-    ck_assert_uint_gt(q->n_paged, PAGE_N / 2);
+    ck_assert_uint_gt(durable_queue_paged(q), PAGE_N / 2);
 }
 
 /* Delivers and settles everything in q, checking the messages are want(0), want(1), ... each
@@ -925,7 +933,7 @@ page_drain(struct queue *q, bool persistent_only, int n_redelivered)
         n++;
     }
     ck_assert_uint_eq(q->n_ready, 0);
-    ck_assert_uint_eq(q->n_paged, 0);
+    ck_assert_uint_eq(durable_queue_paged(q), 0);
     ck_assert_uint_eq(q->mem_bytes, 0);
     return n;
 }
@@ -935,7 +943,7 @@ page_drain(struct queue *q, bool persistent_only, int n_redelivered)
 static int
 page_written(struct queue *q)
 {
-    int n = (int)q->n_paged;
+    int n = (int)durable_queue_paged(q);
     struct qentry *e;
     TAILQ_FOREACH(e, &q->ready, link)
     n += e->msg->delivery_mode == 2;
@@ -951,18 +959,18 @@ START_TEST(test_paging)
     /* No waiting for the store: the first deliveries find the paged entries unreadable. */
     ck_assert_int_eq(page_drain(q, false, 0), PAGE_N);
     barrier();
-    ck_assert_int_eq(count_entries(q->store_id), 0);
+    ck_assert_int_eq(count_entries(qid(q)), 0);
 
     /* Again, written first; requeues keep their place among paged-in entries. */
     page_fill(q);
     barrier();
-    ck_assert_int_eq(count_entries(q->store_id), page_written(q));
+    ck_assert_int_eq(count_entries(qid(q)), page_written(q));
     struct qentry *e0 = deliver(q), *e1 = deliver(q);
     queue_cmd_requeue(e1);
     queue_cmd_requeue(e0);
     ck_assert_int_eq(page_drain(q, false, 2), PAGE_N);
     barrier();
-    ck_assert_int_eq(count_entries(q->store_id), 0);
+    ck_assert_int_eq(count_entries(qid(q)), 0);
     ck_assert_int_eq(count_tag(STORE_TAG_DELIVERED), 1);
     restart();
     check_ready(queue("q"), NULL, NULL, 0);
@@ -975,7 +983,7 @@ START_TEST(test_paging_restart)
     durable_set_window(d, win);
     struct queue *q = add_queue(vh, "q", true, false, NULL, no_args);
     page_fill(q);
-    uint64_t id = q->store_id;
+    uint64_t id = qid(q);
     barrier();
     ck_assert_int_eq(count_entries(id), page_written(q));
     /* Two delivered and never settled: back first, redelivered. */
@@ -987,7 +995,7 @@ START_TEST(test_paging_restart)
     queue_cmd_settle(e1);
     q = queue("q");
     ck_assert_uint_eq(q->n_ready, PAGE_N / 4 * 3);
-    ck_assert_uint_gt(q->n_paged, 0);
+    ck_assert_uint_gt(durable_queue_paged(q), 0);
     ck_assert_uint_le(q->mem_bytes, PAGE_WINDOW + PAGE_BODY + 256);
     barrier(); /* the transient leftovers are deleted */
     ck_assert_int_eq(count_entries(id), PAGE_N / 4 * 3);
@@ -1027,7 +1035,7 @@ START_TEST(test_paged_delete_keeps_shared)
         enqueue(qa, m);
         msg_unref(&m);
     }
-    ck_assert_uint_gt(qa->n_paged, 0);
+    ck_assert_uint_gt(durable_queue_paged(qa), 0);
     static const int want[] = {100, 101, 102, 103};
     for (int k = 0; k < 4; k++) {
         struct msg *m = std_msg(want[k], 2);
@@ -1036,7 +1044,7 @@ START_TEST(test_paged_delete_keeps_shared)
         enqueue(qb, m); /* in memory */
         msg_unref(&m);
     }
-    ck_assert_uint_ge(qa->n_paged, 5); /* the shared ones among them */
+    ck_assert_uint_ge(durable_queue_paged(qa), 5); /* the shared ones among them */
     barrier();
     ck_assert_int_eq(count_tag(STORE_TAG_MSG), 4);
     vhost_queue_delete(vh, qa);
@@ -1095,9 +1103,9 @@ START_TEST(test_paged_entries_missing)
         msg_unref(&m);
     }
     barrier();
-    uint64_t lo = q->page_lo;
-    ck_assert_uint_gt(q->n_paged, 8);
-    delete_raw(q->store_id, lo + 4, lo + 8);
+    uint64_t lo = q->durable_state->page_lo;
+    ck_assert_uint_gt(durable_queue_paged(q), 8);
+    delete_raw(qid(q), lo + 4, lo + 8);
     int n = 0;
     struct qentry *e;
     while ((e = queue_cmd_deliver(q)) != NULL) {
@@ -1108,8 +1116,8 @@ START_TEST(test_paged_entries_missing)
     }
     ck_assert_int_eq(n, PAGE_N - 4);
     ck_assert_uint_eq(q->n_ready, 0);
-    ck_assert_uint_eq(q->n_paged, 0);
-    ck_assert(!q->page_waiting);
+    ck_assert_uint_eq(durable_queue_paged(q), 0);
+    ck_assert(!q->durable_state->page_waiting);
 }
 END_TEST
 
@@ -1166,7 +1174,7 @@ START_TEST(test_pageout_batch_fails)
         msg_unref(&m);
     }
     barrier();
-    ck_assert_uint_gt(q->n_paged, 0);
+    ck_assert_uint_gt(durable_queue_paged(q), 0);
 
     /* Rounds of 16 KiB messages, a batch each, until one fails. */
     fill_fs(filler);
@@ -1194,8 +1202,8 @@ START_TEST(test_pageout_batch_fails)
     }
     ck_assert_ptr_null(queue_cmd_deliver(q));
     ck_assert_uint_eq(q->n_ready, 0);
-    ck_assert_uint_eq(q->n_paged, 0);
-    ck_assert(!q->page_waiting);
+    ck_assert_uint_eq(durable_queue_paged(q), 0);
+    ck_assert(!q->durable_state->page_waiting);
 
     /* With space again (RocksDB takes a moment to see it), a restart brings back those.
      * Each try writes something: a sync barrier alone after a failed write makes Debian's
@@ -1264,8 +1272,8 @@ START_TEST(test_paged_drop_shared)
         enqueue(qb, m);
         msg_unref(&m);
     }
-    ck_assert_uint_gt(qa->n_paged, SHARED_N - 100);
-    ck_assert_uint_gt(qb->n_paged, SHARED_N - 100);
+    ck_assert_uint_gt(durable_queue_paged(qa), SHARED_N - 100);
+    ck_assert_uint_gt(durable_queue_paged(qb), SHARED_N - 100);
     /* Case 1: HELD delivered and held across the purge, more than a window's worth: after
      * the restart, the paged part of qa starts below the purged entries. */
     enum { HELD = 40, AFTER = 40 };
@@ -1286,13 +1294,13 @@ START_TEST(test_paged_drop_shared)
     int purged = SHARED_N + (_i == 2 ? 20 * SHARED_N : 0) - (_i == 1 ? HELD : 0);
     ck_assert_uint_eq(queue_cmd_purge(qa), (uint64_t)purged);
     ck_assert_uint_eq(qa->n_ready, 0);
-    ck_assert_uint_eq(qa->n_paged, 0);
+    ck_assert_uint_eq(durable_queue_paged(qa), 0);
     ck_assert_ptr_null(queue_cmd_deliver(qa));
 
     switch (_i) {
     case 0:
         drops_done();
-        ck_assert_int_eq(count_entries(qa->store_id), 0);
+        ck_assert_int_eq(count_entries(qid(qa)), 0);
         ck_assert_int_eq(count_tag(STORE_TAG_MSG), SHARED_N); /* qb's */
         ck_assert_uint_eq(vhost_queue_delete(vh, qb), SHARED_N);
         drops_done();
@@ -1310,7 +1318,7 @@ START_TEST(test_paged_drop_shared)
          * purged ones, still in the store until this start's batch is written, never. */
         qa = queue("qa");
         ck_assert_uint_eq(qa->n_ready, HELD + AFTER);
-        ck_assert_uint_gt(qa->n_paged, AFTER);
+        ck_assert_uint_gt(durable_queue_paged(qa), AFTER);
         for (int k = 0; k < HELD + AFTER; k++) {
             struct qentry *e = deliver(qa);
             ck_assert_int_eq(msg_index(e->msg), k < HELD ? k : SHARED_N + k - HELD);
@@ -1418,7 +1426,7 @@ START_TEST(test_corrupt)
     struct queue *q = add_queue(vh, "q", true, false, NULL, no_args);
     enqueue_std(q, 0, 2);
     barrier();
-    uint64_t id = q->store_id;
+    uint64_t id = qid(q);
     uint8_t key[STORE_KEY_BINDING_MAX(0)], val[32];
     size_t klen;
     switch (_i) {

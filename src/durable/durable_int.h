@@ -1,6 +1,7 @@
-/* Private to durable.c, durable_page.c, durable_record.c and durable_recover.c: the durable
- * layer's state and the encoding of the values it stores (the keys are warren/store.h's, but
- * for the purge markers, meta keys of the layer's own). */
+/* Private to durable.c, durable_page.c, durable_record.c and durable_recover.c (and
+ * check_durable, which looks at it): the durable layer's state, its bookkeeping of each queue,
+ * and the encoding of the values it stores (the keys are warren/store.h's, but for the purge
+ * markers, meta keys of the layer's own). */
 #ifndef WARREN_DURABLE_INT_H
 #define WARREN_DURABLE_INT_H
 
@@ -24,12 +25,43 @@ struct event;
  * until the batch completes. */
 struct durable_pageout {
     TAILQ_ENTRY(durable_pageout) by_turn; /* in d->pageouts */
-    LIST_ENTRY(durable_pageout) by_queue; /* in q->pageouts, while q is set */
+    LIST_ENTRY(durable_pageout) by_queue; /* in q->durable_state->pageouts, while q is set */
     struct queue *q; /* borrows; NULL once the queue dropped its paged entries (or went) */
     uint64_t turn;   /* the batch that writes them */
     uint64_t n;      /* entries */
 };
 TAILQ_HEAD(durable_pageout_list, durable_pageout);
+
+/* The durable layer's bookkeeping of one queue (q->durable_state), for queues that are stored
+ * or have paged out entries: NULL for the others. Made by durable_queue_attach, freed with the
+ * queue by its DELETE command (durable_queue_cmd). */
+struct durable_queue {
+    struct queue *q;   /* borrows: the queue it is of */
+    uint64_t store_id; /* its id in the store; 0: not stored (any more) */
+    bool store_temp;   /* store_id only names its paged-out entries: not stored itself */
+    /* Lazy paging: past a window of message bytes, ready entries live only in the store,
+     * seqs page_lo and up, and are read back ahead of consumers. */
+    uint64_t n_paged;        /* ready entries in the store only (q->n_ready counts them) */
+    uint64_t page_lo;        /* the lowest seq that may be paged out */
+    uint64_t restored_below; /* seqs below were there at start: transient paged entries
+                              * among them are leftovers, being deleted, never read */
+    bool page_waiting;       /* paged entries are not readable yet: in d->page_wait until
+                              * the next batch completes */
+    bool paged_shared;       /* some paged entries may refer to shared records: dropping
+                              * them means reading them */
+    TAILQ_ENTRY(durable_queue) page_link;
+    /* borrows: the counts of entries paged out in batches not completed */
+    LIST_HEAD(, durable_pageout) pageouts;
+    uint64_t delivered_seq; /* highest seq handed out: the store's delivery watermark */
+    bool delivered_dirty;   /* delivered_seq changed since it was last written */
+    TAILQ_ENTRY(durable_queue) dirty_link; /* in d->dirty while delivered_dirty */
+};
+TAILQ_HEAD(durable_queue_list, durable_queue);
+
+/* q's bookkeeping, made if q has none yet. NULL on ENOMEM. */
+struct durable_queue *durable_queue_attach(struct queue *q);
+/* The store id of q: 0 if it has none. */
+uint64_t durable_queue_id(const struct queue *q);
 
 /* Paged entries dropped from their queue (purge, queue removal) that refer to shared records:
  * read in steps, from a timer, to drop those references, then deleted. The batch that drops
@@ -60,8 +92,9 @@ struct durable {
     struct durable_waiter_list waiters; /* owns: barriers on this turn's batch */
     bool want_sync;                /* a waiter on this batch asked for a fsync */
     bool lost;                     /* a change of this turn could not be added (ENOMEM) */
-    struct queue_list dirty;       /* borrows: queues whose watermark is to be written */
-    struct queue_list page_wait;   /* borrows: queues waiting for paged entries to be readable */
+    struct durable_queue_list dirty;     /* borrows: queues whose watermark is to be written */
+    struct durable_queue_list page_wait; /* borrows: queues waiting for paged entries to be
+                                          * readable */
     uint64_t turn;                 /* the number of this turn's batch (the next one submitted) */
     struct durable_pageout_list pageouts; /* owns: page-outs of batches not completed yet */
     struct durable_sweep_list sweeps;     /* owns */
@@ -136,7 +169,13 @@ int durable_entry_write(struct durable *d, const struct queue *q, const struct m
 /* Deletes every entry of the queue with that store id (one range delete). */
 void durable_entries_delete_all(struct store_batch *b, uint64_t queue_id);
 
-/* durable_page.c. Deletes the entries of q (stored, being removed) in b: at once, or, when
+/* durable_page.c. q drops its paged entries (purge, removal): whatever becomes of the batches
+ * writing some, its count is no longer theirs to correct. */
+void durable_pageouts_detach(struct durable_queue *dq);
+/* Deletes q's paged entries (purge; d NULL: only forgets them): those that refer to shared
+ * records in the background (their count is q's no more at once), the others at once. */
+void durable_page_forget(struct durable *d, struct queue *q);
+/* Deletes the entries of q (stored, being removed) in b: at once, or, when
  * paged ones refer to shared records or an earlier purge's sweep is still reading some,
  * through a sweep that runs after the earlier ones. */
 void durable_queue_entries_drop(struct durable *d, struct store_batch *b, struct queue *q);

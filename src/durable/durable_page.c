@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "durable_int.h"
+#include "warren/assert.h"
 #include "warren/bytes.h"
 #include "warren/log.h"
 #include "warren/msg.h"
@@ -52,8 +53,8 @@ durable_paged_walk(struct durable *d, struct queue *q, store_iter_fn fn, void *a
 {
     uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
     char err[256];
-    store_key_qentry(begin, q->store_id, q->page_lo);
-    store_key_qentry_prefix(end, q->store_id + 1);
+    store_key_qentry(begin, q->durable_state->store_id, q->durable_state->page_lo);
+    store_key_qentry_prefix(end, q->durable_state->store_id + 1);
     int rc =
         store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), fn, arg, err, sizeof(err));
     if (rc < 0)
@@ -67,27 +68,25 @@ durable_paged_walk(struct durable *d, struct queue *q, store_iter_fn fn, void *a
 static int
 durable_pageout_count(struct durable *d, struct queue *q)
 {
-    struct durable_pageout *po = LIST_FIRST(&q->pageouts);
+    struct durable_pageout *po = LIST_FIRST(&q->durable_state->pageouts);
     if (po == NULL || po->turn != d->turn) {
         if ((po = malloc(sizeof(*po))) == NULL)
             return -1;
         po->q = q;
         po->turn = d->turn;
         po->n = 0;
-        LIST_INSERT_HEAD(&q->pageouts, po, by_queue);
+        LIST_INSERT_HEAD(&q->durable_state->pageouts, po, by_queue);
         TAILQ_INSERT_TAIL(&d->pageouts, po, by_turn);
     }
     po->n++;
     return 0;
 }
 
-/* q drops its paged entries (purge, removal): whatever becomes of the batches writing some,
- * its count is no longer theirs to correct. */
-static void
-durable_pageouts_detach(struct queue *q)
+void
+durable_pageouts_detach(struct durable_queue *dq)
 {
     struct durable_pageout *po;
-    while ((po = LIST_FIRST(&q->pageouts)) != NULL) {
+    while ((po = LIST_FIRST(&dq->pageouts)) != NULL) {
         LIST_REMOVE(po, by_queue);
         po->q = NULL;
     }
@@ -97,10 +96,10 @@ durable_pageouts_detach(struct queue *q)
 static void
 durable_pageout_lost(struct queue *q, uint64_t n, const char *err)
 {
-    if (n > q->n_paged)
-        n = q->n_paged; /* never: a failed write is not read back */
-    q->n_paged -= n;
-    q->n_ready -= n;
+    if (n > q->durable_state->n_paged)
+        n = q->durable_state->n_paged; /* never: a failed write is not read back */
+    q->durable_state->n_paged -= n;
+    queue_paged_lost(q, n);
     log_msg(LOG_ERROR,
             "queue '%s': %" PRIu64 " messages lost: in the store only, whose write failed (%s)",
             q->name, n, err);
@@ -156,10 +155,11 @@ durable_page_turn_done(struct durable *d, uint64_t turn, const char *err)
 void
 durable_page_wait(struct durable *d, struct queue *q)
 {
-    if (q->page_waiting)
+    struct durable_queue *dq = q->durable_state;
+    if (dq->page_waiting)
         return;
-    q->page_waiting = true;
-    TAILQ_INSERT_TAIL(&d->page_wait, q, page_link);
+    dq->page_waiting = true;
+    TAILQ_INSERT_TAIL(&d->page_wait, dq, page_link);
     durable_arm(d);
 }
 
@@ -217,11 +217,12 @@ durable_entries_delete(struct store_batch *b, uint64_t queue_id, uint64_t lo, ui
 void
 durable_queue_entries_drop(struct durable *d, struct store_batch *b, struct queue *q)
 {
-    bool shared = q->n_paged > 0 && q->paged_shared;
-    if (shared || durable_sweeping(d, q->store_id)) {
+    struct durable_queue *dq = q->durable_state;
+    bool shared = dq->n_paged > 0 && dq->paged_shared;
+    if (shared || durable_sweeping(d, dq->store_id)) {
         /* After the sweeps of its earlier purges (whose entries must still be there to be
          * read), and its paged entries read: the sweep then deletes them all. */
-        if (durable_sweep_add(d, b, q->store_id, shared ? q->page_lo : UINT64_MAX, UINT64_MAX,
+        if (durable_sweep_add(d, b, dq->store_id, shared ? dq->page_lo : UINT64_MAX, UINT64_MAX,
                               true) == 0)
             return;
         log_msg(LOG_ERROR,
@@ -229,32 +230,36 @@ durable_queue_entries_drop(struct durable *d, struct store_batch *b, struct queu
                 "until the next start",
                 q->name);
     }
-    durable_entries_delete_all(b, q->store_id);
+    durable_entries_delete_all(b, dq->store_id);
 }
 
 /* Drops q's paged entries in b (purge). */
 static void
 durable_paged_drop(struct durable *d, struct store_batch *b, struct queue *q)
 {
-    if (q->paged_shared) {
-        if (durable_sweep_add(d, b, q->store_id, q->page_lo, q->next_seq, false) == 0)
+    struct durable_queue *dq = q->durable_state;
+    if (dq->paged_shared) {
+        if (durable_sweep_add(d, b, dq->store_id, dq->page_lo, q->next_seq, false) == 0)
             return;
         log_msg(LOG_ERROR,
                 "out of memory purging queue '%s': the shared messages it refers to are kept "
                 "until the next start",
                 q->name);
     }
-    durable_entries_delete(b, q->store_id, q->page_lo, q->next_seq);
+    durable_entries_delete(b, dq->store_id, dq->page_lo, q->next_seq);
 }
 
 void
 durable_page_forget(struct durable *d, struct queue *q)
 {
-    durable_pageouts_detach(q);
-    struct store_batch *b;
-    if (q->n_paged == 0 || d == NULL || q->store_id == 0 || (b = durable_batch(d)) == NULL)
+    struct durable_queue *dq = q->durable_state;
+    if (dq == NULL)
         return;
-    durable_paged_drop(d, b, q);
+    durable_pageouts_detach(dq);
+    struct store_batch *b;
+    if (dq->n_paged > 0 && d != NULL && dq->store_id != 0 && (b = durable_batch(d)) != NULL)
+        durable_paged_drop(d, b, q);
+    dq->n_paged = 0;
 }
 
 struct sweep_ctx {
@@ -340,7 +345,7 @@ durable_page_out_wanted(const struct durable *d, const struct queue *q, const st
 {
     if (d == NULL)
         return false;
-    if (q->n_paged > 0)
+    if (durable_queue_paged(q) > 0)
         return true; /* in order: behind the paged entries */
     if (q->mem_bytes + msg_size(m) <= d->window)
         return false;
@@ -355,10 +360,13 @@ durable_queue_temp_id(struct durable *d, struct queue *q)
     struct store_batch *b = durable_batch(d);
     if (b == NULL)
         return -1;
+    struct durable_queue *dq = durable_queue_attach(q);
+    if (dq == NULL)
+        return -1;
     uint8_t key[STORE_KEY_DELIVERED_LEN];
-    q->store_id = d->next_queue_id++;
-    q->store_temp = true;
-    store_key_temp_queue(key, q->store_id);
+    dq->store_id = d->next_queue_id++;
+    dq->store_temp = true;
+    store_key_temp_queue(key, dq->store_id);
     return store_batch_put(b, key, sizeof(key), NULL, 0);
 }
 
@@ -366,7 +374,7 @@ int
 durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq)
 {
     bool transient = !durable_entry_wanted(q, m);
-    if ((q->store_id == 0 && durable_queue_temp_id(d, q) < 0) ||
+    if ((durable_queue_id(q) == 0 && durable_queue_temp_id(d, q) < 0) ||
         durable_entry_write(d, q, m, seq, transient) < 0) {
         log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
         return -1;
@@ -377,17 +385,27 @@ durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, 
         d->lost = true;
         return -1;
     }
-    if (q->n_paged == 0)
-        q->paged_shared = false;
+    struct durable_queue *dq = q->durable_state;
+    if (dq->n_paged == 0) {
+        dq->paged_shared = false;
+        dq->page_lo = seq;
+    }
     if (m->store_id != 0 && !transient)
-        q->paged_shared = true;
+        dq->paged_shared = true;
+    dq->n_paged++;
     return 0;
+}
+
+uint64_t
+durable_queue_paged(const struct queue *q)
+{
+    return q->durable_state != NULL ? q->durable_state->n_paged : 0;
 }
 
 bool
 durable_page_in_wanted(const struct durable *d, const struct queue *q)
 {
-    return q->mem_bytes < d->window / 2 && !q->page_waiting;
+    return q->mem_bytes < d->window / 2 && !q->durable_state->page_waiting;
 }
 
 struct page_in_ctx {
@@ -402,19 +420,21 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
 {
     struct page_in_ctx *x = arg;
     struct queue *q = x->q;
+    struct durable_queue *dq = q->durable_state;
     const uint8_t *v = val;
     uint64_t seq = klen == STORE_KEY_QENTRY_LEN ? bytes_get64((const uint8_t *)key + 9) : 0;
     struct msg *m = NULL;
     enum durable_load rc = DURABLE_LOAD_CORRUPT;
     char err[256] = "";
-    if (vlen >= 1 && (v[0] & DURABLE_ENTRY_TRANSIENT) && seq < q->restored_below)
+    if (vlen >= 1 && (v[0] & DURABLE_ENTRY_TRANSIENT) && seq < dq->restored_below)
         return 0; /* from before the start, which is deleting it: not counted in n_paged */
     if (vlen == 9 && (v[0] & DURABLE_ENTRY_SHARED))
         rc = durable_shared_load(x->d, bytes_get64(v + 1), &m, err, sizeof(err));
     else if (vlen >= 1 && !(v[0] & DURABLE_ENTRY_SHARED))
         rc = durable_msg_decode(v + 1, vlen - 1, &m);
+    WR_ASSERT(rc != DURABLE_LOAD_OK || seq >= dq->page_lo);
     if (rc == DURABLE_LOAD_NOMEM ||
-        (rc == DURABLE_LOAD_OK && queue_cmd_page_in(q, m, seq, seq <= q->delivered_seq) < 0)) {
+        (rc == DURABLE_LOAD_OK && queue_entry_page_in(q, m, seq, seq <= dq->delivered_seq) < 0)) {
         msg_unref(&m);
         log_msg(LOG_ERROR, "out of memory reading queue '%s' back from the store", q->name);
         return 1;
@@ -427,14 +447,14 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
                 rc == DURABLE_LOAD_MISSING ? "its shared message is missing"
                 : rc == DURABLE_LOAD_READ_ERROR ? err
                                                 : "corrupt record");
-        q->n_paged--;
-        q->n_ready--;
-        q->page_lo = seq + 1;
+        queue_paged_lost(q, 1);
     }
+    dq->n_paged--;
+    dq->page_lo = seq + 1;
     msg_unref(&m);
     x->read++;
     x->bytes += vlen;
-    return q->n_paged == 0 || q->mem_bytes >= x->d->window || x->bytes >= DURABLE_PAGE_IN_STEP;
+    return dq->n_paged == 0 || q->mem_bytes >= x->d->window || x->bytes >= DURABLE_PAGE_IN_STEP;
 }
 
 void
@@ -442,9 +462,10 @@ durable_page_in(struct durable *d, struct queue *q)
 {
     struct page_in_ctx x = {d, q, 0, 0};
     /* Stopped (enough in memory, or ENOMEM) or a read error: the next dispatch asks again. */
-    if (durable_paged_walk(d, q, durable_page_in_entry, &x, "back") != 0 || q->n_paged == 0)
+    struct durable_queue *dq = q->durable_state;
+    if (durable_paged_walk(d, q, durable_page_in_entry, &x, "back") != 0 || dq->n_paged == 0)
         return;
-    if (!LIST_EMPTY(&q->pageouts)) {
+    if (!LIST_EMPTY(&dq->pageouts)) {
         /* The rest is in batches the store has not completed yet. */
         if (x.read == 0)
             durable_page_wait(d, q);
@@ -455,7 +476,7 @@ durable_page_in(struct durable *d, struct queue *q)
     log_msg(LOG_ERROR,
             "queue '%s': %" PRIu64 " messages counted as paged out are not in the store: "
             "dropped",
-            q->name, q->n_paged);
-    q->n_ready -= q->n_paged;
-    q->n_paged = 0;
+            q->name, dq->n_paged);
+    queue_paged_lost(q, dq->n_paged);
+    dq->n_paged = 0;
 }

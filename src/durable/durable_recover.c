@@ -150,7 +150,10 @@ recover_queue(void *arg, const void *key, size_t klen, const void *val, size_t v
         queue_free(q, NULL, NULL);
         return recover_nomem(x);
     }
-    q->store_id = id;
+    struct durable_queue *dq = durable_queue_attach(q);
+    if (dq == NULL)
+        return recover_nomem(x);
+    dq->store_id = id;
     if (id >= x->d->next_queue_id)
         x->d->next_queue_id = id + 1;
     x->n_queues++;
@@ -239,6 +242,7 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
 {
     struct recover_ctx *x = arg;
     struct queue *q = x->q;
+    struct durable_queue *dq = q->durable_state;
     const uint8_t *v = val;
     if (klen != STORE_KEY_QENTRY_LEN || vlen < 1)
         return recover_corrupt(x, "queue entry", key, klen);
@@ -257,14 +261,13 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
     if (shared && durable_shared_ref(x->d, bytes_get64(v + 1)) < 0)
         return recover_nomem(x);
     x->n_entries++;
-    if (q->n_paged > 0 || q->mem_bytes >= x->d->window) {
+    if (dq->n_paged > 0 || q->mem_bytes >= x->d->window) {
         /* Past the window: left in the store, read back ahead of consumers. */
-        if (q->n_paged == 0)
-            q->page_lo = seq;
-        q->n_paged++;
-        q->paged_shared |= shared;
-        q->n_ready++;
-        q->next_seq = seq + 1;
+        if (dq->n_paged == 0)
+            dq->page_lo = seq;
+        dq->n_paged++;
+        dq->paged_shared |= shared;
+        queue_entry_restore_paged(q, seq);
         return 0;
     }
     struct msg *m;
@@ -279,7 +282,7 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         if (rc == DURABLE_LOAD_NOMEM)
             return recover_nomem(x);
     }
-    int rc = queue_cmd_restore(q, m, seq, seq <= x->watermark);
+    int rc = queue_entry_restore(q, m, seq, seq <= x->watermark);
     msg_unref(&m);
     return rc < 0 ? recover_nomem(x) : 0;
 }
@@ -290,10 +293,10 @@ static int
 recover_entries_range(struct recover_ctx *x, struct queue *q, uint64_t lo, uint64_t end)
 {
     uint8_t begin[STORE_KEY_QENTRY_LEN], stop[STORE_KEY_QENTRY_LEN];
-    size_t blen = lo != 0 ? store_key_qentry(begin, q->store_id, lo)
-                          : store_key_qentry_prefix(begin, q->store_id);
-    size_t slen = end != UINT64_MAX ? store_key_qentry(stop, q->store_id, end)
-                                    : store_key_qentry_prefix(stop, q->store_id + 1);
+    uint64_t id = q->durable_state->store_id;
+    size_t blen = lo != 0 ? store_key_qentry(begin, id, lo) : store_key_qentry_prefix(begin, id);
+    size_t slen =
+        end != UINT64_MAX ? store_key_qentry(stop, id, end) : store_key_qentry_prefix(stop, id + 1);
     return store_iter_range(x->d->st, begin, blen, stop, slen, recover_entry, x, x->err,
                             x->errlen) != 0
                ? -1
@@ -305,10 +308,11 @@ recover_entries_range(struct recover_ctx *x, struct queue *q, uint64_t lo, uint6
 static int
 recover_queue_entries(struct recover_ctx *x, struct queue *q)
 {
+    struct durable_queue *dq = q->durable_state;
     uint8_t key[STORE_KEY_QENTRY_LEN];
     char *val;
     size_t vlen;
-    store_key_delivered(key, q->store_id);
+    store_key_delivered(key, dq->store_id);
     int rc = store_get(x->d->st, key, STORE_KEY_DELIVERED_LEN, &val, &vlen, x->err, x->errlen);
     if (rc < 0)
         return -1;
@@ -322,13 +326,13 @@ recover_queue_entries(struct recover_ctx *x, struct queue *q)
         x->watermark = bytes_get64((const uint8_t *)val);
         free(val);
     }
-    q->delivered_seq = x->watermark;
+    dq->delivered_seq = x->watermark;
     x->q = q;
     uint64_t from = 0;
     bool purged = false;
     for (size_t i = 0; i < x->n_purged; i++) {
         const struct recover_purged *p = &x->purged[i];
-        if (p->queue_id != q->store_id || p->end <= from)
+        if (p->queue_id != dq->store_id || p->end <= from)
             continue;
         if (p->lo > from && recover_entries_range(x, q, from, p->lo) < 0)
             return -1;
@@ -340,12 +344,11 @@ recover_queue_entries(struct recover_ctx *x, struct queue *q)
     /* New entries go above everything the queue ever had: above the watermark, or they would
      * come back redelivered after the next restart, and above the purged ones. */
     uint64_t above = x->watermark + 1 > from ? x->watermark + 1 : from;
-    if (q->next_seq < above)
-        q->next_seq = above;
-    q->restored_below = q->next_seq;
+    queue_seq_raise(q, above);
+    dq->restored_below = q->next_seq;
     /* The purged entries among the paged ones are deleted by this start's batch: no page-in
      * before it is written. */
-    if (purged && q->n_paged > 0)
+    if (purged && dq->n_paged > 0)
         durable_page_wait(x->d, q);
     return 0;
 }
@@ -450,7 +453,7 @@ durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t
         hmap_iter_init(&it, &vh->queues);
         while ((he = hmap_iter_next(&it)) != NULL) {
             struct queue *q = hmap_container_of(he, struct queue, by_name);
-            if (q->store_id != 0 && recover_queue_entries(&x, q) < 0)
+            if (q->durable_state != NULL && recover_queue_entries(&x, q) < 0)
                 goto out;
         }
     }

@@ -1,4 +1,5 @@
-/* The durable layer's write side: the broker's hooks turn into puts and deletes on one batch
+/* The durable layer's write side: the queues' commands (durable_queue_cmd, in the order
+ * queue.c applies them) and the broker's other hooks turn into puts and deletes on one batch
  * per loop turn, submitted by a zero-delay timer so that everything the turn changed shares
  * one RocksDB write (and at most one fsync); barriers ride on the batch and run when the
  * store completes it. See warren/durable.h for what is stored. */
@@ -104,14 +105,14 @@ durable_group_done(struct durable_group *g, const char *err)
 static void
 durable_page_wake(struct durable *d)
 {
-    struct queue_list waiting;
+    struct durable_queue_list waiting;
     TAILQ_INIT(&waiting);
     TAILQ_CONCAT(&waiting, &d->page_wait, page_link);
-    struct queue *q;
-    while ((q = TAILQ_FIRST(&waiting)) != NULL) {
-        TAILQ_REMOVE(&waiting, q, page_link);
-        q->page_waiting = false;
-        queue_dispatch(q);
+    struct durable_queue *dq;
+    while ((dq = TAILQ_FIRST(&waiting)) != NULL) {
+        TAILQ_REMOVE(&waiting, dq, page_link);
+        dq->page_waiting = false;
+        queue_dispatch(dq->q);
     }
 }
 
@@ -128,16 +129,16 @@ durable_on_done(void *arg, const char *err)
 static void
 durable_write_watermarks(struct durable *d)
 {
-    struct queue *q;
-    while ((q = TAILQ_FIRST(&d->dirty)) != NULL) {
-        TAILQ_REMOVE(&d->dirty, q, dirty_link);
-        q->delivered_dirty = false;
+    struct durable_queue *dq;
+    while ((dq = TAILQ_FIRST(&d->dirty)) != NULL) {
+        TAILQ_REMOVE(&d->dirty, dq, dirty_link);
+        dq->delivered_dirty = false;
         struct store_batch *b = durable_batch(d);
         if (b == NULL)
             continue;
         uint8_t key[STORE_KEY_DELIVERED_LEN], val[8];
-        store_key_delivered(key, q->store_id);
-        bytes_put64(val, q->delivered_seq);
+        store_key_delivered(key, dq->store_id);
+        bytes_put64(val, dq->delivered_seq);
         store_batch_put(b, key, sizeof(key), val, sizeof(val));
     }
 }
@@ -198,10 +199,30 @@ durable_set_memory_pressure(struct durable *d, uint64_t bytes)
     d->pressure = bytes;
 }
 
+struct durable_queue *
+durable_queue_attach(struct queue *q)
+{
+    if (q->durable_state != NULL)
+        return q->durable_state;
+    struct durable_queue *dq = calloc(1, sizeof(*dq));
+    if (dq == NULL)
+        return NULL;
+    dq->q = q;
+    LIST_INIT(&dq->pageouts);
+    q->durable_state = dq;
+    return dq;
+}
+
+uint64_t
+durable_queue_id(const struct queue *q)
+{
+    return q->durable_state != NULL ? q->durable_state->store_id : 0;
+}
+
 bool
 durable_queue_stored(const struct queue *q)
 {
-    return q->store_id != 0 && !q->store_temp;
+    return durable_queue_id(q) != 0 && !q->durable_state->store_temp;
 }
 
 static void
@@ -216,10 +237,10 @@ durable_discard_pending(struct durable *d)
     store_batch_free(d->batch);
     d->batch = NULL;
     d->lost = false;
-    struct queue *q;
-    while ((q = TAILQ_FIRST(&d->page_wait)) != NULL) {
-        TAILQ_REMOVE(&d->page_wait, q, page_link);
-        q->page_waiting = false;
+    struct durable_queue *dq;
+    while ((dq = TAILQ_FIRST(&d->page_wait)) != NULL) {
+        TAILQ_REMOVE(&d->page_wait, dq, page_link);
+        dq->page_waiting = false;
     }
 }
 
@@ -230,10 +251,10 @@ durable_detach(struct durable *d, struct vhost_registry *reg)
     if (d == NULL)
         return;
     durable_write_watermarks(d);
-    struct queue *q;
-    while ((q = TAILQ_FIRST(&d->page_wait)) != NULL) {
-        TAILQ_REMOVE(&d->page_wait, q, page_link);
-        q->page_waiting = false;
+    struct durable_queue *dq;
+    while ((dq = TAILQ_FIRST(&d->page_wait)) != NULL) {
+        TAILQ_REMOVE(&d->page_wait, dq, page_link);
+        dq->page_waiting = false;
     }
 }
 
@@ -315,13 +336,20 @@ durable_queue_added(struct durable *d, struct queue *q)
     struct store_batch *b;
     if (d == NULL || !q->durable || q->owner != NULL)
         return;
-    q->store_id = d->next_queue_id++;
+    struct durable_queue *dq = durable_queue_attach(q);
+    if (dq == NULL) {
+        /* Not stored at all, as if its write was lost: the next barrier fails. */
+        log_msg(LOG_ERROR, "out of memory storing queue '%s'", q->name);
+        d->lost = true;
+        return;
+    }
+    dq->store_id = d->next_queue_id++;
     if ((b = durable_batch(d)) == NULL)
         return;
     const char *vh = q->vhost->name;
     uint8_t key[STORE_KEY_NAMED_MAX], hdr[DURABLE_QUEUE_HDR_LEN];
     size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
-    bytes_put64(hdr, q->store_id);
+    bytes_put64(hdr, dq->store_id);
     hdr[8] = q->auto_delete ? DURABLE_QUEUE_AUTO_DELETE : 0;
     struct iovec parts[2] = {{hdr, sizeof(hdr)}, {q->args, q->args_len}};
     store_batch_putv(b, key, klen, parts, 2);
@@ -394,36 +422,33 @@ durable_entries_delete_all(struct store_batch *b, uint64_t queue_id)
     store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
 }
 
-/* Takes q off the lists of queues waiting for a flush or a page-in. */
+/* Takes dq off the lists of queues waiting for a flush or a page-in. */
 static void
-durable_queue_unlist(struct durable *d, struct queue *q)
+durable_queue_unlist(struct durable *d, struct durable_queue *dq)
 {
-    if (q->delivered_dirty) {
-        TAILQ_REMOVE(&d->dirty, q, dirty_link);
-        q->delivered_dirty = false;
+    if (dq->delivered_dirty) {
+        TAILQ_REMOVE(&d->dirty, dq, dirty_link);
+        dq->delivered_dirty = false;
     }
-    if (q->page_waiting) {
-        TAILQ_REMOVE(&d->page_wait, q, page_link);
-        q->page_waiting = false;
+    if (dq->page_waiting) {
+        TAILQ_REMOVE(&d->page_wait, dq, page_link);
+        dq->page_waiting = false;
     }
 }
 
-void
-durable_queue_removed(struct durable *d, struct queue *q)
+/* Writes the removal of q (stored, or with paged entries) with all its entries. */
+static void
+durable_queue_delete(struct durable *d, struct queue *q, struct durable_queue *dq)
 {
-    if (d == NULL || q->store_id == 0)
-        return;
-    durable_queue_unlist(d, q);
+    durable_queue_unlist(d, dq);
     struct store_batch *b = durable_batch(d);
     durable_entries_forget(d, b, &q->ready);
     durable_entries_forget(d, b, &q->unacked);
-    if (b == NULL) {
-        q->store_id = 0; /* not deleted from the store: the next start finds it again */
-        return;
-    }
+    if (b == NULL)
+        return; /* not deleted from the store: the next start finds it again */
     uint8_t key[STORE_KEY_NAMED_MAX];
-    if (q->store_temp) {
-        store_key_temp_queue(key, q->store_id);
+    if (dq->store_temp) {
+        store_key_temp_queue(key, dq->store_id);
         store_batch_delete(b, key, STORE_KEY_DELIVERED_LEN);
     } else {
         const char *vh = q->vhost->name;
@@ -431,12 +456,22 @@ durable_queue_removed(struct durable *d, struct queue *q)
         store_batch_delete(b, key, klen);
     }
     durable_queue_entries_drop(d, b, q);
-    store_key_delivered(key, q->store_id);
+    store_key_delivered(key, dq->store_id);
     store_batch_delete(b, key, STORE_KEY_DELIVERED_LEN);
-    /* Forgotten: freeing its entries and paged ones after this must not write again (nor
-     * drop the shared references once more). */
-    q->store_id = 0;
-    q->store_temp = false;
+}
+
+/* DELETE: writes q's removal (if stored) and frees its bookkeeping, also with d NULL. */
+static void
+durable_queue_removed(struct durable *d, struct queue *q)
+{
+    struct durable_queue *dq = q->durable_state;
+    if (dq == NULL)
+        return;
+    if (d != NULL && dq->store_id != 0)
+        durable_queue_delete(d, q, dq);
+    durable_pageouts_detach(dq);
+    free(dq);
+    q->durable_state = NULL;
 }
 
 void
@@ -501,7 +536,7 @@ durable_entry_write(struct durable *d, const struct queue *q, const struct msg *
     if (b == NULL)
         return -1;
     uint8_t key[STORE_KEY_QENTRY_LEN], head[1 + DURABLE_MSG_HDR_LEN];
-    store_key_qentry(key, q->store_id, seq);
+    store_key_qentry(key, q->durable_state->store_id, seq);
     if (m->store_id != 0 && !transient) {
         if (durable_shared_ref(d, m->store_id) < 0) {
             log_msg(LOG_ERROR, "out of memory counting references to a stored message");
@@ -519,14 +554,16 @@ durable_entry_write(struct durable *d, const struct queue *q, const struct msg *
     return store_batch_putv(b, key, sizeof(key), parts, 1 + DURABLE_MSG_PARTS);
 }
 
-void
+/* ENQUEUE: writes e (just enqueued on its stored queue, durable_entry_wanted). */
+static void
 durable_entry_added(struct durable *d, struct qentry *e)
 {
     if (d != NULL && durable_entry_write(d, e->queue, e->msg, e->seq, false) == 0)
         e->stored = true;
 }
 
-void
+/* e (stored) left its queue for good: settled or purged. */
+static void
 durable_entry_removed(struct durable *d, struct qentry *e)
 {
     e->stored = false;
@@ -534,21 +571,63 @@ durable_entry_removed(struct durable *d, struct qentry *e)
     if (d == NULL || (b = durable_batch(d)) == NULL)
         return;
     uint8_t key[STORE_KEY_QENTRY_LEN];
-    store_key_qentry(key, e->queue->store_id, e->seq);
+    store_key_qentry(key, e->queue->durable_state->store_id, e->seq);
     store_batch_delete(b, key, sizeof(key));
     if (e->msg->store_id != 0)
         durable_shared_unref(d, b, e->msg->store_id);
 }
 
-void
+/* DELIVER: q handed out the entry with this seq (the watermark is written once per batch). */
+static void
 durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
 {
-    if (d == NULL || !durable_queue_stored(q) || seq <= q->delivered_seq)
+    struct durable_queue *dq = q->durable_state;
+    if (d == NULL || !durable_queue_stored(q) || seq <= dq->delivered_seq)
         return;
-    q->delivered_seq = seq;
-    if (!q->delivered_dirty) {
-        q->delivered_dirty = true;
-        TAILQ_INSERT_TAIL(&d->dirty, q, dirty_link);
+    dq->delivered_seq = seq;
+    if (!dq->delivered_dirty) {
+        dq->delivered_dirty = true;
+        TAILQ_INSERT_TAIL(&d->dirty, dq, dirty_link);
         durable_arm(d);
+    }
+}
+
+/* PURGE: the dropped stored entries go, then the paged ones; even with none paged, batches
+ * writing some may still be pending, whose counts are no longer the queue's. */
+static void
+durable_queue_purged(struct durable *d, struct queue *q, struct qentry_list *dropped)
+{
+    struct qentry *e;
+    TAILQ_FOREACH(e, dropped, link) {
+        if (e->stored)
+            durable_entry_removed(d, e);
+    }
+    durable_page_forget(d, q);
+}
+
+void
+durable_queue_cmd(struct durable *d, const struct queue_cmd *c)
+{
+    switch (c->kind) {
+    case QUEUE_CMD_ENQUEUE:
+        if (c->e != NULL && durable_entry_wanted(c->q, c->m))
+            durable_entry_added(d, c->e);
+        break;
+    case QUEUE_CMD_DELIVER:
+        if (c->e->stored)
+            durable_entry_delivered(d, c->q, c->seq);
+        break;
+    case QUEUE_CMD_SETTLE:
+        if (c->e->stored)
+            durable_entry_removed(d, c->e);
+        break;
+    case QUEUE_CMD_REQUEUE:
+        break;
+    case QUEUE_CMD_PURGE:
+        durable_queue_purged(d, c->q, c->dropped);
+        break;
+    case QUEUE_CMD_DELETE:
+        durable_queue_removed(d, c->q);
+        break;
     }
 }
