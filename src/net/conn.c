@@ -698,7 +698,10 @@ conn_process_frames(struct conn *c)
              * closed client's last requests (basic.get...) would pile up output nobody
              * reads until the connection goes. */
             struct evbuffer *out = bufferevent_get_output(c->bev);
+            /* The bufferevent keeps the front of its output frozen but while it writes. */
+            evbuffer_unfreeze(out, 1);
             evbuffer_drain(out, evbuffer_get_length(out));
+            evbuffer_freeze(out, 1);
         }
         if (c->body.msg != NULL) {
             if (conn_body_read_end(c, in) != 0)
