@@ -14,6 +14,7 @@
 #include "warren/conf.h"
 #include "warren/durable.h"
 #include "warren/log.h"
+#include "warren/msg.h"
 #include "warren/net.h"
 #include "warren/store.h"
 #include "warren/vhost.h"
@@ -103,6 +104,9 @@ main(int argc, char **argv)
         break;
     }
     log_set_level(conf.log_level);
+    if (msg_heap_setup() < 0)
+        log_msg(LOG_WARNING, "glibc refused the heap settings for messages: large messages "
+                             "will be slower");
     event_set_log_callback(main_on_libevent_log);
     signal(SIGPIPE, SIG_IGN);
 

@@ -34,6 +34,13 @@ struct msg {
  * memory alarm. A body counts as it arrives, not as its content header announces it. */
 extern uint64_t msg_bytes_live;
 
+/* Makes glibc keep freed message memory for the next messages (a process-wide setting: call
+ * once, before allocating). By default an allocation of 128 KiB or more is mapped for itself,
+ * and the heap is trimmed whenever 128 KiB at its top are free; glibc raises both thresholds
+ * as mappings are freed, but only to the largest body seen (twice that for the trim), so
+ * large messages kept landing on fresh pages: a page fault per 4 KiB written, which in a VM
+ * costs more than copying the body. 0, or -1 if glibc refused (its defaults stay). */
+int msg_heap_setup(void);
 /* A message with room for body_len bytes of body (not yet filled: see msg_body_filled).
  * Copies props, exchange and routing key; delivery_mode and priority come from the decoded
  * properties. One reference, owned by the caller. NULL on ENOMEM or a body_len above

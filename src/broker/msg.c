@@ -4,12 +4,30 @@
 
 #include "warren/msg.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "warren/assert.h"
 
+/* Freed memory at the top of the heap that glibc keeps for the next allocations rather than
+ * giving it back at once; the memory alarm's periodic check trims the heap after larger
+ * drops (SERVER_TRIM_AFTER_FREED). */
+#define MSG_HEAP_KEEP (32u << 20)
+/* Allocations from this size on are mapped and unmapped on their own: the largest glibc
+ * allows (HEAP_MAX_SIZE / 2 on 64-bit hosts). */
+#define MSG_HEAP_MMAP_MIN (32u << 20)
+
 uint64_t msg_bytes_live;
+
+int
+msg_heap_setup(void)
+{
+    if (mallopt(M_MMAP_THRESHOLD, MSG_HEAP_MMAP_MIN) != 1 ||
+        mallopt(M_TRIM_THRESHOLD, MSG_HEAP_KEEP) != 1)
+        return -1;
+    return 0;
+}
 
 size_t
 msg_size(const struct msg *m)

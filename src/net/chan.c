@@ -298,20 +298,23 @@ chan_on_content_frame(struct conn *c, const struct frame *f)
     return chan_body_received(ch, f->size);
 }
 
-int
-chan_on_body_buffered(struct conn *c, uint16_t channel, struct evbuffer *in, uint32_t size)
+struct msg *
+chan_body_target(struct conn *c, uint16_t channel, uint32_t size, uint8_t **dst)
 {
     struct chan *ch = chan_find(c, channel);
-    if (ch == NULL)
-        return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
-                          "expected method frame, got non method frame instead");
-    if (chan_body_check(ch, size) < 0)
-        return -1;
-    if (ch->publishing != NULL) {
-        if (evbuffer_remove(in, ch->publishing->body + ch->body_received, size) != (int)size)
-            return conn_raise(c, WIRE_INTERNAL_ERROR, 0, "short read of a buffered body frame");
-    } else if (evbuffer_drain(in, size) < 0) {
-        return conn_raise(c, WIRE_INTERNAL_ERROR, 0, "short drain of a buffered body frame");
-    }
+    if (ch == NULL || ch->content != CHAN_CONTENT_AWAIT_BODY || ch->publishing == NULL ||
+        size > ch->body_size - ch->body_received)
+        return NULL;
+    *dst = ch->publishing->body + ch->body_received;
+    return ch->publishing;
+}
+
+int
+chan_on_body_read(struct conn *c, uint16_t channel, const struct msg *m, uint32_t size)
+{
+    struct chan *ch = chan_find(c, channel);
+    /* Only connection.close (and with it the release of every channel) can come between
+     * chan_body_target and here: the connection's frames are handled in order. */
+    WR_ASSERT(ch != NULL && ch->publishing == m);
     return chan_body_received(ch, size);
 }

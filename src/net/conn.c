@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -23,24 +24,46 @@
 #include "warren/auth.h"
 #include "warren/bytes.h"
 #include "warren/conf.h"
+#include "warren/msg.h"
 #include "warren/vhost.h"
 
 /* Frames before tune-ok may be at most this big (the spec's minimum frame_max): the peer is not
  * authenticated yet and gets no large buffers. */
 #define CONN_PRETUNE_FRAME_MAX WIRE_FRAME_MIN_SIZE
 
-static void conn_on_read(struct bufferevent *bev, void *arg);
 static void conn_schedule_resume(struct conn *c);
 
 /* Bounds what is read from the socket but not yet parsed to a little more than one frame of
  * frame_max: a connection whose frames the loop cannot keep up with (it handles at most
  * CONN_FRAMES_PER_EVENT per turn) stops being read, and TCP slows its peer down. This is the
- * broker's publisher flow control. */
+ * broker's publisher flow control. A body frame read straight into its message adds at most
+ * its payload, which its message was allocated for already. Takes effect with the next
+ * conn_read_update. */
 static void
 conn_set_input_limit(struct conn *c, uint32_t frame_max)
 {
-    size_t high = CONN_INPUT_SLACK + (frame_max != 0 ? frame_max : (size_t)UINT32_MAX);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, high);
+    c->in_limit = CONN_INPUT_SLACK + (frame_max != 0 ? frame_max : (size_t)UINT32_MAX);
+}
+
+/* Polls the socket for input while reading is on and there is room for it: the input buffer
+ * is below its limit, or a payload is being read straight into its message. */
+static void
+conn_read_update(struct conn *c)
+{
+    bool want = c->reading && (c->body.left > 0 || evbuffer_get_length(c->in) < c->in_limit);
+    if (want == (event_pending(c->read_ev, EV_READ, NULL) != 0))
+        return;
+    if (want ? event_add(c->read_ev, NULL) < 0 : event_del(c->read_ev) < 0)
+        conn_abort(c, "polling the socket");
+}
+
+/* Starts or stops reading the socket: stopped while a resource alarm blocks the connection,
+ * once it closes, and after the end of the stream. */
+static void
+conn_reading(struct conn *c, bool on)
+{
+    c->reading = on;
+    conn_read_update(c);
 }
 
 static void
@@ -57,7 +80,9 @@ conn_drop(struct conn *c)
     if (c->state == CONN_DEAD)
         return;
     c->state = CONN_DEAD;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    c->reading = false;
+    event_del(c->read_ev);
+    bufferevent_disable(c->bev, EV_WRITE);
     /* Channels and exclusive queues are released by the reaper, later in this loop
      * iteration: this may run deep inside a queue's dispatch, which must not see its
      * consumers freed under it. A dead connection's consumers take no messages meanwhile. */
@@ -72,7 +97,7 @@ conn_close_silently(struct conn *c)
 {
     c->state = CONN_DRAINING;
     conn_schedule_resume(c); /* releases the channels (conn_process_input) */
-    bufferevent_disable(c->bev, EV_READ);
+    conn_reading(c, false);
     conn_arm_timer(c, CONN_SILENT_CLOSE_SEC * 1000);
 }
 
@@ -85,7 +110,7 @@ conn_drain_and_close(struct conn *c)
         return;
     c->state = CONN_DRAINING;
     conn_schedule_resume(c); /* releases the channels (conn_process_input) */
-    bufferevent_disable(c->bev, EV_READ);
+    conn_reading(c, false);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     if (c->heartbeat_ev != NULL)
         evtimer_del(c->heartbeat_ev);
@@ -196,7 +221,7 @@ conn_block(struct conn *c)
     if (c->blocked || c->state != CONN_OPEN)
         return;
     c->blocked = true;
-    bufferevent_disable(c->bev, EV_READ);
+    conn_reading(c, false);
     const char *reason = server_alarm_reason(c->server);
     log_conn(LOG_INFO, c, "blocked: %s", reason);
     if (c->cap_connection_blocked) {
@@ -221,7 +246,7 @@ conn_unblock(struct conn *c)
         conn_send(c, 0, &m);
     }
     if (!c->peer_closed)
-        bufferevent_enable(c->bev, EV_READ);
+        conn_reading(c, true);
     conn_schedule_resume(c); /* frames read before the block are still waiting */
 }
 
@@ -238,7 +263,7 @@ conn_blocked_check_peer(struct conn *c)
      * handled whatever the alarm, as for any client that publishes and closes. The end of
      * the stream (or the reset) then reaches conn_on_event. */
     c->peer_hup = true;
-    bufferevent_enable(c->bev, EV_READ);
+    conn_reading(c, true);
     conn_schedule_resume(c);
 }
 
@@ -592,28 +617,64 @@ conn_on_protocol_header(struct conn *c, struct evbuffer *in)
     return 0;
 }
 
-/* A large body frame, complete in the input buffer (hdr: its 7 header bytes, need: its size
- * with overhead), goes straight into its message rather than through evbuffer_pullup, which
- * would first copy it into one contiguous chunk. Returns 0 if it was handled (the frame is
- * consumed), 1 to let the general path (and its error reporting) take it. */
+/* A large body frame (hdr: its 7 header bytes, need: its size with overhead) for the message
+ * its channel is assembling goes straight into the message: the header is consumed, what is
+ * buffered of the payload is copied, and conn_on_readable reads the rest from the socket into
+ * the message (c->body) rather than through the input buffer and evbuffer_pullup, which
+ * would copy it twice more. The payload counts once its frame-end octet is checked
+ * (conn_body_read_end). Returns 0 if the frame was taken, 1 to let the general path (and its
+ * error reporting) have it. */
 static int
 conn_body_direct(struct conn *c, struct evbuffer *in, const uint8_t *hdr, size_t need)
 {
     if (hdr[0] != WIRE_FRAME_BODY || c->state != CONN_OPEN ||
         need - FRAME_OVERHEAD < CONN_BODY_DIRECT_MIN)
         return 1;
-    uint8_t end;
-    struct evbuffer_ptr pos;
-    if (evbuffer_ptr_set(in, &pos, need - 1, EVBUFFER_PTR_SET) < 0 ||
-        evbuffer_copyout_from(in, &pos, &end, 1) != 1 || end != WIRE_FRAME_END)
-        return 1;
     uint16_t channel = bytes_get16(hdr + 1);
     uint32_t size = (uint32_t)(need - FRAME_OVERHEAD);
+    uint8_t *dst;
+    struct msg *m = chan_body_target(c, channel, size, &dst);
+    if (m == NULL)
+        return 1;
     evbuffer_drain(in, FRAME_HEADER_SIZE);
-    if (chan_on_body_buffered(c, channel, in, size) == 0)
-        evbuffer_drain(in, 1); /* the frame-end octet */
-    /* After an exception the connection is closing and discards its input anyway. */
+    size_t have = evbuffer_get_length(in) < size ? evbuffer_get_length(in) : size;
+    if (evbuffer_remove(in, dst, have) != (int)have) {
+        conn_abort(c, "copying a body frame");
+        return 0;
+    }
+    /* The reference keeps the payload's destination valid should the channel go (the
+     * connection closing) before the payload is all in. */
+    c->body = (struct conn_body_read){msg_ref(m), dst + have, size - (uint32_t)have, size, channel};
     return 0;
+}
+
+/* The body frame read straight into its message (c->body): once its payload is in and the
+ * frame-end octet after it checked, the payload counts in its message, which is published
+ * if complete. 0 when done, 1 while its bytes have not all arrived, -1 after raising. */
+static int
+conn_body_read_end(struct conn *c, struct evbuffer *in)
+{
+    if (c->body.left > 0 || evbuffer_get_length(in) == 0)
+        return 1;
+    uint8_t end;
+    evbuffer_remove(in, &end, 1);
+    struct msg *m = c->body.msg;
+    c->body.msg = NULL;
+    int rc = 0;
+    if (end != WIRE_FRAME_END) {
+        log_conn(LOG_DEBUG, c, "bad frame-end octet 0x%02X after a %u-byte body", end,
+                 c->body.size);
+        conn_raise(c, WIRE_FRAME_ERROR, 0, "frame-end octet 0x%02X, expected 0x%02X", end,
+                   WIRE_FRAME_END);
+        /* The stream cannot be resynchronised: say why, then close without waiting. */
+        if (c->state == CONN_CLOSING)
+            conn_drain_and_close(c);
+        rc = -1;
+    } else if (c->state == CONN_OPEN) {
+        rc = chan_on_body_read(c, c->body.channel, m, c->body.size);
+    }
+    msg_unref(&m);
+    return rc;
 }
 
 /* Parses and handles frames until the input runs dry, the connection stops reading, or
@@ -622,7 +683,7 @@ conn_body_direct(struct conn *c, struct evbuffer *in, const uint8_t *hdr, size_t
 static void
 conn_process_frames(struct conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     for (unsigned handled = 0; handled < CONN_FRAMES_PER_EVENT; handled++) {
         if (c->state >= CONN_DRAINING) {
             evbuffer_drain(in, evbuffer_get_length(in));
@@ -637,7 +698,15 @@ conn_process_frames(struct conn *c)
              * closed client's last requests (basic.get...) would pile up output nobody
              * reads until the connection goes. */
             struct evbuffer *out = bufferevent_get_output(c->bev);
+            /* The bufferevent keeps the front of its output frozen but while it writes. */
+            evbuffer_unfreeze(out, 1);
             evbuffer_drain(out, evbuffer_get_length(out));
+            evbuffer_freeze(out, 1);
+        }
+        if (c->body.msg != NULL) {
+            if (conn_body_read_end(c, in) != 0)
+                return;
+            continue;
         }
         size_t avail = evbuffer_get_length(in);
         if (c->state == CONN_AWAIT_HEADER) {
@@ -654,10 +723,10 @@ conn_process_frames(struct conn *c)
         const uint8_t *p = evbuffer_pullup(in, FRAME_HEADER_SIZE);
         enum frame_status st = frame_parse(p, FRAME_HEADER_SIZE, frame_max, &f, &need, &err);
         if (st == FRAME_AGAIN) {
-            if (avail < need)
-                return;
             if (conn_body_direct(c, in, p, need) == 0)
                 continue;
+            if (avail < need)
+                return;
             p = evbuffer_pullup(in, (ev_ssize_t)need);
             if (p == NULL) {
                 log_conn(LOG_ERROR, c, "out of memory assembling a frame; dropping");
@@ -715,14 +784,7 @@ conn_process_input(struct conn *c)
         (c->state != CONN_OPEN || ((!c->blocked || c->peer_hup) && c->store_paused == 0 &&
                                    !evtimer_pending(c->resume_ev, NULL))))
         conn_drop(c);
-}
-
-static void
-conn_on_read(struct bufferevent *bev, void *arg)
-{
-    struct conn *c = arg;
-    c->recv_since_tick = true;
-    conn_process_input(c);
+    conn_read_update(c);
 }
 
 static void
@@ -756,10 +818,11 @@ conn_on_write(struct bufferevent *bev, void *arg)
 static bool
 conn_finish_input(struct conn *c)
 {
-    if (c->state != CONN_OPEN || evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+    if (c->state != CONN_OPEN || evbuffer_get_length(c->in) == 0)
         return false;
     c->peer_closed = true;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    conn_reading(c, false);
+    bufferevent_disable(c->bev, EV_WRITE);
     /* Its answers are dropped (conn_process_frames); a block or a store wait stops it there,
      * as for any input. */
     conn_schedule_resume(c);
@@ -782,6 +845,70 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
     }
     if (!conn_finish_input(c))
         conn_drop(c);
+}
+
+/* The socket is readable: one readv(2) into what is left of a payload read straight into its
+ * message (c->body), then into the input buffer up to its limit, CONN_READ_MAX at most; then
+ * the input is handled. libevent 2.1's bufferevent reads 4 KiB per loop turn, after an
+ * ioctl(FIONREAD): a large message would take hundreds of turns. The end of the stream and
+ * errors go to conn_on_event, as the bufferevent reports them for writes. */
+static void
+conn_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct iovec iov[3];
+    int n = 0;
+    if (c->body.left > 0)
+        iov[n++] = (struct iovec){c->body.dst, c->body.left};
+    struct evbuffer_iovec space[2];
+    int nspace = 0;
+    size_t len = evbuffer_get_length(c->in);
+    size_t room = len < c->in_limit ? c->in_limit - len : 0;
+    if (room > CONN_READ_MAX)
+        room = CONN_READ_MAX;
+    if (room > 0) {
+        nspace = evbuffer_reserve_space(c->in, (ev_ssize_t)room, space, 2);
+        if (nspace < 0) {
+            conn_abort(c, "reading");
+            return;
+        }
+        for (int i = 0; i < nspace; i++) { /* the space reserved may be larger */
+            if (space[i].iov_len > room)
+                space[i].iov_len = room;
+            room -= space[i].iov_len;
+            iov[n++] = (struct iovec){space[i].iov_base, space[i].iov_len};
+        }
+    }
+    if (n == 0) {
+        conn_read_update(c); /* nothing to read into: not polled until there is */
+        return;
+    }
+    ssize_t got = readv(fd, iov, n);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (got <= 0) {
+        conn_on_event(c->bev, BEV_EVENT_READING | (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+        return;
+    }
+    c->recv_since_tick = true;
+    size_t rest = (size_t)got;
+    if (c->body.left > 0) {
+        uint32_t k = rest < c->body.left ? (uint32_t)rest : c->body.left;
+        c->body.dst += k;
+        c->body.left -= k;
+        rest -= k;
+    }
+    int used = 0;
+    for (; used < nspace && rest > 0; used++) {
+        if (space[used].iov_len > rest)
+            space[used].iov_len = rest;
+        rest -= space[used].iov_len;
+    }
+    if (evbuffer_commit_space(c->in, space, used) < 0) {
+        conn_abort(c, "reading");
+        return;
+    }
+    conn_process_input(c);
 }
 
 static void
@@ -838,18 +965,22 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
     c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL)
         goto fail;
+    c->read_ev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_readable, c);
+    c->in = evbuffer_new();
     c->timer_ev = evtimer_new(base, conn_on_timer, c);
     c->resume_ev = evtimer_new(base, conn_on_resume, c);
-    if (c->timer_ev == NULL || c->resume_ev == NULL)
+    if (c->read_ev == NULL || c->in == NULL || c->timer_ev == NULL || c->resume_ev == NULL)
         goto fail;
-    bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+    bufferevent_setcb(c->bev, NULL, conn_on_write, conn_on_event, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_LOW, 0);
-    /* libevent reads 16 KiB per callback by default (and its evbuffer 4 KiB per readv):
-     * large bodies would take a loop turn per few KiB. */
-    bufferevent_set_max_single_read(c->bev, CONN_MAX_SINGLE_IO);
-    bufferevent_set_max_single_write(c->bev, CONN_MAX_SINGLE_IO);
+    /* libevent writes 16 KiB per callback by default: large bodies would take a loop turn
+     * per 16 KiB. */
+    bufferevent_set_max_single_write(c->bev, CONN_WRITE_MAX);
     conn_set_input_limit(c, CONN_PRETUNE_FRAME_MAX);
-    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0)
+    if (bufferevent_enable(c->bev, EV_WRITE) < 0)
+        goto fail;
+    c->reading = true;
+    if (event_add(c->read_ev, NULL) < 0)
         goto fail;
     conn_arm_timer(c, s->env.conf->handshake_timeout);
     TAILQ_INSERT_TAIL(&s->conns, c, link);
@@ -875,6 +1006,11 @@ conn_free(struct conn *c)
         event_free(c->timer_ev);
     if (c->resume_ev != NULL)
         event_free(c->resume_ev);
+    if (c->read_ev != NULL)
+        event_free(c->read_ev);
+    if (c->in != NULL)
+        evbuffer_free(c->in);
+    msg_unref(&c->body.msg);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
     free(c);

@@ -17,7 +17,7 @@ import warren_test as wt  # noqa: E402
 
 COMPARE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench",
                        "compare.py")
-SCENARIOS = ("1", "2", "3", "4", "5a", "5b", "6", "7", "8", "9")
+SCENARIOS = ("1", "2", "3", "4", "5a", "5b", "5c", "5d", "6", "7", "8", "9")
 
 
 @wt.needs_process
