@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -30,13 +31,13 @@
 #include "warren/auth.h"
 #include "warren/net.h"
 
-/* Turns in a row with nothing moving and nothing unread after which the loop is settled:
- * the server resumes a connection's parsing in the next turn (a zero-delay timer), so one
- * quiet turn is not enough. */
-#define NETHOST_QUIET_TURNS 3
-/* Most turns nethost_settle waits: far beyond what any input of the tests or the fuzzer
- * needs, so reaching it means a server that keeps itself busy forever. */
-#define NETHOST_SETTLE_MAX 200000
+/* Idle turns in a row (nethost_idle) after which the loop is settled. One should do; two
+ * cost little. */
+#define NETHOST_QUIET_TURNS 2
+/* Most turns a wait takes: far beyond what any input of the tests or the fuzzer needs (the
+ * server handles 64 frames a turn), so reaching it means a server that keeps itself busy
+ * forever. */
+#define NETHOST_TURNS_MAX 200000
 
 struct wire_str
 nethost_str(const char *s)
@@ -238,6 +239,7 @@ nethost_flush(struct nethost_peer *p)
     while (p->fd >= 0 && evbuffer_get_length(p->out) > 0) {
         int n = evbuffer_write(p->out, p->fd);
         if (n > 0) {
+            p->sent += (uint64_t)n;
             moved = true;
             continue;
         }
@@ -281,35 +283,71 @@ nethost_turn(struct nethost *h)
     return moved;
 }
 
-/* Whether bytes p sent have not been read by the server yet: queued here, not yet sent by
- * the kernel (tcpi_notsent_bytes; SIOCOUTQNSD says the same but valgrind does not know that
- * ioctl), or waiting in the server's socket. (Not "unacknowledged": the server's delayed
- * acknowledgement of bytes it has long read can take 40 ms.) */
+/* fd's TCP counters. false if it is not an open socket. */
 static bool
-nethost_unread(const struct nethost_peer *p)
+nethost_tcp_info(int fd, struct tcp_info *ti)
+{
+    socklen_t len = sizeof(*ti);
+    memset(ti, 0, sizeof(*ti));
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) == 0;
+}
+
+/* Whether bytes are on their way between p and the server: queued here, not yet sent, sent
+ * but not yet arrived (either way), or arrived but not yet read by the server; or whether the
+ * server has closed its end and the end has not reached us yet. Counted exactly from both
+ * sockets' TCP_INFO (glibc's struct tcp_info lacks the fields: linux/tcp.h): loopback delivery
+ * is normally over when send() returns, but a loaded machine defers it, and a loop turn that
+ * saw nothing meanwhile was not idle. Not "unacknowledged" bytes: the server's delayed
+ * acknowledgement of bytes it has long read can take 40 ms. */
+static bool
+nethost_busy(const struct nethost_peer *p)
 {
     if (p->fd < 0 || p->eof)
         return false;
-    struct tcp_info ti;
-    socklen_t len = sizeof(ti);
-    if (evbuffer_get_length(p->out) > 0 ||
-        (getsockopt(p->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-         len >= offsetof(struct tcp_info, tcpi_notsent_bytes) + sizeof(ti.tcpi_notsent_bytes) &&
-         ti.tcpi_notsent_bytes > 0))
+    struct tcp_info c, s;
+    if (evbuffer_get_length(p->out) > 0 || !nethost_tcp_info(p->fd, &c))
         return true;
-    int n = 0;
-    return ioctl(p->server_fd, FIONREAD, &n) == 0 && n > 0;
+    if (!nethost_tcp_info(p->server_fd, &s))
+        return true; /* closed by the server: its FIN is on the way */
+    int unread = 0;
+    return c.tcpi_notsent_bytes > 0 || s.tcpi_bytes_received < p->sent ||
+           s.tcpi_notsent_bytes > 0 ||
+           c.tcpi_bytes_received < s.tcpi_bytes_sent - s.tcpi_bytes_retrans ||
+           (ioctl(p->server_fd, FIONREAD, &unread) == 0 && unread > 0);
+}
+
+/* event_base_foreach_event callback: 1 (stop) for an event whose timeout is due by *now. */
+static int
+nethost_timer_due(const struct event_base *base, const struct event *ev, void *now)
+{
+    struct timeval tv;
+    return (event_pending(ev, EV_TIMEOUT, &tv) & EV_TIMEOUT) &&
+           !timercmp(&tv, (struct timeval *)now, >);
+}
+
+/* Nothing can happen without a new byte or the clock: no peer is busy, no event is active and
+ * no timer is due (the server resumes a connection's parsing, 64 frames a turn, from a
+ * zero-delay timer: a turn with nothing on the sockets may still have had work). */
+static bool
+nethost_idle(struct nethost *h)
+{
+    for (unsigned i = 0; i < h->n_peers; i++)
+        if (nethost_busy(&h->peers[i]))
+            return false;
+    struct timeval now;
+    if (event_base_get_num_events(h->base, EVENT_BASE_COUNT_ACTIVE) > 0 ||
+        gettimeofday(&now, NULL) < 0)
+        return false;
+    return event_base_foreach_event(h->base, nethost_timer_due, &now) == 0;
 }
 
 int
 nethost_settle(struct nethost *h)
 {
     unsigned quiet = 0;
-    for (unsigned turns = 0; turns < NETHOST_SETTLE_MAX; turns++) {
-        bool busy = nethost_turn(h);
-        for (unsigned i = 0; i < h->n_peers && !busy; i++)
-            busy = nethost_unread(&h->peers[i]);
-        quiet = busy ? 0 : quiet + 1;
+    for (unsigned turns = 0; turns < NETHOST_TURNS_MAX; turns++) {
+        bool moved = nethost_turn(h);
+        quiet = moved || !nethost_idle(h) ? 0 : quiet + 1;
         if (quiet == NETHOST_QUIET_TURNS)
             return 0;
     }
@@ -393,18 +431,23 @@ nethost_take(struct nethost_peer *p, struct nethost_frame *f)
 enum nethost_status
 nethost_read(struct nethost_peer *p, struct nethost_frame *f)
 {
-    unsigned idle = 0;
-    for (;;) {
+    unsigned quiet = 0;
+    for (unsigned turns = 0; turns < NETHOST_TURNS_MAX; turns++) {
         enum nethost_status st = nethost_take(p, f);
         if (st != NETHOST_AGAIN)
             return st;
-        if (nethost_turn(p->host))
-            idle = 0;
-        else if (++idle == NETHOST_IDLE_LIMIT) {
+        bool moved = nethost_turn(p->host);
+        quiet = moved || !nethost_idle(p->host) ? 0 : quiet + 1;
+        if (quiet == NETHOST_QUIET_TURNS) {
+            st = nethost_take(p, f); /* what the last turn brought */
+            if (st != NETHOST_AGAIN)
+                return st;
             snprintf(p->why, sizeof(p->why), "nothing came from the server");
             return NETHOST_TIMEOUT;
         }
     }
+    snprintf(p->why, sizeof(p->why), "the server never went idle");
+    return NETHOST_TIMEOUT;
 }
 
 void
