@@ -44,10 +44,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FZ_SLOTS 2
-/* Channels the program uses: 1..FZ_CHANNELS, and FZ_STRAY_CHANNEL, which it never opens. */
+/* Channels the program uses: mostly 1..FZ_CHANNELS, where operations meet, now and then up to
+ * FZ_MAX_CHANNEL (so that a connection's channel table grows), and FZ_STRAY_CHANNEL, which it
+ * never opens. */
 #define FZ_CHANNELS 4
-#define FZ_STRAY_CHANNEL 9
-#define FZ_MAX_CHANNEL 15
+#define FZ_MAX_CHANNEL 20
+#define FZ_STRAY_CHANNEL 200
 /* Bounds on one input's work, so that every run takes milliseconds. */
 #define FZ_MAX_OPS 400
 #define FZ_BODY_BUDGET (1u << 20)
@@ -132,11 +134,19 @@ fz_chan_closed(struct fz_chan *ch)
     ch->reply_consumer = false;
 }
 
-/* The channel an operation uses (1..FZ_CHANNELS), opened first if the client has not. */
+/* The channel a byte picks: 1..FZ_CHANNELS, or with bit 7 set up to FZ_MAX_CHANNEL. */
+static uint16_t
+fz_channel_number(struct fz *z)
+{
+    uint8_t b = fz_u8(z);
+    return (uint16_t)(b & 0x80 ? 1 + b % FZ_MAX_CHANNEL : 1 + b % FZ_CHANNELS);
+}
+
+/* The channel an operation uses (fz_channel_number), opened first if the client has not. */
 static uint16_t
 fz_channel(struct fz *z, struct fz_conn *c)
 {
-    uint16_t ch = (uint16_t)(1 + fz_u8(z) % FZ_CHANNELS);
+    uint16_t ch = fz_channel_number(z);
     if (!c->ch[ch].open) {
         fz_send(c, ch, &(struct wire_method){.id = WIRE_CHANNEL_OPEN});
         c->ch[ch].open = true;
@@ -566,7 +576,7 @@ fz_flow(struct fz *z, struct fz_conn *c)
 static void
 fz_channel_close(struct fz *z, struct fz_conn *c)
 {
-    uint16_t ch = (uint16_t)(1 + fz_u8(z) % FZ_CHANNELS);
+    uint16_t ch = fz_channel_number(z);
     struct wire_method m = {.id = WIRE_CHANNEL_CLOSE};
     m.u.channel_close.reply_code = 200;
     m.u.channel_close.reply_text = WIRE_STR_LIT("bye");
@@ -592,7 +602,7 @@ fz_misbehave(struct fz *z, struct fz_conn *c)
     static const uint8_t unknown_method[12] = {WIRE_FRAME_METHOD, 0, 1, 0, 0, 0, 4, 0, 99, 0, 1,
                                                WIRE_FRAME_END};
     int rc = 0;
-    switch (kind % 12) {
+    switch (kind % 16) {
     case 0: /* a second channel.open */
         fz_send(c, ch, &(struct wire_method){.id = WIRE_CHANNEL_OPEN});
         break;
@@ -632,9 +642,32 @@ fz_misbehave(struct fz *z, struct fz_conn *c)
     case 10: /* a frame-end octet that is not 0xCE: the server closes without waiting */
         rc = evbuffer_add(c->pending, bad_end, sizeof(bad_end));
         break;
-    default: /* a method that does not exist (on channel 1) */
+    case 11: /* a method that does not exist (on channel 1) */
         rc = evbuffer_add(c->pending, unknown_method, sizeof(unknown_method));
         break;
+    case 12: /* a content header of another class */
+        fz_send(c, ch, &pub);
+        rc = frame_write_content_header(c->pending, ch, WIRE_CLASS_QUEUE, 4, no_props, 2);
+        break;
+    case 13: { /* a body over max_message_size: refused at its header (406), on a closing
+                * channel whose close-ok then comes in the middle of the content */
+        fz_send(c, ch, &pub);
+        rc = frame_write_content_header(c->pending, ch, WIRE_CLASS_BASIC, 200u << 20, no_props, 2);
+        rc |= frame_write_body(c->pending, ch, body, 8, UINT32_MAX);
+        break;
+    }
+    case 14: { /* basic.qos with a prefetch size (540) */
+        struct wire_method qos = {.id = WIRE_BASIC_QOS};
+        qos.u.basic_qos.prefetch_size = 1;
+        fz_send(c, ch, &qos);
+        break;
+    }
+    default: { /* access.request: deprecated, answered as a no-op */
+        struct wire_method ar = {.id = WIRE_ACCESS_REQUEST};
+        ar.u.access_request.realm = WIRE_STR_LIT("/data");
+        fz_send(c, ch, &ar);
+        break;
+    }
     }
     if (rc != 0)
         FZ_FAIL("cannot encode a misbehaving frame");
