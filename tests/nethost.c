@@ -12,7 +12,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_notsent_bytes, which glibc lacks */
 #include <netinet/in.h>
 #include <signal.h>
@@ -143,14 +142,24 @@ nethost_connect(struct nethost *h, const char *peer_ip)
     struct sockaddr_in addr, peer;
     socklen_t len = sizeof(addr), plen = sizeof(peer);
     int one = 1, cfd = -1, sfd = -1;
+    /* Connections that ended must be seen to end first: their server-side descriptor
+     * numbers may be reused from here on (see nethost_busy). */
+    if (nethost_settle(h) < 0) {
+        fprintf(stderr, "nethost: the server never went idle\n");
+        return NULL;
+    }
+    /* A non-blocking connect, then accept, retried if a signal interrupts it (libFuzzer's
+     * timeout alarm does, every second). */
     if (getsockname(h->listen_fd, (struct sockaddr *)&addr, &len) < 0 ||
-        (cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        connect(cfd, (struct sockaddr *)&addr, len) < 0 ||
-        (sfd = accept4(h->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC)) < 0 ||
-        fcntl(cfd, F_SETFL, O_NONBLOCK) < 0 ||
-        /* Both ends, as the server's accept does for its own: small frames must not wait
-         * for the acknowledgement of the previous ones. */
-        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+        (cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+        (connect(cfd, (struct sockaddr *)&addr, len) < 0 && errno != EINPROGRESS))
+        goto fail;
+    while ((sfd = accept4(h->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC)) < 0)
+        if (errno != EINTR)
+            goto fail;
+    /* Both ends, as the server's accept does for its own: small frames must not wait for the
+     * acknowledgement of the previous ones. */
+    if (setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
         setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         goto fail;
     if (peer_ip != NULL && inet_pton(AF_INET, peer_ip, &peer.sin_addr) != 1) {
