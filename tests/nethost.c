@@ -1,11 +1,11 @@
 /* The in-process broker of tests/nethost.h: setup as main() does it (without the store and the
- * signals), loopback TCP connections handed to the server with net_server_adopt, and the
- * client side of the protocol done by hand with the server's own codec: frames are written
- * with frame_write_*, and what comes back is split with frame_parse and decoded with
- * wire_method_decode / frame_content_header_decode, so a server that writes anything but
- * valid frames of methods a server may send is caught (NETHOST_BAD). TCP rather than a
- * socketpair: the server names both ends of every connection in its log context, and an
- * AF_UNIX socket has no address to name. */
+ * signals), loopback TCP connections (or socketpairs) handed to the server with
+ * net_server_adopt, and the client side of the protocol done by hand with the server's own
+ * codec: frames are written with frame_write_*, and what comes back is split with frame_parse
+ * and decoded with wire_method_decode / frame_content_header_decode, so a server that writes
+ * anything but valid frames of methods a server may send is caught (NETHOST_BAD). TCP by
+ * default: the server names both ends of every connection in its log context, and an AF_UNIX
+ * socket has no address to name (see nethost.unix_sockets). */
 #include "config.h"
 
 #include "nethost.h"
@@ -76,7 +76,7 @@ int
 nethost_init(struct nethost *h)
 {
     memset(h, 0, sizeof(*h));
-    h->listen_fd = -1;
+    h->listen_fd = -1; /* made by the first TCP peer */
     vhost_registry_init(&h->vhosts);
     conf_init_defaults(&h->conf);
     /* Whatever the disk holds, publishers are never blocked for it here. */
@@ -89,10 +89,6 @@ nethost_init(struct nethost *h)
                       conf_is_loopback_user(conf, conf->default_user)) < 0 ||
         vhost_add(&h->vhosts, conf->default_vhost) == NULL) {
         fprintf(stderr, "nethost: out of memory\n");
-        return -1;
-    }
-    if ((h->listen_fd = nethost_listen()) < 0) {
-        fprintf(stderr, "nethost: cannot listen on 127.0.0.1: %s\n", strerror(errno));
         return -1;
     }
     struct net_server_env env = {
@@ -132,6 +128,42 @@ nethost_free(struct nethost *h)
     conf_free(&h->conf);
 }
 
+/* A loopback TCP connection: *cfd the client's end (non-blocking), *sfd the server's, *peer
+ * the client's address. 0, or -1 (errno set; nothing left open). */
+static int
+nethost_pair_tcp(struct nethost *h, int *cfd, int *sfd, struct sockaddr_in *peer)
+{
+    struct sockaddr_in addr;
+    socklen_t len = sizeof(addr), plen = sizeof(*peer);
+    int one = 1;
+    *cfd = *sfd = -1;
+    if (h->listen_fd < 0 && (h->listen_fd = nethost_listen()) < 0)
+        return -1;
+    /* A non-blocking connect, then accept, retried if a signal interrupts it (libFuzzer's
+     * timeout alarm does, every second). */
+    if (getsockname(h->listen_fd, (struct sockaddr *)&addr, &len) < 0 ||
+        (*cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+        (connect(*cfd, (struct sockaddr *)&addr, len) < 0 && errno != EINPROGRESS))
+        goto fail;
+    while ((*sfd = accept4(h->listen_fd, (struct sockaddr *)peer, &plen, SOCK_CLOEXEC)) < 0)
+        if (errno != EINTR)
+            goto fail;
+    /* Both ends, as the server's accept does for its own: small frames must not wait for the
+     * acknowledgement of the previous ones. */
+    if (setsockopt(*cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+        setsockopt(*sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        goto fail;
+    return 0;
+fail:;
+    int saved = errno;
+    if (*cfd >= 0)
+        close(*cfd);
+    if (*sfd >= 0)
+        close(*sfd);
+    errno = saved;
+    return -1;
+}
+
 struct nethost_peer *
 nethost_connect(struct nethost *h, const char *peer_ip)
 {
@@ -139,56 +171,43 @@ nethost_connect(struct nethost *h, const char *peer_ip)
         fprintf(stderr, "nethost: more than %d peers\n", NETHOST_MAX_PEERS);
         return NULL;
     }
-    struct sockaddr_in addr, peer;
-    socklen_t len = sizeof(addr), plen = sizeof(peer);
-    int one = 1, cfd = -1, sfd = -1;
     /* Connections that ended must be seen to end first: their server-side descriptor
      * numbers may be reused from here on (see nethost_busy). */
     if (nethost_settle(h) < 0) {
         fprintf(stderr, "nethost: the server never went idle\n");
         return NULL;
     }
-    /* A non-blocking connect, then accept, retried if a signal interrupts it (libFuzzer's
-     * timeout alarm does, every second). */
-    if (getsockname(h->listen_fd, (struct sockaddr *)&addr, &len) < 0 ||
-        (cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
-        (connect(cfd, (struct sockaddr *)&addr, len) < 0 && errno != EINPROGRESS))
-        goto fail;
-    while ((sfd = accept4(h->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC)) < 0)
-        if (errno != EINTR)
-            goto fail;
-    /* Both ends, as the server's accept does for its own: small frames must not wait for the
-     * acknowledgement of the previous ones. */
-    if (setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-        setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-        goto fail;
+    struct sockaddr_in peer = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)(40000 + h->n_peers)),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fds[2];
+    if (h->unix_sockets
+            ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0
+            : nethost_pair_tcp(h, &fds[0], &fds[1], &peer) < 0) {
+        fprintf(stderr, "nethost: cannot connect a peer: %s\n", strerror(errno));
+        return NULL;
+    }
     if (peer_ip != NULL && inet_pton(AF_INET, peer_ip, &peer.sin_addr) != 1) {
         fprintf(stderr, "nethost: bad peer address '%s'\n", peer_ip);
-        errno = EINVAL;
-        goto fail;
+        close(fds[0]);
+        close(fds[1]);
+        return NULL;
     }
     struct nethost_peer *p = &h->peers[h->n_peers];
     memset(p, 0, sizeof(*p));
     p->host = h;
-    p->fd = cfd;
-    p->server_fd = sfd;
+    p->fd = fds[0];
+    p->server_fd = fds[1];
     p->out = evbuffer_new();
     p->in = evbuffer_new();
     h->n_peers++; /* from here nethost_free frees it */
     if (p->out == NULL || p->in == NULL ||
-        net_server_adopt(h->server, sfd, (struct sockaddr *)&peer, (int)plen) < 0) {
-        close(sfd);
+        net_server_adopt(h->server, fds[1], (struct sockaddr *)&peer, sizeof(peer)) < 0) {
+        close(fds[1]);
         fprintf(stderr, "nethost: out of memory adding a peer\n");
         return NULL;
     }
     return p;
-fail:
-    fprintf(stderr, "nethost: cannot connect a peer: %s\n", strerror(errno));
-    if (cfd >= 0)
-        close(cfd);
-    if (sfd >= 0)
-        close(sfd);
-    return NULL;
 }
 
 void
@@ -313,12 +332,17 @@ nethost_busy(const struct nethost_peer *p)
 {
     if (p->fd < 0 || p->eof)
         return false;
+    int unread = 0;
+    if (p->host->unix_sockets)
+        /* A socketpair delivers as it writes; a failure: closed by the server, its end is
+         * on the way (next turn). */
+        return evbuffer_get_length(p->out) > 0 || ioctl(p->server_fd, FIONREAD, &unread) < 0 ||
+               unread > 0;
     struct tcp_info c, s;
     if (evbuffer_get_length(p->out) > 0 || !nethost_tcp_info(p->fd, &c))
         return true;
     if (!nethost_tcp_info(p->server_fd, &s))
         return true; /* closed by the server: its FIN is on the way */
-    int unread = 0;
     return c.tcpi_notsent_bytes > 0 || s.tcpi_bytes_received < p->sent ||
            s.tcpi_notsent_bytes > 0 ||
            c.tcpi_bytes_received < s.tcpi_bytes_sent - s.tcpi_bytes_retrans ||

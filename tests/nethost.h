@@ -1,6 +1,7 @@
 /* An in-process broker for tests: an event loop, a configuration with the defaults, the
  * default user and vhost, and a net_server without listeners to which the test hands one end
- * of a loopback TCP connection per client (net_server_adopt). The test writes raw AMQP frames
+ * of a loopback TCP connection (or a socketpair) per client (net_server_adopt). The test
+ * writes raw AMQP frames
  * to its end, turns the loop itself, and reads back and decodes what the server wrote, so the
  * real connection and channel code runs with no thread, no timing and no store (no durable
  * layer: nothing is written anywhere). Shared by tests/unit/check_net and the session fuzzer.
@@ -52,7 +53,13 @@ struct nethost {
     struct auth_db *auth;         /* owns: the default user, guest/guest, loopback only */
     struct vhost_registry vhosts; /* owns: the default vhost, "/" */
     struct net_server *server;    /* owns */
-    int listen_fd;                /* owns: 127.0.0.1, where peers connect */
+    int listen_fd;                /* owns: 127.0.0.1, where TCP peers connect; -1 until one does */
+    /* Set it before the first nethost_connect: peers are socketpairs rather than loopback
+     * TCP, as if from 127.0.0.1, and use no port (the fuzzer makes thousands a second, which
+     * would take ports from whatever else runs on the machine). The server's log context then
+     * names no local address, and valgrind flags its attempt (conn_new formats getsockname's
+     * result as an IPv4 address whatever the family): TCP is the default. */
+    bool unix_sockets;
     struct nethost_peer peers[NETHOST_MAX_PEERS];
     unsigned n_peers;
 };
@@ -84,9 +91,9 @@ int nethost_init(struct nethost *h);
  * and the loop, as main() does at exit. */
 void nethost_free(struct nethost *h);
 
-/* A new client connection, from peer_ip ("10.0.0.1" for a client off loopback; NULL: the
- * loopback address it really has). NULL if the host has NETHOST_MAX_PEERS already or a call
- * failed (a message on stderr). The host owns the peer. */
+/* A new client connection, from peer_ip ("10.0.0.1" for a client off loopback; NULL:
+ * 127.0.0.1). NULL if the host has NETHOST_MAX_PEERS already or a call failed (a message on
+ * stderr). The host owns the peer. */
 struct nethost_peer *nethost_connect(struct nethost *h, const char *peer_ip);
 /* Closes the test's end of the socket: the server sees the client hang up. */
 void nethost_peer_close(struct nethost_peer *p);
