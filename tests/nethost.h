@@ -1,10 +1,10 @@
 /* An in-process broker for tests: an event loop, a configuration with the defaults, the
  * default user and vhost, and a net_server without listeners to which the test hands one end
  * of a loopback TCP connection (or a socketpair) per client (net_server_adopt). The test
- * writes raw AMQP frames
- * to its end, turns the loop itself, and reads back and decodes what the server wrote, so the
- * real connection and channel code runs with no thread, no timing and no store (no durable
- * layer: nothing is written anywhere). Shared by tests/unit/check_net and the session fuzzer.
+ * writes raw AMQP frames to its end, turns the loop itself, and reads back and decodes what
+ * the server wrote, so the real connection and channel code runs with no thread, no timing
+ * and no store (no durable layer: nothing is written anywhere). Shared by tests/unit/check_net
+ * and the session fuzzer.
  *
  * Nothing here blocks or sleeps: a wait turns the loop (non-blocking) until what it waits for
  * comes or the server is idle, with every byte accounted for on both sockets, so the outcome
