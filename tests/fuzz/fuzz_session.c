@@ -1,12 +1,13 @@
 /* libFuzzer target for whole client sessions, past the codec. Each input is a fresh broker
- * (tests/nethost.h: the real connection, channel and broker code, no store) and a program that
- * drives it: up to FZ_SLOTS connections opened with a canned handshake, then opcodes turned
- * into well-formed frames on a few channels, with names from a tiny alphabet so that
- * declarations, bindings, publishes and consumers meet on the same queues and exchanges, ack
- * tags taken relative to what was delivered, replies to direct reply-to requests addressed to
- * the token the server handed out, and now and then a deliberate protocol error (a second
- * channel.open, a body overrun, a content frame out of place...) that closes the connection
- * while its channels hold consumers, unacked deliveries, transactions or half a message.
+ * (tests/nethost.h: the real connection, channel and broker code, no store, clients on
+ * socketpairs) and a program that drives it: up to FZ_SLOTS connections at a time (four in
+ * all) opened with a canned handshake, then opcodes turned into well-formed frames on a few
+ * channels, with names from a tiny alphabet so that declarations, bindings, publishes and
+ * consumers meet on the same queues and exchanges, ack tags taken relative to what was
+ * delivered, replies to direct reply-to requests addressed to the token the server handed
+ * out, and now and then a deliberate protocol error (a second channel.open, a body overrun, a
+ * content frame out of place...) that closes the connection while its channels hold
+ * consumers, unacked deliveries, transactions or half a message.
  *
  * The frames are handed to the server in chunks the program chooses (cut anywhere, mid-frame
  * included), the loop runs until the server is idle between chunks, and everything the server
@@ -14,19 +15,19 @@
  * content only after a content method and whole before anything else on its channel; nothing
  * on a channel that is not open, or that the server is closing, but close-ok; nothing after
  * connection.close but close-ok; the socket closed only after a connection.close, and always
- * after the close handshake. A server
- * channel.close or connection.close is answered with close-ok as a client does. After the
- * program, every connection is closed or hung up, the server freed, and no message may be
- * left alive (msg_bytes_live). A failed check aborts, so libFuzzer keeps the input.
+ * after the close handshake. A server channel.close or connection.close is answered with
+ * close-ok as a client does. After the program, every connection is closed or hung up, the
+ * server freed, and no message may be left alive (msg_bytes_live). A failed check aborts, so
+ * libFuzzer keeps the input.
  *
  * Opcodes. Each step reads an op byte: bit 7 picks the connection slot, the rest modulo
  * FZ_OP_COUNT the operation (enum fz_op), then the operation's argument bytes in the order
  * the handler reads them (fz_u8); an exhausted input reads zeros. Before the program, the
  * first connection declares the objects the names mostly point to (fz_fixture) on its
- * channel 1, which stays open. tests/fuzz/make_corpus.py
- * --session writes seed programs with the same numbering. The same file is linked into
- * tests/fuzz/fuzz_session_replay, which `make check` runs over tests/fuzz/corpus-session and
- * tests/fuzz/crashers-session; FUZZ_SESSION_LOG=1 in the environment shows the server's log. */
+ * channel 1, which stays open. `tests/fuzz/make_corpus.py --session` writes seed programs
+ * with the same numbering. The same file is linked into tests/fuzz/fuzz_session_replay, which
+ * `make check` runs over tests/fuzz/corpus-session and tests/fuzz/crashers-session;
+ * FUZZ_SESSION_LOG=1 in the environment shows the server's log. */
 #include "config.h"
 
 #include <stdbool.h>
