@@ -1,18 +1,17 @@
 /* The in-process broker of tests/nethost.h: setup as main() does it (without the store and the
- * signals), loopback TCP connections handed to the server with net_server_adopt, and the
- * client side of the protocol done by hand with the server's own codec: frames are written
- * with frame_write_*, and what comes back is split with frame_parse and decoded with
- * wire_method_decode / frame_content_header_decode, so a server that writes anything but
- * valid frames of methods a server may send is caught (NETHOST_BAD). TCP rather than a
- * socketpair: the server names both ends of every connection in its log context, and an
- * AF_UNIX socket has no address to name. */
+ * signals), loopback TCP connections (or socketpairs) handed to the server with
+ * net_server_adopt, and the client side of the protocol done by hand with the server's own
+ * codec: frames are written with frame_write_*, and what comes back is split with frame_parse
+ * and decoded with wire_method_decode / frame_content_header_decode, so a server that writes
+ * anything but valid frames of methods a server may send is caught (NETHOST_BAD). TCP by
+ * default: the server names both ends of every connection in its log context, and an AF_UNIX
+ * socket has no address to name (see nethost.unix_sockets). */
 #include "config.h"
 
 #include "nethost.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_notsent_bytes, which glibc lacks */
 #include <netinet/in.h>
 #include <signal.h>
@@ -22,6 +21,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -30,13 +30,13 @@
 #include "warren/auth.h"
 #include "warren/net.h"
 
-/* Turns in a row with nothing moving and nothing unread after which the loop is settled:
- * the server resumes a connection's parsing in the next turn (a zero-delay timer), so one
- * quiet turn is not enough. */
-#define NETHOST_QUIET_TURNS 3
-/* Most turns nethost_settle waits: far beyond what any input of the tests or the fuzzer
- * needs, so reaching it means a server that keeps itself busy forever. */
-#define NETHOST_SETTLE_MAX 200000
+/* Idle turns in a row (nethost_idle) after which the loop is settled. One should do; two
+ * cost little. */
+#define NETHOST_QUIET_TURNS 2
+/* Most turns a wait takes: far beyond what any input of the tests or the fuzzer needs (the
+ * server handles 64 frames a turn), so reaching it means a server that keeps itself busy
+ * forever. */
+#define NETHOST_TURNS_MAX 200000
 
 struct wire_str
 nethost_str(const char *s)
@@ -76,7 +76,7 @@ int
 nethost_init(struct nethost *h)
 {
     memset(h, 0, sizeof(*h));
-    h->listen_fd = -1;
+    h->listen_fd = -1; /* made by the first TCP peer */
     vhost_registry_init(&h->vhosts);
     conf_init_defaults(&h->conf);
     /* Whatever the disk holds, publishers are never blocked for it here. */
@@ -89,10 +89,6 @@ nethost_init(struct nethost *h)
                       conf_is_loopback_user(conf, conf->default_user)) < 0 ||
         vhost_add(&h->vhosts, conf->default_vhost) == NULL) {
         fprintf(stderr, "nethost: out of memory\n");
-        return -1;
-    }
-    if ((h->listen_fd = nethost_listen()) < 0) {
-        fprintf(stderr, "nethost: cannot listen on 127.0.0.1: %s\n", strerror(errno));
         return -1;
     }
     struct net_server_env env = {
@@ -132,6 +128,42 @@ nethost_free(struct nethost *h)
     conf_free(&h->conf);
 }
 
+/* A loopback TCP connection: *cfd the client's end (non-blocking), *sfd the server's, *peer
+ * the client's address. 0, or -1 (errno set; nothing left open). */
+static int
+nethost_pair_tcp(struct nethost *h, int *cfd, int *sfd, struct sockaddr_in *peer)
+{
+    struct sockaddr_in addr;
+    socklen_t len = sizeof(addr), plen = sizeof(*peer);
+    int one = 1;
+    *cfd = *sfd = -1;
+    if (h->listen_fd < 0 && (h->listen_fd = nethost_listen()) < 0)
+        return -1;
+    /* A non-blocking connect, then accept, retried if a signal interrupts it (libFuzzer's
+     * timeout alarm does, every second). */
+    if (getsockname(h->listen_fd, (struct sockaddr *)&addr, &len) < 0 ||
+        (*cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+        (connect(*cfd, (struct sockaddr *)&addr, len) < 0 && errno != EINPROGRESS))
+        goto fail;
+    while ((*sfd = accept4(h->listen_fd, (struct sockaddr *)peer, &plen, SOCK_CLOEXEC)) < 0)
+        if (errno != EINTR)
+            goto fail;
+    /* Both ends, as the server's accept does for its own: small frames must not wait for the
+     * acknowledgement of the previous ones. */
+    if (setsockopt(*cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+        setsockopt(*sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        goto fail;
+    return 0;
+fail:;
+    int saved = errno;
+    if (*cfd >= 0)
+        close(*cfd);
+    if (*sfd >= 0)
+        close(*sfd);
+    errno = saved;
+    return -1;
+}
+
 struct nethost_peer *
 nethost_connect(struct nethost *h, const char *peer_ip)
 {
@@ -139,46 +171,43 @@ nethost_connect(struct nethost *h, const char *peer_ip)
         fprintf(stderr, "nethost: more than %d peers\n", NETHOST_MAX_PEERS);
         return NULL;
     }
-    struct sockaddr_in addr, peer;
-    socklen_t len = sizeof(addr), plen = sizeof(peer);
-    int one = 1, cfd = -1, sfd = -1;
-    if (getsockname(h->listen_fd, (struct sockaddr *)&addr, &len) < 0 ||
-        (cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        connect(cfd, (struct sockaddr *)&addr, len) < 0 ||
-        (sfd = accept4(h->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC)) < 0 ||
-        fcntl(cfd, F_SETFL, O_NONBLOCK) < 0 ||
-        /* Both ends, as the server's accept does for its own: small frames must not wait
-         * for the acknowledgement of the previous ones. */
-        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-        setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-        goto fail;
+    /* Connections that ended must be seen to end first: their server-side descriptor
+     * numbers may be reused from here on (see nethost_busy). */
+    if (nethost_settle(h) < 0) {
+        fprintf(stderr, "nethost: the server never went idle\n");
+        return NULL;
+    }
+    struct sockaddr_in peer = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)(40000 + h->n_peers)),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fds[2];
+    if (h->unix_sockets
+            ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0
+            : nethost_pair_tcp(h, &fds[0], &fds[1], &peer) < 0) {
+        fprintf(stderr, "nethost: cannot connect a peer: %s\n", strerror(errno));
+        return NULL;
+    }
     if (peer_ip != NULL && inet_pton(AF_INET, peer_ip, &peer.sin_addr) != 1) {
         fprintf(stderr, "nethost: bad peer address '%s'\n", peer_ip);
-        errno = EINVAL;
-        goto fail;
+        close(fds[0]);
+        close(fds[1]);
+        return NULL;
     }
     struct nethost_peer *p = &h->peers[h->n_peers];
     memset(p, 0, sizeof(*p));
     p->host = h;
-    p->fd = cfd;
-    p->server_fd = sfd;
+    p->fd = fds[0];
+    p->server_fd = fds[1];
     p->out = evbuffer_new();
     p->in = evbuffer_new();
     h->n_peers++; /* from here nethost_free frees it */
     if (p->out == NULL || p->in == NULL ||
-        net_server_adopt(h->server, sfd, (struct sockaddr *)&peer, (int)plen) < 0) {
-        close(sfd);
+        net_server_adopt(h->server, fds[1], (struct sockaddr *)&peer, sizeof(peer)) < 0) {
+        close(fds[1]);
         fprintf(stderr, "nethost: out of memory adding a peer\n");
         return NULL;
     }
     return p;
-fail:
-    fprintf(stderr, "nethost: cannot connect a peer: %s\n", strerror(errno));
-    if (cfd >= 0)
-        close(cfd);
-    if (sfd >= 0)
-        close(sfd);
-    return NULL;
 }
 
 void
@@ -238,6 +267,7 @@ nethost_flush(struct nethost_peer *p)
     while (p->fd >= 0 && evbuffer_get_length(p->out) > 0) {
         int n = evbuffer_write(p->out, p->fd);
         if (n > 0) {
+            p->sent += (uint64_t)n;
             moved = true;
             continue;
         }
@@ -281,35 +311,76 @@ nethost_turn(struct nethost *h)
     return moved;
 }
 
-/* Whether bytes p sent have not been read by the server yet: queued here, not yet sent by
- * the kernel (tcpi_notsent_bytes; SIOCOUTQNSD says the same but valgrind does not know that
- * ioctl), or waiting in the server's socket. (Not "unacknowledged": the server's delayed
- * acknowledgement of bytes it has long read can take 40 ms.) */
+/* fd's TCP counters. false if it is not an open socket. */
 static bool
-nethost_unread(const struct nethost_peer *p)
+nethost_tcp_info(int fd, struct tcp_info *ti)
+{
+    socklen_t len = sizeof(*ti);
+    memset(ti, 0, sizeof(*ti));
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) == 0;
+}
+
+/* Whether bytes are on their way between p and the server: queued here, not yet sent, sent
+ * but not yet arrived (either way), or arrived but not yet read by the server; or whether the
+ * server has closed its end and the end has not reached us yet. Counted exactly from both
+ * sockets' TCP_INFO (glibc's struct tcp_info lacks the fields: linux/tcp.h): loopback delivery
+ * is normally over when send() returns, but a loaded machine defers it, and a loop turn that
+ * saw nothing meanwhile was not idle. Not "unacknowledged" bytes: the server's delayed
+ * acknowledgement of bytes it has long read can take 40 ms. */
+static bool
+nethost_busy(const struct nethost_peer *p)
 {
     if (p->fd < 0 || p->eof)
         return false;
-    struct tcp_info ti;
-    socklen_t len = sizeof(ti);
-    if (evbuffer_get_length(p->out) > 0 ||
-        (getsockopt(p->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-         len >= offsetof(struct tcp_info, tcpi_notsent_bytes) + sizeof(ti.tcpi_notsent_bytes) &&
-         ti.tcpi_notsent_bytes > 0))
+    int unread = 0;
+    if (p->host->unix_sockets)
+        /* A socketpair delivers as it writes; a failure: closed by the server, its end is
+         * on the way (next turn). */
+        return evbuffer_get_length(p->out) > 0 || ioctl(p->server_fd, FIONREAD, &unread) < 0 ||
+               unread > 0;
+    struct tcp_info c, s;
+    if (evbuffer_get_length(p->out) > 0 || !nethost_tcp_info(p->fd, &c))
         return true;
-    int n = 0;
-    return ioctl(p->server_fd, FIONREAD, &n) == 0 && n > 0;
+    if (!nethost_tcp_info(p->server_fd, &s))
+        return true; /* closed by the server: its FIN is on the way */
+    return c.tcpi_notsent_bytes > 0 || s.tcpi_bytes_received < p->sent ||
+           s.tcpi_notsent_bytes > 0 ||
+           c.tcpi_bytes_received < s.tcpi_bytes_sent - s.tcpi_bytes_retrans ||
+           (ioctl(p->server_fd, FIONREAD, &unread) == 0 && unread > 0);
+}
+
+/* event_base_foreach_event callback: 1 (stop) for an event whose timeout is due by *now. */
+static int
+nethost_timer_due(const struct event_base *base, const struct event *ev, void *now)
+{
+    struct timeval tv;
+    return (event_pending(ev, EV_TIMEOUT, &tv) & EV_TIMEOUT) &&
+           !timercmp(&tv, (struct timeval *)now, >);
+}
+
+/* Nothing can happen without a new byte or the clock: no peer is busy, no event is active and
+ * no timer is due (the server resumes a connection's parsing, 64 frames a turn, from a
+ * zero-delay timer: a turn with nothing on the sockets may still have had work). */
+static bool
+nethost_idle(struct nethost *h)
+{
+    for (unsigned i = 0; i < h->n_peers; i++)
+        if (nethost_busy(&h->peers[i]))
+            return false;
+    struct timeval now;
+    if (event_base_get_num_events(h->base, EVENT_BASE_COUNT_ACTIVE) > 0 ||
+        gettimeofday(&now, NULL) < 0)
+        return false;
+    return event_base_foreach_event(h->base, nethost_timer_due, &now) == 0;
 }
 
 int
 nethost_settle(struct nethost *h)
 {
     unsigned quiet = 0;
-    for (unsigned turns = 0; turns < NETHOST_SETTLE_MAX; turns++) {
-        bool busy = nethost_turn(h);
-        for (unsigned i = 0; i < h->n_peers && !busy; i++)
-            busy = nethost_unread(&h->peers[i]);
-        quiet = busy ? 0 : quiet + 1;
+    for (unsigned turns = 0; turns < NETHOST_TURNS_MAX; turns++) {
+        bool moved = nethost_turn(h);
+        quiet = moved || !nethost_idle(h) ? 0 : quiet + 1;
         if (quiet == NETHOST_QUIET_TURNS)
             return 0;
     }
@@ -393,18 +464,23 @@ nethost_take(struct nethost_peer *p, struct nethost_frame *f)
 enum nethost_status
 nethost_read(struct nethost_peer *p, struct nethost_frame *f)
 {
-    unsigned idle = 0;
-    for (;;) {
+    unsigned quiet = 0;
+    for (unsigned turns = 0; turns < NETHOST_TURNS_MAX; turns++) {
         enum nethost_status st = nethost_take(p, f);
         if (st != NETHOST_AGAIN)
             return st;
-        if (nethost_turn(p->host))
-            idle = 0;
-        else if (++idle == NETHOST_IDLE_LIMIT) {
+        bool moved = nethost_turn(p->host);
+        quiet = moved || !nethost_idle(p->host) ? 0 : quiet + 1;
+        if (quiet == NETHOST_QUIET_TURNS) {
+            st = nethost_take(p, f); /* what the last turn brought */
+            if (st != NETHOST_AGAIN)
+                return st;
             snprintf(p->why, sizeof(p->why), "nothing came from the server");
             return NETHOST_TIMEOUT;
         }
     }
+    snprintf(p->why, sizeof(p->why), "the server never went idle");
+    return NETHOST_TIMEOUT;
 }
 
 void

@@ -1,12 +1,15 @@
 /* An in-process broker for tests: an event loop, a configuration with the defaults, the
  * default user and vhost, and a net_server without listeners to which the test hands one end
- * of a loopback TCP connection per client (net_server_adopt). The test writes raw AMQP frames
- * to its end, turns the loop itself, and reads back and decodes what the server wrote, so the
- * real connection and channel code runs with no thread, no timing and no store (no durable
- * layer: nothing is written anywhere). Shared by tests/unit/check_net and the session fuzzer.
+ * of a loopback TCP connection (or a socketpair) per client (net_server_adopt). The test
+ * writes raw AMQP frames to its end, turns the loop itself, and reads back and decodes what
+ * the server wrote, so the real connection and channel code runs with no thread, no timing
+ * and no store (no durable layer: nothing is written anywhere). Shared by tests/unit/check_net
+ * and the session fuzzer.
  *
- * Nothing here blocks: every wait is a bounded number of non-blocking loop turns, so a server
- * that stops answering makes a call fail (NETHOST_TIMEOUT) rather than hang. */
+ * Nothing here blocks or sleeps: a wait turns the loop (non-blocking) until what it waits for
+ * comes or the server is idle, with every byte accounted for on both sockets, so the outcome
+ * does not depend on timing, and a server that stops answering makes a call fail
+ * (NETHOST_TIMEOUT) rather than hang. */
 #ifndef WARREN_TEST_NETHOST_H
 #define WARREN_TEST_NETHOST_H
 
@@ -34,6 +37,7 @@ struct nethost_peer {
     int server_fd;        /* the server's end (the connection owns it): what it has not read */
     struct evbuffer *out; /* owns: bytes for the server not yet written to the socket */
     struct evbuffer *in;  /* owns: bytes from the server not yet taken as frames */
+    uint64_t sent;        /* bytes written to the socket */
     bool eof;             /* the server closed its end (or reset it) */
     /* The end was a reset: the server closed with bytes of ours unread, and the kernel then
      * drops what it had not yet sent of the server's output. The stream may end mid-frame. */
@@ -49,7 +53,13 @@ struct nethost {
     struct auth_db *auth;         /* owns: the default user, guest/guest, loopback only */
     struct vhost_registry vhosts; /* owns: the default vhost, "/" */
     struct net_server *server;    /* owns */
-    int listen_fd;                /* owns: 127.0.0.1, where peers connect */
+    int listen_fd;                /* owns: 127.0.0.1, where TCP peers connect; -1 until one does */
+    /* Set it before the first nethost_connect: peers are socketpairs rather than loopback
+     * TCP, as if from 127.0.0.1, and use no port (the fuzzer makes thousands a second, which
+     * would take ports from whatever else runs on the machine). The server's log context then
+     * names no local address, and valgrind flags its attempt (conn_new formats getsockname's
+     * result as an IPv4 address whatever the family): TCP is the default. */
+    bool unix_sockets;
     struct nethost_peer peers[NETHOST_MAX_PEERS];
     unsigned n_peers;
 };
@@ -60,13 +70,9 @@ enum nethost_status {
     NETHOST_AGAIN,     /* (nethost_take only) no whole frame buffered yet */
     NETHOST_EOF,       /* the connection ended, nothing (or, after a reset or our own
                         * close, part of a frame) left buffered */
-    NETHOST_TIMEOUT,   /* nothing came in NETHOST_IDLE_LIMIT idle loop turns */
+    NETHOST_TIMEOUT,   /* nothing came, and the server is idle (or never went idle) */
     NETHOST_BAD,       /* the server wrote something that is not a valid frame: why says */
 };
-
-/* Loop turns in a row in which nothing moves before a read gives up (each takes
- * microseconds; the server handles 64 frames a turn, so this is far more than any test sends). */
-#define NETHOST_IDLE_LIMIT 2000
 
 /* One frame from the server. Strings and payload borrow the peer until its next read. */
 struct nethost_frame {
@@ -85,9 +91,9 @@ int nethost_init(struct nethost *h);
  * and the loop, as main() does at exit. */
 void nethost_free(struct nethost *h);
 
-/* A new client connection, from peer_ip ("10.0.0.1" for a client off loopback; NULL: the
- * loopback address it really has). NULL if the host has NETHOST_MAX_PEERS already or a call
- * failed (a message on stderr). The host owns the peer. */
+/* A new client connection, from peer_ip ("10.0.0.1" for a client off loopback; NULL:
+ * 127.0.0.1). NULL if the host has NETHOST_MAX_PEERS already or a call failed (a message on
+ * stderr). The host owns the peer. */
 struct nethost_peer *nethost_connect(struct nethost *h, const char *peer_ip);
 /* Closes the test's end of the socket: the server sees the client hang up. */
 void nethost_peer_close(struct nethost_peer *p);
@@ -106,13 +112,14 @@ int nethost_publish(struct nethost_peer *p, uint16_t channel, const char *exchan
 /* One loop turn: writes what the peers have queued, runs the ready events, reads what the
  * server wrote. Returns whether any byte moved. */
 bool nethost_turn(struct nethost *h);
-/* Turns the loop until the server has read everything the peers sent and nothing has moved
- * for a few turns. 0, or -1 if that does not happen within a large bound (a server spinning). */
+/* Turns the loop until the server is idle: every byte sent has arrived and been read (both
+ * ways), no event is active and no timer due. 0, or -1 if that does not happen within a
+ * large bound (a server spinning). */
 int nethost_settle(struct nethost *h);
 
 /* Takes one frame if a whole one is buffered, without turning the loop. */
 enum nethost_status nethost_take(struct nethost_peer *p, struct nethost_frame *f);
-/* Turns the loop until a frame comes (or the end, or NETHOST_IDLE_LIMIT idle turns). */
+/* Turns the loop until a frame comes, the connection ends, or the server is idle. */
 enum nethost_status nethost_read(struct nethost_peer *p, struct nethost_frame *f);
 /* Reads the next frame: it must be method id on channel. 0, or -1 with why set. */
 int nethost_expect(struct nethost_peer *p, uint16_t channel, enum wire_method_id id,

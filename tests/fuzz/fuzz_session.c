@@ -1,12 +1,13 @@
 /* libFuzzer target for whole client sessions, past the codec. Each input is a fresh broker
- * (tests/nethost.h: the real connection, channel and broker code, no store) and a program that
- * drives it: up to FZ_SLOTS connections opened with a canned handshake, then opcodes turned
- * into well-formed frames on a few channels, with names from a tiny alphabet so that
- * declarations, bindings, publishes and consumers meet on the same queues and exchanges, ack
- * tags taken relative to what was delivered, replies to direct reply-to requests addressed to
- * the token the server handed out, and now and then a deliberate protocol error (a second
- * channel.open, a body overrun, a content frame out of place...) that closes the connection
- * while its channels hold consumers, unacked deliveries, transactions or half a message.
+ * (tests/nethost.h: the real connection, channel and broker code, no store, clients on
+ * socketpairs) and a program that drives it: up to FZ_SLOTS connections at a time (four in
+ * all) opened with a canned handshake, then opcodes turned into well-formed frames on a few
+ * channels, with names from a tiny alphabet so that declarations, bindings, publishes and
+ * consumers meet on the same queues and exchanges, ack tags taken relative to what was
+ * delivered, replies to direct reply-to requests addressed to the token the server handed
+ * out, and now and then a deliberate protocol error (a second channel.open, a body overrun, a
+ * content frame out of place...) that closes the connection while its channels hold
+ * consumers, unacked deliveries, transactions or half a message.
  *
  * The frames are handed to the server in chunks the program chooses (cut anywhere, mid-frame
  * included), the loop runs until the server is idle between chunks, and everything the server
@@ -14,19 +15,19 @@
  * content only after a content method and whole before anything else on its channel; nothing
  * on a channel that is not open, or that the server is closing, but close-ok; nothing after
  * connection.close but close-ok; the socket closed only after a connection.close, and always
- * after the close handshake. A server
- * channel.close or connection.close is answered with close-ok as a client does. After the
- * program, every connection is closed or hung up, the server freed, and no message may be
- * left alive (msg_bytes_live). A failed check aborts, so libFuzzer keeps the input.
+ * after the close handshake. A server channel.close or connection.close is answered with
+ * close-ok as a client does. After the program, every connection is closed or hung up, the
+ * server freed, and no message may be left alive (msg_bytes_live). A failed check aborts, so
+ * libFuzzer keeps the input.
  *
  * Opcodes. Each step reads an op byte: bit 7 picks the connection slot, the rest modulo
  * FZ_OP_COUNT the operation (enum fz_op), then the operation's argument bytes in the order
  * the handler reads them (fz_u8); an exhausted input reads zeros. Before the program, the
  * first connection declares the objects the names mostly point to (fz_fixture) on its
- * channel 1, which stays open. tests/fuzz/make_corpus.py
- * --session writes seed programs with the same numbering. The same file is linked into
- * tests/fuzz/fuzz_session_replay, which `make check` runs over tests/fuzz/corpus-session and
- * tests/fuzz/crashers-session; FUZZ_SESSION_LOG=1 in the environment shows the server's log. */
+ * channel 1, which stays open. `tests/fuzz/make_corpus.py --session` writes seed programs
+ * with the same numbering. The same file is linked into tests/fuzz/fuzz_session_replay, which
+ * `make check` runs over tests/fuzz/corpus-session and tests/fuzz/crashers-session;
+ * FUZZ_SESSION_LOG=1 in the environment shows the server's log. */
 #include "config.h"
 
 #include <stdbool.h>
@@ -44,10 +45,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FZ_SLOTS 2
-/* Channels the program uses: 1..FZ_CHANNELS, and FZ_STRAY_CHANNEL, which it never opens. */
+/* Channels the program uses: mostly 1..FZ_CHANNELS, where operations meet, now and then up to
+ * FZ_MAX_CHANNEL (so that a connection's channel table grows), and FZ_STRAY_CHANNEL, which it
+ * never opens. */
 #define FZ_CHANNELS 4
-#define FZ_STRAY_CHANNEL 9
-#define FZ_MAX_CHANNEL 15
+#define FZ_MAX_CHANNEL 20
+#define FZ_STRAY_CHANNEL 200
 /* Bounds on one input's work, so that every run takes milliseconds. */
 #define FZ_MAX_OPS 400
 #define FZ_BODY_BUDGET (1u << 20)
@@ -132,11 +135,19 @@ fz_chan_closed(struct fz_chan *ch)
     ch->reply_consumer = false;
 }
 
-/* The channel an operation uses (1..FZ_CHANNELS), opened first if the client has not. */
+/* The channel a byte picks: 1..FZ_CHANNELS, or with bit 7 set up to FZ_MAX_CHANNEL. */
+static uint16_t
+fz_channel_number(struct fz *z)
+{
+    uint8_t b = fz_u8(z);
+    return (uint16_t)(b & 0x80 ? 1 + b % FZ_MAX_CHANNEL : 1 + b % FZ_CHANNELS);
+}
+
+/* The channel an operation uses (fz_channel_number), opened first if the client has not. */
 static uint16_t
 fz_channel(struct fz *z, struct fz_conn *c)
 {
-    uint16_t ch = (uint16_t)(1 + fz_u8(z) % FZ_CHANNELS);
+    uint16_t ch = fz_channel_number(z);
     if (!c->ch[ch].open) {
         fz_send(c, ch, &(struct wire_method){.id = WIRE_CHANNEL_OPEN});
         c->ch[ch].open = true;
@@ -566,7 +577,7 @@ fz_flow(struct fz *z, struct fz_conn *c)
 static void
 fz_channel_close(struct fz *z, struct fz_conn *c)
 {
-    uint16_t ch = (uint16_t)(1 + fz_u8(z) % FZ_CHANNELS);
+    uint16_t ch = fz_channel_number(z);
     struct wire_method m = {.id = WIRE_CHANNEL_CLOSE};
     m.u.channel_close.reply_code = 200;
     m.u.channel_close.reply_text = WIRE_STR_LIT("bye");
@@ -592,7 +603,7 @@ fz_misbehave(struct fz *z, struct fz_conn *c)
     static const uint8_t unknown_method[12] = {WIRE_FRAME_METHOD, 0, 1, 0, 0, 0, 4, 0, 99, 0, 1,
                                                WIRE_FRAME_END};
     int rc = 0;
-    switch (kind % 12) {
+    switch (kind % 16) {
     case 0: /* a second channel.open */
         fz_send(c, ch, &(struct wire_method){.id = WIRE_CHANNEL_OPEN});
         break;
@@ -632,9 +643,32 @@ fz_misbehave(struct fz *z, struct fz_conn *c)
     case 10: /* a frame-end octet that is not 0xCE: the server closes without waiting */
         rc = evbuffer_add(c->pending, bad_end, sizeof(bad_end));
         break;
-    default: /* a method that does not exist (on channel 1) */
+    case 11: /* a method that does not exist (on channel 1) */
         rc = evbuffer_add(c->pending, unknown_method, sizeof(unknown_method));
         break;
+    case 12: /* a content header of another class */
+        fz_send(c, ch, &pub);
+        rc = frame_write_content_header(c->pending, ch, WIRE_CLASS_QUEUE, 4, no_props, 2);
+        break;
+    case 13: { /* a body over max_message_size: refused at its header (406), on a closing
+                * channel whose close-ok then comes in the middle of the content */
+        fz_send(c, ch, &pub);
+        rc = frame_write_content_header(c->pending, ch, WIRE_CLASS_BASIC, 200u << 20, no_props, 2);
+        rc |= frame_write_body(c->pending, ch, body, 8, UINT32_MAX);
+        break;
+    }
+    case 14: { /* basic.qos with a prefetch size (540) */
+        struct wire_method qos = {.id = WIRE_BASIC_QOS};
+        qos.u.basic_qos.prefetch_size = 1;
+        fz_send(c, ch, &qos);
+        break;
+    }
+    default: { /* access.request: deprecated, answered as a no-op */
+        struct wire_method ar = {.id = WIRE_ACCESS_REQUEST};
+        ar.u.access_request.realm = WIRE_STR_LIT("/data");
+        fz_send(c, ch, &ar);
+        break;
+    }
     }
     if (rc != 0)
         FZ_FAIL("cannot encode a misbehaving frame");
@@ -969,6 +1003,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     z.body_budget = FZ_BODY_BUDGET;
     if (nethost_init(&z.host) < 0)
         FZ_FAIL("cannot start the broker");
+    z.host.unix_sockets = true; /* thousands of connections a second: no ports */
     fz_connect(&z, &z.conns[0]);
     fz_fixture(&z);
     for (unsigned ops = 0; ops < FZ_MAX_OPS && z.in < z.end; ops++)
