@@ -86,8 +86,7 @@ run(uint32_t n_bindings, long n_routes, struct queue **queues)
     t0 = now();
     for (uint32_t i = 0; i < n_bindings; i++) {
         binding_key(key, sizeof key, i);
-        if (exch_bind(e, bind_dest_queue(queues[i % N_QUEUES]), str_of(key), none) <
-            0)
+        if (exch_bind(e, bind_dest_queue(queues[i % N_QUEUES]), str_of(key), none) < 0)
             return -1;
     }
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)

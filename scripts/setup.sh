@@ -11,7 +11,7 @@ build=${BUILD_DIR:-"$top/_build"}
 packages="build-essential autoconf automake libtool pkg-config
 libevent-dev libssl-dev librocksdb-dev check
 python3 python3-pika python3-amqp python3-kombu celery amqp-tools
-clang libclang-rt-14-dev valgrind"
+clang clang-format libclang-rt-14-dev valgrind"
 
 missing=""
 for p in $packages; do

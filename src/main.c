@@ -22,16 +22,16 @@
 struct server_main {
     struct event_base *base;
     struct net_server *net;
-    struct durable *durable;        /* borrows */
-    struct vhost_registry *vhosts;  /* borrows */
+    struct durable *durable;       /* borrows */
+    struct vhost_registry *vhosts; /* borrows */
     bool stopping;
 };
 
 static void
 main_on_libevent_log(int severity, const char *msg)
 {
-    enum log_level lvl = severity == EVENT_LOG_DEBUG ? LOG_DEBUG
-                         : severity == EVENT_LOG_MSG ? LOG_INFO
+    enum log_level lvl = severity == EVENT_LOG_DEBUG  ? LOG_DEBUG
+                         : severity == EVENT_LOG_MSG  ? LOG_INFO
                          : severity == EVENT_LOG_WARN ? LOG_WARNING
                                                       : LOG_ERROR;
     if (log_enabled(lvl))

@@ -39,4 +39,3 @@ wiretest_field_same(const struct wire_field_info *fi, const void *a, const void 
     }
     return false;
 }
-

@@ -17,8 +17,7 @@ struct auth_db;   /* owns its users */
 struct auth_db *auth_db_new(void);
 void auth_db_free(struct auth_db *db);
 /* Adds or replaces a user. Returns 0, or -1 on ENOMEM or an OpenSSL failure (logged). */
-int auth_user_add(struct auth_db *db, const char *name, const char *password,
-                  bool loopback_only);
+int auth_user_add(struct auth_db *db, const char *name, const char *password, bool loopback_only);
 const char *auth_user_name(const struct auth_user *u);
 
 enum auth_result {
@@ -49,9 +48,9 @@ extern const char auth_mechanisms[];
  *   that a client guessing passwords waits for each guess).
  * Passwords are compared in constant time; an unknown user costs the same hash as a known
  * one. Blank passwords are refused, as RabbitMQ's internal backend does. */
-enum auth_result auth_login(struct auth_db *db, struct wire_str mechanism,
-                            struct wire_str response, bool peer_is_loopback,
-                            const struct auth_user **user, char *why, size_t whylen);
+enum auth_result auth_login(struct auth_db *db, struct wire_str mechanism, struct wire_str response,
+                            bool peer_is_loopback, const struct auth_user **user, char *why,
+                            size_t whylen);
 
 /* The reply text after "ACCESS_REFUSED - " for AUTH_REFUSED (rabbit_reader.erl auth_fail);
  * the argument is the mechanism (%.*s, use WIRE_STR_ARG). The detail stays in the log. */

@@ -30,9 +30,9 @@ struct conf {
      * Default: guest. Owns the names. */
     char *loopback_users[CONF_MAX_LOOPBACK_USERS];
     unsigned n_loopback_users;
-    uint32_t heartbeat;         /* seconds; heartbeat = 60 */
-    uint32_t frame_max;         /* bytes; frame_max = 131072 */
-    uint32_t channel_max;       /* channel_max = 2047 */
+    uint32_t heartbeat;   /* seconds; heartbeat = 60 */
+    uint32_t frame_max;   /* bytes; frame_max = 131072 */
+    uint32_t channel_max; /* channel_max = 2047 */
     /* Memory held by messages and output buffers above which publishers are blocked
      * (connection.blocked): the absolute limit in bytes when non-zero, else the relative one
      * times physical memory. vm_memory_high_watermark.relative = 0.4, .absolute = 0. */
@@ -45,10 +45,10 @@ struct conf {
     uint64_t disk_free_limit_absolute;
     double disk_free_limit_relative;
     bool disk_free_limit_absolute_set; /* a file gave .absolute: it wins over .relative */
-    uint32_t max_message_size;  /* bytes of body; max_message_size = 134217728 (128 MiB) */
-    uint32_t handshake_timeout; /* milliseconds; handshake_timeout = 10000 */
-    enum log_level log_level;   /* log.level = info */
-    char *data_dir;             /* owns; data_dir = ./var (RocksDB lives under it) */
+    uint32_t max_message_size;         /* bytes of body; max_message_size = 134217728 (128 MiB) */
+    uint32_t handshake_timeout;        /* milliseconds; handshake_timeout = 10000 */
+    enum log_level log_level;          /* log.level = info */
+    char *data_dir;                    /* owns; data_dir = ./var (RocksDB lives under it) */
     /* RocksDB's memory: block cache (0: none), one memtable (0: RocksDB's 64 MiB), memtables.
      * store.block_cache_size = 32MB, store.write_buffer_size = 16MB, store.max_write_buffers = 2 */
     uint64_t store_block_cache_size;
@@ -56,7 +56,7 @@ struct conf {
     uint32_t store_max_write_buffers;
     uint64_t store_queue_window; /* store.queue_window = 8MB: a durable queue's message bytes
                                   * in memory (lazy paging) */
-    char *config_path;          /* owns; the file loaded, or NULL */
+    char *config_path;           /* owns; the file loaded, or NULL */
 };
 
 enum conf_outcome {

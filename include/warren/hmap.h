@@ -22,7 +22,8 @@ struct hmap {
     size_t count;
 };
 
-#define hmap_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#define hmap_container_of(ptr, type, member)                                                       \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* SipHash-1-3 of key under the 128-bit sipkey (little-endian k0, k1). */
 uint64_t hmap_siphash13(const uint8_t sipkey[16], const void *key, size_t klen);

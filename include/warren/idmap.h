@@ -22,7 +22,8 @@ struct idmap {
     size_t count;
 };
 
-#define idmap_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#define idmap_container_of(ptr, type, member)                                                      \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* An all-zero struct idmap is an empty map too. */
 void idmap_init(struct idmap *m);

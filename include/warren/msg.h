@@ -22,11 +22,11 @@ struct msg {
     uint32_t headers_off, headers_len; /* the headers table within props (len 0: none), found
                                         * when the properties were validated, for routing */
     uint32_t body_missing; /* body bytes not filled in yet: not counted in msg_bytes_live */
-    uint64_t store_id; /* its shared record in the store (durable.h), 0 if none */
-    uint8_t *props;       /* points into data: the property flags and list */
-    uint8_t *exchange;    /* points into data */
-    uint8_t *routing_key; /* points into data */
-    uint8_t *body;        /* points into data; filled by the publisher's body frames */
+    uint64_t store_id;     /* its shared record in the store (durable.h), 0 if none */
+    uint8_t *props;        /* points into data: the property flags and list */
+    uint8_t *exchange;     /* points into data */
+    uint8_t *routing_key;  /* points into data */
+    uint8_t *body;         /* points into data; filled by the publisher's body frames */
     uint8_t data[];
 };
 

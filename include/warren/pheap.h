@@ -52,6 +52,7 @@ void pheap_remove(struct pheap *h, struct pheap_node *n);
 /* Empties h, handing every node to fn (which may free it), in no particular order, in O(n). */
 void pheap_drain(struct pheap *h, void (*fn)(struct pheap_node *n, void *arg), void *arg);
 
-#define pheap_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#define pheap_container_of(ptr, type, member)                                                      \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

@@ -46,14 +46,14 @@ struct durable_queue;
 
 struct qentry {
     union {
-        TAILQ_ENTRY(qentry) link;         /* in queue->ready or queue->unacked */
+        TAILQ_ENTRY(qentry) link;        /* in queue->ready or queue->unacked */
         struct pheap_node requeued_node; /* in queue->requeued */
     };
-    struct msg *msg;          /* owns one reference */
-    struct queue *queue;      /* borrows; NULL once the queue was deleted under a delivery */
-    uint64_t seq;             /* enqueue order, kept across requeues */
+    struct msg *msg;     /* owns one reference */
+    struct queue *queue; /* borrows; NULL once the queue was deleted under a delivery */
+    uint64_t seq;        /* enqueue order, kept across requeues */
     bool redelivered;
-    bool stored;              /* written to the store (durable.h): removing it is written too */
+    bool stored; /* written to the store (durable.h): removing it is written too */
 };
 TAILQ_HEAD(qentry_list, qentry);
 TAILQ_HEAD(cons_list, cons);
@@ -77,10 +77,10 @@ struct cons {
     struct pheap_node ready_node; /* in queue->cons_ready unless parked */
     struct queue *queue;          /* borrows; NULL after queue_deleted */
     const struct cons_ops *ops;
-    uint64_t turn;                /* its place in the round robin: lower goes first */
-    int32_t priority;             /* x-priority */
+    uint64_t turn;    /* its place in the round robin: lower goes first */
+    int32_t priority; /* x-priority */
     bool exclusive;
-    bool parked;                  /* could not take a message: out of cons_ready until woken */
+    bool parked; /* could not take a message: out of cons_ready until woken */
 };
 
 /* Exclusive queues of one connection, so closing the connection deletes them. */
@@ -95,7 +95,7 @@ struct queue {
     char *name;                /* owns; NUL-terminated */
     uint32_t name_len;
     bool durable, auto_delete;
-    struct queue_owner *owner;   /* exclusive queues: the owning connection's list; else NULL */
+    struct queue_owner *owner; /* exclusive queues: the owning connection's list; else NULL */
     TAILQ_ENTRY(queue) owner_link;
     uint8_t *args; /* owns a copy of the declare arguments */
     uint32_t args_len;
@@ -110,7 +110,7 @@ struct queue {
     struct pheap cons_ready;    /* borrows: the consumers not parked, by priority then turn */
     uint64_t cons_turn;         /* the last turn handed out */
     uint32_t n_consumers;
-    uint32_t n_exclusive;       /* exclusive consumers (0 or 1) */
+    uint32_t n_exclusive; /* exclusive consumers (0 or 1) */
     /* owns, but made and freed by the durable layer (durable.h): its bookkeeping, for queues
      * stored or with entries paged out; NULL for the others */
     struct durable_queue *durable_state;

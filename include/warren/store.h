@@ -84,7 +84,6 @@ struct store_stats {
     uint64_t pending_bytes; /* bytes held by those batches */
 };
 
-
 /* Opens (creating if needed) the database in <data_dir>/db, creating data_dir too, with
  * RocksDB's memory bounded by *opts (NULL: the defaults), and starts the store thread, whose
  * completions run on <base> (borrowed; it must outlive the store). Returns NULL after
@@ -110,8 +109,8 @@ int store_batch_put(struct store_batch *b, const void *key, size_t klen, const v
                     size_t vlen);
 /* A put whose value is the concatenation of parts (a record header and a body, say), copied
  * once into the batch. */
-int store_batch_putv(struct store_batch *b, const void *key, size_t klen,
-                     const struct iovec *parts, int nparts);
+int store_batch_putv(struct store_batch *b, const void *key, size_t klen, const struct iovec *parts,
+                     int nparts);
 int store_batch_delete(struct store_batch *b, const void *key, size_t klen);
 /* Deletes every key k with begin <= k < end (bytewise). begin >= end deletes nothing. */
 int store_batch_delete_range(struct store_batch *b, const void *begin, size_t blen, const void *end,
@@ -174,8 +173,8 @@ enum store_key_tag {
 #define STORE_NAME_MAX 255
 #define STORE_KEY_NAMED_MAX (1 + 2 * (1 + STORE_NAME_MAX)) /* 'E', 'Q' keys; vhost prefixes */
 #define STORE_KEY_BINDING_MAX(args_len) (2 + 4 * (1 + STORE_NAME_MAX) + (args_len))
-#define STORE_KEY_MSG_LEN 9     /* 'M' u64 */
-#define STORE_KEY_QENTRY_LEN 17 /* 'I' u64 u64; 9 for a queue's prefix */
+#define STORE_KEY_MSG_LEN 9       /* 'M' u64 */
+#define STORE_KEY_QENTRY_LEN 17   /* 'I' u64 u64; 9 for a queue's prefix */
 #define STORE_KEY_DELIVERED_LEN 9 /* 'D' u64 */
 
 /* tag name(vhost): the prefix of a vhost's exchanges, queues or bindings. */

@@ -15,7 +15,7 @@ struct queue;
 struct durable;
 
 struct vhost {
-    char *name; /* owns */
+    char *name;              /* owns */
     struct durable *durable; /* borrows: where its changes are written; NULL: nowhere */
     struct vhost *next;
     struct hmap exchanges; /* owns each struct exch */

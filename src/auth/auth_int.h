@@ -28,8 +28,8 @@ int auth_amqplain_parse(struct wire_str response, struct auth_cred *cred, char *
  * with *user borrowing from db, or AUTH_REFUSED with why set as RabbitMQ words it, e.g.
  * "PLAIN login refused: user 'guest' - invalid credentials". Takes about the same time
  * whether or not the user exists. */
-enum auth_result auth_db_check(struct auth_db *db, const char *mech,
-                               const struct auth_cred *cred, bool peer_is_loopback,
-                               const struct auth_user **user, char *why, size_t whylen);
+enum auth_result auth_db_check(struct auth_db *db, const char *mech, const struct auth_cred *cred,
+                               bool peer_is_loopback, const struct auth_user **user, char *why,
+                               size_t whylen);
 
 #endif

@@ -61,8 +61,9 @@ publish_message(struct vhost *vh, struct msg *m, struct route_result *scratch,
         }
     }
     if (st == PUBLISH_NOMEM)
-        log_msg(LOG_ERROR, "out of memory publishing to exchange '%.*s' in vhost '%s': reached "
-                           "%u of its queues",
+        log_msg(LOG_ERROR,
+                "out of memory publishing to exchange '%.*s' in vhost '%s': reached "
+                "%u of its queues",
                 (int)m->exchange_len, (const char *)m->exchange, vh->name, out->n_queues);
     for (uint32_t i = 0; i < scratch->n; i++)
         queue_dispatch(scratch->queues[i]);

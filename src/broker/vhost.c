@@ -70,7 +70,7 @@ static const struct {
     const char *name;
     enum exch_type type;
 } vhost_predeclared[] = {
-    {"amq.direct", EXCH_DIRECT}, {"amq.fanout", EXCH_FANOUT}, {"amq.topic", EXCH_TOPIC},
+    {"amq.direct", EXCH_DIRECT},   {"amq.fanout", EXCH_FANOUT}, {"amq.topic", EXCH_TOPIC},
     {"amq.headers", EXCH_HEADERS}, {"amq.match", EXCH_HEADERS},
 };
 
@@ -163,8 +163,7 @@ vhost_delete_emptied(struct vhost *vh, struct exch **emptied, uint32_t n)
         /* Its own outgoing bindings are gone already; bindings to it (from other exchanges)
          * go with it and may empty further auto-delete sources. */
         if (exch_unbind_all(&e->bindings_in, &more, &n_more) < 0)
-            log_msg(LOG_ERROR, "out of memory cascading auto-delete from exchange '%s'",
-                    e->name);
+            log_msg(LOG_ERROR, "out of memory cascading auto-delete from exchange '%s'", e->name);
         durable_exchange_removed(vh->durable, e);
         exch_free(e);
         vhost_delete_emptied(vh, more, n_more);

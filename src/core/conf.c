@@ -376,8 +376,7 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
                              "suffixes allowed)",
                              value, k->key);
         if (v < k->min)
-            return conf_fail(ps, "bad value '%s' for %s: at least %u bytes", value, k->key,
-                             k->min);
+            return conf_fail(ps, "bad value '%s' for %s: at least %u bytes", value, k->key, k->min);
         *(uint64_t *)(void *)field = v;
         return 0;
     case CONF_INFO_UNIT:

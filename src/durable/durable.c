@@ -312,8 +312,8 @@ durable_exchange_added(struct durable *d, const struct exch *e)
     uint8_t key[STORE_KEY_NAMED_MAX], hdr[DURABLE_EXCH_HDR_LEN];
     size_t klen = store_key_exchange(key, vh, strlen(vh), e->name, e->name_len);
     hdr[0] = (uint8_t)e->type;
-    hdr[1] = (e->auto_delete ? DURABLE_EXCH_AUTO_DELETE : 0) |
-             (e->internal ? DURABLE_EXCH_INTERNAL : 0);
+    hdr[1] =
+        (e->auto_delete ? DURABLE_EXCH_AUTO_DELETE : 0) | (e->internal ? DURABLE_EXCH_INTERNAL : 0);
     struct iovec parts[2] = {{hdr, sizeof(hdr)}, {e->args, e->args_len}};
     store_batch_putv(b, key, klen, parts, 2);
 }
@@ -403,8 +403,7 @@ static void
 durable_entries_forget(struct durable *d, struct store_batch *b, struct qentry_list *list)
 {
     struct qentry *e;
-    TAILQ_FOREACH(e, list, link)
-    {
+    TAILQ_FOREACH(e, list, link) {
         if (!e->stored)
             continue;
         e->stored = false;
@@ -495,9 +494,9 @@ durable_binding_changed(struct durable *d, const struct exch *src, struct bind_d
         d->lost = true;
         return;
     }
-    size_t klen = store_key_binding(key, vh, strlen(vh), src->name, src->name_len,
-                                    dst.is_exch ? 'e' : 'q', dname, dlen, routing_key.ptr,
-                                    routing_key.len, args.ptr, args.len);
+    size_t klen =
+        store_key_binding(key, vh, strlen(vh), src->name, src->name_len, dst.is_exch ? 'e' : 'q',
+                          dname, dlen, routing_key.ptr, routing_key.len, args.ptr, args.len);
     if (added)
         store_batch_put(b, key, klen, NULL, 0);
     else

@@ -86,23 +86,23 @@ struct durable_waiter {
 STAILQ_HEAD(durable_waiter_list, durable_waiter);
 
 struct durable {
-    struct store *st;              /* borrows */
-    struct event *flush_ev;        /* owns: zero-delay timer that submits the batch */
-    struct store_batch *batch;     /* owns: this loop turn's changes; NULL when none */
-    struct durable_waiter_list waiters; /* owns: barriers on this turn's batch */
-    bool want_sync;                /* a waiter on this batch asked for a fsync */
-    bool lost;                     /* a change of this turn could not be added (ENOMEM) */
+    struct store *st;                    /* borrows */
+    struct event *flush_ev;              /* owns: zero-delay timer that submits the batch */
+    struct store_batch *batch;           /* owns: this loop turn's changes; NULL when none */
+    struct durable_waiter_list waiters;  /* owns: barriers on this turn's batch */
+    bool want_sync;                      /* a waiter on this batch asked for a fsync */
+    bool lost;                           /* a change of this turn could not be added (ENOMEM) */
     struct durable_queue_list dirty;     /* borrows: queues whose watermark is to be written */
     struct durable_queue_list page_wait; /* borrows: queues waiting for paged entries to be
                                           * readable */
-    uint64_t turn;                 /* the number of this turn's batch (the next one submitted) */
+    uint64_t turn; /* the number of this turn's batch (the next one submitted) */
     struct durable_pageout_list pageouts; /* owns: page-outs of batches not completed yet */
     struct durable_sweep_list sweeps;     /* owns */
     struct event *sweep_ev;               /* owns: zero-delay timer running the next step */
-    struct hmap shared;            /* owns each struct durable_shared: the shared records */
-    uint64_t window;               /* a stored queue's in-memory bytes (durable_set_window) */
-    uint64_t pressure;             /* msg_bytes_live past which any queue pages; 0: never */
-    uint64_t next_queue_id;        /* ids are never reused: above every stored one */
+    struct hmap shared;                   /* owns each struct durable_shared: the shared records */
+    uint64_t window;        /* a stored queue's in-memory bytes (durable_set_window) */
+    uint64_t pressure;      /* msg_bytes_live past which any queue pages; 0: never */
+    uint64_t next_queue_id; /* ids are never reused: above every stored one */
     uint64_t next_msg_id;
 };
 
@@ -148,8 +148,8 @@ void durable_msg_parts(uint8_t *hdr, const struct msg *m, struct iovec *iov);
 #define DURABLE_MSG_PARTS 4
 /* Outcomes of reading a message record back. */
 enum durable_load {
-    DURABLE_LOAD_OK = 0,     /* *mp holds one reference, the caller's */
-    DURABLE_LOAD_CORRUPT,    /* the record cannot be decoded */
+    DURABLE_LOAD_OK = 0,  /* *mp holds one reference, the caller's */
+    DURABLE_LOAD_CORRUPT, /* the record cannot be decoded */
     DURABLE_LOAD_NOMEM,
     DURABLE_LOAD_MISSING,    /* no shared record under that id */
     DURABLE_LOAD_READ_ERROR, /* RocksDB's error is in err */
@@ -164,8 +164,8 @@ enum durable_load durable_shared_load(struct durable *d, uint64_t id, struct msg
 bool durable_queue_stored(const struct queue *q);
 /* Writes the entry seq of q for m: a reference to m's shared record, or m inline (flagged
  * transient if it is not to survive a restart). 0, or -1 on ENOMEM. */
-int durable_entry_write(struct durable *d, const struct queue *q, const struct msg *m,
-                        uint64_t seq, bool transient);
+int durable_entry_write(struct durable *d, const struct queue *q, const struct msg *m, uint64_t seq,
+                        bool transient);
 /* Deletes every entry of the queue with that store id (one range delete). */
 void durable_entries_delete_all(struct store_batch *b, uint64_t queue_id);
 

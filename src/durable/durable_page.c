@@ -444,7 +444,7 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
         char sample[64];
         log_msg(LOG_ERROR, "store: cannot read entry %s of queue '%s' (%s): skipped",
                 log_escape(sample, sizeof(sample), key, klen), q->name,
-                rc == DURABLE_LOAD_MISSING ? "its shared message is missing"
+                rc == DURABLE_LOAD_MISSING      ? "its shared message is missing"
                 : rc == DURABLE_LOAD_READ_ERROR ? err
                                                 : "corrupt record");
         queue_paged_lost(q, 1);

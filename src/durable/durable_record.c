@@ -46,8 +46,8 @@ durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp)
     uint32_t props_len = bytes_get32(p + 10);
     uint8_t exch_len = p[14], rk_len = p[15];
     size_t fixed = DURABLE_MSG_HDR_LEN + (size_t)props_len + exch_len + rk_len;
-    if (fixed > len || (headers_len != 0 && (headers_off > props_len ||
-                                             headers_len > props_len - headers_off)))
+    if (fixed > len ||
+        (headers_len != 0 && (headers_off > props_len || headers_len > props_len - headers_off)))
         return DURABLE_LOAD_CORRUPT;
     const uint8_t *props = p + DURABLE_MSG_HDR_LEN;
     struct wire_str exch = {props + props_len, exch_len};

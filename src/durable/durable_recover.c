@@ -38,7 +38,7 @@ struct recover_purged {
 struct recover_ctx {
     struct durable *d;
     struct vhost_registry *reg;
-    struct hmap shared; /* owns each struct recover_shared: the messages read */
+    struct hmap shared;            /* owns each struct recover_shared: the messages read */
     struct recover_purged *purged; /* owns: the purge markers, in key order */
     size_t n_purged;
     struct vhost *vh;   /* the vhost of the key being handled */
@@ -142,8 +142,8 @@ recover_queue(void *arg, const void *key, size_t klen, const void *val, size_t v
     if (id == 0 || vhost_queue_find(x->vh, name) != NULL)
         return recover_corrupt(x, "queue", key, klen);
     struct wire_table args = {v + DURABLE_QUEUE_HDR_LEN, (uint32_t)(vlen - DURABLE_QUEUE_HDR_LEN)};
-    struct queue *q = queue_new(x->vh, name, true, (v[8] & DURABLE_QUEUE_AUTO_DELETE) != 0, NULL,
-                                args);
+    struct queue *q =
+        queue_new(x->vh, name, true, (v[8] & DURABLE_QUEUE_AUTO_DELETE) != 0, NULL, args);
     if (q == NULL)
         return recover_nomem(x);
     if (vhost_queue_add(x->vh, q) < 0) {

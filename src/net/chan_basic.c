@@ -64,10 +64,9 @@ chan_write_content(struct chan *ch, struct msg *m)
     uint64_t chunk = c->frame_max != 0 ? c->frame_max - FRAME_OVERHEAD : UINT32_MAX;
     for (uint64_t off = 0; off < m->body_len; off += chunk) {
         uint64_t n = m->body_len - off < chunk ? m->body_len - off : chunk;
-        uint8_t hdr[FRAME_HEADER_SIZE] = {WIRE_FRAME_BODY,     (uint8_t)(ch->id >> 8),
-                                          (uint8_t)ch->id,     (uint8_t)(n >> 24),
-                                          (uint8_t)(n >> 16),  (uint8_t)(n >> 8),
-                                          (uint8_t)n};
+        uint8_t hdr[FRAME_HEADER_SIZE] = {
+            WIRE_FRAME_BODY,    (uint8_t)(ch->id >> 8), (uint8_t)ch->id, (uint8_t)(n >> 24),
+            (uint8_t)(n >> 16), (uint8_t)(n >> 8),      (uint8_t)n};
         static const uint8_t end = WIRE_FRAME_END;
         if (evbuffer_add(out, hdr, sizeof(hdr)) < 0)
             return -1;
@@ -87,8 +86,7 @@ chan_write_content(struct chan *ch, struct msg *m)
 static bool
 chan_output_full(struct conn *c)
 {
-    if (!c->output_full &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) >= CONN_OUTPUT_HIGH)
+    if (!c->output_full && evbuffer_get_length(bufferevent_get_output(c->bev)) >= CONN_OUTPUT_HIGH)
         c->output_full = true;
     return c->output_full;
 }
@@ -901,8 +899,8 @@ chan_on_basic_method(struct chan *ch, const struct wire_method *m)
         return chan_on_settle(ch, m->u.basic_nack.delivery_tag, m->u.basic_nack.multiple,
                               m->u.basic_nack.requeue, m->id);
     case WIRE_BASIC_REJECT:
-        return chan_on_settle(ch, m->u.basic_reject.delivery_tag, false,
-                              m->u.basic_reject.requeue, m->id);
+        return chan_on_settle(ch, m->u.basic_reject.delivery_tag, false, m->u.basic_reject.requeue,
+                              m->id);
     case WIRE_BASIC_RECOVER:
         return chan_on_recover(ch, m->u.basic_recover.requeue, true);
     case WIRE_BASIC_RECOVER_ASYNC:

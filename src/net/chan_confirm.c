@@ -98,8 +98,7 @@ chan_on_store_done(void *arg, const char *err)
     if (w->kind == CHAN_WAIT_TX_COMMIT) {
         c->store_paused--;
         if (err != NULL) {
-            chan_raise(ch, WIRE_INTERNAL_ERROR, WIRE_TX_COMMIT, "cannot store messages: %s",
-                       err);
+            chan_raise(ch, WIRE_INTERNAL_ERROR, WIRE_TX_COMMIT, "cannot store messages: %s", err);
         } else {
             struct wire_method ok = {.id = WIRE_TX_COMMIT_OK};
             conn_send(c, ch->id, &ok);

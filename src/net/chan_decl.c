@@ -91,7 +91,6 @@ chan_unbind_and_reply(struct chan *ch, struct exch *src, struct bind_dest dst,
     return conn_send(c, ch->id, &ok);
 }
 
-
 /* Renders a value as RabbitMQ's inequivalence messages do: "none" when absent, "'10'" when
  * both sides have a value, "the value '10' of type 'signedint'" when only one does. */
 static void
@@ -195,13 +194,11 @@ chan_on_exchange_declare(struct chan *ch, const struct wire_exchange_declare *d)
         return conn_raise(c, WIRE_COMMAND_INVALID, WIRE_EXCHANGE_DECLARE,
                           "unknown exchange type '%.*s'", WIRE_STR_ARG(d->type));
     struct wire_value ae;
-    if (wire_table_get(d->arguments, "alternate-exchange", &ae) &&
-        ae.type != WIRE_FIELD_LONGSTR)
+    if (wire_table_get(d->arguments, "alternate-exchange", &ae) && ae.type != WIRE_FIELD_LONGSTR)
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DECLARE,
                           "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' in "
                           "vhost '%s'",
-                          wire_field_type_name(ae.type), WIRE_STR_ARG(d->exchange),
-                          c->vhost->name);
+                          wire_field_type_name(ae.type), WIRE_STR_ARG(d->exchange), c->vhost->name);
     if (e != NULL) {
         char got[160], cur[160];
         if (e->type != type) {
@@ -342,8 +339,8 @@ chan_send_declare_ok(struct chan *ch, const struct queue *q)
 {
     struct wire_method ok = {.id = WIRE_QUEUE_DECLARE_OK};
     ok.u.queue_declare_ok.queue = (struct wire_str){(const uint8_t *)q->name, q->name_len};
-    ok.u.queue_declare_ok.message_count = q->n_ready > UINT32_MAX ? UINT32_MAX
-                                                                  : (uint32_t)q->n_ready;
+    ok.u.queue_declare_ok.message_count =
+        q->n_ready > UINT32_MAX ? UINT32_MAX : (uint32_t)q->n_ready;
     ok.u.queue_declare_ok.consumer_count = q->n_consumers;
     return conn_send(ch->conn, ch->id, &ok);
 }
@@ -379,8 +376,7 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
         name = (struct wire_str){(const uint8_t *)genbuf, strlen(genbuf)};
     } else if (chan_name_is_reserved(name)) {
         return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_QUEUE_DECLARE,
-                          "queue name '%.*s' contains reserved prefix 'amq.*'",
-                          WIRE_STR_ARG(name));
+                          "queue name '%.*s' contains reserved prefix 'amq.*'", WIRE_STR_ARG(name));
     }
     q = vhost_queue_find(c->vhost, name);
     if (q != NULL) {
@@ -415,8 +411,8 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
                                  .auto_delete = d->auto_delete};
     if (queue_args_check(d->arguments, &qd, text, sizeof(text)) < 0)
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE, "%s", text);
-    q = queue_new(c->vhost, name, d->durable, d->auto_delete,
-                  d->exclusive ? &c->exclusive : NULL, d->arguments);
+    q = queue_new(c->vhost, name, d->durable, d->auto_delete, d->exclusive ? &c->exclusive : NULL,
+                  d->arguments);
     if (q == NULL || vhost_queue_add(c->vhost, q) < 0) {
         if (q != NULL)
             queue_free(q, NULL, NULL);
@@ -533,8 +529,8 @@ chan_on_queue_method(struct chan *ch, const struct wire_method *m)
         return chan_on_queue_declare(ch, &m->u.queue_declare);
     case WIRE_QUEUE_BIND: {
         const struct wire_queue_bind *b = &m->u.queue_bind;
-        return chan_on_queue_binding(ch, m->id, b->queue, b->exchange, b->routing_key,
-                                     b->no_wait, b->arguments);
+        return chan_on_queue_binding(ch, m->id, b->queue, b->exchange, b->routing_key, b->no_wait,
+                                     b->arguments);
     }
     case WIRE_QUEUE_UNBIND: {
         const struct wire_queue_unbind *b = &m->u.queue_unbind;

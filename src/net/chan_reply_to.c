@@ -29,8 +29,8 @@ chan_reply_to_register(struct chan *ch, struct chan_cons *cc)
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_CONSUME,
                           "reply consumer already set");
     chan_random_name(ch->reply_token, sizeof(ch->reply_token), "amq.rabbitmq.reply-to.");
-    if (hmap_insert(&s->reply_to, &ch->reply_by_token, ch->reply_token,
-                    strlen(ch->reply_token)) < 0)
+    if (hmap_insert(&s->reply_to, &ch->reply_by_token, ch->reply_token, strlen(ch->reply_token)) <
+        0)
         return conn_raise(ch->conn, WIRE_RESOURCE_ERROR, WIRE_BASIC_CONSUME, "out of memory");
     ch->reply_cons = cc;
     return 0;
@@ -72,8 +72,8 @@ chan_reply_to_message(struct chan *ch, const struct frame_content_header *h,
         return NULL;
     }
     struct wire_basic_props rewritten = *props;
-    rewritten.reply_to = (struct wire_str){(const uint8_t *)ch->reply_token,
-                                           strlen(ch->reply_token)};
+    rewritten.reply_to =
+        (struct wire_str){(const uint8_t *)ch->reply_token, strlen(ch->reply_token)};
     size_t cap = h->props_len + sizeof(ch->reply_token);
     uint8_t *buf = malloc(cap);
     struct msg *m = NULL;

@@ -315,8 +315,7 @@ conn_on_start_ok(struct conn *c, const struct wire_connection_start_ok *so)
         char text[256];
         snprintf(text, sizeof(text), "ACCESS_REFUSED - " AUTH_REFUSAL_FMT,
                  WIRE_STR_ARG(so->mechanism));
-        log_conn(LOG_ERROR, c, "closing: %s (%s)", r == AUTH_REFUSED ? text : "login failed",
-                 why);
+        log_conn(LOG_ERROR, c, "closing: %s (%s)", r == AUTH_REFUSED ? text : "login failed", why);
         /* Clients that announce authentication_failure_close get a proper connection.close;
          * older ones only understand the socket closing (RabbitMQ does the same). A mechanism
          * we do not offer or a response that does not parse gets no answer at all. Either
@@ -509,8 +508,7 @@ conn_frame_method_id(const struct frame *f)
 static bool
 conn_reply_must_wait(struct conn *c, const struct wire_method *m)
 {
-    if (c->peer_closed ||
-        evbuffer_get_length(bufferevent_get_output(c->bev)) < CONN_OUTPUT_HIGH)
+    if (c->peer_closed || evbuffer_get_length(bufferevent_get_output(c->bev)) < CONN_OUTPUT_HIGH)
         return false;
     switch (m->id) {
     case WIRE_BASIC_PUBLISH:
@@ -560,8 +558,7 @@ conn_on_frame(struct conn *c, const struct frame *f)
         }
         if (c->state != CONN_OPEN)
             return conn_raise(c, WIRE_UNEXPECTED_FRAME, 0,
-                              "%s on channel %u before connection.open", info->name,
-                              f->channel);
+                              "%s on channel %u before connection.open", info->name, f->channel);
         if (conn_reply_must_wait(c, &m))
             return 1;
         return chan_on_method(c, f->channel, &m);

@@ -50,9 +50,9 @@ static int
 server_build_props(struct net_server *s)
 {
     static const char *const caps[] = {
-        "publisher_confirms",   "exchange_exchange_bindings",   "basic.nack",
-        "consumer_cancel_notify", "connection.blocked",         "consumer_priorities",
-        "authentication_failure_close", "per_consumer_qos",     "direct_reply_to",
+        "publisher_confirms",           "exchange_exchange_bindings", "basic.nack",
+        "consumer_cancel_notify",       "connection.blocked",         "consumer_priorities",
+        "authentication_failure_close", "per_consumer_qos",           "direct_reply_to",
     };
     char host[256] = "localhost", cluster[300], platform[200] = "Linux";
     struct utsname un;
@@ -75,8 +75,7 @@ server_build_props(struct net_server *s)
     wire_table_put_longstr(&w, "cluster_name",
                            (struct wire_str){(const uint8_t *)cluster, strlen(cluster)});
     wire_table_put_longstr(&w, "copyright", WIRE_STR_LIT("Copyright (c) 2026 the Warren authors"));
-    wire_table_put_longstr(&w, "information",
-                           WIRE_STR_LIT("Warren, an AMQP 0-9-1 message broker"));
+    wire_table_put_longstr(&w, "information", WIRE_STR_LIT("Warren, an AMQP 0-9-1 message broker"));
     wire_table_put_longstr(&w, "platform",
                            (struct wire_str){(const uint8_t *)platform, strlen(platform)});
     wire_table_put_longstr(&w, "product", WIRE_STR_LIT("Warren"));
@@ -93,7 +92,7 @@ server_memory_used(const struct net_server *s)
     uint64_t used = msg_bytes_live;
     const struct conn *c;
     TAILQ_FOREACH(c, &s->conns, link)
-    used += evbuffer_get_length(bufferevent_get_output(c->bev));
+        used += evbuffer_get_length(bufferevent_get_output(c->bev));
     return used;
 }
 
@@ -113,8 +112,7 @@ server_alarms_apply(struct net_server *s)
 {
     bool on = server_publishers_blocked(s);
     struct conn *c;
-    TAILQ_FOREACH(c, &s->conns, link)
-    {
+    TAILQ_FOREACH(c, &s->conns, link) {
         if (on && c->publisher)
             conn_block(c);
         else if (!on && c->blocked)
@@ -172,7 +170,7 @@ server_memory_tick(evutil_socket_t fd, short what, void *arg)
     if (server_publishers_blocked(s)) {
         struct conn *c;
         TAILQ_FOREACH(c, &s->conns, link)
-        conn_blocked_check_peer(c);
+            conn_blocked_check_peer(c);
     }
     uint64_t used = server_memory_used(s);
     if (s->memory_alarm != (used > s->memory_limit))
@@ -443,8 +441,8 @@ fail:
 }
 
 static void
-server_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *peer,
-                 int peerlen, void *arg)
+server_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *peer, int peerlen,
+                 void *arg)
 {
     struct net_server *s = arg;
     if (s->accept_failing)
@@ -597,8 +595,7 @@ server_listen_conf(struct net_server *s, const struct conf_listener *cl)
     else if (inet_pton(AF_INET6, cl->host, &v6.sin6_addr) == 1)
         rc = server_bind_one(s, (struct sockaddr *)&v6, sizeof(v6));
     else {
-        log_msg(LOG_ERROR, "cannot listen on '%s': not a numeric IPv4 or IPv6 address",
-                cl->host);
+        log_msg(LOG_ERROR, "cannot listen on '%s': not a numeric IPv4 or IPv6 address", cl->host);
         return -1;
     }
     if (rc < 0)

@@ -9,8 +9,8 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
-#include "warren/frame.h"
 #include "warren/exchange.h"
+#include "warren/frame.h"
 #include "warren/hmap.h"
 #include "warren/idmap.h"
 #include "warren/log.h"
@@ -77,33 +77,33 @@ TAILQ_HEAD(conn_list, conn);
 TAILQ_HEAD(chan_list, chan);
 
 struct net_server {
-    struct net_server_env env;   /* borrows everything in it */
-    struct listener *listeners;  /* owns */
-    struct conn_list conns;      /* owns: live connections */
-    struct conn_list dead;       /* owns: connections waiting to be freed by the reaper */
-    struct event *reaper_ev;     /* owns: frees dead connections outside their callbacks */
-    struct event *grace_ev;      /* owns: shutdown deadline */
-    uint8_t *server_props;       /* owns: encoded server-properties table for connection.start */
+    struct net_server_env env;  /* borrows everything in it */
+    struct listener *listeners; /* owns */
+    struct conn_list conns;     /* owns: live connections */
+    struct conn_list dead;      /* owns: connections waiting to be freed by the reaper */
+    struct event *reaper_ev;    /* owns: frees dead connections outside their callbacks */
+    struct event *grace_ev;     /* owns: shutdown deadline */
+    uint8_t *server_props;      /* owns: encoded server-properties table for connection.start */
     uint32_t server_props_len;
     uint64_t next_conn_id;
-    struct event *memory_ev;     /* owns: periodic check of memory against the watermark */
-    struct event *disk_ev;       /* owns: the next check of free disk space */
-    struct hmap reply_to;        /* channels with a direct reply-to consumer, by token */
-    uint64_t memory_limit;       /* bytes: vm_memory_high_watermark */
-    uint64_t memory_peak;        /* message bytes at their highest since the last trim */
-    uint64_t disk_limit;         /* bytes: disk_free_limit */
-    uint64_t disk_free;          /* bytes free on data_dir's filesystem at the last check */
-    bool memory_alarm;           /* messages and output take more than memory_limit */
-    bool disk_alarm;             /* less than disk_limit is free; either alarm blocks publishers */
-    bool disk_check_failed;      /* statvfs() failed (logged once) and has not worked since */
-    int reserve_fd;              /* owns: /dev/null, given up at the fd limit to refuse one */
-    struct event *accept_ev;     /* owns: turns the listeners back on after accept() failed */
-    unsigned accept_pause_ms;    /* how long the listeners pause if accept() fails next */
-    bool accept_failing;         /* accept() failed and has not worked since */
-    bool accept_failing_logged;  /* ... and that was logged, so its end is too */
-    uint64_t accept_failing_ms;  /* since when (monotonic ms) */
-    uint64_t accept_logged_ms;   /* the last line about accept() failing, 0: none yet */
-    uint64_t accept_refused;     /* connections closed at the fd limit since that line */
+    struct event *memory_ev;    /* owns: periodic check of memory against the watermark */
+    struct event *disk_ev;      /* owns: the next check of free disk space */
+    struct hmap reply_to;       /* channels with a direct reply-to consumer, by token */
+    uint64_t memory_limit;      /* bytes: vm_memory_high_watermark */
+    uint64_t memory_peak;       /* message bytes at their highest since the last trim */
+    uint64_t disk_limit;        /* bytes: disk_free_limit */
+    uint64_t disk_free;         /* bytes free on data_dir's filesystem at the last check */
+    bool memory_alarm;          /* messages and output take more than memory_limit */
+    bool disk_alarm;            /* less than disk_limit is free; either alarm blocks publishers */
+    bool disk_check_failed;     /* statvfs() failed (logged once) and has not worked since */
+    int reserve_fd;             /* owns: /dev/null, given up at the fd limit to refuse one */
+    struct event *accept_ev;    /* owns: turns the listeners back on after accept() failed */
+    unsigned accept_pause_ms;   /* how long the listeners pause if accept() fails next */
+    bool accept_failing;        /* accept() failed and has not worked since */
+    bool accept_failing_logged; /* ... and that was logged, so its end is too */
+    uint64_t accept_failing_ms; /* since when (monotonic ms) */
+    uint64_t accept_logged_ms;  /* the last line about accept() failing, 0: none yet */
+    uint64_t accept_refused;    /* connections closed at the fd limit since that line */
     bool shutting_down;
     void (*shutdown_done)(void *arg);
     void *shutdown_arg;
@@ -130,29 +130,29 @@ struct conn_body_read {
 };
 
 struct conn {
-    TAILQ_ENTRY(conn) link;      /* in server->conns or server->dead */
-    struct net_server *server;   /* borrows */
-    struct bufferevent *bev;     /* owns; closes the socket when freed; writes only */
-    struct event *read_ev;       /* owns: the socket's read event (conn_on_readable) */
-    struct evbuffer *in;         /* owns: bytes read and not parsed yet */
-    size_t in_limit;             /* the socket is not read while in holds this much */
-    bool reading;                /* the socket is read (not stopped by a block, a close...) */
+    TAILQ_ENTRY(conn) link;    /* in server->conns or server->dead */
+    struct net_server *server; /* borrows */
+    struct bufferevent *bev;   /* owns; closes the socket when freed; writes only */
+    struct event *read_ev;     /* owns: the socket's read event (conn_on_readable) */
+    struct evbuffer *in;       /* owns: bytes read and not parsed yet */
+    size_t in_limit;           /* the socket is not read while in holds this much */
+    bool reading;              /* the socket is read (not stopped by a block, a close...) */
     struct conn_body_read body;
-    struct event *timer_ev;      /* owns: handshake deadline, then close-ok/drain deadline */
-    struct event *heartbeat_ev;  /* owns: periodic heartbeat tick, NULL when heartbeat = 0 */
-    struct event *resume_ev;     /* owns: resumes parsing after CONN_FRAMES_PER_EVENT */
+    struct event *timer_ev;     /* owns: handshake deadline, then close-ok/drain deadline */
+    struct event *heartbeat_ev; /* owns: periodic heartbeat tick, NULL when heartbeat = 0 */
+    struct event *resume_ev;    /* owns: resumes parsing after CONN_FRAMES_PER_EVENT */
     enum conn_state state;
     uint64_t id;
     bool peer_is_loopback;
     bool cap_auth_failure_close; /* client capabilities from start-ok */
     bool cap_connection_blocked;
     bool cap_consumer_cancel_notify;
-    bool sent_since_tick;        /* for heartbeats: anything written this interval */
-    bool recv_since_tick;        /* anything read this interval */
+    bool sent_since_tick; /* for heartbeats: anything written this interval */
+    bool recv_since_tick; /* anything read this interval */
     uint8_t heartbeats_missed;
-    uint16_t channel_max;        /* negotiated; 0 = no limit */
-    uint32_t frame_max;          /* negotiated, including the 8 bytes of overhead */
-    uint16_t heartbeat;          /* negotiated, seconds; 0 = off */
+    uint16_t channel_max;         /* negotiated; 0 = no limit */
+    uint32_t frame_max;           /* negotiated, including the 8 bytes of overhead */
+    uint16_t heartbeat;           /* negotiated, seconds; 0 = off */
     const struct auth_user *user; /* borrows from the auth db; NULL until logged in */
     struct vhost *vhost;          /* borrows from the registry; NULL until open */
     struct idmap chans;           /* owns each struct chan, by channel number */
@@ -161,11 +161,11 @@ struct conn {
     bool output_full;             /* consumers paused until the output drains */
     bool publisher;               /* has published: blocked while a resource alarm is on */
     bool blocked;                 /* not reading its socket because of a resource alarm */
-    bool peer_hup;    /* the peer hung up while blocked: read and handle what it sent anyway */
-    bool peer_closed; /* EOF read while input was left: it is handled, then the socket closes */
+    bool peer_hup;      /* the peer hung up while blocked: read and handle what it sent anyway */
+    bool peer_closed;   /* EOF read while input was left: it is handled, then the socket closes */
     bool output_paused; /* a request waits for the output to drain (conn_reply_must_wait) */
-    uint32_t store_paused;        /* replies waiting for the store: input waits behind them */
-    char ctx[200];               /* log context: "conn 42 1.2.3.4:5 -> 6.7.8.9:5672 guest@/" */
+    uint32_t store_paused; /* replies waiting for the store: input waits behind them */
+    char ctx[200];         /* log context: "conn 42 1.2.3.4:5 -> 6.7.8.9:5672 guest@/" */
 };
 
 #define log_conn(lvl, c, ...)                                                                      \
@@ -195,10 +195,10 @@ struct chan_cons {
     char *tag;                /* owns */
     uint8_t tag_len;
     bool no_ack;
-    bool cancelled;      /* gone from its queue and the channel's table; the record stays for
-                          * its deliveries not yet settled, and goes with the last of them */
-    uint16_t prefetch;   /* basic.qos global=false in force when it was created; 0 = none */
-    uint32_t n_unacked;  /* its deliveries not yet settled */
+    bool cancelled;     /* gone from its queue and the channel's table; the record stays for
+                         * its deliveries not yet settled, and goes with the last of them */
+    uint16_t prefetch;  /* basic.qos global=false in force when it was created; 0 = none */
+    uint32_t n_unacked; /* its deliveries not yet settled */
 };
 
 /* A message delivered and not yet acked, by delivery tag. */
@@ -222,38 +222,38 @@ struct tx_publish {
 STAILQ_HEAD(tx_publish_list, tx_publish);
 
 struct chan {
-    struct idmap_entry by_id;    /* in conn->chans */
-    struct conn *conn;           /* borrows: the connection owns the channel */
+    struct idmap_entry by_id; /* in conn->chans */
+    struct conn *conn;        /* borrows: the connection owns the channel */
     uint16_t id;
     enum chan_state state;
     /* Content assembly. */
     enum chan_content content;
-    uint16_t content_class;     /* class of the method the content belongs to */
-    uint64_t body_size;         /* from the content header */
+    uint16_t content_class; /* class of the method the content belongs to */
+    uint64_t body_size;     /* from the content header */
     uint64_t body_received;
-    struct msg *publishing;     /* owns: the message being assembled (from its header on) */
+    struct msg *publishing; /* owns: the message being assembled (from its header on) */
     bool publish_mandatory;
     uint8_t publish_exchange_len, publish_rk_len;
     char publish_exchange[256]; /* basic.publish's exchange and routing key, until the */
     char publish_rk[256];       /* content header creates the message */
     /* Deliveries and consumers. */
-    struct hmap consumers;       /* owns each struct chan_cons */
+    struct hmap consumers;        /* owns each struct chan_cons */
     struct delivery_list unacked; /* owns */
     struct idmap unacked_by_tag;  /* the same deliveries, by tag: an ack finds its own in O(1) */
-    uint64_t next_delivery_tag;  /* the last tag handed out */
-    uint32_t n_unacked_consumed; /* unacked deliveries made to consumers (global prefetch) */
-    uint16_t prefetch_consumer;  /* basic.qos global=false: for consumers created after */
-    uint16_t prefetch_channel;   /* basic.qos global=true: shared by the channel's consumers */
-    struct wire_str last_queue;  /* points into last_queue_buf: "" in consume/get/bind means it */
+    uint64_t next_delivery_tag;   /* the last tag handed out */
+    uint32_t n_unacked_consumed;  /* unacked deliveries made to consumers (global prefetch) */
+    uint16_t prefetch_consumer;   /* basic.qos global=false: for consumers created after */
+    uint16_t prefetch_channel;    /* basic.qos global=true: shared by the channel's consumers */
+    struct wire_str last_queue;   /* points into last_queue_buf: "" in consume/get/bind means it */
     char last_queue_buf[256];
     /* Publisher confirms. */
     bool confirm_mode;
-    uint64_t publish_seq;      /* sequence number of the last publish in confirm mode */
-    uint64_t confirmed_upto;   /* every publish up to this one has been confirmed */
-    uint64_t confirm_due_upto; /* publishes up to this one are ready to be confirmed */
+    uint64_t publish_seq;          /* sequence number of the last publish in confirm mode */
+    uint64_t confirmed_upto;       /* every publish up to this one has been confirmed */
+    uint64_t confirm_due_upto;     /* publishes up to this one are ready to be confirmed */
     uint64_t confirm_waiting_upto; /* publishes up to this one have their confirm sent or
                                     * waiting for the store */
-    bool confirm_sync;         /* a due publish was stored: its confirm waits for the fsync */
+    bool confirm_sync;             /* a due publish was stored: its confirm waits for the fsync */
     bool in_confirm_due;
     TAILQ_ENTRY(chan) confirm_link; /* in conn->confirm_due */
     /* Transactions. */
@@ -263,9 +263,9 @@ struct chan {
     struct delivery_list tx_acks;        /* owns: acks, nacks and rejects awaiting commit */
     struct route_result route;           /* scratch for routing, reused per publish */
     /* Direct reply-to: this channel's reply consumer and the token naming it. */
-    struct chan_cons *reply_cons;        /* borrows from consumers; NULL if none */
-    struct hmap_entry reply_by_token;    /* in server->reply_to while reply_cons is set */
-    char reply_token[64];                /* "amq.rabbitmq.reply-to.<random>" */
+    struct chan_cons *reply_cons;     /* borrows from consumers; NULL if none */
+    struct hmap_entry reply_by_token; /* in server->reply_to while reply_cons is set */
+    char reply_token[64];             /* "amq.rabbitmq.reply-to.<random>" */
     /* Confirms and tx.commit-ok waiting for the store (chan_confirm.c). */
     LIST_HEAD(, chan_store_wait) store_waits; /* owns nothing: the store's callbacks free them */
 };
@@ -407,9 +407,8 @@ int chan_reply_to_deliver(struct chan *ch, struct wire_str routing_key, struct m
 /* A request published with reply_to "amq.rabbitmq.reply-to": the message with reply_to
  * rewritten to this channel's token. NULL after raising (no reply consumer: 406; ENOMEM). */
 struct msg *chan_reply_to_message(struct chan *ch, const struct frame_content_header *h,
-                                  const struct wire_basic_props *props, uint8_t mode,
-                                  uint8_t prio, struct wire_str exchange,
-                                  struct wire_str routing_key);
+                                  const struct wire_basic_props *props, uint8_t mode, uint8_t prio,
+                                  struct wire_str exchange, struct wire_str routing_key);
 
 /* listener.c */
 /* Moves c to the dead list and wakes the reaper: connections are never freed inside their

@@ -143,8 +143,7 @@ store_check_format(struct store *st, const char *path, char *err, size_t errlen)
     }
     rocksdb_free(val);
     if (!ok) {
-        snprintf(err, errlen, "%s: format marker is corrupt; refusing to touch the database",
-                 path);
+        snprintf(err, errlen, "%s: format marker is corrupt; refusing to touch the database", path);
         return -1;
     }
     long version = strtol(ver, NULL, 10);
@@ -234,8 +233,8 @@ store_open(const char *data_dir, const struct store_options *opts, struct event_
     /* Queues delete what they wrote, in order: a table file dense with tombstones (acked
      * messages) is compacted soon, so that its space is reclaimed and that reading a queue
      * back does not walk the deleted entries below its head. */
-    rocksdb_options_add_compact_on_deletion_collector_factory(
-        st->opts, STORE_DELETION_WINDOW, STORE_DELETION_TRIGGER);
+    rocksdb_options_add_compact_on_deletion_collector_factory(st->opts, STORE_DELETION_WINDOW,
+                                                              STORE_DELETION_TRIGGER);
     rocksdb_writeoptions_set_sync(st->wo_sync, 1);
 
     char *rerr = NULL;

@@ -326,8 +326,7 @@ store_on_done(evutil_socket_t fd, short what, void *arg)
     struct store_batch_list list = STAILQ_HEAD_INITIALIZER(list);
     uint64_t count;
     if (read(st->done_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-        log_msg(LOG_ERROR, "store %s: reading its wake-up eventfd: %s", st->path,
-                strerror(errno));
+        log_msg(LOG_ERROR, "store %s: reading its wake-up eventfd: %s", st->path, strerror(errno));
     pthread_mutex_lock(&st->mu);
     STAILQ_CONCAT(&list, &st->done);
     pthread_mutex_unlock(&st->mu);

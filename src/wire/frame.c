@@ -27,7 +27,7 @@ const uint8_t frame_protocol_header[FRAME_PROTOCOL_HEADER_SIZE] = {'A', 'M', 'Q'
 /* The AMQP 0-9 header (class 1, instance 1, version 0-9): 0-9-1 is its errata release, and
  * RabbitMQ answers it with a 0-9-1 session, so clients that still send it keep working. */
 static const uint8_t frame_protocol_header_09[FRAME_PROTOCOL_HEADER_SIZE] = {'A', 'M', 'Q', 'P',
-                                                                            1,   1,   0,   9};
+                                                                             1,   1,   0,   9};
 
 enum frame_status
 frame_parse_protocol_header(const uint8_t *p, size_t n)

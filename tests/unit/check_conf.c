@@ -53,8 +53,7 @@ write_temp(char path[64], const char *text, size_t len)
  * frees); path receives the temporary file's name (deleted again), err the error. Returns
  * conf_load_file's result. */
 static int
-load_text(struct conf *c, char path[64], const char *text, size_t len, char *err,
-          size_t errlen)
+load_text(struct conf *c, char path[64], const char *text, size_t len, char *err, size_t errlen)
 {
     write_temp(path, text, len);
     conf_init_defaults(c);

@@ -53,8 +53,8 @@ static struct event_base *base;
 static struct store *st;
 static struct durable *d;
 static struct vhost_registry reg;
-static struct vhost *vh;   /* "/" */
-static uint64_t win;       /* the window given to every durable layer; 0: the default */
+static struct vhost *vh; /* "/" */
+static uint64_t win;     /* the window given to every durable layer; 0: the default */
 
 /* The store id of q (0: not stored), as the durable layer keeps it. */
 static uint64_t
@@ -64,8 +64,7 @@ qid(const struct queue *q)
 }
 
 static struct wire_str
-S(const char *s)
-{
+S(const char *s) {
     return (struct wire_str){(const uint8_t *)s, (uint32_t)strlen(s)};
 }
 
@@ -351,8 +350,7 @@ check_ready(struct queue *q, const int *want, const bool *redelivered, int n)
     ck_assert_uint_eq(durable_queue_paged(q), 0);
     int k = 0;
     struct qentry *e;
-    TAILQ_FOREACH(e, &q->ready, link)
-    {
+    TAILQ_FOREACH(e, &q->ready, link) {
         ck_assert_int_lt(k, n);
         check_std(e->msg, want[k], 2);
         ck_assert_msg(e->redelivered == (redelivered != NULL && redelivered[k]),
@@ -946,7 +944,7 @@ page_written(struct queue *q)
     int n = (int)durable_queue_paged(q);
     struct qentry *e;
     TAILQ_FOREACH(e, &q->ready, link)
-    n += e->msg->delivery_mode == 2;
+        n += e->msg->delivery_mode == 2;
     return n;
 }
 
@@ -1411,14 +1409,9 @@ END_TEST
 static const struct corrupt_case {
     const char *what; /* expected in the error */
 } corrupt_cases[] = {
-    {"corrupt queue record"},
-    {"corrupt exchange record"},
-    {"corrupt binding record"},
-    {"corrupt queue entry"},
-    {"shared message is missing"},
-    {"corrupt message record"},
-    {"corrupt delivery watermark"},
-    {"corrupt purge marker"},
+    {"corrupt queue record"},       {"corrupt exchange record"},   {"corrupt binding record"},
+    {"corrupt queue entry"},        {"shared message is missing"}, {"corrupt message record"},
+    {"corrupt delivery watermark"}, {"corrupt purge marker"},
 };
 
 START_TEST(test_corrupt)

@@ -12,10 +12,10 @@
 #include <check.h>
 #include <event2/buffer.h>
 
+#include "unhex.h"
 #include "warren/frame.h"
 #include "warren/wire.h"
 #include "warren/wire_gen.h"
-#include "unhex.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 

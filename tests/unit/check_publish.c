@@ -41,11 +41,9 @@ static const struct cons_ops eager_ops = {take_all, settle_now, gone};
 static struct msg *
 new_msg(const char *exchange, const char *routing_key)
 {
-    struct msg *m = msg_new(NULL, 0, 1, 0, (struct wire_str){(const uint8_t *)exchange,
-                                                              (uint32_t)strlen(exchange)},
-                            (struct wire_str){(const uint8_t *)routing_key,
-                                              (uint32_t)strlen(routing_key)},
-                            0);
+    struct msg *m = msg_new(
+        NULL, 0, 1, 0, (struct wire_str){(const uint8_t *)exchange, (uint32_t)strlen(exchange)},
+        (struct wire_str){(const uint8_t *)routing_key, (uint32_t)strlen(routing_key)}, 0);
     ck_assert_ptr_nonnull(m);
     return m;
 }
@@ -53,8 +51,8 @@ new_msg(const char *exchange, const char *routing_key)
 static struct queue *
 add_queue(struct vhost *vh, const char *name)
 {
-    struct queue *q = queue_new(vh, (struct wire_str){(const uint8_t *)name, strlen(name)},
-                                false, false, NULL, (struct wire_table){NULL, 0});
+    struct queue *q = queue_new(vh, (struct wire_str){(const uint8_t *)name, strlen(name)}, false,
+                                false, NULL, (struct wire_table){NULL, 0});
     ck_assert_ptr_nonnull(q);
     ck_assert_int_eq(vhost_queue_add(vh, q), 0);
     return q;
@@ -70,9 +68,9 @@ START_TEST(test_pipeline)
     struct exch *fan = vhost_exch_find(vh, WIRE_STR_LIT("amq.fanout"));
     ck_assert_ptr_nonnull(fan);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(exch_bind(fan, bind_dest_queue(q[i]), WIRE_STR_LIT(""),
-                                   (struct wire_table){NULL, 0}),
-                         0);
+        ck_assert_int_eq(
+            exch_bind(fan, bind_dest_queue(q[i]), WIRE_STR_LIT(""), (struct wire_table){NULL, 0}),
+            0);
     struct cons c = {.ops = &eager_ops};
     queue_consumer_add(q[1], &c);
 

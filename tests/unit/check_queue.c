@@ -70,8 +70,8 @@ fake_init(struct fake_cons *f, int capacity, int32_t priority)
 static struct queue *
 new_queue(bool auto_delete)
 {
-    struct queue *q = queue_new(NULL, WIRE_STR_LIT("q"), false, auto_delete, NULL,
-                                (struct wire_table){NULL, 0});
+    struct queue *q =
+        queue_new(NULL, WIRE_STR_LIT("q"), false, auto_delete, NULL, (struct wire_table){NULL, 0});
     ck_assert_ptr_nonnull(q);
     return q;
 }
@@ -104,7 +104,7 @@ ready_keys(const struct queue *q)
     int n = 0;
     const struct qentry *e;
     TAILQ_FOREACH(e, &q->ready, link)
-    buf[n++] = key_of(e);
+        buf[n++] = key_of(e);
     buf[n] = '\0';
     return buf;
 }
@@ -159,7 +159,7 @@ static const struct {
     const char *order; /* which delivered entries (by key) to requeue, in that order */
     const char *want;  /* delivery order afterwards (entries 4 and 5 were never delivered) */
 } requeues[] = {
-    {"0", "0*45"},   {"3", "3*45"},     {"03", "0*3*45"},   {"30", "0*3*45"},
+    {"0", "0*45"},          {"3", "3*45"},    {"03", "0*3*45"}, {"30", "0*3*45"},
     {"2130", "0*1*2*3*45"}, {"12", "1*2*45"}, {"", "45"},
 };
 

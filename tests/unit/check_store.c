@@ -26,8 +26,8 @@
 #include <event2/event.h>
 #include <rocksdb/c.h>
 
-#include "warren/log.h"
 #include "warren/bytes.h"
+#include "warren/log.h"
 #include "warren/store.h"
 
 /* The marker as the store writes it: part of the on-disk format this test pins down. */

@@ -14,9 +14,9 @@
 
 #include <check.h>
 
+#include "unhex.h"
 #include "warren/wire.h"
 #include "warren/wire_gen.h"
-#include "unhex.h"
 #include "wiretest.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -727,8 +727,8 @@ START_TEST(test_method_roundtrip)
     ck_assert_int_eq(d.id, info->id);
     for (unsigned j = 0; j < info->nfields; j++)
         if (!info->fields[j].reserved)
-            ck_assert_msg(wiretest_field_same(&info->fields[j], &m, &d), "%s: field %s differs", info->name,
-                          info->fields[j].name);
+            ck_assert_msg(wiretest_field_same(&info->fields[j], &m, &d), "%s: field %s differs",
+                          info->name, info->fields[j].name);
 
     wire_writer_init(&w, buf, n - 1);
     ck_assert_int_eq(wire_method_encode(&m, &w), -1);
@@ -782,7 +782,8 @@ END_TEST
 START_TEST(test_method_bytes_queue_declare)
 {
     uint8_t b[128], out[128];
-    size_t n = test_unhex("0032 000A 0000 02'q1' 12 0000000B 01'x' 6C 0000000000000005", b, sizeof b);
+    size_t n =
+        test_unhex("0032 000A 0000 02'q1' 12 0000000B 01'x' 6C 0000000000000005", b, sizeof b);
     struct wire_method m;
     struct wire_error err;
     struct wire_writer w;

@@ -33,4 +33,3 @@ test_unhex(const char *s, uint8_t *out, size_t cap)
     }
     return n;
 }
-
