@@ -67,7 +67,7 @@ def unroutable_mandatory(k):
 
 @wt.needs_process
 def test_unread_replies():
-    """each flood for 4 s: RSS stays within 64 MiB of where it started (freed output buffers
+    """each flood for 4 s, then a second of waiting without a spin: RSS stays within 64 MiB of where it started (freed output buffers
     stay in glibc's heap; without the limit the first flood grew it by 1.5 GB in 6 s), no
     memory alarm, the watcher is never stalled; the connection still works once its client
     reads"""
@@ -85,6 +85,13 @@ def test_unread_replies():
                 sent = flood(c, chunks, ATTACK_SECONDS)
                 wt.log("  %s: %.1f MB sent without reading" % (what, sent / 1e6))
                 w.check("during %s" % what)
+                # Its requests wait: nothing spins meanwhile (a paused connection whose input
+                # buffer is full is not polled for more).
+                cpu0 = srv.cpu_seconds()
+                time.sleep(1)
+                cpu = srv.cpu_seconds() - cpu0
+                wt.log("  broker CPU over 1 s while it waits: %.2f s" % cpu)
+                assert cpu < 0.3, "the broker spun while %s waited: %.2f s of CPU" % (what, cpu)
                 srv.check_rss_growth(rss0, srv.rss_kib(), 64 << 10, "during %s" % what)
                 # Reading again lets the broker go on with the requests.
                 c.sock.setblocking(True)
