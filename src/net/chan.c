@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/conf.h"
