@@ -34,9 +34,9 @@
  * cost little. */
 #define NETHOST_QUIET_TURNS 2
 /* Most turns a wait takes: far beyond what any input of the tests or the fuzzer needs (the
- * server handles 64 frames a turn), so reaching it means a server that keeps itself busy
- * forever. */
-#define NETHOST_TURNS_MAX 200000
+ * server handles 64 frames a turn: the fuzzer's largest sessions take a few hundred), so
+ * reaching it means a server that keeps itself busy forever. */
+#define NETHOST_TURNS_MAX 20000
 
 struct wire_str
 nethost_str(const char *s)
@@ -44,7 +44,10 @@ nethost_str(const char *s)
     return (struct wire_str){(const uint8_t *)s, (uint32_t)strlen(s)};
 }
 
-/* The loop main() runs (main_event_base_new): epoll with its change list. */
+/* The loop main() runs (main_event_base_new): epoll with its change list; and a precise
+ * timer, which main() does not ask for: with libevent's default coarse clock (1 ms steps or
+ * more) a zero-delay timer (the server resumes a connection's parsing with one) fires only at
+ * the clock's next tick, and each wait here would spin until then. */
 static struct event_base *
 nethost_base_new(void)
 {
@@ -52,6 +55,7 @@ nethost_base_new(void)
     if (cfg == NULL)
         return NULL;
     event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
     struct event_base *base = event_base_new_with_config(cfg);
     event_config_free(cfg);
     return base;
@@ -305,6 +309,11 @@ nethost_turn(struct nethost *h)
     bool moved = false;
     for (unsigned i = 0; i < h->n_peers; i++)
         moved |= nethost_flush(&h->peers[i]);
+    /* One pass of the loop. EVLOOP_NONBLOCK alone goes on while callbacks keep becoming
+     * active, which a server spinning on an event does forever: the loopexit timer, due at
+     * once, ends the loop after one pass whatever happens in it. */
+    static const struct timeval now = {0, 0};
+    event_base_loopexit(h->base, &now);
     event_base_loop(h->base, EVLOOP_NONBLOCK);
     for (unsigned i = 0; i < h->n_peers; i++)
         moved |= nethost_fill(&h->peers[i]);
@@ -349,14 +358,19 @@ nethost_busy(const struct nethost_peer *p)
            (ioctl(p->server_fd, FIONREAD, &unread) == 0 && unread > 0);
 }
 
-/* event_base_foreach_event callback: 1 (stop) for an event whose timeout is due by *now. */
+/* event_base_foreach_event callback: 1 (stop) for an event whose timeout is due by *soon. */
 static int
-nethost_timer_due(const struct event_base *base, const struct event *ev, void *now)
+nethost_timer_due(const struct event_base *base, const struct event *ev, void *soon)
 {
     struct timeval tv;
     return (event_pending(ev, EV_TIMEOUT, &tv) & EV_TIMEOUT) &&
-           !timercmp(&tv, (struct timeval *)now, >);
+           !timercmp(&tv, (struct timeval *)soon, >);
 }
+
+/* How far ahead a timer counts as due: event_pending gives a due time converted from the
+ * loop's monotonic clock to the wall clock, which may put a zero-delay timer a little after
+ * gettimeofday's now. */
+#define NETHOST_TIMER_SLACK_US 1000
 
 /* Nothing can happen without a new byte or the clock: no peer is busy, no event is active and
  * no timer is due (the server resumes a connection's parsing, 64 frames a turn, from a
@@ -367,11 +381,12 @@ nethost_idle(struct nethost *h)
     for (unsigned i = 0; i < h->n_peers; i++)
         if (nethost_busy(&h->peers[i]))
             return false;
-    struct timeval now;
+    struct timeval now, slack = {0, NETHOST_TIMER_SLACK_US}, soon;
     if (event_base_get_num_events(h->base, EVENT_BASE_COUNT_ACTIVE) > 0 ||
         gettimeofday(&now, NULL) < 0)
         return false;
-    return event_base_foreach_event(h->base, nethost_timer_due, &now) == 0;
+    timeradd(&now, &slack, &soon);
+    return event_base_foreach_event(h->base, nethost_timer_due, &soon) == 0;
 }
 
 int
