@@ -33,6 +33,7 @@
 #include <event2/event.h>
 
 #include "durable_int.h" /* the queues' bookkeeping (struct durable_queue) */
+#include "fullfs.h"
 #include "warren/bytes.h"
 #include "warren/durable.h"
 #include "warren/exchange.h"
@@ -1119,42 +1120,13 @@ START_TEST(test_paged_entries_missing)
 }
 END_TEST
 
-/* Mounts a 4 MiB tmpfs on mnt_dir (unmounted by teardown). Fails the test, saying why, when
- * that is not allowed. */
-static void
-mount_small_tmpfs(void)
-{
-    snprintf(mnt_dir, sizeof(mnt_dir), "%s/mnt", data_dir);
-    ck_assert_int_eq(mkdir(mnt_dir, 0700), 0);
-    if (mount("tmpfs", mnt_dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700") < 0) {
-        int e = errno;
-        mnt_dir[0] = '\0';
-        ck_abort_msg("cannot mount a 4 MiB tmpfs to fill up (%s): the full-disk test needs "
-                     "root with CAP_SYS_ADMIN",
-                     strerror(e));
-    }
-}
-
-/* Fills the file system holding path with a file. */
-static void
-fill_fs(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ck_assert_int_ge(fd, 0);
-    static char block[4096];
-    while (write(fd, block, sizeof(block)) > 0)
-        ;
-    ck_assert_int_eq(errno, ENOSPC);
-    close(fd);
-}
-
 /* Paging out onto a full disk: the batch holding the page-outs fails, and the queue counts
  * only the messages the store has, hands out exactly those (without waiting for the store
  * for the others), and a restart finds the same ones. */
 START_TEST(test_pageout_batch_fails)
 {
     broker_close();
-    mount_small_tmpfs();
+    fullfs_mount(mnt_dir, sizeof(mnt_dir), data_dir);
     char filler[128];
     snprintf(store_dir, sizeof(store_dir), "%s/data", mnt_dir);
     snprintf(filler, sizeof(filler), "%s/filler", mnt_dir);
@@ -1175,7 +1147,7 @@ START_TEST(test_pageout_batch_fails)
     ck_assert_uint_gt(durable_queue_paged(q), 0);
 
     /* Rounds of 16 KiB messages, a batch each, until one fails. */
-    fill_fs(filler);
+    fullfs_fill(filler);
     int stored = n;
     const char *err;
     do {

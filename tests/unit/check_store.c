@@ -26,6 +26,7 @@
 #include <event2/event.h>
 #include <rocksdb/c.h>
 
+#include "fullfs.h"
 #include "warren/bytes.h"
 #include "warren/log.h"
 #include "warren/store.h"
@@ -720,37 +721,6 @@ START_TEST(test_keys)
 }
 END_TEST
 
-/* Mounts a 4 MiB tmpfs on mnt_dir (unmounted by the test, or by teardown). Fails the test,
- * saying why, when that is not allowed. No private mount namespace: unshare() would move
- * this thread only, not the RocksDB threads that earlier tests left running (CK_FORK=no). */
-static void
-mount_small_tmpfs(void)
-{
-    snprintf(mnt_dir, sizeof(mnt_dir), "%s/mnt", data_dir);
-    ck_assert_int_eq(mkdir(mnt_dir, 0700), 0);
-    if (mount("tmpfs", mnt_dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700") < 0) {
-        int e = errno;
-        mnt_dir[0] = '\0';
-        ck_abort_msg("cannot mount a 4 MiB tmpfs to fill up (%s): the write-error test needs "
-                     "root with CAP_SYS_ADMIN (in a container: --privileged or --cap-add "
-                     "SYS_ADMIN)",
-                     strerror(e));
-    }
-}
-
-/* Fills the file system holding path with a file. Returns its name's length (for unlink). */
-static void
-fill_fs(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ck_assert_int_ge(fd, 0);
-    static char block[4096];
-    while (write(fd, block, sizeof(block)) > 0)
-        ;
-    ck_assert_int_eq(errno, ENOSPC);
-    close(fd);
-}
-
 /* Counts the lines of file path that contain needle. */
 static int
 count_lines(const char *path, const char *needle)
@@ -771,7 +741,7 @@ count_lines(const char *path, const char *needle)
  * store is closed on the full disk, without aborting. */
 START_TEST(test_write_error)
 {
-    mount_small_tmpfs();
+    fullfs_mount(mnt_dir, sizeof(mnt_dir), data_dir);
     char dir[128], filler[128], logpath[128];
     snprintf(dir, sizeof(dir), "%s/data", mnt_dir);
     snprintf(filler, sizeof(filler), "%s/filler", mnt_dir);
@@ -795,7 +765,7 @@ START_TEST(test_write_error)
     run_until(1);
     ck_assert_int_eq(seen.failed, 0);
 
-    fill_fs(filler);
+    fullfs_fill(filler);
     enum { BIG = 1 << 20 };
     submit_put(st, 1, BIG, true);
     submit_put(st, 2, 100, false);
