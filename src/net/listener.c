@@ -688,3 +688,26 @@ net_server_free(struct net_server *s)
     free(s->server_props);
     free(s);
 }
+
+void
+net_server_close_user(struct net_server *s, const struct auth_user *u, const char *text)
+{
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link) {
+        if (c->user == u)
+            conn_close_forced(c, text);
+    }
+}
+
+void
+net_server_close_vhost(struct net_server *s, const struct vhost *v, const char *text)
+{
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link) {
+        if (c->vhost != v)
+            continue;
+        conn_close_forced(c, text);
+        conn_release(c);
+        conn_detach(c);
+    }
+}

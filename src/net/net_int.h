@@ -153,7 +153,7 @@ struct conn {
     uint16_t channel_max;         /* negotiated; 0 = no limit */
     uint32_t frame_max;           /* negotiated, including the 8 bytes of overhead */
     uint16_t heartbeat;           /* negotiated, seconds; 0 = off */
-    const struct auth_user *user; /* borrows from the auth db; NULL until logged in */
+    struct auth_user *user;       /* owns a reference; NULL until logged in */
     struct vhost *vhost;          /* borrows from the registry; NULL until open */
     struct idmap chans;           /* owns each struct chan, by channel number */
     struct queue_owner exclusive; /* this connection's exclusive queues (the vhost owns them) */
@@ -287,6 +287,11 @@ void net_reply_textv(char *dst, size_t cap, uint16_t code, const char *fmt, va_l
 /* Logs that we ran out of memory doing `what` and drops the connection (its stream can no
  * longer be trusted to be whole). */
 void conn_abort(struct conn *c, const char *what);
+/* Frees the connection's channels (unacked deliveries requeued, consumers cancelled) and
+ * deletes its exclusive queues: once it is closing, it needs none of them. */
+void conn_release(struct conn *c);
+/* Stops counting the connection against its vhost and user (it borrows the vhost no more). */
+void conn_detach(struct conn *c);
 /* Sends connection.close 320 for a server shutdown, or just closes before the handshake ends. */
 void conn_close_forced(struct conn *c, const char *text);
 
