@@ -398,30 +398,58 @@ admin_vhost_get(struct admin *a, const char *name)
     return vhost_find(a->env.vhosts, (struct wire_str){(const uint8_t *)name, strlen(name)});
 }
 
-/* Sets the vhost limits of obj ({"max-connections": N, "max-queues": N}): those present
- * replace, unless replace_all, when the absent ones are cleared. */
+/* Sets one vhost limit named key. */
+static enum admin_result
+admin_vhost_limit(struct vhost *v, int64_t *mc, int64_t *mq, const char *key, json_t *val,
+                  char *err, size_t errlen)
+{
+    int64_t *dst = strcmp(key, "max-connections") == 0 ? mc
+                   : strcmp(key, "max-queues") == 0    ? mq
+                                                       : NULL;
+    if (dst == NULL)
+        return admin_fail(err, errlen, ADMIN_INVALID,
+                          "vhost '%s': unknown limit '%s' (max-connections, max-queues)", v->name,
+                          key);
+    if (admin_get_limit(val, dst) < 0)
+        return admin_fail(err, errlen, ADMIN_INVALID, "vhost '%s': limit '%s' is not an integer",
+                          v->name, key);
+    return ADMIN_OK;
+}
+
+/* Sets the vhost limits of obj: {"max-connections": N, "max-queues": N}, or the list of
+ * [name, value] pairs RabbitMQ 3.10 exports. Those present replace, unless replace_all, when
+ * the absent ones are cleared. */
 static enum admin_result
 admin_vhost_limits(struct vhost *v, json_t *obj, bool replace_all, char *err, size_t errlen)
 {
     int64_t mc = replace_all ? -1 : v->meta.max_connections;
     int64_t mq = replace_all ? -1 : v->meta.max_queues;
-    if (obj != NULL && !json_is_object(obj) && !(json_is_array(obj) && json_array_size(obj) == 0))
-        return admin_fail(err, errlen, ADMIN_INVALID, "vhost '%s': limits is not an object",
-                          v->name);
+    enum admin_result r = ADMIN_OK;
     const char *key;
     json_t *val;
-    json_object_foreach(obj, key, val)
-    {
-        int64_t *dst = strcmp(key, "max-connections") == 0 ? &mc
-                       : strcmp(key, "max-queues") == 0    ? &mq
-                                                           : NULL;
-        if (dst == NULL)
-            return admin_fail(err, errlen, ADMIN_INVALID,
-                              "vhost '%s': unknown limit '%s' (max-connections, max-queues)",
-                              v->name, key);
-        if (admin_get_limit(val, dst) < 0)
-            return admin_fail(err, errlen, ADMIN_INVALID,
-                              "vhost '%s': limit '%s' is not an integer", v->name, key);
+    size_t i;
+    if (json_is_object(obj)) {
+        json_object_foreach(obj, key, val)
+        {
+            if ((r = admin_vhost_limit(v, &mc, &mq, key, val, err, errlen)) != ADMIN_OK)
+                return r;
+        }
+    } else if (json_is_array(obj)) {
+        json_array_foreach(obj, i, val)
+        {
+            json_t *k = json_array_get(val, 0);
+            if (!json_is_array(val) || json_array_size(val) != 2 || !json_is_string(k))
+                return admin_fail(err, errlen, ADMIN_INVALID,
+                                  "vhost '%s': limits must be an object or [name, value] pairs",
+                                  v->name);
+            r = admin_vhost_limit(v, &mc, &mq, json_string_value(k), json_array_get(val, 1), err,
+                                  errlen);
+            if (r != ADMIN_OK)
+                return r;
+        }
+    } else if (obj != NULL && !json_is_null(obj)) {
+        return admin_fail(err, errlen, ADMIN_INVALID,
+                          "vhost '%s': limits must be an object or [name, value] pairs", v->name);
     }
     v->meta.max_connections = mc;
     v->meta.max_queues = mq;
@@ -602,9 +630,9 @@ admin_apply_stored(struct admin *a, int kind, json_t *e, bool store, char *err, 
         return admin_fail(err, errlen, ADMIN_NOMEM, "out of memory");
     if (!store)
         return ADMIN_OK;
-    log_msg(LOG_WARNING, "%s '%s'%s%s stored but not applied: Warren does not implement %s yet",
-            what[kind], names[n - 1], kind != 2 ? " in vhost " : "", kind != 2 ? names[0] : "",
-            kind == 0 ? "policies" : "runtime parameters");
+    log_msg(LOG_WARNING, "%s '%s'%s%s%s stored but not applied: Warren does not implement %s yet",
+            what[kind], names[n - 1], kind != 2 ? " in vhost '" : "", kind != 2 ? names[0] : "",
+            kind != 2 ? "'" : "", kind == 0 ? "policies" : "runtime parameters");
     return admin_write(a, tags[kind], names, n, e, err, errlen);
 }
 
