@@ -332,6 +332,7 @@ auth_user_delete(struct auth_db *db, struct auth_user *u)
     db->count--;
     db->generation++;
     u->deleted = true;
+    auth_perms_free(u); /* its connections, closing, may do nothing more */
     auth_user_unref(u);
 }
 
