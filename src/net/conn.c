@@ -435,7 +435,7 @@ conn_on_open(struct conn *c, const struct wire_connection_open *o)
         log_conn(LOG_WARNING, c, "user '%s' is at its connection limit (%lld)", user,
                  (long long)ul->max_connections);
         return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_OPEN,
-                          "Connection refused for user '%s': user connection limit (%lld) is "
+                          "connection refused for user '%s': user connection limit (%lld) is "
                           "reached",
                           user, (long long)ul->max_connections);
     }
