@@ -105,6 +105,7 @@ nethost_init(struct nethost *h)
         fprintf(stderr, "nethost: cannot create the server\n");
         return -1;
     }
+    admin_set_net(h->admin, h->server);
     return 0;
 }
 
@@ -124,9 +125,9 @@ nethost_free(struct nethost *h)
 {
     for (unsigned i = 0; i < h->n_peers; i++)
         nethost_peer_free(&h->peers[i]);
+    admin_free(h->admin);
     if (h->server != NULL)
         net_server_free(h->server);
-    admin_free(h->admin);
     vhost_registry_clear(&h->vhosts);
     if (h->auth != NULL)
         auth_db_free(h->auth);
