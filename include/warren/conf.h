@@ -13,6 +13,7 @@
 #define CONF_MAX_LISTENERS 16
 #define CONF_MAX_LOOPBACK_USERS 16
 #define CONF_MAX_USER_TAGS 16
+#define CONF_INFINITY UINT32_MAX /* a limit set to infinity */
 
 /* One address to listen on. host is a numeric IPv4 or IPv6 address; "" means every
  * interface (the server binds 0.0.0.0 and ::, as RabbitMQ does for a bare port). */
@@ -37,10 +38,11 @@ struct conf {
     /* default_user_tags.<tag> = true|false: default_user's tags. Default: administrator. */
     char *default_user_tags[CONF_MAX_USER_TAGS];
     unsigned n_default_user_tags;
-    char *load_definitions; /* owns; load_definitions = FILE imported at start; "": none */
-    uint32_t heartbeat;     /* seconds; heartbeat = 60 */
-    uint32_t frame_max;     /* bytes; frame_max = 131072 */
-    uint32_t channel_max;   /* channel_max = 2047 */
+    char *load_definitions;  /* owns; load_definitions = FILE imported at start; "": none */
+    uint32_t connection_max; /* connection_max = infinity (CONF_INFINITY): RabbitMQ's */
+    uint32_t heartbeat;      /* seconds; heartbeat = 60 */
+    uint32_t frame_max;      /* bytes; frame_max = 131072 */
+    uint32_t channel_max;    /* channel_max = 2047 */
     /* Memory held by messages and output buffers above which publishers are blocked
      * (connection.blocked): the absolute limit in bytes when non-zero, else the relative one
      * times physical memory. vm_memory_high_watermark.relative = 0.4, .absolute = 0. */

@@ -44,6 +44,7 @@ enum conf_type {
     CONF_RATIO,     /* a decimal number min..max, stored as double */
     CONF_INFO_UNIT, /* bytes in RabbitMQ's information units (50MB, 2GiB); stored as uint64_t */
     CONF_TAGS,      /* default_user_tags.<tag> = true|false */
+    CONF_MAX,       /* an integer min..max, or infinity (stored as CONF_INFINITY) */
 };
 
 /* One configuration key. A key ending in ".<name>" is a family: any non-empty <name>
@@ -80,6 +81,8 @@ static const struct conf_key conf_keys[] = {
      "read pattern of default_user on default_vhost, set on the first start"},
     {"load_definitions", CONF_STR, CONF_F(load_definitions), "", 0, 4095,
      "RabbitMQ definitions file (JSON) imported at each start; set: no default user/vhost"},
+    {"connection_max", CONF_MAX, CONF_F(connection_max), "infinity", 0, UINT32_MAX - 1,
+     "connections open at once; past it the listeners stop accepting until one closes"},
     {"heartbeat", CONF_UINT, CONF_F(heartbeat), "60", 0, 65535,
      "heartbeat interval offered, in seconds; 0 disables heartbeats"},
     {"frame_max", CONF_SIZE, CONF_F(frame_max), "131072", 4096, INT32_MAX,
@@ -375,6 +378,16 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
         if (conf_parse_u64(value, &v) < 0 || v < k->min || v > k->max)
             return conf_fail(ps, "bad value '%s' for %s: expected an integer %u..%u", value, k->key,
                              (unsigned)k->min, (unsigned)k->max);
+        *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    case CONF_MAX:
+        if (strcmp(value, "infinity") == 0) {
+            *(uint32_t *)(void *)field = CONF_INFINITY;
+            return 0;
+        }
+        if (conf_parse_u64(value, &v) < 0 || v < k->min || v > k->max)
+            return conf_fail(ps, "bad value '%s' for %s: expected infinity or an integer %u..%u",
+                             value, k->key, (unsigned)k->min, (unsigned)k->max);
         *(uint32_t *)(void *)field = (uint32_t)v;
         return 0;
     case CONF_SIZE:

@@ -1018,6 +1018,7 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
         goto fail;
     conn_arm_timer(c, s->env.conf->handshake_timeout);
     TAILQ_INSERT_TAIL(&s->conns, c, link);
+    s->n_conns++;
     log_conn(LOG_DEBUG, c, "accepting AMQP connection");
     return c;
 fail:

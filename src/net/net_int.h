@@ -81,6 +81,8 @@ struct net_server {
     struct net_server_env env;  /* borrows everything in it */
     struct listener *listeners; /* owns */
     struct conn_list conns;     /* owns: live connections */
+    uint32_t n_conns;           /* how many are in conns */
+    bool at_conn_max;           /* the listeners stopped at connection_max */
     struct conn_list dead;      /* owns: connections waiting to be freed by the reaper */
     struct event *reaper_ev;    /* owns: frees dead connections outside their callbacks */
     struct event *grace_ev;     /* owns: shutdown deadline */

@@ -1,4 +1,4 @@
-"""Limits as RabbitMQ's: a vhost's max-connections (530 at connection.open) and max-queues
+"""Limits as RabbitMQ's: connection_max for the whole broker; a vhost's max-connections (530 at connection.open) and max-queues
 (406 on a new queue, an existing one may still be redeclared), a user's max-connections
 (530) and max-channels (530 at the channel.open past it), each with RabbitMQ 3.10.8's text
 (the same pika calls were run against it) and a log line, and nothing else disturbed: the
@@ -88,5 +88,22 @@ def test_limits():
         os.unlink(path)
 
 
+@wt.needs_process
+def test_connection_max():
+    """connection_max: past it the broker stops accepting (as RabbitMQ's ranch listener does):
+    a new client waits, unanswered, and is served once a connection closes"""
+    with wt.server(config={"connection_max": "2"}) as srv:
+        c1, c2 = wt.pika_connect(srv.addr), wt.pika_connect(srv.addr)
+        with wt.RawConn(srv.addr, timeout=10) as waiting:
+            waiting.send_header()
+            waiting.expect_silence(1.0)
+            c1.close()
+            waiting.read_start()  # accepted now that a slot is free
+        c2.close()
+        assert "connection_max (2) reached: not accepting connections until one closes" in \
+            srv.stderr_text()
+        wt.assert_serves(srv.addr)
+
+
 if __name__ == "__main__":
-    wt.run([test_limits])
+    wt.run([test_limits, test_connection_max])
