@@ -4,7 +4,8 @@
  * a password; tags as lists and comma strings; records that do not apply and their texts;
  * permissions and topic permissions (unknown user or vhost, bad patterns, PCRE semantics);
  * limits; deleting users and vhosts; listings that apply again to the same state; and
- * definitions documents (order, old versions' MD5 default, the entry at fault). */
+ * definitions documents (order, old versions' MD5 default, the entry at fault); and over a
+ * real store, what comes back after a restart, and what a deleted vhost takes with it. */
 #include "config.h"
 
 #include <stdio.h>
@@ -12,12 +13,16 @@
 #include <string.h>
 
 #include <check.h>
+#include <event2/event.h>
 
 #include "warren/admin.h"
 #include "warren/auth.h"
 #include "warren/conf.h"
+#include "warren/durable.h"
 #include "warren/exchange.h"
+#include "warren/log.h"
 #include "warren/queue.h"
+#include "warren/store.h"
 #include "warren/vhost.h"
 
 static struct conf conf;
@@ -425,6 +430,153 @@ START_TEST(test_bad_definitions)
 }
 END_TEST
 
+/* ---- stored: what survives a restart, as main() restarts ---- */
+
+static char data_dir[64];
+static struct event_base *base;
+static struct store *st;
+static struct durable *dur;
+
+/* Opens store, durable layer and admin layer over data_dir and reads everything back, as
+ * main() does (admin_recover, then durable_recover). */
+static void
+stored_open(void)
+{
+    conf_init_defaults(&conf);
+    db = auth_db_new();
+    vhost_registry_init(&vhosts);
+    st = store_open(data_dir, NULL, base, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    dur = durable_new(st, base);
+    struct admin_env env = {
+        .auth = db, .vhosts = &vhosts, .durable = dur, .store = st, .conf = &conf};
+    adm = admin_new(&env);
+    ck_assert_msg(admin_recover(adm, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(durable_recover(dur, &vhosts, err, sizeof(err)) == 0, "%s", err);
+}
+
+static void
+stored_close(void)
+{
+    durable_detach(dur, &vhosts);
+    durable_submit_pending(dur);
+    ck_assert_msg(store_close(st, err, sizeof(err)) == 0, "%s", err);
+    durable_free(dur);
+    admin_free(adm);
+    vhost_registry_clear(&vhosts);
+    auth_db_free(db);
+    conf_free(&conf);
+}
+
+static void
+stored_setup(void)
+{
+    log_set_level(LOG_NONE);
+    strcpy(data_dir, "/tmp/check_admin.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(data_dir));
+    base = event_base_new();
+    stored_open();
+}
+
+static void
+stored_teardown(void)
+{
+    stored_close();
+    event_base_free(base);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", data_dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void
+on_synced(void *arg, const char *e)
+{
+    ck_assert_msg(e == NULL, "%s", e);
+    *(bool *)arg = true;
+}
+
+/* Waits until everything applied so far is written and synced. */
+static void
+synced(void)
+{
+    bool done = false;
+    ck_assert_int_eq(admin_sync(adm, on_synced, &done), 0);
+    for (int i = 0; !done && i < 1000; i++)
+        ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE), 0);
+    ck_assert(done);
+}
+
+static const char stored_defs[] =
+    "{\"users\":[{\"name\":\"old\",\"password_hash\":\"AQIDBJUGopzAUPU7L7hHqv9dWvw=\","
+    "\"hashing_algorithm\":\"rabbit_password_hashing_md5\",\"tags\":[\"monitoring\"],"
+    "\"limits\":{\"max-channels\":7}},{\"name\":\"tmp\",\"password_hash\":\"\"}],"
+    "\"vhosts\":[{\"name\":\"v\",\"limits\":[[\"max-queues\",9]],\"metadata\":"
+    "{\"description\":\"vee\",\"tags\":[\"t1\"],\"default_queue_type\":\"classic\"}}],"
+    "\"permissions\":[{\"user\":\"old\",\"vhost\":\"v\",\"configure\":\"^c\","
+    "\"write\":\"^w\",\"read\":\"^r\"}],"
+    "\"topic_permissions\":[{\"user\":\"old\",\"vhost\":\"v\",\"exchange\":\"amq.topic\","
+    "\"write\":\"^a\",\"read\":\"^b\"}],"
+    "\"policies\":[{\"vhost\":\"v\",\"name\":\"p\",\"pattern\":\".*\",\"apply-to\":"
+    "\"all\",\"definition\":{},\"priority\":0}],"
+    "\"queues\":[{\"name\":\"q\",\"vhost\":\"v\",\"durable\":true,\"auto_delete\":false,"
+    "\"arguments\":{}}]}";
+
+/* Users (hash, tags, limits), vhosts (metadata, limits), permissions, topic permissions and
+ * policies come back after a restart; a deleted user does not; the defaults are made once;
+ * a deleted vhost takes its permissions, policies and stored queues with it. */
+START_TEST(test_stored)
+{
+    json_t *d = json_loads(stored_defs, 0, NULL);
+    ck_assert_int_eq(admin_definitions_import(adm, d, err, sizeof(err)), ADMIN_OK);
+    json_decref(d);
+    ck_assert_int_eq(admin_user_delete(adm, "tmp", NULL, NULL, err, sizeof(err)), ADMIN_OK);
+    ck_assert_int_eq(
+        admin_user_set_limit(adm, "old", "max-connections", 2, NULL, NULL, err, sizeof(err)),
+        ADMIN_OK);
+    ck_assert_int_eq(login("guest", "guest"), AUTH_OK); /* rewrites guest's record, hashed */
+    synced();
+    stored_close();
+    stored_open();
+    struct auth_user *u = auth_user_get(db, "old");
+    ck_assert_ptr_nonnull(u);
+    ck_assert_ptr_null(auth_user_get(db, "tmp"));
+    ck_assert_int_eq(login("old", "p4ss"), AUTH_OK);
+    ck_assert_int_eq(login("guest", "guest"), AUTH_OK);
+    ck_assert(!auth_user_password_pending(auth_user_get(db, "guest")));
+    ck_assert(auth_user_has_tag(u, "monitoring"));
+    ck_assert_int_eq(auth_user_limits(u)->max_channels, 7);
+    ck_assert_int_eq(auth_user_limits(u)->max_connections, 2);
+    const struct vhost *v = vh("v");
+    ck_assert_ptr_nonnull(v);
+    ck_assert_str_eq(v->meta.description, "vee");
+    ck_assert_str_eq(v->meta.default_queue_type, "classic");
+    ck_assert_int_eq(v->meta.max_queues, 9);
+    ck_assert_ptr_nonnull(vhost_queue_find(v, WIRE_STR_LIT("q")));
+    const struct auth_perm *p = auth_perm_find(u, "v");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(auth_perm_pattern(p, AUTH_WRITE), "^w");
+    ck_assert(!auth_topic_allows(u, "v", "amq.topic", 9, AUTH_WRITE, "b", 1, NULL));
+    json_t *pol = admin_stored_json(adm, "policies");
+    ck_assert_int_eq(json_array_size(pol), 1);
+    json_decref(pol);
+    json_t *users = admin_users_json(adm);
+    ck_assert_int_eq(json_array_size(users), 2); /* guest, made once, and old */
+    json_decref(users);
+
+    ck_assert_int_eq(admin_vhost_delete(adm, "v", NULL, NULL, err, sizeof(err)), ADMIN_OK);
+    synced();
+    stored_close();
+    stored_open();
+    ck_assert_ptr_null(vh("v")); /* its stored queue did not bring it back either */
+    ck_assert_ptr_null(auth_perm_find(auth_user_get(db, "old"), "v"));
+    ck_assert(
+        auth_topic_allows(auth_user_get(db, "old"), "v", "amq.topic", 9, AUTH_WRITE, "b", 1, NULL));
+    pol = admin_stored_json(adm, "policies");
+    ck_assert_int_eq(json_array_size(pol), 0);
+    json_decref(pol);
+}
+END_TEST
+
 static Suite *
 admin_suite(void)
 {
@@ -442,6 +594,11 @@ admin_suite(void)
     tcase_add_test(tc, test_done_called);
     tcase_add_test(tc, test_definitions);
     tcase_add_loop_test(tc, test_bad_definitions, 0, sizeof(bad_defs) / sizeof(bad_defs[0]));
+    suite_add_tcase(s, tc);
+    tc = tcase_create("stored");
+    tcase_add_checked_fixture(tc, stored_setup, stored_teardown);
+    tcase_add_test(tc, test_stored);
+    tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
     return s;
 }
