@@ -1,0 +1,152 @@
+/* warrenctl's shared declarations: the options every command sees, the HTTP exchange with
+ * the broker's administration API (http.c), the rabbitmqctl-shaped output (out.c) and the
+ * command table (main.c) whose handlers live in cmd_users.c, cmd_vhosts.c and cmd_node.c.
+ *
+ * Exit codes are rabbitmqctl's, which are sysexits.h's: 64 a usage error, 65 bad input data
+ * (a failed authentication, a missing vhost for delete_vhost), 67 a missing user, 69 the
+ * broker refused or could not be reached, 70 a user that already exists. */
+#ifndef WARRENCTL_CTL_H
+#define WARRENCTL_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+enum ctl_exit {
+    CTL_OK = 0,
+    CTL_EX_USAGE = 64,
+    CTL_EX_DATAERR = 65,
+    CTL_EX_NOUSER = 67,
+    CTL_EX_UNAVAILABLE = 69,
+    CTL_EX_SOFTWARE = 70,
+};
+
+enum ctl_formatter {
+    CTL_FMT_TABLE = 0, /* rabbitmqctl's default: tab-separated columns */
+    CTL_FMT_JSON,
+    CTL_FMT_CSV,
+};
+
+/* Where the broker is and how to print. Strings borrow argv or the environment, except
+ * socket_path, which the struct owns. */
+struct ctl {
+    /* Transport: the Unix socket (no password) unless host is set, then TCP + basic auth. */
+    char *socket_path;
+    const char *host, *port, *username, *password;
+    int timeout_s; /* per connect/read/write; rabbitmqctl's --timeout */
+    bool quiet, silent, no_headers;
+    enum ctl_formatter formatter;
+    const char *vhost; /* -p; "/" by default */
+    /* add_vhost's options; NULL when not given */
+    const char *description, *tags, *default_queue_type;
+};
+
+/* One HTTP reply. body is NUL-terminated (for printing and for jansson) and owned. */
+struct ctl_reply {
+    int status;
+    char *body;
+    size_t len;
+};
+
+/* One request, Connection: close. path is already percent-encoded; body (may be NULL) is sent
+ * as application/json; extra_header (may be NULL) is one "Name: value" line without CRLF.
+ * auth_user/auth_pass, when non-NULL, replace the configured credentials (and are sent over
+ * the Unix socket too: authenticate_user). Returns 0 with *r filled (caller frees r->body
+ * with ctl_reply_free), or -1 after printing why the broker could not be reached or its reply
+ * was not HTTP. */
+int ctl_http(const struct ctl *c, const char *method, const char *path, const char *body,
+             size_t body_len, const char *extra_header, const char *auth_user,
+             const char *auth_pass, struct ctl_reply *r);
+void ctl_reply_free(struct ctl_reply *r);
+
+/* Appends s percent-encoded as one path segment ("/" is %2F) to out (outlen bytes, NUL
+ * included). Returns 0, or -1 when it does not fit. */
+int ctl_path_escape(char *out, size_t outlen, const char *s);
+
+/* The JSON of a reply, or NULL (the caller prints the error) when the body is not JSON. */
+json_t *ctl_reply_json(const struct ctl_reply *r);
+
+/* ctl_http with a JSON body (may be NULL), dumped compact. Same returns. */
+int ctl_http_json(const struct ctl *c, const char *method, const char *path, json_t *body,
+                  struct ctl_reply *r);
+/* Writes prefix, then a and b (each may be NULL) percent-encoded and joined by "/", into out.
+ * Returns 0, or -1 after printing that a name is too long. */
+int ctl_path(char *out, size_t outlen, const char *prefix, const char *a, const char *b);
+/* Frees r's body; returns CTL_OK for a 2xx status, else 69 after ctl_error_reply(). */
+int ctl_status_result(struct ctl_reply *r);
+/* Replaces the limits of owner under kind ("vhost-limits/" or "user-limits/") by the JSON
+ * object in text, whose keys must be among keys[] and values integers (-1: no limit):
+ * limits it leaves out are deleted, as rabbitmqctl's set_*_limits replaces the definition.
+ * Returns CTL_OK or an exit code after printing rabbitmqctl's error. */
+int ctl_limits_set(struct ctl *c, const char *kind, const char *owner, const char *text,
+                   const char *const *keys, size_t nkeys);
+
+/* Prints "Error:\n<msg>\n" to stderr, rabbitmqctl's shape, and returns rc. */
+int ctl_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An unexpected reply: prints the server's "reason" (or the status) and returns 69. */
+int ctl_error_reply(const struct ctl_reply *r);
+/* Prints the banner line ("Listing users ...") unless -q, -s or --formatter json. */
+void ctl_banner(const struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* GETs path and returns its JSON in *out (caller decrefs). Returns 0, or the HTTP status
+ * when it is not 200 (*out NULL, nothing printed, so that the caller can name a 404), or
+ * -CTL_EX_* after printing the error. */
+int ctl_get_json(const struct ctl *c, const char *path, json_t **out);
+
+/* A list: rows is a JSON array of objects; cols the keys to print, in order. Prints the
+ * banner (already done by the caller), the header and one line per row in the chosen
+ * formatter. A missing key prints as an empty field. */
+void ctl_out_table(const struct ctl *c, const char *const *cols, size_t ncols, json_t *rows);
+/* Writes v as rabbitmqctl prints a value in a table: strings bare, lists of strings as
+ * [a, b], objects as Erlang proplists [{"k",v}]. */
+void ctl_out_value(FILE *f, const json_t *v);
+
+/* A command: args are the positional arguments after the command name. */
+struct ctl_cmd {
+    const char *name;
+    int min_args, max_args; /* max -1: any number */
+    int (*run)(struct ctl *c, int argc, char **argv);
+    const char *usage; /* the arguments, for "Usage" and help */
+    const char *summary;
+};
+
+/* Prints rabbitmqctl's argument-validation error for cmd and returns 64. */
+int ctl_usage_error(const struct ctl_cmd *cmd, const char *why, int argc, char **argv);
+
+/* Checks that every positional argument names one of the allowed columns. Returns 0, or 64
+ * after printing "Info key(s) x are not supported". */
+int ctl_check_columns(const struct ctl_cmd *cmd, const char *const *allowed, size_t nallowed,
+                      int argc, char **argv);
+
+int ctl_cmd_add_user(struct ctl *c, int argc, char **argv);
+int ctl_cmd_delete_user(struct ctl *c, int argc, char **argv);
+int ctl_cmd_change_password(struct ctl *c, int argc, char **argv);
+int ctl_cmd_clear_password(struct ctl *c, int argc, char **argv);
+int ctl_cmd_authenticate_user(struct ctl *c, int argc, char **argv);
+int ctl_cmd_set_user_tags(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_users(struct ctl *c, int argc, char **argv);
+int ctl_cmd_set_user_limits(struct ctl *c, int argc, char **argv);
+
+int ctl_cmd_add_vhost(struct ctl *c, int argc, char **argv);
+int ctl_cmd_delete_vhost(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_vhosts(struct ctl *c, int argc, char **argv);
+int ctl_cmd_set_vhost_limits(struct ctl *c, int argc, char **argv);
+int ctl_cmd_set_permissions(struct ctl *c, int argc, char **argv);
+int ctl_cmd_clear_permissions(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_permissions(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_user_permissions(struct ctl *c, int argc, char **argv);
+int ctl_cmd_set_topic_permissions(struct ctl *c, int argc, char **argv);
+int ctl_cmd_clear_topic_permissions(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_topic_permissions(struct ctl *c, int argc, char **argv);
+
+int ctl_cmd_export_definitions(struct ctl *c, int argc, char **argv);
+int ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv);
+int ctl_cmd_status(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_connections(struct ctl *c, int argc, char **argv);
+int ctl_cmd_close_connection(struct ctl *c, int argc, char **argv);
+
+/* The command being run (for usage errors from inside a handler). */
+extern const struct ctl_cmd *ctl_current_cmd;
+
+#endif

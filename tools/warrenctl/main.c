@@ -1,0 +1,300 @@
+/* warrenctl: the broker's administration tool, shaped like rabbitmqctl (same command names,
+ * arguments, output and exit codes), speaking the administration HTTP API (RabbitMQ's
+ * management paths). Locally it finds the broker as warren-server does (--config FILE and
+ * --data-dir DIR, the same defaults) and talks over <data_dir>/warren-admin.sock, which only
+ * the broker's user can open, without a password; with --host it talks HTTP to
+ * management.tcp.port with basic auth (--username, --password or WARRENCTL_PASSWORD).
+ *
+ * Options may come before or after the command, as rabbitmqctl takes them. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "warren/conf.h"
+
+#define CTL_SOCKET_NAME "warren-admin.sock"
+
+const struct ctl_cmd *ctl_current_cmd;
+
+static const struct ctl_cmd ctl_cmds[] = {
+    {"add_user", 1, 2, ctl_cmd_add_user, "<username> <password>",
+     "Creates a user; the password is read from stdin when not given"},
+    {"delete_user", 1, 1, ctl_cmd_delete_user, "<username>", "Removes a user"},
+    {"change_password", 2, 2, ctl_cmd_change_password, "<username> <password>",
+     "Changes a user's password"},
+    {"clear_password", 1, 1, ctl_cmd_clear_password, "<username>",
+     "Clears a user's password: it can no longer log in with one"},
+    {"authenticate_user", 2, 2, ctl_cmd_authenticate_user, "<username> <password>",
+     "Checks a user's password; exits non-zero when it is wrong"},
+    {"set_user_tags", 1, -1, ctl_cmd_set_user_tags, "<username> <tag> [...]", "Sets a user's tags"},
+    {"list_users", 0, 0, ctl_cmd_list_users, "[--no-table-headers]", "Lists users and tags"},
+    {"set_user_limits", 2, 2, ctl_cmd_set_user_limits, "<username> <definition>",
+     "Sets user limits ({\"max-connections\": N, \"max-channels\": N}; -1: none)"},
+    {"add_vhost", 1, 1, ctl_cmd_add_vhost,
+     "<vhost> [--description <description> --tags \"<tag1>,<tag2>\" "
+     "--default-queue-type <quorum|classic|stream>]",
+     "Creates a virtual host"},
+    {"delete_vhost", 1, 1, ctl_cmd_delete_vhost, "<vhost>", "Deletes a virtual host"},
+    {"list_vhosts", 0, -1, ctl_cmd_list_vhosts, "[--no-table-headers] [<column> ...]",
+     "Lists virtual hosts (columns: name description tags default_queue_type tracing)"},
+    {"set_vhost_limits", 1, 1, ctl_cmd_set_vhost_limits, "[-p <vhost>] <definition>",
+     "Sets virtual host limits ({\"max-connections\": N, \"max-queues\": N}; -1: none)"},
+    {"set_permissions", 4, 4, ctl_cmd_set_permissions,
+     "[-p <vhost>] <username> <conf> <write> <read>", "Sets user permissions for a vhost"},
+    {"clear_permissions", 1, 1, ctl_cmd_clear_permissions, "[-p vhost] <username>",
+     "Revokes user permissions for a vhost"},
+    {"list_permissions", 0, 0, ctl_cmd_list_permissions, "[--no-table-headers] [-p <vhost>]",
+     "Lists user permissions in a virtual host"},
+    {"list_user_permissions", 1, 1, ctl_cmd_list_user_permissions,
+     "[--no-table-headers] <username>", "Lists permissions of a user across all virtual hosts"},
+    {"set_topic_permissions", 4, 4, ctl_cmd_set_topic_permissions,
+     "[-p <vhost>] <username> <exchange> <write> <read>",
+     "Sets user topic permissions for an exchange"},
+    {"clear_topic_permissions", 1, 2, ctl_cmd_clear_topic_permissions,
+     "[-p vhost] <username> [<exchange>]", "Clears user topic permissions for a vhost or exchange"},
+    {"list_topic_permissions", 0, 0, ctl_cmd_list_topic_permissions,
+     "[--no-table-headers] [-p <vhost>]", "Lists topic permissions in a virtual host"},
+    {"export_definitions", 1, 1, ctl_cmd_export_definitions, "<file_path | \"-\">",
+     "Exports definitions in JSON"},
+    {"import_definitions", 1, 1, ctl_cmd_import_definitions, "<file_path | \"-\">",
+     "Imports definitions in JSON"},
+    {"status", 0, 0, ctl_cmd_status, "", "Displays the broker's status"},
+    {"list_connections", 0, -1, ctl_cmd_list_connections, "[--no-table-headers] [<column> ...]",
+     "Lists AMQP 0-9-1 connections (columns: pid name user vhost state peer_host peer_port "
+     "host port ssl protocol channels timeout frame_max auth_mechanism client_properties "
+     "connected_at)"},
+    {"close_connection", 2, 2, ctl_cmd_close_connection, "<connection pid> <explanation>",
+     "Closes a connection (its pid or name from list_connections)"},
+};
+#define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
+
+static const char ctl_global_usage[] =
+    "warrenctl [--config <file>] [--data-dir <dir>] [--host <host> [--port <port>] "
+    "[--username <user>] [--password <password>]] [--quiet] [--silent] [--timeout <seconds>] "
+    "[--formatter <table|json|csv>]";
+
+static void
+ctl_print_usage(FILE *f)
+{
+    fprintf(f, "\nUsage\n\n%s <command> [<command options>]\n\nAvailable commands:\n\n",
+            ctl_global_usage);
+    for (size_t i = 0; i < CTL_NCMDS; i++)
+        fprintf(f, "   %-25s %s\n", ctl_cmds[i].name, ctl_cmds[i].summary);
+    fputs("\nUse 'warrenctl help <command>' to learn more about a specific command\n", f);
+}
+
+static void
+ctl_print_cmd_usage(FILE *f, const struct ctl_cmd *cmd)
+{
+    fprintf(f, "\nUsage\n\nwarrenctl [--quiet] %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
+}
+
+int
+ctl_usage_error(const struct ctl_cmd *cmd, const char *why, int argc, char **argv)
+{
+    fprintf(stderr, "Error (argument validation): %s\nArguments given:\n\t%s", why, cmd->name);
+    for (int i = 0; i < argc; i++)
+        fprintf(stderr, " %s", argv[i]);
+    fputc('\n', stderr);
+    ctl_print_cmd_usage(stderr, cmd);
+    return CTL_EX_USAGE;
+}
+
+int
+ctl_check_columns(const struct ctl_cmd *cmd, const char *const *allowed, size_t nallowed, int argc,
+                  char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        size_t k = 0;
+        while (k < nallowed && strcmp(argv[i], allowed[k]) != 0)
+            k++;
+        if (k == nallowed) {
+            char why[256];
+            snprintf(why, sizeof(why), "Info key(s) %s are not supported", argv[i]);
+            return ctl_usage_error(cmd, why, argc, argv);
+        }
+    }
+    return 0;
+}
+
+static const struct option ctl_options[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"data-dir", required_argument, NULL, 'd'},
+    {"host", required_argument, NULL, 'H'},
+    {"port", required_argument, NULL, 'P'},
+    {"username", required_argument, NULL, 'u'},
+    {"password", required_argument, NULL, 'w'},
+    {"vhost", required_argument, NULL, 'p'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"silent", no_argument, NULL, 's'},
+    {"timeout", required_argument, NULL, 't'},
+    {"formatter", required_argument, NULL, 'f'},
+    {"no-table-headers", no_argument, NULL, 'T'},
+    {"description", required_argument, NULL, 'D'},
+    {"tags", required_argument, NULL, 'g'},
+    {"default-queue-type", required_argument, NULL, 'Q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Sets c->socket_path from the configuration as warren-server reads it: defaults, then the
+ * --config file, then --data-dir. Returns 0, or 64 after printing the file's error. */
+static int
+ctl_find_socket(struct ctl *c, const char *config, const char *data_dir)
+{
+    struct conf conf;
+    char err[512];
+    conf_init_defaults(&conf);
+    if (config != NULL && conf_load_file(&conf, config, err, sizeof(err)) < 0) {
+        fprintf(stderr, "Error: %s\n", err);
+        conf_free(&conf);
+        return CTL_EX_USAGE;
+    }
+    const char *dir = data_dir != NULL ? data_dir : conf.data_dir;
+    size_t n = strlen(dir) + sizeof(CTL_SOCKET_NAME) + 1;
+    c->socket_path = malloc(n);
+    if (c->socket_path != NULL)
+        snprintf(c->socket_path, n, "%s/%s", dir, CTL_SOCKET_NAME);
+    conf_free(&conf);
+    if (c->socket_path == NULL) {
+        fputs("Error: out of memory\n", stderr);
+        return CTL_EX_SOFTWARE;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct ctl c = {.timeout_s = 60, .vhost = "/", .port = "15672", .username = "guest"};
+    const char *config = NULL, *data_dir = NULL;
+    bool help = false;
+    int opt;
+    c.password = getenv("WARRENCTL_PASSWORD");
+    if (c.password == NULL)
+        c.password = "guest"; /* with the default username, as rabbitmqadmin */
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":qsp:t:hV", ctl_options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'd':
+            data_dir = optarg;
+            break;
+        case 'H':
+            c.host = optarg;
+            break;
+        case 'P':
+            c.port = optarg;
+            break;
+        case 'u':
+            c.username = optarg;
+            break;
+        case 'w':
+            c.password = optarg;
+            break;
+        case 'p':
+            c.vhost = optarg;
+            break;
+        case 'q':
+            c.quiet = true;
+            break;
+        case 's':
+            c.silent = true;
+            break;
+        case 'T':
+            c.no_headers = true;
+            break;
+        case 't': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || v <= 0 || v > 86400) {
+                fprintf(stderr, "Error: bad value '%s' for --timeout: seconds, 1..86400\n", optarg);
+                return CTL_EX_USAGE;
+            }
+            c.timeout_s = (int)v;
+            break;
+        }
+        case 'f':
+            if (strcmp(optarg, "table") == 0)
+                c.formatter = CTL_FMT_TABLE;
+            else if (strcmp(optarg, "json") == 0)
+                c.formatter = CTL_FMT_JSON;
+            else if (strcmp(optarg, "csv") == 0)
+                c.formatter = CTL_FMT_CSV;
+            else {
+                fprintf(stderr, "Error: unknown formatter '%s': table, json or csv\n", optarg);
+                return CTL_EX_USAGE;
+            }
+            break;
+        case 'D':
+            c.description = optarg;
+            break;
+        case 'g':
+            c.tags = optarg;
+            break;
+        case 'Q':
+            c.default_queue_type = optarg;
+            break;
+        case 'h':
+            help = true;
+            break;
+        case 'V':
+            printf("warrenctl %s\n", PACKAGE_VERSION);
+            return 0;
+        case ':':
+            fprintf(stderr, "Error: option %s needs a value\n", argv[optind - 1]);
+            return CTL_EX_USAGE;
+        default:
+            fprintf(stderr, "Error: invalid option %s\n", argv[optind - 1]);
+            ctl_print_usage(stderr);
+            return CTL_EX_USAGE;
+        }
+    }
+    int nargs = argc - optind;
+    char **args = argv + optind;
+    if (help || (nargs > 0 && strcmp(args[0], "help") == 0)) {
+        const char *name = help ? (nargs > 0 ? args[0] : NULL) : (nargs > 1 ? args[1] : NULL);
+        for (size_t i = 0; name != NULL && i < CTL_NCMDS; i++)
+            if (strcmp(ctl_cmds[i].name, name) == 0) {
+                ctl_print_cmd_usage(stdout, &ctl_cmds[i]);
+                return 0;
+            }
+        ctl_print_usage(stdout);
+        return 0;
+    }
+    if (nargs == 0) {
+        ctl_print_usage(stderr);
+        return CTL_EX_USAGE;
+    }
+    const struct ctl_cmd *cmd = NULL;
+    for (size_t i = 0; i < CTL_NCMDS; i++)
+        if (strcmp(ctl_cmds[i].name, args[0]) == 0)
+            cmd = &ctl_cmds[i];
+    if (cmd == NULL) {
+        fprintf(stderr, "\nCommand '%s' not found. \n", args[0]);
+        ctl_print_usage(stderr);
+        return CTL_EX_USAGE;
+    }
+    ctl_current_cmd = cmd;
+    nargs--;
+    args++;
+    if (nargs < cmd->min_args)
+        return ctl_usage_error(cmd, "not enough arguments.", nargs, args);
+    if (cmd->max_args >= 0 && nargs > cmd->max_args)
+        return ctl_usage_error(cmd, "too many arguments.", nargs, args);
+    if (c.host == NULL) {
+        int rc = ctl_find_socket(&c, config, data_dir);
+        if (rc != 0)
+            return rc;
+    }
+    int rc = cmd->run(&c, nargs, args);
+    free(c.socket_path);
+    return rc;
+}
