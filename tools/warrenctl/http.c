@@ -271,10 +271,13 @@ ctl_parse_reply(struct ctl_buf *b, struct ctl_reply *r)
         hend = strstr(b->p, "\n\n");
         sep = 2;
     }
-    int status;
-    if (hend == NULL || sscanf(b->p, "HTTP/1.%*1[01] %3d", &status) != 1 || status < 100 ||
-        status > 599)
+    /* "HTTP/1.x NNN" then a space or the end of the line */
+    const char *s = b->p;
+    if (hend == NULL || b->len < 13 || strncmp(s, "HTTP/1.", 7) != 0 || s[8] != ' ' || s[9] < '1' ||
+        s[9] > '5' || s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9' ||
+        (s[12] != ' ' && s[12] != '\r' && s[12] != '\n'))
         return -1;
+    int status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
     char *body = hend + sep;
     size_t blen = b->len - (size_t)(body - b->p);
     char val[64];
