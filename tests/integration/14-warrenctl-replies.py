@@ -4,13 +4,15 @@ and answers with replies written here. Covers what needs no broker: usage errors
 rabbitmqctl's "Error (argument validation)" texts), finding the socket from --config and
 --data-dir as warren-server finds its data directory, an unreachable broker (69), the
 requests each command sends (paths percent-encoded, no credentials on the Unix socket, basic
-auth over TCP, X-Reason on close_connection), the output formats (banner, tab-separated
+auth over TCP, X-Reason on close_connection; authenticate_user checks the password against
+the stored hash, SHA-256, SHA-512 and MD5), the output formats (banner, tab-separated
 header and rows, -q, -s, --no-table-headers, --formatter json and csv, no header over an empty
 list), and replies that are not what they should be (not HTTP, cut short, bad chunks, not
 JSON, the wrong JSON, an error status): an error message and exit 69, never a crash.
 tests/integration/19-access-warrenctl.py drives the same commands against warren-server."""
 
 import base64
+import hashlib
 import json
 import os
 import socket
@@ -221,8 +223,8 @@ def test_list_output_formats():
 
 def test_requests_sent():
     """What the commands send: percent-encoded names ("/" is %2F), JSON bodies, no
-    Authorization on the Unix socket, the user's own credentials for authenticate_user,
-    X-Reason for close_connection, the vhost's limits replaced as a whole."""
+    Authorization on the Unix socket, X-Reason for close_connection, the vhost's limits
+    replaced as a whole; authenticate_user against each hashing algorithm."""
     with Fixture() as f:
         a = f.api
         a.replies[("GET", "/api/vhosts/%2F")] = http(200, {"name": "/"})
@@ -237,18 +239,30 @@ def test_requests_sent():
         assert "authorization" not in headers, headers
         assert headers["content-type"] == "application/json", headers
 
-        a.replies[("GET", "/api/whoami")] = http(401, {"error": "not_authorised",
-                                                        "reason": "Not management user"})
-        rc, out, err = f.ctl("authenticate_user", "u", "p w")
-        assert (rc, out) == (0, 'Authenticating user "u" ...\nSuccess\n'), (rc, out)
-        auth = a.requests[-1][2]["authorization"]
-        assert base64.b64decode(auth.split()[1]) == b"u:p w", auth
-        a.replies[("GET", "/api/whoami")] = http(401, {"error": "not_authorized",
-                                                        "reason": "Login failed"})
-        rc, out, err = f.ctl("authenticate_user", "u", "bad")
-        assert rc == 65, rc
-        assert err == ('Error:\nError: failed to authenticate user "u"\n'
-                       "user 'u' - invalid credentials\n"), err
+        # authenticate_user checks the password against the stored hash, as the broker does.
+        salt = b"\x01\x02\x03\x04"
+        for alg, algname in ((hashlib.sha256, "sha256"), (hashlib.sha512, "sha512"),
+                             (hashlib.md5, "md5")):
+            a.replies[("GET", "/api/users/u")] = http(200, {
+                "name": "u", "tags": [], "hashing_algorithm": "rabbit_password_hashing_" + algname,
+                "password_hash": base64.b64encode(salt + alg(salt + b"p w").digest()).decode()})
+            rc, out, err = f.ctl("authenticate_user", "u", "p w")
+            assert (rc, out) == (0, 'Authenticating user "u" ...\nSuccess\n'), (rc, out)
+            assert "authorization" not in a.requests[-1][2], a.requests[-1]
+            rc, out, err = f.ctl("authenticate_user", "u", "bad")
+            assert rc == 65, rc
+            assert err == ('Error:\nError: failed to authenticate user "u"\n'
+                           "user 'u' - invalid credentials\n"), err
+        rc, out, err = f.ctl("authenticate_user", "nobody", "x")
+        assert rc == 65 and "user 'nobody' - invalid credentials" in err, (rc, err)
+        a.replies[("GET", "/api/users/u")] = http(200, {"name": "u", "password_hash": "",
+                                                        "tags": []})
+        rc, out, err = f.ctl("authenticate_user", "u", "")
+        assert rc == 65, rc  # no password: no password login
+        a.replies[("GET", "/api/users/u")] = http(200, {"name": "u", "password_hash": "!!",
+                                                        "tags": []})
+        rc, out, err = f.ctl("authenticate_user", "u", "x")
+        assert rc == 69 and "password hash" in err, (rc, err)
 
         # set_user_tags sends the hash back: a PUT without it would clear the password.
         a.replies[("GET", "/api/users/alice")] = http(200, {

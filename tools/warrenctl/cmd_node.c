@@ -20,7 +20,7 @@ ctl_cmd_export_definitions(struct ctl *c, int argc, char **argv)
     bool to_stdout = strcmp(argv[0], "-") == 0;
     if (!to_stdout)
         ctl_banner(c, "Exporting definitions in JSON to a file at \"%s\" ...", argv[0]);
-    if (ctl_http(c, "GET", "definitions", NULL, 0, NULL, NULL, NULL, &r) < 0)
+    if (ctl_http(c, "GET", "definitions", NULL, 0, NULL, &r) < 0)
         return CTL_EX_UNAVAILABLE;
     if (r.status != 200)
         return ctl_status_result(&r);
@@ -102,7 +102,7 @@ ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv)
     }
     json_decref(j);
     struct ctl_reply r;
-    int rc = ctl_http(c, "POST", "definitions", body, (size_t)n, NULL, NULL, NULL, &r);
+    int rc = ctl_http(c, "POST", "definitions", body, (size_t)n, NULL, &r);
     free(body);
     return rc < 0 ? CTL_EX_UNAVAILABLE : ctl_status_result(&r);
 }
@@ -279,7 +279,7 @@ ctl_cmd_close_connection(struct ctl *c, int argc, char **argv)
                 header[k] = ' '; /* one header line */
         rc = ctl_path(path, sizeof(path), "connections/", name, NULL);
         if (rc == 0)
-            rc = ctl_http(c, "DELETE", path, NULL, 0, header, NULL, NULL, &r);
+            rc = ctl_http(c, "DELETE", path, NULL, 0, header, &r);
         if (rc == 0)
             rc = r.status == 404 ? (ctl_reply_free(&r), CTL_OK) : ctl_status_result(&r);
         else

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "warren/auth.h"
+#include "warren/wire.h"
 
 /* GETs the user: 0 with *u (caller decrefs), or CTL_EX_NOUSER (nothing printed) when there
  * is none, or another CTL_EX_* after printing the error. */
@@ -125,7 +127,7 @@ ctl_cmd_delete_user(struct ctl *c, int argc, char **argv)
     ctl_banner(c, "Deleting user \"%s\" ...", argv[0]);
     if (ctl_path(path, sizeof(path), "users/", argv[0], NULL) < 0)
         return CTL_EX_USAGE;
-    if (ctl_http(c, "DELETE", path, NULL, 0, NULL, NULL, NULL, &r) < 0)
+    if (ctl_http(c, "DELETE", path, NULL, 0, NULL, &r) < 0)
         return CTL_EX_UNAVAILABLE;
     if (r.status == 404) {
         ctl_reply_free(&r);
@@ -163,31 +165,57 @@ ctl_cmd_clear_password(struct ctl *c, int argc, char **argv)
     return ctl_user_set_password(c, argv[0], "password_hash", "");
 }
 
-/* The user's own credentials on GET /api/whoami: 200 is a login, and so is 401 "Not
- * management user" (the password was right; the user has no management tag). */
+/* Checks the password against the user's stored hash with the broker's own code (a one-user
+ * auth_db and a PLAIN login, as the AMQP port checks it): the API has no call that checks a
+ * password, and /api/whoami on the trusted Unix socket ignores credentials. */
 int
 ctl_cmd_authenticate_user(struct ctl *c, int argc, char **argv)
 {
     (void)argc;
-    struct ctl_reply r;
-    ctl_banner(c, "Authenticating user \"%s\" ...", argv[0]);
-    if (ctl_http(c, "GET", "whoami", NULL, 0, NULL, argv[0], argv[1], &r) < 0)
-        return CTL_EX_UNAVAILABLE;
-    bool ok = r.status == 200;
-    if (r.status == 401) {
-        json_t *j = ctl_reply_json(&r);
-        const char *reason = json_string_value(json_object_get(j, "reason"));
-        ok = reason != NULL && strcmp(reason, "Not management user") == 0;
-        json_decref(j);
-    } else if (r.status != 200) {
-        return ctl_status_result(&r);
+    const char *name = argv[0], *password = argv[1];
+    json_t *u;
+    ctl_banner(c, "Authenticating user \"%s\" ...", name);
+    int rc = ctl_user_fetch(c, name, &u);
+    if (rc != 0 && rc != CTL_EX_NOUSER)
+        return rc;
+    enum auth_result res = AUTH_REFUSED;
+    if (rc == 0) {
+        const char *hash = json_string_value(json_object_get(u, "password_hash"));
+        const char *algname = json_string_value(json_object_get(u, "hashing_algorithm"));
+        enum auth_hash_alg alg = AUTH_HASH_SHA256;
+        struct auth_db *db = auth_db_new();
+        char err[256], why[256];
+        size_t nl = strlen(name), pl = strlen(password);
+        char *plain = malloc(nl + pl + 2); /* PLAIN: NUL user NUL password */
+        if (db == NULL || plain == NULL)
+            rc = ctl_error(CTL_EX_SOFTWARE, "out of memory");
+        else if (hash == NULL || (algname != NULL && auth_hash_alg_parse(algname, &alg) < 0) ||
+                 auth_user_put_hash(db, name, hash, alg, false, err, sizeof(err)) < 0)
+            rc = ctl_error(CTL_EX_UNAVAILABLE,
+                           "the broker's password hash for user \"%s\" is "
+                           "not one Warren reads",
+                           name);
+        else {
+            const struct auth_user *who;
+            plain[0] = '\0';
+            memcpy(plain + 1, name, nl + 1);
+            memcpy(plain + nl + 2, password, pl);
+            res = auth_login(db, WIRE_STR_LIT("PLAIN"),
+                             (struct wire_str){(const uint8_t *)plain, (uint32_t)(nl + pl + 2)},
+                             true, &who, why, sizeof(why));
+        }
+        free(plain);
+        if (db != NULL)
+            auth_db_free(db);
+        json_decref(u);
+        if (rc != 0)
+            return rc;
     }
-    ctl_reply_free(&r);
-    if (!ok)
+    if (res != AUTH_OK)
         return ctl_error(CTL_EX_DATAERR,
                          "Error: failed to authenticate user \"%s\"\nuser '%s' - invalid "
                          "credentials",
-                         argv[0], argv[0]);
+                         name, name);
     if (!c->silent)
         puts("Success");
     return CTL_OK;
@@ -303,7 +331,7 @@ ctl_limits_set(struct ctl *c, const char *kind, const char *owner, const char *t
                 rc = CTL_EX_USAGE;
                 goto out;
             }
-            if (ctl_http(c, "DELETE", path, NULL, 0, NULL, NULL, NULL, &r) < 0) {
+            if (ctl_http(c, "DELETE", path, NULL, 0, NULL, &r) < 0) {
                 rc = CTL_EX_UNAVAILABLE;
                 goto out;
             }

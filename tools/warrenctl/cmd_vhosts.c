@@ -131,7 +131,7 @@ ctl_cmd_delete_vhost(struct ctl *c, int argc, char **argv)
     ctl_banner(c, "Deleting vhost \"%s\" ...", argv[0]);
     if (ctl_path(path, sizeof(path), "vhosts/", argv[0], NULL) < 0)
         return CTL_EX_USAGE;
-    if (ctl_http(c, "DELETE", path, NULL, 0, NULL, NULL, NULL, &r) < 0)
+    if (ctl_http(c, "DELETE", path, NULL, 0, NULL, &r) < 0)
         return CTL_EX_UNAVAILABLE;
     if (r.status == 404) {
         ctl_reply_free(&r);

@@ -51,13 +51,11 @@ struct ctl_reply {
 
 /* One request, Connection: close. path is already percent-encoded; body (may be NULL) is sent
  * as application/json; extra_header (may be NULL) is one "Name: value" line without CRLF.
- * auth_user/auth_pass, when non-NULL, replace the configured credentials (and are sent over
- * the Unix socket too: authenticate_user). Returns 0 with *r filled (caller frees r->body
- * with ctl_reply_free), or -1 after printing why the broker could not be reached or its reply
- * was not HTTP. */
+ * Credentials go only over TCP (the Unix socket's peer is trusted). Returns 0 with *r filled
+ * (caller frees r->body with ctl_reply_free), or -1 after printing why the broker could not
+ * be reached or its reply was not HTTP. */
 int ctl_http(const struct ctl *c, const char *method, const char *path, const char *body,
-             size_t body_len, const char *extra_header, const char *auth_user,
-             const char *auth_pass, struct ctl_reply *r);
+             size_t body_len, const char *extra_header, struct ctl_reply *r);
 void ctl_reply_free(struct ctl_reply *r);
 
 /* Appends s percent-encoded as one path segment ("/" is %2F) to out (outlen bytes, NUL

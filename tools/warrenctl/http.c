@@ -95,7 +95,7 @@ ctl_http_json(const struct ctl *c, const char *method, const char *path, json_t 
         fputs("Error: out of memory\n", stderr);
         return -1;
     }
-    int rc = ctl_http(c, method, path, s, s != NULL ? strlen(s) : 0, NULL, NULL, NULL, r);
+    int rc = ctl_http(c, method, path, s, s != NULL ? strlen(s) : 0, NULL, r);
     free(s);
     return rc;
 }
@@ -313,8 +313,7 @@ oom:
 
 int
 ctl_http(const struct ctl *c, const char *method, const char *path, const char *body,
-         size_t body_len, const char *extra_header, const char *auth_user, const char *auth_pass,
-         struct ctl_reply *r)
+         size_t body_len, const char *extra_header, struct ctl_reply *r)
 {
     struct ctl_buf req = {0}, rep = {0};
     int fd = -1, rc = -1;
@@ -322,9 +321,8 @@ ctl_http(const struct ctl *c, const char *method, const char *path, const char *
     if (ctl_buf_printf(&req, "%s /api/%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method,
                        path, c->host != NULL ? c->host : "localhost") < 0)
         goto oom;
-    const char *user = auth_user != NULL ? auth_user : c->host != NULL ? c->username : NULL;
-    const char *pass = auth_user != NULL ? auth_pass : c->password;
-    if (user != NULL) {
+    if (c->host != NULL) {
+        const char *user = c->username, *pass = c->password;
         size_t ul = strlen(user), pl = strlen(pass != NULL ? pass : "");
         char *cred = malloc(ul + pl + 2), *b64 = malloc(4 * ((ul + pl + 3) / 3) + 1);
         if (cred == NULL || b64 == NULL) {

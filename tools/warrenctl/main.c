@@ -15,6 +15,7 @@
 
 #include "ctl.h"
 #include "warren/conf.h"
+#include "warren/log.h"
 
 #define CTL_SOCKET_NAME "warren-admin.sock"
 
@@ -175,6 +176,7 @@ main(int argc, char **argv)
     const char *config = NULL, *data_dir = NULL;
     bool help = false;
     int opt;
+    log_set_level(LOG_NONE); /* libwarren's parts (conf, auth) report through us */
     c.password = getenv("WARRENCTL_PASSWORD");
     if (c.password == NULL)
         c.password = "guest"; /* with the default username, as rabbitmqadmin */

@@ -67,7 +67,7 @@ ctl_get_json(const struct ctl *c, const char *path, json_t **out)
 {
     struct ctl_reply r;
     *out = NULL;
-    if (ctl_http(c, "GET", path, NULL, 0, NULL, NULL, NULL, &r) < 0)
+    if (ctl_http(c, "GET", path, NULL, 0, NULL, &r) < 0)
         return -CTL_EX_UNAVAILABLE;
     if (r.status != 200) {
         int status = r.status;
