@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,23 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
 
-def warrenctl_binary():
-    binary = os.environ.get("WARRENCTL")
-    assert binary and os.access(binary, os.X_OK), "WARRENCTL=%r is not executable" % binary
-    return binary
-
-
-def ctl(*args, data_dir=None, stdin=None, timeout=20, cwd=None):
-    """Runs warrenctl; returns (exit status, stdout, stderr). A signal fails the test."""
-    argv = [warrenctl_binary()]
-    if data_dir is not None:
-        argv += ["--data-dir", data_dir]
-    argv += list(args)
-    p = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, cwd=cwd)
-    out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-    wt.log("  $ warrenctl %s -> %d\n%s%s" % (" ".join(args), p.returncode, out, err))
-    assert p.returncode >= 0, "warrenctl died of signal %d" % -p.returncode
-    return p.returncode, out, err
+def ctl(*args, data_dir=None, **kw):
+    return wt.warrenctl(*args, data_dir=data_dir, **kw)
 
 
 def http(status, body, headers=None):
@@ -313,12 +297,9 @@ def test_tcp_basic_auth():
     api = FakeApi(tcp=True)
     try:
         api.replies[("GET", "/api/vhosts")] = http(200, [{"name": "/"}, {"name": "v1"}])
-        env = dict(os.environ, WARRENCTL_PASSWORD="s3cret")
-        p = subprocess.run([warrenctl_binary(), "--host", "127.0.0.1", "--port", str(api.port),
-                            "--username", "admin", "list_vhosts"], capture_output=True,
-                           env=env, timeout=20)
-        assert p.returncode == 0, p.stderr
-        assert p.stdout == b"Listing vhosts ...\nname\n/\nv1\n", p.stdout
+        rc, out, err = ctl("--host", "127.0.0.1", "--port", str(api.port), "--username",
+                           "admin", "list_vhosts", env={"WARRENCTL_PASSWORD": "s3cret"})
+        assert (rc, out) == (0, "Listing vhosts ...\nname\n/\nv1\n"), (rc, out, err)
         auth = api.requests[-1][2]["authorization"]
         assert base64.b64decode(auth.split()[1]) == b"admin:s3cret", auth
         rc, out, err = ctl("--host", "127.0.0.1", "--port", str(api.port), "--password", "pw",

@@ -18,7 +18,8 @@ channels open), publish() and read_content() for content on a RawConn; send_pika
 call_pika(), channel_refused() and method_ids() for methods built with pika's codec
 (name_pika_methods() names them all in failure messages); and for pika clients
 confirm_channel(), fresh_queue(s)(), cleanup(), publish_confirmed(), fill(), drain() and
-wait_until(). run_server_to_exit() runs the binary for tests of its command line.
+wait_until(). run_server_to_exit() runs the binary for tests of its command line; warrenctl()
+runs the administration tool.
 """
 
 import contextlib
@@ -1036,6 +1037,21 @@ def run_server_to_exit(*args, timeout=10, data_dir=False):
     log("    exit %d after %.2f s; stdout %d bytes; stderr: %s" % (
         p.returncode, took, len(out), err.strip()[-500:]))
     return p.returncode, out, err, took
+
+
+def warrenctl(*args, data_dir=None, stdin=None, cwd=None, env=None, timeout=30):
+    """Runs the warrenctl binary ($WARRENCTL), with --data-dir data_dir first when given, and
+    returns (exit status, stdout, stderr); a signal (a crash) fails the test. env: variables
+    added to its environment."""
+    binary = os.environ.get("WARRENCTL")
+    assert binary and os.access(binary, os.X_OK), "WARRENCTL=%r is not executable" % binary
+    argv = [binary] + (["--data-dir", data_dir] if data_dir is not None else []) + list(args)
+    p = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, cwd=cwd,
+                       env=dict(os.environ, **env) if env else None)
+    out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    log("  $ warrenctl %s -> %d\n%s%s" % (" ".join(args), p.returncode, out, err))
+    assert p.returncode >= 0, "warrenctl died of signal %d" % -p.returncode
+    return p.returncode, out, err
 
 
 # ---------------------------------------------------------------------------------------
