@@ -8,7 +8,8 @@ auth over TCP, X-Reason on close_connection; authenticate_user checks the passwo
 the stored hash, SHA-256, SHA-512 and MD5), the output formats (banner, tab-separated
 header and rows, -q, -s, --no-table-headers, --formatter json and csv, no header over an empty
 list), and replies that are not what they should be (not HTTP, cut short, bad chunks, not
-JSON, the wrong JSON, an error status): an error message and exit 69, never a crash.
+JSON, the wrong JSON, an error status): an error message and exit 69, never a crash; a
+reply read to the end its framing gives, without waiting for the server to close.
 tests/integration/19-access-warrenctl.py drives the same commands against warren-server."""
 
 import base64
@@ -49,6 +50,7 @@ class FakeApi:
     def __init__(self, path=None, tcp=False):
         self.requests = []
         self.replies = {}
+        self.keep_open = False  # True: after a reply, wait for the client to close first
         if tcp:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.sock.bind(("127.0.0.1", 0))
@@ -89,6 +91,8 @@ class FakeApi:
                     reply = http(404, {"error": "Object Not Found", "reason": "Not Found"})
                 try:
                     conn.sendall(reply)
+                    while self.keep_open and conn.recv(65536):
+                        pass
                 except OSError:
                     pass
 
@@ -368,6 +372,14 @@ def test_bad_replies():
             b"\r\n%x\r\n" % (len(body) - 5) + body[5:] + b"\r\n0\r\n\r\n")
         rc, out, err = f.ctl("-s", "list_vhosts")
         assert (rc, out) == (0, "/\n"), (rc, out, err)
+        # A server that keeps the connection open: the reply ends where its framing says
+        # (a read waiting for EOF would time out after 2 s, exit 69).
+        f.api.keep_open = True
+        f.api.replies[("GET", "/api/users")] = http(200, USERS[:1])
+        f.api.replies[("DELETE", "/api/users/x")] = b"HTTP/1.1 204 No Content\r\n\r\n"
+        for cmd in (("list_vhosts",), ("list_users",), ("delete_user", "x")):
+            rc, out, err = f.ctl("--timeout", "2", *cmd)
+            assert rc == 0, (cmd, rc, err)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,8 @@ struct ctl_reply {
     size_t len;
 };
 
-/* One request, Connection: close. path is already percent-encoded; body (may be NULL) is sent
- * as application/json; extra_header (may be NULL) is one "Name: value" line without CRLF.
+/* One request on a connection of its own. path is already percent-encoded; body (may be NULL) is
+ * sent as application/json; extra_header (may be NULL) is one "Name: value" line without CRLF.
  * Credentials go only over TCP (the Unix socket's peer is trusted). Returns 0 with *r filled
  * (caller frees r->body with ctl_reply_free), or -1 after printing why the broker could not
  * be reached or its reply was not HTTP. */

@@ -1,5 +1,6 @@
-/* warrenctl's HTTP/1.1 client: one blocking request per connection (Connection: close) over
- * the broker's Unix socket or TCP. A command makes a handful of requests, so a blocking
+/* warrenctl's HTTP/1.1 client: one blocking request per connection over the broker's Unix
+ * socket or TCP; the reply ends where its framing (Content-Length, the last chunk) says, or at
+ * EOF, and the client then closes. A command makes a handful of requests, so a blocking
  * socket with timeouts is all it needs; libevent's evhttp client would add a loop and
  * callbacks for nothing. The reply is read whole (bounded by CTL_HTTP_MAX_REPLY), then parsed:
  * a reply that is not HTTP, or is cut short, is an error message, never a crash. */
@@ -259,18 +260,50 @@ ctl_header(const char *h, const char *end, const char *name, char *val, size_t v
     return false;
 }
 
+/* The end of the header block in b (NULL: not there yet) and the length of its blank line. */
+static char *
+ctl_headers_end(const struct ctl_buf *b, size_t *sep)
+{
+    char *hend = b->p != NULL ? strstr(b->p, "\r\n\r\n") : NULL;
+    *sep = 4;
+    if (hend == NULL && b->p != NULL) {
+        hend = strstr(b->p, "\n\n");
+        *sep = 2;
+    }
+    return hend;
+}
+
+/* Whether b holds a whole reply by its own framing (Content-Length, the last chunk, or a
+ * status without a body), so that reading can stop without waiting for the server to close.
+ * false: read on (until EOF, then ctl_parse_reply judges). */
+static bool
+ctl_reply_complete(const struct ctl_buf *b)
+{
+    size_t sep;
+    char *hend = ctl_headers_end(b, &sep), val[64];
+    if (hend == NULL)
+        return false;
+    size_t blen = b->len - (size_t)(hend + sep - b->p);
+    if (strncmp(b->p, "HTTP/1.1 204", 12) == 0 || strncmp(b->p, "HTTP/1.1 304", 12) == 0)
+        return true;
+    if (ctl_header(b->p, hend, "Transfer-Encoding", val, sizeof(val)))
+        return blen >= 5 && memcmp(b->p + b->len - 5, "0\r\n\r\n", 5) == 0 &&
+               (blen == 5 || b->p[b->len - 6] == '\n');
+    if (ctl_header(b->p, hend, "Content-Length", val, sizeof(val))) {
+        char *end;
+        errno = 0;
+        unsigned long long cl = strtoull(val, &end, 10);
+        return end != val && *end == '\0' && errno == 0 && cl <= blen;
+    }
+    return false;
+}
+
 /* Splits the raw reply in b into status and body. Returns 0, or -1 when it is not HTTP. */
 static int
 ctl_parse_reply(struct ctl_buf *b, struct ctl_reply *r)
 {
-    if (b->p == NULL)
-        return -1;
-    char *hend = strstr(b->p, "\r\n\r\n");
-    size_t sep = 4;
-    if (hend == NULL) {
-        hend = strstr(b->p, "\n\n");
-        sep = 2;
-    }
+    size_t sep;
+    char *hend = ctl_headers_end(b, &sep);
     /* "HTTP/1.x NNN" then a space or the end of the line */
     const char *s = b->p;
     if (hend == NULL || b->len < 13 || strncmp(s, "HTTP/1.", 7) != 0 || s[8] != ' ' || s[9] < '1' ||
@@ -318,8 +351,8 @@ ctl_http(const struct ctl *c, const char *method, const char *path, const char *
     struct ctl_buf req = {0}, rep = {0};
     int fd = -1, rc = -1;
     memset(r, 0, sizeof(*r));
-    if (ctl_buf_printf(&req, "%s /api/%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method,
-                       path, c->host != NULL ? c->host : "localhost") < 0)
+    if (ctl_buf_printf(&req, "%s /api/%s HTTP/1.1\r\nHost: %s\r\n", method, path,
+                       c->host != NULL ? c->host : "localhost") < 0)
         goto oom;
     if (c->host != NULL) {
         const char *user = c->username, *pass = c->password;
@@ -373,6 +406,8 @@ ctl_http(const struct ctl *c, const char *method, const char *path, const char *
                     CTL_HTTP_MAX_REPLY);
             goto out;
         }
+        if (ctl_reply_complete(&rep))
+            break;
     }
     if (ctl_parse_reply(&rep, r) < 0) {
         fprintf(stderr, "Error: the broker's reply is not HTTP or was cut short (%zu bytes)\n",
