@@ -10,7 +10,7 @@ header and rows, -q, -s, --no-table-headers, --formatter json and csv, no header
 list), and replies that are not what they should be (not HTTP, cut short, bad chunks, not
 JSON, the wrong JSON, an error status): an error message and exit 69, never a crash; a
 reply read to the end its framing gives, without waiting for the server to close.
-tests/integration/19-access-warrenctl.py drives the same commands against warren-server."""
+tests/integration/15-access-warrenctl.py drives the same commands against warren-server."""
 
 import base64
 import hashlib
