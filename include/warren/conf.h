@@ -57,6 +57,8 @@ struct conf {
     bool disk_free_limit_absolute_set; /* a file gave .absolute: it wins over .relative */
     uint32_t max_message_size;         /* bytes of body; max_message_size = 134217728 (128 MiB) */
     uint32_t handshake_timeout;        /* milliseconds; handshake_timeout = 10000 */
+    uint32_t management_tcp_port;      /* management.tcp.port = 15672; 0: no TCP listener */
+    char *management_tcp_ip;           /* owns; management.tcp.ip = "" (every interface) */
     enum log_level log_level;          /* log.level = info */
     char *data_dir;                    /* owns; data_dir = ./var (RocksDB lives under it) */
     /* RocksDB's memory: block cache (0: none), one memtable (0: RocksDB's 64 MiB), memtables.
@@ -76,7 +78,8 @@ enum conf_outcome {
 };
 
 /* Fills c with defaults, then reads --config FILE (if given), then applies the other flags
- * (--port N, --bind ADDR (repeatable), --data-dir DIR, --log-level L), which override the
+ * (--port N, --bind ADDR (repeatable), --data-dir DIR, --log-level L, --management-port N),
+ * which override the
  * file. --bind replaces the listeners from the file: every --bind address gets the --port
  * (or the file's first listener's port). --port alone moves every listener to port N,
  * keeping its host. On CONF_EXIT_ERR nothing needs freeing; otherwise the caller calls
