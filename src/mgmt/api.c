@@ -512,10 +512,12 @@ api_limits_list(json_t *arr, const char *key)
     return out;
 }
 
-/* GET /api/user-limits[/{user}], PUT and DELETE /api/user-limits/{user}/{name}. */
+/* GET /api/user-limits[/{user}], PUT and DELETE /api/user-limits/{user}/{name} and
+ * /api/vhost-limits/{vhost}/{name}. */
 static void
 api_user_limits(struct mgmt_req *r)
 {
+    bool users = strcmp(r->segs[0], "user-limits") == 0;
     if (r->method == MGMT_GET) {
         json_t *arr = api_users(r);
         if (r->n_segs > 1) {
@@ -536,22 +538,25 @@ api_user_limits(struct mgmt_req *r)
             return;
         json_t *v = json_object_get(body, "value");
         char *end = NULL;
-        if (json_is_integer(v))
+        bool ok = json_is_integer(v);
+        if (ok)
             value = json_integer_value(v);
-        else if (json_is_string(v) && *json_string_value(v) != '\0')
-            value = strtoll(json_string_value(v), &end, 10);
+        else if (json_is_string(v) && *json_string_value(v) != '\0') {
+            value = strtoll(json_string_value(v), &end, 10); /* RabbitMQ takes "7" too */
+            ok = *end == '\0';
+        }
         json_decref(body);
-        if (v == NULL || (!json_is_integer(v) && (end == NULL || *end != '\0'))) {
+        if (!ok) {
             api_bad_request(r, "value must be an integer");
             return;
         }
-    } else if (auth_user_get(r->env->auth, r->segs[1]) == NULL) {
+    } else if (users && auth_user_get(r->env->auth, r->segs[1]) == NULL) {
         api_not_found(r);
         return;
     }
     char err[300] = "";
     r->ok_status = 204;
-    enum admin_result res = strcmp(r->segs[0], "user-limits") == 0
+    enum admin_result res = users
                                 ? admin_user_set_limit(r->env->admin, r->segs[1], r->segs[2], value,
                                                        api_on_durable, r, err, sizeof(err))
                                 : admin_vhost_set_limit(r->env->admin, r->segs[1], r->segs[2],
