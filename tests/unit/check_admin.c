@@ -350,6 +350,30 @@ START_TEST(test_done_called)
 }
 END_TEST
 
+/* password_hashing_module = rabbit_password_hashing_sha512: passwords set here are hashed with
+ * SHA-512 (and log in); an imported SHA-256 hash keeps its algorithm. */
+START_TEST(test_hashing_module)
+{
+    char *was = conf.password_hashing_module;
+    conf.password_hashing_module = strdup("rabbit_password_hashing_sha512");
+    free(was);
+    admin_free(adm);
+    struct admin_env env = {.auth = db, .vhosts = &vhosts, .conf = &conf};
+    adm = admin_new(&env);
+    ck_assert_ptr_nonnull(adm);
+    struct admin_user u = {.name = "s", .password = "pw512"};
+    ck_assert_int_eq(admin_user_put(adm, &u, NULL, NULL, err, sizeof(err)), ADMIN_OK);
+    ck_assert_int_eq(auth_user_hash_alg(auth_user_get(db, "s")), AUTH_HASH_SHA512);
+    ck_assert_int_eq(login("s", "pw512"), AUTH_OK);
+    ck_assert_int_eq(apply("users", user_logins[0].record), ADMIN_OK);
+    ck_assert_int_eq(auth_user_hash_alg(auth_user_get(db, "a")), AUTH_HASH_SHA256);
+    ck_assert_int_eq(login("a", "p4ss"), AUTH_OK);
+    char b64[AUTH_HASH_B64_MAX];
+    ck_assert(auth_user_hash_b64(auth_user_get(db, "s"), b64));
+    ck_assert_uint_eq(strlen(b64), 92); /* base64 of 4 + 64 bytes */
+}
+END_TEST
+
 /* A definitions document in RabbitMQ 3.5's form: no hashing_algorithm (MD5 then), tags as a
  * string, and a queue, an exchange and a binding between them. */
 static const char defs_35[] =
@@ -630,6 +654,7 @@ admin_suite(void)
     tcase_add_test(tc, test_delete_user);
     tcase_add_test(tc, test_vhosts_and_limits);
     tcase_add_test(tc, test_done_called);
+    tcase_add_test(tc, test_hashing_module);
     tcase_add_test(tc, test_definitions);
     tcase_add_test(tc, test_export_round_trip);
     tcase_add_loop_test(tc, test_bad_definitions, 0, sizeof(bad_defs) / sizeof(bad_defs[0]));
