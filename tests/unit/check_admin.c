@@ -581,11 +581,17 @@ static const char stored_defs[] =
     "\"policies\":[{\"vhost\":\"v\",\"name\":\"p\",\"pattern\":\".*\",\"apply-to\":"
     "\"all\",\"definition\":{},\"priority\":0}],"
     "\"queues\":[{\"name\":\"q\",\"vhost\":\"v\",\"durable\":true,\"auto_delete\":false,"
-    "\"arguments\":{}}]}";
+    "\"arguments\":{}}],"
+    "\"exchanges\":[{\"name\":\"x\",\"vhost\":\"v\",\"type\":\"direct\",\"durable\":true},"
+    "{\"name\":\"y\",\"vhost\":\"v\",\"type\":\"fanout\",\"durable\":true}],"
+    "\"bindings\":[{\"source\":\"x\",\"vhost\":\"v\",\"destination\":\"q\","
+    "\"destination_type\":\"queue\",\"routing_key\":\"k\"},{\"source\":\"x\",\"vhost\":"
+    "\"v\",\"destination\":\"y\",\"destination_type\":\"exchange\",\"routing_key\":\"k\"}]}";
 
 /* Users (hash, tags, limits), vhosts (metadata, limits), permissions, topic permissions and
- * policies come back after a restart; a deleted user does not; the defaults are made once;
- * a deleted vhost takes its permissions, policies and stored queues with it. */
+ * policies come back after a restart, with the queue, exchanges and bindings imported; a
+ * deleted user does not; the defaults are made once; a deleted vhost takes its permissions,
+ * policies and stored entities with it. */
 START_TEST(test_stored)
 {
     json_t *d = json_loads(stored_defs, 0, NULL);
@@ -614,6 +620,9 @@ START_TEST(test_stored)
     ck_assert_str_eq(v->meta.default_queue_type, "classic");
     ck_assert_int_eq(v->meta.max_queues, 9);
     ck_assert_ptr_nonnull(vhost_queue_find(v, WIRE_STR_LIT("q")));
+    struct exch *x = vhost_exch_find(v, WIRE_STR_LIT("x"));
+    ck_assert_ptr_nonnull(x);
+    ck_assert_uint_eq(x->n_bindings_out, 2);
     const struct auth_perm *p = auth_perm_find(u, "v");
     ck_assert_ptr_nonnull(p);
     ck_assert_str_eq(auth_perm_pattern(p, AUTH_WRITE), "^w");
@@ -629,7 +638,7 @@ START_TEST(test_stored)
     synced();
     stored_close();
     stored_open();
-    ck_assert_ptr_null(vh("v")); /* its stored queue did not bring it back either */
+    ck_assert_ptr_null(vh("v")); /* no stored queue, exchange or binding brought it back */
     ck_assert_ptr_null(auth_perm_find(auth_user_get(db, "old"), "v"));
     ck_assert(
         auth_topic_allows(auth_user_get(db, "old"), "v", "amq.topic", 9, AUTH_WRITE, "b", 1, NULL));
