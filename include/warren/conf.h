@@ -38,7 +38,10 @@ struct conf {
     /* default_user_tags.<tag> = true|false: default_user's tags. Default: administrator. */
     char *default_user_tags[CONF_MAX_USER_TAGS];
     unsigned n_default_user_tags;
-    char *load_definitions;  /* owns; load_definitions = FILE imported at start; "": none */
+    char *load_definitions; /* owns; load_definitions = FILE imported at start; "": none */
+    /* password_hashing_module = rabbit_password_hashing_sha256 (or _sha512): how passwords
+     * set here are hashed (owned) */
+    char *password_hashing_module;
     uint32_t connection_max; /* connection_max = infinity (CONF_INFINITY): RabbitMQ's */
     uint32_t heartbeat;      /* seconds; heartbeat = 60 */
     uint32_t frame_max;      /* bytes; frame_max = 131072 */

@@ -45,6 +45,7 @@ enum conf_type {
     CONF_INFO_UNIT, /* bytes in RabbitMQ's information units (50MB, 2GiB); stored as uint64_t */
     CONF_TAGS,      /* default_user_tags.<tag> = true|false */
     CONF_MAX,       /* an integer min..max, or infinity (stored as CONF_INFINITY) */
+    CONF_HASHING,   /* rabbit_password_hashing_sha256 or _sha512, stored as a string */
 };
 
 /* One configuration key. A key ending in ".<name>" is a family: any non-empty <name>
@@ -79,6 +80,9 @@ static const struct conf_key conf_keys[] = {
      "write pattern of default_user on default_vhost, set on the first start"},
     {"default_permissions.read", CONF_STR, CONF_F(default_permissions_read), ".*", 0, 4095,
      "read pattern of default_user on default_vhost, set on the first start"},
+    {"password_hashing_module", CONF_HASHING, CONF_F(password_hashing_module),
+     "rabbit_password_hashing_sha256", 0, 0,
+     "how passwords set here are hashed: rabbit_password_hashing_sha256 or _sha512"},
     {"load_definitions", CONF_STR, CONF_F(load_definitions), "", 0, 4095,
      "RabbitMQ definitions file (JSON) imported at each start; set: no default user/vhost"},
     {"connection_max", CONF_MAX, CONF_F(connection_max), "infinity", 0, UINT32_MAX - 1,
@@ -384,6 +388,22 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
                              (unsigned)k->min, (unsigned)k->max);
         *(uint32_t *)(void *)field = (uint32_t)v;
         return 0;
+    case CONF_HASHING:
+        if (strcmp(value, "rabbit_password_hashing_sha256") != 0 &&
+            strcmp(value, "rabbit_password_hashing_sha512") != 0)
+            return conf_fail(ps,
+                             "bad value '%s' for %s: expected rabbit_password_hashing_sha256 or "
+                             "rabbit_password_hashing_sha512",
+                             value, k->key);
+        {
+            char *copy = conf_strdup(ps, value);
+            if (copy == NULL)
+                return -1;
+            char **slot = (char **)(void *)field;
+            free(*slot);
+            *slot = copy;
+        }
+        return 0;
     case CONF_MAX:
         if (strcmp(value, "infinity") == 0) {
             *(uint32_t *)(void *)field = CONF_INFINITY;
@@ -564,6 +584,7 @@ conf_free(struct conf *c)
     free(c->default_permissions_read);
     free(c->load_definitions);
     free(c->management_tcp_ip);
+    free(c->password_hashing_module);
     conf_clear_listed(c->loopback_users, &c->n_loopback_users);
     conf_clear_listed(c->default_user_tags, &c->n_default_user_tags);
     memset(c, 0, sizeof(*c));

@@ -719,8 +719,9 @@ net_server_free(struct net_server *s)
 void
 net_server_close_user(struct net_server *s, const struct auth_user *u, const char *text)
 {
-    struct conn *c;
-    TAILQ_FOREACH(c, &s->conns, link) {
+    /* A connection may be dropped on the way (moved to the dead list): next is taken first. */
+    for (struct conn *c = TAILQ_FIRST(&s->conns), *next; c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
         if (c->user == u)
             conn_close_forced(c, text);
     }
@@ -729,8 +730,8 @@ net_server_close_user(struct net_server *s, const struct auth_user *u, const cha
 void
 net_server_close_vhost(struct net_server *s, const struct vhost *v, const char *text)
 {
-    struct conn *c;
-    TAILQ_FOREACH(c, &s->conns, link) {
+    for (struct conn *c = TAILQ_FIRST(&s->conns), *next; c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
         if (c->vhost != v)
             continue;
         conn_close_forced(c, text);
