@@ -62,6 +62,9 @@ struct conf {
     uint32_t handshake_timeout;        /* milliseconds; handshake_timeout = 10000 */
     uint32_t management_tcp_port;      /* management.tcp.port = 15672; 0: no TCP listener */
     char *management_tcp_ip;           /* owns; management.tcp.ip = "" (every interface) */
+    /* Milliseconds to receive one HTTP request, and of silence on an HTTP connection:
+     * management.tcp.request_timeout = 30000, management.tcp.idle_timeout = 30000 */
+    uint32_t management_request_timeout, management_idle_timeout;
     enum log_level log_level;          /* log.level = info */
     char *data_dir;                    /* owns; data_dir = ./var (RocksDB lives under it) */
     /* RocksDB's memory: block cache (0: none), one memtable (0: RocksDB's 64 MiB), memtables.

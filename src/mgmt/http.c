@@ -7,8 +7,10 @@
  * Bounds, so that a hostile client never holds the loop or the memory it shares with AMQP:
  * headers of at most MGMT_HEADERS_MAX bytes; bodies of MGMT_BODY_MAX (definitions) or
  * MGMT_BODY_SMALL_MAX (everything else, 413 past it); MGMT_CONNS_MAX connections per server
- * (more are closed at once); each request must arrive whole within MGMT_REQUEST_SECS of the
- * previous answer or the connection's start (a request trickled byte by byte is cut); and the
+ * (more are closed at once); each request must arrive whole within
+ * management.tcp.request_timeout of the previous answer or the connection's start (a request
+ * trickled byte by byte is cut), a silent connection closes after management.tcp.idle_timeout;
+ * and the
  * bytes of requests being received, all connections together, stay under MGMT_RECEIVING_MAX.
  *
  * libevent 2.1's evhttp has no hook when a connection is accepted or closed: each
@@ -44,8 +46,6 @@
 #define MGMT_BODY_MAX (32u * 1024 * 1024)      /* POST /api/definitions */
 #define MGMT_BODY_SMALL_MAX (64 * 1024)        /* every other request */
 #define MGMT_CONNS_MAX 64                      /* per server (TCP, Unix socket) */
-#define MGMT_REQUEST_SECS 30                   /* to receive one request */
-#define MGMT_IDLE_SECS 30                      /* evhttp's inactivity timeout */
 #define MGMT_RECEIVING_MAX (64u * 1024 * 1024) /* bytes of requests being received, in all */
 #define MGMT_SOCK_NAME "warren-admin.sock"
 
@@ -105,10 +105,12 @@ http_on_deadline(evutil_socket_t fd, short what, void *arg)
     http_conn_shut(hc);
 }
 
+/* Arms hc's deadline: the request timeout, or now. */
 static void
-http_conn_arm(struct http_conn *hc, int secs)
+http_conn_arm(struct http_conn *hc, bool now)
 {
-    struct timeval tv = {secs, 0};
+    uint32_t ms = now ? 0 : hc->front->m->env.conf->management_request_timeout;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(hc->deadline, &tv);
 }
 
@@ -171,6 +173,25 @@ http_filter_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
     return BEV_OK;
 }
 
+/* The filter's output side: passes replies on and writes them to the socket at once. evhttp
+ * takes a reply as written once the filter has passed it on, and closes a connection that
+ * asked for it (or gets an error of evhttp's own: 400, 413) right then, which would drop what
+ * the socket's bufferevent still holds: those replies are small, and the kernel takes them
+ * whole here. Our own replies never close the connection (see http_on_request). */
+static enum bufferevent_filter_result
+http_filter_out(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
+                enum bufferevent_flush_mode mode, void *arg)
+{
+    (void)limit;
+    (void)mode;
+    struct http_conn *hc = arg;
+    evbuffer_add_buffer(dst, src);
+    int fd = bufferevent_getfd(hc->under);
+    if (fd >= 0 && evbuffer_get_length(dst) > 0)
+        evbuffer_write(dst, fd); /* what the kernel does not take now, the bufferevent writes */
+    return BEV_OK;
+}
+
 /* evhttp's bufferevent for a new connection: see the top of the file. NULL on ENOMEM (evhttp
  * then makes one of its own: the connection is served, not counted). */
 static struct bufferevent *
@@ -185,8 +206,8 @@ http_bev(struct event_base *base, void *arg)
     hc->under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (hc->deadline == NULL || hc->flush == NULL || hc->under == NULL)
         goto fail;
-    hc->filter = bufferevent_filter_new(hc->under, http_filter_in, NULL, BEV_OPT_CLOSE_ON_FREE,
-                                        http_conn_free, hc);
+    hc->filter = bufferevent_filter_new(hc->under, http_filter_in, http_filter_out,
+                                        BEV_OPT_CLOSE_ON_FREE, http_conn_free, hc);
     if (hc->filter == NULL)
         goto fail;
     if (evbuffer_add_cb(bufferevent_get_output(hc->filter), http_on_output, hc) == NULL) {
@@ -196,7 +217,7 @@ http_bev(struct event_base *base, void *arg)
     hc->front = f;
     LIST_INSERT_HEAD(&f->conns, hc, link);
     /* Over the cap: closed as soon as evhttp has given it its socket (the next loop turn). */
-    http_conn_arm(hc, ++f->n_conns > MGMT_CONNS_MAX ? 0 : MGMT_REQUEST_SECS);
+    http_conn_arm(hc, ++f->n_conns > MGMT_CONNS_MAX);
     return hc->filter;
 fail:
     if (hc != NULL) {
@@ -282,7 +303,7 @@ http_reply(struct mgmt_req *r, int status, json_t *body)
     }
     struct http_conn *hc = http_conn_of(hr->front, req);
     if (hc != NULL)
-        http_conn_arm(hc, MGMT_REQUEST_SECS);
+        http_conn_arm(hc, false);
     evhttp_send_reply(req, status, http_reason(status), buf);
     if (buf != NULL)
         evbuffer_free(buf);
@@ -394,6 +415,11 @@ http_on_request(struct evhttp_request *req, void *arg)
         m->receiving -= hc->received;
         hc->received = 0;
     }
+    struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
+    /* Kept open after the reply, whatever the client asked: evhttp would close as soon as the
+     * reply is handed to the filter, before a large one is written. The client closes. */
+    evhttp_remove_header(hdrs, "Connection");
+    evhttp_add_header(hdrs, "Connection", "keep-alive");
     struct http_req *hr = calloc(1, sizeof(*hr));
     if (hr == NULL) {
         log_msg(LOG_ERROR, "management: out of memory for an HTTP request");
@@ -446,7 +472,7 @@ http_on_request(struct evhttp_request *req, void *arg)
     hr->body[blen] = '\0';
     r->body = hr->body;
     r->body_len = blen;
-    r->reason = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Reason");
+    r->reason = evhttp_find_header(hdrs, "X-Reason");
     if (!f->trusted) {
         r->user = http_login(m, req);
         if (r->user == NULL) {
@@ -472,7 +498,9 @@ http_front_init(struct mgmt *m, struct http_front *f, bool trusted)
         return -1;
     evhttp_set_max_headers_size(f->http, MGMT_HEADERS_MAX);
     evhttp_set_max_body_size(f->http, MGMT_BODY_MAX);
-    evhttp_set_timeout(f->http, MGMT_IDLE_SECS);
+    uint32_t idle = m->env.conf->management_idle_timeout;
+    struct timeval tv = {idle / 1000, (idle % 1000) * 1000};
+    evhttp_set_timeout_tv(f->http, &tv);
     evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
