@@ -1,7 +1,8 @@
 /* warren-server: reads the configuration, opens the store, reads users, vhosts and
  * permissions back (creating the defaults on a first start, importing load_definitions),
- * listens, and runs the event loop until SIGTERM or SIGINT; then stops accepting, closes every
- * connection with 320 CONNECTION_FORCED, flushes the store and exits 0. */
+ * listens for AMQP and for the HTTP API (warren/mgmt.h), and runs the event loop until
+ * SIGTERM or SIGINT; then stops accepting, closes every connection with 320
+ * CONNECTION_FORCED, flushes the store and exits 0. */
 #include "config.h"
 
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include "warren/conf.h"
 #include "warren/durable.h"
 #include "warren/log.h"
+#include "warren/mgmt.h"
 #include "warren/msg.h"
 #include "warren/net.h"
 #include "warren/store.h"
@@ -105,6 +107,7 @@ main(int argc, char **argv)
     struct store *store = NULL;
     struct durable *durable = NULL;
     struct admin *admin = NULL;
+    struct mgmt *mgmt = NULL;
     struct vhost_registry vhosts;
     vhost_registry_init(&vhosts);
     struct auth_db *auth = auth_db_new();
@@ -162,6 +165,14 @@ main(int argc, char **argv)
     if (m.net == NULL || net_server_listen(m.net) < 0)
         goto out;
     admin_set_net(admin, m.net);
+    struct mgmt_env menv = {.base = m.base,
+                            .conf = &conf,
+                            .admin = admin,
+                            .auth = auth,
+                            .vhosts = &vhosts,
+                            .net = m.net};
+    if ((mgmt = mgmt_new(&menv)) == NULL || mgmt_listen(mgmt) < 0)
+        goto out;
     /* Queues that are not durable page out once messages take half of the memory alarm's
      * limit: the alarm then stays for what paging cannot relieve. */
     durable_set_memory_pressure(durable, net_server_memory_limit(m.net) / 2);
@@ -183,6 +194,7 @@ out:
         event_free(sigterm);
     if (sigint != NULL)
         event_free(sigint);
+    mgmt_free(mgmt); /* answers nothing more: a change still in flight is durable or lost */
     durable_detach(durable, &vhosts); /* (again, unless a signal stopped the loop) */
     if (admin != NULL)
         admin_set_net(admin, NULL);

@@ -173,6 +173,13 @@ json_t *admin_stored_json(struct admin *a, const char *kind);
  * as in RabbitMQ; the first bad one stops the import (what came before it stays) with its
  * section and position in err ("users[2]: ..."). */
 enum admin_result admin_definitions_import(struct admin *a, json_t *defs, char *err, size_t errlen);
+/* Everything as a definitions document in RabbitMQ 3.10's format (rabbitmqctl
+ * export_definitions): users with their hashes (a default user's pending password is hashed
+ * first), vhosts, permissions, topic permissions, parameters (vhost limits among them),
+ * global parameters, policies, and the queues, exchanges and bindings (but exclusive queues,
+ * the default, amq.* and internal exchanges). A new object (the caller owns it); NULL on
+ * ENOMEM or a hashing failure (logged). */
+json_t *admin_definitions_export(struct admin *a);
 /* Reads and imports a definitions file. err names the file, and the line and column of a
  * JSON error. */
 enum admin_result admin_definitions_load(struct admin *a, const char *path, char *err,

@@ -43,9 +43,12 @@ int auth_hash_alg_parse(const char *name, enum auth_hash_alg *alg);
 struct auth_db *auth_db_new(void);
 void auth_db_free(struct auth_db *db);
 
-/* Adds or replaces user name with password (hashed with SHA-256 and a fresh salt, once
- * logins have started: see users.c) and no tags. Returns 0, or -1 on ENOMEM or an OpenSSL
- * failure (logged). */
+/* The algorithm of passwords set from now on (password_hashing_module); SHA-256 by default,
+ * as RabbitMQ's. */
+void auth_db_set_hash_alg(struct auth_db *db, enum auth_hash_alg alg);
+/* Adds or replaces user name with password (hashed with the table's algorithm and a fresh
+ * salt, once logins have started: see users.c) and no tags. Returns 0, or -1 on ENOMEM or an
+ * OpenSSL failure (logged). */
 int auth_user_add(struct auth_db *db, const char *name, const char *password, bool loopback_only);
 /* Adds or replaces user name with a stored hash: b64 is RabbitMQ's password_hash (base64 of
  * salt || digest; "" for a user without a password, who can only log in with a mechanism that
@@ -56,7 +59,8 @@ int auth_user_put_hash(struct auth_db *db, const char *name, const char *b64,
                        enum auth_hash_alg alg, bool loopback_only, char *err, size_t errlen);
 /* Replaces the user's tags with tags[0..n) (copied). 0, or -1 on ENOMEM (logged). */
 int auth_user_set_tags(struct auth_user *u, const char *const *tags, size_t n);
-/* Sets the user's password (SHA-256, fresh salt); NULL clears it (no password logins).
+/* Sets the user's password (the table's algorithm, fresh salt); NULL clears it (no password
+ * logins).
  * 0, or -1 (logged). */
 int auth_user_set_password(struct auth_db *db, struct auth_user *u, const char *password);
 /* Removes the user from the table: it no longer logs in and has no permissions; holders of a

@@ -38,7 +38,10 @@ struct conf {
     /* default_user_tags.<tag> = true|false: default_user's tags. Default: administrator. */
     char *default_user_tags[CONF_MAX_USER_TAGS];
     unsigned n_default_user_tags;
-    char *load_definitions;  /* owns; load_definitions = FILE imported at start; "": none */
+    char *load_definitions; /* owns; load_definitions = FILE imported at start; "": none */
+    /* password_hashing_module = rabbit_password_hashing_sha256 (or _sha512): how passwords
+     * set here are hashed (owned) */
+    char *password_hashing_module;
     uint32_t connection_max; /* connection_max = infinity (CONF_INFINITY): RabbitMQ's */
     uint32_t heartbeat;      /* seconds; heartbeat = 60 */
     uint32_t frame_max;      /* bytes; frame_max = 131072 */
@@ -57,6 +60,11 @@ struct conf {
     bool disk_free_limit_absolute_set; /* a file gave .absolute: it wins over .relative */
     uint32_t max_message_size;         /* bytes of body; max_message_size = 134217728 (128 MiB) */
     uint32_t handshake_timeout;        /* milliseconds; handshake_timeout = 10000 */
+    uint32_t management_tcp_port;      /* management.tcp.port = 15672; 0: no TCP listener */
+    char *management_tcp_ip;           /* owns; management.tcp.ip = "" (every interface) */
+    /* Milliseconds to receive one HTTP request, and of silence on an HTTP connection:
+     * management.tcp.request_timeout = 30000, management.tcp.idle_timeout = 30000 */
+    uint32_t management_request_timeout, management_idle_timeout;
     enum log_level log_level;          /* log.level = info */
     char *data_dir;                    /* owns; data_dir = ./var (RocksDB lives under it) */
     /* RocksDB's memory: block cache (0: none), one memtable (0: RocksDB's 64 MiB), memtables.
@@ -76,7 +84,8 @@ enum conf_outcome {
 };
 
 /* Fills c with defaults, then reads --config FILE (if given), then applies the other flags
- * (--port N, --bind ADDR (repeatable), --data-dir DIR, --log-level L), which override the
+ * (--port N, --bind ADDR (repeatable), --data-dir DIR, --log-level L, --management-port N),
+ * which override the
  * file. --bind replaces the listeners from the file: every --bind address gets the --port
  * (or the file's first listener's port). --port alone moves every listener to port N,
  * keeping its host. On CONF_EXIT_ERR nothing needs freeing; otherwise the caller calls

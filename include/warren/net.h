@@ -3,6 +3,9 @@
 #ifndef WARREN_NET_H
 #define WARREN_NET_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 struct event_base;
 struct sockaddr;
 struct conf;
@@ -46,6 +49,31 @@ struct auth_user;
 struct vhost;
 void net_server_close_user(struct net_server *s, const struct auth_user *u, const char *text);
 void net_server_close_vhost(struct net_server *s, const struct vhost *v, const char *text);
+
+/* A connection as the HTTP API lists it (GET /api/connections). Everything borrows from the
+ * connection and is valid during the callback only. */
+struct net_conn_info {
+    const char *name; /* RabbitMQ's: "127.0.0.1:43922 -> 127.0.0.1:5672" */
+    const char *peer_host, *host;
+    uint16_t peer_port, port;
+    const char *user;                 /* NULL before the login */
+    const char *vhost;                /* NULL before connection.open */
+    const char *state;                /* "starting", "tuning", "opening", "running" or "closing" */
+    const uint8_t *client_properties; /* the start-ok's table entries (wire_table_iter) */
+    uint32_t client_properties_len;
+    uint32_t channels, frame_max, channel_max;
+    uint16_t heartbeat;
+    uint64_t connected_at; /* milliseconds since the epoch */
+};
+/* Calls fn for every connection, in the order they were accepted. fn must not close any. */
+void net_server_conn_foreach(struct net_server *s,
+                             void (*fn)(void *arg, const struct net_conn_info *ci), void *arg);
+/* Closes the connection called name with 320 CONNECTION_FORCED and text. Returns false if
+ * no connection has that name. */
+bool net_server_close_conn(struct net_server *s, const char *name, const char *text);
+
+/* Whether the memory and disk alarms are on. */
+void net_server_alarms(const struct net_server *s, bool *memory, bool *disk);
 
 /* vm_memory_high_watermark in bytes: message memory past which publishers are blocked. */
 uint64_t net_server_memory_limit(const struct net_server *s);

@@ -33,6 +33,10 @@ admin_new(const struct admin_env *env)
     if (a == NULL)
         return NULL;
     a->env = *env;
+    enum auth_hash_alg alg = AUTH_HASH_SHA256;
+    if (env->conf->password_hashing_module != NULL)
+        auth_hash_alg_parse(env->conf->password_hashing_module, &alg);
+    auth_db_set_hash_alg(env->auth, alg);
     for (int i = 0; i < 3; i++)
         if ((a->stored[i] = json_object()) == NULL) {
             admin_free(a);

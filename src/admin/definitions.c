@@ -5,7 +5,8 @@
  * queues, exchanges, bindings. The access records go through admin_apply like any change;
  * exchanges, queues and bindings are made as their declares would make them (arguments
  * checked the same way; ones that exist are kept, as RabbitMQ keeps them; amq.* exchanges are
- * skipped). JSON comes from jansson, an OSS-Fuzz-fuzzed parser. */
+ * skipped). Exports write the same format back. JSON comes from jansson, an OSS-Fuzz-fuzzed
+ * parser. */
 #include "config.h"
 
 #include <errno.h>
@@ -23,6 +24,8 @@
 
 #define DEFS_ARGS_MAX (64u << 10) /* bytes of one encoded arguments table */
 #define DEFS_DEPTH_MAX 16         /* nesting of tables and arrays in arguments */
+/* The definitions format exports follow: RabbitMQ 3.10's. */
+#define DEFS_FORMAT_VERSION "3.10.8"
 
 static void defs_put_value(struct wire_writer *w, json_t *v, int depth, bool *bad);
 
@@ -312,6 +315,176 @@ admin_definitions_import(struct admin *a, json_t *defs, char *err, size_t errlen
     }
     free(buf);
     return r;
+}
+
+/* ---- export ---- */
+
+static json_t *defs_table_json(struct wire_table t, int depth);
+
+/* A string of AMQP bytes: JSON strings are UTF-8, so bytes that are not become "". */
+static json_t *
+defs_str_json(struct wire_str s)
+{
+    json_t *j = json_stringn((const char *)s.ptr, s.len);
+    return j != NULL ? j : json_string("");
+}
+
+/* One field value as RabbitMQ's export writes it (the reverse of defs_put_value). */
+static json_t *
+defs_value_json(const struct wire_value *v, int depth)
+{
+    int64_t i;
+    if (wire_value_to_i64(v, &i))
+        return json_integer(i);
+    switch (v->type) {
+    case WIRE_FIELD_BOOL:
+        return json_boolean(v->v.b);
+    case WIRE_FIELD_FLOAT:
+        return json_real(v->v.f);
+    case WIRE_FIELD_DOUBLE:
+        return json_real(v->v.d);
+    case WIRE_FIELD_DECIMAL: {
+        double d = v->v.dec.value;
+        for (int k = 0; k < v->v.dec.scale; k++)
+            d /= 10;
+        return json_real(d);
+    }
+    case WIRE_FIELD_LONGSTR:
+    case WIRE_FIELD_BYTES:
+        return defs_str_json(v->v.str);
+    case WIRE_FIELD_TABLE:
+        return defs_table_json(v->v.table, depth + 1);
+    case WIRE_FIELD_ARRAY: {
+        json_t *arr = json_array();
+        struct wire_table_iter it;
+        struct wire_value x;
+        wire_array_iter_init(&it, v->v.array);
+        while (arr != NULL && wire_array_next(&it, &x))
+            json_array_append_new(arr, defs_value_json(&x, depth + 1));
+        return arr;
+    }
+    default:
+        return json_null();
+    }
+}
+
+/* A stored (validated) arguments table as a JSON object. */
+static json_t *
+defs_table_json(struct wire_table t, int depth)
+{
+    json_t *o = json_object();
+    if (o == NULL || depth > DEFS_DEPTH_MAX)
+        return o;
+    struct wire_table_iter it;
+    struct wire_str key;
+    struct wire_value v;
+    wire_table_iter_init(&it, t);
+    while (wire_table_next(&it, &key, &v)) {
+        char k[256];
+        memcpy(k, key.ptr, key.len);
+        k[key.len] = '\0';
+        json_object_set_new(o, k, defs_value_json(&v, depth));
+    }
+    return o;
+}
+
+struct defs_export {
+    json_t *bindings;
+    const struct vhost *v;
+    const char *dest;
+    const char *dest_type;
+};
+
+static void
+defs_export_binding(void *arg, const struct exch *src, struct wire_str routing_key,
+                    struct wire_table args)
+{
+    struct defs_export *x = arg;
+    json_array_append_new(x->bindings,
+                          json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "source", src->name, "vhost",
+                                    x->v->name, "destination", x->dest, "destination_type",
+                                    x->dest_type, "routing_key", defs_str_json(routing_key),
+                                    "arguments", defs_table_json(args, 0)));
+}
+
+/* The vhost's queues, exchanges and bindings (exclusive queues, the default and amq.*
+ * exchanges and internal ones left out, as RabbitMQ's export leaves them). */
+static void
+defs_export_entities(const struct vhost *v, json_t *queues, json_t *exchanges, json_t *bindings)
+{
+    struct defs_export x = {bindings, v, NULL, NULL};
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &v->queues);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        const struct queue *q = hmap_container_of(he, struct queue, by_name);
+        if (q->owner != NULL)
+            continue;
+        struct wire_table args = {q->args, q->args_len};
+        json_array_append_new(queues, json_pack("{s:s, s:s, s:s, s:b, s:b, s:o}", "name", q->name,
+                                                "vhost", v->name, "type", "classic", "durable",
+                                                q->durable, "auto_delete", q->auto_delete,
+                                                "arguments", defs_table_json(args, 0)));
+        x.dest = q->name;
+        x.dest_type = "queue";
+        bind_list_foreach(&q->bindings_in, defs_export_binding, &x);
+    }
+    hmap_iter_init(&it, &v->exchanges);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        const struct exch *e = hmap_container_of(he, struct exch, by_name);
+        x.dest = e->name;
+        x.dest_type = "exchange";
+        bind_list_foreach(&e->bindings_in, defs_export_binding, &x);
+        if (strncmp(e->name, "amq.", 4) == 0 || e->internal)
+            continue;
+        struct wire_table args = {e->args, e->args_len};
+        json_array_append_new(exchanges,
+                              json_pack("{s:s, s:s, s:s, s:b, s:b, s:o}", "name", e->name, "vhost",
+                                        v->name, "type", exch_type_name(e->type), "durable",
+                                        e->durable, "auto_delete", e->auto_delete, "arguments",
+                                        defs_table_json(args, 0)));
+    }
+}
+
+json_t *
+admin_definitions_export(struct admin *a)
+{
+    /* A default user whose password waits for the first login is hashed now: an export
+     * holds hashes, never a marker only this broker understands. */
+    if (auth_db_hash_now(a->env.auth) < 0)
+        return NULL;
+    json_t *d = json_pack(
+        "{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "rabbit_version",
+        DEFS_FORMAT_VERSION, "warren_version", PACKAGE_VERSION, "users", admin_users_json(a),
+        "vhosts", admin_vhosts_json(a), "permissions", admin_permissions_json(a),
+        "topic_permissions", admin_topic_permissions_json(a), "parameters",
+        admin_stored_json(a, "parameters"), "global_parameters",
+        admin_stored_json(a, "global_parameters"), "policies", admin_stored_json(a, "policies"),
+        "queues", json_array(), "exchanges", json_array(), "bindings", json_array());
+    if (d == NULL)
+        return NULL;
+    /* Vhost limits as RabbitMQ 3.10 exports them: [name, value] pairs in the vhost, and a
+     * vhost-limits parameter (which is what its import reads). */
+    json_t *params = json_object_get(d, "parameters");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(d, "vhosts"), i, v)
+    {
+        json_t *lim = json_object_get(v, "limits"), *pairs = json_array();
+        const char *key;
+        json_t *val;
+        json_object_foreach(lim, key, val)
+            json_array_append_new(pairs, json_pack("[s,O]", key, val));
+        if (json_object_size(lim) > 0)
+            json_array_append_new(
+                params, json_pack("{s:O, s:s, s:s, s:O}", "vhost", json_object_get(v, "name"),
+                                  "component", "vhost-limits", "name", "limits", "value", lim));
+        json_object_set_new(v, "limits", pairs);
+    }
+    for (struct vhost *vh = a->env.vhosts->head; vh != NULL; vh = vh->next)
+        defs_export_entities(vh, json_object_get(d, "queues"), json_object_get(d, "exchanges"),
+                             json_object_get(d, "bindings"));
+    return d;
 }
 
 enum admin_result

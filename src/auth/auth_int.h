@@ -42,6 +42,7 @@ struct auth_db {
     size_t count;
     uint64_t generation;     /* see auth_db_generation */
     bool digests_ready;      /* the digests are fetched: passwords are hashed when set */
+    enum auth_hash_alg alg;  /* for passwords set from now on (password_hashing_module) */
     struct evp_md_st *md[3]; /* by enum auth_hash_alg; NULL until the first login */
     struct auth_user *dummy; /* owns; hashed in place of an unknown user */
     void (*hashed_fn)(void *arg, struct auth_user *u);

@@ -240,17 +240,17 @@ auth_user_set_password(struct auth_db *db, struct auth_user *u, const char *pass
     db->generation++;
     if (password == NULL) {
         u->pwhash_len = 0;
-        u->alg = AUTH_HASH_SHA256;
+        u->alg = db->alg;
         return 0;
     }
     if (db->digests_ready)
-        return auth_user_hash_password(db, u, AUTH_HASH_SHA256, password);
+        return auth_user_hash_password(db, u, db->alg, password);
     u->pending_password = strdup(password);
     if (u->pending_password == NULL) {
         log_write(LOG_ERROR, "auth", "cannot set a password: out of memory");
         return -1;
     }
-    u->alg = AUTH_HASH_SHA256;
+    u->alg = db->alg;
     u->pwhash_len = 0;
     return 0;
 }
@@ -409,6 +409,12 @@ auth_db_generation(const struct auth_db *db)
 }
 
 void
+auth_db_set_hash_alg(struct auth_db *db, enum auth_hash_alg alg)
+{
+    db->alg = alg;
+}
+
+void
 auth_db_set_hashed_hook(struct auth_db *db, void (*fn)(void *arg, struct auth_user *u), void *arg)
 {
     db->hashed_fn = fn;
@@ -424,13 +430,13 @@ auth_db_start_hashing(struct auth_db *db)
     if (auth_digests_fetch(db) < 0)
         return -1;
     db->digests_ready = true;
-    if (auth_user_hash_password(db, db->dummy, AUTH_HASH_SHA256, "") < 0)
+    if (auth_user_hash_password(db, db->dummy, db->alg, "") < 0)
         goto fail;
     for (size_t i = 0; i < db->nbuckets; i++) {
         for (struct auth_user *u = db->buckets[i]; u != NULL; u = u->next) {
             if (u->pending_password == NULL)
                 continue;
-            if (auth_user_hash_password(db, u, AUTH_HASH_SHA256, u->pending_password) < 0)
+            if (auth_user_hash_password(db, u, db->alg, u->pending_password) < 0)
                 goto fail;
             auth_user_drop_pending(u);
             if (db->hashed_fn != NULL)

@@ -45,6 +45,7 @@ enum conf_type {
     CONF_INFO_UNIT, /* bytes in RabbitMQ's information units (50MB, 2GiB); stored as uint64_t */
     CONF_TAGS,      /* default_user_tags.<tag> = true|false */
     CONF_MAX,       /* an integer min..max, or infinity (stored as CONF_INFINITY) */
+    CONF_HASHING,   /* rabbit_password_hashing_sha256 or _sha512, stored as a string */
 };
 
 /* One configuration key. A key ending in ".<name>" is a family: any non-empty <name>
@@ -79,6 +80,9 @@ static const struct conf_key conf_keys[] = {
      "write pattern of default_user on default_vhost, set on the first start"},
     {"default_permissions.read", CONF_STR, CONF_F(default_permissions_read), ".*", 0, 4095,
      "read pattern of default_user on default_vhost, set on the first start"},
+    {"password_hashing_module", CONF_HASHING, CONF_F(password_hashing_module),
+     "rabbit_password_hashing_sha256", 0, 0,
+     "how passwords set here are hashed: rabbit_password_hashing_sha256 or _sha512"},
     {"load_definitions", CONF_STR, CONF_F(load_definitions), "", 0, 4095,
      "RabbitMQ definitions file (JSON) imported at each start; set: no default user/vhost"},
     {"connection_max", CONF_MAX, CONF_F(connection_max), "infinity", 0, UINT32_MAX - 1,
@@ -101,6 +105,14 @@ static const struct conf_key conf_keys[] = {
      "the same limit as a multiple of physical memory; 0: not set (a given .absolute wins)"},
     {"handshake_timeout", CONF_UINT, CONF_F(handshake_timeout), "10000", 1, INT32_MAX,
      "milliseconds a client has to finish the AMQP handshake"},
+    {"management.tcp.port", CONF_UINT, CONF_F(management_tcp_port), "15672", 0, 65535,
+     "port of the HTTP administration API; 0: no TCP listener (the Unix socket stays)"},
+    {"management.tcp.request_timeout", CONF_UINT, CONF_F(management_request_timeout), "30000", 100,
+     INT32_MAX, "milliseconds an HTTP API client has to send a whole request"},
+    {"management.tcp.idle_timeout", CONF_UINT, CONF_F(management_idle_timeout), "30000", 100,
+     INT32_MAX, "milliseconds an HTTP API connection may stay silent before it is closed"},
+    {"management.tcp.ip", CONF_STR, CONF_F(management_tcp_ip), "", 0, 63,
+     "numeric address of the HTTP API's listener; empty: every interface"},
     {"log.level", CONF_LEVEL, CONF_F(log_level), "info", 0, 0,
      "debug, info, warning, error, critical or none"},
     {"data_dir", CONF_STR, CONF_F(data_dir), "./var", 1, 4095,
@@ -380,6 +392,22 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
                              (unsigned)k->min, (unsigned)k->max);
         *(uint32_t *)(void *)field = (uint32_t)v;
         return 0;
+    case CONF_HASHING:
+        if (strcmp(value, "rabbit_password_hashing_sha256") != 0 &&
+            strcmp(value, "rabbit_password_hashing_sha512") != 0)
+            return conf_fail(ps,
+                             "bad value '%s' for %s: expected rabbit_password_hashing_sha256 or "
+                             "rabbit_password_hashing_sha512",
+                             value, k->key);
+        {
+            char *copy = conf_strdup(ps, value);
+            if (copy == NULL)
+                return -1;
+            char **slot = (char **)(void *)field;
+            free(*slot);
+            *slot = copy;
+        }
+        return 0;
     case CONF_MAX:
         if (strcmp(value, "infinity") == 0) {
             *(uint32_t *)(void *)field = CONF_INFINITY;
@@ -559,6 +587,8 @@ conf_free(struct conf *c)
     free(c->default_permissions_write);
     free(c->default_permissions_read);
     free(c->load_definitions);
+    free(c->management_tcp_ip);
+    free(c->password_hashing_module);
     conf_clear_listed(c->loopback_users, &c->n_loopback_users);
     conf_clear_listed(c->default_user_tags, &c->n_default_user_tags);
     memset(c, 0, sizeof(*c));
@@ -674,15 +704,11 @@ conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
 
 /* The command line: conf_option_help[] follows conf_options[] entry for entry. */
 static const struct option conf_options[] = {
-    {"config", required_argument, NULL, 'c'},
-    {"port", required_argument, NULL, 'p'},
-    {"bind", required_argument, NULL, 'b'},
-    {"data-dir", required_argument, NULL, 'd'},
-    {"log-level", required_argument, NULL, 'l'},
-    {"check-config", no_argument, NULL, 't'},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0},
+    {"config", required_argument, NULL, 'c'},    {"port", required_argument, NULL, 'p'},
+    {"bind", required_argument, NULL, 'b'},      {"data-dir", required_argument, NULL, 'd'},
+    {"log-level", required_argument, NULL, 'l'}, {"management-port", required_argument, NULL, 'm'},
+    {"check-config", no_argument, NULL, 't'},    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
 };
 
 static const struct {
@@ -693,6 +719,7 @@ static const struct {
     {"    --bind ADDR", "listen on the numeric IPv4 or IPv6 address ADDR (repeatable)"},
     {"    --data-dir DIR", "keep the message store in DIR (data_dir)"},
     {"    --log-level LEVEL", "debug, info, warning, error, critical or none (log.level)"},
+    {"    --management-port N", "serve the HTTP API on port N; 0: not over TCP"},
     {"    --check-config", "check the configuration, print \"configuration OK\" and exit"},
     {"-h, --help", "print this help and exit"},
     {"-V, --version", "print the version and exit"},
@@ -760,7 +787,7 @@ conf_from_cmdline(struct conf *c, int argc, char **argv)
     const char *config = NULL, *data_dir = NULL;
     char binds[CONF_MAX_LISTENERS][64];
     unsigned n_binds = 0;
-    long port = -1;
+    long port = -1, mgmt_port = -1;
     bool have_level = false, check = false, help = false, version = false;
     enum log_level level = LOG_INFO;
     uint64_t v;
@@ -787,6 +814,12 @@ conf_from_cmdline(struct conf *c, int argc, char **argv)
                 return conf_usage_error(
                     "bad value '%s' for --bind: expected a numeric IPv4 or IPv6 address", optarg);
             n_binds++;
+            break;
+        case 'm':
+            if (conf_parse_u64(optarg, &v) < 0 || v > 65535)
+                return conf_usage_error(
+                    "bad value '%s' for --management-port: expected an integer 0..65535", optarg);
+            mgmt_port = (long)v;
             break;
         case 'd':
             if (*optarg == '\0')
@@ -873,6 +906,8 @@ conf_from_cmdline(struct conf *c, int argc, char **argv)
     }
     if (have_level)
         c->log_level = level;
+    if (mgmt_port >= 0)
+        c->management_tcp_port = (uint32_t)mgmt_port;
 
     if (check) {
         printf("configuration OK\n");

@@ -688,9 +688,10 @@ chan_publish_header(struct chan *ch, const struct frame_content_header *h,
 {
     struct conn *c = ch->conn;
     /* As RabbitMQ: a user_id property, when present, must name the authenticated user, so
-     * consumers can trust it. */
+     * consumers can trust it, unless the user has the impersonator tag. */
     const char *user = auth_user_name(c->user);
-    if ((props->flags & WIRE_BASIC_USER_ID_FLAG) && !wire_str_eq(props->user_id, user))
+    if ((props->flags & WIRE_BASIC_USER_ID_FLAG) && !wire_str_eq(props->user_id, user) &&
+        !auth_user_has_tag(c->user, "impersonator"))
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH,
                           "user_id property set to '%.*s' but authenticated user was '%s'",
                           WIRE_STR_ARG(props->user_id), user);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
@@ -327,6 +328,12 @@ conn_on_start_ok(struct conn *c, const struct wire_connection_start_ok *so)
         return -1;
     }
     c->user = auth_user_ref((struct auth_user *)user);
+    /* Kept for the HTTP API's listing; a copy that fails only leaves the listing without. */
+    if (so->client_properties.len > 0 &&
+        (c->client_props = malloc(so->client_properties.len)) != NULL) {
+        memcpy(c->client_props, so->client_properties.ptr, so->client_properties.len);
+        c->client_props_len = so->client_properties.len;
+    }
     const struct conf *conf = env->conf;
     struct wire_method m = {.id = WIRE_CONNECTION_TUNE};
     m.u.connection_tune.channel_max = (uint16_t)conf->channel_max;
@@ -972,6 +979,24 @@ conn_addr_is_loopback(const struct sockaddr *sa)
     return false;
 }
 
+/* The numeric host and the port of sa (IPv4 or IPv6) into host (INET6_ADDRSTRLEN bytes) and
+ * *port; "?" and 0 for another family (a socketpair in the tests). */
+static void
+conn_addr_split(const struct sockaddr *sa, char *host, uint16_t *port)
+{
+    strcpy(host, "?");
+    *port = 0;
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, INET6_ADDRSTRLEN);
+        *port = ntohs(a->sin6_port);
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, host, INET6_ADDRSTRLEN);
+        *port = ntohs(a->sin_port);
+    }
+}
+
 struct conn *
 conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
 {
@@ -995,6 +1020,12 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
     if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
         net_format_addr(to, sizeof(to), (struct sockaddr *)&local);
     snprintf(c->ctx, sizeof(c->ctx), "conn %llu %s -> %s", (unsigned long long)c->id, from, to);
+    snprintf(c->name, sizeof(c->name), "%s -> %s", from, to);
+    conn_addr_split(peer, c->peer_host, &c->peer_port);
+    conn_addr_split((struct sockaddr *)&local, c->host, &c->port);
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    c->connected_at = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000;
 
     c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL)
@@ -1050,5 +1081,6 @@ conn_free(struct conn *c)
     msg_unref(&c->body.msg);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
+    free(c->client_props);
     free(c);
 }

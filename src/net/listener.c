@@ -28,6 +28,7 @@
 #include "warren/assert.h"
 #include "warren/conf.h"
 #include "warren/msg.h"
+#include "warren/vhost.h"
 
 /* The listen() backlog: connections the kernel completes before we accept them, capped by
  * net.core.somaxconn. RabbitMQ 3.10 defaults to 128 (tcp_listen_options.backlog) and its
@@ -718,8 +719,9 @@ net_server_free(struct net_server *s)
 void
 net_server_close_user(struct net_server *s, const struct auth_user *u, const char *text)
 {
-    struct conn *c;
-    TAILQ_FOREACH(c, &s->conns, link) {
+    /* A connection may be dropped on the way (moved to the dead list): next is taken first. */
+    for (struct conn *c = TAILQ_FIRST(&s->conns), *next; c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
         if (c->user == u)
             conn_close_forced(c, text);
     }
@@ -728,12 +730,77 @@ net_server_close_user(struct net_server *s, const struct auth_user *u, const cha
 void
 net_server_close_vhost(struct net_server *s, const struct vhost *v, const char *text)
 {
-    struct conn *c;
-    TAILQ_FOREACH(c, &s->conns, link) {
+    for (struct conn *c = TAILQ_FIRST(&s->conns), *next; c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
         if (c->vhost != v)
             continue;
         conn_close_forced(c, text);
         conn_release(c);
         conn_detach(c);
     }
+}
+
+static const char *
+server_conn_state_name(enum conn_state st)
+{
+    switch (st) {
+    case CONN_AWAIT_HEADER:
+    case CONN_AWAIT_START_OK:
+        return "starting";
+    case CONN_AWAIT_TUNE_OK:
+        return "tuning";
+    case CONN_AWAIT_OPEN:
+        return "opening";
+    case CONN_OPEN:
+        return "running";
+    default:
+        return "closing";
+    }
+}
+
+void
+net_server_conn_foreach(struct net_server *s, void (*fn)(void *arg, const struct net_conn_info *ci),
+                        void *arg)
+{
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link) {
+        struct net_conn_info ci = {
+            .name = c->name,
+            .peer_host = c->peer_host,
+            .host = c->host,
+            .peer_port = c->peer_port,
+            .port = c->port,
+            .user = c->user != NULL ? auth_user_name(c->user) : NULL,
+            .vhost = c->vhost != NULL ? c->vhost->name : NULL,
+            .state = server_conn_state_name(c->state),
+            .client_properties = c->client_props,
+            .client_properties_len = c->client_props_len,
+            .channels = (uint32_t)c->chans.count,
+            .frame_max = c->frame_max,
+            .channel_max = c->channel_max,
+            .heartbeat = c->heartbeat,
+            .connected_at = c->connected_at,
+        };
+        fn(arg, &ci);
+    }
+}
+
+bool
+net_server_close_conn(struct net_server *s, const char *name, const char *text)
+{
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link) {
+        if (strcmp(c->name, name) == 0) {
+            conn_close_forced(c, text);
+            return true;
+        }
+    }
+    return false;
+}
+
+void
+net_server_alarms(const struct net_server *s, bool *memory, bool *disk)
+{
+    *memory = s->memory_alarm;
+    *disk = s->disk_alarm;
 }

@@ -3,6 +3,7 @@
 #ifndef WARREN_NET_INT_H
 #define WARREN_NET_INT_H
 
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -171,6 +172,14 @@ struct conn {
     bool output_paused; /* a request waits for the output to drain (conn_reply_must_wait) */
     uint32_t store_paused; /* replies waiting for the store: input waits behind them */
     char ctx[200];         /* log context: "conn 42 1.2.3.4:5 -> 6.7.8.9:5672 guest@/" */
+    /* What the HTTP API lists (struct net_conn_info): RabbitMQ's connection name
+     * "1.2.3.4:5 -> 6.7.8.9:5672", both ends, the start-ok's client properties. */
+    char name[160];
+    char peer_host[INET6_ADDRSTRLEN], host[INET6_ADDRSTRLEN];
+    uint16_t peer_port, port;
+    uint8_t *client_props; /* owns: the table's entries, as received; NULL: none yet */
+    uint32_t client_props_len;
+    uint64_t connected_at; /* milliseconds since the epoch */
 };
 
 #define log_conn(lvl, c, ...)                                                                      \

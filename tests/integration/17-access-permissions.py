@@ -3,7 +3,8 @@ delete, write on publish (the default exchange as amq.default) and on a binding'
 destination, read on consume, get, purge and a binding's source; topic permissions on the
 routing keys of publishes and bindings to a topic exchange; the amq.* and default-exchange
 rules; the permission of a new queue's dead-letter exchange and of a new exchange's
-alternate exchange. Each row was run with pika against RabbitMQ 3.10.8 loaded with the same
+alternate exchange; the user_id property, which only an impersonator may set to another user
+(carol is given that tag here). Each row was run with pika against RabbitMQ 3.10.8 loaded with the same
 definitions (definitions-rabbitmq-3.10.json, plus carol's topic permissions below): the
 results and reply texts are RabbitMQ's, character for character."""
 
@@ -24,6 +25,11 @@ PASSWORDS = {"alice": "alice-pass", "bob": "bob pass \u00fc", "carol": "carol-51
 REFUSED = "ACCESS_REFUSED - access to %s '%s' in vhost '%s' refused for user '%s'"
 TOPIC = ("ACCESS_REFUSED - access to topic '%s' in exchange 'amq.topic' in vhost 'app' "
          "refused for user 'carol'")
+
+def pika_props(**kw):
+    import pika
+    return pika.BasicProperties(**kw)
+
 
 CASES = [
     # (what, user, vhost, operation, None or (code, text))
@@ -94,6 +100,12 @@ CASES = [
     ("write on a new queue's dead-letter exchange", "bob", "app",
      lambda ch: ch.queue_declare("bob.dl", arguments={"x-dead-letter-exchange": "app.events"}),
      (403, REFUSED % ("exchange", "app.events", "app", "bob"))),
+    ("user_id must be the user's", "alice", "app",
+     lambda ch: ch.basic_publish("", "app.orders", b"x", pika_props(user_id="someone")),
+     (406, "PRECONDITION_FAILED - user_id property set to 'someone' but authenticated user "
+           "was 'alice'")),
+    ("an impersonator may set any user_id", "carol", "app",
+     lambda ch: ch.basic_publish("", "app.orders", b"x", pika_props(user_id="someone")), None),
     ("write on a new exchange's alternate exchange", "bob", "app",
      lambda ch: ch.exchange_declare("bob.ae", "fanout",
                                     arguments={"alternate-exchange": "app.events"}),
@@ -131,6 +143,9 @@ def test_operations():
         defs = json.load(f)
     defs["topic_permissions"].append({"user": "carol", "vhost": "app", "exchange": "amq.topic",
                                       "write": "^carol\\.", "read": "^carol\\."})
+    for u in defs["users"]:
+        if u["name"] == "carol":
+            u["tags"] = ["impersonator"]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(defs, f)
         path = f.name

@@ -780,8 +780,10 @@ class Server:
     proc, pid and data_dir."""
 
     def __init__(self, config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
-                 log_level="debug", limits=None, env=None):
+                 log_level="debug", limits=None, env=None, mgmt=None):
         self.config = config
+        self.mgmt = mgmt
+        self.mgmt_port = None
         self.limits = limits or {}
         self.env = env
         self.log_level = log_level
@@ -836,6 +838,14 @@ class Server:
         argv += ["--data-dir", self.data_dir]
         if self.log_level:
             argv += ["--log-level", self.log_level]
+        # The HTTP API: off unless the test asks for it (mgmt=True: on a free port of its
+        # own; mgmt="config": as the config file says), so that brokers running side by side
+        # never compete for 15672.
+        if self.mgmt is None:
+            argv += ["--management-port", "0"]
+        elif self.mgmt is True:
+            self.mgmt_port = free_port()
+            argv += ["--management-port", str(self.mgmt_port)]
         if self.config is not None:
             path = os.path.join(self.tmp, "warren.conf")
             with open(path, "w") as f:
@@ -985,15 +995,17 @@ def cleanup_dir(path):
 
 @contextlib.contextmanager
 def server(config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
-           log_level="debug", limits=None, env=None):
+           log_level="debug", limits=None, env=None, mgmt=None):
     """Starts a broker for the block (or uses $WARREN_TEST_ADDR). On success the server is
     stopped with SIGTERM and must exit 0; on failure it is killed and its stderr printed.
     config: a dict or text written to a file passed with --config. listen_args=False leaves
     out --port/--bind (the config file's listener is used; give its port as port=).
     log_level=None leaves out --log-level. limits: {resource.RLIMIT_*: value} set (soft and
-    hard) in the server process; env: variables added to its environment."""
+    hard) in the server process; env: variables added to its environment. mgmt: the HTTP
+    API, off by default; True serves it on a free port (srv.mgmt_port), "config" leaves
+    it to the config file."""
     srv = Server(config=config, args=args, bind=bind, port=port, listen_args=listen_args,
-                 log_level=log_level, limits=limits, env=env).start()
+                 log_level=log_level, limits=limits, env=env, mgmt=mgmt).start()
     try:
         yield srv
     except BaseException:
@@ -1228,3 +1240,41 @@ def run(tests, timeout=TEST_TIMEOUT):
             % (name, notrun))
     log("%d passed, %d failed" % (passed, failed) + (", %d skipped" % notrun if notrun else ""))
     sys.exit(1 if failed else 0)
+
+
+# ---------------------------------------------------------------------------------------
+# The HTTP API (servers started with mgmt=True)
+
+
+def http(srv, method, path, body=None, auth=("guest", "guest"), headers=None, unix=False,
+         timeout=10):
+    """One request to srv's HTTP API: on its management port, or on the Unix socket
+    <data_dir>/warren-admin.sock with unix=True (no credentials). body: a dict or list
+    (sent as JSON), str or bytes. Returns (status, headers dict with lower-case names,
+    decoded JSON or None for an empty body)."""
+    import base64
+    import http.client
+    import json
+    if unix:
+        conn = http.client.HTTPConnection("localhost", timeout=timeout)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(os.path.join(srv.data_dir, "warren-admin.sock"))
+        conn.sock = sock
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.mgmt_port, timeout=timeout)
+    hdrs = dict(headers or {})
+    if auth is not None and not unix:
+        hdrs["Authorization"] = "Basic " + base64.b64encode(
+            ("%s:%s" % auth).encode()).decode()
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+        hdrs.setdefault("Content-Type", "application/json")
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        got = {k.lower(): v for k, v in resp.getheaders()}
+        return resp.status, got, json.loads(data) if data else None
+    finally:
+        conn.close()

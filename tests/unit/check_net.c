@@ -989,7 +989,7 @@ START_TEST(test_permission_change_applies_at_once)
 }
 END_TEST
 
-/* Deleting a user closes its connections with 320; the connection still frees cleanly. */
+/* Deleting a user closes its connections with 320 (both of them); they still free cleanly. */
 START_TEST(test_delete_user_closes_connections)
 {
     struct nethost_peer *p = start();
@@ -999,11 +999,15 @@ START_TEST(test_delete_user_closes_connections)
     publish(p, 1, "q", "m1");
     consume(p, 1, "q", "c1", false);
     expect_delivery(p, 1, "m1", false);
+    struct nethost_peer *p2 = start_peer();
     ck_assert_int_eq(admin_user_delete(host.admin, "guest", NULL, NULL, err, sizeof(err)),
                      ADMIN_OK);
     expect_close(p, 0, WIRE_CONNECTION_CLOSE, WIRE_CONNECTION_FORCED, 0,
                  "CONNECTION_FORCED - user 'guest' is deleted");
+    expect_close(p2, 0, WIRE_CONNECTION_CLOSE, WIRE_CONNECTION_FORCED, 0,
+                 "CONNECTION_FORCED - user 'guest' is deleted");
     close_ok_and_eof(p);
+    close_ok_and_eof(p2);
     finish();
 }
 END_TEST

@@ -1,0 +1,1071 @@
+/* The routes of the administration HTTP API (see warren/mgmt.h), with RabbitMQ 3.10's paths,
+ * JSON, status codes and tag rules (rabbit_mgmt_dispatcher.erl, rabbit_mgmt_util.erl):
+ * no tag: no API; management: own things (whoami, overview, the vhosts it may use, its own
+ * connections); monitoring: every vhost and connection, limits; administrator: users, vhosts,
+ * permissions, limits, definitions. Listings are built from warren/admin.h's JSON; changes go
+ * through its functions and are answered from their done callback, once durable: 201 when a
+ * PUT created the object, 204 when it updated it. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "mgmt_int.h"
+#include "warren/admin.h"
+#include "warren/auth.h"
+#include "warren/conf.h"
+#include "warren/net.h"
+#include "warren/queue.h"
+#include "warren/vhost.h"
+#include "warren/wire.h"
+
+#define API_RABBITMQ_VERSION "3.10.8" /* what tools that check a version are told */
+
+/* What a route requires of the user's tags (rabbit_mgmt_util is_authorized_*). */
+enum api_tag {
+    API_MANAGEMENT = 0, /* any of management, policymaker, monitoring, administrator */
+    API_MONITORING,     /* monitoring or administrator */
+    API_ADMIN,          /* administrator */
+};
+
+struct api_route {
+    const char *pattern[MGMT_SEGS_MAX]; /* "*" matches any one segment */
+    unsigned methods;                   /* enum mgmt_method bits */
+    enum api_tag tag;                   /* for GET; changes need administrator */
+    void (*handler)(struct mgmt_req *r);
+};
+
+void
+mgmt_reply_error(struct mgmt_req *r, int status, const char *error, const char *reason)
+{
+    r->reply(r, status, json_pack("{s:s, s:s}", "error", error, "reason", reason));
+}
+
+static void
+api_not_found(struct mgmt_req *r)
+{
+    mgmt_reply_error(r, 404, "Object Not Found", "Not Found");
+}
+
+static void
+api_bad_request(struct mgmt_req *r, const char *reason)
+{
+    mgmt_reply_error(r, 400, "bad_request", reason);
+}
+
+static void
+api_nomem(struct mgmt_req *r)
+{
+    mgmt_reply_error(r, 500, "internal_server_error", "out of memory");
+}
+
+/* Replies 200 with body, or 500 when building it failed (body NULL). */
+static void
+api_reply_json(struct mgmt_req *r, json_t *body)
+{
+    if (body == NULL)
+        api_nomem(r);
+    else
+        r->reply(r, 200, body);
+}
+
+static bool
+api_is_admin(const struct mgmt_req *r)
+{
+    return r->user == NULL || auth_user_has_tag(r->user, "administrator");
+}
+
+static bool
+api_is_monitor(const struct mgmt_req *r)
+{
+    return api_is_admin(r) || auth_user_has_tag(r->user, "monitoring");
+}
+
+/* Whether the user may see vhost (RabbitMQ: monitoring sees all, others their own). */
+static bool
+api_vhost_visible(const struct mgmt_req *r, const char *vhost)
+{
+    return api_is_monitor(r) || auth_perm_find(r->user, vhost) != NULL;
+}
+
+static struct vhost *
+api_vhost(const struct mgmt_req *r, const char *name)
+{
+    return vhost_find(r->env->vhosts, (struct wire_str){(const uint8_t *)name, strlen(name)});
+}
+
+/* The done callback of a change: the status chosen before the change, or 500. */
+static void
+api_on_durable(void *arg, const char *err)
+{
+    struct mgmt_req *r = arg;
+    if (err != NULL)
+        mgmt_reply_error(r, 500, "internal_server_error", err);
+    else
+        r->reply(r, r->ok_status, NULL);
+}
+
+/* Answers a change's result: nothing now on ADMIN_OK (done will), else its error. */
+static void
+api_changed(struct mgmt_req *r, enum admin_result res, const char *err)
+{
+    switch (res) {
+    case ADMIN_OK:
+        return;
+    case ADMIN_NOT_FOUND:
+        if (r->method == MGMT_DELETE)
+            api_not_found(r);
+        else
+            api_bad_request(r, err);
+        return;
+    case ADMIN_INVALID:
+        api_bad_request(r, err);
+        return;
+    case ADMIN_NOMEM:
+        api_nomem(r);
+        return;
+    }
+}
+
+/* The request body as a JSON object (an empty body is an empty object, as RabbitMQ reads
+ * it). NULL after replying 400. The caller owns the result. */
+static json_t *
+api_body(struct mgmt_req *r)
+{
+    if (r->body_len == 0)
+        return json_object();
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (j == NULL) {
+        char reason[300];
+        snprintf(reason, sizeof(reason), "failed to decode JSON: %s", je.text);
+        api_bad_request(r, reason);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        api_bad_request(r, "expected a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* A string field: NULL when absent; *bad when present and not a string. */
+static const char *
+api_str(json_t *o, const char *key, bool *bad)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
+        *bad = true;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+#define API_TAGS_MAX 32
+
+/* Tags as a list of strings or a comma-separated string (RabbitMQ takes both), into
+ * tags[] (pointing into o or buf). Returns the count, or -1 for a bad value. */
+static int
+api_tags(json_t *o, const char **tags, char *buf, size_t buflen)
+{
+    json_t *v = json_object_get(o, "tags");
+    if (v == NULL || json_is_null(v))
+        return 0;
+    int n = 0;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *t;
+        json_array_foreach(v, i, t)
+        {
+            if (!json_is_string(t) || n == API_TAGS_MAX)
+                return -1;
+            tags[n++] = json_string_value(t);
+        }
+        return n;
+    }
+    if (!json_is_string(v) || json_string_length(v) >= buflen)
+        return -1;
+    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t != NULL;
+         t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        size_t l = strlen(t);
+        while (l > 0 && t[l - 1] == ' ')
+            t[--l] = '\0';
+        if (*t == '\0')
+            continue;
+        if (n == API_TAGS_MAX)
+            return -1;
+        tags[n++] = t;
+    }
+    return n;
+}
+
+/* Keeps the entries of arr (taken) whose field key equals value (and, when key2 is not
+ * NULL, whose key2 equals value2). Returns a new array, NULL on ENOMEM. */
+static json_t *
+api_filter(json_t *arr, const char *key, const char *value, const char *key2, const char *value2)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *e;
+    if (arr == NULL || out == NULL) {
+        json_decref(arr);
+        json_decref(out);
+        return NULL;
+    }
+    json_array_foreach(arr, i, e)
+    {
+        const char *v = json_string_value(json_object_get(e, key));
+        const char *v2 = key2 != NULL ? json_string_value(json_object_get(e, key2)) : NULL;
+        if (v != NULL && strcmp(v, value) == 0 &&
+            (key2 == NULL || (v2 != NULL && strcmp(v2, value2) == 0)))
+            json_array_append(out, e);
+    }
+    json_decref(arr);
+    return out;
+}
+
+/* ---- whoami, overview, health ---- */
+
+static json_t *
+api_user_tags(const struct mgmt_req *r)
+{
+    json_t *tags = json_array();
+    if (r->user == NULL) {
+        json_array_append_new(tags, json_string("administrator"));
+        return tags;
+    }
+    for (size_t i = 0; tags != NULL && i < auth_user_tag_count(r->user); i++)
+        json_array_append_new(tags, json_string(auth_user_tag(r->user, i)));
+    return tags;
+}
+
+static void
+api_whoami(struct mgmt_req *r)
+{
+    const char *name = r->user != NULL ? auth_user_name(r->user) : "";
+    api_reply_json(r, json_pack("{s:s, s:o?}", "name", name, "tags", api_user_tags(r)));
+}
+
+/* The node name RabbitMQ would show: warren@<short host name>. */
+static void
+api_node_name(char *buf, size_t cap)
+{
+    char host[256] = "localhost";
+    if (gethostname(host, sizeof(host) - 1) == 0) {
+        host[sizeof(host) - 1] = '\0';
+        host[strcspn(host, ".")] = '\0';
+    }
+    snprintf(buf, cap, "warren@%s", host);
+}
+
+struct api_totals {
+    const struct mgmt_req *r;
+    uint64_t conns, chans;
+};
+
+static void
+api_count_conn(void *arg, const struct net_conn_info *ci)
+{
+    struct api_totals *t = arg;
+    if (api_is_monitor(t->r) ||
+        (ci->user != NULL && strcmp(ci->user, auth_user_name(t->r->user)) == 0)) {
+        t->conns++;
+        t->chans += ci->channels;
+    }
+}
+
+static void
+api_overview(struct mgmt_req *r)
+{
+    char node[300];
+    api_node_name(node, sizeof(node));
+    uint64_t exchanges = 0, queues = 0, consumers = 0, ready = 0, unacked = 0;
+    for (struct vhost *v = r->env->vhosts->head; v != NULL; v = v->next) {
+        if (!api_vhost_visible(r, v->name))
+            continue;
+        exchanges += v->exchanges.count;
+        queues += v->queues.count;
+        struct hmap_iter it;
+        hmap_iter_init(&it, &v->queues);
+        for (struct hmap_entry *e; (e = hmap_iter_next(&it)) != NULL;) {
+            struct queue *q = hmap_container_of(e, struct queue, by_name);
+            consumers += q->n_consumers;
+            ready += q->n_ready;
+            unacked += q->n_unacked;
+        }
+    }
+    struct api_totals t = {r, 0, 0};
+    if (r->env->net != NULL)
+        net_server_conn_foreach(r->env->net, api_count_conn, &t);
+    json_t *listeners = json_array();
+    const struct conf *c = r->env->conf;
+    for (unsigned i = 0; listeners != NULL && i < c->n_listeners; i++)
+        json_array_append_new(
+            listeners,
+            json_pack("{s:s, s:s, s:s, s:i}", "node", node, "protocol", "amqp", "ip_address",
+                      c->listeners[i].host[0] ? c->listeners[i].host : "::", "port",
+                      (json_int_t)c->listeners[i].port));
+    if (listeners != NULL && c->management_tcp_port != 0)
+        json_array_append_new(
+            listeners,
+            json_pack("{s:s, s:s, s:s, s:i}", "node", node, "protocol", "http", "ip_address",
+                      c->management_tcp_ip[0] ? c->management_tcp_ip : "::", "port",
+                      (json_int_t)c->management_tcp_port));
+    api_reply_json(
+        r, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o?, s:{s:I, s:I, s:I, s:I, s:I}, "
+                     "s:{s:I, s:I, s:I}, s:{}}",
+                     "management_version", API_RABBITMQ_VERSION, "rabbitmq_version",
+                     API_RABBITMQ_VERSION, "product_name", "Warren", "product_version",
+                     PACKAGE_VERSION, "cluster_name", node, "node", node, "erlang_version", "none",
+                     "listeners", listeners, "object_totals", "connections", (json_int_t)t.conns,
+                     "channels", (json_int_t)t.chans, "exchanges", (json_int_t)exchanges, "queues",
+                     (json_int_t)queues, "consumers", (json_int_t)consumers, "queue_totals",
+                     "messages", (json_int_t)(ready + unacked), "messages_ready", (json_int_t)ready,
+                     "messages_unacknowledged", (json_int_t)unacked, "message_stats"));
+}
+
+static void
+api_health_alarms(struct mgmt_req *r)
+{
+    bool mem = false, disk = false;
+    if (r->env->net != NULL)
+        net_server_alarms(r->env->net, &mem, &disk);
+    if (!mem && !disk) {
+        r->reply(r, 200, json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    char node[300];
+    api_node_name(node, sizeof(node));
+    json_t *alarms = json_array();
+    if (mem)
+        json_array_append_new(alarms, json_pack("{s:s, s:s}", "node", node, "resource", "memory"));
+    if (disk)
+        json_array_append_new(alarms, json_pack("{s:s, s:s}", "node", node, "resource", "disk"));
+    r->reply(r, 503,
+             json_pack("{s:s, s:s, s:o}", "status", "failed", "reason",
+                       "resource alarm(s) in effect in the cluster", "alarms", alarms));
+}
+
+static void
+api_aliveness(struct mgmt_req *r)
+{
+    if (api_vhost(r, r->segs[1]) == NULL)
+        api_not_found(r);
+    else if (!api_vhost_visible(r, r->segs[1]))
+        mgmt_reply_error(r, 401, "not_authorized", "Not authorised to access vhost");
+    else
+        r->reply(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* GET /api/auth/hash_password/{password}: {"ok": base64(salt || SHA-256(salt || password))},
+ * the hash a definitions file or PUT /api/users takes as password_hash. */
+static void
+api_hash_password(struct mgmt_req *r)
+{
+    const char *pw = r->segs[2];
+    unsigned char buf[AUTH_SALT_LEN + EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL && RAND_bytes(buf, AUTH_SALT_LEN) == 1 &&
+              EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(ctx, buf, AUTH_SALT_LEN) == 1 &&
+              EVP_DigestUpdate(ctx, pw, strlen(pw)) == 1 &&
+              EVP_DigestFinal_ex(ctx, buf + AUTH_SALT_LEN, &dlen) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        mgmt_reply_error(r, 500, "internal_server_error", "hashing failed");
+        return;
+    }
+    char b64[AUTH_HASH_B64_MAX];
+    EVP_EncodeBlock((unsigned char *)b64, buf, (int)(AUTH_SALT_LEN + dlen));
+    api_reply_json(r, json_pack("{s:s}", "ok", b64));
+}
+
+/* ---- users ---- */
+
+/* admin_users_json with every password hashed (one set in the configuration waits for the
+ * first login otherwise) and without Warren's own fields. */
+static json_t *
+api_users(struct mgmt_req *r)
+{
+    auth_db_hash_now(r->env->auth);
+    json_t *arr = admin_users_json(r->env->admin);
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) json_object_del(e, "warren_password_from_config");
+    return arr;
+}
+
+static void
+api_users_list(struct mgmt_req *r)
+{
+    api_reply_json(r, api_users(r));
+}
+
+static void
+api_user(struct mgmt_req *r)
+{
+    const char *name = r->segs[1];
+    char err[300] = "";
+    enum admin_result res;
+    bool exists = auth_user_get(r->env->auth, name) != NULL;
+    if (r->method == MGMT_GET) {
+        json_t *arr = api_filter(api_users(r), "name", name, NULL, NULL);
+        if (arr == NULL)
+            api_nomem(r);
+        else if (json_array_size(arr) == 0)
+            api_not_found(r);
+        else
+            r->reply(r, 200, json_incref(json_array_get(arr, 0)));
+        json_decref(arr);
+        return;
+    }
+    if (r->method == MGMT_DELETE) {
+        if (!exists) {
+            api_not_found(r);
+            return;
+        }
+        r->ok_status = 204;
+        res = admin_user_delete(r->env->admin, name, api_on_durable, r, err, sizeof(err));
+        api_changed(r, res, err);
+        return;
+    }
+    json_t *body = api_body(r);
+    if (body == NULL)
+        return;
+    bool bad = false;
+    struct admin_user u = {.name = name};
+    const char *tags[API_TAGS_MAX];
+    char tagbuf[1024];
+    int n_tags = api_tags(body, tags, tagbuf, sizeof(tagbuf));
+    u.password = api_str(body, "password", &bad);
+    u.password_hash = api_str(body, "password_hash", &bad);
+    const char *alg = api_str(body, "hashing_algorithm", &bad);
+    if (bad || n_tags < 0) {
+        api_bad_request(r, n_tags < 0 ? "tags must be a list of strings or a comma-separated "
+                                        "string"
+                                      : "password, password_hash and hashing_algorithm must "
+                                        "be strings");
+        goto out;
+    }
+    if (u.password != NULL && u.password_hash != NULL) {
+        api_bad_request(r, "password and password_hash cannot both be set");
+        goto out;
+    }
+    if (alg != NULL && auth_hash_alg_parse(alg, &u.hashing_algorithm) < 0) {
+        api_bad_request(r, "unknown hashing_algorithm");
+        goto out;
+    }
+    u.tags = tags;
+    u.n_tags = (size_t)n_tags;
+    r->ok_status = exists ? 204 : 201;
+    res = admin_user_put(r->env->admin, &u, api_on_durable, r, err, sizeof(err));
+    api_changed(r, res, err);
+out:
+    json_decref(body);
+}
+
+/* GET /api/users/{user}/permissions and .../topic-permissions. */
+static void
+api_user_perms(struct mgmt_req *r)
+{
+    if (auth_user_get(r->env->auth, r->segs[1]) == NULL) {
+        api_not_found(r);
+        return;
+    }
+    json_t *all = strcmp(r->segs[2], "permissions") == 0
+                      ? admin_permissions_json(r->env->admin)
+                      : admin_topic_permissions_json(r->env->admin);
+    api_reply_json(r, api_filter(all, "user", r->segs[1], NULL, NULL));
+}
+
+static json_t *
+api_limits_list(json_t *arr, const char *key)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *e;
+    if (arr == NULL || out == NULL) {
+        json_decref(arr);
+        json_decref(out);
+        return NULL;
+    }
+    json_array_foreach(arr, i, e)
+    {
+        json_t *l = json_object_get(e, "limits");
+        if (json_object_size(l) > 0)
+            json_array_append_new(
+                out, json_pack("{s:O, s:O}", key, json_object_get(e, "name"), "value", l));
+    }
+    json_decref(arr);
+    return out;
+}
+
+/* GET /api/user-limits[/{user}], PUT and DELETE /api/user-limits/{user}/{name} and
+ * /api/vhost-limits/{vhost}/{name}. */
+static void
+api_user_limits(struct mgmt_req *r)
+{
+    bool users = strcmp(r->segs[0], "user-limits") == 0;
+    if (r->method == MGMT_GET) {
+        json_t *arr = api_users(r);
+        if (r->n_segs > 1) {
+            if (auth_user_get(r->env->auth, r->segs[1]) == NULL) {
+                json_decref(arr);
+                api_not_found(r);
+                return;
+            }
+            arr = api_filter(arr, "name", r->segs[1], NULL, NULL);
+        }
+        api_reply_json(r, api_limits_list(arr, "user"));
+        return;
+    }
+    int64_t value = -1;
+    if (r->method == MGMT_PUT) {
+        json_t *body = api_body(r);
+        if (body == NULL)
+            return;
+        json_t *v = json_object_get(body, "value");
+        char *end = NULL;
+        bool ok = json_is_integer(v);
+        if (ok)
+            value = json_integer_value(v);
+        else if (json_is_string(v) && *json_string_value(v) != '\0') {
+            value = strtoll(json_string_value(v), &end, 10); /* RabbitMQ takes "7" too */
+            ok = *end == '\0';
+        }
+        json_decref(body);
+        if (!ok) {
+            api_bad_request(r, "value must be an integer");
+            return;
+        }
+    } else if (users && auth_user_get(r->env->auth, r->segs[1]) == NULL) {
+        api_not_found(r);
+        return;
+    }
+    char err[300] = "";
+    r->ok_status = 204;
+    enum admin_result res = users
+                                ? admin_user_set_limit(r->env->admin, r->segs[1], r->segs[2], value,
+                                                       api_on_durable, r, err, sizeof(err))
+                                : admin_vhost_set_limit(r->env->admin, r->segs[1], r->segs[2],
+                                                        value, api_on_durable, r, err, sizeof(err));
+    api_changed(r, res, err);
+}
+
+/* GET /api/vhost-limits[/{vhost}] (PUT and DELETE share api_user_limits). */
+static void
+api_vhost_limits(struct mgmt_req *r)
+{
+    if (r->method != MGMT_GET) {
+        if (r->method == MGMT_DELETE && api_vhost(r, r->segs[1]) == NULL) {
+            api_not_found(r);
+            return;
+        }
+        api_user_limits(r);
+        return;
+    }
+    json_t *arr = admin_vhosts_json(r->env->admin);
+    if (r->n_segs > 1) {
+        if (api_vhost(r, r->segs[1]) == NULL) {
+            json_decref(arr);
+            api_not_found(r);
+            return;
+        }
+        arr = api_filter(arr, "name", r->segs[1], NULL, NULL);
+    }
+    api_reply_json(r, api_limits_list(arr, "vhost"));
+}
+
+/* ---- vhosts ---- */
+
+/* A definitions vhost entry as /api/vhosts shows it: the metadata also at the top level. */
+static json_t *
+api_vhost_entry(json_t *e)
+{
+    json_t *meta = json_object_get(e, "metadata");
+    json_t *desc = json_object_get(meta, "description");
+    json_t *tags = json_object_get(meta, "tags");
+    json_t *dqt = json_object_get(meta, "default_queue_type");
+    json_object_set(e, "description", desc != NULL ? desc : json_string(""));
+    json_object_set(e, "tags", tags != NULL ? tags : json_array());
+    json_object_set_new(e, "default_queue_type",
+                        dqt != NULL ? json_incref(dqt) : json_string("undefined"));
+    json_object_set_new(e, "tracing", json_false());
+    json_object_del(e, "limits");
+    return e;
+}
+
+static void
+api_vhosts_list(struct mgmt_req *r)
+{
+    json_t *arr = admin_vhosts_json(r->env->admin);
+    json_t *out = json_array();
+    size_t i;
+    json_t *e;
+    if (arr == NULL || out == NULL) {
+        json_decref(arr);
+        json_decref(out);
+        api_nomem(r);
+        return;
+    }
+    json_array_foreach(arr, i, e)
+    {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        if (name != NULL && api_vhost_visible(r, name))
+            json_array_append(out, api_vhost_entry(e));
+    }
+    json_decref(arr);
+    r->reply(r, 200, out);
+}
+
+static void
+api_vhost_one(struct mgmt_req *r)
+{
+    const char *name = r->segs[1];
+    bool exists = api_vhost(r, name) != NULL;
+    char err[300] = "";
+    enum admin_result res;
+    if (r->method == MGMT_GET) {
+        if (!exists || !api_vhost_visible(r, name)) {
+            api_not_found(r);
+            return;
+        }
+        json_t *arr = api_filter(admin_vhosts_json(r->env->admin), "name", name, NULL, NULL);
+        if (arr == NULL || json_array_size(arr) == 0)
+            api_nomem(r);
+        else
+            r->reply(r, 200, json_incref(api_vhost_entry(json_array_get(arr, 0))));
+        json_decref(arr);
+        return;
+    }
+    if (r->method == MGMT_DELETE) {
+        if (!exists) {
+            api_not_found(r);
+            return;
+        }
+        r->ok_status = 204;
+        res = admin_vhost_delete(r->env->admin, name, api_on_durable, r, err, sizeof(err));
+        api_changed(r, res, err);
+        return;
+    }
+    json_t *body = api_body(r);
+    if (body == NULL)
+        return;
+    bool bad = false;
+    const char *tags[API_TAGS_MAX];
+    char tagbuf[1024];
+    int n_tags = api_tags(body, tags, tagbuf, sizeof(tagbuf));
+    struct admin_vhost v = {.name = name,
+                            .description = api_str(body, "description", &bad),
+                            .default_queue_type = api_str(body, "default_queue_type", &bad),
+                            .tags = tags,
+                            .n_tags = n_tags > 0 ? (size_t)n_tags : 0};
+    if (bad || n_tags < 0) {
+        api_bad_request(r, "description and default_queue_type must be strings, tags a list "
+                           "or a comma-separated string");
+    } else {
+        r->ok_status = exists ? 204 : 201;
+        res = admin_vhost_put(r->env->admin, &v, api_on_durable, r, err, sizeof(err));
+        api_changed(r, res, err);
+    }
+    json_decref(body);
+}
+
+/* GET /api/vhosts/{vhost}/permissions and .../topic-permissions. */
+static void
+api_vhost_perms(struct mgmt_req *r)
+{
+    if (api_vhost(r, r->segs[1]) == NULL) {
+        api_not_found(r);
+        return;
+    }
+    json_t *all = strcmp(r->segs[2], "permissions") == 0
+                      ? admin_permissions_json(r->env->admin)
+                      : admin_topic_permissions_json(r->env->admin);
+    api_reply_json(r, api_filter(all, "vhost", r->segs[1], NULL, NULL));
+}
+
+/* ---- permissions ---- */
+
+static void
+api_perms_list(struct mgmt_req *r)
+{
+    api_reply_json(r, strcmp(r->segs[0], "permissions") == 0
+                          ? admin_permissions_json(r->env->admin)
+                          : admin_topic_permissions_json(r->env->admin));
+}
+
+/* /api/permissions/{vhost}/{user} and /api/topic-permissions/{vhost}/{user}. */
+static void
+api_perm(struct mgmt_req *r)
+{
+    const char *vhost = r->segs[1], *user = r->segs[2];
+    bool topic = strcmp(r->segs[0], "topic-permissions") == 0;
+    struct auth_user *u = auth_user_get(r->env->auth, user);
+    char err[300] = "";
+    enum admin_result res;
+    json_t *cur = NULL;
+    if (u != NULL && api_vhost(r, vhost) != NULL)
+        cur = api_filter(topic ? admin_topic_permissions_json(r->env->admin)
+                               : admin_permissions_json(r->env->admin),
+                         "vhost", vhost, "user", user);
+    bool exists = json_array_size(cur) > 0;
+    if (r->method == MGMT_GET) {
+        if (!exists)
+            api_not_found(r);
+        else
+            r->reply(r, 200, topic ? json_incref(cur) : json_incref(json_array_get(cur, 0)));
+        json_decref(cur);
+        return;
+    }
+    json_decref(cur);
+    if (r->method == MGMT_DELETE) {
+        if (!exists) {
+            api_not_found(r);
+            return;
+        }
+        r->ok_status = 204;
+        res = topic ? admin_topic_perm_clear(r->env->admin, user, vhost, NULL, api_on_durable, r,
+                                             err, sizeof(err))
+                    : admin_perm_clear(r->env->admin, user, vhost, api_on_durable, r, err,
+                                       sizeof(err));
+        api_changed(r, res, err);
+        return;
+    }
+    json_t *body = api_body(r);
+    if (body == NULL)
+        return;
+    bool bad = false;
+    const char *configure = api_str(body, "configure", &bad);
+    const char *write = api_str(body, "write", &bad);
+    const char *read = api_str(body, "read", &bad);
+    const char *exchange = api_str(body, "exchange", &bad);
+    if (bad || write == NULL || read == NULL || (topic ? exchange == NULL : configure == NULL)) {
+        api_bad_request(r, topic ? "exchange, write and read must be strings"
+                                 : "configure, write and read must be strings");
+    } else if (u == NULL || api_vhost(r, vhost) == NULL) {
+        api_bad_request(r, u == NULL ? "no_such_user" : "vhost_not_found");
+    } else {
+        r->ok_status = exists && !topic ? 204 : 201;
+        res = topic ? admin_topic_perm_set(r->env->admin, user, vhost, exchange, write, read,
+                                           api_on_durable, r, err, sizeof(err))
+                    : admin_perm_set(r->env->admin, user, vhost, configure, write, read,
+                                     api_on_durable, r, err, sizeof(err));
+        api_changed(r, res, err);
+    }
+    json_decref(body);
+}
+
+/* ---- definitions ---- */
+
+static void
+api_definitions_get(struct mgmt_req *r)
+{
+    const char *vhost = r->n_segs > 1 ? r->segs[1] : NULL;
+    if (vhost != NULL && api_vhost(r, vhost) == NULL) {
+        api_not_found(r);
+        return;
+    }
+    struct admin *a = r->env->admin;
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "rabbit_version", API_RABBITMQ_VERSION,
+                          "rabbitmq_version", API_RABBITMQ_VERSION, "product_name", "Warren",
+                          "product_version", PACKAGE_VERSION);
+    if (d == NULL) {
+        api_nomem(r);
+        return;
+    }
+    if (vhost == NULL) {
+        json_object_set_new(d, "users", api_users(r));
+        json_object_set_new(d, "vhosts", admin_vhosts_json(a));
+        json_object_set_new(d, "permissions", admin_permissions_json(a));
+        json_object_set_new(d, "topic_permissions", admin_topic_permissions_json(a));
+        json_object_set_new(d, "global_parameters", admin_stored_json(a, "global_parameters"));
+    }
+    json_t *policies = admin_stored_json(a, "policies");
+    json_t *params = admin_stored_json(a, "parameters");
+    if (vhost != NULL) {
+        policies = api_filter(policies, "vhost", vhost, NULL, NULL);
+        params = api_filter(params, "vhost", vhost, NULL, NULL);
+    }
+    json_object_set_new(d, "parameters", params);
+    json_object_set_new(d, "policies", policies);
+    json_object_set_new(d, "queues", json_array());
+    json_object_set_new(d, "exchanges", json_array());
+    json_object_set_new(d, "bindings", json_array());
+    r->reply(r, 200, d);
+}
+
+/* POST /api/definitions[/{vhost}]: imports, answers 204 once durable. For one vhost, the
+ * objects go into it whatever vhost they name, and users, vhosts and permissions are not
+ * read (as RabbitMQ's vhost import does). */
+static void
+api_definitions_post(struct mgmt_req *r)
+{
+    const char *vhost = r->n_segs > 1 ? r->segs[1] : NULL;
+    if (vhost != NULL && api_vhost(r, vhost) == NULL) {
+        api_not_found(r);
+        return;
+    }
+    json_t *defs = api_body(r);
+    if (defs == NULL)
+        return;
+    if (vhost != NULL) {
+        static const char *const global[] = {"users", "vhosts", "permissions", "topic_permissions",
+                                             "global_parameters"};
+        static const char *const local[] = {"queues", "exchanges", "bindings", "policies",
+                                            "parameters"};
+        for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
+            json_object_del(defs, global[i]);
+        for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+            size_t j;
+            json_t *e;
+            json_array_foreach(json_object_get(defs, local[i]), j, e)
+            {
+                if (json_is_object(e))
+                    json_object_set_new(e, "vhost", json_string(vhost));
+            }
+        }
+    }
+    char err[512] = "";
+    enum admin_result res = admin_definitions_import(r->env->admin, defs, err, sizeof(err));
+    json_decref(defs);
+    if (res != ADMIN_OK) {
+        api_changed(r, res == ADMIN_NOT_FOUND ? ADMIN_INVALID : res, err);
+        return;
+    }
+    r->ok_status = 204;
+    if (admin_sync(r->env->admin, api_on_durable, r) < 0)
+        api_nomem(r);
+}
+
+static void
+api_definitions(struct mgmt_req *r)
+{
+    if (r->method == MGMT_GET)
+        api_definitions_get(r);
+    else
+        api_definitions_post(r);
+}
+
+/* ---- connections ---- */
+
+struct api_conns {
+    const struct mgmt_req *r;
+    const char *name; /* only this one, or NULL */
+    json_t *arr;
+};
+
+/* A client properties table as JSON (RabbitMQ's amqp_table to JSON): integers, strings,
+ * booleans, nested tables; bytes as strings. */
+static json_t *
+api_table_json(const uint8_t *p, uint32_t len, int depth)
+{
+    json_t *o = json_object();
+    struct wire_table_iter it;
+    struct wire_str k;
+    struct wire_value v;
+    if (o == NULL || depth > WIRE_TABLE_MAX_DEPTH)
+        return o;
+    wire_table_iter_init(&it, (struct wire_table){p, len});
+    while (wire_table_next(&it, &k, &v)) {
+        char key[256];
+        snprintf(key, sizeof(key), "%.*s", WIRE_STR_ARG(k));
+        json_t *j = NULL;
+        int64_t i;
+        switch (v.type) {
+        case WIRE_FIELD_BOOL:
+            j = json_boolean(v.v.b);
+            break;
+        case WIRE_FIELD_LONGSTR:
+        case WIRE_FIELD_BYTES:
+            j = json_stringn_nocheck((const char *)v.v.str.ptr, v.v.str.len);
+            if (j != NULL && !json_is_string(j))
+                j = NULL;
+            break;
+        case WIRE_FIELD_TABLE:
+            j = api_table_json(v.v.table.ptr, v.v.table.len, depth + 1);
+            break;
+        case WIRE_FIELD_FLOAT:
+            j = json_real(v.v.f);
+            break;
+        case WIRE_FIELD_DOUBLE:
+            j = json_real(v.v.d);
+            break;
+        default:
+            if (wire_value_to_i64(&v, &i))
+                j = json_integer(i);
+            break;
+        }
+        if (j != NULL)
+            json_object_set_new(o, key, j);
+    }
+    return o;
+}
+
+static void
+api_conn_entry(void *arg, const struct net_conn_info *ci)
+{
+    struct api_conns *l = arg;
+    const struct mgmt_req *r = l->r;
+    if (l->name != NULL && strcmp(l->name, ci->name) != 0)
+        return;
+    if (!api_is_monitor(r) && (ci->user == NULL || strcmp(ci->user, auth_user_name(r->user)) != 0))
+        return;
+    char node[300];
+    api_node_name(node, sizeof(node));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:o?, s:I, s:I, s:I, s:I, s:I, "
+        "s:s, s:s, s:b}",
+        "name", ci->name, "node", node, "user", ci->user != NULL ? ci->user : "", "vhost",
+        ci->vhost != NULL ? ci->vhost : "", "peer_host", ci->peer_host, "peer_port",
+        (json_int_t)ci->peer_port, "host", ci->host, "port", (json_int_t)ci->port, "state",
+        ci->state, "protocol", "AMQP 0-9-1", "client_properties",
+        api_table_json(ci->client_properties, ci->client_properties_len, 0), "channels",
+        (json_int_t)ci->channels, "frame_max", (json_int_t)ci->frame_max, "channel_max",
+        (json_int_t)ci->channel_max, "timeout", (json_int_t)ci->heartbeat, "connected_at",
+        (json_int_t)ci->connected_at, "type", "network", "auth_mechanism", "PLAIN", "ssl", 0);
+    if (l->arr != NULL && o != NULL)
+        json_array_append_new(l->arr, o);
+}
+
+static void
+api_connections(struct mgmt_req *r)
+{
+    struct api_conns l = {r, r->n_segs > 1 ? r->segs[1] : NULL, json_array()};
+    if (r->env->net != NULL && l.arr != NULL)
+        net_server_conn_foreach(r->env->net, api_conn_entry, &l);
+    if (l.name == NULL) {
+        api_reply_json(r, l.arr);
+        return;
+    }
+    if (json_array_size(l.arr) == 0) {
+        json_decref(l.arr);
+        api_not_found(r);
+        return;
+    }
+    if (r->method == MGMT_GET) {
+        r->reply(r, 200, json_incref(json_array_get(l.arr, 0)));
+    } else {
+        /* RabbitMQ: the owner, or an administrator (monitoring only reads). */
+        const char *owner = json_string_value(json_object_get(json_array_get(l.arr, 0), "user"));
+        if (!api_is_admin(r) && strcmp(owner, auth_user_name(r->user)) != 0) {
+            mgmt_reply_error(r, 401, "not_authorized", "Not administrator user");
+        } else {
+            char text[300];
+            if (r->reason != NULL)
+                snprintf(text, sizeof(text), "%s", r->reason);
+            else
+                snprintf(text, sizeof(text), "Closed via management plugin");
+            net_server_close_conn(r->env->net, l.name, text);
+            r->reply(r, 204, NULL);
+        }
+    }
+    json_decref(l.arr);
+}
+
+/* ---- the route table ---- */
+
+#define GET MGMT_GET
+#define CHANGE (MGMT_PUT | MGMT_DELETE)
+
+static const struct api_route api_routes[] = {
+    {{"whoami"}, GET, API_MANAGEMENT, api_whoami},
+    {{"overview"}, GET, API_MANAGEMENT, api_overview},
+    {{"health", "checks", "alarms"}, GET, API_MANAGEMENT, api_health_alarms},
+    {{"aliveness-test", "*"}, GET, API_MANAGEMENT, api_aliveness},
+    {{"auth", "hash_password", "*"}, GET, API_MANAGEMENT, api_hash_password},
+    {{"users"}, GET, API_ADMIN, api_users_list},
+    {{"users", "*"}, GET | CHANGE, API_ADMIN, api_user},
+    {{"users", "*", "permissions"}, GET, API_ADMIN, api_user_perms},
+    {{"users", "*", "topic-permissions"}, GET, API_ADMIN, api_user_perms},
+    {{"user-limits"}, GET, API_ADMIN, api_user_limits},
+    {{"user-limits", "*"}, GET, API_ADMIN, api_user_limits},
+    {{"user-limits", "*", "*"}, CHANGE, API_ADMIN, api_user_limits},
+    {{"vhosts"}, GET, API_MANAGEMENT, api_vhosts_list},
+    {{"vhosts", "*"}, GET | CHANGE, API_MANAGEMENT, api_vhost_one},
+    {{"vhosts", "*", "permissions"}, GET, API_ADMIN, api_vhost_perms},
+    {{"vhosts", "*", "topic-permissions"}, GET, API_ADMIN, api_vhost_perms},
+    {{"vhost-limits"}, GET, API_MONITORING, api_vhost_limits},
+    {{"vhost-limits", "*"}, GET, API_MONITORING, api_vhost_limits},
+    {{"vhost-limits", "*", "*"}, CHANGE, API_ADMIN, api_vhost_limits},
+    {{"permissions"}, GET, API_ADMIN, api_perms_list},
+    {{"permissions", "*", "*"}, GET | CHANGE, API_ADMIN, api_perm},
+    {{"topic-permissions"}, GET, API_ADMIN, api_perms_list},
+    {{"topic-permissions", "*", "*"}, GET | CHANGE, API_ADMIN, api_perm},
+    {{"definitions"}, GET | MGMT_POST, API_ADMIN, api_definitions},
+    {{"definitions", "*"}, GET | MGMT_POST, API_ADMIN, api_definitions},
+    {{"connections"}, GET, API_MANAGEMENT, api_connections},
+    {{"connections", "*"}, GET | MGMT_DELETE, API_MANAGEMENT, api_connections},
+};
+
+#undef GET
+#undef CHANGE
+
+static bool
+api_route_matches(const struct api_route *rt, const struct mgmt_req *r)
+{
+    size_t n = 0;
+    while (n < MGMT_SEGS_MAX && rt->pattern[n] != NULL)
+        n++;
+    if (n != r->n_segs)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rt->pattern[i], "*") != 0 && strcmp(rt->pattern[i], r->segs[i]) != 0)
+            return false;
+    return true;
+}
+
+void
+mgmt_api_dispatch(struct mgmt_req *r)
+{
+    const struct api_route *rt = NULL;
+    for (size_t i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++)
+        if (api_route_matches(&api_routes[i], r)) {
+            rt = &api_routes[i];
+            break;
+        }
+    if (rt == NULL) {
+        api_not_found(r);
+        return;
+    }
+    if (!(rt->methods & r->method)) {
+        r->reply(r, 405, NULL);
+        return;
+    }
+    /* Changes need administrator, except closing one's own connection. */
+    enum api_tag need = rt->tag;
+    if (r->method != MGMT_GET && rt->handler != api_connections)
+        need = API_ADMIN;
+    if (need == API_ADMIN && !api_is_admin(r)) {
+        mgmt_reply_error(r, 401, "not_authorized", "Not administrator user");
+        return;
+    }
+    if (need == API_MONITORING && !api_is_monitor(r)) {
+        mgmt_reply_error(r, 401, "not_authorized", "Not monitor user");
+        return;
+    }
+    rt->handler(r);
+}
+
+void
+mgmt_req_clear(struct mgmt_req *r)
+{
+    for (size_t i = 0; i < r->n_segs; i++)
+        free(r->segs[i]);
+    r->n_segs = 0;
+    if (r->user != NULL)
+        auth_user_unref(r->user);
+    r->user = NULL;
+}

@@ -1,0 +1,616 @@
+/* The HTTP transport of the administration API (see warren/mgmt.h): two evhttp servers on the
+ * broker's event loop, one on management.tcp.ip:port with basic auth, one on the Unix socket
+ * <data_dir>/warren-admin.sock whose requests are trusted (only the broker's user can open
+ * it: mode 0600). Requests are decoded here (method, %-decoded path segments, body, user) and
+ * answered by api.c.
+ *
+ * Bounds, so that a hostile client never holds the loop or the memory it shares with AMQP:
+ * headers of at most MGMT_HEADERS_MAX bytes; bodies of MGMT_BODY_MAX (definitions) or
+ * MGMT_BODY_SMALL_MAX (everything else, 413 past it); MGMT_CONNS_MAX connections per server
+ * (more are closed at once); each request must arrive whole within
+ * management.tcp.request_timeout of the previous answer or the connection's start (a request
+ * trickled byte by byte is cut), a silent connection closes after management.tcp.idle_timeout;
+ * and the
+ * bytes of requests being received, all connections together, stay under MGMT_RECEIVING_MAX.
+ *
+ * libevent 2.1's evhttp has no hook when a connection is accepted or closed: each
+ * connection's bufferevent is made by mgmt_http_bev() as a pass-through filter over the socket
+ * bufferevent, and the filter's context (struct http_conn) is where the count, the deadline
+ * and the bytes received live; libevent frees it with the connection. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <openssl/evp.h>
+
+#include "mgmt_int.h"
+#include "warren/auth.h"
+#include "warren/conf.h"
+#include "warren/log.h"
+
+#define MGMT_HEADERS_MAX (16 * 1024)
+#define MGMT_BODY_MAX (32u * 1024 * 1024)      /* POST /api/definitions */
+#define MGMT_BODY_SMALL_MAX (64 * 1024)        /* every other request */
+#define MGMT_CONNS_MAX 64                      /* per server (TCP, Unix socket) */
+#define MGMT_RECEIVING_MAX (64u * 1024 * 1024) /* bytes of requests being received, in all */
+#define MGMT_SOCK_NAME "warren-admin.sock"
+
+struct http_front;
+
+/* One HTTP connection: the context of its filter bufferevent, freed by libevent with it. */
+struct http_conn {
+    LIST_ENTRY(http_conn) link;
+    struct http_front *front;   /* borrows */
+    struct bufferevent *filter; /* borrows: what evhttp uses */
+    struct bufferevent *under;  /* borrows: the socket's (the filter owns it) */
+    struct event *deadline;     /* owns: shuts the socket when a request takes too long */
+    struct event *flush;        /* owns: pushes output through the filter (see http_on_output) */
+    size_t received;            /* bytes received since the last request was dispatched */
+};
+
+/* One evhttp server: TCP with basic auth, or the trusted Unix socket. */
+struct http_front {
+    struct mgmt *m; /* borrows */
+    struct evhttp *http;
+    bool trusted;
+    LIST_HEAD(, http_conn) conns;
+    unsigned n_conns;
+};
+
+struct mgmt {
+    struct mgmt_env env;
+    struct http_front tcp, local;
+    char *sock_path;  /* owns; set once the socket is bound (unlinked by mgmt_free) */
+    size_t receiving; /* bytes of requests being received, every connection */
+};
+
+/* A request in flight: api.c's view and evhttp's. */
+struct http_req {
+    struct mgmt_req r;
+    struct evhttp_request *req; /* borrows until the reply */
+    struct http_front *front;
+    char *body; /* owns */
+};
+
+static void
+http_conn_shut(struct http_conn *hc)
+{
+    int fd = bufferevent_getfd(hc->under);
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR); /* evhttp reads the end and frees the connection */
+}
+
+static void
+http_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_conn *hc = arg;
+    log_msg(LOG_DEBUG, "management: closing an HTTP connection: request not received in time "
+                       "or too many connections");
+    http_conn_shut(hc);
+}
+
+/* Arms hc's deadline: the request timeout, or now. */
+static void
+http_conn_arm(struct http_conn *hc, bool now)
+{
+    uint32_t ms = now ? 0 : hc->front->m->env.conf->management_request_timeout;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(hc->deadline, &tv);
+}
+
+/* The filter's free_context: libevent runs it when it finalizes the connection, which can
+ * be after mgmt_free (then front is NULL). */
+static void
+http_conn_free(void *arg)
+{
+    struct http_conn *hc = arg;
+    if (hc->front != NULL) {
+        hc->front->m->receiving -= hc->received;
+        hc->front->n_conns--;
+        LIST_REMOVE(hc, link);
+    }
+    event_free(hc->deadline);
+    event_free(hc->flush);
+    free(hc);
+}
+
+/* A filter bufferevent in libevent 2.1 passes output on only while writing is enabled, and
+ * evhttp enables it after adding a reply: output added is pushed in the same loop turn. */
+static void
+http_on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    struct http_conn *hc = arg;
+    if (info->n_added > 0)
+        event_active(hc->flush, 0, 0);
+}
+
+static void
+http_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_conn *hc = arg;
+    bufferevent_flush(hc->filter, EV_WRITE, BEV_NORMAL);
+}
+
+/* The filter's input side: counts what arrives, passes it on. */
+static enum bufferevent_filter_result
+http_filter_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
+               enum bufferevent_flush_mode mode, void *arg)
+{
+    (void)mode;
+    struct http_conn *hc = arg;
+    size_t n = evbuffer_get_length(src);
+    if (limit >= 0 && (size_t)limit < n)
+        n = (size_t)limit;
+    hc->received += n;
+    hc->front->m->receiving += n;
+    if (hc->front->m->receiving > MGMT_RECEIVING_MAX) {
+        log_msg(LOG_WARNING,
+                "management: closing an HTTP connection: requests being received "
+                "take more than %u bytes",
+                MGMT_RECEIVING_MAX);
+        http_conn_shut(hc);
+    }
+    evbuffer_remove_buffer(src, dst, n);
+    return BEV_OK;
+}
+
+/* The filter's output side: passes replies on and writes them to the socket at once. evhttp
+ * takes a reply as written once the filter has passed it on, and closes a connection that
+ * asked for it (or gets an error of evhttp's own: 400, 413) right then, which would drop what
+ * the socket's bufferevent still holds: those replies are small, and the kernel takes them
+ * whole here. Our own replies never close the connection (see http_on_request). */
+static enum bufferevent_filter_result
+http_filter_out(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
+                enum bufferevent_flush_mode mode, void *arg)
+{
+    (void)limit;
+    (void)mode;
+    struct http_conn *hc = arg;
+    evbuffer_add_buffer(dst, src);
+    int fd = bufferevent_getfd(hc->under);
+    if (fd >= 0 && evbuffer_get_length(dst) > 0)
+        evbuffer_write(dst, fd); /* what the kernel does not take now, the bufferevent writes */
+    return BEV_OK;
+}
+
+/* evhttp's bufferevent for a new connection: see the top of the file. NULL on ENOMEM (evhttp
+ * then makes one of its own: the connection is served, not counted). */
+static struct bufferevent *
+http_bev(struct event_base *base, void *arg)
+{
+    struct http_front *f = arg;
+    struct http_conn *hc = calloc(1, sizeof(*hc));
+    if (hc == NULL)
+        goto fail;
+    hc->deadline = evtimer_new(base, http_on_deadline, hc);
+    hc->flush = event_new(base, -1, 0, http_on_flush, hc);
+    hc->under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (hc->deadline == NULL || hc->flush == NULL || hc->under == NULL)
+        goto fail;
+    hc->filter = bufferevent_filter_new(hc->under, http_filter_in, http_filter_out,
+                                        BEV_OPT_CLOSE_ON_FREE, http_conn_free, hc);
+    if (hc->filter == NULL)
+        goto fail;
+    if (evbuffer_add_cb(bufferevent_get_output(hc->filter), http_on_output, hc) == NULL) {
+        bufferevent_free(hc->filter); /* frees under, and hc through http_conn_free */
+        goto fail_logged;
+    }
+    hc->front = f;
+    LIST_INSERT_HEAD(&f->conns, hc, link);
+    /* Over the cap: closed as soon as evhttp has given it its socket (the next loop turn). */
+    http_conn_arm(hc, ++f->n_conns > MGMT_CONNS_MAX);
+    return hc->filter;
+fail:
+    if (hc != NULL) {
+        if (hc->under != NULL)
+            bufferevent_free(hc->under);
+        if (hc->deadline != NULL)
+            event_free(hc->deadline);
+        if (hc->flush != NULL)
+            event_free(hc->flush);
+        free(hc);
+    }
+fail_logged:
+    log_msg(LOG_ERROR, "management: out of memory for an HTTP connection");
+    return NULL;
+}
+
+static struct http_conn *
+http_conn_of(struct http_front *f, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon == NULL)
+        return NULL;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    struct http_conn *hc;
+    LIST_FOREACH(hc, &f->conns, link)
+        if (hc->filter == bev)
+            return hc;
+    return NULL;
+}
+
+static const char *
+http_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
+    }
+}
+
+/* mgmt_reply_fn: sends the answer, re-arms the connection's deadline for the next request,
+ * frees the request. */
+static void
+http_reply(struct mgmt_req *r, int status, json_t *body)
+{
+    struct http_req *hr = (struct http_req *)r;
+    struct evhttp_request *req = hr->req;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    struct evbuffer *buf = evbuffer_new();
+    if (status == 401)
+        evhttp_add_header(out, "WWW-Authenticate", "Basic realm=\"RabbitMQ Management\"");
+    if (status == 405)
+        evhttp_add_header(out, "Allow", "GET, PUT, POST, DELETE, HEAD");
+    evhttp_add_header(out, "Cache-Control", "no-cache");
+    evhttp_add_header(out, "Vary", "accept, accept-encoding, origin");
+    if (body != NULL) {
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (text != NULL && buf != NULL) {
+            evhttp_add_header(out, "Content-Type", "application/json");
+            evbuffer_add(buf, text, strlen(text));
+        } else {
+            status = 500;
+        }
+        free(text);
+    }
+    struct http_conn *hc = http_conn_of(hr->front, req);
+    if (hc != NULL)
+        http_conn_arm(hc, false);
+    evhttp_send_reply(req, status, http_reason(status), buf);
+    if (buf != NULL)
+        evbuffer_free(buf);
+    mgmt_req_clear(r);
+    free(hr->body);
+    free(hr);
+}
+
+/* Splits path (after "/api") into %-decoded segments; a trailing slash is ignored, '+' stays
+ * '+'. Returns 0, or -1 for too many segments, an empty one or one with a NUL. */
+static int
+http_split(struct mgmt_req *r, const char *path)
+{
+    while (*path == '/') {
+        path++;
+        const char *end = strchr(path, '/');
+        size_t len = end != NULL ? (size_t)(end - path) : strlen(path);
+        if (len == 0) {
+            if (*path == '\0')
+                return 0; /* the trailing slash */
+            return -1;
+        }
+        if (r->n_segs == MGMT_SEGS_MAX)
+            return -1;
+        char *raw = strndup(path, len);
+        size_t dlen = 0;
+        char *seg = raw != NULL ? evhttp_uridecode(raw, 0, &dlen) : NULL;
+        free(raw);
+        if (seg == NULL)
+            return -1;
+        r->segs[r->n_segs++] = seg;
+        if (strlen(seg) != dlen)
+            return -1;
+        path += len;
+    }
+    return *path == '\0' ? 0 : -1;
+}
+
+static bool
+http_host_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strncmp(host, "::ffff:127.", 11) == 0;
+}
+
+/* Checks "Authorization: Basic base64(user:password)" as an AMQP PLAIN login is checked
+ * (loopback_users applying). Returns the user with a reference, or NULL. */
+static struct auth_user *
+http_login(struct mgmt *m, struct evhttp_request *req)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (h == NULL || strncasecmp(h, "Basic ", 6) != 0)
+        return NULL;
+    h += 6;
+    while (*h == ' ')
+        h++;
+    size_t len = strlen(h);
+    if (len == 0 || len % 4 != 0 || len > 4096)
+        return NULL;
+    unsigned char plain[1 + 3 * 4096 / 4 + 1];
+    int n = EVP_DecodeBlock(plain + 1, (const unsigned char *)h, (int)len);
+    if (n < 0)
+        return NULL;
+    if (h[len - 1] == '=')
+        n -= h[len - 2] == '=' ? 2 : 1;
+    unsigned char *colon = memchr(plain + 1, ':', (size_t)n);
+    if (colon == NULL || memchr(plain + 1, '\0', (size_t)n) != NULL)
+        return NULL;
+    /* "\0user\0password", PLAIN's response. */
+    plain[0] = '\0';
+    *colon = '\0';
+    char *host = NULL;
+    uint16_t port = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
+    const struct auth_user *u = NULL;
+    char why[256];
+    enum auth_result res =
+        auth_login(m->env.auth, (struct wire_str){(const uint8_t *)"PLAIN", 5},
+                   (struct wire_str){plain, (uint32_t)n + 1},
+                   host != NULL && http_host_is_loopback(host), &u, why, sizeof(why));
+    OPENSSL_cleanse(plain, sizeof(plain));
+    if (res != AUTH_OK) {
+        log_msg(LOG_WARNING, "management: HTTP login from %s refused: %s",
+                host != NULL ? host : "?", why);
+        return NULL;
+    }
+    return auth_user_ref((struct auth_user *)u);
+}
+
+static bool
+http_is_management_user(const struct auth_user *u)
+{
+    static const char *const tags[] = {"management", "policymaker", "monitoring", "administrator"};
+    for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
+        if (auth_user_has_tag(u, tags[i]))
+            return true;
+    return false;
+}
+
+/* evhttp's callback for every complete request. */
+static void
+http_on_request(struct evhttp_request *req, void *arg)
+{
+    struct http_front *f = arg;
+    struct mgmt *m = f->m;
+    struct http_conn *hc = http_conn_of(f, req);
+    if (hc != NULL) {
+        evtimer_del(hc->deadline); /* answered by http_reply, which re-arms it */
+        m->receiving -= hc->received;
+        hc->received = 0;
+    }
+    struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
+    /* Kept open after the reply, whatever the client asked: evhttp would close as soon as the
+     * reply is handed to the filter, before a large one is written. The client closes. */
+    evhttp_remove_header(hdrs, "Connection");
+    evhttp_add_header(hdrs, "Connection", "keep-alive");
+    struct http_req *hr = calloc(1, sizeof(*hr));
+    if (hr == NULL) {
+        log_msg(LOG_ERROR, "management: out of memory for an HTTP request");
+        evhttp_send_reply(req, 500, "Internal Server Error", NULL);
+        return;
+    }
+    hr->req = req;
+    hr->front = f;
+    struct mgmt_req *r = &hr->r;
+    r->env = &m->env;
+    r->reply = http_reply;
+    switch (evhttp_request_get_command(req)) {
+    case EVHTTP_REQ_GET:
+    case EVHTTP_REQ_HEAD:
+        r->method = MGMT_GET;
+        break;
+    case EVHTTP_REQ_PUT:
+        r->method = MGMT_PUT;
+        break;
+    case EVHTTP_REQ_POST:
+        r->method = MGMT_POST;
+        break;
+    case EVHTTP_REQ_DELETE:
+        r->method = MGMT_DELETE;
+        break;
+    default:
+        http_reply(r, 405, NULL);
+        return;
+    }
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    if (path == NULL || strncmp(path, "/api", 4) != 0 || (path[4] != '/' && path[4] != '\0') ||
+        http_split(r, path + 4) < 0) {
+        mgmt_reply_error(r, 404, "Object Not Found", "Not Found");
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t blen = evbuffer_get_length(in);
+    bool defs = r->n_segs > 0 && strcmp(r->segs[0], "definitions") == 0;
+    if (blen > (defs ? MGMT_BODY_MAX : MGMT_BODY_SMALL_MAX)) {
+        mgmt_reply_error(r, 413, "bad_request", "request body too large");
+        return;
+    }
+    hr->body = malloc(blen + 1);
+    if (hr->body == NULL) {
+        mgmt_reply_error(r, 500, "internal_server_error", "out of memory");
+        return;
+    }
+    evbuffer_remove(in, hr->body, blen);
+    hr->body[blen] = '\0';
+    r->body = hr->body;
+    r->body_len = blen;
+    r->reason = evhttp_find_header(hdrs, "X-Reason");
+    if (!f->trusted) {
+        r->user = http_login(m, req);
+        if (r->user == NULL) {
+            mgmt_reply_error(r, 401, "not_authorized", "Login failed");
+            return;
+        }
+        if (!http_is_management_user(r->user)) {
+            mgmt_reply_error(r, 401, "not_authorized", "Not management user");
+            return;
+        }
+    }
+    mgmt_api_dispatch(r);
+}
+
+static int
+http_front_init(struct mgmt *m, struct http_front *f, bool trusted)
+{
+    f->m = m;
+    f->trusted = trusted;
+    LIST_INIT(&f->conns);
+    f->http = evhttp_new(m->env.base);
+    if (f->http == NULL)
+        return -1;
+    evhttp_set_max_headers_size(f->http, MGMT_HEADERS_MAX);
+    evhttp_set_max_body_size(f->http, MGMT_BODY_MAX);
+    uint32_t idle = m->env.conf->management_idle_timeout;
+    struct timeval tv = {idle / 1000, (idle % 1000) * 1000};
+    evhttp_set_timeout_tv(f->http, &tv);
+    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_bevcb(f->http, http_bev, f);
+    evhttp_set_gencb(f->http, http_on_request, f);
+    return 0;
+}
+
+struct mgmt *
+mgmt_new(const struct mgmt_env *env)
+{
+    struct mgmt *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        goto fail;
+    m->env = *env;
+    if (http_front_init(m, &m->tcp, false) < 0 || http_front_init(m, &m->local, true) < 0)
+        goto fail;
+    return m;
+fail:
+    log_msg(LOG_CRITICAL, "out of memory");
+    mgmt_free(m);
+    return NULL;
+}
+
+static int
+http_listen_tcp(struct mgmt *m)
+{
+    const struct conf *c = m->env.conf;
+    uint16_t port = (uint16_t)c->management_tcp_port;
+    const char *ip = c->management_tcp_ip;
+    /* "" is every interface: "::" takes IPv4 too (not v6-only), else 0.0.0.0. */
+    if (evhttp_bind_socket(m->tcp.http, *ip != '\0' ? ip : "::", port) == 0 ||
+        (*ip == '\0' && evhttp_bind_socket(m->tcp.http, "0.0.0.0", port) == 0)) {
+        log_msg(LOG_INFO, "listening for HTTP API requests on %s port %u",
+                *ip != '\0' ? ip : "every interface", port);
+        return 0;
+    }
+    log_msg(LOG_CRITICAL, "cannot listen for HTTP API requests on %s port %u: %s",
+            *ip != '\0' ? ip : "every interface", port, strerror(errno));
+    return -1;
+}
+
+static int
+http_listen_local(struct mgmt *m)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", m->env.conf->data_dir,
+                     MGMT_SOCK_NAME);
+    if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
+        log_msg(LOG_CRITICAL, "%s/%s: path too long for a Unix socket", m->env.conf->data_dir,
+                MGMT_SOCK_NAME);
+        return -1;
+    }
+    /* A socket left by a broker that did not exit cleanly: the store's lock says no other
+     * broker uses this data directory. */
+    struct stat st;
+    if (lstat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(sun.sun_path);
+    /* Created 0600 from the start, never more open: only the broker's user may connect. */
+    mode_t old = umask(0177);
+    struct evconnlistener *l = evconnlistener_new_bind(
+        m->env.base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+        (struct sockaddr *)&sun, (int)sizeof(sun));
+    int saved = errno;
+    umask(old);
+    if (l == NULL) {
+        log_msg(LOG_CRITICAL, "cannot listen on %s: %s", sun.sun_path, strerror(saved));
+        return -1;
+    }
+    m->sock_path = strdup(sun.sun_path);
+    if (m->sock_path == NULL || evhttp_bind_listener(m->local.http, l) == NULL) {
+        if (m->sock_path != NULL)
+            unlink(m->sock_path);
+        evconnlistener_free(l);
+        log_msg(LOG_CRITICAL, "out of memory");
+        return -1;
+    }
+    log_msg(LOG_INFO, "listening for HTTP API requests on %s (trusted)", sun.sun_path);
+    return 0;
+}
+
+int
+mgmt_listen(struct mgmt *m)
+{
+    if (m->env.conf->management_tcp_port != 0 && http_listen_tcp(m) < 0)
+        return -1;
+    return http_listen_local(m);
+}
+
+void
+mgmt_free(struct mgmt *m)
+{
+    if (m == NULL)
+        return;
+    struct http_front *fronts[] = {&m->tcp, &m->local};
+    for (size_t i = 0; i < 2; i++) {
+        struct http_conn *hc;
+        while ((hc = LIST_FIRST(&fronts[i]->conns)) != NULL) {
+            LIST_REMOVE(hc, link);
+            evtimer_del(hc->deadline);
+            event_del(hc->flush);
+            hc->front = NULL;
+        }
+    }
+    if (m->tcp.http != NULL)
+        evhttp_free(m->tcp.http);
+    if (m->local.http != NULL)
+        evhttp_free(m->local.http);
+    if (m->sock_path != NULL)
+        unlink(m->sock_path);
+    free(m->sock_path);
+    free(m);
+}

@@ -1,0 +1,52 @@
+/* Between the HTTP transport (http.c) and the routes (api.c): one request, decoded, and the
+ * way its answer goes back. api.c never sees evhttp, so that the fuzzer drives the routes
+ * with any body and no socket. */
+#ifndef WARREN_MGMT_INT_H
+#define WARREN_MGMT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "warren/mgmt.h"
+
+#define MGMT_SEGS_MAX 8 /* path segments after /api; longer paths are 404 */
+
+enum mgmt_method {
+    MGMT_GET = 1,
+    MGMT_PUT = 2,
+    MGMT_POST = 4,
+    MGMT_DELETE = 8,
+};
+
+struct mgmt_req;
+/* Sends status with body (taken; NULL: no body), then frees r. Called exactly once per
+ * request, possibly from a later loop turn (a change answered once durable). */
+typedef void (*mgmt_reply_fn)(struct mgmt_req *r, int status, json_t *body);
+
+struct mgmt_req {
+    const struct mgmt_env *env;
+    enum mgmt_method method;
+    char *segs[MGMT_SEGS_MAX]; /* owns each: decoded path segments after "/api" */
+    size_t n_segs;
+    const char *body; /* borrows, NUL-terminated (a NUL inside is refused as bad JSON) */
+    size_t body_len;
+    const char *reason;     /* borrows: the X-Reason header, or NULL */
+    struct auth_user *user; /* owns a reference; NULL: the Unix socket's administrator */
+    int ok_status;          /* what a change answers once durable: 201 or 204 */
+    mgmt_reply_fn reply;
+    void *transport; /* the transport's, for reply */
+};
+
+/* Answers r: finds its route, checks the user's tags, runs the handler. r->reply is called
+ * once, now or once a change is durable. */
+void mgmt_api_dispatch(struct mgmt_req *r);
+
+/* Replies {"error": error, "reason": reason} with status. */
+void mgmt_reply_error(struct mgmt_req *r, int status, const char *error, const char *reason);
+
+/* Frees what r owns (segments, user reference), not r. */
+void mgmt_req_clear(struct mgmt_req *r);
+
+#endif
