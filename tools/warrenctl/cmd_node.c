@@ -243,10 +243,11 @@ ctl_cmd_list_connections(struct ctl *c, int argc, char **argv)
         if (json_is_object(e) && json_object_get(e, "pid") == NULL)
             json_object_set(e, "pid", json_object_get(e, "name"));
     }
-    ctl_out_table(c, argc > 0 ? (const char *const *)argv : dflt, argc > 0 ? (size_t)argc : 4,
-                  json_is_array(conns) ? conns : NULL);
+    if ((rc = ctl_rows_sort(conns, "name", NULL)) == 0)
+        ctl_out_table(c, argc > 0 ? (const char *const *)argv : dflt, argc > 0 ? (size_t)argc : 4,
+                      json_is_array(conns) ? conns : NULL);
     json_decref(conns);
-    return CTL_OK;
+    return rc;
 }
 
 /* Finds the connection whose pid or name is id and DELETEs /api/connections/{name} with the

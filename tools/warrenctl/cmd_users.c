@@ -266,10 +266,11 @@ ctl_cmd_list_users(struct ctl *c, int argc, char **argv)
                                   json_pack("{s:O?, s:o?}", "user", json_object_get(u, "name"),
                                             "tags", ctl_user_tags(u)));
     }
-    ctl_out_table(c, cols, 2, rows);
+    if ((rc = ctl_rows_sort(rows, "user", NULL)) == 0)
+        ctl_out_table(c, cols, 2, rows);
     json_decref(rows);
     json_decref(users);
-    return CTL_OK;
+    return rc;
 }
 
 int

@@ -162,10 +162,11 @@ ctl_cmd_list_vhosts(struct ctl *c, int argc, char **argv)
         if (json_object_get(v, "tracing") == NULL)
             json_object_set_new(v, "tracing", json_false());
     }
-    ctl_out_table(c, argc > 0 ? (const char *const *)argv : dflt, argc > 0 ? (size_t)argc : 1,
-                  rows);
+    if ((rc = ctl_rows_sort(rows, "name", NULL)) == 0)
+        ctl_out_table(c, argc > 0 ? (const char *const *)argv : dflt, argc > 0 ? (size_t)argc : 1,
+                      rows);
     json_decref(rows);
-    return CTL_OK;
+    return rc;
 }
 
 int
@@ -218,9 +219,10 @@ ctl_list_vhost_rows(struct ctl *c, const char *path, const char *const *cols, si
         return ctl_no_vhost_65(c->vhost);
     if (rc != 0 || (rc = ctl_list_filtered(c, path, c->vhost, &rows)) != 0)
         return rc;
-    ctl_out_table(c, cols, ncols, rows);
+    if ((rc = ctl_rows_sort(rows, cols[0], cols[1])) == 0)
+        ctl_out_table(c, cols, ncols, rows);
     json_decref(rows);
-    return CTL_OK;
+    return rc;
 }
 
 int
@@ -255,9 +257,10 @@ ctl_cmd_list_user_permissions(struct ctl *c, int argc, char **argv)
         return ctl_error(CTL_EX_UNAVAILABLE, "the broker's reply to GET /api/%s is not a list",
                          path);
     }
-    ctl_out_table(c, cols, 4, rows);
+    if ((rc = ctl_rows_sort(rows, "vhost", NULL)) == 0)
+        ctl_out_table(c, cols, 4, rows);
     json_decref(rows);
-    return CTL_OK;
+    return rc;
 }
 
 int

@@ -28,13 +28,14 @@ enum ctl_formatter {
     CTL_FMT_CSV,
 };
 
-/* Where the broker is and how to print. Strings borrow argv or the environment, except
- * socket_path, which the struct owns. */
+/* Where the broker is and how to print. Strings borrow argv, the environment or port_buf,
+ * except socket_path, which the struct owns. */
 struct ctl {
     /* Transport: the Unix socket (no password) unless host is set, then TCP + basic auth. */
     char *socket_path;
     const char *host, *port, *username, *password;
-    int timeout_s; /* per connect/read/write; rabbitmqctl's --timeout */
+    char port_buf[8]; /* port, when it comes from the configuration */
+    int timeout_s;    /* per connect/read/write; rabbitmqctl's --timeout */
     bool quiet, silent, no_headers;
     enum ctl_formatter formatter;
     const char *vhost; /* -p; "/" by default */
@@ -96,6 +97,9 @@ int ctl_get_json(const struct ctl *c, const char *path, json_t **out);
  * banner (already done by the caller), the header and one line per row in the chosen
  * formatter. A missing key prints as an empty field. */
 void ctl_out_table(const struct ctl *c, const char *const *cols, size_t ncols, json_t *rows);
+/* Sorts rows (a JSON array of objects) by the string at key1, then key2 (may be NULL), as
+ * rabbitmqctl lists them; the API gives them in any order. Returns 0, or 70 after printing. */
+int ctl_rows_sort(json_t *rows, const char *key1, const char *key2);
 /* Writes v as rabbitmqctl prints a value in a table: strings bare, lists of strings as
  * [a, b], objects as Erlang proplists [{"k",v}]. */
 void ctl_out_value(FILE *f, const json_t *v);

@@ -3,7 +3,8 @@
  * management paths). Locally it finds the broker as warren-server does (--config FILE and
  * --data-dir DIR, the same defaults) and talks over <data_dir>/warren-admin.sock, which only
  * the broker's user can open, without a password; with --host it talks HTTP to
- * management.tcp.port with basic auth (--username, --password or WARRENCTL_PASSWORD).
+ * management.tcp.port (--port, else the configuration's) with basic auth (--username,
+ * --password or WARRENCTL_PASSWORD).
  *
  * Options may come before or after the command, as rabbitmqctl takes them. */
 #include "config.h"
@@ -143,10 +144,11 @@ static const struct option ctl_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Sets c->socket_path from the configuration as warren-server reads it: defaults, then the
- * --config file, then --data-dir. Returns 0, or 64 after printing the file's error. */
+/* Reads the configuration as warren-server does (defaults, then the --config file, then
+ * --data-dir) for where the broker is: c->socket_path, and c->port (management.tcp.port)
+ * unless --port gave one. Returns 0, or 64 after printing the file's error. */
 static int
-ctl_find_socket(struct ctl *c, const char *config, const char *data_dir)
+ctl_read_conf(struct ctl *c, const char *config, const char *data_dir)
 {
     struct conf conf;
     char err[512];
@@ -155,6 +157,10 @@ ctl_find_socket(struct ctl *c, const char *config, const char *data_dir)
         fprintf(stderr, "Error: %s\n", err);
         conf_free(&conf);
         return CTL_EX_USAGE;
+    }
+    if (c->port == NULL) {
+        snprintf(c->port_buf, sizeof(c->port_buf), "%u", (unsigned)conf.management_tcp_port);
+        c->port = c->port_buf;
     }
     const char *dir = data_dir != NULL ? data_dir : conf.data_dir;
     size_t n = strlen(dir) + sizeof(CTL_SOCKET_NAME) + 1;
@@ -172,7 +178,7 @@ ctl_find_socket(struct ctl *c, const char *config, const char *data_dir)
 int
 main(int argc, char **argv)
 {
-    struct ctl c = {.timeout_s = 60, .vhost = "/", .port = "15672", .username = "guest"};
+    struct ctl c = {.timeout_s = 60, .vhost = "/", .username = "guest"};
     const char *config = NULL, *data_dir = NULL;
     bool help = false;
     int opt;
@@ -291,12 +297,9 @@ main(int argc, char **argv)
         return ctl_usage_error(cmd, "not enough arguments.", nargs, args);
     if (cmd->max_args >= 0 && nargs > cmd->max_args)
         return ctl_usage_error(cmd, "too many arguments.", nargs, args);
-    if (c.host == NULL) {
-        int rc = ctl_find_socket(&c, config, data_dir);
-        if (rc != 0)
-            return rc;
-    }
-    int rc = cmd->run(&c, nargs, args);
+    int rc = ctl_read_conf(&c, config, data_dir);
+    if (rc == 0)
+        rc = cmd->run(&c, nargs, args);
     free(c.socket_path);
     return rc;
 }

@@ -156,6 +156,40 @@ ctl_out_value(FILE *f, const json_t *v)
     }
 }
 
+static const char *ctl_sort_keys[2];
+
+static int
+ctl_rows_cmp(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    for (size_t i = 0; i < 2 && ctl_sort_keys[i] != NULL; i++) {
+        const char *sx = json_string_value(json_object_get(x, ctl_sort_keys[i]));
+        const char *sy = json_string_value(json_object_get(y, ctl_sort_keys[i]));
+        int d = strcmp(sx != NULL ? sx : "", sy != NULL ? sy : "");
+        if (d != 0)
+            return d;
+    }
+    return 0;
+}
+
+int
+ctl_rows_sort(json_t *rows, const char *key1, const char *key2)
+{
+    size_t n = json_array_size(rows), i;
+    json_t **v = n > 0 ? malloc(n * sizeof(*v)) : NULL, *e;
+    if (n > 0 && v == NULL)
+        return ctl_error(CTL_EX_SOFTWARE, "out of memory");
+    json_array_foreach(rows, i, e) v[i] = json_incref(e);
+    ctl_sort_keys[0] = key1;
+    ctl_sort_keys[1] = key2;
+    qsort(v, n, sizeof(*v), ctl_rows_cmp);
+    json_array_clear(rows);
+    for (i = 0; i < n; i++)
+        json_array_append_new(rows, v[i]);
+    free(v);
+    return 0;
+}
+
 static void
 ctl_out_csv_field(const char *s, size_t len)
 {
