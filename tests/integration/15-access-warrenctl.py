@@ -87,6 +87,9 @@ def test_users():
 
         assert ok(srv, "authenticate_user", "bob", "bob pass") == \
             'Authenticating user "bob" ...\nSuccess\n'
+        assert ok(srv, "-s", "authenticate_user", "bob", "bob pass") == "Success\n"
+        assert ok(srv, "authenticate_user", "bob", "bob pass", "--formatter", "json") == \
+            '{"message":"Success"}\n'
         for user, pw in (("bob", "wrong"), ("nobody", "x")):
             fails(srv, 65, 'Error:\nError: failed to authenticate user "%s"\nuser \'%s\' - '
                   'invalid credentials\n' % (user, user), "authenticate_user", user, pw)

@@ -216,8 +216,7 @@ ctl_cmd_authenticate_user(struct ctl *c, int argc, char **argv)
                          "Error: failed to authenticate user \"%s\"\nuser '%s' - invalid "
                          "credentials",
                          name, name);
-    if (!c->silent)
-        puts("Success");
+    puts(c->formatter == CTL_FMT_JSON ? "{\"message\":\"Success\"}" : "Success"); /* even -s */
     return CTL_OK;
 }
 
