@@ -80,7 +80,7 @@ ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv)
     if (f == NULL) {
         char why[1200];
         snprintf(why, sizeof(why), "Bad argument: File %s does not exist", argv[0]);
-        ctl_usage_error(ctl_current_cmd, why, argc, argv);
+        ctl_usage_error(c->cmd, why, argc, argv);
         return CTL_EX_DATAERR;
     }
     long n = ctl_slurp(f, &body);
@@ -230,7 +230,7 @@ ctl_cmd_list_connections(struct ctl *c, int argc, char **argv)
     static const char *const dflt[] = {"user", "peer_host", "peer_port", "state"};
     size_t nkeys = sizeof(ctl_connection_keys) / sizeof(ctl_connection_keys[0]), i;
     json_t *conns, *e;
-    int rc = ctl_check_columns(ctl_current_cmd, ctl_connection_keys, nkeys, argc, argv);
+    int rc = ctl_check_columns(c->cmd, ctl_connection_keys, nkeys, argc, argv);
     if (rc != 0)
         return rc;
     ctl_banner(c, "Listing connections ...");
@@ -281,10 +281,12 @@ ctl_cmd_close_connection(struct ctl *c, int argc, char **argv)
         rc = ctl_path(path, sizeof(path), "connections/", name, NULL);
         if (rc == 0)
             rc = ctl_http(c, "DELETE", path, NULL, 0, header, &r);
-        if (rc == 0)
-            rc = r.status == 404 ? (ctl_reply_free(&r), CTL_OK) : ctl_status_result(&r);
-        else
+        if (rc < 0)
             rc = CTL_EX_UNAVAILABLE;
+        else if (r.status == 404) /* closed meanwhile */
+            ctl_reply_free(&r);
+        else
+            rc = ctl_status_result(&r);
     }
     json_decref(conns);
     return rc;

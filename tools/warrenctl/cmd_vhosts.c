@@ -148,7 +148,7 @@ ctl_cmd_list_vhosts(struct ctl *c, int argc, char **argv)
     static const char *const dflt[] = {"name"};
     json_t *rows, *v;
     size_t i;
-    int rc = ctl_check_columns(ctl_current_cmd, keys, 6, argc, argv);
+    int rc = ctl_check_columns(c->cmd, keys, 6, argc, argv);
     if (rc != 0)
         return rc;
     ctl_banner(c, "Listing vhosts ...");

@@ -28,6 +28,8 @@ enum ctl_formatter {
     CTL_FMT_CSV,
 };
 
+struct ctl_cmd;
+
 /* Where the broker is and how to print. Strings borrow argv, the environment or port_buf,
  * except socket_path, which the struct owns. */
 struct ctl {
@@ -38,7 +40,8 @@ struct ctl {
     int timeout_s;    /* per connect/read/write; rabbitmqctl's --timeout */
     bool quiet, silent, no_headers;
     enum ctl_formatter formatter;
-    const char *vhost; /* -p; "/" by default */
+    const char *vhost;         /* -p; "/" by default */
+    const struct ctl_cmd *cmd; /* the command being run, for its usage errors */
     /* add_vhost's options; NULL when not given */
     const char *description, *tags, *default_queue_type;
 };
@@ -147,8 +150,5 @@ int ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_status(struct ctl *c, int argc, char **argv);
 int ctl_cmd_list_connections(struct ctl *c, int argc, char **argv);
 int ctl_cmd_close_connection(struct ctl *c, int argc, char **argv);
-
-/* The command being run (for usage errors from inside a handler). */
-extern const struct ctl_cmd *ctl_current_cmd;
 
 #endif

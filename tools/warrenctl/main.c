@@ -20,8 +20,6 @@
 
 #define CTL_SOCKET_NAME "warren-admin.sock"
 
-const struct ctl_cmd *ctl_current_cmd;
-
 static const struct ctl_cmd ctl_cmds[] = {
     {"add_user", 1, 2, ctl_cmd_add_user, "<username> <password>",
      "Creates a user; the password is read from stdin when not given"},
@@ -290,7 +288,7 @@ main(int argc, char **argv)
         ctl_print_usage(stderr);
         return CTL_EX_USAGE;
     }
-    ctl_current_cmd = cmd;
+    c.cmd = cmd;
     nargs--;
     args++;
     if (nargs < cmd->min_args)
