@@ -176,8 +176,10 @@ int
 ctl_rows_sort(json_t *rows, const char *key1, const char *key2)
 {
     size_t n = json_array_size(rows), i;
-    json_t **v = n > 0 ? malloc(n * sizeof(*v)) : NULL, *e;
-    if (n > 0 && v == NULL)
+    if (n == 0)
+        return 0;
+    json_t **v = malloc(n * sizeof(*v)), *e;
+    if (v == NULL)
         return ctl_error(CTL_EX_SOFTWARE, "out of memory");
     json_array_foreach(rows, i, e) v[i] = json_incref(e);
     ctl_sort_keys[0] = key1;
