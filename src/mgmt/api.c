@@ -19,6 +19,7 @@
 #include "warren/admin.h"
 #include "warren/auth.h"
 #include "warren/conf.h"
+#include "warren/exchange.h"
 #include "warren/net.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
@@ -770,6 +771,112 @@ api_perm(struct mgmt_req *r)
 
 /* ---- definitions ---- */
 
+/* A client properties table as JSON (RabbitMQ's amqp_table to JSON): integers, strings,
+ * booleans, nested tables; bytes as strings. */
+static json_t *
+api_table_json(const uint8_t *p, uint32_t len, int depth)
+{
+    json_t *o = json_object();
+    struct wire_table_iter it;
+    struct wire_str k;
+    struct wire_value v;
+    if (o == NULL || depth > WIRE_TABLE_MAX_DEPTH)
+        return o;
+    wire_table_iter_init(&it, (struct wire_table){p, len});
+    while (wire_table_next(&it, &k, &v)) {
+        char key[256];
+        snprintf(key, sizeof(key), "%.*s", WIRE_STR_ARG(k));
+        json_t *j = NULL;
+        int64_t i;
+        switch (v.type) {
+        case WIRE_FIELD_BOOL:
+            j = json_boolean(v.v.b);
+            break;
+        case WIRE_FIELD_LONGSTR:
+        case WIRE_FIELD_BYTES:
+            j = json_stringn_nocheck((const char *)v.v.str.ptr, v.v.str.len);
+            if (j != NULL && !json_is_string(j))
+                j = NULL;
+            break;
+        case WIRE_FIELD_TABLE:
+            j = api_table_json(v.v.table.ptr, v.v.table.len, depth + 1);
+            break;
+        case WIRE_FIELD_FLOAT:
+            j = json_real(v.v.f);
+            break;
+        case WIRE_FIELD_DOUBLE:
+            j = json_real(v.v.d);
+            break;
+        default:
+            if (wire_value_to_i64(&v, &i))
+                j = json_integer(i);
+            break;
+        }
+        if (j != NULL)
+            json_object_set_new(o, key, j);
+    }
+    return o;
+}
+
+/* Exchanges, queues and bindings of one vhost (or all, vhost NULL) as definitions list
+ * them: exclusive queues, the default exchange and amq.* left out. */
+struct api_entities {
+    const char *vhost;
+    json_t *queues, *exchanges, *bindings;
+};
+
+struct api_bind_ctx {
+    json_t *arr;
+    const char *vhost, *dest, *dest_type;
+};
+
+static void
+api_binding_entry(void *arg, const struct exch *src, struct wire_str routing_key,
+                  struct wire_table args)
+{
+    struct api_bind_ctx *b = arg;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:o?}", "source", src->name, "vhost",
+                          b->vhost, "destination", b->dest, "destination_type", b->dest_type,
+                          "routing_key", (const char *)routing_key.ptr, (size_t)routing_key.len,
+                          "arguments", api_table_json(args.ptr, args.len, 0));
+    if (o != NULL)
+        json_array_append_new(b->arr, o);
+}
+
+static void
+api_entities_of(struct api_entities *out, const struct vhost *v)
+{
+    struct hmap_iter it;
+    struct hmap_entry *e;
+    hmap_iter_init(&it, &v->exchanges);
+    while ((e = hmap_iter_next(&it)) != NULL) {
+        struct exch *x = hmap_container_of(e, struct exch, by_name);
+        struct api_bind_ctx b = {out->bindings, v->name, x->name, "exchange"};
+        bind_list_foreach(&x->bindings_in, api_binding_entry, &b);
+        if (x->name_len == 0 || strncmp(x->name, "amq.", 4) == 0)
+            continue;
+        json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o?}", "name", x->name, "vhost",
+                              v->name, "type", exch_type_name(x->type), "durable", x->durable,
+                              "auto_delete", x->auto_delete, "internal", x->internal, "arguments",
+                              api_table_json(x->args, x->args_len, 0));
+        if (o != NULL)
+            json_array_append_new(out->exchanges, o);
+    }
+    hmap_iter_init(&it, &v->queues);
+    while ((e = hmap_iter_next(&it)) != NULL) {
+        struct queue *q = hmap_container_of(e, struct queue, by_name);
+        if (q->owner != NULL)
+            continue;
+        struct api_bind_ctx b = {out->bindings, v->name, q->name, "queue"};
+        bind_list_foreach(&q->bindings_in, api_binding_entry, &b);
+        json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:o?}", "name", q->name, "vhost", v->name,
+                              "type", "classic", "durable", q->durable, "auto_delete",
+                              q->auto_delete, "arguments", api_table_json(q->args, q->args_len, 0));
+        if (o != NULL)
+            json_array_append_new(out->queues, o);
+    }
+}
+
 static void
 api_definitions_get(struct mgmt_req *r)
 {
@@ -801,9 +908,13 @@ api_definitions_get(struct mgmt_req *r)
     }
     json_object_set_new(d, "parameters", params);
     json_object_set_new(d, "policies", policies);
-    json_object_set_new(d, "queues", json_array());
-    json_object_set_new(d, "exchanges", json_array());
-    json_object_set_new(d, "bindings", json_array());
+    struct api_entities ent = {vhost, json_array(), json_array(), json_array()};
+    for (struct vhost *v = r->env->vhosts->head; v != NULL; v = v->next)
+        if (vhost == NULL || strcmp(v->name, vhost) == 0)
+            api_entities_of(&ent, v);
+    json_object_set_new(d, "queues", ent.queues);
+    json_object_set_new(d, "exchanges", ent.exchanges);
+    json_object_set_new(d, "bindings", ent.bindings);
     r->reply(r, 200, d);
 }
 
@@ -866,53 +977,6 @@ struct api_conns {
     const char *name; /* only this one, or NULL */
     json_t *arr;
 };
-
-/* A client properties table as JSON (RabbitMQ's amqp_table to JSON): integers, strings,
- * booleans, nested tables; bytes as strings. */
-static json_t *
-api_table_json(const uint8_t *p, uint32_t len, int depth)
-{
-    json_t *o = json_object();
-    struct wire_table_iter it;
-    struct wire_str k;
-    struct wire_value v;
-    if (o == NULL || depth > WIRE_TABLE_MAX_DEPTH)
-        return o;
-    wire_table_iter_init(&it, (struct wire_table){p, len});
-    while (wire_table_next(&it, &k, &v)) {
-        char key[256];
-        snprintf(key, sizeof(key), "%.*s", WIRE_STR_ARG(k));
-        json_t *j = NULL;
-        int64_t i;
-        switch (v.type) {
-        case WIRE_FIELD_BOOL:
-            j = json_boolean(v.v.b);
-            break;
-        case WIRE_FIELD_LONGSTR:
-        case WIRE_FIELD_BYTES:
-            j = json_stringn_nocheck((const char *)v.v.str.ptr, v.v.str.len);
-            if (j != NULL && !json_is_string(j))
-                j = NULL;
-            break;
-        case WIRE_FIELD_TABLE:
-            j = api_table_json(v.v.table.ptr, v.v.table.len, depth + 1);
-            break;
-        case WIRE_FIELD_FLOAT:
-            j = json_real(v.v.f);
-            break;
-        case WIRE_FIELD_DOUBLE:
-            j = json_real(v.v.d);
-            break;
-        default:
-            if (wire_value_to_i64(&v, &i))
-                j = json_integer(i);
-            break;
-        }
-        if (j != NULL)
-            json_object_set_new(o, key, j);
-    }
-    return o;
-}
 
 static void
 api_conn_entry(void *arg, const struct net_conn_info *ci)

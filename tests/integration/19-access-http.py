@@ -261,8 +261,24 @@ def test_definitions_round_trip():
         assert st == 201
         st, _, _ = http(a, "PUT", "/api/vhost-limits/prod/max-queues", {"value": 5})
         assert st == 204
+        conn = pika_login(a, "alice", "alice-pass", "prod")
+        ch = conn.channel()
+        ch.exchange_declare("ex1", "topic", durable=True)
+        ch.queue_declare("q1", durable=True, arguments={"x-max-length": 10})
+        ch.queue_bind("q1", "ex1", "a.#")
+        ch.queue_declare("", exclusive=True)
         st, _, defs = http(a, "GET", "/api/definitions")
+        conn.close()
         assert st == 200, defs
+        assert defs["queues"] == [{"name": "q1", "vhost": "prod", "type": "classic",
+                                   "durable": True, "auto_delete": False,
+                                   "arguments": {"x-max-length": 10}}], defs["queues"]
+        assert defs["exchanges"] == [{"name": "ex1", "vhost": "prod", "type": "topic",
+                                      "durable": True, "auto_delete": False,
+                                      "internal": False, "arguments": {}}], defs["exchanges"]
+        assert defs["bindings"] == [{"source": "ex1", "vhost": "prod", "destination": "q1",
+                                     "destination_type": "queue", "routing_key": "a.#",
+                                     "arguments": {}}], defs["bindings"]
         for key in ("rabbit_version", "users", "vhosts", "permissions", "topic_permissions",
                     "parameters", "global_parameters", "policies", "queues", "exchanges",
                     "bindings"):
@@ -272,7 +288,14 @@ def test_definitions_round_trip():
     with wt.server(mgmt=True) as b:
         st, _, body = http(b, "POST", "/api/definitions", defs)
         assert (st, body) == (204, None), (st, body)
-        pika_login(b, "alice", "alice-pass", "prod").close()
+        conn = pika_login(b, "alice", "alice-pass", "prod")
+        ch = conn.channel()
+        ch.exchange_declare("ex1", "topic", durable=True, passive=True)
+        ch.queue_declare("q1", passive=True)
+        ch.basic_publish("ex1", "a.b", b"routed")
+        wt.wait_until(lambda: ch.queue_declare("q1", passive=True).method.message_count == 1,
+                      5, "the binding routes")
+        conn.close()
         st, _, body = http(b, "GET", "/api/vhost-limits/prod")
         assert body == [{"vhost": "prod", "value": {"max-queues": 5}}], body
         st, _, body = http(b, "GET", "/api/vhosts/prod")
