@@ -199,7 +199,7 @@ def test_list_output_formats():
         assert out == ('[\n{"user":"alice","tags":["administrator","monitoring"]}\n'
                        ',{"user":"bob","tags":[]}\n'
                        ',{"user":"old","tags":["management","policymaker"]}\n]\n'), out
-        rc, out, err = f.ctl("-q", "list_users", "--formatter", "csv")
+        rc, out, err = f.ctl("list_users", "--formatter", "csv")  # no banner, as rabbitmqctl
         assert out == ('"user","tags"\n"alice","[administrator, monitoring]"\n"bob","[]"\n'
                        '"old","[management, policymaker]"\n'), out
         f.api.replies[("GET", "/api/users")] = http(200, [])

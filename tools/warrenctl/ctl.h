@@ -88,7 +88,8 @@ int ctl_limits_set(struct ctl *c, const char *kind, const char *owner, const cha
 int ctl_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An unexpected reply: prints the server's "reason" (or the status) and returns 69. */
 int ctl_error_reply(const struct ctl_reply *r);
-/* Prints the banner line ("Listing users ...") unless -q, -s or --formatter json. */
+/* Prints the banner line ("Listing users ...") unless -q, -s or another --formatter than
+ * table (rabbitmqctl prints none before JSON or CSV). */
 void ctl_banner(const struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* GETs path and returns its JSON in *out (caller decrefs). Returns 0, or the HTTP status
@@ -100,8 +101,9 @@ int ctl_get_json(const struct ctl *c, const char *path, json_t **out);
  * banner (already done by the caller), the header and one line per row in the chosen
  * formatter. A missing key prints as an empty field. */
 void ctl_out_table(const struct ctl *c, const char *const *cols, size_t ncols, json_t *rows);
-/* Sorts rows (a JSON array of objects) by the string at key1, then key2 (may be NULL), as
- * rabbitmqctl lists them; the API gives them in any order. Returns 0, or 70 after printing. */
+/* Sorts rows (a JSON array of objects) by the string at key1, then key2 (may be NULL). The
+ * API gives them in hash order (and rabbitmqctl in Mnesia's): sorted, the output is the same
+ * from run to run, for scripts and diffs. Returns 0, or 70 after printing. */
 int ctl_rows_sort(json_t *rows, const char *key1, const char *key2);
 /* Writes v as rabbitmqctl prints a value in a table: strings bare, lists of strings as
  * [a, b], objects as Erlang proplists [{"k",v}]. */

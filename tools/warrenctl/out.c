@@ -53,7 +53,7 @@ ctl_status_result(struct ctl_reply *r)
 void
 ctl_banner(const struct ctl *c, const char *fmt, ...)
 {
-    if (c->quiet || c->silent || c->formatter == CTL_FMT_JSON)
+    if (c->quiet || c->silent || c->formatter != CTL_FMT_TABLE)
         return;
     va_list ap;
     va_start(ap, fmt);
