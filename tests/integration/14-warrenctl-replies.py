@@ -145,6 +145,10 @@ def test_usage_errors():
         assert rc == 64, rc
         rc, out, err = f.ctl("--timeout", "0", "list_users")
         assert rc == 64, rc
+        for args in (("add_user", b"caf\xe9", "pw"), ("set_permissions", "-p", b"\xff", "u",
+                                                     "", "", "")):
+            rc, out, err = f.ctl(*args)
+            assert rc == 64 and "arguments must be UTF-8." in err, (args, rc, err)
         rc, out, err = f.ctl("import_definitions", os.path.join(f.dir, "missing.json"))
         assert rc == 65 and "Bad argument: File %s does not exist" % os.path.join(
             f.dir, "missing.json") in err, (rc, err)

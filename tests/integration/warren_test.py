@@ -1061,7 +1061,8 @@ def warrenctl(*args, data_dir=None, stdin=None, cwd=None, env=None, timeout=30):
     p = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, cwd=cwd,
                        env=dict(os.environ, **env) if env else None)
     out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-    log("  $ warrenctl %s -> %d\n%s%s" % (" ".join(args), p.returncode, out, err))
+    shown = " ".join(a if isinstance(a, str) else repr(a) for a in args)  # bytes: not UTF-8
+    log("  $ warrenctl %s -> %d\n%s%s" % (shown, p.returncode, out, err))
     assert p.returncode >= 0, "warrenctl died of signal %d" % -p.returncode
     return p.returncode, out, err
 

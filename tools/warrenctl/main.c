@@ -173,6 +173,22 @@ ctl_read_conf(struct ctl *c, const char *config, const char *data_dir)
     return 0;
 }
 
+/* Whether every argument (and the option values that go into requests) is UTF-8: the API's
+ * JSON can carry nothing else. */
+static bool
+ctl_args_utf8(const struct ctl *c, int argc, char **argv)
+{
+    const char *opts[] = {c->vhost, c->description, c->tags, c->default_queue_type};
+    for (int i = 0; i < argc + 4; i++) {
+        const char *s = i < argc ? argv[i] : opts[i - argc];
+        json_t *j = s != NULL ? json_string(s) : NULL;
+        if (s != NULL && j == NULL)
+            return false;
+        json_decref(j);
+    }
+    return true;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -295,6 +311,8 @@ main(int argc, char **argv)
         return ctl_usage_error(cmd, "not enough arguments.", nargs, args);
     if (cmd->max_args >= 0 && nargs > cmd->max_args)
         return ctl_usage_error(cmd, "too many arguments.", nargs, args);
+    if (!ctl_args_utf8(&c, nargs, args))
+        return ctl_usage_error(cmd, "arguments must be UTF-8.", nargs, args);
     int rc = ctl_read_conf(&c, config, data_dir);
     if (rc == 0)
         rc = cmd->run(&c, nargs, args);
