@@ -152,6 +152,15 @@ def test_usage_errors():
         rc, out, err = f.ctl("import_definitions", os.path.join(f.dir, "missing.json"))
         assert rc == 65 and "Bad argument: File %s does not exist" % os.path.join(
             f.dir, "missing.json") in err, (rc, err)
+        for text, want in (("[1]", "is not a JSON object\n"),
+                           ("{\"users\": [}", "is not a JSON object: ")):
+            path = os.path.join(f.dir, "defs.json")
+            with open(path, "w") as fh:
+                fh.write(text)
+            rc, out, err = f.ctl("import_definitions", path)
+            assert rc == 65 and want in err, (rc, err)
+        rc, out, err = f.ctl("import_definitions", f.dir)  # a directory
+        assert rc == 65 and "cannot read" in err, (rc, err)
         assert f.api.requests == [], f.api.requests
         rc, out, err = f.ctl("help", "set_permissions")
         assert rc == 0 and "set_permissions [-p <vhost>] <username> <conf> <write> <read>" in out

@@ -79,7 +79,10 @@ ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv)
     char *body = NULL;
     if (f == NULL) {
         char why[1200];
-        snprintf(why, sizeof(why), "Bad argument: File %s does not exist", argv[0]);
+        if (errno == ENOENT)
+            snprintf(why, sizeof(why), "Bad argument: File %s does not exist", argv[0]);
+        else
+            snprintf(why, sizeof(why), "Bad argument: File %s: %s", argv[0], strerror(errno));
         ctl_usage_error(c->cmd, why, argc, argv);
         return CTL_EX_DATAERR;
     }
@@ -94,11 +97,15 @@ ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv)
         ctl_banner(c, "Importing definitions in JSON from a file at \"%s\" ...", argv[0]);
     json_error_t jerr;
     json_t *j = json_loadb(body, (size_t)n, 0, &jerr);
+    if (j == NULL) {
+        free(body);
+        return ctl_error(CTL_EX_DATAERR, "%s is not a JSON object: %s, line %d", argv[0], jerr.text,
+                         jerr.line);
+    }
     if (!json_is_object(j)) {
         json_decref(j);
         free(body);
-        return ctl_error(CTL_EX_DATAERR, "%s is not a JSON object: %s, line %d", argv[0],
-                         j == NULL ? jerr.text : "another JSON value", jerr.line);
+        return ctl_error(CTL_EX_DATAERR, "%s is not a JSON object", argv[0]);
     }
     json_decref(j);
     struct ctl_reply r;
