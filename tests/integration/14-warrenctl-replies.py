@@ -52,9 +52,10 @@ class FakeApi:
         self.replies = {}
         self.keep_open = False  # True: after a reply, wait for the client to close first
         if tcp:
+            # Below the ephemeral range, as the test servers' ports (wt.free_port).
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.sock.bind(("127.0.0.1", 0))
-            self.port = self.sock.getsockname()[1]
+            self.port = wt.free_port()
+            self.sock.bind(("127.0.0.1", self.port))
         else:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.bind(path)
