@@ -286,8 +286,20 @@ http_reply(struct mgmt_req *r, int status, json_t *body)
     struct evbuffer *buf = evbuffer_new();
     if (status == 401)
         evhttp_add_header(out, "WWW-Authenticate", "Basic realm=\"RabbitMQ Management\"");
-    if (status == 405)
-        evhttp_add_header(out, "Allow", "GET, PUT, POST, DELETE, HEAD");
+    if (status == 405 && r->allow != 0) {
+        /* As RabbitMQ lists them: "HEAD, GET, PUT, DELETE, OPTIONS". */
+        char allow[64] = "";
+        if (r->allow & MGMT_GET)
+            strcat(allow, "HEAD, GET, ");
+        if (r->allow & MGMT_PUT)
+            strcat(allow, "PUT, ");
+        if (r->allow & MGMT_POST)
+            strcat(allow, "POST, ");
+        if (r->allow & MGMT_DELETE)
+            strcat(allow, "DELETE, ");
+        strcat(allow, "OPTIONS");
+        evhttp_add_header(out, "Allow", allow);
+    }
     evhttp_add_header(out, "Cache-Control", "no-cache");
     evhttp_add_header(out, "Vary", "accept, accept-encoding, origin");
     if (body != NULL) {
@@ -476,11 +488,15 @@ http_on_request(struct evhttp_request *req, void *arg)
     if (!f->trusted) {
         r->user = http_login(m, req);
         if (r->user == NULL) {
-            mgmt_reply_error(r, 401, "not_authorized", "Login failed");
+            /* RabbitMQ: an empty 401 without credentials, "Login failed" with bad ones. */
+            if (evhttp_find_header(hdrs, "Authorization") == NULL)
+                http_reply(r, 401, NULL);
+            else
+                mgmt_reply_error(r, 401, "not_authorized", "Login failed");
             return;
         }
         if (!http_is_management_user(r->user)) {
-            mgmt_reply_error(r, 401, "not_authorized", "Not management user");
+            mgmt_reply_error(r, 401, "not_authorised", "Not management user");
             return;
         }
     }
