@@ -1052,6 +1052,9 @@ api_conn_entry(void *arg, const struct net_conn_info *ci)
         (json_int_t)ci->channels, "frame_max", (json_int_t)ci->frame_max, "channel_max",
         (json_int_t)ci->channel_max, "timeout", (json_int_t)ci->heartbeat, "connected_at",
         (json_int_t)ci->connected_at, "type", "network", "auth_mechanism", "PLAIN", "ssl", 0);
+    json_t *cname = json_object_get(json_object_get(o, "client_properties"), "connection_name");
+    if (json_is_string(cname))
+        json_object_set(o, "user_provided_name", cname);
     if (l->arr != NULL && o != NULL)
         json_array_append_new(l->arr, o);
 }

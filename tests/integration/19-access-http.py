@@ -391,6 +391,7 @@ def test_connections_list_and_close():
         assert c["user"] == "guest" and c["vhost"] == "/" and c["peer_host"] == "127.0.0.1", c
         assert c["name"] == "127.0.0.1:%d -> 127.0.0.1:%d" % (c["peer_port"], srv.port), c
         assert c["client_properties"]["connection_name"] == "tester", c
+        assert c["user_provided_name"] == "tester" and c["state"] == "running", c
         quoted = urllib.parse.quote(c["name"], safe="")
         st, _, one = http(srv, "GET", "/api/connections/" + quoted)
         assert st == 200 and one["name"] == c["name"], one
