@@ -73,7 +73,6 @@ struct auth_user *auth_user_get(const struct auth_db *db, const char *name);
 /* Calls fn for each user (any order); fn must not add or delete users. */
 void auth_user_foreach(const struct auth_db *db, void (*fn)(void *arg, struct auth_user *u),
                        void *arg);
-size_t auth_user_count(const struct auth_db *db);
 
 const char *auth_user_name(const struct auth_user *u);
 size_t auth_user_tag_count(const struct auth_user *u);
@@ -120,8 +119,6 @@ enum auth_perm_kind {
     AUTH_WRITE,
     AUTH_READ,
 };
-/* "configure", "write", "read". */
-const char *auth_perm_kind_name(enum auth_perm_kind kind);
 
 /* Sets u's permissions on vhost (replacing any). Returns 0, or -1 with err set to the
  * compile error, as RabbitMQ words an invalid pattern, or ENOMEM. */

@@ -181,12 +181,6 @@ auth_user_foreach(const struct auth_db *db, void (*fn)(void *arg, struct auth_us
             fn(arg, u);
 }
 
-size_t
-auth_user_count(const struct auth_db *db)
-{
-    return db->count;
-}
-
 /* Doubles the bucket array. On ENOMEM the table keeps working with longer chains. */
 static void
 auth_db_grow(struct auth_db *db)
