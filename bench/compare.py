@@ -5,6 +5,8 @@
     python3 bench/compare.py --warren _build/warren-server --perf _build/warren-perf \\
         [--duration 10 | --quick] [--out bench-compare.md] [--scenarios 1,5a,9]
     python3 bench/compare.py --warren ... --perf ... --self-check   # 1 s, Warren only
+    python3 bench/compare.py --warren new/warren-server --perf new/warren-perf \
+        --baseline old/warren-server        # a third broker: before and after a change
 
 It starts its own Warren (a free loopback port, a fresh data directory under /tmp,
 --log-level warning) and its own RabbitMQ (Debian's rabbitmq-server, run as interop/rabbitmq/
@@ -301,9 +303,8 @@ def tail(path, n=15):
 
 
 class Warren:
-    name = "Warren"
-
-    def __init__(self, binary, keep):
+    def __init__(self, binary, keep, name="Warren"):
+        self.name = name
         self.binary = os.path.abspath(binary)
         self.keep = keep
         self.dir = tempfile.mkdtemp(prefix="warren-bench-")
@@ -740,7 +741,8 @@ def fmt_ratio(w, r):
 
 
 def build_rows(scenarios, results, names):
-    """Markdown table rows: (sid, scenario, figure, warren cell, rabbitmq cell, ratio)."""
+    """Markdown table rows: (sid, scenario, figure, one cell per broker, then the ratio of the
+    first broker's figure to each other's)."""
     rows = []
 
     def get(sc, name):
@@ -762,9 +764,10 @@ def build_rows(scenarios, results, names):
         while len(cells) < 2:
             cells.append("—")
             vals.append(None)
-        rat = fmt_ratio(vals[0], vals[1]) if ratio and not isinstance(vals[0], str) else "—"
+        rats = [fmt_ratio(vals[0], v) if ratio and not isinstance(vals[0], str) else "—"
+                for v in vals[1:]]
         rows.append((sc.sid if first else "", sc.title if first else "", figure,
-                     cells[0], cells[1], rat))
+                     *cells, *rats))
 
     def rate(key):
         return lambda r: r["json"][key]
@@ -817,8 +820,9 @@ def build_rows(scenarios, results, names):
     return rows
 
 
-def markdown(rows):
-    head = ("#", "Scenario", "Figure", "Warren", "RabbitMQ", "Warren/RabbitMQ")
+def markdown(rows, names):
+    names = list(names) + ["RabbitMQ"] * (len(names) < 2)
+    head = ["#", "Scenario", "Figure"] + names + ["%s/%s" % (names[0], n) for n in names[1:]]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         out.append("| " + " | ".join(r) + " |")
@@ -850,7 +854,7 @@ def report(opts, runner, scenarios, rows):
              "- brokers: %s; load generator: warren-perf, on the same machine" % servers,
              "- %g s per run, %s; runs interleaved (scenario 1 on %s, ...)"
              % (opts.duration, "16-byte bodies unless noted", " then ".join(names)),
-             "", markdown(rows),
+             "", markdown(rows, names),
              "Ratios are Warren/RabbitMQ: above 1 is better for rates, below 1 for latency, "
              "CPU per message and memory. Sent and received rates are both shown because "
              "Warren does not yet slow publishers down when consumers fall behind: the "
@@ -887,10 +891,10 @@ def report(opts, runner, scenarios, rows):
             lines.append("- %s: `warren-perf %s`" % (sc.sid, " ".join(str(a) for a in sc.args)))
     others, busy = [], []
     for (sid, name), res in sorted(runner.results.items()):
-        for pct in res.get("other_broker_cpu_pct", []):
+        for other, pct in zip([n for n in names if n != name],
+                              res.get("other_broker_cpu_pct", [])):
             if pct > 5:
-                others.append("%s during %s's run of %s: %.0f%%" % (
-                    [n for n in names if n != name][0], name, sid, pct))
+                others.append("%s during %s's run of %s: %.0f%%" % (other, name, sid, pct))
         if res.get("rest_cpu_pct", 0) > DISTURBED_PCT:
             busy.append("%s on %s: %.0f%%" % (sid, name, res["rest_cpu_pct"]))
     if others:
@@ -950,6 +954,9 @@ def main():
                     help="repeat a run during which other processes used over %d%%%% of a core "
                     "up to this many times, keeping the least disturbed (default 2)"
                     % DISTURBED_PCT)
+    ap.add_argument("--baseline", default=None,
+                    help="another warren-server build (e.g. before a change), run interleaved "
+                    "as a third broker, 'Warren before'; the table adds Warren/Warren before")
     ap.add_argument("--out", default=None, help="also write the report (markdown) here")
     ap.add_argument("--keep", action="store_true",
                     help="keep the brokers' directories under /tmp (logs, data)")
@@ -993,6 +1000,8 @@ def main():
     runner.brokers.append(Warren(opts.warren, opts.keep))
     if not opts.warren_only:
         runner.brokers.append(RabbitMQ(opts.keep))
+    if opts.baseline:
+        runner.brokers.append(Warren(opts.baseline, opts.keep, "Warren before"))
     status = 0
     try:
         runner.run(scenarios)
@@ -1007,7 +1016,7 @@ def main():
         runner.stop()
     rows = build_rows(scenarios, runner.results, [b.name for b in runner.brokers])
     text = report(opts, runner, scenarios, rows)
-    sys.stdout.write(markdown(rows))
+    sys.stdout.write(markdown(rows, [b.name for b in runner.brokers]))
     if opts.out:
         with open(opts.out, "w") as f:
             f.write(text)
