@@ -1,4 +1,5 @@
-/* warren-server: reads the configuration, opens the store, creates the default user and vhost,
+/* warren-server: reads the configuration, opens the store, reads users, vhosts and
+ * permissions back (creating the defaults on a first start, importing load_definitions),
  * listens, and runs the event loop until SIGTERM or SIGINT; then stops accepting, closes every
  * connection with 320 CONNECTION_FORCED, flushes the store and exits 0. */
 #include "config.h"
@@ -10,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "warren/admin.h"
 #include "warren/auth.h"
 #include "warren/conf.h"
 #include "warren/durable.h"
@@ -76,20 +78,6 @@ main_event_base_new(void)
     return base;
 }
 
-/* The default user and vhost from the configuration, as RabbitMQ creates them on first boot. */
-static int
-main_setup_defaults(const struct conf *conf, struct auth_db *auth, struct vhost_registry *vhosts)
-{
-    if (auth_user_add(auth, conf->default_user, conf->default_pass,
-                      conf_is_loopback_user(conf, conf->default_user)) < 0)
-        return -1;
-    if (vhost_add(vhosts, conf->default_vhost) == NULL) {
-        log_msg(LOG_CRITICAL, "out of memory creating vhost '%s'", conf->default_vhost);
-        return -1;
-    }
-    return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -116,6 +104,7 @@ main(int argc, char **argv)
     struct event *sigterm = NULL, *sigint = NULL;
     struct store *store = NULL;
     struct durable *durable = NULL;
+    struct admin *admin = NULL;
     struct vhost_registry vhosts;
     vhost_registry_init(&vhosts);
     struct auth_db *auth = auth_db_new();
@@ -138,14 +127,30 @@ main(int argc, char **argv)
         log_msg(LOG_CRITICAL, "%s", err);
         goto out;
     }
-    if (main_setup_defaults(&conf, auth, &vhosts) < 0)
-        goto out;
     if ((durable = durable_new(store, m.base)) == NULL) {
         log_msg(LOG_CRITICAL, "out of memory");
         goto out;
     }
     durable_set_window(durable, conf.store_queue_window);
+    /* Users, vhosts and permissions first: the stored exchanges and queues go into vhosts.
+     * load_definitions comes after durable_recover, so that its exchanges and queues are
+     * stored (and those already stored are kept, as RabbitMQ keeps existing ones). */
+    struct admin_env aenv = {
+        .auth = auth, .vhosts = &vhosts, .durable = durable, .store = store, .conf = &conf};
+    if ((admin = admin_new(&aenv)) == NULL) {
+        log_msg(LOG_CRITICAL, "out of memory");
+        goto out;
+    }
+    if (admin_recover(admin, err, sizeof(err)) < 0) {
+        log_msg(LOG_CRITICAL, "%s", err);
+        goto out;
+    }
     if (durable_recover(durable, &vhosts, err, sizeof(err)) < 0) {
+        log_msg(LOG_CRITICAL, "%s", err);
+        goto out;
+    }
+    if (*conf.load_definitions != '\0' &&
+        admin_definitions_load(admin, conf.load_definitions, err, sizeof(err)) != ADMIN_OK) {
         log_msg(LOG_CRITICAL, "%s", err);
         goto out;
     }
@@ -156,6 +161,7 @@ main(int argc, char **argv)
     m.net = net_server_new(&env);
     if (m.net == NULL || net_server_listen(m.net) < 0)
         goto out;
+    admin_set_net(admin, m.net);
     /* Queues that are not durable page out once messages take half of the memory alarm's
      * limit: the alarm then stays for what paging cannot relieve. */
     durable_set_memory_pressure(durable, net_server_memory_limit(m.net) / 2);
@@ -178,6 +184,8 @@ out:
     if (sigint != NULL)
         event_free(sigint);
     durable_detach(durable, &vhosts); /* (again, unless a signal stopped the loop) */
+    if (admin != NULL)
+        admin_set_net(admin, NULL);
     if (m.net != NULL)
         net_server_free(m.net);
     durable_submit_pending(durable); /* the last batch: store_close completes it */
@@ -188,6 +196,7 @@ out:
     durable_free(durable);
     if (m.base != NULL)
         event_base_free(m.base);
+    admin_free(admin);
     vhost_registry_clear(&vhosts);
     if (auth != NULL)
         auth_db_free(auth);

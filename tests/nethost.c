@@ -27,6 +27,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "warren/admin.h"
 #include "warren/auth.h"
 #include "warren/net.h"
 
@@ -88,11 +89,14 @@ nethost_init(struct nethost *h)
     /* As in main(): a write to a client that has gone must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
     const struct conf *conf = &h->conf;
-    if ((h->base = nethost_base_new()) == NULL || (h->auth = auth_db_new()) == NULL ||
-        auth_user_add(h->auth, conf->default_user, conf->default_pass,
-                      conf_is_loopback_user(conf, conf->default_user)) < 0 ||
-        vhost_add(&h->vhosts, conf->default_vhost) == NULL) {
+    char err[256];
+    if ((h->base = nethost_base_new()) == NULL || (h->auth = auth_db_new()) == NULL) {
         fprintf(stderr, "nethost: out of memory\n");
+        return -1;
+    }
+    struct admin_env aenv = {.auth = h->auth, .vhosts = &h->vhosts, .conf = conf};
+    if ((h->admin = admin_new(&aenv)) == NULL || admin_recover(h->admin, err, sizeof(err)) < 0) {
+        fprintf(stderr, "nethost: %s\n", h->admin != NULL ? err : "out of memory");
         return -1;
     }
     struct net_server_env env = {
@@ -101,6 +105,7 @@ nethost_init(struct nethost *h)
         fprintf(stderr, "nethost: cannot create the server\n");
         return -1;
     }
+    admin_set_net(h->admin, h->server);
     return 0;
 }
 
@@ -120,6 +125,7 @@ nethost_free(struct nethost *h)
 {
     for (unsigned i = 0; i < h->n_peers; i++)
         nethost_peer_free(&h->peers[i]);
+    admin_free(h->admin);
     if (h->server != NULL)
         net_server_free(h->server);
     vhost_registry_clear(&h->vhosts);

@@ -23,6 +23,7 @@
 #include "warren/wire.h"
 #include "warren/wire_gen.h"
 
+struct admin;
 struct auth_db;
 struct event_base;
 struct evbuffer;
@@ -52,6 +53,7 @@ struct nethost {
     struct conf conf;             /* owns: defaults; no disk alarm (disk_free_limit 0) */
     struct auth_db *auth;         /* owns: the default user, guest/guest, loopback only */
     struct vhost_registry vhosts; /* owns: the default vhost, "/" */
+    struct admin *admin;          /* owns: made the defaults as on a first start; stores nothing */
     struct net_server *server;    /* owns */
     int listen_fd;                /* owns: 127.0.0.1, where TCP peers connect; -1 until one does */
     /* Set it before the first nethost_connect: peers are socketpairs rather than loopback

@@ -12,6 +12,8 @@
 
 #define CONF_MAX_LISTENERS 16
 #define CONF_MAX_LOOPBACK_USERS 16
+#define CONF_MAX_USER_TAGS 16
+#define CONF_INFINITY UINT32_MAX /* a limit set to infinity */
 
 /* One address to listen on. host is a numeric IPv4 or IPv6 address; "" means every
  * interface (the server binds 0.0.0.0 and ::, as RabbitMQ does for a bare port). */
@@ -30,9 +32,20 @@ struct conf {
      * Default: guest. Owns the names. */
     char *loopback_users[CONF_MAX_LOOPBACK_USERS];
     unsigned n_loopback_users;
-    uint32_t heartbeat;   /* seconds; heartbeat = 60 */
-    uint32_t frame_max;   /* bytes; frame_max = 131072 */
-    uint32_t channel_max; /* channel_max = 2047 */
+    /* The first start's permissions for default_user on default_vhost (owned):
+     * default_permissions.configure|write|read = .* */
+    char *default_permissions_configure, *default_permissions_write, *default_permissions_read;
+    /* default_user_tags.<tag> = true|false: default_user's tags. Default: administrator. */
+    char *default_user_tags[CONF_MAX_USER_TAGS];
+    unsigned n_default_user_tags;
+    char *load_definitions; /* owns; load_definitions = FILE imported at start; "": none */
+    /* password_hashing_module = rabbit_password_hashing_sha256 (or _sha512): how passwords
+     * set here are hashed (owned) */
+    char *password_hashing_module;
+    uint32_t connection_max; /* connection_max = infinity (CONF_INFINITY): RabbitMQ's */
+    uint32_t heartbeat;      /* seconds; heartbeat = 60 */
+    uint32_t frame_max;      /* bytes; frame_max = 131072 */
+    uint32_t channel_max;    /* channel_max = 2047 */
     /* Memory held by messages and output buffers above which publishers are blocked
      * (connection.blocked): the absolute limit in bytes when non-zero, else the relative one
      * times physical memory. vm_memory_high_watermark.relative = 0.4, .absolute = 0. */

@@ -93,6 +93,15 @@ void durable_queue_added(struct durable *d, struct queue *q);
 void durable_binding_changed(struct durable *d, const struct exch *src, struct bind_dest dst,
                              struct wire_str routing_key, struct wire_table args, bool added);
 
+/* Records the broker keeps beside the vhost entities (users, vhosts' metadata, permissions,
+ * policies: warren/admin.h writes them, whole, under keys of its own families). Added to this
+ * turn's batch; a durable_barrier after them says when they are written. d may be NULL. */
+void durable_record_put(struct durable *d, const void *key, size_t klen, const void *val,
+                        size_t vlen);
+void durable_record_delete(struct durable *d, const void *key, size_t klen);
+/* Deletes every key that starts with prefix (plen >= 1). */
+void durable_record_delete_prefix(struct durable *d, const void *prefix, size_t plen);
+
 /* Whether a message enqueued on q is written: q is stored and m persistent. */
 bool durable_entry_wanted(const struct queue *q, const struct msg *m);
 /* m is about to be enqueued on n stored queues: with n > 1 it gets one shared record. */

@@ -75,6 +75,12 @@ struct exch {
     struct exch *route_next;      /* routing scratch: next exchange in that pass's work list */
 };
 
+/* Calls fn for each binding of a destination's list (bindings_in): its source, routing key and
+ * arguments (valid during the call). fn must not bind or unbind. */
+void bind_list_foreach(const struct bind_list *l,
+                       void (*fn)(void *arg, const struct exch *src, struct wire_str routing_key,
+                                  struct wire_table args),
+                       void *arg);
 /* "direct", "fanout", "topic", "headers" (exact, case-sensitive as RabbitMQ). 0 or -1. */
 int exch_type_parse(struct wire_str name, enum exch_type *type);
 const char *exch_type_name(enum exch_type type);

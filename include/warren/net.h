@@ -38,6 +38,15 @@ int net_server_adopt(struct net_server *s, int fd, const struct sockaddr *peer, 
  * for peers that never answer. */
 void net_server_shutdown(struct net_server *s, void (*done)(void *arg), void *arg);
 
+/* Closes every connection of user u (deleted), or every connection to vhost v (about to be
+ * deleted), with 320 CONNECTION_FORCED and text ("user 'u' is deleted"). A vhost's
+ * connections let go of it at once (channels, consumers and exclusive queues released,
+ * no longer counted), so that it may be freed right after. */
+struct auth_user;
+struct vhost;
+void net_server_close_user(struct net_server *s, const struct auth_user *u, const char *text);
+void net_server_close_vhost(struct net_server *s, const struct vhost *v, const char *text);
+
 /* vm_memory_high_watermark in bytes: message memory past which publishers are blocked. */
 uint64_t net_server_memory_limit(const struct net_server *s);
 

@@ -36,6 +36,19 @@
  *                                                        highest seq handed to a consumer
  *   'T'  u64(queue id)                                   a queue that is not stored but has
  *                                                        entries paged out: they go at start
+ *   'U'  name(user)                                      a user: its definitions entry (JSON:
+ *                                                        name, password_hash, hashing_algorithm,
+ *                                                        tags, limits)
+ *   'V'  name(vhost)                                     a vhost: its definitions entry (JSON:
+ *                                                        name, metadata, limits)
+ *   'P'  name(vhost) name(user)                          a user's permissions on a vhost (JSON)
+ *   'R'  name(vhost) name(user) name(exchange)           a user's topic permissions (JSON)
+ *   'Y'  name(vhost) name(policy)                        a policy (JSON, stored, not applied)
+ *   'Z'  name(vhost) name(component) name(parameter)     a runtime parameter (JSON, likewise)
+ *   'G'  name(parameter)                                 a global parameter (JSON, likewise)
+ *
+ * The administration records ('U' to 'G') are each the whole state of one object, written
+ * and replaced whole: applying one twice is applying it once (warren/admin.h).
  *
  * A vhost's exchanges, queues or bindings are one prefix (tag + name(vhost)); a queue's
  * entries, in order, are the prefix 'I' + u64(queue id), and deleting a queue is one
@@ -169,6 +182,13 @@ enum store_key_tag {
     STORE_TAG_MSG = 'M',
     STORE_TAG_QUEUE = 'Q',
     STORE_TAG_TEMP_QUEUE = 'T',
+    STORE_TAG_USER = 'U',
+    STORE_TAG_VHOST = 'V',
+    STORE_TAG_PERMISSION = 'P',
+    STORE_TAG_TOPIC_PERMISSION = 'R',
+    STORE_TAG_POLICY = 'Y',
+    STORE_TAG_PARAMETER = 'Z',
+    STORE_TAG_GLOBAL_PARAMETER = 'G',
 };
 #define STORE_NAME_MAX 255
 #define STORE_KEY_NAMED_MAX (1 + 2 * (1 + STORE_NAME_MAX)) /* 'E', 'Q' keys; vhost prefixes */
@@ -194,5 +214,9 @@ size_t store_key_qentry_prefix(uint8_t *buf, uint64_t queue_id);
 size_t store_key_qentry(uint8_t *buf, uint64_t queue_id, uint64_t seq);
 size_t store_key_delivered(uint8_t *buf, uint64_t queue_id);
 size_t store_key_temp_queue(uint8_t *buf, uint64_t queue_id); /* STORE_KEY_DELIVERED_LEN */
+/* tag name(names[0]) name(names[1])...: the administration records' keys (n <= 3, each name
+ * at most STORE_NAME_MAX bytes), and with fewer names their prefixes. */
+#define STORE_KEY_NAMES_MAX (1 + 3 * (1 + STORE_NAME_MAX))
+size_t store_key_names(uint8_t *buf, enum store_key_tag tag, const char *const *names, size_t n);
 
 #endif

@@ -6,6 +6,9 @@
 #ifndef WARREN_VHOST_H
 #define WARREN_VHOST_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "warren/hmap.h"
 #include "warren/wire.h"
 
@@ -14,12 +17,25 @@ struct queue;
 
 struct durable;
 
+/* What an operator says about a vhost (rabbitmqctl add_vhost --description --tags
+ * --default-queue-type, set_vhost_limits), set through warren/admin.h. */
+struct vhost_meta {
+    char *description; /* owns; NULL: none */
+    char **tags;       /* owns the array and each tag */
+    size_t n_tags;
+    char *default_queue_type; /* owns; NULL: not set (classic) */
+    int64_t max_connections;  /* -1: no limit */
+    int64_t max_queues;       /* -1: no limit */
+};
+
 struct vhost {
     char *name;              /* owns */
     struct durable *durable; /* borrows: where its changes are written; NULL: nowhere */
     struct vhost *next;
     struct hmap exchanges; /* owns each struct exch */
     struct hmap queues;    /* owns each struct queue */
+    struct vhost_meta meta;
+    uint32_t n_conns; /* open connections, counted by the network layer for max-connections */
 };
 
 struct vhost_registry {
@@ -36,6 +52,14 @@ void vhost_registry_clear(struct vhost_registry *reg);
 /* Adds a vhost with its predeclared exchanges (or returns the existing one of that name).
  * NULL on ENOMEM. */
 struct vhost *vhost_add(struct vhost_registry *reg, const char *name);
+/* Removes the vhost from the registry and frees it with its queues and exchanges, deleting
+ * their stored records and messages as queue.delete and exchange.delete would. Its
+ * connections must be gone (they borrow it). */
+void vhost_delete(struct vhost_registry *reg, struct vhost *v);
+/* Replaces the vhost's metadata with a copy of description, tags and default_queue_type
+ * (each NULL: none); limits stay. 0, or -1 on ENOMEM (nothing changed). */
+int vhost_meta_set(struct vhost *v, const char *description, const char *const *tags, size_t n_tags,
+                   const char *default_queue_type);
 /* NULL if no vhost has that name. */
 struct vhost *vhost_find(const struct vhost_registry *reg, struct wire_str name);
 

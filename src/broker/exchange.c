@@ -107,6 +107,16 @@ dest_list_push(struct binding *b)
     l->head = b;
 }
 
+void
+bind_list_foreach(const struct bind_list *l,
+                  void (*fn)(void *arg, const struct exch *src, struct wire_str routing_key,
+                             struct wire_table args),
+                  void *arg)
+{
+    for (const struct binding *b = l->head; b != NULL; b = b->dst_next)
+        fn(arg, b->src, b->key, b->args);
+}
+
 static void
 dest_list_remove(struct binding *b)
 {

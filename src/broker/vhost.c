@@ -20,6 +20,41 @@ vhost_registry_init(struct vhost_registry *reg)
     reg->durable = NULL;
 }
 
+static void
+vhost_meta_free(struct vhost_meta *m)
+{
+    free(m->description);
+    for (size_t i = 0; i < m->n_tags; i++)
+        free(m->tags[i]);
+    free(m->tags);
+    free(m->default_queue_type);
+    m->description = m->default_queue_type = NULL;
+    m->tags = NULL;
+    m->n_tags = 0;
+}
+
+int
+vhost_meta_set(struct vhost *v, const char *description, const char *const *tags, size_t n_tags,
+               const char *default_queue_type)
+{
+    struct vhost_meta m = {.max_connections = v->meta.max_connections,
+                           .max_queues = v->meta.max_queues};
+    if ((description != NULL && (m.description = strdup(description)) == NULL) ||
+        (default_queue_type != NULL &&
+         (m.default_queue_type = strdup(default_queue_type)) == NULL) ||
+        (n_tags > 0 && (m.tags = calloc(n_tags, sizeof(*m.tags))) == NULL))
+        goto fail;
+    for (; m.n_tags < n_tags; m.n_tags++)
+        if ((m.tags[m.n_tags] = strdup(tags[m.n_tags])) == NULL)
+            goto fail;
+    vhost_meta_free(&v->meta);
+    v->meta = m;
+    return 0;
+fail:
+    vhost_meta_free(&m);
+    return -1;
+}
+
 /* Frees every queue, then every exchange. */
 static void
 vhost_free(struct vhost *v)
@@ -40,6 +75,7 @@ vhost_free(struct vhost *v)
     }
     hmap_clear(&v->queues);
     hmap_clear(&v->exchanges);
+    vhost_meta_free(&v->meta);
     free(v->name);
     free(v);
 }
@@ -83,6 +119,8 @@ vhost_add(struct vhost_registry *reg, const char *name)
     v = calloc(1, sizeof(*v));
     if (v == NULL)
         return NULL;
+    v->meta.max_connections = -1;
+    v->meta.max_queues = -1;
     hmap_init(&v->exchanges);
     hmap_init(&v->queues);
     v->name = strdup(name);
@@ -193,4 +231,30 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     uint64_t dropped = queue_free(q, &emptied, &n);
     vhost_delete_emptied(vh, emptied, n);
     return dropped;
+}
+
+void
+vhost_delete(struct vhost_registry *reg, struct vhost *v)
+{
+    struct vhost **pp = &reg->head;
+    while (*pp != NULL && *pp != v)
+        pp = &(*pp)->next;
+    if (*pp != NULL)
+        *pp = v->next;
+    /* Queues first (their bindings go with them), then exchanges: each deletion is written
+     * as the AMQP method's would be, stored messages included. No exchange is auto-deleted
+     * on the way (they all go anyway), so the walks never meet a freed one. */
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &v->exchanges);
+    while ((he = hmap_iter_next(&it)) != NULL)
+        hmap_container_of(he, struct exch, by_name)->auto_delete = false;
+    hmap_iter_init(&it, &v->queues);
+    while ((he = hmap_iter_next(&it)) != NULL)
+        vhost_queue_delete(v, hmap_container_of(he, struct queue, by_name));
+    hmap_iter_init(&it, &v->exchanges);
+    while ((he = hmap_iter_next(&it)) != NULL)
+        vhost_exch_delete(v, hmap_container_of(he, struct exch, by_name));
+    v->durable = NULL;
+    vhost_free(v);
 }

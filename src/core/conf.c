@@ -13,7 +13,9 @@
  *   listeners.tcp.<name> = [host:]port   the first one in a file replaces the default
  *                                        listener; the same <name> again replaces its line
  *   loopback_users.<name> = true|false   adds or removes <name>; loopback_users = none
- *                                        clears the list (default: guest only) */
+ *                                        clears the list (default: guest only)
+ *   default_user_tags.<tag> = true|false the first one in a file replaces the default list
+ *                                        (administrator); then adds or removes a tag */
 #include "config.h"
 
 #include "warren/conf.h"
@@ -41,6 +43,9 @@ enum conf_type {
     CONF_BYTES64,   /* bytes, any size (KB, MB or GB suffix allowed); stored as uint64_t */
     CONF_RATIO,     /* a decimal number min..max, stored as double */
     CONF_INFO_UNIT, /* bytes in RabbitMQ's information units (50MB, 2GiB); stored as uint64_t */
+    CONF_TAGS,      /* default_user_tags.<tag> = true|false */
+    CONF_MAX,       /* an integer min..max, or infinity (stored as CONF_INFINITY) */
+    CONF_HASHING,   /* rabbit_password_hashing_sha256 or _sha512, stored as a string */
 };
 
 /* One configuration key. A key ending in ".<name>" is a family: any non-empty <name>
@@ -67,6 +72,21 @@ static const struct conf_key conf_keys[] = {
      "virtual host the broker creates"},
     {"loopback_users.<name>", CONF_LOOPBACK, 0, "guest = true", 1, 255,
      "true: user <name> may log in only from a loopback address"},
+    {"default_user_tags.<tag>", CONF_TAGS, 0, "administrator = true", 1, 255,
+     "true: default_user gets tag <tag> on the first start"},
+    {"default_permissions.configure", CONF_STR, CONF_F(default_permissions_configure), ".*", 0,
+     4095, "configure pattern of default_user on default_vhost, set on the first start"},
+    {"default_permissions.write", CONF_STR, CONF_F(default_permissions_write), ".*", 0, 4095,
+     "write pattern of default_user on default_vhost, set on the first start"},
+    {"default_permissions.read", CONF_STR, CONF_F(default_permissions_read), ".*", 0, 4095,
+     "read pattern of default_user on default_vhost, set on the first start"},
+    {"password_hashing_module", CONF_HASHING, CONF_F(password_hashing_module),
+     "rabbit_password_hashing_sha256", 0, 0,
+     "how passwords set here are hashed: rabbit_password_hashing_sha256 or _sha512"},
+    {"load_definitions", CONF_STR, CONF_F(load_definitions), "", 0, 4095,
+     "RabbitMQ definitions file (JSON) imported at each start; set: no default user/vhost"},
+    {"connection_max", CONF_MAX, CONF_F(connection_max), "infinity", 0, UINT32_MAX - 1,
+     "connections open at once; past it the listeners stop accepting until one closes"},
     {"heartbeat", CONF_UINT, CONF_F(heartbeat), "60", 0, 65535,
      "heartbeat interval offered, in seconds; 0 disables heartbeats"},
     {"frame_max", CONF_SIZE, CONF_F(frame_max), "131072", 4096, INT32_MAX,
@@ -108,6 +128,7 @@ struct conf_parse {
     char *err;
     size_t errlen;
     bool listeners_seen; /* this source named a listener */
+    bool tags_seen;      /* this source named a default_user_tags.<tag> */
     char listener_names[CONF_MAX_LISTENERS][CONF_LISTENER_NAME_MAX]; /* parallel to listeners */
 };
 
@@ -312,37 +333,39 @@ conf_set_listener(struct conf *c, struct conf_parse *ps, const struct conf_key *
     return 0;
 }
 
-/* Adds user to, or removes it from, the loopback-only list. Returns 0 or -1. */
+/* Adds name to, or removes it from, a list of at most max names (loopback_users,
+ * default_user_tags). Returns 0 or -1. */
 static int
-conf_set_loopback(struct conf *c, struct conf_parse *ps, const char *user, bool on)
+conf_set_listed(char **list, unsigned *n, unsigned max, struct conf_parse *ps, const char *family,
+                const char *name, bool on)
 {
     unsigned i;
-    for (i = 0; i < c->n_loopback_users; i++)
-        if (strcmp(c->loopback_users[i], user) == 0)
+    for (i = 0; i < *n; i++)
+        if (strcmp(list[i], name) == 0)
             break;
-    if (on && i == c->n_loopback_users) {
-        if (i == CONF_MAX_LOOPBACK_USERS)
-            return conf_fail(ps, "too many loopback_users (at most %d)", CONF_MAX_LOOPBACK_USERS);
-        char *copy = conf_strdup(ps, user);
+    if (on && i == *n) {
+        if (i == max)
+            return conf_fail(ps, "too many %s (at most %u)", family, max);
+        char *copy = conf_strdup(ps, name);
         if (copy == NULL)
             return -1;
-        c->loopback_users[c->n_loopback_users++] = copy;
-    } else if (!on && i < c->n_loopback_users) {
-        free(c->loopback_users[i]);
-        c->loopback_users[i] = c->loopback_users[--c->n_loopback_users];
-        c->loopback_users[c->n_loopback_users] = NULL;
+        list[(*n)++] = copy;
+    } else if (!on && i < *n) {
+        free(list[i]);
+        list[i] = list[--*n];
+        list[*n] = NULL;
     }
     return 0;
 }
 
 static void
-conf_clear_loopback(struct conf *c)
+conf_clear_listed(char **list, unsigned *n)
 {
-    for (unsigned i = 0; i < c->n_loopback_users; i++) {
-        free(c->loopback_users[i]);
-        c->loopback_users[i] = NULL;
+    for (unsigned i = 0; i < *n; i++) {
+        free(list[i]);
+        list[i] = NULL;
     }
-    c->n_loopback_users = 0;
+    *n = 0;
 }
 
 /* Sets key k (name: the <name> of a family, or NULL for the bare family key) to value.
@@ -359,6 +382,32 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
         if (conf_parse_u64(value, &v) < 0 || v < k->min || v > k->max)
             return conf_fail(ps, "bad value '%s' for %s: expected an integer %u..%u", value, k->key,
                              (unsigned)k->min, (unsigned)k->max);
+        *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    case CONF_HASHING:
+        if (strcmp(value, "rabbit_password_hashing_sha256") != 0 &&
+            strcmp(value, "rabbit_password_hashing_sha512") != 0)
+            return conf_fail(ps,
+                             "bad value '%s' for %s: expected rabbit_password_hashing_sha256 or "
+                             "rabbit_password_hashing_sha512",
+                             value, k->key);
+        {
+            char *copy = conf_strdup(ps, value);
+            if (copy == NULL)
+                return -1;
+            char **slot = (char **)(void *)field;
+            free(*slot);
+            *slot = copy;
+        }
+        return 0;
+    case CONF_MAX:
+        if (strcmp(value, "infinity") == 0) {
+            *(uint32_t *)(void *)field = CONF_INFINITY;
+            return 0;
+        }
+        if (conf_parse_u64(value, &v) < 0 || v < k->min || v > k->max)
+            return conf_fail(ps, "bad value '%s' for %s: expected infinity or an integer %u..%u",
+                             value, k->key, (unsigned)k->min, (unsigned)k->max);
         *(uint32_t *)(void *)field = (uint32_t)v;
         return 0;
     case CONF_SIZE:
@@ -424,18 +473,29 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
         if (name == NULL) {
             if (strcmp(value, "none") != 0)
                 return conf_fail(ps, "bad value '%s' for loopback_users: expected none", value);
-            conf_clear_loopback(c);
+            conf_clear_listed(c->loopback_users, &c->n_loopback_users);
             return 0;
         }
+        /* fall through */
+    case CONF_TAGS: {
+        bool tags = k->type == CONF_TAGS;
+        const char *family = tags ? "default_user_tags" : "loopback_users";
         if (strlen(name) > k->max)
-            return conf_fail(ps, "user name in loopback_users.%.40s... is longer than %u bytes",
-                             name, (unsigned)k->max);
-        if (strcmp(value, "true") == 0)
-            return conf_set_loopback(c, ps, name, true);
-        if (strcmp(value, "false") == 0)
-            return conf_set_loopback(c, ps, name, false);
-        return conf_fail(ps, "bad value '%s' for loopback_users.%s: expected true or false", value,
-                         name);
+            return conf_fail(ps, "name in %s.%.40s... is longer than %u bytes", family, name,
+                             (unsigned)k->max);
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return conf_fail(ps, "bad value '%s' for %s.%s: expected true or false", value, family,
+                             name);
+        /* As in RabbitMQ, a file's tags replace the default list rather than add to it. */
+        if (tags && ps->path != NULL && !ps->tags_seen) {
+            conf_clear_listed(c->default_user_tags, &c->n_default_user_tags);
+            ps->tags_seen = true;
+        }
+        return conf_set_listed(tags ? c->default_user_tags : c->loopback_users,
+                               tags ? &c->n_default_user_tags : &c->n_loopback_users,
+                               tags ? CONF_MAX_USER_TAGS : CONF_MAX_LOOPBACK_USERS, ps, family,
+                               name, strcmp(value, "true") == 0);
+    }
     }
     return conf_fail(ps, "internal error: key %s has no type", k->key);
 }
@@ -515,7 +575,13 @@ conf_free(struct conf *c)
     free(c->default_vhost);
     free(c->data_dir);
     free(c->config_path);
-    conf_clear_loopback(c);
+    free(c->default_permissions_configure);
+    free(c->default_permissions_write);
+    free(c->default_permissions_read);
+    free(c->load_definitions);
+    free(c->password_hashing_module);
+    conf_clear_listed(c->loopback_users, &c->n_loopback_users);
+    conf_clear_listed(c->default_user_tags, &c->n_default_user_tags);
     memset(c, 0, sizeof(*c));
 }
 

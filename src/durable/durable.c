@@ -292,6 +292,44 @@ durable_barrier(struct durable *d, bool sync, durable_done_fn fn, void *arg)
     return 0;
 }
 
+/* ---- records of the administration layer ---- */
+
+void
+durable_record_put(struct durable *d, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct store_batch *b;
+    if (d != NULL && (b = durable_batch(d)) != NULL)
+        store_batch_put(b, key, klen, val, vlen);
+}
+
+void
+durable_record_delete(struct durable *d, const void *key, size_t klen)
+{
+    struct store_batch *b;
+    if (d != NULL && (b = durable_batch(d)) != NULL)
+        store_batch_delete(b, key, klen);
+}
+
+void
+durable_record_delete_prefix(struct durable *d, const void *prefix, size_t plen)
+{
+    struct store_batch *b;
+    uint8_t end[STORE_KEY_NAMES_MAX];
+    WR_ASSERT(plen >= 1 && plen <= sizeof(end));
+    if (d == NULL || (b = durable_batch(d)) == NULL)
+        return;
+    /* The keys with this prefix are those below the prefix with its last byte that can be
+     * incremented incremented (and what follows it dropped). */
+    memcpy(end, prefix, plen);
+    size_t elen = plen;
+    while (elen > 0 && end[elen - 1] == 0xff)
+        elen--;
+    if (elen == 0)
+        return; /* no key family is all 0xff */
+    end[elen - 1]++;
+    store_batch_delete_range(b, prefix, plen, end, elen);
+}
+
 /* ---- entities ---- */
 
 /* Durable exchanges are stored, but the predeclared ones, which every vhost gets anyway

@@ -12,6 +12,7 @@
 
 #include "net_int.h"
 #include "warren/assert.h"
+#include "warren/auth.h"
 #include "warren/conf.h"
 #include "warren/msg.h"
 
@@ -48,6 +49,7 @@ static void
 chan_free(struct chan *ch)
 {
     chan_release(ch);
+    (*auth_user_chan_count(ch->conn->user))--;
     idmap_remove(&ch->conn->chans, &ch->by_id);
     free(ch);
 }
@@ -103,9 +105,17 @@ chan_on_open(struct conn *c, uint16_t id, const struct wire_method *m)
                           "number of channels opened (%u) has reached the negotiated "
                           "channel_max (%u)",
                           (unsigned)c->chans.count, c->channel_max);
+    const struct auth_user_limits *ul = auth_user_limits(c->user);
+    uint32_t *user_chans = auth_user_chan_count(c->user);
+    if (ul->max_channels >= 0 && *user_chans >= ul->max_channels)
+        return conn_raise(c, WIRE_NOT_ALLOWED, 0,
+                          "number of channels opened for user '%s' has reached the maximum "
+                          "allowed user limit of (%lld)",
+                          auth_user_name(c->user), (long long)ul->max_channels);
     struct chan *ch = chan_new(c, id);
     if (ch == NULL)
         return conn_raise(c, WIRE_RESOURCE_ERROR, m->id, "out of memory opening channel %u", id);
+    (*user_chans)++;
     struct wire_method ok = {.id = WIRE_CHANNEL_OPEN_OK};
     return conn_send(c, id, &ok);
 }

@@ -340,6 +340,8 @@ chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
         }
         return bc->no_wait ? 0 : chan_send_consume_ok(ch, cc);
     }
+    if (chan_access_queue(ch, WIRE_BASIC_CONSUME, AUTH_READ, bc->queue) < 0)
+        return -1;
     struct queue *q = chan_queue_lookup(ch, bc->queue, WIRE_BASIC_CONSUME);
     if (q == NULL)
         return -1;
@@ -652,6 +654,9 @@ chan_publish_begin(struct chan *ch, const struct wire_basic_publish *p)
     ch->content_class = WIRE_CLASS_BASIC;
     if (p->immediate)
         return conn_raise(c, WIRE_NOT_IMPLEMENTED, WIRE_BASIC_PUBLISH, "immediate=true");
+    /* RabbitMQ's order: write permission, existence, internal, topic permission. */
+    if (chan_access_publish(ch, p->exchange) < 0)
+        return -1;
     if (p->exchange.len > 0) {
         struct exch *e = vhost_exch_find(c->vhost, p->exchange);
         if (e == NULL)
@@ -662,6 +667,9 @@ chan_publish_begin(struct chan *ch, const struct wire_basic_publish *p)
             return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_BASIC_PUBLISH,
                               "cannot publish to internal exchange '%s' in vhost '%s'", e->name,
                               c->vhost->name);
+        if (ch->pub_ok_topic &&
+            chan_access_topic(ch, WIRE_BASIC_PUBLISH, e, AUTH_WRITE, p->routing_key) < 0)
+            return -1;
     }
     c->publisher = true;
     if (server_publishers_blocked(c->server))
@@ -680,9 +688,10 @@ chan_publish_header(struct chan *ch, const struct frame_content_header *h,
 {
     struct conn *c = ch->conn;
     /* As RabbitMQ: a user_id property, when present, must name the authenticated user, so
-     * consumers can trust it. */
+     * consumers can trust it, unless the user has the impersonator tag. */
     const char *user = auth_user_name(c->user);
-    if ((props->flags & WIRE_BASIC_USER_ID_FLAG) && !wire_str_eq(props->user_id, user))
+    if ((props->flags & WIRE_BASIC_USER_ID_FLAG) && !wire_str_eq(props->user_id, user) &&
+        !auth_user_has_tag(c->user, "impersonator"))
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH,
                           "user_id property set to '%.*s' but authenticated user was '%s'",
                           WIRE_STR_ARG(props->user_id), user);
@@ -891,6 +900,8 @@ chan_on_basic_method(struct chan *ch, const struct wire_method *m)
     case WIRE_BASIC_PUBLISH:
         return chan_publish_begin(ch, &m->u.basic_publish);
     case WIRE_BASIC_GET:
+        if (chan_access_queue(ch, WIRE_BASIC_GET, AUTH_READ, m->u.basic_get.queue) < 0)
+            return -1;
         return chan_get_answer(ch, m->u.basic_get.queue, m->u.basic_get.no_ack, true);
     case WIRE_BASIC_ACK:
         return chan_on_settle(ch, m->u.basic_ack.delivery_tag, m->u.basic_ack.multiple, false,

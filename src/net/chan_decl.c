@@ -193,8 +193,11 @@ chan_on_exchange_declare(struct chan *ch, const struct wire_exchange_declare *d)
     if (exch_type_parse(d->type, &type) < 0)
         return conn_raise(c, WIRE_COMMAND_INVALID, WIRE_EXCHANGE_DECLARE,
                           "unknown exchange type '%.*s'", WIRE_STR_ARG(d->type));
+    if (chan_access_check(ch, WIRE_EXCHANGE_DECLARE, AUTH_CONFIGURE, false, d->exchange) < 0)
+        return -1;
     struct wire_value ae;
-    if (wire_table_get(d->arguments, "alternate-exchange", &ae) && ae.type != WIRE_FIELD_LONGSTR)
+    bool has_ae = wire_table_get(d->arguments, "alternate-exchange", &ae);
+    if (has_ae && ae.type != WIRE_FIELD_LONGSTR)
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DECLARE,
                           "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' in "
                           "vhost '%s'",
@@ -228,6 +231,11 @@ chan_on_exchange_declare(struct chan *ch, const struct wire_exchange_declare *d)
         return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_EXCHANGE_DECLARE,
                           "exchange name '%.*s' contains reserved prefix 'amq.*'",
                           WIRE_STR_ARG(d->exchange));
+    /* A new exchange's alternate exchange: read on it, write on the alternate. */
+    if (has_ae &&
+        (chan_access_check(ch, WIRE_EXCHANGE_DECLARE, AUTH_READ, false, d->exchange) < 0 ||
+         chan_access_check(ch, WIRE_EXCHANGE_DECLARE, AUTH_WRITE, false, ae.v.str) < 0))
+        return -1;
     e = exch_new(c->vhost, d->exchange, type, d->durable, d->auto_delete, d->internal,
                  d->arguments);
     if (e == NULL || vhost_exch_add(c->vhost, e) < 0) {
@@ -252,6 +260,8 @@ chan_on_exchange_delete(struct chan *ch, const struct wire_exchange_delete *d)
         return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_EXCHANGE_DELETE,
                           "deletion of system exchange '%.*s' in vhost '%s' not allowed",
                           WIRE_STR_ARG(d->exchange), c->vhost->name);
+    if (chan_access_check(ch, WIRE_EXCHANGE_DELETE, AUTH_CONFIGURE, false, d->exchange) < 0)
+        return -1;
     struct exch *e = vhost_exch_find(c->vhost, d->exchange);
     if (e != NULL) { /* deleting a missing exchange succeeds, as in RabbitMQ */
         if (d->if_unused && e->n_bindings_out > 0)
@@ -272,8 +282,16 @@ chan_on_exchange_binding(struct chan *ch, uint32_t method_id, struct wire_str de
                          struct wire_table args)
 {
     struct conn *c = ch->conn;
+    /* RabbitMQ's order: write on the destination, the default exchange, read on the source,
+     * then the topic permission on the routing key (when the source exists). */
+    if (chan_access_check(ch, method_id, AUTH_WRITE, false, destination) < 0)
+        return -1;
     if (destination.len == 0 || source.len == 0)
         return chan_default_exchange_refused(ch, method_id);
+    if (chan_access_check(ch, method_id, AUTH_READ, false, source) < 0 ||
+        chan_access_topic(ch, method_id, vhost_exch_find(c->vhost, source), AUTH_READ,
+                          routing_key) < 0)
+        return -1;
     if (method_id == WIRE_EXCHANGE_UNBIND) {
         struct exch *dst = vhost_exch_find(c->vhost, destination);
         struct exch *src = dst != NULL ? vhost_exch_find(c->vhost, source) : NULL;
@@ -378,6 +396,8 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
         return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_QUEUE_DECLARE,
                           "queue name '%.*s' contains reserved prefix 'amq.*'", WIRE_STR_ARG(name));
     }
+    if (chan_access_check(ch, WIRE_QUEUE_DECLARE, AUTH_CONFIGURE, true, name) < 0)
+        return -1;
     q = vhost_queue_find(c->vhost, name);
     if (q != NULL) {
         /* Exclusivity is checked before equivalence, as RabbitMQ does. */
@@ -411,6 +431,22 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
                                  .auto_delete = d->auto_delete};
     if (queue_args_check(d->arguments, &qd, text, sizeof(text)) < 0)
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE, "%s", text);
+    /* Limits and the dead-letter exchange's permissions count for new queues only. */
+    const struct vhost_meta *vm = &c->vhost->meta;
+    if (vm->max_queues >= 0 && c->vhost->queues.count >= (uint64_t)vm->max_queues) {
+        log_conn(LOG_WARNING, c, "vhost '%s' is at its queue limit (%lld)", c->vhost->name,
+                 (long long)vm->max_queues);
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE,
+                          "cannot declare queue '%.*s': queue limit in vhost '%s' (%lld) is "
+                          "reached",
+                          WIRE_STR_ARG(name), c->vhost->name, (long long)vm->max_queues);
+    }
+    struct wire_value dlx;
+    if (wire_table_get(d->arguments, "x-dead-letter-exchange", &dlx) &&
+        dlx.type == WIRE_FIELD_LONGSTR &&
+        (chan_access_check(ch, WIRE_QUEUE_DECLARE, AUTH_READ, true, name) < 0 ||
+         chan_access_check(ch, WIRE_QUEUE_DECLARE, AUTH_WRITE, false, dlx.v.str) < 0))
+        return -1;
     q = queue_new(c->vhost, name, d->durable, d->auto_delete, d->exclusive ? &c->exclusive : NULL,
                   d->arguments);
     if (q == NULL || vhost_queue_add(c->vhost, q) < 0) {
@@ -435,6 +471,10 @@ chan_on_queue_unbind(struct chan *ch, struct wire_str queue, struct wire_str exc
     struct conn *c = ch->conn;
     if (exchange.len == 0)
         return chan_default_exchange_refused(ch, WIRE_QUEUE_UNBIND);
+    if (chan_access_check(ch, WIRE_QUEUE_UNBIND, AUTH_READ, false, exchange) < 0 ||
+        chan_access_topic(ch, WIRE_QUEUE_UNBIND, vhost_exch_find(c->vhost, exchange), AUTH_READ,
+                          routing_key) < 0)
+        return -1;
     struct queue *q = vhost_queue_find(c->vhost, queue.len > 0 ? queue : ch->last_queue);
     struct exch *e = vhost_exch_find(c->vhost, exchange);
     struct bind_dest bd = bind_dest_queue(q);
@@ -456,13 +496,21 @@ chan_on_queue_binding(struct chan *ch, uint32_t method_id, struct wire_str queue
                       struct wire_table args)
 {
     struct conn *c = ch->conn;
+    /* RabbitMQ's order: write on the queue, the default exchange, read on the exchange, the
+     * topic permission on the routing key (when the exchange exists), then existence. */
+    if (chan_access_queue(ch, method_id, AUTH_WRITE, queue) < 0)
+        return -1;
     if (method_id == WIRE_QUEUE_UNBIND)
         return chan_on_queue_unbind(ch, queue, exchange, routing_key, args);
+    if (exchange.len == 0)
+        return chan_default_exchange_refused(ch, method_id);
+    if (chan_access_check(ch, method_id, AUTH_READ, false, exchange) < 0 ||
+        chan_access_topic(ch, method_id, vhost_exch_find(c->vhost, exchange), AUTH_READ,
+                          routing_key) < 0)
+        return -1;
     struct queue *q = chan_queue_lookup(ch, queue, method_id);
     if (q == NULL)
         return -1;
-    if (exchange.len == 0)
-        return chan_default_exchange_refused(ch, method_id);
     struct exch *e = chan_exch_lookup(ch, exchange, method_id);
     if (e == NULL)
         return -1;
@@ -484,6 +532,8 @@ chan_on_queue_binding(struct chan *ch, uint32_t method_id, struct wire_str queue
 static int
 chan_on_queue_purge(struct chan *ch, const struct wire_queue_purge *p)
 {
+    if (chan_access_queue(ch, WIRE_QUEUE_PURGE, AUTH_READ, p->queue) < 0)
+        return -1;
     struct queue *q = chan_queue_lookup(ch, p->queue, WIRE_QUEUE_PURGE);
     if (q == NULL)
         return -1;
@@ -501,6 +551,8 @@ chan_on_queue_delete(struct chan *ch, const struct wire_queue_delete *d)
     struct conn *c = ch->conn;
     uint64_t n = 0;
     struct wire_str name = d->queue.len > 0 ? d->queue : ch->last_queue;
+    if (chan_access_queue(ch, WIRE_QUEUE_DELETE, AUTH_CONFIGURE, name) < 0)
+        return -1;
     /* Deleting a queue that does not exist succeeds, as in RabbitMQ. */
     if (vhost_queue_find(c->vhost, name) != NULL) {
         struct queue *q = chan_queue_lookup(ch, name, WIRE_QUEUE_DELETE);

@@ -326,7 +326,7 @@ conn_on_start_ok(struct conn *c, const struct wire_connection_start_ok *so)
             conn_close_silently(c);
         return -1;
     }
-    c->user = user;
+    c->user = auth_user_ref((struct auth_user *)user);
     const struct conf *conf = env->conf;
     struct wire_method m = {.id = WIRE_CONNECTION_TUNE};
     m.u.connection_tune.channel_max = (uint16_t)conf->channel_max;
@@ -410,17 +410,44 @@ conn_on_tune_ok(struct conn *c, const struct wire_connection_tune_ok *t)
     return 0;
 }
 
+/* connection.open, checked in the order of RabbitMQ's reader (rabbit_reader.erl): the vhost
+ * exists and is under its connection limit, the user is under its own, and the user has
+ * permissions on the vhost (any: RabbitMQ's internal backend asks for an entry, whatever its
+ * patterns). */
 static int
 conn_on_open(struct conn *c, const struct wire_connection_open *o)
 {
+    const char *user = auth_user_name(c->user);
     struct vhost *vh = vhost_find(c->server->env.vhosts, o->virtual_host);
     if (vh == NULL)
         return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_OPEN, "vhost %.*s not found",
                           WIRE_STR_ARG(o->virtual_host));
+    if (vh->meta.max_connections >= 0 && vh->n_conns >= vh->meta.max_connections) {
+        log_conn(LOG_WARNING, c, "vhost '%s' is at its connection limit (%lld)", vh->name,
+                 (long long)vh->meta.max_connections);
+        return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_OPEN,
+                          "access to vhost '%s' refused for user '%s': connection limit (%lld) "
+                          "is reached",
+                          vh->name, user, (long long)vh->meta.max_connections);
+    }
+    const struct auth_user_limits *ul = auth_user_limits(c->user);
+    if (ul->max_connections >= 0 && *auth_user_conn_count(c->user) >= ul->max_connections) {
+        log_conn(LOG_WARNING, c, "user '%s' is at its connection limit (%lld)", user,
+                 (long long)ul->max_connections);
+        return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_OPEN,
+                          "connection refused for user '%s': user connection limit (%lld) is "
+                          "reached",
+                          user, (long long)ul->max_connections);
+    }
+    if (auth_perm_find(c->user, vh->name) == NULL)
+        return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_OPEN,
+                          "access to vhost '%s' refused for user '%s'", vh->name, user);
     struct wire_method m = {.id = WIRE_CONNECTION_OPEN_OK};
     if (conn_send(c, 0, &m) < 0)
         return -1;
     c->vhost = vh;
+    vh->n_conns++;
+    (*auth_user_conn_count(c->user))++;
     c->state = CONN_OPEN;
     evtimer_del(c->timer_ev); /* the handshake deadline */
     size_t len = strlen(c->ctx);
@@ -758,11 +785,21 @@ conn_process_frames(struct conn *c)
  * use its channel, consumer or message when the raise returns. They go here, from the loop,
  * before any further input is handled: unacked deliveries are requeued, consumers cancelled,
  * exclusive queues deleted. */
-static void
+void
 conn_release(struct conn *c)
 {
     chan_table_clear(c);
     chan_delete_exclusive_queues(c);
+}
+
+void
+conn_detach(struct conn *c)
+{
+    if (c->vhost == NULL)
+        return;
+    c->vhost->n_conns--;
+    (*auth_user_conn_count(c->user))--;
+    c->vhost = NULL;
 }
 
 static void
@@ -981,6 +1018,7 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
         goto fail;
     conn_arm_timer(c, s->env.conf->handshake_timeout);
     TAILQ_INSERT_TAIL(&s->conns, c, link);
+    s->n_conns++;
     log_conn(LOG_DEBUG, c, "accepting AMQP connection");
     return c;
 fail:
@@ -997,6 +1035,8 @@ void
 conn_free(struct conn *c)
 {
     conn_release(c);
+    conn_detach(c);
+    auth_user_unref(c->user);
     if (c->heartbeat_ev != NULL)
         event_free(c->heartbeat_ev);
     if (c->timer_ev != NULL)

@@ -288,6 +288,29 @@ server_disk_limit(const struct conf *conf)
     return limit;
 }
 
+/* connection_max, as RabbitMQ applies it (ranch's max_connections): at the limit the
+ * listeners stop accepting, so that new clients wait in the kernel's backlog, and they start
+ * again as soon as a connection has gone. One line says so each time the limit is reached. */
+static void
+server_conn_max_check(struct net_server *s)
+{
+    uint32_t max = s->env.conf->connection_max;
+    if (!s->at_conn_max && max != CONF_INFINITY && s->n_conns >= max) {
+        s->at_conn_max = true;
+        log_msg(LOG_WARNING,
+                "connection_max (%u) reached: not accepting connections until one closes", max);
+        for (struct listener *l = s->listeners; l != NULL; l = l->next)
+            evconnlistener_disable(l->evl);
+    } else if (s->at_conn_max && s->n_conns < max) {
+        s->at_conn_max = false;
+        /* A pause for accept() failing turns them on itself when it ends. */
+        if (s->shutting_down || evtimer_pending(s->accept_ev, NULL))
+            return;
+        for (struct listener *l = s->listeners; l != NULL; l = l->next)
+            evconnlistener_enable(l->evl);
+    }
+}
+
 static void
 server_reap(evutil_socket_t fd, short what, void *arg)
 {
@@ -297,6 +320,7 @@ server_reap(evutil_socket_t fd, short what, void *arg)
         TAILQ_REMOVE(&s->dead, c, link);
         conn_free(c);
     }
+    server_conn_max_check(s);
     if (s->shutting_down && TAILQ_EMPTY(&s->conns) && s->shutdown_done != NULL) {
         void (*done)(void *) = s->shutdown_done;
         s->shutdown_done = NULL;
@@ -308,6 +332,7 @@ void
 server_conn_dead(struct net_server *s, struct conn *c)
 {
     TAILQ_REMOVE(&s->conns, c, link);
+    s->n_conns--;
     TAILQ_INSERT_TAIL(&s->dead, c, link);
     event_active(s->reaper_ev, 0, 0);
 }
@@ -372,7 +397,7 @@ static void
 server_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct net_server *s = arg;
-    if (s->shutting_down)
+    if (s->shutting_down || s->at_conn_max)
         return;
     server_reserve_take(s);
     for (struct listener *l = s->listeners; l != NULL; l = l->next)
@@ -453,6 +478,7 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr
         log_msg(LOG_WARNING, "TCP_NODELAY: %s", strerror(errno));
     if (conn_new(s, fd, peer, peerlen) == NULL)
         evutil_closesocket(fd);
+    server_conn_max_check(s);
 }
 
 int
@@ -687,4 +713,28 @@ net_server_free(struct net_server *s)
     hmap_clear(&s->reply_to);
     free(s->server_props);
     free(s);
+}
+
+void
+net_server_close_user(struct net_server *s, const struct auth_user *u, const char *text)
+{
+    /* A connection may be dropped on the way (moved to the dead list): next is taken first. */
+    for (struct conn *c = TAILQ_FIRST(&s->conns), *next; c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->user == u)
+            conn_close_forced(c, text);
+    }
+}
+
+void
+net_server_close_vhost(struct net_server *s, const struct vhost *v, const char *text)
+{
+    for (struct conn *c = TAILQ_FIRST(&s->conns), *next; c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->vhost != v)
+            continue;
+        conn_close_forced(c, text);
+        conn_release(c);
+        conn_detach(c);
+    }
 }

@@ -9,6 +9,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "warren/auth.h"
 #include "warren/exchange.h"
 #include "warren/frame.h"
 #include "warren/hmap.h"
@@ -80,6 +81,8 @@ struct net_server {
     struct net_server_env env;  /* borrows everything in it */
     struct listener *listeners; /* owns */
     struct conn_list conns;     /* owns: live connections */
+    uint32_t n_conns;           /* how many are in conns */
+    bool at_conn_max;           /* the listeners stopped at connection_max */
     struct conn_list dead;      /* owns: connections waiting to be freed by the reaper */
     struct event *reaper_ev;    /* owns: frees dead connections outside their callbacks */
     struct event *grace_ev;     /* owns: shutdown deadline */
@@ -153,7 +156,9 @@ struct conn {
     uint16_t channel_max;         /* negotiated; 0 = no limit */
     uint32_t frame_max;           /* negotiated, including the 8 bytes of overhead */
     uint16_t heartbeat;           /* negotiated, seconds; 0 = off */
-    const struct auth_user *user; /* borrows from the auth db; NULL until logged in */
+    struct auth_user *user;       /* owns a reference; NULL until logged in */
+    const struct auth_perm *perm; /* borrows the user's permissions on vhost, valid while */
+    uint64_t perm_gen;            /* ... the user table's generation is this (chan_access.c) */
     struct vhost *vhost;          /* borrows from the registry; NULL until open */
     struct idmap chans;           /* owns each struct chan, by channel number */
     struct queue_owner exclusive; /* this connection's exclusive queues (the vhost owns them) */
@@ -262,6 +267,12 @@ struct chan {
     struct tx_publish_list tx_publishes; /* owns */
     struct delivery_list tx_acks;        /* owns: acks, nacks and rejects awaiting commit */
     struct route_result route;           /* scratch for routing, reused per publish */
+    /* The last exchange publishing to was allowed on, while the user table's generation is
+     * pub_ok_gen (0: none); pub_ok_topic: the user has topic permissions on it. */
+    uint64_t pub_ok_gen;
+    bool pub_ok_topic;
+    uint8_t pub_ok_len;
+    char pub_ok_exchange[255];
     /* Direct reply-to: this channel's reply consumer and the token naming it. */
     struct chan_cons *reply_cons;     /* borrows from consumers; NULL if none */
     struct hmap_entry reply_by_token; /* in server->reply_to while reply_cons is set */
@@ -287,6 +298,11 @@ void net_reply_textv(char *dst, size_t cap, uint16_t code, const char *fmt, va_l
 /* Logs that we ran out of memory doing `what` and drops the connection (its stream can no
  * longer be trusted to be whole). */
 void conn_abort(struct conn *c, const char *what);
+/* Frees the connection's channels (unacked deliveries requeued, consumers cancelled) and
+ * deletes its exclusive queues: once it is closing, it needs none of them. */
+void conn_release(struct conn *c);
+/* Stops counting the connection against its vhost and user (it borrows the vhost no more). */
+void conn_detach(struct conn *c);
 /* Sends connection.close 320 for a server shutdown, or just closes before the handshake ends. */
 void conn_close_forced(struct conn *c, const char *text);
 
@@ -323,6 +339,21 @@ void chan_random_name(char *dst, size_t cap, const char *prefix);
 struct queue *chan_queue_lookup(struct chan *ch, struct wire_str name, uint32_t method_id);
 /* Deletes the exclusive queues a closing connection owned. */
 void chan_delete_exclusive_queues(struct conn *c);
+
+/* chan_access.c: permissions. Each returns 0, or -1 after raising 403 ACCESS_REFUSED. */
+/* kind on the queue (queue) or exchange called name ("" is the default exchange). */
+int chan_access_check(struct chan *ch, uint32_t method_id, enum auth_perm_kind kind, bool queue,
+                      struct wire_str name);
+/* kind on a queue named by a method: "" is the channel's last declared queue. */
+int chan_access_queue(struct chan *ch, uint32_t method_id, enum auth_perm_kind kind,
+                      struct wire_str name);
+/* kind (write: publish, read: bind) on routing_key of e when e is a topic exchange (NULL: no
+ * exchange, nothing to check). */
+int chan_access_topic(struct chan *ch, uint32_t method_id, const struct exch *e,
+                      enum auth_perm_kind kind, struct wire_str routing_key);
+/* Write on the exchange of a basic.publish, cached per channel. ch->pub_ok_topic then says
+ * whether the routing key needs chan_access_topic. */
+int chan_access_publish(struct chan *ch, struct wire_str exchange);
 
 /* chan_basic.c: publishing, confirms, transactions, consumers, deliveries, acks */
 int chan_on_basic_method(struct chan *ch, const struct wire_method *m);

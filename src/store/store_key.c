@@ -99,3 +99,14 @@ store_key_temp_queue(uint8_t *buf, uint64_t queue_id)
 {
     return store_key_tag_id(buf, STORE_TAG_TEMP_QUEUE, queue_id);
 }
+
+size_t
+store_key_names(uint8_t *buf, enum store_key_tag tag, const char *const *names, size_t n)
+{
+    WR_ASSERT(n <= 3);
+    size_t len = 1;
+    buf[0] = (uint8_t)tag;
+    for (size_t i = 0; i < n; i++)
+        len += store_key_name(buf + len, names[i], strlen(names[i]));
+    return len;
+}

@@ -393,6 +393,63 @@ END_TEST
 
 /* The shipped etc/warren.conf: every key commented out with its default. Uncommenting every
  * `# key = value` line must give exactly the defaults, and must name every key. */
+/* The keys of users, vhosts and permissions: default_user_tags (a file's first tag replaces
+ * the default list), default_permissions.*, load_definitions, connection_max and
+ * password_hashing_module, and their bad values. */
+static const struct {
+    const char *text, *want, *err;
+} access_keys[] = {
+    {"", "tags=administrator perms=.*|.*|.* defs= cmax=inf hash=rabbit_password_hashing_sha256",
+     NULL},
+    {"default_user_tags.monitoring = true\ndefault_user_tags.policymaker = true\n",
+     "tags=monitoring,policymaker perms=.*|.*|.* defs= cmax=inf "
+     "hash=rabbit_password_hashing_sha256",
+     NULL},
+    {"default_user_tags.administrator = false\n",
+     "tags= perms=.*|.*|.* defs= cmax=inf hash=rabbit_password_hashing_sha256", NULL},
+    {"default_permissions.configure = ^app\\.\ndefault_permissions.read = ^$\n"
+     "load_definitions = /etc/d.json\nconnection_max = 100\n"
+     "password_hashing_module = rabbit_password_hashing_sha512\n",
+     "tags=administrator perms=^app\\.|.*|^$ defs=/etc/d.json cmax=100 "
+     "hash=rabbit_password_hashing_sha512",
+     NULL},
+    {"connection_max = lots\n", NULL,
+     "bad value 'lots' for connection_max: expected infinity or an integer 0..4294967294"},
+    {"password_hashing_module = rabbit_password_hashing_md5\n", NULL,
+     "bad value 'rabbit_password_hashing_md5' for password_hashing_module: expected "
+     "rabbit_password_hashing_sha256 or rabbit_password_hashing_sha512"},
+    {"default_user_tags.admin = yes\n", NULL,
+     "bad value 'yes' for default_user_tags.admin: expected true or false"},
+};
+
+START_TEST(test_access_keys)
+{
+    struct conf c;
+    char path[64], err[256] = "", buf[512];
+    const char *text = access_keys[_i].text;
+    int rc = load_text(&c, path, text, strlen(text), err, sizeof(err));
+    if (access_keys[_i].err != NULL) {
+        ck_assert_int_eq(rc, -1);
+        ck_assert_msg(strstr(err, access_keys[_i].err) != NULL, "%s", err);
+        conf_free(&c);
+        return;
+    }
+    ck_assert_msg(rc == 0, "%s", err);
+    size_t n = (size_t)snprintf(buf, sizeof(buf), "tags=");
+    for (unsigned i = 0; i < c.n_default_user_tags; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "," : "",
+                              c.default_user_tags[i]);
+    char cmax[16];
+    snprintf(cmax, sizeof(cmax), "%u", c.connection_max);
+    snprintf(buf + n, sizeof(buf) - n, " perms=%s|%s|%s defs=%s cmax=%s hash=%s",
+             c.default_permissions_configure, c.default_permissions_write,
+             c.default_permissions_read, c.load_definitions,
+             c.connection_max == CONF_INFINITY ? "inf" : cmax, c.password_hashing_module);
+    ck_assert_str_eq(buf, access_keys[_i].want);
+    conf_free(&c);
+}
+END_TEST
+
 START_TEST(test_shipped_conf)
 {
     FILE *f = fopen(WARREN_SRCDIR "/etc/warren.conf", "r");
@@ -624,6 +681,7 @@ conf_suite(void)
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_too_many);
     tcase_add_test(tc, test_shipped_conf);
+    tcase_add_loop_test(tc, test_access_keys, 0, sizeof(access_keys) / sizeof(access_keys[0]));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cmdline");

@@ -6,7 +6,9 @@
  * a connection exception or a hang-up while channels hold consumers, unacked deliveries,
  * transactions or partial messages, with the deliveries requeued in order, auto-delete and
  * exclusive queues going with their holder, and every message freed (msg_bytes_live) once the
- * connection has gone as well as after the server is freed. */
+ * connection has gone as well as after the server is freed. Administrative changes seen by
+ * open connections: a permission change applies to the next operation, and deleting a user or
+ * a vhost closes its connections with 320 (a vhost's let go of it at once). */
 #include "config.h"
 
 #include <stdlib.h>
@@ -15,8 +17,10 @@
 #include <check.h>
 
 #include "nethost.h"
+#include "warren/admin.h"
 #include "warren/log.h"
 #include "warren/msg.h"
+#include "warren/vhost.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -943,6 +947,100 @@ START_TEST(test_client_close_requeues)
 }
 END_TEST
 
+/* ---- administrative changes seen by open connections ---- */
+
+/* A permission change applies to the next operation of an open channel, the publish cache
+ * included (it was filled by the publishes before). */
+START_TEST(test_permission_change_applies_at_once)
+{
+    struct nethost_peer *p = start();
+    char err[256];
+    open_channel(p, 1);
+    declare(p, 1, "q", false, false);
+    publish(p, 1, "q", "m1");
+    expect_get(p, 1, "q", "m1", false);
+    ck_assert_int_eq(
+        admin_perm_set(host.admin, "guest", "/", ".*", "^q$", ".*", NULL, NULL, err, sizeof(err)),
+        ADMIN_OK);
+    publish(p, 1, "q", "m2");
+    expect_close(p, 1, WIRE_CHANNEL_CLOSE, WIRE_ACCESS_REFUSED, WIRE_BASIC_PUBLISH,
+                 "ACCESS_REFUSED - access to exchange 'amq.default' in vhost '/' refused for "
+                 "user 'guest'");
+    send_method(p, 1, (struct wire_method){.id = WIRE_CHANNEL_CLOSE_OK});
+    ck_assert_int_eq(
+        admin_perm_set(host.admin, "guest", "/", "^x$", ".*", "^$", NULL, NULL, err, sizeof(err)),
+        ADMIN_OK);
+    open_channel(p, 2);
+    publish(p, 2, "q", "m3");
+    struct wire_method m = {.id = WIRE_BASIC_GET};
+    m.u.basic_get.queue = nethost_str("q");
+    send_method(p, 2, m);
+    expect_close(p, 2, WIRE_CHANNEL_CLOSE, WIRE_ACCESS_REFUSED, WIRE_BASIC_GET,
+                 "ACCESS_REFUSED - access to queue 'q' in vhost '/' refused for user 'guest'");
+    send_method(p, 2, (struct wire_method){.id = WIRE_CHANNEL_CLOSE_OK});
+    /* Without any permission left on the vhost, nothing is allowed. */
+    ck_assert_int_eq(admin_perm_clear(host.admin, "guest", "/", NULL, NULL, err, sizeof(err)),
+                     ADMIN_OK);
+    open_channel(p, 3);
+    send_method(p, 3, nethost_queue_declare("q", false, false));
+    expect_close(p, 3, WIRE_CHANNEL_CLOSE, WIRE_ACCESS_REFUSED, WIRE_QUEUE_DECLARE,
+                 "ACCESS_REFUSED - access to queue 'q' in vhost '/' refused for user 'guest'");
+    finish();
+}
+END_TEST
+
+/* Deleting a user closes its connections with 320 (both of them); they still free cleanly. */
+START_TEST(test_delete_user_closes_connections)
+{
+    struct nethost_peer *p = start();
+    char err[256];
+    open_channel(p, 1);
+    declare(p, 1, "q", false, false);
+    publish(p, 1, "q", "m1");
+    consume(p, 1, "q", "c1", false);
+    expect_delivery(p, 1, "m1", false);
+    struct nethost_peer *p2 = start_peer();
+    ck_assert_int_eq(admin_user_delete(host.admin, "guest", NULL, NULL, err, sizeof(err)),
+                     ADMIN_OK);
+    expect_close(p, 0, WIRE_CONNECTION_CLOSE, WIRE_CONNECTION_FORCED, 0,
+                 "CONNECTION_FORCED - user 'guest' is deleted");
+    expect_close(p2, 0, WIRE_CONNECTION_CLOSE, WIRE_CONNECTION_FORCED, 0,
+                 "CONNECTION_FORCED - user 'guest' is deleted");
+    close_ok_and_eof(p);
+    close_ok_and_eof(p2);
+    finish();
+}
+END_TEST
+
+/* Deleting a vhost closes its connections with 320 and lets go of them at once: their
+ * consumers, unacked deliveries and exclusive queues go, then the vhost with its queues and
+ * messages; the next connection.open to it finds no vhost. */
+START_TEST(test_delete_vhost_closes_connections)
+{
+    struct nethost_peer *p = start();
+    char err[256];
+    open_channel(p, 1);
+    declare(p, 1, "q", false, false);
+    declare(p, 1, "excl", true, false);
+    publish(p, 1, "q", "m1");
+    publish(p, 1, "q", "m2");
+    consume(p, 1, "q", "c1", false);
+    expect_delivery(p, 1, "m1", false);
+    expect_delivery(p, 1, "m2", false);
+    ck_assert_int_eq(admin_vhost_delete(host.admin, "/", NULL, NULL, err, sizeof(err)), ADMIN_OK);
+    ck_assert_ptr_null(vhost_find(&host.vhosts, WIRE_STR_LIT("/")));
+    ck_assert_uint_eq(msg_bytes_live, 0); /* the queues and their messages are gone */
+    expect_close(p, 0, WIRE_CONNECTION_CLOSE, WIRE_CONNECTION_FORCED, 0,
+                 "CONNECTION_FORCED - vhost '/' is deleted");
+    close_ok_and_eof(p);
+    struct nethost_peer *p2 = nethost_connect(&host, NULL);
+    ck_assert_ptr_nonnull(p2);
+    ck_assert_int_ne(nethost_handshake(p2), 0);
+    ck_assert_msg(strstr(p2->why, "vhost / not found") != NULL, "%s", p2->why);
+    finish();
+}
+END_TEST
+
 static Suite *
 net_suite(void)
 {
@@ -970,6 +1068,11 @@ net_suite(void)
     tcase_add_test(tc, test_requeued_to_other_connection);
     tcase_add_test(tc, test_hang_up_exclusive);
     tcase_add_test(tc, test_client_close_requeues);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("admin");
+    tcase_add_test(tc, test_permission_change_applies_at_once);
+    tcase_add_test(tc, test_delete_user_closes_connections);
+    tcase_add_test(tc, test_delete_vhost_closes_connections);
     suite_add_tcase(s, tc);
     return s;
 }
