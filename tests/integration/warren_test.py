@@ -1053,6 +1053,16 @@ def needs(program, hint):
     return path
 
 
+def perf_binary():
+    """warren-perf: $WARREN_PERF, or the one next to $WARREN_SERVER (the build directory)."""
+    path = os.environ.get("WARREN_PERF")
+    if not path and os.environ.get("WARREN_SERVER"):
+        path = os.path.join(os.path.dirname(os.environ["WARREN_SERVER"]), "warren-perf")
+    assert path, "set WARREN_PERF (or WARREN_SERVER) to find the warren-perf binary"
+    assert os.access(path, os.X_OK), "%s is not executable" % path
+    return path
+
+
 def amqplib_dir():
     """interop/amqplib with node_modules installed (npm ci from package-lock.json): the
     source directory if it has them or is writable, else a copy of its package files and
