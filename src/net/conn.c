@@ -47,15 +47,23 @@ conn_set_input_limit(struct conn *c, uint32_t frame_max)
     c->in_limit = CONN_INPUT_SLACK + (frame_max != 0 ? frame_max : (size_t)UINT32_MAX);
 }
 
-/* Polls the socket for input while reading is on and there is room for it: the input buffer
- * is below its limit, or a payload is being read straight into its message. Input OpenSSL
- * holds already decrypted or buffered is read without waiting for the socket. */
+/* Whether the connection reads now: reading is on and there is room for input (the input
+ * buffer is below its limit, or a payload is being read straight into its message). */
+static bool
+conn_read_wanted(const struct conn *c)
+{
+    return c->reading && (c->body.left > 0 || evbuffer_get_length(c->in) < c->in_limit);
+}
+
+/* Polls the socket for input while conn_read_wanted. Input that OpenSSL holds already (read
+ * ahead, or decrypted past the room there was) is not announced by the socket: it is read in
+ * the next loop turn (conn_on_resume), after the loop has polled, as for buffered frames. */
 static void
 conn_read_update(struct conn *c)
 {
-    bool want = c->reading && (c->body.left > 0 || evbuffer_get_length(c->in) < c->in_limit);
+    bool want = conn_read_wanted(c);
     if (want && conn_tls_pending(c))
-        event_active(c->read_ev, EV_READ, 1);
+        conn_schedule_resume(c);
     if (want == (event_pending(c->read_ev, EV_READ, NULL) != 0))
         return;
     if (want ? event_add(c->read_ev, NULL) < 0 : event_del(c->read_ev) < 0)
@@ -856,10 +864,16 @@ conn_process_input(struct conn *c)
     conn_read_update(c);
 }
 
+static void conn_on_readable(evutil_socket_t fd, short what, void *arg);
+
 static void
 conn_on_resume(evutil_socket_t fd, short what, void *arg)
 {
-    conn_process_input(arg);
+    struct conn *c = arg;
+    if (conn_read_wanted(c) && conn_tls_pending(c))
+        conn_on_readable(-1, EV_READ, c); /* reads, then handles the input */
+    else
+        conn_process_input(c);
 }
 
 /* The output fell to the low watermark: zero while draining, CONN_OUTPUT_LOW otherwise. */

@@ -19,6 +19,7 @@ tests need the server process and its configuration)."""
 import os
 import shutil
 import socket
+import json
 import ssl
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
+import watcher  # noqa: E402
 
 CLIENT_DN = "CN=client,O=Warren Tests,C=GB"
 
@@ -398,6 +400,39 @@ def test_bad_files_stop_the_start():
         pki.close()
 
 
+def perf_tls(port, *args):
+    """warren-perf --tls against 127.0.0.1:port; returns its JSON result."""
+    argv = [wt.perf_binary(), "--tls", "--port", str(port)] + [str(a) for a in args]
+    wt.log("  $ " + " ".join(argv))
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=60)
+    for line in p.stderr.splitlines()[-2:]:
+        wt.log("    | " + line)
+    assert p.returncode == 0, "warren-perf exited %d: %s" % (p.returncode, p.stderr)
+    return json.loads(p.stdout.splitlines()[-1])
+
+
+@wt.needs_process
+def test_flood_shares_the_loop():
+    """A TLS publisher at full speed (warren-perf --tls, 1p/1c, prefetch 100) leaves the loop
+    to the others: its consumer gets most of what it sends and a plain pika client beside it
+    sees no stall; then connections opened and closed in a loop (--churn) all succeed"""
+    pki = Pki()
+    try:
+        port = wt.free_port()
+        with wt.server(config=pki.server_config(port)) as srv:
+            with watcher.Watcher(srv.addr) as w:
+                r = perf_tls(port, "-x", 1, "-y", 1, "-q", 100, "-z", 3)
+                w.check("during a TLS flood")
+            assert r["received"] >= r["sent"] / 2, \
+                "the consumer got %d of %d messages" % (r["received"], r["sent"])
+            r = perf_tls(port, "-x", 2, "-y", 0, "--churn", "-z", 1)
+            assert r["sent"] > 0, r
+            wt.log("  %d TLS connections opened and closed in 1 s" % r["sent"])
+    finally:
+        pki.close()
+
+
 def start_mechanisms(c):
     c.send_header()
     return c.read_start()["mechanisms"]
@@ -504,4 +539,5 @@ def test_sighup_reload():
 if __name__ == "__main__":
     wt.run([test_pika_tls_beside_plain, test_kombu_tls, test_amqplib_tls, test_mutual_tls,
             test_wrong_protocol_per_port, test_stalled_handshake, test_tls_only,
+            test_flood_shares_the_loop,
             test_bad_files_stop_the_start, test_external, test_sighup_reload], timeout=120)
