@@ -98,6 +98,7 @@ struct conf {
     bool disk_free_limit_absolute_set; /* a file gave .absolute: it wins over .relative */
     uint32_t max_message_size;         /* bytes of body; max_message_size = 134217728 (128 MiB) */
     uint32_t handshake_timeout;        /* milliseconds; handshake_timeout = 10000 */
+    uint32_t ssl_handshake_timeout;    /* milliseconds for TLS's; ssl_handshake_timeout = 5000 */
     enum log_level log_level;          /* log.level = info */
     char *data_dir;                    /* owns; data_dir = ./var (RocksDB lives under it) */
     /* RocksDB's memory: block cache (0: none), one memtable (0: RocksDB's 64 MiB), memtables.

@@ -151,6 +151,8 @@ static const struct conf_key conf_keys[] = {
      "the same limit as a multiple of physical memory; 0: not set (a given .absolute wins)"},
     {"handshake_timeout", CONF_UINT, CONF_F(handshake_timeout), "10000", 1, INT32_MAX,
      "milliseconds a client has to finish the AMQP handshake"},
+    {"ssl_handshake_timeout", CONF_UINT, CONF_F(ssl_handshake_timeout), "5000", 1, INT32_MAX,
+     "milliseconds a client has to finish the TLS handshake, before the AMQP one"},
     {"log.level", CONF_LEVEL, CONF_F(log_level), "info", 0, 0,
      "debug, info, warning, error, critical or none"},
     {"data_dir", CONF_STR, CONF_F(data_dir), "./var", 1, 4095,

@@ -945,7 +945,9 @@ conn_on_readable(evutil_socket_t fd, short what, void *arg)
             conn_drain_and_close(c); /* the alert OpenSSL queued goes out, then the socket */
         if (rc != 0)
             return;
-        /* Done: what the client sent after its Finished may be in OpenSSL already. */
+        /* Done: the AMQP handshake has handshake_timeout from now, as in RabbitMQ. What the
+         * client sent after its Finished may be in OpenSSL already. */
+        conn_arm_timer(c, c->server->env.conf->handshake_timeout);
     }
     struct iovec iov[3];
     int n = 0;
@@ -1013,7 +1015,7 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     if (c->tls && !c->tls_ready && c->state == CONN_AWAIT_HEADER)
         log_conn(LOG_ERROR, c, "closing: TLS handshake timeout (%u ms)",
-                 c->server->env.conf->handshake_timeout);
+                 c->server->env.conf->ssl_handshake_timeout);
     else if (c->state < CONN_OPEN)
         log_conn(LOG_ERROR, c, "closing: handshake timeout (%u ms) in state %d",
                  c->server->env.conf->handshake_timeout, (int)c->state);
@@ -1086,7 +1088,7 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen,
     c->reading = true;
     if (event_add(c->read_ev, NULL) < 0)
         goto fail;
-    conn_arm_timer(c, s->env.conf->handshake_timeout);
+    conn_arm_timer(c, c->tls ? s->env.conf->ssl_handshake_timeout : s->env.conf->handshake_timeout);
     TAILQ_INSERT_TAIL(&s->conns, c, link);
     log_conn(LOG_DEBUG, c, "accepting AMQP connection%s", c->tls ? " (TLS)" : "");
     return c;

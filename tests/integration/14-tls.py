@@ -326,19 +326,25 @@ def test_wrong_protocol_per_port():
 
 @wt.needs_process
 def test_stalled_handshake():
-    """handshake_timeout = 1000: a client that connects to the TLS port and sends half a
-    ClientHello is closed after about a second, with a log line; others are served meanwhile"""
+    """ssl_handshake_timeout = 1000: a client that connects to the TLS port and sends half a
+    ClientHello is closed after about a second, with a log line; others are served meanwhile;
+    a client that finishes the TLS handshake has handshake_timeout (3 s) for AMQP's"""
     pki = Pki()
     try:
         port = wt.free_port()
-        with wt.server(config=pki.server_config(port, handshake_timeout="1000")) as srv:
+        config = pki.server_config(port, ssl_handshake_timeout="1000", handshake_timeout="3000")
+        with wt.server(config=config) as srv:
             with wt.RawConn(("127.0.0.1", port)) as c:
                 c.send(bytes.fromhex("160301020001"))  # a record header and 1 byte of it
                 conn = tls_connect(("127.0.0.1", port), pki.context())
                 conn.close()
                 t = c.expect_eof(timeout=5)
                 wt.log("  stalled handshake closed after %.2f s" % t)
-                assert t > 0.5, "closed after %.2f s, before handshake_timeout" % t
+                assert t > 0.5, "closed after %.2f s, before ssl_handshake_timeout" % t
+            with TlsConn(("127.0.0.1", port), pki.context()) as c:
+                time.sleep(1.5)  # past ssl_handshake_timeout, within handshake_timeout
+                c.handshake("open")
+                c.close_connection()
             srv.stop()
             text = srv.stderr_text()
         assert "closing: TLS handshake timeout (1000 ms)" in text, text

@@ -443,6 +443,7 @@ START_TEST(test_tls_keys)
     ck_assert_int_eq(c.ssl_verify, CONF_VERIFY_NONE);
     ck_assert(!c.ssl_fail_if_no_peer_cert && !c.ssl_honor_cipher_order);
     ck_assert_uint_eq(c.ssl_depth, 10);
+    ck_assert_uint_eq(c.ssl_handshake_timeout, 5000);
     ck_assert_int_eq(c.ssl_cert_login_from, CONF_CERT_LOGIN_DN);
     ck_assert_int_eq(c.ssl_cert_login_san_type, CONF_SAN_DNS);
     ck_assert_uint_eq(c.ssl_cert_login_san_index, 0);
