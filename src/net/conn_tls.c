@@ -188,11 +188,15 @@ conn_tls_handshake(struct conn *c)
     char why[512];
     tls_errors(why, sizeof(why));
     long verify = SSL_get_verify_result(c->ssl);
-    if (plain)
+    if (plain) {
+        /* What RabbitMQ answers (OpenSSL sends nothing here): a fatal unexpected_message
+         * alert, in a record a client of any TLS version can read. */
+        static const uint8_t alert[] = {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x0a};
+        evbuffer_add(bufferevent_get_output(c->bev), alert, sizeof(alert));
         log_conn(LOG_ERROR, c,
                  "closing: the client sent a plain AMQP protocol header to a TLS "
                  "listener (use amqp:// on the plain port, or TLS here)");
-    else if ((e == SSL_ERROR_SYSCALL && why[0] == '\0') || e == SSL_ERROR_ZERO_RETURN)
+    } else if ((e == SSL_ERROR_SYSCALL && why[0] == '\0') || e == SSL_ERROR_ZERO_RETURN)
         log_conn(SSL_in_before(c->ssl) ? LOG_DEBUG : LOG_WARNING, c,
                  "closing: the client closed the connection during the TLS handshake%s%s",
                  errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");

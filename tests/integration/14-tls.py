@@ -31,6 +31,10 @@ import warren_test as wt  # noqa: E402
 import watcher  # noqa: E402
 
 CLIENT_DN = "CN=client,O=Warren Tests,C=GB"
+# A subject with what RFC 4514 escapes (a leading space, '+', ',') and UTF-8, and the user name
+# RabbitMQ 3.10 makes of it (checked: a user of this name logs in there with EXTERNAL).
+ODD_SUBJECT = "/C=GB/O=T\u00e9st, Ltd/OU=a\\+b/CN= lead#"
+ODD_DN = "CN=\\ lead#,OU=a\\+b,O=T\\C3\\A9st\\, Ltd,C=GB"
 
 
 def openssl(*args, cwd):
@@ -66,7 +70,7 @@ class Pki:
         return self.path(name + ".pem"), self.path(name + ".key")
 
     def request(self, name, subj):
-        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        openssl("req", "-new", "-utf8", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                 "-nodes", "-keyout", name + ".key", "-out", name + ".csr", "-subj", subj,
                 cwd=self.dir)
 
@@ -296,16 +300,20 @@ def test_mutual_tls():
 
 @wt.needs_process
 def test_wrong_protocol_per_port():
-    """Plain AMQP to the TLS port and TLS to the plain port: the socket closes at once, with
-    one log line naming the mistake"""
+    """Plain AMQP to the TLS port (answered with a fatal TLS alert, as RabbitMQ does) and TLS
+    to the plain port (answered with the AMQP header): the socket closes at once, with one log
+    line naming the mistake"""
     pki = Pki()
     try:
         port = wt.free_port()
         with wt.server(config=pki.server_config(port)) as srv:
             with wt.RawConn(("127.0.0.1", port)) as c:
                 c.send_header()
-                t = c.expect_eof(timeout=5)
-                wt.log("  plain AMQP to the TLS port: closed after %.2f s" % t)
+                t0 = time.monotonic()
+                got = c.read_all(timeout=5)
+                wt.log("  plain AMQP to the TLS port: %r, closed after %.2f s" % (
+                    got, time.monotonic() - t0))
+                assert got == bytes.fromhex("1503010002020a"), got
             t0 = time.monotonic()
             try:
                 TlsConn(srv.addr, pki.context())
@@ -448,7 +456,8 @@ def start_mechanisms(c):
 def test_external():
     """auth_mechanisms EXTERNAL and PLAIN: EXTERNAL is offered over TLS with a verified client
     certificate only; pika's ExternalCredentials log in as the certificate's subject (RabbitMQ's
-    DN format) or common name; a certificate naming no user is refused with 403"""
+    DN format, escapes and UTF-8 included) or common name; a certificate naming no user is
+    refused with 403"""
     import pika
     pki = Pki()
     try:
@@ -481,6 +490,13 @@ def test_external():
                                credentials=pika.credentials.ExternalCredentials())
             conn.close()
             keys["default_user"] = "someone-else"
+        keys.update({"ssl_cert_login_from": "distinguished_name", "default_user": ODD_DN})
+        odd = pki.issue("odd", ODD_SUBJECT, pki.ca)
+        with wt.server(config=pki.server_config(port, **keys)):
+            conn = tls_connect(addr, pki.context(odd),
+                               credentials=pika.credentials.ExternalCredentials())
+            conn.close()
+        keys.update({"ssl_cert_login_from": "common_name", "default_user": "someone-else"})
         with wt.server(config=pki.server_config(port, **keys)) as srv:
             with TlsConn(addr, pki.context(pki.client)) as c:
                 c.handshake("start")
