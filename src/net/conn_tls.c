@@ -10,8 +10,8 @@
  *     evbuffer. OpenSSL reads ahead up to 64 KiB of ciphertext per read(2) (tls.c), where
  *     libevent's bufferevent_openssl would read 4 KiB per loop turn, which made 1 MiB
  *     bodies slow. Decrypted bytes OpenSSL still holds when the destinations are full are not
- *     seen by epoll: conn_read_update makes the read event active while SSL_has_pending says
- *     there are some.
+ *     seen by epoll: while SSL_has_pending says there are some, conn_read_update has them
+ *     read in the next loop turn (resume_ev), after the loop has polled the other sockets.
  *
  *   - Output: frames are appended to c->out, an evbuffer of plaintext, as on a plain
  *     connection they are appended to the socket bufferevent's output. Its callback is
