@@ -309,7 +309,7 @@ def tail(path, n=15):
 class Warren:
     name = "Warren"
 
-    def __init__(self, binary, keep, tls):
+    def __init__(self, binary, keep, tls=None):
         self.binary = os.path.abspath(binary)
         self.keep = keep
         self.dir = tempfile.mkdtemp(prefix="warren-bench-")
@@ -359,7 +359,7 @@ class Warren:
 class RabbitMQ:
     name = "RabbitMQ"
 
-    def __init__(self, keep, tls):
+    def __init__(self, keep, tls=None):
         self.keep = keep
         self.dir = tempfile.mkdtemp(prefix="rabbitmq-bench-")
         self.port = free_port()
