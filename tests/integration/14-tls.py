@@ -362,19 +362,24 @@ def test_stalled_handshake():
 
 @wt.needs_process
 def test_tls_only():
-    """listeners.tcp = none with listeners.ssl.default: TLS serves, and no plain listener
-    exists"""
+    """listeners.tcp = none with TLS listeners on 127.0.0.1 and [::1]: TLS serves on both, and
+    no plain listener exists"""
     pki = Pki()
     try:
-        port = wt.free_port()
-        config = pki.server_config(port, **{"listeners.tcp": "none"})
+        port, port6 = wt.free_port(), wt.free_port(socket.AF_INET6, "::1")
+        config = pki.server_config(port, **{"listeners.tcp": "none",
+                                            "listeners.ssl.v6": "[::1]:%d" % port6})
         with wt.server(config=config, listen_args=False, port=port) as srv:
             conn = tls_connect(srv.addr, pki.context())
             roundtrip(conn, "tls-only", [b"only"])
             conn.close()
+            with TlsConn(("::1", port6), pki.context()) as c:
+                c.handshake("open")
+                c.close_connection()
             srv.stop()
             text = srv.stderr_text()
         assert "listening for AMQP over TLS connections on 127.0.0.1:%d" % port in text, text
+        assert "listening for AMQP over TLS connections on [::1]:%d" % port6 in text, text
         assert "listening for AMQP connections" not in text, text
     finally:
         pki.close()
@@ -443,6 +448,38 @@ def test_flood_shares_the_loop():
             r = perf_tls(port, "-x", 2, "-y", 0, "--churn", "-z", 1)
             assert r["sent"] > 0, r
             wt.log("  %d TLS connections opened and closed in 1 s" % r["sent"])
+    finally:
+        pki.close()
+
+
+@wt.needs_process
+def test_versions_and_ciphers():
+    """TLS 1.3 and 1.2 by default (a client that wants TLS 1.1 at most is refused);
+    ssl_options.versions.1 = tlsv1.2 refuses a TLS 1.3-only client; ssl_options.ciphers.N
+    picks the cipher suite"""
+    pki = Pki()
+    try:
+        port = wt.free_port()
+        addr = ("127.0.0.1", port)
+        with wt.server(config=pki.server_config(port)):
+            with TlsConn(addr, pki.context()) as c:
+                assert c.sock.version() == "TLSv1.3", c.sock.version()
+            old = pki.context()
+            old.minimum_version = ssl.TLSVersion.TLSv1
+            old.maximum_version = ssl.TLSVersion.TLSv1_1
+            old.set_ciphers("ALL:@SECLEVEL=0")
+            refused_handshake(addr, old)
+        suite = "ECDHE-ECDSA-AES128-GCM-SHA256"
+        keys = {"ssl_options.versions.1": "tlsv1.2", "ssl_options.ciphers.1": suite}
+        with wt.server(config=pki.server_config(port, **keys)):
+            with TlsConn(addr, pki.context()) as c:
+                assert c.sock.version() == "TLSv1.2", c.sock.version()
+                assert c.sock.cipher()[0] == suite, c.sock.cipher()
+                c.handshake("open")
+                c.close_connection()
+            new = pki.context()
+            new.minimum_version = ssl.TLSVersion.TLSv1_3
+            refused_handshake(addr, new)
     finally:
         pki.close()
 
@@ -561,5 +598,5 @@ def test_sighup_reload():
 if __name__ == "__main__":
     wt.run([test_pika_tls_beside_plain, test_kombu_tls, test_amqplib_tls, test_mutual_tls,
             test_wrong_protocol_per_port, test_stalled_handshake, test_tls_only,
-            test_flood_shares_the_loop,
+            test_flood_shares_the_loop, test_versions_and_ciphers,
             test_bad_files_stop_the_start, test_external, test_sighup_reload], timeout=120)
