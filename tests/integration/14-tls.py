@@ -493,8 +493,8 @@ def start_mechanisms(c):
 def test_external():
     """auth_mechanisms EXTERNAL and PLAIN: EXTERNAL is offered over TLS with a verified client
     certificate only; pika's ExternalCredentials log in as the certificate's subject (RabbitMQ's
-    DN format, escapes and UTF-8 included) or common name; a certificate naming no user is
-    refused with 403"""
+    DN format, escapes and UTF-8 included), common name or email SAN; a certificate naming no
+    user (or without a second DNS SAN) is refused with 403"""
     import pika
     pki = Pki()
     try:
@@ -533,6 +533,24 @@ def test_external():
             conn = tls_connect(addr, pki.context(odd),
                                credentials=pika.credentials.ExternalCredentials())
             conn.close()
+        # The client certificate's second SAN is its email address.
+        keys.update({"ssl_cert_login_from": "subject_alternative_name",
+                     "ssl_cert_login_san_type": "email", "default_user": "client@example.com"})
+        with wt.server(config=pki.server_config(port, **keys)):
+            conn = tls_connect(addr, pki.context(pki.client),
+                               credentials=pika.credentials.ExternalCredentials())
+            conn.close()
+        keys.update({"ssl_cert_login_san_type": "dns", "ssl_cert_login_san_index": "1"})
+        with wt.server(config=pki.server_config(port, **keys)) as srv:
+            with TlsConn(addr, pki.context(pki.client)) as c:
+                c.handshake("start")
+                c.send_method(0, wt.CONNECTION_START_OK,
+                              wt.start_ok_args(mechanism="EXTERNAL", response=b""))
+                c.expect_connection_close(403)
+            srv.stop()
+            text = srv.stderr_text()
+        assert "EXTERNAL login refused: no name found" in text, text
+        del keys["ssl_cert_login_san_type"], keys["ssl_cert_login_san_index"]
         keys.update({"ssl_cert_login_from": "common_name", "default_user": "someone-else"})
         with wt.server(config=pki.server_config(port, **keys)) as srv:
             with TlsConn(addr, pki.context(pki.client)) as c:
