@@ -212,6 +212,11 @@ enum auth_result auth_login(struct auth_db *db, struct wire_str mechanism, struc
 enum auth_result auth_login_external(struct auth_db *db, const char *name, bool peer_is_loopback,
                                      const struct auth_user **user, char *why, size_t whylen);
 
+/* connection.update-secret: whether secret is u's password now, checked as a login checks
+ * it (constant time, blank refused). AUTH_OK, or AUTH_REFUSED with why set for the log. */
+enum auth_result auth_check_secret(struct auth_db *db, const struct auth_user *u,
+                                   struct wire_str secret, char *why, size_t whylen);
+
 /* The reply text after "ACCESS_REFUSED - " for AUTH_REFUSED (rabbit_reader.erl auth_fail);
  * the argument is the mechanism (%.*s, use WIRE_STR_ARG). The detail stays in the log. */
 #define AUTH_REFUSAL_FMT                                                                           \

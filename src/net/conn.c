@@ -361,6 +361,7 @@ conn_login(struct conn *c, const struct wire_connection_start_ok *so, const stru
         }
         log_conn(LOG_DEBUG, c, "auth mechanism TLS extracted username '%s' from peer certificate",
                  name);
+        c->login_external = true;
         return auth_login_external(env->auth, name, c->peer_is_loopback, user, why, whylen);
     }
     return auth_login(env->auth, so->mechanism, so->response, c->peer_is_loopback, user, why,
@@ -529,6 +530,31 @@ conn_on_open(struct conn *c, const struct wire_connection_open *o)
 }
 
 /* A method on channel 0, for each state of the handshake and after. */
+/* connection.update-secret (RabbitMQ's extension: amqplib, pika and aiormq send it to renew
+ * credentials that expire). RabbitMQ 3.10's internal backend answers update-secret-ok to any
+ * secret without looking at it; Warren checks it as a login would, so that a client renewing
+ * its password learns at once, not at its next reconnection, that the new one is wrong: the
+ * secret must be the user's password now, or the connection is closed with RabbitMQ's 530
+ * for a refused secret. A connection that logged in with EXTERNAL has no password: its
+ * certificate stays its credential, and the secret is accepted as RabbitMQ does. */
+static int
+conn_on_update_secret(struct conn *c, const struct wire_connection_update_secret *us)
+{
+    char why[256] = "", reason[128];
+    const char *name = auth_user_name(c->user);
+    if (!c->login_external &&
+        auth_check_secret(c->server->env.auth, c->user, us->new_secret, why, sizeof(why)) !=
+            AUTH_OK) {
+        log_conn(LOG_ERROR, c, "secret update was refused for user '%s': %s", name, why);
+        return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_UPDATE_SECRET,
+                          "New secret was refused by one of the backends");
+    }
+    log_conn(LOG_INFO, c, "user '%s' updated secret, reason: %s", name,
+             log_escape(reason, sizeof(reason), us->reason.ptr, us->reason.len));
+    struct wire_method ok = {.id = WIRE_CONNECTION_UPDATE_SECRET_OK};
+    return conn_send(c, 0, &ok);
+}
+
 static int
 conn_on_method0(struct conn *c, const struct wire_method *m)
 {
@@ -540,7 +566,8 @@ conn_on_method0(struct conn *c, const struct wire_method *m)
     if (c->state < CONN_OPEN && m->id != expected[c->state] && m->id != WIRE_CONNECTION_CLOSE)
         return conn_raise(c, WIRE_COMMAND_INVALID, m->id, "expected %s, got %s",
                           wire_method_name(expected[c->state]), wire_method_name(m->id));
-    if (c->state == CONN_OPEN && m->id != WIRE_CONNECTION_CLOSE)
+    if (c->state == CONN_OPEN && m->id != WIRE_CONNECTION_CLOSE &&
+        m->id != WIRE_CONNECTION_UPDATE_SECRET)
         /* A repeated handshake method, or a stray close-ok: RabbitMQ's answer. */
         return conn_raise(c, WIRE_CHANNEL_ERROR, m->id, "unexpected %s on channel 0",
                           wire_method_name(m->id));
@@ -551,6 +578,8 @@ conn_on_method0(struct conn *c, const struct wire_method *m)
         return conn_on_tune_ok(c, &m->u.connection_tune_ok);
     case WIRE_CONNECTION_OPEN:
         return conn_on_open(c, &m->u.connection_open);
+    case WIRE_CONNECTION_UPDATE_SECRET:
+        return conn_on_update_secret(c, &m->u.connection_update_secret);
     case WIRE_CONNECTION_CLOSE: {
         const struct wire_connection_close *cl = &m->u.connection_close;
         log_conn(LOG_INFO, c, "closing at the client's request (%u %.*s)", cl->reply_code,

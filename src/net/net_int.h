@@ -147,6 +147,7 @@ struct conn {
     struct ssl_st *ssl;        /* owns with TLS: the session (conn_tls.c) */
     bool tls;                  /* accepted on a TLS listener */
     bool tls_ready;            /* ... and its handshake is done */
+    bool login_external;       /* logged in with EXTERNAL: the certificate, no password */
     struct event *read_ev;     /* owns: the socket's read event (conn_on_readable) */
     struct evbuffer *in;       /* owns: bytes read and not parsed yet */
     size_t in_limit;           /* the socket is not read while in holds this much */
