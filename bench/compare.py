@@ -324,7 +324,8 @@ class Warren:
 
     def start(self):
         argv = [self.binary, "--port", str(self.port), "--bind", HOST, "--data-dir",
-                os.path.join(self.dir, "data"), "--log-level", "warning"]
+                os.path.join(self.dir, "data"), "--log-level", "warning",
+                "--management-port", "0"]  # no HTTP API: brokers run side by side
         if self.tls:
             conf = os.path.join(self.dir, "warren.conf")
             with open(conf, "w") as f:

@@ -14,7 +14,7 @@
 #define CONF_MAX_LOOPBACK_USERS 16
 #define CONF_MAX_USER_TAGS 16
 #define CONF_INFINITY UINT32_MAX /* a limit set to infinity */
-#define CONF_MAX_LIST 16 /* values of one numbered list (ssl_options.versions.N) */
+#define CONF_MAX_LIST 16         /* values of one numbered list (ssl_options.versions.N) */
 
 /* One address to listen on. host is a numeric IPv4 or IPv6 address; "" means every
  * interface (the server binds 0.0.0.0 and ::, as RabbitMQ does for a bare port). */
@@ -117,8 +117,12 @@ struct conf {
     /* Milliseconds to receive one HTTP request, and of silence on an HTTP connection:
      * management.tcp.request_timeout = 30000, management.tcp.idle_timeout = 30000 */
     uint32_t management_request_timeout, management_idle_timeout;
-    enum log_level log_level;          /* log.level = info */
-    char *data_dir;                    /* owns; data_dir = ./var (RocksDB lives under it) */
+    /* management.ssl.port = 0 (none): HTTPS with management.ssl.certfile, .keyfile and
+     * .password (owned; NULL: not set); versions and ciphers are ssl_options'. */
+    uint32_t management_ssl_port;
+    char *management_ssl_certfile, *management_ssl_keyfile, *management_ssl_password;
+    enum log_level log_level; /* log.level = info */
+    char *data_dir;           /* owns; data_dir = ./var (RocksDB lives under it) */
     /* RocksDB's memory: block cache (0: none), one memtable (0: RocksDB's 64 MiB), memtables.
      * store.block_cache_size = 32MB, store.write_buffer_size = 16MB, store.max_write_buffers = 2 */
     uint64_t store_block_cache_size;

@@ -549,9 +549,8 @@ conn_on_update_secret(struct conn *c, const struct wire_connection_update_secret
 {
     char why[256] = "", reason[128];
     const char *name = auth_user_name(c->user);
-    if (!c->login_external &&
-        auth_check_secret(c->server->env.auth, c->user, us->new_secret, why, sizeof(why)) !=
-            AUTH_OK) {
+    if (!c->login_external && auth_check_secret(c->server->env.auth, c->user, us->new_secret, why,
+                                                sizeof(why)) != AUTH_OK) {
         log_conn(LOG_ERROR, c, "secret update was refused for user '%s': %s", name, why);
         return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_UPDATE_SECRET,
                           "New secret was refused by one of the backends");

@@ -1027,7 +1027,7 @@ def run_server_to_exit(*args, timeout=10, data_dir=False):
     working directory (where a default ./var would go); data_dir=True puts --data-dir (in
     that directory) before args. Fails if it is still running after timeout seconds.
     Returns (exit status, stdout, stderr, seconds it took)."""
-    argv = [server_binary()]
+    argv = [server_binary(), "--management-port", "0"]  # see Server._spawn
     tmp = tempfile.mkdtemp(prefix="warren-test-")
     try:
         if data_dir:
