@@ -179,6 +179,14 @@ static const struct conf_key conf_keys[] = {
      INT32_MAX, "milliseconds an HTTP API client has to send a whole request"},
     {"management.tcp.idle_timeout", CONF_UINT, CONF_F(management_idle_timeout), "30000", 100,
      INT32_MAX, "milliseconds an HTTP API connection may stay silent before it is closed"},
+    {"management.ssl.port", CONF_UINT, CONF_F(management_ssl_port), "0", 0, 65535,
+     "port of the HTTP API over TLS (HTTPS), on management.tcp.ip; 0: none"},
+    {"management.ssl.certfile", CONF_PATH, CONF_F(management_ssl_certfile), NULL, 1, 4095,
+     "the HTTPS listener's certificate (PEM), its chain after it"},
+    {"management.ssl.keyfile", CONF_PATH, CONF_F(management_ssl_keyfile), NULL, 1, 4095,
+     "the private key of management.ssl.certfile (PEM)"},
+    {"management.ssl.password", CONF_PATH, CONF_F(management_ssl_password), NULL, 1, 1023,
+     "passphrase of an encrypted management.ssl.keyfile"},
     {"management.tcp.ip", CONF_STR, CONF_F(management_tcp_ip), "", 0, 63,
      "numeric address of the HTTP API's listener; empty: every interface"},
     {"log.level", CONF_LEVEL, CONF_F(log_level), "info", 0, 0,
@@ -824,6 +832,9 @@ conf_free(struct conf *c)
     free(c->default_permissions_read);
     free(c->load_definitions);
     free(c->management_tcp_ip);
+    free(c->management_ssl_certfile);
+    free(c->management_ssl_keyfile);
+    free(c->management_ssl_password);
     free(c->password_hashing_module);
     conf_clear_listed(c->loopback_users, &c->n_loopback_users);
     conf_clear_listed(c->default_user_tags, &c->n_default_user_tags);

@@ -6,7 +6,7 @@ every endpoint's happy path and errors (404 Object Not Found, 400 bad_request, 4
 answering 201 when it creates and 204 when it updates; %2F and trailing slashes; string
 integers; a definitions round trip (export from one Warren, import into a fresh one, log in
 with the same passwords); the Unix socket <data_dir>/warren-admin.sock (mode 0600, no
-password); a user deleted over HTTP losing its AMQP connection; DELETE of a connection with
+password); HTTPS on management.ssl.port; a user deleted over HTTP losing its AMQP connection; DELETE of a connection with
 X-Reason reaching the client as 320 CONNECTION_FORCED."""
 
 import os
@@ -349,6 +349,43 @@ def test_unix_socket():
 
 
 @wt.needs_process
+def test_https():
+    """management.ssl.port: the same API over TLS, with management.ssl.certfile/keyfile"""
+    import base64
+    import json
+    import ssl
+    import subprocess
+    import tempfile
+    from http import client
+    tmp = tempfile.mkdtemp(prefix="warren-test-pki-")
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "key.pem", "-out",
+                        "cert.pem", "-days", "2", "-subj", "/CN=localhost"], cwd=tmp,
+                       check=True, capture_output=True)
+        port = wt.free_port()
+        config = {"management.ssl.port": port,
+                  "management.ssl.certfile": os.path.join(tmp, "cert.pem"),
+                  "management.ssl.keyfile": os.path.join(tmp, "key.pem")}
+        with wt.server(mgmt=True, config=config) as srv:
+            ctx = ssl.create_default_context(cafile=os.path.join(tmp, "cert.pem"))
+            ctx.check_hostname = False
+            for creds, want in ((b"guest:guest", 200), (b"guest:nope", 401)) * 5:
+                conn = client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+                conn.request("GET", "/api/whoami", headers={
+                    "Authorization": "Basic " + base64.b64encode(creds).decode()})
+                resp = conn.getresponse()
+                body = json.loads(resp.read())
+                conn.close()
+                assert resp.status == want, (resp.status, body)
+            assert body == {"error": "not_authorized", "reason": "Login failed"}, body
+            st, _, _ = http(srv, "GET", "/api/whoami")  # plain HTTP still served
+            assert st == 200
+    finally:
+        wt.cleanup_dir(tmp)
+
+
+@wt.needs_process
 def test_port_zero_means_off():
     """management.tcp.port = 0: no TCP listener, the Unix socket still answers"""
     with wt.server(mgmt="config", config={"management.tcp.port": "0"}) as srv:
@@ -414,5 +451,5 @@ def test_connections_list_and_close():
 
 wt.run([test_auth_and_tags, test_guest_loopback_only, test_users,
         test_vhosts_permissions_limits, test_overview_health_aliveness,
-        test_definitions_round_trip, test_unix_socket, test_port_zero_means_off,
+        test_definitions_round_trip, test_unix_socket, test_https, test_port_zero_means_off,
         test_deleted_user_loses_connection, test_connections_list_and_close])
