@@ -5,6 +5,8 @@
     python3 bench/compare.py --warren _build/warren-server --perf _build/warren-perf \\
         [--duration 10 | --quick] [--out bench-compare.md] [--scenarios 1,5a,9]
     python3 bench/compare.py --warren ... --perf ... --self-check   # 1 s, Warren only
+    python3 bench/compare.py --warren new/warren-server --perf new/warren-perf \
+        --baseline old/warren-server        # a third broker: before and after a change
 
 It starts its own Warren (a free loopback port, a fresh data directory under /tmp,
 --log-level warning) and its own RabbitMQ (Debian's rabbitmq-server, run as interop/rabbitmq/
@@ -25,6 +27,12 @@ and the command lines, to --out. Ratios are Warren/RabbitMQ; each figure says wh
 higher or lower is better. Benchmarks print figures and assert nothing about time:
 --self-check only checks that every scenario runs and prints its rows (exit 0), which
 tests/integration/41-bench-compare.py relies on.
+
+The TLS scenarios (2t, 5at: scenarios 2 and 5a over TLS; 10: TLS handshakes per second,
+warren-perf --churn) run against each broker's own TLS listener, both given the same
+throwaway certificate, made with the openssl CLI (a CA and an ECDSA P-256 server certificate,
+in a temporary directory). Only when a TLS scenario is chosen are the brokers configured with
+a TLS listener: loading TLS costs memory that the other scenarios' RSS figures do not include.
 
 Python 3 standard library only: the topic bindings and the idle connections use the small
 raw AMQP 0-9-1 client below.
@@ -301,13 +309,14 @@ def tail(path, n=15):
 
 
 class Warren:
-    name = "Warren"
-
-    def __init__(self, binary, keep):
+    def __init__(self, binary, keep, tls=None, name="Warren"):
+        self.name = name
         self.binary = os.path.abspath(binary)
         self.keep = keep
         self.dir = tempfile.mkdtemp(prefix="warren-bench-")
         self.port = free_port()
+        self.tls = tls  # a Certificates, or None: no TLS listener
+        self.tls_port = free_port() if tls else None
         self.proc = None
         self.pid = None
         self.logfile = os.path.join(self.dir, "warren.log")
@@ -315,7 +324,14 @@ class Warren:
 
     def start(self):
         argv = [self.binary, "--port", str(self.port), "--bind", HOST, "--data-dir",
-                os.path.join(self.dir, "data"), "--log-level", "warning"]
+                os.path.join(self.dir, "data"), "--log-level", "warning",
+                "--management-port", "0"]  # no HTTP API: brokers run side by side
+        if self.tls:
+            conf = os.path.join(self.dir, "warren.conf")
+            with open(conf, "w") as f:
+                f.write("listeners.ssl.default = %s:%d\n%s" % (HOST, self.tls_port,
+                                                              self.tls.ssl_options()))
+            argv += ["--config", conf]
         log("starting %s" % " ".join(argv))
         with open(self.logfile, "w") as lf:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf,
@@ -345,10 +361,11 @@ class Warren:
 class RabbitMQ:
     name = "RabbitMQ"
 
-    def __init__(self, keep):
+    def __init__(self, keep, tls=None):
         self.keep = keep
         self.dir = tempfile.mkdtemp(prefix="rabbitmq-bench-")
         self.port = free_port()
+        self.tls_port = free_port() if tls else None
         self.dist_port = free_port()
         self.node = "warren-bench-%d@localhost" % os.getpid()
         self.proc = None
@@ -358,6 +375,8 @@ class RabbitMQ:
         conf = os.path.join(self.dir, "rabbitmq.conf")
         with open(conf, "w") as f:
             f.write("listeners.tcp.default = %d\n" % self.port)
+            if tls:
+                f.write("listeners.ssl.default = %d\n%s" % (self.tls_port, tls.ssl_options()))
         self.env = dict(os.environ, RABBITMQ_NODENAME=self.node,
                         RABBITMQ_NODE_PORT=str(self.port), RABBITMQ_DIST_PORT=str(self.dist_port),
                         RABBITMQ_MNESIA_BASE=os.path.join(self.dir, "mnesia"),
@@ -462,8 +481,9 @@ class RabbitMQ:
 # --- scenarios -------------------------------------------------------------------------------
 
 class Scenario:
-    def __init__(self, sid, title, args=None, kind="throughput"):
+    def __init__(self, sid, title, args=None, kind="throughput", tls=False):
         self.sid, self.title, self.args, self.kind = sid, title, args or [], kind
+        self.tls = tls  # run against the broker's TLS listener, with warren-perf --tls
 
 
 SCENARIOS = [
@@ -487,7 +507,47 @@ SCENARIOS = [
              ["-x", 1, "-y", 1, "-a", "-e", "amq.topic", "-k", TOPIC_KEY, "-K", TOPIC_KEY,
               "--keep-queues"], kind="topic"),
     Scenario("9", "1,000 idle connections, one channel each", kind="idle"),
+    Scenario("2t", "as 2 over TLS", ["-x", 1, "-y", 1, "-q", 100], tls=True),
+    Scenario("5at", "as 5a over TLS", ["-x", 1, "-y", 1, "-q", 100, "-s", 1024], tls=True),
+    Scenario("10", "TLS handshakes: 2 threads open (TCP, TLS, login, channel) and close "
+             "connections", ["-x", 2, "-y", 0, "--churn"], kind="churn", tls=True),
 ]
+
+
+class Certificates:
+    """A throwaway CA and server certificate (ECDSA P-256, CN localhost) made with the
+    openssl CLI in a temporary directory that both brokers can read (RabbitMQ runs as the
+    rabbitmq user)."""
+
+    def __init__(self, keep):
+        self.keep = keep
+        self.dir = tempfile.mkdtemp(prefix="bench-tls-")
+        os.chmod(self.dir, 0o755)
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        for argv in (["req", "-x509"] + ec + ["-keyout", "ca.key", "-out", "ca.pem", "-days",
+                                              "2", "-subj", "/CN=bench-compare CA"],
+                     ["req", "-new"] + ec + ["-keyout", "server.key", "-out", "server.csr",
+                                             "-subj", "/CN=localhost"],
+                     ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                      "-CAcreateserial", "-out", "server.pem", "-days", "2"]):
+            p = subprocess.run(["openssl"] + argv, cwd=self.dir, capture_output=True,
+                               stdin=subprocess.DEVNULL)
+            if p.returncode != 0:
+                raise RuntimeError("openssl %s: %s" % (argv[0], p.stderr.decode().strip()))
+        for f in os.listdir(self.dir):
+            os.chmod(os.path.join(self.dir, f), 0o644)
+
+    def ssl_options(self):
+        """The rabbitmq.conf lines both brokers get: no client certificates asked for."""
+        return "".join("ssl_options.%s = %s\n" % kv for kv in (
+            ("certfile", os.path.join(self.dir, "server.pem")),
+            ("keyfile", os.path.join(self.dir, "server.key")),
+            ("cacertfile", os.path.join(self.dir, "ca.pem")),
+            ("verify", "verify_none"), ("fail_if_no_peer_cert", "false")))
+
+    def remove(self):
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Runner:
@@ -525,10 +585,11 @@ class Runner:
                 said = True
 
     # -- one warren-perf run, with CPU and RSS accounting --
-    def perf_run(self, broker, args, duration):
+    def perf_run(self, broker, args, duration, tls=False):
         if self.opts.quiet_wait > 0:
             self.wait_quiet()
-        argv = [self.perf, "--host", HOST, "--port", str(broker.port), "-z", "%g" % duration]
+        argv = [self.perf, "--host", HOST, "--port", str(broker.tls_port if tls else broker.port),
+                "-z", "%g" % duration] + (["--tls"] if tls else [])
         argv += [str(a) for a in args]
         others = [b for b in self.brokers if b is not broker and b.pid]
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -601,7 +662,7 @@ class Runner:
 
     # -- scenario kinds --
     def run_throughput(self, sc, broker):
-        return self.perf_run(broker, sc.args, self.opts.duration)
+        return self.perf_run(broker, sc.args, self.opts.duration, tls=sc.tls)
 
     def run_latency(self, sc, broker):
         """The broker's run with the TCP floor measured just before it (--floor)."""
@@ -693,7 +754,8 @@ class Runner:
             for b in self.brokers:
                 log("[%s] %s: %s" % (sc.sid, b.name, sc.title))
                 fn = {"throughput": self.run_throughput, "latency": self.run_latency,
-                      "topic": self.run_topic, "idle": self.run_idle}[sc.kind]
+                      "topic": self.run_topic, "idle": self.run_idle,
+                      "churn": self.run_throughput}[sc.kind]
                 best = None
                 for attempt in range(1 + self.opts.retries):
                     try:
@@ -740,7 +802,8 @@ def fmt_ratio(w, r):
 
 
 def build_rows(scenarios, results, names):
-    """Markdown table rows: (sid, scenario, figure, warren cell, rabbitmq cell, ratio)."""
+    """Markdown table rows: (sid, scenario, figure, one cell per broker, then the ratio of the
+    first broker's figure to each other's)."""
     rows = []
 
     def get(sc, name):
@@ -762,9 +825,10 @@ def build_rows(scenarios, results, names):
         while len(cells) < 2:
             cells.append("—")
             vals.append(None)
-        rat = fmt_ratio(vals[0], vals[1]) if ratio and not isinstance(vals[0], str) else "—"
+        rats = [fmt_ratio(vals[0], v) if ratio and not isinstance(vals[0], str) else "—"
+                for v in vals[1:]]
         rows.append((sc.sid if first else "", sc.title if first else "", figure,
-                     cells[0], cells[1], rat))
+                     *cells, *rats))
 
     def rate(key):
         return lambda r: r["json"][key]
@@ -806,6 +870,15 @@ def build_rows(scenarios, results, names):
             if sc.kind == "topic":
                 add(sc, False, "time to add the bindings, s (lower is better)",
                     lambda r: r["bind_s"], 1)
+        elif sc.kind == "churn":
+            add(sc, True, "TLS handshakes (connections opened and closed) per s (higher is "
+                "better)", rate("sent_msgs_per_s"))
+            add(sc, False, "open + close p50, µs (lower is better)",
+                lambda r: r["json"]["connection_us"]["p50"])
+            add(sc, False, "CPU % of a core: broker / warren-perf", cpu, ratio=False)
+            add(sc, False, "broker CPU µs per connection (lower is better)",
+                lambda r: 1e6 * r["broker_cpu_s"] / r["json"]["sent"] if r["json"]["sent"]
+                else None, 1)
         elif sc.kind == "idle":
             add(sc, True, "RSS per idle connection, KiB (lower is better)",
                 lambda r: r["per_conn_kib"], 1)
@@ -817,8 +890,9 @@ def build_rows(scenarios, results, names):
     return rows
 
 
-def markdown(rows):
-    head = ("#", "Scenario", "Figure", "Warren", "RabbitMQ", "Warren/RabbitMQ")
+def markdown(rows, names):
+    names = list(names) + ["RabbitMQ"] * (len(names) < 2)
+    head = ["#", "Scenario", "Figure"] + names + ["%s/%s" % (names[0], n) for n in names[1:]]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         out.append("| " + " | ".join(r) + " |")
@@ -850,7 +924,7 @@ def report(opts, runner, scenarios, rows):
              "- brokers: %s; load generator: warren-perf, on the same machine" % servers,
              "- %g s per run, %s; runs interleaved (scenario 1 on %s, ...)"
              % (opts.duration, "16-byte bodies unless noted", " then ".join(names)),
-             "", markdown(rows),
+             "", markdown(rows, names),
              "Ratios are Warren/RabbitMQ: above 1 is better for rates, below 1 for latency, "
              "CPU per message and memory. Sent and received rates are both shown because "
              "Warren does not yet slow publishers down when consumers fall behind: the "
@@ -887,10 +961,10 @@ def report(opts, runner, scenarios, rows):
             lines.append("- %s: `warren-perf %s`" % (sc.sid, " ".join(str(a) for a in sc.args)))
     others, busy = [], []
     for (sid, name), res in sorted(runner.results.items()):
-        for pct in res.get("other_broker_cpu_pct", []):
+        for other, pct in zip([n for n in names if n != name],
+                              res.get("other_broker_cpu_pct", [])):
             if pct > 5:
-                others.append("%s during %s's run of %s: %.0f%%" % (
-                    [n for n in names if n != name][0], name, sid, pct))
+                others.append("%s during %s's run of %s: %.0f%%" % (other, name, sid, pct))
         if res.get("rest_cpu_pct", 0) > DISTURBED_PCT:
             busy.append("%s on %s: %.0f%%" % (sid, name, res["rest_cpu_pct"]))
     if others:
@@ -950,6 +1024,9 @@ def main():
                     help="repeat a run during which other processes used over %d%%%% of a core "
                     "up to this many times, keeping the least disturbed (default 2)"
                     % DISTURBED_PCT)
+    ap.add_argument("--baseline", default=None,
+                    help="another warren-server build (e.g. before a change), run interleaved "
+                    "as a third broker, 'Warren before'; the table adds Warren/Warren before")
     ap.add_argument("--out", default=None, help="also write the report (markdown) here")
     ap.add_argument("--keep", action="store_true",
                     help="keep the brokers' directories under /tmp (logs, data)")
@@ -990,9 +1067,12 @@ def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
 
     runner = Runner(opts)
-    runner.brokers.append(Warren(opts.warren, opts.keep))
+    certs = Certificates(opts.keep) if any(sc.tls for sc in scenarios) else None
+    runner.brokers.append(Warren(opts.warren, opts.keep, certs))
     if not opts.warren_only:
-        runner.brokers.append(RabbitMQ(opts.keep))
+        runner.brokers.append(RabbitMQ(opts.keep, certs))
+    if opts.baseline:
+        runner.brokers.append(Warren(opts.baseline, opts.keep, certs, "Warren before"))
     status = 0
     try:
         runner.run(scenarios)
@@ -1005,9 +1085,11 @@ def main():
         status = 1
     finally:
         runner.stop()
+        if certs is not None:
+            certs.remove()
     rows = build_rows(scenarios, runner.results, [b.name for b in runner.brokers])
     text = report(opts, runner, scenarios, rows)
-    sys.stdout.write(markdown(rows))
+    sys.stdout.write(markdown(rows, [b.name for b in runner.brokers]))
     if opts.out:
         with open(opts.out, "w") as f:
             f.write(text)

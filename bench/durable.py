@@ -106,7 +106,8 @@ class Broker(cmp.Warren):
     def start(self):
         """Returns the seconds from exec to the first completed AMQP handshake."""
         argv = [self.binary, "--port", str(self.port), "--bind", cmp.HOST, "--data-dir",
-                self.data, "--log-level", "info"]
+                self.data, "--log-level", "info",
+                "--management-port", "0"]  # no HTTP API: brokers run side by side
         log("starting %s" % " ".join(argv))
         with open(self.logfile, "a") as lf:
             self.log_from = lf.tell()

@@ -2,7 +2,8 @@
  * permissions back (creating the defaults on a first start, importing load_definitions),
  * listens for AMQP and for the HTTP API (warren/mgmt.h), and runs the event loop until
  * SIGTERM or SIGINT; then stops accepting, closes every connection with 320
- * CONNECTION_FORCED, flushes the store and exits 0. */
+ * CONNECTION_FORCED, flushes the store and exits 0. SIGHUP reloads the TLS certificate and
+ * key. */
 #include "config.h"
 
 #include <signal.h>
@@ -47,6 +48,15 @@ main_on_shutdown_done(void *arg)
 {
     struct server_main *m = arg;
     event_base_loopexit(m->base, NULL);
+}
+
+/* SIGHUP: certificates and keys replaced on disk serve new TLS connections. */
+static void
+main_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    struct server_main *m = arg;
+    log_msg(LOG_INFO, "SIGHUP: reloading the TLS certificate and key");
+    net_server_tls_reload(m->net);
 }
 
 static void
@@ -103,7 +113,7 @@ main(int argc, char **argv)
     int rc = 1;
     char err[512];
     struct server_main m = {0};
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     struct store *store = NULL;
     struct durable *durable = NULL;
     struct admin *admin = NULL;
@@ -178,8 +188,9 @@ main(int argc, char **argv)
     durable_set_memory_pressure(durable, net_server_memory_limit(m.net) / 2);
     sigterm = evsignal_new(m.base, SIGTERM, main_on_signal, &m);
     sigint = evsignal_new(m.base, SIGINT, main_on_signal, &m);
-    if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) < 0 ||
-        evsignal_add(sigint, NULL) < 0) {
+    sighup = evsignal_new(m.base, SIGHUP, main_on_sighup, &m);
+    if (sigterm == NULL || sigint == NULL || sighup == NULL || evsignal_add(sigterm, NULL) < 0 ||
+        evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0) {
         log_msg(LOG_CRITICAL, "cannot install signal handlers");
         goto out;
     }
@@ -194,6 +205,8 @@ out:
         event_free(sigterm);
     if (sigint != NULL)
         event_free(sigint);
+    if (sighup != NULL)
+        event_free(sighup);
     mgmt_free(mgmt); /* answers nothing more: a change still in flight is durable or lost */
     durable_detach(durable, &vhosts); /* (again, unless a signal stopped the loop) */
     if (admin != NULL)

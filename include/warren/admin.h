@@ -99,10 +99,6 @@ enum admin_result admin_user_set_tags(struct admin *a, const char *name, const c
 /* password NULL: clear_password (the user can then only log in without one). */
 enum admin_result admin_user_set_password(struct admin *a, const char *name, const char *password,
                                           admin_done_fn done, void *arg, char *err, size_t errlen);
-/* A stored hash as given (change_password with a hash; import of a single user). */
-enum admin_result admin_user_set_password_hash(struct admin *a, const char *name, const char *b64,
-                                               enum auth_hash_alg alg, admin_done_fn done,
-                                               void *arg, char *err, size_t errlen);
 /* limit is "max-connections" or "max-channels"; value -1 clears it. */
 enum admin_result admin_user_set_limit(struct admin *a, const char *name, const char *limit,
                                        int64_t value, admin_done_fn done, void *arg, char *err,

@@ -73,7 +73,6 @@ struct auth_user *auth_user_get(const struct auth_db *db, const char *name);
 /* Calls fn for each user (any order); fn must not add or delete users. */
 void auth_user_foreach(const struct auth_db *db, void (*fn)(void *arg, struct auth_user *u),
                        void *arg);
-size_t auth_user_count(const struct auth_db *db);
 
 const char *auth_user_name(const struct auth_user *u);
 size_t auth_user_tag_count(const struct auth_user *u);
@@ -120,8 +119,6 @@ enum auth_perm_kind {
     AUTH_WRITE,
     AUTH_READ,
 };
-/* "configure", "write", "read". */
-const char *auth_perm_kind_name(enum auth_perm_kind kind);
 
 /* Sets u's permissions on vhost (replacing any). Returns 0, or -1 with err set to the
  * compile error, as RabbitMQ words an invalid pattern, or ENOMEM. */
@@ -181,7 +178,8 @@ enum auth_result {
     AUTH_MALFORMED,     /* the response does not parse for its mechanism */
 };
 
-/* The mechanisms offered in connection.start, space-separated: "PLAIN AMQPLAIN". */
+/* The mechanisms auth_login checks, space-separated: "PLAIN AMQPLAIN" (which of them are
+ * offered is auth_mechanisms.N's choice, in src/net/conn.c). */
 extern const char auth_mechanisms[];
 
 /* Checks a start-ok. On AUTH_OK *user borrows from db (take a reference to keep it).
@@ -206,6 +204,18 @@ extern const char auth_mechanisms[];
 enum auth_result auth_login(struct auth_db *db, struct wire_str mechanism, struct wire_str response,
                             bool peer_is_loopback, const struct auth_user **user, char *why,
                             size_t whylen);
+
+/* SASL EXTERNAL (rabbitmq_auth_mechanism_ssl): name was taken from the client's verified
+ * certificate; the user must exist (its password is not checked), and a loopback-only user
+ * must come from loopback. AUTH_OK with *user borrowing from db, or AUTH_REFUSED with why set
+ * as for auth_login ("EXTERNAL login refused: user 'CN=x' - invalid credentials"). */
+enum auth_result auth_login_external(struct auth_db *db, const char *name, bool peer_is_loopback,
+                                     const struct auth_user **user, char *why, size_t whylen);
+
+/* connection.update-secret: whether secret is u's password now, checked as a login checks
+ * it (constant time, blank refused). AUTH_OK, or AUTH_REFUSED with why set for the log. */
+enum auth_result auth_check_secret(struct auth_db *db, const struct auth_user *u,
+                                   struct wire_str secret, char *why, size_t whylen);
 
 /* The reply text after "ACCESS_REFUSED - " for AUTH_REFUSED (rabbit_reader.erl auth_fail);
  * the argument is the mechanism (%.*s, use WIRE_STR_ARG). The detail stays in the log. */

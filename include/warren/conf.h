@@ -14,6 +14,7 @@
 #define CONF_MAX_LOOPBACK_USERS 16
 #define CONF_MAX_USER_TAGS 16
 #define CONF_INFINITY UINT32_MAX /* a limit set to infinity */
+#define CONF_MAX_LIST 16         /* values of one numbered list (ssl_options.versions.N) */
 
 /* One address to listen on. host is a numeric IPv4 or IPv6 address; "" means every
  * interface (the server binds 0.0.0.0 and ::, as RabbitMQ does for a bare port). */
@@ -22,12 +23,62 @@ struct conf_listener {
     uint16_t port;
 };
 
+/* A numbered list, rabbitmq.conf's `key.N = value` (ssl_options.versions.1 = tlsv1.3): the
+ * values in the order of their N. The first line of a list in a file replaces the default
+ * list; the same N again replaces its value. Owns the values. */
+struct conf_list {
+    char *items[CONF_MAX_LIST];
+    uint64_t index[CONF_MAX_LIST]; /* the N of each item, ascending */
+    unsigned n;
+};
+
+/* ssl_options.verify */
+enum conf_verify {
+    CONF_VERIFY_NONE = 0, /* verify_none: a client certificate is neither asked for nor checked */
+    CONF_VERIFY_PEER,     /* verify_peer: asked for, and refused unless it checks out */
+};
+
+/* ssl_cert_login_from: where EXTERNAL takes the user name from in the client certificate */
+enum conf_cert_login {
+    CONF_CERT_LOGIN_DN = 0, /* distinguished_name: the subject, RFC 4514, as RabbitMQ formats it */
+    CONF_CERT_LOGIN_CN,     /* common_name: the subject's CNs, joined with "," */
+    CONF_CERT_LOGIN_SAN,    /* subject_alternative_name: ssl_cert_login_san_type/_index */
+};
+
+/* ssl_cert_login_san_type */
+enum conf_san_type {
+    CONF_SAN_DNS = 0,
+    CONF_SAN_IP,
+    CONF_SAN_EMAIL,
+    CONF_SAN_URI,
+    CONF_SAN_OTHER_NAME,
+};
+
 struct conf {
     struct conf_listener listeners[CONF_MAX_LISTENERS]; /* listeners.tcp.<name> = [host:]port */
     unsigned n_listeners;
-    char *default_user;  /* owns; default_user = guest */
-    char *default_pass;  /* owns; default_pass = guest */
-    char *default_vhost; /* owns; default_vhost = / */
+    /* listeners.ssl.<name> = [host:]port: AMQP over TLS (amqps); none by default */
+    struct conf_listener ssl_listeners[CONF_MAX_LISTENERS];
+    unsigned n_ssl_listeners;
+    /* ssl_options.*: what the TLS listeners present and ask of clients (src/net/tls.c).
+     * The file names are owned, NULL when not set. */
+    char *ssl_certfile;               /* the server's certificate (PEM), with its chain after it */
+    char *ssl_keyfile;                /* its private key (PEM) */
+    char *ssl_cacertfile;             /* CA certificates client certificates are checked against */
+    char *ssl_password;               /* owns; the key file's passphrase, NULL: not encrypted */
+    enum conf_verify ssl_verify;      /* ssl_options.verify = verify_none */
+    bool ssl_fail_if_no_peer_cert;    /* ssl_options.fail_if_no_peer_cert = false */
+    struct conf_list ssl_versions;    /* ssl_options.versions.N: tlsv1.3, tlsv1.2 */
+    struct conf_list ssl_ciphers;     /* ssl_options.ciphers.N; none: OpenSSL's defaults */
+    uint32_t ssl_depth;               /* ssl_options.depth = 10: intermediates allowed */
+    bool ssl_honor_cipher_order;      /* ssl_options.honor_cipher_order = false */
+    struct conf_list auth_mechanisms; /* auth_mechanisms.N: PLAIN, AMQPLAIN */
+    enum conf_cert_login ssl_cert_login_from;   /* ssl_cert_login_from = distinguished_name */
+    enum conf_san_type ssl_cert_login_san_type; /* ssl_cert_login_san_type = dns */
+    uint32_t ssl_cert_login_san_index;          /* ssl_cert_login_san_index = 0 */
+    char *default_user;                         /* owns; default_user = guest */
+    char *default_pass;                         /* owns; default_pass = guest */
+    char *default_vhost;                        /* owns; default_vhost = / */
     /* loopback_users.<name> = true|false: users allowed to log in from loopback only.
      * Default: guest. Owns the names. */
     char *loopback_users[CONF_MAX_LOOPBACK_USERS];
@@ -60,13 +111,18 @@ struct conf {
     bool disk_free_limit_absolute_set; /* a file gave .absolute: it wins over .relative */
     uint32_t max_message_size;         /* bytes of body; max_message_size = 134217728 (128 MiB) */
     uint32_t handshake_timeout;        /* milliseconds; handshake_timeout = 10000 */
+    uint32_t ssl_handshake_timeout;    /* milliseconds for TLS's; ssl_handshake_timeout = 5000 */
     uint32_t management_tcp_port;      /* management.tcp.port = 15672; 0: no TCP listener */
     char *management_tcp_ip;           /* owns; management.tcp.ip = "" (every interface) */
     /* Milliseconds to receive one HTTP request, and of silence on an HTTP connection:
      * management.tcp.request_timeout = 30000, management.tcp.idle_timeout = 30000 */
     uint32_t management_request_timeout, management_idle_timeout;
-    enum log_level log_level;          /* log.level = info */
-    char *data_dir;                    /* owns; data_dir = ./var (RocksDB lives under it) */
+    /* management.ssl.port = 0 (none): HTTPS with management.ssl.certfile, .keyfile and
+     * .password (owned; NULL: not set); versions and ciphers are ssl_options'. */
+    uint32_t management_ssl_port;
+    char *management_ssl_certfile, *management_ssl_keyfile, *management_ssl_password;
+    enum log_level log_level; /* log.level = info */
+    char *data_dir;           /* owns; data_dir = ./var (RocksDB lives under it) */
     /* RocksDB's memory: block cache (0: none), one memtable (0: RocksDB's 64 MiB), memtables.
      * store.block_cache_size = 32MB, store.write_buffer_size = 16MB, store.max_write_buffers = 2 */
     uint64_t store_block_cache_size;
@@ -99,6 +155,8 @@ int conf_load_file(struct conf *c, const char *path, char *err, size_t errlen);
 void conf_init_defaults(struct conf *c);
 void conf_free(struct conf *c);
 bool conf_is_loopback_user(const struct conf *c, const char *user);
+/* Whether list holds value (exactly, case included). */
+bool conf_list_has(const struct conf_list *list, const char *value);
 
 /* The free disk space limit in bytes, as RabbitMQ resolves disk_free_limit: the relative
  * setting times phys_mem (bytes of physical memory) when it is set and .absolute was not

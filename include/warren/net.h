@@ -24,10 +24,18 @@ struct net_server_env {
 /* NULL on ENOMEM (logged). */
 struct net_server *net_server_new(const struct net_server_env *env);
 
-/* Binds every configured listener. A bare port binds 0.0.0.0 and :: (the latter skipped with
- * a warning when the host has no IPv6). Returns 0, or -1 if any address cannot be bound
- * (logged with the address and the reason). */
+/* Binds every configured listener, plain (listeners.tcp) and TLS (listeners.ssl, after
+ * loading ssl_options' certificate and key). A bare port binds 0.0.0.0 and :: (the latter
+ * skipped with a warning when the host has no IPv6). Returns 0, or -1 if any address cannot
+ * be bound or the certificate or key cannot be loaded (logged with the file or address and
+ * the reason). */
 int net_server_listen(struct net_server *s);
+
+/* SIGHUP: remakes the TLS listeners' context from the same ssl_options (the certificate and
+ * key files read again). New handshakes use it; open connections keep theirs. A file that
+ * cannot be loaded keeps the old context and logs why. 0, or -1 if it was kept. Nothing to
+ * do (0) without TLS listeners. */
+int net_server_tls_reload(struct net_server *s);
 
 /* Makes a connection of fd, a stream socket already connected to a client at peer (peerlen
  * bytes): what accepting it would have made, peer deciding as there whether the client is on

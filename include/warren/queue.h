@@ -3,7 +3,8 @@
  * deterministic function of the sequence of commands: each one, once applied in memory, is
  * handed in order to the command journal (struct queue_cmd below), which the durable layer
  * consumes (durable.h; cluster mirroring will ship the same stream). Nothing else touches the
- * lists; recovery rebuilds a queue from what the commands wrote.
+ * lists; recovery rebuilds a queue by replaying, as ENQUEUE commands, what the commands left in
+ * the store (queue_cmd_enqueue_replayed).
  *
  * A ready entry that was never delivered sits in the queue's ready list in enqueue order
  * (seq). Delivering moves it to the queue's unacked list and hands it to a consumer (or to
@@ -136,7 +137,7 @@ uint64_t queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied
  * first; n_ready counts the ready entries in memory plus the paged-out ones, n_unacked the
  * unacked list; an entry is in one of ready, requeued and unacked (a deleted queue's unacked
  * entries stay with their channels); settle and requeue take unacked entries only; redelivered
- * is set by requeue only (and by recovery, for entries delivered before a restart).
+ * is set by requeue only (and by a replayed enqueue, for entries delivered before a restart).
  *
  * What is not a command, because a replica would not compute it the same way: paging (which
  * ready entries live only in the store, and reading them back ahead of consumers: the durable
@@ -177,6 +178,7 @@ struct queue_cmd {
     const struct msg *m;         /* ENQUEUE: the message enqueued */
     uint64_t seq;                /* ENQUEUE, DELIVER: the entry's seq */
     struct qentry_list *dropped; /* PURGE: the in-memory ready entries dropped */
+    bool replayed;               /* ENQUEUE: replayed from the store, which holds it already */
 };
 
 /* Appends a message (taking a new reference). 0, or -1 on ENOMEM. Does not dispatch. */
@@ -194,14 +196,20 @@ void queue_cmd_requeue(struct qentry *e);
  * (as RabbitMQ). */
 uint64_t queue_cmd_purge(struct queue *q);
 
+/* Replay: applies an ENQUEUE the queue did not originate, at the seq it was given then, which
+ * is above every seq the queue has had so far (the seqs it skips were the queue's once:
+ * settled or purged since), with its redelivered mark. The store holds what the command stream
+ * left, every entry still there at its seq, and recovery replays each one as the ENQUEUE that
+ * made it; an entry at or below the delivery watermark was delivered and never settled, and
+ * its channel died with the process, so it comes back redelivered, as REQUEUE would have left
+ * it. A replica will apply its leader's ENQUEUEs the same way. m NULL: the entry stays in the
+ * store only (paged: the durable layer counted it, as a page-out does before its ENQUEUE, and
+ * marks it redelivered when it reads it back); else m gets a new reference. The command goes
+ * to the journal with replayed set: its consumer writes nothing. 0, or -1 on ENOMEM. */
+int queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
+
 /* Below the commands: the durable layer accounting for the entries it keeps in the store
  * (recovery, paging), which the commands wrote. */
-/* Recovery: appends a stored entry read back from the store (taking a new reference to m),
- * without writing anything. seq must be above every seq in memory. 0, or -1 on ENOMEM. */
-int queue_entry_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
-/* Recovery: counts the stored entry seq as ready but left in the store, read back ahead of
- * consumers (durable_page_in). seq must be above every seq so far. */
-void queue_entry_restore_paged(struct queue *q, uint64_t seq);
 /* Recovery: seqs below seq were the queue's once (delivered, purged): new entries get seqs
  * from seq up. */
 void queue_seq_raise(struct queue *q, uint64_t seq);

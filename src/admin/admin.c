@@ -773,21 +773,6 @@ admin_user_set_password(struct admin *a, const char *name, const char *password,
 }
 
 enum admin_result
-admin_user_set_password_hash(struct admin *a, const char *name, const char *b64,
-                             enum auth_hash_alg alg, admin_done_fn done, void *arg, char *err,
-                             size_t errlen)
-{
-    struct auth_user *u = admin_user_lookup(a, name, err, errlen);
-    if (u == NULL)
-        return ADMIN_NOT_FOUND;
-    if (auth_user_put_hash(a->env.auth, name, b64, alg, conf_is_loopback_user(a->env.conf, name),
-                           err, errlen) < 0)
-        return ADMIN_INVALID;
-    enum admin_result r = admin_store_user(a, u, err, errlen);
-    return r == ADMIN_OK ? admin_done(a, done, arg, err, errlen) : r;
-}
-
-enum admin_result
 admin_user_set_limit(struct admin *a, const char *name, const char *limit, int64_t value,
                      admin_done_fn done, void *arg, char *err, size_t errlen)
 {

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "auth_int.h"
 #include "warren/auth.h"
@@ -18,6 +19,23 @@ static const struct {
     {"PLAIN", auth_plain_parse},
     {"AMQPLAIN", auth_amqplain_parse},
 };
+
+enum auth_result
+auth_check_secret(struct auth_db *db, const struct auth_user *u, struct wire_str secret, char *why,
+                  size_t whylen)
+{
+    const char *name = auth_user_name(u);
+    struct auth_cred cred = {{(const uint8_t *)name, (uint32_t)strlen(name)}, secret};
+    const struct auth_user *found = NULL;
+    /* Loopback-only users are past that check: they logged in. */
+    enum auth_result r = auth_db_check(db, "update-secret", &cred, true, &found, why, whylen);
+    if (r == AUTH_OK && found != u) {
+        /* The name is another user's now: this one was deleted and the name taken again. */
+        snprintf(why, whylen, "user '%s' was replaced", name);
+        return AUTH_REFUSED;
+    }
+    return r;
+}
 
 enum auth_result
 auth_login(struct auth_db *db, struct wire_str mechanism, struct wire_str response,

@@ -42,13 +42,6 @@ struct auth_topic_perm {
     struct auth_re re[2];   /* write, read */
 };
 
-const char *
-auth_perm_kind_name(enum auth_perm_kind kind)
-{
-    static const char *const names[] = {"configure", "write", "read"};
-    return names[kind];
-}
-
 static void
 auth_re_free(struct auth_re *r)
 {

@@ -181,12 +181,6 @@ auth_user_foreach(const struct auth_db *db, void (*fn)(void *arg, struct auth_us
             fn(arg, u);
 }
 
-size_t
-auth_user_count(const struct auth_db *db)
-{
-    return db->count;
-}
-
 /* Doubles the bucket array. On ENOMEM the table keeps working with longer chains. */
 static void
 auth_db_grow(struct auth_db *db)
@@ -492,6 +486,26 @@ auth_db_check(struct auth_db *db, const char *mech, const struct auth_cred *cred
     if (u->loopback_only && !peer_is_loopback) {
         snprintf(why, whylen, "%s login refused: user '%s' can only connect via localhost", mech,
                  name);
+        return AUTH_REFUSED;
+    }
+    *user = u;
+    return AUTH_OK;
+}
+
+enum auth_result
+auth_login_external(struct auth_db *db, const char *name, bool peer_is_loopback,
+                    const struct auth_user **user, char *why, size_t whylen)
+{
+    char esc[256];
+    log_escape(esc, sizeof(esc), (const uint8_t *)name, strlen(name));
+    const struct auth_user *u = auth_user_find(db, (const uint8_t *)name, strlen(name));
+    if (u == NULL) {
+        snprintf(why, whylen, "EXTERNAL login refused: user '%s' - invalid credentials", esc);
+        return AUTH_REFUSED;
+    }
+    if (u->loopback_only && !peer_is_loopback) {
+        snprintf(why, whylen, "EXTERNAL login refused: user '%s' can only connect via localhost",
+                 esc);
         return AUTH_REFUSED;
     }
     *user = u;

@@ -196,20 +196,17 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
 }
 
 int
-queue_entry_restore(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
+queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
 {
-    if (queue_entry_append(q, m, seq, redelivered, true) == NULL)
+    WR_ASSERT(seq >= q->next_seq);
+    struct qentry *e = NULL;
+    if (m != NULL && (e = queue_entry_append(q, m, seq, redelivered, false)) == NULL)
         return -1;
-    q->n_ready++;
     q->next_seq = seq + 1;
+    q->n_ready++;
+    queue_journal(&(struct queue_cmd){
+        .kind = QUEUE_CMD_ENQUEUE, .q = q, .e = e, .m = m, .seq = seq, .replayed = true});
     return 0;
-}
-
-void
-queue_entry_restore_paged(struct queue *q, uint64_t seq)
-{
-    q->n_ready++;
-    q->next_seq = seq + 1;
 }
 
 void

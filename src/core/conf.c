@@ -12,10 +12,14 @@
  * as in RabbitMQ. Two families of keys take a name:
  *   listeners.tcp.<name> = [host:]port   the first one in a file replaces the default
  *                                        listener; the same <name> again replaces its line
+ *   listeners.ssl.<name> = [host:]port   the same for TLS listeners (none by default);
+ *                                        listeners.tcp = none and listeners.ssl = none
+ *                                        clear a family
  *   loopback_users.<name> = true|false   adds or removes <name>; loopback_users = none
  *                                        clears the list (default: guest only)
  *   default_user_tags.<tag> = true|false the first one in a file replaces the default list
- *                                        (administrator); then adds or removes a tag */
+ *                                        (administrator); then adds or removes a tag
+ * and numbered lists take a number: `ssl_options.versions.1 = tlsv1.3` (struct conf_list). */
 #include "config.h"
 
 #include "warren/conf.h"
@@ -46,6 +50,11 @@ enum conf_type {
     CONF_TAGS,      /* default_user_tags.<tag> = true|false */
     CONF_MAX,       /* an integer min..max, or infinity (stored as CONF_INFINITY) */
     CONF_HASHING,   /* rabbit_password_hashing_sha256 or _sha512, stored as a string */
+    CONF_BOOL,      /* true or false */
+    CONF_ENUM,      /* one of the names conf_choices[] lists for the field; stored as an enum */
+    CONF_LIST,      /* <key>.<N> = value, a struct conf_list; values from conf_choices[] when it
+                     * lists the field, else any; the default is the values, space-separated */
+    CONF_PATH,      /* a file name; not set (NULL) by default */
 };
 
 /* One configuration key. A key ending in ".<name>" is a family: any non-empty <name>
@@ -61,10 +70,67 @@ struct conf_key {
 
 #define CONF_F(f) offsetof(struct conf, f)
 
+/* The names a CONF_ENUM or CONF_LIST key accepts, and for an enum, the value each stands for. */
+static const struct {
+    size_t field;
+    const char *name;
+    unsigned value;
+} conf_choices[] = {
+    {CONF_F(ssl_verify), "verify_none", CONF_VERIFY_NONE},
+    {CONF_F(ssl_verify), "verify_peer", CONF_VERIFY_PEER},
+    {CONF_F(ssl_versions), "tlsv1.3", 0},
+    {CONF_F(ssl_versions), "tlsv1.2", 0},
+    {CONF_F(ssl_versions), "tlsv1.1", 0},
+    {CONF_F(ssl_versions), "tlsv1", 0},
+    {CONF_F(auth_mechanisms), "PLAIN", 0},
+    {CONF_F(auth_mechanisms), "AMQPLAIN", 0},
+    {CONF_F(auth_mechanisms), "EXTERNAL", 0},
+    {CONF_F(ssl_cert_login_from), "distinguished_name", CONF_CERT_LOGIN_DN},
+    {CONF_F(ssl_cert_login_from), "common_name", CONF_CERT_LOGIN_CN},
+    {CONF_F(ssl_cert_login_from), "subject_alternative_name", CONF_CERT_LOGIN_SAN},
+    {CONF_F(ssl_cert_login_from), "subject_alt_name", CONF_CERT_LOGIN_SAN}, /* RabbitMQ's alias */
+    {CONF_F(ssl_cert_login_san_type), "dns", CONF_SAN_DNS},
+    {CONF_F(ssl_cert_login_san_type), "ip", CONF_SAN_IP},
+    {CONF_F(ssl_cert_login_san_type), "email", CONF_SAN_EMAIL},
+    {CONF_F(ssl_cert_login_san_type), "uri", CONF_SAN_URI},
+    {CONF_F(ssl_cert_login_san_type), "other_name", CONF_SAN_OTHER_NAME},
+};
+#define CONF_NCHOICES (sizeof(conf_choices) / sizeof(conf_choices[0]))
+
 static const struct conf_key conf_keys[] = {
     /* key, type, field, default, min, max, help */
-    {"listeners.tcp.<name>", CONF_LISTENER, 0, "default = 5672", 1, 65535,
+    {"listeners.tcp.<name>", CONF_LISTENER, CONF_F(listeners), "default = 5672", 1, 65535,
      "[host:]port to accept AMQP connections on; no host: every interface"},
+    {"listeners.ssl.<name>", CONF_LISTENER, CONF_F(ssl_listeners), NULL, 1, 65535,
+     "[host:]port to accept AMQP over TLS on (amqps, usually 5671); none by default"},
+    {"ssl_options.certfile", CONF_PATH, CONF_F(ssl_certfile), NULL, 1, 4095,
+     "the TLS listeners' certificate (PEM), its chain after it"},
+    {"ssl_options.keyfile", CONF_PATH, CONF_F(ssl_keyfile), NULL, 1, 4095,
+     "the private key of ssl_options.certfile (PEM)"},
+    {"ssl_options.cacertfile", CONF_PATH, CONF_F(ssl_cacertfile), NULL, 1, 4095,
+     "CA certificates (PEM) that client certificates are checked against"},
+    {"ssl_options.password", CONF_PATH, CONF_F(ssl_password), NULL, 1, 1023,
+     "passphrase of an encrypted ssl_options.keyfile"},
+    {"ssl_options.verify", CONF_ENUM, CONF_F(ssl_verify), "verify_none", 0, 0,
+     "verify_peer: ask clients for a certificate and check it; verify_none: do not"},
+    {"ssl_options.fail_if_no_peer_cert", CONF_BOOL, CONF_F(ssl_fail_if_no_peer_cert), "false", 0, 0,
+     "true (with verify_peer): refuse clients that present no certificate"},
+    {"ssl_options.versions.<N>", CONF_LIST, CONF_F(ssl_versions), "tlsv1.3 tlsv1.2", 1, 0,
+     "TLS versions accepted: tlsv1.3, tlsv1.2, tlsv1.1, tlsv1"},
+    {"ssl_options.ciphers.<N>", CONF_LIST, CONF_F(ssl_ciphers), "", 0, 0,
+     "cipher suites accepted, OpenSSL names, in order; none: OpenSSL's defaults"},
+    {"ssl_options.depth", CONF_UINT, CONF_F(ssl_depth), "10", 0, 100,
+     "intermediate CA certificates allowed in a client's chain"},
+    {"ssl_options.honor_cipher_order", CONF_BOOL, CONF_F(ssl_honor_cipher_order), "false", 0, 0,
+     "true: the server's cipher order wins over the client's"},
+    {"auth_mechanisms.<N>", CONF_LIST, CONF_F(auth_mechanisms), "PLAIN AMQPLAIN", 1, 0,
+     "SASL mechanisms offered: PLAIN, AMQPLAIN, EXTERNAL (TLS client certificates)"},
+    {"ssl_cert_login_from", CONF_ENUM, CONF_F(ssl_cert_login_from), "distinguished_name", 0, 0,
+     "EXTERNAL's user name: distinguished_name, common_name or subject_alternative_name"},
+    {"ssl_cert_login_san_type", CONF_ENUM, CONF_F(ssl_cert_login_san_type), "dns", 0, 0,
+     "subject_alternative_name's type: dns, ip, email, uri or other_name"},
+    {"ssl_cert_login_san_index", CONF_UINT, CONF_F(ssl_cert_login_san_index), "0", 0, 1000,
+     "which of the certificate's names of that type, from 0"},
     {"default_user", CONF_STR, CONF_F(default_user), "guest", 1, 255,
      "user the broker creates for clients to log in as"},
     {"default_pass", CONF_STR, CONF_F(default_pass), "guest", 1, 255, "password of default_user"},
@@ -105,12 +171,22 @@ static const struct conf_key conf_keys[] = {
      "the same limit as a multiple of physical memory; 0: not set (a given .absolute wins)"},
     {"handshake_timeout", CONF_UINT, CONF_F(handshake_timeout), "10000", 1, INT32_MAX,
      "milliseconds a client has to finish the AMQP handshake"},
+    {"ssl_handshake_timeout", CONF_UINT, CONF_F(ssl_handshake_timeout), "5000", 1, INT32_MAX,
+     "milliseconds a client has to finish the TLS handshake, before the AMQP one"},
     {"management.tcp.port", CONF_UINT, CONF_F(management_tcp_port), "15672", 0, 65535,
      "port of the HTTP administration API; 0: no TCP listener (the Unix socket stays)"},
     {"management.tcp.request_timeout", CONF_UINT, CONF_F(management_request_timeout), "30000", 100,
      INT32_MAX, "milliseconds an HTTP API client has to send a whole request"},
     {"management.tcp.idle_timeout", CONF_UINT, CONF_F(management_idle_timeout), "30000", 100,
      INT32_MAX, "milliseconds an HTTP API connection may stay silent before it is closed"},
+    {"management.ssl.port", CONF_UINT, CONF_F(management_ssl_port), "0", 0, 65535,
+     "port of the HTTP API over TLS (HTTPS), on management.tcp.ip; 0: none"},
+    {"management.ssl.certfile", CONF_PATH, CONF_F(management_ssl_certfile), NULL, 1, 4095,
+     "the HTTPS listener's certificate (PEM), its chain after it"},
+    {"management.ssl.keyfile", CONF_PATH, CONF_F(management_ssl_keyfile), NULL, 1, 4095,
+     "the private key of management.ssl.certfile (PEM)"},
+    {"management.ssl.password", CONF_PATH, CONF_F(management_ssl_password), NULL, 1, 1023,
+     "passphrase of an encrypted management.ssl.keyfile"},
     {"management.tcp.ip", CONF_STR, CONF_F(management_tcp_ip), "", 0, 63,
      "numeric address of the HTTP API's listener; empty: every interface"},
     {"log.level", CONF_LEVEL, CONF_F(log_level), "info", 0, 0,
@@ -135,9 +211,9 @@ struct conf_parse {
     unsigned line;
     char *err;
     size_t errlen;
-    bool listeners_seen; /* this source named a listener */
-    bool tags_seen;      /* this source named a default_user_tags.<tag> */
-    char listener_names[CONF_MAX_LISTENERS][CONF_LISTENER_NAME_MAX]; /* parallel to listeners */
+    bool seen[CONF_NKEYS]; /* this source named a listener, list item or tag of that family */
+    /* parallel to listeners and ssl_listeners */
+    char listener_names[2][CONF_MAX_LISTENERS][CONF_LISTENER_NAME_MAX];
 };
 
 /* Formats "PATH:LINE: message" into ps->err. Returns -1. */
@@ -307,37 +383,171 @@ conf_parse_listener(const char *s, struct conf_listener *out)
     return 0;
 }
 
-/* listeners.tcp.<name> = value. The first listener named by a source replaces the
- * listeners it started with; the same name again replaces that name's listener. */
+/* The listeners of family k (tcp or ssl): the array, its count and its names in ps. */
+static struct conf_listener *
+conf_listener_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, unsigned **n,
+                  char (**names)[CONF_LISTENER_NAME_MAX])
+{
+    bool ssl = k->field == CONF_F(ssl_listeners);
+    *n = ssl ? &c->n_ssl_listeners : &c->n_listeners;
+    *names = ps->listener_names[ssl];
+    return ssl ? c->ssl_listeners : c->listeners;
+}
+
+/* listeners.tcp.<name> = value (or listeners.ssl.<name>). The first listener named by a
+ * source replaces the listeners it started with; the same name again replaces that name's
+ * listener. name NULL: the bare family key, whose only value is none (no listeners). */
 static int
 conf_set_listener(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const char *name,
                   const char *value)
 {
+    unsigned *n;
+    char(*names)[CONF_LISTENER_NAME_MAX];
+    struct conf_listener *set = conf_listener_set(c, ps, k, &n, &names);
+    size_t plen = strlen(k->key) - strlen(".<name>");
+    bool *seen = &ps->seen[k - conf_keys];
+    if (name == NULL) {
+        if (strcmp(value, "none") != 0)
+            return conf_fail(ps, "bad value '%s' for %.*s: expected none", value, (int)plen,
+                             k->key);
+        *n = 0;
+        *seen = true;
+        return 0;
+    }
     struct conf_listener l;
     if (conf_parse_listener(value, &l) < 0)
         return conf_fail(ps,
-                         "bad value '%s' for listeners.tcp.%s: expected [host:]port with a "
+                         "bad value '%s' for %.*s.%s: expected [host:]port with a "
                          "numeric IPv4 or IPv6 host and a port %u..%u, e.g. 5672, "
                          "127.0.0.1:5672 or [::1]:5672",
-                         value, name, (unsigned)k->min, (unsigned)k->max);
+                         value, (int)plen, k->key, name, (unsigned)k->min, (unsigned)k->max);
     if (strlen(name) >= CONF_LISTENER_NAME_MAX)
         return conf_fail(ps, "listener name '%s' is longer than %d bytes", name,
                          CONF_LISTENER_NAME_MAX - 1);
-    if (!ps->listeners_seen) {
-        c->n_listeners = 0;
-        ps->listeners_seen = true;
+    if (!*seen) {
+        *n = 0;
+        *seen = true;
     }
     unsigned i;
-    for (i = 0; i < c->n_listeners; i++)
-        if (strcmp(ps->listener_names[i], name) == 0)
+    for (i = 0; i < *n; i++)
+        if (strcmp(names[i], name) == 0)
             break;
     if (i == CONF_MAX_LISTENERS)
         return conf_fail(ps, "too many listeners (at most %d)", CONF_MAX_LISTENERS);
-    if (i == c->n_listeners) {
-        c->n_listeners++;
-        strcpy(ps->listener_names[i], name);
+    if (i == *n) {
+        (*n)++;
+        strcpy(names[i], name);
     }
-    c->listeners[i] = l;
+    set[i] = l;
+    return 0;
+}
+
+static void
+conf_list_clear(struct conf_list *list)
+{
+    for (unsigned i = 0; i < list->n; i++)
+        free(list->items[i]);
+    memset(list, 0, sizeof(*list));
+}
+
+bool
+conf_list_has(const struct conf_list *list, const char *value)
+{
+    for (unsigned i = 0; i < list->n; i++)
+        if (strcmp(list->items[i], value) == 0)
+            return true;
+    return false;
+}
+
+/* Whether field has rows in conf_choices[]; if so and name is one of them, *value is its. */
+static bool
+conf_choice_find(size_t field, const char *name, bool *known, unsigned *value)
+{
+    bool restricted = false;
+    *known = false;
+    for (size_t i = 0; i < CONF_NCHOICES; i++) {
+        if (conf_choices[i].field != field)
+            continue;
+        restricted = true;
+        if (strcmp(conf_choices[i].name, name) == 0) {
+            *known = true;
+            *value = conf_choices[i].value;
+        }
+    }
+    return restricted;
+}
+
+/* Writes the names field accepts, ", "-separated, into buf. */
+static const char *
+conf_choice_names(size_t field, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < CONF_NCHOICES && n < cap; i++)
+        if (conf_choices[i].field == field)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", conf_choices[i].name);
+    return buf;
+}
+
+/* <key>.<N> = value: sets item N of the list (N a decimal number), keeping the items in the
+ * order of their N. The first item a source names replaces the list it started with. */
+static int
+conf_set_list_item(struct conf *c, struct conf_parse *ps, const struct conf_key *k,
+                   const char *name, const char *value)
+{
+    struct conf_list *list = (struct conf_list *)(void *)((char *)c + k->field);
+    size_t plen = strlen(k->key) - strlen(".<N>");
+    uint64_t index;
+    bool known;
+    unsigned ignored;
+    char names[256];
+    if (name == NULL || conf_parse_u64(name, &index) < 0)
+        return conf_fail(ps, "bad key %.*s.%s: expected a number after '%.*s.'", (int)plen, k->key,
+                         name != NULL ? name : "", (int)plen, k->key);
+    if (conf_choice_find(k->field, value, &known, &ignored) && !known)
+        return conf_fail(ps, "bad value '%s' for %.*s.%s: expected %s", value, (int)plen, k->key,
+                         name, conf_choice_names(k->field, names, sizeof(names)));
+    if (!ps->seen[k - conf_keys]) {
+        conf_list_clear(list);
+        ps->seen[k - conf_keys] = true;
+    }
+    char *copy = conf_strdup(ps, value);
+    if (copy == NULL)
+        return -1;
+    unsigned i = 0;
+    while (i < list->n && list->index[i] < index)
+        i++;
+    if (i < list->n && list->index[i] == index) {
+        free(list->items[i]);
+        list->items[i] = copy;
+        return 0;
+    }
+    if (list->n == CONF_MAX_LIST) {
+        free(copy);
+        return conf_fail(ps, "too many items in %.*s (at most %d)", (int)plen, k->key,
+                         CONF_MAX_LIST);
+    }
+    memmove(&list->items[i + 1], &list->items[i], (list->n - i) * sizeof(list->items[0]));
+    memmove(&list->index[i + 1], &list->index[i], (list->n - i) * sizeof(list->index[0]));
+    list->items[i] = copy;
+    list->index[i] = index;
+    list->n++;
+    return 0;
+}
+
+/* A list's default: its space-separated values become items 1, 2, ... */
+static int
+conf_set_list_default(struct conf *c, struct conf_parse *ps, const struct conf_key *k)
+{
+    char buf[256], num[16];
+    snprintf(buf, sizeof(buf), "%s", k->def);
+    unsigned n = 0;
+    for (char *save = NULL, *v = strtok_r(buf, " ", &save); v != NULL;
+         v = strtok_r(NULL, " ", &save)) {
+        snprintf(num, sizeof(num), "%u", ++n);
+        if (conf_set_list_item(c, ps, k, num, v) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -475,6 +685,37 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
                              "critical or none",
                              value, k->key);
         return 0;
+    case CONF_PATH: {
+        size_t len = strlen(value);
+        if (len > k->max)
+            return conf_fail(ps, "bad value for %s: longer than %u characters", k->key,
+                             (unsigned)k->max);
+        char *copy = conf_strdup(ps, value);
+        if (copy == NULL)
+            return -1;
+        char **slot = (char **)(void *)field;
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case CONF_BOOL:
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return conf_fail(ps, "bad value '%s' for %s: expected true or false", value, k->key);
+        *(bool *)(void *)field = strcmp(value, "true") == 0;
+        return 0;
+    case CONF_ENUM: {
+        bool known;
+        unsigned e;
+        char names[256];
+        conf_choice_find(k->field, value, &known, &e);
+        if (!known)
+            return conf_fail(ps, "bad value '%s' for %s: expected %s", value, k->key,
+                             conf_choice_names(k->field, names, sizeof(names)));
+        *(unsigned *)(void *)field = e;
+        return 0;
+    }
+    case CONF_LIST:
+        return conf_set_list_item(c, ps, k, name, value);
     case CONF_LISTENER:
         return conf_set_listener(c, ps, k, name, value);
     case CONF_LOOPBACK:
@@ -495,9 +736,9 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
             return conf_fail(ps, "bad value '%s' for %s.%s: expected true or false", value, family,
                              name);
         /* As in RabbitMQ, a file's tags replace the default list rather than add to it. */
-        if (tags && ps->path != NULL && !ps->tags_seen) {
+        if (tags && ps->path != NULL && !ps->seen[k - conf_keys]) {
             conf_clear_listed(c->default_user_tags, &c->n_default_user_tags);
-            ps->tags_seen = true;
+            ps->seen[k - conf_keys] = true;
         }
         return conf_set_listed(tags ? c->default_user_tags : c->loopback_users,
                                tags ? &c->n_default_user_tags : &c->n_loopback_users,
@@ -535,8 +776,8 @@ conf_key_find(const char *key, const char **name)
             *name = key + plen;
             return k;
         }
-        /* The bare family key: only loopback_users (= none) has one. */
-        if (k->type == CONF_LOOPBACK && strlen(key) == plen - 1 &&
+        /* The bare family key: loopback_users = none, listeners.tcp = none. */
+        if ((k->type == CONF_LOOPBACK || k->type == CONF_LISTENER) && strlen(key) == plen - 1 &&
             strncmp(key, k->key, plen - 1) == 0)
             return k;
     }
@@ -565,8 +806,11 @@ conf_init_defaults(struct conf *c)
     memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < CONF_NKEYS; i++) {
         const struct conf_key *k = &conf_keys[i];
-        int rc = conf_key_prefix_len(k) ? conf_set_default_named(c, &ps, k)
-                                        : conf_set(c, &ps, k, NULL, k->def);
+        if (k->def == NULL)
+            continue; /* not set unless configured */
+        int rc = k->type == CONF_LIST     ? conf_set_list_default(c, &ps, k)
+                 : conf_key_prefix_len(k) ? conf_set_default_named(c, &ps, k)
+                                          : conf_set(c, &ps, k, NULL, k->def);
         if (rc < 0) {
             /* Only ENOMEM or a broken table get here, before the server has started. */
             fprintf(stderr, CONF_PROG ": %s\n", err);
@@ -588,9 +832,19 @@ conf_free(struct conf *c)
     free(c->default_permissions_read);
     free(c->load_definitions);
     free(c->management_tcp_ip);
+    free(c->management_ssl_certfile);
+    free(c->management_ssl_keyfile);
+    free(c->management_ssl_password);
     free(c->password_hashing_module);
     conf_clear_listed(c->loopback_users, &c->n_loopback_users);
     conf_clear_listed(c->default_user_tags, &c->n_default_user_tags);
+    free(c->ssl_certfile);
+    free(c->ssl_keyfile);
+    free(c->ssl_cacertfile);
+    free(c->ssl_password);
+    conf_list_clear(&c->ssl_versions);
+    conf_list_clear(&c->ssl_ciphers);
+    conf_list_clear(&c->auth_mechanisms);
     memset(c, 0, sizeof(*c));
 }
 
@@ -739,7 +993,11 @@ conf_usage(FILE *out)
         const struct conf_key *k = &conf_keys[i];
         size_t plen = conf_key_prefix_len(k);
         char line[128];
-        if (plen)
+        if (k->def == NULL)
+            snprintf(line, sizeof(line), "%s", k->key);
+        else if (k->type == CONF_LIST)
+            snprintf(line, sizeof(line), "%s = %s", k->key, *k->def ? k->def : "(none)");
+        else if (plen)
             snprintf(line, sizeof(line), "%.*s%s", (int)plen, k->key, k->def);
         else
             snprintf(line, sizeof(line), "%s = %s", k->key, k->def);

@@ -647,8 +647,12 @@ durable_queue_cmd(struct durable *d, const struct queue_cmd *c)
 {
     switch (c->kind) {
     case QUEUE_CMD_ENQUEUE:
-        if (c->e != NULL && durable_entry_wanted(c->q, c->m))
+        if (c->replayed) {
+            if (c->e != NULL)
+                c->e->stored = true; /* read back from its record */
+        } else if (c->e != NULL && durable_entry_wanted(c->q, c->m)) {
             durable_entry_added(d, c->e);
+        }
         break;
     case QUEUE_CMD_DELIVER:
         if (c->e->stored)

@@ -1,6 +1,7 @@
 /* Recovery: rebuilds the broker's durable state from the store at startup, before any client
  * connects. Exchanges first, then queues, then the bindings between them (both ends must be
- * back), then each stored queue's entries in seq order. A message shared by several queues is
+ * back), then each stored queue's entries in seq order, replayed as the ENQUEUE commands that
+ * made them (queue_cmd_enqueue_replayed). A message shared by several queues is
  * read once and shared again in memory. Nothing is written while this runs but the removal of
  * leftovers: the paged-out entries of queues that were not stored, or removed before their
  * deletion was done, transient messages paged out of stored ones, purged entries that were
@@ -261,13 +262,14 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
     if (shared && durable_shared_ref(x->d, bytes_get64(v + 1)) < 0)
         return recover_nomem(x);
     x->n_entries++;
+    bool redelivered = seq <= x->watermark;
     if (dq->n_paged > 0 || q->mem_bytes >= x->d->window) {
         /* Past the window: left in the store, read back ahead of consumers. */
         if (dq->n_paged == 0)
             dq->page_lo = seq;
         dq->n_paged++;
         dq->paged_shared |= shared;
-        queue_entry_restore_paged(q, seq);
+        queue_cmd_enqueue_replayed(q, NULL, seq, redelivered); /* no message: cannot fail */
         return 0;
     }
     struct msg *m;
@@ -282,7 +284,7 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         if (rc == DURABLE_LOAD_NOMEM)
             return recover_nomem(x);
     }
-    int rc = queue_entry_restore(q, m, seq, seq <= x->watermark);
+    int rc = queue_cmd_enqueue_replayed(q, m, seq, redelivered);
     msg_unref(&m);
     return rc < 0 ? recover_nomem(x) : 0;
 }
@@ -447,6 +449,9 @@ durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t
     if (store_iter_prefix(d->st, DURABLE_PURGED_PREFIX, DURABLE_PURGED_PREFIX_LEN,
                           recover_purge_marker, &x, err, errlen) != 0)
         goto out;
+    /* The entries are replayed as commands, which go to the layer's journal: attached from
+     * here on (the entities are back, so their hooks write nothing more). */
+    vhost_registry_set_durable(reg, d);
     for (struct vhost *vh = reg->head; vh != NULL; vh = vh->next) {
         struct hmap_iter it;
         struct hmap_entry *he;
@@ -460,7 +465,6 @@ durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t
     tag = STORE_TAG_MSG;
     if (store_iter_prefix(d->st, &tag, 1, recover_shared_record, &x, err, errlen) != 0)
         goto out;
-    vhost_registry_set_durable(reg, d);
     log_msg(LOG_INFO,
             "store: restored %" PRIu64 " exchanges, %" PRIu64 " queues, %" PRIu64
             " bindings, %" PRIu64 " messages%s",
@@ -468,8 +472,10 @@ durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t
             x.n_orphans > 0 ? " (unreferenced shared messages removed)" : "");
     rc = 0;
 out:
-    if (rc < 0)
+    if (rc < 0) {
+        vhost_registry_set_durable(reg, NULL);
         durable_discard_pending(d); /* the data is left as it was found */
+    }
     hmap_drain(&x.shared, recover_shared_free);
     free(x.purged);
     return rc;

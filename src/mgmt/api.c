@@ -29,8 +29,8 @@
 
 /* What a route requires of the user's tags (rabbit_mgmt_util is_authorized_*). */
 enum api_tag {
-    API_MANAGEMENT = 0, /* any of management, policymaker, monitoring, administrator */
-    API_MONITORING,     /* monitoring or administrator */
+    API_MANAGEMENT = 0, /* any of management, policymaker, monitoring, administrator (who
+                         * see more: api_vhost_visible, their own connections or all) */
     API_ADMIN,          /* administrator */
 };
 
@@ -140,17 +140,13 @@ api_body(struct mgmt_req *r)
 {
     if (r->body_len == 0)
         return json_object();
-    json_error_t je;
-    json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
-    if (j == NULL) {
-        char reason[300];
-        snprintf(reason, sizeof(reason), "failed to decode JSON: %s", je.text);
-        api_bad_request(r, reason);
-        return NULL;
-    }
-    if (!json_is_object(j)) {
+    /* RabbitMQ's reasons: "not_json" for a PUT's body, "failed_to_parse_json" for
+     * definitions. */
+    bool defs = strcmp(r->segs[0], "definitions") == 0;
+    json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL);
+    if (j == NULL || !json_is_object(j)) {
         json_decref(j);
-        api_bad_request(r, "expected a JSON object");
+        api_bad_request(r, defs ? "failed_to_parse_json" : "not_json");
         return NULL;
     }
     return j;
@@ -364,7 +360,7 @@ api_aliveness(struct mgmt_req *r)
     if (api_vhost(r, r->segs[1]) == NULL)
         api_not_found(r);
     else if (!api_vhost_visible(r, r->segs[1]))
-        mgmt_reply_error(r, 401, "not_authorized", "Not authorised to access vhost");
+        mgmt_reply_error(r, 401, "not_authorised", "Not authorised to access vhost");
     else
         r->reply(r, 200, json_pack("{s:s}", "status", "ok"));
 }
@@ -450,6 +446,10 @@ api_user(struct mgmt_req *r)
     const char *tags[API_TAGS_MAX];
     char tagbuf[1024];
     int n_tags = api_tags(body, tags, tagbuf, sizeof(tagbuf));
+    if (json_object_get(body, "tags") == NULL) {
+        api_bad_request(r, "tags_not_present"); /* RabbitMQ 3.10 requires them */
+        goto out;
+    }
     u.password = api_str(body, "password", &bad);
     u.password_hash = api_str(body, "password_hash", &bad);
     const char *alg = api_str(body, "hashing_algorithm", &bad);
@@ -538,17 +538,35 @@ api_user_limits(struct mgmt_req *r)
         if (body == NULL)
             return;
         json_t *v = json_object_get(body, "value");
-        char *end = NULL;
-        bool ok = json_is_integer(v);
-        if (ok)
+        const char *name = r->segs[2];
+        bool known = strcmp(name, "max-connections") == 0 ||
+                     strcmp(name, users ? "max-channels" : "max-queues") == 0;
+        char reason[600];
+        if (json_is_integer(v) && known) {
             value = json_integer_value(v);
-        else if (json_is_string(v) && *json_string_value(v) != '\0') {
-            value = strtoll(json_string_value(v), &end, 10); /* RabbitMQ takes "7" too */
-            ok = *end == '\0';
+            reason[0] = '\0';
+        } else if (!known) {
+            char *val = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            snprintf(reason, sizeof(reason),
+                     "Validation failed\n\nUnrecognised terms [{<<\"%.200s\">>,%.200s}] in "
+                     "limits\n",
+                     name, val != NULL ? val : "undefined");
+            free(val);
+        } else {
+            /* RabbitMQ's words; a string, even "7", is not a number. */
+            char *val = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            snprintf(reason, sizeof(reason),
+                     "Validation failed\n\n%s should be a number, actually was %s%.200s%s\n", name,
+                     json_is_string(v) ? "<<\"" : "",
+                     json_is_string(v) ? json_string_value(v)
+                     : val != NULL     ? val
+                                       : "undefined",
+                     json_is_string(v) ? "\">>" : "");
+            free(val);
         }
         json_decref(body);
-        if (!ok) {
-            api_bad_request(r, "value must be an integer");
+        if (reason[0] != '\0') {
+            api_bad_request(r, reason);
             return;
         }
     } else if (users && auth_user_get(r->env->auth, r->segs[1]) == NULL) {
@@ -586,6 +604,15 @@ api_vhost_limits(struct mgmt_req *r)
         }
         arr = api_filter(arr, "name", r->segs[1], NULL, NULL);
     }
+    /* A management user sees its own vhosts' limits only. */
+    size_t i = 0;
+    while (arr != NULL && i < json_array_size(arr)) {
+        const char *name = json_string_value(json_object_get(json_array_get(arr, i), "name"));
+        if (name != NULL && api_vhost_visible(r, name))
+            i++;
+        else
+            json_array_remove(arr, i);
+    }
     api_reply_json(r, api_limits_list(arr, "vhost"));
 }
 
@@ -604,6 +631,9 @@ api_vhost_entry(json_t *e)
     json_object_set_new(e, "default_queue_type",
                         dqt != NULL ? json_incref(dqt) : json_string("undefined"));
     json_object_set_new(e, "tracing", json_false());
+    char node[300];
+    api_node_name(node, sizeof(node));
+    json_object_set_new(e, "cluster_state", json_pack("{s:s}", node, "running"));
     json_object_del(e, "limits");
     return e;
 }
@@ -723,6 +753,15 @@ api_perm(struct mgmt_req *r)
                                : admin_permissions_json(r->env->admin),
                          "vhost", vhost, "user", user);
     bool exists = json_array_size(cur) > 0;
+    if (r->method == MGMT_PUT && topic && exists) {
+        /* A topic permission is one per exchange: PUT replaces that exchange's. */
+        json_t *body = api_body(r);
+        const char *x = body != NULL ? json_string_value(json_object_get(body, "exchange")) : NULL;
+        json_t *same = x != NULL ? api_filter(json_incref(cur), "exchange", x, NULL, NULL) : NULL;
+        exists = json_array_size(same) > 0;
+        json_decref(same);
+        json_decref(body);
+    }
     if (r->method == MGMT_GET) {
         if (!exists)
             api_not_found(r);
@@ -753,13 +792,26 @@ api_perm(struct mgmt_req *r)
     const char *write = api_str(body, "write", &bad);
     const char *read = api_str(body, "read", &bad);
     const char *exchange = api_str(body, "exchange", &bad);
-    if (bad || write == NULL || read == NULL || (topic ? exchange == NULL : configure == NULL)) {
+    /* RabbitMQ lists the missing keys: [{key_missing,write},{key_missing,read}]. */
+    char missing[200] = "";
+    const char *keys[] = {topic ? "exchange" : "configure", "write", "read"};
+    const char *vals[] = {topic ? exchange : configure, write, read};
+    for (size_t i = 0; i < 3; i++)
+        if (vals[i] == NULL && json_object_get(body, keys[i]) == NULL) {
+            size_t n = strlen(missing);
+            snprintf(missing + n, sizeof(missing) - n, "%s{key_missing,%s}", n ? "," : "[",
+                     keys[i]);
+        }
+    if (missing[0] != '\0') {
+        strcat(missing, "]");
+        api_bad_request(r, missing);
+    } else if (bad || vals[0] == NULL || write == NULL || read == NULL) {
         api_bad_request(r, topic ? "exchange, write and read must be strings"
                                  : "configure, write and read must be strings");
     } else if (u == NULL || api_vhost(r, vhost) == NULL) {
-        api_bad_request(r, u == NULL ? "no_such_user" : "vhost_not_found");
+        api_bad_request(r, "vhost_or_user_not_found");
     } else {
-        r->ok_status = exists && !topic ? 204 : 201;
+        r->ok_status = exists ? 204 : 201;
         res = topic ? admin_topic_perm_set(r->env->admin, user, vhost, exchange, write, read,
                                            api_on_durable, r, err, sizeof(err))
                     : admin_perm_set(r->env->admin, user, vhost, configure, write, read,
@@ -1000,6 +1052,9 @@ api_conn_entry(void *arg, const struct net_conn_info *ci)
         (json_int_t)ci->channels, "frame_max", (json_int_t)ci->frame_max, "channel_max",
         (json_int_t)ci->channel_max, "timeout", (json_int_t)ci->heartbeat, "connected_at",
         (json_int_t)ci->connected_at, "type", "network", "auth_mechanism", "PLAIN", "ssl", 0);
+    json_t *cname = json_object_get(json_object_get(o, "client_properties"), "connection_name");
+    if (json_is_string(cname))
+        json_object_set(o, "user_provided_name", cname);
     if (l->arr != NULL && o != NULL)
         json_array_append_new(l->arr, o);
 }
@@ -1025,7 +1080,7 @@ api_connections(struct mgmt_req *r)
         /* RabbitMQ: the owner, or an administrator (monitoring only reads). */
         const char *owner = json_string_value(json_object_get(json_array_get(l.arr, 0), "user"));
         if (!api_is_admin(r) && strcmp(owner, auth_user_name(r->user)) != 0) {
-            mgmt_reply_error(r, 401, "not_authorized", "Not administrator user");
+            mgmt_reply_error(r, 401, "not_authorised", "Not administrator user");
         } else {
             char text[300];
             if (r->reason != NULL)
@@ -1061,8 +1116,8 @@ static const struct api_route api_routes[] = {
     {{"vhosts", "*"}, GET | CHANGE, API_MANAGEMENT, api_vhost_one},
     {{"vhosts", "*", "permissions"}, GET, API_ADMIN, api_vhost_perms},
     {{"vhosts", "*", "topic-permissions"}, GET, API_ADMIN, api_vhost_perms},
-    {{"vhost-limits"}, GET, API_MONITORING, api_vhost_limits},
-    {{"vhost-limits", "*"}, GET, API_MONITORING, api_vhost_limits},
+    {{"vhost-limits"}, GET, API_MANAGEMENT, api_vhost_limits},
+    {{"vhost-limits", "*"}, GET, API_MANAGEMENT, api_vhost_limits},
     {{"vhost-limits", "*", "*"}, CHANGE, API_ADMIN, api_vhost_limits},
     {{"permissions"}, GET, API_ADMIN, api_perms_list},
     {{"permissions", "*", "*"}, GET | CHANGE, API_ADMIN, api_perm},
@@ -1105,6 +1160,7 @@ mgmt_api_dispatch(struct mgmt_req *r)
         return;
     }
     if (!(rt->methods & r->method)) {
+        r->allow = rt->methods;
         r->reply(r, 405, NULL);
         return;
     }
@@ -1113,11 +1169,7 @@ mgmt_api_dispatch(struct mgmt_req *r)
     if (r->method != MGMT_GET && rt->handler != api_connections)
         need = API_ADMIN;
     if (need == API_ADMIN && !api_is_admin(r)) {
-        mgmt_reply_error(r, 401, "not_authorized", "Not administrator user");
-        return;
-    }
-    if (need == API_MONITORING && !api_is_monitor(r)) {
-        mgmt_reply_error(r, 401, "not_authorized", "Not monitor user");
+        mgmt_reply_error(r, 401, "not_authorised", "Not administrator user");
         return;
     }
     rt->handler(r);

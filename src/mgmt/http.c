@@ -1,8 +1,8 @@
-/* The HTTP transport of the administration API (see warren/mgmt.h): two evhttp servers on the
- * broker's event loop, one on management.tcp.ip:port with basic auth, one on the Unix socket
- * <data_dir>/warren-admin.sock whose requests are trusted (only the broker's user can open
- * it: mode 0600). Requests are decoded here (method, %-decoded path segments, body, user) and
- * answered by api.c.
+/* The HTTP transport of the administration API (see warren/mgmt.h): evhttp servers on the
+ * broker's event loop, on management.tcp.ip:port and (HTTPS) management.ssl.port with basic
+ * auth, and on the Unix socket <data_dir>/warren-admin.sock whose requests are trusted (only
+ * the broker's user can open it: mode 0600). Requests are decoded here (method, %-decoded path
+ * segments, body, user) and answered by api.c.
  *
  * Bounds, so that a hostile client never holds the loop or the memory it shares with AMQP:
  * headers of at most MGMT_HEADERS_MAX bytes; bodies of MGMT_BODY_MAX (definitions) or
@@ -31,16 +31,19 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "mgmt_int.h"
 #include "warren/auth.h"
 #include "warren/conf.h"
 #include "warren/log.h"
+#include "warren/tls.h"
 
 #define MGMT_HEADERS_MAX (16 * 1024)
 #define MGMT_BODY_MAX (32u * 1024 * 1024)      /* POST /api/definitions */
@@ -62,18 +65,19 @@ struct http_conn {
     size_t received;            /* bytes received since the last request was dispatched */
 };
 
-/* One evhttp server: TCP with basic auth, or the trusted Unix socket. */
+/* One evhttp server: TCP or TLS with basic auth, or the trusted Unix socket. */
 struct http_front {
     struct mgmt *m; /* borrows */
     struct evhttp *http;
     bool trusted;
+    SSL_CTX *tls; /* owns a reference: HTTPS; NULL: plain */
     LIST_HEAD(, http_conn) conns;
     unsigned n_conns;
 };
 
 struct mgmt {
     struct mgmt_env env;
-    struct http_front tcp, local;
+    struct http_front tcp, local, tls;
     char *sock_path;  /* owns; set once the socket is bound (unlinked by mgmt_free) */
     size_t receiving; /* bytes of requests being received, every connection */
 };
@@ -187,7 +191,9 @@ http_filter_out(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
     struct http_conn *hc = arg;
     evbuffer_add_buffer(dst, src);
     int fd = bufferevent_getfd(hc->under);
-    if (fd >= 0 && evbuffer_get_length(dst) > 0)
+    /* (Over TLS the bytes must go through OpenSSL: evhttp's own errors may then be lost when it
+     * closes at once.) */
+    if (fd >= 0 && evbuffer_get_length(dst) > 0 && hc->front->tls == NULL)
         evbuffer_write(dst, fd); /* what the kernel does not take now, the bufferevent writes */
     return BEV_OK;
 }
@@ -203,7 +209,21 @@ http_bev(struct event_base *base, void *arg)
         goto fail;
     hc->deadline = evtimer_new(base, http_on_deadline, hc);
     hc->flush = event_new(base, -1, 0, http_on_flush, hc);
-    hc->under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (f->tls != NULL) {
+        SSL *ssl = SSL_new(f->tls);
+        /* bufferevent_openssl reads what the socket has: bytes OpenSSL read ahead and keeps
+         * would wait for the next readable event, which may never come. */
+        if (ssl != NULL)
+            SSL_set_read_ahead(ssl, 0);
+        hc->under = ssl != NULL
+                        ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                         BEV_OPT_CLOSE_ON_FREE)
+                        : NULL;
+        if (hc->under == NULL)
+            SSL_free(ssl);
+    } else {
+        hc->under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (hc->deadline == NULL || hc->flush == NULL || hc->under == NULL)
         goto fail;
     hc->filter = bufferevent_filter_new(hc->under, http_filter_in, http_filter_out,
@@ -286,8 +306,20 @@ http_reply(struct mgmt_req *r, int status, json_t *body)
     struct evbuffer *buf = evbuffer_new();
     if (status == 401)
         evhttp_add_header(out, "WWW-Authenticate", "Basic realm=\"RabbitMQ Management\"");
-    if (status == 405)
-        evhttp_add_header(out, "Allow", "GET, PUT, POST, DELETE, HEAD");
+    if (status == 405 && r->allow != 0) {
+        /* As RabbitMQ lists them: "HEAD, GET, PUT, DELETE, OPTIONS". */
+        char allow[64] = "";
+        if (r->allow & MGMT_GET)
+            strcat(allow, "HEAD, GET, ");
+        if (r->allow & MGMT_PUT)
+            strcat(allow, "PUT, ");
+        if (r->allow & MGMT_POST)
+            strcat(allow, "POST, ");
+        if (r->allow & MGMT_DELETE)
+            strcat(allow, "DELETE, ");
+        strcat(allow, "OPTIONS");
+        evhttp_add_header(out, "Allow", allow);
+    }
     evhttp_add_header(out, "Cache-Control", "no-cache");
     evhttp_add_header(out, "Vary", "accept, accept-encoding, origin");
     if (body != NULL) {
@@ -476,11 +508,15 @@ http_on_request(struct evhttp_request *req, void *arg)
     if (!f->trusted) {
         r->user = http_login(m, req);
         if (r->user == NULL) {
-            mgmt_reply_error(r, 401, "not_authorized", "Login failed");
+            /* RabbitMQ: an empty 401 without credentials, "Login failed" with bad ones. */
+            if (evhttp_find_header(hdrs, "Authorization") == NULL)
+                http_reply(r, 401, NULL);
+            else
+                mgmt_reply_error(r, 401, "not_authorized", "Login failed");
             return;
         }
         if (!http_is_management_user(r->user)) {
-            mgmt_reply_error(r, 401, "not_authorized", "Not management user");
+            mgmt_reply_error(r, 401, "not_authorised", "Not management user");
             return;
         }
     }
@@ -516,7 +552,8 @@ mgmt_new(const struct mgmt_env *env)
     if (m == NULL)
         goto fail;
     m->env = *env;
-    if (http_front_init(m, &m->tcp, false) < 0 || http_front_init(m, &m->local, true) < 0)
+    if (http_front_init(m, &m->tcp, false) < 0 || http_front_init(m, &m->local, true) < 0 ||
+        http_front_init(m, &m->tls, false) < 0)
         goto fail;
     return m;
 fail:
@@ -539,6 +576,38 @@ http_listen_tcp(struct mgmt *m)
         return 0;
     }
     log_msg(LOG_CRITICAL, "cannot listen for HTTP API requests on %s port %u: %s",
+            *ip != '\0' ? ip : "every interface", port, strerror(errno));
+    return -1;
+}
+
+/* HTTPS on management.tcp.ip:management.ssl.port, with management.ssl.*'s certificate and
+ * ssl_options' versions and ciphers (no client certificates). */
+static int
+http_listen_tls(struct mgmt *m)
+{
+    const struct conf *c = m->env.conf;
+    struct conf tc = *c; /* a shallow copy read by tls_server_ctx_new, never freed */
+    tc.ssl_certfile = c->management_ssl_certfile;
+    tc.ssl_keyfile = c->management_ssl_keyfile;
+    tc.ssl_password = c->management_ssl_password;
+    tc.ssl_cacertfile = NULL;
+    tc.ssl_verify = CONF_VERIFY_NONE;
+    tc.ssl_fail_if_no_peer_cert = false;
+    char err[600];
+    m->tls.tls = tls_server_ctx_new(&tc, err, sizeof(err));
+    if (m->tls.tls == NULL) {
+        log_msg(LOG_CRITICAL, "management.ssl: %s", err);
+        return -1;
+    }
+    uint16_t port = (uint16_t)c->management_ssl_port;
+    const char *ip = c->management_tcp_ip;
+    if (evhttp_bind_socket(m->tls.http, *ip != '\0' ? ip : "::", port) == 0 ||
+        (*ip == '\0' && evhttp_bind_socket(m->tls.http, "0.0.0.0", port) == 0)) {
+        log_msg(LOG_INFO, "listening for HTTPS API requests on %s port %u",
+                *ip != '\0' ? ip : "every interface", port);
+        return 0;
+    }
+    log_msg(LOG_CRITICAL, "cannot listen for HTTPS API requests on %s port %u: %s",
             *ip != '\0' ? ip : "every interface", port, strerror(errno));
     return -1;
 }
@@ -587,6 +656,8 @@ mgmt_listen(struct mgmt *m)
 {
     if (m->env.conf->management_tcp_port != 0 && http_listen_tcp(m) < 0)
         return -1;
+    if (m->env.conf->management_ssl_port != 0 && http_listen_tls(m) < 0)
+        return -1;
     return http_listen_local(m);
 }
 
@@ -595,8 +666,8 @@ mgmt_free(struct mgmt *m)
 {
     if (m == NULL)
         return;
-    struct http_front *fronts[] = {&m->tcp, &m->local};
-    for (size_t i = 0; i < 2; i++) {
+    struct http_front *fronts[] = {&m->tcp, &m->local, &m->tls};
+    for (size_t i = 0; i < 3; i++) {
         struct http_conn *hc;
         while ((hc = LIST_FIRST(&fronts[i]->conns)) != NULL) {
             LIST_REMOVE(hc, link);
@@ -609,6 +680,10 @@ mgmt_free(struct mgmt *m)
         evhttp_free(m->tcp.http);
     if (m->local.http != NULL)
         evhttp_free(m->local.http);
+    if (m->tls.http != NULL)
+        evhttp_free(m->tls.http);
+    if (m->tls.tls != NULL)
+        SSL_CTX_free(m->tls.tls);
     if (m->sock_path != NULL)
         unlink(m->sock_path);
     free(m->sock_path);

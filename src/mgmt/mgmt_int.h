@@ -35,6 +35,7 @@ struct mgmt_req {
     const char *reason;     /* borrows: the X-Reason header, or NULL */
     struct auth_user *user; /* owns a reference; NULL: the Unix socket's administrator */
     int ok_status;          /* what a change answers once durable: 201 or 204 */
+    unsigned allow;         /* a 405's Allow header: enum mgmt_method bits */
     mgmt_reply_fn reply;
     void *transport; /* the transport's, for reply */
 };

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <openssl/rand.h>
 
 #include "net_int.h"
@@ -55,7 +54,7 @@ static int
 chan_write_content(struct chan *ch, struct msg *m)
 {
     struct conn *c = ch->conn;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     if (frame_write_content_header(out, ch->id, WIRE_CLASS_BASIC, m->body_len, m->props,
                                    m->props_len) < 0)
         return -1;
@@ -86,7 +85,7 @@ chan_write_content(struct chan *ch, struct msg *m)
 static bool
 chan_output_full(struct conn *c)
 {
-    if (!c->output_full && evbuffer_get_length(bufferevent_get_output(c->bev)) >= CONN_OUTPUT_HIGH)
+    if (!c->output_full && conn_output_len(c) >= CONN_OUTPUT_HIGH)
         c->output_full = true;
     return c->output_full;
 }

@@ -1,8 +1,9 @@
 /* An AMQP connection: the protocol header, the connection.start / start-ok / tune / tune-ok /
  * open handshake with RabbitMQ's negotiation rules, heartbeats, frame intake with frame_max
  * enforced, connection exceptions, and both directions of connection.close. Channel frames are
- * handed to chan.c. A connection is never freed inside its own callbacks: it is marked dead and
- * the server's reaper frees it (and with it, everything it held). */
+ * handed to chan.c; on a TLS listener, conn_tls.c does the socket's I/O. A connection is never
+ * freed inside its own callbacks: it is marked dead and the server's reaper frees it (and with
+ * it, everything it held). */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -26,6 +27,7 @@
 #include "warren/bytes.h"
 #include "warren/conf.h"
 #include "warren/msg.h"
+#include "warren/tls.h"
 #include "warren/vhost.h"
 
 /* Frames before tune-ok may be at most this big (the spec's minimum frame_max): the peer is not
@@ -46,12 +48,23 @@ conn_set_input_limit(struct conn *c, uint32_t frame_max)
     c->in_limit = CONN_INPUT_SLACK + (frame_max != 0 ? frame_max : (size_t)UINT32_MAX);
 }
 
-/* Polls the socket for input while reading is on and there is room for it: the input buffer
- * is below its limit, or a payload is being read straight into its message. */
+/* Whether the connection reads now: reading is on and there is room for input (the input
+ * buffer is below its limit, or a payload is being read straight into its message). */
+static bool
+conn_read_wanted(const struct conn *c)
+{
+    return c->reading && (c->body.left > 0 || evbuffer_get_length(c->in) < c->in_limit);
+}
+
+/* Polls the socket for input while conn_read_wanted. Input that OpenSSL holds already (read
+ * ahead, or decrypted past the room there was) is not announced by the socket: it is read in
+ * the next loop turn (conn_on_resume), after the loop has polled, as for buffered frames. */
 static void
 conn_read_update(struct conn *c)
 {
-    bool want = c->reading && (c->body.left > 0 || evbuffer_get_length(c->in) < c->in_limit);
+    bool want = conn_read_wanted(c);
+    if (want && conn_tls_pending(c))
+        conn_schedule_resume(c);
     if (want == (event_pending(c->read_ev, EV_READ, NULL) != 0))
         return;
     if (want ? event_add(c->read_ev, NULL) < 0 : event_del(c->read_ev) < 0)
@@ -74,8 +87,14 @@ conn_arm_timer(struct conn *c, unsigned msec)
     evtimer_add(c->timer_ev, &tv);
 }
 
-/* Closes the socket now; the reaper frees the rest. */
-static void
+size_t
+conn_output_len(const struct conn *c)
+{
+    size_t n = evbuffer_get_length(c->out);
+    return c->tls ? n + evbuffer_get_length(bufferevent_get_output(c->bev)) : n;
+}
+
+void
 conn_drop(struct conn *c)
 {
     if (c->state == CONN_DEAD)
@@ -115,7 +134,10 @@ conn_drain_and_close(struct conn *c)
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     if (c->heartbeat_ev != NULL)
         evtimer_del(c->heartbeat_ev);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    conn_tls_close_notify(c); /* (TLS) the last frames, then close_notify */
+    if (c->state == CONN_DEAD)
+        return;
+    if (conn_output_len(c) == 0) {
         conn_drop(c);
         return;
     }
@@ -134,7 +156,7 @@ conn_send(struct conn *c, uint16_t channel, const struct wire_method *m)
 {
     if (c->state == CONN_DEAD)
         return -1;
-    if (frame_write_method(bufferevent_get_output(c->bev), channel, m) < 0) {
+    if (frame_write_method(c->out, channel, m) < 0) {
         conn_abort(c, "queueing a method");
         return -1;
     }
@@ -296,6 +318,57 @@ conn_capability(struct wire_table caps, const char *name)
     return wire_table_get(caps, name, &v) && v.type == WIRE_FIELD_BOOL && v.v.b;
 }
 
+/* The mechanisms offered to c in connection.start, space-separated: auth_mechanisms.N in
+ * order, EXTERNAL only on a TLS connection whose client certificate was verified. */
+static void
+conn_mechanisms(const struct conn *c, char *buf, size_t cap)
+{
+    const struct conf_list *mechs = &c->server->env.conf->auth_mechanisms;
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < mechs->n && n < cap; i++)
+        if (strcmp(mechs->items[i], "EXTERNAL") != 0 || conn_tls_peer_verified(c))
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? " " : "", mechs->items[i]);
+}
+
+/* Checks the login in a start-ok: as auth_login does it for the mechanisms offered, and
+ * EXTERNAL with the user name from the client certificate (tls_peer_login_name). A mechanism
+ * Warren has but did not offer here is refused as RabbitMQ does: "invalid authentication
+ * mechanism". */
+static enum auth_result
+conn_login(struct conn *c, const struct wire_connection_start_ok *so, const struct auth_user **user,
+           char *why, size_t whylen)
+{
+    const struct net_server_env *env = &c->server->env;
+    static const char *const known[] = {"PLAIN", "AMQPLAIN", "EXTERNAL"};
+    char offered[64];
+    conn_mechanisms(c, offered, sizeof(offered));
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (!wire_str_eq(so->mechanism, known[i]))
+            continue;
+        size_t len = strlen(known[i]);
+        const char *at = strstr(offered, known[i]);
+        if (at == NULL || (at[len] != ' ' && at[len] != '\0')) {
+            snprintf(why, whylen, "invalid authentication mechanism '%s'", known[i]);
+            return AUTH_BAD_MECHANISM;
+        }
+        if (i != 2)
+            break;
+        char name[1024], reason[128];
+        if (tls_peer_login_name(c->ssl, env->conf, name, sizeof(name), reason, sizeof(reason)) <
+            0) {
+            snprintf(why, whylen, "EXTERNAL login refused: %s", reason);
+            return AUTH_REFUSED;
+        }
+        log_conn(LOG_DEBUG, c, "auth mechanism TLS extracted username '%s' from peer certificate",
+                 name);
+        c->login_external = true;
+        return auth_login_external(env->auth, name, c->peer_is_loopback, user, why, whylen);
+    }
+    return auth_login(env->auth, so->mechanism, so->response, c->peer_is_loopback, user, why,
+                      whylen);
+}
+
 static int
 conn_on_start_ok(struct conn *c, const struct wire_connection_start_ok *so)
 {
@@ -310,8 +383,7 @@ conn_on_start_ok(struct conn *c, const struct wire_connection_start_ok *so)
 
     const struct auth_user *user = NULL;
     char why[256] = "";
-    enum auth_result r = auth_login(env->auth, so->mechanism, so->response, c->peer_is_loopback,
-                                    &user, why, sizeof(why));
+    enum auth_result r = conn_login(c, so, &user, why, sizeof(why));
     if (r != AUTH_OK) {
         char text[256];
         snprintf(text, sizeof(text), "ACCESS_REFUSED - " AUTH_REFUSAL_FMT,
@@ -382,7 +454,7 @@ conn_on_heartbeat_tick(evutil_socket_t fd, short what, void *arg)
     }
     c->recv_since_tick = false;
     if (!c->sent_since_tick) {
-        if (frame_write_heartbeat(bufferevent_get_output(c->bev)) < 0) {
+        if (frame_write_heartbeat(c->out) < 0) {
             log_conn(LOG_ERROR, c, "cannot queue a heartbeat: out of memory; dropping");
             conn_drop(c);
             return;
@@ -465,6 +537,30 @@ conn_on_open(struct conn *c, const struct wire_connection_open *o)
 }
 
 /* A method on channel 0, for each state of the handshake and after. */
+/* connection.update-secret (RabbitMQ's extension: amqplib, pika and aiormq send it to renew
+ * credentials that expire). RabbitMQ 3.10's internal backend answers update-secret-ok to any
+ * secret without looking at it; Warren checks it as a login would, so that a client renewing
+ * its password learns at once, not at its next reconnection, that the new one is wrong: the
+ * secret must be the user's password now, or the connection is closed with RabbitMQ's 530
+ * for a refused secret. A connection that logged in with EXTERNAL has no password: its
+ * certificate stays its credential, and the secret is accepted as RabbitMQ does. */
+static int
+conn_on_update_secret(struct conn *c, const struct wire_connection_update_secret *us)
+{
+    char why[256] = "", reason[128];
+    const char *name = auth_user_name(c->user);
+    if (!c->login_external && auth_check_secret(c->server->env.auth, c->user, us->new_secret, why,
+                                                sizeof(why)) != AUTH_OK) {
+        log_conn(LOG_ERROR, c, "secret update was refused for user '%s': %s", name, why);
+        return conn_raise(c, WIRE_NOT_ALLOWED, WIRE_CONNECTION_UPDATE_SECRET,
+                          "New secret was refused by one of the backends");
+    }
+    log_conn(LOG_INFO, c, "user '%s' updated secret, reason: %s", name,
+             log_escape(reason, sizeof(reason), us->reason.ptr, us->reason.len));
+    struct wire_method ok = {.id = WIRE_CONNECTION_UPDATE_SECRET_OK};
+    return conn_send(c, 0, &ok);
+}
+
 static int
 conn_on_method0(struct conn *c, const struct wire_method *m)
 {
@@ -476,7 +572,8 @@ conn_on_method0(struct conn *c, const struct wire_method *m)
     if (c->state < CONN_OPEN && m->id != expected[c->state] && m->id != WIRE_CONNECTION_CLOSE)
         return conn_raise(c, WIRE_COMMAND_INVALID, m->id, "expected %s, got %s",
                           wire_method_name(expected[c->state]), wire_method_name(m->id));
-    if (c->state == CONN_OPEN && m->id != WIRE_CONNECTION_CLOSE)
+    if (c->state == CONN_OPEN && m->id != WIRE_CONNECTION_CLOSE &&
+        m->id != WIRE_CONNECTION_UPDATE_SECRET)
         /* A repeated handshake method, or a stray close-ok: RabbitMQ's answer. */
         return conn_raise(c, WIRE_CHANNEL_ERROR, m->id, "unexpected %s on channel 0",
                           wire_method_name(m->id));
@@ -487,6 +584,8 @@ conn_on_method0(struct conn *c, const struct wire_method *m)
         return conn_on_tune_ok(c, &m->u.connection_tune_ok);
     case WIRE_CONNECTION_OPEN:
         return conn_on_open(c, &m->u.connection_open);
+    case WIRE_CONNECTION_UPDATE_SECRET:
+        return conn_on_update_secret(c, &m->u.connection_update_secret);
     case WIRE_CONNECTION_CLOSE: {
         const struct wire_connection_close *cl = &m->u.connection_close;
         log_conn(LOG_INFO, c, "closing at the client's request (%u %.*s)", cl->reply_code,
@@ -542,7 +641,7 @@ conn_frame_method_id(const struct frame *f)
 static bool
 conn_reply_must_wait(struct conn *c, const struct wire_method *m)
 {
-    if (c->peer_closed || evbuffer_get_length(bufferevent_get_output(c->bev)) < CONN_OUTPUT_HIGH)
+    if (c->peer_closed || conn_output_len(c) < CONN_OUTPUT_HIGH)
         return false;
     switch (m->id) {
     case WIRE_BASIC_PUBLISH:
@@ -621,10 +720,16 @@ conn_on_protocol_header(struct conn *c, struct evbuffer *in)
         return 1;
     if (st == FRAME_ERROR) {
         char sample[64];
-        log_conn(LOG_ERROR, c, "closing: bad protocol header '%s'",
-                 log_escape(sample, sizeof(sample), p, avail < 8 ? avail : 8));
+        log_escape(sample, sizeof(sample), p, avail < 8 ? avail : 8);
+        if (p[0] == 0x16 && !c->tls) /* a TLS record of type handshake: a ClientHello */
+            log_conn(LOG_ERROR, c,
+                     "closing: the client began a TLS handshake on a plain AMQP listener "
+                     "(bad protocol header '%s'; use amqps:// on a TLS port, or plain AMQP here)",
+                     sample);
+        else
+            log_conn(LOG_ERROR, c, "closing: bad protocol header '%s'", sample);
         evbuffer_drain(in, avail);
-        if (bufferevent_write(c->bev, frame_protocol_header, FRAME_PROTOCOL_HEADER_SIZE) < 0) {
+        if (evbuffer_add(c->out, frame_protocol_header, FRAME_PROTOCOL_HEADER_SIZE) < 0) {
             conn_drop(c);
             return -1;
         }
@@ -639,8 +744,9 @@ conn_on_protocol_header(struct conn *c, struct evbuffer *in)
     m.u.connection_start.version_minor = 9;
     m.u.connection_start.server_properties =
         (struct wire_table){s->server_props, s->server_props_len};
-    m.u.connection_start.mechanisms =
-        (struct wire_str){(const uint8_t *)auth_mechanisms, strlen(auth_mechanisms)};
+    char mechs[64];
+    conn_mechanisms(c, mechs, sizeof(mechs));
+    m.u.connection_start.mechanisms = (struct wire_str){(const uint8_t *)mechs, strlen(mechs)};
     m.u.connection_start.locales = WIRE_STR_LIT("en_US");
     if (conn_send(c, 0, &m) < 0)
         return -1;
@@ -729,6 +835,8 @@ conn_process_frames(struct conn *c)
              * closed client's last requests (basic.get...) would pile up output nobody
              * reads until the connection goes. */
             struct evbuffer *out = bufferevent_get_output(c->bev);
+            if (c->tls)
+                evbuffer_drain(c->out, evbuffer_get_length(c->out));
             /* The bufferevent keeps the front of its output frozen but while it writes. */
             evbuffer_unfreeze(out, 1);
             evbuffer_drain(out, evbuffer_get_length(out));
@@ -828,10 +936,16 @@ conn_process_input(struct conn *c)
     conn_read_update(c);
 }
 
+static void conn_on_readable(evutil_socket_t fd, short what, void *arg);
+
 static void
 conn_on_resume(evutil_socket_t fd, short what, void *arg)
 {
-    conn_process_input(arg);
+    struct conn *c = arg;
+    if (conn_read_wanted(c) && conn_tls_pending(c))
+        conn_on_readable(-1, EV_READ, c); /* reads, then handles the input */
+    else
+        conn_process_input(c);
 }
 
 /* The output fell to the low watermark: zero while draining, CONN_OUTPUT_LOW otherwise. */
@@ -897,6 +1011,16 @@ static void
 conn_on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
+    if (c->tls && !c->tls_ready) {
+        int rc = conn_tls_handshake(c);
+        if (rc < 0)
+            conn_drain_and_close(c); /* the alert OpenSSL queued goes out, then the socket */
+        if (rc != 0)
+            return;
+        /* Done: the AMQP handshake has handshake_timeout from now, as in RabbitMQ. What the
+         * client sent after its Finished may be in OpenSSL already. */
+        conn_arm_timer(c, c->server->env.conf->handshake_timeout);
+    }
     struct iovec iov[3];
     int n = 0;
     if (c->body.left > 0)
@@ -924,9 +1048,14 @@ conn_on_readable(evutil_socket_t fd, short what, void *arg)
         conn_read_update(c); /* nothing to read into: not polled until there is */
         return;
     }
-    ssize_t got = readv(fd, iov, n);
+    ssize_t got = c->tls ? conn_tls_read(c, iov, n) : readv(fd, iov, n);
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
+    if (got == -2) { /* a TLS error, logged: the stream cannot go on */
+        if (!conn_finish_input(c))
+            conn_drop(c);
+        return;
+    }
     if (got <= 0) {
         conn_on_event(c->bev, BEV_EVENT_READING | (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
         return;
@@ -956,7 +1085,10 @@ static void
 conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    if (c->state < CONN_OPEN)
+    if (c->tls && !c->tls_ready && c->state == CONN_AWAIT_HEADER)
+        log_conn(LOG_ERROR, c, "closing: TLS handshake timeout (%u ms)",
+                 c->server->env.conf->ssl_handshake_timeout);
+    else if (c->state < CONN_OPEN)
         log_conn(LOG_ERROR, c, "closing: handshake timeout (%u ms) in state %d",
                  c->server->env.conf->handshake_timeout, (int)c->state);
     else if (c->state == CONN_CLOSING)
@@ -998,7 +1130,8 @@ conn_addr_split(const struct sockaddr *sa, char *host, uint16_t *port)
 }
 
 struct conn *
-conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
+conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen,
+         struct ssl_ctx_st *tls)
 {
     struct event_base *base = s->env.base;
     struct conn *c = calloc(1, sizeof(*c));
@@ -1030,6 +1163,10 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
     c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL)
         goto fail;
+    c->out = bufferevent_get_output(c->bev);
+    c->tls = tls != NULL;
+    if (c->tls && conn_tls_start(c, tls, fd) < 0)
+        goto fail;
     c->read_ev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_readable, c);
     c->in = evbuffer_new();
     c->timer_ev = evtimer_new(base, conn_on_timer, c);
@@ -1047,10 +1184,10 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen)
     c->reading = true;
     if (event_add(c->read_ev, NULL) < 0)
         goto fail;
-    conn_arm_timer(c, s->env.conf->handshake_timeout);
+    conn_arm_timer(c, c->tls ? s->env.conf->ssl_handshake_timeout : s->env.conf->handshake_timeout);
     TAILQ_INSERT_TAIL(&s->conns, c, link);
     s->n_conns++;
-    log_conn(LOG_DEBUG, c, "accepting AMQP connection");
+    log_conn(LOG_DEBUG, c, "accepting AMQP connection%s", c->tls ? " (TLS)" : "");
     return c;
 fail:
     log_msg(LOG_ERROR, "out of memory accepting a connection");
@@ -1079,6 +1216,7 @@ conn_free(struct conn *c)
     if (c->in != NULL)
         evbuffer_free(c->in);
     msg_unref(&c->body.msg);
+    conn_tls_free(c);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
     free(c->client_props);

@@ -1,8 +1,9 @@
 /* The server object: listening sockets and what they do when accept() fails (at the
  * file-descriptor limit), the set of live connections, the reaper that frees dead connections
  * outside their own callbacks (as redis freeClientAsync), shutdown, the server-properties table
- * sent in every connection.start, and the resource alarms that block publishers: memory
- * (vm_memory_high_watermark) and free disk space (disk_free_limit). */
+ * sent in every connection.start, the TLS context of the amqps listeners (made at start, remade
+ * on SIGHUP), and the resource alarms that block publishers: memory (vm_memory_high_watermark)
+ * and free disk space (disk_free_limit). */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -19,15 +20,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/conf.h"
 #include "warren/msg.h"
+#include "warren/tls.h"
 #include "warren/vhost.h"
 
 /* The listen() backlog: connections the kernel completes before we accept them, capped by
@@ -93,7 +94,7 @@ server_memory_used(const struct net_server *s)
     uint64_t used = msg_bytes_live;
     const struct conn *c;
     TAILQ_FOREACH(c, &s->conns, link)
-        used += evbuffer_get_length(bufferevent_get_output(c->bev));
+        used += conn_output_len(c);
     return used;
 }
 
@@ -470,14 +471,15 @@ static void
 server_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *peer, int peerlen,
                  void *arg)
 {
-    struct net_server *s = arg;
+    struct listener *l = arg;
+    struct net_server *s = l->server;
     if (s->accept_failing)
         server_accept_works(s);
     int one = 1;
     /* Frames are written whole per loop iteration; Nagle would only add latency. */
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         log_msg(LOG_WARNING, "TCP_NODELAY: %s", strerror(errno));
-    if (conn_new(s, fd, peer, peerlen) == NULL)
+    if (conn_new(s, fd, peer, peerlen, l->tls ? s->tls_ctx : NULL) == NULL)
         evutil_closesocket(fd);
     server_conn_max_check(s);
 }
@@ -489,7 +491,7 @@ net_server_adopt(struct net_server *s, int fd, const struct sockaddr *peer, int 
         log_msg(LOG_ERROR, "cannot make an adopted socket non-blocking: %s", strerror(errno));
         return -1;
     }
-    return conn_new(s, fd, peer, peerlen) != NULL ? 0 : -1;
+    return conn_new(s, fd, peer, peerlen, NULL) != NULL ? 0 : -1;
 }
 
 /* accept() failed with an error libevent does not retry itself (it does EAGAIN, EINTR and
@@ -504,7 +506,7 @@ net_server_adopt(struct net_server *s, int fd, const struct sockaddr *peer, int 
 static void
 server_on_accept_error(struct evconnlistener *evl, void *arg)
 {
-    struct net_server *s = arg;
+    struct net_server *s = ((struct listener *)arg)->server;
     int err = EVUTIL_SOCKET_ERROR();
     bool fd_limit = err == EMFILE || err == ENFILE;
     if (fd_limit)
@@ -557,10 +559,11 @@ net_format_addr(char *dst, size_t cap, const struct sockaddr *sa)
     }
 }
 
-/* Binds one address. IPv6 sockets are v6-only so that a bare port can bind 0.0.0.0 and ::
- * side by side, as RabbitMQ does. Returns 0, -1 on error (errno set). */
+/* Binds one address, for AMQP over TLS if tls. IPv6 sockets are v6-only so that a bare port
+ * can bind 0.0.0.0 and :: side by side, as RabbitMQ does. Returns 0, -1 on error (errno
+ * set). */
 static int
-server_bind_one(struct net_server *s, const struct sockaddr *sa, socklen_t len)
+server_bind_one(struct net_server *s, const struct sockaddr *sa, socklen_t len, bool tls)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -583,7 +586,9 @@ server_bind_one(struct net_server *s, const struct sockaddr *sa, socklen_t len)
     }
     /* Backlog 0: libevent leaves the socket as listen() above made it (-1 would listen()
      * again with 128). */
-    l->evl = evconnlistener_new(s->env.base, server_on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+    l->server = s;
+    l->tls = tls;
+    l->evl = evconnlistener_new(s->env.base, server_on_accept, l, LEV_OPT_CLOSE_ON_FREE, 0, fd);
     if (l->evl == NULL) {
         free(l);
         close(fd);
@@ -596,31 +601,31 @@ server_bind_one(struct net_server *s, const struct sockaddr *sa, socklen_t len)
     s->listeners = l;
     char name[80];
     net_format_addr(name, sizeof(name), sa);
-    log_msg(LOG_INFO, "listening for AMQP connections on %s", name);
+    log_msg(LOG_INFO, "listening for AMQP%s connections on %s", tls ? " over TLS" : "", name);
     return 0;
 }
 
 static int
-server_listen_conf(struct net_server *s, const struct conf_listener *cl)
+server_listen_conf(struct net_server *s, const struct conf_listener *cl, bool tls)
 {
     struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(cl->port)};
     struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(cl->port)};
     if (cl->host[0] == '\0') {
         v4.sin_addr.s_addr = htonl(INADDR_ANY);
         v6.sin6_addr = in6addr_any;
-        if (server_bind_one(s, (struct sockaddr *)&v4, sizeof(v4)) < 0) {
+        if (server_bind_one(s, (struct sockaddr *)&v4, sizeof(v4), tls) < 0) {
             log_msg(LOG_ERROR, "cannot listen on 0.0.0.0:%u: %s", cl->port, strerror(errno));
             return -1;
         }
-        if (server_bind_one(s, (struct sockaddr *)&v6, sizeof(v6)) < 0)
+        if (server_bind_one(s, (struct sockaddr *)&v6, sizeof(v6), tls) < 0)
             log_msg(LOG_WARNING, "not listening on [::]:%u: %s", cl->port, strerror(errno));
         return 0;
     }
     int rc;
     if (inet_pton(AF_INET, cl->host, &v4.sin_addr) == 1)
-        rc = server_bind_one(s, (struct sockaddr *)&v4, sizeof(v4));
+        rc = server_bind_one(s, (struct sockaddr *)&v4, sizeof(v4), tls);
     else if (inet_pton(AF_INET6, cl->host, &v6.sin6_addr) == 1)
-        rc = server_bind_one(s, (struct sockaddr *)&v6, sizeof(v6));
+        rc = server_bind_one(s, (struct sockaddr *)&v6, sizeof(v6), tls);
     else {
         log_msg(LOG_ERROR, "cannot listen on '%s': not a numeric IPv4 or IPv6 address", cl->host);
         return -1;
@@ -640,9 +645,41 @@ net_server_listen(struct net_server *s)
         log_msg(LOG_ERROR, "cannot open /dev/null as the reserve descriptor: %s", strerror(errno));
         return -1;
     }
-    for (unsigned i = 0; i < conf->n_listeners; i++)
-        if (server_listen_conf(s, &conf->listeners[i]) < 0)
+    if (conf->n_ssl_listeners > 0) {
+        char err[1024];
+        s->tls_ctx = tls_server_ctx_new(conf, err, sizeof(err));
+        if (s->tls_ctx == NULL) {
+            log_msg(LOG_CRITICAL, "cannot start the TLS listeners: %s", err);
             return -1;
+        }
+    }
+    for (unsigned i = 0; i < conf->n_listeners; i++)
+        if (server_listen_conf(s, &conf->listeners[i], false) < 0)
+            return -1;
+    for (unsigned i = 0; i < conf->n_ssl_listeners; i++)
+        if (server_listen_conf(s, &conf->ssl_listeners[i], true) < 0)
+            return -1;
+    if (s->listeners == NULL)
+        log_msg(LOG_WARNING, "no listeners configured (listeners.tcp = none and no "
+                             "listeners.ssl): no client can connect");
+    return 0;
+}
+
+int
+net_server_tls_reload(struct net_server *s)
+{
+    if (s->tls_ctx == NULL)
+        return 0;
+    char err[1024];
+    struct ssl_ctx_st *ctx = tls_server_ctx_new(s->env.conf, err, sizeof(err));
+    if (ctx == NULL) {
+        log_msg(LOG_ERROR, "TLS certificates not reloaded, the previous ones stay in use: %s", err);
+        return -1;
+    }
+    SSL_CTX_free(s->tls_ctx); /* open connections hold their own references */
+    s->tls_ctx = ctx;
+    log_msg(LOG_INFO, "TLS certificate %s and key %s reloaded: new connections use them",
+            s->env.conf->ssl_certfile, s->env.conf->ssl_keyfile);
     return 0;
 }
 
@@ -711,6 +748,7 @@ net_server_free(struct net_server *s)
         event_free(s->accept_ev);
     if (s->reserve_fd >= 0)
         close(s->reserve_fd);
+    SSL_CTX_free(s->tls_ctx);
     hmap_clear(&s->reply_to);
     free(s->server_props);
     free(s);

@@ -22,6 +22,8 @@
 
 struct bufferevent;
 struct event;
+struct ssl_ctx_st;
+struct ssl_st;
 struct evconnlistener;
 struct evbuffer;
 struct auth_user;
@@ -73,6 +75,8 @@ struct listener {
     struct listener *next;
     struct evconnlistener *evl; /* owns (closes the socket) */
     struct sockaddr_storage addr;
+    bool tls; /* amqps: its connections start with a TLS handshake (server->tls_ctx) */
+    struct net_server *server; /* borrows */
 };
 
 TAILQ_HEAD(conn_list, conn);
@@ -81,6 +85,8 @@ TAILQ_HEAD(chan_list, chan);
 struct net_server {
     struct net_server_env env;  /* borrows everything in it */
     struct listener *listeners; /* owns */
+    struct ssl_ctx_st *tls_ctx; /* owns a reference (connections hold their own); NULL: no
+                                 * TLS listeners. Replaced by net_server_tls_reload. */
     struct conn_list conns;     /* owns: live connections */
     uint32_t n_conns;           /* how many are in conns */
     bool at_conn_max;           /* the listeners stopped at connection_max */
@@ -137,6 +143,12 @@ struct conn {
     TAILQ_ENTRY(conn) link;    /* in server->conns or server->dead */
     struct net_server *server; /* borrows */
     struct bufferevent *bev;   /* owns; closes the socket when freed; writes only */
+    struct evbuffer *out;      /* where frames go: bev's output (borrows), or with TLS the
+                                * plaintext conn_tls.c encrypts into it (owns) */
+    struct ssl_st *ssl;        /* owns with TLS: the session (conn_tls.c) */
+    bool tls;                  /* accepted on a TLS listener */
+    bool tls_ready;            /* ... and its handshake is done */
+    bool login_external;       /* logged in with EXTERNAL: the certificate, no password */
     struct event *read_ev;     /* owns: the socket's read event (conn_on_readable) */
     struct evbuffer *in;       /* owns: bytes read and not parsed yet */
     size_t in_limit;           /* the socket is not read while in holds this much */
@@ -290,7 +302,13 @@ struct chan {
     LIST_HEAD(, chan_store_wait) store_waits; /* owns nothing: the store's callbacks free them */
 };
 /* conn.c */
-struct conn *conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen);
+/* Bytes waiting to be written to c's socket: frames, and with TLS, records. */
+size_t conn_output_len(const struct conn *c);
+/* A connection of fd, accepted from peer; tls: the context of a TLS listener, or NULL. */
+struct conn *conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen,
+                      struct ssl_ctx_st *tls);
+/* Closes the socket now; the reaper frees the rest. */
+void conn_drop(struct conn *c);
 void conn_free(struct conn *c);
 /* Appends a method frame. 0, or -1 after the connection was dropped (ENOMEM, logged). */
 int conn_send(struct conn *c, uint16_t channel, const struct wire_method *m);
@@ -449,6 +467,27 @@ int chan_reply_to_deliver(struct chan *ch, struct wire_str routing_key, struct m
 struct msg *chan_reply_to_message(struct chan *ch, const struct frame_content_header *h,
                                   const struct wire_basic_props *props, uint8_t mode, uint8_t prio,
                                   struct wire_str exchange, struct wire_str routing_key);
+
+/* conn_tls.c: AMQP over TLS (the design is in its opening comment) */
+struct iovec;
+/* Makes c's TLS session on socket fd with ctx: c->out becomes the plaintext buffer. 0, or -1
+ * on ENOMEM (conn_free frees what was made). */
+int conn_tls_start(struct conn *c, struct ssl_ctx_st *ctx, int fd);
+/* Advances the handshake with what the socket has. 0 when done (c->tls_ready), 1 while it
+ * waits for the client, -1 when it failed (one line logged; an alert may be queued): the
+ * caller closes. */
+int conn_tls_handshake(struct conn *c);
+/* readv(2) for a TLS connection: decrypts into iov[0..n). Returns the bytes read, 0 at the
+ * end of the stream, -1 with errno (EAGAIN: nothing yet), or -2 after logging a TLS error. */
+ssize_t conn_tls_read(struct conn *c, const struct iovec *iov, int n);
+/* Whether OpenSSL holds input not yet read (epoll cannot tell). */
+bool conn_tls_pending(const struct conn *c);
+/* Encrypts what is waiting, then queues close_notify: for a connection closing cleanly. */
+void conn_tls_close_notify(struct conn *c);
+/* Whether the client presented a certificate that verify_peer checked (EXTERNAL's
+ * condition). */
+bool conn_tls_peer_verified(const struct conn *c);
+void conn_tls_free(struct conn *c);
 
 /* listener.c */
 /* Moves c to the dead list and wakes the reaper: connections are never freed inside their

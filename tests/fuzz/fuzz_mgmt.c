@@ -74,8 +74,12 @@ fz_request(const struct mgmt_env *env, enum mgmt_method method, const char *cons
     memcpy(copy, body, len);
     copy[len] = '\0';
     struct fz_reply out = {0};
-    struct mgmt_req r = {.env = env, .method = method, .body = copy, .body_len = len,
-                         .reply = fz_on_reply, .transport = &out};
+    struct mgmt_req r = {.env = env,
+                         .method = method,
+                         .body = copy,
+                         .body_len = len,
+                         .reply = fz_on_reply,
+                         .transport = &out};
     for (; r.n_segs < 4 && segs[r.n_segs] != NULL; r.n_segs++)
         if ((r.segs[r.n_segs] = strdup(segs[r.n_segs])) == NULL)
             fz_fail("set-up", "out of memory");
@@ -110,8 +114,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     unsigned which = data[0] % FZ_NROUTES;
     json_t *body = NULL;
-    int st = fz_request(&env, fz_routes[which].method, fz_routes[which].segs, data + 1, size - 1,
-                        &body);
+    int st =
+        fz_request(&env, fz_routes[which].method, fz_routes[which].segs, data + 1, size - 1, &body);
     if (st == 400) {
         const char *e = json_string_value(json_object_get(body, "error"));
         if (e == NULL || strcmp(e, "bad_request") != 0 ||

@@ -1,7 +1,8 @@
 """Authentication: PLAIN and AMQPLAIN logins, good and bad; how a refusal reaches the client
 (connection.close 403 when it announced the authentication_failure_close capability, as
 pika and py-amqp do, else a socket closed without a reply 3 s later); unsupported mechanisms
-and malformed responses (also closed silently after 3 s); guest from a non-loopback address.
+and malformed responses (also closed silently after 3 s); guest from a non-loopback address;
+connection.update-secret (the current password accepted, another one refused with 530).
 Checked against RabbitMQ 3.10, which answers every bad login with the same text whatever the
 reason, so that the text leaks nothing.
 
@@ -10,6 +11,7 @@ addresses from 198.18.0.0/15 (RFC 2544, for tests): traffic stays on this machin
 root and iproute2 (`ip`), as `make check` has on the project's machines."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -289,9 +291,54 @@ def test_loopback_users_false_allows_guest_remotely():
         assert "PIKA accepted" in out, out
 
 
+UPDATE_SECRET = (10, 70)
+UPDATE_SECRET_OK = (10, 71)
+
+
+def test_update_secret_raw():
+    """connection.update-secret on an open connection: the user's password gets
+    update-secret-ok and the connection goes on; a wrong secret gets connection.close 530
+    with RabbitMQ's text for a refused secret, naming method 10/70. (RabbitMQ 3.10's internal
+    backend accepts any secret unchecked; Warren checks it as a login would.)"""
+    with wt.server() as srv:
+        with wt.opened(srv.addr) as c:
+            c.send_method(0, UPDATE_SECRET, wt.longstr(b"guest") + wt.shortstr("rotation"))
+            c.expect(UPDATE_SECRET_OK, channel=0)
+            c.open_channel(1)
+            c.send_method(0, UPDATE_SECRET, wt.longstr(b"guess") + wt.shortstr("rotation"))
+            c.expect_connection_close(
+                530, text="NOT_ALLOWED - New secret was refused by one of the backends",
+                ids=UPDATE_SECRET)
+        log = srv.stderr_text()
+        assert "user 'guest' updated secret, reason: rotation" in log, log[-2000:]
+        assert "secret update was refused for user 'guest'" in log, log[-2000:]
+
+
+def test_update_secret_amqplib():
+    """amqplib's connection.updateSecret: resolved with the password, the connection then
+    closed with 530 for a wrong one (interop/amqplib/update-secret.js)"""
+    node = wt.needs("node", "install Node.js (apt-get install nodejs)")
+    where, tmp = wt.amqplib_dir()
+    try:
+        with wt.server() as srv:
+            argv = [node, os.path.join(where, "update-secret.js"), "%s:%d" % srv.addr]
+            wt.log("  $ " + " ".join(argv))
+            p = subprocess.run(argv, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+            out = p.stdout.decode(errors="replace")
+            for line in out.splitlines():
+                wt.log("    " + line)
+            assert p.returncode == 0 and out.strip().endswith("OK"), \
+                "update-secret.js failed (exit %d): %s %s" % (p.returncode, out,
+                                                              p.stderr.decode())
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     wt.run([test_pika_wrong_password_and_unknown_user, test_raw_refusal_with_capability,
             test_raw_refusal_without_capability, test_raw_good_logins, test_pyamqp_amqplain,
             test_unsupported_mechanism, test_malformed_responses,
             test_guest_refused_from_non_loopback,
-            test_loopback_users_false_allows_guest_remotely])
+            test_loopback_users_false_allows_guest_remotely, test_update_secret_raw,
+            test_update_secret_amqplib])

@@ -14,13 +14,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
-INTEROP = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                        "..", "..", "interop"))
+INTEROP = wt.INTEROP
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 SCRIPT_TIMEOUT = 60
 
@@ -43,12 +41,6 @@ def run_script(addr, argv, what, cwd=None, timeout=SCRIPT_TIMEOUT):
     if p.returncode != 0 or not lines or lines[-1] != "OK":
         raise AssertionError("%s failed (exit %d):\n--- stdout ---\n%s--- stderr ---\n%s" % (
             what, p.returncode, out, err))
-
-
-def needs(program, hint):
-    path = shutil.which(program)
-    assert path, "%s not found: %s" % (program, hint)
-    return path
 
 
 def python_script(client, name):
@@ -94,7 +86,7 @@ def test_celery_worker():
 
 def test_amqp_tools_publish():
     """interop/amqp-tools/publish.sh: amqp-publish, and a wrong password -> 403"""
-    needs("amqp-publish", "apt-get install amqp-tools")
+    wt.needs("amqp-publish", "apt-get install amqp-tools")
     with wt.server() as srv:
         run_script(srv.addr, ["sh", os.path.join(INTEROP, "amqp-tools", "publish.sh")],
                    "amqp-tools publish")
@@ -102,43 +94,17 @@ def test_amqp_tools_publish():
 
 def test_amqp_tools_queue():
     """interop/amqp-tools/queue.sh: declare, publish, get, consume -c 1, delete"""
-    needs("amqp-consume", "apt-get install amqp-tools")
+    wt.needs("amqp-consume", "apt-get install amqp-tools")
     with wt.server() as srv:
         run_script(srv.addr, ["sh", os.path.join(INTEROP, "amqp-tools", "queue.sh")],
                    "amqp-tools queue")
 
 
-def amqplib_dir():
-    """interop/amqplib with node_modules installed (npm ci from package-lock.json): the
-    source directory if it has them or is writable, else a copy in a temporary directory
-    (returned second, to be removed by the caller)."""
-    src = os.path.join(INTEROP, "amqplib")
-    if os.path.isdir(os.path.join(src, "node_modules", "amqplib")):
-        return src, None
-    npm = needs("npm", "install Node.js and npm (apt-get install nodejs npm)")
-    tmp = None
-    where = src
-    if not os.access(src, os.W_OK):
-        tmp = tempfile.mkdtemp(prefix="warren-amqplib-")
-        for f in ("package.json", "package-lock.json", "roundtrip.js"):
-            shutil.copy(os.path.join(src, f), tmp)
-        where = tmp
-    wt.log("  $ npm ci (in %s)" % where)
-    try:
-        p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=where,
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        raise AssertionError("npm ci did not finish within 300 s") from None
-    assert p.returncode == 0, "npm ci failed (exit %d):\n%s%s" % (
-        p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
-    return where, tmp
-
-
 def test_amqplib():
     """interop/amqplib/roundtrip.js: assertQueue, sendToQueue, consume, ack; confirm
     channel; topic pub/sub"""
-    node = needs("node", "install Node.js (apt-get install nodejs)")
-    where, tmp = amqplib_dir()
+    node = wt.needs("node", "install Node.js (apt-get install nodejs)")
+    where, tmp = wt.amqplib_dir()
     try:
         with wt.server() as srv:
             run_script(srv.addr, [node, os.path.join(where, "roundtrip.js")], "amqplib")

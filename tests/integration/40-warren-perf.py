@@ -27,18 +27,9 @@ import pika  # noqa: E402
 import pika.exceptions as pe  # noqa: E402
 
 
-def perf_binary():
-    path = os.environ.get("WARREN_PERF")
-    if not path and os.environ.get("WARREN_SERVER"):
-        path = os.path.join(os.path.dirname(os.environ["WARREN_SERVER"]), "warren-perf")
-    assert path, "set WARREN_PERF (or WARREN_SERVER) to find the warren-perf binary"
-    assert os.access(path, os.X_OK), "%s is not executable" % path
-    return path
-
-
 def perf(addr, *args, timeout=40, expect_rc=0):
     """Runs warren-perf against addr; returns (parsed JSON or None, stderr)."""
-    argv = [perf_binary(), "--host", addr[0], "--port", str(addr[1])] + [str(a) for a in args]
+    argv = [wt.perf_binary(), "--host", addr[0], "--port", str(addr[1])] + [str(a) for a in args]
     wt.log("  running: %s" % " ".join(argv))
     p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        timeout=timeout)
@@ -153,7 +144,7 @@ def test_fanout_two_queues():
 def test_sigint():
     """SIGINT stops the run: the results so far, interrupted=true, exit 130, queues gone"""
     with wt.server() as srv:
-        argv = [perf_binary(), "--host", srv.addr[0], "--port", str(srv.addr[1]), "-z", 30,
+        argv = [wt.perf_binary(), "--host", srv.addr[0], "--port", str(srv.addr[1]), "-z", 30,
                 "-r", 2000, "--prefix", "wt40-int"]
         p = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -201,7 +192,8 @@ def test_usage_errors():
     """bad options: exit 2 and a message, nothing sent"""
     for args, text in ((["-s", 8], "--size"), (["-C", 5, "-z", 1], "exclude each other"),
                        (["-q", 10, "-A", 20], "exceeds --prefetch"),
-                       (["--uri", "amqps://x"], "not supported")):
+                       (["--uri", "http://x"], "must start with amqp:// or amqps://"),
+                       (["--churn", "-y", 1], "--churn needs producers, no consumers")):
         _, err = perf(("127.0.0.1", 1), *args, expect_rc=2)
         assert text in err, (args, err)
 

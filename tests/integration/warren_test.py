@@ -1028,7 +1028,7 @@ def run_server_to_exit(*args, timeout=10, data_dir=False):
     working directory (where a default ./var would go); data_dir=True puts --data-dir (in
     that directory) before args. Fails if it is still running after timeout seconds.
     Returns (exit status, stdout, stderr, seconds it took)."""
-    argv = [server_binary()]
+    argv = [server_binary(), "--management-port", "0"]  # see Server._spawn
     tmp = tempfile.mkdtemp(prefix="warren-test-")
     try:
         if data_dir:
@@ -1065,6 +1065,59 @@ def warrenctl(*args, data_dir=None, stdin=None, cwd=None, env=None, timeout=30):
     log("  $ warrenctl %s -> %d\n%s%s" % (shown, p.returncode, out, err))
     assert p.returncode >= 0, "warrenctl died of signal %d" % -p.returncode
     return p.returncode, out, err
+
+
+# ---------------------------------------------------------------------------------------
+# Client programs
+
+INTEROP = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                        "..", "..", "interop"))
+
+
+def needs(program, hint):
+    """The path of program on PATH; fails the test with hint (how to install it) if absent."""
+    import shutil
+    path = shutil.which(program)
+    assert path, "%s not found: %s" % (program, hint)
+    return path
+
+
+def perf_binary():
+    """warren-perf: $WARREN_PERF, or the one next to $WARREN_SERVER (the build directory)."""
+    path = os.environ.get("WARREN_PERF")
+    if not path and os.environ.get("WARREN_SERVER"):
+        path = os.path.join(os.path.dirname(os.environ["WARREN_SERVER"]), "warren-perf")
+    assert path, "set WARREN_PERF (or WARREN_SERVER) to find the warren-perf binary"
+    assert os.access(path, os.X_OK), "%s is not executable" % path
+    return path
+
+
+def amqplib_dir():
+    """interop/amqplib with node_modules installed (npm ci from package-lock.json): the
+    source directory if it has them or is writable, else a copy of its package files and
+    scripts in a temporary directory (returned second, to be removed by the caller)."""
+    import shutil
+    src = os.path.join(INTEROP, "amqplib")
+    if os.path.isdir(os.path.join(src, "node_modules", "amqplib")):
+        return src, None
+    npm = needs("npm", "install Node.js and npm (apt-get install nodejs npm)")
+    tmp = None
+    where = src
+    if not os.access(src, os.W_OK):
+        tmp = tempfile.mkdtemp(prefix="warren-amqplib-")
+        for f in os.listdir(src):
+            if f.endswith((".json", ".js")):
+                shutil.copy(os.path.join(src, f), tmp)
+        where = tmp
+    log("  $ npm ci (in %s)" % where)
+    try:
+        p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=where,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("npm ci did not finish within 300 s") from None
+    assert p.returncode == 0, "npm ci failed (exit %d):\n%s%s" % (
+        p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
+    return where, tmp
 
 
 # ---------------------------------------------------------------------------------------

@@ -132,6 +132,13 @@ static const struct {
      "L=:5672 LB=alice " DEFAULTS_REST},
     {"true twice is once", "loopback_users.guest = true\nloopback_users.guest = true\n", DEFAULTS},
     {"false for an absent user", "loopback_users.bob = false\n", DEFAULTS},
+    {"listeners.tcp = none", "listeners.tcp = none\n", "L= LB=guest " DEFAULTS_REST},
+    {"none, then a listener", "listeners.tcp = none\nlisteners.tcp.a = 1\n",
+     "L=:1 LB=guest " DEFAULTS_REST},
+    {"TLS keys leave the rest alone",
+     "listeners.ssl.default = 5671\nssl_options.certfile = /c.pem\nssl_options.verify = "
+     "verify_peer\nssl_options.versions.1 = tlsv1.2\nauth_mechanisms.1 = EXTERNAL\n",
+     DEFAULTS},
 };
 
 START_TEST(test_good_file)
@@ -224,8 +231,26 @@ static const struct {
      "bad value ':5672' for listeners.tcp.1: expected [host:]port with a numeric IPv4 or IPv6 "
      "host and a port 1..65535, e.g. 5672, 127.0.0.1:5672 or [::1]:5672"},
     {"listener without name", "listeners.tcp. = 5672\n", 1, "unknown key 'listeners.tcp.'"},
-    {"listeners.tcp = none is not supported", "listeners.tcp = none\n", 1,
-     "unknown key 'listeners.tcp'"},
+    {"listeners.tcp bare value", "listeners.tcp = all\n", 1,
+     "bad value 'all' for listeners.tcp: expected none"},
+    {"ssl listener without port", "listeners.ssl.default = ::1\n", 1,
+     "bad value '::1' for listeners.ssl.default: expected [host:]port with a numeric IPv4 or "
+     "IPv6 host and a port 1..65535, e.g. 5672, 127.0.0.1:5672 or [::1]:5672"},
+    {"verify value", "ssl_options.verify = yes\n", 1,
+     "bad value 'yes' for ssl_options.verify: expected verify_none, verify_peer"},
+    {"boolean value", "ssl_options.fail_if_no_peer_cert = 1\n", 1,
+     "bad value '1' for ssl_options.fail_if_no_peer_cert: expected true or false"},
+    {"TLS version", "ssl_options.versions.1 = sslv3\n", 1,
+     "bad value 'sslv3' for ssl_options.versions.1: expected tlsv1.3, tlsv1.2, tlsv1.1, tlsv1"},
+    {"list item not numbered", "auth_mechanisms.a = PLAIN\n", 1,
+     "bad key auth_mechanisms.a: expected a number after 'auth_mechanisms.'"},
+    {"mechanism", "auth_mechanisms.1 = CRAM-MD5\n", 1,
+     "bad value 'CRAM-MD5' for auth_mechanisms.1: expected PLAIN, AMQPLAIN, EXTERNAL"},
+    {"login from", "ssl_cert_login_from = email\n", 1,
+     "bad value 'email' for ssl_cert_login_from: expected distinguished_name, common_name, "
+     "subject_alternative_name, subject_alt_name"},
+    {"depth", "ssl_options.depth = 101\n", 1,
+     "bad value '101' for ssl_options.depth: expected an integer 0..100"},
     {"loopback value", "loopback_users.guest = yes\n", 1,
      "bad value 'yes' for loopback_users.guest: expected true or false"},
     {"loopback_users bare value", "loopback_users = all\n", 1,
@@ -387,6 +412,77 @@ START_TEST(test_too_many)
     snprintf(want, sizeof(want), "%s:%d: too many loopback_users (at most %d)", path,
              CONF_MAX_LOOPBACK_USERS, CONF_MAX_LOOPBACK_USERS);
     ck_assert_str_eq(err, want);
+    conf_free(&c);
+}
+END_TEST
+
+/* Renders a numbered list as "a,b,c". */
+static const char *
+render_list(const struct conf_list *l, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < l->n; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "," : "", l->items[i]);
+    return buf;
+}
+
+/* The TLS and EXTERNAL keys: defaults, then a file setting every one. Lists keep the order of
+ * their numbers, not of their lines; the first item in a file replaces the default list. */
+START_TEST(test_tls_keys)
+{
+    struct conf c;
+    char path[64], err[256] = "", a[256], b[256], m[256];
+    conf_init_defaults(&c);
+    ck_assert_uint_eq(c.n_ssl_listeners, 0);
+    ck_assert_ptr_null(c.ssl_certfile);
+    ck_assert_ptr_null(c.ssl_password);
+    ck_assert_str_eq(render_list(&c.ssl_versions, a, sizeof(a)), "tlsv1.3,tlsv1.2");
+    ck_assert_str_eq(render_list(&c.ssl_ciphers, b, sizeof(b)), "");
+    ck_assert_str_eq(render_list(&c.auth_mechanisms, m, sizeof(m)), "PLAIN,AMQPLAIN");
+    ck_assert_int_eq(c.ssl_verify, CONF_VERIFY_NONE);
+    ck_assert(!c.ssl_fail_if_no_peer_cert && !c.ssl_honor_cipher_order);
+    ck_assert_uint_eq(c.ssl_depth, 10);
+    ck_assert_uint_eq(c.ssl_handshake_timeout, 5000);
+    ck_assert_int_eq(c.ssl_cert_login_from, CONF_CERT_LOGIN_DN);
+    ck_assert_int_eq(c.ssl_cert_login_san_type, CONF_SAN_DNS);
+    ck_assert_uint_eq(c.ssl_cert_login_san_index, 0);
+    conf_free(&c);
+
+    static const char file[] =
+        "listeners.ssl.default = 5671\nlisteners.ssl.v6 = [::1]:5681\n"
+        "ssl_options.certfile = /etc/w/server.pem\nssl_options.keyfile = /etc/w/key.pem\n"
+        "ssl_options.cacertfile = /etc/w/ca.pem\nssl_options.password = a # b\n"
+        "ssl_options.verify = verify_peer\nssl_options.fail_if_no_peer_cert = true\n"
+        "ssl_options.versions.2 = tlsv1.2\nssl_options.versions.1 = tlsv1.3\n"
+        "ssl_options.ciphers.10 = TLS_AES_256_GCM_SHA384\n"
+        "ssl_options.ciphers.2 = ECDHE-ECDSA-AES256-GCM-SHA384\n"
+        "ssl_options.depth = 2\nssl_options.honor_cipher_order = true\n"
+        "auth_mechanisms.3 = EXTERNAL\nauth_mechanisms.1 = PLAIN\n"
+        "ssl_cert_login_from = subject_alt_name\nssl_cert_login_san_type = email\n"
+        "ssl_cert_login_san_index = 1\n";
+    ck_assert_msg(load_text(&c, path, file, sizeof(file) - 1, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(c.n_ssl_listeners, 2);
+    ck_assert_uint_eq(c.ssl_listeners[0].port, 5671);
+    ck_assert_str_eq(c.ssl_listeners[0].host, "");
+    ck_assert_str_eq(c.ssl_listeners[1].host, "::1");
+    ck_assert_uint_eq(c.n_listeners, 1); /* the plain default stays */
+    ck_assert_str_eq(c.ssl_certfile, "/etc/w/server.pem");
+    ck_assert_str_eq(c.ssl_keyfile, "/etc/w/key.pem");
+    ck_assert_str_eq(c.ssl_cacertfile, "/etc/w/ca.pem");
+    ck_assert_str_eq(c.ssl_password, "a");
+    ck_assert_int_eq(c.ssl_verify, CONF_VERIFY_PEER);
+    ck_assert(c.ssl_fail_if_no_peer_cert && c.ssl_honor_cipher_order);
+    ck_assert_str_eq(render_list(&c.ssl_versions, a, sizeof(a)), "tlsv1.3,tlsv1.2");
+    ck_assert_str_eq(render_list(&c.ssl_ciphers, b, sizeof(b)),
+                     "ECDHE-ECDSA-AES256-GCM-SHA384,TLS_AES_256_GCM_SHA384");
+    ck_assert_str_eq(render_list(&c.auth_mechanisms, m, sizeof(m)), "PLAIN,EXTERNAL");
+    ck_assert(conf_list_has(&c.auth_mechanisms, "EXTERNAL"));
+    ck_assert(!conf_list_has(&c.auth_mechanisms, "AMQPLAIN"));
+    ck_assert_uint_eq(c.ssl_depth, 2);
+    ck_assert_int_eq(c.ssl_cert_login_from, CONF_CERT_LOGIN_SAN);
+    ck_assert_int_eq(c.ssl_cert_login_san_type, CONF_SAN_EMAIL);
+    ck_assert_uint_eq(c.ssl_cert_login_san_index, 1);
     conf_free(&c);
 }
 END_TEST
@@ -682,6 +778,7 @@ conf_suite(void)
     tcase_add_test(tc, test_too_many);
     tcase_add_test(tc, test_shipped_conf);
     tcase_add_loop_test(tc, test_access_keys, 0, sizeof(access_keys) / sizeof(access_keys[0]));
+    tcase_add_test(tc, test_tls_keys);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cmdline");

@@ -7,10 +7,12 @@
 #include "client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,9 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "perf.h"
 #include "warren/assert.h"
@@ -175,6 +180,100 @@ conn_wait(struct perf_conn *c, short events, int timeout_ms)
     }
 }
 
+/* ---- TLS ---- */
+
+static SSL_CTX *conn_tls_ctx_made;
+
+/* Makes the client context: no certificate checks (a benchmark's broker uses a throwaway
+ * one), partial writes so that a full socket buffer looks like send()'s. */
+static void
+conn_tls_ctx_init(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    conn_tls_ctx_made = ctx;
+}
+
+/* The client context, shared by every connection (made once; lives as long as the
+ * process). NULL if OpenSSL could not make it. */
+static SSL_CTX *
+conn_tls_ctx(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, conn_tls_ctx_init);
+    return conn_tls_ctx_made;
+}
+
+/* What an SSL call that returned r wants before it can go on: POLLIN or POLLOUT, 0 for a
+ * clean end of the stream, -1 for an error (c->err set; what is there to say about it). */
+static int
+conn_tls_want(struct perf_conn *c, int r, const char *what)
+{
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return POLLIN;
+    if (e == SSL_ERROR_WANT_WRITE)
+        return POLLOUT;
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    unsigned long err = ERR_get_error();
+    ERR_clear_error();
+    if (err != 0)
+        return perf_conn_fail(c, "%s: %s", what, ERR_reason_error_string(err));
+    return perf_conn_fail(c, "%s: %s", what, errno != 0 ? strerror(errno) : "connection closed");
+}
+
+/* Sends or receives over TLS like send/recv with MSG_DONTWAIT: bytes moved, or -1 with errno
+ * EAGAIN (*want: what to poll for), or -1 with c->err set and errno 0 (for recv, 0 is the end
+ * of the stream). */
+static ssize_t
+conn_tls_io(struct perf_conn *c, bool writing, void *buf, size_t n, short *want)
+{
+    size_t done = 0;
+    errno = 0;
+    int r = writing ? SSL_write_ex(c->ssl, buf, n, &done) : SSL_read_ex(c->ssl, buf, n, &done);
+    if (r == 1)
+        return (ssize_t)done;
+    int w = conn_tls_want(c, r, writing ? "TLS send" : "TLS receive");
+    if (w > 0) {
+        *want = (short)w;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (w == 0 && !writing)
+        return 0;
+    if (w == 0)
+        perf_conn_fail(c, "TLS send: the server closed the connection");
+    errno = 0;
+    return -1;
+}
+
+/* The TLS handshake on c->fd (non-blocking from here on). 0, or -1 with c->err set. */
+static int
+conn_tls_start(struct perf_conn *c)
+{
+    SSL_CTX *ctx = conn_tls_ctx();
+    if (ctx == NULL || (c->ssl = SSL_new(ctx)) == NULL || !SSL_set_fd(c->ssl, c->fd))
+        return perf_conn_fail(c, "cannot set up TLS: %s", ERR_reason_error_string(ERR_get_error()));
+    uint64_t deadline = perf_now_ns() + (uint64_t)PERF_RPC_TIMEOUT_MS * 1000000u;
+    for (;;) {
+        errno = 0;
+        int r = SSL_connect(c->ssl);
+        if (r == 1)
+            return 0;
+        int w = conn_tls_want(c, r, "TLS handshake");
+        if (w <= 0)
+            return w == 0 ? perf_conn_fail(c, "TLS handshake: the server closed the connection")
+                          : -1;
+        uint64_t now = perf_now_ns();
+        if (now >= deadline || conn_wait(c, (short)w, (int)((deadline - now) / 1000000)) <= 0)
+            return perf_conn_fail(c, "TLS handshake: no answer within %d ms", PERF_RPC_TIMEOUT_MS);
+    }
+}
+
 int
 perf_conn_flush(struct perf_conn *c)
 {
@@ -182,17 +281,22 @@ perf_conn_flush(struct perf_conn *c)
     if (c->fd < 0)
         return perf_conn_fail(c, "connection is closed");
     while (off < c->wlen) {
-        ssize_t n = send(c->fd, c->wbuf + off, c->wlen - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        short want = POLLOUT;
+        ssize_t n = c->ssl != NULL
+                        ? conn_tls_io(c, true, c->wbuf + off, c->wlen - off, &want)
+                        : send(c->fd, c->wbuf + off, c->wlen - off, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
             off += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && c->ssl != NULL && errno == 0)
+            return -1; /* c->err says why */
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             /* The broker is not reading (flow control, a resource alarm): wait, but give up
              * when the run is torn down. */
-            int r = conn_wait(c, POLLOUT, 1000);
+            int r = conn_wait(c, want, 1000);
             if (r < 0)
                 return perf_conn_fail(c, "poll: %s", strerror(errno));
             if (r == 0 && c->abort != NULL && atomic_load(c->abort))
@@ -222,7 +326,10 @@ conn_fill(struct perf_conn *c, size_t need, int timeout_ms)
         c->rcap = need;
     }
     for (bool waited = false;;) {
-        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+        short want = POLLIN;
+        ssize_t n = c->ssl != NULL
+                        ? conn_tls_io(c, false, c->rbuf + c->rlen, c->rcap - c->rlen, &want)
+                        : recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
         if (n > 0) {
             c->rlen += (size_t)n;
             return 1;
@@ -231,11 +338,13 @@ conn_fill(struct perf_conn *c, size_t need, int timeout_ms)
             return perf_conn_fail(c, "server closed the socket");
         if (errno == EINTR)
             continue;
+        if (c->ssl != NULL && errno == 0)
+            return -1; /* c->err says why */
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return perf_conn_fail(c, "recv: %s", strerror(errno));
         if (waited || timeout_ms <= 0)
             return 0;
-        int r = conn_wait(c, POLLIN, timeout_ms);
+        int r = conn_wait(c, want, timeout_ms);
         if (r < 0)
             return perf_conn_fail(c, "poll: %s", strerror(errno));
         if (r == 0)
@@ -468,7 +577,12 @@ conn_connect(struct perf_conn *c, const struct perf_opts *o)
         close(fd);
     }
     freeaddrinfo(res);
-    return c->fd >= 0 ? 0 : -1;
+    if (c->fd < 0)
+        return -1;
+    /* TLS reads and writes the socket itself: it is made non-blocking for it. */
+    if (o->tls && fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) < 0)
+        return perf_conn_fail(c, "fcntl: %s", strerror(errno));
+    return o->tls ? conn_tls_start(c) : 0;
 }
 
 /* connection.start-ok's client properties, as RabbitMQ's clients announce themselves. */
@@ -566,6 +680,9 @@ conn_handshake(struct perf_conn *c, const struct perf_opts *o)
 static void
 conn_free(struct perf_conn *c)
 {
+    if (c->ssl != NULL)
+        SSL_free(c->ssl);
+    c->ssl = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;

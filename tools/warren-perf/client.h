@@ -1,4 +1,6 @@
-/* warren-perf's AMQP 0-9-1 client connection: one TCP socket per producer or consumer thread,
+/* warren-perf's AMQP 0-9-1 client connection: one TCP socket per producer or consumer thread
+ * (with --tls, an OpenSSL session on it: same buffers, SSL_read and SSL_write for recv and
+ * send),
  * the handshake (PLAIN login, tune, connection.open, channel 1), batched output (callers append
  * frames to a flat buffer, one send() flushes it), and input read in large chunks and split
  * into frames with libwarren's codec (frame_parse, wire_method_decode): there is no second
@@ -19,12 +21,14 @@
 #include "warren/wire_gen.h"
 
 struct perf_opts;
+struct ssl_st;
 
 #define PERF_CHANNEL 1
 #define PERF_RPC_TIMEOUT_MS 10000 /* a synchronous method's reply, the handshake's steps */
 
 struct perf_conn {
     int fd;                   /* -1 when closed */
+    struct ssl_st *ssl;       /* owns with --tls; NULL otherwise */
     const char *name;         /* "producer 0", for messages: borrows */
     const atomic_bool *abort; /* borrows: once true, waits give up at once */
     uint8_t *rbuf;            /* owns; unparsed input is rbuf[rpos, rlen) */

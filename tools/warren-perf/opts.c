@@ -86,6 +86,11 @@ static const struct opt_def opt_defs[] = {
      "publish N messages with no consumer running, then consume them: rates per phase"},
     {"keep-queues", 0, NULL, OPT_FLAG, F(keep_queues), 0, 0, NULL,
      "do not delete the queues and exchange at the end"},
+    {"tls", 0, NULL, OPT_FLAG, F(tls), 0, 0, NULL,
+     "connect over TLS (amqps; the server's certificate is not checked)"},
+    {"churn", 0, NULL, OPT_FLAG, F(churn), 0, 0, NULL,
+     "producers open (TCP, TLS, login, channel) and close connections in a loop: \"sent\" "
+     "counts connections"},
     {"help", 'h', NULL, OPT_HELP, NOF, 0, 0, NULL, "this help"},
     {"version", 'V', NULL, OPT_VERSION, NOF, 0, 0, NULL, "print the version"},
 };
@@ -164,11 +169,15 @@ static void
 parse_uri(struct perf_opts *o, const char *uri)
 {
     const char *p, *end, *at, *hs, *he, *colon;
-    if (strncmp(uri, "amqps://", 8) == 0)
-        usage_error("--uri: amqps:// (TLS) is not supported; use amqp://");
-    if (strncmp(uri, "amqp://", 7) != 0)
-        usage_error("--uri must start with amqp:// (got '%s')", uri);
-    p = uri + 7;
+    bool tls = strncmp(uri, "amqps://", 8) == 0;
+    if (!tls && strncmp(uri, "amqp://", 7) != 0)
+        usage_error("--uri must start with amqp:// or amqps:// (got '%s')", uri);
+    if (tls) { /* TLS, with 5671 as the default port */
+        o->tls = true;
+        if (o->port == 5672)
+            o->port = 5671;
+    }
+    p = uri + (tls ? 8 : 7);
     end = p + strcspn(p, "/?#");
     at = memchr(p, '@', (size_t)(end - p));
     if (at != NULL) {
@@ -276,6 +285,8 @@ check(struct perf_opts *o)
         o->duration = 10;
     if (o->producers + o->consumers == 0)
         usage_error("nothing to do: no producers and no consumers");
+    if (o->churn && (o->consumers > 0 || o->producers == 0 || o->duration == 0))
+        usage_error("--churn needs producers, no consumers (-y 0) and --duration");
     if (o->backlog > 0 && (o->producers == 0 || o->consumers == 0))
         usage_error("--backlog needs producers and consumers");
     if (o->auto_ack && o->multiple_ack > 1)
@@ -367,11 +378,12 @@ perf_opts_json(const struct perf_opts *o, FILE *out)
     fprintf(out, ",\"port\":%u,\"vhost\":", o->port);
     json_str(out, o->vhost);
     fprintf(out,
-            ",\"producers\":%u,\"consumers\":%u,\"queues\":%u,\"size\":%u,\"prefetch\":%u,"
-            "\"auto_ack\":%s,\"multiple_ack\":%u,\"confirm\":%u,\"persistent\":%s,\"exchange\":",
-            o->producers, o->consumers, o->queues, o->size, o->prefetch,
-            o->auto_ack ? "true" : "false", o->multiple_ack, o->confirm,
-            o->persistent ? "true" : "false");
+            ",\"tls\":%s,\"churn\":%s,\"producers\":%u,\"consumers\":%u,\"queues\":%u,"
+            "\"size\":%u,\"prefetch\":%u,\"auto_ack\":%s,\"multiple_ack\":%u,\"confirm\":%u,"
+            "\"persistent\":%s,\"exchange\":",
+            o->tls ? "true" : "false", o->churn ? "true" : "false", o->producers, o->consumers,
+            o->queues, o->size, o->prefetch, o->auto_ack ? "true" : "false", o->multiple_ack,
+            o->confirm, o->persistent ? "true" : "false");
     json_str(out, o->exchange);
     fputs(",\"exchange_type\":", out);
     json_str(out, o->exchange_type[0] ? o->exchange_type : "direct");

@@ -28,7 +28,9 @@ struct perf_opts {
     uint32_t multiple_ack; /* manual acks: one basic.ack (multiple) per this many messages */
     uint32_t confirm;      /* publisher confirms: at most this many unconfirmed; 0 = off */
     bool auto_ack, persistent, keep_queues;
-    char prefix[200];                /* queue i is "<prefix>-<i>" */
+    bool tls;         /* AMQP over TLS (amqps); the server's certificate is not checked */
+    bool churn;       /* producers open and close connections in a loop instead of publishing */
+    char prefix[200]; /* queue i is "<prefix>-<i>" */
     char exchange[PERF_NAME_MAX];    /* "" = the default exchange */
     char exchange_type[16];          /* direct, fanout, topic ("" with the default exchange) */
     char routing_key[PERF_NAME_MAX]; /* "" = each producer's queue name */

@@ -249,7 +249,44 @@ prod_run(struct prod *p)
         atomic_store(&w->done, true);
     return;
 fail:
+    if (atomic_load(&run->stop_producers) && atomic_load(&run->abort)) {
+        /* The run was over, and the broker had stopped reading our socket (its flow control)
+         * for the whole join timeout: what was measured stands. */
+        fprintf(stderr,
+                "warren-perf: %s: the broker was not reading when the run ended; "
+                "connection abandoned\n",
+                w->name);
+        return;
+    }
     perf_worker_fail(w, p->c.err);
+}
+
+/* --churn: connects (TCP, TLS with --tls, login, connection.open, channel.open) and closes
+ * politely in a loop until stopped; each connection counts as a message sent, its open and
+ * close time in the histogram. */
+static void
+prod_churn(struct perf_worker *w)
+{
+    const struct perf_opts *o = w->run->opts;
+    uint64_t n = 0;
+    if (perf_worker_ready(w, true) < 0)
+        return;
+    while (!atomic_load_explicit(&w->run->stop_producers, memory_order_relaxed)) {
+        struct perf_conn c;
+        uint64_t t0 = perf_now_ns();
+        if (perf_conn_open(&c, o, w->name, &w->run->abort) < 0) {
+            if (!atomic_load(&w->run->abort))
+                perf_worker_fail(w, c.err);
+            return;
+        }
+        perf_conn_close(&c, PERF_RPC_TIMEOUT_MS);
+        uint64_t now = perf_now_ns();
+        perf_hist_record(&w->hist, now - t0);
+        if (n++ == 0)
+            atomic_store_explicit(&w->first_ns, t0, memory_order_relaxed);
+        atomic_store_explicit(&w->last_ns, now, memory_order_relaxed);
+        atomic_store_explicit(&w->sent, n, memory_order_relaxed);
+    }
 }
 
 void *
@@ -260,6 +297,11 @@ perf_producer_main(void *arg)
     char tname[16];
     snprintf(tname, sizeof tname, "wp-prod-%u", w->id % 10000);
     pthread_setname_np(pthread_self(), tname); /* for top -H */
+    if (p.o->churn) {
+        prod_churn(w);
+        atomic_store(&w->exited, true);
+        return NULL;
+    }
     bool ok = perf_conn_open(&p.c, p.o, w->name, &w->run->abort) == 0;
     if (ok && p.o->confirm) {
         struct wire_method m = {.id = WIRE_CONFIRM_SELECT};

@@ -165,7 +165,9 @@ perf_report(const struct perf_run *run, const struct perf_result *r, FILE *out)
                 perf_fmt_latency(p95, b, sizeof b), perf_fmt_latency(p99, c, sizeof c),
                 perf_fmt_latency(max, d, sizeof d));
     if (perf_hist_count(ch) > 0)
-        fprintf(stderr, ", confirm latency p50 %s p95 %s p99 %s max %s",
+        fprintf(stderr,
+                o->churn ? ", open+close p50 %s p95 %s p99 %s max %s"
+                         : ", confirm latency p50 %s p95 %s p99 %s max %s",
                 perf_fmt_latency(c50, a, sizeof a), perf_fmt_latency(c95, b, sizeof b),
                 perf_fmt_latency(c99, c, sizeof c), perf_fmt_latency(cmax, d, sizeof d));
     fputc('\n', stderr);
@@ -178,10 +180,10 @@ perf_report(const struct perf_run *run, const struct perf_result *r, FILE *out)
             sent_rate, recv_rate, us(p50), us(p95), us(p99), us(max), (unsigned long long)t.sent,
             (unsigned long long)t.received, (unsigned long long)t.confirmed,
             (unsigned long long)t.nacked, (double)(r->end_ns - r->t0_ns) / 1e9);
-    if (o->confirm)
-        fprintf(out,
-                ",\"confirm_latency_us\":{\"p50\":%.1f,\"p95\":%.1f,\"p99\":%.1f,\"max\":%.1f}",
-                us(c50), us(c95), us(c99), us(cmax));
+    if (o->confirm || o->churn)
+        fprintf(out, ",\"%s\":{\"p50\":%.1f,\"p95\":%.1f,\"p99\":%.1f,\"max\":%.1f}",
+                o->churn ? "connection_us" : "confirm_latency_us", us(c50), us(c95), us(c99),
+                us(cmax));
     if (o->backlog)
         fprintf(out,
                 ",\"publish_msgs_per_s\":%.1f,\"drain_msgs_per_s\":%.1f,\"publish_s\":%.3f,"
