@@ -71,6 +71,7 @@ ctl_user_put(const struct ctl *c, const char *name, json_t *body)
     return rc < 0 ? CTL_EX_UNAVAILABLE : ctl_status_result(&r);
 }
 
+/* rabbitmqctl's words for a missing user when rc says so (CTL_EX_NOUSER). Returns rc. */
 static int
 ctl_no_user(int rc, const char *name)
 {

@@ -126,6 +126,8 @@ int ctl_usage_error(const struct ctl_cmd *cmd, const char *why, int argc, char *
 int ctl_check_columns(const struct ctl_cmd *cmd, const char *const *allowed, size_t nallowed,
                       int argc, char **argv);
 
+/* The commands (the table in main.c): each prints its banner, makes its requests, prints its
+ * result or rabbitmqctl's error, and returns the exit code (enum ctl_exit). */
 int ctl_cmd_add_user(struct ctl *c, int argc, char **argv);
 int ctl_cmd_delete_user(struct ctl *c, int argc, char **argv);
 int ctl_cmd_change_password(struct ctl *c, int argc, char **argv);

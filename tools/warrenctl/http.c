@@ -51,6 +51,7 @@ ctl_buf_add(struct ctl_buf *b, const void *data, size_t n)
     return 0;
 }
 
+/* Appends the formatted text (at most 1 KiB: request lines and headers). 0, or -1. */
 static int
 ctl_buf_printf(struct ctl_buf *b, const char *fmt, ...)
 {
@@ -122,6 +123,7 @@ too_long:
     return -1;
 }
 
+/* Bounds each connect, send and receive on fd by seconds (--timeout). */
 static void
 ctl_set_timeouts(int fd, int seconds)
 {
@@ -187,6 +189,7 @@ ctl_connect(const struct ctl *c)
     return fd;
 }
 
+/* Sends all n bytes (no SIGPIPE). 0, or -1 with errno set. */
 static int
 ctl_write_all(int fd, const char *p, size_t n)
 {

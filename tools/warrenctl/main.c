@@ -77,6 +77,7 @@ static const char ctl_global_usage[] =
     "[--username <user>] [--password <password>]] [--quiet] [--silent] [--timeout <seconds>] "
     "[--formatter <table|json|csv>]";
 
+/* The command list, for --help, help and usage errors. */
 static void
 ctl_print_usage(FILE *f)
 {
@@ -87,6 +88,7 @@ ctl_print_usage(FILE *f)
     fputs("\nUse 'warrenctl help <command>' to learn more about a specific command\n", f);
 }
 
+/* One command's usage line and summary. */
 static void
 ctl_print_cmd_usage(FILE *f, const struct ctl_cmd *cmd)
 {

@@ -156,8 +156,9 @@ ctl_out_value(FILE *f, const json_t *v)
     }
 }
 
-static const char *ctl_sort_keys[2];
+static const char *ctl_sort_keys[2]; /* qsort's comparator has no argument for them */
 
+/* Orders two rows by ctl_sort_keys; a missing or non-string value sorts as "". */
 static int
 ctl_rows_cmp(const void *a, const void *b)
 {
@@ -192,6 +193,7 @@ ctl_rows_sort(json_t *rows, const char *key1, const char *key2)
     return 0;
 }
 
+/* One CSV field: quoted, quotes doubled, as rabbitmqctl's csv formatter writes them. */
 static void
 ctl_out_csv_field(const char *s, size_t len)
 {
