@@ -33,11 +33,14 @@ struct ctl_cmd;
 /* Where the broker is and how to print. Strings borrow argv, the environment or port_buf,
  * except socket_path, which the struct owns. */
 struct ctl {
-    /* Transport: the Unix socket (no password) unless host is set, then TCP + basic auth. */
+    /* Transport: the Unix socket (no password) unless host is set, then TCP + basic auth,
+     * over TLS with tls (--tls), verified against cacert (--cacert; NULL: the system's). */
     char *socket_path;
     const char *host, *port, *username, *password;
     char port_buf[8]; /* port, when it comes from the configuration */
-    int timeout_s;    /* per connect/read/write; rabbitmqctl's --timeout */
+    bool tls;
+    const char *cacert;
+    int timeout_s; /* per connect/read/write; rabbitmqctl's --timeout */
     bool quiet, silent, no_headers;
     enum ctl_formatter formatter;
     const char *vhost;         /* -p; "/" by default */

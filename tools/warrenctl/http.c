@@ -1,12 +1,14 @@
 /* warrenctl's HTTP/1.1 client: one blocking request per connection over the broker's Unix
- * socket or TCP; the reply ends where its framing (Content-Length, the last chunk) says, or at
- * EOF, and the client then closes. A command makes a handful of requests, so a blocking
- * socket with timeouts is all it needs; libevent's evhttp client would add a loop and
- * callbacks for nothing. The reply is read whole (bounded by CTL_HTTP_MAX_REPLY), then parsed:
- * a reply that is not HTTP, or is cut short, is an error message, never a crash. */
+ * socket, TCP, or TLS over TCP (OpenSSL, the broker's certificate verified); the reply ends where
+ * its framing (Content-Length, the last chunk) says, or at EOF, and the client then closes. A
+ * command makes a handful of requests, so a blocking socket with timeouts is all it needs;
+ * libevent's evhttp client would add a loop and callbacks for nothing. The reply is read whole
+ * (bounded by CTL_HTTP_MAX_REPLY), then parsed: a reply that is not HTTP, or is cut short, is an
+ * error message, never a crash. */
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,7 +20,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "ctl.h"
 
@@ -189,13 +194,80 @@ ctl_connect(const struct ctl *c)
     return fd;
 }
 
-/* Sends all n bytes (no SIGPIPE). 0, or -1 with errno set. */
+/* Prints OpenSSL's queued errors after what, on one line (nginx ngx_ssl_error's shape). */
+static void
+ctl_tls_error(const char *what)
+{
+    unsigned long e;
+    fprintf(stderr, "Error: %s", what);
+    while ((e = ERR_get_error()) != 0) {
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof(buf));
+        fprintf(stderr, ": %s", buf);
+    }
+    fputc('\n', stderr);
+}
+
+/* HTTPS (--tls): a TLS 1.2+ handshake on fd that verifies the broker's certificate against
+ * --cacert (or the system's CAs) and the name or address given to --host. Returns the
+ * session (and its context in *ctxp; the caller frees both), or NULL after printing why. */
+static SSL *
+ctl_tls_start(const struct ctl *c, int fd, SSL_CTX **ctxp)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+        goto fail;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* A server that closes without close_notify has still sent a whole reply (or not: the
+     * framing says which). */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if ((c->cacert != NULL ? SSL_CTX_load_verify_locations(ctx, c->cacert, NULL)
+                           : SSL_CTX_set_default_verify_paths(ctx)) != 1)
+        goto fail;
+    if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1)
+        goto fail;
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, c->host) != 1) { /* not an address: a name */
+        if (X509_VERIFY_PARAM_set1_host(param, c->host, 0) != 1 ||
+            SSL_set_tlsext_host_name(ssl, c->host) != 1)
+            goto fail;
+    }
+    if (SSL_connect(ssl) != 1) {
+        long v = SSL_get_verify_result(ssl);
+        if (v != X509_V_OK) {
+            ERR_clear_error();
+            fprintf(stderr, "Error: the broker's certificate is refused: %s\n",
+                    X509_verify_cert_error_string(v));
+        } else {
+            ctl_tls_error("TLS handshake with the broker failed");
+        }
+        SSL_free(ssl);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    *ctxp = ctx;
+    return ssl;
+fail:
+    ctl_tls_error(c->cacert != NULL ? "TLS setup (--cacert)" : "TLS setup");
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* Sends all n bytes on fd, or on ssl when it is not NULL (no SIGPIPE). 0, or -1. */
 static int
-ctl_write_all(int fd, const char *p, size_t n)
+ctl_write_all(int fd, SSL *ssl, const char *p, size_t n)
 {
     while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
+        ssize_t w;
+        if (ssl != NULL) {
+            int k = SSL_write(ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+            w = k > 0 ? k : -1;
+        } else {
+            w = send(fd, p, n, MSG_NOSIGNAL);
+        }
+        if (w < 0 && errno == EINTR && ssl == NULL)
             continue;
         if (w <= 0)
             return -1;
@@ -203,6 +275,24 @@ ctl_write_all(int fd, const char *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/* Reads up to n bytes from fd or ssl: the count, 0 at the end, or -1 with errno set. */
+static ssize_t
+ctl_read(int fd, SSL *ssl, char *p, size_t n)
+{
+    if (ssl == NULL)
+        return recv(fd, p, n, 0);
+    int k = SSL_read(ssl, p, (int)n);
+    if (k > 0)
+        return k;
+    int e = SSL_get_error(ssl, k);
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+        return 0;
+    if (e != SSL_ERROR_SYSCALL)
+        errno = EPROTO;
+    ERR_clear_error();
+    return -1;
 }
 
 /* Decodes a chunked body, src (n bytes), into out. Returns 0, or -1 when the
@@ -353,6 +443,8 @@ ctl_http(const struct ctl *c, const char *method, const char *path, const char *
 {
     struct ctl_buf req = {0}, rep = {0};
     int fd = -1, rc = -1;
+    SSL_CTX *ctx = NULL;
+    SSL *ssl = NULL;
     memset(r, 0, sizeof(*r));
     if (ctl_buf_printf(&req, "%s /api/%s HTTP/1.1\r\nHost: %s\r\n", method, path,
                        c->host != NULL ? c->host : "localhost") < 0)
@@ -388,13 +480,16 @@ ctl_http(const struct ctl *c, const char *method, const char *path, const char *
 
     if ((fd = ctl_connect(c)) < 0)
         goto out;
-    if (ctl_write_all(fd, req.p, req.len) < 0) {
+    if (c->tls && (ssl = ctl_tls_start(c, fd, &ctx)) == NULL)
+        goto out;
+    if (ctl_write_all(fd, ssl, req.p, req.len) < 0) {
         fprintf(stderr, "Error: sending the request to the broker: %s\n", strerror(errno));
         goto out;
     }
     for (;;) {
         char chunk[16384];
-        ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+        errno = 0;
+        ssize_t n = ctl_read(fd, ssl, chunk, sizeof(chunk));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -422,6 +517,8 @@ ctl_http(const struct ctl *c, const char *method, const char *path, const char *
 oom:
     fprintf(stderr, "Error: out of memory\n");
 out:
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
     if (fd >= 0)
         close(fd);
     free(req.p);

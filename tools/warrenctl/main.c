@@ -73,8 +73,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 #define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
 
 static const char ctl_global_usage[] =
-    "warrenctl [--config <file>] [--data-dir <dir>] [--host <host> [--port <port>] "
-    "[--username <user>] [--password <password>]] [--quiet] [--silent] [--timeout <seconds>] "
+    "warrenctl [--config <file>] [--data-dir <dir>] [--host <host> [--port <port>] [--tls "
+    "[--cacert <file>]] [--username <user>] [--password <password>]] [--quiet] [--silent] "
+    "[--timeout <seconds>] "
     "[--formatter <table|json|csv>]";
 
 /* The command list, for --help, help and usage errors. */
@@ -130,6 +131,8 @@ static const struct option ctl_options[] = {
     {"port", required_argument, NULL, 'P'},
     {"username", required_argument, NULL, 'u'},
     {"password", required_argument, NULL, 'w'},
+    {"tls", no_argument, NULL, 'L'},
+    {"cacert", required_argument, NULL, 'C'},
     {"vhost", required_argument, NULL, 'p'},
     {"quiet", no_argument, NULL, 'q'},
     {"silent", no_argument, NULL, 's'},
@@ -159,7 +162,11 @@ ctl_read_conf(struct ctl *c, const char *config, const char *data_dir)
         return CTL_EX_USAGE;
     }
     if (c->port == NULL) {
-        snprintf(c->port_buf, sizeof(c->port_buf), "%u", (unsigned)conf.management_tcp_port);
+        /* --tls: management.ssl.port, else RabbitMQ's usual HTTPS port */
+        unsigned port = !c->tls                         ? conf.management_tcp_port
+                        : conf.management_ssl_port != 0 ? conf.management_ssl_port
+                                                        : 15671;
+        snprintf(c->port_buf, sizeof(c->port_buf), "%u", port);
         c->port = c->port_buf;
     }
     const char *dir = data_dir != NULL ? data_dir : conf.data_dir;
@@ -223,6 +230,13 @@ main(int argc, char **argv)
         case 'w':
             c.password = optarg;
             break;
+        case 'L':
+            c.tls = true;
+            break;
+        case 'C':
+            c.cacert = optarg;
+            c.tls = true;
+            break;
         case 'p':
             c.vhost = optarg;
             break;
@@ -280,6 +294,10 @@ main(int argc, char **argv)
             ctl_print_usage(stderr);
             return CTL_EX_USAGE;
         }
+    }
+    if ((c.tls || c.cacert != NULL) && c.host == NULL) {
+        fputs("Error: --tls and --cacert go with --host (the local socket is not TLS)\n", stderr);
+        return CTL_EX_USAGE;
     }
     int nargs = argc - optind;
     char **args = argv + optind;
