@@ -172,17 +172,19 @@ main(int argc, char **argv)
 
     struct net_server_env env = {.base = m.base, .conf = &conf, .auth = auth, .vhosts = &vhosts};
     m.net = net_server_new(&env);
-    if (m.net == NULL || net_server_listen(m.net) < 0)
+    if (m.net == NULL)
         goto out;
-    admin_set_net(admin, m.net);
+    /* The HTTP API listens first: once clients can connect over AMQP, they can administer
+     * over HTTP too (nothing runs before the loop starts). */
     struct mgmt_env menv = {.base = m.base,
                             .conf = &conf,
                             .admin = admin,
                             .auth = auth,
                             .vhosts = &vhosts,
                             .net = m.net};
-    if ((mgmt = mgmt_new(&menv)) == NULL || mgmt_listen(mgmt) < 0)
+    if ((mgmt = mgmt_new(&menv)) == NULL || mgmt_listen(mgmt) < 0 || net_server_listen(m.net) < 0)
         goto out;
+    admin_set_net(admin, m.net);
     /* Queues that are not durable page out once messages take half of the memory alarm's
      * limit: the alarm then stays for what paging cannot relieve. */
     durable_set_memory_pressure(durable, net_server_memory_limit(m.net) / 2);

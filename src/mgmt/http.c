@@ -80,14 +80,16 @@ struct mgmt {
     struct http_front tcp, local, tls;
     char *sock_path;  /* owns; set once the socket is bound (unlinked by mgmt_free) */
     size_t receiving; /* bytes of requests being received, every connection */
+    LIST_HEAD(, http_req) reqs; /* requests not answered yet (a change waiting for the disk) */
 };
 
 /* A request in flight: api.c's view and evhttp's. */
 struct http_req {
     struct mgmt_req r;
+    LIST_ENTRY(http_req) link;  /* in mgmt->reqs */
     struct evhttp_request *req; /* borrows until the reply */
-    struct http_front *front;
-    char *body; /* owns */
+    struct http_front *front;   /* NULL once mgmt_free ran: the reply only frees */
+    char *body;                 /* owns */
 };
 
 static void
@@ -302,6 +304,11 @@ http_reply(struct mgmt_req *r, int status, json_t *body)
 {
     struct http_req *hr = (struct http_req *)r;
     struct evhttp_request *req = hr->req;
+    if (hr->front == NULL) { /* the server stopped meanwhile: evhttp freed the request */
+        json_decref(body);
+        goto out;
+    }
+    LIST_REMOVE(hr, link);
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     struct evbuffer *buf = evbuffer_new();
     if (status == 401)
@@ -339,6 +346,7 @@ http_reply(struct mgmt_req *r, int status, json_t *body)
     evhttp_send_reply(req, status, http_reason(status), buf);
     if (buf != NULL)
         evbuffer_free(buf);
+out:
     mgmt_req_clear(r);
     free(hr->body);
     free(hr);
@@ -460,6 +468,7 @@ http_on_request(struct evhttp_request *req, void *arg)
     }
     hr->req = req;
     hr->front = f;
+    LIST_INSERT_HEAD(&m->reqs, hr, link);
     struct mgmt_req *r = &hr->r;
     r->env = &m->env;
     r->reply = http_reply;
@@ -666,6 +675,12 @@ mgmt_free(struct mgmt *m)
 {
     if (m == NULL)
         return;
+    struct http_req *hr;
+    while ((hr = LIST_FIRST(&m->reqs)) != NULL) {
+        LIST_REMOVE(hr, link);
+        hr->front = NULL;
+        hr->req = NULL;
+    }
     struct http_front *fronts[] = {&m->tcp, &m->local, &m->tls};
     for (size_t i = 0; i < 3; i++) {
         struct http_conn *hc;

@@ -350,28 +350,24 @@ def test_unix_socket():
 
 @wt.needs_process
 def test_https():
-    """management.ssl.port: the same API over TLS, with management.ssl.certfile/keyfile"""
+    """management.ssl.port: the same API over TLS, with management.ssl.certfile/keyfile and
+    the encrypted key's management.ssl.password"""
     import base64
     import json
-    import ssl
-    import subprocess
-    import tempfile
     from http import client
-    tmp = tempfile.mkdtemp(prefix="warren-test-pki-")
+
+    import pki
+    p = pki.Pki()
     try:
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "key.pem", "-out",
-                        "cert.pem", "-days", "2", "-subj", "/CN=localhost"], cwd=tmp,
-                       check=True, capture_output=True)
         port = wt.free_port()
         config = {"management.ssl.port": port,
-                  "management.ssl.certfile": os.path.join(tmp, "cert.pem"),
-                  "management.ssl.keyfile": os.path.join(tmp, "key.pem")}
+                  "management.ssl.certfile": p.server[0],
+                  "management.ssl.keyfile": p.server_key_encrypted,
+                  "management.ssl.password": "s3cret"}
         with wt.server(mgmt=True, config=config) as srv:
-            ctx = ssl.create_default_context(cafile=os.path.join(tmp, "cert.pem"))
-            ctx.check_hostname = False
             for creds, want in ((b"guest:guest", 200), (b"guest:nope", 401)) * 5:
-                conn = client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+                conn = client.HTTPSConnection("localhost", port, context=p.context(),
+                                              timeout=10)
                 conn.request("GET", "/api/whoami", headers={
                     "Authorization": "Basic " + base64.b64encode(creds).decode()})
                 resp = conn.getresponse()
@@ -382,7 +378,7 @@ def test_https():
             st, _, _ = http(srv, "GET", "/api/whoami")  # plain HTTP still served
             assert st == 200
     finally:
-        wt.cleanup_dir(tmp)
+        p.close()
 
 
 @wt.needs_process

@@ -9,6 +9,8 @@ passed however the bytes trickle in, and serve new clients once the flood is ove
   time (one byte per connection every 100 ms, so each makes progress until the deadline).
   handshake_timeout is 3 s: every one of them is closed by the broker 3 s after it connected,
   not later for having kept sending.
+- 500 connections to the TLS port that send a ClientHello and stall in the TLS handshake, and
+  500 that send nothing: closed at ssl_handshake_timeout (3 s here), bounded memory.
 - 20 connections that open every channel they may (2,047 each, pipelined), then one
   connection that opens and closes all its channels over and over: RSS grows by a bounded
   amount per channel and not with the churn."""
@@ -17,12 +19,14 @@ import os
 import resource
 import selectors
 import socket
+import ssl
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 import watcher  # noqa: E402
+from pki import Pki  # noqa: E402
 
 HANDSHAKE_MS = 3000
 PER_GROUP = 500
@@ -140,6 +144,73 @@ def test_half_open_connections():
         wt.assert_serves(srv.addr)
 
 
+def client_hello():
+    """The first flight of a TLS 1.3 client: one ClientHello record, as an ssl module client
+    writes it to a memory BIO."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+@wt.needs_process
+def test_half_open_tls_connections():
+    """500 TLS connections stalled after their ClientHello and 500 silent ones: all closed at
+    ssl_handshake_timeout, the watcher served, RSS and CPU bounded"""
+    raise_fd_limit(2 * PER_GROUP + 256)
+    slack = 6.0 if wt.binary_sanitized() else 2.5
+    pki = Pki()
+    try:
+        port = wt.free_port()
+        config = pki.server_config(port, ssl_handshake_timeout=str(HANDSHAKE_MS))
+        with wt.server(config=config) as srv, watcher.Watcher(srv.addr) as w:
+            rss0 = srv.rss_kib()
+            cpu0 = srv.cpu_seconds()
+            t0 = time.monotonic()
+            hello = client_hello()
+            socks, opened = [], []
+            for i in range(2 * PER_GROUP):
+                s = connect(("127.0.0.1", port))
+                if i < PER_GROUP:
+                    s.sendall(hello)
+                socks.append(s)
+                opened.append(time.monotonic())
+            time.sleep(1)
+            rss_peak = srv.rss_kib()
+            closed = eof_times(socks, opened, time.monotonic() + HANDSHAKE_MS / 1000 + slack)
+            for s in socks:
+                s.close()
+            for name, lo in (("after a ClientHello", 0), ("silent", PER_GROUP)):
+                times = [t for t in closed[lo:lo + PER_GROUP] if t is not None]
+                assert len(times) == PER_GROUP, "%d TLS connections %s still open" % (
+                    PER_GROUP - len(times), name)
+                wt.log("  %s: closed %.2f-%.2f s after connecting" % (name, min(times),
+                                                                     max(times)))
+                assert min(times) >= HANDSHAKE_MS / 1000 - 0.2, \
+                    "a TLS connection %s was closed after %.2f s" % (name, min(times))
+            cpu = srv.cpu_seconds() - cpu0
+            wall = time.monotonic() - t0
+            wt.log("  broker CPU %.2f s over %.1f s (the ClientHellos answered: %d)" % (
+                cpu, wall, PER_GROUP))
+            assert cpu < 0.8 * wall, "the broker used %.2f s of CPU in %.1f s" % (cpu, wall)
+            w.check("during the half-open TLS connections")
+            # A TLS session mid-handshake holds OpenSSL's state and buffers: well under
+            # 64 KiB each.
+            srv.check_rss_growth(rss0, rss_peak, 2 * PER_GROUP * 64, "with 1,000 half-open "
+                                 "TLS connections")
+            tls_ok = pki.context().wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                                               server_hostname="localhost")
+            tls_ok.close()
+    finally:
+        pki.close()
+
+
 def open_all_channels(c, n):
     """Opens channels 1..n on the RawConn c, pipelined, then reads every open-ok."""
     c.send(b"".join(wt.method_frame(ch, wt.CHANNEL_OPEN, wt.shortstr(""))
@@ -197,4 +268,4 @@ def test_channel_floods():
         wt.assert_serves(srv.addr)
 
 
-wt.run([test_half_open_connections, test_channel_floods])
+wt.run([test_half_open_connections, test_half_open_tls_connections, test_channel_floods])
