@@ -379,36 +379,27 @@ def test_remote_https():
     """--tls (or --cacert) on management.ssl.port: the broker's certificate is verified
     against --cacert and the --host name; a name it does not hold, or a CA that did not sign
     it, is refused (exit 69) before any credential is sent."""
-    import subprocess
-    tmp = tempfile.mkdtemp(prefix="warrenctl-pki-")
+    import pki
+    p = pki.Pki()
     try:
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "key.pem", "-out",
-                        "cert.pem", "-days", "2", "-subj", "/CN=localhost", "-addext",
-                        "subjectAltName=DNS:localhost,IP:127.0.0.1"], cwd=tmp, check=True,
-                       capture_output=True)
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "other-key.pem",
-                        "-out", "other.pem", "-days", "2", "-subj", "/CN=other"], cwd=tmp,
-                       check=True, capture_output=True)
         port = wt.free_port()
         config = {"management.ssl.port": port,
-                  "management.ssl.certfile": os.path.join(tmp, "cert.pem"),
-                  "management.ssl.keyfile": os.path.join(tmp, "key.pem")}
-        cacert = os.path.join(tmp, "cert.pem")
+                  "management.ssl.certfile": p.server[0],
+                  "management.ssl.keyfile": p.server[1]}
+        cacert = p.ca[0]
         with wt.server(mgmt=True, config=config) as srv:
             for host in ("localhost", "127.0.0.1"):
                 rc, out, err = wt.warrenctl("--host", host, "--port", str(port), "--cacert",
                                             cacert, "-s", "list_users")
                 assert (rc, out) == (0, "guest\t[administrator]\n"), (host, rc, out, err)
             rc, out, err = wt.warrenctl("--host", "127.0.0.1", "--port", str(port), "--tls",
-                                        "--cacert", os.path.join(tmp, "other.pem"), "list_users")
+                                        "--cacert", p.other_ca[0], "list_users")
             assert rc == 69 and "certificate is refused" in err, (rc, err)
             rc, out, err = wt.warrenctl("--host", "127.0.0.2", "--port", str(port), "--cacert",
                                         cacert, "list_users")
             assert rc == 69 and "certificate is refused" in err, (rc, err)
             rc, out, err = wt.warrenctl("--host", "127.0.0.1", "--port", str(port), "--tls",
-                                        "list_users")  # self-signed: not in the system's CAs
+                                        "list_users")  # the test CA is not the system's
             assert rc == 69 and "certificate is refused" in err, (rc, err)
             # TLS to the plain HTTP port: a clean error.
             rc, out, err = wt.warrenctl("--host", "127.0.0.1", "--port", str(srv.mgmt_port),
@@ -417,7 +408,7 @@ def test_remote_https():
             rc, out, err = wt.warrenctl("--tls", "list_users")
             assert rc == 64 and "--host" in err, (rc, err)
     finally:
-        wt.cleanup_dir(tmp)
+        p.close()
 
 
 if __name__ == "__main__":
