@@ -78,8 +78,8 @@ struct http_front {
 struct mgmt {
     struct mgmt_env env;
     struct http_front tcp, local, tls;
-    char *sock_path;  /* owns; set once the socket is bound (unlinked by mgmt_free) */
-    size_t receiving; /* bytes of requests being received, every connection */
+    char *sock_path;            /* owns; set once the socket is bound (unlinked by mgmt_free) */
+    size_t receiving;           /* bytes of requests being received, every connection */
     LIST_HEAD(, http_req) reqs; /* requests not answered yet (a change waiting for the disk) */
 };
 
