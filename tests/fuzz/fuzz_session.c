@@ -9,25 +9,38 @@
  * content frame out of place...) that closes the connection while its channels hold
  * consumers, unacked deliveries, transactions or half a message.
  *
+ * Users and permissions: besides guest, the fixture makes a vhost v1 and users u0 and u1
+ * whose permissions (warren/admin.h, PCRE2 patterns) allow some of the alphabet's names and
+ * refuse others, a topic permission on amq.topic and a channel limit (fz_fixture_users);
+ * connections log in as any of them on any vhost (FZ_OP_CONNECT's byte, the login refused
+ * with 403 or the open with 530 where it must be), and FZ_OP_ADMIN makes administrative
+ * changes in the middle of a session as the HTTP API does: permissions and topic permissions
+ * set and cleared under open channels, users and vhosts deleted under connections holding
+ * consumers, unacked messages and half-received content, made again, limits set.
+ *
  * The frames are handed to the server in chunks the program chooses (cut anywhere, mid-frame
  * included), the loop runs until the server is idle between chunks, and everything the server
  * writes is parsed and checked: only valid frames of methods servers send (nethost_take);
  * content only after a content method and whole before anything else on its channel; nothing
  * on a channel that is not open, or that the server is closing, but close-ok; nothing after
  * connection.close but close-ok; the socket closed only after a connection.close, and always
- * after the close handshake. A server channel.close or connection.close is answered with
- * close-ok as a client does. After the program, every connection is closed or hung up, the
- * server freed, and no message may be left alive (msg_bytes_live). A failed check aborts, so
- * libFuzzer keeps the input.
+ * after the close handshake; a 320 connection.close for, and only for, every connection open
+ * when its user or vhost was deleted, by the next flush; no 403 "refused for user" for guest
+ * on "/" or v1 until the program changed guest's permissions or a vhost. A server channel.close or
+ * connection.close is answered with close-ok as a client does. After the program, every connection
+ * is closed or hung up, the server freed, and no message may be left alive (msg_bytes_live). A
+ * failed check aborts, so libFuzzer keeps the input.
  *
  * Opcodes. Each step reads an op byte: bit 7 picks the connection slot, the rest modulo
  * FZ_OP_COUNT the operation (enum fz_op), then the operation's argument bytes in the order
- * the handler reads them (fz_u8); an exhausted input reads zeros. Before the program, the
- * first connection declares the objects the names mostly point to (fz_fixture) on its
- * channel 1, which stays open. `tests/fuzz/make_corpus.py --session` writes seed programs
- * with the same numbering. The same file is linked into tests/fuzz/fuzz_session_replay, which
- * `make check` runs over tests/fuzz/corpus-session and tests/fuzz/crashers-session;
- * FUZZ_SESSION_LOG=1 in the environment shows the server's log. */
+ * the handler reads them (fz_u8); an exhausted input reads zeros. FZ_OP_CONNECT reads one
+ * byte: user (fz_users) in its value modulo 4, vhost (fz_vhosts) in its value / 4 modulo 3;
+ * FZ_OP_ADMIN reads a kind (modulo 10, fz_admin), a user and a vhost byte, then the kind's. Before
+ * the program, the first connection declares the objects the names mostly point to (fz_fixture) on
+ * its channel 1, which stays open. `tests/fuzz/make_corpus.py --session` writes seed programs with
+ * the same numbering. The same file is linked into tests/fuzz/fuzz_session_replay, which `make
+ * check` runs over tests/fuzz/corpus-session and tests/fuzz/crashers-session; FUZZ_SESSION_LOG=1 in
+ * the environment shows the server's log. */
 #include "config.h"
 
 #include <stdbool.h>
@@ -39,6 +52,7 @@
 #include <event2/buffer.h>
 
 #include "nethost.h"
+#include "warren/admin.h"
 #include "warren/log.h"
 #include "warren/msg.h"
 
@@ -74,6 +88,9 @@ struct fz_conn {
     bool we_closed;           /* we sent connection.close */
     bool hung_up;             /* we closed the socket */
     bool gone;                /* the connection ended: the slot takes no more frames */
+    uint8_t user, vhost;      /* indexes into fz_users and fz_vhosts: whom it logged in as */
+    bool forced_ok;           /* its user or vhost was deleted: a 320 close may come */
+    bool must_close;          /* ... while it was open: the 320 close must come */
     struct fz_chan ch[FZ_MAX_CHANNEL + 1];
 };
 
@@ -84,6 +101,9 @@ struct fz {
     const uint8_t *in, *end;
     uint64_t body_budget;
     char reply_token[64]; /* the last "amq.rabbitmq.reply-to.<token>" seen in a delivery */
+    /* An administrative change touched guest or "/" (guest's permissions, guest or "/"
+     * deleted): guest's connections on "/" may then be refused access too. */
+    bool guest_restricted;
 };
 
 #define FZ_FAIL(...)                                                                               \
@@ -114,7 +134,24 @@ static const char *const fz_keys[] = {"",     "k0", "k1", "k0.k1", "k1.k0", "#",
 static const char *const fz_types[] = {"direct", "fanout", "topic", "headers", "bogus"};
 static const char *const fz_tags[] = {"", "c0", "c1", "c2"};
 
-#define FZ_PICK(z, table) (table[fz_u8(z) % (sizeof(table) / sizeof(table[0]))])
+#define FZ_COUNT(table) (sizeof(table) / sizeof(table[0]))
+#define FZ_PICK(z, table) (table[fz_u8(z) % FZ_COUNT(table)])
+
+/* Users and vhosts (fz_fixture): guest may do anything on both vhosts; u0 only some things
+ * on "/" (fz_fixture says which), with a topic permission on amq.topic and at most 3
+ * channels; u1 anything on v1 and a little on "/"; u2 and v2 exist only once the program
+ * makes them (FZ_OP_ADMIN). A user a program makes gets the password of this table. */
+static const struct {
+    const char *name, *password;
+} fz_users[] = {{"guest", "guest"}, {"u0", "p0"}, {"u1", "p1"}, {"u2", "p2"}};
+static const char *const fz_vhosts[] = {"/", "v1", "v2"};
+/* Permission patterns: each allows some of the tiny alphabet's names and refuses others;
+ * "" refuses everything, and the last one does not compile (refused: 400). */
+static const char *const fz_patterns[] = {".*",          "",
+                                          "^q[01]$",     "^(q0|x0|amq\\.default)$",
+                                          "^x",          "^(q[0-3]|x[0-3]|amq\\..*)$",
+                                          "^amq\\.",     "^k0",
+                                          "^(k0|k1)\\.", "(q"};
 
 /* ---- frames out ---- */
 
@@ -232,6 +269,7 @@ enum fz_op {
     FZ_OP_HANG_UP,
     FZ_OP_CONNECT,
     FZ_OP_MISBEHAVE,
+    FZ_OP_ADMIN,
     FZ_OP_COUNT,
 };
 
@@ -691,6 +729,12 @@ fz_check_frame(struct fz *z, struct fz_conn *c, const struct nethost_frame *f)
             FZ_FAIL("%s", what);
         switch (f->m.id) {
         case WIRE_CONNECTION_CLOSE:
+            /* 320 only for a connection whose user or vhost was deleted, and nothing else
+             * for one that was open then. */
+            if ((f->m.u.connection_close.reply_code == WIRE_CONNECTION_FORCED) != c->must_close &&
+                !(c->forced_ok && !c->must_close))
+                FZ_FAIL("%s: user or vhost deleted: %s", what, c->must_close ? "yes" : "no");
+            c->must_close = false;
             c->server_closed = true;
             fz_send(c, 0, &(struct wire_method){.id = WIRE_CONNECTION_CLOSE_OK});
             return;
@@ -750,6 +794,10 @@ fz_check_frame(struct fz *z, struct fz_conn *c, const struct nethost_frame *f)
     case WIRE_CHANNEL_OPEN_OK:
         FZ_FAIL("%s on a channel already open", what);
     case WIRE_CHANNEL_CLOSE:
+        /* guest may do anything on "/" and v1 until the program changes that. */
+        if (f->m.u.channel_close.reply_code == WIRE_ACCESS_REFUSED && c->user == 0 &&
+            c->vhost < 2 && !z->guest_restricted && strstr(what, "refused for user") != NULL)
+            FZ_FAIL("%s", what);
         /* Answered at once, as clients do; the channel is then closed on both sides. */
         fz_send(c, f->channel, &(struct wire_method){.id = WIRE_CHANNEL_CLOSE_OK});
         fz_chan_closed(ch);
@@ -793,6 +841,8 @@ fz_drain(struct fz *z)
                 FZ_FAIL("the server closed connection slot %u without connection.close", i);
             c->gone = true;
         }
+        if (c->must_close && !c->server_closed && !c->gone)
+            FZ_FAIL("connection slot %u still open after its user or vhost was deleted", i);
     }
 }
 
@@ -818,8 +868,13 @@ fz_flush(struct fz *z, size_t hold)
     fz_drain(z);
 }
 
+/* Opens a connection in slot c as fz_users[user] on fz_vhosts[vhost], as a client does (the
+ * capabilities of nethost_login, no heartbeats). The login is refused (403) for a user that
+ * does not exist, the open (530) for a vhost that does not, or that the user may not use, or
+ * over a limit; the slot then holds a connection the server is closing. guest on "/" and v1
+ * is refused only after the program changed guest or a vhost (fz.guest_restricted). */
 static void
-fz_connect(struct fz *z, struct fz_conn *c)
+fz_connect(struct fz *z, struct fz_conn *c, uint8_t user, uint8_t vhost)
 {
     if (z->n_connections == NETHOST_MAX_PEERS)
         return;
@@ -829,11 +884,73 @@ fz_connect(struct fz *z, struct fz_conn *c)
     struct evbuffer *pending = c->pending;
     memset(c, 0, sizeof(*c));
     c->pending = pending;
+    c->user = user;
+    c->vhost = vhost;
     if ((c->p = nethost_connect(&z->host, NULL)) == NULL)
         FZ_FAIL("cannot connect");
     z->n_connections++;
-    if (nethost_handshake(c->p) < 0)
-        FZ_FAIL("handshake: %s", c->p->why);
+    struct nethost_frame f;
+    if (nethost_login(c->p, fz_users[user].name, fz_users[user].password) < 0)
+        FZ_FAIL("login: %s", c->p->why);
+    enum nethost_status st = nethost_read(c->p, &f);
+    uint16_t refusal = WIRE_ACCESS_REFUSED;
+    if (st == NETHOST_FRAME && f.type == WIRE_FRAME_METHOD && f.channel == 0 &&
+        f.m.id == WIRE_CONNECTION_TUNE) {
+        struct wire_method m = {.id = WIRE_CONNECTION_TUNE_OK};
+        m.u.connection_tune_ok.channel_max = f.m.u.connection_tune.channel_max;
+        m.u.connection_tune_ok.frame_max = f.m.u.connection_tune.frame_max;
+        struct wire_method open = {.id = WIRE_CONNECTION_OPEN};
+        open.u.connection_open.virtual_host = nethost_str(fz_vhosts[vhost]);
+        if (nethost_send_method(c->p, 0, &m) < 0 || nethost_send_method(c->p, 0, &open) < 0)
+            FZ_FAIL("out of memory");
+        st = nethost_read(c->p, &f);
+        if (st == NETHOST_FRAME && f.type == WIRE_FRAME_METHOD && f.channel == 0 &&
+            f.m.id == WIRE_CONNECTION_OPEN_OK)
+            return;
+        refusal = WIRE_NOT_ALLOWED;
+    }
+    char what[400];
+    if (st == NETHOST_FRAME)
+        nethost_describe(&f, what, sizeof(what));
+    else
+        snprintf(what, sizeof(what), "status %d (%.300s)", (int)st, c->p->why);
+    if (st != NETHOST_FRAME || f.type != WIRE_FRAME_METHOD || f.channel != 0 ||
+        f.m.id != WIRE_CONNECTION_CLOSE || f.m.u.connection_close.reply_code != refusal ||
+        (user == 0 && vhost < 2 && !z->guest_restricted))
+        FZ_FAIL("handshake as %s on %s: %s", fz_users[user].name, fz_vhosts[vhost], what);
+    c->server_closed = true;
+    fz_send(c, 0, &(struct wire_method){.id = WIRE_CONNECTION_CLOSE_OK});
+}
+
+/* The users and vhosts of fz_users and fz_vhosts, made through warren/admin.h as the HTTP API
+ * makes them: vhost v1 (at most 3 queues); u0 on "/" may configure q0, q1 and x0, write to
+ * q0, q1, x0, x2, the default exchange and amq.topic (routing keys starting with k0 there),
+ * read q0-q2, x0-x2 and amq.topic (keys k0.*), and open 3 channels; u1 may do anything on v1,
+ * and on "/" configure q2, write to x2, x3 and the default exchange, read q2 and q3; guest may
+ * do anything on v1 too. */
+static void
+fz_fixture_users(struct fz *z)
+{
+    struct admin *a = z->host.admin;
+    char err[256];
+    static const char *const tags[] = {"management"};
+    struct admin_user u0 = {.name = "u0", .password = fz_users[1].password};
+    struct admin_user u1 = {
+        .name = "u1", .password = fz_users[2].password, .tags = tags, .n_tags = 1};
+    if (admin_vhost_put(a, &(struct admin_vhost){.name = "v1"}, NULL, NULL, err, sizeof(err)) ||
+        admin_vhost_set_limit(a, "v1", "max-queues", 3, NULL, NULL, err, sizeof(err)) ||
+        admin_user_put(a, &u0, NULL, NULL, err, sizeof(err)) ||
+        admin_user_put(a, &u1, NULL, NULL, err, sizeof(err)) ||
+        admin_perm_set(a, "u0", "/", "^(q[01]|x0)$", "^(q[01]|x[02]|amq\\.(default|topic))$",
+                       "^(q[0-2]|x[0-2]|amq\\.topic)$", NULL, NULL, err, sizeof(err)) ||
+        admin_topic_perm_set(a, "u0", "/", "amq.topic", "^k0", "^k0\\.", NULL, NULL, err,
+                             sizeof(err)) ||
+        admin_user_set_limit(a, "u0", "max-channels", 3, NULL, NULL, err, sizeof(err)) ||
+        admin_perm_set(a, "u1", "v1", ".*", ".*", ".*", NULL, NULL, err, sizeof(err)) ||
+        admin_perm_set(a, "u1", "/", "^q2$", "^(x[23]|amq\\.default)$", "^q[23]$", NULL, NULL, err,
+                       sizeof(err)) ||
+        admin_perm_set(a, "guest", "v1", ".*", ".*", ".*", NULL, NULL, err, sizeof(err)))
+        FZ_FAIL("fixture: %s", err);
 }
 
 /* What most operations name, declared on channel 1 of the first connection before the
@@ -880,6 +997,99 @@ fz_fixture(struct fz *z)
     fz_flush(z, 0);
     if (!c->ch[1].srv_open || c->server_closed)
         FZ_FAIL("the server refused the fixture");
+    fz_fixture_users(z);
+}
+
+/* An administrative change, as the HTTP API makes them (warren/admin.h), in the middle of the
+ * session: permissions set or cleared under open channels (whose cached checks must then be
+ * redone), a topic permission, a user or a vhost deleted while connections are open on it
+ * (closed at once with 320, their channels holding consumers, unacked deliveries,
+ * transactions and half-received content) and made again, limits set or cleared. Each reads
+ * a kind, a user and a vhost, then what the kind needs. A refusal (no such user, a pattern
+ * that does not compile) changes nothing; only running out of memory is an error. */
+static void
+fz_admin(struct fz *z)
+{
+    static const char *const user_limits[] = {"max-channels", "max-connections"};
+    static const char *const vhost_limits[] = {"max-connections", "max-queues"};
+    static const int64_t values[] = {-1, 0, 1, 2, 3, 5};
+    static const char *const topic_exchanges[] = {"amq.topic", "x2"};
+    static const char *const tags[] = {"management", "administrator"};
+    struct admin *a = z->host.admin;
+    char err[256] = "";
+    uint8_t kind = fz_u8(z) % 10, u = fz_u8(z) % FZ_COUNT(fz_users),
+            v = fz_u8(z) % FZ_COUNT(fz_vhosts);
+    const char *user = fz_users[u].name, *vhost = fz_vhosts[v];
+    enum admin_result r;
+    switch (kind) {
+    case 0: {
+        const char *conf = FZ_PICK(z, fz_patterns), *write = FZ_PICK(z, fz_patterns);
+        const char *read = FZ_PICK(z, fz_patterns);
+        r = admin_perm_set(a, user, vhost, conf, write, read, NULL, NULL, err, sizeof(err));
+        break;
+    }
+    case 1:
+        r = admin_perm_clear(a, user, vhost, NULL, NULL, err, sizeof(err));
+        break;
+    case 2: {
+        const char *x = FZ_PICK(z, topic_exchanges), *write = FZ_PICK(z, fz_patterns);
+        const char *read = FZ_PICK(z, fz_patterns);
+        r = admin_topic_perm_set(a, user, vhost, x, write, read, NULL, NULL, err, sizeof(err));
+        break;
+    }
+    case 3: {
+        uint8_t b = fz_u8(z);
+        r = admin_topic_perm_clear(a, user, vhost, b & 1 ? NULL : topic_exchanges[(b >> 1) & 1],
+                                   NULL, NULL, err, sizeof(err));
+        break;
+    }
+    case 4:
+        r = admin_user_delete(a, user, NULL, NULL, err, sizeof(err));
+        break;
+    case 5: {
+        struct admin_user au = {
+            .name = user, .password = fz_users[u].password, .tags = tags, .n_tags = fz_u8(z) % 3};
+        r = admin_user_put(a, &au, NULL, NULL, err, sizeof(err));
+        break;
+    }
+    case 6:
+        r = admin_vhost_delete(a, vhost, NULL, NULL, err, sizeof(err));
+        break;
+    case 7:
+        r = admin_vhost_put(a, &(struct admin_vhost){.name = vhost}, NULL, NULL, err, sizeof(err));
+        break;
+    case 8: {
+        uint8_t b = fz_u8(z);
+        r = admin_user_set_limit(a, user, user_limits[b & 1], values[(b >> 1) % 6], NULL, NULL, err,
+                                 sizeof(err));
+        break;
+    }
+    default: {
+        uint8_t b = fz_u8(z);
+        r = admin_vhost_set_limit(a, vhost, vhost_limits[b & 1], values[(b >> 1) % 6], NULL, NULL,
+                                  err, sizeof(err));
+        break;
+    }
+    }
+    if (r == ADMIN_NOMEM)
+        FZ_FAIL("admin: %s", err);
+    if (r != ADMIN_OK)
+        return;
+    /* Over-approximated: any change of guest's, or of a vhost's but its metadata. */
+    if ((u == 0 && kind != 5 && kind != 6 && kind != 7 && kind != 9) || kind == 6 || kind == 9)
+        z->guest_restricted = true;
+    if (kind != 4 && kind != 6)
+        return;
+    /* The connections of a deleted user or vhost: each open one must be closed (320) by the
+     * next flush; one on its way out may be. */
+    for (unsigned i = 0; i < FZ_SLOTS; i++) {
+        struct fz_conn *c = &z->conns[i];
+        if (c->p == NULL || c->gone || (kind == 4 ? c->user != u : c->vhost != v))
+            continue;
+        c->forced_ok = true;
+        if (!c->server_closed && !c->we_closed && !c->hung_up)
+            c->must_close = true;
+    }
 }
 
 static void
@@ -892,14 +1102,19 @@ fz_step(struct fz *z)
         fz_flush(z, fz_u8(z) % 16);
         return;
     }
+    if (kind == FZ_OP_ADMIN) {
+        fz_admin(z);
+        return;
+    }
     if (kind == FZ_OP_CONNECT) {
+        uint8_t login = fz_u8(z);
         /* A connection on its way out finishes first: its close-ok goes, the end comes. */
         if (c->p != NULL && !c->gone && (c->server_closed || c->we_closed || c->hung_up)) {
             fz_flush(z, 0);
             fz_flush(z, 0);
         }
         if (c->p == NULL || c->gone)
-            fz_connect(z, c);
+            fz_connect(z, c, login % FZ_COUNT(fz_users), (login >> 2) % FZ_COUNT(fz_vhosts));
         return;
     }
     if (c->p == NULL || c->gone || c->hung_up || c->server_closed || c->we_closed)
@@ -1004,7 +1219,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nethost_init(&z.host) < 0)
         FZ_FAIL("cannot start the broker");
     z.host.unix_sockets = true; /* thousands of connections a second: no ports */
-    fz_connect(&z, &z.conns[0]);
+    fz_connect(&z, &z.conns[0], 0, 0);
     fz_fixture(&z);
     for (unsigned ops = 0; ops < FZ_MAX_OPS && z.in < z.end; ops++)
         fz_step(&z);

@@ -393,7 +393,7 @@ def seeds():
 (FLUSH, CHANNEL_CLOSE, EXCHANGE_DECLARE, EXCHANGE_DELETE, EXCHANGE_BIND, QUEUE_DECLARE,
  QUEUE_BIND, QUEUE_UNBIND, QUEUE_PURGE, QUEUE_DELETE, QOS, CONSUME, CANCEL, PUBLISH,
  PUBLISH_REPLY, GET, ACK, NACK, REJECT, RECOVER, TX, CONFIRM_SELECT, FLOW, CONNECTION_CLOSE,
- HANG_UP, CONNECT, MISBEHAVE) = range(27)
+ HANG_UP, CONNECT, MISBEHAVE, ADMIN) = range(28)
 # Indexes into the fuzzer's name tables (first occurrence).
 Q = {"q0": 0, "q1": 1, "q2": 2, "q3": 3, "": 8, "amq.q": 9}
 X = {"x0": 0, "x1": 1, "x2": 2, "x3": 3, "": 8, "amq.direct": 9, "amq.fanout": 10,
@@ -402,6 +402,14 @@ K = {"": 0, "k0": 1, "k1": 2, "k0.k1": 3, "k1.k0": 4, "#": 5, "*": 6, "k0.#": 7,
      "q1": 9, "q2": 10, "q3": 11, "*.k1": 12}
 T = {"direct": 0, "fanout": 1, "topic": 2, "headers": 3, "bogus": 4}
 TAG = {"": 0, "c0": 1, "c1": 2, "c2": 3}
+USER = {"guest": 0, "u0": 1, "u1": 2, "u2": 3}
+VHOST = {"/": 0, "v1": 1, "v2": 2}
+PAT = {".*": 0, "": 1, "^q[01]$": 2, "^(q0|x0|amq\\.default)$": 3, "^x": 4,
+       "^(q[0-3]|x[0-3]|amq\\..*)$": 5, "^amq\\.": 6, "^k0": 7, "^(k0|k1)\\.": 8, "(q": 9}
+# FZ_OP_ADMIN's kinds
+(PERM_SET, PERM_CLEAR, TOPIC_SET, TOPIC_CLEAR, USER_DELETE, USER_PUT, VHOST_DELETE, VHOST_PUT,
+ USER_LIMIT, VHOST_LIMIT) = range(10)
+LIMIT_VALUE = {-1: 0, 0: 1, 1: 2, 2: 3, 3: 4, 5: 5}
 # Declare flags: the properties other than the fixture's need bit 6.
 EXCLUSIVE, AUTO_DELETE = 0x44, 0x48
 
@@ -451,6 +459,18 @@ class Session:
     def ack(self, ch, v=0, slot=0):
         return self.op(ACK, slot, ch - 1, v)
 
+    def connect(self, slot, user="guest", vhost="/"):
+        return self.op(CONNECT, slot, USER[user] | VHOST[vhost] << 2)
+
+    def admin(self, kind, user="guest", vhost="/", *args):
+        return self.op(ADMIN, 0, kind, USER[user], VHOST[vhost], *args)
+
+    def perm_set(self, user, vhost, conf, write, read):
+        return self.admin(PERM_SET, user, vhost, PAT[conf], PAT[write], PAT[read])
+
+    def limit(self, kind, user, vhost, which, value):
+        return self.admin(kind, user, vhost, which | LIMIT_VALUE[value] << 1)
+
 
 def session_seeds():
     s = {}
@@ -478,12 +498,12 @@ def session_seeds():
         .publish(2, "", "q1", props=0x01).flush().b)
     s["two-connections-requeue"] = (
         Session().op(QOS, 0, 0, 1).consume(1, "q0", "c0")
-        .op(CONNECT, 1).op(QOS, 1, 0, 1).consume(1, "q0", "c1", slot=1)
+        .connect(1).op(QOS, 1, 0, 1).consume(1, "q0", "c1", slot=1)
         .publish(2, "", "q0").publish(2, "", "q0").publish(2, "", "q0").flush()
         .op(MISBEHAVE, 0, 0, 0).flush().ack(1, slot=1).flush().ack(1, slot=1).flush().b)
     s["direct-reply-to"] = (
         Session().consume(1, "", "c0", 0x41)
-        .op(CONNECT, 1).consume(1, "q1", "c1", 0x01, slot=1)
+        .connect(1).consume(1, "q1", "c1", 0x01, slot=1)
         .publish(1, "", "q1", props=0x08).flush()
         .op(PUBLISH_REPLY, 1, 0, 0, 0, 3).flush()
         .op(CHANNEL_CLOSE, 0, 0).op(PUBLISH_REPLY, 1, 0, 0, 0, 3).flush().b)
@@ -493,7 +513,7 @@ def session_seeds():
         .publish(1, "x1", "").get(1, "q1").flush().b)
     s["exclusive-hang-up"] = (
         Session().declare(2, "", EXCLUSIVE).consume(2, "", "c0").bind(2, "", "x0", "k1")
-        .publish(1, "x0", "k1").flush().op(MISBEHAVE, 0, 7, 1).op(CONNECT, 1)
+        .publish(1, "x0", "k1").flush().op(MISBEHAVE, 0, 7, 1).connect(1)
         .publish(1, "x0", "k1", slot=1).flush().op(HANG_UP, 0, 5)
         .publish(1, "x0", "k1", slot=1).get(1, "q1", slot=1).flush().b)
     s["soft-error-reuse"] = (
@@ -521,10 +541,54 @@ def session_seeds():
         .consume(2, "q0", "c0").consume(2, "", "c1").publish(3, "", "q0")
         .publish(3, "x1", "").flush().ack(2).publish(2, "", "q0")
         .op(CONFIRM_SELECT, 0, 2, 0).op(MISBEHAVE, 0, 7, 2).op(MISBEHAVE, 0, 2, 0).flush()
-        .op(CONNECT, 0).get(1, "q0").get(1, "q1").flush().b)
+        .connect(0).get(1, "q0").get(1, "q1").flush().b)
     s["client-close"] = (
         Session().consume(1, "q2", "c0").publish(1, "x2", "k0.k1").flush()
         .op(CONNECTION_CLOSE, 0).flush().b)
+    s["perm-revoked-under-consumer"] = (
+        Session().connect(1, "u0").consume(1, "q0", "c0", slot=1).publish(1, "", "q0").flush()
+        .perm_set("u0", "/", "", "", "").get(2, "q0", slot=1).publish(1, "", "q0").flush()
+        .ack(1, slot=1).perm_set("u0", "/", ".*", ".*", ".*").get(2, "q1", slot=1).flush().b)
+    s["topic-permission"] = (
+        Session().connect(1, "u0").publish(1, "amq.topic", "k0.k1", slot=1)
+        .publish(2, "amq.topic", "k1.k0", slot=1).flush()
+        .admin(TOPIC_SET, "u0", "/", 0, PAT["^(k0|k1)\\."], PAT[".*"])
+        .publish(2, "amq.topic", "k1.k0", slot=1).bind(3, "q1", "amq.topic", "k1.k0", slot=1)
+        .flush().admin(TOPIC_CLEAR, "u0", "/", 1).publish(3, "amq.topic", "#", slot=1)
+        .flush().b)
+    s["delete-user-holding-everything"] = (
+        Session().connect(1, "u0").op(QOS, 1, 0, 1).consume(1, "q0", "c0", slot=1)
+        .op(TX, 1, 1, 0).publish(2, "", "q1", slot=1).publish(1, "", "q0").publish(1, "", "q0")
+        .flush().publish(3, "", "q0", size=6, split=5, slot=1).flush(9)
+        .admin(USER_DELETE, "u0").flush().connect(1, "u0").admin(USER_PUT, "u0", "/", 1)
+        .connect(1, "u0").perm_set("u0", "/", "^q[01]$", "^(q0|x0|amq\\.default)$", ".*")
+        .connect(1, "u0").get(1, "q0", slot=1).publish(1, "", "q0", slot=1).flush().b)
+    s["delete-vhost"] = (
+        Session().connect(1, "u1", "v1").declare(1, "q0", slot=1).consume(1, "q0", "c1", slot=1)
+        .declare(2, "q1", slot=1).publish(2, "", "q0", slot=1).publish(2, "", "q1", slot=1)
+        .get(2, "q1", slot=1).flush().publish(3, "", "q1", size=5, split=1, slot=1).flush(3)
+        .admin(VHOST_DELETE, "guest", "v1").flush().connect(1, "u1", "v1")
+        .admin(VHOST_PUT, "guest", "v1").connect(1, "u1", "v1")
+        .perm_set("u1", "v1", ".*", ".*", ".*").connect(1, "u1", "v1")
+        .declare(1, "q2", slot=1).flush().b)
+    s["channel-limit"] = (
+        Session().connect(1, "u0").declare(1, "q0", slot=1).declare(2, "q1", slot=1)
+        .declare(3, "q2", slot=1).declare(4, "q0", slot=1).flush()
+        .limit(USER_LIMIT, "u0", "/", 0, -1).connect(1, "u0").declare(1, "q0", slot=1)
+        .declare(2, "q1", slot=1).declare(3, "q0", slot=1).declare(4, "q1", slot=1)
+        .limit(USER_LIMIT, "u0", "/", 0, 1).declare(4, "q0", slot=1).flush().b)
+    s["vhost-limits"] = (
+        Session().limit(VHOST_LIMIT, "guest", "/", 0, 1).connect(1).flush()
+        .limit(VHOST_LIMIT, "guest", "v1", 1, 0).connect(1, "guest", "v1")
+        .declare(1, "q0", slot=1).flush().limit(VHOST_LIMIT, "guest", "v1", 1, 2)
+        .declare(1, "q0", slot=1).declare(1, "q1", slot=1).declare(1, "q2", slot=1).flush().b)
+    s["delete-guest-and-root"] = (
+        Session().consume(2, "q1", "c0").publish(1, "", "q1").publish(1, "", "q2").flush()
+        .connect(1, "u1").get(1, "q2", slot=1).consume(2, "q3", "c1", slot=1)
+        .publish(1, "x3", "", props=0x04).flush().admin(USER_DELETE, "guest").flush()
+        .admin(VHOST_DELETE, "guest", "/").flush().admin(VHOST_PUT, "guest", "/")
+        .connect(0).admin(USER_PUT, "guest", "/", 2).connect(0)
+        .perm_set("guest", "/", ".*", ".*", ".*").connect(0).declare(1, "q0").flush().b)
     return s
 
 
