@@ -11,7 +11,6 @@ addresses from 198.18.0.0/15 (RFC 2544, for tests): traffic stays on this machin
 root and iproute2 (`ip`), as `make check` has on the project's machines."""
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -317,22 +316,8 @@ def test_update_secret_raw():
 def test_update_secret_amqplib():
     """amqplib's connection.updateSecret: resolved with the password, the connection then
     closed with 530 for a wrong one (interop/amqplib/update-secret.js)"""
-    node = wt.needs("node", "install Node.js (apt-get install nodejs)")
-    where, tmp = wt.amqplib_dir()
-    try:
-        with wt.server() as srv:
-            argv = [node, os.path.join(where, "update-secret.js"), "%s:%d" % srv.addr]
-            wt.log("  $ " + " ".join(argv))
-            p = subprocess.run(argv, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-            out = p.stdout.decode(errors="replace")
-            for line in out.splitlines():
-                wt.log("    " + line)
-            assert p.returncode == 0 and out.strip().endswith("OK"), \
-                "update-secret.js failed (exit %d): %s %s" % (p.returncode, out,
-                                                              p.stderr.decode())
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with wt.server() as srv:
+        wt.run_amqplib_script("update-secret.js", "%s:%d" % srv.addr)
 
 
 if __name__ == "__main__":

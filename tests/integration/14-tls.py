@@ -165,25 +165,14 @@ def test_kombu_tls():
 def test_amqplib_tls():
     """amqplib (Node) over TLS with a client certificate and mutual TLS: interop/amqplib/tls.js
     declares, publishes, consumes and acks"""
-    node = wt.needs("node", "install Node.js (apt-get install nodejs)")
     pki = Pki()
-    where, tmp = wt.amqplib_dir()
     try:
         port = wt.free_port()
         with wt.server(config=pki.mutual(port)):
-            argv = [node, os.path.join(where, "tls.js"), "localhost:%d" % port, pki.ca[0],
-                    pki.client[0], pki.client[1]]
-            wt.log("  $ " + " ".join(argv))
-            p = subprocess.run(argv, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-            out = p.stdout.decode(errors="replace")
-            for line in out.splitlines():
-                wt.log("    " + line)
-            assert p.returncode == 0 and out.strip().endswith("OK"), \
-                "tls.js failed (exit %d): %s %s" % (p.returncode, out, p.stderr.decode())
+            wt.run_amqplib_script("tls.js", "localhost:%d" % port, pki.ca[0], pki.client[0],
+                                  pki.client[1])
     finally:
         pki.close()
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @wt.needs_process

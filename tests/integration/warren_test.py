@@ -1120,6 +1120,26 @@ def amqplib_dir():
     return where, tmp
 
 
+def run_amqplib_script(script, *args):
+    """Runs interop/amqplib/<script> with node and args (amqplib installed first if need be),
+    logging what it prints: it must exit 0 with OK as its last line."""
+    import shutil
+    node = needs("node", "install Node.js (apt-get install nodejs)")
+    where, tmp = amqplib_dir()
+    try:
+        argv = [node, os.path.join(where, script)] + [str(a) for a in args]
+        log("  $ " + " ".join(argv))
+        p = subprocess.run(argv, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        out = p.stdout.decode(errors="replace")
+        for line in out.splitlines():
+            log("    " + line)
+        assert p.returncode == 0 and out.strip().endswith("OK"), "%s failed (exit %d): %s %s" % (
+            script, p.returncode, out, p.stderr.decode(errors="replace"))
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------------------
 # pika
 
