@@ -324,8 +324,11 @@ class Warren:
 
     def start(self):
         argv = [self.binary, "--port", str(self.port), "--bind", HOST, "--data-dir",
-                os.path.join(self.dir, "data"), "--log-level", "warning",
-                "--management-port", "0"]  # no HTTP API: brokers run side by side
+                os.path.join(self.dir, "data"), "--log-level", "warning"]
+        # No HTTP API: brokers run side by side (a --baseline build may predate it).
+        usage = subprocess.run([self.binary, "--help"], capture_output=True, text=True).stdout
+        if "--management-port" in usage:
+            argv += ["--management-port", "0"]
         if self.tls:
             conf = os.path.join(self.dir, "warren.conf")
             with open(conf, "w") as f:
