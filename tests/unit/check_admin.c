@@ -15,6 +15,7 @@
 #include <check.h>
 #include <event2/event.h>
 
+#include "plain_login.h"
 #include "warren/admin.h"
 #include "warren/auth.h"
 #include "warren/conf.h"
@@ -57,18 +58,8 @@ teardown(void)
 static enum auth_result
 login(const char *name, const char *password)
 {
-    uint8_t buf[512];
-    size_t n = 0;
-    buf[n++] = 0;
-    memcpy(buf + n, name, strlen(name));
-    n += strlen(name);
-    buf[n++] = 0;
-    memcpy(buf + n, password, strlen(password));
-    n += strlen(password);
     const struct auth_user *u;
-    char why[256];
-    return auth_login(db, WIRE_STR_LIT("PLAIN"), (struct wire_str){buf, (uint32_t)n}, true, &u, why,
-                      sizeof(why));
+    return plain_login(db, name, password, true, &u);
 }
 
 /* Applies a JSON text as one record of kind. */

@@ -11,6 +11,7 @@
 
 #include <check.h>
 
+#include "plain_login.h"
 #include "warren/auth.h"
 
 static struct auth_db *db;
@@ -201,31 +202,15 @@ START_TEST(test_short_why)
 }
 END_TEST
 
-/* Logs in with PLAIN as name/password; returns the result. */
-static enum auth_result
-plain(const char *name, const char *password, bool loopback, const struct auth_user **user)
-{
-    uint8_t buf[256];
-    size_t n = 0;
-    buf[n++] = 0;
-    memcpy(buf + n, name, strlen(name));
-    n += strlen(name);
-    buf[n++] = 0;
-    memcpy(buf + n, password, strlen(password));
-    n += strlen(password);
-    char why[256];
-    return auth_login(db, WIRE_STR_LIT("PLAIN"), (struct wire_str){buf, (uint32_t)n}, loopback,
-                      user, why, sizeof(why));
-}
-
 START_TEST(test_replace_user)
 {
     const struct auth_user *u1 = NULL, *u2 = NULL;
-    ck_assert_int_eq(plain("alice", "s3cret", false, &u1), AUTH_OK);
+    ck_assert_int_eq(plain_login(db, "alice", "s3cret", false, &u1), AUTH_OK);
     ck_assert_int_eq(auth_user_add(db, "alice", "n3w", true), 0);
-    ck_assert_int_eq(plain("alice", "s3cret", true, &u2), AUTH_REFUSED);
-    ck_assert_int_eq(plain("alice", "n3w", false, &u2), AUTH_REFUSED); /* now loopback-only */
-    ck_assert_int_eq(plain("alice", "n3w", true, &u2), AUTH_OK);
+    ck_assert_int_eq(plain_login(db, "alice", "s3cret", true, &u2), AUTH_REFUSED);
+    ck_assert_int_eq(plain_login(db, "alice", "n3w", false, &u2),
+                     AUTH_REFUSED); /* now loopback-only */
+    ck_assert_int_eq(plain_login(db, "alice", "n3w", true, &u2), AUTH_OK);
     ck_assert_ptr_eq(u1, u2); /* replaced in place: borrowers stay valid */
 }
 END_TEST
@@ -237,13 +222,13 @@ START_TEST(test_passwords_before_first_login)
     const struct auth_user *u = NULL;
     ck_assert_int_eq(auth_user_add(db, "alice", "first", false), 0);
     ck_assert_int_eq(auth_user_add(db, "alice", "second", false), 0);
-    ck_assert_int_eq(plain("alice", "s3cret", true, &u), AUTH_REFUSED);
-    ck_assert_int_eq(plain("alice", "first", true, &u), AUTH_REFUSED);
-    ck_assert_int_eq(plain("alice", "second", true, &u), AUTH_OK);
-    ck_assert_int_eq(plain("guest", "guest", true, &u), AUTH_OK);
+    ck_assert_int_eq(plain_login(db, "alice", "s3cret", true, &u), AUTH_REFUSED);
+    ck_assert_int_eq(plain_login(db, "alice", "first", true, &u), AUTH_REFUSED);
+    ck_assert_int_eq(plain_login(db, "alice", "second", true, &u), AUTH_OK);
+    ck_assert_int_eq(plain_login(db, "guest", "guest", true, &u), AUTH_OK);
     ck_assert_int_eq(auth_user_add(db, "bob", "later", false), 0);
-    ck_assert_int_eq(plain("bob", "later", false, &u), AUTH_OK);
-    ck_assert_int_eq(plain("bob", "", false, &u), AUTH_REFUSED);
+    ck_assert_int_eq(plain_login(db, "bob", "later", false, &u), AUTH_OK);
+    ck_assert_int_eq(plain_login(db, "bob", "", false, &u), AUTH_REFUSED);
 }
 END_TEST
 
@@ -260,14 +245,15 @@ START_TEST(test_many_users)
     for (int i = 0; i < 5000; i += 7) {
         snprintf(name, sizeof(name), "user%d", i);
         snprintf(pass, sizeof(pass), "pw%d", i * 7);
-        ck_assert_int_eq(plain(name, pass, true, &u), AUTH_OK);
+        ck_assert_int_eq(plain_login(db, name, pass, true, &u), AUTH_OK);
         ck_assert_str_eq(auth_user_name(u), name);
-        ck_assert_int_eq(plain(name, pass, false, &u), i % 2 == 0 ? AUTH_REFUSED : AUTH_OK);
-        ck_assert_int_eq(plain(name, "pw", true, &u), AUTH_REFUSED);
+        ck_assert_int_eq(plain_login(db, name, pass, false, &u),
+                         i % 2 == 0 ? AUTH_REFUSED : AUTH_OK);
+        ck_assert_int_eq(plain_login(db, name, "pw", true, &u), AUTH_REFUSED);
     }
-    ck_assert_int_eq(plain("guest", "guest", true, &u), AUTH_OK);
-    ck_assert_int_eq(plain("alice", "s3cret", true, &u), AUTH_OK);
-    ck_assert_int_eq(plain("user5000", "pw35000", true, &u), AUTH_REFUSED);
+    ck_assert_int_eq(plain_login(db, "guest", "guest", true, &u), AUTH_OK);
+    ck_assert_int_eq(plain_login(db, "alice", "s3cret", true, &u), AUTH_OK);
+    ck_assert_int_eq(plain_login(db, "user5000", "pw35000", true, &u), AUTH_REFUSED);
 }
 END_TEST
 
