@@ -38,6 +38,7 @@
 #include "warren/exchange.h"
 #include "warren/hmap.h"
 #include "warren/pheap.h"
+#include "warren/queue_settings.h"
 #include "warren/wire.h"
 
 struct msg;
@@ -100,6 +101,7 @@ struct queue {
     TAILQ_ENTRY(queue) owner_link;
     uint8_t *args; /* owns a copy of the declare arguments */
     uint32_t args_len;
+    struct queue_settings settings; /* owns: effective arguments and policies */
     struct bind_list bindings_in; /* bindings with this queue as destination */
     struct qentry_list ready;     /* owns: entries never delivered, by seq, in memory */
     struct pheap requeued;        /* owns: entries put back by a requeue, by seq */
@@ -119,7 +121,8 @@ struct queue {
     bool dispatching;  /* guards against re-entering queue_dispatch */
 };
 
-/* A new queue (not yet in the vhost's map). args are copied. owner: the declaring
+/* A new queue (not yet in the vhost's map). args are copied; its settings are theirs
+ * (queue_settings_from_args) until a policy changes them. owner: the declaring
  * connection's list for exclusive queues, else NULL. NULL on ENOMEM. */
 struct queue *queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete,
                         struct queue_owner *owner, struct wire_table args);
@@ -129,6 +132,10 @@ struct queue *queue_new(struct vhost *vh, struct wire_str name, bool durable, bo
  * the store (if stored), frees ready entries, paged ones included, and the queue. Returns the
  * number of ready messages dropped. The caller has removed it from the vhost's map. */
 uint64_t queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied);
+
+/* Replaces q's settings with *s, taking what it owns (*s is left empty), and applies them
+ * now: a policy changed. */
+void queue_settings_set(struct queue *q, struct queue_settings *s);
 
 /* Commands.
  *

@@ -71,7 +71,7 @@ queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete
         return NULL;
     q->name = malloc(name.len + 1);
     q->args = malloc(args.len > 0 ? args.len : 1);
-    if (q->name == NULL || q->args == NULL) {
+    if (q->name == NULL || q->args == NULL || queue_settings_from_args(&q->settings, args) < 0) {
         free(q->name);
         free(q->args);
         free(q);
@@ -96,6 +96,14 @@ queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete
     if (owner != NULL)
         TAILQ_INSERT_TAIL(&owner->queues, q, owner_link);
     return q;
+}
+
+void
+queue_settings_set(struct queue *q, struct queue_settings *s)
+{
+    queue_settings_free(&q->settings);
+    q->settings = *s;
+    queue_settings_init(s);
 }
 
 static void
@@ -152,6 +160,7 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
         TAILQ_REMOVE(&q->owner->queues, q, owner_link);
     free(q->name);
     free(q->args);
+    queue_settings_free(&q->settings);
     free(q);
     return dropped;
 }
