@@ -41,6 +41,9 @@ static const char *const queue_args_classic[] = {"x-expires",
                                                  "x-single-active-consumer",
                                                  "x-queue-type",
                                                  "x-queue-master-locator",
+                                                 /* beyond RabbitMQ's classic queues: */
+                                                 "x-delivery-limit",
+                                                 "x-consumer-timeout",
                                                  NULL};
 static const char *const queue_args_quorum[] = {"x-dead-letter-exchange",
                                                 "x-dead-letter-routing-key",
@@ -57,6 +60,8 @@ static const char *const queue_args_quorum[] = {"x-dead-letter-exchange",
                                                 "x-delivery-limit",
                                                 "x-message-ttl",
                                                 "x-queue-leader-locator",
+                                                /* beyond RabbitMQ 3.10 (3.12 has it): */
+                                                "x-consumer-timeout",
                                                 NULL};
 static const char *const queue_args_stream[] = {"x-max-length-bytes",
                                                 "x-queue-type",
@@ -437,8 +442,9 @@ static const struct queue_args_row queue_args_rows[] = {
     {"x-single-active-consumer", queue_args_check_bool, true},
     {"x-quorum-initial-group-size", queue_args_check_group_size, false},
     {"x-queue-leader-locator", queue_args_check_leader_locator, false},
-    /* RabbitMQ takes any value. */
+    /* RabbitMQ takes any value; one that is not a non-negative integer means no limit. */
     {"x-delivery-limit", NULL, true},
+    {"x-consumer-timeout", queue_args_check_non_neg, true},
 };
 
 #define QUEUE_ARGS_N_ROWS (sizeof(queue_args_rows) / sizeof(queue_args_rows[0]))

@@ -283,9 +283,18 @@ static const struct {
      EXCLUSIVE,
      NULL},
     {"x-queue-master-locator after other types' arguments",
-     {{"x-queue-master-locator", STR("07", "nearest")}, {"x-delivery-limit", I32("00000001")}},
+     {{"x-queue-master-locator", STR("07", "nearest")}, {"x-max-age", STR("02", "1D")}},
      0,
-     OTHER_TYPE("x-delivery-limit", "classic")},
+     OTHER_TYPE("x-max-age", "classic")},
+    /* Beyond RabbitMQ: classic queues take a delivery limit and a consumer timeout. */
+    {"x-delivery-limit and x-consumer-timeout on a classic queue",
+     {{"x-delivery-limit", I32("00000005")}, {"x-consumer-timeout", I32("00001000")}},
+     0,
+     NULL},
+    {"x-consumer-timeout negative",
+     {{"x-consumer-timeout", I32("ffffffff")}},
+     0,
+     INVALID("x-consumer-timeout", "{value_negative,-1}")},
 };
 
 /* Encodes the n args (up to the first NULL key) as a table's entries into buf. */
@@ -434,13 +443,16 @@ START_TEST(test_equivalent_keys)
     ck_assert_str_eq(keys[0], "x-expires");
     ck_assert_str_eq(keys[9], "x-queue-version");
     ck_assert_str_eq(keys[12], "x-queue-master-locator");
-    ck_assert_ptr_null(keys[13]);
+    ck_assert_str_eq(keys[13], "x-delivery-limit");
+    ck_assert_str_eq(keys[14], "x-consumer-timeout");
+    ck_assert_ptr_null(keys[15]);
     /* A stored queue may name a type nobody declares any more: a classic queue. */
     ck_assert_ptr_eq(queue_args_equivalent_keys(table_of(stream, 1, buf, sizeof(buf))), keys);
     keys = queue_args_equivalent_keys(table_of(quorum, 1, buf, sizeof(buf)));
     ck_assert_str_eq(keys[0], "x-dead-letter-exchange");
     ck_assert_str_eq(keys[12], "x-delivery-limit");
-    ck_assert_ptr_null(keys[15]);
+    ck_assert_str_eq(keys[15], "x-consumer-timeout");
+    ck_assert_ptr_null(keys[16]);
 }
 END_TEST
 
