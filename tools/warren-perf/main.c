@@ -313,7 +313,10 @@ workers_init(struct perf_run *run, const struct perf_opts *o)
         w->producer = i < o->producers;
         w->id = w->producer ? i : i - o->producers;
         snprintf(w->name, sizeof w->name, "%s %u", w->producer ? "producer" : "consumer", w->id);
-        perf_queue_name(o, w->id % o->queues, w->queue, sizeof w->queue);
+        if (w->producer)
+            perf_queue_name(o, w->id % o->queues, w->queue, sizeof w->queue);
+        else
+            perf_consumed_queue_name(o, w->id % o->queues, w->queue, sizeof w->queue);
         if (w->producer) {
             snprintf(w->rkey, sizeof w->rkey, "%s", o->routing_key[0] ? o->routing_key : w->queue);
             w->quota = total ? quota(total, o->producers, w->id) : 0;
