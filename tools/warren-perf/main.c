@@ -344,8 +344,10 @@ main(int argc, char **argv)
     pthread_cond_init(&run.cv, NULL);
     workers_init(&run, &o);
 
-    if (topo(&run, true, res.server, sizeof res.server) < 0)
+    if (topo(&run, true, res.server, sizeof res.server) < 0) {
+        free(run.workers);
         return 1;
+    }
     uint64_t total = o.backlog ? o.backlog : o.count;
     res.expected = total ? expected_deliveries(&o, total) : 0;
     if (o.backlog) {
