@@ -444,7 +444,7 @@ static const struct queue_args_row queue_args_rows[] = {
     {"x-queue-leader-locator", queue_args_check_leader_locator, false},
     /* RabbitMQ takes any value; one that is not a non-negative integer means no limit. */
     {"x-delivery-limit", NULL, true},
-    {"x-consumer-timeout", queue_args_check_non_neg, true},
+    {"x-consumer-timeout", queue_args_check_non_neg, false},
 };
 
 #define QUEUE_ARGS_N_ROWS (sizeof(queue_args_rows) / sizeof(queue_args_rows[0]))

@@ -121,11 +121,14 @@ chan_delivery_add(struct chan *ch, struct qentry *e, struct chan_cons *cc)
     d->entry = e;
     d->cons = cc;
     d->requeue = false;
+    d->delivered_at = server_now_ms();
     TAILQ_INSERT_TAIL(&ch->unacked, d, link);
     if (cc != NULL) {
         cc->n_unacked++;
         ch->n_unacked_consumed++;
     }
+    if (TAILQ_FIRST(&ch->unacked) == d)
+        chan_ack_timer_update(ch); /* the oldest: timed from now */
     return d;
 }
 
@@ -552,6 +555,7 @@ chan_on_settle(struct chan *ch, uint64_t tag, bool multiple, bool requeue, uint3
     struct delivery_list acked;
     if (chan_collect_acks(ch, tag, multiple, method_id, &acked) < 0)
         return -1;
+    chan_ack_timer_update(ch); /* the oldest unacked delivery may be another one now */
     struct delivery *d;
     if (ch->tx_mode) {
         /* Settled on tx.commit; tx.rollback puts them back among the unacked. */
@@ -876,6 +880,7 @@ chan_on_tx_method(struct chan *ch, const struct wire_method *m)
             return chan_raise(ch, WIRE_PRECONDITION_FAILED, m->id, "channel is not transactional");
         chan_tx_discard_publishes(ch);
         chan_tx_restore_acks(ch);
+        chan_ack_timer_update(ch); /* older deliveries may be unacked again */
         ok.id = WIRE_TX_ROLLBACK_OK;
         return conn_send(c, ch->id, &ok);
     default:
@@ -937,7 +942,7 @@ chan_on_basic_method(struct chan *ch, const struct wire_method *m)
  * cancelled. The channel takes no deliveries from here on (CHAN_CLOSING), so the messages
  * are back in place before a queue offers them to another consumer, and a single active
  * consumer's successor gets them in order, as in RabbitMQ. */
-static void
+void
 chan_give_back(struct chan *ch)
 {
     ch->state = CHAN_CLOSING;
@@ -961,6 +966,7 @@ chan_release(struct chan *ch)
     msg_unref(&ch->publishing);
     chan_tx_discard_publishes(ch);
     chan_give_back(ch);
+    chan_ack_timer_free(ch);
     hmap_clear(&ch->consumers);
     idmap_clear(&ch->unacked_by_tag);
     route_result_free(&ch->route);
