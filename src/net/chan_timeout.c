@@ -23,6 +23,9 @@
 
 /* The longest the timer sleeps before it looks at the oldest delivery again. */
 #define CHAN_ACK_TIMER_MAX_MS 60000
+/* How often an overdue delivery of a blocked connection is looked at again: the channel is
+ * closed about this long after the block ends, if the acks read then did not cover it. */
+#define CHAN_ACK_BLOCKED_RECHECK_MS 1000
 
 /* d's timeout in milliseconds, 0: none. Its queue's setting wins over the server's (both
  * ways, as RabbitMQ's); a deleted queue's deliveries have the server's. */
@@ -91,12 +94,15 @@ chan_on_ack_timer(evutil_socket_t fd, short what, void *arg)
     if (timeout == 0)
         return;
     uint64_t now = server_now_ms();
+    if (now < d->delivered_at + timeout) {
+        chan_ack_timer_arm(ch, d->delivered_at + timeout);
+        return;
+    }
     /* A connection blocked by a resource alarm is not read: its acks may be waiting in its
      * socket. Its deliveries are timed again once it is read, as its heartbeats are (RabbitMQ
      * would close the channel: its reader stops reading too, its channels keep timing). */
-    if (now < d->delivered_at + timeout || c->blocked) {
-        chan_ack_timer_arm(ch,
-                           c->blocked ? now + CHAN_ACK_TIMER_MAX_MS : d->delivered_at + timeout);
+    if (c->blocked) {
+        chan_ack_timer_arm(ch, now + CHAN_ACK_BLOCKED_RECHECK_MS);
         return;
     }
     /* RabbitMQ 3.13's line, which names the consumer ("none" for basic.get), the queue and
