@@ -434,6 +434,7 @@ void chan_give_back(struct chan *ch);
 /* The channel's oldest unacked delivery may have changed (its first delivery, an ack, a
  * rollback): sets the channel's timer if that delivery's deadline comes before it. */
 void chan_ack_timer_update(struct chan *ch);
+/* Frees the channel's timer (chan_release). */
 void chan_ack_timer_free(struct chan *ch);
 /* The connection's output drained: consumers that paused for it may take messages again. */
 void chan_wake_all_consumers(struct conn *c);
