@@ -117,8 +117,8 @@ struct conf {
      * RabbitMQ's advanced.config says with undefined (its rabbitmq.conf refuses 0). Values of
      * a year and more, which RabbitMQ users set to mean never, fit. */
     uint64_t consumer_timeout;
-    uint32_t management_tcp_port;      /* management.tcp.port = 15672; 0: no TCP listener */
-    char *management_tcp_ip;           /* owns; management.tcp.ip = "" (every interface) */
+    uint32_t management_tcp_port; /* management.tcp.port = 15672; 0: no TCP listener */
+    char *management_tcp_ip;      /* owns; management.tcp.ip = "" (every interface) */
     /* Milliseconds to receive one HTTP request, and of silence on an HTTP connection:
      * management.tcp.request_timeout = 30000, management.tcp.idle_timeout = 30000 */
     uint32_t management_request_timeout, management_idle_timeout;
