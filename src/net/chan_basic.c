@@ -122,11 +122,14 @@ chan_delivery_add(struct chan *ch, struct qentry *e, struct chan_cons *cc)
     d->entry = e;
     d->cons = cc;
     d->requeue = false;
+    d->delivered_at = server_now_ms();
     TAILQ_INSERT_TAIL(&ch->unacked, d, link);
     if (cc != NULL) {
         cc->n_unacked++;
         ch->n_unacked_consumed++;
     }
+    if (TAILQ_FIRST(&ch->unacked) == d)
+        chan_ack_timer_update(ch); /* the oldest: timed from now */
     return d;
 }
 
@@ -215,8 +218,15 @@ chan_cons_queue_deleted(struct cons *base)
     chan_cons_free(cc);
 }
 
+static uint32_t
+chan_cons_unsettled(const struct cons *base)
+{
+    return ((const struct chan_cons *)base)->n_unacked;
+}
+
 static const struct cons_ops chan_cons_ops = {
     .can_take = chan_cons_can_take,
+    .unsettled = chan_cons_unsettled,
     .deliver = chan_cons_deliver,
     .queue_deleted = chan_cons_queue_deleted,
 };
@@ -345,7 +355,9 @@ chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
     struct queue *q = chan_queue_lookup(ch, bc->queue, WIRE_BASIC_CONSUME);
     if (q == NULL)
         return -1;
-    if (queue_has_exclusive_consumer(q) || (bc->exclusive && q->n_consumers > 0))
+    /* As RabbitMQ: a queue with a single active consumer has no exclusive one, ever. */
+    if (queue_has_exclusive_consumer(q) ||
+        (bc->exclusive && (q->n_consumers > 0 || q->settings.single_active_consumer)))
         return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_BASIC_CONSUME,
                           "queue '%s' in vhost '%s' in exclusive use", q->name, c->vhost->name);
     int64_t priority = 0;
@@ -369,7 +381,8 @@ chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
 }
 
 /* Detaches a consumer from its queue and frees it; an auto-delete queue losing its last
- * consumer is deleted. */
+ * consumer is deleted, another one dispatches: a single active consumer's successor takes
+ * over. */
 static void
 chan_cons_cancel(struct chan_cons *cc)
 {
@@ -380,6 +393,8 @@ chan_cons_cancel(struct chan_cons *cc)
     chan_cons_free(cc);
     if (delete_queue)
         vhost_queue_delete(q->vhost, q);
+    else if (q != NULL)
+        queue_dispatch(q);
 }
 
 static int
@@ -542,6 +557,7 @@ chan_on_settle(struct chan *ch, uint64_t tag, bool multiple, bool requeue, uint3
     struct delivery_list acked;
     if (chan_collect_acks(ch, tag, multiple, method_id, &acked) < 0)
         return -1;
+    chan_ack_timer_update(ch); /* the oldest unacked delivery may be another one now */
     struct delivery *d;
     if (ch->tx_mode) {
         /* Settled on tx.commit; tx.rollback puts them back among the unacked. */
@@ -874,6 +890,7 @@ chan_on_tx_method(struct chan *ch, const struct wire_method *m)
             return chan_raise(ch, WIRE_PRECONDITION_FAILED, m->id, "channel is not transactional");
         chan_tx_discard_publishes(ch);
         chan_tx_restore_acks(ch);
+        chan_ack_timer_update(ch); /* older deliveries may be unacked again */
         ok.id = WIRE_TX_ROLLBACK_OK;
         return conn_send(c, ch->id, &ok);
     default:
@@ -930,6 +947,24 @@ chan_on_basic_method(struct chan *ch, const struct wire_method *m)
     }
 }
 
+/* Gives back to the queues what the closing channel holds of them: its unacked deliveries
+ * (those settled in an uncommitted transaction too) are requeued, then its consumers are
+ * cancelled. The channel takes no deliveries from here on (CHAN_CLOSING), so the messages
+ * are back in place before a queue offers them to another consumer, and a single active
+ * consumer's successor gets them in order, as in RabbitMQ. */
+void
+chan_give_back(struct chan *ch)
+{
+    ch->state = CHAN_CLOSING;
+    chan_tx_restore_acks(ch);
+    chan_requeue_unacked(ch);
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &ch->consumers);
+    while ((he = hmap_iter_next(&it)) != NULL)
+        chan_cons_cancel(hmap_container_of(he, struct chan_cons, by_tag));
+}
+
 void
 chan_release(struct chan *ch)
 {
@@ -940,14 +975,8 @@ chan_release(struct chan *ch)
     chan_store_waits_release(ch);
     msg_unref(&ch->publishing);
     chan_tx_discard_publishes(ch);
-    chan_tx_restore_acks(ch);
-    /* Consumers go first, so that requeued messages are not offered to them again. */
-    struct hmap_iter it;
-    struct hmap_entry *he;
-    hmap_iter_init(&it, &ch->consumers);
-    while ((he = hmap_iter_next(&it)) != NULL)
-        chan_cons_cancel(hmap_container_of(he, struct chan_cons, by_tag));
-    chan_requeue_unacked(ch);
+    chan_give_back(ch);
+    chan_ack_timer_free(ch);
     hmap_clear(&ch->consumers);
     idmap_clear(&ch->unacked_by_tag);
     route_result_free(&ch->route);

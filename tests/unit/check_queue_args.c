@@ -396,9 +396,8 @@ static const struct {
       {"x-max-priority", I32("00000005")},
       {"x-dead-letter-routing-key", STR("01", "k")},
       {"x-dead-letter-exchange", STR("01", "d")}},
-     4,
-     "x-dead-letter-exchange, x-dead-letter-routing-key, x-max-priority, "
-     "x-single-active-consumer"},
+     3,
+     "x-dead-letter-exchange, x-dead-letter-routing-key, x-max-priority"},
     {"quorum",
      {{"x-delivery-limit", I32("00000003")},
       {"x-quorum-initial-group-size", I32("00000003")},
