@@ -33,5 +33,10 @@ struct publish_outcome {
  * result the caller keeps for reuse (its memory stays allocated between calls). */
 enum publish_status publish_message(struct vhost *vh, struct msg *m, struct route_result *scratch,
                                     struct publish_outcome *out);
+/* Steps 2 to 4 for a message its publisher routed itself (dead-lettering routes with several
+ * keys and leaves out the queues that would make a cycle): stores m (borrowed) for the queues
+ * of r that keep it, enqueues it on each, dispatches them. PUBLISH_OK or PUBLISH_NOMEM. */
+enum publish_status publish_routed(struct vhost *vh, struct msg *m, const struct route_result *r,
+                                   struct publish_outcome *out);
 
 #endif
