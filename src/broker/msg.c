@@ -70,6 +70,7 @@ msg_alloc(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8
     m->headers_len = 0;
     m->body_missing = (uint32_t)body_len;
     m->store_id = 0;
+    m->expiration_ms = -1;
     m->body_owner = NULL;
     m->props = m->data;
     m->exchange = m->props + props_len;

@@ -43,6 +43,21 @@ publish_store(struct vhost *vh, struct msg *m, const struct route_result *r)
     return n_stored > 0;
 }
 
+/* Takes the queues that refuse m by their length limits (x-overflow reject-publish*) out of
+ * r, counting them in out. */
+static void
+publish_refusals(struct msg *m, struct route_result *r, struct publish_outcome *out)
+{
+    for (uint32_t i = 0; i < r->n;) {
+        if (queue_refuses(r->queues[i], m)) {
+            out->n_refused++;
+            r->queues[i] = r->queues[--r->n];
+        } else {
+            i++;
+        }
+    }
+}
+
 /* Out of memory routing or enqueueing m: it reached n of its queues. */
 static void
 publish_log_nomem(struct vhost *vh, const struct msg *m, uint32_t n)
@@ -53,11 +68,12 @@ publish_log_nomem(struct vhost *vh, const struct msg *m, uint32_t n)
 }
 
 enum publish_status
-publish_routed(struct vhost *vh, struct msg *m, const struct route_result *r,
+publish_routed(struct vhost *vh, struct msg *m, struct route_result *r,
                struct publish_outcome *out)
 {
     enum publish_status st = PUBLISH_OK;
     *out = (struct publish_outcome){0};
+    publish_refusals(m, r, out);
     out->stored = publish_store(vh, m, r);
     for (uint32_t i = 0; i < r->n; i++) {
         if (queue_cmd_enqueue(r->queues[i], m) == 0)
@@ -68,7 +84,7 @@ publish_routed(struct vhost *vh, struct msg *m, const struct route_result *r,
     if (st == PUBLISH_NOMEM)
         publish_log_nomem(vh, m, out->n_queues);
     for (uint32_t i = 0; i < r->n; i++)
-        queue_dispatch(r->queues[i]);
+        queue_publish_dispatch(r->queues[i]);
     return st;
 }
 
