@@ -372,7 +372,7 @@ END_TEST
 
 static const struct {
     const char *what;
-    struct arg args[4];
+    struct arg args[5];
     int count;
     const char *list;
 } unapplied_cases[] = {
@@ -390,16 +390,15 @@ static const struct {
       {"x-message-ttl", I32("00000001")},
       {"x-dead-letter-exchange", STR("01", "d")},
       {"x-max-length", I32("0000000b")}},
-     2,
-     "x-dead-letter-exchange, x-max-priority"},
-    {"dead-lettering, priorities, single active consumer",
+     1,
+     "x-max-priority"},
+    {"priorities, single active consumer (dead-lettering is applied)",
      {{"x-single-active-consumer", "'t' 01"},
       {"x-max-priority", I32("00000005")},
       {"x-dead-letter-routing-key", STR("01", "k")},
       {"x-dead-letter-exchange", STR("01", "d")}},
-     4,
-     "x-dead-letter-exchange, x-dead-letter-routing-key, x-max-priority, "
-     "x-single-active-consumer"},
+     2,
+     "x-max-priority, x-single-active-consumer"},
     {"quorum",
      {{"x-delivery-limit", I32("00000003")},
       {"x-quorum-initial-group-size", I32("00000003")},
