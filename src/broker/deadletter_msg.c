@@ -67,6 +67,7 @@ deadletter_reason_name(enum deadletter_reason reason)
 
 /* ---- tables as lists of entries ---- */
 
+/* Appends an entry. 0, or -1 on ENOMEM. */
 static int
 dl_fields_push(struct dl_fields *f, struct wire_str key, const uint8_t *raw, uint32_t len)
 {
@@ -157,6 +158,7 @@ dl_fields_sort(struct dl_fields *f)
         qsort(f->v, f->n, sizeof(f->v[0]), dl_field_cmp);
 }
 
+/* Writes the entries, in their order, as a table's content. */
 static void
 dl_fields_write(const struct dl_fields *f, struct wire_writer *w)
 {
@@ -208,6 +210,7 @@ dl_same_value(struct wire_table t, struct wire_table u, const char *key)
     return (ta == tb || (bin_a && bin_b)) && a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
 }
 
+/* Whether two x-death tables are about the same (queue, reason). */
 static bool
 dl_same_death(struct wire_table t, struct wire_table u)
 {
@@ -450,6 +453,7 @@ dl_update_x_death(struct dl_fields *hdr, const struct dl_info *in, struct wire_w
 
 /* ---- the copy ---- */
 
+/* The number of values in a (validated) array. */
 static uint32_t
 dl_array_count(struct wire_array a)
 {
