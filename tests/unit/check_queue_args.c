@@ -372,7 +372,7 @@ END_TEST
 
 static const struct {
     const char *what;
-    struct arg args[5];
+    struct arg args[4];
     int count;
     const char *list;
 } unapplied_cases[] = {
@@ -388,8 +388,7 @@ static const struct {
      {{"x-max-priority", I32("0000000a")},
       {"x-foo", I32("00000002")},
       {"x-message-ttl", I32("00000001")},
-      {"x-dead-letter-exchange", STR("01", "d")},
-      {"x-max-length", I32("0000000b")}},
+      {"x-dead-letter-exchange", STR("01", "d")}},
      1,
      "x-max-priority"},
     {"priorities, single active consumer (dead-lettering is applied)",
