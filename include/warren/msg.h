@@ -23,18 +23,18 @@ struct msg {
     uint8_t priority;
     uint32_t headers_off, headers_len; /* the headers table within props (len 0: none), found
                                         * when the properties were validated, for routing */
-    uint32_t body_missing; /* body bytes not filled in yet: not counted in msg_bytes_live */
-    uint64_t store_id;     /* its shared record in the store (durable.h), 0 if none */
-    int64_t expiration_ms; /* the expiration property as published (ms); -1: none, or not
-                            * known (read back from the store, where entries keep their
-                            * expiry time instead) */
+    uint32_t body_missing;  /* body bytes not filled in yet: not counted in msg_bytes_live */
+    uint64_t store_id;      /* its shared record in the store (durable.h), 0 if none */
+    int64_t expiration_ms;  /* the expiration property as published (ms); -1: none, or not
+                             * known (read back from the store, where entries keep their
+                             * expiry time instead) */
     struct msg *body_owner; /* owns a reference: the message whose allocation holds body;
                              * NULL when body is in data */
-    uint8_t *props;        /* points into data: the property flags and list */
-    uint8_t *exchange;     /* points into data */
-    uint8_t *routing_key;  /* points into data */
-    uint8_t *body;         /* points into data (filled by the publisher's body frames), or
-                            * into body_owner's */
+    uint8_t *props;         /* points into data: the property flags and list */
+    uint8_t *exchange;      /* points into data */
+    uint8_t *routing_key;   /* points into data */
+    uint8_t *body;          /* points into data (filled by the publisher's body frames), or
+                             * into body_owner's */
     uint8_t data[];
 };
 

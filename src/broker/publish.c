@@ -68,8 +68,7 @@ publish_log_nomem(struct vhost *vh, const struct msg *m, uint32_t n)
 }
 
 enum publish_status
-publish_routed(struct vhost *vh, struct msg *m, struct route_result *r,
-               struct publish_outcome *out)
+publish_routed(struct vhost *vh, struct msg *m, struct route_result *r, struct publish_outcome *out)
 {
     enum publish_status st = PUBLISH_OK;
     *out = (struct publish_outcome){0};

@@ -31,130 +31,120 @@
 static const struct {
     const char *what, *queue, *rk, *dlrk, *in, *out;
 } copies[] = {
-    {"first death: x-first-death-*, insertion order, sorted headers, expiration",
-     "dl-src", "dl-src", "dl-dead",
-         "a9 80 0a 'text/plain' 00 00 00 1d 02 'zzS' 00 00 00 04 'last' 01 68 49 00 00 00 "
-         "01 07 'a-firstt' 01 03 05 '60000' 04 'id-1' ",
-         "a8 80 0a 'text/plain' 00 00 01 17 07 'a-firstt' 01 01 68 49 00 00 00 01 07 "
-         "'x-deathA' 00 00 00 90 46 00 00 00 8b 05 'countl' 00 00 00 00 00 00 00 01 06 "
-         "'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 06 'dl-src' 04 'timeT' 00 "
-         "00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c 'routing-keysA' 00 00 00 0b "
-         "53 00 00 00 06 'dl-src' 13 'original-expirationS' 00 00 00 05 '60000' 16 "
-         "'x-first-death-exchangeS' 00 00 00 00 13 'x-first-death-queueS' 00 00 00 06 "
-         "'dl-src' 14 'x-first-death-reasonS' 00 00 00 08 'rejected' 02 'zzS' 00 00 00 04 "
-         "'last' 03 04 'id-1' "},
-    {"dead-letter routing key: CC dropped, BCC never kept",
-     "dl-src", "dl-src", "dl-dead",
-         "20 00 00 00 00 26 02 'CCA' 00 00 00 0e 53 00 00 00 02 'c1S' 00 00 00 02 63 32 03 "
-         "'BCCA' 00 00 00 07 53 00 00 00 02 62 31 ",
-         "20 00 00 00 00 ea 07 'x-deathA' 00 00 00 80 46 00 00 00 7b 05 'countl' 00 00 00 "
-         "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 06 "
-         "'dl-src' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
-         "'routing-keysA' 00 00 00 19 53 00 00 00 06 'dl-srcS' 00 00 00 02 'c1S' 00 00 00 "
-         "02 63 32 16 'x-first-death-exchangeS' 00 00 00 00 13 'x-first-death-queueS' 00 "
-         "00 00 06 'dl-src' 14 'x-first-death-reasonS' 00 00 00 08 'rejected' "},
-    {"no properties at all",
-     "dl-src", "dl-src", "dl-dead",
-         "00 00 ",
-         "20 00 00 00 00 dc 07 'x-deathA' 00 00 00 72 46 00 00 00 6d 05 'countl' 00 00 00 "
-         "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 06 "
-         "'dl-src' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
-         "'routing-keysA' 00 00 00 0b 53 00 00 00 06 'dl-src' 16 'x-first-death-exchangeS' "
-         "00 00 00 00 13 'x-first-death-queueS' 00 00 00 06 'dl-src' 14 "
-         "'x-first-death-reasonS' 00 00 00 08 'rejected' "},
-    {"queue a, first death, original-expiration",
-     "dl-a", "dl-a", "dl-b",
-         "01 00 04 '5000' ",
-         "20 00 00 00 00 f3 07 'x-deathA' 00 00 00 8b 46 00 00 00 86 05 'countl' 00 00 00 "
-         "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 04 "
-         "'dl-a' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
-         "'routing-keysA' 00 00 00 09 53 00 00 00 04 'dl-a' 13 'original-expirationS' 00 "
-         "00 00 04 '5000' 16 'x-first-death-exchangeS' 00 00 00 00 13 "
-         "'x-first-death-queueS' 00 00 00 04 'dl-a' 14 'x-first-death-reasonS' 00 00 00 08 "
-         "'rejected' "},
-    {"queue b after a: a second entry",
-     "dl-b", "dl-b", "dl-a",
-         "20 00 00 00 00 f3 07 'x-deathA' 00 00 00 8b 46 00 00 00 86 05 'countl' 00 00 00 "
-         "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 04 "
-         "'dl-a' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
-         "'routing-keysA' 00 00 00 09 53 00 00 00 04 'dl-a' 13 'original-expirationS' 00 "
-         "00 00 04 '5000' 16 'x-first-death-exchangeS' 00 00 00 00 13 "
-         "'x-first-death-queueS' 00 00 00 04 'dl-a' 14 'x-first-death-reasonS' 00 00 00 08 "
-         "'rejected' ",
-         "20 00 00 00 01 61 07 'x-deathA' 00 00 00 f9 46 00 00 00 69 05 'countl' 00 00 00 "
-         "00 00 00 00 01 08 'exchangeS' 00 00 00 00 05 'queueS' 00 00 00 04 'dl-b' 06 "
-         "'reasonS' 00 00 00 08 'rejected' 0c 'routing-keysA' 00 00 00 09 53 00 00 00 04 "
-         "'dl-b' 04 'timeT' 00 00 00 00 65 00 00 00 46 00 00 00 86 05 'countl' 00 00 00 00 "
-         "00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 04 'dl-a' "
-         "04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c 'routing-keysA' "
-         "00 00 00 09 53 00 00 00 04 'dl-a' 13 'original-expirationS' 00 00 00 04 '5000' "
-         "16 'x-first-death-exchangeS' 00 00 00 00 13 'x-first-death-queueS' 00 00 00 04 "
-         "'dl-a' 14 'x-first-death-reasonS' 00 00 00 08 'rejected' "},
-    {"queue a again: its count 2, sorted, first",
-     "dl-a", "dl-a", "dl-b",
-         "20 00 00 00 01 61 07 'x-deathA' 00 00 00 f9 46 00 00 00 69 05 'countl' 00 00 00 "
-         "00 00 00 00 01 08 'exchangeS' 00 00 00 00 05 'queueS' 00 00 00 04 'dl-b' 06 "
-         "'reasonS' 00 00 00 08 'rejected' 0c 'routing-keysA' 00 00 00 09 53 00 00 00 04 "
-         "'dl-b' 04 'timeT' 00 00 00 00 65 00 00 00 46 00 00 00 86 05 'countl' 00 00 00 00 "
-         "00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 04 'dl-a' "
-         "04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c 'routing-keysA' "
-         "00 00 00 09 53 00 00 00 04 'dl-a' 13 'original-expirationS' 00 00 00 04 '5000' "
-         "16 'x-first-death-exchangeS' 00 00 00 00 13 'x-first-death-queueS' 00 00 00 04 "
-         "'dl-a' 14 'x-first-death-reasonS' 00 00 00 08 'rejected' ",
-         "20 00 00 00 01 61 07 'x-deathA' 00 00 00 f9 46 00 00 00 86 05 'countl' 00 00 00 "
-         "00 00 00 00 02 08 'exchangeS' 00 00 00 00 13 'original-expirationS' 00 00 00 04 "
-         "'5000' 05 'queueS' 00 00 00 04 'dl-a' 06 'reasonS' 00 00 00 08 'rejected' 0c "
-         "'routing-keysA' 00 00 00 09 53 00 00 00 04 'dl-a' 04 'timeT' 00 00 00 00 65 00 "
-         "00 00 46 00 00 00 69 05 'countl' 00 00 00 00 00 00 00 01 08 'exchangeS' 00 00 00 "
-         "00 05 'queueS' 00 00 00 04 'dl-b' 06 'reasonS' 00 00 00 08 'rejected' 0c "
-         "'routing-keysA' 00 00 00 09 53 00 00 00 04 'dl-b' 04 'timeT' 00 00 00 00 65 00 "
-         "00 00 16 'x-first-death-exchangeS' 00 00 00 00 13 'x-first-death-queueS' 00 00 "
-         "00 04 'dl-a' 14 'x-first-death-reasonS' 00 00 00 08 'rejected' "},
-    {"three queues: regrouping reverses the others",
-     "dl-q3", "dl-q3", "dl-q4",
-         "20 00 00 00 01 49 07 'x-deathA' 00 00 00 e0 46 00 00 00 6b 05 'countl' 00 00 00 "
-         "00 00 00 00 01 08 'exchangeS' 00 00 00 00 05 'queueS' 00 00 00 05 'dl-q2' 06 "
-         "'reasonS' 00 00 00 08 'rejected' 0c 'routing-keysA' 00 00 00 0a 53 00 00 00 05 "
-         "'dl-q2' 04 'timeT' 00 00 00 00 65 00 00 00 46 00 00 00 6b 05 'countl' 00 00 00 "
-         "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 05 "
-         "'dl-q1' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
-         "'routing-keysA' 00 00 00 0a 53 00 00 00 05 'dl-q1' 16 'x-first-death-exchangeS' "
-         "00 00 00 00 13 'x-first-death-queueS' 00 00 00 05 'dl-q1' 14 "
-         "'x-first-death-reasonS' 00 00 00 08 'rejected' ",
-         "20 00 00 00 01 b9 07 'x-deathA' 00 00 01 50 46 00 00 00 6b 05 'countl' 00 00 00 "
-         "00 00 00 00 01 08 'exchangeS' 00 00 00 00 05 'queueS' 00 00 00 05 'dl-q3' 06 "
-         "'reasonS' 00 00 00 08 'rejected' 0c 'routing-keysA' 00 00 00 0a 53 00 00 00 05 "
-         "'dl-q3' 04 'timeT' 00 00 00 00 65 00 00 00 46 00 00 00 6b 05 'countl' 00 00 00 "
-         "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 05 "
-         "'dl-q1' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
-         "'routing-keysA' 00 00 00 0a 53 00 00 00 05 'dl-q1F' 00 00 00 6b 05 'countl' 00 "
-         "00 00 00 00 00 00 01 08 'exchangeS' 00 00 00 00 05 'queueS' 00 00 00 05 'dl-q2' "
-         "06 'reasonS' 00 00 00 08 'rejected' 0c 'routing-keysA' 00 00 00 0a 53 00 00 00 "
-         "05 'dl-q2' 04 'timeT' 00 00 00 00 65 00 00 00 16 'x-first-death-exchangeS' 00 00 "
-         "00 00 13 'x-first-death-queueS' 00 00 00 05 'dl-q1' 14 'x-first-death-reasonS' "
-         "00 00 00 08 'rejected' "},
-    {"x-death not an array: reset, x-first-death-* kept",
-     "dl-src", "dl-src", "dl-dead",
-         "20 00 00 00 00 30 07 'x-deathS' 00 00 00 07 'garbage' 13 'x-first-death-queueS' "
-         "00 00 00 03 'old' ",
-         "20 00 00 00 00 9b 07 'x-deathA' 00 00 00 72 46 00 00 00 6d 05 'countl' 00 00 00 "
-         "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 06 "
-         "'dl-src' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
-         "'routing-keysA' 00 00 00 0b 53 00 00 00 06 'dl-src' 13 'x-first-death-queueS' 00 "
-         "00 00 03 'old' "},
-    {"legacy duplicates regrouped, counted",
-     "dl-src", "dl-src", "dl-dead",
-         "20 00 00 00 00 c2 07 'x-deathA' 00 00 00 b5 46 00 00 00 25 05 'queueS' 00 00 00 "
-         "06 'dl-src' 06 'reasonS' 00 00 00 08 'rejectedF' 00 00 00 2e 05 'queueS' 00 00 "
-         "00 05 'other' 06 'reasonS' 00 00 00 07 'expired' 05 'countI' 00 00 00 02 46 00 "
-         "00 00 2c 05 'queueS' 00 00 00 06 'dl-src' 06 'reasonS' 00 00 00 08 'rejected' 01 "
-         "78 49 00 00 00 01 46 00 00 00 22 05 'queueS' 00 00 00 05 'third' 06 'reasonS' 00 "
-         "00 00 06 'maxlen' ",
-         "20 00 00 00 00 af 07 'x-deathA' 00 00 00 a2 46 00 00 00 34 05 'countl' 00 00 00 "
-         "00 00 00 00 03 05 'queueS' 00 00 00 06 'dl-src' 06 'reasonS' 00 00 00 08 "
-         "'rejectedF' 00 00 00 31 05 'countl' 00 00 00 00 00 00 00 01 05 'queueS' 00 00 00 "
-         "05 'third' 06 'reasonS' 00 00 00 06 'maxlenF' 00 00 00 2e 05 'queueS' 00 00 00 "
-         "05 'other' 06 'reasonS' 00 00 00 07 'expired' 05 'countI' 00 00 00 02 "},
+    {"first death: x-first-death-*, insertion order, sorted headers, expiration", "dl-src",
+     "dl-src", "dl-dead",
+     "a9 80 0a 'text/plain' 00 00 00 1d 02 'zzS' 00 00 00 04 'last' 01 68 49 00 00 00 "
+     "01 07 'a-firstt' 01 03 05 '60000' 04 'id-1' ",
+     "a8 80 0a 'text/plain' 00 00 01 17 07 'a-firstt' 01 01 68 49 00 00 00 01 07 "
+     "'x-deathA' 00 00 00 90 46 00 00 00 8b 05 'countl' 00 00 00 00 00 00 00 01 06 "
+     "'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 06 'dl-src' 04 'timeT' 00 "
+     "00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c 'routing-keysA' 00 00 00 0b "
+     "53 00 00 00 06 'dl-src' 13 'original-expirationS' 00 00 00 05 '60000' 16 "
+     "'x-first-death-exchangeS' 00 00 00 00 13 'x-first-death-queueS' 00 00 00 06 "
+     "'dl-src' 14 'x-first-death-reasonS' 00 00 00 08 'rejected' 02 'zzS' 00 00 00 04 "
+     "'last' 03 04 'id-1' "},
+    {"dead-letter routing key: CC dropped, BCC never kept", "dl-src", "dl-src", "dl-dead",
+     "20 00 00 00 00 26 02 'CCA' 00 00 00 0e 53 00 00 00 02 'c1S' 00 00 00 02 63 32 03 "
+     "'BCCA' 00 00 00 07 53 00 00 00 02 62 31 ",
+     "20 00 00 00 00 ea 07 'x-deathA' 00 00 00 80 46 00 00 00 7b 05 'countl' 00 00 00 "
+     "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 06 "
+     "'dl-src' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
+     "'routing-keysA' 00 00 00 19 53 00 00 00 06 'dl-srcS' 00 00 00 02 'c1S' 00 00 00 "
+     "02 63 32 16 'x-first-death-exchangeS' 00 00 00 00 13 'x-first-death-queueS' 00 "
+     "00 00 06 'dl-src' 14 'x-first-death-reasonS' 00 00 00 08 'rejected' "},
+    {"no properties at all", "dl-src", "dl-src", "dl-dead", "00 00 ",
+     "20 00 00 00 00 dc 07 'x-deathA' 00 00 00 72 46 00 00 00 6d 05 'countl' 00 00 00 "
+     "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 06 "
+     "'dl-src' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
+     "'routing-keysA' 00 00 00 0b 53 00 00 00 06 'dl-src' 16 'x-first-death-exchangeS' "
+     "00 00 00 00 13 'x-first-death-queueS' 00 00 00 06 'dl-src' 14 "
+     "'x-first-death-reasonS' 00 00 00 08 'rejected' "},
+    {"queue a, first death, original-expiration", "dl-a", "dl-a", "dl-b", "01 00 04 '5000' ",
+     "20 00 00 00 00 f3 07 'x-deathA' 00 00 00 8b 46 00 00 00 86 05 'countl' 00 00 00 "
+     "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 04 "
+     "'dl-a' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
+     "'routing-keysA' 00 00 00 09 53 00 00 00 04 'dl-a' 13 'original-expirationS' 00 "
+     "00 00 04 '5000' 16 'x-first-death-exchangeS' 00 00 00 00 13 "
+     "'x-first-death-queueS' 00 00 00 04 'dl-a' 14 'x-first-death-reasonS' 00 00 00 08 "
+     "'rejected' "},
+    {"queue b after a: a second entry", "dl-b", "dl-b", "dl-a",
+     "20 00 00 00 00 f3 07 'x-deathA' 00 00 00 8b 46 00 00 00 86 05 'countl' 00 00 00 "
+     "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 04 "
+     "'dl-a' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
+     "'routing-keysA' 00 00 00 09 53 00 00 00 04 'dl-a' 13 'original-expirationS' 00 "
+     "00 00 04 '5000' 16 'x-first-death-exchangeS' 00 00 00 00 13 "
+     "'x-first-death-queueS' 00 00 00 04 'dl-a' 14 'x-first-death-reasonS' 00 00 00 08 "
+     "'rejected' ",
+     "20 00 00 00 01 61 07 'x-deathA' 00 00 00 f9 46 00 00 00 69 05 'countl' 00 00 00 "
+     "00 00 00 00 01 08 'exchangeS' 00 00 00 00 05 'queueS' 00 00 00 04 'dl-b' 06 "
+     "'reasonS' 00 00 00 08 'rejected' 0c 'routing-keysA' 00 00 00 09 53 00 00 00 04 "
+     "'dl-b' 04 'timeT' 00 00 00 00 65 00 00 00 46 00 00 00 86 05 'countl' 00 00 00 00 "
+     "00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 04 'dl-a' "
+     "04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c 'routing-keysA' "
+     "00 00 00 09 53 00 00 00 04 'dl-a' 13 'original-expirationS' 00 00 00 04 '5000' "
+     "16 'x-first-death-exchangeS' 00 00 00 00 13 'x-first-death-queueS' 00 00 00 04 "
+     "'dl-a' 14 'x-first-death-reasonS' 00 00 00 08 'rejected' "},
+    {"queue a again: its count 2, sorted, first", "dl-a", "dl-a", "dl-b",
+     "20 00 00 00 01 61 07 'x-deathA' 00 00 00 f9 46 00 00 00 69 05 'countl' 00 00 00 "
+     "00 00 00 00 01 08 'exchangeS' 00 00 00 00 05 'queueS' 00 00 00 04 'dl-b' 06 "
+     "'reasonS' 00 00 00 08 'rejected' 0c 'routing-keysA' 00 00 00 09 53 00 00 00 04 "
+     "'dl-b' 04 'timeT' 00 00 00 00 65 00 00 00 46 00 00 00 86 05 'countl' 00 00 00 00 "
+     "00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 04 'dl-a' "
+     "04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c 'routing-keysA' "
+     "00 00 00 09 53 00 00 00 04 'dl-a' 13 'original-expirationS' 00 00 00 04 '5000' "
+     "16 'x-first-death-exchangeS' 00 00 00 00 13 'x-first-death-queueS' 00 00 00 04 "
+     "'dl-a' 14 'x-first-death-reasonS' 00 00 00 08 'rejected' ",
+     "20 00 00 00 01 61 07 'x-deathA' 00 00 00 f9 46 00 00 00 86 05 'countl' 00 00 00 "
+     "00 00 00 00 02 08 'exchangeS' 00 00 00 00 13 'original-expirationS' 00 00 00 04 "
+     "'5000' 05 'queueS' 00 00 00 04 'dl-a' 06 'reasonS' 00 00 00 08 'rejected' 0c "
+     "'routing-keysA' 00 00 00 09 53 00 00 00 04 'dl-a' 04 'timeT' 00 00 00 00 65 00 "
+     "00 00 46 00 00 00 69 05 'countl' 00 00 00 00 00 00 00 01 08 'exchangeS' 00 00 00 "
+     "00 05 'queueS' 00 00 00 04 'dl-b' 06 'reasonS' 00 00 00 08 'rejected' 0c "
+     "'routing-keysA' 00 00 00 09 53 00 00 00 04 'dl-b' 04 'timeT' 00 00 00 00 65 00 "
+     "00 00 16 'x-first-death-exchangeS' 00 00 00 00 13 'x-first-death-queueS' 00 00 "
+     "00 04 'dl-a' 14 'x-first-death-reasonS' 00 00 00 08 'rejected' "},
+    {"three queues: regrouping reverses the others", "dl-q3", "dl-q3", "dl-q4",
+     "20 00 00 00 01 49 07 'x-deathA' 00 00 00 e0 46 00 00 00 6b 05 'countl' 00 00 00 "
+     "00 00 00 00 01 08 'exchangeS' 00 00 00 00 05 'queueS' 00 00 00 05 'dl-q2' 06 "
+     "'reasonS' 00 00 00 08 'rejected' 0c 'routing-keysA' 00 00 00 0a 53 00 00 00 05 "
+     "'dl-q2' 04 'timeT' 00 00 00 00 65 00 00 00 46 00 00 00 6b 05 'countl' 00 00 00 "
+     "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 05 "
+     "'dl-q1' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
+     "'routing-keysA' 00 00 00 0a 53 00 00 00 05 'dl-q1' 16 'x-first-death-exchangeS' "
+     "00 00 00 00 13 'x-first-death-queueS' 00 00 00 05 'dl-q1' 14 "
+     "'x-first-death-reasonS' 00 00 00 08 'rejected' ",
+     "20 00 00 00 01 b9 07 'x-deathA' 00 00 01 50 46 00 00 00 6b 05 'countl' 00 00 00 "
+     "00 00 00 00 01 08 'exchangeS' 00 00 00 00 05 'queueS' 00 00 00 05 'dl-q3' 06 "
+     "'reasonS' 00 00 00 08 'rejected' 0c 'routing-keysA' 00 00 00 0a 53 00 00 00 05 "
+     "'dl-q3' 04 'timeT' 00 00 00 00 65 00 00 00 46 00 00 00 6b 05 'countl' 00 00 00 "
+     "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 05 "
+     "'dl-q1' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
+     "'routing-keysA' 00 00 00 0a 53 00 00 00 05 'dl-q1F' 00 00 00 6b 05 'countl' 00 "
+     "00 00 00 00 00 00 01 08 'exchangeS' 00 00 00 00 05 'queueS' 00 00 00 05 'dl-q2' "
+     "06 'reasonS' 00 00 00 08 'rejected' 0c 'routing-keysA' 00 00 00 0a 53 00 00 00 "
+     "05 'dl-q2' 04 'timeT' 00 00 00 00 65 00 00 00 16 'x-first-death-exchangeS' 00 00 "
+     "00 00 13 'x-first-death-queueS' 00 00 00 05 'dl-q1' 14 'x-first-death-reasonS' "
+     "00 00 00 08 'rejected' "},
+    {"x-death not an array: reset, x-first-death-* kept", "dl-src", "dl-src", "dl-dead",
+     "20 00 00 00 00 30 07 'x-deathS' 00 00 00 07 'garbage' 13 'x-first-death-queueS' "
+     "00 00 00 03 'old' ",
+     "20 00 00 00 00 9b 07 'x-deathA' 00 00 00 72 46 00 00 00 6d 05 'countl' 00 00 00 "
+     "00 00 00 00 01 06 'reasonS' 00 00 00 08 'rejected' 05 'queueS' 00 00 00 06 "
+     "'dl-src' 04 'timeT' 00 00 00 00 65 00 00 00 08 'exchangeS' 00 00 00 00 0c "
+     "'routing-keysA' 00 00 00 0b 53 00 00 00 06 'dl-src' 13 'x-first-death-queueS' 00 "
+     "00 00 03 'old' "},
+    {"legacy duplicates regrouped, counted", "dl-src", "dl-src", "dl-dead",
+     "20 00 00 00 00 c2 07 'x-deathA' 00 00 00 b5 46 00 00 00 25 05 'queueS' 00 00 00 "
+     "06 'dl-src' 06 'reasonS' 00 00 00 08 'rejectedF' 00 00 00 2e 05 'queueS' 00 00 "
+     "00 05 'other' 06 'reasonS' 00 00 00 07 'expired' 05 'countI' 00 00 00 02 46 00 "
+     "00 00 2c 05 'queueS' 00 00 00 06 'dl-src' 06 'reasonS' 00 00 00 08 'rejected' 01 "
+     "78 49 00 00 00 01 46 00 00 00 22 05 'queueS' 00 00 00 05 'third' 06 'reasonS' 00 "
+     "00 00 06 'maxlen' ",
+     "20 00 00 00 00 af 07 'x-deathA' 00 00 00 a2 46 00 00 00 34 05 'countl' 00 00 00 "
+     "00 00 00 00 03 05 'queueS' 00 00 00 06 'dl-src' 06 'reasonS' 00 00 00 08 "
+     "'rejectedF' 00 00 00 31 05 'countl' 00 00 00 00 00 00 00 01 05 'queueS' 00 00 00 "
+     "05 'third' 06 'reasonS' 00 00 00 06 'maxlenF' 00 00 00 2e 05 'queueS' 00 00 00 "
+     "05 'other' 06 'reasonS' 00 00 00 07 'expired' 05 'countI' 00 00 00 02 "},
 };
 
 /* A message with these properties (decoded here, as the channel does), no body. */
@@ -275,13 +265,12 @@ START_TEST(test_routing)
     ck_assert_int_eq(deadletter_message(none, m, DEADLETTER_REJECTED, &out), DEADLETTER_NO_DLX);
     ck_assert_int_eq(deadletter_message(lost, m, DEADLETTER_REJECTED, NULL),
                      DEADLETTER_NO_EXCHANGE);
-    struct exch *fan = exch_new(vh, S("fan"), EXCH_FANOUT, false, false, false,
-                                (struct wire_table){NULL, 0});
+    struct exch *fan =
+        exch_new(vh, S("fan"), EXCH_FANOUT, false, false, false, (struct wire_table){NULL, 0});
     ck_assert_ptr_nonnull(fan);
     ck_assert_int_eq(vhost_exch_add(vh, fan), 0);
     ck_assert_int_eq(exch_bind(fan, bind_dest_queue(a), S(""), (struct wire_table){NULL, 0}), 0);
-    ck_assert_int_eq(exch_bind(fan, bind_dest_queue(none), S(""), (struct wire_table){NULL, 0}),
-                     0);
+    ck_assert_int_eq(exch_bind(fan, bind_dest_queue(none), S(""), (struct wire_table){NULL, 0}), 0);
     expect_routed(f, m, DEADLETTER_MAXLEN, 2);
     ck_assert_uint_eq(a->n_ready, 1);
     ck_assert_uint_eq(none->n_ready, 1);
