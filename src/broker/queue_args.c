@@ -406,8 +406,8 @@ static const struct queue_args_row queue_args_rows[] = {
     {"x-message-ttl", queue_args_check_message_ttl, false},
     /* Its type was checked first, and any longstr names an exchange (not necessarily an
      * existing one). */
-    {"x-dead-letter-exchange", NULL, true},
-    {"x-dead-letter-routing-key", queue_args_check_dlx_routing_key, true},
+    {"x-dead-letter-exchange", NULL, false},
+    {"x-dead-letter-routing-key", queue_args_check_dlx_routing_key, false},
     {"x-dead-letter-strategy", queue_args_check_dlx_strategy, true},
     {"x-max-length", queue_args_check_non_neg, false},
     {"x-max-length-bytes", queue_args_check_non_neg, false},

@@ -16,6 +16,7 @@
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/auth.h"
+#include "warren/deadletter.h"
 #include "warren/msg.h"
 #include "warren/pool.h"
 #include "warren/publish.h"
@@ -121,7 +122,7 @@ chan_delivery_add(struct chan *ch, struct qentry *e, struct chan_cons *cc)
     ch->next_delivery_tag++;
     d->entry = e;
     d->cons = cc;
-    d->requeue = false;
+    d->settle = CHAN_SETTLE_ACK;
     d->delivered_at = server_now_ms();
     TAILQ_INSERT_TAIL(&ch->unacked, d, link);
     if (cc != NULL) {
@@ -477,11 +478,10 @@ chan_on_qos(struct chan *ch, const struct wire_basic_qos *qos)
 
 /* ---- settling ---- */
 
-/* Settles one delivery now: ack (requeue false) or return it to its queue. The queue of a
- * requeued entry is added to touched (to be dispatched once everything is back). */
+/* Settles one delivery now as d->settle says. The queue of a requeued entry is added to
+ * touched (to be dispatched once everything is back). */
 static void
-chan_delivery_settle(struct chan *ch, struct delivery *d, bool requeue,
-                     struct route_result *touched)
+chan_delivery_settle(struct chan *ch, struct delivery *d, struct route_result *touched)
 {
     struct chan_cons *cc = d->cons;
     if (cc != NULL) {
@@ -490,28 +490,42 @@ chan_delivery_settle(struct chan *ch, struct delivery *d, bool requeue,
         if (--cc->n_unacked == 0 && cc->cancelled)
             chan_cons_destroy(cc);
     }
-    struct queue *q = d->entry->queue;
-    if (requeue)
-        queue_cmd_requeue(d->entry);
-    else
-        queue_cmd_settle(d->entry);
-    pool_put(&chan_delivery_pool, d);
-    if (requeue && q != NULL && route_result_add(touched, q) < 0)
+    struct qentry *e = d->entry;
+    struct queue *q = e->queue;
+    switch (d->settle) {
+    case CHAN_SETTLE_REQUEUE:
+        queue_cmd_requeue(e);
+        break;
+    case CHAN_SETTLE_REJECT:
+        /* The copy is enqueued (and stored) before the original is settled: see
+         * deadletter.h. A message whose queue was deleted is dropped, as RabbitMQ drops a
+         * reject sent to a queue that is gone. */
+        if (q != NULL)
+            deadletter_message(q, e->msg, DEADLETTER_REJECTED, NULL);
+        queue_cmd_settle(e);
+        break;
+    case CHAN_SETTLE_ACK:
+        queue_cmd_settle(e);
+        break;
+    }
+    if (d->settle == CHAN_SETTLE_REQUEUE && q != NULL && route_result_add(touched, q) < 0)
         log_conn(LOG_ERROR, ch->conn,
                  "out of memory: queue '%s' redelivers its requeued messages on its next event",
                  q->name);
+    pool_put(&chan_delivery_pool, d);
 }
 
-/* Settles a whole list of deliveries, then offers the requeued messages to consumers: all
- * are back in place before any is delivered again (which may be to this very channel). */
+/* Settles a whole list of deliveries, each as its settle field says, then offers the
+ * requeued messages to consumers: all are back in place before any is delivered again
+ * (which may be to this very channel). */
 static void
-chan_settle_list(struct chan *ch, struct delivery_list *list, bool requeue)
+chan_settle_list(struct chan *ch, struct delivery_list *list)
 {
     struct route_result touched = {0};
     struct delivery *d;
     while ((d = TAILQ_FIRST(list)) != NULL) {
         TAILQ_REMOVE(list, d, link);
-        chan_delivery_settle(ch, d, requeue || d->requeue, &touched);
+        chan_delivery_settle(ch, d, &touched);
     }
     for (uint32_t i = 0; i < touched.n; i++)
         queue_dispatch(touched.queues[i]);
@@ -519,12 +533,12 @@ chan_settle_list(struct chan *ch, struct delivery_list *list, bool requeue)
 }
 
 /* Takes the deliveries an ack/nack/reject names off the unacked list, into *out (in tag
- * order): one found by its tag, or with multiple every one up to tag (from the head: each is
- * taken, so the walk costs what it settles). tag 0 with multiple means all. 0, or -1 after
- * raising 406 for an unknown tag. */
+ * order), each to be settled as how says: one found by its tag, or with multiple every one up
+ * to tag (from the head: each is taken, so the walk costs what it settles). tag 0 with
+ * multiple means all. 0, or -1 after raising 406 for an unknown tag. */
 static int
-chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, uint32_t method_id,
-                  struct delivery_list *out)
+chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, enum chan_settle how,
+                  uint32_t method_id, struct delivery_list *out)
 {
     TAILQ_INIT(out);
     struct delivery *d;
@@ -532,6 +546,7 @@ chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, uint32_t method_
         bool found = false;
         while ((d = TAILQ_FIRST(&ch->unacked)) != NULL && (tag == 0 || d->by_tag.id <= tag)) {
             chan_unacked_take(ch, d);
+            d->settle = how;
             TAILQ_INSERT_TAIL(out, d, link);
             found = true;
         }
@@ -543,6 +558,7 @@ chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, uint32_t method_
         if (e != NULL) {
             d = idmap_container_of(e, struct delivery, by_tag);
             chan_unacked_take(ch, d);
+            d->settle = how;
             TAILQ_INSERT_TAIL(out, d, link);
             return 0;
         }
@@ -552,23 +568,19 @@ chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, uint32_t method_
 }
 
 static int
-chan_on_settle(struct chan *ch, uint64_t tag, bool multiple, bool requeue, uint32_t method_id)
+chan_on_settle(struct chan *ch, uint64_t tag, bool multiple, enum chan_settle how,
+               uint32_t method_id)
 {
     struct delivery_list acked;
-    if (chan_collect_acks(ch, tag, multiple, method_id, &acked) < 0)
+    if (chan_collect_acks(ch, tag, multiple, how, method_id, &acked) < 0)
         return -1;
     chan_ack_timer_update(ch); /* the oldest unacked delivery may be another one now */
-    struct delivery *d;
     if (ch->tx_mode) {
         /* Settled on tx.commit; tx.rollback puts them back among the unacked. */
-        while ((d = TAILQ_FIRST(&acked)) != NULL) {
-            TAILQ_REMOVE(&acked, d, link);
-            d->requeue = requeue;
-            TAILQ_INSERT_TAIL(&ch->tx_acks, d, link);
-        }
+        TAILQ_CONCAT(&ch->tx_acks, &acked, link);
         return 0;
     }
-    chan_settle_list(ch, &acked, requeue);
+    chan_settle_list(ch, &acked);
     chan_wake_consumers(ch);
     return 0;
 }
@@ -582,9 +594,10 @@ chan_requeue_unacked(struct chan *ch)
     struct delivery *d;
     while ((d = TAILQ_FIRST(&ch->unacked)) != NULL) {
         chan_unacked_take(ch, d);
+        d->settle = CHAN_SETTLE_REQUEUE;
         TAILQ_INSERT_TAIL(&all, d, link);
     }
-    chan_settle_list(ch, &all, true);
+    chan_settle_list(ch, &all);
 }
 
 static int
@@ -879,7 +892,7 @@ chan_on_tx_method(struct chan *ch, const struct wire_method *m)
                 return -1;
             }
         }
-        chan_settle_list(ch, &ch->tx_acks, false); /* each by its own requeue flag */
+        chan_settle_list(ch, &ch->tx_acks);
         if (chan_tx_commit_ok(ch) < 0)
             return -1;
         chan_wake_consumers(ch);
@@ -930,13 +943,15 @@ chan_on_basic_method(struct chan *ch, const struct wire_method *m)
             return -1;
         return chan_get_answer(ch, m->u.basic_get.queue, m->u.basic_get.no_ack, true);
     case WIRE_BASIC_ACK:
-        return chan_on_settle(ch, m->u.basic_ack.delivery_tag, m->u.basic_ack.multiple, false,
-                              m->id);
+        return chan_on_settle(ch, m->u.basic_ack.delivery_tag, m->u.basic_ack.multiple,
+                              CHAN_SETTLE_ACK, m->id);
     case WIRE_BASIC_NACK:
         return chan_on_settle(ch, m->u.basic_nack.delivery_tag, m->u.basic_nack.multiple,
-                              m->u.basic_nack.requeue, m->id);
+                              m->u.basic_nack.requeue ? CHAN_SETTLE_REQUEUE : CHAN_SETTLE_REJECT,
+                              m->id);
     case WIRE_BASIC_REJECT:
-        return chan_on_settle(ch, m->u.basic_reject.delivery_tag, false, m->u.basic_reject.requeue,
+        return chan_on_settle(ch, m->u.basic_reject.delivery_tag, false,
+                              m->u.basic_reject.requeue ? CHAN_SETTLE_REQUEUE : CHAN_SETTLE_REJECT,
                               m->id);
     case WIRE_BASIC_RECOVER:
         return chan_on_recover(ch, m->u.basic_recover.requeue, true);

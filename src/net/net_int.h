@@ -227,6 +227,13 @@ struct chan_cons {
     uint32_t n_unacked; /* its deliveries not yet settled */
 };
 
+/* What settling a delivery does with its message. */
+enum chan_settle {
+    CHAN_SETTLE_ACK = 0, /* basic.ack: done with */
+    CHAN_SETTLE_REQUEUE, /* nack/reject with requeue, recover, channel gone: back to its queue */
+    CHAN_SETTLE_REJECT,  /* nack/reject without requeue: dead-lettered if its queue says so */
+};
+
 /* A message delivered and not yet acked, by delivery tag. */
 struct delivery {
     TAILQ_ENTRY(delivery) link; /* in chan->unacked (tag order) or chan->tx_acks */
@@ -235,7 +242,7 @@ struct delivery {
     struct qentry *entry;       /* owns (settled or requeued through the queue's commands) */
     struct chan_cons *cons;     /* NULL for basic.get; else holds the consumer's record, which
                                  * stays while it has unsettled deliveries */
-    bool requeue;               /* in tx_acks: settle by requeueing (nack/reject requeue) */
+    enum chan_settle settle;    /* how it is being settled (in tx_acks: at tx.commit) */
     uint64_t delivered_at;      /* server_now_ms(): its consumer timeout runs from here */
 };
 TAILQ_HEAD(delivery_list, delivery);
