@@ -332,11 +332,54 @@ def test_dead_lettered_expired():
         wt.cleanup(srv.addr, q, dlq, exchanges=(src, dlx))
 
 
+def requeue(conn, q, how, wait):
+    """Takes the head of q by basic.get on a channel of its own of conn, waits `wait`
+    seconds, and gives the message back by how: nack (requeue), close (the channel) or
+    reject (nack without requeue)."""
+    gch = conn.channel()
+    m, _, _ = gch.basic_get(q)
+    assert m is not None, "nothing in %s" % q
+    time.sleep(wait)
+    if how != "close":
+        gch.basic_nack(m.delivery_tag, requeue=how == "nack")
+    gch.close()
+
+
 def test_requeue_keeps_expiry():
-    """a delivered message requeued before its expiry (nack, channel close) is back in the
-    queue and still expires; requeued after it, it is dead-lettered with reason expired and
-    never delivered again; rejected without requeue after it, the reason is rejected"""
-    q, dlq = "wt32-requeue", "wt32-requeue-dlq"
+    """a delivered message requeued before its expiry (per message or per queue; by nack or
+    by its channel closing) is back in the queue and still expires; requeued after it, it is
+    gone at once and never delivered again"""
+    q = "wt32-requeue"
+    with wt.server() as srv:
+        conn = wt.pika_connect(srv.addr)
+        ch = wt.confirm_channel(conn)
+        # (queue arguments, expiration): 1500 ms to be requeued in time, 200 ms too late.
+        for early, late in ((({}, "1500"), ({}, "200")),
+                            (({"x-message-ttl": 1500}, None), ({"x-message-ttl": 200}, None))):
+            for how in ("nack", "close"):
+                wt.log("  %r, requeued by %s" % (early, how))
+                wt.fresh_queue(ch, q, arguments=early[0])
+                ch.basic_publish("", q, b"early", props(expiration=early[1]))
+                requeue(conn, q, how, 0)
+                wt.wait_until(lambda: wt.message_count(ch, q) == 1, 1, "the message requeued")
+                wt.wait_until(lambda: wt.message_count(ch, q) == 0, 5,
+                              "the requeued message expires")
+                assert ch.basic_get(q)[0] is None
+                wt.fresh_queue(ch, q, arguments=late[0])
+                ch.basic_publish("", q, b"late", props(expiration=late[1]))
+                requeue(conn, q, how, 0.5)
+                wt.wait_until(lambda: wt.message_count(ch, q) == 0, 1,
+                              "requeued after its expiry, gone")
+                assert ch.basic_get(q)[0] is None, "an expired requeued message was delivered"
+        ch.queue_delete(q)
+        conn.close()
+
+
+def test_requeue_expired_dead_lettered():
+    """requeued before its expiry and expiring in the queue, or requeued after it (nack,
+    channel close), a message is dead-lettered with reason expired; rejected without requeue
+    after its expiry, with reason rejected"""
+    q, dlq = "wt32-requeue-dl", "wt32-requeue-dlq"
     with wt.server() as srv:
         wt.cleanup(srv.addr, q, dlq)
         conn = wt.pika_connect(srv.addr)
@@ -344,48 +387,19 @@ def test_requeue_keeps_expiry():
         ch.queue_declare(dlq)
         ch.queue_declare(q, arguments={"x-dead-letter-exchange": "",
                                        "x-dead-letter-routing-key": dlq})
-        # Requeued in time: back in the queue, then expires by itself.
-        ch.basic_publish("", q, b"early", props(expiration="1500"))
-        m, _, _ = ch.basic_get(q)
-        ch.basic_nack(m.delivery_tag, requeue=True)
-        wt.wait_until(lambda: wt.message_count(ch, q) == 1, 1, "the message requeued")
-        wt.wait_until(lambda: wt.message_count(ch, dlq) == 1, 5,
-                      "the requeued message expires and is dead-lettered")
-        _, p, body = ch.basic_get(dlq, auto_ack=True)
-        assert body == b"early"
-        wt.check_dead_lettered(p, "expired", q, "", [q], original_expiration="1500")
-        # Requeued too late, by nack and by closing the channel.
-        for how in ("nack", "close"):
-            gch = conn.channel()
-            ch.basic_publish("", q, how.encode(), props(expiration="200"))
-            m, _, _ = gch.basic_get(q)
-            assert m is not None
-            time.sleep(0.5)
-            if how == "nack":
-                gch.basic_nack(m.delivery_tag, requeue=True)
-            gch.close()
+        for body, expiration, how, wait, reason in (
+                (b"early", "1500", "nack", 0, "expired"),
+                (b"nack", "200", "nack", 0.5, "expired"),
+                (b"close", "200", "close", 0.5, "expired"),
+                (b"rejected", "200", "reject", 0.5, "rejected")):
+            ch.basic_publish("", q, body, props(expiration=expiration))
+            requeue(conn, q, how, wait)
             wt.wait_until(lambda: wt.message_count(ch, dlq) == 1, 5,
-                          "requeued after its expiry (%s): dead-lettered" % how)
+                          "%s: dead-lettered" % body.decode())
             assert ch.basic_get(q)[0] is None, "an expired requeued message was delivered"
-            _, p, body = ch.basic_get(dlq, auto_ack=True)
-            assert body == how.encode(), body
-            wt.check_dead_lettered(p, "expired", q, "", [q], original_expiration="200")
-        # Rejected without requeue after its expiry: rejected, not expired.
-        ch.basic_publish("", q, b"rejected", props(expiration="200"))
-        m, _, _ = ch.basic_get(q)
-        time.sleep(0.5)
-        ch.basic_nack(m.delivery_tag, requeue=False)
-        wt.wait_until(lambda: wt.message_count(ch, dlq) == 1, 5, "dead-lettered")
-        _, p, body = ch.basic_get(dlq, auto_ack=True)
-        wt.check_dead_lettered(p, "rejected", q, "", [q], original_expiration="200")
-        # The same with x-message-ttl: requeued in time it is back, counted.
-        ch.queue_delete(q)
-        ch.queue_declare(q, arguments={"x-message-ttl": 1500})
-        ch.basic_publish("", q, b"qttl")
-        m, _, _ = ch.basic_get(q)
-        ch.basic_nack(m.delivery_tag, requeue=True)
-        wt.wait_until(lambda: wt.message_count(ch, q) == 1, 1, "the message requeued")
-        wt.wait_until(lambda: wt.message_count(ch, q) == 0, 5, "the requeued message expires")
+            _, p, got = ch.basic_get(dlq, auto_ack=True)
+            assert got == body, got
+            wt.check_dead_lettered(p, reason, q, "", [q], original_expiration=expiration)
         conn.close()
         wt.cleanup(srv.addr, q, dlq)
 
@@ -532,5 +546,6 @@ def test_retry_with_delay():
 if __name__ == "__main__":
     wt.run([test_expiration_validation, test_queue_ttl_without_consumer,
             test_message_ttl_head_and_behind, test_lower_ttl_wins, test_expired_never_consumed,
-            test_ttl_zero, test_dead_lettered_expired, test_requeue_keeps_expiry, test_x_expires,
+            test_ttl_zero, test_dead_lettered_expired, test_requeue_keeps_expiry,
+            test_requeue_expired_dead_lettered, test_x_expires,
             test_x_expires_restart, test_retry_with_delay])

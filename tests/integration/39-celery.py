@@ -37,11 +37,10 @@ CELERY = [sys.executable, "-m", "celery", "-A", "celery_app"]
 
 
 def need_celery():
-    try:
-        import celery  # noqa: F401
-    except ImportError:
-        raise AssertionError("celery is not installed for %s: apt-get install celery "
-                             "python3-celery (scripts/setup.sh does)" % sys.executable) from None
+    import importlib.util
+    assert importlib.util.find_spec("celery"), (
+        "celery is not installed for %s: apt-get install celery python3-celery "
+        "(scripts/setup.sh does)" % sys.executable)
 
 
 class Celery:
