@@ -19,8 +19,8 @@ channels open), publish() and read_content() for content on a RawConn; send_pika
 call_pika(), channel_refused() and method_ids() for methods built with pika's codec
 (name_pika_methods() names them all in failure messages); and for pika clients
 confirm_channel(), fresh_queue(s)(), cleanup(), publish_confirmed(), fill(), message_count(),
-drain(), check_dead_lettered() and wait_until(). run_server_to_exit() runs the binary for tests of its command line;
-warrenctl() runs the administration tool.
+drain(), check_dead_lettered() and wait_until(). run_server_to_exit() runs the binary for tests
+of its command line; warrenctl() runs the administration tool.
 """
 
 import contextlib
