@@ -3,6 +3,7 @@
 
 #include "warren/publish.h"
 
+#include "warren/deadletter.h"
 #include "warren/durable.h"
 #include "warren/exchange.h"
 #include "warren/log.h"
@@ -44,12 +45,15 @@ publish_store(struct vhost *vh, struct msg *m, const struct route_result *r)
 }
 
 /* Takes the queues that refuse m by their length limits (x-overflow reject-publish*) out of
- * r, counting them in out. */
+ * r, counting them in out; reject-publish-dlx dead-letters it from them (reason maxlen), as
+ * RabbitMQ does. */
 static void
 publish_refusals(struct msg *m, struct route_result *r, struct publish_outcome *out)
 {
     for (uint32_t i = 0; i < r->n;) {
         if (queue_refuses(r->queues[i], m)) {
+            if (r->queues[i]->settings.overflow == QUEUE_OVERFLOW_REJECT_PUBLISH_DLX)
+                deadletter_message(r->queues[i], m, DEADLETTER_MAXLEN, NULL);
             out->n_refused++;
             r->queues[i] = r->queues[--r->n];
         } else {

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "warren/assert.h"
+#include "warren/deadletter.h"
 #include "warren/durable.h"
 #include "warren/log.h"
 #include "warren/msg.h"
@@ -357,19 +358,14 @@ queue_entry_expired(const struct queue *q, const struct qentry *e, uint64_t now)
     return e->expires_at != 0 && e->expires_at <= now && e->seq != q->fresh_seq;
 }
 
-/* Why a message leaves a queue without being acked. */
-enum queue_death {
-    QUEUE_DEATH_EXPIRED,
-    QUEUE_DEATH_MAXLEN,
-    QUEUE_DEATH_DELIVERY_LIMIT,
-};
-
-/* The head ready entry e leaves q undelivered (the DROP command). */
+/* The head ready entry e leaves q undelivered (the DROP command), dead-lettered first if q
+ * has a dead-letter exchange: the copy is enqueued (and its write added to this turn's store
+ * batch) before the original's removal is, so a crash loses neither. */
 static void
-queue_cmd_drop(struct queue *q, struct qentry *e, enum queue_death why)
+queue_cmd_drop(struct queue *q, struct qentry *e, enum deadletter_reason why)
 {
-    (void)why;
     queue_ready_remove(q, e);
+    deadletter_message(q, e->msg, why, NULL);
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DROP, .q = q, .e = e});
     queue_entry_free(e);
 }
@@ -389,7 +385,7 @@ queue_expire_head(struct queue *q)
             now = queue_now();
         if (!queue_entry_expired(q, e, now))
             return false;
-        queue_cmd_drop(q, e, QUEUE_DEATH_EXPIRED);
+        queue_cmd_drop(q, e, DEADLETTER_EXPIRED);
     }
     return true;
 }
@@ -412,7 +408,7 @@ queue_drop_over_limit(struct queue *q)
         return;
     struct qentry *e;
     while (queue_over_limit(q) && (e = queue_head(q)) != NULL)
-        queue_cmd_drop(q, e, QUEUE_DEATH_MAXLEN);
+        queue_cmd_drop(q, e, DEADLETTER_MAXLEN);
 }
 
 bool
@@ -432,7 +428,7 @@ queue_cmd_deliver(struct queue *q)
     struct qentry *e;
     while ((e = queue_head(q)) != NULL && e->expires_at != 0 &&
            queue_entry_expired(q, e, queue_now()))
-        queue_cmd_drop(q, e, QUEUE_DEATH_EXPIRED);
+        queue_cmd_drop(q, e, DEADLETTER_EXPIRED);
     if (e == NULL)
         return NULL;
     queue_ready_remove(q, e);
@@ -479,6 +475,7 @@ queue_cmd_requeue(struct qentry *e)
     }
     e->delivery_count++;
     if (q->settings.delivery_limit >= 0 && e->delivery_count > q->settings.delivery_limit) {
+        deadletter_message(q, e->msg, DEADLETTER_DELIVERY_LIMIT, NULL);
         queue_cmd_settle(e);
         return;
     }
