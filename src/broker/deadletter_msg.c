@@ -23,21 +23,9 @@
 #include "warren/deadletter.h"
 #include "warren/log.h"
 #include "warren/msg.h"
+#include "warren/msg_props.h"
+#include "warren/wire_fields.h"
 #include "warren/wire_gen.h"
-
-/* One entry of a table being rebuilt: its key and its whole encoded bytes (key, type,
- * value), in the table it came from or in the scratch buffer. */
-struct dl_field {
-    struct wire_str key;
-    const uint8_t *raw;
-    uint32_t len;
-    uint32_t pos; /* its place before sorting: the sort is stable, as Erlang's keysort */
-};
-
-struct dl_fields {
-    struct dl_field *v; /* owns the array */
-    uint32_t n, cap;
-};
 
 /* One element of an x-death array, after RabbitMQ's regrouping. */
 struct dl_death {
@@ -63,115 +51,6 @@ deadletter_reason_name(enum deadletter_reason reason)
 {
     WR_ASSERT((unsigned)reason < sizeof(dl_reason_names) / sizeof(dl_reason_names[0]));
     return dl_reason_names[reason];
-}
-
-/* ---- tables as lists of entries ---- */
-
-/* Appends an entry. 0, or -1 on ENOMEM. */
-static int
-dl_fields_push(struct dl_fields *f, struct wire_str key, const uint8_t *raw, uint32_t len)
-{
-    if (f->n == f->cap) {
-        uint32_t cap = f->cap != 0 ? 2 * f->cap : 16;
-        struct dl_field *v = realloc(f->v, (size_t)cap * sizeof(*v));
-        if (v == NULL)
-            return -1;
-        f->v = v;
-        f->cap = cap;
-    }
-    f->v[f->n] = (struct dl_field){key, raw, len, f->n};
-    f->n++;
-    return 0;
-}
-
-/* Appends t's entries (a validated table). 0, or -1 on ENOMEM. */
-static int
-dl_fields_parse(struct dl_fields *f, struct wire_table t)
-{
-    struct wire_table_iter it;
-    struct wire_str key;
-    struct wire_value val;
-    wire_table_iter_init(&it, t);
-    const uint8_t *start = it.p;
-    while (wire_table_next(&it, &key, &val)) {
-        if (dl_fields_push(f, key, start, (uint32_t)(it.p - start)) < 0)
-            return -1;
-        start = it.p;
-    }
-    return 0;
-}
-
-/* The first entry named key, or NULL (lists:keyfind). */
-static struct dl_field *
-dl_fields_find(struct dl_fields *f, struct wire_str key)
-{
-    for (uint32_t i = 0; i < f->n; i++)
-        if (f->v[i].key.len == key.len && memcmp(f->v[i].key.ptr, key.ptr, key.len) == 0)
-            return &f->v[i];
-    return NULL;
-}
-
-/* Replaces the first entry named key, or appends one (lists:keystore). 0, or -1 on ENOMEM. */
-static int
-dl_fields_store(struct dl_fields *f, struct wire_str key, const uint8_t *raw, uint32_t len)
-{
-    struct dl_field *e = dl_fields_find(f, key);
-    if (e == NULL)
-        return dl_fields_push(f, key, raw, len);
-    e->raw = raw;
-    e->len = len;
-    return 0;
-}
-
-/* Removes the first entry named key, if any (lists:keydelete). */
-static void
-dl_fields_delete(struct dl_fields *f, struct wire_str key)
-{
-    struct dl_field *e = dl_fields_find(f, key);
-    if (e != NULL) {
-        memmove(e, e + 1, (size_t)(f->v + f->n - (e + 1)) * sizeof(*e));
-        f->n--;
-    }
-}
-
-/* Erlang's order of binaries: bytewise, a prefix first; then the original place. */
-static int
-dl_field_cmp(const void *a, const void *b)
-{
-    const struct dl_field *x = a, *y = b;
-    uint32_t n = x->key.len < y->key.len ? x->key.len : y->key.len;
-    int c = n > 0 ? memcmp(x->key.ptr, y->key.ptr, n) : 0;
-    if (c != 0)
-        return c;
-    if (x->key.len != y->key.len)
-        return x->key.len < y->key.len ? -1 : 1;
-    return x->pos < y->pos ? -1 : x->pos > y->pos;
-}
-
-/* Sorts by key, stably (rabbit_misc:sort_field_table). */
-static void
-dl_fields_sort(struct dl_fields *f)
-{
-    for (uint32_t i = 0; i < f->n; i++)
-        f->v[i].pos = i;
-    if (f->n > 1)
-        qsort(f->v, f->n, sizeof(f->v[0]), dl_field_cmp);
-}
-
-/* Writes the entries, in their order, as a table's content. */
-static void
-dl_fields_write(const struct dl_fields *f, struct wire_writer *w)
-{
-    for (uint32_t i = 0; i < f->n; i++)
-        wire_put_bytes(w, f->v[i].raw, f->v[i].len);
-}
-
-/* Records the entry written to w since mark, named key, into f. 0, or -1 on ENOMEM. */
-static int
-dl_fields_store_written(struct dl_fields *f, const char *key, struct wire_writer *w, size_t mark)
-{
-    struct wire_str k = {(const uint8_t *)key, (uint32_t)strlen(key)};
-    return dl_fields_store(f, k, w->start + mark, (uint32_t)(wire_writer_len(w) - mark));
 }
 
 /* ---- x-death entries ---- */
@@ -350,29 +229,29 @@ dl_death_next_count(const struct dl_death *d)
  * encoded bytes, written elsewhere) in place of its count: where its count was, or first when
  * it had none (RabbitMQ prepends a count it adds). 0, or -1 on ENOMEM. */
 static int
-dl_put_repeat_death(struct wire_writer *w, const struct dl_death *d, struct dl_field count)
+dl_put_repeat_death(struct wire_writer *w, const struct dl_death *d, struct wire_field count)
 {
-    struct dl_fields f = {0};
-    if (dl_fields_parse(&f, d->table) < 0)
+    struct wire_fields f = {0};
+    if (wire_fields_parse(&f, d->table) < 0)
         goto fail;
-    struct dl_field *c = dl_fields_find(&f, count.key);
+    struct wire_field *c = wire_fields_find(&f, count.key);
     if (c != NULL && d->count_added < 0) {
         c->raw = count.raw;
         c->len = count.len;
     } else {
-        if (dl_fields_push(&f, count.key, count.raw, count.len) < 0)
+        if (wire_fields_push(&f, count.key, count.raw, count.len) < 0)
             goto fail;
         memmove(f.v + 1, f.v, (size_t)(f.n - 1) * sizeof(f.v[0]));
         f.v[0] = count;
     }
-    dl_fields_sort(&f);
+    wire_fields_sort(&f);
     size_t elem = wire_array_put_table_begin(w);
-    dl_fields_write(&f, w);
+    wire_fields_write(&f, w);
     wire_table_put_table_end(w, elem);
-    free(f.v);
+    wire_fields_free(&f);
     return 0;
 fail:
-    free(f.v);
+    wire_fields_free(&f);
     return -1;
 }
 
@@ -395,10 +274,10 @@ dl_put_other_death(struct wire_writer *w, const struct dl_death *d)
  * x-first-death-* entries on a first death: RabbitMQ's update_x_death_header. 0, or -1 on
  * ENOMEM. */
 static int
-dl_update_x_death(struct dl_fields *hdr, const struct dl_info *in, struct wire_writer *w,
+dl_update_x_death(struct wire_fields *hdr, const struct dl_info *in, struct wire_writer *w,
                   struct dl_death *deaths, uint32_t n_deaths)
 {
-    struct dl_field *xd = dl_fields_find(hdr, WIRE_STR_LIT("x-death"));
+    struct wire_field *xd = wire_fields_find(hdr, WIRE_STR_LIT("x-death"));
     uint8_t type = 0;
     if (xd != NULL)
         type = xd->raw[1 + xd->key.len];
@@ -410,7 +289,7 @@ dl_update_x_death(struct dl_fields *hdr, const struct dl_info *in, struct wire_w
         for (int i = 0; i < 3; i++) {
             size_t mark = wire_writer_len(w);
             wire_table_put_longstr(w, first[i], vals[i]);
-            if (dl_fields_store_written(hdr, first[i], w, mark) < 0)
+            if (wire_fields_store_written(hdr, first[i], w, mark) < 0)
                 return -1;
         }
     } else if (type != WIRE_FIELD_ARRAY) {
@@ -422,7 +301,7 @@ dl_update_x_death(struct dl_fields *hdr, const struct dl_info *in, struct wire_w
     /* The entry of the same (queue, reason), if any: its new count is encoded here, ahead
      * of the array, which must be contiguous. */
     uint32_t match = n_deaths;
-    struct dl_field count = {WIRE_STR_LIT("count"), NULL, 0, 0};
+    struct wire_field count = {WIRE_STR_LIT("count"), NULL, 0, 0};
     for (uint32_t i = 0; type == WIRE_FIELD_ARRAY && i < n_deaths && match == n_deaths; i++)
         if (deaths[i].table.ptr != NULL && dl_value_is(deaths[i].table, "queue", in->queue) &&
             dl_value_is(deaths[i].table, "reason", in->reason))
@@ -448,7 +327,7 @@ dl_update_x_death(struct dl_fields *hdr, const struct dl_info *in, struct wire_w
                 dl_put_other_death(w, &deaths[i]);
     }
     wire_table_put_table_end(w, arr);
-    return dl_fields_store_written(hdr, "x-death", w, mark);
+    return wire_fields_store_written(hdr, "x-death", w, mark);
 }
 
 /* ---- the copy ---- */
@@ -464,19 +343,6 @@ dl_array_count(struct wire_array a)
     while (wire_array_next(&it, &v))
         n++;
     return n;
-}
-
-/* Where the headers table's entries start in properties p encodes to: after the flags,
- * content-type, content-encoding and the table's length (their order on the wire). */
-static uint32_t
-dl_headers_offset(const struct wire_basic_props *p)
-{
-    uint32_t off = 2 + 4;
-    if (p->flags & WIRE_BASIC_CONTENT_TYPE_FLAG)
-        off += 1 + p->content_type.len;
-    if (p->flags & WIRE_BASIC_CONTENT_ENCODING_FLAG)
-        off += 1 + p->content_encoding.len;
-    return off;
 }
 
 struct msg *
@@ -503,12 +369,12 @@ deadletter_msg_new(struct msg *m, struct wire_str queue, enum deadletter_reason 
     if (wire_table_get(p.headers, "CC", &v) && v.type == WIRE_FIELD_ARRAY)
         in.cc = v.v.array;
 
-    struct dl_fields hdr = {0};
+    struct wire_fields hdr = {0};
     struct dl_death *deaths = NULL;
     uint32_t n_deaths = 0;
     uint8_t *buf = NULL;
     struct msg *d = NULL;
-    if (dl_fields_parse(&hdr, p.headers) < 0)
+    if (wire_fields_parse(&hdr, p.headers) < 0)
         goto done;
     if (wire_table_get(p.headers, "x-death", &v) && v.type == WIRE_FIELD_ARRAY &&
         (n_deaths = dl_array_count(v.v.array)) > 0) {
@@ -533,13 +399,13 @@ deadletter_msg_new(struct msg *m, struct wire_str queue, enum deadletter_reason 
     wire_writer_init(&pw, buf + gen_cap + hdr_cap, props_cap);
     if (dl_update_x_death(&hdr, &in, &gen, deaths, n_deaths) < 0)
         goto done;
-    dl_fields_sort(&hdr);
+    wire_fields_sort(&hdr);
     /* A dead-letter routing key replaces the CC keys too, so RabbitMQ drops the header. BCC
      * never reaches a consumer in RabbitMQ (removed as it is published): not here either. */
     if (dlx_routing_key != NULL)
-        dl_fields_delete(&hdr, WIRE_STR_LIT("CC"));
-    dl_fields_delete(&hdr, WIRE_STR_LIT("BCC"));
-    dl_fields_write(&hdr, &hw);
+        wire_fields_delete(&hdr, WIRE_STR_LIT("CC"));
+    wire_fields_delete(&hdr, WIRE_STR_LIT("BCC"));
+    wire_fields_write(&hdr, &hw);
     p.headers = (struct wire_table){hw.start, (uint32_t)wire_writer_len(&hw)};
     p.flags |= WIRE_BASIC_HEADERS_FLAG;
     p.flags &= (uint16_t)~WIRE_BASIC_EXPIRATION_FLAG;
@@ -549,12 +415,13 @@ deadletter_msg_new(struct msg *m, struct wire_str queue, enum deadletter_reason 
     d = msg_new_sharing_body(pw.start, (uint32_t)wire_writer_len(&pw), m->delivery_mode,
                              m->priority, dlx, rk, m);
     if (d != NULL)
-        msg_set_headers(d, pw.start,
-                        (struct wire_table){pw.start + dl_headers_offset(&p), p.headers.len});
+        msg_set_headers(
+            d, pw.start,
+            (struct wire_table){pw.start + msg_props_headers_offset(&p), p.headers.len});
 done:
     free(buf);
     free(deaths);
-    free(hdr.v);
+    wire_fields_free(&hdr);
     return d;
 }
 

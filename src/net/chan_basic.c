@@ -18,6 +18,7 @@
 #include "warren/auth.h"
 #include "warren/deadletter.h"
 #include "warren/msg.h"
+#include "warren/msg_props.h"
 #include "warren/pool.h"
 #include "warren/publish.h"
 #include "warren/queue_args.h"
@@ -148,6 +149,21 @@ chan_send_deliver(struct chan_cons *cc, uint64_t tag, bool redelivered, struct m
         conn_abort(ch->conn, "writing a delivery");
 }
 
+/* The message a delivery of e shows, one reference: e's own, or where the queue counts
+ * deliveries (a quorum queue, or any with a delivery limit) a copy carrying x-delivery-count
+ * as RabbitMQ's quorum queues add it: on a redelivery to a consumer, and on every basic.get
+ * (get: 0 the first time). A copy that cannot be made (ENOMEM) leaves the header out. */
+static struct msg *
+chan_shown_msg(const struct qentry *e, bool get)
+{
+    const struct queue *q = e->queue;
+    struct msg *m = NULL;
+    if (q != NULL && (q->settings.quorum || q->settings.delivery_limit >= 0) &&
+        (get || e->delivery_count > 0))
+        m = msg_with_long_header(e->msg, "x-delivery-count", e->delivery_count);
+    return m != NULL ? m : msg_ref(e->msg);
+}
+
 static int
 chan_cons_deliver(struct cons *base, struct qentry *e)
 {
@@ -167,7 +183,9 @@ chan_cons_deliver(struct cons *base, struct qentry *e)
     }
     /* On failure the connection is going: the entry stays with the channel (or is settled
      * below), and releasing the channel requeues its deliveries in order. */
-    chan_send_deliver(cc, tag, e->redelivered, e->msg);
+    struct msg *shown = chan_shown_msg(e, false);
+    chan_send_deliver(cc, tag, e->redelivered, shown);
+    msg_unref(&shown);
     if (cc->no_ack)
         queue_cmd_settle(e);
     return 0;
@@ -440,7 +458,7 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
         }
         tag = d->by_tag.id;
     }
-    struct msg *m = e->msg;
+    struct msg *m = chan_shown_msg(e, true);
     struct wire_method ok = {.id = WIRE_BASIC_GET_OK};
     ok.u.basic_get_ok.delivery_tag = tag;
     ok.u.basic_get_ok.redelivered = e->redelivered;
@@ -449,6 +467,7 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
     ok.u.basic_get_ok.message_count = q->n_ready > UINT32_MAX ? UINT32_MAX : (uint32_t)q->n_ready;
     if (conn_send(c, ch->id, &ok) < 0 || chan_write_content(ch, m) < 0)
         conn_abort(c, "writing basic.get-ok");
+    msg_unref(&m);
     if (no_ack)
         queue_cmd_settle(e);
     return 0;

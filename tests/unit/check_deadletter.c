@@ -4,7 +4,7 @@
  * RabbitMQ delivering the dead-lettered message, with x-death's time values set to NOW. Then
  * the routing on a vhost without a store: a copy sharing its original's body, automatic cycles
  * dropped while rejections go round, a missing dead-letter exchange, no dead-letter exchange,
- * every message freed. */
+ * every message freed. And the x-delivery-count header a redelivery adds (msg_props.h). */
 #include "config.h"
 
 #include <stdio.h>
@@ -17,6 +17,7 @@
 #include "warren/deadletter.h"
 #include "warren/exchange.h"
 #include "warren/msg.h"
+#include "warren/msg_props.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
 #include "warren/wire_gen.h"
@@ -188,6 +189,37 @@ START_TEST(test_copy)
 }
 END_TEST
 
+/* x-delivery-count as a quorum queue's redelivery adds it: set as a long, the table sorted
+ * by key (rabbit_basic:add_header); a publisher's own value is replaced; the other properties
+ * and the body stay. */
+START_TEST(test_delivery_count_header)
+{
+    static const char in_hex[] = "a0 00 01 't' 00 00 00 0f 01 'zS' 00 00 00 01 '1' 01 'aI' 00 00 "
+                                 "00 01";
+    static const char out_hex[] = "a0 00 01 't' 00 00 00 29 01 'aI' 00 00 00 01 10 "
+                                  "'x-delivery-countl' 00 00 00 00 00 00 00 03 01 'zS' 00 00 00 "
+                                  "01 '1'";
+    uint8_t in[128], out[128];
+    size_t in_len = test_unhex(in_hex, in, sizeof(in));
+    size_t out_len = test_unhex(out_hex, out, sizeof(out));
+    struct msg *m = msg_with_props(in, in_len, S("x"), S("rk"));
+    struct msg *c = msg_with_long_header(m, "x-delivery-count", 3);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(c->props_len, out_len);
+    ck_assert_mem_eq(c->props, out, out_len);
+    ck_assert_ptr_eq(c->body_owner, m);
+    struct wire_value v;
+    ck_assert(wire_table_get(msg_headers(c), "x-delivery-count", &v) && v.v.i == 3);
+    struct msg *again = msg_with_long_header(c, "x-delivery-count", 4);
+    ck_assert_ptr_nonnull(again);
+    ck_assert_uint_eq(again->props_len, out_len); /* replaced, not added */
+    ck_assert(wire_table_get(msg_headers(again), "x-delivery-count", &v) && v.v.i == 4);
+    msg_unref(&again);
+    msg_unref(&c);
+    msg_unref(&m);
+}
+END_TEST
+
 /* A queue dead-lettering to dlx (NULL: none) with routing key dlrk (NULL: none). */
 static struct queue *
 add_queue(struct vhost *vh, const char *name, const char *dlx, const char *dlrk)
@@ -288,6 +320,7 @@ deadletter_suite(void)
     Suite *s = suite_create("deadletter");
     TCase *tc = tcase_create("copy");
     tcase_add_loop_test(tc, test_copy, 0, sizeof(copies) / sizeof(copies[0]));
+    tcase_add_test(tc, test_delivery_count_header);
     suite_add_tcase(s, tc);
     tc = tcase_create("routing");
     tcase_add_test(tc, test_routing);
