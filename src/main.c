@@ -134,6 +134,7 @@ main(int argc, char **argv)
         goto out;
     }
     queue_set_event_base(m.base);
+    queue_set_dlx_retry_interval(conf.dead_letter_worker_publisher_confirm_timeout);
     struct store_options store_opts = {.block_cache_size = conf.store_block_cache_size,
                                        .write_buffer_size = conf.store_write_buffer_size,
                                        .max_write_buffers = conf.store_max_write_buffers};

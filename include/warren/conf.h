@@ -117,6 +117,10 @@ struct conf {
      * RabbitMQ's advanced.config says with undefined (its rabbitmq.conf refuses 0). Values of
      * a year and more, which RabbitMQ users set to mean never, fit. */
     uint64_t consumer_timeout;
+    /* Milliseconds between two tries of the dead-lettered messages an at-least-once queue
+     * keeps because their copy reached no queue: the name and default (180000) of RabbitMQ's
+     * advanced.config setting for its dead-letter workers. */
+    uint64_t dead_letter_worker_publisher_confirm_timeout;
     uint32_t management_tcp_port; /* management.tcp.port = 15672; 0: no TCP listener */
     char *management_tcp_ip;      /* owns; management.tcp.ip = "" (every interface) */
     /* Milliseconds to receive one HTTP request, and of silence on an HTTP connection:

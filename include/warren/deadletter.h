@@ -44,7 +44,8 @@ enum deadletter_reason {
 };
 
 enum deadletter_status {
-    DEADLETTER_OK = 0,      /* routed: out says to how many queues (0: unroutable, or cycles) */
+    DEADLETTER_OK = 0,      /* routed: out says to how many queues (0: unroutable) */
+    DEADLETTER_CYCLE,       /* every queue it reached would close a cycle: dropped (logged) */
     DEADLETTER_NO_DLX,      /* the queue has no dead-letter exchange: the message just goes */
     DEADLETTER_NO_EXCHANGE, /* its dead-letter exchange does not exist: dropped, as RabbitMQ */
     DEADLETTER_NOMEM,       /* out of memory: reached some of its queues at most (logged) */

@@ -110,8 +110,10 @@ void durable_msg_routed(struct durable *d, struct msg *m, uint32_t n_stored_queu
  * memory, in order. d may be NULL (nothing is written, but a deleted queue's bookkeeping is
  * freed). What each writes: ENQUEUE the entry, when durable_entry_wanted (a paged-out one
  * was written by the page-out; a replayed one is in the store already); DELIVER the delivery
- * watermark, once per batch, for stored entries; SETTLE and DROP the deletion of a stored
- * entry (and of its shared record with its last reference); REQUEUE nothing (the entry keeps
+ * watermark, once per batch, for stored entries; SETTLE, DROP and DLX_RELEASE the deletion of a
+ * stored entry (and of its shared record with its last reference); DLX_HOLD the stored entry
+ * again, marked dead with its reason, so that a start puts it back among the dead letters
+ * waiting (see durable_int.h); REQUEUE nothing (the entry keeps
  * its key; the watermark marks it delivered); PURGE the deletion of the dropped stored entries
  * and of the paged ones (those referring to shared records in the background); DELETE the
  * removal of a stored queue with all its entries, and frees its bookkeeping: shared records

@@ -66,7 +66,8 @@ struct qentry {
     uint64_t expires_at;     /* us since the epoch; 0: never (x-message-ttl, expiration) */
     uint32_t delivery_count; /* requeues so far (x-delivery-limit, x-delivery-count) */
     bool redelivered;
-    bool stored; /* written to the store (durable.h): removing it is written too */
+    bool stored;        /* written to the store (durable.h): removing it is written too */
+    uint8_t dlx_reason; /* in queue->dlx_waiting: why it died (enum deadletter_reason) */
 };
 TAILQ_HEAD(qentry_list, qentry);
 TAILQ_HEAD(cons_list, cons);
@@ -130,7 +131,12 @@ struct queue {
     struct qentry_list ready;       /* owns: entries never delivered, by seq, in memory */
     struct pheap requeued;          /* owns: entries put back by a requeue, by seq */
     struct qentry_list unacked;     /* entries delivered, owned by channels */
+    /* owns: dead entries whose copy reached no queue yet (dead-letter-strategy at-least-once),
+     * in the order they died (queue_dlx.c); neither ready nor unacked */
+    struct qentry_list dlx_waiting;
     uint64_t n_ready, n_unacked;    /* n_ready counts the paged-out entries too */
+    uint64_t n_dlx, dlx_bytes;      /* dlx_waiting's entries and body bytes (messages_dlx) */
+    uint64_t dlx_retry_at;          /* when dlx_waiting is tried again (us); 0: not planned */
     uint64_t mem_bytes;             /* bytes of the messages of the in-memory ready entries */
     uint64_t ready_bytes;           /* body bytes of the ready entries, paged ones too */
     uint64_t next_seq;
@@ -176,8 +182,9 @@ void queue_settings_set(struct queue *q, struct queue_settings *s);
  * The invariants every command keeps: seqs are handed out in enqueue order (next_seq only
  * grows) and an entry keeps its seq for life; the ready entries are delivered lowest seq
  * first; n_ready counts the ready entries in memory plus the paged-out ones, n_unacked the
- * unacked list; an entry is in one of ready, requeued and unacked (a deleted queue's unacked
- * entries stay with their channels); settle and requeue take unacked entries only; redelivered
+ * unacked list, n_dlx the dlx_waiting list (always in memory); an entry is in one of ready,
+ * requeued, unacked and dlx_waiting (a deleted queue's unacked entries stay with their
+ * channels); settle and requeue take unacked entries only; redelivered
  * is set by requeue only (and by a replayed enqueue, for entries delivered before a restart).
  *
  * What is not a command, because a replica would not compute it the same way: paging (which
@@ -207,20 +214,29 @@ enum queue_cmd_kind {
      * queue was over its length limit (drop-head); dead-lettered first if the queue says so.
      * Freed after the record. n_ready - 1. */
     QUEUE_CMD_DROP,
-    /* Every ready entry was dropped, paged ones too (unacked ones stay, as RabbitMQ): those in
-     * memory are in the list dropped, off the queue, freed after the record. n_ready = 0. */
+    /* Every ready entry was dropped, paged ones too, and every entry of dlx_waiting (unacked
+     * ones stay, as RabbitMQ): those in memory are in the list dropped, off the queue, freed
+     * after the record. n_ready = 0, n_dlx = 0. */
     QUEUE_CMD_PURGE,
     /* The queue is out of its vhost and unbound; its entries (ready and unacked, as they are)
      * are still there for the record, then its consumers and unacked entries are detached and
      * the rest freed. The last command of a queue. */
     QUEUE_CMD_DELETE,
+    /* e died (the ready entry with the lowest seq, or an unacked one: its list says which, as
+     * for DROP and SETTLE) under dead-letter-strategy at-least-once, and its copy reached no
+     * queue: it joined the tail of dlx_waiting, e->dlx_reason set, kept until a copy does.
+     * n_ready - 1 or n_unacked - 1; n_dlx + 1. */
+    QUEUE_CMD_DLX_HOLD,
+    /* e left dlx_waiting: its copy reached a queue (enqueued, and written, just before this
+     * record), or the queue stopped being at-least-once. Freed after the record. n_dlx - 1. */
+    QUEUE_CMD_DLX_RELEASE,
 };
 
 /* One applied command, as the journal receives it: valid for the call only. */
 struct queue_cmd {
     enum queue_cmd_kind kind;
     struct queue *q;
-    struct qentry *e;            /* ENQUEUE (or NULL), DELIVER, SETTLE, REQUEUE, DROP */
+    struct qentry *e;            /* ENQUEUE (or NULL), DELIVER, SETTLE, REQUEUE, DROP, DLX_* */
     const struct msg *m;         /* ENQUEUE: the message enqueued */
     uint64_t seq;                /* ENQUEUE, DELIVER: the entry's seq */
     struct qentry_list *dropped; /* PURGE: the in-memory ready entries dropped */
@@ -246,6 +262,11 @@ struct qentry *queue_cmd_deliver(struct queue *q);
 /* Settles a delivered entry (ack, or reject/nack without requeue) and frees it; an entry
  * whose queue was deleted is just freed (no command: the queue is gone). */
 void queue_cmd_settle(struct qentry *e);
+/* A delivered entry rejected or nacked without requeue: dead-lettered (reason rejected) if its
+ * queue says so, then settled and freed, or kept in dlx_waiting (at-least-once, when the copy
+ * reached no queue: queue_dlx.c). An entry whose queue was deleted is just freed (RabbitMQ
+ * drops a reject sent to a queue that is gone). */
+void queue_cmd_reject(struct qentry *e);
 /* Puts a delivered entry back at its original position, redelivered; past the queue's
  * delivery limit it is dead-lettered (reason delivery_limit) and settled instead. An entry
  * whose queue was deleted is freed (no command). */
@@ -260,6 +281,8 @@ struct queue_stored_entry {
     uint64_t expires_at; /* us since the epoch; 0: never */
     uint64_t body_len;   /* its message's body size, for one left in the store (m NULL) */
     bool redelivered;
+    bool dead;          /* it waits in dlx_waiting (QUEUE_CMD_DLX_HOLD), for dlx_reason */
+    uint8_t dlx_reason; /* enum deadletter_reason */
 };
 
 /* Replay: applies an ENQUEUE the queue did not originate, at the seq it was given then, which
@@ -270,7 +293,9 @@ struct queue_stored_entry {
  * settled, and its channel died with the process, so it comes back redelivered, as REQUEUE would
  * have left it. A replica will apply its leader's ENQUEUEs the same way. m NULL: the entry stays in
  * the store only (paged: the durable layer counted it, as a page-out does before its ENQUEUE, and
- * marks it redelivered when it reads it back); else m gets a new reference. The command goes
+ * marks it redelivered when it reads it back); else m gets a new reference. A dead one (se->dead,
+ * m not NULL) joins dlx_waiting rather than the ready entries, and is tried again soon. The
+ * command goes
  * to the journal with replayed set: its consumer writes nothing. 0, or -1 on ENOMEM. */
 int queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_stored_entry *se);
 
@@ -291,6 +316,9 @@ void queue_paged_lost(struct queue *q, uint64_t n, uint64_t body_bytes);
  * timer per queue that has something to expire, on base. Without a base (unit tests) nothing
  * expires by itself: only when a publish or a delivery looks at the head. */
 void queue_set_event_base(struct event_base *base);
+/* Dead-letter-strategy at-least-once: ms between two tries of a queue's dead letters whose
+ * copy reached no queue (dead_letter_worker_publisher_confirm_timeout). */
+void queue_set_dlx_retry_interval(uint64_t ms);
 /* q was used (declared again, basic.get, a consumer came or went): x-expires counts from now. */
 void queue_used(struct queue *q);
 

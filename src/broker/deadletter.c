@@ -188,9 +188,14 @@ deadletter_message(struct queue *q, struct msg *m, enum deadletter_reason reason
         goto done;
     if (dl_route(vh, x, dead, keys, n_keys, &r) < 0)
         goto done;
-    if (reason != DEADLETTER_REJECTED)
-        dl_drop_cycles(dead, &r);
     failed = NULL; /* publish_routed logs its own failures */
+    if (reason != DEADLETTER_REJECTED && r.n > 0) {
+        dl_drop_cycles(dead, &r);
+        if (r.n == 0) {
+            st = DEADLETTER_CYCLE;
+            goto done;
+        }
+    }
     st = publish_routed(vh, dead, &r, out) == PUBLISH_OK ? DEADLETTER_OK : DEADLETTER_NOMEM;
 done:
     if (failed != NULL)

@@ -22,6 +22,8 @@
 #include "warren/pool.h"
 #include "warren/vhost.h"
 
+#include "queue_int.h"
+
 /* Every queue entry of the process comes from this pool (an entry can outlive its queue and
  * its vhost: a channel holds it until the client settles it). Loop thread only. */
 static struct pool queue_entry_pool = POOL_INITIALIZER(sizeof(struct qentry), 8);
@@ -50,7 +52,7 @@ queue_set_event_base(struct event_base *base)
 
 /* The time now, in us since the epoch: expiry times are absolute, so that they mean the same
  * after a restart. */
-static uint64_t
+uint64_t
 queue_now(void)
 {
     struct timespec ts;
@@ -67,7 +69,7 @@ queue_durable(const struct queue *q)
 }
 
 /* Hands an applied command to whoever records the queue's changes: the durable layer. */
-static void
+void
 queue_journal(const struct queue_cmd *c)
 {
     durable_queue_cmd(queue_durable(c->q), c);
@@ -127,6 +129,7 @@ queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete
     TAILQ_INIT(&q->ready);
     pheap_init(&q->requeued, queue_entry_before);
     TAILQ_INIT(&q->unacked);
+    TAILQ_INIT(&q->dlx_waiting);
     TAILQ_INIT(&q->consumers);
     pheap_init(&q->cons_ready, queue_cons_before);
     pheap_init(&q->sac_waiting, queue_cons_waits_before);
@@ -134,10 +137,11 @@ queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete
     if (owner != NULL)
         TAILQ_INSERT_TAIL(&owner->queues, q, owner_link);
     queue_used(q);
+    queue_dlx_settings_applied(q);
     return q;
 }
 
-static void
+void
 queue_entry_free(struct qentry *e)
 {
     msg_unref(&e->msg);
@@ -172,6 +176,7 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     /* The store forgets the queue with its entries in one go (their range). */
     queue_requeued_flatten(q);
     uint64_t dropped = q->n_ready;
+    TAILQ_CONCAT(&q->ready, &q->dlx_waiting, link); /* dropped with it, not counted */
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DELETE, .q = q});
     struct cons *c;
     pheap_init(&q->cons_ready, queue_cons_before); /* their nodes are the consumers' */
@@ -219,12 +224,11 @@ queue_ready_uncount(struct queue *q, const struct qentry *e)
         q->n_ready > 0 && q->ready_bytes > e->msg->body_len ? e->msg->body_len : q->ready_bytes;
 }
 
-/* Appends an entry for m (taking a reference) at the tail of the in-memory ready list:
- * a new one, or one read back from the store (stored). NULL on ENOMEM. */
+/* An entry of q for m (taking a reference), as se describes it, in no list yet. NULL on
+ * ENOMEM. */
 static struct qentry *
-queue_entry_append(struct queue *q, struct msg *m, const struct queue_stored_entry *se, bool stored)
+queue_entry_new(struct queue *q, struct msg *m, const struct queue_stored_entry *se, bool stored)
 {
-    WR_ASSERT(se->seq >= q->next_seq || durable_queue_paged(q) > 0);
     struct qentry *e = pool_get(&queue_entry_pool);
     if (e == NULL)
         return NULL;
@@ -235,6 +239,19 @@ queue_entry_append(struct queue *q, struct msg *m, const struct queue_stored_ent
     e->delivery_count = 0;
     e->redelivered = se->redelivered;
     e->stored = stored;
+    e->dlx_reason = 0;
+    return e;
+}
+
+/* Appends an entry for m (taking a reference) at the tail of the in-memory ready list:
+ * a new one, or one read back from the store (stored). NULL on ENOMEM. */
+static struct qentry *
+queue_entry_append(struct queue *q, struct msg *m, const struct queue_stored_entry *se, bool stored)
+{
+    WR_ASSERT(se->seq >= q->next_seq || durable_queue_paged(q) > 0);
+    struct qentry *e = queue_entry_new(q, m, se, stored);
+    if (e == NULL)
+        return NULL;
     TAILQ_INSERT_TAIL(&q->ready, e, link);
     q->mem_bytes += msg_size(m);
     return e;
@@ -275,13 +292,20 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
 int
 queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_stored_entry *se)
 {
-    WR_ASSERT(se->seq >= q->next_seq);
+    WR_ASSERT(se->seq >= q->next_seq && (m != NULL || !se->dead));
     struct qentry *e = NULL;
-    if (m != NULL && (e = queue_entry_append(q, m, se, false)) == NULL)
+    if (se->dead) {
+        if ((e = queue_entry_new(q, m, se, false)) == NULL)
+            return -1;
+        queue_dlx_replayed(q, e, se->dlx_reason);
+    } else if (m != NULL && (e = queue_entry_append(q, m, se, false)) == NULL) {
         return -1;
+    }
     q->next_seq = se->seq + 1;
-    q->n_ready++;
-    q->ready_bytes += m != NULL ? m->body_len : se->body_len;
+    if (!se->dead) {
+        q->n_ready++;
+        q->ready_bytes += m != NULL ? m->body_len : se->body_len;
+    }
     queue_journal(&(struct queue_cmd){
         .kind = QUEUE_CMD_ENQUEUE, .q = q, .e = e, .m = m, .seq = se->seq, .replayed = true});
     return 0;
@@ -360,12 +384,16 @@ queue_entry_expired(const struct queue *q, const struct qentry *e, uint64_t now)
 
 /* The head ready entry e leaves q undelivered (the DROP command), dead-lettered first if q
  * has a dead-letter exchange: the copy is enqueued (and its write added to this turn's store
- * batch) before the original's removal is, so a crash loses neither. */
+ * batch) before the original's removal is, so a crash loses neither. At least once, a copy
+ * that reached no queue keeps e in dlx_waiting instead (DLX_HOLD). */
 static void
 queue_cmd_drop(struct queue *q, struct qentry *e, enum deadletter_reason why)
 {
     queue_ready_remove(q, e);
-    deadletter_message(q, e->msg, why, NULL);
+    if (!queue_dlx_send(q, e->msg, why)) {
+        queue_dlx_hold(q, e, why);
+        return;
+    }
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DROP, .q = q, .e = e});
     queue_entry_free(e);
 }
@@ -417,9 +445,10 @@ queue_refuses(const struct queue *q, const struct msg *m)
     const struct queue_settings *s = &q->settings;
     if (s->overflow == QUEUE_OVERFLOW_DROP_HEAD)
         return false;
-    return (s->max_length >= 0 && q->n_ready + 1 > (uint64_t)s->max_length) ||
+    /* Dead letters waiting (at-least-once) count too, as in RabbitMQ's quorum queues. */
+    return (s->max_length >= 0 && q->n_ready + q->n_dlx + 1 > (uint64_t)s->max_length) ||
            (s->max_length_bytes >= 0 &&
-            q->ready_bytes + m->body_len > (uint64_t)s->max_length_bytes);
+            q->ready_bytes + q->dlx_bytes + m->body_len > (uint64_t)s->max_length_bytes);
 }
 
 struct qentry *
@@ -457,6 +486,27 @@ queue_cmd_settle(struct qentry *e)
     queue_entry_free(e);
 }
 
+/* The delivered entry e dies for why: dead-lettered, then settled, or kept in dlx_waiting
+ * (at least once, when the copy reached no queue). An entry whose queue was deleted is
+ * freed. */
+static void
+queue_unacked_die(struct qentry *e, enum deadletter_reason why)
+{
+    struct queue *q = e->queue;
+    if (q != NULL && !queue_dlx_send(q, e->msg, why)) {
+        queue_unacked_remove(e);
+        queue_dlx_hold(q, e, why);
+        return;
+    }
+    queue_cmd_settle(e);
+}
+
+void
+queue_cmd_reject(struct qentry *e)
+{
+    queue_unacked_die(e, DEADLETTER_REJECTED);
+}
+
 /* Puts e back among the ready entries at its original position (by seq). */
 static void
 queue_ready_insert(struct queue *q, struct qentry *e)
@@ -475,8 +525,7 @@ queue_cmd_requeue(struct qentry *e)
     }
     e->delivery_count++;
     if (q->settings.delivery_limit >= 0 && e->delivery_count > q->settings.delivery_limit) {
-        deadletter_message(q, e->msg, DEADLETTER_DELIVERY_LIMIT, NULL);
-        queue_cmd_settle(e);
+        queue_unacked_die(e, DEADLETTER_DELIVERY_LIMIT);
         return;
     }
     queue_unacked_remove(e);
@@ -489,13 +538,17 @@ queue_cmd_requeue(struct qentry *e)
 uint64_t
 queue_cmd_purge(struct queue *q)
 {
-    uint64_t n = q->n_ready; /* paged ones included */
+    uint64_t n = q->n_ready + q->n_dlx; /* paged ones included; RabbitMQ counts dead ones */
     struct qentry_list dropped = TAILQ_HEAD_INITIALIZER(dropped);
     queue_requeued_flatten(q);
     TAILQ_CONCAT(&dropped, &q->ready, link);
+    TAILQ_CONCAT(&dropped, &q->dlx_waiting, link);
     q->n_ready = 0;
     q->mem_bytes = 0;
     q->ready_bytes = 0;
+    q->n_dlx = 0;
+    q->dlx_bytes = 0;
+    q->dlx_retry_at = 0;
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_PURGE, .q = q, .dropped = &dropped});
     struct qentry *e;
     while ((e = TAILQ_FIRST(&dropped)) != NULL) {
@@ -507,7 +560,8 @@ queue_cmd_purge(struct queue *q)
 
 /* ---- time: expiry of head entries (x-message-ttl, expiration) and of queues (x-expires) */
 
-/* When q next has something to expire: its head entry, or itself if unused; 0 if nothing. */
+/* When q next has something to do: expire its head entry, or itself if unused, or try its
+ * waiting dead letters again; 0 if nothing. */
 static uint64_t
 queue_next_deadline(struct queue *q)
 {
@@ -515,6 +569,8 @@ queue_next_deadline(struct queue *q)
     uint64_t when = e != NULL ? e->expires_at : 0;
     if (q->unused_until != 0 && q->n_consumers == 0 && (when == 0 || q->unused_until < when))
         when = q->unused_until;
+    if (q->dlx_retry_at != 0 && (when == 0 || q->dlx_retry_at < when))
+        when = q->dlx_retry_at;
     return when;
 }
 
@@ -522,7 +578,7 @@ static void queue_deadline_fired(evutil_socket_t fd, short what, void *arg);
 
 /* Arms q's timer for its next deadline, unless it is armed for an earlier one already (which
  * looks again when it fires): a publish or delivery that moves the head costs no re-arming. */
-static void
+void
 queue_deadline_arm(struct queue *q)
 {
     if (queue_event_base == NULL)
@@ -541,8 +597,9 @@ queue_deadline_arm(struct queue *q)
     q->deadline = when;
 }
 
-/* q's timer: deletes q if it went unused for its x-expires, else drops its expired head
- * entries (a step at a time: the rest in the next turn) and arms the timer again. */
+/* q's timer: deletes q if it went unused for its x-expires, else tries its waiting dead
+ * letters again if it is time, drops its expired head entries (a step at a time: the rest in
+ * the next turn) and arms the timer again. */
 static void
 queue_deadline_fired(evutil_socket_t fd, short what, void *arg)
 {
@@ -557,6 +614,8 @@ queue_deadline_fired(evutil_socket_t fd, short what, void *arg)
         vhost_queue_delete(q->vhost, q);
         return;
     }
+    if (q->dlx_retry_at != 0 && now >= q->dlx_retry_at)
+        queue_dlx_retry(q);
     if (queue_expire_head(q)) {
         static const struct timeval next_turn = {0, 0};
         evtimer_add(q->deadline_ev, &next_turn);
@@ -585,6 +644,7 @@ queue_settings_set(struct queue *q, struct queue_settings *s)
      * TTL applies to the messages published from now on. */
     if (expires_changed)
         queue_used(q);
+    queue_dlx_settings_applied(q);
     queue_drop_over_limit(q);
     queue_deadline_arm(q);
 }

@@ -565,6 +565,26 @@ durable_msg_routed(struct durable *d, struct msg *m, uint32_t n_stored_queues)
     store_batch_putv(b, key, sizeof(key), parts, DURABLE_MSG_PARTS);
 }
 
+/* Puts the entry seq of q for m in b, its head h (flags and expiry set): a reference to m's
+ * shared record when h says DURABLE_ENTRY_SHARED, else m inline. 0, or -1 on ENOMEM. */
+static int
+durable_entry_put(struct store_batch *b, const struct queue *q, const struct msg *m, uint64_t seq,
+                  struct durable_entry_head *h)
+{
+    uint8_t key[STORE_KEY_QENTRY_LEN], head[DURABLE_ENTRY_HEAD_MAX + DURABLE_MSG_HDR_LEN];
+    store_key_qentry(key, q->durable_state->store_id, seq);
+    if (h->flags & DURABLE_ENTRY_SHARED) {
+        h->shared_id = m->store_id;
+        h->body_len = (uint32_t)m->body_len;
+        return store_batch_put(b, key, sizeof(key), head, durable_entry_head_encode(head, h));
+    }
+    size_t n = durable_entry_head_encode(head, h);
+    struct iovec parts[1 + DURABLE_MSG_PARTS];
+    parts[0] = (struct iovec){head, n};
+    durable_msg_parts(head + n, m, parts + 1);
+    return store_batch_putv(b, key, sizeof(key), parts, 1 + DURABLE_MSG_PARTS);
+}
+
 int
 durable_entry_write(struct durable *d, const struct queue *q, const struct msg *m, uint64_t seq,
                     uint64_t expires_at, bool transient)
@@ -572,8 +592,6 @@ durable_entry_write(struct durable *d, const struct queue *q, const struct msg *
     struct store_batch *b = durable_batch(d);
     if (b == NULL)
         return -1;
-    uint8_t key[STORE_KEY_QENTRY_LEN], head[DURABLE_ENTRY_HEAD_MAX + DURABLE_MSG_HDR_LEN];
-    store_key_qentry(key, q->durable_state->store_id, seq);
     struct durable_entry_head h = {.expires_at = expires_at};
     if (expires_at != 0)
         h.flags |= DURABLE_ENTRY_EXPIRES;
@@ -584,17 +602,33 @@ durable_entry_write(struct durable *d, const struct queue *q, const struct msg *
             return -1;
         }
         h.flags |= DURABLE_ENTRY_SHARED;
-        h.shared_id = m->store_id;
-        h.body_len = (uint32_t)m->body_len;
-        return store_batch_put(b, key, sizeof(key), head, durable_entry_head_encode(head, &h));
     }
     if (transient)
         h.flags |= DURABLE_ENTRY_TRANSIENT;
-    size_t n = durable_entry_head_encode(head, &h);
-    struct iovec parts[1 + DURABLE_MSG_PARTS];
-    parts[0] = (struct iovec){head, n};
-    durable_msg_parts(head + n, m, parts + 1);
-    return store_batch_putv(b, key, sizeof(key), parts, 1 + DURABLE_MSG_PARTS);
+    return durable_entry_put(b, q, m, seq, &h);
+}
+
+/* DLX_HOLD: rewrites e (stored) marked dead, with its reason: a start puts it back in its
+ * queue's dlx_waiting. It keeps its reference to a shared record (the message has a store id
+ * only when its entries refer to one). A transient message paged out and back is left as it
+ * is: it does not survive a restart anyway. */
+static void
+durable_entry_dead(struct durable *d, struct qentry *e)
+{
+    struct store_batch *b;
+    if (d == NULL || !durable_entry_wanted(e->queue, e->msg) || (b = durable_batch(d)) == NULL)
+        return;
+    struct durable_entry_head h = {
+        .flags = DURABLE_ENTRY_DEAD, .expires_at = e->expires_at, .dead_reason = e->dlx_reason};
+    if (e->expires_at != 0)
+        h.flags |= DURABLE_ENTRY_EXPIRES;
+    if (e->msg->store_id != 0)
+        h.flags |= DURABLE_ENTRY_SHARED;
+    if (durable_entry_put(b, e->queue, e->msg, e->seq, &h) < 0) {
+        log_msg(LOG_ERROR, "out of memory storing a dead-lettered message of queue '%s'",
+                e->queue->name);
+        d->lost = true;
+    }
 }
 
 /* ENQUEUE: writes e (just enqueued on its stored queue, durable_entry_wanted). */
@@ -664,8 +698,13 @@ durable_queue_cmd(struct durable *d, const struct queue_cmd *c)
         if (c->e->stored)
             durable_entry_delivered(d, c->q, c->seq);
         break;
+    case QUEUE_CMD_DLX_HOLD:
+        if (c->e->stored)
+            durable_entry_dead(d, c->e);
+        break;
     case QUEUE_CMD_SETTLE:
     case QUEUE_CMD_DROP:
+    case QUEUE_CMD_DLX_RELEASE:
         if (c->e->stored)
             durable_entry_removed(d, c->e);
         break;

@@ -283,7 +283,9 @@ durable_sweep_entry(void *arg, const void *key, size_t klen, const void *val, si
         return 0; /* not an entry: nothing of ours */
     x->s->next = bytes_get64((const uint8_t *)key + 9) + 1;
     struct durable_entry_head h;
-    if (durable_entry_head_decode(v, vlen, &h) && (h.flags & DURABLE_ENTRY_SHARED))
+    /* A dead entry's reference is its in-memory entry's (dlx_waiting): dropped with it. */
+    if (durable_entry_head_decode(v, vlen, &h) && (h.flags & DURABLE_ENTRY_SHARED) &&
+        !(h.flags & DURABLE_ENTRY_DEAD))
         durable_shared_unref(x->d, x->b, h.shared_id);
     x->bytes += vlen;
     return ++x->read >= DURABLE_SWEEP_STEP || x->bytes >= DURABLE_PAGE_IN_STEP;
@@ -437,6 +439,8 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
     bool decoded = durable_entry_head_decode(v, vlen, &h);
     if (decoded && (h.flags & DURABLE_ENTRY_TRANSIENT) && se.seq < dq->restored_below)
         return 0; /* from before the start, which is deleting it: not counted in n_paged */
+    if (decoded && (h.flags & DURABLE_ENTRY_DEAD))
+        return 0; /* in dlx_waiting since the start: not counted in n_paged */
     if (decoded && (h.flags & DURABLE_ENTRY_SHARED))
         rc = durable_shared_load(x->d, h.shared_id, &m, err, sizeof(err));
     else if (decoded)

@@ -44,6 +44,8 @@ durable_entry_head_encode(uint8_t *buf, const struct durable_entry_head *h)
         bytes_put64(buf + n, h->expires_at);
         n += 8;
     }
+    if (h->flags & DURABLE_ENTRY_DEAD)
+        buf[n++] = h->dead_reason;
     if (h->flags & DURABLE_ENTRY_SHARED) {
         bytes_put64(buf + n, h->shared_id);
         bytes_put32(buf + n + 8, h->body_len);
@@ -65,6 +67,11 @@ durable_entry_head_decode(const uint8_t *v, size_t vlen, struct durable_entry_he
             return false;
         h->expires_at = bytes_get64(v + n);
         n += 8;
+    }
+    if (h->flags & DURABLE_ENTRY_DEAD) {
+        if (vlen < n + 1)
+            return false;
+        h->dead_reason = v[n++];
     }
     if (h->flags & DURABLE_ENTRY_SHARED) {
         /* Format 1 wrote the id alone. */

@@ -265,7 +265,10 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         return recover_nomem(x);
     x->n_entries++;
     se.redelivered = se.seq <= x->watermark;
-    if (dq->n_paged > 0 || q->mem_bytes >= x->d->window) {
+    se.dead = (h.flags & DURABLE_ENTRY_DEAD) != 0;
+    se.dlx_reason = h.dead_reason;
+    /* Dead entries are always read back (into dlx_waiting), paging or not: page-in skips them. */
+    if (!se.dead && (dq->n_paged > 0 || q->mem_bytes >= x->d->window)) {
         /* Past the window: left in the store, read back ahead of consumers. */
         if (dq->n_paged == 0)
             dq->page_lo = se.seq;

@@ -16,7 +16,6 @@
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/auth.h"
-#include "warren/deadletter.h"
 #include "warren/msg.h"
 #include "warren/msg_props.h"
 #include "warren/pool.h"
@@ -517,11 +516,8 @@ chan_delivery_settle(struct chan *ch, struct delivery *d, struct route_result *t
         break;
     case CHAN_SETTLE_REJECT:
         /* The copy is enqueued (and stored) before the original is settled: see
-         * deadletter.h. A message whose queue was deleted is dropped, as RabbitMQ drops a
-         * reject sent to a queue that is gone. */
-        if (q != NULL)
-            deadletter_message(q, e->msg, DEADLETTER_REJECTED, NULL);
-        queue_cmd_settle(e);
+         * deadletter.h. */
+        queue_cmd_reject(e);
         break;
     case CHAN_SETTLE_ACK:
         queue_cmd_settle(e);

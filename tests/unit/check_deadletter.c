@@ -276,9 +276,10 @@ START_TEST(test_routing)
     ck_assert_ptr_eq(e->msg->body_owner, m);
     /* b expires it back to a: a cycle without a rejection, dropped. */
     ck_assert(deadletter_is_cycle(e->msg, S("b")) == false);
-    expect_routed(b, e->msg, DEADLETTER_EXPIRED, 0);
-    expect_routed(b, e->msg, DEADLETTER_MAXLEN, 0);
-    expect_routed(b, e->msg, DEADLETTER_DELIVERY_LIMIT, 0);
+    ck_assert_int_eq(deadletter_message(b, e->msg, DEADLETTER_EXPIRED, NULL), DEADLETTER_CYCLE);
+    ck_assert_int_eq(deadletter_message(b, e->msg, DEADLETTER_MAXLEN, NULL), DEADLETTER_CYCLE);
+    ck_assert_int_eq(deadletter_message(b, e->msg, DEADLETTER_DELIVERY_LIMIT, NULL),
+                     DEADLETTER_CYCLE);
     ck_assert_uint_eq(a->n_ready, 0);
     /* A rejection is never a cycle. */
     expect_routed(b, e->msg, DEADLETTER_REJECTED, 1);
