@@ -6,7 +6,9 @@
 #include <stdarg.h>
 
 #include "warren/admin.h"
+#include "warren/store.h"
 
+struct queue;
 struct vhost;
 
 /* A user record whose password is the configuration's default_pass, not hashed yet because
@@ -16,8 +18,9 @@ struct vhost;
 struct admin {
     struct admin_env env;   /* borrows everything in it */
     struct net_server *net; /* borrows; NULL: no connections to close */
-    /* Policies, parameters and global parameters as stored (not applied): JSON objects keyed
-     * by their names joined with 0x1f, the vhost first. */
+    /* Policies, parameters (operator policies among them) and global parameters as stored:
+     * JSON objects keyed by their names joined with 0x1f, the vhost first (admin_stored_key).
+     * Policies apply (policies.c); of the parameters, operator policies and vhost limits. */
     json_t *stored[3];
 };
 
@@ -34,6 +37,19 @@ const char *admin_get_name(json_t *obj, const char *field, const char *what, cha
 json_t *admin_user_json(struct auth_user *u);
 json_t *admin_vhost_json(const struct vhost *v);
 struct vhost *admin_vhost_get(struct admin *a, const char *name);
+/* Writes obj (compact JSON) under tag and names in the loop turn's batch (nothing without a
+ * durable layer). ADMIN_OK or ADMIN_NOMEM. */
+enum admin_result admin_write(struct admin *a, enum store_key_tag tag, const char *const *names,
+                              size_t n, const json_t *obj, char *err, size_t errlen);
+/* Deletes the record under tag and names. */
+void admin_erase(struct admin *a, enum store_key_tag tag, const char *const *names, size_t n);
+/* The in-memory key of a stored record (a->stored): its names joined by 0x1f. */
+void admin_stored_key(char *buf, size_t cap, const char *const *names, size_t n);
+/* Applies a policy record (op false: the definitions' policy entry) or an operator policy's
+ * (op true: a parameter of component "operator_policy"), validated as RabbitMQ does (err then
+ * holds its "Validation failed" text), stored unless store is false (policies.c). */
+enum admin_result admin_policy_apply(struct admin *a, bool op, json_t *e, bool store, char *err,
+                                     size_t errlen);
 /* The user table's hashed hook: stores the user whose pending password was hashed. */
 void admin_on_hashed(void *arg, struct auth_user *u);
 
