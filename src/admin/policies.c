@@ -646,8 +646,8 @@ admin_pol_validate(json_t *val, bool op, bool extra, const char *name, struct ad
             const char *t = admin_pcre1_text(msg);
             int n = snprintf(term, sizeof(term), "{\"%s\",%zu}", t, off);
             admin_buf_str(b, prefix);
-            if (n > 0 && sizeof(prefix) - 1 + (size_t)n > 80)
-                admin_buf_printf(b, "{\"%s\",\n%*s%zu}", t, (int)sizeof(prefix) - 1, "", off);
+            if (n > 0 && sizeof(prefix) - 1 + (size_t)n >= 80)
+                admin_buf_printf(b, "{\"%s\",\n%*s%zu}", t, (int)sizeof(prefix), "", off);
             else
                 admin_buf_str(b, term);
             admin_pol_error_end(b);
