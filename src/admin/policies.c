@@ -688,26 +688,40 @@ admin_pol_key_of(char *key, size_t cap, bool op, const char *vhost, const char *
     }
 }
 
-/* Definitions in the object form: RabbitMQ 3.10's export of operator policies writes
- * [[key, value]...]. A new reference, or NULL when def is neither form (def is then
- * returned as it is, for validation to name it). */
+/* A definition as RabbitMQ keeps it, a map: an object with its keys in Erlang's order
+ * (bytewise), so that listings and effective definitions print as RabbitMQ's do. RabbitMQ
+ * 3.10's export of operator policies writes [[key, value]...]: read as the same object. A
+ * new reference; def itself when it is neither form (for validation to name it). */
 static json_t *
 admin_pol_def_object(json_t *def)
 {
-    if (!json_is_array(def) || json_array_size(def) == 0)
-        return json_incref(def);
     json_t *o = json_object(), *pair;
-    size_t i;
+    size_t i, n = 0;
+    if (o == NULL || !(json_is_object(def) || (json_is_array(def) && json_array_size(def) > 0)))
+        goto as_is;
     json_array_foreach(def, i, pair)
     {
         json_t *k = json_array_get(pair, 0);
-        if (o == NULL || json_array_size(pair) != 2 || !json_is_string(k)) {
-            json_decref(o);
-            return json_incref(def);
-        }
+        if (json_array_size(pair) != 2 || !json_is_string(k))
+            goto as_is;
         json_object_set(o, json_string_value(k), json_array_get(pair, 1));
     }
-    return o;
+    json_t *src = json_is_object(def) ? def : o;
+    const char **keys = admin_sorted_keys(src, &n);
+    json_t *sorted = json_object();
+    if (sorted == NULL || (n > 0 && keys == NULL)) {
+        free(keys);
+        json_decref(sorted);
+        goto as_is;
+    }
+    for (i = 0; i < n; i++)
+        json_object_set(sorted, keys[i], json_object_get(src, keys[i]));
+    free(keys);
+    json_decref(o);
+    return sorted;
+as_is:
+    json_decref(o);
+    return json_incref(def);
 }
 
 enum admin_result

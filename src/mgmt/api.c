@@ -257,8 +257,8 @@ api_whoami(struct mgmt_req *r)
 }
 
 /* The node name RabbitMQ would show: warren@<short host name>. */
-static void
-api_node_name(char *buf, size_t cap)
+void
+mgmt_node_name(char *buf, size_t cap)
 {
     char host[256] = "localhost";
     if (gethostname(host, sizeof(host) - 1) == 0) {
@@ -288,7 +288,7 @@ static void
 api_overview(struct mgmt_req *r)
 {
     char node[300];
-    api_node_name(node, sizeof(node));
+    mgmt_node_name(node, sizeof(node));
     uint64_t exchanges = 0, queues = 0, consumers = 0, ready = 0, unacked = 0;
     for (struct vhost *v = r->env->vhosts->head; v != NULL; v = v->next) {
         if (!mgmt_vhost_visible(r, v->name))
@@ -345,7 +345,7 @@ api_health_alarms(struct mgmt_req *r)
         return;
     }
     char node[300];
-    api_node_name(node, sizeof(node));
+    mgmt_node_name(node, sizeof(node));
     json_t *alarms = json_array();
     if (mem)
         json_array_append_new(alarms, json_pack("{s:s, s:s}", "node", node, "resource", "memory"));
@@ -634,7 +634,7 @@ api_vhost_entry(json_t *e)
                         dqt != NULL ? json_incref(dqt) : json_string("undefined"));
     json_object_set_new(e, "tracing", json_false());
     char node[300];
-    api_node_name(node, sizeof(node));
+    mgmt_node_name(node, sizeof(node));
     json_object_set_new(e, "cluster_state", json_pack("{s:s}", node, "running"));
     json_object_del(e, "limits");
     return e;
@@ -827,8 +827,8 @@ api_perm(struct mgmt_req *r)
 
 /* A client properties table as JSON (RabbitMQ's amqp_table to JSON): integers, strings,
  * booleans, nested tables; bytes as strings. */
-static json_t *
-api_table_json(const uint8_t *p, uint32_t len, int depth)
+json_t *
+mgmt_table_json(const uint8_t *p, uint32_t len, int depth)
 {
     json_t *o = json_object();
     struct wire_table_iter it;
@@ -853,7 +853,7 @@ api_table_json(const uint8_t *p, uint32_t len, int depth)
                 j = NULL;
             break;
         case WIRE_FIELD_TABLE:
-            j = api_table_json(v.v.table.ptr, v.v.table.len, depth + 1);
+            j = mgmt_table_json(v.v.table.ptr, v.v.table.len, depth + 1);
             break;
         case WIRE_FIELD_FLOAT:
             j = json_real(v.v.f);
@@ -892,7 +892,7 @@ api_binding_entry(void *arg, const struct exch *src, struct wire_str routing_key
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:o?}", "source", src->name, "vhost",
                           b->vhost, "destination", b->dest, "destination_type", b->dest_type,
                           "routing_key", (const char *)routing_key.ptr, (size_t)routing_key.len,
-                          "arguments", api_table_json(args.ptr, args.len, 0));
+                          "arguments", mgmt_table_json(args.ptr, args.len, 0));
     if (o != NULL)
         json_array_append_new(b->arr, o);
 }
@@ -912,7 +912,7 @@ api_entities_of(struct api_entities *out, const struct vhost *v)
         json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o?}", "name", x->name, "vhost",
                               v->name, "type", exch_type_name(x->type), "durable", x->durable,
                               "auto_delete", x->auto_delete, "internal", x->internal, "arguments",
-                              api_table_json(x->args, x->args_len, 0));
+                              mgmt_table_json(x->args, x->args_len, 0));
         if (o != NULL)
             json_array_append_new(out->exchanges, o);
     }
@@ -923,9 +923,10 @@ api_entities_of(struct api_entities *out, const struct vhost *v)
             continue;
         struct api_bind_ctx b = {out->bindings, v->name, q->name, "queue"};
         bind_list_foreach(&q->bindings_in, api_binding_entry, &b);
-        json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:o?}", "name", q->name, "vhost", v->name,
-                              "type", "classic", "durable", q->durable, "auto_delete",
-                              q->auto_delete, "arguments", api_table_json(q->args, q->args_len, 0));
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:b, s:b, s:o?}", "name", q->name, "vhost", v->name, "type",
+                      "classic", "durable", q->durable, "auto_delete", q->auto_delete, "arguments",
+                      mgmt_table_json(q->args, q->args_len, 0));
         if (o != NULL)
             json_array_append_new(out->queues, o);
     }
@@ -1042,7 +1043,7 @@ api_conn_entry(void *arg, const struct net_conn_info *ci)
     if (!api_is_monitor(r) && (ci->user == NULL || strcmp(ci->user, auth_user_name(r->user)) != 0))
         return;
     char node[300];
-    api_node_name(node, sizeof(node));
+    mgmt_node_name(node, sizeof(node));
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:o?, s:I, s:I, s:I, s:I, s:I, "
         "s:s, s:s, s:b}",
@@ -1050,7 +1051,7 @@ api_conn_entry(void *arg, const struct net_conn_info *ci)
         ci->vhost != NULL ? ci->vhost : "", "peer_host", ci->peer_host, "peer_port",
         (json_int_t)ci->peer_port, "host", ci->host, "port", (json_int_t)ci->port, "state",
         ci->state, "protocol", "AMQP 0-9-1", "client_properties",
-        api_table_json(ci->client_properties, ci->client_properties_len, 0), "channels",
+        mgmt_table_json(ci->client_properties, ci->client_properties_len, 0), "channels",
         (json_int_t)ci->channels, "frame_max", (json_int_t)ci->frame_max, "channel_max",
         (json_int_t)ci->channel_max, "timeout", (json_int_t)ci->heartbeat, "connected_at",
         (json_int_t)ci->connected_at, "type", "network", "auth_mechanism", "PLAIN", "ssl", 0);
@@ -1127,6 +1128,9 @@ static const struct api_route api_routes[] = {
     {{"topic-permissions", "*", "*"}, GET | CHANGE, API_ADMIN, api_perm},
     {{"definitions"}, GET | MGMT_POST, API_ADMIN, api_definitions},
     {{"definitions", "*"}, GET | MGMT_POST, API_ADMIN, api_definitions},
+    {{"queues"}, GET, API_MANAGEMENT, mgmt_api_queues},
+    {{"queues", "*"}, GET, API_MANAGEMENT, mgmt_api_queues},
+    {{"queues", "*", "*"}, GET, API_MANAGEMENT, mgmt_api_queues},
     {{"policies"}, GET, API_MANAGEMENT, mgmt_api_policies},
     {{"policies", "*"}, GET, API_MANAGEMENT, mgmt_api_policies},
     {{"policies", "*", "*"}, GET | CHANGE, API_POLICYMAKER, mgmt_api_policies},

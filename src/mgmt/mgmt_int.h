@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -64,6 +65,15 @@ void mgmt_on_durable(void *arg, const char *err);
 void mgmt_changed(struct mgmt_req *r, enum admin_result res, const char *err);
 /* The request body as a JSON object ({} when empty), or NULL after replying 400. */
 json_t *mgmt_body(struct mgmt_req *r);
+
+/* A field table as JSON (RabbitMQ's amqp_table to JSON): integers, strings, booleans,
+ * nested tables; bytes as strings. A new object; NULL on ENOMEM. */
+json_t *mgmt_table_json(const uint8_t *p, uint32_t len, int depth);
+/* The node name RabbitMQ would show: warren@<short host name>. */
+void mgmt_node_name(char *buf, size_t cap);
+
+/* GET /api/queues[/{vhost}[/{name}]] (api_queues.c). */
+void mgmt_api_queues(struct mgmt_req *r);
 
 /* The policy routes (api_policies.c): /api/policies[/{vhost}[/{name}]] and the same under
  * /api/operator-policies. */

@@ -6,8 +6,11 @@ RabbitMQ's texts; definitions carrying operator policies as RabbitMQ's "operator
 parameters; policies lasting across a restart; and a policy acting on live objects: the
 alternate exchange a policy gives exchanges, at once when it is set, raised or cleared, for
 exchanges declared later, never over an exchange's own argument, and after a restart before
-any client has declared anything. (What a policy's queue limits do is the queue core's, tested
-with the settings in check_policy and by the TTL and length tests.)"""
+any client has declared anything; and on queues, the policy, operator policy and effective
+definition in force, shown by list_queues (rabbitmqctl's, with operator_policy and
+effective_policy_definition beyond 3.10's columns) and /api/queues, changing live. (What a
+policy's queue limits do is the queue core's, tested with the settings in check_policy and by
+the TTL and length tests.)"""
 
 import os
 import sys
@@ -192,6 +195,66 @@ def test_http():
         assert wt.http(srv, "GET", "/api/operator-policies/%2F", auth=mg)[2] == [want_op]
 
 
+@wt.needs_process
+def test_queue_policies():
+    """the policy and operator policy in force on each queue, and the definition they make
+    together (the lower limit where both set one), shown by list_queues and /api/queues, change
+    at once with the policies (priority, replacement, clearing), reach queues declared later,
+    and come back after a restart"""
+    with wt.server(mgmt=True) as srv:
+        conn = wt.pika_connect(srv.addr)
+        ch = conn.channel()
+        ch.queue_declare("jobs", durable=True, arguments={"x-max-length": 100})
+        ch.queue_declare("other", durable=True)
+        import pika
+        ch.basic_publish("", "jobs", b"j1", pika.BasicProperties(delivery_mode=2))
+        cols = ("list_queues", "name", "policy", "operator_policy",
+                "effective_policy_definition", "arguments", "messages")
+        head = ("Timeout: 60.0 seconds ...\nListing queues for vhost / ...\n"
+                "name\tpolicy\toperator_policy\teffective_policy_definition\targuments\t"
+                "messages\n")
+        other = "other\t\t\t[]\t[]\t0\n"
+        assert ok(srv, *cols) == head + 'jobs\t\t\t[]\t[{"x-max-length",100}]\t1\n' + other
+
+        ok(srv, "set_policy", "low", "^jo", '{"max-length":10,"dead-letter-exchange":"dlx"}')
+        ok(srv, "set_policy", "high", "^jobs$", '{"max-length":20,"message-ttl":60000}',
+           "--priority", "5")
+        ok(srv, "set_operator_policy", "cap", ".*", '{"max-length":5,"message-ttl":90000}')
+        assert ok(srv, *cols) == head + (
+            'jobs\thigh\tcap\t[{"max-length",5},{"message-ttl",60000}]\t'
+            '[{"x-max-length",100}]\t1\n'
+            'other\t\tcap\t[{"max-length",5},{"message-ttl",90000}]\t[]\t0\n')
+        st, _, q = wt.http(srv, "GET", "/api/queues/%2F/jobs")
+        assert st == 200 and {k: q[k] for k in (
+            "name", "vhost", "type", "durable", "policy", "operator_policy",
+            "effective_policy_definition", "arguments", "messages", "messages_ready")} == {
+                "name": "jobs", "vhost": "/", "type": "classic", "durable": True,
+                "policy": "high", "operator_policy": "cap",
+                "effective_policy_definition": {"max-length": 5, "message-ttl": 60000},
+                "arguments": {"x-max-length": 100}, "messages": 1, "messages_ready": 1}, q
+        assert [q["name"] for q in wt.http(srv, "GET", "/api/queues")[2]] == ["jobs", "other"]
+        assert wt.http(srv, "GET", "/api/queues/%2F/nope")[0] == 404
+        assert wt.http(srv, "GET", "/api/queues/nope")[0] == 404
+
+        # Live: the higher policy goes, the lower one takes over; a later queue gets them.
+        ok(srv, "clear_policy", "high")
+        ok(srv, "clear_operator_policy", "cap")
+        ch.queue_declare("jobs2", durable=True)
+        assert ok(srv, "-q", "list_queues", "name", "policy", "effective_policy_definition") == (
+            "name\tpolicy\teffective_policy_definition\n"
+            'jobs\tlow\t[{"dead-letter-exchange","dlx"},{"max-length",10}]\n'
+            'jobs2\tlow\t[{"dead-letter-exchange","dlx"},{"max-length",10}]\n'
+            "other\t\t[]\n")
+        conn.close()
+
+        srv.restart()
+        q = wt.http(srv, "GET", "/api/queues/%2F/jobs")[2]
+        assert (q["policy"], q["effective_policy_definition"], q["messages"]) == (
+            "low", {"dead-letter-exchange": "dlx", "max-length": 10}, 1), q
+        rc, out, err = ctl(srv, "list_queues", "name", "pid")
+        assert rc == 64 and "Info key(s) pid are not supported" in err, (rc, err)
+
+
 def publish_lands(ch, exchange, queues):
     """Publishes one message (mandatory, confirmed) to exchange with an unbound routing key and
     returns the name of the queue of queues it landed in, or None when it came back
@@ -255,4 +318,4 @@ def test_alternate_exchange_live():
 
 
 if __name__ == "__main__":
-    wt.run([test_warrenctl, test_http, test_alternate_exchange_live])
+    wt.run([test_warrenctl, test_http, test_queue_policies, test_alternate_exchange_live])

@@ -1,7 +1,7 @@
 /* warrenctl's shared declarations: the options every command sees, the HTTP exchange with
  * the broker's administration API (http.c), the rabbitmqctl-shaped output (out.c) and the
- * command table (main.c) whose handlers live in cmd_users.c, cmd_vhosts.c, cmd_policies.c and
- * cmd_node.c.
+ * command table (main.c) whose handlers live in cmd_users.c, cmd_vhosts.c, cmd_queues.c,
+ * cmd_policies.c and cmd_node.c.
  *
  * Exit codes are rabbitmqctl's, which are sysexits.h's: 64 a usage error, 65 bad input data
  * (a failed authentication, a missing vhost for delete_vhost), 67 a missing user, 69 the
@@ -161,6 +161,8 @@ int ctl_cmd_list_user_permissions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_set_topic_permissions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_clear_topic_permissions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_list_topic_permissions(struct ctl *c, int argc, char **argv);
+
+int ctl_cmd_list_queues(struct ctl *c, int argc, char **argv);
 
 int ctl_cmd_set_policy(struct ctl *c, int argc, char **argv);
 int ctl_cmd_clear_policy(struct ctl *c, int argc, char **argv);

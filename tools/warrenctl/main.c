@@ -58,6 +58,10 @@ static const struct ctl_cmd ctl_cmds[] = {
      "[-p vhost] <username> [<exchange>]", "Clears user topic permissions for a vhost or exchange"},
     {"list_topic_permissions", 0, 0, ctl_cmd_list_topic_permissions,
      "[--no-table-headers] [-p <vhost>]", "Lists topic permissions in a virtual host"},
+    {"list_queues", 0, -1, ctl_cmd_list_queues, "[-p <vhost>] [--no-table-headers] [<column> ...]",
+     "Lists queues and their properties (columns: name durable auto_delete exclusive arguments "
+     "type state messages messages_ready messages_unacknowledged consumers policy "
+     "operator_policy effective_policy_definition)"},
     {"set_policy", 3, 3, ctl_cmd_set_policy,
      "[-p <vhost>] [--priority <priority>] [--apply-to <apply-to>] <name> <pattern> "
      "<definition>",
