@@ -247,9 +247,13 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
     const uint8_t *v = val;
     if (klen != STORE_KEY_QENTRY_LEN || vlen < 1)
         return recover_corrupt(x, "queue entry", key, klen);
-    uint64_t seq = bytes_get64((const uint8_t *)key + 9);
-    bool shared = (v[0] & DURABLE_ENTRY_SHARED) != 0;
-    if (v[0] & DURABLE_ENTRY_TRANSIENT) {
+    struct durable_entry_head h;
+    if (!durable_entry_head_decode(v, vlen, &h))
+        return recover_corrupt(x, "queue entry", key, klen);
+    struct queue_stored_entry se = {.seq = bytes_get64((const uint8_t *)key + 9),
+                                    .expires_at = h.expires_at};
+    bool shared = (h.flags & DURABLE_ENTRY_SHARED) != 0;
+    if (h.flags & DURABLE_ENTRY_TRANSIENT) {
         /* A transient message paged out before the restart: it does not survive one. */
         struct store_batch *b = durable_batch(x->d);
         if (b == NULL)
@@ -257,34 +261,33 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         store_batch_delete(b, key, klen);
         return 0;
     }
-    if (shared && vlen != 9)
-        return recover_corrupt(x, "queue entry", key, klen);
-    if (shared && durable_shared_ref(x->d, bytes_get64(v + 1)) < 0)
+    if (shared && durable_shared_ref(x->d, h.shared_id) < 0)
         return recover_nomem(x);
     x->n_entries++;
-    bool redelivered = seq <= x->watermark;
+    se.redelivered = se.seq <= x->watermark;
     if (dq->n_paged > 0 || q->mem_bytes >= x->d->window) {
         /* Past the window: left in the store, read back ahead of consumers. */
         if (dq->n_paged == 0)
-            dq->page_lo = seq;
+            dq->page_lo = se.seq;
         dq->n_paged++;
         dq->paged_shared |= shared;
-        queue_cmd_enqueue_replayed(q, NULL, seq, redelivered); /* no message: cannot fail */
+        se.body_len = shared ? h.body_len : durable_msg_body_len(h.msg, h.msg_len);
+        queue_cmd_enqueue_replayed(q, NULL, &se); /* no message: cannot fail */
         return 0;
     }
     struct msg *m;
     if (shared) {
-        int rc = recover_shared_msg(x, bytes_get64(v + 1), &m);
+        int rc = recover_shared_msg(x, h.shared_id, &m);
         if (rc != 0)
             return rc;
     } else {
-        enum durable_load rc = durable_msg_decode(v + 1, vlen - 1, &m);
+        enum durable_load rc = durable_msg_decode(h.msg, h.msg_len, &m);
         if (rc == DURABLE_LOAD_CORRUPT)
             return recover_corrupt(x, "queue entry", key, klen);
         if (rc == DURABLE_LOAD_NOMEM)
             return recover_nomem(x);
     }
-    int rc = queue_cmd_enqueue_replayed(q, m, seq, redelivered);
+    int rc = queue_cmd_enqueue_replayed(q, m, &se);
     msg_unref(&m);
     return rc < 0 ? recover_nomem(x) : 0;
 }
