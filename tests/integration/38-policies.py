@@ -10,7 +10,8 @@ any client has declared anything; and on queues, the policy, operator policy and
 definition in force, shown by list_queues (rabbitmqctl's, with operator_policy and
 effective_policy_definition beyond 3.10's columns) and /api/queues, changing live. (What a
 policy's queue limits do is the queue core's, tested with the settings in check_policy and by
-the TTL and length tests.)"""
+the TTL and length tests; here, a policy's max-length trimming a live queue and its overflow
+refusing publishes.)"""
 
 import os
 import sys
@@ -255,6 +256,34 @@ def test_queue_policies():
         assert rc == 64 and "Info key(s) pid are not supported" in err, (rc, err)
 
 
+@wt.needs_process
+def test_max_length_live():
+    """a policy's max-length trims a live queue at once, from its head (drop-head), and its
+    overflow reject-publish refuses confirmed publishes to a queue declared later; clearing it
+    lifts the limit"""
+    import pika
+    with wt.server() as srv:
+        conn = wt.pika_connect(srv.addr)
+        ch = wt.confirm_channel(conn)
+        wt.fresh_queue(ch, "jobs")
+        wt.publish_confirmed(ch, "jobs", 10)
+        ok(srv, "set_policy", "cap", "^jobs", '{"max-length":3}')
+        assert ch.queue_declare("jobs", passive=True).method.message_count == 3
+        assert wt.drain(ch, "jobs") == [b"m7", b"m8", b"m9"]
+        ok(srv, "set_policy", "cap", "^jobs", '{"max-length":1,"overflow":"reject-publish"}')
+        wt.fresh_queue(ch, "jobs.later")
+        ch.basic_publish("", "jobs.later", b"first")
+        try:
+            ch.basic_publish("", "jobs.later", b"second")
+            raise AssertionError("a publish over a policy's max-length was confirmed")
+        except pika.exceptions.NackError:
+            pass
+        ok(srv, "clear_policy", "cap")
+        ch.basic_publish("", "jobs.later", b"third")
+        assert wt.drain(ch, "jobs.later") == [b"first", b"third"]
+        conn.close()
+
+
 def publish_lands(ch, exchange, queues):
     """Publishes one message (mandatory, confirmed) to exchange with an unbound routing key and
     returns the name of the queue of queues it landed in, or None when it came back
@@ -318,4 +347,5 @@ def test_alternate_exchange_live():
 
 
 if __name__ == "__main__":
-    wt.run([test_warrenctl, test_http, test_queue_policies, test_alternate_exchange_live])
+    wt.run([test_warrenctl, test_http, test_queue_policies, test_max_length_live,
+            test_alternate_exchange_live])
