@@ -776,15 +776,27 @@ admin_policy_apply(struct admin *a, bool op, json_t *e, bool store, char *err, s
         json_decref(value);
     char key[3 * (STORE_NAME_MAX + 1)];
     admin_pol_key_of(key, sizeof(key), op, vhost, name);
-    if (rec == NULL || json_object_set(a->stored[op ? 1 : 0], key, rec) < 0 ||
-        policy_set(v, op ? POLICY_OPERATOR : POLICY_USER, name, re, apply_to, priority, &d) < 0) {
-        json_object_del(a->stored[op ? 1 : 0], key);
-        json_decref(rec);
-        if (rec == NULL)
-            pcre2_code_free(re);
+    json_t *stored = a->stored[op ? 1 : 0];
+    json_t *old = json_incref(json_object_get(stored, key));
+    if (rec == NULL || json_object_set(stored, key, rec) < 0) {
+        pcre2_code_free(re);
         policy_def_free(&d);
+        json_decref(rec);
+        json_decref(old);
         return admin_fail(err, errlen, ADMIN_NOMEM, "out of memory");
     }
+    if (policy_set(v, op ? POLICY_OPERATOR : POLICY_USER, name, re, apply_to, priority, &d) < 0) {
+        /* The broker kept what it had: so does the listing (replacing a key's value or
+         * deleting it allocates nothing). */
+        if (old != NULL)
+            json_object_set(stored, key, old);
+        else
+            json_object_del(stored, key);
+        json_decref(old);
+        json_decref(rec);
+        return admin_fail(err, errlen, ADMIN_NOMEM, "out of memory");
+    }
+    json_decref(old);
     enum admin_result r = ADMIN_OK;
     if (store) {
         const char *names[3] = {vhost, op ? "operator_policy" : name, name};
