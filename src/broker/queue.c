@@ -203,15 +203,14 @@ queue_ready_uncount(struct queue *q, const struct qentry *e)
     q->n_ready--;
     q->mem_bytes -= msg_size(e->msg);
     /* Bodies of entries paged out before a restart by an older build were not counted. */
-    q->ready_bytes -= q->n_ready > 0 && q->ready_bytes > e->msg->body_len ? e->msg->body_len
-                                                                          : q->ready_bytes;
+    q->ready_bytes -=
+        q->n_ready > 0 && q->ready_bytes > e->msg->body_len ? e->msg->body_len : q->ready_bytes;
 }
 
 /* Appends an entry for m (taking a reference) at the tail of the in-memory ready list:
  * a new one, or one read back from the store (stored). NULL on ENOMEM. */
 static struct qentry *
-queue_entry_append(struct queue *q, struct msg *m, const struct queue_stored_entry *se,
-                   bool stored)
+queue_entry_append(struct queue *q, struct msg *m, const struct queue_stored_entry *se, bool stored)
 {
     WR_ASSERT(se->seq >= q->next_seq || durable_queue_paged(q) > 0);
     struct qentry *e = pool_get(&queue_entry_pool);
@@ -271,12 +270,8 @@ queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_st
     q->next_seq = se->seq + 1;
     q->n_ready++;
     q->ready_bytes += m != NULL ? m->body_len : se->body_len;
-    queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_ENQUEUE,
-                                      .q = q,
-                                      .e = e,
-                                      .m = m,
-                                      .seq = se->seq,
-                                      .replayed = true});
+    queue_journal(&(struct queue_cmd){
+        .kind = QUEUE_CMD_ENQUEUE, .q = q, .e = e, .m = m, .seq = se->seq, .replayed = true});
     return 0;
 }
 
@@ -548,8 +543,7 @@ queue_deadline_fired(evutil_socket_t fd, short what, void *arg)
     (void)what;
     q->deadline = 0;
     uint64_t now = queue_now();
-    if (q->unused_until != 0 && q->n_consumers == 0 && now >= q->unused_until &&
-        q->vhost != NULL) {
+    if (q->unused_until != 0 && q->n_consumers == 0 && now >= q->unused_until && q->vhost != NULL) {
         log_msg(LOG_INFO, "queue '%s' in vhost '%s' deleted: unused for %lld ms (x-expires)",
                 q->name, q->vhost->name, (long long)q->settings.expires);
         vhost_queue_delete(q->vhost, q);

@@ -88,8 +88,8 @@ queue_settings_from_args(struct queue_settings *s, struct wire_table args)
     if (queue_settings_str_is(args, "x-dead-letter-strategy", "at-least-once"))
         s->dlx_strategy = QUEUE_DLX_AT_LEAST_ONCE;
     struct wire_value v;
-    s->single_active_consumer = wire_table_get(args, "x-single-active-consumer", &v) &&
-                                v.type == WIRE_FIELD_BOOL && v.v.b;
+    s->single_active_consumer =
+        wire_table_get(args, "x-single-active-consumer", &v) && v.type == WIRE_FIELD_BOOL && v.v.b;
     s->quorum = queue_settings_str_is(args, "x-queue-type", "quorum");
     if (queue_settings_str(args, "x-dead-letter-exchange", &s->dlx) < 0 ||
         queue_settings_str(args, "x-dead-letter-routing-key", &s->dlx_routing_key) < 0) {

@@ -444,8 +444,7 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
     se.expires_at = h.expires_at;
     se.redelivered = se.seq <= dq->delivered_seq;
     WR_ASSERT(rc != DURABLE_LOAD_OK || se.seq >= dq->page_lo);
-    if (rc == DURABLE_LOAD_NOMEM ||
-        (rc == DURABLE_LOAD_OK && queue_entry_page_in(q, m, &se) < 0)) {
+    if (rc == DURABLE_LOAD_NOMEM || (rc == DURABLE_LOAD_OK && queue_entry_page_in(q, m, &se) < 0)) {
         msg_unref(&m);
         log_msg(LOG_ERROR, "out of memory reading queue '%s' back from the store", q->name);
         return 1;
@@ -458,8 +457,9 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
                 rc == DURABLE_LOAD_MISSING      ? "its shared message is missing"
                 : rc == DURABLE_LOAD_READ_ERROR ? err
                                                 : "corrupt record");
-        queue_paged_lost(q, 1, h.flags & DURABLE_ENTRY_SHARED ? h.body_len
-                                                              : durable_msg_body_len(h.msg, h.msg_len));
+        queue_paged_lost(q, 1,
+                         h.flags & DURABLE_ENTRY_SHARED ? h.body_len
+                                                        : durable_msg_body_len(h.msg, h.msg_len));
     }
     dq->n_paged--;
     dq->page_lo = se.seq + 1;

@@ -4,7 +4,8 @@
  * parking: a full consumer is asked once until woken, however many messages go by),
  * consumer bookkeeping (exclusive, auto-delete), deletion detaching consumers and unacked
  * entries, and TTLs (at the head only, TTL 0, per message) and limits (drop-head by count and
- * bytes, reject-publish, delivery limit, a lower limit applied at once). Consumers here are test doubles whose capacity the test sets. */
+ * bytes, reject-publish, delivery limit, a lower limit applied at once). Consumers here are test
+ * doubles whose capacity the test sets. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -419,9 +420,8 @@ set_ttl_and_limits(struct queue *q, int64_t ttl, int64_t max_length, int64_t max
 static struct msg *
 new_msg(char key, uint64_t body_len, int64_t expiration_ms)
 {
-    struct msg *m =
-        msg_new(NULL, 0, 1, 0, WIRE_STR_LIT(""), (struct wire_str){(const uint8_t *)&key, 1},
-                body_len);
+    struct msg *m = msg_new(NULL, 0, 1, 0, WIRE_STR_LIT(""),
+                            (struct wire_str){(const uint8_t *)&key, 1}, body_len);
     ck_assert_ptr_nonnull(m);
     msg_body_filled(m, (uint32_t)body_len);
     m->expiration_ms = expiration_ms;
