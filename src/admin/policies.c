@@ -12,7 +12,6 @@
  * Validation is policy_check.c's. */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
