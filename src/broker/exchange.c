@@ -540,8 +540,8 @@ route_one(struct exch *x, struct wire_str routing_key, struct wire_table headers
 }
 
 int
-exch_route(struct exch *e, struct wire_str routing_key, struct wire_table headers,
-           struct route_result *r)
+exch_route_keys(struct exch *e, const struct wire_str *keys, uint32_t n_keys,
+                struct wire_table headers, struct route_result *r)
 {
     struct route_ctx c = {.r = r, .pass = ++route_pass, .work = e};
     struct exch *x, *ae;
@@ -552,8 +552,12 @@ exch_route(struct exch *e, struct wire_str routing_key, struct wire_table header
     while ((x = c.work) != NULL) {
         c.work = x->route_next;
         c.matched = 0;
-        if (route_one(x, routing_key, headers, &c) < 0)
-            return -1;
+        /* Fanout and headers exchanges do not look at the key: once is enough. */
+        for (uint32_t k = 0; k < n_keys; k++)
+            if (route_one(x, keys[k], headers, &c) < 0)
+                return -1;
+            else if (x->type == EXCH_FANOUT || x->type == EXCH_HEADERS)
+                break;
         /* The argument's alternate exchange, else the policy's (rabbit_policy:get_arg). */
         struct wire_str alt = {(const uint8_t *)x->alternate, x->alternate_len};
         if (x->alternate == NULL && x->policy_alternate != NULL)
@@ -570,4 +574,11 @@ exch_route(struct exch *e, struct wire_str routing_key, struct wire_table header
     }
     route_result_dedup(r);
     return 0;
+}
+
+int
+exch_route(struct exch *e, struct wire_str routing_key, struct wire_table headers,
+           struct route_result *r)
+{
+    return exch_route_keys(e, &routing_key, 1, headers, r);
 }
