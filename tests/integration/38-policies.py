@@ -11,7 +11,7 @@ definition in force, shown by list_queues (rabbitmqctl's, with operator_policy a
 effective_policy_definition beyond 3.10's columns) and /api/queues, changing live. (What a
 policy's queue limits do is the queue core's, tested with the settings in check_policy and by
 the TTL and length tests; here, a policy's max-length trimming a live queue and its overflow
-refusing publishes.)"""
+refusing publishes, and its dead-letter-exchange and message-ttl dead-lettering.)"""
 
 import os
 import sys
@@ -284,6 +284,51 @@ def test_max_length_live():
         conn.close()
 
 
+@wt.needs_process
+def test_dead_lettering_live():
+    """a policy's dead-letter-exchange dead-letters a live queue's rejected messages at once,
+    not over a queue's own x-dead-letter-exchange, and no more once cleared; its message-ttl
+    expires new messages into it"""
+    import time
+    with wt.server() as srv:
+        conn = wt.pika_connect(srv.addr)
+        ch = wt.confirm_channel(conn)
+        for x, q in [("dlx", "dead"), ("dlx2", "dead2")]:
+            ch.exchange_declare(x, "fanout")
+            wt.fresh_queue(ch, q)
+            ch.queue_bind(q, x)
+        wt.fresh_queue(ch, "work")
+        wt.fresh_queue(ch, "work.own", arguments={"x-dead-letter-exchange": "dlx2"})
+
+        def reject_one(queue, body):
+            ch.basic_publish("", queue, body)
+            m, _, got = ch.basic_get(queue)
+            assert got == body, (queue, got)
+            ch.basic_reject(m.delivery_tag, requeue=False)
+
+        ok(srv, "set_policy", "dl", "^work", '{"dead-letter-exchange":"dlx"}')
+        reject_one("work", b"r1")
+        reject_one("work.own", b"r2")
+        m, props, body = ch.basic_get("dead", auto_ack=True)
+        assert body == b"r1", body
+        death = props.headers["x-death"][0]
+        assert (death["queue"], death["reason"]) == ("work", "rejected"), death
+        assert wt.drain(ch, "dead2") == [b"r2"]
+
+        ok(srv, "set_policy", "dl", "^work$", '{"dead-letter-exchange":"dlx","message-ttl":50}')
+        ch.basic_publish("", "work", b"t1")
+        wt.wait_until(lambda: ch.queue_declare("dead", passive=True).method.message_count == 1,
+                      5, "the expired message dead-lettered", conns=[conn])
+        m, props, body = ch.basic_get("dead", auto_ack=True)
+        assert body == b"t1" and props.headers["x-death"][0]["reason"] == "expired", (body, props)
+
+        ok(srv, "clear_policy", "dl")
+        reject_one("work", b"r3")
+        time.sleep(0.2)
+        assert wt.drain(ch, "dead") == []
+        conn.close()
+
+
 def publish_lands(ch, exchange, queues):
     """Publishes one message (mandatory, confirmed) to exchange with an unbound routing key and
     returns the name of the queue of queues it landed in, or None when it came back
@@ -348,4 +393,4 @@ def test_alternate_exchange_live():
 
 if __name__ == "__main__":
     wt.run([test_warrenctl, test_http, test_queue_policies, test_max_length_live,
-            test_alternate_exchange_live])
+            test_dead_lettering_live, test_alternate_exchange_live])
