@@ -68,6 +68,7 @@ struct exch {
     uint32_t args_len;
     char *alternate; /* owns; "alternate-exchange" argument, or NULL */
     uint32_t alternate_len;
+    char *policy_alternate;       /* owns: its policy's (policy.h) if no argument's; or NULL */
     uint32_t n_bindings_out;      /* bindings this exchange is the source of */
     struct exch_routes *routes;   /* owns: the type's lookup structure and the bindings */
     struct bind_list bindings_in; /* bindings with this exchange as destination */

@@ -415,6 +415,7 @@ exch_free(struct exch *e)
     hmap_clear(&e->routes->direct);
     route_topic_clear(&e->routes->topic);
     free(e->routes);
+    free(e->policy_alternate);
     free(e->alternate);
     free(e->args);
     free(e->name);
@@ -557,10 +558,14 @@ exch_route_keys(struct exch *e, const struct wire_str *keys, uint32_t n_keys,
                 return -1;
             else if (x->type == EXCH_FANOUT || x->type == EXCH_HEADERS)
                 break;
-        if (c.matched != 0 || x->alternate == NULL || x->vhost == NULL)
+        /* The argument's alternate exchange, else the policy's (rabbit_policy:get_arg). */
+        struct wire_str alt = {(const uint8_t *)x->alternate, x->alternate_len};
+        if (x->alternate == NULL && x->policy_alternate != NULL)
+            alt = (struct wire_str){(const uint8_t *)x->policy_alternate,
+                                    (uint32_t)strlen(x->policy_alternate)};
+        if (c.matched != 0 || alt.ptr == NULL || x->vhost == NULL)
             continue;
-        ae = vhost_exch_find(x->vhost,
-                             (struct wire_str){(const uint8_t *)x->alternate, x->alternate_len});
+        ae = vhost_exch_find(x->vhost, alt);
         if (ae != NULL && ae->route_visit != c.pass) {
             ae->route_visit = c.pass;
             ae->route_next = c.work;
