@@ -408,7 +408,7 @@ static const struct queue_args_row queue_args_rows[] = {
      * existing one). */
     {"x-dead-letter-exchange", NULL, false},
     {"x-dead-letter-routing-key", queue_args_check_dlx_routing_key, false},
-    {"x-dead-letter-strategy", queue_args_check_dlx_strategy, true},
+    {"x-dead-letter-strategy", queue_args_check_dlx_strategy, false},
     {"x-max-length", queue_args_check_non_neg, false},
     {"x-max-length-bytes", queue_args_check_non_neg, false},
     {"x-max-in-memory-length", queue_args_check_non_neg, false},

@@ -89,11 +89,12 @@ queue_settings_from_args(struct queue_settings *s, struct wire_table args)
         s->overflow = QUEUE_OVERFLOW_REJECT_PUBLISH;
     else if (queue_settings_str_is(args, "x-overflow", "reject-publish-dlx"))
         s->overflow = QUEUE_OVERFLOW_REJECT_PUBLISH_DLX;
-    if (queue_settings_str_is(args, "x-dead-letter-strategy", "at-least-once"))
-        s->dlx_strategy = QUEUE_DLX_AT_LEAST_ONCE;
     s->single_active_consumer =
         wire_table_get(args, "x-single-active-consumer", &v) && v.type == WIRE_FIELD_BOOL && v.v.b;
     s->quorum = queue_settings_str_is(args, "x-queue-type", "quorum");
+    /* An argument of quorum queues only, which classic ones ignore (the policy key is not). */
+    if (s->quorum && queue_settings_str_is(args, "x-dead-letter-strategy", "at-least-once"))
+        s->dlx_strategy = QUEUE_DLX_AT_LEAST_ONCE;
     if (queue_settings_str(args, "x-dead-letter-exchange", &s->dlx) < 0 ||
         queue_settings_str(args, "x-dead-letter-routing-key", &s->dlx_routing_key) < 0) {
         queue_settings_free(s);

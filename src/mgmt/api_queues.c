@@ -1,7 +1,8 @@
 /* GET /api/queues[/{vhost}[/{name}]]: queues as RabbitMQ 3.10's HTTP API shows them
  * (rabbit_mgmt_wm_queues.erl, rabbit_mgmt_wm_queue.erl), with the fields Warren has: name,
  * vhost, type, durable, auto_delete, exclusive, arguments, state, node, the message and
- * consumer counts, and the policy, operator policy and effective policy definition in force
+ * consumer counts (messages_dlx and message_bytes_dlx: dead-lettered messages kept for
+ * dead-letter-strategy at-least-once, as RabbitMQ's quorum queues show them), and the policy, operator policy and effective policy definition in force
  * (warren/policy.h). Lists are sorted by vhost, then name; a management user sees its own
  * vhosts' queues only. No statistics (rates, memory): the broker keeps none. */
 #include "config.h"
@@ -22,12 +23,14 @@ api_queue_entry(struct mgmt_req *r, const struct queue *q)
     mgmt_node_name(node, sizeof(node));
     const struct queue_settings *s = &q->settings;
     return json_pack(
-        "{s:s, s:s, s:s, s:b, s:b, s:b, s:o?, s:s, s:s, s:I, s:I, s:I, s:I, s:s?, s:s?, s:o?}",
+        "{s:s, s:s, s:s, s:b, s:b, s:b, s:o?, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s?, s:s?, "
+        "s:o?}",
         "name", q->name, "vhost", q->vhost->name, "type", s->quorum ? "quorum" : "classic",
         "durable", q->durable, "auto_delete", q->auto_delete, "exclusive", q->owner != NULL,
         "arguments", mgmt_table_json(q->args, q->args_len, 0), "state", "running", "node", node,
         "messages", (json_int_t)(q->n_ready + q->n_unacked), "messages_ready",
-        (json_int_t)q->n_ready, "messages_unacknowledged", (json_int_t)q->n_unacked, "consumers",
+        (json_int_t)q->n_ready, "messages_unacknowledged", (json_int_t)q->n_unacked, "messages_dlx",
+        (json_int_t)q->n_dlx, "message_bytes_dlx", (json_int_t)q->dlx_bytes, "consumers",
         (json_int_t)q->n_consumers, "policy", s->policy, "operator_policy", s->operator_policy,
         "effective_policy_definition", admin_queue_policy_json(r->env->admin, q));
 }

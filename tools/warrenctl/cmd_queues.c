@@ -23,6 +23,8 @@ ctl_cmd_list_queues(struct ctl *c, int argc, char **argv)
         "messages",
         "messages_ready",
         "messages_unacknowledged",
+        "messages_dlx",
+        "message_bytes_dlx",
         "consumers",
         "policy",
         "operator_policy",
