@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "queue_int.h"
 #include "warren/assert.h"
 #include "warren/deadletter.h"
 #include "warren/durable.h"
@@ -21,8 +22,6 @@
 #include "warren/msg.h"
 #include "warren/pool.h"
 #include "warren/vhost.h"
-
-#include "queue_int.h"
 
 /* Every queue entry of the process comes from this pool (an entry can outlive its queue and
  * its vhost: a channel holds it until the client settles it). Loop thread only. */

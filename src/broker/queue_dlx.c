@@ -26,11 +26,10 @@
  *   in but for rejections out of order. */
 #include "config.h"
 
+#include "queue_int.h"
 #include "warren/log.h"
 #include "warren/msg.h"
 #include "warren/vhost.h"
-
-#include "queue_int.h"
 
 /* Entries tried by one retry: the rest in the next turn, so that a long wait list does not
  * hold the loop. */

@@ -2,9 +2,10 @@
  * (rabbit_mgmt_wm_queues.erl, rabbit_mgmt_wm_queue.erl), with the fields Warren has: name,
  * vhost, type, durable, auto_delete, exclusive, arguments, state, node, the message and
  * consumer counts (messages_dlx and message_bytes_dlx: dead-lettered messages kept for
- * dead-letter-strategy at-least-once, as RabbitMQ's quorum queues show them), and the policy, operator policy and effective policy definition in force
- * (warren/policy.h). Lists are sorted by vhost, then name; a management user sees its own
- * vhosts' queues only. No statistics (rates, memory): the broker keeps none. */
+ * dead-letter-strategy at-least-once, as RabbitMQ's quorum queues show them), and the policy,
+ * operator policy and effective policy definition in force (warren/policy.h). Lists are sorted by
+ * vhost, then name; a management user sees its own vhosts' queues only. No statistics (rates,
+ * memory): the broker keeps none. */
 #include "config.h"
 
 #include <stdlib.h>

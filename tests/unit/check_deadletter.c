@@ -4,7 +4,8 @@
  * RabbitMQ delivering the dead-lettered message, with x-death's time values set to NOW. Then
  * the routing on a vhost without a store: a copy sharing its original's body, automatic cycles
  * dropped while rejections go round, a missing dead-letter exchange, no dead-letter exchange,
- * every message freed. And the x-delivery-count header a redelivery adds (msg_props.h). */
+ * every message freed. And the x-delivery-count header a redelivery adds (msg_props.h), and
+ * dead-letter-strategy at-least-once (queue_dlx.c) from the queue's timer on an event base. */
 #include "config.h"
 
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include <check.h>
+#include <event2/event.h>
 
 #include "unhex.h"
 #include "warren/deadletter.h"
@@ -315,6 +317,125 @@ START_TEST(test_routing)
 }
 END_TEST
 
+/* A quorum queue dead-lettering at least once to exchange "dlx" with routing key dlrk. */
+static struct queue *
+add_alo_queue(struct vhost *vh, const char *name, const char *dlrk)
+{
+    uint8_t args[256];
+    struct wire_writer w;
+    wire_writer_init(&w, args, sizeof(args));
+    wire_table_put_longstr(&w, "x-queue-type", S("quorum"));
+    wire_table_put_longstr(&w, "x-dead-letter-exchange", S("dlx"));
+    wire_table_put_longstr(&w, "x-dead-letter-routing-key", S(dlrk));
+    wire_table_put_longstr(&w, "x-dead-letter-strategy", S("at-least-once"));
+    wire_table_put_longstr(&w, "x-overflow", S("reject-publish"));
+    struct queue *q = queue_new(vh, S(name), false, false, NULL,
+                                (struct wire_table){args, (uint32_t)wire_writer_len(&w)});
+    ck_assert_ptr_nonnull(q);
+    ck_assert_int_eq(vhost_queue_add(vh, q), 0);
+    return q;
+}
+
+/* Enqueues m on q, delivers it and rejects it. */
+static void
+reject_one(struct queue *q, struct msg *m)
+{
+    ck_assert_int_eq(queue_cmd_enqueue(q, m), 0);
+    struct qentry *e = queue_cmd_deliver(q);
+    ck_assert_ptr_nonnull(e);
+    queue_cmd_reject(e);
+}
+
+/* Takes q's head entry (delivered, then settled), checking its x-first-death-reason. */
+static void
+expect_head_reason(struct queue *q, const char *reason)
+{
+    struct qentry *e = queue_cmd_deliver(q);
+    ck_assert_ptr_nonnull(e);
+    struct wire_value v;
+    ck_assert(wire_table_get(msg_headers(e->msg), "x-first-death-reason", &v));
+    ck_assert(wire_str_eq(v.v.str, reason));
+    queue_cmd_settle(e);
+}
+
+/* Dead-letter-strategy at-least-once: a copy that reaches no queue keeps the original in
+ * dlx_waiting (rejected, or past its delivery limit), neither ready nor unacked but counted
+ * against the length limit; the queue's timer tries them again, in order, until a queue takes
+ * them; a purge drops them; a switch to at-most-once sends them once more. */
+START_TEST(test_at_least_once)
+{
+    uint64_t live = msg_bytes_live;
+    struct event_base *base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    queue_set_event_base(base);
+    queue_set_dlx_retry_interval(1);
+    struct vhost_registry reg;
+    vhost_registry_init(&reg);
+    struct vhost *vh = vhost_add(&reg, "/");
+    ck_assert_ptr_nonnull(vh);
+    struct exch *dlx =
+        exch_new(vh, S("dlx"), EXCH_DIRECT, false, false, false, (struct wire_table){NULL, 0});
+    ck_assert_ptr_nonnull(dlx);
+    ck_assert_int_eq(vhost_exch_add(vh, dlx), 0);
+    struct queue *src = add_alo_queue(vh, "src", "k"), *dead = add_queue(vh, "dead", NULL, NULL);
+    struct msg *m = msg_new((const uint8_t *)"\0\0", 2, 1, 0, S(""), S("src"), 5);
+    ck_assert_ptr_nonnull(m);
+    memcpy(m->body, "hello", 5);
+    msg_body_filled(m, 5);
+
+    /* Nothing bound to dlx: kept, rejected then past the delivery limit. */
+    reject_one(src, m);
+    src->settings.delivery_limit = 0;
+    ck_assert_int_eq(queue_cmd_enqueue(src, m), 0);
+    queue_cmd_requeue(queue_cmd_deliver(src));
+    ck_assert_uint_eq(src->n_dlx, 2);
+    ck_assert_uint_eq(src->dlx_bytes, 10);
+    ck_assert_uint_eq(src->n_ready + src->n_unacked, 0);
+    ck_assert_ptr_null(queue_cmd_deliver(src));
+    src->settings.max_length = 2;
+    ck_assert(queue_refuses(src, m)); /* the kept ones count */
+    src->settings.max_length = QUEUE_SETTING_NONE;
+
+    /* Bound now: the timer sends them, in the order they died. */
+    ck_assert_int_eq(exch_bind(dlx, bind_dest_queue(dead), S("k"), (struct wire_table){NULL, 0}),
+                     0);
+    for (int i = 0; i < 1000 && src->n_dlx > 0; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_uint_eq(src->n_dlx, 0);
+    ck_assert_uint_eq(src->dlx_bytes, 0);
+    ck_assert_uint_eq(dead->n_ready, 2);
+    expect_head_reason(dead, "rejected");
+    expect_head_reason(dead, "delivery_limit");
+
+    /* A purge drops the kept ones and counts them. */
+    struct queue *lost = add_alo_queue(vh, "lost", "nowhere");
+    reject_one(lost, m);
+    ck_assert_int_eq(queue_cmd_enqueue(lost, m), 0);
+    ck_assert_uint_eq(queue_cmd_purge(lost), 2);
+    ck_assert_uint_eq(lost->n_dlx, 0);
+
+    /* At most once from now on: sent once more (here to dead), then gone. */
+    reject_one(lost, m);
+    ck_assert_uint_eq(lost->n_dlx, 1);
+    struct queue_settings s;
+    queue_settings_init(&s);
+    s.dlx = strdup("dlx");
+    s.dlx_routing_key = strdup("k");
+    ck_assert(s.dlx != NULL && s.dlx_routing_key != NULL);
+    queue_settings_set(lost, &s);
+    ck_assert_uint_eq(lost->n_dlx, 0);
+    ck_assert_uint_eq(dead->n_ready, 1);
+
+    /* A queue deleted with kept messages frees them. */
+    reject_one(add_alo_queue(vh, "gone", "nowhere"), m);
+    msg_unref(&m);
+    vhost_registry_clear(&reg);
+    queue_set_event_base(NULL);
+    event_base_free(base);
+    ck_assert_uint_eq(msg_bytes_live, live);
+}
+END_TEST
+
 static Suite *
 deadletter_suite(void)
 {
@@ -325,6 +446,7 @@ deadletter_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("routing");
     tcase_add_test(tc, test_routing);
+    tcase_add_test(tc, test_at_least_once);
     suite_add_tcase(s, tc);
     return s;
 }
