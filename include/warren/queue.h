@@ -214,9 +214,9 @@ enum queue_cmd_kind {
      * queue was over its length limit (drop-head); dead-lettered first if the queue says so.
      * Freed after the record. n_ready - 1. */
     QUEUE_CMD_DROP,
-    /* Every ready entry was dropped, paged ones too, and every entry of dlx_waiting (unacked
-     * ones stay, as RabbitMQ): those in memory are in the list dropped, off the queue, freed
-     * after the record. n_ready = 0, n_dlx = 0. */
+    /* Every ready entry was dropped, paged ones too (unacked ones stay, as RabbitMQ, and so do
+     * those of dlx_waiting, as in RabbitMQ 3.10's quorum queues): those in memory are in the
+     * list dropped, off the queue, freed after the record. n_ready = 0. */
     QUEUE_CMD_PURGE,
     /* The queue is out of its vhost and unbound; its entries (ready and unacked, as they are)
      * are still there for the record, then its consumers and unacked entries are detached and
@@ -272,7 +272,7 @@ void queue_cmd_reject(struct qentry *e);
  * whose queue was deleted is freed (no command). */
 void queue_cmd_requeue(struct qentry *e);
 /* Drops every ready entry, paged ones too; returns how many. Unacked entries are untouched
- * (as RabbitMQ). */
+ * (as RabbitMQ), and so are dead letters waiting in dlx_waiting (as RabbitMQ 3.10). */
 uint64_t queue_cmd_purge(struct queue *q);
 
 /* An entry as the store keeps it (recovery, paging). */

@@ -537,17 +537,13 @@ queue_cmd_requeue(struct qentry *e)
 uint64_t
 queue_cmd_purge(struct queue *q)
 {
-    uint64_t n = q->n_ready + q->n_dlx; /* paged ones included; RabbitMQ counts dead ones */
+    uint64_t n = q->n_ready; /* paged ones included */
     struct qentry_list dropped = TAILQ_HEAD_INITIALIZER(dropped);
     queue_requeued_flatten(q);
     TAILQ_CONCAT(&dropped, &q->ready, link);
-    TAILQ_CONCAT(&dropped, &q->dlx_waiting, link);
     q->n_ready = 0;
     q->mem_bytes = 0;
     q->ready_bytes = 0;
-    q->n_dlx = 0;
-    q->dlx_bytes = 0;
-    q->dlx_retry_at = 0;
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_PURGE, .q = q, .dropped = &dropped});
     struct qentry *e;
     while ((e = TAILQ_FIRST(&dropped)) != NULL) {

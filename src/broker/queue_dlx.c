@@ -20,8 +20,8 @@
  * - when a queue stops being at-least-once (its strategy, overflow or dead-letter exchange
  *   changed), its waiting messages are dead-lettered one last time, at most once, rather than
  *   deleted untried as RabbitMQ does;
- * - a purge drops them (as RabbitMQ's), and counts them in purge-ok; deleting the queue drops
- *   them with it;
+ * - (as RabbitMQ 3.10) a purge leaves them, and does not count them; deleting the queue
+ *   drops them with it;
  * - after a restart they are tried again in seq (publish) order, which is the order they died
  *   in but for rejections out of order. */
 #include "config.h"

@@ -5,9 +5,11 @@ dead-letter exchange missing, nothing bound, the target at its length limit with
 publish) is kept by its queue, neither ready nor delivered, counted against the queue's
 length limit, and tried again every dead_letter_worker_publisher_confirm_timeout ms, in
 order, across a restart too, until a queue takes it. At-most-once (the default, or the
-fallback RabbitMQ warns of without reject-publish) drops it. A purge drops the kept ones and
-counts them; a policy switching a queue to at-most-once dead-letters them once more, at most
-once; a policy change tries them at once.
+fallback RabbitMQ warns of without reject-publish) drops it. A purge leaves the kept ones (as
+RabbitMQ 3.10); a policy switching a queue to at-most-once dead-letters them once more, at
+most once; a policy change tries them at once. Warren keeps their order where RabbitMQ 3.10
+may not: a target refusing some of them by its length limit takes them in order here, in any
+order there (seen: m0, m2, m1).
 
 The tests without @wt.needs_process were checked against Debian's RabbitMQ 3.10.8
 (WARREN_TEST_ADDR=127.0.0.1:5691), started with advanced.config
@@ -142,7 +144,7 @@ def test_missing_exchange_then_declared():
 
 def test_target_full_then_room():
     """A target at its length limit with reject-publish takes what it has room for; the rest
-    waits and follows, in order, as room appears"""
+    waits and follows as room appears, once each (in order: Warren only)"""
     with wt.server(config=CONFIG) as srv:
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
@@ -150,9 +152,9 @@ def test_target_full_then_room():
         bind_dead(ch, dead_args={"x-max-length": 1, "x-overflow": "reject-publish"})
         publish(ch, 3)
         reject_all(ch, 3)
-        assert take(ch, DEAD, 1) == [(b"m0", "rejected")]
-        assert take(ch, DEAD, 1) == [(b"m1", "rejected")]
-        assert take(ch, DEAD, 1) == [(b"m2", "rejected")]
+        got = take(ch, DEAD, 1) + take(ch, DEAD, 1) + take(ch, DEAD, 1)
+        want = [(b"m0", "rejected"), (b"m1", "rejected"), (b"m2", "rejected")]
+        assert (sorted(got) if srv.external else got) == want, got
         assert_kept(ch, wait=0.5)
         assert_nothing_arrives(ch, wait=1.5)
         conn.close()
@@ -184,8 +186,9 @@ def test_kept_count_against_the_limit():
         cleanup(srv.addr)
 
 
-def test_purge_drops_kept():
-    """queue.purge drops the kept messages too and counts them, as RabbitMQ's quorum queues"""
+def test_purge_leaves_kept():
+    """queue.purge drops the ready messages only, counting them: the kept ones still reach
+    the queue bound later, as in RabbitMQ 3.10"""
     with wt.server(config=CONFIG) as srv:
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
@@ -194,9 +197,10 @@ def test_purge_drops_kept():
         reject_all(ch, 2)
         time.sleep(0.5)
         assert count(ch, SRC) == 1
-        assert ch.queue_purge(SRC).method.message_count == 3
+        assert ch.queue_purge(SRC).method.message_count == 1
         bind_dead(ch)
-        assert_nothing_arrives(ch)
+        assert take(ch, DEAD, 2) == [(b"m0", "rejected"), (b"m1", "rejected")]
+        assert count(ch, SRC) == 0
         conn.close()
         cleanup(srv.addr)
 
@@ -322,6 +326,6 @@ def test_policy_on_classic_queue():
 
 if __name__ == "__main__":
     wt.run([test_unroutable_kept_until_bound, test_missing_exchange_then_declared,
-            test_target_full_then_room, test_kept_count_against_the_limit, test_purge_drops_kept,
+            test_target_full_then_room, test_kept_count_against_the_limit, test_purge_leaves_kept,
             test_at_most_once_drops, test_quorum_fallback_without_reject_publish,
             test_kept_across_restart, test_policy_on_classic_queue])
