@@ -294,7 +294,8 @@ struct queue_stored_entry {
  * have left it. A replica will apply its leader's ENQUEUEs the same way. m NULL: the entry stays in
  * the store only (paged: the durable layer counted it, as a page-out does before its ENQUEUE, and
  * marks it redelivered when it reads it back); else m gets a new reference. A dead one (se->dead,
- * m not NULL) joins dlx_waiting rather than the ready entries, and is tried again soon. The
+ * m not NULL; replayed after the others, whatever its seq) joins dlx_waiting rather than the
+ * ready entries, and is tried again soon. The
  * command goes
  * to the journal with replayed set: its consumer writes nothing. 0, or -1 on ENOMEM. */
 int queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_stored_entry *se);

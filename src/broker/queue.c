@@ -291,17 +291,20 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
 int
 queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_stored_entry *se)
 {
-    WR_ASSERT(se->seq >= q->next_seq && (m != NULL || !se->dead));
     struct qentry *e = NULL;
     if (se->dead) {
+        /* Replayed after every other entry (its key sorts last): its seq may be below theirs;
+         * new entries still get seqs above it. */
+        WR_ASSERT(m != NULL);
         if ((e = queue_entry_new(q, m, se, false)) == NULL)
             return -1;
         queue_dlx_replayed(q, e, se->dlx_reason);
-    } else if (m != NULL && (e = queue_entry_append(q, m, se, false)) == NULL) {
-        return -1;
-    }
-    q->next_seq = se->seq + 1;
-    if (!se->dead) {
+        queue_seq_raise(q, se->seq + 1);
+    } else {
+        WR_ASSERT(se->seq >= q->next_seq);
+        if (m != NULL && (e = queue_entry_append(q, m, se, false)) == NULL)
+            return -1;
+        q->next_seq = se->seq + 1;
         q->n_ready++;
         q->ready_bytes += m != NULL ? m->body_len : se->body_len;
     }

@@ -608,23 +608,26 @@ durable_entry_write(struct durable *d, const struct queue *q, const struct msg *
     return durable_entry_put(b, q, m, seq, &h);
 }
 
-/* DLX_HOLD: rewrites e (stored) marked dead, with its reason: a start puts it back in its
- * queue's dlx_waiting. It keeps its reference to a shared record (the message has a store id
- * only when its entries refer to one). A transient message paged out and back is left as it
- * is: it does not survive a restart anyway. */
+/* DLX_HOLD: moves e (stored) to its dead key, marked dead with its reason: a start puts it
+ * back in its queue's dlx_waiting. It keeps its reference to a shared record (the message has
+ * a store id only when its entries refer to one). A transient message paged out and back is
+ * left as it is: it does not survive a restart anyway (DLX_RELEASE deletes both keys). */
 static void
 durable_entry_dead(struct durable *d, struct qentry *e)
 {
     struct store_batch *b;
     if (d == NULL || !durable_entry_wanted(e->queue, e->msg) || (b = durable_batch(d)) == NULL)
         return;
+    uint8_t key[STORE_KEY_QENTRY_LEN];
+    store_key_qentry(key, e->queue->durable_state->store_id, e->seq);
+    store_batch_delete(b, key, sizeof(key));
     struct durable_entry_head h = {
         .flags = DURABLE_ENTRY_DEAD, .expires_at = e->expires_at, .dead_reason = e->dlx_reason};
     if (e->expires_at != 0)
         h.flags |= DURABLE_ENTRY_EXPIRES;
     if (e->msg->store_id != 0)
         h.flags |= DURABLE_ENTRY_SHARED;
-    if (durable_entry_put(b, e->queue, e->msg, e->seq, &h) < 0) {
+    if (durable_entry_put(b, e->queue, e->msg, e->seq | DURABLE_DEAD_SEQ, &h) < 0) {
         log_msg(LOG_ERROR, "out of memory storing a dead-lettered message of queue '%s'",
                 e->queue->name);
         d->lost = true;
@@ -639,9 +642,11 @@ durable_entry_added(struct durable *d, struct qentry *e)
         e->stored = true;
 }
 
-/* e (stored) left its queue for good: settled or purged. */
+/* e (stored) left its queue for good: settled or purged, or (dead) released from
+ * dlx_waiting, which deletes its dead key too (its live one, if it kept it: see
+ * durable_entry_dead). */
 static void
-durable_entry_removed(struct durable *d, struct qentry *e)
+durable_entry_removed(struct durable *d, struct qentry *e, bool dead)
 {
     e->stored = false;
     struct store_batch *b;
@@ -650,6 +655,10 @@ durable_entry_removed(struct durable *d, struct qentry *e)
     uint8_t key[STORE_KEY_QENTRY_LEN];
     store_key_qentry(key, e->queue->durable_state->store_id, e->seq);
     store_batch_delete(b, key, sizeof(key));
+    if (dead) {
+        store_key_qentry(key, e->queue->durable_state->store_id, e->seq | DURABLE_DEAD_SEQ);
+        store_batch_delete(b, key, sizeof(key));
+    }
     if (e->msg->store_id != 0)
         durable_shared_unref(d, b, e->msg->store_id);
 }
@@ -677,7 +686,7 @@ durable_queue_purged(struct durable *d, struct queue *q, struct qentry_list *dro
     struct qentry *e;
     TAILQ_FOREACH(e, dropped, link) {
         if (e->stored)
-            durable_entry_removed(d, e);
+            durable_entry_removed(d, e, false);
     }
     durable_page_forget(d, q);
 }
@@ -706,7 +715,7 @@ durable_queue_cmd(struct durable *d, const struct queue_cmd *c)
     case QUEUE_CMD_DROP:
     case QUEUE_CMD_DLX_RELEASE:
         if (c->e->stored)
-            durable_entry_removed(d, c->e);
+            durable_entry_removed(d, c->e, c->kind == QUEUE_CMD_DLX_RELEASE);
         break;
     case QUEUE_CMD_REQUEUE:
         break;

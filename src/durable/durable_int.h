@@ -119,10 +119,12 @@ struct durable {
  * (DURABLE_ENTRY_SHARED; records of format 1 have no length) or the message record inline. A
  * transient message paged out (DURABLE_ENTRY_TRANSIENT) is deleted at start. A dead entry
  * waits in its queue's dlx_waiting (QUEUE_CMD_DLX_HOLD, dead-letter-strategy at-least-once):
- * always in memory, read back at start whatever the window, never paged in nor swept (its
- * shared record reference is the in-memory entry's). Format 2 with that flag: builds before it
- * cannot read such an entry. durable_entry_head_* below are the only code that knows this
- * layout. */
+ * its key is its seq with DURABLE_DEAD_SEQ set, after every other entry of its queue, so that
+ * it is never inside the paged range (nor a purge's); always in memory, read back at start
+ * whatever the window, never paged in nor swept (its shared record reference is the in-memory
+ * entry's). Format 2 with that flag: builds before it cannot read such an entry.
+ * durable_entry_head_* below are the only code that knows this layout. */
+#define DURABLE_DEAD_SEQ (UINT64_C(1) << 63)
 #define DURABLE_ENTRY_SHARED 0x01
 #define DURABLE_ENTRY_TRANSIENT 0x02
 #define DURABLE_ENTRY_EXPIRES 0x04

@@ -252,6 +252,11 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         return recover_corrupt(x, "queue entry", key, klen);
     struct queue_stored_entry se = {.seq = bytes_get64((const uint8_t *)key + 9),
                                     .expires_at = h.expires_at};
+    se.dead = (h.flags & DURABLE_ENTRY_DEAD) != 0;
+    if (se.dead != ((se.seq & DURABLE_DEAD_SEQ) != 0))
+        return recover_corrupt(x, "queue entry", key, klen);
+    se.seq &= ~DURABLE_DEAD_SEQ;
+    se.dlx_reason = h.dead_reason;
     bool shared = (h.flags & DURABLE_ENTRY_SHARED) != 0;
     if (h.flags & DURABLE_ENTRY_TRANSIENT) {
         /* A transient message paged out before the restart: it does not survive one. */
@@ -265,9 +270,7 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         return recover_nomem(x);
     x->n_entries++;
     se.redelivered = se.seq <= x->watermark;
-    se.dead = (h.flags & DURABLE_ENTRY_DEAD) != 0;
-    se.dlx_reason = h.dead_reason;
-    /* Dead entries are always read back (into dlx_waiting), paging or not: page-in skips them. */
+    /* Dead entries (the queue's last keys) are always read back, into dlx_waiting. */
     if (!se.dead && (dq->n_paged > 0 || q->mem_bytes >= x->d->window)) {
         /* Past the window: left in the store, read back ahead of consumers. */
         if (dq->n_paged == 0)
