@@ -158,6 +158,7 @@ struct queue {
      * stored or with entries paged out; NULL for the others */
     struct durable_queue *durable_state;
     bool had_consumer; /* auto-delete queues go when the last consumer does, not before */
+    bool dlx_warned;   /* dlx_waiting's warning was logged (once per settings, as RabbitMQ) */
     bool dispatching;  /* guards against re-entering queue_dispatch */
 };
 

@@ -82,7 +82,7 @@ queue_dlx_send(struct queue *q, struct msg *m, enum deadletter_reason why)
 void
 queue_dlx_hold(struct queue *q, struct qentry *e, enum deadletter_reason why)
 {
-    if (q->n_dlx == 0)
+    if (!q->dlx_warned)
         log_msg(LOG_WARNING,
                 "queue '%s' in vhost '%s' keeps its dead-lettered messages "
                 "(dead-letter-strategy at-least-once): they reach no queue through "
@@ -90,6 +90,7 @@ queue_dlx_hold(struct queue *q, struct qentry *e, enum deadletter_reason why)
                 "tried again every %llu ms",
                 q->name, queue_dlx_vhost_name(q), q->settings.dlx,
                 (unsigned long long)(queue_dlx_retry_us / 1000u));
+    q->dlx_warned = true;
     e->dlx_reason = (uint8_t)why;
     TAILQ_INSERT_TAIL(&q->dlx_waiting, e, link);
     q->n_dlx++;
@@ -179,6 +180,7 @@ void
 queue_dlx_settings_applied(struct queue *q)
 {
     queue_dlx_warn_fallback(q);
+    q->dlx_warned = false;
     if (q->n_dlx == 0)
         return;
     if (queue_dlx_at_least_once(q)) {
