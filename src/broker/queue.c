@@ -84,11 +84,24 @@ queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete
         memcpy(q->args, args.ptr, args.len);
     q->args_len = args.len;
     q->vhost = vh;
-    q->next_seq = 1; /* 0 is below every seq: a delivery watermark of 0 means none delivered */
+    q->n_lanes = q->settings.max_priority + 1;
+    q->lanes = &q->lane0;
+    if (q->n_lanes > 1 && (q->lanes = calloc(q->n_lanes, sizeof(*q->lanes))) == NULL) {
+        queue_settings_free(&q->settings);
+        free(q->name);
+        free(q->args);
+        free(q);
+        return NULL;
+    }
+    for (unsigned i = 0; i < q->n_lanes; i++) {
+        struct queue_lane *l = &q->lanes[i];
+        TAILQ_INIT(&l->ready);
+        pheap_init(&l->requeued, queue_entry_before);
+        /* 0 is below every seq of lane 0: a delivery watermark of 0 means none delivered */
+        l->next_seq = ((uint64_t)i << QUEUE_LANE_SHIFT) + 1;
+    }
     q->durable = durable;
     q->auto_delete = auto_delete;
-    TAILQ_INIT(&q->ready);
-    pheap_init(&q->requeued, queue_entry_before);
     TAILQ_INIT(&q->unacked);
     TAILQ_INIT(&q->consumers);
     pheap_init(&q->cons_ready, queue_cons_before);
@@ -116,16 +129,34 @@ queue_entry_free(struct qentry *e)
 static void
 queue_requeued_to_ready(struct pheap_node *n, void *arg)
 {
-    struct queue *q = arg;
-    TAILQ_INSERT_TAIL(&q->ready, pheap_container_of(n, struct qentry, requeued_node), link);
+    struct queue_lane *l = arg;
+    TAILQ_INSERT_TAIL(&l->ready, pheap_container_of(n, struct qentry, requeued_node), link);
 }
 
-/* Moves the requeued entries into the ready list, out of order, in O(n): for what walks
- * every ready entry once and keeps none (purge, deletion). */
+/* Moves the requeued entries into their lanes' ready lists, out of order, in O(n): for what
+ * walks every ready entry once and keeps none (purge, deletion). */
 static void
 queue_requeued_flatten(struct queue *q)
 {
-    pheap_drain(&q->requeued, queue_requeued_to_ready, q);
+    for (unsigned i = 0; i < q->n_lanes; i++)
+        pheap_drain(&q->lanes[i].requeued, queue_requeued_to_ready, &q->lanes[i]);
+}
+
+/* The lane of m's entries: its priority, capped at the queue's maximum (0 without one). */
+static unsigned
+queue_msg_lane(const struct queue *q, const struct msg *m)
+{
+    return m->priority < q->n_lanes ? m->priority : q->n_lanes - 1u;
+}
+
+/* One more ready entry in lane l (in memory, paged or about to be). */
+static void
+queue_lane_count(struct queue *q, unsigned l)
+{
+    q->lanes[l].n_ready++;
+    q->n_ready++;
+    if (l > q->top_lane)
+        q->top_lane = (uint16_t)l;
 }
 
 uint64_t
@@ -152,12 +183,16 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
         TAILQ_REMOVE(&q->unacked, e, link);
         e->queue = NULL; /* its channel frees it when the client settles it */
     }
-    while ((e = TAILQ_FIRST(&q->ready)) != NULL) {
-        TAILQ_REMOVE(&q->ready, e, link);
-        queue_entry_free(e);
+    for (unsigned i = 0; i < q->n_lanes; i++) {
+        while ((e = TAILQ_FIRST(&q->lanes[i].ready)) != NULL) {
+            TAILQ_REMOVE(&q->lanes[i].ready, e, link);
+            queue_entry_free(e);
+        }
     }
     if (q->owner != NULL)
         TAILQ_REMOVE(&q->owner->queues, q, owner_link);
+    if (q->lanes != &q->lane0)
+        free(q->lanes);
     free(q->name);
     free(q->args);
     queue_settings_free(&q->settings);
@@ -165,12 +200,15 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     return dropped;
 }
 
-/* Appends an entry for m (taking a reference) at the tail of the in-memory ready list:
- * a new one, or one read back from the store (stored). NULL on ENOMEM. */
+/* Appends an entry for m (taking a reference) at the tail of its lane's in-memory ready list
+ * (the lane is seq's): a new one, or one read back from the store (stored). Not counted in
+ * n_ready here. NULL on ENOMEM. */
 static struct qentry *
 queue_entry_append(struct queue *q, struct msg *m, uint64_t seq, bool redelivered, bool stored)
 {
-    WR_ASSERT(seq >= q->next_seq || durable_queue_paged(q) > 0);
+    unsigned lane = queue_seq_lane(seq);
+    WR_ASSERT(lane < q->n_lanes);
+    WR_ASSERT(seq >= q->lanes[lane].next_seq || durable_lane_paged(q, lane) > 0);
     struct qentry *e = pool_get(&queue_entry_pool);
     if (e == NULL)
         return NULL;
@@ -179,7 +217,7 @@ queue_entry_append(struct queue *q, struct msg *m, uint64_t seq, bool redelivere
     e->seq = seq;
     e->redelivered = redelivered;
     e->stored = stored;
-    TAILQ_INSERT_TAIL(&q->ready, e, link);
+    TAILQ_INSERT_TAIL(&q->lanes[lane].ready, e, link);
     q->mem_bytes += msg_size(m);
     return e;
 }
@@ -188,17 +226,18 @@ int
 queue_cmd_enqueue(struct queue *q, struct msg *m)
 {
     struct durable *d = queue_durable(q);
-    uint64_t seq = q->next_seq;
+    unsigned lane = queue_msg_lane(q, m);
+    uint64_t seq = q->lanes[lane].next_seq;
     struct qentry *e = NULL;
-    if (durable_page_out_wanted(d, q, m)) {
+    if (durable_page_out_wanted(d, q, lane, m)) {
         /* Past the window: the entry exists in the store only, until read back. */
         if (durable_entry_page_out(d, q, m, seq) < 0)
             return -1;
     } else if ((e = queue_entry_append(q, m, seq, false, false)) == NULL) {
         return -1;
     }
-    q->next_seq++;
-    q->n_ready++;
+    q->lanes[lane].next_seq++;
+    queue_lane_count(q, lane);
     queue_journal(
         &(struct queue_cmd){.kind = QUEUE_CMD_ENQUEUE, .q = q, .e = e, .m = m, .seq = seq});
     return 0;
@@ -207,12 +246,13 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
 int
 queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
 {
-    WR_ASSERT(seq >= q->next_seq);
+    unsigned lane = queue_seq_lane(seq);
+    WR_ASSERT(lane < q->n_lanes && seq >= q->lanes[lane].next_seq);
     struct qentry *e = NULL;
     if (m != NULL && (e = queue_entry_append(q, m, seq, redelivered, false)) == NULL)
         return -1;
-    q->next_seq = seq + 1;
-    q->n_ready++;
+    q->lanes[lane].next_seq = seq + 1;
+    queue_lane_count(q, lane);
     queue_journal(&(struct queue_cmd){
         .kind = QUEUE_CMD_ENQUEUE, .q = q, .e = e, .m = m, .seq = seq, .replayed = true});
     return 0;
@@ -221,8 +261,10 @@ queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, uint64_t seq, bool re
 void
 queue_seq_raise(struct queue *q, uint64_t seq)
 {
-    if (q->next_seq < seq)
-        q->next_seq = seq;
+    struct queue_lane *l = &q->lanes[queue_seq_lane(seq)];
+    WR_ASSERT(queue_seq_lane(seq) < q->n_lanes);
+    if (l->next_seq < seq)
+        l->next_seq = seq;
 }
 
 int
@@ -232,48 +274,71 @@ queue_entry_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redeliver
 }
 
 void
-queue_paged_lost(struct queue *q, uint64_t n)
+queue_paged_lost(struct queue *q, unsigned lane, uint64_t n)
 {
+    q->lanes[lane].n_ready -= n;
     q->n_ready -= n;
 }
 
-/* Reads paged entries back while the in-memory ones are under half the window. */
+/* The lane delivered from next: the highest one with ready entries (0 if none has). */
+static unsigned
+queue_top_lane(struct queue *q)
+{
+    while (q->top_lane > 0 && q->lanes[q->top_lane].n_ready == 0)
+        q->top_lane--;
+    return q->top_lane;
+}
+
+/* Reads paged entries of the lane delivered from next back, while the in-memory ones are
+ * under half the window, or when none of that lane is in memory. */
 static void
 queue_page_in(struct queue *q)
 {
     struct durable *d = queue_durable(q);
-    if (durable_queue_paged(q) > 0 && d != NULL && durable_page_in_wanted(d, q))
-        durable_page_in(d, q);
+    unsigned lane = queue_top_lane(q);
+    if (d != NULL && durable_lane_paged(q, lane) > 0 && durable_page_in_wanted(d, q, lane))
+        durable_page_in(d, q, lane);
 }
 
-/* Takes the ready entry with the lowest seq out of memory: the first requeued one or the
- * first never delivered. NULL if there is none in memory. */
+/* The ready entry delivered next, in memory: in the highest lane with ready entries, the
+ * first requeued one or the first never delivered, whichever has the lower seq. NULL if
+ * there is none in memory (that lane's are paged out, or there are none). */
 static struct qentry *
-queue_ready_take_first(struct queue *q)
+queue_ready_first(struct queue *q)
 {
-    struct qentry *head = TAILQ_FIRST(&q->ready);
-    struct pheap_node *n = pheap_min(&q->requeued);
+    struct queue_lane *l = &q->lanes[queue_top_lane(q)];
+    struct qentry *head = TAILQ_FIRST(&l->ready);
+    struct pheap_node *n = pheap_min(&l->requeued);
     if (n != NULL) {
         struct qentry *r = pheap_container_of(n, struct qentry, requeued_node);
-        if (head == NULL || r->seq < head->seq) {
-            pheap_pop(&q->requeued);
+        if (head == NULL || r->seq < head->seq)
             return r;
-        }
     }
-    if (head != NULL)
-        TAILQ_REMOVE(&q->ready, head, link);
     return head;
+}
+
+/* Takes e, which queue_ready_first returned, out of the ready entries. */
+static void
+queue_ready_take(struct queue *q, struct qentry *e)
+{
+    struct queue_lane *l = &q->lanes[queue_seq_lane(e->seq)];
+    if (pheap_min(&l->requeued) == &e->requeued_node)
+        pheap_pop(&l->requeued);
+    else
+        TAILQ_REMOVE(&l->ready, e, link);
+    l->n_ready--;
+    q->n_ready--;
+    q->mem_bytes -= msg_size(e->msg);
 }
 
 struct qentry *
 queue_cmd_deliver(struct queue *q)
 {
     queue_page_in(q);
-    struct qentry *e = queue_ready_take_first(q);
+    struct qentry *e = queue_ready_first(q);
     if (e == NULL)
         return NULL;
-    q->n_ready--;
-    q->mem_bytes -= msg_size(e->msg);
+    queue_ready_take(q, e);
     TAILQ_INSERT_TAIL(&q->unacked, e, link);
     q->n_unacked++;
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DELIVER, .q = q, .e = e, .seq = e->seq});
@@ -299,12 +364,13 @@ queue_cmd_settle(struct qentry *e)
     queue_entry_free(e);
 }
 
-/* Puts e back among the ready entries at its original position (by seq). */
+/* Puts e back among the ready entries of its lane at its original position (by seq). */
 static void
 queue_ready_insert(struct queue *q, struct qentry *e)
 {
-    pheap_push(&q->requeued, &e->requeued_node);
-    q->n_ready++;
+    unsigned lane = queue_seq_lane(e->seq);
+    pheap_push(&q->lanes[lane].requeued, &e->requeued_node);
+    queue_lane_count(q, lane);
     q->mem_bytes += msg_size(e->msg);
 }
 
@@ -328,8 +394,12 @@ queue_cmd_purge(struct queue *q)
     uint64_t n = q->n_ready; /* paged ones included */
     struct qentry_list dropped = TAILQ_HEAD_INITIALIZER(dropped);
     queue_requeued_flatten(q);
-    TAILQ_CONCAT(&dropped, &q->ready, link);
+    for (unsigned i = 0; i < q->n_lanes; i++) {
+        TAILQ_CONCAT(&dropped, &q->lanes[i].ready, link);
+        q->lanes[i].n_ready = 0;
+    }
     q->n_ready = 0;
+    q->top_lane = 0;
     q->mem_bytes = 0;
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_PURGE, .q = q, .dropped = &dropped});
     struct qentry *e;

@@ -125,7 +125,7 @@ durable_on_done(void *arg, const char *err)
     durable_page_wake(d);
 }
 
-/* Writes the delivery watermarks that moved this turn. */
+/* Writes the delivery watermarks that moved this turn: one u64 per lane. */
 static void
 durable_write_watermarks(struct durable *d)
 {
@@ -136,10 +136,11 @@ durable_write_watermarks(struct durable *d)
         struct store_batch *b = durable_batch(d);
         if (b == NULL)
             continue;
-        uint8_t key[STORE_KEY_DELIVERED_LEN], val[8];
+        uint8_t key[STORE_KEY_DELIVERED_LEN], val[8 * QUEUE_LANES_MAX];
         store_key_delivered(key, dq->store_id);
-        bytes_put64(val, dq->delivered_seq);
-        store_batch_put(b, key, sizeof(key), val, sizeof(val));
+        for (unsigned i = 0; i < dq->n_lanes; i++)
+            bytes_put64(val + 8 * i, dq->lanes[i].delivered_seq);
+        store_batch_put(b, key, sizeof(key), val, 8 * dq->n_lanes);
     }
 }
 
@@ -204,10 +205,11 @@ durable_queue_attach(struct queue *q)
 {
     if (q->durable_state != NULL)
         return q->durable_state;
-    struct durable_queue *dq = calloc(1, sizeof(*dq));
+    struct durable_queue *dq = calloc(1, sizeof(*dq) + q->n_lanes * sizeof(dq->lanes[0]));
     if (dq == NULL)
         return NULL;
     dq->q = q;
+    dq->n_lanes = q->n_lanes;
     LIST_INIT(&dq->pageouts);
     q->durable_state = dq;
     return dq;
@@ -479,7 +481,8 @@ durable_queue_delete(struct durable *d, struct queue *q, struct durable_queue *d
 {
     durable_queue_unlist(d, dq);
     struct store_batch *b = durable_batch(d);
-    durable_entries_forget(d, b, &q->ready);
+    for (unsigned i = 0; i < q->n_lanes; i++)
+        durable_entries_forget(d, b, &q->lanes[i].ready);
     durable_entries_forget(d, b, &q->unacked);
     if (b == NULL)
         return; /* not deleted from the store: the next start finds it again */
@@ -619,9 +622,12 @@ static void
 durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
 {
     struct durable_queue *dq = q->durable_state;
-    if (d == NULL || !durable_queue_stored(q) || seq <= dq->delivered_seq)
+    if (d == NULL || !durable_queue_stored(q))
         return;
-    dq->delivered_seq = seq;
+    struct durable_lane *dl = &dq->lanes[queue_seq_lane(seq)];
+    if (seq <= dl->delivered_seq)
+        return;
+    dl->delivered_seq = seq;
     if (!dq->delivered_dirty) {
         dq->delivered_dirty = true;
         TAILQ_INSERT_TAIL(&d->dirty, dq, dirty_link);

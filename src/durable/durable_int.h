@@ -29,8 +29,23 @@ struct durable_pageout {
     struct queue *q; /* borrows; NULL once the queue dropped its paged entries (or went) */
     uint64_t turn;   /* the batch that writes them */
     uint64_t n;      /* entries */
+    unsigned lane;   /* the queue's lane they are in */
 };
 TAILQ_HEAD(durable_pageout_list, durable_pageout);
+
+/* The durable layer's bookkeeping of one lane of a queue (warren/queue.h): its paging and its
+ * delivery watermark, which are the lane's as a queue without priorities has them. */
+struct durable_lane {
+    /* Lazy paging: past a window of message bytes, ready entries live only in the store,
+     * seqs page_lo and up (to the lane's end), and are read back ahead of consumers. */
+    uint64_t n_paged;        /* ready entries in the store only (its n_ready counts them) */
+    uint64_t page_lo;        /* the lowest seq that may be paged out */
+    uint64_t restored_below; /* seqs below were there at start: transient paged entries
+                              * among them are leftovers, being deleted, never read */
+    uint64_t delivered_seq;  /* highest seq handed out: its part of the delivery watermark */
+    bool paged_shared;       /* some paged entries may refer to shared records: dropping
+                              * them means reading them */
+};
 
 /* The durable layer's bookkeeping of one queue (q->durable_state), for queues that are stored
  * or have paged out entries: NULL for the others. Made by durable_queue_attach, freed with the
@@ -39,22 +54,15 @@ struct durable_queue {
     struct queue *q;   /* borrows: the queue it is of */
     uint64_t store_id; /* its id in the store; 0: not stored (any more) */
     bool store_temp;   /* store_id only names its paged-out entries: not stored itself */
-    /* Lazy paging: past a window of message bytes, ready entries live only in the store,
-     * seqs page_lo and up, and are read back ahead of consumers. */
-    uint64_t n_paged;        /* ready entries in the store only (q->n_ready counts them) */
-    uint64_t page_lo;        /* the lowest seq that may be paged out */
-    uint64_t restored_below; /* seqs below were there at start: transient paged entries
-                              * among them are leftovers, being deleted, never read */
-    bool page_waiting;       /* paged entries are not readable yet: in d->page_wait until
-                              * the next batch completes */
-    bool paged_shared;       /* some paged entries may refer to shared records: dropping
-                              * them means reading them */
+    bool page_waiting; /* paged entries are not readable yet: in d->page_wait until the next
+                        * batch completes */
     TAILQ_ENTRY(durable_queue) page_link;
     /* borrows: the counts of entries paged out in batches not completed */
     LIST_HEAD(, durable_pageout) pageouts;
-    uint64_t delivered_seq; /* highest seq handed out: the store's delivery watermark */
-    bool delivered_dirty;   /* delivered_seq changed since it was last written */
+    bool delivered_dirty; /* a lane's delivered_seq changed since the watermark was written */
     TAILQ_ENTRY(durable_queue) dirty_link; /* in d->dirty while delivered_dirty */
+    unsigned n_lanes;                      /* q->n_lanes */
+    struct durable_lane lanes[];           /* one per lane of q */
 };
 TAILQ_HEAD(durable_queue_list, durable_queue);
 

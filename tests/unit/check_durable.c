@@ -351,7 +351,7 @@ check_ready(struct queue *q, const int *want, const bool *redelivered, int n)
     ck_assert_uint_eq(durable_queue_paged(q), 0);
     int k = 0;
     struct qentry *e;
-    TAILQ_FOREACH(e, &q->ready, link) {
+    TAILQ_FOREACH(e, &q->lanes[0].ready, link) {
         ck_assert_int_lt(k, n);
         check_std(e->msg, want[k], 2);
         ck_assert_msg(e->redelivered == (redelivered != NULL && redelivered[k]),
@@ -760,10 +760,11 @@ START_TEST(test_shared_message)
     static const int want2[] = {0, 1};
     check_ready(q1, want2, NULL, 1);
     check_ready(q2, want2, NULL, 2);
-    struct msg *m1 = TAILQ_FIRST(&q1->ready)->msg, *m2 = TAILQ_FIRST(&q2->ready)->msg;
+    struct msg *m1 = TAILQ_FIRST(&q1->lanes[0].ready)->msg,
+               *m2 = TAILQ_FIRST(&q2->lanes[0].ready)->msg;
     ck_assert_ptr_eq(m1, m2);
     ck_assert_uint_ne(m1->store_id, 0);
-    ck_assert_uint_eq(TAILQ_LAST(&q2->ready, qentry_list)->msg->store_id, 0);
+    ck_assert_uint_eq(TAILQ_LAST(&q2->lanes[0].ready, qentry_list)->msg->store_id, 0);
 
     /* The record stays while one entry holds it, across a restart too. */
     queue_cmd_settle(queue_cmd_deliver(q1));
@@ -944,7 +945,7 @@ page_written(struct queue *q)
 {
     int n = (int)durable_queue_paged(q);
     struct qentry *e;
-    TAILQ_FOREACH(e, &q->ready, link)
+    TAILQ_FOREACH(e, &q->lanes[0].ready, link)
         n += e->msg->delivery_mode == 2;
     return n;
 }
@@ -1102,7 +1103,7 @@ START_TEST(test_paged_entries_missing)
         msg_unref(&m);
     }
     barrier();
-    uint64_t lo = q->durable_state->page_lo;
+    uint64_t lo = q->durable_state->lanes[0].page_lo;
     ck_assert_uint_gt(durable_queue_paged(q), 8);
     delete_raw(qid(q), lo + 4, lo + 8);
     int n = 0;

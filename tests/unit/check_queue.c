@@ -103,7 +103,7 @@ ready_keys(const struct queue *q)
     static char buf[64];
     int n = 0;
     const struct qentry *e;
-    TAILQ_FOREACH(e, &q->ready, link)
+    TAILQ_FOREACH(e, &q->lanes[0].ready, link)
         buf[n++] = key_of(e);
     buf[n] = '\0';
     return buf;
