@@ -12,7 +12,9 @@
  * once, in order, across a restart too; paged entries of a batch that fails (a full disk) are
  * not counted, and paged entries missing from the store are not looked for forever; purging or
  * deleting paged queues whose entries refer to shared records empties them at once and removes
- * the records in the background, a restart at any point leaving the store right; a corrupt
+ * the records in the background, a restart at any point leaving the store right; a priority
+ * queue pages each priority, hands its backlog out by priority across restarts (one delivery
+ * watermark per priority), and purging or deleting it leaves the store right; a corrupt
  * record stops recovery with a message.
  *
  * The full-disk case fills a 4 MiB tmpfs: it needs root (CAP_SYS_ADMIN), as check_store's. */
@@ -1334,6 +1336,121 @@ START_TEST(test_paged_drop_shared)
 }
 END_TEST
 
+#define PRIO_MAX 5    /* x-max-priority: make_msg(i)'s priorities are i % 10, 6 to 9 above it */
+#define PRIO_N 400    /* 400 KiB: a hundred windows */
+#define PRIO_HELD 110 /* the whole top lane and some of the next: both lanes' watermarks move */
+
+/* The lane of make_msg(i): its priority, capped at PRIO_MAX. */
+static int
+prio_lane(int i)
+{
+    return i % 10 < PRIO_MAX ? i % 10 : PRIO_MAX;
+}
+
+static const char *const prio_cases[] = {
+    "drained as it is",
+    "some delivered across a restart",
+    "purged, restart",
+    "deleted while the other queue shares its messages, restart",
+};
+
+/* A durable priority queue with a backlog a hundred times its window, in every lane, paged:
+ * its memory stays bounded and it hands every message out once, by priority then FIFO, also
+ * across a restart that brings back entries delivered before it redelivered (per lane: one
+ * lane's watermark says nothing of another's). Purging it, or deleting it while another queue
+ * shares its messages paged in several lanes, leaves the store right. */
+START_TEST(test_priority_paging)
+{
+    uint8_t abuf[64];
+    struct wire_writer w;
+    wire_writer_init(&w, abuf, sizeof(abuf));
+    wire_table_put_i64(&w, "x-max-priority", PRIO_MAX);
+    struct wire_table args = {abuf, (uint32_t)wire_writer_len(&w)};
+    win = PAGE_WINDOW;
+    durable_set_window(d, win);
+    struct queue *q = add_queue(vh, "qp", true, false, NULL, args);
+    struct queue *other = _i == 3 ? add_queue(vh, "other", true, false, NULL, no_args) : NULL;
+    for (int i = 0; i < PRIO_N; i++) {
+        struct msg *m = make_msg(i, 2, PAGE_BODY, "amq.direct", "prio");
+        if (other != NULL) {
+            durable_msg_routed(d, m, 2);
+            enqueue(other, m);
+        }
+        enqueue(q, m);
+        msg_unref(&m);
+        ck_assert_uint_le(q->mem_bytes, PAGE_WINDOW);
+    }
+    ck_assert_uint_eq(q->n_ready, PRIO_N);
+    for (int lane = 0; lane <= PRIO_MAX; lane++)
+        ck_assert_uint_gt(durable_lane_paged(q, lane), 0);
+    /* The order expected: by lane, the highest first, then by index. */
+    int order[PRIO_N], k = 0;
+    bool redelivered[PRIO_N] = {false};
+    for (int lane = PRIO_MAX; lane >= 0; lane--)
+        for (int i = 0; i < PRIO_N; i++)
+            if (prio_lane(i) == lane)
+                order[k++] = i;
+    barrier();
+    ck_assert_int_eq(count_entries(qid(q)), PRIO_N);
+
+    switch (_i) {
+    case 1: {
+        struct qentry *held[PRIO_HELD];
+        for (k = 0; k < PRIO_HELD; k++) {
+            held[k] = deliver(q);
+            ck_assert_int_eq(msg_index(held[k]->msg), order[k]);
+            redelivered[order[k]] = true;
+        }
+        restart();
+        for (k = 0; k < PRIO_HELD; k++)
+            queue_cmd_settle(held[k]);
+        q = queue("qp");
+        ck_assert_uint_eq(q->n_ready, PRIO_N);
+        break;
+    }
+    case 2:
+        ck_assert_uint_eq(queue_cmd_purge(q), PRIO_N);
+        ck_assert_uint_eq(durable_queue_paged(q), 0);
+        ck_assert_ptr_null(deliver(q));
+        restart();
+        check_ready(queue("qp"), NULL, NULL, 0);
+        drops_done();
+        ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+        return;
+    case 3:
+        ck_assert_uint_eq(vhost_queue_delete(vh, q), PRIO_N);
+        drops_done();
+        ck_assert_int_eq(count_tag(STORE_TAG_MSG), PRIO_N); /* the other queue's */
+        restart();
+        ck_assert_ptr_null(queue("qp"));
+        drain_ids(queue("other"), 0, PRIO_N, 0);
+        barrier();
+        ck_assert_int_eq(count_tag(STORE_TAG_MSG), 0);
+        ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+        return;
+    }
+    struct msg *any = make_msg(0, 2, PAGE_BODY, "amq.direct", "prio");
+    uint64_t one = msg_size(any);
+    msg_unref(&any);
+    for (k = 0; k < PRIO_N; k++) {
+        struct qentry *e = deliver(q);
+        ck_assert_msg(e != NULL, "%d delivered, %d expected", k, PRIO_N);
+        check_msg(e->msg, order[k], 2, PAGE_BODY, "amq.direct", "prio");
+        ck_assert_msg(e->redelivered == redelivered[order[k]], "message %d: redelivered %d",
+                      order[k], e->redelivered);
+        /* The window, and a step of the lane read beyond it for each lane at most. */
+        ck_assert_uint_le(q->mem_bytes, PAGE_WINDOW + (PRIO_MAX + 1) * ((64u << 10) + one));
+        queue_cmd_settle(e);
+    }
+    ck_assert_ptr_null(deliver(q));
+    ck_assert_uint_eq(q->mem_bytes, 0);
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+    restart();
+    check_ready(queue("qp"), NULL, NULL, 0);
+}
+END_TEST
+
 /* A queue emptied before a restart: messages enqueued after it are not delivered yet, and
  * come back so after the next one. */
 START_TEST(test_watermark_after_restart)
@@ -1491,6 +1608,7 @@ durable_suite(void)
     tcase_add_test(tc, test_paged_entries_missing);
     tcase_add_test(tc, test_pageout_batch_fails);
     tcase_add_loop_test(tc, test_paged_drop_shared, 0, N_ELEMS(shared_drop_cases));
+    tcase_add_loop_test(tc, test_priority_paging, 0, N_ELEMS(prio_cases));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("corrupt");
