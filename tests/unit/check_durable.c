@@ -1451,6 +1451,48 @@ START_TEST(test_priority_paging)
 }
 END_TEST
 
+/* A priority queue stored before lanes (a build that ignored x-max-priority): its entries are
+ * lane 0's, its watermark one u64. It restarts with them as priority 0 and those delivered
+ * before redelivered, and goes on by priority. */
+START_TEST(test_priority_store_before_lanes)
+{
+    uint8_t abuf[64];
+    struct wire_writer w;
+    wire_writer_init(&w, abuf, sizeof(abuf));
+    wire_table_put_i64(&w, "x-max-priority", 9);
+    struct queue *q = add_queue(vh, "qp", true, false, NULL,
+                                (struct wire_table){abuf, (uint32_t)wire_writer_len(&w)});
+    for (int i = 0; i < 4; i++) {
+        struct msg *m = make_msg(10 * i, 2, 16, "ex", "rk"); /* priority 0: lane 0 */
+        enqueue(q, m);
+        msg_unref(&m);
+    }
+    struct qentry *e0 = deliver(q), *e1 = deliver(q);
+    barrier();
+    /* The watermark as one u64, as before lanes: seq 2, lane 0's. */
+    uint8_t key[STORE_KEY_DELIVERED_LEN], val[8];
+    store_key_delivered(key, qid(q));
+    bytes_put64(val, 2);
+    put_raw(key, sizeof(key), val, sizeof(val));
+    restart();
+    queue_cmd_settle(e0);
+    queue_cmd_settle(e1);
+    q = queue("qp");
+    ck_assert_uint_eq(q->n_ready, 4);
+    struct msg *m = make_msg(7, 2, 16, "ex", "rk"); /* priority 7 */
+    enqueue(q, m);
+    msg_unref(&m);
+    static const int want[] = {7, 0, 10, 20, 30};
+    for (int k = 0; k < 5; k++) {
+        struct qentry *e = deliver(q);
+        ck_assert_int_eq(msg_index(e->msg), want[k]);
+        ck_assert_int_eq(e->redelivered, k == 1 || k == 2);
+        queue_cmd_settle(e);
+    }
+    ck_assert_ptr_null(deliver(q));
+}
+END_TEST
+
 /* A queue emptied before a restart: messages enqueued after it are not delivered yet, and
  * come back so after the next one. */
 START_TEST(test_watermark_after_restart)
@@ -1501,7 +1543,8 @@ static const struct corrupt_case {
 } corrupt_cases[] = {
     {"corrupt queue record"},       {"corrupt exchange record"},   {"corrupt binding record"},
     {"corrupt queue entry"},        {"shared message is missing"}, {"corrupt message record"},
-    {"corrupt delivery watermark"}, {"corrupt purge marker"},
+    {"corrupt delivery watermark"}, {"corrupt purge marker"},      {"corrupt queue entry"},
+    {"corrupt delivery watermark"},
 };
 
 START_TEST(test_corrupt)
@@ -1551,6 +1594,15 @@ START_TEST(test_corrupt)
     case 7: /* a purge marker without its range */
         put_raw(purged_prefix, sizeof(purged_prefix) - 1, "", 0);
         break;
+    case 8: /* an entry in lane 1 of a queue without priorities */
+        klen = store_key_qentry(key, id, ((uint64_t)1 << QUEUE_LANE_SHIFT) + 1);
+        put_raw(key, klen, "\x00", 1);
+        break;
+    case 9: /* a watermark of two lanes for a queue without priorities */
+        klen = store_key_delivered(key, id);
+        memset(val, 0, 16);
+        put_raw(key, klen, val, 16);
+        break;
     }
     broker_close();
 
@@ -1595,6 +1647,7 @@ durable_suite(void)
     tcase_add_test(tc, test_shared_message);
     tcase_add_test(tc, test_purge_and_delete);
     tcase_add_test(tc, test_watermark_after_restart);
+    tcase_add_test(tc, test_priority_store_before_lanes);
     tcase_add_test(tc, test_teardown_clear_first);
     suite_add_tcase(s, tc);
 
