@@ -21,6 +21,7 @@
 #include "warren/mgmt.h"
 #include "warren/msg.h"
 #include "warren/net.h"
+#include "warren/queue.h"
 #include "warren/store.h"
 #include "warren/vhost.h"
 
@@ -132,6 +133,7 @@ main(int argc, char **argv)
         log_msg(LOG_CRITICAL, "cannot create the event loop");
         goto out;
     }
+    queue_set_event_base(m.base);
     struct store_options store_opts = {.block_cache_size = conf.store_block_cache_size,
                                        .write_buffer_size = conf.store_write_buffer_size,
                                        .max_write_buffers = conf.store_max_write_buffers};
@@ -221,12 +223,12 @@ out:
     if (store != NULL && store_close(store, err, sizeof(err)) < 0)
         log_msg(LOG_WARNING, "%s; the write-ahead log keeps every write", err);
     durable_free(durable);
-    if (m.base != NULL)
-        event_base_free(m.base);
     admin_free(admin);
-    vhost_registry_clear(&vhosts);
+    vhost_registry_clear(&vhosts); /* queues free their timers: before the base goes */
     if (auth != NULL)
         auth_db_free(auth);
+    if (m.base != NULL)
+        event_base_free(m.base);
     if (rc == 0)
         log_msg(LOG_INFO, "stopped");
     conf_free(&conf);

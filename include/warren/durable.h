@@ -118,8 +118,8 @@ void durable_msg_routed(struct durable *d, struct msg *m, uint32_t n_stored_queu
  * memory, in order. d may be NULL (nothing is written, but a deleted queue's bookkeeping is
  * freed). What each writes: ENQUEUE the entry, when durable_entry_wanted (a paged-out one was
  * written by the page-out; a replayed one is in the store already); DELIVER the delivery watermark,
- * once per batch, for stored entries; SETTLE the deletion of a stored entry (and of its shared
- * record with its last reference); REQUEUE nothing (the entry keeps its key; the watermark marks it
+ * once per batch, for stored entries; SETTLE and DROP the deletion of a stored entry (and of its
+ * shared record with its last reference); REQUEUE nothing (the entry keeps its key; the watermark marks it
  * delivered); PURGE the deletion of the dropped stored entries and of the paged ones (those
  * referring to shared records in the background); DELETE the removal of a stored queue with all its
  * entries, and frees its bookkeeping: shared records lose the references its entries held. */
@@ -132,9 +132,10 @@ uint64_t durable_lane_paged(const struct queue *q, unsigned lane);
 /* Whether m, about to be enqueued on q in lane, goes to the store only (d may be NULL). */
 bool durable_page_out_wanted(const struct durable *d, const struct queue *q, unsigned lane,
                              const struct msg *m);
-/* Writes m as q's entry seq, not kept in memory, and counts it paged. 0, or -1 on ENOMEM
- * (logged; not written). */
-int durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq);
+/* Writes m as q's entry seq expiring at expires_at (us since the epoch, 0 never), not kept in
+ * memory, and counts it paged. 0, or -1 on ENOMEM (logged; not written). */
+int durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq,
+                           uint64_t expires_at);
 /* Whether paged entries of lane (delivered from next) are to be read back: q's in-memory
  * entries are low enough, or none of the lane's is in memory. */
 bool durable_page_in_wanted(const struct durable *d, const struct queue *q, unsigned lane);

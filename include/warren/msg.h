@@ -23,6 +23,9 @@ struct msg {
                                         * when the properties were validated, for routing */
     uint32_t body_missing; /* body bytes not filled in yet: not counted in msg_bytes_live */
     uint64_t store_id;     /* its shared record in the store (durable.h), 0 if none */
+    int64_t expiration_ms; /* the expiration property as published (ms); -1: none, or not
+                            * known (read back from the store, where entries keep their
+                            * expiry time instead) */
     uint8_t *props;        /* points into data: the property flags and list */
     uint8_t *exchange;     /* points into data */
     uint8_t *routing_key;  /* points into data */

@@ -2,9 +2,11 @@
  * channel today; the management API's publish, dead-lettering and replication tomorrow):
  *  1. route: the default exchange (the queue named by the routing key) or the named
  *     exchange's bindings, exchange-to-exchange bindings and alternate exchanges included;
- *  2. store: a persistent message reaching several stored queues gets one shared record;
- *  3. enqueue on every queue reached (queue_cmd_enqueue, which writes what is stored);
- *  4. dispatch: each of those queues offers it to its consumers.
+ *  2. refuse: queues at their length limit with x-overflow reject-publish drop out;
+ *  3. store: a persistent message reaching several stored queues gets one shared record;
+ *  4. enqueue on every queue left (queue_cmd_enqueue, which writes what is stored);
+ *  5. dispatch: each of those queues offers it to its consumers, then applies its limits
+ *     and TTLs (queue_publish_dispatch).
  * What the publisher hears back (a confirm, which waits for the store's barrier when
  * something was stored; a return when mandatory and unroutable) is the caller's: the outcome
  * says what to answer. */
@@ -25,8 +27,9 @@ enum publish_status {
 };
 
 struct publish_outcome {
-    uint32_t n_queues; /* queues it was enqueued on: 0 means unroutable */
-    bool stored;       /* written to the store: a confirm or commit waits for the sync */
+    uint32_t n_queues;  /* queues it was enqueued on: 0 (and none refused) means unroutable */
+    uint32_t n_refused; /* queues that refused it (x-overflow reject-publish): nack it */
+    bool stored;        /* written to the store: a confirm or commit waits for the sync */
 };
 
 /* Publishes m (borrowed: the queues take references of their own) in vh. scratch: a route

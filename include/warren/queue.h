@@ -46,6 +46,8 @@
 #include "warren/queue_settings.h"
 #include "warren/wire.h"
 
+struct event;
+struct event_base;
 struct msg;
 struct vhost;
 struct cons;
@@ -59,6 +61,8 @@ struct qentry {
     struct msg *msg;     /* owns one reference */
     struct queue *queue; /* borrows; NULL once the queue was deleted under a delivery */
     uint64_t seq;        /* enqueue order in its lane (the top byte), kept across requeues */
+    uint64_t expires_at; /* us since the epoch; 0: never (x-message-ttl, expiration) */
+    uint32_t delivery_count; /* requeues so far (x-delivery-limit, x-delivery-count) */
     bool redelivered;
     bool stored; /* written to the store (durable.h): removing it is written too */
 };
@@ -135,6 +139,14 @@ struct queue {
     struct qentry_list unacked;  /* entries delivered, owned by channels */
     uint64_t n_ready, n_unacked; /* n_ready counts the paged-out entries too (of every lane) */
     uint64_t mem_bytes;          /* bytes of the messages of the in-memory ready entries */
+    uint64_t ready_bytes;        /* body bytes of the ready entries, paged ones too */
+    uint64_t last_seq;           /* the seq of the entry enqueued last */
+    /* The entry just enqueued by the publish being dispatched (queue_publish_dispatch): it may
+     * go to a consumer that can take it now even with a TTL of 0. 0: none. */
+    uint64_t fresh_seq;
+    uint64_t unused_until; /* x-expires: deleted at this time (us) if still unused; 0: never */
+    struct event *deadline_ev; /* owns: the next expiry (head entry or queue); NULL until needed */
+    uint64_t deadline;         /* when deadline_ev fires (us); 0: not armed */
     struct cons_list consumers; /* borrows: channels own consumers */
     struct pheap cons_ready;    /* borrows: the consumers not parked, by priority then turn */
     uint64_t cons_turn;         /* the last turn handed out */
@@ -194,9 +206,14 @@ enum queue_cmd_kind {
     /* e left unacked for good (ack, or reject/nack without requeue): freed after the record.
      * Only from unacked; n_unacked - 1. */
     QUEUE_CMD_SETTLE,
-    /* e went back from unacked among the ready at its seq's place, redelivered set. n_ready
-     * + 1, n_unacked - 1. */
+    /* e went back from unacked among the ready at its seq's place, redelivered set, its
+     * delivery count up by one. n_ready + 1, n_unacked - 1. (Past the queue's delivery limit
+     * it settles instead: SETTLE.) */
     QUEUE_CMD_REQUEUE,
+    /* e, the head ready entry (as DELIVER's), left the queue undelivered: it expired, or the
+     * queue was over its length limit (drop-head); dead-lettered first if the queue says so.
+     * Freed after the record. n_ready - 1. */
+    QUEUE_CMD_DROP,
     /* Every ready entry was dropped, paged ones too (unacked ones stay, as RabbitMQ): those in
      * memory are in the list dropped, off the queue, freed after the record. n_ready = 0. */
     QUEUE_CMD_PURGE,
@@ -210,31 +227,52 @@ enum queue_cmd_kind {
 struct queue_cmd {
     enum queue_cmd_kind kind;
     struct queue *q;
-    struct qentry *e;            /* ENQUEUE (or NULL), DELIVER, SETTLE, REQUEUE */
+    struct qentry *e;            /* ENQUEUE (or NULL), DELIVER, SETTLE, REQUEUE, DROP */
     const struct msg *m;         /* ENQUEUE: the message enqueued */
     uint64_t seq;                /* ENQUEUE, DELIVER: the entry's seq */
     struct qentry_list *dropped; /* PURGE: the in-memory ready entries dropped */
     bool replayed;               /* ENQUEUE: replayed from the store, which holds it already */
 };
 
-/* Appends a message (taking a new reference). 0, or -1 on ENOMEM. Does not dispatch. */
+/* Appends a message (taking a new reference), expiring after the lower of the queue's
+ * message TTL and the message's expiration. 0, or -1 on ENOMEM. Does not dispatch: see
+ * queue_publish_dispatch. */
 int queue_cmd_enqueue(struct queue *q, struct msg *m);
+/* True if q refuses m by its length limits (x-overflow reject-publish or reject-publish-dlx:
+ * one more message, or m's body, would take it over max-length or max-length-bytes). The
+ * publisher then hears a nack (under confirms), as from RabbitMQ. */
+bool queue_refuses(const struct queue *q, const struct msg *m);
+/* After a publish enqueued its message on q (the last entry): hands ready entries to
+ * consumers (the new one may go even with a TTL of 0, as RabbitMQ's does to a consumer that
+ * can take it at once), then drops what is over a drop-head length limit and what expired
+ * at the head, the new entry included if its TTL was 0. */
+void queue_publish_dispatch(struct queue *q);
 /* Removes the head ready entry (of the highest lane that has any), moves it to unacked and
  * returns it (NULL if none is in memory and none could be read back from the store yet). */
 struct qentry *queue_cmd_deliver(struct queue *q);
 /* Settles a delivered entry (ack, or reject/nack without requeue) and frees it; an entry
  * whose queue was deleted is just freed (no command: the queue is gone). */
 void queue_cmd_settle(struct qentry *e);
-/* Puts a delivered entry back at its original position, redelivered. An entry whose queue
- * was deleted is freed (no command). */
+/* Puts a delivered entry back at its original position, redelivered; past the queue's
+ * delivery limit it is dead-lettered (reason delivery_limit) and settled instead. An entry
+ * whose queue was deleted is freed (no command). */
 void queue_cmd_requeue(struct qentry *e);
 /* Drops every ready entry, paged ones too; returns how many. Unacked entries are untouched
  * (as RabbitMQ). */
 uint64_t queue_cmd_purge(struct queue *q);
 
+/* An entry as the store keeps it (recovery, paging). */
+struct queue_stored_entry {
+    uint64_t seq;
+    uint64_t expires_at; /* us since the epoch; 0: never */
+    uint64_t body_len;   /* its message's body size, for one left in the store (m NULL) */
+    bool redelivered;
+};
+
 /* Replay: applies an ENQUEUE the queue did not originate, at the seq it was given then, which
  * is above every seq its lane has had so far (the seqs it skips were the queue's once:
- * settled or purged since), with its redelivered mark. The store holds what the command stream
+ * settled or purged since), with its redelivered mark and expiry time (se). The store holds
+ * what the command stream
  * left, every entry still there at its seq, and recovery replays each one as the ENQUEUE that
  * made it; an entry at or below the delivery watermark was delivered and never settled, and
  * its channel died with the process, so it comes back redelivered, as REQUEUE would have left
@@ -242,19 +280,27 @@ uint64_t queue_cmd_purge(struct queue *q);
  * store only (paged: the durable layer counted it, as a page-out does before its ENQUEUE, and
  * marks it redelivered when it reads it back); else m gets a new reference. The command goes
  * to the journal with replayed set: its consumer writes nothing. 0, or -1 on ENOMEM. */
-int queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
+int queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_stored_entry *se);
 
 /* Below the commands: the durable layer accounting for the entries it keeps in the store
  * (recovery, paging), which the commands wrote. */
 /* Recovery: seqs of seq's lane below seq were the queue's once (delivered, purged): new
  * entries of that lane get seqs from seq up. */
 void queue_seq_raise(struct queue *q, uint64_t seq);
-/* Paging: appends the paged-out entry seq (the lowest one of its lane) read back from the
- * store: it was counted in n_ready all along. 0, or -1 on ENOMEM. */
-int queue_entry_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered);
-/* Paging: n paged-out entries of lane are not in the store after all (a batch that failed, a
- * record that cannot be read back): they leave n_ready. */
-void queue_paged_lost(struct queue *q, unsigned lane, uint64_t n);
+/* Paging: appends the paged-out entry se->seq (the lowest one of its lane) read back from the
+ * store: it was counted in n_ready and ready_bytes all along. 0, or -1 on ENOMEM. */
+int queue_entry_page_in(struct queue *q, struct msg *m, const struct queue_stored_entry *se);
+/* Paging: n paged-out entries of lane, of body_bytes bytes of body as far as the store knows,
+ * are not in the store after all (a batch that failed, a record that cannot be read back):
+ * they leave n_ready and ready_bytes. */
+void queue_paged_lost(struct queue *q, unsigned lane, uint64_t n, uint64_t body_bytes);
+
+/* Time: entries expire (x-message-ttl, expiration) and unused queues go (x-expires) from one
+ * timer per queue that has something to expire, on base. Without a base (unit tests) nothing
+ * expires by itself: only when a publish or a delivery looks at the head. */
+void queue_set_event_base(struct event_base *base);
+/* q was used (declared again, basic.get, a consumer came or went): x-expires counts from now. */
+void queue_used(struct queue *q);
 
 /* Consumers. */
 void queue_consumer_add(struct queue *q, struct cons *c);

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "warren/wire.h"
 
@@ -50,5 +51,11 @@ const char *const *queue_args_equivalent_keys(struct wire_table args);
  * leave it out where the queue has it: x-queue-type "classic", what a queue is without one
  * (RabbitMQ's only such exception). */
 bool queue_args_implied(const char *key, const struct wire_value *v);
+
+/* A message's expiration property checked as RabbitMQ checks it at basic.publish
+ * (rabbit_basic:parse_expiration): a decimal integer of milliseconds, optionally signed, at
+ * most ten years. Returns 0 with the value in *ms, or -1 with RabbitMQ's reply text without
+ * "PRECONDITION_FAILED - " in why (NUL-terminated, cut to cap): a 406 channel error. */
+int queue_args_expiration(struct wire_str s, int64_t *ms, char *why, size_t cap);
 
 #endif

@@ -66,8 +66,12 @@
 struct event_base;
 struct iovec;
 
-/* On-disk format understood by this build. Bumped on any incompatible change. */
-#define STORE_FORMAT_VERSION 1
+/* On-disk format written by this build. Bumped on any change an older build cannot read;
+ * this build also reads STORE_FORMAT_OLDEST and up, and marks such a database as its own
+ * format when it opens it. 2: queue entries may carry an expiry time, and entries of shared
+ * messages their body length. */
+#define STORE_FORMAT_VERSION 2
+#define STORE_FORMAT_OLDEST 1
 
 struct store;
 struct store_batch;

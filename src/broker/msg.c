@@ -57,6 +57,7 @@ msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t
     m->headers_len = 0;
     m->body_missing = (uint32_t)body_len;
     m->store_id = 0;
+    m->expiration_ms = -1;
     m->props = m->data;
     m->exchange = m->props + props_len;
     m->routing_key = m->exchange + exchange.len;

@@ -43,6 +43,21 @@ publish_store(struct vhost *vh, struct msg *m, const struct route_result *r)
     return n_stored > 0;
 }
 
+/* Takes the queues that refuse m by their length limits (x-overflow reject-publish*) out of
+ * r, counting them in out. */
+static void
+publish_refusals(struct msg *m, struct route_result *r, struct publish_outcome *out)
+{
+    for (uint32_t i = 0; i < r->n;) {
+        if (queue_refuses(r->queues[i], m)) {
+            out->n_refused++;
+            r->queues[i] = r->queues[--r->n];
+        } else {
+            i++;
+        }
+    }
+}
+
 enum publish_status
 publish_message(struct vhost *vh, struct msg *m, struct route_result *scratch,
                 struct publish_outcome *out)
@@ -52,6 +67,7 @@ publish_message(struct vhost *vh, struct msg *m, struct route_result *scratch,
     if (st == PUBLISH_NO_EXCHANGE)
         return st;
     if (st == PUBLISH_OK) {
+        publish_refusals(m, scratch, out);
         out->stored = publish_store(vh, m, scratch);
         for (uint32_t i = 0; i < scratch->n; i++) {
             if (queue_cmd_enqueue(scratch->queues[i], m) == 0)
@@ -66,6 +82,6 @@ publish_message(struct vhost *vh, struct msg *m, struct route_result *scratch,
                 "%u of its queues",
                 (int)m->exchange_len, (const char *)m->exchange, vh->name, out->n_queues);
     for (uint32_t i = 0; i < scratch->n; i++)
-        queue_dispatch(scratch->queues[i]);
+        queue_publish_dispatch(scratch->queues[i]);
     return st;
 }

@@ -10,9 +10,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
 
 #include "warren/assert.h"
 #include "warren/durable.h"
+#include "warren/log.h"
 #include "warren/msg.h"
 #include "warren/pool.h"
 #include "warren/vhost.h"
@@ -28,6 +32,29 @@ static void
 queue_entry_pool_free(void)
 {
     pool_clear(&queue_entry_pool);
+}
+
+/* Where deadline timers live (queue_set_event_base); NULL: no timers. Loop thread only. */
+static struct event_base *queue_event_base;
+
+/* Expired entries dropped by one timer callback or publish at most, so that a million
+ * expiring at once do not hold the loop: the rest go in the next turns. */
+#define QUEUE_EXPIRE_STEP 4096
+
+void
+queue_set_event_base(struct event_base *base)
+{
+    queue_event_base = base;
+}
+
+/* The time now, in us since the epoch: expiry times are absolute, so that they mean the same
+ * after a restart. */
+static uint64_t
+queue_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* Where the queue's changes are written (NULL: nowhere, as for queues made without a vhost
@@ -108,15 +135,8 @@ queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete
     q->owner = owner;
     if (owner != NULL)
         TAILQ_INSERT_TAIL(&owner->queues, q, owner_link);
+    queue_used(q);
     return q;
-}
-
-void
-queue_settings_set(struct queue *q, struct queue_settings *s)
-{
-    queue_settings_free(&q->settings);
-    q->settings = *s;
-    queue_settings_init(s);
 }
 
 static void
@@ -167,6 +187,8 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     exch_unbind_all(&q->bindings_in, emptied != NULL ? emptied : &ignored,
                     n_emptied != NULL ? n_emptied : &n_ignored);
     free(ignored);
+    if (q->deadline_ev != NULL)
+        event_free(q->deadline_ev);
     /* The store forgets the queue with its entries in one go (their range). */
     queue_requeued_flatten(q);
     uint64_t dropped = q->n_ready;
@@ -200,26 +222,61 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     return dropped;
 }
 
+/* Counts e's message among the ready ones in memory. */
+static void
+queue_ready_count(struct queue *q, const struct qentry *e)
+{
+    queue_lane_count(q, queue_seq_lane(e->seq));
+    q->mem_bytes += msg_size(e->msg);
+    q->ready_bytes += e->msg->body_len;
+}
+
+/* Stops counting e's message among the ready ones (it left, or goes to a consumer). */
+static void
+queue_ready_uncount(struct queue *q, const struct qentry *e)
+{
+    q->lanes[queue_seq_lane(e->seq)].n_ready--;
+    q->n_ready--;
+    q->mem_bytes -= msg_size(e->msg);
+    /* Bodies of entries paged out before a restart by an older build were not counted. */
+    q->ready_bytes -= q->n_ready > 0 && q->ready_bytes > e->msg->body_len ? e->msg->body_len
+                                                                          : q->ready_bytes;
+}
+
 /* Appends an entry for m (taking a reference) at the tail of its lane's in-memory ready list
- * (the lane is seq's): a new one, or one read back from the store (stored). Not counted in
+ * (the lane is the seq's): a new one, or one read back from the store (stored). Not counted in
  * n_ready here. NULL on ENOMEM. */
 static struct qentry *
-queue_entry_append(struct queue *q, struct msg *m, uint64_t seq, bool redelivered, bool stored)
+queue_entry_append(struct queue *q, struct msg *m, const struct queue_stored_entry *se,
+                   bool stored)
 {
-    unsigned lane = queue_seq_lane(seq);
+    unsigned lane = queue_seq_lane(se->seq);
     WR_ASSERT(lane < q->n_lanes);
-    WR_ASSERT(seq >= q->lanes[lane].next_seq || durable_lane_paged(q, lane) > 0);
+    WR_ASSERT(se->seq >= q->lanes[lane].next_seq || durable_lane_paged(q, lane) > 0);
     struct qentry *e = pool_get(&queue_entry_pool);
     if (e == NULL)
         return NULL;
     e->msg = msg_ref(m);
     e->queue = q;
-    e->seq = seq;
-    e->redelivered = redelivered;
+    e->seq = se->seq;
+    e->expires_at = se->expires_at;
+    e->delivery_count = 0;
+    e->redelivered = se->redelivered;
     e->stored = stored;
     TAILQ_INSERT_TAIL(&q->lanes[lane].ready, e, link);
     q->mem_bytes += msg_size(m);
     return e;
+}
+
+/* When an entry for m enqueued now on q expires: after the lower of the queue's message TTL
+ * and the message's expiration (us since the epoch); 0 if neither is set. */
+static uint64_t
+queue_entry_expiry(const struct queue *q, const struct msg *m)
+{
+    int64_t ttl = q->settings.message_ttl;
+    if (m->expiration_ms >= 0 && (ttl < 0 || m->expiration_ms < ttl))
+        ttl = m->expiration_ms;
+    return ttl < 0 ? 0 : queue_now() + (uint64_t)ttl * 1000u;
 }
 
 int
@@ -227,34 +284,42 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
 {
     struct durable *d = queue_durable(q);
     unsigned lane = queue_msg_lane(q, m);
-    uint64_t seq = q->lanes[lane].next_seq;
+    struct queue_stored_entry se = {.seq = q->lanes[lane].next_seq,
+                                    .expires_at = queue_entry_expiry(q, m)};
     struct qentry *e = NULL;
     if (durable_page_out_wanted(d, q, lane, m)) {
         /* Past the window: the entry exists in the store only, until read back. */
-        if (durable_entry_page_out(d, q, m, seq) < 0)
+        if (durable_entry_page_out(d, q, m, se.seq, se.expires_at) < 0)
             return -1;
-    } else if ((e = queue_entry_append(q, m, seq, false, false)) == NULL) {
+    } else if ((e = queue_entry_append(q, m, &se, false)) == NULL) {
         return -1;
     }
     q->lanes[lane].next_seq++;
+    q->last_seq = se.seq;
     queue_lane_count(q, lane);
+    q->ready_bytes += m->body_len;
     queue_journal(
-        &(struct queue_cmd){.kind = QUEUE_CMD_ENQUEUE, .q = q, .e = e, .m = m, .seq = seq});
+        &(struct queue_cmd){.kind = QUEUE_CMD_ENQUEUE, .q = q, .e = e, .m = m, .seq = se.seq});
     return 0;
 }
 
 int
-queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
+queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_stored_entry *se)
 {
-    unsigned lane = queue_seq_lane(seq);
-    WR_ASSERT(lane < q->n_lanes && seq >= q->lanes[lane].next_seq);
+    unsigned lane = queue_seq_lane(se->seq);
+    WR_ASSERT(lane < q->n_lanes && se->seq >= q->lanes[lane].next_seq);
     struct qentry *e = NULL;
-    if (m != NULL && (e = queue_entry_append(q, m, seq, redelivered, false)) == NULL)
+    if (m != NULL && (e = queue_entry_append(q, m, se, false)) == NULL)
         return -1;
-    q->lanes[lane].next_seq = seq + 1;
+    q->lanes[lane].next_seq = se->seq + 1;
     queue_lane_count(q, lane);
-    queue_journal(&(struct queue_cmd){
-        .kind = QUEUE_CMD_ENQUEUE, .q = q, .e = e, .m = m, .seq = seq, .replayed = true});
+    q->ready_bytes += m != NULL ? m->body_len : se->body_len;
+    queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_ENQUEUE,
+                                      .q = q,
+                                      .e = e,
+                                      .m = m,
+                                      .seq = se->seq,
+                                      .replayed = true});
     return 0;
 }
 
@@ -268,16 +333,17 @@ queue_seq_raise(struct queue *q, uint64_t seq)
 }
 
 int
-queue_entry_page_in(struct queue *q, struct msg *m, uint64_t seq, bool redelivered)
+queue_entry_page_in(struct queue *q, struct msg *m, const struct queue_stored_entry *se)
 {
-    return queue_entry_append(q, m, seq, redelivered, true) != NULL ? 0 : -1;
+    return queue_entry_append(q, m, se, true) != NULL ? 0 : -1;
 }
 
 void
-queue_paged_lost(struct queue *q, unsigned lane, uint64_t n)
+queue_paged_lost(struct queue *q, unsigned lane, uint64_t n, uint64_t body_bytes)
 {
     q->lanes[lane].n_ready -= n;
     q->n_ready -= n;
+    q->ready_bytes -= q->n_ready > 0 && q->ready_bytes > body_bytes ? body_bytes : q->ready_bytes;
 }
 
 /* The lane delivered from next: the highest one with ready entries (0 if none has). */
@@ -317,28 +383,113 @@ queue_ready_first(struct queue *q)
     return head;
 }
 
-/* Takes e, which queue_ready_first returned, out of the ready entries. */
+/* Takes e, queue_ready_first's answer, out of the ready entries. */
 static void
-queue_ready_take(struct queue *q, struct qentry *e)
+queue_ready_remove(struct queue *q, struct qentry *e)
 {
     struct queue_lane *l = &q->lanes[queue_seq_lane(e->seq)];
     if (pheap_min(&l->requeued) == &e->requeued_node)
         pheap_pop(&l->requeued);
     else
         TAILQ_REMOVE(&l->ready, e, link);
-    l->n_ready--;
-    q->n_ready--;
-    q->mem_bytes -= msg_size(e->msg);
+    queue_ready_uncount(q, e);
+}
+
+/* The head entry, reading paged ones back first if memory has room for them. */
+static struct qentry *
+queue_head(struct queue *q)
+{
+    queue_page_in(q);
+    return queue_ready_first(q);
+}
+
+/* Whether e has expired by now. The entry the publish being dispatched just enqueued has
+ * not: a TTL of 0 lets it go to a consumer that can take it at once. */
+static bool
+queue_entry_expired(const struct queue *q, const struct qentry *e, uint64_t now)
+{
+    return e->expires_at != 0 && e->expires_at <= now && e->seq != q->fresh_seq;
+}
+
+/* Why a message leaves a queue without being acked. */
+enum queue_death {
+    QUEUE_DEATH_EXPIRED,
+    QUEUE_DEATH_MAXLEN,
+    QUEUE_DEATH_DELIVERY_LIMIT,
+};
+
+/* The head ready entry e leaves q undelivered (the DROP command). */
+static void
+queue_cmd_drop(struct queue *q, struct qentry *e, enum queue_death why)
+{
+    (void)why;
+    queue_ready_remove(q, e);
+    queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DROP, .q = q, .e = e});
+    queue_entry_free(e);
+}
+
+/* Drops the expired entries at the head (as RabbitMQ, which looks at the head only: an entry
+ * behind a longer-lived one waits for it to go), up to QUEUE_EXPIRE_STEP of them. Returns
+ * true if it stopped at the step with more perhaps expired. */
+static bool
+queue_expire_head(struct queue *q)
+{
+    uint64_t now = 0;
+    for (int n = 0; n < QUEUE_EXPIRE_STEP; n++) {
+        struct qentry *e = queue_head(q);
+        if (e == NULL || e->expires_at == 0)
+            return false;
+        if (now == 0)
+            now = queue_now();
+        if (!queue_entry_expired(q, e, now))
+            return false;
+        queue_cmd_drop(q, e, QUEUE_DEATH_EXPIRED);
+    }
+    return true;
+}
+
+/* Whether q holds more than its length limits allow. */
+static bool
+queue_over_limit(const struct queue *q)
+{
+    const struct queue_settings *s = &q->settings;
+    return (s->max_length >= 0 && q->n_ready > (uint64_t)s->max_length) ||
+           (s->max_length_bytes >= 0 && q->ready_bytes > (uint64_t)s->max_length_bytes);
+}
+
+/* x-overflow drop-head: drops (dead-letters) head entries while q is over its limits. Those
+ * paged out and not readable yet go when they are read back. */
+static void
+queue_drop_over_limit(struct queue *q)
+{
+    if (q->settings.overflow != QUEUE_OVERFLOW_DROP_HEAD)
+        return;
+    struct qentry *e;
+    while (queue_over_limit(q) && (e = queue_head(q)) != NULL)
+        queue_cmd_drop(q, e, QUEUE_DEATH_MAXLEN);
+}
+
+bool
+queue_refuses(const struct queue *q, const struct msg *m)
+{
+    const struct queue_settings *s = &q->settings;
+    if (s->overflow == QUEUE_OVERFLOW_DROP_HEAD)
+        return false;
+    return (s->max_length >= 0 && q->n_ready + 1 > (uint64_t)s->max_length) ||
+           (s->max_length_bytes >= 0 &&
+            q->ready_bytes + m->body_len > (uint64_t)s->max_length_bytes);
 }
 
 struct qentry *
 queue_cmd_deliver(struct queue *q)
 {
-    queue_page_in(q);
-    struct qentry *e = queue_ready_first(q);
+    struct qentry *e;
+    while ((e = queue_head(q)) != NULL && e->expires_at != 0 &&
+           queue_entry_expired(q, e, queue_now()))
+        queue_cmd_drop(q, e, QUEUE_DEATH_EXPIRED);
     if (e == NULL)
         return NULL;
-    queue_ready_take(q, e);
+    queue_ready_remove(q, e);
     TAILQ_INSERT_TAIL(&q->unacked, e, link);
     q->n_unacked++;
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DELIVER, .q = q, .e = e, .seq = e->seq});
@@ -368,10 +519,8 @@ queue_cmd_settle(struct qentry *e)
 static void
 queue_ready_insert(struct queue *q, struct qentry *e)
 {
-    unsigned lane = queue_seq_lane(e->seq);
-    pheap_push(&q->lanes[lane].requeued, &e->requeued_node);
-    queue_lane_count(q, lane);
-    q->mem_bytes += msg_size(e->msg);
+    pheap_push(&q->lanes[queue_seq_lane(e->seq)].requeued, &e->requeued_node);
+    queue_ready_count(q, e);
 }
 
 void
@@ -382,10 +531,16 @@ queue_cmd_requeue(struct qentry *e)
         queue_entry_free(e);
         return;
     }
+    e->delivery_count++;
+    if (q->settings.delivery_limit >= 0 && e->delivery_count > q->settings.delivery_limit) {
+        queue_cmd_settle(e);
+        return;
+    }
     queue_unacked_remove(e);
     e->redelivered = true;
     queue_ready_insert(q, e);
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_REQUEUE, .q = q, .e = e});
+    queue_drop_over_limit(q);
 }
 
 uint64_t
@@ -401,6 +556,7 @@ queue_cmd_purge(struct queue *q)
     q->n_ready = 0;
     q->top_lane = 0;
     q->mem_bytes = 0;
+    q->ready_bytes = 0;
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_PURGE, .q = q, .dropped = &dropped});
     struct qentry *e;
     while ((e = TAILQ_FIRST(&dropped)) != NULL) {
@@ -408,6 +564,102 @@ queue_cmd_purge(struct queue *q)
         queue_entry_free(e);
     }
     return n;
+}
+
+/* ---- time: expiry of head entries (x-message-ttl, expiration) and of queues (x-expires) */
+
+/* When q next has something to expire: its head entry, or itself if unused; 0 if nothing. */
+static uint64_t
+queue_next_deadline(struct queue *q)
+{
+    struct qentry *e = queue_head(q);
+    uint64_t when = e != NULL ? e->expires_at : 0;
+    if (q->unused_until != 0 && q->n_consumers == 0 && (when == 0 || q->unused_until < when))
+        when = q->unused_until;
+    return when;
+}
+
+static void queue_deadline_fired(evutil_socket_t fd, short what, void *arg);
+
+/* Arms q's timer for its next deadline, unless it is armed for an earlier one already (which
+ * looks again when it fires): a publish or delivery that moves the head costs no re-arming. */
+static void
+queue_deadline_arm(struct queue *q)
+{
+    if (queue_event_base == NULL)
+        return;
+    uint64_t when = queue_next_deadline(q);
+    if (when == 0 || (q->deadline != 0 && q->deadline <= when))
+        return;
+    if (q->deadline_ev == NULL &&
+        (q->deadline_ev = evtimer_new(queue_event_base, queue_deadline_fired, q)) == NULL) {
+        log_msg(LOG_ERROR, "out of memory arming the expiry timer of queue '%s'", q->name);
+        return;
+    }
+    uint64_t now = queue_now(), wait = when > now ? when - now : 0;
+    struct timeval tv = {(time_t)(wait / 1000000u), (suseconds_t)(wait % 1000000u)};
+    evtimer_add(q->deadline_ev, &tv);
+    q->deadline = when;
+}
+
+/* q's timer: deletes q if it went unused for its x-expires, else drops its expired head
+ * entries (a step at a time: the rest in the next turn) and arms the timer again. */
+static void
+queue_deadline_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue *q = arg;
+    (void)fd;
+    (void)what;
+    q->deadline = 0;
+    uint64_t now = queue_now();
+    if (q->unused_until != 0 && q->n_consumers == 0 && now >= q->unused_until &&
+        q->vhost != NULL) {
+        log_msg(LOG_INFO, "queue '%s' in vhost '%s' deleted: unused for %lld ms (x-expires)",
+                q->name, q->vhost->name, (long long)q->settings.expires);
+        vhost_queue_delete(q->vhost, q);
+        return;
+    }
+    if (queue_expire_head(q)) {
+        static const struct timeval next_turn = {0, 0};
+        evtimer_add(q->deadline_ev, &next_turn);
+        q->deadline = now;
+        return;
+    }
+    queue_deadline_arm(q);
+}
+
+void
+queue_used(struct queue *q)
+{
+    q->unused_until =
+        q->settings.expires > 0 ? queue_now() + (uint64_t)q->settings.expires * 1000u : 0;
+    queue_deadline_arm(q);
+}
+
+void
+queue_settings_set(struct queue *q, struct queue_settings *s)
+{
+    bool expires_changed = s->expires != q->settings.expires;
+    queue_settings_free(&q->settings);
+    q->settings = *s;
+    queue_settings_init(s);
+    /* As RabbitMQ: a new x-expires counts from now; new limits apply at once; a new message
+     * TTL applies to the messages published from now on. */
+    if (expires_changed)
+        queue_used(q);
+    queue_drop_over_limit(q);
+    queue_deadline_arm(q);
+}
+
+void
+queue_publish_dispatch(struct queue *q)
+{
+    q->fresh_seq = q->last_seq;
+    queue_dispatch(q);
+    q->fresh_seq = 0;
+    queue_drop_over_limit(q);
+    queue_expire_head(q); /* what is left past the step, the timer drops a step per turn */
+    queue_deadline_arm(q);
 }
 
 /* Puts c at the back of the round robin of its priority. */
@@ -436,6 +688,7 @@ queue_consumer_add(struct queue *q, struct cons *c)
     q->n_consumers++;
     q->n_exclusive += c->exclusive;
     q->had_consumer = true;
+    queue_used(q);
 }
 
 bool
@@ -449,6 +702,7 @@ queue_consumer_remove(struct cons *c)
     c->queue = NULL;
     q->n_consumers--;
     q->n_exclusive -= c->exclusive;
+    queue_used(q);
     return q->auto_delete && q->n_consumers == 0;
 }
 
@@ -510,4 +764,5 @@ queue_dispatch(struct queue *q)
         }
     }
     q->dispatching = false;
+    queue_deadline_arm(q);
 }

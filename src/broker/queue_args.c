@@ -41,6 +41,9 @@ static const char *const queue_args_classic[] = {"x-expires",
                                                  "x-single-active-consumer",
                                                  "x-queue-type",
                                                  "x-queue-master-locator",
+                                                 /* beyond RabbitMQ's classic queues: */
+                                                 "x-delivery-limit",
+                                                 "x-consumer-timeout",
                                                  NULL};
 static const char *const queue_args_quorum[] = {"x-dead-letter-exchange",
                                                 "x-dead-letter-routing-key",
@@ -57,6 +60,8 @@ static const char *const queue_args_quorum[] = {"x-dead-letter-exchange",
                                                 "x-delivery-limit",
                                                 "x-message-ttl",
                                                 "x-queue-leader-locator",
+                                                /* beyond RabbitMQ 3.10 (3.12 has it): */
+                                                "x-consumer-timeout",
                                                 NULL};
 static const char *const queue_args_stream[] = {"x-max-length-bytes",
                                                 "x-queue-type",
@@ -419,26 +424,27 @@ queue_args_queue_type(const struct wire_value *v, enum queue_args_type *type, ch
  * here: x-queue-type, checked first as it decides the rest; the stream arguments, as a
  * stream is refused; x-queue-master-locator, checked apart (see queue_args_check). */
 static const struct queue_args_row queue_args_rows[] = {
-    {"x-expires", queue_args_check_expires, true},
-    {"x-message-ttl", queue_args_check_message_ttl, true},
+    {"x-expires", queue_args_check_expires, false},
+    {"x-message-ttl", queue_args_check_message_ttl, false},
     /* Its type was checked first, and any longstr names an exchange (not necessarily an
      * existing one). */
     {"x-dead-letter-exchange", NULL, true},
     {"x-dead-letter-routing-key", queue_args_check_dlx_routing_key, true},
     {"x-dead-letter-strategy", queue_args_check_dlx_strategy, true},
-    {"x-max-length", queue_args_check_non_neg, true},
-    {"x-max-length-bytes", queue_args_check_non_neg, true},
+    {"x-max-length", queue_args_check_non_neg, false},
+    {"x-max-length-bytes", queue_args_check_non_neg, false},
     {"x-max-in-memory-length", queue_args_check_non_neg, false},
     {"x-max-in-memory-bytes", queue_args_check_non_neg, false},
     {"x-max-priority", queue_args_check_max_priority, false},
-    {"x-overflow", queue_args_check_overflow, true},
+    {"x-overflow", queue_args_check_overflow, false},
     {"x-queue-mode", queue_args_check_queue_mode, false},
     {"x-queue-version", queue_args_check_queue_version, false},
     {"x-single-active-consumer", queue_args_check_bool, true},
     {"x-quorum-initial-group-size", queue_args_check_group_size, false},
     {"x-queue-leader-locator", queue_args_check_leader_locator, false},
-    /* RabbitMQ takes any value. */
-    {"x-delivery-limit", NULL, true},
+    /* RabbitMQ takes any value; one that is not a non-negative integer means no limit. */
+    {"x-delivery-limit", NULL, false},
+    {"x-consumer-timeout", queue_args_check_non_neg, true},
 };
 
 #define QUEUE_ARGS_N_ROWS (sizeof(queue_args_rows) / sizeof(queue_args_rows[0]))
@@ -604,4 +610,47 @@ queue_args_implied(const char *key, const struct wire_value *v)
 {
     return strcmp(key, "x-queue-type") == 0 && v->type == WIRE_FIELD_LONGSTR &&
            wire_str_eq(v->v.str, "classic");
+}
+
+int
+queue_args_expiration(struct wire_str s, int64_t *ms, char *why, size_t cap)
+{
+    /* Erlang's string:to_integer/1: an optional sign, then at least one digit; what follows
+     * the digits is a leftover. */
+    uint32_t i = 0;
+    bool negative = false;
+    if (i < s.len && (s.ptr[i] == '+' || s.ptr[i] == '-'))
+        negative = s.ptr[i++] == '-';
+    uint32_t digits = i;
+    while (i < s.len && s.ptr[i] >= '0' && s.ptr[i] <= '9')
+        i++;
+    char term[300];
+    if (i == digits) {
+        snprintf(term, sizeof(term), "no_integer");
+    } else if (i < s.len) {
+        char rest[256];
+        queue_args_erl_string(rest, sizeof(rest), "", (struct wire_str){s.ptr + i, s.len - i},
+                              "");
+        snprintf(term, sizeof(term), "{leftover_string,%s}", rest);
+    } else {
+        /* The value as Erlang prints it: no sign but '-', no leading zeros. */
+        while (digits + 1 < i && s.ptr[digits] == '0')
+            digits++;
+        bool zero = i - digits == 1 && s.ptr[digits] == '0';
+        int64_t n = 0;
+        bool big = i - digits > 12; /* past ten years in ms whatever the digits */
+        for (uint32_t k = digits; k < i && !big; k++)
+            n = n * 10 + (s.ptr[k] - '0');
+        if (negative && !zero) {
+            snprintf(term, sizeof(term), "{value_negative,-%.*s}", (int)(i - digits),
+                     (const char *)s.ptr + digits);
+        } else if (big || n > INT64_C(315360000000)) {
+            snprintf(term, sizeof(term), "{value_too_large,%.*s}", (int)(i - digits),
+                     (const char *)s.ptr + digits);
+        } else {
+            *ms = n;
+            return 0;
+        }
+    }
+    return queue_args_refuse(why, cap, "invalid expiration '%.*s': %s", WIRE_STR_ARG(s), term);
 }

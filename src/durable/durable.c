@@ -570,27 +570,33 @@ durable_msg_routed(struct durable *d, struct msg *m, uint32_t n_stored_queues)
 
 int
 durable_entry_write(struct durable *d, const struct queue *q, const struct msg *m, uint64_t seq,
-                    bool transient)
+                    uint64_t expires_at, bool transient)
 {
     struct store_batch *b = durable_batch(d);
     if (b == NULL)
         return -1;
-    uint8_t key[STORE_KEY_QENTRY_LEN], head[1 + DURABLE_MSG_HDR_LEN];
+    uint8_t key[STORE_KEY_QENTRY_LEN], head[DURABLE_ENTRY_HEAD_MAX + DURABLE_MSG_HDR_LEN];
     store_key_qentry(key, q->durable_state->store_id, seq);
+    struct durable_entry_head h = {.expires_at = expires_at};
+    if (expires_at != 0)
+        h.flags |= DURABLE_ENTRY_EXPIRES;
     if (m->store_id != 0 && !transient) {
         if (durable_shared_ref(d, m->store_id) < 0) {
             log_msg(LOG_ERROR, "out of memory counting references to a stored message");
             d->lost = true;
             return -1;
         }
-        head[0] = DURABLE_ENTRY_SHARED;
-        bytes_put64(head + 1, m->store_id);
-        return store_batch_put(b, key, sizeof(key), head, 9);
+        h.flags |= DURABLE_ENTRY_SHARED;
+        h.shared_id = m->store_id;
+        h.body_len = (uint32_t)m->body_len;
+        return store_batch_put(b, key, sizeof(key), head, durable_entry_head_encode(head, &h));
     }
+    if (transient)
+        h.flags |= DURABLE_ENTRY_TRANSIENT;
+    size_t n = durable_entry_head_encode(head, &h);
     struct iovec parts[1 + DURABLE_MSG_PARTS];
-    head[0] = transient ? DURABLE_ENTRY_TRANSIENT : 0;
-    parts[0] = (struct iovec){head, 1};
-    durable_msg_parts(head + 1, m, parts + 1);
+    parts[0] = (struct iovec){head, n};
+    durable_msg_parts(head + n, m, parts + 1);
     return store_batch_putv(b, key, sizeof(key), parts, 1 + DURABLE_MSG_PARTS);
 }
 
@@ -598,7 +604,7 @@ durable_entry_write(struct durable *d, const struct queue *q, const struct msg *
 static void
 durable_entry_added(struct durable *d, struct qentry *e)
 {
-    if (d != NULL && durable_entry_write(d, e->queue, e->msg, e->seq, false) == 0)
+    if (d != NULL && durable_entry_write(d, e->queue, e->msg, e->seq, e->expires_at, false) == 0)
         e->stored = true;
 }
 
@@ -665,6 +671,7 @@ durable_queue_cmd(struct durable *d, const struct queue_cmd *c)
             durable_entry_delivered(d, c->q, c->seq);
         break;
     case QUEUE_CMD_SETTLE:
+    case QUEUE_CMD_DROP:
         if (c->e->stored)
             durable_entry_removed(d, c->e);
         break;

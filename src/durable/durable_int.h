@@ -29,7 +29,8 @@ struct durable_pageout {
     struct queue *q; /* borrows; NULL once the queue dropped its paged entries (or went) */
     uint64_t turn;   /* the batch that writes them */
     uint64_t n;      /* entries */
-    unsigned lane;   /* the queue's lane they are in */
+    uint64_t body_bytes; /* their bodies' bytes */
+    unsigned lane;       /* the queue's lane they are in */
 };
 TAILQ_HEAD(durable_pageout_list, durable_pageout);
 
@@ -121,10 +122,30 @@ struct durable {
 /* Value of a 'Q' key: u64 id, flags, then the declare arguments. */
 #define DURABLE_QUEUE_AUTO_DELETE 0x01
 #define DURABLE_QUEUE_HDR_LEN 9
-/* Value of an 'I' key: flags, then either a u64 'M' id (DURABLE_ENTRY_SHARED) or the message
- * record inline. A transient message paged out (DURABLE_ENTRY_TRANSIENT) is deleted at start. */
+/* Value of an 'I' key: flags, then u64 expiry time if DURABLE_ENTRY_EXPIRES, then either
+ * u64 'M' id and u32 body length (DURABLE_ENTRY_SHARED; records of format 1 have no length)
+ * or the message record inline. A transient message paged out (DURABLE_ENTRY_TRANSIENT) is
+ * deleted at start. durable_entry_head_* below are the only code that knows this layout. */
 #define DURABLE_ENTRY_SHARED 0x01
 #define DURABLE_ENTRY_TRANSIENT 0x02
+#define DURABLE_ENTRY_EXPIRES 0x04
+#define DURABLE_ENTRY_HEAD_MAX (1 + 8 + 8 + 4)
+/* What precedes (or replaces) the message in an entry's value. */
+struct durable_entry_head {
+    uint8_t flags;
+    uint64_t expires_at; /* us since the epoch; 0: never */
+    uint64_t shared_id;  /* DURABLE_ENTRY_SHARED: its 'M' record */
+    uint32_t body_len;   /* DURABLE_ENTRY_SHARED: the body's size, 0 if unknown (format 1) */
+    const uint8_t *msg;  /* the inline message record (borrows the value); NULL if shared */
+    size_t msg_len;
+};
+/* Encodes h (but its msg) into buf (DURABLE_ENTRY_HEAD_MAX bytes); returns the length. */
+size_t durable_entry_head_encode(uint8_t *buf, const struct durable_entry_head *h);
+/* Decodes an entry's value. False if it is malformed. */
+bool durable_entry_head_decode(const uint8_t *v, size_t vlen, struct durable_entry_head *h);
+/* The body size of the message record p (an inline one), 0 if it cannot be decoded. */
+uint64_t durable_msg_body_len(const uint8_t *p, size_t len);
+
 /* A purge's marker: 0x00 "warren/purged" u64(queue id) u64(first seq), valued u64(end seq):
  * the queue's entries in [first, end) are purged, whatever the store still holds there. */
 #define DURABLE_PURGED_PREFIX "\0warren/purged"
@@ -170,10 +191,11 @@ enum durable_load durable_shared_load(struct durable *d, uint64_t id, struct msg
 
 /* A queue that is stored itself (not just its paged-out entries). */
 bool durable_queue_stored(const struct queue *q);
-/* Writes the entry seq of q for m: a reference to m's shared record, or m inline (flagged
- * transient if it is not to survive a restart). 0, or -1 on ENOMEM. */
+/* Writes the entry seq of q for m, expiring at expires_at (us since the epoch, 0 never): a
+ * reference to m's shared record, or m inline (flagged transient if it is not to survive a
+ * restart). 0, or -1 on ENOMEM. */
 int durable_entry_write(struct durable *d, const struct queue *q, const struct msg *m, uint64_t seq,
-                        bool transient);
+                        uint64_t expires_at, bool transient);
 /* Deletes every entry of the queue with that store id (one range delete). */
 void durable_entries_delete_all(struct store_batch *b, uint64_t queue_id);
 

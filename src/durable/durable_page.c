@@ -75,9 +75,10 @@ durable_paged_walk(struct durable *d, struct queue *q, unsigned lane, store_iter
 
 /* ---- page-outs and their batches ---- */
 
-/* Counts one more entry paged out of q's lane in this turn's batch. 0, or -1 on ENOMEM. */
+/* Counts one more entry paged out of q's lane in this turn's batch, with body_len bytes of
+ * body. 0, or -1 on ENOMEM. */
 static int
-durable_pageout_count(struct durable *d, struct queue *q, unsigned lane)
+durable_pageout_count(struct durable *d, struct queue *q, unsigned lane, uint64_t body_len)
 {
     /* This turn's counts are the first ones of the queue's (the newest first). */
     struct durable_pageout *po = LIST_FIRST(&q->durable_state->pageouts);
@@ -89,11 +90,13 @@ durable_pageout_count(struct durable *d, struct queue *q, unsigned lane)
         po->q = q;
         po->turn = d->turn;
         po->n = 0;
+        po->body_bytes = 0;
         po->lane = lane;
         LIST_INSERT_HEAD(&q->durable_state->pageouts, po, by_queue);
         TAILQ_INSERT_TAIL(&d->pageouts, po, by_turn);
     }
     po->n++;
+    po->body_bytes += body_len;
     return 0;
 }
 
@@ -107,15 +110,16 @@ durable_pageouts_detach(struct durable_queue *dq)
     }
 }
 
-/* n entries paged out of q's lane were in a batch that failed: they are not in the store. */
+/* The entries paged out of q by po's batch, which failed: they are not in the store. */
 static void
-durable_pageout_lost(struct queue *q, unsigned lane, uint64_t n, const char *err)
+durable_pageout_lost(struct queue *q, const struct durable_pageout *po, const char *err)
 {
-    struct durable_lane *dl = &q->durable_state->lanes[lane];
+    struct durable_lane *dl = &q->durable_state->lanes[po->lane];
+    uint64_t n = po->n;
     if (n > dl->n_paged)
         n = dl->n_paged; /* never: a failed write is not read back */
     dl->n_paged -= n;
-    queue_paged_lost(q, lane, n);
+    queue_paged_lost(q, po->lane, n, po->body_bytes);
     log_msg(LOG_ERROR,
             "queue '%s': %" PRIu64 " messages lost: in the store only, whose write failed (%s)",
             q->name, n, err);
@@ -145,7 +149,7 @@ durable_page_turn_done(struct durable *d, uint64_t turn, const char *err)
         if (po->q != NULL) {
             LIST_REMOVE(po, by_queue);
             if (err != NULL)
-                durable_pageout_lost(po->q, po->lane, po->n, err);
+                durable_pageout_lost(po->q, po, err);
         }
         free(po);
     }
@@ -313,8 +317,9 @@ durable_sweep_entry(void *arg, const void *key, size_t klen, const void *val, si
     if (klen != STORE_KEY_QENTRY_LEN)
         return 0; /* not an entry: nothing of ours */
     x->s->next = bytes_get64((const uint8_t *)key + 9) + 1;
-    if (vlen == 9 && (v[0] & DURABLE_ENTRY_SHARED))
-        durable_shared_unref(x->d, x->b, bytes_get64(v + 1));
+    struct durable_entry_head h;
+    if (durable_entry_head_decode(v, vlen, &h) && (h.flags & DURABLE_ENTRY_SHARED))
+        durable_shared_unref(x->d, x->b, h.shared_id);
     x->bytes += vlen;
     return ++x->read >= DURABLE_SWEEP_STEP || x->bytes >= DURABLE_PAGE_IN_STEP;
 }
@@ -407,16 +412,17 @@ durable_queue_temp_id(struct durable *d, struct queue *q)
 }
 
 int
-durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq)
+durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq,
+                       uint64_t expires_at)
 {
     bool transient = !durable_entry_wanted(q, m);
+    unsigned lane = queue_seq_lane(seq);
     if ((durable_queue_id(q) == 0 && durable_queue_temp_id(d, q) < 0) ||
-        durable_entry_write(d, q, m, seq, transient) < 0) {
+        durable_entry_write(d, q, m, seq, expires_at, transient) < 0) {
         log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
         return -1;
     }
-    unsigned lane = queue_seq_lane(seq);
-    if (durable_pageout_count(d, q, lane) < 0) {
+    if (durable_pageout_count(d, q, lane, m->body_len) < 0) {
         /* Written, but a failure could not be accounted for: the batch must not go. */
         log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
         d->lost = true;
@@ -479,19 +485,24 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
     struct queue *q = x->q;
     struct durable_lane *dl = &q->durable_state->lanes[x->lane];
     const uint8_t *v = val;
-    uint64_t seq = klen == STORE_KEY_QENTRY_LEN ? bytes_get64((const uint8_t *)key + 9) : 0;
+    struct queue_stored_entry se = {
+        .seq = klen == STORE_KEY_QENTRY_LEN ? bytes_get64((const uint8_t *)key + 9) : 0};
     struct msg *m = NULL;
     enum durable_load rc = DURABLE_LOAD_CORRUPT;
     char err[256] = "";
-    if (vlen >= 1 && (v[0] & DURABLE_ENTRY_TRANSIENT) && seq < dl->restored_below)
+    struct durable_entry_head h;
+    bool decoded = durable_entry_head_decode(v, vlen, &h);
+    if (decoded && (h.flags & DURABLE_ENTRY_TRANSIENT) && se.seq < dl->restored_below)
         return 0; /* from before the start, which is deleting it: not counted in n_paged */
-    if (vlen == 9 && (v[0] & DURABLE_ENTRY_SHARED))
-        rc = durable_shared_load(x->d, bytes_get64(v + 1), &m, err, sizeof(err));
-    else if (vlen >= 1 && !(v[0] & DURABLE_ENTRY_SHARED))
-        rc = durable_msg_decode(v + 1, vlen - 1, &m);
-    WR_ASSERT(rc != DURABLE_LOAD_OK || seq >= dl->page_lo);
+    if (decoded && (h.flags & DURABLE_ENTRY_SHARED))
+        rc = durable_shared_load(x->d, h.shared_id, &m, err, sizeof(err));
+    else if (decoded)
+        rc = durable_msg_decode(h.msg, h.msg_len, &m);
+    se.expires_at = h.expires_at;
+    se.redelivered = se.seq <= dl->delivered_seq;
+    WR_ASSERT(rc != DURABLE_LOAD_OK || se.seq >= dl->page_lo);
     if (rc == DURABLE_LOAD_NOMEM ||
-        (rc == DURABLE_LOAD_OK && queue_entry_page_in(q, m, seq, seq <= dl->delivered_seq) < 0)) {
+        (rc == DURABLE_LOAD_OK && queue_entry_page_in(q, m, &se) < 0)) {
         msg_unref(&m);
         log_msg(LOG_ERROR, "out of memory reading queue '%s' back from the store", q->name);
         return 1;
@@ -504,10 +515,12 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
                 rc == DURABLE_LOAD_MISSING      ? "its shared message is missing"
                 : rc == DURABLE_LOAD_READ_ERROR ? err
                                                 : "corrupt record");
-        queue_paged_lost(q, x->lane, 1);
+        queue_paged_lost(q, x->lane, 1,
+                         h.flags & DURABLE_ENTRY_SHARED ? h.body_len
+                                                        : durable_msg_body_len(h.msg, h.msg_len));
     }
     dl->n_paged--;
-    dl->page_lo = seq + 1;
+    dl->page_lo = se.seq + 1;
     msg_unref(&m);
     x->read++;
     x->bytes += vlen;
@@ -537,6 +550,6 @@ durable_page_in(struct durable *d, struct queue *q, unsigned lane)
             "queue '%s': %" PRIu64 " messages counted as paged out are not in the store: "
             "dropped",
             q->name, dl->n_paged);
-    queue_paged_lost(q, lane, dl->n_paged);
+    queue_paged_lost(q, lane, dl->n_paged, 0);
     dl->n_paged = 0;
 }

@@ -35,6 +35,59 @@ durable_msg_parts(uint8_t *hdr, const struct msg *m, struct iovec *iov)
     iov[3] = (struct iovec){m->body, m->body_len};
 }
 
+size_t
+durable_entry_head_encode(uint8_t *buf, const struct durable_entry_head *h)
+{
+    size_t n = 1;
+    buf[0] = h->flags;
+    if (h->flags & DURABLE_ENTRY_EXPIRES) {
+        bytes_put64(buf + n, h->expires_at);
+        n += 8;
+    }
+    if (h->flags & DURABLE_ENTRY_SHARED) {
+        bytes_put64(buf + n, h->shared_id);
+        bytes_put32(buf + n + 8, h->body_len);
+        n += 12;
+    }
+    return n;
+}
+
+bool
+durable_entry_head_decode(const uint8_t *v, size_t vlen, struct durable_entry_head *h)
+{
+    *h = (struct durable_entry_head){0};
+    if (vlen < 1)
+        return false;
+    size_t n = 1;
+    h->flags = v[0];
+    if (h->flags & DURABLE_ENTRY_EXPIRES) {
+        if (vlen < n + 8)
+            return false;
+        h->expires_at = bytes_get64(v + n);
+        n += 8;
+    }
+    if (h->flags & DURABLE_ENTRY_SHARED) {
+        /* Format 1 wrote the id alone. */
+        if (vlen != n + 8 && vlen != n + 12)
+            return false;
+        h->shared_id = bytes_get64(v + n);
+        h->body_len = vlen == n + 12 ? bytes_get32(v + n + 8) : 0;
+        return true;
+    }
+    h->msg = v + n;
+    h->msg_len = vlen - n;
+    return true;
+}
+
+uint64_t
+durable_msg_body_len(const uint8_t *p, size_t len)
+{
+    if (len < DURABLE_MSG_HDR_LEN)
+        return 0;
+    size_t fixed = DURABLE_MSG_HDR_LEN + (size_t)bytes_get32(p + 10) + p[14] + p[15];
+    return fixed <= len ? len - fixed : 0;
+}
+
 enum durable_load
 durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp)
 {

@@ -246,13 +246,17 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
     const uint8_t *v = val;
     if (klen != STORE_KEY_QENTRY_LEN || vlen < 1)
         return recover_corrupt(x, "queue entry", key, klen);
-    uint64_t seq = bytes_get64((const uint8_t *)key + 9);
-    unsigned lane = queue_seq_lane(seq);
-    if (lane >= q->n_lanes || seq < q->lanes[lane].next_seq)
+    struct durable_entry_head h;
+    if (!durable_entry_head_decode(v, vlen, &h))
+        return recover_corrupt(x, "queue entry", key, klen);
+    struct queue_stored_entry se = {.seq = bytes_get64((const uint8_t *)key + 9),
+                                    .expires_at = h.expires_at};
+    unsigned lane = queue_seq_lane(se.seq);
+    if (lane >= q->n_lanes || se.seq < q->lanes[lane].next_seq)
         return recover_corrupt(x, "queue entry", key, klen); /* not a seq the queue can have */
     struct durable_lane *dl = &dq->lanes[lane];
-    bool shared = (v[0] & DURABLE_ENTRY_SHARED) != 0;
-    if (v[0] & DURABLE_ENTRY_TRANSIENT) {
+    bool shared = (h.flags & DURABLE_ENTRY_SHARED) != 0;
+    if (h.flags & DURABLE_ENTRY_TRANSIENT) {
         /* A transient message paged out before the restart: it does not survive one. */
         struct store_batch *b = durable_batch(x->d);
         if (b == NULL)
@@ -260,34 +264,33 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         store_batch_delete(b, key, klen);
         return 0;
     }
-    if (shared && vlen != 9)
-        return recover_corrupt(x, "queue entry", key, klen);
-    if (shared && durable_shared_ref(x->d, bytes_get64(v + 1)) < 0)
+    if (shared && durable_shared_ref(x->d, h.shared_id) < 0)
         return recover_nomem(x);
     x->n_entries++;
-    bool redelivered = seq <= dl->delivered_seq;
+    se.redelivered = se.seq <= dl->delivered_seq;
     if (dl->n_paged > 0 || q->mem_bytes >= x->d->window) {
         /* Past the window: left in the store, read back ahead of consumers. */
         if (dl->n_paged == 0)
-            dl->page_lo = seq;
+            dl->page_lo = se.seq;
         dl->n_paged++;
         dl->paged_shared |= shared;
-        queue_cmd_enqueue_replayed(q, NULL, seq, redelivered); /* no message: cannot fail */
+        se.body_len = shared ? h.body_len : durable_msg_body_len(h.msg, h.msg_len);
+        queue_cmd_enqueue_replayed(q, NULL, &se); /* no message: cannot fail */
         return 0;
     }
     struct msg *m;
     if (shared) {
-        int rc = recover_shared_msg(x, bytes_get64(v + 1), &m);
+        int rc = recover_shared_msg(x, h.shared_id, &m);
         if (rc != 0)
             return rc;
     } else {
-        enum durable_load rc = durable_msg_decode(v + 1, vlen - 1, &m);
+        enum durable_load rc = durable_msg_decode(h.msg, h.msg_len, &m);
         if (rc == DURABLE_LOAD_CORRUPT)
             return recover_corrupt(x, "queue entry", key, klen);
         if (rc == DURABLE_LOAD_NOMEM)
             return recover_nomem(x);
     }
-    int rc = queue_cmd_enqueue_replayed(q, m, seq, redelivered);
+    int rc = queue_cmd_enqueue_replayed(q, m, &se);
     msg_unref(&m);
     return rc < 0 ? recover_nomem(x) : 0;
 }

@@ -19,6 +19,7 @@
 #include "warren/msg.h"
 #include "warren/pool.h"
 #include "warren/publish.h"
+#include "warren/queue_args.h"
 #include "warren/vhost.h"
 
 /* Every unacked delivery of the process comes from this pool; its channel owns each one.
@@ -401,6 +402,7 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
     struct queue *q = chan_queue_lookup(ch, queue, WIRE_BASIC_GET);
     if (q == NULL)
         return -1;
+    queue_used(q);
     struct qentry *e = q->n_ready > 0 ? queue_cmd_deliver(q) : NULL;
     /* Ready entries but none deliverable: they are all paged out in a batch the store has
      * not completed, so they cannot be read back yet. RabbitMQ never says get-empty while
@@ -606,7 +608,7 @@ chan_send_return(struct chan *ch, struct msg *m)
 /* Publishes a complete message through the broker's pipeline (publish.h), unless it is a
  * direct reply; returns it to the publisher if mandatory and unroutable; confirms it in
  * confirm mode (after the store's sync when it was stored), nacks it if it could not reach
- * every queue. seq: its confirm sequence number (0 outside confirm mode). Consumes the
+ * every queue (out of memory, or a queue refused it by x-overflow reject-publish). seq: its confirm sequence number (0 outside confirm mode). Consumes the
  * caller's reference. 0, or -1 after raising (an exchange that vanished). */
 static int
 chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
@@ -632,10 +634,10 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
         else if (ch->confirm_mode)
             ch->confirm_sync = true;
     }
-    if (st == PUBLISH_OK && out.n_queues == 0 && mandatory && direct <= 0)
+    if (st == PUBLISH_OK && out.n_queues == 0 && out.n_refused == 0 && mandatory && direct <= 0)
         chan_send_return(ch, m);
     if (seq != 0) {
-        if (st == PUBLISH_NOMEM)
+        if (st == PUBLISH_NOMEM || out.n_refused > 0)
             chan_nack_publish(ch, seq);
         else
             chan_confirm_due(ch, seq);
@@ -694,6 +696,11 @@ chan_publish_header(struct chan *ch, const struct frame_content_header *h,
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH,
                           "user_id property set to '%.*s' but authenticated user was '%s'",
                           WIRE_STR_ARG(props->user_id), user);
+    int64_t expiration_ms = -1;
+    char why[320];
+    if ((props->flags & WIRE_BASIC_EXPIRATION_FLAG) &&
+        queue_args_expiration(props->expiration, &expiration_ms, why, sizeof(why)) < 0)
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH, "%s", why);
     struct wire_str ex = {(const uint8_t *)ch->publish_exchange, ch->publish_exchange_len};
     struct wire_str rk = {(const uint8_t *)ch->publish_rk, ch->publish_rk_len};
     uint8_t mode = (props->flags & WIRE_BASIC_DELIVERY_MODE_FLAG) ? props->delivery_mode : 1;
@@ -704,8 +711,10 @@ chan_publish_header(struct chan *ch, const struct frame_content_header *h,
         return ch->publishing != NULL ? 0 : -1;
     }
     ch->publishing = msg_new(h->props, h->props_len, mode, prio, ex, rk, h->body_size);
-    if (ch->publishing != NULL)
+    if (ch->publishing != NULL) {
         msg_set_headers(ch->publishing, h->props, props->headers);
+        ch->publishing->expiration_ms = expiration_ms;
+    }
     /* The body counts towards the memory alarm as it arrives, not as announced here: a
      * header declaring 128 MiB and followed by 100 bytes holds 100 bytes of memory (the rest
      * of the allocation is never touched). */

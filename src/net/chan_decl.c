@@ -458,6 +458,7 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
         log_conn(LOG_WARNING, c, "queue '%s' in vhost '%s': arguments not applied yet: %s", q->name,
                  c->vhost->name, text);
 ok:
+    queue_used(q); /* a declaration counts as a use (x-expires), as in RabbitMQ */
     chan_remember_queue(ch, q);
     if (d->no_wait)
         return 0;

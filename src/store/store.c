@@ -103,7 +103,24 @@ store_is_empty(struct store *st)
     return empty;
 }
 
-/* Checks the format marker, writing it into a new database. */
+/* Writes (synced) this build's format marker: a new database, or one of an older format
+ * this build reads, which from now on may hold records the older build cannot read. */
+static int
+store_format_write(struct store *st, const char *path, char *err, size_t errlen)
+{
+    char ver[16], *rerr = NULL;
+    int n = snprintf(ver, sizeof(ver), "%d", STORE_FORMAT_VERSION);
+    rocksdb_put(st->db, st->wo_sync, store_format_key, STORE_FORMAT_KEY_LEN, ver, (size_t)n,
+                &rerr);
+    if (rerr != NULL) {
+        snprintf(err, errlen, "%s: cannot write format marker: %s", path, rerr);
+        rocksdb_free(rerr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks the format marker, writing it into a new database (or one of an older format). */
 static int
 store_check_format(struct store *st, const char *path, char *err, size_t errlen)
 {
@@ -123,16 +140,7 @@ store_check_format(struct store *st, const char *path, char *err, size_t errlen)
                      path);
             return -1;
         }
-        char ver[16];
-        int n = snprintf(ver, sizeof(ver), "%d", STORE_FORMAT_VERSION);
-        rocksdb_put(st->db, st->wo_sync, store_format_key, STORE_FORMAT_KEY_LEN, ver, (size_t)n,
-                    &rerr);
-        if (rerr != NULL) {
-            snprintf(err, errlen, "%s: cannot write format marker: %s", path, rerr);
-            rocksdb_free(rerr);
-            return -1;
-        }
-        return 0;
+        return store_format_write(st, path, err, errlen);
     }
     char ver[16] = "";
     int ok = vlen > 0 && vlen < sizeof(ver);
@@ -147,13 +155,15 @@ store_check_format(struct store *st, const char *path, char *err, size_t errlen)
         return -1;
     }
     long version = strtol(ver, NULL, 10);
-    if (version != STORE_FORMAT_VERSION) {
+    if (version < STORE_FORMAT_OLDEST || version > STORE_FORMAT_VERSION) {
         snprintf(err, errlen,
-                 "%s: data format version %ld, this warren-server reads version %d only%s", path,
-                 version, STORE_FORMAT_VERSION,
+                 "%s: data format version %ld, this warren-server reads versions %d to %d%s",
+                 path, version, STORE_FORMAT_OLDEST, STORE_FORMAT_VERSION,
                  version > STORE_FORMAT_VERSION ? " (written by a newer Warren)" : "");
         return -1;
     }
+    if (version < STORE_FORMAT_VERSION && store_format_write(st, path, err, errlen) < 0)
+        return -1;
     return 0;
 }
 

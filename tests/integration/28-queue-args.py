@@ -182,9 +182,13 @@ CASES = [
     ([("x-queue-type", 1)], {}, invalid("x-queue-type", "{unacceptable_type,signedint}")),
     ([("x-queue-type", b"classic")], {}, invalid("x-queue-type", "{unacceptable_type,binary}")),
     # Arguments that only other queue types take, in the table's order.
-    ([("x-delivery-limit", 5)], {}, other_type("x-delivery-limit")),
-    ([("x-max-age", "1D"), ("x-delivery-limit", 5)], {}, other_type("x-max-age")),
-    ([("x-delivery-limit", 5), ("x-max-age", "1D")], {}, other_type("x-delivery-limit")),
+    ([("x-max-age", "1D"), ("x-max-in-memory-length", 5)], {}, other_type("x-max-age")),
+    ([("x-max-in-memory-length", 5), ("x-max-age", "1D")], {},
+     other_type("x-max-in-memory-length")),
+    # Beyond RabbitMQ (whose classic queues refuse them): a delivery limit and a consumer
+    # timeout on classic queues.
+    ([("x-delivery-limit", 5)], {}, other_type("x-delivery-limit") if wt.EXTERNAL else OK),
+    ([("x-consumer-timeout", 5000)], {}, OK),
     ([("x-dead-letter-strategy", "at-least-once")], {}, other_type("x-dead-letter-strategy")),
     ([("x-max-in-memory-length", 5)], {}, other_type("x-max-in-memory-length")),
     ([("x-quorum-initial-group-size", 3)], {}, other_type("x-quorum-initial-group-size")),
@@ -204,7 +208,8 @@ CASES = [
     ([("x-message-ttl", -1), ("x-expires", 0)], {}, invalid("x-expires", "{value_zero,0}")),
     ([("x-single-active-consumer", 1), ("x-max-priority", 300)], {},
      invalid("x-max-priority", "{max_value_exceeded,300}")),
-    ([("x-delivery-limit", 5), ("x-expires", 0)], {}, invalid("x-expires", "{value_zero,0}")),
+    ([("x-max-in-memory-length", 5), ("x-expires", 0)], {},
+     invalid("x-expires", "{value_zero,0}")),
     # The first of two equal keys counts.
     ([("x-expires", 0), ("x-expires", 10)], {}, invalid("x-expires", "{value_zero,0}")),
     ([("x-expires", 10), ("x-expires", 0)], {}, OK),
@@ -215,8 +220,8 @@ CASES = [
     ([("x-queue-master-locator", "nearest")], {"exclusive": True}, OK),
     ([("x-queue-master-locator", "nearest")], {},
      invalid("x-queue-master-locator", "invalid_queue_master_locator"), CRASH),
-    ([("x-queue-master-locator", "nearest"), ("x-delivery-limit", 5)], {},
-     other_type("x-delivery-limit")),
+    ([("x-queue-master-locator", "nearest"), ("x-max-in-memory-length", 5)], {},
+     other_type("x-max-in-memory-length")),
     # Quorum queues: durable, not exclusive, not auto-delete, with their own arguments.
     ([QUORUM], DURABLE, OK),
     ([QUORUM], {}, prop("non-durable")),
@@ -369,7 +374,7 @@ def test_existing_queue_not_checked():
             declared(c, 1, Q, [("x-expires", 10)])
             got = declare(c, 1, Q, [("x-expires", 0)])
             assert got == (406, ineq % ("x-expires", Q, "'0'", "'10'")), got
-            got = declare(c, 1, Q, [("x-expires", 10), ("x-delivery-limit", "x")])
+            got = declare(c, 1, Q, [("x-expires", 10), ("x-max-age", "x")])
             assert got == (OK, Q), got
             got = declare(c, 1, Q, [("x-expires", 0)], passive=True)
             assert got == (OK, Q), got
@@ -417,7 +422,7 @@ def test_redeclare_by_type():
             got = declare(c, 1, Q, [("x-queue-master-locator", "random")])
             assert got == (406, ineq % ("x-queue-master-locator", Q,
                                         "the value 'random' of type 'longstr'", "none")), got
-            declared(c, 1, Q, [("x-delivery-limit", 5)])
+            declared(c, 1, Q, [("x-max-in-memory-length", 5)])
             delete(c, 1, Q)
             declared(c, 1, Q, [("x-queue-type", "classic")])
             declared(c, 1, Q, [])
@@ -452,8 +457,8 @@ def test_warning_once():
     restores the durable queue, and queues with only applied arguments log none"""
     with wt.server() as srv:
         with wt.opened(srv.addr, 1) as c:
-            args = [("x-foo", 1), ("x-max-length", 10), ("x-message-ttl", 500),
-                    ("x-queue-mode", "lazy"), ("x-queue-type", "classic")]
+            args = [("x-foo", 1), ("x-max-length", 10), ("x-single-active-consumer", True),
+                    ("x-max-priority", 5), ("x-queue-mode", "lazy"), ("x-queue-type", "classic")]
             declared(c, 1, "wt28-warn", args, durable=True)
             declared(c, 1, "wt28-warn", args, durable=True)
             declared(c, 1, "wt28-quorum", [QUORUM, ("x-delivery-limit", 3)], durable=True)
@@ -466,12 +471,11 @@ def test_warning_once():
         assert len(lines) == 1, lines
         assert lines[0].endswith(
             "guest@/: queue 'wt28-warn' in vhost '/': arguments not applied yet: "
-            "x-message-ttl, x-max-length"), lines[0]
+            "x-max-priority, x-single-active-consumer"), lines[0]
         wt.log("  " + lines[0])
         lines = warnings(srv, "wt28-quorum")
         assert len(lines) == 1 and lines[0].endswith(
-            "arguments not applied yet: x-queue-type 'quorum' (a classic queue here), "
-            "x-delivery-limit"), lines
+            "arguments not applied yet: x-queue-type 'quorum' (a classic queue here)"), lines
         wt.log("  " + lines[0])
         assert warnings(srv, "wt28-plain") == [] and warnings(srv, "wt28-bad") == []
         srv.restart()

@@ -3,8 +3,10 @@
  * worst order), dispatch (round robin, consumer priority, capacity, a refused delivery,
  * parking: a full consumer is asked once until woken, however many messages go by),
  * consumer bookkeeping (exclusive, auto-delete), deletion detaching consumers and unacked
- * entries, and priority queues (order, the maximum, requeue within a priority, purge, dispatch
- * under prefetch). Consumers here are test doubles whose capacity the test sets. */
+ * entries, TTLs (at the head only, TTL 0, per message) and limits (drop-head by count and
+ * bytes, reject-publish, delivery limit, a lower limit applied at once), and priority queues
+ * (order, the maximum, requeue within a priority, purge, dispatch under prefetch). Consumers
+ * here are test doubles whose capacity the test sets. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -520,6 +522,159 @@ START_TEST(test_consumer_bookkeeping)
 }
 END_TEST
 
+/* ---- TTLs and limits ---- */
+
+/* Gives q these settings through queue_settings_set, as a policy would. */
+static void
+set_ttl_and_limits(struct queue *q, int64_t ttl, int64_t max_length, int64_t max_bytes,
+                   enum queue_overflow overflow, int64_t delivery_limit)
+{
+    struct queue_settings s;
+    queue_settings_init(&s);
+    s.message_ttl = ttl;
+    s.max_length = max_length;
+    s.max_length_bytes = max_bytes;
+    s.overflow = overflow;
+    s.delivery_limit = delivery_limit;
+    queue_settings_set(q, &s);
+}
+
+#define NONE QUEUE_SETTING_NONE
+
+/* A message with routing key key, a body of body_len bytes and an expiration (-1: none). */
+static struct msg *
+new_msg(char key, uint64_t body_len, int64_t expiration_ms)
+{
+    struct msg *m =
+        msg_new(NULL, 0, 1, 0, WIRE_STR_LIT(""), (struct wire_str){(const uint8_t *)&key, 1},
+                body_len);
+    ck_assert_ptr_nonnull(m);
+    msg_body_filled(m, (uint32_t)body_len);
+    m->expiration_ms = expiration_ms;
+    return m;
+}
+
+/* Enqueues and dispatches as a publish does. */
+static void
+publish(struct queue *q, char key, uint64_t body_len, int64_t expiration_ms)
+{
+    struct msg *m = new_msg(key, body_len, expiration_ms);
+    ck_assert_int_eq(queue_cmd_enqueue(q, m), 0);
+    msg_unref(&m);
+    queue_publish_dispatch(q);
+}
+
+START_TEST(test_ttl_expires_at_head)
+{
+    struct queue *q = new_queue(false);
+    set_ttl_and_limits(q, 0, NONE, NONE, QUEUE_OVERFLOW_DROP_HEAD, NONE);
+    enqueue_n(q, 3); /* not dispatched: their TTL of 0 passes before anyone looks */
+    ck_assert_uint_eq(q->n_ready, 3);
+    ck_assert_ptr_null(queue_cmd_deliver(q)); /* expired entries are never delivered */
+    ck_assert_uint_eq(q->n_ready, 0);
+    ck_assert_uint_eq(q->ready_bytes, 0);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* TTL 0: to a consumer that can take it at once, else gone (as RabbitMQ). */
+START_TEST(test_ttl_zero)
+{
+    struct queue *q = new_queue(false);
+    set_ttl_and_limits(q, 0, NONE, NONE, QUEUE_OVERFLOW_DROP_HEAD, NONE);
+    struct fake_cons c;
+    fake_init(&c, 1, 0);
+    queue_consumer_add(q, &c.base);
+    publish(q, 'a', 0, -1);
+    ck_assert_int_eq(c.n_got, 1);
+    publish(q, 'b', 0, -1); /* the consumer is full */
+    ck_assert_uint_eq(q->n_ready, 0);
+    queue_cmd_settle(c.got[0]);
+    queue_consumer_remove(&c.base);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* Per-message expiration: the lower of it and the queue's TTL; only the head expires (an
+ * expired entry behind a live one waits, as in RabbitMQ), and is never delivered. */
+START_TEST(test_ttl_per_message)
+{
+    struct queue *q = new_queue(false);
+    publish(q, 'a', 0, -1);
+    publish(q, 'b', 0, 0);
+    publish(q, 'c', 0, 3600000);
+    ck_assert_uint_eq(q->n_ready, 3);
+    ck_assert_uint_ne(TAILQ_LAST(&q->lanes[0].ready, qentry_list)->expires_at, 0);
+    ck_assert_str_eq(delivery_order(q), "ac");
+    set_ttl_and_limits(q, 3600000, NONE, NONE, QUEUE_OVERFLOW_DROP_HEAD, NONE);
+    publish(q, 'd', 0, 0); /* the message's 0 is lower than the queue's hour */
+    ck_assert_uint_eq(q->n_ready, 0);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* drop-head: the oldest ready entries go, by count and by body bytes. */
+START_TEST(test_drop_head)
+{
+    struct queue *q = new_queue(false);
+    set_ttl_and_limits(q, NONE, 2, NONE, QUEUE_OVERFLOW_DROP_HEAD, NONE);
+    for (char k = '0'; k <= '4'; k++)
+        publish(q, k, 10, -1);
+    ck_assert_str_eq(ready_keys(q), "34");
+    ck_assert_uint_eq(q->ready_bytes, 20);
+    set_ttl_and_limits(q, NONE, NONE, 25, QUEUE_OVERFLOW_DROP_HEAD, NONE);
+    publish(q, '5', 10, -1);
+    ck_assert_str_eq(ready_keys(q), "45");
+    /* Unacked entries do not count; requeued ones do again. */
+    struct qentry *e = queue_cmd_deliver(q);
+    publish(q, '6', 10, -1);
+    ck_assert_str_eq(ready_keys(q), "56");
+    queue_cmd_requeue(e);
+    ck_assert_str_eq(delivery_order(q), "56");
+    /* A lower limit applies at once. */
+    publish(q, '7', 10, -1);
+    publish(q, '8', 10, -1);
+    set_ttl_and_limits(q, NONE, 1, NONE, QUEUE_OVERFLOW_DROP_HEAD, NONE);
+    ck_assert_str_eq(ready_keys(q), "8");
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+START_TEST(test_reject_publish)
+{
+    struct queue *q = new_queue(false);
+    set_ttl_and_limits(q, NONE, 1, 15, QUEUE_OVERFLOW_REJECT_PUBLISH, NONE);
+    struct msg *small = new_msg('s', 10, -1), *big = new_msg('b', 16, -1);
+    ck_assert(!queue_refuses(q, small));
+    ck_assert(queue_refuses(q, big)); /* 16 bytes would be over 15 */
+    ck_assert_int_eq(queue_cmd_enqueue(q, small), 0);
+    ck_assert(queue_refuses(q, small)); /* a second message would be over 1 */
+    queue_publish_dispatch(q);
+    ck_assert_uint_eq(q->n_ready, 1); /* refusing is the publisher's answer: nothing dropped */
+    msg_unref(&small);
+    msg_unref(&big);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* x-delivery-limit 1: delivered, requeued, delivered again, requeued: over the limit, gone. */
+START_TEST(test_delivery_limit)
+{
+    struct queue *q = new_queue(false);
+    set_ttl_and_limits(q, NONE, NONE, NONE, QUEUE_OVERFLOW_DROP_HEAD, 1);
+    enqueue_n(q, 1);
+    struct qentry *e = queue_cmd_deliver(q);
+    queue_cmd_requeue(e);
+    ck_assert_uint_eq(e->delivery_count, 1);
+    e = queue_cmd_deliver(q);
+    ck_assert_ptr_nonnull(e);
+    queue_cmd_requeue(e);
+    ck_assert_uint_eq(q->n_ready, 0);
+    ck_assert_uint_eq(q->n_unacked, 0);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
 static Suite *
 queue_suite(void)
 {
@@ -542,6 +697,14 @@ queue_suite(void)
     tcase_add_test(tc, test_dispatch_refused_delivery);
     tcase_add_test(tc, test_dispatch_parks_full_consumers);
     tcase_add_test(tc, test_consumer_bookkeeping);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("ttl and limits");
+    tcase_add_test(tc, test_ttl_expires_at_head);
+    tcase_add_test(tc, test_ttl_zero);
+    tcase_add_test(tc, test_ttl_per_message);
+    tcase_add_test(tc, test_drop_head);
+    tcase_add_test(tc, test_reject_publish);
+    tcase_add_test(tc, test_delivery_limit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -283,9 +283,18 @@ static const struct {
      EXCLUSIVE,
      NULL},
     {"x-queue-master-locator after other types' arguments",
-     {{"x-queue-master-locator", STR("07", "nearest")}, {"x-delivery-limit", I32("00000001")}},
+     {{"x-queue-master-locator", STR("07", "nearest")}, {"x-max-age", STR("02", "1D")}},
      0,
-     OTHER_TYPE("x-delivery-limit", "classic")},
+     OTHER_TYPE("x-max-age", "classic")},
+    /* Beyond RabbitMQ: classic queues take a delivery limit and a consumer timeout. */
+    {"x-delivery-limit and x-consumer-timeout on a classic queue",
+     {{"x-delivery-limit", I32("00000005")}, {"x-consumer-timeout", I32("00001000")}},
+     0,
+     NULL},
+    {"x-consumer-timeout negative",
+     {{"x-consumer-timeout", I32("ffffffff")}},
+     0,
+     INVALID("x-consumer-timeout", "{value_negative,-1}")},
 };
 
 /* Encodes the n args (up to the first NULL key) as a table's entries into buf. */
@@ -375,13 +384,13 @@ static const struct {
       {"x-foo", I32("00000002")}},
      0,
      ""},
-    {"RabbitMQ's order",
-     {{"x-max-length", I32("0000000a")},
-      {"x-foo", I32("00000002")},
+    {"RabbitMQ's order, applied ones left out",
+     {{"x-foo", I32("00000002")},
       {"x-message-ttl", I32("00000001")},
+      {"x-dead-letter-exchange", STR("01", "d")},
       {"x-max-length", I32("0000000b")}},
-     2,
-     "x-message-ttl, x-max-length"},
+     1,
+     "x-dead-letter-exchange"},
     {"dead-lettering, single active consumer; priorities applied",
      {{"x-single-active-consumer", "'t' 01"},
       {"x-max-priority", I32("00000005")},
@@ -394,8 +403,8 @@ static const struct {
       {"x-quorum-initial-group-size", I32("00000003")},
       QUORUM,
       {"x-overflow", STR("0e", "reject-publish")}},
-     3,
-     "x-queue-type 'quorum' (a classic queue here), x-overflow, x-delivery-limit"},
+     1,
+     "x-queue-type 'quorum' (a classic queue here)"},
 };
 
 START_TEST(test_unapplied)
@@ -411,14 +420,14 @@ END_TEST
 
 START_TEST(test_unapplied_truncates)
 {
-    static const struct arg args[] = {{"x-expires", I32("00000001")},
-                                      {"x-message-ttl", I32("00000001")}};
+    static const struct arg args[] = {{"x-dead-letter-exchange", STR("01", "d")},
+                                      {"x-single-active-consumer", "'t' 01"}};
     uint8_t buf[64];
     char list[16];
     struct wire_table t = table_of(args, N_ELEMS(args), buf, sizeof(buf));
     memset(list, 'z', sizeof(list));
     ck_assert_int_eq(queue_args_unapplied(t, list, 12), 2);
-    ck_assert_str_eq(list, "x-expires, ");
+    ck_assert_str_eq(list, "x-dead-lett");
     ck_assert_int_eq(list[12], 'z');
 }
 END_TEST
@@ -433,13 +442,16 @@ START_TEST(test_equivalent_keys)
     ck_assert_str_eq(keys[0], "x-expires");
     ck_assert_str_eq(keys[9], "x-queue-version");
     ck_assert_str_eq(keys[12], "x-queue-master-locator");
-    ck_assert_ptr_null(keys[13]);
+    ck_assert_str_eq(keys[13], "x-delivery-limit");
+    ck_assert_str_eq(keys[14], "x-consumer-timeout");
+    ck_assert_ptr_null(keys[15]);
     /* A stored queue may name a type nobody declares any more: a classic queue. */
     ck_assert_ptr_eq(queue_args_equivalent_keys(table_of(stream, 1, buf, sizeof(buf))), keys);
     keys = queue_args_equivalent_keys(table_of(quorum, 1, buf, sizeof(buf)));
     ck_assert_str_eq(keys[0], "x-dead-letter-exchange");
     ck_assert_str_eq(keys[12], "x-delivery-limit");
-    ck_assert_ptr_null(keys[15]);
+    ck_assert_str_eq(keys[15], "x-consumer-timeout");
+    ck_assert_ptr_null(keys[16]);
 }
 END_TEST
 
