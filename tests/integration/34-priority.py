@@ -188,6 +188,34 @@ def test_requeue_keeps_place():
         conn.close()
 
 
+def test_length_limit_and_ttl():
+    """with x-max-length 3 (drop-head) the messages dropped are those delivered next, the
+    highest priorities first, as RabbitMQ's; a per-message TTL expires a message at the head
+    only: one of a lower priority behind an unexpired higher one counts until it is the
+    head, and is never delivered"""
+    with wt.server() as srv:
+        conn = wt.pika_connect(srv.addr)
+        ch = wt.confirm_channel(conn)
+        name = "wt34-maxlen"
+        ch.queue_delete(name)
+        ch.queue_declare(name, arguments={"x-max-priority": 5, "x-max-length": 3})
+        publish_all(ch, name, [(0, 0), (1, 5), (2, 0), (3, 5), (4, 1)])
+        assert [parse(b)[0] for b in wt.drain(ch, name)] == [4, 0, 2]
+        ch.queue_delete(name)
+        name = "wt34-ttl"
+        declare(ch, name, 5)
+        ch.basic_publish("", name, body(0, 5), pika.BasicProperties(priority=5,
+                                                                    expiration="60000"))
+        ch.basic_publish("", name, body(1, 1), pika.BasicProperties(priority=1,
+                                                                    expiration="100"))
+        conn.sleep(0.5)
+        assert ch.queue_declare(name, passive=True).method.message_count == 2
+        assert [parse(b)[0] for b in wt.drain(ch, name)] == [0]
+        assert ch.queue_declare(name, passive=True).method.message_count == 0
+        ch.queue_delete(name)
+        conn.close()
+
+
 # ---- the server process: paging, restarts ----
 
 def raw_publish_all(c, name, published, size, persistent=True):
@@ -316,4 +344,4 @@ def test_backlog_bounded_memory():
 if __name__ == "__main__":
     wt.run([test_ten_levels_prefetch, test_higher_priority_under_prefetch,
             test_above_max_and_none, test_max_priority_zero, test_requeue_keeps_place,
-            test_paged_order_restart, test_backlog_bounded_memory], timeout=300)
+            test_length_limit_and_ttl, test_paged_order_restart, test_backlog_bounded_memory], timeout=300)
