@@ -471,7 +471,7 @@ def test_warning_once():
         assert len(lines) == 1, lines
         assert lines[0].endswith(
             "guest@/: queue 'wt28-warn' in vhost '/': arguments not applied yet: "
-            "x-max-priority, x-single-active-consumer"), lines[0]
+            "x-single-active-consumer"), lines[0]
         wt.log("  " + lines[0])
         lines = warnings(srv, "wt28-quorum")
         assert len(lines) == 1 and lines[0].endswith(
