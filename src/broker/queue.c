@@ -250,8 +250,7 @@ static struct qentry *
 queue_entry_append(struct queue *q, struct msg *m, const struct queue_stored_entry *se,
                    bool stored)
 {
-    unsigned lane = queue_seq_lane(se->seq);
-    WR_ASSERT(lane < q->n_lanes);
+    unsigned lane = queue_seq_lane(se->seq); /* one of q's: the callers' seqs are */
     WR_ASSERT(se->seq >= q->lanes[lane].next_seq || durable_lane_paged(q, lane) > 0);
     struct qentry *e = pool_get(&queue_entry_pool);
     if (e == NULL)
@@ -284,8 +283,8 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
 {
     struct durable *d = queue_durable(q);
     unsigned lane = queue_msg_lane(q, m);
-    struct queue_stored_entry se = {.seq = q->lanes[lane].next_seq,
-                                    .expires_at = queue_entry_expiry(q, m)};
+    struct queue_lane *l = &q->lanes[lane];
+    struct queue_stored_entry se = {.seq = l->next_seq, .expires_at = queue_entry_expiry(q, m)};
     struct qentry *e = NULL;
     if (durable_page_out_wanted(d, q, lane, m)) {
         /* Past the window: the entry exists in the store only, until read back. */
@@ -294,7 +293,7 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
     } else if ((e = queue_entry_append(q, m, &se, false)) == NULL) {
         return -1;
     }
-    q->lanes[lane].next_seq++;
+    l->next_seq++;
     q->last_seq = se.seq;
     queue_lane_count(q, lane);
     q->ready_bytes += m->body_len;
