@@ -3,8 +3,7 @@ second or two at a time: 1 producer / 1 consumer with manual acks and prefetch 1
 fixed duration; a fixed count with publisher confirms (window 100) and multiple acks, where
 every message published must be confirmed and consumed, with the confirm latency (publish to
 basic.ack) reported, also for persistent messages on a durable queue; the backlog mode
-(publish 1000, then drain them); priority queues (--max-priority); a fanout to two queues;
-SIGINT (results so far, exit 130).
+(publish 1000, then drain them); a fanout to two queues; SIGINT (results so far, exit 130).
 Each run must exit 0 and print one JSON line that parses, with the fields scripts compare
 (confirm_latency_us only with confirms, p50 <= p95 <= p99 <= max, p50 > 0); the queues it
 declared are gone afterwards. Failures must say why and exit non-zero: nothing listening,
@@ -131,27 +130,6 @@ def test_backlog():
         assert_no_queue(srv.addr, "wt40-bl-0")
 
 
-def test_max_priority():
-    """--max-priority 9: the queue is declared with x-max-priority 9 and the messages take
-    priorities 0 to 9 in turn, so that it hands out ten of each, highest first"""
-    with wt.server() as srv:
-        r, _ = perf(srv.addr, "-y", 0, "-C", 100, "--max-priority", 9, "--keep-queues",
-                    "--prefix", "wt40-prio")
-        assert r["sent"] == 100 and r["params"]["max_priority"] == 9, r
-        conn = wt.pika_connect(srv.addr)
-        ch = conn.channel()
-        ch.queue_declare("wt40-prio-0", arguments={"x-max-priority": 9})  # equivalent
-        prios = []
-        while True:
-            m, props, _ = ch.basic_get("wt40-prio-0", auto_ack=True)
-            if m is None:
-                break
-            prios.append(props.priority)
-        assert prios == [p for p in range(9, -1, -1) for _ in range(10)], prios
-        ch.queue_delete("wt40-prio-0")
-        conn.close()
-
-
 def test_fanout_two_queues():
     """a fanout exchange to 2 queues, a consumer each: every message arrives twice"""
     with wt.server() as srv:
@@ -222,5 +200,5 @@ def test_usage_errors():
 
 if __name__ == "__main__":
     wt.run([test_duration_manual_ack, test_count_confirm, test_count_persistent_auto_ack,
-            test_backlog, test_max_priority, test_fanout_two_queues, test_sigint, test_connection_refused,
+            test_backlog, test_fanout_two_queues, test_sigint, test_connection_refused,
             test_login_refused, test_server_channel_close, test_usage_errors])

@@ -68,8 +68,6 @@ static const struct opt_def opt_defs[] = {
      "publisher confirms with at most N unconfirmed per producer; 0 = off"},
     {"persistent", 'f', NULL, OPT_FLAG, F(persistent), 0, 0, NULL,
      "persistent messages (delivery-mode 2), durable queues and exchange"},
-    {"max-priority", 0, "N", OPT_U32, F(max_priority), 0, 255, "0",
-     "priority queues (x-max-priority N), messages of priorities 0 to N in turn; 0 = none"},
     {"exchange", 'e', "NAME", OPT_STR, F(exchange), 0, 0, NULL,
      "exchange to publish to (declared; default: the default exchange)"},
     {"exchange-type", 't', "TYPE", OPT_STR, F(exchange_type), 0, 0, NULL,
@@ -382,10 +380,10 @@ perf_opts_json(const struct perf_opts *o, FILE *out)
     fprintf(out,
             ",\"tls\":%s,\"churn\":%s,\"producers\":%u,\"consumers\":%u,\"queues\":%u,"
             "\"size\":%u,\"prefetch\":%u,\"auto_ack\":%s,\"multiple_ack\":%u,\"confirm\":%u,"
-            "\"persistent\":%s,\"max_priority\":%u,\"exchange\":",
+            "\"persistent\":%s,\"exchange\":",
             o->tls ? "true" : "false", o->churn ? "true" : "false", o->producers, o->consumers,
             o->queues, o->size, o->prefetch, o->auto_ack ? "true" : "false", o->multiple_ack,
-            o->confirm, o->persistent ? "true" : "false", o->max_priority);
+            o->confirm, o->persistent ? "true" : "false");
     json_str(out, o->exchange);
     fputs(",\"exchange_type\":", out);
     json_str(out, o->exchange_type[0] ? o->exchange_type : "direct");

@@ -27,7 +27,6 @@ struct perf_opts {
     uint32_t prefetch;     /* basic.qos prefetch-count; 0 = none */
     uint32_t multiple_ack; /* manual acks: one basic.ack (multiple) per this many messages */
     uint32_t confirm;      /* publisher confirms: at most this many unconfirmed; 0 = off */
-    uint32_t max_priority; /* queues' x-max-priority; messages take 0..it in turn; 0 = none */
     bool auto_ack, persistent, keep_queues;
     bool tls;         /* AMQP over TLS (amqps); the server's certificate is not checked */
     bool churn;       /* producers open and close connections in a loop instead of publishing */

@@ -28,7 +28,6 @@ struct prod {
     struct perf_conn c;
     uint8_t prefix[1024]; /* publish method frame + content header frame */
     size_t prefix_len;
-    size_t priority_off; /* --max-priority: where in prefix the priority property is */
     uint8_t *body;       /* owns: the body template */
     size_t msg_len;      /* bytes one message takes on the wire */
     uint64_t seq;        /* messages published = the last delivery tag */
@@ -108,15 +107,9 @@ prod_prepare(struct prod *p)
     m.u.basic_publish.routing_key =
         (struct wire_str){(const uint8_t *)p->w->rkey, (uint32_t)strlen(p->w->rkey)};
     props.delivery_mode = o->persistent ? 2 : 1;
-    if (o->max_priority > 0)
-        props.flags |= WIRE_BASIC_PRIORITY_FLAG;
     p->prefix_len = perf_frame_method(p->prefix, sizeof p->prefix, PERF_CHANNEL, &m);
     p->prefix_len += perf_frame_content_header(
         p->prefix + p->prefix_len, sizeof p->prefix - p->prefix_len, PERF_CHANNEL, o->size, &props);
-    /* The priority octet is the last property, just before the header frame's end: each
-     * message patches it. */
-    WR_ASSERT(p->prefix[p->prefix_len - 1] == WIRE_FRAME_END);
-    p->priority_off = p->prefix_len - 2;
     p->body = malloc(o->size);
     WR_ASSERT(p->body != NULL);
     for (uint32_t i = 0; i < o->size; i++)
@@ -136,8 +129,6 @@ prod_write(struct prod *p, uint64_t n)
     uint64_t sent_ns = 0;
     for (uint64_t i = 0; i < n; i++) {
         memcpy(dst, p->prefix, p->prefix_len);
-        if (p->o->max_priority > 0)
-            dst[p->priority_off] = (uint8_t)(p->seq % (p->o->max_priority + 1));
         dst += p->prefix_len;
         for (size_t off = 0; off < size; off += chunk) {
             size_t len = size - off < chunk ? size - off : chunk;

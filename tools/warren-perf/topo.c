@@ -2,8 +2,7 @@
  * reaches, and the setup connection that declares them before the run (and a binding per
  * queue when an exchange is used), reads their depths in the backlog mode, and deletes them
  * afterwards unless --keep-queues. Queues are durable with --persistent and never
- * auto-delete: in the backlog mode they must outlive the producers' connections, and have
- * x-max-priority with --max-priority. The amq.*
+ * auto-delete: in the backlog mode they must outlive the producers' connections. The amq.*
  * exchanges are only declared passively (RabbitMQ refuses the rest with 403) and never
  * deleted. */
 #include "config.h"
@@ -68,13 +67,6 @@ perf_topo_setup(struct perf_conn *c, const struct perf_opts *o)
         m = (struct wire_method){.id = WIRE_QUEUE_DECLARE};
         m.u.queue_declare.queue = wstr(q);
         m.u.queue_declare.durable = o->persistent;
-        uint8_t args[32];
-        if (o->max_priority > 0) {
-            struct wire_writer w;
-            wire_writer_init(&w, args, sizeof(args));
-            wire_table_put_i64(&w, "x-max-priority", o->max_priority);
-            m.u.queue_declare.arguments = (struct wire_table){args, (uint32_t)wire_writer_len(&w)};
-        }
         if (perf_conn_rpc(c, &m, WIRE_QUEUE_DECLARE_OK, NULL, PERF_RPC_TIMEOUT_MS) < 0)
             return -1;
         if (ex[0] == 0)
