@@ -28,6 +28,13 @@ higher or lower is better. Benchmarks print figures and assert nothing about tim
 --self-check only checks that every scenario runs and prints its rows (exit 0), which
 tests/integration/41-bench-compare.py relies on.
 
+The task-queue scenarios use warren-perf's queue arguments: 11 dead-letters every message
+once (x-message-ttl 0 and --dead-letter) on its way to the consumer; 12 and 12b use a
+priority queue with 10 levels, live and as a backlog drained (how many deliveries come
+above the priority before them shows the order); 13 fills a queue with 1,000,000 messages
+(--expiring; 200,000 with --quick) that expire at the same moment (warren-perf --expire-at)
+and times how long the broker takes to empty it, polling queue.declare's message count.
+
 The TLS scenarios (2t, 5at: scenarios 2 and 5a over TLS; 10: TLS handshakes per second,
 warren-perf --churn) run against each broker's own TLS listener, both given the same
 throwaway certificate, made with the openssl CLI (a CA and an ECDSA P-256 server certificate,
@@ -158,10 +165,13 @@ class Amqp:
             raise AmqpError("expected %s on channel %d, got %r on %d" % (name, channel, got, ch))
         return args
 
-    def queue_declare(self, name):
-        args = struct.pack("!H", 0) + _shortstr(name) + b"\0" + struct.pack("!I", 0)
+    def queue_declare(self, name, passive=False):
+        """Returns the queue's message count (declare-ok's)."""
+        args = (struct.pack("!H", 0) + _shortstr(name) + (b"\1" if passive else b"\0")
+                + struct.pack("!I", 0))
         self.sock.sendall(_method(1, 50, 10, args))
-        self.expect(1, (50, 11), "queue.declare-ok")
+        ok = self.expect(1, (50, 11), "queue.declare-ok")
+        return struct.unpack("!I", ok[1 + ok[0]:5 + ok[0]])[0]
 
     @staticmethod
     def queue_bind_frame(queue, exchange, key, nowait):
@@ -484,6 +494,8 @@ class RabbitMQ:
 # --- scenarios -------------------------------------------------------------------------------
 
 class Scenario:
+    """A title may name {backlog} and {expiring}: main() fills them in from the options."""
+
     def __init__(self, sid, title, args=None, kind="throughput", tls=False):
         self.sid, self.title, self.args, self.kind = sid, title, args or [], kind
         self.tls = tls  # run against the broker's TLS listener, with warren-perf --tls
@@ -514,6 +526,20 @@ SCENARIOS = [
     Scenario("5at", "as 5a over TLS", ["-x", 1, "-y", 1, "-q", 100, "-s", 1024], tls=True),
     Scenario("10", "TLS handshakes: 2 threads open (TCP, TLS, login, channel) and close "
              "connections", ["-x", 2, "-y", 0, "--churn"], kind="churn", tls=True),
+    Scenario("11", "dead-lettering: 1p (confirms, window 100) publishes to a queue with "
+             "x-message-ttl 0, a dead-letter exchange and no consumer: each message expires on "
+             "arrival and is dead-lettered to a second queue, which 1c reads (manual ack, "
+             "prefetch 100)", ["-x", 1, "-y", 1, "-c", 100, "-q", 100, "--queue-arg",
+                               "x-message-ttl=0", "--dead-letter"]),
+    Scenario("12", "priority queue (x-max-priority 10), random priorities 0-9, 1p/1c, manual "
+             "ack, prefetch 100", ["-x", 1, "-y", 1, "-q", 100, "--queue-arg",
+                                   "x-max-priority=10", "--priorities", 10]),
+    Scenario("12b", "as 12 with a backlog of {backlog}: published with no consumer, then "
+             "drained",
+             ["-x", 1, "-y", 1, "-q", 100, "--queue-arg", "x-max-priority=10", "--priorities",
+              10], kind="backlog"),
+    Scenario("13", "{expiring} messages expiring at once in a queue with no consumer",
+             kind="expiry"),
 ]
 
 
@@ -591,8 +617,8 @@ class Runner:
     def perf_run(self, broker, args, duration, tls=False):
         if self.opts.quiet_wait > 0:
             self.wait_quiet()
-        argv = [self.perf, "--host", HOST, "--port", str(broker.tls_port if tls else broker.port),
-                "-z", "%g" % duration] + (["--tls"] if tls else [])
+        argv = [self.perf, "--host", HOST, "--port", str(broker.tls_port if tls else broker.port)]
+        argv += (["-z", "%g" % duration] if duration else []) + (["--tls"] if tls else [])
         argv += [str(a) for a in args]
         others = [b for b in self.brokers if b is not broker and b.pid]
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -603,7 +629,7 @@ class Runner:
             peak = proc_rss_kib(broker.pid)
             self.current = p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                                 stderr=err)
-            deadline = t0 + duration + 120
+            deadline = t0 + (duration or 0) + 300
             while True:
                 pid, status, ru = os.wait4(p.pid, os.WNOHANG)
                 if pid:
@@ -659,7 +685,7 @@ class Runner:
                 % (broker.name, j["sent_msgs_per_s"], j["received_msgs_per_s"],
                    j["latency_us"]["p50"], j["latency_us"]["p99"], res["broker_cpu_pct"],
                    res["perf_cpu_pct"], res["rest_cpu_pct"], res["peak_rss_kib"] / 1024))
-        for key in ("idle_rss_kib", "bind_s"):
+        for key in ("idle_rss_kib", "bind_s", "clear_s", "held_rss_kib"):
             if key in res:
                 log("  %s: %s = %s" % (broker.name, key, res[key]))
 
@@ -715,6 +741,62 @@ class Runner:
             c.close()
         return res
 
+    def run_backlog(self, sc, broker):
+        """--priority-backlog messages published with no consumer, then drained."""
+        return self.perf_run(broker, sc.args + ["-B", self.opts.priority_backlog], None)
+
+    def run_expiry(self, sc, broker):
+        """--expiring messages published with no consumer, all with an expiration ending
+        --expire-after seconds after the start (while the publishing takes longer, tried
+        again, twice, with twice that or 1.5 times the publishing's time); then the time from
+        that moment until queue.declare (passive) says the queue is empty, and the broker's
+        RSS and CPU meanwhile (not the publishing's)."""
+        n, lead = self.opts.expiring, self.opts.expire_after
+        prefix = "bench-expiry-%d" % os.getpid()
+        queue = prefix + "-0"
+        c = Amqp(broker.port, timeout=300).connect()
+        try:
+            for _ in range(3):
+                if self.opts.quiet_wait > 0:
+                    self.wait_quiet()
+                expire_at = time.time() + lead
+                expire_mono = time.monotonic() + lead
+                res = self.perf_run(broker, ["-x", 1, "-y", 0, "-C", n, "-c", 1000,
+                                             "--keep-queues", "--expire-at", "%.3f" % expire_at,
+                                             "--prefix", prefix], None)
+                if "error" in res:
+                    return res
+                left = expire_mono - time.monotonic()
+                held = c.queue_declare(queue, passive=True)
+                if left >= 0.5 and held == n:
+                    break
+                res["error"] = ("the queue held %d of %d messages %.1f s before they expire "
+                                "(publishing took %.1f s): raise --expire-after"
+                                % (held, n, left, res["wall_s"]))
+                c.queue_delete(queue)
+                lead = max(2 * lead, 1.5 * res["wall_s"])
+                log("  publishing took %.1f s: again, with the expiry %g s after the start"
+                    % (res["wall_s"], lead))
+            else:
+                return res
+            res["expire_after_s"] = lead
+            time.sleep(left - 0.3)
+            res["held_rss_kib"] = proc_rss_kib(broker.pid)
+            time.sleep(max(0.0, expire_mono - time.monotonic()))
+            cpu0, peak = proc_cpu(broker.pid), res["held_rss_kib"]
+            while c.queue_declare(queue, passive=True) > 0:
+                peak = max(peak, proc_rss_kib(broker.pid))
+                if time.monotonic() > expire_mono + 300:
+                    raise RuntimeError("the messages were still there 300 s after expiring")
+                time.sleep(0.01)
+            res["clear_s"] = time.monotonic() - expire_mono
+            res["clear_cpu_s"] = proc_cpu(broker.pid) - cpu0
+            res["peak_rss_kib"] = max(peak, proc_rss_kib(broker.pid))
+            c.queue_delete(queue)
+        finally:
+            c.close()
+        return res
+
     def run_idle(self, sc, broker):
         n = self.opts.connections
         time.sleep(1)
@@ -758,7 +840,8 @@ class Runner:
                 log("[%s] %s: %s" % (sc.sid, b.name, sc.title))
                 fn = {"throughput": self.run_throughput, "latency": self.run_latency,
                       "topic": self.run_topic, "idle": self.run_idle,
-                      "churn": self.run_throughput}[sc.kind]
+                      "churn": self.run_throughput, "backlog": self.run_backlog,
+                      "expiry": self.run_expiry}[sc.kind]
                 best = None
                 for attempt in range(1 + self.opts.retries):
                     try:
@@ -873,6 +956,26 @@ def build_rows(scenarios, results, names):
             if sc.kind == "topic":
                 add(sc, False, "time to add the bindings, s (lower is better)",
                     lambda r: r["bind_s"], 1)
+        elif sc.kind == "backlog":
+            add(sc, True, "drain msg/s (higher is better)", rate("drain_msgs_per_s"))
+            add(sc, False, "publish msg/s", rate("publish_msgs_per_s"))
+            add(sc, False, "deliveries of a higher priority than the one before, % (0: in "
+                "priority order; 45: FIFO)", lambda r: 100 * r["json"]["priority_rises"]
+                / r["json"]["received"] if r["json"]["received"] else None, 1, ratio=False)
+            add(sc, False, "CPU % of a core: broker / warren-perf", cpu, ratio=False)
+            add(sc, False, "broker CPU µs per received msg (lower is better)", us_per_msg, 1)
+            add(sc, False, "broker peak RSS, MiB (lower is better)",
+                lambda r: r["peak_rss_kib"] / 1024)
+        elif sc.kind == "expiry":
+            add(sc, True, "time from their expiry until the queue is empty, s (lower is "
+                "better)", lambda r: r["clear_s"], 2)
+            add(sc, False, "broker peak RSS during it, MiB (lower is better)",
+                lambda r: r["peak_rss_kib"] / 1024)
+            add(sc, False, "broker RSS holding them, MiB (lower is better)",
+                lambda r: r["held_rss_kib"] / 1024)
+            add(sc, False, "broker CPU during it, s (lower is better)",
+                lambda r: r["clear_cpu_s"], 2)
+            add(sc, False, "publish msg/s, with confirms", rate("sent_msgs_per_s"))
         elif sc.kind == "churn":
             add(sc, True, "TLS handshakes (connections opened and closed) per s (higher is "
                 "better)", rate("sent_msgs_per_s"))
@@ -952,6 +1055,23 @@ def report(opts, runner, scenarios, rows):
              "(the queue gets one copy). compare.py deletes the queue afterwards."
              % (fmt_num(opts.bindings), ", ".join(TOPIC_FAMILIES), TOPIC_KEY,
                 sum(topic_match(p, TOPIC_KEY) for p in topic_patterns(opts.bindings))),
+             "- Scenario 11: without confirms (as scenario 2) RabbitMQ's publisher outruns "
+             "its dead-lettering, which has no flow control, and its received rate collapses "
+             "to about 1,000 msg/s while the dead-letter queue's backlog grows; the confirm "
+             "window keeps both brokers at the rate they sustain.",
+             "- Scenario 12b: %s messages with random priorities 0-9 published into a queue "
+             "with x-max-priority 10 and no consumer (warren-perf -B), then drained; the share "
+             "of deliveries with a higher priority than the one before is 0 when they come "
+             "out in priority order, about 45%% when they come out in FIFO order."
+             % fmt_num(opts.priority_backlog),
+             "- Scenario 13: %s messages of 16 bytes published (warren-perf -y 0 -C, "
+             "confirms, window 1000, --expire-at) into a queue with no consumer, each with "
+             "an expiration property set to the milliseconds left until the same moment, "
+             "%g s after the start (more when the publishing takes longer): a per-queue "
+             "TTL would expire them over as long as the publishing took. From that moment "
+             "compare.py polls queue.declare (passive) every 10 ms until the queue is empty; "
+             "RSS and CPU are the broker's over that interval (RSS holding them: just before)."
+             % (fmt_num(opts.expiring), opts.expire_after),
              "- Scenario 9: %s connections opened by compare.py's raw AMQP client (PLAIN, "
              "heartbeats off, channel 1 open), RSS of warren-server and of RabbitMQ's "
              "beam.smp from /proc/PID/status before and 2 s after; per connection = the "
@@ -961,7 +1081,8 @@ def report(opts, runner, scenarios, rows):
              "", "warren-perf arguments (plus --host, --port and -z %g):" % opts.duration, ""]
     for sc in scenarios:
         if sc.args:
-            lines.append("- %s: `warren-perf %s`" % (sc.sid, " ".join(str(a) for a in sc.args)))
+            lines.append("- %s: `warren-perf %s`" % (sc.sid, " ".join(str(a) for a in sc.args))
+                         + (" -B %d" % opts.priority_backlog if sc.kind == "backlog" else ""))
     others, busy = [], []
     for (sid, name), res in sorted(runner.results.items()):
         for other, pct in zip([n for n in names if n != name],
@@ -1006,7 +1127,8 @@ def main():
         "interleaved, and prints a markdown table (see the docstring of this file).")
     add_binary_args(ap)
     ap.add_argument("--duration", type=float, default=10, help="seconds per run (default 10)")
-    ap.add_argument("--quick", action="store_true", help="3 s runs")
+    ap.add_argument("--quick", action="store_true",
+                    help="3 s runs; at most 200000 messages in scenario 13")
     ap.add_argument("--self-check", action="store_true",
                     help="every scenario for 1 s against Warren only: checks that it all runs")
     ap.add_argument("--warren-only", action="store_true", help="do not start RabbitMQ")
@@ -1020,6 +1142,13 @@ def main():
                     help="topic bindings in scenario 8 (default 100000)")
     ap.add_argument("--connections", type=int, default=1000,
                     help="idle connections in scenario 9 (default 1000)")
+    ap.add_argument("--priority-backlog", type=int, default=200000,
+                    help="messages in scenario 12b's backlog (default 200000)")
+    ap.add_argument("--expiring", type=int, default=1000000,
+                    help="messages expiring at once in scenario 13 (default 1000000)")
+    ap.add_argument("--expire-after", type=float, default=30,
+                    help="scenario 13: they expire this many seconds after the publishing "
+                    "starts, more when that is too early (default 30)")
     ap.add_argument("--quiet-wait", type=float, default=300,
                     help="before each run, wait up to this many seconds for other processes "
                     "to use under 20%% of a core (default 300; 0: do not wait)")
@@ -1036,12 +1165,19 @@ def main():
     opts = ap.parse_args()
     if opts.quick:
         opts.duration = 3
+        opts.expiring = min(opts.expiring, 200000)
     if opts.self_check:
         opts.duration = 1
+        opts.priority_backlog = 5000
+        opts.expiring = 20000
+        opts.expire_after = 3
         opts.warren_only = True
         opts.quiet_wait = 0
         opts.retries = 0
     resolve_binaries(ap, opts)
+    for sc in SCENARIOS:
+        sc.title = sc.title.format(backlog=fmt_num(opts.priority_backlog),
+                                   expiring=fmt_num(opts.expiring))
     if opts.floor is None:
         opts.floor = os.path.join(os.path.dirname(os.path.abspath(opts.warren)), "bench",
                                   "tcp_floor")

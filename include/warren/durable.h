@@ -116,13 +116,14 @@ bool durable_entry_wanted(const struct queue *q, const struct msg *m);
 void durable_msg_routed(struct durable *d, struct msg *m, uint32_t n_stored_queues);
 /* The journal of the queues' commands (warren/queue.h), each called once it is applied in
  * memory, in order. d may be NULL (nothing is written, but a deleted queue's bookkeeping is
- * freed). What each writes: ENQUEUE the entry, when durable_entry_wanted (a paged-out one was
- * written by the page-out; a replayed one is in the store already); DELIVER the delivery watermark,
- * once per batch, for stored entries; SETTLE and DROP the deletion of a stored entry (and of its
- * shared record with its last reference); REQUEUE nothing (the entry keeps its key; the watermark marks it
- * delivered); PURGE the deletion of the dropped stored entries and of the paged ones (those
- * referring to shared records in the background); DELETE the removal of a stored queue with all its
- * entries, and frees its bookkeeping: shared records lose the references its entries held. */
+ * freed). What each writes: ENQUEUE the entry, when durable_entry_wanted (a paged-out one
+ * was written by the page-out; a replayed one is in the store already); DELIVER the delivery
+ * watermark, once per batch, for stored entries; SETTLE and DROP the deletion of a stored
+ * entry (and of its shared record with its last reference); REQUEUE nothing (the entry keeps
+ * its key; the watermark marks it delivered); PURGE the deletion of the dropped stored entries
+ * and of the paged ones (those referring to shared records in the background); DELETE the
+ * removal of a stored queue with all its entries, and frees its bookkeeping: shared records
+ * lose the references its entries held. */
 void durable_queue_cmd(struct durable *d, const struct queue_cmd *c);
 
 /* Paging. How many of q's ready entries are in the store only (q->n_ready counts them). */

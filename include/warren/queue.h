@@ -58,10 +58,10 @@ struct qentry {
         TAILQ_ENTRY(qentry) link;        /* in its lane's ready list, or queue->unacked */
         struct pheap_node requeued_node; /* in its lane's requeued heap */
     };
-    struct msg *msg;     /* owns one reference */
-    struct queue *queue; /* borrows; NULL once the queue was deleted under a delivery */
-    uint64_t seq;        /* enqueue order in its lane (the top byte), kept across requeues */
-    uint64_t expires_at; /* us since the epoch; 0: never (x-message-ttl, expiration) */
+    struct msg *msg;         /* owns one reference */
+    struct queue *queue;     /* borrows; NULL once the queue was deleted under a delivery */
+    uint64_t seq;            /* enqueue order in its lane (the top byte), kept across requeues */
+    uint64_t expires_at;     /* us since the epoch; 0: never (x-message-ttl, expiration) */
     uint32_t delivery_count; /* requeues so far (x-delivery-limit, x-delivery-count) */
     bool redelivered;
     bool stored; /* written to the store (durable.h): removing it is written too */
@@ -129,7 +129,7 @@ struct queue {
     uint8_t *args; /* owns a copy of the declare arguments */
     uint32_t args_len;
     struct queue_settings settings; /* owns: effective arguments and policies */
-    struct bind_list bindings_in; /* bindings with this queue as destination */
+    struct bind_list bindings_in;   /* bindings with this queue as destination */
     /* owns: the ready entries, in n_lanes lanes (settings.max_priority + 1, fixed for the
      * queue's life: x-max-priority is an argument, never a policy); &lane0 when there is one */
     struct queue_lane *lanes;
@@ -144,9 +144,9 @@ struct queue {
     /* The entry just enqueued by the publish being dispatched (queue_publish_dispatch): it may
      * go to a consumer that can take it now even with a TTL of 0. 0: none. */
     uint64_t fresh_seq;
-    uint64_t unused_until; /* x-expires: deleted at this time (us) if still unused; 0: never */
-    struct event *deadline_ev; /* owns: the next expiry (head entry or queue); NULL until needed */
-    uint64_t deadline;         /* when deadline_ev fires (us); 0: not armed */
+    uint64_t unused_until;      /* x-expires: deleted at this time (us) if still unused; 0: never */
+    struct event *deadline_ev;  /* owns: the next expiry (head entry or queue); NULL until needed */
+    uint64_t deadline;          /* when deadline_ev fires (us); 0: not armed */
     struct cons_list consumers; /* borrows: channels own consumers */
     struct pheap cons_ready;    /* borrows: the consumers not parked, by priority then turn */
     uint64_t cons_turn;         /* the last turn handed out */
@@ -272,14 +272,14 @@ struct queue_stored_entry {
 /* Replay: applies an ENQUEUE the queue did not originate, at the seq it was given then, which
  * is above every seq its lane has had so far (the seqs it skips were the queue's once:
  * settled or purged since), with its redelivered mark and expiry time (se). The store holds
- * what the command stream
- * left, every entry still there at its seq, and recovery replays each one as the ENQUEUE that
- * made it; an entry at or below the delivery watermark was delivered and never settled, and
- * its channel died with the process, so it comes back redelivered, as REQUEUE would have left
- * it. A replica will apply its leader's ENQUEUEs the same way. m NULL: the entry stays in the
- * store only (paged: the durable layer counted it, as a page-out does before its ENQUEUE, and
- * marks it redelivered when it reads it back); else m gets a new reference. The command goes
- * to the journal with replayed set: its consumer writes nothing. 0, or -1 on ENOMEM. */
+ * what the command stream left, every entry still there at its seq, and recovery replays each
+ * one as the ENQUEUE that made it; an entry at or below the delivery watermark was delivered
+ * and never settled, and its channel died with the process, so it comes back redelivered, as
+ * REQUEUE would have left it. A replica will apply its leader's ENQUEUEs the same way. m NULL:
+ * the entry stays in the store only (paged: the durable layer counted it, as a page-out does
+ * before its ENQUEUE, and marks it redelivered when it reads it back); else m gets a new
+ * reference. The command goes to the journal with replayed set: its consumer writes nothing.
+ * 0, or -1 on ENOMEM. */
 int queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_stored_entry *se);
 
 /* Below the commands: the durable layer accounting for the entries it keeps in the store

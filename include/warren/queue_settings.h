@@ -38,13 +38,13 @@ struct queue_settings {
     int64_t consumer_timeout; /* ms an unacked delivery may wait, 0 off, or NONE: the server's */
     enum queue_overflow overflow;
     enum queue_dlx_strategy dlx_strategy;
-    char *dlx;             /* owns: dead-letter exchange ("": the default one); NULL: none */
-    char *dlx_routing_key; /* owns: routing key of dead-lettered messages; NULL: their own */
-    uint8_t max_priority;  /* 0: not a priority queue. Arguments only, as in RabbitMQ */
+    char *dlx;                   /* owns: dead-letter exchange ("": the default one); NULL: none */
+    char *dlx_routing_key;       /* owns: routing key of dead-lettered messages; NULL: their own */
+    uint8_t max_priority;        /* 0: not a priority queue. Arguments only, as in RabbitMQ */
     bool single_active_consumer; /* arguments only, as in RabbitMQ */
     bool quorum;                 /* declared x-queue-type "quorum" */
-    char *policy;          /* owns: the name of the policy applied; NULL: none */
-    char *operator_policy; /* owns: the name of the operator policy applied; NULL: none */
+    char *policy;                /* owns: the name of the policy applied; NULL: none */
+    char *operator_policy;       /* owns: the name of the operator policy applied; NULL: none */
 };
 
 /* Settings with nothing set: no limits, no TTLs, no dead-lettering. */

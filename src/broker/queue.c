@@ -239,16 +239,15 @@ queue_ready_uncount(struct queue *q, const struct qentry *e)
     q->n_ready--;
     q->mem_bytes -= msg_size(e->msg);
     /* Bodies of entries paged out before a restart by an older build were not counted. */
-    q->ready_bytes -= q->n_ready > 0 && q->ready_bytes > e->msg->body_len ? e->msg->body_len
-                                                                          : q->ready_bytes;
+    q->ready_bytes -=
+        q->n_ready > 0 && q->ready_bytes > e->msg->body_len ? e->msg->body_len : q->ready_bytes;
 }
 
 /* Appends an entry for m (taking a reference) at the tail of its lane's in-memory ready list
  * (the lane is the seq's): a new one, or one read back from the store (stored). Not counted in
  * n_ready here. NULL on ENOMEM. */
 static struct qentry *
-queue_entry_append(struct queue *q, struct msg *m, const struct queue_stored_entry *se,
-                   bool stored)
+queue_entry_append(struct queue *q, struct msg *m, const struct queue_stored_entry *se, bool stored)
 {
     unsigned lane = queue_seq_lane(se->seq); /* one of q's: the callers' seqs are */
     WR_ASSERT(se->seq >= q->lanes[lane].next_seq || durable_lane_paged(q, lane) > 0);
@@ -313,12 +312,8 @@ queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_st
     q->lanes[lane].next_seq = se->seq + 1;
     queue_lane_count(q, lane);
     q->ready_bytes += m != NULL ? m->body_len : se->body_len;
-    queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_ENQUEUE,
-                                      .q = q,
-                                      .e = e,
-                                      .m = m,
-                                      .seq = se->seq,
-                                      .replayed = true});
+    queue_journal(&(struct queue_cmd){
+        .kind = QUEUE_CMD_ENQUEUE, .q = q, .e = e, .m = m, .seq = se->seq, .replayed = true});
     return 0;
 }
 
@@ -611,8 +606,7 @@ queue_deadline_fired(evutil_socket_t fd, short what, void *arg)
     (void)what;
     q->deadline = 0;
     uint64_t now = queue_now();
-    if (q->unused_until != 0 && q->n_consumers == 0 && now >= q->unused_until &&
-        q->vhost != NULL) {
+    if (q->unused_until != 0 && q->n_consumers == 0 && now >= q->unused_until && q->vhost != NULL) {
         log_msg(LOG_INFO, "queue '%s' in vhost '%s' deleted: unused for %lld ms (x-expires)",
                 q->name, q->vhost->name, (long long)q->settings.expires);
         vhost_queue_delete(q->vhost, q);

@@ -28,41 +28,19 @@ enum queue_args_type {
 
 /* The arguments each type takes (its capabilities()' queue_arguments), in RabbitMQ 3.10's
  * order: the order in which a redeclare compares them. */
-static const char *const queue_args_classic[] = {"x-expires",
-                                                 "x-message-ttl",
-                                                 "x-dead-letter-exchange",
-                                                 "x-dead-letter-routing-key",
-                                                 "x-max-length",
-                                                 "x-max-length-bytes",
-                                                 "x-max-priority",
-                                                 "x-overflow",
-                                                 "x-queue-mode",
-                                                 "x-queue-version",
-                                                 "x-single-active-consumer",
-                                                 "x-queue-type",
-                                                 "x-queue-master-locator",
-                                                 /* beyond RabbitMQ's classic queues: */
-                                                 "x-delivery-limit",
-                                                 "x-consumer-timeout",
-                                                 NULL};
-static const char *const queue_args_quorum[] = {"x-dead-letter-exchange",
-                                                "x-dead-letter-routing-key",
-                                                "x-dead-letter-strategy",
-                                                "x-expires",
-                                                "x-max-length",
-                                                "x-max-length-bytes",
-                                                "x-max-in-memory-length",
-                                                "x-max-in-memory-bytes",
-                                                "x-overflow",
-                                                "x-single-active-consumer",
-                                                "x-queue-type",
-                                                "x-quorum-initial-group-size",
-                                                "x-delivery-limit",
-                                                "x-message-ttl",
-                                                "x-queue-leader-locator",
-                                                /* beyond RabbitMQ 3.10 (3.12 has it): */
-                                                "x-consumer-timeout",
-                                                NULL};
+static const char *const queue_args_classic[] = {
+    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+    "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
+    "x-queue-version", "x-single-active-consumer", "x-queue-type", "x-queue-master-locator",
+    /* beyond RabbitMQ's classic queues: */
+    "x-delivery-limit", "x-consumer-timeout", NULL};
+static const char *const queue_args_quorum[] = {
+    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy", "x-expires",
+    "x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes",
+    "x-overflow", "x-single-active-consumer", "x-queue-type", "x-quorum-initial-group-size",
+    "x-delivery-limit", "x-message-ttl", "x-queue-leader-locator",
+    /* beyond RabbitMQ 3.10 (3.12 has it): */
+    "x-consumer-timeout", NULL};
 static const char *const queue_args_stream[] = {"x-max-length-bytes",
                                                 "x-queue-type",
                                                 "x-max-age",
@@ -629,8 +607,7 @@ queue_args_expiration(struct wire_str s, int64_t *ms, char *why, size_t cap)
         snprintf(term, sizeof(term), "no_integer");
     } else if (i < s.len) {
         char rest[256];
-        queue_args_erl_string(rest, sizeof(rest), "", (struct wire_str){s.ptr + i, s.len - i},
-                              "");
+        queue_args_erl_string(rest, sizeof(rest), "", (struct wire_str){s.ptr + i, s.len - i}, "");
         snprintf(term, sizeof(term), "{leftover_string,%s}", rest);
     } else {
         /* The value as Erlang prints it: no sign but '-', no leading zeros. */

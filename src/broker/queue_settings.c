@@ -74,9 +74,13 @@ queue_settings_from_args(struct queue_settings *s, struct wire_table args)
     queue_settings_int(args, "x-message-ttl", &s->message_ttl);
     queue_settings_int(args, "x-max-length", &s->max_length);
     queue_settings_int(args, "x-max-length-bytes", &s->max_length_bytes);
-    queue_settings_int(args, "x-delivery-limit", &s->delivery_limit);
-    queue_settings_int(args, "x-consumer-timeout", &s->consumer_timeout);
+    struct wire_value v;
     int64_t n;
+    /* RabbitMQ takes any x-delivery-limit: a negative one acts as 0, a string as none. */
+    if (wire_table_get(args, "x-delivery-limit", &v) && v.type != WIRE_FIELD_TIMESTAMP &&
+        wire_value_to_i64(&v, &n))
+        s->delivery_limit = n < 0 ? 0 : n;
+    queue_settings_int(args, "x-consumer-timeout", &s->consumer_timeout);
     if (queue_settings_int(args, "x-expires", &n) && n > 0)
         s->expires = n;
     if (queue_settings_int(args, "x-max-priority", &n))
@@ -87,9 +91,8 @@ queue_settings_from_args(struct queue_settings *s, struct wire_table args)
         s->overflow = QUEUE_OVERFLOW_REJECT_PUBLISH_DLX;
     if (queue_settings_str_is(args, "x-dead-letter-strategy", "at-least-once"))
         s->dlx_strategy = QUEUE_DLX_AT_LEAST_ONCE;
-    struct wire_value v;
-    s->single_active_consumer = wire_table_get(args, "x-single-active-consumer", &v) &&
-                                v.type == WIRE_FIELD_BOOL && v.v.b;
+    s->single_active_consumer =
+        wire_table_get(args, "x-single-active-consumer", &v) && v.type == WIRE_FIELD_BOOL && v.v.b;
     s->quorum = queue_settings_str_is(args, "x-queue-type", "quorum");
     if (queue_settings_str(args, "x-dead-letter-exchange", &s->dlx) < 0 ||
         queue_settings_str(args, "x-dead-letter-routing-key", &s->dlx_routing_key) < 0) {

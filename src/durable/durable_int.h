@@ -26,9 +26,9 @@ struct event;
 struct durable_pageout {
     TAILQ_ENTRY(durable_pageout) by_turn; /* in d->pageouts */
     LIST_ENTRY(durable_pageout) by_queue; /* in q->durable_state->pageouts, while q is set */
-    struct queue *q; /* borrows; NULL once the queue dropped its paged entries (or went) */
-    uint64_t turn;   /* the batch that writes them */
-    uint64_t n;      /* entries */
+    struct queue *q;     /* borrows; NULL once the queue dropped its paged entries (or went) */
+    uint64_t turn;       /* the batch that writes them */
+    uint64_t n;          /* entries */
     uint64_t body_bytes; /* their bodies' bytes */
     unsigned lane;       /* the queue's lane they are in */
 };

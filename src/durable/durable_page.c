@@ -501,8 +501,7 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
     se.expires_at = h.expires_at;
     se.redelivered = se.seq <= dl->delivered_seq;
     WR_ASSERT(rc != DURABLE_LOAD_OK || se.seq >= dl->page_lo);
-    if (rc == DURABLE_LOAD_NOMEM ||
-        (rc == DURABLE_LOAD_OK && queue_entry_page_in(q, m, &se) < 0)) {
+    if (rc == DURABLE_LOAD_NOMEM || (rc == DURABLE_LOAD_OK && queue_entry_page_in(q, m, &se) < 0)) {
         msg_unref(&m);
         log_msg(LOG_ERROR, "out of memory reading queue '%s' back from the store", q->name);
         return 1;

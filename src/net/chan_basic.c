@@ -608,8 +608,9 @@ chan_send_return(struct chan *ch, struct msg *m)
 /* Publishes a complete message through the broker's pipeline (publish.h), unless it is a
  * direct reply; returns it to the publisher if mandatory and unroutable; confirms it in
  * confirm mode (after the store's sync when it was stored), nacks it if it could not reach
- * every queue (out of memory, or a queue refused it by x-overflow reject-publish). seq: its confirm sequence number (0 outside confirm mode). Consumes the
- * caller's reference. 0, or -1 after raising (an exchange that vanished). */
+ * every queue (out of memory, or a queue refused it by x-overflow reject-publish). seq: its confirm
+ * sequence number (0 outside confirm mode). Consumes the caller's reference. 0, or -1 after raising
+ * (an exchange that vanished). */
 static int
 chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
 {

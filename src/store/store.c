@@ -110,8 +110,7 @@ store_format_write(struct store *st, const char *path, char *err, size_t errlen)
 {
     char ver[16], *rerr = NULL;
     int n = snprintf(ver, sizeof(ver), "%d", STORE_FORMAT_VERSION);
-    rocksdb_put(st->db, st->wo_sync, store_format_key, STORE_FORMAT_KEY_LEN, ver, (size_t)n,
-                &rerr);
+    rocksdb_put(st->db, st->wo_sync, store_format_key, STORE_FORMAT_KEY_LEN, ver, (size_t)n, &rerr);
     if (rerr != NULL) {
         snprintf(err, errlen, "%s: cannot write format marker: %s", path, rerr);
         rocksdb_free(rerr);
@@ -157,8 +156,8 @@ store_check_format(struct store *st, const char *path, char *err, size_t errlen)
     long version = strtol(ver, NULL, 10);
     if (version < STORE_FORMAT_OLDEST || version > STORE_FORMAT_VERSION) {
         snprintf(err, errlen,
-                 "%s: data format version %ld, this warren-server reads versions %d to %d%s",
-                 path, version, STORE_FORMAT_OLDEST, STORE_FORMAT_VERSION,
+                 "%s: data format version %ld, this warren-server reads versions %d to %d%s", path,
+                 version, STORE_FORMAT_OLDEST, STORE_FORMAT_VERSION,
                  version > STORE_FORMAT_VERSION ? " (written by a newer Warren)" : "");
         return -1;
     }

@@ -371,10 +371,11 @@ def test_existing_queue_not_checked():
     with wt.server() as srv:
         wt.cleanup(srv.addr, Q)
         with wt.opened(srv.addr, 1) as c, wt.opened(srv.addr, 1) as other:
-            declared(c, 1, Q, [("x-expires", 10)])
+            # (x-expires long enough for the queue to outlive the test)
+            declared(c, 1, Q, [("x-expires", 600000)])
             got = declare(c, 1, Q, [("x-expires", 0)])
-            assert got == (406, ineq % ("x-expires", Q, "'0'", "'10'")), got
-            got = declare(c, 1, Q, [("x-expires", 10), ("x-max-age", "x")])
+            assert got == (406, ineq % ("x-expires", Q, "'0'", "'600000'")), got
+            got = declare(c, 1, Q, [("x-expires", 600000), ("x-max-age", "x")])
             assert got == (OK, Q), got
             got = declare(c, 1, Q, [("x-expires", 0)], passive=True)
             assert got == (OK, Q), got

@@ -4,6 +4,12 @@ fixed duration; a fixed count with publisher confirms (window 100) and multiple 
 every message published must be confirmed and consumed, with the confirm latency (publish to
 basic.ack) reported, also for persistent messages on a durable queue; the backlog mode
 (publish 1000, then drain them); a fanout to two queues; SIGINT (results so far, exit 130).
+The options for the task-queue scenarios: --queue-arg (an integer and a string argument:
+x-max-length with x-overflow reject-publish nacks the surplus), --dead-letter (the
+dead-letter exchange and queues, the queue's arguments naming them, all deleted at the
+end), --priorities (every message has a priority below N, all of them used; a FIFO queue
+delivers about 45% of them above the priority before), --expire-at (messages expire together
+at that time: still there before it, gone at once when it is past).
 Each run must exit 0 and print one JSON line that parses, with the fields scripts compare
 (confirm_latency_us only with confirms, p50 <= p95 <= p99 <= max, p50 > 0); the queues it
 declared are gone afterwards. Failures must say why and exit non-zero: nothing listening,
@@ -141,6 +147,111 @@ def test_fanout_two_queues():
         assert_no_queue(srv.addr, "wt40-fan-1")
 
 
+def delete_queues(addr, *names):
+    """What --keep-queues left (for a broker that outlives the test: $WARREN_TEST_ADDR)."""
+    conn = wt.pika_connect(addr)
+    ch = conn.channel()
+    for name in names:
+        ch.queue_delete(name)
+    conn.close()
+
+
+def queue_depth(addr, name):
+    conn = wt.pika_connect(addr)
+    try:
+        return conn.channel().queue_declare(name, passive=True).method.message_count
+    finally:
+        conn.close()
+
+
+def test_queue_args():
+    """--queue-arg x-max-length=100 (an integer) and x-overflow=reject-publish (a string):
+    of 1000 publishes with confirms 100 are acked and 900 nacked; the queue keeps 100"""
+    with wt.server() as srv:
+        r, _ = perf(srv.addr, "-y", 0, "-C", 1000, "-c", 100, "--queue-arg", "x-max-length=100",
+                    "--queue-arg", "x-overflow=reject-publish", "--keep-queues", "--prefix",
+                    "wt40-qa")
+        assert r["params"]["queue_args"] == {"x-max-length": 100,
+                                             "x-overflow": "reject-publish"}, r["params"]
+        assert r["sent"] == 1000 and r["confirmed"] == 100 and r["nacked"] == 900, r
+        assert queue_depth(srv.addr, "wt40-qa-0") == 100
+        delete_queues(srv.addr, "wt40-qa-0")
+
+
+def test_dead_letter():
+    """--dead-letter: queue i declared with x-dead-letter-exchange PREFIX-dlx and routing key
+    PREFIX-dead-i, that queue bound and consumed; all of it deleted at the end"""
+    with wt.server() as srv:
+        r, _ = perf(srv.addr, "-y", 0, "-C", 300, "-c", 100, "--dead-letter", "--keep-queues",
+                    "--prefix", "wt40-dl")
+        assert r["confirmed"] == 300 and r["params"]["dead_letter"] is True, r
+        conn = wt.pika_connect(srv.addr)
+        ch = conn.channel()
+        assert ch.queue_declare("wt40-dl-0", passive=True).method.message_count == 300
+        assert ch.queue_declare("wt40-dl-dead-0", passive=True).method.message_count == 0
+        ch.exchange_declare("wt40-dl-dlx", "direct", passive=True)
+        # redeclared with the same arguments: equivalent (other arguments would be a 406)
+        ch.queue_declare("wt40-dl-0", arguments={"x-dead-letter-exchange": "wt40-dl-dlx",
+                                                 "x-dead-letter-routing-key": "wt40-dl-dead-0"})
+        ch.exchange_delete("wt40-dl-dlx")
+        conn.close()
+        delete_queues(srv.addr, "wt40-dl-0", "wt40-dl-dead-0")
+        # the consumer reads the dead-letter queue: nothing reaches it without a death
+        r, _ = perf(srv.addr, "-z", 1, "-r", 500, "--dead-letter", "--prefix", "wt40-dl2")
+        assert r["sent"] > 0 and r["received"] == 0, r
+        for q in ("wt40-dl2-0", "wt40-dl2-dead-0"):
+            assert_no_queue(srv.addr, q)
+        conn = wt.pika_connect(srv.addr)
+        try:
+            conn.channel().exchange_declare("wt40-dl2-dlx", "direct", passive=True)
+        except pe.ChannelClosedByBroker as e:
+            assert e.reply_code == 404, e
+        else:
+            raise AssertionError("exchange wt40-dl2-dlx is still there")
+        finally:
+            if conn.is_open:
+                conn.close()
+
+
+def test_priorities():
+    """--priorities 10: each message has a priority 0-9 and all ten occur; drained from a
+    FIFO queue, 30-60% come with a higher priority than the one before (45% expected)"""
+    with wt.server() as srv:
+        perf(srv.addr, "-y", 0, "-C", 300, "-c", 100, "--priorities", 10, "--keep-queues",
+             "--prefix", "wt40-pr")
+        conn = wt.pika_connect(srv.addr)
+        ch = conn.channel()
+        seen = set()
+        for _ in range(300):
+            method, props, body = ch.basic_get("wt40-pr-0", auto_ack=True)
+            assert method is not None
+            seen.add(props.priority)
+        conn.close()
+        delete_queues(srv.addr, "wt40-pr-0")
+        assert seen == set(range(10)), seen
+        r, err = perf(srv.addr, "-B", 2000, "-q", 100, "--priorities", 10, "--prefix", "wt40-pr2")
+        assert r["received"] == 2000 and r["params"]["priorities"] == 10, r
+        assert 600 <= r["priority_rises"] <= 1200, r
+        assert " above the priority before" in err, err
+
+
+def test_expire_at():
+    """--expire-at: with 60 s left the messages stay queued, carrying an expiration of at
+    most 60000 ms; with the time past they expire at once (expiration 0, no consumer)"""
+    with wt.server() as srv:
+        perf(srv.addr, "-y", 0, "-C", 500, "-c", 100, "--expire-at", "%.3f" % (time.time() + 60),
+             "--keep-queues", "--prefix", "wt40-ex")
+        assert queue_depth(srv.addr, "wt40-ex-0") == 500
+        conn = wt.pika_connect(srv.addr)
+        method, props, body = conn.channel().basic_get("wt40-ex-0", auto_ack=True)
+        conn.close()
+        assert 30000 < int(props.expiration) <= 60000, props.expiration
+        perf(srv.addr, "-y", 0, "-C", 500, "-c", 100, "--expire-at", "%.3f" % (time.time() - 1),
+             "--keep-queues", "--prefix", "wt40-ex2")
+        assert queue_depth(srv.addr, "wt40-ex2-0") == 0
+        delete_queues(srv.addr, "wt40-ex-0", "wt40-ex2-0")
+
+
 def test_sigint():
     """SIGINT stops the run: the results so far, interrupted=true, exit 130, queues gone"""
     with wt.server() as srv:
@@ -193,12 +304,17 @@ def test_usage_errors():
     for args, text in ((["-s", 8], "--size"), (["-C", 5, "-z", 1], "exclude each other"),
                        (["-q", 10, "-A", 20], "exceeds --prefetch"),
                        (["--uri", "http://x"], "must start with amqp:// or amqps://"),
-                       (["--churn", "-y", 1], "--churn needs producers, no consumers")):
+                       (["--churn", "-y", 1], "--churn needs producers, no consumers"),
+                       (["--queue-arg", "x-message-ttl"], "expected KEY=VALUE"),
+                       (["--dead-letter", "--queue-arg", "x-dead-letter-exchange=x"],
+                        "--dead-letter sets x-dead-letter-exchange itself"),
+                       (["--priorities", 257], "--priorities")):
         _, err = perf(("127.0.0.1", 1), *args, expect_rc=2)
         assert text in err, (args, err)
 
 
 if __name__ == "__main__":
     wt.run([test_duration_manual_ack, test_count_confirm, test_count_persistent_auto_ack,
-            test_backlog, test_fanout_two_queues, test_sigint, test_connection_refused,
+            test_backlog, test_fanout_two_queues, test_queue_args, test_dead_letter,
+            test_priorities, test_expire_at, test_sigint, test_connection_refused,
             test_login_refused, test_server_channel_close, test_usage_errors])

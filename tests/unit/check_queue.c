@@ -545,9 +545,8 @@ set_ttl_and_limits(struct queue *q, int64_t ttl, int64_t max_length, int64_t max
 static struct msg *
 new_msg(char key, uint64_t body_len, int64_t expiration_ms)
 {
-    struct msg *m =
-        msg_new(NULL, 0, 1, 0, WIRE_STR_LIT(""), (struct wire_str){(const uint8_t *)&key, 1},
-                body_len);
+    struct msg *m = msg_new(NULL, 0, 1, 0, WIRE_STR_LIT(""),
+                            (struct wire_str){(const uint8_t *)&key, 1}, body_len);
     ck_assert_ptr_nonnull(m);
     msg_body_filled(m, (uint32_t)body_len);
     m->expiration_ms = expiration_ms;

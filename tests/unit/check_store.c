@@ -242,9 +242,8 @@ START_TEST(test_upgrades_format_1)
     put_raw(format_key, sizeof(format_key) - 1, "1");
     struct store *st = store_open(data_dir, NULL, base, err, sizeof(err));
     ck_assert_msg(st != NULL, "%s", err);
-    ck_assert_int_eq(store_get(st, format_key, sizeof(format_key) - 1, &val, &vlen, err,
-                               sizeof(err)),
-                     1);
+    ck_assert_int_eq(
+        store_get(st, format_key, sizeof(format_key) - 1, &val, &vlen, err, sizeof(err)), 1);
     ck_assert_int_eq(vlen, 1);
     ck_assert_int_eq(val[0], '2');
     free(val);

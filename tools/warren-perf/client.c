@@ -474,7 +474,7 @@ perf_conn_next(struct perf_conn *c, int timeout_ms, struct perf_in *in)
                 return perf_conn_fail(c, "server closed the channel: %s", why);
             }
         } else if (f->type == WIRE_FRAME_HEADER) {
-            if (frame_content_header_decode(f->payload, f->size, &in->header, NULL, &err) < 0)
+            if (frame_content_header_decode(f->payload, f->size, &in->header, &in->props, &err) < 0)
                 return perf_conn_fail(c, "bad content header from the server: %s", err.text);
         }
         if (f->channel != PERF_CHANNEL)

@@ -48,6 +48,7 @@ struct perf_in {
     struct frame f;
     struct wire_method m;               /* when f.type == WIRE_FRAME_METHOD */
     struct frame_content_header header; /* when f.type == WIRE_FRAME_HEADER */
+    struct wire_basic_props props;      /* its properties, decoded */
 };
 
 /* Connects to the broker o names, logs in, opens channel 1. Returns 0, or -1 with c->err set

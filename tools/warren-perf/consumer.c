@@ -3,8 +3,10 @@
  * time): the latency is recorded in the thread's histogram, no copy of the body is made. With
  * manual acks, one basic.ack goes out per --multiple-ack messages (multiple=true, or a single
  * ack when that is 1); acks are queued and flushed whenever the input buffer runs dry, so a
- * burst of deliveries is answered with one send(). At the end: the last ack, basic.cancel,
- * and the channel and connection close. */
+ * burst of deliveries is answered with one send(). With --priorities it counts the
+ * deliveries whose priority is above the one before (0 when a backlog drains in priority
+ * order; about 45% of them with 10 levels delivered in FIFO order). At the end: the last ack,
+ * basic.cancel, and the channel and connection close. */
 #include "config.h"
 
 #include <pthread.h>
@@ -34,6 +36,8 @@ struct cons {
     uint64_t received;
     uint64_t last_tag; /* latest delivery tag not yet acked */
     uint32_t unacked;
+    int last_priority; /* of the previous delivery; -1 before the first */
+    uint64_t priority_rises;
 };
 
 static void
@@ -90,6 +94,13 @@ cons_on_frame(struct cons *k, const struct perf_in *in)
             return perf_conn_fail(&k->c, "content header without basic.deliver");
         k->left = in->header.body_size;
         k->stamp_len = 0;
+        if (k->o->priorities > 0) {
+            int prio = in->props.flags & WIRE_BASIC_PRIORITY_FLAG ? in->props.priority : 0;
+            if (k->last_priority >= 0 && prio > k->last_priority)
+                atomic_store_explicit(&k->w->priority_rises, ++k->priority_rises,
+                                      memory_order_relaxed);
+            k->last_priority = prio;
+        }
         k->st = CONS_BODY;
         if (k->left == 0) {
             k->st = CONS_METHOD;
@@ -153,7 +164,7 @@ cons_run(struct cons *k)
 void *
 perf_consumer_main(void *arg)
 {
-    struct cons k = {.w = arg, .o = ((struct perf_worker *)arg)->run->opts};
+    struct cons k = {.w = arg, .o = ((struct perf_worker *)arg)->run->opts, .last_priority = -1};
     struct perf_worker *w = k.w;
     char tname[16];
     snprintf(tname, sizeof tname, "wp-cons-%u", w->id % 10000);

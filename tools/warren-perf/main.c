@@ -313,7 +313,10 @@ workers_init(struct perf_run *run, const struct perf_opts *o)
         w->producer = i < o->producers;
         w->id = w->producer ? i : i - o->producers;
         snprintf(w->name, sizeof w->name, "%s %u", w->producer ? "producer" : "consumer", w->id);
-        perf_queue_name(o, w->id % o->queues, w->queue, sizeof w->queue);
+        if (w->producer)
+            perf_queue_name(o, w->id % o->queues, w->queue, sizeof w->queue);
+        else
+            perf_consumed_queue_name(o, w->id % o->queues, w->queue, sizeof w->queue);
         if (w->producer) {
             snprintf(w->rkey, sizeof w->rkey, "%s", o->routing_key[0] ? o->routing_key : w->queue);
             w->quota = total ? quota(total, o->producers, w->id) : 0;
@@ -341,8 +344,10 @@ main(int argc, char **argv)
     pthread_cond_init(&run.cv, NULL);
     workers_init(&run, &o);
 
-    if (topo(&run, true, res.server, sizeof res.server) < 0)
+    if (topo(&run, true, res.server, sizeof res.server) < 0) {
+        free(run.workers);
         return 1;
+    }
     uint64_t total = o.backlog ? o.backlog : o.count;
     res.expected = total ? expected_deliveries(&o, total) : 0;
     if (o.backlog) {

@@ -25,6 +25,7 @@ enum opt_type {
     OPT_STR, /* into a char array of size `size` */
     OPT_FLAG,
     OPT_URI,
+    OPT_QUEUE_ARG, /* appended to queue_args */
     OPT_HELP,
     OPT_VERSION,
 };
@@ -66,6 +67,10 @@ static const struct opt_def opt_defs[] = {
      "manual acks: one basic.ack (multiple) per N messages; 1 = ack each"},
     {"confirm", 'c', "N", OPT_U32, F(confirm), 0, 1000000, "0",
      "publisher confirms with at most N unconfirmed per producer; 0 = off"},
+    {"priorities", 0, "N", OPT_U32, F(priorities), 0, 256, "0",
+     "each message gets a random priority below N; consumers count rises in priority"},
+    {"expire-at", 0, "UNIXTIME", OPT_DOUBLE, F(expire_at), 0, 1e11, NULL,
+     "every message expires at this Unix time (expiration: the milliseconds left)"},
     {"persistent", 'f', NULL, OPT_FLAG, F(persistent), 0, 0, NULL,
      "persistent messages (delivery-mode 2), durable queues and exchange"},
     {"exchange", 'e', "NAME", OPT_STR, F(exchange), 0, 0, NULL,
@@ -76,6 +81,12 @@ static const struct opt_def opt_defs[] = {
      "routing key of every message (default: the producer's queue name)"},
     {"binding-key", 'K', "KEY", OPT_STR, F(binding_key), 0, 0, NULL,
      "binding key of every queue (default: the routing key, or the queue name)"},
+    {"queue-arg", 0, "KEY=VALUE", OPT_QUEUE_ARG, NOF, 0, 0, NULL,
+     "a queue.declare argument, repeatable (x-message-ttl=0): an integer if VALUE is one, "
+     "else a string"},
+    {"dead-letter", 0, NULL, OPT_FLAG, F(dead_letter), 0, 0, NULL,
+     "queue i dead-letters to queue PREFIX-dead-i (through exchange PREFIX-dlx), which the "
+     "consumers read instead"},
     {"rate", 'r', "MSGS", OPT_DOUBLE, F(rate), 0, 1e9, NULL,
      "publish at most MSGS messages/s per producer; 0 = unlimited"},
     {"duration", 'z', "SECONDS", OPT_DOUBLE, F(duration), 0, 1e7, NULL,
@@ -245,6 +256,28 @@ set_number(struct perf_opts *o, const struct opt_def *d, const char *val)
     }
 }
 
+/* --queue-arg KEY=VALUE */
+static void
+add_queue_arg(struct perf_opts *o, const char *val)
+{
+    const char *eq = strchr(val, '=');
+    if (eq == NULL || eq == val)
+        usage_error("--queue-arg: expected KEY=VALUE (got '%s')", val);
+    if (o->n_queue_args == PERF_QUEUE_ARGS_MAX)
+        usage_error("--queue-arg: at most %d", PERF_QUEUE_ARGS_MAX);
+    struct perf_queue_arg *a = &o->queue_args[o->n_queue_args++];
+    if ((size_t)(eq - val) >= sizeof a->key)
+        usage_error("--queue-arg: the key is too long");
+    memcpy(a->key, val, (size_t)(eq - val));
+    a->key[eq - val] = 0;
+    set_str(a->str, sizeof a->str, eq + 1, "--queue-arg's value");
+    char *e;
+    errno = 0;
+    long long n = strtoll(a->str, &e, 10);
+    a->is_int = a->str[0] != 0 && *e == 0 && errno == 0;
+    a->num = n;
+}
+
 static void
 apply(struct perf_opts *o, const struct opt_def *d, const char *val)
 {
@@ -261,6 +294,9 @@ apply(struct perf_opts *o, const struct opt_def *d, const char *val)
         break;
     case OPT_URI:
         parse_uri(o, val);
+        break;
+    case OPT_QUEUE_ARG:
+        add_queue_arg(o, val);
         break;
     case OPT_HELP:
         usage();
@@ -303,11 +339,14 @@ check(struct perf_opts *o)
     if ((o->routing_key[0] != 0 || o->binding_key[0] != 0) && o->exchange_type[0] == 0)
         usage_error("--routing-key and --binding-key need --exchange or --exchange-type (the "
                     "default exchange routes by queue name)");
+    for (unsigned i = 0; o->dead_letter && i < o->n_queue_args; i++)
+        if (strncmp(o->queue_args[i].key, "x-dead-letter-", 14) == 0)
+            usage_error("--dead-letter sets %s itself", o->queue_args[i].key);
     if (o->prefix[0] == 0)
         snprintf(o->prefix, sizeof o->prefix, "warren-perf-%ld", (long)getpid());
     if (o->exchange_type[0] != 0 && o->exchange[0] == 0)
         snprintf(o->exchange, sizeof o->exchange, "%s-%s", o->prefix, o->exchange_type);
-    if (strlen(o->prefix) + 12 > 255)
+    if (strlen(o->prefix) + 17 > 255) /* "-dead-" and a number */
         usage_error("--prefix is too long for a queue name");
 }
 
@@ -391,4 +430,17 @@ perf_opts_json(const struct perf_opts *o, FILE *out)
     json_str(out, o->routing_key);
     fprintf(out, ",\"rate\":%.15g,\"duration\":%.15g,\"count\":%llu,\"backlog\":%llu", o->rate,
             o->duration, (unsigned long long)o->count, (unsigned long long)o->backlog);
+    fputs(",\"queue_args\":{", out);
+    for (unsigned i = 0; i < o->n_queue_args; i++) {
+        const struct perf_queue_arg *a = &o->queue_args[i];
+        fputs(i ? "," : "", out);
+        json_str(out, a->key);
+        fputc(':', out);
+        if (a->is_int)
+            fprintf(out, "%lld", (long long)a->num);
+        else
+            json_str(out, a->str);
+    }
+    fprintf(out, "},\"dead_letter\":%s,\"priorities\":%u,\"expire_at\":%.3f",
+            o->dead_letter ? "true" : "false", o->priorities, o->expire_at);
 }

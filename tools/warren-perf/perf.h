@@ -17,6 +17,16 @@
 
 #define PERF_NAME_MAX 256 /* AMQP shortstrs: 255 bytes and a NUL */
 #define PERF_MIN_SIZE 16  /* a body carries a send timestamp and a sequence number */
+#define PERF_QUEUE_ARGS_MAX 16
+
+/* --queue-arg KEY=VALUE: a queue.declare argument, a signed 64-bit integer when VALUE reads
+ * as one, else a string. */
+struct perf_queue_arg {
+    char key[PERF_NAME_MAX];
+    char str[PERF_NAME_MAX];
+    bool is_int;
+    int64_t num;
+};
 
 struct perf_opts {
     char host[PERF_NAME_MAX];
@@ -39,6 +49,11 @@ struct perf_opts {
     double duration;                 /* seconds; 0 = count or backlog mode */
     uint64_t count;                  /* messages to publish in all; 0 = duration mode */
     uint64_t backlog;                /* publish this many, then drain them; 0 = off */
+    struct perf_queue_arg queue_args[PERF_QUEUE_ARGS_MAX]; /* declare arguments of queue i */
+    unsigned n_queue_args;
+    bool dead_letter;    /* queue i dead-letters to PREFIX-dlx, routed to PREFIX-dead-i */
+    uint32_t priorities; /* each message a random priority below this; 0 = none */
+    double expire_at;    /* Unix time (s) when every message expires (expiration); 0 = none */
 };
 
 /* Parses argv into o (exits on --help, --version, or a usage error). */
@@ -56,13 +71,14 @@ struct perf_worker {
     bool producer;
     bool started;              /* its thread was created (and must be joined) */
     char name[32];             /* "producer 0" */
-    char queue[PERF_NAME_MAX]; /* consumer: the queue it consumes */
+    char queue[PERF_NAME_MAX]; /* the queue it publishes to or consumes */
     char rkey[PERF_NAME_MAX];  /* producer: its routing key */
     uint64_t quota;            /* producer: messages to publish; 0 = until stopped */
     atomic_bool go;            /* set by the main thread once every worker is ready */
     atomic_bool done;          /* producer: quota published and confirmed */
     atomic_bool exited;        /* its thread is about to return */
     _Atomic uint64_t sent, confirmed, nacked, received;
+    _Atomic uint64_t priority_rises; /* consumer: deliveries of a higher priority than the last */
     _Atomic uint64_t first_ns, last_ns; /* its first and latest publish or delivery */
     struct perf_hist hist;              /* ns: publish to delivery (consumer), to ack (producer) */
     char err[600];                      /* why it failed (set before run->failures++) */
@@ -91,15 +107,18 @@ int perf_worker_ready(struct perf_worker *w, bool ok);
  * thread then stops the run). */
 void perf_worker_fail(struct perf_worker *w, const char *err);
 
-/* Queue i's name. */
+/* Queue i's name: the queue producers publish to. */
 void perf_queue_name(const struct perf_opts *o, unsigned i, char *buf, size_t cap);
+/* The queue consumer i reads: queue i, or with --dead-letter its dead-letter queue. */
+void perf_consumed_queue_name(const struct perf_opts *o, unsigned i, char *buf, size_t cap);
 /* The exchange producers publish to ("" = default). */
 const char *perf_exchange(const struct perf_opts *o);
 /* Whether every queue receives every message (fanout, or one routing key for all). */
 bool perf_routes_all(const struct perf_opts *o);
 
-/* topo.c: the setup connection declares the exchange, queues and bindings, polls queue
- * depths for the backlog mode, and deletes what it declared at the end. */
+/* topo.c: the setup connection declares the exchange, queues and bindings (and with
+ * --dead-letter the dead-letter exchange and queues), polls the depths of the queues the
+ * consumers read for the backlog mode, and deletes what it declared at the end. */
 struct perf_conn;
 int perf_topo_setup(struct perf_conn *c, const struct perf_opts *o);
 int perf_topo_depth(struct perf_conn *c, const struct perf_opts *o, uint64_t *total);

@@ -1,18 +1,21 @@
 /* warren-perf's producer thread. The publish method frame and the content header frame are
  * the same for every message, so they are encoded once (with libwarren's codec) and copied;
  * each body starts with the CLOCK_MONOTONIC time of the send and a sequence number, both
- * big-endian. Messages are written in batches into the connection's output buffer and sent
- * with one send(). In confirm mode at most --confirm messages are unconfirmed: a ring indexed
- * by delivery tag holds each one's send time (0 once settled), so acks (multiple or not, in
- * any order) and nacks settle exactly the tags they name, and each ack records the confirm
- * latency (send to basic.ack) of the tags it covers in the worker's histogram. --rate paces
- * the batches against the clock. */
+ * big-endian. With --priorities N there are N such prefixes, one per priority, and each
+ * message takes one at random; with --expire-at they are encoded again before each batch,
+ * with the milliseconds left until that time as the expiration. Messages are written in
+ * batches into the connection's output buffer and sent with one send(). In confirm mode at most
+ * --confirm messages are unconfirmed: a ring indexed by delivery tag holds each one's send time (0
+ * once settled), so acks (multiple or not, in any order) and nacks settle exactly the tags they
+ * name, and each ack records the confirm latency (send to basic.ack) of the tags it covers in the
+ * worker's histogram. --rate paces the batches against the clock. */
 #include "config.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 #include "perf.h"
@@ -21,13 +24,17 @@
 #define BATCH_MAX 256            /* messages per send() */
 #define BATCH_BYTES (256 * 1024) /* ... unless they are large */
 #define SETTLE_TIMEOUT_MS 5000   /* outstanding confirms awaited at the end */
+#define PREFIX_MAX 1024          /* publish method frame + content header frame */
 
 struct prod {
     struct perf_worker *w; /* borrows */
     const struct perf_opts *o;
     struct perf_conn c;
-    uint8_t prefix[1024]; /* publish method frame + content header frame */
+    uint8_t *prefixes; /* owns: nprefixes of prefix_len bytes, one per priority (or just one):
+                        * publish method frame + content header frame */
+    unsigned nprefixes;
     size_t prefix_len;
+    uint64_t rng;        /* xorshift64 state, for the priorities */
     uint8_t *body;       /* owns: the body template */
     size_t msg_len;      /* bytes one message takes on the wire */
     uint64_t seq;        /* messages published = the last delivery tag */
@@ -95,28 +102,73 @@ prod_read(struct prod *p, int timeout_ms)
     return r;
 }
 
-/* Encodes the frames every message shares and the body template. */
+/* Milliseconds until --expire-at (0 once past it), as the expiration property wants them. */
 static void
-prod_prepare(struct prod *p)
+prod_expiration(const struct perf_opts *o, char *buf, size_t cap)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double left_ms = (o->expire_at - (double)ts.tv_sec - (double)ts.tv_nsec / 1e9) * 1e3;
+    snprintf(buf, cap, "%llu", left_ms > 0 ? (unsigned long long)left_ms + 1 : 0ull);
+}
+
+/* Encodes the frames every message shares, one prefix per priority; sets msg_len. */
+static void
+prod_encode(struct prod *p)
 {
     const struct perf_opts *o = p->o;
     struct wire_method m = {.id = WIRE_BASIC_PUBLISH};
     struct wire_basic_props props = {.flags = WIRE_BASIC_DELIVERY_MODE_FLAG};
     const char *ex = perf_exchange(o);
+    char expiration[32];
     m.u.basic_publish.exchange = (struct wire_str){(const uint8_t *)ex, (uint32_t)strlen(ex)};
     m.u.basic_publish.routing_key =
         (struct wire_str){(const uint8_t *)p->w->rkey, (uint32_t)strlen(p->w->rkey)};
     props.delivery_mode = o->persistent ? 2 : 1;
-    p->prefix_len = perf_frame_method(p->prefix, sizeof p->prefix, PERF_CHANNEL, &m);
-    p->prefix_len += perf_frame_content_header(
-        p->prefix + p->prefix_len, sizeof p->prefix - p->prefix_len, PERF_CHANNEL, o->size, &props);
-    p->body = malloc(o->size);
-    WR_ASSERT(p->body != NULL);
-    for (uint32_t i = 0; i < o->size; i++)
-        p->body[i] = (uint8_t)('a' + i % 26);
+    if (o->expire_at > 0) {
+        prod_expiration(o, expiration, sizeof expiration);
+        props.flags |= WIRE_BASIC_EXPIRATION_FLAG;
+        props.expiration = (struct wire_str){(const uint8_t *)expiration, strlen(expiration)};
+    }
+    if (o->priorities > 0)
+        props.flags |= WIRE_BASIC_PRIORITY_FLAG;
+    for (unsigned i = 0; i < p->nprefixes; i++) {
+        uint8_t *dst = p->prefixes + (size_t)i * PREFIX_MAX;
+        props.priority = (uint8_t)i;
+        size_t n = perf_frame_method(dst, PREFIX_MAX, PERF_CHANNEL, &m);
+        n += perf_frame_content_header(dst + n, PREFIX_MAX - n, PERF_CHANNEL, o->size, &props);
+        p->prefix_len = n; /* the same for every priority: one octet each */
+    }
     size_t chunk = p->c.frame_max - FRAME_OVERHEAD;
     size_t frames = (o->size + chunk - 1) / chunk;
     p->msg_len = p->prefix_len + o->size + frames * FRAME_OVERHEAD;
+}
+
+/* The prefixes and the body template. */
+static void
+prod_prepare(struct prod *p)
+{
+    const struct perf_opts *o = p->o;
+    p->nprefixes = o->priorities > 0 ? o->priorities : 1;
+    p->prefixes = malloc((size_t)p->nprefixes * PREFIX_MAX);
+    p->body = malloc(o->size);
+    WR_ASSERT(p->prefixes != NULL && p->body != NULL);
+    for (uint32_t i = 0; i < o->size; i++)
+        p->body[i] = (uint8_t)('a' + i % 26);
+    p->rng = (perf_now_ns() ^ ((uint64_t)p->w->id + 1) * 0x9e3779b97f4a7c15u) | 1; /* never 0 */
+    prod_encode(p);
+}
+
+/* The prefix of the next message: a random priority's with --priorities. */
+static const uint8_t *
+prod_next_prefix(struct prod *p)
+{
+    if (p->nprefixes == 1)
+        return p->prefixes;
+    p->rng ^= p->rng << 13;
+    p->rng ^= p->rng >> 7;
+    p->rng ^= p->rng << 17;
+    return p->prefixes + (size_t)(p->rng % p->nprefixes) * PREFIX_MAX;
 }
 
 /* Appends n messages to the output buffer. */
@@ -125,10 +177,12 @@ prod_write(struct prod *p, uint64_t n)
 {
     uint32_t size = p->o->size;
     size_t chunk = p->c.frame_max - FRAME_OVERHEAD;
+    if (p->o->expire_at > 0)
+        prod_encode(p); /* shorter or equal: the batch stays within BATCH_BYTES */
     uint8_t *dst = perf_conn_reserve(&p->c, (size_t)n * p->msg_len), *start = dst;
     uint64_t sent_ns = 0;
     for (uint64_t i = 0; i < n; i++) {
-        memcpy(dst, p->prefix, p->prefix_len);
+        memcpy(dst, prod_next_prefix(p), p->prefix_len);
         dst += p->prefix_len;
         for (size_t off = 0; off < size; off += chunk) {
             size_t len = size - off < chunk ? size - off : chunk;
@@ -317,6 +371,7 @@ perf_producer_main(void *arg)
         prod_run(&p);
     perf_conn_close(&p.c, PERF_RPC_TIMEOUT_MS);
     free(p.body);
+    free(p.prefixes);
     free(p.unsettled);
     atomic_store(&w->exited, true);
     return NULL;

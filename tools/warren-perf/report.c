@@ -31,6 +31,7 @@ perf_totals_sum(const struct perf_run *run, struct perf_totals *t)
         t->confirmed += ld(&w->confirmed);
         t->nacked += ld(&w->nacked);
         t->received += ld(&w->received);
+        t->priority_rises += ld(&w->priority_rises);
         if (first != 0 && (*tf == 0 || first < *tf))
             *tf = first;
         if (last > *tl)
@@ -160,6 +161,8 @@ perf_report(const struct perf_run *run, const struct perf_result *r, FILE *out)
     if (o->confirm)
         fprintf(stderr, ", confirmed %llu, nacked %llu", (unsigned long long)t.confirmed,
                 (unsigned long long)t.nacked);
+    if (o->priorities > 0)
+        fprintf(stderr, ", %llu above the priority before", (unsigned long long)t.priority_rises);
     if (perf_hist_count(h) > 0)
         fprintf(stderr, ", latency p50 %s p95 %s p99 %s max %s", perf_fmt_latency(p50, a, sizeof a),
                 perf_fmt_latency(p95, b, sizeof b), perf_fmt_latency(p99, c, sizeof c),
@@ -191,6 +194,8 @@ perf_report(const struct perf_run *run, const struct perf_result *r, FILE *out)
                 sent_rate, recv_rate,
                 publish_end > r->t0_ns ? (double)(publish_end - r->t0_ns) / 1e9 : 0,
                 t.last_recv_ns > r->drain_ns ? (double)(t.last_recv_ns - r->drain_ns) / 1e9 : 0);
+    if (o->priorities > 0)
+        fprintf(out, ",\"priority_rises\":%llu", (unsigned long long)t.priority_rises);
     fprintf(out, ",\"expected\":%llu,\"interrupted\":%s,\"server\":\"",
             (unsigned long long)r->expected, r->interrupted ? "true" : "false");
     for (const char *s = r->server; *s; s++)

@@ -10,6 +10,7 @@
 
 struct perf_totals {
     uint64_t sent, confirmed, nacked, received;
+    uint64_t priority_rises; /* --priorities: deliveries above the priority before them */
     uint64_t first_send_ns, last_send_ns, first_recv_ns, last_recv_ns;
 };
 /* Sums every worker's counters (a snapshot: they keep running). */
