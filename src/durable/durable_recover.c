@@ -42,8 +42,8 @@ struct recover_ctx {
     struct hmap shared;            /* owns each struct recover_shared: the messages read */
     struct recover_purged *purged; /* owns: the purge markers, in key order */
     size_t n_purged;
-    struct vhost *vh;   /* the vhost of the key being handled */
-    struct queue *q;    /* entries: the queue being restored */
+    struct vhost *vh; /* the vhost of the key being handled */
+    struct queue *q;  /* entries: the queue being restored */
     uint64_t n_exchanges, n_queues, n_bindings, n_entries, n_orphans;
     char *err;
     size_t errlen;
