@@ -160,11 +160,36 @@ json_t *admin_topic_permissions_json(struct admin *a);
 /* "policies", "parameters" or "global_parameters": what was stored. */
 json_t *admin_stored_json(struct admin *a, const char *kind);
 
+/* ---- policies and operator policies (policies.c; applied as warren/policy.h says) ---- */
+
+/* Sets policy (op false) or operator policy (op true) name in vhost from body, as PUT
+ * /api/policies/{vhost}/{name} takes it: pattern, definition, priority (default 0), apply-to
+ * (default "all"). ADMIN_NOT_FOUND without that vhost; ADMIN_INVALID with RabbitMQ's text
+ * ("Validation failed\n\n<<\"x\">> is not a valid message TTL\n"). */
+enum admin_result admin_policy_put(struct admin *a, bool op, const char *vhost, const char *name,
+                                   json_t *body, admin_done_fn done, void *arg, char *err,
+                                   size_t errlen);
+/* ADMIN_NOT_FOUND when there is no such vhost or policy. */
+enum admin_result admin_policy_delete(struct admin *a, bool op, const char *vhost, const char *name,
+                                      admin_done_fn done, void *arg, char *err, size_t errlen);
+/* The policies (or operator policies) of vhost (NULL: every vhost's) as the HTTP API lists
+ * them: [{vhost, name, pattern, apply-to, definition, priority}], lowest priority first. A
+ * new array; NULL on ENOMEM. */
+json_t *admin_policies_json(struct admin *a, bool op, const char *vhost);
+/* One of them as above; JSON null when there is none (NULL on ENOMEM). */
+json_t *admin_policy_json(struct admin *a, bool op, const char *vhost, const char *name);
+struct queue;
+/* The definition in force on q (rabbitmqctl's effective_policy_definition): its policy's
+ * merged with its operator policy's (rabbit_policy:merge_operator_definitions). A new
+ * object ({} with neither); NULL on ENOMEM. */
+json_t *admin_queue_policy_json(struct admin *a, const struct queue *q);
+
 /* ---- definitions (definitions.c) ---- */
 
 /* Imports a definitions document as RabbitMQ does (rabbit_definitions.erl): users, vhosts,
  * permissions, topic permissions, policies, parameters and global parameters as records
- * (policies and parameters are stored and logged as not applied), then exchanges, queues and
+ * (policies and operator policies apply; other parameters are stored and logged as not
+ * applied, but vhost limits), then exchanges, queues and
  * bindings created as a declare would (existing ones are kept). Entries apply in that order,
  * as in RabbitMQ; the first bad one stops the import (what came before it stays) with its
  * section and position in err ("users[2]: ..."). */

@@ -112,8 +112,13 @@ struct conf {
     uint32_t max_message_size;         /* bytes of body; max_message_size = 134217728 (128 MiB) */
     uint32_t handshake_timeout;        /* milliseconds; handshake_timeout = 10000 */
     uint32_t ssl_handshake_timeout;    /* milliseconds for TLS's; ssl_handshake_timeout = 5000 */
-    uint32_t management_tcp_port;      /* management.tcp.port = 15672; 0: no TCP listener */
-    char *management_tcp_ip;           /* owns; management.tcp.ip = "" (every interface) */
+    /* Milliseconds a delivery may stay unacknowledged before its channel is closed, unless its
+     * queue says otherwise; consumer_timeout = 1800000 (RabbitMQ's 30 minutes). 0: never, what
+     * RabbitMQ's advanced.config says with undefined (its rabbitmq.conf refuses 0). Values of
+     * a year and more, which RabbitMQ users set to mean never, fit. */
+    uint64_t consumer_timeout;
+    uint32_t management_tcp_port; /* management.tcp.port = 15672; 0: no TCP listener */
+    char *management_tcp_ip;      /* owns; management.tcp.ip = "" (every interface) */
     /* Milliseconds to receive one HTTP request, and of silence on an HTTP connection:
      * management.tcp.request_timeout = 30000, management.tcp.idle_timeout = 30000 */
     uint32_t management_request_timeout, management_idle_timeout;

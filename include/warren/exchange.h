@@ -68,6 +68,7 @@ struct exch {
     uint32_t args_len;
     char *alternate; /* owns; "alternate-exchange" argument, or NULL */
     uint32_t alternate_len;
+    char *policy_alternate;       /* owns: its policy's (policy.h) if no argument's; or NULL */
     uint32_t n_bindings_out;      /* bindings this exchange is the source of */
     struct exch_routes *routes;   /* owns: the type's lookup structure and the bindings */
     struct bind_list bindings_in; /* bindings with this exchange as destination */
@@ -133,5 +134,10 @@ int route_result_add(struct route_result *r, struct queue *q);
  * queues to r (after resetting r->n). 0, or -1 on ENOMEM. */
 int exch_route(struct exch *e, struct wire_str routing_key, struct wire_table headers,
                struct route_result *r);
+/* The same with several routing keys (n_keys >= 1), as RabbitMQ routes a message with CC
+ * keys or a dead-lettered one: each exchange reached matches its bindings against every key,
+ * and only one that matched none of them falls back to its alternate exchange. */
+int exch_route_keys(struct exch *e, const struct wire_str *keys, uint32_t n_keys,
+                    struct wire_table headers, struct route_result *r);
 
 #endif

@@ -1,8 +1,10 @@
 /* A published message: its raw content-header properties (re-sent byte-for-byte, never
  * re-encoded), the exchange and routing key it was published with (basic.deliver repeats
  * them), and its body, all in one allocation. A message routed to many queues exists once:
- * every queue entry, delivery in flight and pending store write holds a reference. Event-loop
- * thread only. */
+ * every queue entry, delivery in flight and pending store write holds a reference. A message
+ * made from another one with new properties (dead-lettering) shares that one's body rather
+ * than copying it: it holds a reference to the message whose allocation has the body.
+ * Event-loop thread only. */
 #ifndef WARREN_MSG_H
 #define WARREN_MSG_H
 
@@ -21,15 +23,18 @@ struct msg {
     uint8_t priority;
     uint32_t headers_off, headers_len; /* the headers table within props (len 0: none), found
                                         * when the properties were validated, for routing */
-    uint32_t body_missing; /* body bytes not filled in yet: not counted in msg_bytes_live */
-    uint64_t store_id;     /* its shared record in the store (durable.h), 0 if none */
-    int64_t expiration_ms; /* the expiration property as published (ms); -1: none, or not
-                            * known (read back from the store, where entries keep their
-                            * expiry time instead) */
-    uint8_t *props;        /* points into data: the property flags and list */
-    uint8_t *exchange;     /* points into data */
-    uint8_t *routing_key;  /* points into data */
-    uint8_t *body;         /* points into data; filled by the publisher's body frames */
+    uint32_t body_missing;  /* body bytes not filled in yet: not counted in msg_bytes_live */
+    uint64_t store_id;      /* its shared record in the store (durable.h), 0 if none */
+    int64_t expiration_ms;  /* the expiration property as published (ms); -1: none, or not
+                             * known (read back from the store, where entries keep their
+                             * expiry time instead) */
+    struct msg *body_owner; /* owns a reference: the message whose allocation holds body;
+                             * NULL when body is in data */
+    uint8_t *props;         /* points into data: the property flags and list */
+    uint8_t *exchange;      /* points into data */
+    uint8_t *routing_key;   /* points into data */
+    uint8_t *body;          /* points into data (filled by the publisher's body frames), or
+                             * into body_owner's */
     uint8_t data[];
 };
 
@@ -51,6 +56,13 @@ int msg_heap_setup(void);
 struct msg *msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode,
                     uint8_t priority, struct wire_str exchange, struct wire_str routing_key,
                     uint64_t body_len);
+/* A complete message with new properties, exchange and routing key (copied, as msg_new) and
+ * the body of src, shared: it holds a reference to src (or to the message src shares its body
+ * with, so that chains of copies stay one step long). src must be complete. delivery_mode and
+ * priority come from the new properties. One reference, owned by the caller. NULL on ENOMEM. */
+struct msg *msg_new_sharing_body(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode,
+                                 uint8_t priority, struct wire_str exchange,
+                                 struct wire_str routing_key, struct msg *src);
 /* n more bytes of m's body were written into m->body: they count in msg_bytes_live now. */
 void msg_body_filled(struct msg *m, uint32_t n);
 /* Records where in m->props the headers table lies: headers was decoded from a copy of the
@@ -58,7 +70,8 @@ void msg_body_filled(struct msg *m, uint32_t n);
 void msg_set_headers(struct msg *m, const uint8_t *base, struct wire_table headers);
 /* The headers table, for headers exchanges. */
 struct wire_table msg_headers(const struct msg *m);
-/* Bytes the message takes in memory (its allocation). */
+/* Bytes the message keeps in memory: its allocation, and the body it shares if it does (a
+ * queue holding it holds that much; msg_bytes_live counts a shared body once). */
 size_t msg_size(const struct msg *m);
 struct msg *msg_ref(struct msg *m);
 /* Drops one reference, freeing the message at zero, and sets *mp to NULL. */

@@ -1,5 +1,5 @@
 /* The publish pipeline: what happens to a complete message, whoever published it (an AMQP
- * channel today; the management API's publish, dead-lettering and replication tomorrow):
+ * channel, dead-lettering; the management API's publish and replication tomorrow):
  *  1. route: the default exchange (the queue named by the routing key) or the named
  *     exchange's bindings, exchange-to-exchange bindings and alternate exchanges included;
  *  2. refuse: queues at their length limit with x-overflow reject-publish drop out;
@@ -36,5 +36,10 @@ struct publish_outcome {
  * result the caller keeps for reuse (its memory stays allocated between calls). */
 enum publish_status publish_message(struct vhost *vh, struct msg *m, struct route_result *scratch,
                                     struct publish_outcome *out);
+/* Steps 2 to 5 for a message its publisher routed itself (dead-lettering routes with several
+ * keys and leaves out the queues that would close a cycle): r loses the queues that refuse m
+ * (counted in out->n_refused); m is borrowed. PUBLISH_OK or PUBLISH_NOMEM. */
+enum publish_status publish_routed(struct vhost *vh, struct msg *m, struct route_result *r,
+                                   struct publish_outcome *out);
 
 #endif

@@ -24,6 +24,13 @@
  * (queue_consumer_wake: an ack, a qos change, its connection's output drained), so a delivery
  * costs O(log n) however many consumers are full.
  *
+ * A queue with a single active consumer (x-single-active-consumer) has one consumer in that
+ * heap at most, the active one; the others wait in a second heap, by priority, then by
+ * registration order, and the first of them takes over when the active one goes (cancelled,
+ * or its channel closed). Priorities are RabbitMQ 3.12+'s: a consumer of a higher priority
+ * than the active one takes over as soon as the active one has settled what it was given
+ * (RabbitMQ 3.10's classic queues keep the active one until it goes).
+ *
  * Priority queues (x-max-priority N, 1..255) have N + 1 lanes, one per message priority (a
  * message's priority property, 0 if it has none, N if it is above N); every other queue has one
  * lane, 0. A lane is what a queue without priorities is: a ready list, a requeue heap and a seq
@@ -73,6 +80,9 @@ struct cons_ops {
     /* True if the consumer can take one more message now (prefetch, flow, output space).
      * False parks it until queue_consumer_wake. */
     bool (*can_take)(struct cons *c);
+    /* How many of its deliveries the consumer has not settled yet: a single active consumer
+     * hands over to a higher-priority one only once it has none. */
+    uint32_t (*unsettled)(const struct cons *c);
     /* Delivers e: the consumer's channel owns e from now on. Returns 0, or -1 if the consumer
      * could not take it after all (e.g. ENOMEM writing the frames); the queue then puts e
      * back and parks the consumer until its next wake-up. */
@@ -82,16 +92,26 @@ struct cons_ops {
     void (*queue_deleted)(struct cons *c);
 };
 
+/* Where a consumer stands in its queue's dispatch. */
+enum cons_state {
+    CONS_READY = 0, /* in queue->cons_ready: offered messages in its turn */
+    CONS_PARKED,    /* could not take a message: out of cons_ready until woken */
+    CONS_WAITING,   /* single active consumer: another one is active; in queue->sac_waiting */
+    CONS_QUIESCING, /* single active consumer: still the active one, but one of a higher
+                     * priority waits: offered nothing until it hands over (no unsettled left) */
+};
+
 /* The broker's view of a consumer; the channel embeds it in its own consumer record. */
 struct cons {
     TAILQ_ENTRY(cons) link;       /* in queue->consumers */
-    struct pheap_node ready_node; /* in queue->cons_ready unless parked */
+    struct pheap_node ready_node; /* in queue->cons_ready (READY) or queue->sac_waiting */
     struct queue *queue;          /* borrows; NULL after queue_deleted */
     const struct cons_ops *ops;
     uint64_t turn;    /* its place in the round robin: lower goes first */
+    uint64_t since;   /* registration order: single active consumer's turn among equals */
     int32_t priority; /* x-priority */
     bool exclusive;
-    bool parked; /* could not take a message: out of cons_ready until woken */
+    enum cons_state state;
 };
 
 /* A seq's top byte is its lane, the rest its order within the lane. */
@@ -149,7 +169,10 @@ struct queue {
     uint64_t deadline;          /* when deadline_ev fires (us); 0: not armed */
     struct cons_list consumers; /* borrows: channels own consumers */
     struct pheap cons_ready;    /* borrows: the consumers not parked, by priority then turn */
-    uint64_t cons_turn;         /* the last turn handed out */
+    uint64_t cons_turn;         /* the last turn (or registration number) handed out */
+    /* Single active consumer (settings.single_active_consumer, fixed by the arguments): */
+    struct cons *sac_active;  /* borrows: the one consumer that may get messages; NULL: none */
+    struct pheap sac_waiting; /* borrows: the others, by priority, then registration order */
     uint32_t n_consumers;
     uint32_t n_exclusive; /* exclusive consumers (0 or 1) */
     /* owns, but made and freed by the durable layer (durable.h): its bookkeeping, for queues
@@ -303,14 +326,20 @@ void queue_set_event_base(struct event_base *base);
 void queue_used(struct queue *q);
 
 /* Consumers. */
+/* Links c (its ops, priority and exclusive set) to q. With a single active consumer, c
+ * waits unless it is the first, or the highest priority (then the active one hands over, see
+ * above). The caller dispatches. */
 void queue_consumer_add(struct queue *q, struct cons *c);
-/* Unlinks c. Returns true if the queue is auto-delete and c was its last consumer: the caller
- * deletes the queue. */
+/* Unlinks c; with a single active consumer, the next one takes over if c was active. Returns
+ * true if the queue is auto-delete and c was its last consumer: the caller deletes the
+ * queue; otherwise the caller dispatches (after putting back what c's channel requeues, so
+ * that a successor gets messages in order). */
 bool queue_consumer_remove(struct cons *c);
 /* An exclusive consumer holds the queue (basic.consume exclusive, or 403 for others). */
 bool queue_has_exclusive_consumer(const struct queue *q);
 /* c may be able to take messages again (its channel freed capacity: an ack, a qos change, its
- * connection's output drained): it rejoins the round robin and the queue dispatches. */
+ * connection's output drained): it rejoins the round robin, or hands over if it was a
+ * quiescing single active consumer that has settled everything, and the queue dispatches. */
 void queue_consumer_wake(struct cons *c);
 
 /* Hands ready entries to consumers that can take them, until none can or none are ready. */

@@ -13,6 +13,7 @@
 #include "warren/wire.h"
 
 struct exch;
+struct policy;
 struct queue;
 
 struct durable;
@@ -35,6 +36,8 @@ struct vhost {
     struct hmap exchanges; /* owns each struct exch */
     struct hmap queues;    /* owns each struct queue */
     struct vhost_meta meta;
+    /* owns: its policies and operator policies (policy.h), each list in precedence order */
+    struct policy *policies[2];
     uint32_t n_conns; /* open connections, counted by the network layer for max-connections */
 };
 
@@ -65,7 +68,8 @@ struct vhost *vhost_find(const struct vhost_registry *reg, struct wire_str name)
 
 struct exch *vhost_exch_find(const struct vhost *vh, struct wire_str name);
 struct queue *vhost_queue_find(const struct vhost *vh, struct wire_str name);
-/* Adds e (or q) to the vhost's map; its name must not be taken. 0, or -1 on ENOMEM. */
+/* Adds e (or q) to the vhost's map, with the settings its policies give it (policy.h); its
+ * name must not be taken. 0, or -1 on ENOMEM (not added). */
 int vhost_exch_add(struct vhost *vh, struct exch *e);
 int vhost_queue_add(struct vhost *vh, struct queue *q);
 /* Removes from the map and frees, including what that empties: auto-delete exchanges left

@@ -125,12 +125,18 @@ void wire_put_table(struct wire_writer *w, struct wire_table t);
 
 /* Building a table: write entries with the wire_table_put_* calls into a writer, then take
  * wire_table{start, len}. Nested tables: m = wire_table_put_table_begin(w, key), entries,
- * wire_table_put_table_end(w, m). */
+ * wire_table_put_table_end(w, m). Arrays the same way: m = wire_table_put_array_begin(w,
+ * key), values (wire_array_put_*), wire_table_put_table_end(w, m), which closes either. */
 void wire_table_put_bool(struct wire_writer *w, const char *key, bool v);
 void wire_table_put_longstr(struct wire_writer *w, const char *key, struct wire_str v);
 void wire_table_put_i64(struct wire_writer *w, const char *key, int64_t v);
+void wire_table_put_timestamp(struct wire_writer *w, const char *key, uint64_t v);
 size_t wire_table_put_table_begin(struct wire_writer *w, const char *key);
+size_t wire_table_put_array_begin(struct wire_writer *w, const char *key);
 void wire_table_put_table_end(struct wire_writer *w, size_t mark);
+/* Values of an array: a longstr; a table (entries follow, closed by wire_table_put_table_end). */
+void wire_array_put_longstr(struct wire_writer *w, struct wire_str v);
+size_t wire_array_put_table_begin(struct wire_writer *w);
 
 /* Checks that p[0..n) is a well-formed sequence of table entries at nesting depth `depth`
  * (0 for a top-level table). Returns 0, or -1 with err set to 501 FRAME_ERROR. */

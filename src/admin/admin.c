@@ -75,8 +75,7 @@ admin_fail(char *err, size_t errlen, enum admin_result r, const char *fmt, ...)
 
 /* ---- writing records ---- */
 
-/* Writes obj (compact JSON) under tag name(names[0])... Returns ADMIN_OK or ADMIN_NOMEM. */
-static enum admin_result
+enum admin_result
 admin_write(struct admin *a, enum store_key_tag tag, const char *const *names, size_t n,
             const json_t *obj, char *err, size_t errlen)
 {
@@ -92,7 +91,7 @@ admin_write(struct admin *a, enum store_key_tag tag, const char *const *names, s
     return ADMIN_OK;
 }
 
-static void
+void
 admin_erase(struct admin *a, enum store_key_tag tag, const char *const *names, size_t n)
 {
     uint8_t key[STORE_KEY_NAMES_MAX];
@@ -588,10 +587,9 @@ admin_apply_topic_permission(struct admin *a, json_t *e, bool store, char *err, 
     return r;
 }
 
-/* ---- policies and parameters: stored, not applied ---- */
+/* ---- policies (policies.c) and parameters (stored, not applied but vhost limits) ---- */
 
-/* The in-memory key of a stored entry: its names joined by an ASCII unit separator. */
-static void
+void
 admin_stored_key(char *buf, size_t cap, const char *const *names, size_t n)
 {
     size_t len = 0;
@@ -620,6 +618,9 @@ admin_apply_stored(struct admin *a, int kind, json_t *e, bool store, char *err, 
     if ((names[n++] = admin_get_name(e, "name", what[kind], err, errlen)) == NULL)
         return ADMIN_INVALID;
 
+    /* Operator policies are parameters in RabbitMQ (component "operator_policy"). */
+    if (kind == 0 || (kind == 1 && strcmp(names[1], "operator_policy") == 0))
+        return admin_policy_apply(a, kind == 1, e, store, err, errlen);
     /* Vhost limits are a parameter in RabbitMQ's definitions: they apply here. */
     if (kind == 1 && strcmp(names[1], "vhost-limits") == 0) {
         struct vhost *v = admin_vhost_get(a, names[0]);
@@ -634,9 +635,11 @@ admin_apply_stored(struct admin *a, int kind, json_t *e, bool store, char *err, 
         return admin_fail(err, errlen, ADMIN_NOMEM, "out of memory");
     if (!store)
         return ADMIN_OK;
-    log_msg(LOG_WARNING, "%s '%s'%s%s%s stored but not applied: Warren does not implement %s yet",
+    log_msg(LOG_WARNING,
+            "%s '%s'%s%s%s stored but not applied: Warren does not implement runtime "
+            "parameters yet",
             what[kind], names[n - 1], kind != 2 ? " in vhost '" : "", kind != 2 ? names[0] : "",
-            kind != 2 ? "'" : "", kind == 0 ? "policies" : "runtime parameters");
+            kind != 2 ? "'" : "");
     return admin_write(a, tags[kind], names, n, e, err, errlen);
 }
 

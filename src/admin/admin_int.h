@@ -6,7 +6,10 @@
 #include <stdarg.h>
 
 #include "warren/admin.h"
+#include "warren/policy.h"
+#include "warren/store.h"
 
+struct queue;
 struct vhost;
 
 /* A user record whose password is the configuration's default_pass, not hashed yet because
@@ -16,8 +19,9 @@ struct vhost;
 struct admin {
     struct admin_env env;   /* borrows everything in it */
     struct net_server *net; /* borrows; NULL: no connections to close */
-    /* Policies, parameters and global parameters as stored (not applied): JSON objects keyed
-     * by their names joined with 0x1f, the vhost first. */
+    /* Policies, parameters (operator policies among them) and global parameters as stored:
+     * JSON objects keyed by their names joined with 0x1f, the vhost first (admin_stored_key).
+     * Policies apply (policies.c); of the parameters, operator policies and vhost limits. */
     json_t *stored[3];
 };
 
@@ -34,6 +38,48 @@ const char *admin_get_name(json_t *obj, const char *field, const char *what, cha
 json_t *admin_user_json(struct auth_user *u);
 json_t *admin_vhost_json(const struct vhost *v);
 struct vhost *admin_vhost_get(struct admin *a, const char *name);
+/* Writes obj (compact JSON) under tag and names in the loop turn's batch (nothing without a
+ * durable layer). ADMIN_OK or ADMIN_NOMEM. */
+enum admin_result admin_write(struct admin *a, enum store_key_tag tag, const char *const *names,
+                              size_t n, const json_t *obj, char *err, size_t errlen);
+/* Deletes the record under tag and names. */
+void admin_erase(struct admin *a, enum store_key_tag tag, const char *const *names, size_t n);
+/* The in-memory key of a stored record (a->stored): its names joined by 0x1f. */
+void admin_stored_key(char *buf, size_t cap, const char *const *names, size_t n);
+/* Applies a policy record (op false: the definitions' policy entry) or an operator policy's
+ * (op true: a parameter of component "operator_policy"), validated as RabbitMQ does (err then
+ * holds its "Validation failed" text), stored unless store is false (policies.c). */
+enum admin_result admin_policy_apply(struct admin *a, bool op, json_t *e, bool store, char *err,
+                                     size_t errlen);
+/* A policy's value (pattern, definition, priority, apply-to) checked as RabbitMQ 3.10 checks
+ * it (policy_check.c): op for an operator policy's keys, extra for a runtime parameter's
+ * value (then unknown terms and a missing priority are errors too). Returns true with *re,
+ * *d, *apply_to and *priority filled (the caller owns re and what d owns), or false with
+ * RabbitMQ's text in b ("Validation failed\n\n" and one line per error). name is the
+ * policy's, for the texts. */
+struct admin_buf;
+bool admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct admin_buf *b,
+                        pcre2_code **re, struct policy_def *d, enum policy_apply_to *apply_to,
+                        double *priority);
+
+/* Text built in a caller's buffer (erl_term.c). */
+struct admin_buf {
+    char *p;
+    size_t cap, len; /* len may pass cap: the text is then cut, still NUL-terminated */
+};
+void admin_buf_add(struct admin_buf *b, const char *s, size_t n);
+void admin_buf_str(struct admin_buf *b, const char *s);
+void admin_buf_printf(struct admin_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A string as Erlang prints a binary with ~p: <<"text">> when every byte is printable in
+ * Latin-1 (bytes 160-255 then print as the Latin-1 characters they are), else <<1,2,3>>. */
+void admin_erl_binary(struct admin_buf *b, const char *s, size_t len);
+/* Writes v (NULL: undefined) as Erlang's ~p prints the term RabbitMQ decodes from it. */
+void admin_erl_term(struct admin_buf *b, json_t *v);
+/* The keys of o in Erlang's map order (bytewise), in a new array of *n (the caller frees
+ * it); NULL when there are none or on ENOMEM (*n is then 0 too). */
+const char **admin_sorted_keys(json_t *o, size_t *n);
+
 /* The user table's hashed hook: stores the user whose pending password was hashed. */
 void admin_on_hashed(void *arg, struct auth_user *u);
 

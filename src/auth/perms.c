@@ -12,16 +12,13 @@
  * {client_id} are expanded for each check and compiled then (RabbitMQ does the same). */
 #include "config.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <pcre2.h>
-
 #include "auth_int.h"
 #include "warren/log.h"
+#include "warren/regex.h"
 
 /* One compiled expression and the match data its matches use (the loop thread's only). */
 struct auth_re {
@@ -55,19 +52,12 @@ auth_re_free(struct auth_re *r)
 static pcre2_code *
 auth_re_compile(const char *pattern, char *err, size_t errlen)
 {
-    const char *p = *pattern == '\0' ? "^$" : pattern;
-    int ecode;
-    PCRE2_SIZE eoff;
-    pcre2_code *code = pcre2_compile((PCRE2_SPTR)p, PCRE2_ZERO_TERMINATED, 0, &ecode, &eoff, NULL);
-    if (code == NULL) {
-        PCRE2_UCHAR msg[128];
-        pcre2_get_error_message(ecode, msg, sizeof(msg));
-        snprintf(err, errlen, "invalid regular expression '%s': %s at offset %zu", pattern,
-                 (const char *)msg, (size_t)eoff);
-        return NULL;
-    }
-    /* Without a JIT (or out of executable memory) the interpreter gives the same answers. */
-    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    char msg[128];
+    size_t eoff;
+    pcre2_code *code = regex_compile(*pattern == '\0' ? "^$" : pattern, msg, sizeof(msg), &eoff);
+    if (code == NULL)
+        snprintf(err, errlen, "invalid regular expression '%s': %s at offset %zu", pattern, msg,
+                 eoff);
     return code;
 }
 
@@ -101,13 +91,6 @@ nomem:
     auth_re_free(&n);
     snprintf(err, errlen, "out of memory");
     return -1;
-}
-
-/* Whether code matches s[0..len) anywhere. */
-static bool
-auth_re_run(const pcre2_code *code, pcre2_match_data *md, const void *s, size_t len)
-{
-    return pcre2_match(code, len > 0 ? s : (const void *)"", len, 0, 0, md, NULL) >= 0;
 }
 
 void
@@ -211,7 +194,7 @@ auth_perm_pattern(const struct auth_perm *p, enum auth_perm_kind kind)
 bool
 auth_perm_allows(const struct auth_perm *p, enum auth_perm_kind kind, const void *name, size_t len)
 {
-    return auth_re_run(p->re[kind].code, p->re[kind].md, name, len);
+    return regex_match(p->re[kind].code, p->re[kind].md, name, len);
 }
 
 void
@@ -337,7 +320,7 @@ auth_topic_match_expanded(const char *src, const struct auth_user *u, const char
     if (code == NULL)
         return false; /* a user name or vhost that breaks the expression: no match */
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
-    bool ok = md != NULL && auth_re_run(code, md, rk, rklen);
+    bool ok = md != NULL && regex_match(code, md, rk, rklen);
     pcre2_match_data_free(md);
     pcre2_code_free(code);
     return ok;
@@ -354,7 +337,7 @@ auth_topic_allows(const struct auth_user *u, const char *vhost, const void *exch
     const struct auth_re *r = &t->re[kind == AUTH_WRITE ? 0 : 1];
     if (r->code == NULL)
         return auth_topic_match_expanded(r->src, u, vhost, client_id, routing_key, rk_len);
-    return auth_re_run(r->code, r->md, routing_key, rk_len);
+    return regex_match(r->code, r->md, routing_key, rk_len);
 }
 
 void

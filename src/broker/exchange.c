@@ -415,6 +415,7 @@ exch_free(struct exch *e)
     hmap_clear(&e->routes->direct);
     route_topic_clear(&e->routes->topic);
     free(e->routes);
+    free(e->policy_alternate);
     free(e->alternate);
     free(e->args);
     free(e->name);
@@ -539,8 +540,8 @@ route_one(struct exch *x, struct wire_str routing_key, struct wire_table headers
 }
 
 int
-exch_route(struct exch *e, struct wire_str routing_key, struct wire_table headers,
-           struct route_result *r)
+exch_route_keys(struct exch *e, const struct wire_str *keys, uint32_t n_keys,
+                struct wire_table headers, struct route_result *r)
 {
     struct route_ctx c = {.r = r, .pass = ++route_pass, .work = e};
     struct exch *x, *ae;
@@ -551,12 +552,20 @@ exch_route(struct exch *e, struct wire_str routing_key, struct wire_table header
     while ((x = c.work) != NULL) {
         c.work = x->route_next;
         c.matched = 0;
-        if (route_one(x, routing_key, headers, &c) < 0)
-            return -1;
-        if (c.matched != 0 || x->alternate == NULL || x->vhost == NULL)
+        /* Fanout and headers exchanges do not look at the key: once is enough. */
+        for (uint32_t k = 0; k < n_keys; k++)
+            if (route_one(x, keys[k], headers, &c) < 0)
+                return -1;
+            else if (x->type == EXCH_FANOUT || x->type == EXCH_HEADERS)
+                break;
+        /* The argument's alternate exchange, else the policy's (rabbit_policy:get_arg). */
+        struct wire_str alt = {(const uint8_t *)x->alternate, x->alternate_len};
+        if (x->alternate == NULL && x->policy_alternate != NULL)
+            alt = (struct wire_str){(const uint8_t *)x->policy_alternate,
+                                    (uint32_t)strlen(x->policy_alternate)};
+        if (c.matched != 0 || alt.ptr == NULL || x->vhost == NULL)
             continue;
-        ae = vhost_exch_find(x->vhost,
-                             (struct wire_str){(const uint8_t *)x->alternate, x->alternate_len});
+        ae = vhost_exch_find(x->vhost, alt);
         if (ae != NULL && ae->route_visit != c.pass) {
             ae->route_visit = c.pass;
             ae->route_next = c.work;
@@ -565,4 +574,11 @@ exch_route(struct exch *e, struct wire_str routing_key, struct wire_table header
     }
     route_result_dedup(r);
     return 0;
+}
+
+int
+exch_route(struct exch *e, struct wire_str routing_key, struct wire_table headers,
+           struct route_result *r)
+{
+    return exch_route_keys(e, &routing_key, 1, headers, r);
 }

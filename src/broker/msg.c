@@ -1,5 +1,6 @@
 /* Messages: one allocation holding the properties, exchange, routing key and body, shared by
- * reference between every queue it was routed to and every delivery of it. */
+ * reference between every queue it was routed to and every delivery of it. A copy with new
+ * properties (a dead-lettered message) points at its original's body instead of copying it. */
 #include "config.h"
 
 #include "warren/msg.h"
@@ -35,15 +36,27 @@ msg_size(const struct msg *m)
     return sizeof(*m) + m->props_len + m->exchange_len + m->routing_key_len + m->body_len;
 }
 
-struct msg *
-msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t priority,
-        struct wire_str exchange, struct wire_str routing_key, uint64_t body_len)
+/* What m adds to msg_bytes_live: its allocation as filled so far, without a shared body
+ * (its owner counts it). */
+static size_t
+msg_live_bytes(const struct msg *m)
+{
+    return msg_size(m) - (m->body_owner != NULL ? m->body_len : m->body_missing);
+}
+
+/* A message whose allocation has room for body_room bytes of body after the names; its body
+ * is not filled (msg_new) or shared (msg_new_sharing_body) yet. NULL on ENOMEM or a body_len
+ * above UINT32_MAX. */
+static struct msg *
+msg_alloc(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t priority,
+          struct wire_str exchange, struct wire_str routing_key, uint64_t body_len,
+          uint64_t body_room)
 {
     WR_ASSERT(exchange.len <= UINT8_MAX && routing_key.len <= UINT8_MAX); /* shortstrs */
     size_t size = sizeof(struct msg) + props_len + exchange.len + routing_key.len;
-    if (body_len > UINT32_MAX || body_len > SIZE_MAX - size)
+    if (body_len > UINT32_MAX || body_room > SIZE_MAX - size)
         return NULL;
-    struct msg *m = malloc(size + body_len);
+    struct msg *m = malloc(size + body_room);
     if (m == NULL)
         return NULL;
     m->refs = 1;
@@ -58,6 +71,7 @@ msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t
     m->body_missing = (uint32_t)body_len;
     m->store_id = 0;
     m->expiration_ms = -1;
+    m->body_owner = NULL;
     m->props = m->data;
     m->exchange = m->props + props_len;
     m->routing_key = m->exchange + exchange.len;
@@ -68,7 +82,35 @@ msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t
         memcpy(m->exchange, exchange.ptr, exchange.len);
     if (routing_key.len > 0)
         memcpy(m->routing_key, routing_key.ptr, routing_key.len);
-    msg_bytes_live += msg_size(m) - m->body_missing;
+    return m;
+}
+
+struct msg *
+msg_new(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode, uint8_t priority,
+        struct wire_str exchange, struct wire_str routing_key, uint64_t body_len)
+{
+    struct msg *m = msg_alloc(props, props_len, delivery_mode, priority, exchange, routing_key,
+                              body_len, body_len);
+    if (m != NULL)
+        msg_bytes_live += msg_live_bytes(m);
+    return m;
+}
+
+struct msg *
+msg_new_sharing_body(const uint8_t *props, uint32_t props_len, uint8_t delivery_mode,
+                     uint8_t priority, struct wire_str exchange, struct wire_str routing_key,
+                     struct msg *src)
+{
+    WR_ASSERT(src->body_missing == 0);
+    struct msg *owner = src->body_owner != NULL ? src->body_owner : src;
+    struct msg *m = msg_alloc(props, props_len, delivery_mode, priority, exchange, routing_key,
+                              src->body_len, 0);
+    if (m == NULL)
+        return NULL;
+    m->body_missing = 0;
+    m->body_owner = msg_ref(owner);
+    m->body = src->body;
+    msg_bytes_live += msg_live_bytes(m);
     return m;
 }
 
@@ -114,7 +156,8 @@ msg_unref(struct msg **mp)
         return;
     WR_ASSERT(m->refs > 0);
     if (--m->refs == 0) {
-        msg_bytes_live -= msg_size(m) - m->body_missing;
+        msg_bytes_live -= msg_live_bytes(m);
+        msg_unref(&m->body_owner);
         free(m);
     }
 }

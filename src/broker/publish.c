@@ -3,6 +3,7 @@
 
 #include "warren/publish.h"
 
+#include "warren/deadletter.h"
 #include "warren/durable.h"
 #include "warren/exchange.h"
 #include "warren/log.h"
@@ -44,12 +45,15 @@ publish_store(struct vhost *vh, struct msg *m, const struct route_result *r)
 }
 
 /* Takes the queues that refuse m by their length limits (x-overflow reject-publish*) out of
- * r, counting them in out. */
+ * r, counting them in out; reject-publish-dlx dead-letters it from them (reason maxlen), as
+ * RabbitMQ does. */
 static void
 publish_refusals(struct msg *m, struct route_result *r, struct publish_outcome *out)
 {
     for (uint32_t i = 0; i < r->n;) {
         if (queue_refuses(r->queues[i], m)) {
+            if (r->queues[i]->settings.overflow == QUEUE_OVERFLOW_REJECT_PUBLISH_DLX)
+                deadletter_message(r->queues[i], m, DEADLETTER_MAXLEN, NULL);
             out->n_refused++;
             r->queues[i] = r->queues[--r->n];
         } else {
@@ -58,30 +62,44 @@ publish_refusals(struct msg *m, struct route_result *r, struct publish_outcome *
     }
 }
 
+/* Out of memory routing or enqueueing m: it reached n of its queues. */
+static void
+publish_log_nomem(struct vhost *vh, const struct msg *m, uint32_t n)
+{
+    log_msg(LOG_ERROR,
+            "out of memory publishing to exchange '%.*s' in vhost '%s': reached %u of its queues",
+            (int)m->exchange_len, (const char *)m->exchange, vh->name, n);
+}
+
+enum publish_status
+publish_routed(struct vhost *vh, struct msg *m, struct route_result *r, struct publish_outcome *out)
+{
+    enum publish_status st = PUBLISH_OK;
+    *out = (struct publish_outcome){0};
+    publish_refusals(m, r, out);
+    out->stored = publish_store(vh, m, r);
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (queue_cmd_enqueue(r->queues[i], m) == 0)
+            out->n_queues++;
+        else
+            st = PUBLISH_NOMEM;
+    }
+    if (st == PUBLISH_NOMEM)
+        publish_log_nomem(vh, m, out->n_queues);
+    for (uint32_t i = 0; i < r->n; i++)
+        queue_publish_dispatch(r->queues[i]);
+    return st;
+}
+
 enum publish_status
 publish_message(struct vhost *vh, struct msg *m, struct route_result *scratch,
                 struct publish_outcome *out)
 {
     *out = (struct publish_outcome){0};
     enum publish_status st = publish_route(vh, m, scratch);
-    if (st == PUBLISH_NO_EXCHANGE)
-        return st;
-    if (st == PUBLISH_OK) {
-        publish_refusals(m, scratch, out);
-        out->stored = publish_store(vh, m, scratch);
-        for (uint32_t i = 0; i < scratch->n; i++) {
-            if (queue_cmd_enqueue(scratch->queues[i], m) == 0)
-                out->n_queues++;
-            else
-                st = PUBLISH_NOMEM;
-        }
-    }
     if (st == PUBLISH_NOMEM)
-        log_msg(LOG_ERROR,
-                "out of memory publishing to exchange '%.*s' in vhost '%s': reached "
-                "%u of its queues",
-                (int)m->exchange_len, (const char *)m->exchange, vh->name, out->n_queues);
-    for (uint32_t i = 0; i < scratch->n; i++)
-        queue_publish_dispatch(scratch->queues[i]);
-    return st;
+        publish_log_nomem(vh, m, 0);
+    if (st != PUBLISH_OK)
+        return st;
+    return publish_routed(vh, m, scratch, out);
 }

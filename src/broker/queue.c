@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "warren/assert.h"
+#include "warren/deadletter.h"
 #include "warren/durable.h"
 #include "warren/log.h"
 #include "warren/msg.h"
@@ -89,6 +90,15 @@ queue_cons_before(const struct pheap_node *a, const struct pheap_node *b)
     return ca->priority != cb->priority ? ca->priority > cb->priority : ca->turn < cb->turn;
 }
 
+/* The single active consumer's successor: the highest priority, then the first registered. */
+static bool
+queue_cons_waits_before(const struct pheap_node *a, const struct pheap_node *b)
+{
+    const struct cons *ca = pheap_container_of(a, struct cons, ready_node);
+    const struct cons *cb = pheap_container_of(b, struct cons, ready_node);
+    return ca->priority != cb->priority ? ca->priority > cb->priority : ca->since < cb->since;
+}
+
 struct queue *
 queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete,
           struct queue_owner *owner, struct wire_table args)
@@ -132,6 +142,7 @@ queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete
     TAILQ_INIT(&q->unacked);
     TAILQ_INIT(&q->consumers);
     pheap_init(&q->cons_ready, queue_cons_before);
+    pheap_init(&q->sac_waiting, queue_cons_waits_before);
     q->owner = owner;
     if (owner != NULL)
         TAILQ_INSERT_TAIL(&owner->queues, q, owner_link);
@@ -194,7 +205,8 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     uint64_t dropped = q->n_ready;
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DELETE, .q = q});
     struct cons *c;
-    pheap_init(&q->cons_ready, queue_cons_before); /* its nodes are the consumers' */
+    pheap_init(&q->cons_ready, queue_cons_before); /* their nodes are the consumers' */
+    pheap_init(&q->sac_waiting, queue_cons_waits_before);
     while ((c = TAILQ_FIRST(&q->consumers)) != NULL) {
         TAILQ_REMOVE(&q->consumers, c, link);
         c->queue = NULL;
@@ -405,19 +417,14 @@ queue_entry_expired(const struct queue *q, const struct qentry *e, uint64_t now)
     return e->expires_at != 0 && e->expires_at <= now && e->seq != q->fresh_seq;
 }
 
-/* Why a message leaves a queue without being acked. */
-enum queue_death {
-    QUEUE_DEATH_EXPIRED,
-    QUEUE_DEATH_MAXLEN,
-    QUEUE_DEATH_DELIVERY_LIMIT,
-};
-
-/* The head ready entry e leaves q undelivered (the DROP command). */
+/* The head ready entry e leaves q undelivered (the DROP command), dead-lettered first if q
+ * has a dead-letter exchange: the copy is enqueued (and its write added to this turn's store
+ * batch) before the original's removal is, so a crash loses neither. */
 static void
-queue_cmd_drop(struct queue *q, struct qentry *e, enum queue_death why)
+queue_cmd_drop(struct queue *q, struct qentry *e, enum deadletter_reason why)
 {
-    (void)why;
     queue_ready_remove(q, e);
+    deadletter_message(q, e->msg, why, NULL);
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DROP, .q = q, .e = e});
     queue_entry_free(e);
 }
@@ -437,7 +444,7 @@ queue_expire_head(struct queue *q)
             now = queue_now();
         if (!queue_entry_expired(q, e, now))
             return false;
-        queue_cmd_drop(q, e, QUEUE_DEATH_EXPIRED);
+        queue_cmd_drop(q, e, DEADLETTER_EXPIRED);
     }
     return true;
 }
@@ -460,7 +467,7 @@ queue_drop_over_limit(struct queue *q)
         return;
     struct qentry *e;
     while (queue_over_limit(q) && (e = queue_head(q)) != NULL)
-        queue_cmd_drop(q, e, QUEUE_DEATH_MAXLEN);
+        queue_cmd_drop(q, e, DEADLETTER_MAXLEN);
 }
 
 bool
@@ -480,7 +487,7 @@ queue_cmd_deliver(struct queue *q)
     struct qentry *e;
     while ((e = queue_head(q)) != NULL && e->expires_at != 0 &&
            queue_entry_expired(q, e, queue_now()))
-        queue_cmd_drop(q, e, QUEUE_DEATH_EXPIRED);
+        queue_cmd_drop(q, e, DEADLETTER_EXPIRED);
     if (e == NULL)
         return NULL;
     queue_ready_remove(q, e);
@@ -527,6 +534,7 @@ queue_cmd_requeue(struct qentry *e)
     }
     e->delivery_count++;
     if (q->settings.delivery_limit >= 0 && e->delivery_count > q->settings.delivery_limit) {
+        deadletter_message(q, e->msg, DEADLETTER_DELIVERY_LIMIT, NULL);
         queue_cmd_settle(e);
         return;
     }
@@ -659,7 +667,7 @@ queue_publish_dispatch(struct queue *q)
 static void
 queue_cons_ready(struct queue *q, struct cons *c)
 {
-    c->parked = false;
+    c->state = CONS_READY;
     c->turn = ++q->cons_turn;
     pheap_push(&q->cons_ready, &c->ready_node);
 }
@@ -669,7 +677,53 @@ static void
 queue_cons_park(struct queue *q, struct cons *c)
 {
     pheap_remove(&q->cons_ready, &c->ready_node);
-    c->parked = true;
+    c->state = CONS_PARKED;
+}
+
+/* Takes c out of whichever heap holds it (READY, WAITING); it is in none afterwards. */
+static void
+queue_cons_unlink(struct queue *q, struct cons *c)
+{
+    if (c->state == CONS_READY)
+        pheap_remove(&q->cons_ready, &c->ready_node);
+    else if (c->state == CONS_WAITING)
+        pheap_remove(&q->sac_waiting, &c->ready_node);
+}
+
+/* Single active consumer: makes the consumer RabbitMQ 3.12+ would choose the active one. With
+ * none active, the first waiting one (highest priority, then first registered) becomes
+ * active. When one of a higher priority than the active one waits, the active one hands
+ * over at once if it has nothing unsettled; otherwise it quiesces: it gets nothing more,
+ * keeps what it has, and hands over when its channel wakes it with everything settled
+ * (queue_consumer_wake), so that one consumer at a time ever holds the queue's messages. A
+ * quiescing consumer whose rival went (cancelled) before it handed over resumes at once
+ * (RabbitMQ's quorum queues would wait for it to settle everything first). */
+static void
+queue_sac_update(struct queue *q)
+{
+    struct pheap_node *n = pheap_min(&q->sac_waiting);
+    struct cons *next = n != NULL ? pheap_container_of(n, struct cons, ready_node) : NULL;
+    struct cons *active = q->sac_active;
+    if (active != NULL && (next == NULL || next->priority <= active->priority)) {
+        if (active->state == CONS_QUIESCING)
+            queue_cons_ready(q, active);
+        return;
+    }
+    if (next == NULL)
+        return;
+    if (active != NULL) {
+        if (active->ops->unsettled(active) > 0) {
+            queue_cons_unlink(q, active);
+            active->state = CONS_QUIESCING;
+            return;
+        }
+        queue_cons_unlink(q, active);
+        active->state = CONS_WAITING;
+        pheap_push(&q->sac_waiting, &active->ready_node);
+    }
+    pheap_remove(&q->sac_waiting, &next->ready_node);
+    q->sac_active = next;
+    queue_cons_ready(q, next);
 }
 
 void
@@ -677,7 +731,14 @@ queue_consumer_add(struct queue *q, struct cons *c)
 {
     c->queue = q;
     TAILQ_INSERT_TAIL(&q->consumers, c, link);
-    queue_cons_ready(q, c);
+    c->since = ++q->cons_turn;
+    if (q->settings.single_active_consumer) {
+        c->state = CONS_WAITING;
+        pheap_push(&q->sac_waiting, &c->ready_node);
+        queue_sac_update(q);
+    } else {
+        queue_cons_ready(q, c);
+    }
     q->n_consumers++;
     q->n_exclusive += c->exclusive;
     q->had_consumer = true;
@@ -690,11 +751,16 @@ queue_consumer_remove(struct cons *c)
     struct queue *q = c->queue;
     WR_ASSERT(q != NULL);
     TAILQ_REMOVE(&q->consumers, c, link);
-    if (!c->parked)
-        pheap_remove(&q->cons_ready, &c->ready_node);
+    queue_cons_unlink(q, c);
     c->queue = NULL;
     q->n_consumers--;
     q->n_exclusive -= c->exclusive;
+    if (q->settings.single_active_consumer) {
+        /* The next one takes over; or a quiescing active one lost its rival. */
+        if (q->sac_active == c)
+            q->sac_active = NULL;
+        queue_sac_update(q);
+    }
     queue_used(q);
     return q->auto_delete && q->n_consumers == 0;
 }
@@ -711,8 +777,10 @@ queue_consumer_wake(struct cons *c)
     struct queue *q = c->queue;
     if (q == NULL)
         return;
-    if (c->parked)
+    if (c->state == CONS_PARKED)
         queue_cons_ready(q, c);
+    else if (c->state == CONS_QUIESCING)
+        queue_sac_update(q); /* hands over if it has settled everything */
     queue_dispatch(q);
 }
 

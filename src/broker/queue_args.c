@@ -406,8 +406,8 @@ static const struct queue_args_row queue_args_rows[] = {
     {"x-message-ttl", queue_args_check_message_ttl, false},
     /* Its type was checked first, and any longstr names an exchange (not necessarily an
      * existing one). */
-    {"x-dead-letter-exchange", NULL, true},
-    {"x-dead-letter-routing-key", queue_args_check_dlx_routing_key, true},
+    {"x-dead-letter-exchange", NULL, false},
+    {"x-dead-letter-routing-key", queue_args_check_dlx_routing_key, false},
     {"x-dead-letter-strategy", queue_args_check_dlx_strategy, true},
     {"x-max-length", queue_args_check_non_neg, false},
     {"x-max-length-bytes", queue_args_check_non_neg, false},
@@ -417,12 +417,12 @@ static const struct queue_args_row queue_args_rows[] = {
     {"x-overflow", queue_args_check_overflow, false},
     {"x-queue-mode", queue_args_check_queue_mode, false},
     {"x-queue-version", queue_args_check_queue_version, false},
-    {"x-single-active-consumer", queue_args_check_bool, true},
+    {"x-single-active-consumer", queue_args_check_bool, false},
     {"x-quorum-initial-group-size", queue_args_check_group_size, false},
     {"x-queue-leader-locator", queue_args_check_leader_locator, false},
     /* RabbitMQ takes any value; one that is not a non-negative integer means no limit. */
     {"x-delivery-limit", NULL, false},
-    {"x-consumer-timeout", queue_args_check_non_neg, true},
+    {"x-consumer-timeout", queue_args_check_non_neg, false},
 };
 
 #define QUEUE_ARGS_N_ROWS (sizeof(queue_args_rows) / sizeof(queue_args_rows[0]))

@@ -24,7 +24,7 @@ struct route_topic_node {
     struct route_topic_node *hash;   /* the "#" child, also in the map */
     struct binding *bindings;        /* bound with the key whose words end here */
     uint32_t n_children;             /* children of every kind */
-    uint64_t memo_pass;              /* "#" nodes: the last pass that tried it, */
+    uint64_t memo_pass;              /* "#" nodes: the last topic_match.pass that tried it, */
     uint32_t memo_from;              /* from this word offset to the key's end */
     uint32_t klen;
     uint8_t key[]; /* the parent's address, then the word */
@@ -186,11 +186,16 @@ route_topic_remove(struct route_topic_trie *t, struct binding *b)
     prune(t, n);
 }
 
+/* Matching one routing key. A routing pass matches several keys when a message has CC keys
+ * or was dead-lettered: each key is a match of its own, so its "#" memo is its own too. */
 struct topic_match {
     struct route_topic_trie *t;
     struct wire_str key;
     struct route_ctx *c;
+    uint64_t pass; /* this match's number, stamped into memo_pass */
 };
+
+static uint64_t topic_match_pass;
 
 static int match_node(struct topic_match *m, const struct route_topic_node *n, uint32_t off);
 
@@ -204,11 +209,11 @@ match_hash(struct topic_match *m, struct route_topic_node *h, uint32_t off)
 {
     uint32_t end;
 
-    if (h->memo_pass == m->c->pass) {
+    if (h->memo_pass == m->pass) {
         WR_ASSERT(off >= h->memo_from);
         return 0;
     }
-    h->memo_pass = m->c->pass;
+    h->memo_pass = m->pass;
     h->memo_from = off;
     for (;;) {
         if (match_node(m, h, off) < 0)
@@ -254,7 +259,7 @@ match_node(struct topic_match *m, const struct route_topic_node *n, uint32_t off
 int
 route_topic_route(struct route_topic_trie *t, struct wire_str routing_key, struct route_ctx *c)
 {
-    struct topic_match m = {t, routing_key, c};
+    struct topic_match m = {t, routing_key, c, ++topic_match_pass};
 
     if (t->root == NULL)
         return 0;

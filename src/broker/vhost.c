@@ -11,6 +11,7 @@
 #include "warren/durable.h"
 #include "warren/exchange.h"
 #include "warren/log.h"
+#include "warren/policy.h"
 #include "warren/queue.h"
 
 void
@@ -75,6 +76,7 @@ vhost_free(struct vhost *v)
     }
     hmap_clear(&v->queues);
     hmap_clear(&v->exchanges);
+    policy_free_all(v);
     vhost_meta_free(&v->meta);
     free(v->name);
     free(v);
@@ -173,7 +175,8 @@ vhost_queue_find(const struct vhost *vh, struct wire_str name)
 int
 vhost_exch_add(struct vhost *vh, struct exch *e)
 {
-    if (hmap_insert(&vh->exchanges, &e->by_name, e->name, e->name_len) < 0)
+    if (policy_exch_apply(e) < 0 ||
+        hmap_insert(&vh->exchanges, &e->by_name, e->name, e->name_len) < 0)
         return -1;
     durable_exchange_added(vh->durable, e);
     return 0;
@@ -182,7 +185,10 @@ vhost_exch_add(struct vhost *vh, struct exch *e)
 int
 vhost_queue_add(struct vhost *vh, struct queue *q)
 {
-    if (hmap_insert(&vh->queues, &q->by_name, q->name, q->name_len) < 0)
+    /* Every way a queue is made (declare, definitions, recovery) passes here: its policies
+     * apply from the start, before any message or consumer. */
+    if (policy_queue_apply(q) < 0 ||
+        hmap_insert(&vh->queues, &q->by_name, q->name, q->name_len) < 0)
         return -1;
     durable_queue_added(vh->durable, q);
     return 0;

@@ -55,6 +55,7 @@ enum conf_type {
     CONF_LIST,      /* <key>.<N> = value, a struct conf_list; values from conf_choices[] when it
                      * lists the field, else any; the default is the values, space-separated */
     CONF_PATH,      /* a file name; not set (NULL) by default */
+    CONF_U64,       /* decimal integer of at least min, any size; stored as uint64_t */
 };
 
 /* One configuration key. A key ending in ".<name>" is a family: any non-empty <name>
@@ -171,6 +172,8 @@ static const struct conf_key conf_keys[] = {
      "the same limit as a multiple of physical memory; 0: not set (a given .absolute wins)"},
     {"handshake_timeout", CONF_UINT, CONF_F(handshake_timeout), "10000", 1, INT32_MAX,
      "milliseconds a client has to finish the AMQP handshake"},
+    {"consumer_timeout", CONF_U64, CONF_F(consumer_timeout), "1800000", 0, 0,
+     "milliseconds a delivery may stay unacknowledged before its channel is closed; 0: never"},
     {"ssl_handshake_timeout", CONF_UINT, CONF_F(ssl_handshake_timeout), "5000", 1, INT32_MAX,
      "milliseconds a client has to finish the TLS handshake, before the AMQP one"},
     {"management.tcp.port", CONF_UINT, CONF_F(management_tcp_port), "15672", 0, 65535,
@@ -601,6 +604,12 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
             return conf_fail(ps, "bad value '%s' for %s: expected an integer %u..%u", value, k->key,
                              (unsigned)k->min, (unsigned)k->max);
         *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    case CONF_U64:
+        if (conf_parse_u64(value, &v) < 0 || v < k->min)
+            return conf_fail(ps, "bad value '%s' for %s: expected an integer of at least %u", value,
+                             k->key, (unsigned)k->min);
+        *(uint64_t *)(void *)field = v;
         return 0;
     case CONF_HASHING:
         if (strcmp(value, "rabbit_password_hashing_sha256") != 0 &&

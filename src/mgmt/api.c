@@ -30,8 +30,10 @@
 /* What a route requires of the user's tags (rabbit_mgmt_util is_authorized_*). */
 enum api_tag {
     API_MANAGEMENT = 0, /* any of management, policymaker, monitoring, administrator (who
-                         * see more: api_vhost_visible, their own connections or all) */
+                         * see more: mgmt_vhost_visible, their own connections or all) */
     API_ADMIN,          /* administrator */
+    API_POLICYMAKER,    /* policymaker with access to the path's vhost, or administrator,
+                         * to read and to change (rabbit_mgmt_util:is_authorized_policies) */
 };
 
 struct api_route {
@@ -47,36 +49,36 @@ mgmt_reply_error(struct mgmt_req *r, int status, const char *error, const char *
     r->reply(r, status, json_pack("{s:s, s:s}", "error", error, "reason", reason));
 }
 
-static void
-api_not_found(struct mgmt_req *r)
+void
+mgmt_not_found(struct mgmt_req *r)
 {
     mgmt_reply_error(r, 404, "Object Not Found", "Not Found");
 }
 
-static void
-api_bad_request(struct mgmt_req *r, const char *reason)
+void
+mgmt_bad_request(struct mgmt_req *r, const char *reason)
 {
     mgmt_reply_error(r, 400, "bad_request", reason);
 }
 
-static void
-api_nomem(struct mgmt_req *r)
+void
+mgmt_nomem(struct mgmt_req *r)
 {
     mgmt_reply_error(r, 500, "internal_server_error", "out of memory");
 }
 
 /* Replies 200 with body, or 500 when building it failed (body NULL). */
-static void
-api_reply_json(struct mgmt_req *r, json_t *body)
+void
+mgmt_reply_json(struct mgmt_req *r, json_t *body)
 {
     if (body == NULL)
-        api_nomem(r);
+        mgmt_nomem(r);
     else
         r->reply(r, 200, body);
 }
 
-static bool
-api_is_admin(const struct mgmt_req *r)
+bool
+mgmt_is_admin(const struct mgmt_req *r)
 {
     return r->user == NULL || auth_user_has_tag(r->user, "administrator");
 }
@@ -84,12 +86,12 @@ api_is_admin(const struct mgmt_req *r)
 static bool
 api_is_monitor(const struct mgmt_req *r)
 {
-    return api_is_admin(r) || auth_user_has_tag(r->user, "monitoring");
+    return mgmt_is_admin(r) || auth_user_has_tag(r->user, "monitoring");
 }
 
 /* Whether the user may see vhost (RabbitMQ: monitoring sees all, others their own). */
-static bool
-api_vhost_visible(const struct mgmt_req *r, const char *vhost)
+bool
+mgmt_vhost_visible(const struct mgmt_req *r, const char *vhost)
 {
     return api_is_monitor(r) || auth_perm_find(r->user, vhost) != NULL;
 }
@@ -101,8 +103,8 @@ api_vhost(const struct mgmt_req *r, const char *name)
 }
 
 /* The done callback of a change: the status chosen before the change, or 500. */
-static void
-api_on_durable(void *arg, const char *err)
+void
+mgmt_on_durable(void *arg, const char *err)
 {
     struct mgmt_req *r = arg;
     if (err != NULL)
@@ -112,31 +114,31 @@ api_on_durable(void *arg, const char *err)
 }
 
 /* Answers a change's result: nothing now on ADMIN_OK (done will), else its error. */
-static void
-api_changed(struct mgmt_req *r, enum admin_result res, const char *err)
+void
+mgmt_changed(struct mgmt_req *r, enum admin_result res, const char *err)
 {
     switch (res) {
     case ADMIN_OK:
         return;
     case ADMIN_NOT_FOUND:
         if (r->method == MGMT_DELETE)
-            api_not_found(r);
+            mgmt_not_found(r);
         else
-            api_bad_request(r, err);
+            mgmt_bad_request(r, err);
         return;
     case ADMIN_INVALID:
-        api_bad_request(r, err);
+        mgmt_bad_request(r, err);
         return;
     case ADMIN_NOMEM:
-        api_nomem(r);
+        mgmt_nomem(r);
         return;
     }
 }
 
 /* The request body as a JSON object (an empty body is an empty object, as RabbitMQ reads
  * it). NULL after replying 400. The caller owns the result. */
-static json_t *
-api_body(struct mgmt_req *r)
+json_t *
+mgmt_body(struct mgmt_req *r)
 {
     if (r->body_len == 0)
         return json_object();
@@ -146,7 +148,7 @@ api_body(struct mgmt_req *r)
     json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL);
     if (j == NULL || !json_is_object(j)) {
         json_decref(j);
-        api_bad_request(r, defs ? "failed_to_parse_json" : "not_json");
+        mgmt_bad_request(r, defs ? "failed_to_parse_json" : "not_json");
         return NULL;
     }
     return j;
@@ -251,12 +253,12 @@ static void
 api_whoami(struct mgmt_req *r)
 {
     const char *name = r->user != NULL ? auth_user_name(r->user) : "";
-    api_reply_json(r, json_pack("{s:s, s:o?}", "name", name, "tags", api_user_tags(r)));
+    mgmt_reply_json(r, json_pack("{s:s, s:o?}", "name", name, "tags", api_user_tags(r)));
 }
 
 /* The node name RabbitMQ would show: warren@<short host name>. */
-static void
-api_node_name(char *buf, size_t cap)
+void
+mgmt_node_name(char *buf, size_t cap)
 {
     char host[256] = "localhost";
     if (gethostname(host, sizeof(host) - 1) == 0) {
@@ -286,10 +288,10 @@ static void
 api_overview(struct mgmt_req *r)
 {
     char node[300];
-    api_node_name(node, sizeof(node));
+    mgmt_node_name(node, sizeof(node));
     uint64_t exchanges = 0, queues = 0, consumers = 0, ready = 0, unacked = 0;
     for (struct vhost *v = r->env->vhosts->head; v != NULL; v = v->next) {
-        if (!api_vhost_visible(r, v->name))
+        if (!mgmt_vhost_visible(r, v->name))
             continue;
         exchanges += v->exchanges.count;
         queues += v->queues.count;
@@ -319,7 +321,7 @@ api_overview(struct mgmt_req *r)
             json_pack("{s:s, s:s, s:s, s:i}", "node", node, "protocol", "http", "ip_address",
                       c->management_tcp_ip[0] ? c->management_tcp_ip : "::", "port",
                       (json_int_t)c->management_tcp_port));
-    api_reply_json(
+    mgmt_reply_json(
         r, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o?, s:{s:I, s:I, s:I, s:I, s:I}, "
                      "s:{s:I, s:I, s:I}, s:{}}",
                      "management_version", API_RABBITMQ_VERSION, "rabbitmq_version",
@@ -343,7 +345,7 @@ api_health_alarms(struct mgmt_req *r)
         return;
     }
     char node[300];
-    api_node_name(node, sizeof(node));
+    mgmt_node_name(node, sizeof(node));
     json_t *alarms = json_array();
     if (mem)
         json_array_append_new(alarms, json_pack("{s:s, s:s}", "node", node, "resource", "memory"));
@@ -358,8 +360,8 @@ static void
 api_aliveness(struct mgmt_req *r)
 {
     if (api_vhost(r, r->segs[1]) == NULL)
-        api_not_found(r);
-    else if (!api_vhost_visible(r, r->segs[1]))
+        mgmt_not_found(r);
+    else if (!mgmt_vhost_visible(r, r->segs[1]))
         mgmt_reply_error(r, 401, "not_authorised", "Not authorised to access vhost");
     else
         r->reply(r, 200, json_pack("{s:s}", "status", "ok"));
@@ -386,7 +388,7 @@ api_hash_password(struct mgmt_req *r)
     }
     char b64[AUTH_HASH_B64_MAX];
     EVP_EncodeBlock((unsigned char *)b64, buf, (int)(AUTH_SALT_LEN + dlen));
-    api_reply_json(r, json_pack("{s:s}", "ok", b64));
+    mgmt_reply_json(r, json_pack("{s:s}", "ok", b64));
 }
 
 /* ---- users ---- */
@@ -407,7 +409,7 @@ api_users(struct mgmt_req *r)
 static void
 api_users_list(struct mgmt_req *r)
 {
-    api_reply_json(r, api_users(r));
+    mgmt_reply_json(r, api_users(r));
 }
 
 static void
@@ -420,9 +422,9 @@ api_user(struct mgmt_req *r)
     if (r->method == MGMT_GET) {
         json_t *arr = api_filter(api_users(r), "name", name, NULL, NULL);
         if (arr == NULL)
-            api_nomem(r);
+            mgmt_nomem(r);
         else if (json_array_size(arr) == 0)
-            api_not_found(r);
+            mgmt_not_found(r);
         else
             r->reply(r, 200, json_incref(json_array_get(arr, 0)));
         json_decref(arr);
@@ -430,15 +432,15 @@ api_user(struct mgmt_req *r)
     }
     if (r->method == MGMT_DELETE) {
         if (!exists) {
-            api_not_found(r);
+            mgmt_not_found(r);
             return;
         }
         r->ok_status = 204;
-        res = admin_user_delete(r->env->admin, name, api_on_durable, r, err, sizeof(err));
-        api_changed(r, res, err);
+        res = admin_user_delete(r->env->admin, name, mgmt_on_durable, r, err, sizeof(err));
+        mgmt_changed(r, res, err);
         return;
     }
-    json_t *body = api_body(r);
+    json_t *body = mgmt_body(r);
     if (body == NULL)
         return;
     bool bad = false;
@@ -447,32 +449,32 @@ api_user(struct mgmt_req *r)
     char tagbuf[1024];
     int n_tags = api_tags(body, tags, tagbuf, sizeof(tagbuf));
     if (json_object_get(body, "tags") == NULL) {
-        api_bad_request(r, "tags_not_present"); /* RabbitMQ 3.10 requires them */
+        mgmt_bad_request(r, "tags_not_present"); /* RabbitMQ 3.10 requires them */
         goto out;
     }
     u.password = api_str(body, "password", &bad);
     u.password_hash = api_str(body, "password_hash", &bad);
     const char *alg = api_str(body, "hashing_algorithm", &bad);
     if (bad || n_tags < 0) {
-        api_bad_request(r, n_tags < 0 ? "tags must be a list of strings or a comma-separated "
-                                        "string"
-                                      : "password, password_hash and hashing_algorithm must "
-                                        "be strings");
+        mgmt_bad_request(r, n_tags < 0 ? "tags must be a list of strings or a comma-separated "
+                                         "string"
+                                       : "password, password_hash and hashing_algorithm must "
+                                         "be strings");
         goto out;
     }
     if (u.password != NULL && u.password_hash != NULL) {
-        api_bad_request(r, "password and password_hash cannot both be set");
+        mgmt_bad_request(r, "password and password_hash cannot both be set");
         goto out;
     }
     if (alg != NULL && auth_hash_alg_parse(alg, &u.hashing_algorithm) < 0) {
-        api_bad_request(r, "unknown hashing_algorithm");
+        mgmt_bad_request(r, "unknown hashing_algorithm");
         goto out;
     }
     u.tags = tags;
     u.n_tags = (size_t)n_tags;
     r->ok_status = exists ? 204 : 201;
-    res = admin_user_put(r->env->admin, &u, api_on_durable, r, err, sizeof(err));
-    api_changed(r, res, err);
+    res = admin_user_put(r->env->admin, &u, mgmt_on_durable, r, err, sizeof(err));
+    mgmt_changed(r, res, err);
 out:
     json_decref(body);
 }
@@ -482,13 +484,13 @@ static void
 api_user_perms(struct mgmt_req *r)
 {
     if (auth_user_get(r->env->auth, r->segs[1]) == NULL) {
-        api_not_found(r);
+        mgmt_not_found(r);
         return;
     }
     json_t *all = strcmp(r->segs[2], "permissions") == 0
                       ? admin_permissions_json(r->env->admin)
                       : admin_topic_permissions_json(r->env->admin);
-    api_reply_json(r, api_filter(all, "user", r->segs[1], NULL, NULL));
+    mgmt_reply_json(r, api_filter(all, "user", r->segs[1], NULL, NULL));
 }
 
 static json_t *
@@ -524,17 +526,17 @@ api_user_limits(struct mgmt_req *r)
         if (r->n_segs > 1) {
             if (auth_user_get(r->env->auth, r->segs[1]) == NULL) {
                 json_decref(arr);
-                api_not_found(r);
+                mgmt_not_found(r);
                 return;
             }
             arr = api_filter(arr, "name", r->segs[1], NULL, NULL);
         }
-        api_reply_json(r, api_limits_list(arr, "user"));
+        mgmt_reply_json(r, api_limits_list(arr, "user"));
         return;
     }
     int64_t value = -1;
     if (r->method == MGMT_PUT) {
-        json_t *body = api_body(r);
+        json_t *body = mgmt_body(r);
         if (body == NULL)
             return;
         json_t *v = json_object_get(body, "value");
@@ -566,21 +568,21 @@ api_user_limits(struct mgmt_req *r)
         }
         json_decref(body);
         if (reason[0] != '\0') {
-            api_bad_request(r, reason);
+            mgmt_bad_request(r, reason);
             return;
         }
     } else if (users && auth_user_get(r->env->auth, r->segs[1]) == NULL) {
-        api_not_found(r);
+        mgmt_not_found(r);
         return;
     }
     char err[300] = "";
     r->ok_status = 204;
-    enum admin_result res = users
-                                ? admin_user_set_limit(r->env->admin, r->segs[1], r->segs[2], value,
-                                                       api_on_durable, r, err, sizeof(err))
-                                : admin_vhost_set_limit(r->env->admin, r->segs[1], r->segs[2],
-                                                        value, api_on_durable, r, err, sizeof(err));
-    api_changed(r, res, err);
+    enum admin_result res =
+        users ? admin_user_set_limit(r->env->admin, r->segs[1], r->segs[2], value, mgmt_on_durable,
+                                     r, err, sizeof(err))
+              : admin_vhost_set_limit(r->env->admin, r->segs[1], r->segs[2], value, mgmt_on_durable,
+                                      r, err, sizeof(err));
+    mgmt_changed(r, res, err);
 }
 
 /* GET /api/vhost-limits[/{vhost}] (PUT and DELETE share api_user_limits). */
@@ -589,7 +591,7 @@ api_vhost_limits(struct mgmt_req *r)
 {
     if (r->method != MGMT_GET) {
         if (r->method == MGMT_DELETE && api_vhost(r, r->segs[1]) == NULL) {
-            api_not_found(r);
+            mgmt_not_found(r);
             return;
         }
         api_user_limits(r);
@@ -599,7 +601,7 @@ api_vhost_limits(struct mgmt_req *r)
     if (r->n_segs > 1) {
         if (api_vhost(r, r->segs[1]) == NULL) {
             json_decref(arr);
-            api_not_found(r);
+            mgmt_not_found(r);
             return;
         }
         arr = api_filter(arr, "name", r->segs[1], NULL, NULL);
@@ -608,12 +610,12 @@ api_vhost_limits(struct mgmt_req *r)
     size_t i = 0;
     while (arr != NULL && i < json_array_size(arr)) {
         const char *name = json_string_value(json_object_get(json_array_get(arr, i), "name"));
-        if (name != NULL && api_vhost_visible(r, name))
+        if (name != NULL && mgmt_vhost_visible(r, name))
             i++;
         else
             json_array_remove(arr, i);
     }
-    api_reply_json(r, api_limits_list(arr, "vhost"));
+    mgmt_reply_json(r, api_limits_list(arr, "vhost"));
 }
 
 /* ---- vhosts ---- */
@@ -632,7 +634,7 @@ api_vhost_entry(json_t *e)
                         dqt != NULL ? json_incref(dqt) : json_string("undefined"));
     json_object_set_new(e, "tracing", json_false());
     char node[300];
-    api_node_name(node, sizeof(node));
+    mgmt_node_name(node, sizeof(node));
     json_object_set_new(e, "cluster_state", json_pack("{s:s}", node, "running"));
     json_object_del(e, "limits");
     return e;
@@ -648,13 +650,13 @@ api_vhosts_list(struct mgmt_req *r)
     if (arr == NULL || out == NULL) {
         json_decref(arr);
         json_decref(out);
-        api_nomem(r);
+        mgmt_nomem(r);
         return;
     }
     json_array_foreach(arr, i, e)
     {
         const char *name = json_string_value(json_object_get(e, "name"));
-        if (name != NULL && api_vhost_visible(r, name))
+        if (name != NULL && mgmt_vhost_visible(r, name))
             json_array_append(out, api_vhost_entry(e));
     }
     json_decref(arr);
@@ -669,13 +671,13 @@ api_vhost_one(struct mgmt_req *r)
     char err[300] = "";
     enum admin_result res;
     if (r->method == MGMT_GET) {
-        if (!exists || !api_vhost_visible(r, name)) {
-            api_not_found(r);
+        if (!exists || !mgmt_vhost_visible(r, name)) {
+            mgmt_not_found(r);
             return;
         }
         json_t *arr = api_filter(admin_vhosts_json(r->env->admin), "name", name, NULL, NULL);
         if (arr == NULL || json_array_size(arr) == 0)
-            api_nomem(r);
+            mgmt_nomem(r);
         else
             r->reply(r, 200, json_incref(api_vhost_entry(json_array_get(arr, 0))));
         json_decref(arr);
@@ -683,15 +685,15 @@ api_vhost_one(struct mgmt_req *r)
     }
     if (r->method == MGMT_DELETE) {
         if (!exists) {
-            api_not_found(r);
+            mgmt_not_found(r);
             return;
         }
         r->ok_status = 204;
-        res = admin_vhost_delete(r->env->admin, name, api_on_durable, r, err, sizeof(err));
-        api_changed(r, res, err);
+        res = admin_vhost_delete(r->env->admin, name, mgmt_on_durable, r, err, sizeof(err));
+        mgmt_changed(r, res, err);
         return;
     }
-    json_t *body = api_body(r);
+    json_t *body = mgmt_body(r);
     if (body == NULL)
         return;
     bool bad = false;
@@ -704,12 +706,12 @@ api_vhost_one(struct mgmt_req *r)
                             .tags = tags,
                             .n_tags = n_tags > 0 ? (size_t)n_tags : 0};
     if (bad || n_tags < 0) {
-        api_bad_request(r, "description and default_queue_type must be strings, tags a list "
-                           "or a comma-separated string");
+        mgmt_bad_request(r, "description and default_queue_type must be strings, tags a list "
+                            "or a comma-separated string");
     } else {
         r->ok_status = exists ? 204 : 201;
-        res = admin_vhost_put(r->env->admin, &v, api_on_durable, r, err, sizeof(err));
-        api_changed(r, res, err);
+        res = admin_vhost_put(r->env->admin, &v, mgmt_on_durable, r, err, sizeof(err));
+        mgmt_changed(r, res, err);
     }
     json_decref(body);
 }
@@ -719,13 +721,13 @@ static void
 api_vhost_perms(struct mgmt_req *r)
 {
     if (api_vhost(r, r->segs[1]) == NULL) {
-        api_not_found(r);
+        mgmt_not_found(r);
         return;
     }
     json_t *all = strcmp(r->segs[2], "permissions") == 0
                       ? admin_permissions_json(r->env->admin)
                       : admin_topic_permissions_json(r->env->admin);
-    api_reply_json(r, api_filter(all, "vhost", r->segs[1], NULL, NULL));
+    mgmt_reply_json(r, api_filter(all, "vhost", r->segs[1], NULL, NULL));
 }
 
 /* ---- permissions ---- */
@@ -733,9 +735,9 @@ api_vhost_perms(struct mgmt_req *r)
 static void
 api_perms_list(struct mgmt_req *r)
 {
-    api_reply_json(r, strcmp(r->segs[0], "permissions") == 0
-                          ? admin_permissions_json(r->env->admin)
-                          : admin_topic_permissions_json(r->env->admin));
+    mgmt_reply_json(r, strcmp(r->segs[0], "permissions") == 0
+                           ? admin_permissions_json(r->env->admin)
+                           : admin_topic_permissions_json(r->env->admin));
 }
 
 /* /api/permissions/{vhost}/{user} and /api/topic-permissions/{vhost}/{user}. */
@@ -755,7 +757,7 @@ api_perm(struct mgmt_req *r)
     bool exists = json_array_size(cur) > 0;
     if (r->method == MGMT_PUT && topic && exists) {
         /* A topic permission is one per exchange: PUT replaces that exchange's. */
-        json_t *body = api_body(r);
+        json_t *body = mgmt_body(r);
         const char *x = body != NULL ? json_string_value(json_object_get(body, "exchange")) : NULL;
         json_t *same = x != NULL ? api_filter(json_incref(cur), "exchange", x, NULL, NULL) : NULL;
         exists = json_array_size(same) > 0;
@@ -764,7 +766,7 @@ api_perm(struct mgmt_req *r)
     }
     if (r->method == MGMT_GET) {
         if (!exists)
-            api_not_found(r);
+            mgmt_not_found(r);
         else
             r->reply(r, 200, topic ? json_incref(cur) : json_incref(json_array_get(cur, 0)));
         json_decref(cur);
@@ -773,18 +775,18 @@ api_perm(struct mgmt_req *r)
     json_decref(cur);
     if (r->method == MGMT_DELETE) {
         if (!exists) {
-            api_not_found(r);
+            mgmt_not_found(r);
             return;
         }
         r->ok_status = 204;
-        res = topic ? admin_topic_perm_clear(r->env->admin, user, vhost, NULL, api_on_durable, r,
+        res = topic ? admin_topic_perm_clear(r->env->admin, user, vhost, NULL, mgmt_on_durable, r,
                                              err, sizeof(err))
-                    : admin_perm_clear(r->env->admin, user, vhost, api_on_durable, r, err,
+                    : admin_perm_clear(r->env->admin, user, vhost, mgmt_on_durable, r, err,
                                        sizeof(err));
-        api_changed(r, res, err);
+        mgmt_changed(r, res, err);
         return;
     }
-    json_t *body = api_body(r);
+    json_t *body = mgmt_body(r);
     if (body == NULL)
         return;
     bool bad = false;
@@ -804,19 +806,19 @@ api_perm(struct mgmt_req *r)
         }
     if (missing[0] != '\0') {
         strcat(missing, "]");
-        api_bad_request(r, missing);
+        mgmt_bad_request(r, missing);
     } else if (bad || vals[0] == NULL || write == NULL || read == NULL) {
-        api_bad_request(r, topic ? "exchange, write and read must be strings"
-                                 : "configure, write and read must be strings");
+        mgmt_bad_request(r, topic ? "exchange, write and read must be strings"
+                                  : "configure, write and read must be strings");
     } else if (u == NULL || api_vhost(r, vhost) == NULL) {
-        api_bad_request(r, "vhost_or_user_not_found");
+        mgmt_bad_request(r, "vhost_or_user_not_found");
     } else {
         r->ok_status = exists ? 204 : 201;
         res = topic ? admin_topic_perm_set(r->env->admin, user, vhost, exchange, write, read,
-                                           api_on_durable, r, err, sizeof(err))
+                                           mgmt_on_durable, r, err, sizeof(err))
                     : admin_perm_set(r->env->admin, user, vhost, configure, write, read,
-                                     api_on_durable, r, err, sizeof(err));
-        api_changed(r, res, err);
+                                     mgmt_on_durable, r, err, sizeof(err));
+        mgmt_changed(r, res, err);
     }
     json_decref(body);
 }
@@ -825,8 +827,8 @@ api_perm(struct mgmt_req *r)
 
 /* A client properties table as JSON (RabbitMQ's amqp_table to JSON): integers, strings,
  * booleans, nested tables; bytes as strings. */
-static json_t *
-api_table_json(const uint8_t *p, uint32_t len, int depth)
+json_t *
+mgmt_table_json(const uint8_t *p, uint32_t len, int depth)
 {
     json_t *o = json_object();
     struct wire_table_iter it;
@@ -851,7 +853,7 @@ api_table_json(const uint8_t *p, uint32_t len, int depth)
                 j = NULL;
             break;
         case WIRE_FIELD_TABLE:
-            j = api_table_json(v.v.table.ptr, v.v.table.len, depth + 1);
+            j = mgmt_table_json(v.v.table.ptr, v.v.table.len, depth + 1);
             break;
         case WIRE_FIELD_FLOAT:
             j = json_real(v.v.f);
@@ -890,7 +892,7 @@ api_binding_entry(void *arg, const struct exch *src, struct wire_str routing_key
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:o?}", "source", src->name, "vhost",
                           b->vhost, "destination", b->dest, "destination_type", b->dest_type,
                           "routing_key", (const char *)routing_key.ptr, (size_t)routing_key.len,
-                          "arguments", api_table_json(args.ptr, args.len, 0));
+                          "arguments", mgmt_table_json(args.ptr, args.len, 0));
     if (o != NULL)
         json_array_append_new(b->arr, o);
 }
@@ -910,7 +912,7 @@ api_entities_of(struct api_entities *out, const struct vhost *v)
         json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o?}", "name", x->name, "vhost",
                               v->name, "type", exch_type_name(x->type), "durable", x->durable,
                               "auto_delete", x->auto_delete, "internal", x->internal, "arguments",
-                              api_table_json(x->args, x->args_len, 0));
+                              mgmt_table_json(x->args, x->args_len, 0));
         if (o != NULL)
             json_array_append_new(out->exchanges, o);
     }
@@ -921,9 +923,10 @@ api_entities_of(struct api_entities *out, const struct vhost *v)
             continue;
         struct api_bind_ctx b = {out->bindings, v->name, q->name, "queue"};
         bind_list_foreach(&q->bindings_in, api_binding_entry, &b);
-        json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:o?}", "name", q->name, "vhost", v->name,
-                              "type", "classic", "durable", q->durable, "auto_delete",
-                              q->auto_delete, "arguments", api_table_json(q->args, q->args_len, 0));
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:b, s:b, s:o?}", "name", q->name, "vhost", v->name, "type",
+                      "classic", "durable", q->durable, "auto_delete", q->auto_delete, "arguments",
+                      mgmt_table_json(q->args, q->args_len, 0));
         if (o != NULL)
             json_array_append_new(out->queues, o);
     }
@@ -934,7 +937,7 @@ api_definitions_get(struct mgmt_req *r)
 {
     const char *vhost = r->n_segs > 1 ? r->segs[1] : NULL;
     if (vhost != NULL && api_vhost(r, vhost) == NULL) {
-        api_not_found(r);
+        mgmt_not_found(r);
         return;
     }
     struct admin *a = r->env->admin;
@@ -942,7 +945,7 @@ api_definitions_get(struct mgmt_req *r)
                           "rabbitmq_version", API_RABBITMQ_VERSION, "product_name", "Warren",
                           "product_version", PACKAGE_VERSION);
     if (d == NULL) {
-        api_nomem(r);
+        mgmt_nomem(r);
         return;
     }
     if (vhost == NULL) {
@@ -978,10 +981,10 @@ api_definitions_post(struct mgmt_req *r)
 {
     const char *vhost = r->n_segs > 1 ? r->segs[1] : NULL;
     if (vhost != NULL && api_vhost(r, vhost) == NULL) {
-        api_not_found(r);
+        mgmt_not_found(r);
         return;
     }
-    json_t *defs = api_body(r);
+    json_t *defs = mgmt_body(r);
     if (defs == NULL)
         return;
     if (vhost != NULL) {
@@ -1005,12 +1008,12 @@ api_definitions_post(struct mgmt_req *r)
     enum admin_result res = admin_definitions_import(r->env->admin, defs, err, sizeof(err));
     json_decref(defs);
     if (res != ADMIN_OK) {
-        api_changed(r, res == ADMIN_NOT_FOUND ? ADMIN_INVALID : res, err);
+        mgmt_changed(r, res == ADMIN_NOT_FOUND ? ADMIN_INVALID : res, err);
         return;
     }
     r->ok_status = 204;
-    if (admin_sync(r->env->admin, api_on_durable, r) < 0)
-        api_nomem(r);
+    if (admin_sync(r->env->admin, mgmt_on_durable, r) < 0)
+        mgmt_nomem(r);
 }
 
 static void
@@ -1040,7 +1043,7 @@ api_conn_entry(void *arg, const struct net_conn_info *ci)
     if (!api_is_monitor(r) && (ci->user == NULL || strcmp(ci->user, auth_user_name(r->user)) != 0))
         return;
     char node[300];
-    api_node_name(node, sizeof(node));
+    mgmt_node_name(node, sizeof(node));
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:o?, s:I, s:I, s:I, s:I, s:I, "
         "s:s, s:s, s:b}",
@@ -1048,7 +1051,7 @@ api_conn_entry(void *arg, const struct net_conn_info *ci)
         ci->vhost != NULL ? ci->vhost : "", "peer_host", ci->peer_host, "peer_port",
         (json_int_t)ci->peer_port, "host", ci->host, "port", (json_int_t)ci->port, "state",
         ci->state, "protocol", "AMQP 0-9-1", "client_properties",
-        api_table_json(ci->client_properties, ci->client_properties_len, 0), "channels",
+        mgmt_table_json(ci->client_properties, ci->client_properties_len, 0), "channels",
         (json_int_t)ci->channels, "frame_max", (json_int_t)ci->frame_max, "channel_max",
         (json_int_t)ci->channel_max, "timeout", (json_int_t)ci->heartbeat, "connected_at",
         (json_int_t)ci->connected_at, "type", "network", "auth_mechanism", "PLAIN", "ssl", 0);
@@ -1066,12 +1069,12 @@ api_connections(struct mgmt_req *r)
     if (r->env->net != NULL && l.arr != NULL)
         net_server_conn_foreach(r->env->net, api_conn_entry, &l);
     if (l.name == NULL) {
-        api_reply_json(r, l.arr);
+        mgmt_reply_json(r, l.arr);
         return;
     }
     if (json_array_size(l.arr) == 0) {
         json_decref(l.arr);
-        api_not_found(r);
+        mgmt_not_found(r);
         return;
     }
     if (r->method == MGMT_GET) {
@@ -1079,7 +1082,7 @@ api_connections(struct mgmt_req *r)
     } else {
         /* RabbitMQ: the owner, or an administrator (monitoring only reads). */
         const char *owner = json_string_value(json_object_get(json_array_get(l.arr, 0), "user"));
-        if (!api_is_admin(r) && strcmp(owner, auth_user_name(r->user)) != 0) {
+        if (!mgmt_is_admin(r) && strcmp(owner, auth_user_name(r->user)) != 0) {
             mgmt_reply_error(r, 401, "not_authorised", "Not administrator user");
         } else {
             char text[300];
@@ -1125,6 +1128,15 @@ static const struct api_route api_routes[] = {
     {{"topic-permissions", "*", "*"}, GET | CHANGE, API_ADMIN, api_perm},
     {{"definitions"}, GET | MGMT_POST, API_ADMIN, api_definitions},
     {{"definitions", "*"}, GET | MGMT_POST, API_ADMIN, api_definitions},
+    {{"queues"}, GET, API_MANAGEMENT, mgmt_api_queues},
+    {{"queues", "*"}, GET, API_MANAGEMENT, mgmt_api_queues},
+    {{"queues", "*", "*"}, GET, API_MANAGEMENT, mgmt_api_queues},
+    {{"policies"}, GET, API_MANAGEMENT, mgmt_api_policies},
+    {{"policies", "*"}, GET, API_MANAGEMENT, mgmt_api_policies},
+    {{"policies", "*", "*"}, GET | CHANGE, API_POLICYMAKER, mgmt_api_policies},
+    {{"operator-policies"}, GET, API_MANAGEMENT, mgmt_api_policies},
+    {{"operator-policies", "*"}, GET, API_MANAGEMENT, mgmt_api_policies},
+    {{"operator-policies", "*", "*"}, GET | CHANGE, API_ADMIN, mgmt_api_policies},
     {{"connections"}, GET, API_MANAGEMENT, api_connections},
     {{"connections", "*"}, GET | MGMT_DELETE, API_MANAGEMENT, api_connections},
 };
@@ -1156,7 +1168,7 @@ mgmt_api_dispatch(struct mgmt_req *r)
             break;
         }
     if (rt == NULL) {
-        api_not_found(r);
+        mgmt_not_found(r);
         return;
     }
     if (!(rt->methods & r->method)) {
@@ -1166,10 +1178,15 @@ mgmt_api_dispatch(struct mgmt_req *r)
     }
     /* Changes need administrator, except closing one's own connection. */
     enum api_tag need = rt->tag;
-    if (r->method != MGMT_GET && rt->handler != api_connections)
+    if (r->method != MGMT_GET && rt->handler != api_connections && need != API_POLICYMAKER)
         need = API_ADMIN;
-    if (need == API_ADMIN && !api_is_admin(r)) {
+    if (need == API_ADMIN && !mgmt_is_admin(r)) {
         mgmt_reply_error(r, 401, "not_authorised", "Not administrator user");
+        return;
+    }
+    if (need == API_POLICYMAKER && !mgmt_is_admin(r) &&
+        !(auth_user_has_tag(r->user, "policymaker") && auth_perm_find(r->user, r->segs[1]))) {
+        mgmt_reply_error(r, 401, "not_authorised", "User not authorised to access object");
         return;
     }
     rt->handler(r);

@@ -6,9 +6,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
+#include "warren/admin.h"
 #include "warren/mgmt.h"
 
 #define MGMT_SEGS_MAX 8 /* path segments after /api; longer paths are 404 */
@@ -46,6 +48,36 @@ void mgmt_api_dispatch(struct mgmt_req *r);
 
 /* Replies {"error": error, "reason": reason} with status. */
 void mgmt_reply_error(struct mgmt_req *r, int status, const char *error, const char *reason);
+
+/* The replies and checks the routes share (api.c), for the routes in other files
+ * (api_policies.c). */
+void mgmt_not_found(struct mgmt_req *r);                       /* 404 Object Not Found */
+void mgmt_bad_request(struct mgmt_req *r, const char *reason); /* 400 bad_request */
+void mgmt_nomem(struct mgmt_req *r);                           /* 500 out of memory */
+/* Replies 200 with body, or 500 when building it failed (body NULL). */
+void mgmt_reply_json(struct mgmt_req *r, json_t *body);
+bool mgmt_is_admin(const struct mgmt_req *r);
+/* Whether the user may see vhost (RabbitMQ: monitoring sees all, others their own). */
+bool mgmt_vhost_visible(const struct mgmt_req *r, const char *vhost);
+/* The done callback of a change (an admin.h function's): replies r->ok_status, or 500. */
+void mgmt_on_durable(void *arg, const char *err);
+/* Answers a change's result: nothing now on ADMIN_OK (done will), else its error. */
+void mgmt_changed(struct mgmt_req *r, enum admin_result res, const char *err);
+/* The request body as a JSON object ({} when empty), or NULL after replying 400. */
+json_t *mgmt_body(struct mgmt_req *r);
+
+/* A field table as JSON (RabbitMQ's amqp_table to JSON): integers, strings, booleans,
+ * nested tables; bytes as strings. A new object; NULL on ENOMEM. */
+json_t *mgmt_table_json(const uint8_t *p, uint32_t len, int depth);
+/* The node name RabbitMQ would show: warren@<short host name>. */
+void mgmt_node_name(char *buf, size_t cap);
+
+/* GET /api/queues[/{vhost}[/{name}]] (api_queues.c). */
+void mgmt_api_queues(struct mgmt_req *r);
+
+/* The policy routes (api_policies.c): /api/policies[/{vhost}[/{name}]] and the same under
+ * /api/operator-policies. */
+void mgmt_api_policies(struct mgmt_req *r);
 
 /* Frees what r owns (segments, user reference), not r. */
 void mgmt_req_clear(struct mgmt_req *r);

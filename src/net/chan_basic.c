@@ -16,7 +16,9 @@
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/auth.h"
+#include "warren/deadletter.h"
 #include "warren/msg.h"
+#include "warren/msg_props.h"
 #include "warren/pool.h"
 #include "warren/publish.h"
 #include "warren/queue_args.h"
@@ -121,12 +123,15 @@ chan_delivery_add(struct chan *ch, struct qentry *e, struct chan_cons *cc)
     ch->next_delivery_tag++;
     d->entry = e;
     d->cons = cc;
-    d->requeue = false;
+    d->settle = CHAN_SETTLE_ACK;
+    d->delivered_at = server_now_ms();
     TAILQ_INSERT_TAIL(&ch->unacked, d, link);
     if (cc != NULL) {
         cc->n_unacked++;
         ch->n_unacked_consumed++;
     }
+    if (TAILQ_FIRST(&ch->unacked) == d)
+        chan_ack_timer_update(ch); /* the oldest: timed from now */
     return d;
 }
 
@@ -142,6 +147,21 @@ chan_send_deliver(struct chan_cons *cc, uint64_t tag, bool redelivered, struct m
     dm.u.basic_deliver.routing_key = (struct wire_str){m->routing_key, m->routing_key_len};
     if (conn_send(ch->conn, ch->id, &dm) < 0 || chan_write_content(ch, m) < 0)
         conn_abort(ch->conn, "writing a delivery");
+}
+
+/* The message a delivery of e shows, one reference: e's own, or where the queue counts
+ * deliveries (a quorum queue, or any with a delivery limit) a copy carrying x-delivery-count
+ * as RabbitMQ's quorum queues add it: on a redelivery to a consumer, and on every basic.get
+ * (get: 0 the first time). A copy that cannot be made (ENOMEM) leaves the header out. */
+static struct msg *
+chan_shown_msg(const struct qentry *e, bool get)
+{
+    const struct queue *q = e->queue;
+    struct msg *m = NULL;
+    if (q != NULL && (q->settings.quorum || q->settings.delivery_limit >= 0) &&
+        (get || e->delivery_count > 0))
+        m = msg_with_long_header(e->msg, "x-delivery-count", e->delivery_count);
+    return m != NULL ? m : msg_ref(e->msg);
 }
 
 static int
@@ -163,7 +183,9 @@ chan_cons_deliver(struct cons *base, struct qentry *e)
     }
     /* On failure the connection is going: the entry stays with the channel (or is settled
      * below), and releasing the channel requeues its deliveries in order. */
-    chan_send_deliver(cc, tag, e->redelivered, e->msg);
+    struct msg *shown = chan_shown_msg(e, false);
+    chan_send_deliver(cc, tag, e->redelivered, shown);
+    msg_unref(&shown);
     if (cc->no_ack)
         queue_cmd_settle(e);
     return 0;
@@ -215,8 +237,15 @@ chan_cons_queue_deleted(struct cons *base)
     chan_cons_free(cc);
 }
 
+static uint32_t
+chan_cons_unsettled(const struct cons *base)
+{
+    return ((const struct chan_cons *)base)->n_unacked;
+}
+
 static const struct cons_ops chan_cons_ops = {
     .can_take = chan_cons_can_take,
+    .unsettled = chan_cons_unsettled,
     .deliver = chan_cons_deliver,
     .queue_deleted = chan_cons_queue_deleted,
 };
@@ -345,7 +374,9 @@ chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
     struct queue *q = chan_queue_lookup(ch, bc->queue, WIRE_BASIC_CONSUME);
     if (q == NULL)
         return -1;
-    if (queue_has_exclusive_consumer(q) || (bc->exclusive && q->n_consumers > 0))
+    /* As RabbitMQ: a queue with a single active consumer has no exclusive one, ever. */
+    if (queue_has_exclusive_consumer(q) ||
+        (bc->exclusive && (q->n_consumers > 0 || q->settings.single_active_consumer)))
         return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_BASIC_CONSUME,
                           "queue '%s' in vhost '%s' in exclusive use", q->name, c->vhost->name);
     int64_t priority = 0;
@@ -369,7 +400,8 @@ chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
 }
 
 /* Detaches a consumer from its queue and frees it; an auto-delete queue losing its last
- * consumer is deleted. */
+ * consumer is deleted, another one dispatches: a single active consumer's successor takes
+ * over. */
 static void
 chan_cons_cancel(struct chan_cons *cc)
 {
@@ -380,6 +412,8 @@ chan_cons_cancel(struct chan_cons *cc)
     chan_cons_free(cc);
     if (delete_queue)
         vhost_queue_delete(q->vhost, q);
+    else if (q != NULL)
+        queue_dispatch(q);
 }
 
 static int
@@ -424,7 +458,7 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
         }
         tag = d->by_tag.id;
     }
-    struct msg *m = e->msg;
+    struct msg *m = chan_shown_msg(e, true);
     struct wire_method ok = {.id = WIRE_BASIC_GET_OK};
     ok.u.basic_get_ok.delivery_tag = tag;
     ok.u.basic_get_ok.redelivered = e->redelivered;
@@ -433,6 +467,7 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
     ok.u.basic_get_ok.message_count = q->n_ready > UINT32_MAX ? UINT32_MAX : (uint32_t)q->n_ready;
     if (conn_send(c, ch->id, &ok) < 0 || chan_write_content(ch, m) < 0)
         conn_abort(c, "writing basic.get-ok");
+    msg_unref(&m);
     if (no_ack)
         queue_cmd_settle(e);
     return 0;
@@ -462,11 +497,10 @@ chan_on_qos(struct chan *ch, const struct wire_basic_qos *qos)
 
 /* ---- settling ---- */
 
-/* Settles one delivery now: ack (requeue false) or return it to its queue. The queue of a
- * requeued entry is added to touched (to be dispatched once everything is back). */
+/* Settles one delivery now as d->settle says. The queue of a requeued entry is added to
+ * touched (to be dispatched once everything is back). */
 static void
-chan_delivery_settle(struct chan *ch, struct delivery *d, bool requeue,
-                     struct route_result *touched)
+chan_delivery_settle(struct chan *ch, struct delivery *d, struct route_result *touched)
 {
     struct chan_cons *cc = d->cons;
     if (cc != NULL) {
@@ -475,28 +509,42 @@ chan_delivery_settle(struct chan *ch, struct delivery *d, bool requeue,
         if (--cc->n_unacked == 0 && cc->cancelled)
             chan_cons_destroy(cc);
     }
-    struct queue *q = d->entry->queue;
-    if (requeue)
-        queue_cmd_requeue(d->entry);
-    else
-        queue_cmd_settle(d->entry);
-    pool_put(&chan_delivery_pool, d);
-    if (requeue && q != NULL && route_result_add(touched, q) < 0)
+    struct qentry *e = d->entry;
+    struct queue *q = e->queue;
+    switch (d->settle) {
+    case CHAN_SETTLE_REQUEUE:
+        queue_cmd_requeue(e);
+        break;
+    case CHAN_SETTLE_REJECT:
+        /* The copy is enqueued (and stored) before the original is settled: see
+         * deadletter.h. A message whose queue was deleted is dropped, as RabbitMQ drops a
+         * reject sent to a queue that is gone. */
+        if (q != NULL)
+            deadletter_message(q, e->msg, DEADLETTER_REJECTED, NULL);
+        queue_cmd_settle(e);
+        break;
+    case CHAN_SETTLE_ACK:
+        queue_cmd_settle(e);
+        break;
+    }
+    if (d->settle == CHAN_SETTLE_REQUEUE && q != NULL && route_result_add(touched, q) < 0)
         log_conn(LOG_ERROR, ch->conn,
                  "out of memory: queue '%s' redelivers its requeued messages on its next event",
                  q->name);
+    pool_put(&chan_delivery_pool, d);
 }
 
-/* Settles a whole list of deliveries, then offers the requeued messages to consumers: all
- * are back in place before any is delivered again (which may be to this very channel). */
+/* Settles a whole list of deliveries, each as its settle field says, then offers the
+ * requeued messages to consumers: all are back in place before any is delivered again
+ * (which may be to this very channel). */
 static void
-chan_settle_list(struct chan *ch, struct delivery_list *list, bool requeue)
+chan_settle_list(struct chan *ch, struct delivery_list *list)
 {
     struct route_result touched = {0};
     struct delivery *d;
     while ((d = TAILQ_FIRST(list)) != NULL) {
         TAILQ_REMOVE(list, d, link);
-        chan_delivery_settle(ch, d, requeue || d->requeue, &touched);
+        chan_delivery_settle(ch, d, &touched);
     }
     for (uint32_t i = 0; i < touched.n; i++)
         queue_dispatch(touched.queues[i]);
@@ -504,12 +552,12 @@ chan_settle_list(struct chan *ch, struct delivery_list *list, bool requeue)
 }
 
 /* Takes the deliveries an ack/nack/reject names off the unacked list, into *out (in tag
- * order): one found by its tag, or with multiple every one up to tag (from the head: each is
- * taken, so the walk costs what it settles). tag 0 with multiple means all. 0, or -1 after
- * raising 406 for an unknown tag. */
+ * order), each to be settled as how says: one found by its tag, or with multiple every one up
+ * to tag (from the head: each is taken, so the walk costs what it settles). tag 0 with
+ * multiple means all. 0, or -1 after raising 406 for an unknown tag. */
 static int
-chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, uint32_t method_id,
-                  struct delivery_list *out)
+chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, enum chan_settle how,
+                  uint32_t method_id, struct delivery_list *out)
 {
     TAILQ_INIT(out);
     struct delivery *d;
@@ -517,6 +565,7 @@ chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, uint32_t method_
         bool found = false;
         while ((d = TAILQ_FIRST(&ch->unacked)) != NULL && (tag == 0 || d->by_tag.id <= tag)) {
             chan_unacked_take(ch, d);
+            d->settle = how;
             TAILQ_INSERT_TAIL(out, d, link);
             found = true;
         }
@@ -528,6 +577,7 @@ chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, uint32_t method_
         if (e != NULL) {
             d = idmap_container_of(e, struct delivery, by_tag);
             chan_unacked_take(ch, d);
+            d->settle = how;
             TAILQ_INSERT_TAIL(out, d, link);
             return 0;
         }
@@ -537,22 +587,19 @@ chan_collect_acks(struct chan *ch, uint64_t tag, bool multiple, uint32_t method_
 }
 
 static int
-chan_on_settle(struct chan *ch, uint64_t tag, bool multiple, bool requeue, uint32_t method_id)
+chan_on_settle(struct chan *ch, uint64_t tag, bool multiple, enum chan_settle how,
+               uint32_t method_id)
 {
     struct delivery_list acked;
-    if (chan_collect_acks(ch, tag, multiple, method_id, &acked) < 0)
+    if (chan_collect_acks(ch, tag, multiple, how, method_id, &acked) < 0)
         return -1;
-    struct delivery *d;
+    chan_ack_timer_update(ch); /* the oldest unacked delivery may be another one now */
     if (ch->tx_mode) {
         /* Settled on tx.commit; tx.rollback puts them back among the unacked. */
-        while ((d = TAILQ_FIRST(&acked)) != NULL) {
-            TAILQ_REMOVE(&acked, d, link);
-            d->requeue = requeue;
-            TAILQ_INSERT_TAIL(&ch->tx_acks, d, link);
-        }
+        TAILQ_CONCAT(&ch->tx_acks, &acked, link);
         return 0;
     }
-    chan_settle_list(ch, &acked, requeue);
+    chan_settle_list(ch, &acked);
     chan_wake_consumers(ch);
     return 0;
 }
@@ -566,9 +613,10 @@ chan_requeue_unacked(struct chan *ch)
     struct delivery *d;
     while ((d = TAILQ_FIRST(&ch->unacked)) != NULL) {
         chan_unacked_take(ch, d);
+        d->settle = CHAN_SETTLE_REQUEUE;
         TAILQ_INSERT_TAIL(&all, d, link);
     }
-    chan_settle_list(ch, &all, true);
+    chan_settle_list(ch, &all);
 }
 
 static int
@@ -863,7 +911,7 @@ chan_on_tx_method(struct chan *ch, const struct wire_method *m)
                 return -1;
             }
         }
-        chan_settle_list(ch, &ch->tx_acks, false); /* each by its own requeue flag */
+        chan_settle_list(ch, &ch->tx_acks);
         if (chan_tx_commit_ok(ch) < 0)
             return -1;
         chan_wake_consumers(ch);
@@ -874,6 +922,7 @@ chan_on_tx_method(struct chan *ch, const struct wire_method *m)
             return chan_raise(ch, WIRE_PRECONDITION_FAILED, m->id, "channel is not transactional");
         chan_tx_discard_publishes(ch);
         chan_tx_restore_acks(ch);
+        chan_ack_timer_update(ch); /* older deliveries may be unacked again */
         ok.id = WIRE_TX_ROLLBACK_OK;
         return conn_send(c, ch->id, &ok);
     default:
@@ -913,13 +962,15 @@ chan_on_basic_method(struct chan *ch, const struct wire_method *m)
             return -1;
         return chan_get_answer(ch, m->u.basic_get.queue, m->u.basic_get.no_ack, true);
     case WIRE_BASIC_ACK:
-        return chan_on_settle(ch, m->u.basic_ack.delivery_tag, m->u.basic_ack.multiple, false,
-                              m->id);
+        return chan_on_settle(ch, m->u.basic_ack.delivery_tag, m->u.basic_ack.multiple,
+                              CHAN_SETTLE_ACK, m->id);
     case WIRE_BASIC_NACK:
         return chan_on_settle(ch, m->u.basic_nack.delivery_tag, m->u.basic_nack.multiple,
-                              m->u.basic_nack.requeue, m->id);
+                              m->u.basic_nack.requeue ? CHAN_SETTLE_REQUEUE : CHAN_SETTLE_REJECT,
+                              m->id);
     case WIRE_BASIC_REJECT:
-        return chan_on_settle(ch, m->u.basic_reject.delivery_tag, false, m->u.basic_reject.requeue,
+        return chan_on_settle(ch, m->u.basic_reject.delivery_tag, false,
+                              m->u.basic_reject.requeue ? CHAN_SETTLE_REQUEUE : CHAN_SETTLE_REJECT,
                               m->id);
     case WIRE_BASIC_RECOVER:
         return chan_on_recover(ch, m->u.basic_recover.requeue, true);
@@ -928,6 +979,24 @@ chan_on_basic_method(struct chan *ch, const struct wire_method *m)
     default:
         return conn_raise(ch->conn, WIRE_COMMAND_INVALID, m->id, "unimplemented method");
     }
+}
+
+/* Gives back to the queues what the closing channel holds of them: its unacked deliveries
+ * (those settled in an uncommitted transaction too) are requeued, then its consumers are
+ * cancelled. The channel takes no deliveries from here on (CHAN_CLOSING), so the messages
+ * are back in place before a queue offers them to another consumer, and a single active
+ * consumer's successor gets them in order, as in RabbitMQ. */
+void
+chan_give_back(struct chan *ch)
+{
+    ch->state = CHAN_CLOSING;
+    chan_tx_restore_acks(ch);
+    chan_requeue_unacked(ch);
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &ch->consumers);
+    while ((he = hmap_iter_next(&it)) != NULL)
+        chan_cons_cancel(hmap_container_of(he, struct chan_cons, by_tag));
 }
 
 void
@@ -940,14 +1009,8 @@ chan_release(struct chan *ch)
     chan_store_waits_release(ch);
     msg_unref(&ch->publishing);
     chan_tx_discard_publishes(ch);
-    chan_tx_restore_acks(ch);
-    /* Consumers go first, so that requeued messages are not offered to them again. */
-    struct hmap_iter it;
-    struct hmap_entry *he;
-    hmap_iter_init(&it, &ch->consumers);
-    while ((he = hmap_iter_next(&it)) != NULL)
-        chan_cons_cancel(hmap_container_of(he, struct chan_cons, by_tag));
-    chan_requeue_unacked(ch);
+    chan_give_back(ch);
+    chan_ack_timer_free(ch);
     hmap_clear(&ch->consumers);
     idmap_clear(&ch->unacked_by_tag);
     route_result_free(&ch->route);

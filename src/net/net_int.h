@@ -227,6 +227,13 @@ struct chan_cons {
     uint32_t n_unacked; /* its deliveries not yet settled */
 };
 
+/* What settling a delivery does with its message. */
+enum chan_settle {
+    CHAN_SETTLE_ACK = 0, /* basic.ack: done with */
+    CHAN_SETTLE_REQUEUE, /* nack/reject with requeue, recover, channel gone: back to its queue */
+    CHAN_SETTLE_REJECT,  /* nack/reject without requeue: dead-lettered if its queue says so */
+};
+
 /* A message delivered and not yet acked, by delivery tag. */
 struct delivery {
     TAILQ_ENTRY(delivery) link; /* in chan->unacked (tag order) or chan->tx_acks */
@@ -235,7 +242,8 @@ struct delivery {
     struct qentry *entry;       /* owns (settled or requeued through the queue's commands) */
     struct chan_cons *cons;     /* NULL for basic.get; else holds the consumer's record, which
                                  * stays while it has unsettled deliveries */
-    bool requeue;               /* in tx_acks: settle by requeueing (nack/reject requeue) */
+    enum chan_settle settle;    /* how it is being settled (in tx_acks: at tx.commit) */
+    uint64_t delivered_at;      /* server_now_ms(): its consumer timeout runs from here */
 };
 TAILQ_HEAD(delivery_list, delivery);
 
@@ -300,6 +308,9 @@ struct chan {
     char reply_token[64];             /* "amq.rabbitmq.reply-to.<random>" */
     /* Confirms and tx.commit-ok waiting for the store (chan_confirm.c). */
     LIST_HEAD(, chan_store_wait) store_waits; /* owns nothing: the store's callbacks free them */
+    /* The consumer acknowledgement timeout of the oldest unacked delivery (chan_timeout.c). */
+    struct event *ack_timer; /* owns; NULL until the channel's first timed delivery */
+    uint64_t ack_timer_at;   /* server_now_ms() when it fires; 0: not pending */
 };
 /* conn.c */
 /* Bytes waiting to be written to c's socket: frames, and with TLS, records. */
@@ -421,6 +432,17 @@ void chan_store_waits_release(struct chan *ch);
 /* Everything the channel holds goes: unacked deliveries are requeued (in order), consumers
  * cancelled, pending publishes and transactions dropped. */
 void chan_release(struct chan *ch);
+/* For a channel that is closing: gives back its unacked deliveries (requeued, those acked in
+ * an uncommitted transaction too), then cancels its consumers; it takes no deliveries from
+ * then on. Its publishes and store waits stay until chan_release. */
+void chan_give_back(struct chan *ch);
+
+/* chan_timeout.c: the consumer acknowledgement timeout (consumer_timeout, x-consumer-timeout) */
+/* The channel's oldest unacked delivery may have changed (its first delivery, an ack, a
+ * rollback): sets the channel's timer if that delivery's deadline comes before it. */
+void chan_ack_timer_update(struct chan *ch);
+/* Frees the channel's timer (chan_release). */
+void chan_ack_timer_free(struct chan *ch);
 /* The connection's output drained: consumers that paused for it may take messages again. */
 void chan_wake_all_consumers(struct conn *c);
 
@@ -493,6 +515,9 @@ void conn_tls_free(struct conn *c);
 /* Moves c to the dead list and wakes the reaper: connections are never freed inside their
  * own callbacks. */
 void server_conn_dead(struct net_server *s, struct conn *c);
+/* Monotonic milliseconds, to the kernel's tick (a few ms): cheap enough to read for each
+ * delivery. */
+uint64_t server_now_ms(void);
 /* "1.2.3.4:5672" or "[::1]:5672". */
 void net_format_addr(char *dst, size_t cap, const struct sockaddr *sa);
 

@@ -258,15 +258,49 @@ wire_table_put_i64(struct wire_writer *w, const char *key, int64_t v)
     wire_put_u64(w, (uint64_t)v);
 }
 
+void
+wire_table_put_timestamp(struct wire_writer *w, const char *key, uint64_t v)
+{
+    put_key(w, key, WIRE_FIELD_TIMESTAMP);
+    wire_put_u64(w, v);
+}
+
+/* Writes the placeholder length of a table or array just begun; returns its position. */
+static size_t
+put_len_mark(struct wire_writer *w)
+{
+    size_t mark = wire_writer_len(w);
+
+    wire_put_u32(w, 0); /* patched by wire_table_put_table_end() */
+    return mark;
+}
+
+size_t
+wire_table_put_array_begin(struct wire_writer *w, const char *key)
+{
+    put_key(w, key, WIRE_FIELD_ARRAY);
+    return put_len_mark(w);
+}
+
+void
+wire_array_put_longstr(struct wire_writer *w, struct wire_str v)
+{
+    wire_put_u8(w, WIRE_FIELD_LONGSTR);
+    wire_put_longstr(w, v);
+}
+
+size_t
+wire_array_put_table_begin(struct wire_writer *w)
+{
+    wire_put_u8(w, WIRE_FIELD_TABLE);
+    return put_len_mark(w);
+}
+
 size_t
 wire_table_put_table_begin(struct wire_writer *w, const char *key)
 {
-    size_t mark;
-
     put_key(w, key, WIRE_FIELD_TABLE);
-    mark = wire_writer_len(w);
-    wire_put_u32(w, 0); /* patched by wire_table_put_table_end() */
-    return mark;
+    return put_len_mark(w);
 }
 
 void

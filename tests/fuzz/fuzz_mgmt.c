@@ -1,9 +1,9 @@
 /* libFuzzer target for the HTTP API's request bodies (src/mgmt/api.c): the first byte picks a
- * route that takes a body (PUT users, vhosts, permissions, topic permissions, limits; POST
- * definitions, for all vhosts or one), the rest is the body, handled as the administrator of
- * the Unix socket would have it handled, over a fresh broker state (defaults of a first start,
- * no store, no connections). Checked for every input: the route answers exactly once, with a
- * status RabbitMQ would give (201, 204, 400 with {"error":"bad_request"}), and whatever the
+ * route that takes a body (PUT users, vhosts, permissions, topic permissions, limits, policies,
+ * operator policies; POST definitions, for all vhosts or one), the rest is the body, handled as the
+ * administrator of the Unix socket would have it handled, over a fresh broker state (defaults of a
+ * first start, no store, no connections). Checked for every input: the route answers exactly once,
+ * with a status RabbitMQ would give (201, 204, 400 with {"error":"bad_request"}), and whatever the
  * change left behind still exports (GET /api/definitions answers 200). */
 #include "config.h"
 
@@ -36,6 +36,8 @@ static const struct {
     {MGMT_PUT, {"user-limits", "guest", "max-channels"}},
     {MGMT_POST, {"definitions"}},
     {MGMT_POST, {"definitions", "/"}},
+    {MGMT_PUT, {"policies", "/", "fz"}},
+    {MGMT_PUT, {"operator-policies", "/", "fz"}},
 };
 #define FZ_NROUTES (sizeof(fz_routes) / sizeof(fz_routes[0]))
 

@@ -6,7 +6,8 @@ on a free loopback port with a fresh data directory and `--log-level debug`, sto
 SIGTERM at the end of the block (exit status 0 required). If $WARREN_TEST_ADDR=host:port is
 set, tests talk to that broker instead; this is how the suite is checked against RabbitMQ.
 Tests that need the server process (signals, RSS, flags, config files) are marked with
-@needs_process: in WARREN_TEST_ADDR mode only, they are reported as NOT RUN and do not fail.
+@needs_process, and those of what only Warren does with @warren_only(why): in WARREN_TEST_ADDR
+mode only (against RabbitMQ, for the latter), they are reported as NOT RUN and do not fail.
 
 The raw-socket helpers speak just enough AMQP 0-9-1 to drive the handshake step by step
 and to send deliberately broken input: frames, a few methods, field tables, and parsers
@@ -17,9 +18,9 @@ Helpers the test files share live here, not in copies: opened() (a handshaken Ra
 channels open), publish() and read_content() for content on a RawConn; send_pika(),
 call_pika(), channel_refused() and method_ids() for methods built with pika's codec
 (name_pika_methods() names them all in failure messages); and for pika clients
-confirm_channel(), fresh_queue(s)(), cleanup(), publish_confirmed(), fill(), drain() and
-wait_until(). run_server_to_exit() runs the binary for tests of its command line; warrenctl()
-runs the administration tool.
+confirm_channel(), fresh_queue(s)(), cleanup(), publish_confirmed(), fill(), message_count(),
+drain(), check_dead_lettered() and wait_until(). run_server_to_exit() runs the binary for tests
+of its command line; warrenctl() runs the administration tool.
 """
 
 import contextlib
@@ -1225,6 +1226,12 @@ def fill(conn, queue, n, prefix="m"):
     return bodies
 
 
+def message_count(ch, queue):
+    """The ready messages in queue, by a passive queue.declare on the pika channel ch. (For
+    x-expires RabbitMQ counts a passive declare as a use: it keeps the queue alive.)"""
+    return ch.queue_declare(queue, passive=True).method.message_count
+
+
 def drain(ch, queue, redelivered=False):
     """Every message now in queue, by basic.get with no-ack on the pika channel ch: a list
     of bodies, or with redelivered=True of (body, redelivered flag)."""
@@ -1234,6 +1241,41 @@ def drain(ch, queue, redelivered=False):
         if m is None:
             return out
         out.append((body, m.redelivered) if redelivered else body)
+
+
+def check_dead_lettered(props, reason, queue, exchange, routing_keys, count=1,
+                        original_expiration=None, first=None):
+    """Asserts the headers of a message dead-lettered from queue (props: its pika
+    BasicProperties) as RabbitMQ 3.10 writes them: x-death's first entry (the latest death)
+    has exactly the keys count (an int of type l), reason, queue, time (a timestamp, within a
+    minute of now), exchange, routing-keys, and original-expiration when the message had an
+    expiration (its property is then removed); x-first-death-reason/queue/exchange name
+    first (reason, queue, exchange), by default this death. Returns the x-death list."""
+    import datetime
+    import pika.compat
+    headers = props.headers or {}
+    deaths = headers.get("x-death")
+    assert isinstance(deaths, list) and deaths, "no x-death list in %r" % (headers,)
+    d = deaths[0]
+    want = {"count": count, "reason": reason, "queue": queue, "exchange": exchange,
+            "routing-keys": list(routing_keys)}
+    if original_expiration is not None:
+        want["original-expiration"] = original_expiration
+    got = {k: v for k, v in d.items() if k != "time"}
+    assert got == want, "x-death entry %r, expected %r and a time" % (d, want)
+    assert type(d["count"]) is pika.compat.long, "x-death count %r is not of type l" % (
+        d["count"],)
+    assert isinstance(d.get("time"), datetime.datetime), "x-death time %r is not a timestamp" % (
+        d.get("time"),)
+    age = abs((datetime.datetime.utcnow() - d["time"]).total_seconds())
+    assert age < 60, "x-death time %s is %d s from now" % (d["time"], age)
+    assert props.expiration is None, "expiration %r kept on a dead-lettered message" % (
+        props.expiration,)
+    first = first or (reason, queue, exchange)
+    got_first = tuple(headers.get("x-first-death-" + k) for k in ("reason", "queue", "exchange"))
+    assert got_first == tuple(first), "x-first-death-reason/queue/exchange %r, expected %r" % (
+        got_first, first)
+    return deaths
 
 
 def wait_until(pred, timeout, what, conns=()):
@@ -1268,6 +1310,27 @@ def needs_process(fn):
         return fn(*a, **kw)
     wrapper.needs_process = True
     return wrapper
+
+
+@functools.lru_cache(maxsize=None)
+def broker_product(addr):
+    """The product the broker at addr names in connection.start ("RabbitMQ", "Warren")."""
+    with opened(addr) as c:
+        return c.start["server_properties"].get("product")
+
+
+def warren_only(why):
+    """Marks a test of something Warren does and RabbitMQ does not (why says what RabbitMQ
+    does instead): against an external RabbitMQ ($WARREN_TEST_ADDR) it is reported as NOT
+    RUN with that reason; against Warren it always runs."""
+    def mark(fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            if EXTERNAL and broker_product(parse_addr(EXTERNAL)) == "RabbitMQ":
+                raise NotRun("Warren only: " + why)
+            return fn(*a, **kw)
+        return wrapper
+    return mark
 
 
 class _Timeout(Exception):
@@ -1310,8 +1373,8 @@ def run(tests, timeout=TEST_TIMEOUT):
             signal.alarm(0)
     if notrun:
         assert EXTERNAL, "tests were skipped without WARREN_TEST_ADDR"
-        log("%s: %d tests NOT RUN against the external broker (they need the server process)"
-            % (name, notrun))
+        log("%s: %d tests NOT RUN against the external broker (they need the server process,"
+            " or test what only Warren does)" % (name, notrun))
     log("%d passed, %d failed" % (passed, failed) + (", %d skipped" % notrun if notrun else ""))
     sys.exit(1 if failed else 0)
 

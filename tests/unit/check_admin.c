@@ -570,7 +570,7 @@ static const char stored_defs[] =
     "\"topic_permissions\":[{\"user\":\"old\",\"vhost\":\"v\",\"exchange\":\"amq.topic\","
     "\"write\":\"^a\",\"read\":\"^b\"}],"
     "\"policies\":[{\"vhost\":\"v\",\"name\":\"p\",\"pattern\":\".*\",\"apply-to\":"
-    "\"all\",\"definition\":{},\"priority\":0}],"
+    "\"all\",\"definition\":{\"max-length\":5},\"priority\":0}],"
     "\"queues\":[{\"name\":\"q\",\"vhost\":\"v\",\"durable\":true,\"auto_delete\":false,"
     "\"arguments\":{}}],"
     "\"exchanges\":[{\"name\":\"x\",\"vhost\":\"v\",\"type\":\"direct\",\"durable\":true},"
@@ -580,7 +580,8 @@ static const char stored_defs[] =
     "\"v\",\"destination\":\"y\",\"destination_type\":\"exchange\",\"routing_key\":\"k\"}]}";
 
 /* Users (hash, tags, limits), vhosts (metadata, limits), permissions, topic permissions and
- * policies come back after a restart, with the queue, exchanges and bindings imported; a
+ * policies come back after a restart (applied to the queue), with the queue, exchanges and
+ * bindings imported; a
  * deleted user does not; the defaults are made once; a deleted vhost takes its permissions,
  * policies and stored entities with it. */
 START_TEST(test_stored)
@@ -610,7 +611,11 @@ START_TEST(test_stored)
     ck_assert_str_eq(v->meta.description, "vee");
     ck_assert_str_eq(v->meta.default_queue_type, "classic");
     ck_assert_int_eq(v->meta.max_queues, 9);
-    ck_assert_ptr_nonnull(vhost_queue_find(v, WIRE_STR_LIT("q")));
+    struct queue *q = vhost_queue_find(v, WIRE_STR_LIT("q"));
+    ck_assert_ptr_nonnull(q);
+    /* The policy applies to the recovered queue as it comes back. */
+    ck_assert_str_eq(q->settings.policy, "p");
+    ck_assert_int_eq(q->settings.max_length, 5);
     struct exch *x = vhost_exch_find(v, WIRE_STR_LIT("x"));
     ck_assert_ptr_nonnull(x);
     ck_assert_uint_eq(x->n_bindings_out, 2);

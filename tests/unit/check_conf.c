@@ -1,9 +1,9 @@
 /* Unit tests for src/core/conf.c: defaults, the rabbitmq.conf-style file (good files, every
  * error with its FILE:LINE message, every listener form), the command-line flags and their
  * precedence over the file, the disk_free_limit keys (RabbitMQ's units, how .absolute and
- * .relative combine), vm_memory_high_watermark.absolute's units, and that etc/warren.conf
- * documents the real defaults. A struct conf is compared as one rendered string, so each case
- * states the whole result. */
+ * .relative combine), vm_memory_high_watermark.absolute's units, consumer_timeout's range
+ * (beyond 32 bits), and that etc/warren.conf documents the real defaults. A struct conf is
+ * compared as one rendered string, so each case states the whole result. */
 #include "config.h"
 
 #include <stdio.h>
@@ -376,6 +376,41 @@ START_TEST(test_memory_limit_units)
     int rc = load_text(&c, path, text, strlen(text), err, sizeof(err));
     ck_assert_msg(rc == 0, "%s: %s", memory_limits[_i].text, err);
     ck_assert_uint_eq(c.vm_memory_high_watermark_absolute, memory_limits[_i].bytes);
+    conf_free(&c);
+}
+END_TEST
+
+/* consumer_timeout: milliseconds, 0 (never) and values past 32 bits (a year, which RabbitMQ
+ * users set to mean never) included. */
+static const struct {
+    const char *text;
+    uint64_t ms;
+    const char *err; /* NULL: accepted */
+} consumer_timeouts[] = {
+    {"", 1800000, NULL},
+    {"consumer_timeout = 5000\n", 5000, NULL},
+    {"consumer_timeout = 0\n", 0, NULL},
+    {"consumer_timeout = 31622400000\n", 31622400000, NULL},
+    {"consumer_timeout = 30m\n", 0,
+     "bad value '30m' for consumer_timeout: expected an integer of at least 0"},
+    {"consumer_timeout = -1\n", 0,
+     "bad value '-1' for consumer_timeout: expected an integer of at least 0"},
+};
+
+START_TEST(test_consumer_timeout)
+{
+    char path[64], err[256] = "", want[320];
+    struct conf c;
+    const char *text = consumer_timeouts[_i].text;
+    int rc = load_text(&c, path, text, strlen(text), err, sizeof(err));
+    if (consumer_timeouts[_i].err == NULL) {
+        ck_assert_msg(rc == 0, "%s: %s", text, err);
+        ck_assert_uint_eq(c.consumer_timeout, consumer_timeouts[_i].ms);
+    } else {
+        snprintf(want, sizeof(want), "%s:1: %s", path, consumer_timeouts[_i].err);
+        ck_assert_int_eq(rc, -1);
+        ck_assert_str_eq(err, want);
+    }
     conf_free(&c);
 }
 END_TEST
@@ -774,6 +809,8 @@ conf_suite(void)
     tcase_add_loop_test(tc, test_disk_limit, 0, sizeof(disk_limits) / sizeof(disk_limits[0]));
     tcase_add_loop_test(tc, test_memory_limit_units, 0,
                         sizeof(memory_limits) / sizeof(memory_limits[0]));
+    tcase_add_loop_test(tc, test_consumer_timeout, 0,
+                        sizeof(consumer_timeouts) / sizeof(consumer_timeouts[0]));
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_too_many);
     tcase_add_test(tc, test_shipped_conf);

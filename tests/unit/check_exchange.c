@@ -4,9 +4,9 @@
  * recursive matcher; headers: all/any/with-x, void, value equality across types, duplicate
  * keys, patterns of 8,000 entries against 8,000 headers, whose match time it prints), idempotent
  * bind and unbind, exchange-to-exchange chains and cycles, alternate exchanges (present,
- * missing, routing nowhere, chains and cycles), each queue once in a result, unbind_all with
- * auto-delete reporting, and exch_free's cleanup of both directions (run under valgrind for
- * leaks: CK_FORK=no valgrind --leak-check=full --error-exitcode=1). */
+ * missing, routing nowhere, chains and cycles), routing with several keys, each queue once in
+ * a result, unbind_all with auto-delete reporting, and exch_free's cleanup of both directions
+ * (run under valgrind for leaks: CK_FORK=no valgrind --leak-check=full --error-exitcode=1). */
 #include "config.h"
 
 #include <stdio.h>
@@ -247,16 +247,15 @@ cmp_name(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Routes and returns the matched queues' names, sorted, comma-separated; fails the test if
- * a queue appears twice. */
+/* The queues in result: their names, sorted, comma-separated; fails the test if a queue
+ * appears twice. */
 static const char *
-route(struct exch *e, const char *key, const char *headers)
+result_names(void)
 {
     static char out[4096];
     const char *names[256];
     size_t len = 0;
 
-    ck_assert_int_eq(exch_route(e, str_of(key), T(headers), &result), 0);
     ck_assert_uint_le(result.n, N_ELEMS(names));
     for (uint32_t i = 0; i < result.n; i++)
         names[i] = result.queues[i]->name;
@@ -267,6 +266,33 @@ route(struct exch *e, const char *key, const char *headers)
         len += (size_t)snprintf(out + len, sizeof out - len, "%s%s", i ? "," : "", names[i]);
     }
     return out;
+}
+
+/* Routes and returns the matched queues (result_names). */
+static const char *
+route(struct exch *e, const char *key, const char *headers)
+{
+    ck_assert_int_eq(exch_route(e, str_of(key), T(headers), &result), 0);
+    return result_names();
+}
+
+/* Routes with several routing keys, given space-separated (at most 8), no headers. */
+static const char *
+route_keys(struct exch *e, const char *keys)
+{
+    static char buf[256];
+    struct wire_str k[8];
+    uint32_t n = 0;
+
+    ck_assert_uint_lt(strlen(keys), sizeof buf);
+    strcpy(buf, keys);
+    for (char *save = NULL, *w = strtok_r(buf, " ", &save); w != NULL;
+         w = strtok_r(NULL, " ", &save)) {
+        ck_assert_uint_lt(n, N_ELEMS(k));
+        k[n++] = str_of(w);
+    }
+    ck_assert_int_eq(exch_route_keys(e, k, n, T(""), &result), 0);
+    return result_names();
 }
 
 /* ---- exchange types ---- */
@@ -1128,6 +1154,31 @@ START_TEST(test_alternate_missing_or_empty)
 }
 END_TEST
 
+/* Several routing keys (a dead-lettered message's, CC keys): each exchange matches every key,
+ * and the AE only when none matched; a topic "#" is tried afresh for each key. */
+START_TEST(test_route_keys)
+{
+    struct exch *e = X_args("e", EXCH_DIRECT, "alternate-exchange:S:ae");
+    struct exch *ae = X("ae", EXCH_FANOUT);
+    struct exch *t = X("t", EXCH_TOPIC);
+    struct exch *f = X("f", EXCH_FANOUT);
+    struct queue *q1 = Q("q1"), *q2 = Q("q2"), *qa = Q("qa");
+
+    ck_assert_int_eq(bind_q(e, q1, "a", ""), 0);
+    ck_assert_int_eq(bind_q(e, q2, "b", ""), 0);
+    ck_assert_int_eq(bind_q(ae, qa, "", ""), 0);
+    ck_assert_str_eq(route_keys(e, "a b a"), "q1,q2");
+    ck_assert_str_eq(route_keys(e, "x a"), "q1"); /* one key matched: no AE */
+    ck_assert_str_eq(route_keys(e, "x y"), "qa");
+    ck_assert_int_eq(bind_q(t, q1, "#.z", ""), 0);
+    ck_assert_int_eq(bind_q(t, q2, "a.#", ""), 0);
+    ck_assert_str_eq(route_keys(t, "a.b b.z"), "q1,q2");
+    ck_assert_str_eq(route_keys(t, "b.z"), "q1");
+    ck_assert_int_eq(bind_q(f, q1, "", ""), 0);
+    ck_assert_str_eq(route_keys(f, "a b"), "q1");
+}
+END_TEST
+
 /* AE chains: e -> a1 (nothing) -> a2 -> q. Cycles: c1 <-> c2, c3 -> c3. */
 START_TEST(test_alternate_chains_cycles)
 {
@@ -1282,6 +1333,7 @@ exchange_suite(void)
     tcase_add_test(tc, test_e2e_cycles);
     tcase_add_test(tc, test_dedup);
     tcase_add_test(tc, test_alternate);
+    tcase_add_test(tc, test_route_keys);
     tcase_add_test(tc, test_alternate_missing_or_empty);
     tcase_add_test(tc, test_alternate_chains_cycles);
     tcase_add_test(tc, test_alternate_e2e);

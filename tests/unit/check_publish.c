@@ -36,7 +36,13 @@ gone(struct cons *c)
 {
 }
 
-static const struct cons_ops eager_ops = {take_all, settle_now, gone};
+static uint32_t
+none_unsettled(const struct cons *c)
+{
+    return 0; /* settle_now settles everything at once */
+}
+
+static const struct cons_ops eager_ops = {take_all, none_unsettled, settle_now, gone};
 
 static struct msg *
 new_msg(const char *exchange, const char *routing_key)

@@ -2,11 +2,12 @@
  * purge), the original-position rule for requeued entries (also for 20,000 requeued in the
  * worst order), dispatch (round robin, consumer priority, capacity, a refused delivery,
  * parking: a full consumer is asked once until woken, however many messages go by),
- * consumer bookkeeping (exclusive, auto-delete), deletion detaching consumers and unacked
- * entries, TTLs (at the head only, TTL 0, per message) and limits (drop-head by count and
- * bytes, reject-publish, delivery limit, a lower limit applied at once), and priority queues
- * (order, the maximum, requeue within a priority, purge, dispatch under prefetch). Consumers
- * here are test doubles whose capacity the test sets. */
+ * single active consumer (registration order, failover, priorities as RabbitMQ 3.12+ with
+ * the quiescing hand-over), consumer bookkeeping (exclusive, auto-delete), deletion detaching
+ * consumers and unacked entries, TTLs (at the head only, TTL 0, per message) and limits
+ * (drop-head by count and bytes, reject-publish, delivery limit, a lower limit applied at
+ * once), and priority queues (order, the maximum, requeue within a priority, purge, dispatch
+ * under prefetch). Consumers here are test doubles whose capacity the test sets. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -27,6 +28,7 @@ struct fake_cons {
     bool refuse;  /* deliver fails */
     struct qentry *got[64];
     int n_got;
+    int unsettled; /* of got: what the test has not settled (settle_all) */
     bool deleted;
 };
 
@@ -45,12 +47,20 @@ fake_deliver(struct cons *c, struct qentry *e)
     if (f->refuse)
         return -1;
     f->capacity--;
-    if (f->n_got < (int)N_ELEMS(f->got))
+    if (f->n_got < (int)N_ELEMS(f->got)) {
         f->got[f->n_got] = e;
-    else
+        f->unsettled++;
+    } else {
         queue_cmd_settle(e); /* the big tests keep count only */
+    }
     f->n_got++;
     return 0;
+}
+
+static uint32_t
+fake_unsettled(const struct cons *c)
+{
+    return (uint32_t)((const struct fake_cons *)c)->unsettled;
 }
 
 static void
@@ -59,7 +69,8 @@ fake_queue_deleted(struct cons *c)
     ((struct fake_cons *)c)->deleted = true;
 }
 
-static const struct cons_ops fake_ops = {fake_can_take, fake_deliver, fake_queue_deleted};
+static const struct cons_ops fake_ops = {fake_can_take, fake_unsettled, fake_deliver,
+                                         fake_queue_deleted};
 
 static void
 fake_init(struct fake_cons *f, int capacity, int32_t priority)
@@ -77,6 +88,28 @@ new_queue(bool auto_delete)
         queue_new(NULL, WIRE_STR_LIT("q"), false, auto_delete, NULL, (struct wire_table){NULL, 0});
     ck_assert_ptr_nonnull(q);
     return q;
+}
+
+/* A queue declared with x-single-active-consumer = true. */
+static struct queue *
+new_sac_queue(void)
+{
+    static const uint8_t args[] = "\x18x-single-active-consumer"
+                                  "t\x01";
+    struct queue *q = queue_new(NULL, WIRE_STR_LIT("sac"), false, false, NULL,
+                                (struct wire_table){args, sizeof(args) - 1});
+    ck_assert_ptr_nonnull(q);
+    ck_assert(q->settings.single_active_consumer);
+    return q;
+}
+
+/* Settles what f was given and has not settled yet. */
+static void
+settle_all(struct fake_cons *f)
+{
+    for (int i = f->n_got - f->unsettled; i < f->n_got; i++)
+        queue_cmd_settle(f->got[i]);
+    f->unsettled = 0;
 }
 
 /* Enqueues messages whose routing keys are "0", "1", ... so tests can tell them apart. */
@@ -522,6 +555,194 @@ START_TEST(test_consumer_bookkeeping)
 }
 END_TEST
 
+/* The first consumer registered gets everything, however much room the others have; when it
+ * goes the next registered takes over, and so on. */
+START_TEST(test_sac_registration_order)
+{
+    struct queue *q = new_sac_queue();
+    struct fake_cons a, b, c;
+    fake_init(&a, 10, 0);
+    fake_init(&b, 10, 0);
+    fake_init(&c, 10, 0);
+    queue_consumer_add(q, &a.base);
+    queue_consumer_add(q, &b.base);
+    queue_consumer_add(q, &c.base);
+    ck_assert_ptr_eq(q->sac_active, &a.base);
+    ck_assert_uint_eq(q->n_consumers, 3);
+    enqueue_n(q, 3);
+    queue_dispatch(q);
+    ck_assert_int_eq(a.n_got, 3);
+    ck_assert_int_eq(b.n_got + c.n_got, 0);
+    /* a goes with its deliveries requeued, as its channel does: b gets them, in order. */
+    queue_consumer_remove(&a.base);
+    ck_assert_ptr_eq(q->sac_active, &b.base);
+    for (int i = 0; i < a.n_got; i++)
+        queue_cmd_requeue(a.got[i]);
+    enqueue_n(q, 1);
+    queue_dispatch(q);
+    ck_assert_int_eq(b.n_got, 4);
+    ck_assert_int_eq(key_of(b.got[0]), '0');
+    ck_assert(b.got[0]->redelivered);
+    ck_assert_int_eq(key_of(b.got[3]), '0'); /* enqueue_n's keys start at "0" again */
+    ck_assert(!b.got[3]->redelivered);
+    ck_assert_int_eq(c.n_got, 0);
+    /* A waiting consumer that goes changes nothing. */
+    queue_consumer_remove(&c.base);
+    ck_assert_ptr_eq(q->sac_active, &b.base);
+    settle_all(&b);
+    queue_consumer_remove(&b.base);
+    ck_assert_ptr_null(q->sac_active);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* A full active consumer is not replaced: the others wait, and the messages too, until it
+ * has room and its channel wakes it. */
+START_TEST(test_sac_full_active_keeps_the_queue)
+{
+    struct queue *q = new_sac_queue();
+    struct fake_cons a, b;
+    fake_init(&a, 1, 0);
+    fake_init(&b, 10, 0);
+    queue_consumer_add(q, &a.base);
+    queue_consumer_add(q, &b.base);
+    enqueue_n(q, 3);
+    queue_dispatch(q);
+    ck_assert_int_eq(a.n_got, 1);
+    ck_assert_int_eq(b.n_got, 0);
+    ck_assert_uint_eq(q->n_ready, 2);
+    ck_assert_int_eq(a.base.state, CONS_PARKED);
+    ck_assert_int_eq(b.base.state, CONS_WAITING);
+    queue_consumer_wake(&b.base); /* not the active one: nothing for it */
+    ck_assert_int_eq(b.n_got, 0);
+    a.capacity = 5;
+    queue_consumer_wake(&a.base);
+    ck_assert_int_eq(a.n_got, 3);
+    settle_all(&a);
+    queue_consumer_remove(&a.base);
+    queue_consumer_remove(&b.base);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* Successors by priority, then registration order: a (9) is active; b (1), c (5), d (5)
+ * wait; they take over in the order c, d, b. */
+START_TEST(test_sac_successor_by_priority)
+{
+    struct queue *q = new_sac_queue();
+    struct fake_cons a, b, c, d;
+    fake_init(&a, 10, 9);
+    fake_init(&b, 10, 1);
+    fake_init(&c, 10, 5);
+    fake_init(&d, 10, 5);
+    queue_consumer_add(q, &a.base);
+    queue_consumer_add(q, &b.base);
+    queue_consumer_add(q, &c.base);
+    queue_consumer_add(q, &d.base);
+    ck_assert_ptr_eq(q->sac_active, &a.base);
+    queue_consumer_remove(&a.base);
+    ck_assert_ptr_eq(q->sac_active, &c.base);
+    queue_consumer_remove(&c.base);
+    ck_assert_ptr_eq(q->sac_active, &d.base);
+    queue_consumer_remove(&d.base);
+    ck_assert_ptr_eq(q->sac_active, &b.base);
+    enqueue_n(q, 1);
+    queue_dispatch(q);
+    ck_assert_int_eq(b.n_got, 1);
+    settle_all(&b);
+    queue_consumer_remove(&b.base);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* A consumer of a higher priority than the active one (RabbitMQ 3.12+): it takes over at once
+ * from an active one with nothing unsettled; one with deliveries unsettled quiesces (gets
+ * nothing more) and hands over when woken with everything settled. */
+START_TEST(test_sac_higher_priority_takes_over)
+{
+    struct queue *q = new_sac_queue();
+    struct fake_cons a, b, c;
+    fake_init(&a, 10, 0);
+    fake_init(&b, 10, 5);
+    fake_init(&c, 10, 7);
+    queue_consumer_add(q, &a.base);
+    queue_consumer_add(q, &b.base); /* a has nothing unsettled: b at once */
+    ck_assert_ptr_eq(q->sac_active, &b.base);
+    ck_assert_int_eq(a.base.state, CONS_WAITING);
+    enqueue_n(q, 2);
+    queue_dispatch(q);
+    ck_assert_int_eq(b.n_got, 2);
+    queue_consumer_add(q, &c.base); /* b has 2 unsettled: it quiesces */
+    ck_assert_ptr_eq(q->sac_active, &b.base);
+    ck_assert_int_eq(b.base.state, CONS_QUIESCING);
+    enqueue_n(q, 1);
+    queue_dispatch(q);
+    ck_assert_int_eq(b.n_got + c.n_got + a.n_got, 2); /* nobody gets the third yet */
+    queue_cmd_settle(b.got[0]);
+    b.unsettled--;
+    queue_consumer_wake(&b.base); /* one left: still b's */
+    ck_assert_ptr_eq(q->sac_active, &b.base);
+    ck_assert_int_eq(c.n_got, 0);
+    settle_all(&b);
+    queue_consumer_wake(&b.base);
+    ck_assert_ptr_eq(q->sac_active, &c.base);
+    ck_assert_int_eq(b.base.state, CONS_WAITING);
+    ck_assert_int_eq(c.n_got, 1);
+    settle_all(&c);
+    /* c goes: b (5) before a (0), though a registered first. */
+    queue_consumer_remove(&c.base);
+    ck_assert_ptr_eq(q->sac_active, &b.base);
+    queue_consumer_remove(&a.base);
+    queue_consumer_remove(&b.base);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* The rival of a quiescing consumer goes before the hand-over: the active one resumes. */
+START_TEST(test_sac_quiescing_resumes)
+{
+    struct queue *q = new_sac_queue();
+    struct fake_cons a, b;
+    fake_init(&a, 10, 0);
+    fake_init(&b, 10, 5);
+    queue_consumer_add(q, &a.base);
+    enqueue_n(q, 1);
+    queue_dispatch(q);
+    queue_consumer_add(q, &b.base);
+    ck_assert_int_eq(a.base.state, CONS_QUIESCING);
+    queue_consumer_remove(&b.base);
+    ck_assert_ptr_eq(q->sac_active, &a.base);
+    ck_assert_int_eq(a.base.state, CONS_READY);
+    enqueue_n(q, 1);
+    queue_dispatch(q);
+    ck_assert_int_eq(a.n_got, 2);
+    settle_all(&a);
+    queue_consumer_remove(&a.base);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* Deleting the queue detaches the active and the waiting consumers alike. */
+START_TEST(test_sac_queue_deleted)
+{
+    struct queue *q = new_sac_queue();
+    struct fake_cons a, b, c;
+    fake_init(&a, 10, 0);
+    fake_init(&b, 10, 0);
+    fake_init(&c, 10, 5);
+    queue_consumer_add(q, &a.base);
+    enqueue_n(q, 1);
+    queue_dispatch(q);
+    queue_consumer_add(q, &b.base);
+    queue_consumer_add(q, &c.base); /* a quiesces */
+    struct qentry *kept = a.got[0];
+    queue_free(q, NULL, NULL);
+    ck_assert(a.deleted && b.deleted && c.deleted);
+    ck_assert_ptr_null(kept->queue);
+    queue_cmd_settle(kept);
+}
+END_TEST
+
 /* ---- TTLs and limits ---- */
 
 /* Gives q these settings through queue_settings_set, as a policy would. */
@@ -704,6 +925,14 @@ queue_suite(void)
     tcase_add_test(tc, test_drop_head);
     tcase_add_test(tc, test_reject_publish);
     tcase_add_test(tc, test_delivery_limit);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("single active consumer");
+    tcase_add_test(tc, test_sac_registration_order);
+    tcase_add_test(tc, test_sac_full_active_keeps_the_queue);
+    tcase_add_test(tc, test_sac_successor_by_priority);
+    tcase_add_test(tc, test_sac_higher_priority_takes_over);
+    tcase_add_test(tc, test_sac_quiescing_resumes);
+    tcase_add_test(tc, test_sac_queue_deleted);
     suite_add_tcase(s, tc);
     return s;
 }

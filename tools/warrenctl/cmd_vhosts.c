@@ -11,8 +11,7 @@
 
 #include "ctl.h"
 
-/* Returns 0 when it exists, 404 when not (nothing printed), else an exit code (printed). */
-static int
+int
 ctl_exists(const struct ctl *c, const char *prefix, const char *name)
 {
     char path[1024];
@@ -24,9 +23,7 @@ ctl_exists(const struct ctl *c, const char *prefix, const char *name)
     return rc < 0 ? -rc : rc;
 }
 
-/* "Virtual host 'v' does not exist" on stderr without "Error:", exit 65: what rabbitmqctl's
- * delete_vhost, list_permissions and set_vhost_limits print. */
-static int
+int
 ctl_no_vhost_65(const char *vhost)
 {
     fflush(stdout);

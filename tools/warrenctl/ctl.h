@@ -1,6 +1,7 @@
 /* warrenctl's shared declarations: the options every command sees, the HTTP exchange with
  * the broker's administration API (http.c), the rabbitmqctl-shaped output (out.c) and the
- * command table (main.c) whose handlers live in cmd_users.c, cmd_vhosts.c and cmd_node.c.
+ * command table (main.c) whose handlers live in cmd_users.c, cmd_vhosts.c, cmd_queues.c,
+ * cmd_policies.c and cmd_node.c.
  *
  * Exit codes are rabbitmqctl's, which are sysexits.h's: 64 a usage error, 65 bad input data
  * (a failed authentication, a missing vhost for delete_vhost), 67 a missing user, 69 the
@@ -47,6 +48,8 @@ struct ctl {
     const struct ctl_cmd *cmd; /* the command being run, for its usage errors */
     /* add_vhost's options; NULL when not given */
     const char *description, *tags, *default_queue_type;
+    /* set_policy's and set_operator_policy's; NULL when not given */
+    const char *priority, *apply_to;
 };
 
 /* One HTTP reply. body is NUL-terminated (for printing and for jansson) and owned. */
@@ -86,6 +89,13 @@ int ctl_status_result(struct ctl_reply *r);
  * Returns CTL_OK or an exit code after printing rabbitmqctl's error. */
 int ctl_limits_set(struct ctl *c, const char *kind, const char *owner, const char *text,
                    const char *const *keys, size_t nkeys);
+
+/* GETs prefix + name: returns 0 when it exists, 404 when not (nothing printed), else an exit
+ * code (printed). */
+int ctl_exists(const struct ctl *c, const char *prefix, const char *name);
+/* "Virtual host 'v' does not exist" on stderr without "Error:", exit 65: what rabbitmqctl's
+ * delete_vhost, list_permissions, set_vhost_limits and the policy commands print. */
+int ctl_no_vhost_65(const char *vhost);
 
 /* Prints "Error:\n<msg>\n" to stderr, rabbitmqctl's shape, and returns rc. */
 int ctl_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -151,6 +161,15 @@ int ctl_cmd_list_user_permissions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_set_topic_permissions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_clear_topic_permissions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_list_topic_permissions(struct ctl *c, int argc, char **argv);
+
+int ctl_cmd_list_queues(struct ctl *c, int argc, char **argv);
+
+int ctl_cmd_set_policy(struct ctl *c, int argc, char **argv);
+int ctl_cmd_clear_policy(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_policies(struct ctl *c, int argc, char **argv);
+int ctl_cmd_set_operator_policy(struct ctl *c, int argc, char **argv);
+int ctl_cmd_clear_operator_policy(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_operator_policies(struct ctl *c, int argc, char **argv);
 
 int ctl_cmd_export_definitions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv);

@@ -58,6 +58,25 @@ static const struct ctl_cmd ctl_cmds[] = {
      "[-p vhost] <username> [<exchange>]", "Clears user topic permissions for a vhost or exchange"},
     {"list_topic_permissions", 0, 0, ctl_cmd_list_topic_permissions,
      "[--no-table-headers] [-p <vhost>]", "Lists topic permissions in a virtual host"},
+    {"list_queues", 0, -1, ctl_cmd_list_queues, "[-p <vhost>] [--no-table-headers] [<column> ...]",
+     "Lists queues and their properties (columns: name durable auto_delete exclusive arguments "
+     "type state messages messages_ready messages_unacknowledged consumers policy "
+     "operator_policy effective_policy_definition)"},
+    {"set_policy", 3, 3, ctl_cmd_set_policy,
+     "[-p <vhost>] [--priority <priority>] [--apply-to <apply-to>] <name> <pattern> "
+     "<definition>",
+     "Sets or updates a policy"},
+    {"clear_policy", 1, 1, ctl_cmd_clear_policy, "[-p <vhost>] <name>", "Clears a policy"},
+    {"list_policies", 0, 0, ctl_cmd_list_policies, "[--no-table-headers] [-p <vhost>]",
+     "Lists all policies in a virtual host"},
+    {"set_operator_policy", 3, 3, ctl_cmd_set_operator_policy,
+     "[-p <vhost>] [--priority <priority>] [--apply-to <apply-to>] <name> <pattern> "
+     "<definition>",
+     "Sets an operator policy that overrides a subset of arguments in user policies"},
+    {"clear_operator_policy", 1, 1, ctl_cmd_clear_operator_policy, "[-p <vhost>] <name>",
+     "Clears an operator policy"},
+    {"list_operator_policies", 0, 0, ctl_cmd_list_operator_policies,
+     "[--no-table-headers] [-p <vhost>]", "Lists operator policy overrides for a virtual host"},
     {"export_definitions", 1, 1, ctl_cmd_export_definitions, "<file_path | \"-\">",
      "Exports definitions in JSON"},
     {"import_definitions", 1, 1, ctl_cmd_import_definitions, "<file_path | \"-\">",
@@ -142,6 +161,8 @@ static const struct option ctl_options[] = {
     {"description", required_argument, NULL, 'D'},
     {"tags", required_argument, NULL, 'g'},
     {"default-queue-type", required_argument, NULL, 'Q'},
+    {"priority", required_argument, NULL, 'R'},
+    {"apply-to", required_argument, NULL, 'A'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -187,8 +208,8 @@ ctl_read_conf(struct ctl *c, const char *config, const char *data_dir)
 static bool
 ctl_args_utf8(const struct ctl *c, int argc, char **argv)
 {
-    const char *opts[] = {c->vhost, c->description, c->tags, c->default_queue_type};
-    for (int i = 0; i < argc + 4; i++) {
+    const char *opts[] = {c->vhost, c->description, c->tags, c->default_queue_type, c->apply_to};
+    for (int i = 0; i < argc + 5; i++) {
         const char *s = i < argc ? argv[i] : opts[i - argc];
         json_t *j = s != NULL ? json_string(s) : NULL;
         if (s != NULL && j == NULL)
@@ -279,6 +300,12 @@ main(int argc, char **argv)
             break;
         case 'Q':
             c.default_queue_type = optarg;
+            break;
+        case 'R':
+            c.priority = optarg;
+            break;
+        case 'A':
+            c.apply_to = optarg;
             break;
         case 'h':
             help = true;
