@@ -6,10 +6,12 @@
  * stored ends. A persistent message (delivery_mode 2) enqueued on a stored queue becomes an
  * entry key I(queue id, seq): the message inline in the entry when it went to one stored queue,
  * else a reference to one M(message id) record shared by all of them, freed with its last
- * entry. A queue's delivery watermark D(queue id) is the highest seq it has handed to a
- * consumer: an entry at or below it that is still there after a restart was delivered and
- * never acked, so it comes back redelivered (deliveries go out in seq order, requeues keep
- * their seq). Transient messages and anything on non-durable queues never touch the disk.
+ * entry. A queue's delivery watermark D(queue id) is the highest seq each of its lanes
+ * (warren/queue.h) has handed to a consumer: an entry at or below its lane's that is still
+ * there after a restart was delivered and never acked, so it comes back redelivered (a lane's
+ * deliveries go out in seq order, requeues keep their seq). Its value is one u64 per lane,
+ * lane 0 first: a queue without priorities writes one, as before lanes. Transient messages and
+ * anything on non-durable queues never touch the disk.
  *
  * Lazy paging. A stored queue keeps the messages of its ready entries in memory up to a window
  * of bytes (durable_set_window); past it, new entries are written to the store only, transient
@@ -20,7 +22,13 @@
  * transient messages fills the disk rather than blocking publishers for good; their entries
  * are keyed under a temporary id that the next start deletes. A batch that fails takes its
  * paged-out entries with it: they do not exist, and their queue stops counting them when the
- * store reports the failure (their publishes are nacked by the same report).
+ * store reports the failure (their publishes are nacked by the same report). Each lane of a
+ * priority queue pages on its own (once one of its entries is in the store only, the lane's
+ * next ones are too), under the queue's one window: the lane delivered from next is read back
+ * when the window allows, or a step of it (durable_page.c's DURABLE_PAGE_IN_FORCED bytes) when
+ * none of it is in memory and other lanes fill the window, so that a high priority arriving
+ * behind a backlog of lower ones waits for one read, not for them; each lane can take that
+ * step beyond the window.
  *
  * Purge and queue.delete drop a queue's paged entries at once (message counts are right
  * right away). Those that refer to shared records are read in bounded steps from a timer to
@@ -122,18 +130,22 @@ void durable_queue_cmd(struct durable *d, const struct queue_cmd *c);
 
 /* Paging. How many of q's ready entries are in the store only (q->n_ready counts them). */
 uint64_t durable_queue_paged(const struct queue *q);
-/* Whether m, about to be enqueued on q, goes to the store only (d may be NULL). */
-bool durable_page_out_wanted(const struct durable *d, const struct queue *q, const struct msg *m);
+/* How many of those are in lane. */
+uint64_t durable_lane_paged(const struct queue *q, unsigned lane);
+/* Whether m, about to be enqueued on q in lane, goes to the store only (d may be NULL). */
+bool durable_page_out_wanted(const struct durable *d, const struct queue *q, unsigned lane,
+                             const struct msg *m);
 /* Writes m as q's entry seq expiring at expires_at (us since the epoch, 0 never), not kept in
  * memory, and counts it paged. 0, or -1 on ENOMEM (logged; not written). */
 int durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, uint64_t seq,
                            uint64_t expires_at);
-/* Whether q's in-memory entries are low enough to read paged ones back. */
-bool durable_page_in_wanted(const struct durable *d, const struct queue *q);
-/* Reads q's lowest paged entries back into memory (queue_entry_page_in) up to the window.
- * Entries whose write has not completed yet are not readable: q is then dispatched again
- * once the store completes its next batch. */
-void durable_page_in(struct durable *d, struct queue *q);
+/* Whether paged entries of lane (delivered from next) are to be read back: q's in-memory
+ * entries are low enough, or none of the lane's is in memory. */
+bool durable_page_in_wanted(const struct durable *d, const struct queue *q, unsigned lane);
+/* Reads lane's lowest paged entries back into memory (queue_entry_page_in) up to the window
+ * (a step past it when none of lane's was in memory). Entries whose write has not completed
+ * yet are not readable: q is then dispatched again once the store completes its next batch. */
+void durable_page_in(struct durable *d, struct queue *q, unsigned lane);
 
 /* Called once everything changed before the durable_barrier call is written, and synced if
  * sync was asked; err is NULL, or the store's error when any of it failed (the changes stay

@@ -31,10 +31,15 @@
  * than the active one takes over as soon as the active one has settled what it was given
  * (RabbitMQ 3.10's classic queues keep the active one until it goes).
  *
- * Room for what comes next: a priority queue (x-max-priority) keeps one ready list and one
- * requeue heap per priority and delivers from the highest non-empty one; an entry expiring
- * (x-message-ttl) leaves the list from its head, or the heap, by the same commands. Neither
- * changes the seq, which stays the entry's name in the store and its place on requeue. */
+ * Priority queues (x-max-priority N, 1..255) have N + 1 lanes, one per message priority (a
+ * message's priority property, 0 if it has none, N if it is above N); every other queue has one
+ * lane, 0. A lane is what a queue without priorities is: a ready list, a requeue heap and a seq
+ * space of its own, and the queue delivers from its highest lane with ready entries, so that
+ * priorities go in order, FIFO within one, and a requeued entry goes back to its place in its
+ * lane. The lane is the seq's top byte (QUEUE_LANE_SHIFT): the seq stays an entry's one name,
+ * in the store too, where a queue's keys sort by lane then order within it, and a queue's lane
+ * 0 is numbered as a queue without lanes always was. An entry expiring (x-message-ttl) leaves
+ * its lane from the head, or the heap, by the same commands, without changing any seq. */
 #ifndef WARREN_QUEUE_H
 #define WARREN_QUEUE_H
 
@@ -57,12 +62,12 @@ struct durable_queue;
 
 struct qentry {
     union {
-        TAILQ_ENTRY(qentry) link;        /* in queue->ready or queue->unacked */
-        struct pheap_node requeued_node; /* in queue->requeued */
+        TAILQ_ENTRY(qentry) link;        /* in its lane's ready list, or queue->unacked */
+        struct pheap_node requeued_node; /* in its lane's requeued heap */
     };
     struct msg *msg;         /* owns one reference */
     struct queue *queue;     /* borrows; NULL once the queue was deleted under a delivery */
-    uint64_t seq;            /* enqueue order, kept across requeues */
+    uint64_t seq;            /* enqueue order in its lane (the top byte), kept across requeues */
     uint64_t expires_at;     /* us since the epoch; 0: never (x-message-ttl, expiration) */
     uint32_t delivery_count; /* requeues so far (x-delivery-limit, x-delivery-count) */
     bool redelivered;
@@ -110,6 +115,24 @@ struct cons {
     enum cons_state state;
 };
 
+/* A seq's top byte is its lane, the rest its order within the lane. */
+#define QUEUE_LANE_SHIFT 56
+#define QUEUE_LANES_MAX 256 /* x-max-priority 255, and lane 0 */
+
+static inline unsigned
+queue_seq_lane(uint64_t seq)
+{
+    return (unsigned)(seq >> QUEUE_LANE_SHIFT);
+}
+
+/* One priority's entries: what a queue without priorities keeps, for each priority. */
+struct queue_lane {
+    struct qentry_list ready; /* owns: entries never delivered, by seq, in memory */
+    struct pheap requeued;    /* owns: entries put back by a requeue, by seq */
+    uint64_t n_ready;         /* ready entries of the lane, paged-out ones included */
+    uint64_t next_seq;        /* the seq of its next entry: lane << QUEUE_LANE_SHIFT, from 1 */
+};
+
 /* Exclusive queues of one connection, so closing the connection deletes them. */
 TAILQ_HEAD(queue_list, queue);
 struct queue_owner {
@@ -128,18 +151,22 @@ struct queue {
     uint32_t args_len;
     struct queue_settings settings; /* owns: effective arguments and policies */
     struct bind_list bindings_in;   /* bindings with this queue as destination */
-    struct qentry_list ready;       /* owns: entries never delivered, by seq, in memory */
-    struct pheap requeued;          /* owns: entries put back by a requeue, by seq */
-    struct qentry_list unacked;     /* entries delivered, owned by channels */
+    /* owns: the ready entries, in n_lanes lanes (settings.max_priority + 1, fixed for the
+     * queue's life: x-max-priority is an argument, never a policy); &lane0 when there is one */
+    struct queue_lane *lanes;
+    uint16_t n_lanes;
+    uint16_t top_lane;           /* no lane above it has ready entries */
+    struct queue_lane lane0;     /* the lane of a queue without priorities */
+    struct qentry_list unacked;  /* entries delivered, owned by channels */
     /* owns: dead entries whose copy reached no queue yet (dead-letter-strategy at-least-once),
-     * in the order they died (queue_dlx.c); neither ready nor unacked */
+     * in the order they died (queue_dlx.c); in no lane, neither ready nor unacked */
     struct qentry_list dlx_waiting;
-    uint64_t n_ready, n_unacked;    /* n_ready counts the paged-out entries too */
-    uint64_t n_dlx, dlx_bytes;      /* dlx_waiting's entries and body bytes (messages_dlx) */
-    uint64_t dlx_retry_at;          /* when dlx_waiting is tried again (us); 0: not planned */
-    uint64_t mem_bytes;             /* bytes of the messages of the in-memory ready entries */
-    uint64_t ready_bytes;           /* body bytes of the ready entries, paged ones too */
-    uint64_t next_seq;
+    uint64_t n_ready, n_unacked; /* n_ready counts the paged-out entries too (of every lane) */
+    uint64_t n_dlx, dlx_bytes;   /* dlx_waiting's entries and body bytes (messages_dlx) */
+    uint64_t dlx_retry_at;       /* when dlx_waiting is tried again (us); 0: not planned */
+    uint64_t mem_bytes;          /* bytes of the messages of the in-memory ready entries */
+    uint64_t ready_bytes;        /* body bytes of the ready entries, paged ones too */
+    uint64_t last_seq;           /* the seq of the entry enqueued last */
     /* The entry just enqueued by the publish being dispatched (queue_publish_dispatch): it may
      * go to a consumer that can take it now even with a TTL of 0. 0: none. */
     uint64_t fresh_seq;
@@ -180,13 +207,15 @@ void queue_settings_set(struct queue *q, struct queue_settings *s);
 
 /* Commands.
  *
- * The invariants every command keeps: seqs are handed out in enqueue order (next_seq only
- * grows) and an entry keeps its seq for life; the ready entries are delivered lowest seq
- * first; n_ready counts the ready entries in memory plus the paged-out ones, n_unacked the
- * unacked list, n_dlx the dlx_waiting list (always in memory); an entry is in one of ready,
- * requeued, unacked and dlx_waiting (a deleted queue's unacked entries stay with their
- * channels); settle and requeue take unacked entries only; redelivered
- * is set by requeue only (and by a replayed enqueue, for entries delivered before a restart).
+ * The invariants every command keeps: an entry's lane is its message's priority (capped at
+ * the queue's maximum), and it keeps its seq, lane included, for life; seqs are handed out in
+ * enqueue order within a lane (its next_seq only grows); the ready entries are delivered from
+ * the highest lane that has some, lowest seq first within it, so that within a lane deliveries
+ * go out in seq order; n_ready counts the ready entries in memory plus the paged-out ones (a
+ * lane's n_ready those of the lane), n_unacked the unacked list, n_dlx the dlx_waiting list
+ * (always in memory); an entry is in one of its lane's ready list and requeued heap, unacked,
+ * and dlx_waiting (a deleted queue's unacked entries stay with their channels); settle and requeue take unacked entries only; redelivered is set by requeue
+ * only (and by a replayed enqueue, for entries delivered before a restart).
  *
  * What is not a command, because a replica would not compute it the same way: paging (which
  * ready entries live only in the store, and reading them back ahead of consumers: the durable
@@ -198,11 +227,11 @@ void queue_settings_set(struct queue *q, struct queue_settings *s);
  * page-outs, a record that cannot be read back), which the durable layer takes off n_ready
  * (queue_paged_lost) with an error logged. */
 enum queue_cmd_kind {
-    /* e (new, at the tail of ready) holds m at seq; e is NULL when the durable layer paged the
-     * entry out instead (it wrote it then). n_ready + 1. */
+    /* e (new, at the tail of its lane's ready list) holds m at seq; e is NULL when the durable
+     * layer paged the entry out instead (it wrote it then). n_ready + 1. */
     QUEUE_CMD_ENQUEUE = 0,
-    /* e, the ready entry with the lowest seq, moved to unacked (seq: its seq). n_ready - 1,
-     * n_unacked + 1. */
+    /* e, the ready entry with the lowest seq of the highest lane that has ready entries, moved
+     * to unacked (seq: its seq). n_ready - 1, n_unacked + 1. */
     QUEUE_CMD_DELIVER,
     /* e left unacked for good (ack, or reject/nack without requeue): freed after the record.
      * Only from unacked; n_unacked - 1. */
@@ -211,7 +240,7 @@ enum queue_cmd_kind {
      * delivery count up by one. n_ready + 1, n_unacked - 1. (Past the queue's delivery limit
      * it settles instead: SETTLE.) */
     QUEUE_CMD_REQUEUE,
-    /* e, the ready entry with the lowest seq, left the queue undelivered: it expired, or the
+    /* e, the head ready entry (as DELIVER's), left the queue undelivered: it expired, or the
      * queue was over its length limit (drop-head); dead-lettered first if the queue says so.
      * Freed after the record. n_ready - 1. */
     QUEUE_CMD_DROP,
@@ -257,8 +286,8 @@ bool queue_refuses(const struct queue *q, const struct msg *m);
  * can take it at once), then drops what is over a drop-head length limit and what expired
  * at the head, the new entry included if its TTL was 0. */
 void queue_publish_dispatch(struct queue *q);
-/* Removes the head ready entry, moves it to unacked and returns it (NULL if none is in memory
- * and none could be read back from the store yet). */
+/* Removes the head ready entry (of the highest lane that has any), moves it to unacked and
+ * returns it (NULL if none is in memory and none could be read back from the store yet). */
 struct qentry *queue_cmd_deliver(struct queue *q);
 /* Settles a delivered entry (ack, or reject/nack without requeue) and frees it; an entry
  * whose queue was deleted is just freed (no command: the queue is gone). */
@@ -287,32 +316,31 @@ struct queue_stored_entry {
 };
 
 /* Replay: applies an ENQUEUE the queue did not originate, at the seq it was given then, which
- * is above every seq the queue has had so far (the seqs it skips were the queue's once:
- * settled or purged since), with its redelivered mark and expiry time (se). The store holds what
- * the command stream left, every entry still there at its seq, and recovery replays each one as the
- * ENQUEUE that made it; an entry at or below the delivery watermark was delivered and never
- * settled, and its channel died with the process, so it comes back redelivered, as REQUEUE would
- * have left it. A replica will apply its leader's ENQUEUEs the same way. m NULL: the entry stays in
- * the store only (paged: the durable layer counted it, as a page-out does before its ENQUEUE, and
- * marks it redelivered when it reads it back); else m gets a new reference. A dead one (se->dead,
- * m not NULL; replayed after the others, whatever its seq) joins dlx_waiting rather than the
- * ready entries, and is tried again soon. The
- * command goes
- * to the journal with replayed set: its consumer writes nothing. 0, or -1 on ENOMEM. */
+ * is above every seq its lane has had so far (the seqs it skips were the queue's once:
+ * settled or purged since), with its redelivered mark and expiry time (se). The store holds
+ * what the command stream left, every entry still there at its seq, and recovery replays each
+ * one as the ENQUEUE that made it; an entry at or below the delivery watermark was delivered
+ * and never settled, and its channel died with the process, so it comes back redelivered, as
+ * REQUEUE would have left it. A replica will apply its leader's ENQUEUEs the same way. m NULL:
+ * the entry stays in the store only (paged: the durable layer counted it, as a page-out does
+ * before its ENQUEUE, and marks it redelivered when it reads it back); else m gets a new
+ * reference. A dead one (se->dead, m not NULL; replayed after the others, whatever its seq)
+ * joins dlx_waiting rather than the ready entries, and is tried again soon. The command goes to the journal with replayed set: its consumer writes nothing.
+ * 0, or -1 on ENOMEM. */
 int queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_stored_entry *se);
 
 /* Below the commands: the durable layer accounting for the entries it keeps in the store
  * (recovery, paging), which the commands wrote. */
-/* Recovery: seqs below seq were the queue's once (delivered, purged): new entries get seqs
- * from seq up. */
+/* Recovery: seqs of seq's lane below seq were the queue's once (delivered, purged): new
+ * entries of that lane get seqs from seq up. */
 void queue_seq_raise(struct queue *q, uint64_t seq);
-/* Paging: appends the paged-out entry se->seq (the lowest one) read back from the store: it
- * was counted in n_ready and ready_bytes all along. 0, or -1 on ENOMEM. */
+/* Paging: appends the paged-out entry se->seq (the lowest one of its lane) read back from the
+ * store: it was counted in n_ready and ready_bytes all along. 0, or -1 on ENOMEM. */
 int queue_entry_page_in(struct queue *q, struct msg *m, const struct queue_stored_entry *se);
-/* Paging: n paged-out entries, of body_bytes bytes of body as far as the store knows, are
- * not in the store after all (a batch that failed, a record that cannot be read back): they
- * leave n_ready and ready_bytes. */
-void queue_paged_lost(struct queue *q, uint64_t n, uint64_t body_bytes);
+/* Paging: n paged-out entries of lane, of body_bytes bytes of body as far as the store knows,
+ * are not in the store after all (a batch that failed, a record that cannot be read back):
+ * they leave n_ready and ready_bytes. */
+void queue_paged_lost(struct queue *q, unsigned lane, uint64_t n, uint64_t body_bytes);
 
 /* Time: entries expire (x-message-ttl, expiration) and unused queues go (x-expires) from one
  * timer per queue that has something to expire, on base. Without a base (unit tests) nothing

@@ -122,11 +122,24 @@ queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete
         memcpy(q->args, args.ptr, args.len);
     q->args_len = args.len;
     q->vhost = vh;
-    q->next_seq = 1; /* 0 is below every seq: a delivery watermark of 0 means none delivered */
+    q->n_lanes = q->settings.max_priority + 1;
+    q->lanes = &q->lane0;
+    if (q->n_lanes > 1 && (q->lanes = calloc(q->n_lanes, sizeof(*q->lanes))) == NULL) {
+        queue_settings_free(&q->settings);
+        free(q->name);
+        free(q->args);
+        free(q);
+        return NULL;
+    }
+    for (unsigned i = 0; i < q->n_lanes; i++) {
+        struct queue_lane *l = &q->lanes[i];
+        TAILQ_INIT(&l->ready);
+        pheap_init(&l->requeued, queue_entry_before);
+        /* 0 is below every seq of lane 0: a delivery watermark of 0 means none delivered */
+        l->next_seq = ((uint64_t)i << QUEUE_LANE_SHIFT) + 1;
+    }
     q->durable = durable;
     q->auto_delete = auto_delete;
-    TAILQ_INIT(&q->ready);
-    pheap_init(&q->requeued, queue_entry_before);
     TAILQ_INIT(&q->unacked);
     TAILQ_INIT(&q->dlx_waiting);
     TAILQ_INIT(&q->consumers);
@@ -150,16 +163,34 @@ queue_entry_free(struct qentry *e)
 static void
 queue_requeued_to_ready(struct pheap_node *n, void *arg)
 {
-    struct queue *q = arg;
-    TAILQ_INSERT_TAIL(&q->ready, pheap_container_of(n, struct qentry, requeued_node), link);
+    struct queue_lane *l = arg;
+    TAILQ_INSERT_TAIL(&l->ready, pheap_container_of(n, struct qentry, requeued_node), link);
 }
 
-/* Moves the requeued entries into the ready list, out of order, in O(n): for what walks
- * every ready entry once and keeps none (purge, deletion). */
+/* Moves the requeued entries into their lanes' ready lists, out of order, in O(n): for what
+ * walks every ready entry once and keeps none (purge, deletion). */
 static void
 queue_requeued_flatten(struct queue *q)
 {
-    pheap_drain(&q->requeued, queue_requeued_to_ready, q);
+    for (unsigned i = 0; i < q->n_lanes; i++)
+        pheap_drain(&q->lanes[i].requeued, queue_requeued_to_ready, &q->lanes[i]);
+}
+
+/* The lane of m's entries: its priority, capped at the queue's maximum (0 without one). */
+static unsigned
+queue_msg_lane(const struct queue *q, const struct msg *m)
+{
+    return m->priority < q->n_lanes ? m->priority : q->n_lanes - 1u;
+}
+
+/* One more ready entry in lane l (in memory, paged or about to be). */
+static void
+queue_lane_count(struct queue *q, unsigned l)
+{
+    q->lanes[l].n_ready++;
+    q->n_ready++;
+    if (l > q->top_lane)
+        q->top_lane = (uint16_t)l;
 }
 
 uint64_t
@@ -175,7 +206,7 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     /* The store forgets the queue with its entries in one go (their range). */
     queue_requeued_flatten(q);
     uint64_t dropped = q->n_ready;
-    TAILQ_CONCAT(&q->ready, &q->dlx_waiting, link); /* dropped with it, not counted */
+    TAILQ_CONCAT(&q->lanes[0].ready, &q->dlx_waiting, link); /* dropped with it, uncounted */
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DELETE, .q = q});
     struct cons *c;
     pheap_init(&q->cons_ready, queue_cons_before); /* their nodes are the consumers' */
@@ -190,12 +221,16 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
         TAILQ_REMOVE(&q->unacked, e, link);
         e->queue = NULL; /* its channel frees it when the client settles it */
     }
-    while ((e = TAILQ_FIRST(&q->ready)) != NULL) {
-        TAILQ_REMOVE(&q->ready, e, link);
-        queue_entry_free(e);
+    for (unsigned i = 0; i < q->n_lanes; i++) {
+        while ((e = TAILQ_FIRST(&q->lanes[i].ready)) != NULL) {
+            TAILQ_REMOVE(&q->lanes[i].ready, e, link);
+            queue_entry_free(e);
+        }
     }
     if (q->owner != NULL)
         TAILQ_REMOVE(&q->owner->queues, q, owner_link);
+    if (q->lanes != &q->lane0)
+        free(q->lanes);
     free(q->name);
     free(q->args);
     queue_settings_free(&q->settings);
@@ -207,7 +242,7 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
 static void
 queue_ready_count(struct queue *q, const struct qentry *e)
 {
-    q->n_ready++;
+    queue_lane_count(q, queue_seq_lane(e->seq));
     q->mem_bytes += msg_size(e->msg);
     q->ready_bytes += e->msg->body_len;
 }
@@ -216,6 +251,7 @@ queue_ready_count(struct queue *q, const struct qentry *e)
 static void
 queue_ready_uncount(struct queue *q, const struct qentry *e)
 {
+    q->lanes[queue_seq_lane(e->seq)].n_ready--;
     q->n_ready--;
     q->mem_bytes -= msg_size(e->msg);
     /* Bodies of entries paged out before a restart by an older build were not counted. */
@@ -242,16 +278,18 @@ queue_entry_new(struct queue *q, struct msg *m, const struct queue_stored_entry 
     return e;
 }
 
-/* Appends an entry for m (taking a reference) at the tail of the in-memory ready list:
- * a new one, or one read back from the store (stored). NULL on ENOMEM. */
+/* Appends an entry for m (taking a reference) at the tail of its lane's in-memory ready list
+ * (the lane is the seq's): a new one, or one read back from the store (stored). Not counted in
+ * n_ready here. NULL on ENOMEM. */
 static struct qentry *
 queue_entry_append(struct queue *q, struct msg *m, const struct queue_stored_entry *se, bool stored)
 {
-    WR_ASSERT(se->seq >= q->next_seq || durable_queue_paged(q) > 0);
+    unsigned lane = queue_seq_lane(se->seq); /* one of q's: the callers' seqs are */
+    WR_ASSERT(se->seq >= q->lanes[lane].next_seq || durable_lane_paged(q, lane) > 0);
     struct qentry *e = queue_entry_new(q, m, se, stored);
     if (e == NULL)
         return NULL;
-    TAILQ_INSERT_TAIL(&q->ready, e, link);
+    TAILQ_INSERT_TAIL(&q->lanes[lane].ready, e, link);
     q->mem_bytes += msg_size(m);
     return e;
 }
@@ -271,17 +309,20 @@ int
 queue_cmd_enqueue(struct queue *q, struct msg *m)
 {
     struct durable *d = queue_durable(q);
-    struct queue_stored_entry se = {.seq = q->next_seq, .expires_at = queue_entry_expiry(q, m)};
+    unsigned lane = queue_msg_lane(q, m);
+    struct queue_lane *l = &q->lanes[lane];
+    struct queue_stored_entry se = {.seq = l->next_seq, .expires_at = queue_entry_expiry(q, m)};
     struct qentry *e = NULL;
-    if (durable_page_out_wanted(d, q, m)) {
+    if (durable_page_out_wanted(d, q, lane, m)) {
         /* Past the window: the entry exists in the store only, until read back. */
         if (durable_entry_page_out(d, q, m, se.seq, se.expires_at) < 0)
             return -1;
     } else if ((e = queue_entry_append(q, m, &se, false)) == NULL) {
         return -1;
     }
-    q->next_seq++;
-    q->n_ready++;
+    l->next_seq++;
+    q->last_seq = se.seq;
+    queue_lane_count(q, lane);
     q->ready_bytes += m->body_len;
     queue_journal(
         &(struct queue_cmd){.kind = QUEUE_CMD_ENQUEUE, .q = q, .e = e, .m = m, .seq = se.seq});
@@ -291,21 +332,23 @@ queue_cmd_enqueue(struct queue *q, struct msg *m)
 int
 queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_stored_entry *se)
 {
+    unsigned lane = queue_seq_lane(se->seq);
+    WR_ASSERT(lane < q->n_lanes);
     struct qentry *e = NULL;
     if (se->dead) {
         /* Replayed after every other entry (its key sorts last): its seq may be below theirs;
-         * new entries still get seqs above it. */
+         * new entries of its lane still get seqs above it. */
         WR_ASSERT(m != NULL);
         if ((e = queue_entry_new(q, m, se, false)) == NULL)
             return -1;
         queue_dlx_replayed(q, e, se->dlx_reason);
         queue_seq_raise(q, se->seq + 1);
     } else {
-        WR_ASSERT(se->seq >= q->next_seq);
+        WR_ASSERT(se->seq >= q->lanes[lane].next_seq);
         if (m != NULL && (e = queue_entry_append(q, m, se, false)) == NULL)
             return -1;
-        q->next_seq = se->seq + 1;
-        q->n_ready++;
+        q->lanes[lane].next_seq = se->seq + 1;
+        queue_lane_count(q, lane);
         q->ready_bytes += m != NULL ? m->body_len : se->body_len;
     }
     queue_journal(&(struct queue_cmd){
@@ -316,8 +359,10 @@ queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_st
 void
 queue_seq_raise(struct queue *q, uint64_t seq)
 {
-    if (q->next_seq < seq)
-        q->next_seq = seq;
+    struct queue_lane *l = &q->lanes[queue_seq_lane(seq)];
+    WR_ASSERT(queue_seq_lane(seq) < q->n_lanes);
+    if (l->next_seq < seq)
+        l->next_seq = seq;
 }
 
 int
@@ -327,28 +372,42 @@ queue_entry_page_in(struct queue *q, struct msg *m, const struct queue_stored_en
 }
 
 void
-queue_paged_lost(struct queue *q, uint64_t n, uint64_t body_bytes)
+queue_paged_lost(struct queue *q, unsigned lane, uint64_t n, uint64_t body_bytes)
 {
+    q->lanes[lane].n_ready -= n;
     q->n_ready -= n;
     q->ready_bytes -= q->n_ready > 0 && q->ready_bytes > body_bytes ? body_bytes : q->ready_bytes;
 }
 
-/* Reads paged entries back while the in-memory ones are under half the window. */
+/* The lane delivered from next: the highest one with ready entries (0 if none has). */
+static unsigned
+queue_top_lane(struct queue *q)
+{
+    while (q->top_lane > 0 && q->lanes[q->top_lane].n_ready == 0)
+        q->top_lane--;
+    return q->top_lane;
+}
+
+/* Reads paged entries of the lane delivered from next back, while the in-memory ones are
+ * under half the window, or when none of that lane is in memory. */
 static void
 queue_page_in(struct queue *q)
 {
     struct durable *d = queue_durable(q);
-    if (durable_queue_paged(q) > 0 && d != NULL && durable_page_in_wanted(d, q))
-        durable_page_in(d, q);
+    unsigned lane = queue_top_lane(q);
+    if (d != NULL && durable_lane_paged(q, lane) > 0 && durable_page_in_wanted(d, q, lane))
+        durable_page_in(d, q, lane);
 }
 
-/* The ready entry with the lowest seq in memory, the one delivered next: the first requeued
- * one or the first never delivered. NULL if there is none in memory. */
+/* The ready entry delivered next, in memory: in the highest lane with ready entries, the
+ * first requeued one or the first never delivered, whichever has the lower seq. NULL if
+ * there is none in memory (that lane's are paged out, or there are none). */
 static struct qentry *
 queue_ready_first(struct queue *q)
 {
-    struct qentry *head = TAILQ_FIRST(&q->ready);
-    struct pheap_node *n = pheap_min(&q->requeued);
+    struct queue_lane *l = &q->lanes[queue_top_lane(q)];
+    struct qentry *head = TAILQ_FIRST(&l->ready);
+    struct pheap_node *n = pheap_min(&l->requeued);
     if (n != NULL) {
         struct qentry *r = pheap_container_of(n, struct qentry, requeued_node);
         if (head == NULL || r->seq < head->seq)
@@ -361,10 +420,11 @@ queue_ready_first(struct queue *q)
 static void
 queue_ready_remove(struct queue *q, struct qentry *e)
 {
-    if (pheap_min(&q->requeued) == &e->requeued_node)
-        pheap_pop(&q->requeued);
+    struct queue_lane *l = &q->lanes[queue_seq_lane(e->seq)];
+    if (pheap_min(&l->requeued) == &e->requeued_node)
+        pheap_pop(&l->requeued);
     else
-        TAILQ_REMOVE(&q->ready, e, link);
+        TAILQ_REMOVE(&l->ready, e, link);
     queue_ready_uncount(q, e);
 }
 
@@ -509,11 +569,11 @@ queue_cmd_reject(struct qentry *e)
     queue_unacked_die(e, DEADLETTER_REJECTED);
 }
 
-/* Puts e back among the ready entries at its original position (by seq). */
+/* Puts e back among the ready entries of its lane at its original position (by seq). */
 static void
 queue_ready_insert(struct queue *q, struct qentry *e)
 {
-    pheap_push(&q->requeued, &e->requeued_node);
+    pheap_push(&q->lanes[queue_seq_lane(e->seq)].requeued, &e->requeued_node);
     queue_ready_count(q, e);
 }
 
@@ -543,8 +603,12 @@ queue_cmd_purge(struct queue *q)
     uint64_t n = q->n_ready; /* paged ones included */
     struct qentry_list dropped = TAILQ_HEAD_INITIALIZER(dropped);
     queue_requeued_flatten(q);
-    TAILQ_CONCAT(&dropped, &q->ready, link);
+    for (unsigned i = 0; i < q->n_lanes; i++) {
+        TAILQ_CONCAT(&dropped, &q->lanes[i].ready, link);
+        q->lanes[i].n_ready = 0;
+    }
     q->n_ready = 0;
+    q->top_lane = 0;
     q->mem_bytes = 0;
     q->ready_bytes = 0;
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_PURGE, .q = q, .dropped = &dropped});
@@ -650,7 +714,7 @@ queue_settings_set(struct queue *q, struct queue_settings *s)
 void
 queue_publish_dispatch(struct queue *q)
 {
-    q->fresh_seq = q->next_seq - 1;
+    q->fresh_seq = q->last_seq;
     queue_dispatch(q);
     q->fresh_seq = 0;
     queue_drop_over_limit(q);

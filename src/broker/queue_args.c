@@ -413,7 +413,7 @@ static const struct queue_args_row queue_args_rows[] = {
     {"x-max-length-bytes", queue_args_check_non_neg, false},
     {"x-max-in-memory-length", queue_args_check_non_neg, false},
     {"x-max-in-memory-bytes", queue_args_check_non_neg, false},
-    {"x-max-priority", queue_args_check_max_priority, true},
+    {"x-max-priority", queue_args_check_max_priority, false},
     {"x-overflow", queue_args_check_overflow, false},
     {"x-queue-mode", queue_args_check_queue_mode, false},
     {"x-queue-version", queue_args_check_queue_version, false},

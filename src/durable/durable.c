@@ -125,7 +125,7 @@ durable_on_done(void *arg, const char *err)
     durable_page_wake(d);
 }
 
-/* Writes the delivery watermarks that moved this turn. */
+/* Writes the delivery watermarks that moved this turn: one u64 per lane. */
 static void
 durable_write_watermarks(struct durable *d)
 {
@@ -136,10 +136,11 @@ durable_write_watermarks(struct durable *d)
         struct store_batch *b = durable_batch(d);
         if (b == NULL)
             continue;
-        uint8_t key[STORE_KEY_DELIVERED_LEN], val[8];
+        uint8_t key[STORE_KEY_DELIVERED_LEN], val[8 * QUEUE_LANES_MAX];
         store_key_delivered(key, dq->store_id);
-        bytes_put64(val, dq->delivered_seq);
-        store_batch_put(b, key, sizeof(key), val, sizeof(val));
+        for (unsigned i = 0; i < dq->n_lanes; i++)
+            bytes_put64(val + 8 * i, dq->lanes[i].delivered_seq);
+        store_batch_put(b, key, sizeof(key), val, 8 * dq->n_lanes);
     }
 }
 
@@ -204,10 +205,11 @@ durable_queue_attach(struct queue *q)
 {
     if (q->durable_state != NULL)
         return q->durable_state;
-    struct durable_queue *dq = calloc(1, sizeof(*dq));
+    struct durable_queue *dq = calloc(1, sizeof(*dq) + q->n_lanes * sizeof(dq->lanes[0]));
     if (dq == NULL)
         return NULL;
     dq->q = q;
+    dq->n_lanes = q->n_lanes;
     LIST_INIT(&dq->pageouts);
     q->durable_state = dq;
     return dq;
@@ -457,6 +459,9 @@ durable_entries_delete_all(struct store_batch *b, uint64_t queue_id)
     store_key_qentry_prefix(begin, queue_id);
     store_key_qentry_prefix(end, queue_id + 1);
     store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
+    store_key_qentry_prefix(begin, queue_id | DURABLE_DEAD_QUEUE);
+    store_key_qentry_prefix(end, (queue_id | DURABLE_DEAD_QUEUE) + 1);
+    store_batch_delete_range(b, begin, sizeof(begin), end, sizeof(end));
 }
 
 /* Takes dq off the lists of queues waiting for a flush or a page-in. */
@@ -479,7 +484,8 @@ durable_queue_delete(struct durable *d, struct queue *q, struct durable_queue *d
 {
     durable_queue_unlist(d, dq);
     struct store_batch *b = durable_batch(d);
-    durable_entries_forget(d, b, &q->ready);
+    for (unsigned i = 0; i < q->n_lanes; i++)
+        durable_entries_forget(d, b, &q->lanes[i].ready);
     durable_entries_forget(d, b, &q->unacked);
     if (b == NULL)
         return; /* not deleted from the store: the next start finds it again */
@@ -565,14 +571,14 @@ durable_msg_routed(struct durable *d, struct msg *m, uint32_t n_stored_queues)
     store_batch_putv(b, key, sizeof(key), parts, DURABLE_MSG_PARTS);
 }
 
-/* Puts the entry seq of q for m in b, its head h (flags and expiry set): a reference to m's
- * shared record when h says DURABLE_ENTRY_SHARED, else m inline. 0, or -1 on ENOMEM. */
+/* Puts the entry I(queue_id, seq) for m in b, its head h (flags and expiry set): a reference
+ * to m's shared record when h says DURABLE_ENTRY_SHARED, else m inline. 0, or -1 on ENOMEM. */
 static int
-durable_entry_put(struct store_batch *b, const struct queue *q, const struct msg *m, uint64_t seq,
+durable_entry_put(struct store_batch *b, uint64_t queue_id, const struct msg *m, uint64_t seq,
                   struct durable_entry_head *h)
 {
     uint8_t key[STORE_KEY_QENTRY_LEN], head[DURABLE_ENTRY_HEAD_MAX + DURABLE_MSG_HDR_LEN];
-    store_key_qentry(key, q->durable_state->store_id, seq);
+    store_key_qentry(key, queue_id, seq);
     if (h->flags & DURABLE_ENTRY_SHARED) {
         h->shared_id = m->store_id;
         h->body_len = (uint32_t)m->body_len;
@@ -605,7 +611,7 @@ durable_entry_write(struct durable *d, const struct queue *q, const struct msg *
     }
     if (transient)
         h.flags |= DURABLE_ENTRY_TRANSIENT;
-    return durable_entry_put(b, q, m, seq, &h);
+    return durable_entry_put(b, q->durable_state->store_id, m, seq, &h);
 }
 
 /* DLX_HOLD: moves e (stored) to its dead key, marked dead with its reason: a start puts it
@@ -618,8 +624,9 @@ durable_entry_dead(struct durable *d, struct qentry *e)
     struct store_batch *b;
     if (d == NULL || !durable_entry_wanted(e->queue, e->msg) || (b = durable_batch(d)) == NULL)
         return;
+    uint64_t id = e->queue->durable_state->store_id;
     uint8_t key[STORE_KEY_QENTRY_LEN];
-    store_key_qentry(key, e->queue->durable_state->store_id, e->seq);
+    store_key_qentry(key, id, e->seq);
     store_batch_delete(b, key, sizeof(key));
     struct durable_entry_head h = {
         .flags = DURABLE_ENTRY_DEAD, .expires_at = e->expires_at, .dead_reason = e->dlx_reason};
@@ -627,7 +634,7 @@ durable_entry_dead(struct durable *d, struct qentry *e)
         h.flags |= DURABLE_ENTRY_EXPIRES;
     if (e->msg->store_id != 0)
         h.flags |= DURABLE_ENTRY_SHARED;
-    if (durable_entry_put(b, e->queue, e->msg, e->seq | DURABLE_DEAD_SEQ, &h) < 0) {
+    if (durable_entry_put(b, id | DURABLE_DEAD_QUEUE, e->msg, e->seq, &h) < 0) {
         log_msg(LOG_ERROR, "out of memory storing a dead-lettered message of queue '%s'",
                 e->queue->name);
         d->lost = true;
@@ -656,7 +663,7 @@ durable_entry_removed(struct durable *d, struct qentry *e, bool dead)
     store_key_qentry(key, e->queue->durable_state->store_id, e->seq);
     store_batch_delete(b, key, sizeof(key));
     if (dead) {
-        store_key_qentry(key, e->queue->durable_state->store_id, e->seq | DURABLE_DEAD_SEQ);
+        store_key_qentry(key, e->queue->durable_state->store_id | DURABLE_DEAD_QUEUE, e->seq);
         store_batch_delete(b, key, sizeof(key));
     }
     if (e->msg->store_id != 0)
@@ -668,9 +675,12 @@ static void
 durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
 {
     struct durable_queue *dq = q->durable_state;
-    if (d == NULL || !durable_queue_stored(q) || seq <= dq->delivered_seq)
+    if (d == NULL || !durable_queue_stored(q))
         return;
-    dq->delivered_seq = seq;
+    struct durable_lane *dl = &dq->lanes[queue_seq_lane(seq)];
+    if (seq <= dl->delivered_seq)
+        return;
+    dl->delivered_seq = seq;
     if (!dq->delivered_dirty) {
         dq->delivered_dirty = true;
         TAILQ_INSERT_TAIL(&d->dirty, dq, dirty_link);

@@ -30,8 +30,23 @@ struct durable_pageout {
     uint64_t turn;       /* the batch that writes them */
     uint64_t n;          /* entries */
     uint64_t body_bytes; /* their bodies' bytes */
+    unsigned lane;       /* the queue's lane they are in */
 };
 TAILQ_HEAD(durable_pageout_list, durable_pageout);
+
+/* The durable layer's bookkeeping of one lane of a queue (warren/queue.h): its paging and its
+ * delivery watermark, which are the lane's as a queue without priorities has them. */
+struct durable_lane {
+    /* Lazy paging: past a window of message bytes, ready entries live only in the store,
+     * seqs page_lo and up (to the lane's end), and are read back ahead of consumers. */
+    uint64_t n_paged;        /* ready entries in the store only (its n_ready counts them) */
+    uint64_t page_lo;        /* the lowest seq that may be paged out */
+    uint64_t restored_below; /* seqs below were there at start: transient paged entries
+                              * among them are leftovers, being deleted, never read */
+    uint64_t delivered_seq;  /* highest seq handed out: its part of the delivery watermark */
+    bool paged_shared;       /* some paged entries may refer to shared records: dropping
+                              * them means reading them */
+};
 
 /* The durable layer's bookkeeping of one queue (q->durable_state), for queues that are stored
  * or have paged out entries: NULL for the others. Made by durable_queue_attach, freed with the
@@ -40,22 +55,15 @@ struct durable_queue {
     struct queue *q;   /* borrows: the queue it is of */
     uint64_t store_id; /* its id in the store; 0: not stored (any more) */
     bool store_temp;   /* store_id only names its paged-out entries: not stored itself */
-    /* Lazy paging: past a window of message bytes, ready entries live only in the store,
-     * seqs page_lo and up, and are read back ahead of consumers. */
-    uint64_t n_paged;        /* ready entries in the store only (q->n_ready counts them) */
-    uint64_t page_lo;        /* the lowest seq that may be paged out */
-    uint64_t restored_below; /* seqs below were there at start: transient paged entries
-                              * among them are leftovers, being deleted, never read */
-    bool page_waiting;       /* paged entries are not readable yet: in d->page_wait until
-                              * the next batch completes */
-    bool paged_shared;       /* some paged entries may refer to shared records: dropping
-                              * them means reading them */
+    bool page_waiting; /* paged entries are not readable yet: in d->page_wait until the next
+                        * batch completes */
     TAILQ_ENTRY(durable_queue) page_link;
     /* borrows: the counts of entries paged out in batches not completed */
     LIST_HEAD(, durable_pageout) pageouts;
-    uint64_t delivered_seq; /* highest seq handed out: the store's delivery watermark */
-    bool delivered_dirty;   /* delivered_seq changed since it was last written */
+    bool delivered_dirty; /* a lane's delivered_seq changed since the watermark was written */
     TAILQ_ENTRY(durable_queue) dirty_link; /* in d->dirty while delivered_dirty */
+    unsigned n_lanes;                      /* q->n_lanes */
+    struct durable_lane lanes[];           /* one per lane of q */
 };
 TAILQ_HEAD(durable_queue_list, durable_queue);
 
@@ -119,12 +127,12 @@ struct durable {
  * (DURABLE_ENTRY_SHARED; records of format 1 have no length) or the message record inline. A
  * transient message paged out (DURABLE_ENTRY_TRANSIENT) is deleted at start. A dead entry
  * waits in its queue's dlx_waiting (QUEUE_CMD_DLX_HOLD, dead-letter-strategy at-least-once):
- * its key is its seq with DURABLE_DEAD_SEQ set, after every other entry of its queue, so that
- * it is never inside the paged range (nor a purge's); always in memory, read back at start
- * whatever the window, never paged in nor swept (its shared record reference is the in-memory
- * entry's). Format 2 with that flag: builds before it cannot read such an entry.
+ * its key is I(queue id | DURABLE_DEAD_QUEUE, seq), apart from the queue's other entries, so
+ * that it is never inside their paged or purged ranges; always in memory, read back at start
+ * after them whatever the window, never paged in nor swept (its shared record reference is the
+ * in-memory entry's). Format 2 with that flag: builds before it do not read such entries.
  * durable_entry_head_* below are the only code that knows this layout. */
-#define DURABLE_DEAD_SEQ (UINT64_C(1) << 63)
+#define DURABLE_DEAD_QUEUE (UINT64_C(1) << 63)
 #define DURABLE_ENTRY_SHARED 0x01
 #define DURABLE_ENTRY_TRANSIENT 0x02
 #define DURABLE_ENTRY_EXPIRES 0x04
@@ -197,7 +205,8 @@ bool durable_queue_stored(const struct queue *q);
  * restart). 0, or -1 on ENOMEM. */
 int durable_entry_write(struct durable *d, const struct queue *q, const struct msg *m, uint64_t seq,
                         uint64_t expires_at, bool transient);
-/* Deletes every entry of the queue with that store id (one range delete). */
+/* Deletes every entry of the queue with that store id, its dead ones too (two range
+ * deletes). */
 void durable_entries_delete_all(struct store_batch *b, uint64_t queue_id);
 
 /* durable_page.c. q drops its paged entries (purge, removal): whatever becomes of the batches

@@ -1,5 +1,7 @@
 /* Lazy paging: which entries go to the store only, reading them back ahead of consumers in
- * seq order, and deleting them (purge, queue removal). See warren/durable.h.
+ * seq order, and deleting them (purge, queue removal). See warren/durable.h. A priority
+ * queue's lanes page each on its own (struct durable_lane): what is said here of a queue is
+ * said of each lane, but for the window, which is the queue's.
  *
  * A queue counts its paged entries as they are added to a batch. A batch that fails takes
  * its page-outs with it: each batch's count per queue (struct durable_pageout) is taken off
@@ -37,6 +39,11 @@
  * asks again as soon as its in-memory part is under half the window. */
 #define DURABLE_PAGE_IN_STEP (1u << 20)
 
+/* Bytes read back at least (if there are) from a lane none of which is in memory, whatever
+ * the window says: lower priorities can fill it, and the lane delivered next must not be read
+ * one entry per delivery. Each lane can hold that much beyond the window. */
+#define DURABLE_PAGE_IN_FORCED (64u << 10)
+
 size_t
 durable_key_purged(uint8_t *buf, uint64_t queue_id, uint64_t first)
 {
@@ -46,17 +53,21 @@ durable_key_purged(uint8_t *buf, uint64_t queue_id, uint64_t first)
     return DURABLE_PURGED_KEY_LEN;
 }
 
-/* Calls fn for each of q's paged-out entries in seq order (page_lo on). Returns as
- * store_iter_range; a read error is logged, saying what the walk was for. */
+/* Calls fn for each of the paged-out entries of q's lane in seq order (page_lo on). Returns
+ * as store_iter_range; a read error is logged, saying what the walk was for. */
 static int
-durable_paged_walk(struct durable *d, struct queue *q, store_iter_fn fn, void *arg, const char *why)
+durable_paged_walk(struct durable *d, struct queue *q, unsigned lane, store_iter_fn fn, void *arg,
+                   const char *why)
 {
-    uint8_t begin[STORE_KEY_QENTRY_LEN], end[9];
+    uint8_t begin[STORE_KEY_QENTRY_LEN], end[STORE_KEY_QENTRY_LEN];
     char err[256];
-    store_key_qentry(begin, q->durable_state->store_id, q->durable_state->page_lo);
-    store_key_qentry_prefix(end, q->durable_state->store_id + 1);
-    int rc =
-        store_iter_range(d->st, begin, sizeof(begin), end, sizeof(end), fn, arg, err, sizeof(err));
+    uint64_t id = q->durable_state->store_id;
+    store_key_qentry(begin, id, q->durable_state->lanes[lane].page_lo);
+    /* The lane ends where the next one starts, the last one with the queue's keys. */
+    size_t elen = lane + 1 < QUEUE_LANES_MAX
+                      ? store_key_qentry(end, id, (uint64_t)(lane + 1) << QUEUE_LANE_SHIFT)
+                      : store_key_qentry_prefix(end, id + 1);
+    int rc = store_iter_range(d->st, begin, sizeof(begin), end, elen, fn, arg, err, sizeof(err));
     if (rc < 0)
         log_msg(LOG_ERROR, "store: reading queue '%s' %s: %s", q->name, why, err);
     return rc;
@@ -64,12 +75,15 @@ durable_paged_walk(struct durable *d, struct queue *q, store_iter_fn fn, void *a
 
 /* ---- page-outs and their batches ---- */
 
-/* Counts one more entry paged out of q in this turn's batch, with body_len bytes of body. 0,
- * or -1 on ENOMEM. */
+/* Counts one more entry paged out of q's lane in this turn's batch, with body_len bytes of
+ * body. 0, or -1 on ENOMEM. */
 static int
-durable_pageout_count(struct durable *d, struct queue *q, uint64_t body_len)
+durable_pageout_count(struct durable *d, struct queue *q, unsigned lane, uint64_t body_len)
 {
+    /* This turn's counts are the first ones of the queue's (the newest first). */
     struct durable_pageout *po = LIST_FIRST(&q->durable_state->pageouts);
+    while (po != NULL && po->turn == d->turn && po->lane != lane)
+        po = LIST_NEXT(po, by_queue);
     if (po == NULL || po->turn != d->turn) {
         if ((po = malloc(sizeof(*po))) == NULL)
             return -1;
@@ -77,6 +91,7 @@ durable_pageout_count(struct durable *d, struct queue *q, uint64_t body_len)
         po->turn = d->turn;
         po->n = 0;
         po->body_bytes = 0;
+        po->lane = lane;
         LIST_INSERT_HEAD(&q->durable_state->pageouts, po, by_queue);
         TAILQ_INSERT_TAIL(&d->pageouts, po, by_turn);
     }
@@ -99,11 +114,12 @@ durable_pageouts_detach(struct durable_queue *dq)
 static void
 durable_pageout_lost(struct queue *q, const struct durable_pageout *po, const char *err)
 {
+    struct durable_lane *dl = &q->durable_state->lanes[po->lane];
     uint64_t n = po->n;
-    if (n > q->durable_state->n_paged)
-        n = q->durable_state->n_paged; /* never: a failed write is not read back */
-    q->durable_state->n_paged -= n;
-    queue_paged_lost(q, n, po->body_bytes);
+    if (n > dl->n_paged)
+        n = dl->n_paged; /* never: a failed write is not read back */
+    dl->n_paged -= n;
+    queue_paged_lost(q, po->lane, n, po->body_bytes);
     log_msg(LOG_ERROR,
             "queue '%s': %" PRIu64 " messages lost: in the store only, whose write failed (%s)",
             q->name, n, err);
@@ -218,16 +234,30 @@ durable_entries_delete(struct store_batch *b, uint64_t queue_id, uint64_t lo, ui
     store_batch_delete_range(b, begin, sizeof(begin), stop, sizeof(stop));
 }
 
+static void durable_paged_drop(struct durable *d, struct store_batch *b, struct queue *q,
+                               unsigned lane);
+
 void
 durable_queue_entries_drop(struct durable *d, struct store_batch *b, struct queue *q)
 {
     struct durable_queue *dq = q->durable_state;
-    bool shared = dq->n_paged > 0 && dq->paged_shared;
-    if (shared || durable_sweeping(d, dq->store_id)) {
+    uint64_t lo = UINT64_MAX;
+    if (dq->n_lanes == 1) {
+        /* Its paged entries are the queue's last keys: the deletion's sweep reads them. */
+        if (dq->lanes[0].n_paged > 0 && dq->lanes[0].paged_shared)
+            lo = dq->lanes[0].page_lo;
+    } else {
+        /* Other lanes' in-memory entries lie between them: each lane's are read as a purge's,
+         * and the deletion's sweep, after those, reads nothing. */
+        for (unsigned i = 0; i < dq->n_lanes; i++) {
+            if (dq->lanes[i].n_paged > 0 && dq->lanes[i].paged_shared)
+                durable_paged_drop(d, b, q, i);
+        }
+    }
+    if (lo != UINT64_MAX || durable_sweeping(d, dq->store_id)) {
         /* After the sweeps of its earlier purges (whose entries must still be there to be
          * read), and its paged entries read: the sweep then deletes them all. */
-        if (durable_sweep_add(d, b, dq->store_id, shared ? dq->page_lo : UINT64_MAX, UINT64_MAX,
-                              true) == 0)
+        if (durable_sweep_add(d, b, dq->store_id, lo, UINT64_MAX, true) == 0)
             return;
         log_msg(LOG_ERROR,
                 "out of memory deleting queue '%s': the shared messages it refers to are kept "
@@ -237,20 +267,22 @@ durable_queue_entries_drop(struct durable *d, struct store_batch *b, struct queu
     durable_entries_delete_all(b, dq->store_id);
 }
 
-/* Drops q's paged entries in b (purge). */
+/* Drops the paged entries of q's lane in b (purge). */
 static void
-durable_paged_drop(struct durable *d, struct store_batch *b, struct queue *q)
+durable_paged_drop(struct durable *d, struct store_batch *b, struct queue *q, unsigned lane)
 {
     struct durable_queue *dq = q->durable_state;
-    if (dq->paged_shared) {
-        if (durable_sweep_add(d, b, dq->store_id, dq->page_lo, q->next_seq, false) == 0)
+    struct durable_lane *dl = &dq->lanes[lane];
+    uint64_t end = q->lanes[lane].next_seq;
+    if (dl->paged_shared) {
+        if (durable_sweep_add(d, b, dq->store_id, dl->page_lo, end, false) == 0)
             return;
         log_msg(LOG_ERROR,
                 "out of memory purging queue '%s': the shared messages it refers to are kept "
                 "until the next start",
                 q->name);
     }
-    durable_entries_delete(b, dq->store_id, dq->page_lo, q->next_seq);
+    durable_entries_delete(b, dq->store_id, dl->page_lo, end);
 }
 
 void
@@ -260,10 +292,13 @@ durable_page_forget(struct durable *d, struct queue *q)
     if (dq == NULL)
         return;
     durable_pageouts_detach(dq);
-    struct store_batch *b;
-    if (dq->n_paged > 0 && d != NULL && dq->store_id != 0 && (b = durable_batch(d)) != NULL)
-        durable_paged_drop(d, b, q);
-    dq->n_paged = 0;
+    for (unsigned i = 0; i < dq->n_lanes; i++) {
+        struct store_batch *b;
+        if (dq->lanes[i].n_paged > 0 && d != NULL && dq->store_id != 0 &&
+            (b = durable_batch(d)) != NULL)
+            durable_paged_drop(d, b, q, i);
+        dq->lanes[i].n_paged = 0;
+    }
 }
 
 struct sweep_ctx {
@@ -283,9 +318,7 @@ durable_sweep_entry(void *arg, const void *key, size_t klen, const void *val, si
         return 0; /* not an entry: nothing of ours */
     x->s->next = bytes_get64((const uint8_t *)key + 9) + 1;
     struct durable_entry_head h;
-    /* A dead entry's reference is its in-memory entry's (dlx_waiting): dropped with it. */
-    if (durable_entry_head_decode(v, vlen, &h) && (h.flags & DURABLE_ENTRY_SHARED) &&
-        !(h.flags & DURABLE_ENTRY_DEAD))
+    if (durable_entry_head_decode(v, vlen, &h) && (h.flags & DURABLE_ENTRY_SHARED))
         durable_shared_unref(x->d, x->b, h.shared_id);
     x->bytes += vlen;
     return ++x->read >= DURABLE_SWEEP_STEP || x->bytes >= DURABLE_PAGE_IN_STEP;
@@ -348,12 +381,13 @@ durable_sweeps_free(struct durable *d)
 /* ---- paging out and in ---- */
 
 bool
-durable_page_out_wanted(const struct durable *d, const struct queue *q, const struct msg *m)
+durable_page_out_wanted(const struct durable *d, const struct queue *q, unsigned lane,
+                        const struct msg *m)
 {
     if (d == NULL)
         return false;
-    if (durable_queue_paged(q) > 0)
-        return true; /* in order: behind the paged entries */
+    if (durable_lane_paged(q, lane) > 0)
+        return true; /* in order: behind the lane's paged entries */
     if (q->mem_bytes + msg_size(m) <= d->window)
         return false;
     return durable_queue_stored(q) || (d->pressure != 0 && msg_bytes_live > d->pressure);
@@ -382,43 +416,64 @@ durable_entry_page_out(struct durable *d, struct queue *q, const struct msg *m, 
                        uint64_t expires_at)
 {
     bool transient = !durable_entry_wanted(q, m);
+    unsigned lane = queue_seq_lane(seq);
     if ((durable_queue_id(q) == 0 && durable_queue_temp_id(d, q) < 0) ||
         durable_entry_write(d, q, m, seq, expires_at, transient) < 0) {
         log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
         return -1;
     }
-    if (durable_pageout_count(d, q, m->body_len) < 0) {
+    if (durable_pageout_count(d, q, lane, m->body_len) < 0) {
         /* Written, but a failure could not be accounted for: the batch must not go. */
         log_msg(LOG_ERROR, "out of memory paging out a message of queue '%s'", q->name);
         d->lost = true;
         return -1;
     }
-    struct durable_queue *dq = q->durable_state;
-    if (dq->n_paged == 0) {
-        dq->paged_shared = false;
-        dq->page_lo = seq;
+    struct durable_lane *dl = &q->durable_state->lanes[lane];
+    if (dl->n_paged == 0) {
+        dl->paged_shared = false;
+        dl->page_lo = seq;
     }
     if (m->store_id != 0 && !transient)
-        dq->paged_shared = true;
-    dq->n_paged++;
+        dl->paged_shared = true;
+    dl->n_paged++;
     return 0;
 }
 
 uint64_t
 durable_queue_paged(const struct queue *q)
 {
-    return q->durable_state != NULL ? q->durable_state->n_paged : 0;
+    uint64_t n = 0;
+    for (unsigned i = 0; q->durable_state != NULL && i < q->durable_state->n_lanes; i++)
+        n += q->durable_state->lanes[i].n_paged;
+    return n;
+}
+
+uint64_t
+durable_lane_paged(const struct queue *q, unsigned lane)
+{
+    return q->durable_state != NULL ? q->durable_state->lanes[lane].n_paged : 0;
+}
+
+/* Whether none of lane's ready entries is in memory: all of them are paged. */
+static bool
+durable_lane_all_paged(const struct queue *q, unsigned lane)
+{
+    return q->lanes[lane].n_ready == q->durable_state->lanes[lane].n_paged;
 }
 
 bool
-durable_page_in_wanted(const struct durable *d, const struct queue *q)
+durable_page_in_wanted(const struct durable *d, const struct queue *q, unsigned lane)
 {
-    return q->mem_bytes < d->window / 2 && !q->durable_state->page_waiting;
+    return !q->durable_state->page_waiting &&
+           (q->mem_bytes < d->window / 2 || durable_lane_all_paged(q, lane));
 }
 
 struct page_in_ctx {
     struct durable *d;
     struct queue *q;
+    unsigned lane;
+    bool forced;    /* none of the lane was in memory, and other lanes' filled half the window:
+                     * DURABLE_PAGE_IN_FORCED bytes at least */
     uint64_t read;  /* entries */
     uint64_t bytes; /* value bytes */
 };
@@ -428,7 +483,7 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
 {
     struct page_in_ctx *x = arg;
     struct queue *q = x->q;
-    struct durable_queue *dq = q->durable_state;
+    struct durable_lane *dl = &q->durable_state->lanes[x->lane];
     const uint8_t *v = val;
     struct queue_stored_entry se = {
         .seq = klen == STORE_KEY_QENTRY_LEN ? bytes_get64((const uint8_t *)key + 9) : 0};
@@ -437,17 +492,15 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
     char err[256] = "";
     struct durable_entry_head h;
     bool decoded = durable_entry_head_decode(v, vlen, &h);
-    if (decoded && (h.flags & DURABLE_ENTRY_TRANSIENT) && se.seq < dq->restored_below)
+    if (decoded && (h.flags & DURABLE_ENTRY_TRANSIENT) && se.seq < dl->restored_below)
         return 0; /* from before the start, which is deleting it: not counted in n_paged */
-    if (decoded && (h.flags & DURABLE_ENTRY_DEAD))
-        return 0; /* in dlx_waiting since the start: not counted in n_paged */
     if (decoded && (h.flags & DURABLE_ENTRY_SHARED))
         rc = durable_shared_load(x->d, h.shared_id, &m, err, sizeof(err));
     else if (decoded)
         rc = durable_msg_decode(h.msg, h.msg_len, &m);
     se.expires_at = h.expires_at;
-    se.redelivered = se.seq <= dq->delivered_seq;
-    WR_ASSERT(rc != DURABLE_LOAD_OK || se.seq >= dq->page_lo);
+    se.redelivered = se.seq <= dl->delivered_seq;
+    WR_ASSERT(rc != DURABLE_LOAD_OK || se.seq >= dl->page_lo);
     if (rc == DURABLE_LOAD_NOMEM || (rc == DURABLE_LOAD_OK && queue_entry_page_in(q, m, &se) < 0)) {
         msg_unref(&m);
         log_msg(LOG_ERROR, "out of memory reading queue '%s' back from the store", q->name);
@@ -461,25 +514,28 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
                 rc == DURABLE_LOAD_MISSING      ? "its shared message is missing"
                 : rc == DURABLE_LOAD_READ_ERROR ? err
                                                 : "corrupt record");
-        queue_paged_lost(q, 1,
+        queue_paged_lost(q, x->lane, 1,
                          h.flags & DURABLE_ENTRY_SHARED ? h.body_len
                                                         : durable_msg_body_len(h.msg, h.msg_len));
     }
-    dq->n_paged--;
-    dq->page_lo = se.seq + 1;
+    dl->n_paged--;
+    dl->page_lo = se.seq + 1;
     msg_unref(&m);
     x->read++;
     x->bytes += vlen;
-    return dq->n_paged == 0 || q->mem_bytes >= x->d->window || x->bytes >= DURABLE_PAGE_IN_STEP;
+    return dl->n_paged == 0 || x->bytes >= DURABLE_PAGE_IN_STEP ||
+           (q->mem_bytes >= x->d->window && (!x->forced || x->bytes >= DURABLE_PAGE_IN_FORCED));
 }
 
 void
-durable_page_in(struct durable *d, struct queue *q)
+durable_page_in(struct durable *d, struct queue *q, unsigned lane)
 {
-    struct page_in_ctx x = {d, q, 0, 0};
+    bool forced = q->mem_bytes >= d->window / 2 && durable_lane_all_paged(q, lane);
+    struct page_in_ctx x = {d, q, lane, forced, 0, 0};
     /* Stopped (enough in memory, or ENOMEM) or a read error: the next dispatch asks again. */
     struct durable_queue *dq = q->durable_state;
-    if (durable_paged_walk(d, q, durable_page_in_entry, &x, "back") != 0 || dq->n_paged == 0)
+    struct durable_lane *dl = &dq->lanes[lane];
+    if (durable_paged_walk(d, q, lane, durable_page_in_entry, &x, "back") != 0 || dl->n_paged == 0)
         return;
     if (!LIST_EMPTY(&dq->pageouts)) {
         /* The rest is in batches the store has not completed yet. */
@@ -492,7 +548,7 @@ durable_page_in(struct durable *d, struct queue *q)
     log_msg(LOG_ERROR,
             "queue '%s': %" PRIu64 " messages counted as paged out are not in the store: "
             "dropped",
-            q->name, dq->n_paged);
-    queue_paged_lost(q, dq->n_paged, 0);
-    dq->n_paged = 0;
+            q->name, dl->n_paged);
+    queue_paged_lost(q, lane, dl->n_paged, 0);
+    dl->n_paged = 0;
 }

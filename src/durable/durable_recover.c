@@ -42,9 +42,9 @@ struct recover_ctx {
     struct hmap shared;            /* owns each struct recover_shared: the messages read */
     struct recover_purged *purged; /* owns: the purge markers, in key order */
     size_t n_purged;
-    struct vhost *vh;   /* the vhost of the key being handled */
-    struct queue *q;    /* entries: the queue being restored */
-    uint64_t watermark; /* entries: its delivery watermark */
+    struct vhost *vh; /* the vhost of the key being handled */
+    struct queue *q;  /* entries: the queue being restored */
+    bool dead;        /* entries: reading its dead ones (under its dead id) */
     uint64_t n_exchanges, n_queues, n_bindings, n_entries, n_orphans;
     char *err;
     size_t errlen;
@@ -252,11 +252,13 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
         return recover_corrupt(x, "queue entry", key, klen);
     struct queue_stored_entry se = {.seq = bytes_get64((const uint8_t *)key + 9),
                                     .expires_at = h.expires_at};
+    /* Dead entries, read after the others, are under the queue's dead id (x->dead). */
     se.dead = (h.flags & DURABLE_ENTRY_DEAD) != 0;
-    if (se.dead != ((se.seq & DURABLE_DEAD_SEQ) != 0))
-        return recover_corrupt(x, "queue entry", key, klen);
-    se.seq &= ~DURABLE_DEAD_SEQ;
     se.dlx_reason = h.dead_reason;
+    unsigned lane = queue_seq_lane(se.seq);
+    if (se.dead != x->dead || lane >= q->n_lanes || (!se.dead && se.seq < q->lanes[lane].next_seq))
+        return recover_corrupt(x, "queue entry", key, klen); /* not a seq the queue can have */
+    struct durable_lane *dl = &dq->lanes[lane];
     bool shared = (h.flags & DURABLE_ENTRY_SHARED) != 0;
     if (h.flags & DURABLE_ENTRY_TRANSIENT) {
         /* A transient message paged out before the restart: it does not survive one. */
@@ -269,14 +271,14 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
     if (shared && durable_shared_ref(x->d, h.shared_id) < 0)
         return recover_nomem(x);
     x->n_entries++;
-    se.redelivered = se.seq <= x->watermark;
-    /* Dead entries (the queue's last keys) are always read back, into dlx_waiting. */
-    if (!se.dead && (dq->n_paged > 0 || q->mem_bytes >= x->d->window)) {
+    se.redelivered = se.seq <= dl->delivered_seq;
+    /* Dead entries are always read back, into dlx_waiting. */
+    if (!se.dead && (dl->n_paged > 0 || q->mem_bytes >= x->d->window)) {
         /* Past the window: left in the store, read back ahead of consumers. */
-        if (dq->n_paged == 0)
-            dq->page_lo = se.seq;
-        dq->n_paged++;
-        dq->paged_shared |= shared;
+        if (dl->n_paged == 0)
+            dl->page_lo = se.seq;
+        dl->n_paged++;
+        dl->paged_shared |= shared;
         se.body_len = shared ? h.body_len : durable_msg_body_len(h.msg, h.msg_len);
         queue_cmd_enqueue_replayed(q, NULL, &se); /* no message: cannot fail */
         return 0;
@@ -314,36 +316,55 @@ recover_entries_range(struct recover_ctx *x, struct queue *q, uint64_t lo, uint6
                : 0;
 }
 
-/* Restores q's entries, in seq order, with their redelivered flags; purged ones are not
- * read. */
+/* Reads q's delivery watermark into its lanes: one u64 per lane, lane 0 first (a queue
+ * without priorities, or stored before lanes, has one; lanes it leaves out had none
+ * delivered). 0, or -1 with the error in x->err. */
 static int
-recover_queue_entries(struct recover_ctx *x, struct queue *q)
+recover_watermark(struct recover_ctx *x, struct queue *q)
 {
     struct durable_queue *dq = q->durable_state;
-    uint8_t key[STORE_KEY_QENTRY_LEN];
+    uint8_t key[STORE_KEY_DELIVERED_LEN];
     char *val;
     size_t vlen;
     store_key_delivered(key, dq->store_id);
     int rc = store_get(x->d->st, key, STORE_KEY_DELIVERED_LEN, &val, &vlen, x->err, x->errlen);
-    if (rc < 0)
-        return -1;
-    x->watermark = 0;
-    if (rc == 1) {
-        if (vlen != 8) {
-            free(val);
-            recover_corrupt(x, "delivery watermark", key, STORE_KEY_DELIVERED_LEN);
-            return -1;
-        }
-        x->watermark = bytes_get64((const uint8_t *)val);
-        free(val);
+    if (rc <= 0)
+        return rc;
+    bool ok = vlen >= 8 && vlen % 8 == 0 && vlen / 8 <= dq->n_lanes;
+    for (unsigned i = 0; ok && i < vlen / 8; i++) {
+        uint64_t seq = bytes_get64((const uint8_t *)val + 8 * i);
+        ok = seq == 0 || queue_seq_lane(seq) == i;
+        dq->lanes[i].delivered_seq = seq;
     }
-    dq->delivered_seq = x->watermark;
+    free(val);
+    if (!ok) {
+        recover_corrupt(x, "delivery watermark", key, STORE_KEY_DELIVERED_LEN);
+        return -1;
+    }
+    return 0;
+}
+
+/* Restores q's entries, in seq order (lane by lane), with their redelivered flags; purged
+ * ones are not read. */
+static int
+recover_queue_entries(struct recover_ctx *x, struct queue *q)
+{
+    struct durable_queue *dq = q->durable_state;
+    if (recover_watermark(x, q) < 0)
+        return -1;
     x->q = q;
     uint64_t from = 0;
     bool purged = false;
     for (size_t i = 0; i < x->n_purged; i++) {
         const struct recover_purged *p = &x->purged[i];
-        if (p->queue_id != dq->store_id || p->end <= from)
+        if (p->queue_id != dq->store_id)
+            continue;
+        if (queue_seq_lane(p->end) >= q->n_lanes) {
+            uint8_t key[DURABLE_PURGED_KEY_LEN];
+            recover_corrupt(x, "purge marker", key, durable_key_purged(key, p->queue_id, p->lo));
+            return -1;
+        }
+        if (p->end <= from)
             continue;
         if (p->lo > from && recover_entries_range(x, q, from, p->lo) < 0)
             return -1;
@@ -352,14 +373,34 @@ recover_queue_entries(struct recover_ctx *x, struct queue *q)
     }
     if (recover_entries_range(x, q, from, UINT64_MAX) < 0)
         return -1;
-    /* New entries go above everything the queue ever had: above the watermark, or they would
-     * come back redelivered after the next restart, and above the purged ones. */
-    uint64_t above = x->watermark + 1 > from ? x->watermark + 1 : from;
-    queue_seq_raise(q, above);
-    dq->restored_below = q->next_seq;
+    /* Then its dead ones (dead-letter-strategy at-least-once), apart under its dead id. */
+    uint8_t begin[STORE_KEY_QENTRY_LEN], stop[STORE_KEY_QENTRY_LEN];
+    size_t blen = store_key_qentry_prefix(begin, dq->store_id | DURABLE_DEAD_QUEUE);
+    size_t slen = store_key_qentry_prefix(stop, (dq->store_id | DURABLE_DEAD_QUEUE) + 1);
+    x->dead = true;
+    int rc = store_iter_range(x->d->st, begin, blen, stop, slen, recover_entry, x, x->err,
+                              x->errlen);
+    x->dead = false;
+    if (rc != 0)
+        return -1;
+    /* New entries go above the purged ones, which this start is deleting. */
+    for (size_t i = 0; i < x->n_purged; i++) {
+        if (x->purged[i].queue_id == dq->store_id)
+            queue_seq_raise(q, x->purged[i].end);
+    }
+    bool paged = false;
+    for (unsigned i = 0; i < dq->n_lanes; i++) {
+        struct durable_lane *dl = &dq->lanes[i];
+        /* New entries go above the watermark, or they would come back redelivered after the
+         * next restart. */
+        if (dl->delivered_seq != 0)
+            queue_seq_raise(q, dl->delivered_seq + 1);
+        dl->restored_below = q->lanes[i].next_seq;
+        paged |= dl->n_paged > 0;
+    }
     /* The purged entries among the paged ones are deleted by this start's batch: no page-in
      * before it is written. */
-    if (purged && dq->n_paged > 0)
+    if (purged && paged)
         durable_page_wait(x->d, q);
     return 0;
 }

@@ -12,7 +12,9 @@
  * once, in order, across a restart too; paged entries of a batch that fails (a full disk) are
  * not counted, and paged entries missing from the store are not looked for forever; purging or
  * deleting paged queues whose entries refer to shared records empties them at once and removes
- * the records in the background, a restart at any point leaving the store right; a corrupt
+ * the records in the background, a restart at any point leaving the store right; a priority
+ * queue pages each priority, hands its backlog out by priority across restarts (one delivery
+ * watermark per priority), and purging or deleting it leaves the store right; a corrupt
  * record stops recovery with a message.
  *
  * The full-disk case fills a 4 MiB tmpfs: it needs root (CAP_SYS_ADMIN), as check_store's. */
@@ -351,7 +353,7 @@ check_ready(struct queue *q, const int *want, const bool *redelivered, int n)
     ck_assert_uint_eq(durable_queue_paged(q), 0);
     int k = 0;
     struct qentry *e;
-    TAILQ_FOREACH(e, &q->ready, link) {
+    TAILQ_FOREACH(e, &q->lanes[0].ready, link) {
         ck_assert_int_lt(k, n);
         check_std(e->msg, want[k], 2);
         ck_assert_msg(e->redelivered == (redelivered != NULL && redelivered[k]),
@@ -760,10 +762,11 @@ START_TEST(test_shared_message)
     static const int want2[] = {0, 1};
     check_ready(q1, want2, NULL, 1);
     check_ready(q2, want2, NULL, 2);
-    struct msg *m1 = TAILQ_FIRST(&q1->ready)->msg, *m2 = TAILQ_FIRST(&q2->ready)->msg;
+    struct msg *m1 = TAILQ_FIRST(&q1->lanes[0].ready)->msg,
+               *m2 = TAILQ_FIRST(&q2->lanes[0].ready)->msg;
     ck_assert_ptr_eq(m1, m2);
     ck_assert_uint_ne(m1->store_id, 0);
-    ck_assert_uint_eq(TAILQ_LAST(&q2->ready, qentry_list)->msg->store_id, 0);
+    ck_assert_uint_eq(TAILQ_LAST(&q2->lanes[0].ready, qentry_list)->msg->store_id, 0);
 
     /* The record stays while one entry holds it, across a restart too. */
     queue_cmd_settle(queue_cmd_deliver(q1));
@@ -944,7 +947,7 @@ page_written(struct queue *q)
 {
     int n = (int)durable_queue_paged(q);
     struct qentry *e;
-    TAILQ_FOREACH(e, &q->ready, link)
+    TAILQ_FOREACH(e, &q->lanes[0].ready, link)
         n += e->msg->delivery_mode == 2;
     return n;
 }
@@ -1102,7 +1105,7 @@ START_TEST(test_paged_entries_missing)
         msg_unref(&m);
     }
     barrier();
-    uint64_t lo = q->durable_state->page_lo;
+    uint64_t lo = q->durable_state->lanes[0].page_lo;
     ck_assert_uint_gt(durable_queue_paged(q), 8);
     delete_raw(qid(q), lo + 4, lo + 8);
     int n = 0;
@@ -1333,6 +1336,163 @@ START_TEST(test_paged_drop_shared)
 }
 END_TEST
 
+#define PRIO_MAX 5    /* x-max-priority: make_msg(i)'s priorities are i % 10, 6 to 9 above it */
+#define PRIO_N 400    /* 400 KiB: a hundred windows */
+#define PRIO_HELD 110 /* the whole top lane and some of the next: both lanes' watermarks move */
+
+/* The lane of make_msg(i): its priority, capped at PRIO_MAX. */
+static int
+prio_lane(int i)
+{
+    return i % 10 < PRIO_MAX ? i % 10 : PRIO_MAX;
+}
+
+static const char *const prio_cases[] = {
+    "drained as it is",
+    "some delivered across a restart",
+    "purged, restart",
+    "deleted while the other queue shares its messages, restart",
+};
+
+/* A durable priority queue with a backlog a hundred times its window, in every lane, paged:
+ * its memory stays bounded and it hands every message out once, by priority then FIFO, also
+ * across a restart that brings back entries delivered before it redelivered (per lane: one
+ * lane's watermark says nothing of another's). Purging it, or deleting it while another queue
+ * shares its messages paged in several lanes, leaves the store right. */
+START_TEST(test_priority_paging)
+{
+    uint8_t abuf[64];
+    struct wire_writer w;
+    wire_writer_init(&w, abuf, sizeof(abuf));
+    wire_table_put_i64(&w, "x-max-priority", PRIO_MAX);
+    struct wire_table args = {abuf, (uint32_t)wire_writer_len(&w)};
+    win = PAGE_WINDOW;
+    durable_set_window(d, win);
+    struct queue *q = add_queue(vh, "qp", true, false, NULL, args);
+    struct queue *other = _i == 3 ? add_queue(vh, "other", true, false, NULL, no_args) : NULL;
+    for (int i = 0; i < PRIO_N; i++) {
+        struct msg *m = make_msg(i, 2, PAGE_BODY, "amq.direct", "prio");
+        if (other != NULL) {
+            durable_msg_routed(d, m, 2);
+            enqueue(other, m);
+        }
+        enqueue(q, m);
+        msg_unref(&m);
+        ck_assert_uint_le(q->mem_bytes, PAGE_WINDOW);
+    }
+    ck_assert_uint_eq(q->n_ready, PRIO_N);
+    for (int lane = 0; lane <= PRIO_MAX; lane++)
+        ck_assert_uint_gt(durable_lane_paged(q, lane), 0);
+    /* The order expected: by lane, the highest first, then by index. */
+    int order[PRIO_N], k = 0;
+    bool redelivered[PRIO_N] = {false};
+    for (int lane = PRIO_MAX; lane >= 0; lane--)
+        for (int i = 0; i < PRIO_N; i++)
+            if (prio_lane(i) == lane)
+                order[k++] = i;
+    barrier();
+    ck_assert_int_eq(count_entries(qid(q)), PRIO_N);
+
+    switch (_i) {
+    case 1: {
+        struct qentry *held[PRIO_HELD];
+        for (k = 0; k < PRIO_HELD; k++) {
+            held[k] = deliver(q);
+            ck_assert_int_eq(msg_index(held[k]->msg), order[k]);
+            redelivered[order[k]] = true;
+        }
+        restart();
+        for (k = 0; k < PRIO_HELD; k++)
+            queue_cmd_settle(held[k]);
+        q = queue("qp");
+        ck_assert_uint_eq(q->n_ready, PRIO_N);
+        break;
+    }
+    case 2:
+        ck_assert_uint_eq(queue_cmd_purge(q), PRIO_N);
+        ck_assert_uint_eq(durable_queue_paged(q), 0);
+        ck_assert_ptr_null(deliver(q));
+        restart();
+        check_ready(queue("qp"), NULL, NULL, 0);
+        drops_done();
+        ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+        return;
+    case 3:
+        ck_assert_uint_eq(vhost_queue_delete(vh, q), PRIO_N);
+        drops_done();
+        ck_assert_int_eq(count_tag(STORE_TAG_MSG), PRIO_N); /* the other queue's */
+        restart();
+        ck_assert_ptr_null(queue("qp"));
+        drain_ids(queue("other"), 0, PRIO_N, 0);
+        barrier();
+        ck_assert_int_eq(count_tag(STORE_TAG_MSG), 0);
+        ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+        return;
+    }
+    struct msg *any = make_msg(0, 2, PAGE_BODY, "amq.direct", "prio");
+    uint64_t one = msg_size(any);
+    msg_unref(&any);
+    for (k = 0; k < PRIO_N; k++) {
+        struct qentry *e = deliver(q);
+        ck_assert_msg(e != NULL, "%d delivered, %d expected", k, PRIO_N);
+        check_msg(e->msg, order[k], 2, PAGE_BODY, "amq.direct", "prio");
+        ck_assert_msg(e->redelivered == redelivered[order[k]], "message %d: redelivered %d",
+                      order[k], e->redelivered);
+        /* The window, and a step of the lane read beyond it for each lane at most. */
+        ck_assert_uint_le(q->mem_bytes, PAGE_WINDOW + (PRIO_MAX + 1) * ((64u << 10) + one));
+        queue_cmd_settle(e);
+    }
+    ck_assert_ptr_null(deliver(q));
+    ck_assert_uint_eq(q->mem_bytes, 0);
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+    restart();
+    check_ready(queue("qp"), NULL, NULL, 0);
+}
+END_TEST
+
+/* A priority queue stored before lanes (a build that ignored x-max-priority): its entries are
+ * lane 0's, its watermark one u64. It restarts with them as priority 0 and those delivered
+ * before redelivered, and goes on by priority. */
+START_TEST(test_priority_store_before_lanes)
+{
+    uint8_t abuf[64];
+    struct wire_writer w;
+    wire_writer_init(&w, abuf, sizeof(abuf));
+    wire_table_put_i64(&w, "x-max-priority", 9);
+    struct queue *q = add_queue(vh, "qp", true, false, NULL,
+                                (struct wire_table){abuf, (uint32_t)wire_writer_len(&w)});
+    for (int i = 0; i < 4; i++) {
+        struct msg *m = make_msg(10 * i, 2, 16, "ex", "rk"); /* priority 0: lane 0 */
+        enqueue(q, m);
+        msg_unref(&m);
+    }
+    struct qentry *e0 = deliver(q), *e1 = deliver(q);
+    barrier();
+    /* The watermark as one u64, as before lanes: seq 2, lane 0's. */
+    uint8_t key[STORE_KEY_DELIVERED_LEN], val[8];
+    store_key_delivered(key, qid(q));
+    bytes_put64(val, 2);
+    put_raw(key, sizeof(key), val, sizeof(val));
+    restart();
+    queue_cmd_settle(e0);
+    queue_cmd_settle(e1);
+    q = queue("qp");
+    ck_assert_uint_eq(q->n_ready, 4);
+    struct msg *m = make_msg(7, 2, 16, "ex", "rk"); /* priority 7 */
+    enqueue(q, m);
+    msg_unref(&m);
+    static const int want[] = {7, 0, 10, 20, 30};
+    for (int k = 0; k < 5; k++) {
+        struct qentry *e = deliver(q);
+        ck_assert_int_eq(msg_index(e->msg), want[k]);
+        ck_assert_int_eq(e->redelivered, k == 1 || k == 2);
+        queue_cmd_settle(e);
+    }
+    ck_assert_ptr_null(deliver(q));
+}
+END_TEST
+
 /* A queue emptied before a restart: messages enqueued after it are not delivered yet, and
  * come back so after the next one. */
 START_TEST(test_watermark_after_restart)
@@ -1383,7 +1543,8 @@ static const struct corrupt_case {
 } corrupt_cases[] = {
     {"corrupt queue record"},       {"corrupt exchange record"},   {"corrupt binding record"},
     {"corrupt queue entry"},        {"shared message is missing"}, {"corrupt message record"},
-    {"corrupt delivery watermark"}, {"corrupt purge marker"},
+    {"corrupt delivery watermark"}, {"corrupt purge marker"},      {"corrupt queue entry"},
+    {"corrupt delivery watermark"},
 };
 
 START_TEST(test_corrupt)
@@ -1433,6 +1594,15 @@ START_TEST(test_corrupt)
     case 7: /* a purge marker without its range */
         put_raw(purged_prefix, sizeof(purged_prefix) - 1, "", 0);
         break;
+    case 8: /* an entry in lane 1 of a queue without priorities */
+        klen = store_key_qentry(key, id, ((uint64_t)1 << QUEUE_LANE_SHIFT) + 1);
+        put_raw(key, klen, "\x00", 1);
+        break;
+    case 9: /* a watermark of two lanes for a queue without priorities */
+        klen = store_key_delivered(key, id);
+        memset(val, 0, 16);
+        put_raw(key, klen, val, 16);
+        break;
     }
     broker_close();
 
@@ -1477,6 +1647,7 @@ durable_suite(void)
     tcase_add_test(tc, test_shared_message);
     tcase_add_test(tc, test_purge_and_delete);
     tcase_add_test(tc, test_watermark_after_restart);
+    tcase_add_test(tc, test_priority_store_before_lanes);
     tcase_add_test(tc, test_teardown_clear_first);
     suite_add_tcase(s, tc);
 
@@ -1490,6 +1661,7 @@ durable_suite(void)
     tcase_add_test(tc, test_paged_entries_missing);
     tcase_add_test(tc, test_pageout_batch_fails);
     tcase_add_loop_test(tc, test_paged_drop_shared, 0, N_ELEMS(shared_drop_cases));
+    tcase_add_loop_test(tc, test_priority_paging, 0, N_ELEMS(prio_cases));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("corrupt");

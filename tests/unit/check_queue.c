@@ -4,9 +4,10 @@
  * parking: a full consumer is asked once until woken, however many messages go by),
  * single active consumer (registration order, failover, priorities as RabbitMQ 3.12+ with
  * the quiescing hand-over), consumer bookkeeping (exclusive, auto-delete), deletion detaching
- * consumers and unacked entries, and TTLs (at the head only, TTL 0, per message) and limits
+ * consumers and unacked entries, TTLs (at the head only, TTL 0, per message) and limits
  * (drop-head by count and bytes, reject-publish, delivery limit, a lower limit applied at
- * once). Consumers here are test doubles whose capacity the test sets. */
+ * once), and priority queues (order, the maximum, requeue within a priority, purge, dispatch
+ * under prefetch). Consumers here are test doubles whose capacity the test sets. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -138,7 +139,7 @@ ready_keys(const struct queue *q)
     static char buf[64];
     int n = 0;
     const struct qentry *e;
-    TAILQ_FOREACH(e, &q->ready, link)
+    TAILQ_FOREACH(e, &q->lanes[0].ready, link)
         buf[n++] = key_of(e);
     buf[n] = '\0';
     return buf;
@@ -266,6 +267,130 @@ START_TEST(test_purge_keeps_unacked)
     queue_cmd_requeue(e);
     ck_assert_uint_eq(queue_cmd_purge(q), 3); /* requeued ones too */
     ck_assert_str_eq(delivery_order(q), "");
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* A queue declared with x-max-priority max (0: none). */
+static struct queue *
+new_priority_queue(int max)
+{
+    uint8_t buf[64];
+    struct wire_writer w;
+    wire_writer_init(&w, buf, sizeof(buf));
+    wire_table_put_i64(&w, "x-max-priority", max);
+    struct queue *q = queue_new(NULL, WIRE_STR_LIT("q"), false, false, NULL,
+                                (struct wire_table){buf, (uint32_t)wire_writer_len(&w)});
+    ck_assert_ptr_nonnull(q);
+    return q;
+}
+
+/* Enqueues the messages spec names: "a0 b3" is routing key "a" with priority 0, then "b"
+ * with priority 3 (one key letter, one priority digit each). */
+static void
+enqueue_spec(struct queue *q, const char *spec)
+{
+    for (const char *p = spec; p[0] != '\0'; p += p[2] == ' ' ? 3 : 2) {
+        struct msg *m = msg_new(NULL, 0, 1, (uint8_t)(p[1] - '0'), WIRE_STR_LIT(""),
+                                (struct wire_str){(const uint8_t *)p, 1}, 0);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(queue_cmd_enqueue(q, m), 0);
+        msg_unref(&m);
+    }
+}
+
+/* Priority queues: delivery in priority order (above the maximum counts as the maximum),
+ * FIFO within one; requeued entries go back to their place within their priority. */
+static const struct {
+    int max;             /* x-max-priority */
+    const char *spec;    /* enqueued, as enqueue_spec */
+    int n_deliver;       /* delivered first */
+    const char *requeue; /* of those, which to requeue (by delivery index), in that order; the
+                          * others are settled */
+    const char *want;    /* delivery order afterwards, '*' after a redelivered one */
+} prio_cases[] = {
+    {5, "a0 b3 c3 d9 e1", 0, "", "dbcea"}, /* 9 counts as 5 */
+    {5, "a5 b9 c7 d5", 0, "", "abcd"},     /* all at the maximum: FIFO */
+    {9, "a0 b0 c0", 0, "", "abc"},         /* no priority given: 0, FIFO */
+    {0, "a0 b9 c3", 0, "", "abc"},         /* x-max-priority 0: one lane, FIFO */
+    {9, "a1 b2 c9 d2 e1", 3, "0", "c*ae"}, /* delivered c b d: c back at the top */
+    {9, "a1 b2 c9 d2 e1", 3, "21", "b*d*ae"},
+    {9, "a1 b2 c9 d2 e1", 4, "310", "c*b*a*e"},
+    {3, "a1 b1 c1 d1", 3, "20", "a*c*d"}, /* requeued in the other order: seq order */
+    {3, "a1 b2 c3", 2, "10", "c*b*a"},    /* requeued below an entry never delivered */
+};
+
+START_TEST(test_priority_order)
+{
+    struct queue *q = new_priority_queue(prio_cases[_i].max);
+    ck_assert_uint_eq(q->n_lanes, prio_cases[_i].max + 1);
+    enqueue_spec(q, prio_cases[_i].spec);
+    struct qentry *delivered[8];
+    bool requeued[8] = {false};
+    for (int i = 0; i < prio_cases[_i].n_deliver; i++)
+        delivered[i] = queue_cmd_deliver(q);
+    for (const char *p = prio_cases[_i].requeue; *p != '\0'; p++) {
+        queue_cmd_requeue(delivered[*p - '0']);
+        requeued[*p - '0'] = true;
+    }
+    for (int i = 0; i < prio_cases[_i].n_deliver; i++)
+        if (!requeued[i])
+            queue_cmd_settle(delivered[i]);
+    ck_assert_str_eq(delivery_order(q), prio_cases[_i].want);
+    ck_assert_uint_eq(q->n_ready, 0);
+    queue_free(q, NULL, NULL);
+}
+END_TEST
+
+/* Purge and deletion take every lane's entries, requeued ones too (the sanitizers check that
+ * none is left behind); new entries after a purge are delivered by priority again. */
+START_TEST(test_priority_purge_free)
+{
+    struct queue *q = new_priority_queue(255);
+    enqueue_spec(q, "a0 b9 c4 d9 e0");
+    struct qentry *e = queue_cmd_deliver(q);
+    ck_assert_int_eq(key_of(e), 'b');
+    queue_cmd_requeue(e);
+    ck_assert_uint_eq(queue_cmd_purge(q), 5);
+    ck_assert_uint_eq(q->n_ready, 0);
+    ck_assert_ptr_null(queue_cmd_deliver(q));
+    enqueue_spec(q, "f1 g2 h0");
+    ck_assert_int_eq(key_of(e = queue_cmd_deliver(q)), 'g');
+    queue_cmd_requeue(e);
+    ck_assert_uint_eq(queue_free(q, NULL, NULL), 3);
+}
+END_TEST
+
+/* Dispatch under prefetch: a consumer that can take 2 gets the two highest, and when it has
+ * room again, a higher priority that arrived in the meantime goes before the rest. */
+START_TEST(test_priority_dispatch)
+{
+    struct queue *q = new_priority_queue(9);
+    struct fake_cons c;
+    fake_init(&c, 2, 0);
+    enqueue_spec(q, "a1 b5 c3 d5");
+    queue_consumer_add(q, &c.base);
+    queue_dispatch(q);
+    ck_assert_int_eq(c.n_got, 2);
+    ck_assert_int_eq(key_of(c.got[0]), 'b');
+    ck_assert_int_eq(key_of(c.got[1]), 'd');
+    enqueue_spec(q, "e9 f0");
+    c.capacity = 3;
+    queue_consumer_wake(&c.base);
+    ck_assert_int_eq(c.n_got, 5);
+    ck_assert_int_eq(key_of(c.got[2]), 'e');
+    ck_assert_int_eq(key_of(c.got[3]), 'c');
+    ck_assert_int_eq(key_of(c.got[4]), 'a');
+    queue_cmd_requeue(c.got[2]); /* e, back before anything else */
+    c.capacity = 1;
+    queue_consumer_wake(&c.base);
+    ck_assert_int_eq(key_of(c.got[5]), 'e');
+    ck_assert(c.got[5]->redelivered);
+    for (int i = 0; i < c.n_got; i++)
+        if (i != 2)
+            queue_cmd_settle(c.got[i]);
+    ck_assert(!queue_consumer_remove(&c.base));
+    ck_assert_str_eq(delivery_order(q), "f");
     queue_free(q, NULL, NULL);
 }
 END_TEST
@@ -699,7 +824,7 @@ START_TEST(test_ttl_per_message)
     publish(q, 'b', 0, 0);
     publish(q, 'c', 0, 3600000);
     ck_assert_uint_eq(q->n_ready, 3);
-    ck_assert_uint_ne(TAILQ_LAST(&q->ready, qentry_list)->expires_at, 0);
+    ck_assert_uint_ne(TAILQ_LAST(&q->lanes[0].ready, qentry_list)->expires_at, 0);
     ck_assert_str_eq(delivery_order(q), "ac");
     set_ttl_and_limits(q, 3600000, NONE, NONE, QUEUE_OVERFLOW_DROP_HEAD, NONE);
     publish(q, 'd', 0, 0); /* the message's 0 is lower than the queue's hour */
@@ -780,6 +905,11 @@ queue_suite(void)
     tcase_add_loop_test(tc, test_requeue_original_position, 0, N_ELEMS(requeues));
     tcase_add_loop_test(tc, test_requeue_many, 0, 2);
     tcase_add_test(tc, test_purge_keeps_unacked);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("priorities");
+    tcase_add_loop_test(tc, test_priority_order, 0, N_ELEMS(prio_cases));
+    tcase_add_test(tc, test_priority_purge_free);
+    tcase_add_test(tc, test_priority_dispatch);
     suite_add_tcase(s, tc);
     tc = tcase_create("consumers");
     tcase_add_test(tc, test_dispatch_round_robin);
