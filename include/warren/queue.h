@@ -214,8 +214,9 @@ void queue_settings_set(struct queue *q, struct queue_settings *s);
  * go out in seq order; n_ready counts the ready entries in memory plus the paged-out ones (a
  * lane's n_ready those of the lane), n_unacked the unacked list, n_dlx the dlx_waiting list
  * (always in memory); an entry is in one of its lane's ready list and requeued heap, unacked,
- * and dlx_waiting (a deleted queue's unacked entries stay with their channels); settle and requeue take unacked entries only; redelivered is set by requeue
- * only (and by a replayed enqueue, for entries delivered before a restart).
+ * and dlx_waiting (a deleted queue's unacked entries stay with their channels); settle and requeue
+ * take unacked entries only; redelivered is set by requeue only (and by a replayed enqueue, for
+ * entries delivered before a restart).
  *
  * What is not a command, because a replica would not compute it the same way: paging (which
  * ready entries live only in the store, and reading them back ahead of consumers: the durable
@@ -325,8 +326,8 @@ struct queue_stored_entry {
  * the entry stays in the store only (paged: the durable layer counted it, as a page-out does
  * before its ENQUEUE, and marks it redelivered when it reads it back); else m gets a new
  * reference. A dead one (se->dead, m not NULL; replayed after the others, whatever its seq)
- * joins dlx_waiting rather than the ready entries, and is tried again soon. The command goes to the journal with replayed set: its consumer writes nothing.
- * 0, or -1 on ENOMEM. */
+ * joins dlx_waiting rather than the ready entries, and is tried again soon. The command goes to the
+ * journal with replayed set: its consumer writes nothing. 0, or -1 on ENOMEM. */
 int queue_cmd_enqueue_replayed(struct queue *q, struct msg *m, const struct queue_stored_entry *se);
 
 /* Below the commands: the durable layer accounting for the entries it keeps in the store

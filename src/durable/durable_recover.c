@@ -378,8 +378,8 @@ recover_queue_entries(struct recover_ctx *x, struct queue *q)
     size_t blen = store_key_qentry_prefix(begin, dq->store_id | DURABLE_DEAD_QUEUE);
     size_t slen = store_key_qentry_prefix(stop, (dq->store_id | DURABLE_DEAD_QUEUE) + 1);
     x->dead = true;
-    int rc = store_iter_range(x->d->st, begin, blen, stop, slen, recover_entry, x, x->err,
-                              x->errlen);
+    int rc =
+        store_iter_range(x->d->st, begin, blen, stop, slen, recover_entry, x, x->err, x->errlen);
     x->dead = false;
     if (rc != 0)
         return -1;
