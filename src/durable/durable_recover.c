@@ -17,6 +17,7 @@
 
 #include "durable_int.h"
 #include "warren/bytes.h"
+#include "warren/deadletter.h"
 #include "warren/hmap.h"
 #include "warren/log.h"
 #include "warren/msg.h"
@@ -256,7 +257,8 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
     se.dead = (h.flags & DURABLE_ENTRY_DEAD) != 0;
     se.dlx_reason = h.dead_reason;
     unsigned lane = queue_seq_lane(se.seq);
-    if (se.dead != x->dead || lane >= q->n_lanes || (!se.dead && se.seq < q->lanes[lane].next_seq))
+    if (se.dead != x->dead || se.dlx_reason > DEADLETTER_DELIVERY_LIMIT || lane >= q->n_lanes ||
+        (!se.dead && se.seq < q->lanes[lane].next_seq))
         return recover_corrupt(x, "queue entry", key, klen); /* not a seq the queue can have */
     struct durable_lane *dl = &dq->lanes[lane];
     bool shared = (h.flags & DURABLE_ENTRY_SHARED) != 0;
