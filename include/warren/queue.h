@@ -155,9 +155,9 @@ struct queue {
      * queue's life: x-max-priority is an argument, never a policy); &lane0 when there is one */
     struct queue_lane *lanes;
     uint16_t n_lanes;
-    uint16_t top_lane;           /* no lane above it has ready entries */
-    struct queue_lane lane0;     /* the lane of a queue without priorities */
-    struct qentry_list unacked;  /* entries delivered, owned by channels */
+    uint16_t top_lane;          /* no lane above it has ready entries */
+    struct queue_lane lane0;    /* the lane of a queue without priorities */
+    struct qentry_list unacked; /* entries delivered, owned by channels */
     /* owns: dead entries whose copy reached no queue yet (dead-letter-strategy at-least-once),
      * in the order they died (queue_dlx.c); in no lane, neither ready nor unacked */
     struct qentry_list dlx_waiting;
