@@ -10,9 +10,7 @@
  * queues keep working, durable and confirmed (what a single-node quorum queue gives), and the
  * creation is logged. "stream" is refused like an unknown type: a stream consumed as a
  * classic queue would silently lose what stream consumers expect to re-read.
- *
- * Most arguments are accepted without being applied yet (TTLs, length limits, dead-lettering,
- * priorities...): queue_args_unapplied() names them for a warning when the queue is made. */
+ * queue_args_unapplied() names that for a warning when the queue is made. */
 #ifndef WARREN_QUEUE_ARGS_H
 #define WARREN_QUEUE_ARGS_H
 
@@ -37,9 +35,10 @@ struct queue_args_decl {
 int queue_args_check(struct wire_table args, const struct queue_args_decl *d, char *why,
                      size_t cap);
 
-/* Writes into buf (always NUL-terminated, truncated to cap) the arguments of args, a table
- * queue_args_check() accepted, that Warren accepts without applying yet, as "x-message-ttl,
- * x-max-length". Returns how many there are: 0 means nothing to warn about. */
+/* Writes into buf (always NUL-terminated, truncated to cap) what of args, a table
+ * queue_args_check() accepted, Warren does not apply: today only a quorum queue's type (a
+ * classic queue here until clustering). Returns how many there are: 0 means nothing to warn
+ * about. */
 int queue_args_unapplied(struct wire_table args, char *buf, size_t cap);
 
 /* The arguments RabbitMQ compares when a queue is redeclared, in its order, NULL-terminated:

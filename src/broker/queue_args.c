@@ -77,7 +77,6 @@ typedef int (*queue_args_check_fn)(const struct wire_value *v, struct wire_table
 struct queue_args_row {
     const char *key;
     queue_args_check_fn check; /* NULL: any value (or checked apart, see the table) */
-    bool unapplied;            /* accepted but not applied yet: named in the warning */
 };
 
 /* ---- Erlang terms ---- */
@@ -394,35 +393,34 @@ queue_args_queue_type(const struct wire_value *v, enum queue_args_type *type, ch
 }
 
 /* The checks of rabbit_amqqueue:declare_args/0, in its order (the order they run in), each
- * run only if the queue's type takes the argument, and the arguments that have no check
- * there but are not applied yet. An argument "unapplied" is one Warren does not apply yet
- * although a client may rely on it; the others place or store a queue, which a single-node
- * broker whose queues page out past a memory window has nothing to do for (x-queue-mode
- * lazy, x-queue-version, the locators, the in-memory limits, the initial group size). Not
- * here: x-queue-type, checked first as it decides the rest; the stream arguments, as a
- * stream is refused; x-queue-master-locator, checked apart (see queue_args_check). */
+ * run only if the queue's type takes the argument. Some place or store a queue, which a
+ * single-node broker whose queues page out past a memory window has nothing to do for
+ * (x-queue-mode lazy, x-queue-version, the locators, the in-memory limits, the initial group
+ * size); the others are applied (queue_settings.h). Not here: x-queue-type, checked first as it
+ * decides the rest; the stream arguments, as a stream is refused; x-queue-master-locator, checked
+ * apart (see queue_args_check). */
 static const struct queue_args_row queue_args_rows[] = {
-    {"x-expires", queue_args_check_expires, false},
-    {"x-message-ttl", queue_args_check_message_ttl, false},
+    {"x-expires", queue_args_check_expires},
+    {"x-message-ttl", queue_args_check_message_ttl},
     /* Its type was checked first, and any longstr names an exchange (not necessarily an
      * existing one). */
-    {"x-dead-letter-exchange", NULL, false},
-    {"x-dead-letter-routing-key", queue_args_check_dlx_routing_key, false},
-    {"x-dead-letter-strategy", queue_args_check_dlx_strategy, false},
-    {"x-max-length", queue_args_check_non_neg, false},
-    {"x-max-length-bytes", queue_args_check_non_neg, false},
-    {"x-max-in-memory-length", queue_args_check_non_neg, false},
-    {"x-max-in-memory-bytes", queue_args_check_non_neg, false},
-    {"x-max-priority", queue_args_check_max_priority, false},
-    {"x-overflow", queue_args_check_overflow, false},
-    {"x-queue-mode", queue_args_check_queue_mode, false},
-    {"x-queue-version", queue_args_check_queue_version, false},
-    {"x-single-active-consumer", queue_args_check_bool, false},
-    {"x-quorum-initial-group-size", queue_args_check_group_size, false},
-    {"x-queue-leader-locator", queue_args_check_leader_locator, false},
+    {"x-dead-letter-exchange", NULL},
+    {"x-dead-letter-routing-key", queue_args_check_dlx_routing_key},
+    {"x-dead-letter-strategy", queue_args_check_dlx_strategy},
+    {"x-max-length", queue_args_check_non_neg},
+    {"x-max-length-bytes", queue_args_check_non_neg},
+    {"x-max-in-memory-length", queue_args_check_non_neg},
+    {"x-max-in-memory-bytes", queue_args_check_non_neg},
+    {"x-max-priority", queue_args_check_max_priority},
+    {"x-overflow", queue_args_check_overflow},
+    {"x-queue-mode", queue_args_check_queue_mode},
+    {"x-queue-version", queue_args_check_queue_version},
+    {"x-single-active-consumer", queue_args_check_bool},
+    {"x-quorum-initial-group-size", queue_args_check_group_size},
+    {"x-queue-leader-locator", queue_args_check_leader_locator},
     /* RabbitMQ takes any value; one that is not a non-negative integer means no limit. */
-    {"x-delivery-limit", NULL, false},
-    {"x-consumer-timeout", queue_args_check_non_neg, false},
+    {"x-delivery-limit", NULL},
+    {"x-consumer-timeout", queue_args_check_non_neg},
 };
 
 #define QUEUE_ARGS_N_ROWS (sizeof(queue_args_rows) / sizeof(queue_args_rows[0]))
@@ -558,23 +556,12 @@ queue_args_check(struct wire_table args, const struct queue_args_decl *d, char *
 int
 queue_args_unapplied(struct wire_table args, char *buf, size_t cap)
 {
-    struct wire_value v;
     size_t n = 0;
-    int count = 0;
     buf[0] = '\0';
-    if (queue_args_type_of(args) == QUEUE_ARGS_QUORUM) {
-        queue_args_put(buf, cap, &n, "x-queue-type 'quorum' (a classic queue here)");
-        count++;
-    }
-    for (size_t i = 0; i < QUEUE_ARGS_N_ROWS; i++) {
-        const struct queue_args_row *row = &queue_args_rows[i];
-        if (!row->unapplied || !wire_table_get(args, row->key, &v))
-            continue;
-        queue_args_put(buf, cap, &n, count > 0 ? ", " : "");
-        queue_args_put(buf, cap, &n, row->key);
-        count++;
-    }
-    return count;
+    if (queue_args_type_of(args) != QUEUE_ARGS_QUORUM)
+        return 0;
+    queue_args_put(buf, cap, &n, "x-queue-type 'quorum' (a classic queue here)");
+    return 1;
 }
 
 const char *const *
