@@ -127,6 +127,22 @@ admin_pol_value_ok(const struct admin_pol_key *k, json_t *v)
     return true;
 }
 
+/* Writes RabbitMQ's "<what>, <v> given" for a value of the wrong kind: v as Erlang prints
+ * it, or none when absent (as RabbitMQ prints a missing ha-params). Returns true, for the
+ * caller to return: an error was written. */
+static bool
+admin_pol_given(struct admin_buf *b, const char *what, json_t *v)
+{
+    admin_buf_str(b, what);
+    admin_buf_str(b, ", ");
+    if (v == NULL)
+        admin_buf_str(b, "none");
+    else
+        admin_erl_term(b, v);
+    admin_buf_str(b, " given");
+    return true;
+}
+
 /* rabbit_mirror_queue_misc:validate_policy: the ha-* keys together. Returns an error into b
  * (and true), or false. */
 static bool
@@ -155,29 +171,15 @@ admin_pol_mirror(json_t *def, struct admin_buf *b)
         admin_buf_str(b, "ha-mode=\"all\" does not take parameters");
         return true;
     }
-    if (strcmp(m, "exactly") == 0 && !(json_is_integer(params) && json_integer_value(params) > 0)) {
-        admin_buf_str(b, "ha-mode=\"exactly\" takes an integer, ");
-        if (params == NULL)
-            admin_buf_str(b, "none");
-        else
-            admin_erl_term(b, params);
-        admin_buf_str(b, " given");
-        return true;
-    }
+    if (strcmp(m, "exactly") == 0 && !(json_is_integer(params) && json_integer_value(params) > 0))
+        return admin_pol_given(b, "ha-mode=\"exactly\" takes an integer", params);
     if (strcmp(m, "nodes") == 0) {
         if (json_is_array(params) && json_array_size(params) == 0) {
             admin_buf_str(b, "ha-mode=\"nodes\" list must be non-empty");
             return true;
         }
-        if (!json_is_array(params)) {
-            admin_buf_str(b, "ha-mode=\"nodes\" takes a list, ");
-            if (params == NULL)
-                admin_buf_str(b, "none");
-            else
-                admin_erl_term(b, params);
-            admin_buf_str(b, " given");
-            return true;
-        }
+        if (!json_is_array(params))
+            return admin_pol_given(b, "ha-mode=\"nodes\" takes a list", params);
         json_t *bad = json_array(), *x;
         size_t i;
         json_array_foreach(params, i, x) if (!json_is_string(x)) json_array_append(bad, x);
@@ -198,12 +200,8 @@ admin_pol_mirror(json_t *def, struct admin_buf *b)
         admin_erl_term(b, sync);
         return true;
     }
-    if (batch != NULL && !(json_is_integer(batch) && json_integer_value(batch) > 0)) {
-        admin_buf_str(b, "ha-sync-batch-size takes an integer greater than 0, ");
-        admin_erl_term(b, batch);
-        admin_buf_str(b, " given");
-        return true;
-    }
+    if (batch != NULL && !(json_is_integer(batch) && json_integer_value(batch) > 0))
+        return admin_pol_given(b, "ha-sync-batch-size takes an integer greater than 0", batch);
     json_t *promote[2] = {pos, pof};
     static const char *const pname[2] = {"ha-promote-on-shutdown", "ha-promote-on-failure"};
     for (int i = 0; i < 2; i++)
