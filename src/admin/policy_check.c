@@ -143,6 +143,17 @@ admin_pol_given(struct admin_buf *b, const char *what, json_t *v)
     return true;
 }
 
+/* Writes one element of a proplist as Erlang prints it: {<<"key">>,v}. */
+static void
+admin_pol_pair(struct admin_buf *b, const char *key, json_t *v)
+{
+    admin_buf_str(b, "{");
+    admin_erl_binary(b, key, strlen(key));
+    admin_buf_str(b, ",");
+    admin_erl_term(b, v);
+    admin_buf_str(b, "}");
+}
+
 /* rabbit_mirror_queue_misc:validate_policy: the ha-* keys together. Returns an error into b
  * (and true), or false. */
 static bool
@@ -269,11 +280,7 @@ admin_pol_definition(json_t *def, bool op, const char *name, struct admin_buf *b
             if (admin_pol_key(keys[i], op) != NULL)
                 continue;
             admin_buf_str(b, unknown++ ? "," : "[");
-            admin_buf_str(b, "{");
-            admin_erl_binary(b, keys[i], strlen(keys[i]));
-            admin_buf_str(b, ",");
-            admin_erl_term(b, json_object_get(def, keys[i]));
-            admin_buf_str(b, "}");
+            admin_pol_pair(b, keys[i], json_object_get(def, keys[i]));
         }
         if (unknown > 0) {
             admin_buf_str(b, "] are not recognised policy settings");
@@ -348,6 +355,15 @@ admin_pol_error_end(struct admin_buf *b)
     admin_buf_str(b, "\n");
 }
 
+/* The error for a mandatory key missing from the value of the policy named name
+ * (rabbit_parameter_validation:proplist). */
+static void
+admin_pol_key_missing(struct admin_buf *b, const char *key, const char *name)
+{
+    admin_buf_printf(b, "Key \"%s\" not found in %s", key, name);
+    admin_pol_error_end(b);
+}
+
 bool
 admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct admin_buf *b,
                    pcre2_code **re, struct policy_def *d, enum policy_apply_to *apply_to,
@@ -365,10 +381,10 @@ admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct ad
         json_t *v;
         json_object_foreach(val, key, v)
         {
-            size_t i = 0;
-            while (i < 4 && strcmp(key, known[i]) != 0)
+            size_t i = 0, n_known = sizeof(known) / sizeof(known[0]);
+            while (i < n_known && strcmp(key, known[i]) != 0)
                 i++;
-            if (i == 4)
+            if (i == n_known)
                 json_object_set(rest, key, v);
         }
         if (json_object_size(rest) > 0) {
@@ -376,11 +392,9 @@ admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct ad
             const char **keys = admin_sorted_keys(rest, &n);
             admin_buf_str(b, "Unrecognised terms [");
             for (size_t i = 0; i < n; i++) {
-                admin_buf_str(b, i ? ",{" : "{");
-                admin_erl_binary(b, keys[i], strlen(keys[i]));
-                admin_buf_str(b, ",");
-                admin_erl_term(b, json_object_get(rest, keys[i]));
-                admin_buf_str(b, "}");
+                if (i > 0)
+                    admin_buf_str(b, ",");
+                admin_pol_pair(b, keys[i], json_object_get(rest, keys[i]));
             }
             admin_buf_printf(b, "] in %s", name);
             admin_pol_error_end(b);
@@ -389,18 +403,16 @@ admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct ad
         json_decref(rest);
     }
     json_t *def = json_object_get(val, "definition");
-    json_t *jat = json_object_get(val, "apply-to");
+    json_t *apply = json_object_get(val, "apply-to");
     json_t *pat = json_object_get(val, "pattern");
     json_t *prio = json_object_get(val, "priority");
-    if (def == NULL) {
-        admin_buf_printf(b, "Key \"definition\" not found in %s", name);
+    if (def == NULL)
+        admin_pol_key_missing(b, "definition", name);
+    else if (admin_pol_definition(def, op, name, b, d))
         admin_pol_error_end(b);
-    } else if (admin_pol_definition(def, op, name, b, d)) {
-        admin_pol_error_end(b);
-    }
     *apply_to = POLICY_APPLY_ALL;
-    if (jat != NULL) {
-        const char *s = json_string_value(jat);
+    if (apply != NULL) {
+        const char *s = json_string_value(apply);
         if (s != NULL && strcmp(s, "queues") == 0)
             *apply_to = POLICY_APPLY_QUEUES;
         else if (s != NULL && strcmp(s, "exchanges") == 0)
@@ -410,14 +422,13 @@ admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct ad
             if (s != NULL)
                 admin_buf_str(b, s);
             else
-                admin_erl_term(b, jat);
+                admin_erl_term(b, apply);
             admin_buf_str(b, "' unrecognised; should be 'queues', 'exchanges' or 'all'");
             admin_pol_error_end(b);
         }
     }
     if (pat == NULL && extra) {
-        admin_buf_printf(b, "Key \"pattern\" not found in %s", name);
-        admin_pol_error_end(b);
+        admin_pol_key_missing(b, "pattern", name);
     } else if (!json_is_string(pat) || strlen(json_string_value(pat)) != json_string_length(pat)) {
         admin_buf_str(b, "pattern should be a binary but was ");
         admin_erl_term(b, pat);
@@ -441,8 +452,7 @@ admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct ad
     }
     *priority = 0;
     if (prio == NULL && extra) {
-        admin_buf_printf(b, "Key \"priority\" not found in %s", name);
-        admin_pol_error_end(b);
+        admin_pol_key_missing(b, "priority", name);
     } else if (prio != NULL && !json_is_number(prio)) {
         admin_buf_str(b, "priority should be a number, actually was ");
         admin_erl_term(b, prio);
