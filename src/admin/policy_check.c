@@ -76,6 +76,8 @@ static const struct admin_pol_key admin_pol_keys[] = {
 #undef NC
 #define ADMIN_POL_NKEYS (sizeof(admin_pol_keys) / sizeof(admin_pol_keys[0]))
 
+/* key's row, or NULL for a key no validator knows (for an operator policy, op: one that is
+ * not an operator policy key). */
 static const struct admin_pol_key *
 admin_pol_key(const char *key, bool op)
 {
@@ -96,6 +98,8 @@ admin_pol_one_of(const char *s, const char *values)
     return false;
 }
 
+/* Whether v is what k's check takes; true for the keys checked elsewhere (POL_MIRROR,
+ * POL_LOCATOR). */
 static bool
 admin_pol_value_ok(const struct admin_pol_key *k, json_t *v)
 {
@@ -162,10 +166,11 @@ admin_pol_mirror(json_t *def, struct admin_buf *b)
     json_t *mode = json_object_get(def, "ha-mode"), *params = json_object_get(def, "ha-params");
     json_t *sync = json_object_get(def, "ha-sync-mode");
     json_t *batch = json_object_get(def, "ha-sync-batch-size");
-    json_t *pos = json_object_get(def, "ha-promote-on-shutdown");
-    json_t *pof = json_object_get(def, "ha-promote-on-failure");
-    if (mode == NULL && params == NULL && sync == NULL && batch == NULL && pos == NULL &&
-        pof == NULL)
+    static const char *const promote_keys[2] = {"ha-promote-on-shutdown", "ha-promote-on-failure"};
+    json_t *promote[2] = {json_object_get(def, promote_keys[0]),
+                          json_object_get(def, promote_keys[1])};
+    if (mode == NULL && params == NULL && sync == NULL && batch == NULL && promote[0] == NULL &&
+        promote[1] == NULL)
         return false;
     if (mode == NULL) {
         admin_buf_str(b, "ha-mode must be specified to specify ha-params, ha-sync-mode or "
@@ -213,12 +218,10 @@ admin_pol_mirror(json_t *def, struct admin_buf *b)
     }
     if (batch != NULL && !(json_is_integer(batch) && json_integer_value(batch) > 0))
         return admin_pol_given(b, "ha-sync-batch-size takes an integer greater than 0", batch);
-    json_t *promote[2] = {pos, pof};
-    static const char *const pname[2] = {"ha-promote-on-shutdown", "ha-promote-on-failure"};
     for (int i = 0; i < 2; i++)
         if (promote[i] != NULL && ((s = json_string_value(promote[i])) == NULL ||
                                    !admin_pol_one_of(s, "always|when-synced"))) {
-            admin_buf_printf(b, "%s must be \"always\" or \"when-synced\", got ", pname[i]);
+            admin_buf_printf(b, "%s must be \"always\" or \"when-synced\", got ", promote_keys[i]);
             admin_erl_term(b, promote[i]);
             return true;
         }
