@@ -131,6 +131,18 @@ struct conf {
     uint32_t management_ssl_port;
     char *management_ssl_certfile, *management_ssl_keyfile, *management_ssl_password;
     enum log_level log_level; /* log.level = info */
+    /* The outputs, as rabbitmq.conf names them (conf_log_options() resolves them): log.dir
+     * = . and log.file = false (owned; false: no file), log.file.level and log.console.level
+     * (not set: log.level), log.file.formatter and log.console.formatter = plaintext,
+     * log.file.rotation.size = 0 (never), log.file.rotation.count = 0, log.console = true
+     * (not set: on unless log.file is set). */
+    char *log_dir, *log_file;
+    enum log_level log_file_level, log_console_level;
+    enum log_format log_file_format, log_console_format;
+    uint64_t log_file_rotation_size;
+    uint32_t log_file_rotation_count;
+    bool log_console;
+    bool log_file_level_set, log_console_level_set, log_console_set; /* a file gave them */
     char *data_dir;           /* owns; data_dir = ./var (RocksDB lives under it) */
     /* RocksDB's memory: block cache (0: none), one memtable (0: RocksDB's 64 MiB), memtables.
      * store.block_cache_size = 32MB, store.write_buffer_size = 16MB, store.max_write_buffers = 2 */
@@ -166,6 +178,12 @@ void conf_free(struct conf *c);
 bool conf_is_loopback_user(const struct conf *c, const char *user);
 /* Whether list holds value (exactly, case included). */
 bool conf_list_has(const struct conf_list *list, const char *value);
+
+/* The log outputs c configures, as RabbitMQ resolves them: an output's level is log.level
+ * unless its own is set; the console is on when log.console = true, or when log.console is
+ * not set and either log.console.level is set (to other than none) or there is no log.file.
+ * o's strings borrow c's. */
+void conf_log_options(const struct conf *c, struct log_options *o);
 
 /* The free disk space limit in bytes, as RabbitMQ resolves disk_free_limit: the relative
  * setting times phys_mem (bytes of physical memory) when it is set and .absolute was not

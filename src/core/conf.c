@@ -95,6 +95,10 @@ static const struct {
     {CONF_F(ssl_cert_login_san_type), "email", CONF_SAN_EMAIL},
     {CONF_F(ssl_cert_login_san_type), "uri", CONF_SAN_URI},
     {CONF_F(ssl_cert_login_san_type), "other_name", CONF_SAN_OTHER_NAME},
+    {CONF_F(log_file_format), "plaintext", LOG_FORMAT_PLAIN},
+    {CONF_F(log_file_format), "json", LOG_FORMAT_JSON},
+    {CONF_F(log_console_format), "plaintext", LOG_FORMAT_PLAIN},
+    {CONF_F(log_console_format), "json", LOG_FORMAT_JSON},
 };
 #define CONF_NCHOICES (sizeof(conf_choices) / sizeof(conf_choices[0]))
 
@@ -197,6 +201,23 @@ static const struct conf_key conf_keys[] = {
      "numeric address of the HTTP API's listener; empty: every interface"},
     {"log.level", CONF_LEVEL, CONF_F(log_level), "info", 0, 0,
      "debug, info, warning, error, critical or none"},
+    {"log.dir", CONF_STR, CONF_F(log_dir), ".", 1, 4095, "directory of a relative log.file"},
+    {"log.file", CONF_STR, CONF_F(log_file), "false", 1, 4095,
+     "file to log to (under log.dir unless absolute); false: none"},
+    {"log.file.level", CONF_LEVEL, CONF_F(log_file_level), NULL, 0, 0,
+     "least severe messages written to the file; not set: log.level"},
+    {"log.file.formatter", CONF_ENUM, CONF_F(log_file_format), "plaintext", 0, 0,
+     "plaintext, or json: one JSON object per line (time, level, msg)"},
+    {"log.file.rotation.size", CONF_U64, CONF_F(log_file_rotation_size), "0", 0, 0,
+     "bytes past which the file is rotated (to <file>.0, .1...); 0: never"},
+    {"log.file.rotation.count", CONF_UINT, CONF_F(log_file_rotation_count), "0", 0, 1000,
+     "rotated files kept, <file>.0 the newest; 0: the file is emptied instead"},
+    {"log.console", CONF_BOOL, CONF_F(log_console), "true", 0, 0,
+     "log to stderr (the journal under systemd); not set: only when log.file is false"},
+    {"log.console.level", CONF_LEVEL, CONF_F(log_console_level), NULL, 0, 0,
+     "least severe messages written to stderr; not set: log.level"},
+    {"log.console.formatter", CONF_ENUM, CONF_F(log_console_format), "plaintext", 0, 0,
+     "plaintext, or json: one JSON object per line (time, level, msg)"},
     {"data_dir", CONF_STR, CONF_F(data_dir), "./var", 1, 4095,
      "directory of the message store (not a RabbitMQ key)"},
     {"store.block_cache_size", CONF_BYTES64, CONF_F(store_block_cache_size), "32MB", 0, 0,
@@ -838,6 +859,8 @@ conf_free(struct conf *c)
     free(c->default_pass);
     free(c->default_vhost);
     free(c->data_dir);
+    free(c->log_dir);
+    free(c->log_file);
     free(c->config_path);
     free(c->default_permissions_configure);
     free(c->default_permissions_write);
@@ -867,6 +890,28 @@ conf_is_loopback_user(const struct conf *c, const char *user)
         if (strcmp(c->loopback_users[i], user) == 0)
             return true;
     return false;
+}
+
+void
+conf_log_options(const struct conf *c, struct log_options *o)
+{
+    bool file = strcmp(c->log_file, "false") != 0;
+    *o = (struct log_options){
+        .console_level = c->log_console_level_set ? c->log_console_level : c->log_level,
+        .console_format = c->log_console_format,
+        .file = file ? c->log_file : NULL,
+        .dir = c->log_dir,
+        .file_level = c->log_file_level_set ? c->log_file_level : c->log_level,
+        .file_format = c->log_file_format,
+        .rotation_size = c->log_file_rotation_size,
+        .rotation_count = c->log_file_rotation_count,
+    };
+    if (c->log_console_set)
+        o->console = c->log_console;
+    else if (c->log_console_level_set)
+        o->console = c->log_console_level != LOG_NONE;
+    else
+        o->console = !file;
 }
 
 uint64_t
@@ -928,9 +973,16 @@ conf_parse_line(struct conf *c, struct conf_parse *ps, char *line)
         return conf_fail(ps, "missing value for %s", key);
     if (conf_set(c, ps, k, name, value) < 0)
         return -1;
-    /* RabbitMQ uses disk_free_limit.relative only when .absolute is not configured. */
+    /* Keys whose absence means something else: RabbitMQ uses disk_free_limit.relative only
+     * when .absolute is not configured, and derives the log outputs from the keys given. */
     if (k->field == CONF_F(disk_free_limit_absolute))
         c->disk_free_limit_absolute_set = true;
+    else if (k->field == CONF_F(log_file_level))
+        c->log_file_level_set = true;
+    else if (k->field == CONF_F(log_console_level))
+        c->log_console_level_set = true;
+    else if (k->field == CONF_F(log_console))
+        c->log_console_set = true;
     return 0;
 }
 

@@ -1,33 +1,88 @@
-/* Logging: one line per event on stderr, "2026-11-23 05:08:00.123 [warning] context: text".
- * Each line is built in a stack buffer and handed to a single write(2), so lines from
- * concurrent threads (the event loop, the store thread) never interleave. A line that does
- * not fit is cut and ends in "...". Control characters in the text become '?', so text
- * that carries peer input (queue names, reply texts) cannot forge a second log line. */
+/* Logging: one line per event, "2026-11-23 05:08:00.123 [warning] context: text", to stderr
+ * and/or a file, each output with its own level and format (plain, or RabbitMQ's JSON object
+ * per line). Each line is built in a stack buffer and handed to a single write(2), so lines
+ * from concurrent threads (the event loop, the store thread) never interleave. A line that
+ * does not fit is cut and ends in "...". Control characters in the text become '?', so text
+ * that carries peer input (queue names, reply texts) cannot forge a second log line; in JSON,
+ * bytes that are not UTF-8 become '?' too, so every line stays valid JSON.
+ *
+ * The file is appended to with plain write(2) calls, as nginx and redis do: a write lands in
+ * the page cache and returns, so the event loop waits for no disk. A write that fails (a full
+ * disk, an I/O error) drops its line and counts it (log_dropped()); the broker goes on, and
+ * the next line that makes it into the file is preceded by one saying how many were lost.
+ * Size-based rotation renames <file> to <file>.0, <file>.0 to <file>.1 and so on, as
+ * RabbitMQ's (Erlang logger_std_h's) rotation names them, then opens a new <file>. */
 #include "config.h"
 
 #include "warren/log.h"
 
 #include <errno.h>
-#include <stdbool.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Longest line written, newline included. Longer lines are cut and end in "...". */
+/* Longest plain line written, newline included. Longer lines are cut and end in "...". */
 #define LOG_LINE_MAX 4096
+/* A JSON line: the plain line's text with each byte escaped at most to two, and the fields. */
+#define LOG_JSON_MAX (2 * LOG_LINE_MAX + 128)
 
 enum log_level log_min_level = LOG_INFO;
+
+/* One output's settings. Written before other threads start (log_open) or by log_set_level;
+ * read by every logging thread. */
+struct log_out {
+    bool on;
+    enum log_level level;
+    enum log_format format;
+};
+
+static struct log_out log_console = {true, LOG_INFO, LOG_FORMAT_PLAIN};
+static struct log_out log_file_out = {false, LOG_INFO, LOG_FORMAT_PLAIN};
+
+/* The file's state, under lock: whichever thread writes, rotates or reopens holds it. */
+static struct {
+    pthread_mutex_t lock;
+    int fd;                  /* -1: no file */
+    char *path;              /* owns; NULL: no file */
+    uint64_t size;           /* bytes in the file: its size at open plus what we wrote */
+    uint64_t rotation_size;  /* 0: never rotate */
+    uint32_t rotation_count; /* archives kept */
+    uint64_t unreported;     /* lines dropped since the last line written */
+    int last_errno;          /* why the last of them was dropped */
+} log_file = {PTHREAD_MUTEX_INITIALIZER, -1, NULL, 0, 0, 0, 0, 0};
+
+static atomic_uint_least64_t log_dropped_lines;
 
 static const char *const log_level_names[] = {
     [LOG_DEBUG] = "debug", [LOG_INFO] = "info",         [LOG_WARNING] = "warning",
     [LOG_ERROR] = "error", [LOG_CRITICAL] = "critical", [LOG_NONE] = "none",
 };
 
+/* log_min_level from the outputs that are on. */
+static void
+log_update_min(void)
+{
+    enum log_level m = LOG_NONE;
+    if (log_console.on && log_console.level < m)
+        m = log_console.level;
+    if (log_file_out.on && log_file_out.level < m)
+        m = log_file_out.level;
+    log_min_level = m;
+}
+
 void
 log_set_level(enum log_level lvl)
 {
-    log_min_level = lvl;
+    log_console.level = lvl;
+    log_file_out.level = lvl;
+    log_update_min();
 }
 
 /* Accepts the rabbitmq.conf names exactly (lower case). Returns 0 with *out set, or -1. */
@@ -52,21 +107,28 @@ log_level_name(enum log_level lvl)
     return log_level_names[lvl];
 }
 
-/* Writes all n bytes of p to stderr, retrying on EINTR and short writes. A failing
- * stderr is ignored: there is nowhere left to report it. */
-static void
-log_emit(const char *p, size_t n)
+uint64_t
+log_dropped(void)
+{
+    return atomic_load(&log_dropped_lines);
+}
+
+/* Writes all n bytes of p to fd, retrying on EINTR and short writes. Returns 0, or -1 with
+ * errno set (what was not written is lost: the caller counts the line as dropped). */
+static int
+log_emit(int fd, const char *p, size_t n)
 {
     while (n > 0) {
-        ssize_t w = write(STDERR_FILENO, p, n);
+        ssize_t w = write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return;
+            return -1;
         }
         p += w;
         n -= (size_t)w;
     }
+    return 0;
 }
 
 /* Replaces control characters in s[0..n) by '?'. */
@@ -80,16 +142,85 @@ log_sanitize(char *s, size_t n)
     }
 }
 
-void
-log_writev(enum log_level lvl, const char *context, const char *fmt, va_list ap)
-{
-    if (!log_enabled(lvl))
-        return;
+/* One event, rendered for every format an output wants. */
+struct log_line {
+    char plain[LOG_LINE_MAX];
+    size_t plain_n, text_start; /* the text (context: text) starts at plain[text_start] */
+    char json[LOG_JSON_MAX];
+    size_t json_n; /* 0: not rendered */
+};
 
-    char line[LOG_LINE_MAX];
+/* The length of the well-formed UTF-8 sequence at s[0..n), or 0 if there is none there
+ * (a stray continuation byte, a truncated or overlong sequence, a surrogate, > U+10FFFF). */
+static size_t
+log_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned lo = 0x80, hi = 0xbf; /* the allowed range of the second byte */
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else
+        return 0;
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+/* Renders l->json from the plain line's text: {"time":"<RFC 3339, space, microseconds, local
+ * offset>","level":"<name>","msg":"<text>"}, RabbitMQ's JSON formatter's fields and time
+ * format, with a newline. */
+static void
+log_render_json(struct log_line *l, enum log_level lvl, const struct timespec *ts,
+                const struct tm *tm)
+{
+    char *j = l->json;
+    size_t n = strftime(j, LOG_JSON_MAX, "{\"time\":\"%Y-%m-%d %H:%M:%S", tm);
+    long off = tm->tm_gmtoff / 60;
+    n += (size_t)snprintf(j + n, LOG_JSON_MAX - n,
+                          ".%06ld%c%02ld:%02ld\",\"level\":\"%s\",\"msg\":\"", ts->tv_nsec / 1000L,
+                          off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60, log_level_name(lvl));
+    const unsigned char *t = (const unsigned char *)l->plain + l->text_start;
+    size_t tn = l->plain_n - 1 - l->text_start; /* without the newline */
+    for (size_t i = 0; i < tn;) {
+        size_t k = log_utf8_len(t + i, tn - i);
+        if (k == 0) {
+            j[n++] = '?';
+            i++;
+            continue;
+        }
+        if (t[i] == '"' || t[i] == '\\')
+            j[n++] = '\\';
+        memcpy(j + n, t + i, k);
+        n += k;
+        i += k;
+    }
+    memcpy(j + n, "\"}\n", 3);
+    l->json_n = n + 3;
+}
+
+/* Renders one event into l: the plain line always, the JSON one if json. */
+static void
+log_render(struct log_line *l, enum log_level lvl, bool json, const char *context, const char *fmt,
+           va_list ap)
+{
+    char *line = l->plain;
     /* Text may fill line[0 .. room - 1); a cut line ends there and the newline takes the
      * last byte, where the formatting functions put their NUL. */
-    const size_t room = sizeof(line);
+    const size_t room = sizeof(l->plain);
     size_t n = 0;
 
     struct timespec ts;
@@ -129,7 +260,131 @@ log_writev(enum log_level lvl, const char *context, const char *fmt, va_list ap)
         memcpy(line + n - 3, "...", 3);
     log_sanitize(line + text_start, n - text_start);
     line[n++] = '\n';
-    log_emit(line, n);
+    l->plain_n = n;
+    l->text_start = text_start;
+    l->json_n = 0;
+    if (json)
+        log_render_json(l, lvl, &ts, &tm);
+}
+
+/* log_render() with its arguments inline. */
+static void log_renderf(struct log_line *l, enum log_level lvl, bool json, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+log_renderf(struct log_line *l, enum log_level lvl, bool json, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_render(l, lvl, json, NULL, fmt, ap);
+    va_end(ap);
+}
+
+/* The rendering of l that out wants, and its length. */
+static const char *
+log_line_for(const struct log_line *l, const struct log_out *out, size_t *n)
+{
+    if (out->format == LOG_FORMAT_JSON) {
+        *n = l->json_n;
+        return l->json;
+    }
+    *n = l->plain_n;
+    return l->plain;
+}
+
+static void
+log_drop(int err)
+{
+    atomic_fetch_add(&log_dropped_lines, 1);
+    log_file.unreported++;
+    log_file.last_errno = err;
+}
+
+/* Moves <path>.<i-1> to <path>.<i> down to <path> to <path>.0 and opens a new <path>; with no
+ * archives to keep, empties the file instead. Lock held. Returns 0, or -1 with errno set,
+ * writing going on into the file it had. */
+static int
+log_file_rotate(void)
+{
+    char from[PATH_MAX + 16], to[PATH_MAX + 16];
+    if (log_file.rotation_count == 0) {
+        if (ftruncate(log_file.fd, 0) < 0)
+            return -1;
+        log_file.size = 0;
+        return 0;
+    }
+    for (uint32_t i = log_file.rotation_count - 1; i > 0; i--) {
+        snprintf(from, sizeof(from), "%s.%u", log_file.path, i - 1);
+        snprintf(to, sizeof(to), "%s.%u", log_file.path, i);
+        if (rename(from, to) < 0 && errno != ENOENT)
+            return -1;
+    }
+    snprintf(to, sizeof(to), "%s.0", log_file.path);
+    if (rename(log_file.path, to) < 0)
+        return -1;
+    int fd = open(log_file.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd < 0)
+        return -1; /* lines go on into <path>.0 until a rotation or reopen succeeds */
+    close(log_file.fd);
+    log_file.fd = fd;
+    log_file.size = 0;
+    return 0;
+}
+
+/* Appends l (as log_file_out's format wants it) to the file, rotating first when it would pass
+ * rotation_size, and after lines were dropped, a line saying how many first. */
+static void
+log_file_write(const struct log_line *l)
+{
+    size_t n;
+    const char *p = log_line_for(l, &log_file_out, &n);
+    pthread_mutex_lock(&log_file.lock);
+    if (log_file.fd < 0) {
+        pthread_mutex_unlock(&log_file.lock);
+        return;
+    }
+    if (log_file.rotation_size > 0 && log_file.size > 0 &&
+        log_file.size + n > log_file.rotation_size && log_file_rotate() < 0)
+        log_file.size = 0; /* not again at each line: the next try is rotation_size later */
+    if (log_file.unreported > 0) {
+        struct log_line note;
+        size_t nn;
+        log_renderf(&note, LOG_WARNING, log_file_out.format == LOG_FORMAT_JSON,
+                    "%llu log lines dropped: writing %s failed: %s",
+                    (unsigned long long)log_file.unreported, log_file.path,
+                    strerror(log_file.last_errno));
+        const char *np = log_line_for(&note, &log_file_out, &nn);
+        if (log_emit(log_file.fd, np, nn) == 0) {
+            log_file.size += nn;
+            log_file.unreported = 0;
+        }
+    }
+    if (log_file.unreported == 0 && log_emit(log_file.fd, p, n) == 0)
+        log_file.size += n;
+    else
+        log_drop(errno);
+    pthread_mutex_unlock(&log_file.lock);
+}
+
+void
+log_writev(enum log_level lvl, const char *context, const char *fmt, va_list ap)
+{
+    if (!log_enabled(lvl))
+        return;
+    bool to_console = log_console.on && lvl >= log_console.level;
+    bool to_file = log_file_out.on && lvl >= log_file_out.level;
+    bool json = (to_console && log_console.format == LOG_FORMAT_JSON) ||
+                (to_file && log_file_out.format == LOG_FORMAT_JSON);
+    struct log_line l;
+    log_render(&l, lvl, json, context, fmt, ap);
+    if (to_console) {
+        size_t n;
+        const char *p = log_line_for(&l, &log_console, &n);
+        if (log_emit(STDERR_FILENO, p, n) < 0)
+            atomic_fetch_add(&log_dropped_lines, 1);
+    }
+    if (to_file)
+        log_file_write(&l);
 }
 
 void
@@ -139,6 +394,100 @@ log_write(enum log_level lvl, const char *context, const char *fmt, ...)
     va_start(ap, fmt);
     log_writev(lvl, context, fmt, ap);
     va_end(ap);
+}
+
+/* Opens path for appending. Returns the descriptor with *size set to the file's size, or -1
+ * with err set. */
+static int
+log_file_open(const char *path, uint64_t *size, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "cannot open log file %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *size = (uint64_t)st.st_size;
+    return fd;
+}
+
+int
+log_open(const struct log_options *o, char *err, size_t errlen)
+{
+    char *path = NULL;
+    int fd = -1;
+    uint64_t size = 0;
+    if (o->file != NULL) {
+        bool join = o->file[0] != '/' && o->dir != NULL && o->dir[0] != '\0';
+        size_t len = (join ? strlen(o->dir) + 1 : 0) + strlen(o->file);
+        if (len >= PATH_MAX) {
+            snprintf(err, errlen, "log file name longer than %d bytes", PATH_MAX - 1);
+            return -1;
+        }
+        if ((path = malloc(len + 1)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        size_t dn = 0;
+        if (join) {
+            dn = strlen(o->dir);
+            memcpy(path, o->dir, dn);
+            path[dn++] = '/';
+        }
+        memcpy(path + dn, o->file, strlen(o->file) + 1);
+        if ((fd = log_file_open(path, &size, err, errlen)) < 0) {
+            free(path);
+            return -1;
+        }
+    }
+    log_close();
+    pthread_mutex_lock(&log_file.lock);
+    log_file.fd = fd;
+    log_file.path = path;
+    log_file.size = size;
+    log_file.rotation_size = o->rotation_size;
+    log_file.rotation_count = o->rotation_count;
+    pthread_mutex_unlock(&log_file.lock);
+    log_console = (struct log_out){o->console, o->console_level, o->console_format};
+    log_file_out = (struct log_out){fd >= 0, o->file_level, o->file_format};
+    log_update_min();
+    return 0;
+}
+
+int
+log_reopen(char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&log_file.lock);
+    if (log_file.path != NULL) {
+        uint64_t size;
+        int fd = log_file_open(log_file.path, &size, err, errlen);
+        if (fd < 0) {
+            rc = -1;
+        } else {
+            close(log_file.fd);
+            log_file.fd = fd;
+            log_file.size = size;
+        }
+    }
+    pthread_mutex_unlock(&log_file.lock);
+    return rc;
+}
+
+void
+log_close(void)
+{
+    pthread_mutex_lock(&log_file.lock);
+    if (log_file.fd >= 0)
+        close(log_file.fd);
+    free(log_file.path);
+    log_file.fd = -1;
+    log_file.path = NULL;
+    pthread_mutex_unlock(&log_file.lock);
+    log_file_out.on = false;
+    log_update_min();
 }
 
 /* Writes the escaped form of byte c into out (at most 4 bytes, no NUL) and returns its

@@ -581,6 +581,67 @@ START_TEST(test_access_keys)
 }
 END_TEST
 
+/* The log outputs as RabbitMQ resolves log.* keys: per-output levels fall back to log.level;
+ * the console is on unless only a file is configured. want: console?level/format
+ * file?level/format/size/count, '-' for an output that is off. */
+static const struct {
+    const char *text, *want, *err;
+} log_keys[] = {
+    {"", "console=info/plaintext file=-", NULL},
+    {"log.level = debug\n", "console=debug/plaintext file=-", NULL},
+    {"log.file = /var/log/w.log\n", "console=- file=/var/log/w.log:info/plaintext/0/0", NULL},
+    {"log.dir = /var/log/warren\nlog.file = w.log\nlog.file.level = warning\n"
+     "log.file.formatter = json\nlog.file.rotation.size = 10485760\n"
+     "log.file.rotation.count = 5\nlog.console = true\n",
+     "console=info/plaintext file=/var/log/warren+w.log:warning/json/10485760/5", NULL},
+    {"log.file = w.log\nlog.console.level = debug\nlog.console.formatter = json\n",
+     "console=debug/json file=.+w.log:info/plaintext/0/0", NULL},
+    {"log.file = w.log\nlog.console.level = none\n", "console=- file=.+w.log:info/plaintext/0/0",
+     NULL},
+    {"log.console = false\n", "console=- file=-", NULL},
+    {"log.file = false\nlog.console.level = error\n", "console=error/plaintext file=-", NULL},
+    {"log.file.formatter = xml\n", NULL,
+     "bad value 'xml' for log.file.formatter: expected plaintext, json"},
+    {"log.console = yes\n", NULL, "bad value 'yes' for log.console: expected true or false"},
+    {"log.file.rotation.count = 1001\n", NULL,
+     "bad value '1001' for log.file.rotation.count: expected an integer 0..1000"},
+    {"log.file.level = verbose\n", NULL, "bad value 'verbose' for log.file.level"},
+};
+
+START_TEST(test_log_keys)
+{
+    struct conf c;
+    struct log_options o;
+    char path[64], err[256] = "", buf[256];
+    const char *text = log_keys[_i].text;
+    int rc = load_text(&c, path, text, strlen(text), err, sizeof(err));
+    if (log_keys[_i].err != NULL) {
+        ck_assert_int_eq(rc, -1);
+        ck_assert_msg(strstr(err, log_keys[_i].err) != NULL, "%s", err);
+        conf_free(&c);
+        return;
+    }
+    ck_assert_msg(rc == 0, "%s", err);
+    conf_log_options(&c, &o);
+    static const char *const fmts[] = {"plaintext", "json"};
+    size_t n = (size_t)snprintf(buf, sizeof(buf), "console=");
+    if (o.console)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s/%s", log_level_name(o.console_level),
+                              fmts[o.console_format]);
+    else
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "-");
+    if (o.file != NULL)
+        snprintf(buf + n, sizeof(buf) - n, " file=%s%s%s:%s/%s/%llu/%u",
+                 o.file[0] == '/' ? "" : o.dir, o.file[0] == '/' ? "" : "+", o.file,
+                 log_level_name(o.file_level), fmts[o.file_format],
+                 (unsigned long long)o.rotation_size, o.rotation_count);
+    else
+        snprintf(buf + n, sizeof(buf) - n, " file=-");
+    ck_assert_str_eq(buf, log_keys[_i].want);
+    conf_free(&c);
+}
+END_TEST
+
 START_TEST(test_shipped_conf)
 {
     FILE *f = fopen(WARREN_SRCDIR "/etc/warren.conf", "r");
@@ -814,6 +875,7 @@ conf_suite(void)
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_too_many);
     tcase_add_test(tc, test_shipped_conf);
+    tcase_add_loop_test(tc, test_log_keys, 0, sizeof(log_keys) / sizeof(log_keys[0]));
     tcase_add_loop_test(tc, test_access_keys, 0, sizeof(access_keys) / sizeof(access_keys[0]));
     tcase_add_test(tc, test_tls_keys);
     suite_add_tcase(s, tc);

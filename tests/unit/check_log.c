@@ -1,13 +1,16 @@
 /* Unit tests for src/core/log.c: the line format, level filtering, long-line truncation,
- * control characters in the text, level names, and log_escape()'s escaping and
- * truncation. Lines are captured by pointing stderr at a temporary file. */
+ * control characters in the text, level names, log_escape()'s escaping and truncation, the
+ * JSON format, the file output's rotation, and writes that fail (/dev/full: a full disk).
+ * Console lines are captured by pointing stderr at a temporary file. */
 #include "config.h"
 
+#include <dirent.h>
 #include <regex.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -179,6 +182,120 @@ START_TEST(test_escape)
 }
 END_TEST
 
+/* Back to the start-up output: stderr, plain, info, no file. */
+static void
+log_defaults(void)
+{
+    char err[256];
+    struct log_options o = {.console = true, .console_level = LOG_INFO, .file_level = LOG_INFO};
+    ck_assert_int_eq(log_open(&o, err, sizeof(err)), 0);
+}
+
+/* JSON lines: RabbitMQ's fields, quotes and backslashes escaped, control characters and
+ * bytes that are not UTF-8 as '?', UTF-8 kept. */
+START_TEST(test_json)
+{
+    char err[256];
+    struct log_options o = {.console = true,
+                            .console_level = LOG_INFO,
+                            .console_format = LOG_FORMAT_JSON,
+                            .file_level = LOG_INFO};
+    ck_assert_int_eq(log_open(&o, err, sizeof(err)), 0);
+    capture_begin();
+    log_write(LOG_WARNING, "conn 1", "queue 'a\"b\\c\n\xff\xc3\xa9\xe2\x82' gone");
+    log_msg(LOG_DEBUG, "not written");
+    const char *out = capture_end();
+    log_defaults();
+    assert_matches(out, "^\\{\"time\":\"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\."
+                        "[0-9]{6}[+-][0-9]{2}:[0-9]{2}\",\"level\":\"warning\",\"msg\":\"conn 1: "
+                        "queue 'a\\\\\"b\\\\\\\\c\\?\\?\xc3\xa9\\?\\?' gone\"\\}\n$");
+}
+END_TEST
+
+static int
+count_lines(const char *path, size_t *bytes)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    int n = 0, ch;
+    *bytes = 0;
+    while ((ch = fgetc(f)) != EOF) {
+        (*bytes)++;
+        n += ch == '\n';
+    }
+    fclose(f);
+    return n;
+}
+
+/* Size-based rotation: <file>.0 is the newest archive, count archives are kept, no file passes
+ * the size, and no line is lost or split on the way (the last 2 + 1 files hold the last lines). */
+START_TEST(test_rotation)
+{
+    char dir[] = "/tmp/check_log_XXXXXX", err[256], path[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct log_options o = {.console = false,
+                            .file = "w.log",
+                            .dir = dir,
+                            .file_level = LOG_INFO,
+                            .rotation_size = 400,
+                            .rotation_count = 2};
+    ck_assert_int_eq(log_open(&o, err, sizeof(err)), 0);
+    for (int i = 0; i < 40; i++)
+        log_msg(LOG_INFO, "line %02d", i); /* 40 bytes a line: 10 per file */
+    log_defaults();
+    int total = 0;
+    static const char *const names[] = {"w.log", "w.log.0", "w.log.1"};
+    for (int i = 0; i < 3; i++) {
+        size_t bytes;
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        int n = count_lines(path, &bytes);
+        ck_assert_msg(n > 0, "%s: no lines", path);
+        ck_assert_uint_le(bytes, 400);
+        total += n;
+        unlink(path);
+    }
+    snprintf(path, sizeof(path), "%s/w.log.2", dir);
+    ck_assert_int_eq(access(path, F_OK), -1);
+    ck_assert_int_eq(total, 30);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* A file that cannot be written (/dev/full: ENOSPC on every write) drops lines and counts them;
+ * logging goes on, and the console still gets every line. */
+START_TEST(test_full_disk)
+{
+    char err[256];
+    struct log_options o = {
+        .console = true, .console_level = LOG_INFO, .file = "/dev/full", .file_level = LOG_INFO};
+    ck_assert_int_eq(log_open(&o, err, sizeof(err)), 0);
+    uint64_t before = log_dropped();
+    capture_begin();
+    for (int i = 0; i < 3; i++)
+        log_msg(LOG_ERROR, "line %d", i);
+    const char *out = capture_end();
+    log_defaults();
+    ck_assert_uint_eq(log_dropped() - before, 3);
+    ck_assert_ptr_nonnull(strstr(out, "line 2\n"));
+}
+END_TEST
+
+START_TEST(test_open_fails)
+{
+    char err[256] = "";
+    struct log_options o = {.console = true,
+                            .console_level = LOG_INFO,
+                            .file = "/nonexistent-dir/w.log",
+                            .file_level = LOG_INFO};
+    ck_assert_int_eq(log_open(&o, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "cannot open log file /nonexistent-dir/w.log: No such file or directory");
+    capture_begin();
+    log_msg(LOG_INFO, "still on stderr");
+    ck_assert_ptr_nonnull(strstr(capture_end(), "still on stderr\n"));
+}
+END_TEST
+
 static Suite *
 log_suite(void)
 {
@@ -190,6 +307,10 @@ log_suite(void)
     tcase_add_test(tc, test_control_chars);
     tcase_add_test(tc, test_level_names);
     tcase_add_loop_test(tc, test_escape, 0, sizeof(escapes) / sizeof(escapes[0]));
+    tcase_add_test(tc, test_json);
+    tcase_add_test(tc, test_rotation);
+    tcase_add_test(tc, test_full_disk);
+    tcase_add_test(tc, test_open_fails);
     suite_add_tcase(s, tc);
     return s;
 }
