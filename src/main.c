@@ -3,9 +3,11 @@
  * listens for AMQP and for the HTTP API (warren/mgmt.h), and runs the event loop until
  * SIGTERM or SIGINT; then stops accepting, closes every connection with 320
  * CONNECTION_FORCED, flushes the store and exits 0. SIGHUP reloads the TLS certificate and
- * key. */
+ * key; SIGUSR1 reopens the log file (after logrotate moved it). Under systemd (Type=notify) it
+ * says READY=1 once it listens and STOPPING=1 when a signal starts the shutdown. */
 #include "config.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include "warren/msg.h"
 #include "warren/net.h"
 #include "warren/queue.h"
+#include "warren/sdnotify.h"
 #include "warren/store.h"
 #include "warren/vhost.h"
 
@@ -60,6 +63,26 @@ main_on_sighup(evutil_socket_t sig, short what, void *arg)
     net_server_tls_reload(m->net);
 }
 
+/* SIGUSR1: the log file is reopened by name, so that an external logrotate (without
+ * copytruncate) can move it away; the broker's own rotation needs no signal. */
+static void
+main_on_sigusr1(evutil_socket_t sig, short what, void *arg)
+{
+    char err[512];
+    if (log_reopen(err, sizeof(err)) < 0)
+        log_msg(LOG_ERROR, "SIGUSR1: %s; still writing to the old file", err);
+    else
+        log_msg(LOG_INFO, "SIGUSR1: log file reopened");
+}
+
+/* Tells systemd (if it started us) state; a failure is logged, never fatal. */
+static void
+main_notify(const char *state)
+{
+    if (sdnotify_send(state) < 0)
+        log_msg(LOG_WARNING, "cannot notify systemd (%s) of %s", strerror(errno), state);
+}
+
 static void
 main_on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -70,6 +93,7 @@ main_on_signal(evutil_socket_t sig, short what, void *arg)
     }
     m->stopping = true;
     log_msg(LOG_INFO, "%s: shutting down", strsignal((int)sig));
+    main_notify("STOPPING=1");
     /* From now on nothing is deleted from disk: closing connections drop their consumers,
      * and durable auto-delete queues must come back after the restart, as in RabbitMQ. */
     durable_detach(m->durable, m->vhosts);
@@ -104,7 +128,14 @@ main(int argc, char **argv)
     case CONF_RUN:
         break;
     }
-    log_set_level(conf.log_level);
+    struct log_options logopts;
+    char logerr[512];
+    conf_log_options(&conf, &logopts);
+    if (log_open(&logopts, logerr, sizeof(logerr)) < 0) {
+        log_msg(LOG_CRITICAL, "%s", logerr);
+        conf_free(&conf);
+        return 1;
+    }
     if (msg_heap_setup() < 0)
         log_msg(LOG_WARNING, "glibc refused the heap settings for messages: large messages "
                              "will be slower");
@@ -114,7 +145,7 @@ main(int argc, char **argv)
     int rc = 1;
     char err[512];
     struct server_main m = {0};
-    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL, *sigusr1 = NULL;
     struct store *store = NULL;
     struct durable *durable = NULL;
     struct admin *admin = NULL;
@@ -194,12 +225,15 @@ main(int argc, char **argv)
     sigterm = evsignal_new(m.base, SIGTERM, main_on_signal, &m);
     sigint = evsignal_new(m.base, SIGINT, main_on_signal, &m);
     sighup = evsignal_new(m.base, SIGHUP, main_on_sighup, &m);
-    if (sigterm == NULL || sigint == NULL || sighup == NULL || evsignal_add(sigterm, NULL) < 0 ||
-        evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0) {
+    sigusr1 = evsignal_new(m.base, SIGUSR1, main_on_sigusr1, &m);
+    if (sigterm == NULL || sigint == NULL || sighup == NULL || sigusr1 == NULL ||
+        evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
+        evsignal_add(sighup, NULL) < 0 || evsignal_add(sigusr1, NULL) < 0) {
         log_msg(LOG_CRITICAL, "cannot install signal handlers");
         goto out;
     }
     log_msg(LOG_INFO, "ready: data directory %s", conf.data_dir);
+    main_notify("READY=1");
     if (event_base_dispatch(m.base) < 0) {
         log_msg(LOG_CRITICAL, "event loop failed");
         goto out;
@@ -212,6 +246,8 @@ out:
         event_free(sigint);
     if (sighup != NULL)
         event_free(sighup);
+    if (sigusr1 != NULL)
+        event_free(sigusr1);
     mgmt_free(mgmt); /* answers nothing more: a change still in flight is durable or lost */
     durable_detach(durable, &vhosts); /* (again, unless a signal stopped the loop) */
     if (admin != NULL)
@@ -230,8 +266,12 @@ out:
         auth_db_free(auth);
     if (m.base != NULL)
         event_base_free(m.base);
+    if (log_dropped() > 0)
+        log_msg(LOG_WARNING, "%llu log lines could not be written",
+                (unsigned long long)log_dropped());
     if (rc == 0)
         log_msg(LOG_INFO, "stopped");
+    log_close();
     conf_free(&conf);
     return rc;
 }
