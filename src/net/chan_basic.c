@@ -666,7 +666,7 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
     enum publish_status st = PUBLISH_OK;
     struct publish_outcome out = {0};
     if (direct == 0)
-        st = publish_message(ch->conn->vhost, m, &ch->route, &out);
+        st = publish_message(ch->conn->vhost, &m, &ch->route, &out);
     if (st == PUBLISH_NO_EXCHANGE) {
         msg_unref(&m);
         return chan_raise(ch, WIRE_NOT_FOUND, WIRE_BASIC_PUBLISH,
@@ -745,6 +745,8 @@ chan_publish_header(struct chan *ch, const struct frame_content_header *h,
     char why[320];
     if ((props->flags & WIRE_BASIC_EXPIRATION_FLAG) &&
         queue_args_expiration(props->expiration, &expiration_ms, why, sizeof(why)) < 0)
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH, "%s", why);
+    if (props->headers.len > 0 && publish_check_header_routes(props->headers, why, sizeof(why)) < 0)
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH, "%s", why);
     struct wire_str ex = {(const uint8_t *)ch->publish_exchange, ch->publish_exchange_len};
     struct wire_str rk = {(const uint8_t *)ch->publish_rk, ch->publish_rk_len};

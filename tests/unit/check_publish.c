@@ -83,14 +83,14 @@ START_TEST(test_pipeline)
     struct route_result scratch = {0};
     struct publish_outcome out;
     struct msg *m = new_msg("", "a");
-    ck_assert_int_eq(publish_message(vh, m, &scratch, &out), PUBLISH_OK);
+    ck_assert_int_eq(publish_message(vh, &m, &scratch, &out), PUBLISH_OK);
     ck_assert_uint_eq(out.n_queues, 1);
     ck_assert(!out.stored);
     ck_assert_uint_eq(q[0]->n_ready, 1);
     msg_unref(&m);
 
     m = new_msg("amq.fanout", "ignored");
-    ck_assert_int_eq(publish_message(vh, m, &scratch, &out), PUBLISH_OK);
+    ck_assert_int_eq(publish_message(vh, &m, &scratch, &out), PUBLISH_OK);
     ck_assert_uint_eq(out.n_queues, 3);
     ck_assert_uint_eq(m->refs, 1 + 2); /* ours, and a's and c's entries: b dispatched it */
     ck_assert_int_eq(delivered, 1);
@@ -100,13 +100,13 @@ START_TEST(test_pipeline)
     msg_unref(&m);
 
     m = new_msg("", "nowhere");
-    ck_assert_int_eq(publish_message(vh, m, &scratch, &out), PUBLISH_OK);
+    ck_assert_int_eq(publish_message(vh, &m, &scratch, &out), PUBLISH_OK);
     ck_assert_uint_eq(out.n_queues, 0);
-    ck_assert_int_eq(publish_message(vh, m, &scratch, &out), PUBLISH_OK);
+    ck_assert_int_eq(publish_message(vh, &m, &scratch, &out), PUBLISH_OK);
     msg_unref(&m);
 
     m = new_msg("no-such-exchange", "a");
-    ck_assert_int_eq(publish_message(vh, m, &scratch, &out), PUBLISH_NO_EXCHANGE);
+    ck_assert_int_eq(publish_message(vh, &m, &scratch, &out), PUBLISH_NO_EXCHANGE);
     ck_assert_uint_eq(out.n_queues, 0);
     ck_assert_uint_eq(m->refs, 1);
     msg_unref(&m);
