@@ -668,10 +668,12 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
     if (direct == 0)
         st = publish_message(ch->conn->vhost, &m, &ch->route, &out);
     if (st == PUBLISH_NO_EXCHANGE) {
+        /* ex points into m: the text is made before m goes. */
+        int rc =
+            chan_raise(ch, WIRE_NOT_FOUND, WIRE_BASIC_PUBLISH, "no exchange '%.*s' in vhost '%s'",
+                       WIRE_STR_ARG(ex), ch->conn->vhost->name);
         msg_unref(&m);
-        return chan_raise(ch, WIRE_NOT_FOUND, WIRE_BASIC_PUBLISH,
-                          "no exchange '%.*s' in vhost '%s'", WIRE_STR_ARG(ex),
-                          ch->conn->vhost->name);
+        return rc;
     }
     if (out.stored) {
         if (ch->tx_mode)
