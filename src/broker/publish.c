@@ -121,18 +121,53 @@ publish_route_keys(struct vhost *vh, struct exch *x, const struct wire_str *keys
     return 0;
 }
 
-/* The queues m goes to, into r; k: its routing keys. PUBLISH_OK, NO_EXCHANGE or NOMEM. */
+/* The queues m goes to, into r, by its routing key alone: a message without headers, so
+ * without CC or BCC, the common case, routed as directly as before those headers counted.
+ * PUBLISH_OK, NO_EXCHANGE or NOMEM. */
 static enum publish_status
-publish_route(struct vhost *vh, struct msg *m, const struct publish_keys *k, struct route_result *r)
+publish_route_plain(struct vhost *vh, struct msg *m, struct route_result *r)
 {
     struct wire_str ex = {m->exchange, m->exchange_len};
-    struct exch *e = NULL;
-    if (ex.len > 0 && (e = vhost_exch_find(vh, ex)) == NULL) {
-        r->n = 0;
-        return PUBLISH_NO_EXCHANGE;
+    struct wire_str rk = {m->routing_key, m->routing_key_len};
+    r->n = 0;
+    if (ex.len == 0) {
+        struct queue *q = vhost_queue_find(vh, rk);
+        return q == NULL || route_result_add(r, q) == 0 ? PUBLISH_OK : PUBLISH_NOMEM;
     }
-    return publish_route_keys(vh, e, k->v, k->n, msg_headers(m), r) == 0 ? PUBLISH_OK
-                                                                         : PUBLISH_NOMEM;
+    struct exch *e = vhost_exch_find(vh, ex);
+    if (e == NULL)
+        return PUBLISH_NO_EXCHANGE;
+    return exch_route(e, rk, (struct wire_table){NULL, 0}, r) == 0 ? PUBLISH_OK : PUBLISH_NOMEM;
+}
+
+/* The queues *mp (a message with headers) goes to, into r, by its routing key and CC and BCC
+ * keys; with a BCC header, *mp is replaced by its copy without it (publish_message). Same
+ * results as publish_route_plain. */
+static enum publish_status
+publish_route_headers(struct vhost *vh, struct msg **mp, struct route_result *r)
+{
+    struct msg *m = *mp;
+    struct wire_str ex = {m->exchange, m->exchange_len};
+    struct exch *e = NULL;
+    struct publish_keys k;
+    r->n = 0;
+    if (ex.len > 0 && (e = vhost_exch_find(vh, ex)) == NULL)
+        return PUBLISH_NO_EXCHANGE;
+    if (publish_keys_init(&k, m) < 0)
+        return PUBLISH_NOMEM;
+    int rc = publish_route_keys(vh, e, k.v, k.n, msg_headers(m), r);
+    publish_keys_free(&k);
+    if (rc < 0)
+        return PUBLISH_NOMEM;
+    if (k.bcc) {
+        /* Routed with the BCC keys: now the copy the queues get, without them. */
+        struct msg *copy = msg_without_header(m, "BCC");
+        if (copy == NULL)
+            return PUBLISH_NOMEM;
+        msg_unref(mp);
+        *mp = copy;
+    }
+    return PUBLISH_OK;
 }
 
 /* A persistent message going to stored queues: with several, one shared record. Returns
@@ -201,28 +236,12 @@ enum publish_status
 publish_message(struct vhost *vh, struct msg **mp, struct route_result *scratch,
                 struct publish_outcome *out)
 {
-    struct msg *m = *mp;
-    struct publish_keys k;
     *out = (struct publish_outcome){0};
-    if (publish_keys_init(&k, m) < 0) {
-        publish_log_nomem(vh, m, 0);
-        return PUBLISH_NOMEM;
-    }
-    enum publish_status st = publish_route(vh, m, &k, scratch);
-    publish_keys_free(&k);
-    if (st == PUBLISH_OK && k.bcc) {
-        /* Routed with the BCC keys: now the copy the queues get, without them. */
-        struct msg *copy = msg_without_header(m, "BCC");
-        if (copy == NULL) {
-            st = PUBLISH_NOMEM;
-        } else {
-            msg_unref(mp);
-            *mp = m = copy;
-        }
-    }
+    enum publish_status st = (*mp)->headers_len == 0 ? publish_route_plain(vh, *mp, scratch)
+                                                     : publish_route_headers(vh, mp, scratch);
     if (st == PUBLISH_NOMEM)
-        publish_log_nomem(vh, m, 0);
+        publish_log_nomem(vh, *mp, 0);
     if (st != PUBLISH_OK)
         return st;
-    return publish_routed(vh, m, scratch, out);
+    return publish_routed(vh, *mp, scratch, out);
 }
