@@ -3,7 +3,8 @@
  *  1. route: the default exchange (the queue named by the routing key) or the named
  *     exchange's bindings, exchange-to-exchange bindings and alternate exchanges included,
  *     with the routing key and the keys of the CC and BCC headers (RabbitMQ's sender-selected
- *     distribution); the queues get the message without its BCC header;
+ *     distribution); the queues get the message without its BCC header, which headers
+ *     exchanges match already;
  *  2. refuse: queues at their length limit with x-overflow reject-publish drop out;
  *  3. store: a persistent message reaching several stored queues gets one shared record;
  *  4. enqueue on every queue left (queue_cmd_enqueue, which writes what is stored);

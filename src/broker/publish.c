@@ -146,7 +146,7 @@ publish_route_plain(struct vhost *vh, struct msg *m, struct route_result *r)
 static enum publish_status
 publish_route_headers(struct vhost *vh, struct msg **mp, struct route_result *r)
 {
-    struct msg *m = *mp;
+    struct msg *m = *mp, *routed = m;
     struct wire_str ex = {m->exchange, m->exchange_len};
     struct exch *e = NULL;
     struct publish_keys k;
@@ -155,19 +155,19 @@ publish_route_headers(struct vhost *vh, struct msg **mp, struct route_result *r)
         return PUBLISH_NO_EXCHANGE;
     if (publish_keys_init(&k, m) < 0)
         return PUBLISH_NOMEM;
-    int rc = publish_route_keys(vh, e, k.v, k.n, msg_headers(m), r);
-    publish_keys_free(&k);
-    if (rc < 0)
+    /* RabbitMQ removes BCC before routing: headers exchanges match the copy's headers, the
+     * keys (borrowed from m, alive until the end) still include BCC's. */
+    if (k.bcc && (routed = msg_without_header(m, "BCC")) == NULL) {
+        publish_keys_free(&k);
         return PUBLISH_NOMEM;
-    if (k.bcc) {
-        /* Routed with the BCC keys: now the copy the queues get, without them. */
-        struct msg *copy = msg_without_header(m, "BCC");
-        if (copy == NULL)
-            return PUBLISH_NOMEM;
-        msg_unref(mp);
-        *mp = copy;
     }
-    return PUBLISH_OK;
+    int rc = publish_route_keys(vh, e, k.v, k.n, msg_headers(routed), r);
+    publish_keys_free(&k);
+    if (routed != m) {
+        msg_unref(mp);
+        *mp = routed;
+    }
+    return rc == 0 ? PUBLISH_OK : PUBLISH_NOMEM;
 }
 
 /* A persistent message going to stored queues: with several, one shared record. Returns

@@ -3,7 +3,8 @@ and/or "BCC" header (an array of longstr) is routed by its routing key and by ea
 keys, each queue getting one copy, on direct and topic exchanges, the default exchange,
 through exchange-to-exchange bindings, and to the alternate exchange only when no key
 matched; fanout and headers exchanges ignore the keys. What the queues get has no BCC header
-(the other headers kept, in their order); the CC header stays. Array members that are not
+(the other headers kept, in their order), and a headers exchange matches that; the CC header
+stays. Array members that are not
 longstr are ignored; a CC or BCC header that is not an array closes the channel with 406
 PRECONDITION_FAILED. A mandatory message routable only by its CC or BCC keys is not
 returned; one routable by none is, without its BCC header; confirms ack both. A persistent
@@ -31,7 +32,7 @@ EXCHANGES = [DIRECT, TOPIC, FANOUT, HEADERS, AE_SRC, AE]
 
 def setup(ch, durable=False):
     """Direct exchange: QA, QB, QC bound with keys a, b, c; topic: QT with x.*; fanout: QF;
-    headers: QH (x-match any, h=1); AE_SRC (direct, alternate exchange AE, a fanout to QALT):
+    headers: QH (x-match any, three bindings: h=1, BCC=[k], CC=[k]); AE_SRC (direct, alternate exchange AE, a fanout to QALT):
     QAE bound with k; TOPIC is also bound to DIRECT with key e2e (exchange to exchange)."""
     for e in EXCHANGES:
         ch.exchange_delete(e)
@@ -50,6 +51,8 @@ def setup(ch, durable=False):
     ch.queue_bind(QT, TOPIC, "x.*")
     ch.queue_bind(QF, FANOUT, "")
     ch.queue_bind(QH, HEADERS, "", arguments={"x-match": "any", "h": 1})
+    ch.queue_bind(QH, HEADERS, "", arguments={"x-match": "any", "BCC": ["k"]})
+    ch.queue_bind(QH, HEADERS, "", arguments={"x-match": "any", "CC": ["k"]})
     ch.queue_bind(QALT, AE, "")
     ch.queue_bind(QAE, AE_SRC, "k")
     ch.exchange_bind(TOPIC, DIRECT, "e2e")
@@ -130,8 +133,9 @@ def test_direct_topic_default():
 
 def test_fanout_headers_e2e_alternate():
     """fanout and headers exchanges route once whatever the keys; exchange-to-exchange
-    bindings follow CC keys and route there with every key; the alternate exchange is used
-    only when no key matched, and gets the message without BCC"""
+    bindings follow CC keys and route there with every key; a headers exchange matches the
+    headers without BCC; the alternate exchange is used only when no key matched, and gets
+    the message without BCC"""
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
@@ -141,6 +145,10 @@ def test_fanout_headers_e2e_alternate():
         publish(ch, HEADERS, "", {"h": 1, "CC": ["a"], "BCC": ["b"]}, b"hdr")
         expect(ch, {QF: [(b"fan", {"CC": ["a", "b"]}, "")],
                     QH: [(b"hdr", {"h": 1, "CC": ["a"]}, "")]}, "fanout, headers")
+        # A headers exchange matches what the queues would get: BCC is gone by then.
+        publish(ch, HEADERS, "", {"BCC": ["k"]}, b"hdr-bcc")
+        publish(ch, HEADERS, "", {"CC": ["k"]}, b"hdr-cc")
+        expect(ch, {QH: [(b"hdr-cc", {"CC": ["k"]}, "")]}, "headers exchange on CC and BCC")
 
         # DIRECT -> TOPIC by the CC key e2e; TOPIC matches the BCC key x.1.
         publish(ch, DIRECT, "none", {"CC": ["e2e"], "BCC": ["x.1"]}, b"e2e")
