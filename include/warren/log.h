@@ -64,8 +64,9 @@ void log_writev(enum log_level lvl, const char *context, const char *fmt, va_lis
 void log_set_level(enum log_level lvl);
 
 /* Switches from the start-up output (stderr, plain, LOG_INFO) to o's outputs, opening the file
- * (mode 0640, appended to). Returns 0, or -1 with err set and nothing changed when the file
- * cannot be opened. Call before other threads log. */
+ * (mode 0640, appended to). When stderr is the journal ($JOURNAL_STREAM), console lines start
+ * with their syslog priority, "<3>" for error, which journald records. Returns 0, or -1 with
+ * err set and nothing changed when the file cannot be opened. Call before other threads log. */
 int log_open(const struct log_options *o, char *err, size_t errlen);
 
 /* Closes the log file and reopens it by name (SIGUSR1: after an external logrotate moved it

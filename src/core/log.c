@@ -11,7 +11,8 @@
  * disk, an I/O error) drops its line and counts it (log_dropped()); the broker goes on, and
  * the next line that makes it into the file is preceded by one saying how many were lost.
  * Size-based rotation renames <file> to <file>.0, <file>.0 to <file>.1 and so on, as
- * RabbitMQ's (Erlang logger_std_h's) rotation names them, then opens a new <file>. */
+ * RabbitMQ's (Erlang logger_std_h's) rotation names them, then opens a new <file>. On the
+ * journal's stream, console lines carry their syslog priority ("<3>...") for journald. */
 #include "config.h"
 
 #include "warren/log.h"
@@ -32,6 +33,8 @@
 #define LOG_LINE_MAX 4096
 /* A JSON line: the plain line's text with each byte escaped at most to two, and the fields. */
 #define LOG_JSON_MAX (2 * LOG_LINE_MAX + 128)
+/* Room before each rendered line for "<N>", its syslog priority, for the journal. */
+#define LOG_PRI_LEN 3
 
 enum log_level log_min_level = LOG_INFO;
 
@@ -45,6 +48,10 @@ struct log_out {
 
 static struct log_out log_console = {true, LOG_INFO, LOG_FORMAT_PLAIN};
 static struct log_out log_file_out = {false, LOG_INFO, LOG_FORMAT_PLAIN};
+/* stderr is the journal's stream: console lines start with "<N>", their syslog priority,
+ * which journald strips and records (sd-daemon.h's SD_ERR...), so journalctl -p filters by
+ * level. */
+static bool log_console_journal;
 
 /* The file's state, under lock: whichever thread writes, rotates or reopens holds it. */
 static struct {
@@ -142,11 +149,13 @@ log_sanitize(char *s, size_t n)
     }
 }
 
-/* One event, rendered for every format an output wants. */
+/* One event, rendered for every format an output wants, each after LOG_PRI_LEN bytes that
+ * hold its "<N>" priority prefix. */
 struct log_line {
-    char plain[LOG_LINE_MAX];
-    size_t plain_n, text_start; /* the text (context: text) starts at plain[text_start] */
-    char json[LOG_JSON_MAX];
+    char plain[LOG_PRI_LEN + LOG_LINE_MAX];
+    size_t plain_n;    /* bytes after the prefix */
+    size_t text_start; /* the text (context: text), from the line's start */
+    char json[LOG_PRI_LEN + LOG_JSON_MAX];
     size_t json_n; /* 0: not rendered */
 };
 
@@ -187,13 +196,13 @@ static void
 log_render_json(struct log_line *l, enum log_level lvl, const struct timespec *ts,
                 const struct tm *tm)
 {
-    char *j = l->json;
+    char *j = l->json + LOG_PRI_LEN;
     size_t n = strftime(j, LOG_JSON_MAX, "{\"time\":\"%Y-%m-%d %H:%M:%S", tm);
     long off = tm->tm_gmtoff / 60;
     n += (size_t)snprintf(j + n, LOG_JSON_MAX - n,
                           ".%06ld%c%02ld:%02ld\",\"level\":\"%s\",\"msg\":\"", ts->tv_nsec / 1000L,
                           off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60, log_level_name(lvl));
-    const unsigned char *t = (const unsigned char *)l->plain + l->text_start;
+    const unsigned char *t = (const unsigned char *)l->plain + LOG_PRI_LEN + l->text_start;
     size_t tn = l->plain_n - 1 - l->text_start; /* without the newline */
     for (size_t i = 0; i < tn;) {
         size_t k = log_utf8_len(t + i, tn - i);
@@ -217,10 +226,10 @@ static void
 log_render(struct log_line *l, enum log_level lvl, bool json, const char *context, const char *fmt,
            va_list ap)
 {
-    char *line = l->plain;
+    char *line = l->plain + LOG_PRI_LEN;
     /* Text may fill line[0 .. room - 1); a cut line ends there and the newline takes the
      * last byte, where the formatting functions put their NUL. */
-    const size_t room = sizeof(l->plain);
+    const size_t room = LOG_LINE_MAX;
     size_t n = 0;
 
     struct timespec ts;
@@ -263,6 +272,12 @@ log_render(struct log_line *l, enum log_level lvl, bool json, const char *contex
     l->plain_n = n;
     l->text_start = text_start;
     l->json_n = 0;
+    /* syslog priorities: debug 7, info 6, warning 4, error 3, critical 2 */
+    static const char pri[] = {[LOG_DEBUG] = '7', [LOG_INFO] = '6',     [LOG_WARNING] = '4',
+                               [LOG_ERROR] = '3', [LOG_CRITICAL] = '2', [LOG_NONE] = '2'};
+    char prefix[LOG_PRI_LEN] = {'<', pri[lvl], '>'};
+    memcpy(l->plain, prefix, LOG_PRI_LEN);
+    memcpy(l->json, prefix, LOG_PRI_LEN);
     if (json)
         log_render_json(l, lvl, &ts, &tm);
 }
@@ -280,16 +295,13 @@ log_renderf(struct log_line *l, enum log_level lvl, bool json, const char *fmt, 
     va_end(ap);
 }
 
-/* The rendering of l that out wants, and its length. */
+/* The rendering of l that out wants, with its priority prefix if pri, and its length. */
 static const char *
-log_line_for(const struct log_line *l, const struct log_out *out, size_t *n)
+log_line_for(const struct log_line *l, const struct log_out *out, bool pri, size_t *n)
 {
-    if (out->format == LOG_FORMAT_JSON) {
-        *n = l->json_n;
-        return l->json;
-    }
-    *n = l->plain_n;
-    return l->plain;
+    const char *p = out->format == LOG_FORMAT_JSON ? l->json : l->plain;
+    *n = (out->format == LOG_FORMAT_JSON ? l->json_n : l->plain_n) + (pri ? LOG_PRI_LEN : 0);
+    return pri ? p : p + LOG_PRI_LEN;
 }
 
 static void
@@ -337,7 +349,7 @@ static void
 log_file_write(const struct log_line *l)
 {
     size_t n;
-    const char *p = log_line_for(l, &log_file_out, &n);
+    const char *p = log_line_for(l, &log_file_out, false, &n);
     pthread_mutex_lock(&log_file.lock);
     if (log_file.fd < 0) {
         pthread_mutex_unlock(&log_file.lock);
@@ -353,7 +365,7 @@ log_file_write(const struct log_line *l)
                     "%llu log lines dropped: writing %s failed: %s",
                     (unsigned long long)log_file.unreported, log_file.path,
                     strerror(log_file.last_errno));
-        const char *np = log_line_for(&note, &log_file_out, &nn);
+        const char *np = log_line_for(&note, &log_file_out, false, &nn);
         if (log_emit(log_file.fd, np, nn) == 0) {
             log_file.size += nn;
             log_file.unreported = 0;
@@ -379,7 +391,7 @@ log_writev(enum log_level lvl, const char *context, const char *fmt, va_list ap)
     log_render(&l, lvl, json, context, fmt, ap);
     if (to_console) {
         size_t n;
-        const char *p = log_line_for(&l, &log_console, &n);
+        const char *p = log_line_for(&l, &log_console, log_console_journal, &n);
         if (log_emit(STDERR_FILENO, p, n) < 0)
             atomic_fetch_add(&log_dropped_lines, 1);
     }
@@ -411,6 +423,20 @@ log_file_open(const char *path, uint64_t *size, char *err, size_t errlen)
     }
     *size = (uint64_t)st.st_size;
     return fd;
+}
+
+/* Whether stderr is the journal's stream: systemd sets $JOURNAL_STREAM to its
+ * "device:inode" (systemd.exec(5)); a stderr redirected elsewhere by the service has
+ * another. */
+static bool
+log_stderr_is_journal(void)
+{
+    const char *e = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (e == NULL || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 int
@@ -451,6 +477,7 @@ log_open(const struct log_options *o, char *err, size_t errlen)
     log_file.rotation_count = o->rotation_count;
     pthread_mutex_unlock(&log_file.lock);
     log_console = (struct log_out){o->console, o->console_level, o->console_format};
+    log_console_journal = log_stderr_is_journal();
     log_file_out = (struct log_out){fd >= 0, o->file_level, o->file_format};
     log_update_min();
     return 0;

@@ -296,6 +296,43 @@ START_TEST(test_open_fails)
 }
 END_TEST
 
+/* stderr is the journal's stream when $JOURNAL_STREAM names its device and inode: console
+ * lines then start with their syslog priority; any other stream gets none. */
+START_TEST(test_journal_priority)
+{
+    char err[256], env[64];
+    struct log_options o = {.console = true,
+                            .console_level = LOG_DEBUG,
+                            .console_format = LOG_FORMAT_PLAIN,
+                            .file_level = LOG_INFO};
+    capture_begin();
+    struct stat st;
+    ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
+    snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    setenv("JOURNAL_STREAM", env, 1);
+    ck_assert_int_eq(log_open(&o, err, sizeof(err)), 0);
+    log_msg(LOG_ERROR, "e");
+    log_msg(LOG_DEBUG, "d");
+    o.console_format = LOG_FORMAT_JSON;
+    ck_assert_int_eq(log_open(&o, err, sizeof(err)), 0);
+    log_msg(LOG_WARNING, "w");
+    snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino + 1);
+    setenv("JOURNAL_STREAM", env, 1);
+    o.console_format = LOG_FORMAT_PLAIN;
+    ck_assert_int_eq(log_open(&o, err, sizeof(err)), 0);
+    log_msg(LOG_INFO, "not the journal");
+    const char *out = capture_end();
+    unsetenv("JOURNAL_STREAM");
+    log_defaults();
+    assert_matches(out, "^<3>[0-9]{4}-[^\n]* \\[error\\] e\n"
+                        "<7>[0-9]{4}-[^\n]* \\[debug\\] d\n"
+                        "<4>\\{\"time\":[^\n]*\"msg\":\"w\"\\}\n"
+                        "[0-9]{4}-[^\n]* \\[info\\] not the journal\n$");
+}
+END_TEST
+
 static Suite *
 log_suite(void)
 {
@@ -311,6 +348,7 @@ log_suite(void)
     tcase_add_test(tc, test_rotation);
     tcase_add_test(tc, test_full_disk);
     tcase_add_test(tc, test_open_fails);
+    tcase_add_test(tc, test_journal_priority);
     suite_add_tcase(s, tc);
     return s;
 }
