@@ -7,9 +7,11 @@
  * bytes that are not UTF-8 become '?' too, so every line stays valid JSON.
  *
  * The file is appended to with plain write(2) calls, as nginx and redis do: a write lands in
- * the page cache and returns, so the event loop waits for no disk. A write that fails (a full
- * disk, an I/O error) drops its line and counts it (log_dropped()); the broker goes on, and
- * the next line that makes it into the file is preceded by one saying how many were lost.
+ * the page cache and returns without waiting for the disk (only the kernel's throttling of
+ * a writer with too many dirty pages can slow it, and log lines are few). A write that fails
+ * (a full disk, an I/O error) drops its line and counts it (log_dropped()); the broker goes
+ * on, and the next line that makes it into the file is preceded by one saying how many were
+ * lost.
  * Size-based rotation renames <file> to <file>.0, <file>.0 to <file>.1 and so on, as
  * RabbitMQ's (Erlang logger_std_h's) rotation names them, then opens a new <file>. On the
  * journal's stream, console lines carry their syslog priority ("<3>...") for journald. */
