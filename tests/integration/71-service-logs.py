@@ -1,8 +1,9 @@
 """Logging as a service configures it, with rabbitmq.conf's keys: log.file with size-based
 rotation (<file>.0 the newest, log.file.rotation.count kept, none past the size), the JSON
 formatter (one object per line with time, level and msg) on the file and on the console, the
-console off once only a file is configured, SIGUSR1 reopening a file logrotate moved away, and
-a log file that cannot be opened stopping startup. Warren only: needs the server process."""
+console off once only a file is configured, SIGUSR1 reopening a file logrotate moved away, a
+full disk under the file costing lines but nothing else, and a log file that cannot be opened
+stopping startup. Warren only: needs the server process."""
 
 import glob
 import json
@@ -114,6 +115,19 @@ def test_sigusr1_reopens():
 
 
 @wt.needs_process
+def test_full_disk_not_fatal():
+    """log.file on a full disk (/dev/full: every write fails with ENOSPC): the broker serves
+    as before, drops and counts the lines, and says how many when it stops"""
+    config = {"log.file": "/dev/full", "log.console": "true"}
+    with wt.server(config=config) as srv:
+        bad_clients(srv.addr, 5)
+        wt.pika_connect(srv.addr).close()
+    m = re.search(r"\[warning\] (\d+) log lines could not be written", srv.stderr_text())
+    assert m and int(m.group(1)) >= 10, srv.stderr_text()[-2000:]
+    wt.log("  %s lines dropped" % m.group(1))
+
+
+@wt.needs_process
 def test_unopenable_file_stops_startup():
     """a log.file in a directory that does not exist: exit 1 saying which file and why"""
     conf_dir = wt.tempfile.mkdtemp(prefix="warren-test-conf-")
@@ -132,4 +146,4 @@ def test_unopenable_file_stops_startup():
 
 if __name__ == "__main__":
     wt.run([test_file_json_rotation, test_console_json_file_plain, test_sigusr1_reopens,
-            test_unopenable_file_stops_startup])
+            test_full_disk_not_fatal, test_unopenable_file_stops_startup])
