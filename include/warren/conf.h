@@ -143,7 +143,7 @@ struct conf {
     uint32_t log_file_rotation_count;
     bool log_console;
     bool log_file_level_set, log_console_level_set, log_console_set; /* a file gave them */
-    char *data_dir;           /* owns; data_dir = ./var (RocksDB lives under it) */
+    char *data_dir; /* owns; data_dir = ./var (RocksDB lives under it) */
     /* RocksDB's memory: block cache (0: none), one memtable (0: RocksDB's 64 MiB), memtables.
      * store.block_cache_size = 32MB, store.write_buffer_size = 16MB, store.max_write_buffers = 2 */
     uint64_t store_block_cache_size;
