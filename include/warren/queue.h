@@ -238,8 +238,9 @@ enum queue_cmd_kind {
      * Only from unacked; n_unacked - 1. */
     QUEUE_CMD_SETTLE,
     /* e went back from unacked among the ready at its seq's place, redelivered set, its
-     * delivery count up by one. n_ready + 1, n_unacked - 1. (Past the queue's delivery limit
-     * it settles instead: SETTLE.) */
+     * delivery count up by one (the count is part of the entry's record: a stored entry is
+     * written again). n_ready + 1, n_unacked - 1. (Past the queue's delivery limit it settles
+     * instead: SETTLE.) */
     QUEUE_CMD_REQUEUE,
     /* e, the head ready entry (as DELIVER's), left the queue undelivered: it expired, or the
      * queue was over its length limit (drop-head); dead-lettered first if the queue says so.
@@ -309,8 +310,9 @@ uint64_t queue_cmd_purge(struct queue *q);
 /* An entry as the store keeps it (recovery, paging). */
 struct queue_stored_entry {
     uint64_t seq;
-    uint64_t expires_at; /* us since the epoch; 0: never */
-    uint64_t body_len;   /* its message's body size, for one left in the store (m NULL) */
+    uint64_t expires_at;     /* us since the epoch; 0: never */
+    uint64_t body_len;       /* its message's body size, for one left in the store (m NULL) */
+    uint32_t delivery_count; /* requeues written so far (x-delivery-limit) */
     bool redelivered;
     bool dead;          /* it waits in dlx_waiting (QUEUE_CMD_DLX_HOLD), for dlx_reason */
     uint8_t dlx_reason; /* enum deadletter_reason */
@@ -318,13 +320,15 @@ struct queue_stored_entry {
 
 /* Replay: applies an ENQUEUE the queue did not originate, at the seq it was given then, which
  * is above every seq its lane has had so far (the seqs it skips were the queue's once:
- * settled or purged since), with its redelivered mark and expiry time (se). The store holds
- * what the command stream left, every entry still there at its seq, and recovery replays each
- * one as the ENQUEUE that made it; an entry at or below the delivery watermark was delivered
- * and never settled, and its channel died with the process, so it comes back redelivered, as
- * REQUEUE would have left it. A replica will apply its leader's ENQUEUEs the same way. m NULL:
- * the entry stays in the store only (paged: the durable layer counted it, as a page-out does
- * before its ENQUEUE, and marks it redelivered when it reads it back); else m gets a new
+ * settled or purged since), with its redelivered mark, expiry time and delivery count (se).
+ * The store holds what the command stream left, every entry still there at its seq, and
+ * recovery replays each one as the ENQUEUE that made it; an entry at or below the delivery
+ * watermark was delivered and never settled, and its channel died with the process, so it
+ * comes back redelivered, as REQUEUE would have left it, with the delivery count its last
+ * REQUEUE wrote (a delivery out when the process stopped is not counted: the watermark cannot
+ * tell it from one requeued since). A replica will apply its leader's ENQUEUEs the same way.
+ * m NULL: the entry stays in the store only (paged: the durable layer counted it, as a page-out
+ * does before its ENQUEUE, and marks it redelivered when it reads it back); else m gets a new
  * reference. A dead one (se->dead, m not NULL; replayed after the others, whatever its seq)
  * joins dlx_waiting rather than the ready entries, and is tried again soon. The command goes to the
  * journal with replayed set: its consumer writes nothing. 0, or -1 on ENOMEM. */

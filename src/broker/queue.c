@@ -271,7 +271,7 @@ queue_entry_new(struct queue *q, struct msg *m, const struct queue_stored_entry 
     e->queue = q;
     e->seq = se->seq;
     e->expires_at = se->expires_at;
-    e->delivery_count = 0;
+    e->delivery_count = se->delivery_count;
     e->redelivered = se->redelivered;
     e->stored = stored;
     e->dlx_reason = 0;
