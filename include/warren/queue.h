@@ -222,11 +222,11 @@ void queue_settings_set(struct queue *q, struct queue_settings *s);
  * ready entries live only in the store, and reading them back ahead of consumers: the durable
  * layer's choice, from local memory, made below the commands through durable.h's paging
  * calls), dispatch (which consumer gets the next entry and when: it depends on sockets; what a
- * replica sees is the deliveries it results in), a delivery the consumer could not take
- * after all (ENOMEM writing its frames), put back by queue_dispatch in place, without a
- * command nor the redelivered mark, and paged entries the store lost (a failed batch's
- * page-outs, a record that cannot be read back), which the durable layer takes off n_ready
- * (queue_paged_lost) with an error logged. */
+ * replica sees is the deliveries it results in), a delivery the client never saw (ENOMEM
+ * before its frames were written, to a consumer or for basic.get), put back in place by
+ * queue_delivery_undo, without a command nor the redelivered mark, and paged entries the
+ * store lost (a failed batch's page-outs, a record that cannot be read back), which the durable
+ * layer takes off n_ready (queue_paged_lost) with an error logged. */
 enum queue_cmd_kind {
     /* e (new, at the tail of its lane's ready list) holds m at seq; e is NULL when the durable
      * layer paged the entry out instead (it wrote it then). n_ready + 1. */
@@ -291,6 +291,12 @@ void queue_publish_dispatch(struct queue *q);
 /* Removes the head ready entry (of the highest lane that has any), moves it to unacked and
  * returns it (NULL if none is in memory and none could be read back from the store yet). */
 struct qentry *queue_cmd_deliver(struct queue *q);
+/* Puts back a delivered entry the client never saw (ENOMEM before anything was sent): at its
+ * place among the ready entries, neither marked redelivered nor counted as a delivery. Not a
+ * command (see above): the DELIVER stays in the journal, as if the entry had been requeued
+ * without a count. Its queue is live (the caller has not returned to the loop since
+ * queue_cmd_deliver). */
+void queue_delivery_undo(struct qentry *e);
 /* Settles a delivered entry (ack, or reject/nack without requeue) and frees it; an entry
  * whose queue was deleted is just freed (no command: the queue is gone). */
 void queue_cmd_settle(struct qentry *e);

@@ -578,6 +578,15 @@ queue_ready_insert(struct queue *q, struct qentry *e)
 }
 
 void
+queue_delivery_undo(struct qentry *e)
+{
+    struct queue *q = e->queue;
+    WR_ASSERT(q != NULL);
+    queue_unacked_remove(e);
+    queue_ready_insert(q, e);
+}
+
+void
 queue_cmd_requeue(struct qentry *e)
 {
     struct queue *q = e->queue;
@@ -877,9 +886,7 @@ queue_dispatch(struct queue *q)
         pheap_pop(&q->cons_ready); /* c, to the back of its round robin */
         queue_cons_ready(q, c);
         if (c->ops->deliver(c, e) < 0) {
-            /* Not taken after all: back to its place, not marked redelivered. */
-            queue_unacked_remove(e);
-            queue_ready_insert(q, e);
+            queue_delivery_undo(e); /* not taken after all */
             queue_cons_park(q, c);
         }
     }
