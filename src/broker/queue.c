@@ -461,14 +461,16 @@ queue_cmd_drop(struct queue *q, struct qentry *e, enum deadletter_reason why)
 }
 
 /* Drops the expired entries at the head (as RabbitMQ, which looks at the head only: an entry
- * behind a longer-lived one waits for it to go), up to QUEUE_EXPIRE_STEP of them. Returns
- * true if it stopped at the step with more perhaps expired. */
+ * behind a longer-lived one waits for it to go), up to QUEUE_EXPIRE_STEP of them. Sets *head
+ * to the head entry it stopped at (NULL if none is in memory), so that arming the timer next
+ * need not look it up again. Returns true if it stopped at the step with more perhaps
+ * expired. */
 static bool
-queue_expire_head(struct queue *q)
+queue_expire_head(struct queue *q, struct qentry **head)
 {
     uint64_t now = 0;
     for (int n = 0; n < QUEUE_EXPIRE_STEP; n++) {
-        struct qentry *e = queue_head(q);
+        struct qentry *e = *head = queue_head(q);
         if (e == NULL || e->expires_at == 0)
             return false;
         if (now == 0)
@@ -477,6 +479,7 @@ queue_expire_head(struct queue *q)
             return false;
         queue_cmd_drop(q, e, DEADLETTER_EXPIRED);
     }
+    *head = queue_head(q);
     return true;
 }
 
@@ -631,12 +634,11 @@ queue_cmd_purge(struct queue *q)
 
 /* ---- time: expiry of head entries (x-message-ttl, expiration) and of queues (x-expires) */
 
-/* When q next has something to do: expire its head entry, or itself if unused, or try its
- * waiting dead letters again; 0 if nothing. */
+/* When q next has something to do: expire its head entry e (queue_head's answer), or itself
+ * if unused, or try its waiting dead letters again; 0 if nothing. */
 static uint64_t
-queue_next_deadline(struct queue *q)
+queue_next_deadline(const struct queue *q, const struct qentry *e)
 {
-    struct qentry *e = queue_head(q);
     uint64_t when = e != NULL ? e->expires_at : 0;
     if (q->unused_until != 0 && q->n_consumers == 0 && (when == 0 || q->unused_until < when))
         when = q->unused_until;
@@ -647,14 +649,14 @@ queue_next_deadline(struct queue *q)
 
 static void queue_deadline_fired(evutil_socket_t fd, short what, void *arg);
 
-/* Arms q's timer for its next deadline, unless it is armed for an earlier one already (which
- * looks again when it fires): a publish or delivery that moves the head costs no re-arming. */
-void
-queue_deadline_arm(struct queue *q)
+/* queue_deadline_arm, head being q's head entry (queue_head's answer, looked up by the caller
+ * since the last change). */
+static void
+queue_deadline_arm_head(struct queue *q, const struct qentry *head)
 {
     if (queue_event_base == NULL)
         return;
-    uint64_t when = queue_next_deadline(q);
+    uint64_t when = queue_next_deadline(q, head);
     if (when == 0 || (q->deadline != 0 && q->deadline <= when))
         return;
     if (q->deadline_ev == NULL &&
@@ -666,6 +668,15 @@ queue_deadline_arm(struct queue *q)
     struct timeval tv = {(time_t)(wait / 1000000u), (suseconds_t)(wait % 1000000u)};
     evtimer_add(q->deadline_ev, &tv);
     q->deadline = when;
+}
+
+/* Arms q's timer for its next deadline, unless it is armed for an earlier one already (which
+ * looks again when it fires): a publish or delivery that moves the head costs no re-arming. */
+void
+queue_deadline_arm(struct queue *q)
+{
+    if (queue_event_base != NULL)
+        queue_deadline_arm_head(q, queue_head(q));
 }
 
 /* q's timer: deletes q if it went unused for its x-expires, else tries its waiting dead
@@ -687,13 +698,14 @@ queue_deadline_fired(evutil_socket_t fd, short what, void *arg)
     }
     if (q->dlx_retry_at != 0 && now >= q->dlx_retry_at)
         queue_dlx_retry(q);
-    if (queue_expire_head(q)) {
+    struct qentry *head;
+    if (queue_expire_head(q, &head)) {
         static const struct timeval next_turn = {0, 0};
         evtimer_add(q->deadline_ev, &next_turn);
         q->deadline = now;
         return;
     }
-    queue_deadline_arm(q);
+    queue_deadline_arm_head(q, head);
 }
 
 void
@@ -717,17 +729,6 @@ queue_settings_set(struct queue *q, struct queue_settings *s)
         queue_used(q);
     queue_dlx_settings_applied(q);
     queue_drop_over_limit(q);
-    queue_deadline_arm(q);
-}
-
-void
-queue_publish_dispatch(struct queue *q)
-{
-    q->fresh_seq = q->last_seq;
-    queue_dispatch(q);
-    q->fresh_seq = 0;
-    queue_drop_over_limit(q);
-    queue_expire_head(q); /* what is left past the step, the timer drops a step per turn */
     queue_deadline_arm(q);
 }
 
@@ -868,13 +869,15 @@ queue_pick_consumer(struct queue *q)
     return NULL;
 }
 
-void
-queue_dispatch(struct queue *q)
+/* Hands ready entries to consumers that can take them, until none can or none are ready,
+ * without arming q's timer. Returns false if a pass over q is running already (up the stack):
+ * a delivery can free consumer capacity elsewhere and ask for dispatch again, and one pass at a
+ * time is enough, the loop below picks up whatever became possible. */
+static bool
+queue_dispatch_pass(struct queue *q)
 {
-    /* A delivery can free consumer capacity elsewhere and ask for dispatch again: one pass at
-     * a time is enough, the loop below picks up whatever became possible. */
     if (q->dispatching)
-        return;
+        return false;
     q->dispatching = true;
     while (q->n_ready > 0) {
         struct cons *c = queue_pick_consumer(q);
@@ -891,5 +894,26 @@ queue_dispatch(struct queue *q)
         }
     }
     q->dispatching = false;
-    queue_deadline_arm(q);
+    return true;
+}
+
+void
+queue_dispatch(struct queue *q)
+{
+    if (queue_dispatch_pass(q))
+        queue_deadline_arm(q);
+}
+
+/* The head entry is looked up once after the dispatch (by queue_expire_head), and the timer
+ * armed from it: dispatch does not arm it first for a head that may be dropped next. */
+void
+queue_publish_dispatch(struct queue *q)
+{
+    q->fresh_seq = q->last_seq;
+    queue_dispatch_pass(q);
+    q->fresh_seq = 0;
+    queue_drop_over_limit(q);
+    struct qentry *head;
+    queue_expire_head(q, &head); /* what is left past the step, the timer drops a step per turn */
+    queue_deadline_arm_head(q, head);
 }
