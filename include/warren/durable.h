@@ -12,8 +12,11 @@
  * consumer: an entry at or below its lane's that is still there after a restart was delivered
  * and never acked, so it comes back redelivered (a lane's deliveries go out in seq order,
  * requeues keep their seq). Its value is one u64 per lane, lane 0 first: a queue without
- * priorities writes one, as before lanes. Transient messages and anything on non-durable
- * queues never touch the disk.
+ * priorities writes one, as before lanes. The watermark is written with the turn's batch, not
+ * before the deliveries leave, so after a stop that was not clean (store_unclean_stop) it may
+ * be behind what consumers got: every entry then comes back redelivered (the redelivered flag
+ * says "may have been delivered": a message delivered before must never come back without
+ * it). Transient messages and anything on non-durable queues never touch the disk.
  *
  * Lazy paging. A stored queue keeps the messages of its ready entries in memory up to a window
  * of bytes (durable_set_window); past it, new entries are written to the store only, transient

@@ -19,6 +19,8 @@
  *
  *   tag  key after the tag                               value
  *   0x00 "warren/format"                                 decimal format version (the marker)
+ *   0x00 "warren/open"                                   present while a process has the store
+ *                                                        open (empty value)
  *   0x00 "warren/<anything>"                             other metadata, the broker's own
  *   'E'  name(vhost) name(exchange)                      a durable exchange: type, flags, args
  *   'Q'  name(vhost) name(queue)                         a durable queue: its queue id (u64),
@@ -115,6 +117,11 @@ struct store *store_open(const char *data_dir, const struct store_options *opts,
  * Not from a done callback. Returns 0, or -1 with the error in err (the database is closed
  * either way: the WAL still holds every synced write). */
 int store_close(struct store *st, char *err, size_t errlen);
+
+/* Whether the run before this open did not close the store cleanly (killed, crashed, or a
+ * write of it failed): what the broker writes lazily, not covered by any sync, may then be
+ * behind what clients saw. */
+bool store_unclean_stop(const struct store *st);
 
 /* Counters; see struct store_stats. */
 void store_stats(struct store *st, struct store_stats *s);

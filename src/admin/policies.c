@@ -25,18 +25,24 @@
 
 /* ---- records ---- */
 
-/* The in-memory key of a policy (kind 0: vhost, name) or operator policy (parameters:
- * vhost, "operator_policy", name), as admin.c keys stored records. */
+/* The names a policy's record is stored and keyed under (vhost, name), or an operator
+ * policy's, a parameter's (vhost, "operator_policy", name), into names. Returns their
+ * count. */
+static size_t
+admin_pol_names(const char *names[3], bool op, const char *vhost, const char *name)
+{
+    names[0] = vhost;
+    names[1] = op ? "operator_policy" : name;
+    names[2] = name;
+    return op ? 3 : 2;
+}
+
+/* The in-memory key of a policy or operator policy, as admin.c keys stored records. */
 static void
 admin_pol_key_of(char *key, size_t cap, bool op, const char *vhost, const char *name)
 {
-    const char *names[3] = {vhost, "operator_policy", name};
-    if (op)
-        admin_stored_key(key, cap, names, 3);
-    else {
-        names[1] = name;
-        admin_stored_key(key, cap, names, 2);
-    }
+    const char *names[3];
+    admin_stored_key(key, cap, names, admin_pol_names(names, op, vhost, name));
 }
 
 /* A definition as RabbitMQ keeps it, a map: an object with its keys in Erlang's order
@@ -150,9 +156,9 @@ admin_policy_apply(struct admin *a, bool op, json_t *e, bool store, char *err, s
     json_decref(old);
     enum admin_result r = ADMIN_OK;
     if (store) {
-        const char *names[3] = {vhost, op ? "operator_policy" : name, name};
-        r = admin_write(a, op ? STORE_TAG_PARAMETER : STORE_TAG_POLICY, names, op ? 3 : 2, rec, err,
-                        errlen);
+        const char *names[3];
+        size_t n = admin_pol_names(names, op, vhost, name);
+        r = admin_write(a, op ? STORE_TAG_PARAMETER : STORE_TAG_POLICY, names, n, rec, err, errlen);
         log_msg(LOG_INFO, "set %s '%s' in vhost '%s'", what, name, vhost);
     }
     json_decref(rec);
@@ -200,8 +206,9 @@ admin_policy_delete(struct admin *a, bool op, const char *vhost, const char *nam
     char key[3 * (STORE_NAME_MAX + 1)];
     admin_pol_key_of(key, sizeof(key), op, vhost, name);
     json_object_del(a->stored[op ? 1 : 0], key);
-    const char *names[3] = {vhost, op ? "operator_policy" : name, name};
-    admin_erase(a, op ? STORE_TAG_PARAMETER : STORE_TAG_POLICY, names, op ? 3 : 2);
+    const char *names[3];
+    size_t n = admin_pol_names(names, op, vhost, name);
+    admin_erase(a, op ? STORE_TAG_PARAMETER : STORE_TAG_POLICY, names, n);
     log_msg(LOG_INFO, "cleared %s '%s' in vhost '%s'", op ? "operator policy" : "policy", name,
             vhost);
     return admin_done(a, done, arg, err, errlen);

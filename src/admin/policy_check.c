@@ -76,6 +76,8 @@ static const struct admin_pol_key admin_pol_keys[] = {
 #undef NC
 #define ADMIN_POL_NKEYS (sizeof(admin_pol_keys) / sizeof(admin_pol_keys[0]))
 
+/* key's row, or NULL for a key no validator knows (for an operator policy, op: one that is
+ * not an operator policy key). */
 static const struct admin_pol_key *
 admin_pol_key(const char *key, bool op)
 {
@@ -96,6 +98,8 @@ admin_pol_one_of(const char *s, const char *values)
     return false;
 }
 
+/* Whether v is what k's check takes; true for the keys checked elsewhere (POL_MIRROR,
+ * POL_LOCATOR). */
 static bool
 admin_pol_value_ok(const struct admin_pol_key *k, json_t *v)
 {
@@ -127,6 +131,33 @@ admin_pol_value_ok(const struct admin_pol_key *k, json_t *v)
     return true;
 }
 
+/* Writes RabbitMQ's "<what>, <v> given" for a value of the wrong kind: v as Erlang prints
+ * it, or none when absent (as RabbitMQ prints a missing ha-params). Returns true, for the
+ * caller to return: an error was written. */
+static bool
+admin_pol_given(struct admin_buf *b, const char *what, json_t *v)
+{
+    admin_buf_str(b, what);
+    admin_buf_str(b, ", ");
+    if (v == NULL)
+        admin_buf_str(b, "none");
+    else
+        admin_erl_term(b, v);
+    admin_buf_str(b, " given");
+    return true;
+}
+
+/* Writes one element of a proplist as Erlang prints it: {<<"key">>,v}. */
+static void
+admin_pol_pair(struct admin_buf *b, const char *key, json_t *v)
+{
+    admin_buf_str(b, "{");
+    admin_erl_binary(b, key, strlen(key));
+    admin_buf_str(b, ",");
+    admin_erl_term(b, v);
+    admin_buf_str(b, "}");
+}
+
 /* rabbit_mirror_queue_misc:validate_policy: the ha-* keys together. Returns an error into b
  * (and true), or false. */
 static bool
@@ -135,10 +166,11 @@ admin_pol_mirror(json_t *def, struct admin_buf *b)
     json_t *mode = json_object_get(def, "ha-mode"), *params = json_object_get(def, "ha-params");
     json_t *sync = json_object_get(def, "ha-sync-mode");
     json_t *batch = json_object_get(def, "ha-sync-batch-size");
-    json_t *pos = json_object_get(def, "ha-promote-on-shutdown");
-    json_t *pof = json_object_get(def, "ha-promote-on-failure");
-    if (mode == NULL && params == NULL && sync == NULL && batch == NULL && pos == NULL &&
-        pof == NULL)
+    static const char *const promote_keys[2] = {"ha-promote-on-shutdown", "ha-promote-on-failure"};
+    json_t *promote[2] = {json_object_get(def, promote_keys[0]),
+                          json_object_get(def, promote_keys[1])};
+    if (mode == NULL && params == NULL && sync == NULL && batch == NULL && promote[0] == NULL &&
+        promote[1] == NULL)
         return false;
     if (mode == NULL) {
         admin_buf_str(b, "ha-mode must be specified to specify ha-params, ha-sync-mode or "
@@ -155,29 +187,15 @@ admin_pol_mirror(json_t *def, struct admin_buf *b)
         admin_buf_str(b, "ha-mode=\"all\" does not take parameters");
         return true;
     }
-    if (strcmp(m, "exactly") == 0 && !(json_is_integer(params) && json_integer_value(params) > 0)) {
-        admin_buf_str(b, "ha-mode=\"exactly\" takes an integer, ");
-        if (params == NULL)
-            admin_buf_str(b, "none");
-        else
-            admin_erl_term(b, params);
-        admin_buf_str(b, " given");
-        return true;
-    }
+    if (strcmp(m, "exactly") == 0 && !(json_is_integer(params) && json_integer_value(params) > 0))
+        return admin_pol_given(b, "ha-mode=\"exactly\" takes an integer", params);
     if (strcmp(m, "nodes") == 0) {
         if (json_is_array(params) && json_array_size(params) == 0) {
             admin_buf_str(b, "ha-mode=\"nodes\" list must be non-empty");
             return true;
         }
-        if (!json_is_array(params)) {
-            admin_buf_str(b, "ha-mode=\"nodes\" takes a list, ");
-            if (params == NULL)
-                admin_buf_str(b, "none");
-            else
-                admin_erl_term(b, params);
-            admin_buf_str(b, " given");
-            return true;
-        }
+        if (!json_is_array(params))
+            return admin_pol_given(b, "ha-mode=\"nodes\" takes a list", params);
         json_t *bad = json_array(), *x;
         size_t i;
         json_array_foreach(params, i, x) if (!json_is_string(x)) json_array_append(bad, x);
@@ -198,18 +216,12 @@ admin_pol_mirror(json_t *def, struct admin_buf *b)
         admin_erl_term(b, sync);
         return true;
     }
-    if (batch != NULL && !(json_is_integer(batch) && json_integer_value(batch) > 0)) {
-        admin_buf_str(b, "ha-sync-batch-size takes an integer greater than 0, ");
-        admin_erl_term(b, batch);
-        admin_buf_str(b, " given");
-        return true;
-    }
-    json_t *promote[2] = {pos, pof};
-    static const char *const pname[2] = {"ha-promote-on-shutdown", "ha-promote-on-failure"};
+    if (batch != NULL && !(json_is_integer(batch) && json_integer_value(batch) > 0))
+        return admin_pol_given(b, "ha-sync-batch-size takes an integer greater than 0", batch);
     for (int i = 0; i < 2; i++)
         if (promote[i] != NULL && ((s = json_string_value(promote[i])) == NULL ||
                                    !admin_pol_one_of(s, "always|when-synced"))) {
-            admin_buf_printf(b, "%s must be \"always\" or \"when-synced\", got ", pname[i]);
+            admin_buf_printf(b, "%s must be \"always\" or \"when-synced\", got ", promote_keys[i]);
             admin_erl_term(b, promote[i]);
             return true;
         }
@@ -271,11 +283,7 @@ admin_pol_definition(json_t *def, bool op, const char *name, struct admin_buf *b
             if (admin_pol_key(keys[i], op) != NULL)
                 continue;
             admin_buf_str(b, unknown++ ? "," : "[");
-            admin_buf_str(b, "{");
-            admin_erl_binary(b, keys[i], strlen(keys[i]));
-            admin_buf_str(b, ",");
-            admin_erl_term(b, json_object_get(def, keys[i]));
-            admin_buf_str(b, "}");
+            admin_pol_pair(b, keys[i], json_object_get(def, keys[i]));
         }
         if (unknown > 0) {
             admin_buf_str(b, "] are not recognised policy settings");
@@ -350,6 +358,15 @@ admin_pol_error_end(struct admin_buf *b)
     admin_buf_str(b, "\n");
 }
 
+/* The error for a mandatory key missing from the value of the policy named name
+ * (rabbit_parameter_validation:proplist). */
+static void
+admin_pol_key_missing(struct admin_buf *b, const char *key, const char *name)
+{
+    admin_buf_printf(b, "Key \"%s\" not found in %s", key, name);
+    admin_pol_error_end(b);
+}
+
 bool
 admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct admin_buf *b,
                    pcre2_code **re, struct policy_def *d, enum policy_apply_to *apply_to,
@@ -367,10 +384,10 @@ admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct ad
         json_t *v;
         json_object_foreach(val, key, v)
         {
-            size_t i = 0;
-            while (i < 4 && strcmp(key, known[i]) != 0)
+            size_t i = 0, n_known = sizeof(known) / sizeof(known[0]);
+            while (i < n_known && strcmp(key, known[i]) != 0)
                 i++;
-            if (i == 4)
+            if (i == n_known)
                 json_object_set(rest, key, v);
         }
         if (json_object_size(rest) > 0) {
@@ -378,11 +395,9 @@ admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct ad
             const char **keys = admin_sorted_keys(rest, &n);
             admin_buf_str(b, "Unrecognised terms [");
             for (size_t i = 0; i < n; i++) {
-                admin_buf_str(b, i ? ",{" : "{");
-                admin_erl_binary(b, keys[i], strlen(keys[i]));
-                admin_buf_str(b, ",");
-                admin_erl_term(b, json_object_get(rest, keys[i]));
-                admin_buf_str(b, "}");
+                if (i > 0)
+                    admin_buf_str(b, ",");
+                admin_pol_pair(b, keys[i], json_object_get(rest, keys[i]));
             }
             admin_buf_printf(b, "] in %s", name);
             admin_pol_error_end(b);
@@ -391,18 +406,16 @@ admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct ad
         json_decref(rest);
     }
     json_t *def = json_object_get(val, "definition");
-    json_t *jat = json_object_get(val, "apply-to");
+    json_t *apply = json_object_get(val, "apply-to");
     json_t *pat = json_object_get(val, "pattern");
     json_t *prio = json_object_get(val, "priority");
-    if (def == NULL) {
-        admin_buf_printf(b, "Key \"definition\" not found in %s", name);
+    if (def == NULL)
+        admin_pol_key_missing(b, "definition", name);
+    else if (admin_pol_definition(def, op, name, b, d))
         admin_pol_error_end(b);
-    } else if (admin_pol_definition(def, op, name, b, d)) {
-        admin_pol_error_end(b);
-    }
     *apply_to = POLICY_APPLY_ALL;
-    if (jat != NULL) {
-        const char *s = json_string_value(jat);
+    if (apply != NULL) {
+        const char *s = json_string_value(apply);
         if (s != NULL && strcmp(s, "queues") == 0)
             *apply_to = POLICY_APPLY_QUEUES;
         else if (s != NULL && strcmp(s, "exchanges") == 0)
@@ -412,14 +425,13 @@ admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct ad
             if (s != NULL)
                 admin_buf_str(b, s);
             else
-                admin_erl_term(b, jat);
+                admin_erl_term(b, apply);
             admin_buf_str(b, "' unrecognised; should be 'queues', 'exchanges' or 'all'");
             admin_pol_error_end(b);
         }
     }
     if (pat == NULL && extra) {
-        admin_buf_printf(b, "Key \"pattern\" not found in %s", name);
-        admin_pol_error_end(b);
+        admin_pol_key_missing(b, "pattern", name);
     } else if (!json_is_string(pat) || strlen(json_string_value(pat)) != json_string_length(pat)) {
         admin_buf_str(b, "pattern should be a binary but was ");
         admin_erl_term(b, pat);
@@ -443,8 +455,7 @@ admin_policy_check(json_t *val, bool op, bool extra, const char *name, struct ad
     }
     *priority = 0;
     if (prio == NULL && extra) {
-        admin_buf_printf(b, "Key \"priority\" not found in %s", name);
-        admin_pol_error_end(b);
+        admin_pol_key_missing(b, "priority", name);
     } else if (prio != NULL && !json_is_number(prio)) {
         admin_buf_str(b, "priority should be a number, actually was ");
         admin_erl_term(b, prio);

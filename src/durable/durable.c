@@ -695,6 +695,16 @@ durable_entry_removed(struct durable *d, struct qentry *e, bool dead)
         durable_shared_unref(d, b, e->msg->store_id);
 }
 
+void
+durable_watermark_moved(struct durable *d, struct durable_queue *dq)
+{
+    if (!dq->delivered_dirty) {
+        dq->delivered_dirty = true;
+        TAILQ_INSERT_TAIL(&d->dirty, dq, dirty_link);
+        durable_arm(d);
+    }
+}
+
 /* DELIVER: q handed out the entry with this seq (the watermark is written once per batch). */
 static void
 durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
@@ -706,11 +716,7 @@ durable_entry_delivered(struct durable *d, struct queue *q, uint64_t seq)
     if (seq <= dl->delivered_seq)
         return;
     dl->delivered_seq = seq;
-    if (!dq->delivered_dirty) {
-        dq->delivered_dirty = true;
-        TAILQ_INSERT_TAIL(&d->dirty, dq, dirty_link);
-        durable_arm(d);
-    }
+    durable_watermark_moved(d, dq);
 }
 
 /* PURGE: the dropped stored entries go, then the paged ones; even with none paged, batches

@@ -236,6 +236,8 @@ void durable_sweeps_free(struct durable *d);
 
 /* Arms the zero-delay flush of this turn's batch (and barrier). */
 void durable_arm(struct durable *d);
+/* A lane of dq moved its delivered_seq: the watermark goes into this turn's batch. */
+void durable_watermark_moved(struct durable *d, struct durable_queue *dq);
 /* Drops this turn's changes unwritten (a recovery that failed). */
 void durable_discard_pending(struct durable *d);
 

@@ -46,6 +46,7 @@ struct recover_ctx {
     struct vhost *vh; /* the vhost of the key being handled */
     struct queue *q;  /* entries: the queue being restored */
     bool dead;        /* entries: reading its dead ones (under its dead id) */
+    bool unclean;     /* the last run did not stop cleanly: every entry may have been delivered */
     uint64_t n_exchanges, n_queues, n_bindings, n_entries, n_orphans;
     char *err;
     size_t errlen;
@@ -274,6 +275,13 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
     if (shared && durable_shared_ref(x->d, h.shared_id) < 0)
         return recover_nomem(x);
     x->n_entries++;
+    /* After an unclean stop the watermark may be behind deliveries that went out (it is
+     * written lazily, not before the frames leave): any entry may have been delivered, so the
+     * lane's watermark moves over all of them, paged ones included, and is written anew. */
+    if (x->unclean && !se.dead && se.seq > dl->delivered_seq) {
+        dl->delivered_seq = se.seq;
+        durable_watermark_moved(x->d, dq);
+    }
     se.redelivered = se.seq <= dl->delivered_seq;
     /* Dead entries are always read back, into dlx_waiting. */
     if (!se.dead && (dl->n_paged > 0 || q->mem_bytes >= x->d->window)) {
@@ -483,7 +491,8 @@ recover_shared_free(struct hmap_entry *e)
 int
 durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t errlen)
 {
-    struct recover_ctx x = {.d = d, .reg = reg, .err = err, .errlen = errlen};
+    struct recover_ctx x = {
+        .d = d, .reg = reg, .unclean = store_unclean_stop(d->st), .err = err, .errlen = errlen};
     hmap_init(&x.shared);
     uint8_t tag;
     int rc = -1;

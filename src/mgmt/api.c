@@ -96,8 +96,9 @@ mgmt_vhost_visible(const struct mgmt_req *r, const char *vhost)
     return api_is_monitor(r) || auth_perm_find(r->user, vhost) != NULL;
 }
 
-static struct vhost *
-api_vhost(const struct mgmt_req *r, const char *name)
+/* The vhost named name (a C string, such as a path segment), or NULL. */
+struct vhost *
+mgmt_vhost_find(const struct mgmt_req *r, const char *name)
 {
     return vhost_find(r->env->vhosts, (struct wire_str){(const uint8_t *)name, strlen(name)});
 }
@@ -133,6 +134,22 @@ mgmt_changed(struct mgmt_req *r, enum admin_result res, const char *err)
         mgmt_nomem(r);
         return;
     }
+}
+
+/* rabbit_mgmt_util:with_decode: whether body lacks any of the n keys, listed into out (cap
+ * bytes, cut if they do not fit) as RabbitMQ lists them: [{key_missing,write},...]. */
+bool
+mgmt_keys_missing(json_t *body, const char *const *keys, size_t n, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (json_object_get(body, keys[i]) == NULL && len < cap)
+            len += (size_t)snprintf(out + len, cap - len, "%s{key_missing,%s}", len ? "," : "[",
+                                    keys[i]);
+    if (len > 0 && len < cap)
+        snprintf(out + len, cap - len, "]");
+    return len > 0;
 }
 
 /* The request body as a JSON object (an empty body is an empty object, as RabbitMQ reads
@@ -359,7 +376,7 @@ api_health_alarms(struct mgmt_req *r)
 static void
 api_aliveness(struct mgmt_req *r)
 {
-    if (api_vhost(r, r->segs[1]) == NULL)
+    if (mgmt_vhost_find(r, r->segs[1]) == NULL)
         mgmt_not_found(r);
     else if (!mgmt_vhost_visible(r, r->segs[1]))
         mgmt_reply_error(r, 401, "not_authorised", "Not authorised to access vhost");
@@ -590,7 +607,7 @@ static void
 api_vhost_limits(struct mgmt_req *r)
 {
     if (r->method != MGMT_GET) {
-        if (r->method == MGMT_DELETE && api_vhost(r, r->segs[1]) == NULL) {
+        if (r->method == MGMT_DELETE && mgmt_vhost_find(r, r->segs[1]) == NULL) {
             mgmt_not_found(r);
             return;
         }
@@ -599,7 +616,7 @@ api_vhost_limits(struct mgmt_req *r)
     }
     json_t *arr = admin_vhosts_json(r->env->admin);
     if (r->n_segs > 1) {
-        if (api_vhost(r, r->segs[1]) == NULL) {
+        if (mgmt_vhost_find(r, r->segs[1]) == NULL) {
             json_decref(arr);
             mgmt_not_found(r);
             return;
@@ -667,7 +684,7 @@ static void
 api_vhost_one(struct mgmt_req *r)
 {
     const char *name = r->segs[1];
-    bool exists = api_vhost(r, name) != NULL;
+    bool exists = mgmt_vhost_find(r, name) != NULL;
     char err[300] = "";
     enum admin_result res;
     if (r->method == MGMT_GET) {
@@ -720,7 +737,7 @@ api_vhost_one(struct mgmt_req *r)
 static void
 api_vhost_perms(struct mgmt_req *r)
 {
-    if (api_vhost(r, r->segs[1]) == NULL) {
+    if (mgmt_vhost_find(r, r->segs[1]) == NULL) {
         mgmt_not_found(r);
         return;
     }
@@ -750,7 +767,7 @@ api_perm(struct mgmt_req *r)
     char err[300] = "";
     enum admin_result res;
     json_t *cur = NULL;
-    if (u != NULL && api_vhost(r, vhost) != NULL)
+    if (u != NULL && mgmt_vhost_find(r, vhost) != NULL)
         cur = api_filter(topic ? admin_topic_permissions_json(r->env->admin)
                                : admin_permissions_json(r->env->admin),
                          "vhost", vhost, "user", user);
@@ -794,23 +811,14 @@ api_perm(struct mgmt_req *r)
     const char *write = api_str(body, "write", &bad);
     const char *read = api_str(body, "read", &bad);
     const char *exchange = api_str(body, "exchange", &bad);
-    /* RabbitMQ lists the missing keys: [{key_missing,write},{key_missing,read}]. */
-    char missing[200] = "";
-    const char *keys[] = {topic ? "exchange" : "configure", "write", "read"};
-    const char *vals[] = {topic ? exchange : configure, write, read};
-    for (size_t i = 0; i < 3; i++)
-        if (vals[i] == NULL && json_object_get(body, keys[i]) == NULL) {
-            size_t n = strlen(missing);
-            snprintf(missing + n, sizeof(missing) - n, "%s{key_missing,%s}", n ? "," : "[",
-                     keys[i]);
-        }
-    if (missing[0] != '\0') {
-        strcat(missing, "]");
+    const char *const keys[] = {topic ? "exchange" : "configure", "write", "read"};
+    char missing[200];
+    if (mgmt_keys_missing(body, keys, 3, missing, sizeof(missing))) {
         mgmt_bad_request(r, missing);
-    } else if (bad || vals[0] == NULL || write == NULL || read == NULL) {
+    } else if (bad || (topic ? exchange : configure) == NULL || write == NULL || read == NULL) {
         mgmt_bad_request(r, topic ? "exchange, write and read must be strings"
                                   : "configure, write and read must be strings");
-    } else if (u == NULL || api_vhost(r, vhost) == NULL) {
+    } else if (u == NULL || mgmt_vhost_find(r, vhost) == NULL) {
         mgmt_bad_request(r, "vhost_or_user_not_found");
     } else {
         r->ok_status = exists ? 204 : 201;
@@ -936,7 +944,7 @@ static void
 api_definitions_get(struct mgmt_req *r)
 {
     const char *vhost = r->n_segs > 1 ? r->segs[1] : NULL;
-    if (vhost != NULL && api_vhost(r, vhost) == NULL) {
+    if (vhost != NULL && mgmt_vhost_find(r, vhost) == NULL) {
         mgmt_not_found(r);
         return;
     }
@@ -980,7 +988,7 @@ static void
 api_definitions_post(struct mgmt_req *r)
 {
     const char *vhost = r->n_segs > 1 ? r->segs[1] : NULL;
-    if (vhost != NULL && api_vhost(r, vhost) == NULL) {
+    if (vhost != NULL && mgmt_vhost_find(r, vhost) == NULL) {
         mgmt_not_found(r);
         return;
     }

@@ -6,13 +6,11 @@
  * is the route table's (api.c). */
 #include "config.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mgmt_int.h"
 #include "warren/admin.h"
-#include "warren/vhost.h"
 
 /* RabbitMQ's reasons go through rabbit_mgmt_format:escape_html_tags: <, > and & escaped. */
 static void
@@ -43,9 +41,7 @@ static void
 api_policies_list(struct mgmt_req *r, bool op)
 {
     const char *vhost = r->n_segs > 1 ? r->segs[1] : NULL;
-    if (vhost != NULL && (vhost_find(r->env->vhosts, (struct wire_str){(const uint8_t *)vhost,
-                                                                       strlen(vhost)}) == NULL ||
-                          !mgmt_vhost_visible(r, vhost))) {
+    if (vhost != NULL && (mgmt_vhost_find(r, vhost) == NULL || !mgmt_vhost_visible(r, vhost))) {
         mgmt_not_found(r);
         return;
     }
@@ -71,8 +67,7 @@ mgmt_api_policies(struct mgmt_req *r)
         return;
     }
     const char *vhost = r->segs[1], *name = r->segs[2];
-    bool vhost_exists = vhost_find(r->env->vhosts, (struct wire_str){(const uint8_t *)vhost,
-                                                                     strlen(vhost)}) != NULL;
+    bool vhost_exists = mgmt_vhost_find(r, vhost) != NULL;
     json_t *cur = vhost_exists ? admin_policy_json(r->env->admin, op, vhost, name) : json_null();
     if (cur == NULL) {
         mgmt_nomem(r);
@@ -104,17 +99,9 @@ mgmt_api_policies(struct mgmt_req *r)
     json_t *body = mgmt_body(r);
     if (body == NULL)
         return;
-    /* rabbit_mgmt_util:with_decode([pattern, definition]): the missing keys, listed. */
-    char missing[64] = "";
     static const char *const required[] = {"pattern", "definition"};
-    for (size_t i = 0; i < 2; i++)
-        if (json_object_get(body, required[i]) == NULL) {
-            size_t n = strlen(missing);
-            snprintf(missing + n, sizeof(missing) - n, "%s{key_missing,%s}", n ? "," : "[",
-                     required[i]);
-        }
-    if (missing[0] != '\0') {
-        strcat(missing, "]");
+    char missing[64];
+    if (mgmt_keys_missing(body, required, 2, missing, sizeof(missing))) {
         mgmt_bad_request(r, missing);
     } else {
         r->ok_status = exists ? 204 : 201;

@@ -50,8 +50,7 @@ mgmt_api_queues(struct mgmt_req *r)
     const char *vname = r->n_segs > 1 ? r->segs[1] : NULL;
     struct vhost *only = NULL;
     if (vname != NULL) {
-        only = vhost_find(r->env->vhosts,
-                          (struct wire_str){(const uint8_t *)vname, (uint32_t)strlen(vname)});
+        only = mgmt_vhost_find(r, vname);
         if (only == NULL || !mgmt_vhost_visible(r, vname)) {
             mgmt_not_found(r);
             return;

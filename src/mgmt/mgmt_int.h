@@ -65,6 +65,11 @@ void mgmt_on_durable(void *arg, const char *err);
 void mgmt_changed(struct mgmt_req *r, enum admin_result res, const char *err);
 /* The request body as a JSON object ({} when empty), or NULL after replying 400. */
 json_t *mgmt_body(struct mgmt_req *r);
+/* rabbit_mgmt_util:with_decode: whether body lacks any of the n keys, listed into out as
+ * RabbitMQ lists them: [{key_missing,write},{key_missing,read}]. */
+bool mgmt_keys_missing(json_t *body, const char *const *keys, size_t n, char *out, size_t cap);
+/* The vhost named name (a C string), or NULL. */
+struct vhost *mgmt_vhost_find(const struct mgmt_req *r, const char *name);
 
 /* A field table as JSON (RabbitMQ's amqp_table to JSON): integers, strings, booleans,
  * nested tables; bytes as strings. A new object; NULL on ENOMEM. */

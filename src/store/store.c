@@ -1,7 +1,9 @@
 /* RocksDB-backed store: opening with bounded memory, the format marker, and a clean close;
  * the store thread lives in store_writer.c, reads in store_read.c. The format marker is the
  * key "\0warren/format" holding the decimal version; it is written (synced) when the
- * database is created, so a database without it was not made by Warren. */
+ * database is created, so a database without it was not made by Warren. The key
+ * "\0warren/open" is there while a process has the store open: written (synced) at open,
+ * deleted by a clean close, so finding it at open means the last run did not close cleanly. */
 #include "config.h"
 
 #include "warren/store.h"
@@ -26,6 +28,8 @@
 
 static const char store_format_key[] = "\0warren/format";
 #define STORE_FORMAT_KEY_LEN (sizeof(store_format_key) - 1)
+static const char store_open_key[] = "\0warren/open";
+#define STORE_OPEN_KEY_LEN (sizeof(store_open_key) - 1)
 
 void
 store_options_init(struct store_options *o)
@@ -166,6 +170,27 @@ store_check_format(struct store *st, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* Notes whether the last run closed the store cleanly, then marks it open (synced, so that a
+ * crash from here on is seen by the next open). 0, or -1 with the reason in err. */
+static int
+store_mark_open(struct store *st, const char *path, char *err, size_t errlen)
+{
+    char *rerr = NULL;
+    size_t vlen;
+    char *val = rocksdb_get(st->db, st->ro, store_open_key, STORE_OPEN_KEY_LEN, &vlen, &rerr);
+    if (rerr == NULL) {
+        st->unclean_stop = val != NULL;
+        rocksdb_free(val);
+        rocksdb_put(st->db, st->wo_sync, store_open_key, STORE_OPEN_KEY_LEN, "", 0, &rerr);
+    }
+    if (rerr != NULL) {
+        snprintf(err, errlen, "%s: cannot mark the store open: %s", path, rerr);
+        rocksdb_free(rerr);
+        return -1;
+    }
+    return 0;
+}
+
 /* Bounds RocksDB's memory: the block cache (index and filter blocks charged to it, so they
  * are bounded too) and the memtables. Returns 0, or -1 on ENOMEM. */
 static int
@@ -253,14 +278,15 @@ store_open(const char *data_dir, const struct store_options *opts, struct event_
         rocksdb_free(rerr);
         goto fail;
     }
-    if (store_check_format(st, path, err, errlen) < 0)
+    if (store_check_format(st, path, err, errlen) < 0 || store_mark_open(st, path, err, errlen) < 0)
         goto fail;
     if (store_writer_start(st, err, errlen) < 0)
         goto fail;
     log_msg(LOG_INFO,
-            "store %s opened (format %d; block cache %llu bytes, %u memtables of %llu bytes)", path,
-            STORE_FORMAT_VERSION, (unsigned long long)opts->block_cache_size,
-            opts->max_write_buffers, (unsigned long long)opts->write_buffer_size);
+            "store %s opened (format %d; block cache %llu bytes, %u memtables of %llu bytes)%s",
+            path, STORE_FORMAT_VERSION, (unsigned long long)opts->block_cache_size,
+            opts->max_write_buffers, (unsigned long long)opts->write_buffer_size,
+            st->unclean_stop ? "; the last run did not stop cleanly" : "");
     return st;
 fail:
     store_free(st);
@@ -272,8 +298,17 @@ store_close(struct store *st, char *err, size_t errlen)
 {
     int rc = 0;
     store_writer_stop(st);
-    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    /* Clean only if every write of this run succeeded: a failed one may have been a delivery
+     * watermark, which the next start then has to assume was behind. */
     char *rerr = NULL;
+    if (st->n_failed == 0)
+        rocksdb_delete(st->db, st->wo_sync, store_open_key, STORE_OPEN_KEY_LEN, &rerr);
+    if (rerr != NULL) {
+        log_msg(LOG_WARNING, "store %s: cannot mark a clean stop: %s", st->path, rerr);
+        rocksdb_free(rerr);
+        rerr = NULL;
+    }
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);
     rocksdb_flush(st->db, fo, &rerr);
     rocksdb_flushoptions_destroy(fo);
@@ -284,4 +319,10 @@ store_close(struct store *st, char *err, size_t errlen)
     }
     store_free(st);
     return rc;
+}
+
+bool
+store_unclean_stop(const struct store *st)
+{
+    return st->unclean_stop;
 }

@@ -50,6 +50,7 @@ struct store {
     char *path;                      /* owns: <data_dir>/db, for messages */
     struct event_base *base;         /* borrows */
     int done_fd;                     /* owns: eventfd the writer writes when batches complete */
+    bool unclean_stop;               /* the last run did not close the store (store_mark_open) */
     struct event *done_ev;           /* owns: reads done_fd on the loop */
 
     /* writer */

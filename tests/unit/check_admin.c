@@ -13,46 +13,14 @@
 #include <string.h>
 
 #include <check.h>
-#include <event2/event.h>
 
+#include "admin_fixture.h"
 #include "plain_login.h"
-#include "warren/admin.h"
 #include "warren/auth.h"
-#include "warren/conf.h"
-#include "warren/durable.h"
 #include "warren/exchange.h"
-#include "warren/log.h"
 #include "warren/queue.h"
-#include "warren/store.h"
-#include "warren/vhost.h"
 
-static struct conf conf;
-static struct auth_db *db;
-static struct vhost_registry vhosts;
-static struct admin *adm;
 static char err[512];
-
-static void
-setup(void)
-{
-    conf_init_defaults(&conf);
-    db = auth_db_new();
-    ck_assert_ptr_nonnull(db);
-    vhost_registry_init(&vhosts);
-    struct admin_env env = {.auth = db, .vhosts = &vhosts, .conf = &conf};
-    adm = admin_new(&env);
-    ck_assert_ptr_nonnull(adm);
-    ck_assert_int_eq(admin_recover(adm, err, sizeof(err)), 0);
-}
-
-static void
-teardown(void)
-{
-    admin_free(adm);
-    vhost_registry_clear(&vhosts);
-    auth_db_free(db);
-    conf_free(&conf);
-}
 
 /* A PLAIN login as name/password from loopback. */
 static enum auth_result
@@ -348,10 +316,7 @@ START_TEST(test_hashing_module)
     char *was = conf.password_hashing_module;
     conf.password_hashing_module = strdup("rabbit_password_hashing_sha512");
     free(was);
-    admin_free(adm);
-    struct admin_env env = {.auth = db, .vhosts = &vhosts, .conf = &conf};
-    adm = admin_new(&env);
-    ck_assert_ptr_nonnull(adm);
+    fixture_admin_renew();
     struct admin_user u = {.name = "s", .password = "pw512"};
     ck_assert_int_eq(admin_user_put(adm, &u, NULL, NULL, err, sizeof(err)), ADMIN_OK);
     ck_assert_int_eq(auth_user_hash_alg(auth_user_get(db, "s")), AUTH_HASH_SHA512);
@@ -485,80 +450,6 @@ END_TEST
 
 /* ---- stored: what survives a restart, as main() restarts ---- */
 
-static char data_dir[64];
-static struct event_base *base;
-static struct store *st;
-static struct durable *dur;
-
-/* Opens store, durable layer and admin layer over data_dir and reads everything back, as
- * main() does (admin_recover, then durable_recover). */
-static void
-stored_open(void)
-{
-    conf_init_defaults(&conf);
-    db = auth_db_new();
-    vhost_registry_init(&vhosts);
-    st = store_open(data_dir, NULL, base, err, sizeof(err));
-    ck_assert_msg(st != NULL, "%s", err);
-    dur = durable_new(st, base);
-    struct admin_env env = {
-        .auth = db, .vhosts = &vhosts, .durable = dur, .store = st, .conf = &conf};
-    adm = admin_new(&env);
-    ck_assert_msg(admin_recover(adm, err, sizeof(err)) == 0, "%s", err);
-    ck_assert_msg(durable_recover(dur, &vhosts, err, sizeof(err)) == 0, "%s", err);
-}
-
-static void
-stored_close(void)
-{
-    durable_detach(dur, &vhosts);
-    durable_submit_pending(dur);
-    ck_assert_msg(store_close(st, err, sizeof(err)) == 0, "%s", err);
-    durable_free(dur);
-    admin_free(adm);
-    vhost_registry_clear(&vhosts);
-    auth_db_free(db);
-    conf_free(&conf);
-}
-
-static void
-stored_setup(void)
-{
-    log_set_level(LOG_NONE);
-    strcpy(data_dir, "/tmp/check_admin.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(data_dir));
-    base = event_base_new();
-    stored_open();
-}
-
-static void
-stored_teardown(void)
-{
-    stored_close();
-    event_base_free(base);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", data_dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void
-on_synced(void *arg, const char *e)
-{
-    ck_assert_msg(e == NULL, "%s", e);
-    *(bool *)arg = true;
-}
-
-/* Waits until everything applied so far is written and synced. */
-static void
-synced(void)
-{
-    bool done = false;
-    ck_assert_int_eq(admin_sync(adm, on_synced, &done), 0);
-    for (int i = 0; !done && i < 1000; i++)
-        ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE), 0);
-    ck_assert(done);
-}
-
 static const char stored_defs[] =
     "{\"users\":[{\"name\":\"old\",\"password_hash\":\"AQIDBJUGopzAUPU7L7hHqv9dWvw=\","
     "\"hashing_algorithm\":\"rabbit_password_hashing_md5\",\"tags\":[\"monitoring\"],"
@@ -594,9 +485,8 @@ START_TEST(test_stored)
         admin_user_set_limit(adm, "old", "max-connections", 2, NULL, NULL, err, sizeof(err)),
         ADMIN_OK);
     ck_assert_int_eq(login("guest", "guest"), AUTH_OK); /* rewrites guest's record, hashed */
-    synced();
-    stored_close();
-    stored_open();
+    fixture_synced();
+    fixture_restart();
     struct auth_user *u = auth_user_get(db, "old");
     ck_assert_ptr_nonnull(u);
     ck_assert_ptr_null(auth_user_get(db, "tmp"));
@@ -631,9 +521,8 @@ START_TEST(test_stored)
     json_decref(users);
 
     ck_assert_int_eq(admin_vhost_delete(adm, "v", NULL, NULL, err, sizeof(err)), ADMIN_OK);
-    synced();
-    stored_close();
-    stored_open();
+    fixture_synced();
+    fixture_restart();
     ck_assert_ptr_null(vh("v")); /* no stored queue, exchange or binding brought it back */
     ck_assert_ptr_null(auth_perm_find(auth_user_get(db, "old"), "v"));
     ck_assert(
@@ -649,7 +538,7 @@ admin_suite(void)
 {
     Suite *s = suite_create("admin");
     TCase *tc = tcase_create("admin");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_add_test(tc, test_defaults);
     tcase_add_loop_test(tc, test_user_login, 0, sizeof(user_logins) / sizeof(user_logins[0]));
     tcase_add_loop_test(tc, test_bad_record, 0, sizeof(bad_records) / sizeof(bad_records[0]));
@@ -665,7 +554,7 @@ admin_suite(void)
     tcase_add_loop_test(tc, test_bad_definitions, 0, sizeof(bad_defs) / sizeof(bad_defs[0]));
     suite_add_tcase(s, tc);
     tc = tcase_create("stored");
-    tcase_add_checked_fixture(tc, stored_setup, stored_teardown);
+    tcase_add_checked_fixture(tc, fixture_stored_setup, fixture_stored_teardown);
     tcase_add_test(tc, test_stored);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);

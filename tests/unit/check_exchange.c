@@ -541,28 +541,34 @@ START_TEST(test_topic_random)
     static const char *const key_words[] = {"a", "b", "", "*", "#"};
     enum { N_PATTERNS = 200, N_KEYS = 2000 };
     static char patterns[N_PATTERNS][64];
+    /* Each pattern split once; queue q%03d is bound with pattern %03d. */
+    static const char *pw[N_PATTERNS][16];
+    static size_t pl[N_PATTERNS][16];
+    int np[N_PATTERNS];
     struct exch *e = X("t", EXCH_TOPIC);
     unsigned seed = 12345 + (unsigned)_i;
     char key[64], qname[16];
-    const char *pw[16], *kw[16];
-    size_t pl[16], kl[16];
+    const char *kw[16];
+    size_t kl[16];
 
     for (int i = 0; i < N_PATTERNS; i++) {
         random_key(patterns[i], sizeof patterns[i], pattern_words, N_ELEMS(pattern_words), &seed);
         snprintf(qname, sizeof qname, "q%03d", i);
         ck_assert_int_eq(bind_q(e, Q(qname), patterns[i], ""), 0);
+        np[i] = split_words(patterns[i], pw[i], pl[i]);
     }
     for (int k = 0; k < N_KEYS; k++) {
         random_key(key, sizeof key, key_words, N_ELEMS(key_words), &seed);
         int nk = split_words(key, kw, kl);
         ck_assert_int_eq(exch_route(e, str_of(key), T(""), &result), 0);
+        bool found[N_PATTERNS] = {false};
+        for (uint32_t j = 0; j < result.n; j++)
+            found[atoi(result.queues[j]->name + 1)] = true;
+        /* ck_assert_* writes a checkpoint per call (a syscall): asserting 400,000 times
+         * took minutes under valgrind. */
         for (int i = 0; i < N_PATTERNS; i++) {
-            bool found = false;
-            for (uint32_t j = 0; j < result.n; j++)
-                found |= result.queues[j] == queues[i];
-            int np = split_words(patterns[i], pw, pl);
-            ck_assert_msg(found == naive_match(pw, pl, np, kw, kl, nk),
-                          "pattern '%s' key '%s': trie %d", patterns[i], key, found);
+            if (found[i] != naive_match(pw[i], pl[i], np[i], kw, kl, nk))
+                ck_abort_msg("pattern '%s' key '%s': trie %d", patterns[i], key, found[i]);
         }
     }
 }

@@ -14,40 +14,11 @@
 
 #include <check.h>
 
-#include "warren/admin.h"
-#include "warren/auth.h"
-#include "warren/conf.h"
+#include "admin_fixture.h"
 #include "warren/exchange.h"
 #include "warren/queue.h"
-#include "warren/vhost.h"
 
-static struct conf conf;
-static struct auth_db *db;
-static struct vhost_registry vhosts;
-static struct admin *adm;
 static char err[1024];
-
-static void
-setup(void)
-{
-    conf_init_defaults(&conf);
-    db = auth_db_new();
-    ck_assert_ptr_nonnull(db);
-    vhost_registry_init(&vhosts);
-    struct admin_env env = {.auth = db, .vhosts = &vhosts, .conf = &conf};
-    adm = admin_new(&env);
-    ck_assert_ptr_nonnull(adm);
-    ck_assert_int_eq(admin_recover(adm, err, sizeof(err)), 0);
-}
-
-static void
-teardown(void)
-{
-    admin_free(adm);
-    vhost_registry_clear(&vhosts);
-    auth_db_free(db);
-    conf_free(&conf);
-}
 
 static struct vhost *
 vh(void)
@@ -429,7 +400,7 @@ policy_suite(void)
 {
     Suite *s = suite_create("policy");
     TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_add_loop_test(tc, test_merge, 0, sizeof(merges) / sizeof(merges[0]));
     tcase_add_test(tc, test_precedence);
     tcase_add_test(tc, test_live_change);

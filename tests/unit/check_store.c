@@ -183,12 +183,14 @@ put_raw(const char *key, size_t klen, const char *value)
     rocksdb_options_destroy(opts);
 }
 
+/* Each close is clean, and the next open says so. */
 START_TEST(test_create_and_reopen)
 {
     char err[512] = "";
     for (int i = 0; i < 3; i++) {
         struct store *st = store_open(data_dir, NULL, base, err, sizeof(err));
         ck_assert_msg(st != NULL, "open %d: %s", i, err);
+        ck_assert(!store_unclean_stop(st));
         ck_assert_int_eq(store_close(st, err, sizeof(err)), 0);
     }
 }
@@ -381,7 +383,8 @@ write_and_die(const char *dir)
 }
 
 /* A process killed once its callbacks have run, without closing the store, keeps what they
- * reported: synced batches, and also unsynced ones (only a machine crash loses those). */
+ * reported: synced batches, and also unsynced ones (only a machine crash loses those); the
+ * next open knows the stop was not clean, the one after a clean close again that it was. */
 START_TEST(test_survives_killed_process)
 {
     pid_t pid = fork();
@@ -395,8 +398,12 @@ START_TEST(test_survives_killed_process)
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s --write-and-die: status %d",
                   self_path, status);
     struct store *st = open_store(data_dir, NULL);
+    ck_assert(store_unclean_stop(st));
     for (int i = 0; i < DIE_N; i++)
         assert_value(st, i, DIE_VLEN);
+    close_store(st);
+    st = open_store(data_dir, NULL);
+    ck_assert(!store_unclean_stop(st));
     close_store(st);
 }
 END_TEST
@@ -757,7 +764,8 @@ count_lines(const char *path, const char *needle)
 /* A full disk: the write fails with RocksDB's message, its batch (and the next ones, while
  * RocksDB refuses writes) completes with it, one line is logged, reads still work. Then
  * either (_i = 0) space comes back and writes succeed again, logged once, or (_i = 1) the
- * store is closed on the full disk, without aborting. */
+ * store is closed on the full disk, without aborting; the next open then knows that the stop
+ * was not a clean one. */
 START_TEST(test_write_error)
 {
     fullfs_mount(mnt_dir, sizeof(mnt_dir), data_dir);
@@ -831,7 +839,9 @@ START_TEST(test_write_error)
         ck_assert_int_eq(seen.out_of_order, 0);
         assert_value(st, next - 1, 100);
         close_store(st);
+        /* A run with a failed write does not count as a clean stop. */
         st = open_store(dir, &o);
+        ck_assert(store_unclean_stop(st));
         assert_value(st, 0, 100);
         assert_value(st, next - 1, 100);
         close_store(st);
