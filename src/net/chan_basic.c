@@ -452,7 +452,9 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
     } else {
         struct delivery *d = chan_delivery_add(ch, e, NULL);
         if (d == NULL) {
-            queue_cmd_requeue(e);
+            /* The client never saw it: not a delivery (no count towards x-delivery-limit, no
+             * redelivered mark), unlike a requeue. */
+            queue_delivery_undo(e);
             return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_GET, "out of memory");
         }
         tag = d->by_tag.id;
