@@ -14,11 +14,15 @@
  * as RabbitMQ's re-encoding leaves it; every other property keeps its bytes.
  *
  * It is routed with the dead-letter routing key alone, or with the routing keys it had (its
- * routing key, its CC and BCC keys); a dead-letter routing key also removes its CC header, as
- * RabbitMQ does. Queues it reaches that would close a cycle are left out: a queue where the
- * message died before, when every death since then (that one included) was automatic
- * (expired, maxlen, delivery_limit) rather than a rejection; such a drop is logged at warning
- * level once per cycle. A rejection never counts as a cycle: a consumer decided.
+ * routing key, its CC and BCC keys: publish_keys_init); a dead-letter routing key also removes
+ * its CC header, as RabbitMQ does. Queues it reaches that would close a cycle are left out: a
+ * queue where the message died before, when every death since then (that one included) was
+ * automatic (expired, maxlen, delivery_limit) rather than a rejection; such a drop is logged
+ * at warning level once per cycle. A rejection never counts as a cycle: a consumer decided.
+ *
+ * A message published with BCC reached its queues without that header (publish.h), so its
+ * BCC keys are gone when it dies; RabbitMQ keeps a message's routing keys apart from its
+ * headers (and in its store) and dead-letters it to its BCC destinations again.
  *
  * Ordering for crashes: the copy is enqueued (and written, for a persistent message reaching
  * durable queues) before the caller removes the original, in the same store batch, so a

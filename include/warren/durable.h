@@ -6,16 +6,17 @@
  * stored ends. A persistent message (delivery_mode 2) enqueued on a stored queue becomes an
  * entry key I(queue id, seq): the message inline in the entry when it went to one stored queue,
  * else a reference to one M(message id) record shared by all of them, freed with its last
- * entry. A queue's delivery watermark D(queue id) is the highest seq each of its lanes
- * (warren/queue.h) has handed to a consumer: an entry at or below its lane's that is still
- * there after a restart was delivered and never acked, so it comes back redelivered (a lane's
- * deliveries go out in seq order, requeues keep their seq). Its value is one u64 per lane,
- * lane 0 first: a queue without priorities writes one, as before lanes. The watermark is
- * written with the turn's batch, not before the deliveries leave, so after a stop that was
- * not clean (store_unclean_stop) it may be behind what consumers got: every entry then comes
- * back redelivered (the redelivered flag says "may have been delivered": a message delivered
- * before must never come back without it). Transient messages and
- * anything on non-durable queues never touch the disk.
+ * entry. A requeue writes its entry again with the entry's delivery count (x-delivery-limit),
+ * so that a restart does not give a poison message its limit afresh. A queue's delivery
+ * watermark D(queue id) is the highest seq each of its lanes (warren/queue.h) has handed to a
+ * consumer: an entry at or below its lane's that is still there after a restart was delivered
+ * and never acked, so it comes back redelivered (a lane's deliveries go out in seq order,
+ * requeues keep their seq). Its value is one u64 per lane, lane 0 first: a queue without
+ * priorities writes one, as before lanes. The watermark is written with the turn's batch, not
+ * before the deliveries leave, so after a stop that was not clean (store_unclean_stop) it may
+ * be behind what consumers got: every entry then comes back redelivered (the redelivered flag
+ * says "may have been delivered": a message delivered before must never come back without
+ * it). Transient messages and anything on non-durable queues never touch the disk.
  *
  * Lazy paging. A stored queue keeps the messages of its ready entries in memory up to a window
  * of bytes (durable_set_window); past it, new entries are written to the store only, transient

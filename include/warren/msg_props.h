@@ -19,5 +19,10 @@ uint32_t msg_props_headers_offset(const struct wire_basic_props *p);
  * appended, then the table sorted by key. One reference, the caller's; NULL on ENOMEM or
  * properties that do not decode (logged). */
 struct msg *msg_with_long_header(struct msg *m, const char *key, int64_t value);
+/* A copy of m (its body shared, not copied) without the first header named key, the others
+ * kept in their order, as rabbit_basic:strip_header removes one (the headers property stays,
+ * empty if that was the only entry). One reference, the caller's; NULL on ENOMEM or
+ * properties that do not decode (logged). */
+struct msg *msg_without_header(struct msg *m, const char *key);
 
 #endif

@@ -222,11 +222,11 @@ void queue_settings_set(struct queue *q, struct queue_settings *s);
  * ready entries live only in the store, and reading them back ahead of consumers: the durable
  * layer's choice, from local memory, made below the commands through durable.h's paging
  * calls), dispatch (which consumer gets the next entry and when: it depends on sockets; what a
- * replica sees is the deliveries it results in), a delivery the consumer could not take
- * after all (ENOMEM writing its frames), put back by queue_dispatch in place, without a
- * command nor the redelivered mark, and paged entries the store lost (a failed batch's
- * page-outs, a record that cannot be read back), which the durable layer takes off n_ready
- * (queue_paged_lost) with an error logged. */
+ * replica sees is the deliveries it results in), a delivery the client never saw (ENOMEM
+ * before its frames were written, to a consumer or for basic.get), put back in place by
+ * queue_delivery_undo, without a command nor the redelivered mark, and paged entries the
+ * store lost (a failed batch's page-outs, a record that cannot be read back), which the durable
+ * layer takes off n_ready (queue_paged_lost) with an error logged. */
 enum queue_cmd_kind {
     /* e (new, at the tail of its lane's ready list) holds m at seq; e is NULL when the durable
      * layer paged the entry out instead (it wrote it then). n_ready + 1. */
@@ -238,8 +238,9 @@ enum queue_cmd_kind {
      * Only from unacked; n_unacked - 1. */
     QUEUE_CMD_SETTLE,
     /* e went back from unacked among the ready at its seq's place, redelivered set, its
-     * delivery count up by one. n_ready + 1, n_unacked - 1. (Past the queue's delivery limit
-     * it settles instead: SETTLE.) */
+     * delivery count up by one (the count is part of the entry's record: a stored entry is
+     * written again). n_ready + 1, n_unacked - 1. (Past the queue's delivery limit it settles
+     * instead: SETTLE.) */
     QUEUE_CMD_REQUEUE,
     /* e, the head ready entry (as DELIVER's), left the queue undelivered: it expired, or the
      * queue was over its length limit (drop-head); dead-lettered first if the queue says so.
@@ -290,6 +291,12 @@ void queue_publish_dispatch(struct queue *q);
 /* Removes the head ready entry (of the highest lane that has any), moves it to unacked and
  * returns it (NULL if none is in memory and none could be read back from the store yet). */
 struct qentry *queue_cmd_deliver(struct queue *q);
+/* Puts back a delivered entry the client never saw (ENOMEM before anything was sent): at its
+ * place among the ready entries, neither marked redelivered nor counted as a delivery. Not a
+ * command (see above): the DELIVER stays in the journal, as if the entry had been requeued
+ * without a count. Its queue is live (the caller has not returned to the loop since
+ * queue_cmd_deliver). */
+void queue_delivery_undo(struct qentry *e);
 /* Settles a delivered entry (ack, or reject/nack without requeue) and frees it; an entry
  * whose queue was deleted is just freed (no command: the queue is gone). */
 void queue_cmd_settle(struct qentry *e);
@@ -309,8 +316,9 @@ uint64_t queue_cmd_purge(struct queue *q);
 /* An entry as the store keeps it (recovery, paging). */
 struct queue_stored_entry {
     uint64_t seq;
-    uint64_t expires_at; /* us since the epoch; 0: never */
-    uint64_t body_len;   /* its message's body size, for one left in the store (m NULL) */
+    uint64_t expires_at;     /* us since the epoch; 0: never */
+    uint64_t body_len;       /* its message's body size, for one left in the store (m NULL) */
+    uint32_t delivery_count; /* requeues written so far (x-delivery-limit) */
     bool redelivered;
     bool dead;          /* it waits in dlx_waiting (QUEUE_CMD_DLX_HOLD), for dlx_reason */
     uint8_t dlx_reason; /* enum deadletter_reason */
@@ -318,13 +326,15 @@ struct queue_stored_entry {
 
 /* Replay: applies an ENQUEUE the queue did not originate, at the seq it was given then, which
  * is above every seq its lane has had so far (the seqs it skips were the queue's once:
- * settled or purged since), with its redelivered mark and expiry time (se). The store holds
- * what the command stream left, every entry still there at its seq, and recovery replays each
- * one as the ENQUEUE that made it; an entry at or below the delivery watermark was delivered
- * and never settled, and its channel died with the process, so it comes back redelivered, as
- * REQUEUE would have left it. A replica will apply its leader's ENQUEUEs the same way. m NULL:
- * the entry stays in the store only (paged: the durable layer counted it, as a page-out does
- * before its ENQUEUE, and marks it redelivered when it reads it back); else m gets a new
+ * settled or purged since), with its redelivered mark, expiry time and delivery count (se).
+ * The store holds what the command stream left, every entry still there at its seq, and
+ * recovery replays each one as the ENQUEUE that made it; an entry at or below the delivery
+ * watermark was delivered and never settled, and its channel died with the process, so it
+ * comes back redelivered, as REQUEUE would have left it, with the delivery count its last
+ * REQUEUE wrote (a delivery out when the process stopped is not counted: the watermark cannot
+ * tell it from one requeued since). A replica will apply its leader's ENQUEUEs the same way.
+ * m NULL: the entry stays in the store only (paged: the durable layer counted it, as a page-out
+ * does before its ENQUEUE, and marks it redelivered when it reads it back); else m gets a new
  * reference. A dead one (se->dead, m not NULL; replayed after the others, whatever its seq)
  * joins dlx_waiting rather than the ready entries, and is tried again soon. The command goes to the
  * journal with replayed set: its consumer writes nothing. 0, or -1 on ENOMEM. */

@@ -71,8 +71,9 @@ struct iovec;
 /* On-disk format written by this build. Bumped on any change an older build cannot read;
  * this build also reads STORE_FORMAT_OLDEST and up, and marks such a database as its own
  * format when it opens it. 2: queue entries may carry an expiry time, and entries of shared
- * messages their body length. */
-#define STORE_FORMAT_VERSION 2
+ * messages their body length. 3: queue entries may carry their delivery count (a format 2
+ * build would take it for the start of the message). */
+#define STORE_FORMAT_VERSION 3
 #define STORE_FORMAT_OLDEST 1
 
 struct store;

@@ -18,68 +18,11 @@
 #include "warren/queue.h"
 #include "warren/vhost.h"
 
-/* Routing keys held without allocating: a message's own and a few CC/BCC ones. */
-#define DL_KEYS_INLINE 8
-
 /* Cycles already reported: RabbitMQ warns once per cycle (per queue process); a small ring of
  * their hashes keeps that bounded here, at the price of warning again after 64 others. */
 #define DL_CYCLES_SEEN 64
 static uint64_t dl_cycles_seen[DL_CYCLES_SEEN];
 static uint32_t dl_cycles_next;
-
-/* Appends the longstr values of m's header name (an array: CC or BCC) to keys. */
-static void
-dl_header_keys(const struct msg *m, const char *name, struct wire_str *keys, uint32_t *n)
-{
-    struct wire_value v, k;
-    struct wire_table_iter it;
-    if (!wire_table_get(msg_headers(m), name, &v) || v.type != WIRE_FIELD_ARRAY)
-        return;
-    wire_array_iter_init(&it, v.v.array);
-    while (wire_array_next(&it, &k))
-        if (k.type == WIRE_FIELD_LONGSTR) {
-            if (keys != NULL)
-                keys[*n] = k.v.str;
-            (*n)++;
-        }
-}
-
-/* The routing keys of m as RabbitMQ keeps them: its routing key, then its CC and BCC keys
- * (longstr ones, as rabbit_basic:header_routes). *keys is inline (DL_KEYS_INLINE long) or
- * allocated when it is not enough (the caller frees it if it differs). -1 on ENOMEM. */
-static int
-dl_message_keys(const struct msg *m, struct wire_str *inline_keys, struct wire_str **keys,
-                uint32_t *n)
-{
-    uint32_t count = 1;
-    dl_header_keys(m, "CC", NULL, &count);
-    dl_header_keys(m, "BCC", NULL, &count);
-    *keys = inline_keys;
-    if (count > DL_KEYS_INLINE && (*keys = malloc((size_t)count * sizeof(**keys))) == NULL)
-        return -1;
-    (*keys)[0] = (struct wire_str){m->routing_key, m->routing_key_len};
-    *n = 1;
-    dl_header_keys(m, "CC", *keys, n);
-    dl_header_keys(m, "BCC", *keys, n);
-    return 0;
-}
-
-/* Routes dead with keys through x, or the default exchange when x is NULL (the queues named
- * by the keys). 0, or -1 on ENOMEM. */
-static int
-dl_route(struct vhost *vh, struct exch *x, struct msg *dead, const struct wire_str *keys,
-         uint32_t n_keys, struct route_result *r)
-{
-    if (x != NULL)
-        return exch_route_keys(x, keys, n_keys, msg_headers(dead), r);
-    r->n = 0;
-    for (uint32_t i = 0; i < n_keys; i++) {
-        struct queue *q = vhost_queue_find(vh, keys[i]);
-        if (q != NULL && route_result_add(r, q) < 0)
-            return -1;
-    }
-    return 0;
-}
 
 /* FNV-1a over the queue names of a cycle. */
 static uint64_t
@@ -171,8 +114,7 @@ deadletter_message(struct queue *q, struct msg *m, enum deadletter_reason reason
 
     enum deadletter_status st = DEADLETTER_NOMEM;
     struct route_result r = {0};
-    struct wire_str inline_keys[DL_KEYS_INLINE], *keys = inline_keys;
-    uint32_t n_keys = 1;
+    struct publish_keys keys = {.v = keys.inline_v, .n = 1};
     const char *failed = "making its copy";
     struct msg *dead =
         deadletter_msg_new(m, (struct wire_str){(const uint8_t *)q->name, q->name_len}, reason,
@@ -183,10 +125,10 @@ deadletter_message(struct queue *q, struct msg *m, enum deadletter_reason reason
      * replaces all of them). */
     failed = "routing it";
     if (dlrk != NULL)
-        keys[0] = rk;
-    else if (dl_message_keys(m, inline_keys, &keys, &n_keys) < 0)
+        keys.v[0] = rk;
+    else if (publish_keys_init(&keys, m) < 0)
         goto done;
-    if (dl_route(vh, x, dead, keys, n_keys, &r) < 0)
+    if (publish_route_keys(vh, x, keys.v, keys.n, msg_headers(dead), &r) < 0)
         goto done;
     failed = NULL; /* publish_routed logs its own failures */
     if (reason != DEADLETTER_REJECTED && r.n > 0) {
@@ -201,8 +143,7 @@ done:
     if (failed != NULL)
         log_msg(LOG_ERROR, "queue '%s' in vhost '%s': could not dead-letter a message: %s failed",
                 q->name, vh->name, failed);
-    if (keys != inline_keys)
-        free(keys);
+    publish_keys_free(&keys);
     route_result_free(&r);
     msg_unref(&dead);
     return st;

@@ -1,32 +1,173 @@
-/* The publish pipeline of include/warren/publish.h. */
+/* The publish pipeline of include/warren/publish.h. A message without headers pays one test
+ * for the CC and BCC headers; one with headers, a walk over its table's top-level entries. */
 #include "config.h"
 
 #include "warren/publish.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "warren/deadletter.h"
 #include "warren/durable.h"
 #include "warren/exchange.h"
 #include "warren/log.h"
 #include "warren/msg.h"
+#include "warren/msg_props.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
 
-/* The queues m goes to, into r. PUBLISH_OK, NO_EXCHANGE or NOMEM. */
+/* The first "CC" and "BCC" entries of headers, into cc and bcc (type 0 when absent): one walk
+ * for both, since every message with headers goes through here. */
+static void
+publish_find_header_routes(struct wire_table headers, struct wire_value *cc, struct wire_value *bcc)
+{
+    struct wire_table_iter it;
+    struct wire_str k;
+    struct wire_value v;
+    cc->type = bcc->type = 0;
+    wire_table_iter_init(&it, headers);
+    while ((cc->type == 0 || bcc->type == 0) && wire_table_next(&it, &k, &v)) {
+        if (cc->type == 0 && wire_str_eq(k, "CC"))
+            *cc = v;
+        else if (bcc->type == 0 && wire_str_eq(k, "BCC"))
+            *bcc = v;
+    }
+}
+
+int
+publish_check_header_routes(struct wire_table headers, char *why, size_t whylen)
+{
+    struct wire_value v[2];
+    static const char *const names[2] = {"CC", "BCC"};
+    publish_find_header_routes(headers, &v[0], &v[1]);
+    for (int i = 0; i < 2; i++)
+        if (v[i].type != 0 && v[i].type != WIRE_FIELD_ARRAY) {
+            /* RabbitMQ's text prints its error term: the header's name, its type's name. */
+            snprintf(why, whylen, "invalid message: {unacceptable_type_in_header,\"%s\",%s}",
+                     names[i], wire_field_type_name(v[i].type));
+            return -1;
+        }
+    return 0;
+}
+
+/* Appends the longstr values of v (an array, or nothing) to k->v, or counts them when k->v
+ * is NULL. */
+static void
+publish_keys_add(struct publish_keys *k, const struct wire_value *v)
+{
+    struct wire_table_iter it;
+    struct wire_value e;
+    if (v->type != WIRE_FIELD_ARRAY)
+        return;
+    wire_array_iter_init(&it, v->v.array);
+    while (wire_array_next(&it, &e))
+        if (e.type == WIRE_FIELD_LONGSTR) {
+            if (k->v != NULL)
+                k->v[k->n] = e.v.str;
+            k->n++;
+        }
+}
+
+int
+publish_keys_init(struct publish_keys *k, const struct msg *m)
+{
+    struct wire_value cc, bcc;
+    k->v = k->inline_v;
+    k->v[0] = (struct wire_str){m->routing_key, m->routing_key_len};
+    k->n = 1;
+    k->bcc = false;
+    if (m->headers_len == 0)
+        return 0;
+    publish_find_header_routes(msg_headers(m), &cc, &bcc);
+    k->bcc = bcc.type != 0;
+    if (cc.type != WIRE_FIELD_ARRAY && bcc.type != WIRE_FIELD_ARRAY)
+        return 0;
+    k->v = NULL; /* count first */
+    publish_keys_add(k, &cc);
+    publish_keys_add(k, &bcc);
+    uint32_t n = k->n;
+    k->v = k->inline_v;
+    if (n > PUBLISH_KEYS_INLINE && (k->v = malloc((size_t)n * sizeof(*k->v))) == NULL)
+        return -1;
+    k->v[0] = (struct wire_str){m->routing_key, m->routing_key_len};
+    k->n = 1;
+    publish_keys_add(k, &cc);
+    publish_keys_add(k, &bcc);
+    return 0;
+}
+
+void
+publish_keys_free(struct publish_keys *k)
+{
+    if (k->v != k->inline_v)
+        free(k->v);
+    k->v = k->inline_v;
+    k->n = 0;
+}
+
+int
+publish_route_keys(struct vhost *vh, struct exch *x, const struct wire_str *keys, uint32_t n_keys,
+                   struct wire_table headers, struct route_result *r)
+{
+    if (x != NULL)
+        return exch_route_keys(x, keys, n_keys, headers, r);
+    /* The default exchange: every queue is bound to it by its name. */
+    r->n = 0;
+    for (uint32_t i = 0; i < n_keys; i++) {
+        struct queue *q = vhost_queue_find(vh, keys[i]);
+        if (q != NULL && route_result_add(r, q) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The queues m goes to, into r, by its routing key alone: a message without headers, so
+ * without CC or BCC, the common case, routed as directly as before those headers counted.
+ * PUBLISH_OK, NO_EXCHANGE or NOMEM. */
 static enum publish_status
-publish_route(struct vhost *vh, struct msg *m, struct route_result *r)
+publish_route_plain(struct vhost *vh, struct msg *m, struct route_result *r)
 {
     struct wire_str ex = {m->exchange, m->exchange_len};
     struct wire_str rk = {m->routing_key, m->routing_key_len};
     r->n = 0;
     if (ex.len == 0) {
-        /* The default exchange: every queue is bound to it by its name. */
         struct queue *q = vhost_queue_find(vh, rk);
         return q == NULL || route_result_add(r, q) == 0 ? PUBLISH_OK : PUBLISH_NOMEM;
     }
     struct exch *e = vhost_exch_find(vh, ex);
     if (e == NULL)
         return PUBLISH_NO_EXCHANGE;
-    return exch_route(e, rk, msg_headers(m), r) == 0 ? PUBLISH_OK : PUBLISH_NOMEM;
+    return exch_route(e, rk, (struct wire_table){NULL, 0}, r) == 0 ? PUBLISH_OK : PUBLISH_NOMEM;
+}
+
+/* The queues *mp (a message with headers) goes to, into r, by its routing key and CC and BCC
+ * keys; with a BCC header, *mp is replaced by its copy without it (publish_message). Same
+ * results as publish_route_plain. */
+static enum publish_status
+publish_route_headers(struct vhost *vh, struct msg **mp, struct route_result *r)
+{
+    struct msg *m = *mp, *routed = m;
+    struct wire_str ex = {m->exchange, m->exchange_len};
+    struct exch *e = NULL;
+    struct publish_keys k;
+    r->n = 0;
+    if (ex.len > 0 && (e = vhost_exch_find(vh, ex)) == NULL)
+        return PUBLISH_NO_EXCHANGE;
+    if (publish_keys_init(&k, m) < 0)
+        return PUBLISH_NOMEM;
+    /* RabbitMQ removes BCC before routing: headers exchanges match the copy's headers, the
+     * keys (borrowed from m, alive until the end) still include BCC's. */
+    if (k.bcc && (routed = msg_without_header(m, "BCC")) == NULL) {
+        publish_keys_free(&k);
+        return PUBLISH_NOMEM;
+    }
+    int rc = publish_route_keys(vh, e, k.v, k.n, msg_headers(routed), r);
+    publish_keys_free(&k);
+    if (routed != m) {
+        msg_unref(mp);
+        *mp = routed;
+    }
+    return rc == 0 ? PUBLISH_OK : PUBLISH_NOMEM;
 }
 
 /* A persistent message going to stored queues: with several, one shared record. Returns
@@ -92,14 +233,15 @@ publish_routed(struct vhost *vh, struct msg *m, struct route_result *r, struct p
 }
 
 enum publish_status
-publish_message(struct vhost *vh, struct msg *m, struct route_result *scratch,
+publish_message(struct vhost *vh, struct msg **mp, struct route_result *scratch,
                 struct publish_outcome *out)
 {
     *out = (struct publish_outcome){0};
-    enum publish_status st = publish_route(vh, m, scratch);
+    enum publish_status st = (*mp)->headers_len == 0 ? publish_route_plain(vh, *mp, scratch)
+                                                     : publish_route_headers(vh, mp, scratch);
     if (st == PUBLISH_NOMEM)
-        publish_log_nomem(vh, m, 0);
+        publish_log_nomem(vh, *mp, 0);
     if (st != PUBLISH_OK)
         return st;
-    return publish_routed(vh, m, scratch, out);
+    return publish_routed(vh, *mp, scratch, out);
 }

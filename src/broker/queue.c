@@ -1,16 +1,17 @@
-/* Queues: the commands that change a queue (enqueue, deliver, settle, requeue, purge,
- * delete), its consumers, and dispatch. Every change to a queue's entries goes through a
- * queue_cmd_* function (or queue_free), which hands the applied command to the journal
- * (queue_journal): persisting or mirroring a queue means consuming that stream. The orders
- * (ready entries, requeued ones, consumers' turns) and the commands' invariants are
- * include/warren/queue.h's. */
+/* Queues: their making and freeing, their entries (lanes, ready and requeued ones, paged ones
+ * read back) and the commands that change them (enqueue, deliver, settle, requeue, drop, purge,
+ * delete). Every change to a queue's entries goes through a queue_cmd_* function (or
+ * queue_free), which hands the applied command to the journal (queue_journal): persisting or
+ * mirroring a queue means consuming that stream. The orders (ready entries, requeued ones,
+ * consumers' turns) and the commands' invariants are include/warren/queue.h's. Time (TTLs,
+ * x-expires, the timer) is queue_expiry.c's, consumers and dispatch queue_consumers.c's,
+ * at-least-once dead letters queue_dlx.c's. */
 #include "config.h"
 
 #include "warren/queue.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/event.h>
 
@@ -18,7 +19,6 @@
 #include "warren/assert.h"
 #include "warren/deadletter.h"
 #include "warren/durable.h"
-#include "warren/log.h"
 #include "warren/msg.h"
 #include "warren/pool.h"
 #include "warren/vhost.h"
@@ -34,29 +34,6 @@ static void
 queue_entry_pool_free(void)
 {
     pool_clear(&queue_entry_pool);
-}
-
-/* Where deadline timers live (queue_set_event_base); NULL: no timers. Loop thread only. */
-static struct event_base *queue_event_base;
-
-/* Expired entries dropped by one timer callback or publish at most, so that a million
- * expiring at once do not hold the loop: the rest go in the next turns. */
-#define QUEUE_EXPIRE_STEP 4096
-
-void
-queue_set_event_base(struct event_base *base)
-{
-    queue_event_base = base;
-}
-
-/* The time now, in us since the epoch: expiry times are absolute, so that they mean the same
- * after a restart. */
-uint64_t
-queue_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* Where the queue's changes are written (NULL: nowhere, as for queues made without a vhost
@@ -80,24 +57,6 @@ queue_entry_before(const struct pheap_node *a, const struct pheap_node *b)
 {
     return pheap_container_of(a, struct qentry, requeued_node)->seq <
            pheap_container_of(b, struct qentry, requeued_node)->seq;
-}
-
-/* The consumer served next: the highest priority, then the least recently served. */
-static bool
-queue_cons_before(const struct pheap_node *a, const struct pheap_node *b)
-{
-    const struct cons *ca = pheap_container_of(a, struct cons, ready_node);
-    const struct cons *cb = pheap_container_of(b, struct cons, ready_node);
-    return ca->priority != cb->priority ? ca->priority > cb->priority : ca->turn < cb->turn;
-}
-
-/* The single active consumer's successor: the highest priority, then the first registered. */
-static bool
-queue_cons_waits_before(const struct pheap_node *a, const struct pheap_node *b)
-{
-    const struct cons *ca = pheap_container_of(a, struct cons, ready_node);
-    const struct cons *cb = pheap_container_of(b, struct cons, ready_node);
-    return ca->priority != cb->priority ? ca->priority > cb->priority : ca->since < cb->since;
 }
 
 struct queue *
@@ -271,7 +230,7 @@ queue_entry_new(struct queue *q, struct msg *m, const struct queue_stored_entry 
     e->queue = q;
     e->seq = se->seq;
     e->expires_at = se->expires_at;
-    e->delivery_count = 0;
+    e->delivery_count = se->delivery_count;
     e->redelivered = se->redelivered;
     e->stored = stored;
     e->dlx_reason = 0;
@@ -292,17 +251,6 @@ queue_entry_append(struct queue *q, struct msg *m, const struct queue_stored_ent
     TAILQ_INSERT_TAIL(&q->lanes[lane].ready, e, link);
     q->mem_bytes += msg_size(m);
     return e;
-}
-
-/* When an entry for m enqueued now on q expires: after the lower of the queue's message TTL
- * and the message's expiration (us since the epoch); 0 if neither is set. */
-static uint64_t
-queue_entry_expiry(const struct queue *q, const struct msg *m)
-{
-    int64_t ttl = q->settings.message_ttl;
-    if (m->expiration_ms >= 0 && (ttl < 0 || m->expiration_ms < ttl))
-        ttl = m->expiration_ms;
-    return ttl < 0 ? 0 : queue_now() + (uint64_t)ttl * 1000u;
 }
 
 int
@@ -429,26 +377,18 @@ queue_ready_remove(struct queue *q, struct qentry *e)
 }
 
 /* The head entry, reading paged ones back first if memory has room for them. */
-static struct qentry *
+struct qentry *
 queue_head(struct queue *q)
 {
     queue_page_in(q);
     return queue_ready_first(q);
 }
 
-/* Whether e has expired by now. The entry the publish being dispatched just enqueued has
- * not: a TTL of 0 lets it go to a consumer that can take it at once. */
-static bool
-queue_entry_expired(const struct queue *q, const struct qentry *e, uint64_t now)
-{
-    return e->expires_at != 0 && e->expires_at <= now && e->seq != q->fresh_seq;
-}
-
 /* The head ready entry e leaves q undelivered (the DROP command), dead-lettered first if q
  * has a dead-letter exchange: the copy is enqueued (and its write added to this turn's store
  * batch) before the original's removal is, so a crash loses neither. At least once, a copy
  * that reached no queue keeps e in dlx_waiting instead (DLX_HOLD). */
-static void
+void
 queue_cmd_drop(struct queue *q, struct qentry *e, enum deadletter_reason why)
 {
     queue_ready_remove(q, e);
@@ -458,26 +398,6 @@ queue_cmd_drop(struct queue *q, struct qentry *e, enum deadletter_reason why)
     }
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DROP, .q = q, .e = e});
     queue_entry_free(e);
-}
-
-/* Drops the expired entries at the head (as RabbitMQ, which looks at the head only: an entry
- * behind a longer-lived one waits for it to go), up to QUEUE_EXPIRE_STEP of them. Returns
- * true if it stopped at the step with more perhaps expired. */
-static bool
-queue_expire_head(struct queue *q)
-{
-    uint64_t now = 0;
-    for (int n = 0; n < QUEUE_EXPIRE_STEP; n++) {
-        struct qentry *e = queue_head(q);
-        if (e == NULL || e->expires_at == 0)
-            return false;
-        if (now == 0)
-            now = queue_now();
-        if (!queue_entry_expired(q, e, now))
-            return false;
-        queue_cmd_drop(q, e, DEADLETTER_EXPIRED);
-    }
-    return true;
 }
 
 /* Whether q holds more than its length limits allow. */
@@ -491,7 +411,7 @@ queue_over_limit(const struct queue *q)
 
 /* x-overflow drop-head: drops (dead-letters) head entries while q is over its limits. Those
  * paged out and not readable yet go when they are read back. */
-static void
+void
 queue_drop_over_limit(struct queue *q)
 {
     if (q->settings.overflow != QUEUE_OVERFLOW_DROP_HEAD)
@@ -578,6 +498,15 @@ queue_ready_insert(struct queue *q, struct qentry *e)
 }
 
 void
+queue_delivery_undo(struct qentry *e)
+{
+    struct queue *q = e->queue;
+    WR_ASSERT(q != NULL);
+    queue_unacked_remove(e);
+    queue_ready_insert(q, e);
+}
+
+void
 queue_cmd_requeue(struct qentry *e)
 {
     struct queue *q = e->queue;
@@ -620,81 +549,6 @@ queue_cmd_purge(struct queue *q)
     return n;
 }
 
-/* ---- time: expiry of head entries (x-message-ttl, expiration) and of queues (x-expires) */
-
-/* When q next has something to do: expire its head entry, or itself if unused, or try its
- * waiting dead letters again; 0 if nothing. */
-static uint64_t
-queue_next_deadline(struct queue *q)
-{
-    struct qentry *e = queue_head(q);
-    uint64_t when = e != NULL ? e->expires_at : 0;
-    if (q->unused_until != 0 && q->n_consumers == 0 && (when == 0 || q->unused_until < when))
-        when = q->unused_until;
-    if (q->dlx_retry_at != 0 && (when == 0 || q->dlx_retry_at < when))
-        when = q->dlx_retry_at;
-    return when;
-}
-
-static void queue_deadline_fired(evutil_socket_t fd, short what, void *arg);
-
-/* Arms q's timer for its next deadline, unless it is armed for an earlier one already (which
- * looks again when it fires): a publish or delivery that moves the head costs no re-arming. */
-void
-queue_deadline_arm(struct queue *q)
-{
-    if (queue_event_base == NULL)
-        return;
-    uint64_t when = queue_next_deadline(q);
-    if (when == 0 || (q->deadline != 0 && q->deadline <= when))
-        return;
-    if (q->deadline_ev == NULL &&
-        (q->deadline_ev = evtimer_new(queue_event_base, queue_deadline_fired, q)) == NULL) {
-        log_msg(LOG_ERROR, "out of memory arming the expiry timer of queue '%s'", q->name);
-        return;
-    }
-    uint64_t now = queue_now(), wait = when > now ? when - now : 0;
-    struct timeval tv = {(time_t)(wait / 1000000u), (suseconds_t)(wait % 1000000u)};
-    evtimer_add(q->deadline_ev, &tv);
-    q->deadline = when;
-}
-
-/* q's timer: deletes q if it went unused for its x-expires, else tries its waiting dead
- * letters again if it is time, drops its expired head entries (a step at a time: the rest in
- * the next turn) and arms the timer again. */
-static void
-queue_deadline_fired(evutil_socket_t fd, short what, void *arg)
-{
-    struct queue *q = arg;
-    (void)fd;
-    (void)what;
-    q->deadline = 0;
-    uint64_t now = queue_now();
-    if (q->unused_until != 0 && q->n_consumers == 0 && now >= q->unused_until && q->vhost != NULL) {
-        log_msg(LOG_INFO, "queue '%s' in vhost '%s' deleted: unused for %lld ms (x-expires)",
-                q->name, q->vhost->name, (long long)q->settings.expires);
-        vhost_queue_delete(q->vhost, q);
-        return;
-    }
-    if (q->dlx_retry_at != 0 && now >= q->dlx_retry_at)
-        queue_dlx_retry(q);
-    if (queue_expire_head(q)) {
-        static const struct timeval next_turn = {0, 0};
-        evtimer_add(q->deadline_ev, &next_turn);
-        q->deadline = now;
-        return;
-    }
-    queue_deadline_arm(q);
-}
-
-void
-queue_used(struct queue *q)
-{
-    q->unused_until =
-        q->settings.expires > 0 ? queue_now() + (uint64_t)q->settings.expires * 1000u : 0;
-    queue_deadline_arm(q);
-}
-
 void
 queue_settings_set(struct queue *q, struct queue_settings *s)
 {
@@ -708,181 +562,5 @@ queue_settings_set(struct queue *q, struct queue_settings *s)
         queue_used(q);
     queue_dlx_settings_applied(q);
     queue_drop_over_limit(q);
-    queue_deadline_arm(q);
-}
-
-void
-queue_publish_dispatch(struct queue *q)
-{
-    q->fresh_seq = q->last_seq;
-    queue_dispatch(q);
-    q->fresh_seq = 0;
-    queue_drop_over_limit(q);
-    queue_expire_head(q); /* what is left past the step, the timer drops a step per turn */
-    queue_deadline_arm(q);
-}
-
-/* Puts c at the back of the round robin of its priority. */
-static void
-queue_cons_ready(struct queue *q, struct cons *c)
-{
-    c->state = CONS_READY;
-    c->turn = ++q->cons_turn;
-    pheap_push(&q->cons_ready, &c->ready_node);
-}
-
-/* Takes c out of the round robin until queue_consumer_wake. */
-static void
-queue_cons_park(struct queue *q, struct cons *c)
-{
-    pheap_remove(&q->cons_ready, &c->ready_node);
-    c->state = CONS_PARKED;
-}
-
-/* Takes c out of whichever heap holds it (READY, WAITING); it is in none afterwards. */
-static void
-queue_cons_unlink(struct queue *q, struct cons *c)
-{
-    if (c->state == CONS_READY)
-        pheap_remove(&q->cons_ready, &c->ready_node);
-    else if (c->state == CONS_WAITING)
-        pheap_remove(&q->sac_waiting, &c->ready_node);
-}
-
-/* Single active consumer: makes the consumer RabbitMQ 3.12+ would choose the active one. With
- * none active, the first waiting one (highest priority, then first registered) becomes
- * active. When one of a higher priority than the active one waits, the active one hands
- * over at once if it has nothing unsettled; otherwise it quiesces: it gets nothing more,
- * keeps what it has, and hands over when its channel wakes it with everything settled
- * (queue_consumer_wake), so that one consumer at a time ever holds the queue's messages. A
- * quiescing consumer whose rival went (cancelled) before it handed over resumes at once
- * (RabbitMQ's quorum queues would wait for it to settle everything first). */
-static void
-queue_sac_update(struct queue *q)
-{
-    struct pheap_node *n = pheap_min(&q->sac_waiting);
-    struct cons *next = n != NULL ? pheap_container_of(n, struct cons, ready_node) : NULL;
-    struct cons *active = q->sac_active;
-    if (active != NULL && (next == NULL || next->priority <= active->priority)) {
-        if (active->state == CONS_QUIESCING)
-            queue_cons_ready(q, active);
-        return;
-    }
-    if (next == NULL)
-        return;
-    if (active != NULL) {
-        if (active->ops->unsettled(active) > 0) {
-            queue_cons_unlink(q, active);
-            active->state = CONS_QUIESCING;
-            return;
-        }
-        queue_cons_unlink(q, active);
-        active->state = CONS_WAITING;
-        pheap_push(&q->sac_waiting, &active->ready_node);
-    }
-    pheap_remove(&q->sac_waiting, &next->ready_node);
-    q->sac_active = next;
-    queue_cons_ready(q, next);
-}
-
-void
-queue_consumer_add(struct queue *q, struct cons *c)
-{
-    c->queue = q;
-    TAILQ_INSERT_TAIL(&q->consumers, c, link);
-    c->since = ++q->cons_turn;
-    if (q->settings.single_active_consumer) {
-        c->state = CONS_WAITING;
-        pheap_push(&q->sac_waiting, &c->ready_node);
-        queue_sac_update(q);
-    } else {
-        queue_cons_ready(q, c);
-    }
-    q->n_consumers++;
-    q->n_exclusive += c->exclusive;
-    q->had_consumer = true;
-    queue_used(q);
-}
-
-bool
-queue_consumer_remove(struct cons *c)
-{
-    struct queue *q = c->queue;
-    WR_ASSERT(q != NULL);
-    TAILQ_REMOVE(&q->consumers, c, link);
-    queue_cons_unlink(q, c);
-    c->queue = NULL;
-    q->n_consumers--;
-    q->n_exclusive -= c->exclusive;
-    if (q->settings.single_active_consumer) {
-        /* The next one takes over; or a quiescing active one lost its rival. */
-        if (q->sac_active == c)
-            q->sac_active = NULL;
-        queue_sac_update(q);
-    }
-    queue_used(q);
-    return q->auto_delete && q->n_consumers == 0;
-}
-
-bool
-queue_has_exclusive_consumer(const struct queue *q)
-{
-    return q->n_exclusive > 0;
-}
-
-void
-queue_consumer_wake(struct cons *c)
-{
-    struct queue *q = c->queue;
-    if (q == NULL)
-        return;
-    if (c->state == CONS_PARKED)
-        queue_cons_ready(q, c);
-    else if (c->state == CONS_QUIESCING)
-        queue_sac_update(q); /* hands over if it has settled everything */
-    queue_dispatch(q);
-}
-
-/* The consumer that gets the next message: the first in the round robin that can take one
- * now. Those met first that cannot are parked on the way, so each is looked at once until
- * its channel wakes it. NULL if none can take. */
-static struct cons *
-queue_pick_consumer(struct queue *q)
-{
-    struct pheap_node *n;
-    while ((n = pheap_min(&q->cons_ready)) != NULL) {
-        struct cons *c = pheap_container_of(n, struct cons, ready_node);
-        if (c->ops->can_take(c))
-            return c;
-        queue_cons_park(q, c);
-    }
-    return NULL;
-}
-
-void
-queue_dispatch(struct queue *q)
-{
-    /* A delivery can free consumer capacity elsewhere and ask for dispatch again: one pass at
-     * a time is enough, the loop below picks up whatever became possible. */
-    if (q->dispatching)
-        return;
-    q->dispatching = true;
-    while (q->n_ready > 0) {
-        struct cons *c = queue_pick_consumer(q);
-        if (c == NULL)
-            break;
-        struct qentry *e = queue_cmd_deliver(q);
-        if (e == NULL)
-            break; /* paged out, not readable yet: the durable layer dispatches again */
-        pheap_pop(&q->cons_ready); /* c, to the back of its round robin */
-        queue_cons_ready(q, c);
-        if (c->ops->deliver(c, e) < 0) {
-            /* Not taken after all: back to its place, not marked redelivered. */
-            queue_unacked_remove(e);
-            queue_ready_insert(q, e);
-            queue_cons_park(q, c);
-        }
-    }
-    q->dispatching = false;
     queue_deadline_arm(q);
 }

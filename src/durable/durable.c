@@ -641,6 +641,31 @@ durable_entry_dead(struct durable *d, struct qentry *e)
     }
 }
 
+/* REQUEUE: writes e (stored, of a stored queue: durable_entry_wanted) again with its delivery
+ * count, so that a restart does not give a poison message its delivery limit afresh: one write
+ * per requeue, none on the publish, deliver, ack path. Its reference to a shared record, if it
+ * has one, is the same key's: counted once already. A transient message paged out and back
+ * does not survive a restart: its count is not written. */
+static void
+durable_entry_requeued(struct durable *d, struct qentry *e)
+{
+    struct store_batch *b;
+    if (d == NULL || !durable_entry_wanted(e->queue, e->msg) || (b = durable_batch(d)) == NULL)
+        return;
+    struct durable_entry_head h = {.flags = DURABLE_ENTRY_COUNTED,
+                                   .expires_at = e->expires_at,
+                                   .delivery_count = e->delivery_count};
+    if (e->expires_at != 0)
+        h.flags |= DURABLE_ENTRY_EXPIRES;
+    if (e->msg->store_id != 0)
+        h.flags |= DURABLE_ENTRY_SHARED;
+    if (durable_entry_put(b, e->queue->durable_state->store_id, e->msg, e->seq, &h) < 0) {
+        log_msg(LOG_ERROR, "out of memory storing the delivery count of a message of queue '%s'",
+                e->queue->name);
+        d->lost = true;
+    }
+}
+
 /* ENQUEUE: writes e (just enqueued on its stored queue, durable_entry_wanted). */
 static void
 durable_entry_added(struct durable *d, struct qentry *e)
@@ -734,6 +759,8 @@ durable_queue_cmd(struct durable *d, const struct queue_cmd *c)
             durable_entry_removed(d, c->e, c->kind == QUEUE_CMD_DLX_RELEASE);
         break;
     case QUEUE_CMD_REQUEUE:
+        if (c->e->stored)
+            durable_entry_requeued(d, c->e);
         break;
     case QUEUE_CMD_PURGE:
         durable_queue_purged(d, c->q, c->dropped);

@@ -123,29 +123,33 @@ struct durable {
 #define DURABLE_QUEUE_AUTO_DELETE 0x01
 #define DURABLE_QUEUE_HDR_LEN 9
 /* Value of an 'I' key: flags, then u64 expiry time if DURABLE_ENTRY_EXPIRES, then u8 reason
- * (enum deadletter_reason) if DURABLE_ENTRY_DEAD, then either u64 'M' id and u32 body length
- * (DURABLE_ENTRY_SHARED; records of format 1 have no length) or the message record inline. A
- * transient message paged out (DURABLE_ENTRY_TRANSIENT) is deleted at start. A dead entry
- * waits in its queue's dlx_waiting (QUEUE_CMD_DLX_HOLD, dead-letter-strategy at-least-once):
- * its key is I(queue id | DURABLE_DEAD_QUEUE, seq), apart from the queue's other entries, so
- * that it is never inside their paged or purged ranges; always in memory, read back at start
- * after them whatever the window, never paged in nor swept (its shared record reference is the
- * in-memory entry's). Format 2 with that flag: builds before it do not read such entries.
- * durable_entry_head_* below are the only code that knows this layout. */
+ * (enum deadletter_reason) if DURABLE_ENTRY_DEAD, then u32 delivery count if
+ * DURABLE_ENTRY_COUNTED (format 3: written again by each requeue; without it, 0), then either
+ * u64 'M' id and u32 body length (DURABLE_ENTRY_SHARED; records of format 1 have no length) or
+ * the message record inline. A transient message paged out (DURABLE_ENTRY_TRANSIENT) is
+ * deleted at start. A dead entry waits in its queue's dlx_waiting (QUEUE_CMD_DLX_HOLD,
+ * dead-letter-strategy at-least-once): its key is I(queue id | DURABLE_DEAD_QUEUE, seq), apart
+ * from the queue's other entries, so that it is never inside their paged or purged ranges;
+ * always in memory, read back at start after them whatever the window, never paged in nor
+ * swept (its shared record reference is the in-memory entry's). Format 2 with that flag:
+ * builds before it do not read such entries. durable_entry_head_* below are the only code that
+ * knows this layout. */
 #define DURABLE_DEAD_QUEUE (UINT64_C(1) << 63)
 #define DURABLE_ENTRY_SHARED 0x01
 #define DURABLE_ENTRY_TRANSIENT 0x02
 #define DURABLE_ENTRY_EXPIRES 0x04
 #define DURABLE_ENTRY_DEAD 0x08
-#define DURABLE_ENTRY_HEAD_MAX (1 + 8 + 1 + 8 + 4)
+#define DURABLE_ENTRY_COUNTED 0x10
+#define DURABLE_ENTRY_HEAD_MAX (1 + 8 + 1 + 4 + 8 + 4)
 /* What precedes (or replaces) the message in an entry's value. */
 struct durable_entry_head {
     uint8_t flags;
-    uint64_t expires_at; /* us since the epoch; 0: never */
-    uint8_t dead_reason; /* DURABLE_ENTRY_DEAD: why it died */
-    uint64_t shared_id;  /* DURABLE_ENTRY_SHARED: its 'M' record */
-    uint32_t body_len;   /* DURABLE_ENTRY_SHARED: the body's size, 0 if unknown (format 1) */
-    const uint8_t *msg;  /* the inline message record (borrows the value); NULL if shared */
+    uint64_t expires_at;     /* us since the epoch; 0: never */
+    uint8_t dead_reason;     /* DURABLE_ENTRY_DEAD: why it died */
+    uint32_t delivery_count; /* DURABLE_ENTRY_COUNTED: requeues so far; else 0 */
+    uint64_t shared_id;      /* DURABLE_ENTRY_SHARED: its 'M' record */
+    uint32_t body_len;       /* DURABLE_ENTRY_SHARED: the body's size, 0 if unknown (format 1) */
+    const uint8_t *msg;      /* the inline message record (borrows the value); NULL if shared */
     size_t msg_len;
 };
 /* Encodes h (but its msg) into buf (DURABLE_ENTRY_HEAD_MAX bytes); returns the length. */

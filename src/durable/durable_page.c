@@ -499,6 +499,7 @@ durable_page_in_entry(void *arg, const void *key, size_t klen, const void *val, 
     else if (decoded)
         rc = durable_msg_decode(h.msg, h.msg_len, &m);
     se.expires_at = h.expires_at;
+    se.delivery_count = h.delivery_count;
     se.redelivered = se.seq <= dl->delivered_seq;
     WR_ASSERT(rc != DURABLE_LOAD_OK || se.seq >= dl->page_lo);
     if (rc == DURABLE_LOAD_NOMEM || (rc == DURABLE_LOAD_OK && queue_entry_page_in(q, m, &se) < 0)) {

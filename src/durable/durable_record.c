@@ -46,6 +46,10 @@ durable_entry_head_encode(uint8_t *buf, const struct durable_entry_head *h)
     }
     if (h->flags & DURABLE_ENTRY_DEAD)
         buf[n++] = h->dead_reason;
+    if (h->flags & DURABLE_ENTRY_COUNTED) {
+        bytes_put32(buf + n, h->delivery_count);
+        n += 4;
+    }
     if (h->flags & DURABLE_ENTRY_SHARED) {
         bytes_put64(buf + n, h->shared_id);
         bytes_put32(buf + n + 8, h->body_len);
@@ -72,6 +76,12 @@ durable_entry_head_decode(const uint8_t *v, size_t vlen, struct durable_entry_he
         if (vlen < n + 1)
             return false;
         h->dead_reason = v[n++];
+    }
+    if (h->flags & DURABLE_ENTRY_COUNTED) {
+        if (vlen < n + 4)
+            return false;
+        h->delivery_count = bytes_get32(v + n);
+        n += 4;
     }
     if (h->flags & DURABLE_ENTRY_SHARED) {
         /* Format 1 wrote the id alone. */

@@ -253,7 +253,8 @@ recover_entry(void *arg, const void *key, size_t klen, const void *val, size_t v
     if (!durable_entry_head_decode(v, vlen, &h))
         return recover_corrupt(x, "queue entry", key, klen);
     struct queue_stored_entry se = {.seq = bytes_get64((const uint8_t *)key + 9),
-                                    .expires_at = h.expires_at};
+                                    .expires_at = h.expires_at,
+                                    .delivery_count = h.delivery_count};
     /* Dead entries, read after the others, are under the queue's dead id (x->dead). */
     se.dead = (h.flags & DURABLE_ENTRY_DEAD) != 0;
     se.dlx_reason = h.dead_reason;

@@ -452,7 +452,9 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
     } else {
         struct delivery *d = chan_delivery_add(ch, e, NULL);
         if (d == NULL) {
-            queue_cmd_requeue(e);
+            /* The client never saw it: not a delivery (no count towards x-delivery-limit, no
+             * redelivered mark), unlike a requeue. */
+            queue_delivery_undo(e);
             return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_GET, "out of memory");
         }
         tag = d->by_tag.id;
@@ -666,12 +668,14 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
     enum publish_status st = PUBLISH_OK;
     struct publish_outcome out = {0};
     if (direct == 0)
-        st = publish_message(ch->conn->vhost, m, &ch->route, &out);
+        st = publish_message(ch->conn->vhost, &m, &ch->route, &out);
     if (st == PUBLISH_NO_EXCHANGE) {
+        /* ex points into m: the text is made before m goes. */
+        int rc =
+            chan_raise(ch, WIRE_NOT_FOUND, WIRE_BASIC_PUBLISH, "no exchange '%.*s' in vhost '%s'",
+                       WIRE_STR_ARG(ex), ch->conn->vhost->name);
         msg_unref(&m);
-        return chan_raise(ch, WIRE_NOT_FOUND, WIRE_BASIC_PUBLISH,
-                          "no exchange '%.*s' in vhost '%s'", WIRE_STR_ARG(ex),
-                          ch->conn->vhost->name);
+        return rc;
     }
     if (out.stored) {
         if (ch->tx_mode)
@@ -745,6 +749,8 @@ chan_publish_header(struct chan *ch, const struct frame_content_header *h,
     char why[320];
     if ((props->flags & WIRE_BASIC_EXPIRATION_FLAG) &&
         queue_args_expiration(props->expiration, &expiration_ms, why, sizeof(why)) < 0)
+        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH, "%s", why);
+    if (props->headers.len > 0 && publish_check_header_routes(props->headers, why, sizeof(why)) < 0)
         return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_BASIC_PUBLISH, "%s", why);
     struct wire_str ex = {(const uint8_t *)ch->publish_exchange, ch->publish_exchange_len};
     struct wire_str rk = {(const uint8_t *)ch->publish_rk, ch->publish_rk_len};

@@ -30,7 +30,7 @@ FAN = "wt31-fan"    # fanout dead-letter exchange
 SRC = "wt31-src"    # the queue messages die in
 DEAD = "wt31-dead"  # where dead-lettered messages land
 QUEUES = [SRC, DEAD, "wt31-dead2", "wt31-a", "wt31-b", "wt31-q1", "wt31-q2", "wt31-q3",
-          "wt31-q4", "wt31-cc", "wt31-bcc"]
+          "wt31-q4", "wt31-cc"]
 EXCHANGES = [IN, DLX, FAN]
 
 
@@ -156,20 +156,21 @@ def test_nack_with_dead_letter_routing_key():
 
 def test_routing_keys_with_cc_and_bcc():
     """without a dead-letter routing key the message is routed with its routing key and its
-    CC and BCC keys, once per queue; the CC header stays"""
+    CC keys, once per queue; the CC header stays, the BCC one is gone (its queues got the
+    message without it; RabbitMQ would dead-letter to the BCC keys too: not Warren, see
+    deadletter.h, so no queue is bound with the BCC key here)"""
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
         setup(ch, {"x-dead-letter-exchange": DLX})
         # SRC is bound with k only; the CC and BCC keys route nowhere when published.
-        for q, key in (("wt31-cc", "c2"), ("wt31-bcc", "b1")):
-            ch.queue_declare(q)
-            ch.queue_bind(q, DLX, key)
+        ch.queue_declare("wt31-cc")
+        ch.queue_bind("wt31-cc", DLX, "c2")
         ch.queue_bind(DEAD, DLX, "c1")  # DEAD matches two keys: it gets one copy
         props = pika.BasicProperties(headers={"CC": ["c1", "c2"], "BCC": ["b1"]})
         ch.basic_publish(IN, "k", b"body-3", props)
         reject_one(ch, SRC)
-        for q in (DEAD, "wt31-cc", "wt31-bcc"):
+        for q in (DEAD, "wt31-cc"):
             m, p, body = get_one(ch, q)
             assert (m.routing_key, body) == ("k", b"body-3"), (q, m)
             assert p.headers["CC"] == ["c1", "c2"] and "BCC" not in p.headers, p.headers

@@ -19,6 +19,10 @@ did, where it may surprise:
 - A returned message is delivered again before the messages behind it.
 - RabbitMQ takes any x-delivery-limit on a quorum queue without complaint: -1 behaves as 0,
   a string ("2", "a") as no limit. Not tested: Warren validates it (28-queue-args.py).
+- The count of a persistent message survives a restart of the broker (the quorum queue's log
+  holds it): the message gets only what was left of its limit, and x-delivery-count goes on.
+  Warren writes the count with each requeue (not synced by itself: a later confirm covers it);
+  a delivery the broker was killed under may go uncounted (one less, never more).
 
 Queue and exchange names start with wt36- and are deleted at the start and end of each test,
 so the file reruns against one broker."""
@@ -36,26 +40,29 @@ QUORUM = {"x-queue-type": "quorum"}
 
 def setup(addr, limit, dlx=False, qtype=QUORUM):
     """Declares Q afresh, durable, with qtype's arguments and x-delivery-limit limit (and,
-    with dlx, a fanout dead-letter exchange DLX bound to a fresh DLQ)."""
+    with dlx, a fanout dead-letter exchange DLX bound to a fresh DLQ, both durable: they
+    outlive a restart)."""
     wt.cleanup(addr, Q, DLQ, exchanges=(DLX,))
     conn = wt.pika_connect(addr)
     ch = conn.channel()
     args = dict(qtype, **{"x-delivery-limit": limit})
     if dlx:
-        ch.exchange_declare(DLX, "fanout")
-        ch.queue_declare(DLQ)
+        ch.exchange_declare(DLX, "fanout", durable=True)
+        ch.queue_declare(DLQ, durable=True)
         ch.queue_bind(DLQ, DLX)
         args["x-dead-letter-exchange"] = DLX
     ch.queue_declare(Q, durable=True, arguments=args)
     conn.close()
 
 
-def publish(addr, *bodies, headers=None):
+def publish(addr, *bodies, headers=None, persistent=False):
+    """Publishes bodies to Q with confirms (persistent: delivery mode 2)."""
     import pika
     conn = wt.pika_connect(addr)
     ch = wt.confirm_channel(conn)
     for b in bodies:
-        ch.basic_publish("", Q, b, pika.BasicProperties(headers=headers))
+        ch.basic_publish("", Q, b, pika.BasicProperties(
+            headers=headers, delivery_mode=2 if persistent else None))
     conn.close()
 
 
@@ -192,6 +199,68 @@ def test_quorum_counts_and_drops():
         check_dropped_by_basic_get(srv.addr, QUORUM)
 
 
+def get_and_return(addr, n):
+    """basic.get on Q n times, nacking each (with requeue); returns the x-delivery-counts."""
+    conn = wt.pika_connect(addr)
+    ch = conn.channel()
+    counts = []
+    for _ in range(n):
+        m, p, body = ch.basic_get(Q)
+        assert m is not None and body == b"poison", (m, body)
+        counts.append(delivery_count(p))
+        ch.basic_nack(m.delivery_tag, requeue=True)
+    conn.close()
+    return counts
+
+
+def check_count_after_restart(srv, hard):
+    """Limit 4 (5 deliveries), two used before the restart (clean, or kill -9 once a later
+    confirm covered the requeues' writes): after it, x-delivery-count goes on from 2 and the
+    third return is the last but one allowed: the fifth delivery's return dead-letters it."""
+    setup(srv.addr, 4, dlx=True)
+    publish(srv.addr, b"poison", persistent=True)
+    assert get_and_return(srv.addr, 2) == [0, 1]
+    publish(srv.addr, b"sync", persistent=True)  # its confirm covers the requeues' writes
+    srv.restart(hard=hard)
+    counts = get_and_return(srv.addr, 3)
+    assert counts == [2, 3, 4], "x-delivery-count after a restart (hard=%s): %r" % (hard, counts)
+    [(body, p)] = dead_lettered(srv.addr)
+    assert body == b"poison", body
+    wt.check_dead_lettered(p, "delivery_limit", Q, "", [Q])
+    conn = wt.pika_connect(srv.addr)
+    ch = conn.channel()
+    m, p, body = ch.basic_get(Q, auto_ack=True)
+    assert body == b"sync" and delivery_count(p) == 0, (body, p.headers)
+    conn.close()
+
+
+@wt.needs_process
+def test_count_survives_restart():
+    """durable quorum queue, persistent message, x-delivery-limit 4, returned twice: after a
+    clean restart, and after a kill -9 that follows a confirm, x-delivery-count goes on from
+    2 and the message is dead-lettered after its 5th delivery; killed while the message is
+    out (not returned), its count after the restart is what was written (2), or one more"""
+    with wt.server() as srv:
+        check_count_after_restart(srv, hard=False)
+        check_count_after_restart(srv, hard=True)
+        setup(srv.addr, 4)
+        publish(srv.addr, b"poison", persistent=True)
+        assert get_and_return(srv.addr, 2) == [0, 1]
+        conn = wt.pika_connect(srv.addr)
+        ch = conn.channel()
+        m, p, _ = ch.basic_get(Q)
+        assert delivery_count(p) == 2
+        publish(srv.addr, b"sync", persistent=True)
+        srv.restart(hard=True)
+        conn = wt.pika_connect(srv.addr)
+        ch = conn.channel()
+        m, p, body = ch.basic_get(Q, auto_ack=True)
+        assert body == b"poison" and m.redelivered, (body, m)
+        assert delivery_count(p) in (2, 3), p.headers
+        conn.close()
+        wt.cleanup(srv.addr, Q, DLQ, exchanges=(DLX,))
+
+
 @wt.warren_only("RabbitMQ 3.10 refuses x-delivery-limit on a classic queue (406 PRECONDITION_"
                 "FAILED - invalid arg 'x-delivery-limit' ... of queue type rabbit_classic_queue)")
 def test_classic_delivery_limit():
@@ -205,4 +274,4 @@ def test_classic_delivery_limit():
 
 if __name__ == "__main__":
     wt.run([test_quorum_dead_lettered_at_limit, test_quorum_counts_and_drops,
-            test_classic_delivery_limit])
+            test_classic_delivery_limit, test_count_survives_restart])

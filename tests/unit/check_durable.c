@@ -1024,6 +1024,62 @@ START_TEST(test_paging_restart_no_wait)
 }
 END_TEST
 
+/* Requeues of message i of test_delivery_count_restart: every round delivers the first
+ * PAGE_N >> round entries and requeues them. */
+static uint32_t
+count_of(int i)
+{
+    return (uint32_t)((i < PAGE_N) + (i < PAGE_N / 2) + (i < PAGE_N / 4));
+}
+
+/* A requeue writes the entry's delivery count (x-delivery-limit), which a restart reads back,
+ * whether the entry comes back in memory or paged out (read back later), inline or a
+ * reference to a shared record, whose references stay as they were. */
+START_TEST(test_delivery_count_restart)
+{
+    struct queue *q = add_queue(vh, "q", true, false, NULL, no_args);
+    struct queue *q2 = add_queue(vh, "q2", true, false, NULL, no_args);
+    for (int i = 0; i < PAGE_N; i++) {
+        struct msg *m = make_msg(i, 2, PAGE_BODY, "amq.direct", "paged");
+        if (i % 2 == 1) {
+            durable_msg_routed(d, m, 2);
+            enqueue(q2, m);
+        }
+        enqueue(q, m);
+        msg_unref(&m);
+    }
+    struct qentry *out[PAGE_N];
+    for (int round = 0; round < 3; round++) {
+        int n = PAGE_N >> round;
+        for (int i = 0; i < n; i++)
+            out[i] = queue_cmd_deliver(q);
+        for (int i = 0; i < n; i++)
+            queue_cmd_requeue(out[i]);
+    }
+    /* Read back with a window of a few messages: most are paged out. */
+    win = PAGE_WINDOW;
+    restart();
+    q = queue("q");
+    ck_assert_uint_gt(durable_queue_paged(q), PAGE_N / 2);
+    struct qentry *e;
+    for (int i = 0; (e = deliver(q)) != NULL; i++) {
+        check_msg(e->msg, i, 2, PAGE_BODY, "amq.direct", "paged");
+        ck_assert(e->redelivered);
+        ck_assert_msg(e->delivery_count == count_of(i), "message %d: delivery count %u, not %u", i,
+                      e->delivery_count, count_of(i));
+        queue_cmd_settle(e);
+    }
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), PAGE_N / 2); /* q2 holds them still */
+    while ((e = deliver(queue("q2"))) != NULL) {
+        ck_assert_uint_eq(e->delivery_count, 0);
+        queue_cmd_settle(e);
+    }
+    barrier();
+    ck_assert_int_eq(count_tag(STORE_TAG_MSG), 0);
+    ck_assert_int_eq(count_tag(STORE_TAG_QENTRY), 0);
+}
+END_TEST
+
 /* Deleting a paged queue drops its paged entries' references to shared records once: the
  * other queue's entries keep the records. */
 START_TEST(test_paged_delete_keeps_shared)
@@ -1659,6 +1715,7 @@ durable_suite(void)
     tcase_add_test(tc, test_paging_restart_no_wait);
     tcase_add_test(tc, test_paged_delete_keeps_shared);
     tcase_add_test(tc, test_paged_entries_missing);
+    tcase_add_test(tc, test_delivery_count_restart);
     tcase_add_test(tc, test_pageout_batch_fails);
     tcase_add_loop_test(tc, test_paged_drop_shared, 0, N_ELEMS(shared_drop_cases));
     tcase_add_loop_test(tc, test_priority_paging, 0, N_ELEMS(prio_cases));

@@ -8,7 +8,8 @@
  * exclusive queues going with their holder, and every message freed (msg_bytes_live) once the
  * connection has gone as well as after the server is freed. Administrative changes seen by
  * open connections: a permission change applies to the next operation, and deleting a user or
- * a vhost closes its connections with 320 (a vhost's let go of it at once). */
+ * a vhost closes its connections with 320 (a vhost's let go of it at once). Out of memory
+ * (injected: see fail_idmap_insert) in basic.get. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 
 #include "nethost.h"
 #include "warren/admin.h"
+#include "warren/idmap.h"
 #include "warren/log.h"
 #include "warren/msg.h"
 #include "warren/vhost.h"
@@ -26,6 +28,19 @@
 
 /* The broker of the running test (each test starts one and frees it). */
 static struct nethost host;
+
+/* Allocation failure injection: check_net is linked with --wrap=idmap_insert
+ * (src/net/include.am), so that idmap_insert fails, as on ENOMEM, while this is set. */
+static bool fail_idmap_insert;
+
+int __real_idmap_insert(struct idmap *m, struct idmap_entry *e, uint64_t id);
+int __wrap_idmap_insert(struct idmap *m, struct idmap_entry *e, uint64_t id);
+
+int
+__wrap_idmap_insert(struct idmap *m, struct idmap_entry *e, uint64_t id)
+{
+    return fail_idmap_insert ? -1 : __real_idmap_insert(m, e, id);
+}
 
 #define OK(p, call) ck_assert_msg((call) == 0, "%s", (p)->why)
 #define EXPECT(p, ch, id, f) OK(p, nethost_expect((p), (ch), (id), (f)))
@@ -947,6 +962,42 @@ START_TEST(test_client_close_requeues)
 }
 END_TEST
 
+/* ---- out of memory ---- */
+
+/* basic.get runs out of memory recording its delivery: the connection is closed with 506,
+ * and the message, which the client never saw, was not delivered: back in place, not
+ * redelivered, and not counted towards x-delivery-limit (0: one return too many drops it). */
+START_TEST(test_get_out_of_memory_is_no_delivery)
+{
+    struct nethost_peer *p = start();
+    struct nethost_frame f;
+    open_channel(p, 1);
+    uint8_t args[64];
+    struct wire_writer w;
+    wire_writer_init(&w, args, sizeof(args));
+    wire_table_put_i64(&w, "x-delivery-limit", 0);
+    struct wire_method m = nethost_queue_declare("q", false, false);
+    m.u.queue_declare.arguments = (struct wire_table){args, (uint32_t)wire_writer_len(&w)};
+    send_method(p, 1, m);
+    EXPECT(p, 1, WIRE_QUEUE_DECLARE_OK, &f);
+    publish(p, 1, "q", "m1");
+    expect_queue(p, 1, "q", 1, 0);
+    struct wire_method get = {.id = WIRE_BASIC_GET};
+    get.u.basic_get.queue = nethost_str("q");
+    fail_idmap_insert = true;
+    send_method(p, 1, get);
+    expect_close(p, 0, WIRE_CONNECTION_CLOSE, WIRE_RESOURCE_ERROR, WIRE_BASIC_GET,
+                 "RESOURCE_ERROR - out of memory");
+    fail_idmap_insert = false;
+    close_ok_and_eof(p);
+    struct nethost_peer *p2 = start_peer();
+    open_channel(p2, 1);
+    expect_queue(p2, 1, "q", 1, 0);
+    expect_get(p2, 1, "q", "m1", false);
+    finish();
+}
+END_TEST
+
 /* ---- administrative changes seen by open connections ---- */
 
 /* A permission change applies to the next operation of an open channel, the publish cache
@@ -1068,6 +1119,9 @@ net_suite(void)
     tcase_add_test(tc, test_requeued_to_other_connection);
     tcase_add_test(tc, test_hang_up_exclusive);
     tcase_add_test(tc, test_client_close_requeues);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("out of memory");
+    tcase_add_test(tc, test_get_out_of_memory_is_no_delivery);
     suite_add_tcase(s, tc);
     tc = tcase_create("admin");
     tcase_add_test(tc, test_permission_change_applies_at_once);

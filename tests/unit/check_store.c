@@ -210,11 +210,11 @@ static const struct {
     const char *what, *key, *value, *message;
     size_t klen;
 } refused[] = {
-    {"newer format", format_key, "3",
-     "data format version 3, this warren-server reads versions 1 to 2 (written by a newer Warren)",
+    {"newer format", format_key, "4",
+     "data format version 4, this warren-server reads versions 1 to 3 (written by a newer Warren)",
      sizeof(format_key) - 1},
     {"older format", format_key, "0",
-     "data format version 0, this warren-server reads versions 1 to 2", sizeof(format_key) - 1},
+     "data format version 0, this warren-server reads versions 1 to 3", sizeof(format_key) - 1},
     {"corrupt marker", format_key, "1x", "format marker is corrupt", sizeof(format_key) - 1},
     {"empty marker", format_key, "", "format marker is corrupt", sizeof(format_key) - 1},
     {"someone else's database", "user-key", "v", "has no Warren format marker", 8},
@@ -235,19 +235,21 @@ START_TEST(test_refused)
 }
 END_TEST
 
-/* Format 1 (entries without expiry times) is read, and marked 2 from then on: the records
- * written next may have them. */
-START_TEST(test_upgrades_format_1)
+/* Formats 1 (entries without expiry times) and 2 (without delivery counts) are read, and
+ * marked 3 from then on: the records written next may have them. */
+static const char *const older_formats[] = {"1", "2"};
+
+START_TEST(test_upgrades_older_format)
 {
     char err[512] = "", *val;
     size_t vlen;
-    put_raw(format_key, sizeof(format_key) - 1, "1");
+    put_raw(format_key, sizeof(format_key) - 1, older_formats[_i]);
     struct store *st = store_open(data_dir, NULL, base, err, sizeof(err));
     ck_assert_msg(st != NULL, "%s", err);
     ck_assert_int_eq(
         store_get(st, format_key, sizeof(format_key) - 1, &val, &vlen, err, sizeof(err)), 1);
     ck_assert_int_eq(vlen, 1);
-    ck_assert_int_eq(val[0], '2');
+    ck_assert_int_eq(val[0], '3');
     free(val);
     ck_assert_int_eq(store_close(st, err, sizeof(err)), 0);
 }
@@ -283,7 +285,7 @@ START_TEST(test_put_get)
     /* The format marker is there, read like any key. */
     ck_assert_int_eq(store_get(st, format_key, sizeof(format_key) - 1, &val, &n, err, sizeof(err)),
                      1);
-    ck_assert_str_eq(val, "2");
+    ck_assert_str_eq(val, "3");
     free(val);
 
     struct store_stats s;
@@ -867,7 +869,8 @@ store_suite(void)
     tcase_add_test(tc, test_create_and_reopen);
     tcase_add_test(tc, test_creates_nested_data_dir);
     tcase_add_loop_test(tc, test_refused, 0, sizeof(refused) / sizeof(refused[0]));
-    tcase_add_test(tc, test_upgrades_format_1);
+    tcase_add_loop_test(tc, test_upgrades_older_format, 0,
+                        sizeof(older_formats) / sizeof(older_formats[0]));
     tcase_add_test(tc, test_data_dir_is_a_file);
     tcase_add_test(tc, test_memory_options);
     tcase_add_test(tc, test_keys);
