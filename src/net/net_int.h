@@ -166,9 +166,9 @@ struct conn {
     struct conn_body_read body;
     TAILQ_ENTRY(conn) admit_link; /* in server->admit_queue while admit_waiting */
     bool admit_waiting;           /* its input waits for an admission turn: not polled */
-    struct event *timer_ev;     /* owns: handshake deadline, then close-ok/drain deadline */
-    struct event *heartbeat_ev; /* owns: periodic heartbeat tick, NULL when heartbeat = 0 */
-    struct event *resume_ev;    /* owns: resumes parsing after CONN_FRAMES_PER_EVENT */
+    struct event *timer_ev;       /* owns: handshake deadline, then close-ok/drain deadline */
+    struct event *heartbeat_ev;   /* owns: periodic heartbeat tick, NULL when heartbeat = 0 */
+    struct event *resume_ev;      /* owns: resumes parsing after CONN_FRAMES_PER_EVENT */
     enum conn_state state;
     uint64_t id;
     bool peer_is_loopback;
