@@ -53,7 +53,8 @@ conn_set_input_limit(struct conn *c, uint32_t frame_max)
 static bool
 conn_read_wanted(const struct conn *c)
 {
-    return c->reading && (c->body.left > 0 || evbuffer_get_length(c->in) < c->in_limit);
+    return c->reading && !c->admit_waiting &&
+           (c->body.left > 0 || evbuffer_get_length(c->in) < c->in_limit);
 }
 
 /* Polls the socket for input while conn_read_wanted. Input that OpenSSL holds already (read
@@ -937,6 +938,7 @@ conn_process_input(struct conn *c)
 }
 
 static void conn_on_readable(evutil_socket_t fd, short what, void *arg);
+static void conn_read(struct conn *c);
 
 static void
 conn_on_resume(evutil_socket_t fd, short what, void *arg)
@@ -1002,15 +1004,41 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
         conn_drop(c);
 }
 
-/* The socket is readable: one readv(2) into what is left of a payload read straight into its
- * message (c->body), then into the input buffer up to its limit, CONN_READ_MAX at most; then
- * the input is handled. libevent 2.1's bufferevent reads 4 KiB per loop turn, after an
- * ioctl(FIONREAD): a large message would take hundreds of turns. The end of the stream and
- * errors go to conn_on_event, as the bufferevent reports them for writes. */
+void
+conn_admit_wait(struct conn *c)
+{
+    c->admit_waiting = true;
+    conn_read_update(c);
+}
+
+void
+conn_admitted(struct conn *c)
+{
+    c->admit_waiting = false;
+    conn_read_update(c);
+    conn_read(c);
+}
+
+/* The socket is readable (or OpenSSL holds input): read now, unless the connection is not
+ * open yet and waits for its admission turn (admit.c). */
 static void
 conn_on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
+    if (c->state < CONN_OPEN && server_admit_defer(c))
+        return;
+    conn_read(c);
+}
+
+/* Reads: the next TLS handshake step, or one readv(2) into what is left of a payload read
+ * straight into its message (c->body), then into the input buffer up to its limit,
+ * CONN_READ_MAX at most; then the input is handled. libevent 2.1's bufferevent reads 4 KiB
+ * per loop turn, after an ioctl(FIONREAD): a large message would take hundreds of turns. The
+ * end of the stream and errors go to conn_on_event, as the bufferevent reports them for
+ * writes. */
+static void
+conn_read(struct conn *c)
+{
     if (c->tls && !c->tls_ready) {
         int rc = conn_tls_handshake(c);
         if (rc < 0)
@@ -1048,7 +1076,7 @@ conn_on_readable(evutil_socket_t fd, short what, void *arg)
         conn_read_update(c); /* nothing to read into: not polled until there is */
         return;
     }
-    ssize_t got = c->tls ? conn_tls_read(c, iov, n) : readv(fd, iov, n);
+    ssize_t got = c->tls ? conn_tls_read(c, iov, n) : readv(event_get_fd(c->read_ev), iov, n);
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (got == -2) { /* a TLS error, logged: the stream cannot go on */

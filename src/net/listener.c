@@ -305,12 +305,20 @@ server_conn_max_check(struct net_server *s)
             evconnlistener_disable(l->evl);
     } else if (s->at_conn_max && s->n_conns < max) {
         s->at_conn_max = false;
-        /* A pause for accept() failing turns them on itself when it ends. */
-        if (s->shutting_down || evtimer_pending(s->accept_ev, NULL))
-            return;
-        for (struct listener *l = s->listeners; l != NULL; l = l->next)
-            evconnlistener_enable(l->evl);
+        server_listeners_resume(s);
     }
+}
+
+void
+server_listeners_resume(struct net_server *s)
+{
+    /* A pause for accept() failing, or for the accepting budget (admit.c), turns them on
+     * itself when it ends. */
+    if (s->shutting_down || s->at_conn_max || evtimer_pending(s->accept_ev, NULL) ||
+        s->accept_deferred)
+        return;
+    for (struct listener *l = s->listeners; l != NULL; l = l->next)
+        evconnlistener_enable(l->evl);
 }
 
 static void
@@ -333,6 +341,7 @@ server_reap(evutil_socket_t fd, short what, void *arg)
 void
 server_conn_dead(struct net_server *s, struct conn *c)
 {
+    server_admit_forget(s, c);
     TAILQ_REMOVE(&s->conns, c, link);
     s->n_conns--;
     TAILQ_INSERT_TAIL(&s->dead, c, link);
@@ -449,8 +458,8 @@ net_server_new(const struct net_server_env *env)
     s->accept_pause_ms = SERVER_ACCEPT_PAUSE_MIN_MS;
     struct timeval quarter = {0, 250000};
     if (s->reaper_ev == NULL || s->memory_ev == NULL || s->disk_ev == NULL ||
-        s->accept_ev == NULL || evtimer_add(s->memory_ev, &quarter) < 0 ||
-        server_build_props(s) < 0)
+        s->accept_ev == NULL || server_admit_init(s) < 0 ||
+        evtimer_add(s->memory_ev, &quarter) < 0 || server_build_props(s) < 0)
         goto fail;
     s->memory_limit = server_memory_limit(env->conf);
     log_msg(LOG_INFO, "memory high watermark: %llu bytes", (unsigned long long)s->memory_limit);
@@ -473,6 +482,9 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr
 {
     struct listener *l = arg;
     struct net_server *s = l->server;
+    /* libevent accepts until accept() runs dry: for as long as clients keep connecting, were
+     * the listeners not stopped once this turn's budget is spent. */
+    bool last = server_admit_accepting(s);
     if (s->accept_failing)
         server_accept_works(s);
     int one = 1;
@@ -482,6 +494,9 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr
     if (conn_new(s, fd, peer, peerlen, l->tls ? s->tls_ctx : NULL) == NULL)
         evutil_closesocket(fd);
     server_conn_max_check(s);
+    if (last)
+        for (struct listener *o = s->listeners; o != NULL; o = o->next)
+            evconnlistener_disable(o->evl);
 }
 
 int
@@ -746,6 +761,8 @@ net_server_free(struct net_server *s)
         event_free(s->grace_ev);
     if (s->accept_ev != NULL)
         event_free(s->accept_ev);
+    if (s->admit_ev != NULL)
+        event_free(s->admit_ev);
     if (s->reserve_fd >= 0)
         close(s->reserve_fd);
     SSL_CTX_free(s->tls_ctx);

@@ -61,6 +61,11 @@ struct msg;
 #define CONN_OUTPUT_LOW (256u << 10)
 /* Message memory freed since its peak beyond which the heap is trimmed (returned to the OS). */
 #define SERVER_TRIM_AFTER_FREED (32u << 20)
+/* Per loop turn, the most time spent accepting connections, and the most spent reading
+ * connections that are not open yet (TLS and AMQP handshakes, login), beyond the step that
+ * crosses it (admit.c). A ClientHello answered costs about 0.3 ms (ECDSA P-256), 3 ms under
+ * ASan; an established connection waits at most about this much per turn for new ones. */
+#define SERVER_ADMIT_BUDGET_US 1000
 /* Grace period for connections to go away on shutdown, in seconds. */
 #define SERVER_SHUTDOWN_GRACE_SEC 5
 /* Free disk space is looked at every SERVER_DISK_CHECK_MAX_MS, and sooner when it is close to
@@ -114,6 +119,11 @@ struct net_server {
     uint64_t accept_failing_ms; /* since when (monotonic ms) */
     uint64_t accept_logged_ms;  /* the last line about accept() failing, 0: none yet */
     uint64_t accept_refused;    /* connections closed at the fd limit since that line */
+    /* Admission (admit.c): the work for connections not open yet, bounded per loop turn. */
+    struct event *admit_ev;       /* owns: zero-timeout timer, the next admission turn */
+    struct conn_list admit_queue; /* borrows: those whose input waits for it, in order */
+    uint64_t accept_since_us;     /* when accepting began in this turn; 0: it has not */
+    bool accept_deferred;         /* the listeners are off until the admission turn */
     bool shutting_down;
     void (*shutdown_done)(void *arg);
     void *shutdown_arg;
@@ -154,9 +164,11 @@ struct conn {
     size_t in_limit;           /* the socket is not read while in holds this much */
     bool reading;              /* the socket is read (not stopped by a block, a close...) */
     struct conn_body_read body;
-    struct event *timer_ev;     /* owns: handshake deadline, then close-ok/drain deadline */
-    struct event *heartbeat_ev; /* owns: periodic heartbeat tick, NULL when heartbeat = 0 */
-    struct event *resume_ev;    /* owns: resumes parsing after CONN_FRAMES_PER_EVENT */
+    TAILQ_ENTRY(conn) admit_link; /* in server->admit_queue while admit_waiting */
+    bool admit_waiting;           /* its input waits for an admission turn: not polled */
+    struct event *timer_ev;       /* owns: handshake deadline, then close-ok/drain deadline */
+    struct event *heartbeat_ev;   /* owns: periodic heartbeat tick, NULL when heartbeat = 0 */
+    struct event *resume_ev;      /* owns: resumes parsing after CONN_FRAMES_PER_EVENT */
     enum conn_state state;
     uint64_t id;
     bool peer_is_loopback;
@@ -511,7 +523,27 @@ void conn_tls_close_notify(struct conn *c);
 bool conn_tls_peer_verified(const struct conn *c);
 void conn_tls_free(struct conn *c);
 
+/* admit.c: the work for connections not open yet, bounded per loop turn (see the file) */
+/* Makes the admission timer and queue. 0, or -1 on ENOMEM. */
+int server_admit_init(struct net_server *s);
+/* c, not open yet, is readable: false to read it now, true if it waits in the queue (then
+ * conn_admit_wait has stopped polling it, and conn_admitted reads it in its turn). */
+bool server_admit_defer(struct conn *c);
+/* Takes c out of the queue if it is in it: it is closing. */
+void server_admit_forget(struct net_server *s, struct conn *c);
+/* The listener accepted a connection: returns true when this turn's accepting budget was
+ * spent before it, and the listeners must stop until the admission turn (which resumes them
+ * with server_listeners_resume). */
+bool server_admit_accepting(struct net_server *s);
+/* conn.c: c waits for its admission turn: not polled meanwhile. */
+void conn_admit_wait(struct conn *c);
+/* conn.c: c's admission turn, c out of the queue: polled again, and read and handled now. */
+void conn_admitted(struct conn *c);
+
 /* listener.c */
+/* Turns the listeners on again after server_admit_accepting stopped them, unless something
+ * else holds them off (shutdown, connection_max, a pause after accept() failed). */
+void server_listeners_resume(struct net_server *s);
 /* Moves c to the dead list and wakes the reaper: connections are never freed inside their
  * own callbacks. */
 void server_conn_dead(struct net_server *s, struct conn *c);

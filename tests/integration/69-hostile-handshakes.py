@@ -211,6 +211,44 @@ def test_half_open_tls_connections():
         pki.close()
 
 
+@wt.needs_process
+def test_tls_hello_burst():
+    """500 ClientHellos arriving together while the broker's event loop has a tenth of a CPU,
+    as on a loaded machine: the watcher served throughout (the broker answers a few per loop
+    turn and serves the established connections in between, where it used to answer all 500
+    in one turn before anything else, seconds long there)"""
+    raise_fd_limit(PER_GROUP + 256)
+    pki = Pki()
+    try:
+        port = wt.free_port()
+        # Longer than the burst: no connection is closed for its handshake meanwhile.
+        config = pki.server_config(port, ssl_handshake_timeout="60000")
+        with wt.server(config=config) as srv, watcher.Watcher(srv.addr) as w:
+            hello = client_hello()
+            socks = [connect(("127.0.0.1", port)) for _ in range(PER_GROUP)]
+            sel = selectors.DefaultSelector()
+            for s in socks:
+                sel.register(s, selectors.EVENT_READ)
+            answered = 0
+            hold = 1.5 * w.max_gap  # a stall through it fails the check below
+            with watcher.crowded(srv.pid):
+                end = time.monotonic() + hold
+                for s in socks:
+                    s.sendall(hello)
+                while time.monotonic() < end:
+                    for key, _ in sel.select(timeout=max(0.0, end - time.monotonic())):
+                        sel.unregister(key.fileobj)  # its ServerHello: the rest can wait
+                        answered += 1
+            sel.close()
+            wt.log("  %d of %d ClientHellos answered in %.1f s with a tenth of a CPU" % (
+                answered, PER_GROUP, hold))
+            w.check("while %d ClientHellos arrived at once on a loaded machine" % PER_GROUP)
+            for s in socks:
+                s.close()
+    finally:
+        pki.close()
+
+
 def open_all_channels(c, n):
     """Opens channels 1..n on the RawConn c, pipelined, then reads every open-ok."""
     c.send(b"".join(wt.method_frame(ch, wt.CHANNEL_OPEN, wt.shortstr(""))
@@ -268,4 +306,5 @@ def test_channel_floods():
         wt.assert_serves(srv.addr)
 
 
-wt.run([test_half_open_connections, test_half_open_tls_connections, test_channel_floods])
+wt.run([test_half_open_connections, test_half_open_tls_connections, test_tls_hello_burst,
+        test_channel_floods])

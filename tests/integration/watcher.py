@@ -15,11 +15,16 @@ belong to the benchmarks.
 Memory: sample_rss(srv) follows the broker's RSS during an attack; Server.check_rss_growth
 asserts the bound.
 
+A loaded machine: `with watcher.crowded(srv.pid): ...` gives the broker's event loop a tenth
+of one CPU for the block, as on a busy machine, where a burst of work the broker does in one
+go stalls its clients for ten times as long.
+
 Run as a script it is the watcher process itself: `watcher.py HOST PORT QUEUE`; it prints
 one line per ping received ("<time.monotonic()> <round trip in seconds>") and stops when
 its standard input closes.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -116,6 +121,28 @@ class Watcher:
                 self.proc.kill()
                 self.proc.wait()
         return False
+
+
+@contextlib.contextmanager
+def crowded(pid, hogs=9):
+    """For the block, pins pid's main thread (the broker's event loop) to one CPU and runs
+    `hogs` busy loops on that CPU: the loop gets about 1/(hogs + 1) of it whatever the machine,
+    as on a loaded one. Its CPU affinity is restored afterwards."""
+    cpu = max(os.sched_getaffinity(0))
+    was = os.sched_getaffinity(pid)
+    procs = []
+    try:
+        os.sched_setaffinity(pid, {cpu})
+        for _ in range(hogs):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL,
+                preexec_fn=lambda: os.sched_setaffinity(0, {cpu})))
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        os.sched_setaffinity(pid, was)
 
 
 def sample_rss(srv, seconds, every=0.2):
