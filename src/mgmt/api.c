@@ -426,7 +426,7 @@ api_users(struct mgmt_req *r)
 static void
 api_users_list(struct mgmt_req *r)
 {
-    mgmt_reply_json(r, api_users(r));
+    mgmt_list_reply(r, api_users(r), NULL, false);
 }
 
 static void
@@ -677,7 +677,7 @@ api_vhosts_list(struct mgmt_req *r)
             json_array_append(out, api_vhost_entry(e));
     }
     json_decref(arr);
-    r->reply(r, 200, out);
+    mgmt_list_reply(r, out, NULL, true);
 }
 
 static void
@@ -752,9 +752,11 @@ api_vhost_perms(struct mgmt_req *r)
 static void
 api_perms_list(struct mgmt_req *r)
 {
-    mgmt_reply_json(r, strcmp(r->segs[0], "permissions") == 0
-                           ? admin_permissions_json(r->env->admin)
-                           : admin_topic_permissions_json(r->env->admin));
+    mgmt_list_reply(r,
+                    strcmp(r->segs[0], "permissions") == 0
+                        ? admin_permissions_json(r->env->admin)
+                        : admin_topic_permissions_json(r->env->admin),
+                    NULL, false);
 }
 
 /* /api/permissions/{vhost}/{user} and /api/topic-permissions/{vhost}/{user}. */
@@ -1077,7 +1079,7 @@ api_connections(struct mgmt_req *r)
     if (r->env->net != NULL && l.arr != NULL)
         net_server_conn_foreach(r->env->net, api_conn_entry, &l);
     if (l.name == NULL) {
-        mgmt_reply_json(r, l.arr);
+        mgmt_list_reply(r, l.arr, NULL, true);
         return;
     }
     if (json_array_size(l.arr) == 0) {
@@ -1206,6 +1208,8 @@ mgmt_req_clear(struct mgmt_req *r)
     for (size_t i = 0; i < r->n_segs; i++)
         free(r->segs[i]);
     r->n_segs = 0;
+    json_decref(r->query);
+    r->query = NULL;
     if (r->user != NULL)
         auth_user_unref(r->user);
     r->user = NULL;

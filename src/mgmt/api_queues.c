@@ -3,9 +3,9 @@
  * vhost, type, durable, auto_delete, exclusive, arguments, state, node, the message and
  * consumer counts (messages_dlx and message_bytes_dlx: dead-lettered messages kept for
  * dead-letter-strategy at-least-once, as RabbitMQ's quorum queues show them), and the policy,
- * operator policy and effective policy definition in force (warren/policy.h). Lists are sorted by
- * vhost, then name; a management user sees its own vhosts' queues only. No statistics (rates,
- * memory): the broker keeps none. */
+ * operator policy and effective policy definition in force (warren/policy.h). Lists are sorted,
+ * filtered and paged as RabbitMQ's (api_list.c); a management user sees its own vhosts' queues
+ * only. No statistics (rates, memory): the broker keeps none. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -16,10 +16,11 @@
 #include "warren/queue.h"
 #include "warren/vhost.h"
 
-/* One queue's entry. A new object; NULL on ENOMEM. */
+/* One queue's entry (obj: a struct queue). A new object; NULL on ENOMEM. */
 static json_t *
-api_queue_entry(struct mgmt_req *r, const struct queue *q)
+api_queue_entry(struct mgmt_req *r, const void *obj)
 {
+    const struct queue *q = obj;
     char node[300];
     mgmt_node_name(node, sizeof(node));
     const struct queue_settings *s = &q->settings;
@@ -36,13 +37,20 @@ api_queue_entry(struct mgmt_req *r, const struct queue *q)
         "effective_policy_definition", admin_queue_policy_json(r->env->admin, q));
 }
 
-static int
-api_queue_cmp(const void *pa, const void *pb)
+static const char *
+api_queue_vhost(const void *obj)
 {
-    const struct queue *a = *(const struct queue *const *)pa, *b = *(const struct queue *const *)pb;
-    int c = strcmp(a->vhost->name, b->vhost->name);
-    return c != 0 ? c : strcmp(a->name, b->name);
+    return ((const struct queue *)obj)->vhost->name;
 }
+
+static const char *
+api_queue_name(const void *obj)
+{
+    return ((const struct queue *)obj)->name;
+}
+
+static const struct mgmt_list_src api_queue_src = {api_queue_vhost, api_queue_name,
+                                                   api_queue_entry};
 
 void
 mgmt_api_queues(struct mgmt_req *r)
@@ -66,7 +74,7 @@ mgmt_api_queues(struct mgmt_req *r)
         return;
     }
     size_t n = 0, cap = 0;
-    const struct queue **qs = NULL;
+    void **qs = NULL;
     for (struct vhost *v = r->env->vhosts->head; v != NULL; v = v->next) {
         if ((only != NULL && v != only) || !mgmt_vhost_visible(r, v->name))
             continue;
@@ -76,7 +84,7 @@ mgmt_api_queues(struct mgmt_req *r)
         while ((e = hmap_iter_next(&it)) != NULL) {
             if (n == cap) {
                 size_t ncap = cap > 0 ? cap * 2 : 64;
-                const struct queue **g = realloc(qs, ncap * sizeof(*qs));
+                void **g = realloc(qs, ncap * sizeof(*qs));
                 if (g == NULL) {
                     free(qs);
                     mgmt_nomem(r);
@@ -88,14 +96,6 @@ mgmt_api_queues(struct mgmt_req *r)
             qs[n++] = hmap_container_of(e, struct queue, by_name);
         }
     }
-    if (n > 0)
-        qsort(qs, n, sizeof(*qs), api_queue_cmp);
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        if (json_array_append_new(arr, api_queue_entry(r, qs[i])) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
+    mgmt_list_reply_objs(r, &api_queue_src, qs, n);
     free(qs);
-    mgmt_reply_json(r, arr);
 }
