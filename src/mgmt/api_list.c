@@ -428,19 +428,62 @@ mgmt_list_reply(struct mgmt_req *r, json_t *items, const char *const *sorts, boo
     json_decref(items);
 }
 
-/* mgmt_list_reply_objs's sort by (name, vhost) or (vhost, name), per list_obj_by_name. */
+/* mgmt_list_reply_objs's order: by (name, vhost) or (vhost, name), ascending or (reverse)
+ * descending. */
 static const struct mgmt_list_src *list_obj_src;
-static bool list_obj_by_name;
+static bool list_obj_by_name, list_obj_reverse;
 
 static int
 list_obj_cmp(const void *pa, const void *pb)
 {
     const void *a = *(const void *const *)pa, *b = *(const void *const *)pb;
     const struct mgmt_list_src *s = list_obj_src;
-    int cv = strcmp(s->vhost(a), s->vhost(b)), cn = strcmp(s->name(a), s->name(b));
-    if (list_obj_by_name)
-        return cn != 0 ? cn : cv;
-    return cv != 0 ? cv : cn;
+    const char *va = s->vhost(a), *vb = s->vhost(b);
+    int c = 0;
+    if (!list_obj_by_name && va != vb)
+        c = strcmp(va, vb);
+    if (c == 0)
+        c = strcmp(s->name(a), s->name(b));
+    if (c == 0 && list_obj_by_name && va != vb)
+        c = strcmp(va, vb);
+    return list_obj_reverse ? -c : c;
+}
+
+/* Sifts objs[i] down the max-heap objs[0..n). */
+static void
+list_heap_down(void **objs, size_t n, size_t i)
+{
+    for (;;) {
+        size_t big = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && list_obj_cmp(&objs[l], &objs[big]) > 0)
+            big = l;
+        if (r < n && list_obj_cmp(&objs[r], &objs[big]) > 0)
+            big = r;
+        if (big == i)
+            return;
+        void *t = objs[i];
+        objs[i] = objs[big];
+        objs[big] = t;
+        i = big;
+    }
+}
+
+/* Puts the m first of the n objs in order, sorted, at the front: a heap of m, so that the
+ * first pages of a long list cost about n comparisons, not n log n. */
+static void
+list_select(void **objs, size_t n, size_t m)
+{
+    if (m < n) {
+        for (size_t i = m / 2; i-- > 0;)
+            list_heap_down(objs, m, i);
+        for (size_t i = m; i < n; i++)
+            if (m > 0 && list_obj_cmp(&objs[i], &objs[0]) < 0) {
+                objs[0] = objs[i];
+                list_heap_down(objs, m, 0);
+            }
+    }
+    if (m > 1)
+        qsort(objs, m, sizeof(*objs), list_obj_cmp);
 }
 
 struct list_obj_ctx {
@@ -479,10 +522,15 @@ mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, void *
     for (size_t i = 0; i < n; i++)
         if (!o.paged || list_name_matches(&o, src->name(objs[i])))
             objs[kept++] = objs[i];
+    /* Only the objects up to the page's end need their place. */
+    size_t m = kept;
+    if (o.paged && (unsigned long long)o.page * (unsigned long long)o.page_size < kept)
+        m = (size_t)(o.page * o.page_size);
     list_obj_src = src;
     list_obj_by_name = by_name;
-    if (kept > 1)
-        qsort(objs, kept, sizeof(*objs), list_obj_cmp);
+    list_obj_reverse = o.reverse;
+    list_select(objs, kept, m);
+    o.reverse = false; /* done by the order */
     struct list_obj_ctx c = {r, src, objs};
     list_reply_page(r, &o, n, kept, list_obj_item, &c);
     list_opts_free(&o);
