@@ -24,7 +24,7 @@
 
 #define LIST_PAGE_SIZE 100
 #define LIST_PAGE_SIZE_MAX 500
-#define LIST_KEYS_MAX 3 /* sort, then vhost, then name */
+#define LIST_KEYS_MAX 8 /* sort, then the route's (vhost, name...) */
 #define LIST_COLS_MAX 64
 
 /* The query parameters of a list, parsed. */

@@ -100,6 +100,12 @@ void mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, v
 /* GET /api/queues[/{vhost}[/{name}]] (api_queues.c). */
 void mgmt_api_queues(struct mgmt_req *r);
 
+/* GET /api/exchanges[/{vhost}[/{name}[/bindings/source|destination]]] (api_exchanges.c). */
+void mgmt_api_exchanges(struct mgmt_req *r);
+/* GET /api/bindings[/{vhost}[/e/{source}/q|e/{dest}[/{props}]]] and
+ * /api/queues/{vhost}/{name}/bindings (api_exchanges.c). */
+void mgmt_api_bindings(struct mgmt_req *r);
+
 /* The policy routes (api_policies.c): /api/policies[/{vhost}[/{name}]] and the same under
  * /api/operator-policies. */
 void mgmt_api_policies(struct mgmt_req *r);
