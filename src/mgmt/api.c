@@ -34,6 +34,8 @@ enum api_tag {
     API_ADMIN,          /* administrator */
     API_POLICYMAKER,    /* policymaker with access to the path's vhost, or administrator,
                          * to read and to change (rabbit_mgmt_util:is_authorized_policies) */
+    API_OBJECTS,        /* any management user, to read and to change: the handler checks
+                         * the user's permissions as the AMQP method would (net.h) */
 };
 
 struct api_route {
@@ -1144,7 +1146,7 @@ static const struct api_route api_routes[] = {
     {{"queues", "*", "*", "bindings"}, GET, API_MANAGEMENT, mgmt_api_bindings},
     {{"exchanges"}, GET, API_MANAGEMENT, mgmt_api_exchanges},
     {{"exchanges", "*"}, GET, API_MANAGEMENT, mgmt_api_exchanges},
-    {{"exchanges", "*", "*"}, GET, API_MANAGEMENT, mgmt_api_exchanges},
+    {{"exchanges", "*", "*"}, GET | CHANGE, API_OBJECTS, mgmt_api_exchanges},
     {{"exchanges", "*", "*", "bindings", "*"}, GET, API_MANAGEMENT, mgmt_api_exchanges},
     {{"bindings"}, GET, API_MANAGEMENT, mgmt_api_bindings},
     {{"bindings", "*"}, GET, API_MANAGEMENT, mgmt_api_bindings},
@@ -1197,7 +1199,7 @@ mgmt_api_dispatch(struct mgmt_req *r)
     }
     /* Changes need administrator, except closing one's own connection. */
     enum api_tag need = rt->tag;
-    if (r->method != MGMT_GET && rt->handler != api_connections && need != API_POLICYMAKER)
+    if (r->method != MGMT_GET && rt->handler != api_connections && need == API_MANAGEMENT)
         need = API_ADMIN;
     if (need == API_ADMIN && !mgmt_is_admin(r)) {
         mgmt_reply_error(r, 401, "not_authorised", "Not administrator user");

@@ -1,6 +1,7 @@
-/* The exchange and binding routes, read side, as RabbitMQ 3.10's HTTP API answers them
+/* The exchange and binding routes as RabbitMQ 3.10's HTTP API answers them
  * (rabbit_mgmt_wm_exchange(s).erl, rabbit_mgmt_wm_bindings.erl, rabbit_mgmt_wm_binding.erl):
  *   GET /api/exchanges[/{vhost}[/{name}]]           the default exchange is amq.default in paths
+ *   PUT, DELETE /api/exchanges/{vhost}/{name}       exchange.declare, exchange.delete (net.h)
  *   GET /api/exchanges/{vhost}/{name}/bindings/source|destination
  *   GET /api/queues/{vhost}/{name}/bindings         with the default exchange's implicit one
  *   GET /api/bindings[/{vhost}]
@@ -14,10 +15,14 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mgmt_int.h"
+#include "warren/auth.h"
 #include "warren/exchange.h"
+#include "warren/net.h"
+#include "warren/wire_gen.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
 
@@ -177,9 +182,95 @@ api_vhost_seg(struct mgmt_req *r, size_t i)
     return v;
 }
 
+/* Answers a failed declare or delete as RabbitMQ's direct_request does: access refused 401,
+ * not found 404, anything else 400 with the AMQP text. */
+static void
+api_decl_failed(struct mgmt_req *r, const struct net_decl_err *err)
+{
+    if (err->code == WIRE_ACCESS_REFUSED)
+        mgmt_reply_error(r, 401, "not_authorised", "Access refused.");
+    else if (err->code == WIRE_NOT_FOUND)
+        mgmt_reply_error(r, 404, "not_found", err->text);
+    else
+        mgmt_bad_request(r, err->text);
+}
+
+/* The permissions r's user has in v (the Unix socket's administrator: NULL user, all). */
+static const struct auth_perm *
+api_perm(const struct mgmt_req *r, const struct vhost *v, const char **user)
+{
+    *user = r->user != NULL ? auth_user_name(r->user) : NULL;
+    return r->user != NULL ? auth_perm_find(r->user, v->name) : NULL;
+}
+
+/* PUT /api/exchanges/{vhost}/{name}: exchange.declare with the body's type (default direct),
+ * durable, auto_delete, internal and arguments; 201 created, 204 already there. DELETE:
+ * exchange.delete (if-unused); 404 when missing. */
+static void
+api_exchange_change(struct mgmt_req *r)
+{
+    struct vhost *v = mgmt_vhost_find(r, r->segs[1]);
+    if (v == NULL) {
+        mgmt_reply_error(r, 404, "not_found", "vhost_not_found");
+        return;
+    }
+    const char *user;
+    const struct auth_perm *perm = api_perm(r, v, &user);
+    const struct exch *x;
+    const char *name = api_exch_lookup(v, r->segs[2], &x);
+    struct wire_str wname = {(const uint8_t *)(name != NULL ? name : r->segs[2]),
+                             (uint32_t)strlen(name != NULL ? name : r->segs[2])};
+    struct net_decl_err err;
+    if (r->method == MGMT_DELETE) {
+        const char *unused = json_string_value(json_object_get(r->query, "if-unused"));
+        if (name == NULL)
+            mgmt_not_found(r);
+        else if (net_exch_delete(v, perm, user, wname,
+                                 unused != NULL && strcmp(unused, "true") == 0, &err) < 0)
+            api_decl_failed(r, &err);
+        else
+            r->reply(r, 204, NULL);
+        return;
+    }
+    json_t *body = mgmt_body(r);
+    if (body == NULL)
+        return;
+    uint8_t *buf = malloc(ADMIN_ARGS_MAX);
+    struct wire_table args;
+    char why[200];
+    if (buf == NULL) {
+        mgmt_nomem(r);
+    } else if (admin_json_args(body, buf, &args, why, sizeof(why)) < 0) {
+        mgmt_bad_request(r, why);
+    } else {
+        const char *type = json_string_value(json_object_get(body, "type"));
+        if (type == NULL)
+            type = "direct"; /* exchange.declare's default in RabbitMQ's record */
+        struct wire_exchange_declare d = {
+            .exchange = wname,
+            .type = {(const uint8_t *)type, (uint32_t)strlen(type)},
+            .durable = admin_json_bool(body, "durable"),
+            .auto_delete = admin_json_bool(body, "auto_delete"),
+            .internal = admin_json_bool(body, "internal"),
+            .arguments = args,
+        };
+        bool created;
+        if (net_exch_declare(v, perm, user, &d, &created, &err) < 0)
+            api_decl_failed(r, &err);
+        else
+            r->reply(r, created ? 201 : 204, NULL);
+    }
+    free(buf);
+    json_decref(body);
+}
+
 void
 mgmt_api_exchanges(struct mgmt_req *r)
 {
+    if (r->method != MGMT_GET) {
+        api_exchange_change(r);
+        return;
+    }
     struct vhost *only = NULL;
     if (r->n_segs > 1 && (only = api_vhost_seg(r, 1)) == NULL)
         return;

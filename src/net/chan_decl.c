@@ -4,11 +4,14 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "net_int.h"
 #include "warren/assert.h"
+#include "warren/auth.h"
+#include "warren/net.h"
 #include "warren/queue_args.h"
 #include "warren/vhost.h"
 
@@ -165,110 +168,170 @@ static const char *const chan_exch_equivalent_args[] = {"alternate-exchange", NU
 
 /* ---- exchanges ---- */
 
+/* Fills err with code and RabbitMQ's text. Returns -1. */
 static int
-chan_exch_inequivalent(struct chan *ch, const struct exch *e, const char *arg, const char *got,
-                       const char *cur)
+chan_decl_fail(struct net_decl_err *err, uint16_t code, const char *fmt, ...)
 {
-    return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DECLARE,
-                      "inequivalent arg '%s' for exchange '%s' in vhost '%s': received %s but "
-                      "current is %s",
-                      arg, e->name, ch->conn->vhost->name, got, cur);
+    va_list ap;
+    va_start(ap, fmt);
+    err->code = code;
+    vsnprintf(err->text, sizeof(err->text), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Whether perm (NULL: none) allows kind on the exchange name; else fills err as
+ * chan_access_check words it. No user (the HTTP API's Unix socket) is allowed everything. */
+static bool
+chan_decl_allows(const struct vhost *vh, const struct auth_perm *perm, const char *user,
+                 enum auth_perm_kind kind, struct wire_str name, struct net_decl_err *err)
+{
+    if (name.len == 0)
+        name = WIRE_STR_LIT("amq.default");
+    if (user == NULL || (perm != NULL && auth_perm_allows(perm, kind, name.ptr, name.len)))
+        return true;
+    chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                   "access to exchange '%.*s' in vhost '%s' refused for user '%s'",
+                   WIRE_STR_ARG(name), vh->name, user);
+    return false;
+}
+
+static int
+chan_exch_inequivalent(struct net_decl_err *err, const struct vhost *vh, const struct exch *e,
+                       const char *arg, const char *got, const char *cur)
+{
+    return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                          "inequivalent arg '%s' for exchange '%s' in vhost '%s': received %s "
+                          "but current is %s",
+                          arg, e->name, vh->name, got, cur);
+}
+
+int
+net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                 const struct wire_exchange_declare *d, bool *created, struct net_decl_err *err)
+{
+    *created = false;
+    if (d->exchange.len == 0)
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "operation not permitted on the default exchange");
+    struct exch *e = vhost_exch_find(vh, d->exchange);
+    if (d->passive) {
+        if (e == NULL)
+            return chan_decl_fail(err, WIRE_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
+                                  WIRE_STR_ARG(d->exchange), vh->name);
+        return 0;
+    }
+    enum exch_type type;
+    if (exch_type_parse(d->type, &type) < 0)
+        return chan_decl_fail(err, WIRE_COMMAND_INVALID, "unknown exchange type '%.*s'",
+                              WIRE_STR_ARG(d->type));
+    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, d->exchange, err))
+        return -1;
+    struct wire_value ae;
+    bool has_ae = wire_table_get(d->arguments, "alternate-exchange", &ae);
+    if (has_ae && ae.type != WIRE_FIELD_LONGSTR)
+        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                              "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' "
+                              "in vhost '%s'",
+                              wire_field_type_name(ae.type), WIRE_STR_ARG(d->exchange), vh->name);
+    if (e != NULL) {
+        char got[160], cur[160];
+        if (e->type != type) {
+            snprintf(got, sizeof(got), "'%s'", exch_type_name(type));
+            snprintf(cur, sizeof(cur), "'%s'", exch_type_name(e->type));
+            return chan_exch_inequivalent(err, vh, e, "type", got, cur);
+        }
+        if (e->durable != d->durable)
+            return chan_exch_inequivalent(err, vh, e, "durable", CHAN_BOOL_TEXT(d->durable),
+                                          CHAN_BOOL_TEXT(e->durable));
+        if (e->auto_delete != d->auto_delete)
+            return chan_exch_inequivalent(err, vh, e, "auto_delete", CHAN_BOOL_TEXT(d->auto_delete),
+                                          CHAN_BOOL_TEXT(e->auto_delete));
+        if (e->internal != d->internal)
+            return chan_exch_inequivalent(err, vh, e, "internal", CHAN_BOOL_TEXT(d->internal),
+                                          CHAN_BOOL_TEXT(e->internal));
+        const char *arg = chan_args_inequivalent(chan_exch_equivalent_args, d->arguments,
+                                                 (struct wire_table){e->args, e->args_len}, got,
+                                                 cur, sizeof(got));
+        if (arg != NULL)
+            return chan_exch_inequivalent(err, vh, e, arg, got, cur);
+        return 0;
+    }
+    /* amq.* names belong to the server: the predeclared ones may be redeclared equivalently
+     * (above), no others created. */
+    if (chan_name_is_reserved(d->exchange))
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "exchange name '%.*s' contains reserved prefix 'amq.*'",
+                              WIRE_STR_ARG(d->exchange));
+    /* A new exchange's alternate exchange: read on it, write on the alternate. */
+    if (has_ae && (!chan_decl_allows(vh, perm, user, AUTH_READ, d->exchange, err) ||
+                   !chan_decl_allows(vh, perm, user, AUTH_WRITE, ae.v.str, err)))
+        return -1;
+    e = exch_new(vh, d->exchange, type, d->durable, d->auto_delete, d->internal, d->arguments);
+    if (e == NULL || vhost_exch_add(vh, e) < 0) {
+        if (e != NULL)
+            exch_free(e);
+        return chan_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
+    }
+    *created = true;
+    return 0;
+}
+
+/* Raises err on ch (a connection error for a hard code). Returns -1. */
+static int
+chan_raise_decl(struct chan *ch, uint32_t method_id, const struct net_decl_err *err)
+{
+    if (wire_reply_is_hard(err->code))
+        return conn_raise(ch->conn, err->code, method_id, "%s", err->text);
+    return chan_raise(ch, err->code, method_id, "%s", err->text);
 }
 
 static int
 chan_on_exchange_declare(struct chan *ch, const struct wire_exchange_declare *d)
 {
     struct conn *c = ch->conn;
-    if (d->exchange.len == 0)
-        return chan_default_exchange_refused(ch, WIRE_EXCHANGE_DECLARE);
-    struct exch *e = vhost_exch_find(c->vhost, d->exchange);
-    if (d->passive) {
-        if (e == NULL)
-            return chan_raise(ch, WIRE_NOT_FOUND, WIRE_EXCHANGE_DECLARE,
-                              "no exchange '%.*s' in vhost '%s'", WIRE_STR_ARG(d->exchange),
-                              c->vhost->name);
-        goto ok;
-    }
-    enum exch_type type;
-    if (exch_type_parse(d->type, &type) < 0)
-        return conn_raise(c, WIRE_COMMAND_INVALID, WIRE_EXCHANGE_DECLARE,
-                          "unknown exchange type '%.*s'", WIRE_STR_ARG(d->type));
-    if (chan_access_check(ch, WIRE_EXCHANGE_DECLARE, AUTH_CONFIGURE, false, d->exchange) < 0)
-        return -1;
-    struct wire_value ae;
-    bool has_ae = wire_table_get(d->arguments, "alternate-exchange", &ae);
-    if (has_ae && ae.type != WIRE_FIELD_LONGSTR)
-        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DECLARE,
-                          "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' in "
-                          "vhost '%s'",
-                          wire_field_type_name(ae.type), WIRE_STR_ARG(d->exchange), c->vhost->name);
-    if (e != NULL) {
-        char got[160], cur[160];
-        if (e->type != type) {
-            snprintf(got, sizeof(got), "'%s'", exch_type_name(type));
-            snprintf(cur, sizeof(cur), "'%s'", exch_type_name(e->type));
-            return chan_exch_inequivalent(ch, e, "type", got, cur);
-        }
-        if (e->durable != d->durable)
-            return chan_exch_inequivalent(ch, e, "durable", CHAN_BOOL_TEXT(d->durable),
-                                          CHAN_BOOL_TEXT(e->durable));
-        if (e->auto_delete != d->auto_delete)
-            return chan_exch_inequivalent(ch, e, "auto_delete", CHAN_BOOL_TEXT(d->auto_delete),
-                                          CHAN_BOOL_TEXT(e->auto_delete));
-        if (e->internal != d->internal)
-            return chan_exch_inequivalent(ch, e, "internal", CHAN_BOOL_TEXT(d->internal),
-                                          CHAN_BOOL_TEXT(e->internal));
-        const char *arg = chan_args_inequivalent(chan_exch_equivalent_args, d->arguments,
-                                                 (struct wire_table){e->args, e->args_len}, got,
-                                                 cur, sizeof(got));
-        if (arg != NULL)
-            return chan_exch_inequivalent(ch, e, arg, got, cur);
-        goto ok;
-    }
-    /* amq.* names belong to the server: the predeclared ones may be redeclared equivalently
-     * (above), no others created. */
-    if (chan_name_is_reserved(d->exchange))
-        return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_EXCHANGE_DECLARE,
-                          "exchange name '%.*s' contains reserved prefix 'amq.*'",
-                          WIRE_STR_ARG(d->exchange));
-    /* A new exchange's alternate exchange: read on it, write on the alternate. */
-    if (has_ae &&
-        (chan_access_check(ch, WIRE_EXCHANGE_DECLARE, AUTH_READ, false, d->exchange) < 0 ||
-         chan_access_check(ch, WIRE_EXCHANGE_DECLARE, AUTH_WRITE, false, ae.v.str) < 0))
-        return -1;
-    e = exch_new(c->vhost, d->exchange, type, d->durable, d->auto_delete, d->internal,
-                 d->arguments);
-    if (e == NULL || vhost_exch_add(c->vhost, e) < 0) {
-        if (e != NULL)
-            exch_free(e);
-        return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_EXCHANGE_DECLARE, "out of memory");
-    }
-ok:
+    struct net_decl_err err;
+    bool created;
+    if (net_exch_declare(c->vhost, chan_access_perm(c), auth_user_name(c->user), d, &created,
+                         &err) < 0)
+        return chan_raise_decl(ch, WIRE_EXCHANGE_DECLARE, &err);
     if (d->no_wait)
         return 0;
     struct wire_method ok = {.id = WIRE_EXCHANGE_DECLARE_OK};
     return conn_send(c, ch->id, &ok);
 }
 
+int
+net_exch_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                struct wire_str name, bool if_unused, struct net_decl_err *err)
+{
+    if (name.len == 0)
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "operation not permitted on the default exchange");
+    if (chan_name_is_reserved(name))
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "deletion of system exchange '%.*s' in vhost '%s' not allowed",
+                              WIRE_STR_ARG(name), vh->name);
+    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, name, err))
+        return -1;
+    struct exch *e = vhost_exch_find(vh, name);
+    if (e != NULL) { /* deleting a missing exchange succeeds, as in RabbitMQ */
+        if (if_unused && e->n_bindings_out > 0)
+            return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                                  "exchange '%s' in vhost '%s' in use", e->name, vh->name);
+        vhost_exch_delete(vh, e);
+    }
+    return 0;
+}
+
 static int
 chan_on_exchange_delete(struct chan *ch, const struct wire_exchange_delete *d)
 {
     struct conn *c = ch->conn;
-    if (d->exchange.len == 0)
-        return chan_default_exchange_refused(ch, WIRE_EXCHANGE_DELETE);
-    if (chan_name_is_reserved(d->exchange))
-        return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_EXCHANGE_DELETE,
-                          "deletion of system exchange '%.*s' in vhost '%s' not allowed",
-                          WIRE_STR_ARG(d->exchange), c->vhost->name);
-    if (chan_access_check(ch, WIRE_EXCHANGE_DELETE, AUTH_CONFIGURE, false, d->exchange) < 0)
-        return -1;
-    struct exch *e = vhost_exch_find(c->vhost, d->exchange);
-    if (e != NULL) { /* deleting a missing exchange succeeds, as in RabbitMQ */
-        if (d->if_unused && e->n_bindings_out > 0)
-            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DELETE,
-                              "exchange '%s' in vhost '%s' in use", e->name, c->vhost->name);
-        vhost_exch_delete(c->vhost, e);
-    }
+    struct net_decl_err err;
+    if (net_exch_delete(c->vhost, chan_access_perm(c), auth_user_name(c->user), d->exchange,
+                        d->if_unused, &err) < 0)
+        return chan_raise_decl(ch, WIRE_EXCHANGE_DELETE, &err);
     if (d->no_wait)
         return 0;
     struct wire_method ok = {.id = WIRE_EXCHANGE_DELETE_OK};

@@ -209,6 +209,67 @@ def test_exchanges_and_bindings():
         assert get(srv, "/api/bindings/%s/e/amq.default/q/bq" % VHQ) == body
 
 
+def test_exchange_put_delete():
+    """PUT declares an exchange (201 new, 204 equivalent, 400 with the AMQP text otherwise),
+    DELETE deletes it (if-unused; 404 when missing); the default and amq.* exchanges are
+    refused as "Access refused."; a user's configure permission applies"""
+    with wt.server(mgmt=True) as srv, Vhost(srv):
+        base = "/api/exchanges/%s" % VHQ
+
+        def call(method, path, body=None, status=None, auth=("guest", "guest")):
+            st, _, got = http(srv, method, base + path, body, auth=auth)
+            assert st == status, (method, path, body, st, got)
+            return got
+
+        call("PUT", "/px1", {}, 201)
+        got = get(srv, base + "/px1")
+        assert (got["type"], got["durable"]) == ("direct", False), got
+        call("PUT", "/px2", {"type": "fanout", "durable": "true"}, 201)
+        call("PUT", "/px2", {"type": "fanout", "durable": True}, 204)
+        got = call("PUT", "/px2", {"type": "topic", "durable": True}, 400)
+        assert got == {"error": "bad_request", "reason":
+                       "inequivalent arg 'type' for exchange 'px2' in vhost '%s': received "
+                       "'topic' but current is 'fanout'" % VH}, got
+        got = call("PUT", "/px2", {"type": "fanout"}, 400)
+        assert got["reason"] == ("inequivalent arg 'durable' for exchange 'px2' in vhost '%s': "
+                                 "received 'false' but current is 'true'" % VH), got
+        got = call("PUT", "/px3", {"type": "bogus"}, 400)
+        assert got["reason"] == "unknown exchange type 'bogus'", got
+        got = call("PUT", "/px4", {"arguments": {"alternate-exchange": 1}}, 400)
+        assert got["reason"] == ("invalid type 'long' for arg 'alternate-exchange' in exchange "
+                                 "'px4' in vhost '%s'" % VH), got
+        for path in ("/amq.default", "/amq.foo"):
+            got = call("PUT", path, {"type": "direct"}, 401)
+            assert got == {"error": "not_authorised", "reason": "Access refused."}, got
+        call("PUT", "/amq.direct", {"type": "direct", "durable": True}, 204)
+        got = call("PUT", "/px5", "xx", 400)
+        assert got == {"error": "bad_request", "reason": "not_json"}, got
+        st, _, got = http(srv, "PUT", "/api/exchanges/nope/x", {"type": "direct"})
+        assert (st, got) == (404, {"error": "not_found", "reason": "vhost_not_found"}), got
+        conn = wt.pika_connect(srv.addr, virtual_host=VH)
+        conn.channel().exchange_bind("px2", "px1", "r")
+        conn.close()
+        got = call("DELETE", "/px1?if-unused=true", None, 400)
+        assert got["reason"] == "exchange 'px1' in vhost '%s' in use" % VH, got
+        call("DELETE", "/px1", None, 204)
+        call("DELETE", "/px1", None, 404)
+        for path in ("/amq.direct", "/amq.default"):
+            got = call("DELETE", path, None, 401)
+            assert got["reason"] == "Access refused.", got
+        # A management user with configure on "^mine" only.
+        st, _, _ = http(srv, "PUT", "/api/users/mgr74", {"password": "p", "tags": "management"})
+        assert st in (201, 204)
+        st, _, _ = http(srv, "PUT", "/api/permissions/%s/mgr74" % VHQ,
+                        {"configure": "^mine", "write": ".*", "read": ".*"})
+        assert st in (201, 204)
+        call("PUT", "/mine-x", {"type": "direct"}, 201, auth=("mgr74", "p"))
+        got = call("PUT", "/other-x", {"type": "direct"}, 401, auth=("mgr74", "p"))
+        assert got == {"error": "not_authorised", "reason": "Access refused."}, got
+        call("DELETE", "/px2", None, 401, auth=("mgr74", "p"))
+        call("DELETE", "/mine-x", None, 204, auth=("mgr74", "p"))
+        http(srv, "DELETE", "/api/users/mgr74")
+
+
 def test_many_queues_page():
     """a page of /api/queues out of many queues (5,000; WT_MGMT_QUEUES sets it) is the right
     page, answered quickly (timed and logged: the figure is reported, not asserted)"""
@@ -245,5 +306,5 @@ def test_many_queues_page():
 
 
 if __name__ == "__main__":
-    wt.run([test_paging, test_sort_and_columns, test_exchanges_and_bindings,
+    wt.run([test_paging, test_sort_and_columns, test_exchanges_and_bindings, test_exchange_put_delete,
             test_many_queues_page], timeout=900)
