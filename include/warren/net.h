@@ -106,6 +106,17 @@ struct wire_exchange_declare;
 int net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char *user,
                      const struct wire_exchange_declare *d, bool *created,
                      struct net_decl_err *err);
+struct queue_owner;
+/* queue.purge of name in vh for user, from a connection whose exclusive queues are own (NULL:
+ * none, the HTTP API). Returns 0 (*count: messages purged) or -1 with err. */
+int net_queue_purge(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                    const struct queue_owner *own, struct wire_str name, uint64_t *count,
+                    struct net_decl_err *err);
+/* queue.delete (if_unused, if_empty; a missing queue is deleted). Returns 0 (*count: messages
+ * deleted) or -1 with err. */
+int net_queue_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                     const struct queue_owner *own, struct wire_str name, bool if_unused,
+                     bool if_empty, uint64_t *count, struct net_decl_err *err);
 /* exchange.delete (a missing one is deleted). Returns 0 or -1 with err. */
 int net_exch_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
                     struct wire_str name, bool if_unused, struct net_decl_err *err);

@@ -182,10 +182,8 @@ api_vhost_seg(struct mgmt_req *r, size_t i)
     return v;
 }
 
-/* Answers a failed declare or delete as RabbitMQ's direct_request does: access refused 401,
- * not found 404, anything else 400 with the AMQP text. */
-static void
-api_decl_failed(struct mgmt_req *r, const struct net_decl_err *err)
+void
+mgmt_decl_failed(struct mgmt_req *r, const struct net_decl_err *err)
 {
     if (err->code == WIRE_ACCESS_REFUSED)
         mgmt_reply_error(r, 401, "not_authorised", "Access refused.");
@@ -195,9 +193,8 @@ api_decl_failed(struct mgmt_req *r, const struct net_decl_err *err)
         mgmt_bad_request(r, err->text);
 }
 
-/* The permissions r's user has in v (the Unix socket's administrator: NULL user, all). */
-static const struct auth_perm *
-api_perm(const struct mgmt_req *r, const struct vhost *v, const char **user)
+const struct auth_perm *
+mgmt_user_perm(const struct mgmt_req *r, const struct vhost *v, const char **user)
 {
     *user = r->user != NULL ? auth_user_name(r->user) : NULL;
     return r->user != NULL ? auth_perm_find(r->user, v->name) : NULL;
@@ -215,7 +212,7 @@ api_exchange_change(struct mgmt_req *r)
         return;
     }
     const char *user;
-    const struct auth_perm *perm = api_perm(r, v, &user);
+    const struct auth_perm *perm = mgmt_user_perm(r, v, &user);
     const struct exch *x;
     const char *name = api_exch_lookup(v, r->segs[2], &x);
     struct wire_str wname = {(const uint8_t *)(name != NULL ? name : r->segs[2]),
@@ -227,7 +224,7 @@ api_exchange_change(struct mgmt_req *r)
             mgmt_not_found(r);
         else if (net_exch_delete(v, perm, user, wname,
                                  unused != NULL && strcmp(unused, "true") == 0, &err) < 0)
-            api_decl_failed(r, &err);
+            mgmt_decl_failed(r, &err);
         else
             r->reply(r, 204, NULL);
         return;
@@ -256,7 +253,7 @@ api_exchange_change(struct mgmt_req *r)
         };
         bool created;
         if (net_exch_declare(v, perm, user, &d, &created, &err) < 0)
-            api_decl_failed(r, &err);
+            mgmt_decl_failed(r, &err);
         else
             r->reply(r, created ? 201 : 204, NULL);
     }

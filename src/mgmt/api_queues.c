@@ -13,6 +13,7 @@
 
 #include "mgmt_int.h"
 #include "warren/admin.h"
+#include "warren/net.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
 
@@ -52,6 +53,34 @@ api_queue_name(const void *obj)
 static const struct mgmt_list_src api_queue_src = {api_queue_vhost, api_queue_name,
                                                    api_queue_entry};
 
+/* Whether the query parameter key is "true". */
+static bool
+api_query_true(const struct mgmt_req *r, const char *key)
+{
+    const char *v = json_string_value(json_object_get(r->query, key));
+    return v != NULL && strcmp(v, "true") == 0;
+}
+
+/* DELETE /api/queues/{vhost}/{name} (queue.delete with if-unused, if-empty) and
+ * /api/queues/{vhost}/{name}/contents (queue.purge): 204, 404 when missing. */
+static void
+api_queue_delete(struct mgmt_req *r, struct vhost *v, struct queue *q)
+{
+    const char *user;
+    const struct auth_perm *perm = mgmt_user_perm(r, v, &user);
+    struct wire_str name = {(const uint8_t *)q->name, q->name_len};
+    struct net_decl_err err;
+    uint64_t n;
+    int rc = r->n_segs == 4
+                 ? net_queue_purge(v, perm, user, NULL, name, &n, &err)
+                 : net_queue_delete(v, perm, user, NULL, name, api_query_true(r, "if-unused"),
+                                    api_query_true(r, "if-empty"), &n, &err);
+    if (rc < 0)
+        mgmt_decl_failed(r, &err);
+    else
+        r->reply(r, 204, NULL);
+}
+
 void
 mgmt_api_queues(struct mgmt_req *r)
 {
@@ -64,11 +93,13 @@ mgmt_api_queues(struct mgmt_req *r)
             return;
         }
     }
-    if (r->n_segs == 3) {
+    if (r->n_segs >= 3) {
         struct queue *q = vhost_queue_find(
             only, (struct wire_str){(const uint8_t *)r->segs[2], (uint32_t)strlen(r->segs[2])});
-        if (q == NULL)
+        if (q == NULL || (r->n_segs == 4 && strcmp(r->segs[3], "contents") != 0))
             mgmt_not_found(r);
+        else if (r->method == MGMT_DELETE)
+            api_queue_delete(r, only, q);
         else
             mgmt_reply_json(r, api_queue_entry(r, q));
         return;

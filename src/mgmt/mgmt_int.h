@@ -97,10 +97,23 @@ struct mgmt_list_src {
 void mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, void **objs,
                           size_t n);
 
-/* GET /api/queues[/{vhost}[/{name}]] (api_queues.c). */
+/* GET /api/queues[/{vhost}[/{name}]], DELETE /api/queues/{vhost}/{name}[/contents]
+ * (api_queues.c). */
 void mgmt_api_queues(struct mgmt_req *r);
 
-/* GET /api/exchanges[/{vhost}[/{name}[/bindings/source|destination]]] (api_exchanges.c). */
+struct net_decl_err;
+struct auth_perm;
+struct vhost;
+/* Answers a failed AMQP method (net.h) as RabbitMQ's direct_request does: access refused 401
+ * "Access refused.", not found 404, anything else 400 with the AMQP text. */
+void mgmt_decl_failed(struct mgmt_req *r, const struct net_decl_err *err);
+/* The permissions r's user has in v, and its name in *user (the Unix socket's administrator:
+ * NULL, allowed everything). */
+const struct auth_perm *mgmt_user_perm(const struct mgmt_req *r, const struct vhost *v,
+                                       const char **user);
+
+/* GET, PUT, DELETE /api/exchanges[/{vhost}[/{name}[/bindings/source|destination]]]
+ * (api_exchanges.c). */
 void mgmt_api_exchanges(struct mgmt_req *r);
 /* GET /api/bindings[/{vhost}[/e/{source}/q|e/{dest}[/{props}]]] and
  * /api/queues/{vhost}/{name}/bindings (api_exchanges.c). */

@@ -180,19 +180,20 @@ chan_decl_fail(struct net_decl_err *err, uint16_t code, const char *fmt, ...)
     return -1;
 }
 
-/* Whether perm (NULL: none) allows kind on the exchange name; else fills err as
+/* Whether perm (NULL: none) allows kind on the exchange (or queue) name; else fills err as
  * chan_access_check words it. No user (the HTTP API's Unix socket) is allowed everything. */
 static bool
 chan_decl_allows(const struct vhost *vh, const struct auth_perm *perm, const char *user,
-                 enum auth_perm_kind kind, struct wire_str name, struct net_decl_err *err)
+                 enum auth_perm_kind kind, bool queue, struct wire_str name,
+                 struct net_decl_err *err)
 {
-    if (name.len == 0)
+    if (!queue && name.len == 0)
         name = WIRE_STR_LIT("amq.default");
     if (user == NULL || (perm != NULL && auth_perm_allows(perm, kind, name.ptr, name.len)))
         return true;
     chan_decl_fail(err, WIRE_ACCESS_REFUSED,
-                   "access to exchange '%.*s' in vhost '%s' refused for user '%s'",
-                   WIRE_STR_ARG(name), vh->name, user);
+                   "access to %s '%.*s' in vhost '%s' refused for user '%s'",
+                   queue ? "queue" : "exchange", WIRE_STR_ARG(name), vh->name, user);
     return false;
 }
 
@@ -225,7 +226,7 @@ net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char *use
     if (exch_type_parse(d->type, &type) < 0)
         return chan_decl_fail(err, WIRE_COMMAND_INVALID, "unknown exchange type '%.*s'",
                               WIRE_STR_ARG(d->type));
-    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, d->exchange, err))
+    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, false, d->exchange, err))
         return -1;
     struct wire_value ae;
     bool has_ae = wire_table_get(d->arguments, "alternate-exchange", &ae);
@@ -264,8 +265,8 @@ net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char *use
                               "exchange name '%.*s' contains reserved prefix 'amq.*'",
                               WIRE_STR_ARG(d->exchange));
     /* A new exchange's alternate exchange: read on it, write on the alternate. */
-    if (has_ae && (!chan_decl_allows(vh, perm, user, AUTH_READ, d->exchange, err) ||
-                   !chan_decl_allows(vh, perm, user, AUTH_WRITE, ae.v.str, err)))
+    if (has_ae && (!chan_decl_allows(vh, perm, user, AUTH_READ, false, d->exchange, err) ||
+                   !chan_decl_allows(vh, perm, user, AUTH_WRITE, false, ae.v.str, err)))
         return -1;
     e = exch_new(vh, d->exchange, type, d->durable, d->auto_delete, d->internal, d->arguments);
     if (e == NULL || vhost_exch_add(vh, e) < 0) {
@@ -312,7 +313,7 @@ net_exch_delete(struct vhost *vh, const struct auth_perm *perm, const char *user
         return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
                               "deletion of system exchange '%.*s' in vhost '%s' not allowed",
                               WIRE_STR_ARG(name), vh->name);
-    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, name, err))
+    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, false, name, err))
         return -1;
     struct exch *e = vhost_exch_find(vh, name);
     if (e != NULL) { /* deleting a missing exchange succeeds, as in RabbitMQ */
@@ -593,20 +594,84 @@ chan_on_queue_binding(struct chan *ch, uint32_t method_id, struct wire_str queue
     return conn_send(c, ch->id, &ok);
 }
 
+/* The queue name in vh for a connection with exclusive queues own (NULL: none, the HTTP
+ * API), as chan_queue_lookup finds it: NULL with err when missing or another's exclusive. */
+static struct queue *
+chan_decl_queue(struct vhost *vh, const struct queue_owner *own, struct wire_str name,
+                struct net_decl_err *err)
+{
+    struct queue *q = vhost_queue_find(vh, name);
+    if (q == NULL) {
+        chan_decl_fail(err, WIRE_NOT_FOUND, "no queue '%.*s' in vhost '%s'", WIRE_STR_ARG(name),
+                       vh->name);
+        return NULL;
+    }
+    if (q->owner != NULL && q->owner != own) {
+        chan_decl_fail(err, WIRE_RESOURCE_LOCKED,
+                       "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It "
+                       "could be originally declared on another connection or the exclusive "
+                       "property value does not match that of the original declaration.",
+                       q->name, vh->name);
+        return NULL;
+    }
+    return q;
+}
+
+int
+net_queue_purge(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                const struct queue_owner *own, struct wire_str name, uint64_t *count,
+                struct net_decl_err *err)
+{
+    if (!chan_decl_allows(vh, perm, user, AUTH_READ, true, name, err))
+        return -1;
+    struct queue *q = chan_decl_queue(vh, own, name, err);
+    if (q == NULL)
+        return -1;
+    *count = queue_cmd_purge(q);
+    return 0;
+}
+
 static int
 chan_on_queue_purge(struct chan *ch, const struct wire_queue_purge *p)
 {
-    if (chan_access_queue(ch, WIRE_QUEUE_PURGE, AUTH_READ, p->queue) < 0)
-        return -1;
-    struct queue *q = chan_queue_lookup(ch, p->queue, WIRE_QUEUE_PURGE);
-    if (q == NULL)
-        return -1;
-    uint64_t n = queue_cmd_purge(q);
+    struct conn *c = ch->conn;
+    struct wire_str name = p->queue.len > 0 ? p->queue : ch->last_queue;
+    struct net_decl_err err;
+    uint64_t n;
+    if (name.len == 0)
+        return chan_raise(ch, WIRE_NOT_FOUND, WIRE_QUEUE_PURGE, "no previously declared queue");
+    if (net_queue_purge(c->vhost, chan_access_perm(c), auth_user_name(c->user), &c->exclusive, name,
+                        &n, &err) < 0)
+        return chan_raise_decl(ch, WIRE_QUEUE_PURGE, &err);
     if (p->no_wait)
         return 0;
     struct wire_method ok = {.id = WIRE_QUEUE_PURGE_OK};
     ok.u.queue_purge_ok.message_count = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-    return conn_send(ch->conn, ch->id, &ok);
+    return conn_send(c, ch->id, &ok);
+}
+
+int
+net_queue_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                 const struct queue_owner *own, struct wire_str name, bool if_unused, bool if_empty,
+                 uint64_t *count, struct net_decl_err *err)
+{
+    *count = 0;
+    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, true, name, err))
+        return -1;
+    /* Deleting a queue that does not exist succeeds, as in RabbitMQ. */
+    if (vhost_queue_find(vh, name) == NULL)
+        return 0;
+    struct queue *q = chan_decl_queue(vh, own, name, err);
+    if (q == NULL)
+        return -1;
+    if (if_unused && q->n_consumers > 0)
+        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "queue '%s' in vhost '%s' in use",
+                              q->name, vh->name);
+    if (if_empty && q->n_ready > 0)
+        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "queue '%s' in vhost '%s' not empty",
+                              q->name, vh->name);
+    *count = vhost_queue_delete(vh, q);
+    return 0;
 }
 
 static int
@@ -615,21 +680,12 @@ chan_on_queue_delete(struct chan *ch, const struct wire_queue_delete *d)
     struct conn *c = ch->conn;
     uint64_t n = 0;
     struct wire_str name = d->queue.len > 0 ? d->queue : ch->last_queue;
-    if (chan_access_queue(ch, WIRE_QUEUE_DELETE, AUTH_CONFIGURE, name) < 0)
-        return -1;
-    /* Deleting a queue that does not exist succeeds, as in RabbitMQ. */
-    if (vhost_queue_find(c->vhost, name) != NULL) {
-        struct queue *q = chan_queue_lookup(ch, name, WIRE_QUEUE_DELETE);
-        if (q == NULL)
-            return -1;
-        if (d->if_unused && q->n_consumers > 0)
-            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DELETE,
-                              "queue '%s' in vhost '%s' in use", q->name, c->vhost->name);
-        if (d->if_empty && q->n_ready > 0)
-            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DELETE,
-                              "queue '%s' in vhost '%s' not empty", q->name, c->vhost->name);
-        n = vhost_queue_delete(c->vhost, q);
-    }
+    struct net_decl_err err;
+    /* No name and no queue declared before: nothing to delete, deleted. */
+    if (name.len > 0 &&
+        net_queue_delete(c->vhost, chan_access_perm(c), auth_user_name(c->user), &c->exclusive,
+                         name, d->if_unused, d->if_empty, &n, &err) < 0)
+        return chan_raise_decl(ch, WIRE_QUEUE_DELETE, &err);
     if (d->no_wait)
         return 0;
     struct wire_method ok = {.id = WIRE_QUEUE_DELETE_OK};

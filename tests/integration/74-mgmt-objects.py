@@ -1,6 +1,7 @@
 """The management HTTP API's object routes as RabbitMQ 3.10 answers them (src/mgmt/): list
 pagination, sorting, filtering and column selection (api_list.c); exchanges and bindings
-(api_exchanges.c). Every test here passes
+(api_exchanges.c); exchange PUT and DELETE, queue DELETE and purge, through the AMQP
+methods' code (net.h). Every test here passes
 against RabbitMQ 3.10 with its management plugin too: WARREN_TEST_ADDR=127.0.0.1:5672
 WARREN_TEST_MGMT_PORT=15672 (guest allowed from loopback).
 
@@ -270,6 +271,46 @@ def test_exchange_put_delete():
         http(srv, "DELETE", "/api/users/mgr74")
 
 
+def test_queue_delete_purge():
+    """DELETE of a queue (if-empty, if-unused; 404 when missing) and of its contents (purge),
+    as queue.delete and queue.purge with the user's permissions"""
+    with wt.server(mgmt=True) as srv, Vhost(srv):
+        conn = wt.pika_connect(srv.addr, virtual_host=VH)
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("dq1")
+        ch.queue_declare("dq2")
+        for _ in range(2):
+            ch.basic_publish("", "dq1", b"x")
+        base = "/api/queues/%s" % VHQ
+        st, _, got = http(srv, "DELETE", base + "/dq1?if-empty=true")
+        assert (st, got) == (400, {"error": "bad_request", "reason":
+                                   "queue 'dq1' in vhost '%s' not empty" % VH}), (st, got)
+        st, _, got = http(srv, "DELETE", base + "/dq1/contents")
+        assert st == 204, (st, got)
+        assert ch.queue_declare("dq1", passive=True).method.message_count == 0
+        st, _, got = http(srv, "DELETE", base + "/dq1?if-empty=true")
+        assert st == 204, (st, got)
+        for path in ("/dq1", "/dq1/contents"):
+            st, _, got = http(srv, "DELETE", base + path)
+            assert (st, got) == (404, {"error": "Object Not Found", "reason": "Not Found"}), got
+        ch.basic_consume("dq2", lambda *a: None)
+        st, _, got = http(srv, "DELETE", base + "/dq2?if-unused=true")
+        assert (st, got["reason"]) == (400, "queue 'dq2' in vhost '%s' in use" % VH), (st, got)
+        st, _, _ = http(srv, "PUT", "/api/users/mgr74", {"password": "p", "tags": "management"})
+        assert st in (201, 204)
+        st, _, _ = http(srv, "PUT", "/api/permissions/%s/mgr74" % VHQ,
+                        {"configure": "^mine", "write": ".*", "read": "^mine"})
+        assert st in (201, 204)
+        for path in ("/dq2", "/dq2/contents"):
+            st, _, got = http(srv, "DELETE", base + path, auth=("mgr74", "p"))
+            assert (st, got) == (401, {"error": "not_authorised", "reason": "Access refused."})
+        st, _, got = http(srv, "DELETE", base + "/dq2")
+        assert st == 204, (st, got)
+        conn.close()
+        http(srv, "DELETE", "/api/users/mgr74")
+
+
 def test_many_queues_page():
     """a page of /api/queues out of many queues (5,000; WT_MGMT_QUEUES sets it) is the right
     page, answered quickly (timed and logged: the figure is reported, not asserted)"""
@@ -307,4 +348,5 @@ def test_many_queues_page():
 
 if __name__ == "__main__":
     wt.run([test_paging, test_sort_and_columns, test_exchanges_and_bindings, test_exchange_put_delete,
+            test_queue_delete_purge,
             test_many_queues_page], timeout=900)
