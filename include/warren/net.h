@@ -107,6 +107,16 @@ int net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char 
                      const struct wire_exchange_declare *d, bool *created,
                      struct net_decl_err *err);
 struct queue_owner;
+struct queue;
+struct wire_queue_declare;
+/* queue.declare (not passive) of name (d->queue, or the name made for an empty one) in vh for
+ * user, from a connection whose exclusive queues are own (NULL: none, the HTTP API, which
+ * cannot declare exclusive queues). Warnings are logged with log_ctx (NULL: none). Returns 0
+ * with *out (*created: whether it is new), or -1 with err. */
+int net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                      struct queue_owner *own, const char *log_ctx, struct wire_str name,
+                      const struct wire_queue_declare *d, struct queue **out, bool *created,
+                      struct net_decl_err *err);
 /* queue.purge of name in vh for user, from a connection whose exclusive queues are own (NULL:
  * none, the HTTP API). Returns 0 (*count: messages purged) or -1 with err. */
 int net_queue_purge(struct vhost *vh, const struct auth_perm *perm, const char *user,

@@ -1142,7 +1142,7 @@ static const struct api_route api_routes[] = {
     {{"definitions", "*"}, GET | MGMT_POST, API_ADMIN, api_definitions},
     {{"queues"}, GET, API_MANAGEMENT, mgmt_api_queues},
     {{"queues", "*"}, GET, API_MANAGEMENT, mgmt_api_queues},
-    {{"queues", "*", "*"}, GET | MGMT_DELETE, API_OBJECTS, mgmt_api_queues},
+    {{"queues", "*", "*"}, GET | CHANGE, API_OBJECTS, mgmt_api_queues},
     {{"queues", "*", "*", "contents"}, MGMT_DELETE, API_OBJECTS, mgmt_api_queues},
     {{"queues", "*", "*", "bindings"}, GET, API_MANAGEMENT, mgmt_api_bindings},
     {{"exchanges"}, GET, API_MANAGEMENT, mgmt_api_exchanges},

@@ -1,11 +1,12 @@
-/* GET /api/queues[/{vhost}[/{name}]]: queues as RabbitMQ 3.10's HTTP API shows them
- * (rabbit_mgmt_wm_queues.erl, rabbit_mgmt_wm_queue.erl), with the fields Warren has: name,
- * vhost, type, durable, auto_delete, exclusive, arguments, state, node, the message and
- * consumer counts (messages_dlx and message_bytes_dlx: dead-lettered messages kept for
- * dead-letter-strategy at-least-once, as RabbitMQ's quorum queues show them), and the policy,
- * operator policy and effective policy definition in force (warren/policy.h). Lists are sorted,
- * filtered and paged as RabbitMQ's (api_list.c); a management user sees its own vhosts' queues
- * only. No statistics (rates, memory): the broker keeps none. */
+/* GET /api/queues[/{vhost}[/{name}]], PUT and DELETE /api/queues/{vhost}/{name} and DELETE
+ * /api/queues/{vhost}/{name}/contents (through the AMQP methods' code, net.h): queues as
+ * RabbitMQ 3.10's HTTP API shows them (rabbit_mgmt_wm_queues.erl, rabbit_mgmt_wm_queue.erl), with
+ * the fields Warren has: name, vhost, type, durable, auto_delete, exclusive, arguments, state,
+ * node, the message and consumer counts (messages_dlx and message_bytes_dlx: dead-lettered messages
+ * kept for dead-letter-strategy at-least-once, as RabbitMQ's quorum queues show them), and the
+ * policy, operator policy and effective policy definition in force (warren/policy.h). Lists are
+ * sorted, filtered and paged as RabbitMQ's (api_list.c); a management user sees its own vhosts'
+ * queues only. No statistics (rates, memory): the broker keeps none. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "warren/net.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
+#include "warren/wire_gen.h"
 
 /* One queue's entry (obj: a struct queue). A new object; NULL on ENOMEM. */
 static json_t *
@@ -81,9 +83,56 @@ api_queue_delete(struct mgmt_req *r, struct vhost *v, struct queue *q)
         r->reply(r, 204, NULL);
 }
 
+/* PUT /api/queues/{vhost}/{name}: queue.declare with the body's durable, auto_delete and
+ * arguments (validated as the AMQP declare validates them); 201 created, 204 already there,
+ * 400 or 401 with RabbitMQ's texts. Not exclusive: no connection owns it. */
+static void
+api_queue_put(struct mgmt_req *r)
+{
+    struct vhost *v = mgmt_vhost_find(r, r->segs[1]);
+    if (v == NULL) {
+        mgmt_reply_error(r, 404, "not_found", "vhost_not_found");
+        return;
+    }
+    json_t *body = mgmt_body(r);
+    if (body == NULL)
+        return;
+    uint8_t *buf = malloc(ADMIN_ARGS_MAX);
+    struct wire_table args;
+    char why[200];
+    if (buf == NULL) {
+        mgmt_nomem(r);
+    } else if (admin_json_args(body, buf, &args, why, sizeof(why)) < 0) {
+        mgmt_bad_request(r, why);
+    } else {
+        const char *user;
+        const struct auth_perm *perm = mgmt_user_perm(r, v, &user);
+        struct wire_str name = {(const uint8_t *)r->segs[2], (uint32_t)strlen(r->segs[2])};
+        struct wire_queue_declare d = {
+            .queue = name,
+            .durable = admin_json_bool(body, "durable"),
+            .auto_delete = admin_json_bool(body, "auto_delete"),
+            .arguments = args,
+        };
+        struct queue *q;
+        bool created;
+        struct net_decl_err err;
+        if (net_queue_declare(v, perm, user, NULL, NULL, name, &d, &q, &created, &err) < 0)
+            mgmt_decl_failed(r, &err);
+        else
+            r->reply(r, created ? 201 : 204, NULL);
+    }
+    free(buf);
+    json_decref(body);
+}
+
 void
 mgmt_api_queues(struct mgmt_req *r)
 {
+    if (r->method == MGMT_PUT) {
+        api_queue_put(r);
+        return;
+    }
     const char *vname = r->n_segs > 1 ? r->segs[1] : NULL;
     struct vhost *only = NULL;
     if (vname != NULL) {

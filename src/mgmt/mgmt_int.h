@@ -97,8 +97,8 @@ struct mgmt_list_src {
 void mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, void **objs,
                           size_t n);
 
-/* GET /api/queues[/{vhost}[/{name}]], DELETE /api/queues/{vhost}/{name}[/contents]
- * (api_queues.c). */
+/* GET /api/queues[/{vhost}[/{name}]], PUT /api/queues/{vhost}/{name}, DELETE
+ * /api/queues/{vhost}/{name}[/contents] (api_queues.c). */
 void mgmt_api_queues(struct mgmt_req *r);
 
 struct net_decl_err;

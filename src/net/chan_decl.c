@@ -407,13 +407,13 @@ chan_on_exchange_method(struct chan *ch, const struct wire_method *m)
 /* ---- queues ---- */
 
 static int
-chan_queue_inequivalent(struct chan *ch, const struct queue *q, const char *arg, const char *got,
-                        const char *cur)
+chan_queue_inequivalent(struct net_decl_err *err, const struct vhost *vh, const struct queue *q,
+                        const char *arg, const char *got, const char *cur)
 {
-    return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE,
-                      "inequivalent arg '%s' for queue '%s' in vhost '%s': received %s but "
-                      "current is %s",
-                      arg, q->name, ch->conn->vhost->name, got, cur);
+    return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                          "inequivalent arg '%s' for queue '%s' in vhost '%s': received %s but "
+                          "current is %s",
+                          arg, q->name, vh->name, got, cur);
 }
 
 static int
@@ -434,6 +434,116 @@ chan_remember_queue(struct chan *ch, const struct queue *q)
     ch->last_queue = (struct wire_str){(const uint8_t *)ch->last_queue_buf, q->name_len};
 }
 
+/* Fills err as chan_raise_locked words it. Returns -1. */
+static int
+chan_decl_locked(struct net_decl_err *err, const struct vhost *vh, const struct queue *q)
+{
+    return chan_decl_fail(err, WIRE_RESOURCE_LOCKED,
+                          "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It "
+                          "could be originally declared on another connection or the exclusive "
+                          "property value does not match that of the original declaration.",
+                          q->name, vh->name);
+}
+
+/* The queue name in vh for a connection with exclusive queues own (NULL: none, the HTTP
+ * API), as chan_queue_lookup finds it: NULL with err when missing or another's exclusive. */
+static struct queue *
+chan_decl_queue(struct vhost *vh, const struct queue_owner *own, struct wire_str name,
+                struct net_decl_err *err)
+{
+    struct queue *q = vhost_queue_find(vh, name);
+    if (q == NULL) {
+        chan_decl_fail(err, WIRE_NOT_FOUND, "no queue '%.*s' in vhost '%s'", WIRE_STR_ARG(name),
+                       vh->name);
+        return NULL;
+    }
+    if (q->owner != NULL && q->owner != own) {
+        chan_decl_locked(err, vh, q);
+        return NULL;
+    }
+    return q;
+}
+
+int
+net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                  struct queue_owner *own, const char *log_ctx, struct wire_str name,
+                  const struct wire_queue_declare *d, struct queue **out, bool *created,
+                  struct net_decl_err *err)
+{
+    *created = false;
+    if (d->queue.len > 0 && chan_name_is_reserved(name))
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "queue name '%.*s' contains reserved prefix 'amq.*'",
+                              WIRE_STR_ARG(name));
+    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, true, name, err))
+        return -1;
+    struct queue *q = vhost_queue_find(vh, name);
+    if (q != NULL) {
+        /* Exclusivity is checked before equivalence, as RabbitMQ does. */
+        q = chan_decl_queue(vh, own, name, err);
+        if (q == NULL)
+            return -1;
+        char got[160], cur[160];
+        if ((q->owner != NULL) != d->exclusive)
+            return chan_decl_locked(err, vh, q);
+        if (q->durable != d->durable)
+            return chan_queue_inequivalent(err, vh, q, "durable", CHAN_BOOL_TEXT(d->durable),
+                                           CHAN_BOOL_TEXT(q->durable));
+        if (q->auto_delete != d->auto_delete)
+            return chan_queue_inequivalent(err, vh, q, "auto_delete",
+                                           CHAN_BOOL_TEXT(d->auto_delete),
+                                           CHAN_BOOL_TEXT(q->auto_delete));
+        struct wire_table cur_args = {q->args, q->args_len};
+        const char *arg = chan_args_inequivalent(queue_args_equivalent_keys(cur_args), d->arguments,
+                                                 cur_args, got, cur, sizeof(got));
+        if (arg != NULL)
+            return chan_queue_inequivalent(err, vh, q, arg, got, cur);
+        goto ok;
+    }
+    /* Like RabbitMQ, the arguments are checked only when the queue is made: a redeclare is
+     * compared above, a passive declare not at all. */
+    char text[256];
+    struct queue_args_decl qd = {.name = name,
+                                 .vhost = vh->name,
+                                 .server_named = d->queue.len == 0,
+                                 .durable = d->durable,
+                                 .exclusive = d->exclusive,
+                                 .auto_delete = d->auto_delete};
+    if (queue_args_check(d->arguments, &qd, text, sizeof(text)) < 0)
+        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "%s", text);
+    /* Limits and the dead-letter exchange's permissions count for new queues only. */
+    const struct vhost_meta *vm = &vh->meta;
+    if (vm->max_queues >= 0 && vh->queues.count >= (uint64_t)vm->max_queues) {
+        if (log_enabled(LOG_WARNING))
+            log_write(LOG_WARNING, log_ctx, "vhost '%s' is at its queue limit (%lld)", vh->name,
+                      (long long)vm->max_queues);
+        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                              "cannot declare queue '%.*s': queue limit in vhost '%s' (%lld) is "
+                              "reached",
+                              WIRE_STR_ARG(name), vh->name, (long long)vm->max_queues);
+    }
+    struct wire_value dlx;
+    if (wire_table_get(d->arguments, "x-dead-letter-exchange", &dlx) &&
+        dlx.type == WIRE_FIELD_LONGSTR &&
+        (!chan_decl_allows(vh, perm, user, AUTH_READ, true, name, err) ||
+         !chan_decl_allows(vh, perm, user, AUTH_WRITE, false, dlx.v.str, err)))
+        return -1;
+    q = queue_new(vh, name, d->durable, d->auto_delete, d->exclusive ? own : NULL, d->arguments);
+    if (q == NULL || vhost_queue_add(vh, q) < 0) {
+        if (q != NULL)
+            queue_free(q, NULL, NULL);
+        return chan_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
+    }
+    *created = true;
+    if (queue_args_unapplied(d->arguments, text, sizeof(text)) > 0 && log_enabled(LOG_WARNING))
+        log_write(LOG_WARNING, log_ctx, "queue '%s' in vhost '%s': arguments not applied yet: %s",
+                  q->name, vh->name, text);
+ok:
+    queue_used(q); /* a declaration counts as a use (x-expires), as in RabbitMQ */
+    *out = q;
+    return 0;
+}
+
 static int
 chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
 {
@@ -451,78 +561,18 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
         q = chan_queue_lookup(ch, name, WIRE_QUEUE_DECLARE);
         if (q == NULL)
             return -1;
-        goto ok;
+        queue_used(q);
+    } else {
+        if (name.len == 0) {
+            chan_random_name(genbuf, sizeof(genbuf), "amq.gen-");
+            name = (struct wire_str){(const uint8_t *)genbuf, strlen(genbuf)};
+        }
+        struct net_decl_err err;
+        bool created;
+        if (net_queue_declare(c->vhost, chan_access_perm(c), auth_user_name(c->user), &c->exclusive,
+                              c->ctx, name, d, &q, &created, &err) < 0)
+            return chan_raise_decl(ch, WIRE_QUEUE_DECLARE, &err);
     }
-    if (name.len == 0) {
-        chan_random_name(genbuf, sizeof(genbuf), "amq.gen-");
-        name = (struct wire_str){(const uint8_t *)genbuf, strlen(genbuf)};
-    } else if (chan_name_is_reserved(name)) {
-        return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_QUEUE_DECLARE,
-                          "queue name '%.*s' contains reserved prefix 'amq.*'", WIRE_STR_ARG(name));
-    }
-    if (chan_access_check(ch, WIRE_QUEUE_DECLARE, AUTH_CONFIGURE, true, name) < 0)
-        return -1;
-    q = vhost_queue_find(c->vhost, name);
-    if (q != NULL) {
-        /* Exclusivity is checked before equivalence, as RabbitMQ does. */
-        q = chan_queue_lookup(ch, name, WIRE_QUEUE_DECLARE);
-        if (q == NULL)
-            return -1;
-        char got[160], cur[160];
-        if ((q->owner != NULL) != d->exclusive)
-            return chan_raise_locked(ch, q, WIRE_QUEUE_DECLARE);
-        if (q->durable != d->durable)
-            return chan_queue_inequivalent(ch, q, "durable", CHAN_BOOL_TEXT(d->durable),
-                                           CHAN_BOOL_TEXT(q->durable));
-        if (q->auto_delete != d->auto_delete)
-            return chan_queue_inequivalent(ch, q, "auto_delete", CHAN_BOOL_TEXT(d->auto_delete),
-                                           CHAN_BOOL_TEXT(q->auto_delete));
-        struct wire_table cur_args = {q->args, q->args_len};
-        const char *arg = chan_args_inequivalent(queue_args_equivalent_keys(cur_args), d->arguments,
-                                                 cur_args, got, cur, sizeof(got));
-        if (arg != NULL)
-            return chan_queue_inequivalent(ch, q, arg, got, cur);
-        goto ok;
-    }
-    /* Like RabbitMQ, the arguments are checked only when the queue is made: a redeclare is
-     * compared above, a passive declare not at all. */
-    char text[256];
-    struct queue_args_decl qd = {.name = name,
-                                 .vhost = c->vhost->name,
-                                 .server_named = d->queue.len == 0,
-                                 .durable = d->durable,
-                                 .exclusive = d->exclusive,
-                                 .auto_delete = d->auto_delete};
-    if (queue_args_check(d->arguments, &qd, text, sizeof(text)) < 0)
-        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE, "%s", text);
-    /* Limits and the dead-letter exchange's permissions count for new queues only. */
-    const struct vhost_meta *vm = &c->vhost->meta;
-    if (vm->max_queues >= 0 && c->vhost->queues.count >= (uint64_t)vm->max_queues) {
-        log_conn(LOG_WARNING, c, "vhost '%s' is at its queue limit (%lld)", c->vhost->name,
-                 (long long)vm->max_queues);
-        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE,
-                          "cannot declare queue '%.*s': queue limit in vhost '%s' (%lld) is "
-                          "reached",
-                          WIRE_STR_ARG(name), c->vhost->name, (long long)vm->max_queues);
-    }
-    struct wire_value dlx;
-    if (wire_table_get(d->arguments, "x-dead-letter-exchange", &dlx) &&
-        dlx.type == WIRE_FIELD_LONGSTR &&
-        (chan_access_check(ch, WIRE_QUEUE_DECLARE, AUTH_READ, true, name) < 0 ||
-         chan_access_check(ch, WIRE_QUEUE_DECLARE, AUTH_WRITE, false, dlx.v.str) < 0))
-        return -1;
-    q = queue_new(c->vhost, name, d->durable, d->auto_delete, d->exclusive ? &c->exclusive : NULL,
-                  d->arguments);
-    if (q == NULL || vhost_queue_add(c->vhost, q) < 0) {
-        if (q != NULL)
-            queue_free(q, NULL, NULL);
-        return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_QUEUE_DECLARE, "out of memory");
-    }
-    if (queue_args_unapplied(d->arguments, text, sizeof(text)) > 0)
-        log_conn(LOG_WARNING, c, "queue '%s' in vhost '%s': arguments not applied yet: %s", q->name,
-                 c->vhost->name, text);
-ok:
-    queue_used(q); /* a declaration counts as a use (x-expires), as in RabbitMQ */
     chan_remember_queue(ch, q);
     if (d->no_wait)
         return 0;
@@ -592,29 +642,6 @@ chan_on_queue_binding(struct chan *ch, uint32_t method_id, struct wire_str queue
         return 0;
     struct wire_method ok = {.id = WIRE_QUEUE_BIND_OK};
     return conn_send(c, ch->id, &ok);
-}
-
-/* The queue name in vh for a connection with exclusive queues own (NULL: none, the HTTP
- * API), as chan_queue_lookup finds it: NULL with err when missing or another's exclusive. */
-static struct queue *
-chan_decl_queue(struct vhost *vh, const struct queue_owner *own, struct wire_str name,
-                struct net_decl_err *err)
-{
-    struct queue *q = vhost_queue_find(vh, name);
-    if (q == NULL) {
-        chan_decl_fail(err, WIRE_NOT_FOUND, "no queue '%.*s' in vhost '%s'", WIRE_STR_ARG(name),
-                       vh->name);
-        return NULL;
-    }
-    if (q->owner != NULL && q->owner != own) {
-        chan_decl_fail(err, WIRE_RESOURCE_LOCKED,
-                       "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It "
-                       "could be originally declared on another connection or the exclusive "
-                       "property value does not match that of the original declaration.",
-                       q->name, vh->name);
-        return NULL;
-    }
-    return q;
 }
 
 int

@@ -1,6 +1,6 @@
 """The management HTTP API's object routes as RabbitMQ 3.10 answers them (src/mgmt/): list
 pagination, sorting, filtering and column selection (api_list.c); exchanges and bindings
-(api_exchanges.c); exchange PUT and DELETE, queue DELETE and purge, through the AMQP
+(api_exchanges.c); exchange PUT and DELETE, queue PUT, DELETE and purge, through the AMQP
 methods' code (net.h). Every test here passes
 against RabbitMQ 3.10 with its management plugin too: WARREN_TEST_ADDR=127.0.0.1:5672
 WARREN_TEST_MGMT_PORT=15672 (guest allowed from loopback).
@@ -311,6 +311,36 @@ def test_queue_delete_purge():
         http(srv, "DELETE", "/api/users/mgr74")
 
 
+def test_queue_put():
+    """PUT declares a queue as queue.declare does: 201 new, 204 equivalent, 400 with the AMQP
+    text for an inequivalent or invalid one, 401 for amq.*, 404 for a missing vhost"""
+    with wt.server(mgmt=True) as srv, Vhost(srv):
+        base = "/api/queues/%s" % VHQ
+
+        def put(path, body, status):
+            st, _, got = http(srv, "PUT", base + path, body)
+            assert st == status, (path, body, st, got)
+            return got
+
+        put("/pq1", {"durable": "true", "auto_delete": "false", "arguments": {}}, 201)
+        put("/pq1", {"durable": True}, 204)
+        got = put("/pq1", {}, 400)
+        assert got == {"error": "bad_request", "reason":
+                       "inequivalent arg 'durable' for queue 'pq1' in vhost '%s': received "
+                       "'false' but current is 'true'" % VH}, got
+        got = put("/pq2", {"arguments": {"x-max-length": "x"}}, 400)
+        assert got["reason"] == ("invalid arg 'x-max-length' for queue 'pq2' in vhost '%s': "
+                                 "\"expected integer, got longstr\"" % VH), got
+        got = put("/amq.q", {}, 401)
+        assert got == {"error": "not_authorised", "reason": "Access refused."}, got
+        put("/pq3", {"arguments": {"x-max-length": 5, "x-queue-type": "classic"}}, 201)
+        got = get(srv, base + "/pq3")
+        assert (got["durable"], got["arguments"]) == (
+            False, {"x-max-length": 5, "x-queue-type": "classic"}), got
+        st, _, got = http(srv, "PUT", "/api/queues/nope/q", {})
+        assert (st, got) == (404, {"error": "not_found", "reason": "vhost_not_found"}), got
+
+
 def test_many_queues_page():
     """a page of /api/queues out of many queues (5,000; WT_MGMT_QUEUES sets it) is the right
     page, answered quickly (timed and logged: the figure is reported, not asserted)"""
@@ -348,5 +378,5 @@ def test_many_queues_page():
 
 if __name__ == "__main__":
     wt.run([test_paging, test_sort_and_columns, test_exchanges_and_bindings, test_exchange_put_delete,
-            test_queue_delete_purge,
+            test_queue_delete_purge, test_queue_put,
             test_many_queues_page], timeout=900)
