@@ -1,12 +1,12 @@
 """The management HTTP API's object routes as RabbitMQ 3.10 answers them (src/mgmt/): list
-pagination, sorting, filtering and column selection (api_list.c); exchanges and bindings
-(api_exchanges.c); exchange PUT and DELETE, queue PUT, DELETE and purge, through the AMQP
-methods' code (net.h). Every test here passes
-against RabbitMQ 3.10 with its management plugin too: WARREN_TEST_ADDR=127.0.0.1:5672
-WARREN_TEST_MGMT_PORT=15672 (guest allowed from loopback).
+pagination, sorting, filtering and column selection (api_list.c); GET of exchanges and
+bindings (api_exchanges.c); exchange PUT and DELETE, queue PUT, DELETE and purge through the
+AMQP methods' code (net.h); Debian's rabbitmqadmin listing, declaring and deleting through
+them. Every test here passes against RabbitMQ 3.10 with its management plugin too:
+WARREN_TEST_ADDR=127.0.0.1:5672 WARREN_TEST_MGMT_PORT=15672 (guest allowed from loopback).
 
-A page of /api/queues out of 5,000 queues is timed and logged; WT_MGMT_QUEUES=100000 times it
-at 100,000 (declared over one raw AMQP connection, pipelined)."""
+A page of /api/queues out of 5,000 queues is timed and logged; WT_MGMT_QUEUES=100000 times
+it at 100,000 (declared over one raw AMQP connection, pipelined)."""
 
 import json
 import os
@@ -341,6 +341,33 @@ def test_queue_put():
         assert (st, got) == (404, {"error": "not_found", "reason": "vhost_not_found"}), got
 
 
+def test_rabbitmqadmin():
+    """Debian's rabbitmqadmin (RabbitMQ's own HTTP client) declares, lists and deletes
+    queues and exchanges, and lists bindings"""
+    import subprocess
+    tool = wt.needs("rabbitmqadmin", "apt-get install rabbitmq-server")
+    with wt.server(mgmt=True) as srv, Vhost(srv):
+        def admin(*args):
+            out = subprocess.run([tool, "-H", "127.0.0.1", "-P", str(srv.mgmt_port), "-u",
+                                  "guest", "-p", "guest", "-V", VH, "-f", "tsv", "-q"] +
+                                 list(args), capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, (args, out.stdout, out.stderr)
+            return out.stdout
+
+        admin("declare", "queue", "name=ra1", "durable=false")
+        admin("declare", "exchange", "name=rx1", "type=fanout")
+        # (messages: RabbitMQ fills it in with its first statistics, seconds later)
+        assert admin("list", "queues", "name", "durable") == "ra1\tFalse\n"
+        names = admin("list", "exchanges", "name", "type").splitlines()
+        assert "rx1\tfanout" in names and "amq.topic\ttopic" in names, names
+        assert admin("list", "bindings", "source", "destination", "routing_key") == (
+            "\tra1\tra1\n")
+        admin("delete", "queue", "name=ra1")
+        admin("delete", "exchange", "name=rx1")
+        assert admin("list", "queues", "name") == ""
+        assert "rx1" not in admin("list", "exchanges", "name").split()
+
+
 def test_many_queues_page():
     """a page of /api/queues out of many queues (5,000; WT_MGMT_QUEUES sets it) is the right
     page, answered quickly (timed and logged: the figure is reported, not asserted)"""
@@ -378,5 +405,5 @@ def test_many_queues_page():
 
 if __name__ == "__main__":
     wt.run([test_paging, test_sort_and_columns, test_exchanges_and_bindings, test_exchange_put_delete,
-            test_queue_delete_purge, test_queue_put,
+            test_queue_delete_purge, test_queue_put, test_rabbitmqadmin,
             test_many_queues_page], timeout=900)
