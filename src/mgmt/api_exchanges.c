@@ -22,9 +22,9 @@
 #include "warren/auth.h"
 #include "warren/exchange.h"
 #include "warren/net.h"
-#include "warren/wire_gen.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
+#include "warren/wire_gen.h"
 
 /* The exchange a path segment names in v: amq.default is the default exchange "", which the
  * broker routes to without an object (*x NULL). Returns its name (borrowed), or NULL when

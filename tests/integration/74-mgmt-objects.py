@@ -143,7 +143,6 @@ def test_sort_and_columns():
 def test_exchanges_and_bindings():
     """GET of exchanges (amq.default in paths) and of bindings by source, destination, queue,
     vhost and properties key, with RabbitMQ's fields and properties_key encoding"""
-    import pika
     with wt.server(mgmt=True) as srv, Vhost(srv):
         conn = wt.pika_connect(srv.addr, virtual_host=VH)
         ch = conn.channel()
@@ -156,7 +155,8 @@ def test_exchanges_and_bindings():
         conn.close()
         base = "/api/exchanges/%s" % VHQ
         body = get(srv, base + q(page=1, page_size=3, columns="name"))
-        assert body["items"] == [{"name": ""}, {"name": "amq.direct"}, {"name": "amq.fanout"}], body
+        want = [{"name": ""}, {"name": "amq.direct"}, {"name": "amq.fanout"}]
+        assert body["items"] == want, body
         names = [x["name"] for x in get(srv, base + q(columns="name"))]
         # RabbitMQ's amq.rabbitmq.trace aside (Warren has no tracing), the same exchanges.
         assert [n for n in names if n != "amq.rabbitmq.trace"] == [
@@ -404,6 +404,6 @@ def test_many_queues_page():
 
 
 if __name__ == "__main__":
-    wt.run([test_paging, test_sort_and_columns, test_exchanges_and_bindings, test_exchange_put_delete,
-            test_queue_delete_purge, test_queue_put, test_rabbitmqadmin,
-            test_many_queues_page], timeout=900)
+    wt.run([test_paging, test_sort_and_columns, test_exchanges_and_bindings,
+            test_exchange_put_delete, test_queue_delete_purge, test_queue_put,
+            test_rabbitmqadmin, test_many_queues_page], timeout=900)
