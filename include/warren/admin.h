@@ -201,6 +201,13 @@ enum admin_result admin_definitions_import(struct admin *a, json_t *defs, char *
  * the default, amq.* and internal exchanges). A new object (the caller owns it); NULL on
  * ENOMEM or a hashing failure (logged). */
 json_t *admin_definitions_export(struct admin *a);
+
+#define ADMIN_ARGS_MAX (64u << 10) /* bytes of one encoded arguments table */
+/* The "arguments" object of a JSON entry (definitions, HTTP bodies) as a field table's body
+ * in buf (ADMIN_ARGS_MAX bytes), as RabbitMQ turns JSON into AMQP. 0, or -1 with err set. */
+int admin_json_args(json_t *e, uint8_t *buf, struct wire_table *t, char *err, size_t errlen);
+/* A boolean field: true/false, or the strings "true"/"false" (HTTP-made files). */
+bool admin_json_bool(json_t *e, const char *field);
 /* Reads and imports a definitions file. err names the file, and the line and column of a
  * JSON error. */
 enum admin_result admin_definitions_load(struct admin *a, const char *path, char *err,

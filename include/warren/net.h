@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "warren/wire.h"
+
 struct event_base;
 struct sockaddr;
 struct conf;
@@ -88,5 +90,45 @@ uint64_t net_server_memory_limit(const struct net_server *s);
 
 /* Frees listeners and any remaining connections. */
 void net_server_free(struct net_server *s);
+
+/* What the AMQP methods do, for the HTTP API too (src/net/chan_decl.c): an error is an AMQP
+ * reply code with RabbitMQ's text. */
+struct net_decl_err {
+    uint16_t code;
+    char text[512];
+};
+struct auth_perm;
+struct vhost;
+struct wire_exchange_declare;
+/* exchange.declare in vh for user (perm: its permissions there; NULL: none; user NULL: the
+ * HTTP API's Unix socket, allowed everything). Returns 0
+ * (*created: whether it is new) or -1 with err. */
+int net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                     const struct wire_exchange_declare *d, bool *created,
+                     struct net_decl_err *err);
+struct queue_owner;
+struct queue;
+struct wire_queue_declare;
+/* queue.declare (not passive) of name (d->queue, or the name made for an empty one) in vh for
+ * user, from a connection whose exclusive queues are own (NULL: none, the HTTP API, which
+ * cannot declare exclusive queues). Warnings are logged with log_ctx (NULL: none). Returns 0
+ * with *out (*created: whether it is new), or -1 with err. */
+int net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                      struct queue_owner *own, const char *log_ctx, struct wire_str name,
+                      const struct wire_queue_declare *d, struct queue **out, bool *created,
+                      struct net_decl_err *err);
+/* queue.purge of name in vh for user, from a connection whose exclusive queues are own (NULL:
+ * none, the HTTP API). Returns 0 (*count: messages purged) or -1 with err. */
+int net_queue_purge(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                    const struct queue_owner *own, struct wire_str name, uint64_t *count,
+                    struct net_decl_err *err);
+/* queue.delete (if_unused, if_empty; a missing queue is deleted). Returns 0 (*count: messages
+ * deleted) or -1 with err. */
+int net_queue_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                     const struct queue_owner *own, struct wire_str name, bool if_unused,
+                     bool if_empty, uint64_t *count, struct net_decl_err *err);
+/* exchange.delete (a missing one is deleted). Returns 0 or -1 with err. */
+int net_exch_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                    struct wire_str name, bool if_unused, struct net_decl_err *err);
 
 #endif

@@ -22,7 +22,6 @@
 #include "warren/vhost.h"
 #include "warren/wire.h"
 
-#define DEFS_ARGS_MAX (64u << 10) /* bytes of one encoded arguments table */
 #define DEFS_DEPTH_MAX 16         /* nesting of tables and arrays in arguments */
 /* The definitions format exports follow: RabbitMQ 3.10's. */
 #define DEFS_FORMAT_VERSION "3.10.8"
@@ -108,10 +107,8 @@ defs_put_value(struct wire_writer *w, json_t *v, int depth, bool *bad)
     }
 }
 
-/* The "arguments" object of an entry as a field table's body in buf (DEFS_ARGS_MAX bytes).
- * 0, or -1 with err set. */
-static int
-defs_args(json_t *e, uint8_t *buf, struct wire_table *t, char *err, size_t errlen)
+int
+admin_json_args(json_t *e, uint8_t *buf, struct wire_table *t, char *err, size_t errlen)
 {
     json_t *args = json_object_get(e, "arguments");
     *t = (struct wire_table){buf, 0};
@@ -123,7 +120,7 @@ defs_args(json_t *e, uint8_t *buf, struct wire_table *t, char *err, size_t errle
     }
     struct wire_writer w;
     bool bad = false;
-    wire_writer_init(&w, buf, DEFS_ARGS_MAX);
+    wire_writer_init(&w, buf, ADMIN_ARGS_MAX);
     defs_put_entries(&w, args, 0, &bad);
     if (bad || w.overflow) {
         snprintf(err, errlen, "arguments too large, too deep, or with a key over 255 bytes");
@@ -133,9 +130,8 @@ defs_args(json_t *e, uint8_t *buf, struct wire_table *t, char *err, size_t errle
     return 0;
 }
 
-/* A boolean field: true/false, or the strings "true"/"false" (HTTP-made files). */
-static bool
-defs_bool(json_t *e, const char *field)
+bool
+admin_json_bool(json_t *e, const char *field)
 {
     json_t *v = json_object_get(e, field);
     return json_is_true(v) || (json_is_string(v) && strcmp(json_string_value(v), "true") == 0);
@@ -174,10 +170,11 @@ defs_exchange(struct admin *a, json_t *e, uint8_t *buf, char *err, size_t errlen
     if (!json_is_string(jt) || exch_type_parse(defs_wstr(json_string_value(jt)), &type) < 0)
         return admin_fail(err, errlen, ADMIN_INVALID, "exchange '%s': unknown type", name);
     struct wire_table args;
-    if (defs_args(e, buf, &args, err, errlen) < 0)
+    if (admin_json_args(e, buf, &args, err, errlen) < 0)
         return ADMIN_INVALID;
-    struct exch *x = exch_new(v, defs_wstr(name), type, defs_bool(e, "durable"),
-                              defs_bool(e, "auto_delete"), defs_bool(e, "internal"), args);
+    struct exch *x =
+        exch_new(v, defs_wstr(name), type, admin_json_bool(e, "durable"),
+                 admin_json_bool(e, "auto_delete"), admin_json_bool(e, "internal"), args);
     if (x == NULL || vhost_exch_add(v, x) < 0) {
         if (x != NULL)
             exch_free(x);
@@ -196,12 +193,12 @@ defs_queue(struct admin *a, json_t *e, uint8_t *buf, char *err, size_t errlen)
     if (vhost_queue_find(v, defs_wstr(name)) != NULL)
         return ADMIN_OK;
     struct wire_table args;
-    if (defs_args(e, buf, &args, err, errlen) < 0)
+    if (admin_json_args(e, buf, &args, err, errlen) < 0)
         return ADMIN_INVALID;
     struct queue_args_decl qd = {.name = defs_wstr(name),
                                  .vhost = v->name,
-                                 .durable = defs_bool(e, "durable"),
-                                 .auto_delete = defs_bool(e, "auto_delete")};
+                                 .durable = admin_json_bool(e, "durable"),
+                                 .auto_delete = admin_json_bool(e, "auto_delete")};
     char text[256];
     if (queue_args_check(args, &qd, text, sizeof(text)) < 0)
         return admin_fail(err, errlen, ADMIN_INVALID, "queue '%s': %s", name, text);
@@ -252,7 +249,7 @@ defs_binding(struct admin *a, json_t *e, uint8_t *buf, char *err, size_t errlen)
                           "destination_type '%s' is neither queue nor exchange", dt);
     }
     struct wire_table args;
-    if (defs_args(e, buf, &args, err, errlen) < 0)
+    if (admin_json_args(e, buf, &args, err, errlen) < 0)
         return ADMIN_INVALID;
     const char *rk = jk != NULL ? json_string_value(jk) : "";
     if (strlen(rk) > 255)
@@ -280,7 +277,7 @@ admin_definitions_import(struct admin *a, json_t *defs, char *err, size_t errlen
     if (jv == NULL)
         jv = json_object_get(defs, "rabbitmq_version");
     const char *version = json_is_string(jv) ? json_string_value(jv) : NULL;
-    uint8_t *buf = malloc(DEFS_ARGS_MAX);
+    uint8_t *buf = malloc(ADMIN_ARGS_MAX);
     if (buf == NULL)
         return admin_fail(err, errlen, ADMIN_NOMEM, "out of memory");
     enum admin_result r = ADMIN_OK;

@@ -34,6 +34,8 @@ enum api_tag {
     API_ADMIN,          /* administrator */
     API_POLICYMAKER,    /* policymaker with access to the path's vhost, or administrator,
                          * to read and to change (rabbit_mgmt_util:is_authorized_policies) */
+    API_OBJECTS,        /* any management user, to read and to change: the handler checks
+                         * the user's permissions as the AMQP method would (net.h) */
 };
 
 struct api_route {
@@ -426,7 +428,7 @@ api_users(struct mgmt_req *r)
 static void
 api_users_list(struct mgmt_req *r)
 {
-    mgmt_reply_json(r, api_users(r));
+    mgmt_list_reply(r, api_users(r), NULL, false);
 }
 
 static void
@@ -677,7 +679,7 @@ api_vhosts_list(struct mgmt_req *r)
             json_array_append(out, api_vhost_entry(e));
     }
     json_decref(arr);
-    r->reply(r, 200, out);
+    mgmt_list_reply(r, out, NULL, true);
 }
 
 static void
@@ -752,9 +754,11 @@ api_vhost_perms(struct mgmt_req *r)
 static void
 api_perms_list(struct mgmt_req *r)
 {
-    mgmt_reply_json(r, strcmp(r->segs[0], "permissions") == 0
-                           ? admin_permissions_json(r->env->admin)
-                           : admin_topic_permissions_json(r->env->admin));
+    mgmt_list_reply(r,
+                    strcmp(r->segs[0], "permissions") == 0
+                        ? admin_permissions_json(r->env->admin)
+                        : admin_topic_permissions_json(r->env->admin),
+                    NULL, false);
 }
 
 /* /api/permissions/{vhost}/{user} and /api/topic-permissions/{vhost}/{user}. */
@@ -1077,7 +1081,7 @@ api_connections(struct mgmt_req *r)
     if (r->env->net != NULL && l.arr != NULL)
         net_server_conn_foreach(r->env->net, api_conn_entry, &l);
     if (l.name == NULL) {
-        mgmt_reply_json(r, l.arr);
+        mgmt_list_reply(r, l.arr, NULL, true);
         return;
     }
     if (json_array_size(l.arr) == 0) {
@@ -1138,7 +1142,17 @@ static const struct api_route api_routes[] = {
     {{"definitions", "*"}, GET | MGMT_POST, API_ADMIN, api_definitions},
     {{"queues"}, GET, API_MANAGEMENT, mgmt_api_queues},
     {{"queues", "*"}, GET, API_MANAGEMENT, mgmt_api_queues},
-    {{"queues", "*", "*"}, GET, API_MANAGEMENT, mgmt_api_queues},
+    {{"queues", "*", "*"}, GET | CHANGE, API_OBJECTS, mgmt_api_queues},
+    {{"queues", "*", "*", "contents"}, MGMT_DELETE, API_OBJECTS, mgmt_api_queues},
+    {{"queues", "*", "*", "bindings"}, GET, API_MANAGEMENT, mgmt_api_bindings},
+    {{"exchanges"}, GET, API_MANAGEMENT, mgmt_api_exchanges},
+    {{"exchanges", "*"}, GET, API_MANAGEMENT, mgmt_api_exchanges},
+    {{"exchanges", "*", "*"}, GET | CHANGE, API_OBJECTS, mgmt_api_exchanges},
+    {{"exchanges", "*", "*", "bindings", "*"}, GET, API_MANAGEMENT, mgmt_api_exchanges},
+    {{"bindings"}, GET, API_MANAGEMENT, mgmt_api_bindings},
+    {{"bindings", "*"}, GET, API_MANAGEMENT, mgmt_api_bindings},
+    {{"bindings", "*", "*", "*", "*", "*"}, GET, API_MANAGEMENT, mgmt_api_bindings},
+    {{"bindings", "*", "*", "*", "*", "*", "*"}, GET, API_MANAGEMENT, mgmt_api_bindings},
     {{"policies"}, GET, API_MANAGEMENT, mgmt_api_policies},
     {{"policies", "*"}, GET, API_MANAGEMENT, mgmt_api_policies},
     {{"policies", "*", "*"}, GET | CHANGE, API_POLICYMAKER, mgmt_api_policies},
@@ -1186,7 +1200,7 @@ mgmt_api_dispatch(struct mgmt_req *r)
     }
     /* Changes need administrator, except closing one's own connection. */
     enum api_tag need = rt->tag;
-    if (r->method != MGMT_GET && rt->handler != api_connections && need != API_POLICYMAKER)
+    if (r->method != MGMT_GET && rt->handler != api_connections && need == API_MANAGEMENT)
         need = API_ADMIN;
     if (need == API_ADMIN && !mgmt_is_admin(r)) {
         mgmt_reply_error(r, 401, "not_authorised", "Not administrator user");
@@ -1206,6 +1220,8 @@ mgmt_req_clear(struct mgmt_req *r)
     for (size_t i = 0; i < r->n_segs; i++)
         free(r->segs[i]);
     r->n_segs = 0;
+    json_decref(r->query);
+    r->query = NULL;
     if (r->user != NULL)
         auth_user_unref(r->user);
     r->user = NULL;

@@ -55,7 +55,8 @@ api_policies_list(struct mgmt_req *r, bool op)
         else
             json_array_remove(arr, i);
     }
-    mgmt_reply_json(r, arr);
+    static const char *const sorts[] = {"priority", NULL}; /* rabbit_mgmt_wm_policies */
+    mgmt_list_reply(r, arr, sorts, false);
 }
 
 void

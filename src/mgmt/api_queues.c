@@ -1,11 +1,12 @@
-/* GET /api/queues[/{vhost}[/{name}]]: queues as RabbitMQ 3.10's HTTP API shows them
- * (rabbit_mgmt_wm_queues.erl, rabbit_mgmt_wm_queue.erl), with the fields Warren has: name,
- * vhost, type, durable, auto_delete, exclusive, arguments, state, node, the message and
- * consumer counts (messages_dlx and message_bytes_dlx: dead-lettered messages kept for
- * dead-letter-strategy at-least-once, as RabbitMQ's quorum queues show them), and the policy,
- * operator policy and effective policy definition in force (warren/policy.h). Lists are sorted by
- * vhost, then name; a management user sees its own vhosts' queues only. No statistics (rates,
- * memory): the broker keeps none. */
+/* GET /api/queues[/{vhost}[/{name}]], PUT and DELETE /api/queues/{vhost}/{name} and DELETE
+ * /api/queues/{vhost}/{name}/contents (through the AMQP methods' code, net.h): queues as
+ * RabbitMQ 3.10's HTTP API shows them (rabbit_mgmt_wm_queues.erl, rabbit_mgmt_wm_queue.erl), with
+ * the fields Warren has: name, vhost, type, durable, auto_delete, exclusive, arguments, state,
+ * node, the message and consumer counts (messages_dlx and message_bytes_dlx: dead-lettered messages
+ * kept for dead-letter-strategy at-least-once, as RabbitMQ's quorum queues show them), and the
+ * policy, operator policy and effective policy definition in force (warren/policy.h). Lists are
+ * sorted, filtered and paged as RabbitMQ's (api_list.c); a management user sees its own vhosts'
+ * queues only. No statistics (rates, memory): the broker keeps none. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -13,13 +14,16 @@
 
 #include "mgmt_int.h"
 #include "warren/admin.h"
+#include "warren/net.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
+#include "warren/wire_gen.h"
 
-/* One queue's entry. A new object; NULL on ENOMEM. */
+/* One queue's entry (obj: a struct queue). A new object; NULL on ENOMEM. */
 static json_t *
-api_queue_entry(struct mgmt_req *r, const struct queue *q)
+api_queue_entry(struct mgmt_req *r, const void *obj)
 {
+    const struct queue *q = obj;
     char node[300];
     mgmt_node_name(node, sizeof(node));
     const struct queue_settings *s = &q->settings;
@@ -36,17 +40,99 @@ api_queue_entry(struct mgmt_req *r, const struct queue *q)
         "effective_policy_definition", admin_queue_policy_json(r->env->admin, q));
 }
 
-static int
-api_queue_cmp(const void *pa, const void *pb)
+static const char *
+api_queue_vhost(const void *obj)
 {
-    const struct queue *a = *(const struct queue *const *)pa, *b = *(const struct queue *const *)pb;
-    int c = strcmp(a->vhost->name, b->vhost->name);
-    return c != 0 ? c : strcmp(a->name, b->name);
+    return ((const struct queue *)obj)->vhost->name;
+}
+
+static const char *
+api_queue_name(const void *obj)
+{
+    return ((const struct queue *)obj)->name;
+}
+
+static const struct mgmt_list_src api_queue_src = {api_queue_vhost, api_queue_name,
+                                                   api_queue_entry};
+
+/* Whether the query parameter key is "true". */
+static bool
+api_query_true(const struct mgmt_req *r, const char *key)
+{
+    const char *v = json_string_value(json_object_get(r->query, key));
+    return v != NULL && strcmp(v, "true") == 0;
+}
+
+/* DELETE /api/queues/{vhost}/{name} (queue.delete with if-unused, if-empty) and
+ * /api/queues/{vhost}/{name}/contents (queue.purge): 204, 404 when missing. */
+static void
+api_queue_delete(struct mgmt_req *r, struct vhost *v, struct queue *q)
+{
+    const char *user;
+    const struct auth_perm *perm = mgmt_user_perm(r, v, &user);
+    struct wire_str name = {(const uint8_t *)q->name, q->name_len};
+    struct net_decl_err err;
+    uint64_t n;
+    int rc = r->n_segs == 4
+                 ? net_queue_purge(v, perm, user, NULL, name, &n, &err)
+                 : net_queue_delete(v, perm, user, NULL, name, api_query_true(r, "if-unused"),
+                                    api_query_true(r, "if-empty"), &n, &err);
+    if (rc < 0)
+        mgmt_decl_failed(r, &err);
+    else
+        r->reply(r, 204, NULL);
+}
+
+/* PUT /api/queues/{vhost}/{name}: queue.declare with the body's durable, auto_delete and
+ * arguments (validated as the AMQP declare validates them); 201 created, 204 already there,
+ * 400 or 401 with RabbitMQ's texts. Not exclusive: no connection owns it. */
+static void
+api_queue_put(struct mgmt_req *r)
+{
+    struct vhost *v = mgmt_vhost_find(r, r->segs[1]);
+    if (v == NULL) {
+        mgmt_reply_error(r, 404, "not_found", "vhost_not_found");
+        return;
+    }
+    json_t *body = mgmt_body(r);
+    if (body == NULL)
+        return;
+    uint8_t *buf = malloc(ADMIN_ARGS_MAX);
+    struct wire_table args;
+    char why[200];
+    if (buf == NULL) {
+        mgmt_nomem(r);
+    } else if (admin_json_args(body, buf, &args, why, sizeof(why)) < 0) {
+        mgmt_bad_request(r, why);
+    } else {
+        const char *user;
+        const struct auth_perm *perm = mgmt_user_perm(r, v, &user);
+        struct wire_str name = {(const uint8_t *)r->segs[2], (uint32_t)strlen(r->segs[2])};
+        struct wire_queue_declare d = {
+            .queue = name,
+            .durable = admin_json_bool(body, "durable"),
+            .auto_delete = admin_json_bool(body, "auto_delete"),
+            .arguments = args,
+        };
+        struct queue *q;
+        bool created;
+        struct net_decl_err err;
+        if (net_queue_declare(v, perm, user, NULL, NULL, name, &d, &q, &created, &err) < 0)
+            mgmt_decl_failed(r, &err);
+        else
+            r->reply(r, created ? 201 : 204, NULL);
+    }
+    free(buf);
+    json_decref(body);
 }
 
 void
 mgmt_api_queues(struct mgmt_req *r)
 {
+    if (r->method == MGMT_PUT) {
+        api_queue_put(r);
+        return;
+    }
     const char *vname = r->n_segs > 1 ? r->segs[1] : NULL;
     struct vhost *only = NULL;
     if (vname != NULL) {
@@ -56,17 +142,19 @@ mgmt_api_queues(struct mgmt_req *r)
             return;
         }
     }
-    if (r->n_segs == 3) {
+    if (r->n_segs >= 3) {
         struct queue *q = vhost_queue_find(
             only, (struct wire_str){(const uint8_t *)r->segs[2], (uint32_t)strlen(r->segs[2])});
-        if (q == NULL)
+        if (q == NULL || (r->n_segs == 4 && strcmp(r->segs[3], "contents") != 0))
             mgmt_not_found(r);
+        else if (r->method == MGMT_DELETE)
+            api_queue_delete(r, only, q);
         else
             mgmt_reply_json(r, api_queue_entry(r, q));
         return;
     }
     size_t n = 0, cap = 0;
-    const struct queue **qs = NULL;
+    void **qs = NULL;
     for (struct vhost *v = r->env->vhosts->head; v != NULL; v = v->next) {
         if ((only != NULL && v != only) || !mgmt_vhost_visible(r, v->name))
             continue;
@@ -76,7 +164,7 @@ mgmt_api_queues(struct mgmt_req *r)
         while ((e = hmap_iter_next(&it)) != NULL) {
             if (n == cap) {
                 size_t ncap = cap > 0 ? cap * 2 : 64;
-                const struct queue **g = realloc(qs, ncap * sizeof(*qs));
+                void **g = realloc(qs, ncap * sizeof(*qs));
                 if (g == NULL) {
                     free(qs);
                     mgmt_nomem(r);
@@ -88,14 +176,6 @@ mgmt_api_queues(struct mgmt_req *r)
             qs[n++] = hmap_container_of(e, struct queue, by_name);
         }
     }
-    if (n > 0)
-        qsort(qs, n, sizeof(*qs), api_queue_cmp);
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        if (json_array_append_new(arr, api_queue_entry(r, qs[i])) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
+    mgmt_list_reply_objs(r, &api_queue_src, qs, n);
     free(qs);
-    mgmt_reply_json(r, arr);
 }

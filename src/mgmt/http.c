@@ -382,6 +382,34 @@ http_split(struct mgmt_req *r, const char *path)
     return *path == '\0' ? 0 : -1;
 }
 
+/* Decodes query ("a=1&b=x%2By", '+' a space as cowboy reads it) into a new object of strings
+ * (the first of repeated names; a name without '=' is ""). Returns it, or NULL on ENOMEM. */
+static json_t *
+http_query(const char *query)
+{
+    json_t *q = json_object();
+    while (q != NULL && query != NULL && *query != '\0') {
+        const char *amp = strchr(query, '&');
+        size_t len = amp != NULL ? (size_t)(amp - query) : strlen(query);
+        char *pair = strndup(query, len);
+        char *eq = pair != NULL ? strchr(pair, '=') : NULL;
+        if (eq != NULL)
+            *eq = '\0';
+        char *k = pair != NULL ? evhttp_uridecode(pair, 1, NULL) : NULL;
+        char *v = k != NULL ? evhttp_uridecode(eq != NULL ? eq + 1 : "", 1, NULL) : NULL;
+        if (v == NULL || (k[0] != '\0' && json_object_get(q, k) == NULL &&
+                          json_object_set_new(q, k, json_string_nocheck(v)) < 0)) {
+            json_decref(q);
+            q = NULL;
+        }
+        free(v);
+        free(k);
+        free(pair);
+        query = amp != NULL ? amp + 1 : NULL;
+    }
+    return q;
+}
+
 static bool
 http_host_is_loopback(const char *host)
 {
@@ -495,6 +523,11 @@ http_on_request(struct evhttp_request *req, void *arg)
     if (path == NULL || strncmp(path, "/api", 4) != 0 || (path[4] != '/' && path[4] != '\0') ||
         http_split(r, path + 4) < 0) {
         mgmt_reply_error(r, 404, "Object Not Found", "Not Found");
+        return;
+    }
+    r->query = http_query(evhttp_uri_get_query(uri));
+    if (r->query == NULL) {
+        mgmt_reply_error(r, 500, "internal_server_error", "out of memory");
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);

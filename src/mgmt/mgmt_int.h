@@ -35,6 +35,7 @@ struct mgmt_req {
     const char *body; /* borrows, NUL-terminated (a NUL inside is refused as bad JSON) */
     size_t body_len;
     const char *reason;     /* borrows: the X-Reason header, or NULL */
+    json_t *query;          /* owns: the query string's parameters, name -> string; or NULL */
     struct auth_user *user; /* owns a reference; NULL: the Unix socket's administrator */
     int ok_status;          /* what a change answers once durable: 201 or 204 */
     unsigned allow;         /* a 405's Allow header: enum mgmt_method bits */
@@ -77,8 +78,46 @@ json_t *mgmt_table_json(const uint8_t *p, uint32_t len, int depth);
 /* The node name RabbitMQ would show: warren@<short host name>. */
 void mgmt_node_name(char *buf, size_t cap);
 
-/* GET /api/queues[/{vhost}[/{name}]] (api_queues.c). */
+/* A list route's reply as RabbitMQ's (api_list.c): sorted by r's sort (dotted keys), then
+ * sorts (NULL-terminated; NULL: vhost, name), reversed with sort_reverse, filtered by name
+ * and paged when page is given and the route is pageable (RabbitMQ pages queues, exchanges,
+ * vhosts, connections, channels; it ignores page on the others), with the columns asked for;
+ * 400 with RabbitMQ's texts for bad paging parameters. Takes items (a JSON array; NULL: out
+ * of memory, answered 500). */
+void mgmt_list_reply(struct mgmt_req *r, json_t *items, const char *const *sorts, bool pageable);
+
+/* A list of objects whose JSON costs (queues): what mgmt_list_reply_objs needs of each. */
+struct mgmt_list_src {
+    const char *(*vhost)(const void *obj);
+    const char *(*name)(const void *obj);
+    json_t *(*entry)(struct mgmt_req *r, const void *obj); /* new; NULL on ENOMEM */
+};
+/* mgmt_list_reply over the n objs (borrowed; reordered): sorted by vhost and name (or name
+ * and vhost), only the page's objects are built; sorted by another key, all are. */
+void mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, void **objs,
+                          size_t n);
+
+/* GET /api/queues[/{vhost}[/{name}]], PUT /api/queues/{vhost}/{name}, DELETE
+ * /api/queues/{vhost}/{name}[/contents] (api_queues.c). */
 void mgmt_api_queues(struct mgmt_req *r);
+
+struct net_decl_err;
+struct auth_perm;
+struct vhost;
+/* Answers a failed AMQP method (net.h) as RabbitMQ's direct_request does: access refused 401
+ * "Access refused.", not found 404, anything else 400 with the AMQP text. */
+void mgmt_decl_failed(struct mgmt_req *r, const struct net_decl_err *err);
+/* The permissions r's user has in v, and its name in *user (the Unix socket's administrator:
+ * NULL, allowed everything). */
+const struct auth_perm *mgmt_user_perm(const struct mgmt_req *r, const struct vhost *v,
+                                       const char **user);
+
+/* GET, PUT, DELETE /api/exchanges[/{vhost}[/{name}[/bindings/source|destination]]]
+ * (api_exchanges.c). */
+void mgmt_api_exchanges(struct mgmt_req *r);
+/* GET /api/bindings[/{vhost}[/e/{source}/q|e/{dest}[/{props}]]] and
+ * /api/queues/{vhost}/{name}/bindings (api_exchanges.c). */
+void mgmt_api_bindings(struct mgmt_req *r);
 
 /* The policy routes (api_policies.c): /api/policies[/{vhost}[/{name}]] and the same under
  * /api/operator-policies. */

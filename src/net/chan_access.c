@@ -23,9 +23,7 @@
 #include "warren/exchange.h"
 #include "warren/vhost.h"
 
-/* The connection's permissions on its vhost: NULL when it has none left (cleared, or its user
- * deleted, since it opened). */
-static const struct auth_perm *
+const struct auth_perm *
 chan_access_perm(struct conn *c)
 {
     uint64_t gen = auth_db_generation(c->server->env.auth);

@@ -4,11 +4,14 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "net_int.h"
 #include "warren/assert.h"
+#include "warren/auth.h"
+#include "warren/net.h"
 #include "warren/queue_args.h"
 #include "warren/vhost.h"
 
@@ -165,110 +168,171 @@ static const char *const chan_exch_equivalent_args[] = {"alternate-exchange", NU
 
 /* ---- exchanges ---- */
 
+/* Fills err with code and RabbitMQ's text. Returns -1. */
 static int
-chan_exch_inequivalent(struct chan *ch, const struct exch *e, const char *arg, const char *got,
-                       const char *cur)
+chan_decl_fail(struct net_decl_err *err, uint16_t code, const char *fmt, ...)
 {
-    return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DECLARE,
-                      "inequivalent arg '%s' for exchange '%s' in vhost '%s': received %s but "
-                      "current is %s",
-                      arg, e->name, ch->conn->vhost->name, got, cur);
+    va_list ap;
+    va_start(ap, fmt);
+    err->code = code;
+    vsnprintf(err->text, sizeof(err->text), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Whether perm (NULL: none) allows kind on the exchange (or queue) name; else fills err as
+ * chan_access_check words it. No user (the HTTP API's Unix socket) is allowed everything. */
+static bool
+chan_decl_allows(const struct vhost *vh, const struct auth_perm *perm, const char *user,
+                 enum auth_perm_kind kind, bool queue, struct wire_str name,
+                 struct net_decl_err *err)
+{
+    if (!queue && name.len == 0)
+        name = WIRE_STR_LIT("amq.default");
+    if (user == NULL || (perm != NULL && auth_perm_allows(perm, kind, name.ptr, name.len)))
+        return true;
+    chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                   "access to %s '%.*s' in vhost '%s' refused for user '%s'",
+                   queue ? "queue" : "exchange", WIRE_STR_ARG(name), vh->name, user);
+    return false;
+}
+
+static int
+chan_exch_inequivalent(struct net_decl_err *err, const struct vhost *vh, const struct exch *e,
+                       const char *arg, const char *got, const char *cur)
+{
+    return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                          "inequivalent arg '%s' for exchange '%s' in vhost '%s': received %s "
+                          "but current is %s",
+                          arg, e->name, vh->name, got, cur);
+}
+
+int
+net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                 const struct wire_exchange_declare *d, bool *created, struct net_decl_err *err)
+{
+    *created = false;
+    if (d->exchange.len == 0)
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "operation not permitted on the default exchange");
+    struct exch *e = vhost_exch_find(vh, d->exchange);
+    if (d->passive) {
+        if (e == NULL)
+            return chan_decl_fail(err, WIRE_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
+                                  WIRE_STR_ARG(d->exchange), vh->name);
+        return 0;
+    }
+    enum exch_type type;
+    if (exch_type_parse(d->type, &type) < 0)
+        return chan_decl_fail(err, WIRE_COMMAND_INVALID, "unknown exchange type '%.*s'",
+                              WIRE_STR_ARG(d->type));
+    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, false, d->exchange, err))
+        return -1;
+    struct wire_value ae;
+    bool has_ae = wire_table_get(d->arguments, "alternate-exchange", &ae);
+    if (has_ae && ae.type != WIRE_FIELD_LONGSTR)
+        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                              "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' "
+                              "in vhost '%s'",
+                              wire_field_type_name(ae.type), WIRE_STR_ARG(d->exchange), vh->name);
+    if (e != NULL) {
+        char got[160], cur[160];
+        if (e->type != type) {
+            snprintf(got, sizeof(got), "'%s'", exch_type_name(type));
+            snprintf(cur, sizeof(cur), "'%s'", exch_type_name(e->type));
+            return chan_exch_inequivalent(err, vh, e, "type", got, cur);
+        }
+        if (e->durable != d->durable)
+            return chan_exch_inequivalent(err, vh, e, "durable", CHAN_BOOL_TEXT(d->durable),
+                                          CHAN_BOOL_TEXT(e->durable));
+        if (e->auto_delete != d->auto_delete)
+            return chan_exch_inequivalent(err, vh, e, "auto_delete", CHAN_BOOL_TEXT(d->auto_delete),
+                                          CHAN_BOOL_TEXT(e->auto_delete));
+        if (e->internal != d->internal)
+            return chan_exch_inequivalent(err, vh, e, "internal", CHAN_BOOL_TEXT(d->internal),
+                                          CHAN_BOOL_TEXT(e->internal));
+        const char *arg = chan_args_inequivalent(chan_exch_equivalent_args, d->arguments,
+                                                 (struct wire_table){e->args, e->args_len}, got,
+                                                 cur, sizeof(got));
+        if (arg != NULL)
+            return chan_exch_inequivalent(err, vh, e, arg, got, cur);
+        return 0;
+    }
+    /* amq.* names belong to the server: the predeclared ones may be redeclared equivalently
+     * (above), no others created. */
+    if (chan_name_is_reserved(d->exchange))
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "exchange name '%.*s' contains reserved prefix 'amq.*'",
+                              WIRE_STR_ARG(d->exchange));
+    /* A new exchange's alternate exchange: read on it, write on the alternate. */
+    if (has_ae && (!chan_decl_allows(vh, perm, user, AUTH_READ, false, d->exchange, err) ||
+                   !chan_decl_allows(vh, perm, user, AUTH_WRITE, false, ae.v.str, err)))
+        return -1;
+    e = exch_new(vh, d->exchange, type, d->durable, d->auto_delete, d->internal, d->arguments);
+    if (e == NULL || vhost_exch_add(vh, e) < 0) {
+        if (e != NULL)
+            exch_free(e);
+        return chan_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
+    }
+    *created = true;
+    return 0;
+}
+
+/* Raises err on ch (a connection error for a hard code). Returns -1. */
+static int
+chan_raise_decl(struct chan *ch, uint32_t method_id, const struct net_decl_err *err)
+{
+    if (wire_reply_is_hard(err->code))
+        return conn_raise(ch->conn, err->code, method_id, "%s", err->text);
+    return chan_raise(ch, err->code, method_id, "%s", err->text);
 }
 
 static int
 chan_on_exchange_declare(struct chan *ch, const struct wire_exchange_declare *d)
 {
     struct conn *c = ch->conn;
-    if (d->exchange.len == 0)
-        return chan_default_exchange_refused(ch, WIRE_EXCHANGE_DECLARE);
-    struct exch *e = vhost_exch_find(c->vhost, d->exchange);
-    if (d->passive) {
-        if (e == NULL)
-            return chan_raise(ch, WIRE_NOT_FOUND, WIRE_EXCHANGE_DECLARE,
-                              "no exchange '%.*s' in vhost '%s'", WIRE_STR_ARG(d->exchange),
-                              c->vhost->name);
-        goto ok;
-    }
-    enum exch_type type;
-    if (exch_type_parse(d->type, &type) < 0)
-        return conn_raise(c, WIRE_COMMAND_INVALID, WIRE_EXCHANGE_DECLARE,
-                          "unknown exchange type '%.*s'", WIRE_STR_ARG(d->type));
-    if (chan_access_check(ch, WIRE_EXCHANGE_DECLARE, AUTH_CONFIGURE, false, d->exchange) < 0)
-        return -1;
-    struct wire_value ae;
-    bool has_ae = wire_table_get(d->arguments, "alternate-exchange", &ae);
-    if (has_ae && ae.type != WIRE_FIELD_LONGSTR)
-        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DECLARE,
-                          "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' in "
-                          "vhost '%s'",
-                          wire_field_type_name(ae.type), WIRE_STR_ARG(d->exchange), c->vhost->name);
-    if (e != NULL) {
-        char got[160], cur[160];
-        if (e->type != type) {
-            snprintf(got, sizeof(got), "'%s'", exch_type_name(type));
-            snprintf(cur, sizeof(cur), "'%s'", exch_type_name(e->type));
-            return chan_exch_inequivalent(ch, e, "type", got, cur);
-        }
-        if (e->durable != d->durable)
-            return chan_exch_inequivalent(ch, e, "durable", CHAN_BOOL_TEXT(d->durable),
-                                          CHAN_BOOL_TEXT(e->durable));
-        if (e->auto_delete != d->auto_delete)
-            return chan_exch_inequivalent(ch, e, "auto_delete", CHAN_BOOL_TEXT(d->auto_delete),
-                                          CHAN_BOOL_TEXT(e->auto_delete));
-        if (e->internal != d->internal)
-            return chan_exch_inequivalent(ch, e, "internal", CHAN_BOOL_TEXT(d->internal),
-                                          CHAN_BOOL_TEXT(e->internal));
-        const char *arg = chan_args_inequivalent(chan_exch_equivalent_args, d->arguments,
-                                                 (struct wire_table){e->args, e->args_len}, got,
-                                                 cur, sizeof(got));
-        if (arg != NULL)
-            return chan_exch_inequivalent(ch, e, arg, got, cur);
-        goto ok;
-    }
-    /* amq.* names belong to the server: the predeclared ones may be redeclared equivalently
-     * (above), no others created. */
-    if (chan_name_is_reserved(d->exchange))
-        return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_EXCHANGE_DECLARE,
-                          "exchange name '%.*s' contains reserved prefix 'amq.*'",
-                          WIRE_STR_ARG(d->exchange));
-    /* A new exchange's alternate exchange: read on it, write on the alternate. */
-    if (has_ae &&
-        (chan_access_check(ch, WIRE_EXCHANGE_DECLARE, AUTH_READ, false, d->exchange) < 0 ||
-         chan_access_check(ch, WIRE_EXCHANGE_DECLARE, AUTH_WRITE, false, ae.v.str) < 0))
-        return -1;
-    e = exch_new(c->vhost, d->exchange, type, d->durable, d->auto_delete, d->internal,
-                 d->arguments);
-    if (e == NULL || vhost_exch_add(c->vhost, e) < 0) {
-        if (e != NULL)
-            exch_free(e);
-        return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_EXCHANGE_DECLARE, "out of memory");
-    }
-ok:
+    struct net_decl_err err;
+    bool created;
+    if (net_exch_declare(c->vhost, chan_access_perm(c), auth_user_name(c->user), d, &created,
+                         &err) < 0)
+        return chan_raise_decl(ch, WIRE_EXCHANGE_DECLARE, &err);
     if (d->no_wait)
         return 0;
     struct wire_method ok = {.id = WIRE_EXCHANGE_DECLARE_OK};
     return conn_send(c, ch->id, &ok);
 }
 
+int
+net_exch_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                struct wire_str name, bool if_unused, struct net_decl_err *err)
+{
+    if (name.len == 0)
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "operation not permitted on the default exchange");
+    if (chan_name_is_reserved(name))
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "deletion of system exchange '%.*s' in vhost '%s' not allowed",
+                              WIRE_STR_ARG(name), vh->name);
+    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, false, name, err))
+        return -1;
+    struct exch *e = vhost_exch_find(vh, name);
+    if (e != NULL) { /* deleting a missing exchange succeeds, as in RabbitMQ */
+        if (if_unused && e->n_bindings_out > 0)
+            return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                                  "exchange '%s' in vhost '%s' in use", e->name, vh->name);
+        vhost_exch_delete(vh, e);
+    }
+    return 0;
+}
+
 static int
 chan_on_exchange_delete(struct chan *ch, const struct wire_exchange_delete *d)
 {
     struct conn *c = ch->conn;
-    if (d->exchange.len == 0)
-        return chan_default_exchange_refused(ch, WIRE_EXCHANGE_DELETE);
-    if (chan_name_is_reserved(d->exchange))
-        return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_EXCHANGE_DELETE,
-                          "deletion of system exchange '%.*s' in vhost '%s' not allowed",
-                          WIRE_STR_ARG(d->exchange), c->vhost->name);
-    if (chan_access_check(ch, WIRE_EXCHANGE_DELETE, AUTH_CONFIGURE, false, d->exchange) < 0)
-        return -1;
-    struct exch *e = vhost_exch_find(c->vhost, d->exchange);
-    if (e != NULL) { /* deleting a missing exchange succeeds, as in RabbitMQ */
-        if (d->if_unused && e->n_bindings_out > 0)
-            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_EXCHANGE_DELETE,
-                              "exchange '%s' in vhost '%s' in use", e->name, c->vhost->name);
-        vhost_exch_delete(c->vhost, e);
-    }
+    struct net_decl_err err;
+    if (net_exch_delete(c->vhost, chan_access_perm(c), auth_user_name(c->user), d->exchange,
+                        d->if_unused, &err) < 0)
+        return chan_raise_decl(ch, WIRE_EXCHANGE_DELETE, &err);
     if (d->no_wait)
         return 0;
     struct wire_method ok = {.id = WIRE_EXCHANGE_DELETE_OK};
@@ -343,13 +407,13 @@ chan_on_exchange_method(struct chan *ch, const struct wire_method *m)
 /* ---- queues ---- */
 
 static int
-chan_queue_inequivalent(struct chan *ch, const struct queue *q, const char *arg, const char *got,
-                        const char *cur)
+chan_queue_inequivalent(struct net_decl_err *err, const struct vhost *vh, const struct queue *q,
+                        const char *arg, const char *got, const char *cur)
 {
-    return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE,
-                      "inequivalent arg '%s' for queue '%s' in vhost '%s': received %s but "
-                      "current is %s",
-                      arg, q->name, ch->conn->vhost->name, got, cur);
+    return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                          "inequivalent arg '%s' for queue '%s' in vhost '%s': received %s but "
+                          "current is %s",
+                          arg, q->name, vh->name, got, cur);
 }
 
 static int
@@ -370,6 +434,116 @@ chan_remember_queue(struct chan *ch, const struct queue *q)
     ch->last_queue = (struct wire_str){(const uint8_t *)ch->last_queue_buf, q->name_len};
 }
 
+/* Fills err as chan_raise_locked words it. Returns -1. */
+static int
+chan_decl_locked(struct net_decl_err *err, const struct vhost *vh, const struct queue *q)
+{
+    return chan_decl_fail(err, WIRE_RESOURCE_LOCKED,
+                          "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It "
+                          "could be originally declared on another connection or the exclusive "
+                          "property value does not match that of the original declaration.",
+                          q->name, vh->name);
+}
+
+/* The queue name in vh for a connection with exclusive queues own (NULL: none, the HTTP
+ * API), as chan_queue_lookup finds it: NULL with err when missing or another's exclusive. */
+static struct queue *
+chan_decl_queue(struct vhost *vh, const struct queue_owner *own, struct wire_str name,
+                struct net_decl_err *err)
+{
+    struct queue *q = vhost_queue_find(vh, name);
+    if (q == NULL) {
+        chan_decl_fail(err, WIRE_NOT_FOUND, "no queue '%.*s' in vhost '%s'", WIRE_STR_ARG(name),
+                       vh->name);
+        return NULL;
+    }
+    if (q->owner != NULL && q->owner != own) {
+        chan_decl_locked(err, vh, q);
+        return NULL;
+    }
+    return q;
+}
+
+int
+net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                  struct queue_owner *own, const char *log_ctx, struct wire_str name,
+                  const struct wire_queue_declare *d, struct queue **out, bool *created,
+                  struct net_decl_err *err)
+{
+    *created = false;
+    if (d->queue.len > 0 && chan_name_is_reserved(name))
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "queue name '%.*s' contains reserved prefix 'amq.*'",
+                              WIRE_STR_ARG(name));
+    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, true, name, err))
+        return -1;
+    struct queue *q = vhost_queue_find(vh, name);
+    if (q != NULL) {
+        /* Exclusivity is checked before equivalence, as RabbitMQ does. */
+        q = chan_decl_queue(vh, own, name, err);
+        if (q == NULL)
+            return -1;
+        char got[160], cur[160];
+        if ((q->owner != NULL) != d->exclusive)
+            return chan_decl_locked(err, vh, q);
+        if (q->durable != d->durable)
+            return chan_queue_inequivalent(err, vh, q, "durable", CHAN_BOOL_TEXT(d->durable),
+                                           CHAN_BOOL_TEXT(q->durable));
+        if (q->auto_delete != d->auto_delete)
+            return chan_queue_inequivalent(err, vh, q, "auto_delete",
+                                           CHAN_BOOL_TEXT(d->auto_delete),
+                                           CHAN_BOOL_TEXT(q->auto_delete));
+        struct wire_table cur_args = {q->args, q->args_len};
+        const char *arg = chan_args_inequivalent(queue_args_equivalent_keys(cur_args), d->arguments,
+                                                 cur_args, got, cur, sizeof(got));
+        if (arg != NULL)
+            return chan_queue_inequivalent(err, vh, q, arg, got, cur);
+        goto ok;
+    }
+    /* Like RabbitMQ, the arguments are checked only when the queue is made: a redeclare is
+     * compared above, a passive declare not at all. */
+    char text[256];
+    struct queue_args_decl qd = {.name = name,
+                                 .vhost = vh->name,
+                                 .server_named = d->queue.len == 0,
+                                 .durable = d->durable,
+                                 .exclusive = d->exclusive,
+                                 .auto_delete = d->auto_delete};
+    if (queue_args_check(d->arguments, &qd, text, sizeof(text)) < 0)
+        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "%s", text);
+    /* Limits and the dead-letter exchange's permissions count for new queues only. */
+    const struct vhost_meta *vm = &vh->meta;
+    if (vm->max_queues >= 0 && vh->queues.count >= (uint64_t)vm->max_queues) {
+        if (log_enabled(LOG_WARNING))
+            log_write(LOG_WARNING, log_ctx, "vhost '%s' is at its queue limit (%lld)", vh->name,
+                      (long long)vm->max_queues);
+        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                              "cannot declare queue '%.*s': queue limit in vhost '%s' (%lld) is "
+                              "reached",
+                              WIRE_STR_ARG(name), vh->name, (long long)vm->max_queues);
+    }
+    struct wire_value dlx;
+    if (wire_table_get(d->arguments, "x-dead-letter-exchange", &dlx) &&
+        dlx.type == WIRE_FIELD_LONGSTR &&
+        (!chan_decl_allows(vh, perm, user, AUTH_READ, true, name, err) ||
+         !chan_decl_allows(vh, perm, user, AUTH_WRITE, false, dlx.v.str, err)))
+        return -1;
+    q = queue_new(vh, name, d->durable, d->auto_delete, d->exclusive ? own : NULL, d->arguments);
+    if (q == NULL || vhost_queue_add(vh, q) < 0) {
+        if (q != NULL)
+            queue_free(q, NULL, NULL);
+        return chan_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
+    }
+    *created = true;
+    if (queue_args_unapplied(d->arguments, text, sizeof(text)) > 0 && log_enabled(LOG_WARNING))
+        log_write(LOG_WARNING, log_ctx, "queue '%s' in vhost '%s': arguments not applied yet: %s",
+                  q->name, vh->name, text);
+ok:
+    queue_used(q); /* a declaration counts as a use (x-expires), as in RabbitMQ */
+    *out = q;
+    return 0;
+}
+
 static int
 chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
 {
@@ -387,78 +561,18 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
         q = chan_queue_lookup(ch, name, WIRE_QUEUE_DECLARE);
         if (q == NULL)
             return -1;
-        goto ok;
+        queue_used(q);
+    } else {
+        if (name.len == 0) {
+            chan_random_name(genbuf, sizeof(genbuf), "amq.gen-");
+            name = (struct wire_str){(const uint8_t *)genbuf, strlen(genbuf)};
+        }
+        struct net_decl_err err;
+        bool created;
+        if (net_queue_declare(c->vhost, chan_access_perm(c), auth_user_name(c->user), &c->exclusive,
+                              c->ctx, name, d, &q, &created, &err) < 0)
+            return chan_raise_decl(ch, WIRE_QUEUE_DECLARE, &err);
     }
-    if (name.len == 0) {
-        chan_random_name(genbuf, sizeof(genbuf), "amq.gen-");
-        name = (struct wire_str){(const uint8_t *)genbuf, strlen(genbuf)};
-    } else if (chan_name_is_reserved(name)) {
-        return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_QUEUE_DECLARE,
-                          "queue name '%.*s' contains reserved prefix 'amq.*'", WIRE_STR_ARG(name));
-    }
-    if (chan_access_check(ch, WIRE_QUEUE_DECLARE, AUTH_CONFIGURE, true, name) < 0)
-        return -1;
-    q = vhost_queue_find(c->vhost, name);
-    if (q != NULL) {
-        /* Exclusivity is checked before equivalence, as RabbitMQ does. */
-        q = chan_queue_lookup(ch, name, WIRE_QUEUE_DECLARE);
-        if (q == NULL)
-            return -1;
-        char got[160], cur[160];
-        if ((q->owner != NULL) != d->exclusive)
-            return chan_raise_locked(ch, q, WIRE_QUEUE_DECLARE);
-        if (q->durable != d->durable)
-            return chan_queue_inequivalent(ch, q, "durable", CHAN_BOOL_TEXT(d->durable),
-                                           CHAN_BOOL_TEXT(q->durable));
-        if (q->auto_delete != d->auto_delete)
-            return chan_queue_inequivalent(ch, q, "auto_delete", CHAN_BOOL_TEXT(d->auto_delete),
-                                           CHAN_BOOL_TEXT(q->auto_delete));
-        struct wire_table cur_args = {q->args, q->args_len};
-        const char *arg = chan_args_inequivalent(queue_args_equivalent_keys(cur_args), d->arguments,
-                                                 cur_args, got, cur, sizeof(got));
-        if (arg != NULL)
-            return chan_queue_inequivalent(ch, q, arg, got, cur);
-        goto ok;
-    }
-    /* Like RabbitMQ, the arguments are checked only when the queue is made: a redeclare is
-     * compared above, a passive declare not at all. */
-    char text[256];
-    struct queue_args_decl qd = {.name = name,
-                                 .vhost = c->vhost->name,
-                                 .server_named = d->queue.len == 0,
-                                 .durable = d->durable,
-                                 .exclusive = d->exclusive,
-                                 .auto_delete = d->auto_delete};
-    if (queue_args_check(d->arguments, &qd, text, sizeof(text)) < 0)
-        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE, "%s", text);
-    /* Limits and the dead-letter exchange's permissions count for new queues only. */
-    const struct vhost_meta *vm = &c->vhost->meta;
-    if (vm->max_queues >= 0 && c->vhost->queues.count >= (uint64_t)vm->max_queues) {
-        log_conn(LOG_WARNING, c, "vhost '%s' is at its queue limit (%lld)", c->vhost->name,
-                 (long long)vm->max_queues);
-        return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DECLARE,
-                          "cannot declare queue '%.*s': queue limit in vhost '%s' (%lld) is "
-                          "reached",
-                          WIRE_STR_ARG(name), c->vhost->name, (long long)vm->max_queues);
-    }
-    struct wire_value dlx;
-    if (wire_table_get(d->arguments, "x-dead-letter-exchange", &dlx) &&
-        dlx.type == WIRE_FIELD_LONGSTR &&
-        (chan_access_check(ch, WIRE_QUEUE_DECLARE, AUTH_READ, true, name) < 0 ||
-         chan_access_check(ch, WIRE_QUEUE_DECLARE, AUTH_WRITE, false, dlx.v.str) < 0))
-        return -1;
-    q = queue_new(c->vhost, name, d->durable, d->auto_delete, d->exclusive ? &c->exclusive : NULL,
-                  d->arguments);
-    if (q == NULL || vhost_queue_add(c->vhost, q) < 0) {
-        if (q != NULL)
-            queue_free(q, NULL, NULL);
-        return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_QUEUE_DECLARE, "out of memory");
-    }
-    if (queue_args_unapplied(d->arguments, text, sizeof(text)) > 0)
-        log_conn(LOG_WARNING, c, "queue '%s' in vhost '%s': arguments not applied yet: %s", q->name,
-                 c->vhost->name, text);
-ok:
-    queue_used(q); /* a declaration counts as a use (x-expires), as in RabbitMQ */
     chan_remember_queue(ch, q);
     if (d->no_wait)
         return 0;
@@ -530,20 +644,61 @@ chan_on_queue_binding(struct chan *ch, uint32_t method_id, struct wire_str queue
     return conn_send(c, ch->id, &ok);
 }
 
+int
+net_queue_purge(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                const struct queue_owner *own, struct wire_str name, uint64_t *count,
+                struct net_decl_err *err)
+{
+    if (!chan_decl_allows(vh, perm, user, AUTH_READ, true, name, err))
+        return -1;
+    struct queue *q = chan_decl_queue(vh, own, name, err);
+    if (q == NULL)
+        return -1;
+    *count = queue_cmd_purge(q);
+    return 0;
+}
+
 static int
 chan_on_queue_purge(struct chan *ch, const struct wire_queue_purge *p)
 {
-    if (chan_access_queue(ch, WIRE_QUEUE_PURGE, AUTH_READ, p->queue) < 0)
-        return -1;
-    struct queue *q = chan_queue_lookup(ch, p->queue, WIRE_QUEUE_PURGE);
-    if (q == NULL)
-        return -1;
-    uint64_t n = queue_cmd_purge(q);
+    struct conn *c = ch->conn;
+    struct wire_str name = p->queue.len > 0 ? p->queue : ch->last_queue;
+    struct net_decl_err err;
+    uint64_t n;
+    if (name.len == 0)
+        return chan_raise(ch, WIRE_NOT_FOUND, WIRE_QUEUE_PURGE, "no previously declared queue");
+    if (net_queue_purge(c->vhost, chan_access_perm(c), auth_user_name(c->user), &c->exclusive, name,
+                        &n, &err) < 0)
+        return chan_raise_decl(ch, WIRE_QUEUE_PURGE, &err);
     if (p->no_wait)
         return 0;
     struct wire_method ok = {.id = WIRE_QUEUE_PURGE_OK};
     ok.u.queue_purge_ok.message_count = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-    return conn_send(ch->conn, ch->id, &ok);
+    return conn_send(c, ch->id, &ok);
+}
+
+int
+net_queue_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                 const struct queue_owner *own, struct wire_str name, bool if_unused, bool if_empty,
+                 uint64_t *count, struct net_decl_err *err)
+{
+    *count = 0;
+    if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, true, name, err))
+        return -1;
+    /* Deleting a queue that does not exist succeeds, as in RabbitMQ. */
+    if (vhost_queue_find(vh, name) == NULL)
+        return 0;
+    struct queue *q = chan_decl_queue(vh, own, name, err);
+    if (q == NULL)
+        return -1;
+    if (if_unused && q->n_consumers > 0)
+        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "queue '%s' in vhost '%s' in use",
+                              q->name, vh->name);
+    if (if_empty && q->n_ready > 0)
+        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "queue '%s' in vhost '%s' not empty",
+                              q->name, vh->name);
+    *count = vhost_queue_delete(vh, q);
+    return 0;
 }
 
 static int
@@ -552,21 +707,12 @@ chan_on_queue_delete(struct chan *ch, const struct wire_queue_delete *d)
     struct conn *c = ch->conn;
     uint64_t n = 0;
     struct wire_str name = d->queue.len > 0 ? d->queue : ch->last_queue;
-    if (chan_access_queue(ch, WIRE_QUEUE_DELETE, AUTH_CONFIGURE, name) < 0)
-        return -1;
-    /* Deleting a queue that does not exist succeeds, as in RabbitMQ. */
-    if (vhost_queue_find(c->vhost, name) != NULL) {
-        struct queue *q = chan_queue_lookup(ch, name, WIRE_QUEUE_DELETE);
-        if (q == NULL)
-            return -1;
-        if (d->if_unused && q->n_consumers > 0)
-            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DELETE,
-                              "queue '%s' in vhost '%s' in use", q->name, c->vhost->name);
-        if (d->if_empty && q->n_ready > 0)
-            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DELETE,
-                              "queue '%s' in vhost '%s' not empty", q->name, c->vhost->name);
-        n = vhost_queue_delete(c->vhost, q);
-    }
+    struct net_decl_err err;
+    /* No name and no queue declared before: nothing to delete, deleted. */
+    if (name.len > 0 &&
+        net_queue_delete(c->vhost, chan_access_perm(c), auth_user_name(c->user), &c->exclusive,
+                         name, d->if_unused, d->if_empty, &n, &err) < 0)
+        return chan_raise_decl(ch, WIRE_QUEUE_DELETE, &err);
     if (d->no_wait)
         return 0;
     struct wire_method ok = {.id = WIRE_QUEUE_DELETE_OK};

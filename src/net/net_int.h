@@ -392,6 +392,9 @@ void chan_delete_exclusive_queues(struct conn *c);
 
 /* chan_access.c: permissions. Each returns 0, or -1 after raising 403 ACCESS_REFUSED. */
 /* kind on the queue (queue) or exchange called name ("" is the default exchange). */
+/* The connection's permissions on its vhost: NULL when it has none left (cleared, or its user
+ * deleted, since it opened). */
+const struct auth_perm *chan_access_perm(struct conn *c);
 int chan_access_check(struct chan *ch, uint32_t method_id, enum auth_perm_kind kind, bool queue,
                       struct wire_str name);
 /* kind on a queue named by a method: "" is the channel's last declared queue. */

@@ -808,6 +808,8 @@ class Server:
     def start(self):
         if EXTERNAL:
             self.addr = parse_addr(EXTERNAL)
+            # The external broker's HTTP API, for tests that pass against RabbitMQ too.
+            self.mgmt_port = int(os.environ.get("WARREN_TEST_MGMT_PORT", "15672"))
             return self
         self.tmp = tempfile.mkdtemp(prefix="warren-test-")
         self.data_dir = os.path.join(self.tmp, "data")

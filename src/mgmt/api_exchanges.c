@@ -1,0 +1,367 @@
+/* The exchange and binding routes as RabbitMQ 3.10's HTTP API answers them
+ * (rabbit_mgmt_wm_exchange(s).erl, rabbit_mgmt_wm_bindings.erl, rabbit_mgmt_wm_binding.erl):
+ *   GET /api/exchanges[/{vhost}[/{name}]]           the default exchange is amq.default in paths
+ *   PUT, DELETE /api/exchanges/{vhost}/{name}       exchange.declare, exchange.delete (net.h)
+ *   GET /api/exchanges/{vhost}/{name}/bindings/source|destination
+ *   GET /api/queues/{vhost}/{name}/bindings         with the default exchange's implicit one
+ *   GET /api/bindings[/{vhost}]
+ *   GET /api/bindings/{vhost}/e/{source}/q|e/{destination}[/{properties_key}]
+ * Lists go through mgmt_list_reply (sorting, paging where RabbitMQ pages, columns). A
+ * binding's properties_key is RabbitMQ's: the routing key quoted as a URL query value ('~' as
+ * %7E), "~" alone for an empty key, and "~" and a hash of the arguments when there are some.
+ * That hash is Warren's (FNV-1a of the encoded table, base64url): RabbitMQ's is
+ * erlang:phash2 of its table term, so keys with arguments differ between the two brokers, but
+ * each broker reads back the keys it lists. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mgmt_int.h"
+#include "warren/auth.h"
+#include "warren/exchange.h"
+#include "warren/net.h"
+#include "warren/queue.h"
+#include "warren/vhost.h"
+#include "warren/wire_gen.h"
+
+/* The exchange a path segment names in v: amq.default is the default exchange "", which the
+ * broker routes to without an object (*x NULL). Returns its name (borrowed), or NULL when
+ * there is none. */
+static const char *
+api_exch_lookup(const struct vhost *v, const char *seg, const struct exch **x)
+{
+    *x = NULL;
+    if (strcmp(seg, "amq.default") == 0)
+        return "";
+    *x = vhost_exch_find(v, (struct wire_str){(const uint8_t *)seg, (uint32_t)strlen(seg)});
+    return *x != NULL ? (*x)->name : NULL;
+}
+
+/* An exchange's entry (x NULL: v's default exchange). A new object; NULL on ENOMEM. */
+static json_t *
+api_exch_json(const struct vhost *v, const struct exch *x)
+{
+    if (x == NULL)
+        return json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:{}}", "name", "", "vhost", v->name,
+                         "type", "direct", "durable", 1, "auto_delete", 0, "internal", 0,
+                         "arguments");
+    return json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o?}", "name", x->name, "vhost",
+                     x->vhost->name, "type", exch_type_name(x->type), "durable", x->durable,
+                     "auto_delete", x->auto_delete, "internal", x->internal, "arguments",
+                     mgmt_table_json(x->args, x->args_len, 0));
+}
+
+/* properties_key as rabbit_mgmt_format:pack_binding_props writes it, into out (cap bytes). */
+static void
+api_props_key(char *out, size_t cap, struct wire_str rk, struct wire_table args)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    if (rk.len == 0 && args.len == 0) {
+        snprintf(out, cap, "~");
+        return;
+    }
+    for (uint32_t i = 0; i < rk.len && n + 4 < cap; i++) {
+        uint8_t c = rk.ptr[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.') {
+            out[n++] = (char)c;
+        } else if (c == ' ') {
+            out[n++] = '+';
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    out[n] = '\0';
+    if (args.len == 0 || n + 8 >= cap)
+        return;
+    uint32_t h = 2166136261u;
+    for (uint32_t i = 0; i < args.len; i++)
+        h = (h ^ args.ptr[i]) * 16777619u;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t b[4] = {(uint8_t)(h >> 24), (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h};
+    out[n++] = '~';
+    out[n++] = b64[b[0] >> 2];
+    out[n++] = b64[((b[0] & 3) << 4) | (b[1] >> 4)];
+    out[n++] = b64[((b[1] & 15) << 2) | (b[2] >> 6)];
+    out[n++] = b64[b[2] & 63];
+    out[n++] = b64[b[3] >> 2];
+    out[n++] = b64[(b[3] & 3) << 4];
+    out[n] = '\0';
+}
+
+/* Which bindings a route lists: NULL fields match any. */
+struct api_bind_sel {
+    const char *source;
+    const char *dest, *dest_type; /* "queue" or "exchange" */
+    const char *props_key;
+    json_t *arr;                             /* the entries found */
+    const char *vhost, *cur_dest, *cur_type; /* the destination being walked */
+};
+
+static void
+api_bind_add(struct api_bind_sel *s, const char *source, struct wire_str rk, struct wire_table args)
+{
+    if (s->source != NULL && strcmp(s->source, source) != 0)
+        return;
+    char key[1024];
+    api_props_key(key, sizeof(key), rk, args);
+    if (s->props_key != NULL && strcmp(s->props_key, key) != 0)
+        return;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:o?, s:s}", "source", source, "vhost",
+                          s->vhost, "destination", s->cur_dest, "destination_type", s->cur_type,
+                          "routing_key", (const char *)rk.ptr, (size_t)rk.len, "arguments",
+                          mgmt_table_json(args.ptr, args.len, 0), "properties_key", key);
+    if (o == NULL || json_array_append_new(s->arr, o) < 0) {
+        json_decref(s->arr);
+        s->arr = NULL;
+    }
+}
+
+static void
+api_bind_entry(void *arg, const struct exch *src, struct wire_str rk, struct wire_table args)
+{
+    struct api_bind_sel *s = arg;
+    if (s->arr != NULL)
+        api_bind_add(s, src->name, rk, args);
+}
+
+/* Adds v's bindings that s selects to s->arr (NULL after ENOMEM). */
+static void
+api_bindings_of(struct api_bind_sel *s, const struct vhost *v)
+{
+    struct hmap_iter it;
+    struct hmap_entry *e;
+    s->vhost = v->name;
+    if (s->dest_type == NULL || strcmp(s->dest_type, "exchange") == 0) {
+        hmap_iter_init(&it, &v->exchanges);
+        while (s->arr != NULL && (e = hmap_iter_next(&it)) != NULL) {
+            struct exch *x = hmap_container_of(e, struct exch, by_name);
+            if (s->dest != NULL && strcmp(s->dest, x->name) != 0)
+                continue;
+            s->cur_dest = x->name;
+            s->cur_type = "exchange";
+            bind_list_foreach(&x->bindings_in, api_bind_entry, s);
+        }
+    }
+    if (s->dest_type == NULL || strcmp(s->dest_type, "queue") == 0) {
+        hmap_iter_init(&it, &v->queues);
+        while (s->arr != NULL && (e = hmap_iter_next(&it)) != NULL) {
+            struct queue *q = hmap_container_of(e, struct queue, by_name);
+            if (s->dest != NULL && strcmp(s->dest, q->name) != 0)
+                continue;
+            s->cur_dest = q->name;
+            s->cur_type = "queue";
+            /* The default exchange's binding, implicit in the broker, listed by RabbitMQ. */
+            api_bind_add(s, "",
+                         (struct wire_str){(const uint8_t *)q->name, (uint32_t)strlen(q->name)},
+                         (struct wire_table){NULL, 0});
+            if (s->arr != NULL)
+                bind_list_foreach(&q->bindings_in, api_bind_entry, s);
+        }
+    }
+}
+
+/* RabbitMQ sorts bindings by vhost, then as whole terms: source first. */
+static const char *const api_bind_sorts[] = {
+    "vhost", "source", "destination", "destination_type", "routing_key", "properties_key", NULL};
+
+/* The vhost of segment i if it exists and r may see it; else NULL after replying 404. */
+static struct vhost *
+api_vhost_seg(struct mgmt_req *r, size_t i)
+{
+    struct vhost *v = mgmt_vhost_find(r, r->segs[i]);
+    if (v == NULL || !mgmt_vhost_visible(r, r->segs[i])) {
+        mgmt_not_found(r);
+        return NULL;
+    }
+    return v;
+}
+
+void
+mgmt_decl_failed(struct mgmt_req *r, const struct net_decl_err *err)
+{
+    if (err->code == WIRE_ACCESS_REFUSED)
+        mgmt_reply_error(r, 401, "not_authorised", "Access refused.");
+    else if (err->code == WIRE_NOT_FOUND)
+        mgmt_reply_error(r, 404, "not_found", err->text);
+    else
+        mgmt_bad_request(r, err->text);
+}
+
+const struct auth_perm *
+mgmt_user_perm(const struct mgmt_req *r, const struct vhost *v, const char **user)
+{
+    *user = r->user != NULL ? auth_user_name(r->user) : NULL;
+    return r->user != NULL ? auth_perm_find(r->user, v->name) : NULL;
+}
+
+/* PUT /api/exchanges/{vhost}/{name}: exchange.declare with the body's type (default direct),
+ * durable, auto_delete, internal and arguments; 201 created, 204 already there. DELETE:
+ * exchange.delete (if-unused); 404 when missing. */
+static void
+api_exchange_change(struct mgmt_req *r)
+{
+    struct vhost *v = mgmt_vhost_find(r, r->segs[1]);
+    if (v == NULL) {
+        mgmt_reply_error(r, 404, "not_found", "vhost_not_found");
+        return;
+    }
+    const char *user;
+    const struct auth_perm *perm = mgmt_user_perm(r, v, &user);
+    const struct exch *x;
+    const char *name = api_exch_lookup(v, r->segs[2], &x);
+    struct wire_str wname = {(const uint8_t *)(name != NULL ? name : r->segs[2]),
+                             (uint32_t)strlen(name != NULL ? name : r->segs[2])};
+    struct net_decl_err err;
+    if (r->method == MGMT_DELETE) {
+        const char *unused = json_string_value(json_object_get(r->query, "if-unused"));
+        if (name == NULL)
+            mgmt_not_found(r);
+        else if (net_exch_delete(v, perm, user, wname,
+                                 unused != NULL && strcmp(unused, "true") == 0, &err) < 0)
+            mgmt_decl_failed(r, &err);
+        else
+            r->reply(r, 204, NULL);
+        return;
+    }
+    json_t *body = mgmt_body(r);
+    if (body == NULL)
+        return;
+    uint8_t *buf = malloc(ADMIN_ARGS_MAX);
+    struct wire_table args;
+    char why[200];
+    if (buf == NULL) {
+        mgmt_nomem(r);
+    } else if (admin_json_args(body, buf, &args, why, sizeof(why)) < 0) {
+        mgmt_bad_request(r, why);
+    } else {
+        const char *type = json_string_value(json_object_get(body, "type"));
+        if (type == NULL)
+            type = "direct"; /* exchange.declare's default in RabbitMQ's record */
+        struct wire_exchange_declare d = {
+            .exchange = wname,
+            .type = {(const uint8_t *)type, (uint32_t)strlen(type)},
+            .durable = admin_json_bool(body, "durable"),
+            .auto_delete = admin_json_bool(body, "auto_delete"),
+            .internal = admin_json_bool(body, "internal"),
+            .arguments = args,
+        };
+        bool created;
+        if (net_exch_declare(v, perm, user, &d, &created, &err) < 0)
+            mgmt_decl_failed(r, &err);
+        else
+            r->reply(r, created ? 201 : 204, NULL);
+    }
+    free(buf);
+    json_decref(body);
+}
+
+void
+mgmt_api_exchanges(struct mgmt_req *r)
+{
+    if (r->method != MGMT_GET) {
+        api_exchange_change(r);
+        return;
+    }
+    struct vhost *only = NULL;
+    if (r->n_segs > 1 && (only = api_vhost_seg(r, 1)) == NULL)
+        return;
+    if (r->n_segs >= 3) {
+        const struct exch *x;
+        const char *name = api_exch_lookup(only, r->segs[2], &x);
+        if (r->n_segs == 3) {
+            if (name == NULL)
+                mgmt_not_found(r);
+            else
+                mgmt_reply_json(r, api_exch_json(only, x));
+            return;
+        }
+        /* .../bindings/source or .../bindings/destination */
+        bool source = strcmp(r->segs[4], "source") == 0;
+        if (strcmp(r->segs[3], "bindings") != 0 ||
+            (!source && strcmp(r->segs[4], "destination") != 0)) {
+            mgmt_not_found(r);
+            return;
+        }
+        /* A missing exchange has no bindings: [] (RabbitMQ). */
+        struct api_bind_sel s = {.arr = json_array()};
+        if (source) {
+            s.source = name;
+        } else {
+            s.dest = name;
+            s.dest_type = "exchange";
+        }
+        if (s.arr != NULL && name != NULL)
+            api_bindings_of(&s, only);
+        mgmt_list_reply(r, s.arr, api_bind_sorts, false);
+        return;
+    }
+    json_t *arr = json_array();
+    for (struct vhost *v = r->env->vhosts->head; arr != NULL && v != NULL; v = v->next) {
+        if ((only != NULL && v != only) || !mgmt_vhost_visible(r, v->name))
+            continue;
+        struct hmap_iter it;
+        struct hmap_entry *e = NULL;
+        hmap_iter_init(&it, &v->exchanges);
+        do { /* the default exchange first, then the map's */
+            const struct exch *x = e != NULL ? hmap_container_of(e, struct exch, by_name) : NULL;
+            if (json_array_append_new(arr, api_exch_json(v, x)) < 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        } while (arr != NULL && (e = hmap_iter_next(&it)) != NULL);
+    }
+    mgmt_list_reply(r, arr, NULL, true);
+}
+
+void
+mgmt_api_bindings(struct mgmt_req *r)
+{
+    struct api_bind_sel s = {0};
+    struct vhost *only = NULL;
+    bool queues = strcmp(r->segs[0], "queues") == 0;
+    if (r->n_segs > 1 && (only = api_vhost_seg(r, 1)) == NULL)
+        return;
+    /* Bindings of a missing queue or exchange: none, 200 [] (RabbitMQ). */
+    bool none = false;
+    if (queues) { /* /api/queues/{vhost}/{name}/bindings */
+        none = vhost_queue_find(only, (struct wire_str){(const uint8_t *)r->segs[2],
+                                                        (uint32_t)strlen(r->segs[2])}) == NULL;
+        s.dest = r->segs[2];
+        s.dest_type = "queue";
+    } else if (r->n_segs >= 6) { /* /api/bindings/{vhost}/e/{source}/q|e/{dest}[/{key}] */
+        bool to_queue = strcmp(r->segs[4], "q") == 0;
+        if (strcmp(r->segs[2], "e") != 0 || (!to_queue && strcmp(r->segs[4], "e") != 0)) {
+            mgmt_not_found(r);
+            return;
+        }
+        const struct exch *x;
+        struct wire_str dst = {(const uint8_t *)r->segs[5], (uint32_t)strlen(r->segs[5])};
+        s.source = api_exch_lookup(only, r->segs[3], &x);
+        s.dest = to_queue ? (vhost_queue_find(only, dst) != NULL ? r->segs[5] : NULL)
+                          : api_exch_lookup(only, r->segs[5], &x);
+        none = s.source == NULL || s.dest == NULL;
+        s.dest_type = to_queue ? "queue" : "exchange";
+        s.props_key = r->n_segs == 7 ? r->segs[6] : NULL;
+    }
+    s.arr = json_array();
+    for (struct vhost *v = r->env->vhosts->head; !none && s.arr != NULL && v != NULL; v = v->next)
+        if ((only == NULL || v == only) && mgmt_vhost_visible(r, v->name))
+            api_bindings_of(&s, v);
+    if (s.props_key == NULL) {
+        mgmt_list_reply(r, s.arr, api_bind_sorts, false);
+    } else if (s.arr == NULL) {
+        mgmt_nomem(r);
+    } else if (json_array_size(s.arr) == 0) {
+        json_decref(s.arr);
+        mgmt_not_found(r);
+    } else {
+        r->reply(r, 200, json_incref(json_array_get(s.arr, 0)));
+        json_decref(s.arr);
+    }
+}

@@ -1,0 +1,537 @@
+/* The list routes' shared reply (rabbit_mgmt_util:reply_list / augment_resources in RabbitMQ
+ * 3.10): sorting (sort with dotted keys, then vhost and name; sort_reverse), filtering by name
+ * (a case-insensitive substring, or a regular expression with use_regex=true; only with
+ * paging, as RabbitMQ), paging (page, page_size: default 100, at most 500; the reply is then
+ * {filtered_count, item_count, items, page, page_count, page_size, total_count}) and column
+ * selection (columns=a,b.c). disable_stats is accepted: Warren's entries carry no statistics
+ * to leave out.
+ *
+ * Two entry points: mgmt_list_reply for a route that has its items as JSON already, and
+ * mgmt_list_reply_objs for a route with many objects (queues) whose JSON costs: sorted by vhost
+ * and name, only the page's objects become JSON, so that a page of 100 out of 100,000 queues
+ * costs a sort of pointers, not 100,000 objects. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mgmt_int.h"
+#include "warren/regex.h"
+
+#define LIST_PAGE_SIZE 100
+#define LIST_PAGE_SIZE_MAX 500
+#define LIST_KEYS_MAX 8 /* sort, then the route's (vhost, name...) */
+#define LIST_COLS_MAX 64
+
+/* The query parameters of a list, parsed. */
+struct list_opts {
+    bool paged;
+    long long page, page_size;
+    const char *name; /* borrows from r->query; NULL or "": no filter */
+    pcre2_code *re;   /* owns: name compiled, with use_regex=true */
+    pcre2_match_data *md;
+    const char *keys[LIST_KEYS_MAX]; /* borrows: the sort keys, dotted, in order */
+    size_t n_keys;
+    bool reverse;
+    char *cols_buf; /* owns: the columns parameter, cut at its commas */
+    const char *cols[LIST_COLS_MAX];
+    size_t n_cols;
+    bool all_cols;
+};
+
+static const char *
+list_param(const struct mgmt_req *r, const char *key)
+{
+    return json_string_value(json_object_get(r->query, key));
+}
+
+/* list_to_integer as RabbitMQ applies it to page and page_size: an optional sign and digits.
+ * Returns 0 and *out, or -1. */
+static int
+list_int(const char *s, long long *out)
+{
+    const char *d = (*s == '+' || *s == '-') ? s + 1 : s;
+    if (*d == '\0')
+        return -1;
+    for (const char *p = d; *p != '\0'; p++)
+        if (!isdigit((unsigned char)*p))
+            return -1;
+    errno = 0;
+    *out = strtoll(s, NULL, 10);
+    return errno == 0 ? 0 : -1;
+}
+
+static void
+list_opts_free(struct list_opts *o)
+{
+    pcre2_match_data_free(o->md);
+    pcre2_code_free(o->re);
+    free(o->cols_buf);
+}
+
+static const char *const list_default_sorts[] = {"vhost", "name", NULL};
+
+/* Parses r's query into o: the paging parameters only when pageable, sorts (NULL-terminated)
+ * the keys after r's sort. Returns 0, or -1 after replying 400 as RabbitMQ does. */
+static int
+list_opts_parse(struct mgmt_req *r, struct list_opts *o, const char *const *sorts, bool pageable)
+{
+    memset(o, 0, sizeof(*o));
+    const char *page = pageable ? list_param(r, "page") : NULL;
+    const char *size = pageable ? list_param(r, "page_size") : NULL;
+    if ((page != NULL && list_int(page, &o->page) < 0) ||
+        (size != NULL && list_int(size, &o->page_size) < 0)) {
+        mgmt_bad_request(r, "Pagination parameters are invalid");
+        return -1;
+    }
+    if (page != NULL) {
+        if (size == NULL)
+            o->page_size = LIST_PAGE_SIZE;
+        if (o->page <= 0 ||
+            (size != NULL && (o->page_size <= 0 || o->page_size > LIST_PAGE_SIZE_MAX))) {
+            char why[160], ps[24];
+            if (size != NULL)
+                snprintf(ps, sizeof(ps), "%lld", o->page_size);
+            else
+                snprintf(ps, sizeof(ps), "undefined");
+            snprintf(why, sizeof(why),
+                     "Invalid pagination parameters: page number %lld, page size %s", o->page, ps);
+            mgmt_reply_error(r, 400, "invalid_pagination_parameters", why);
+            return -1;
+        }
+        o->paged = true;
+        o->name = list_param(r, "name");
+        const char *re = list_param(r, "use_regex");
+        if (o->name != NULL && o->name[0] != '\0' && re != NULL && strcmp(re, "true") == 0) {
+            /* re:run(Value, Name, [caseless]) */
+            size_t len = strlen(o->name);
+            char *pat = malloc(len + 5);
+            if (pat == NULL) {
+                mgmt_nomem(r);
+                return -1;
+            }
+            memcpy(pat, "(?i)", 4);
+            memcpy(pat + 4, o->name, len + 1);
+            char err[128];
+            size_t off;
+            o->re = regex_compile(pat, err, sizeof(err), &off);
+            free(pat);
+            o->md = o->re != NULL ? pcre2_match_data_create_from_pattern(o->re, NULL) : NULL;
+            if (o->md == NULL) {
+                list_opts_free(o);
+                mgmt_bad_request(r, "Pagination parameters are invalid");
+                return -1;
+            }
+        }
+    }
+    /* merge_sorts: the sort key, then the defaults it does not repeat. */
+    const char *sort = list_param(r, "sort");
+    if (sort != NULL && sort[0] != '\0')
+        o->keys[o->n_keys++] = sort;
+    for (size_t i = 0; sorts[i] != NULL && o->n_keys < LIST_KEYS_MAX; i++)
+        if (sort == NULL || strcmp(sort, sorts[i]) != 0)
+            o->keys[o->n_keys++] = sorts[i];
+    const char *rev = list_param(r, "sort_reverse");
+    o->reverse = rev != NULL && strcmp(rev, "true") == 0;
+    const char *cols = list_param(r, "columns");
+    o->all_cols = cols == NULL;
+    if (cols != NULL) {
+        o->cols_buf = strdup(cols);
+        if (o->cols_buf == NULL) {
+            list_opts_free(o);
+            mgmt_nomem(r);
+            return -1;
+        }
+        char *save = NULL;
+        for (char *t = strtok_r(o->cols_buf, ",", &save); t != NULL && o->n_cols < LIST_COLS_MAX;
+             t = strtok_r(NULL, ",", &save))
+            o->cols[o->n_cols++] = t;
+    }
+    return 0;
+}
+
+/* Whether name passes the name filter (none: all do). */
+static bool
+list_name_matches(const struct list_opts *o, const char *name)
+{
+    if (o->name == NULL || o->name[0] == '\0')
+        return true;
+    if (name == NULL)
+        return false;
+    if (o->re != NULL)
+        return regex_match(o->re, o->md, name, strlen(name));
+    size_t n = strlen(o->name);
+    for (const char *p = name; *p != '\0'; p++) {
+        size_t i = 0;
+        while (i < n && p[i] != '\0' &&
+               tolower((unsigned char)p[i]) == tolower((unsigned char)o->name[i]))
+            i++;
+        if (i == n)
+            return true;
+    }
+    return false;
+}
+
+/* Whether the dotted column col selects key: col is key, or starts with "key.". Sets *rest to
+ * what follows the dot, or NULL when col is key itself. */
+static bool
+list_col_selects(const char *col, const char *key, const char **rest)
+{
+    size_t n = strlen(key);
+    const char *dot = strchr(col, '.');
+    size_t head = dot != NULL ? (size_t)(dot - col) : strlen(col);
+    if (head != n || strncmp(col, key, n) != 0)
+        return false;
+    *rest = dot != NULL ? dot + 1 : NULL;
+    return true;
+}
+
+/* extract_column_items: item with only the columns cols select (objects keep the selected
+ * keys, descending into the dotted rest; arrays map over their elements). Returns a new
+ * reference; NULL on ENOMEM. */
+static json_t *
+list_columns(json_t *item, const char *const *cols, size_t n_cols)
+{
+    if (json_is_array(item)) {
+        json_t *out = json_array();
+        size_t i;
+        json_t *e;
+        json_array_foreach(item, i, e)
+        {
+            if (out == NULL || json_array_append_new(out, list_columns(e, cols, n_cols)) < 0) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        return out;
+    }
+    if (!json_is_object(item))
+        return json_incref(item);
+    json_t *out = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach(item, key, v)
+    {
+        const char *sub[LIST_COLS_MAX];
+        size_t n_sub = 0;
+        bool want = false, all = false;
+        for (size_t i = 0; i < n_cols; i++) {
+            const char *rest;
+            if (!list_col_selects(cols[i], key, &rest))
+                continue;
+            want = true;
+            if (rest == NULL)
+                all = true;
+            else
+                sub[n_sub++] = rest;
+        }
+        if (!want)
+            continue;
+        json_t *val = all ? json_incref(v) : list_columns(v, sub, n_sub);
+        if (out == NULL || json_object_set_new(out, key, val) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* The value of the dotted key in item, as get_dotted_value finds it; NULL where RabbitMQ puts
+ * 0 (missing). */
+static json_t *
+list_dotted(json_t *item, const char *key)
+{
+    char seg[256];
+    while (item != NULL) {
+        const char *dot = strchr(key, '.');
+        size_t n = dot != NULL ? (size_t)(dot - key) : strlen(key);
+        if (n >= sizeof(seg))
+            return NULL;
+        memcpy(seg, key, n);
+        seg[n] = '\0';
+        item = json_object_get(item, seg);
+        if (dot == NULL)
+            return item;
+        key = dot + 1;
+    }
+    return NULL;
+}
+
+/* Erlang's term order over JSON values: numbers < atoms (false < null < true) < objects <
+ * arrays < strings (binaries); a missing value (NULL) is the number 0. */
+static int
+list_rank(const json_t *v)
+{
+    if (v == NULL || json_is_number(v))
+        return 0;
+    if (json_is_boolean(v) || json_is_null(v))
+        return 1;
+    if (json_is_object(v))
+        return 2;
+    if (json_is_array(v))
+        return 3;
+    return 4;
+}
+
+static int
+list_value_cmp(const json_t *a, const json_t *b)
+{
+    int ra = list_rank(a), rb = list_rank(b);
+    if (ra != rb)
+        return ra < rb ? -1 : 1;
+    switch (ra) {
+    case 0: {
+        double x = a != NULL ? json_number_value(a) : 0, y = b != NULL ? json_number_value(b) : 0;
+        return x < y ? -1 : x > y;
+    }
+    case 1: {
+        /* alphabetical: false, null, true */
+        int x = json_is_false(a) ? 0 : json_is_null(a) ? 1 : 2;
+        int y = json_is_false(b) ? 0 : json_is_null(b) ? 1 : 2;
+        return x < y ? -1 : x > y;
+    }
+    case 2: {
+        size_t x = json_object_size(a), y = json_object_size(b);
+        return x < y ? -1 : x > y;
+    }
+    case 3: {
+        size_t x = json_array_size(a), y = json_array_size(b);
+        for (size_t i = 0; i < x && i < y; i++) {
+            int c = list_value_cmp(json_array_get(a, i), json_array_get(b, i));
+            if (c != 0)
+                return c;
+        }
+        return x < y ? -1 : x > y;
+    }
+    default: {
+        size_t x = json_string_length(a), y = json_string_length(b);
+        int c = memcmp(json_string_value(a), json_string_value(b), x < y ? x : y);
+        return c != 0 ? c : x < y ? -1 : x > y;
+    }
+    }
+}
+
+/* One item being sorted: its sort values (borrowed from item) and its place before sorting,
+ * so that equal items keep their order. */
+struct list_row {
+    json_t *item;
+    json_t *vals[LIST_KEYS_MAX];
+    size_t idx;
+};
+
+static size_t list_sort_n_keys; /* the comparators' key count: the loop has one thread */
+
+static int
+list_row_cmp(const void *pa, const void *pb)
+{
+    const struct list_row *a = pa, *b = pb;
+    for (size_t i = 0; i < list_sort_n_keys; i++) {
+        int c = list_value_cmp(a->vals[i], b->vals[i]);
+        if (c != 0)
+            return c;
+    }
+    return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+/* Answers the page of the n sorted items that pass the filter, each built by item(arg, i) (a
+ * new reference; NULL on ENOMEM) for i the sorted index, with columns applied. Replies 400 for
+ * a page past the end. */
+static void
+list_reply_page(struct mgmt_req *r, const struct list_opts *o, size_t total, size_t n,
+                json_t *(*item)(void *arg, size_t i), void *arg)
+{
+    size_t from = 0, to = n;
+    if (o->paged) {
+        /* lists:sublist(List, (Page - 1) * Size + 1, Size) fails past one beyond the end. */
+        if ((unsigned long long)(o->page - 1) * (unsigned long long)o->page_size > n) {
+            char why[160];
+            snprintf(why, sizeof(why), "Page out of range, page: %lld page size: %lld, len: %zu",
+                     o->page, o->page_size, n);
+            mgmt_reply_error(r, 400, "page_out_of_range", why);
+            return;
+        }
+        from = (size_t)((o->page - 1) * o->page_size);
+        to = from + (size_t)o->page_size < n ? from + (size_t)o->page_size : n;
+    }
+    json_t *items = json_array();
+    for (size_t i = from; items != NULL && i < to; i++) {
+        size_t at = o->reverse ? n - 1 - i : i;
+        json_t *e = item(arg, at);
+        if (e != NULL && !o->all_cols) {
+            json_t *c = list_columns(e, o->cols, o->n_cols);
+            json_decref(e);
+            e = c;
+        }
+        if (json_array_append_new(items, e) < 0) {
+            json_decref(items);
+            items = NULL;
+        }
+    }
+    if (items == NULL || !o->paged) {
+        mgmt_reply_json(r, items);
+        return;
+    }
+    long long pages = ((long long)n + o->page_size - 1) / o->page_size;
+    mgmt_reply_json(r, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "filtered_count",
+                                 (json_int_t)n, "item_count", (json_int_t)(to - from), "page",
+                                 (json_int_t)o->page, "page_count", (json_int_t)pages, "page_size",
+                                 (json_int_t)o->page_size, "total_count", (json_int_t)total,
+                                 "items", items));
+}
+
+static json_t *
+list_row_item(void *arg, size_t i)
+{
+    return json_incref(((struct list_row *)arg)[i].item);
+}
+
+void
+mgmt_list_reply(struct mgmt_req *r, json_t *items, const char *const *sorts, bool pageable)
+{
+    struct list_opts o;
+    if (items == NULL) {
+        mgmt_nomem(r);
+        return;
+    }
+    if (list_opts_parse(r, &o, sorts != NULL ? sorts : list_default_sorts, pageable) < 0) {
+        json_decref(items);
+        return;
+    }
+    size_t total = json_array_size(items), n = 0;
+    struct list_row *rows = calloc(total > 0 ? total : 1, sizeof(*rows));
+    if (rows == NULL) {
+        list_opts_free(&o);
+        json_decref(items);
+        mgmt_nomem(r);
+        return;
+    }
+    for (size_t i = 0; i < total; i++) {
+        json_t *e = json_array_get(items, i);
+        if (o.paged && !list_name_matches(&o, json_string_value(json_object_get(e, "name"))))
+            continue;
+        rows[n].item = e;
+        rows[n].idx = i;
+        for (size_t k = 0; k < o.n_keys; k++)
+            rows[n].vals[k] = list_dotted(e, o.keys[k]);
+        n++;
+    }
+    list_sort_n_keys = o.n_keys;
+    if (n > 1)
+        qsort(rows, n, sizeof(*rows), list_row_cmp);
+    list_reply_page(r, &o, total, n, list_row_item, rows);
+    free(rows);
+    list_opts_free(&o);
+    json_decref(items);
+}
+
+/* mgmt_list_reply_objs's order: by (name, vhost) or (vhost, name), ascending or (reverse)
+ * descending. */
+static const struct mgmt_list_src *list_obj_src;
+static bool list_obj_by_name, list_obj_reverse;
+
+static int
+list_obj_cmp(const void *pa, const void *pb)
+{
+    const void *a = *(const void *const *)pa, *b = *(const void *const *)pb;
+    const struct mgmt_list_src *s = list_obj_src;
+    const char *va = s->vhost(a), *vb = s->vhost(b);
+    int c = 0;
+    if (!list_obj_by_name && va != vb)
+        c = strcmp(va, vb);
+    if (c == 0)
+        c = strcmp(s->name(a), s->name(b));
+    if (c == 0 && list_obj_by_name && va != vb)
+        c = strcmp(va, vb);
+    return list_obj_reverse ? -c : c;
+}
+
+/* Sifts objs[i] down the max-heap objs[0..n). */
+static void
+list_heap_down(void **objs, size_t n, size_t i)
+{
+    for (;;) {
+        size_t big = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && list_obj_cmp(&objs[l], &objs[big]) > 0)
+            big = l;
+        if (r < n && list_obj_cmp(&objs[r], &objs[big]) > 0)
+            big = r;
+        if (big == i)
+            return;
+        void *t = objs[i];
+        objs[i] = objs[big];
+        objs[big] = t;
+        i = big;
+    }
+}
+
+/* Puts the m first of the n objs in order, sorted, at the front: a heap of m, so that the
+ * first pages of a long list cost about n comparisons, not n log n. */
+static void
+list_select(void **objs, size_t n, size_t m)
+{
+    if (m < n) {
+        for (size_t i = m / 2; i-- > 0;)
+            list_heap_down(objs, m, i);
+        for (size_t i = m; i < n; i++)
+            if (m > 0 && list_obj_cmp(&objs[i], &objs[0]) < 0) {
+                objs[0] = objs[i];
+                list_heap_down(objs, m, 0);
+            }
+    }
+    if (m > 1)
+        qsort(objs, m, sizeof(*objs), list_obj_cmp);
+}
+
+struct list_obj_ctx {
+    struct mgmt_req *r;
+    const struct mgmt_list_src *src;
+    void **objs;
+};
+
+static json_t *
+list_obj_item(void *arg, size_t i)
+{
+    struct list_obj_ctx *c = arg;
+    return c->src->entry(c->r, c->objs[i]);
+}
+
+void
+mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, void **objs, size_t n)
+{
+    const char *sort = list_param(r, "sort");
+    bool by_name = sort != NULL && strcmp(sort, "name") == 0;
+    if (sort != NULL && sort[0] != '\0' && !by_name && strcmp(sort, "vhost") != 0) {
+        /* Sorted by a field of the JSON: every entry is needed. */
+        json_t *arr = json_array();
+        for (size_t i = 0; arr != NULL && i < n; i++)
+            if (json_array_append_new(arr, src->entry(r, objs[i])) < 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        mgmt_list_reply(r, arr, NULL, true);
+        return;
+    }
+    struct list_opts o;
+    if (list_opts_parse(r, &o, list_default_sorts, true) < 0)
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!o.paged || list_name_matches(&o, src->name(objs[i])))
+            objs[kept++] = objs[i];
+    /* Only the objects up to the page's end need their place. */
+    size_t m = kept;
+    if (o.paged && (unsigned long long)o.page * (unsigned long long)o.page_size < kept)
+        m = (size_t)(o.page * o.page_size);
+    list_obj_src = src;
+    list_obj_by_name = by_name;
+    list_obj_reverse = o.reverse;
+    list_select(objs, kept, m);
+    o.reverse = false; /* done by the order */
+    struct list_obj_ctx c = {r, src, objs};
+    list_reply_page(r, &o, n, kept, list_obj_item, &c);
+    list_opts_free(&o);
+}
