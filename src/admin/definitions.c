@@ -22,7 +22,7 @@
 #include "warren/vhost.h"
 #include "warren/wire.h"
 
-#define DEFS_DEPTH_MAX 16         /* nesting of tables and arrays in arguments */
+#define DEFS_DEPTH_MAX 16 /* nesting of tables and arrays in arguments */
 /* The definitions format exports follow: RabbitMQ 3.10's. */
 #define DEFS_FORMAT_VERSION "3.10.8"
 
