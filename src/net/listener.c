@@ -28,6 +28,7 @@
 #include "warren/assert.h"
 #include "warren/conf.h"
 #include "warren/msg.h"
+#include "warren/stats.h"
 #include "warren/tls.h"
 #include "warren/vhost.h"
 
@@ -185,6 +186,14 @@ server_memory_tick(evutil_socket_t fd, short what, void *arg)
         malloc_trim(0);
         s->memory_peak = msg_bytes_live;
     }
+}
+
+/* Every collect_statistics_interval: the message rates of the objects that changed. */
+static void
+server_stats_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_server *s = arg;
+    stats_sample(s->env.conf->collect_statistics_interval);
 }
 
 /* Bytes of physical memory, which relative limits multiply (1 GiB if unknown). */
@@ -445,12 +454,15 @@ net_server_new(const struct net_server_env *env)
     s->reaper_ev = event_new(env->base, -1, 0, server_reap, s);
     s->memory_ev = event_new(env->base, -1, EV_PERSIST, server_memory_tick, s);
     s->disk_ev = evtimer_new(env->base, server_disk_tick, s);
+    s->stats_ev = event_new(env->base, -1, EV_PERSIST, server_stats_tick, s);
     s->accept_ev = evtimer_new(env->base, server_accept_resume, s);
     s->accept_pause_ms = SERVER_ACCEPT_PAUSE_MIN_MS;
     struct timeval quarter = {0, 250000};
+    uint32_t sms = env->conf->collect_statistics_interval;
+    struct timeval stats_every = {sms / 1000, (sms % 1000) * 1000};
     if (s->reaper_ev == NULL || s->memory_ev == NULL || s->disk_ev == NULL ||
-        s->accept_ev == NULL || evtimer_add(s->memory_ev, &quarter) < 0 ||
-        server_build_props(s) < 0)
+        s->accept_ev == NULL || s->stats_ev == NULL || evtimer_add(s->memory_ev, &quarter) < 0 ||
+        evtimer_add(s->stats_ev, &stats_every) < 0 || server_build_props(s) < 0)
         goto fail;
     s->memory_limit = server_memory_limit(env->conf);
     log_msg(LOG_INFO, "memory high watermark: %llu bytes", (unsigned long long)s->memory_limit);
@@ -740,6 +752,8 @@ net_server_free(struct net_server *s)
         event_free(s->reaper_ev);
     if (s->memory_ev != NULL)
         event_free(s->memory_ev);
+    if (s->stats_ev != NULL)
+        event_free(s->stats_ev);
     if (s->disk_ev != NULL)
         event_free(s->disk_ev);
     if (s->grace_ev != NULL)
