@@ -225,10 +225,9 @@ publish_routed(struct vhost *vh, struct msg *m, struct route_result *r, struct p
     publish_refusals(m, r, out);
     out->stored = publish_store(vh, m, r);
     for (uint32_t i = 0; i < r->n; i++) {
-        if (queue_cmd_enqueue(r->queues[i], m) == 0) {
+        if (queue_cmd_enqueue(r->queues[i], m) == 0)
             out->n_queues++;
-            stats_add(&r->queues[i]->stats, STATS_PUBLISH, 1);
-        } else
+        else
             st = PUBLISH_NOMEM;
     }
     if (st == PUBLISH_NOMEM)
@@ -254,6 +253,10 @@ publish_message(struct vhost *vh, struct msg **mp, struct route_result *scratch,
     if (st != PUBLISH_OK)
         return st;
     st = publish_routed(vh, *mp, scratch, out);
+    /* Counted here, not in publish_routed: as RabbitMQ's, a queue's publish counts what
+     * publishers sent it, not dead letters. */
+    for (uint32_t i = 0; i < scratch->n; i++)
+        stats_add(&scratch->queues[i]->stats, STATS_PUBLISH, 1);
     if (out->n_queues > 0)
         stats_add(xs, STATS_PUBLISH_OUT, 1);
     return st;

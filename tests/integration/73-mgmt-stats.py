@@ -123,6 +123,25 @@ def test_counters():
 
 
 @wt.needs_process
+def test_dead_letters_not_published():
+    """a dead-letter queue's publish counts no dead letters (RabbitMQ counts publishers')"""
+    with wt.server(config=CONF, mgmt=True) as srv:
+        conn = wt.pika_connect(srv.addr)
+        ch = conn.channel()
+        ch.queue_declare("dlq")
+        ch.queue_declare("src", arguments={"x-dead-letter-exchange": "",
+                                           "x-dead-letter-routing-key": "dlq"})
+        ch.basic_publish("", "src", b"m")
+        m = ch.basic_get("src")
+        ch.basic_reject(m[0].delivery_tag, requeue=False)
+        wt.wait_until(lambda: get(srv, "/api/queues/%2F/dlq")["messages"] == 1, 5, "dead letter")
+        assert "message_stats" not in get(srv, "/api/queues/%2F/dlq")
+        ms = get(srv, "/api/queues/%2F/src")["message_stats"]
+        assert (ms["publish"], ms["get"], ms["ack"]) == (1, 1, 0), ms
+        conn.close()
+
+
+@wt.needs_process
 def test_rates_rise_and_decay():
     """rates > 0 while a publisher runs, 0 one quiet interval after it stops"""
     with wt.server(config=CONF, mgmt=True) as srv:
@@ -157,4 +176,4 @@ def test_rates_rise_and_decay():
         conn.close()
 
 
-wt.run([test_counters, test_rates_rise_and_decay])
+wt.run([test_counters, test_dead_letters_not_published, test_rates_rise_and_decay])
