@@ -185,10 +185,11 @@ struct queue {
     /* owns, but made and freed by the durable layer (durable.h): its bookkeeping, for queues
      * stored or with entries paged out; NULL for the others */
     struct durable_queue *durable_state;
-    struct stats_obj stats; /* message_stats: publish, deliver, get, ack, redeliver... */
     bool had_consumer; /* auto-delete queues go when the last consumer does, not before */
     bool dlx_warned;   /* dlx_waiting's warning was logged (once per settings, as RabbitMQ) */
     bool dispatching;  /* guards against re-entering queue_dispatch */
+    /* message_stats (stats.h): publish, deliver, get, ack, redeliver... */
+    struct stats_obj stats;
 };
 
 /* A new queue (not yet in the vhost's map). args are copied; its settings are theirs
