@@ -188,12 +188,15 @@ server_memory_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Every collect_statistics_interval: the message rates of the objects that changed. */
+/* Every collect_statistics_interval: the message rates of the objects that changed, over the
+ * time that really passed (a busy loop fires the timer late). */
 static void
 server_stats_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct net_server *s = arg;
-    stats_sample(s->env.conf->collect_statistics_interval);
+    uint64_t now = server_now_ms();
+    stats_sample(now > s->stats_sampled_ms ? now - s->stats_sampled_ms : 1);
+    s->stats_sampled_ms = now;
 }
 
 /* Bytes of physical memory, which relative limits multiply (1 GiB if unknown). */
@@ -460,6 +463,7 @@ net_server_new(const struct net_server_env *env)
     struct timeval quarter = {0, 250000};
     uint32_t sms = env->conf->collect_statistics_interval;
     struct timeval stats_every = {sms / 1000, (sms % 1000) * 1000};
+    s->stats_sampled_ms = server_now_ms();
     if (s->reaper_ev == NULL || s->memory_ev == NULL || s->disk_ev == NULL ||
         s->accept_ev == NULL || s->stats_ev == NULL || evtimer_add(s->memory_ev, &quarter) < 0 ||
         evtimer_add(s->stats_ev, &stats_every) < 0 || server_build_props(s) < 0)

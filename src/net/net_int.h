@@ -100,6 +100,7 @@ struct net_server {
     uint64_t next_conn_id;
     struct event *memory_ev;    /* owns: periodic check of memory against the watermark */
     struct event *stats_ev;     /* owns: samples the message rates (stats.h) */
+    uint64_t stats_sampled_ms;  /* server_now_ms() at the last sample */
     struct event *disk_ev;      /* owns: the next check of free disk space */
     struct hmap reply_to;       /* channels with a direct reply-to consumer, by token */
     uint64_t memory_limit;      /* bytes: vm_memory_high_watermark */
