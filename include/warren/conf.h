@@ -97,6 +97,8 @@ struct conf {
     uint32_t heartbeat;      /* seconds; heartbeat = 60 */
     uint32_t frame_max;      /* bytes; frame_max = 131072 */
     uint32_t channel_max;    /* channel_max = 2047 */
+    /* collect_statistics_interval = 5000: ms between two samples of the rates (stats.h) */
+    uint32_t collect_statistics_interval;
     /* Memory held by messages and output buffers above which publishers are blocked
      * (connection.blocked): the absolute limit in bytes when non-zero, else the relative one
      * times physical memory. vm_memory_high_watermark.relative = 0.4, .absolute = 0. */

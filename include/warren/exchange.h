@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "warren/hmap.h"
+#include "warren/stats.h"
 #include "warren/wire.h"
 
 struct queue;
@@ -74,6 +75,7 @@ struct exch {
     struct bind_list bindings_in; /* bindings with this exchange as destination */
     uint64_t route_visit;         /* routing scratch: the last route pass that visited it */
     struct exch *route_next;      /* routing scratch: next exchange in that pass's work list */
+    struct stats_obj stats;       /* message_stats: publish_in, publish_out */
 };
 
 /* Calls fn for each binding of a destination's list (bindings_in): its source, routing key and

@@ -56,6 +56,7 @@ void net_server_shutdown(struct net_server *s, void (*done)(void *arg), void *ar
  * connections let go of it at once (channels, consumers and exclusive queues released,
  * no longer counted), so that it may be freed right after. */
 struct auth_user;
+struct stats_obj;
 struct vhost;
 void net_server_close_user(struct net_server *s, const struct auth_user *u, const char *text);
 void net_server_close_vhost(struct net_server *s, const struct vhost *v, const char *text);
@@ -78,6 +79,33 @@ struct net_conn_info {
 /* Calls fn for every connection, in the order they were accepted. fn must not close any. */
 void net_server_conn_foreach(struct net_server *s,
                              void (*fn)(void *arg, const struct net_conn_info *ci), void *arg);
+/* A channel as /api/channels shows it. */
+struct net_chan_info {
+    const struct net_conn_info *conn;
+    uint16_t number;
+    bool confirm, transactional;
+    uint16_t prefetch_count, global_prefetch_count; /* basic.qos: consumers', the channel's */
+    uint32_t consumer_count;
+    uint64_t messages_unacknowledged, messages_unconfirmed;
+    const struct stats_obj *stats; /* its message_stats (stats.h) */
+};
+/* A consumer as /api/consumers shows it. */
+struct net_cons_info {
+    const struct net_chan_info *chan;
+    const char *tag;
+    uint8_t tag_len;
+    const char *queue, *vhost; /* its queue's name and vhost */
+    bool ack_required, exclusive;
+    uint16_t prefetch_count;
+    int32_t priority; /* x-priority */
+};
+/* Calls fn for every open channel of every connection (connections in the order they were
+ * accepted, channels in no particular order). fn must close nothing. */
+void net_server_chan_foreach(struct net_server *s,
+                             void (*fn)(void *arg, const struct net_chan_info *ci), void *arg);
+/* The same for every consumer of every channel. */
+void net_server_cons_foreach(struct net_server *s,
+                             void (*fn)(void *arg, const struct net_cons_info *ci), void *arg);
 /* Closes the connection called name with 320 CONNECTION_FORCED and text. Returns false if
  * no connection has that name. */
 bool net_server_close_conn(struct net_server *s, const char *name, const char *text);

@@ -51,6 +51,7 @@
 #include "warren/hmap.h"
 #include "warren/pheap.h"
 #include "warren/queue_settings.h"
+#include "warren/stats.h"
 #include "warren/wire.h"
 
 struct event;
@@ -187,6 +188,8 @@ struct queue {
     bool had_consumer; /* auto-delete queues go when the last consumer does, not before */
     bool dlx_warned;   /* dlx_waiting's warning was logged (once per settings, as RabbitMQ) */
     bool dispatching;  /* guards against re-entering queue_dispatch */
+    /* message_stats (stats.h): publish, deliver, get, ack, redeliver... */
+    struct stats_obj stats;
 };
 
 /* A new queue (not yet in the vhost's map). args are copied; its settings are theirs

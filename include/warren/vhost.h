@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "warren/hmap.h"
+#include "warren/stats.h"
 #include "warren/wire.h"
 
 struct exch;
@@ -39,6 +40,10 @@ struct vhost {
     /* owns: its policies and operator policies (policy.h), each list in precedence order */
     struct policy *policies[2];
     uint32_t n_conns; /* open connections, counted by the network layer for max-connections */
+    /* message_stats of its channels and queues together (the node's are the sum of its
+     * vhosts'), and those of its default exchange, which is no object (publish_in/out) */
+    struct stats_obj stats;
+    struct stats_obj default_exch_stats;
 };
 
 struct vhost_registry {

@@ -419,6 +419,7 @@ exch_free(struct exch *e)
     free(e->alternate);
     free(e->args);
     free(e->name);
+    stats_obj_clear(&e->stats);
     free(e);
 }
 

@@ -123,20 +123,23 @@ publish_route_keys(struct vhost *vh, struct exch *x, const struct wire_str *keys
 
 /* The queues m goes to, into r, by its routing key alone: a message without headers, so
  * without CC or BCC, the common case, routed as directly as before those headers counted.
+ * *xs: the statistics of the exchange it went to (the vhost's for the default one).
  * PUBLISH_OK, NO_EXCHANGE or NOMEM. */
 static enum publish_status
-publish_route_plain(struct vhost *vh, struct msg *m, struct route_result *r)
+publish_route_plain(struct vhost *vh, struct msg *m, struct route_result *r, struct stats_obj **xs)
 {
     struct wire_str ex = {m->exchange, m->exchange_len};
     struct wire_str rk = {m->routing_key, m->routing_key_len};
     r->n = 0;
     if (ex.len == 0) {
+        *xs = &vh->default_exch_stats;
         struct queue *q = vhost_queue_find(vh, rk);
         return q == NULL || route_result_add(r, q) == 0 ? PUBLISH_OK : PUBLISH_NOMEM;
     }
     struct exch *e = vhost_exch_find(vh, ex);
     if (e == NULL)
         return PUBLISH_NO_EXCHANGE;
+    *xs = &e->stats;
     return exch_route(e, rk, (struct wire_table){NULL, 0}, r) == 0 ? PUBLISH_OK : PUBLISH_NOMEM;
 }
 
@@ -144,7 +147,8 @@ publish_route_plain(struct vhost *vh, struct msg *m, struct route_result *r)
  * keys; with a BCC header, *mp is replaced by its copy without it (publish_message). Same
  * results as publish_route_plain. */
 static enum publish_status
-publish_route_headers(struct vhost *vh, struct msg **mp, struct route_result *r)
+publish_route_headers(struct vhost *vh, struct msg **mp, struct route_result *r,
+                      struct stats_obj **xs)
 {
     struct msg *m = *mp, *routed = m;
     struct wire_str ex = {m->exchange, m->exchange_len};
@@ -153,6 +157,7 @@ publish_route_headers(struct vhost *vh, struct msg **mp, struct route_result *r)
     r->n = 0;
     if (ex.len > 0 && (e = vhost_exch_find(vh, ex)) == NULL)
         return PUBLISH_NO_EXCHANGE;
+    *xs = e != NULL ? &e->stats : &vh->default_exch_stats;
     if (publish_keys_init(&k, m) < 0)
         return PUBLISH_NOMEM;
     /* RabbitMQ removes BCC before routing: headers exchanges match the copy's headers, the
@@ -237,11 +242,22 @@ publish_message(struct vhost *vh, struct msg **mp, struct route_result *scratch,
                 struct publish_outcome *out)
 {
     *out = (struct publish_outcome){0};
-    enum publish_status st = (*mp)->headers_len == 0 ? publish_route_plain(vh, *mp, scratch)
-                                                     : publish_route_headers(vh, mp, scratch);
+    struct stats_obj *xs = NULL;
+    enum publish_status st = (*mp)->headers_len == 0 ? publish_route_plain(vh, *mp, scratch, &xs)
+                                                     : publish_route_headers(vh, mp, scratch, &xs);
     if (st == PUBLISH_NOMEM)
         publish_log_nomem(vh, *mp, 0);
+    if (st == PUBLISH_NO_EXCHANGE)
+        return st;
+    stats_add(xs, STATS_PUBLISH_IN, 1);
     if (st != PUBLISH_OK)
         return st;
-    return publish_routed(vh, *mp, scratch, out);
+    st = publish_routed(vh, *mp, scratch, out);
+    /* Counted here, not in publish_routed: as RabbitMQ's, a queue's publish counts what
+     * publishers sent it, not dead letters. */
+    for (uint32_t i = 0; i < scratch->n; i++)
+        stats_add(&scratch->queues[i]->stats, STATS_PUBLISH, 1);
+    if (out->n_queues > 0)
+        stats_add(xs, STATS_PUBLISH_OUT, 1);
+    return st;
 }

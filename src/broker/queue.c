@@ -193,6 +193,7 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     free(q->name);
     free(q->args);
     queue_settings_free(&q->settings);
+    stats_obj_clear(&q->stats);
     free(q);
     return dropped;
 }

@@ -79,6 +79,8 @@ vhost_free(struct vhost *v)
     policy_free_all(v);
     vhost_meta_free(&v->meta);
     free(v->name);
+    stats_obj_clear(&v->stats);
+    stats_obj_clear(&v->default_exch_stats);
     free(v);
 }
 

@@ -160,6 +160,8 @@ static const struct conf_key conf_keys[] = {
      "connections open at once; past it the listeners stop accepting until one closes"},
     {"heartbeat", CONF_UINT, CONF_F(heartbeat), "60", 0, 65535,
      "heartbeat interval offered, in seconds; 0 disables heartbeats"},
+    {"collect_statistics_interval", CONF_UINT, CONF_F(collect_statistics_interval), "5000", 100,
+     INT32_MAX, "milliseconds between two samples of the message rates (management API)"},
     {"frame_max", CONF_SIZE, CONF_F(frame_max), "131072", 4096, INT32_MAX,
      "largest frame offered, in bytes; 0 means no limit"},
     {"channel_max", CONF_UINT, CONF_F(channel_max), "2047", 0, 65535,

@@ -85,8 +85,8 @@ mgmt_is_admin(const struct mgmt_req *r)
     return r->user == NULL || auth_user_has_tag(r->user, "administrator");
 }
 
-static bool
-api_is_monitor(const struct mgmt_req *r)
+bool
+mgmt_is_monitor(const struct mgmt_req *r)
 {
     return mgmt_is_admin(r) || auth_user_has_tag(r->user, "monitoring");
 }
@@ -95,7 +95,7 @@ api_is_monitor(const struct mgmt_req *r)
 bool
 mgmt_vhost_visible(const struct mgmt_req *r, const char *vhost)
 {
-    return api_is_monitor(r) || auth_perm_find(r->user, vhost) != NULL;
+    return mgmt_is_monitor(r) || auth_perm_find(r->user, vhost) != NULL;
 }
 
 /* The vhost named name (a C string, such as a path segment), or NULL. */
@@ -296,7 +296,7 @@ static void
 api_count_conn(void *arg, const struct net_conn_info *ci)
 {
     struct api_totals *t = arg;
-    if (api_is_monitor(t->r) ||
+    if (mgmt_is_monitor(t->r) ||
         (ci->user != NULL && strcmp(ci->user, auth_user_name(t->r->user)) == 0)) {
         t->conns++;
         t->chans += ci->channels;
@@ -309,9 +309,16 @@ api_overview(struct mgmt_req *r)
     char node[300];
     mgmt_node_name(node, sizeof(node));
     uint64_t exchanges = 0, queues = 0, consumers = 0, ready = 0, unacked = 0;
+    /* The node's message_stats: its (visible) vhosts' added up, rates too. */
+    struct stats_rates rates = {0};
+    struct stats_obj all = {.rates = &rates};
     for (struct vhost *v = r->env->vhosts->head; v != NULL; v = v->next) {
         if (!mgmt_vhost_visible(r, v->name))
             continue;
+        for (int f = 0; f < STATS_N; f++) {
+            all.n[f] += v->stats.n[f];
+            rates.rate[f] += stats_rate(&v->stats, f);
+        }
         exchanges += v->exchanges.count;
         queues += v->queues.count;
         struct hmap_iter it;
@@ -340,9 +347,10 @@ api_overview(struct mgmt_req *r)
             json_pack("{s:s, s:s, s:s, s:i}", "node", node, "protocol", "http", "ip_address",
                       c->management_tcp_ip[0] ? c->management_tcp_ip : "::", "port",
                       (json_int_t)c->management_tcp_port));
+    json_t *ms = mgmt_message_stats(&all, MGMT_STATS_CHANNEL);
     mgmt_reply_json(
         r, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o?, s:{s:I, s:I, s:I, s:I, s:I}, "
-                     "s:{s:I, s:I, s:I}, s:{}}",
+                     "s:{s:I, s:I, s:I}, s:o}",
                      "management_version", API_RABBITMQ_VERSION, "rabbitmq_version",
                      API_RABBITMQ_VERSION, "product_name", "Warren", "product_version",
                      PACKAGE_VERSION, "cluster_name", node, "node", node, "erlang_version", "none",
@@ -350,7 +358,8 @@ api_overview(struct mgmt_req *r)
                      "channels", (json_int_t)t.chans, "exchanges", (json_int_t)exchanges, "queues",
                      (json_int_t)queues, "consumers", (json_int_t)consumers, "queue_totals",
                      "messages", (json_int_t)(ready + unacked), "messages_ready", (json_int_t)ready,
-                     "messages_unacknowledged", (json_int_t)unacked, "message_stats"));
+                     "messages_unacknowledged", (json_int_t)unacked, "message_stats",
+                     ms != NULL ? ms : json_object()));
 }
 
 static void
@@ -1052,7 +1061,7 @@ api_conn_entry(void *arg, const struct net_conn_info *ci)
     const struct mgmt_req *r = l->r;
     if (l->name != NULL && strcmp(l->name, ci->name) != 0)
         return;
-    if (!api_is_monitor(r) && (ci->user == NULL || strcmp(ci->user, auth_user_name(r->user)) != 0))
+    if (!mgmt_is_monitor(r) && (ci->user == NULL || strcmp(ci->user, auth_user_name(r->user)) != 0))
         return;
     char node[300];
     mgmt_node_name(node, sizeof(node));
@@ -1161,6 +1170,10 @@ static const struct api_route api_routes[] = {
     {{"operator-policies", "*", "*"}, GET | CHANGE, API_ADMIN, mgmt_api_policies},
     {{"connections"}, GET, API_MANAGEMENT, api_connections},
     {{"connections", "*"}, GET | MGMT_DELETE, API_MANAGEMENT, api_connections},
+    {{"channels"}, GET, API_MANAGEMENT, mgmt_api_channels},
+    {{"vhosts", "*", "channels"}, GET, API_MANAGEMENT, mgmt_api_channels},
+    {{"consumers"}, GET, API_MANAGEMENT, mgmt_api_consumers},
+    {{"consumers", "*"}, GET, API_MANAGEMENT, mgmt_api_consumers},
 };
 
 #undef GET

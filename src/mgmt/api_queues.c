@@ -3,10 +3,11 @@
  * RabbitMQ 3.10's HTTP API shows them (rabbit_mgmt_wm_queues.erl, rabbit_mgmt_wm_queue.erl), with
  * the fields Warren has: name, vhost, type, durable, auto_delete, exclusive, arguments, state,
  * node, the message and consumer counts (messages_dlx and message_bytes_dlx: dead-lettered messages
- * kept for dead-letter-strategy at-least-once, as RabbitMQ's quorum queues show them), and the
- * policy, operator policy and effective policy definition in force (warren/policy.h). Lists are
- * sorted, filtered and paged as RabbitMQ's (api_list.c); a management user sees its own vhosts'
- * queues only. No statistics (rates, memory): the broker keeps none. */
+ * kept for dead-letter-strategy at-least-once, as RabbitMQ's quorum queues show them), the
+ * policy, operator policy and effective policy definition in force (warren/policy.h), and
+ * message_stats once the queue had traffic (warren/stats.h). Lists are sorted, filtered and
+ * paged as RabbitMQ's (api_list.c); a management user sees its own vhosts' queues only. No
+ * memory figures: the broker keeps none. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -27,7 +28,7 @@ api_queue_entry(struct mgmt_req *r, const void *obj)
     char node[300];
     mgmt_node_name(node, sizeof(node));
     const struct queue_settings *s = &q->settings;
-    return json_pack(
+    json_t *o = json_pack(
         "{s:s, s:s, s:s, s:b, s:b, s:b, s:o?, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s?, s:s?, "
         "s:o?}",
         "name", q->name, "vhost", q->vhost->name, "type", s->quorum ? "quorum" : "classic",
@@ -38,6 +39,16 @@ api_queue_entry(struct mgmt_req *r, const void *obj)
         (json_int_t)q->n_dlx, "message_bytes_dlx", (json_int_t)q->dlx_bytes, "consumers",
         (json_int_t)q->n_consumers, "policy", s->policy, "operator_policy", s->operator_policy,
         "effective_policy_definition", admin_queue_policy_json(r->env->admin, q));
+    json_t *ms = mgmt_message_stats(&q->stats, MGMT_STATS_QUEUE);
+    if (o == NULL) {
+        json_decref(ms);
+        return NULL;
+    }
+    if (ms != NULL && json_object_set_new(o, "message_stats", ms) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 static const char *

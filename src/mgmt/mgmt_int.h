@@ -12,6 +12,7 @@
 
 #include "warren/admin.h"
 #include "warren/mgmt.h"
+#include "warren/stats.h"
 
 #define MGMT_SEGS_MAX 8 /* path segments after /api; longer paths are 404 */
 
@@ -58,6 +59,8 @@ void mgmt_nomem(struct mgmt_req *r);                           /* 500 out of mem
 /* Replies 200 with body, or 500 when building it failed (body NULL). */
 void mgmt_reply_json(struct mgmt_req *r, json_t *body);
 bool mgmt_is_admin(const struct mgmt_req *r);
+/* Whether the user sees every vhost and connection: administrator or monitoring. */
+bool mgmt_is_monitor(const struct mgmt_req *r);
 /* Whether the user may see vhost (RabbitMQ: monitoring sees all, others their own). */
 bool mgmt_vhost_visible(const struct mgmt_req *r, const char *vhost);
 /* The done callback of a change (an admin.h function's): replies r->ok_status, or 500. */
@@ -122,6 +125,21 @@ void mgmt_api_bindings(struct mgmt_req *r);
 /* The policy routes (api_policies.c): /api/policies[/{vhost}[/{name}]] and the same under
  * /api/operator-policies. */
 void mgmt_api_policies(struct mgmt_req *r);
+
+/* Which message_stats fields an object shows when it has any (RabbitMQ's per object). */
+enum mgmt_stats_kind {
+    MGMT_STATS_QUEUE,    /* publish, deliver*, get*, ack, redeliver */
+    MGMT_STATS_EXCHANGE, /* publish_in, publish_out */
+    MGMT_STATS_CHANNEL,  /* all but publish_in/out: channels, vhosts, the overview */
+};
+/* o's message_stats as RabbitMQ shows them: each field with its X_details {"rate"}, and
+ * deliver_get. NULL when o never counted anything (RabbitMQ then shows no message_stats) or
+ * on ENOMEM. */
+json_t *mgmt_message_stats(const struct stats_obj *o, enum mgmt_stats_kind kind);
+
+/* GET /api/channels, /api/vhosts/{vhost}/channels, /api/consumers[/{vhost}] (api_stats.c). */
+void mgmt_api_channels(struct mgmt_req *r);
+void mgmt_api_consumers(struct mgmt_req *r);
 
 /* Frees what r owns (segments, user reference), not r. */
 void mgmt_req_clear(struct mgmt_req *r);

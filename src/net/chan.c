@@ -51,6 +51,7 @@ chan_free(struct chan *ch)
     chan_release(ch);
     (*auth_user_chan_count(ch->conn->user))--;
     idmap_remove(&ch->conn->chans, &ch->by_id);
+    stats_obj_clear(&ch->stats);
     free(ch);
 }
 

@@ -182,6 +182,9 @@ chan_cons_deliver(struct cons *base, struct qentry *e)
     }
     /* On failure the connection is going: the entry stays with the channel (or is settled
      * below), and releasing the channel requeues its deliveries in order. */
+    chan_stats_add(ch, e->queue, cc->no_ack ? STATS_DELIVER_NO_ACK : STATS_DELIVER, 1);
+    if (e->redelivered)
+        chan_stats_add(ch, e->queue, STATS_REDELIVER, 1);
     struct msg *shown = chan_shown_msg(e, false);
     chan_send_deliver(cc, tag, e->redelivered, shown);
     msg_unref(&shown);
@@ -443,6 +446,7 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
     if (e == NULL && q->n_ready > 0 && may_wait && chan_get_wait(ch, queue, no_ack) == 0)
         return 0;
     if (e == NULL) {
+        chan_stats_add(ch, q, STATS_GET_EMPTY, 1);
         struct wire_method empty = {.id = WIRE_BASIC_GET_EMPTY};
         return conn_send(c, ch->id, &empty);
     }
@@ -459,6 +463,9 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
         }
         tag = d->by_tag.id;
     }
+    chan_stats_add(ch, q, no_ack ? STATS_GET_NO_ACK : STATS_GET, 1);
+    if (e->redelivered)
+        chan_stats_add(ch, q, STATS_REDELIVER, 1);
     struct msg *m = chan_shown_msg(e, true);
     struct wire_method ok = {.id = WIRE_BASIC_GET_OK};
     ok.u.basic_get_ok.delivery_tag = tag;
@@ -522,6 +529,7 @@ chan_delivery_settle(struct chan *ch, struct delivery *d, struct route_result *t
         queue_cmd_reject(e);
         break;
     case CHAN_SETTLE_ACK:
+        chan_stats_add(ch, q, STATS_ACK, 1);
         queue_cmd_settle(e);
         break;
     }
@@ -667,6 +675,7 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
     int direct = ex.len == 0 ? chan_reply_to_deliver(ch, rk, m) : 0;
     enum publish_status st = PUBLISH_OK;
     struct publish_outcome out = {0};
+    chan_stats_add(ch, NULL, STATS_PUBLISH, 1);
     if (direct == 0)
         st = publish_message(ch->conn->vhost, &m, &ch->route, &out);
     if (st == PUBLISH_NO_EXCHANGE) {
@@ -683,8 +692,11 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
         else if (ch->confirm_mode)
             ch->confirm_sync = true;
     }
-    if (st == PUBLISH_OK && out.n_queues == 0 && out.n_refused == 0 && mandatory && direct <= 0)
-        chan_send_return(ch, m);
+    if (st == PUBLISH_OK && out.n_queues == 0 && out.n_refused == 0 && direct <= 0) {
+        chan_stats_add(ch, NULL, mandatory ? STATS_RETURN_UNROUTABLE : STATS_DROP_UNROUTABLE, 1);
+        if (mandatory)
+            chan_send_return(ch, m);
+    }
     if (seq != 0) {
         if (st == PUBLISH_NOMEM || out.n_refused > 0)
             chan_nack_publish(ch, seq);

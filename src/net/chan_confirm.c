@@ -61,6 +61,7 @@ chan_send_confirm(struct chan *ch, uint64_t upto, bool ack)
     struct wire_method m = {.id = ack ? WIRE_BASIC_ACK : WIRE_BASIC_NACK};
     bool multiple = upto - ch->confirmed_upto > 1;
     if (ack) {
+        chan_stats_add(ch, NULL, STATS_CONFIRM, upto - ch->confirmed_upto);
         m.u.basic_ack.delivery_tag = upto;
         m.u.basic_ack.multiple = multiple;
     } else {

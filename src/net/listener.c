@@ -28,6 +28,7 @@
 #include "warren/assert.h"
 #include "warren/conf.h"
 #include "warren/msg.h"
+#include "warren/stats.h"
 #include "warren/tls.h"
 #include "warren/vhost.h"
 
@@ -185,6 +186,17 @@ server_memory_tick(evutil_socket_t fd, short what, void *arg)
         malloc_trim(0);
         s->memory_peak = msg_bytes_live;
     }
+}
+
+/* Every collect_statistics_interval: the message rates of the objects that changed, over the
+ * time that really passed (a busy loop fires the timer late). */
+static void
+server_stats_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_server *s = arg;
+    uint64_t now = server_now_ms();
+    stats_sample(now > s->stats_sampled_ms ? now - s->stats_sampled_ms : 1);
+    s->stats_sampled_ms = now;
 }
 
 /* Bytes of physical memory, which relative limits multiply (1 GiB if unknown). */
@@ -454,12 +466,17 @@ net_server_new(const struct net_server_env *env)
     s->reaper_ev = event_new(env->base, -1, 0, server_reap, s);
     s->memory_ev = event_new(env->base, -1, EV_PERSIST, server_memory_tick, s);
     s->disk_ev = evtimer_new(env->base, server_disk_tick, s);
+    s->stats_ev = event_new(env->base, -1, EV_PERSIST, server_stats_tick, s);
     s->accept_ev = evtimer_new(env->base, server_accept_resume, s);
     s->accept_pause_ms = SERVER_ACCEPT_PAUSE_MIN_MS;
     struct timeval quarter = {0, 250000};
+    uint32_t sms = env->conf->collect_statistics_interval;
+    struct timeval stats_every = {sms / 1000, (sms % 1000) * 1000};
+    s->stats_sampled_ms = server_now_ms();
     if (s->reaper_ev == NULL || s->memory_ev == NULL || s->disk_ev == NULL ||
-        s->accept_ev == NULL || server_admit_init(s) < 0 ||
-        evtimer_add(s->memory_ev, &quarter) < 0 || server_build_props(s) < 0)
+        s->accept_ev == NULL || s->stats_ev == NULL || server_admit_init(s) < 0 ||
+        evtimer_add(s->memory_ev, &quarter) < 0 || evtimer_add(s->stats_ev, &stats_every) < 0 ||
+        server_build_props(s) < 0)
         goto fail;
     s->memory_limit = server_memory_limit(env->conf);
     log_msg(LOG_INFO, "memory high watermark: %llu bytes", (unsigned long long)s->memory_limit);
@@ -755,6 +772,8 @@ net_server_free(struct net_server *s)
         event_free(s->reaper_ev);
     if (s->memory_ev != NULL)
         event_free(s->memory_ev);
+    if (s->stats_ev != NULL)
+        event_free(s->stats_ev);
     if (s->disk_ev != NULL)
         event_free(s->disk_ev);
     if (s->grace_ev != NULL)
@@ -813,31 +832,110 @@ server_conn_state_name(enum conn_state st)
     }
 }
 
+/* c as net_conn_info shows it (its strings borrowed from c). */
+static struct net_conn_info
+server_conn_info(const struct conn *c)
+{
+    return (struct net_conn_info){
+        .name = c->name,
+        .peer_host = c->peer_host,
+        .host = c->host,
+        .peer_port = c->peer_port,
+        .port = c->port,
+        .user = c->user != NULL ? auth_user_name(c->user) : NULL,
+        .vhost = c->vhost != NULL ? c->vhost->name : NULL,
+        .state = server_conn_state_name(c->state),
+        .client_properties = c->client_props,
+        .client_properties_len = c->client_props_len,
+        .channels = (uint32_t)c->chans.count,
+        .frame_max = c->frame_max,
+        .channel_max = c->channel_max,
+        .heartbeat = c->heartbeat,
+        .connected_at = c->connected_at,
+    };
+}
+
 void
 net_server_conn_foreach(struct net_server *s, void (*fn)(void *arg, const struct net_conn_info *ci),
                         void *arg)
 {
     struct conn *c;
     TAILQ_FOREACH(c, &s->conns, link) {
-        struct net_conn_info ci = {
-            .name = c->name,
-            .peer_host = c->peer_host,
-            .host = c->host,
-            .peer_port = c->peer_port,
-            .port = c->port,
-            .user = c->user != NULL ? auth_user_name(c->user) : NULL,
-            .vhost = c->vhost != NULL ? c->vhost->name : NULL,
-            .state = server_conn_state_name(c->state),
-            .client_properties = c->client_props,
-            .client_properties_len = c->client_props_len,
-            .channels = (uint32_t)c->chans.count,
-            .frame_max = c->frame_max,
-            .channel_max = c->channel_max,
-            .heartbeat = c->heartbeat,
-            .connected_at = c->connected_at,
-        };
+        struct net_conn_info ci = server_conn_info(c);
         fn(arg, &ci);
     }
+}
+
+/* Calls chan_fn for each open channel of every running connection, or cons_fn for each of
+ * their consumers (the other one NULL). */
+static void
+server_chan_walk(struct net_server *s, void (*chan_fn)(void *, const struct net_chan_info *),
+                 void (*cons_fn)(void *, const struct net_cons_info *), void *arg)
+{
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link) {
+        if (c->vhost == NULL)
+            continue;
+        struct net_conn_info conn = server_conn_info(c);
+        struct idmap_iter it;
+        struct idmap_entry *e;
+        idmap_iter_init(&it, &c->chans);
+        while ((e = idmap_iter_next(&it)) != NULL) {
+            struct chan *ch = idmap_container_of(e, struct chan, by_id);
+            if (ch->state != CHAN_OPEN)
+                continue;
+            struct net_chan_info ci = {
+                .conn = &conn,
+                .number = ch->id,
+                .confirm = ch->confirm_mode,
+                .transactional = ch->tx_mode,
+                .prefetch_count = ch->prefetch_consumer,
+                .global_prefetch_count = ch->prefetch_channel,
+                .consumer_count = (uint32_t)ch->consumers.count,
+                .messages_unacknowledged = ch->unacked_by_tag.count,
+                .messages_unconfirmed = ch->publish_seq - ch->confirmed_upto,
+                .stats = &ch->stats,
+            };
+            if (chan_fn != NULL) {
+                chan_fn(arg, &ci);
+                continue;
+            }
+            struct hmap_iter hi;
+            struct hmap_entry *he;
+            hmap_iter_init(&hi, &ch->consumers);
+            while ((he = hmap_iter_next(&hi)) != NULL) {
+                struct chan_cons *cc = hmap_container_of(he, struct chan_cons, by_tag);
+                if (cc->base.queue == NULL)
+                    continue;
+                struct net_cons_info k = {
+                    .chan = &ci,
+                    .tag = cc->tag,
+                    .tag_len = cc->tag_len,
+                    .queue = cc->base.queue->name,
+                    .vhost = cc->base.queue->vhost->name,
+                    .ack_required = !cc->no_ack,
+                    .exclusive = cc->base.exclusive,
+                    .prefetch_count = cc->prefetch,
+                    .priority = cc->base.priority,
+                };
+                cons_fn(arg, &k);
+            }
+        }
+    }
+}
+
+void
+net_server_chan_foreach(struct net_server *s, void (*fn)(void *arg, const struct net_chan_info *ci),
+                        void *arg)
+{
+    server_chan_walk(s, fn, NULL, arg);
+}
+
+void
+net_server_cons_foreach(struct net_server *s, void (*fn)(void *arg, const struct net_cons_info *ci),
+                        void *arg)
+{
+    server_chan_walk(s, NULL, fn, arg);
 }
 
 bool

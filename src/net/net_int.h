@@ -18,6 +18,8 @@
 #include "warren/log.h"
 #include "warren/net.h"
 #include "warren/queue.h"
+#include "warren/stats.h"
+#include "warren/vhost.h"
 #include "warren/wire.h"
 
 struct bufferevent;
@@ -102,6 +104,8 @@ struct net_server {
     uint32_t server_props_len;
     uint64_t next_conn_id;
     struct event *memory_ev;    /* owns: periodic check of memory against the watermark */
+    struct event *stats_ev;     /* owns: samples the message rates (stats.h) */
+    uint64_t stats_sampled_ms;  /* server_now_ms() at the last sample */
     struct event *disk_ev;      /* owns: the next check of free disk space */
     struct hmap reply_to;       /* channels with a direct reply-to consumer, by token */
     uint64_t memory_limit;      /* bytes: vm_memory_high_watermark */
@@ -308,6 +312,7 @@ struct chan {
     struct tx_publish_list tx_publishes; /* owns */
     struct delivery_list tx_acks;        /* owns: acks, nacks and rejects awaiting commit */
     struct route_result route;           /* scratch for routing, reused per publish */
+    struct stats_obj stats;              /* message_stats (stats.h): publish, confirm, deliver.. */
     /* The last exchange publishing to was allowed on, while the user table's generation is
      * pub_ok_gen (0: none); pub_ok_topic: the user has topic permissions on it. */
     uint64_t pub_ok_gen;
@@ -456,6 +461,15 @@ void chan_give_back(struct chan *ch);
 /* The channel's oldest unacked delivery may have changed (its first delivery, an ack, a
  * rollback): sets the channel's timer if that delivery's deadline comes before it. */
 void chan_ack_timer_update(struct chan *ch);
+/* Counts k events of field f (stats.h) on the channel, its vhost, and q unless NULL. */
+static inline void
+chan_stats_add(struct chan *ch, struct queue *q, enum stats_field f, uint64_t k)
+{
+    stats_add(&ch->stats, f, k);
+    stats_add(&ch->conn->vhost->stats, f, k);
+    if (q != NULL)
+        stats_add(&q->stats, f, k);
+}
 /* Frees the channel's timer (chan_release). */
 void chan_ack_timer_free(struct chan *ch);
 /* The connection's output drained: consumers that paused for it may take messages again. */
