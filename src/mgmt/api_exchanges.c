@@ -200,6 +200,31 @@ mgmt_user_perm(const struct mgmt_req *r, const struct vhost *v, const char **use
     return r->user != NULL ? auth_perm_find(r->user, v->name) : NULL;
 }
 
+json_t *
+mgmt_declare_body(struct mgmt_req *r, uint8_t **buf, struct wire_table *args)
+{
+    char why[200];
+    json_t *body = mgmt_body(r);
+    *buf = NULL;
+    if (body == NULL)
+        return NULL;
+    if ((*buf = malloc(ADMIN_ARGS_MAX)) == NULL)
+        mgmt_nomem(r);
+    else if (admin_json_args(body, *buf, args, why, sizeof(why)) < 0)
+        mgmt_bad_request(r, why);
+    else
+        return body;
+    json_decref(body);
+    return NULL;
+}
+
+bool
+mgmt_query_true(const struct mgmt_req *r, const char *key)
+{
+    const char *v = json_string_value(json_object_get(r->query, key));
+    return v != NULL && strcmp(v, "true") == 0;
+}
+
 /* PUT /api/exchanges/{vhost}/{name}: exchange.declare with the body's type (default direct),
  * durable, auto_delete, internal and arguments; 201 created, 204 already there. DELETE:
  * exchange.delete (if-unused); 404 when missing. */
@@ -219,27 +244,18 @@ api_exchange_change(struct mgmt_req *r)
                              (uint32_t)strlen(name != NULL ? name : r->segs[2])};
     struct net_decl_err err;
     if (r->method == MGMT_DELETE) {
-        const char *unused = json_string_value(json_object_get(r->query, "if-unused"));
         if (name == NULL)
             mgmt_not_found(r);
-        else if (net_exch_delete(v, perm, user, wname,
-                                 unused != NULL && strcmp(unused, "true") == 0, &err) < 0)
+        else if (net_exch_delete(v, perm, user, wname, mgmt_query_true(r, "if-unused"), &err) < 0)
             mgmt_decl_failed(r, &err);
         else
             r->reply(r, 204, NULL);
         return;
     }
-    json_t *body = mgmt_body(r);
-    if (body == NULL)
-        return;
-    uint8_t *buf = malloc(ADMIN_ARGS_MAX);
+    uint8_t *buf;
     struct wire_table args;
-    char why[200];
-    if (buf == NULL) {
-        mgmt_nomem(r);
-    } else if (admin_json_args(body, buf, &args, why, sizeof(why)) < 0) {
-        mgmt_bad_request(r, why);
-    } else {
+    json_t *body = mgmt_declare_body(r, &buf, &args);
+    if (body != NULL) {
         const char *type = json_string_value(json_object_get(body, "type"));
         if (type == NULL)
             type = "direct"; /* exchange.declare's default in RabbitMQ's record */

@@ -66,14 +66,6 @@ api_queue_name(const void *obj)
 static const struct mgmt_list_src api_queue_src = {api_queue_vhost, api_queue_name,
                                                    api_queue_entry};
 
-/* Whether the query parameter key is "true". */
-static bool
-api_query_true(const struct mgmt_req *r, const char *key)
-{
-    const char *v = json_string_value(json_object_get(r->query, key));
-    return v != NULL && strcmp(v, "true") == 0;
-}
-
 /* DELETE /api/queues/{vhost}/{name} (queue.delete with if-unused, if-empty) and
  * /api/queues/{vhost}/{name}/contents (queue.purge): 204, 404 when missing. */
 static void
@@ -86,8 +78,8 @@ api_queue_delete(struct mgmt_req *r, struct vhost *v, struct queue *q)
     uint64_t n;
     int rc = r->n_segs == 4
                  ? net_queue_purge(v, perm, user, NULL, name, &n, &err)
-                 : net_queue_delete(v, perm, user, NULL, name, api_query_true(r, "if-unused"),
-                                    api_query_true(r, "if-empty"), &n, &err);
+                 : net_queue_delete(v, perm, user, NULL, name, mgmt_query_true(r, "if-unused"),
+                                    mgmt_query_true(r, "if-empty"), &n, &err);
     if (rc < 0)
         mgmt_decl_failed(r, &err);
     else
@@ -105,17 +97,10 @@ api_queue_put(struct mgmt_req *r)
         mgmt_reply_error(r, 404, "not_found", "vhost_not_found");
         return;
     }
-    json_t *body = mgmt_body(r);
-    if (body == NULL)
-        return;
-    uint8_t *buf = malloc(ADMIN_ARGS_MAX);
+    uint8_t *buf;
     struct wire_table args;
-    char why[200];
-    if (buf == NULL) {
-        mgmt_nomem(r);
-    } else if (admin_json_args(body, buf, &args, why, sizeof(why)) < 0) {
-        mgmt_bad_request(r, why);
-    } else {
+    json_t *body = mgmt_declare_body(r, &buf, &args);
+    if (body != NULL) {
         const char *user;
         const struct auth_perm *perm = mgmt_user_perm(r, v, &user);
         struct wire_str name = {(const uint8_t *)r->segs[2], (uint32_t)strlen(r->segs[2])};

@@ -114,6 +114,12 @@ void mgmt_decl_failed(struct mgmt_req *r, const struct net_decl_err *err);
  * NULL, allowed everything). */
 const struct auth_perm *mgmt_user_perm(const struct mgmt_req *r, const struct vhost *v,
                                        const char **user);
+/* A declaring PUT's body (mgmt_body) with its "arguments" as an AMQP table in *args, encoded
+ * into *buf (malloc'd, ADMIN_ARGS_MAX bytes). The caller frees *buf and decrefs the body,
+ * which is NULL once an error (bad JSON, bad arguments, ENOMEM) was answered. */
+json_t *mgmt_declare_body(struct mgmt_req *r, uint8_t **buf, struct wire_table *args);
+/* Whether the query parameter key is "true" (if-unused, if-empty). */
+bool mgmt_query_true(const struct mgmt_req *r, const char *key);
 
 /* GET, PUT, DELETE /api/exchanges[/{vhost}[/{name}[/bindings/source|destination]]]
  * (api_exchanges.c). */
