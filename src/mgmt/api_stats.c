@@ -116,17 +116,27 @@ api_chan_entry(void *arg, const struct net_chan_info *ci)
     }
 }
 
+/* Starts a list of r's channels or consumers in vhost (NULL: every vhost). false once a
+ * vhost that is missing or not visible to r was answered 404. */
+static bool
+api_chans_start(struct api_chans *l, struct mgmt_req *r, const char *vhost)
+{
+    *l = (struct api_chans){r, vhost, NULL};
+    if (vhost != NULL && (mgmt_vhost_find(r, vhost) == NULL || !mgmt_vhost_visible(r, vhost))) {
+        mgmt_not_found(r);
+        return false;
+    }
+    l->arr = json_array();
+    return true;
+}
+
 /* GET /api/channels and /api/vhosts/{vhost}/channels. */
 void
 mgmt_api_channels(struct mgmt_req *r)
 {
-    struct api_chans l = {r, r->n_segs == 3 ? r->segs[1] : NULL, json_array()};
-    if (l.vhost != NULL &&
-        (mgmt_vhost_find(r, l.vhost) == NULL || !mgmt_vhost_visible(r, l.vhost))) {
-        json_decref(l.arr);
-        mgmt_not_found(r);
+    struct api_chans l;
+    if (!api_chans_start(&l, r, r->n_segs == 3 ? r->segs[1] : NULL))
         return;
-    }
     if (r->env->net != NULL && l.arr != NULL)
         net_server_chan_foreach(r->env->net, api_chan_entry, &l);
     mgmt_reply_json(r, l.arr);
@@ -165,13 +175,9 @@ api_cons_entry(void *arg, const struct net_cons_info *k)
 void
 mgmt_api_consumers(struct mgmt_req *r)
 {
-    struct api_chans l = {r, r->n_segs == 2 ? r->segs[1] : NULL, json_array()};
-    if (l.vhost != NULL &&
-        (mgmt_vhost_find(r, l.vhost) == NULL || !mgmt_vhost_visible(r, l.vhost))) {
-        json_decref(l.arr);
-        mgmt_not_found(r);
+    struct api_chans l;
+    if (!api_chans_start(&l, r, r->n_segs == 2 ? r->segs[1] : NULL))
         return;
-    }
     if (r->env->net != NULL && l.arr != NULL)
         net_server_cons_foreach(r->env->net, api_cons_entry, &l);
     mgmt_reply_json(r, l.arr);
