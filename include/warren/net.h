@@ -158,5 +158,16 @@ int net_queue_delete(struct vhost *vh, const struct auth_perm *perm, const char 
 /* exchange.delete (a missing one is deleted). Returns 0 or -1 with err. */
 int net_exch_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
                     struct wire_str name, bool if_unused, struct net_decl_err *err);
+/* queue.bind or exchange.bind (to_queue: destination is a queue), or their unbind, in vh for
+ * user u (perm: its permissions there; u NULL: the HTTP API's Unix socket, allowed
+ * everything), from a connection whose exclusive queues are own (NULL: none). Checks as
+ * RabbitMQ does, in its order: write on the destination, the default exchange, read on the
+ * source, the topic permission on the routing key, then existence and the arguments. Unbinding
+ * what does not exist succeeds; an auto-delete source left without bindings is deleted.
+ * Returns 0, or -1 with err. */
+int net_bind(struct vhost *vh, const struct auth_perm *perm, const struct auth_user *u,
+             const struct queue_owner *own, bool unbind, bool to_queue,
+             struct wire_str destination, struct wire_str source, struct wire_str routing_key,
+             struct wire_table args, struct net_decl_err *err);
 
 #endif

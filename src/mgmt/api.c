@@ -1154,14 +1154,16 @@ static const struct api_route api_routes[] = {
     {{"queues", "*", "*"}, GET | CHANGE, API_OBJECTS, mgmt_api_queues},
     {{"queues", "*", "*", "contents"}, MGMT_DELETE, API_OBJECTS, mgmt_api_queues},
     {{"queues", "*", "*", "bindings"}, GET, API_MANAGEMENT, mgmt_api_bindings},
+    {{"queues", "*", "*", "get"}, MGMT_POST, API_OBJECTS, mgmt_api_queue_get},
     {{"exchanges"}, GET, API_MANAGEMENT, mgmt_api_exchanges},
     {{"exchanges", "*"}, GET, API_MANAGEMENT, mgmt_api_exchanges},
     {{"exchanges", "*", "*"}, GET | CHANGE, API_OBJECTS, mgmt_api_exchanges},
     {{"exchanges", "*", "*", "bindings", "*"}, GET, API_MANAGEMENT, mgmt_api_exchanges},
+    {{"exchanges", "*", "*", "publish"}, MGMT_POST, API_OBJECTS, mgmt_api_exchange_publish},
     {{"bindings"}, GET, API_MANAGEMENT, mgmt_api_bindings},
     {{"bindings", "*"}, GET, API_MANAGEMENT, mgmt_api_bindings},
-    {{"bindings", "*", "*", "*", "*", "*"}, GET, API_MANAGEMENT, mgmt_api_bindings},
-    {{"bindings", "*", "*", "*", "*", "*", "*"}, GET, API_MANAGEMENT, mgmt_api_bindings},
+    {{"bindings", "*", "*", "*", "*", "*"}, GET | MGMT_POST, API_OBJECTS, mgmt_api_bindings},
+    {{"bindings", "*", "*", "*", "*", "*", "*"}, GET | MGMT_DELETE, API_OBJECTS, mgmt_api_bindings},
     {{"policies"}, GET, API_MANAGEMENT, mgmt_api_policies},
     {{"policies", "*"}, GET, API_MANAGEMENT, mgmt_api_policies},
     {{"policies", "*", "*"}, GET | CHANGE, API_POLICYMAKER, mgmt_api_policies},
@@ -1233,6 +1235,8 @@ mgmt_req_clear(struct mgmt_req *r)
     for (size_t i = 0; i < r->n_segs; i++)
         free(r->segs[i]);
     r->n_segs = 0;
+    free(r->location);
+    r->location = NULL;
     json_decref(r->query);
     r->query = NULL;
     if (r->user != NULL)

@@ -53,20 +53,19 @@ api_exch_json(const struct vhost *v, const struct exch *x)
                      mgmt_table_json(x->args, x->args_len, 0));
 }
 
-/* properties_key as rabbit_mgmt_format:pack_binding_props writes it, into out (cap bytes). */
-static void
-api_props_key(char *out, size_t cap, struct wire_str rk, struct wire_table args)
+/* The len bytes at p quoted as rabbit_http_util:quote_plus does (a URL query value: letters,
+ * digits and "-_.~" kept, space as "+", the rest as %XX), into out (cap bytes, truncated),
+ * "~" quoted too unless tilde (rabbit_mgmt_format:quote_binding: "~" separates a binding's
+ * key from its arguments' hash). Returns the length written. */
+static size_t
+api_quote(char *out, size_t cap, const uint8_t *p, size_t len, bool tilde)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = 0;
-    if (rk.len == 0 && args.len == 0) {
-        snprintf(out, cap, "~");
-        return;
-    }
-    for (uint32_t i = 0; i < rk.len && n + 4 < cap; i++) {
-        uint8_t c = rk.ptr[i];
+    for (size_t i = 0; i < len && n + 4 < cap; i++) {
+        uint8_t c = p[i];
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.') {
+            c == '-' || c == '_' || c == '.' || (tilde && c == '~')) {
             out[n++] = (char)c;
         } else if (c == ' ') {
             out[n++] = '+';
@@ -77,6 +76,18 @@ api_props_key(char *out, size_t cap, struct wire_str rk, struct wire_table args)
         }
     }
     out[n] = '\0';
+    return n;
+}
+
+/* properties_key as rabbit_mgmt_format:pack_binding_props writes it, into out (cap bytes). */
+static void
+api_props_key(char *out, size_t cap, struct wire_str rk, struct wire_table args)
+{
+    if (rk.len == 0 && args.len == 0) {
+        snprintf(out, cap, "~");
+        return;
+    }
+    size_t n = api_quote(out, cap, rk.ptr, rk.len, false);
     if (args.len == 0 || n + 8 >= cap)
         return;
     uint32_t h = 2166136261u;
@@ -101,6 +112,10 @@ struct api_bind_sel {
     const char *props_key;
     json_t *arr;                             /* the entries found */
     const char *vhost, *cur_dest, *cur_type; /* the destination being walked */
+    uint8_t *found;    /* owns: the first match's routing key then arguments (keep_found) */
+    uint32_t found_rk; /* bytes of found that are the routing key; the rest: arguments */
+    uint32_t found_len;
+    bool keep_found;
 };
 
 static void
@@ -112,6 +127,13 @@ api_bind_add(struct api_bind_sel *s, const char *source, struct wire_str rk, str
     api_props_key(key, sizeof(key), rk, args);
     if (s->props_key != NULL && strcmp(s->props_key, key) != 0)
         return;
+    if (s->keep_found && s->found == NULL && (s->found = malloc(rk.len + args.len + 1)) != NULL) {
+        memcpy(s->found, rk.ptr, rk.len);
+        if (args.len > 0)
+            memcpy(s->found + rk.len, args.ptr, args.len);
+        s->found_rk = rk.len;
+        s->found_len = rk.len + args.len;
+    }
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:o?, s:s}", "source", source, "vhost",
                           s->vhost, "destination", s->cur_dest, "destination_type", s->cur_type,
                           "routing_key", (const char *)rk.ptr, (size_t)rk.len, "arguments",
@@ -335,14 +357,127 @@ mgmt_api_exchanges(struct mgmt_req *r)
     mgmt_list_reply(r, arr, NULL, true);
 }
 
+/* The Location of a created binding as RabbitMQ sends it: its path relative to the POST's
+ * (rabbit_web_dispatch_util:relativise), i.e. the destination segment as the request spelt it,
+ * then the properties key quoted once more as a path segment. A new string; NULL on ENOMEM. */
+static char *
+api_bind_location(const char *dest_seg, const char *props_key)
+{
+    char quoted[3 * 1024 + 1];
+    api_quote(quoted, sizeof(quoted), (const uint8_t *)props_key, strlen(props_key), true);
+    size_t n = strlen(dest_seg) + 1 + strlen(quoted) + 1;
+    char *loc = malloc(n);
+    if (loc != NULL)
+        snprintf(loc, n, "%s/%s", dest_seg, quoted);
+    return loc;
+}
+
+/* POST /api/bindings/{vhost}/e/{source}/q|e/{dest} with {"routing_key", "arguments"}:
+ * queue.bind or exchange.bind (net_bind), 201 with the new binding's Location. A missing
+ * source or destination is net_bind's 404, bad arguments its 400. */
+static void
+api_binding_create(struct mgmt_req *r, struct vhost *v, bool to_queue)
+{
+    const char *user;
+    const struct auth_perm *perm = mgmt_user_perm(r, v, &user);
+    uint8_t *buf;
+    struct wire_table args;
+    json_t *body = mgmt_declare_body(r, &buf, &args);
+    if (body == NULL) {
+        free(buf);
+        return;
+    }
+    /* RabbitMQ takes a number as a key too (rabbitmqadmin sends strings). */
+    json_t *rkj = json_object_get(body, "routing_key");
+    char num[32];
+    const char *rk = rkj == NULL ? "" : json_string_value(rkj);
+    if (json_is_integer(rkj)) {
+        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(rkj));
+        rk = num;
+    }
+    struct net_decl_err err;
+    char key[1024];
+    if (rk == NULL || strlen(rk) > 255 || (json_is_string(rkj) && strlen(rk) != json_string_length(rkj))) {
+        mgmt_bad_request(r, "routing_key must be a string of at most 255 bytes");
+    } else {
+        /* amq.default is "", which net_bind refuses as RabbitMQ does. */
+        const char *src = strcmp(r->segs[3], "amq.default") == 0 ? "" : r->segs[3];
+        const char *dst = !to_queue && strcmp(r->segs[5], "amq.default") == 0 ? "" : r->segs[5];
+        struct wire_str wrk = {(const uint8_t *)rk, (uint32_t)strlen(rk)};
+        struct wire_str wsrc = {(const uint8_t *)src, (uint32_t)strlen(src)};
+        struct wire_str wdst = {(const uint8_t *)dst, (uint32_t)strlen(dst)};
+        if (net_bind(v, perm, r->user, NULL, false, to_queue, wdst, wsrc, wrk, args, &err) < 0) {
+            mgmt_decl_failed(r, &err);
+        } else {
+            api_props_key(key, sizeof(key), wrk, args);
+            if ((r->location = api_bind_location(r->segs[5], key)) == NULL)
+                mgmt_nomem(r);
+            else
+                r->reply(r, 201, NULL);
+        }
+    }
+    free(buf);
+    json_decref(body);
+}
+
+/* DELETE /api/bindings/{vhost}/e/{source}/q|e/{dest}/{props}: the binding whose
+ * properties_key the lists show as props, unbound (net_bind); 404 when there is none. */
+static void
+api_binding_delete(struct mgmt_req *r, struct vhost *v, bool to_queue)
+{
+    const struct exch *x;
+    struct api_bind_sel s = {.keep_found = true, .arr = json_array()};
+    struct wire_str dst = {(const uint8_t *)r->segs[5], (uint32_t)strlen(r->segs[5])};
+    s.source = api_exch_lookup(v, r->segs[3], &x);
+    s.dest = to_queue ? (vhost_queue_find(v, dst) != NULL ? r->segs[5] : NULL)
+                      : api_exch_lookup(v, r->segs[5], &x);
+    s.dest_type = to_queue ? "queue" : "exchange";
+    s.props_key = r->segs[6];
+    if (s.arr != NULL && s.source != NULL && s.dest != NULL)
+        api_bindings_of(&s, v);
+    if (s.arr == NULL || (json_array_size(s.arr) > 0 && s.found == NULL)) {
+        mgmt_nomem(r);
+    } else if (s.found == NULL) {
+        mgmt_not_found(r);
+    } else {
+        const char *user;
+        const struct auth_perm *perm = mgmt_user_perm(r, v, &user);
+        struct net_decl_err err;
+        struct wire_str rk = {s.found, s.found_rk};
+        struct wire_table args = {s.found + s.found_rk, s.found_len - s.found_rk};
+        struct wire_str wsrc = {(const uint8_t *)s.source, (uint32_t)strlen(s.source)};
+        struct wire_str wdst = {(const uint8_t *)s.dest, (uint32_t)strlen(s.dest)};
+        if (net_bind(v, perm, r->user, NULL, true, to_queue, wdst, wsrc, rk, args, &err) < 0)
+            mgmt_decl_failed(r, &err);
+        else
+            r->reply(r, 204, NULL);
+    }
+    free(s.found);
+    json_decref(s.arr);
+}
+
 void
 mgmt_api_bindings(struct mgmt_req *r)
 {
     struct api_bind_sel s = {0};
     struct vhost *only = NULL;
     bool queues = strcmp(r->segs[0], "queues") == 0;
+    if (r->method == MGMT_POST && mgmt_vhost_find(r, r->segs[1]) == NULL) {
+        mgmt_reply_error(r, 404, "not_found", "vhost_not_found");
+        return;
+    }
     if (r->n_segs > 1 && (only = api_vhost_seg(r, 1)) == NULL)
         return;
+    if (r->method != MGMT_GET) {
+        bool to_queue = strcmp(r->segs[4], "q") == 0;
+        if (strcmp(r->segs[2], "e") != 0 || (!to_queue && strcmp(r->segs[4], "e") != 0))
+            mgmt_not_found(r);
+        else if (r->method == MGMT_POST)
+            api_binding_create(r, only, to_queue);
+        else
+            api_binding_delete(r, only, to_queue);
+        return;
+    }
     /* Bindings of a missing queue or exchange: none, 200 [] (RabbitMQ). */
     bool none = false;
     if (queues) { /* /api/queues/{vhost}/{name}/bindings */

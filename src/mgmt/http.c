@@ -327,6 +327,8 @@ http_reply(struct mgmt_req *r, int status, json_t *body)
         strcat(allow, "OPTIONS");
         evhttp_add_header(out, "Allow", allow);
     }
+    if (r->location != NULL)
+        evhttp_add_header(out, "Location", r->location);
     evhttp_add_header(out, "Cache-Control", "no-cache");
     evhttp_add_header(out, "Vary", "accept, accept-encoding, origin");
     if (body != NULL) {

@@ -40,6 +40,7 @@ struct mgmt_req {
     struct auth_user *user; /* owns a reference; NULL: the Unix socket's administrator */
     int ok_status;          /* what a change answers once durable: 201 or 204 */
     unsigned allow;         /* a 405's Allow header: enum mgmt_method bits */
+    char *location;         /* owns: the reply's Location header (a created binding), or NULL */
     mgmt_reply_fn reply;
     void *transport; /* the transport's, for reply */
 };
@@ -146,6 +147,17 @@ json_t *mgmt_message_stats(const struct stats_obj *o, enum mgmt_stats_kind kind)
 /* GET /api/channels, /api/vhosts/{vhost}/channels, /api/consumers[/{vhost}] (api_stats.c). */
 void mgmt_api_channels(struct mgmt_req *r);
 void mgmt_api_consumers(struct mgmt_req *r);
+
+/* POST /api/exchanges/{vhost}/{name}/publish and /api/queues/{vhost}/{name}/get
+ * (api_messages.c). */
+void mgmt_api_exchange_publish(struct mgmt_req *r);
+void mgmt_api_queue_get(struct mgmt_req *r);
+/* A get's ackmode: 0 ack_requeue_true, 1 ack_requeue_false, 2 reject_requeue_true, 3
+ * reject_requeue_false; -1 for anything else (NULL too). */
+int mgmt_ackmode_parse(const char *s);
+/* An integer given as a JSON integer or a decimal string ("5", as rabbitmqadmin sends
+ * them), into *out. 0, or -1 when v is neither. */
+int mgmt_json_int(json_t *v, int64_t *out);
 
 /* Frees what r owns (segments, user reference), not r. */
 void mgmt_req_clear(struct mgmt_req *r);

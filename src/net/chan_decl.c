@@ -339,6 +339,72 @@ chan_on_exchange_delete(struct chan *ch, const struct wire_exchange_delete *d)
     return conn_send(c, ch->id, &ok);
 }
 
+static struct queue *chan_decl_queue(struct vhost *vh, const struct queue_owner *own,
+                                     struct wire_str name, struct net_decl_err *err);
+
+int
+net_bind(struct vhost *vh, const struct auth_perm *perm, const struct auth_user *u,
+         const struct queue_owner *own, bool unbind, bool to_queue, struct wire_str destination,
+         struct wire_str source, struct wire_str routing_key, struct wire_table args,
+         struct net_decl_err *err)
+{
+    const char *user = u != NULL ? auth_user_name(u) : NULL;
+    /* RabbitMQ's order: write on the destination, the default exchange, read on the source,
+     * the topic permission on the routing key (when the source exists), then existence. */
+    if (!chan_decl_allows(vh, perm, user, AUTH_WRITE, to_queue, destination, err))
+        return -1;
+    if ((!to_queue && destination.len == 0) || source.len == 0)
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "operation not permitted on the default exchange");
+    if (!chan_decl_allows(vh, perm, user, AUTH_READ, false, source, err))
+        return -1;
+    struct exch *src = vhost_exch_find(vh, source);
+    if (u != NULL && src != NULL && src->type == EXCH_TOPIC &&
+        !auth_topic_allows(u, vh->name, src->name, src->name_len, AUTH_READ, routing_key.ptr,
+                           routing_key.len, NULL))
+        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
+                              "access to topic '%.*s' in exchange '%s' in vhost '%s' refused for "
+                              "user '%s'",
+                              WIRE_STR_ARG(routing_key), src->name, vh->name, user);
+    struct bind_dest bd;
+    if (to_queue) {
+        struct queue *q = unbind ? vhost_queue_find(vh, destination)
+                                 : chan_decl_queue(vh, own, destination, err);
+        if (q == NULL && !unbind)
+            return -1;
+        bd = bind_dest_queue(q);
+        if (q == NULL)
+            src = NULL;
+    } else {
+        struct exch *dst = vhost_exch_find(vh, destination);
+        if (dst == NULL && !unbind)
+            return chan_decl_fail(err, WIRE_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
+                                  WIRE_STR_ARG(destination), vh->name);
+        bd = bind_dest_exch(dst);
+        if (dst == NULL)
+            src = NULL;
+    }
+    if (unbind) {
+        /* Like RabbitMQ, unbinding what is not there is not an error. An auto-delete exchange
+         * left without bindings goes. */
+        if (src != NULL) {
+            exch_unbind(src, bd, routing_key, args);
+            if (src->auto_delete && src->n_bindings_out == 0)
+                vhost_exch_delete(vh, src);
+        }
+        return 0;
+    }
+    if (src == NULL)
+        return chan_decl_fail(err, WIRE_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
+                              WIRE_STR_ARG(source), vh->name);
+    char why[200];
+    if (exch_check_bind_args(src, args, why, sizeof(why)) < 0)
+        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "%s", why);
+    if (exch_bind(src, bd, routing_key, args) < 0)
+        return chan_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
+    return 0;
+}
+
 /* exchange.bind and exchange.unbind. */
 static int
 chan_on_exchange_binding(struct chan *ch, uint32_t method_id, struct wire_str destination,
@@ -346,38 +412,14 @@ chan_on_exchange_binding(struct chan *ch, uint32_t method_id, struct wire_str de
                          struct wire_table args)
 {
     struct conn *c = ch->conn;
-    /* RabbitMQ's order: write on the destination, the default exchange, read on the source,
-     * then the topic permission on the routing key (when the source exists). */
-    if (chan_access_check(ch, method_id, AUTH_WRITE, false, destination) < 0)
-        return -1;
-    if (destination.len == 0 || source.len == 0)
-        return chan_default_exchange_refused(ch, method_id);
-    if (chan_access_check(ch, method_id, AUTH_READ, false, source) < 0 ||
-        chan_access_topic(ch, method_id, vhost_exch_find(c->vhost, source), AUTH_READ,
-                          routing_key) < 0)
-        return -1;
-    if (method_id == WIRE_EXCHANGE_UNBIND) {
-        struct exch *dst = vhost_exch_find(c->vhost, destination);
-        struct exch *src = dst != NULL ? vhost_exch_find(c->vhost, source) : NULL;
-        struct bind_dest bd = bind_dest_exch(dst);
-        return chan_unbind_and_reply(ch, src, bd, routing_key, args, no_wait,
-                                     WIRE_EXCHANGE_UNBIND_OK);
-    }
-    struct exch *dst = chan_exch_lookup(ch, destination, method_id);
-    if (dst == NULL)
-        return -1;
-    struct exch *src = chan_exch_lookup(ch, source, method_id);
-    if (src == NULL)
-        return -1;
-    struct bind_dest bd = bind_dest_exch(dst);
-    char why[200];
-    if (exch_check_bind_args(src, args, why, sizeof(why)) < 0)
-        return chan_raise(ch, WIRE_PRECONDITION_FAILED, method_id, "%s", why);
-    if (exch_bind(src, bd, routing_key, args) < 0)
-        return conn_raise(c, WIRE_RESOURCE_ERROR, method_id, "out of memory");
+    struct net_decl_err err;
+    bool unbind = method_id == WIRE_EXCHANGE_UNBIND;
+    if (net_bind(c->vhost, chan_access_perm(c), c->user, &c->exclusive, unbind, false,
+                 destination, source, routing_key, args, &err) < 0)
+        return chan_raise_decl(ch, method_id, &err);
     if (no_wait)
         return 0;
-    struct wire_method ok = {.id = WIRE_EXCHANGE_BIND_OK};
+    struct wire_method ok = {.id = unbind ? WIRE_EXCHANGE_UNBIND_OK : WIRE_EXCHANGE_BIND_OK};
     return conn_send(c, ch->id, &ok);
 }
 

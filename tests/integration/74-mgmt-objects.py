@@ -347,10 +347,11 @@ def test_rabbitmqadmin():
     import subprocess
     tool = wt.needs("rabbitmqadmin", "apt-get install rabbitmq-server")
     with wt.server(mgmt=True) as srv, Vhost(srv):
-        def admin(*args):
+        def admin(*args, fmt="tsv", quiet=True):
             out = subprocess.run([tool, "-H", "127.0.0.1", "-P", str(srv.mgmt_port), "-u",
-                                  "guest", "-p", "guest", "-V", VH, "-f", "tsv", "-q"] +
-                                 list(args), capture_output=True, text=True, timeout=60)
+                                  "guest", "-p", "guest", "-V", VH, "-f", fmt] +
+                                 (["-q"] if quiet else []) + list(args),
+                                 capture_output=True, text=True, timeout=60)
             assert out.returncode == 0, (args, out.stdout, out.stderr)
             return out.stdout
 
@@ -362,6 +363,31 @@ def test_rabbitmqadmin():
         assert "rx1\tfanout" in names and "amq.topic\ttopic" in names, names
         assert admin("list", "bindings", "source", "destination", "routing_key") == (
             "\tra1\tra1\n")
+        # declare/delete binding: POST .../e/rx1/q/ra1, then DELETE by its properties_key
+        admin("declare", "binding", "source=rx1", "destination=ra1", "routing_key=k 1")
+        assert admin("list", "bindings", "source", "routing_key", "properties_key") == (
+            "\tra1\tra1\nrx1\tk 1\tk+1\n")
+        # publish through amq.default and rx1 (fanout), then get: ack_requeue_true leaves
+        # them in the queue, marked redelivered; ack_requeue_false takes them
+        out = admin("publish", "routing_key=ra1", "payload=hello", quiet=False)
+        assert out == "Message published\n", out
+        out = admin("publish", "exchange=rx1", "routing_key=x", "payload=world",
+                    'properties={"content_type": "text/plain"}', quiet=False)
+        assert out == "Message published\n", out
+        out = admin("publish", "routing_key=nowhere", "payload=lost", quiet=False)
+        assert out == "Message published but NOT routed\n", out
+        got = json.loads(admin("get", "queue=ra1", "count=5", fmt="raw_json"))
+        assert [(m["routing_key"], m["exchange"], m["message_count"], m["payload"],
+                 m["redelivered"], m["properties"]) for m in got] == [
+            ("ra1", "", 1, "hello", False, []),
+            ("x", "rx1", 0, "world", False, {"content_type": "text/plain"})], got
+        got = json.loads(admin("get", "queue=ra1", "count=1", "ackmode=ack_requeue_false",
+                               fmt="raw_json"))
+        assert [(m["payload"], m["redelivered"], m["message_count"]) for m in got] == [
+            ("hello", True, 1)], got
+        admin("delete", "binding", "source=rx1", "destination=ra1", "destination_type=queue",
+              "properties_key=k+1")
+        assert admin("list", "bindings", "source", "routing_key") == "\tra1\n"
         admin("delete", "queue", "name=ra1")
         admin("delete", "exchange", "name=rx1")
         assert admin("list", "queues", "name") == ""
