@@ -116,6 +116,10 @@ void net_server_alarms(const struct net_server *s, bool *memory, bool *disk);
 /* vm_memory_high_watermark in bytes: message memory past which publishers are blocked. */
 uint64_t net_server_memory_limit(const struct net_server *s);
 
+/* disk_free_limit in bytes: free space on data_dir's filesystem below which the disk alarm
+ * is on. */
+uint64_t net_server_disk_limit(const struct net_server *s);
+
 /* Frees listeners and any remaining connections. */
 void net_server_free(struct net_server *s);
 

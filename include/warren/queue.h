@@ -188,8 +188,10 @@ struct queue {
     bool had_consumer; /* auto-delete queues go when the last consumer does, not before */
     bool dlx_warned;   /* dlx_waiting's warning was logged (once per settings, as RabbitMQ) */
     bool dispatching;  /* guards against re-entering queue_dispatch */
-    /* message_stats (stats.h): publish, deliver, get, ack, redeliver... */
+    /* message_stats (stats.h): publish, deliver, get, ack, redeliver...; the sampler reads
+     * n_ready and n_unacked as its gauges */
     struct stats_obj stats;
+    uint64_t created_ms; /* wall clock (ms) at its creation: idle since then until traffic */
 };
 
 /* A new queue (not yet in the vhost's map). args are copied; its settings are theirs

@@ -14,7 +14,13 @@
  * gets rates 0 and leaves the list; its next change puts it back. The previous sample's
  * counters and the rates live in a block allocated by the sampler (never on the hot path)
  * the first time the object is sampled, so objects that never had traffic carry only the
- * counters and a null pointer. */
+ * counters and a null pointer.
+ *
+ * Gauges (a queue's ready and unacknowledged messages, RabbitMQ's messages_ready_details and
+ * messages_unacknowledged_details) are read by the sampler from the objects it walks, through
+ * the object's gauges function: their rates cost the hot path nothing either. A change the
+ * counters do not see (a purge, an expiry) shows at the object's next counted event. An
+ * object leaving the list is idle from then on (RabbitMQ's idle_since). */
 #ifndef WARREN_STATS_H
 #define WARREN_STATS_H
 
@@ -42,17 +48,27 @@ enum stats_field {
     STATS_N
 };
 
+#define STATS_GAUGES 2 /* a queue's: ready, unacknowledged */
+
 /* The sampler's per-object block: the counters at the previous sample and the rates. */
 struct stats_rates {
     uint64_t prev[STATS_N];
     double rate[STATS_N]; /* per second, over the last interval */
+    uint64_t gauge_prev[STATS_GAUGES];
+    double gauge_rate[STATS_GAUGES]; /* per second; negative when the gauge falls */
+    uint64_t idle_since_ms;          /* wall clock (ms) when it last left the changed list */
 };
+
+struct stats_obj;
+/* Reads an object's gauges into out. */
+typedef void (*stats_gauges_fn)(const struct stats_obj *o, uint64_t out[STATS_GAUGES]);
 
 /* Embedded in each object with statistics. Zeroed (stats_obj_init) means no traffic yet. */
 struct stats_obj {
     uint64_t n[STATS_N];
     LIST_ENTRY(stats_obj) changed; /* in the sampler's changed list; le_prev NULL: not in it */
     struct stats_rates *rates;     /* owns: NULL until its first sample */
+    stats_gauges_fn gauges;        /* NULL: the object has none (all but queues) */
 };
 LIST_HEAD(stats_list, stats_obj);
 
@@ -80,6 +96,11 @@ void stats_obj_clear(struct stats_obj *o);
 bool stats_obj_any(const struct stats_obj *o);
 /* o's rate of field f (0 before its first sample). */
 double stats_rate(const struct stats_obj *o, enum stats_field f);
+/* o's rate of change of its gauge g (0 before its first sample). */
+double stats_gauge_rate(const struct stats_obj *o, unsigned g);
+/* Whether o is idle: no event counted since the last sample but one. *since_ms: when it
+ * went idle (wall clock, ms), 0 if it never had traffic (its owner knows since when). */
+bool stats_idle(const struct stats_obj *o, uint64_t *since_ms);
 
 /* Samples every changed object, interval_ms after the previous sample: rates, then the
  * objects that did not change leave the list. Returns how many objects are still listed.

@@ -10,8 +10,10 @@
 
 #include "warren/queue.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -59,6 +61,15 @@ queue_entry_before(const struct pheap_node *a, const struct pheap_node *b)
            pheap_container_of(b, struct qentry, requeued_node)->seq;
 }
 
+/* stats_gauges_fn of a queue: its ready and unacknowledged messages. */
+static void
+queue_stats_gauges(const struct stats_obj *o, uint64_t out[STATS_GAUGES])
+{
+    const struct queue *q = (const struct queue *)((const char *)o - offsetof(struct queue, stats));
+    out[0] = q->n_ready;
+    out[1] = q->n_unacked;
+}
+
 struct queue *
 queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete,
           struct queue_owner *owner, struct wire_table args)
@@ -66,6 +77,10 @@ queue_new(struct vhost *vh, struct wire_str name, bool durable, bool auto_delete
     struct queue *q = calloc(1, sizeof(*q));
     if (q == NULL)
         return NULL;
+    q->stats.gauges = queue_stats_gauges;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    q->created_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
     q->name = malloc(name.len + 1);
     q->args = malloc(args.len > 0 ? args.len : 1);
     if (q->name == NULL || q->args == NULL || queue_settings_from_args(&q->settings, args) < 0) {

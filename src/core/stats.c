@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct stats_list stats_changed = LIST_HEAD_INITIALIZER(stats_changed);
 
@@ -60,6 +61,28 @@ stats_rate(const struct stats_obj *o, enum stats_field f)
     return o->rates != NULL ? o->rates->rate[f] : 0.0;
 }
 
+double
+stats_gauge_rate(const struct stats_obj *o, unsigned g)
+{
+    return o->rates != NULL ? o->rates->gauge_rate[g] : 0.0;
+}
+
+bool
+stats_idle(const struct stats_obj *o, uint64_t *since_ms)
+{
+    *since_ms = o->rates != NULL ? o->rates->idle_since_ms : 0;
+    return o->changed.le_prev == NULL;
+}
+
+/* The wall clock in ms (idle_since is shown as a date). */
+static uint64_t
+stats_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 size_t
 stats_sample(uint64_t interval_ms)
 {
@@ -79,11 +102,22 @@ stats_sample(uint64_t interval_ms)
             o->rates->prev[f] = o->n[f];
             moved |= d != 0;
         }
+        if (o->gauges != NULL) {
+            uint64_t g[STATS_GAUGES];
+            o->gauges(o, g);
+            for (int i = 0; i < STATS_GAUGES; i++) {
+                double d = (double)g[i] - (double)o->rates->gauge_prev[i];
+                o->rates->gauge_rate[i] = d / secs;
+                o->rates->gauge_prev[i] = g[i];
+                moved |= d != 0;
+            }
+        }
         if (moved) {
             listed++;
         } else {
             LIST_REMOVE(o, changed);
             o->changed.le_prev = NULL;
+            o->rates->idle_since_ms = stats_wall_ms();
         }
     }
     return listed;

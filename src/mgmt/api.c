@@ -36,6 +36,7 @@ enum api_tag {
                          * to read and to change (rabbit_mgmt_util:is_authorized_policies) */
     API_OBJECTS,        /* any management user, to read and to change: the handler checks
                          * the user's permissions as the AMQP method would (net.h) */
+    API_MONITOR,        /* monitoring or administrator (rabbit_mgmt_util:is_authorized_monitor) */
 };
 
 struct api_route {
@@ -156,21 +157,35 @@ mgmt_keys_missing(json_t *body, const char *const *keys, size_t n, char *out, si
 
 /* The request body as a JSON object (an empty body is an empty object, as RabbitMQ reads
  * it). NULL after replying 400. The caller owns the result. */
-json_t *
-mgmt_body(struct mgmt_req *r)
+/* The body as a JSON object ({} when empty), with jansson's flags, or NULL after
+ * replying 400. */
+static json_t *
+api_body(struct mgmt_req *r, size_t flags)
 {
     if (r->body_len == 0)
         return json_object();
     /* RabbitMQ's reasons: "not_json" for a PUT's body, "failed_to_parse_json" for
      * definitions. */
     bool defs = strcmp(r->segs[0], "definitions") == 0;
-    json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | flags, NULL);
     if (j == NULL || !json_is_object(j)) {
         json_decref(j);
         mgmt_bad_request(r, defs ? "failed_to_parse_json" : "not_json");
         return NULL;
     }
     return j;
+}
+
+json_t *
+mgmt_body(struct mgmt_req *r)
+{
+    return api_body(r, 0);
+}
+
+json_t *
+mgmt_body_nul(struct mgmt_req *r)
+{
+    return api_body(r, JSON_ALLOW_NUL);
 }
 
 /* A string field: NULL when absent; *bad when present and not a string. */
@@ -309,6 +324,7 @@ api_overview(struct mgmt_req *r)
     char node[300];
     mgmt_node_name(node, sizeof(node));
     uint64_t exchanges = 0, queues = 0, consumers = 0, ready = 0, unacked = 0;
+    double ready_rate = 0, unacked_rate = 0; /* their rates of change (stats.h's gauges) */
     /* The node's message_stats: its (visible) vhosts' added up, rates too. */
     struct stats_rates rates = {0};
     struct stats_obj all = {.rates = &rates};
@@ -328,60 +344,30 @@ api_overview(struct mgmt_req *r)
             consumers += q->n_consumers;
             ready += q->n_ready;
             unacked += q->n_unacked;
+            ready_rate += stats_gauge_rate(&q->stats, 0);
+            unacked_rate += stats_gauge_rate(&q->stats, 1);
         }
     }
     struct api_totals t = {r, 0, 0};
     if (r->env->net != NULL)
         net_server_conn_foreach(r->env->net, api_count_conn, &t);
-    json_t *listeners = json_array();
-    const struct conf *c = r->env->conf;
-    for (unsigned i = 0; listeners != NULL && i < c->n_listeners; i++)
-        json_array_append_new(
-            listeners,
-            json_pack("{s:s, s:s, s:s, s:i}", "node", node, "protocol", "amqp", "ip_address",
-                      c->listeners[i].host[0] ? c->listeners[i].host : "::", "port",
-                      (json_int_t)c->listeners[i].port));
-    if (listeners != NULL && c->management_tcp_port != 0)
-        json_array_append_new(
-            listeners,
-            json_pack("{s:s, s:s, s:s, s:i}", "node", node, "protocol", "http", "ip_address",
-                      c->management_tcp_ip[0] ? c->management_tcp_ip : "::", "port",
-                      (json_int_t)c->management_tcp_port));
+    json_t *listeners = mgmt_listeners(r);
     json_t *ms = mgmt_message_stats(&all, MGMT_STATS_CHANNEL);
     mgmt_reply_json(
         r, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o?, s:{s:I, s:I, s:I, s:I, s:I}, "
-                     "s:{s:I, s:I, s:I}, s:o}",
+                     "s:{s:I, s:{s:f}, s:I, s:{s:f}, s:I, s:{s:f}}, s:o}",
                      "management_version", API_RABBITMQ_VERSION, "rabbitmq_version",
                      API_RABBITMQ_VERSION, "product_name", "Warren", "product_version",
                      PACKAGE_VERSION, "cluster_name", node, "node", node, "erlang_version", "none",
                      "listeners", listeners, "object_totals", "connections", (json_int_t)t.conns,
                      "channels", (json_int_t)t.chans, "exchanges", (json_int_t)exchanges, "queues",
                      (json_int_t)queues, "consumers", (json_int_t)consumers, "queue_totals",
-                     "messages", (json_int_t)(ready + unacked), "messages_ready", (json_int_t)ready,
-                     "messages_unacknowledged", (json_int_t)unacked, "message_stats",
+                     "messages", (json_int_t)(ready + unacked), "messages_details", "rate",
+                     ready_rate + unacked_rate, "messages_ready", (json_int_t)ready,
+                     "messages_ready_details", "rate", ready_rate, "messages_unacknowledged",
+                     (json_int_t)unacked, "messages_unacknowledged_details", "rate", unacked_rate,
+                     "message_stats",
                      ms != NULL ? ms : json_object()));
-}
-
-static void
-api_health_alarms(struct mgmt_req *r)
-{
-    bool mem = false, disk = false;
-    if (r->env->net != NULL)
-        net_server_alarms(r->env->net, &mem, &disk);
-    if (!mem && !disk) {
-        r->reply(r, 200, json_pack("{s:s}", "status", "ok"));
-        return;
-    }
-    char node[300];
-    mgmt_node_name(node, sizeof(node));
-    json_t *alarms = json_array();
-    if (mem)
-        json_array_append_new(alarms, json_pack("{s:s, s:s}", "node", node, "resource", "memory"));
-    if (disk)
-        json_array_append_new(alarms, json_pack("{s:s, s:s}", "node", node, "resource", "disk"));
-    r->reply(r, 503,
-             json_pack("{s:s, s:s, s:o}", "status", "failed", "reason",
-                       "resource alarm(s) in effect in the cluster", "alarms", alarms));
 }
 
 static void
@@ -1126,7 +1112,12 @@ api_connections(struct mgmt_req *r)
 static const struct api_route api_routes[] = {
     {{"whoami"}, GET, API_MANAGEMENT, api_whoami},
     {{"overview"}, GET, API_MANAGEMENT, api_overview},
-    {{"health", "checks", "alarms"}, GET, API_MANAGEMENT, api_health_alarms},
+    {{"health", "checks", "*"}, GET, API_MANAGEMENT, mgmt_api_health},
+    {{"health", "checks", "*", "*"}, GET, API_MANAGEMENT, mgmt_api_health},
+    {{"healthchecks", "node"}, GET, API_MANAGEMENT, mgmt_api_health},
+    {{"healthchecks", "node", "*"}, GET, API_MANAGEMENT, mgmt_api_health},
+    {{"nodes"}, GET, API_MONITOR, mgmt_api_nodes},
+    {{"nodes", "*"}, GET, API_MONITOR, mgmt_api_nodes},
     {{"aliveness-test", "*"}, GET, API_MANAGEMENT, api_aliveness},
     {{"auth", "hash_password", "*"}, GET, API_MANAGEMENT, api_hash_password},
     {{"users"}, GET, API_ADMIN, api_users_list},
@@ -1219,6 +1210,10 @@ mgmt_api_dispatch(struct mgmt_req *r)
         need = API_ADMIN;
     if (need == API_ADMIN && !mgmt_is_admin(r)) {
         mgmt_reply_error(r, 401, "not_authorised", "Not administrator user");
+        return;
+    }
+    if (need == API_MONITOR && !mgmt_is_monitor(r)) {
+        mgmt_reply_error(r, 401, "not_authorised", "Not monitor user");
         return;
     }
     if (need == API_POLICYMAKER && !mgmt_is_admin(r) &&

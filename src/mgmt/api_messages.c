@@ -239,7 +239,7 @@ mgmt_api_exchange_publish(struct mgmt_req *r)
 {
     static const char *const keys[] = {"routing_key", "properties", "payload", "payload_encoding"};
     char missing[200];
-    json_t *body = mgmt_body(r);
+    json_t *body = mgmt_body_nul(r);
     if (body == NULL)
         return;
     uint8_t *hbuf = NULL, *pbuf = NULL;

@@ -6,12 +6,15 @@
  * kept for dead-letter-strategy at-least-once, as RabbitMQ's quorum queues show them), the
  * policy, operator policy and effective policy definition in force (warren/policy.h), and
  * message_stats once the queue had traffic (warren/stats.h). Lists are sorted, filtered and
- * paged as RabbitMQ's (api_list.c); a management user sees its own vhosts' queues only. No
- * memory figures: the broker keeps none. */
+ * paged as RabbitMQ's (api_list.c); a management user sees its own vhosts' queues only. The
+ * depth rates and idle_since come from the statistics sampler (stats.h); memory is what the
+ * queue's entries and in-memory messages take. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mgmt_int.h"
 #include "warren/admin.h"
@@ -19,6 +22,48 @@
 #include "warren/queue.h"
 #include "warren/vhost.h"
 #include "warren/wire_gen.h"
+
+/* ms (wall clock) as RabbitMQ 3.10 writes idle_since: "2026-12-07T04:10:58.541+00:00". */
+static void
+api_time_text(char *buf, size_t cap, uint64_t ms)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char day[32];
+    strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, cap, "%s.%03u+00:00", day, (unsigned)(ms % 1000));
+}
+
+/* Adds to o what q's depth and activity show: messages(_ready, _unacknowledged)_details
+ * {rate} (their rates of change, sampled: stats.h), idle_since while idle, consumer
+ * utilisation and capacity, memory. 0, or -1 on ENOMEM. */
+static int
+api_queue_gauges(json_t *o, const struct queue *q)
+{
+    double ready = stats_gauge_rate(&q->stats, 0), unacked = stats_gauge_rate(&q->stats, 1);
+    /* Warren's nearest to RabbitMQ's consumer utilisation (the share of time the queue could
+     * hand messages to its consumers at once): 1 while they keep the queue empty, 0 while
+     * messages wait for them or there are none. */
+    double util = q->n_consumers > 0 && q->n_ready == 0 ? 1.0 : 0.0;
+    uint64_t memory = sizeof(*q) + q->mem_bytes +
+                      (q->n_ready + q->n_unacked) * (uint64_t)sizeof(struct qentry);
+    uint64_t since;
+    if (stats_idle(&q->stats, &since)) {
+        char text[64];
+        api_time_text(text, sizeof(text), since != 0 ? since : q->created_ms);
+        if (json_object_set_new(o, "idle_since", json_string(text)) < 0)
+            return -1;
+    }
+    json_t *add = json_pack("{s:{s:f}, s:{s:f}, s:{s:f}, s:f, s:f, s:I, s:I}", "messages_details",
+                            "rate", ready + unacked, "messages_ready_details", "rate", ready,
+                            "messages_unacknowledged_details", "rate", unacked,
+                            "consumer_utilisation", util, "consumer_capacity", util, "memory",
+                            (json_int_t)memory, "message_bytes_ready", (json_int_t)q->ready_bytes);
+    int rc = add != NULL ? json_object_update(o, add) : -1;
+    json_decref(add);
+    return rc;
+}
 
 /* One queue's entry (obj: a struct queue). A new object; NULL on ENOMEM. */
 static json_t *
@@ -44,7 +89,8 @@ api_queue_entry(struct mgmt_req *r, const void *obj)
         json_decref(ms);
         return NULL;
     }
-    if (ms != NULL && json_object_set_new(o, "message_stats", ms) < 0) {
+    if ((ms != NULL && json_object_set_new(o, "message_stats", ms) < 0) ||
+        api_queue_gauges(o, q) < 0) {
         json_decref(o);
         return NULL;
     }

@@ -5,7 +5,7 @@
  * segments, body, user) and answered by api.c.
  *
  * Bounds, so that a hostile client never holds the loop or the memory it shares with AMQP:
- * headers of at most MGMT_HEADERS_MAX bytes; bodies of MGMT_BODY_MAX (definitions) or
+ * headers of at most MGMT_HEADERS_MAX bytes; bodies of MGMT_BODY_MAX (definitions, publish) or
  * MGMT_BODY_SMALL_MAX (everything else, 413 past it); MGMT_CONNS_MAX connections per server
  * (more are closed at once); each request must arrive whole within
  * management.tcp.request_timeout of the previous answer or the connection's start (a request
@@ -534,8 +534,10 @@ http_on_request(struct evhttp_request *req, void *arg)
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t blen = evbuffer_get_length(in);
-    bool defs = r->n_segs > 0 && strcmp(r->segs[0], "definitions") == 0;
-    if (blen > (defs ? MGMT_BODY_MAX : MGMT_BODY_SMALL_MAX)) {
+    /* Definitions and a published message's payload may be large. */
+    bool big = r->n_segs > 0 && (strcmp(r->segs[0], "definitions") == 0 ||
+                                 (r->n_segs == 4 && strcmp(r->segs[3], "publish") == 0));
+    if (blen > (big ? MGMT_BODY_MAX : MGMT_BODY_SMALL_MAX)) {
         mgmt_reply_error(r, 413, "bad_request", "request body too large");
         return;
     }

@@ -70,6 +70,9 @@ void mgmt_on_durable(void *arg, const char *err);
 void mgmt_changed(struct mgmt_req *r, enum admin_result res, const char *err);
 /* The request body as a JSON object ({} when empty), or NULL after replying 400. */
 json_t *mgmt_body(struct mgmt_req *r);
+/* The same, its strings allowed to hold "\u0000" (a payload): a reader of one of them uses
+ * its json_string_length. */
+json_t *mgmt_body_nul(struct mgmt_req *r);
 /* rabbit_mgmt_util:with_decode: whether body lacks any of the n keys, listed into out as
  * RabbitMQ lists them: [{key_missing,write},{key_missing,read}]. */
 bool mgmt_keys_missing(json_t *body, const char *const *keys, size_t n, char *out, size_t cap);
@@ -158,6 +161,14 @@ int mgmt_ackmode_parse(const char *s);
 /* An integer given as a JSON integer or a decimal string ("5", as rabbitmqadmin sends
  * them), into *out. 0, or -1 when v is neither. */
 int mgmt_json_int(json_t *v, int64_t *out);
+
+/* GET /api/nodes[/{name}], /api/health/checks/..., /api/healthchecks/node[/{name}]
+ * (api_health.c). */
+void mgmt_api_nodes(struct mgmt_req *r);
+void mgmt_api_health(struct mgmt_req *r);
+/* The listeners as /api/overview lists them: {node, protocol, ip_address, port} for amqp,
+ * amqp/ssl, http and https. A new array; NULL on ENOMEM. */
+json_t *mgmt_listeners(const struct mgmt_req *r);
 
 /* Frees what r owns (segments, user reference), not r. */
 void mgmt_req_clear(struct mgmt_req *r);

@@ -223,6 +223,12 @@ net_server_memory_limit(const struct net_server *s)
     return s->memory_limit;
 }
 
+uint64_t
+net_server_disk_limit(const struct net_server *s)
+{
+    return s->disk_limit;
+}
+
 static void
 server_disk_alarm(struct net_server *s, bool on)
 {
