@@ -79,9 +79,8 @@ api_quote(char *out, size_t cap, const uint8_t *p, size_t len, bool tilde)
     return n;
 }
 
-/* properties_key as rabbit_mgmt_format:pack_binding_props writes it, into out (cap bytes). */
-static void
-api_props_key(char *out, size_t cap, struct wire_str rk, struct wire_table args)
+void
+mgmt_props_key(char *out, size_t cap, struct wire_str rk, struct wire_table args)
 {
     if (rk.len == 0 && args.len == 0) {
         snprintf(out, cap, "~");
@@ -124,7 +123,7 @@ api_bind_add(struct api_bind_sel *s, const char *source, struct wire_str rk, str
     if (s->source != NULL && strcmp(s->source, source) != 0)
         return;
     char key[1024];
-    api_props_key(key, sizeof(key), rk, args);
+    mgmt_props_key(key, sizeof(key), rk, args);
     if (s->props_key != NULL && strcmp(s->props_key, key) != 0)
         return;
     if (s->keep_found && s->found == NULL && (s->found = malloc(rk.len + args.len + 1)) != NULL) {
@@ -357,11 +356,8 @@ mgmt_api_exchanges(struct mgmt_req *r)
     mgmt_list_reply(r, arr, NULL, true);
 }
 
-/* The Location of a created binding as RabbitMQ sends it: its path relative to the POST's
- * (rabbit_web_dispatch_util:relativise), i.e. the destination segment as the request spelt it,
- * then the properties key quoted once more as a path segment. A new string; NULL on ENOMEM. */
-static char *
-api_bind_location(const char *dest_seg, const char *props_key)
+char *
+mgmt_bind_location(const char *dest_seg, const char *props_key)
 {
     char quoted[3 * 1024 + 1];
     api_quote(quoted, sizeof(quoted), (const uint8_t *)props_key, strlen(props_key), true);
@@ -409,8 +405,8 @@ api_binding_create(struct mgmt_req *r, struct vhost *v, bool to_queue)
         if (net_bind(v, perm, r->user, NULL, false, to_queue, wdst, wsrc, wrk, args, &err) < 0) {
             mgmt_decl_failed(r, &err);
         } else {
-            api_props_key(key, sizeof(key), wrk, args);
-            if ((r->location = api_bind_location(r->segs[5], key)) == NULL)
+            mgmt_props_key(key, sizeof(key), wrk, args);
+            if ((r->location = mgmt_bind_location(r->segs[5], key)) == NULL)
                 mgmt_nomem(r);
             else
                 r->reply(r, 201, NULL);

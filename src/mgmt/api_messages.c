@@ -420,7 +420,9 @@ mgmt_json_int(json_t *v, int64_t *out)
         return 0;
     }
     const char *s = json_string_value(v);
-    if (s == NULL || *s == '\0')
+    /* digits with an optional sign, as list_to_integer takes them (strtoll alone would skip
+     * leading spaces) */
+    if (s == NULL || !((*s >= '0' && *s <= '9') || *s == '-'))
         return -1;
     char *end;
     long long n = strtoll(s, &end, 10);

@@ -128,6 +128,16 @@ bool mgmt_query_true(const struct mgmt_req *r, const char *key);
 /* GET, PUT, DELETE /api/exchanges[/{vhost}[/{name}[/bindings/source|destination]]]
  * (api_exchanges.c). */
 void mgmt_api_exchanges(struct mgmt_req *r);
+/* A binding's properties_key as rabbit_mgmt_format:pack_binding_props writes it, into out
+ * (cap bytes): "~" for an empty key without arguments, else the key quoted as a URL query value
+ * ("~" as %7E), then "~" and a hash of the arguments if there are some (Warren's hash: FNV-1a
+ * of the encoded table, base64url; RabbitMQ's is erlang:phash2 of its term). */
+void mgmt_props_key(char *out, size_t cap, struct wire_str rk, struct wire_table args);
+/* The Location of a created binding as RabbitMQ sends it: its path relative to the POST's
+ * (rabbit_web_dispatch_util:relativise), i.e. the destination segment as the request spelt
+ * it, then the properties key quoted once more as a path segment ("~" kept). A new string;
+ * NULL on ENOMEM. */
+char *mgmt_bind_location(const char *dest_seg, const char *props_key);
 /* GET /api/bindings[/{vhost}[/e/{source}/q|e/{dest}[/{props}]]] and
  * /api/queues/{vhost}/{name}/bindings (api_exchanges.c). */
 void mgmt_api_bindings(struct mgmt_req *r);

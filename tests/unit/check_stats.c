@@ -1,6 +1,7 @@
 /* Unit tests for src/core/stats.c: counters, rates over simulated sampling intervals, and the
  * changed list (only changed objects are sampled; one quiet interval takes an object out with
- * its rates at 0; a change puts it back; clearing an object unlinks it). */
+ * its rates at 0; a change puts it back; clearing an object unlinks it), gauges' rates of
+ * change and idle_since. */
 #include "config.h"
 
 #include <check.h>
@@ -100,6 +101,44 @@ START_TEST(test_names)
 }
 END_TEST
 
+/* A fake object's gauges: g_values. */
+static uint64_t g_values[STATS_GAUGES];
+static void
+fake_gauges(const struct stats_obj *o, uint64_t out[STATS_GAUGES])
+{
+    (void)o;
+    for (int i = 0; i < STATS_GAUGES; i++)
+        out[i] = g_values[i];
+}
+
+START_TEST(test_gauges_and_idle)
+{
+    struct stats_obj q;
+    stats_obj_init(&q);
+    q.gauges = fake_gauges;
+    uint64_t since = 1;
+    ck_assert(stats_idle(&q, &since));
+    ck_assert_uint_eq(since, 0); /* never had traffic: its owner says since when */
+    g_values[0] = 10;
+    stats_add(&q, STATS_PUBLISH, 10);
+    ck_assert(!stats_idle(&q, &since));
+    ck_assert_uint_eq(stats_sample(2000), 1);
+    ck_assert(stats_gauge_rate(&q, 0) == 5.0);
+    ck_assert(stats_gauge_rate(&q, 1) == 0.0);
+    /* the gauge moves without a counted event (a purge): still listed, the fall seen */
+    g_values[0] = 0;
+    ck_assert_uint_eq(stats_sample(1000), 1);
+    ck_assert(stats_gauge_rate(&q, 0) == -10.0);
+    ck_assert(!stats_idle(&q, &since));
+    /* quiet: rates 0, out of the list, idle since that sample */
+    ck_assert_uint_eq(stats_sample(1000), 0);
+    ck_assert(stats_gauge_rate(&q, 0) == 0.0);
+    ck_assert(stats_idle(&q, &since));
+    ck_assert_uint_gt(since, 1600000000000ull); /* the wall clock, in ms */
+    stats_obj_clear(&q);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -108,6 +147,7 @@ main(void)
     tcase_add_test(tc, test_counters_and_rates);
     tcase_add_test(tc, test_only_changed_sampled);
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_gauges_and_idle);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
