@@ -170,8 +170,8 @@ int net_exch_delete(struct vhost *vh, const struct auth_perm *perm, const char *
  * what does not exist succeeds; an auto-delete source left without bindings is deleted.
  * Returns 0, or -1 with err. */
 int net_bind(struct vhost *vh, const struct auth_perm *perm, const struct auth_user *u,
-             const struct queue_owner *own, bool unbind, bool to_queue,
-             struct wire_str destination, struct wire_str source, struct wire_str routing_key,
-             struct wire_table args, struct net_decl_err *err);
+             const struct queue_owner *own, bool unbind, bool to_queue, struct wire_str destination,
+             struct wire_str source, struct wire_str routing_key, struct wire_table args,
+             struct net_decl_err *err);
 
 #endif

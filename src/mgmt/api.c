@@ -366,8 +366,7 @@ api_overview(struct mgmt_req *r)
                      ready_rate + unacked_rate, "messages_ready", (json_int_t)ready,
                      "messages_ready_details", "rate", ready_rate, "messages_unacknowledged",
                      (json_int_t)unacked, "messages_unacknowledged_details", "rate", unacked_rate,
-                     "message_stats",
-                     ms != NULL ? ms : json_object()));
+                     "message_stats", ms != NULL ? ms : json_object()));
 }
 
 static void

@@ -393,7 +393,8 @@ api_binding_create(struct mgmt_req *r, struct vhost *v, bool to_queue)
     }
     struct net_decl_err err;
     char key[1024];
-    if (rk == NULL || strlen(rk) > 255 || (json_is_string(rkj) && strlen(rk) != json_string_length(rkj))) {
+    if (rk == NULL || strlen(rk) > 255 ||
+        (json_is_string(rkj) && strlen(rk) != json_string_length(rkj))) {
         mgmt_bad_request(r, "routing_key must be a string of at most 255 bytes");
     } else {
         /* amq.default is "", which net_bind refuses as RabbitMQ does. */

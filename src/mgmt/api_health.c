@@ -30,12 +30,11 @@
 
 /* Appends {node, protocol, ip_address, port} to arr. */
 static void
-api_listener_add(json_t *arr, const char *node, const char *protocol, const char *ip,
-                 uint32_t port)
+api_listener_add(json_t *arr, const char *node, const char *protocol, const char *ip, uint32_t port)
 {
-    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", node, "protocol",
-                                         protocol, "ip_address", ip[0] ? ip : "::", "port",
-                                         (json_int_t)port));
+    json_array_append_new(arr,
+                          json_pack("{s:s, s:s, s:s, s:i}", "node", node, "protocol", protocol,
+                                    "ip_address", ip[0] ? ip : "::", "port", (json_int_t)port));
 }
 
 json_t *
@@ -50,8 +49,7 @@ mgmt_listeners(const struct mgmt_req *r)
     for (unsigned i = 0; i < c->n_listeners; i++)
         api_listener_add(arr, node, "amqp", c->listeners[i].host, c->listeners[i].port);
     for (unsigned i = 0; i < c->n_ssl_listeners; i++)
-        api_listener_add(arr, node, "amqp/ssl", c->ssl_listeners[i].host,
-                         c->ssl_listeners[i].port);
+        api_listener_add(arr, node, "amqp/ssl", c->ssl_listeners[i].host, c->ssl_listeners[i].port);
     const char *ip = c->management_tcp_ip != NULL ? c->management_tcp_ip : "";
     if (c->management_tcp_port != 0)
         api_listener_add(arr, node, "http", ip, c->management_tcp_port);
@@ -170,9 +168,9 @@ api_protocol_name(const char *seg, char *buf, size_t cap)
     static const struct {
         const char *alias, *name;
     } aliases[] = {
-        {"amqp091", "amqp"},     {"amqp0.9.1", "amqp"},   {"amqp0-9-1", "amqp"},
-        {"amqp0_9_1", "amqp"},   {"amqps", "amqp/ssl"},   {"http1", "http"},
-        {"http1.1", "http"},     {"http_api", "http"},    {"management", "http"},
+        {"amqp091", "amqp"},       {"amqp0.9.1", "amqp"}, {"amqp0-9-1", "amqp"},
+        {"amqp0_9_1", "amqp"},     {"amqps", "amqp/ssl"}, {"http1", "http"},
+        {"http1.1", "http"},       {"http_api", "http"},  {"management", "http"},
         {"management_ui", "http"}, {"ui", "http"},
     };
     size_t n = 0;

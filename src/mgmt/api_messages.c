@@ -42,8 +42,7 @@ api_msg_amqp_error(struct mgmt_req *r, uint16_t code, const char *text)
 static void
 api_msg_bad_pair(struct mgmt_req *r, const char *what, const char *value)
 {
-    r->reply(r, 400,
-             json_pack("{s:s, s:[s,s]}", "error", "bad_request", "reason", what, value));
+    r->reply(r, 400, json_pack("{s:s, s:[s,s]}", "error", "bad_request", "reason", what, value));
 }
 
 /* The JSON properties of a publish as basic properties in *p, their strings borrowed from
@@ -57,7 +56,8 @@ api_msg_props(struct mgmt_req *r, json_t *props, struct wire_basic_props *p, uin
         uint16_t flag;
         size_t off;
     } strs[] = {
-        {"content_type", WIRE_BASIC_CONTENT_TYPE_FLAG, offsetof(struct wire_basic_props, content_type)},
+        {"content_type", WIRE_BASIC_CONTENT_TYPE_FLAG,
+         offsetof(struct wire_basic_props, content_type)},
         {"content_encoding", WIRE_BASIC_CONTENT_ENCODING_FLAG,
          offsetof(struct wire_basic_props, content_encoding)},
         {"correlation_id", WIRE_BASIC_CORRELATION_ID_FLAG,
@@ -131,8 +131,7 @@ api_msg_props(struct mgmt_req *r, json_t *props, struct wire_basic_props *p, uin
  * rk. One reference, the caller's; NULL after replying (bad base64, ENOMEM). */
 static struct msg *
 api_msg_make(struct mgmt_req *r, json_t *body, const struct wire_basic_props *p,
-             const uint8_t *props, uint32_t props_len, struct wire_str exchange,
-             struct wire_str rk)
+             const uint8_t *props, uint32_t props_len, struct wire_str exchange, struct wire_str rk)
 {
     json_t *pj = json_object_get(body, "payload");
     const char *enc = json_string_value(json_object_get(body, "payload_encoding"));
@@ -196,8 +195,9 @@ api_msg_publish_allowed(struct mgmt_req *r, const struct vhost *v, const struct 
     if (r->user != NULL) {
         const struct auth_perm *perm = auth_perm_find(r->user, v->name);
         if (perm == NULL || !auth_perm_allows(perm, AUTH_WRITE, name, strlen(name))) {
-            snprintf(why, sizeof(why), "access to exchange '%s' in vhost '%s' refused for user '%s'",
-                     name, v->name, auth_user_name(r->user));
+            snprintf(why, sizeof(why),
+                     "access to exchange '%s' in vhost '%s' refused for user '%s'", name, v->name,
+                     auth_user_name(r->user));
             api_msg_amqp_error(r, WIRE_ACCESS_REFUSED, why);
             return -1;
         }
@@ -356,8 +356,8 @@ api_msg_props_json(const struct msg *m)
     int rc = o != NULL ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < sizeof(strs) / sizeof(strs[0]); i++)
         if (p.flags & strs[i].flag)
-            rc = json_object_set_new(o, strs[i].key,
-                                     json_stringn_nocheck((const char *)strs[i].v.ptr, strs[i].v.len));
+            rc = json_object_set_new(
+                o, strs[i].key, json_stringn_nocheck((const char *)strs[i].v.ptr, strs[i].v.len));
     if (rc == 0 && (p.flags & WIRE_BASIC_DELIVERY_MODE_FLAG))
         rc = json_object_set_new(o, "delivery_mode", json_integer(p.delivery_mode));
     if (rc == 0 && (p.flags & WIRE_BASIC_PRIORITY_FLAG))
@@ -479,8 +479,10 @@ mgmt_api_queue_get(struct mgmt_req *r)
     if (r->user != NULL) {
         const struct auth_perm *perm = auth_perm_find(r->user, v->name);
         if (perm == NULL || !auth_perm_allows(perm, AUTH_READ, qname.ptr, qname.len)) {
-            snprintf(why, sizeof(why), "access to queue '%.255s' in vhost '%.255s' refused for "
-                     "user '%s'", r->segs[2], v->name, auth_user_name(r->user));
+            snprintf(why, sizeof(why),
+                     "access to queue '%.255s' in vhost '%.255s' refused for "
+                     "user '%s'",
+                     r->segs[2], v->name, auth_user_name(r->user));
             api_msg_amqp_error(r, WIRE_ACCESS_REFUSED, why);
             goto out;
         }
@@ -493,8 +495,10 @@ mgmt_api_queue_get(struct mgmt_req *r)
         goto out;
     }
     if (q->owner != NULL) {
-        snprintf(why, sizeof(why), "cannot obtain exclusive access to locked queue '%s' in vhost "
-                 "'%s'", q->name, v->name);
+        snprintf(why, sizeof(why),
+                 "cannot obtain exclusive access to locked queue '%s' in vhost "
+                 "'%s'",
+                 q->name, v->name);
         api_msg_amqp_error(r, WIRE_RESOURCE_LOCKED, why);
         goto out;
     }

@@ -46,8 +46,8 @@ api_queue_gauges(json_t *o, const struct queue *q)
      * hand messages to its consumers at once): 1 while they keep the queue empty, 0 while
      * messages wait for them or there are none. */
     double util = q->n_consumers > 0 && q->n_ready == 0 ? 1.0 : 0.0;
-    uint64_t memory = sizeof(*q) + q->mem_bytes +
-                      (q->n_ready + q->n_unacked) * (uint64_t)sizeof(struct qentry);
+    uint64_t memory =
+        sizeof(*q) + q->mem_bytes + (q->n_ready + q->n_unacked) * (uint64_t)sizeof(struct qentry);
     uint64_t since;
     if (stats_idle(&q->stats, &since)) {
         char text[64];

@@ -368,8 +368,8 @@ net_bind(struct vhost *vh, const struct auth_perm *perm, const struct auth_user 
                               WIRE_STR_ARG(routing_key), src->name, vh->name, user);
     struct bind_dest bd;
     if (to_queue) {
-        struct queue *q = unbind ? vhost_queue_find(vh, destination)
-                                 : chan_decl_queue(vh, own, destination, err);
+        struct queue *q =
+            unbind ? vhost_queue_find(vh, destination) : chan_decl_queue(vh, own, destination, err);
         if (q == NULL && !unbind)
             return -1;
         bd = bind_dest_queue(q);
@@ -414,8 +414,8 @@ chan_on_exchange_binding(struct chan *ch, uint32_t method_id, struct wire_str de
     struct conn *c = ch->conn;
     struct net_decl_err err;
     bool unbind = method_id == WIRE_EXCHANGE_UNBIND;
-    if (net_bind(c->vhost, chan_access_perm(c), c->user, &c->exclusive, unbind, false,
-                 destination, source, routing_key, args, &err) < 0)
+    if (net_bind(c->vhost, chan_access_perm(c), c->user, &c->exclusive, unbind, false, destination,
+                 source, routing_key, args, &err) < 0)
         return chan_raise_decl(ch, method_id, &err);
     if (no_wait)
         return 0;

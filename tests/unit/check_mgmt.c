@@ -4,9 +4,10 @@
  * strings (rabbitmqadmin sends "5"). */
 #include "config.h"
 
-#include <check.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <check.h>
 
 #include "mgmt_int.h"
 
