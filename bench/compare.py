@@ -379,6 +379,7 @@ class Warren:
 
 class RabbitMQ:
     name = "RabbitMQ"
+    started = 0
 
     def __init__(self, keep, tls=None, plugins=(), conf=()):
         """plugins: the plugins to enable (none by default, whatever /etc/rabbitmq has);
@@ -388,13 +389,14 @@ class RabbitMQ:
         self.port = free_port()
         self.tls_port = free_port() if tls else None
         self.dist_port = free_port()
-        self.node = "warren-bench-%d@localhost" % os.getpid()
+        RabbitMQ.started += 1  # one process may run several nodes (bench/mgmt.py)
+        self.node = "warren-bench-%d-%d@localhost" % (os.getpid(), RabbitMQ.started)
         self.proc = None
         self.pid = None
         self.server = ""
         self.stdout = os.path.join(self.dir, "stdout.log")
-        conf = os.path.join(self.dir, "rabbitmq.conf")
-        with open(conf, "w") as f:
+        conf_file = os.path.join(self.dir, "rabbitmq.conf")
+        with open(conf_file, "w") as f:
             f.write("listeners.tcp.default = %d\n" % self.port)
             if tls:
                 f.write("listeners.ssl.default = %d\n%s" % (self.tls_port, tls.ssl_options()))
@@ -406,7 +408,8 @@ class RabbitMQ:
                         RABBITMQ_NODE_PORT=str(self.port), RABBITMQ_DIST_PORT=str(self.dist_port),
                         RABBITMQ_MNESIA_BASE=os.path.join(self.dir, "mnesia"),
                         RABBITMQ_LOG_BASE=os.path.join(self.dir, "log"),
-                        RABBITMQ_CONFIG_FILE=conf, RABBITMQ_ENABLED_PLUGINS_FILE=plugins_file,
+                        RABBITMQ_CONFIG_FILE=conf_file,
+                        RABBITMQ_ENABLED_PLUGINS_FILE=plugins_file,
                         HOME=self.dir)
 
     def as_rabbitmq(self):

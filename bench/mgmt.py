@@ -281,8 +281,9 @@ def table_stats_cost(res):
 
 
 def table_requests(n, res, names):
-    lines = ["### b) %s queues: median ms (slowest), reply KiB, broker CPU ms per request"
-             % num(n), "", "| request | " + " | ".join(names) + " | ratio |",
+    lines = ["### b) %s queues: median ms (slowest), reply KiB, broker CPU ms per request; "
+             "ratio of the medians (lower: Warren faster)" % num(n), "",
+             "| request | " + " | ".join(names) + " | ratio |",
              "|---|" + "---|" * (len(names) + 1)]
     for label, _, _, _ in requests(n):
         row, medians = [label], []
@@ -293,7 +294,7 @@ def table_requests(n, res, names):
                 medians.append(None)
                 continue
             row.append("%s (%s), %s KiB, %s CPU" % (num(r["median_ms"], 1), num(r["max_ms"], 1),
-                                                    num(r["bytes"] / 1024), num(r["cpu_ms"], 1)))
+                                                    num(r["bytes"] / 1024, 1), num(r["cpu_ms"], 1)))
             medians.append(r["median_ms"])
         ratio = ("%.3g" % (medians[0] / medians[1])
                  if len(medians) == 2 and None not in medians and medians[1] > 0 else "-")
