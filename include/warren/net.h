@@ -61,6 +61,15 @@ struct vhost;
 void net_server_close_user(struct net_server *s, const struct auth_user *u, const char *text);
 void net_server_close_vhost(struct net_server *s, const struct vhost *v, const char *text);
 
+/* A connection's socket counters (conn_io.c), by RabbitMQ's names. */
+enum net_io {
+    NET_IO_RECV_OCT = 0, /* bytes received */
+    NET_IO_RECV_CNT,     /* segments received */
+    NET_IO_SEND_OCT,     /* bytes sent (acknowledged by the peer) */
+    NET_IO_SEND_CNT,     /* segments sent */
+    NET_IO_N
+};
+
 /* A connection as the HTTP API lists it (GET /api/connections). Everything borrows from the
  * connection and is valid during the callback only. */
 struct net_conn_info {
@@ -74,7 +83,9 @@ struct net_conn_info {
     uint32_t client_properties_len;
     uint32_t channels, frame_max, channel_max;
     uint16_t heartbeat;
-    uint64_t connected_at; /* milliseconds since the epoch */
+    uint64_t connected_at;    /* milliseconds since the epoch */
+    uint64_t io[NET_IO_N];    /* now */
+    double io_rate[NET_IO_N]; /* per second over the last statistics interval */
 };
 /* Calls fn for every connection, in the order they were accepted. fn must not close any. */
 void net_server_conn_foreach(struct net_server *s,

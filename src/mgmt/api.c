@@ -1061,6 +1061,18 @@ api_conn_entry(void *arg, const struct net_conn_info *ci)
         (json_int_t)ci->channels, "frame_max", (json_int_t)ci->frame_max, "channel_max",
         (json_int_t)ci->channel_max, "timeout", (json_int_t)ci->heartbeat, "connected_at",
         (json_int_t)ci->connected_at, "type", "network", "auth_mechanism", "PLAIN", "ssl", 0);
+    static const char *const io_names[NET_IO_N] = {"recv_oct", "recv_cnt", "send_oct", "send_cnt"};
+    for (int i = 0; o != NULL && i < NET_IO_N; i++) {
+        /* RabbitMQ shows the rates of the byte counts only */
+        bool rate = i == NET_IO_RECV_OCT || i == NET_IO_SEND_OCT;
+        char key[32];
+        snprintf(key, sizeof(key), "%s_details", io_names[i]);
+        if (json_object_set_new(o, io_names[i], json_integer((json_int_t)ci->io[i])) < 0 ||
+            (rate && json_object_set_new(o, key, json_pack("{s:f}", "rate", ci->io_rate[i])) < 0)) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
     json_t *cname = json_object_get(json_object_get(o, "client_properties"), "connection_name");
     if (json_is_string(cname))
         json_object_set(o, "user_provided_name", cname);

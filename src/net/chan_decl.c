@@ -64,16 +64,6 @@ chan_queue_lookup(struct chan *ch, struct wire_str name, uint32_t method_id)
     return q;
 }
 
-static struct exch *
-chan_exch_lookup(struct chan *ch, struct wire_str name, uint32_t method_id)
-{
-    struct exch *e = vhost_exch_find(ch->conn->vhost, name);
-    if (e == NULL)
-        chan_raise(ch, WIRE_NOT_FOUND, method_id, "no exchange '%.*s' in vhost '%s'",
-                   WIRE_STR_ARG(name), ch->conn->vhost->name);
-    return e;
-}
-
 /* Removes a binding if it exists and answers unbind-ok in any case: like RabbitMQ, unbinding
  * something that is not there (a missing queue, exchange or binding) is not an error. An
  * auto-delete exchange left without bindings goes. */
@@ -653,33 +643,23 @@ chan_on_queue_binding(struct chan *ch, uint32_t method_id, struct wire_str queue
                       struct wire_table args)
 {
     struct conn *c = ch->conn;
-    /* RabbitMQ's order: write on the queue, the default exchange, read on the exchange, the
-     * topic permission on the routing key (when the exchange exists), then existence. */
-    if (chan_access_queue(ch, method_id, AUTH_WRITE, queue) < 0)
-        return -1;
-    if (method_id == WIRE_QUEUE_UNBIND)
+    if (method_id == WIRE_QUEUE_UNBIND) {
+        if (chan_access_queue(ch, method_id, AUTH_WRITE, queue) < 0)
+            return -1;
         return chan_on_queue_unbind(ch, queue, exchange, routing_key, args);
-    if (exchange.len == 0)
-        return chan_default_exchange_refused(ch, method_id);
-    if (chan_access_check(ch, method_id, AUTH_READ, false, exchange) < 0 ||
-        chan_access_topic(ch, method_id, vhost_exch_find(c->vhost, exchange), AUTH_READ,
-                          routing_key) < 0)
-        return -1;
-    struct queue *q = chan_queue_lookup(ch, queue, method_id);
-    if (q == NULL)
-        return -1;
-    struct exch *e = chan_exch_lookup(ch, exchange, method_id);
-    if (e == NULL)
-        return -1;
+    }
+    /* RabbitMQ's order: the "" shortcut (the channel's last declared queue) first, then
+     * net_bind's checks. */
+    struct wire_str name = queue.len > 0 ? queue : ch->last_queue;
+    if (name.len == 0)
+        return chan_raise(ch, WIRE_NOT_FOUND, method_id, "no previously declared queue");
     /* "" as routing key with an unnamed queue means the last declared queue's name. */
     if (routing_key.len == 0 && queue.len == 0)
         routing_key = ch->last_queue;
-    struct bind_dest bd = bind_dest_queue(q);
-    char why[200];
-    if (exch_check_bind_args(e, args, why, sizeof(why)) < 0)
-        return chan_raise(ch, WIRE_PRECONDITION_FAILED, method_id, "%s", why);
-    if (exch_bind(e, bd, routing_key, args) < 0)
-        return conn_raise(c, WIRE_RESOURCE_ERROR, method_id, "out of memory");
+    struct net_decl_err err;
+    if (net_bind(c->vhost, chan_access_perm(c), c->user, &c->exclusive, false, true, name, exchange,
+                 routing_key, args, &err) < 0)
+        return chan_raise_decl(ch, method_id, &err);
     if (no_wait)
         return 0;
     struct wire_method ok = {.id = WIRE_QUEUE_BIND_OK};

@@ -195,7 +195,12 @@ server_stats_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct net_server *s = arg;
     uint64_t now = server_now_ms();
-    stats_sample(now > s->stats_sampled_ms ? now - s->stats_sampled_ms : 1);
+    uint64_t ms = now > s->stats_sampled_ms ? now - s->stats_sampled_ms : 1;
+    stats_sample(ms);
+    /* Connections' socket rates: a getsockopt each, the kernel keeping the counters. */
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link)
+        conn_io_sample(c, (double)ms / 1000.0);
     s->stats_sampled_ms = now;
 }
 
@@ -842,7 +847,7 @@ server_conn_state_name(enum conn_state st)
 static struct net_conn_info
 server_conn_info(const struct conn *c)
 {
-    return (struct net_conn_info){
+    struct net_conn_info ci = {
         .name = c->name,
         .peer_host = c->peer_host,
         .host = c->host,
@@ -859,6 +864,10 @@ server_conn_info(const struct conn *c)
         .heartbeat = c->heartbeat,
         .connected_at = c->connected_at,
     };
+    /* as of the last sample, as RabbitMQ's statistics are */
+    memcpy(ci.io, c->io_prev, sizeof(ci.io));
+    memcpy(ci.io_rate, c->io_rate, sizeof(ci.io_rate));
+    return ci;
 }
 
 void

@@ -179,8 +179,10 @@ struct conn {
     bool cap_auth_failure_close; /* client capabilities from start-ok */
     bool cap_connection_blocked;
     bool cap_consumer_cancel_notify;
-    bool sent_since_tick; /* for heartbeats: anything written this interval */
-    bool recv_since_tick; /* anything read this interval */
+    bool sent_since_tick;       /* for heartbeats: anything written this interval */
+    bool recv_since_tick;       /* anything read this interval */
+    uint64_t io_prev[NET_IO_N]; /* the socket counters at the last statistics sample */
+    double io_rate[NET_IO_N];   /* and their rates then (conn_io.c) */
     uint8_t heartbeats_missed;
     uint16_t channel_max;         /* negotiated; 0 = no limit */
     uint32_t frame_max;           /* negotiated, including the 8 bytes of overhead */
@@ -474,6 +476,12 @@ chan_stats_add(struct chan *ch, struct queue *q, enum stats_field f, uint64_t k)
 void chan_ack_timer_free(struct chan *ch);
 /* The connection's output drained: consumers that paused for it may take messages again. */
 void chan_wake_all_consumers(struct conn *c);
+
+/* conn_io.c: the socket's counters (enum net_io) from TCP_INFO into out (zeros if unknown);
+ * the statistics timer's sample: the counters and their rates over the secs since the
+ * previous one, into c. */
+void conn_io_read(const struct conn *c, uint64_t out[NET_IO_N]);
+void conn_io_sample(struct conn *c, double secs);
 
 /* Resource alarms (listener.c, conn.c): publishing connections stop being read while the
  * messages and output buffers take more than vm_memory_high_watermark (the memory alarm), or

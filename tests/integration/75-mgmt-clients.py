@@ -2,7 +2,8 @@
 RabbitMQ scaler (one queue by name, and its regex query), Celery Flower's broker view, and
 amqp091-go's test helper that lists connections and closes one; then the routes added for
 issue 13 (src/mgmt/api_exchanges.c, api_messages.c, api_health.c): binding POST/DELETE,
-publish and get, /api/nodes and the health checks, each as RabbitMQ 3.10.8 answers them.
+publish and get, the fields queues and connections lacked, /api/nodes and the health checks,
+each as RabbitMQ 3.10.8 answers them.
 Every test here but those marked needs_process (a memory alarm by configuration) passes
 against RabbitMQ 3.10 with its management plugin too:
 WARREN_TEST_ADDR=127.0.0.1:5672 WARREN_TEST_MGMT_PORT=15672 (guest allowed from loopback)."""
@@ -359,6 +360,33 @@ def test_queue_depth_fields():
             delete_queues(srv, "depth")
 
 
+def test_connection_counters():
+    """a connection's recv_oct, recv_cnt, send_oct, send_cnt (the octets with _details
+    {rate}): above 0 once it has talked (as of the statistics sample: RabbitMQ's are too)"""
+    with wt.server(config={"collect_statistics_interval": 200}, mgmt=True) as srv:
+        conn = wt.pika_connect(srv.addr)
+        ch = conn.channel()
+        ch.queue_declare("io")
+        try:
+            for _ in range(20):
+                ch.basic_publish("", "io", b"x" * 1000)
+
+            def mine():
+                st, _, conns = http(srv, "GET", "/api/connections")
+                assert st == 200, conns
+                return [c for c in conns if c.get("recv_oct", 0) > 20000]
+
+            wt.wait_until(lambda: mine(), 20, "recv_oct counted")
+            c = mine()[0]
+            for key in ("recv_oct", "recv_cnt", "send_oct", "send_cnt"):
+                assert isinstance(c[key], int) and c[key] > 0, (key, c)
+            for key in ("recv_oct", "send_oct"):
+                assert isinstance(c[key + "_details"]["rate"], (int, float)), (key, c)
+        finally:
+            ch.queue_delete("io")
+            conn.close()
+
+
 def test_nodes():
     """GET /api/nodes (a list of one) and /api/nodes/{name}: the fields rabbitmqadmin, KEDA
     and the web UI read, with their types; 404 for another node; monitoring needed"""
@@ -466,4 +494,4 @@ def test_health_checks_alarm():
 
 if __name__ == "__main__":
     wt.run([test_keda, test_flower, test_amqp091_go, test_bindings_post_delete,
-            test_publish_get, test_queue_depth_fields, test_nodes, test_health_checks_ok, test_health_checks_alarm])
+            test_publish_get, test_queue_depth_fields, test_connection_counters, test_nodes, test_health_checks_ok, test_health_checks_alarm])
