@@ -359,7 +359,7 @@ def test_queue_put():
 
 def test_rabbitmqadmin():
     """Debian's rabbitmqadmin (RabbitMQ's own HTTP client) declares, lists and deletes
-    queues and exchanges, and lists bindings"""
+    queues, exchanges and bindings, publishes and gets messages, and lists nodes"""
     import subprocess
     tool = wt.needs("rabbitmqadmin", "apt-get install rabbitmq-server")
     with wt.server(mgmt=True) as srv, Vhost(srv):
@@ -406,6 +406,9 @@ def test_rabbitmqadmin():
         assert admin("list", "bindings", "source", "routing_key") == "\tra1\n"
         admin("delete", "queue", "name=ra1")
         admin("delete", "exchange", "name=rx1")
+        # list nodes: GET /api/nodes (one node, running, disc)
+        rows = admin("list", "nodes", "name", "type", "running").splitlines()
+        assert len(rows) == 1 and rows[0].split("\t")[1:] == ["disc", "True"], rows
         assert admin("list", "queues", "name") == ""
         assert "rx1" not in admin("list", "exchanges", "name").split()
 
