@@ -50,6 +50,10 @@ struct ctl {
     const char *description, *tags, *default_queue_type;
     /* set_policy's and set_operator_policy's; NULL when not given */
     const char *priority, *apply_to;
+    bool if_empty, if_unused; /* delete_queue's */
+    /* close_all_connections': --global, --per-connection-delay (ms), --limit (0: none) */
+    bool global;
+    long per_connection_delay_ms, limit;
 };
 
 /* One HTTP reply. body is NUL-terminated (for printing and for jansson) and owned. */
@@ -122,6 +126,27 @@ int ctl_rows_sort(json_t *rows, const char *key1, const char *key2);
  * [a, b], objects as Erlang proplists [{"k",v}]. */
 void ctl_out_value(FILE *f, const json_t *v);
 
+/* A list command: the info keys it accepts and prints by default, its banner (NULL: none),
+ * what turns an API row into rabbitmqctl's keys (NULL: nothing; arg is ctl_list's), and the
+ * keys its rows are sorted by (sort2 may be NULL). */
+struct ctl_list_spec {
+    const char *const *keys;
+    size_t nkeys;
+    const char *const *dflt;
+    size_t ndflt;
+    void (*banner)(const struct ctl *c);
+    void (*fix)(json_t *row, void *arg);
+    const char *sort1, *sort2;
+};
+
+/* Checks the columns asked for (argv), prints the banner, GETs path and prints its rows as
+ * s says. A 404 (a vhost that does not exist) lists nothing, as rabbitmqctl. Returns the
+ * exit code. */
+int ctl_list(struct ctl *c, int argc, char **argv, const char *path, const struct ctl_list_spec *s,
+             void *arg);
+/* Sets row's key to the string at row[obj][member] (obj NULL: row[member]), else to "". */
+void ctl_row_copy_str(json_t *row, const char *key, const char *obj, const char *member);
+
 /* A command: args are the positional arguments after the command name. */
 struct ctl_cmd {
     const char *name;
@@ -163,6 +188,12 @@ int ctl_cmd_clear_topic_permissions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_list_topic_permissions(struct ctl *c, int argc, char **argv);
 
 int ctl_cmd_list_queues(struct ctl *c, int argc, char **argv);
+int ctl_cmd_purge_queue(struct ctl *c, int argc, char **argv);
+int ctl_cmd_delete_queue(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_exchanges(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_bindings(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_channels(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_consumers(struct ctl *c, int argc, char **argv);
 
 int ctl_cmd_set_policy(struct ctl *c, int argc, char **argv);
 int ctl_cmd_clear_policy(struct ctl *c, int argc, char **argv);
