@@ -73,8 +73,8 @@ ctl_cmd_list_exchanges(struct ctl *c, int argc, char **argv)
     static const char *const keys[] = {"name",     "type",      "durable", "auto_delete",
                                        "internal", "arguments", "policy"};
     static const char *const dflt[] = {"name", "type"};
-    static const struct ctl_list_spec s = {keys, 7, dflt, 2, ctl_exchanges_banner, ctl_fix_policy,
-                                           "name", NULL};
+    static const struct ctl_list_spec s = {keys,           7,      dflt, 2, ctl_exchanges_banner,
+                                           ctl_fix_policy, "name", NULL};
     char path[1024];
     if (ctl_path(path, sizeof(path), "exchanges/", c->vhost, NULL) < 0)
         return CTL_EX_USAGE;
@@ -165,11 +165,11 @@ ctl_fix_consumer(json_t *row, void *arg)
 int
 ctl_cmd_list_consumers(struct ctl *c, int argc, char **argv)
 {
-    static const char *const keys[] = {"queue_name",     "channel_pid", "consumer_tag",
-                                       "ack_required",   "prefetch_count", "active",
+    static const char *const keys[] = {"queue_name",      "channel_pid",    "consumer_tag",
+                                       "ack_required",    "prefetch_count", "active",
                                        "activity_status", "arguments"};
-    static const char *const dflt[] = {"queue_name",     "channel_pid", "consumer_tag",
-                                       "ack_required",   "prefetch_count", "active",
+    static const char *const dflt[] = {"queue_name",   "channel_pid",    "consumer_tag",
+                                       "ack_required", "prefetch_count", "active",
                                        "arguments"};
     static const struct ctl_list_spec s = {
         keys, 8, dflt, 7, ctl_consumers_banner, ctl_fix_consumer, "queue_name", "consumer_tag"};

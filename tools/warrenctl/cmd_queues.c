@@ -134,10 +134,9 @@ ctl_cmd_list_queues(struct ctl *c, int argc, char **argv)
         "effective_policy_definition",
     };
     static const char *const dflt[] = {"name", "messages"};
-    static const struct ctl_list_spec s = {keys, sizeof(keys) / sizeof(keys[0]),
-                                           dflt, 2,
-                                           ctl_queues_banner, ctl_fix_queue,
-                                           "name", NULL};
+    static const struct ctl_list_spec s = {
+        keys, sizeof(keys) / sizeof(keys[0]), dflt, 2, ctl_queues_banner, ctl_fix_queue, "name",
+        NULL};
     char path[1024];
     json_t *consumers = NULL;
     int rc;
@@ -205,8 +204,7 @@ ctl_cmd_delete_queue(struct ctl *c, int argc, char **argv)
     struct ctl_reply r;
     json_t *q;
     ctl_banner(c, "Deleting queue '%s' on vhost '%s'%s%s%s ...", argv[0], c->vhost,
-               c->if_empty ? " if queue is empty" : "",
-               c->if_empty && c->if_unused ? " and" : "",
+               c->if_empty ? " if queue is empty" : "", c->if_empty && c->if_unused ? " and" : "",
                c->if_unused ? " if queue is unused" : "");
     if (ctl_path(path, sizeof(path) - 40, "queues/", c->vhost, argv[0]) < 0)
         return CTL_EX_USAGE;
