@@ -37,9 +37,12 @@ ctl_list(struct ctl *c, int argc, char **argv, const char *path, const struct ct
         if (json_is_object(row) && s->fix != NULL)
             s->fix(row, arg);
     }
+    const char *const *cols = argc > 0         ? (const char *const *)argv
+                              : c->all_columns ? s->keys
+                                               : s->dflt;
+    size_t ncols = argc > 0 ? (size_t)argc : c->all_columns ? s->nkeys : s->ndflt;
     if ((rc = ctl_rows_sort(rows, s->sort1, s->sort2)) == 0)
-        ctl_out_table(c, argc > 0 ? (const char *const *)argv : s->dflt,
-                      argc > 0 ? (size_t)argc : s->ndflt, rows);
+        ctl_out_table(c, cols, ncols, rows);
     json_decref(rows);
     return rc;
 }

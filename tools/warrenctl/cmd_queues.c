@@ -140,7 +140,7 @@ ctl_cmd_list_queues(struct ctl *c, int argc, char **argv)
     char path[1024];
     json_t *consumers = NULL;
     int rc;
-    bool want_consumers = false;
+    bool want_consumers = argc == 0 && c->all_columns;
     for (int i = 0; i < argc; i++)
         want_consumers |= strncmp(argv[i], "exclusive_consumer_", 19) == 0;
     if (want_consumers) {

@@ -41,7 +41,10 @@ struct ctl {
     char port_buf[8]; /* port, when it comes from the configuration */
     bool tls;
     const char *cacert;
-    int timeout_s; /* per connect/read/write; rabbitmqctl's --timeout */
+    int timeout_s;      /* per connect/read/write; rabbitmqctl's --timeout */
+    bool timeout_set;   /* --timeout given: await_startup's and node_health_check's bound */
+    bool quiet_connect; /* await_startup's probes: ctl_http prints no failure to connect */
+    bool all_columns;   /* report: lists print every column they know */
     bool quiet, silent, no_headers;
     enum ctl_formatter formatter;
     const char *vhost;         /* -p; "/" by default */
@@ -140,8 +143,8 @@ struct ctl_list_spec {
 };
 
 /* Checks the columns asked for (argv), prints the banner, GETs path and prints its rows as
- * s says. A 404 (a vhost that does not exist) lists nothing, as rabbitmqctl. Returns the
- * exit code. */
+ * s says (every column of s->keys when none is asked for and c->all_columns). A 404 (a vhost that
+ * does not exist) lists nothing, as rabbitmqctl. Returns the exit code. */
 int ctl_list(struct ctl *c, int argc, char **argv, const char *path, const struct ctl_list_spec *s,
              void *arg);
 /* Sets row's key to the string at row[obj][member] (obj NULL: row[member]), else to "". */
@@ -207,5 +210,15 @@ int ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_status(struct ctl *c, int argc, char **argv);
 int ctl_cmd_list_connections(struct ctl *c, int argc, char **argv);
 int ctl_cmd_close_connection(struct ctl *c, int argc, char **argv);
+int ctl_cmd_close_all_connections(struct ctl *c, int argc, char **argv);
+
+int ctl_cmd_ping(struct ctl *c, int argc, char **argv);
+int ctl_cmd_await_startup(struct ctl *c, int argc, char **argv);
+int ctl_cmd_node_health_check(struct ctl *c, int argc, char **argv);
+int ctl_cmd_environment(struct ctl *c, int argc, char **argv);
+int ctl_cmd_set_log_level(struct ctl *c, int argc, char **argv);
+int ctl_cmd_log_level(struct ctl *c, int argc, char **argv);
+int ctl_cmd_rotate_logs(struct ctl *c, int argc, char **argv);
+int ctl_cmd_report(struct ctl *c, int argc, char **argv);
 
 #endif

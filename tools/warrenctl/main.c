@@ -104,6 +104,25 @@ static const struct ctl_cmd ctl_cmds[] = {
      "Lists AMQP 0-9-1 connections (columns: pid name user vhost state peer_host peer_port "
      "host port ssl protocol channels timeout frame_max auth_mechanism client_properties "
      "connected_at)"},
+    {"close_all_connections", 1, 1, ctl_cmd_close_all_connections,
+     "[-p <vhost> --limit <limit>] [--global] [--per-connection-delay <delay>] <explanation>",
+     "Instructs the broker to close all connections for the specified vhost or entire node"},
+    {"ping", 0, 0, ctl_cmd_ping, "",
+     "Checks that the broker answers (its HTTP API: the Unix socket, or --host)"},
+    {"await_startup", 0, 0, ctl_cmd_await_startup, "[--timeout <seconds>]",
+     "Waits for the broker to start and answer (300 seconds unless --timeout)"},
+    {"node_health_check", 0, 0, ctl_cmd_node_health_check, "[--timeout <seconds>]",
+     "DEPRECATED. Performs intrusive, opinionated health checks (alarms, queues, channels)"},
+    {"report", 0, 0, ctl_cmd_report, "",
+     "Generate a server status report containing a concatenation of all server status "
+     "information for support purposes"},
+    {"environment", 0, 0, ctl_cmd_environment, "",
+     "Displays the broker's effective configuration (passwords redacted)"},
+    {"set_log_level", 1, 1, ctl_cmd_set_log_level, "<log_level>",
+     "Sets log level in the running broker (debug, info, warning, error, critical, none)"},
+    {"log_level", 0, 0, ctl_cmd_log_level, "", "Displays the running broker's log level"},
+    {"rotate_logs", 0, 0, ctl_cmd_rotate_logs, "",
+     "Reopens the log file by name (after an external logrotate moved it), as SIGUSR1 does"},
     {"close_connection", 2, 2, ctl_cmd_close_connection, "<connection pid> <explanation>",
      "Closes a connection (its pid or name from list_connections)"},
 };
@@ -313,6 +332,7 @@ main(int argc, char **argv)
                 return CTL_EX_USAGE;
             }
             c.timeout_s = (int)v;
+            c.timeout_set = true;
             break;
         }
         case 'f':
