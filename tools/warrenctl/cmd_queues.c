@@ -227,8 +227,13 @@ ctl_cmd_delete_queue(struct ctl *c, int argc, char **argv)
     }
     if (r.status == 400)
         return ctl_delete_refused(&r);
-    if ((rc = ctl_status_result(&r)) == CTL_OK && !c->silent)
-        printf("Queue was successfully deleted with %" JSON_INTEGER_FORMAT " ready messages\n",
+    /* the result, even with -q or -s, as rabbitmqctl */
+    if ((rc = ctl_status_result(&r)) == CTL_OK)
+        printf(c->formatter == CTL_FMT_JSON
+                   ? "{\"message\":\"Queue was successfully deleted with %" JSON_INTEGER_FORMAT
+                     " ready messages\"}\n"
+                   : "Queue was successfully deleted with %" JSON_INTEGER_FORMAT
+                     " ready messages\n",
                ready);
     return rc;
 }

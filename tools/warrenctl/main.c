@@ -374,8 +374,8 @@ main(int argc, char **argv)
         case 'y':
         case 'l':
             if (ctl_parse_count(optarg, opt == 'y' ? &c.per_connection_delay_ms : &c.limit) < 0) {
-                fprintf(stderr, "Error: bad value '%s' for %s: a whole number\n", optarg,
-                        argv[optind - 1]);
+                fprintf(stderr, "Error: bad value '%s' for --%s: a whole number\n", optarg,
+                        opt == 'y' ? "per-connection-delay" : "limit");
                 return CTL_EX_USAGE;
             }
             break;
