@@ -27,10 +27,10 @@ ctl_list(struct ctl *c, int argc, char **argv, const char *path, const struct ct
         return CTL_OK; /* rabbitmqctl lists nothing for a vhost that does not exist */
     if (rc != 0)
         return -rc;
-    if (!json_is_array(rows)) {
+    if (!json_is_array(rows)) { /* an odd reply lists nothing, as the other lists */
         json_decref(rows);
-        return ctl_error(CTL_EX_UNAVAILABLE, "the broker's reply to GET /api/%s is not a list",
-                         path);
+        if ((rows = json_array()) == NULL)
+            return ctl_error(CTL_EX_SOFTWARE, "out of memory");
     }
     json_array_foreach(rows, i, row)
     {
