@@ -420,7 +420,56 @@ def test_report():
             s.close()
 
 
+COMPLETION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "etc",
+                          "bash_completion.d", "warrenctl")
+
+
+def complete(*words):
+    """COMPREPLY of the bash completion for the command line words (the last one being
+    completed; words[0] is the warrenctl binary), sorted."""
+    script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _warrenctl; '
+              'printf "%s\\n" "${COMPREPLY[@]}"')
+    p = subprocess.run(["bash", "-c", script, "bash", COMPLETION] + list(words),
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0 and p.stderr == b"", (words, p.returncode, p.stderr)
+    return sorted(w for w in p.stdout.decode().split("\n") if w)
+
+
+@wt.needs_process
+def test_bash_completion():
+    """The completion script: command names, options, columns, levels, and vhost and queue
+    names from the broker (with the --data-dir typed)."""
+    ctlbin = os.environ["WARRENCTL"]
+    assert complete(ctlbin, "list_q") == ["list_queues"]
+    assert complete(ctlbin, "-q", "purge") == ["purge_queue"]
+    assert complete(ctlbin, "delete_") == ["delete_queue", "delete_user", "delete_vhost"]
+    assert complete(ctlbin, "help", "close_a") == ["close_all_connections"]
+    assert complete(ctlbin, "list_queues", "--if-") == ["--if-empty", "--if-unused"]
+    assert complete(ctlbin, "--formatter", "j") == ["json"]
+    assert complete(ctlbin, "list_queues", "message_bytes_r") == [
+        "message_bytes_ram", "message_bytes_ready"]
+    assert complete(ctlbin, "list_channels", "global") == ["global_prefetch_count"]
+    assert complete(ctlbin, "set_log_level", "w") == ["warning"]
+    with wt.server() as srv:
+        ok(srv, "add_vhost", "prod")
+        ok(srv, "add_vhost", "staging")
+        conn = wt.pika_connect(srv.addr)
+        try:
+            ch = conn.channel()
+            for q in ("jobs.a", "jobs.b", "other"):
+                ch.queue_declare(q)
+            assert complete(ctlbin, "--data-dir", srv.data_dir, "list_queues", "-p", "") == [
+                "/", "prod", "staging"]
+            assert complete(ctlbin, "--data-dir", srv.data_dir, "purge_queue", "jobs") == [
+                "jobs.a", "jobs.b"]
+            assert complete(ctlbin, "--data-dir", srv.data_dir, "delete_queue", "-p", "prod",
+                            "") == []
+        finally:
+            conn.close()
+
+
 if __name__ == "__main__":
     wt.run([test_exchanges_and_bindings, test_channels_and_consumers, test_list_queues_every_key,
             test_purge_and_delete_queue, test_close_all_connections,
-            test_ping_await_startup_health, test_environment_and_log_level, test_report])
+            test_ping_await_startup_health, test_environment_and_log_level, test_report,
+            test_bash_completion])

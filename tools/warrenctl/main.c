@@ -59,9 +59,14 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"list_topic_permissions", 0, 0, ctl_cmd_list_topic_permissions,
      "[--no-table-headers] [-p <vhost>]", "Lists topic permissions in a virtual host"},
     {"list_queues", 0, -1, ctl_cmd_list_queues, "[-p <vhost>] [--no-table-headers] [<column> ...]",
-     "Lists queues and their properties (columns: name durable auto_delete exclusive arguments "
-     "type state messages messages_ready messages_unacknowledged consumers policy "
-     "operator_policy effective_policy_definition)"},
+     "Lists queues and their properties (columns: name durable auto_delete arguments policy pid "
+     "owner_pid exclusive exclusive_consumer_pid exclusive_consumer_tag messages_ready "
+     "messages_unacknowledged messages messages_ready_ram messages_unacknowledged_ram "
+     "messages_ram messages_persistent message_bytes message_bytes_ready "
+     "message_bytes_unacknowledged message_bytes_ram message_bytes_persistent "
+     "head_message_timestamp disk_reads disk_writes consumers consumer_utilisation "
+     "consumer_capacity memory slave_pids synchronised_slave_pids state type leader members "
+     "online messages_dlx message_bytes_dlx operator_policy effective_policy_definition)"},
     {"purge_queue", 1, 1, ctl_cmd_purge_queue, "[-p <vhost>] <queue>", "Purges a queue"},
     {"delete_queue", 1, 1, ctl_cmd_delete_queue,
      "[-p <vhost>] <queue_name> [--if-empty|-e] [--if-unused|-u]", "Deletes a queue"},
