@@ -47,7 +47,8 @@ ctl_list(struct ctl *c, int argc, char **argv, const char *path, const struct ct
     return rc;
 }
 
-void
+/* Sets row's key to the string at row[obj][member] (obj NULL: row[member]), else to "". */
+static void
 ctl_row_copy_str(json_t *row, const char *key, const char *obj, const char *member)
 {
     const json_t *from = obj != NULL ? json_object_get(row, obj) : row;

@@ -147,8 +147,6 @@ struct ctl_list_spec {
  * does not exist) lists nothing, as rabbitmqctl. Returns the exit code. */
 int ctl_list(struct ctl *c, int argc, char **argv, const char *path, const struct ctl_list_spec *s,
              void *arg);
-/* Sets row's key to the string at row[obj][member] (obj NULL: row[member]), else to "". */
-void ctl_row_copy_str(json_t *row, const char *key, const char *obj, const char *member);
 
 /* A command: args are the positional arguments after the command name. */
 struct ctl_cmd {
