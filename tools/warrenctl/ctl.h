@@ -1,11 +1,12 @@
 /* warrenctl's shared declarations: the options every command sees, the HTTP exchange with
  * the broker's administration API (http.c), the rabbitmqctl-shaped output (out.c) and the
  * command table (main.c) whose handlers live in cmd_users.c, cmd_vhosts.c, cmd_queues.c,
- * cmd_policies.c and cmd_node.c.
+ * cmd_lists.c, cmd_policies.c, cmd_node.c and cmd_runtime.c.
  *
- * Exit codes are rabbitmqctl's, which are sysexits.h's: 64 a usage error, 65 bad input data
- * (a failed authentication, a missing vhost for delete_vhost), 67 a missing user, 69 the
- * broker refused or could not be reached, 70 a user that already exists. */
+ * Exit codes are rabbitmqctl's, which are sysexits.h's: 64 a usage error (and delete_queue's
+ * refusals), 65 bad input data (a failed authentication, a missing vhost for delete_vhost),
+ * 67 a missing user, 69 the broker refused or could not be reached, 70 a user that already
+ * exists or a failed node_health_check. */
 #ifndef WARRENCTL_CTL_H
 #define WARRENCTL_CTL_H
 
