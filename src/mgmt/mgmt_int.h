@@ -185,6 +185,12 @@ void mgmt_api_health(struct mgmt_req *r);
  * amqp/ssl, http and https. A new array; NULL on ENOMEM. */
 json_t *mgmt_listeners(const struct mgmt_req *r);
 
+/* /api/warren/log-level (GET, PUT), /api/warren/rotate-logs (POST),
+ * /api/warren/environment (GET): api_node_ctl.c. */
+void mgmt_api_log_level(struct mgmt_req *r);
+void mgmt_api_rotate_logs(struct mgmt_req *r);
+void mgmt_api_environment(struct mgmt_req *r);
+
 /* Frees what r owns (segments, user reference), not r. */
 void mgmt_req_clear(struct mgmt_req *r);
 
