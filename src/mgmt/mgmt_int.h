@@ -15,6 +15,7 @@
 #include "warren/stats.h"
 
 #define MGMT_SEGS_MAX 8 /* path segments after /api; longer paths are 404 */
+#define API_RABBITMQ_VERSION "3.10.8" /* what tools that check a version are told */
 
 enum mgmt_method {
     MGMT_GET = 1,
@@ -146,6 +147,13 @@ json_t *mgmt_message_stats(const struct stats_obj *o, enum mgmt_stats_kind kind)
 /* GET /api/channels, /api/vhosts/{vhost}/channels, /api/consumers[/{vhost}] (api_stats.c). */
 void mgmt_api_channels(struct mgmt_req *r);
 void mgmt_api_consumers(struct mgmt_req *r);
+
+struct evbuffer;
+/* GET /metrics, /metrics/per-object, /metrics/detailed?query (prometheus.c): writes the
+ * Prometheus text into out and returns 200; 404 for another path, 400 for a query that does
+ * not parse, 500 on ENOMEM (out then holds part of the text). */
+int mgmt_prom_render(const struct mgmt_env *env, const char *path, const char *query,
+                     struct evbuffer *out);
 
 /* Frees what r owns (segments, user reference), not r. */
 void mgmt_req_clear(struct mgmt_req *r);

@@ -1215,6 +1215,7 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen,
     conn_arm_timer(c, c->tls ? s->env.conf->ssl_handshake_timeout : s->env.conf->handshake_timeout);
     TAILQ_INSERT_TAIL(&s->conns, c, link);
     s->n_conns++;
+    stats_node.conns_opened++;
     log_conn(LOG_DEBUG, c, "accepting AMQP connection%s", c->tls ? " (TLS)" : "");
     return c;
 fail:

@@ -356,6 +356,7 @@ server_conn_dead(struct net_server *s, struct conn *c)
     server_admit_forget(s, c);
     TAILQ_REMOVE(&s->conns, c, link);
     s->n_conns--;
+    stats_node.conns_closed++;
     TAILQ_INSERT_TAIL(&s->dead, c, link);
     event_active(s->reaper_ev, 0, 0);
 }
@@ -949,6 +950,13 @@ net_server_close_conn(struct net_server *s, const char *name, const char *text)
         }
     }
     return false;
+}
+
+void
+net_server_disk(const struct net_server *s, uint64_t *free_bytes, uint64_t *limit)
+{
+    *free_bytes = s->disk_free;
+    *limit = s->disk_limit;
 }
 
 void
