@@ -89,8 +89,8 @@ size_t stats_sample(uint64_t interval_ms);
 
 /* The node's lifetime counters behind rabbitmq_prometheus's *_opened_total, *_closed_total,
  * queues_declared/created/deleted_total: one increment where the event happens (connection
- * accepted or gone, channel opened or freed, queue.declare answered, queue added to or
- * removed from its vhost). Global as stats_changed, for the same reason. */
+ * opened (connection.open-ok) or gone, channel opened or freed, queue.declare answered, queue added
+ * to or removed from its vhost). Global as stats_changed, for the same reason. */
 struct stats_node {
     uint64_t conns_opened, conns_closed;
     uint64_t chans_opened, chans_closed;

@@ -527,6 +527,7 @@ conn_on_open(struct conn *c, const struct wire_connection_open *o)
         return -1;
     c->vhost = vh;
     vh->n_conns++;
+    stats_node.conns_opened++; /* as RabbitMQ: once open, not every TCP probe */
     (*auth_user_conn_count(c->user))++;
     c->state = CONN_OPEN;
     evtimer_del(c->timer_ev); /* the handshake deadline */
@@ -914,6 +915,7 @@ conn_detach(struct conn *c)
     if (c->vhost == NULL)
         return;
     c->vhost->n_conns--;
+    stats_node.conns_closed++;
     (*auth_user_conn_count(c->user))--;
     c->vhost = NULL;
 }
@@ -1215,7 +1217,6 @@ conn_new(struct net_server *s, int fd, const struct sockaddr *peer, int peerlen,
     conn_arm_timer(c, c->tls ? s->env.conf->ssl_handshake_timeout : s->env.conf->handshake_timeout);
     TAILQ_INSERT_TAIL(&s->conns, c, link);
     s->n_conns++;
-    stats_node.conns_opened++;
     log_conn(LOG_DEBUG, c, "accepting AMQP connection%s", c->tls ? " (TLS)" : "");
     return c;
 fail:

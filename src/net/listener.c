@@ -356,7 +356,6 @@ server_conn_dead(struct net_server *s, struct conn *c)
     server_admit_forget(s, c);
     TAILQ_REMOVE(&s->conns, c, link);
     s->n_conns--;
-    stats_node.conns_closed++;
     TAILQ_INSERT_TAIL(&s->dead, c, link);
     event_active(s->reaper_ev, 0, 0);
 }

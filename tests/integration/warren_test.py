@@ -1008,7 +1008,7 @@ def cleanup_dir(path):
 
 @contextlib.contextmanager
 def server(config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
-           log_level="debug", limits=None, env=None, mgmt=None):
+           log_level="debug", limits=None, env=None, mgmt=None, prometheus=False):
     """Starts a broker for the block (or uses $WARREN_TEST_ADDR). On success the server is
     stopped with SIGTERM and must exit 0; on failure it is killed and its stderr printed.
     config: a dict or text written to a file passed with --config. listen_args=False leaves
@@ -1016,9 +1016,11 @@ def server(config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
     log_level=None leaves out --log-level. limits: {resource.RLIMIT_*: value} set (soft and
     hard) in the server process; env: variables added to its environment. mgmt: the HTTP
     API, off by default; True serves it on a free port (srv.mgmt_port), "config" leaves
-    it to the config file."""
+    it to the config file. prometheus: the Prometheus listener, off by default; True serves
+    it on a free port (srv.prometheus_port)."""
     srv = Server(config=config, args=args, bind=bind, port=port, listen_args=listen_args,
-                 log_level=log_level, limits=limits, env=env, mgmt=mgmt).start()
+                 log_level=log_level, limits=limits, env=env, mgmt=mgmt,
+                 prometheus=prometheus).start()
     try:
         yield srv
     except BaseException:
