@@ -84,6 +84,17 @@ struct mgmt {
     char *sock_path;            /* owns; set once the socket is bound (unlinked by mgmt_free) */
     size_t receiving;           /* bytes of requests being received, every connection */
     LIST_HEAD(, http_req) reqs; /* requests not answered yet (a change waiting for the disk) */
+    LIST_HEAD(, http_scrape) scrapes; /* Prometheus scrapes being written */
+};
+
+/* A Prometheus scrape written over several loop turns (prometheus.c). */
+struct http_scrape {
+    LIST_ENTRY(http_scrape) link; /* in mgmt->scrapes */
+    struct http_front *front;     /* borrows */
+    struct evhttp_request *req;   /* borrows until the reply */
+    struct mgmt_prom *job;        /* owns */
+    struct evbuffer *buf;         /* owns: the text so far */
+    struct event *turn;           /* owns: zero-timeout timer, the next step */
 };
 
 /* A request in flight: api.c's view and evhttp's. */
@@ -480,6 +491,47 @@ http_is_metrics_path(const char *path)
     return path != NULL && strncmp(path, "/metrics", 8) == 0 && (path[8] == '\0' || path[8] == '/');
 }
 
+static void
+http_scrape_free(struct http_scrape *sc)
+{
+    LIST_REMOVE(sc, link);
+    mgmt_prom_free(sc->job);
+    if (sc->buf != NULL)
+        evbuffer_free(sc->buf);
+    if (sc->turn != NULL)
+        event_free(sc->turn);
+    free(sc);
+}
+
+/* Sends status (and the text, with 200), re-arms the connection's deadline. */
+static void
+http_prom_reply(struct http_front *f, struct evhttp_request *req, int status, struct evbuffer *buf)
+{
+    if (status == 200)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/plain; version=0.0.4");
+    struct http_conn *hc = http_conn_of(f, req);
+    if (hc != NULL)
+        http_conn_arm(hc, false);
+    evhttp_send_reply(req, status, http_reason(status), status == 200 ? buf : NULL);
+}
+
+/* One step of a scrape; the reply once it is written, else the next step on the next turn
+ * (a zero-timeout timer: after the sockets the next poll finds ready). */
+static void
+http_on_scrape_turn(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_scrape *sc = arg;
+    struct timeval now = {0, 0};
+    int done = mgmt_prom_step(sc->job, sc->buf);
+    if (done == 0 && evtimer_add(sc->turn, &now) == 0)
+        return;
+    http_prom_reply(sc->front, sc->req, done > 0 ? 200 : 500, sc->buf);
+    http_scrape_free(sc);
+}
+
 /* A /metrics request: on the Prometheus listener anyone's, as RabbitMQ; on the management
  * listeners (RabbitMQ answers 404 there) a monitoring or administrator user's, so that a
  * scraper with basic_auth may use the API's port alone; on the Unix socket the
@@ -488,7 +540,6 @@ static void
 http_prom(struct http_front *f, struct evhttp_request *req, const char *path, const char *query)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    struct evbuffer *buf = NULL;
     int status;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
@@ -506,17 +557,26 @@ http_prom(struct http_front *f, struct evhttp_request *req, const char *path, co
             goto reply;
         }
     }
-    buf = evbuffer_new();
-    status = buf != NULL ? mgmt_prom_render(&f->m->env, path, query, buf) : 500;
-    if (status == 200)
-        evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4");
-reply:;
-    struct http_conn *hc = http_conn_of(f, req);
-    if (hc != NULL)
-        http_conn_arm(hc, false);
-    evhttp_send_reply(req, status, http_reason(status), status == 200 ? buf : NULL);
-    if (buf != NULL)
-        evbuffer_free(buf);
+    struct http_scrape *sc = calloc(1, sizeof(*sc));
+    if (sc == NULL) {
+        status = 500;
+        goto reply;
+    }
+    LIST_INSERT_HEAD(&f->m->scrapes, sc, link);
+    sc->front = f;
+    sc->req = req;
+    sc->buf = evbuffer_new();
+    sc->turn = evtimer_new(f->m->env.base, http_on_scrape_turn, sc);
+    status = mgmt_prom_start(&f->m->env, path, query, &sc->job);
+    if (sc->buf == NULL || sc->turn == NULL || status != 200) {
+        http_scrape_free(sc);
+        status = status != 200 ? status : 500;
+        goto reply;
+    }
+    http_on_scrape_turn(-1, 0, sc);
+    return;
+reply:
+    http_prom_reply(f, req, status, NULL);
 }
 
 /* evhttp's callback for every complete request. */
@@ -787,6 +847,8 @@ mgmt_free(struct mgmt *m)
         hr->front = NULL;
         hr->req = NULL;
     }
+    while (!LIST_EMPTY(&m->scrapes))
+        http_scrape_free(LIST_FIRST(&m->scrapes)); /* evhttp_free frees their requests */
     struct http_front *fronts[] = {&m->tcp, &m->local, &m->tls, &m->prom};
     for (size_t i = 0; i < 4; i++) {
         struct http_conn *hc;

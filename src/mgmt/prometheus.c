@@ -6,11 +6,13 @@
  * names, help texts and family names; plus Warren's own figures, prefixed warren_.
  *
  * Cost: the text is written straight into the reply's evbuffer (prom_text.c), from the
- * counters the broker keeps anyway (warren/stats.h), never through JSON. The aggregated
- * output walks the queues once for its sums (integer additions) and the channels once; its
- * channel counters are the vhosts' sums (stats.h), which, unlike a sum over the open
- * channels, never go down when a channel closes. Per-object output walks the objects once
- * per family (families must be contiguous in the text).
+ * counters the broker keeps anyway (warren/stats.h), never through JSON. A scrape starts with
+ * one walk over the queues (and the connections and channels): the aggregated output keeps
+ * sums (integer additions), the per-object output copies each object's figures and name
+ * (no text yet). Then the text is written PROM_STEP_US at a time, one step per loop turn:
+ * 100,000 queues make 39 MB of per-object text, which takes far longer than a loop turn
+ * should. The aggregated channel counters are the vhosts' sums (stats.h), which, unlike a
+ * sum over the open channels, never go down when a channel closes.
  *
  * Deliberate differences from RabbitMQ: label values are escaped as the format requires
  * (RabbitMQ 3.10 writes a '"' in a queue name unescaped); channels are labelled with their
@@ -21,8 +23,10 @@
 
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -39,6 +43,10 @@
 #include "warren/vhost.h"
 
 #define PROM_VHOSTS_MAX 16 /* vhost= parameters honoured in one detailed request */
+/* A per-object scrape writes for about PROM_STEP_US per loop turn (looking at the clock every
+ * PROM_STEP_CHECK samples), so that 100,000 queues never hold the loop for long. */
+#define PROM_STEP_US 5000
+#define PROM_STEP_CHECK 256
 
 /* RabbitMQ's family names, as /metrics/detailed?family= takes them. */
 enum prom_family {
@@ -64,18 +72,7 @@ static const char *const prom_family_names[PROM_N_FAMILIES] = {
     [PROM_CONN_METRICS] = "connection_metrics",
 };
 
-/* One scrape. */
-struct prom_scrape {
-    struct prom_w w;
-    const struct mgmt_env *env;
-    bool per_object; /* samples per object with labels; else one sum per metric */
-    bool detailed;   /* /metrics/detailed: prefix rabbitmq_detailed_, families[] only */
-    bool families[PROM_N_FAMILIES];
-    const char *vhosts[PROM_VHOSTS_MAX]; /* borrows: only these vhosts' objects; none: all */
-    size_t n_vhosts;
-};
-
-/* What a per-object metric reads off a queue or a channel. */
+/* What a metric reads off a queue, a channel or a connection. */
 enum prom_q_value {
     PQ_READY = 0,
     PQ_UNACKED,
@@ -83,17 +80,22 @@ enum prom_q_value {
     PQ_CONSUMERS,
     PQ_PAGED_OUT,
     PQ_PUBLISHED,
+    PQ_N
 };
 enum prom_c_value {
     PC_CONSUMERS = 0,
     PC_UNACKED,
     PC_UNCONFIRMED,
     PC_PREFETCH,
-    PC_STAT, /* a stats.h counter: field */
+    PC_N,
+    PC_STAT = PC_N, /* a stats.h counter: the metric's field */
 };
+
+enum prom_kind { PROM_KIND_QUEUE = 0, PROM_KIND_CHAN, PROM_KIND_CONN };
 
 struct prom_metric {
     enum prom_family family;
+    enum prom_kind kind;
     const char *name; /* after the prefix */
     const char *type;
     const char *help;
@@ -101,71 +103,125 @@ struct prom_metric {
     enum stats_field field; /* PC_STAT's */
 };
 
-/* RabbitMQ 3.10's queue metrics that Warren has figures for, in its order. */
-static const struct prom_metric prom_queue_metrics[] = {
-    {PROM_QUEUE_COARSE, "queue_messages_ready", "gauge",
+#define Q PROM_KIND_QUEUE
+#define C PROM_KIND_CHAN
+/* RabbitMQ 3.10's per-object metrics that Warren has figures for, in its order. */
+static const struct prom_metric prom_metrics[] = {
+    {PROM_QUEUE_COARSE, Q, "queue_messages_ready", "gauge",
      "Messages ready to be delivered to consumers", PQ_READY, 0},
-    {PROM_QUEUE_COARSE, "queue_messages_unacked", "gauge",
+    {PROM_QUEUE_COARSE, Q, "queue_messages_unacked", "gauge",
      "Messages delivered to consumers but not yet acknowledged", PQ_UNACKED, 0},
-    {PROM_QUEUE_COARSE, "queue_messages", "gauge",
+    {PROM_QUEUE_COARSE, Q, "queue_messages", "gauge",
      "Sum of ready and unacknowledged messages - total queue depth", PQ_MESSAGES, 0},
-    {PROM_QUEUE_CONSUMERS, "queue_consumers", "gauge", "Consumers on a queue", PQ_CONSUMERS, 0},
-    {PROM_QUEUE_METRICS, "queue_messages_paged_out", "gauge", "Messages paged out to disk",
+    {PROM_QUEUE_CONSUMERS, Q, "queue_consumers", "gauge", "Consumers on a queue", PQ_CONSUMERS, 0},
+    {PROM_QUEUE_METRICS, Q, "queue_messages_paged_out", "gauge", "Messages paged out to disk",
      PQ_PAGED_OUT, 0},
-};
-
-static const struct prom_metric prom_chan_metrics[] = {
-    {PROM_CHAN_METRICS, "channel_consumers", "gauge", "Consumers on a channel", PC_CONSUMERS, 0},
-    {PROM_CHAN_METRICS, "channel_messages_unacked", "gauge",
+    {PROM_CHAN_METRICS, C, "channel_consumers", "gauge", "Consumers on a channel", PC_CONSUMERS, 0},
+    {PROM_CHAN_METRICS, C, "channel_messages_unacked", "gauge",
      "Delivered but not yet acknowledged messages", PC_UNACKED, 0},
-    {PROM_CHAN_METRICS, "channel_messages_unconfirmed", "gauge",
+    {PROM_CHAN_METRICS, C, "channel_messages_unconfirmed", "gauge",
      "Published but not yet confirmed messages", PC_UNCONFIRMED, 0},
-    {PROM_CHAN_METRICS, "channel_prefetch", "gauge",
+    {PROM_CHAN_METRICS, C, "channel_prefetch", "gauge",
      "Total limit of unacknowledged messages for all consumers on a channel", PC_PREFETCH, 0},
-    {PROM_CHAN_EXCH, "channel_messages_published_total", "counter",
+    {PROM_CHAN_EXCH, C, "channel_messages_published_total", "counter",
      "Total number of messages published into an exchange on a channel", PC_STAT, STATS_PUBLISH},
-    {PROM_CHAN_EXCH, "channel_messages_confirmed_total", "counter",
+    {PROM_CHAN_EXCH, C, "channel_messages_confirmed_total", "counter",
      "Total number of messages published into an exchange and confirmed on the channel", PC_STAT,
      STATS_CONFIRM},
-    {PROM_CHAN_EXCH, "channel_messages_unroutable_returned_total", "counter",
+    {PROM_CHAN_EXCH, C, "channel_messages_unroutable_returned_total", "counter",
      "Total number of messages published as mandatory into an exchange and returned to the "
      "publisher as unroutable",
      PC_STAT, STATS_RETURN_UNROUTABLE},
-    {PROM_CHAN_EXCH, "channel_messages_unroutable_dropped_total", "counter",
+    {PROM_CHAN_EXCH, C, "channel_messages_unroutable_dropped_total", "counter",
      "Total number of messages published as non-mandatory into an exchange and dropped as "
      "unroutable",
      PC_STAT, STATS_DROP_UNROUTABLE},
-    {PROM_CHAN_QUEUE, "channel_get_ack_total", "counter",
+    {PROM_CHAN_QUEUE, C, "channel_get_ack_total", "counter",
      "Total number of messages fetched with basic.get in manual acknowledgement mode", PC_STAT,
      STATS_GET},
-    {PROM_CHAN_QUEUE, "channel_get_total", "counter",
+    {PROM_CHAN_QUEUE, C, "channel_get_total", "counter",
      "Total number of messages fetched with basic.get in automatic acknowledgement mode", PC_STAT,
      STATS_GET_NO_ACK},
-    {PROM_CHAN_QUEUE, "channel_messages_delivered_ack_total", "counter",
+    {PROM_CHAN_QUEUE, C, "channel_messages_delivered_ack_total", "counter",
      "Total number of messages delivered to consumers in manual acknowledgement mode", PC_STAT,
      STATS_DELIVER},
-    {PROM_CHAN_QUEUE, "channel_messages_delivered_total", "counter",
+    {PROM_CHAN_QUEUE, C, "channel_messages_delivered_total", "counter",
      "Total number of messages delivered to consumers in automatic acknowledgement mode", PC_STAT,
      STATS_DELIVER_NO_ACK},
-    {PROM_CHAN_QUEUE, "channel_messages_redelivered_total", "counter",
+    {PROM_CHAN_QUEUE, C, "channel_messages_redelivered_total", "counter",
      "Total number of messages redelivered to consumers", PC_STAT, STATS_REDELIVER},
-    {PROM_CHAN_QUEUE, "channel_messages_acked_total", "counter",
+    {PROM_CHAN_QUEUE, C, "channel_messages_acked_total", "counter",
      "Total number of messages acknowledged by consumers", PC_STAT, STATS_ACK},
-    {PROM_CHAN_QUEUE, "channel_get_empty_total", "counter",
+    {PROM_CHAN_QUEUE, C, "channel_get_empty_total", "counter",
      "Total number of times basic.get operations fetched no message", PC_STAT, STATS_GET_EMPTY},
+    {PROM_CONN_METRICS, PROM_KIND_CONN, "connection_channels", "gauge", "Channels on a connection",
+     0, 0},
+    {PROM_CHAN_QUEUE_EXCH, Q, "queue_messages_published_total", "counter",
+     "Total number of messages published to queues", PQ_PUBLISHED, 0},
 };
+#undef Q
+#undef C
 
 #define PROM_N(a) (sizeof(a) / sizeof((a)[0]))
+#define PROM_N_METRICS PROM_N(prom_metrics)
+
+/* Per-object scrapes copy what they show when they start (one walk, no text), then write it
+ * over several loop turns: queues and channels may come and go in between, and a sample
+ * must not be written twice. Names are offsets into the scrape's names buffer. */
+struct prom_qrow {
+    size_t vhost, name;
+    uint64_t v[PQ_N];
+};
+struct prom_crow {
+    size_t name;
+    uint64_t v[PC_N];
+    uint64_t n[STATS_N];
+};
+struct prom_connrow {
+    size_t name;
+    uint64_t channels;
+};
+
+/* A scrape (mgmt_prom_start). */
+struct mgmt_prom {
+    struct prom_w w;
+    const struct mgmt_env *env;
+    bool all;        /* /metrics or /metrics/per-object: node figures and totals too */
+    bool per_object; /* samples per object with labels; else one sum per metric */
+    bool detailed;   /* /metrics/detailed: prefix rabbitmq_detailed_, families[] only */
+    bool families[PROM_N_FAMILIES];
+    const char *vhosts[PROM_VHOSTS_MAX]; /* in params: only these vhosts' objects; none: all */
+    size_t n_vhosts;
+    struct evkeyvalq params; /* owns: the query's parameters */
+
+    /* Per object: the copies (owned), and where the writing is. */
+    char *names;
+    size_t names_len, names_cap;
+    struct prom_qrow *q;
+    size_t n_q, cap_q;
+    struct prom_crow *c;
+    size_t n_c, cap_c;
+    struct prom_connrow *conn;
+    size_t n_conn, cap_conn;
+    size_t metric, row; /* the next sample: prom_metrics[metric], its row-th object */
+    bool started;       /* the first step (node figures) was written */
+
+    /* Aggregated: the sums, taken when the scrape starts. */
+    uint64_t qsum[PQ_N], csum[PC_N], conn_chans;
+    /* Totals: rabbitmq_connections, _channels, _consumers, _queues. */
+    uint64_t conns, chans, consumers, queues;
+    bool failed; /* ENOMEM while copying */
+};
 
 /* The metric's full name: rabbitmq_ or rabbitmq_detailed_ before name. */
 static void
-prom_name(const struct prom_scrape *s, const char *name, char *buf, size_t cap)
+prom_name(const struct mgmt_prom *s, const char *name, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s%s", s->detailed ? "rabbitmq_detailed_" : "rabbitmq_", name);
 }
 
 static bool
-prom_vhost_wanted(const struct prom_scrape *s, const char *vhost)
+prom_vhost_wanted(const struct mgmt_prom *s, const char *vhost)
 {
     if (s->n_vhosts == 0)
         return true;
@@ -175,164 +231,244 @@ prom_vhost_wanted(const struct prom_scrape *s, const char *vhost)
     return false;
 }
 
-static uint64_t
-prom_queue_value(const struct queue *q, int value)
+/* Grows *arr (of *cap elements of size) to hold n + 1. -1 on ENOMEM (s->failed set). */
+static int
+prom_grow(struct mgmt_prom *s, void **arr, size_t *cap, size_t n, size_t size)
 {
-    switch (value) {
-    case PQ_READY:
-        return q->n_ready;
-    case PQ_UNACKED:
-        return q->n_unacked;
-    case PQ_MESSAGES:
-        return q->n_ready + q->n_unacked;
-    case PQ_CONSUMERS:
-        return q->n_consumers;
-    case PQ_PAGED_OUT:
-        return durable_queue_paged(q);
-    default:
-        return q->stats.n[STATS_PUBLISH];
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap > 0 ? *cap * 2 : 256;
+    void *p = realloc(*arr, ncap * size);
+    if (p == NULL) {
+        s->failed = true;
+        return -1;
     }
+    *arr = p;
+    *cap = ncap;
+    return 0;
 }
 
-/* One queue metric: a sample per queue {vhost,queue}, or their sum. */
-static void
-prom_queue_metric(struct prom_scrape *s, const struct prom_metric *m)
+/* Copies str into the names buffer; its offset, or SIZE_MAX on ENOMEM. */
+static size_t
+prom_keep_name(struct mgmt_prom *s, const char *str)
 {
-    char name[96];
-    prom_name(s, m->name, name, sizeof(name));
-    prom_family(&s->w, name, m->type, m->help);
-    uint64_t sum = 0;
+    size_t len = strlen(str) + 1;
+    if (s->names_len + len > s->names_cap) {
+        size_t ncap = s->names_cap > 0 ? s->names_cap : 4096;
+        while (ncap < s->names_len + len)
+            ncap *= 2;
+        char *p = realloc(s->names, ncap);
+        if (p == NULL) {
+            s->failed = true;
+            return SIZE_MAX;
+        }
+        s->names = p;
+        s->names_cap = ncap;
+    }
+    memcpy(s->names + s->names_len, str, len);
+    s->names_len += len;
+    return s->names_len - len;
+}
+
+/* Whether any metric of kind is wanted. */
+static bool
+prom_kind_wanted(const struct mgmt_prom *s, enum prom_kind kind)
+{
+    for (size_t i = 0; i < PROM_N_METRICS; i++)
+        if (prom_metrics[i].kind == kind && s->families[prom_metrics[i].family])
+            return true;
+    return false;
+}
+
+/* One walk over the queues: the totals, and the sums or the per-object copies. */
+static void
+prom_take_queues(struct mgmt_prom *s, bool rows)
+{
     for (struct vhost *v = s->env->vhosts->head; v != NULL; v = v->next) {
-        if (!prom_vhost_wanted(s, v->name))
-            continue;
+        bool wanted = prom_vhost_wanted(s, v->name);
+        size_t vname = rows && wanted && v->queues.count > 0 ? prom_keep_name(s, v->name) : 0;
         struct hmap_iter it;
         hmap_iter_init(&it, &v->queues);
         for (struct hmap_entry *e; (e = hmap_iter_next(&it)) != NULL;) {
             const struct queue *q = hmap_container_of(e, struct queue, by_name);
-            uint64_t n = prom_queue_value(q, m->value);
-            if (s->per_object) {
-                struct prom_label l[] = {{"vhost", v->name}, {"queue", q->name}};
-                prom_u64(&s->w, name, l, 2, n);
-            } else {
-                sum += n;
+            s->queues++;
+            s->consumers += q->n_consumers;
+            if (!wanted)
+                continue;
+            uint64_t val[PQ_N] = {
+                [PQ_READY] = q->n_ready,
+                [PQ_UNACKED] = q->n_unacked,
+                [PQ_MESSAGES] = q->n_ready + q->n_unacked,
+                [PQ_CONSUMERS] = q->n_consumers,
+                [PQ_PAGED_OUT] = durable_queue_paged(q),
+                [PQ_PUBLISHED] = q->stats.n[STATS_PUBLISH],
+            };
+            if (!rows) {
+                for (int i = 0; i < PQ_N; i++)
+                    s->qsum[i] += val[i];
+                continue;
             }
+            if (s->failed || prom_grow(s, (void **)&s->q, &s->cap_q, s->n_q, sizeof(*s->q)) < 0)
+                continue;
+            struct prom_qrow *r = &s->q[s->n_q];
+            r->vhost = vname;
+            r->name = prom_keep_name(s, q->name);
+            memcpy(r->v, val, sizeof(val));
+            s->n_q++;
         }
-    }
-    if (!s->per_object)
-        prom_u64(&s->w, name, NULL, 0, sum);
-}
-
-struct prom_chan_walk {
-    struct prom_scrape *s;
-    const struct prom_metric *m;
-    const char *name;
-    uint64_t sum;
-};
-
-static uint64_t
-prom_chan_value(const struct net_chan_info *ci, const struct prom_metric *m)
-{
-    switch (m->value) {
-    case PC_CONSUMERS:
-        return ci->consumer_count;
-    case PC_UNACKED:
-        return ci->messages_unacknowledged;
-    case PC_UNCONFIRMED:
-        return ci->messages_unconfirmed;
-    case PC_PREFETCH:
-        return ci->global_prefetch_count;
-    default:
-        return ci->stats->n[m->field];
     }
 }
 
 static void
 prom_on_chan(void *arg, const struct net_chan_info *ci)
 {
-    struct prom_chan_walk *cw = arg;
-    if (ci->conn->vhost == NULL || !prom_vhost_wanted(cw->s, ci->conn->vhost))
+    struct mgmt_prom *s = arg;
+    if (ci->conn->vhost == NULL || !prom_vhost_wanted(s, ci->conn->vhost))
         return;
-    uint64_t n = prom_chan_value(ci, cw->m);
-    if (!cw->s->per_object) {
-        cw->sum += n;
+    uint64_t val[PC_N] = {
+        [PC_CONSUMERS] = ci->consumer_count,
+        [PC_UNACKED] = ci->messages_unacknowledged,
+        [PC_UNCONFIRMED] = ci->messages_unconfirmed,
+        [PC_PREFETCH] = ci->global_prefetch_count,
+    };
+    if (!s->per_object) {
+        for (int i = 0; i < PC_N; i++)
+            s->csum[i] += val[i];
         return;
     }
+    if (s->failed || prom_grow(s, (void **)&s->c, &s->cap_c, s->n_c, sizeof(*s->c)) < 0)
+        return;
     char chan[300];
     snprintf(chan, sizeof(chan), "%s (%u)", ci->conn->name, (unsigned)ci->number);
-    struct prom_label l[] = {{"channel", chan}};
-    prom_u64(&cw->s->w, cw->name, l, 1, n);
+    struct prom_crow *r = &s->c[s->n_c++];
+    r->name = prom_keep_name(s, chan);
+    memcpy(r->v, val, sizeof(val));
+    memcpy(r->n, ci->stats->n, sizeof(r->n));
 }
-
-/* One channel metric: a sample per channel, or their sum; the aggregated counters are the
- * vhosts' (see the top of the file). */
-static void
-prom_chan_metric(struct prom_scrape *s, const struct prom_metric *m)
-{
-    char name[96];
-    prom_name(s, m->name, name, sizeof(name));
-    prom_family(&s->w, name, m->type, m->help);
-    struct prom_chan_walk cw = {s, m, name, 0};
-    if (!s->per_object && m->value == PC_STAT) {
-        for (struct vhost *v = s->env->vhosts->head; v != NULL; v = v->next)
-            cw.sum += v->stats.n[m->field];
-    } else if (s->env->net != NULL) {
-        net_server_chan_foreach(s->env->net, prom_on_chan, &cw);
-    }
-    if (!s->per_object)
-        prom_u64(&s->w, name, NULL, 0, cw.sum);
-}
-
-struct prom_conn_walk {
-    struct prom_scrape *s;
-    const char *name; /* NULL: count only */
-    uint64_t conns, chans;
-};
 
 static void
 prom_on_conn(void *arg, const struct net_conn_info *ci)
 {
-    struct prom_conn_walk *cw = arg;
-    cw->conns++;
-    cw->chans += ci->channels;
-    if (cw->name != NULL && ci->vhost != NULL && prom_vhost_wanted(cw->s, ci->vhost)) {
-        struct prom_label l[] = {{"connection", ci->name}};
-        prom_u64(&cw->s->w, cw->name, l, 1, ci->channels);
+    struct mgmt_prom *s = arg;
+    s->conns++;
+    s->chans += ci->channels;
+    if (ci->vhost == NULL || !prom_vhost_wanted(s, ci->vhost))
+        return;
+    if (!s->per_object) {
+        s->conn_chans += ci->channels;
+        return;
     }
+    if (s->failed || prom_grow(s, (void **)&s->conn, &s->cap_conn, s->n_conn, sizeof(*s->conn)) < 0)
+        return;
+    struct prom_connrow *r = &s->conn[s->n_conn++];
+    r->name = prom_keep_name(s, ci->name);
+    r->channels = ci->channels;
 }
 
-/* The families asked for, each metric of them in RabbitMQ's order. */
+/* Takes what the scrape shows of the objects, in this loop turn. */
 static void
-prom_object_families(struct prom_scrape *s)
+prom_take(struct mgmt_prom *s)
 {
-    for (size_t i = 0; i < PROM_N(prom_queue_metrics); i++)
-        if (s->families[prom_queue_metrics[i].family])
-            prom_queue_metric(s, &prom_queue_metrics[i]);
-    for (size_t i = 0; i < PROM_N(prom_chan_metrics); i++)
-        if (s->families[prom_chan_metrics[i].family])
-            prom_chan_metric(s, &prom_chan_metrics[i]);
-    if (s->families[PROM_CONN_METRICS]) {
-        char name[96];
-        prom_name(s, "connection_channels", name, sizeof(name));
-        prom_family(&s->w, name, "gauge", "Channels on a connection");
-        struct prom_conn_walk cw = {s, s->per_object ? name : NULL, 0, 0};
-        if (s->env->net != NULL)
-            net_server_conn_foreach(s->env->net, prom_on_conn, &cw);
-        if (!s->per_object)
-            prom_u64(&s->w, name, NULL, 0, cw.chans);
+    if (s->all || prom_kind_wanted(s, PROM_KIND_QUEUE))
+        prom_take_queues(s, s->per_object);
+    if (s->env->net == NULL)
+        return;
+    if (s->all || prom_kind_wanted(s, PROM_KIND_CONN))
+        net_server_conn_foreach(s->env->net, prom_on_conn, s);
+    if (prom_kind_wanted(s, PROM_KIND_CHAN))
+        net_server_chan_foreach(s->env->net, prom_on_chan, s);
+}
+
+/* Writes row i of metric m, per object. */
+static void
+prom_write_row(struct mgmt_prom *s, const struct prom_metric *m, const char *name, size_t i)
+{
+    switch (m->kind) {
+    case PROM_KIND_QUEUE: {
+        const struct prom_qrow *r = &s->q[i];
+        struct prom_label l[] = {{"vhost", s->names + r->vhost}, {"queue", s->names + r->name}};
+        prom_u64(&s->w, name, l, 2, r->v[m->value]);
+        break;
     }
-    if (s->families[PROM_CHAN_QUEUE_EXCH]) {
-        static const struct prom_metric published = {PROM_CHAN_QUEUE_EXCH,
-                                                     "queue_messages_published_total",
-                                                     "counter",
-                                                     "Total number of messages published to queues",
-                                                     PQ_PUBLISHED,
-                                                     0};
-        prom_queue_metric(s, &published);
+    case PROM_KIND_CHAN: {
+        const struct prom_crow *r = &s->c[i];
+        struct prom_label l[] = {{"channel", s->names + r->name}};
+        prom_u64(&s->w, name, l, 1, m->value == PC_STAT ? r->n[m->field] : r->v[m->value]);
+        break;
+    }
+    case PROM_KIND_CONN: {
+        const struct prom_connrow *r = &s->conn[i];
+        struct prom_label l[] = {{"connection", s->names + r->name}};
+        prom_u64(&s->w, name, l, 1, r->channels);
+        break;
+    }
     }
 }
 
+/* Metric m's sum: the aggregated channel counters are the vhosts' (see the top of the file). */
+static uint64_t
+prom_sum(const struct mgmt_prom *s, const struct prom_metric *m)
+{
+    switch (m->kind) {
+    case PROM_KIND_QUEUE:
+        return s->qsum[m->value];
+    case PROM_KIND_CONN:
+        return s->conn_chans;
+    case PROM_KIND_CHAN:
+        break;
+    }
+    if (m->value != PC_STAT)
+        return s->csum[m->value];
+    uint64_t sum = 0;
+    for (struct vhost *v = s->env->vhosts->head; v != NULL; v = v->next)
+        sum += v->stats.n[m->field];
+    return sum;
+}
+
+static uint64_t
+prom_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Writes the wanted families' samples from where the last step stopped, for about
+ * PROM_STEP_US. Returns true once all are written. */
+static bool
+prom_write_families(struct mgmt_prom *s)
+{
+    uint64_t until = prom_now_us() + PROM_STEP_US;
+    unsigned since_check = 0;
+    for (; s->metric < PROM_N_METRICS; s->metric++, s->row = 0) {
+        const struct prom_metric *m = &prom_metrics[s->metric];
+        if (!s->families[m->family])
+            continue;
+        char name[96];
+        prom_name(s, m->name, name, sizeof(name));
+        if (s->row == 0)
+            prom_family(&s->w, name, m->type, m->help);
+        if (!s->per_object) {
+            prom_u64(&s->w, name, NULL, 0, prom_sum(s, m));
+            continue;
+        }
+        size_t n = m->kind == PROM_KIND_QUEUE  ? s->n_q
+                   : m->kind == PROM_KIND_CHAN ? s->n_c
+                                               : s->n_conn;
+        for (; s->row < n; s->row++) {
+            if (++since_check == PROM_STEP_CHECK) {
+                since_check = 0;
+                if (prom_now_us() >= until)
+                    return false; /* row > 0 now: the family's header is written */
+            }
+            prom_write_row(s, m, name, s->row);
+        }
+    }
+    return true;
+}
+
 static void
-prom_build_identity(struct prom_scrape *s)
+prom_build_identity(struct mgmt_prom *s)
 {
     char node[300];
     mgmt_node_name(node, sizeof(node));
@@ -351,7 +487,7 @@ prom_build_identity(struct prom_scrape *s)
 }
 
 static void
-prom_gauge(struct prom_scrape *s, const char *name, const char *type, const char *help, uint64_t v)
+prom_gauge(struct mgmt_prom *s, const char *name, const char *type, const char *help, uint64_t v)
 {
     prom_family(&s->w, name, type, help);
     prom_u64(&s->w, name, NULL, 0, v);
@@ -387,7 +523,7 @@ prom_open_fds(void)
 
 /* The node's figures: alarms, lifetime counters, process and disk. */
 static void
-prom_node(struct prom_scrape *s, uint64_t conns)
+prom_node(struct mgmt_prom *s)
 {
     bool mem = false, disk = false;
     uint64_t disk_free = 0, disk_limit = 0, mem_limit = 0;
@@ -418,7 +554,7 @@ prom_node(struct prom_scrape *s, uint64_t conns)
     prom_gauge(s, "rabbitmq_queues_deleted_total", "counter", "Total number of queues deleted",
                n->queues_deleted);
     prom_gauge(s, "rabbitmq_process_open_fds", "gauge", "Open file descriptors", prom_open_fds());
-    prom_gauge(s, "rabbitmq_process_open_tcp_sockets", "gauge", "Open TCP sockets", conns);
+    prom_gauge(s, "rabbitmq_process_open_tcp_sockets", "gauge", "Open TCP sockets", s->conns);
     prom_gauge(s, "rabbitmq_process_resident_memory_bytes", "gauge", "Memory used in bytes",
                prom_rss());
     prom_gauge(s, "rabbitmq_disk_space_available_bytes", "gauge", "Disk space available in bytes",
@@ -435,7 +571,7 @@ prom_node(struct prom_scrape *s, uint64_t conns)
 /* rabbitmq_global_*: the node's lifetime message counters (the vhosts' sums), labelled as
  * RabbitMQ 3.10 labels them (Warren's queues are all classic). */
 static void
-prom_global(struct prom_scrape *s, uint64_t consumers)
+prom_global(struct mgmt_prom *s)
 {
     static const struct {
         const char *name, *help;
@@ -479,7 +615,7 @@ prom_global(struct prom_scrape *s, uint64_t consumers)
     };
     struct prom_label l[] = {{"protocol", "amqp091"}, {"queue_type", "rabbit_classic_queue"}};
     prom_family(&s->w, "rabbitmq_global_consumers", "gauge", "Current number of consumers");
-    prom_u64(&s->w, "rabbitmq_global_consumers", l, 1, consumers);
+    prom_u64(&s->w, "rabbitmq_global_consumers", l, 1, s->consumers);
     for (size_t i = 0; i < PROM_N(g); i++) {
         uint64_t sum = 0;
         for (struct vhost *v = s->env->vhosts->head; v != NULL; v = v->next)
@@ -491,7 +627,7 @@ prom_global(struct prom_scrape *s, uint64_t consumers)
 
 /* warren_*: what RabbitMQ has no metric for. */
 static void
-prom_warren(struct prom_scrape *s)
+prom_warren(struct mgmt_prom *s)
 {
     prom_gauge(s, "warren_log_lines_dropped_total", "counter",
                "Log lines the logger could not write (full disk, I/O error) and dropped",
@@ -518,44 +654,16 @@ prom_warren(struct prom_scrape *s)
     prom_hist(&s->w, "warren_store_group_commit_batches", NULL, 0, &st.group_batches, 1);
 }
 
-/* /metrics and /metrics/per-object: everything, aggregated or per object. */
-static void
-prom_all(struct prom_scrape *s)
-{
-    struct prom_conn_walk cw = {s, NULL, 0, 0};
-    if (s->env->net != NULL)
-        net_server_conn_foreach(s->env->net, prom_on_conn, &cw);
-    uint64_t queues = 0, consumers = 0;
-    for (struct vhost *v = s->env->vhosts->head; v != NULL; v = v->next) {
-        queues += v->queues.count;
-        struct hmap_iter it;
-        hmap_iter_init(&it, &v->queues);
-        for (struct hmap_entry *e; (e = hmap_iter_next(&it)) != NULL;)
-            consumers += hmap_container_of(e, struct queue, by_name)->n_consumers;
-    }
-    prom_node(s, cw.conns);
-    for (int f = 0; f < PROM_N_FAMILIES; f++)
-        s->families[f] = true;
-    prom_object_families(s);
-    prom_gauge(s, "rabbitmq_connections", "gauge", "Connections currently open", cw.conns);
-    prom_gauge(s, "rabbitmq_channels", "gauge", "Channels currently open", cw.chans);
-    prom_gauge(s, "rabbitmq_consumers", "gauge", "Consumers currently connected", consumers);
-    prom_gauge(s, "rabbitmq_queues", "gauge", "Queues available", queues);
-    prom_build_identity(s);
-    prom_global(s, consumers);
-    prom_warren(s);
-}
-
 /* The family= and vhost= parameters of query (all of them, repeated ones too). */
 static int
-prom_detailed_query(struct prom_scrape *s, const char *query, struct evkeyvalq *params)
+prom_detailed_query(struct mgmt_prom *s, const char *query)
 {
     if (query == NULL)
         return 0;
-    if (evhttp_parse_query_str(query, params) < 0)
+    if (evhttp_parse_query_str(query, &s->params) < 0)
         return -1;
     struct evkeyval *kv;
-    TAILQ_FOREACH(kv, params, next) {
+    TAILQ_FOREACH(kv, &s->params, next) {
         if (strcmp(kv->key, "family") == 0) {
             for (int f = 0; f < PROM_N_FAMILIES; f++)
                 if (strcmp(kv->value, prom_family_names[f]) == 0)
@@ -567,33 +675,80 @@ prom_detailed_query(struct prom_scrape *s, const char *query, struct evkeyvalq *
     return 0;
 }
 
-int
-mgmt_prom_render(const struct mgmt_env *env, const char *path, const char *query,
-                 struct evbuffer *out)
+void
+mgmt_prom_free(struct mgmt_prom *s)
 {
-    struct prom_scrape s = {.w = {out, false}, .env = env};
-    struct evkeyvalq params;
-    TAILQ_INIT(&params);
+    if (s == NULL)
+        return;
+    evhttp_clear_headers(&s->params);
+    free(s->names);
+    free(s->q);
+    free(s->c);
+    free(s->conn);
+    free(s);
+}
+
+int
+mgmt_prom_start(const struct mgmt_env *env, const char *path, const char *query,
+                struct mgmt_prom **out)
+{
+    *out = NULL;
+    struct mgmt_prom *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        goto nomem;
+    TAILQ_INIT(&s->params);
+    s->env = env;
     if (strcmp(path, "/metrics") == 0 || strcmp(path, "/metrics/") == 0) {
-        prom_all(&s);
+        s->all = true;
     } else if (strcmp(path, "/metrics/per-object") == 0) {
-        s.per_object = true;
-        prom_all(&s);
+        s->all = s->per_object = true;
     } else if (strcmp(path, "/metrics/detailed") == 0) {
-        s.per_object = s.detailed = true;
-        if (prom_detailed_query(&s, query, &params) < 0) {
-            evhttp_clear_headers(&params);
+        s->per_object = s->detailed = true;
+        if (prom_detailed_query(s, query) < 0) {
+            mgmt_prom_free(s);
             return 400;
         }
-        prom_object_families(&s);
-        prom_build_identity(&s);
     } else {
+        mgmt_prom_free(s);
         return 404;
     }
-    evhttp_clear_headers(&params);
-    if (s.w.failed) {
-        log_msg(LOG_ERROR, "management: out of memory writing Prometheus metrics");
-        return 500;
+    for (int f = 0; s->all && f < PROM_N_FAMILIES; f++)
+        s->families[f] = true;
+    prom_take(s);
+    if (s->failed) {
+        mgmt_prom_free(s);
+        goto nomem;
     }
+    *out = s;
     return 200;
+nomem:
+    log_msg(LOG_ERROR, "management: out of memory for a Prometheus scrape");
+    return 500;
+}
+
+int
+mgmt_prom_step(struct mgmt_prom *s, struct evbuffer *out)
+{
+    s->w.buf = out;
+    if (!s->started && s->all)
+        prom_node(s);
+    s->started = true;
+    if (!prom_write_families(s))
+        return s->w.failed ? -1 : 0;
+    if (s->all) {
+        prom_gauge(s, "rabbitmq_connections", "gauge", "Connections currently open", s->conns);
+        prom_gauge(s, "rabbitmq_channels", "gauge", "Channels currently open", s->chans);
+        prom_gauge(s, "rabbitmq_consumers", "gauge", "Consumers currently connected", s->consumers);
+        prom_gauge(s, "rabbitmq_queues", "gauge", "Queues available", s->queues);
+    }
+    prom_build_identity(s);
+    if (s->all) {
+        prom_global(s);
+        prom_warren(s);
+    }
+    if (s->w.failed) {
+        log_msg(LOG_ERROR, "management: out of memory writing Prometheus metrics");
+        return -1;
+    }
+    return 1;
 }
