@@ -8,7 +8,9 @@ aggregated by default, per queue {vhost,queue} and channel at /metrics/per-objec
 and vhosts asked for; label values escaped; 404 for other paths and 405 for other methods.
 Warren also serves /metrics on the management port, to monitoring and administrator users
 only (RabbitMQ answers 404 there), and adds warren_* figures (store write latency and
-group-commit histograms). Run against RabbitMQ with WARREN_TEST_ADDR and
+group-commit histograms). At 50,000 queues a per-object scrape (about 20 MB) is written over
+many loop turns: a pinging client sees no stall over a second, and a client that goes away
+in the middle of one leaves the broker serving. Run against RabbitMQ with WARREN_TEST_ADDR and
 WARREN_TEST_PROMETHEUS_PORT, the first two tests check the same names there."""
 
 import http.client
@@ -16,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
@@ -324,6 +327,35 @@ def test_warren_figures():
 
 
 @wt.needs_process
+def test_many_queues():
+    """50,000 queues: the aggregated sums and the per-object lines; a pinging client is
+    served throughout; a scrape cut short by its client is dropped cleanly"""
+    import socket
+    import watcher
+    n = 50000
+    with wt.server(prometheus=True, mgmt=True) as srv:
+        defs = {"queues": [{"name": "q%05d" % i, "vhost": "/", "durable": False,
+                            "auto_delete": False, "arguments": {}} for i in range(n)]}
+        st, _, body = wt.http(srv, "POST", "/api/definitions", defs, timeout=120)
+        assert st == 204, (st, body)
+        with watcher.Watcher(srv.addr) as w:
+            s, _ = parse(metrics(srv))
+            assert value(s, "rabbitmq_queues") == n + 1  # and the watcher's
+            for _ in range(2):
+                text = metrics(srv, "/metrics/per-object")
+                assert text.count("\nrabbitmq_queue_messages_ready{") == n + 1
+            w.check("during per-object scrapes of %d queues" % n)
+            for _ in range(3):
+                sock = socket.create_connection(("127.0.0.1", srv.prometheus_port))
+                sock.sendall(b"GET /metrics/per-object HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.02)  # in the middle of it (it takes a few hundred ms)
+                sock.close()
+            text = metrics(srv, "/metrics/per-object")
+            assert text.count("\nrabbitmq_queue_consumers{") == n + 1
+            w.check("after scrapes cut short")
+
+
+@wt.needs_process
 def test_config_keys():
     """prometheus.tcp.port and prometheus.tcp.ip are rabbitmq.conf keys; a taken port stops
     the broker with a message, as a taken management port does"""
@@ -348,4 +380,4 @@ def test_config_keys():
 
 if __name__ == "__main__":
     wt.run([test_names_and_format, test_paths_and_methods, test_values_move, test_detailed,
-            test_management_port, test_warren_figures, test_config_keys])
+            test_management_port, test_warren_figures, test_many_queues, test_config_keys])
