@@ -632,6 +632,14 @@ prom_warren(struct mgmt_prom *s)
     prom_gauge(s, "warren_log_lines_dropped_total", "counter",
                "Log lines the logger could not write (full disk, I/O error) and dropped",
                log_dropped());
+    if (s->env->net != NULL) {
+        struct stats_hist lag;
+        net_server_loop_lag(s->env->net, &lag);
+        prom_family(&s->w, "warren_event_loop_lag_seconds", "histogram",
+                    "How late a timer due every 100 ms fired: how long the event loop was "
+                    "busy with other work");
+        prom_hist(&s->w, "warren_event_loop_lag_seconds", NULL, 0, &lag, 1e-6);
+    }
     if (s->env->store == NULL)
         return;
     struct store_stats st;

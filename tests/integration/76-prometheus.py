@@ -7,8 +7,8 @@ aggregated by default, per queue {vhost,queue} and channel at /metrics/per-objec
 /metrics/detailed?family=...&vhost=... with rabbitmq_detailed_ names and only the families
 and vhosts asked for; label values escaped; 404 for other paths and 405 for other methods.
 Warren also serves /metrics on the management port, to monitoring and administrator users
-only (RabbitMQ answers 404 there), and adds warren_* figures (store write latency and
-group-commit histograms). At 50,000 queues a per-object scrape (about 20 MB) is written over
+only (RabbitMQ answers 404 there), and adds warren_* figures (store write latency,
+group-commit and event loop lag histograms). At 50,000 queues a per-object scrape (about 20 MB) is written over
 many loop turns: a pinging client sees no stall over a second, and a client that goes away
 in the middle of one leaves the broker serving. Run against RabbitMQ with WARREN_TEST_ADDR and
 WARREN_TEST_PROMETHEUS_PORT, the first two tests check the same names there."""
@@ -301,7 +301,7 @@ def test_management_port():
 @wt.needs_process
 def test_warren_figures():
     """persistent publishes with confirms show in the store's sync-write latency and
-    group-commit histograms"""
+    group-commit histograms; the event loop lag histogram fills"""
     import pika
     with wt.server(prometheus=True) as srv:
         before, _ = parse(metrics(srv))
@@ -324,6 +324,13 @@ def test_warren_figures():
             before, "warren_store_group_commit_batches_sum")
         assert batches >= 20, batches  # at least one batch per persistent publish
         assert "warren_log_lines_dropped_total 0" in text
+        # The loop lag probe fires every 100 ms.
+        wt.wait_until(lambda: value(parse(metrics(srv))[0],
+                                    "warren_event_loop_lag_seconds_count") >= 3, 10, "probes")
+        s, types = parse(metrics(srv))
+        assert types["warren_event_loop_lag_seconds"] == "histogram"
+        assert value(s, "warren_event_loop_lag_seconds_bucket", le="1") == value(
+            s, "warren_event_loop_lag_seconds_count")
 
 
 @wt.needs_process
