@@ -72,7 +72,8 @@ struct http_front {
     struct mgmt *m; /* borrows */
     struct evhttp *http;
     bool trusted;
-    bool metrics_only; /* the Prometheus listener: /metrics paths, no login */
+    /* The Prometheus listener: /metrics paths, no login. */
+    bool metrics_only;
     SSL_CTX *tls; /* owns a reference: HTTPS; NULL: plain */
     LIST_HEAD(, http_conn) conns;
     unsigned n_conns;

@@ -15,6 +15,7 @@
 #include "warren/stats.h"
 
 #define MGMT_SEGS_MAX 8 /* path segments after /api; longer paths are 404 */
+
 #define API_RABBITMQ_VERSION "3.10.8" /* what tools that check a version are told */
 
 enum mgmt_method {

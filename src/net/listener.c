@@ -223,7 +223,7 @@ server_lag_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct net_server *s = arg;
     uint64_t now = server_now_us();
-    stats_hist_observe(&s->loop_lag_us, now > s->lag_due_us ? now - s->lag_due_us : 0);
+    stats_hist_observe(&s->lag_us, now > s->lag_due_us ? now - s->lag_due_us : 0);
     if (server_lag_arm(s) < 0)
         log_msg(LOG_ERROR, "cannot schedule the event loop lag probe: its figures stop");
 }
@@ -236,7 +236,7 @@ static const uint64_t server_lag_bounds[] = {100,   500,   1000,   2500,   5000,
 void
 net_server_loop_lag(const struct net_server *s, struct stats_hist *out)
 {
-    *out = s->loop_lag_us;
+    *out = s->lag_us;
 }
 
 /* Bytes of physical memory, which relative limits multiply (1 GiB if unknown). */
@@ -508,7 +508,7 @@ net_server_new(const struct net_server_env *env)
     s->disk_ev = evtimer_new(env->base, server_disk_tick, s);
     s->stats_ev = event_new(env->base, -1, EV_PERSIST, server_stats_tick, s);
     s->lag_ev = evtimer_new(env->base, server_lag_tick, s);
-    stats_hist_init(&s->loop_lag_us, server_lag_bounds,
+    stats_hist_init(&s->lag_us, server_lag_bounds,
                     (unsigned)(sizeof(server_lag_bounds) / sizeof(server_lag_bounds[0])));
     s->accept_ev = evtimer_new(env->base, server_accept_resume, s);
     s->accept_pause_ms = SERVER_ACCEPT_PAUSE_MIN_MS;

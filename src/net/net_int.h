@@ -110,7 +110,7 @@ struct net_server {
     struct event *stats_ev;     /* owns: samples the message rates (stats.h) */
     struct event *lag_ev;       /* owns: the loop lag probe (SERVER_LAG_PROBE_MS) */
     uint64_t lag_due_us;        /* when lag_ev is due (CLOCK_MONOTONIC) */
-    struct stats_hist loop_lag_us; /* how late lag_ev fired: net_server_loop_lag */
+    struct stats_hist lag_us;   /* how late lag_ev fired: net_server_loop_lag */
     uint64_t stats_sampled_ms;  /* server_now_ms() at the last sample */
     struct event *disk_ev;      /* owns: the next check of free disk space */
     struct hmap reply_to;       /* channels with a direct reply-to consumer, by token */
