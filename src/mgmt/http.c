@@ -280,6 +280,8 @@ http_reason(int status)
         return "Created";
     case 204:
         return "No Content";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -488,6 +490,16 @@ http_on_request(struct evhttp_request *req, void *arg)
      * reply is handed to the filter, before a large one is written. The client closes. */
     evhttp_remove_header(hdrs, "Connection");
     evhttp_add_header(hdrs, "Connection", "keep-alive");
+    if (mgmt_ui_wants(req)) { /* the dashboard's files: no login, no JSON (ui.c) */
+        struct evbuffer *buf = evbuffer_new();
+        int status = buf != NULL ? mgmt_ui_answer(req, buf) : 500;
+        if (hc != NULL)
+            http_conn_arm(hc, false);
+        evhttp_send_reply(req, status, http_reason(status), buf);
+        if (buf != NULL)
+            evbuffer_free(buf);
+        return;
+    }
     struct http_req *hr = calloc(1, sizeof(*hr));
     if (hr == NULL) {
         log_msg(LOG_ERROR, "management: out of memory for an HTTP request");

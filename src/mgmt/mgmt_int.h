@@ -147,6 +147,15 @@ json_t *mgmt_message_stats(const struct stats_obj *o, enum mgmt_stats_kind kind)
 void mgmt_api_channels(struct mgmt_req *r);
 void mgmt_api_consumers(struct mgmt_req *r);
 
+struct evhttp_request;
+struct evbuffer;
+/* The web dashboard (ui.c): whether req is a GET or HEAD of a path outside /api, which
+ * mgmt_ui_answer answers. */
+bool mgmt_ui_wants(struct evhttp_request *req);
+/* Sets req's reply headers and puts the file's bytes in buf (none for HEAD); returns the
+ * status to send: 200, 304 (the If-None-Match tag is current), 404, or 500 on ENOMEM. */
+int mgmt_ui_answer(struct evhttp_request *req, struct evbuffer *buf);
+
 /* Frees what r owns (segments, user reference), not r. */
 void mgmt_req_clear(struct mgmt_req *r);
 
