@@ -18,9 +18,9 @@
 #include "warren/mgmt_ui.h"
 
 /* Only our own scripts, styles and API: no inline script, no other origin, never in a frame. */
-#define UI_CSP                                                                                 \
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "             \
+#define UI_CSP                                                                                     \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "                 \
     "frame-ancestors 'none'"
 
 bool

@@ -55,7 +55,7 @@ function vhostsSection() {
   return adminSection('Virtual hosts', '/vhosts', function (refresh) {
     return [
       { label: 'Name', value: function (v) { return v.name; } },
-      { label: 'Messages', cls: 'num', value: function (v) { return dom.fmtNum(v.messages); } },
+      { label: 'Description', value: function (v) { return v.description || ''; } },
       { label: '', value: function (v) { return deleteButton(api.path('vhosts', v.name), 'Virtual host ' + v.name, refresh); } },
     ];
   }, function (refresh) {

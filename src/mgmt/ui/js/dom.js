@@ -94,7 +94,7 @@ const dom = (function () {
       let input;
       if (f.type === 'select') {
         input = el('select', { name: f.name }, f.options.map(function (o) {
-          return el('option', { value: o, selected: o === f.value }, o);
+          return el('option', { value: o, selected: o === f.value }, o === '' ? '(none)' : o);
         }));
       } else if (f.type === 'textarea') {
         input = el('textarea', { name: f.name, rows: 4, required: f.required }, f.value || '');
