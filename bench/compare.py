@@ -319,8 +319,9 @@ def tail(path, n=15):
 
 
 class Warren:
-    def __init__(self, binary, keep, tls=None, name="Warren"):
+    def __init__(self, binary, keep, tls=None, name="Warren", conf=()):
         self.name = name
+        self.conf = list(conf)  # extra warren.conf lines; management stays off unless set
         self.binary = os.path.abspath(binary)
         self.keep = keep
         self.dir = tempfile.mkdtemp(prefix="warren-bench-")
@@ -335,15 +336,20 @@ class Warren:
     def start(self):
         argv = [self.binary, "--port", str(self.port), "--bind", HOST, "--data-dir",
                 os.path.join(self.dir, "data"), "--log-level", "warning"]
-        # No HTTP API: brokers run side by side (a --baseline build may predate it).
+        # No HTTP API unless asked for: brokers run side by side (a --baseline build may
+        # predate it).
         usage = subprocess.run([self.binary, "--help"], capture_output=True, text=True).stdout
-        if "--management-port" in usage:
+        if "--management-port" in usage and not any(
+                line.startswith("management.tcp.port") for line in self.conf):
             argv += ["--management-port", "0"]
+        lines = self.conf[:]
         if self.tls:
+            lines.append("listeners.ssl.default = %s:%d\n%s" % (HOST, self.tls_port,
+                                                               self.tls.ssl_options()))
+        if lines:
             conf = os.path.join(self.dir, "warren.conf")
             with open(conf, "w") as f:
-                f.write("listeners.ssl.default = %s:%d\n%s" % (HOST, self.tls_port,
-                                                              self.tls.ssl_options()))
+                f.write("".join(line.rstrip("\n") + "\n" for line in lines))
             argv += ["--config", conf]
         log("starting %s" % " ".join(argv))
         with open(self.logfile, "w") as lf:
@@ -373,28 +379,38 @@ class Warren:
 
 class RabbitMQ:
     name = "RabbitMQ"
+    started = 0
 
-    def __init__(self, keep, tls=None):
+    def __init__(self, keep, tls=None, plugins=(), conf=()):
+        """plugins: the plugins to enable (none by default, whatever /etc/rabbitmq has);
+        conf: extra rabbitmq.conf lines."""
         self.keep = keep
         self.dir = tempfile.mkdtemp(prefix="rabbitmq-bench-")
         self.port = free_port()
         self.tls_port = free_port() if tls else None
         self.dist_port = free_port()
-        self.node = "warren-bench-%d@localhost" % os.getpid()
+        RabbitMQ.started += 1  # one process may run several nodes (bench/mgmt.py)
+        self.node = "warren-bench-%d-%d@localhost" % (os.getpid(), RabbitMQ.started)
         self.proc = None
         self.pid = None
         self.server = ""
         self.stdout = os.path.join(self.dir, "stdout.log")
-        conf = os.path.join(self.dir, "rabbitmq.conf")
-        with open(conf, "w") as f:
+        conf_file = os.path.join(self.dir, "rabbitmq.conf")
+        with open(conf_file, "w") as f:
             f.write("listeners.tcp.default = %d\n" % self.port)
             if tls:
                 f.write("listeners.ssl.default = %d\n%s" % (self.tls_port, tls.ssl_options()))
+            f.write("".join(line + "\n" for line in conf))
+        plugins_file = os.path.join(self.dir, "enabled_plugins")
+        with open(plugins_file, "w") as f:
+            f.write("[%s].\n" % ",".join(plugins))
         self.env = dict(os.environ, RABBITMQ_NODENAME=self.node,
                         RABBITMQ_NODE_PORT=str(self.port), RABBITMQ_DIST_PORT=str(self.dist_port),
                         RABBITMQ_MNESIA_BASE=os.path.join(self.dir, "mnesia"),
                         RABBITMQ_LOG_BASE=os.path.join(self.dir, "log"),
-                        RABBITMQ_CONFIG_FILE=conf, HOME=self.dir)
+                        RABBITMQ_CONFIG_FILE=conf_file,
+                        RABBITMQ_ENABLED_PLUGINS_FILE=plugins_file,
+                        HOME=self.dir)
 
     def as_rabbitmq(self):
         """preexec_fn: become the rabbitmq user, as the Debian wrapper's su does, but keep

@@ -8,8 +8,8 @@
  *
  * Two entry points: mgmt_list_reply for a route that has its items as JSON already, and
  * mgmt_list_reply_objs for a route with many objects (queues) whose JSON costs: sorted by vhost
- * and name, only the page's objects become JSON, so that a page of 100 out of 100,000 queues
- * costs a sort of pointers, not 100,000 objects. */
+ * and name (or by a count such as messages), only the page's objects become JSON, so that a page
+ * of 100 out of 100,000 queues costs a selection of pointers, not 100,000 objects. */
 #include "config.h"
 
 #include <ctype.h>
@@ -428,10 +428,11 @@ mgmt_list_reply(struct mgmt_req *r, json_t *items, const char *const *sorts, boo
     json_decref(items);
 }
 
-/* mgmt_list_reply_objs's order: by (name, vhost) or (vhost, name), ascending or (reverse)
- * descending. */
+/* mgmt_list_reply_objs's order: by (name, vhost), (vhost, name) or (a number field, vhost,
+ * name), ascending or (reverse) descending. */
 static const struct mgmt_list_src *list_obj_src;
 static bool list_obj_by_name, list_obj_reverse;
+static int list_obj_field; /* the number field sorted by first, or -1 */
 
 static int
 list_obj_cmp(const void *pa, const void *pb)
@@ -440,7 +441,11 @@ list_obj_cmp(const void *pa, const void *pb)
     const struct mgmt_list_src *s = list_obj_src;
     const char *va = s->vhost(a), *vb = s->vhost(b);
     int c = 0;
-    if (!list_obj_by_name && va != vb)
+    if (list_obj_field >= 0) {
+        double na = s->number(a, list_obj_field), nb = s->number(b, list_obj_field);
+        c = (na > nb) - (na < nb);
+    }
+    if (c == 0 && !list_obj_by_name && va != vb)
         c = strcmp(va, vb);
     if (c == 0)
         c = strcmp(s->name(a), s->name(b));
@@ -504,8 +509,9 @@ mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, void *
 {
     const char *sort = list_param(r, "sort");
     bool by_name = sort != NULL && strcmp(sort, "name") == 0;
-    if (sort != NULL && sort[0] != '\0' && !by_name && strcmp(sort, "vhost") != 0) {
-        /* Sorted by a field of the JSON: every entry is needed. */
+    int field = sort != NULL && src->number_field != NULL ? src->number_field(sort) : -1;
+    if (sort != NULL && sort[0] != '\0' && !by_name && strcmp(sort, "vhost") != 0 && field < 0) {
+        /* Sorted by another field of the JSON: every entry is needed. */
         json_t *arr = json_array();
         for (size_t i = 0; arr != NULL && i < n; i++)
             if (json_array_append_new(arr, src->entry(r, objs[i])) < 0) {
@@ -528,6 +534,7 @@ mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, void *
         m = (size_t)(o.page * o.page_size);
     list_obj_src = src;
     list_obj_by_name = by_name;
+    list_obj_field = field;
     list_obj_reverse = o.reverse;
     list_select(objs, kept, m);
     o.reverse = false; /* done by the order */

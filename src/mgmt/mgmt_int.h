@@ -94,9 +94,14 @@ struct mgmt_list_src {
     const char *(*vhost)(const void *obj);
     const char *(*name)(const void *obj);
     json_t *(*entry)(struct mgmt_req *r, const void *obj); /* new; NULL on ENOMEM */
+    /* The numeric fields of entry that a list may be sorted by without building it: the
+     * field's index for a sort key, or -1; and an object's value of that field. */
+    int (*number_field)(const char *key);
+    double (*number)(const void *obj, int field);
 };
 /* mgmt_list_reply over the n objs (borrowed; reordered): sorted by vhost and name (or name
- * and vhost), only the page's objects are built; sorted by another key, all are. */
+ * and vhost, or a number_field then vhost and name), only the page's objects are built;
+ * sorted by another key, all are. */
 void mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, void **objs,
                           size_t n);
 
