@@ -58,7 +58,8 @@ def test_static_files():
         for ref in re.findall(rb'(?:src|href)="([^"#]+)"', body):
             st, h2, data = raw_get(srv, "/" + ref.decode())
             assert st == 200, (ref, st)
-            want = "text/css" if ref.endswith(b".css") else "text/javascript"
+            want = {b"css": "text/css", b"svg": "image/svg+xml",
+                    b".js": "text/javascript"}[ref[-3:]]
             assert h2["content-type"].startswith(want), (ref, h2)
             assert int(h2["content-length"]) == len(data) > 0, (ref, h2)
         st, h2, same = raw_get(srv, "/index.html")
@@ -107,6 +108,8 @@ class Browser:
         for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                     "--disable-gpu", "--window-size=%d,%d" % (width, height)]:
             opts.add_argument(arg)
+        # The console's messages: script errors and Content-Security-Policy refusals.
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         service = Service(wt.needs("chromedriver", "apt-get install chromium-driver"))
         self.d = webdriver.Chrome(service=service, options=opts)
         self.d.set_page_load_timeout(WAIT)
@@ -158,6 +161,10 @@ class Browser:
                     return then(tr)
             return False
         return self.wait(find, "a row with %r" % text)
+
+    def console_errors(self):
+        """The console's errors since the last call."""
+        return [e["message"] for e in self.d.get_log("browser") if e["level"] == "SEVERE"]
 
     def screenshot(self, name):
         os.makedirs(ARTIFACTS, exist_ok=True)
@@ -257,6 +264,49 @@ def test_queue_live_and_purge():
         assert st == 200 and q["messages"] == 0, (st, q)
 
 
+EVIL = '<img src=x onerror="window.pwned=1">/%?#'
+
+
+@wt.needs_process
+def test_every_page():
+    """every page draws without a script error or a CSP refusal; a queue named with markup
+    and URL characters shows as text and opens its own page"""
+    import pika  # noqa: F401 (wt.pika_connect)
+    with wt.server(mgmt=True) as srv, Browser(srv) as b:
+        conn = wt.pika_connect(srv.addr)
+        ch = conn.channel()
+        ch.queue_declare(EVIL)
+        ch.queue_bind(EVIL, "amq.direct", "k")
+        ch.basic_consume(EVIL, lambda *a: None)
+        b.login("guest", "guest")
+        b.find("#who")
+        titles = {"": "Overview", "connections": "Connections", "channels": "Channels",
+                  "exchanges": "Exchanges", "exchanges/%2F/amq.direct": "Exchange amq.direct",
+                  "exchanges/%2F/amq.default": "Exchange (AMQP default)", "queues": "Queues",
+                  "admin": "Admin"}
+        for route, title in titles.items():
+            b.go(route)
+            b.wait(lambda d: b.find("main h2").text.startswith(title), "page " + route)
+            b.find("main > section.loaded")  # drawn from the API's replies
+            errors = b.console_errors()
+            assert errors == [], (route, errors)
+            conn.process_data_events(0)
+        b.go("exchanges/%2F/amq.direct")
+        b.row_with(EVIL)
+        b.go("queues")
+        link = b.row_with(EVIL, lambda tr: tr.find_element("css selector", "a"))
+        link.click()
+        b.wait(lambda d: b.find("main h2 .name").text == EVIL, "the queue's page")
+        b.row_with("amq.direct")  # its binding
+        b.row_with("k")
+        b.wait(lambda d: b.find("#queue-messages").text == "0", "queue facts")
+        b.screenshot("queue-consumer-1280x800")
+        assert b.d.execute_script("return window.pwned") is None
+        errors = b.console_errors()
+        assert errors == [], errors
+        conn.close()
+
+
 @wt.needs_process
 def test_add_user():
     """a user added from the admin page exists in the API with its tag"""
@@ -312,5 +362,5 @@ def test_close_connection():
 
 
 if __name__ == "__main__":
-    wt.run([test_static_files, test_login, test_queue_live_and_purge, test_add_user,
-            test_close_connection], timeout=120)
+    wt.run([test_static_files, test_login, test_queue_live_and_purge, test_every_page,
+            test_add_user, test_close_connection], timeout=120)

@@ -31,8 +31,11 @@ function routeSegments() {
 async function refresh() {
   if (current === null || refreshing) return;
   refreshing = true;
+  const page = current;
   try {
-    await current.refresh();
+    await page.refresh();
+    /* Drawn from the broker's data at least once (the CSS and the browser test use it). */
+    page.element.classList.add('loaded');
   } catch (e) {
     if (e instanceof api.ApiError && e.status === 401) showLogin('Your login is no longer accepted.');
     else dom.notify(e.message, true);

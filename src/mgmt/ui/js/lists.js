@@ -70,7 +70,10 @@ function listPage(title, path, state, columns, empty, extra) {
       sort_reverse: state.sort_reverse ? 'true' : '',
     }));
     const sort = { key: state.sort, reverse: state.sort_reverse, onchange: function (key, reverse) { change({ sort: key, sort_reverse: reverse }); } };
-    list.replaceChildren(dom.table(columns(refresh), reply.items, sort, empty), pager(reply, state, change));
+    /* A route the API does not page answers the whole list (and ignores the filter). */
+    const paged = !Array.isArray(reply);
+    list.replaceChildren(dom.table(columns(refresh), paged ? reply.items : reply, sort, empty),
+      paged ? pager(reply, state, change) : null);
   }
 
   return { element: element, refresh: refresh };
