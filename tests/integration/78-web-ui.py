@@ -180,6 +180,8 @@ def test_login():
         b.login("guest", "wrong")
         err = b.find("#login-error")
         b.wait(lambda d: err.is_displayed() and "Login failed" in err.text, "login refused")
+        assert not b.find("#nav").is_displayed()
+        b.screenshot("login-refused-1280x800")
         assert b.d.execute_script("return sessionStorage.getItem('warren.credentials')") is None
         b.find("#login input[name=password]").clear()
         b.login("guest", "guest")
@@ -264,6 +266,50 @@ def test_queue_live_and_purge():
         assert st == 200 and q["messages"] == 0, (st, q)
 
 
+def list_names(b):
+    """The Name column of the list shown, top to bottom."""
+    return b.d.execute_script(
+        "return Array.from(document.querySelectorAll('main tbody tr'))"
+        ".map(function (tr) { return tr.cells[1] ? tr.cells[1].textContent : ''; })")
+
+
+@wt.needs_process
+def test_queue_list_paging():
+    """the queue list pages, sorts and filters (substring and regex) through the API"""
+    from selenium.webdriver.support.ui import Select
+    with wt.server(mgmt=True) as srv, Browser(srv) as b:
+        conn = wt.pika_connect(srv.addr)
+        ch = conn.channel()
+        names = ["page-q-%02d" % i for i in range(25)]
+        for n in names:
+            ch.queue_declare(n)
+        conn.close()
+        b.login("guest", "guest")
+        b.find("#who")
+        b.go("queues")
+        b.wait(lambda d: list_names(b) == names, "all 25 on the first page of 50")
+        Select(b.find("select[aria-label='page size']")).select_by_value("20")
+        b.wait(lambda d: list_names(b) == names[:20], "a page of 20")
+        assert "Page 1 of 2 (25 of 25 items)" in b.find(".page-info").text
+        b.find(".pager button:last-of-type").click()
+        b.wait(lambda d: list_names(b) == names[20:], "page 2")
+        b.find("button.sort[data-key=name]").click()  # name, descending, from page 1
+        b.wait(lambda d: list_names(b) == names[::-1][:20], "sorted by name, descending")
+        b.find("button.sort[data-key=name]").click()
+        b.wait(lambda d: list_names(b) == names[:20], "sorted by name again")
+        b.find("input[name=filter]").send_keys("page-q-1")
+        b.find(".filter button[type=submit]").click()
+        b.wait(lambda d: list_names(b) == names[10:20], "filtered by a substring")
+        assert "(10 of 25 items)" in b.find(".page-info").text
+        b.find("input[name=filter]").clear()
+        b.find("input[name=filter]").send_keys("^page-q-2[34]$")
+        b.find("input[name=regex]").click()
+        b.find(".filter button[type=submit]").click()
+        b.wait(lambda d: list_names(b) == names[23:], "filtered by a regex")
+        errors = b.console_errors()
+        assert errors == [], errors
+
+
 EVIL = '<img src=x onerror="window.pwned=1">/%?#'
 
 
@@ -291,6 +337,9 @@ def test_every_page():
             errors = b.console_errors()
             assert errors == [], (route, errors)
             conn.process_data_events(0)
+        for route in ["nowhere", "queues/%E0/q", "queues/%2F"]:
+            b.go(route)
+            b.wait(lambda d: b.find("main h2").text == "Not found", "page " + route)
         b.go("exchanges/%2F/amq.direct")
         b.row_with(EVIL)
         b.go("queues")
@@ -362,5 +411,5 @@ def test_close_connection():
 
 
 if __name__ == "__main__":
-    wt.run([test_static_files, test_login, test_queue_live_and_purge, test_every_page,
-            test_add_user, test_close_connection], timeout=120)
+    wt.run([test_static_files, test_login, test_queue_live_and_purge, test_queue_list_paging,
+            test_every_page, test_add_user, test_close_connection], timeout=120)

@@ -2,28 +2,28 @@
  * buttons and an add form (administrators; policymakers for policies). */
 'use strict';
 
-/* One admin section: title, a table of GET path drawn by columns(refresh), and an add form
- * made by makeForm(refresh). Returns {element, refresh}. */
+/* One admin section: title, a table of GET path with columns (see dom.table), and the add
+ * form makeForm() makes. Returns {element, refresh}. */
 function adminSection(title, path, columns, makeForm, id) {
   const list = dom.el('div');
   async function refresh() {
-    list.replaceChildren(dom.table(columns(refresh), await api.get(path), null, 'None.'));
+    list.replaceChildren(dom.table(columns, await api.get(path), null, 'None.'));
   }
-  const element = dom.el('section', { class: 'admin', id: id }, dom.el('h3', null, title), list, makeForm(refresh));
+  const element = dom.el('section', { class: 'admin', id: id }, dom.el('h3', null, title), list, makeForm());
   return { element: element, refresh: refresh };
 }
 
-/* A delete button for the object at path, refreshing its section after. */
-function deleteButton(path, what, refresh) {
+/* A delete button for the object at path, refreshing the page after. */
+function deleteButton(path, what) {
   return dom.dangerButton('Delete', 'Delete ' + what + '?', async function () {
-    if (await dom.run(function () { return api.del(path); }, what + ' deleted.')) refresh();
+    if (await dom.run(function () { return api.del(path); }, what + ' deleted.')) refreshPage();
   });
 }
 
-/* An add form's submit: PUT body to path, refresh the section, reset the form. */
-function putAndRefresh(path, body, what, refresh) {
+/* An add form's submit: PUT body to path, refresh the page, reset the form. */
+function putAndRefresh(path, body, what) {
   return dom.run(function () { return api.put(path, body); }, what + ' saved.').then(function (ok) {
-    if (ok) refresh();
+    if (ok) refreshPage();
     return ok;
   });
 }
@@ -34,51 +34,45 @@ function tagText(tags) {
 }
 
 function usersSection() {
-  return adminSection('Users', '/users', function (refresh) {
-    return [
-      { label: 'Name', value: function (u) { return u.name; } },
-      { label: 'Tags', value: function (u) { return tagText(u.tags); } },
-      { label: '', value: function (u) { return deleteButton(api.path('users', u.name), 'User ' + u.name, refresh); } },
-    ];
-  }, function (refresh) {
+  return adminSection('Users', '/users', [
+    { label: 'Name', value: function (u) { return u.name; } },
+    { label: 'Tags', value: function (u) { return tagText(u.tags); } },
+    { label: '', value: function (u) { return deleteButton(api.path('users', u.name), 'User ' + u.name); } },
+  ], function () {
     return dom.form('Add a user', [
       { name: 'name', label: 'Username', required: true },
       { name: 'password', label: 'Password', type: 'password', required: true },
       { name: 'tags', label: 'Tags', type: 'select', options: ['', 'management', 'policymaker', 'monitoring', 'administrator'], value: '' },
     ], 'Add user', function (v) {
-      return putAndRefresh(api.path('users', v.name), { password: v.password, tags: v.tags }, 'User ' + v.name, refresh);
+      return putAndRefresh(api.path('users', v.name), { password: v.password, tags: v.tags }, 'User ' + v.name);
     });
   }, 'users');
 }
 
 function vhostsSection() {
-  return adminSection('Virtual hosts', '/vhosts', function (refresh) {
-    return [
-      { label: 'Name', value: function (v) { return v.name; } },
-      { label: 'Description', value: function (v) { return v.description || ''; } },
-      { label: '', value: function (v) { return deleteButton(api.path('vhosts', v.name), 'Virtual host ' + v.name, refresh); } },
-    ];
-  }, function (refresh) {
+  return adminSection('Virtual hosts', '/vhosts', [
+    { label: 'Name', value: function (v) { return v.name; } },
+    { label: 'Description', value: function (v) { return v.description || ''; } },
+    { label: '', value: function (v) { return deleteButton(api.path('vhosts', v.name), 'Virtual host ' + v.name); } },
+  ], function () {
     return dom.form('Add a virtual host', [
       { name: 'name', label: 'Name', required: true },
       { name: 'description', label: 'Description' },
     ], 'Add virtual host', function (v) {
-      return putAndRefresh(api.path('vhosts', v.name), { description: v.description }, 'Virtual host ' + v.name, refresh);
+      return putAndRefresh(api.path('vhosts', v.name), { description: v.description }, 'Virtual host ' + v.name);
     });
   }, 'vhosts');
 }
 
 function permissionsSection() {
-  return adminSection('Permissions', '/permissions', function (refresh) {
-    return [
-      { label: 'User', value: function (p) { return p.user; } },
-      { label: 'Virtual host', value: function (p) { return p.vhost; } },
-      { label: 'Configure', value: function (p) { return dom.el('code', null, p.configure); } },
-      { label: 'Write', value: function (p) { return dom.el('code', null, p.write); } },
-      { label: 'Read', value: function (p) { return dom.el('code', null, p.read); } },
-      { label: '', value: function (p) { return deleteButton(api.path('permissions', p.vhost, p.user), 'Permissions of ' + p.user + ' in ' + p.vhost, refresh); } },
-    ];
-  }, function (refresh) {
+  return adminSection('Permissions', '/permissions', [
+    { label: 'User', value: function (p) { return p.user; } },
+    { label: 'Virtual host', value: function (p) { return p.vhost; } },
+    { label: 'Configure', value: function (p) { return dom.el('code', null, p.configure); } },
+    { label: 'Write', value: function (p) { return dom.el('code', null, p.write); } },
+    { label: 'Read', value: function (p) { return dom.el('code', null, p.read); } },
+    { label: '', value: function (p) { return deleteButton(api.path('permissions', p.vhost, p.user), 'Permissions of ' + p.user + ' in ' + p.vhost); } },
+  ], function () {
     const f = dom.form('Set permissions', [
       { name: 'user', label: 'User', required: true },
       { name: 'vhost', label: 'Virtual host', type: 'select', options: ['/'], value: '/' },
@@ -87,7 +81,7 @@ function permissionsSection() {
       { name: 'read', label: 'Read regexp', value: '.*' },
     ], 'Set permissions', function (v) {
       return putAndRefresh(api.path('permissions', v.vhost, v.user), { configure: v.configure, write: v.write, read: v.read },
-        'Permissions of ' + v.user, refresh);
+        'Permissions of ' + v.user);
     });
     vhostSelect(f);
     return f;
@@ -95,17 +89,15 @@ function permissionsSection() {
 }
 
 function policiesSection() {
-  return adminSection('Policies', '/policies', function (refresh) {
-    return [
-      { label: 'Virtual host', value: function (p) { return p.vhost; } },
-      { label: 'Name', value: function (p) { return p.name; } },
-      { label: 'Pattern', value: function (p) { return dom.el('code', null, p.pattern); } },
-      { label: 'Apply to', value: function (p) { return p['apply-to']; } },
-      { label: 'Definition', value: function (p) { return dom.el('code', null, JSON.stringify(p.definition)); } },
-      { label: 'Priority', cls: 'num', value: function (p) { return String(p.priority); } },
-      { label: '', value: function (p) { return deleteButton(api.path('policies', p.vhost, p.name), 'Policy ' + p.name, refresh); } },
-    ];
-  }, function (refresh) {
+  return adminSection('Policies', '/policies', [
+    { label: 'Virtual host', value: function (p) { return p.vhost; } },
+    { label: 'Name', value: function (p) { return p.name; } },
+    { label: 'Pattern', value: function (p) { return dom.el('code', null, p.pattern); } },
+    { label: 'Apply to', value: function (p) { return p['apply-to']; } },
+    { label: 'Definition', value: function (p) { return dom.el('code', null, JSON.stringify(p.definition)); } },
+    { label: 'Priority', cls: 'num', value: function (p) { return String(p.priority); } },
+    { label: '', value: function (p) { return deleteButton(api.path('policies', p.vhost, p.name), 'Policy ' + p.name); } },
+  ], function () {
     const f = dom.form('Add a policy', [
       { name: 'vhost', label: 'Virtual host', type: 'select', options: ['/'], value: '/' },
       { name: 'name', label: 'Name', required: true },
@@ -123,7 +115,7 @@ function policiesSection() {
       }
       return putAndRefresh(api.path('policies', v.vhost, v.name),
         { pattern: v.pattern, 'apply-to': v.apply_to, priority: Number(v.priority), definition: definition },
-        'Policy ' + v.name, refresh);
+        'Policy ' + v.name);
     });
     vhostSelect(f);
     return f;

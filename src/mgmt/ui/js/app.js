@@ -5,8 +5,7 @@
 'use strict';
 
 const REFRESH_MS = 5000;
-let current = null; /* the page shown: {element, refresh} */
-let refreshing = false;
+let current = null; /* the page shown: {element, refresh, busy, again} */
 
 /* Route table: first segment of the hash -> page by the number of further segments. */
 function pageFor(segs) {
@@ -18,29 +17,43 @@ function pageFor(segs) {
     queues: { 0: pages.queues, 2: pages.queue },
     admin: { 0: pages.admin },
   };
-  const byCount = routes[segs[0] || ''];
-  return byCount && byCount[segs.length - 1 < 0 ? 0 : segs.length - 1];
+  const byCount = segs && routes[segs[0]];
+  return byCount && byCount[segs.length - 1];
 }
 
-/* "#/queues/%2F/q1" -> ["queues", "/", "q1"]. */
+/* "#/queues/%2F/q1" -> ["queues", "/", "q1"]; null for a malformed escape. */
 function routeSegments() {
   const hash = location.hash.replace(/^#\/?/, '');
-  return hash === '' ? [''] : hash.split('/').map(decodeURIComponent);
+  try {
+    return hash === '' ? [''] : hash.split('/').map(decodeURIComponent);
+  } catch (e) {
+    return null;
+  }
 }
 
-async function refresh() {
-  if (current === null || refreshing) return;
-  refreshing = true;
+/* Redraws the page shown: on the timer, on entering it, and after a change made from it. A
+ * call while the page's last refresh still waits for the broker runs once more after it (so
+ * that a change shows at once); a page just entered is never held up by the previous one. */
+async function refreshPage() {
   const page = current;
+  if (page === null) return;
+  if (page.busy) {
+    page.again = true;
+    return;
+  }
+  page.busy = true;
   try {
-    await page.refresh();
-    /* Drawn from the broker's data at least once (the CSS and the browser test use it). */
-    page.element.classList.add('loaded');
+    do {
+      page.again = false;
+      await page.refresh();
+      /* Drawn from the broker's data at least once (the CSS and the browser test use it). */
+      page.element.classList.add('loaded');
+    } while (page.again && page === current);
   } catch (e) {
     if (e instanceof api.ApiError && e.status === 401) showLogin('Your login is no longer accepted.');
-    else dom.notify(e.message, true);
+    else if (page === current) dom.notify(e.message, true);
   } finally {
-    refreshing = false;
+    page.busy = false;
   }
 }
 
@@ -50,7 +63,7 @@ function route() {
   const make = pageFor(segs);
   const view = document.getElementById('view');
   document.querySelectorAll('#nav a').forEach(function (a) {
-    a.classList.toggle('active', a.getAttribute('href') === '#/' + (segs[0] || ''));
+    a.classList.toggle('active', segs !== null && a.getAttribute('href') === '#/' + segs[0]);
   });
   setNav(false);
   if (!make) {
@@ -60,7 +73,7 @@ function route() {
   }
   current = make.apply(null, segs.slice(1));
   view.replaceChildren(current.element);
-  refresh();
+  refreshPage();
 }
 
 /* The header's state: logged in (nav, user, logout) or not. */
@@ -114,6 +127,6 @@ document.getElementById('nav-toggle').addEventListener('click', function () {
 });
 window.addEventListener('hashchange', route);
 /* A hidden tab asks nothing of the broker. */
-setInterval(function () { if (!document.hidden) refresh(); }, REFRESH_MS);
+setInterval(function () { if (!document.hidden) refreshPage(); }, REFRESH_MS);
 if (api.loggedIn()) setChrome(sessionStorage.getItem('warren.user'));
 route();

@@ -19,20 +19,18 @@ pages.exchanges = function () {
     const ok = await dom.run(function () {
       return api.put(api.path('exchanges', v.vhost, v.name), { type: v.type, durable: v.durable, auto_delete: false, internal: false, arguments: {} });
     }, 'Exchange ' + v.name + ' added.');
-    if (ok) page.refresh();
+    if (ok) refreshPage();
     return ok;
   });
   vhostSelect(addForm);
-  const page = listPage('Exchanges', '/exchanges', exchangeListState, function () {
-    return [
-      { label: 'Virtual host', key: 'vhost', value: function (x) { return x.vhost; } },
-      { label: 'Name', key: 'name', value: function (x) { return dom.link(x.name === '' ? '(AMQP default)' : x.name, 'exchanges', x.vhost, exchangePathName(x.name)); } },
-      { label: 'Type', key: 'type', value: function (x) { return x.type; } },
-      { label: 'Features', value: function (x) { return [x.durable && 'D', x.auto_delete && 'AD', x.internal && 'I'].filter(Boolean).join(' '); } },
-      { label: 'Rate in', key: 'message_stats.publish_in_details.rate', cls: 'num', value: rateCell('message_stats.publish_in_details.rate') },
-      { label: 'Rate out', key: 'message_stats.publish_out_details.rate', cls: 'num', value: rateCell('message_stats.publish_out_details.rate') },
-    ];
-  }, 'No exchanges.', addForm);
+  const page = listPage('Exchanges', '/exchanges', exchangeListState, [
+    { label: 'Virtual host', key: 'vhost', value: function (x) { return x.vhost; } },
+    { label: 'Name', key: 'name', value: function (x) { return dom.link(x.name === '' ? '(AMQP default)' : x.name, 'exchanges', x.vhost, exchangePathName(x.name)); } },
+    { label: 'Type', key: 'type', value: function (x) { return x.type; } },
+    { label: 'Features', value: function (x) { return [x.durable && 'D', x.auto_delete && 'AD', x.internal && 'I'].filter(Boolean).join(' '); } },
+    { label: 'Rate in', key: 'message_stats.publish_in_details.rate', cls: 'num', value: rateCell('message_stats.publish_in_details.rate') },
+    { label: 'Rate out', key: 'message_stats.publish_out_details.rate', cls: 'num', value: rateCell('message_stats.publish_out_details.rate') },
+  ], 'No exchanges.', addForm);
   return page;
 };
 
@@ -47,7 +45,7 @@ pages.exchange = function (vhost, name) {
   const isDefault = name === 'amq.default';
   async function unbind(b) {
     const p = api.path('bindings', vhost, 'e', b.source, b.destination_type === 'queue' ? 'q' : 'e', b.destination, b.properties_key);
-    if (await dom.run(function () { return api.del(p); }, 'Binding deleted.')) refresh();
+    if (await dom.run(function () { return api.del(p); }, 'Binding deleted.')) refreshPage();
   }
   const bindForm = dom.form('Add a binding from this exchange', [
     { name: 'type', label: 'To', type: 'select', options: ['queue', 'exchange'], value: 'queue' },
@@ -56,7 +54,7 @@ pages.exchange = function (vhost, name) {
   ], 'Bind', async function (v) {
     const p = api.path('bindings', vhost, 'e', name, v.type === 'queue' ? 'q' : 'e', v.destination);
     const ok = await dom.run(function () { return api.post(p, { routing_key: v.routing_key, arguments: {} }); }, 'Binding added.');
-    if (ok) refresh();
+    if (ok) refreshPage();
     return ok;
   });
   const actions = dom.el('div', { class: 'panel actions' }, dom.el('h3', null, 'Delete'),

@@ -54,25 +54,37 @@ function rateCell(key) {
 }
 
 /* A list page of path (paged, sorted and filtered by the API as RabbitMQ's UI asks it):
- * columns(refresh) gives the table's columns, extra (a node: an add form) goes under it. */
+ * columns are the table's (see dom.table), extra (a node: an add form) goes under it. */
 function listPage(title, path, state, columns, empty, extra) {
   const list = dom.el('div');
   function change(delta) {
     Object.assign(state, delta);
-    refresh();
+    refreshPage();
   }
   const element = dom.el('section', null, dom.el('h2', null, title), filterBox(state, change), list, extra);
 
-  async function refresh() {
-    const reply = await api.get(path + api.query({
+  function fetchPage() {
+    return api.get(path + api.query({
       page: state.page, page_size: state.page_size, name: state.name,
       use_regex: state.use_regex ? 'true' : '', sort: state.sort,
       sort_reverse: state.sort_reverse ? 'true' : '',
     }));
-    const sort = { key: state.sort, reverse: state.sort_reverse, onchange: function (key, reverse) { change({ sort: key, sort_reverse: reverse }); } };
+  }
+
+  async function refresh() {
+    let reply;
+    try {
+      reply = await fetchPage();
+    } catch (e) {
+      /* The list shrank under the page shown (400 page_out_of_range): back to the first. */
+      if (e.status !== 400 || state.page === 1) throw e;
+      state.page = 1;
+      reply = await fetchPage();
+    }
+    const sort = { key: state.sort, reverse: state.sort_reverse, onchange: function (key, reverse) { change({ page: 1, sort: key, sort_reverse: reverse }); } };
     /* A route the API does not page answers the whole list (and ignores the filter). */
     const paged = !Array.isArray(reply);
-    list.replaceChildren(dom.table(columns(refresh), paged ? reply.items : reply, sort, empty),
+    list.replaceChildren(dom.table(columns, paged ? reply.items : reply, sort, empty),
       paged ? pager(reply, state, change) : null);
   }
 

@@ -13,24 +13,22 @@ pages.queues = function () {
     const ok = await dom.run(function () {
       return api.put(api.path('queues', v.vhost, v.name), { durable: v.durable, auto_delete: false });
     }, 'Queue ' + v.name + ' added.');
-    if (ok) page.refresh();
+    if (ok) refreshPage();
     return ok;
   });
   vhostSelect(addForm);
-  const page = listPage('Queues', '/queues', queueListState, function () {
-    return [
-      { label: 'Virtual host', key: 'vhost', value: function (q) { return q.vhost; } },
-      { label: 'Name', key: 'name', value: function (q) { return dom.link(q.name, 'queues', q.vhost, q.name); } },
-      { label: 'Type', key: 'type', value: function (q) { return q.type; } },
-      { label: 'Ready', key: 'messages_ready', cls: 'num', value: function (q) { return dom.fmtNum(q.messages_ready); } },
-      { label: 'Unacked', key: 'messages_unacknowledged', cls: 'num', value: function (q) { return dom.fmtNum(q.messages_unacknowledged); } },
-      { label: 'Total', key: 'messages', cls: 'num messages', value: function (q) { return dom.fmtNum(q.messages); } },
-      { label: 'Consumers', key: 'consumers', cls: 'num', value: function (q) { return dom.fmtNum(q.consumers); } },
-      { label: 'Incoming', key: 'message_stats.publish_details.rate', cls: 'num', value: rateCell('message_stats.publish_details.rate') },
-      { label: 'Deliver / get', key: 'message_stats.deliver_get_details.rate', cls: 'num', value: rateCell('message_stats.deliver_get_details.rate') },
-      { label: 'Ack', key: 'message_stats.ack_details.rate', cls: 'num', value: rateCell('message_stats.ack_details.rate') },
-    ];
-  }, 'No queues.', addForm);
+  const page = listPage('Queues', '/queues', queueListState, [
+    { label: 'Virtual host', key: 'vhost', value: function (q) { return q.vhost; } },
+    { label: 'Name', key: 'name', value: function (q) { return dom.link(q.name, 'queues', q.vhost, q.name); } },
+    { label: 'Type', key: 'type', value: function (q) { return q.type; } },
+    { label: 'Ready', key: 'messages_ready', cls: 'num', value: function (q) { return dom.fmtNum(q.messages_ready); } },
+    { label: 'Unacked', key: 'messages_unacknowledged', cls: 'num', value: function (q) { return dom.fmtNum(q.messages_unacknowledged); } },
+    { label: 'Total', key: 'messages', cls: 'num messages', value: function (q) { return dom.fmtNum(q.messages); } },
+    { label: 'Consumers', key: 'consumers', cls: 'num', value: function (q) { return dom.fmtNum(q.consumers); } },
+    { label: 'Incoming', key: 'message_stats.publish_details.rate', cls: 'num', value: rateCell('message_stats.publish_details.rate') },
+    { label: 'Deliver / get', key: 'message_stats.deliver_get_details.rate', cls: 'num', value: rateCell('message_stats.deliver_get_details.rate') },
+    { label: 'Ack', key: 'message_stats.ack_details.rate', cls: 'num', value: rateCell('message_stats.ack_details.rate') },
+  ], 'No queues.', addForm);
   return page;
 };
 
@@ -88,12 +86,12 @@ pages.queue = function (vhost, name) {
     return dom.run(async function () {
       const msgs = await api.post(qpath + '/get', { count: Number(v.count), ackmode: v.ackmode, encoding: v.encoding, truncate: 50000 });
       got.replaceChildren.apply(got, msgs.length ? msgs.map(messageView) : [dom.el('p', null, 'Queue is empty.')]);
-      refresh();
+      refreshPage();
     });
   });
   const actions = dom.el('div', { class: 'panel actions' }, dom.el('h3', null, 'Purge or delete'),
     dom.dangerButton('Purge messages', 'Purge every ready message of queue ' + name + '?', async function () {
-      if (await dom.run(function () { return api.del(qpath + '/contents'); }, 'Queue ' + name + ' purged.')) refresh();
+      if (await dom.run(function () { return api.del(qpath + '/contents'); }, 'Queue ' + name + ' purged.')) refreshPage();
     }),
     ' ',
     dom.dangerButton('Delete queue', 'Delete queue ' + name + '?', async function () {
