@@ -175,7 +175,8 @@ class Browser:
 
 @wt.needs_process
 def test_login():
-    """a wrong password is refused on the page; guest logs in, sees the overview; logout"""
+    """a wrong password and a user without a management tag are refused on the page; guest
+    logs in, sees the overview; logout"""
     with wt.server(mgmt=True) as srv, Browser(srv) as b:
         b.login("guest", "wrong")
         err = b.find("#login-error")
@@ -183,7 +184,12 @@ def test_login():
         assert not b.find("#nav").is_displayed()
         b.screenshot("login-refused-1280x800")
         assert b.d.execute_script("return sessionStorage.getItem('warren.credentials')") is None
-        b.find("#login input[name=password]").clear()
+        # A user without a management tag is refused too, saying why.
+        st, _, _ = http(srv, "PUT", "/api/users/plain", {"password": "p", "tags": ""})
+        assert st in (201, 204), st
+        b.login("plain", "p")
+        b.wait(lambda d: b.find("#login-error").text == "Login failed: Not management user",
+               "non-management user refused")
         b.login("guest", "guest")
         b.wait(lambda d: b.find("#who").text == "guest", "logged in")
         b.wait(lambda d: "Warren" in b.find("main h2 + p").text, "overview shown")

@@ -108,7 +108,8 @@ function showLogin(message) {
       return true;
     } catch (e) {
       api.logout();
-      error.textContent = e.status === 401 ? 'Login failed: ' + e.message : e.message;
+      /* 401's reason: "Login failed" (wrong password, unknown user) or "Not management user". */
+      error.textContent = e.status === 401 && e.message !== 'Login failed' ? 'Login failed: ' + e.message : e.message;
       error.hidden = false;
       return false;
     }
