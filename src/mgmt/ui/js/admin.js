@@ -71,7 +71,12 @@ function permissionsSection() {
     { label: 'Configure', value: function (p) { return dom.el('code', null, p.configure); } },
     { label: 'Write', value: function (p) { return dom.el('code', null, p.write); } },
     { label: 'Read', value: function (p) { return dom.el('code', null, p.read); } },
-    { label: '', value: function (p) { return deleteButton(api.path('permissions', p.vhost, p.user), 'Permissions of ' + p.user + ' in ' + p.vhost); } },
+    {
+      label: '',
+      value: function (p) {
+        return deleteButton(api.path('permissions', p.vhost, p.user), 'Permissions of ' + p.user + ' in ' + p.vhost);
+      },
+    },
   ], function () {
     const f = dom.form('Set permissions', [
       { name: 'user', label: 'User', required: true },

@@ -36,7 +36,7 @@ pages.channels = function () {
     { label: 'Consumers', key: 'consumer_count', cls: 'num', value: function (c) { return dom.fmtNum(c.consumer_count); } },
     { label: 'Prefetch', key: 'prefetch_count', cls: 'num', value: function (c) { return dom.fmtNum(c.prefetch_count); } },
     { label: 'Unacked', key: 'messages_unacknowledged', cls: 'num', value: function (c) { return dom.fmtNum(c.messages_unacknowledged); } },
-    { label: 'Publish', key: 'message_stats.publish_details.rate', cls: 'num', value: rateCell('message_stats.publish_details.rate') },
-    { label: 'Deliver / get', key: 'message_stats.deliver_get_details.rate', cls: 'num', value: rateCell('message_stats.deliver_get_details.rate') },
+    rateColumn('Publish', 'publish'),
+    rateColumn('Deliver / get', 'deliver_get'),
   ], 'No channels.');
 };

@@ -9,6 +9,11 @@ function exchangePathName(name) {
   return name === '' ? 'amq.default' : name;
 }
 
+/* An exchange's name as shown: the default one's as RabbitMQ's UI shows it. */
+function exchangeTitle(name) {
+  return name === '' ? '(AMQP default)' : name;
+}
+
 pages.exchanges = function () {
   const addForm = dom.form('Add an exchange', [
     { name: 'vhost', label: 'Virtual host', type: 'select', options: ['/'], value: '/' },
@@ -17,7 +22,8 @@ pages.exchanges = function () {
     { name: 'durable', label: 'Durable', type: 'checkbox', value: true },
   ], 'Add exchange', async function (v) {
     const ok = await dom.run(function () {
-      return api.put(api.path('exchanges', v.vhost, v.name), { type: v.type, durable: v.durable, auto_delete: false, internal: false, arguments: {} });
+      return api.put(api.path('exchanges', v.vhost, v.name),
+        { type: v.type, durable: v.durable, auto_delete: false, internal: false, arguments: {} });
     }, 'Exchange ' + v.name + ' added.');
     if (ok) refreshPage();
     return ok;
@@ -25,11 +31,14 @@ pages.exchanges = function () {
   vhostSelect(addForm);
   const page = listPage('Exchanges', '/exchanges', exchangeListState, [
     { label: 'Virtual host', key: 'vhost', value: function (x) { return x.vhost; } },
-    { label: 'Name', key: 'name', value: function (x) { return dom.link(x.name === '' ? '(AMQP default)' : x.name, 'exchanges', x.vhost, exchangePathName(x.name)); } },
+    {
+      label: 'Name', key: 'name',
+      value: function (x) { return dom.link(exchangeTitle(x.name), 'exchanges', x.vhost, exchangePathName(x.name)); },
+    },
     { label: 'Type', key: 'type', value: function (x) { return x.type; } },
-    { label: 'Features', value: function (x) { return [x.durable && 'D', x.auto_delete && 'AD', x.internal && 'I'].filter(Boolean).join(' '); } },
-    { label: 'Rate in', key: 'message_stats.publish_in_details.rate', cls: 'num', value: rateCell('message_stats.publish_in_details.rate') },
-    { label: 'Rate out', key: 'message_stats.publish_out_details.rate', cls: 'num', value: rateCell('message_stats.publish_out_details.rate') },
+    { label: 'Features', value: function (x) { return features({ durable: 'D', auto_delete: 'AD', internal: 'I' }, x); } },
+    rateColumn('Rate in', 'publish_in'),
+    rateColumn('Rate out', 'publish_out'),
   ], 'No exchanges.', addForm);
   return page;
 };
@@ -62,7 +71,8 @@ pages.exchange = function (vhost, name) {
       if (await dom.run(function () { return api.del(xpath); }, 'Exchange ' + name + ' deleted.')) location.hash = '#/exchanges';
     }));
   const element = dom.el('section', null,
-    dom.el('h2', null, 'Exchange ', dom.el('span', { class: 'name' }, isDefault ? '(AMQP default)' : name), dom.el('small', null, ' in ' + vhost)),
+    dom.el('h2', null, 'Exchange ', dom.el('span', { class: 'name' }, exchangeTitle(isDefault ? '' : name)),
+      dom.el('small', null, ' in ' + vhost)),
     info, dom.el('h3', null, 'Message rates'), rates.element,
     dom.el('h3', null, 'Bindings'), bindings,
     dom.el('div', { class: 'forms' }, isDefault ? null : bindForm, publishForm(vhost, name, ''), isDefault ? null : actions));
@@ -71,7 +81,8 @@ pages.exchange = function (vhost, name) {
     const x = await api.get(xpath);
     info.replaceChildren(dom.el('dl', { class: 'facts' },
       dom.el('dt', null, 'Type'), dom.el('dd', null, x.type),
-      dom.el('dt', null, 'Features'), dom.el('dd', null, [x.durable && 'durable', x.auto_delete && 'auto-delete', x.internal && 'internal'].filter(Boolean).join(', ') || 'none'),
+      dom.el('dt', null, 'Features'),
+      dom.el('dd', null, features({ durable: 'durable', auto_delete: 'auto-delete', internal: 'internal' }, x)),
       dom.el('dt', null, 'Arguments'), dom.el('dd', null, dom.el('code', null, JSON.stringify(x.arguments || {})))));
     rates.add(x);
     if (isDefault) {

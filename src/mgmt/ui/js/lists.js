@@ -26,10 +26,20 @@ function vhostSelect(form) {
 
 /* Paging controls for a paged API reply: page numbers and the page size. */
 function pager(reply, state, onchange) {
-  const prev = dom.el('button', { type: 'button', disabled: reply.page <= 1, onclick: function () { onchange({ page: reply.page - 1 }); } }, '\u2039 Prev');
-  const next = dom.el('button', { type: 'button', disabled: reply.page >= reply.page_count, onclick: function () { onchange({ page: reply.page + 1 }); } }, 'Next \u203a');
-  const size = dom.el('select', { 'aria-label': 'page size', onchange: function (ev) { onchange({ page: 1, page_size: Number(ev.target.value) }); } },
-    [20, 50, 100, 500].map(function (n) { return dom.el('option', { value: n, selected: n === state.page_size }, String(n)); }));
+  function go(page) {
+    return function () { onchange({ page: page }); };
+  }
+  const prev = dom.el('button', { type: 'button', disabled: reply.page <= 1, onclick: go(reply.page - 1) },
+    '\u2039 Prev');
+  const next = dom.el('button', {
+    type: 'button', disabled: reply.page >= reply.page_count, onclick: go(reply.page + 1),
+  }, 'Next \u203a');
+  const size = dom.el('select', {
+    'aria-label': 'page size',
+    onchange: function (ev) { onchange({ page: 1, page_size: Number(ev.target.value) }); },
+  }, [20, 50, 100, 500].map(function (n) {
+    return dom.el('option', { value: n, selected: n === state.page_size }, String(n));
+  }));
   return dom.el('div', { class: 'pager' }, prev,
     dom.el('span', { class: 'page-info' }, 'Page ' + reply.page + ' of ' + Math.max(reply.page_count, 1) +
       ' (' + dom.fmtNum(reply.filtered_count) + ' of ' + dom.fmtNum(reply.total_count) + ' items)'),
@@ -49,8 +59,16 @@ function filterBox(state, onchange) {
   }, input, dom.el('label', null, regex, ' Regex'), dom.el('button', { type: 'submit' }, 'Filter'));
 }
 
-function rateCell(key) {
-  return function (o) { return dom.fmtRate(dom.pick(o, key)); };
+/* A sortable column of message_stats.<field>_details.rate, as "12/s". */
+function rateColumn(label, field) {
+  const key = 'message_stats.' + field + '_details.rate';
+  return { label: label, key: key, cls: 'num', value: function (o) { return dom.fmtRate(dom.pick(o, key)); } };
+}
+
+/* An object's flags as words: features({durable: 'durable', ...}, q) -> "durable, exclusive". */
+function features(names, o) {
+  return Object.keys(names).filter(function (k) { return o[k]; }).map(function (k) { return names[k]; })
+    .join(', ') || 'none';
 }
 
 /* A list page of path (paged, sorted and filtered by the API as RabbitMQ's UI asks it):
@@ -81,7 +99,10 @@ function listPage(title, path, state, columns, empty, extra) {
       state.page = 1;
       reply = await fetchPage();
     }
-    const sort = { key: state.sort, reverse: state.sort_reverse, onchange: function (key, reverse) { change({ page: 1, sort: key, sort_reverse: reverse }); } };
+    const sort = {
+      key: state.sort, reverse: state.sort_reverse,
+      onchange: function (key, reverse) { change({ page: 1, sort: key, sort_reverse: reverse }); },
+    };
     /* A route the API does not page answers the whole list (and ignores the filter). */
     const paged = !Array.isArray(reply);
     list.replaceChildren(dom.table(columns, paged ? reply.items : reply, sort, empty),

@@ -25,9 +25,9 @@ pages.queues = function () {
     { label: 'Unacked', key: 'messages_unacknowledged', cls: 'num', value: function (q) { return dom.fmtNum(q.messages_unacknowledged); } },
     { label: 'Total', key: 'messages', cls: 'num messages', value: function (q) { return dom.fmtNum(q.messages); } },
     { label: 'Consumers', key: 'consumers', cls: 'num', value: function (q) { return dom.fmtNum(q.consumers); } },
-    { label: 'Incoming', key: 'message_stats.publish_details.rate', cls: 'num', value: rateCell('message_stats.publish_details.rate') },
-    { label: 'Deliver / get', key: 'message_stats.deliver_get_details.rate', cls: 'num', value: rateCell('message_stats.deliver_get_details.rate') },
-    { label: 'Ack', key: 'message_stats.ack_details.rate', cls: 'num', value: rateCell('message_stats.ack_details.rate') },
+    rateColumn('Incoming', 'publish'),
+    rateColumn('Deliver / get', 'deliver_get'),
+    rateColumn('Ack', 'ack'),
   ], 'No queues.', addForm);
   return page;
 };
@@ -37,7 +37,7 @@ function messageView(m, i) {
   return dom.el('div', { class: 'panel message' },
     dom.el('h4', null, 'Message ' + (i + 1)),
     dom.el('dl', null,
-      dom.el('dt', null, 'Exchange'), dom.el('dd', null, m.exchange === '' ? '(AMQP default)' : m.exchange),
+      dom.el('dt', null, 'Exchange'), dom.el('dd', null, exchangeTitle(m.exchange)),
       dom.el('dt', null, 'Routing key'), dom.el('dd', null, m.routing_key),
       dom.el('dt', null, 'Redelivered'), dom.el('dd', null, String(m.redelivered)),
       dom.el('dt', null, 'Properties'), dom.el('dd', null, dom.el('code', null, JSON.stringify(m.properties))),
@@ -50,7 +50,10 @@ function messageView(m, i) {
 function publishForm(vhost, exchange, routingKey) {
   return dom.form('Publish a message', [
     { name: 'routing_key', label: 'Routing key', value: routingKey },
-    { name: 'delivery_mode', label: 'Delivery mode', type: 'select', options: ['1 - non-persistent', '2 - persistent'], value: '2 - persistent' },
+    {
+      name: 'delivery_mode', label: 'Delivery mode', type: 'select',
+      options: ['1 - non-persistent', '2 - persistent'], value: '2 - persistent',
+    },
     { name: 'headers', label: 'Headers (JSON object)', value: '{}' },
     { name: 'payload', label: 'Payload', type: 'textarea' },
   ], 'Publish message', function (v) {
@@ -79,7 +82,10 @@ pages.queue = function (vhost, name) {
   const queued = new RateChart(RateChart.QUEUED, dom.fmtNum);
   const rates = new RateChart(RateChart.MESSAGE_RATES);
   const getForm = dom.form('Get messages', [
-    { name: 'ackmode', label: 'Ack mode', type: 'select', options: ['ack_requeue_true', 'ack_requeue_false', 'reject_requeue_true', 'reject_requeue_false'], value: 'ack_requeue_true' },
+    {
+      name: 'ackmode', label: 'Ack mode', type: 'select', value: 'ack_requeue_true',
+      options: ['ack_requeue_true', 'ack_requeue_false', 'reject_requeue_true', 'reject_requeue_false'],
+    },
     { name: 'encoding', label: 'Encoding', type: 'select', options: ['auto', 'base64'], value: 'auto' },
     { name: 'count', label: 'Messages', type: 'number', value: '1', required: true },
   ], 'Get messages', function (v) {
@@ -108,7 +114,8 @@ pages.queue = function (vhost, name) {
     const q = await api.get(qpath);
     info.replaceChildren(dom.el('dl', { class: 'facts' },
       dom.el('dt', null, 'Type'), dom.el('dd', null, q.type),
-      dom.el('dt', null, 'Features'), dom.el('dd', null, [q.durable && 'durable', q.auto_delete && 'auto-delete', q.exclusive && 'exclusive'].filter(Boolean).join(', ') || 'none'),
+      dom.el('dt', null, 'Features'),
+      dom.el('dd', null, features({ durable: 'durable', auto_delete: 'auto-delete', exclusive: 'exclusive' }, q)),
       dom.el('dt', null, 'Arguments'), dom.el('dd', null, dom.el('code', null, JSON.stringify(q.arguments || {}))),
       dom.el('dt', null, 'Policy'), dom.el('dd', null, q.policy || ''),
       dom.el('dt', null, 'Messages'), dom.el('dd', { id: 'queue-messages' }, dom.fmtNum(q.messages)),
@@ -135,10 +142,15 @@ pages.queue = function (vhost, name) {
  * cannot be deleted). */
 function bindingTable(bs, end, deleteFn) {
   const cols = [
-    { label: end === 'source' ? 'From' : 'To', value: function (b) { return b[end] === '' ? '(AMQP default)' : b[end]; } },
+    { label: end === 'source' ? 'From' : 'To', value: function (b) { return exchangeTitle(b[end]); } },
     { label: 'Routing key', value: function (b) { return b.routing_key; } },
     { label: 'Arguments', value: function (b) { return dom.el('code', null, JSON.stringify(b.arguments || {})); } },
   ];
-  if (deleteFn) cols.push({ label: '', value: function (b) { return b.source === '' ? '' : dom.dangerButton('Unbind', 'Delete this binding?', function () { deleteFn(b); }); } });
+  if (deleteFn) {
+    cols.push({
+      label: '',
+      value: function (b) { return dom.dangerButton('Unbind', 'Delete this binding?', function () { deleteFn(b); }); },
+    });
+  }
   return dom.table(cols, bs, null, 'No bindings.');
 }
