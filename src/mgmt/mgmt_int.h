@@ -152,6 +152,12 @@ json_t *mgmt_message_stats(const struct stats_obj *o, enum mgmt_stats_kind kind)
 void mgmt_api_channels(struct mgmt_req *r);
 void mgmt_api_consumers(struct mgmt_req *r);
 
+/* /api/warren/log-level (GET, PUT), /api/warren/rotate-logs (POST),
+ * /api/warren/environment (GET): api_node_ctl.c. */
+void mgmt_api_log_level(struct mgmt_req *r);
+void mgmt_api_rotate_logs(struct mgmt_req *r);
+void mgmt_api_environment(struct mgmt_req *r);
+
 struct evhttp_request;
 struct evbuffer;
 /* The web dashboard (ui.c): whether req is a GET or HEAD of a path outside /api, which
