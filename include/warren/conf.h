@@ -185,6 +185,16 @@ bool conf_is_loopback_user(const struct conf *c, const char *user);
 /* Whether list holds value (exactly, case included). */
 bool conf_list_has(const struct conf_list *list, const char *value);
 
+/* The effective configuration, as rabbitmq.conf lines: calls fn(arg, key, value) for every
+ * key in the table's order, a family once per member (listeners.tcp.1, .2 ... for listeners,
+ * whose names are not kept; <key>.<N> for lists; default_user_tags.<tag> = true), a
+ * string or path that is not set not at all. The values of secrets (default_pass and the
+ * *.password keys) are "********"; log.file.level, log.console.level and log.console are
+ * what conf_log_options resolves them to. fn's strings live only for the call; a non-zero return
+ * stops the walk and is returned. Returns 0 otherwise. */
+int conf_each(const struct conf *c, int (*fn)(void *arg, const char *key, const char *value),
+              void *arg);
+
 /* The log outputs c configures, as RabbitMQ resolves them: an output's level is log.level
  * unless its own is set; the console is on when log.console = true, or when log.console is
  * not set and either log.console.level is set (to other than none) or there is no log.file.

@@ -797,6 +797,143 @@ conf_key_prefix_len(const struct conf_key *k)
     return lt ? (size_t)(lt - k->key) : 0;
 }
 
+/* conf_each's value of one listener: [host:]port, an IPv6 host in brackets. */
+static void
+conf_listener_str(const struct conf_listener *l, char *buf, size_t cap)
+{
+    if (l->host[0] == '\0')
+        snprintf(buf, cap, "%u", (unsigned)l->port);
+    else
+        snprintf(buf, cap, strchr(l->host, ':') != NULL ? "[%s]:%u" : "%s:%u", l->host,
+                 (unsigned)l->port);
+}
+
+/* conf_each for one family key k: each member as "<prefix><name> = value". */
+static int
+conf_each_family(const struct conf *c, const struct conf_key *k,
+                 int (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+    const char *field = (const char *)c + k->field;
+    size_t plen = conf_key_prefix_len(k);
+    char key[192], val[160];
+    int rc = 0;
+    switch (k->type) {
+    case CONF_LISTENER: {
+        const struct conf_listener *l = (const struct conf_listener *)(const void *)field;
+        unsigned n = k->field == CONF_F(listeners) ? c->n_listeners : c->n_ssl_listeners;
+        for (unsigned i = 0; i < n && rc == 0; i++) {
+            snprintf(key, sizeof(key), "%.*s%u", (int)plen, k->key, i + 1);
+            conf_listener_str(&l[i], val, sizeof(val));
+            rc = fn(arg, key, val);
+        }
+        return rc;
+    }
+    case CONF_LIST: {
+        const struct conf_list *l = (const struct conf_list *)(const void *)field;
+        for (unsigned i = 0; i < l->n && rc == 0; i++) {
+            snprintf(key, sizeof(key), "%.*s%llu", (int)plen, k->key,
+                     (unsigned long long)l->index[i]);
+            rc = fn(arg, key, l->items[i]);
+        }
+        return rc;
+    }
+    case CONF_LOOPBACK:
+        if (c->n_loopback_users == 0)
+            return fn(arg, "loopback_users", "none");
+        /* fall through */
+    case CONF_TAGS: {
+        bool tags = k->type == CONF_TAGS;
+        char *const *names = tags ? c->default_user_tags : c->loopback_users;
+        unsigned n = tags ? c->n_default_user_tags : c->n_loopback_users;
+        for (unsigned i = 0; i < n && rc == 0; i++) {
+            snprintf(key, sizeof(key), "%.*s%s", (int)plen, k->key, names[i]);
+            rc = fn(arg, key, "true");
+        }
+        return rc;
+    }
+    default:
+        return 0;
+    }
+}
+
+int
+conf_each(const struct conf *c, int (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+    struct log_options lo; /* the outputs' levels as resolved, when not set themselves */
+    conf_log_options(c, &lo);
+    for (size_t i = 0; i < CONF_NKEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        const char *field = (const char *)c + k->field;
+        if (k->field == CONF_F(log_file_level))
+            field = (const char *)&lo.file_level;
+        else if (k->field == CONF_F(log_console_level))
+            field = (const char *)&lo.console_level;
+        else if (k->field == CONF_F(log_console))
+            field = (const char *)&lo.console;
+        const char *v = NULL;
+        char buf[64];
+        int rc;
+        if (conf_key_prefix_len(k) > 0) {
+            if ((rc = conf_each_family(c, k, fn, arg)) != 0)
+                return rc;
+            continue;
+        }
+        switch (k->type) {
+        case CONF_UINT:
+        case CONF_SIZE:
+            snprintf(buf, sizeof(buf), "%u", *(const uint32_t *)(const void *)field);
+            break;
+        case CONF_MAX: {
+            uint32_t u = *(const uint32_t *)(const void *)field;
+            if (u == CONF_INFINITY)
+                snprintf(buf, sizeof(buf), "infinity");
+            else
+                snprintf(buf, sizeof(buf), "%u", u);
+            break;
+        }
+        case CONF_U64:
+        case CONF_BYTES64:
+        case CONF_INFO_UNIT:
+            snprintf(buf, sizeof(buf), "%llu",
+                     (unsigned long long)*(const uint64_t *)(const void *)field);
+            break;
+        case CONF_RATIO:
+            snprintf(buf, sizeof(buf), "%g", *(const double *)(const void *)field);
+            break;
+        case CONF_STR:
+        case CONF_PATH:
+        case CONF_HASHING:
+            v = *(char *const *)(const void *)field;
+            if (v == NULL)
+                continue;
+            break;
+        case CONF_LEVEL:
+            v = log_level_name(*(const enum log_level *)(const void *)field);
+            break;
+        case CONF_BOOL:
+            v = *(const bool *)(const void *)field ? "true" : "false";
+            break;
+        case CONF_ENUM:
+            v = "";
+            for (size_t j = 0; j < CONF_NCHOICES; j++)
+                if (conf_choices[j].field == k->field &&
+                    conf_choices[j].value == *(const unsigned *)(const void *)field) {
+                    v = conf_choices[j].name;
+                    break;
+                }
+            break;
+        default: /* the families, above */
+            continue;
+        }
+        size_t klen = strlen(k->key);
+        bool secret = (klen >= 4 && strcmp(k->key + klen - 4, "pass") == 0) ||
+                      (klen >= 8 && strcmp(k->key + klen - 8, "password") == 0);
+        if ((rc = fn(arg, k->key, secret ? "********" : v != NULL ? v : buf)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Finds the table row for key. For a family, *name points at the <name> part of key, or
  * is NULL for the bare family key ("loopback_users"). Returns NULL for an unknown key. */
 static const struct conf_key *

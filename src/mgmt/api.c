@@ -1172,6 +1172,9 @@ static const struct api_route api_routes[] = {
     {{"vhosts", "*", "channels"}, GET, API_MANAGEMENT, mgmt_api_channels},
     {{"consumers"}, GET, API_MANAGEMENT, mgmt_api_consumers},
     {{"consumers", "*"}, GET, API_MANAGEMENT, mgmt_api_consumers},
+    {{"warren", "log-level"}, GET | MGMT_PUT, API_ADMIN, mgmt_api_log_level},
+    {{"warren", "rotate-logs"}, MGMT_POST, API_ADMIN, mgmt_api_rotate_logs},
+    {{"warren", "environment"}, GET, API_ADMIN, mgmt_api_environment},
 };
 
 #undef GET

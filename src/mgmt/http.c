@@ -295,6 +295,8 @@ http_reason(int status)
         return "Created";
     case 204:
         return "No Content";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -601,6 +603,16 @@ http_on_request(struct evhttp_request *req, void *arg)
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     if (f->metrics_only || http_is_metrics_path(path)) {
         http_prom(f, req, path != NULL ? path : "", uri != NULL ? evhttp_uri_get_query(uri) : NULL);
+        return;
+    }
+    if (mgmt_ui_wants(req)) { /* the dashboard's files: no login, no JSON (ui.c) */
+        struct evbuffer *buf = evbuffer_new();
+        int status = buf != NULL ? mgmt_ui_answer(req, buf) : 500;
+        if (hc != NULL)
+            http_conn_arm(hc, false);
+        evhttp_send_reply(req, status, http_reason(status), buf);
+        if (buf != NULL)
+            evbuffer_free(buf);
         return;
     }
     struct http_req *hr = calloc(1, sizeof(*hr));

@@ -154,7 +154,21 @@ json_t *mgmt_message_stats(const struct stats_obj *o, enum mgmt_stats_kind kind)
 void mgmt_api_channels(struct mgmt_req *r);
 void mgmt_api_consumers(struct mgmt_req *r);
 
+/* /api/warren/log-level (GET, PUT), /api/warren/rotate-logs (POST),
+ * /api/warren/environment (GET): api_node_ctl.c. */
+void mgmt_api_log_level(struct mgmt_req *r);
+void mgmt_api_rotate_logs(struct mgmt_req *r);
+void mgmt_api_environment(struct mgmt_req *r);
+
+struct evhttp_request;
 struct evbuffer;
+/* The web dashboard (ui.c): whether req is a GET or HEAD of a path outside /api, which
+ * mgmt_ui_answer answers. */
+bool mgmt_ui_wants(struct evhttp_request *req);
+/* Sets req's reply headers and puts the file's bytes in buf (none for HEAD); returns the
+ * status to send: 200, 304 (the If-None-Match tag is current), 404, or 500 on ENOMEM. */
+int mgmt_ui_answer(struct evhttp_request *req, struct evbuffer *buf);
+
 struct mgmt_prom;
 /* GET /metrics, /metrics/per-object, /metrics/detailed?query (prometheus.c). Starts a scrape:
  * returns 200 with *job set, or 404 for another path, 400 for a query that does not parse,

@@ -252,8 +252,8 @@ def test_queue_policies():
         q = wt.http(srv, "GET", "/api/queues/%2F/jobs")[2]
         assert (q["policy"], q["effective_policy_definition"], q["messages"]) == (
             "low", {"dead-letter-exchange": "dlx", "max-length": 10}, 1), q
-        rc, out, err = ctl(srv, "list_queues", "name", "pid")
-        assert rc == 64 and "Info key(s) pid are not supported" in err, (rc, err)
+        rc, out, err = ctl(srv, "list_queues", "name", "effective_policy")
+        assert rc == 64 and "Info key(s) effective_policy are not supported" in err, (rc, err)
 
 
 @wt.needs_process

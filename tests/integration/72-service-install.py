@@ -17,7 +17,8 @@ import warren_test as wt  # noqa: E402
 EXPECTED = ["/sbin/warren-server", "/bin/warrenctl", "/bin/warren-perf",
             "/man8/warren-server.8", "/man8/warrenctl.8", "/man5/warren.conf.5",
             "/man1/warren-perf.1", "/etc/warren/warren.conf",
-            "/systemd/system/warren-server.service"]
+            "/systemd/system/warren-server.service",
+            "/share/bash-completion/completions/warrenctl"]
 
 
 def make(builddir, *targets):

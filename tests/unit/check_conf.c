@@ -859,6 +859,59 @@ START_TEST(test_too_many_binds)
 }
 END_TEST
 
+/* conf_each's callback: appends "key=value\n" to the buffer arg (4096 bytes). */
+static int
+each_line(void *arg, const char *key, const char *value)
+{
+    char *buf = arg;
+    size_t n = strlen(buf);
+    snprintf(buf + n, 4096 - n, "%s=%s\n", key, value);
+    return 0;
+}
+
+/* conf_each: rabbitmq.conf's syntax for every kind of key, secrets redacted, the log outputs'
+ * levels as resolved, and a non-zero return stopping the walk. */
+START_TEST(test_each)
+{
+    static const char text[] = "listeners.tcp.a = 127.0.0.1:5673\n"
+                               "listeners.tcp.b = [::1]:5674\n"
+                               "default_pass = s3cret\n"
+                               "ssl_options.password = keypass\n"
+                               "ssl_options.versions.1 = tlsv1.3\n"
+                               "loopback_users = none\n"
+                               "default_user_tags.monitoring = true\n"
+                               "connection_max = infinity\n"
+                               "vm_memory_high_watermark.relative = 0.5\n"
+                               "ssl_options.verify = verify_peer\n"
+                               "log.level = warning\n";
+    struct conf c;
+    char path[64], err[256], out[4096] = "\n"; /* each line between newlines */
+    ck_assert_int_eq(load_text(&c, path, text, sizeof(text) - 1, err, sizeof(err)), 0);
+    ck_assert_int_eq(conf_each(&c, each_line, out), 0);
+    static const char *const want[] = {
+        "\nlisteners.tcp.1=127.0.0.1:5673\nlisteners.tcp.2=[::1]:5674\n",
+        "\ndefault_pass=********\n",
+        "\nssl_options.password=********\n",
+        "\nssl_options.versions.1=tlsv1.3\nssl_options.depth=",
+        "\nloopback_users=none\n",
+        "\ndefault_user_tags.monitoring=true\n",
+        "\nconnection_max=infinity\n",
+        "\nvm_memory_high_watermark.relative=0.5\n",
+        "\nssl_options.verify=verify_peer\n",
+        "\nlog.file.level=warning\n",
+        "\nlog.console.level=warning\n",
+        "\ndefault_user=guest\n",
+        "\nheartbeat=60\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        ck_assert_msg(strstr(out, want[i]) != NULL, "no %s in\n%s", want[i], out);
+    ck_assert_ptr_null(strstr(out, "s3cret"));
+    ck_assert_ptr_null(strstr(out, "keypass"));
+    ck_assert_ptr_null(strstr(out, "ssl_options.versions.2"));
+    conf_free(&c);
+}
+END_TEST
+
 static Suite *
 conf_suite(void)
 {
@@ -878,6 +931,7 @@ conf_suite(void)
     tcase_add_loop_test(tc, test_log_keys, 0, sizeof(log_keys) / sizeof(log_keys[0]));
     tcase_add_loop_test(tc, test_access_keys, 0, sizeof(access_keys) / sizeof(access_keys[0]));
     tcase_add_test(tc, test_tls_keys);
+    tcase_add_test(tc, test_each);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cmdline");

@@ -1,12 +1,14 @@
 /* warrenctl's broker-wide commands: export_definitions and import_definitions
  * (/api/definitions), status (/api/overview, printed in rabbitmqctl status's sections, those
- * Warren has), list_connections and close_connection (/api/connections). */
+ * Warren has), list_connections, close_connection and close_all_connections
+ * (/api/connections). */
 #include "config.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 
@@ -231,35 +233,61 @@ static const char *const ctl_connection_keys[] = {
     "send_oct",
 };
 
+static void
+ctl_connections_banner(const struct ctl *c)
+{
+    ctl_banner(c, "Listing connections ...");
+}
+
+/* close_connection takes what pid shows: the API's name when it has no pid. */
+static void
+ctl_fix_connection(json_t *row, void *arg)
+{
+    (void)arg;
+    if (json_object_get(row, "pid") == NULL)
+        json_object_set(row, "pid", json_object_get(row, "name"));
+}
+
 int
 ctl_cmd_list_connections(struct ctl *c, int argc, char **argv)
 {
     static const char *const dflt[] = {"user", "peer_host", "peer_port", "state"};
-    size_t nkeys = sizeof(ctl_connection_keys) / sizeof(ctl_connection_keys[0]), i;
-    json_t *conns, *e;
-    int rc = ctl_check_columns(c->cmd, ctl_connection_keys, nkeys, argc, argv);
-    if (rc != 0)
-        return rc;
-    ctl_banner(c, "Listing connections ...");
-    rc = ctl_get_json(c, "connections", &conns);
-    if (rc != 0)
-        return rc < 0 ? -rc : ctl_error(CTL_EX_UNAVAILABLE, "the broker has no /api/connections");
-    json_array_foreach(conns, i, e)
-    {
-        /* close_connection takes what pid shows: the API's name when it has no pid. */
-        if (json_is_object(e) && json_object_get(e, "pid") == NULL)
-            json_object_set(e, "pid", json_object_get(e, "name"));
-    }
-    if ((rc = ctl_rows_sort(conns, "name", NULL)) == 0)
-        ctl_out_table(c, argc > 0 ? (const char *const *)argv : dflt, argc > 0 ? (size_t)argc : 4,
-                      json_is_array(conns) ? conns : NULL);
-    json_decref(conns);
-    return rc;
+    static const struct ctl_list_spec s = {ctl_connection_keys,
+                                           sizeof(ctl_connection_keys) /
+                                               sizeof(ctl_connection_keys[0]),
+                                           dflt,
+                                           4,
+                                           ctl_connections_banner,
+                                           ctl_fix_connection,
+                                           "name",
+                                           NULL};
+    return ctl_list(c, argc, argv, "connections", &s, NULL);
 }
 
-/* Finds the connection whose pid or name is id and DELETEs /api/connections/{name} with the
- * reason in X-Reason (the client sees 320 CONNECTION_FORCED - reason). A connection that is
- * gone is not an error, as in rabbitmqctl. */
+/* DELETEs /api/connections/{name} with reason in X-Reason (the client sees 320
+ * CONNECTION_FORCED - reason). A connection that is gone is not an error, as in rabbitmqctl.
+ * Returns the exit code. */
+static int
+ctl_close_one(const struct ctl *c, const char *name, const char *reason)
+{
+    char path[1024], header[1100];
+    struct ctl_reply r;
+    int n = snprintf(header, sizeof(header), "X-Reason: %s", reason);
+    for (int k = 0; k < n && header[k] != '\0'; k++)
+        if ((unsigned char)header[k] < 0x20)
+            header[k] = ' '; /* one header line */
+    if (ctl_path(path, sizeof(path), "connections/", name, NULL) < 0)
+        return CTL_EX_USAGE;
+    if (ctl_http(c, "DELETE", path, NULL, 0, header, &r) < 0)
+        return CTL_EX_UNAVAILABLE;
+    if (r.status == 404) { /* closed meanwhile */
+        ctl_reply_free(&r);
+        return CTL_OK;
+    }
+    return ctl_status_result(&r);
+}
+
+/* Finds the connection whose pid or name is id and closes it with the reason. */
 int
 ctl_cmd_close_connection(struct ctl *c, int argc, char **argv)
 {
@@ -278,23 +306,64 @@ ctl_cmd_close_connection(struct ctl *c, int argc, char **argv)
         if (n != NULL && (strcmp(n, argv[0]) == 0 || (pid != NULL && strcmp(pid, argv[0]) == 0)))
             name = n;
     }
-    if (name != NULL) {
-        char path[1024], header[1100];
-        struct ctl_reply r;
-        int n = snprintf(header, sizeof(header), "X-Reason: %s", argv[1]);
-        for (int k = 0; k < n && header[k] != '\0'; k++)
-            if ((unsigned char)header[k] < 0x20)
-                header[k] = ' '; /* one header line */
-        rc = ctl_path(path, sizeof(path), "connections/", name, NULL);
-        if (rc == 0)
-            rc = ctl_http(c, "DELETE", path, NULL, 0, header, &r);
-        if (rc < 0)
-            rc = CTL_EX_UNAVAILABLE;
-        else if (r.status == 404) /* closed meanwhile */
-            ctl_reply_free(&r);
-        else
-            rc = ctl_status_result(&r);
+    if (name != NULL)
+        rc = ctl_close_one(c, name, argv[1]);
+    json_decref(conns);
+    return rc;
+}
+
+/* The vhost's connections (all with --global), up to --limit of them (not with --global, as
+ * rabbitmqctl), one every --per-connection-delay milliseconds. */
+int
+ctl_cmd_close_all_connections(struct ctl *c, int argc, char **argv)
+{
+    (void)argc;
+    json_t *conns, *e;
+    size_t i;
+    long closed = 0;
+    char node[256] = "";
+    int rc;
+    if (c->global) {
+        json_t *ov;
+        if ((rc = ctl_get_json(c, "overview", &ov)) != 0)
+            return rc < 0 ? -rc : ctl_error(CTL_EX_UNAVAILABLE, "the broker has no /api/overview");
+        const char *n = json_string_value(json_object_get(ov, "node"));
+        snprintf(node, sizeof(node), "%s", n != NULL ? n : "");
+        json_decref(ov);
+        ctl_banner(c, "Closing all connections to node %s (across all vhosts), reason: %s...", node,
+                   argv[0]);
+    } else if (c->limit > 0) {
+        ctl_banner(c, "Closing %ld connections in vhost %s, reason: %s...", c->limit, c->vhost,
+                   argv[0]);
+    } else {
+        ctl_banner(c, "Closing all connections in vhost %s, reason: %s...", c->vhost, argv[0]);
+    }
+    if ((rc = ctl_get_json(c, "connections", &conns)) != 0)
+        return rc < 0 ? -rc : ctl_error(CTL_EX_UNAVAILABLE, "the broker has no /api/connections");
+    if ((rc = ctl_rows_sort(conns, "name", NULL)) != 0) {
+        json_decref(conns);
+        return rc;
+    }
+    json_array_foreach(conns, i, e)
+    {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *vhost = json_string_value(json_object_get(e, "vhost"));
+        if (name == NULL || (!c->global && (vhost == NULL || strcmp(vhost, c->vhost) != 0)))
+            continue;
+        if (!c->global && c->limit > 0 && closed >= c->limit)
+            break;
+        if (closed > 0 && c->per_connection_delay_ms > 0) {
+            struct timespec ts = {.tv_sec = c->per_connection_delay_ms / 1000,
+                                  .tv_nsec = (c->per_connection_delay_ms % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        }
+        if ((rc = ctl_close_one(c, name, argv[0])) != 0)
+            break;
+        closed++;
     }
     json_decref(conns);
+    if (rc == 0)
+        printf("Closed %ld connections\n", closed);
     return rc;
 }

@@ -1,11 +1,12 @@
 /* warrenctl's shared declarations: the options every command sees, the HTTP exchange with
  * the broker's administration API (http.c), the rabbitmqctl-shaped output (out.c) and the
  * command table (main.c) whose handlers live in cmd_users.c, cmd_vhosts.c, cmd_queues.c,
- * cmd_policies.c and cmd_node.c.
+ * cmd_lists.c, cmd_policies.c, cmd_node.c and cmd_runtime.c.
  *
- * Exit codes are rabbitmqctl's, which are sysexits.h's: 64 a usage error, 65 bad input data
- * (a failed authentication, a missing vhost for delete_vhost), 67 a missing user, 69 the
- * broker refused or could not be reached, 70 a user that already exists. */
+ * Exit codes are rabbitmqctl's, which are sysexits.h's: 64 a usage error (and delete_queue's
+ * refusals), 65 bad input data (a failed authentication, a missing vhost for delete_vhost),
+ * 67 a missing user, 69 the broker refused or could not be reached, 70 a user that already
+ * exists or a failed node_health_check. */
 #ifndef WARRENCTL_CTL_H
 #define WARRENCTL_CTL_H
 
@@ -41,7 +42,10 @@ struct ctl {
     char port_buf[8]; /* port, when it comes from the configuration */
     bool tls;
     const char *cacert;
-    int timeout_s; /* per connect/read/write; rabbitmqctl's --timeout */
+    int timeout_s;      /* per connect/read/write; rabbitmqctl's --timeout */
+    bool timeout_set;   /* --timeout given: await_startup's and node_health_check's bound */
+    bool quiet_connect; /* await_startup's probes: ctl_http prints no failure to connect */
+    bool all_columns;   /* report: lists print every column they know */
     bool quiet, silent, no_headers;
     enum ctl_formatter formatter;
     const char *vhost;         /* -p; "/" by default */
@@ -50,6 +54,10 @@ struct ctl {
     const char *description, *tags, *default_queue_type;
     /* set_policy's and set_operator_policy's; NULL when not given */
     const char *priority, *apply_to;
+    bool if_empty, if_unused; /* delete_queue's */
+    /* close_all_connections': --global, --per-connection-delay (ms), --limit (0: none) */
+    bool global;
+    long per_connection_delay_ms, limit;
 };
 
 /* One HTTP reply. body is NUL-terminated (for printing and for jansson) and owned. */
@@ -122,6 +130,25 @@ int ctl_rows_sort(json_t *rows, const char *key1, const char *key2);
  * [a, b], objects as Erlang proplists [{"k",v}]. */
 void ctl_out_value(FILE *f, const json_t *v);
 
+/* A list command: the info keys it accepts and prints by default, its banner (NULL: none),
+ * what turns an API row into rabbitmqctl's keys (NULL: nothing; arg is ctl_list's), and the
+ * keys its rows are sorted by (sort2 may be NULL). */
+struct ctl_list_spec {
+    const char *const *keys;
+    size_t nkeys;
+    const char *const *dflt;
+    size_t ndflt;
+    void (*banner)(const struct ctl *c);
+    void (*fix)(json_t *row, void *arg);
+    const char *sort1, *sort2;
+};
+
+/* Checks the columns asked for (argv), prints the banner, GETs path and prints its rows as
+ * s says (every column of s->keys when none is asked for and c->all_columns). A 404 (a vhost that
+ * does not exist) lists nothing, as rabbitmqctl. Returns the exit code. */
+int ctl_list(struct ctl *c, int argc, char **argv, const char *path, const struct ctl_list_spec *s,
+             void *arg);
+
 /* A command: args are the positional arguments after the command name. */
 struct ctl_cmd {
     const char *name;
@@ -163,6 +190,12 @@ int ctl_cmd_clear_topic_permissions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_list_topic_permissions(struct ctl *c, int argc, char **argv);
 
 int ctl_cmd_list_queues(struct ctl *c, int argc, char **argv);
+int ctl_cmd_purge_queue(struct ctl *c, int argc, char **argv);
+int ctl_cmd_delete_queue(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_exchanges(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_bindings(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_channels(struct ctl *c, int argc, char **argv);
+int ctl_cmd_list_consumers(struct ctl *c, int argc, char **argv);
 
 int ctl_cmd_set_policy(struct ctl *c, int argc, char **argv);
 int ctl_cmd_clear_policy(struct ctl *c, int argc, char **argv);
@@ -176,5 +209,15 @@ int ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_status(struct ctl *c, int argc, char **argv);
 int ctl_cmd_list_connections(struct ctl *c, int argc, char **argv);
 int ctl_cmd_close_connection(struct ctl *c, int argc, char **argv);
+int ctl_cmd_close_all_connections(struct ctl *c, int argc, char **argv);
+
+int ctl_cmd_ping(struct ctl *c, int argc, char **argv);
+int ctl_cmd_await_startup(struct ctl *c, int argc, char **argv);
+int ctl_cmd_node_health_check(struct ctl *c, int argc, char **argv);
+int ctl_cmd_environment(struct ctl *c, int argc, char **argv);
+int ctl_cmd_set_log_level(struct ctl *c, int argc, char **argv);
+int ctl_cmd_log_level(struct ctl *c, int argc, char **argv);
+int ctl_cmd_rotate_logs(struct ctl *c, int argc, char **argv);
+int ctl_cmd_report(struct ctl *c, int argc, char **argv);
 
 #endif

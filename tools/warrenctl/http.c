@@ -157,11 +157,12 @@ ctl_connect(const struct ctl *c)
         }
         ctl_set_timeouts(fd, c->timeout_s);
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-            fprintf(stderr,
-                    "Error: unable to reach the broker at %s: %s\n"
-                    "Is warren-server running with this data directory, and are you its "
-                    "user?\n",
-                    c->socket_path, strerror(errno));
+            if (!c->quiet_connect)
+                fprintf(stderr,
+                        "Error: unable to reach the broker at %s: %s\n"
+                        "Is warren-server running with this data directory, and are you its "
+                        "user?\n",
+                        c->socket_path, strerror(errno));
             close(fd);
             return -1;
         }
@@ -188,7 +189,7 @@ ctl_connect(const struct ctl *c)
         fd = -1;
     }
     freeaddrinfo(res);
-    if (fd < 0)
+    if (fd < 0 && !c->quiet_connect)
         fprintf(stderr, "Error: unable to reach the broker at %s port %s: %s\n", c->host, c->port,
                 strerror(err));
     return fd;

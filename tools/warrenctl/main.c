@@ -59,9 +59,32 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"list_topic_permissions", 0, 0, ctl_cmd_list_topic_permissions,
      "[--no-table-headers] [-p <vhost>]", "Lists topic permissions in a virtual host"},
     {"list_queues", 0, -1, ctl_cmd_list_queues, "[-p <vhost>] [--no-table-headers] [<column> ...]",
-     "Lists queues and their properties (columns: name durable auto_delete exclusive arguments "
-     "type state messages messages_ready messages_unacknowledged consumers policy "
-     "operator_policy effective_policy_definition)"},
+     "Lists queues and their properties (columns: name durable auto_delete arguments policy pid "
+     "owner_pid exclusive exclusive_consumer_pid exclusive_consumer_tag messages_ready "
+     "messages_unacknowledged messages messages_ready_ram messages_unacknowledged_ram "
+     "messages_ram messages_persistent message_bytes message_bytes_ready "
+     "message_bytes_unacknowledged message_bytes_ram message_bytes_persistent "
+     "head_message_timestamp disk_reads disk_writes consumers consumer_utilisation "
+     "consumer_capacity memory slave_pids synchronised_slave_pids state type leader members "
+     "online messages_dlx message_bytes_dlx operator_policy effective_policy_definition)"},
+    {"purge_queue", 1, 1, ctl_cmd_purge_queue, "[-p <vhost>] <queue>", "Purges a queue"},
+    {"delete_queue", 1, 1, ctl_cmd_delete_queue,
+     "[-p <vhost>] <queue_name> [--if-empty|-e] [--if-unused|-u]", "Deletes a queue"},
+    {"list_exchanges", 0, -1, ctl_cmd_list_exchanges,
+     "[-p <vhost>] [--no-table-headers] [<column> ...]",
+     "Lists exchanges (columns: name type durable auto_delete internal arguments policy)"},
+    {"list_bindings", 0, -1, ctl_cmd_list_bindings,
+     "[-p <vhost>] [--no-table-headers] [<column> ...]",
+     "Lists all bindings on a vhost (columns: source_name source_kind destination_name "
+     "destination_kind routing_key arguments)"},
+    {"list_channels", 0, -1, ctl_cmd_list_channels, "[--no-table-headers] [<column> ...]",
+     "Lists all channels in the node (columns: pid connection name number user vhost "
+     "transactional confirm consumer_count messages_unacknowledged messages_uncommitted "
+     "acks_uncommitted messages_unconfirmed prefetch_count global_prefetch_count)"},
+    {"list_consumers", 0, -1, ctl_cmd_list_consumers,
+     "[-p <vhost>] [--no-table-headers] [<column> ...]",
+     "Lists all consumers for a vhost (columns: queue_name channel_pid consumer_tag "
+     "ack_required prefetch_count active activity_status arguments)"},
     {"set_policy", 3, 3, ctl_cmd_set_policy,
      "[-p <vhost>] [--priority <priority>] [--apply-to <apply-to>] <name> <pattern> "
      "<definition>",
@@ -86,6 +109,25 @@ static const struct ctl_cmd ctl_cmds[] = {
      "Lists AMQP 0-9-1 connections (columns: pid name user vhost state peer_host peer_port "
      "host port ssl protocol channels timeout frame_max auth_mechanism client_properties "
      "connected_at)"},
+    {"close_all_connections", 1, 1, ctl_cmd_close_all_connections,
+     "[-p <vhost> --limit <limit>] [--global] [--per-connection-delay <delay>] <explanation>",
+     "Instructs the broker to close all connections for the specified vhost or entire node"},
+    {"ping", 0, 0, ctl_cmd_ping, "",
+     "Checks that the broker answers (its HTTP API: the Unix socket, or --host)"},
+    {"await_startup", 0, 0, ctl_cmd_await_startup, "[--timeout <seconds>]",
+     "Waits for the broker to start and answer (300 seconds unless --timeout)"},
+    {"node_health_check", 0, 0, ctl_cmd_node_health_check, "[--timeout <seconds>]",
+     "DEPRECATED. Performs intrusive, opinionated health checks (alarms, queues, channels)"},
+    {"report", 0, 0, ctl_cmd_report, "",
+     "Generate a server status report containing a concatenation of all server status "
+     "information for support purposes"},
+    {"environment", 0, 0, ctl_cmd_environment, "",
+     "Displays the broker's effective configuration (passwords redacted)"},
+    {"set_log_level", 1, 1, ctl_cmd_set_log_level, "<log_level>",
+     "Sets log level in the running broker (debug, info, warning, error, critical, none)"},
+    {"log_level", 0, 0, ctl_cmd_log_level, "", "Displays the running broker's log level"},
+    {"rotate_logs", 0, 0, ctl_cmd_rotate_logs, "",
+     "Reopens the log file by name (after an external logrotate moved it), as SIGUSR1 does"},
     {"close_connection", 2, 2, ctl_cmd_close_connection, "<connection pid> <explanation>",
      "Closes a connection (its pid or name from list_connections)"},
 };
@@ -148,7 +190,7 @@ static const struct option ctl_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
     {"host", required_argument, NULL, 'H'},
     {"port", required_argument, NULL, 'P'},
-    {"username", required_argument, NULL, 'u'},
+    {"username", required_argument, NULL, 'N'},
     {"password", required_argument, NULL, 'w'},
     {"tls", no_argument, NULL, 'L'},
     {"cacert", required_argument, NULL, 'C'},
@@ -163,6 +205,11 @@ static const struct option ctl_options[] = {
     {"default-queue-type", required_argument, NULL, 'Q'},
     {"priority", required_argument, NULL, 'R'},
     {"apply-to", required_argument, NULL, 'A'},
+    {"if-empty", no_argument, NULL, 'e'},
+    {"if-unused", no_argument, NULL, 'u'},
+    {"global", no_argument, NULL, 'G'},
+    {"per-connection-delay", required_argument, NULL, 'y'},
+    {"limit", required_argument, NULL, 'l'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -203,6 +250,18 @@ ctl_read_conf(struct ctl *c, const char *config, const char *data_dir)
     return 0;
 }
 
+/* A non-negative integer option (milliseconds, a count). 0 or -1. */
+static int
+ctl_parse_count(const char *s, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || v < 0 || v > 86400000)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 /* Whether every argument (and the option values that go into requests) is UTF-8: the API's
  * JSON can carry nothing else. */
 static bool
@@ -231,7 +290,7 @@ main(int argc, char **argv)
     if (c.password == NULL)
         c.password = "guest"; /* with the default username, as rabbitmqadmin */
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":qsp:t:hV", ctl_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":qsp:t:hVeu", ctl_options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config = optarg;
@@ -245,7 +304,7 @@ main(int argc, char **argv)
         case 'P':
             c.port = optarg;
             break;
-        case 'u':
+        case 'N':
             c.username = optarg;
             break;
         case 'w':
@@ -278,6 +337,7 @@ main(int argc, char **argv)
                 return CTL_EX_USAGE;
             }
             c.timeout_s = (int)v;
+            c.timeout_set = true;
             break;
         }
         case 'f':
@@ -306,6 +366,23 @@ main(int argc, char **argv)
             break;
         case 'A':
             c.apply_to = optarg;
+            break;
+        case 'e':
+            c.if_empty = true;
+            break;
+        case 'u':
+            c.if_unused = true;
+            break;
+        case 'G':
+            c.global = true;
+            break;
+        case 'y':
+        case 'l':
+            if (ctl_parse_count(optarg, opt == 'y' ? &c.per_connection_delay_ms : &c.limit) < 0) {
+                fprintf(stderr, "Error: bad value '%s' for --%s: a whole number\n", optarg,
+                        opt == 'y' ? "per-connection-delay" : "limit");
+                return CTL_EX_USAGE;
+            }
             break;
         case 'h':
             help = true;
