@@ -336,12 +336,15 @@ class Warren:
     def start(self):
         argv = [self.binary, "--port", str(self.port), "--bind", HOST, "--data-dir",
                 os.path.join(self.dir, "data"), "--log-level", "warning"]
-        # No HTTP API unless asked for: brokers run side by side (a --baseline build may
-        # predate it).
+        # No HTTP API and no Prometheus listener unless asked for: brokers run side by side
+        # (a --baseline build may predate them).
         usage = subprocess.run([self.binary, "--help"], capture_output=True, text=True).stdout
         if "--management-port" in usage and not any(
                 line.startswith("management.tcp.port") for line in self.conf):
             argv += ["--management-port", "0"]
+        if "--prometheus-port" in usage and not any(
+                line.startswith("prometheus.tcp.port") for line in self.conf):
+            argv += ["--prometheus-port", "0"]
         lines = self.conf[:]
         if self.tls:
             lines.append("listeners.ssl.default = %s:%d\n%s" % (HOST, self.tls_port,

@@ -108,6 +108,9 @@ class Broker(cmp.Warren):
         argv = [self.binary, "--port", str(self.port), "--bind", cmp.HOST, "--data-dir",
                 self.data, "--log-level", "info",
                 "--management-port", "0"]  # no HTTP API: brokers run side by side
+        usage = subprocess.run([self.binary, "--help"], capture_output=True, text=True).stdout
+        if "--prometheus-port" in usage:  # nor Prometheus listener (an older build has none)
+            argv += ["--prometheus-port", "0"]
         log("starting %s" % " ".join(argv))
         with open(self.logfile, "a") as lf:
             self.log_from = lf.tell()

@@ -3,7 +3,8 @@
 # clang-format 14) to the sources, headers, tests, benchmarks and tools (`make format`), or
 # with --check lists the files that differ from it and fails (what `make check` runs). The
 # generated codec (wire_gen.*) is left to its generator, which formats it and whose drift
-# test checks it. $CLANG_FORMAT names the binary (default clang-format).
+# test checks it; so is the dashboard's ui_assets.c, generated into the build tree (in the
+# source tree too when building there). $CLANG_FORMAT names the binary (default clang-format).
 # Usage: scripts/format.sh [--check] [source tree]
 set -eu
 check=no
@@ -18,7 +19,7 @@ if ! command -v "$cf" >/dev/null 2>&1; then
     exit 1
 fi
 cd "$top"
-files=$(find src include tests bench tools -name '*.[ch]' ! -name 'wire_gen.*' | sort)
+files=$(find src include tests bench tools -name '*.[ch]' ! -name 'wire_gen.*' ! -name 'ui_assets.c' | sort)
 if [ "$check" = no ]; then
     # shellcheck disable=SC2086
     "$cf" -i $files

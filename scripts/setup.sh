@@ -12,9 +12,13 @@ packages="build-essential autoconf automake libtool pkg-config
 libevent-dev libssl-dev librocksdb-dev libpcre2-dev libjansson-dev check
 python3 python3-pika python3-amqp python3-kombu celery amqp-tools
 clang clang-format libclang-rt-14-dev valgrind
-systemd"
+chromium chromium-driver python3-selenium
+systemd prometheus"
+# chromium, chromium-driver, python3-selenium: the web dashboard's browser test
+# (tests/integration/78-web-ui.py) drives Debian's headless Chromium.
 # systemd: its pkg-config file says where the unit installs, and systemd-analyze verifies it
-# (tests/integration/72-service-install.py); it need not be running.
+# (tests/integration/72-service-install.py); it need not be running. prometheus: its promtool
+# checks the /metrics text (tests/integration/76-prometheus.py); its service is not used.
 
 missing=""
 for p in $packages; do

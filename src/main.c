@@ -215,7 +215,8 @@ main(int argc, char **argv)
                             .admin = admin,
                             .auth = auth,
                             .vhosts = &vhosts,
-                            .net = m.net};
+                            .net = m.net,
+                            .store = store};
     if ((mgmt = mgmt_new(&menv)) == NULL || mgmt_listen(mgmt) < 0 || net_server_listen(m.net) < 0)
         goto out;
     admin_set_net(admin, m.net);

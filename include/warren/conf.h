@@ -132,6 +132,10 @@ struct conf {
      * .password (owned; NULL: not set); versions and ciphers are ssl_options'. */
     uint32_t management_ssl_port;
     char *management_ssl_certfile, *management_ssl_keyfile, *management_ssl_password;
+    /* rabbitmq_prometheus's listener: prometheus.tcp.port = 15692 (0: none), on
+     * prometheus.tcp.ip (owned; "" every interface). Same request bounds as the API's. */
+    uint32_t prometheus_tcp_port;
+    char *prometheus_tcp_ip;
     enum log_level log_level; /* log.level = info */
     /* The outputs, as rabbitmq.conf names them (conf_log_options() resolves them): log.dir
      * = . and log.file = false (owned; false: no file), log.file.level and log.console.level

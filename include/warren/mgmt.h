@@ -17,6 +17,7 @@ struct auth_db;
 struct conf;
 struct event_base;
 struct net_server;
+struct store;
 struct vhost_registry;
 struct mgmt;
 
@@ -28,6 +29,7 @@ struct mgmt_env {
     struct auth_db *auth;
     struct vhost_registry *vhosts;
     struct net_server *net; /* connections and alarms; NULL: none (the fuzzer) */
+    struct store *store;    /* its write histograms for /metrics; NULL: none */
 };
 
 /* NULL on ENOMEM (logged). */

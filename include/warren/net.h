@@ -124,6 +124,13 @@ bool net_server_close_conn(struct net_server *s, const char *name, const char *t
 /* Whether the memory and disk alarms are on. */
 void net_server_alarms(const struct net_server *s, bool *memory, bool *disk);
 
+/* Free bytes on the data directory's filesystem at the last check, and disk_free_limit. */
+void net_server_disk(const struct net_server *s, uint64_t *free_bytes, uint64_t *limit);
+
+struct stats_hist;
+/* The event loop's lag: how late a timer due every 100 ms fired, in microseconds. */
+void net_server_loop_lag(const struct net_server *s, struct stats_hist *out);
+
 /* vm_memory_high_watermark in bytes: message memory past which publishers are blocked. */
 uint64_t net_server_memory_limit(const struct net_server *s);
 

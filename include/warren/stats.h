@@ -108,6 +108,32 @@ bool stats_idle(const struct stats_obj *o, uint64_t *since_ms);
  * again next time. */
 size_t stats_sample(uint64_t interval_ms);
 
+/* The node's lifetime counters behind rabbitmq_prometheus's *_opened_total, *_closed_total,
+ * queues_declared/created/deleted_total: one increment where the event happens (connection
+ * opened (connection.open-ok) or gone, channel opened or freed, queue.declare answered, queue added
+ * to or removed from its vhost). Global as stats_changed, for the same reason. */
+struct stats_node {
+    uint64_t conns_opened, conns_closed;
+    uint64_t chans_opened, chans_closed;
+    uint64_t queues_declared, queues_created, queues_deleted;
+};
+extern struct stats_node stats_node;
+
+/* A histogram with fixed upper bounds (Prometheus's "le"): an observation is a search over
+ * at most STATS_HIST_MAX bounds and two increments; no allocation. Values are integers in
+ * the unit the owner chose (microseconds, batches); whoever shows them scales them. Not
+ * locked: each histogram has one writer thread, and a reader on another thread holds the
+ * writer's lock (the store's) or accepts a sample a few observations old. */
+#define STATS_HIST_MAX 16
+struct stats_hist {
+    const uint64_t *bounds;              /* borrows: n increasing upper bounds */
+    unsigned n;                          /* at most STATS_HIST_MAX */
+    uint64_t counts[STATS_HIST_MAX + 1]; /* per bucket, not cumulative; [n]: above the last */
+    uint64_t sum;                        /* of the observed values */
+};
+void stats_hist_init(struct stats_hist *h, const uint64_t *bounds, unsigned n);
+void stats_hist_observe(struct stats_hist *h, uint64_t v);
+
 /* RabbitMQ's name of field f ("publish", "deliver_no_ack"...). */
 const char *stats_name(enum stats_field f);
 

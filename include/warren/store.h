@@ -65,6 +65,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "warren/stats.h"
+
 struct event_base;
 struct iovec;
 
@@ -102,6 +104,9 @@ struct store_stats {
     uint64_t bytes;         /* bytes handed to RocksDB (its write-batch encoding) */
     uint64_t pending;       /* batches submitted whose done callback has not run yet */
     uint64_t pending_bytes; /* bytes held by those batches */
+    /* Microseconds each RocksDB write took, without and with the WAL's fsync (a sync write,
+     * or a barrier's WAL flush), and how many batches each write carried (group commit). */
+    struct stats_hist write_us, sync_write_us, group_batches;
 };
 
 /* Opens (creating if needed) the database in <data_dir>/db, creating data_dir too, with

@@ -193,6 +193,7 @@ vhost_queue_add(struct vhost *vh, struct queue *q)
         hmap_insert(&vh->queues, &q->by_name, q->name, q->name_len) < 0)
         return -1;
     durable_queue_added(vh->durable, q);
+    stats_node.queues_created++;
     return 0;
 }
 
@@ -236,6 +237,7 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     struct exch **emptied = NULL;
     uint32_t n = 0;
     hmap_remove(&vh->queues, &q->by_name);
+    stats_node.queues_deleted++;
     uint64_t dropped = queue_free(q, &emptied, &n);
     vhost_delete_emptied(vh, emptied, n);
     return dropped;

@@ -201,6 +201,10 @@ static const struct conf_key conf_keys[] = {
      "passphrase of an encrypted management.ssl.keyfile"},
     {"management.tcp.ip", CONF_STR, CONF_F(management_tcp_ip), "", 0, 63,
      "numeric address of the HTTP API's listener; empty: every interface"},
+    {"prometheus.tcp.port", CONF_UINT, CONF_F(prometheus_tcp_port), "15692", 0, 65535,
+     "port of the Prometheus metrics (/metrics, no authentication); 0: none"},
+    {"prometheus.tcp.ip", CONF_STR, CONF_F(prometheus_tcp_ip), "", 0, 63,
+     "numeric address of the Prometheus listener; empty: every interface"},
     {"log.level", CONF_LEVEL, CONF_F(log_level), "info", 0, 0,
      "debug, info, warning, error, critical or none"},
     {"log.dir", CONF_STR, CONF_F(log_dir), ".", 1, 4095, "directory of a relative log.file"},
@@ -1006,6 +1010,7 @@ conf_free(struct conf *c)
     free(c->default_permissions_read);
     free(c->load_definitions);
     free(c->management_tcp_ip);
+    free(c->prometheus_tcp_ip);
     free(c->management_ssl_certfile);
     free(c->management_ssl_keyfile);
     free(c->management_ssl_password);
@@ -1161,11 +1166,17 @@ conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
 
 /* The command line: conf_option_help[] follows conf_options[] entry for entry. */
 static const struct option conf_options[] = {
-    {"config", required_argument, NULL, 'c'},    {"port", required_argument, NULL, 'p'},
-    {"bind", required_argument, NULL, 'b'},      {"data-dir", required_argument, NULL, 'd'},
-    {"log-level", required_argument, NULL, 'l'}, {"management-port", required_argument, NULL, 'm'},
-    {"check-config", no_argument, NULL, 't'},    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+    {"config", required_argument, NULL, 'c'},
+    {"port", required_argument, NULL, 'p'},
+    {"bind", required_argument, NULL, 'b'},
+    {"data-dir", required_argument, NULL, 'd'},
+    {"log-level", required_argument, NULL, 'l'},
+    {"management-port", required_argument, NULL, 'm'},
+    {"prometheus-port", required_argument, NULL, 'P'},
+    {"check-config", no_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
 };
 
 static const struct {
@@ -1177,6 +1188,8 @@ static const struct {
     {"    --data-dir DIR", "keep the message store in DIR (data_dir)"},
     {"    --log-level LEVEL", "debug, info, warning, error, critical or none (log.level)"},
     {"    --management-port N", "serve the HTTP API on port N; 0: not over TCP"},
+    {"    --prometheus-port N",
+     "serve Prometheus metrics on port N; 0: not on a port of their own"},
     {"    --check-config", "check the configuration, print \"configuration OK\" and exit"},
     {"-h, --help", "print this help and exit"},
     {"-V, --version", "print the version and exit"},
@@ -1248,7 +1261,7 @@ conf_from_cmdline(struct conf *c, int argc, char **argv)
     const char *config = NULL, *data_dir = NULL;
     char binds[CONF_MAX_LISTENERS][64];
     unsigned n_binds = 0;
-    long port = -1, mgmt_port = -1;
+    long port = -1, mgmt_port = -1, prom_port = -1;
     bool have_level = false, check = false, help = false, version = false;
     enum log_level level = LOG_INFO;
     uint64_t v;
@@ -1281,6 +1294,12 @@ conf_from_cmdline(struct conf *c, int argc, char **argv)
                 return conf_usage_error(
                     "bad value '%s' for --management-port: expected an integer 0..65535", optarg);
             mgmt_port = (long)v;
+            break;
+        case 'P':
+            if (conf_parse_u64(optarg, &v) < 0 || v > 65535)
+                return conf_usage_error(
+                    "bad value '%s' for --prometheus-port: expected an integer 0..65535", optarg);
+            prom_port = (long)v;
             break;
         case 'd':
             if (*optarg == '\0')
@@ -1369,6 +1388,8 @@ conf_from_cmdline(struct conf *c, int argc, char **argv)
         c->log_level = level;
     if (mgmt_port >= 0)
         c->management_tcp_port = (uint32_t)mgmt_port;
+    if (prom_port >= 0)
+        c->prometheus_tcp_port = (uint32_t)prom_port;
 
     if (check) {
         printf("configuration OK\n");

@@ -8,6 +8,7 @@
 #include <time.h>
 
 struct stats_list stats_changed = LIST_HEAD_INITIALIZER(stats_changed);
+struct stats_node stats_node;
 
 static const char *const stats_names[STATS_N] = {
     [STATS_PUBLISH] = "publish",
@@ -127,4 +128,27 @@ const char *
 stats_name(enum stats_field f)
 {
     return stats_names[f];
+}
+
+void
+stats_hist_init(struct stats_hist *h, const uint64_t *bounds, unsigned n)
+{
+    memset(h, 0, sizeof(*h));
+    h->bounds = bounds;
+    h->n = n < STATS_HIST_MAX ? n : STATS_HIST_MAX;
+}
+
+void
+stats_hist_observe(struct stats_hist *h, uint64_t v)
+{
+    unsigned lo = 0, hi = h->n; /* the first bound >= v, or n */
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (h->bounds[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    h->counts[lo]++;
+    h->sum += v;
 }

@@ -25,8 +25,6 @@
 #include "warren/vhost.h"
 #include "warren/wire.h"
 
-#define API_RABBITMQ_VERSION "3.10.8" /* what tools that check a version are told */
-
 /* What a route requires of the user's tags (rabbit_mgmt_util is_authorized_*). */
 enum api_tag {
     API_MANAGEMENT = 0, /* any of management, policymaker, monitoring, administrator (who

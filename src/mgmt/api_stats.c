@@ -139,7 +139,7 @@ mgmt_api_channels(struct mgmt_req *r)
         return;
     if (r->env->net != NULL && l.arr != NULL)
         net_server_chan_foreach(r->env->net, api_chan_entry, &l);
-    mgmt_reply_json(r, l.arr);
+    mgmt_list_reply(r, l.arr, NULL, true); /* RabbitMQ pages, sorts and filters channels */
 }
 
 /* ---- consumers ---- */

@@ -2,7 +2,9 @@
  * broker's event loop, on management.tcp.ip:port and (HTTPS) management.ssl.port with basic
  * auth, and on the Unix socket <data_dir>/warren-admin.sock whose requests are trusted (only
  * the broker's user can open it: mode 0600). Requests are decoded here (method, %-decoded path
- * segments, body, user) and answered by api.c.
+ * segments, body, user) and answered by api.c. Prometheus's /metrics paths (prometheus.c) are
+ * served on prometheus.tcp.ip:port without authentication, as rabbitmq_prometheus serves them,
+ * and on the management listeners to monitoring and administrator users.
  *
  * Bounds, so that a hostile client never holds the loop or the memory it shares with AMQP:
  * headers of at most MGMT_HEADERS_MAX bytes; bodies of MGMT_BODY_MAX (definitions, publish) or
@@ -70,6 +72,8 @@ struct http_front {
     struct mgmt *m; /* borrows */
     struct evhttp *http;
     bool trusted;
+    /* The Prometheus listener: /metrics paths, no login. */
+    bool metrics_only;
     SSL_CTX *tls; /* owns a reference: HTTPS; NULL: plain */
     LIST_HEAD(, http_conn) conns;
     unsigned n_conns;
@@ -77,10 +81,21 @@ struct http_front {
 
 struct mgmt {
     struct mgmt_env env;
-    struct http_front tcp, local, tls;
+    struct http_front tcp, local, tls, prom;
     char *sock_path;            /* owns; set once the socket is bound (unlinked by mgmt_free) */
     size_t receiving;           /* bytes of requests being received, every connection */
     LIST_HEAD(, http_req) reqs; /* requests not answered yet (a change waiting for the disk) */
+    LIST_HEAD(, http_scrape) scrapes; /* Prometheus scrapes being written */
+};
+
+/* A Prometheus scrape written over several loop turns (prometheus.c). */
+struct http_scrape {
+    LIST_ENTRY(http_scrape) link; /* in mgmt->scrapes */
+    struct http_front *front;     /* borrows */
+    struct evhttp_request *req;   /* borrows until the reply */
+    struct mgmt_prom *job;        /* owns */
+    struct evbuffer *buf;         /* owns: the text so far */
+    struct event *turn;           /* owns: zero-timeout timer, the next step */
 };
 
 /* A request in flight: api.c's view and evhttp's. */
@@ -280,6 +295,8 @@ http_reason(int status)
         return "Created";
     case 204:
         return "No Content";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -473,6 +490,100 @@ http_is_management_user(const struct auth_user *u)
     return false;
 }
 
+static bool
+http_is_metrics_path(const char *path)
+{
+    return path != NULL && strncmp(path, "/metrics", 8) == 0 && (path[8] == '\0' || path[8] == '/');
+}
+
+static void
+http_scrape_free(struct http_scrape *sc)
+{
+    LIST_REMOVE(sc, link);
+    mgmt_prom_free(sc->job);
+    if (sc->buf != NULL)
+        evbuffer_free(sc->buf);
+    if (sc->turn != NULL)
+        event_free(sc->turn);
+    free(sc);
+}
+
+/* Sends status (and the text, with 200), re-arms the connection's deadline. */
+static void
+http_prom_reply(struct http_front *f, struct evhttp_request *req, int status, struct evbuffer *buf)
+{
+    if (status == 200)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/plain; version=0.0.4");
+    struct http_conn *hc = http_conn_of(f, req);
+    if (hc != NULL)
+        http_conn_arm(hc, false);
+    evhttp_send_reply(req, status, http_reason(status), status == 200 ? buf : NULL);
+}
+
+/* One step of a scrape; the reply once it is written, else the next step on the next turn
+ * (a zero-timeout timer: after the sockets the next poll finds ready). */
+static void
+http_on_scrape_turn(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_scrape *sc = arg;
+    struct timeval now = {0, 0};
+    int done = mgmt_prom_step(sc->job, sc->buf);
+    if (done == 0 && evtimer_add(sc->turn, &now) == 0)
+        return;
+    http_prom_reply(sc->front, sc->req, done > 0 ? 200 : 500, sc->buf);
+    http_scrape_free(sc);
+}
+
+/* A /metrics request: on the Prometheus listener anyone's, as RabbitMQ; on the management
+ * listeners (RabbitMQ answers 404 there) a monitoring or administrator user's, so that a
+ * scraper with basic_auth may use the API's port alone; on the Unix socket the
+ * administrator's. Answers req. */
+static void
+http_prom(struct http_front *f, struct evhttp_request *req, const char *path, const char *query)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    int status;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+        evhttp_add_header(out, "Allow", "HEAD, GET, OPTIONS");
+        status = 405;
+        goto reply;
+    }
+    if (!f->metrics_only && !f->trusted) {
+        struct mgmt_req r = {.env = &f->m->env, .user = http_login(f->m, req)};
+        bool monitor = r.user != NULL && mgmt_is_monitor(&r);
+        mgmt_req_clear(&r);
+        if (!monitor) {
+            evhttp_add_header(out, "WWW-Authenticate", "Basic realm=\"RabbitMQ Management\"");
+            status = 401;
+            goto reply;
+        }
+    }
+    struct http_scrape *sc = calloc(1, sizeof(*sc));
+    if (sc == NULL) {
+        status = 500;
+        goto reply;
+    }
+    LIST_INSERT_HEAD(&f->m->scrapes, sc, link);
+    sc->front = f;
+    sc->req = req;
+    sc->buf = evbuffer_new();
+    sc->turn = evtimer_new(f->m->env.base, http_on_scrape_turn, sc);
+    status = mgmt_prom_start(&f->m->env, path, query, &sc->job);
+    if (sc->buf == NULL || sc->turn == NULL || status != 200) {
+        http_scrape_free(sc);
+        status = status != 200 ? status : 500;
+        goto reply;
+    }
+    http_on_scrape_turn(-1, 0, sc);
+    return;
+reply:
+    http_prom_reply(f, req, status, NULL);
+}
+
 /* evhttp's callback for every complete request. */
 static void
 http_on_request(struct evhttp_request *req, void *arg)
@@ -490,6 +601,22 @@ http_on_request(struct evhttp_request *req, void *arg)
      * reply is handed to the filter, before a large one is written. The client closes. */
     evhttp_remove_header(hdrs, "Connection");
     evhttp_add_header(hdrs, "Connection", "keep-alive");
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    if (f->metrics_only || http_is_metrics_path(path)) {
+        http_prom(f, req, path != NULL ? path : "", uri != NULL ? evhttp_uri_get_query(uri) : NULL);
+        return;
+    }
+    if (mgmt_ui_wants(req)) { /* the dashboard's files: no login, no JSON (ui.c) */
+        struct evbuffer *buf = evbuffer_new();
+        int status = buf != NULL ? mgmt_ui_answer(req, buf) : 500;
+        if (hc != NULL)
+            http_conn_arm(hc, false);
+        evhttp_send_reply(req, status, http_reason(status), buf);
+        if (buf != NULL)
+            evbuffer_free(buf);
+        return;
+    }
     struct http_req *hr = calloc(1, sizeof(*hr));
     if (hr == NULL) {
         log_msg(LOG_ERROR, "management: out of memory for an HTTP request");
@@ -520,8 +647,6 @@ http_on_request(struct evhttp_request *req, void *arg)
         http_reply(r, 405, NULL);
         return;
     }
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     if (path == NULL || strncmp(path, "/api", 4) != 0 || (path[4] != '/' && path[4] != '\0') ||
         http_split(r, path + 4) < 0) {
         mgmt_reply_error(r, 404, "Object Not Found", "Not Found");
@@ -599,8 +724,9 @@ mgmt_new(const struct mgmt_env *env)
         goto fail;
     m->env = *env;
     if (http_front_init(m, &m->tcp, false) < 0 || http_front_init(m, &m->local, true) < 0 ||
-        http_front_init(m, &m->tls, false) < 0)
+        http_front_init(m, &m->tls, false) < 0 || http_front_init(m, &m->prom, false) < 0)
         goto fail;
+    m->prom.metrics_only = true;
     return m;
 fail:
     log_msg(LOG_CRITICAL, "out of memory");
@@ -697,12 +823,32 @@ http_listen_local(struct mgmt *m)
     return 0;
 }
 
+/* rabbitmq_prometheus's listener: prometheus.tcp.ip:prometheus.tcp.port. */
+static int
+http_listen_prom(struct mgmt *m)
+{
+    const struct conf *c = m->env.conf;
+    uint16_t port = (uint16_t)c->prometheus_tcp_port;
+    const char *ip = c->prometheus_tcp_ip;
+    if (evhttp_bind_socket(m->prom.http, *ip != '\0' ? ip : "::", port) == 0 ||
+        (*ip == '\0' && evhttp_bind_socket(m->prom.http, "0.0.0.0", port) == 0)) {
+        log_msg(LOG_INFO, "listening for Prometheus scrapes on %s port %u",
+                *ip != '\0' ? ip : "every interface", port);
+        return 0;
+    }
+    log_msg(LOG_CRITICAL, "cannot listen for Prometheus scrapes on %s port %u: %s",
+            *ip != '\0' ? ip : "every interface", port, strerror(errno));
+    return -1;
+}
+
 int
 mgmt_listen(struct mgmt *m)
 {
     if (m->env.conf->management_tcp_port != 0 && http_listen_tcp(m) < 0)
         return -1;
     if (m->env.conf->management_ssl_port != 0 && http_listen_tls(m) < 0)
+        return -1;
+    if (m->env.conf->prometheus_tcp_port != 0 && http_listen_prom(m) < 0)
         return -1;
     return http_listen_local(m);
 }
@@ -718,8 +864,10 @@ mgmt_free(struct mgmt *m)
         hr->front = NULL;
         hr->req = NULL;
     }
-    struct http_front *fronts[] = {&m->tcp, &m->local, &m->tls};
-    for (size_t i = 0; i < 3; i++) {
+    while (!LIST_EMPTY(&m->scrapes))
+        http_scrape_free(LIST_FIRST(&m->scrapes)); /* evhttp_free frees their requests */
+    struct http_front *fronts[] = {&m->tcp, &m->local, &m->tls, &m->prom};
+    for (size_t i = 0; i < 4; i++) {
         struct http_conn *hc;
         while ((hc = LIST_FIRST(&fronts[i]->conns)) != NULL) {
             LIST_REMOVE(hc, link);
@@ -734,6 +882,8 @@ mgmt_free(struct mgmt *m)
         evhttp_free(m->local.http);
     if (m->tls.http != NULL)
         evhttp_free(m->tls.http);
+    if (m->prom.http != NULL)
+        evhttp_free(m->prom.http);
     if (m->tls.tls != NULL)
         SSL_CTX_free(m->tls.tls);
     if (m->sock_path != NULL)

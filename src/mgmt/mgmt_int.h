@@ -16,6 +16,8 @@
 
 #define MGMT_SEGS_MAX 8 /* path segments after /api; longer paths are 404 */
 
+#define API_RABBITMQ_VERSION "3.10.8" /* what tools that check a version are told */
+
 enum mgmt_method {
     MGMT_GET = 1,
     MGMT_PUT = 2,
@@ -190,6 +192,28 @@ json_t *mgmt_listeners(const struct mgmt_req *r);
 void mgmt_api_log_level(struct mgmt_req *r);
 void mgmt_api_rotate_logs(struct mgmt_req *r);
 void mgmt_api_environment(struct mgmt_req *r);
+
+struct evhttp_request;
+struct evbuffer;
+/* The web dashboard (ui.c): whether req is a GET or HEAD of a path outside /api, which
+ * mgmt_ui_answer answers. */
+bool mgmt_ui_wants(struct evhttp_request *req);
+/* Sets req's reply headers and puts the file's bytes in buf (none for HEAD); returns the
+ * status to send: 200, 304 (the If-None-Match tag is current), 404, or 500 on ENOMEM. */
+int mgmt_ui_answer(struct evhttp_request *req, struct evbuffer *buf);
+
+struct mgmt_prom;
+/* GET /metrics, /metrics/per-object, /metrics/detailed?query (prometheus.c). Starts a scrape:
+ * returns 200 with *job set, or 404 for another path, 400 for a query that does not parse,
+ * 500 on ENOMEM (logged), with *job NULL. What the scrape shows of the broker's objects is
+ * taken now; mgmt_prom_step writes it. */
+int mgmt_prom_start(const struct mgmt_env *env, const char *path, const char *query,
+                    struct mgmt_prom **job);
+/* Adds the next part of job's text to out, for a few milliseconds at most. Returns 1 when the
+ * text is complete, 0 when there is more (call again on a later loop turn), -1 on ENOMEM
+ * (logged). */
+int mgmt_prom_step(struct mgmt_prom *job, struct evbuffer *out);
+void mgmt_prom_free(struct mgmt_prom *job);
 
 /* Frees what r owns (segments, user reference), not r. */
 void mgmt_req_clear(struct mgmt_req *r);

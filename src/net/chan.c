@@ -41,6 +41,7 @@ chan_new(struct conn *c, uint16_t id)
     TAILQ_INIT(&ch->tx_acks);
     STAILQ_INIT(&ch->tx_publishes);
     LIST_INIT(&ch->store_waits);
+    stats_node.chans_opened++;
     return ch;
 }
 
@@ -52,6 +53,7 @@ chan_free(struct chan *ch)
     (*auth_user_chan_count(ch->conn->user))--;
     idmap_remove(&ch->conn->chans, &ch->by_id);
     stats_obj_clear(&ch->stats);
+    stats_node.chans_closed++;
     free(ch);
 }
 

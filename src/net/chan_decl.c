@@ -571,6 +571,7 @@ net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *us
         log_write(LOG_WARNING, log_ctx, "queue '%s' in vhost '%s': arguments not applied yet: %s",
                   q->name, vh->name, text);
 ok:
+    stats_node.queues_declared++;
     queue_used(q); /* a declaration counts as a use (x-expires), as in RabbitMQ */
     *out = q;
     return 0;

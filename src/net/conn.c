@@ -527,6 +527,7 @@ conn_on_open(struct conn *c, const struct wire_connection_open *o)
         return -1;
     c->vhost = vh;
     vh->n_conns++;
+    stats_node.conns_opened++; /* as RabbitMQ: once open, not every TCP probe */
     (*auth_user_conn_count(c->user))++;
     c->state = CONN_OPEN;
     evtimer_del(c->timer_ev); /* the handshake deadline */
@@ -914,6 +915,7 @@ conn_detach(struct conn *c)
     if (c->vhost == NULL)
         return;
     c->vhost->n_conns--;
+    stats_node.conns_closed++;
     (*auth_user_conn_count(c->user))--;
     c->vhost = NULL;
 }

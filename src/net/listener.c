@@ -204,6 +204,46 @@ server_stats_tick(evutil_socket_t fd, short what, void *arg)
     s->stats_sampled_ms = now;
 }
 
+static uint64_t
+server_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Arms the lag probe SERVER_LAG_PROBE_MS from now. */
+static int
+server_lag_arm(struct net_server *s)
+{
+    struct timeval tv = {0, SERVER_LAG_PROBE_MS * 1000};
+    s->lag_due_us = server_now_us() + SERVER_LAG_PROBE_MS * 1000;
+    return evtimer_add(s->lag_ev, &tv);
+}
+
+static void
+server_lag_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct net_server *s = arg;
+    uint64_t now = server_now_us();
+    stats_hist_observe(&s->lag_us, now > s->lag_due_us ? now - s->lag_due_us : 0);
+    if (server_lag_arm(s) < 0)
+        log_msg(LOG_ERROR, "cannot schedule the event loop lag probe: its figures stop");
+}
+
+/* The lag histogram's upper bounds, in microseconds: from a loop that keeps up to one stalled
+ * for a second. */
+static const uint64_t server_lag_bounds[] = {100,   500,   1000,   2500,   5000,   10000,
+                                             20000, 50000, 100000, 250000, 500000, 1000000};
+
+void
+net_server_loop_lag(const struct net_server *s, struct stats_hist *out)
+{
+    *out = s->lag_us;
+}
+
 /* Bytes of physical memory, which relative limits multiply (1 GiB if unknown). */
 static uint64_t
 server_phys_mem(void)
@@ -478,6 +518,9 @@ net_server_new(const struct net_server_env *env)
     s->memory_ev = event_new(env->base, -1, EV_PERSIST, server_memory_tick, s);
     s->disk_ev = evtimer_new(env->base, server_disk_tick, s);
     s->stats_ev = event_new(env->base, -1, EV_PERSIST, server_stats_tick, s);
+    s->lag_ev = evtimer_new(env->base, server_lag_tick, s);
+    stats_hist_init(&s->lag_us, server_lag_bounds,
+                    (unsigned)(sizeof(server_lag_bounds) / sizeof(server_lag_bounds[0])));
     s->accept_ev = evtimer_new(env->base, server_accept_resume, s);
     s->accept_pause_ms = SERVER_ACCEPT_PAUSE_MIN_MS;
     struct timeval quarter = {0, 250000};
@@ -485,8 +528,9 @@ net_server_new(const struct net_server_env *env)
     struct timeval stats_every = {sms / 1000, (sms % 1000) * 1000};
     s->stats_sampled_ms = server_now_ms();
     if (s->reaper_ev == NULL || s->memory_ev == NULL || s->disk_ev == NULL ||
-        s->accept_ev == NULL || s->stats_ev == NULL || server_admit_init(s) < 0 ||
-        evtimer_add(s->memory_ev, &quarter) < 0 || evtimer_add(s->stats_ev, &stats_every) < 0 ||
+        s->accept_ev == NULL || s->stats_ev == NULL || s->lag_ev == NULL ||
+        server_admit_init(s) < 0 || evtimer_add(s->memory_ev, &quarter) < 0 ||
+        evtimer_add(s->stats_ev, &stats_every) < 0 || server_lag_arm(s) < 0 ||
         server_build_props(s) < 0)
         goto fail;
     s->memory_limit = server_memory_limit(env->conf);
@@ -785,6 +829,8 @@ net_server_free(struct net_server *s)
         event_free(s->memory_ev);
     if (s->stats_ev != NULL)
         event_free(s->stats_ev);
+    if (s->lag_ev != NULL)
+        event_free(s->lag_ev);
     if (s->disk_ev != NULL)
         event_free(s->disk_ev);
     if (s->grace_ev != NULL)
@@ -964,6 +1010,13 @@ net_server_close_conn(struct net_server *s, const char *name, const char *text)
         }
     }
     return false;
+}
+
+void
+net_server_disk(const struct net_server *s, uint64_t *free_bytes, uint64_t *limit)
+{
+    *free_bytes = s->disk_free;
+    *limit = s->disk_limit;
 }
 
 void

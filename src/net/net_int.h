@@ -68,6 +68,9 @@ struct msg;
  * crosses it (admit.c). A ClientHello answered costs about 0.3 ms (ECDSA P-256), 3 ms under
  * ASan; an established connection waits at most about this much per turn for new ones. */
 #define SERVER_ADMIT_BUDGET_US 1000
+/* A timer due every SERVER_LAG_PROBE_MS measures how late it fires: the time the event loop
+ * spent on other work first, which is what every client waits when a turn runs long. */
+#define SERVER_LAG_PROBE_MS 100
 /* Grace period for connections to go away on shutdown, in seconds. */
 #define SERVER_SHUTDOWN_GRACE_SEC 5
 /* Free disk space is looked at every SERVER_DISK_CHECK_MAX_MS, and sooner when it is close to
@@ -105,6 +108,9 @@ struct net_server {
     uint64_t next_conn_id;
     struct event *memory_ev;    /* owns: periodic check of memory against the watermark */
     struct event *stats_ev;     /* owns: samples the message rates (stats.h) */
+    struct event *lag_ev;       /* owns: the loop lag probe (SERVER_LAG_PROBE_MS) */
+    uint64_t lag_due_us;        /* when lag_ev is due (CLOCK_MONOTONIC) */
+    struct stats_hist lag_us;   /* how late lag_ev fired: net_server_loop_lag */
     uint64_t stats_sampled_ms;  /* server_now_ms() at the last sample */
     struct event *disk_ev;      /* owns: the next check of free disk space */
     struct hmap reply_to;       /* channels with a direct reply-to consumer, by token */

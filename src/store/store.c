@@ -240,6 +240,7 @@ store_open(const char *data_dir, const struct store_options *opts, struct event_
     }
     st->done_fd = -1;
     pthread_mutex_init(&st->mu, NULL);
+    store_writer_hists_init(st);
     pthread_cond_init(&st->work_cv, NULL);
     pthread_cond_init(&st->done_cv, NULL);
     STAILQ_INIT(&st->queue);

@@ -64,6 +64,7 @@ struct store {
     struct store_batch_list done;  /* written (or failed), done not called yet */
     bool stopping;                 /* store_close: the writer exits once the queue is empty */
     uint64_t n_writes, n_syncs, n_bytes;
+    struct stats_hist write_us, sync_write_us, group_batches; /* see struct store_stats */
 
     /* loop */
     pthread_t writer;
@@ -72,6 +73,9 @@ struct store {
     bool delivering; /* done callbacks are running */
     uint64_t n_batches, n_failed, n_pending, pending_bytes;
 };
+
+/* Sets up the writer's histograms (struct store_stats) with their bounds. */
+void store_writer_hists_init(struct store *st);
 
 /* store_writer.c: starts the store thread. Returns 0, or -1 with the reason in err. */
 int store_writer_start(struct store *st, char *err, size_t errlen);

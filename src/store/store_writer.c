@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -207,6 +208,29 @@ store_wake_loop(struct store *st)
         continue;
 }
 
+/* The histograms' upper bounds: microseconds from an fsync-free write to a slow disk's
+ * stall, and batches per write from one to far past what one loop turn submits. */
+static const uint64_t store_write_us_bounds[] = {
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
+static const uint64_t store_group_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+#define STORE_N(a) (unsigned)(sizeof(a) / sizeof((a)[0]))
+
+void
+store_writer_hists_init(struct store *st)
+{
+    stats_hist_init(&st->write_us, store_write_us_bounds, STORE_N(store_write_us_bounds));
+    stats_hist_init(&st->sync_write_us, store_write_us_bounds, STORE_N(store_write_us_bounds));
+    stats_hist_init(&st->group_batches, store_group_bounds, STORE_N(store_group_bounds));
+}
+
+static uint64_t
+store_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* Takes the next write's batches off the head of group, writes them (with sync if one of
  * them asked for it), and hands them to the loop. Writer thread, st->mu not held. */
 static void
@@ -216,6 +240,7 @@ store_writer_write(struct store *st, struct store_batch_list *group)
     struct store_batch *b;
     bool sync = false;
     size_t bytes = 0;
+    uint64_t n_batches = 0;
 
     rocksdb_writebatch_clear(st->wb);
     while ((b = STAILQ_FIRST(group)) != NULL) {
@@ -224,6 +249,7 @@ store_writer_write(struct store *st, struct store_batch_list *group)
         STAILQ_REMOVE_HEAD(group, link);
         STAILQ_INSERT_TAIL(&seg, b, link);
         sync = sync || b->sync;
+        n_batches++;
         bytes += b->len < STORE_WRITE_MAX_BYTES ? b->len : STORE_WRITE_MAX_BYTES;
         store_writer_replay(st->wb, b);
     }
@@ -231,6 +257,7 @@ store_writer_write(struct store *st, struct store_batch_list *group)
     size_t wlen = 0;
     bool written = false;
     char *rerr = NULL;
+    uint64_t start = store_now_us();
     rocksdb_writebatch_data(st->wb, &wlen);
     if (rocksdb_writebatch_count(st->wb) > 0) {
         rocksdb_write(st->db, sync ? st->wo_sync : st->wo, st->wb, &rerr);
@@ -238,6 +265,7 @@ store_writer_write(struct store *st, struct store_batch_list *group)
     } else if (sync) {
         rocksdb_flush_wal(st->db, 1, &rerr); /* barriers only: sync what is there */
     }
+    uint64_t took = store_now_us() - start;
     if (rerr != NULL) {
         STAILQ_FOREACH(b, &seg, link) {
             b->errored = true;
@@ -255,6 +283,10 @@ store_writer_write(struct store *st, struct store_batch_list *group)
     st->n_writes += written;
     st->n_syncs += sync;
     st->n_bytes += written ? wlen : 0;
+    if (written || sync) {
+        stats_hist_observe(sync ? &st->sync_write_us : &st->write_us, took);
+        stats_hist_observe(&st->group_batches, n_batches);
+    }
     bool wake = STAILQ_EMPTY(&st->done); /* else the loop has a wake-up coming already */
     STAILQ_CONCAT(&st->done, &seg);
     pthread_cond_signal(&st->done_cv);
@@ -365,6 +397,9 @@ store_stats(struct store *st, struct store_stats *s)
     s->writes = st->n_writes;
     s->syncs = st->n_syncs;
     s->bytes = st->n_bytes;
+    s->write_us = st->write_us;
+    s->sync_write_us = st->sync_write_us;
+    s->group_batches = st->group_batches;
     pthread_mutex_unlock(&st->mu);
     s->batches = st->n_batches;
     s->failed = st->n_failed;

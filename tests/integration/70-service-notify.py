@@ -42,7 +42,7 @@ def run_notified(notify_socket):
     tmp = tempfile.mkdtemp(prefix="warren-test-")
     port = wt.free_port()
     argv = [wt.server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--management-port",
-            "0", "--data-dir", os.path.join(tmp, "data")]
+            "0", "--prometheus-port", "0", "--data-dir", os.path.join(tmp, "data")]
     wt.log("  NOTIFY_SOCKET=%s %s" % (notify_socket, " ".join(argv)))
     err = open(os.path.join(tmp, "stderr.log"), "wb")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, cwd=tmp,

@@ -105,6 +105,10 @@ def test_counters():
         c2 = next(c for c in chans if c["number"] == ch2.channel_number)
         assert c2["confirm"] is False and c2["prefetch_count"] == 0, c2
         assert len(get(srv, "/api/vhosts/%2F/channels")) == 2
+        # paged as RabbitMQ pages channels (by vhost and name)
+        page = get(srv, "/api/channels?page=2&page_size=1")
+        assert page["total_count"] == 2 and page["page_count"] == 2, page
+        assert [c["name"] for c in page["items"]] == sorted(c["name"] for c in chans)[1:], page
         st, _, _ = http(srv, "GET", "/api/vhosts/nope/channels")
         assert st == 404
 

@@ -781,10 +781,12 @@ class Server:
     proc, pid and data_dir."""
 
     def __init__(self, config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
-                 log_level="debug", limits=None, env=None, mgmt=None):
+                 log_level="debug", limits=None, env=None, mgmt=None, prometheus=False):
         self.config = config
         self.mgmt = mgmt
         self.mgmt_port = None
+        self.prometheus = prometheus
+        self.prometheus_port = None
         self.limits = limits or {}
         self.env = env
         self.log_level = log_level
@@ -810,6 +812,7 @@ class Server:
             self.addr = parse_addr(EXTERNAL)
             # The external broker's HTTP API, for tests that pass against RabbitMQ too.
             self.mgmt_port = int(os.environ.get("WARREN_TEST_MGMT_PORT", "15672"))
+            self.prometheus_port = int(os.environ.get("WARREN_TEST_PROMETHEUS_PORT", "15692"))
             return self
         self.tmp = tempfile.mkdtemp(prefix="warren-test-")
         self.data_dir = os.path.join(self.tmp, "data")
@@ -849,6 +852,13 @@ class Server:
         elif self.mgmt is True:
             self.mgmt_port = free_port()
             argv += ["--management-port", str(self.mgmt_port)]
+        # Prometheus's listener (prometheus.tcp.port, 15692 by default): off unless asked for
+        # (prometheus=True: on a free port), for the same reason.
+        if self.prometheus:
+            self.prometheus_port = free_port()
+            argv += ["--prometheus-port", str(self.prometheus_port)]
+        else:
+            argv += ["--prometheus-port", "0"]
         if self.config is not None:
             path = os.path.join(self.tmp, "warren.conf")
             with open(path, "w") as f:
@@ -998,7 +1008,7 @@ def cleanup_dir(path):
 
 @contextlib.contextmanager
 def server(config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
-           log_level="debug", limits=None, env=None, mgmt=None):
+           log_level="debug", limits=None, env=None, mgmt=None, prometheus=False):
     """Starts a broker for the block (or uses $WARREN_TEST_ADDR). On success the server is
     stopped with SIGTERM and must exit 0; on failure it is killed and its stderr printed.
     config: a dict or text written to a file passed with --config. listen_args=False leaves
@@ -1006,9 +1016,11 @@ def server(config=None, args=(), bind="127.0.0.1", port=None, listen_args=True,
     log_level=None leaves out --log-level. limits: {resource.RLIMIT_*: value} set (soft and
     hard) in the server process; env: variables added to its environment. mgmt: the HTTP
     API, off by default; True serves it on a free port (srv.mgmt_port), "config" leaves
-    it to the config file."""
+    it to the config file. prometheus: the Prometheus listener, off by default; True serves
+    it on a free port (srv.prometheus_port)."""
     srv = Server(config=config, args=args, bind=bind, port=port, listen_args=listen_args,
-                 log_level=log_level, limits=limits, env=env, mgmt=mgmt).start()
+                 log_level=log_level, limits=limits, env=env, mgmt=mgmt,
+                 prometheus=prometheus).start()
     try:
         yield srv
     except BaseException:
@@ -1031,7 +1043,7 @@ def run_server_to_exit(*args, timeout=10, data_dir=False):
     working directory (where a default ./var would go); data_dir=True puts --data-dir (in
     that directory) before args. Fails if it is still running after timeout seconds.
     Returns (exit status, stdout, stderr, seconds it took)."""
-    argv = [server_binary(), "--management-port", "0"]  # see Server._spawn
+    argv = [server_binary(), "--management-port", "0", "--prometheus-port", "0"]  # see Server._spawn
     tmp = tempfile.mkdtemp(prefix="warren-test-")
     try:
         if data_dir:

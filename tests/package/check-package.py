@@ -117,7 +117,7 @@ def run_as_unit(port, work):
     brokers of its own)."""
     u = unit_settings()
     assert u["Type"] == "notify" and u["User"] == "warren", u
-    extra = ["--port", str(port), "--management-port", "0"]
+    extra = ["--port", str(port), "--management-port", "0", "--prometheus-port", "0"]
     user = pwd.getpwnam(u["User"])
 
     def as_user():  # what systemd does for User=: no supplementary groups, then gid, uid
@@ -166,7 +166,8 @@ def run_with_systemd(port):
     os.makedirs(dropin, exist_ok=True)
     with open(os.path.join(dropin, "test-port.conf"), "w") as f:
         f.write("[Service]\nExecStart=\nExecStart=/usr/sbin/warren-server --config "
-                "/etc/warren/warren.conf --port %d --management-port 0\n" % port)
+                "/etc/warren/warren.conf --port %d --management-port 0 "
+                "--prometheus-port 0\n" % port)
     try:
         sh("systemctl", "daemon-reload")
         sh("systemctl", "restart", "warren-server")
