@@ -3,8 +3,9 @@
  *   GET /api/nodes, /api/nodes/{name}                   this one node (404 for another name)
  *   GET /api/health/checks/alarms, /local-alarms        503 while the memory or disk alarm is on
  *   GET /api/health/checks/port-listener/{port}         503 when nothing listens there
- *   GET /api/health/checks/protocol-listener/{proto}    amqp, amqp/ssl, http, https (with the
- *                                                       aliases RabbitMQ takes for them)
+ *   GET /api/health/checks/protocol-listener/{proto}    amqp, amqp/ssl, http, https,
+ *                                                       http/prometheus (with the aliases
+ *                                                       RabbitMQ takes for them)
  *   GET /api/health/checks/virtual-hosts                always ok: Warren's vhosts never stop
  *   GET /api/healthchecks/node[/{name}]                 the pre-3.8 check: the alarms
  * A check answers 200 {"status":"ok"} or 503 {"status":"failed","reason":...} in RabbitMQ's
@@ -55,8 +56,14 @@ mgmt_listeners(const struct mgmt_req *r)
         api_listener_add(arr, node, "http", ip, c->management_tcp_port);
     if (c->management_ssl_port != 0)
         api_listener_add(arr, node, "https", ip, c->management_ssl_port);
+    /* rabbitmq_prometheus's listener, as RabbitMQ names its protocol */
+    if (c->prometheus_tcp_port != 0)
+        api_listener_add(arr, node, "http/prometheus",
+                         c->prometheus_tcp_ip != NULL ? c->prometheus_tcp_ip : "",
+                         c->prometheus_tcp_port);
     if (json_array_size(arr) != (size_t)c->n_listeners + c->n_ssl_listeners +
-                                    (c->management_tcp_port != 0) + (c->management_ssl_port != 0)) {
+                                    (c->management_tcp_port != 0) + (c->management_ssl_port != 0) +
+                                    (c->prometheus_tcp_port != 0)) {
         json_decref(arr); /* an append failed: ENOMEM */
         return NULL;
     }

@@ -184,7 +184,7 @@ int mgmt_json_int(json_t *v, int64_t *out);
 void mgmt_api_nodes(struct mgmt_req *r);
 void mgmt_api_health(struct mgmt_req *r);
 /* The listeners as /api/overview lists them: {node, protocol, ip_address, port} for amqp,
- * amqp/ssl, http and https. A new array; NULL on ENOMEM. */
+ * amqp/ssl, http, https and http/prometheus. A new array; NULL on ENOMEM. */
 json_t *mgmt_listeners(const struct mgmt_req *r);
 
 /* /api/warren/log-level (GET, PUT), /api/warren/rotate-logs (POST),

@@ -461,6 +461,21 @@ def test_health_checks_ok():
             assert {"amqp", "http"} <= set(body["protocols"]), body
 
 
+def test_health_checks_prometheus():
+    """with rabbitmq_prometheus's listener: the overview lists it as http/prometheus, and the
+    port and protocol checks find it (the protocol named as RabbitMQ names it, its "/" sent
+    as %2F)"""
+    with wt.server(mgmt=True, prometheus=True) as srv:
+        st, _, o = http(srv, "GET", "/api/overview")
+        assert ("http/prometheus", srv.prometheus_port) in {
+            (lst["protocol"], lst["port"]) for lst in o["listeners"]}, o["listeners"]
+        st, _, body = http(srv, "GET", "/api/health/checks/port-listener/%d"
+                           % srv.prometheus_port)
+        assert (st, body) == (200, {"status": "ok", "port": srv.prometheus_port}), body
+        st, _, body = http(srv, "GET", "/api/health/checks/protocol-listener/http%2Fprometheus")
+        assert (st, body) == (200, {"status": "ok", "protocol": "http/prometheus"}), body
+
+
 @wt.needs_process
 def test_health_checks_alarm():
     """with the memory alarm on (a 1 MB watermark, 2 MB queued, published over the HTTP API
@@ -494,4 +509,5 @@ def test_health_checks_alarm():
 
 if __name__ == "__main__":
     wt.run([test_keda, test_flower, test_amqp091_go, test_bindings_post_delete,
-            test_publish_get, test_queue_depth_fields, test_connection_counters, test_nodes, test_health_checks_ok, test_health_checks_alarm])
+            test_publish_get, test_queue_depth_fields, test_connection_counters, test_nodes, test_health_checks_ok, test_health_checks_prometheus,
+            test_health_checks_alarm])
