@@ -130,8 +130,7 @@ def test_users():
         st, _, body = http(srv, "GET", "/api/users/u2/topic-permissions")
         assert (st, body) == (200, []), body
         for method, path in (("GET", "/api/users/nope"), ("DELETE", "/api/users/nope"),
-                             ("GET", "/api/users/nope/permissions"), ("GET", "/api/nothing"),
-                             ("GET", "/nothing")):
+                             ("GET", "/api/users/nope/permissions"), ("GET", "/api/nothing")):
             st, _, body = http(srv, method, path)
             assert (st, body) == (404, NOT_FOUND), (method, path, st, body)
         st, _, body = http(srv, "PUT", "/api/users/u3", "{not json")
