@@ -9,8 +9,8 @@
  * channel does: the publish pipeline (publish.h) with the checks of basic.publish and its
  * content header, no confirm and no mandatory; basic.get's queue_cmd_deliver and the
  * settlement an AMQP client would send (ack, reject, requeue). A message's body is the one
- * allocation the queues share. A failed AMQP check answers 400 with "<code> <text>", as
- * RabbitMQ's channel errors do here. */
+ * allocation the queues share. While a memory or disk alarm is on, publishing answers 503. A failed
+ * AMQP check answers 400 with "<code> <text>", as RabbitMQ's channel errors do here. */
 #include "config.h"
 
 #include <stdio.h>
@@ -23,6 +23,7 @@
 #include "warren/auth.h"
 #include "warren/exchange.h"
 #include "warren/msg.h"
+#include "warren/net.h"
 #include "warren/publish.h"
 #include "warren/queue.h"
 #include "warren/queue_args.h"
@@ -253,6 +254,17 @@ mgmt_api_exchange_publish(struct mgmt_req *r)
     }
     if ((v = mgmt_vhost_find(r, r->segs[1])) == NULL || !mgmt_vhost_visible(r, v->name)) {
         mgmt_reply_error(r, 404, "not_found", "vhost_not_found");
+        goto out;
+    }
+    /* An AMQP publisher is blocked while an alarm is on; RabbitMQ's HTTP publish then hangs
+     * on its blocked channel. Refusing at once keeps the memory bounded and the client told. */
+    bool mem_alarm = false, disk_alarm = false;
+    if (r->env->net != NULL)
+        net_server_alarms(r->env->net, &mem_alarm, &disk_alarm);
+    if (mem_alarm || disk_alarm) {
+        mgmt_reply_error(r, 503, "service_unavailable",
+                         mem_alarm ? "resource alarm in effect: memory, publishing is blocked"
+                                   : "resource alarm in effect: disk, publishing is blocked");
         goto out;
     }
     if (strcmp(r->segs[2], "amq.default") != 0 &&

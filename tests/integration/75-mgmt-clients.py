@@ -480,20 +480,25 @@ def test_health_checks_prometheus():
 def test_health_checks_alarm():
     """with the memory alarm on (a 1 MB watermark, 2 MB queued, published over the HTTP API
     since an AMQP publisher would be blocked): the alarm checks answer 503 with RabbitMQ's
-    reasons and the alarm, /api/nodes shows it"""
+    reasons and the alarm, /api/nodes shows it; publishing over HTTP is refused (503) until
+    the alarm clears"""
+    fill = {"routing_key": "fill", "payload": "x" * (128 << 10), "payload_encoding": "string",
+            "properties": {}}
+    blocked = {"error": "service_unavailable",
+               "reason": "resource alarm in effect: memory, publishing is blocked"}
     with wt.server(config={"vm_memory_high_watermark.absolute": str(1 << 20)},
                    mgmt=True) as srv:
         st, _, _ = http(srv, "PUT", "/api/queues/%2F/fill", {})
         assert st == 201
         for _ in range(16):
-            st, _, body = http(srv, "POST", "/api/exchanges/%2F/amq.default/publish", {
-                "routing_key": "fill", "payload": "x" * (128 << 10),
-                "payload_encoding": "string", "properties": {}})
-            assert (st, body) == (200, {"routed": True}), body
+            st, _, body = http(srv, "POST", "/api/exchanges/%2F/amq.default/publish", fill)
+            assert (st, body) in ((200, {"routed": True}), (503, blocked)), body
         st, _, overview = http(srv, "GET", "/api/overview")
         node = overview["node"]
         wt.wait_until(lambda: http(srv, "GET", "/api/nodes")[2][0]["mem_alarm"], 10,
                       "the memory alarm")
+        st, _, body = http(srv, "POST", "/api/exchanges/%2F/amq.default/publish", fill)
+        assert (st, body) == (503, blocked), body
         alarm = [{"node": node, "resource": "memory"}]
         st, _, body = http(srv, "GET", "/api/health/checks/local-alarms")
         assert (st, body) == (503, {"status": "failed", "alarms": alarm, "reason":
@@ -505,9 +510,15 @@ def test_health_checks_alarm():
         assert (st, body) == (503, {"status": "failed", "reason":
                                     "resource alarm(s) in effect:[{resource_limit,memory,%s}]"
                                     % node}), body
+        st, _, _ = http(srv, "DELETE", "/api/queues/%2F/fill/contents")
+        assert st == 204
+        wt.wait_until(lambda: not http(srv, "GET", "/api/nodes")[2][0]["mem_alarm"], 10,
+                      "the memory alarm to clear")
+        st, _, body = http(srv, "POST", "/api/exchanges/%2F/amq.default/publish", fill)
+        assert (st, body) == (200, {"routed": True}), body
 
 
 if __name__ == "__main__":
     wt.run([test_keda, test_flower, test_amqp091_go, test_bindings_post_delete,
-            test_publish_get, test_queue_depth_fields, test_connection_counters, test_nodes, test_health_checks_ok, test_health_checks_prometheus,
-            test_health_checks_alarm])
+            test_publish_get, test_queue_depth_fields, test_connection_counters, test_nodes,
+            test_health_checks_ok, test_health_checks_prometheus, test_health_checks_alarm])
