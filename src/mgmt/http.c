@@ -53,6 +53,13 @@
 #define MGMT_CONNS_MAX 64                      /* per server (TCP, Unix socket) */
 #define MGMT_RECEIVING_MAX (64u * 1024 * 1024) /* bytes of requests being received, in all */
 #define MGMT_SOCK_NAME "warren-admin.sock"
+/* Prometheus scrapes under way at once, all listeners together: each holds its whole text
+ * until it is written (39 MB per object at 100,000 queues), so more get 503 and Retry-After,
+ * which Prometheus counts as a failed scrape (up 0) and retries at the next interval.
+ * RabbitMQ sets no such limit (each request is an Erlang process). */
+#define HTTP_SCRAPES_MAX 4
+/* What the scrapes under way may spend per loop turn, together (microseconds). */
+#define HTTP_SCRAPE_STEP_US 5000
 
 struct http_front;
 
@@ -86,6 +93,7 @@ struct mgmt {
     size_t receiving;           /* bytes of requests being received, every connection */
     LIST_HEAD(, http_req) reqs; /* requests not answered yet (a change waiting for the disk) */
     LIST_HEAD(, http_scrape) scrapes; /* Prometheus scrapes being written */
+    size_t n_scrapes;                 /* in scrapes */
 };
 
 /* A Prometheus scrape written over several loop turns (prometheus.c). */
@@ -500,6 +508,7 @@ static void
 http_scrape_free(struct http_scrape *sc)
 {
     LIST_REMOVE(sc, link);
+    sc->front->m->n_scrapes--;
     mgmt_prom_free(sc->job);
     if (sc->buf != NULL)
         evbuffer_free(sc->buf);
@@ -522,7 +531,10 @@ http_prom_reply(struct http_front *f, struct evhttp_request *req, int status, st
 }
 
 /* One step of a scrape; the reply once it is written, else the next step on the next turn
- * (a zero-timeout timer: after the sockets the next poll finds ready). */
+ * (a zero-timeout timer: after the sockets the next poll finds ready). The scrapes under way
+ * share HTTP_SCRAPE_STEP_US per turn, as their timers all fire in the same turn. A scraper
+ * gone (evhttp has detached the request from its connection) ends its scrape: the reply
+ * only frees the request then. */
 static void
 http_on_scrape_turn(evutil_socket_t fd, short what, void *arg)
 {
@@ -530,7 +542,10 @@ http_on_scrape_turn(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct http_scrape *sc = arg;
     struct timeval now = {0, 0};
-    int done = mgmt_prom_step(sc->job, sc->buf);
+    int done = -1;
+    if (evhttp_request_get_connection(sc->req) != NULL)
+        done = mgmt_prom_step(sc->job, sc->buf,
+                              (unsigned)(HTTP_SCRAPE_STEP_US / sc->front->m->n_scrapes));
     if (done == 0 && evtimer_add(sc->turn, &now) == 0)
         return;
     http_prom_reply(sc->front, sc->req, done > 0 ? 200 : 500, sc->buf);
@@ -562,12 +577,18 @@ http_prom(struct http_front *f, struct evhttp_request *req, const char *path, co
             goto reply;
         }
     }
+    if (f->m->n_scrapes >= HTTP_SCRAPES_MAX) {
+        evhttp_add_header(out, "Retry-After", "1");
+        status = 503;
+        goto reply;
+    }
     struct http_scrape *sc = calloc(1, sizeof(*sc));
     if (sc == NULL) {
         status = 500;
         goto reply;
     }
     LIST_INSERT_HEAD(&f->m->scrapes, sc, link);
+    f->m->n_scrapes++;
     sc->front = f;
     sc->req = req;
     sc->buf = evbuffer_new();

@@ -205,14 +205,13 @@ int mgmt_ui_answer(struct evhttp_request *req, struct evbuffer *buf);
 struct mgmt_prom;
 /* GET /metrics, /metrics/per-object, /metrics/detailed?query (prometheus.c). Starts a scrape:
  * returns 200 with *job set, or 404 for another path, 400 for a query that does not parse,
- * 500 on ENOMEM (logged), with *job NULL. What the scrape shows of the broker's objects is
- * taken now; mgmt_prom_step writes it. */
+ * 500 on ENOMEM (logged), with *job NULL. The connections and channels it shows are copied
+ * now; mgmt_prom_step walks the queues in steps and writes the text. */
 int mgmt_prom_start(const struct mgmt_env *env, const char *path, const char *query,
                     struct mgmt_prom **job);
-/* Adds the next part of job's text to out, for a few milliseconds at most. Returns 1 when the
- * text is complete, 0 when there is more (call again on a later loop turn), -1 on ENOMEM
- * (logged). */
-int mgmt_prom_step(struct mgmt_prom *job, struct evbuffer *out);
+/* Adds the next part of job's text to out, for about budget_us. Returns 1 when the text is
+ * complete, 0 when there is more (call again on a later loop turn), -1 on ENOMEM (logged). */
+int mgmt_prom_step(struct mgmt_prom *job, struct evbuffer *out, unsigned budget_us);
 void mgmt_prom_free(struct mgmt_prom *job);
 
 /* Frees what r owns (segments, user reference), not r. */

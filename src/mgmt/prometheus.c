@@ -6,13 +6,17 @@
  * names, help texts and family names; plus Warren's own figures, prefixed warren_.
  *
  * Cost: the text is written straight into the reply's evbuffer (prom_text.c), from the
- * counters the broker keeps anyway (warren/stats.h), never through JSON. A scrape starts with
- * one walk over the queues (and the connections and channels): the aggregated output keeps
- * sums (integer additions), the per-object output copies each object's figures and name
- * (no text yet). Then the text is written PROM_STEP_US at a time, one step per loop turn:
- * 100,000 queues make 39 MB of per-object text, which takes far longer than a loop turn
- * should. The aggregated channel counters are the vhosts' sums (stats.h), which, unlike a
- * sum over the open channels, never go down when a channel closes.
+ * counters the broker keeps anyway (warren/stats.h), never through JSON. A scrape works for
+ * a budget of time per loop turn (mgmt_prom_step), so that 100,000 queues (39 MB of
+ * per-object text, 20-50 ms for the mere sums) never hold the loop for long. The queues are
+ * walked in steps across turns (struct prom_walk): first once for the sums and totals
+ * (/metrics, /metrics/per-object), then, per object, once for each queue metric, writing
+ * each queue's line as it is met, without copying anything up front. The connections and
+ * channels, far fewer, are copied when the scrape starts, as before. A scrape thus mixes
+ * moments (Prometheus tolerates it: a queue deleted meanwhile may be in one metric and not
+ * the next), but each object is in a metric at most once and every line is whole. The
+ * aggregated channel counters are the vhosts' sums (stats.h), which, unlike a sum over the
+ * open channels, never go down when a channel closes.
  *
  * Deliberate differences from RabbitMQ: label values are escaped as the format requires
  * (RabbitMQ 3.10 writes a '"' in a queue name unescaped); channels are labelled with their
@@ -43,10 +47,10 @@
 #include "warren/vhost.h"
 
 #define PROM_VHOSTS_MAX 16 /* vhost= parameters honoured in one detailed request */
-/* A per-object scrape writes for about PROM_STEP_US per loop turn (looking at the clock every
- * PROM_STEP_CHECK samples), so that 100,000 queues never hold the loop for long. */
-#define PROM_STEP_US 5000
+/* Per-object channel and connection samples: the clock is looked at every PROM_STEP_CHECK. */
 #define PROM_STEP_CHECK 256
+/* A queue walk looks at the clock every PROM_WALK_CHECK hash buckets (about as many queues). */
+#define PROM_WALK_CHECK 32
 
 /* RabbitMQ's family names, as /metrics/detailed?family= takes them. */
 enum prom_family {
@@ -165,13 +169,26 @@ static const struct prom_metric prom_metrics[] = {
 #define PROM_N(a) (sizeof(a) / sizeof((a)[0]))
 #define PROM_N_METRICS PROM_N(prom_metrics)
 
-/* Per-object scrapes copy what they show when they start (one walk, no text), then write it
- * over several loop turns: queues and channels may come and go in between, and a sample
- * must not be written twice. Names are offsets into the scrape's names buffer. */
-struct prom_qrow {
-    size_t vhost, name;
-    uint64_t v[PQ_N];
+/* A walk over the queues of every vhost, resumed on each loop turn; queues may be created and
+ * deleted between turns, so it holds no pointer to a queue or a vhost, only names and a
+ * position in the vhost's hash table. Vhosts are taken in name order (the cursor is the
+ * name of the one being walked). Within a vhost, the buckets are taken in reverse-binary
+ * order (as Redis's SCAN): with power-of-two tables indexed by the hash's low bits, the
+ * buckets already walked stay exactly those below the cursor when the table grows, so a
+ * queue present throughout is met once, and one added or removed meanwhile at most once
+ * (its place depends on its name's hash alone). hmap never shrinks a table; a smaller one
+ * means the vhost was deleted and created again: the walk skips to the next vhost rather
+ * than risk meeting a queue twice. A generation counter could only restart the walk,
+ * writing queues twice; a sorted copy of the names would cost what this avoids. */
+struct prom_walk {
+    char *vhost;      /* owns: the vhost being walked; NULL: the walk has not started */
+    size_t cursor;    /* the next bucket of its table; 0 after the last */
+    size_t n_buckets; /* its table's size when the walk stopped */
 };
+
+/* Per-object channels and connections are copied when the scrape starts (one walk, no text),
+ * then written over several loop turns: they may come and go in between, and a sample must
+ * not be written twice. Names are offsets into the scrape's names buffer. */
 struct prom_crow {
     size_t name;
     uint64_t v[PC_N];
@@ -197,14 +214,16 @@ struct mgmt_prom {
     /* Per object: the copies (owned), and where the writing is. */
     char *names;
     size_t names_len, names_cap;
-    struct prom_qrow *q;
-    size_t n_q, cap_q;
     struct prom_crow *c;
     size_t n_c, cap_c;
     struct prom_connrow *conn;
     size_t n_conn, cap_conn;
     size_t metric, row; /* the next sample: prom_metrics[metric], its row-th object */
-    bool started;       /* the first step (node figures) was written */
+    bool in_family;     /* prom_metrics[metric]'s header is written */
+    struct prom_walk walk; /* the queue walk under way: the sums', then a metric's */
+    bool summed;           /* the sums' walk is over (or not wanted) */
+    bool started;          /* the first step (node figures) was written */
+    char name[96];         /* prom_metrics[metric]'s full name */
 
     /* Aggregated: the sums, taken when the scrape starts. */
     uint64_t qsum[PQ_N], csum[PC_N], conn_chans;
@@ -280,43 +299,132 @@ prom_kind_wanted(const struct mgmt_prom *s, enum prom_kind kind)
     return false;
 }
 
-/* One walk over the queues: the totals, and the sums or the per-object copies. */
-static void
-prom_take_queues(struct mgmt_prom *s, bool rows)
+static uint64_t
+prom_now_us(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The vhost named name, or with name NULL none; after: the first one whose name sorts after
+ * name (NULL: the first of all). A scan of the vhosts, which are few. */
+static struct vhost *
+prom_vhost_at(const struct mgmt_prom *s, const char *name, bool after)
+{
+    struct vhost *best = NULL;
     for (struct vhost *v = s->env->vhosts->head; v != NULL; v = v->next) {
-        bool wanted = prom_vhost_wanted(s, v->name);
-        size_t vname = rows && wanted && v->queues.count > 0 ? prom_keep_name(s, v->name) : 0;
-        struct hmap_iter it;
-        hmap_iter_init(&it, &v->queues);
-        for (struct hmap_entry *e; (e = hmap_iter_next(&it)) != NULL;) {
-            const struct queue *q = hmap_container_of(e, struct queue, by_name);
-            s->queues++;
-            s->consumers += q->n_consumers;
-            if (!wanted)
-                continue;
-            uint64_t val[PQ_N] = {
-                [PQ_READY] = q->n_ready,
-                [PQ_UNACKED] = q->n_unacked,
-                [PQ_MESSAGES] = q->n_ready + q->n_unacked,
-                [PQ_CONSUMERS] = q->n_consumers,
-                [PQ_PAGED_OUT] = durable_queue_paged(q),
-                [PQ_PUBLISHED] = q->stats.n[STATS_PUBLISH],
-            };
-            if (!rows) {
-                for (int i = 0; i < PQ_N; i++)
-                    s->qsum[i] += val[i];
-                continue;
-            }
-            if (s->failed || prom_grow(s, (void **)&s->q, &s->cap_q, s->n_q, sizeof(*s->q)) < 0)
-                continue;
-            struct prom_qrow *r = &s->q[s->n_q];
-            r->vhost = vname;
-            r->name = prom_keep_name(s, q->name);
-            memcpy(r->v, val, sizeof(val));
-            s->n_q++;
+        int c = name != NULL ? strcmp(v->name, name) : 1;
+        if (!after && c == 0)
+            return v;
+        if (after && c > 0 && (best == NULL || strcmp(v->name, best->name) < 0))
+            best = v;
+    }
+    return best;
+}
+
+/* The bucket after cursor in reverse-binary order over a table of mask + 1 buckets: the
+ * cursor's bits reversed, plus one, reversed back; 0 after the last (Redis's dictScan). */
+static size_t
+prom_cursor_next(size_t cursor, size_t mask)
+{
+    uint64_t v = (uint64_t)(cursor | ~mask);
+    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
+    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
+    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
+    v = __builtin_bswap64(v) + 1;
+    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
+    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
+    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
+    return (size_t)__builtin_bswap64(v);
+}
+
+/* Hands fn the queues w has not met yet, until all are met (returns true, w cleared for the
+ * next walk) or the clock passes until (false; the next call goes on from there). fn must
+ * not create or delete queues. On ENOMEM s->failed is set and true returned. */
+static bool
+prom_walk_step(struct mgmt_prom *s, struct prom_walk *w, uint64_t until,
+               void (*fn)(struct mgmt_prom *s, const struct vhost *v, const struct queue *q))
+{
+    struct vhost *v;
+    if (w->vhost == NULL) {
+        v = prom_vhost_at(s, NULL, true);
+        w->cursor = 0;
+    } else {
+        v = prom_vhost_at(s, w->vhost, false);
+        if (v == NULL || v->queues.n_buckets < w->n_buckets) { /* deleted (and created?) */
+            v = prom_vhost_at(s, w->vhost, true);
+            w->cursor = 0;
         }
     }
+    unsigned since_check = 0;
+    for (; v != NULL; v = prom_vhost_at(s, v->name, true), w->cursor = 0) {
+        const struct hmap *m = &v->queues;
+        if (m->n_buckets == 0)
+            continue;
+        size_t mask = m->n_buckets - 1;
+        do {
+            for (const struct hmap_entry *e = m->buckets[w->cursor & mask]; e != NULL; e = e->next)
+                fn(s, v, hmap_container_of(e, const struct queue, by_name));
+            w->cursor = prom_cursor_next(w->cursor, mask);
+            if (w->cursor != 0 && ++since_check == PROM_WALK_CHECK) {
+                since_check = 0;
+                if (prom_now_us() >= until)
+                    goto pause;
+            }
+        } while (w->cursor != 0);
+    }
+    free(w->vhost);
+    memset(w, 0, sizeof(*w));
+    return true;
+pause:
+    w->n_buckets = v->queues.n_buckets;
+    if (w->vhost == NULL || strcmp(w->vhost, v->name) != 0) {
+        free(w->vhost);
+        w->vhost = strdup(v->name);
+        if (w->vhost == NULL) {
+            s->failed = true;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+prom_queue_values(const struct queue *q, uint64_t val[PQ_N])
+{
+    val[PQ_READY] = q->n_ready;
+    val[PQ_UNACKED] = q->n_unacked;
+    val[PQ_MESSAGES] = q->n_ready + q->n_unacked;
+    val[PQ_CONSUMERS] = q->n_consumers;
+    val[PQ_PAGED_OUT] = durable_queue_paged(q);
+    val[PQ_PUBLISHED] = q->stats.n[STATS_PUBLISH];
+}
+
+/* The sums' walk: the totals over every vhost, the sums over the wanted ones. */
+static void
+prom_on_queue_sum(struct mgmt_prom *s, const struct vhost *v, const struct queue *q)
+{
+    s->queues++;
+    s->consumers += q->n_consumers;
+    if (!prom_vhost_wanted(s, v->name))
+        return;
+    uint64_t val[PQ_N];
+    prom_queue_values(q, val);
+    for (int i = 0; i < PQ_N; i++)
+        s->qsum[i] += val[i];
+}
+
+/* A queue metric's walk, per object: the queue's sample. */
+static void
+prom_on_queue_row(struct mgmt_prom *s, const struct vhost *v, const struct queue *q)
+{
+    if (!prom_vhost_wanted(s, v->name))
+        return;
+    uint64_t val[PQ_N];
+    prom_queue_values(q, val);
+    struct prom_label l[] = {{"vhost", v->name}, {"queue", q->name}};
+    prom_u64(&s->w, s->name, l, 2, val[prom_metrics[s->metric].value]);
 }
 
 static void
@@ -365,12 +473,10 @@ prom_on_conn(void *arg, const struct net_conn_info *ci)
     r->channels = ci->channels;
 }
 
-/* Takes what the scrape shows of the objects, in this loop turn. */
+/* Takes what the scrape shows of the connections and channels, in this loop turn. */
 static void
 prom_take(struct mgmt_prom *s)
 {
-    if (s->all || prom_kind_wanted(s, PROM_KIND_QUEUE))
-        prom_take_queues(s, s->per_object);
     if (s->env->net == NULL)
         return;
     if (s->all || prom_kind_wanted(s, PROM_KIND_CONN))
@@ -379,30 +485,19 @@ prom_take(struct mgmt_prom *s)
         net_server_chan_foreach(s->env->net, prom_on_chan, s);
 }
 
-/* Writes row i of metric m, per object. */
+/* Writes row i of metric m, a channel's or a connection's (queues: prom_on_queue_row). */
 static void
 prom_write_row(struct mgmt_prom *s, const struct prom_metric *m, const char *name, size_t i)
 {
-    switch (m->kind) {
-    case PROM_KIND_QUEUE: {
-        const struct prom_qrow *r = &s->q[i];
-        struct prom_label l[] = {{"vhost", s->names + r->vhost}, {"queue", s->names + r->name}};
-        prom_u64(&s->w, name, l, 2, r->v[m->value]);
-        break;
-    }
-    case PROM_KIND_CHAN: {
+    if (m->kind == PROM_KIND_CHAN) {
         const struct prom_crow *r = &s->c[i];
         struct prom_label l[] = {{"channel", s->names + r->name}};
         prom_u64(&s->w, name, l, 1, m->value == PC_STAT ? r->n[m->field] : r->v[m->value]);
-        break;
+        return;
     }
-    case PROM_KIND_CONN: {
-        const struct prom_connrow *r = &s->conn[i];
-        struct prom_label l[] = {{"connection", s->names + r->name}};
-        prom_u64(&s->w, name, l, 1, r->channels);
-        break;
-    }
-    }
+    const struct prom_connrow *r = &s->conn[i];
+    struct prom_label l[] = {{"connection", s->names + r->name}};
+    prom_u64(&s->w, name, l, 1, r->channels);
 }
 
 /* Metric m's sum: the aggregated channel counters are the vhosts' (see the top of the file). */
@@ -425,43 +520,38 @@ prom_sum(const struct mgmt_prom *s, const struct prom_metric *m)
     return sum;
 }
 
-static uint64_t
-prom_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* Writes the wanted families' samples from where the last step stopped, for about
- * PROM_STEP_US. Returns true once all are written. */
+/* Writes the wanted families' samples from where the last step stopped, until the clock
+ * passes until. Returns true once all are written. */
 static bool
-prom_write_families(struct mgmt_prom *s)
+prom_write_families(struct mgmt_prom *s, uint64_t until)
 {
-    uint64_t until = prom_now_us() + PROM_STEP_US;
     unsigned since_check = 0;
-    for (; s->metric < PROM_N_METRICS; s->metric++, s->row = 0) {
+    for (; s->metric < PROM_N_METRICS; s->metric++, s->row = 0, s->in_family = false) {
         const struct prom_metric *m = &prom_metrics[s->metric];
         if (!s->families[m->family])
             continue;
-        char name[96];
-        prom_name(s, m->name, name, sizeof(name));
-        if (s->row == 0)
-            prom_family(&s->w, name, m->type, m->help);
+        if (!s->in_family) {
+            prom_name(s, m->name, s->name, sizeof(s->name));
+            prom_family(&s->w, s->name, m->type, m->help);
+            s->in_family = true;
+        }
         if (!s->per_object) {
-            prom_u64(&s->w, name, NULL, 0, prom_sum(s, m));
+            prom_u64(&s->w, s->name, NULL, 0, prom_sum(s, m));
             continue;
         }
-        size_t n = m->kind == PROM_KIND_QUEUE  ? s->n_q
-                   : m->kind == PROM_KIND_CHAN ? s->n_c
-                                               : s->n_conn;
+        if (m->kind == PROM_KIND_QUEUE) {
+            if (!prom_walk_step(s, &s->walk, until, prom_on_queue_row))
+                return false;
+            continue;
+        }
+        size_t n = m->kind == PROM_KIND_CHAN ? s->n_c : s->n_conn;
         for (; s->row < n; s->row++) {
             if (++since_check == PROM_STEP_CHECK) {
                 since_check = 0;
                 if (prom_now_us() >= until)
-                    return false; /* row > 0 now: the family's header is written */
+                    return false;
             }
-            prom_write_row(s, m, name, s->row);
+            prom_write_row(s, m, s->name, s->row);
         }
     }
     return true;
@@ -690,7 +780,7 @@ mgmt_prom_free(struct mgmt_prom *s)
         return;
     evhttp_clear_headers(&s->params);
     free(s->names);
-    free(s->q);
+    free(s->walk.vhost);
     free(s->c);
     free(s->conn);
     free(s);
@@ -722,6 +812,7 @@ mgmt_prom_start(const struct mgmt_env *env, const char *path, const char *query,
     }
     for (int f = 0; s->all && f < PROM_N_FAMILIES; f++)
         s->families[f] = true;
+    s->summed = !s->all; /* /metrics/detailed shows no sums nor totals */
     prom_take(s);
     if (s->failed) {
         mgmt_prom_free(s);
@@ -735,14 +826,24 @@ nomem:
 }
 
 int
-mgmt_prom_step(struct mgmt_prom *s, struct evbuffer *out)
+mgmt_prom_step(struct mgmt_prom *s, struct evbuffer *out, unsigned budget_us)
 {
+    uint64_t until = prom_now_us() + budget_us;
     s->w.buf = out;
+    if (!s->summed) {
+        if (!prom_walk_step(s, &s->walk, until, prom_on_queue_sum))
+            return 0;
+        s->summed = true;
+    }
     if (!s->started && s->all)
         prom_node(s);
     s->started = true;
-    if (!prom_write_families(s))
+    if (!prom_write_families(s, until))
         return s->w.failed ? -1 : 0;
+    if (s->failed) {
+        log_msg(LOG_ERROR, "management: out of memory for a Prometheus scrape");
+        return -1;
+    }
     if (s->all) {
         prom_gauge(s, "rabbitmq_connections", "gauge", "Connections currently open", s->conns);
         prom_gauge(s, "rabbitmq_channels", "gauge", "Channels currently open", s->chans);
