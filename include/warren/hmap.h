@@ -52,4 +52,15 @@ struct hmap_iter {
 void hmap_iter_init(struct hmap_iter *it, const struct hmap *m);
 struct hmap_entry *hmap_iter_next(struct hmap_iter *it);
 
+/* A scan that may stop and resume (Redis's dictScan), for walks spread over several loop
+ * turns. Hands fn each entry of the bucket at cursor (0 to start) and returns the next
+ * cursor, 0 after the last bucket. Buckets are taken in reverse-binary order of their index:
+ * as a bucket array that doubles splits bucket b into b and b + n, the buckets already
+ * scanned remain exactly those before the cursor, so an entry present from the first call to
+ * the last is handed over exactly once however the map grows in between, and one inserted or
+ * removed meanwhile at most once. The map must not shrink in between (only hmap_clear does);
+ * fn must not insert nor remove. */
+size_t hmap_scan(const struct hmap *m, size_t cursor,
+                 void (*fn)(const struct hmap_entry *e, void *arg), void *arg);
+
 #endif

@@ -229,3 +229,27 @@ hmap_iter_next(struct hmap_iter *it)
     it->next = e->next; /* taken now, so the caller may remove e */
     return e;
 }
+
+/* v's 64 bits in reverse order. */
+static uint64_t
+hmap_bits_reversed(uint64_t v)
+{
+    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
+    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
+    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
+    return __builtin_bswap64(v);
+}
+
+size_t
+hmap_scan(const struct hmap *m, size_t cursor, void (*fn)(const struct hmap_entry *e, void *arg),
+          void *arg)
+{
+    if (m->n_buckets == 0)
+        return 0;
+    size_t mask = m->n_buckets - 1;
+    for (const struct hmap_entry *e = m->buckets[cursor & mask]; e != NULL; e = e->next)
+        fn(e, arg);
+    /* The next index in reverse-binary order: the bits above the mask set, so that adding
+     * one to the reversed cursor carries past them, and they come back 0. */
+    return (size_t)hmap_bits_reversed(hmap_bits_reversed((uint64_t)cursor | ~(uint64_t)mask) + 1);
+}

@@ -171,18 +171,16 @@ static const struct prom_metric prom_metrics[] = {
 
 /* A walk over the queues of every vhost, resumed on each loop turn; queues may be created and
  * deleted between turns, so it holds no pointer to a queue or a vhost, only names and a
- * position in the vhost's hash table. Vhosts are taken in name order (the cursor is the
- * name of the one being walked). Within a vhost, the buckets are taken in reverse-binary
- * order (as Redis's SCAN): with power-of-two tables indexed by the hash's low bits, the
- * buckets already walked stay exactly those below the cursor when the table grows, so a
- * queue present throughout is met once, and one added or removed meanwhile at most once
- * (its place depends on its name's hash alone). hmap never shrinks a table; a smaller one
- * means the vhost was deleted and created again: the walk skips to the next vhost rather
- * than risk meeting a queue twice. A generation counter could only restart the walk,
- * writing queues twice; a sorted copy of the names would cost what this avoids. */
+ * cursor of hmap_scan in the vhost's queue table. Vhosts are taken in name order (the walk
+ * keeps the name of the one being walked). hmap_scan meets a queue present throughout once,
+ * and one created or deleted meanwhile at most once, even if the table grows; hmap never
+ * shrinks a table, so a smaller one means the vhost was deleted and created again: the walk
+ * goes on to the next vhost rather than risk meeting a queue twice. A generation counter
+ * could only restart the walk, writing queues twice; a sorted copy of the names would cost
+ * what this avoids. */
 struct prom_walk {
     char *vhost;      /* owns: the vhost being walked; NULL: the walk has not started */
-    size_t cursor;    /* the next bucket of its table; 0 after the last */
+    size_t cursor;    /* hmap_scan's, in its queue table */
     size_t n_buckets; /* its table's size when the walk stopped */
 };
 
@@ -323,20 +321,18 @@ prom_vhost_at(const struct mgmt_prom *s, const char *name, bool after)
     return best;
 }
 
-/* The bucket after cursor in reverse-binary order over a table of mask + 1 buckets: the
- * cursor's bits reversed, plus one, reversed back; 0 after the last (Redis's dictScan). */
-static size_t
-prom_cursor_next(size_t cursor, size_t mask)
+/* What prom_walk_step hands hmap_scan. */
+struct prom_walk_visit {
+    struct mgmt_prom *s;
+    const struct vhost *v;
+    void (*fn)(struct mgmt_prom *s, const struct vhost *v, const struct queue *q);
+};
+
+static void
+prom_walk_visit(const struct hmap_entry *e, void *arg)
 {
-    uint64_t v = (uint64_t)(cursor | ~mask);
-    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
-    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
-    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
-    v = __builtin_bswap64(v) + 1;
-    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
-    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
-    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
-    return (size_t)__builtin_bswap64(v);
+    const struct prom_walk_visit *x = arg;
+    x->fn(x->s, x->v, hmap_container_of(e, const struct queue, by_name));
 }
 
 /* Hands fn the queues w has not met yet, until all are met (returns true, w cleared for the
@@ -359,14 +355,9 @@ prom_walk_step(struct mgmt_prom *s, struct prom_walk *w, uint64_t until,
     }
     unsigned since_check = 0;
     for (; v != NULL; v = prom_vhost_at(s, v->name, true), w->cursor = 0) {
-        const struct hmap *m = &v->queues;
-        if (m->n_buckets == 0)
-            continue;
-        size_t mask = m->n_buckets - 1;
+        struct prom_walk_visit x = {s, v, fn};
         do {
-            for (const struct hmap_entry *e = m->buckets[w->cursor & mask]; e != NULL; e = e->next)
-                fn(s, v, hmap_container_of(e, const struct queue, by_name));
-            w->cursor = prom_cursor_next(w->cursor, mask);
+            w->cursor = hmap_scan(&v->queues, w->cursor, prom_walk_visit, &x);
             if (w->cursor != 0 && ++since_check == PROM_WALK_CHECK) {
                 since_check = 0;
                 if (prom_now_us() >= until)

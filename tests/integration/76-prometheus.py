@@ -8,9 +8,11 @@ aggregated by default, per queue {vhost,queue} and channel at /metrics/per-objec
 and vhosts asked for; label values escaped; 404 for other paths and 405 for other methods.
 Warren also serves /metrics on the management port, to monitoring and administrator users
 only (RabbitMQ answers 404 there), and adds warren_* figures (store write latency,
-group-commit and event loop lag histograms). At 50,000 queues a per-object scrape (about 20 MB) is written over
-many loop turns: a pinging client sees no stall over a second, and a client that goes away
-in the middle of one leaves the broker serving. Run against RabbitMQ with WARREN_TEST_ADDR and
+group-commit and event loop lag histograms). At 50,000 queues a scrape (a per-object one
+is about 20 MB) walks the queues and writes its text over many loop turns: a pinging client
+sees no stall over a second; at most 4 scrapes run at once (503 beyond); queues deleted and
+created meanwhile leave each text valid with no object twice; a client that goes away in
+the middle of one leaves the broker serving. Run against RabbitMQ with WARREN_TEST_ADDR and
 WARREN_TEST_PROMETHEUS_PORT, the first two tests check the same names there."""
 
 import http.client
@@ -333,10 +335,58 @@ def test_warren_figures():
             s, "warren_event_loop_lag_seconds_count")
 
 
+def sample_counts(text):
+    """{(name, labels line): how many times the sample is in text}."""
+    import collections
+    return collections.Counter(line.rsplit(" ", 1)[0] for line in text.splitlines()
+                               if line and not line.startswith("#"))
+
+
+def check_once(text, what):
+    """promtool accepts text, and no object is twice in a metric."""
+    promtool_check(text, what)
+    twice = [k for k, c in sample_counts(text).items() if c > 1]
+    assert not twice, (what, twice[:5])
+
+
+def lag_since(srv, before):
+    """The smallest warren_event_loop_lag_seconds bucket that holds every lag sampled since
+    the /metrics samples before (None: since the start), and the samples now."""
+    s, _ = parse(metrics(srv))
+    b = before or {}
+
+    def d(name, lb=frozenset()):
+        return s[(name, lb)] - b.get((name, lb), 0)
+    count = d("warren_event_loop_lag_seconds_count")
+    return min(float(dict(lb)["le"]) for name, lb in s
+               if name == "warren_event_loop_lag_seconds_bucket" and d(name, lb) == count), s
+
+
+def parallel(fns):
+    """Runs each fn in a thread of its own; their results, in order."""
+    import threading
+    out = [None] * len(fns)
+
+    def run(i):
+        try:
+            out[i] = fns[i]()
+        except Exception as e:  # noqa: BLE001 (reported by the caller's assertion)
+            out[i] = e
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
 @wt.needs_process
 def test_many_queues():
-    """50,000 queues: the aggregated sums and the per-object lines; a pinging client is
-    served throughout; a scrape cut short by its client is dropped cleanly"""
+    """50,000 queues: the aggregated sums and the per-object lines, in steps across loop
+    turns: a pinging client is served throughout; at most 4 scrapes at once (20 scrapers: the others get 503 and Retry-After,
+    memory stays bounded); queues deleted and created (the hash table growing) during
+    scrapes leave every text valid with no object twice; a scrape cut short by its client is
+    dropped cleanly"""
     import socket
     import watcher
     n = 50000
@@ -348,17 +398,74 @@ def test_many_queues():
         with watcher.Watcher(srv.addr) as w:
             s, _ = parse(metrics(srv))
             assert value(s, "rabbitmq_queues") == n + 1  # and the watcher's
+            lag0 = s
             for _ in range(2):
                 text = metrics(srv, "/metrics/per-object")
                 assert text.count("\nrabbitmq_queue_messages_ready{") == n + 1
             w.check("during per-object scrapes of %d queues" % n)
+            lag, lag0 = lag_since(srv, lag0)
+            wt.log("  longest event loop lag during two per-object scrapes: <= %g s" % lag)
+
+            for path in ("/metrics", "/metrics/detailed?family=queue_coarse_metrics"):
+                st, _, text = scrape(srv.prometheus_port, path)
+                assert st == 200, (path, st)
+            assert text.count("\nrabbitmq_detailed_queue_messages{") == n + 1
+            w.check("during aggregated and detailed scrapes")
+            lag, lag0 = lag_since(srv, lag0)
+            wt.log("  longest event loop lag, aggregated and detailed: <= %g s" % lag)
+
+            # 20 scrapers at once: 4 are served, the others told to come back.
+            rss0 = srv.rss_kib()
+            got = parallel([lambda: scrape(srv.prometheus_port, "/metrics/per-object")] * 20)
+            rss1 = srv.rss_kib()
+            assert all(isinstance(g, tuple) for g in got), got
+            codes = sorted(g[0] for g in got)
+            assert codes.count(200) >= 1 and codes.count(503) >= 1, codes
+            assert set(codes) <= {200, 503}, codes
+            for st, _, text in got:
+                if st == 200:
+                    assert text.count("\nrabbitmq_queue_messages{") == n + 1
+            w.check("during 20 concurrent per-object scrapes")
+            lag, lag0 = lag_since(srv, lag0)
+            wt.log("  longest event loop lag, 20 scrapers: <= %g s" % lag)
+            srv.check_rss_growth(rss0, rss1, 256 * 1024, "over 20 concurrent scrapes")
+            wt.log("  20 concurrent scrapes: %d answered 200, %d 503" % (
+                codes.count(200), codes.count(503)))
+
+            # Queues deleted and created (past the table's size: it doubles) while scrapes
+            # run: each text valid, no queue twice in a metric.
+            conn = wt.pika_connect(srv.addr)
+            ch = conn.channel()
+            texts = []
+
+            def scrapes():
+                for path in ("/metrics/per-object", "/metrics", "/metrics/per-object",
+                             "/metrics/detailed?family=queue_coarse_metrics"
+                             "&family=queue_consumer_count", "/metrics/per-object"):
+                    texts.append(scrape(srv.prometheus_port, path))
+            more = {"queues": [{"name": "r%05d" % i, "vhost": "/", "durable": False,
+                                "auto_delete": False, "arguments": {}} for i in range(20000)]}
+            got = parallel([scrapes, lambda: (
+                [ch.queue_delete("q%05d" % i) for i in range(0, 3000)],
+                wt.http(srv, "POST", "/api/definitions", more, timeout=120),
+                [ch.queue_delete("q%05d" % i) for i in range(3000, 6000)])])
+            assert got[1][1][0] == 204, got[1]
+            conn.close()
+            assert len(texts) == 5, got
+            for i, (st, _, text) in enumerate(texts):
+                assert st == 200, st
+                check_once(text, "scrape %d during deletes and creations" % i)
+            w.check("during scrapes with queues deleted and created")
+            s, _ = parse(metrics(srv))
+            assert value(s, "rabbitmq_queues") == n + 1 - 6000 + 20000
+
             for _ in range(3):
                 sock = socket.create_connection(("127.0.0.1", srv.prometheus_port))
                 sock.sendall(b"GET /metrics/per-object HTTP/1.1\r\nHost: x\r\n\r\n")
                 time.sleep(0.02)  # in the middle of it (it takes a few hundred ms)
                 sock.close()
             text = metrics(srv, "/metrics/per-object")
-            assert text.count("\nrabbitmq_queue_consumers{") == n + 1
+            assert text.count("\nrabbitmq_queue_consumers{") == n + 1 - 6000 + 20000
             w.check("after scrapes cut short")
 
 

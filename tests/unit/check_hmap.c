@@ -311,6 +311,56 @@ START_TEST(test_100k)
 }
 END_TEST
 
+static void
+scan_seen(const struct hmap_entry *e, void *arg)
+{
+    (void)arg;
+    item_of((struct hmap_entry *)e)->seen++;
+}
+
+/* A scan stopped and resumed: entries present throughout are handed over exactly once while
+ * the map grows from 1024 to 8192 buckets and loses entries in between; those inserted or
+ * removed meanwhile at most once. */
+START_TEST(test_scan_resumed)
+{
+    struct hmap m;
+    static struct item it[6000];
+    char key[24];
+    size_t cursor = 0;
+    int calls = 0;
+
+    hmap_init(&m);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        insert(&m, &it[i], key, i);
+    }
+    do {
+        cursor = hmap_scan(&m, cursor, scan_seen, NULL);
+        calls++;
+        if (calls == 300) { /* grows twice over */
+            for (int i = 1000; i < 4000; i++) {
+                snprintf(key, sizeof key, "key-%d", i);
+                insert(&m, &it[i], key, i);
+            }
+            for (int i = 0; i < 1000; i += 7)
+                hmap_remove(&m, &it[i].e);
+        }
+        if (calls == 2000) /* grows once more */
+            for (int i = 4000; i < 6000; i++) {
+                snprintf(key, sizeof key, "key-%d", i);
+                insert(&m, &it[i], key, i);
+            }
+    } while (cursor != 0);
+    ck_assert_uint_eq(m.n_buckets, 8192);
+    for (int i = 0; i < 6000; i++) {
+        ck_assert_int_le(it[i].seen, 1);
+        if (i < 1000 && i % 7 != 0)
+            ck_assert_int_eq(it[i].seen, 1);
+    }
+    hmap_clear(&m);
+}
+END_TEST
+
 static int drained;
 
 static void
@@ -356,6 +406,7 @@ hmap_suite(void)
     tcase_add_test(tc, test_insert_find_remove);
     tcase_add_test(tc, test_collisions);
     tcase_add_test(tc, test_growth);
+    tcase_add_test(tc, test_scan_resumed);
     tcase_add_loop_test(tc, test_iterate_remove, 0, 4);
     tcase_add_test(tc, test_crafted_collisions);
     tcase_add_test(tc, test_100k);
