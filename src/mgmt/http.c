@@ -530,11 +530,25 @@ http_prom_reply(struct http_front *f, struct evhttp_request *req, int status, st
     evhttp_send_reply(req, status, http_reason(status), status == 200 ? buf : NULL);
 }
 
+/* Whether the scraper has gone: evhttp does not read while a request is being answered, so
+ * it never sees the end of the stream; a peek at the socket does (0 bytes: closed). A
+ * scraper that only shut its side for writing looks gone too, which HTTP clients do not do.
+ * Over TLS the peek sees the close_notify record, not the end: such a scrape runs on. */
+static bool
+http_scrape_gone(struct http_scrape *sc)
+{
+    if (evhttp_request_get_connection(sc->req) == NULL)
+        return true;
+    struct http_conn *hc = http_conn_of(sc->front, sc->req);
+    int fd = hc != NULL ? bufferevent_getfd(hc->under) : -1;
+    char c;
+    return fd >= 0 && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 /* One step of a scrape; the reply once it is written, else the next step on the next turn
  * (a zero-timeout timer: after the sockets the next poll finds ready). The scrapes under way
  * share HTTP_SCRAPE_STEP_US per turn, as their timers all fire in the same turn. A scraper
- * gone (evhttp has detached the request from its connection) ends its scrape: the reply
- * only frees the request then. */
+ * gone ends its scrape, so that its place is free for another: the 500 is never read. */
 static void
 http_on_scrape_turn(evutil_socket_t fd, short what, void *arg)
 {
@@ -543,7 +557,7 @@ http_on_scrape_turn(evutil_socket_t fd, short what, void *arg)
     struct http_scrape *sc = arg;
     struct timeval now = {0, 0};
     int done = -1;
-    if (evhttp_request_get_connection(sc->req) != NULL)
+    if (!http_scrape_gone(sc))
         done = mgmt_prom_step(sc->job, sc->buf,
                               (unsigned)(HTTP_SCRAPE_STEP_US / sc->front->m->n_scrapes));
     if (done == 0 && evtimer_add(sc->turn, &now) == 0)
