@@ -223,7 +223,7 @@ struct mgmt_prom {
     bool started;          /* the first step (node figures) was written */
     char name[96];         /* prom_metrics[metric]'s full name */
 
-    /* Aggregated: the sums, taken when the scrape starts. */
+    /* Aggregated: the sums, added up by the sums' walk (channels: when the scrape starts). */
     uint64_t qsum[PQ_N], csum[PC_N], conn_chans;
     /* Totals: rabbitmq_connections, _channels, _consumers, _queues. */
     uint64_t conns, chans, consumers, queues;
