@@ -93,6 +93,9 @@ api_param_put(struct mgmt_req *r, const char *component, const char *vhost, cons
             mgmt_bad_request(r, err);
         else
             mgmt_changed(r, res, err);
+    } else if (strcmp(component, "vhost-limits") == 0 && json_is_null(value)) {
+        /* null would clear them (a definitions file may say so): a PUT sets, DELETE clears */
+        mgmt_bad_request(r, "Validation failed\n\nlimits not a list null\n");
     } else if (strcmp(component, "vhost-limits") == 0 && strcmp(name, "limits") == 0) {
         json_t *rec = json_pack("{s:s, s:s, s:s, s:O}", "vhost", vhost, "component", component,
                                 "name", name, "value", value);

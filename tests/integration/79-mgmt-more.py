@@ -127,6 +127,8 @@ def test_parameters():
         assert call(srv, "GET", "/api/parameters/x/no-such/y", status=404) == NOT_FOUND
 
         lim = "/api/parameters/vhost-limits/%s/limits" % VH
+        assert call(srv, "PUT", lim, {"value": None}, status=400) == {
+            "error": "bad_request", "reason": "Validation failed\n\nlimits not a list null\n"}
         call(srv, "PUT", lim, {"value": {"max-queues": 7}}, status=201)
         want = {"value": {"max-queues": 7}, "vhost": VH, "component": "vhost-limits",
                 "name": "limits"}
