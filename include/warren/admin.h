@@ -159,6 +159,21 @@ json_t *admin_permissions_json(struct admin *a);
 json_t *admin_topic_permissions_json(struct admin *a);
 /* "policies", "parameters" or "global_parameters": what was stored. */
 json_t *admin_stored_json(struct admin *a, const char *kind);
+/* One stored record of kind by its names (parameters: vhost, component, name; global
+ * parameters: name), borrowed; NULL when there is none. */
+json_t *admin_stored_get(struct admin *a, const char *kind, const char *const *names, size_t n);
+/* Applies and stores one record of kind (entry borrowed), as admin_apply with done
+ * registered. */
+enum admin_result admin_record_put(struct admin *a, const char *kind, json_t *entry,
+                                   admin_done_fn done, void *arg, char *err, size_t errlen);
+/* Deletes a stored record of kind ("parameters" or "global_parameters") by its names as
+ * above. ADMIN_NOT_FOUND when there is none. */
+enum admin_result admin_stored_delete(struct admin *a, const char *kind, const char *const *names,
+                                      size_t n, admin_done_fn done, void *arg, char *err,
+                                      size_t errlen);
+/* The global parameter cluster_name's value when it is a string (set by PUT
+ * /api/cluster-name), else NULL: borrowed until the next change. */
+const char *admin_cluster_name(struct admin *a);
 
 /* ---- policies and operator policies (policies.c; applied as warren/policy.h says) ---- */
 

@@ -635,6 +635,8 @@ admin_apply_stored(struct admin *a, int kind, json_t *e, bool store, char *err, 
         return admin_fail(err, errlen, ADMIN_NOMEM, "out of memory");
     if (!store)
         return ADMIN_OK;
+    if (kind == 2 && strcmp(names[0], "cluster_name") == 0) /* applied: admin_cluster_name */
+        return admin_write(a, tags[kind], names, n, e, err, errlen);
     log_msg(LOG_WARNING,
             "%s '%s'%s%s%s stored but not applied: Warren does not implement runtime "
             "parameters yet",
@@ -663,6 +665,53 @@ admin_apply(struct admin *a, const char *kind, json_t *entry, const char *versio
     return admin_fail(err, errlen, ADMIN_INVALID, "unknown kind of record '%s'", kind);
 }
 
+/* The index of kind in admin_stored_kinds, or -1. */
+static int
+admin_stored_kind(const char *kind)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(kind, admin_stored_kinds[i]) == 0)
+            return i;
+    return -1;
+}
+
+json_t *
+admin_stored_get(struct admin *a, const char *kind, const char *const *names, size_t n)
+{
+    int k = admin_stored_kind(kind);
+    char key[3 * (STORE_NAME_MAX + 1)];
+    if (k < 0 || n > 3)
+        return NULL;
+    admin_stored_key(key, sizeof(key), names, n);
+    return json_object_get(a->stored[k], key);
+}
+
+enum admin_result
+admin_stored_delete(struct admin *a, const char *kind, const char *const *names, size_t n,
+                    admin_done_fn done, void *arg, char *err, size_t errlen)
+{
+    static const enum store_key_tag tags[] = {STORE_TAG_POLICY, STORE_TAG_PARAMETER,
+                                              STORE_TAG_GLOBAL_PARAMETER};
+    int k = admin_stored_kind(kind);
+    char key[3 * (STORE_NAME_MAX + 1)];
+    if (k < 0 || n > 3)
+        return admin_fail(err, errlen, ADMIN_NOT_FOUND, "no such record");
+    admin_stored_key(key, sizeof(key), names, n);
+    if (json_object_del(a->stored[k], key) < 0)
+        return admin_fail(err, errlen, ADMIN_NOT_FOUND, "no such record");
+    admin_erase(a, tags[k], names, n);
+    log_msg(LOG_INFO, "cleared %s '%s'", kind, names[n - 1]);
+    return admin_done(a, done, arg, err, errlen);
+}
+
+const char *
+admin_cluster_name(struct admin *a)
+{
+    return json_string_value(json_object_get(
+        json_object_get(a->stored[admin_stored_kind("global_parameters")], "cluster_name"),
+        "value"));
+}
+
 /* Applies entry (owned: freed here) and registers done. */
 static enum admin_result
 admin_change(struct admin *a, const char *kind, json_t *entry, admin_done_fn done, void *arg,
@@ -673,6 +722,13 @@ admin_change(struct admin *a, const char *kind, json_t *entry, admin_done_fn don
     enum admin_result r = admin_apply(a, kind, entry, NULL, true, err, errlen);
     json_decref(entry);
     return r == ADMIN_OK ? admin_done(a, done, arg, err, errlen) : r;
+}
+
+enum admin_result
+admin_record_put(struct admin *a, const char *kind, json_t *entry, admin_done_fn done, void *arg,
+                 char *err, size_t errlen)
+{
+    return admin_change(a, kind, json_incref(entry), done, arg, err, errlen);
 }
 
 enum admin_result

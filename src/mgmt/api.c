@@ -319,8 +319,9 @@ api_count_conn(void *arg, const struct net_conn_info *ci)
 static void
 api_overview(struct mgmt_req *r)
 {
-    char node[300];
+    char node[300], cluster[300];
     mgmt_node_name(node, sizeof(node));
+    mgmt_cluster_name(r, cluster, sizeof(cluster));
     uint64_t exchanges = 0, queues = 0, consumers = 0, ready = 0, unacked = 0;
     double ready_rate = 0, unacked_rate = 0; /* their rates of change (stats.h's gauges) */
     /* The node's message_stats: its (visible) vhosts' added up, rates too. */
@@ -352,19 +353,19 @@ api_overview(struct mgmt_req *r)
     json_t *listeners = mgmt_listeners(r);
     json_t *ms = mgmt_message_stats(&all, MGMT_STATS_CHANNEL);
     mgmt_reply_json(
-        r, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o?, s:{s:I, s:I, s:I, s:I, s:I}, "
-                     "s:{s:I, s:{s:f}, s:I, s:{s:f}, s:I, s:{s:f}}, s:o}",
-                     "management_version", API_RABBITMQ_VERSION, "rabbitmq_version",
-                     API_RABBITMQ_VERSION, "product_name", "Warren", "product_version",
-                     PACKAGE_VERSION, "cluster_name", node, "node", node, "erlang_version", "none",
-                     "listeners", listeners, "object_totals", "connections", (json_int_t)t.conns,
-                     "channels", (json_int_t)t.chans, "exchanges", (json_int_t)exchanges, "queues",
-                     (json_int_t)queues, "consumers", (json_int_t)consumers, "queue_totals",
-                     "messages", (json_int_t)(ready + unacked), "messages_details", "rate",
-                     ready_rate + unacked_rate, "messages_ready", (json_int_t)ready,
-                     "messages_ready_details", "rate", ready_rate, "messages_unacknowledged",
-                     (json_int_t)unacked, "messages_unacknowledged_details", "rate", unacked_rate,
-                     "message_stats", ms != NULL ? ms : json_object()));
+        r, json_pack(
+               "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o?, s:{s:I, s:I, s:I, s:I, s:I}, "
+               "s:{s:I, s:{s:f}, s:I, s:{s:f}, s:I, s:{s:f}}, s:o}",
+               "management_version", API_RABBITMQ_VERSION, "rabbitmq_version", API_RABBITMQ_VERSION,
+               "product_name", "Warren", "product_version", PACKAGE_VERSION, "cluster_name",
+               cluster, "node", node, "erlang_version", "none", "listeners", listeners,
+               "object_totals", "connections", (json_int_t)t.conns, "channels", (json_int_t)t.chans,
+               "exchanges", (json_int_t)exchanges, "queues", (json_int_t)queues, "consumers",
+               (json_int_t)consumers, "queue_totals", "messages", (json_int_t)(ready + unacked),
+               "messages_details", "rate", ready_rate + unacked_rate, "messages_ready",
+               (json_int_t)ready, "messages_ready_details", "rate", ready_rate,
+               "messages_unacknowledged", (json_int_t)unacked, "messages_unacknowledged_details",
+               "rate", unacked_rate, "message_stats", ms != NULL ? ms : json_object()));
 }
 
 static void
@@ -1033,7 +1034,8 @@ api_definitions(struct mgmt_req *r)
 
 struct api_conns {
     const struct mgmt_req *r;
-    const char *name; /* only this one, or NULL */
+    const char *name;  /* only this one, or NULL */
+    const char *vhost; /* only this vhost's, or NULL */
     json_t *arr;
 };
 
@@ -1043,6 +1045,8 @@ api_conn_entry(void *arg, const struct net_conn_info *ci)
     struct api_conns *l = arg;
     const struct mgmt_req *r = l->r;
     if (l->name != NULL && strcmp(l->name, ci->name) != 0)
+        return;
+    if (l->vhost != NULL && (ci->vhost == NULL || strcmp(l->vhost, ci->vhost) != 0))
         return;
     if (!mgmt_is_monitor(r) && (ci->user == NULL || strcmp(ci->user, auth_user_name(r->user)) != 0))
         return;
@@ -1078,10 +1082,19 @@ api_conn_entry(void *arg, const struct net_conn_info *ci)
         json_array_append_new(l->arr, o);
 }
 
+/* GET /api/connections, /api/vhosts/{vhost}/connections (404 for a vhost that is missing
+ * or not the user's); GET and DELETE /api/connections/{name}. */
 static void
 api_connections(struct mgmt_req *r)
 {
-    struct api_conns l = {r, r->n_segs > 1 ? r->segs[1] : NULL, json_array()};
+    bool of_vhost = strcmp(r->segs[0], "vhosts") == 0;
+    if (of_vhost &&
+        (mgmt_vhost_find(r, r->segs[1]) == NULL || !mgmt_vhost_visible(r, r->segs[1]))) {
+        mgmt_not_found(r);
+        return;
+    }
+    struct api_conns l = {r, r->n_segs > 1 && !of_vhost ? r->segs[1] : NULL,
+                          of_vhost ? r->segs[1] : NULL, json_array()};
     if (r->env->net != NULL && l.arr != NULL)
         net_server_conn_foreach(r->env->net, api_conn_entry, &l);
     if (l.name == NULL) {
@@ -1111,6 +1124,14 @@ api_connections(struct mgmt_req *r)
         }
     }
     json_decref(l.arr);
+}
+
+/* GET /api/extensions: the scripts RabbitMQ's web UI loads from its plugins. Warren's
+ * dashboard has none to load. */
+static void
+api_extensions(struct mgmt_req *r)
+{
+    mgmt_reply_json(r, json_array());
 }
 
 /* ---- the route table ---- */
@@ -1172,6 +1193,16 @@ static const struct api_route api_routes[] = {
     {{"operator-policies", "*", "*"}, GET | CHANGE, API_ADMIN, mgmt_api_policies},
     {{"connections"}, GET, API_MANAGEMENT, api_connections},
     {{"connections", "*"}, GET | MGMT_DELETE, API_MANAGEMENT, api_connections},
+    {{"connections", "*", "channels"}, GET, API_MANAGEMENT, mgmt_api_channels},
+    {{"vhosts", "*", "connections"}, GET, API_MANAGEMENT, api_connections},
+    {{"extensions"}, GET, API_MANAGEMENT, api_extensions},
+    {{"parameters"}, GET, API_POLICYMAKER, mgmt_api_parameters},
+    {{"parameters", "*"}, GET, API_POLICYMAKER, mgmt_api_parameters},
+    {{"parameters", "*", "*"}, GET, API_POLICYMAKER, mgmt_api_parameters},
+    {{"parameters", "*", "*", "*"}, GET | CHANGE, API_POLICYMAKER, mgmt_api_parameters},
+    {{"global-parameters"}, GET, API_POLICYMAKER, mgmt_api_global_parameters},
+    {{"global-parameters", "*"}, GET | CHANGE, API_POLICYMAKER, mgmt_api_global_parameters},
+    {{"cluster-name"}, GET | MGMT_PUT, API_MANAGEMENT, mgmt_api_cluster_name},
     {{"channels"}, GET, API_MANAGEMENT, mgmt_api_channels},
     {{"vhosts", "*", "channels"}, GET, API_MANAGEMENT, mgmt_api_channels},
     {{"consumers"}, GET, API_MANAGEMENT, mgmt_api_consumers},
@@ -1183,6 +1214,18 @@ static const struct api_route api_routes[] = {
 
 #undef GET
 #undef CHANGE
+
+/* The vhost a policymaker route's path names (rabbit_mgmt_util:vhost): the second segment,
+ * the third under /api/parameters/{component}; NULL when it names none (lists of every
+ * vhost's, global parameters). */
+static const char *
+api_path_vhost(const struct mgmt_req *r)
+{
+    if (strcmp(r->segs[0], "global-parameters") == 0)
+        return NULL;
+    size_t at = strcmp(r->segs[0], "parameters") == 0 ? 2 : 1;
+    return r->n_segs > at ? r->segs[at] : NULL;
+}
 
 static bool
 api_route_matches(const struct api_route *rt, const struct mgmt_req *r)
@@ -1229,7 +1272,8 @@ mgmt_api_dispatch(struct mgmt_req *r)
         return;
     }
     if (need == API_POLICYMAKER && !mgmt_is_admin(r) &&
-        !(auth_user_has_tag(r->user, "policymaker") && auth_perm_find(r->user, r->segs[1]))) {
+        !(auth_user_has_tag(r->user, "policymaker") &&
+          (api_path_vhost(r) == NULL || auth_perm_find(r->user, api_path_vhost(r))))) {
         mgmt_reply_error(r, 401, "not_authorised", "User not authorised to access object");
         return;
     }

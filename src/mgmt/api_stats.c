@@ -2,7 +2,7 @@
  * counter with its X_details {"rate": per second}, and deliver_get, the sum of deliver,
  * deliver_no_ack, get and get_no_ack), from the counters and rates of warren/stats.h; and
  * the routes made of little else: GET /api/channels, /api/vhosts/{vhost}/channels,
- * /api/consumers[/{vhost}]. A sample of RabbitMQ's replies is in
+ * /api/connections/{name}/channels, /api/consumers[/{vhost}]. A sample of RabbitMQ's replies is in
  * tests/integration/data/rabbitmq-3.10-stats.json. */
 #include "config.h"
 
@@ -67,6 +67,8 @@ nomem:
 struct api_chans {
     const struct mgmt_req *r;
     const char *vhost; /* only this vhost's, or NULL */
+    const char *conn;  /* only this connection's, or NULL */
+    bool conn_seen;    /* conn is one r may see */
     json_t *arr;
 };
 
@@ -76,6 +78,8 @@ static bool
 api_chan_visible(const struct api_chans *l, const struct net_conn_info *ci)
 {
     if (l->vhost != NULL && strcmp(l->vhost, ci->vhost) != 0)
+        return false;
+    if (l->conn != NULL && strcmp(l->conn, ci->name) != 0)
         return false;
     return mgmt_is_monitor(l->r) || strcmp(ci->user, auth_user_name(l->r->user)) == 0;
 }
@@ -121,7 +125,7 @@ api_chan_entry(void *arg, const struct net_chan_info *ci)
 static bool
 api_chans_start(struct api_chans *l, struct mgmt_req *r, const char *vhost)
 {
-    *l = (struct api_chans){r, vhost, NULL};
+    *l = (struct api_chans){r, vhost, NULL, false, NULL};
     if (vhost != NULL && (mgmt_vhost_find(r, vhost) == NULL || !mgmt_vhost_visible(r, vhost))) {
         mgmt_not_found(r);
         return false;
@@ -130,13 +134,34 @@ api_chans_start(struct api_chans *l, struct mgmt_req *r, const char *vhost)
     return true;
 }
 
-/* GET /api/channels and /api/vhosts/{vhost}/channels. */
+/* Notes whether the connection l asks for is one its user may see. */
+static void
+api_chans_conn(void *arg, const struct net_conn_info *ci)
+{
+    struct api_chans *l = arg;
+    if (api_chan_visible(l, ci))
+        l->conn_seen = true;
+}
+
+/* GET /api/channels, /api/vhosts/{vhost}/channels and /api/connections/{name}/channels (404
+ * for a connection that is gone or not the user's; RabbitMQ 3.10 answers 500 there). */
 void
 mgmt_api_channels(struct mgmt_req *r)
 {
     struct api_chans l;
-    if (!api_chans_start(&l, r, r->n_segs == 3 ? r->segs[1] : NULL))
+    bool of_conn = strcmp(r->segs[0], "connections") == 0;
+    if (!api_chans_start(&l, r, r->n_segs == 3 && !of_conn ? r->segs[1] : NULL))
         return;
+    if (of_conn) {
+        l.conn = r->segs[1];
+        if (r->env->net != NULL)
+            net_server_conn_foreach(r->env->net, api_chans_conn, &l);
+        if (!l.conn_seen) {
+            json_decref(l.arr);
+            mgmt_not_found(r);
+            return;
+        }
+    }
     if (r->env->net != NULL && l.arr != NULL)
         net_server_chan_foreach(r->env->net, api_chan_entry, &l);
     mgmt_list_reply(r, l.arr, NULL, true); /* RabbitMQ pages, sorts and filters channels */

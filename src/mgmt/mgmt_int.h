@@ -153,6 +153,15 @@ void mgmt_api_bindings(struct mgmt_req *r);
  * /api/operator-policies. */
 void mgmt_api_policies(struct mgmt_req *r);
 
+/* The runtime parameter routes (api_params.c): /api/parameters[/{component}[/{vhost}[/{name}]]],
+ * /api/global-parameters[/{name}], /api/cluster-name. */
+void mgmt_api_parameters(struct mgmt_req *r);
+void mgmt_api_global_parameters(struct mgmt_req *r);
+void mgmt_api_cluster_name(struct mgmt_req *r);
+/* The cluster's name as /api/overview and /api/cluster-name show it: the global parameter
+ * cluster_name, or the node's name while it is not set. */
+void mgmt_cluster_name(const struct mgmt_req *r, char *buf, size_t cap);
+
 /* Which message_stats fields an object shows when it has any (RabbitMQ's per object). */
 enum mgmt_stats_kind {
     MGMT_STATS_QUEUE,    /* publish, deliver*, get*, ack, redeliver */
@@ -164,7 +173,8 @@ enum mgmt_stats_kind {
  * on ENOMEM. */
 json_t *mgmt_message_stats(const struct stats_obj *o, enum mgmt_stats_kind kind);
 
-/* GET /api/channels, /api/vhosts/{vhost}/channels, /api/consumers[/{vhost}] (api_stats.c). */
+/* GET /api/channels, /api/vhosts/{vhost}/channels, /api/connections/{name}/channels,
+ * /api/consumers[/{vhost}] (api_stats.c). */
 void mgmt_api_channels(struct mgmt_req *r);
 void mgmt_api_consumers(struct mgmt_req *r);
 

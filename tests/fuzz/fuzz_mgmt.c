@@ -1,11 +1,12 @@
 /* libFuzzer target for the HTTP API's request bodies (src/mgmt/api.c): the first byte picks a
  * route that takes a body (PUT users, vhosts, permissions, topic permissions, limits, policies,
- * operator policies; POST definitions, for all vhosts or one; POST of a binding, a publish, a
- * get), the rest is the body, handled as the administrator of the Unix socket would have it
- * handled, over a fresh broker state (defaults of a first start, a queue fzq holding one
- * message, no store, no connections). Checked for every input: the route answers exactly once,
- * with a status RabbitMQ would give (200, 201, 204, 400 with {"error":"bad_request"}), and
- * whatever the change left behind still exports (GET /api/definitions answers 200). */
+ * operator policies, parameters, global parameters, the cluster name; POST definitions, for
+ * all vhosts or one; POST of a binding, a publish, a get), the rest is the body, handled as the
+ * administrator of the Unix socket would have it handled, over a fresh broker state (defaults of a
+ * first start, a queue fzq holding one message, no store, no connections). Checked for every input:
+ * the route answers exactly once, with a status RabbitMQ would give (200, 201, 204, 400 with
+ * {"error":"bad_request"}), and whatever the change left behind still exports (GET /api/definitions
+ * answers 200). */
 #include "config.h"
 
 #include <stdint.h>
@@ -44,6 +45,12 @@ static const struct {
     {MGMT_POST, {"exchanges", "/", "amq.default", "publish"}},
     {MGMT_POST, {"exchanges", "/", "amq.topic", "publish"}},
     {MGMT_POST, {"queues", "/", "fzq", "get"}},
+    {MGMT_PUT, {"parameters", "vhost-limits", "/", "limits"}},
+    {MGMT_PUT, {"parameters", "operator_policy", "/", "fz"}},
+    {MGMT_PUT, {"parameters", "federation-upstream", "/", "fz"}},
+    {MGMT_PUT, {"global-parameters", "fz"}},
+    {MGMT_PUT, {"global-parameters", "cluster_name"}},
+    {MGMT_PUT, {"cluster-name"}},
 };
 #define FZ_NROUTES (sizeof(fz_routes) / sizeof(fz_routes[0]))
 

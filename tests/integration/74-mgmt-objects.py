@@ -2,12 +2,14 @@
 pagination, sorting, filtering and column selection (api_list.c); GET of exchanges and
 bindings (api_exchanges.c); exchange PUT and DELETE, queue PUT, DELETE and purge through the
 AMQP methods' code (net.h); Debian's rabbitmqadmin listing, declaring and deleting through
-them. Every test here passes against RabbitMQ 3.10 with its management plugin too:
+them, listing vhosts, connections, channels, consumers and parameters, showing the overview,
+and exporting definitions that it imports onto a fresh broker. Every test here passes against RabbitMQ 3.10 with its management plugin too:
 WARREN_TEST_ADDR=127.0.0.1:5672 WARREN_TEST_MGMT_PORT=15672 (guest allowed from loopback).
 
 A page of /api/queues out of 5,000 queues is timed and logged; WT_MGMT_QUEUES=100000 times
 it at 100,000 (declared over one raw AMQP connection, pipelined)."""
 
+import functools
 import json
 import os
 import struct
@@ -146,6 +148,11 @@ def test_sort_and_columns():
             ch.basic_publish("", name, b"x")
         conn.close()
         by_count = ["sc-1", "sc-2", "sc-4", "sc-5", "sc-0", "sc-3"]
+        # RabbitMQ's statistics show the counts a few seconds later; Warren's at once
+        def counts():
+            return {i["name"]: i.get("messages") for i in get(srv, base + q(columns="name,messages"))}
+        wt.wait_until(lambda: counts()["sc-3"] == 2 and counts()["sc-0"] == 1, 15,
+                      "queue message counts shown")
         body = get(srv, base + q(sort="messages", columns="name"))
         assert [i["name"] for i in body] == by_count, body
         body = get(srv, base + q(sort="messages_ready", sort_reverse="true", page=1,
@@ -357,20 +364,24 @@ def test_queue_put():
         assert (st, got) == (404, {"error": "not_found", "reason": "vhost_not_found"}), got
 
 
+def rabbitmqadmin(srv, *args, vhost=VH, fmt="tsv", quiet=True):
+    """Runs Debian's rabbitmqadmin against srv as guest (-V vhost unless None); asserts it
+    exits 0 and returns what it printed."""
+    import subprocess
+    tool = wt.needs("rabbitmqadmin", "apt-get install rabbitmq-server")
+    out = subprocess.run([tool, "-H", "127.0.0.1", "-P", str(srv.mgmt_port), "-u", "guest",
+                          "-p", "guest", "-f", fmt] + (["-V", vhost] if vhost else []) +
+                         (["-q"] if quiet else []) + list(args),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, (args, out.stdout, out.stderr)
+    return out.stdout
+
+
 def test_rabbitmqadmin():
     """Debian's rabbitmqadmin (RabbitMQ's own HTTP client) declares, lists and deletes
     queues, exchanges and bindings, publishes and gets messages, and lists nodes"""
-    import subprocess
-    tool = wt.needs("rabbitmqadmin", "apt-get install rabbitmq-server")
     with wt.server(mgmt=True) as srv, Vhost(srv):
-        def admin(*args, fmt="tsv", quiet=True):
-            out = subprocess.run([tool, "-H", "127.0.0.1", "-P", str(srv.mgmt_port), "-u",
-                                  "guest", "-p", "guest", "-V", VH, "-f", fmt] +
-                                 (["-q"] if quiet else []) + list(args),
-                                 capture_output=True, text=True, timeout=60)
-            assert out.returncode == 0, (args, out.stdout, out.stderr)
-            return out.stdout
-
+        admin = functools.partial(rabbitmqadmin, srv)
         admin("declare", "queue", "name=ra1", "durable=false")
         admin("declare", "exchange", "name=rx1", "type=fanout")
         # (messages: RabbitMQ fills it in with its first statistics, seconds later)
@@ -413,6 +424,112 @@ def test_rabbitmqadmin():
         assert "rx1" not in admin("list", "exchanges", "name").split()
 
 
+def test_rabbitmqadmin_lists():
+    """rabbitmqadmin's list vhosts, connections, channels, consumers, parameters and show
+    overview (their default columns and chosen ones) exit 0 with the expected rows"""
+    with wt.server(mgmt=True) as srv, Vhost(srv):
+        admin = functools.partial(rabbitmqadmin, srv)
+        admin("declare", "queue", "name=rl1", "durable=false")
+        conn = wt.pika_connect(srv.addr, virtual_host=VH,
+                               client_properties={"connection_name": "ra-lists"})
+        ch = conn.channel()
+        ch.basic_consume("rl1", lambda *a: None, consumer_tag="ra-tag")
+        st, _, body = http(srv, "PUT", "/api/parameters/operator_policy/%s/rl-op" % VHQ,
+                           {"value": {"pattern": "^rl", "definition": {"max-length": 9},
+                                      "priority": 1, "apply-to": "queues"}})
+        assert st == 201, (st, body)
+        assert VH in admin("list", "vhosts", "name").split("\n")
+        assert admin("list", "vhosts").count("\n") >= 2  # name, messages: one row each
+        # RabbitMQ lists connections and channels a few seconds after they opened
+        wt.wait_until(lambda: "\tguest\t1\n" in admin("list", "connections"), 15,
+                      "connection listed", conns=[conn])
+        rows = admin("list", "connections", "user", "vhost", "client_properties.connection_name")
+        assert "guest\t%s\tra-lists" % VH in rows.splitlines(), rows
+        wt.wait_until(lambda: " (1)\tguest\n" in admin("list", "channels"), 15,
+                      "channel listed", conns=[conn])
+        rows = admin("list", "channels", "vhost", "number", "consumer_count").splitlines()
+        assert "%s\t1\t1" % VH in rows, rows
+        rows = admin("list", "consumers", "queue.name", "consumer_tag", "ack_required")
+        assert rows == "rl1\tra-tag\tTrue\n", rows
+        assert admin("list", "consumers")  # every column, one row
+        rows = [r.split("\t") for r in
+                admin("list", "parameters", "vhost", "component", "name", "value").splitlines()]
+        assert [r[:3] + [json.loads(r[3])] for r in rows if r[0] == VH] == [
+            [VH, "operator_policy", "rl-op", {"pattern": "^rl", "definition": {"max-length": 9},
+                                              "priority": 1, "apply-to": "queues"}]], rows
+        assert admin("list", "parameters").count("\n") >= 1
+        wt.wait_until(lambda: admin("show", "overview", "object_totals.queues") != "0\n", 15,
+                      "queues counted", conns=[conn])
+        row = admin("show", "overview").rstrip("\n").split("\t")
+        overview = http(srv, "GET", "/api/overview")[2]
+        assert row[:2] == [overview["rabbitmq_version"], overview["cluster_name"]], row
+        assert len(row) == 4 and int(row[3]) >= 1, row
+        conn.close()
+
+
+def test_rabbitmqadmin_export_import():
+    """rabbitmqadmin export, then import onto a fresh broker: queues, exchanges, bindings,
+    users, permissions, policies and global parameters come back"""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "defs.json")
+        defs = export_some(path)
+        want_queue = {"name": "re1", "vhost": VH, "durable": True, "auto_delete": False,
+                      "arguments": {}}
+        assert want_queue in [{k: x[k] for k in want_queue} for x in defs["queues"]], defs
+        import_onto_fresh(path)
+
+
+def export_some(path):
+    """Declares objects of every kind in a broker, exports them with rabbitmqadmin into
+    path, deletes them; returns the definitions."""
+    with wt.server(mgmt=True) as srv, Vhost(srv):
+        admin = functools.partial(rabbitmqadmin, srv)
+        admin("declare", "queue", "name=re1", "durable=true")
+        admin("declare", "exchange", "name=rex1", "type=topic", "durable=true")
+        admin("declare", "binding", "source=rex1", "destination=re1", "routing_key=a.#")
+        admin("declare", "user", "name=re-user", "password=pw", "tags=monitoring", vhost=None)
+        admin("declare", "permission", "vhost=" + VH, "user=re-user", "configure=^re",
+              "write=.*", "read=.*", vhost=None)
+        admin("declare", "policy", "name=re-pol", "pattern=^re", 'definition={"max-length": 3}',
+              "apply-to=queues")
+        st, _, body = http(srv, "PUT", "/api/global-parameters/re-global", {"value": {"k": "v"}})
+        assert st == 201, (st, body)
+        try:
+            out = admin("export", path, vhost=None, quiet=False)
+            assert out.startswith("Exported definitions"), out
+            with open(path) as f:
+                return json.load(f)
+        finally:
+            admin("delete", "user", "name=re-user", vhost=None)
+            http(srv, "DELETE", "/api/global-parameters/re-global")
+
+
+def import_onto_fresh(path):
+    """Imports path with rabbitmqadmin into a fresh broker and checks what came back."""
+    with wt.server(mgmt=True) as fresh:
+        out = rabbitmqadmin(fresh, "import", path, vhost=None, quiet=False)
+        assert out.startswith("Uploaded definitions"), out
+        admin = functools.partial(rabbitmqadmin, fresh)
+        try:
+            assert admin("list", "queues", "name", "durable") == "re1\tTrue\n"
+            assert "rex1\ttopic" in admin("list", "exchanges", "name", "type").splitlines()
+            assert admin("list", "bindings", "source", "destination", "routing_key").splitlines(
+            ) == ["\tre1\tre1", "rex1\tre1\ta.#"]
+            assert "re-user\tmonitoring" in admin("list", "users", "name", "tags").splitlines()
+            assert "%s\tre-user\t^re" % VH in admin("list", "permissions", "vhost", "user",
+                                                      "configure").splitlines()
+            assert admin("list", "policies", "vhost", "name", "pattern", "definition").split(
+                "\n").count('%s\tre-pol\t^re\t{"max-length": 3}' % VH) == 1
+            st, _, body = http(fresh, "GET", "/api/global-parameters/re-global")
+            assert (st, body) == (200, {"name": "re-global", "value": {"k": "v"}}), (st, body)
+        finally:
+            if fresh.external:
+                http(fresh, "DELETE", "/api/users/re-user")
+                http(fresh, "DELETE", "/api/global-parameters/re-global")
+                http(fresh, "DELETE", "/api/vhosts/" + VHQ)
+
+
 def test_many_queues_page():
     """a page of /api/queues out of many queues (5,000; WT_MGMT_QUEUES sets it) is the right
     page, answered quickly (timed and logged: the figure is reported, not asserted)"""
@@ -451,4 +568,5 @@ def test_many_queues_page():
 if __name__ == "__main__":
     wt.run([test_paging, test_sort_and_columns, test_exchanges_and_bindings,
             test_exchange_put_delete, test_queue_delete_purge, test_queue_put,
-            test_rabbitmqadmin, test_many_queues_page], timeout=900)
+            test_rabbitmqadmin, test_rabbitmqadmin_lists, test_rabbitmqadmin_export_import,
+            test_many_queues_page], timeout=900)

@@ -533,6 +533,48 @@ START_TEST(test_stored)
 }
 END_TEST
 
+/* Global parameters put and deleted by name (admin_record_put, admin_stored_delete) come
+ * back, or do not, after a restart; cluster_name is the cluster's name while it is a
+ * string. */
+START_TEST(test_global_parameters)
+{
+    ck_assert_ptr_null(admin_cluster_name(adm));
+    json_t *e = json_pack("{s:s, s:s}", "name", "cluster_name", "value", "c1");
+    ck_assert_int_eq(admin_record_put(adm, "global_parameters", e, NULL, NULL, err, sizeof(err)),
+                     ADMIN_OK);
+    json_decref(e);
+    e = json_pack("{s:s, s:{s:i}}", "name", "g", "value", "a", 1);
+    ck_assert_int_eq(admin_record_put(adm, "global_parameters", e, NULL, NULL, err, sizeof(err)),
+                     ADMIN_OK);
+    json_decref(e);
+    ck_assert_str_eq(admin_cluster_name(adm), "c1");
+    fixture_synced();
+    fixture_restart();
+    ck_assert_str_eq(admin_cluster_name(adm), "c1");
+    const char *g = "g";
+    json_t *got = admin_stored_get(adm, "global_parameters", &g, 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(got, "value"), "a")), 1);
+    ck_assert_int_eq(
+        admin_stored_delete(adm, "global_parameters", &g, 1, NULL, NULL, err, sizeof(err)),
+        ADMIN_OK);
+    ck_assert_int_eq(
+        admin_stored_delete(adm, "global_parameters", &g, 1, NULL, NULL, err, sizeof(err)),
+        ADMIN_NOT_FOUND);
+    /* A value that is not a string names nothing: the node's name is shown instead. */
+    e = json_pack("{s:s, s:i}", "name", "cluster_name", "value", 5);
+    ck_assert_int_eq(admin_record_put(adm, "global_parameters", e, NULL, NULL, err, sizeof(err)),
+                     ADMIN_OK);
+    json_decref(e);
+    ck_assert_ptr_null(admin_cluster_name(adm));
+    fixture_synced();
+    fixture_restart();
+    ck_assert_ptr_null(admin_stored_get(adm, "global_parameters", &g, 1));
+    json_t *all = admin_stored_json(adm, "global_parameters");
+    ck_assert_int_eq(json_array_size(all), 1);
+    json_decref(all);
+}
+END_TEST
+
 static Suite *
 admin_suite(void)
 {
@@ -556,6 +598,7 @@ admin_suite(void)
     tc = tcase_create("stored");
     tcase_add_checked_fixture(tc, fixture_stored_setup, fixture_stored_teardown);
     tcase_add_test(tc, test_stored);
+    tcase_add_test(tc, test_global_parameters);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
     return s;
