@@ -216,8 +216,8 @@ struct mgmt_prom {
     size_t n_c, cap_c;
     struct prom_connrow *conn;
     size_t n_conn, cap_conn;
-    size_t metric, row; /* the next sample: prom_metrics[metric], its row-th object */
-    bool in_family;     /* prom_metrics[metric]'s header is written */
+    size_t metric, row;    /* the next sample: prom_metrics[metric], its row-th object */
+    bool in_family;        /* prom_metrics[metric]'s header is written */
     struct prom_walk walk; /* the queue walk under way: the sums', then a metric's */
     bool summed;           /* the sums' walk is over (or not wanted) */
     bool started;          /* the first step (node figures) was written */
