@@ -321,7 +321,7 @@ api_overview(struct mgmt_req *r)
 {
     char node[300], cluster[300];
     mgmt_node_name(node, sizeof(node));
-    mgmt_cluster_name(r, cluster, sizeof(cluster));
+    mgmt_cluster_name(r->env, cluster, sizeof(cluster));
     uint64_t exchanges = 0, queues = 0, consumers = 0, ready = 0, unacked = 0;
     double ready_rate = 0, unacked_rate = 0; /* their rates of change (stats.h's gauges) */
     /* The node's message_stats: its (visible) vhosts' added up, rates too. */

@@ -230,9 +230,9 @@ mgmt_api_global_parameters(struct mgmt_req *r)
 }
 
 void
-mgmt_cluster_name(const struct mgmt_req *r, char *buf, size_t cap)
+mgmt_cluster_name(const struct mgmt_env *env, char *buf, size_t cap)
 {
-    const char *name = admin_cluster_name(r->env->admin);
+    const char *name = admin_cluster_name(env->admin);
     if (name != NULL)
         snprintf(buf, cap, "%s", name);
     else
@@ -244,7 +244,7 @@ mgmt_api_cluster_name(struct mgmt_req *r)
 {
     if (r->method == MGMT_GET) {
         char name[300];
-        mgmt_cluster_name(r, name, sizeof(name));
+        mgmt_cluster_name(r->env, name, sizeof(name));
         mgmt_reply_json(r, json_pack("{s:s}", "name", name));
         return;
     }

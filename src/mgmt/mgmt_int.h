@@ -160,7 +160,7 @@ void mgmt_api_global_parameters(struct mgmt_req *r);
 void mgmt_api_cluster_name(struct mgmt_req *r);
 /* The cluster's name as /api/overview and /api/cluster-name show it: the global parameter
  * cluster_name, or the node's name while it is not set. */
-void mgmt_cluster_name(const struct mgmt_req *r, char *buf, size_t cap);
+void mgmt_cluster_name(const struct mgmt_env *env, char *buf, size_t cap);
 
 /* Which message_stats fields an object shows when it has any (RabbitMQ's per object). */
 enum mgmt_stats_kind {

@@ -551,8 +551,9 @@ prom_write_families(struct mgmt_prom *s, uint64_t until)
 static void
 prom_build_identity(struct mgmt_prom *s)
 {
-    char node[300];
+    char node[300], cluster[300];
     mgmt_node_name(node, sizeof(node));
+    mgmt_cluster_name(s->env, cluster, sizeof(cluster));
     prom_family(&s->w, "rabbitmq_build_info", "untyped", "RabbitMQ & Erlang/OTP version info");
     struct prom_label b[] = {{"rabbitmq_version", API_RABBITMQ_VERSION},
                              {"prometheus_plugin_version", API_RABBITMQ_VERSION},
@@ -562,8 +563,8 @@ prom_build_identity(struct mgmt_prom *s)
     prom_u64(&s->w, "rabbitmq_build_info", b, PROM_N(b), 1);
     prom_family(&s->w, "rabbitmq_identity_info", "untyped",
                 "RabbitMQ node & cluster identity info");
-    /* The cluster is named after the node, as /api/overview's cluster_name. */
-    struct prom_label id[] = {{"rabbitmq_node", node}, {"rabbitmq_cluster", node}};
+    /* The cluster's name as /api/overview's cluster_name (Grafana's dashboards filter by it). */
+    struct prom_label id[] = {{"rabbitmq_node", node}, {"rabbitmq_cluster", cluster}};
     prom_u64(&s->w, "rabbitmq_identity_info", id, PROM_N(id), 1);
 }
 

@@ -112,8 +112,9 @@ def value(samples, name, **labels):
 
 
 def test_names_and_format():
-    """no login needed; the dashboard's names with their types; promtool finds no fault"""
-    with wt.server(prometheus=True) as srv:
+    """no login needed; the dashboard's names with their types; promtool finds no fault; the
+    cluster label follows the cluster name"""
+    with wt.server(prometheus=True, mgmt=True) as srv:
         text = metrics(srv)
         promtool_check(text, "/metrics")
         samples, types = parse(text)
@@ -126,6 +127,13 @@ def test_names_and_format():
             assert types[n] == want, (n, types[n])
         ident = [dict(lb) for n, lb in samples if n == "rabbitmq_identity_info"]
         assert len(ident) == 1 and ident[0]["rabbitmq_node"] and ident[0]["rabbitmq_cluster"], ident
+        # the cluster is the node until a cluster name is set (the dashboards filter by it)
+        assert ident[0]["rabbitmq_cluster"] == ident[0]["rabbitmq_node"], ident
+        st, _, _ = wt.http(srv, "PUT", "/api/cluster-name", {"name": "bus-1"})
+        assert st == 204, st
+        samples, _ = parse(metrics(srv))
+        ident = [dict(lb) for n, lb in samples if n == "rabbitmq_identity_info"]
+        assert ident[0]["rabbitmq_cluster"] == "bus-1", ident
         build = [dict(lb) for n, lb in samples if n == "rabbitmq_build_info"]
         assert build[0]["rabbitmq_version"].startswith("3."), build
         assert value(samples, "rabbitmq_process_resident_memory_bytes") > 0
