@@ -1,10 +1,11 @@
-/* The routes of the administration HTTP API (see warren/mgmt.h), with RabbitMQ 3.10's paths,
- * JSON, status codes and tag rules (rabbit_mgmt_dispatcher.erl, rabbit_mgmt_util.erl):
- * no tag: no API; management: own things (whoami, overview, the vhosts it may use, its own
- * connections); monitoring: every vhost and connection, limits; administrator: users, vhosts,
- * permissions, limits, definitions. Listings are built from warren/admin.h's JSON; changes go
- * through its functions and are answered from their done callback, once durable: 201 when a
- * PUT created the object, 204 when it updated it. */
+/* The administration HTTP API's shared replies and checks, its route table and tag rules
+ * (rabbit_mgmt_dispatcher.erl, rabbit_mgmt_util.erl), and the small routes: whoami, overview,
+ * aliveness test, hash_password, connections. No tag: no API; management: own things (whoami,
+ * overview, the vhosts it may use, its own connections); monitoring: every vhost and
+ * connection; policymaker: policies and parameters; administrator: everything. The other
+ * routes are in api_*.c by object (mgmt_int.h lists them); changes go through warren/admin.h
+ * or net.h and are answered once durable: 201 when a PUT created the object, 204 when it
+ * updated it. */
 #include "config.h"
 
 #include <stdio.h>
@@ -19,7 +20,6 @@
 #include "warren/admin.h"
 #include "warren/auth.h"
 #include "warren/conf.h"
-#include "warren/exchange.h"
 #include "warren/net.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
@@ -153,10 +153,8 @@ mgmt_keys_missing(json_t *body, const char *const *keys, size_t n, char *out, si
     return len > 0;
 }
 
-/* The request body as a JSON object (an empty body is an empty object, as RabbitMQ reads
- * it). NULL after replying 400. The caller owns the result. */
-/* The body as a JSON object ({} when empty), with jansson's flags, or NULL after
- * replying 400. */
+/* The body as a JSON object ({} when empty, as RabbitMQ reads it), with jansson's flags, or
+ * NULL after replying 400. The caller owns the result. */
 static json_t *
 api_body(struct mgmt_req *r, size_t flags)
 {
@@ -184,86 +182,6 @@ json_t *
 mgmt_body_nul(struct mgmt_req *r)
 {
     return api_body(r, JSON_ALLOW_NUL);
-}
-
-/* A string field: NULL when absent; *bad when present and not a string. */
-static const char *
-api_str(json_t *o, const char *key, bool *bad)
-{
-    json_t *v = json_object_get(o, key);
-    if (v == NULL || json_is_null(v))
-        return NULL;
-    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
-        *bad = true;
-        return NULL;
-    }
-    return json_string_value(v);
-}
-
-#define API_TAGS_MAX 32
-
-/* Tags as a list of strings or a comma-separated string (RabbitMQ takes both), into
- * tags[] (pointing into o or buf). Returns the count, or -1 for a bad value. */
-static int
-api_tags(json_t *o, const char **tags, char *buf, size_t buflen)
-{
-    json_t *v = json_object_get(o, "tags");
-    if (v == NULL || json_is_null(v))
-        return 0;
-    int n = 0;
-    if (json_is_array(v)) {
-        size_t i;
-        json_t *t;
-        json_array_foreach(v, i, t)
-        {
-            if (!json_is_string(t) || n == API_TAGS_MAX)
-                return -1;
-            tags[n++] = json_string_value(t);
-        }
-        return n;
-    }
-    if (!json_is_string(v) || json_string_length(v) >= buflen)
-        return -1;
-    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t != NULL;
-         t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ')
-            t++;
-        size_t l = strlen(t);
-        while (l > 0 && t[l - 1] == ' ')
-            t[--l] = '\0';
-        if (*t == '\0')
-            continue;
-        if (n == API_TAGS_MAX)
-            return -1;
-        tags[n++] = t;
-    }
-    return n;
-}
-
-/* Keeps the entries of arr (taken) whose field key equals value (and, when key2 is not
- * NULL, whose key2 equals value2). Returns a new array, NULL on ENOMEM. */
-static json_t *
-api_filter(json_t *arr, const char *key, const char *value, const char *key2, const char *value2)
-{
-    json_t *out = json_array();
-    size_t i;
-    json_t *e;
-    if (arr == NULL || out == NULL) {
-        json_decref(arr);
-        json_decref(out);
-        return NULL;
-    }
-    json_array_foreach(arr, i, e)
-    {
-        const char *v = json_string_value(json_object_get(e, key));
-        const char *v2 = key2 != NULL ? json_string_value(json_object_get(e, key2)) : NULL;
-        if (v != NULL && strcmp(v, value) == 0 &&
-            (key2 == NULL || (v2 != NULL && strcmp(v2, value2) == 0)))
-            json_array_append(out, e);
-    }
-    json_decref(arr);
-    return out;
 }
 
 /* ---- whoami, overview, health ---- */
@@ -403,432 +321,7 @@ api_hash_password(struct mgmt_req *r)
     mgmt_reply_json(r, json_pack("{s:s}", "ok", b64));
 }
 
-/* ---- users ---- */
-
-/* admin_users_json with every password hashed (one set in the configuration waits for the
- * first login otherwise) and without Warren's own fields. */
-static json_t *
-api_users(struct mgmt_req *r)
-{
-    auth_db_hash_now(r->env->auth);
-    json_t *arr = admin_users_json(r->env->admin);
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) json_object_del(e, "warren_password_from_config");
-    return arr;
-}
-
-static void
-api_users_list(struct mgmt_req *r)
-{
-    mgmt_list_reply(r, api_users(r), NULL, false);
-}
-
-static void
-api_user(struct mgmt_req *r)
-{
-    const char *name = r->segs[1];
-    char err[300] = "";
-    enum admin_result res;
-    bool exists = auth_user_get(r->env->auth, name) != NULL;
-    if (r->method == MGMT_GET) {
-        json_t *arr = api_filter(api_users(r), "name", name, NULL, NULL);
-        if (arr == NULL)
-            mgmt_nomem(r);
-        else if (json_array_size(arr) == 0)
-            mgmt_not_found(r);
-        else
-            r->reply(r, 200, json_incref(json_array_get(arr, 0)));
-        json_decref(arr);
-        return;
-    }
-    if (r->method == MGMT_DELETE) {
-        if (!exists) {
-            mgmt_not_found(r);
-            return;
-        }
-        r->ok_status = 204;
-        res = admin_user_delete(r->env->admin, name, mgmt_on_durable, r, err, sizeof(err));
-        mgmt_changed(r, res, err);
-        return;
-    }
-    json_t *body = mgmt_body(r);
-    if (body == NULL)
-        return;
-    bool bad = false;
-    struct admin_user u = {.name = name};
-    const char *tags[API_TAGS_MAX];
-    char tagbuf[1024];
-    int n_tags = api_tags(body, tags, tagbuf, sizeof(tagbuf));
-    if (json_object_get(body, "tags") == NULL) {
-        mgmt_bad_request(r, "tags_not_present"); /* RabbitMQ 3.10 requires them */
-        goto out;
-    }
-    u.password = api_str(body, "password", &bad);
-    u.password_hash = api_str(body, "password_hash", &bad);
-    const char *alg = api_str(body, "hashing_algorithm", &bad);
-    if (bad || n_tags < 0) {
-        mgmt_bad_request(r, n_tags < 0 ? "tags must be a list of strings or a comma-separated "
-                                         "string"
-                                       : "password, password_hash and hashing_algorithm must "
-                                         "be strings");
-        goto out;
-    }
-    if (u.password != NULL && u.password_hash != NULL) {
-        mgmt_bad_request(r, "password and password_hash cannot both be set");
-        goto out;
-    }
-    if (alg != NULL && auth_hash_alg_parse(alg, &u.hashing_algorithm) < 0) {
-        mgmt_bad_request(r, "unknown hashing_algorithm");
-        goto out;
-    }
-    u.tags = tags;
-    u.n_tags = (size_t)n_tags;
-    r->ok_status = exists ? 204 : 201;
-    res = admin_user_put(r->env->admin, &u, mgmt_on_durable, r, err, sizeof(err));
-    mgmt_changed(r, res, err);
-out:
-    json_decref(body);
-}
-
-/* GET /api/users/{user}/permissions and .../topic-permissions. */
-static void
-api_user_perms(struct mgmt_req *r)
-{
-    if (auth_user_get(r->env->auth, r->segs[1]) == NULL) {
-        mgmt_not_found(r);
-        return;
-    }
-    json_t *all = strcmp(r->segs[2], "permissions") == 0
-                      ? admin_permissions_json(r->env->admin)
-                      : admin_topic_permissions_json(r->env->admin);
-    mgmt_reply_json(r, api_filter(all, "user", r->segs[1], NULL, NULL));
-}
-
-static json_t *
-api_limits_list(json_t *arr, const char *key)
-{
-    json_t *out = json_array();
-    size_t i;
-    json_t *e;
-    if (arr == NULL || out == NULL) {
-        json_decref(arr);
-        json_decref(out);
-        return NULL;
-    }
-    json_array_foreach(arr, i, e)
-    {
-        json_t *l = json_object_get(e, "limits");
-        if (json_object_size(l) > 0)
-            json_array_append_new(
-                out, json_pack("{s:O, s:O}", key, json_object_get(e, "name"), "value", l));
-    }
-    json_decref(arr);
-    return out;
-}
-
-/* GET /api/user-limits[/{user}], PUT and DELETE /api/user-limits/{user}/{name} and
- * /api/vhost-limits/{vhost}/{name}. */
-static void
-api_user_limits(struct mgmt_req *r)
-{
-    bool users = strcmp(r->segs[0], "user-limits") == 0;
-    if (r->method == MGMT_GET) {
-        json_t *arr = api_users(r);
-        if (r->n_segs > 1) {
-            if (auth_user_get(r->env->auth, r->segs[1]) == NULL) {
-                json_decref(arr);
-                mgmt_not_found(r);
-                return;
-            }
-            arr = api_filter(arr, "name", r->segs[1], NULL, NULL);
-        }
-        mgmt_reply_json(r, api_limits_list(arr, "user"));
-        return;
-    }
-    int64_t value = -1;
-    if (r->method == MGMT_PUT) {
-        json_t *body = mgmt_body(r);
-        if (body == NULL)
-            return;
-        json_t *v = json_object_get(body, "value");
-        const char *name = r->segs[2];
-        bool known = strcmp(name, "max-connections") == 0 ||
-                     strcmp(name, users ? "max-channels" : "max-queues") == 0;
-        char reason[600];
-        if (json_is_integer(v) && known) {
-            value = json_integer_value(v);
-            reason[0] = '\0';
-        } else if (!known) {
-            char *val = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-            snprintf(reason, sizeof(reason),
-                     "Validation failed\n\nUnrecognised terms [{<<\"%.200s\">>,%.200s}] in "
-                     "limits\n",
-                     name, val != NULL ? val : "undefined");
-            free(val);
-        } else {
-            /* RabbitMQ's words; a string, even "7", is not a number. */
-            char *val = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-            snprintf(reason, sizeof(reason),
-                     "Validation failed\n\n%s should be a number, actually was %s%.200s%s\n", name,
-                     json_is_string(v) ? "<<\"" : "",
-                     json_is_string(v) ? json_string_value(v)
-                     : val != NULL     ? val
-                                       : "undefined",
-                     json_is_string(v) ? "\">>" : "");
-            free(val);
-        }
-        json_decref(body);
-        if (reason[0] != '\0') {
-            mgmt_bad_request(r, reason);
-            return;
-        }
-    } else if (users && auth_user_get(r->env->auth, r->segs[1]) == NULL) {
-        mgmt_not_found(r);
-        return;
-    }
-    char err[300] = "";
-    r->ok_status = 204;
-    enum admin_result res =
-        users ? admin_user_set_limit(r->env->admin, r->segs[1], r->segs[2], value, mgmt_on_durable,
-                                     r, err, sizeof(err))
-              : admin_vhost_set_limit(r->env->admin, r->segs[1], r->segs[2], value, mgmt_on_durable,
-                                      r, err, sizeof(err));
-    mgmt_changed(r, res, err);
-}
-
-/* GET /api/vhost-limits[/{vhost}] (PUT and DELETE share api_user_limits). */
-static void
-api_vhost_limits(struct mgmt_req *r)
-{
-    if (r->method != MGMT_GET) {
-        if (r->method == MGMT_DELETE && mgmt_vhost_find(r, r->segs[1]) == NULL) {
-            mgmt_not_found(r);
-            return;
-        }
-        api_user_limits(r);
-        return;
-    }
-    json_t *arr = admin_vhosts_json(r->env->admin);
-    if (r->n_segs > 1) {
-        if (mgmt_vhost_find(r, r->segs[1]) == NULL) {
-            json_decref(arr);
-            mgmt_not_found(r);
-            return;
-        }
-        arr = api_filter(arr, "name", r->segs[1], NULL, NULL);
-    }
-    /* A management user sees its own vhosts' limits only. */
-    size_t i = 0;
-    while (arr != NULL && i < json_array_size(arr)) {
-        const char *name = json_string_value(json_object_get(json_array_get(arr, i), "name"));
-        if (name != NULL && mgmt_vhost_visible(r, name))
-            i++;
-        else
-            json_array_remove(arr, i);
-    }
-    mgmt_reply_json(r, api_limits_list(arr, "vhost"));
-}
-
-/* ---- vhosts ---- */
-
-/* A definitions vhost entry as /api/vhosts shows it: the metadata also at the top level. */
-static json_t *
-api_vhost_entry(json_t *e)
-{
-    json_t *meta = json_object_get(e, "metadata");
-    json_t *desc = json_object_get(meta, "description");
-    json_t *tags = json_object_get(meta, "tags");
-    json_t *dqt = json_object_get(meta, "default_queue_type");
-    json_object_set(e, "description", desc != NULL ? desc : json_string(""));
-    json_object_set(e, "tags", tags != NULL ? tags : json_array());
-    json_object_set_new(e, "default_queue_type",
-                        dqt != NULL ? json_incref(dqt) : json_string("undefined"));
-    json_object_set_new(e, "tracing", json_false());
-    char node[300];
-    mgmt_node_name(node, sizeof(node));
-    json_object_set_new(e, "cluster_state", json_pack("{s:s}", node, "running"));
-    json_object_del(e, "limits");
-    return e;
-}
-
-static void
-api_vhosts_list(struct mgmt_req *r)
-{
-    json_t *arr = admin_vhosts_json(r->env->admin);
-    json_t *out = json_array();
-    size_t i;
-    json_t *e;
-    if (arr == NULL || out == NULL) {
-        json_decref(arr);
-        json_decref(out);
-        mgmt_nomem(r);
-        return;
-    }
-    json_array_foreach(arr, i, e)
-    {
-        const char *name = json_string_value(json_object_get(e, "name"));
-        if (name != NULL && mgmt_vhost_visible(r, name))
-            json_array_append(out, api_vhost_entry(e));
-    }
-    json_decref(arr);
-    mgmt_list_reply(r, out, NULL, true);
-}
-
-static void
-api_vhost_one(struct mgmt_req *r)
-{
-    const char *name = r->segs[1];
-    bool exists = mgmt_vhost_find(r, name) != NULL;
-    char err[300] = "";
-    enum admin_result res;
-    if (r->method == MGMT_GET) {
-        if (!exists || !mgmt_vhost_visible(r, name)) {
-            mgmt_not_found(r);
-            return;
-        }
-        json_t *arr = api_filter(admin_vhosts_json(r->env->admin), "name", name, NULL, NULL);
-        if (arr == NULL || json_array_size(arr) == 0)
-            mgmt_nomem(r);
-        else
-            r->reply(r, 200, json_incref(api_vhost_entry(json_array_get(arr, 0))));
-        json_decref(arr);
-        return;
-    }
-    if (r->method == MGMT_DELETE) {
-        if (!exists) {
-            mgmt_not_found(r);
-            return;
-        }
-        r->ok_status = 204;
-        res = admin_vhost_delete(r->env->admin, name, mgmt_on_durable, r, err, sizeof(err));
-        mgmt_changed(r, res, err);
-        return;
-    }
-    json_t *body = mgmt_body(r);
-    if (body == NULL)
-        return;
-    bool bad = false;
-    const char *tags[API_TAGS_MAX];
-    char tagbuf[1024];
-    int n_tags = api_tags(body, tags, tagbuf, sizeof(tagbuf));
-    struct admin_vhost v = {.name = name,
-                            .description = api_str(body, "description", &bad),
-                            .default_queue_type = api_str(body, "default_queue_type", &bad),
-                            .tags = tags,
-                            .n_tags = n_tags > 0 ? (size_t)n_tags : 0};
-    if (bad || n_tags < 0) {
-        mgmt_bad_request(r, "description and default_queue_type must be strings, tags a list "
-                            "or a comma-separated string");
-    } else {
-        r->ok_status = exists ? 204 : 201;
-        res = admin_vhost_put(r->env->admin, &v, mgmt_on_durable, r, err, sizeof(err));
-        mgmt_changed(r, res, err);
-    }
-    json_decref(body);
-}
-
-/* GET /api/vhosts/{vhost}/permissions and .../topic-permissions. */
-static void
-api_vhost_perms(struct mgmt_req *r)
-{
-    if (mgmt_vhost_find(r, r->segs[1]) == NULL) {
-        mgmt_not_found(r);
-        return;
-    }
-    json_t *all = strcmp(r->segs[2], "permissions") == 0
-                      ? admin_permissions_json(r->env->admin)
-                      : admin_topic_permissions_json(r->env->admin);
-    mgmt_reply_json(r, api_filter(all, "vhost", r->segs[1], NULL, NULL));
-}
-
-/* ---- permissions ---- */
-
-static void
-api_perms_list(struct mgmt_req *r)
-{
-    mgmt_list_reply(r,
-                    strcmp(r->segs[0], "permissions") == 0
-                        ? admin_permissions_json(r->env->admin)
-                        : admin_topic_permissions_json(r->env->admin),
-                    NULL, false);
-}
-
-/* /api/permissions/{vhost}/{user} and /api/topic-permissions/{vhost}/{user}. */
-static void
-api_perm(struct mgmt_req *r)
-{
-    const char *vhost = r->segs[1], *user = r->segs[2];
-    bool topic = strcmp(r->segs[0], "topic-permissions") == 0;
-    struct auth_user *u = auth_user_get(r->env->auth, user);
-    char err[300] = "";
-    enum admin_result res;
-    json_t *cur = NULL;
-    if (u != NULL && mgmt_vhost_find(r, vhost) != NULL)
-        cur = api_filter(topic ? admin_topic_permissions_json(r->env->admin)
-                               : admin_permissions_json(r->env->admin),
-                         "vhost", vhost, "user", user);
-    bool exists = json_array_size(cur) > 0;
-    if (r->method == MGMT_PUT && topic && exists) {
-        /* A topic permission is one per exchange: PUT replaces that exchange's. */
-        json_t *body = mgmt_body(r);
-        const char *x = body != NULL ? json_string_value(json_object_get(body, "exchange")) : NULL;
-        json_t *same = x != NULL ? api_filter(json_incref(cur), "exchange", x, NULL, NULL) : NULL;
-        exists = json_array_size(same) > 0;
-        json_decref(same);
-        json_decref(body);
-    }
-    if (r->method == MGMT_GET) {
-        if (!exists)
-            mgmt_not_found(r);
-        else
-            r->reply(r, 200, topic ? json_incref(cur) : json_incref(json_array_get(cur, 0)));
-        json_decref(cur);
-        return;
-    }
-    json_decref(cur);
-    if (r->method == MGMT_DELETE) {
-        if (!exists) {
-            mgmt_not_found(r);
-            return;
-        }
-        r->ok_status = 204;
-        res = topic ? admin_topic_perm_clear(r->env->admin, user, vhost, NULL, mgmt_on_durable, r,
-                                             err, sizeof(err))
-                    : admin_perm_clear(r->env->admin, user, vhost, mgmt_on_durable, r, err,
-                                       sizeof(err));
-        mgmt_changed(r, res, err);
-        return;
-    }
-    json_t *body = mgmt_body(r);
-    if (body == NULL)
-        return;
-    bool bad = false;
-    const char *configure = api_str(body, "configure", &bad);
-    const char *write = api_str(body, "write", &bad);
-    const char *read = api_str(body, "read", &bad);
-    const char *exchange = api_str(body, "exchange", &bad);
-    const char *const keys[] = {topic ? "exchange" : "configure", "write", "read"};
-    char missing[200];
-    if (mgmt_keys_missing(body, keys, 3, missing, sizeof(missing))) {
-        mgmt_bad_request(r, missing);
-    } else if (bad || (topic ? exchange : configure) == NULL || write == NULL || read == NULL) {
-        mgmt_bad_request(r, topic ? "exchange, write and read must be strings"
-                                  : "configure, write and read must be strings");
-    } else if (u == NULL || mgmt_vhost_find(r, vhost) == NULL) {
-        mgmt_bad_request(r, "vhost_or_user_not_found");
-    } else {
-        r->ok_status = exists ? 204 : 201;
-        res = topic ? admin_topic_perm_set(r->env->admin, user, vhost, exchange, write, read,
-                                           mgmt_on_durable, r, err, sizeof(err))
-                    : admin_perm_set(r->env->admin, user, vhost, configure, write, read,
-                                     mgmt_on_durable, r, err, sizeof(err));
-        mgmt_changed(r, res, err);
-    }
-    json_decref(body);
-}
-
-/* ---- definitions ---- */
+/* ---- field tables ---- */
 
 /* A client properties table as JSON (RabbitMQ's amqp_table to JSON): integers, strings,
  * booleans, nested tables; bytes as strings. */
@@ -875,159 +368,6 @@ mgmt_table_json(const uint8_t *p, uint32_t len, int depth)
             json_object_set_new(o, key, j);
     }
     return o;
-}
-
-/* Exchanges, queues and bindings of one vhost (or all, vhost NULL) as definitions list
- * them: exclusive queues, the default exchange and amq.* left out. */
-struct api_entities {
-    const char *vhost;
-    json_t *queues, *exchanges, *bindings;
-};
-
-struct api_bind_ctx {
-    json_t *arr;
-    const char *vhost, *dest, *dest_type;
-};
-
-static void
-api_binding_entry(void *arg, const struct exch *src, struct wire_str routing_key,
-                  struct wire_table args)
-{
-    struct api_bind_ctx *b = arg;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:o?}", "source", src->name, "vhost",
-                          b->vhost, "destination", b->dest, "destination_type", b->dest_type,
-                          "routing_key", (const char *)routing_key.ptr, (size_t)routing_key.len,
-                          "arguments", mgmt_table_json(args.ptr, args.len, 0));
-    if (o != NULL)
-        json_array_append_new(b->arr, o);
-}
-
-static void
-api_entities_of(struct api_entities *out, const struct vhost *v)
-{
-    struct hmap_iter it;
-    struct hmap_entry *e;
-    hmap_iter_init(&it, &v->exchanges);
-    while ((e = hmap_iter_next(&it)) != NULL) {
-        struct exch *x = hmap_container_of(e, struct exch, by_name);
-        struct api_bind_ctx b = {out->bindings, v->name, x->name, "exchange"};
-        bind_list_foreach(&x->bindings_in, api_binding_entry, &b);
-        if (x->name_len == 0 || strncmp(x->name, "amq.", 4) == 0)
-            continue;
-        json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o?}", "name", x->name, "vhost",
-                              v->name, "type", exch_type_name(x->type), "durable", x->durable,
-                              "auto_delete", x->auto_delete, "internal", x->internal, "arguments",
-                              mgmt_table_json(x->args, x->args_len, 0));
-        if (o != NULL)
-            json_array_append_new(out->exchanges, o);
-    }
-    hmap_iter_init(&it, &v->queues);
-    while ((e = hmap_iter_next(&it)) != NULL) {
-        struct queue *q = hmap_container_of(e, struct queue, by_name);
-        if (q->owner != NULL)
-            continue;
-        struct api_bind_ctx b = {out->bindings, v->name, q->name, "queue"};
-        bind_list_foreach(&q->bindings_in, api_binding_entry, &b);
-        json_t *o =
-            json_pack("{s:s, s:s, s:s, s:b, s:b, s:o?}", "name", q->name, "vhost", v->name, "type",
-                      "classic", "durable", q->durable, "auto_delete", q->auto_delete, "arguments",
-                      mgmt_table_json(q->args, q->args_len, 0));
-        if (o != NULL)
-            json_array_append_new(out->queues, o);
-    }
-}
-
-static void
-api_definitions_get(struct mgmt_req *r)
-{
-    const char *vhost = r->n_segs > 1 ? r->segs[1] : NULL;
-    if (vhost != NULL && mgmt_vhost_find(r, vhost) == NULL) {
-        mgmt_not_found(r);
-        return;
-    }
-    struct admin *a = r->env->admin;
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "rabbit_version", API_RABBITMQ_VERSION,
-                          "rabbitmq_version", API_RABBITMQ_VERSION, "product_name", "Warren",
-                          "product_version", PACKAGE_VERSION);
-    if (d == NULL) {
-        mgmt_nomem(r);
-        return;
-    }
-    if (vhost == NULL) {
-        json_object_set_new(d, "users", api_users(r));
-        json_object_set_new(d, "vhosts", admin_vhosts_json(a));
-        json_object_set_new(d, "permissions", admin_permissions_json(a));
-        json_object_set_new(d, "topic_permissions", admin_topic_permissions_json(a));
-        json_object_set_new(d, "global_parameters", admin_stored_json(a, "global_parameters"));
-    }
-    json_t *policies = admin_stored_json(a, "policies");
-    json_t *params = admin_stored_json(a, "parameters");
-    if (vhost != NULL) {
-        policies = api_filter(policies, "vhost", vhost, NULL, NULL);
-        params = api_filter(params, "vhost", vhost, NULL, NULL);
-    }
-    json_object_set_new(d, "parameters", params);
-    json_object_set_new(d, "policies", policies);
-    struct api_entities ent = {vhost, json_array(), json_array(), json_array()};
-    for (struct vhost *v = r->env->vhosts->head; v != NULL; v = v->next)
-        if (vhost == NULL || strcmp(v->name, vhost) == 0)
-            api_entities_of(&ent, v);
-    json_object_set_new(d, "queues", ent.queues);
-    json_object_set_new(d, "exchanges", ent.exchanges);
-    json_object_set_new(d, "bindings", ent.bindings);
-    r->reply(r, 200, d);
-}
-
-/* POST /api/definitions[/{vhost}]: imports, answers 204 once durable. For one vhost, the
- * objects go into it whatever vhost they name, and users, vhosts and permissions are not
- * read (as RabbitMQ's vhost import does). */
-static void
-api_definitions_post(struct mgmt_req *r)
-{
-    const char *vhost = r->n_segs > 1 ? r->segs[1] : NULL;
-    if (vhost != NULL && mgmt_vhost_find(r, vhost) == NULL) {
-        mgmt_not_found(r);
-        return;
-    }
-    json_t *defs = mgmt_body(r);
-    if (defs == NULL)
-        return;
-    if (vhost != NULL) {
-        static const char *const global[] = {"users", "vhosts", "permissions", "topic_permissions",
-                                             "global_parameters"};
-        static const char *const local[] = {"queues", "exchanges", "bindings", "policies",
-                                            "parameters"};
-        for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
-            json_object_del(defs, global[i]);
-        for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
-            size_t j;
-            json_t *e;
-            json_array_foreach(json_object_get(defs, local[i]), j, e)
-            {
-                if (json_is_object(e))
-                    json_object_set_new(e, "vhost", json_string(vhost));
-            }
-        }
-    }
-    char err[512] = "";
-    enum admin_result res = admin_definitions_import(r->env->admin, defs, err, sizeof(err));
-    json_decref(defs);
-    if (res != ADMIN_OK) {
-        mgmt_changed(r, res == ADMIN_NOT_FOUND ? ADMIN_INVALID : res, err);
-        return;
-    }
-    r->ok_status = 204;
-    if (admin_sync(r->env->admin, mgmt_on_durable, r) < 0)
-        mgmt_nomem(r);
-}
-
-static void
-api_definitions(struct mgmt_req *r)
-{
-    if (r->method == MGMT_GET)
-        api_definitions_get(r);
-    else
-        api_definitions_post(r);
 }
 
 /* ---- connections ---- */
@@ -1150,26 +490,26 @@ static const struct api_route api_routes[] = {
     {{"nodes", "*"}, GET, API_MONITOR, mgmt_api_nodes},
     {{"aliveness-test", "*"}, GET, API_MANAGEMENT, api_aliveness},
     {{"auth", "hash_password", "*"}, GET, API_MANAGEMENT, api_hash_password},
-    {{"users"}, GET, API_ADMIN, api_users_list},
-    {{"users", "*"}, GET | CHANGE, API_ADMIN, api_user},
-    {{"users", "*", "permissions"}, GET, API_ADMIN, api_user_perms},
-    {{"users", "*", "topic-permissions"}, GET, API_ADMIN, api_user_perms},
-    {{"user-limits"}, GET, API_ADMIN, api_user_limits},
-    {{"user-limits", "*"}, GET, API_ADMIN, api_user_limits},
-    {{"user-limits", "*", "*"}, CHANGE, API_ADMIN, api_user_limits},
-    {{"vhosts"}, GET, API_MANAGEMENT, api_vhosts_list},
-    {{"vhosts", "*"}, GET | CHANGE, API_MANAGEMENT, api_vhost_one},
-    {{"vhosts", "*", "permissions"}, GET, API_ADMIN, api_vhost_perms},
-    {{"vhosts", "*", "topic-permissions"}, GET, API_ADMIN, api_vhost_perms},
-    {{"vhost-limits"}, GET, API_MANAGEMENT, api_vhost_limits},
-    {{"vhost-limits", "*"}, GET, API_MANAGEMENT, api_vhost_limits},
-    {{"vhost-limits", "*", "*"}, CHANGE, API_ADMIN, api_vhost_limits},
-    {{"permissions"}, GET, API_ADMIN, api_perms_list},
-    {{"permissions", "*", "*"}, GET | CHANGE, API_ADMIN, api_perm},
-    {{"topic-permissions"}, GET, API_ADMIN, api_perms_list},
-    {{"topic-permissions", "*", "*"}, GET | CHANGE, API_ADMIN, api_perm},
-    {{"definitions"}, GET | MGMT_POST, API_ADMIN, api_definitions},
-    {{"definitions", "*"}, GET | MGMT_POST, API_ADMIN, api_definitions},
+    {{"users"}, GET, API_ADMIN, mgmt_api_users_list},
+    {{"users", "*"}, GET | CHANGE, API_ADMIN, mgmt_api_user},
+    {{"users", "*", "permissions"}, GET, API_ADMIN, mgmt_api_user_perms},
+    {{"users", "*", "topic-permissions"}, GET, API_ADMIN, mgmt_api_user_perms},
+    {{"user-limits"}, GET, API_ADMIN, mgmt_api_user_limits},
+    {{"user-limits", "*"}, GET, API_ADMIN, mgmt_api_user_limits},
+    {{"user-limits", "*", "*"}, CHANGE, API_ADMIN, mgmt_api_user_limits},
+    {{"vhosts"}, GET, API_MANAGEMENT, mgmt_api_vhosts_list},
+    {{"vhosts", "*"}, GET | CHANGE, API_MANAGEMENT, mgmt_api_vhost_one},
+    {{"vhosts", "*", "permissions"}, GET, API_ADMIN, mgmt_api_vhost_perms},
+    {{"vhosts", "*", "topic-permissions"}, GET, API_ADMIN, mgmt_api_vhost_perms},
+    {{"vhost-limits"}, GET, API_MANAGEMENT, mgmt_api_vhost_limits},
+    {{"vhost-limits", "*"}, GET, API_MANAGEMENT, mgmt_api_vhost_limits},
+    {{"vhost-limits", "*", "*"}, CHANGE, API_ADMIN, mgmt_api_vhost_limits},
+    {{"permissions"}, GET, API_ADMIN, mgmt_api_perms_list},
+    {{"permissions", "*", "*"}, GET | CHANGE, API_ADMIN, mgmt_api_perm},
+    {{"topic-permissions"}, GET, API_ADMIN, mgmt_api_perms_list},
+    {{"topic-permissions", "*", "*"}, GET | CHANGE, API_ADMIN, mgmt_api_perm},
+    {{"definitions"}, GET | MGMT_POST, API_ADMIN, mgmt_api_definitions},
+    {{"definitions", "*"}, GET | MGMT_POST, API_ADMIN, mgmt_api_definitions},
     {{"queues"}, GET, API_MANAGEMENT, mgmt_api_queues},
     {{"queues", "*"}, GET, API_MANAGEMENT, mgmt_api_queues},
     {{"queues", "*", "*"}, GET | CHANGE, API_OBJECTS, mgmt_api_queues},

@@ -224,6 +224,29 @@ int mgmt_prom_start(const struct mgmt_env *env, const char *path, const char *qu
 int mgmt_prom_step(struct mgmt_prom *job, struct evbuffer *out, unsigned budget_us);
 void mgmt_prom_free(struct mgmt_prom *job);
 
+/* Users, vhosts, permissions and limits (api_access.c): /api/users[/{name}[/permissions|
+ * /topic-permissions]], /api/user-limits..., /api/vhosts[/{name}[/permissions|
+ * /topic-permissions]], /api/vhost-limits..., /api/permissions..., /api/topic-permissions... */
+void mgmt_api_users_list(struct mgmt_req *r);
+void mgmt_api_user(struct mgmt_req *r);
+void mgmt_api_user_perms(struct mgmt_req *r);
+void mgmt_api_user_limits(struct mgmt_req *r);
+void mgmt_api_vhost_limits(struct mgmt_req *r);
+void mgmt_api_vhosts_list(struct mgmt_req *r);
+void mgmt_api_vhost_one(struct mgmt_req *r);
+void mgmt_api_vhost_perms(struct mgmt_req *r);
+void mgmt_api_perms_list(struct mgmt_req *r);
+void mgmt_api_perm(struct mgmt_req *r);
+/* Keeps the entries of arr (taken) whose field key equals value (and, when key2 is not NULL,
+ * whose key2 equals value2). A new array, NULL on ENOMEM. */
+json_t *mgmt_filter(json_t *arr, const char *key, const char *value, const char *key2,
+                    const char *value2);
+/* admin_users_json as the API shows users (passwords hashed, Warren's own fields left out). */
+json_t *mgmt_users_json(struct mgmt_req *r);
+
+/* GET and POST /api/definitions[/{vhost}] (api_definitions.c). */
+void mgmt_api_definitions(struct mgmt_req *r);
+
 /* Frees what r owns (segments, user reference), not r. */
 void mgmt_req_clear(struct mgmt_req *r);
 
