@@ -34,7 +34,7 @@ static void
 api_listener_add(json_t *arr, const char *node, const char *protocol, const char *ip, uint32_t port)
 {
     json_array_append_new(arr,
-                          json_pack("{s:s, s:s, s:s, s:i}", "node", node, "protocol", protocol,
+                          json_pack("{s:s, s:s, s:s, s:I}", "node", node, "protocol", protocol,
                                     "ip_address", ip[0] ? ip : "::", "port", (json_int_t)port));
 }
 
@@ -160,10 +160,10 @@ api_check_port(struct mgmt_req *r)
     json_decref(ls);
     if (found) {
         json_decref(ports);
-        api_check_ok(r, json_pack("{s:i}", "port", (json_int_t)port));
+        api_check_ok(r, json_pack("{s:I}", "port", (json_int_t)port));
     } else {
         api_check_failed(r, "No active listener",
-                         json_pack("{s:i, s:o}", "missing", (json_int_t)port, "ports", ports));
+                         json_pack("{s:I, s:o}", "missing", (json_int_t)port, "ports", ports));
     }
 }
 
