@@ -21,6 +21,9 @@ run_check() {
     BUILD_DIR=$dir "$top/scripts/setup.sh" --enable-werror "$@"
     if ! make -C "$dir" -j"$(nproc)" check; then
         show_logs "$dir"
+        # Last, where a cut-short view of the run still shows them: the failed tests' logs.
+        echo "==== failed tests ($dir/test-suite.log)"
+        cat "$dir/test-suite.log"
         echo "run-tests: make check failed in $dir" >&2
         exit 1
     fi

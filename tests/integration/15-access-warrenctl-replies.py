@@ -98,6 +98,14 @@ class FakeApi:
                     pass
 
     def close(self):
+        # Wake the serving thread's accept() and wait for it before closing: a socket closed
+        # under a thread about to call accept() frees its descriptor for the next FakeApi's
+        # socket, and the old thread would then answer that one's requests with its replies.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join()
         self.sock.close()
 
 
