@@ -112,9 +112,41 @@ void mgmt_node_name(char *buf, size_t cap);
  * of memory, answered 500). */
 void mgmt_list_reply(struct mgmt_req *r, json_t *items, const char *const *sorts, bool pageable);
 
-/* A list of objects whose JSON costs (queues): what mgmt_list_reply_objs needs of each. */
+/* A walk over one table (queues or exchanges) of every vhost, or of one, resumed on each loop
+ * turn (walk.c): it holds names and a cursor, never a pointer to what may be deleted between
+ * turns. Set table and only, the rest zero, before the first step. */
+enum mgmt_walk_table {
+    MGMT_WALK_QUEUES,    /* v->queues: struct queue by_name */
+    MGMT_WALK_EXCHANGES, /* v->exchanges: struct exch by_name */
+};
+struct mgmt_walk {
+    enum mgmt_walk_table table;
+    const char *only; /* borrows: walk this vhost alone; NULL: every vhost, in name order */
+    char *vhost;      /* owns: the vhost being walked; NULL: the walk has not started */
+    size_t cursor;    /* hmap_scan's, in its table */
+    size_t n_buckets; /* its table's size when the walk stopped */
+};
+struct hmap_entry;
+struct vhost;
+struct vhost_registry;
+typedef void (*mgmt_walk_fn)(void *arg, const struct vhost *v, const struct hmap_entry *e);
+/* Hands fn (which must not create or delete anything) the entries w has not met yet, until
+ * all are met (returns 1; w is cleared for another walk) or the clock (mgmt_now_us) passes
+ * until (0: the next call goes on from there); -1 on ENOMEM (w cleared). */
+int mgmt_walk_step(struct mgmt_walk *w, const struct vhost_registry *reg, uint64_t until,
+                   mgmt_walk_fn fn, void *arg);
+/* Frees what w holds and rewinds it; its table and only stay. */
+void mgmt_walk_clear(struct mgmt_walk *w);
+/* The monotonic clock in microseconds. */
+uint64_t mgmt_now_us(void);
+
+/* A list of objects whose JSON costs (queues), in a table of each vhost: what
+ * mgmt_list_reply_objs needs of them. */
 struct mgmt_list_src {
-    const char *(*vhost)(const void *obj);
+    enum mgmt_walk_table table;
+    /* The object of an entry of the table, and the one named name in v (NULL: none). */
+    const void *(*of_entry)(const struct hmap_entry *e);
+    const void *(*find)(const struct vhost *v, const char *name);
     const char *(*name)(const void *obj);
     json_t *(*entry)(struct mgmt_req *r, const void *obj); /* new; NULL on ENOMEM */
     /* The numeric fields of entry that a list may be sorted by without building it: the
@@ -122,11 +154,12 @@ struct mgmt_list_src {
     int (*number_field)(const char *key);
     double (*number)(const void *obj, int field);
 };
-/* mgmt_list_reply over the n objs (borrowed; reordered): sorted by vhost and name (or name
- * and vhost, or a number_field then vhost and name), only the page's objects are built;
- * sorted by another key, all are. */
-void mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, void **objs,
-                          size_t n);
+/* mgmt_list_reply over src's objects in the vhost named only (NULL: every vhost r may see),
+ * answered over several loop turns (r->stepped): the objects are walked for their names (and
+ * the value sorted by), the names sorted, then the page's objects looked up again by name and
+ * written, in steps of a few milliseconds, so that 100,000 queues never hold the loop. An
+ * object deleted in between is left out; the reply mixes moments, as RabbitMQ's does. */
+void mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, const char *only);
 
 /* GET /api/queues[/{vhost}[/{name}]], PUT /api/queues/{vhost}/{name}, DELETE
  * /api/queues/{vhost}/{name}[/contents] (api_queues.c). */
@@ -259,32 +292,6 @@ json_t *mgmt_users_json(struct mgmt_req *r);
 
 /* GET and POST /api/definitions[/{vhost}] (api_definitions.c). */
 void mgmt_api_definitions(struct mgmt_req *r);
-
-/* A walk over one table (queues or exchanges) of every vhost, or of one, resumed on each loop
- * turn (walk.c): it holds names and a cursor, never a pointer to what may be deleted between
- * turns. Set table and only, the rest zero, before the first step. */
-enum mgmt_walk_table {
-    MGMT_WALK_QUEUES,    /* v->queues: struct queue by_name */
-    MGMT_WALK_EXCHANGES, /* v->exchanges: struct exch by_name */
-};
-struct mgmt_walk {
-    enum mgmt_walk_table table;
-    const char *only; /* borrows: walk this vhost alone; NULL: every vhost, in name order */
-    char *vhost;      /* owns: the vhost being walked; NULL: the walk has not started */
-    size_t cursor;    /* hmap_scan's, in its table */
-    size_t n_buckets; /* its table's size when the walk stopped */
-};
-struct hmap_entry;
-typedef void (*mgmt_walk_fn)(void *arg, const struct vhost *v, const struct hmap_entry *e);
-/* Hands fn (which must not create or delete anything) the entries w has not met yet, until
- * all are met (returns 1; w is cleared for another walk) or the clock (mgmt_now_us) passes
- * until (0: the next call goes on from there); -1 on ENOMEM (w cleared). */
-int mgmt_walk_step(struct mgmt_walk *w, const struct vhost_registry *reg, uint64_t until,
-                   mgmt_walk_fn fn, void *arg);
-/* Frees what w holds and rewinds it; its table and only stay. */
-void mgmt_walk_clear(struct mgmt_walk *w);
-/* The monotonic clock in microseconds. */
-uint64_t mgmt_now_us(void);
 
 /* Frees what r owns (segments, user reference), not r. */
 void mgmt_req_clear(struct mgmt_req *r);
