@@ -88,6 +88,12 @@ api_json_add(const char *buf, size_t size, void *out)
 int
 mgmt_json_write(const json_t *v, struct evbuffer *out)
 {
+    /* A list's entry, most often: written whole at once when it fits, as evbuffer_add for
+     * each of the many pieces the callback gets costs more than the writing. */
+    char small[4096];
+    size_t n = json_dumpb(v, small, sizeof(small), JSON_COMPACT);
+    if (n > 0 && n <= sizeof(small))
+        return evbuffer_add(out, small, n);
     return json_dump_callback(v, api_json_add, out, JSON_COMPACT);
 }
 
@@ -223,10 +229,14 @@ api_whoami(struct mgmt_req *r)
 void
 mgmt_node_name(char *buf, size_t cap)
 {
-    char host[256] = "localhost";
-    if (gethostname(host, sizeof(host) - 1) == 0) {
-        host[sizeof(host) - 1] = '\0';
-        host[strcspn(host, ".")] = '\0';
+    /* Looked up once, as a RabbitMQ node's name is fixed when it starts: every entry of a list
+     * shows it, and gethostname is a system call. */
+    static char host[256];
+    if (host[0] == '\0') {
+        if (gethostname(host, sizeof(host) - 1) == 0)
+            host[strcspn(host, ".")] = '\0';
+        else
+            strcpy(host, "localhost");
     }
     snprintf(buf, cap, "warren@%s", host);
 }

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "mgmt_int.h"
 
 #define LIST_PAGE_SIZE 100
@@ -296,6 +298,73 @@ mgmt_list_value_cmp(const json_t *a, const json_t *b)
         return c != 0 ? c : x < y ? -1 : x > y;
     }
     }
+}
+
+int
+mgmt_list_write_error(struct evbuffer *out, int status, const char *error, const char *reason)
+{
+    evbuffer_drain(out, evbuffer_get_length(out));
+    json_t *e = json_pack("{s:s, s:s}", "error", error, "reason", reason);
+    if (e == NULL || mgmt_json_write(e, out) < 0) {
+        evbuffer_drain(out, evbuffer_get_length(out));
+        status = 500;
+    }
+    json_decref(e);
+    return status;
+}
+
+int
+mgmt_list_write_page(const struct mgmt_list_opts *o, size_t n, size_t n_items, size_t total,
+                     struct evbuffer *items, struct evbuffer *out)
+{
+    json_t *env = mgmt_list_envelope(o, n, n_items, total);
+    char *text = env != NULL ? json_dumps(env, JSON_COMPACT) : NULL;
+    json_decref(env);
+    /* The envelope's text without its closing brace, for the items to go last. */
+    int rc = text != NULL && evbuffer_add(out, text, strlen(text) - 1) == 0 &&
+                     evbuffer_add(out, ",\"items\":[", 10) == 0 &&
+                     evbuffer_add_buffer(out, items) == 0 && evbuffer_add(out, "]}", 2) == 0
+                 ? 0
+                 : -1;
+    free(text);
+    return rc;
+}
+
+/* Elements moved between looks at the clock. */
+#define MSORT_CHECK 256
+
+bool
+mgmt_msort_step(struct mgmt_msort *m, uint64_t until)
+{
+    unsigned since_check = 0;
+    while (m->width < m->n) {
+        if (m->k == m->hi) { /* the pair is merged: the next one, or the next pass */
+            if (m->hi == m->n) {
+                void *t = m->rows; /* the pass is in tmp: it becomes the rows */
+                m->rows = m->tmp;
+                m->tmp = t;
+                m->width *= 2;
+                m->k = m->hi = 0;
+                continue;
+            }
+            m->a = m->hi;
+            m->mid = m->b = m->a + m->width < m->n ? m->a + m->width : m->n;
+            m->hi = m->mid + m->width < m->n ? m->mid + m->width : m->n;
+        }
+        const char *rows = m->rows;
+        /* Equal elements keep their order: the left one goes first. */
+        size_t from = m->a < m->mid && (m->b == m->hi || m->cmp(m->ctx, rows + m->b * m->size,
+                                                                rows + m->a * m->size) >= 0)
+                          ? m->a++
+                          : m->b++;
+        memcpy((char *)m->tmp + m->k++ * m->size, rows + from * m->size, m->size);
+        if (++since_check == MSORT_CHECK) {
+            since_check = 0;
+            if (mgmt_now_us() >= until)
+                return false;
+        }
+    }
+    return true;
 }
 
 /* One item being sorted: its sort values (borrowed from item) and its place before sorting,

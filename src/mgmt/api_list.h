@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -61,5 +62,31 @@ json_t *mgmt_list_item(const struct mgmt_list_opts *o, json_t *item);
 /* A page's reply without its items, which go last: {filtered_count: n, item_count: items,
  * page, page_count, page_size, total_count: total}. A new object; NULL on ENOMEM. */
 json_t *mgmt_list_envelope(const struct mgmt_list_opts *o, size_t n, size_t items, size_t total);
+
+struct evbuffer;
+/* Writes {"error": error, "reason": reason} into out, emptied first; returns status, or 500
+ * on ENOMEM (out then empty). For a stepped reply's step to return. */
+int mgmt_list_write_error(struct evbuffer *out, int status, const char *error, const char *reason);
+/* A page's reply into out: the envelope (mgmt_list_envelope) with items (a buffer holding
+ * the page's entries, comma-separated; emptied) as its last field. 0, or -1 on ENOMEM. */
+int mgmt_list_write_page(const struct mgmt_list_opts *o, size_t n, size_t n_items, size_t total,
+                         struct evbuffer *items, struct evbuffer *out);
+
+/* A stable merge sort of n elements of size bytes, resumable after any element, for a sort
+ * spread over loop turns. Set rows (the elements), tmp (room for n), n, size, cmp, ctx and
+ * width 1, the rest 0; once sorted the elements are in rows (rows and tmp may have swapped:
+ * the owner frees both). */
+struct mgmt_msort {
+    void *rows, *tmp;
+    size_t n, size;
+    int (*cmp)(const void *ctx, const void *a, const void *b);
+    const void *ctx;
+    /* The runs' width, the pair being merged (rows[a, mid) and rows[b, hi), the next of each
+     * run), and the next place in tmp. */
+    size_t width, a, mid, b, hi, k;
+};
+/* Sorts until the clock (mgmt_now_us) passes until (false: the next call goes on) or the
+ * elements are sorted (true). */
+bool mgmt_msort_step(struct mgmt_msort *m, uint64_t until);
 
 #endif

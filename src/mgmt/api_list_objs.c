@@ -7,7 +7,7 @@
  *     name passing the name filter into a row, with the value sorted by: a count read from the
  *     object (number_field), or the dotted key of its entry, built and dropped (any other
  *     sort key: what RabbitMQ sorts by, at the cost of building every entry once);
- *   sort: a bottom-up merge sort of the rows, resumable after any merge;
+ *   sort: a bottom-up merge sort of the rows (mgmt_msort), resumable after any row;
  *   write: the page's rows (every row, unpaged) looked up again by name, their entries built
  *     with the columns asked for and written as JSON, a page's envelope last but in front.
  *
@@ -27,8 +27,8 @@
 #include "warren/log.h"
 #include "warren/vhost.h"
 
-/* Rows moved by the sort between looks at the clock; rows written (an entry each: about
- * 25 us) between looks. */
+/* Values released between looks at the clock; rows written (an entry each: about 25 us)
+ * between looks. */
 #define OBJS_CHECK 256
 #define OBJS_WRITE_CHECK 16
 
@@ -70,9 +70,7 @@ struct objs_job {
     struct objs_row *rows, *tmp; /* owns both; tmp: the merge sort's other half */
     size_t n_rows, cap_rows;
     size_t total; /* objects the user may see, before the name filter */
-    /* The merge sort: the runs' width, the pair being merged (rows[a, mid) and rows[b, hi),
-     * the next of each run), and the next place in tmp. */
-    size_t width, a, mid, b, hi, k;
+    struct mgmt_msort sort;
     size_t released; /* rows whose value was released */
     size_t from, to, next;
     size_t written;
@@ -179,40 +177,11 @@ objs_collect_one(void *arg, const struct vhost *v, const struct hmap_entry *e)
     j->n_rows++;
 }
 
-/* Sorts the rows, one element moved at a time, until the clock passes until (false: the next
- * call goes on) or they are sorted (true). Each pass merges pairs of sorted runs of width
- * rows from rows into tmp, then tmp becomes the rows and the width doubles. */
-static bool
-objs_sort_step(struct objs_job *j, uint64_t until)
+/* mgmt_msort's cmp. */
+static int
+objs_sort_cmp(const void *ctx, const void *a, const void *b)
 {
-    size_t n = j->n_rows;
-    unsigned since_check = 0;
-    while (j->width < n) {
-        if (j->k == j->hi) { /* the pair is merged: the next one, or the next pass */
-            if (j->hi == n) {
-                struct objs_row *t = j->rows;
-                j->rows = j->tmp;
-                j->tmp = t;
-                j->width *= 2;
-                j->k = j->hi = 0;
-                continue;
-            }
-            j->a = j->hi;
-            j->mid = j->b = j->a + j->width < n ? j->a + j->width : n;
-            j->hi = j->mid + j->width < n ? j->mid + j->width : n;
-        }
-        /* Equal rows keep their order: the left one goes first. */
-        if (j->a < j->mid && (j->b == j->hi || objs_cmp(j, &j->rows[j->b], &j->rows[j->a]) >= 0))
-            j->tmp[j->k++] = j->rows[j->a++];
-        else
-            j->tmp[j->k++] = j->rows[j->b++];
-        if (++since_check == OBJS_CHECK) {
-            since_check = 0;
-            if (mgmt_now_us() >= until)
-                return false;
-        }
-    }
-    return true;
+    return objs_cmp(ctx, a, b);
 }
 
 /* Writes the rows from j->next on (their objects that still exist) until the page's end
@@ -250,38 +219,6 @@ objs_write_step(struct objs_job *j, struct evbuffer *dst, uint64_t until)
     return true;
 }
 
-/* Writes {"error": error, "reason": reason} into out (emptied first); returns status, or 500
- * on ENOMEM (out then empty). */
-static int
-objs_error(struct evbuffer *out, int status, const char *error, const char *reason)
-{
-    evbuffer_drain(out, evbuffer_get_length(out));
-    json_t *e = json_pack("{s:s, s:s}", "error", error, "reason", reason);
-    if (e == NULL || mgmt_json_write(e, out) < 0) {
-        evbuffer_drain(out, evbuffer_get_length(out));
-        status = 500;
-    }
-    json_decref(e);
-    return status;
-}
-
-/* The page's envelope, then its items, into out. 0, or -1 on ENOMEM. */
-static int
-objs_write_page(struct objs_job *j, struct evbuffer *out)
-{
-    json_t *env = mgmt_list_envelope(&j->o, j->n_rows, j->written, j->total);
-    char *text = env != NULL ? json_dumps(env, JSON_COMPACT) : NULL;
-    json_decref(env);
-    /* The envelope's text without its closing brace, for the items to go last. */
-    int rc = text != NULL && evbuffer_add(out, text, strlen(text) - 1) == 0 &&
-                     evbuffer_add_printf(out, ",\"items\":[") > 0 &&
-                     evbuffer_add_buffer(out, j->items) == 0 && evbuffer_add(out, "]}", 2) == 0
-                 ? 0
-                 : -1;
-    free(text);
-    return rc;
-}
-
 /* struct mgmt_stepped's step. */
 static int
 objs_step(struct mgmt_stepped *base, struct evbuffer *out, unsigned budget_us)
@@ -298,17 +235,25 @@ objs_step(struct mgmt_stepped *base, struct evbuffer *out, unsigned budget_us)
             return 0;
         char why[160];
         if (!mgmt_list_page(&j->o, j->n_rows, &j->from, &j->to, why, sizeof(why)))
-            return objs_error(out, 400, "page_out_of_range", why);
+            return mgmt_list_write_error(out, 400, "page_out_of_range", why);
         j->tmp = malloc((j->n_rows > 0 ? j->n_rows : 1) * sizeof(*j->tmp));
         if (j->tmp == NULL)
             goto nomem;
-        j->width = 1;
+        j->sort = (struct mgmt_msort){.rows = j->rows,
+                                      .tmp = j->tmp,
+                                      .n = j->n_rows,
+                                      .size = sizeof(*j->rows),
+                                      .cmp = objs_sort_cmp,
+                                      .ctx = j,
+                                      .width = 1};
         j->phase = OBJS_SORT;
     }
     /* fall through */
     case OBJS_SORT:
-        if (!objs_sort_step(j, until))
+        if (!mgmt_msort_step(&j->sort, until))
             return 0;
+        j->rows = j->sort.rows;
+        j->tmp = j->sort.tmp;
         j->phase = OBJS_RELEASE;
         /* fall through */
     case OBJS_RELEASE:
@@ -329,13 +274,15 @@ objs_step(struct mgmt_stepped *base, struct evbuffer *out, unsigned budget_us)
             return 0;
         if (j->failed)
             goto nomem;
-        if (j->o.paged ? objs_write_page(j, out) < 0 : evbuffer_add(out, "]", 1) < 0)
+        if (j->o.paged
+                ? mgmt_list_write_page(&j->o, j->n_rows, j->written, j->total, j->items, out) < 0
+                : evbuffer_add(out, "]", 1) < 0)
             goto nomem;
         return 200;
     }
 nomem:
     log_msg(LOG_ERROR, "management: out of memory for a list of %zu objects", j->n_rows);
-    return objs_error(out, 500, "internal_server_error", "out of memory");
+    return mgmt_list_write_error(out, 500, "internal_server_error", "out of memory");
 }
 
 /* struct mgmt_stepped's free. */
@@ -343,8 +290,10 @@ static void
 objs_free(struct mgmt_stepped *base)
 {
     struct objs_job *j = (struct objs_job *)base;
+    /* Mid-sort, the rows are whole in the sort's rows; tmp holds a pass half done. */
+    const struct objs_row *rows = j->phase == OBJS_SORT ? j->sort.rows : j->rows;
     for (size_t i = j->released; i < j->n_rows; i++)
-        json_decref(j->rows[i].val);
+        json_decref(rows[i].val);
     free(j->names);
     free(j->rows);
     free(j->tmp);

@@ -1,7 +1,8 @@
 """Hostile HTTP API clients (src/mgmt/http.c): headers larger than 16 KiB, a body past the
 limit (64 KiB outside /api/definitions, 32 MiB there, and a Content-Length of 1 GB), a
 request trickled byte by byte (slowloris), hundreds of idle connections, garbage request
-lines and malformed JSON in every body handler. The broker answers each with a status (or
+lines and malformed JSON in every body handler, lists of thousands of queues asked for at
+once, left half read or changing while they are written. The broker answers each with a status (or
 closes a connection it will not serve: over the cap, past the request deadline), the AMQP
 watcher client never stalls, the process's file descriptors and RSS stay bounded, and the
 API serves again once the flood ends. The HTTP server shares the event loop with AMQP."""
@@ -210,5 +211,90 @@ def test_many_idle_connections():
         w.check("after the idle connections")
 
 
+@wt.needs_process
+def test_long_lists():
+    """10,000 queues listed whole while the broker's loop gets a tenth of a CPU: every field
+    by name, and a page sorted by a field only the entries have (idle_since: each entry is
+    built to sort): written a few milliseconds per loop turn, so the AMQP watcher is served
+    throughout (a list built in one turn held it for the whole list: seconds here). At most 4
+    long lists at once: of 8 asked together the others get 503, Retry-After and a JSON error;
+    clients gone mid-list free their places at once; queues, and a vhost, deleted while a list
+    is written are left out of it, the reply whole JSON with no queue twice."""
+    import base64
+    import json
+    n = 10000
+    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+    with wt.server(mgmt=True) as srv:
+        st, _, _ = wt.http(srv, "PUT", "/api/vhosts/v", {})
+        assert st == 201, st
+        defs = {"queues": [{"name": "q%05d" % i, "vhost": "v" if i % 2 else "/",
+                            "durable": False, "auto_delete": False, "arguments": {}}
+                           for i in range(n)]}
+        st, _, _ = wt.http(srv, "POST", "/api/definitions", defs, timeout=120)
+        assert st == 204, st
+        with watcher.Watcher(srv.addr) as w:
+            with watcher.crowded(srv.pid):
+                st, _, body = wt.http(srv, "GET", "/api/queues", timeout=300)
+                assert st == 200, st
+                names = [(q["vhost"], q["name"]) for q in body]
+                assert len(names) == n + 1 and names == sorted(names), len(names)
+                assert all("messages" in q and "arguments" in q for q in body)
+                st, _, body = wt.http(srv, "GET", "/api/queues?page=2&page_size=50&"
+                                      "sort=idle_since&columns=name", timeout=300)
+                assert st == 200 and body["filtered_count"] == n + 1, (st, body)
+                assert len(body["items"]) == 50 and list(body["items"][0]) == ["name"], body
+            w.check("during lists of %d queues on a crowded loop" % n)
+
+            got = wt.parallel([lambda: wt.http(srv, "GET", "/api/queues", timeout=300)] * 8)
+            codes = sorted(g[0] if isinstance(g, tuple) else repr(g) for g in got)
+            assert codes.count(200) >= 4 and codes.count(503) >= 1, codes
+            assert set(codes) <= {200, 503}, codes
+            for st, hdrs, body in got:
+                if st == 503:
+                    assert hdrs.get("retry-after") == "1", hdrs
+                    assert body["error"] == "service_unavailable", body
+                else:
+                    assert len(body) == n + 1
+            w.check("during 8 lists at once")
+
+            with watcher.crowded(srv.pid):
+                # Four lists left unread: each client goes away while its list is written.
+                socks = []
+                for _ in range(4):
+                    s = socket.create_connection(("127.0.0.1", srv.mgmt_port))
+                    s.sendall(("GET /api/queues HTTP/1.1\r\nHost: x\r\nAuthorization: %s"
+                               "\r\n\r\n" % auth).encode())
+                    socks.append(s)
+                time.sleep(1)
+                for s in socks:
+                    s.close()
+                time.sleep(1)
+                st, _, body = wt.http(srv, "GET", "/api/queues/v?columns=name", timeout=300)
+                assert st == 200 and len(body) == n // 2, (st, len(body or []))
+
+                # Queues and a vhost deleted while a list is written.
+                def deletes():
+                    time.sleep(0.2)
+                    st, _, _ = wt.http(srv, "DELETE", "/api/vhosts/v", timeout=60)
+                    assert st == 204, st
+                    for i in range(0, 2000, 2):
+                        st, _, _ = wt.http(srv, "DELETE", "/api/queues/%%2F/q%05d" % i)
+                        assert st == 204, st
+                    return "deleted"
+                listed, done = wt.parallel([
+                    lambda: wt.http(srv, "GET", "/api/queues", timeout=300),
+                    deletes])
+            assert done == "deleted", done
+            st, _, body = listed
+            assert st == 200, st
+            names = [(q["vhost"], q["name"]) for q in body]
+            assert len(set(names)) == len(names) <= n + 1, len(names)
+            wt.log("  a list written while 5,000 queues and their vhost, then 1,000 others, "
+                   "were deleted: %d queues" % len(names))
+            st, _, body = wt.http(srv, "GET", "/api/queues?columns=name")
+            assert st == 200 and len(body) == n // 2 - 1000 + 1, len(body)
+            w.check("during lists of queues being deleted")
+
+
 wt.run([test_oversized_and_garbage, test_malformed_json, test_slowloris,
-        test_many_idle_connections])
+        test_many_idle_connections, test_long_lists])

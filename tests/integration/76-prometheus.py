@@ -370,24 +370,6 @@ def lag_since(srv, before):
                if name == "warren_event_loop_lag_seconds_bucket" and d(name, lb) == count), s
 
 
-def parallel(fns):
-    """Runs each fn in a thread of its own; their results, in order."""
-    import threading
-    out = [None] * len(fns)
-
-    def run(i):
-        try:
-            out[i] = fns[i]()
-        except Exception as e:  # noqa: BLE001 (reported by the caller's assertion)
-            out[i] = e
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
-
-
 @wt.needs_process
 def test_many_queues():
     """50,000 queues: the aggregated sums and the per-object lines, in steps across loop
@@ -424,7 +406,7 @@ def test_many_queues():
 
             # 20 scrapers at once: 4 are served, the others told to come back.
             rss0 = srv.rss_kib()
-            got = parallel([lambda: scrape(srv.prometheus_port, "/metrics/per-object")] * 20)
+            got = wt.parallel([lambda: scrape(srv.prometheus_port, "/metrics/per-object")] * 20)
             rss1 = srv.rss_kib()
             assert all(isinstance(g, tuple) for g in got), got
             codes = sorted(g[0] for g in got)
@@ -453,7 +435,7 @@ def test_many_queues():
                     texts.append(scrape(srv.prometheus_port, path))
             more = {"queues": [{"name": "r%05d" % i, "vhost": "/", "durable": False,
                                 "auto_delete": False, "arguments": {}} for i in range(20000)]}
-            got = parallel([scrapes, lambda: (
+            got = wt.parallel([scrapes, lambda: (
                 [ch.queue_delete("q%05d" % i) for i in range(0, 3000)],
                 wt.http(srv, "POST", "/api/definitions", more, timeout=120),
                 [ch.queue_delete("q%05d" % i) for i in range(3000, 6000)])])

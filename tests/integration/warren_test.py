@@ -1397,6 +1397,25 @@ def run(tests, timeout=TEST_TIMEOUT):
 # The HTTP API (servers started with mgmt=True)
 
 
+def parallel(fns):
+    """Runs each fn in a thread of its own; their results (or the exception each raised), in
+    order."""
+    import threading
+    out = [None] * len(fns)
+
+    def run(i):
+        try:
+            out[i] = fns[i]()
+        except Exception as e:  # noqa: BLE001 (reported by the caller's assertion)
+            out[i] = e
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
 def http(srv, method, path, body=None, auth=("guest", "guest"), headers=None, unix=False,
          timeout=10):
     """One request to srv's HTTP API: on its management port, or on the Unix socket
