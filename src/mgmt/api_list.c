@@ -6,9 +6,9 @@
  * selection (columns=a,b.c). disable_stats is accepted: Warren's entries carry no statistics
  * to leave out.
  *
- * Here: mgmt_list_reply, for a route that has its items as JSON already, and the parts it shares
- * (api_list.h) with mgmt_list_reply_objs (api_list_objs.c), for the routes with many objects
- * (queues) whose JSON costs, answered over several loop turns. */
+ * Here: what the two list replies share (api_list.h): mgmt_list_reply (api_list_json.c) for
+ * routes whose items are JSON, mgmt_list_reply_objs (api_list_objs.c) for the routes with many
+ * objects (queues) whose JSON costs. Both answer over several loop turns. */
 #include "config.h"
 
 #include "api_list.h"
@@ -313,11 +313,23 @@ mgmt_list_write_error(struct evbuffer *out, int status, const char *error, const
     return status;
 }
 
+/* A page's reply without its items, which go last: {filtered_count: n, item_count: items,
+ * page, page_count, page_size, total_count: total}. A new object; NULL on ENOMEM. */
+static json_t *
+list_envelope(const struct mgmt_list_opts *o, size_t n, size_t items, size_t total)
+{
+    long long pages = ((long long)n + o->page_size - 1) / o->page_size;
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "filtered_count", (json_int_t)n,
+                     "item_count", (json_int_t)items, "page", (json_int_t)o->page, "page_count",
+                     (json_int_t)pages, "page_size", (json_int_t)o->page_size, "total_count",
+                     (json_int_t)total);
+}
+
 int
 mgmt_list_write_page(const struct mgmt_list_opts *o, size_t n, size_t n_items, size_t total,
                      struct evbuffer *items, struct evbuffer *out)
 {
-    json_t *env = mgmt_list_envelope(o, n, n_items, total);
+    json_t *env = list_envelope(o, n, n_items, total);
     char *text = env != NULL ? json_dumps(env, JSON_COMPACT) : NULL;
     json_decref(env);
     /* The envelope's text without its closing brace, for the items to go last. */
@@ -367,28 +379,6 @@ mgmt_msort_step(struct mgmt_msort *m, uint64_t until)
     return true;
 }
 
-/* One item being sorted: its sort values (borrowed from item) and its place before sorting,
- * so that equal items keep their order. */
-struct list_row {
-    json_t *item;
-    json_t *vals[LIST_KEYS_MAX];
-    size_t idx;
-};
-
-static size_t list_sort_n_keys; /* the comparators' key count: the loop has one thread */
-
-static int
-list_row_cmp(const void *pa, const void *pb)
-{
-    const struct list_row *a = pa, *b = pb;
-    for (size_t i = 0; i < list_sort_n_keys; i++) {
-        int c = mgmt_list_value_cmp(a->vals[i], b->vals[i]);
-        if (c != 0)
-            return c;
-    }
-    return a->idx < b->idx ? -1 : a->idx > b->idx;
-}
-
 bool
 mgmt_list_page(const struct mgmt_list_opts *o, size_t n, size_t *from, size_t *to, char *why,
                size_t cap)
@@ -408,95 +398,21 @@ mgmt_list_page(const struct mgmt_list_opts *o, size_t n, size_t *from, size_t *t
     return true;
 }
 
-json_t *
-mgmt_list_item(const struct mgmt_list_opts *o, json_t *item)
+int
+mgmt_list_write_item(const struct mgmt_list_opts *o, json_t *item, struct evbuffer *dst,
+                     size_t *written)
 {
-    if (item == NULL || o->all_cols)
-        return item;
-    json_t *c = list_columns(item, o->cols, o->n_cols);
+    if (item != NULL && !o->all_cols) {
+        json_t *c = list_columns(item, o->cols, o->n_cols);
+        json_decref(item);
+        item = c;
+    }
+    int rc = item != NULL && (*written == 0 || evbuffer_add(dst, ",", 1) == 0) &&
+                     mgmt_json_write(item, dst) == 0
+                 ? 0
+                 : -1;
     json_decref(item);
-    return c;
-}
-
-json_t *
-mgmt_list_envelope(const struct mgmt_list_opts *o, size_t n, size_t items, size_t total)
-{
-    long long pages = ((long long)n + o->page_size - 1) / o->page_size;
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "filtered_count", (json_int_t)n,
-                     "item_count", (json_int_t)items, "page", (json_int_t)o->page, "page_count",
-                     (json_int_t)pages, "page_size", (json_int_t)o->page_size, "total_count",
-                     (json_int_t)total);
-}
-
-/* Answers the page of the n sorted rows, with columns applied; 400 for a page past the end. */
-static void
-list_reply_page(struct mgmt_req *r, const struct mgmt_list_opts *o, size_t total, size_t n,
-                const struct list_row *rows)
-{
-    size_t from, to;
-    char why[160];
-    if (!mgmt_list_page(o, n, &from, &to, why, sizeof(why))) {
-        mgmt_reply_error(r, 400, "page_out_of_range", why);
-        return;
-    }
-    json_t *items = json_array();
-    for (size_t i = from; items != NULL && i < to; i++) {
-        size_t at = o->reverse ? n - 1 - i : i;
-        if (json_array_append_new(items, mgmt_list_item(o, json_incref(rows[at].item))) < 0) {
-            json_decref(items);
-            items = NULL;
-        }
-    }
-    if (items == NULL || !o->paged) {
-        mgmt_reply_json(r, items);
-        return;
-    }
-    json_t *env = mgmt_list_envelope(o, n, to - from, total);
-    if (env == NULL)
-        json_decref(items);
-    else if (json_object_set_new(env, "items", items) < 0) { /* takes items, even then */
-        json_decref(env);
-        env = NULL;
-    }
-    mgmt_reply_json(r, env);
-}
-
-void
-mgmt_list_reply(struct mgmt_req *r, json_t *items, const char *const *sorts, bool pageable)
-{
-    struct mgmt_list_opts o;
-    if (items == NULL) {
-        mgmt_nomem(r);
-        return;
-    }
-    if (mgmt_list_opts_parse(r, &o, sorts != NULL ? sorts : mgmt_list_default_sorts, pageable) <
-        0) {
-        json_decref(items);
-        return;
-    }
-    size_t total = json_array_size(items), n = 0;
-    struct list_row *rows = calloc(total > 0 ? total : 1, sizeof(*rows));
-    if (rows == NULL) {
-        mgmt_list_opts_free(&o);
-        json_decref(items);
-        mgmt_nomem(r);
-        return;
-    }
-    for (size_t i = 0; i < total; i++) {
-        json_t *e = json_array_get(items, i);
-        if (o.paged && !mgmt_list_name_matches(&o, json_string_value(json_object_get(e, "name"))))
-            continue;
-        rows[n].item = e;
-        rows[n].idx = i;
-        for (size_t k = 0; k < o.n_keys; k++)
-            rows[n].vals[k] = mgmt_list_dotted(e, o.keys[k]);
-        n++;
-    }
-    list_sort_n_keys = o.n_keys;
-    if (n > 1)
-        qsort(rows, n, sizeof(*rows), list_row_cmp);
-    list_reply_page(r, &o, total, n, rows);
-    free(rows);
-    mgmt_list_opts_free(&o);
-    json_decref(items);
+    if (rc == 0)
+        (*written)++;
+    return rc;
 }

@@ -56,19 +56,17 @@ int mgmt_list_value_cmp(const json_t *a, const json_t *b);
  * for a page past the end, with RabbitMQ's reason in why (cap bytes). */
 bool mgmt_list_page(const struct mgmt_list_opts *o, size_t n, size_t *from, size_t *to, char *why,
                     size_t cap);
-/* item (taken) with only the columns o asks for: a new reference, item itself when o wants
- * every column; NULL when item is NULL or on ENOMEM. */
-json_t *mgmt_list_item(const struct mgmt_list_opts *o, json_t *item);
-/* A page's reply without its items, which go last: {filtered_count: n, item_count: items,
- * page, page_count, page_size, total_count: total}. A new object; NULL on ENOMEM. */
-json_t *mgmt_list_envelope(const struct mgmt_list_opts *o, size_t n, size_t items, size_t total);
-
 struct evbuffer;
+/* Writes item (taken) with only the columns o asks for into dst, after a comma unless it is
+ * the first (*written 0), and counts it in *written. 0, or -1 on ENOMEM (item NULL too). */
+int mgmt_list_write_item(const struct mgmt_list_opts *o, json_t *item, struct evbuffer *dst,
+                         size_t *written);
 /* Writes {"error": error, "reason": reason} into out, emptied first; returns status, or 500
  * on ENOMEM (out then empty). For a stepped reply's step to return. */
 int mgmt_list_write_error(struct evbuffer *out, int status, const char *error, const char *reason);
-/* A page's reply into out: the envelope (mgmt_list_envelope) with items (a buffer holding
- * the page's entries, comma-separated; emptied) as its last field. 0, or -1 on ENOMEM. */
+/* A page's reply into out: {filtered_count: n, item_count: n_items, page, page_count,
+ * page_size, total_count: total, items: [...]}, the items from a buffer holding the page's
+ * entries, comma-separated (emptied). 0, or -1 on ENOMEM. */
 int mgmt_list_write_page(const struct mgmt_list_opts *o, size_t n, size_t n_items, size_t total,
                          struct evbuffer *items, struct evbuffer *out);
 

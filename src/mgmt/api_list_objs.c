@@ -206,15 +206,10 @@ objs_write_step(struct objs_job *j, struct evbuffer *dst, uint64_t until)
         const void *obj = v != NULL ? j->src->find(v, j->names + row->name) : NULL;
         if (obj == NULL)
             continue; /* deleted since it was collected */
-        json_t *item = mgmt_list_item(&j->o, j->src->entry(j->r, obj));
-        if (item == NULL || (j->written > 0 && evbuffer_add(dst, ",", 1) < 0) ||
-            mgmt_json_write(item, dst) < 0) {
-            json_decref(item);
+        if (mgmt_list_write_item(&j->o, j->src->entry(j->r, obj), dst, &j->written) < 0) {
             j->failed = true;
             return true;
         }
-        json_decref(item);
-        j->written++;
     }
     return true;
 }

@@ -104,13 +104,23 @@ json_t *mgmt_table_json(const uint8_t *p, uint32_t len, int depth);
 /* The node name RabbitMQ would show: warren@<short host name>. */
 void mgmt_node_name(char *buf, size_t cap);
 
-/* A list route's reply as RabbitMQ's (api_list.c): sorted by r's sort (dotted keys), then
+/* A list route's reply as RabbitMQ's (api_list_json.c): sorted by r's sort (dotted keys), then
  * sorts (NULL-terminated; NULL: vhost, name), reversed with sort_reverse, filtered by name
  * and paged when page is given and the route is pageable (RabbitMQ pages queues, exchanges,
  * vhosts, connections, channels; it ignores page on the others), with the columns asked for;
  * 400 with RabbitMQ's texts for bad paging parameters. Takes items (a JSON array; NULL: out
- * of memory, answered 500). */
+ * of memory, answered 500). Answered over several loop turns when long (r->stepped). */
 void mgmt_list_reply(struct mgmt_req *r, json_t *items, const char *const *sorts, bool pageable);
+/* Items made over several loop turns (a walk of every binding), for mgmt_list_reply_produced. */
+struct mgmt_list_producer {
+    /* Appends the next items to arr until the clock (mgmt_now_us) passes until: 1 once every
+     * item is in, 0 when there are more, -1 on ENOMEM. */
+    int (*step)(struct mgmt_list_producer *p, json_t *arr, uint64_t until);
+    void (*free)(struct mgmt_list_producer *p);
+};
+/* mgmt_list_reply over items (taken) and what p (taken; NULL: none) adds to them. */
+void mgmt_list_reply_produced(struct mgmt_req *r, json_t *items, struct mgmt_list_producer *p,
+                              const char *const *sorts, bool pageable);
 
 /* A walk over one table (queues or exchanges) of every vhost, or of one, resumed on each loop
  * turn (walk.c): it holds names and a cursor, never a pointer to what may be deleted between
