@@ -206,6 +206,32 @@ ctl_out_csv_field(const char *s, size_t len)
     putchar('"');
 }
 
+/* One line of a table on stdout: the column names (row NULL) or row's values under them (a
+ * missing key, or a row that is not an object, prints as an empty field), tab-separated, or
+ * with csv each field quoted and comma-separated. */
+static void
+ctl_out_line(bool csv, const char *const *cols, size_t ncols, const json_t *row)
+{
+    for (size_t k = 0; k < ncols; k++) {
+        char *s = NULL;
+        size_t len = 0;
+        /* csv: the field is written to memory first, then quoted */
+        FILE *f = csv ? open_memstream(&s, &len) : stdout;
+        fputs(k > 0 ? (csv ? "," : "\t") : "", stdout);
+        if (f != NULL && row == NULL)
+            fputs(cols[k], f);
+        else if (f != NULL)
+            ctl_out_value(f, json_is_object(row) ? json_object_get(row, cols[k]) : NULL);
+        if (csv) {
+            if (f != NULL)
+                fclose(f);
+            ctl_out_csv_field(s != NULL ? s : "", s != NULL ? len : 0);
+            free(s);
+        }
+    }
+    putchar('\n');
+}
+
 void
 ctl_out_table(const struct ctl *c, const char *const *cols, size_t ncols, json_t *rows)
 {
@@ -230,35 +256,7 @@ ctl_out_table(const struct ctl *c, const char *const *cols, size_t ncols, json_t
     }
     bool csv = c->formatter == CTL_FMT_CSV;
     /* rabbitmqctl prints no header over an empty list */
-    if (!c->silent && !c->no_headers && json_array_size(rows) > 0) {
-        for (size_t k = 0; k < ncols; k++) {
-            fputs(k > 0 ? (csv ? "," : "\t") : "", stdout);
-            if (csv)
-                ctl_out_csv_field(cols[k], strlen(cols[k]));
-            else
-                fputs(cols[k], stdout);
-        }
-        putchar('\n');
-    }
-    json_array_foreach(rows, i, row)
-    {
-        for (size_t k = 0; k < ncols; k++) {
-            const json_t *v = json_is_object(row) ? json_object_get(row, cols[k]) : NULL;
-            fputs(k > 0 ? (csv ? "," : "\t") : "", stdout);
-            if (csv) {
-                char *s = NULL;
-                size_t len = 0;
-                FILE *m = open_memstream(&s, &len);
-                if (m != NULL) {
-                    ctl_out_value(m, v);
-                    fclose(m);
-                }
-                ctl_out_csv_field(s != NULL ? s : "", s != NULL ? len : 0);
-                free(s);
-            } else {
-                ctl_out_value(stdout, v);
-            }
-        }
-        putchar('\n');
-    }
+    if (!c->silent && !c->no_headers && json_array_size(rows) > 0)
+        ctl_out_line(csv, cols, ncols, NULL);
+    json_array_foreach(rows, i, row) ctl_out_line(csv, cols, ncols, row);
 }
