@@ -198,8 +198,8 @@ def test_list_queues_every_key():
 
 @wt.needs_process
 def test_purge_and_delete_queue():
-    """purge_queue and delete_queue with --if-empty / --if-unused, and rabbitmqctl's errors
-    for a queue or vhost that does not exist."""
+    """purge_queue (also as JSON) and delete_queue with --if-empty / --if-unused, and
+    rabbitmqctl's errors for a queue or vhost that does not exist."""
     with wt.server() as srv:
         s = Scene(srv)
         try:
@@ -211,6 +211,13 @@ def test_purge_and_delete_queue():
             out = wt.ctl_ok(srv, "-s", "list_queues", "-q", "name", "messages")
             assert out.count("p1\t0\n") == 1, out
             assert wt.ctl_ok(srv, "-q", "purge_queue", "p1") == ""
+            # rabbitmqctl 3.10's report of a command that returned ok, with -q too; csv: none
+            node = json.loads(wt.ctl_ok(srv, "--formatter", "json", "status"))["node"]
+            out = wt.ctl_ok(srv, "-q", "purge_queue", "p1", "--formatter", "json")
+            assert out == '{"node":"%s","result":"ok"}\n' % node, out
+            assert wt.ctl_ok(srv, "purge_queue", "p1", "--formatter", "csv") == ""
+            assert wt.ctl_fails(srv, 69, "Error:\nnot_found\n", "--formatter", "json",
+                                "purge_queue", "nosuch") == ""
             out = wt.ctl_fails(srv, 69, "Error:\nnot_found\n", "purge_queue", "nosuch")
             assert out == "Purging queue 'nosuch' in vhost '/' ...\n", out
             wt.ctl_fails(srv, 69, "Error:\nnot_found\n", "purge_queue", "-p", "nosuch", "q")

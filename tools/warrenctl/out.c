@@ -193,6 +193,38 @@ ctl_rows_sort(json_t *rows, const char *key1, const char *key2)
     return 0;
 }
 
+int
+ctl_node_name(const struct ctl *c, char *buf, size_t cap)
+{
+    json_t *ov;
+    int rc = ctl_get_json(c, "overview", &ov);
+    if (rc != 0)
+        return rc < 0 ? -rc : ctl_error(CTL_EX_UNAVAILABLE, "the broker has no /api/overview");
+    const char *node = json_string_value(json_object_get(ov, "node"));
+    snprintf(buf, cap, "%s", node != NULL ? node : "");
+    json_decref(ov);
+    return 0;
+}
+
+int
+ctl_out_ok(const struct ctl *c)
+{
+    char node[256];
+    if (c->formatter != CTL_FMT_JSON)
+        return CTL_OK;
+    int rc = ctl_node_name(c, node, sizeof(node));
+    if (rc != 0)
+        return rc;
+    json_t *o = json_pack("{s:s, s:s}", "node", node, "result", "ok");
+    char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s == NULL)
+        return ctl_error(CTL_EX_SOFTWARE, "out of memory");
+    puts(s);
+    free(s);
+    return CTL_OK;
+}
+
 /* One CSV field: quoted, quotes doubled, as rabbitmqctl's csv formatter writes them. */
 static void
 ctl_out_csv_field(const char *s, size_t len)
