@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -76,6 +77,18 @@ mgmt_reply_json(struct mgmt_req *r, json_t *body)
         mgmt_nomem(r);
     else
         r->reply(r, 200, body);
+}
+
+static int
+api_json_add(const char *buf, size_t size, void *out)
+{
+    return evbuffer_add(out, buf, size);
+}
+
+int
+mgmt_json_write(const json_t *v, struct evbuffer *out)
+{
+    return json_dump_callback(v, api_json_add, out, JSON_COMPACT);
 }
 
 bool

@@ -6,11 +6,12 @@
  * selection (columns=a,b.c). disable_stats is accepted: Warren's entries carry no statistics
  * to leave out.
  *
- * Two entry points: mgmt_list_reply for a route that has its items as JSON already, and
- * mgmt_list_reply_objs for a route with many objects (queues) whose JSON costs: sorted by vhost
- * and name (or by a count such as messages), only the page's objects become JSON, so that a page
- * of 100 out of 100,000 queues costs a selection of pointers, not 100,000 objects. */
+ * Here: mgmt_list_reply, for a route that has its items as JSON already, and the parts it shares
+ * (api_list.h) with mgmt_list_reply_objs (api_list_objs.c), for the routes with many objects
+ * (queues) whose JSON costs, answered over several loop turns. */
 #include "config.h"
+
+#include "api_list.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -20,31 +21,12 @@
 #include <string.h>
 
 #include "mgmt_int.h"
-#include "warren/regex.h"
 
 #define LIST_PAGE_SIZE 100
 #define LIST_PAGE_SIZE_MAX 500
-#define LIST_KEYS_MAX 8 /* sort, then the route's (vhost, name...) */
-#define LIST_COLS_MAX 64
 
-/* The query parameters of a list, parsed. */
-struct list_opts {
-    bool paged;
-    long long page, page_size;
-    const char *name; /* borrows from r->query; NULL or "": no filter */
-    pcre2_code *re;   /* owns: name compiled, with use_regex=true */
-    pcre2_match_data *md;
-    const char *keys[LIST_KEYS_MAX]; /* borrows: the sort keys, dotted, in order */
-    size_t n_keys;
-    bool reverse;
-    char *cols_buf; /* owns: the columns parameter, cut at its commas */
-    const char *cols[LIST_COLS_MAX];
-    size_t n_cols;
-    bool all_cols;
-};
-
-static const char *
-list_param(const struct mgmt_req *r, const char *key)
+const char *
+mgmt_list_param(const struct mgmt_req *r, const char *key)
 {
     return json_string_value(json_object_get(r->query, key));
 }
@@ -65,24 +47,25 @@ list_int(const char *s, long long *out)
     return errno == 0 ? 0 : -1;
 }
 
-static void
-list_opts_free(struct list_opts *o)
+void
+mgmt_list_opts_free(struct mgmt_list_opts *o)
 {
     pcre2_match_data_free(o->md);
     pcre2_code_free(o->re);
     free(o->cols_buf);
 }
 
-static const char *const list_default_sorts[] = {"vhost", "name", NULL};
+const char *const mgmt_list_default_sorts[] = {"vhost", "name", NULL};
 
 /* Parses r's query into o: the paging parameters only when pageable, sorts (NULL-terminated)
  * the keys after r's sort. Returns 0, or -1 after replying 400 as RabbitMQ does. */
-static int
-list_opts_parse(struct mgmt_req *r, struct list_opts *o, const char *const *sorts, bool pageable)
+int
+mgmt_list_opts_parse(struct mgmt_req *r, struct mgmt_list_opts *o, const char *const *sorts,
+                     bool pageable)
 {
     memset(o, 0, sizeof(*o));
-    const char *page = pageable ? list_param(r, "page") : NULL;
-    const char *size = pageable ? list_param(r, "page_size") : NULL;
+    const char *page = pageable ? mgmt_list_param(r, "page") : NULL;
+    const char *size = pageable ? mgmt_list_param(r, "page_size") : NULL;
     if ((page != NULL && list_int(page, &o->page) < 0) ||
         (size != NULL && list_int(size, &o->page_size) < 0)) {
         mgmt_bad_request(r, "Pagination parameters are invalid");
@@ -104,8 +87,8 @@ list_opts_parse(struct mgmt_req *r, struct list_opts *o, const char *const *sort
             return -1;
         }
         o->paged = true;
-        o->name = list_param(r, "name");
-        const char *re = list_param(r, "use_regex");
+        o->name = mgmt_list_param(r, "name");
+        const char *re = mgmt_list_param(r, "use_regex");
         if (o->name != NULL && o->name[0] != '\0' && re != NULL && strcmp(re, "true") == 0) {
             /* re:run(Value, Name, [caseless]) */
             size_t len = strlen(o->name);
@@ -122,27 +105,27 @@ list_opts_parse(struct mgmt_req *r, struct list_opts *o, const char *const *sort
             free(pat);
             o->md = o->re != NULL ? pcre2_match_data_create_from_pattern(o->re, NULL) : NULL;
             if (o->md == NULL) {
-                list_opts_free(o);
+                mgmt_list_opts_free(o);
                 mgmt_bad_request(r, "Pagination parameters are invalid");
                 return -1;
             }
         }
     }
     /* merge_sorts: the sort key, then the defaults it does not repeat. */
-    const char *sort = list_param(r, "sort");
+    const char *sort = mgmt_list_param(r, "sort");
     if (sort != NULL && sort[0] != '\0')
         o->keys[o->n_keys++] = sort;
     for (size_t i = 0; sorts[i] != NULL && o->n_keys < LIST_KEYS_MAX; i++)
         if (sort == NULL || strcmp(sort, sorts[i]) != 0)
             o->keys[o->n_keys++] = sorts[i];
-    const char *rev = list_param(r, "sort_reverse");
+    const char *rev = mgmt_list_param(r, "sort_reverse");
     o->reverse = rev != NULL && strcmp(rev, "true") == 0;
-    const char *cols = list_param(r, "columns");
+    const char *cols = mgmt_list_param(r, "columns");
     o->all_cols = cols == NULL;
     if (cols != NULL) {
         o->cols_buf = strdup(cols);
         if (o->cols_buf == NULL) {
-            list_opts_free(o);
+            mgmt_list_opts_free(o);
             mgmt_nomem(r);
             return -1;
         }
@@ -155,8 +138,8 @@ list_opts_parse(struct mgmt_req *r, struct list_opts *o, const char *const *sort
 }
 
 /* Whether name passes the name filter (none: all do). */
-static bool
-list_name_matches(const struct list_opts *o, const char *name)
+bool
+mgmt_list_name_matches(const struct mgmt_list_opts *o, const char *name)
 {
     if (o->name == NULL || o->name[0] == '\0')
         return true;
@@ -242,8 +225,8 @@ list_columns(json_t *item, const char *const *cols, size_t n_cols)
 
 /* The value of the dotted key in item, as get_dotted_value finds it; NULL where RabbitMQ puts
  * 0 (missing). */
-static json_t *
-list_dotted(json_t *item, const char *key)
+json_t *
+mgmt_list_dotted(json_t *item, const char *key)
 {
     char seg[256];
     while (item != NULL) {
@@ -277,8 +260,8 @@ list_rank(const json_t *v)
     return 4;
 }
 
-static int
-list_value_cmp(const json_t *a, const json_t *b)
+int
+mgmt_list_value_cmp(const json_t *a, const json_t *b)
 {
     int ra = list_rank(a), rb = list_rank(b);
     if (ra != rb)
@@ -301,7 +284,7 @@ list_value_cmp(const json_t *a, const json_t *b)
     case 3: {
         size_t x = json_array_size(a), y = json_array_size(b);
         for (size_t i = 0; i < x && i < y; i++) {
-            int c = list_value_cmp(json_array_get(a, i), json_array_get(b, i));
+            int c = mgmt_list_value_cmp(json_array_get(a, i), json_array_get(b, i));
             if (c != 0)
                 return c;
         }
@@ -330,43 +313,67 @@ list_row_cmp(const void *pa, const void *pb)
 {
     const struct list_row *a = pa, *b = pb;
     for (size_t i = 0; i < list_sort_n_keys; i++) {
-        int c = list_value_cmp(a->vals[i], b->vals[i]);
+        int c = mgmt_list_value_cmp(a->vals[i], b->vals[i]);
         if (c != 0)
             return c;
     }
     return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
-/* Answers the page of the n sorted items that pass the filter, each built by item(arg, i) (a
- * new reference; NULL on ENOMEM) for i the sorted index, with columns applied. Replies 400 for
- * a page past the end. */
-static void
-list_reply_page(struct mgmt_req *r, const struct list_opts *o, size_t total, size_t n,
-                json_t *(*item)(void *arg, size_t i), void *arg)
+bool
+mgmt_list_page(const struct mgmt_list_opts *o, size_t n, size_t *from, size_t *to, char *why,
+               size_t cap)
 {
-    size_t from = 0, to = n;
-    if (o->paged) {
-        /* lists:sublist(List, (Page - 1) * Size + 1, Size) fails past one beyond the end. */
-        if ((unsigned long long)(o->page - 1) * (unsigned long long)o->page_size > n) {
-            char why[160];
-            snprintf(why, sizeof(why), "Page out of range, page: %lld page size: %lld, len: %zu",
-                     o->page, o->page_size, n);
-            mgmt_reply_error(r, 400, "page_out_of_range", why);
-            return;
-        }
-        from = (size_t)((o->page - 1) * o->page_size);
-        to = from + (size_t)o->page_size < n ? from + (size_t)o->page_size : n;
+    *from = 0;
+    *to = n;
+    if (!o->paged)
+        return true;
+    /* lists:sublist(List, (Page - 1) * Size + 1, Size) fails past one beyond the end. */
+    if ((unsigned long long)(o->page - 1) * (unsigned long long)o->page_size > n) {
+        snprintf(why, cap, "Page out of range, page: %lld page size: %lld, len: %zu", o->page,
+                 o->page_size, n);
+        return false;
+    }
+    *from = (size_t)((o->page - 1) * o->page_size);
+    *to = *from + (size_t)o->page_size < n ? *from + (size_t)o->page_size : n;
+    return true;
+}
+
+json_t *
+mgmt_list_item(const struct mgmt_list_opts *o, json_t *item)
+{
+    if (item == NULL || o->all_cols)
+        return item;
+    json_t *c = list_columns(item, o->cols, o->n_cols);
+    json_decref(item);
+    return c;
+}
+
+json_t *
+mgmt_list_envelope(const struct mgmt_list_opts *o, size_t n, size_t items, size_t total)
+{
+    long long pages = ((long long)n + o->page_size - 1) / o->page_size;
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "filtered_count", (json_int_t)n,
+                     "item_count", (json_int_t)items, "page", (json_int_t)o->page, "page_count",
+                     (json_int_t)pages, "page_size", (json_int_t)o->page_size, "total_count",
+                     (json_int_t)total);
+}
+
+/* Answers the page of the n sorted rows, with columns applied; 400 for a page past the end. */
+static void
+list_reply_page(struct mgmt_req *r, const struct mgmt_list_opts *o, size_t total, size_t n,
+                const struct list_row *rows)
+{
+    size_t from, to;
+    char why[160];
+    if (!mgmt_list_page(o, n, &from, &to, why, sizeof(why))) {
+        mgmt_reply_error(r, 400, "page_out_of_range", why);
+        return;
     }
     json_t *items = json_array();
     for (size_t i = from; items != NULL && i < to; i++) {
         size_t at = o->reverse ? n - 1 - i : i;
-        json_t *e = item(arg, at);
-        if (e != NULL && !o->all_cols) {
-            json_t *c = list_columns(e, o->cols, o->n_cols);
-            json_decref(e);
-            e = c;
-        }
-        if (json_array_append_new(items, e) < 0) {
+        if (json_array_append_new(items, mgmt_list_item(o, json_incref(rows[at].item))) < 0) {
             json_decref(items);
             items = NULL;
         }
@@ -375,170 +382,52 @@ list_reply_page(struct mgmt_req *r, const struct list_opts *o, size_t total, siz
         mgmt_reply_json(r, items);
         return;
     }
-    long long pages = ((long long)n + o->page_size - 1) / o->page_size;
-    mgmt_reply_json(r, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "filtered_count",
-                                 (json_int_t)n, "item_count", (json_int_t)(to - from), "page",
-                                 (json_int_t)o->page, "page_count", (json_int_t)pages, "page_size",
-                                 (json_int_t)o->page_size, "total_count", (json_int_t)total,
-                                 "items", items));
-}
-
-static json_t *
-list_row_item(void *arg, size_t i)
-{
-    return json_incref(((struct list_row *)arg)[i].item);
+    json_t *env = mgmt_list_envelope(o, n, to - from, total);
+    if (env == NULL)
+        json_decref(items);
+    else if (json_object_set_new(env, "items", items) < 0) { /* takes items, even then */
+        json_decref(env);
+        env = NULL;
+    }
+    mgmt_reply_json(r, env);
 }
 
 void
 mgmt_list_reply(struct mgmt_req *r, json_t *items, const char *const *sorts, bool pageable)
 {
-    struct list_opts o;
+    struct mgmt_list_opts o;
     if (items == NULL) {
         mgmt_nomem(r);
         return;
     }
-    if (list_opts_parse(r, &o, sorts != NULL ? sorts : list_default_sorts, pageable) < 0) {
+    if (mgmt_list_opts_parse(r, &o, sorts != NULL ? sorts : mgmt_list_default_sorts, pageable) <
+        0) {
         json_decref(items);
         return;
     }
     size_t total = json_array_size(items), n = 0;
     struct list_row *rows = calloc(total > 0 ? total : 1, sizeof(*rows));
     if (rows == NULL) {
-        list_opts_free(&o);
+        mgmt_list_opts_free(&o);
         json_decref(items);
         mgmt_nomem(r);
         return;
     }
     for (size_t i = 0; i < total; i++) {
         json_t *e = json_array_get(items, i);
-        if (o.paged && !list_name_matches(&o, json_string_value(json_object_get(e, "name"))))
+        if (o.paged && !mgmt_list_name_matches(&o, json_string_value(json_object_get(e, "name"))))
             continue;
         rows[n].item = e;
         rows[n].idx = i;
         for (size_t k = 0; k < o.n_keys; k++)
-            rows[n].vals[k] = list_dotted(e, o.keys[k]);
+            rows[n].vals[k] = mgmt_list_dotted(e, o.keys[k]);
         n++;
     }
     list_sort_n_keys = o.n_keys;
     if (n > 1)
         qsort(rows, n, sizeof(*rows), list_row_cmp);
-    list_reply_page(r, &o, total, n, list_row_item, rows);
+    list_reply_page(r, &o, total, n, rows);
     free(rows);
-    list_opts_free(&o);
+    mgmt_list_opts_free(&o);
     json_decref(items);
-}
-
-/* mgmt_list_reply_objs's order: by (name, vhost), (vhost, name) or (a number field, vhost,
- * name), ascending or (reverse) descending. */
-static const struct mgmt_list_src *list_obj_src;
-static bool list_obj_by_name, list_obj_reverse;
-static int list_obj_field; /* the number field sorted by first, or -1 */
-
-static int
-list_obj_cmp(const void *pa, const void *pb)
-{
-    const void *a = *(const void *const *)pa, *b = *(const void *const *)pb;
-    const struct mgmt_list_src *s = list_obj_src;
-    const char *va = s->vhost(a), *vb = s->vhost(b);
-    int c = 0;
-    if (list_obj_field >= 0) {
-        double na = s->number(a, list_obj_field), nb = s->number(b, list_obj_field);
-        c = (na > nb) - (na < nb);
-    }
-    if (c == 0 && !list_obj_by_name && va != vb)
-        c = strcmp(va, vb);
-    if (c == 0)
-        c = strcmp(s->name(a), s->name(b));
-    if (c == 0 && list_obj_by_name && va != vb)
-        c = strcmp(va, vb);
-    return list_obj_reverse ? -c : c;
-}
-
-/* Sifts objs[i] down the max-heap objs[0..n). */
-static void
-list_heap_down(void **objs, size_t n, size_t i)
-{
-    for (;;) {
-        size_t big = i, l = 2 * i + 1, r = l + 1;
-        if (l < n && list_obj_cmp(&objs[l], &objs[big]) > 0)
-            big = l;
-        if (r < n && list_obj_cmp(&objs[r], &objs[big]) > 0)
-            big = r;
-        if (big == i)
-            return;
-        void *t = objs[i];
-        objs[i] = objs[big];
-        objs[big] = t;
-        i = big;
-    }
-}
-
-/* Puts the m first of the n objs in order, sorted, at the front: a heap of m, so that the
- * first pages of a long list cost about n comparisons, not n log n. */
-static void
-list_select(void **objs, size_t n, size_t m)
-{
-    if (m < n) {
-        for (size_t i = m / 2; i-- > 0;)
-            list_heap_down(objs, m, i);
-        for (size_t i = m; i < n; i++)
-            if (m > 0 && list_obj_cmp(&objs[i], &objs[0]) < 0) {
-                objs[0] = objs[i];
-                list_heap_down(objs, m, 0);
-            }
-    }
-    if (m > 1)
-        qsort(objs, m, sizeof(*objs), list_obj_cmp);
-}
-
-struct list_obj_ctx {
-    struct mgmt_req *r;
-    const struct mgmt_list_src *src;
-    void **objs;
-};
-
-static json_t *
-list_obj_item(void *arg, size_t i)
-{
-    struct list_obj_ctx *c = arg;
-    return c->src->entry(c->r, c->objs[i]);
-}
-
-void
-mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, void **objs, size_t n)
-{
-    const char *sort = list_param(r, "sort");
-    bool by_name = sort != NULL && strcmp(sort, "name") == 0;
-    int field = sort != NULL && src->number_field != NULL ? src->number_field(sort) : -1;
-    if (sort != NULL && sort[0] != '\0' && !by_name && strcmp(sort, "vhost") != 0 && field < 0) {
-        /* Sorted by another field of the JSON: every entry is needed. */
-        json_t *arr = json_array();
-        for (size_t i = 0; arr != NULL && i < n; i++)
-            if (json_array_append_new(arr, src->entry(r, objs[i])) < 0) {
-                json_decref(arr);
-                arr = NULL;
-            }
-        mgmt_list_reply(r, arr, NULL, true);
-        return;
-    }
-    struct list_opts o;
-    if (list_opts_parse(r, &o, list_default_sorts, true) < 0)
-        return;
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!o.paged || list_name_matches(&o, src->name(objs[i])))
-            objs[kept++] = objs[i];
-    /* Only the objects up to the page's end need their place. */
-    size_t m = kept;
-    if (o.paged && (unsigned long long)o.page * (unsigned long long)o.page_size < kept)
-        m = (size_t)(o.page * o.page_size);
-    list_obj_src = src;
-    list_obj_by_name = by_name;
-    list_obj_field = field;
-    list_obj_reverse = o.reverse;
-    list_select(objs, kept, m);
-    o.reverse = false; /* done by the order */
-    struct list_obj_ctx c = {r, src, objs};
-    list_reply_page(r, &o, n, kept, list_obj_item, &c);
-    list_opts_free(&o);
 }

@@ -98,12 +98,6 @@ api_queue_entry(struct mgmt_req *r, const void *obj)
 }
 
 static const char *
-api_queue_vhost(const void *obj)
-{
-    return ((const struct queue *)obj)->vhost->name;
-}
-
-static const char *
 api_queue_name(const void *obj)
 {
     return ((const struct queue *)obj)->name;
@@ -161,8 +155,26 @@ api_queue_count(const void *obj, int field)
     return (double)q->n_consumers;
 }
 
+static const void *
+api_queue_of_entry(const struct hmap_entry *e)
+{
+    return hmap_container_of(e, const struct queue, by_name);
+}
+
+static const void *
+api_queue_find(const struct vhost *v, const char *name)
+{
+    return vhost_queue_find(v, (struct wire_str){(const uint8_t *)name, (uint32_t)strlen(name)});
+}
+
 static const struct mgmt_list_src api_queue_src = {
-    api_queue_vhost, api_queue_name, api_queue_entry, api_queue_count_field, api_queue_count,
+    .table = MGMT_WALK_QUEUES,
+    .of_entry = api_queue_of_entry,
+    .find = api_queue_find,
+    .name = api_queue_name,
+    .entry = api_queue_entry,
+    .number_field = api_queue_count_field,
+    .number = api_queue_count,
 };
 
 /* DELETE /api/queues/{vhost}/{name} (queue.delete with if-unused, if-empty) and
@@ -248,29 +260,5 @@ mgmt_api_queues(struct mgmt_req *r)
             mgmt_reply_json(r, api_queue_entry(r, q));
         return;
     }
-    size_t n = 0, cap = 0;
-    void **qs = NULL;
-    for (struct vhost *v = r->env->vhosts->head; v != NULL; v = v->next) {
-        if ((only != NULL && v != only) || !mgmt_vhost_visible(r, v->name))
-            continue;
-        struct hmap_iter it;
-        struct hmap_entry *e;
-        hmap_iter_init(&it, &v->queues);
-        while ((e = hmap_iter_next(&it)) != NULL) {
-            if (n == cap) {
-                size_t ncap = cap > 0 ? cap * 2 : 64;
-                void **g = realloc(qs, ncap * sizeof(*qs));
-                if (g == NULL) {
-                    free(qs);
-                    mgmt_nomem(r);
-                    return;
-                }
-                qs = g;
-                cap = ncap;
-            }
-            qs[n++] = hmap_container_of(e, struct queue, by_name);
-        }
-    }
-    mgmt_list_reply_objs(r, &api_queue_src, qs, n);
-    free(qs);
+    mgmt_list_reply_objs(r, &api_queue_src, vname);
 }

@@ -53,13 +53,16 @@
 #define MGMT_CONNS_MAX 64                      /* per server (TCP, Unix socket) */
 #define MGMT_RECEIVING_MAX (64u * 1024 * 1024) /* bytes of requests being received, in all */
 #define MGMT_SOCK_NAME "warren-admin.sock"
-/* Prometheus scrapes under way at once, all listeners together: each holds its whole text
- * until it is written (39 MB per object at 100,000 queues), so more get 503 and Retry-After,
- * which Prometheus counts as a failed scrape (up 0) and retries at the next interval.
- * RabbitMQ sets no such limit (each request is an Erlang process). */
+/* Replies written over several loop turns (struct mgmt_stepped) under way at once, all
+ * listeners together, of each kind: each holds its whole body until it is written (39 MB of
+ * per-object metrics or 64 MB of JSON at 100,000 queues), so more get 503 and Retry-After.
+ * Prometheus counts that as a failed scrape (up 0) and retries at the next interval. Scrapes
+ * and API lists are counted apart, so that lists asked for by a management user never keep
+ * the monitoring out. RabbitMQ sets no such limit (each request is an Erlang process). */
 #define HTTP_SCRAPES_MAX 4
-/* What the scrapes under way may spend per loop turn, together (microseconds). */
-#define HTTP_SCRAPE_STEP_US 5000
+#define HTTP_LISTS_MAX 4
+/* What the replies under way may spend per loop turn, together (microseconds). */
+#define HTTP_STEP_US 5000
 
 struct http_front;
 
@@ -92,18 +95,20 @@ struct mgmt {
     char *sock_path;            /* owns; set once the socket is bound (unlinked by mgmt_free) */
     size_t receiving;           /* bytes of requests being received, every connection */
     LIST_HEAD(, http_req) reqs; /* requests not answered yet (a change waiting for the disk) */
-    LIST_HEAD(, http_scrape) scrapes; /* Prometheus scrapes being written */
-    size_t n_scrapes;                 /* in scrapes */
+    LIST_HEAD(, http_stepped) stepped; /* replies being written over several turns */
+    size_t n_scrapes, n_lists;         /* in stepped: Prometheus scrapes, API lists */
 };
 
-/* A Prometheus scrape written over several loop turns (prometheus.c). */
-struct http_scrape {
-    LIST_ENTRY(http_scrape) link; /* in mgmt->scrapes */
-    struct http_front *front;     /* borrows */
-    struct evhttp_request *req;   /* borrows until the reply */
-    struct mgmt_prom *job;        /* owns */
-    struct evbuffer *buf;         /* owns: the text so far */
-    struct event *turn;           /* owns: zero-timeout timer, the next step */
+/* A reply written over several loop turns: a Prometheus scrape (prometheus.c), or an API
+ * request's (a long list: api_list_objs.c). */
+struct http_stepped {
+    LIST_ENTRY(http_stepped) link; /* in mgmt->stepped */
+    struct http_front *front;      /* borrows */
+    struct evhttp_request *req;    /* borrows until the reply */
+    struct http_req *hr;      /* the API request answered (freed by the reply); NULL: a scrape */
+    struct mgmt_stepped *job; /* owns */
+    struct evbuffer *buf;     /* owns: the body so far */
+    struct event *turn;       /* owns: zero-timeout timer, the next step */
 };
 
 /* A request in flight: api.c's view and evhttp's. */
@@ -322,20 +327,17 @@ http_reason(int status)
     }
 }
 
-/* mgmt_reply_fn: sends the answer, re-arms the connection's deadline for the next request,
- * frees the request. */
+/* Sends status with body (JSON; NULL or empty: none) as hr's answer, re-arms the
+ * connection's deadline for the next request, frees hr. */
 static void
-http_reply(struct mgmt_req *r, int status, json_t *body)
+http_answer(struct http_req *hr, int status, struct evbuffer *body)
 {
-    struct http_req *hr = (struct http_req *)r;
+    struct mgmt_req *r = &hr->r;
     struct evhttp_request *req = hr->req;
-    if (hr->front == NULL) { /* the server stopped meanwhile: evhttp freed the request */
-        json_decref(body);
+    if (hr->front == NULL) /* the server stopped meanwhile: evhttp freed the request */
         goto out;
-    }
     LIST_REMOVE(hr, link);
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    struct evbuffer *buf = evbuffer_new();
     if (status == 401)
         evhttp_add_header(out, "WWW-Authenticate", "Basic realm=\"RabbitMQ Management\"");
     if (status == 405 && r->allow != 0) {
@@ -356,27 +358,35 @@ http_reply(struct mgmt_req *r, int status, json_t *body)
         evhttp_add_header(out, "Location", r->location);
     evhttp_add_header(out, "Cache-Control", "no-cache");
     evhttp_add_header(out, "Vary", "accept, accept-encoding, origin");
-    if (body != NULL) {
-        char *text = json_dumps(body, JSON_COMPACT);
-        json_decref(body);
-        if (text != NULL && buf != NULL) {
-            evhttp_add_header(out, "Content-Type", "application/json");
-            evbuffer_add(buf, text, strlen(text));
-        } else {
-            status = 500;
-        }
-        free(text);
-    }
+    if (body != NULL && evbuffer_get_length(body) > 0)
+        evhttp_add_header(out, "Content-Type", "application/json");
     struct http_conn *hc = http_conn_of(hr->front, req);
     if (hc != NULL)
         http_conn_arm(hc, false);
-    evhttp_send_reply(req, status, http_reason(status), buf);
-    if (buf != NULL)
-        evbuffer_free(buf);
+    evhttp_send_reply(req, status, http_reason(status), body);
 out:
     mgmt_req_clear(r);
     free(hr->body);
     free(hr);
+}
+
+/* mgmt_reply_fn: http_answer with body written as JSON (500 if that fails). */
+static void
+http_reply(struct mgmt_req *r, int status, json_t *body)
+{
+    struct evbuffer *buf = NULL;
+    if (body != NULL) {
+        buf = evbuffer_new();
+        if (buf == NULL || mgmt_json_write(body, buf) < 0) {
+            status = 500;
+            if (buf != NULL)
+                evbuffer_drain(buf, evbuffer_get_length(buf));
+        }
+        json_decref(body);
+    }
+    http_answer((struct http_req *)r, status, buf);
+    if (buf != NULL)
+        evbuffer_free(buf);
 }
 
 /* Splits path (after "/api") into %-decoded segments; a trailing slash is ignored, '+' stays
@@ -504,17 +514,21 @@ http_is_metrics_path(const char *path)
     return path != NULL && strncmp(path, "/metrics", 8) == 0 && (path[8] == '\0' || path[8] == '/');
 }
 
+/* Frees st and what it holds but its API request (st->hr), which the caller answers. */
 static void
-http_scrape_free(struct http_scrape *sc)
+http_stepped_free(struct http_stepped *st)
 {
-    LIST_REMOVE(sc, link);
-    sc->front->m->n_scrapes--;
-    mgmt_prom_free(sc->job);
-    if (sc->buf != NULL)
-        evbuffer_free(sc->buf);
-    if (sc->turn != NULL)
-        event_free(sc->turn);
-    free(sc);
+    LIST_REMOVE(st, link);
+    if (st->hr != NULL)
+        st->front->m->n_lists--;
+    else
+        st->front->m->n_scrapes--;
+    st->job->free(st->job);
+    if (st->buf != NULL)
+        evbuffer_free(st->buf);
+    if (st->turn != NULL)
+        event_free(st->turn);
+    free(st);
 }
 
 /* Sends status (and the text, with 200), re-arms the connection's deadline. */
@@ -530,40 +544,113 @@ http_prom_reply(struct http_front *f, struct evhttp_request *req, int status, st
     evhttp_send_reply(req, status, http_reason(status), status == 200 ? buf : NULL);
 }
 
-/* Whether the scraper has gone: evhttp does not read while a request is being answered, so
- * it never sees the end of the stream; a peek at the socket does (0 bytes: closed). A
- * scraper that only shut its side for writing looks gone too, which HTTP clients do not do.
- * Over TLS the peek sees the close_notify record, not the end: such a scrape runs on. */
-static bool
-http_scrape_gone(struct http_scrape *sc)
+/* Sends st's reply with status and frees st. The job goes first: it may hold the request. */
+static void
+http_stepped_finish(struct http_stepped *st, int status)
 {
-    if (evhttp_request_get_connection(sc->req) == NULL)
+    struct http_front *f = st->front;
+    struct evhttp_request *req = st->req;
+    struct http_req *hr = st->hr;
+    struct evbuffer *buf = st->buf;
+    st->buf = NULL;
+    http_stepped_free(st);
+    if (hr != NULL)
+        http_answer(hr, status, buf);
+    else
+        http_prom_reply(f, req, status, buf);
+    if (buf != NULL)
+        evbuffer_free(buf);
+}
+
+/* Whether the client has gone: evhttp does not read while a request is being answered, so
+ * it never sees the end of the stream; a peek at the socket does (0 bytes: closed). A
+ * client that only shut its side for writing looks gone too, which HTTP clients do not do.
+ * Over TLS the peek sees the close_notify record, not the end: such a reply runs on. */
+static bool
+http_stepped_gone(struct http_stepped *st)
+{
+    if (evhttp_request_get_connection(st->req) == NULL)
         return true;
-    struct http_conn *hc = http_conn_of(sc->front, sc->req);
+    struct http_conn *hc = http_conn_of(st->front, st->req);
     int fd = hc != NULL ? bufferevent_getfd(hc->under) : -1;
     char c;
     return fd >= 0 && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
-/* One step of a scrape; the reply once it is written, else the next step on the next turn
- * (a zero-timeout timer: after the sockets the next poll finds ready). The scrapes under way
- * share HTTP_SCRAPE_STEP_US per turn, as their timers all fire in the same turn. A scraper
- * gone ends its scrape, so that its place is free for another: the 500 is never read. */
+/* One step of st's job; the reply once it is written, else the next step on the next turn (a
+ * zero-timeout timer: after the sockets the next poll finds ready). The replies under way
+ * share HTTP_STEP_US per turn, as their timers all fire in the same turn. A client gone ends
+ * its reply, so that its place is free for another: the 500 is never read. */
 static void
-http_on_scrape_turn(evutil_socket_t fd, short what, void *arg)
+http_on_step_turn(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct http_scrape *sc = arg;
+    struct http_stepped *st = arg;
+    struct mgmt *m = st->front->m;
     struct timeval now = {0, 0};
-    int done = -1;
-    if (!http_scrape_gone(sc))
-        done = mgmt_prom_step(sc->job, sc->buf,
-                              (unsigned)(HTTP_SCRAPE_STEP_US / sc->front->m->n_scrapes));
-    if (done == 0 && evtimer_add(sc->turn, &now) == 0)
+    int status = 500;
+    if (!http_stepped_gone(st))
+        status =
+            st->job->step(st->job, st->buf, (unsigned)(HTTP_STEP_US / (m->n_scrapes + m->n_lists)));
+    if (status == 0 && evtimer_add(st->turn, &now) == 0)
         return;
-    http_prom_reply(sc->front, sc->req, done > 0 ? 200 : 500, sc->buf);
-    http_scrape_free(sc);
+    http_stepped_finish(st, status != 0 ? status : 500);
+}
+
+/* A reply to req by job (taken) over loop turns: hr the API request it answers, or NULL for a
+ * Prometheus scrape. Counted in the mgmt's replies under way. NULL on ENOMEM (job freed). */
+static struct http_stepped *
+http_stepped_new(struct http_front *f, struct evhttp_request *req, struct http_req *hr,
+                 struct mgmt_stepped *job)
+{
+    struct http_stepped *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        job->free(job);
+        return NULL;
+    }
+    LIST_INSERT_HEAD(&f->m->stepped, st, link);
+    if (hr != NULL)
+        f->m->n_lists++;
+    else
+        f->m->n_scrapes++;
+    st->front = f;
+    st->req = req;
+    st->hr = hr;
+    st->job = job;
+    st->buf = evbuffer_new();
+    st->turn = evtimer_new(f->m->env.base, http_on_step_turn, st);
+    if (st->buf == NULL || st->turn == NULL) {
+        http_stepped_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* mgmt_req's stepped: the first step now, which answers a short list at once; a long one goes
+ * on over the next turns, or gets 503 and Retry-After while HTTP_LISTS_MAX others are. */
+static void
+http_on_stepped(struct mgmt_req *r, struct mgmt_stepped *job)
+{
+    struct http_req *hr = (struct http_req *)r;
+    struct http_stepped *st = http_stepped_new(hr->front, hr->req, hr, job);
+    if (st == NULL) {
+        mgmt_nomem(r);
+        return;
+    }
+    struct mgmt *m = hr->front->m;
+    int status = job->step(job, st->buf, (unsigned)(HTTP_STEP_US / (m->n_scrapes + m->n_lists)));
+    struct timeval now = {0, 0};
+    if (status != 0) {
+        http_stepped_finish(st, status);
+    } else if (m->n_lists > HTTP_LISTS_MAX) {
+        http_stepped_free(st);
+        evhttp_add_header(evhttp_request_get_output_headers(hr->req), "Retry-After", "1");
+        mgmt_reply_error(r, 503, "service_unavailable",
+                         "too many long replies being written at once, retry later");
+    } else if (evtimer_add(st->turn, &now) < 0) {
+        http_stepped_finish(st, 500);
+    }
 }
 
 /* A /metrics request: on the Prometheus listener anyone's, as RabbitMQ; on the management
@@ -596,24 +683,16 @@ http_prom(struct http_front *f, struct evhttp_request *req, const char *path, co
         status = 503;
         goto reply;
     }
-    struct http_scrape *sc = calloc(1, sizeof(*sc));
-    if (sc == NULL) {
+    struct mgmt_stepped *job;
+    status = mgmt_prom_start(&f->m->env, path, query, &job);
+    if (status != 200)
+        goto reply;
+    struct http_stepped *st = http_stepped_new(f, req, NULL, job);
+    if (st == NULL) {
         status = 500;
         goto reply;
     }
-    LIST_INSERT_HEAD(&f->m->scrapes, sc, link);
-    f->m->n_scrapes++;
-    sc->front = f;
-    sc->req = req;
-    sc->buf = evbuffer_new();
-    sc->turn = evtimer_new(f->m->env.base, http_on_scrape_turn, sc);
-    status = mgmt_prom_start(&f->m->env, path, query, &sc->job);
-    if (sc->buf == NULL || sc->turn == NULL || status != 200) {
-        http_scrape_free(sc);
-        status = status != 200 ? status : 500;
-        goto reply;
-    }
-    http_on_scrape_turn(-1, 0, sc);
+    http_on_step_turn(-1, 0, st);
     return;
 reply:
     http_prom_reply(f, req, status, NULL);
@@ -664,6 +743,7 @@ http_on_request(struct evhttp_request *req, void *arg)
     struct mgmt_req *r = &hr->r;
     r->env = &m->env;
     r->reply = http_reply;
+    r->stepped = http_on_stepped;
     switch (evhttp_request_get_command(req)) {
     case EVHTTP_REQ_GET:
     case EVHTTP_REQ_HEAD:
@@ -899,8 +979,13 @@ mgmt_free(struct mgmt *m)
         hr->front = NULL;
         hr->req = NULL;
     }
-    while (!LIST_EMPTY(&m->scrapes))
-        http_scrape_free(LIST_FIRST(&m->scrapes)); /* evhttp_free frees their requests */
+    struct http_stepped *st;
+    while ((st = LIST_FIRST(&m->stepped)) != NULL) { /* evhttp_free frees their requests */
+        hr = st->hr;
+        http_stepped_free(st);
+        if (hr != NULL)
+            http_answer(hr, 500, NULL); /* front NULL: only frees */
+    }
     struct http_front *fronts[] = {&m->tcp, &m->local, &m->tls, &m->prom};
     for (size_t i = 0; i < 4; i++) {
         struct http_conn *hc;

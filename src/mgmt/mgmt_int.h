@@ -25,6 +25,18 @@ enum mgmt_method {
     MGMT_DELETE = 8,
 };
 
+struct evbuffer;
+/* A reply written over several loop turns, so that a long one (a Prometheus scrape, a list of
+ * 100,000 queues) never holds the loop: the transport calls step on each turn, sharing a
+ * budget of time among the replies under way, until it returns a status, then sends that
+ * status with out as the body, then calls free. */
+struct mgmt_stepped {
+    /* Adds the next part of the body to out, for about budget_us. Returns 0 while there is
+     * more, else the reply's status (out then holds the whole body). */
+    int (*step)(struct mgmt_stepped *s, struct evbuffer *out, unsigned budget_us);
+    void (*free)(struct mgmt_stepped *s);
+};
+
 struct mgmt_req;
 /* Sends status with body (taken; NULL: no body), then frees r. Called exactly once per
  * request, possibly from a later loop turn (a change answered once durable). */
@@ -44,6 +56,9 @@ struct mgmt_req {
     unsigned allow;         /* a 405's Allow header: enum mgmt_method bits */
     char *location;         /* owns: the reply's Location header (a created binding), or NULL */
     mgmt_reply_fn reply;
+    /* Answers r with s (taken; its body JSON) instead of reply: the transport runs the steps,
+     * sends the body, then frees s and r. s may keep r until it is freed. */
+    void (*stepped)(struct mgmt_req *r, struct mgmt_stepped *s);
     void *transport; /* the transport's, for reply */
 };
 
@@ -61,6 +76,8 @@ void mgmt_bad_request(struct mgmt_req *r, const char *reason); /* 400 bad_reques
 void mgmt_nomem(struct mgmt_req *r);                           /* 500 out of memory */
 /* Replies 200 with body, or 500 when building it failed (body NULL). */
 void mgmt_reply_json(struct mgmt_req *r, json_t *body);
+/* Appends v to out as compact JSON text, as replies are written. 0, or -1 on ENOMEM. */
+int mgmt_json_write(const json_t *v, struct evbuffer *out);
 bool mgmt_is_admin(const struct mgmt_req *r);
 /* Whether the user sees every vhost and connection: administrator or monitoring. */
 bool mgmt_is_monitor(const struct mgmt_req *r);
@@ -95,9 +112,41 @@ void mgmt_node_name(char *buf, size_t cap);
  * of memory, answered 500). */
 void mgmt_list_reply(struct mgmt_req *r, json_t *items, const char *const *sorts, bool pageable);
 
-/* A list of objects whose JSON costs (queues): what mgmt_list_reply_objs needs of each. */
+/* A walk over one table (queues or exchanges) of every vhost, or of one, resumed on each loop
+ * turn (walk.c): it holds names and a cursor, never a pointer to what may be deleted between
+ * turns. Set table and only, the rest zero, before the first step. */
+enum mgmt_walk_table {
+    MGMT_WALK_QUEUES,    /* v->queues: struct queue by_name */
+    MGMT_WALK_EXCHANGES, /* v->exchanges: struct exch by_name */
+};
+struct mgmt_walk {
+    enum mgmt_walk_table table;
+    const char *only; /* borrows: walk this vhost alone; NULL: every vhost, in name order */
+    char *vhost;      /* owns: the vhost being walked; NULL: the walk has not started */
+    size_t cursor;    /* hmap_scan's, in its table */
+    size_t n_buckets; /* its table's size when the walk stopped */
+};
+struct hmap_entry;
+struct vhost;
+struct vhost_registry;
+typedef void (*mgmt_walk_fn)(void *arg, const struct vhost *v, const struct hmap_entry *e);
+/* Hands fn (which must not create or delete anything) the entries w has not met yet, until
+ * all are met (returns 1; w is cleared for another walk) or the clock (mgmt_now_us) passes
+ * until (0: the next call goes on from there); -1 on ENOMEM (w cleared). */
+int mgmt_walk_step(struct mgmt_walk *w, const struct vhost_registry *reg, uint64_t until,
+                   mgmt_walk_fn fn, void *arg);
+/* Frees what w holds and rewinds it; its table and only stay. */
+void mgmt_walk_clear(struct mgmt_walk *w);
+/* The monotonic clock in microseconds. */
+uint64_t mgmt_now_us(void);
+
+/* A list of objects whose JSON costs (queues), in a table of each vhost: what
+ * mgmt_list_reply_objs needs of them. */
 struct mgmt_list_src {
-    const char *(*vhost)(const void *obj);
+    enum mgmt_walk_table table;
+    /* The object of an entry of the table, and the one named name in v (NULL: none). */
+    const void *(*of_entry)(const struct hmap_entry *e);
+    const void *(*find)(const struct vhost *v, const char *name);
     const char *(*name)(const void *obj);
     json_t *(*entry)(struct mgmt_req *r, const void *obj); /* new; NULL on ENOMEM */
     /* The numeric fields of entry that a list may be sorted by without building it: the
@@ -105,11 +154,12 @@ struct mgmt_list_src {
     int (*number_field)(const char *key);
     double (*number)(const void *obj, int field);
 };
-/* mgmt_list_reply over the n objs (borrowed; reordered): sorted by vhost and name (or name
- * and vhost, or a number_field then vhost and name), only the page's objects are built;
- * sorted by another key, all are. */
-void mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, void **objs,
-                          size_t n);
+/* mgmt_list_reply over src's objects in the vhost named only (NULL: every vhost r may see),
+ * answered over several loop turns (r->stepped): the objects are walked for their names (and
+ * the value sorted by), the names sorted, then the page's objects looked up again by name and
+ * written, in steps of a few milliseconds, so that 100,000 queues never hold the loop. An
+ * object deleted in between is left out; the reply mixes moments, as RabbitMQ's does. */
+void mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, const char *only);
 
 /* GET /api/queues[/{vhost}[/{name}]], PUT /api/queues/{vhost}/{name}, DELETE
  * /api/queues/{vhost}/{name}[/contents] (api_queues.c). */
@@ -212,17 +262,13 @@ bool mgmt_ui_wants(struct evhttp_request *req);
  * status to send: 200, 304 (the If-None-Match tag is current), 404, or 500 on ENOMEM. */
 int mgmt_ui_answer(struct evhttp_request *req, struct evbuffer *buf);
 
-struct mgmt_prom;
 /* GET /metrics, /metrics/per-object, /metrics/detailed?query (prometheus.c). Starts a scrape:
  * returns 200 with *job set, or 404 for another path, 400 for a query that does not parse,
  * 500 on ENOMEM (logged), with *job NULL. The connections and channels it shows are copied
- * now; mgmt_prom_step walks the queues in steps and writes the text. */
+ * now; the job's steps walk the queues and write the text (status 200, or 500 on ENOMEM,
+ * logged, with no body to send). */
 int mgmt_prom_start(const struct mgmt_env *env, const char *path, const char *query,
-                    struct mgmt_prom **job);
-/* Adds the next part of job's text to out, for about budget_us. Returns 1 when the text is
- * complete, 0 when there is more (call again on a later loop turn), -1 on ENOMEM (logged). */
-int mgmt_prom_step(struct mgmt_prom *job, struct evbuffer *out, unsigned budget_us);
-void mgmt_prom_free(struct mgmt_prom *job);
+                    struct mgmt_stepped **job);
 
 /* Users, vhosts, permissions and limits (api_access.c): /api/users[/{name}[/permissions|
  * /topic-permissions]], /api/user-limits..., /api/vhosts[/{name}[/permissions|

@@ -7,9 +7,9 @@
  *
  * Cost: the text is written straight into the reply's evbuffer (prom_text.c), from the
  * counters the broker keeps anyway (warren/stats.h), never through JSON. A scrape works for
- * a budget of time per loop turn (mgmt_prom_step), so that 100,000 queues (39 MB of
+ * a budget of time per loop turn (prom_step), so that 100,000 queues (39 MB of
  * per-object text, 20-50 ms for the mere sums) never hold the loop for long. The queues are
- * walked in steps across turns (struct prom_walk): first once for the sums and totals
+ * walked in steps across turns (struct mgmt_walk, walk.c): first once for the sums and totals
  * (/metrics, /metrics/per-object), then, per object, once for each queue metric, writing
  * each queue's line as it is met, without copying anything up front. The connections and
  * channels, far fewer, are copied when the scrape starts, as before. A scrape thus mixes
@@ -49,8 +49,6 @@
 #define PROM_VHOSTS_MAX 16 /* vhost= parameters honoured in one detailed request */
 /* Per-object channel and connection samples: the clock is looked at every PROM_STEP_CHECK. */
 #define PROM_STEP_CHECK 256
-/* A queue walk looks at the clock every PROM_WALK_CHECK hash buckets (about as many queues). */
-#define PROM_WALK_CHECK 32
 
 /* RabbitMQ's family names, as /metrics/detailed?family= takes them. */
 enum prom_family {
@@ -169,21 +167,6 @@ static const struct prom_metric prom_metrics[] = {
 #define PROM_N(a) (sizeof(a) / sizeof((a)[0]))
 #define PROM_N_METRICS PROM_N(prom_metrics)
 
-/* A walk over the queues of every vhost, resumed on each loop turn; queues may be created and
- * deleted between turns, so it holds no pointer to a queue or a vhost, only names and a
- * cursor of hmap_scan in the vhost's queue table. Vhosts are taken in name order (the walk
- * keeps the name of the one being walked). hmap_scan meets a queue present throughout once,
- * and one created or deleted meanwhile at most once, even if the table grows; hmap never
- * shrinks a table, so a smaller one means the vhost was deleted and created again: the walk
- * goes on to the next vhost rather than risk meeting a queue twice. A generation counter
- * could only restart the walk, writing queues twice; a sorted copy of the names would cost
- * what this avoids. */
-struct prom_walk {
-    char *vhost;      /* owns: the vhost being walked; NULL: the walk has not started */
-    size_t cursor;    /* hmap_scan's, in its queue table */
-    size_t n_buckets; /* its table's size when the walk stopped */
-};
-
 /* Per-object channels and connections are copied when the scrape starts (one walk, no text),
  * then written over several loop turns: they may come and go in between, and a sample must
  * not be written twice. Names are offsets into the scrape's names buffer. */
@@ -199,6 +182,7 @@ struct prom_connrow {
 
 /* A scrape (mgmt_prom_start). */
 struct mgmt_prom {
+    struct mgmt_stepped base; /* first: what http.c holds */
     struct prom_w w;
     const struct mgmt_env *env;
     bool all;        /* /metrics or /metrics/per-object: node figures and totals too */
@@ -218,7 +202,7 @@ struct mgmt_prom {
     size_t n_conn, cap_conn;
     size_t metric, row;    /* the next sample: prom_metrics[metric], its row-th object */
     bool in_family;        /* prom_metrics[metric]'s header is written */
-    struct prom_walk walk; /* the queue walk under way: the sums', then a metric's */
+    struct mgmt_walk walk; /* the queue walk under way: the sums', then a metric's */
     bool summed;           /* the sums' walk is over (or not wanted) */
     bool started;          /* the first step (node figures) was written */
     char name[96];         /* prom_metrics[metric]'s full name */
@@ -297,88 +281,31 @@ prom_kind_wanted(const struct mgmt_prom *s, enum prom_kind kind)
     return false;
 }
 
-static uint64_t
-prom_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* The vhost named name, or with name NULL none; after: the first one whose name sorts after
- * name (NULL: the first of all). A scan of the vhosts, which are few. */
-static struct vhost *
-prom_vhost_at(const struct mgmt_prom *s, const char *name, bool after)
-{
-    struct vhost *best = NULL;
-    for (struct vhost *v = s->env->vhosts->head; v != NULL; v = v->next) {
-        int c = name != NULL ? strcmp(v->name, name) : 1;
-        if (!after && c == 0)
-            return v;
-        if (after && c > 0 && (best == NULL || strcmp(v->name, best->name) < 0))
-            best = v;
-    }
-    return best;
-}
-
-/* What prom_walk_step hands hmap_scan. */
+/* What prom_walk_step hands mgmt_walk_step. */
 struct prom_walk_visit {
     struct mgmt_prom *s;
-    const struct vhost *v;
     void (*fn)(struct mgmt_prom *s, const struct vhost *v, const struct queue *q);
 };
 
 static void
-prom_walk_visit(const struct hmap_entry *e, void *arg)
+prom_walk_visit(void *arg, const struct vhost *v, const struct hmap_entry *e)
 {
     const struct prom_walk_visit *x = arg;
-    x->fn(x->s, x->v, hmap_container_of(e, const struct queue, by_name));
+    x->fn(x->s, v, hmap_container_of(e, const struct queue, by_name));
 }
 
 /* Hands fn the queues w has not met yet, until all are met (returns true, w cleared for the
  * next walk) or the clock passes until (false; the next call goes on from there). fn must
  * not create or delete queues. On ENOMEM s->failed is set and true returned. */
 static bool
-prom_walk_step(struct mgmt_prom *s, struct prom_walk *w, uint64_t until,
+prom_walk_step(struct mgmt_prom *s, struct mgmt_walk *w, uint64_t until,
                void (*fn)(struct mgmt_prom *s, const struct vhost *v, const struct queue *q))
 {
-    struct vhost *v;
-    if (w->vhost == NULL) {
-        v = prom_vhost_at(s, NULL, true);
-        w->cursor = 0;
-    } else {
-        v = prom_vhost_at(s, w->vhost, false);
-        if (v == NULL || v->queues.n_buckets < w->n_buckets) { /* deleted (and created?) */
-            v = prom_vhost_at(s, w->vhost, true);
-            w->cursor = 0;
-        }
-    }
-    unsigned since_check = 0;
-    for (; v != NULL; v = prom_vhost_at(s, v->name, true), w->cursor = 0) {
-        struct prom_walk_visit x = {s, v, fn};
-        do {
-            w->cursor = hmap_scan(&v->queues, w->cursor, prom_walk_visit, &x);
-            if (w->cursor != 0 && ++since_check == PROM_WALK_CHECK) {
-                since_check = 0;
-                if (prom_now_us() >= until)
-                    goto pause;
-            }
-        } while (w->cursor != 0);
-    }
-    free(w->vhost);
-    memset(w, 0, sizeof(*w));
-    return true;
-pause:
-    w->n_buckets = v->queues.n_buckets;
-    if (w->vhost == NULL || strcmp(w->vhost, v->name) != 0) {
-        free(w->vhost);
-        w->vhost = strdup(v->name);
-        if (w->vhost == NULL) {
-            s->failed = true;
-            return true;
-        }
-    }
-    return false;
+    struct prom_walk_visit x = {s, fn};
+    int rc = mgmt_walk_step(w, s->env->vhosts, until, prom_walk_visit, &x);
+    if (rc < 0)
+        s->failed = true;
+    return rc != 0;
 }
 
 static void
@@ -539,7 +466,7 @@ prom_write_families(struct mgmt_prom *s, uint64_t until)
         for (; s->row < n; s->row++) {
             if (++since_check == PROM_STEP_CHECK) {
                 since_check = 0;
-                if (prom_now_us() >= until)
+                if (mgmt_now_us() >= until)
                     return false;
             }
             prom_write_row(s, m, s->name, s->row);
@@ -765,62 +692,26 @@ prom_detailed_query(struct mgmt_prom *s, const char *query)
     return 0;
 }
 
-void
-mgmt_prom_free(struct mgmt_prom *s)
+/* The job's free (struct mgmt_stepped). */
+static void
+prom_free(struct mgmt_stepped *base)
 {
-    if (s == NULL)
-        return;
+    struct mgmt_prom *s = (struct mgmt_prom *)base;
     evhttp_clear_headers(&s->params);
     free(s->names);
-    free(s->walk.vhost);
+    mgmt_walk_clear(&s->walk);
     free(s->c);
     free(s->conn);
     free(s);
 }
 
-int
-mgmt_prom_start(const struct mgmt_env *env, const char *path, const char *query,
-                struct mgmt_prom **out)
+/* The job's step (struct mgmt_stepped): 0 while there is more, 200 once the text is whole,
+ * 500 on ENOMEM (logged). */
+static int
+prom_step(struct mgmt_stepped *base, struct evbuffer *out, unsigned budget_us)
 {
-    *out = NULL;
-    struct mgmt_prom *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        goto nomem;
-    TAILQ_INIT(&s->params);
-    s->env = env;
-    if (strcmp(path, "/metrics") == 0 || strcmp(path, "/metrics/") == 0) {
-        s->all = true;
-    } else if (strcmp(path, "/metrics/per-object") == 0) {
-        s->all = s->per_object = true;
-    } else if (strcmp(path, "/metrics/detailed") == 0) {
-        s->per_object = s->detailed = true;
-        if (prom_detailed_query(s, query) < 0) {
-            mgmt_prom_free(s);
-            return 400;
-        }
-    } else {
-        mgmt_prom_free(s);
-        return 404;
-    }
-    for (int f = 0; s->all && f < PROM_N_FAMILIES; f++)
-        s->families[f] = true;
-    s->summed = !s->all; /* /metrics/detailed shows no sums nor totals */
-    prom_take(s);
-    if (s->failed) {
-        mgmt_prom_free(s);
-        goto nomem;
-    }
-    *out = s;
-    return 200;
-nomem:
-    log_msg(LOG_ERROR, "management: out of memory for a Prometheus scrape");
-    return 500;
-}
-
-int
-mgmt_prom_step(struct mgmt_prom *s, struct evbuffer *out, unsigned budget_us)
-{
-    uint64_t until = prom_now_us() + budget_us;
+    struct mgmt_prom *s = (struct mgmt_prom *)base;
+    uint64_t until = mgmt_now_us() + budget_us;
     s->w.buf = out;
     if (!s->summed) {
         if (!prom_walk_step(s, &s->walk, until, prom_on_queue_sum))
@@ -831,10 +722,10 @@ mgmt_prom_step(struct mgmt_prom *s, struct evbuffer *out, unsigned budget_us)
         prom_node(s);
     s->started = true;
     if (!prom_write_families(s, until))
-        return s->w.failed ? -1 : 0;
+        return s->w.failed ? 500 : 0;
     if (s->failed) {
         log_msg(LOG_ERROR, "management: out of memory for a Prometheus scrape");
-        return -1;
+        return 500;
     }
     if (s->all) {
         prom_gauge(s, "rabbitmq_connections", "gauge", "Connections currently open", s->conns);
@@ -849,7 +740,48 @@ mgmt_prom_step(struct mgmt_prom *s, struct evbuffer *out, unsigned budget_us)
     }
     if (s->w.failed) {
         log_msg(LOG_ERROR, "management: out of memory writing Prometheus metrics");
-        return -1;
+        return 500;
     }
-    return 1;
+    return 200;
+}
+
+int
+mgmt_prom_start(const struct mgmt_env *env, const char *path, const char *query,
+                struct mgmt_stepped **out)
+{
+    *out = NULL;
+    struct mgmt_prom *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        goto nomem;
+    s->base.step = prom_step;
+    s->base.free = prom_free;
+    TAILQ_INIT(&s->params);
+    s->env = env;
+    if (strcmp(path, "/metrics") == 0 || strcmp(path, "/metrics/") == 0) {
+        s->all = true;
+    } else if (strcmp(path, "/metrics/per-object") == 0) {
+        s->all = s->per_object = true;
+    } else if (strcmp(path, "/metrics/detailed") == 0) {
+        s->per_object = s->detailed = true;
+        if (prom_detailed_query(s, query) < 0) {
+            prom_free(&s->base);
+            return 400;
+        }
+    } else {
+        prom_free(&s->base);
+        return 404;
+    }
+    for (int f = 0; s->all && f < PROM_N_FAMILIES; f++)
+        s->families[f] = true;
+    s->summed = !s->all; /* /metrics/detailed shows no sums nor totals */
+    prom_take(s);
+    if (s->failed) {
+        prom_free(&s->base);
+        goto nomem;
+    }
+    *out = &s->base;
+    return 200;
+nomem:
+    log_msg(LOG_ERROR, "management: out of memory for a Prometheus scrape");
+    return 500;
 }
