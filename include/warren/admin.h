@@ -63,8 +63,9 @@ typedef void (*admin_done_fn)(void *arg, const char *err);
 /* NULL on ENOMEM. */
 struct admin *admin_new(const struct admin_env *env);
 void admin_free(struct admin *a);
-/* The server whose connections are closed when their user or vhost is deleted (NULL:
- * none). */
+/* The server whose connections are closed when their user or vhost is deleted, and whose
+ * connection.start names the cluster as the global parameter cluster_name says, from now on
+ * (NULL: none). */
 void admin_set_net(struct admin *a, struct net_server *net);
 
 /* At start, before durable_recover: reads every stored record back (vhosts first), and on

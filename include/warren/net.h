@@ -39,6 +39,12 @@ int net_server_listen(struct net_server *s);
  * do (0) without TLS listeners. */
 int net_server_tls_reload(struct net_server *s);
 
+/* The cluster_name server property that connection.start sends from now on (connections
+ * that have had theirs keep it): name (copied), or NULL for the default, warren@<host>. The
+ * admin layer sets it from the global parameter cluster_name. Returns 0, or -1 on ENOMEM
+ * (logged) with the name before kept. */
+int net_server_set_cluster_name(struct net_server *s, const char *name);
+
 /* Makes a connection of fd, a stream socket already connected to a client at peer (peerlen
  * bytes): what accepting it would have made, peer deciding as there whether the client is on
  * loopback (which the guest user needs). fd is made non-blocking. Returns 0, the connection

@@ -57,10 +57,20 @@ admin_free(struct admin *a)
     free(a);
 }
 
+/* Gives the server the cluster name connection.start sends: the global parameter
+ * cluster_name as it is now (set, changed or deleted), else its default. */
+static void
+admin_cluster_name_apply(struct admin *a)
+{
+    if (a->net != NULL)
+        net_server_set_cluster_name(a->net, admin_cluster_name(a)); /* ENOMEM logged there */
+}
+
 void
 admin_set_net(struct admin *a, struct net_server *net)
 {
     a->net = net;
+    admin_cluster_name_apply(a);
 }
 
 enum admin_result
@@ -633,9 +643,12 @@ admin_apply_stored(struct admin *a, int kind, json_t *e, bool store, char *err, 
     admin_stored_key(key, sizeof(key), names, n);
     if (json_object_set(a->stored[kind], key, e) < 0)
         return admin_fail(err, errlen, ADMIN_NOMEM, "out of memory");
+    bool cluster_name = kind == 2 && strcmp(names[0], "cluster_name") == 0;
+    if (cluster_name) /* applied: admin_cluster_name, and new connections' connection.start */
+        admin_cluster_name_apply(a);
     if (!store)
         return ADMIN_OK;
-    if (kind == 2 && strcmp(names[0], "cluster_name") == 0) /* applied: admin_cluster_name */
+    if (cluster_name)
         return admin_write(a, tags[kind], names, n, e, err, errlen);
     log_msg(LOG_WARNING,
             "%s '%s'%s%s%s stored but not applied: Warren does not implement runtime "
@@ -699,6 +712,8 @@ admin_stored_delete(struct admin *a, const char *kind, const char *const *names,
     admin_stored_key(key, sizeof(key), names, n);
     if (json_object_del(a->stored[k], key) < 0)
         return admin_fail(err, errlen, ADMIN_NOT_FOUND, "no such record");
+    if (k == 2 && n == 1 && strcmp(names[0], "cluster_name") == 0)
+        admin_cluster_name_apply(a); /* the default again */
     admin_erase(a, tags[k], names, n);
     log_msg(LOG_INFO, "cleared %s '%s'", kind, names[n - 1]);
     return admin_done(a, done, arg, err, errlen);

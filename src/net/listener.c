@@ -47,10 +47,13 @@
 /* While accept() keeps failing, a line says so at most this often (milliseconds). */
 #define SERVER_ACCEPT_LOG_MS 10000
 
-/* What RabbitMQ clients look for in server-properties: the capabilities table decides which
- * extensions they use. */
+/* Encodes the server-properties table for connection.start into s->server_props (replacing
+ * the one there): what RabbitMQ clients look for, the capabilities table deciding which
+ * extensions they use. cluster_name: the cluster's name, or NULL for the default, warren@ and
+ * the host's name (as RabbitMQ's default is its node name with the host's). Returns 0, or
+ * -1 on ENOMEM with the table there before kept. */
 static int
-server_build_props(struct net_server *s)
+server_build_props(struct net_server *s, const char *cluster_name)
 {
     static const char *const caps[] = {
         "publisher_confirms",           "exchange_exchange_bindings", "basic.nack",
@@ -59,24 +62,27 @@ server_build_props(struct net_server *s)
     };
     char host[256] = "localhost", cluster[300], platform[200] = "Linux";
     struct utsname un;
-    if (gethostname(host, sizeof(host) - 1) < 0)
-        strcpy(host, "localhost");
     if (uname(&un) == 0)
         snprintf(platform, sizeof(platform), "%s %s (C11, libevent)", un.sysname, un.machine);
-    snprintf(cluster, sizeof(cluster), "warren@%s", host);
+    if (cluster_name == NULL) {
+        if (gethostname(host, sizeof(host) - 1) < 0)
+            strcpy(host, "localhost");
+        snprintf(cluster, sizeof(cluster), "warren@%s", host);
+        cluster_name = cluster;
+    }
 
-    size_t cap = 2048;
-    s->server_props = malloc(cap);
-    if (s->server_props == NULL)
+    size_t cap = 2048 + strlen(cluster_name); /* the name is the only field of any length */
+    uint8_t *props = malloc(cap);
+    if (props == NULL)
         return -1;
     struct wire_writer w;
-    wire_writer_init(&w, s->server_props, cap);
+    wire_writer_init(&w, props, cap);
     size_t m = wire_table_put_table_begin(&w, "capabilities");
     for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
         wire_table_put_bool(&w, caps[i], true);
     wire_table_put_table_end(&w, m);
     wire_table_put_longstr(&w, "cluster_name",
-                           (struct wire_str){(const uint8_t *)cluster, strlen(cluster)});
+                           (struct wire_str){(const uint8_t *)cluster_name, strlen(cluster_name)});
     wire_table_put_longstr(&w, "copyright", WIRE_STR_LIT("Copyright (c) 2026 the Warren authors"));
     wire_table_put_longstr(&w, "information", WIRE_STR_LIT("Warren, an AMQP 0-9-1 message broker"));
     wire_table_put_longstr(&w, "platform",
@@ -84,7 +90,19 @@ server_build_props(struct net_server *s)
     wire_table_put_longstr(&w, "product", WIRE_STR_LIT("Warren"));
     wire_table_put_longstr(&w, "version", WIRE_STR_LIT(PACKAGE_VERSION));
     WR_ASSERT(!w.overflow);
+    free(s->server_props);
+    s->server_props = props;
     s->server_props_len = (uint32_t)wire_writer_len(&w);
+    return 0;
+}
+
+int
+net_server_set_cluster_name(struct net_server *s, const char *name)
+{
+    if (server_build_props(s, name) < 0) {
+        log_msg(LOG_ERROR, "out of memory: connection.start keeps the cluster name it had");
+        return -1;
+    }
     return 0;
 }
 
@@ -531,7 +549,7 @@ net_server_new(const struct net_server_env *env)
         s->accept_ev == NULL || s->stats_ev == NULL || s->lag_ev == NULL ||
         server_admit_init(s) < 0 || evtimer_add(s->memory_ev, &quarter) < 0 ||
         evtimer_add(s->stats_ev, &stats_every) < 0 || server_lag_arm(s) < 0 ||
-        server_build_props(s) < 0)
+        server_build_props(s, NULL) < 0)
         goto fail;
     s->memory_limit = server_memory_limit(env->conf);
     log_msg(LOG_INFO, "memory high watermark: %llu bytes", (unsigned long long)s->memory_limit);

@@ -25,10 +25,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
 
-def ctl(*args, data_dir=None, **kw):
-    return wt.warrenctl(*args, data_dir=data_dir, **kw)
-
-
 def http(status, body, headers=None):
     """A well-formed reply with body (bytes, str, or a value sent as JSON)."""
     if not isinstance(body, (bytes, str)):
@@ -122,7 +118,7 @@ class Fixture:
         wt.cleanup_dir(self.dir)
 
     def ctl(self, *args, **kw):
-        return ctl(*args, data_dir=self.dir, **kw)
+        return wt.warrenctl(*args, data_dir=self.dir, **kw)
 
 
 USERS = [{"name": "alice", "tags": ["administrator", "monitoring"], "password_hash": "x"},
@@ -185,20 +181,20 @@ def test_finds_the_socket():
         conf = os.path.join(f.dir, "warren.conf")
         with open(conf, "w") as fh:
             fh.write("data_dir = %s\n" % f.dir)
-        rc, out, err = ctl("--config", conf, "-q", "list_users")
+        rc, out, err = wt.warrenctl("--config", conf, "-q", "list_users")
         assert rc == 0, (rc, err)
         assert len(f.api.requests) == 1, f.api.requests
         empty = os.path.join(f.dir, "elsewhere")
         os.mkdir(empty)
-        rc, out, err = ctl("--config", conf, "--data-dir", empty, "list_users")
+        rc, out, err = wt.warrenctl("--config", conf, "--data-dir", empty, "list_users")
         assert rc == 69, rc
         assert os.path.join(empty, "warren-admin.sock") in err, err
         with open(conf, "w") as fh:
             fh.write("data_dirr = /x\n")
-        rc, out, err = ctl("--config", conf, "list_users")
+        rc, out, err = wt.warrenctl("--config", conf, "list_users")
         assert rc == 64 and "warren.conf:1" in err, (rc, err)
         # The default data_dir is ./var, as the server's.
-        rc, out, err = ctl("list_users", cwd=empty)
+        rc, out, err = wt.warrenctl("list_users", cwd=empty)
         assert rc == 69 and "./var/warren-admin.sock" in err, (rc, err)
 
 
@@ -323,13 +319,13 @@ def test_tcp_basic_auth():
     api = FakeApi(tcp=True)
     try:
         api.replies[("GET", "/api/vhosts")] = http(200, [{"name": "/"}, {"name": "v1"}])
-        rc, out, err = ctl("--host", "127.0.0.1", "--port", str(api.port), "--username",
-                           "admin", "list_vhosts", env={"WARRENCTL_PASSWORD": "s3cret"})
+        rc, out, err = wt.warrenctl("--host", "127.0.0.1", "--port", str(api.port), "--username",
+                                    "admin", "list_vhosts", env={"WARRENCTL_PASSWORD": "s3cret"})
         assert (rc, out) == (0, "Listing vhosts ...\nname\n/\nv1\n"), (rc, out, err)
         auth = api.requests[-1][2]["authorization"]
         assert base64.b64decode(auth.split()[1]) == b"admin:s3cret", auth
-        rc, out, err = ctl("--host", "127.0.0.1", "--port", str(api.port), "--password", "pw",
-                           "list_vhosts")
+        rc, out, err = wt.warrenctl("--host", "127.0.0.1", "--port", str(api.port), "--password",
+                                    "pw", "list_vhosts")
         auth = api.requests[-1][2]["authorization"]
         assert base64.b64decode(auth.split()[1]) == b"guest:pw", auth
     finally:

@@ -16,23 +16,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
 
-def ctl(srv, *args, **kw):
-    return wt.warrenctl(*args, data_dir=srv.data_dir, **kw)
-
-
-def ok(srv, *args, **kw):
-    rc, out, err = ctl(srv, *args, **kw)
-    assert rc == 0 and err == "", (args, rc, out, err)
-    return out
-
-
-def fails(srv, rc_want, err_want, *args):
-    """Runs a command that must fail with exit rc_want and exactly err_want on stderr."""
-    rc, out, err = ctl(srv, *args)
-    assert (rc, err) == (rc_want, err_want), (args, rc, err)
-    return out
-
-
 def login(srv, user, password, vhost="/"):
     """None when user/password opens vhost, else the exception."""
     import pika
@@ -68,58 +51,64 @@ def test_users():
     """add_user, list_users in every format, authenticate_user, set_user_tags,
     change_password, clear_password, delete_user, and their errors."""
     with wt.server() as srv:
-        out = ok(srv, "add_user", "alice", "pw1")
+        out = wt.ctl_ok(srv, "add_user", "alice", "pw1")
         assert out == ('Adding user "alice" ...\nDone. Don\'t forget to grant the user '
                        "permissions to some virtual hosts! See 'warrenctl help set_permissions' "
                        "to learn more.\n"), out
-        out = fails(srv, 70, 'Error:\nUser "alice" already exists\n', "add_user", "alice", "x")
+        out = wt.ctl_fails(srv, 70, 'Error:\nUser "alice" already exists\n', "add_user", "alice",
+                           "x")
         assert out == 'Adding user "alice" ...\n', out
-        assert ok(srv, "-q", "add_user", "bob", stdin=b"bob pass\n") == ""
-        assert ok(srv, "list_users") == ("Listing users ...\nuser\ttags\nalice\t[]\n"
-                                         "bob\t[]\nguest\t[administrator]\n")
-        assert ok(srv, "-q", "list_users") == "user\ttags\nalice\t[]\nbob\t[]\nguest\t[administrator]\n"
-        assert ok(srv, "-s", "list_users") == "alice\t[]\nbob\t[]\nguest\t[administrator]\n"
-        assert ok(srv, "list_users", "--formatter", "json") == (
+        assert wt.ctl_ok(srv, "-q", "add_user", "bob", stdin=b"bob pass\n") == ""
+        assert wt.ctl_ok(srv, "list_users") == ("Listing users ...\nuser\ttags\nalice\t[]\n"
+                                                "bob\t[]\nguest\t[administrator]\n")
+        assert wt.ctl_ok(srv, "-q", "list_users") == \
+            "user\ttags\nalice\t[]\nbob\t[]\nguest\t[administrator]\n"
+        assert wt.ctl_ok(srv, "-s", "list_users") == "alice\t[]\nbob\t[]\nguest\t[administrator]\n"
+        assert wt.ctl_ok(srv, "list_users", "--formatter", "json") == (
             '[\n{"user":"alice","tags":[]}\n,{"user":"bob","tags":[]}\n'
             ',{"user":"guest","tags":["administrator"]}\n]\n')
-        assert ok(srv, "-q", "list_users", "--formatter", "csv") == (
+        assert wt.ctl_ok(srv, "-q", "list_users", "--formatter", "csv") == (
             '"user","tags"\n"alice","[]"\n"bob","[]"\n"guest","[administrator]"\n')
 
-        assert ok(srv, "authenticate_user", "bob", "bob pass") == \
+        assert wt.ctl_ok(srv, "authenticate_user", "bob", "bob pass") == \
             'Authenticating user "bob" ...\nSuccess\n'
-        assert ok(srv, "-s", "authenticate_user", "bob", "bob pass") == "Success\n"
-        assert ok(srv, "authenticate_user", "bob", "bob pass", "--formatter", "json") == \
+        assert wt.ctl_ok(srv, "-s", "authenticate_user", "bob", "bob pass") == "Success\n"
+        assert wt.ctl_ok(srv, "authenticate_user", "bob", "bob pass", "--formatter", "json") == \
             '{"message":"Success"}\n'
         for user, pw in (("bob", "wrong"), ("nobody", "x")):
-            fails(srv, 65, 'Error:\nError: failed to authenticate user "%s"\nuser \'%s\' - '
-                  'invalid credentials\n' % (user, user), "authenticate_user", user, pw)
+            wt.ctl_fails(srv, 65, 'Error:\nError: failed to authenticate user "%s"\nuser \'%s\' - '
+                         'invalid credentials\n' % (user, user), "authenticate_user", user, pw)
 
-        assert ok(srv, "set_user_tags", "alice", "administrator", "monitoring") == \
+        assert wt.ctl_ok(srv, "set_user_tags", "alice", "administrator", "monitoring") == \
             'Setting tags for user "alice" to [administrator, monitoring] ...\n'
-        assert "alice\t[administrator, monitoring]\n" in ok(srv, "-q", "list_users")
-        ok(srv, "authenticate_user", "alice", "pw1")  # tags leave the password alone
-        fails(srv, 67, 'Error:\nUser "nobody" does not exist\n', "set_user_tags", "nobody", "x")
-        ok(srv, "set_user_tags", "alice")
-        assert "alice\t[]\n" in ok(srv, "-q", "list_users")
+        assert "alice\t[administrator, monitoring]\n" in wt.ctl_ok(srv, "-q", "list_users")
+        wt.ctl_ok(srv, "authenticate_user", "alice", "pw1")  # tags leave the password alone
+        wt.ctl_fails(srv, 67, 'Error:\nUser "nobody" does not exist\n', "set_user_tags", "nobody",
+                     "x")
+        wt.ctl_ok(srv, "set_user_tags", "alice")
+        assert "alice\t[]\n" in wt.ctl_ok(srv, "-q", "list_users")
 
-        ok(srv, "set_permissions", "alice", ".*", ".*", ".*")
+        wt.ctl_ok(srv, "set_permissions", "alice", ".*", ".*", ".*")
         assert login(srv, "alice", "pw1") is None
-        assert ok(srv, "change_password", "alice", "pw2") == \
+        assert wt.ctl_ok(srv, "change_password", "alice", "pw2") == \
             'Changing password for user "alice" ...\n'
         assert login(srv, "alice", "pw1") is not None
         assert login(srv, "alice", "pw2") is None
-        fails(srv, 67, 'Error:\nUser "nobody" does not exist\n', "change_password", "nobody", "x")
-        assert ok(srv, "clear_password", "alice") == 'Clearing password for user "alice" ...\n'
+        wt.ctl_fails(srv, 67, 'Error:\nUser "nobody" does not exist\n', "change_password",
+                     "nobody", "x")
+        assert wt.ctl_ok(srv, "clear_password", "alice") == \
+            'Clearing password for user "alice" ...\n'
         assert login(srv, "alice", "pw2") is not None
-        fails(srv, 65, 'Error:\nError: failed to authenticate user "alice"\nuser \'alice\' - '
-              'invalid credentials\n', "authenticate_user", "alice", "pw2")
-        fails(srv, 67, 'Error:\nUser "nobody" does not exist\n', "clear_password", "nobody")
+        wt.ctl_fails(srv, 65,
+                     'Error:\nError: failed to authenticate user "alice"\nuser \'alice\' - '
+                     'invalid credentials\n', "authenticate_user", "alice", "pw2")
+        wt.ctl_fails(srv, 67, 'Error:\nUser "nobody" does not exist\n', "clear_password", "nobody")
 
-        assert ok(srv, "delete_user", "alice") == 'Deleting user "alice" ...\n'
-        fails(srv, 67, 'Error:\nUser "alice" does not exist\n', "delete_user", "alice")
-        assert ok(srv, "-s", "list_users") == "bob\t[]\nguest\t[administrator]\n"
-        fails(srv, 65, "Error:\nPassword is not provided via argument or stdin\n", "add_user",
-              "carol")
+        assert wt.ctl_ok(srv, "delete_user", "alice") == 'Deleting user "alice" ...\n'
+        wt.ctl_fails(srv, 67, 'Error:\nUser "alice" does not exist\n', "delete_user", "alice")
+        assert wt.ctl_ok(srv, "-s", "list_users") == "bob\t[]\nguest\t[administrator]\n"
+        wt.ctl_fails(srv, 65, "Error:\nPassword is not provided via argument or stdin\n",
+                     "add_user", "carol")
 
 
 @wt.needs_process
@@ -127,40 +116,42 @@ def test_vhosts_and_permissions():
     """add_vhost, list_vhosts with columns, delete_vhost; set/clear/list_permissions,
     list_user_permissions, set/clear/list_topic_permissions; each refusal as rabbitmqctl's."""
     with wt.server() as srv:
-        ok(srv, "add_user", "app", "pw")
-        assert ok(srv, "add_vhost", "v1") == 'Adding vhost "v1" ...\n'
-        ok(srv, "add_vhost", "v1")  # again: nothing changes, as in RabbitMQ
-        ok(srv, "add_vhost", "v2", "--description", "my vhost", "--tags", "a,b",
-           "--default-queue-type", "quorum")
-        assert ok(srv, "list_vhosts") == "Listing vhosts ...\nname\n/\nv1\nv2\n"
-        out = ok(srv, "-q", "list_vhosts", "name", "description", "tags", "default_queue_type",
-                 "tracing")
+        wt.ctl_ok(srv, "add_user", "app", "pw")
+        assert wt.ctl_ok(srv, "add_vhost", "v1") == 'Adding vhost "v1" ...\n'
+        wt.ctl_ok(srv, "add_vhost", "v1")  # again: nothing changes, as in RabbitMQ
+        wt.ctl_ok(srv, "add_vhost", "v2", "--description", "my vhost", "--tags", "a,b",
+                  "--default-queue-type", "quorum")
+        assert wt.ctl_ok(srv, "list_vhosts") == "Listing vhosts ...\nname\n/\nv1\nv2\n"
+        out = wt.ctl_ok(srv, "-q", "list_vhosts", "name", "description", "tags",
+                        "default_queue_type", "tracing")
         assert out.split("\n")[0] == "name\tdescription\ttags\tdefault_queue_type\ttracing", out
         assert "\nv2\tmy vhost\t[a, b]\tquorum\tfalse\n" in out, out
-        assert ok(srv, "list_vhosts", "name", "tracing", "--formatter", "json") == (
+        assert wt.ctl_ok(srv, "list_vhosts", "name", "tracing", "--formatter", "json") == (
             '[\n{"name":"/","tracing":false}\n,{"name":"v1","tracing":false}\n'
             ',{"name":"v2","tracing":false}\n]\n')
-        rc, out, err = ctl(srv, "list_vhosts", "bogus")
+        rc, out, err = wt.ctl(srv, "list_vhosts", "bogus")
         assert rc == 64 and "Info key(s) bogus are not supported" in err, (rc, err)
 
-        assert ok(srv, "set_permissions", "-p", "v1", "app", "^app\\.", "", ".*") == \
+        assert wt.ctl_ok(srv, "set_permissions", "-p", "v1", "app", "^app\\.", "", ".*") == \
             'Setting permissions for user "app" in vhost "v1" ...\n'
-        fails(srv, 69, "Error:\nVirtual host nov does not exist\n", "set_permissions", "-p",
-              "nov", "app", ".*", ".*", ".*")
-        fails(srv, 67, "Error:\nUser nobody does not exist\n", "set_permissions", "-p", "v1",
-              "nobody", ".*", ".*", ".*")
-        rc, out, err = ctl(srv, "set_permissions", "-p", "v1", "app", "(", "", "")
+        wt.ctl_fails(srv, 69, "Error:\nVirtual host nov does not exist\n", "set_permissions", "-p",
+                     "nov", "app", ".*", ".*", ".*")
+        wt.ctl_fails(srv, 67, "Error:\nUser nobody does not exist\n", "set_permissions", "-p", "v1",
+                     "nobody", ".*", ".*", ".*")
+        rc, out, err = wt.ctl(srv, "set_permissions", "-p", "v1", "app", "(", "", "")
         assert rc == 69 and err.startswith("Error:\n"), (rc, err)
-        assert ok(srv, "list_permissions", "-p", "v1") == (
+        assert wt.ctl_ok(srv, "list_permissions", "-p", "v1") == (
             'Listing permissions for vhost "v1" ...\nuser\tconfigure\twrite\tread\n'
             "app\t^app\\.\t\t.*\n")
-        assert ok(srv, "list_permissions", "--formatter", "json") == (
+        assert wt.ctl_ok(srv, "list_permissions", "--formatter", "json") == (
             '[\n{"user":"guest","configure":".*","write":".*","read":".*"}\n]\n')
-        fails(srv, 65, "Virtual host 'nov' does not exist\n", "list_permissions", "-p", "nov")
-        assert ok(srv, "list_user_permissions", "app") == (
+        wt.ctl_fails(srv, 65, "Virtual host 'nov' does not exist\n", "list_permissions", "-p",
+                     "nov")
+        assert wt.ctl_ok(srv, "list_user_permissions", "app") == (
             'Listing permissions for user "app" ...\nvhost\tconfigure\twrite\tread\n'
             "v1\t^app\\.\t\t.*\n")
-        fails(srv, 69, 'Error:\n{:no_such_user, "nobody"}\n', "list_user_permissions", "nobody")
+        wt.ctl_fails(srv, 69, 'Error:\n{:no_such_user, "nobody"}\n', "list_user_permissions",
+                     "nobody")
 
         # The permissions apply: app may declare app.* in v1, not anything else.
         import pika
@@ -175,39 +166,41 @@ def test_vhosts_and_permissions():
             assert e.reply_code == 403, e
         conn.close()
 
-        assert ok(srv, "set_topic_permissions", "-p", "v1", "app", "amq.topic", "^a", "^b") == \
+        assert wt.ctl_ok(srv, "set_topic_permissions", "-p", "v1", "app", "amq.topic", "^a",
+                         "^b") == \
             'Setting topic permissions on "amq.topic" for user "app" in vhost "v1" ...\n'
-        ok(srv, "set_topic_permissions", "-p", "v1", "app", "amq.direct", "^c", "^d")
-        fails(srv, 69, "Error:\nVirtual host nov does not exist\n", "set_topic_permissions",
-              "-p", "nov", "app", "amq.topic", "", "")
-        fails(srv, 67, "Error:\nUser nobody does not exist\n", "set_topic_permissions", "-p",
-              "v1", "nobody", "amq.topic", "", "")
-        out = ok(srv, "list_topic_permissions", "-p", "v1")
+        wt.ctl_ok(srv, "set_topic_permissions", "-p", "v1", "app", "amq.direct", "^c", "^d")
+        wt.ctl_fails(srv, 69, "Error:\nVirtual host nov does not exist\n", "set_topic_permissions",
+                     "-p", "nov", "app", "amq.topic", "", "")
+        wt.ctl_fails(srv, 67, "Error:\nUser nobody does not exist\n", "set_topic_permissions", "-p",
+                     "v1", "nobody", "amq.topic", "", "")
+        out = wt.ctl_ok(srv, "list_topic_permissions", "-p", "v1")
         assert out.startswith('Listing topic permissions for vhost "v1" ...\n'
                               "user\texchange\twrite\tread\n"), out
         assert sorted(out.split("\n")[2:-1]) == ["app\tamq.direct\t^c\t^d",
                                                  "app\tamq.topic\t^a\t^b"], out
-        assert ok(srv, "clear_topic_permissions", "-p", "v1", "app", "amq.topic") == (
+        assert wt.ctl_ok(srv, "clear_topic_permissions", "-p", "v1", "app", "amq.topic") == (
             'Clearing topic permissions on "amq.topic" for user "app" in vhost "v1" ...\n')
-        assert ok(srv, "-s", "list_topic_permissions", "-p", "v1") == "app\tamq.direct\t^c\t^d\n"
-        assert ok(srv, "clear_topic_permissions", "-p", "v1", "app") == (
+        assert wt.ctl_ok(srv, "-s", "list_topic_permissions", "-p", "v1") == \
+            "app\tamq.direct\t^c\t^d\n"
+        assert wt.ctl_ok(srv, "clear_topic_permissions", "-p", "v1", "app") == (
             'Clearing topic permissions for user "app" in vhost "v1" ...\n')
-        assert ok(srv, "list_topic_permissions", "-p", "v1") == \
+        assert wt.ctl_ok(srv, "list_topic_permissions", "-p", "v1") == \
             'Listing topic permissions for vhost "v1" ...\n'
-        fails(srv, 67, "Error:\nUser nobody does not exist\n", "clear_topic_permissions", "-p",
-              "v1", "nobody")
+        wt.ctl_fails(srv, 67, "Error:\nUser nobody does not exist\n", "clear_topic_permissions",
+                     "-p", "v1", "nobody")
 
-        assert ok(srv, "clear_permissions", "-p", "v1", "app") == \
+        assert wt.ctl_ok(srv, "clear_permissions", "-p", "v1", "app") == \
             'Clearing permissions for user "app" in vhost "v1" ...\n'
-        assert ok(srv, "-s", "list_permissions", "-p", "v1") == ""
+        assert wt.ctl_ok(srv, "-s", "list_permissions", "-p", "v1") == ""
         e = login(srv, "app", "pw", "v1")
         assert e is not None and "530" in str(e), e
-        fails(srv, 67, "Error:\nUser nobody does not exist\n", "clear_permissions", "-p", "v1",
-              "nobody")
+        wt.ctl_fails(srv, 67, "Error:\nUser nobody does not exist\n", "clear_permissions", "-p",
+                     "v1", "nobody")
 
-        assert ok(srv, "delete_vhost", "v2") == 'Deleting vhost "v2" ...\n'
-        fails(srv, 65, "Virtual host 'v2' does not exist\n", "delete_vhost", "v2")
-        assert ok(srv, "-s", "list_vhosts") == "/\nv1\n"
+        assert wt.ctl_ok(srv, "delete_vhost", "v2") == 'Deleting vhost "v2" ...\n'
+        wt.ctl_fails(srv, 65, "Virtual host 'v2' does not exist\n", "delete_vhost", "v2")
+        assert wt.ctl_ok(srv, "-s", "list_vhosts") == "/\nv1\n"
 
 
 def refused_code(fn):
@@ -224,15 +217,15 @@ def test_limits():
     connections and channels; bad definitions are refused as rabbitmqctl refuses them."""
     import pika
     with wt.server() as srv:
-        assert ok(srv, "set_vhost_limits", '{"max-connections": 1}') == \
+        assert wt.ctl_ok(srv, "set_vhost_limits", '{"max-connections": 1}') == \
             'Setting vhost limits to "{"max-connections": 1}" for vhost "/" ...\n'
         c1 = wt.pika_connect(srv.addr)
         text = refused_code(lambda: wt.pika_connect(srv.addr))
         assert "530" in text and "connection limit (1) is reached" in text, text
-        ok(srv, "-q", "set_vhost_limits", '{"max-connections": -1}')
+        wt.ctl_ok(srv, "-q", "set_vhost_limits", '{"max-connections": -1}')
         wt.pika_connect(srv.addr).close()
         c1.close()
-        ok(srv, "-q", "set_vhost_limits", '{"max-queues": 1}')
+        wt.ctl_ok(srv, "-q", "set_vhost_limits", '{"max-queues": 1}')
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
         ch.queue_declare("lim0", auto_delete=True)
@@ -240,39 +233,41 @@ def test_limits():
         assert "406" in text and "queue limit" in text, text
         conn.close()
         # The definition replaces the old one: max-queues goes.
-        ok(srv, "-q", "set_vhost_limits", '{"max-connections": 5}')
+        wt.ctl_ok(srv, "-q", "set_vhost_limits", '{"max-connections": 5}')
         conn = wt.pika_connect(srv.addr)
         ch = conn.channel()
         ch.queue_declare("lim0", auto_delete=True)
         ch.queue_declare("lim1", auto_delete=True)
         conn.close()
 
-        fails(srv, 69, "Error:\nValidation failed\n\nUnrecognised terms [{<<\"bogus\">>,10}] in "
-              "limits\n\n", "set_vhost_limits", '{"bogus": 10}')
-        rc, out, err = ctl(srv, "set_vhost_limits", "notjson")
+        wt.ctl_fails(srv, 69,
+                     "Error:\nValidation failed\n\nUnrecognised terms [{<<\"bogus\">>,10}] in "
+                     "limits\n\n", "set_vhost_limits", '{"bogus": 10}')
+        rc, out, err = wt.ctl(srv, "set_vhost_limits", "notjson")
         assert rc == 69 and err.startswith("Error:\nJSON decoding error."), (rc, err)
-        fails(srv, 65, "Virtual host 'nov' does not exist\n", "set_vhost_limits", "-p", "nov",
-              '{"max-connections": 1}')
+        wt.ctl_fails(srv, 65, "Virtual host 'nov' does not exist\n", "set_vhost_limits", "-p",
+                     "nov", '{"max-connections": 1}')
 
-        ok(srv, "add_user", "u", "pw")
-        ok(srv, "set_permissions", "u", ".*", ".*", ".*")
-        assert ok(srv, "set_user_limits", "u", '{"max-channels": 1}') == \
+        wt.ctl_ok(srv, "add_user", "u", "pw")
+        wt.ctl_ok(srv, "set_permissions", "u", ".*", ".*", ".*")
+        assert wt.ctl_ok(srv, "set_user_limits", "u", '{"max-channels": 1}') == \
             'Setting user limits to "{"max-channels": 1}" for user "u" ...\n'
         conn = wt.pika_connect(srv.addr, credentials=pika.PlainCredentials("u", "pw"))
         conn.channel()
         text = refused_code(conn.channel)
         assert "530" in text, text
-        ok(srv, "-q", "set_user_limits", "u", '{"max-channels": -1}')
+        wt.ctl_ok(srv, "-q", "set_user_limits", "u", '{"max-channels": -1}')
         conn = wt.pika_connect(srv.addr, credentials=pika.PlainCredentials("u", "pw"))
         conn.channel()
         conn.channel()
         conn.close()
-        fails(srv, 69, 'Error:\n{:no_such_user, "nobody"}\n', "set_user_limits", "nobody",
-              '{"max-connections": 1}')
-        fails(srv, 69, 'Error:\nmax-connections should be a number, actually was "x"\n',
-              "set_user_limits", "u", '{"max-connections": "x"}')
-        fails(srv, 69, "Error:\nValidation failed\n\nUnrecognised terms [{<<\"max-foo\">>,1}] in "
-              "user-limits\n\n", "set_user_limits", "u", '{"max-foo": 1}')
+        wt.ctl_fails(srv, 69, 'Error:\n{:no_such_user, "nobody"}\n', "set_user_limits", "nobody",
+                     '{"max-connections": 1}')
+        wt.ctl_fails(srv, 69, 'Error:\nmax-connections should be a number, actually was "x"\n',
+                     "set_user_limits", "u", '{"max-connections": "x"}')
+        wt.ctl_fails(srv, 69,
+                     "Error:\nValidation failed\n\nUnrecognised terms [{<<\"max-foo\">>,1}] in "
+                     "user-limits\n\n", "set_user_limits", "u", '{"max-foo": 1}')
 
 
 @wt.needs_process
@@ -283,31 +278,31 @@ def test_definitions():
     path = os.path.join(tmp, "defs.json")
     try:
         with wt.server() as srv:
-            ok(srv, "add_user", "dora", "dora pw")
-            ok(srv, "add_vhost", "dv")
-            ok(srv, "set_permissions", "-p", "dv", "dora", ".*", ".*", ".*")
-            assert ok(srv, "export_definitions", path) == \
+            wt.ctl_ok(srv, "add_user", "dora", "dora pw")
+            wt.ctl_ok(srv, "add_vhost", "dv")
+            wt.ctl_ok(srv, "set_permissions", "-p", "dv", "dora", ".*", ".*", ".*")
+            assert wt.ctl_ok(srv, "export_definitions", path) == \
                 'Exporting definitions in JSON to a file at "%s" ...\n' % path
-            out = ok(srv, "-q", "export_definitions", "-")
+            out = wt.ctl_ok(srv, "-q", "export_definitions", "-")
             for defs in (json.load(open(path)), json.loads(out)):
                 assert "dora" in [u["name"] for u in defs["users"]], defs
                 assert {"user": "dora", "vhost": "dv", "configure": ".*", "write": ".*",
                         "read": ".*"} in defs["permissions"], defs
         with wt.server() as srv:
             assert login(srv, "dora", "dora pw", "dv") is not None
-            assert ok(srv, "import_definitions", path) == \
+            assert wt.ctl_ok(srv, "import_definitions", path) == \
                 'Importing definitions in JSON from a file at "%s" ...\n' % path
             assert login(srv, "dora", "dora pw", "dv") is None
-            ok(srv, "delete_user", "dora")
+            wt.ctl_ok(srv, "delete_user", "dora")
             with open(path, "rb") as f:
-                assert ok(srv, "import_definitions", "-", stdin=f.read()) == \
+                assert wt.ctl_ok(srv, "import_definitions", "-", stdin=f.read()) == \
                     "Importing definitions in JSON from standard input ...\n"
             assert login(srv, "dora", "dora pw", "dv") is None
             with open(path, "w") as f:
                 f.write("{not json")
-            rc, out, err = ctl(srv, "import_definitions", path)
+            rc, out, err = wt.ctl(srv, "import_definitions", path)
             assert rc == 65 and "is not a JSON object" in err, (rc, err)
-            rc, out, err = ctl(srv, "export_definitions", os.path.join(tmp, "no", "such.json"))
+            rc, out, err = wt.ctl(srv, "export_definitions", os.path.join(tmp, "no", "such.json"))
             assert rc == 73, (rc, err)
     finally:
         wt.cleanup_dir(tmp)
@@ -320,34 +315,34 @@ def test_status_and_connections():
     import pika
     with wt.server() as srv:
         conn = wt.pika_connect(srv.addr, client_properties={"connection_name": "mine"})
-        out = ok(srv, "status")
+        out = wt.ctl_ok(srv, "status")
         assert out.startswith("Status of node "), out
         for line in ("Connection count: 1\n", "Virtual host count: 1\n",
                      "port: %d, protocol: amqp, purpose: AMQP 0-9-1\n" % srv.addr[1]):
             assert line in out, (line, out)
-        st = json.loads(ok(srv, "status", "--formatter", "json"))
+        st = json.loads(wt.ctl_ok(srv, "status", "--formatter", "json"))
         assert st["totals"]["connection_count"] == 1, st
         port = conn._impl._transport._sock.getsockname()[1]  # the client's end
-        out = ok(srv, "list_connections")
+        out = wt.ctl_ok(srv, "list_connections")
         assert out == ("Listing connections ...\nuser\tpeer_host\tpeer_port\tstate\n"
                        "guest\t127.0.0.1\t%d\trunning\n" % port), out
         name = "127.0.0.1:%d -> 127.0.0.1:%d" % (port, srv.addr[1])
-        assert ok(srv, "-s", "list_connections", "pid", "name", "vhost") == \
+        assert wt.ctl_ok(srv, "-s", "list_connections", "pid", "name", "vhost") == \
             "%s\t%s\t/\n" % (name, name)
-        out = ok(srv, "list_connections", "name", "client_properties", "--formatter", "json")
+        out = wt.ctl_ok(srv, "list_connections", "name", "client_properties", "--formatter", "json")
         rows = json.loads(out)
         assert rows[0]["name"] == name, rows
         assert rows[0]["client_properties"]["connection_name"] == "mine", rows
-        assert ok(srv, "close_connection", name, "maintenance") == \
+        assert wt.ctl_ok(srv, "close_connection", name, "maintenance") == \
             "Closing connection %s, reason: maintenance...\n" % name
         try:
             conn.process_data_events(time_limit=5)
             raise AssertionError("still open")
         except pika.exceptions.ConnectionClosedByBroker as e:
             assert (e.reply_code, e.reply_text) == (320, "CONNECTION_FORCED - maintenance"), e
-        wt.wait_until(lambda: ok(srv, "-s", "list_connections") == "", 5, "connection gone")
+        wt.wait_until(lambda: wt.ctl_ok(srv, "-s", "list_connections") == "", 5, "connection gone")
         # Gone already: not an error, as in rabbitmqctl.
-        ok(srv, "close_connection", name, "again")
+        wt.ctl_ok(srv, "close_connection", name, "again")
 
 
 @wt.needs_process

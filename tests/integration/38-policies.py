@@ -20,23 +20,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
 
 
-def ctl(srv, *args):
-    return wt.warrenctl(*args, data_dir=srv.data_dir)
-
-
-def ok(srv, *args):
-    rc, out, err = ctl(srv, *args)
-    assert rc == 0 and err == "", (args, rc, out, err)
-    return out
-
-
-def fails(srv, rc_want, err_want, *args):
-    """Runs a command that must fail with exit rc_want and exactly err_want on stderr."""
-    rc, out, err = ctl(srv, *args)
-    assert (rc, err) == (rc_want, err_want), (args, rc, out, err)
-    return out
-
-
 LIST_HEADER = "vhost\tname\tpattern\tapply-to\tdefinition\tpriority\n"
 
 
@@ -46,55 +29,57 @@ def test_warrenctl():
     rabbitmqctl 3.10.8 prints, refuse what it refuses with its texts, and what they set
     lasts across a restart"""
     with wt.server() as srv:
-        out = ok(srv, "set_policy", "p1", "^q", '{"message-ttl":1000,"max-length":5}',
-                 "--priority", "1", "--apply-to", "queues")
+        out = wt.ctl_ok(srv, "set_policy", "p1", "^q", '{"message-ttl":1000,"max-length":5}',
+                        "--priority", "1", "--apply-to", "queues")
         assert out == ('Setting policy "p1" for pattern "^q" to "{"message-ttl":1000,'
                        '"max-length":5}" with priority "1" for vhost "/" ...\n'), out
-        ok(srv, "set_policy", "p2", ".*", '{"expires":10000}')
+        wt.ctl_ok(srv, "set_policy", "p2", ".*", '{"expires":10000}')
         listing = ('Listing policies for vhost "/" ...\n' + LIST_HEADER +
                    '/\tp2\t.*\tall\t{"expires":10000}\t0\n'
                    '/\tp1\t^q\tqueues\t{"max-length":5,"message-ttl":1000}\t1\n')
-        assert ok(srv, "list_policies") == listing
+        assert wt.ctl_ok(srv, "list_policies") == listing
 
         for definition, text in [
                 ('{"message-ttl":"foo"}', '<<"foo">> is not a valid message TTL\n'),
                 ('{"foo":1}', '[{<<"foo">>,1}] are not recognised policy settings\n'),
                 ('{}', "no policy provided\n")]:
-            fails(srv, 69, "Error:\nValidation failed\n\n%s\n" % text,
-                  "set_policy", "bad", "^q", definition)
-        fails(srv, 69, 'Error:\nValidation failed\n\npattern should be regular expression but '
-              'is invalid: {"missing )",1}\n\n', "set_policy", "bad", "(", '{"expires":1}')
-        fails(srv, 69, "Error:\nValidation failed\n\n0 is not a valid queue expiry\n"
-              "apply-to 'nope' unrecognised; should be 'queues', 'exchanges' or 'all'\n\n",
-              "set_policy", "bad", "x", '{"expires":0}', "--apply-to", "nope")
-        fails(srv, 69, "Error:\nJSON decoding error. Reason: badarg\n",
-              "set_policy", "bad", "x", "notjson")
-        rc, out, err = ctl(srv, "set_policy", "bad", "x", '{"expires":1}', "--priority", "x")
+            wt.ctl_fails(srv, 69, "Error:\nValidation failed\n\n%s\n" % text,
+                         "set_policy", "bad", "^q", definition)
+        wt.ctl_fails(srv, 69, 'Error:\nValidation failed\n\npattern should be regular expression '
+                     'but is invalid: {"missing )",1}\n\n', "set_policy", "bad", "(",
+                     '{"expires":1}')
+        wt.ctl_fails(srv, 69, "Error:\nValidation failed\n\n0 is not a valid queue expiry\n"
+                     "apply-to 'nope' unrecognised; should be 'queues', 'exchanges' or 'all'\n\n",
+                     "set_policy", "bad", "x", '{"expires":0}', "--apply-to", "nope")
+        wt.ctl_fails(srv, 69, "Error:\nJSON decoding error. Reason: badarg\n",
+                     "set_policy", "bad", "x", "notjson")
+        rc, out, err = wt.ctl(srv, "set_policy", "bad", "x", '{"expires":1}', "--priority", "x")
         assert rc == 64 and out == "" and "--priority : x" in err, (rc, out, err)
-        fails(srv, 69, "Error:\nParameter does not exist\n", "clear_policy", "nope")
-        fails(srv, 65, "Virtual host 'nope' does not exist\n", "list_policies", "-p", "nope")
-        fails(srv, 65, "Virtual host 'nope' does not exist\n",
-              "set_policy", "-p", "nope", "x", "y", '{"expires":1}')
+        wt.ctl_fails(srv, 69, "Error:\nParameter does not exist\n", "clear_policy", "nope")
+        wt.ctl_fails(srv, 65, "Virtual host 'nope' does not exist\n", "list_policies", "-p", "nope")
+        wt.ctl_fails(srv, 65, "Virtual host 'nope' does not exist\n",
+                     "set_policy", "-p", "nope", "x", "y", '{"expires":1}')
 
-        out = ok(srv, "set_operator_policy", "op1", "^q", '{"message-ttl":500,"max-length":10}',
-                 "--priority", "2", "--apply-to", "queues")
+        out = wt.ctl_ok(srv, "set_operator_policy", "op1", "^q",
+                        '{"message-ttl":500,"max-length":10}', "--priority", "2", "--apply-to",
+                        "queues")
         assert out.startswith('Setting operator policy override "op1" for pattern "^q" to '), out
-        fails(srv, 69, 'Error:\nValidation failed\n\n[{<<"dead-letter-exchange">>,<<"x">>}] '
-              "are not recognised policy settings\n\n",
-              "set_operator_policy", "op2", "^q", '{"dead-letter-exchange":"x"}')
-        fails(srv, 69, "Error:\nParameter does not exist\n", "clear_operator_policy", "op9")
+        wt.ctl_fails(srv, 69, 'Error:\nValidation failed\n\n[{<<"dead-letter-exchange">>,<<"x">>}] '
+                     "are not recognised policy settings\n\n",
+                     "set_operator_policy", "op2", "^q", '{"dead-letter-exchange":"x"}')
+        wt.ctl_fails(srv, 69, "Error:\nParameter does not exist\n", "clear_operator_policy", "op9")
         op_listing = ('Listing operator policy overrides for vhost "/" ...\n' + LIST_HEADER +
                       '/\top1\t^q\tqueues\t{"max-length":10,"message-ttl":500}\t2\n')
-        assert ok(srv, "list_operator_policies") == op_listing
+        assert wt.ctl_ok(srv, "list_operator_policies") == op_listing
 
         srv.restart()
-        assert ok(srv, "list_policies") == listing
-        assert ok(srv, "list_operator_policies") == op_listing
-        assert ok(srv, "clear_policy", "p2") == 'Clearing policy "p2" on vhost "/" ...\n'
-        assert ok(srv, "clear_operator_policy", "op1") == (
+        assert wt.ctl_ok(srv, "list_policies") == listing
+        assert wt.ctl_ok(srv, "list_operator_policies") == op_listing
+        assert wt.ctl_ok(srv, "clear_policy", "p2") == 'Clearing policy "p2" on vhost "/" ...\n'
+        assert wt.ctl_ok(srv, "clear_operator_policy", "op1") == (
             'Clearing operator policy "op1" on vhost "/" ...\n')
-        assert ok(srv, "-q", "list_operator_policies") == ""
-        assert ok(srv, "-q", "list_policies") == (
+        assert wt.ctl_ok(srv, "-q", "list_operator_policies") == ""
+        assert wt.ctl_ok(srv, "-q", "list_policies") == (
             LIST_HEADER + '/\tp1\t^q\tqueues\t{"max-length":5,"message-ttl":1000}\t1\n')
 
 
@@ -215,13 +200,13 @@ def test_queue_policies():
                 "name\tpolicy\toperator_policy\teffective_policy_definition\targuments\t"
                 "messages\n")
         other = "other\t\t\t[]\t[]\t0\n"
-        assert ok(srv, *cols) == head + 'jobs\t\t\t[]\t[{"x-max-length",100}]\t1\n' + other
+        assert wt.ctl_ok(srv, *cols) == head + 'jobs\t\t\t[]\t[{"x-max-length",100}]\t1\n' + other
 
-        ok(srv, "set_policy", "low", "^jo", '{"max-length":10,"dead-letter-exchange":"dlx"}')
-        ok(srv, "set_policy", "high", "^jobs$", '{"max-length":20,"message-ttl":60000}',
-           "--priority", "5")
-        ok(srv, "set_operator_policy", "cap", ".*", '{"max-length":5,"message-ttl":90000}')
-        assert ok(srv, *cols) == head + (
+        wt.ctl_ok(srv, "set_policy", "low", "^jo", '{"max-length":10,"dead-letter-exchange":"dlx"}')
+        wt.ctl_ok(srv, "set_policy", "high", "^jobs$", '{"max-length":20,"message-ttl":60000}',
+                  "--priority", "5")
+        wt.ctl_ok(srv, "set_operator_policy", "cap", ".*", '{"max-length":5,"message-ttl":90000}')
+        assert wt.ctl_ok(srv, *cols) == head + (
             'jobs\thigh\tcap\t[{"max-length",5},{"message-ttl",60000}]\t'
             '[{"x-max-length",100}]\t1\n'
             'other\t\tcap\t[{"max-length",5},{"message-ttl",90000}]\t[]\t0\n')
@@ -238,10 +223,11 @@ def test_queue_policies():
         assert wt.http(srv, "GET", "/api/queues/nope")[0] == 404
 
         # Live: the higher policy goes, the lower one takes over; a later queue gets them.
-        ok(srv, "clear_policy", "high")
-        ok(srv, "clear_operator_policy", "cap")
+        wt.ctl_ok(srv, "clear_policy", "high")
+        wt.ctl_ok(srv, "clear_operator_policy", "cap")
         ch.queue_declare("jobs2", durable=True)
-        assert ok(srv, "-q", "list_queues", "name", "policy", "effective_policy_definition") == (
+        assert wt.ctl_ok(srv, "-q", "list_queues", "name", "policy",
+                         "effective_policy_definition") == (
             "name\tpolicy\teffective_policy_definition\n"
             'jobs\tlow\t[{"dead-letter-exchange","dlx"},{"max-length",10}]\n'
             'jobs2\tlow\t[{"dead-letter-exchange","dlx"},{"max-length",10}]\n'
@@ -252,7 +238,7 @@ def test_queue_policies():
         q = wt.http(srv, "GET", "/api/queues/%2F/jobs")[2]
         assert (q["policy"], q["effective_policy_definition"], q["messages"]) == (
             "low", {"dead-letter-exchange": "dlx", "max-length": 10}, 1), q
-        rc, out, err = ctl(srv, "list_queues", "name", "effective_policy")
+        rc, out, err = wt.ctl(srv, "list_queues", "name", "effective_policy")
         assert rc == 64 and "Info key(s) effective_policy are not supported" in err, (rc, err)
 
 
@@ -267,10 +253,10 @@ def test_max_length_live():
         ch = wt.confirm_channel(conn)
         wt.fresh_queue(ch, "jobs")
         wt.publish_confirmed(ch, "jobs", 10)
-        ok(srv, "set_policy", "cap", "^jobs", '{"max-length":3}')
+        wt.ctl_ok(srv, "set_policy", "cap", "^jobs", '{"max-length":3}')
         assert ch.queue_declare("jobs", passive=True).method.message_count == 3
         assert wt.drain(ch, "jobs") == [b"m7", b"m8", b"m9"]
-        ok(srv, "set_policy", "cap", "^jobs", '{"max-length":1,"overflow":"reject-publish"}')
+        wt.ctl_ok(srv, "set_policy", "cap", "^jobs", '{"max-length":1,"overflow":"reject-publish"}')
         wt.fresh_queue(ch, "jobs.later")
         ch.basic_publish("", "jobs.later", b"first")
         try:
@@ -278,7 +264,7 @@ def test_max_length_live():
             raise AssertionError("a publish over a policy's max-length was confirmed")
         except pika.exceptions.NackError:
             pass
-        ok(srv, "clear_policy", "cap")
+        wt.ctl_ok(srv, "clear_policy", "cap")
         ch.basic_publish("", "jobs.later", b"third")
         assert wt.drain(ch, "jobs.later") == [b"first", b"third"]
         conn.close()
@@ -306,7 +292,7 @@ def test_dead_lettering_live():
             assert got == body, (queue, got)
             ch.basic_reject(m.delivery_tag, requeue=False)
 
-        ok(srv, "set_policy", "dl", "^work", '{"dead-letter-exchange":"dlx"}')
+        wt.ctl_ok(srv, "set_policy", "dl", "^work", '{"dead-letter-exchange":"dlx"}')
         reject_one("work", b"r1")
         reject_one("work.own", b"r2")
         m, props, body = ch.basic_get("dead", auto_ack=True)
@@ -315,14 +301,15 @@ def test_dead_lettering_live():
         assert (death["queue"], death["reason"]) == ("work", "rejected"), death
         assert wt.drain(ch, "dead2") == [b"r2"]
 
-        ok(srv, "set_policy", "dl", "^work$", '{"dead-letter-exchange":"dlx","message-ttl":50}')
+        wt.ctl_ok(srv, "set_policy", "dl", "^work$",
+                  '{"dead-letter-exchange":"dlx","message-ttl":50}')
         ch.basic_publish("", "work", b"t1")
         wt.wait_until(lambda: ch.queue_declare("dead", passive=True).method.message_count == 1,
                       5, "the expired message dead-lettered", conns=[conn])
         m, props, body = ch.basic_get("dead", auto_ack=True)
         assert body == b"t1" and props.headers["x-death"][0]["reason"] == "expired", (body, props)
 
-        ok(srv, "clear_policy", "dl")
+        wt.ctl_ok(srv, "clear_policy", "dl")
         reject_one("work", b"r3")
         time.sleep(0.2)
         assert wt.drain(ch, "dead") == []
@@ -366,18 +353,18 @@ def test_alternate_exchange_live():
         lost = ["lost", "lost2", "own-lost"]
         assert publish_lands(ch, "orders", lost) is None
 
-        ok(srv, "set_policy", "ae", "^(orders|own|late)$", '{"alternate-exchange":"alt"}',
-           "--apply-to", "exchanges")
+        wt.ctl_ok(srv, "set_policy", "ae", "^(orders|own|late)$", '{"alternate-exchange":"alt"}',
+                  "--apply-to", "exchanges")
         assert publish_lands(ch, "orders", lost) == "lost"
         assert publish_lands(ch, "own", lost) == "own-lost"  # the argument wins
-        ok(srv, "set_policy", "ae2", "^orders$", '{"alternate-exchange":"alt2"}',
-           "--priority", "5")
+        wt.ctl_ok(srv, "set_policy", "ae2", "^orders$", '{"alternate-exchange":"alt2"}',
+                  "--priority", "5")
         assert publish_lands(ch, "orders", lost) == "lost2"
         ch.exchange_declare("late", "topic")
         assert publish_lands(ch, "late", lost) == "lost"
         # A policy for queues only does not reach exchanges.
-        ok(srv, "set_policy", "ae2", "^orders$", '{"alternate-exchange":"alt2"}',
-           "--priority", "5", "--apply-to", "queues")
+        wt.ctl_ok(srv, "set_policy", "ae2", "^orders$", '{"alternate-exchange":"alt2"}',
+                  "--priority", "5", "--apply-to", "queues")
         assert publish_lands(ch, "orders", lost) == "lost"
         conn.close()
 
@@ -386,7 +373,7 @@ def test_alternate_exchange_live():
         ch = conn.channel()
         ch.confirm_delivery()
         assert publish_lands(ch, "orders", lost) == "lost"
-        ok(srv, "clear_policy", "ae")
+        wt.ctl_ok(srv, "clear_policy", "ae")
         assert publish_lands(ch, "orders", lost) is None
         conn.close()
 

@@ -28,23 +28,6 @@ CHANNEL_KEYS = ("pid connection name number user vhost transactional confirm con
                 "messages_unconfirmed prefetch_count global_prefetch_count").split()
 
 
-def ctl(srv, *args, **kw):
-    return wt.warrenctl(*args, data_dir=srv.data_dir, **kw)
-
-
-def ok(srv, *args, **kw):
-    rc, out, err = ctl(srv, *args, **kw)
-    assert rc == 0 and err == "", (args, rc, out, err)
-    return out
-
-
-def fails(srv, rc_want, err_want, *args):
-    """Runs a command that must fail with exit rc_want and exactly err_want on stderr."""
-    rc, out, err = ctl(srv, *args)
-    assert (rc, err) == (rc_want, err_want), (args, rc, err)
-    return out
-
-
 def rows(out):
     return [line.split("\t") for line in out.splitlines()]
 
@@ -75,7 +58,7 @@ class Scene:
         ch3.basic_consume("q1", lambda *a: None, auto_ack=True, consumer_tag="ctag2",
                           exclusive=True)
         self.conn.process_data_events(0.2)
-        self.name = ok(srv, "-s", "list_connections", "name").strip()  # the only one
+        self.name = wt.ctl_ok(srv, "-s", "list_connections", "name").strip()  # the only one
 
     def close(self):
         try:
@@ -91,29 +74,30 @@ def test_exchanges_and_bindings():
     with wt.server() as srv:
         s = Scene(srv)
         try:
-            out = ok(srv, "list_exchanges")
+            out = wt.ctl_ok(srv, "list_exchanges")
             assert out.startswith("Listing exchanges for vhost / ...\nname\ttype\n"), out
             assert "ex1\ttopic\n" in out and "\tdirect\n" in out, out
-            out = ok(srv, "list_exchanges", "name", "type", "durable", "auto_delete",
-                     "internal", "arguments", "policy")
+            out = wt.ctl_ok(srv, "list_exchanges", "name", "type", "durable", "auto_delete",
+                            "internal", "arguments", "policy")
             assert out.splitlines()[1] == ("name\ttype\tdurable\tauto_delete\tinternal\t"
                                            "arguments\tpolicy"), out
             assert 'ex1\ttopic\tfalse\tfalse\tfalse\t[{"alternate-exchange","amq.fanout"}]\t\n' \
                 in out, out
             assert "amq.direct\tdirect\ttrue\tfalse\tfalse\t[]\t\n" in out, out
-            assert ok(srv, "-q", "list_exchanges").startswith("name\ttype\n")
-            assert ok(srv, "-s", "list_exchanges").startswith("\tdirect\namq.direct\tdirect\n")
-            out = ok(srv, "list_exchanges", "--no-table-headers")
+            assert wt.ctl_ok(srv, "-q", "list_exchanges").startswith("name\ttype\n")
+            out = wt.ctl_ok(srv, "-s", "list_exchanges")
+            assert out.startswith("\tdirect\namq.direct\tdirect\n"), out
+            out = wt.ctl_ok(srv, "list_exchanges", "--no-table-headers")
             assert out.startswith("Listing exchanges for vhost / ...\n\tdirect\n"), out
-            out = ok(srv, "--formatter", "json", "list_exchanges")
+            out = wt.ctl_ok(srv, "--formatter", "json", "list_exchanges")
             assert json.loads(out)[0] == {"name": "", "type": "direct"}, out
-            assert ok(srv, "list_exchanges", "-p", "nosuch") == \
+            assert wt.ctl_ok(srv, "list_exchanges", "-p", "nosuch") == \
                 "Listing exchanges for vhost nosuch ...\n"
-            rc, out, err = ctl(srv, "list_exchanges", "bogus")
+            rc, out, err = wt.ctl(srv, "list_exchanges", "bogus")
             assert rc == 64 and err.startswith(
                 "Error (argument validation): Info key(s) bogus are not supported\n"), (rc, err)
 
-            out = ok(srv, "list_bindings")
+            out = wt.ctl_ok(srv, "list_bindings")
             assert out == ("Listing bindings for vhost /...\n"
                            "source_name\tsource_kind\tdestination_name\tdestination_kind\t"
                            "routing_key\targuments\n"
@@ -121,10 +105,11 @@ def test_exchanges_and_bindings():
                            "\texchange\tq1\tqueue\tq1\t[]\n"
                            "\texchange\tq2\tqueue\tq2\t[]\n"
                            'ex1\texchange\tq1\tqueue\ta.#\t[{"x-foo","bar"}]\n'), out
-            out = ok(srv, "--formatter", "csv", "list_bindings", "source_name", "routing_key")
+            out = wt.ctl_ok(srv, "--formatter", "csv", "list_bindings", "source_name",
+                            "routing_key")
             assert out == ('"source_name","routing_key"\n"","p1"\n"","q1"\n"","q2"\n'
                            '"ex1","a.#"\n'), out
-            assert ok(srv, "list_bindings", "-p", "nosuch") == \
+            assert wt.ctl_ok(srv, "list_bindings", "-p", "nosuch") == \
                 "Listing bindings for vhost nosuch...\n"
         finally:
             s.close()
@@ -136,13 +121,13 @@ def test_channels_and_consumers():
     with wt.server() as srv:
         s = Scene(srv)
         try:
-            out = ok(srv, "list_channels")
+            out = wt.ctl_ok(srv, "list_channels")
             assert rows(out) == [["Listing channels ..."],
                                  ["pid", "user", "consumer_count", "messages_unacknowledged"],
                                  [s.name + " (1)", "guest", "0", "0"],
                                  [s.name + " (2)", "guest", "1", "0"],
                                  [s.name + " (3)", "guest", "1", "0"]], out
-            out = ok(srv, "-q", "list_channels", *CHANNEL_KEYS)
+            out = wt.ctl_ok(srv, "-q", "list_channels", *CHANNEL_KEYS)
             assert rows(out) == [
                 CHANNEL_KEYS,
                 [s.name + " (1)", s.name, s.name + " (1)", "1", "guest", "/", "false", "true",
@@ -151,23 +136,23 @@ def test_channels_and_consumers():
                  "1", "0", "0", "0", "0", "5", "0"],
                 [s.name + " (3)", s.name, s.name + " (3)", "3", "guest", "/", "true", "false",
                  "1", "0", "0", "0", "0", "0", "0"]], out
-            out = ok(srv, "--formatter", "json", "list_channels", "number", "prefetch_count")
+            out = wt.ctl_ok(srv, "--formatter", "json", "list_channels", "number", "prefetch_count")
             assert json.loads(out) == [{"number": 1, "prefetch_count": 0},
                                        {"number": 2, "prefetch_count": 5},
                                        {"number": 3, "prefetch_count": 0}], out
 
-            out = ok(srv, "list_consumers")
+            out = wt.ctl_ok(srv, "list_consumers")
             assert rows(out) == [
                 ["Listing consumers in vhost / ..."],
                 ["queue_name", "channel_pid", "consumer_tag", "ack_required", "prefetch_count",
                  "active", "arguments"],
                 ["q1", s.name + " (3)", "ctag2", "false", "0", "true", "[]"],
                 ["q2", s.name + " (2)", "ctag1", "true", "5", "true", '[{"x-priority",3}]']], out
-            out = ok(srv, "-s", "list_consumers", "queue_name", "activity_status")
+            out = wt.ctl_ok(srv, "-s", "list_consumers", "queue_name", "activity_status")
             assert out == "q1\tup\nq2\tup\n", out
-            assert ok(srv, "list_consumers", "-p", "nosuch") == \
+            assert wt.ctl_ok(srv, "list_consumers", "-p", "nosuch") == \
                 "Listing consumers in vhost nosuch ...\n"
-            rc, _, err = ctl(srv, "list_consumers", "channel")
+            rc, _, err = wt.ctl(srv, "list_consumers", "channel")
             assert rc == 64 and "Info key(s) channel are not supported" in err, err
         finally:
             s.close()
@@ -183,7 +168,7 @@ def test_list_queues_every_key():
         try:
             ch = s.conn.channel()
             ch.queue_declare("qq", durable=True, arguments={"x-queue-type": "quorum"})
-            out = ok(srv, "-q", "list_queues", *QUEUE_KEYS)
+            out = wt.ctl_ok(srv, "-q", "list_queues", *QUEUE_KEYS)
             lines = rows(out)
             assert lines[0] == QUEUE_KEYS, lines[0]
             got = {r[0]: dict(zip(QUEUE_KEYS, r)) for r in lines[1:]}
@@ -199,11 +184,11 @@ def test_list_queues_every_key():
                       "online", "head_message_timestamp", "policy"):
                 assert p1[k] == "", (k, p1)
             assert p1["memory"].isdigit(), p1  # the queue's entries and in-memory messages
-            node = json.loads(ok(srv, "--formatter", "json", "status"))["node"]
+            node = json.loads(wt.ctl_ok(srv, "--formatter", "json", "status"))["node"]
             qq = got["qq"]
             assert (qq["leader"], qq["members"], qq["online"], qq["exclusive"]) == \
                 (node, "[%s]" % node, "[%s]" % node, ""), qq
-            out = ok(srv, "--formatter", "json", "list_queues", "name", "members", "memory")
+            out = wt.ctl_ok(srv, "--formatter", "json", "list_queues", "name", "members", "memory")
             qq = [q for q in json.loads(out) if q["name"] == "qq"]
             assert len(qq) == 1 and qq[0]["members"] == [node], out
             assert isinstance(qq[0]["memory"], int), out
@@ -213,8 +198,8 @@ def test_list_queues_every_key():
 
 @wt.needs_process
 def test_purge_and_delete_queue():
-    """purge_queue and delete_queue with --if-empty / --if-unused, and rabbitmqctl's errors
-    for a queue or vhost that does not exist."""
+    """purge_queue (also as JSON) and delete_queue with --if-empty / --if-unused, and
+    rabbitmqctl's errors for a queue or vhost that does not exist."""
     with wt.server() as srv:
         s = Scene(srv)
         try:
@@ -222,34 +207,44 @@ def test_purge_and_delete_queue():
             ch.queue_declare("p2")
             ch.basic_publish("", "p2", b"a")
             ch.basic_publish("", "p2", b"b")
-            assert ok(srv, "purge_queue", "p1") == "Purging queue 'p1' in vhost '/' ...\n"
-            assert ok(srv, "-s", "list_queues", "-q", "name", "messages").count("p1\t0\n") == 1
-            assert ok(srv, "-q", "purge_queue", "p1") == ""
-            out = fails(srv, 69, "Error:\nnot_found\n", "purge_queue", "nosuch")
+            assert wt.ctl_ok(srv, "purge_queue", "p1") == "Purging queue 'p1' in vhost '/' ...\n"
+            out = wt.ctl_ok(srv, "-s", "list_queues", "-q", "name", "messages")
+            assert out.count("p1\t0\n") == 1, out
+            assert wt.ctl_ok(srv, "-q", "purge_queue", "p1") == ""
+            # rabbitmqctl 3.10's report of a command that returned ok, with -q too; csv: none
+            node = json.loads(wt.ctl_ok(srv, "--formatter", "json", "status"))["node"]
+            out = wt.ctl_ok(srv, "-q", "purge_queue", "p1", "--formatter", "json")
+            assert out == '{"node":"%s","result":"ok"}\n' % node, out
+            assert wt.ctl_ok(srv, "purge_queue", "p1", "--formatter", "csv") == ""
+            assert wt.ctl_fails(srv, 69, "Error:\nnot_found\n", "--formatter", "json",
+                                "purge_queue", "nosuch") == ""
+            out = wt.ctl_fails(srv, 69, "Error:\nnot_found\n", "purge_queue", "nosuch")
             assert out == "Purging queue 'nosuch' in vhost '/' ...\n", out
-            fails(srv, 69, "Error:\nnot_found\n", "purge_queue", "-p", "nosuch", "q")
+            wt.ctl_fails(srv, 69, "Error:\nnot_found\n", "purge_queue", "-p", "nosuch", "q")
 
-            out = fails(srv, 64, "Error:\nQueue is not empty\n", "delete_queue", "p2",
-                        "--if-empty")
+            out = wt.ctl_fails(srv, 64, "Error:\nQueue is not empty\n", "delete_queue", "p2",
+                               "--if-empty")
             assert out == "Deleting queue 'p2' on vhost '/' if queue is empty ...\n", out
-            out = fails(srv, 64, "Error:\nQueue is in use\n", "delete_queue", "q2",
-                        "--if-unused")
+            out = wt.ctl_fails(srv, 64, "Error:\nQueue is in use\n", "delete_queue", "q2",
+                               "--if-unused")
             assert out == "Deleting queue 'q2' on vhost '/' if queue is unused ...\n", out
-            out = fails(srv, 64, "Error:\nQueue is not empty\n", "delete_queue", "p2", "-e", "-u")
+            out = wt.ctl_fails(srv, 64, "Error:\nQueue is not empty\n", "delete_queue", "p2", "-e",
+                               "-u")
             assert out == ("Deleting queue 'p2' on vhost '/' if queue is empty and if queue "
                            "is unused ...\n"), out
-            assert ok(srv, "delete_queue", "p2") == (
+            assert wt.ctl_ok(srv, "delete_queue", "p2") == (
                 "Deleting queue 'p2' on vhost '/' ...\n"
                 "Queue was successfully deleted with 2 ready messages\n")
-            assert ok(srv, "-q", "delete_queue", "p1", "--if-empty") == \
+            assert wt.ctl_ok(srv, "-q", "delete_queue", "p1", "--if-empty") == \
                 "Queue was successfully deleted with 0 ready messages\n"
-            out = ok(srv, "--formatter", "json", "delete_queue", "-p", "/", "q2")
+            out = wt.ctl_ok(srv, "--formatter", "json", "delete_queue", "-p", "/", "q2")
             assert json.loads(out) == {
                 "message": "Queue was successfully deleted with 0 ready messages"}, out
-            out = fails(srv, 64, "Error:\nQueue not found\n", "delete_queue", "nosuch")
+            out = wt.ctl_fails(srv, 64, "Error:\nQueue not found\n", "delete_queue", "nosuch")
             assert out == "Deleting queue 'nosuch' on vhost '/' ...\n", out
-            fails(srv, 64, "Error:\nQueue not found\n", "-q", "delete_queue", "-p", "nosuch", "q")
-            assert "\tq2\t" not in ok(srv, "list_queues")
+            wt.ctl_fails(srv, 64, "Error:\nQueue not found\n", "-q", "delete_queue", "-p",
+                         "nosuch", "q")
+            assert "\tq2\t" not in wt.ctl_ok(srv, "list_queues")
         finally:
             s.close()
 
@@ -270,28 +265,28 @@ def test_close_all_connections():
     """close_all_connections: a vhost's (--limit), another vhost's untouched, --global, the
     reason the client sees."""
     with wt.server() as srv:
-        ok(srv, "add_vhost", "other")
-        ok(srv, "set_permissions", "-p", "other", "guest", ".*", ".*", ".*")
+        wt.ctl_ok(srv, "add_vhost", "other")
+        wt.ctl_ok(srv, "set_permissions", "-p", "other", "guest", ".*", ".*", ".*")
         a, b = wt.pika_connect(srv.addr), wt.pika_connect(srv.addr)
         c = wt.pika_connect(srv.addr, virtual_host="other")
         try:
-            out = ok(srv, "close_all_connections", "--limit", "1", "maintenance")
+            out = wt.ctl_ok(srv, "close_all_connections", "--limit", "1", "maintenance")
             assert out == ("Closing 1 connections in vhost /, reason: maintenance...\n"
                            "Closed 1 connections\n"), out
             reasons = [closed_reason(a), closed_reason(b)]
             assert sorted(reasons, key=str) == sorted(
                 [None, (320, "CONNECTION_FORCED - maintenance")], key=str), reasons
-            assert ok(srv, "-q", "close_all_connections", "-p", "nosuch", "x") == \
+            assert wt.ctl_ok(srv, "-q", "close_all_connections", "-p", "nosuch", "x") == \
                 "Closed 0 connections\n"
-            node = json.loads(ok(srv, "--formatter", "json", "status"))["node"]
-            out = ok(srv, "close_all_connections", "--global", "--per-connection-delay", "50",
-                     "bye")
+            node = json.loads(wt.ctl_ok(srv, "--formatter", "json", "status"))["node"]
+            out = wt.ctl_ok(srv, "close_all_connections", "--global", "--per-connection-delay",
+                            "50", "bye")
             assert out.startswith("Closing all connections to node %s (across all vhosts), "
                                   "reason: bye...\nClosed " % node), out
             assert closed_reason(c) == (320, "CONNECTION_FORCED - bye")
-            rc, _, err = ctl(srv, "close_all_connections")
+            rc, _, err = wt.ctl(srv, "close_all_connections")
             assert rc == 64 and "not enough arguments" in err, err
-            rc, _, err = ctl(srv, "close_all_connections", "--limit", "x", "y")
+            rc, _, err = wt.ctl(srv, "close_all_connections", "--limit", "x", "y")
             assert rc == 64, err
         finally:
             for conn in (a, b, c):
@@ -306,20 +301,22 @@ def test_ping_await_startup_health():
     """ping, await_startup (also while the broker starts, and timing out), node_health_check."""
     with wt.server() as srv:
         sock = os.path.join(srv.data_dir, "warren-admin.sock")
-        assert ok(srv, "ping") == ("Will ping %s. This only checks that the broker answers its "
-                                   "HTTP API. Timeout: 60000 ms.\nPing succeeded\n" % sock)
-        assert ok(srv, "-q", "ping") == "Ping succeeded\n"
-        assert json.loads(ok(srv, "--formatter", "json", "ping")) == {"message": "Ping succeeded"}
-        assert ok(srv, "await_startup") == ""
-        node = json.loads(ok(srv, "--formatter", "json", "status"))["node"]
-        assert ok(srv, "node_health_check") == (
+        assert wt.ctl_ok(srv, "ping") == (
+            "Will ping %s. This only checks that the broker answers its HTTP API. Timeout: "
+            "60000 ms.\nPing succeeded\n" % sock)
+        assert wt.ctl_ok(srv, "-q", "ping") == "Ping succeeded\n"
+        assert json.loads(wt.ctl_ok(srv, "--formatter", "json",
+                                    "ping")) == {"message": "Ping succeeded"}
+        assert wt.ctl_ok(srv, "await_startup") == ""
+        node = json.loads(wt.ctl_ok(srv, "--formatter", "json", "status"))["node"]
+        assert wt.ctl_ok(srv, "node_health_check") == (
             "This command is DEPRECATED and will be removed in a future version.\n"
             "It performs intrusive, opinionated health checks and requires a fully booted "
             "node.\nUse one of the options covered in "
             "https://www.rabbitmq.com/monitoring.html#health-checks instead.\n"
             "Timeout: 70 seconds ...\nChecking health of node %s ...\nHealth check passed\n"
             % node)
-        assert ok(srv, "-q", "node_health_check") == "Health check passed\n"
+        assert wt.ctl_ok(srv, "-q", "node_health_check") == "Health check passed\n"
     # Stopped: ping and await_startup fail with 69.
     rc, out, err = wt.warrenctl("--data-dir", srv.data_dir, "-q", "ping")
     assert rc == 69 and out == "" and "unable to reach the broker" in err, (rc, out, err)
@@ -350,34 +347,34 @@ def test_environment_and_log_level():
     """environment (secrets redacted), set_log_level / log_level, rotate_logs (the log file
     reopened by name after it was moved)."""
     with wt.server(config={"default_pass": "s3cret", "heartbeat": "17"}, log_level=None) as srv:
-        node = json.loads(ok(srv, "--formatter", "json", "status"))["node"]
-        out = ok(srv, "environment")
+        node = json.loads(wt.ctl_ok(srv, "--formatter", "json", "status"))["node"]
+        out = wt.ctl_ok(srv, "environment")
         assert out.startswith("Application environment of node %s ...\n" % node), out
         assert "\nheartbeat = 17\n" in out and "\ndefault_pass = ********\n" in out, out
         assert "s3cret" not in out, out
         assert "\ndata_dir = %s\n" % srv.data_dir in out, out
-        env = json.loads(ok(srv, "--formatter", "json", "environment"))
+        env = json.loads(wt.ctl_ok(srv, "--formatter", "json", "environment"))
         assert env["heartbeat"] == "17" and env["default_pass"] == "********", env
 
-        assert ok(srv, "log_level") == "info\n"
-        assert ok(srv, "set_log_level", "debug") == 'Setting log level to "debug" ...\n'
-        assert ok(srv, "log_level") == "debug\n"
+        assert wt.ctl_ok(srv, "log_level") == "info\n"
+        assert wt.ctl_ok(srv, "set_log_level", "debug") == 'Setting log level to "debug" ...\n'
+        assert wt.ctl_ok(srv, "log_level") == "debug\n"
         import pika
         wt.pika_connect(srv.addr, credentials=pika.PlainCredentials("guest", "s3cret")).close()
-        assert ok(srv, "-q", "set_log_level", "warning") == ""
-        assert ok(srv, "log_level") == "warning\n"
-        out = fails(srv, 69, "Error:\nlevel bogus is not supported. Try one of debug, info, "
-                    "warning, error, critical, none\n", "set_log_level", "bogus")
+        assert wt.ctl_ok(srv, "-q", "set_log_level", "warning") == ""
+        assert wt.ctl_ok(srv, "log_level") == "warning\n"
+        out = wt.ctl_fails(srv, 69, "Error:\nlevel bogus is not supported. Try one of debug, info, "
+                           "warning, error, critical, none\n", "set_log_level", "bogus")
         assert out == "", out
-        assert ok(srv, "log_level") == "warning\n"
+        assert wt.ctl_ok(srv, "log_level") == "warning\n"
 
     tmp_log = os.path.join(os.environ.get("TMPDIR", "/tmp"), "warren-77-%d.log" % os.getpid())
     moved = tmp_log + ".1"
     try:
         with wt.server(config={"log.file": tmp_log, "log.level": "info"}, log_level=None) as srv:
-            node = json.loads(ok(srv, "--formatter", "json", "status"))["node"]
+            node = json.loads(wt.ctl_ok(srv, "--formatter", "json", "status"))["node"]
             os.rename(tmp_log, moved)
-            assert ok(srv, "rotate_logs") == "Rotating logs for node %s ...\n" % node
+            assert wt.ctl_ok(srv, "rotate_logs") == "Rotating logs for node %s ...\n" % node
             with open(tmp_log) as f:
                 log = f.read()
             assert "log file reopened" in log, log
@@ -394,9 +391,9 @@ def test_report():
     with wt.server() as srv:
         s = Scene(srv)
         try:
-            ok(srv, "add_vhost", "v2")
-            out = ok(srv, "report")
-            node = json.loads(ok(srv, "--formatter", "json", "status"))["node"]
+            wt.ctl_ok(srv, "add_vhost", "v2")
+            out = wt.ctl_ok(srv, "report")
+            node = json.loads(wt.ctl_ok(srv, "--formatter", "json", "status"))["node"]
             heads = [line for line in out.splitlines() if line.endswith("...")]
             assert heads == [
                 "Reporting server status of node %s ..." % node,
@@ -454,8 +451,8 @@ def test_bash_completion():
     assert complete(ctlbin, "list_channels", "global") == ["global_prefetch_count"]
     assert complete(ctlbin, "set_log_level", "w") == ["warning"]
     with wt.server() as srv:
-        ok(srv, "add_vhost", "prod")
-        ok(srv, "add_vhost", "staging")
+        wt.ctl_ok(srv, "add_vhost", "prod")
+        wt.ctl_ok(srv, "add_vhost", "staging")
         conn = wt.pika_connect(srv.addr)
         try:
             ch = conn.channel()

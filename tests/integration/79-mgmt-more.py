@@ -3,10 +3,11 @@ answers them (src/mgmt/api.c, api_stats.c, api_params.c): a vhost's connections 
 missing vhost, a management user sees its own), a connection's channels, /api/extensions;
 runtime parameters (Warren has vhost-limits and operator_policy; any other component is
 refused as RabbitMQ refuses one whose plugin is not enabled), global parameters and the
-cluster name (a global parameter that /api/overview shows), with RabbitMQ's status codes,
-errors and tags. Global parameters are durable and go through a definitions export and
-import. The tests but the restart pass against RabbitMQ 3.10 with its management plugin too:
-WARREN_TEST_ADDR=127.0.0.1:5672 WARREN_TEST_MGMT_PORT=15672 (guest allowed from loopback)."""
+cluster name (a global parameter that /api/overview and new connections' connection.start
+show), with RabbitMQ's status codes, errors and tags. Global parameters are durable and go
+through a definitions export and import. The tests but the restart pass against RabbitMQ
+3.10 with its management plugin too: WARREN_TEST_ADDR=127.0.0.1:5672
+WARREN_TEST_MGMT_PORT=15672 (guest allowed from loopback)."""
 
 import os
 import sys
@@ -196,14 +197,24 @@ def test_global_parameters():
         call(srv, "GET", p, status=404)
 
 
+def start_cluster_name(srv):
+    """The cluster_name server property in a new connection's connection.start."""
+    with wt.opened(srv.addr) as c:
+        return c.start["server_properties"]["cluster_name"]
+
+
 def test_cluster_name():
     """GET and PUT /api/cluster-name: the global parameter cluster_name, which /api/overview
-    shows; PUT needs administrator; key_missing"""
+    and new connections' connection.start show (the default again once it is deleted); PUT
+    needs administrator; key_missing"""
     with wt.server(mgmt=True) as srv, Fixture(srv):
         before = call(srv, "GET", "/api/cluster-name")["name"]
         assert call(srv, "GET", "/api/overview")["cluster_name"] == before
+        call(srv, "DELETE", "/api/global-parameters/cluster_name", status=(204, 404))
+        default = start_cluster_name(srv)
         try:
             call(srv, "PUT", "/api/cluster-name", {"name": "mm-cluster"}, status=204)
+            assert start_cluster_name(srv) == "mm-cluster"
             for tag in Fixture.TAGS:
                 assert call(srv, "GET", "/api/cluster-name", auth=as_user(tag)) == {
                     "name": "mm-cluster"}
@@ -216,6 +227,8 @@ def test_cluster_name():
             assert call(srv, "PUT", "/api/cluster-name", {}, status=400) == {
                 "error": "bad_request", "reason": "[{key_missing,name}]"}
             call(srv, "PUT", "/api/cluster-name", {"name": "mm-cluster"}, status=204)
+            call(srv, "DELETE", "/api/global-parameters/cluster_name", status=204)
+            assert start_cluster_name(srv) == default
         finally:
             call(srv, "PUT", "/api/cluster-name", {"name": before}, status=204)
 
@@ -229,6 +242,7 @@ def test_durable_and_definitions():
         call(srv, "PUT", "/api/global-parameters/g1", {"value": {"x": 1}}, status=201)
         srv.restart()
         assert call(srv, "GET", "/api/cluster-name") == {"name": "kept"}
+        assert start_cluster_name(srv) == "kept"
         assert call(srv, "GET", "/api/global-parameters/g1") == {"name": "g1", "value": {"x": 1}}
         defs = call(srv, "GET", "/api/definitions")
         assert sorted(defs["global_parameters"], key=lambda g: g["name"]) == [
@@ -236,6 +250,7 @@ def test_durable_and_definitions():
     with wt.server(mgmt=True) as fresh:
         call(fresh, "POST", "/api/definitions", defs, status=204)
         assert call(fresh, "GET", "/api/overview")["cluster_name"] == "kept"
+        assert start_cluster_name(fresh) == "kept"
         assert call(fresh, "GET", "/api/global-parameters/g1")["value"] == {"x": 1}
 
 

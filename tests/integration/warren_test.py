@@ -20,7 +20,8 @@ call_pika(), channel_refused() and method_ids() for methods built with pika's co
 (name_pika_methods() names them all in failure messages); and for pika clients
 confirm_channel(), fresh_queue(s)(), cleanup(), publish_confirmed(), fill(), message_count(),
 drain(), check_dead_lettered() and wait_until(). run_server_to_exit() runs the binary for tests
-of its command line; warrenctl() runs the administration tool.
+of its command line; warrenctl() runs the administration tool, and ctl(), ctl_ok() and
+ctl_fails() run it against a started broker.
 """
 
 import contextlib
@@ -1080,6 +1081,27 @@ def warrenctl(*args, data_dir=None, stdin=None, cwd=None, env=None, timeout=30):
     log("  $ warrenctl %s -> %d\n%s%s" % (shown, p.returncode, out, err))
     assert p.returncode >= 0, "warrenctl died of signal %d" % -p.returncode
     return p.returncode, out, err
+
+
+def ctl(srv, *args, **kw):
+    """warrenctl(*args) against srv, over its data directory's socket: (exit status, stdout,
+    stderr). kw: as warrenctl's."""
+    return warrenctl(*args, data_dir=srv.data_dir, **kw)
+
+
+def ctl_ok(srv, *args, **kw):
+    """Runs warrenctl against srv; it must exit 0 with nothing on stderr. Returns stdout."""
+    rc, out, err = ctl(srv, *args, **kw)
+    assert rc == 0 and err == "", (args, rc, out, err)
+    return out
+
+
+def ctl_fails(srv, rc_want, err_want, *args, **kw):
+    """Runs warrenctl against srv; it must exit rc_want with exactly err_want on stderr.
+    Returns stdout."""
+    rc, out, err = ctl(srv, *args, **kw)
+    assert (rc, err) == (rc_want, err_want), (args, rc, out, err)
+    return out
 
 
 # ---------------------------------------------------------------------------------------

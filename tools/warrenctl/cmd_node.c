@@ -324,12 +324,8 @@ ctl_cmd_close_all_connections(struct ctl *c, int argc, char **argv)
     char node[256] = "";
     int rc;
     if (c->global) {
-        json_t *ov;
-        if ((rc = ctl_get_json(c, "overview", &ov)) != 0)
-            return rc < 0 ? -rc : ctl_error(CTL_EX_UNAVAILABLE, "the broker has no /api/overview");
-        const char *n = json_string_value(json_object_get(ov, "node"));
-        snprintf(node, sizeof(node), "%s", n != NULL ? n : "");
-        json_decref(ov);
+        if ((rc = ctl_node_name(c, node, sizeof(node))) != 0)
+            return rc;
         ctl_banner(c, "Closing all connections to node %s (across all vhosts), reason: %s...", node,
                    argv[0]);
     } else if (c->limit > 0) {

@@ -16,21 +16,6 @@
 
 #include "ctl.h"
 
-/* The broker's node name (warren@host) from /api/overview into buf. Returns 0, or an exit
- * code after printing why the broker did not answer. */
-static int
-ctl_node_name(const struct ctl *c, char *buf, size_t cap)
-{
-    json_t *ov;
-    int rc = ctl_get_json(c, "overview", &ov);
-    if (rc != 0)
-        return rc < 0 ? -rc : ctl_error(CTL_EX_UNAVAILABLE, "the broker has no /api/overview");
-    const char *node = json_string_value(json_object_get(ov, "node"));
-    snprintf(buf, cap, "%s", node != NULL ? node : "");
-    json_decref(ov);
-    return 0;
-}
-
 int
 ctl_cmd_ping(struct ctl *c, int argc, char **argv)
 {

@@ -113,6 +113,14 @@ int ctl_error_reply(const struct ctl_reply *r);
  * table (rabbitmqctl prints none before JSON or CSV). */
 void ctl_banner(const struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The broker's node name (warren@host) from /api/overview into buf. Returns 0, or an exit
+ * code after printing why the broker did not answer. */
+int ctl_node_name(const struct ctl *c, char *buf, size_t cap);
+/* What rabbitmqctl prints for a command that succeeded with nothing to report: under
+ * --formatter json (even with -q or -s) {"node":"<node>","result":"ok"} (its DefaultOutput),
+ * under the others nothing. Returns the exit code. */
+int ctl_out_ok(const struct ctl *c);
+
 /* GETs path and returns its JSON in *out (caller decrefs). Returns 0, or the HTTP status
  * when it is not 200 (*out NULL, nothing printed, so that the caller can name a 404), or
  * -CTL_EX_* after printing the error. */

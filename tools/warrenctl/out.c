@@ -193,6 +193,38 @@ ctl_rows_sort(json_t *rows, const char *key1, const char *key2)
     return 0;
 }
 
+int
+ctl_node_name(const struct ctl *c, char *buf, size_t cap)
+{
+    json_t *ov;
+    int rc = ctl_get_json(c, "overview", &ov);
+    if (rc != 0)
+        return rc < 0 ? -rc : ctl_error(CTL_EX_UNAVAILABLE, "the broker has no /api/overview");
+    const char *node = json_string_value(json_object_get(ov, "node"));
+    snprintf(buf, cap, "%s", node != NULL ? node : "");
+    json_decref(ov);
+    return 0;
+}
+
+int
+ctl_out_ok(const struct ctl *c)
+{
+    char node[256];
+    if (c->formatter != CTL_FMT_JSON)
+        return CTL_OK;
+    int rc = ctl_node_name(c, node, sizeof(node));
+    if (rc != 0)
+        return rc;
+    json_t *o = json_pack("{s:s, s:s}", "node", node, "result", "ok");
+    char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s == NULL)
+        return ctl_error(CTL_EX_SOFTWARE, "out of memory");
+    puts(s);
+    free(s);
+    return CTL_OK;
+}
+
 /* One CSV field: quoted, quotes doubled, as rabbitmqctl's csv formatter writes them. */
 static void
 ctl_out_csv_field(const char *s, size_t len)
@@ -204,6 +236,32 @@ ctl_out_csv_field(const char *s, size_t len)
         putchar(s[i]);
     }
     putchar('"');
+}
+
+/* One line of a table on stdout: the column names (row NULL) or row's values under them (a
+ * missing key, or a row that is not an object, prints as an empty field), tab-separated, or
+ * with csv each field quoted and comma-separated. */
+static void
+ctl_out_line(bool csv, const char *const *cols, size_t ncols, const json_t *row)
+{
+    for (size_t k = 0; k < ncols; k++) {
+        char *s = NULL;
+        size_t len = 0;
+        /* csv: the field is written to memory first, then quoted */
+        FILE *f = csv ? open_memstream(&s, &len) : stdout;
+        fputs(k > 0 ? (csv ? "," : "\t") : "", stdout);
+        if (f != NULL && row == NULL)
+            fputs(cols[k], f);
+        else if (f != NULL)
+            ctl_out_value(f, json_is_object(row) ? json_object_get(row, cols[k]) : NULL);
+        if (csv) {
+            if (f != NULL)
+                fclose(f);
+            ctl_out_csv_field(s != NULL ? s : "", s != NULL ? len : 0);
+            free(s);
+        }
+    }
+    putchar('\n');
 }
 
 void
@@ -230,35 +288,7 @@ ctl_out_table(const struct ctl *c, const char *const *cols, size_t ncols, json_t
     }
     bool csv = c->formatter == CTL_FMT_CSV;
     /* rabbitmqctl prints no header over an empty list */
-    if (!c->silent && !c->no_headers && json_array_size(rows) > 0) {
-        for (size_t k = 0; k < ncols; k++) {
-            fputs(k > 0 ? (csv ? "," : "\t") : "", stdout);
-            if (csv)
-                ctl_out_csv_field(cols[k], strlen(cols[k]));
-            else
-                fputs(cols[k], stdout);
-        }
-        putchar('\n');
-    }
-    json_array_foreach(rows, i, row)
-    {
-        for (size_t k = 0; k < ncols; k++) {
-            const json_t *v = json_is_object(row) ? json_object_get(row, cols[k]) : NULL;
-            fputs(k > 0 ? (csv ? "," : "\t") : "", stdout);
-            if (csv) {
-                char *s = NULL;
-                size_t len = 0;
-                FILE *m = open_memstream(&s, &len);
-                if (m != NULL) {
-                    ctl_out_value(m, v);
-                    fclose(m);
-                }
-                ctl_out_csv_field(s != NULL ? s : "", s != NULL ? len : 0);
-                free(s);
-            } else {
-                ctl_out_value(stdout, v);
-            }
-        }
-        putchar('\n');
-    }
+    if (!c->silent && !c->no_headers && json_array_size(rows) > 0)
+        ctl_out_line(csv, cols, ncols, NULL);
+    json_array_foreach(rows, i, row) ctl_out_line(csv, cols, ncols, row);
 }
