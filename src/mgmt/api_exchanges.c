@@ -104,23 +104,28 @@ mgmt_props_key(char *out, size_t cap, struct wire_str rk, struct wire_table args
     out[n] = '\0';
 }
 
+/* RabbitMQ sorts bindings by vhost, then as whole terms: source first. */
+static const char *const api_bind_sorts[] = {
+    "vhost", "source", "destination", "destination_type", "routing_key", "properties_key", NULL};
+
 /* Which bindings a route lists: NULL fields match any. */
 struct api_bind_sel {
     const char *source;
     const char *dest, *dest_type; /* "queue" or "exchange" */
     const char *props_key;
-    json_t *arr;                             /* the entries found */
+    json_t *arr;                             /* borrows: where the entries found go */
     const char *vhost, *cur_dest, *cur_type; /* the destination being walked */
     uint8_t *found;    /* owns: the first match's routing key then arguments (keep_found) */
     uint32_t found_rk; /* bytes of found that are the routing key; the rest: arguments */
     uint32_t found_len;
     bool keep_found;
+    bool failed; /* ENOMEM: arr misses entries */
 };
 
 static void
 api_bind_add(struct api_bind_sel *s, const char *source, struct wire_str rk, struct wire_table args)
 {
-    if (s->source != NULL && strcmp(s->source, source) != 0)
+    if (s->failed || (s->source != NULL && strcmp(s->source, source) != 0))
         return;
     char key[1024];
     mgmt_props_key(key, sizeof(key), rk, args);
@@ -137,59 +142,144 @@ api_bind_add(struct api_bind_sel *s, const char *source, struct wire_str rk, str
                           s->vhost, "destination", s->cur_dest, "destination_type", s->cur_type,
                           "routing_key", (const char *)rk.ptr, (size_t)rk.len, "arguments",
                           mgmt_table_json(args.ptr, args.len, 0), "properties_key", key);
-    if (o == NULL || json_array_append_new(s->arr, o) < 0) {
-        json_decref(s->arr);
-        s->arr = NULL;
-    }
+    if (o == NULL || json_array_append_new(s->arr, o) < 0 || (s->keep_found && s->found == NULL))
+        s->failed = true;
 }
 
 static void
 api_bind_entry(void *arg, const struct exch *src, struct wire_str rk, struct wire_table args)
 {
-    struct api_bind_sel *s = arg;
-    if (s->arr != NULL)
-        api_bind_add(s, src->name, rk, args);
+    api_bind_add(arg, src->name, rk, args);
 }
 
-/* Adds v's bindings that s selects to s->arr (NULL after ENOMEM). */
+/* Adds the bindings s selects to exchange x of v. */
 static void
-api_bindings_of(struct api_bind_sel *s, const struct vhost *v)
+api_bind_to_exch(struct api_bind_sel *s, const struct vhost *v, const struct exch *x)
 {
-    struct hmap_iter it;
-    struct hmap_entry *e;
     s->vhost = v->name;
-    if (s->dest_type == NULL || strcmp(s->dest_type, "exchange") == 0) {
-        hmap_iter_init(&it, &v->exchanges);
-        while (s->arr != NULL && (e = hmap_iter_next(&it)) != NULL) {
-            struct exch *x = hmap_container_of(e, struct exch, by_name);
-            if (s->dest != NULL && strcmp(s->dest, x->name) != 0)
-                continue;
-            s->cur_dest = x->name;
-            s->cur_type = "exchange";
-            bind_list_foreach(&x->bindings_in, api_bind_entry, s);
-        }
-    }
-    if (s->dest_type == NULL || strcmp(s->dest_type, "queue") == 0) {
-        hmap_iter_init(&it, &v->queues);
-        while (s->arr != NULL && (e = hmap_iter_next(&it)) != NULL) {
-            struct queue *q = hmap_container_of(e, struct queue, by_name);
-            if (s->dest != NULL && strcmp(s->dest, q->name) != 0)
-                continue;
-            s->cur_dest = q->name;
-            s->cur_type = "queue";
-            /* The default exchange's binding, implicit in the broker, listed by RabbitMQ. */
-            api_bind_add(s, "",
-                         (struct wire_str){(const uint8_t *)q->name, (uint32_t)strlen(q->name)},
-                         (struct wire_table){NULL, 0});
-            if (s->arr != NULL)
-                bind_list_foreach(&q->bindings_in, api_bind_entry, s);
-        }
+    s->cur_dest = x->name;
+    s->cur_type = "exchange";
+    bind_list_foreach(&x->bindings_in, api_bind_entry, s);
+}
+
+/* Adds the bindings s selects to queue q of v, the default exchange's first: implicit in the
+ * broker, listed by RabbitMQ. */
+static void
+api_bind_to_queue(struct api_bind_sel *s, const struct vhost *v, const struct queue *q)
+{
+    s->vhost = v->name;
+    s->cur_dest = q->name;
+    s->cur_type = "queue";
+    api_bind_add(s, "", (struct wire_str){(const uint8_t *)q->name, (uint32_t)strlen(q->name)},
+                 (struct wire_table){NULL, 0});
+    bind_list_foreach(&q->bindings_in, api_bind_entry, s);
+}
+
+/* Adds the bindings s selects to its destination s->dest (of type s->dest_type) in v. */
+static void
+api_bindings_to(struct api_bind_sel *s, const struct vhost *v)
+{
+    struct wire_str name = {(const uint8_t *)s->dest, (uint32_t)strlen(s->dest)};
+    if (strcmp(s->dest_type, "queue") == 0) {
+        const struct queue *q = vhost_queue_find(v, name);
+        if (q != NULL)
+            api_bind_to_queue(s, v, q);
+    } else {
+        const struct exch *x = vhost_exch_find(v, name);
+        if (x != NULL)
+            api_bind_to_exch(s, v, x);
     }
 }
 
-/* RabbitMQ sorts bindings by vhost, then as whole terms: source first. */
-static const char *const api_bind_sorts[] = {
-    "vhost", "source", "destination", "destination_type", "routing_key", "properties_key", NULL};
+/* Answers r with the bindings s selects to s->dest in v (NULL: none, []). */
+static void
+api_bindings_reply(struct mgmt_req *r, struct api_bind_sel *s, const struct vhost *v)
+{
+    s->arr = json_array();
+    if (s->arr != NULL && v != NULL)
+        api_bindings_to(s, v);
+    if (s->failed) {
+        json_decref(s->arr);
+        s->arr = NULL;
+    }
+    mgmt_list_reply(r, s->arr, api_bind_sorts, false);
+}
+
+/* The walk of every binding (or every one from a source) over loop turns, for
+ * mgmt_list_reply_produced: the exchanges' tables (exchange-to-exchange bindings), then the
+ * queues'. It holds copies of the names it selects by: the objects may go between turns. */
+struct api_bind_walk {
+    struct mgmt_list_producer base; /* first: what the list job holds */
+    struct mgmt_req *r;             /* borrows: the list job answering r outlives the walk */
+    struct api_bind_sel s;
+    char *source; /* owns: s.source's copy, or NULL */
+    struct mgmt_walk walk;
+    const struct vhost *cur; /* the last vhost met in this step, and whether r sees it */
+    bool cur_visible;
+};
+
+/* mgmt_walk_fn: the bindings to one exchange or queue. */
+static void
+api_bind_visit(void *arg, const struct vhost *v, const struct hmap_entry *e)
+{
+    struct api_bind_walk *w = arg;
+    if (v != w->cur) {
+        w->cur = v;
+        w->cur_visible = mgmt_vhost_visible(w->r, v->name);
+    }
+    if (!w->cur_visible)
+        return;
+    if (w->walk.table == MGMT_WALK_EXCHANGES)
+        api_bind_to_exch(&w->s, v, hmap_container_of(e, const struct exch, by_name));
+    else
+        api_bind_to_queue(&w->s, v, hmap_container_of(e, const struct queue, by_name));
+}
+
+/* struct mgmt_list_producer's step. */
+static int
+api_bind_walk_step(struct mgmt_list_producer *p, json_t *arr, uint64_t until)
+{
+    struct api_bind_walk *w = (struct api_bind_walk *)p;
+    w->s.arr = arr;
+    for (;;) {
+        w->cur = NULL;
+        int rc = mgmt_walk_step(&w->walk, w->r->env->vhosts, until, api_bind_visit, w);
+        if (rc < 0 || w->s.failed)
+            return -1;
+        if (rc == 0 || w->walk.table == MGMT_WALK_QUEUES)
+            return rc;
+        w->walk.table = MGMT_WALK_QUEUES;
+    }
+}
+
+static void
+api_bind_walk_free(struct mgmt_list_producer *p)
+{
+    struct api_bind_walk *w = (struct api_bind_walk *)p;
+    mgmt_walk_clear(&w->walk);
+    free(w->source);
+    free(w);
+}
+
+/* Answers r with the bindings from source (NULL: any) in the vhost named only (NULL: every
+ * vhost r may see), listed over loop turns. */
+static void
+api_bindings_walked(struct mgmt_req *r, const char *only, const char *source)
+{
+    struct api_bind_walk *w = calloc(1, sizeof(*w));
+    if (w == NULL || (source != NULL && (w->source = strdup(source)) == NULL)) {
+        free(w);
+        mgmt_nomem(r);
+        return;
+    }
+    w->base.step = api_bind_walk_step;
+    w->base.free = api_bind_walk_free;
+    w->r = r;
+    w->s.source = w->source;
+    w->walk.table = MGMT_WALK_EXCHANGES;
+    w->walk.only = only;
+    mgmt_list_reply_produced(r, json_array(), &w->base, api_bind_sorts, false);
+}
 
 /* The vhost of segment i if it exists and r may see it; else NULL after replying 404. */
 static struct vhost *
@@ -326,16 +416,11 @@ mgmt_api_exchanges(struct mgmt_req *r)
             return;
         }
         /* A missing exchange has no bindings: [] (RabbitMQ). */
-        struct api_bind_sel s = {.arr = json_array()};
-        if (source) {
-            s.source = name;
-        } else {
-            s.dest = name;
-            s.dest_type = "exchange";
-        }
-        if (s.arr != NULL && name != NULL)
-            api_bindings_of(&s, only);
-        mgmt_list_reply(r, s.arr, api_bind_sorts, false);
+        struct api_bind_sel s = {.dest = name, .dest_type = "exchange"};
+        if (source && name != NULL)
+            api_bindings_walked(r, r->segs[1], name);
+        else
+            api_bindings_reply(r, &s, name != NULL ? only : NULL);
         return;
     }
     json_t *arr = json_array();
@@ -431,8 +516,8 @@ api_binding_delete(struct mgmt_req *r, struct vhost *v, bool to_queue)
     s.dest_type = to_queue ? "queue" : "exchange";
     s.props_key = r->segs[6];
     if (s.arr != NULL && s.source != NULL && s.dest != NULL)
-        api_bindings_of(&s, v);
-    if (s.arr == NULL || (json_array_size(s.arr) > 0 && s.found == NULL)) {
+        api_bindings_to(&s, v);
+    if (s.arr == NULL || s.failed) {
         mgmt_nomem(r);
     } else if (s.found == NULL) {
         mgmt_not_found(r);
@@ -497,19 +582,22 @@ mgmt_api_bindings(struct mgmt_req *r)
         s.dest_type = to_queue ? "queue" : "exchange";
         s.props_key = r->n_segs == 7 ? r->segs[6] : NULL;
     }
-    s.arr = json_array();
-    for (struct vhost *v = r->env->vhosts->head; !none && s.arr != NULL && v != NULL; v = v->next)
-        if ((only == NULL || v == only) && mgmt_vhost_visible(r, v->name))
-            api_bindings_of(&s, v);
-    if (s.props_key == NULL) {
-        mgmt_list_reply(r, s.arr, api_bind_sorts, false);
-    } else if (s.arr == NULL) {
-        mgmt_nomem(r);
-    } else if (json_array_size(s.arr) == 0) {
-        json_decref(s.arr);
-        mgmt_not_found(r);
-    } else {
-        r->reply(r, 200, json_incref(json_array_get(s.arr, 0)));
-        json_decref(s.arr);
+    if (s.dest == NULL && !none) { /* /api/bindings[/{vhost}]: every binding */
+        api_bindings_walked(r, r->n_segs > 1 ? r->segs[1] : NULL, NULL);
+        return;
     }
+    if (s.props_key == NULL) {
+        api_bindings_reply(r, &s, none ? NULL : only);
+        return;
+    }
+    s.arr = json_array();
+    if (s.arr != NULL && !none)
+        api_bindings_to(&s, only);
+    if (s.arr == NULL || s.failed)
+        mgmt_nomem(r);
+    else if (json_array_size(s.arr) == 0)
+        mgmt_not_found(r);
+    else
+        r->reply(r, 200, json_incref(json_array_get(s.arr, 0)));
+    json_decref(s.arr);
 }
