@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <jansson.h>
 
 #include "mgmt_int.h"
@@ -78,6 +79,26 @@ fz_on_reply(struct mgmt_req *r, int status, json_t *body)
     mgmt_req_clear(r);
 }
 
+/* mgmt_req's stepped: runs the steps to the end, then records the answer as fz_on_reply. */
+static void
+fz_on_stepped(struct mgmt_req *r, struct mgmt_stepped *job)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (buf == NULL)
+        fz_fail("set-up", "out of memory");
+    int status;
+    while ((status = job->step(job, buf, 1000000)) == 0)
+        ;
+    job->free(job);
+    size_t len = evbuffer_get_length(buf);
+    json_t *body =
+        len > 0 ? json_loadb((const char *)evbuffer_pullup(buf, -1), len, 0, NULL) : NULL;
+    evbuffer_free(buf);
+    if (len > 0 && body == NULL)
+        fz_fail("a reply written in steps", "not JSON");
+    fz_on_reply(r, status, body);
+}
+
 /* Runs one request; returns its status after checking that it answered once. */
 static int
 fz_request(const struct mgmt_env *env, enum mgmt_method method, const char *const *segs,
@@ -94,6 +115,7 @@ fz_request(const struct mgmt_env *env, enum mgmt_method method, const char *cons
                          .body = copy,
                          .body_len = len,
                          .reply = fz_on_reply,
+                         .stepped = fz_on_stepped,
                          .transport = &out};
     for (; r.n_segs < 7 && segs[r.n_segs] != NULL; r.n_segs++)
         if ((r.segs[r.n_segs] = strdup(segs[r.n_segs])) == NULL)

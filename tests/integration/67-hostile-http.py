@@ -215,7 +215,7 @@ def test_many_idle_connections():
 def test_long_lists():
     """10,000 queues listed whole while the broker's loop gets a tenth of a CPU: every field
     by name, a page sorted by a field only the entries have (idle_since: each entry is built
-    to sort), and their bindings: written a few milliseconds per loop turn, so the AMQP watcher is served
+    to sort), their bindings, and the definitions export: written a few milliseconds per loop turn, so the AMQP watcher is served
     throughout (a list built in one turn held it for the whole list: seconds here). At most 4
     long lists at once: of 8 asked together the others get 503, Retry-After and a JSON error;
     clients gone mid-list free their places at once; queues, and a vhost, deleted while a list
@@ -245,7 +245,10 @@ def test_long_lists():
                 assert len(body["items"]) == 50 and list(body["items"][0]) == ["name"], body
                 st, _, body = wt.http(srv, "GET", "/api/bindings", timeout=300)
                 assert st == 200 and len(body) == n + 1, (st, len(body))  # the default's
-            w.check("during lists of %d queues and their bindings on a crowded loop" % n)
+                st, _, body = wt.http(srv, "GET", "/api/definitions", timeout=300)
+                assert st == 200 and len(body["queues"]) == n, (st, len(body["queues"]))
+            w.check("during lists of %d queues, their bindings and definitions on a crowded "
+                    "loop" % n)
 
             got = wt.parallel([lambda: wt.http(srv, "GET", "/api/queues", timeout=300)] * 8)
             codes = sorted(g[0] if isinstance(g, tuple) else repr(g) for g in got)
