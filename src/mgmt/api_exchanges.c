@@ -214,8 +214,6 @@ struct api_bind_walk {
     struct api_bind_sel s;
     char *source; /* owns: s.source's copy, or NULL */
     struct mgmt_walk walk;
-    const struct vhost *cur; /* the last vhost met in this step, and whether r sees it */
-    bool cur_visible;
 };
 
 /* mgmt_walk_fn: the bindings to one exchange or queue. */
@@ -223,12 +221,6 @@ static void
 api_bind_visit(void *arg, const struct vhost *v, const struct hmap_entry *e)
 {
     struct api_bind_walk *w = arg;
-    if (v != w->cur) {
-        w->cur = v;
-        w->cur_visible = mgmt_vhost_visible(w->r, v->name);
-    }
-    if (!w->cur_visible)
-        return;
     if (w->walk.table == MGMT_WALK_EXCHANGES)
         api_bind_to_exch(&w->s, v, hmap_container_of(e, const struct exch, by_name));
     else
@@ -242,7 +234,6 @@ api_bind_walk_step(struct mgmt_list_producer *p, json_t *arr, uint64_t until)
     struct api_bind_walk *w = (struct api_bind_walk *)p;
     w->s.arr = arr;
     for (;;) {
-        w->cur = NULL;
         int rc = mgmt_walk_step(&w->walk, w->r->env->vhosts, until, api_bind_visit, w);
         if (rc < 0 || w->s.failed)
             return -1;
@@ -278,6 +269,7 @@ api_bindings_walked(struct mgmt_req *r, const char *only, const char *source)
     w->s.source = w->source;
     w->walk.table = MGMT_WALK_EXCHANGES;
     w->walk.only = only;
+    w->walk.seen_by = r;
     mgmt_list_reply_produced(r, json_array(), &w->base, api_bind_sorts, false);
 }
 
@@ -388,6 +380,43 @@ api_exchange_change(struct mgmt_req *r)
     json_decref(body);
 }
 
+/* The walk of every exchange over loop turns, for mgmt_list_reply_produced. */
+struct api_exch_walk {
+    struct mgmt_list_producer base; /* first: what the list job holds */
+    struct mgmt_req *r;             /* borrows: the list job answering r outlives the walk */
+    struct mgmt_walk walk;
+    json_t *arr; /* borrows: the step's */
+    bool failed; /* ENOMEM */
+};
+
+/* mgmt_walk_fn: one exchange's entry. */
+static void
+api_exch_visit(void *arg, const struct vhost *v, const struct hmap_entry *e)
+{
+    struct api_exch_walk *w = arg;
+    if (!w->failed &&
+        json_array_append_new(
+            w->arr, api_exch_json(v, hmap_container_of(e, const struct exch, by_name))) < 0)
+        w->failed = true;
+}
+
+static int
+api_exch_walk_step(struct mgmt_list_producer *p, json_t *arr, uint64_t until)
+{
+    struct api_exch_walk *w = (struct api_exch_walk *)p;
+    w->arr = arr;
+    int rc = mgmt_walk_step(&w->walk, w->r->env->vhosts, until, api_exch_visit, w);
+    return w->failed ? -1 : rc;
+}
+
+static void
+api_exch_walk_free(struct mgmt_list_producer *p)
+{
+    struct api_exch_walk *w = (struct api_exch_walk *)p;
+    mgmt_walk_clear(&w->walk);
+    free(w);
+}
+
 void
 mgmt_api_exchanges(struct mgmt_req *r)
 {
@@ -423,22 +452,28 @@ mgmt_api_exchanges(struct mgmt_req *r)
             api_bindings_reply(r, &s, name != NULL ? only : NULL);
         return;
     }
+    struct api_exch_walk *w = calloc(1, sizeof(*w));
     json_t *arr = json_array();
-    for (struct vhost *v = r->env->vhosts->head; arr != NULL && v != NULL; v = v->next) {
-        if ((only != NULL && v != only) || !mgmt_vhost_visible(r, v->name))
-            continue;
-        struct hmap_iter it;
-        struct hmap_entry *e = NULL;
-        hmap_iter_init(&it, &v->exchanges);
-        do { /* the default exchange first, then the map's */
-            const struct exch *x = e != NULL ? hmap_container_of(e, struct exch, by_name) : NULL;
-            if (json_array_append_new(arr, api_exch_json(v, x)) < 0) {
-                json_decref(arr);
-                arr = NULL;
-            }
-        } while (arr != NULL && (e = hmap_iter_next(&it)) != NULL);
+    for (struct vhost *v = r->env->vhosts->head; w != NULL && arr != NULL && v != NULL;
+         v = v->next) /* the default exchanges, which are in no table */
+        if ((only == NULL || v == only) && mgmt_vhost_visible(r, v->name) &&
+            json_array_append_new(arr, api_exch_json(v, NULL)) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    if (w == NULL || arr == NULL) {
+        free(w);
+        json_decref(arr);
+        mgmt_nomem(r);
+        return;
     }
-    mgmt_list_reply(r, arr, NULL, true);
+    w->base.step = api_exch_walk_step;
+    w->base.free = api_exch_walk_free;
+    w->r = r;
+    w->walk.table = MGMT_WALK_EXCHANGES;
+    w->walk.only = r->n_segs > 1 ? r->segs[1] : NULL;
+    w->walk.seen_by = r;
+    mgmt_list_reply_produced(r, arr, &w->base, NULL, true);
 }
 
 char *

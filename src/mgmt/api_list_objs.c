@@ -60,9 +60,6 @@ struct objs_job {
     /* The names of the vhosts met (owned, each), which the rows point to. */
     char **vhosts;
     size_t n_vhosts;
-    /* The vhost of the collect step's last object (valid during the step), and its verdicts. */
-    const struct vhost *cur;
-    bool cur_visible;
     /* The rows' names, one after another, each with its NUL: one allocation, freed at once
      * (100,000 names freed one by one take milliseconds). */
     char *names;
@@ -111,19 +108,13 @@ objs_vhost_name(struct objs_job *j, const struct vhost *v)
     return g[j->n_vhosts++];
 }
 
-/* mgmt_walk_fn of the collect phase: a row for obj if the user sees it and it passes the
- * filter. */
+/* mgmt_walk_fn of the collect phase (which meets the objects the user may see): a row for
+ * the object if it passes the filter. */
 static void
 objs_collect_one(void *arg, const struct vhost *v, const struct hmap_entry *e)
 {
     struct objs_job *j = arg;
     if (j->failed)
-        return;
-    if (v != j->cur) {
-        j->cur = v;
-        j->cur_visible = mgmt_vhost_visible(j->r, v->name);
-    }
-    if (!j->cur_visible)
         return;
     j->total++;
     const void *obj = j->src->of_entry(e);
@@ -222,7 +213,6 @@ objs_step(struct mgmt_stepped *base, struct evbuffer *out, unsigned budget_us)
     uint64_t until = mgmt_now_us() + budget_us;
     switch (j->phase) {
     case OBJS_COLLECT: {
-        j->cur = NULL;
         int rc = mgmt_walk_step(&j->walk, j->r->env->vhosts, until, objs_collect_one, j);
         if (rc < 0 || j->failed)
             goto nomem;
@@ -320,6 +310,7 @@ mgmt_list_reply_objs(struct mgmt_req *r, const struct mgmt_list_src *src, const 
     j->src = src;
     j->walk.table = src->table;
     j->walk.only = only;
+    j->walk.seen_by = r;
     const char *sort = mgmt_list_param(r, "sort");
     j->by_name = sort != NULL && strcmp(sort, "name") == 0;
     j->field = sort != NULL && src->number_field != NULL ? src->number_field(sort) : -1;

@@ -124,7 +124,7 @@ void mgmt_list_reply_produced(struct mgmt_req *r, json_t *items, struct mgmt_lis
 
 /* A walk over one table (queues or exchanges) of every vhost, or of one, resumed on each loop
  * turn (walk.c): it holds names and a cursor, never a pointer to what may be deleted between
- * turns. Set table and only, the rest zero, before the first step. */
+ * turns. Set table, only and seen_by, the rest zero, before the first step. */
 enum mgmt_walk_table {
     MGMT_WALK_QUEUES,    /* v->queues: struct queue by_name */
     MGMT_WALK_EXCHANGES, /* v->exchanges: struct exch by_name */
@@ -132,6 +132,7 @@ enum mgmt_walk_table {
 struct mgmt_walk {
     enum mgmt_walk_table table;
     const char *only; /* borrows: walk this vhost alone; NULL: every vhost, in name order */
+    const struct mgmt_req *seen_by; /* borrows: only the vhosts its user may see; NULL: all */
     char *vhost;      /* owns: the vhost being walked; NULL: the walk has not started */
     size_t cursor;    /* hmap_scan's, in its table */
     size_t n_buckets; /* its table's size when the walk stopped */

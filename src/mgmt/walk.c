@@ -91,6 +91,8 @@ mgmt_walk_step(struct mgmt_walk *w, const struct vhost_registry *reg, uint64_t u
     }
     unsigned since_check = 0;
     for (; v != NULL; v = walk_next_vhost(w, reg, v->name), w->cursor = 0) {
+        if (w->seen_by != NULL && !mgmt_vhost_visible(w->seen_by, v->name))
+            continue;
         struct walk_visit x = {v, fn, arg};
         do {
             w->cursor = hmap_scan(walk_table(v, w->table), w->cursor, walk_visit, &x);
