@@ -97,6 +97,19 @@ mgmt_json_write(const json_t *v, struct evbuffer *out)
     return json_dump_callback(v, api_json_add, out, JSON_COMPACT);
 }
 
+int
+mgmt_stepped_error(struct evbuffer *out, int status, const char *error, const char *reason)
+{
+    evbuffer_drain(out, evbuffer_get_length(out));
+    json_t *e = json_pack("{s:s, s:s}", "error", error, "reason", reason);
+    if (e == NULL || mgmt_json_write(e, out) < 0) {
+        evbuffer_drain(out, evbuffer_get_length(out));
+        status = 500;
+    }
+    json_decref(e);
+    return status;
+}
+
 bool
 mgmt_is_admin(const struct mgmt_req *r)
 {
@@ -257,14 +270,39 @@ api_count_conn(void *arg, const struct net_conn_info *ci)
     }
 }
 
+/* GET /api/overview, over loop turns: the queue totals are sums over every queue (100,000
+ * take milliseconds), added up by a walk of the queue tables a few ms per turn. */
+struct api_overview {
+    struct mgmt_stepped base; /* first: what the transport holds */
+    struct mgmt_req *r;       /* borrows: the transport frees it after the job */
+    struct mgmt_walk walk;
+    uint64_t consumers, ready, unacked;
+    double ready_rate, unacked_rate; /* the counts' rates of change (stats.h's gauges) */
+};
+
+/* mgmt_walk_fn: one queue into the sums. */
 static void
-api_overview(struct mgmt_req *r)
+api_overview_queue(void *arg, const struct vhost *v, const struct hmap_entry *e)
 {
+    (void)v;
+    struct api_overview *o = arg;
+    const struct queue *q = hmap_container_of(e, const struct queue, by_name);
+    o->consumers += q->n_consumers;
+    o->ready += q->n_ready;
+    o->unacked += q->n_unacked;
+    o->ready_rate += stats_gauge_rate(&q->stats, 0);
+    o->unacked_rate += stats_gauge_rate(&q->stats, 1);
+}
+
+/* The overview once the sums are made: a new object; NULL on ENOMEM. */
+static json_t *
+api_overview_json(const struct api_overview *o)
+{
+    const struct mgmt_req *r = o->r;
     char node[300], cluster[300];
     mgmt_node_name(node, sizeof(node));
     mgmt_cluster_name(r->env, cluster, sizeof(cluster));
-    uint64_t exchanges = 0, queues = 0, consumers = 0, ready = 0, unacked = 0;
-    double ready_rate = 0, unacked_rate = 0; /* their rates of change (stats.h's gauges) */
+    uint64_t exchanges = 0, queues = 0;
     /* The node's message_stats: its (visible) vhosts' added up, rates too. */
     struct stats_rates rates = {0};
     struct stats_obj all = {.rates = &rates};
@@ -277,36 +315,64 @@ api_overview(struct mgmt_req *r)
         }
         exchanges += v->exchanges.count;
         queues += v->queues.count;
-        struct hmap_iter it;
-        hmap_iter_init(&it, &v->queues);
-        for (struct hmap_entry *e; (e = hmap_iter_next(&it)) != NULL;) {
-            struct queue *q = hmap_container_of(e, struct queue, by_name);
-            consumers += q->n_consumers;
-            ready += q->n_ready;
-            unacked += q->n_unacked;
-            ready_rate += stats_gauge_rate(&q->stats, 0);
-            unacked_rate += stats_gauge_rate(&q->stats, 1);
-        }
     }
     struct api_totals t = {r, 0, 0};
     if (r->env->net != NULL)
         net_server_conn_foreach(r->env->net, api_count_conn, &t);
     json_t *listeners = mgmt_listeners(r);
     json_t *ms = mgmt_message_stats(&all, MGMT_STATS_CHANNEL);
-    mgmt_reply_json(
-        r, json_pack(
-               "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o?, s:{s:I, s:I, s:I, s:I, s:I}, "
-               "s:{s:I, s:{s:f}, s:I, s:{s:f}, s:I, s:{s:f}}, s:o}",
-               "management_version", API_RABBITMQ_VERSION, "rabbitmq_version", API_RABBITMQ_VERSION,
-               "product_name", "Warren", "product_version", PACKAGE_VERSION, "cluster_name",
-               cluster, "node", node, "erlang_version", "none", "listeners", listeners,
-               "object_totals", "connections", (json_int_t)t.conns, "channels", (json_int_t)t.chans,
-               "exchanges", (json_int_t)exchanges, "queues", (json_int_t)queues, "consumers",
-               (json_int_t)consumers, "queue_totals", "messages", (json_int_t)(ready + unacked),
-               "messages_details", "rate", ready_rate + unacked_rate, "messages_ready",
-               (json_int_t)ready, "messages_ready_details", "rate", ready_rate,
-               "messages_unacknowledged", (json_int_t)unacked, "messages_unacknowledged_details",
-               "rate", unacked_rate, "message_stats", ms != NULL ? ms : json_object()));
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o?, s:{s:I, s:I, s:I, s:I, s:I}, "
+        "s:{s:I, s:{s:f}, s:I, s:{s:f}, s:I, s:{s:f}}, s:o}",
+        "management_version", API_RABBITMQ_VERSION, "rabbitmq_version", API_RABBITMQ_VERSION,
+        "product_name", "Warren", "product_version", PACKAGE_VERSION, "cluster_name", cluster,
+        "node", node, "erlang_version", "none", "listeners", listeners, "object_totals",
+        "connections", (json_int_t)t.conns, "channels", (json_int_t)t.chans, "exchanges",
+        (json_int_t)exchanges, "queues", (json_int_t)queues, "consumers", (json_int_t)o->consumers,
+        "queue_totals", "messages", (json_int_t)(o->ready + o->unacked), "messages_details", "rate",
+        o->ready_rate + o->unacked_rate, "messages_ready", (json_int_t)o->ready,
+        "messages_ready_details", "rate", o->ready_rate, "messages_unacknowledged",
+        (json_int_t)o->unacked, "messages_unacknowledged_details", "rate", o->unacked_rate,
+        "message_stats", ms != NULL ? ms : json_object());
+}
+
+/* struct mgmt_stepped's step. */
+static int
+api_overview_step(struct mgmt_stepped *base, struct evbuffer *out, unsigned budget_us)
+{
+    struct api_overview *o = (struct api_overview *)base;
+    int rc = mgmt_walk_step(&o->walk, o->r->env->vhosts, mgmt_now_us() + budget_us,
+                            api_overview_queue, o);
+    if (rc == 0)
+        return 0;
+    json_t *body = rc > 0 ? api_overview_json(o) : NULL;
+    rc = body != NULL ? mgmt_json_write(body, out) : -1;
+    json_decref(body);
+    return rc < 0 ? mgmt_stepped_error(out, 500, "internal_server_error", "out of memory") : 200;
+}
+
+static void
+api_overview_free(struct mgmt_stepped *base)
+{
+    struct api_overview *o = (struct api_overview *)base;
+    mgmt_walk_clear(&o->walk);
+    free(o);
+}
+
+static void
+api_overview(struct mgmt_req *r)
+{
+    struct api_overview *o = calloc(1, sizeof(*o));
+    if (o == NULL) {
+        mgmt_nomem(r);
+        return;
+    }
+    o->base.step = api_overview_step;
+    o->base.free = api_overview_free;
+    o->r = r;
+    o->walk.table = MGMT_WALK_QUEUES;
+    o->walk.seen_by = r;
+    r->stepped(r, &o->base);
 }
 
 static void

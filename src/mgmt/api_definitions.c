@@ -10,7 +10,6 @@
 
 #include <event2/buffer.h>
 
-#include "api_list.h"
 #include "mgmt_int.h"
 #include "warren/admin.h"
 #include "warren/auth.h"
@@ -152,7 +151,7 @@ defs_step(struct mgmt_stepped *base, struct evbuffer *out, unsigned budget_us)
     return 200;
 nomem:
     log_msg(LOG_ERROR, "management: out of memory for a definitions export");
-    return mgmt_list_write_error(out, 500, "internal_server_error", "out of memory");
+    return mgmt_stepped_error(out, 500, "internal_server_error", "out of memory");
 }
 
 static void

@@ -300,19 +300,6 @@ mgmt_list_value_cmp(const json_t *a, const json_t *b)
     }
 }
 
-int
-mgmt_list_write_error(struct evbuffer *out, int status, const char *error, const char *reason)
-{
-    evbuffer_drain(out, evbuffer_get_length(out));
-    json_t *e = json_pack("{s:s, s:s}", "error", error, "reason", reason);
-    if (e == NULL || mgmt_json_write(e, out) < 0) {
-        evbuffer_drain(out, evbuffer_get_length(out));
-        status = 500;
-    }
-    json_decref(e);
-    return status;
-}
-
 /* A page's reply without its items, which go last: {filtered_count: n, item_count: items,
  * page, page_count, page_size, total_count: total}. A new object; NULL on ENOMEM. */
 static json_t *

@@ -61,9 +61,6 @@ struct evbuffer;
  * the first (*written 0), and counts it in *written. 0, or -1 on ENOMEM (item NULL too). */
 int mgmt_list_write_item(const struct mgmt_list_opts *o, json_t *item, struct evbuffer *dst,
                          size_t *written);
-/* Writes {"error": error, "reason": reason} into out, emptied first; returns status, or 500
- * on ENOMEM (out then empty). For a stepped reply's step to return. */
-int mgmt_list_write_error(struct evbuffer *out, int status, const char *error, const char *reason);
 /* A page's reply into out: {filtered_count: n, item_count: n_items, page, page_count,
  * page_size, total_count: total, items: [...]}, the items from a buffer holding the page's
  * entries, comma-separated (emptied). 0, or -1 on ENOMEM. */

@@ -141,7 +141,7 @@ json_step(struct mgmt_stepped *base, struct evbuffer *out, unsigned budget_us)
         }
         char why[160];
         if (!mgmt_list_page(&j->o, j->n_rows, &j->from, &j->to, why, sizeof(why)))
-            return mgmt_list_write_error(out, 400, "page_out_of_range", why);
+            return mgmt_stepped_error(out, 400, "page_out_of_range", why);
         j->tmp = malloc((j->n_rows > 0 ? j->n_rows : 1) * sizeof(*j->tmp));
         if (j->tmp == NULL)
             goto nomem;
@@ -189,7 +189,7 @@ more:
 nomem:
     log_msg(LOG_ERROR, "management: out of memory for a list of %zu items",
             json_array_size(j->items));
-    return mgmt_list_write_error(out, 500, "internal_server_error", "out of memory");
+    return mgmt_stepped_error(out, 500, "internal_server_error", "out of memory");
 }
 
 /* struct mgmt_stepped's free. */

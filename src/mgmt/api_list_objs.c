@@ -220,7 +220,7 @@ objs_step(struct mgmt_stepped *base, struct evbuffer *out, unsigned budget_us)
             return 0;
         char why[160];
         if (!mgmt_list_page(&j->o, j->n_rows, &j->from, &j->to, why, sizeof(why)))
-            return mgmt_list_write_error(out, 400, "page_out_of_range", why);
+            return mgmt_stepped_error(out, 400, "page_out_of_range", why);
         j->tmp = malloc((j->n_rows > 0 ? j->n_rows : 1) * sizeof(*j->tmp));
         if (j->tmp == NULL)
             goto nomem;
@@ -267,7 +267,7 @@ objs_step(struct mgmt_stepped *base, struct evbuffer *out, unsigned budget_us)
     }
 nomem:
     log_msg(LOG_ERROR, "management: out of memory for a list of %zu objects", j->n_rows);
-    return mgmt_list_write_error(out, 500, "internal_server_error", "out of memory");
+    return mgmt_stepped_error(out, 500, "internal_server_error", "out of memory");
 }
 
 /* struct mgmt_stepped's free. */

@@ -36,6 +36,9 @@ struct mgmt_stepped {
     int (*step)(struct mgmt_stepped *s, struct evbuffer *out, unsigned budget_us);
     void (*free)(struct mgmt_stepped *s);
 };
+/* Writes {"error": error, "reason": reason} into out, emptied first, for a step to answer;
+ * returns status, or 500 on ENOMEM (out then empty). */
+int mgmt_stepped_error(struct evbuffer *out, int status, const char *error, const char *reason);
 
 struct mgmt_req;
 /* Sends status with body (taken; NULL: no body), then frees r. Called exactly once per
