@@ -7,7 +7,8 @@
  *     name passing the name filter into a row, with the value sorted by: a count read from the
  *     object (number_field), or the dotted key of its entry, built and dropped (any other
  *     sort key: what RabbitMQ sorts by, at the cost of building every entry once);
- *   sort: a bottom-up merge sort of the rows (mgmt_msort), resumable after any row;
+ *   select: for a page in the first half, the rows up to its end picked with a heap;
+ *   sort: a bottom-up merge sort of those rows (mgmt_msort), resumable after any row;
  *   write: the page's rows (every row, unpaged) looked up again by name, their entries built
  *     with the columns asked for and written as JSON, a page's envelope last but in front.
  *
@@ -41,6 +42,7 @@ struct objs_row {
 
 enum objs_phase {
     OBJS_COLLECT,
+    OBJS_SELECT, /* a page near the start: the rows up to its end picked with a heap */
     OBJS_SORT,
     OBJS_RELEASE, /* the values sorted by, no longer needed, released a part at a time */
     OBJS_WRITE,
@@ -66,7 +68,9 @@ struct objs_job {
     size_t names_len, names_cap;
     struct objs_row *rows, *tmp; /* owns both; tmp: the merge sort's other half */
     size_t n_rows, cap_rows;
-    size_t total; /* objects the user may see, before the name filter */
+    size_t total;       /* objects the user may see, before the name filter */
+    size_t m;           /* the rows up to the page's end, which are sorted */
+    size_t build, scan; /* the selection: the heap's next row to sift, the next row to weigh */
     struct mgmt_msort sort;
     size_t released; /* rows whose value was released */
     size_t from, to, next;
@@ -75,7 +79,7 @@ struct objs_job {
     bool failed;            /* ENOMEM */
 };
 
-/* rows a and b in the job's order (before sort_reverse). */
+/* rows a and b in the reply's order (sort_reverse applied: rows are never equal). */
 static int
 objs_cmp(const struct objs_job *j, const struct objs_row *a, const struct objs_row *b)
 {
@@ -90,7 +94,7 @@ objs_cmp(const struct objs_job *j, const struct objs_row *a, const struct objs_r
         c = strcmp(j->names + a->name, j->names + b->name);
     if (c == 0 && j->by_name && a->vhost != b->vhost)
         c = strcmp(a->vhost, b->vhost);
-    return c;
+    return j->o.reverse ? -c : c;
 }
 
 /* The job's copy of v's name, made when v is first met. NULL on ENOMEM. */
@@ -175,6 +179,53 @@ objs_sort_cmp(const void *ctx, const void *a, const void *b)
     return objs_cmp(ctx, a, b);
 }
 
+/* Sifts rows[i] down the heap rows[0, m) whose root is the last row in the reply's order. */
+static void
+objs_sift(struct objs_job *j, size_t i, size_t m)
+{
+    for (;;) {
+        size_t big = i, l = 2 * i + 1, r = l + 1;
+        if (l < m && objs_cmp(j, &j->rows[l], &j->rows[big]) > 0)
+            big = l;
+        if (r < m && objs_cmp(j, &j->rows[r], &j->rows[big]) > 0)
+            big = r;
+        if (big == i)
+            return;
+        struct objs_row t = j->rows[i];
+        j->rows[i] = j->rows[big];
+        j->rows[big] = t;
+        i = big;
+    }
+}
+
+/* Puts the m first rows in the reply's order in rows[0, m), unsorted, the others after (a heap
+ * of m: about n comparisons for the first pages, not n log n), until the clock passes until
+ * (false) or it is done (true). */
+static bool
+objs_select_step(struct objs_job *j, uint64_t until)
+{
+    unsigned since_check = 0;
+    while (j->build > 0 || j->scan < j->n_rows) {
+        if (++since_check == OBJS_CHECK) {
+            since_check = 0;
+            if (mgmt_now_us() >= until)
+                return false;
+        }
+        if (j->build > 0) {
+            objs_sift(j, --j->build, j->m);
+        } else {
+            if (objs_cmp(j, &j->rows[j->scan], &j->rows[0]) < 0) {
+                struct objs_row t = j->rows[0]; /* kept after the heap, for its value */
+                j->rows[0] = j->rows[j->scan];
+                j->rows[j->scan] = t;
+                objs_sift(j, 0, j->m);
+            }
+            j->scan++;
+        }
+    }
+    return true;
+}
+
 /* Writes the rows from j->next on (their objects that still exist) until the page's end
  * (true) or the clock passes until (false). */
 static bool
@@ -189,7 +240,7 @@ objs_write_step(struct objs_job *j, struct evbuffer *dst, uint64_t until)
             if (mgmt_now_us() >= until)
                 return false;
         }
-        const struct objs_row *row = &j->rows[j->o.reverse ? j->n_rows - 1 - j->next : j->next];
+        const struct objs_row *row = &j->rows[j->next];
         if (row->vhost != vname) {
             vname = row->vhost;
             v = vhost_find(reg, (struct wire_str){(const uint8_t *)vname, (uint32_t)strlen(vname)});
@@ -221,24 +272,33 @@ objs_step(struct mgmt_stepped *base, struct evbuffer *out, unsigned budget_us)
         char why[160];
         if (!mgmt_list_page(&j->o, j->n_rows, &j->from, &j->to, why, sizeof(why)))
             return mgmt_stepped_error(out, 400, "page_out_of_range", why);
-        j->tmp = malloc((j->n_rows > 0 ? j->n_rows : 1) * sizeof(*j->tmp));
+        /* A page in the first half: selected first, then only it and those before it sorted. */
+        j->m = j->to <= j->n_rows / 2 ? j->to : j->n_rows;
+        j->build = j->m < j->n_rows ? j->m / 2 : 0;
+        j->scan = j->m;
+        j->phase = OBJS_SELECT;
+    }
+    /* fall through */
+    case OBJS_SELECT:
+        if (!objs_select_step(j, until))
+            return 0;
+        j->tmp = malloc((j->m > 0 ? j->m : 1) * sizeof(*j->tmp));
         if (j->tmp == NULL)
             goto nomem;
         j->sort = (struct mgmt_msort){.rows = j->rows,
                                       .tmp = j->tmp,
-                                      .n = j->n_rows,
+                                      .n = j->m,
                                       .size = sizeof(*j->rows),
                                       .cmp = objs_sort_cmp,
                                       .ctx = j,
                                       .width = 1};
         j->phase = OBJS_SORT;
-    }
-    /* fall through */
+        /* fall through */
     case OBJS_SORT:
         if (!mgmt_msort_step(&j->sort, until))
             return 0;
-        j->rows = j->sort.rows;
-        j->tmp = j->sort.tmp;
+        if (j->sort.rows != j->rows) /* the sorted rows back with the others */
+            memcpy(j->rows, j->sort.rows, j->m * sizeof(*j->rows));
         j->phase = OBJS_RELEASE;
         /* fall through */
     case OBJS_RELEASE:
@@ -275,10 +335,11 @@ static void
 objs_free(struct mgmt_stepped *base)
 {
     struct objs_job *j = (struct objs_job *)base;
-    /* Mid-sort, the rows are whole in the sort's rows; tmp holds a pass half done. */
-    const struct objs_row *rows = j->phase == OBJS_SORT ? j->sort.rows : j->rows;
+    /* Mid-sort, the m first rows are whole in the sort's rows (tmp holds a pass half done),
+     * the others where they were. */
+    const struct objs_row *head = j->phase == OBJS_SORT ? j->sort.rows : j->rows;
     for (size_t i = j->released; i < j->n_rows; i++)
-        json_decref(rows[i].val);
+        json_decref((i < j->m ? head : j->rows)[i].val);
     free(j->names);
     free(j->rows);
     free(j->tmp);
