@@ -16,9 +16,11 @@ Prometheus listener; RabbitMQ with rabbitmq_management and rabbitmq_prometheus),
      then the API requests monitoring tools make, each timed several times (median and
      slowest, in ms), with the reply's size and the broker CPU it cost: /api/overview, a page
      of /api/queues by name (the web UI), sorted by messages, a regex filter (KEDA), one queue
-     (KEDA, Flower), every queue with two columns, every queue in full; /metrics (aggregated)
-     and /metrics/per-object. RabbitMQ's management database catches up with new queues
-     every few seconds: the requests start once /api/overview counts all N.
+     (KEDA, Flower), every queue with two columns, every queue in full, every binding, a
+     definitions export; /metrics (aggregated) and /metrics/per-object. Beside them an AMQP
+     client times passive queue.declare round trips: its slowest says how long each request
+     held AMQP clients up. RabbitMQ's management database catches up with new queues every
+     few seconds: the requests start once /api/overview counts all N.
   c) At the largest N: warren-perf's scenario 2 throughput for --duration seconds alone and
      with a scraper fetching /metrics/per-object and a page of /api/queues every 5 s (what a
      Prometheus server and an open dashboard do).
@@ -188,30 +190,60 @@ def requests(n):
             ("/api/queues?columns=name,messages (all)", "mgmt",
              "/api/queues?columns=name,messages", full_tries),
             ("/api/queues (all, every field)", "mgmt", "/api/queues", full_tries),
+            ("/api/bindings (all)", "mgmt", "/api/bindings", full_tries),
+            ("/api/definitions (export)", "mgmt", "/api/definitions", full_tries),
             ("/metrics (aggregated)", "prom", "/metrics", 5),
             ("/metrics/per-object", "prom", "/metrics/per-object", full_tries)]
 
 
+class Pinger:
+    """An AMQP client beside the requests: a passive queue.declare round trip every 2 ms in a
+    thread; the slowest (held_ms) says how long the broker kept AMQP clients waiting (Warren's
+    event loop serves AMQP and HTTP; RabbitMQ's are separate Erlang processes)."""
+
+    def __init__(self, b):
+        self.conn = cmp.Amqp(b.port, timeout=120).connect()
+        self.stop = threading.Event()
+        self.held_ms = None  # no round trip ended while the requests ran
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        while not self.stop.wait(0.002):
+            t0 = time.monotonic()
+            self.conn.queue_declare(PREFIX + "000000", passive=True)
+            self.held_ms = max(self.held_ms or 0.0, 1000 * (time.monotonic() - t0))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.conn.close()
+
+
 def time_request(b, which, path, tries):
-    """{median_ms, max_ms, bytes, cpu_ms} of tries GETs, or {error}."""
+    """{median_ms, max_ms, bytes, cpu_ms, held_ms} of tries GETs, or {error}."""
     port = b.mgmt_port if which == "mgmt" else b.prom_port
     if port is None:
         return {"error": "no listener"}
     times, size = [], 0
     cpu0 = cmp.proc_cpu(b.pid)
-    for _ in range(tries):
-        t0 = time.monotonic()
-        try:
-            status, body = get(port, path)
-        except OSError as e:
-            return {"error": str(e)}
-        times.append(1000 * (time.monotonic() - t0))
-        if status != 200:
-            return {"error": "HTTP %d" % status}
-        size = len(body)
+    with Pinger(b) as pinger:
+        for _ in range(tries):
+            t0 = time.monotonic()
+            try:
+                status, body = get(port, path)
+            except OSError as e:
+                return {"error": str(e)}
+            times.append(1000 * (time.monotonic() - t0))
+            if status != 200:
+                return {"error": "HTTP %d" % status}
+            size = len(body)
     cpu = cmp.proc_cpu(b.pid) - cpu0
     return {"median_ms": statistics.median(times), "max_ms": max(times), "bytes": size,
-            "cpu_ms": 1000 * cpu / tries}
+            "cpu_ms": 1000 * cpu / tries, "held_ms": pinger.held_ms}
 
 
 # --- a) and c) warren-perf runs -------------------------------------------------------------
@@ -281,8 +313,9 @@ def table_stats_cost(res):
 
 
 def table_requests(n, res, names):
-    lines = ["### b) %s queues: median ms (slowest), reply KiB, broker CPU ms per request; "
-             "ratio of the medians (lower: Warren faster)" % num(n), "",
+    lines = ["### b) %s queues: median ms (slowest), reply KiB, broker CPU ms per request, "
+             "slowest AMQP round trip meanwhile (held); ratio of the medians (lower: Warren "
+             "faster)" % num(n), "",
              "| request | " + " | ".join(names) + " | ratio |",
              "|---|" + "---|" * (len(names) + 1)]
     for label, _, _, _ in requests(n):
@@ -293,8 +326,9 @@ def table_requests(n, res, names):
                 row.append((r or {}).get("error", "-"))
                 medians.append(None)
                 continue
-            row.append("%s (%s), %s KiB, %s CPU" % (num(r["median_ms"], 1), num(r["max_ms"], 1),
-                                                    num(r["bytes"] / 1024, 1), num(r["cpu_ms"], 1)))
+            row.append("%s (%s), %s KiB, %s CPU, held %s" % (
+                num(r["median_ms"], 1), num(r["max_ms"], 1), num(r["bytes"] / 1024, 1),
+                num(r["cpu_ms"], 1), num(r["held_ms"], 1)))
             medians.append(r["median_ms"])
         ratio = ("%.3g" % (medians[0] / medians[1])
                  if len(medians) == 2 and None not in medians and medians[1] > 0 else "-")

@@ -1,7 +1,7 @@
 /* mgmt_list_reply_objs: a list of many objects (100,000 queues) answered over several loop
  * turns (struct mgmt_stepped), each step a few milliseconds, so that neither an unpaged
  * /api/queues (64 MB of JSON at 100,000 queues) nor a page sorted by any field holds the loop
- * that AMQP clients share. Three phases:
+ * that AMQP clients share. Its phases:
  *
  *   collect: a resumable walk (walk.c) over the vhosts' tables copies each visible object's
  *     name passing the name filter into a row, with the value sorted by: a count read from the
@@ -9,6 +9,7 @@
  *     sort key: what RabbitMQ sorts by, at the cost of building every entry once);
  *   select: for a page in the first half, the rows up to its end picked with a heap;
  *   sort: a bottom-up merge sort of those rows (mgmt_msort), resumable after any row;
+ *   release: the values sorted by, no longer needed, released a part at a time;
  *   write: the page's rows (every row, unpaged) looked up again by name, their entries built
  *     with the columns asked for and written as JSON, a page's envelope last but in front.
  *
@@ -28,8 +29,8 @@
 #include "warren/log.h"
 #include "warren/vhost.h"
 
-/* Values released between looks at the clock; rows written (an entry each: about 25 us)
- * between looks. */
+/* Rows weighed by the selection, or values released, between looks at the clock; rows written
+ * (an entry each: about 25 us) between looks. */
 #define OBJS_CHECK 256
 #define OBJS_WRITE_CHECK 16
 
