@@ -205,72 +205,81 @@ api_bindings_reply(struct mgmt_req *r, struct api_bind_sel *s, const struct vhos
     mgmt_list_reply(r, s->arr, api_bind_sorts, false);
 }
 
-/* The walk of every binding (or every one from a source) over loop turns, for
- * mgmt_list_reply_produced: the exchanges' tables (exchange-to-exchange bindings), then the
- * queues'. It holds copies of the names it selects by: the objects may go between turns. */
-struct api_bind_walk {
+/* A list's items made by a walk over loop turns, for mgmt_list_reply_produced: of the
+ * exchanges' tables (an exchange's entry, or the bindings to it), then for bindings of the
+ * queues'. It holds a copy of the source it selects by: the objects may go between turns. */
+struct api_walk {
     struct mgmt_list_producer base; /* first: what the list job holds */
     struct mgmt_req *r;             /* borrows: the list job answering r outlives the walk */
-    struct api_bind_sel s;
-    char *source; /* owns: s.source's copy, or NULL */
     struct mgmt_walk walk;
+    bool bindings;         /* the bindings to each exchange then queue; else the exchanges */
+    struct api_bind_sel s; /* arr: the step's; failed: ENOMEM, whatever the walk makes */
+    char *source;          /* owns: s.source's copy, or NULL */
 };
 
-/* mgmt_walk_fn: the bindings to one exchange or queue. */
+/* mgmt_walk_fn: an exchange's entry, or the bindings to one exchange or queue. */
 static void
-api_bind_visit(void *arg, const struct vhost *v, const struct hmap_entry *e)
+api_walk_visit(void *arg, const struct vhost *v, const struct hmap_entry *e)
 {
-    struct api_bind_walk *w = arg;
-    if (w->walk.table == MGMT_WALK_EXCHANGES)
-        api_bind_to_exch(&w->s, v, hmap_container_of(e, const struct exch, by_name));
-    else
+    struct api_walk *w = arg;
+    if (w->walk.table == MGMT_WALK_QUEUES)
         api_bind_to_queue(&w->s, v, hmap_container_of(e, const struct queue, by_name));
+    else if (w->bindings)
+        api_bind_to_exch(&w->s, v, hmap_container_of(e, const struct exch, by_name));
+    else if (!w->s.failed &&
+             json_array_append_new(
+                 w->s.arr, api_exch_json(v, hmap_container_of(e, const struct exch, by_name))) < 0)
+        w->s.failed = true;
 }
 
 /* struct mgmt_list_producer's step. */
 static int
-api_bind_walk_step(struct mgmt_list_producer *p, json_t *arr, uint64_t until)
+api_walk_step(struct mgmt_list_producer *p, json_t *arr, uint64_t until)
 {
-    struct api_bind_walk *w = (struct api_bind_walk *)p;
+    struct api_walk *w = (struct api_walk *)p;
     w->s.arr = arr;
     for (;;) {
-        int rc = mgmt_walk_step(&w->walk, w->r->env->vhosts, until, api_bind_visit, w);
+        int rc = mgmt_walk_step(&w->walk, w->r->env->vhosts, until, api_walk_visit, w);
         if (rc < 0 || w->s.failed)
             return -1;
-        if (rc == 0 || w->walk.table == MGMT_WALK_QUEUES)
+        if (rc == 0 || !w->bindings || w->walk.table == MGMT_WALK_QUEUES)
             return rc;
         w->walk.table = MGMT_WALK_QUEUES;
     }
 }
 
 static void
-api_bind_walk_free(struct mgmt_list_producer *p)
+api_walk_free(struct mgmt_list_producer *p)
 {
-    struct api_bind_walk *w = (struct api_bind_walk *)p;
+    struct api_walk *w = (struct api_walk *)p;
     mgmt_walk_clear(&w->walk);
     free(w->source);
     free(w);
 }
 
-/* Answers r with the bindings from source (NULL: any) in the vhost named only (NULL: every
- * vhost r may see), listed over loop turns. */
+/* Answers r with a list (sorted by sorts, pageable or not) of items (taken) and what a walk
+ * adds to them: the exchanges, or with bindings the bindings from source (NULL: any); in the
+ * vhost named only (NULL: every vhost r may see). */
 static void
-api_bindings_walked(struct mgmt_req *r, const char *only, const char *source)
+api_walked(struct mgmt_req *r, json_t *items, const char *only, bool bindings, const char *source,
+           const char *const *sorts, bool pageable)
 {
-    struct api_bind_walk *w = calloc(1, sizeof(*w));
+    struct api_walk *w = items != NULL ? calloc(1, sizeof(*w)) : NULL;
     if (w == NULL || (source != NULL && (w->source = strdup(source)) == NULL)) {
         free(w);
+        json_decref(items);
         mgmt_nomem(r);
         return;
     }
-    w->base.step = api_bind_walk_step;
-    w->base.free = api_bind_walk_free;
+    w->base.step = api_walk_step;
+    w->base.free = api_walk_free;
     w->r = r;
+    w->bindings = bindings;
     w->s.source = w->source;
     w->walk.table = MGMT_WALK_EXCHANGES;
     w->walk.only = only;
     w->walk.seen_by = r;
-    mgmt_list_reply_produced(r, json_array(), &w->base, api_bind_sorts, false);
+    mgmt_list_reply_produced(r, items, &w->base, sorts, pageable);
 }
 
 /* The vhost of segment i if it exists and r may see it; else NULL after replying 404. */
@@ -380,43 +389,6 @@ api_exchange_change(struct mgmt_req *r)
     json_decref(body);
 }
 
-/* The walk of every exchange over loop turns, for mgmt_list_reply_produced. */
-struct api_exch_walk {
-    struct mgmt_list_producer base; /* first: what the list job holds */
-    struct mgmt_req *r;             /* borrows: the list job answering r outlives the walk */
-    struct mgmt_walk walk;
-    json_t *arr; /* borrows: the step's */
-    bool failed; /* ENOMEM */
-};
-
-/* mgmt_walk_fn: one exchange's entry. */
-static void
-api_exch_visit(void *arg, const struct vhost *v, const struct hmap_entry *e)
-{
-    struct api_exch_walk *w = arg;
-    if (!w->failed &&
-        json_array_append_new(
-            w->arr, api_exch_json(v, hmap_container_of(e, const struct exch, by_name))) < 0)
-        w->failed = true;
-}
-
-static int
-api_exch_walk_step(struct mgmt_list_producer *p, json_t *arr, uint64_t until)
-{
-    struct api_exch_walk *w = (struct api_exch_walk *)p;
-    w->arr = arr;
-    int rc = mgmt_walk_step(&w->walk, w->r->env->vhosts, until, api_exch_visit, w);
-    return w->failed ? -1 : rc;
-}
-
-static void
-api_exch_walk_free(struct mgmt_list_producer *p)
-{
-    struct api_exch_walk *w = (struct api_exch_walk *)p;
-    mgmt_walk_clear(&w->walk);
-    free(w);
-}
-
 void
 mgmt_api_exchanges(struct mgmt_req *r)
 {
@@ -447,33 +419,20 @@ mgmt_api_exchanges(struct mgmt_req *r)
         /* A missing exchange has no bindings: [] (RabbitMQ). */
         struct api_bind_sel s = {.dest = name, .dest_type = "exchange"};
         if (source && name != NULL)
-            api_bindings_walked(r, r->segs[1], name);
+            api_walked(r, json_array(), r->segs[1], true, name, api_bind_sorts, false);
         else
             api_bindings_reply(r, &s, name != NULL ? only : NULL);
         return;
     }
-    struct api_exch_walk *w = calloc(1, sizeof(*w));
     json_t *arr = json_array();
-    for (struct vhost *v = r->env->vhosts->head; w != NULL && arr != NULL && v != NULL;
-         v = v->next) /* the default exchanges, which are in no table */
+    for (struct vhost *v = r->env->vhosts->head; arr != NULL && v != NULL; v = v->next)
+        /* the default exchanges, which are in no table */
         if ((only == NULL || v == only) && mgmt_vhost_visible(r, v->name) &&
             json_array_append_new(arr, api_exch_json(v, NULL)) < 0) {
             json_decref(arr);
             arr = NULL;
         }
-    if (w == NULL || arr == NULL) {
-        free(w);
-        json_decref(arr);
-        mgmt_nomem(r);
-        return;
-    }
-    w->base.step = api_exch_walk_step;
-    w->base.free = api_exch_walk_free;
-    w->r = r;
-    w->walk.table = MGMT_WALK_EXCHANGES;
-    w->walk.only = r->n_segs > 1 ? r->segs[1] : NULL;
-    w->walk.seen_by = r;
-    mgmt_list_reply_produced(r, arr, &w->base, NULL, true);
+    api_walked(r, arr, r->n_segs > 1 ? r->segs[1] : NULL, false, NULL, NULL, true);
 }
 
 char *
@@ -618,7 +577,8 @@ mgmt_api_bindings(struct mgmt_req *r)
         s.props_key = r->n_segs == 7 ? r->segs[6] : NULL;
     }
     if (s.dest == NULL && !none) { /* /api/bindings[/{vhost}]: every binding */
-        api_bindings_walked(r, r->n_segs > 1 ? r->segs[1] : NULL, NULL);
+        api_walked(r, json_array(), r->n_segs > 1 ? r->segs[1] : NULL, true, NULL, api_bind_sorts,
+                   false);
         return;
     }
     if (s.props_key == NULL) {
