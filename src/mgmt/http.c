@@ -57,10 +57,10 @@
  * listeners together, of each kind: each holds its whole body until it is written (39 MB of
  * per-object metrics or 64 MB of JSON at 100,000 queues), so more get 503 and Retry-After.
  * Prometheus counts that as a failed scrape (up 0) and retries at the next interval. Scrapes
- * and API lists are counted apart, so that lists asked for by a management user never keep
+ * and API replies are counted apart, so that lists asked for by a management user never keep
  * the monitoring out. RabbitMQ sets no such limit (each request is an Erlang process). */
 #define HTTP_SCRAPES_MAX 4
-#define HTTP_LISTS_MAX 4
+#define HTTP_API_STEPPED_MAX 4
 /* What the replies under way may spend per loop turn, together (microseconds). */
 #define HTTP_STEP_US 5000
 
@@ -96,11 +96,11 @@ struct mgmt {
     size_t receiving;           /* bytes of requests being received, every connection */
     LIST_HEAD(, http_req) reqs; /* requests not answered yet (a change waiting for the disk) */
     LIST_HEAD(, http_stepped) stepped; /* replies being written over several turns */
-    size_t n_scrapes, n_lists;         /* in stepped: Prometheus scrapes, API lists */
+    size_t n_scrapes, n_api;           /* in stepped: Prometheus scrapes, API replies */
 };
 
 /* A reply written over several loop turns: a Prometheus scrape (prometheus.c), or an API
- * request's (a long list: api_list_objs.c). */
+ * request's (a list, the overview, a definitions export). */
 struct http_stepped {
     LIST_ENTRY(http_stepped) link; /* in mgmt->stepped */
     struct http_front *front;      /* borrows */
@@ -520,7 +520,7 @@ http_stepped_free(struct http_stepped *st)
 {
     LIST_REMOVE(st, link);
     if (st->hr != NULL)
-        st->front->m->n_lists--;
+        st->front->m->n_api--;
     else
         st->front->m->n_scrapes--;
     st->job->free(st->job);
@@ -589,13 +589,16 @@ http_on_step_turn(evutil_socket_t fd, short what, void *arg)
     struct http_stepped *st = arg;
     struct mgmt *m = st->front->m;
     struct timeval now = {0, 0};
-    int status = 500;
-    if (!http_stepped_gone(st))
-        status =
-            st->job->step(st->job, st->buf, (unsigned)(HTTP_STEP_US / (m->n_scrapes + m->n_lists)));
-    if (status == 0 && evtimer_add(st->turn, &now) == 0)
-        return;
-    http_stepped_finish(st, status != 0 ? status : 500);
+    int status =
+        http_stepped_gone(st)
+            ? mgmt_stepped_error(st->buf, 500, "internal_server_error", "client gone")
+            : st->job->step(st->job, st->buf, (unsigned)(HTTP_STEP_US / (m->n_scrapes + m->n_api)));
+    if (status == 0) {
+        if (evtimer_add(st->turn, &now) == 0)
+            return;
+        status = mgmt_stepped_error(st->buf, 500, "internal_server_error", "out of memory");
+    }
+    http_stepped_finish(st, status);
 }
 
 /* A reply to req by job (taken) over loop turns: hr the API request it answers, or NULL for a
@@ -611,7 +614,7 @@ http_stepped_new(struct http_front *f, struct evhttp_request *req, struct http_r
     }
     LIST_INSERT_HEAD(&f->m->stepped, st, link);
     if (hr != NULL)
-        f->m->n_lists++;
+        f->m->n_api++;
     else
         f->m->n_scrapes++;
     st->front = f;
@@ -628,7 +631,7 @@ http_stepped_new(struct http_front *f, struct evhttp_request *req, struct http_r
 }
 
 /* mgmt_req's stepped: the first step now, which answers a short list at once; a long one goes
- * on over the next turns, or gets 503 and Retry-After while HTTP_LISTS_MAX others are. */
+ * on over the next turns, or gets 503 and Retry-After while HTTP_API_STEPPED_MAX others are. */
 static void
 http_on_stepped(struct mgmt_req *r, struct mgmt_stepped *job)
 {
@@ -639,17 +642,18 @@ http_on_stepped(struct mgmt_req *r, struct mgmt_stepped *job)
         return;
     }
     struct mgmt *m = hr->front->m;
-    int status = job->step(job, st->buf, (unsigned)(HTTP_STEP_US / (m->n_scrapes + m->n_lists)));
+    int status = job->step(job, st->buf, (unsigned)(HTTP_STEP_US / (m->n_scrapes + m->n_api)));
     struct timeval now = {0, 0};
     if (status != 0) {
         http_stepped_finish(st, status);
-    } else if (m->n_lists > HTTP_LISTS_MAX) {
+    } else if (m->n_api > HTTP_API_STEPPED_MAX) {
         http_stepped_free(st);
         evhttp_add_header(evhttp_request_get_output_headers(hr->req), "Retry-After", "1");
         mgmt_reply_error(r, 503, "service_unavailable",
                          "too many long replies being written at once, retry later");
     } else if (evtimer_add(st->turn, &now) < 0) {
-        http_stepped_finish(st, 500);
+        http_stepped_finish(
+            st, mgmt_stepped_error(st->buf, 500, "internal_server_error", "out of memory"));
     }
 }
 
