@@ -18,6 +18,7 @@
 
 #include "mgmt_int.h"
 #include "warren/admin.h"
+#include "warren/net.h"
 
 /* The vhost limits of every visible vhost as parameters: {value, vhost, component, name}. A
  * new array; NULL on ENOMEM. */
@@ -236,7 +237,7 @@ mgmt_cluster_name(const struct mgmt_env *env, char *buf, size_t cap)
     if (name != NULL)
         snprintf(buf, cap, "%s", name);
     else
-        mgmt_node_name(buf, cap);
+        net_default_cluster_name(buf, cap);
 }
 
 void

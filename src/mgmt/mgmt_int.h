@@ -223,7 +223,8 @@ void mgmt_api_parameters(struct mgmt_req *r);
 void mgmt_api_global_parameters(struct mgmt_req *r);
 void mgmt_api_cluster_name(struct mgmt_req *r);
 /* The cluster's name as /api/overview and /api/cluster-name show it: the global parameter
- * cluster_name, or the node's name while it is not set. */
+ * cluster_name, or while it is not set the default connection.start shows too
+ * (net_default_cluster_name). */
 void mgmt_cluster_name(const struct mgmt_env *env, char *buf, size_t cap);
 
 /* Which message_stats fields an object shows when it has any (RabbitMQ's per object). */

@@ -47,10 +47,19 @@
 /* While accept() keeps failing, a line says so at most this often (milliseconds). */
 #define SERVER_ACCEPT_LOG_MS 10000
 
+void
+net_default_cluster_name(char *buf, size_t cap)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+        strcpy(host, "localhost");
+    snprintf(buf, cap, "warren@%s", host);
+}
+
 /* Encodes the server-properties table for connection.start into s->server_props (replacing
  * the one there): what RabbitMQ clients look for, the capabilities table deciding which
- * extensions they use. cluster_name: the cluster's name, or NULL for the default, warren@ and
- * the host's name (as RabbitMQ's default is its node name with the host's). Returns 0, or
+ * extensions they use. cluster_name: the cluster's name, or NULL for the default
+ * (net_default_cluster_name). Returns 0, or
  * -1 on ENOMEM with the table there before kept. */
 static int
 server_build_props(struct net_server *s, const char *cluster_name)
@@ -60,14 +69,12 @@ server_build_props(struct net_server *s, const char *cluster_name)
         "consumer_cancel_notify",       "connection.blocked",         "consumer_priorities",
         "authentication_failure_close", "per_consumer_qos",           "direct_reply_to",
     };
-    char host[256] = "localhost", cluster[300], platform[200] = "Linux";
+    char cluster[300], platform[200] = "Linux";
     struct utsname un;
     if (uname(&un) == 0)
         snprintf(platform, sizeof(platform), "%s %s (C11, libevent)", un.sysname, un.machine);
     if (cluster_name == NULL) {
-        if (gethostname(host, sizeof(host) - 1) < 0)
-            strcpy(host, "localhost");
-        snprintf(cluster, sizeof(cluster), "warren@%s", host);
+        net_default_cluster_name(cluster, sizeof(cluster));
         cluster_name = cluster;
     }
 

@@ -229,6 +229,7 @@ def test_cluster_name():
             call(srv, "PUT", "/api/cluster-name", {"name": "mm-cluster"}, status=204)
             call(srv, "DELETE", "/api/global-parameters/cluster_name", status=204)
             assert start_cluster_name(srv) == default
+            assert call(srv, "GET", "/api/overview")["cluster_name"] == default
         finally:
             call(srv, "PUT", "/api/cluster-name", {"name": before}, status=204)
 
