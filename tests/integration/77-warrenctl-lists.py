@@ -216,6 +216,17 @@ def test_purge_and_delete_queue():
             out = wt.ctl_ok(srv, "-q", "purge_queue", "p1", "--formatter", "json")
             assert out == '{"node":"%s","result":"ok"}\n' % node, out
             assert wt.ctl_ok(srv, "purge_queue", "p1", "--formatter", "csv") == ""
+            # The same from the other commands rabbitmqctl 3.10 reports so.
+            for args in (("add_vhost", "jv"), ("set_vhost_limits", "-p", "jv",
+                                               '{"max-queues": 5}'),
+                         ("set_permissions", "-p", "jv", "guest", ".*", ".*", ".*"),
+                         ("clear_permissions", "-p", "jv", "guest"),
+                         ("set_policy", "-p", "jv", "jp", "^x", '{"max-length": 1}'),
+                         ("clear_policy", "-p", "jv", "jp"), ("delete_vhost", "jv"),
+                         ("set_user_tags", "guest", "administrator"),
+                         ("set_log_level", "debug"), ("await_startup",)):
+                out = wt.ctl_ok(srv, "--formatter", "json", *args)
+                assert out == '{"node":"%s","result":"ok"}\n' % node, (args, out)
             assert wt.ctl_fails(srv, 69, "Error:\nnot_found\n", "--formatter", "json",
                                 "purge_queue", "nosuch") == ""
             out = wt.ctl_fails(srv, 69, "Error:\nnot_found\n", "purge_queue", "nosuch")

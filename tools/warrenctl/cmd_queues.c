@@ -175,8 +175,7 @@ ctl_cmd_purge_queue(struct ctl *c, int argc, char **argv)
         ctl_reply_free(&r);
         return ctl_error(CTL_EX_UNAVAILABLE, "not_found");
     }
-    int rc = ctl_status_result(&r);
-    return rc == CTL_OK ? ctl_out_ok(c) : rc;
+    return ctl_status_result(&r);
 }
 
 /* The API's refusal of a conditional delete, in rabbitmqctl's words (exit 64, as its). */

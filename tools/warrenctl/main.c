@@ -20,6 +20,22 @@
 
 #define CTL_SOCKET_NAME "warren-admin.sock"
 
+/* Whether rabbitmqctl 3.10 reports the command's success (ctl_out_ok: {"node":...,
+ * "result":"ok"} under --formatter json, nothing under the others). */
+static bool
+ctl_reports_ok(const char *name)
+{
+    static const char *const names[] = {
+        "delete_user",      "set_user_tags",   "add_vhost",         "delete_vhost",
+        "set_vhost_limits", "set_permissions", "clear_permissions", "purge_queue",
+        "set_policy",       "clear_policy",    "await_startup",     "set_log_level",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
 static const struct ctl_cmd ctl_cmds[] = {
     {"add_user", 1, 2, ctl_cmd_add_user, "<username> <password>",
      "Creates a user; the password is read from stdin when not given"},
@@ -440,6 +456,8 @@ main(int argc, char **argv)
     int rc = ctl_read_conf(&c, config, data_dir);
     if (rc == 0)
         rc = cmd->run(&c, nargs, args);
+    if (rc == CTL_OK && ctl_reports_ok(cmd->name))
+        rc = ctl_out_ok(&c);
     free(c.socket_path);
     return rc;
 }
