@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-"$top/_build"}
 
 packages="build-essential autoconf automake libtool pkg-config
-libevent-dev libssl-dev librocksdb-dev libpcre2-dev libjansson-dev check
+libevent-dev libssl-dev librocksdb-dev libpcre2-dev libjansson-dev check libraft-dev libuv1-dev
 python3 python3-pika python3-amqp python3-kombu celery amqp-tools
 clang clang-format libclang-rt-14-dev valgrind
 chromium chromium-driver python3-selenium
