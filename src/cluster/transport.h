@@ -18,11 +18,10 @@
 #ifndef WARREN_CLUSTER_TRANSPORT_H
 #define WARREN_CLUSTER_TRANSPORT_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 #include <raft.h>
 #include <raft/uv.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct cluster_transport;
@@ -36,16 +35,28 @@ struct cluster_transport *cluster_transport_new(uv_loop_t *loop, const char *bin
 /* Binds and listens. Returns 0, or -1 with err filled ("cannot listen on HOST:PORT: reason"). */
 int cluster_transport_listen(struct cluster_transport *ct, char *err, size_t errlen);
 
+/* The port listened on (the one given, or the one the system chose when that was 0), once
+ * cluster_transport_listen succeeded; 0 before. */
+uint16_t cluster_transport_port(const struct cluster_transport *ct);
+
+/* How long a connection may take to complete the handshake, in either direction, before it
+ * is closed (default 10 s; tests shorten it). Applies to the connections started after it. */
+void cluster_transport_set_handshake_timeout(struct cluster_transport *ct, unsigned msecs);
+
 /* Fills t so that a raft_uv io created with it serves group `group` over ct: the connections
  * t makes name the group, and the accepted connections that name it are passed to the accept
- * callback raft_uv gives t->listen. t belongs to the caller and must outlive the raft_uv io
- * (raft_uv calls t->close when the io closes). Returns 0, or -1 when the group already has a
- * transport. */
+ * callback raft_uv gives t->listen (connections naming it before that are refused). t (its
+ * data field is kept) belongs to the caller and must outlive the raft_uv io: raft_uv calls
+ * t->close when the io closes, and the group is free again once the close starts. When
+ * raft_uv never called t->init (raft_init failed), it never calls t->close either: the caller
+ * calls t->close(t, NULL) then. Returns 0, or -1 when the group already has a transport or on
+ * allocation failure. */
 int cluster_transport_group(struct cluster_transport *ct, uint64_t group,
                             struct raft_uv_transport *t);
 
-/* Stops listening, closes the handshakes under way and frees ct once its handles are closed,
- * then calls done(arg) (on the loop). The groups' transports must have been closed first. */
+/* Stops listening, closes the handshakes under way and frees ct once its handles are closed
+ * and the groups' closes have finished, then calls done(arg) (on the loop, never from within
+ * this call). Every group's close must have started first. */
 void cluster_transport_close(struct cluster_transport *ct, void (*done)(void *arg), void *arg);
 
 #endif
