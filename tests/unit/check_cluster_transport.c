@@ -1,0 +1,886 @@
+/* Unit tests for src/cluster/transport.c, the nodes' Raft transport: node transports on
+ * 127.0.0.1 with ports the system picks, all in one libuv loop that the tests run. A group's
+ * connect reaches another node's accept callback with the connector's id and address, and
+ * bytes pass both ways; TCP_NODELAY is set on both ends; a wrong secret, an unknown group,
+ * an impostor acceptor and raw clients sending garbage, bad lengths or nothing are refused
+ * (with the acceptor's log line); close cancels pending connects with RAFT_CANCELED and calls
+ * back on a later turn; and a real 3-node Raft group (raft_uv over this transport) elects a
+ * leader and commits an entry on every node. Each test ends with uv_loop_close() succeeding:
+ * every handle was closed. Log lines are captured by pointing stderr at a temporary file. */
+#include "config.h"
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "transport.h"
+#include "warren/bytes.h"
+#include "warren/log.h"
+
+static const uint8_t secret[] = "0123456789abcdef0123456789abcdef";
+#define SECRET_LEN (sizeof(secret) - 1)
+static const uint8_t other_secret[] = "fedcba9876543210fedcba9876543210";
+
+static uv_loop_t loop;
+static uv_timer_t guard; /* bounds each run_until */
+static bool guard_expired;
+
+/* What a group's callbacks saw: its t->data (no raft_uv in these tests but the last). */
+struct seen {
+    unsigned accepted;
+    raft_id accepted_id;
+    char accepted_address[256];
+    uv_stream_t *accepted_stream; /* owned by the test, as raft_uv would own it */
+    unsigned connected;
+    int connect_status;
+    uv_stream_t *connected_stream;
+    unsigned order; /* the order of the callbacks below, for the close test */
+    unsigned connect_order[2];
+    unsigned closed_order;
+};
+
+/* A node: its transport, and one group's raft_uv_transport. */
+struct node {
+    struct cluster_transport *ct;
+    struct raft_uv_transport t;
+    bool has_group, group_closed, ct_closed;
+    char address[64];
+    uint16_t port;
+};
+
+static void
+guard_cb(uv_timer_t *t)
+{
+    (void)t;
+    guard_expired = true;
+}
+
+static void
+setup(void)
+{
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(uv_timer_init(&loop, &guard), 0);
+}
+
+/* Closes the guard and checks that nothing else is left on the loop. */
+static void
+loop_finish(void)
+{
+    uv_close((uv_handle_t *)&guard, NULL);
+    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+
+/* Runs the loop until *flag is true or ms pass. Returns *flag. */
+static bool
+run_until(const bool *flag, unsigned ms)
+{
+    guard_expired = false;
+    uv_timer_start(&guard, guard_cb, ms, 0);
+    while (!*flag && !guard_expired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_timer_stop(&guard);
+    return *flag;
+}
+
+/* Runs the loop until *count reaches want or ms pass. Returns whether it did. */
+static bool
+run_until_count(const unsigned *count, unsigned want, unsigned ms)
+{
+    guard_expired = false;
+    uv_timer_start(&guard, guard_cb, ms, 0);
+    while (*count < want && !guard_expired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_timer_stop(&guard);
+    return *count >= want;
+}
+
+/* Runs the loop for ms. */
+static void
+run_for(unsigned ms)
+{
+    static const bool never = false;
+    run_until(&never, ms);
+}
+
+static FILE *capture_file;
+static int saved_stderr = -1;
+
+static void
+capture_begin(void)
+{
+    capture_file = tmpfile();
+    ck_assert_ptr_nonnull(capture_file);
+    fflush(stderr);
+    saved_stderr = dup(STDERR_FILENO);
+    dup2(fileno(capture_file), STDERR_FILENO);
+}
+
+/* Stops capturing and returns what was written (static buffer). */
+static const char *
+capture_end(void)
+{
+    static char buf[16384];
+    fflush(stderr);
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    ssize_t n = pread(fileno(capture_file), buf, sizeof(buf) - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    fclose(capture_file);
+    return buf;
+}
+
+static void
+on_accept(struct raft_uv_transport *t, raft_id id, const char *address, uv_stream_t *stream)
+{
+    struct seen *s = t->data;
+    s->accepted++;
+    s->accepted_id = id;
+    snprintf(s->accepted_address, sizeof(s->accepted_address), "%s", address);
+    s->accepted_stream = stream;
+}
+
+static void
+on_connect(struct raft_uv_connect *req, uv_stream_t *stream, int status)
+{
+    struct seen *s = req->data;
+    s->connect_order[s->connected < 2 ? s->connected : 1] = ++s->order;
+    s->connected++;
+    s->connect_status = status;
+    s->connected_stream = stream;
+}
+
+/* Starts a node transport listening on 127.0.0.1, port chosen by the system; with group
+ * non-zero, also that group's transport, inited with id and listening into s. */
+static void
+node_start(struct node *n, const char *name, const uint8_t *key, uint64_t group, raft_id id,
+           struct seen *s)
+{
+    char err[256];
+    memset(n, 0, sizeof(*n));
+    n->ct = cluster_transport_new(&loop, "127.0.0.1", 0, key, SECRET_LEN, err, sizeof(err));
+    ck_assert_msg(n->ct != NULL, "%s", err);
+    ck_assert_msg(cluster_transport_listen(n->ct, err, sizeof(err)) == 0, "%s", err);
+    n->port = cluster_transport_port(n->ct);
+    ck_assert_uint_ne(n->port, 0);
+    snprintf(n->address, sizeof(n->address), "%s@127.0.0.1:%u", name, n->port);
+    if (group == 0)
+        return;
+    n->t.data = s;
+    ck_assert_int_eq(cluster_transport_group(n->ct, group, &n->t), 0);
+    ck_assert_ptr_eq(n->t.data, s);
+    n->has_group = true;
+    ck_assert_int_eq(n->t.init(&n->t, id, n->address), 0);
+    ck_assert_int_eq(n->t.listen(&n->t, on_accept), 0);
+}
+
+static void
+on_group_closed(struct raft_uv_transport *t)
+{
+    struct seen *s = t->data;
+    s->closed_order = ++s->order;
+}
+
+static void
+on_ct_closed(void *arg)
+{
+    struct node *n = arg;
+    n->ct_closed = true;
+}
+
+/* Closes n's group (if not yet) and its transport, and runs the loop until both are done. */
+static void
+node_stop(struct node *n)
+{
+    if (n->has_group && !n->group_closed) {
+        struct seen *s = n->t.data;
+        s->closed_order = 0;
+        n->t.close(&n->t, on_group_closed);
+        n->group_closed = true;
+        ck_assert_uint_eq(s->closed_order, 0); /* never from within close */
+        ck_assert(run_until_count(&s->closed_order, 1, 5000));
+    }
+    cluster_transport_close(n->ct, on_ct_closed, n);
+    ck_assert(!n->ct_closed);
+    ck_assert(run_until(&n->ct_closed, 5000));
+}
+
+/* Closes a stream handed over by the transport, as raft_uv does. */
+static void
+stream_free(uv_stream_t *s)
+{
+    if (s != NULL)
+        uv_close((uv_handle_t *)s, (uv_close_cb)raft_free);
+}
+
+static bool
+nodelay_on(uv_stream_t *s)
+{
+    uv_os_fd_t fd;
+    ck_assert_int_eq(uv_fileno((uv_handle_t *)s, &fd), 0);
+    int on = 0;
+    socklen_t len = sizeof(on);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+    return on != 0;
+}
+
+/* Reading a handed-over stream until `want` bytes came. */
+struct reader {
+    char buf[64];
+    size_t have, want;
+    bool done, eof;
+};
+
+static void
+reader_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct reader *r = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(r->buf + r->have, (unsigned)(sizeof(r->buf) - r->have));
+}
+
+static void
+reader_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct reader *r = s->data;
+    (void)buf;
+    if (nread < 0) {
+        r->eof = true;
+        r->done = true;
+        uv_read_stop(s);
+        return;
+    }
+    r->have += (size_t)nread;
+    if (r->have >= r->want || r->have == sizeof(r->buf)) {
+        r->done = true;
+        if (r->want > 0)
+            uv_read_stop(s);
+    }
+}
+
+static void
+write_done(uv_write_t *w, int status)
+{
+    ck_assert_int_eq(status, 0);
+    free(w);
+}
+
+static void
+write_str(uv_stream_t *s, const char *text, size_t len)
+{
+    uv_write_t *w = malloc(sizeof(*w));
+    ck_assert_ptr_nonnull(w);
+    uv_buf_t b = uv_buf_init((char *)text, (unsigned)len);
+    ck_assert_int_eq(uv_write(w, s, &b, 1, write_done), 0);
+}
+
+/* Sends text on `from` and checks that `to` receives exactly it. */
+static void
+check_pass(uv_stream_t *from, uv_stream_t *to, const char *text)
+{
+    struct reader r = {.want = strlen(text)};
+    void *saved = to->data;
+    to->data = &r;
+    ck_assert_int_eq(uv_read_start(to, reader_alloc, reader_read), 0);
+    write_str(from, text, strlen(text));
+    ck_assert(run_until(&r.done, 5000));
+    ck_assert(!r.eof);
+    ck_assert_uint_eq(r.have, strlen(text));
+    ck_assert(memcmp(r.buf, text, r.have) == 0);
+    to->data = saved;
+}
+
+/* Group 7 on nodes a (id 1) and b (id 2): b connects to a. */
+START_TEST(test_connect_accept)
+{
+    struct seen sa = {0}, sb = {0};
+    struct node a, b;
+    node_start(&a, "a", secret, 7, 1, &sa);
+    node_start(&b, "b", secret, 7, 2, &sb);
+
+    struct raft_uv_connect req = {.data = &sb};
+    ck_assert_int_eq(b.t.connect(&b.t, &req, 1, a.address, on_connect), 0);
+    ck_assert_uint_eq(sb.connected, 0); /* never from within connect */
+    ck_assert(run_until_count(&sb.connected, 1, 5000));
+    ck_assert(run_until_count(&sa.accepted, 1, 5000));
+    ck_assert_uint_eq(sb.connected, 1);
+    ck_assert_int_eq(sb.connect_status, 0);
+    ck_assert_ptr_nonnull(sb.connected_stream);
+    ck_assert_uint_eq(sa.accepted, 1);
+    ck_assert_uint_eq(sa.accepted_id, 2);
+    ck_assert_str_eq(sa.accepted_address, b.address);
+    ck_assert_uint_eq(sb.accepted, 0);
+
+    ck_assert(nodelay_on(sb.connected_stream));
+    ck_assert(nodelay_on(sa.accepted_stream));
+    check_pass(sb.connected_stream, sa.accepted_stream, "raft from b to a");
+    check_pass(sa.accepted_stream, sb.connected_stream, "and back from a to b");
+
+    stream_free(sb.connected_stream);
+    stream_free(sa.accepted_stream);
+    node_stop(&b);
+    node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+/* A connect fails (status and accept counts in s) within a few seconds. */
+static void
+connect_expect_refused(struct node *from, struct seen *sf, const char *to, struct seen *st)
+{
+    struct raft_uv_connect req = {.data = sf};
+    ck_assert_int_eq(from->t.connect(&from->t, &req, 1, to, on_connect), 0);
+    ck_assert(run_until_count(&sf->connected, 1, 5000));
+    ck_assert_int_eq(sf->connect_status, RAFT_NOCONNECTION);
+    ck_assert_ptr_null(sf->connected_stream);
+    run_for(50);
+    ck_assert_uint_eq(st->accepted, 0);
+}
+
+START_TEST(test_wrong_secret)
+{
+    struct seen sa = {0}, sb = {0};
+    struct node a, b;
+    node_start(&a, "a", secret, 7, 1, &sa);
+    node_start(&b, "b", other_secret, 7, 2, &sb);
+    capture_begin();
+    connect_expect_refused(&b, &sb, a.address, &sa);
+    const char *log = capture_end();
+    ck_assert_msg(strstr(log, "[warning] cluster transport: closing connection from 127.0.0.1:") &&
+                      strstr(log, ": wrong HMAC: not a member, or a different cluster secret"),
+                  "log: %s", log);
+    node_stop(&b);
+    node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+START_TEST(test_unknown_group)
+{
+    struct seen sa = {0}, sb = {0}, sa9 = {0};
+    struct node a, b;
+    node_start(&a, "a", secret, 7, 1, &sa);
+    node_start(&b, "b", secret, 8, 2, &sb);
+    capture_begin();
+    connect_expect_refused(&b, &sb, a.address, &sa);
+    const char *log = capture_end();
+    ck_assert_msg(strstr(log, ": unknown raft group 8\n"), "log: %s", log);
+
+    /* A group registered and inited, but not listening yet, is refused too. */
+    struct raft_uv_transport t9 = {.data = &sa9};
+    ck_assert_int_eq(cluster_transport_group(a.ct, 8, &t9), 0);
+    ck_assert_int_eq(t9.init(&t9, 1, a.address), 0);
+    sb.connected = 0;
+    capture_begin();
+    connect_expect_refused(&b, &sb, a.address, &sa9);
+    log = capture_end();
+    ck_assert_msg(strstr(log, ": unknown raft group 8\n"), "log: %s", log);
+    t9.close(&t9, NULL);
+
+    node_stop(&b);
+    node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+START_TEST(test_group_twice)
+{
+    struct seen sa = {0};
+    struct node a;
+    node_start(&a, "a", secret, 7, 1, &sa);
+    struct raft_uv_transport t = {0};
+    ck_assert_int_eq(cluster_transport_group(a.ct, 7, &t), -1);
+    ck_assert_int_eq(cluster_transport_group(a.ct, 8, &t), 0);
+    t.close(&t, NULL); /* never inited: the caller closes it */
+    /* Once a group's close has started, the number is free again. */
+    a.t.close(&a.t, NULL);
+    a.group_closed = true;
+    ck_assert_int_eq(cluster_transport_group(a.ct, 7, &t), 0);
+    t.close(&t, NULL);
+    node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+/* A raw TCP client: connects, writes its bytes, reads until EOF. */
+struct raw_client {
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_write_t write;
+    struct reader r;
+    const uint8_t *bytes;
+    size_t len;
+    bool closed;
+};
+
+static void
+raw_client_connected(uv_connect_t *req, int status)
+{
+    struct raw_client *rc = req->data;
+    ck_assert_int_eq(status, 0);
+    if (rc->len > 0) {
+        uv_buf_t b = uv_buf_init((char *)rc->bytes, (unsigned)rc->len);
+        ck_assert_int_eq(uv_write(&rc->write, (uv_stream_t *)&rc->tcp, &b, 1, NULL), 0);
+    }
+    ck_assert_int_eq(uv_read_start((uv_stream_t *)&rc->tcp, reader_alloc, reader_read), 0);
+}
+
+static void
+raw_client_closed(uv_handle_t *h)
+{
+    struct raw_client *rc = (struct raw_client *)h;
+    rc->closed = true;
+}
+
+static struct {
+    const char *what;
+    const char *hex; /* sent after connecting; "" sends nothing */
+    const char *log; /* in the acceptor's log line */
+} bad_clients[] = {
+    {"garbage",
+     "474554202f20485454502f312e310d0a486f73743a20780d0a0d0a"
+     "00000000000000000000000000000000000000000000000000000000000000000000000000",
+     ": not a Warren cluster handshake (starts \"GET / HTTP/1.1\\x0d\\x0a\")"},
+    {"nothing", "", ": no handshake within 200 ms"},
+    {"too long an address",
+     "57524654 0001 03e8 0000000000000007 0000000000000002"
+     "00000000000000000000000000000000 00000000000000000000000000000000",
+     ": address length 1000 out of 1..255"},
+    {"empty address",
+     "57524654 0001 0000 0000000000000007 0000000000000002"
+     "00000000000000000000000000000000 00000000000000000000000000000000",
+     ": address length 0 out of 1..255"},
+    {"another version",
+     "57524654 0002 0005 0000000000000007 0000000000000002"
+     "00000000000000000000000000000000 00000000000000000000000000000000",
+     ": not a Warren cluster handshake"},
+    {"a hello with a made-up MAC",
+     "57524654 0001 0001 0000000000000007 0000000000000002"
+     "00000000000000000000000000000000 "
+     "00000000000000000000000000000000 78"
+     "00000000000000000000000000000000 "
+     "00000000000000000000000000000000",
+     ": wrong HMAC"},
+    {"half a hello, then nothing", "57524654 0001 0001 00000000", ": no handshake within 200 ms"},
+};
+
+static size_t
+unhex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = hex; *p != '\0';) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        unsigned v;
+        ck_assert_int_eq(sscanf(p, "%2x", &v), 1);
+        ck_assert_uint_lt(n, cap);
+        out[n++] = (uint8_t)v;
+        p += 2;
+    }
+    return n;
+}
+
+START_TEST(test_bad_client)
+{
+    struct seen sa = {0};
+    struct node a;
+    node_start(&a, "a", secret, 7, 1, &sa);
+    cluster_transport_set_handshake_timeout(a.ct, 200);
+
+    uint8_t bytes[256];
+    struct raw_client rc = {0};
+    rc.bytes = bytes;
+    rc.len = unhex(bad_clients[_i].hex, bytes, sizeof(bytes));
+    rc.tcp.data = &rc.r;
+    rc.connect.data = &rc;
+    ck_assert_int_eq(uv_tcp_init(&loop, &rc.tcp), 0);
+    struct sockaddr_in sin;
+    ck_assert_int_eq(uv_ip4_addr("127.0.0.1", a.port, &sin), 0);
+    capture_begin();
+    ck_assert_int_eq(
+        uv_tcp_connect(&rc.connect, &rc.tcp, (struct sockaddr *)&sin, raw_client_connected), 0);
+    bool closed_by_peer = run_until(&rc.r.eof, 5000);
+    const char *log = capture_end();
+    ck_assert_msg(closed_by_peer, "%s: not closed", bad_clients[_i].what);
+    ck_assert_uint_eq(rc.r.have, 40); /* the challenge, nothing more */
+    ck_assert_msg(strstr(log, "cluster transport: closing connection from 127.0.0.1:") &&
+                      strstr(log, bad_clients[_i].log),
+                  "%s: log: %s", bad_clients[_i].what, log);
+    ck_assert_msg(strchr(log, '\n') == log + strlen(log) - 1, "%s: more than one line: %s",
+                  bad_clients[_i].what, log);
+    ck_assert_uint_eq(sa.accepted, 0);
+    uv_close((uv_handle_t *)&rc.tcp, raw_client_closed);
+    ck_assert(run_until(&rc.closed, 1000));
+    node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+/* A raw listener: SILENT accepts and never writes; IMPOSTOR sends a well-formed challenge,
+ * then 32 bytes of zeros as its proof once the hello has come. */
+enum raw_mode { SILENT, IMPOSTOR };
+
+struct raw_server {
+    uv_tcp_t tcp;
+    enum raw_mode mode;
+    uv_tcp_t *conns[4];
+    unsigned n_conns;
+    size_t got;
+    bool proof_sent;
+    uint8_t rbuf[512];
+    uint8_t challenge[40];
+    uint8_t proof[32];
+    uv_write_t writes[2];
+    uint16_t port;
+    char address[64];
+    bool accepted;
+};
+
+static void
+raw_server_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct raw_server *rs = h->data;
+    (void)suggested;
+    *buf = uv_buf_init((char *)rs->rbuf, sizeof(rs->rbuf));
+}
+
+static void
+raw_server_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct raw_server *rs = s->data;
+    (void)buf;
+    if (nread <= 0)
+        return;
+    rs->got += (size_t)nread;
+    if (!rs->proof_sent) {
+        rs->proof_sent = true;
+        uv_buf_t b = uv_buf_init((char *)rs->proof, sizeof(rs->proof));
+        ck_assert_int_eq(uv_write(&rs->writes[1], s, &b, 1, NULL), 0);
+    }
+}
+
+static void
+raw_server_conn(uv_stream_t *server, int status)
+{
+    struct raw_server *rs = server->data;
+    ck_assert_int_eq(status, 0);
+    ck_assert_uint_lt(rs->n_conns, 4);
+    uv_tcp_t *c = malloc(sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(uv_tcp_init(&loop, c), 0);
+    c->data = rs;
+    rs->conns[rs->n_conns++] = c;
+    ck_assert_int_eq(uv_accept(server, (uv_stream_t *)c), 0);
+    rs->accepted = true;
+    if (rs->mode == IMPOSTOR) {
+        bytes_put32(rs->challenge, 0x57524654u);
+        bytes_put16(rs->challenge + 4, 1);
+        uv_buf_t b = uv_buf_init((char *)rs->challenge, sizeof(rs->challenge));
+        ck_assert_int_eq(uv_write(&rs->writes[0], (uv_stream_t *)c, &b, 1, NULL), 0);
+        ck_assert_int_eq(uv_read_start((uv_stream_t *)c, raw_server_alloc, raw_server_read), 0);
+    }
+}
+
+static void
+raw_server_start(struct raw_server *rs, enum raw_mode mode)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->mode = mode;
+    ck_assert_int_eq(uv_tcp_init(&loop, &rs->tcp), 0);
+    rs->tcp.data = rs;
+    struct sockaddr_in sin;
+    ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
+    ck_assert_int_eq(uv_tcp_bind(&rs->tcp, (struct sockaddr *)&sin, 0), 0);
+    ck_assert_int_eq(uv_listen((uv_stream_t *)&rs->tcp, 8, raw_server_conn), 0);
+    int len = sizeof(sin);
+    ck_assert_int_eq(uv_tcp_getsockname(&rs->tcp, (struct sockaddr *)&sin, &len), 0);
+    rs->port = ntohs(sin.sin_port);
+    snprintf(rs->address, sizeof(rs->address), "x@127.0.0.1:%u", rs->port);
+}
+
+static void
+raw_server_stop(struct raw_server *rs)
+{
+    for (unsigned i = 0; i < rs->n_conns; i++)
+        uv_close((uv_handle_t *)rs->conns[i], (uv_close_cb)free);
+    uv_close((uv_handle_t *)&rs->tcp, NULL);
+    run_for(0);
+}
+
+/* An acceptor that does not know the secret cannot pass for a member. */
+START_TEST(test_impostor)
+{
+    struct seen sb = {0};
+    struct node b;
+    struct raw_server rs;
+    node_start(&b, "b", secret, 7, 2, &sb);
+    raw_server_start(&rs, IMPOSTOR);
+    capture_begin();
+    struct raft_uv_connect req = {.data = &sb};
+    ck_assert_int_eq(b.t.connect(&b.t, &req, 1, rs.address, on_connect), 0);
+    bool failed = run_until_count(&sb.connected, 1, 5000);
+    const char *log = capture_end();
+    ck_assert(failed);
+    ck_assert_int_eq(sb.connect_status, RAFT_NOCONNECTION);
+    ck_assert_uint_eq(rs.got, 56 + strlen(b.address) + 32);
+    ck_assert_msg(strstr(log, "connect to x@127.0.0.1:") && strstr(log, ": wrong proof"), "log: %s",
+                  log);
+    raw_server_stop(&rs);
+    node_stop(&b);
+    loop_finish();
+}
+END_TEST
+
+/* A listener that never answers: the connector gives up after its handshake timeout. */
+START_TEST(test_connect_timeout)
+{
+    struct seen sb = {0};
+    struct node b;
+    struct raw_server rs;
+    node_start(&b, "b", secret, 7, 2, &sb);
+    cluster_transport_set_handshake_timeout(b.ct, 200);
+    raw_server_start(&rs, SILENT);
+    struct raft_uv_connect req = {.data = &sb};
+    ck_assert_int_eq(b.t.connect(&b.t, &req, 1, rs.address, on_connect), 0);
+    ck_assert(run_until_count(&sb.connected, 1, 5000));
+    ck_assert_int_eq(sb.connect_status, RAFT_NOCONNECTION);
+    ck_assert(rs.accepted);
+    raw_server_stop(&rs);
+    node_stop(&b);
+    loop_finish();
+}
+END_TEST
+
+/* Closing a group with two connects pending, one in its handshake and one still resolving:
+ * both get RAFT_CANCELED, then the close callback runs. */
+START_TEST(test_close_pending)
+{
+    struct seen sb = {0};
+    struct node b;
+    struct raw_server rs;
+    node_start(&b, "b", secret, 7, 2, &sb);
+    raw_server_start(&rs, SILENT);
+    struct raft_uv_connect req1 = {.data = &sb}, req2 = {.data = &sb};
+    ck_assert_int_eq(b.t.connect(&b.t, &req1, 1, rs.address, on_connect), 0);
+    ck_assert(run_until(&rs.accepted, 5000));
+    ck_assert_int_eq(b.t.connect(&b.t, &req2, 3, "c@localhost:1", on_connect), 0);
+    ck_assert_uint_eq(sb.connected, 0);
+
+    b.t.close(&b.t, on_group_closed);
+    b.group_closed = true;
+    ck_assert_uint_eq(sb.connected, 0);
+    ck_assert_uint_eq(sb.closed_order, 0);
+    ck_assert(run_until_count(&sb.closed_order, 1, 5000));
+    ck_assert_uint_eq(sb.connected, 2);
+    ck_assert_int_eq(sb.connect_status, RAFT_CANCELED);
+    ck_assert_ptr_null(sb.connected_stream);
+    ck_assert_uint_eq(sb.closed_order, 3); /* after both connect callbacks */
+
+    raw_server_stop(&rs);
+    node_stop(&b);
+    loop_finish();
+}
+END_TEST
+
+/* A Raft node over the transport: raft_uv in a temporary directory. */
+struct raft_node {
+    struct node n;
+    struct raft_io io;
+    struct raft raft;
+    struct raft_fsm fsm;
+    char dir[64];
+    unsigned applied;
+    bool closed;
+};
+
+static int
+fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct raft_node *rn = fsm->data;
+    ck_assert_uint_eq(buf->len, 8);
+    ck_assert(memcmp(buf->base, "warren!\0", 8) == 0);
+    rn->applied++;
+    *result = NULL;
+    return 0;
+}
+
+static int
+fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    (void)fsm;
+    (void)bufs;
+    (void)n_bufs;
+    ck_abort_msg("no snapshot expected");
+    return RAFT_IOERR;
+}
+
+static int
+fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    (void)fsm;
+    (void)buf;
+    ck_abort_msg("no restore expected");
+    return RAFT_IOERR;
+}
+
+static void
+on_raft_closed(struct raft *r)
+{
+    struct raft_node *rn = r->data;
+    rn->closed = true;
+}
+
+static bool apply_done;
+static int apply_status;
+
+static void
+on_applied(struct raft_apply *req, int status, void *result)
+{
+    (void)req;
+    (void)result;
+    apply_status = status;
+    apply_done = true;
+}
+
+static void
+dir_remove(const char *path)
+{
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    char file[512];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
+        ck_assert_int_eq(unlink(file), 0);
+    }
+    closedir(d);
+    ck_assert_int_eq(rmdir(path), 0);
+}
+
+/* Three nodes, one group: bootstrapped alike, they elect a leader, and an entry the leader
+ * applies is committed and applied on all three. This is the contract with raft_uv. */
+START_TEST(test_raft_cluster)
+{
+    enum { N = 3 };
+    static struct raft_node nodes[N];
+    memset(nodes, 0, sizeof(nodes));
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (unsigned i = 0; i < N; i++) {
+        struct raft_node *rn = &nodes[i];
+        char name[8];
+        snprintf(name, sizeof(name), "n%u", i + 1);
+        node_start(&rn->n, name, secret, 0, 0, NULL);
+        ck_assert_int_eq(cluster_transport_group(rn->n.ct, 42, &rn->n.t), 0);
+        rn->n.has_group = true;
+        rn->n.group_closed = true; /* raft_close closes it */
+        snprintf(rn->dir, sizeof(rn->dir), "/tmp/check_cluster_transport.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(rn->dir));
+        ck_assert_int_eq(raft_uv_init(&rn->io, &loop, rn->dir, &rn->n.t), 0);
+        rn->fsm = (struct raft_fsm){.version = 1,
+                                    .data = rn,
+                                    .apply = fsm_apply,
+                                    .snapshot = fsm_snapshot,
+                                    .restore = fsm_restore};
+        ck_assert_int_eq(raft_init(&rn->raft, &rn->io, &rn->fsm, i + 1, rn->n.address), 0);
+        rn->raft.data = rn;
+        raft_set_election_timeout(&rn->raft, 300);
+        raft_set_heartbeat_timeout(&rn->raft, 30);
+        ck_assert_int_eq(raft_configuration_add(&conf, i + 1, rn->n.address, RAFT_VOTER), 0);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_int_eq(raft_bootstrap(&nodes[i].raft, &conf), 0);
+        ck_assert_int_eq(raft_start(&nodes[i].raft), 0);
+    }
+    raft_configuration_close(&conf);
+
+    struct raft_node *leader = NULL;
+    guard_expired = false;
+    uv_timer_start(&guard, guard_cb, 10000, 0);
+    while (leader == NULL && !guard_expired) {
+        uv_run(&loop, UV_RUN_ONCE);
+        for (unsigned i = 0; i < N; i++)
+            if (raft_state(&nodes[i].raft) == RAFT_LEADER)
+                leader = &nodes[i];
+    }
+    uv_timer_stop(&guard);
+    ck_assert_msg(leader != NULL, "no leader within 10 s");
+
+    struct raft_buffer buf = {.base = raft_malloc(8), .len = 8};
+    ck_assert_ptr_nonnull(buf.base);
+    memcpy(buf.base, "warren!\0", 8);
+    struct raft_apply req;
+    apply_done = false;
+    ck_assert_int_eq(raft_apply(&leader->raft, &req, &buf, 1, on_applied), 0);
+    ck_assert(run_until(&apply_done, 10000));
+    ck_assert_int_eq(apply_status, 0);
+    guard_expired = false;
+    uv_timer_start(&guard, guard_cb, 10000, 0);
+    while ((nodes[0].applied == 0 || nodes[1].applied == 0 || nodes[2].applied == 0) &&
+           !guard_expired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_timer_stop(&guard);
+    for (unsigned i = 0; i < N; i++)
+        ck_assert_uint_eq(nodes[i].applied, 1);
+
+    for (unsigned i = 0; i < N; i++)
+        raft_close(&nodes[i].raft, on_raft_closed);
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert(run_until(&nodes[i].closed, 10000));
+        raft_uv_close(&nodes[i].io);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        node_stop(&nodes[i].n);
+        dir_remove(nodes[i].dir);
+    }
+    loop_finish();
+}
+END_TEST
+
+static Suite *
+cluster_transport_suite(void)
+{
+    Suite *s = suite_create("cluster_transport");
+    TCase *tc = tcase_create("transport");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_connect_accept);
+    tcase_add_test(tc, test_wrong_secret);
+    tcase_add_test(tc, test_unknown_group);
+    tcase_add_test(tc, test_group_twice);
+    tcase_add_loop_test(tc, test_bad_client, 0, sizeof(bad_clients) / sizeof(bad_clients[0]));
+    tcase_add_test(tc, test_impostor);
+    tcase_add_test(tc, test_connect_timeout);
+    tcase_add_test(tc, test_close_pending);
+    suite_add_tcase(s, tc);
+
+    TCase *raft = tcase_create("raft");
+    tcase_add_checked_fixture(raft, setup, NULL);
+    tcase_set_timeout(raft, 60);
+    tcase_add_test(raft, test_raft_cluster);
+    suite_add_tcase(s, raft);
+    return s;
+}
+
+int
+main(void)
+{
+    log_set_level(LOG_INFO);
+    SRunner *sr = srunner_create(cluster_transport_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
