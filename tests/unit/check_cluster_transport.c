@@ -849,6 +849,67 @@ START_TEST(test_raft_cluster)
 }
 END_TEST
 
+/* raft 0.15 writes buffers it allocated and did not fill entirely (padding in its
+ * configuration and message encodings) to disk and to sockets, which valgrind reports as
+ * uninitialised bytes (cowsql/raft fixed it later, PR 180, with calloc). Its heap is ours to
+ * set: one that zeroes every allocation keeps raft's reports out of this test's valgrind run.
+ * realloc's growth is not zeroed; raft 0.15 does not write such memory here. */
+static void *
+zero_malloc(void *data, size_t size)
+{
+    (void)data;
+    return calloc(1, size);
+}
+
+static void
+zero_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
+static void *
+zero_calloc(void *data, size_t nmemb, size_t size)
+{
+    (void)data;
+    return calloc(nmemb, size);
+}
+
+static void *
+zero_realloc(void *data, void *ptr, size_t size)
+{
+    (void)data;
+    return realloc(ptr, size);
+}
+
+static void *
+zero_aligned_alloc(void *data, size_t alignment, size_t size)
+{
+    void *p = NULL;
+    (void)data;
+    if (posix_memalign(&p, alignment, size) != 0)
+        return NULL;
+    memset(p, 0, size);
+    return p;
+}
+
+static void
+zero_aligned_free(void *data, size_t alignment, void *ptr)
+{
+    (void)data;
+    (void)alignment;
+    free(ptr);
+}
+
+static struct raft_heap zero_heap = {
+    .malloc = zero_malloc,
+    .free = zero_free,
+    .calloc = zero_calloc,
+    .realloc = zero_realloc,
+    .aligned_alloc = zero_aligned_alloc,
+    .aligned_free = zero_aligned_free,
+};
+
 static Suite *
 cluster_transport_suite(void)
 {
@@ -878,6 +939,7 @@ int
 main(void)
 {
     log_set_level(LOG_INFO);
+    raft_heap_set(&zero_heap);
     SRunner *sr = srunner_create(cluster_transport_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
