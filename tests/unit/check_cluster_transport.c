@@ -1,9 +1,10 @@
 /* Unit tests for src/cluster/transport.c, the nodes' Raft transport: node transports on
  * 127.0.0.1 with ports the system picks, all in one libuv loop that the tests run. A group's
  * connect reaches another node's accept callback with the connector's id and address, and
- * bytes pass both ways; TCP_NODELAY is set on both ends; a wrong secret, an unknown group,
- * an impostor acceptor and raw clients sending garbage, bad lengths or nothing are refused
- * (with the acceptor's log line); close cancels pending connects with RAFT_CANCELED and calls
+ * bytes pass both ways (over IPv6 too); TCP_NODELAY is set on both ends; addresses without a
+ * usable host:port are refused at once; a wrong secret, an unknown group, an impostor
+ * acceptor and raw clients sending garbage, bad lengths or nothing are refused (with the
+ * acceptor's log line); close cancels pending connects with RAFT_CANCELED and calls
  * back on a later turn; and a real 3-node Raft group (raft_uv over this transport) elects a
  * leader and commits an entry on every node. Each test ends with uv_loop_close() succeeding:
  * every handle was closed. Log lines are captured by pointing stderr at a temporary file. */
@@ -328,6 +329,75 @@ START_TEST(test_connect_accept)
     stream_free(sa.accepted_stream);
     node_stop(&b);
     node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+/* IPv6: a node listening on ::1, reached at a bracketed address. */
+START_TEST(test_ipv6)
+{
+    struct seen sa = {0}, sb = {0};
+    struct node a, b;
+    char err[256];
+    memset(&a, 0, sizeof(a));
+    a.ct = cluster_transport_new(&loop, "::1", 0, secret, SECRET_LEN, err, sizeof(err));
+    ck_assert_msg(a.ct != NULL, "%s", err);
+    ck_assert_msg(cluster_transport_listen(a.ct, err, sizeof(err)) == 0, "%s", err);
+    snprintf(a.address, sizeof(a.address), "a@[::1]:%u", cluster_transport_port(a.ct));
+    a.t.data = &sa;
+    ck_assert_int_eq(cluster_transport_group(a.ct, 7, &a.t), 0);
+    a.has_group = true;
+    ck_assert_int_eq(a.t.init(&a.t, 1, a.address), 0);
+    ck_assert_int_eq(a.t.listen(&a.t, on_accept), 0);
+    node_start(&b, "b", secret, 7, 2, &sb);
+
+    struct raft_uv_connect req = {.data = &sb};
+    ck_assert_int_eq(b.t.connect(&b.t, &req, 1, a.address, on_connect), 0);
+    ck_assert(run_until_count(&sb.connected, 1, 5000));
+    ck_assert_int_eq(sb.connect_status, 0);
+    ck_assert(run_until_count(&sa.accepted, 1, 5000));
+    ck_assert_str_eq(sa.accepted_address, b.address);
+    check_pass(sb.connected_stream, sa.accepted_stream, "over IPv6");
+    stream_free(sb.connected_stream);
+    stream_free(sa.accepted_stream);
+    node_stop(&b);
+    node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+/* Addresses connect cannot use are refused at once, without a callback; init refuses an
+ * address longer than the handshake carries. */
+static const char *const bad_addresses[] = {
+    "no-port",           "a@127.0.0.1",     "a@127.0.0.1:", "a@127.0.0.1:0",
+    "a@127.0.0.1:65536", "a@127.0.0.1:80x", "a@:80",        "a@[]:80",
+};
+
+START_TEST(test_bad_address)
+{
+    struct seen sb = {0};
+    struct node b;
+    node_start(&b, "b", secret, 7, 2, &sb);
+    for (size_t i = 0; i < sizeof(bad_addresses) / sizeof(bad_addresses[0]); i++) {
+        struct raft_uv_connect req = {.data = &sb};
+        ck_assert_int_eq(b.t.connect(&b.t, &req, 1, bad_addresses[i], on_connect),
+                         RAFT_NOCONNECTION);
+        ck_assert_msg(strstr(b.t.errmsg, "want name@host:port") != NULL, "%s: %s", bad_addresses[i],
+                      b.t.errmsg);
+    }
+    run_for(20);
+    ck_assert_uint_eq(sb.connected, 0);
+
+    struct raft_uv_transport t = {0};
+    char address[300];
+    memset(address, 'x', sizeof(address));
+    address[256] = '\0';
+    ck_assert_int_eq(cluster_transport_group(b.ct, 8, &t), 0);
+    ck_assert_int_eq(t.init(&t, 1, address), RAFT_INVALID);
+    address[255] = '\0';
+    ck_assert_int_eq(t.init(&t, 1, address), 0);
+    t.close(&t, NULL);
+    node_stop(&b);
     loop_finish();
 }
 END_TEST
@@ -918,6 +988,8 @@ cluster_transport_suite(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_connect_accept);
+    tcase_add_test(tc, test_ipv6);
+    tcase_add_test(tc, test_bad_address);
     tcase_add_test(tc, test_wrong_secret);
     tcase_add_test(tc, test_unknown_group);
     tcase_add_test(tc, test_group_twice);
