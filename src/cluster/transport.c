@@ -10,9 +10,10 @@
  *   connector -> acceptor: hello, 56 + L + 32 bytes
  *     magic "WRFT" (4)   version 1 (u16)   L (u16, 1..255)   group (u64)   Raft id (u64, not 0)
  *     nonce_c (32 random bytes)   address (L bytes, no NUL)
- *     mac_c (32) = HMAC-SHA256(secret, "warren raft connector\0" || challenge || hello before
- * mac_c) acceptor -> connector: proof, 32 bytes mac_a = HMAC-SHA256(secret, "warren raft
- * acceptor\0" || challenge || hello before mac_c)
+ *     mac_c (32) = HMAC-SHA256(secret, "warren raft connector\0" || challenge || H)
+ *   acceptor -> connector: proof, 32 bytes
+ *     mac_a = HMAC-SHA256(secret, "warren raft acceptor\0" || challenge || H)
+ *   where H is the hello up to mac_c (the labels, never sent, are MACed with their NUL).
  *
  * nonce_a makes mac_c fresh for the acceptor (a recorded hello cannot be replayed), nonce_c
  * makes mac_a fresh for the connector (a recorded proof cannot be replayed by an impostor
