@@ -788,10 +788,22 @@ START_TEST(test_shipped_conf)
     }
     fclose(f);
     static const char *const names[] = {
-        "listeners.tcp.default",    "default_user", "default_pass", "default_vhost",
-        "loopback_users.guest",     "heartbeat",    "frame_max",    "channel_max",
-        "handshake_timeout",        "log.level",    "data_dir",     "disk_free_limit.absolute",
+        "listeners.tcp.default",
+        "default_user",
+        "default_pass",
+        "default_vhost",
+        "loopback_users.guest",
+        "heartbeat",
+        "frame_max",
+        "channel_max",
+        "handshake_timeout",
+        "log.level",
+        "data_dir",
+        "disk_free_limit.absolute",
         "disk_free_limit.relative",
+        "cluster_formation.peer_discovery_backend",
+        "distribution.listener.port_range.min",
+        "distribution.listener.port_range.max",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         ck_assert_msg(strstr(text, names[i]) != NULL, "etc/warren.conf lacks %s", names[i]);
