@@ -15,6 +15,7 @@
 #define CONF_MAX_USER_TAGS 16
 #define CONF_INFINITY UINT32_MAX /* a limit set to infinity */
 #define CONF_MAX_LIST 16         /* values of one numbered list (ssl_options.versions.N) */
+#define CONF_NODE_MAX 255        /* bytes of a node name, name@host[:port], as Erlang's atoms */
 
 /* One address to listen on. host is a numeric IPv4 or IPv6 address; "" means every
  * interface (the server binds 0.0.0.0 and ::, as RabbitMQ does for a bare port). */
@@ -52,6 +53,20 @@ enum conf_san_type {
     CONF_SAN_EMAIL,
     CONF_SAN_URI,
     CONF_SAN_OTHER_NAME,
+};
+
+/* cluster_formation.peer_discovery_backend: how a node finds its cluster's other nodes */
+enum conf_peer_discovery {
+    CONF_PEER_DISCOVERY_CLASSIC = 0, /* classic_config: the nodes listed in the file */
+};
+
+/* A node name taken apart: name@host[:port]. port 0: none given (the peer listens on this
+ * node's own distribution port, conf_distribution_port()). host keeps an IPv6 address's
+ * brackets off. */
+struct conf_node {
+    char name[CONF_NODE_MAX + 1];
+    char host[CONF_NODE_MAX + 1];
+    uint16_t port;
 };
 
 struct conf {
@@ -157,7 +172,22 @@ struct conf {
     uint32_t store_max_write_buffers;
     uint64_t store_queue_window; /* store.queue_window = 8MB: a durable queue's message bytes
                                   * in memory (lazy paging) */
-    char *config_path;           /* owns; the file loaded, or NULL */
+    /* The cluster (issue 14), with RabbitMQ's keys. cluster_name = "" (owned; "": not set,
+     * the default name is used). cluster_formation.peer_discovery_backend = classic_config;
+     * cluster_formation.classic_config.nodes.N = name@host[:port]: the other nodes (this one
+     * may be listed too); none: a node alone. */
+    char *cluster_name;
+    enum conf_peer_discovery peer_discovery_backend;
+    struct conf_list cluster_nodes;
+    /* The cluster listener: distribution.listener.port_range.min and .max (0: not set; the
+     * node listens on .min, see conf_distribution_port()) and distribution.listener.interface
+     * (owned; a numeric address, "": every interface). */
+    uint32_t distribution_port_min, distribution_port_max;
+    char *distribution_interface;
+    /* owns; this node's name, name@host: --nodename, else $WARREN_NODENAME, else
+     * warren@<short host name> (RabbitMQ's RABBITMQ_NODENAME and its default rabbit@<host>) */
+    char *nodename;
+    char *config_path; /* owns; the file loaded, or NULL */
 };
 
 enum conf_outcome {
@@ -167,12 +197,11 @@ enum conf_outcome {
 };
 
 /* Fills c with defaults, then reads --config FILE (if given), then applies the other flags
- * (--port N, --bind ADDR (repeatable), --data-dir DIR, --log-level L, --management-port N),
- * which override the
- * file. --bind replaces the listeners from the file: every --bind address gets the --port
- * (or the file's first listener's port). --port alone moves every listener to port N,
- * keeping its host. On CONF_EXIT_ERR nothing needs freeing; otherwise the caller calls
- * conf_free(). */
+ * (--port N, --bind ADDR (repeatable), --data-dir DIR, --log-level L, --management-port N,
+ * --nodename NAME, which wins over $WARREN_NODENAME), which override the file. --bind replaces the
+ * listeners from the file: every --bind address gets the --port (or the file's first listener's
+ * port). --port alone moves every listener to port N, keeping its host. On CONF_EXIT_ERR nothing
+ * needs freeing; otherwise the caller calls conf_free(). */
 enum conf_outcome conf_from_cmdline(struct conf *c, int argc, char **argv);
 
 /* Parses one file into c (which holds defaults or earlier values). Returns 0, or -1 after
@@ -205,5 +234,15 @@ void conf_log_options(const struct conf *c, struct log_options *o);
  * setting times phys_mem (bytes of physical memory) when it is set and .absolute was not
  * given, else the absolute one. */
 uint64_t conf_disk_free_limit(const struct conf *c, uint64_t phys_mem);
+
+/* The port of this node's cluster listener: distribution.listener.port_range.min when set,
+ * else the first AMQP listener's port (5672 without one) + 20000, RabbitMQ's rule (5672 ->
+ * 25672). 0 when that passes 65535: conf_from_cmdline refuses it when nodes are listed. */
+uint16_t conf_distribution_port(const struct conf *c);
+
+/* Takes apart a node name, name@host or, when with_port, name@host[:port]: name of
+ * [A-Za-z0-9_-], host a host name or IPv4 address ([A-Za-z0-9.-]) or a bracketed IPv6
+ * address, port 1..65535. Returns 0, or -1 after writing the reason into err. */
+int conf_node_parse(const char *s, bool with_port, struct conf_node *out, char *err, size_t errlen);
 
 #endif

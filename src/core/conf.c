@@ -19,7 +19,8 @@
  *                                        clears the list (default: guest only)
  *   default_user_tags.<tag> = true|false the first one in a file replaces the default list
  *                                        (administrator); then adds or removes a tag
- * and numbered lists take a number: `ssl_options.versions.1 = tlsv1.3` (struct conf_list). */
+ * and numbered lists take a number: `ssl_options.versions.1 = tlsv1.3` (struct conf_list).
+ * The node's name is not a key (RabbitMQ's is not either): --nodename or $WARREN_NODENAME. */
 #include "config.h"
 
 #include "warren/conf.h"
@@ -32,10 +33,12 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CONF_PROG "warren-server"
 #define CONF_LISTENER_NAME_MAX 64 /* bytes, NUL included, of a listeners.tcp.<name> name */
 #define CONF_DEFAULT_PORT 5672
+#define CONF_DIST_PORT_OFFSET 20000 /* RabbitMQ's: distribution port = AMQP port + 20000 */
 
 enum conf_type {
     CONF_UINT = 0,  /* decimal integer min..max */
@@ -56,6 +59,7 @@ enum conf_type {
                      * lists the field, else any; the default is the values, space-separated */
     CONF_PATH,      /* a file name; not set (NULL) by default */
     CONF_U64,       /* decimal integer of at least min, any size; stored as uint64_t */
+    CONF_ADDR,      /* a numeric IPv4 or IPv6 address, or "" (every interface); a string */
 };
 
 /* One configuration key. A key ending in ".<name>" is a family: any non-empty <name>
@@ -99,6 +103,10 @@ static const struct {
     {CONF_F(log_file_format), "json", LOG_FORMAT_JSON},
     {CONF_F(log_console_format), "plaintext", LOG_FORMAT_PLAIN},
     {CONF_F(log_console_format), "json", LOG_FORMAT_JSON},
+    {CONF_F(peer_discovery_backend), "classic_config", CONF_PEER_DISCOVERY_CLASSIC},
+    /* RabbitMQ's module name for the same backend */
+    {CONF_F(peer_discovery_backend), "rabbit_peer_discovery_classic_config",
+     CONF_PEER_DISCOVERY_CLASSIC},
 };
 #define CONF_NCHOICES (sizeof(conf_choices) / sizeof(conf_choices[0]))
 
@@ -234,6 +242,18 @@ static const struct conf_key conf_keys[] = {
      "RocksDB memtables, full ones included, before writes wait for a flush"},
     {"store.queue_window", CONF_BYTES64, CONF_F(store_queue_window), "8MB", 65536, 0,
      "message bytes a durable queue keeps in memory; the rest wait in the store"},
+    {"cluster_name", CONF_STR, CONF_F(cluster_name), "", 0, 255,
+     "the cluster's name; empty: the default, warren@ and the host's full name"},
+    {"cluster_formation.peer_discovery_backend", CONF_ENUM, CONF_F(peer_discovery_backend),
+     "classic_config", 0, 0, "how nodes find each other: classic_config, the nodes listed"},
+    {"cluster_formation.classic_config.nodes.<N>", CONF_LIST, CONF_F(cluster_nodes), "", 0, 0,
+     "name@host[:port] of a cluster node; :port: its cluster port if not this node's"},
+    {"distribution.listener.port_range.min", CONF_UINT, CONF_F(distribution_port_min), "0", 0,
+     65535, "port of the cluster listener; 0: the first AMQP port + 20000 (25672)"},
+    {"distribution.listener.port_range.max", CONF_UINT, CONF_F(distribution_port_max), "0", 0,
+     65535, "0, or at least .min (Warren listens on .min only)"},
+    {"distribution.listener.interface", CONF_ADDR, CONF_F(distribution_interface), "", 0, 0,
+     "numeric address of the cluster listener; empty: every interface"},
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -416,6 +436,71 @@ conf_parse_listener(const char *s, struct conf_listener *out)
     return 0;
 }
 
+#define CONF_NODE_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+#define CONF_NODE_HOST_CHARS CONF_NODE_NAME_CHARS "."
+
+/* Writes the reason of conf_node_parse's failure into err. Returns -1. */
+static int conf_node_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+conf_node_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int
+conf_node_parse(const char *s, bool with_port, struct conf_node *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (strlen(s) > CONF_NODE_MAX)
+        return conf_node_fail(err, errlen, "longer than %d bytes", CONF_NODE_MAX);
+    const char *at = strchr(s, '@');
+    if (at == NULL)
+        return conf_node_fail(err, errlen, "no '@' between the name and the host");
+    size_t n = (size_t)(at - s);
+    if (n == 0)
+        return conf_node_fail(err, errlen, "empty name before '@'");
+    if (strspn(s, CONF_NODE_NAME_CHARS) != n)
+        return conf_node_fail(err, errlen, "the name may hold only A-Z, a-z, 0-9, '_' and '-'");
+    memcpy(out->name, s, n);
+
+    const char *h = at + 1, *rest;
+    if (*h == '[') { /* [IPv6] */
+        const char *close = strchr(h, ']');
+        struct in6_addr a6;
+        if (close == NULL)
+            return conf_node_fail(err, errlen, "no ']' after '['");
+        n = (size_t)(close - h - 1);
+        memcpy(out->host, h + 1, n);
+        if (inet_pton(AF_INET6, out->host, &a6) != 1)
+            return conf_node_fail(err, errlen, "'%s' is not an IPv6 address", out->host);
+        rest = close + 1;
+    } else {
+        n = strspn(h, CONF_NODE_HOST_CHARS);
+        if (n == 0 && (h[0] == '\0' || h[0] == ':'))
+            return conf_node_fail(err, errlen, "empty host after '@'");
+        memcpy(out->host, h, n);
+        rest = h + n;
+    }
+    if (*rest == ':' && with_port) {
+        uint64_t port;
+        if (conf_parse_u64(rest + 1, &port) < 0 || port < 1 || port > 65535)
+            return conf_node_fail(err, errlen, "the port after ':' is not an integer 1..65535");
+        out->port = (uint16_t)port;
+    } else if (*rest != '\0') {
+        return conf_node_fail(err, errlen,
+                              "the host may hold only A-Z, a-z, 0-9, '.' and '-' (or be an "
+                              "IPv6 address in brackets)%s",
+                              with_port ? ", then :port" : "");
+    }
+    return 0;
+}
+
 /* The listeners of family k (tcp or ssl): the array, its count and its names in ps. */
 static struct conf_listener *
 conf_listener_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, unsigned **n,
@@ -540,6 +625,12 @@ conf_set_list_item(struct conf *c, struct conf_parse *ps, const struct conf_key 
     if (conf_choice_find(k->field, value, &known, &ignored) && !known)
         return conf_fail(ps, "bad value '%s' for %.*s.%s: expected %s", value, (int)plen, k->key,
                          name, conf_choice_names(k->field, names, sizeof(names)));
+    if (k->field == CONF_F(cluster_nodes)) { /* the one list of node names */
+        struct conf_node node;
+        if (conf_node_parse(value, true, &node, names, sizeof(names)) < 0)
+            return conf_fail(ps, "bad value '%s' for %.*s.%s: expected name@host[:port]: %s", value,
+                             (int)plen, k->key, name, names);
+    }
     if (!ps->seen[k - conf_keys]) {
         conf_list_clear(list);
         ps->seen[k - conf_keys] = true;
@@ -742,6 +833,19 @@ conf_set(struct conf *c, struct conf_parse *ps, const struct conf_key *k, const 
             return conf_fail(ps, "bad value '%s' for %s: expected true or false", value, k->key);
         *(bool *)(void *)field = strcmp(value, "true") == 0;
         return 0;
+    case CONF_ADDR: {
+        char host[64] = ""; /* kept without an IPv6 address's brackets */
+        if (*value != '\0' && conf_parse_host(value, strlen(value), host) < 0)
+            return conf_fail(ps, "bad value '%s' for %s: expected a numeric IPv4 or IPv6 address",
+                             value, k->key);
+        char *copy = conf_strdup(ps, host);
+        if (copy == NULL)
+            return -1;
+        char **slot = (char **)(void *)field;
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
     case CONF_ENUM: {
         bool known;
         unsigned e;
@@ -903,6 +1007,7 @@ conf_each(const struct conf *c, int (*fn)(void *arg, const char *key, const char
         case CONF_STR:
         case CONF_PATH:
         case CONF_HASHING:
+        case CONF_ADDR:
             v = *(char *const *)(const void *)field;
             if (v == NULL)
                 continue;
@@ -973,6 +1078,17 @@ conf_set_default_named(struct conf *c, struct conf_parse *ps, const struct conf_
     return conf_set(c, ps, k, buf, eq + 3);
 }
 
+/* This host's short name (up to the first '.'), as RabbitMQ's default node name has it;
+ * localhost when gethostname fails. */
+static void
+conf_short_host(char *buf, size_t cap)
+{
+    if (gethostname(buf, cap) < 0 || buf[0] == '\0')
+        snprintf(buf, cap, "localhost");
+    buf[cap - 1] = '\0'; /* gethostname does not terminate a truncated name */
+    buf[strcspn(buf, ".")] = '\0';
+}
+
 void
 conf_init_defaults(struct conf *c)
 {
@@ -992,6 +1108,14 @@ conf_init_defaults(struct conf *c)
             fprintf(stderr, CONF_PROG ": %s\n", err);
             abort();
         }
+    }
+    char host[256], name[sizeof("warren@") + sizeof(host)];
+    conf_short_host(host, sizeof(host));
+    snprintf(name, sizeof(name), "warren@%s", host);
+    c->nodename = strdup(name);
+    if (c->nodename == NULL) {
+        fprintf(stderr, CONF_PROG ": out of memory\n");
+        abort();
     }
 }
 
@@ -1024,6 +1148,10 @@ conf_free(struct conf *c)
     conf_list_clear(&c->ssl_versions);
     conf_list_clear(&c->ssl_ciphers);
     conf_list_clear(&c->auth_mechanisms);
+    free(c->cluster_name);
+    conf_list_clear(&c->cluster_nodes);
+    free(c->distribution_interface);
+    free(c->nodename);
     memset(c, 0, sizeof(*c));
 }
 
@@ -1065,6 +1193,16 @@ conf_disk_free_limit(const struct conf *c, uint64_t phys_mem)
         return c->disk_free_limit_absolute;
     double limit = c->disk_free_limit_relative * (double)phys_mem + 0.5;
     return limit < 18446744073709551615.0 ? (uint64_t)limit : UINT64_MAX;
+}
+
+uint16_t
+conf_distribution_port(const struct conf *c)
+{
+    if (c->distribution_port_min != 0)
+        return (uint16_t)c->distribution_port_min;
+    uint32_t amqp = c->n_listeners > 0 ? c->listeners[0].port : CONF_DEFAULT_PORT;
+    uint32_t port = amqp + CONF_DIST_PORT_OFFSET;
+    return port <= 65535 ? (uint16_t)port : 0;
 }
 
 static bool
@@ -1173,6 +1311,7 @@ static const struct option conf_options[] = {
     {"log-level", required_argument, NULL, 'l'},
     {"management-port", required_argument, NULL, 'm'},
     {"prometheus-port", required_argument, NULL, 'P'},
+    {"nodename", required_argument, NULL, 'n'},
     {"check-config", no_argument, NULL, 't'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -1190,6 +1329,8 @@ static const struct {
     {"    --management-port N", "serve the HTTP API on port N; 0: not over TCP"},
     {"    --prometheus-port N",
      "serve Prometheus metrics on port N; 0: not on a port of their own"},
+    {"    --nodename NAME",
+     "this node's name, name@host; default: $WARREN_NODENAME, else warren@<host>"},
     {"    --check-config", "check the configuration, print \"configuration OK\" and exit"},
     {"-h, --help", "print this help and exit"},
     {"-V, --version", "print the version and exit"},
@@ -1238,6 +1379,60 @@ conf_usage_error(const char *fmt, ...)
     return CONF_EXIT_ERR;
 }
 
+/* Sets c->nodename from value, which came from source (--nodename or WARREN_NODENAME):
+ * name@host, or a bare name to which "@<short host name>" is added, as RabbitMQ completes
+ * RABBITMQ_NODENAME. Returns 0, or -1 after writing why to stderr. */
+static int
+conf_set_nodename(struct conf *c, const char *source, const char *value)
+{
+    char host[256], name[CONF_NODE_MAX + 2], why[160];
+    struct conf_node node;
+    if (strchr(value, '@') == NULL) {
+        conf_short_host(host, sizeof(host));
+        snprintf(name, sizeof(name), "%s@%s", value, host);
+    } else {
+        snprintf(name, sizeof(name), "%s", value);
+    }
+    if (conf_node_parse(name, false, &node, why, sizeof(why)) < 0) {
+        fprintf(stderr, CONF_PROG ": bad value '%s' for %s: expected name@host: %s\n", value,
+                source, why);
+        return -1;
+    }
+    char *copy = strdup(name);
+    if (copy == NULL) {
+        fprintf(stderr, CONF_PROG ": out of memory\n");
+        return -1;
+    }
+    free(c->nodename);
+    c->nodename = copy;
+    return 0;
+}
+
+/* What the cluster keys mean together, once the file and the flags are applied: .max not
+ * below the port listened on, and a port to listen on when other nodes are listed (the AMQP
+ * port + 20000 may pass 65535). Returns 0, or -1 after writing why to stderr. */
+static int
+conf_check_cluster(const struct conf *c)
+{
+    const char *src = c->config_path != NULL ? c->config_path : CONF_PROG;
+    uint16_t port = conf_distribution_port(c);
+    if (port == 0 && c->cluster_nodes.n > 0) {
+        fprintf(stderr,
+                "%s: the cluster port, AMQP port %u + %d, is above 65535: set "
+                "distribution.listener.port_range.min\n",
+                src, (unsigned)c->listeners[0].port, CONF_DIST_PORT_OFFSET);
+        return -1;
+    }
+    if (c->distribution_port_max != 0 && port != 0 && c->distribution_port_max < port) {
+        fprintf(stderr,
+                "%s: distribution.listener.port_range.max = %u is below the cluster port %u "
+                "(port_range.min, else the AMQP port + %d)\n",
+                src, (unsigned)c->distribution_port_max, (unsigned)port, CONF_DIST_PORT_OFFSET);
+        return -1;
+    }
+    return 0;
+}
+
 /* Drops listeners that repeat an earlier host and port (--port can make them equal). */
 static void
 conf_dedupe_listeners(struct conf *c)
@@ -1258,7 +1453,7 @@ conf_dedupe_listeners(struct conf *c)
 enum conf_outcome
 conf_from_cmdline(struct conf *c, int argc, char **argv)
 {
-    const char *config = NULL, *data_dir = NULL;
+    const char *config = NULL, *data_dir = NULL, *nodename = NULL;
     char binds[CONF_MAX_LISTENERS][64];
     unsigned n_binds = 0;
     long port = -1, mgmt_port = -1, prom_port = -1;
@@ -1300,6 +1495,9 @@ conf_from_cmdline(struct conf *c, int argc, char **argv)
                 return conf_usage_error(
                     "bad value '%s' for --prometheus-port: expected an integer 0..65535", optarg);
             prom_port = (long)v;
+            break;
+        case 'n':
+            nodename = optarg;
             break;
         case 'd':
             if (*optarg == '\0')
@@ -1390,6 +1588,16 @@ conf_from_cmdline(struct conf *c, int argc, char **argv)
         c->management_tcp_port = (uint32_t)mgmt_port;
     if (prom_port >= 0)
         c->prometheus_tcp_port = (uint32_t)prom_port;
+    const char *env_name = getenv("WARREN_NODENAME");
+    if (nodename != NULL) {
+        if (conf_set_nodename(c, "--nodename", nodename) < 0)
+            goto fail;
+    } else if (env_name != NULL && *env_name != '\0') {
+        if (conf_set_nodename(c, "WARREN_NODENAME", env_name) < 0)
+            goto fail;
+    }
+    if (conf_check_cluster(c) < 0)
+        goto fail;
 
     if (check) {
         printf("configuration OK\n");

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <openssl/evp.h>
@@ -238,20 +237,11 @@ api_whoami(struct mgmt_req *r)
     mgmt_reply_json(r, json_pack("{s:s, s:o?}", "name", name, "tags", api_user_tags(r)));
 }
 
-/* The node name RabbitMQ would show: warren@<short host name>. */
-void
-mgmt_node_name(char *buf, size_t cap)
+/* The node name, fixed when the node starts as a RabbitMQ node's is: conf's. */
+const char *
+mgmt_node_name(const struct mgmt_env *env)
 {
-    /* Looked up once, as a RabbitMQ node's name is fixed when it starts: every entry of a list
-     * shows it, and gethostname is a system call. */
-    static char host[256];
-    if (host[0] == '\0') {
-        if (gethostname(host, sizeof(host) - 1) == 0)
-            host[strcspn(host, ".")] = '\0';
-        else
-            strcpy(host, "localhost");
-    }
-    snprintf(buf, cap, "warren@%s", host);
+    return env->conf->nodename;
 }
 
 struct api_totals {
@@ -299,8 +289,8 @@ static json_t *
 api_overview_json(const struct api_overview *o)
 {
     const struct mgmt_req *r = o->r;
-    char node[300], cluster[300];
-    mgmt_node_name(node, sizeof(node));
+    const char *node = mgmt_node_name(r->env);
+    char cluster[300];
     mgmt_cluster_name(r->env, cluster, sizeof(cluster));
     uint64_t exchanges = 0, queues = 0;
     /* The node's message_stats: its (visible) vhosts' added up, rates too. */
@@ -479,8 +469,7 @@ api_conn_entry(void *arg, const struct net_conn_info *ci)
         return;
     if (!mgmt_is_monitor(r) && (ci->user == NULL || strcmp(ci->user, auth_user_name(r->user)) != 0))
         return;
-    char node[300];
-    mgmt_node_name(node, sizeof(node));
+    const char *node = mgmt_node_name(r->env);
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:o?, s:I, s:I, s:I, s:I, s:I, "
         "s:s, s:s, s:b}",

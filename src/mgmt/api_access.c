@@ -323,9 +323,9 @@ mgmt_api_vhost_limits(struct mgmt_req *r)
 
 /* ---- vhosts ---- */
 
-/* A definitions vhost entry as /api/vhosts shows it: the metadata also at the top level. */
+/* A definitions vhost entry as /api/vhosts shows it to r: the metadata also at the top level. */
 static json_t *
-api_vhost_entry(json_t *e)
+api_vhost_entry(const struct mgmt_req *r, json_t *e)
 {
     json_t *meta = json_object_get(e, "metadata");
     json_t *desc = json_object_get(meta, "description");
@@ -336,9 +336,7 @@ api_vhost_entry(json_t *e)
     json_object_set_new(e, "default_queue_type",
                         dqt != NULL ? json_incref(dqt) : json_string("undefined"));
     json_object_set_new(e, "tracing", json_false());
-    char node[300];
-    mgmt_node_name(node, sizeof(node));
-    json_object_set_new(e, "cluster_state", json_pack("{s:s}", node, "running"));
+    json_object_set_new(e, "cluster_state", json_pack("{s:s}", mgmt_node_name(r->env), "running"));
     json_object_del(e, "limits");
     return e;
 }
@@ -360,7 +358,7 @@ mgmt_api_vhosts_list(struct mgmt_req *r)
     {
         const char *name = json_string_value(json_object_get(e, "name"));
         if (name != NULL && mgmt_vhost_visible(r, name))
-            json_array_append(out, api_vhost_entry(e));
+            json_array_append(out, api_vhost_entry(r, e));
     }
     json_decref(arr);
     mgmt_list_reply(r, out, NULL, true);
@@ -382,7 +380,7 @@ mgmt_api_vhost_one(struct mgmt_req *r)
         if (arr == NULL || json_array_size(arr) == 0)
             mgmt_nomem(r);
         else
-            r->reply(r, 200, json_incref(api_vhost_entry(json_array_get(arr, 0))));
+            r->reply(r, 200, json_incref(api_vhost_entry(r, json_array_get(arr, 0))));
         json_decref(arr);
         return;
     }

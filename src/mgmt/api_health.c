@@ -41,8 +41,7 @@ api_listener_add(json_t *arr, const char *node, const char *protocol, const char
 json_t *
 mgmt_listeners(const struct mgmt_req *r)
 {
-    char node[300];
-    mgmt_node_name(node, sizeof(node));
+    const char *node = mgmt_node_name(r->env);
     const struct conf *c = r->env->conf;
     json_t *arr = json_array();
     if (arr == NULL)
@@ -79,8 +78,7 @@ api_alarms(const struct mgmt_req *r)
         net_server_alarms(r->env->net, &mem, &disk);
     if (!mem && !disk)
         return NULL;
-    char node[300];
-    mgmt_node_name(node, sizeof(node));
+    const char *node = mgmt_node_name(r->env);
     json_t *alarms = json_array();
     if (mem)
         json_array_append_new(alarms, json_pack("{s:s, s:s}", "node", node, "resource", "memory"));
@@ -232,8 +230,7 @@ api_check_protocol(struct mgmt_req *r)
 static void
 api_healthchecks_node(struct mgmt_req *r)
 {
-    char node[300];
-    mgmt_node_name(node, sizeof(node));
+    const char *node = mgmt_node_name(r->env);
     if (r->n_segs == 3 && strcmp(r->segs[2], node) != 0) {
         mgmt_not_found(r);
         return;
@@ -348,8 +345,8 @@ api_count_socket(void *arg, const struct net_conn_info *ci)
 static json_t *
 api_node_json(const struct mgmt_req *r)
 {
-    char node[300], pid[32];
-    mgmt_node_name(node, sizeof(node));
+    const char *node = mgmt_node_name(r->env);
+    char pid[32];
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     bool mem_alarm = false, disk_alarm = false;
     uint64_t mem_limit = 0, disk_limit = 0, sockets = 0, rss, threads;
@@ -400,8 +397,7 @@ api_node_json(const struct mgmt_req *r)
 void
 mgmt_api_nodes(struct mgmt_req *r)
 {
-    char node[300];
-    mgmt_node_name(node, sizeof(node));
+    const char *node = mgmt_node_name(r->env);
     if (r->n_segs == 2 && strcmp(r->segs[1], node) != 0) {
         mgmt_not_found(r);
         return;

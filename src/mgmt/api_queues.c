@@ -70,8 +70,7 @@ static json_t *
 api_queue_entry(struct mgmt_req *r, const void *obj)
 {
     const struct queue *q = obj;
-    char node[300];
-    mgmt_node_name(node, sizeof(node));
+    const char *node = mgmt_node_name(r->env);
     const struct queue_settings *s = &q->settings;
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:b, s:b, s:b, s:o?, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s?, s:s?, "

@@ -97,8 +97,8 @@ api_chan_entry(void *arg, const struct net_chan_info *ci)
     struct api_chans *l = arg;
     if (l->arr == NULL || !api_chan_visible(l, ci->conn))
         return;
-    char node[300], name[512];
-    mgmt_node_name(node, sizeof(node));
+    const char *node = mgmt_node_name(l->r->env);
+    char name[512];
     api_chan_name(name, sizeof(name), ci);
     json_t *o = json_pack(
         "{s:s, s:s, s:I, s:s, s:s, s:{s:s, s:s, s:I}, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, "
@@ -176,8 +176,8 @@ api_cons_entry(void *arg, const struct net_cons_info *k)
     const struct net_conn_info *ci = k->chan->conn;
     if (l->arr == NULL || !api_chan_visible(l, ci) || !mgmt_vhost_visible(l->r, k->vhost))
         return;
-    char node[300], name[512];
-    mgmt_node_name(node, sizeof(node));
+    const char *node = mgmt_node_name(l->r->env);
+    char name[512];
     api_chan_name(name, sizeof(name), k->chan);
     json_t *args = k->priority != 0 ? json_pack("{s:I}", "x-priority", (json_int_t)k->priority)
                                     : json_object();

@@ -104,8 +104,9 @@ struct vhost *mgmt_vhost_find(const struct mgmt_req *r, const char *name);
 /* A field table as JSON (RabbitMQ's amqp_table to JSON): integers, strings, booleans,
  * nested tables; bytes as strings. A new object; NULL on ENOMEM. */
 json_t *mgmt_table_json(const uint8_t *p, uint32_t len, int depth);
-/* The node name RabbitMQ would show: warren@<short host name>. */
-void mgmt_node_name(char *buf, size_t cap);
+/* This node's name, as configured (conf's nodename: --nodename, $WARREN_NODENAME, else
+ * warren@<short host name>, RabbitMQ's default form). Borrows env's conf. */
+const char *mgmt_node_name(const struct mgmt_env *env);
 
 /* A list route's reply as RabbitMQ's (api_list_json.c): sorted by r's sort (dotted keys), then
  * sorts (NULL-terminated; NULL: vhost, name), reversed with sort_reverse, filtered by name

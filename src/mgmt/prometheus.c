@@ -478,8 +478,8 @@ prom_write_families(struct mgmt_prom *s, uint64_t until)
 static void
 prom_build_identity(struct mgmt_prom *s)
 {
-    char node[300], cluster[300];
-    mgmt_node_name(node, sizeof(node));
+    const char *node = mgmt_node_name(s->env);
+    char cluster[300];
     mgmt_cluster_name(s->env, cluster, sizeof(cluster));
     prom_family(&s->w, "rabbitmq_build_info", "untyped", "RabbitMQ & Erlang/OTP version info");
     struct prom_label b[] = {{"rabbitmq_version", API_RABBITMQ_VERSION},

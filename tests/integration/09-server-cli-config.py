@@ -1,7 +1,8 @@
 """warren-server's command line and config file: --help, --version, --check-config, errors
-that name FILE:LINE, flags that override the file, the log line format, and the config keys
-that change what clients see (default user/password/vhost, loopback_users). Warren only:
-these tests need the server process and have no RabbitMQ equivalent."""
+that name FILE:LINE, flags that override the file, the log line format, the config keys that
+change what clients see (default user/password/vhost, loopback_users), the node's name
+(--nodename, $WARREN_NODENAME) as the management API shows it, and the cluster's keys. Warren
+only: these tests need the server process and have no RabbitMQ equivalent."""
 
 import os
 import re
@@ -207,7 +208,76 @@ def test_default_user_and_vhost():
             pass
 
 
+def api_node_names(srv):
+    """The node name as /api/overview, /api/nodes and /api/healthchecks/node/<name> show it."""
+    st, _, overview = wt.http(srv, "GET", "/api/overview")
+    assert st == 200, (st, overview)
+    st, _, nodes = wt.http(srv, "GET", "/api/nodes")
+    assert st == 200 and len(nodes) == 1, (st, nodes)
+    name = overview["node"]
+    assert nodes[0]["name"] == name, (nodes, overview)
+    st, _, body = wt.http(srv, "GET", "/api/healthchecks/node/" + name)
+    assert st == 200 and body == {"status": "ok"}, (st, body)
+    st, _, body = wt.http(srv, "GET", "/api/healthchecks/node/other@nowhere")
+    assert st == 404, (st, body)
+    return name
+
+
+@wt.needs_process
+def test_node_name():
+    """the node's name: --nodename, else $WARREN_NODENAME, else warren@<short host name>
+    (RabbitMQ's rabbit@<short host name>); the management API shows it; a bad one stops
+    startup with a message naming the flag or the variable"""
+    short = socket.gethostname().split(".")[0]
+    with wt.server(mgmt=True) as srv:
+        assert api_node_names(srv) == "warren@" + short
+    with wt.server(mgmt=True, args=("--nodename", "rabbit@node1")) as srv:
+        assert api_node_names(srv) == "rabbit@node1"
+    with wt.server(mgmt=True, env={"WARREN_NODENAME": "env-node@10.0.0.2"}) as srv:
+        assert api_node_names(srv) == "env-node@10.0.0.2"
+    with wt.server(mgmt=True, env={"WARREN_NODENAME": "env@h"},
+                   args=("--nodename", "node3")) as srv:  # the flag wins; @host is added
+        assert api_node_names(srv) == "node3@" + short
+    rc, out, err, _ = wt.run_server_to_exit("--nodename", "bad name@h", "--check-config")
+    assert rc == 1 and err == (
+        "warren-server: bad value 'bad name@h' for --nodename: expected name@host: the name may "
+        "hold only A-Z, a-z, 0-9, '_' and '-'\n"), (rc, err)
+
+
+@wt.needs_process
+def test_cluster_keys():
+    """the cluster's keys (RabbitMQ's) pass --check-config; a bad node, an unknown peer
+    discovery backend, or a cluster port past 65535 are refused with the file named"""
+    good = ("cluster_name = prod\n"
+            "cluster_formation.peer_discovery_backend = rabbit_peer_discovery_classic_config\n"
+            "cluster_formation.classic_config.nodes.1 = warren@node1\n"
+            "cluster_formation.classic_config.nodes.2 = warren@127.0.0.1:25673\n"
+            "distribution.listener.port_range.min = 25672\n"
+            "distribution.listener.port_range.max = 25672\n"
+            "distribution.listener.interface = 127.0.0.1\n")
+    with ConfigFile(good) as path:
+        rc, out, err, _ = wt.run_server_to_exit("--config", path, "--check-config")
+        assert rc == 0 and out == "configuration OK\n", (rc, out, err)
+    cases = [
+        ("cluster_formation.peer_discovery_backend = rabbit_peer_discovery_k8s\n",
+         ":1: bad value 'rabbit_peer_discovery_k8s' for "
+         "cluster_formation.peer_discovery_backend: expected classic_config, "
+         "rabbit_peer_discovery_classic_config\n"),
+        ("\ncluster_formation.classic_config.nodes.1 = node1\n",
+         ":2: bad value 'node1' for cluster_formation.classic_config.nodes.1: expected "
+         "name@host[:port]: no '@' between the name and the host\n"),
+        ("listeners.tcp.default = 50000\ncluster_formation.classic_config.nodes.1 = w@h\n",
+         ": the cluster port, AMQP port 50000 + 20000, is above 65535: set "
+         "distribution.listener.port_range.min\n"),
+    ]
+    for text, want in cases:
+        with ConfigFile(text) as path:
+            rc, out, err, _ = wt.run_server_to_exit("--config", path, "--check-config")
+            assert rc == 1 and err == path + want, (text, rc, err)
+
+
 if __name__ == "__main__":
     wt.run([test_help_and_version, test_bad_flags, test_check_config_good,
             test_config_errors_name_file_and_line, test_listener_from_file_and_flags,
-            test_log_format, test_log_level_from_file, test_default_user_and_vhost])
+            test_log_format, test_log_level_from_file, test_default_user_and_vhost,
+            test_node_name, test_cluster_keys])

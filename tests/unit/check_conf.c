@@ -2,7 +2,8 @@
  * error with its FILE:LINE message, every listener form), the command-line flags and their
  * precedence over the file, the disk_free_limit keys (RabbitMQ's units, how .absolute and
  * .relative combine), vm_memory_high_watermark.absolute's units, consumer_timeout's range
- * (beyond 32 bits), and that etc/warren.conf documents the real defaults. A struct conf is
+ * (beyond 32 bits), the cluster's keys (issue 14) and the node's name, and that
+ * etc/warren.conf documents the real defaults. A struct conf is
  * compared as one rendered string, so each case states the whole result. */
 #include "config.h"
 
@@ -581,6 +582,134 @@ START_TEST(test_access_keys)
 }
 END_TEST
 
+/* The cluster's keys (issue 14). want: cluster_name, backend, the nodes in the order of their
+ * N, port_range.min and .max, the interface and conf_distribution_port(). */
+#define CLUSTER_DEFAULTS "name= backend=0 nodes= min=0 max=0 if= port=25672"
+#define NODE_FORM "expected name@host[:port]: "
+static const struct {
+    const char *text, *want, *err;
+} cluster_keys[] = {
+    {"", CLUSTER_DEFAULTS, NULL},
+    {"cluster_name = prod-eu\n", "name=prod-eu backend=0 nodes= min=0 max=0 if= port=25672", NULL},
+    {"cluster_formation.peer_discovery_backend = classic_config\n", CLUSTER_DEFAULTS, NULL},
+    {"cluster_formation.peer_discovery_backend = rabbit_peer_discovery_classic_config\n",
+     CLUSTER_DEFAULTS, NULL},
+    {"cluster_formation.classic_config.nodes.2 = warren-2@node2.example.com\n"
+     "cluster_formation.classic_config.nodes.1 = warren_1@10.0.0.1:25673\n"
+     "cluster_formation.classic_config.nodes.3 = w3@[::1]:65535\n",
+     "name= backend=0 nodes=warren_1@10.0.0.1:25673,warren-2@node2.example.com,w3@[::1]:65535 "
+     "min=0 max=0 if= port=25672",
+     NULL},
+    {"listeners.tcp.default = 5673\n", "name= backend=0 nodes= min=0 max=0 if= port=25673", NULL},
+    {"listeners.tcp.default = 45535\n", "name= backend=0 nodes= min=0 max=0 if= port=65535", NULL},
+    /* past 65535: no port, refused by conf_from_cmdline when nodes are listed (test_cmdline) */
+    {"listeners.tcp.default = 45536\n", "name= backend=0 nodes= min=0 max=0 if= port=0", NULL},
+    {"listeners.tcp = none\n", CLUSTER_DEFAULTS, NULL},
+    {"distribution.listener.port_range.min = 35672\n"
+     "distribution.listener.port_range.max = 35680\nlisteners.tcp.default = 50000\n",
+     "name= backend=0 nodes= min=35672 max=35680 if= port=35672", NULL},
+    {"distribution.listener.interface = 192.168.1.10\n",
+     "name= backend=0 nodes= min=0 max=0 if=192.168.1.10 port=25672", NULL},
+    {"distribution.listener.interface = [::1]\n",
+     "name= backend=0 nodes= min=0 max=0 if=::1 port=25672", NULL},
+    {"cluster_formation.peer_discovery_backend = rabbit_peer_discovery_k8s\n", NULL,
+     ":1: bad value 'rabbit_peer_discovery_k8s' for cluster_formation.peer_discovery_backend: "
+     "expected classic_config, rabbit_peer_discovery_classic_config"},
+    {"cluster_formation.peer_discovery_backend = dns\n", NULL,
+     "bad value 'dns' for cluster_formation.peer_discovery_backend: expected classic_config, "
+     "rabbit_peer_discovery_classic_config"},
+    {"cluster_formation.classic_config.nodes.1 = node1\n", NULL,
+     "bad value 'node1' for cluster_formation.classic_config.nodes.1: " NODE_FORM
+     "no '@' between the name and the host"},
+    {"cluster_formation.classic_config.nodes.1 = @node1\n", NULL,
+     "bad value '@node1' for cluster_formation.classic_config.nodes.1: " NODE_FORM
+     "empty name before '@'"},
+    {"cluster_formation.classic_config.nodes.1 = war.ren@node1\n", NULL,
+     NODE_FORM "the name may hold only A-Z, a-z, 0-9, '_' and '-'"},
+    {"cluster_formation.classic_config.nodes.1 = warren@\n", NULL,
+     NODE_FORM "empty host after '@'"},
+    {"cluster_formation.classic_config.nodes.1 = warren@:25672\n", NULL,
+     NODE_FORM "empty host after '@'"},
+    {"cluster_formation.classic_config.nodes.1 = warren@no de\n", NULL,
+     NODE_FORM "the host may hold only A-Z, a-z, 0-9, '.' and '-' (or be an IPv6 address in "
+               "brackets), then :port"},
+    {"cluster_formation.classic_config.nodes.1 = warren@node1:0\n", NULL,
+     NODE_FORM "the port after ':' is not an integer 1..65535"},
+    {"cluster_formation.classic_config.nodes.1 = warren@node1:65536\n", NULL,
+     NODE_FORM "the port after ':' is not an integer 1..65535"},
+    {"cluster_formation.classic_config.nodes.1 = warren@node1:\n", NULL,
+     NODE_FORM "the port after ':' is not an integer 1..65535"},
+    {"cluster_formation.classic_config.nodes.1 = warren@::1\n", NULL,
+     NODE_FORM "empty host after '@'"},
+    {"cluster_formation.classic_config.nodes.1 = warren@[::1\n", NULL,
+     NODE_FORM "no ']' after '['"},
+    {"cluster_formation.classic_config.nodes.1 = warren@[node1]:5\n", NULL,
+     NODE_FORM "'node1' is not an IPv6 address"},
+    {"cluster_formation.classic_config.nodes.one = warren@node1\n", NULL,
+     "bad key cluster_formation.classic_config.nodes.one: expected a number after "
+     "'cluster_formation.classic_config.nodes.'"},
+    {"cluster_formation.classic_config.nodes.1 = warren@"
+     "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"
+     "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"
+     "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh\n",
+     NULL, NODE_FORM "longer than 255 bytes"},
+    {"distribution.listener.port_range.min = 65536\n", NULL,
+     "bad value '65536' for distribution.listener.port_range.min: expected an integer 0..65535"},
+    {"distribution.listener.port_range.max = -1\n", NULL,
+     "bad value '-1' for distribution.listener.port_range.max: expected an integer 0..65535"},
+    {"distribution.listener.interface = localhost\n", NULL,
+     "bad value 'localhost' for distribution.listener.interface: expected a numeric IPv4 or IPv6 "
+     "address"},
+};
+
+START_TEST(test_cluster_keys)
+{
+    struct conf c;
+    char path[64], err[512] = "", buf[1024];
+    const char *text = cluster_keys[_i].text;
+    int rc = load_text(&c, path, text, strlen(text), err, sizeof(err));
+    if (cluster_keys[_i].err != NULL) {
+        ck_assert_msg(rc == -1, "accepted: %s", text);
+        ck_assert_msg(strstr(err, cluster_keys[_i].err) != NULL, "%s", err);
+        conf_free(&c);
+        return;
+    }
+    ck_assert_msg(rc == 0, "%s", err);
+    size_t n = (size_t)snprintf(buf, sizeof(buf), "name=%s backend=%d nodes=", c.cluster_name,
+                                (int)c.peer_discovery_backend);
+    for (unsigned i = 0; i < c.cluster_nodes.n; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "," : "",
+                              c.cluster_nodes.items[i]);
+    snprintf(buf + n, sizeof(buf) - n, " min=%u max=%u if=%s port=%u", c.distribution_port_min,
+             c.distribution_port_max, c.distribution_interface, conf_distribution_port(&c));
+    ck_assert_str_eq(buf, cluster_keys[_i].want);
+    conf_free(&c);
+}
+END_TEST
+
+/* conf_node_parse takes a node name apart for the cluster code. */
+START_TEST(test_node_parse)
+{
+    struct conf_node node;
+    char err[256];
+    ck_assert_int_eq(conf_node_parse("warren-2@node2.example.com", true, &node, err, sizeof(err)),
+                     0);
+    ck_assert_str_eq(node.name, "warren-2");
+    ck_assert_str_eq(node.host, "node2.example.com");
+    ck_assert_uint_eq(node.port, 0);
+    ck_assert_int_eq(conf_node_parse("w@127.0.0.1:25673", true, &node, err, sizeof(err)), 0);
+    ck_assert_str_eq(node.host, "127.0.0.1");
+    ck_assert_uint_eq(node.port, 25673);
+    ck_assert_int_eq(conf_node_parse("w@[fe80::1]:1", true, &node, err, sizeof(err)), 0);
+    ck_assert_str_eq(node.host, "fe80::1");
+    ck_assert_uint_eq(node.port, 1);
+    /* without a port allowed, ":port" is a bad host */
+    ck_assert_int_eq(conf_node_parse("w@127.0.0.1:25673", false, &node, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "the host may hold only A-Z, a-z, 0-9, '.' and '-' (or be an IPv6 "
+                          "address in brackets)");
+}
+END_TEST
+
 /* The log outputs as RabbitMQ resolves log.* keys: per-output levels fall back to log.level;
  * the console is on unless only a file is configured. want: console?level/format
  * file?level/format/size/count, '-' for an output that is off. */
@@ -659,10 +788,22 @@ START_TEST(test_shipped_conf)
     }
     fclose(f);
     static const char *const names[] = {
-        "listeners.tcp.default",    "default_user", "default_pass", "default_vhost",
-        "loopback_users.guest",     "heartbeat",    "frame_max",    "channel_max",
-        "handshake_timeout",        "log.level",    "data_dir",     "disk_free_limit.absolute",
+        "listeners.tcp.default",
+        "default_user",
+        "default_pass",
+        "default_vhost",
+        "loopback_users.guest",
+        "heartbeat",
+        "frame_max",
+        "channel_max",
+        "handshake_timeout",
+        "log.level",
+        "data_dir",
+        "disk_free_limit.absolute",
         "disk_free_limit.relative",
+        "cluster_formation.peer_discovery_backend",
+        "distribution.listener.port_range.min",
+        "distribution.listener.port_range.max",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         ck_assert_msg(strstr(text, names[i]) != NULL, "etc/warren.conf lacks %s", names[i]);
@@ -747,6 +888,41 @@ static const struct {
      "/nonexistent.conf: cannot open: No such file or directory\n"},
     {"bad config file", "--port 5 --config @", "\nhearbeat = 1\n", CONF_EXIT_ERR, NULL, NULL,
      "@:2: unknown key 'hearbeat'\n"},
+    {"--help shows --nodename", "--help", NULL, CONF_EXIT_OK, NULL,
+     "  --nodename NAME      this node's name, name@host; default: $WARREN_NODENAME, else "
+     "warren@<host>\n",
+     NULL},
+    {"--help shows the cluster keys", "--help", NULL, CONF_EXIT_OK, NULL,
+     "cluster_formation.classic_config.nodes.<N> = (none)", NULL},
+    {"--help shows the cluster port", "--help", NULL, CONF_EXIT_OK, NULL,
+     "distribution.listener.port_range.min = 0", NULL},
+    {"port_range.max below .min", "--config @",
+     "distribution.listener.port_range.min = 30000\ndistribution.listener.port_range.max = 29999\n",
+     CONF_EXIT_ERR, NULL, NULL,
+     "@: distribution.listener.port_range.max = 29999 is below the cluster port 30000 "
+     "(port_range.min, else the AMQP port + 20000)\n"},
+    {"port_range.max below the AMQP port + 20000", "--config @ --port 5700",
+     "distribution.listener.port_range.max = 25699\n", CONF_EXIT_ERR, NULL, NULL,
+     "@: distribution.listener.port_range.max = 25699 is below the cluster port 25700 "
+     "(port_range.min, else the AMQP port + 20000)\n"},
+    {"port_range.max equal to .min", "--config @",
+     "distribution.listener.port_range.min = 30000\ndistribution.listener.port_range.max = 30000\n",
+     CONF_RUN, DEFAULTS, NULL, NULL},
+    {"AMQP port + 20000 past 65535 with nodes", "--config @",
+     "listeners.tcp.default = 50000\ncluster_formation.classic_config.nodes.1 = warren@a\n",
+     CONF_EXIT_ERR, NULL, NULL,
+     "@: the cluster port, AMQP port 50000 + 20000, is above 65535: set "
+     "distribution.listener.port_range.min\n"},
+    {"--port + 20000 past 65535 with nodes", "--config @ --port 45536",
+     "cluster_formation.classic_config.nodes.1 = warren@a\n", CONF_EXIT_ERR, NULL, NULL,
+     "@: the cluster port, AMQP port 45536 + 20000, is above 65535: set "
+     "distribution.listener.port_range.min\n"},
+    {"AMQP port + 20000 past 65535, no nodes: a node alone", "--port 50000", NULL, CONF_RUN,
+     "L=:50000 LB=guest " DEFAULTS_REST, NULL, NULL},
+    {"AMQP port + 20000 past 65535, port_range.min set", "--config @ --port 50000",
+     "cluster_formation.classic_config.nodes.1 = warren@a\n"
+     "distribution.listener.port_range.min = 25672\n",
+     CONF_RUN, "L=:50000 LB=guest " DEFAULTS_REST, NULL, NULL},
 };
 
 /* Replaces each '@' in src by path. */
@@ -773,7 +949,7 @@ slurp(int fd, char *buf, size_t cap)
 
 START_TEST(test_cmdline)
 {
-    char path[64] = "", args[256], want[512], out[8192], err[1024], buf[512];
+    char path[64] = "", args[256], want[512], out[16384], err[1024], buf[512];
     char *argv[16];
     int argc = 0;
     struct conf c;
@@ -834,6 +1010,90 @@ START_TEST(test_cmdline)
 }
 END_TEST
 
+/* The node's name: --nodename, else $WARREN_NODENAME, else warren@<short host name>. err:
+ * what stderr says when refused, NULL when accepted (want then the name; one ending in '@'
+ * ends with the short host name). */
+static const struct {
+    const char *flag, *env, *want, *err;
+} nodenames[] = {
+    {NULL, NULL, "warren@", NULL},
+    {NULL, "", "warren@", NULL},
+    {"rabbit@node1", NULL, "rabbit@node1", NULL},
+    {NULL, "env@node2.example.com", "env@node2.example.com", NULL},
+    {"flag@node1", "env@node2", "flag@node1", NULL},
+    {"warren2", NULL, "warren2@", NULL},
+    {NULL, "w3", "w3@", NULL},
+    {"w@[::1]", NULL, "w@[::1]", NULL},
+    {"w@node1:25672", NULL, NULL,
+     "warren-server: bad value 'w@node1:25672' for --nodename: expected name@host: the host may "
+     "hold only A-Z, a-z, 0-9, '.' and '-' (or be an IPv6 address in brackets)\n"},
+    {"@node1", NULL, NULL,
+     "warren-server: bad value '@node1' for --nodename: expected name@host: empty name before "
+     "'@'\n"},
+    {NULL, "bad name@node1", NULL,
+     "warren-server: bad value 'bad name@node1' for WARREN_NODENAME: expected name@host: the "
+     "name may hold only A-Z, a-z, 0-9, '_' and '-'\n"},
+    {"ok@node1", "bad name", "ok@node1", NULL}, /* the flag wins: the variable is not read */
+};
+
+START_TEST(test_nodename)
+{
+    char host[256], want[512], err[1024];
+    ck_assert_int_eq(gethostname(host, sizeof(host)), 0);
+    host[strcspn(host, ".")] = '\0';
+    char *argv[4] = {"warren-server", NULL, NULL, NULL};
+    int argc = 1;
+    if (nodenames[_i].flag != NULL) {
+        argv[argc++] = "--nodename";
+        argv[argc++] = (char *)nodenames[_i].flag;
+    }
+    if (nodenames[_i].env != NULL)
+        setenv("WARREN_NODENAME", nodenames[_i].env, 1);
+    else
+        unsetenv("WARREN_NODENAME");
+
+    struct conf c;
+    FILE *fe = tmpfile();
+    ck_assert_ptr_nonnull(fe);
+    fflush(stderr);
+    int saved_err = dup(STDERR_FILENO);
+    dup2(fileno(fe), STDERR_FILENO);
+    enum conf_outcome rc = conf_from_cmdline(&c, argc, argv);
+    fflush(stderr);
+    dup2(saved_err, STDERR_FILENO);
+    close(saved_err);
+    slurp(fileno(fe), err, sizeof(err));
+    fclose(fe);
+    unsetenv("WARREN_NODENAME");
+
+    if (nodenames[_i].err != NULL) {
+        ck_assert_int_eq(rc, CONF_EXIT_ERR);
+        ck_assert_str_eq(err, nodenames[_i].err);
+        return;
+    }
+    ck_assert_msg(rc == CONF_RUN, "%s", err);
+    const char *w = nodenames[_i].want;
+    snprintf(want, sizeof(want), "%s%s", w, w[strlen(w) - 1] == '@' ? host : "");
+    ck_assert_str_eq(c.nodename, want);
+    conf_free(&c);
+}
+END_TEST
+
+/* conf_init_defaults names the node too, for code that makes a conf without a command line. */
+START_TEST(test_nodename_default)
+{
+    char host[256], want[300];
+    ck_assert_int_eq(gethostname(host, sizeof(host)), 0);
+    host[strcspn(host, ".")] = '\0';
+    snprintf(want, sizeof(want), "warren@%s", host);
+    struct conf c;
+    conf_init_defaults(&c);
+    ck_assert_str_eq(c.nodename, want);
+    ck_assert_uint_eq(conf_distribution_port(&c), 25672);
+    conf_free(&c);
+}
+END_TEST
+
 START_TEST(test_too_many_binds)
 {
     char *argv[2 * CONF_MAX_LISTENERS + 4];
@@ -859,13 +1119,13 @@ START_TEST(test_too_many_binds)
 }
 END_TEST
 
-/* conf_each's callback: appends "key=value\n" to the buffer arg (4096 bytes). */
+/* conf_each's callback: appends "key=value\n" to the buffer arg (8192 bytes). */
 static int
 each_line(void *arg, const char *key, const char *value)
 {
     char *buf = arg;
     size_t n = strlen(buf);
-    snprintf(buf + n, 4096 - n, "%s=%s\n", key, value);
+    snprintf(buf + n, 8192 - n, "%s=%s\n", key, value);
     return 0;
 }
 
@@ -883,9 +1143,16 @@ START_TEST(test_each)
                                "connection_max = infinity\n"
                                "vm_memory_high_watermark.relative = 0.5\n"
                                "ssl_options.verify = verify_peer\n"
-                               "log.level = warning\n";
+                               "log.level = warning\n"
+                               "cluster_name = prod\n"
+                               "cluster_formation.peer_discovery_backend = "
+                               "rabbit_peer_discovery_classic_config\n"
+                               "cluster_formation.classic_config.nodes.2 = b@h2:25673\n"
+                               "cluster_formation.classic_config.nodes.1 = a@h1\n"
+                               "distribution.listener.port_range.min = 25700\n"
+                               "distribution.listener.interface = [::1]\n";
     struct conf c;
-    char path[64], err[256], out[4096] = "\n"; /* each line between newlines */
+    char path[64], err[256], out[8192] = "\n"; /* each line between newlines */
     ck_assert_int_eq(load_text(&c, path, text, sizeof(text) - 1, err, sizeof(err)), 0);
     ck_assert_int_eq(conf_each(&c, each_line, out), 0);
     static const char *const want[] = {
@@ -902,6 +1169,12 @@ START_TEST(test_each)
         "\nlog.console.level=warning\n",
         "\ndefault_user=guest\n",
         "\nheartbeat=60\n",
+        "\ncluster_name=prod\ncluster_formation.peer_discovery_backend=classic_config\n"
+        "cluster_formation.classic_config.nodes.1=a@h1\n"
+        "cluster_formation.classic_config.nodes.2=b@h2:25673\n"
+        "distribution.listener.port_range.min=25700\n"
+        "distribution.listener.port_range.max=0\n"
+        "distribution.listener.interface=::1\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         ck_assert_msg(strstr(out, want[i]) != NULL, "no %s in\n%s", want[i], out);
@@ -932,11 +1205,15 @@ conf_suite(void)
     tcase_add_loop_test(tc, test_access_keys, 0, sizeof(access_keys) / sizeof(access_keys[0]));
     tcase_add_test(tc, test_tls_keys);
     tcase_add_test(tc, test_each);
+    tcase_add_loop_test(tc, test_cluster_keys, 0, sizeof(cluster_keys) / sizeof(cluster_keys[0]));
+    tcase_add_test(tc, test_node_parse);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cmdline");
     tcase_add_loop_test(tc, test_cmdline, 0, sizeof(cmdlines) / sizeof(cmdlines[0]));
     tcase_add_test(tc, test_too_many_binds);
+    tcase_add_loop_test(tc, test_nodename, 0, sizeof(nodenames) / sizeof(nodenames[0]));
+    tcase_add_test(tc, test_nodename_default);
     suite_add_tcase(s, tc);
     return s;
 }
