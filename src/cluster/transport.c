@@ -1,14 +1,16 @@
 /* The nodes' Raft transport (see transport.h): one listener per node, a handshake per
  * connection that names the Raft group and proves both ends know the cluster's secret, then
- * the bare TCP stream handed to the group's raft_uv, which frames Raft messages on it itself.
+ * the bare TCP stream handed to the group's raft_uv, which frames Raft messages on it itself;
+ * or, for the links between nodes (group 0), kept here and framed here.
  *
  * The handshake, every integer in network byte order, every message of a fixed size or
  * bounded by a length read first, so that no read goes past it into the Raft bytes:
  *
  *   acceptor -> connector: challenge, 40 bytes
- *     magic "WRFT" (4)   version 1 (u16)   zero (u16)   nonce_a (32 random bytes)
- *   connector -> acceptor: hello, 56 + L + 32 bytes
- *     magic "WRFT" (4)   version 1 (u16)   L (u16, 1..255)   group (u64)   Raft id (u64, not 0)
+ *     magic "WRFT" (4)   version 2 (u16)   zero (u16)   nonce_a (32 random bytes)
+ *   connector -> acceptor: hello, 64 + L + 32 bytes
+ *     magic "WRFT" (4)   version 2 (u16)   L (u16, 1..255)   group (u64)   Raft id (u64, not 0)
+ *     target: the acceptor's Raft id the connector means to reach (u64)
  *     nonce_c (32 random bytes)   address (L bytes, no NUL)
  *     mac_c (32) = HMAC-SHA256(secret, "warren raft connector\0" || challenge || H)
  *   acceptor -> connector: proof, 32 bytes
@@ -19,10 +21,20 @@
  * makes mac_a fresh for the connector (a recorded proof cannot be replayed by an impostor
  * that replays the challenge too), and the labels keep one side's MAC from serving as the
  * other's. The acceptor checks the MAC before it looks at the group, so a stranger learns
- * nothing about which groups exist. After the proof the stream is raft_uv's: the connector
+ * nothing about which groups exist; it refuses a hello whose target is not its own id in the
+ * group (a stale address that now reaches another member). After the proof a Raft group's
+ * stream is raft_uv's: the connector
  * writes Raft messages on it and the acceptor reads them (raft_uv never writes on an
  * accepted stream nor reads on a connected one). The acceptor refuses by closing, with one
  * log line; the connector then fails the connect with RAFT_NOCONNECTION and raft_uv retries.
+ *
+ * A node link's stream (group 0, target the acceptor's node id) carries frames both ways:
+ *   length (u32, of the payload)   type (u8)   payload (length bytes)
+ * Type 0 is the heartbeat, with no payload, sent every 500 ms by both ends on every link
+ * stream; the connector's messages go on the stream it made (the acceptor sends only
+ * heartbeats on it), so each node's messages to a peer have one stream and keep their order.
+ * A frame longer than the receiver's message limit, or a message on the acceptor's side,
+ * closes the stream; so does 4 s without a byte. Version 1 (no target) is refused.
  *
  * What raft_uv (canonical raft 0.15: uv_send.c, uv_recv.c, uv.c) expects of a transport, and
  * this file provides:
@@ -41,11 +53,15 @@
 #include "transport.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -57,20 +73,75 @@
 #include "warren/log.h"
 
 #define CT_MAGIC 0x57524654u /* "WRFT" */
-#define CT_VERSION 1
+#define CT_VERSION 2
 #define CT_NONCE_LEN 32
 #define CT_MAC_LEN 32
 #define CT_ADDR_MAX 255
 #define CT_SECRET_MIN 16
 #define CT_CHALLENGE_LEN (4 + 2 + 2 + CT_NONCE_LEN)
-#define CT_HELLO_FIXED (4 + 2 + 2 + 8 + 8 + CT_NONCE_LEN)
+#define CT_HELLO_FIXED (4 + 2 + 2 + 8 + 8 + 8 + CT_NONCE_LEN)
+#define CT_HELLO_NONCE 32 /* offset of nonce_c in the hello */
 #define CT_HELLO_MAX (CT_HELLO_FIXED + CT_ADDR_MAX + CT_MAC_LEN)
 #define CT_HANDSHAKE_TIMEOUT_MS 10000
+#define CT_HANDSHAKES_MAX 256  /* accepted connections in their handshake at once */
+#define CT_REFUSE_LOG_MS 10000 /* at most one line per this about connections over the cap */
+#define CT_KEEPALIVE_IDLE_S 1
+#define CT_KEEPALIVE_INTVL_S 1
+#define CT_KEEPALIVE_CNT 5
+#define CT_USER_TIMEOUT_MS 5000 /* written bytes unacknowledged this long fail the stream */
+
+#define CT_LINK_HEADER 5 /* length (u32) and type (u8) */
+#define CT_LINK_HEARTBEAT 0
+#define CT_LINK_HEARTBEAT_MS 500
+#define CT_LINK_ALIVE_MS 2000   /* a peer is alive while it was heard within this */
+#define CT_LINK_SILENCE_MS 4000 /* a link stream that heard nothing for this long closes */
+#define CT_LINK_RETRY_MIN_MS 500
+#define CT_LINK_RETRY_MAX_MS 2000
+#define CT_LINK_READ_CHUNK 65536 /* a link stream's read buffer; grows for a bigger frame */
 
 static const char ct_label_connector[] = "warren raft connector";
 static const char ct_label_acceptor[] = "warren raft acceptor";
 
 struct ct_conn;
+struct ct_stream;
+
+/* A linked peer (cluster_transport_link). */
+struct ct_link {
+    LIST_ENTRY(ct_link) entry;    /* in ct->links until unlinked */
+    struct cluster_transport *ct; /* borrows */
+    uint64_t peer_id;
+    char address[CT_ADDR_MAX + 1]; /* NUL-terminated */
+    struct ct_conn *connecting;    /* borrows: our handshake under way to it (ct's) */
+    struct ct_stream *out;         /* borrows: our stream to it, once up (ct's) */
+    uint64_t last_heard;           /* uv_now when a byte last came from it, either stream */
+    bool heard;                    /* last_heard is set */
+    unsigned retry_ms;             /* the delay before the next connect */
+    uv_timer_t retry;              /* the next connect; closing it frees the link */
+};
+
+/* A link's stream, once its handshake is done: ours to a peer, or a peer's to us. */
+struct ct_stream {
+    LIST_ENTRY(ct_stream) entry;  /* in ct->streams until freed */
+    struct cluster_transport *ct; /* borrows */
+    struct ct_link *link;         /* borrows: the peer's link; NULL once detached from it */
+    uv_tcp_t *tcp;                /* owns (raft_malloc, from the handshake) */
+    uint64_t peer_id;
+    bool outgoing;      /* we made it: our messages to the peer go on it */
+    bool closing;       /* uv_close called: freed by its callback */
+    uint64_t last_read; /* uv_now when a byte last came */
+    size_t out_bytes;   /* queued for writing, write callbacks not yet run */
+    uint8_t *rbuf;      /* owns: bytes read, frames not yet taken */
+    size_t rlen, rcap;
+    char peer[CT_ADDR_MAX + 8]; /* for log lines: the peer's address */
+};
+
+/* A frame being written on a link stream. */
+struct ct_frame {
+    uv_write_t req;
+    struct ct_stream *s; /* borrows: out_bytes counts the frame until its callback */
+    size_t len;          /* header included */
+    uint8_t bytes[];
+};
 
 /* A Raft group's transport: the struct raft_uv_transport's impl. */
 struct ct_group {
@@ -104,6 +175,21 @@ struct cluster_transport {
     LIST_HEAD(, ct_group) groups;  /* borrows: the registered groups */
     unsigned n_groups;             /* groups allocated, closing ones included */
     LIST_HEAD(, ct_conn) incoming; /* owns: the accepted connections in their handshake */
+    unsigned n_incoming;           /* in incoming */
+    unsigned n_refusing;           /* connections over the cap, closing */
+    unsigned n_refused;            /* refused since the last log line about it */
+    uint64_t refused_logged;       /* uv_now of that line; 0: none yet */
+    uint64_t self_id;              /* cluster_transport_set_self; 0 before */
+    char self_address[CT_ADDR_MAX + 1];
+    LIST_HEAD(, ct_link) links;     /* owns */
+    unsigned n_links;               /* links allocated, unlinked ones still closing included */
+    LIST_HEAD(, ct_conn) linking;   /* owns: our handshakes to linked peers */
+    LIST_HEAD(, ct_stream) streams; /* owns: the links' streams, both ways */
+    uv_timer_t tick;                /* heartbeats and silence, every CT_LINK_HEARTBEAT_MS */
+    bool tick_open;                 /* tick not closed yet */
+    size_t msg_max;                 /* the largest message sent or accepted */
+    void (*on_message)(void *arg, uint64_t peer_id, uint8_t type, const uint8_t *bytes, size_t len);
+    void *on_message_arg;
     bool closing;                  /* cluster_transport_close was called */
     void (*done)(void *arg);       /* from cluster_transport_close */
     void *done_arg;
@@ -122,12 +208,23 @@ enum ct_step {
     CT_FAILED,         /* closing its handles; then freed (a connector's callback called) */
 };
 
+/* Which side of a handshake a connection is, and for what. */
+enum ct_role {
+    CT_ACCEPTOR = 0,
+    CT_RAFT_CONNECTOR, /* for a Raft group's connect */
+    CT_LINK_CONNECTOR, /* for a node link */
+};
+
 /* A connection in its handshake, either side. */
 struct ct_conn {
-    LIST_ENTRY(ct_conn) link;     /* in g->connecting or ct->incoming until handed or freed */
+    LIST_ENTRY(ct_conn)
+    link;                         /* in g->connecting, ct->incoming or ct->linking until
+                                   * handed or freed */
     struct cluster_transport *ct; /* borrows */
-    struct ct_group *g;           /* connector: borrows its group; acceptor: NULL */
-    struct raft_uv_connect *req;  /* connector: raft_uv's request, called back once */
+    enum ct_role role;
+    struct ct_group *g;          /* raft connector: borrows its group */
+    struct raft_uv_connect *req; /* raft connector: raft_uv's request, called back once */
+    struct ct_link *l;           /* link connector: borrows; NULL once detached from it */
     enum ct_step step;
     int status;               /* connector: for the callback when it fails */
     unsigned open;            /* handles not yet closed, requests not yet called back */
@@ -164,12 +261,14 @@ ct_group_find(struct cluster_transport *ct, uint64_t group)
     return NULL;
 }
 
-/* Frees ct once its close has finished: listener closed, no accepted handshake left, no group
- * still closing. Calls done(arg) last. */
+/* Frees ct once its close has finished: listener and tick closed, no handshake, stream,
+ * link or refused connection left, no group still closing. Calls done(arg) last. */
 static void
 ct_maybe_closed(struct cluster_transport *ct)
 {
-    if (!ct->closing || ct->listener_open || !LIST_EMPTY(&ct->incoming) || ct->n_groups > 0)
+    if (!ct->closing || ct->listener_open || ct->tick_open || !LIST_EMPTY(&ct->incoming) ||
+        !LIST_EMPTY(&ct->linking) || !LIST_EMPTY(&ct->streams) || ct->n_links > 0 ||
+        ct->n_refusing > 0 || ct->n_groups > 0)
         return;
     void (*done)(void *) = ct->done;
     void *arg = ct->done_arg;
@@ -196,9 +295,11 @@ ct_group_maybe_closed(struct ct_group *g)
     ct_maybe_closed(ct);
 }
 
+static void ct_link_retry_later(struct ct_link *l);
+
 /* Frees c once nothing refers to it any more: no handle open, no request pending. A failed
- * connector's callback runs here (RAFT_CANCELED when its group is closing), after its
- * handles are closed as raft_uv expects. */
+ * raft connector's callback runs here (RAFT_CANCELED when its group is closing), after its
+ * handles are closed as raft_uv expects; a failed link connector's link tries again later. */
 static void
 ct_conn_maybe_free(struct ct_conn *c)
 {
@@ -214,7 +315,13 @@ ct_conn_maybe_free(struct ct_conn *c)
     LIST_REMOVE(c, link);
     struct ct_group *g = c->g;
     struct cluster_transport *ct = c->ct;
-    if (g != NULL) {
+    if (c->role == CT_ACCEPTOR)
+        ct->n_incoming--;
+    if (c->role == CT_LINK_CONNECTOR && c->l != NULL) {
+        c->l->connecting = NULL;
+        ct_link_retry_later(c->l);
+    }
+    if (c->role == CT_RAFT_CONNECTOR) {
         struct raft_uv_connect *req = c->req;
         int status = g->closing ? RAFT_CANCELED : c->status;
         free(c);
@@ -282,7 +389,7 @@ static void
 ct_timer_fired(uv_timer_t *timer)
 {
     struct ct_conn *c = timer->data;
-    if (c->g == NULL) {
+    if (c->role == CT_ACCEPTOR) {
         char why[64];
         snprintf(why, sizeof(why), "no handshake within %u ms", c->ct->timeout_ms);
         ct_incoming_refuse(c, why);
@@ -325,6 +432,28 @@ ct_mac(const struct cluster_transport *ct, const char *label, size_t label_len,
     return 0;
 }
 
+/* Sets TCP_NODELAY (Raft's and the links' small messages must not wait on Nagle and delayed
+ * ACKs), and TCP keepalive with TCP_USER_TIMEOUT, so that a stream to a peer that died
+ * without a FIN or RST fails within seconds, whether idle (keepalive) or writing (bytes
+ * unacknowledged): raft_uv reconnects only when a write or read fails. Returns 0, or a
+ * libuv error. */
+static int
+ct_tcp_tune(uv_tcp_t *tcp)
+{
+    int rv;
+    uv_os_fd_t fd;
+    if ((rv = uv_tcp_nodelay(tcp, 1)) < 0 ||
+        (rv = uv_tcp_keepalive(tcp, 1, CT_KEEPALIVE_IDLE_S)) < 0 ||
+        (rv = uv_fileno((uv_handle_t *)tcp, &fd)) < 0)
+        return rv;
+    int intvl = CT_KEEPALIVE_INTVL_S, cnt = CT_KEEPALIVE_CNT, user_timeout = CT_USER_TIMEOUT_MS;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout)) < 0)
+        return uv_translate_sys_error(errno);
+    return 0;
+}
+
 static void
 ct_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -343,6 +472,38 @@ ct_conn_expect(struct ct_conn *c, uint8_t *rbuf, size_t want)
     c->want = want;
 }
 
+/* The link to peer_id, or NULL. A linear search: a cluster has a few nodes. */
+static struct ct_link *
+ct_link_find(const struct cluster_transport *ct, uint64_t peer_id)
+{
+    struct ct_link *l;
+    LIST_FOREACH(l, &ct->links, entry) {
+        if (l->peer_id == peer_id)
+            return l;
+    }
+    return NULL;
+}
+
+/* The handshake of c succeeded: returns its TCP handle, which the caller now owns (a raft_uv
+ * stream, or a link's), and lets c go once its timer has closed. */
+static uv_tcp_t *
+ct_conn_hand_over(struct ct_conn *c)
+{
+    uv_tcp_t *tcp = c->tcp;
+    uv_read_stop((uv_stream_t *)tcp);
+    c->tcp = NULL;
+    c->open--;
+    c->step = CT_HANDED;
+    LIST_REMOVE(c, link);
+    if (c->role == CT_ACCEPTOR)
+        c->ct->n_incoming--;
+    uv_close((uv_handle_t *)&c->timer, ct_timer_closed);
+    return tcp;
+}
+
+static void ct_stream_start(struct cluster_transport *ct, struct ct_link *l, uv_tcp_t *tcp,
+                            bool outgoing, const char *peer);
+
 /* A write of the handshake completed. After the stream is handed over only the count
  * matters: c lives until every write has called back. */
 static void
@@ -355,7 +516,7 @@ ct_write_cb(uv_write_t *w, int status)
         return;
     }
     if (status < 0) {
-        if (c->g == NULL) {
+        if (c->role == CT_ACCEPTOR) {
             char why[96];
             snprintf(why, sizeof(why), "write: %s", uv_strerror(status));
             ct_incoming_refuse(c, why);
@@ -367,23 +528,33 @@ ct_write_cb(uv_write_t *w, int status)
     if (w != &c->writes[1])
         return; /* the challenge or the hello */
 
-    /* The proof is out: the connection is the group's, if it has not closed meanwhile. */
-    struct ct_group *g = ct_group_find(c->ct, bytes_get64(c->hello + 8));
-    if (g == NULL || g->accept_cb == NULL) {
-        ct_incoming_refuse(c, "its raft group closed during the handshake");
-        return;
+    /* The proof is out: the connection is the group's or the link's, if it has not closed
+     * meanwhile. */
+    uint64_t group = bytes_get64(c->hello + 8), from = bytes_get64(c->hello + 16);
+    struct ct_group *g = NULL;
+    struct ct_link *l = NULL;
+    if (group == CLUSTER_TRANSPORT_LINK_GROUP) {
+        l = ct_link_find(c->ct, from);
+        if (l == NULL) {
+            ct_incoming_refuse(c, "its node was unlinked during the handshake");
+            return;
+        }
+    } else {
+        g = ct_group_find(c->ct, group);
+        if (g == NULL || g->accept_cb == NULL) {
+            ct_incoming_refuse(c, "its raft group closed during the handshake");
+            return;
+        }
     }
     char address[CT_ADDR_MAX + 1];
     size_t len = bytes_get16(c->hello + 6);
     memcpy(address, c->hello + CT_HELLO_FIXED, len);
     address[len] = '\0';
-    uv_stream_t *stream = (uv_stream_t *)c->tcp;
-    c->tcp = NULL;
-    c->open--; /* the stream is raft_uv's now */
-    c->step = CT_HANDED;
-    LIST_REMOVE(c, link);
-    uv_close((uv_handle_t *)&c->timer, ct_timer_closed);
-    g->accept_cb(g->t, bytes_get64(c->hello + 16), address, stream);
+    uv_tcp_t *tcp = ct_conn_hand_over(c);
+    if (l != NULL)
+        ct_stream_start(c->ct, l, tcp, false, address);
+    else
+        g->accept_cb(g->t, from, address, (uv_stream_t *)tcp);
 }
 
 /* Writes n bytes of c's own buffer buf as the handshake's i-th write (counted in c->open).
@@ -422,11 +593,35 @@ ct_incoming_on_hello(struct ct_conn *c)
         ct_incoming_refuse(c, "raft id 0");
         return;
     }
-    uint64_t group = bytes_get64(c->hello + 8);
-    struct ct_group *g = ct_group_find(ct, group);
-    if (g == NULL || g->accept_cb == NULL) {
-        char why[64];
-        snprintf(why, sizeof(why), "unknown raft group %llu", (unsigned long long)group);
+    uint64_t group = bytes_get64(c->hello + 8), from = bytes_get64(c->hello + 16);
+    uint64_t target = bytes_get64(c->hello + 24), self;
+    char why[128];
+    if (group == CLUSTER_TRANSPORT_LINK_GROUP) {
+        self = ct->self_id;
+        if (self == 0) {
+            ct_incoming_refuse(c, "a node link, but this node has no links yet");
+            return;
+        }
+    } else {
+        struct ct_group *g = ct_group_find(ct, group);
+        if (g == NULL || g->accept_cb == NULL) {
+            snprintf(why, sizeof(why), "unknown raft group %llu", (unsigned long long)group);
+            ct_incoming_refuse(c, why);
+            return;
+        }
+        self = g->id;
+    }
+    if (target != self) {
+        snprintf(why, sizeof(why),
+                 "it means to reach id %llu in group %llu, this node is %llu there (a stale "
+                 "address?)",
+                 (unsigned long long)target, (unsigned long long)group, (unsigned long long)self);
+        ct_incoming_refuse(c, why);
+        return;
+    }
+    if (group == CLUSTER_TRANSPORT_LINK_GROUP && ct_link_find(ct, from) == NULL) {
+        snprintf(why, sizeof(why), "a node link from node id %llu, not a linked node",
+                 (unsigned long long)from);
         ct_incoming_refuse(c, why);
         return;
     }
@@ -438,7 +633,6 @@ ct_incoming_on_hello(struct ct_conn *c)
     c->step = CT_WRITE_PROOF;
     int rv = ct_conn_write(c, 1, c->proof, CT_MAC_LEN);
     if (rv < 0) {
-        char why[96];
         snprintf(why, sizeof(why), "write: %s", uv_strerror(rv));
         ct_incoming_refuse(c, why);
     }
@@ -477,27 +671,37 @@ ct_incoming_read(struct ct_conn *c)
     ct_incoming_on_hello(c);
 }
 
+/* Connector: writes the hello's fields but the nonce and the MAC, which wait for the
+ * challenge. address: 1..CT_ADDR_MAX bytes. */
+static void
+ct_hello_prepare(struct ct_conn *c, uint64_t group, uint64_t id, uint64_t target,
+                 const char *address)
+{
+    size_t addr_len = strlen(address);
+    WR_ASSERT(addr_len > 0 && addr_len <= CT_ADDR_MAX);
+    uint8_t *p = c->hello;
+    bytes_put32(p, CT_MAGIC);
+    bytes_put16(p + 4, CT_VERSION);
+    bytes_put16(p + 6, (uint16_t)addr_len);
+    bytes_put64(p + 8, group);
+    bytes_put64(p + 16, id);
+    bytes_put64(p + 24, target);
+    memcpy(p + CT_HELLO_FIXED, address, addr_len);
+    c->hello_len = CT_HELLO_FIXED + addr_len + CT_MAC_LEN;
+}
+
 /* Connector: the challenge is complete. Writes the hello and waits for the proof. */
 static void
 ct_connect_on_challenge(struct ct_conn *c)
 {
-    struct ct_group *g = c->g;
     if (bytes_get32(c->challenge) != CT_MAGIC || bytes_get16(c->challenge + 4) != CT_VERSION) {
         log_msg(LOG_DEBUG, "cluster transport: connect to %s: not a Warren cluster listener",
                 c->peer);
         ct_conn_fail(c, RAFT_NOCONNECTION);
         return;
     }
-    size_t addr_len = strlen(g->address);
     uint8_t *p = c->hello;
-    bytes_put32(p, CT_MAGIC);
-    bytes_put16(p + 4, CT_VERSION);
-    bytes_put16(p + 6, (uint16_t)addr_len);
-    bytes_put64(p + 8, g->group);
-    bytes_put64(p + 16, g->id);
-    c->hello_len = CT_HELLO_FIXED + addr_len + CT_MAC_LEN;
-    memcpy(p + CT_HELLO_FIXED, g->address, addr_len);
-    if (RAND_bytes(p + 24, CT_NONCE_LEN) != 1 ||
+    if (RAND_bytes(p + CT_HELLO_NONCE, CT_NONCE_LEN) != 1 ||
         ct_mac(c->ct, ct_label_connector, sizeof(ct_label_connector), c,
                p + c->hello_len - CT_MAC_LEN) < 0) {
         log_msg(LOG_ERROR, "cluster transport: connect to %s: OpenSSL failed", c->peer);
@@ -526,15 +730,16 @@ ct_connect_on_proof(struct ct_conn *c)
         ct_conn_fail(c, RAFT_NOCONNECTION);
         return;
     }
-    uv_read_stop((uv_stream_t *)c->tcp);
-    uv_stream_t *stream = (uv_stream_t *)c->tcp;
+    uv_tcp_t *tcp = ct_conn_hand_over(c);
+    if (c->role == CT_LINK_CONNECTOR) {
+        struct ct_link *l = c->l;
+        WR_ASSERT(l != NULL && l->connecting == c); /* detaching fails c */
+        l->connecting = NULL;
+        ct_stream_start(c->ct, l, tcp, true, l->address);
+        return;
+    }
     struct raft_uv_connect *req = c->req;
-    c->tcp = NULL;
-    c->open--; /* the stream is raft_uv's now */
-    c->step = CT_HANDED;
-    LIST_REMOVE(c, link);
-    uv_close((uv_handle_t *)&c->timer, ct_timer_closed);
-    req->cb(req, stream, 0);
+    req->cb(req, (uv_stream_t *)tcp, 0);
 }
 
 static void
@@ -545,7 +750,7 @@ ct_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
-        if (c->g != NULL) {
+        if (c->role != CT_ACCEPTOR) {
             ct_conn_fail(c, RAFT_NOCONNECTION);
         } else if (nread == UV_EOF) {
             ct_incoming_refuse(c, c->have == 0 && c->want == CT_HELLO_FIXED
@@ -590,7 +795,7 @@ ct_connect_cb(uv_connect_t *req, int status)
     }
     c->step = CT_READ_CHALLENGE;
     ct_conn_expect(c, c->challenge, CT_CHALLENGE_LEN);
-    if (uv_tcp_nodelay(c->tcp, 1) < 0 ||
+    if (ct_tcp_tune(c->tcp) < 0 ||
         uv_read_start((uv_stream_t *)c->tcp, ct_alloc_cb, ct_read_cb) < 0)
         ct_conn_fail(c, RAFT_NOCONNECTION);
 }
@@ -694,44 +899,57 @@ ct_group_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     return 0;
 }
 
-/* raft_uv_transport->connect: resolves the address's host, connects, runs the handshake;
- * req->cb gets the stream, or a failure (RAFT_NOCONNECTION; RAFT_CANCELED when the group
- * closes first). Returns 0, or RAFT_NOCONNECTION/RAFT_NOMEM without calling back. */
+/* Starts the handshake of connector c (its role's fields and hello prepared) to address:
+ * resolves its host, then connects, the rest from loop callbacks. Returns 0, or
+ * RAFT_NOCONNECTION with err filled (c is then the caller's to free). */
+static int
+ct_conn_start(struct ct_conn *c, const char *address, char *err, size_t errlen)
+{
+    char host[CT_ADDR_MAX + 1], port[8];
+    if (ct_address_split(address, host, sizeof(host), port, sizeof(port)) < 0) {
+        snprintf(err, errlen, "bad address '%.200s' (want name@host:port)", address);
+        return RAFT_NOCONNECTION;
+    }
+    c->step = CT_RESOLVING;
+    snprintf(c->peer, sizeof(c->peer), "%s", address);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    c->gai.data = c;
+    int rv = uv_getaddrinfo(c->ct->loop, &c->gai, ct_resolved, host, port, &hints);
+    if (rv < 0) {
+        snprintf(err, errlen, "resolve '%.200s': %s", host, uv_strerror(rv));
+        return RAFT_NOCONNECTION;
+    }
+    c->open++;
+    ct_conn_timer_start(c);
+    return 0;
+}
+
+/* raft_uv_transport->connect: resolves the address's host, connects, runs the handshake
+ * (its hello naming id as the member meant); req->cb gets the stream, or a failure
+ * (RAFT_NOCONNECTION; RAFT_CANCELED when the group closes first). Returns 0, or
+ * RAFT_NOCONNECTION/RAFT_NOMEM without calling back. */
 static int
 ct_group_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
                  const char *address, raft_uv_connect_cb cb)
 {
     struct ct_group *g = t->impl;
-    struct cluster_transport *ct = g->ct;
-    char host[CT_ADDR_MAX + 1], port[8];
-    (void)id;
     WR_ASSERT(g->inited && !g->closing);
-    if (ct_address_split(address, host, sizeof(host), port, sizeof(port)) < 0) {
-        snprintf(t->errmsg, sizeof(t->errmsg), "bad address '%.200s' (want name@host:port)",
-                 address);
-        return RAFT_NOCONNECTION;
-    }
     struct ct_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         snprintf(t->errmsg, sizeof(t->errmsg), "out of memory");
         return RAFT_NOMEM;
     }
-    c->ct = ct;
+    c->ct = g->ct;
+    c->role = CT_RAFT_CONNECTOR;
     c->g = g;
     c->req = req;
     req->cb = cb;
-    c->step = CT_RESOLVING;
-    snprintf(c->peer, sizeof(c->peer), "%s", address);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    c->gai.data = c;
-    int rv = uv_getaddrinfo(ct->loop, &c->gai, ct_resolved, host, port, &hints);
-    if (rv < 0) {
-        snprintf(t->errmsg, sizeof(t->errmsg), "resolve '%.200s': %s", host, uv_strerror(rv));
+    ct_hello_prepare(c, g->group, g->id, id, g->address);
+    int rv = ct_conn_start(c, address, t->errmsg, sizeof(t->errmsg));
+    if (rv != 0) {
         free(c);
-        return RAFT_NOCONNECTION;
+        return rv;
     }
-    c->open++;
-    ct_conn_timer_start(c);
     LIST_INSERT_HEAD(&g->connecting, c, link);
     return 0;
 }
@@ -770,7 +988,7 @@ int
 cluster_transport_group(struct cluster_transport *ct, uint64_t group, struct raft_uv_transport *t)
 {
     WR_ASSERT(!ct->closing);
-    if (ct_group_find(ct, group) != NULL)
+    if (group == CLUSTER_TRANSPORT_LINK_GROUP || ct_group_find(ct, group) != NULL)
         return -1;
     struct ct_group *g = calloc(1, sizeof(*g));
     if (g == NULL)
@@ -814,6 +1032,43 @@ ct_sockaddr_name(const struct sockaddr_storage *ss, char *dst, size_t cap)
     }
 }
 
+static void
+ct_refused_closed(uv_handle_t *h)
+{
+    struct cluster_transport *ct = h->data;
+    free(h);
+    ct->n_refusing--;
+    ct_maybe_closed(ct);
+}
+
+/* CT_HANDSHAKES_MAX connections are in their handshake already: accepts the waiting one
+ * (libuv stops watching the listener until it is) and closes it, with a log line at most
+ * every CT_REFUSE_LOG_MS saying how many were closed since the last one. */
+static void
+ct_listen_refuse(struct cluster_transport *ct, uv_stream_t *server)
+{
+    uv_tcp_t *tcp = malloc(sizeof(*tcp));
+    if (tcp == NULL) {
+        log_msg(LOG_ERROR, "cluster transport: accept: out of memory");
+        return;
+    }
+    WR_ASSERT(uv_tcp_init(ct->loop, tcp) == 0);
+    tcp->data = ct;
+    ct->n_refusing++;
+    (void)uv_accept(server, (uv_stream_t *)tcp); /* closed either way */
+    uv_close((uv_handle_t *)tcp, ct_refused_closed);
+    ct->n_refused++;
+    uint64_t now = uv_now(ct->loop);
+    if (ct->refused_logged == 0 || now - ct->refused_logged >= CT_REFUSE_LOG_MS) {
+        log_msg(LOG_WARNING,
+                "cluster transport: %d connections in their handshake already: closed %u new "
+                "connection(s) since the last such line",
+                CT_HANDSHAKES_MAX, ct->n_refused);
+        ct->refused_logged = now != 0 ? now : 1;
+        ct->n_refused = 0;
+    }
+}
+
 /* A connection is waiting on the listener: accepts it, sends the challenge, reads the
  * hello. */
 static void
@@ -822,6 +1077,10 @@ ct_listen_cb(uv_stream_t *server, int status)
     struct cluster_transport *ct = server->data;
     if (status < 0) {
         log_msg(LOG_WARNING, "cluster transport: accept: %s", uv_strerror(status));
+        return;
+    }
+    if (ct->n_incoming >= CT_HANDSHAKES_MAX) {
+        ct_listen_refuse(ct, server);
         return;
     }
     struct ct_conn *c = calloc(1, sizeof(*c));
@@ -839,6 +1098,7 @@ ct_listen_cb(uv_stream_t *server, int status)
     tcp->data = c;
     c->open++;
     LIST_INSERT_HEAD(&ct->incoming, c, link);
+    ct->n_incoming++;
     ct_conn_timer_start(c);
     int rv = uv_accept(server, (uv_stream_t *)tcp);
     if (rv < 0) {
@@ -863,13 +1123,437 @@ ct_listen_cb(uv_stream_t *server, int status)
         return;
     }
     ct_conn_expect(c, c->hello, CT_HELLO_FIXED);
-    if ((rv = uv_tcp_nodelay(tcp, 1)) < 0 ||
+    if ((rv = ct_tcp_tune(tcp)) < 0 ||
         (rv = ct_conn_write(c, 0, c->challenge, CT_CHALLENGE_LEN)) < 0 ||
         (rv = uv_read_start((uv_stream_t *)tcp, ct_alloc_cb, ct_read_cb)) < 0) {
         char why[96];
         snprintf(why, sizeof(why), "%s", uv_strerror(rv));
         ct_incoming_refuse(c, why);
     }
+}
+
+/* ---- Node links ---- */
+
+static void
+ct_stream_closed(uv_handle_t *h)
+{
+    struct ct_stream *s = h->data;
+    struct cluster_transport *ct = s->ct;
+    raft_free(h);
+    free(s->rbuf);
+    LIST_REMOVE(s, entry);
+    free(s);
+    ct_maybe_closed(ct);
+}
+
+/* Detaches s from its link (the link may be going away) and returns the link, or NULL. */
+static struct ct_link *
+ct_stream_detach(struct ct_stream *s)
+{
+    struct ct_link *l = s->link;
+    s->link = NULL;
+    if (l != NULL && l->out == s)
+        l->out = NULL;
+    return l;
+}
+
+/* Closes s (idempotent): its queued frames are dropped (their write callbacks run, cancelled,
+ * before the close callback frees s). why, when not NULL, is logged at level. When s was our
+ * stream to a linked peer, the link connects again later. */
+static void
+ct_stream_close(struct ct_stream *s, enum log_level level, const char *why)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    if (why != NULL)
+        log_msg(level, "cluster transport: link %s node %llu at %s closed: %s",
+                s->outgoing ? "to" : "from", (unsigned long long)s->peer_id, s->peer, why);
+    bool was_out = s->link != NULL && s->link->out == s;
+    struct ct_link *l = ct_stream_detach(s);
+    uv_close((uv_handle_t *)s->tcp, ct_stream_closed);
+    if (was_out)
+        ct_link_retry_later(l);
+}
+
+static void
+ct_frame_written(uv_write_t *req, int status)
+{
+    struct ct_frame *f = req->data;
+    struct ct_stream *s = f->s;
+    s->out_bytes -= f->len;
+    free(f);
+    if (status < 0 && status != UV_ECANCELED)
+        ct_stream_close(s, LOG_INFO, uv_strerror(status));
+}
+
+/* Queues a frame of type and len bytes on s. Returns 0, or -1 on allocation or write
+ * failure (s is then closing). */
+static int
+ct_stream_write(struct ct_stream *s, uint8_t type, const void *bytes, size_t len)
+{
+    struct ct_frame *f = malloc(sizeof(*f) + CT_LINK_HEADER + len);
+    if (f == NULL) {
+        log_msg(LOG_ERROR, "cluster transport: link to node %llu: out of memory for %zu bytes",
+                (unsigned long long)s->peer_id, len);
+        return -1;
+    }
+    f->req.data = f;
+    f->s = s;
+    f->len = CT_LINK_HEADER + len;
+    bytes_put32(f->bytes, (uint32_t)len);
+    f->bytes[4] = type;
+    if (len > 0)
+        memcpy(f->bytes + CT_LINK_HEADER, bytes, len);
+    uv_buf_t b = uv_buf_init((char *)f->bytes, (unsigned)f->len);
+    int rv = uv_write(&f->req, (uv_stream_t *)s->tcp, &b, 1, ct_frame_written);
+    if (rv < 0) {
+        free(f);
+        ct_stream_close(s, LOG_INFO, uv_strerror(rv));
+        return -1;
+    }
+    s->out_bytes += f->len;
+    return 0;
+}
+
+static void
+ct_stream_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct ct_stream *s = h->data;
+    (void)suggested;
+    /* Room for a whole chunk, or for the rest of the frame under way when that is more
+     * (its length was checked against msg_max when its header came). */
+    size_t want = CT_LINK_READ_CHUNK;
+    if (s->rlen >= CT_LINK_HEADER) {
+        size_t frame = CT_LINK_HEADER + (size_t)bytes_get32(s->rbuf);
+        if (frame - s->rlen > want)
+            want = frame - s->rlen;
+    }
+    if (s->rcap - s->rlen < want) {
+        uint8_t *p = realloc(s->rbuf, s->rlen + want);
+        if (p == NULL) {
+            *buf = uv_buf_init(NULL, 0); /* the read callback gets UV_ENOBUFS */
+            return;
+        }
+        s->rbuf = p;
+        s->rcap = s->rlen + want;
+    }
+    *buf = uv_buf_init((char *)s->rbuf + s->rlen, (unsigned)(s->rcap - s->rlen));
+}
+
+/* Takes the complete frames at the start of s->rbuf: heartbeats are dropped, messages go to
+ * the on_message callback (only on a stream a peer made). Stops when s or ct closes. */
+static void
+ct_stream_parse(struct ct_stream *s)
+{
+    struct cluster_transport *ct = s->ct;
+    size_t off = 0;
+    while (s->rlen - off >= CT_LINK_HEADER) {
+        uint8_t *p = s->rbuf + off;
+        size_t len = bytes_get32(p);
+        uint8_t type = p[4];
+        if (len > ct->msg_max) {
+            char why[128];
+            snprintf(why, sizeof(why), "a message of %zu bytes, over the limit of %zu", len,
+                     ct->msg_max);
+            ct_stream_close(s, LOG_WARNING, why);
+            return;
+        }
+        if (s->rlen - off - CT_LINK_HEADER < len)
+            break;
+        off += CT_LINK_HEADER + len;
+        if (type == CT_LINK_HEARTBEAT)
+            continue;
+        if (s->outgoing) {
+            ct_stream_close(s, LOG_WARNING, "a message on our own link stream");
+            return;
+        }
+        if (ct->on_message != NULL)
+            ct->on_message(ct->on_message_arg, s->peer_id, type, p + CT_LINK_HEADER, len);
+        if (s->closing || ct->closing)
+            return;
+    }
+    s->rlen -= off;
+    if (s->rlen > 0 && off > 0)
+        memmove(s->rbuf, s->rbuf + off, s->rlen);
+    if (s->rlen == 0 && s->rcap > CT_LINK_READ_CHUNK) {
+        free(s->rbuf); /* a big frame's buffer: the next read allocates a chunk again */
+        s->rbuf = NULL;
+        s->rcap = 0;
+    }
+}
+
+static void
+ct_stream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct ct_stream *s = stream->data;
+    (void)buf;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        ct_stream_close(s, LOG_INFO,
+                        nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread));
+        return;
+    }
+    uint64_t now = uv_now(s->ct->loop);
+    s->last_read = now;
+    if (s->link != NULL) {
+        s->link->last_heard = now;
+        s->link->heard = true;
+    }
+    s->rlen += (size_t)nread;
+    ct_stream_parse(s);
+}
+
+/* A link's handshake succeeded: tcp (owned from now on) becomes a stream to (outgoing) or
+ * from the linked peer l, named peer in log lines. */
+static void
+ct_stream_start(struct cluster_transport *ct, struct ct_link *l, uv_tcp_t *tcp, bool outgoing,
+                const char *peer)
+{
+    struct ct_stream *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        log_msg(LOG_ERROR, "cluster transport: link %s %s: out of memory", outgoing ? "to" : "from",
+                peer);
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)raft_free);
+        if (outgoing)
+            ct_link_retry_later(l);
+        return;
+    }
+    s->ct = ct;
+    s->link = l;
+    s->tcp = tcp;
+    tcp->data = s;
+    s->peer_id = l->peer_id;
+    s->outgoing = outgoing;
+    s->last_read = uv_now(ct->loop);
+    snprintf(s->peer, sizeof(s->peer), "%s", peer);
+    LIST_INSERT_HEAD(&ct->streams, s, entry);
+    if (outgoing) {
+        l->out = s;
+        l->retry_ms = CT_LINK_RETRY_MIN_MS;
+    }
+    /* The handshake's last bytes count as heard: the peer answered it just now. */
+    l->last_heard = s->last_read;
+    l->heard = true;
+    log_msg(outgoing ? LOG_INFO : LOG_DEBUG, "cluster transport: link %s node %llu at %s up",
+            outgoing ? "to" : "from", (unsigned long long)l->peer_id, peer);
+    int rv = uv_read_start((uv_stream_t *)tcp, ct_stream_alloc, ct_stream_read);
+    if (rv == 0)
+        rv = ct_stream_write(s, CT_LINK_HEARTBEAT, NULL, 0) < 0 ? UV_ENOMEM : 0;
+    if (rv < 0)
+        ct_stream_close(s, LOG_WARNING, uv_strerror(rv));
+}
+
+static void ct_link_connect(struct ct_link *l);
+
+static void
+ct_link_retry_fired(uv_timer_t *timer)
+{
+    ct_link_connect(timer->data);
+}
+
+/* l has neither a stream out nor a handshake under way: connects again after its delay,
+ * doubled for the next time up to CT_LINK_RETRY_MAX_MS (a stream that comes up resets it). */
+static void
+ct_link_retry_later(struct ct_link *l)
+{
+    if (l->ct->closing || l->out != NULL || l->connecting != NULL)
+        return;
+    WR_ASSERT(uv_timer_start(&l->retry, ct_link_retry_fired, l->retry_ms, 0) == 0);
+    l->retry_ms = l->retry_ms * 2 < CT_LINK_RETRY_MAX_MS ? l->retry_ms * 2 : CT_LINK_RETRY_MAX_MS;
+}
+
+/* Starts a handshake to l's peer; on failure (now or later) l tries again later. */
+static void
+ct_link_connect(struct ct_link *l)
+{
+    struct cluster_transport *ct = l->ct;
+    WR_ASSERT(l->out == NULL && l->connecting == NULL && !ct->closing);
+    struct ct_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        log_msg(LOG_ERROR, "cluster transport: link to %s: out of memory", l->address);
+        ct_link_retry_later(l);
+        return;
+    }
+    c->ct = ct;
+    c->role = CT_LINK_CONNECTOR;
+    c->l = l;
+    ct_hello_prepare(c, CLUSTER_TRANSPORT_LINK_GROUP, ct->self_id, l->peer_id, ct->self_address);
+    char err[256];
+    if (ct_conn_start(c, l->address, err, sizeof(err)) != 0) {
+        log_msg(LOG_DEBUG, "cluster transport: link to %s: %s", l->address, err);
+        free(c);
+        ct_link_retry_later(l);
+        return;
+    }
+    l->connecting = c;
+    LIST_INSERT_HEAD(&ct->linking, c, link);
+}
+
+/* Closes l's connections, both ways (detached from l first, so that none calls back into it):
+ * its handshake under way, its stream out and the streams from its peer. */
+static void
+ct_link_drop(struct ct_link *l, const char *why)
+{
+    struct cluster_transport *ct = l->ct;
+    if (l->connecting != NULL) {
+        struct ct_conn *c = l->connecting;
+        l->connecting = NULL;
+        c->l = NULL;
+        ct_conn_fail(c, RAFT_CANCELED);
+    }
+    struct ct_stream *s, *next;
+    for (s = LIST_FIRST(&ct->streams); s != NULL; s = next) {
+        next = LIST_NEXT(s, entry);
+        if (s->link == l) {
+            ct_stream_detach(s);
+            ct_stream_close(s, LOG_INFO, why);
+        }
+    }
+    uv_timer_stop(&l->retry);
+}
+
+static void
+ct_link_closed(uv_handle_t *h)
+{
+    struct ct_link *l = h->data;
+    struct cluster_transport *ct = l->ct;
+    free(l);
+    ct->n_links--;
+    ct_maybe_closed(ct);
+}
+
+/* Unlinks l: drops its connections, and frees it once its timer has closed. */
+static void
+ct_link_free(struct ct_link *l, const char *why)
+{
+    ct_link_drop(l, why);
+    LIST_REMOVE(l, entry);
+    uv_close((uv_handle_t *)&l->retry, ct_link_closed);
+}
+
+/* Every CT_LINK_HEARTBEAT_MS: closes the link streams that heard nothing for
+ * CT_LINK_SILENCE_MS, and sends a heartbeat on the others whose output is empty (bytes
+ * already on their way tell the peer as much). */
+static void
+ct_tick(uv_timer_t *timer)
+{
+    struct cluster_transport *ct = timer->data;
+    uint64_t now = uv_now(ct->loop);
+    struct ct_stream *s, *next;
+    for (s = LIST_FIRST(&ct->streams); s != NULL; s = next) {
+        next = LIST_NEXT(s, entry);
+        if (s->closing)
+            continue;
+        if (now - s->last_read >= CT_LINK_SILENCE_MS) {
+            char why[64];
+            snprintf(why, sizeof(why), "nothing heard for %u ms", (unsigned)(now - s->last_read));
+            ct_stream_close(s, LOG_WARNING, why);
+        } else if (s->out_bytes == 0) {
+            (void)ct_stream_write(s, CT_LINK_HEARTBEAT, NULL, 0); /* closes s on failure */
+        }
+    }
+}
+
+int
+cluster_transport_set_self(struct cluster_transport *ct, uint64_t id, const char *address)
+{
+    size_t len = strlen(address);
+    if (id == 0 || len == 0 || len > CT_ADDR_MAX)
+        return -1;
+    if (ct->self_id == id && strcmp(ct->self_address, address) == 0)
+        return 0;
+    ct->self_id = id;
+    memcpy(ct->self_address, address, len + 1);
+    /* The links' connections were made, or accepted, for the old identity. */
+    struct ct_link *l;
+    LIST_FOREACH(l, &ct->links, entry) {
+        ct_link_drop(l, "this node's id or address changed");
+        l->retry_ms = CT_LINK_RETRY_MIN_MS;
+        ct_link_connect(l);
+    }
+    return 0;
+}
+
+int
+cluster_transport_link(struct cluster_transport *ct, uint64_t peer_id, const char *address)
+{
+    char host[CT_ADDR_MAX + 1], port[8];
+    size_t len = strlen(address);
+    if (ct->closing || ct->self_id == 0 || peer_id == 0 || peer_id == ct->self_id ||
+        len > CT_ADDR_MAX || ct_address_split(address, host, sizeof(host), port, sizeof(port)) < 0)
+        return -1;
+    struct ct_link *l = ct_link_find(ct, peer_id);
+    if (l != NULL) {
+        if (strcmp(l->address, address) == 0)
+            return 0;
+        memcpy(l->address, address, len + 1);
+        ct_link_drop(l, "its address changed");
+        l->retry_ms = CT_LINK_RETRY_MIN_MS;
+        ct_link_connect(l);
+        return 0;
+    }
+    l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return -1;
+    l->ct = ct;
+    l->peer_id = peer_id;
+    memcpy(l->address, address, len + 1);
+    l->retry_ms = CT_LINK_RETRY_MIN_MS;
+    WR_ASSERT(uv_timer_init(ct->loop, &l->retry) == 0);
+    l->retry.data = l;
+    LIST_INSERT_HEAD(&ct->links, l, entry);
+    ct->n_links++;
+    if (!uv_is_active((uv_handle_t *)&ct->tick))
+        WR_ASSERT(uv_timer_start(&ct->tick, ct_tick, CT_LINK_HEARTBEAT_MS, CT_LINK_HEARTBEAT_MS) ==
+                  0);
+    ct_link_connect(l);
+    return 0;
+}
+
+void
+cluster_transport_unlink(struct cluster_transport *ct, uint64_t peer_id)
+{
+    struct ct_link *l = ct_link_find(ct, peer_id);
+    if (l != NULL)
+        ct_link_free(l, "unlinked");
+}
+
+bool
+cluster_transport_peer_alive(const struct cluster_transport *ct, uint64_t peer_id)
+{
+    const struct ct_link *l = ct_link_find(ct, peer_id);
+    return l != NULL && l->out != NULL && l->heard &&
+           uv_now(ct->loop) - l->last_heard < CT_LINK_ALIVE_MS;
+}
+
+int
+cluster_transport_send(struct cluster_transport *ct, uint64_t peer_id, uint8_t type,
+                       const void *bytes, size_t len)
+{
+    if (ct->closing || type == CT_LINK_HEARTBEAT || len > ct->msg_max)
+        return -1;
+    struct ct_link *l = ct_link_find(ct, peer_id);
+    if (l == NULL || l->out == NULL || l->out->out_bytes >= CLUSTER_TRANSPORT_OUTPUT_MAX)
+        return -1;
+    return ct_stream_write(l->out, type, bytes, len);
+}
+
+void
+cluster_transport_on_message(struct cluster_transport *ct,
+                             void (*fn)(void *arg, uint64_t peer_id, uint8_t type,
+                                        const uint8_t *bytes, size_t len),
+                             void *arg)
+{
+    ct->on_message = fn;
+    ct->on_message_arg = arg;
+}
+
+void
+cluster_transport_set_message_max(struct cluster_transport *ct, size_t bytes)
+{
+    ct->msg_max = bytes < UINT32_MAX ? bytes : UINT32_MAX;
 }
 
 struct cluster_transport *
@@ -899,12 +1583,19 @@ cluster_transport_new(uv_loop_t *loop, const char *bind_host, uint16_t port, con
     ct->secret_len = secret_len;
     ct->port = port;
     ct->timeout_ms = CT_HANDSHAKE_TIMEOUT_MS;
+    ct->msg_max = CLUSTER_TRANSPORT_MESSAGE_MAX;
     snprintf(ct->bind_host, sizeof(ct->bind_host), "%s", bind_host);
     LIST_INIT(&ct->groups);
     LIST_INIT(&ct->incoming);
+    LIST_INIT(&ct->links);
+    LIST_INIT(&ct->linking);
+    LIST_INIT(&ct->streams);
     WR_ASSERT(uv_tcp_init(loop, &ct->listener) == 0);
     ct->listener.data = ct;
     ct->listener_open = true;
+    WR_ASSERT(uv_timer_init(loop, &ct->tick) == 0);
+    ct->tick.data = ct;
+    ct->tick_open = true;
     return ct;
 }
 
@@ -959,6 +1650,14 @@ ct_listener_closed(uv_handle_t *h)
     ct_maybe_closed(ct);
 }
 
+static void
+ct_tick_closed(uv_handle_t *h)
+{
+    struct cluster_transport *ct = h->data;
+    ct->tick_open = false;
+    ct_maybe_closed(ct);
+}
+
 void
 cluster_transport_close(struct cluster_transport *ct, void (*done)(void *arg), void *arg)
 {
@@ -967,9 +1666,16 @@ cluster_transport_close(struct cluster_transport *ct, void (*done)(void *arg), v
     ct->done = done;
     ct->done_arg = arg;
     uv_close((uv_handle_t *)&ct->listener, ct_listener_closed);
+    uv_close((uv_handle_t *)&ct->tick, ct_tick_closed);
+    while (!LIST_EMPTY(&ct->links))
+        ct_link_free(LIST_FIRST(&ct->links), NULL);
     struct ct_conn *c, *next;
     for (c = LIST_FIRST(&ct->incoming); c != NULL; c = next) {
         next = LIST_NEXT(c, link);
         ct_conn_fail(c, RAFT_CANCELED);
+    }
+    struct ct_stream *s;
+    LIST_FOREACH(s, &ct->streams, entry) {
+        ct_stream_close(s, LOG_DEBUG, NULL);
     }
 }

@@ -521,25 +521,25 @@ static struct {
      ": not a Warren cluster handshake (starts \"GET / HTTP/1.1\\x0d\\x0a\")"},
     {"nothing", "", ": no handshake within 200 ms"},
     {"too long an address",
-     "57524654 0001 03e8 0000000000000007 0000000000000002"
+     "57524654 0002 03e8 0000000000000007 0000000000000002 0000000000000001"
      "00000000000000000000000000000000 00000000000000000000000000000000",
      ": address length 1000 out of 1..255"},
     {"empty address",
-     "57524654 0001 0000 0000000000000007 0000000000000002"
+     "57524654 0002 0000 0000000000000007 0000000000000002 0000000000000001"
      "00000000000000000000000000000000 00000000000000000000000000000000",
      ": address length 0 out of 1..255"},
-    {"another version",
-     "57524654 0002 0005 0000000000000007 0000000000000002"
+    {"version 1 (no target id)",
+     "57524654 0001 0005 0000000000000007 0000000000000002 0000000000000001"
      "00000000000000000000000000000000 00000000000000000000000000000000",
      ": not a Warren cluster handshake"},
     {"a hello with a made-up MAC",
-     "57524654 0001 0001 0000000000000007 0000000000000002"
+     "57524654 0002 0001 0000000000000007 0000000000000002 0000000000000001"
      "00000000000000000000000000000000 "
      "00000000000000000000000000000000 78"
      "00000000000000000000000000000000 "
      "00000000000000000000000000000000",
      ": wrong HMAC"},
-    {"half a hello, then nothing", "57524654 0001 0001 00000000", ": no handshake within 200 ms"},
+    {"half a hello, then nothing", "57524654 0002 0001 00000000", ": no handshake within 200 ms"},
 };
 
 static size_t
@@ -654,7 +654,7 @@ raw_server_conn(uv_stream_t *server, int status)
     rs->accepted = true;
     if (rs->mode == IMPOSTOR) {
         bytes_put32(rs->challenge, 0x57524654u);
-        bytes_put16(rs->challenge + 4, 1);
+        bytes_put16(rs->challenge + 4, 2);
         uv_buf_t b = uv_buf_init((char *)rs->challenge, sizeof(rs->challenge));
         ck_assert_int_eq(uv_write(&rs->writes[0], (uv_stream_t *)c, &b, 1, NULL), 0);
         ck_assert_int_eq(uv_read_start((uv_stream_t *)c, raw_server_alloc, raw_server_read), 0);
@@ -702,7 +702,7 @@ START_TEST(test_impostor)
     const char *log = capture_end();
     ck_assert(failed);
     ck_assert_int_eq(sb.connect_status, RAFT_NOCONNECTION);
-    ck_assert_uint_eq(rs.got, 56 + strlen(b.address) + 32);
+    ck_assert_uint_eq(rs.got, 64 + strlen(b.address) + 32);
     ck_assert_msg(strstr(log, "connect to x@127.0.0.1:") && strstr(log, ": wrong proof"), "log: %s",
                   log);
     raw_server_stop(&rs);
