@@ -1,12 +1,15 @@
 /* Unit tests for src/cluster/transport.c, the nodes' Raft transport: node transports on
  * 127.0.0.1 with ports the system picks, all in one libuv loop that the tests run. A group's
  * connect reaches another node's accept callback with the connector's id and address, and
- * bytes pass both ways (over IPv6 too); TCP_NODELAY is set on both ends; addresses without a
- * usable host:port are refused at once; a wrong secret, an unknown group, an impostor
- * acceptor and raw clients sending garbage, bad lengths or nothing are refused (with the
- * acceptor's log line); close cancels pending connects with RAFT_CANCELED and calls
- * back on a later turn; and a real 3-node Raft group (raft_uv over this transport) elects a
- * leader and commits an entry on every node. Each test ends with uv_loop_close() succeeding:
+ * bytes pass both ways (over IPv6 too); TCP_NODELAY and keepalive are set on both ends;
+ * addresses without a usable host:port are refused at once; a wrong secret, an unknown group,
+ * a hello for another member, an impostor acceptor and raw clients sending garbage, bad
+ * lengths or nothing are refused (with the acceptor's log line), and handshakes over the cap
+ * are closed at once; close cancels pending connects with RAFT_CANCELED and calls back on a
+ * later turn. Node links come up between three nodes, carry messages whole and in order, and
+ * tell which nodes run (a closed node, a stalled one, a restarted one); their limits hold.
+ * And a real 3-node Raft group (raft_uv over this transport) elects a leader and commits an
+ * entry on every node. Each test ends with uv_loop_close() succeeding:
  * every handle was closed. Log lines are captured by pointing stderr at a temporary file. */
 #include "config.h"
 
@@ -222,15 +225,28 @@ stream_free(uv_stream_t *s)
         uv_close((uv_handle_t *)s, (uv_close_cb)raft_free);
 }
 
-static bool
-nodelay_on(uv_stream_t *s)
+/* A socket option of the stream's socket, an int. */
+static int
+sockopt(uv_stream_t *s, int level, int name)
 {
     uv_os_fd_t fd;
     ck_assert_int_eq(uv_fileno((uv_handle_t *)s, &fd), 0);
-    int on = 0;
-    socklen_t len = sizeof(on);
-    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
-    return on != 0;
+    int v = 0;
+    socklen_t len = sizeof(v);
+    ck_assert_int_eq(getsockopt(fd, level, name, &v, &len), 0);
+    return v;
+}
+
+/* TCP_NODELAY, and keepalive with TCP_USER_TIMEOUT, as the transport sets them. */
+static void
+check_tuned(uv_stream_t *s)
+{
+    ck_assert_int_ne(sockopt(s, IPPROTO_TCP, TCP_NODELAY), 0);
+    ck_assert_int_ne(sockopt(s, SOL_SOCKET, SO_KEEPALIVE), 0);
+    ck_assert_int_eq(sockopt(s, IPPROTO_TCP, TCP_KEEPIDLE), 1);
+    ck_assert_int_eq(sockopt(s, IPPROTO_TCP, TCP_KEEPINTVL), 1);
+    ck_assert_int_eq(sockopt(s, IPPROTO_TCP, TCP_KEEPCNT), 5);
+    ck_assert_int_eq(sockopt(s, IPPROTO_TCP, TCP_USER_TIMEOUT), 5000);
 }
 
 /* Reading a handed-over stream until `want` bytes came. */
@@ -320,8 +336,8 @@ START_TEST(test_connect_accept)
     ck_assert_str_eq(sa.accepted_address, b.address);
     ck_assert_uint_eq(sb.accepted, 0);
 
-    ck_assert(nodelay_on(sb.connected_stream));
-    ck_assert(nodelay_on(sa.accepted_stream));
+    check_tuned(sb.connected_stream);
+    check_tuned(sa.accepted_stream);
     check_pass(sb.connected_stream, sa.accepted_stream, "raft from b to a");
     check_pass(sa.accepted_stream, sb.connected_stream, "and back from a to b");
 
