@@ -1,7 +1,7 @@
 /* The nodes' Raft transport (see transport.h): one listener per node, a handshake per
  * connection that names the Raft group and proves both ends know the cluster's secret, then
- * the bare TCP stream handed to the group's raft_uv, which frames Raft messages on it itself;
- * or, for the links between nodes (group 0), kept here and framed here.
+ * the bare TCP stream handed to the group's raft_uv, which frames Raft messages on it itself,
+ * or to link.c for a link between nodes (group 0).
  *
  * The handshake, every integer in network byte order, every message of a fixed size or
  * bounded by a length read first, so that no read goes past it into the Raft bytes:
@@ -23,18 +23,13 @@
  * other's. The acceptor checks the MAC before it looks at the group, so a stranger learns
  * nothing about which groups exist; it refuses a hello whose target is not its own id in the
  * group (a stale address that now reaches another member). After the proof a Raft group's
- * stream is raft_uv's: the connector
- * writes Raft messages on it and the acceptor reads them (raft_uv never writes on an
- * accepted stream nor reads on a connected one). The acceptor refuses by closing, with one
- * log line; the connector then fails the connect with RAFT_NOCONNECTION and raft_uv retries.
+ * stream is raft_uv's: the connector writes Raft messages on it and the acceptor reads them
+ * (raft_uv never writes on an accepted stream nor reads on a connected one). The acceptor refuses
+ * by closing, with one log line; the connector then fails the connect with RAFT_NOCONNECTION and
+ * raft_uv retries.
  *
- * A node link's stream (group 0, target the acceptor's node id) carries frames both ways:
- *   length (u32, of the payload)   type (u8)   payload (length bytes)
- * Type 0 is the heartbeat, with no payload, sent every 500 ms by both ends on every link
- * stream; the connector's messages go on the stream it made (the acceptor sends only
- * heartbeats on it), so each node's messages to a peer have one stream and keep their order.
- * A frame longer than the receiver's message limit, or a message on the acceptor's side,
- * closes the stream; so does 4 s without a byte. Version 1 (no target) is refused.
+ * A node link's stream (group 0, target the acceptor's node id) is link.c's, which frames
+ * messages on it. Version 1 (no target) is refused.
  *
  * What raft_uv (canonical raft 0.15: uv_send.c, uv_recv.c, uv.c) expects of a transport, and
  * this file provides:
@@ -49,8 +44,6 @@
  *
  * Everything runs on the loop given to cluster_transport_new. */
 #include "config.h"
-
-#include "transport.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,6 +61,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "transport_int.h"
 #include "warren/assert.h"
 #include "warren/bytes.h"
 #include "warren/log.h"
@@ -76,7 +70,6 @@
 #define CT_VERSION 2
 #define CT_NONCE_LEN 32
 #define CT_MAC_LEN 32
-#define CT_ADDR_MAX 255
 #define CT_SECRET_MIN 16
 #define CT_CHALLENGE_LEN (4 + 2 + 2 + CT_NONCE_LEN)
 #define CT_HELLO_FIXED (4 + 2 + 2 + 8 + 8 + 8 + CT_NONCE_LEN)
@@ -90,58 +83,8 @@
 #define CT_KEEPALIVE_CNT 5
 #define CT_USER_TIMEOUT_MS 5000 /* written bytes unacknowledged this long fail the stream */
 
-#define CT_LINK_HEADER 5 /* length (u32) and type (u8) */
-#define CT_LINK_HEARTBEAT 0
-#define CT_LINK_HEARTBEAT_MS 500
-#define CT_LINK_ALIVE_MS 2000   /* a peer is alive while it was heard within this */
-#define CT_LINK_SILENCE_MS 4000 /* a link stream that heard nothing for this long closes */
-#define CT_LINK_RETRY_MIN_MS 500
-#define CT_LINK_RETRY_MAX_MS 2000
-#define CT_LINK_READ_CHUNK 65536 /* a link stream's read buffer; grows for a bigger frame */
-
 static const char ct_label_connector[] = "warren raft connector";
 static const char ct_label_acceptor[] = "warren raft acceptor";
-
-struct ct_conn;
-struct ct_stream;
-
-/* A linked peer (cluster_transport_link). */
-struct ct_link {
-    LIST_ENTRY(ct_link) entry;    /* in ct->links until unlinked */
-    struct cluster_transport *ct; /* borrows */
-    uint64_t peer_id;
-    char address[CT_ADDR_MAX + 1]; /* NUL-terminated */
-    struct ct_conn *connecting;    /* borrows: our handshake under way to it (ct's) */
-    struct ct_stream *out;         /* borrows: our stream to it, once up (ct's) */
-    uint64_t last_heard;           /* uv_now when a byte last came from it, either stream */
-    bool heard;                    /* last_heard is set */
-    unsigned retry_ms;             /* the delay before the next connect */
-    uv_timer_t retry;              /* the next connect; closing it frees the link */
-};
-
-/* A link's stream, once its handshake is done: ours to a peer, or a peer's to us. */
-struct ct_stream {
-    LIST_ENTRY(ct_stream) entry;  /* in ct->streams until freed */
-    struct cluster_transport *ct; /* borrows */
-    struct ct_link *link;         /* borrows: the peer's link; NULL once detached from it */
-    uv_tcp_t *tcp;                /* owns (raft_malloc, from the handshake) */
-    uint64_t peer_id;
-    bool outgoing;      /* we made it: our messages to the peer go on it */
-    bool closing;       /* uv_close called: freed by its callback */
-    uint64_t last_read; /* uv_now when a byte last came */
-    size_t out_bytes;   /* queued for writing, write callbacks not yet run */
-    uint8_t *rbuf;      /* owns: bytes read, frames not yet taken */
-    size_t rlen, rcap;
-    char peer[CT_ADDR_MAX + 8]; /* for log lines: the peer's address */
-};
-
-/* A frame being written on a link stream. */
-struct ct_frame {
-    uv_write_t req;
-    struct ct_stream *s; /* borrows: out_bytes counts the frame until its callback */
-    size_t len;          /* header included */
-    uint8_t bytes[];
-};
 
 /* A Raft group's transport: the struct raft_uv_transport's impl. */
 struct ct_group {
@@ -160,39 +103,6 @@ struct ct_group {
                                           * from within itself */
     bool closer_open;                    /* closer not closed yet */
     raft_uv_transport_close_cb close_cb; /* from close; may be NULL */
-};
-
-struct cluster_transport {
-    uv_loop_t *loop;                 /* borrows */
-    uv_tcp_t listener;               /* inited by cluster_transport_new, closed by _close */
-    bool listener_open;              /* listener not closed yet */
-    char bind_host[CT_ADDR_MAX + 1]; /* as given */
-    uint16_t port;                   /* as given */
-    uint16_t bound_port;             /* as bound; 0 before cluster_transport_listen */
-    uint8_t *secret;                 /* owns */
-    size_t secret_len;
-    unsigned timeout_ms;           /* handshake timeout */
-    LIST_HEAD(, ct_group) groups;  /* borrows: the registered groups */
-    unsigned n_groups;             /* groups allocated, closing ones included */
-    LIST_HEAD(, ct_conn) incoming; /* owns: the accepted connections in their handshake */
-    unsigned n_incoming;           /* in incoming */
-    unsigned n_refusing;           /* connections over the cap, closing */
-    unsigned n_refused;            /* refused since the last log line about it */
-    uint64_t refused_logged;       /* uv_now of that line; 0: none yet */
-    uint64_t self_id;              /* cluster_transport_set_self; 0 before */
-    char self_address[CT_ADDR_MAX + 1];
-    LIST_HEAD(, ct_link) links;     /* owns */
-    unsigned n_links;               /* links allocated, unlinked ones still closing included */
-    LIST_HEAD(, ct_conn) linking;   /* owns: our handshakes to linked peers */
-    LIST_HEAD(, ct_stream) streams; /* owns: the links' streams, both ways */
-    uv_timer_t tick;                /* heartbeats and silence, every CT_LINK_HEARTBEAT_MS */
-    bool tick_open;                 /* tick not closed yet */
-    size_t msg_max;                 /* the largest message sent or accepted */
-    void (*on_message)(void *arg, uint64_t peer_id, uint8_t type, const uint8_t *bytes, size_t len);
-    void *on_message_arg;
-    bool closing;                  /* cluster_transport_close was called */
-    void (*done)(void *arg);       /* from cluster_transport_close */
-    void *done_arg;
 };
 
 /* Where a connection is in its handshake. */
@@ -263,8 +173,8 @@ ct_group_find(struct cluster_transport *ct, uint64_t group)
 
 /* Frees ct once its close has finished: listener and tick closed, no handshake, stream,
  * link or refused connection left, no group still closing. Calls done(arg) last. */
-static void
-ct_maybe_closed(struct cluster_transport *ct)
+void
+cluster_ct_maybe_closed(struct cluster_transport *ct)
 {
     if (!ct->closing || ct->listener_open || ct->tick_open || !LIST_EMPTY(&ct->incoming) ||
         !LIST_EMPTY(&ct->linking) || !LIST_EMPTY(&ct->streams) || ct->n_links > 0 ||
@@ -292,10 +202,8 @@ ct_group_maybe_closed(struct ct_group *g)
     free(g);
     if (cb != NULL)
         cb(t);
-    ct_maybe_closed(ct);
+    cluster_ct_maybe_closed(ct);
 }
-
-static void ct_link_retry_later(struct ct_link *l);
 
 /* Frees c once nothing refers to it any more: no handle open, no request pending. A failed
  * raft connector's callback runs here (RAFT_CANCELED when its group is closing), after its
@@ -317,10 +225,8 @@ ct_conn_maybe_free(struct ct_conn *c)
     struct cluster_transport *ct = c->ct;
     if (c->role == CT_ACCEPTOR)
         ct->n_incoming--;
-    if (c->role == CT_LINK_CONNECTOR && c->l != NULL) {
-        c->l->connecting = NULL;
-        ct_link_retry_later(c->l);
-    }
+    if (c->role == CT_LINK_CONNECTOR && c->l != NULL)
+        cluster_link_connect_failed(c->l);
     if (c->role == CT_RAFT_CONNECTOR) {
         struct raft_uv_connect *req = c->req;
         int status = g->closing ? RAFT_CANCELED : c->status;
@@ -330,7 +236,7 @@ ct_conn_maybe_free(struct ct_conn *c)
         return;
     }
     free(c);
-    ct_maybe_closed(ct);
+    cluster_ct_maybe_closed(ct);
 }
 
 static void
@@ -472,18 +378,6 @@ ct_conn_expect(struct ct_conn *c, uint8_t *rbuf, size_t want)
     c->want = want;
 }
 
-/* The link to peer_id, or NULL. A linear search: a cluster has a few nodes. */
-static struct ct_link *
-ct_link_find(const struct cluster_transport *ct, uint64_t peer_id)
-{
-    struct ct_link *l;
-    LIST_FOREACH(l, &ct->links, entry) {
-        if (l->peer_id == peer_id)
-            return l;
-    }
-    return NULL;
-}
-
 /* The handshake of c succeeded: returns its TCP handle, which the caller now owns (a raft_uv
  * stream, or a link's), and lets c go once its timer has closed. */
 static uv_tcp_t *
@@ -500,9 +394,6 @@ ct_conn_hand_over(struct ct_conn *c)
     uv_close((uv_handle_t *)&c->timer, ct_timer_closed);
     return tcp;
 }
-
-static void ct_stream_start(struct cluster_transport *ct, struct ct_link *l, uv_tcp_t *tcp,
-                            bool outgoing, const char *peer);
 
 /* A write of the handshake completed. After the stream is handed over only the count
  * matters: c lives until every write has called back. */
@@ -534,7 +425,7 @@ ct_write_cb(uv_write_t *w, int status)
     struct ct_group *g = NULL;
     struct ct_link *l = NULL;
     if (group == CLUSTER_TRANSPORT_LINK_GROUP) {
-        l = ct_link_find(c->ct, from);
+        l = cluster_link_find(c->ct, from);
         if (l == NULL) {
             ct_incoming_refuse(c, "its node was unlinked during the handshake");
             return;
@@ -552,7 +443,7 @@ ct_write_cb(uv_write_t *w, int status)
     address[len] = '\0';
     uv_tcp_t *tcp = ct_conn_hand_over(c);
     if (l != NULL)
-        ct_stream_start(c->ct, l, tcp, false, address);
+        cluster_link_accepted(l, tcp, address);
     else
         g->accept_cb(g->t, from, address, (uv_stream_t *)tcp);
 }
@@ -619,7 +510,7 @@ ct_incoming_on_hello(struct ct_conn *c)
         ct_incoming_refuse(c, why);
         return;
     }
-    if (group == CLUSTER_TRANSPORT_LINK_GROUP && ct_link_find(ct, from) == NULL) {
+    if (group == CLUSTER_TRANSPORT_LINK_GROUP && cluster_link_find(ct, from) == NULL) {
         snprintf(why, sizeof(why), "a node link from node id %llu, not a linked node",
                  (unsigned long long)from);
         ct_incoming_refuse(c, why);
@@ -732,10 +623,8 @@ ct_connect_on_proof(struct ct_conn *c)
     }
     uv_tcp_t *tcp = ct_conn_hand_over(c);
     if (c->role == CT_LINK_CONNECTOR) {
-        struct ct_link *l = c->l;
-        WR_ASSERT(l != NULL && l->connecting == c); /* detaching fails c */
-        l->connecting = NULL;
-        ct_stream_start(c->ct, l, tcp, true, l->address);
+        WR_ASSERT(c->l != NULL); /* cluster_ct_link_cancel fails c */
+        cluster_link_connected(c->l, tcp);
         return;
     }
     struct raft_uv_connect *req = c->req;
@@ -954,6 +843,45 @@ ct_group_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_
     return 0;
 }
 
+bool
+cluster_ct_address_valid(const char *address)
+{
+    char host[CT_ADDR_MAX + 1], port[8];
+    return strlen(address) <= CT_ADDR_MAX &&
+           ct_address_split(address, host, sizeof(host), port, sizeof(port)) == 0;
+}
+
+struct ct_conn *
+cluster_ct_link_connect(struct cluster_transport *ct, struct ct_link *l, uint64_t peer_id,
+                        const char *address)
+{
+    WR_ASSERT(!ct->closing && ct->self_id != 0);
+    struct ct_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        log_msg(LOG_ERROR, "cluster transport: link to %s: out of memory", address);
+        return NULL;
+    }
+    c->ct = ct;
+    c->role = CT_LINK_CONNECTOR;
+    c->l = l;
+    ct_hello_prepare(c, CLUSTER_TRANSPORT_LINK_GROUP, ct->self_id, peer_id, ct->self_address);
+    char err[256];
+    if (ct_conn_start(c, address, err, sizeof(err)) != 0) {
+        log_msg(LOG_DEBUG, "cluster transport: link to %s: %s", address, err);
+        free(c);
+        return NULL;
+    }
+    LIST_INSERT_HEAD(&ct->linking, c, link);
+    return c;
+}
+
+void
+cluster_ct_link_cancel(struct ct_conn *c)
+{
+    c->l = NULL;
+    ct_conn_fail(c, RAFT_CANCELED);
+}
+
 static void
 ct_group_closer_closed(uv_handle_t *h)
 {
@@ -1038,7 +966,7 @@ ct_refused_closed(uv_handle_t *h)
     struct cluster_transport *ct = h->data;
     free(h);
     ct->n_refusing--;
-    ct_maybe_closed(ct);
+    cluster_ct_maybe_closed(ct);
 }
 
 /* CT_HANDSHAKES_MAX connections are in their handshake already: accepts the waiting one
@@ -1132,430 +1060,6 @@ ct_listen_cb(uv_stream_t *server, int status)
     }
 }
 
-/* ---- Node links ---- */
-
-static void
-ct_stream_closed(uv_handle_t *h)
-{
-    struct ct_stream *s = h->data;
-    struct cluster_transport *ct = s->ct;
-    raft_free(h);
-    free(s->rbuf);
-    LIST_REMOVE(s, entry);
-    free(s);
-    ct_maybe_closed(ct);
-}
-
-/* Detaches s from its link (the link may be going away) and returns the link, or NULL. */
-static struct ct_link *
-ct_stream_detach(struct ct_stream *s)
-{
-    struct ct_link *l = s->link;
-    s->link = NULL;
-    if (l != NULL && l->out == s)
-        l->out = NULL;
-    return l;
-}
-
-/* Closes s (idempotent): its queued frames are dropped (their write callbacks run, cancelled,
- * before the close callback frees s). why, when not NULL, is logged at level. When s was our
- * stream to a linked peer, the link connects again later. */
-static void
-ct_stream_close(struct ct_stream *s, enum log_level level, const char *why)
-{
-    if (s->closing)
-        return;
-    s->closing = true;
-    if (why != NULL)
-        log_msg(level, "cluster transport: link %s node %llu at %s closed: %s",
-                s->outgoing ? "to" : "from", (unsigned long long)s->peer_id, s->peer, why);
-    bool was_out = s->link != NULL && s->link->out == s;
-    struct ct_link *l = ct_stream_detach(s);
-    uv_close((uv_handle_t *)s->tcp, ct_stream_closed);
-    if (was_out)
-        ct_link_retry_later(l);
-}
-
-static void
-ct_frame_written(uv_write_t *req, int status)
-{
-    struct ct_frame *f = req->data;
-    struct ct_stream *s = f->s;
-    s->out_bytes -= f->len;
-    free(f);
-    if (status < 0 && status != UV_ECANCELED)
-        ct_stream_close(s, LOG_INFO, uv_strerror(status));
-}
-
-/* Queues a frame of type and len bytes on s. Returns 0, or -1 on allocation or write
- * failure (s is then closing). */
-static int
-ct_stream_write(struct ct_stream *s, uint8_t type, const void *bytes, size_t len)
-{
-    struct ct_frame *f = malloc(sizeof(*f) + CT_LINK_HEADER + len);
-    if (f == NULL) {
-        log_msg(LOG_ERROR, "cluster transport: link to node %llu: out of memory for %zu bytes",
-                (unsigned long long)s->peer_id, len);
-        return -1;
-    }
-    f->req.data = f;
-    f->s = s;
-    f->len = CT_LINK_HEADER + len;
-    bytes_put32(f->bytes, (uint32_t)len);
-    f->bytes[4] = type;
-    if (len > 0)
-        memcpy(f->bytes + CT_LINK_HEADER, bytes, len);
-    uv_buf_t b = uv_buf_init((char *)f->bytes, (unsigned)f->len);
-    int rv = uv_write(&f->req, (uv_stream_t *)s->tcp, &b, 1, ct_frame_written);
-    if (rv < 0) {
-        free(f);
-        ct_stream_close(s, LOG_INFO, uv_strerror(rv));
-        return -1;
-    }
-    s->out_bytes += f->len;
-    return 0;
-}
-
-static void
-ct_stream_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct ct_stream *s = h->data;
-    (void)suggested;
-    /* Room for a whole chunk, or for the rest of the frame under way when that is more
-     * (its length was checked against msg_max when its header came). */
-    size_t want = CT_LINK_READ_CHUNK;
-    if (s->rlen >= CT_LINK_HEADER) {
-        size_t frame = CT_LINK_HEADER + (size_t)bytes_get32(s->rbuf);
-        if (frame - s->rlen > want)
-            want = frame - s->rlen;
-    }
-    if (s->rcap - s->rlen < want) {
-        uint8_t *p = realloc(s->rbuf, s->rlen + want);
-        if (p == NULL) {
-            *buf = uv_buf_init(NULL, 0); /* the read callback gets UV_ENOBUFS */
-            return;
-        }
-        s->rbuf = p;
-        s->rcap = s->rlen + want;
-    }
-    *buf = uv_buf_init((char *)s->rbuf + s->rlen, (unsigned)(s->rcap - s->rlen));
-}
-
-/* Takes the complete frames at the start of s->rbuf: heartbeats are dropped, messages go to
- * the on_message callback (only on a stream a peer made). Stops when s or ct closes. */
-static void
-ct_stream_parse(struct ct_stream *s)
-{
-    struct cluster_transport *ct = s->ct;
-    size_t off = 0;
-    while (s->rlen - off >= CT_LINK_HEADER) {
-        uint8_t *p = s->rbuf + off;
-        size_t len = bytes_get32(p);
-        uint8_t type = p[4];
-        if (len > ct->msg_max) {
-            char why[128];
-            snprintf(why, sizeof(why), "a message of %zu bytes, over the limit of %zu", len,
-                     ct->msg_max);
-            ct_stream_close(s, LOG_WARNING, why);
-            return;
-        }
-        if (s->rlen - off - CT_LINK_HEADER < len)
-            break;
-        off += CT_LINK_HEADER + len;
-        if (type == CT_LINK_HEARTBEAT)
-            continue;
-        if (s->outgoing) {
-            ct_stream_close(s, LOG_WARNING, "a message on our own link stream");
-            return;
-        }
-        if (ct->on_message != NULL)
-            ct->on_message(ct->on_message_arg, s->peer_id, type, p + CT_LINK_HEADER, len);
-        if (s->closing || ct->closing)
-            return;
-    }
-    s->rlen -= off;
-    if (s->rlen > 0 && off > 0)
-        memmove(s->rbuf, s->rbuf + off, s->rlen);
-    if (s->rlen == 0 && s->rcap > CT_LINK_READ_CHUNK) {
-        free(s->rbuf); /* a big frame's buffer: the next read allocates a chunk again */
-        s->rbuf = NULL;
-        s->rcap = 0;
-    }
-}
-
-static void
-ct_stream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    struct ct_stream *s = stream->data;
-    (void)buf;
-    if (nread == 0)
-        return;
-    if (nread < 0) {
-        ct_stream_close(s, LOG_INFO,
-                        nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread));
-        return;
-    }
-    uint64_t now = uv_now(s->ct->loop);
-    s->last_read = now;
-    if (s->link != NULL) {
-        s->link->last_heard = now;
-        s->link->heard = true;
-    }
-    s->rlen += (size_t)nread;
-    ct_stream_parse(s);
-}
-
-/* A link's handshake succeeded: tcp (owned from now on) becomes a stream to (outgoing) or
- * from the linked peer l, named peer in log lines. */
-static void
-ct_stream_start(struct cluster_transport *ct, struct ct_link *l, uv_tcp_t *tcp, bool outgoing,
-                const char *peer)
-{
-    struct ct_stream *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        log_msg(LOG_ERROR, "cluster transport: link %s %s: out of memory", outgoing ? "to" : "from",
-                peer);
-        uv_close((uv_handle_t *)tcp, (uv_close_cb)raft_free);
-        if (outgoing)
-            ct_link_retry_later(l);
-        return;
-    }
-    s->ct = ct;
-    s->link = l;
-    s->tcp = tcp;
-    tcp->data = s;
-    s->peer_id = l->peer_id;
-    s->outgoing = outgoing;
-    s->last_read = uv_now(ct->loop);
-    snprintf(s->peer, sizeof(s->peer), "%s", peer);
-    LIST_INSERT_HEAD(&ct->streams, s, entry);
-    if (outgoing) {
-        l->out = s;
-        l->retry_ms = CT_LINK_RETRY_MIN_MS;
-    }
-    /* The handshake's last bytes count as heard: the peer answered it just now. */
-    l->last_heard = s->last_read;
-    l->heard = true;
-    log_msg(outgoing ? LOG_INFO : LOG_DEBUG, "cluster transport: link %s node %llu at %s up",
-            outgoing ? "to" : "from", (unsigned long long)l->peer_id, peer);
-    int rv = uv_read_start((uv_stream_t *)tcp, ct_stream_alloc, ct_stream_read);
-    if (rv == 0)
-        rv = ct_stream_write(s, CT_LINK_HEARTBEAT, NULL, 0) < 0 ? UV_ENOMEM : 0;
-    if (rv < 0)
-        ct_stream_close(s, LOG_WARNING, uv_strerror(rv));
-}
-
-static void ct_link_connect(struct ct_link *l);
-
-static void
-ct_link_retry_fired(uv_timer_t *timer)
-{
-    ct_link_connect(timer->data);
-}
-
-/* l has neither a stream out nor a handshake under way: connects again after its delay,
- * doubled for the next time up to CT_LINK_RETRY_MAX_MS (a stream that comes up resets it). */
-static void
-ct_link_retry_later(struct ct_link *l)
-{
-    if (l->ct->closing || l->out != NULL || l->connecting != NULL)
-        return;
-    WR_ASSERT(uv_timer_start(&l->retry, ct_link_retry_fired, l->retry_ms, 0) == 0);
-    l->retry_ms = l->retry_ms * 2 < CT_LINK_RETRY_MAX_MS ? l->retry_ms * 2 : CT_LINK_RETRY_MAX_MS;
-}
-
-/* Starts a handshake to l's peer; on failure (now or later) l tries again later. */
-static void
-ct_link_connect(struct ct_link *l)
-{
-    struct cluster_transport *ct = l->ct;
-    WR_ASSERT(l->out == NULL && l->connecting == NULL && !ct->closing);
-    struct ct_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        log_msg(LOG_ERROR, "cluster transport: link to %s: out of memory", l->address);
-        ct_link_retry_later(l);
-        return;
-    }
-    c->ct = ct;
-    c->role = CT_LINK_CONNECTOR;
-    c->l = l;
-    ct_hello_prepare(c, CLUSTER_TRANSPORT_LINK_GROUP, ct->self_id, l->peer_id, ct->self_address);
-    char err[256];
-    if (ct_conn_start(c, l->address, err, sizeof(err)) != 0) {
-        log_msg(LOG_DEBUG, "cluster transport: link to %s: %s", l->address, err);
-        free(c);
-        ct_link_retry_later(l);
-        return;
-    }
-    l->connecting = c;
-    LIST_INSERT_HEAD(&ct->linking, c, link);
-}
-
-/* Closes l's connections, both ways (detached from l first, so that none calls back into it):
- * its handshake under way, its stream out and the streams from its peer. */
-static void
-ct_link_drop(struct ct_link *l, const char *why)
-{
-    struct cluster_transport *ct = l->ct;
-    if (l->connecting != NULL) {
-        struct ct_conn *c = l->connecting;
-        l->connecting = NULL;
-        c->l = NULL;
-        ct_conn_fail(c, RAFT_CANCELED);
-    }
-    struct ct_stream *s, *next;
-    for (s = LIST_FIRST(&ct->streams); s != NULL; s = next) {
-        next = LIST_NEXT(s, entry);
-        if (s->link == l) {
-            ct_stream_detach(s);
-            ct_stream_close(s, LOG_INFO, why);
-        }
-    }
-    uv_timer_stop(&l->retry);
-}
-
-static void
-ct_link_closed(uv_handle_t *h)
-{
-    struct ct_link *l = h->data;
-    struct cluster_transport *ct = l->ct;
-    free(l);
-    ct->n_links--;
-    ct_maybe_closed(ct);
-}
-
-/* Unlinks l: drops its connections, and frees it once its timer has closed. */
-static void
-ct_link_free(struct ct_link *l, const char *why)
-{
-    ct_link_drop(l, why);
-    LIST_REMOVE(l, entry);
-    uv_close((uv_handle_t *)&l->retry, ct_link_closed);
-}
-
-/* Every CT_LINK_HEARTBEAT_MS: closes the link streams that heard nothing for
- * CT_LINK_SILENCE_MS, and sends a heartbeat on the others whose output is empty (bytes
- * already on their way tell the peer as much). */
-static void
-ct_tick(uv_timer_t *timer)
-{
-    struct cluster_transport *ct = timer->data;
-    uint64_t now = uv_now(ct->loop);
-    struct ct_stream *s, *next;
-    for (s = LIST_FIRST(&ct->streams); s != NULL; s = next) {
-        next = LIST_NEXT(s, entry);
-        if (s->closing)
-            continue;
-        if (now - s->last_read >= CT_LINK_SILENCE_MS) {
-            char why[64];
-            snprintf(why, sizeof(why), "nothing heard for %u ms", (unsigned)(now - s->last_read));
-            ct_stream_close(s, LOG_WARNING, why);
-        } else if (s->out_bytes == 0) {
-            (void)ct_stream_write(s, CT_LINK_HEARTBEAT, NULL, 0); /* closes s on failure */
-        }
-    }
-}
-
-int
-cluster_transport_set_self(struct cluster_transport *ct, uint64_t id, const char *address)
-{
-    size_t len = strlen(address);
-    if (id == 0 || len == 0 || len > CT_ADDR_MAX)
-        return -1;
-    if (ct->self_id == id && strcmp(ct->self_address, address) == 0)
-        return 0;
-    ct->self_id = id;
-    memcpy(ct->self_address, address, len + 1);
-    /* The links' connections were made, or accepted, for the old identity. */
-    struct ct_link *l;
-    LIST_FOREACH(l, &ct->links, entry) {
-        ct_link_drop(l, "this node's id or address changed");
-        l->retry_ms = CT_LINK_RETRY_MIN_MS;
-        ct_link_connect(l);
-    }
-    return 0;
-}
-
-int
-cluster_transport_link(struct cluster_transport *ct, uint64_t peer_id, const char *address)
-{
-    char host[CT_ADDR_MAX + 1], port[8];
-    size_t len = strlen(address);
-    if (ct->closing || ct->self_id == 0 || peer_id == 0 || peer_id == ct->self_id ||
-        len > CT_ADDR_MAX || ct_address_split(address, host, sizeof(host), port, sizeof(port)) < 0)
-        return -1;
-    struct ct_link *l = ct_link_find(ct, peer_id);
-    if (l != NULL) {
-        if (strcmp(l->address, address) == 0)
-            return 0;
-        memcpy(l->address, address, len + 1);
-        ct_link_drop(l, "its address changed");
-        l->retry_ms = CT_LINK_RETRY_MIN_MS;
-        ct_link_connect(l);
-        return 0;
-    }
-    l = calloc(1, sizeof(*l));
-    if (l == NULL)
-        return -1;
-    l->ct = ct;
-    l->peer_id = peer_id;
-    memcpy(l->address, address, len + 1);
-    l->retry_ms = CT_LINK_RETRY_MIN_MS;
-    WR_ASSERT(uv_timer_init(ct->loop, &l->retry) == 0);
-    l->retry.data = l;
-    LIST_INSERT_HEAD(&ct->links, l, entry);
-    ct->n_links++;
-    if (!uv_is_active((uv_handle_t *)&ct->tick))
-        WR_ASSERT(uv_timer_start(&ct->tick, ct_tick, CT_LINK_HEARTBEAT_MS, CT_LINK_HEARTBEAT_MS) ==
-                  0);
-    ct_link_connect(l);
-    return 0;
-}
-
-void
-cluster_transport_unlink(struct cluster_transport *ct, uint64_t peer_id)
-{
-    struct ct_link *l = ct_link_find(ct, peer_id);
-    if (l != NULL)
-        ct_link_free(l, "unlinked");
-}
-
-bool
-cluster_transport_peer_alive(const struct cluster_transport *ct, uint64_t peer_id)
-{
-    const struct ct_link *l = ct_link_find(ct, peer_id);
-    return l != NULL && l->out != NULL && l->heard &&
-           uv_now(ct->loop) - l->last_heard < CT_LINK_ALIVE_MS;
-}
-
-int
-cluster_transport_send(struct cluster_transport *ct, uint64_t peer_id, uint8_t type,
-                       const void *bytes, size_t len)
-{
-    if (ct->closing || type == CT_LINK_HEARTBEAT || len > ct->msg_max)
-        return -1;
-    struct ct_link *l = ct_link_find(ct, peer_id);
-    if (l == NULL || l->out == NULL || l->out->out_bytes >= CLUSTER_TRANSPORT_OUTPUT_MAX)
-        return -1;
-    return ct_stream_write(l->out, type, bytes, len);
-}
-
-void
-cluster_transport_on_message(struct cluster_transport *ct,
-                             void (*fn)(void *arg, uint64_t peer_id, uint8_t type,
-                                        const uint8_t *bytes, size_t len),
-                             void *arg)
-{
-    ct->on_message = fn;
-    ct->on_message_arg = arg;
-}
-
-void
-cluster_transport_set_message_max(struct cluster_transport *ct, size_t bytes)
-{
-    ct->msg_max = bytes < UINT32_MAX ? bytes : UINT32_MAX;
-}
-
 struct cluster_transport *
 cluster_transport_new(uv_loop_t *loop, const char *bind_host, uint16_t port, const uint8_t *secret,
                       size_t secret_len, char *err, size_t errlen)
@@ -1583,19 +1087,14 @@ cluster_transport_new(uv_loop_t *loop, const char *bind_host, uint16_t port, con
     ct->secret_len = secret_len;
     ct->port = port;
     ct->timeout_ms = CT_HANDSHAKE_TIMEOUT_MS;
-    ct->msg_max = CLUSTER_TRANSPORT_MESSAGE_MAX;
     snprintf(ct->bind_host, sizeof(ct->bind_host), "%s", bind_host);
     LIST_INIT(&ct->groups);
     LIST_INIT(&ct->incoming);
-    LIST_INIT(&ct->links);
     LIST_INIT(&ct->linking);
-    LIST_INIT(&ct->streams);
     WR_ASSERT(uv_tcp_init(loop, &ct->listener) == 0);
     ct->listener.data = ct;
     ct->listener_open = true;
-    WR_ASSERT(uv_timer_init(loop, &ct->tick) == 0);
-    ct->tick.data = ct;
-    ct->tick_open = true;
+    cluster_links_init(ct);
     return ct;
 }
 
@@ -1647,15 +1146,7 @@ ct_listener_closed(uv_handle_t *h)
 {
     struct cluster_transport *ct = h->data;
     ct->listener_open = false;
-    ct_maybe_closed(ct);
-}
-
-static void
-ct_tick_closed(uv_handle_t *h)
-{
-    struct cluster_transport *ct = h->data;
-    ct->tick_open = false;
-    ct_maybe_closed(ct);
+    cluster_ct_maybe_closed(ct);
 }
 
 void
@@ -1666,16 +1157,10 @@ cluster_transport_close(struct cluster_transport *ct, void (*done)(void *arg), v
     ct->done = done;
     ct->done_arg = arg;
     uv_close((uv_handle_t *)&ct->listener, ct_listener_closed);
-    uv_close((uv_handle_t *)&ct->tick, ct_tick_closed);
-    while (!LIST_EMPTY(&ct->links))
-        ct_link_free(LIST_FIRST(&ct->links), NULL);
+    cluster_links_close(ct);
     struct ct_conn *c, *next;
     for (c = LIST_FIRST(&ct->incoming); c != NULL; c = next) {
         next = LIST_NEXT(c, link);
         ct_conn_fail(c, RAFT_CANCELED);
-    }
-    struct ct_stream *s;
-    LIST_FOREACH(s, &ct->streams, entry) {
-        ct_stream_close(s, LOG_DEBUG, NULL);
     }
 }
