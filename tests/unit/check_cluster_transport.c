@@ -993,6 +993,19 @@ START_TEST(test_link_reconnect)
     ck_assert_uint_eq(ib.m[0].peer, 1);
     ck_assert_uint_eq(ib.m[0].type, 7);
 
+    /* a's address changes (another name): its links drop, and come back with the new one. */
+    char renamed[64];
+    snprintf(renamed, sizeof(renamed), "a2@127.0.0.1:%u", a.port);
+    capture_begin();
+    ck_assert_int_eq(cluster_transport_set_self(a.ct, 1, renamed), 0);
+    ck_assert(!cluster_transport_peer_alive(a.ct, 2));
+    bool back = run_until_alive(&a, 2, true, 4000);
+    const char *log = capture_end();
+    ck_assert(back);
+    ck_assert_msg(strstr(log, "closed: this node's id or address changed\n"), "log: %s", log);
+    ck_assert_int_eq(cluster_transport_link(b.ct, 1, renamed), 0);
+    ck_assert(run_until_alive(&b, 1, true, 4000));
+
     node_stop(&b);
     node_stop(&a);
     loop_finish();
