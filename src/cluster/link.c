@@ -182,7 +182,7 @@ ct_stream_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     size_t want = CT_LINK_READ_CHUNK;
     if (s->rlen >= CT_LINK_HEADER) {
         size_t frame = CT_LINK_HEADER + (size_t)bytes_get32(s->rbuf);
-        if (frame - s->rlen > want)
+        if (frame > s->rlen && frame - s->rlen > want)
             want = frame - s->rlen;
     }
     if (s->rcap - s->rlen < want) {
