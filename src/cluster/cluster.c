@@ -148,7 +148,7 @@ cluster_members_from_conf(const struct conf *conf, struct cluster_member *member
     return 0;
 }
 
-static void
+static int
 cluster_meta_apply(void *arg, const uint8_t *cmd, size_t len)
 {
     struct cluster *c = arg;
@@ -161,10 +161,11 @@ cluster_meta_apply(void *arg, const uint8_t *cmd, size_t len)
                  (const char *)cmd + 9);
         log_msg(LOG_INFO, "cluster: %s leads the metadata group (term %llu)", c->leader_name,
                 (unsigned long long)term);
-        return;
+        return 0;
     }
     log_msg(LOG_ERROR, "cluster: unknown metadata command %d of %zu bytes: ignored",
             len > 0 ? cmd[0] : -1, len);
+    return -1;
 }
 
 static void

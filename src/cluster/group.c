@@ -1,7 +1,13 @@
 /* A Raft group (see group.h): submissions batched per loop turn on the broker's loop, raft and
  * raft_uv on the Raft thread, committed entries copied back to the broker's loop.
  *
- * An entry is the commands of one batch, each as [u32 length, big-endian][bytes]. */
+ * An entry is one batch: [origin: the submitting member's Raft id, u64][its incarnation,
+ * u64][the batch's sequence number there, u64], then its commands, each as [u32 length][bytes]
+ * (all big-endian). The member whose entry it is finds its batch by origin and sequence number
+ * when it applies the entry, and answers each command's submitter right after the command's
+ * apply, with what the apply returned: raft's own completion callback only matters when the
+ * entry did not get in (or may not have). The incarnation, random at each start, keeps an entry
+ * of an earlier run, committed late, from being taken for a batch of this one. */
 #include "config.h"
 
 #include "group.h"
@@ -16,6 +22,7 @@
 #include <uv.h>
 
 #include <event2/event.h>
+#include <openssl/rand.h>
 
 #include "raft_thread.h"
 #include "transport.h"
@@ -34,16 +41,28 @@ struct group_waiter {
     void *arg;
 };
 
-/* One entry's commands on their way into the log and back. */
+#define GROUP_HEADER 24 /* origin, incarnation, sequence number */
+
+/* One batch of commands, on the broker's loop: filled during a loop turn, then pending until
+ * its entry is applied or known to be refused. */
 struct group_batch {
-    struct cluster_call call; /* to the Raft thread, then back to the broker's loop */
-    struct cluster_group *g;
-    struct raft_apply req;
-    struct raft_buffer buf; /* raft_malloc'ed; raft's once raft_apply accepted it */
-    size_t cap;
-    enum cluster_outcome outcome;
+    struct group_batch *next; /* the group's pending list */
+    uint64_t seq;
+    uint8_t *entry; /* raft_malloc'ed; handed to the request when submitted */
+    size_t len, cap;
     unsigned n_waiters, cap_waiters;
     struct group_waiter *waiters; /* owns */
+};
+
+/* One raft_apply: made on the broker's loop, run on the Raft thread, and back on the broker's
+ * loop only when the entry did not (or may not) get in. */
+struct group_submit {
+    struct cluster_call call;
+    struct cluster_group *g;
+    struct raft_apply req;
+    struct raft_buffer buf; /* the entry: raft's once raft_apply accepted it */
+    uint64_t seq;
+    enum cluster_outcome outcome;
 };
 
 /* A committed entry, copied for the broker's loop. */
@@ -71,7 +90,8 @@ struct cluster_group {
     char self_address[CLUSTER_ADDRESS_MAX];
     unsigned n_initial;
     struct cluster_member initial[CLUSTER_GROUP_MAX_MEMBERS];
-    char error[1024]; /* why the start failed */
+    char error[1024];     /* why the start failed */
+    uint64_t incarnation; /* random at each start (see the top of the file) */
 
     /* Raft thread only */
     struct raft raft;
@@ -89,7 +109,9 @@ struct cluster_group {
     struct cluster_group_status status;
     struct event *flush;      /* owns; submits the open batch at the end of the turn */
     struct group_batch *open; /* owns; the batch being filled, or NULL */
-    unsigned in_flight;       /* batches whose outcome is not back yet */
+    struct group_batch *pending, **pending_tail; /* owns; submitted, in sequence order */
+    uint64_t next_seq;
+    unsigned in_flight; /* batches pending */
     bool closing;
     struct event *drain_timer; /* owns, while closing with batches in flight */
     void (*closed)(void *arg);
@@ -99,37 +121,39 @@ struct cluster_group {
 
 /* ---- Raft thread ---- */
 
-static void group_batch_on_done(struct cluster_call *call);
+static void group_req_on_broker(struct cluster_call *call);
 
 static void
-group_batch_back(struct group_batch *b, enum cluster_outcome outcome)
+group_req_back(struct group_submit *q, enum cluster_outcome outcome)
 {
-    b->outcome = outcome;
-    b->call.fn = group_batch_on_done;
-    cluster_thread_post(b->g->thread, &b->call);
+    q->outcome = outcome;
+    q->call.fn = group_req_on_broker;
+    cluster_thread_post(q->g->thread, &q->call);
 }
 
 static void
-group_batch_on_applied(struct raft_apply *req, int status, void *result)
+group_req_on_applied(struct raft_apply *req, int status, void *result)
 {
-    struct group_batch *b = req->data;
-    group_batch_back(b, status == 0                     ? CLUSTER_COMMITTED
-                        : status == RAFT_NOTLEADER      ? CLUSTER_NOT_LEADER
-                        : status == RAFT_LEADERSHIPLOST ? CLUSTER_MAYBE
-                        : status == RAFT_SHUTDOWN       ? CLUSTER_MAYBE
-                                                        : CLUSTER_FAILED);
+    struct group_submit *q = req->data;
+    if (status == 0) { /* the apply answered the batch */
+        free(q);
+        return;
+    }
+    group_req_back(q, status == RAFT_NOTLEADER ? CLUSTER_NOT_LEADER
+                      : status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN ? CLUSTER_MAYBE
+                                                                                 : CLUSTER_FAILED);
 }
 
 static void
-group_batch_on_raft(struct cluster_call *call)
+group_req_on_raft(struct cluster_call *call)
 {
-    struct group_batch *b = (struct group_batch *)call;
-    b->req.data = b;
-    int rc = raft_apply(&b->g->raft, &b->req, &b->buf, 1, group_batch_on_applied);
-    if (rc != 0) /* not in the log: the entry is still ours, freed with the batch */
-        group_batch_back(b, rc == RAFT_NOTLEADER ? CLUSTER_NOT_LEADER : CLUSTER_FAILED);
+    struct group_submit *q = (struct group_submit *)call;
+    q->req.data = q;
+    int rc = raft_apply(&q->g->raft, &q->req, &q->buf, 1, group_req_on_applied);
+    if (rc != 0) /* not in the log: the entry is still ours, freed with the request */
+        group_req_back(q, rc == RAFT_NOTLEADER ? CLUSTER_NOT_LEADER : CLUSTER_FAILED);
     else
-        b->buf.base = NULL; /* raft's now */
+        q->buf.base = NULL; /* raft's now */
 }
 
 static void group_applied_on_broker(struct cluster_call *call);
@@ -254,23 +278,68 @@ static void group_close_now(struct cluster_group *g);
 static void
 group_batch_free(struct group_batch *b)
 {
-    raft_free(b->buf.base);
+    raft_free(b->entry);
     free(b->waiters);
     free(b);
 }
 
-static void
-group_batch_on_done(struct cluster_call *call)
+static uint64_t
+group_get64(const uint8_t *p)
 {
-    struct group_batch *b = (struct group_batch *)call;
-    struct cluster_group *g = b->g;
-    for (unsigned i = 0; i < b->n_waiters; i++)
-        if (b->waiters[i].done != NULL)
-            b->waiters[i].done(b->waiters[i].arg, b->outcome);
-    group_batch_free(b);
-    g->in_flight--;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void
+group_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* Takes the pending batch seq out of the list; NULL when it is not there (answered already). */
+static struct group_batch *
+group_pending_take(struct cluster_group *g, uint64_t seq)
+{
+    for (struct group_batch **pp = &g->pending; *pp != NULL; pp = &(*pp)->next) {
+        struct group_batch *b = *pp;
+        if (b->seq != seq)
+            continue;
+        *pp = b->next;
+        if (g->pending_tail == &b->next)
+            g->pending_tail = pp;
+        g->in_flight--;
+        return b;
+    }
+    return NULL;
+}
+
+static void
+group_after_answer(struct cluster_group *g)
+{
     if (g->closing && g->in_flight == 0 && g->drain_timer != NULL)
         group_close_now(g);
+}
+
+/* The entry did not get in, or may not have: every command of its batch is answered so. */
+static void
+group_req_on_broker(struct cluster_call *call)
+{
+    struct group_submit *q = (struct group_submit *)call;
+    struct cluster_group *g = q->g;
+    struct group_batch *b = group_pending_take(g, q->seq);
+    enum cluster_outcome outcome = q->outcome;
+    raft_free(q->buf.base);
+    free(q);
+    if (b == NULL)
+        return;
+    for (unsigned i = 0; i < b->n_waiters; i++)
+        if (b->waiters[i].done != NULL)
+            b->waiters[i].done(b->waiters[i].arg, outcome, 0);
+    group_batch_free(b);
+    group_after_answer(g);
 }
 
 static void
@@ -278,18 +347,29 @@ group_applied_on_broker(struct cluster_call *call)
 {
     struct group_applied *a = (struct group_applied *)call;
     struct cluster_group *g = a->g;
-    size_t off = 0;
-    while (a->len - off >= 4) {
+    struct group_batch *b = NULL;
+    if (a->len >= GROUP_HEADER && group_get64(a->data) == g->self_id &&
+        group_get64(a->data + 8) == g->incarnation)
+        b = group_pending_take(g, group_get64(a->data + 16));
+    size_t off = GROUP_HEADER;
+    for (unsigned i = 0; a->len - off >= 4; i++) {
         const uint8_t *p = a->data + off;
         size_t n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
         if (n > a->len - off - 4) {
-            log_msg(LOG_ERROR, "cluster: group %p: a committed entry is cut short", (void *)g);
+            log_msg(LOG_ERROR, "cluster: group %llu: a committed entry is cut short",
+                    (unsigned long long)g->id);
             break;
         }
-        g->ops->apply(g->arg, p + 4, n);
+        int result = g->ops->apply(g->arg, p + 4, n);
+        if (b != NULL && i < b->n_waiters && b->waiters[i].done != NULL)
+            b->waiters[i].done(b->waiters[i].arg, CLUSTER_COMMITTED, result);
         off += 4 + n;
     }
     free(a);
+    if (b != NULL) {
+        group_batch_free(b);
+        group_after_answer(g);
+    }
 }
 
 static void
@@ -303,16 +383,37 @@ group_status_on_broker(struct cluster_call *call)
         g->ops->changed(g->arg, &g->status);
 }
 
+/* Submits the open batch: pending from now on, its entry on its way to raft. */
 static void
 group_flush(struct cluster_group *g)
 {
     struct group_batch *b = g->open;
     if (b == NULL)
         return;
+    struct group_submit *q = calloc(1, sizeof(*q));
+    if (q == NULL) { /* ENOMEM: refused as a whole, as raft would refuse it */
+        g->open = NULL;
+        for (unsigned i = 0; i < b->n_waiters; i++)
+            if (b->waiters[i].done != NULL)
+                b->waiters[i].done(b->waiters[i].arg, CLUSTER_FAILED, 0);
+        group_batch_free(b);
+        return;
+    }
     g->open = NULL;
+    b->seq = ++g->next_seq;
+    group_put64(b->entry, g->self_id);
+    group_put64(b->entry + 8, g->incarnation);
+    group_put64(b->entry + 16, b->seq);
+    q->g = g;
+    q->seq = b->seq;
+    q->buf = (struct raft_buffer){.base = b->entry, .len = b->len};
+    b->entry = NULL;
+    b->next = NULL;
+    *g->pending_tail = b;
+    g->pending_tail = &b->next;
     g->in_flight++;
-    b->call.fn = group_batch_on_raft;
-    cluster_thread_call(g->thread, &b->call);
+    q->call.fn = group_req_on_raft;
+    cluster_thread_call(g->thread, &q->call);
 }
 
 static void
@@ -326,24 +427,24 @@ group_on_flush(evutil_socket_t fd, short what, void *arg)
 static struct group_batch *
 group_batch_reserve(struct cluster_group *g, size_t len)
 {
-    if (g->open != NULL && g->open->buf.len > 0 && g->open->buf.len + 4 + len > GROUP_BATCH_MAX)
+    if (g->open != NULL && g->open->n_waiters > 0 && g->open->len + 4 + len > GROUP_BATCH_MAX)
         group_flush(g);
     struct group_batch *b = g->open;
     if (b == NULL) {
         if ((b = calloc(1, sizeof(*b))) == NULL)
             return NULL;
-        b->g = g;
+        b->len = GROUP_HEADER;
         g->open = b;
         event_active(g->flush, 0, 0);
     }
-    if (b->buf.len + 4 + len > b->cap) {
+    if (b->len + 4 + len > b->cap) {
         size_t cap = b->cap == 0 ? 4096 : b->cap;
-        while (cap < b->buf.len + 4 + len)
+        while (cap < b->len + 4 + len)
             cap *= 2;
-        void *p = raft_realloc(b->buf.base, cap);
+        void *p = raft_realloc(b->entry, cap);
         if (p == NULL)
             return NULL;
-        b->buf.base = p;
+        b->entry = p;
         b->cap = cap;
     }
     if (b->n_waiters == b->cap_waiters) {
@@ -361,7 +462,7 @@ int
 cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, cluster_done_fn done,
                      void *arg)
 {
-    if (g->closing || len > UINT32_MAX - 4) {
+    if (g->closing || len > UINT32_MAX - 4 - GROUP_HEADER) {
         errno = g->closing ? ESHUTDOWN : EMSGSIZE;
         return -1;
     }
@@ -370,13 +471,13 @@ cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, clust
         errno = ENOMEM;
         return -1;
     }
-    uint8_t *p = (uint8_t *)b->buf.base + b->buf.len;
+    uint8_t *p = b->entry + b->len;
     p[0] = (uint8_t)(len >> 24);
     p[1] = (uint8_t)(len >> 16);
     p[2] = (uint8_t)(len >> 8);
     p[3] = (uint8_t)len;
     memcpy(p + 4, cmd, len);
-    b->buf.len += 4 + len;
+    b->len += 4 + len;
     b->waiters[b->n_waiters++] = (struct group_waiter){done, arg};
     return 0;
 }
@@ -434,6 +535,12 @@ cluster_group_new(struct event_base *base, struct cluster_thread *t,
     snprintf(g->self_address, sizeof(g->self_address), "%s", o->self_address);
     g->n_initial = o->n_initial;
     memcpy(g->initial, o->initial, o->n_initial * sizeof(*o->initial));
+    g->pending_tail = &g->pending;
+    if (RAND_bytes((unsigned char *)&g->incarnation, sizeof(g->incarnation)) != 1) {
+        snprintf(err, errlen, "cluster: no random bytes from OpenSSL");
+        cluster_group_free(g);
+        return NULL;
+    }
     return g;
 }
 
@@ -446,6 +553,15 @@ cluster_group_error(const struct cluster_group *g)
 void
 cluster_group_free(struct cluster_group *g)
 {
+    /* Batches still unanswered (closed with no quorum): their entries may yet commit. */
+    while (g->pending != NULL) {
+        struct group_batch *b = g->pending;
+        g->pending = b->next;
+        for (unsigned i = 0; i < b->n_waiters; i++)
+            if (b->waiters[i].done != NULL)
+                b->waiters[i].done(b->waiters[i].arg, CLUSTER_MAYBE, 0);
+        group_batch_free(b);
+    }
     event_free(g->flush);
     free(g);
 }
@@ -509,6 +625,7 @@ cluster_group_start(struct cluster_group *g, struct cluster_transport *tr,
     }
     g->raft.data = g;
     raft_set_election_timeout(&g->raft, g->election_timeout_ms);
+    raft_set_heartbeat_timeout(&g->raft, g->election_timeout_ms / 10); /* raft's ratio */
     raft_set_snapshot_threshold(&g->raft, UINT32_MAX);
     if ((rc = group_bootstrap(g)) != 0 || (rc = raft_start(&g->raft)) != 0) {
         snprintf(g->error, sizeof(g->error), "cluster: cannot start the Raft log in %.300s: %s",

@@ -58,8 +58,10 @@ struct cluster_group_status {
 };
 
 struct cluster_group_ops {
-    /* A committed command, on every member, in log order (broker's loop). */
-    void (*apply)(void *arg, const uint8_t *cmd, size_t len);
+    /* A committed command, on every member, in log order (broker's loop). What it returns
+     * goes to the command's done callback on the member that submitted it: the same apply
+     * on every member must decide the same (a declare refused for a conflict everywhere). */
+    int (*apply)(void *arg, const uint8_t *cmd, size_t len);
     /* The status changed: role, term, leader, members or their reachability (broker's loop). */
     void (*changed)(void *arg, const struct cluster_group_status *st);
 };
@@ -100,11 +102,13 @@ const char *cluster_group_error(const struct cluster_group *g);
  * cluster_group_close, which frees it. */
 void cluster_group_free(struct cluster_group *g);
 
-typedef void (*cluster_done_fn)(void *arg, enum cluster_outcome outcome);
+/* result: what apply returned for the command (CLUSTER_COMMITTED), else 0. */
+typedef void (*cluster_done_fn)(void *arg, enum cluster_outcome outcome, int result);
 
-/* Submits one command (copied) to go into the log; done(arg, outcome) is called on the
- * broker's loop once it is known (CLUSTER_COMMITTED after this member applied it). done may be
- * NULL. Returns 0, or -1 on ENOMEM (done is then not called). */
+/* Submits one command (copied) to go into the log with the others of this loop turn;
+ * done(arg, outcome, result) is called on the broker's loop once the outcome is known: for
+ * CLUSTER_COMMITTED right after this member applied it. done may be NULL. Returns 0, or -1
+ * with errno ENOMEM, EMSGSIZE or ESHUTDOWN (closing): done is then not called. */
 int cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, cluster_done_fn done,
                          void *arg);
 

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <raft.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,60 @@ mailbox_run(struct cluster_mailbox *mb)
     }
 }
 
+/* raft 0.15 writes buffers it allocated and did not fill entirely (padding in its
+ * configuration and message encodings) to its log and to the other nodes (cowsql/raft, its
+ * maintained fork, changed that to calloc later): a heap that zeroes raft's allocations keeps
+ * stray bytes of this process's memory off the disk and the wire (and valgrind quiet).
+ * realloc's growth is not zeroed: raft 0.15 writes none of it. */
+static void *
+raft_zeroed_malloc(void *data, size_t size)
+{
+    return calloc(1, size);
+}
+
+static void
+raft_zeroed_free(void *data, void *ptr)
+{
+    free(ptr);
+}
+
+static void *
+raft_zeroed_calloc(void *data, size_t nmemb, size_t size)
+{
+    return calloc(nmemb, size);
+}
+
+static void *
+raft_zeroed_realloc(void *data, void *ptr, size_t size)
+{
+    return realloc(ptr, size);
+}
+
+static void *
+raft_zeroed_aligned_alloc(void *data, size_t alignment, size_t size)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, alignment, size) != 0)
+        return NULL;
+    memset(p, 0, size);
+    return p;
+}
+
+static void
+raft_zeroed_aligned_free(void *data, size_t alignment, void *ptr)
+{
+    free(ptr);
+}
+
+static struct raft_heap raft_zeroed_heap = {
+    .malloc = raft_zeroed_malloc,
+    .free = raft_zeroed_free,
+    .calloc = raft_zeroed_calloc,
+    .realloc = raft_zeroed_realloc,
+    .aligned_alloc = raft_zeroed_aligned_alloc,
+    .aligned_free = raft_zeroed_aligned_free,
+};
+
 static void
 thread_on_wake(uv_async_t *wake)
 {
@@ -93,6 +148,7 @@ thread_on_posted(evutil_socket_t fd, short what, void *arg)
 struct cluster_thread *
 cluster_thread_new(struct event_base *base, char *err, size_t errlen)
 {
+    raft_heap_set(&raft_zeroed_heap); /* before raft allocates anything */
     struct cluster_thread *t = calloc(1, sizeof(*t));
     if (t == NULL) {
         snprintf(err, errlen, "cluster: out of memory");
