@@ -21,12 +21,46 @@ struct cluster;
 /* Longest node name, name@host. */
 #define CLUSTER_NODE_NAME_MAX 256
 
+/* How a command submitted to a Raft group ended, for its done callback. */
+enum cluster_outcome {
+    CLUSTER_COMMITTED = 0, /* committed, and applied on this node before the callback */
+    CLUSTER_NOT_LEADER,    /* refused: no leader to take it now; not in the log */
+    CLUSTER_MAYBE,         /* the leader was lost with the command in flight: it may commit */
+    CLUSTER_FAILED,        /* refused for another reason (out of memory, shutting down) */
+};
+
+/* result: what the command's apply returned (CLUSTER_COMMITTED), else 0. */
+typedef void (*cluster_done_fn)(void *arg, enum cluster_outcome outcome, int result);
+
+/* A kind of metadata command: its first byte, which says which layer applies it. */
+enum cluster_meta_kind {
+    CLUSTER_META_LEADER = 'L', /* the cluster's own: a new leader's marker */
+    CLUSTER_META_ADMIN = 'A',  /* users, vhosts, permissions, policies, parameters */
+};
+
+/* Applies a committed metadata command of its kind, on every node in log order; returns what
+ * its submitter's done callback gets as result (the same on every node). index: the log
+ * entry's (the commands of one entry share it; a layer that stores its state skips entries
+ * at or below the last it stored, as the log is replayed from its start at every start). */
+typedef int (*cluster_meta_apply_fn)(void *arg, uint64_t index, const uint8_t *cmd, size_t len);
+
 /* Opens the cluster the configuration names: starts the Raft thread, the cluster listener and
  * the metadata group, which then elects a leader as soon as a majority of the nodes runs.
  * Returns 0 with *out set (NULL when the configuration names no cluster), or -1 with err
  * filled. */
 int cluster_open(struct event_base *base, const struct conf *conf, struct cluster **out, char *err,
                  size_t errlen);
+
+/* Who applies the metadata commands of kind (before any is committed: at start, right after
+ * cluster_open). A command of a kind nobody applies is logged and skipped. */
+void cluster_meta_register(struct cluster *c, enum cluster_meta_kind kind, cluster_meta_apply_fn fn,
+                           void *arg);
+
+/* Submits a metadata command (its first byte its kind; copied) to be committed and applied on
+ * every node, then done(arg, outcome, result) on this one (see cluster_done_fn). done may be
+ * NULL. Returns 0, or -1 with errno (ENOMEM, EMSGSIZE, ESHUTDOWN): done is then not called. */
+int cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_done_fn done,
+                        void *arg);
 
 /* A node as this node sees it. */
 struct cluster_node_view {

@@ -34,10 +34,6 @@
 /* How long a closing node waits for its metadata changes in flight (ms). */
 #define CLUSTER_CLOSE_DRAIN_MS 2000
 
-enum cluster_meta_cmd {
-    CLUSTER_META_LEADER = 'L',
-};
-
 struct cluster {
     struct event_base *base;             /* borrows */
     struct cluster_thread *thread;       /* owns */
@@ -48,6 +44,10 @@ struct cluster {
     uint64_t marked_term; /* the last term this node, as leader, submitted its marker for */
     char leader_name[CLUSTER_NODE_NAME_MAX]; /* from the last marker applied */
     uint64_t leader_term;
+    struct {
+        cluster_meta_apply_fn fn;
+        void *arg;
+    } appliers[256]; /* by kind, the command's first byte */
     /* starting: the Raft thread opens the transport and the group while the broker waits */
     pthread_mutex_t setup_lock;
     pthread_cond_t setup_cond;
@@ -148,24 +148,50 @@ cluster_members_from_conf(const struct conf *conf, struct cluster_member *member
     return 0;
 }
 
+/* The leader's marker (see the top of the file). */
 static int
-cluster_meta_apply(void *arg, const uint8_t *cmd, size_t len)
+cluster_apply_leader(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
 {
     struct cluster *c = arg;
-    if (len >= 9 && cmd[0] == CLUSTER_META_LEADER) {
-        uint64_t term = 0;
-        for (int i = 1; i <= 8; i++)
-            term = term << 8 | cmd[i];
-        c->leader_term = term;
-        snprintf(c->leader_name, sizeof(c->leader_name), "%.*s", (int)(len - 9),
-                 (const char *)cmd + 9);
-        log_msg(LOG_INFO, "cluster: %s leads the metadata group (term %llu)", c->leader_name,
-                (unsigned long long)term);
-        return 0;
-    }
-    log_msg(LOG_ERROR, "cluster: unknown metadata command %d of %zu bytes: ignored",
+    if (len < 9)
+        return -1;
+    uint64_t term = 0;
+    for (int i = 1; i <= 8; i++)
+        term = term << 8 | cmd[i];
+    c->leader_term = term;
+    snprintf(c->leader_name, sizeof(c->leader_name), "%.*s", (int)(len - 9), (const char *)cmd + 9);
+    log_msg(LOG_INFO, "cluster: %s leads the metadata group (term %llu)", c->leader_name,
+            (unsigned long long)term);
+    return 0;
+}
+
+static int
+cluster_meta_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
+{
+    struct cluster *c = arg;
+    if (len > 0 && c->appliers[cmd[0]].fn != NULL)
+        return c->appliers[cmd[0]].fn(c->appliers[cmd[0]].arg, index, cmd, len);
+    log_msg(LOG_ERROR, "cluster: unknown metadata command %d of %zu bytes: skipped",
             len > 0 ? cmd[0] : -1, len);
     return -1;
+}
+
+void
+cluster_meta_register(struct cluster *c, enum cluster_meta_kind kind, cluster_meta_apply_fn fn,
+                      void *arg)
+{
+    c->appliers[(uint8_t)kind].fn = fn;
+    c->appliers[(uint8_t)kind].arg = arg;
+}
+
+int
+cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_done_fn done, void *arg)
+{
+    if (c->meta == NULL || c->closing) {
+        errno = ESHUTDOWN;
+        return -1;
+    }
+    return cluster_group_submit(c->meta, cmd, len, done, arg);
 }
 
 static void
@@ -262,6 +288,7 @@ cluster_open(struct event_base *base, const struct conf *conf, struct cluster **
     snprintf(c->self_name, sizeof(c->self_name), "%s", conf->nodename);
     c->self_id = members[self].id;
     c->port = conf_distribution_port(conf);
+    cluster_meta_register(c, CLUSTER_META_LEADER, cluster_apply_leader, c);
     snprintf(c->bind, sizeof(c->bind), "%s",
              conf->distribution_interface[0] != '\0' ? conf->distribution_interface : "0.0.0.0");
     /* The transport's key is the cookie's SHA-256: a cookie of any length Erlang takes (a

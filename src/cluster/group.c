@@ -69,6 +69,7 @@ struct group_submit {
 struct group_applied {
     struct cluster_call call;
     struct cluster_group *g;
+    uint64_t index; /* the entry's in the log */
     size_t len;
     uint8_t data[];
 };
@@ -171,6 +172,7 @@ group_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **resu
         abort();
     }
     a->g = g;
+    a->index = g->raft.last_applied + 1; /* raft counts it applied once this returns */
     a->len = buf->len;
     memcpy(a->data, buf->base, buf->len);
     a->call.fn = group_applied_on_broker;
@@ -360,7 +362,7 @@ group_applied_on_broker(struct cluster_call *call)
                     (unsigned long long)g->id);
             break;
         }
-        int result = g->ops->apply(g->arg, p + 4, n);
+        int result = g->ops->apply(g->arg, a->index, p + 4, n);
         if (b != NULL && i < b->n_waiters && b->waiters[i].done != NULL)
             b->waiters[i].done(b->waiters[i].arg, CLUSTER_COMMITTED, result);
         off += 4 + n;

@@ -29,14 +29,6 @@ struct event_base;
 /* A member's Raft address: "name@host:port". */
 #define CLUSTER_ADDRESS_MAX 300
 
-/* How a submitted command ended, for its done callback. */
-enum cluster_outcome {
-    CLUSTER_COMMITTED = 0, /* committed, and applied on this member before the callback */
-    CLUSTER_NOT_LEADER,    /* refused: this member does not lead the group; not in the log */
-    CLUSTER_MAYBE,         /* leadership lost with the command in flight: it may still commit */
-    CLUSTER_FAILED,        /* refused for another reason (out of memory, shutting down) */
-};
-
 enum cluster_role { CLUSTER_UNAVAILABLE = 0, CLUSTER_FOLLOWER, CLUSTER_CANDIDATE, CLUSTER_LEADER };
 
 struct cluster_member {
@@ -60,8 +52,9 @@ struct cluster_group_status {
 struct cluster_group_ops {
     /* A committed command, on every member, in log order (broker's loop). What it returns
      * goes to the command's done callback on the member that submitted it: the same apply
-     * on every member must decide the same (a declare refused for a conflict everywhere). */
-    int (*apply)(void *arg, const uint8_t *cmd, size_t len);
+     * on every member must decide the same (a declare refused for a conflict everywhere).
+     * index: the entry's in the log (the commands of one entry share it). */
+    int (*apply)(void *arg, uint64_t index, const uint8_t *cmd, size_t len);
     /* The status changed: role, term, leader, members or their reachability (broker's loop). */
     void (*changed)(void *arg, const struct cluster_group_status *st);
 };
@@ -101,9 +94,6 @@ const char *cluster_group_error(const struct cluster_group *g);
 /* Frees a group that never started or failed to: a started one is closed with
  * cluster_group_close, which frees it. */
 void cluster_group_free(struct cluster_group *g);
-
-/* result: what apply returned for the command (CLUSTER_COMMITTED), else 0. */
-typedef void (*cluster_done_fn)(void *arg, enum cluster_outcome outcome, int result);
 
 /* Submits one command (copied) to go into the log with the others of this loop turn;
  * done(arg, outcome, result) is called on the broker's loop once the outcome is known: for

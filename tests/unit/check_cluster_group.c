@@ -33,6 +33,7 @@ struct member {
     int started_rc;
     unsigned n_applied;
     uint32_t applied[MAX_APPLIED]; /* each command's 4 bytes, in apply order */
+    uint64_t index[MAX_APPLIED];   /* its entry's index */
     unsigned n_changes;
     bool closed, tr_closed;
 };
@@ -50,13 +51,14 @@ static unsigned applied_at_done[MAX_APPLIED]; /* the submitter's n_applied when 
 static struct member *submitter;
 
 static int
-on_apply(void *arg, const uint8_t *cmd, size_t len)
+on_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
 {
     struct member *m = arg;
     ck_assert_uint_eq(len, 4);
     uint32_t v;
     memcpy(&v, cmd, 4);
     ck_assert_uint_lt(m->n_applied, MAX_APPLIED);
+    m->index[m->n_applied] = index;
     m->applied[m->n_applied++] = v;
     return (int)(v * 2 + 1);
 }
@@ -280,10 +282,18 @@ START_TEST(test_leader_commits_in_order)
     for (unsigned i = 0; i < N; i++) {
         ck_assert_uint_eq(members[i].n_applied, 300);
         ck_assert_mem_eq(members[i].applied, l->applied, 300 * sizeof(uint32_t));
+        ck_assert_mem_eq(members[i].index, l->index, 300 * sizeof(uint64_t));
         ck_assert_uint_gt(members[i].n_changes, 0);
     }
-    for (unsigned i = 0; i < 300; i++)
+    for (unsigned i = 0; i < 300; i++) {
         ck_assert_uint_eq(l->applied[i], i + 1);
+        /* one entry per loop turn (at least the bootstrap configuration before them) */
+        ck_assert_uint_gt(l->index[i], 1);
+        if (i % 100 != 0)
+            ck_assert_uint_eq(l->index[i], l->index[i - 1]);
+        else if (i > 0)
+            ck_assert_uint_gt(l->index[i], l->index[i - 1]);
+    }
     const struct cluster_group_status *st = cluster_group_status(l->g);
     ck_assert_uint_eq(st->n_members, N);
     for (unsigned i = 0; i < N; i++)
