@@ -17,6 +17,7 @@
 
 #include "warren/admin.h"
 #include "warren/auth.h"
+#include "warren/cluster.h"
 #include "warren/conf.h"
 #include "warren/durable.h"
 #include "warren/log.h"
@@ -33,6 +34,7 @@ struct server_main {
     struct net_server *net;
     struct durable *durable;       /* borrows */
     struct vhost_registry *vhosts; /* borrows */
+    struct cluster *cluster;       /* borrows; NULL: not clustered */
     bool stopping;
 };
 
@@ -48,10 +50,22 @@ main_on_libevent_log(int severity, const char *msg)
 }
 
 static void
-main_on_shutdown_done(void *arg)
+main_on_cluster_closed(void *arg)
 {
     struct server_main *m = arg;
     event_base_loopexit(m->base, NULL);
+}
+
+/* The connections are closed: the node leaves the cluster's groups last, once nothing it
+ * serves can submit to them. */
+static void
+main_on_shutdown_done(void *arg)
+{
+    struct server_main *m = arg;
+    if (m->cluster != NULL)
+        cluster_close(m->cluster, main_on_cluster_closed, m);
+    else
+        event_base_loopexit(m->base, NULL);
 }
 
 /* SIGHUP: certificates and keys replaced on disk serve new TLS connections. */
@@ -150,6 +164,7 @@ main(int argc, char **argv)
     struct durable *durable = NULL;
     struct admin *admin = NULL;
     struct mgmt *mgmt = NULL;
+    struct cluster *cluster = NULL;
     struct vhost_registry vhosts;
     vhost_registry_init(&vhosts);
     struct auth_db *auth = auth_db_new();
@@ -203,6 +218,11 @@ main(int argc, char **argv)
     }
     m.durable = durable;
     m.vhosts = &vhosts;
+    if (cluster_open(m.base, &conf, &cluster, err, sizeof(err)) < 0) {
+        log_msg(LOG_CRITICAL, "%s", err);
+        goto out;
+    }
+    m.cluster = cluster;
 
     struct net_server_env env = {.base = m.base, .conf = &conf, .auth = auth, .vhosts = &vhosts};
     m.net = net_server_new(&env);
@@ -216,7 +236,8 @@ main(int argc, char **argv)
                             .auth = auth,
                             .vhosts = &vhosts,
                             .net = m.net,
-                            .store = store};
+                            .store = store,
+                            .cluster = cluster};
     if ((mgmt = mgmt_new(&menv)) == NULL || mgmt_listen(mgmt) < 0 || net_server_listen(m.net) < 0)
         goto out;
     admin_set_net(admin, m.net);
@@ -255,6 +276,7 @@ out:
         admin_set_net(admin, NULL);
     if (m.net != NULL)
         net_server_free(m.net);
+    cluster_free(cluster);           /* (closed already, unless the loop ended otherwise) */
     durable_submit_pending(durable); /* the last batch: store_close completes it */
     /* A flush that fails (a full disk) loses nothing: what it would have written is in the
      * write-ahead log, which the next start replays. The shutdown is still a clean one. */

@@ -14,6 +14,7 @@
 
 struct admin;
 struct auth_db;
+struct cluster;
 struct conf;
 struct event_base;
 struct net_server;
@@ -28,8 +29,9 @@ struct mgmt_env {
     struct admin *admin;
     struct auth_db *auth;
     struct vhost_registry *vhosts;
-    struct net_server *net; /* connections and alarms; NULL: none (the fuzzer) */
-    struct store *store;    /* its write histograms for /metrics; NULL: none */
+    struct net_server *net;  /* connections and alarms; NULL: none (the fuzzer) */
+    struct store *store;     /* its write histograms for /metrics; NULL: none */
+    struct cluster *cluster; /* the cluster's nodes for /api/nodes; NULL: not clustered */
 };
 
 /* NULL on ENOMEM (logged). */

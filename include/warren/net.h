@@ -44,9 +44,11 @@ int net_server_tls_reload(struct net_server *s);
  * admin layer sets it from the global parameter cluster_name. Returns 0, or -1 on ENOMEM
  * (logged) with the name before kept. */
 int net_server_set_cluster_name(struct net_server *s, const char *name);
-/* The cluster's name while none is set, into buf: warren@ and the host's full name, as
- * RabbitMQ's default is its node's name with the host's fully qualified one. */
-void net_default_cluster_name(char *buf, size_t cap);
+/* The cluster's name while no global parameter sets one, into buf: conf's cluster_name when
+ * given; else in a cluster the first node cluster_formation.classic_config.nodes lists (the
+ * same on every node); else the node's name (before its @) with the host's full name, as
+ * RabbitMQ's default (warren@<host> for the default node name). */
+void net_default_cluster_name(const struct conf *conf, char *buf, size_t cap);
 
 /* Makes a connection of fd, a stream socket already connected to a client at peer (peerlen
  * bytes): what accepting it would have made, peer deciding as there whether the client is on

@@ -1,6 +1,6 @@
 /* The node and its health as RabbitMQ 3.10's HTTP API shows them (rabbit_mgmt_wm_node(s).erl,
  * rabbit_mgmt_wm_health_check_*.erl, rabbit_mgmt_wm_healthchecks.erl):
- *   GET /api/nodes, /api/nodes/{name}                   this one node (404 for another name)
+ *   GET /api/nodes, /api/nodes/{name}                   the cluster's nodes (404: not one)
  *   GET /api/health/checks/alarms, /local-alarms        503 while the memory or disk alarm is on
  *   GET /api/health/checks/port-listener/{port}         503 when nothing listens there
  *   GET /api/health/checks/protocol-listener/{proto}    amqp, amqp/ssl, http, https,
@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "mgmt_int.h"
+#include "warren/cluster.h"
 #include "warren/conf.h"
 #include "warren/exchange.h"
 #include "warren/net.h"
@@ -60,9 +61,13 @@ mgmt_listeners(const struct mgmt_req *r)
         api_listener_add(arr, node, "http/prometheus",
                          c->prometheus_tcp_ip != NULL ? c->prometheus_tcp_ip : "",
                          c->prometheus_tcp_port);
+    /* A clustered node's cluster listener (RabbitMQ's distribution listener) */
+    if (r->env->cluster != NULL)
+        api_listener_add(arr, node, "clustering", c->distribution_interface,
+                         conf_distribution_port(c));
     if (json_array_size(arr) != (size_t)c->n_listeners + c->n_ssl_listeners +
                                     (c->management_tcp_port != 0) + (c->management_ssl_port != 0) +
-                                    (c->prometheus_tcp_port != 0)) {
+                                    (c->prometheus_tcp_port != 0) + (r->env->cluster != NULL)) {
         json_decref(arr); /* an append failed: ENOMEM */
         return NULL;
     }
@@ -394,17 +399,44 @@ api_node_json(const struct mgmt_req *r)
         "rss", "cluster_links", "net_ticktime", 60, "being_drained", 0);
 }
 
+/* Another node of the cluster: what this node knows of it (RabbitMQ shows a node that is
+ * down the same way: its name, type and running). A new object; NULL on ENOMEM. */
+static json_t *
+api_peer_node_json(const struct cluster_node_view *v)
+{
+    return json_pack("{s:s, s:s, s:b}", "name", v->name, "type", "disc", "running", v->running);
+}
+
 void
 mgmt_api_nodes(struct mgmt_req *r)
 {
     const char *node = mgmt_node_name(r->env);
-    if (r->n_segs == 2 && strcmp(r->segs[1], node) != 0) {
+    struct cluster_node_view views[CLUSTER_MAX_NODES];
+    unsigned n =
+        r->env->cluster != NULL ? cluster_nodes(r->env->cluster, views, CLUSTER_MAX_NODES) : 0;
+    if (n > CLUSTER_MAX_NODES)
+        n = CLUSTER_MAX_NODES;
+    if (r->n_segs == 2) {
+        if (strcmp(r->segs[1], node) == 0) {
+            mgmt_reply_json(r, api_node_json(r));
+            return;
+        }
+        for (unsigned i = 0; i < n; i++)
+            if (!views[i].self && strcmp(r->segs[1], views[i].name) == 0) {
+                mgmt_reply_json(r, api_peer_node_json(&views[i]));
+                return;
+            }
         mgmt_not_found(r);
         return;
     }
-    json_t *o = api_node_json(r);
-    if (r->n_segs == 2)
-        mgmt_reply_json(r, o);
-    else
-        mgmt_list_reply(r, o != NULL ? json_pack("[o]", o) : NULL, NULL, false);
+    /* The cluster's nodes in the configuration's order; alone, this node. */
+    json_t *list = json_array();
+    for (unsigned i = 0; list != NULL && i < (n > 0 ? n : 1); i++) {
+        json_t *o = n == 0 || views[i].self ? api_node_json(r) : api_peer_node_json(&views[i]);
+        if (json_array_append_new(list, o) < 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    mgmt_list_reply(r, list, NULL, false);
 }

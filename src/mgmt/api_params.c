@@ -237,7 +237,7 @@ mgmt_cluster_name(const struct mgmt_env *env, char *buf, size_t cap)
     if (name != NULL)
         snprintf(buf, cap, "%s", name);
     else
-        net_default_cluster_name(buf, cap);
+        net_default_cluster_name(env->conf, buf, cap);
 }
 
 void

@@ -48,12 +48,23 @@
 #define SERVER_ACCEPT_LOG_MS 10000
 
 void
-net_default_cluster_name(char *buf, size_t cap)
+net_default_cluster_name(const struct conf *conf, char *buf, size_t cap)
 {
+    if (conf->cluster_name != NULL && conf->cluster_name[0] != '\0') {
+        snprintf(buf, cap, "%s", conf->cluster_name);
+        return;
+    }
+    struct conf_node first; /* in a cluster, the same on every node: the first one listed */
+    char err[128];
+    if (conf->cluster_nodes.n > 0 &&
+        conf_node_parse(conf->cluster_nodes.items[0], true, &first, err, sizeof(err)) == 0) {
+        snprintf(buf, cap, "%s@%s", first.name, first.host);
+        return;
+    }
     char host[256] = "";
     if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
         strcpy(host, "localhost");
-    snprintf(buf, cap, "warren@%s", host);
+    snprintf(buf, cap, "%.*s@%s", (int)strcspn(conf->nodename, "@"), conf->nodename, host);
 }
 
 /* Encodes the server-properties table for connection.start into s->server_props (replacing
@@ -74,7 +85,7 @@ server_build_props(struct net_server *s, const char *cluster_name)
     if (uname(&un) == 0)
         snprintf(platform, sizeof(platform), "%s %s (C11, libevent)", un.sysname, un.machine);
     if (cluster_name == NULL) {
-        net_default_cluster_name(cluster, sizeof(cluster));
+        net_default_cluster_name(s->env.conf, cluster, sizeof(cluster));
         cluster_name = cluster;
     }
 

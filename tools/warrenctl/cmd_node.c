@@ -117,7 +117,7 @@ ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv)
 }
 
 /* rabbitmqctl status's purpose column for a listener's protocol. */
-static const char *
+const char *
 ctl_listener_purpose(const char *protocol)
 {
     static const struct {
@@ -125,7 +125,8 @@ ctl_listener_purpose(const char *protocol)
     } purposes[] = {{"amqp", "AMQP 0-9-1"},
                     {"amqp/ssl", "AMQP 0-9-1 over TLS"},
                     {"http", "HTTP API"},
-                    {"https", "HTTP API over TLS"}};
+                    {"https", "HTTP API over TLS"},
+                    {"clustering", "inter-node and CLI tool communication"}};
     for (size_t i = 0; protocol != NULL && i < sizeof(purposes) / sizeof(purposes[0]); i++)
         if (strcmp(purposes[i].protocol, protocol) == 0)
             return purposes[i].purpose;

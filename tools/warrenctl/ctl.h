@@ -1,7 +1,7 @@
 /* warrenctl's shared declarations: the options every command sees, the HTTP exchange with
  * the broker's administration API (http.c), the rabbitmqctl-shaped output (out.c) and the
  * command table (main.c) whose handlers live in cmd_users.c, cmd_vhosts.c, cmd_queues.c,
- * cmd_lists.c, cmd_policies.c, cmd_node.c and cmd_runtime.c.
+ * cmd_lists.c, cmd_policies.c, cmd_node.c, cmd_cluster.c and cmd_runtime.c.
  *
  * Exit codes are rabbitmqctl's, which are sysexits.h's: 64 a usage error (and delete_queue's
  * refusals), 65 bad input data (a failed authentication, a missing vhost for delete_vhost),
@@ -215,6 +215,9 @@ int ctl_cmd_list_operator_policies(struct ctl *c, int argc, char **argv);
 int ctl_cmd_export_definitions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_status(struct ctl *c, int argc, char **argv);
+int ctl_cmd_cluster_status(struct ctl *c, int argc, char **argv);
+/* What a listener of the API's protocol name is for, in rabbitmqctl's words ("" unknown). */
+const char *ctl_listener_purpose(const char *protocol);
 int ctl_cmd_list_connections(struct ctl *c, int argc, char **argv);
 int ctl_cmd_close_connection(struct ctl *c, int argc, char **argv);
 int ctl_cmd_close_all_connections(struct ctl *c, int argc, char **argv);

@@ -121,6 +121,9 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"import_definitions", 1, 1, ctl_cmd_import_definitions, "<file_path | \"-\">",
      "Imports definitions in JSON"},
     {"status", 0, 0, ctl_cmd_status, "", "Displays the broker's status"},
+    {"cluster_status", 0, 0, ctl_cmd_cluster_status, "",
+     "Displays all the nodes in the cluster grouped by node type, together with the currently "
+     "running nodes"},
     {"list_connections", 0, -1, ctl_cmd_list_connections, "[--no-table-headers] [<column> ...]",
      "Lists AMQP 0-9-1 connections (columns: pid name user vhost state peer_host peer_port "
      "host port ssl protocol channels timeout frame_max auth_mechanism client_properties "

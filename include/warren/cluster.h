@@ -1,0 +1,86 @@
+/* Clustering: the nodes named by cluster_formation.classic_config.nodes.N form one cluster
+ * through a Raft group they all belong to (the metadata group), over the nodes' cluster
+ * listener (distribution.listener.port_range.min, by default the AMQP port + 20000) and with
+ * the shared secret of <data_dir>/.erlang.cookie. A node whose configuration names no nodes
+ * runs alone, without any of this.
+ *
+ * Everything here is called on the broker's loop. */
+#ifndef WARREN_CLUSTER_H
+#define WARREN_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf;
+struct event_base;
+struct cluster;
+
+/* Most nodes in a cluster. */
+#define CLUSTER_MAX_NODES 16
+/* Longest node name, name@host. */
+#define CLUSTER_NODE_NAME_MAX 256
+
+/* How a command submitted to a Raft group ended, for its done callback. */
+enum cluster_outcome {
+    CLUSTER_COMMITTED = 0, /* committed, and applied on this node before the callback */
+    CLUSTER_NOT_LEADER,    /* refused: no leader to take it now; not in the log */
+    CLUSTER_MAYBE,         /* the leader was lost with the command in flight: it may commit */
+    CLUSTER_FAILED,        /* refused for another reason (out of memory, shutting down) */
+};
+
+/* result: what the command's apply returned (CLUSTER_COMMITTED), else 0. */
+typedef void (*cluster_done_fn)(void *arg, enum cluster_outcome outcome, int result);
+
+/* A kind of metadata command: its first byte, which says which layer applies it. */
+enum cluster_meta_kind {
+    CLUSTER_META_LEADER = 'L', /* the cluster's own: a new leader's marker */
+    CLUSTER_META_ADMIN = 'A',  /* users, vhosts, permissions, policies, parameters */
+};
+
+/* Applies a committed metadata command of its kind, on every node in log order; returns what
+ * its submitter's done callback gets as result (the same on every node). index: the log
+ * entry's (the commands of one entry share it; a layer that stores its state skips entries
+ * at or below the last it stored, as the log is replayed from its start at every start). */
+typedef int (*cluster_meta_apply_fn)(void *arg, uint64_t index, const uint8_t *cmd, size_t len);
+
+/* Opens the cluster the configuration names: starts the Raft thread, the cluster listener and
+ * the metadata group, which then elects a leader as soon as a majority of the nodes runs.
+ * Returns 0 with *out set (NULL when the configuration names no cluster), or -1 with err
+ * filled. */
+int cluster_open(struct event_base *base, const struct conf *conf, struct cluster **out, char *err,
+                 size_t errlen);
+
+/* Who applies the metadata commands of kind (before any is committed: at start, right after
+ * cluster_open). A command of a kind nobody applies is logged and skipped. */
+void cluster_meta_register(struct cluster *c, enum cluster_meta_kind kind, cluster_meta_apply_fn fn,
+                           void *arg);
+
+/* Submits a metadata command (its first byte its kind; copied) to be committed and applied on
+ * every node, then done(arg, outcome, result) on this one (see cluster_done_fn). done may be
+ * NULL. Returns 0, or -1 with errno (ENOMEM, EMSGSIZE, ESHUTDOWN): done is then not called. */
+int cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_done_fn done,
+                        void *arg);
+
+/* A node as this node sees it. */
+struct cluster_node_view {
+    char name[CLUSTER_NODE_NAME_MAX];
+    bool self;
+    bool running; /* reachable: known for every node on the leader, elsewhere only for the
+                   * node itself and the leader it follows */
+    bool leader;  /* leads the metadata group */
+};
+
+/* Fills out with up to cap of the cluster's nodes (the metadata group's members, in the order
+ * of the configuration). Returns how many there are. */
+unsigned cluster_nodes(const struct cluster *c, struct cluster_node_view *out, unsigned cap);
+
+/* Stops the cluster's part of the node: leaves the metadata group (waiting a little for the
+ * changes in flight), closes the listener, then calls done(arg) on the loop. */
+void cluster_close(struct cluster *c, void (*done)(void *arg), void *arg);
+
+/* Frees c, closing it first (running base's loop until it is) if cluster_close was not
+ * called. NULL is ignored. */
+void cluster_free(struct cluster *c);
+
+#endif

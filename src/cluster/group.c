@@ -1,0 +1,698 @@
+/* A Raft group (see group.h): submissions batched per loop turn on the broker's loop, raft and
+ * raft_uv on the Raft thread, committed entries copied back to the broker's loop.
+ *
+ * An entry is one batch: [origin: the submitting member's Raft id, u64][its incarnation,
+ * u64][the batch's sequence number there, u64], then its commands, each as [u32 length][bytes]
+ * (all big-endian). The member whose entry it is finds its batch by origin and sequence number
+ * when it applies the entry, and answers each command's submitter right after the command's
+ * apply, with what the apply returned: raft's own completion callback only matters when the
+ * entry did not get in (or may not have). The incarnation, random at each start, keeps an entry
+ * of an earlier run, committed late, from being taken for a batch of this one. */
+#include "config.h"
+
+#include "group.h"
+
+#include <errno.h>
+#include <raft/uv.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include <event2/event.h>
+#include <openssl/rand.h>
+
+#include "raft_thread.h"
+#include "transport.h"
+#include "warren/log.h"
+
+/* A batch grows to this many bytes before it is submitted within the same loop turn. */
+#define GROUP_BATCH_MAX (1u << 20)
+/* How often the Raft thread looks at raft's state for changes to publish (ms). */
+#define GROUP_WATCH_MS 50
+/* raft_uv's open segments (it keeps up to three preallocated): the metadata's entries are
+ * small, and 3 x raft's default 8 MiB per group would be disk for nothing. */
+#define GROUP_SEGMENT_SIZE (2u << 20)
+
+struct group_waiter {
+    cluster_done_fn done;
+    void *arg;
+};
+
+#define GROUP_HEADER 24 /* origin, incarnation, sequence number */
+
+/* One batch of commands, on the broker's loop: filled during a loop turn, then pending until
+ * its entry is applied or known to be refused. */
+struct group_batch {
+    struct group_batch *next; /* the group's pending list */
+    uint64_t seq;
+    uint8_t *entry; /* raft_malloc'ed; handed to the request when submitted */
+    size_t len, cap;
+    unsigned n_waiters, cap_waiters;
+    struct group_waiter *waiters; /* owns */
+};
+
+/* One raft_apply: made on the broker's loop, run on the Raft thread, and back on the broker's
+ * loop only when the entry did not (or may not) get in. */
+struct group_submit {
+    struct cluster_call call;
+    struct cluster_group *g;
+    struct raft_apply req;
+    struct raft_buffer buf; /* the entry: raft's once raft_apply accepted it */
+    uint64_t seq;
+    enum cluster_outcome outcome;
+};
+
+/* A committed entry, copied for the broker's loop. */
+struct group_applied {
+    struct cluster_call call;
+    struct cluster_group *g;
+    uint64_t index; /* the entry's in the log */
+    size_t len;
+    uint8_t data[];
+};
+
+struct group_status_post {
+    struct cluster_call call;
+    struct cluster_group *g;
+    struct cluster_group_status st;
+};
+
+struct cluster_group {
+    struct cluster_thread *thread; /* borrows */
+    const struct cluster_group_ops *ops;
+    void *arg;
+    unsigned election_timeout_ms;
+    uint64_t id;
+    char dir[4096];
+    raft_id self_id;
+    char self_address[CLUSTER_ADDRESS_MAX];
+    unsigned n_initial;
+    struct cluster_member initial[CLUSTER_GROUP_MAX_MEMBERS];
+    char error[1024];     /* why the start failed */
+    uint64_t incarnation; /* random at each start (see the top of the file) */
+
+    /* Raft thread only */
+    struct raft raft;
+    struct raft_io io;
+    struct raft_fsm fsm;
+    struct raft_uv_transport transport;
+    uv_timer_t watch;
+    struct cluster_group_status seen;                 /* last published */
+    uint64_t last_reached[CLUSTER_GROUP_MAX_MEMBERS]; /* uv_now when the leader last saw one */
+    struct cluster_call close_call;
+    void (*started)(void *arg, int rc);
+    void *started_arg;
+
+    /* Broker's loop only */
+    struct cluster_group_status status;
+    struct event *flush;      /* owns; submits the open batch at the end of the turn */
+    struct group_batch *open; /* owns; the batch being filled, or NULL */
+    struct group_batch *pending, **pending_tail; /* owns; submitted, in sequence order */
+    uint64_t next_seq;
+    unsigned in_flight; /* batches pending */
+    bool closing;
+    struct event *drain_timer; /* owns, while closing with batches in flight */
+    void (*closed)(void *arg);
+    void *closed_arg;
+    struct cluster_call closed_call;
+};
+
+/* ---- Raft thread ---- */
+
+static void group_req_on_broker(struct cluster_call *call);
+
+static void
+group_req_back(struct group_submit *q, enum cluster_outcome outcome)
+{
+    q->outcome = outcome;
+    q->call.fn = group_req_on_broker;
+    cluster_thread_post(q->g->thread, &q->call);
+}
+
+static void
+group_req_on_applied(struct raft_apply *req, int status, void *result)
+{
+    struct group_submit *q = req->data;
+    if (status == 0) { /* the apply answered the batch */
+        free(q);
+        return;
+    }
+    group_req_back(q, status == RAFT_NOTLEADER ? CLUSTER_NOT_LEADER
+                      : status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN ? CLUSTER_MAYBE
+                                                                                 : CLUSTER_FAILED);
+}
+
+static void
+group_req_on_raft(struct cluster_call *call)
+{
+    struct group_submit *q = (struct group_submit *)call;
+    q->req.data = q;
+    int rc = raft_apply(&q->g->raft, &q->req, &q->buf, 1, group_req_on_applied);
+    if (rc != 0) /* not in the log: the entry is still ours, freed with the request */
+        group_req_back(q, rc == RAFT_NOTLEADER ? CLUSTER_NOT_LEADER : CLUSTER_FAILED);
+    else
+        q->buf.base = NULL; /* raft's now */
+}
+
+static void group_applied_on_broker(struct cluster_call *call);
+
+/* raft's state machine: the entry goes to the broker's loop, where the state lives. A
+ * committed entry cannot be refused: without memory for its copy the member stops. */
+static int
+group_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct cluster_group *g = fsm->data;
+    struct group_applied *a = malloc(sizeof(*a) + buf->len);
+    if (a == NULL) {
+        log_msg(LOG_CRITICAL, "cluster: out of memory for a committed entry of %zu bytes",
+                buf->len);
+        abort();
+    }
+    a->g = g;
+    a->index = g->raft.last_applied + 1; /* raft counts it applied once this returns */
+    a->len = buf->len;
+    memcpy(a->data, buf->base, buf->len);
+    a->call.fn = group_applied_on_broker;
+    cluster_thread_post(g->thread, &a->call);
+    *result = NULL;
+    return 0;
+}
+
+/* Never called: the snapshot threshold is out of reach (group.h). */
+static int
+group_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    return RAFT_NOTFOUND;
+}
+
+static int
+group_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    return RAFT_NOTFOUND;
+}
+
+static void group_status_on_broker(struct cluster_call *call);
+
+static void
+group_status_read(struct cluster_group *g, struct cluster_group_status *st)
+{
+    struct raft *r = &g->raft;
+    memset(st, 0, sizeof(*st));
+    int state = raft_state(r);
+    st->role = state == RAFT_LEADER      ? CLUSTER_LEADER
+               : state == RAFT_CANDIDATE ? CLUSTER_CANDIDATE
+               : state == RAFT_FOLLOWER  ? CLUSTER_FOLLOWER
+                                         : CLUSTER_UNAVAILABLE;
+    st->term = r->current_term;
+    const char *leader_address;
+    raft_leader(r, &st->leader_id, &leader_address);
+    uint64_t now = uv_now(cluster_thread_loop(g->thread));
+    for (unsigned i = 0; i < r->configuration.n && i < CLUSTER_GROUP_MAX_MEMBERS; i++) {
+        const struct raft_server *s = &r->configuration.servers[i];
+        struct cluster_member *m = &st->members[st->n_members++];
+        m->id = s->id;
+        snprintf(m->address, sizeof(m->address), "%s", s->address);
+        m->voter = s->role == RAFT_VOTER;
+        if (state == RAFT_LEADER && s->id != r->id) {
+            /* raft clears recent_recv every election timeout and sets it on each reply: a
+             * member counts as reachable for an election timeout after it was last seen. */
+            if (r->leader_state.progress[i].recent_recv)
+                g->last_reached[i] = now;
+            m->reachable = g->last_reached[i] != 0 &&
+                           now - g->last_reached[i] <= 2 * (uint64_t)g->election_timeout_ms;
+        } else {
+            m->reachable = s->id == r->id || (s->id == st->leader_id && st->leader_id != 0);
+        }
+    }
+}
+
+static void
+group_on_watch(uv_timer_t *timer)
+{
+    struct cluster_group *g = timer->data;
+    struct cluster_group_status st;
+    group_status_read(g, &st);
+    if (memcmp(&st, &g->seen, sizeof(st)) == 0)
+        return;
+    struct group_status_post *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return; /* published at the next look */
+    g->seen = st;
+    p->g = g;
+    p->st = st;
+    p->call.fn = group_status_on_broker;
+    cluster_thread_post(g->thread, &p->call);
+}
+
+static void group_closed_on_broker(struct cluster_call *call);
+
+static void
+group_on_raft_closed(struct raft *r)
+{
+    struct cluster_group *g = r->data;
+    raft_uv_close(&g->io);
+    g->closed_call.fn = group_closed_on_broker;
+    cluster_thread_post(g->thread, &g->closed_call);
+}
+
+static void
+group_on_watch_closed(uv_handle_t *h)
+{
+    struct cluster_group *g = h->data;
+    raft_close(&g->raft, group_on_raft_closed);
+}
+
+static void
+group_close_on_raft(struct cluster_call *call)
+{
+    struct cluster_group *g =
+        (struct cluster_group *)((char *)call - offsetof(struct cluster_group, close_call));
+    uv_close((uv_handle_t *)&g->watch, group_on_watch_closed);
+}
+
+/* ---- broker's loop ---- */
+
+static void group_close_now(struct cluster_group *g);
+
+static void
+group_batch_free(struct group_batch *b)
+{
+    raft_free(b->entry);
+    free(b->waiters);
+    free(b);
+}
+
+static uint64_t
+group_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void
+group_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* Takes the pending batch seq out of the list; NULL when it is not there (answered already). */
+static struct group_batch *
+group_pending_take(struct cluster_group *g, uint64_t seq)
+{
+    for (struct group_batch **pp = &g->pending; *pp != NULL; pp = &(*pp)->next) {
+        struct group_batch *b = *pp;
+        if (b->seq != seq)
+            continue;
+        *pp = b->next;
+        if (g->pending_tail == &b->next)
+            g->pending_tail = pp;
+        g->in_flight--;
+        return b;
+    }
+    return NULL;
+}
+
+static void
+group_after_answer(struct cluster_group *g)
+{
+    if (g->closing && g->in_flight == 0 && g->drain_timer != NULL)
+        group_close_now(g);
+}
+
+/* The entry did not get in, or may not have: every command of its batch is answered so. */
+static void
+group_req_on_broker(struct cluster_call *call)
+{
+    struct group_submit *q = (struct group_submit *)call;
+    struct cluster_group *g = q->g;
+    struct group_batch *b = group_pending_take(g, q->seq);
+    enum cluster_outcome outcome = q->outcome;
+    raft_free(q->buf.base);
+    free(q);
+    if (b == NULL)
+        return;
+    for (unsigned i = 0; i < b->n_waiters; i++)
+        if (b->waiters[i].done != NULL)
+            b->waiters[i].done(b->waiters[i].arg, outcome, 0);
+    group_batch_free(b);
+    group_after_answer(g);
+}
+
+static void
+group_applied_on_broker(struct cluster_call *call)
+{
+    struct group_applied *a = (struct group_applied *)call;
+    struct cluster_group *g = a->g;
+    struct group_batch *b = NULL;
+    if (a->len >= GROUP_HEADER && group_get64(a->data) == g->self_id &&
+        group_get64(a->data + 8) == g->incarnation)
+        b = group_pending_take(g, group_get64(a->data + 16));
+    size_t off = GROUP_HEADER;
+    for (unsigned i = 0; a->len - off >= 4; i++) {
+        const uint8_t *p = a->data + off;
+        size_t n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+        if (n > a->len - off - 4) {
+            log_msg(LOG_ERROR, "cluster: group %llu: a committed entry is cut short",
+                    (unsigned long long)g->id);
+            break;
+        }
+        int result = g->ops->apply(g->arg, a->index, p + 4, n);
+        if (b != NULL && i < b->n_waiters && b->waiters[i].done != NULL)
+            b->waiters[i].done(b->waiters[i].arg, CLUSTER_COMMITTED, result);
+        off += 4 + n;
+    }
+    free(a);
+    if (b != NULL) {
+        group_batch_free(b);
+        group_after_answer(g);
+    }
+}
+
+static void
+group_status_on_broker(struct cluster_call *call)
+{
+    struct group_status_post *p = (struct group_status_post *)call;
+    struct cluster_group *g = p->g;
+    g->status = p->st;
+    free(p);
+    if (g->ops->changed != NULL)
+        g->ops->changed(g->arg, &g->status);
+}
+
+/* Submits the open batch: pending from now on, its entry on its way to raft. */
+static void
+group_flush(struct cluster_group *g)
+{
+    struct group_batch *b = g->open;
+    if (b == NULL)
+        return;
+    struct group_submit *q = calloc(1, sizeof(*q));
+    if (q == NULL) { /* ENOMEM: refused as a whole, as raft would refuse it */
+        g->open = NULL;
+        for (unsigned i = 0; i < b->n_waiters; i++)
+            if (b->waiters[i].done != NULL)
+                b->waiters[i].done(b->waiters[i].arg, CLUSTER_FAILED, 0);
+        group_batch_free(b);
+        return;
+    }
+    g->open = NULL;
+    b->seq = ++g->next_seq;
+    group_put64(b->entry, g->self_id);
+    group_put64(b->entry + 8, g->incarnation);
+    group_put64(b->entry + 16, b->seq);
+    q->g = g;
+    q->seq = b->seq;
+    q->buf = (struct raft_buffer){.base = b->entry, .len = b->len};
+    b->entry = NULL;
+    b->next = NULL;
+    *g->pending_tail = b;
+    g->pending_tail = &b->next;
+    g->in_flight++;
+    q->call.fn = group_req_on_raft;
+    cluster_thread_call(g->thread, &q->call);
+}
+
+static void
+group_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    group_flush(arg);
+}
+
+/* Makes room in the open batch (opening one) for a command of len bytes and one waiter.
+ * Returns the batch, or NULL on ENOMEM. */
+static struct group_batch *
+group_batch_reserve(struct cluster_group *g, size_t len)
+{
+    if (g->open != NULL && g->open->n_waiters > 0 && g->open->len + 4 + len > GROUP_BATCH_MAX)
+        group_flush(g);
+    struct group_batch *b = g->open;
+    if (b == NULL) {
+        if ((b = calloc(1, sizeof(*b))) == NULL)
+            return NULL;
+        b->len = GROUP_HEADER;
+        g->open = b;
+        event_active(g->flush, 0, 0);
+    }
+    if (b->len + 4 + len > b->cap) {
+        size_t cap = b->cap == 0 ? 4096 : b->cap;
+        while (cap < b->len + 4 + len)
+            cap *= 2;
+        void *p = raft_realloc(b->entry, cap);
+        if (p == NULL)
+            return NULL;
+        b->entry = p;
+        b->cap = cap;
+    }
+    if (b->n_waiters == b->cap_waiters) {
+        unsigned n = b->cap_waiters == 0 ? 8 : 2 * b->cap_waiters;
+        void *p = realloc(b->waiters, n * sizeof(*b->waiters));
+        if (p == NULL)
+            return NULL;
+        b->waiters = p;
+        b->cap_waiters = n;
+    }
+    return b;
+}
+
+int
+cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, cluster_done_fn done,
+                     void *arg)
+{
+    if (g->closing || len > UINT32_MAX - 4 - GROUP_HEADER) {
+        errno = g->closing ? ESHUTDOWN : EMSGSIZE;
+        return -1;
+    }
+    struct group_batch *b = group_batch_reserve(g, len);
+    if (b == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    uint8_t *p = b->entry + b->len;
+    p[0] = (uint8_t)(len >> 24);
+    p[1] = (uint8_t)(len >> 16);
+    p[2] = (uint8_t)(len >> 8);
+    p[3] = (uint8_t)len;
+    memcpy(p + 4, cmd, len);
+    b->len += 4 + len;
+    b->waiters[b->n_waiters++] = (struct group_waiter){done, arg};
+    return 0;
+}
+
+const struct cluster_group_status *
+cluster_group_status(const struct cluster_group *g)
+{
+    return &g->status;
+}
+
+static int
+group_mkdir(const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+        snprintf(err, errlen, "cluster: directory name too long: %s", dir);
+        return -1;
+    }
+    for (char *s = path + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cluster: cannot create %.400s: %s", path, strerror(errno));
+            return -1;
+        }
+        if ((*s = c) == '\0')
+            return 0;
+    }
+}
+
+struct cluster_group *
+cluster_group_new(struct event_base *base, struct cluster_thread *t,
+                  const struct cluster_group_options *o, char *err, size_t errlen)
+{
+    struct cluster_group *g = calloc(1, sizeof(*g));
+    if (g == NULL || (g->flush = event_new(base, -1, 0, group_on_flush, g)) == NULL) {
+        snprintf(err, errlen, "cluster: out of memory");
+        free(g);
+        return NULL;
+    }
+    if (o->n_initial > CLUSTER_GROUP_MAX_MEMBERS ||
+        snprintf(g->dir, sizeof(g->dir), "%s", o->dir) >= (int)sizeof(g->dir)) {
+        snprintf(err, errlen, "cluster: too many members or too long a directory name");
+        cluster_group_free(g);
+        return NULL;
+    }
+    g->thread = t;
+    g->ops = o->ops;
+    g->arg = o->arg;
+    g->election_timeout_ms = o->election_timeout_ms != 0 ? o->election_timeout_ms : 1000;
+    g->id = o->id;
+    g->self_id = o->self_id;
+    snprintf(g->self_address, sizeof(g->self_address), "%s", o->self_address);
+    g->n_initial = o->n_initial;
+    memcpy(g->initial, o->initial, o->n_initial * sizeof(*o->initial));
+    g->pending_tail = &g->pending;
+    if (RAND_bytes((unsigned char *)&g->incarnation, sizeof(g->incarnation)) != 1) {
+        snprintf(err, errlen, "cluster: no random bytes from OpenSSL");
+        cluster_group_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+const char *
+cluster_group_error(const struct cluster_group *g)
+{
+    return g->error;
+}
+
+void
+cluster_group_free(struct cluster_group *g)
+{
+    /* Batches still unanswered (closed with no quorum): their entries may yet commit. */
+    while (g->pending != NULL) {
+        struct group_batch *b = g->pending;
+        g->pending = b->next;
+        for (unsigned i = 0; i < b->n_waiters; i++)
+            if (b->waiters[i].done != NULL)
+                b->waiters[i].done(b->waiters[i].arg, CLUSTER_MAYBE, 0);
+        group_batch_free(b);
+    }
+    event_free(g->flush);
+    free(g);
+}
+
+static void
+group_on_start_undone(struct raft *r)
+{
+    struct cluster_group *g = r->data;
+    raft_uv_close(&g->io);
+    g->started(g->started_arg, -1);
+}
+
+/* The raft instance's first configuration: the initial members, when the log is pristine
+ * (RAFT_CANTBOOTSTRAP otherwise, which is no error). Returns 0, or a raft error code. */
+static int
+group_bootstrap(struct cluster_group *g)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rc = 0;
+    for (unsigned i = 0; i < g->n_initial && rc == 0; i++)
+        rc = raft_configuration_add(&conf, g->initial[i].id, g->initial[i].address,
+                                    g->initial[i].voter ? RAFT_VOTER : RAFT_SPARE);
+    if (rc == 0 && (rc = raft_bootstrap(&g->raft, &conf)) == RAFT_CANTBOOTSTRAP)
+        rc = 0;
+    raft_configuration_close(&conf);
+    return rc;
+}
+
+void
+cluster_group_start(struct cluster_group *g, struct cluster_transport *tr,
+                    void (*started)(void *arg, int rc), void *arg)
+{
+    uv_loop_t *loop = cluster_thread_loop(g->thread);
+    g->started = started;
+    g->started_arg = arg;
+    int rc;
+    if (group_mkdir(g->dir, g->error, sizeof(g->error)) < 0)
+        goto fail;
+    if (cluster_transport_group(tr, g->id, &g->transport) < 0) {
+        snprintf(g->error, sizeof(g->error), "cluster: group %llu set up twice",
+                 (unsigned long long)g->id);
+        goto fail;
+    }
+    if ((rc = raft_uv_init(&g->io, loop, g->dir, &g->transport)) != 0) {
+        snprintf(g->error, sizeof(g->error), "cluster: cannot open the Raft log in %.300s: %s",
+                 g->dir, g->io.errmsg[0] != '\0' ? g->io.errmsg : raft_strerror(rc));
+        goto fail;
+    }
+    raft_uv_set_segment_size(&g->io, GROUP_SEGMENT_SIZE);
+    g->fsm = (struct raft_fsm){.version = 1,
+                               .data = g,
+                               .apply = group_fsm_apply,
+                               .snapshot = group_fsm_snapshot,
+                               .restore = group_fsm_restore};
+    if ((rc = raft_init(&g->raft, &g->io, &g->fsm, g->self_id, g->self_address)) != 0) {
+        snprintf(g->error, sizeof(g->error), "cluster: cannot start Raft in %.300s: %s", g->dir,
+                 raft_errmsg(&g->raft));
+        raft_uv_close(&g->io);
+        goto fail;
+    }
+    g->raft.data = g;
+    raft_set_election_timeout(&g->raft, g->election_timeout_ms);
+    raft_set_heartbeat_timeout(&g->raft, g->election_timeout_ms / 10); /* raft's ratio */
+    raft_set_snapshot_threshold(&g->raft, UINT32_MAX);
+    if ((rc = group_bootstrap(g)) != 0 || (rc = raft_start(&g->raft)) != 0) {
+        snprintf(g->error, sizeof(g->error), "cluster: cannot start the Raft log in %.300s: %s",
+                 g->dir,
+                 raft_errmsg(&g->raft)[0] != '\0' ? raft_errmsg(&g->raft) : raft_strerror(rc));
+        raft_close(&g->raft, group_on_start_undone);
+        return;
+    }
+    uv_timer_init(loop, &g->watch);
+    g->watch.data = g;
+    uv_timer_start(&g->watch, group_on_watch, GROUP_WATCH_MS, GROUP_WATCH_MS);
+    started(arg, 0);
+    return;
+
+fail:
+    started(arg, -1);
+}
+
+static void
+group_close_now(struct cluster_group *g)
+{
+    if (g->drain_timer != NULL) {
+        event_free(g->drain_timer);
+        g->drain_timer = NULL;
+    }
+    if (g->in_flight > 0)
+        log_msg(LOG_WARNING, "cluster: closing with %u batches of commands unanswered",
+                g->in_flight);
+    g->close_call.fn = group_close_on_raft;
+    cluster_thread_call(g->thread, &g->close_call);
+}
+
+static void
+group_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    group_close_now(arg);
+}
+
+static void
+group_closed_on_broker(struct cluster_call *call)
+{
+    struct cluster_group *g =
+        (struct cluster_group *)((char *)call - offsetof(struct cluster_group, closed_call));
+    void (*closed)(void *) = g->closed;
+    void *arg = g->closed_arg;
+    cluster_group_free(g);
+    if (closed != NULL)
+        closed(arg);
+}
+
+void
+cluster_group_close(struct cluster_group *g, unsigned drain_ms, void (*closed)(void *arg),
+                    void *arg)
+{
+    g->closing = true;
+    g->closed = closed;
+    g->closed_arg = arg;
+    event_del(g->flush);
+    group_flush(g);
+    if (g->in_flight == 0) {
+        group_close_now(g);
+        return;
+    }
+    struct timeval tv = {drain_ms / 1000, (drain_ms % 1000) * 1000};
+    g->drain_timer = evtimer_new(event_get_base(g->flush), group_on_drain_timeout, g);
+    if (g->drain_timer == NULL || evtimer_add(g->drain_timer, &tv) < 0)
+        group_close_now(g);
+}

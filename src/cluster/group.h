@@ -1,0 +1,115 @@
+/* A Raft group: one canonical raft instance, its raft_uv log under a directory of its own,
+ * its connections through the node's transport, and its state machine on the broker's loop.
+ *
+ * The broker submits commands (opaque bytes) on its loop; the commands submitted during one
+ * loop turn go to Raft as one log entry (one raft_apply, one disk write, one round of
+ * replication: the spike measured twice the throughput of an entry per command). Every
+ * member then applies the entry's commands in log order, on its broker's loop, through
+ * ops->apply; on the member that submitted them, each command's done callback follows its
+ * apply. Raft's thread never touches broker state: entries are copied to the broker's loop.
+ *
+ * Snapshots are not taken yet: the log keeps every entry (the metadata group's entries are
+ * few). */
+#ifndef WARREN_CLUSTER_GROUP_H
+#define WARREN_CLUSTER_GROUP_H
+
+#include <raft.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "warren/cluster.h"
+
+struct cluster_thread;
+struct cluster_transport;
+struct event_base;
+
+/* Most members a group has: the cluster's nodes. */
+#define CLUSTER_GROUP_MAX_MEMBERS CLUSTER_MAX_NODES
+/* A member's Raft address: "name@host:port". */
+#define CLUSTER_ADDRESS_MAX 300
+
+enum cluster_role { CLUSTER_UNAVAILABLE = 0, CLUSTER_FOLLOWER, CLUSTER_CANDIDATE, CLUSTER_LEADER };
+
+struct cluster_member {
+    raft_id id;
+    char address[CLUSTER_ADDRESS_MAX];
+    bool voter;
+    /* Seen by the leader within an election timeout (only a leader knows it: elsewhere true
+     * for this member and the leader it follows, false for the others). */
+    bool reachable;
+};
+
+/* What a member knows of its group, published on the broker's loop after each change. */
+struct cluster_group_status {
+    enum cluster_role role;
+    uint64_t term;
+    raft_id leader_id; /* 0: no leader known */
+    unsigned n_members;
+    struct cluster_member members[CLUSTER_GROUP_MAX_MEMBERS];
+};
+
+struct cluster_group_ops {
+    /* A committed command, on every member, in log order (broker's loop). What it returns
+     * goes to the command's done callback on the member that submitted it: the same apply
+     * on every member must decide the same (a declare refused for a conflict everywhere).
+     * index: the entry's in the log (the commands of one entry share it). */
+    int (*apply)(void *arg, uint64_t index, const uint8_t *cmd, size_t len);
+    /* The status changed: role, term, leader, members or their reachability (broker's loop). */
+    void (*changed)(void *arg, const struct cluster_group_status *st);
+};
+
+struct cluster_group_options {
+    uint64_t id;     /* the group's id, the same on every member */
+    const char *dir; /* its raft_uv directory (created if missing) */
+    raft_id self_id; /* this member's Raft id */
+    const char *self_address;
+    /* The members a pristine group starts with (the same list on every member); ignored when
+     * the directory already holds the group's log. */
+    unsigned n_initial;
+    const struct cluster_member *initial;
+    unsigned election_timeout_ms; /* 0: raft's 1000 */
+    const struct cluster_group_ops *ops;
+    void *arg;
+};
+
+struct cluster_group;
+
+/* A group's broker side, on base's loop, with its Raft side still to start (o and its
+ * strings are copied). Returns NULL with err filled. */
+struct cluster_group *cluster_group_new(struct event_base *base, struct cluster_thread *t,
+                                        const struct cluster_group_options *o, char *err,
+                                        size_t errlen);
+
+/* On the Raft thread: opens the group's log, bootstraps it when pristine, and starts it on
+ * tr, then calls started(arg, 0). On failure it calls started(arg, -1) once everything it
+ * opened is closed again, with the reason in cluster_group_error(g); g is then to be freed
+ * with cluster_group_free (broker's loop). */
+void cluster_group_start(struct cluster_group *g, struct cluster_transport *tr,
+                         void (*started)(void *arg, int rc), void *arg);
+
+/* Why cluster_group_start failed. */
+const char *cluster_group_error(const struct cluster_group *g);
+
+/* Frees a group that never started or failed to: a started one is closed with
+ * cluster_group_close, which frees it. */
+void cluster_group_free(struct cluster_group *g);
+
+/* Submits one command (copied) to go into the log with the others of this loop turn;
+ * done(arg, outcome, result) is called on the broker's loop once the outcome is known: for
+ * CLUSTER_COMMITTED right after this member applied it. done may be NULL. Returns 0, or -1
+ * with errno ENOMEM, EMSGSIZE or ESHUTDOWN (closing): done is then not called. */
+int cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, cluster_done_fn done,
+                         void *arg);
+
+/* The last status published (role, leader, members). */
+const struct cluster_group_status *cluster_group_status(const struct cluster_group *g);
+
+/* Stops the group: no more submissions; waits up to drain_ms for the commands in flight (raft
+ * 0.15 crashes when a leader closes with appends in flight), then closes raft and its log on
+ * the Raft thread and calls closed(arg) on the broker's loop. Commands still in flight are
+ * answered CLUSTER_MAYBE. g is freed after closed runs. */
+void cluster_group_close(struct cluster_group *g, unsigned drain_ms, void (*closed)(void *arg),
+                         void *arg);
+
+#endif

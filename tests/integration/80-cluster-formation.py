@@ -1,0 +1,225 @@
+"""Clustering, first step (issue 14): three nodes started by scripts/local-cluster.sh form one
+cluster through the metadata Raft group; warrenctl cluster_status and GET /api/nodes show
+it; kill -9 of the leader gets the survivors a new leader within seconds, and the killed node,
+restarted on its data, catches up and runs again; a client without the cluster's secret is
+refused and logged; `local-cluster.sh stop` stops every node cleanly."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import warren_test as wt  # noqa: E402
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                      "local-cluster.sh")
+NODES = 3
+LEADER_LINE = re.compile(r"cluster: (\S+) leads the metadata group \(term (\d+)\)")
+
+
+def free_base():
+    """A BASE_PORT whose AMQP, HTTP and cluster ports (base, +10000, +20000, one each per
+    node) are all free now and below the ephemeral range."""
+    import random
+    for _ in range(200):
+        base = random.randrange(10000, 12700)
+        ports = [base + off + i for off in (0, 10000, 20000) for i in range(NODES)]
+        try:
+            for p in ports:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no free port range for the cluster")
+
+
+class Cluster:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="warren-cluster-")
+        self.base = free_base()
+
+    def script(self, *args, timeout=120):
+        env = dict(os.environ, WARREN_SERVER=wt.server_binary())
+        p = subprocess.run(["sh", SCRIPT] + [str(a) for a in args], capture_output=True,
+                           timeout=timeout, env=env)
+        out = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
+        wt.log("  $ local-cluster.sh %s -> %d\n%s" % (" ".join(map(str, args)), p.returncode,
+                                                       out))
+        return p.returncode, out
+
+    def conf(self, i):
+        return os.path.join(self.dir, "node%d" % i, "warren.conf")
+
+    def pid(self, i):
+        with open(os.path.join(self.dir, "node%d.pid" % i)) as f:
+            return int(f.read())
+
+    def log_text(self, i):
+        with open(os.path.join(self.dir, "node%d" % i, "warren.log"), errors="replace") as f:
+            return f.read()
+
+    def status(self, i):
+        rc, out, err = wt.warrenctl("--config", self.conf(i), "cluster_status", "--formatter",
+                                    "json")
+        assert rc == 0 and err == "", (rc, out, err)
+        return json.loads(out)
+
+    def leader(self, i):
+        """(name, term) of the last leader node i's log names, or None."""
+        found = LEADER_LINE.findall(self.log_text(i))
+        return (found[-1][0], int(found[-1][1])) if found else None
+
+    def start_node(self, i):
+        """Starts node i again as local-cluster.sh did, with its configuration and data."""
+        log = open(os.path.join(self.dir, "node%d" % i, "stdout.log"), "ab")
+        p = subprocess.Popen([wt.server_binary(), "--config", self.conf(i), "--nodename",
+                              "warren%d@localhost" % i], stdout=log, stderr=log,
+                             stdin=subprocess.DEVNULL)
+        log.close()
+        with open(os.path.join(self.dir, "node%d.pid" % i), "w") as f:
+            f.write(str(p.pid))
+        return p
+
+    def dump(self):
+        for i in range(1, NODES + 1):
+            for name in ("warren.log", "stdout.log"):
+                path = os.path.join(self.dir, "node%d" % i, name)
+                if os.path.exists(path):
+                    with open(path, errors="replace") as f:
+                        wt.log("  ---- node %d %s ----\n%s" % (i, name, f.read()[-8000:]))
+
+
+def wait_for(what, fn, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fn()
+        if got:
+            return got
+        assert time.monotonic() < deadline, "no %s within %d s" % (what, timeout)
+        time.sleep(0.2)
+
+
+def names():
+    return ["warren%d@localhost" % i for i in range(1, NODES + 1)]
+
+
+def agreed_leader(c, nodes, above_term=0):
+    """The leader every node of nodes names in its log, in a term above above_term, or None."""
+    seen = {c.leader(i) for i in nodes}
+    if len(seen) != 1:
+        return None
+    leader = seen.pop()
+    return leader if leader is not None and leader[1] > above_term else None
+
+
+def stranger_refused(c):
+    """A node with another secret that lists node 1 as its peer: node 1 refuses its
+    connections, says so in its log, and still counts three nodes."""
+    tmp = tempfile.mkdtemp(prefix="warren-stranger-")
+    data = os.path.join(tmp, "data")
+    os.mkdir(data)
+    with open(os.path.join(data, ".erlang.cookie"), "w") as f:
+        f.write("NOTTHECLUSTERSCOOKIE")
+    os.chmod(os.path.join(data, ".erlang.cookie"), 0o400)
+    dist = wt.free_port()
+    conf = os.path.join(tmp, "warren.conf")
+    with open(conf, "w") as f:
+        f.write("distribution.listener.interface = 127.0.0.1\n"
+                "distribution.listener.port_range.min = %d\n"
+                "cluster_formation.classic_config.nodes.1 = warren1@localhost:%d\n"
+                "cluster_formation.classic_config.nodes.2 = stranger@localhost\n" % (
+                    dist, c.base + 20000))
+    with open(os.path.join(tmp, "stderr.log"), "wb") as err:
+        p = subprocess.Popen([wt.server_binary(), "--config", conf, "--nodename",
+                              "stranger@localhost", "--data-dir", data, "--bind", "127.0.0.1",
+                              "--port", str(wt.free_port()), "--management-port", "0",
+                              "--prometheus-port", "0"], stdout=err, stderr=err,
+                             stdin=subprocess.DEVNULL)
+    try:
+        wait_for("node 1 refusing the stranger",
+                 lambda: "wrong HMAC: not a member, or a different cluster secret" in
+                 c.log_text(1), 15)
+        assert sorted(c.status(1)["disk_nodes"]) == names()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(15)
+        with open(os.path.join(tmp, "stderr.log"), errors="replace") as f:
+            text = f.read()
+        wt.cleanup_dir(tmp)
+    assert rc == 0, (rc, text[-3000:])
+
+
+def sanitizer_reports(c):
+    """What AddressSanitizer, LeakSanitizer or UBSan printed in the nodes' output."""
+    found = []
+    for i in range(1, NODES + 1):
+        with open(os.path.join(c.dir, "node%d" % i, "stdout.log"), errors="replace") as f:
+            text = f.read()
+        if "Sanitizer" in text or "runtime error:" in text:
+            found.append("node %d: %s" % (i, text[-4000:]))
+    return found
+
+
+@wt.needs_process
+def test_form_fail_over_rejoin():
+    c = Cluster()
+    procs = {}
+    try:
+        rc, out = c.script("start", NODES, c.dir, c.base)
+        assert rc == 0, out
+        leader, term = wait_for("leader known to all", lambda: agreed_leader(c, range(1, 4)), 10)
+        wt.log("  leader %s in term %d" % (leader, term))
+        for i in range(1, NODES + 1):
+            st = c.status(i)
+            assert st["disk_nodes"] == names(), st
+            assert "warren%d@localhost" % i in st["running_nodes"], st
+            assert any(l["protocol"] == "clustering" and l["port"] == c.base + 20000 + i - 1
+                       for l in st["listeners"]["warren%d@localhost" % i]), st
+        li = names().index(leader) + 1
+        assert c.status(li)["running_nodes"] == names()
+        stranger_refused(c)
+        api = types.SimpleNamespace(mgmt_port=c.base + 10000 + li - 1)
+        status, _, nodes = wt.http(api, "GET", "/api/nodes")
+        assert status == 200, (status, nodes)
+        assert [n["name"] for n in nodes] == names() and all(n["running"] for n in nodes), nodes
+
+        # kill -9 of the leader: the two others elect one of them within seconds
+        t0 = time.monotonic()
+        os.kill(c.pid(li), signal.SIGKILL)
+        survivors = [i for i in range(1, NODES + 1) if i != li]
+        leader2, term2 = wait_for("new leader", lambda: agreed_leader(c, survivors, term), 15)
+        wt.log("  new leader %s in term %d, %.1f s after the kill" % (
+            leader2, term2, time.monotonic() - t0))
+        assert leader2 != leader
+        l2 = names().index(leader2) + 1
+        wait_for("the killed node shown down", lambda: leader not in c.status(l2)["running_nodes"],
+                 10)
+
+        # the killed node comes back on its data, follows the new leader, and runs again
+        procs[li] = c.start_node(li)
+        wait_for("rejoined", lambda: c.leader(li) == (leader2, term2) and
+                 sorted(c.status(l2)["running_nodes"]) == names(), 20)
+    except BaseException:
+        c.dump()
+        c.script("stop", c.dir)
+        raise
+    rc, out = c.script("stop", c.dir)
+    assert rc == 0, out
+    for i in range(1, NODES + 1):
+        assert "] stopped" in c.log_text(i) or "stopped" in c.log_text(i).splitlines()[-1], i
+    for p in procs.values():
+        assert p.wait(10) == 0
+    assert not sanitizer_reports(c), sanitizer_reports(c)
+    wt.cleanup_dir(c.dir)
+
+
+if __name__ == "__main__":
+    wt.run([test_form_fail_over_rejoin])

@@ -1,0 +1,339 @@
+/* Unit tests for src/cluster/group.c and raft_thread.c: three members of one Raft group in one
+ * process, each with its own Raft thread and transport on 127.0.0.1, their broker sides on one
+ * libevent base that the tests run. They elect a leader; the commands submitted on the leader
+ * in one loop turn go into one entry, are applied on every member in the same order, and each
+ * submitter's done callback follows its command's apply with what the apply returned; a
+ * follower's submission is refused (CLUSTER_NOT_LEADER) while commands are not forwarded; close
+ * drains and frees everything. */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <event2/event.h>
+
+#include "group.h"
+#include "raft_thread.h"
+#include "transport.h"
+#include "warren/log.h"
+
+enum { N = 3, MAX_APPLIED = 4096 };
+
+static const uint8_t secret[] = "0123456789abcdef0123456789abcdef";
+
+struct member {
+    struct cluster_thread *thread;
+    struct cluster_transport *tr;
+    struct cluster_group *g;
+    char dir[64];
+    int started_rc;
+    unsigned n_applied;
+    uint32_t applied[MAX_APPLIED]; /* each command's 4 bytes, in apply order */
+    uint64_t index[MAX_APPLIED];   /* its entry's index */
+    unsigned n_changes;
+    bool closed, tr_closed;
+};
+
+static struct event_base *base;
+static struct member members[N];
+static struct cluster_member initial[N];
+
+/* What done callbacks saw, in order. */
+static unsigned n_done;
+static uint32_t done_cmd[MAX_APPLIED];
+static enum cluster_outcome done_outcome[MAX_APPLIED];
+static int done_result[MAX_APPLIED];
+static unsigned applied_at_done[MAX_APPLIED]; /* the submitter's n_applied when done ran */
+static struct member *submitter;
+
+static int
+on_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
+{
+    struct member *m = arg;
+    ck_assert_uint_eq(len, 4);
+    uint32_t v;
+    memcpy(&v, cmd, 4);
+    ck_assert_uint_lt(m->n_applied, MAX_APPLIED);
+    m->index[m->n_applied] = index;
+    m->applied[m->n_applied++] = v;
+    return (int)(v * 2 + 1);
+}
+
+static void
+on_changed(void *arg, const struct cluster_group_status *st)
+{
+    struct member *m = arg;
+    m->n_changes++;
+}
+
+static const struct cluster_group_ops ops = {.apply = on_apply, .changed = on_changed};
+
+static void
+on_done(void *arg, enum cluster_outcome outcome, int result)
+{
+    uint32_t v = (uint32_t)(uintptr_t)arg;
+    ck_assert_uint_lt(n_done, MAX_APPLIED);
+    done_cmd[n_done] = v;
+    done_outcome[n_done] = outcome;
+    done_result[n_done] = result;
+    applied_at_done[n_done] = submitter->n_applied;
+    n_done++;
+}
+
+static void
+on_started(void *arg, int rc)
+{
+    struct member *m = arg;
+    m->started_rc = rc;
+}
+
+static void
+on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    *(bool *)arg = true;
+}
+
+/* Runs the base until cond() holds or ms pass. Returns whether cond() holds. */
+static bool
+run_until(bool (*cond)(void), int ms)
+{
+    bool expired = false;
+    struct event *t = evtimer_new(base, on_timeout, &expired);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(t, &tv);
+    while (!cond() && !expired)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(t);
+    return cond();
+}
+
+static struct member *
+leader(void)
+{
+    for (unsigned i = 0; i < N; i++)
+        if (cluster_group_status(members[i].g)->role == CLUSTER_LEADER) {
+            raft_id id = cluster_group_status(members[i].g)->leader_id;
+            for (unsigned j = 0; j < N; j++)
+                if (cluster_group_status(members[j].g)->leader_id != id)
+                    return NULL;
+            return &members[i];
+        }
+    return NULL;
+}
+
+static bool
+have_leader(void)
+{
+    return leader() != NULL;
+}
+
+static void
+setup(void)
+{
+    char err[512];
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    memset(members, 0, sizeof(members));
+    n_done = 0;
+    for (unsigned i = 0; i < N; i++) {
+        struct member *m = &members[i];
+        m->thread = cluster_thread_new(base, err, sizeof(err));
+        ck_assert_msg(m->thread != NULL, "%s", err);
+        m->tr = cluster_transport_new(cluster_thread_loop(m->thread), "127.0.0.1", 0, secret,
+                                      sizeof(secret) - 1, err, sizeof(err));
+        ck_assert_msg(m->tr != NULL, "%s", err);
+        ck_assert_int_eq(cluster_transport_listen(m->tr, err, sizeof(err)), 0);
+        initial[i] = (struct cluster_member){.id = i + 1, .voter = true};
+        snprintf(initial[i].address, sizeof(initial[i].address), "n%u@127.0.0.1:%u", i + 1,
+                 (unsigned)cluster_transport_port(m->tr));
+        snprintf(m->dir, sizeof(m->dir), "/tmp/check_cluster_group.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(m->dir));
+    }
+    for (unsigned i = 0; i < N; i++) {
+        struct member *m = &members[i];
+        struct cluster_group_options o = {.id = 7,
+                                          .dir = m->dir,
+                                          .self_id = initial[i].id,
+                                          .self_address = initial[i].address,
+                                          .n_initial = N,
+                                          .initial = initial,
+                                          .election_timeout_ms = 300,
+                                          .ops = &ops,
+                                          .arg = m};
+        m->g = cluster_group_new(base, m->thread, &o, err, sizeof(err));
+        ck_assert_msg(m->g != NULL, "%s", err);
+        /* The thread has not started: its loop is this thread's to set up. */
+        m->started_rc = 1;
+        cluster_group_start(m->g, m->tr, on_started, m);
+        ck_assert_msg(m->started_rc == 0, "%s", cluster_group_error(m->g));
+        ck_assert_int_eq(cluster_thread_start(m->thread, err, sizeof(err)), 0);
+    }
+}
+
+struct closing {
+    struct cluster_call call;
+    struct member *m;
+};
+
+static void
+on_tr_closed(void *arg)
+{
+    struct member *m = arg;
+    m->tr_closed = true; /* read by the test after the join */
+    cluster_thread_finish(m->thread);
+}
+
+static void
+close_tr_on_raft(struct cluster_call *call)
+{
+    struct closing *c = (struct closing *)call;
+    cluster_transport_close(c->m->tr, on_tr_closed, c->m);
+}
+
+static void
+on_group_closed(void *arg)
+{
+    struct member *m = arg;
+    m->closed = true;
+}
+
+static bool
+all_closed(void)
+{
+    for (unsigned i = 0; i < N; i++)
+        if (!members[i].closed)
+            return false;
+    return true;
+}
+
+static void
+teardown(void)
+{
+    struct closing closings[N];
+    for (unsigned i = 0; i < N; i++)
+        cluster_group_close(members[i].g, 2000, on_group_closed, &members[i]);
+    ck_assert(run_until(all_closed, 10000));
+    for (unsigned i = 0; i < N; i++) {
+        closings[i] = (struct closing){.call.fn = close_tr_on_raft, .m = &members[i]};
+        cluster_thread_call(members[i].thread, &closings[i].call);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        cluster_thread_free(members[i].thread);
+        ck_assert(members[i].tr_closed);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", members[i].dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    event_base_free(base);
+}
+
+static unsigned want_done;
+
+static bool
+all_done(void)
+{
+    return n_done >= want_done;
+}
+
+static unsigned want_applied;
+
+static bool
+all_applied(void)
+{
+    for (unsigned i = 0; i < N; i++)
+        if (members[i].n_applied < want_applied)
+            return false;
+    return true;
+}
+
+static void
+submit(struct member *m, uint32_t v)
+{
+    ck_assert_int_eq(cluster_group_submit(m->g, &v, sizeof(v), on_done, (void *)(uintptr_t)v), 0);
+}
+
+START_TEST(test_leader_commits_in_order)
+{
+    ck_assert_msg(run_until(have_leader, 10000), "no leader within 10 s");
+    struct member *l = leader();
+    submitter = l;
+    /* three loop turns of commands: 1..100, then 101..200, then 201..300 */
+    uint32_t v = 0;
+    for (int turn = 0; turn < 3; turn++) {
+        for (int i = 0; i < 100; i++)
+            submit(l, ++v);
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    want_done = 300;
+    ck_assert_msg(run_until(all_done, 10000), "%u of 300 answered", n_done);
+    for (unsigned i = 0; i < 300; i++) {
+        ck_assert_uint_eq(done_cmd[i], i + 1);
+        ck_assert_int_eq(done_outcome[i], CLUSTER_COMMITTED);
+        ck_assert_int_eq(done_result[i], (int)(2 * (i + 1) + 1));
+        /* answered right after its own apply on the submitter */
+        ck_assert_uint_eq(l->applied[applied_at_done[i] - 1], i + 1);
+    }
+    want_applied = 300;
+    ck_assert(run_until(all_applied, 10000));
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_uint_eq(members[i].n_applied, 300);
+        ck_assert_mem_eq(members[i].applied, l->applied, 300 * sizeof(uint32_t));
+        ck_assert_mem_eq(members[i].index, l->index, 300 * sizeof(uint64_t));
+        ck_assert_uint_gt(members[i].n_changes, 0);
+    }
+    for (unsigned i = 0; i < 300; i++) {
+        ck_assert_uint_eq(l->applied[i], i + 1);
+        /* one entry per loop turn (at least the bootstrap configuration before them) */
+        ck_assert_uint_gt(l->index[i], 1);
+        if (i % 100 != 0)
+            ck_assert_uint_eq(l->index[i], l->index[i - 1]);
+        else if (i > 0)
+            ck_assert_uint_gt(l->index[i], l->index[i - 1]);
+    }
+    const struct cluster_group_status *st = cluster_group_status(l->g);
+    ck_assert_uint_eq(st->n_members, N);
+    for (unsigned i = 0; i < N; i++)
+        ck_assert(st->members[i].reachable);
+}
+END_TEST
+
+START_TEST(test_follower_refused)
+{
+    ck_assert_msg(run_until(have_leader, 10000), "no leader within 10 s");
+    struct member *f = leader() == &members[0] ? &members[1] : &members[0];
+    submitter = f;
+    submit(f, 42);
+    want_done = 1;
+    ck_assert(run_until(all_done, 10000));
+    ck_assert_int_eq(done_outcome[0], CLUSTER_NOT_LEADER);
+    ck_assert_int_eq(done_result[0], 0);
+}
+END_TEST
+
+static Suite *
+group_suite(void)
+{
+    Suite *s = suite_create("cluster_group");
+    TCase *tc = tcase_create("group");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_leader_commits_in_order);
+    tcase_add_test(tc, test_follower_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    log_set_level(LOG_WARNING);
+    SRunner *sr = srunner_create(group_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
