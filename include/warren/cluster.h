@@ -74,6 +74,10 @@ struct cluster_node_view {
  * of the configuration). Returns how many there are. */
 unsigned cluster_nodes(const struct cluster *c, struct cluster_node_view *out, unsigned cap);
 
+/* Whether stopping this node would leave the metadata group without a majority of its voters
+ * running (as this node sees them run): RabbitMQ's node-is-quorum-critical. */
+bool cluster_node_is_quorum_critical(const struct cluster *c);
+
 /* Stops the cluster's part of the node: leaves the metadata group (waiting a little for the
  * changes in flight), closes the listener, then calls done(arg) on the loop. */
 void cluster_close(struct cluster *c, void (*done)(void *arg), void *arg);

@@ -390,6 +390,19 @@ cluster_nodes(const struct cluster *c, struct cluster_node_view *out, unsigned c
     return n;
 }
 
+bool
+cluster_node_is_quorum_critical(const struct cluster *c)
+{
+    const struct cluster_group_status *st = cluster_group_status(c->meta);
+    unsigned voters = 0, running = 0;
+    for (unsigned i = 0; i < st->n_members; i++)
+        if (st->members[i].voter) {
+            voters++;
+            running += st->members[i].reachable;
+        }
+    return voters > 1 && running - 1 < voters / 2 + 1;
+}
+
 /* ---- closing: the metadata group, then the transport (Raft thread), then the thread ---- */
 
 static void

@@ -7,6 +7,8 @@
  *                                                       http/prometheus (with the aliases
  *                                                       RabbitMQ takes for them)
  *   GET /api/health/checks/virtual-hosts                always ok: Warren's vhosts never stop
+ *   GET /api/health/checks/node-is-quorum-critical      503 while stopping this node would
+ *                                                       leave a Raft group without a majority
  *   GET /api/healthchecks/node[/{name}]                 the pre-3.8 check: the alarms
  * A check answers 200 {"status":"ok"} or 503 {"status":"failed","reason":...} in RabbitMQ's
  * words. The node's figures are read when asked (/proc, statvfs, getrlimit): nothing is kept
@@ -255,6 +257,23 @@ api_healthchecks_node(struct mgmt_req *r)
     api_check_failed(r, reason, NULL);
 }
 
+/* GET /api/health/checks/node-is-quorum-critical: fails while stopping this node would leave
+ * a Raft group without a majority of its members running: today the cluster's metadata group
+ * (no Warren queue is replicated yet, hence no queues listed). */
+static void
+api_check_quorum_critical(struct mgmt_req *r)
+{
+    if (r->env->cluster == NULL)
+        api_check_ok(r, json_pack("{s:s}", "reason", "single node cluster"));
+    else if (!cluster_node_is_quorum_critical(r->env->cluster))
+        api_check_ok(r, NULL);
+    else
+        api_check_failed(r,
+                         "The cluster's metadata would lose its quorum if the target node is "
+                         "shut down",
+                         json_pack("{s:[]}", "queues"));
+}
+
 void
 mgmt_api_health(struct mgmt_req *r)
 {
@@ -266,6 +285,8 @@ mgmt_api_health(struct mgmt_req *r)
         api_check_protocol(r);
     else if (r->n_segs == 3 && strcmp(r->segs[2], "virtual-hosts") == 0)
         api_check_ok(r, NULL);
+    else if (r->n_segs == 3 && strcmp(r->segs[2], "node-is-quorum-critical") == 0)
+        api_check_quorum_critical(r);
     else if (r->n_segs == 3 &&
              (strcmp(r->segs[2], "alarms") == 0 || strcmp(r->segs[2], "local-alarms") == 0))
         api_check_alarms(r);

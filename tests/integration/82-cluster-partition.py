@@ -3,7 +3,8 @@ bridge (tests/integration/netns.py), with their default ports (AMQP 5672, cluste
 addresses of their own. The metadata group's leader is cut off: the two others elect a leader
 among themselves within seconds, each side shows the other side's nodes down, and once the
 link is back the cut-off node follows the new leader (no second leader: one leader per term,
-and every node agrees who leads) and every node shows all three running."""
+and every node agrees who leads) and every node shows all three running.
+/api/health/checks/node-is-quorum-critical fails on every node while one is cut off."""
 
 import json
 import os
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
@@ -81,6 +83,14 @@ class Nodes:
                                     "--formatter", "json")
         return json.loads(out)["running_nodes"] if rc == 0 else None
 
+    def quorum_critical(self, i):
+        """GET /api/health/checks/node-is-quorum-critical on node i (over its socket):
+        (status, body)."""
+        api = types.SimpleNamespace(data_dir=self.path(i, "data"))
+        status, _, body = wt.http(api, "GET", "/api/health/checks/node-is-quorum-critical",
+                                  unix=True)
+        return status, body
+
     def stop_all(self):
         """SIGTERM to every node; each must exit 0."""
         for p in self.procs.values():
@@ -134,6 +144,8 @@ def test_leader_cut_off():
             leader, term = wait_for("a leader", lambda: agreed_leader(nodes, every), 10)
             li = nodes.names().index(leader) + 1
             others = [i for i in every if i != li]
+            for i in every:  # any one of three may stop
+                assert nodes.quorum_critical(i) == (200, {"status": "ok"}), i
             wt.log("  leader %s (term %d): cutting it off" % (leader, term))
 
             t0 = time.monotonic()
@@ -149,6 +161,11 @@ def test_leader_cut_off():
                          lambda: nodes.running(i) == [nodes.name(j) for j in others], 10)
             # the cut-off node never saw a leader of a later term on its side
             assert nodes.leader(li) == (leader, term), nodes.leader(li)
+            # each of the two left is now critical (and so is the node alone)
+            for i in every:
+                status, body = nodes.quorum_critical(i)
+                assert status == 503 and body["status"] == "failed" and body["queues"] == [], (
+                    i, status, body)
 
             net.heal(li)
             t0 = time.monotonic()
@@ -158,6 +175,8 @@ def test_leader_cut_off():
                      lambda: all(nodes.running(i) == nodes.names() for i in every), 20)
             wt.log("  healed: all three agree again %.1f s after the link came back" % (
                 time.monotonic() - t0))
+            for i in every:
+                assert nodes.quorum_critical(i) == (200, {"status": "ok"}), i
             # one leader per term on every node's log: no term had two
             for i in every:
                 per_term = {}
