@@ -68,7 +68,16 @@ struct cluster_node_view {
     bool self;
     bool running; /* this node, or one whose node link is up and heard from within 2 s */
     bool leader;  /* leads the metadata group */
+    /* What the node last sent of itself (cluster_set_node_info's text; NULL: nothing yet, or
+     * this node), valid until control returns to the loop. */
+    const char *info;
 };
+
+/* Sends this node's description to the other running nodes every interval_ms: fn(arg) makes
+ * it, as text (malloc'ed, freed here; NULL: nothing this time). fn NULL stops it. The others
+ * keep the last one received from each node (cluster_nodes' info). */
+void cluster_set_node_info(struct cluster *c, char *(*fn)(void *arg), void *arg,
+                           unsigned interval_ms);
 
 /* Fills out with up to cap of the cluster's nodes (the metadata group's members, in the order
  * of the configuration). Returns how many there are. */

@@ -294,6 +294,15 @@ group_on_refused(struct cluster_group *g, const uint8_t *msg, size_t len)
     group_req_back(q, msg[0] <= CLUSTER_FAILED ? (enum cluster_outcome)msg[0] : CLUSTER_FAILED);
 }
 
+unsigned
+cluster_group_members_now(struct cluster_group *g, raft_id *ids, unsigned cap)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < g->raft.configuration.n && n < cap; i++)
+        ids[n++] = g->raft.configuration.servers[i].id;
+    return n;
+}
+
 void
 cluster_group_on_message(struct cluster_group *g, uint64_t peer, uint8_t type, const uint8_t *body,
                          size_t len)

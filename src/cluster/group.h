@@ -102,10 +102,16 @@ void cluster_group_free(struct cluster_group *g);
 int cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, cluster_done_fn done,
                          void *arg);
 
+/* Node-link message types below CLUSTER_GROUP_MSG_END are groups': [group id, u64][body]. */
+#define CLUSTER_GROUP_MSG_END 16
+
 /* On the Raft thread: a node-link message for this group (its group id taken off), from the
  * member peer: forwarded batches and their refusals (see group.c). */
 void cluster_group_on_message(struct cluster_group *g, uint64_t peer, uint8_t type,
                               const uint8_t *body, size_t len);
+
+/* On the Raft thread: the members' ids as raft knows them now, up to cap. Returns how many. */
+unsigned cluster_group_members_now(struct cluster_group *g, raft_id *ids, unsigned cap);
 
 /* The last status published (role, leader, members). */
 const struct cluster_group_status *cluster_group_status(const struct cluster_group *g);
