@@ -95,10 +95,11 @@ const char *cluster_group_error(const struct cluster_group *g);
  * cluster_group_close, which frees it. */
 void cluster_group_free(struct cluster_group *g);
 
-/* Submits one command (copied) to go into the log with the others of this loop turn;
+/* Submits one command (copied; not empty) to go into the log with the others of this loop turn;
  * done(arg, outcome, result) is called on the broker's loop once the outcome is known: for
  * CLUSTER_COMMITTED right after this member applied it. done may be NULL. Returns 0, or -1
- * with errno ENOMEM, EMSGSIZE or ESHUTDOWN (closing): done is then not called. */
+ * with errno ENOMEM, EINVAL (empty), EMSGSIZE or ESHUTDOWN (closing): done is then not
+ * called. */
 int cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, cluster_done_fn done,
                          void *arg);
 
