@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <raft.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -204,6 +205,12 @@ static void *
 thread_main(void *arg)
 {
     struct cluster_thread *t = arg;
+    /* A write to a node that just went away raises SIGPIPE in the writing thread: here it
+     * stays pending and the write fails with EPIPE, whatever the process does with it. */
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     uv_run(&t->loop, UV_RUN_DEFAULT);
     return NULL;
 }
