@@ -83,6 +83,16 @@ void cluster_set_node_info(struct cluster *c, char *(*fn)(void *arg), void *arg,
  * of the configuration). Returns how many there are. */
 unsigned cluster_nodes(const struct cluster *c, struct cluster_node_view *out, unsigned cap);
 
+/* The metadata group as this node sees it, for metrics. */
+struct cluster_metadata_stats {
+    uint64_t term;          /* Raft's current term */
+    bool leader;            /* this node leads the group */
+    uint64_t commit_index;  /* the last log entry known committed */
+    uint64_t last_applied;  /* the last one applied here */
+    unsigned running, down; /* the cluster's nodes, by what this node sees */
+};
+void cluster_metadata_stats(const struct cluster *c, struct cluster_metadata_stats *out);
+
 /* Whether stopping this node would leave the metadata group without a majority of its voters
  * running (as this node sees them run): RabbitMQ's node-is-quorum-critical. */
 bool cluster_node_is_quorum_critical(const struct cluster *c);

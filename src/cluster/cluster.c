@@ -508,6 +508,22 @@ cluster_nodes(const struct cluster *c, struct cluster_node_view *out, unsigned c
     return n;
 }
 
+void
+cluster_metadata_stats(const struct cluster *c, struct cluster_metadata_stats *out)
+{
+    const struct cluster_group_status *st = cluster_group_status(c->meta);
+    *out = (struct cluster_metadata_stats){.term = st->term,
+                                           .leader = st->role == CLUSTER_LEADER,
+                                           .commit_index = st->commit_index,
+                                           .last_applied = st->last_applied};
+    for (unsigned i = 0; i < st->n_members; i++) {
+        if (st->members[i].reachable)
+            out->running++;
+        else
+            out->down++;
+    }
+}
+
 bool
 cluster_node_is_quorum_critical(const struct cluster *c)
 {

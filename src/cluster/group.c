@@ -379,6 +379,8 @@ group_status_read(struct cluster_group *g, struct cluster_group_status *st)
                : state == RAFT_FOLLOWER  ? CLUSTER_FOLLOWER
                                          : CLUSTER_UNAVAILABLE;
     st->term = r->current_term;
+    st->commit_index = r->commit_index;
+    st->last_applied = r->last_applied;
     const char *leader_address;
     raft_leader(r, &st->leader_id, &leader_address);
     for (unsigned i = 0; i < r->configuration.n && i < CLUSTER_GROUP_MAX_MEMBERS; i++) {

@@ -44,7 +44,8 @@ struct cluster_member {
 struct cluster_group_status {
     enum cluster_role role;
     uint64_t term;
-    raft_id leader_id; /* 0: no leader known */
+    uint64_t commit_index, last_applied; /* raft's, when it looked */
+    raft_id leader_id;                   /* 0: no leader known */
     unsigned n_members;
     struct cluster_member members[CLUSTER_GROUP_MAX_MEMBERS];
 };

@@ -10,8 +10,8 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <raft.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

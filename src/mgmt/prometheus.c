@@ -39,6 +39,7 @@
 
 #include "mgmt_int.h"
 #include "prom_text.h"
+#include "warren/cluster.h"
 #include "warren/durable.h"
 #include "warren/log.h"
 #include "warren/net.h"
@@ -648,6 +649,23 @@ prom_warren(struct mgmt_prom *s)
                     "How late a timer due every 100 ms fired: how long the event loop was "
                     "busy with other work");
         prom_hist(&s->w, "warren_event_loop_lag_seconds", NULL, 0, &lag, 1e-6);
+    }
+    if (s->env->cluster != NULL) {
+        struct cluster_metadata_stats cs;
+        cluster_metadata_stats(s->env->cluster, &cs);
+        struct prom_label running = {"state", "running"}, down = {"state", "down"};
+        prom_family(&s->w, "warren_cluster_nodes", "gauge",
+                    "The cluster's nodes, by whether this node sees them run");
+        prom_u64(&s->w, "warren_cluster_nodes", &running, 1, cs.running);
+        prom_u64(&s->w, "warren_cluster_nodes", &down, 1, cs.down);
+        prom_gauge(s, "warren_cluster_metadata_leader", "gauge",
+                   "1 if this node leads the cluster's metadata Raft group", cs.leader);
+        prom_gauge(s, "warren_cluster_metadata_term_total", "counter",
+                   "The metadata Raft group's current term", cs.term);
+        prom_gauge(s, "warren_cluster_metadata_commit_index", "gauge",
+                   "The last metadata log entry this node knows committed", cs.commit_index);
+        prom_gauge(s, "warren_cluster_metadata_last_applied_index", "gauge",
+                   "The last metadata log entry this node applied", cs.last_applied);
     }
     if (s->env->store == NULL)
         return;

@@ -51,7 +51,7 @@ class Nodes:
         with open(self.path(i, "warren.conf"), "w") as f:
             f.write("listeners.tcp.default = 5672\n"
                     "management.tcp.port = 15672\n"
-                    "prometheus.tcp.port = 0\n"
+                    "prometheus.tcp.port = 15692\n"
                     "data_dir = %s\n"
                     "log.dir = %s\n"
                     "log.file = warren.log\n"
@@ -90,6 +90,15 @@ class Nodes:
         status, _, body = wt.http(api, "GET", "/api/health/checks/node-is-quorum-critical",
                                   unix=True)
         return status, body
+
+    def metrics(self, i):
+        """node i's warren_cluster_* samples from its /metrics: {name{labels}: value}."""
+        import urllib.request
+        with urllib.request.urlopen("http://%s:15692/metrics" % self.net.addr(i),
+                                    timeout=10) as r:
+            text = r.read().decode()
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line.startswith("warren_cluster_")}
 
     def stop_all(self):
         """SIGTERM to every node; each must exit 0."""
@@ -146,6 +155,13 @@ def test_leader_cut_off():
             others = [i for i in every if i != li]
             for i in every:  # any one of three may stop
                 assert nodes.quorum_critical(i) == (200, {"status": "ok"}), i
+            for i in every:
+                m = nodes.metrics(i)
+                assert m['warren_cluster_nodes{state="running"}'] == 3, m
+                assert m['warren_cluster_nodes{state="down"}'] == 0, m
+                assert m["warren_cluster_metadata_leader"] == (i == li), (i, m)
+                assert m["warren_cluster_metadata_term_total"] == term, m
+                assert m["warren_cluster_metadata_commit_index"] >= 2, m
             wt.log("  leader %s (term %d): cutting it off" % (leader, term))
 
             t0 = time.monotonic()
@@ -161,6 +177,11 @@ def test_leader_cut_off():
                          lambda: nodes.running(i) == [nodes.name(j) for j in others], 10)
             # the cut-off node never saw a leader of a later term on its side
             assert nodes.leader(li) == (leader, term), nodes.leader(li)
+            for i in others:
+                m = nodes.metrics(i)
+                assert m['warren_cluster_nodes{state="running"}'] == 2, m
+                assert m['warren_cluster_nodes{state="down"}'] == 1, m
+                assert m["warren_cluster_metadata_term_total"] == term2, m
             # each of the two left is now critical (and so is the node alone)
             for i in every:
                 status, body = nodes.quorum_critical(i)
