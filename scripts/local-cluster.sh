@@ -21,17 +21,15 @@ usage() {
     exit 64
 }
 
-# cluster_formed DIR N: every node answers, and one of them sees all N nodes running.
+# cluster_formed DIR N: every node sees all N nodes running.
 cluster_formed() {
-    all=0
     for i in $(seq 1 "$2"); do
         out=$("$ctl" --config "$1/node$i/warren.conf" cluster_status --formatter json \
             2>/dev/null) || return 1
         running=$(printf '%s' "$out" | /usr/bin/python3 -c \
             'import json,sys; print(len(json.load(sys.stdin)["running_nodes"]))') || return 1
-        [ "$running" -eq "$2" ] && all=1
+        [ "$running" -eq "$2" ] || return 1
     done
-    [ "$all" -eq 1 ]
 }
 
 start() {

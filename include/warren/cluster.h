@@ -66,8 +66,7 @@ int cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_
 struct cluster_node_view {
     char name[CLUSTER_NODE_NAME_MAX];
     bool self;
-    bool running; /* reachable: known for every node on the leader, elsewhere only for the
-                   * node itself and the leader it follows */
+    bool running; /* this node, or one whose node link is up and heard from within 2 s */
     bool leader;  /* leads the metadata group */
 };
 

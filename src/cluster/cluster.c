@@ -41,6 +41,7 @@ struct cluster {
     struct cluster_group *meta;          /* owns, until closed */
     char self_name[CLUSTER_NODE_NAME_MAX];
     raft_id self_id;
+    char self_address[CLUSTER_ADDRESS_MAX];
     uint64_t marked_term; /* the last term this node, as leader, submitted its marker for */
     char leader_name[CLUSTER_NODE_NAME_MAX]; /* from the last marker applied */
     uint64_t leader_term;
@@ -247,6 +248,22 @@ cluster_setup_on_started(void *arg, int rc)
     cluster_transport_close(c->transport, cluster_setup_on_transport_closed, c);
 }
 
+/* Raft thread: a node-link message, [group id, u64][body], to its group. */
+static void
+cluster_on_link_message(void *arg, uint64_t peer, uint8_t type, const uint8_t *bytes, size_t len)
+{
+    struct cluster *c = arg;
+    uint64_t group = 0;
+    for (int i = 0; i < 8 && (size_t)i < len; i++)
+        group = group << 8 | bytes[i];
+    if (len < 8 || group != CLUSTER_META_GROUP) {
+        log_msg(LOG_WARNING, "cluster: a message for no group here (%zu bytes) from node %llx", len,
+                (unsigned long long)peer);
+        return;
+    }
+    cluster_group_on_message(c->meta, peer, type, bytes + 8, len - 8);
+}
+
 static void
 cluster_setup_on_raft(struct cluster_call *call)
 {
@@ -256,6 +273,12 @@ cluster_setup_on_raft(struct cluster_call *call)
                               sizeof(c->secret), c->setup_err, sizeof(c->setup_err));
     if (c->transport == NULL) {
         cluster_setup_done(c, -1);
+        return;
+    }
+    cluster_transport_on_message(c->transport, cluster_on_link_message, c);
+    if (cluster_transport_set_self(c->transport, c->self_id, c->self_address) < 0) {
+        snprintf(c->setup_err, sizeof(c->setup_err), "cluster: bad address %s", c->self_address);
+        cluster_transport_close(c->transport, cluster_setup_on_transport_closed, c);
         return;
     }
     if (cluster_transport_listen(c->transport, c->setup_err, sizeof(c->setup_err)) < 0) {
@@ -287,6 +310,7 @@ cluster_open(struct event_base *base, const struct conf *conf, struct cluster **
     c->base = base;
     snprintf(c->self_name, sizeof(c->self_name), "%s", conf->nodename);
     c->self_id = members[self].id;
+    snprintf(c->self_address, sizeof(c->self_address), "%s", members[self].address);
     c->port = conf_distribution_port(conf);
     cluster_meta_register(c, CLUSTER_META_LEADER, cluster_apply_leader, c);
     snprintf(c->bind, sizeof(c->bind), "%s",

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <uv.h>
 
 #include <event2/event.h>
@@ -32,6 +33,15 @@
 #define GROUP_BATCH_MAX (1u << 20)
 /* How often the Raft thread looks at raft's state for changes to publish (ms). */
 #define GROUP_WATCH_MS 50
+/* A batch not answered within this long (a forwarded one whose leader died, a partition) is
+ * answered CLUSTER_MAYBE: its entry may still commit, but its submitter does not wait on. */
+#define GROUP_ANSWER_TIMEOUT_MS 10000
+/* The node-link messages of groups: [group id, u64] then the body. */
+enum {
+    GROUP_MSG_FORWARD = 1, /* a follower's entry for the leader to submit */
+    GROUP_MSG_REFUSED = 2, /* [outcome, u8][the entry's header]: it did not, or may not, get in */
+};
+
 /* raft_uv's open segments (it keeps up to three preallocated): the metadata's entries are
  * small, and 3 x raft's default 8 MiB per group would be disk for nothing. */
 #define GROUP_SEGMENT_SIZE (2u << 20)
@@ -48,7 +58,8 @@ struct group_waiter {
 struct group_batch {
     struct group_batch *next; /* the group's pending list */
     uint64_t seq;
-    uint8_t *entry; /* raft_malloc'ed; handed to the request when submitted */
+    uint64_t submitted_ms; /* on the monotonic clock */
+    uint8_t *entry;        /* raft_malloc'ed; handed to the request when submitted */
     size_t len, cap;
     unsigned n_waiters, cap_waiters;
     struct group_waiter *waiters; /* owns */
@@ -100,16 +111,17 @@ struct cluster_group {
     struct raft_fsm fsm;
     struct raft_uv_transport transport;
     uv_timer_t watch;
-    struct cluster_group_status seen;                 /* last published */
-    uint64_t last_reached[CLUSTER_GROUP_MAX_MEMBERS]; /* uv_now when the leader last saw one */
+    struct cluster_group_status seen; /* last published */
+    struct cluster_transport *tr;     /* borrows; the node's */
     struct cluster_call close_call;
     void (*started)(void *arg, int rc);
     void *started_arg;
 
     /* Broker's loop only */
     struct cluster_group_status status;
-    struct event *flush;      /* owns; submits the open batch at the end of the turn */
-    struct group_batch *open; /* owns; the batch being filled, or NULL */
+    struct event *flush;        /* owns; submits the open batch at the end of the turn */
+    struct event *answer_timer; /* owns; answers the batches pending too long */
+    struct group_batch *open;   /* owns; the batch being filled, or NULL */
     struct group_batch *pending, **pending_tail; /* owns; submitted, in sequence order */
     uint64_t next_seq;
     unsigned in_flight; /* batches pending */
@@ -121,6 +133,22 @@ struct cluster_group {
 };
 
 /* ---- Raft thread ---- */
+
+static uint64_t
+group_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void
+group_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
 
 static void group_req_on_broker(struct cluster_call *call);
 
@@ -145,16 +173,140 @@ group_req_on_applied(struct raft_apply *req, int status, void *result)
                                                                                  : CLUSTER_FAILED);
 }
 
+/* Sends a message of type with [group id][bytes] to peer. Returns 0, or -1 when it could not
+ * be queued (no live link, ENOMEM). */
+static int
+group_send(struct cluster_group *g, uint64_t peer, uint8_t type, const void *bytes, size_t len)
+{
+    uint8_t *msg = malloc(8 + len);
+    if (msg == NULL)
+        return -1;
+    group_put64(msg, g->id);
+    memcpy(msg + 8, bytes, len);
+    int rc = cluster_transport_send(g->tr, peer, type, msg, 8 + len);
+    free(msg);
+    return rc;
+}
+
+/* A follower's batch goes to the leader, which submits it as its own: the batch is answered by
+ * its apply here, a GROUP_MSG_REFUSED from the leader, or the broker's timeout. */
+static void
+group_forward(struct group_submit *q)
+{
+    struct cluster_group *g = q->g;
+    raft_id leader;
+    const char *address;
+    raft_leader(&g->raft, &leader, &address);
+    if (leader == 0 || leader == g->self_id ||
+        group_send(g, leader, GROUP_MSG_FORWARD, q->buf.base, q->buf.len) < 0) {
+        group_req_back(q, CLUSTER_NOT_LEADER);
+        return;
+    }
+    raft_free(q->buf.base);
+    free(q);
+}
+
 static void
 group_req_on_raft(struct cluster_call *call)
 {
     struct group_submit *q = (struct group_submit *)call;
+    if (raft_state(&q->g->raft) != RAFT_LEADER) {
+        group_forward(q);
+        return;
+    }
     q->req.data = q;
     int rc = raft_apply(&q->g->raft, &q->req, &q->buf, 1, group_req_on_applied);
     if (rc != 0) /* not in the log: the entry is still ours, freed with the request */
         group_req_back(q, rc == RAFT_NOTLEADER ? CLUSTER_NOT_LEADER : CLUSTER_FAILED);
     else
         q->buf.base = NULL; /* raft's now */
+}
+
+/* A batch a follower forwarded, in raft on its behalf. */
+struct group_forwarded {
+    struct raft_apply req;
+    struct cluster_group *g;
+    uint64_t peer;
+    uint8_t origin[GROUP_HEADER]; /* its entry's header: who is waiting for it */
+};
+
+/* Tells peer that its batch (origin: the entry's header) did not, or may not, get in. */
+static void
+group_refuse(struct cluster_group *g, uint64_t peer, const uint8_t *origin,
+             enum cluster_outcome outcome)
+{
+    uint8_t msg[1 + GROUP_HEADER];
+    msg[0] = (uint8_t)outcome;
+    memcpy(msg + 1, origin, GROUP_HEADER);
+    group_send(g, peer, GROUP_MSG_REFUSED, msg, sizeof(msg)); /* lost: the peer times out */
+}
+
+static void
+group_forwarded_on_applied(struct raft_apply *req, int status, void *result)
+{
+    struct group_forwarded *f = req->data;
+    if (status != 0)
+        group_refuse(f->g, f->peer, f->origin,
+                     status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN ? CLUSTER_MAYBE
+                                                                              : CLUSTER_FAILED);
+    free(f);
+}
+
+static void
+group_on_forward(struct cluster_group *g, uint64_t peer, const uint8_t *entry, size_t len)
+{
+    if (raft_state(&g->raft) != RAFT_LEADER) {
+        group_refuse(g, peer, entry, CLUSTER_NOT_LEADER);
+        return;
+    }
+    struct group_forwarded *f = malloc(sizeof(*f));
+    struct raft_buffer buf = {.base = raft_malloc(len), .len = len};
+    if (f == NULL || buf.base == NULL) {
+        free(f);
+        raft_free(buf.base);
+        group_refuse(g, peer, entry, CLUSTER_FAILED);
+        return;
+    }
+    memcpy(buf.base, entry, len);
+    f->g = g;
+    f->peer = peer;
+    memcpy(f->origin, entry, GROUP_HEADER);
+    f->req.data = f;
+    int rc = raft_apply(&g->raft, &f->req, &buf, 1, group_forwarded_on_applied);
+    if (rc != 0) {
+        raft_free(buf.base);
+        group_refuse(g, peer, entry, rc == RAFT_NOTLEADER ? CLUSTER_NOT_LEADER : CLUSTER_FAILED);
+        free(f);
+    }
+}
+
+/* The leader refused this member's batch: its submitters are told, on the broker's loop. */
+static void
+group_on_refused(struct cluster_group *g, const uint8_t *msg, size_t len)
+{
+    if (group_get64(msg + 1) != g->self_id || group_get64(msg + 9) != g->incarnation)
+        return; /* an earlier run's */
+    struct group_submit *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return; /* the broker's timeout answers it */
+    q->g = g;
+    q->seq = group_get64(msg + 17);
+    group_req_back(q, msg[0] <= CLUSTER_FAILED ? (enum cluster_outcome)msg[0] : CLUSTER_FAILED);
+}
+
+void
+cluster_group_on_message(struct cluster_group *g, uint64_t peer, uint8_t type, const uint8_t *body,
+                         size_t len)
+{
+    if (type == GROUP_MSG_FORWARD && len >= GROUP_HEADER)
+        group_on_forward(g, peer, body, len);
+    else if (type == GROUP_MSG_REFUSED && len == 1 + GROUP_HEADER)
+        group_on_refused(g, body, len);
+    else
+        log_msg(LOG_WARNING,
+                "cluster: group %llu: a message of type %u and %zu bytes from "
+                "node %llx: ignored",
+                (unsigned long long)g->id, type, len, (unsigned long long)peer);
 }
 
 static void group_applied_on_broker(struct cluster_call *call);
@@ -209,24 +361,25 @@ group_status_read(struct cluster_group *g, struct cluster_group_status *st)
     st->term = r->current_term;
     const char *leader_address;
     raft_leader(r, &st->leader_id, &leader_address);
-    uint64_t now = uv_now(cluster_thread_loop(g->thread));
     for (unsigned i = 0; i < r->configuration.n && i < CLUSTER_GROUP_MAX_MEMBERS; i++) {
         const struct raft_server *s = &r->configuration.servers[i];
         struct cluster_member *m = &st->members[st->n_members++];
         m->id = s->id;
         snprintf(m->address, sizeof(m->address), "%s", s->address);
         m->voter = s->role == RAFT_VOTER;
-        if (state == RAFT_LEADER && s->id != r->id) {
-            /* raft clears recent_recv every election timeout and sets it on each reply: a
-             * member counts as reachable for an election timeout after it was last seen. */
-            if (r->leader_state.progress[i].recent_recv)
-                g->last_reached[i] = now;
-            m->reachable = g->last_reached[i] != 0 &&
-                           now - g->last_reached[i] <= 2 * (uint64_t)g->election_timeout_ms;
-        } else {
-            m->reachable = s->id == r->id || (s->id == st->leader_id && st->leader_id != 0);
-        }
+        m->reachable = s->id == r->id || cluster_transport_peer_alive(g->tr, s->id);
     }
+}
+
+/* Keeps a node link to every other member (idempotent: called when the members may have
+ * changed). The links carry forwarded batches and tell which members run. */
+static void
+group_link_members(struct cluster_group *g, const struct cluster_group_status *st)
+{
+    for (unsigned i = 0; i < st->n_members; i++)
+        if (st->members[i].id != g->self_id &&
+            cluster_transport_link(g->tr, st->members[i].id, st->members[i].address) < 0)
+            log_msg(LOG_ERROR, "cluster: cannot link to %s", st->members[i].address);
 }
 
 static void
@@ -237,6 +390,9 @@ group_on_watch(uv_timer_t *timer)
     group_status_read(g, &st);
     if (memcmp(&st, &g->seen, sizeof(st)) == 0)
         return;
+    if (st.n_members != g->seen.n_members ||
+        memcmp(st.members, g->seen.members, st.n_members * sizeof(st.members[0])) != 0)
+        group_link_members(g, &st);
     struct group_status_post *p = malloc(sizeof(*p));
     if (p == NULL)
         return; /* published at the next look */
@@ -286,19 +442,11 @@ group_batch_free(struct group_batch *b)
 }
 
 static uint64_t
-group_get64(const uint8_t *p)
+group_now_ms(void)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void
-group_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Takes the pending batch seq out of the list; NULL when it is not there (answered already). */
@@ -341,6 +489,26 @@ group_req_on_broker(struct cluster_call *call)
         if (b->waiters[i].done != NULL)
             b->waiters[i].done(b->waiters[i].arg, outcome, 0);
     group_batch_free(b);
+    group_after_answer(g);
+}
+
+/* Every second: the batches pending longer than GROUP_ANSWER_TIMEOUT_MS are answered MAYBE. */
+static void
+group_on_answer_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct cluster_group *g = arg;
+    uint64_t now = group_now_ms();
+    while (g->pending != NULL && now - g->pending->submitted_ms > GROUP_ANSWER_TIMEOUT_MS) {
+        struct group_batch *b = group_pending_take(g, g->pending->seq);
+        log_msg(LOG_WARNING,
+                "cluster: group %llu: %u commands unanswered after %u ms: they "
+                "may or may not be committed",
+                (unsigned long long)g->id, b->n_waiters, GROUP_ANSWER_TIMEOUT_MS);
+        for (unsigned i = 0; i < b->n_waiters; i++)
+            if (b->waiters[i].done != NULL)
+                b->waiters[i].done(b->waiters[i].arg, CLUSTER_MAYBE, 0);
+        group_batch_free(b);
+    }
     group_after_answer(g);
 }
 
@@ -403,6 +571,7 @@ group_flush(struct cluster_group *g)
     }
     g->open = NULL;
     b->seq = ++g->next_seq;
+    b->submitted_ms = group_now_ms();
     group_put64(b->entry, g->self_id);
     group_put64(b->entry + 8, g->incarnation);
     group_put64(b->entry + 16, b->seq);
@@ -517,8 +686,15 @@ cluster_group_new(struct event_base *base, struct cluster_thread *t,
                   const struct cluster_group_options *o, char *err, size_t errlen)
 {
     struct cluster_group *g = calloc(1, sizeof(*g));
-    if (g == NULL || (g->flush = event_new(base, -1, 0, group_on_flush, g)) == NULL) {
+    struct timeval second = {1, 0};
+    if (g == NULL || (g->flush = event_new(base, -1, 0, group_on_flush, g)) == NULL ||
+        (g->answer_timer = event_new(base, -1, EV_PERSIST, group_on_answer_timer, g)) == NULL ||
+        event_add(g->answer_timer, &second) < 0) {
         snprintf(err, errlen, "cluster: out of memory");
+        if (g != NULL && g->flush != NULL)
+            event_free(g->flush);
+        if (g != NULL && g->answer_timer != NULL)
+            event_free(g->answer_timer);
         free(g);
         return NULL;
     }
@@ -564,6 +740,7 @@ cluster_group_free(struct cluster_group *g)
                 b->waiters[i].done(b->waiters[i].arg, CLUSTER_MAYBE, 0);
         group_batch_free(b);
     }
+    event_free(g->answer_timer);
     event_free(g->flush);
     free(g);
 }
@@ -603,6 +780,7 @@ cluster_group_start(struct cluster_group *g, struct cluster_transport *tr,
     int rc;
     if (group_mkdir(g->dir, g->error, sizeof(g->error)) < 0)
         goto fail;
+    g->tr = tr;
     if (cluster_transport_group(tr, g->id, &g->transport) < 0) {
         snprintf(g->error, sizeof(g->error), "cluster: group %llu set up twice",
                  (unsigned long long)g->id);

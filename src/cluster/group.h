@@ -1,8 +1,9 @@
 /* A Raft group: one canonical raft instance, its raft_uv log under a directory of its own,
  * its connections through the node's transport, and its state machine on the broker's loop.
  *
- * The broker submits commands (opaque bytes) on its loop; the commands submitted during one
- * loop turn go to Raft as one log entry (one raft_apply, one disk write, one round of
+ * The broker submits commands (opaque bytes) on any member's loop; the commands submitted
+ * during one loop turn go to Raft as one log entry (a follower forwards it to the leader over
+ * the node link) (one raft_apply, one disk write, one round of
  * replication: the spike measured twice the throughput of an entry per command). Every
  * member then applies the entry's commands in log order, on its broker's loop, through
  * ops->apply; on the member that submitted them, each command's done callback follows its
@@ -35,8 +36,7 @@ struct cluster_member {
     raft_id id;
     char address[CLUSTER_ADDRESS_MAX];
     bool voter;
-    /* Seen by the leader within an election timeout (only a leader knows it: elsewhere true
-     * for this member and the leader it follows, false for the others). */
+    /* this member, or one whose node link is up and heard from (transport.h) */
     bool reachable;
 };
 
@@ -101,6 +101,11 @@ void cluster_group_free(struct cluster_group *g);
  * with errno ENOMEM, EMSGSIZE or ESHUTDOWN (closing): done is then not called. */
 int cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, cluster_done_fn done,
                          void *arg);
+
+/* On the Raft thread: a node-link message for this group (its group id taken off), from the
+ * member peer: forwarded batches and their refusals (see group.c). */
+void cluster_group_on_message(struct cluster_group *g, uint64_t peer, uint8_t type,
+                              const uint8_t *body, size_t len);
 
 /* The last status published (role, leader, members). */
 const struct cluster_group_status *cluster_group_status(const struct cluster_group *g);

@@ -1,14 +1,16 @@
 /* The nodes' Raft transport (see transport.h): one listener per node, a handshake per
  * connection that names the Raft group and proves both ends know the cluster's secret, then
- * the bare TCP stream handed to the group's raft_uv, which frames Raft messages on it itself.
+ * the bare TCP stream handed to the group's raft_uv, which frames Raft messages on it itself,
+ * or to link.c for a link between nodes (group 0).
  *
  * The handshake, every integer in network byte order, every message of a fixed size or
  * bounded by a length read first, so that no read goes past it into the Raft bytes:
  *
  *   acceptor -> connector: challenge, 40 bytes
- *     magic "WRFT" (4)   version 1 (u16)   zero (u16)   nonce_a (32 random bytes)
- *   connector -> acceptor: hello, 56 + L + 32 bytes
- *     magic "WRFT" (4)   version 1 (u16)   L (u16, 1..255)   group (u64)   Raft id (u64, not 0)
+ *     magic "WRFT" (4)   version 2 (u16)   zero (u16)   nonce_a (32 random bytes)
+ *   connector -> acceptor: hello, 64 + L + 32 bytes
+ *     magic "WRFT" (4)   version 2 (u16)   L (u16, 1..255)   group (u64)   Raft id (u64, not 0)
+ *     target: the acceptor's Raft id the connector means to reach (u64)
  *     nonce_c (32 random bytes)   address (L bytes, no NUL)
  *     mac_c (32) = HMAC-SHA256(secret, "warren raft connector\0" || challenge || H)
  *   acceptor -> connector: proof, 32 bytes
@@ -19,10 +21,15 @@
  * makes mac_a fresh for the connector (a recorded proof cannot be replayed by an impostor
  * that replays the challenge too), and the labels keep one side's MAC from serving as the
  * other's. The acceptor checks the MAC before it looks at the group, so a stranger learns
- * nothing about which groups exist. After the proof the stream is raft_uv's: the connector
- * writes Raft messages on it and the acceptor reads them (raft_uv never writes on an
- * accepted stream nor reads on a connected one). The acceptor refuses by closing, with one
- * log line; the connector then fails the connect with RAFT_NOCONNECTION and raft_uv retries.
+ * nothing about which groups exist; it refuses a hello whose target is not its own id in the
+ * group (a stale address that now reaches another member). After the proof a Raft group's
+ * stream is raft_uv's: the connector writes Raft messages on it and the acceptor reads them
+ * (raft_uv never writes on an accepted stream nor reads on a connected one). The acceptor refuses
+ * by closing, with one log line; the connector then fails the connect with RAFT_NOCONNECTION and
+ * raft_uv retries.
+ *
+ * A node link's stream (group 0, target the acceptor's node id) is link.c's, which frames
+ * messages on it. Version 1 (no target) is refused.
  *
  * What raft_uv (canonical raft 0.15: uv_send.c, uv_recv.c, uv.c) expects of a transport, and
  * this file provides:
@@ -38,39 +45,46 @@
  * Everything runs on the loop given to cluster_transport_new. */
 #include "config.h"
 
-#include "transport.h"
-
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "transport_int.h"
 #include "warren/assert.h"
 #include "warren/bytes.h"
 #include "warren/log.h"
 
 #define CT_MAGIC 0x57524654u /* "WRFT" */
-#define CT_VERSION 1
+#define CT_VERSION 2
 #define CT_NONCE_LEN 32
 #define CT_MAC_LEN 32
-#define CT_ADDR_MAX 255
 #define CT_SECRET_MIN 16
 #define CT_CHALLENGE_LEN (4 + 2 + 2 + CT_NONCE_LEN)
-#define CT_HELLO_FIXED (4 + 2 + 2 + 8 + 8 + CT_NONCE_LEN)
+#define CT_HELLO_FIXED (4 + 2 + 2 + 8 + 8 + 8 + CT_NONCE_LEN)
+#define CT_HELLO_NONCE 32 /* offset of nonce_c in the hello */
 #define CT_HELLO_MAX (CT_HELLO_FIXED + CT_ADDR_MAX + CT_MAC_LEN)
 #define CT_HANDSHAKE_TIMEOUT_MS 10000
+#define CT_HANDSHAKES_MAX 256  /* accepted connections in their handshake at once */
+#define CT_REFUSE_LOG_MS 10000 /* at most one line per this about connections over the cap */
+#define CT_KEEPALIVE_IDLE_S 1
+#define CT_KEEPALIVE_INTVL_S 1
+#define CT_KEEPALIVE_CNT 5
+#define CT_USER_TIMEOUT_MS 5000 /* written bytes unacknowledged this long fail the stream */
 
 static const char ct_label_connector[] = "warren raft connector";
 static const char ct_label_acceptor[] = "warren raft acceptor";
-
-struct ct_conn;
 
 /* A Raft group's transport: the struct raft_uv_transport's impl. */
 struct ct_group {
@@ -91,24 +105,6 @@ struct ct_group {
     raft_uv_transport_close_cb close_cb; /* from close; may be NULL */
 };
 
-struct cluster_transport {
-    uv_loop_t *loop;                 /* borrows */
-    uv_tcp_t listener;               /* inited by cluster_transport_new, closed by _close */
-    bool listener_open;              /* listener not closed yet */
-    char bind_host[CT_ADDR_MAX + 1]; /* as given */
-    uint16_t port;                   /* as given */
-    uint16_t bound_port;             /* as bound; 0 before cluster_transport_listen */
-    uint8_t *secret;                 /* owns */
-    size_t secret_len;
-    unsigned timeout_ms;           /* handshake timeout */
-    LIST_HEAD(, ct_group) groups;  /* borrows: the registered groups */
-    unsigned n_groups;             /* groups allocated, closing ones included */
-    LIST_HEAD(, ct_conn) incoming; /* owns: the accepted connections in their handshake */
-    bool closing;                  /* cluster_transport_close was called */
-    void (*done)(void *arg);       /* from cluster_transport_close */
-    void *done_arg;
-};
-
 /* Where a connection is in its handshake. */
 enum ct_step {
     CT_RESOLVING = 0,  /* connector: uv_getaddrinfo under way */
@@ -122,12 +118,23 @@ enum ct_step {
     CT_FAILED,         /* closing its handles; then freed (a connector's callback called) */
 };
 
+/* Which side of a handshake a connection is, and for what. */
+enum ct_role {
+    CT_ACCEPTOR = 0,
+    CT_RAFT_CONNECTOR, /* for a Raft group's connect */
+    CT_LINK_CONNECTOR, /* for a node link */
+};
+
 /* A connection in its handshake, either side. */
 struct ct_conn {
-    LIST_ENTRY(ct_conn) link;     /* in g->connecting or ct->incoming until handed or freed */
+    LIST_ENTRY(ct_conn)
+    link;                         /* in g->connecting, ct->incoming or ct->linking until
+                                   * handed or freed */
     struct cluster_transport *ct; /* borrows */
-    struct ct_group *g;           /* connector: borrows its group; acceptor: NULL */
-    struct raft_uv_connect *req;  /* connector: raft_uv's request, called back once */
+    enum ct_role role;
+    struct ct_group *g;          /* raft connector: borrows its group */
+    struct raft_uv_connect *req; /* raft connector: raft_uv's request, called back once */
+    struct ct_link *l;           /* link connector: borrows; NULL once detached from it */
     enum ct_step step;
     int status;               /* connector: for the callback when it fails */
     unsigned open;            /* handles not yet closed, requests not yet called back */
@@ -164,12 +171,14 @@ ct_group_find(struct cluster_transport *ct, uint64_t group)
     return NULL;
 }
 
-/* Frees ct once its close has finished: listener closed, no accepted handshake left, no group
- * still closing. Calls done(arg) last. */
-static void
-ct_maybe_closed(struct cluster_transport *ct)
+/* Frees ct once its close has finished: listener and tick closed, no handshake, stream,
+ * link or refused connection left, no group still closing. Calls done(arg) last. */
+void
+cluster_ct_maybe_closed(struct cluster_transport *ct)
 {
-    if (!ct->closing || ct->listener_open || !LIST_EMPTY(&ct->incoming) || ct->n_groups > 0)
+    if (!ct->closing || ct->listener_open || ct->tick_open || !LIST_EMPTY(&ct->incoming) ||
+        !LIST_EMPTY(&ct->linking) || !LIST_EMPTY(&ct->streams) || ct->n_links > 0 ||
+        ct->n_refusing > 0 || ct->n_groups > 0)
         return;
     void (*done)(void *) = ct->done;
     void *arg = ct->done_arg;
@@ -193,12 +202,12 @@ ct_group_maybe_closed(struct ct_group *g)
     free(g);
     if (cb != NULL)
         cb(t);
-    ct_maybe_closed(ct);
+    cluster_ct_maybe_closed(ct);
 }
 
 /* Frees c once nothing refers to it any more: no handle open, no request pending. A failed
- * connector's callback runs here (RAFT_CANCELED when its group is closing), after its
- * handles are closed as raft_uv expects. */
+ * raft connector's callback runs here (RAFT_CANCELED when its group is closing), after its
+ * handles are closed as raft_uv expects; a failed link connector's link tries again later. */
 static void
 ct_conn_maybe_free(struct ct_conn *c)
 {
@@ -214,7 +223,11 @@ ct_conn_maybe_free(struct ct_conn *c)
     LIST_REMOVE(c, link);
     struct ct_group *g = c->g;
     struct cluster_transport *ct = c->ct;
-    if (g != NULL) {
+    if (c->role == CT_ACCEPTOR)
+        ct->n_incoming--;
+    if (c->role == CT_LINK_CONNECTOR && c->l != NULL)
+        cluster_link_connect_failed(c->l);
+    if (c->role == CT_RAFT_CONNECTOR) {
         struct raft_uv_connect *req = c->req;
         int status = g->closing ? RAFT_CANCELED : c->status;
         free(c);
@@ -223,7 +236,7 @@ ct_conn_maybe_free(struct ct_conn *c)
         return;
     }
     free(c);
-    ct_maybe_closed(ct);
+    cluster_ct_maybe_closed(ct);
 }
 
 static void
@@ -282,7 +295,7 @@ static void
 ct_timer_fired(uv_timer_t *timer)
 {
     struct ct_conn *c = timer->data;
-    if (c->g == NULL) {
+    if (c->role == CT_ACCEPTOR) {
         char why[64];
         snprintf(why, sizeof(why), "no handshake within %u ms", c->ct->timeout_ms);
         ct_incoming_refuse(c, why);
@@ -325,6 +338,28 @@ ct_mac(const struct cluster_transport *ct, const char *label, size_t label_len,
     return 0;
 }
 
+/* Sets TCP_NODELAY (Raft's and the links' small messages must not wait on Nagle and delayed
+ * ACKs), and TCP keepalive with TCP_USER_TIMEOUT, so that a stream to a peer that died
+ * without a FIN or RST fails within seconds, whether idle (keepalive) or writing (bytes
+ * unacknowledged): raft_uv reconnects only when a write or read fails. Returns 0, or a
+ * libuv error. */
+static int
+ct_tcp_tune(uv_tcp_t *tcp)
+{
+    int rv;
+    uv_os_fd_t fd;
+    if ((rv = uv_tcp_nodelay(tcp, 1)) < 0 ||
+        (rv = uv_tcp_keepalive(tcp, 1, CT_KEEPALIVE_IDLE_S)) < 0 ||
+        (rv = uv_fileno((uv_handle_t *)tcp, &fd)) < 0)
+        return rv;
+    int intvl = CT_KEEPALIVE_INTVL_S, cnt = CT_KEEPALIVE_CNT, user_timeout = CT_USER_TIMEOUT_MS;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout)) < 0)
+        return uv_translate_sys_error(errno);
+    return 0;
+}
+
 static void
 ct_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -343,6 +378,23 @@ ct_conn_expect(struct ct_conn *c, uint8_t *rbuf, size_t want)
     c->want = want;
 }
 
+/* The handshake of c succeeded: returns its TCP handle, which the caller now owns (a raft_uv
+ * stream, or a link's), and lets c go once its timer has closed. */
+static uv_tcp_t *
+ct_conn_hand_over(struct ct_conn *c)
+{
+    uv_tcp_t *tcp = c->tcp;
+    uv_read_stop((uv_stream_t *)tcp);
+    c->tcp = NULL;
+    c->open--;
+    c->step = CT_HANDED;
+    LIST_REMOVE(c, link);
+    if (c->role == CT_ACCEPTOR)
+        c->ct->n_incoming--;
+    uv_close((uv_handle_t *)&c->timer, ct_timer_closed);
+    return tcp;
+}
+
 /* A write of the handshake completed. After the stream is handed over only the count
  * matters: c lives until every write has called back. */
 static void
@@ -355,7 +407,7 @@ ct_write_cb(uv_write_t *w, int status)
         return;
     }
     if (status < 0) {
-        if (c->g == NULL) {
+        if (c->role == CT_ACCEPTOR) {
             char why[96];
             snprintf(why, sizeof(why), "write: %s", uv_strerror(status));
             ct_incoming_refuse(c, why);
@@ -367,23 +419,33 @@ ct_write_cb(uv_write_t *w, int status)
     if (w != &c->writes[1])
         return; /* the challenge or the hello */
 
-    /* The proof is out: the connection is the group's, if it has not closed meanwhile. */
-    struct ct_group *g = ct_group_find(c->ct, bytes_get64(c->hello + 8));
-    if (g == NULL || g->accept_cb == NULL) {
-        ct_incoming_refuse(c, "its raft group closed during the handshake");
-        return;
+    /* The proof is out: the connection is the group's or the link's, if it has not closed
+     * meanwhile. */
+    uint64_t group = bytes_get64(c->hello + 8), from = bytes_get64(c->hello + 16);
+    struct ct_group *g = NULL;
+    struct ct_link *l = NULL;
+    if (group == CLUSTER_TRANSPORT_LINK_GROUP) {
+        l = cluster_link_find(c->ct, from);
+        if (l == NULL) {
+            ct_incoming_refuse(c, "its node was unlinked during the handshake");
+            return;
+        }
+    } else {
+        g = ct_group_find(c->ct, group);
+        if (g == NULL || g->accept_cb == NULL) {
+            ct_incoming_refuse(c, "its raft group closed during the handshake");
+            return;
+        }
     }
     char address[CT_ADDR_MAX + 1];
     size_t len = bytes_get16(c->hello + 6);
     memcpy(address, c->hello + CT_HELLO_FIXED, len);
     address[len] = '\0';
-    uv_stream_t *stream = (uv_stream_t *)c->tcp;
-    c->tcp = NULL;
-    c->open--; /* the stream is raft_uv's now */
-    c->step = CT_HANDED;
-    LIST_REMOVE(c, link);
-    uv_close((uv_handle_t *)&c->timer, ct_timer_closed);
-    g->accept_cb(g->t, bytes_get64(c->hello + 16), address, stream);
+    uv_tcp_t *tcp = ct_conn_hand_over(c);
+    if (l != NULL)
+        cluster_link_accepted(l, tcp, address);
+    else
+        g->accept_cb(g->t, from, address, (uv_stream_t *)tcp);
 }
 
 /* Writes n bytes of c's own buffer buf as the handshake's i-th write (counted in c->open).
@@ -422,11 +484,35 @@ ct_incoming_on_hello(struct ct_conn *c)
         ct_incoming_refuse(c, "raft id 0");
         return;
     }
-    uint64_t group = bytes_get64(c->hello + 8);
-    struct ct_group *g = ct_group_find(ct, group);
-    if (g == NULL || g->accept_cb == NULL) {
-        char why[64];
-        snprintf(why, sizeof(why), "unknown raft group %llu", (unsigned long long)group);
+    uint64_t group = bytes_get64(c->hello + 8), from = bytes_get64(c->hello + 16);
+    uint64_t target = bytes_get64(c->hello + 24), self;
+    char why[128];
+    if (group == CLUSTER_TRANSPORT_LINK_GROUP) {
+        self = ct->self_id;
+        if (self == 0) {
+            ct_incoming_refuse(c, "a node link, but this node has no links yet");
+            return;
+        }
+    } else {
+        struct ct_group *g = ct_group_find(ct, group);
+        if (g == NULL || g->accept_cb == NULL) {
+            snprintf(why, sizeof(why), "unknown raft group %llu", (unsigned long long)group);
+            ct_incoming_refuse(c, why);
+            return;
+        }
+        self = g->id;
+    }
+    if (target != self) {
+        snprintf(why, sizeof(why),
+                 "it means to reach id %llu in group %llu, this node is %llu there (a stale "
+                 "address?)",
+                 (unsigned long long)target, (unsigned long long)group, (unsigned long long)self);
+        ct_incoming_refuse(c, why);
+        return;
+    }
+    if (group == CLUSTER_TRANSPORT_LINK_GROUP && cluster_link_find(ct, from) == NULL) {
+        snprintf(why, sizeof(why), "a node link from node id %llu, not a linked node",
+                 (unsigned long long)from);
         ct_incoming_refuse(c, why);
         return;
     }
@@ -438,7 +524,6 @@ ct_incoming_on_hello(struct ct_conn *c)
     c->step = CT_WRITE_PROOF;
     int rv = ct_conn_write(c, 1, c->proof, CT_MAC_LEN);
     if (rv < 0) {
-        char why[96];
         snprintf(why, sizeof(why), "write: %s", uv_strerror(rv));
         ct_incoming_refuse(c, why);
     }
@@ -477,27 +562,37 @@ ct_incoming_read(struct ct_conn *c)
     ct_incoming_on_hello(c);
 }
 
+/* Connector: writes the hello's fields but the nonce and the MAC, which wait for the
+ * challenge. address: 1..CT_ADDR_MAX bytes. */
+static void
+ct_hello_prepare(struct ct_conn *c, uint64_t group, uint64_t id, uint64_t target,
+                 const char *address)
+{
+    size_t addr_len = strlen(address);
+    WR_ASSERT(addr_len > 0 && addr_len <= CT_ADDR_MAX);
+    uint8_t *p = c->hello;
+    bytes_put32(p, CT_MAGIC);
+    bytes_put16(p + 4, CT_VERSION);
+    bytes_put16(p + 6, (uint16_t)addr_len);
+    bytes_put64(p + 8, group);
+    bytes_put64(p + 16, id);
+    bytes_put64(p + 24, target);
+    memcpy(p + CT_HELLO_FIXED, address, addr_len);
+    c->hello_len = CT_HELLO_FIXED + addr_len + CT_MAC_LEN;
+}
+
 /* Connector: the challenge is complete. Writes the hello and waits for the proof. */
 static void
 ct_connect_on_challenge(struct ct_conn *c)
 {
-    struct ct_group *g = c->g;
     if (bytes_get32(c->challenge) != CT_MAGIC || bytes_get16(c->challenge + 4) != CT_VERSION) {
         log_msg(LOG_DEBUG, "cluster transport: connect to %s: not a Warren cluster listener",
                 c->peer);
         ct_conn_fail(c, RAFT_NOCONNECTION);
         return;
     }
-    size_t addr_len = strlen(g->address);
     uint8_t *p = c->hello;
-    bytes_put32(p, CT_MAGIC);
-    bytes_put16(p + 4, CT_VERSION);
-    bytes_put16(p + 6, (uint16_t)addr_len);
-    bytes_put64(p + 8, g->group);
-    bytes_put64(p + 16, g->id);
-    c->hello_len = CT_HELLO_FIXED + addr_len + CT_MAC_LEN;
-    memcpy(p + CT_HELLO_FIXED, g->address, addr_len);
-    if (RAND_bytes(p + 24, CT_NONCE_LEN) != 1 ||
+    if (RAND_bytes(p + CT_HELLO_NONCE, CT_NONCE_LEN) != 1 ||
         ct_mac(c->ct, ct_label_connector, sizeof(ct_label_connector), c,
                p + c->hello_len - CT_MAC_LEN) < 0) {
         log_msg(LOG_ERROR, "cluster transport: connect to %s: OpenSSL failed", c->peer);
@@ -526,15 +621,14 @@ ct_connect_on_proof(struct ct_conn *c)
         ct_conn_fail(c, RAFT_NOCONNECTION);
         return;
     }
-    uv_read_stop((uv_stream_t *)c->tcp);
-    uv_stream_t *stream = (uv_stream_t *)c->tcp;
+    uv_tcp_t *tcp = ct_conn_hand_over(c);
+    if (c->role == CT_LINK_CONNECTOR) {
+        WR_ASSERT(c->l != NULL); /* cluster_ct_link_cancel fails c */
+        cluster_link_connected(c->l, tcp);
+        return;
+    }
     struct raft_uv_connect *req = c->req;
-    c->tcp = NULL;
-    c->open--; /* the stream is raft_uv's now */
-    c->step = CT_HANDED;
-    LIST_REMOVE(c, link);
-    uv_close((uv_handle_t *)&c->timer, ct_timer_closed);
-    req->cb(req, stream, 0);
+    req->cb(req, (uv_stream_t *)tcp, 0);
 }
 
 static void
@@ -545,7 +639,7 @@ ct_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
-        if (c->g != NULL) {
+        if (c->role != CT_ACCEPTOR) {
             ct_conn_fail(c, RAFT_NOCONNECTION);
         } else if (nread == UV_EOF) {
             ct_incoming_refuse(c, c->have == 0 && c->want == CT_HELLO_FIXED
@@ -590,7 +684,7 @@ ct_connect_cb(uv_connect_t *req, int status)
     }
     c->step = CT_READ_CHALLENGE;
     ct_conn_expect(c, c->challenge, CT_CHALLENGE_LEN);
-    if (uv_tcp_nodelay(c->tcp, 1) < 0 ||
+    if (ct_tcp_tune(c->tcp) < 0 ||
         uv_read_start((uv_stream_t *)c->tcp, ct_alloc_cb, ct_read_cb) < 0)
         ct_conn_fail(c, RAFT_NOCONNECTION);
 }
@@ -694,46 +788,98 @@ ct_group_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     return 0;
 }
 
-/* raft_uv_transport->connect: resolves the address's host, connects, runs the handshake;
- * req->cb gets the stream, or a failure (RAFT_NOCONNECTION; RAFT_CANCELED when the group
- * closes first). Returns 0, or RAFT_NOCONNECTION/RAFT_NOMEM without calling back. */
+/* Starts the handshake of connector c (its role's fields and hello prepared) to address:
+ * resolves its host, then connects, the rest from loop callbacks. Returns 0, or
+ * RAFT_NOCONNECTION with err filled (c is then the caller's to free). */
+static int
+ct_conn_start(struct ct_conn *c, const char *address, char *err, size_t errlen)
+{
+    char host[CT_ADDR_MAX + 1], port[8];
+    if (ct_address_split(address, host, sizeof(host), port, sizeof(port)) < 0) {
+        snprintf(err, errlen, "bad address '%.200s' (want name@host:port)", address);
+        return RAFT_NOCONNECTION;
+    }
+    c->step = CT_RESOLVING;
+    snprintf(c->peer, sizeof(c->peer), "%s", address);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    c->gai.data = c;
+    int rv = uv_getaddrinfo(c->ct->loop, &c->gai, ct_resolved, host, port, &hints);
+    if (rv < 0) {
+        snprintf(err, errlen, "resolve '%.200s': %s", host, uv_strerror(rv));
+        return RAFT_NOCONNECTION;
+    }
+    c->open++;
+    ct_conn_timer_start(c);
+    return 0;
+}
+
+/* raft_uv_transport->connect: resolves the address's host, connects, runs the handshake
+ * (its hello naming id as the member meant); req->cb gets the stream, or a failure
+ * (RAFT_NOCONNECTION; RAFT_CANCELED when the group closes first). Returns 0, or
+ * RAFT_NOCONNECTION/RAFT_NOMEM without calling back. */
 static int
 ct_group_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
                  const char *address, raft_uv_connect_cb cb)
 {
     struct ct_group *g = t->impl;
-    struct cluster_transport *ct = g->ct;
-    char host[CT_ADDR_MAX + 1], port[8];
-    (void)id;
     WR_ASSERT(g->inited && !g->closing);
-    if (ct_address_split(address, host, sizeof(host), port, sizeof(port)) < 0) {
-        snprintf(t->errmsg, sizeof(t->errmsg), "bad address '%.200s' (want name@host:port)",
-                 address);
-        return RAFT_NOCONNECTION;
-    }
     struct ct_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         snprintf(t->errmsg, sizeof(t->errmsg), "out of memory");
         return RAFT_NOMEM;
     }
-    c->ct = ct;
+    c->ct = g->ct;
+    c->role = CT_RAFT_CONNECTOR;
     c->g = g;
     c->req = req;
     req->cb = cb;
-    c->step = CT_RESOLVING;
-    snprintf(c->peer, sizeof(c->peer), "%s", address);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    c->gai.data = c;
-    int rv = uv_getaddrinfo(ct->loop, &c->gai, ct_resolved, host, port, &hints);
-    if (rv < 0) {
-        snprintf(t->errmsg, sizeof(t->errmsg), "resolve '%.200s': %s", host, uv_strerror(rv));
+    ct_hello_prepare(c, g->group, g->id, id, g->address);
+    int rv = ct_conn_start(c, address, t->errmsg, sizeof(t->errmsg));
+    if (rv != 0) {
         free(c);
-        return RAFT_NOCONNECTION;
+        return rv;
     }
-    c->open++;
-    ct_conn_timer_start(c);
     LIST_INSERT_HEAD(&g->connecting, c, link);
     return 0;
+}
+
+bool
+cluster_ct_address_valid(const char *address)
+{
+    char host[CT_ADDR_MAX + 1], port[8];
+    return strlen(address) <= CT_ADDR_MAX &&
+           ct_address_split(address, host, sizeof(host), port, sizeof(port)) == 0;
+}
+
+struct ct_conn *
+cluster_ct_link_connect(struct cluster_transport *ct, struct ct_link *l, uint64_t peer_id,
+                        const char *address)
+{
+    WR_ASSERT(!ct->closing && ct->self_id != 0);
+    struct ct_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        log_msg(LOG_ERROR, "cluster transport: link to %s: out of memory", address);
+        return NULL;
+    }
+    c->ct = ct;
+    c->role = CT_LINK_CONNECTOR;
+    c->l = l;
+    ct_hello_prepare(c, CLUSTER_TRANSPORT_LINK_GROUP, ct->self_id, peer_id, ct->self_address);
+    char err[256];
+    if (ct_conn_start(c, address, err, sizeof(err)) != 0) {
+        log_msg(LOG_DEBUG, "cluster transport: link to %s: %s", address, err);
+        free(c);
+        return NULL;
+    }
+    LIST_INSERT_HEAD(&ct->linking, c, link);
+    return c;
+}
+
+void
+cluster_ct_link_cancel(struct ct_conn *c)
+{
+    c->l = NULL;
+    ct_conn_fail(c, RAFT_CANCELED);
 }
 
 static void
@@ -770,7 +916,7 @@ int
 cluster_transport_group(struct cluster_transport *ct, uint64_t group, struct raft_uv_transport *t)
 {
     WR_ASSERT(!ct->closing);
-    if (ct_group_find(ct, group) != NULL)
+    if (group == CLUSTER_TRANSPORT_LINK_GROUP || ct_group_find(ct, group) != NULL)
         return -1;
     struct ct_group *g = calloc(1, sizeof(*g));
     if (g == NULL)
@@ -814,6 +960,43 @@ ct_sockaddr_name(const struct sockaddr_storage *ss, char *dst, size_t cap)
     }
 }
 
+static void
+ct_refused_closed(uv_handle_t *h)
+{
+    struct cluster_transport *ct = h->data;
+    free(h);
+    ct->n_refusing--;
+    cluster_ct_maybe_closed(ct);
+}
+
+/* CT_HANDSHAKES_MAX connections are in their handshake already: accepts the waiting one
+ * (libuv stops watching the listener until it is) and closes it, with a log line at most
+ * every CT_REFUSE_LOG_MS saying how many were closed since the last one. */
+static void
+ct_listen_refuse(struct cluster_transport *ct, uv_stream_t *server)
+{
+    uv_tcp_t *tcp = malloc(sizeof(*tcp));
+    if (tcp == NULL) {
+        log_msg(LOG_ERROR, "cluster transport: accept: out of memory");
+        return;
+    }
+    WR_ASSERT(uv_tcp_init(ct->loop, tcp) == 0);
+    tcp->data = ct;
+    ct->n_refusing++;
+    (void)uv_accept(server, (uv_stream_t *)tcp); /* closed either way */
+    uv_close((uv_handle_t *)tcp, ct_refused_closed);
+    ct->n_refused++;
+    uint64_t now = uv_now(ct->loop);
+    if (ct->refused_logged == 0 || now - ct->refused_logged >= CT_REFUSE_LOG_MS) {
+        log_msg(LOG_WARNING,
+                "cluster transport: %d connections in their handshake already: closed %u new "
+                "connection(s) since the last such line",
+                CT_HANDSHAKES_MAX, ct->n_refused);
+        ct->refused_logged = now != 0 ? now : 1;
+        ct->n_refused = 0;
+    }
+}
+
 /* A connection is waiting on the listener: accepts it, sends the challenge, reads the
  * hello. */
 static void
@@ -822,6 +1005,10 @@ ct_listen_cb(uv_stream_t *server, int status)
     struct cluster_transport *ct = server->data;
     if (status < 0) {
         log_msg(LOG_WARNING, "cluster transport: accept: %s", uv_strerror(status));
+        return;
+    }
+    if (ct->n_incoming >= CT_HANDSHAKES_MAX) {
+        ct_listen_refuse(ct, server);
         return;
     }
     struct ct_conn *c = calloc(1, sizeof(*c));
@@ -839,6 +1026,7 @@ ct_listen_cb(uv_stream_t *server, int status)
     tcp->data = c;
     c->open++;
     LIST_INSERT_HEAD(&ct->incoming, c, link);
+    ct->n_incoming++;
     ct_conn_timer_start(c);
     int rv = uv_accept(server, (uv_stream_t *)tcp);
     if (rv < 0) {
@@ -863,7 +1051,7 @@ ct_listen_cb(uv_stream_t *server, int status)
         return;
     }
     ct_conn_expect(c, c->hello, CT_HELLO_FIXED);
-    if ((rv = uv_tcp_nodelay(tcp, 1)) < 0 ||
+    if ((rv = ct_tcp_tune(tcp)) < 0 ||
         (rv = ct_conn_write(c, 0, c->challenge, CT_CHALLENGE_LEN)) < 0 ||
         (rv = uv_read_start((uv_stream_t *)tcp, ct_alloc_cb, ct_read_cb)) < 0) {
         char why[96];
@@ -902,9 +1090,11 @@ cluster_transport_new(uv_loop_t *loop, const char *bind_host, uint16_t port, con
     snprintf(ct->bind_host, sizeof(ct->bind_host), "%s", bind_host);
     LIST_INIT(&ct->groups);
     LIST_INIT(&ct->incoming);
+    LIST_INIT(&ct->linking);
     WR_ASSERT(uv_tcp_init(loop, &ct->listener) == 0);
     ct->listener.data = ct;
     ct->listener_open = true;
+    cluster_links_init(ct);
     return ct;
 }
 
@@ -956,7 +1146,7 @@ ct_listener_closed(uv_handle_t *h)
 {
     struct cluster_transport *ct = h->data;
     ct->listener_open = false;
-    ct_maybe_closed(ct);
+    cluster_ct_maybe_closed(ct);
 }
 
 void
@@ -967,6 +1157,7 @@ cluster_transport_close(struct cluster_transport *ct, void (*done)(void *arg), v
     ct->done = done;
     ct->done_arg = arg;
     uv_close((uv_handle_t *)&ct->listener, ct_listener_closed);
+    cluster_links_close(ct);
     struct ct_conn *c, *next;
     for (c = LIST_FIRST(&ct->incoming); c != NULL; c = next) {
         next = LIST_NEXT(c, link);

@@ -3,8 +3,9 @@
  * libevent base that the tests run. They elect a leader; the commands submitted on the leader
  * in one loop turn go into one entry, are applied on every member in the same order, and each
  * submitter's done callback follows its command's apply with what the apply returned; a
- * follower's submission is refused (CLUSTER_NOT_LEADER) while commands are not forwarded; close
- * drains and frees everything. */
+ * follower's commands are forwarded to the leader over the node links and answered the same
+ * way; every member sees every other as reachable through the links; close drains and frees
+ * everything. */
 #include "config.h"
 
 #include <stdbool.h>
@@ -84,6 +85,15 @@ on_done(void *arg, enum cluster_outcome outcome, int result)
     n_done++;
 }
 
+/* Raft thread: a node-link message goes to the member's one group. */
+static void
+on_link_message(void *arg, uint64_t peer, uint8_t type, const uint8_t *bytes, size_t len)
+{
+    struct member *m = arg;
+    ck_assert_uint_ge(len, 8);
+    cluster_group_on_message(m->g, peer, type, bytes + 8, len - 8);
+}
+
 static void
 on_started(void *arg, int rc)
 {
@@ -150,6 +160,8 @@ setup(void)
         initial[i] = (struct cluster_member){.id = i + 1, .voter = true};
         snprintf(initial[i].address, sizeof(initial[i].address), "n%u@127.0.0.1:%u", i + 1,
                  (unsigned)cluster_transport_port(m->tr));
+        ck_assert_int_eq(cluster_transport_set_self(m->tr, initial[i].id, initial[i].address), 0);
+        cluster_transport_on_message(m->tr, on_link_message, m);
         snprintf(m->dir, sizeof(m->dir), "/tmp/check_cluster_group.XXXXXX");
         ck_assert_ptr_nonnull(mkdtemp(m->dir));
     }
@@ -301,16 +313,40 @@ START_TEST(test_leader_commits_in_order)
 }
 END_TEST
 
-START_TEST(test_follower_refused)
+static bool
+all_reachable(void)
+{
+    for (unsigned i = 0; i < N; i++) {
+        const struct cluster_group_status *st = cluster_group_status(members[i].g);
+        if (st->n_members != N)
+            return false;
+        for (unsigned j = 0; j < N; j++)
+            if (!st->members[j].reachable)
+                return false;
+    }
+    return true;
+}
+
+START_TEST(test_follower_forwards)
 {
     ck_assert_msg(run_until(have_leader, 10000), "no leader within 10 s");
+    ck_assert_msg(run_until(all_reachable, 10000), "members not all reachable");
     struct member *f = leader() == &members[0] ? &members[1] : &members[0];
     submitter = f;
-    submit(f, 42);
-    want_done = 1;
-    ck_assert(run_until(all_done, 10000));
-    ck_assert_int_eq(done_outcome[0], CLUSTER_NOT_LEADER);
-    ck_assert_int_eq(done_result[0], 0);
+    for (uint32_t v = 1; v <= 50; v++)
+        submit(f, v);
+    want_done = 50;
+    ck_assert_msg(run_until(all_done, 10000), "%u of 50 answered", n_done);
+    for (unsigned i = 0; i < 50; i++) {
+        ck_assert_uint_eq(done_cmd[i], i + 1);
+        ck_assert_int_eq(done_outcome[i], CLUSTER_COMMITTED);
+        ck_assert_int_eq(done_result[i], (int)(2 * (i + 1) + 1));
+        ck_assert_uint_eq(f->applied[applied_at_done[i] - 1], i + 1);
+    }
+    want_applied = 50;
+    ck_assert(run_until(all_applied, 10000));
+    for (unsigned i = 0; i < N; i++)
+        ck_assert_mem_eq(members[i].applied, f->applied, 50 * sizeof(uint32_t));
 }
 END_TEST
 
@@ -322,7 +358,7 @@ group_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_leader_commits_in_order);
-    tcase_add_test(tc, test_follower_refused);
+    tcase_add_test(tc, test_follower_forwards);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,12 +1,15 @@
 /* Unit tests for src/cluster/transport.c, the nodes' Raft transport: node transports on
  * 127.0.0.1 with ports the system picks, all in one libuv loop that the tests run. A group's
  * connect reaches another node's accept callback with the connector's id and address, and
- * bytes pass both ways (over IPv6 too); TCP_NODELAY is set on both ends; addresses without a
- * usable host:port are refused at once; a wrong secret, an unknown group, an impostor
- * acceptor and raw clients sending garbage, bad lengths or nothing are refused (with the
- * acceptor's log line); close cancels pending connects with RAFT_CANCELED and calls
- * back on a later turn; and a real 3-node Raft group (raft_uv over this transport) elects a
- * leader and commits an entry on every node. Each test ends with uv_loop_close() succeeding:
+ * bytes pass both ways (over IPv6 too); TCP_NODELAY and keepalive are set on both ends;
+ * addresses without a usable host:port are refused at once; a wrong secret, an unknown group,
+ * a hello for another member, an impostor acceptor and raw clients sending garbage, bad
+ * lengths or nothing are refused (with the acceptor's log line), and handshakes over the cap
+ * are closed at once; close cancels pending connects with RAFT_CANCELED and calls back on a
+ * later turn. Node links come up between three nodes, carry messages whole and in order, and
+ * tell which nodes run (a closed node, a stalled one, a restarted one); their limits hold.
+ * And a real 3-node Raft group (raft_uv over this transport) elects a leader and commits an
+ * entry on every node. Each test ends with uv_loop_close() succeeding:
  * every handle was closed. Log lines are captured by pointing stderr at a temporary file. */
 #include "config.h"
 
@@ -222,15 +225,28 @@ stream_free(uv_stream_t *s)
         uv_close((uv_handle_t *)s, (uv_close_cb)raft_free);
 }
 
-static bool
-nodelay_on(uv_stream_t *s)
+/* A socket option of the stream's socket, an int. */
+static int
+sockopt(uv_stream_t *s, int level, int name)
 {
     uv_os_fd_t fd;
     ck_assert_int_eq(uv_fileno((uv_handle_t *)s, &fd), 0);
-    int on = 0;
-    socklen_t len = sizeof(on);
-    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
-    return on != 0;
+    int v = 0;
+    socklen_t len = sizeof(v);
+    ck_assert_int_eq(getsockopt(fd, level, name, &v, &len), 0);
+    return v;
+}
+
+/* TCP_NODELAY, and keepalive with TCP_USER_TIMEOUT, as the transport sets them. */
+static void
+check_tuned(uv_stream_t *s)
+{
+    ck_assert_int_ne(sockopt(s, IPPROTO_TCP, TCP_NODELAY), 0);
+    ck_assert_int_ne(sockopt(s, SOL_SOCKET, SO_KEEPALIVE), 0);
+    ck_assert_int_eq(sockopt(s, IPPROTO_TCP, TCP_KEEPIDLE), 1);
+    ck_assert_int_eq(sockopt(s, IPPROTO_TCP, TCP_KEEPINTVL), 1);
+    ck_assert_int_eq(sockopt(s, IPPROTO_TCP, TCP_KEEPCNT), 5);
+    ck_assert_int_eq(sockopt(s, IPPROTO_TCP, TCP_USER_TIMEOUT), 5000);
 }
 
 /* Reading a handed-over stream until `want` bytes came. */
@@ -320,8 +336,8 @@ START_TEST(test_connect_accept)
     ck_assert_str_eq(sa.accepted_address, b.address);
     ck_assert_uint_eq(sb.accepted, 0);
 
-    ck_assert(nodelay_on(sb.connected_stream));
-    ck_assert(nodelay_on(sa.accepted_stream));
+    check_tuned(sb.connected_stream);
+    check_tuned(sa.accepted_stream);
     check_pass(sb.connected_stream, sa.accepted_stream, "raft from b to a");
     check_pass(sa.accepted_stream, sb.connected_stream, "and back from a to b");
 
@@ -521,25 +537,25 @@ static struct {
      ": not a Warren cluster handshake (starts \"GET / HTTP/1.1\\x0d\\x0a\")"},
     {"nothing", "", ": no handshake within 200 ms"},
     {"too long an address",
-     "57524654 0001 03e8 0000000000000007 0000000000000002"
+     "57524654 0002 03e8 0000000000000007 0000000000000002 0000000000000001"
      "00000000000000000000000000000000 00000000000000000000000000000000",
      ": address length 1000 out of 1..255"},
     {"empty address",
-     "57524654 0001 0000 0000000000000007 0000000000000002"
+     "57524654 0002 0000 0000000000000007 0000000000000002 0000000000000001"
      "00000000000000000000000000000000 00000000000000000000000000000000",
      ": address length 0 out of 1..255"},
-    {"another version",
-     "57524654 0002 0005 0000000000000007 0000000000000002"
+    {"version 1 (no target id)",
+     "57524654 0001 0005 0000000000000007 0000000000000002 0000000000000001"
      "00000000000000000000000000000000 00000000000000000000000000000000",
      ": not a Warren cluster handshake"},
     {"a hello with a made-up MAC",
-     "57524654 0001 0001 0000000000000007 0000000000000002"
+     "57524654 0002 0001 0000000000000007 0000000000000002 0000000000000001"
      "00000000000000000000000000000000 "
      "00000000000000000000000000000000 78"
      "00000000000000000000000000000000 "
      "00000000000000000000000000000000",
      ": wrong HMAC"},
-    {"half a hello, then nothing", "57524654 0001 0001 00000000", ": no handshake within 200 ms"},
+    {"half a hello, then nothing", "57524654 0002 0001 00000000", ": no handshake within 200 ms"},
 };
 
 static size_t
@@ -654,7 +670,7 @@ raw_server_conn(uv_stream_t *server, int status)
     rs->accepted = true;
     if (rs->mode == IMPOSTOR) {
         bytes_put32(rs->challenge, 0x57524654u);
-        bytes_put16(rs->challenge + 4, 1);
+        bytes_put16(rs->challenge + 4, 2);
         uv_buf_t b = uv_buf_init((char *)rs->challenge, sizeof(rs->challenge));
         ck_assert_int_eq(uv_write(&rs->writes[0], (uv_stream_t *)c, &b, 1, NULL), 0);
         ck_assert_int_eq(uv_read_start((uv_stream_t *)c, raw_server_alloc, raw_server_read), 0);
@@ -702,7 +718,7 @@ START_TEST(test_impostor)
     const char *log = capture_end();
     ck_assert(failed);
     ck_assert_int_eq(sb.connect_status, RAFT_NOCONNECTION);
-    ck_assert_uint_eq(rs.got, 56 + strlen(b.address) + 32);
+    ck_assert_uint_eq(rs.got, 64 + strlen(b.address) + 32);
     ck_assert_msg(strstr(log, "connect to x@127.0.0.1:") && strstr(log, ": wrong proof"), "log: %s",
                   log);
     raw_server_stop(&rs);
@@ -758,6 +774,511 @@ START_TEST(test_close_pending)
 
     raw_server_stop(&rs);
     node_stop(&b);
+    loop_finish();
+}
+END_TEST
+
+/* ---- Node links ---- */
+
+/* What a node's on_message callback saw. */
+#define INBOX_MAX 128
+struct inbox {
+    unsigned n;
+    struct {
+        uint64_t peer;
+        uint8_t type;
+        size_t len;
+        bool intact; /* the bytes were those fill_pattern writes */
+    } m[INBOX_MAX];
+    struct node *close_node; /* closes this node's transport from the callback ... */
+    unsigned close_at;       /* ... when the close_at-th message comes (0: never) */
+};
+
+static void
+fill_pattern(uint8_t *p, size_t len, uint8_t type)
+{
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)(type + i * 7);
+}
+
+static void
+on_message(void *arg, uint64_t peer_id, uint8_t type, const uint8_t *bytes, size_t len)
+{
+    struct inbox *in = arg;
+    ck_assert_uint_lt(in->n, INBOX_MAX);
+    bool intact = true;
+    for (size_t i = 0; i < len && intact; i++)
+        intact = bytes[i] == (uint8_t)(type + i * 7);
+    in->m[in->n].peer = peer_id;
+    in->m[in->n].type = type;
+    in->m[in->n].len = len;
+    in->m[in->n].intact = intact;
+    in->n++;
+    if (in->close_at != 0 && in->n == in->close_at)
+        cluster_transport_close(in->close_node->ct, on_ct_closed, in->close_node);
+}
+
+/* Starts a node transport without a group, as node `id`, its messages going into in. */
+static void
+link_node_start(struct node *n, const char *name, uint64_t id, struct inbox *in)
+{
+    node_start(n, name, secret, 0, 0, NULL);
+    ck_assert_int_eq(cluster_transport_set_self(n->ct, id, n->address), 0);
+    ck_assert_int_eq(cluster_transport_set_self(n->ct, id, n->address), 0); /* idempotent */
+    cluster_transport_on_message(n->ct, on_message, in);
+}
+
+/* Runs the loop until from sees peer alive (or not, with want false) within ms. */
+static bool
+run_until_alive(const struct node *from, uint64_t peer, bool want, unsigned ms)
+{
+    guard_expired = false;
+    uv_timer_start(&guard, guard_cb, ms, 0);
+    while (cluster_transport_peer_alive(from->ct, peer) != want && !guard_expired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_timer_stop(&guard);
+    return cluster_transport_peer_alive(from->ct, peer) == want;
+}
+
+/* Sends len pattern bytes of type from n to peer. Returns cluster_transport_send's result. */
+static int
+send_pattern(struct node *n, uint64_t peer, uint8_t type, size_t len)
+{
+    uint8_t *p = malloc(len > 0 ? len : 1);
+    ck_assert_ptr_nonnull(p);
+    fill_pattern(p, len, type);
+    int rv = cluster_transport_send(n->ct, peer, type, p, len);
+    free(p);
+    return rv;
+}
+
+static const size_t message_sizes[] = {0, 1, 100, 65535, 65536, 300000, 3u << 20};
+#define N_SIZES (sizeof(message_sizes) / sizeof(message_sizes[0]))
+
+/* Three nodes linked to each other: every pair comes up alive both ways; messages of several
+ * sizes arrive whole, in order, with their sender and type; sends that cannot be queued fail;
+ * a closed node is not alive for the others within ~2 s, and sends to it fail. */
+START_TEST(test_links)
+{
+    struct node a, b, c;
+    struct inbox ia = {0}, ib = {0}, ic = {0};
+    link_node_start(&a, "a", 1, &ia);
+    link_node_start(&b, "b", 2, &ib);
+    link_node_start(&c, "c", 3, &ic);
+    struct node *nodes[3] = {&a, &b, &c};
+    uint64_t t0 = uv_now(&loop);
+    for (unsigned i = 0; i < 3; i++)
+        for (unsigned j = 0; j < 3; j++)
+            if (i != j) {
+                ck_assert_int_eq(cluster_transport_link(nodes[i]->ct, j + 1, nodes[j]->address), 0);
+                ck_assert_int_eq(cluster_transport_link(nodes[i]->ct, j + 1, nodes[j]->address),
+                                 0); /* idempotent */
+            }
+    for (unsigned i = 0; i < 3; i++)
+        for (unsigned j = 0; j < 3; j++)
+            if (i != j)
+                ck_assert_msg(run_until_alive(nodes[i], j + 1, true, 3000), "%u -> %u", i + 1,
+                              j + 1);
+    uv_update_time(&loop);
+    printf("links: all 6 alive after %llu ms\n", (unsigned long long)(uv_now(&loop) - t0));
+
+    /* Refused at once. */
+    ck_assert_int_eq(cluster_transport_link(a.ct, 1, b.address), -1);   /* itself */
+    ck_assert_int_eq(cluster_transport_link(a.ct, 0, b.address), -1);   /* id 0 */
+    ck_assert_int_eq(cluster_transport_link(a.ct, 9, "b@nowhere"), -1); /* no port */
+    ck_assert_int_eq(cluster_transport_set_self(a.ct, 0, a.address), -1);
+    ck_assert_int_eq(cluster_transport_send(a.ct, 9, 1, "x", 1), -1); /* not linked */
+    ck_assert_int_eq(cluster_transport_send(a.ct, 2, 0, "x", 1), -1); /* heartbeat type */
+    ck_assert(!cluster_transport_peer_alive(a.ct, 9));
+
+    /* a and c each send every size to b, interleaved. */
+    for (unsigned k = 0; k < N_SIZES; k++) {
+        ck_assert_int_eq(send_pattern(&a, 2, (uint8_t)(k + 1), message_sizes[k]), 0);
+        ck_assert_int_eq(send_pattern(&c, 2, (uint8_t)(k + 101), message_sizes[k]), 0);
+    }
+    ck_assert_uint_eq(ib.n, 0); /* never from within send */
+    ck_assert(run_until_count(&ib.n, 2 * N_SIZES, 5000));
+    unsigned from_a = 0, from_c = 0;
+    for (unsigned k = 0; k < ib.n; k++) {
+        ck_assert(ib.m[k].intact);
+        if (ib.m[k].peer == 1) {
+            ck_assert_uint_eq(ib.m[k].type, from_a + 1);
+            ck_assert_uint_eq(ib.m[k].len, message_sizes[from_a]);
+            from_a++;
+        } else {
+            ck_assert_uint_eq(ib.m[k].peer, 3);
+            ck_assert_uint_eq(ib.m[k].type, from_c + 101);
+            ck_assert_uint_eq(ib.m[k].len, message_sizes[from_c]);
+            from_c++;
+        }
+    }
+    ck_assert_uint_eq(from_a, N_SIZES);
+    ck_assert_uint_eq(from_c, N_SIZES);
+    run_for(1200); /* heartbeats only: nothing more arrives */
+    ck_assert_uint_eq(ib.n, 2 * N_SIZES);
+    ck_assert_uint_eq(ia.n + ic.n, 0);
+    ck_assert(cluster_transport_peer_alive(b.ct, 1) && cluster_transport_peer_alive(a.ct, 2));
+
+    /* c closes: a and b stop counting it alive within ~2 s. */
+    node_stop(&c);
+    uv_update_time(&loop);
+    t0 = uv_now(&loop);
+    ck_assert(run_until_alive(&a, 3, false, 4000));
+    ck_assert(run_until_alive(&b, 3, false, 4000));
+    uv_update_time(&loop);
+    printf("links: c not alive for a and b %llu ms after its close\n",
+           (unsigned long long)(uv_now(&loop) - t0));
+    ck_assert_int_eq(send_pattern(&a, 3, 1, 10), -1);
+    ck_assert(cluster_transport_peer_alive(a.ct, 2) && cluster_transport_peer_alive(b.ct, 1));
+
+    /* Unlinked: not alive, no sends, and its own link to us is refused. */
+    capture_begin();
+    cluster_transport_unlink(a.ct, 2);
+    cluster_transport_unlink(a.ct, 2); /* idempotent */
+    ck_assert(!cluster_transport_peer_alive(a.ct, 2));
+    ck_assert_int_eq(send_pattern(&a, 2, 1, 10), -1);
+    bool b_lost_a = run_until_alive(&b, 1, false, 4000);
+    run_for(600); /* b's next attempt to link to a */
+    const char *log = capture_end();
+    ck_assert(b_lost_a);
+    ck_assert_msg(strstr(log, ": a node link from node id 2, not a linked node\n"), "log: %s", log);
+
+    node_stop(&b);
+    node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+/* A node that closes and starts again on the same port is linked again. */
+START_TEST(test_link_reconnect)
+{
+    struct node a, b;
+    struct inbox ia = {0}, ib = {0};
+    link_node_start(&a, "a", 1, &ia);
+    link_node_start(&b, "b", 2, &ib);
+    ck_assert_int_eq(cluster_transport_link(a.ct, 2, b.address), 0);
+    ck_assert_int_eq(cluster_transport_link(b.ct, 1, a.address), 0);
+    ck_assert(run_until_alive(&a, 2, true, 3000));
+    ck_assert(run_until_alive(&b, 1, true, 3000));
+
+    uint16_t port = b.port;
+    node_stop(&b);
+    ck_assert(run_until_alive(&a, 2, false, 4000));
+    run_for(2500); /* a's attempts fail meanwhile, and its delay grows to its cap */
+
+    char err[256];
+    memset(&b, 0, sizeof(b));
+    b.ct = cluster_transport_new(&loop, "127.0.0.1", port, secret, SECRET_LEN, err, sizeof(err));
+    ck_assert_msg(b.ct != NULL, "%s", err);
+    ck_assert_msg(cluster_transport_listen(b.ct, err, sizeof(err)) == 0, "%s", err);
+    snprintf(b.address, sizeof(b.address), "b@127.0.0.1:%u", port);
+    ck_assert_int_eq(cluster_transport_set_self(b.ct, 2, b.address), 0);
+    cluster_transport_on_message(b.ct, on_message, &ib);
+    ck_assert_int_eq(cluster_transport_link(b.ct, 1, a.address), 0);
+    uv_update_time(&loop);
+    uint64_t t0 = uv_now(&loop);
+    ck_assert(run_until_alive(&a, 2, true, 4000));
+    ck_assert(run_until_alive(&b, 1, true, 4000));
+    uv_update_time(&loop);
+    printf("links: a and b alive again %llu ms after b restarted\n",
+           (unsigned long long)(uv_now(&loop) - t0));
+
+    /* a's stream to b is up once its connect came round: a message gets through. */
+    guard_expired = false;
+    uv_timer_start(&guard, guard_cb, 4000, 0);
+    while (send_pattern(&a, 2, 7, 5) != 0 && !guard_expired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_timer_stop(&guard);
+    ck_assert(run_until_count(&ib.n, 1, 3000));
+    ck_assert_uint_eq(ib.m[0].peer, 1);
+    ck_assert_uint_eq(ib.m[0].type, 7);
+
+    /* a's address changes (another name): its links drop, and come back with the new one. */
+    char renamed[64];
+    snprintf(renamed, sizeof(renamed), "a2@127.0.0.1:%u", a.port);
+    capture_begin();
+    ck_assert_int_eq(cluster_transport_set_self(a.ct, 1, renamed), 0);
+    ck_assert(!cluster_transport_peer_alive(a.ct, 2));
+    bool back = run_until_alive(&a, 2, true, 4000);
+    const char *log = capture_end();
+    ck_assert(back);
+    ck_assert_msg(strstr(log, "closed: this node's id or address changed\n"), "log: %s", log);
+    ck_assert_int_eq(cluster_transport_link(b.ct, 1, renamed), 0);
+    ck_assert(run_until_alive(&b, 1, true, 4000));
+
+    node_stop(&b);
+    node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+/* Runs loop, and loop2 too when run2, until a sees peer alive (or not, with want false) and,
+ * when b is not NULL, b sees peer_b alive, or ms pass. Returns whether they did. */
+static bool
+run2_until_alive(uv_loop_t *loop2, bool run2, const struct node *a, uint64_t peer, bool want,
+                 const struct node *b, uint64_t peer_b, unsigned ms)
+{
+    guard_expired = false;
+    uv_timer_start(&guard, guard_cb, ms, 0);
+    while (!guard_expired && (cluster_transport_peer_alive(a->ct, peer) != want ||
+                              (b != NULL && !cluster_transport_peer_alive(b->ct, peer_b)))) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        if (run2)
+            uv_run(loop2, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    uv_timer_stop(&guard);
+    return !guard_expired;
+}
+
+/* A node whose loop stops (its kernel still acknowledges, nothing more): the heartbeats stop,
+ * so it is not alive within ~2 s, and its link stream is closed after 4 s of silence; once
+ * its loop runs again, the links come back. */
+START_TEST(test_link_stalled)
+{
+    uv_loop_t loop2;
+    ck_assert_int_eq(uv_loop_init(&loop2), 0);
+    struct node a, c;
+    struct inbox ia = {0}, ic = {0};
+    link_node_start(&a, "a", 1, &ia);
+    char err[256];
+    memset(&c, 0, sizeof(c));
+    c.ct = cluster_transport_new(&loop2, "127.0.0.1", 0, secret, SECRET_LEN, err, sizeof(err));
+    ck_assert_msg(c.ct != NULL, "%s", err);
+    ck_assert_msg(cluster_transport_listen(c.ct, err, sizeof(err)) == 0, "%s", err);
+    snprintf(c.address, sizeof(c.address), "c@127.0.0.1:%u", cluster_transport_port(c.ct));
+    ck_assert_int_eq(cluster_transport_set_self(c.ct, 3, c.address), 0);
+    cluster_transport_on_message(c.ct, on_message, &ic);
+    ck_assert_int_eq(cluster_transport_link(a.ct, 3, c.address), 0);
+    ck_assert_int_eq(cluster_transport_link(c.ct, 1, a.address), 0);
+    ck_assert(run2_until_alive(&loop2, true, &a, 3, true, &c, 1, 3000));
+
+    uv_update_time(&loop);
+    uint64_t t0 = uv_now(&loop);
+    capture_begin();
+    bool lost = run2_until_alive(&loop2, false, &a, 3, false, NULL, 0, 4000);
+    uv_update_time(&loop);
+    uint64_t t_lost = uv_now(&loop) - t0;
+    ck_assert_int_eq(send_pattern(&a, 3, 1, 10), 0); /* queued: the stream is still up */
+    run_for(3000);
+    const char *log = capture_end();
+    ck_assert(lost);
+    printf("links: a stalled node not alive after %llu ms\n", (unsigned long long)t_lost);
+    ck_assert_msg(strstr(log, "[warning] cluster transport: link to node 3 at c@127.0.0.1:") &&
+                      strstr(log, " closed: nothing heard for "),
+                  "log: %s", log);
+    ck_assert_int_eq(send_pattern(&a, 3, 1, 10), -1);
+
+    ck_assert(run2_until_alive(&loop2, true, &a, 3, true, &c, 1, 5000));
+    node_stop(&a);
+    cluster_transport_close(c.ct, on_ct_closed, &c);
+    while (!c.ct_closed)
+        uv_run(&loop2, UV_RUN_ONCE);
+    ck_assert_int_eq(uv_run(&loop2, UV_RUN_DEFAULT), 0);
+    ck_assert_int_eq(uv_loop_close(&loop2), 0);
+    loop_finish();
+}
+END_TEST
+
+/* A message over the receiver's limit closes the link (with a log line); the one before it
+ * arrived, and the link comes back. */
+START_TEST(test_link_too_big)
+{
+    struct node a, b;
+    struct inbox ia = {0}, ib = {0};
+    link_node_start(&a, "a", 1, &ia);
+    link_node_start(&b, "b", 2, &ib);
+    cluster_transport_set_message_max(b.ct, 1000);
+    ck_assert_int_eq(cluster_transport_link(a.ct, 2, b.address), 0);
+    ck_assert_int_eq(cluster_transport_link(b.ct, 1, a.address), 0);
+    ck_assert(run_until_alive(&a, 2, true, 3000));
+    ck_assert(run_until_alive(&b, 1, true, 3000));
+    ck_assert_int_eq(send_pattern(&b, 1, 1, 1001), -1); /* b's own limit */
+
+    capture_begin();
+    ck_assert_int_eq(send_pattern(&a, 2, 1, 1000), 0);
+    ck_assert_int_eq(send_pattern(&a, 2, 2, 1001), 0);
+    ck_assert_int_eq(send_pattern(&a, 2, 3, 10), 0); /* lost with the link */
+    guard_expired = false;
+    uv_timer_start(&guard, guard_cb, 3000, 0);
+    while (send_pattern(&a, 2, 4, 10) == 0 && !guard_expired) /* until a sees the close */
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_timer_stop(&guard);
+    ck_assert(!guard_expired);
+    const char *log = capture_end();
+    ck_assert_msg(strstr(log, "[warning] cluster transport: link from node 1 at ") &&
+                      strstr(log, " closed: a message of 1001 bytes, over the limit of 1000\n"),
+                  "log: %s", log);
+    ck_assert_uint_eq(ib.n, 1);
+    ck_assert_uint_eq(ib.m[0].len, 1000);
+    ck_assert(ib.m[0].intact);
+
+    /* a connects again after its delay. */
+    guard_expired = false;
+    uv_timer_start(&guard, guard_cb, 4000, 0);
+    while (send_pattern(&a, 2, 5, 10) != 0 && !guard_expired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_timer_stop(&guard);
+    ck_assert(run_until_count(&ib.n, 2, 3000));
+    ck_assert_uint_eq(ib.m[1].type, 5);
+    ck_assert_uint_eq(ib.n, 2); /* not the ones sent on the closed stream */
+
+    node_stop(&b);
+    node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+/* The output bound: sends are refused once a link's output holds 64 MiB; what was queued
+ * arrives in order. Then messages queued when both close are dropped without a callback, and
+ * a callback that closes its own transport gets no further message. */
+START_TEST(test_link_output_bound)
+{
+    struct node a, b;
+    struct inbox ia = {0}, ib = {0};
+    link_node_start(&a, "a", 1, &ia);
+    link_node_start(&b, "b", 2, &ib);
+    ck_assert_int_eq(cluster_transport_link(a.ct, 2, b.address), 0);
+    ck_assert_int_eq(cluster_transport_link(b.ct, 1, a.address), 0);
+    ck_assert(run_until_alive(&b, 1, true, 3000));
+    guard_expired = false;
+    uv_timer_start(&guard, guard_cb, 3000, 0);
+    while (send_pattern(&a, 2, 1, 0) != 0 && !guard_expired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_timer_stop(&guard);
+    ck_assert(run_until_count(&ib.n, 1, 3000));
+    ib.n = 0;
+
+    /* Without the loop running no write callback comes: every send counts in full. */
+    enum { MIB = 1 << 20 };
+    uint8_t *p = malloc(MIB);
+    ck_assert_ptr_nonnull(p);
+    unsigned queued = 0;
+    for (unsigned k = 0; k < 100; k++) {
+        fill_pattern(p, MIB, (uint8_t)(k + 1));
+        if (cluster_transport_send(a.ct, 2, (uint8_t)(k + 1), p, MIB) < 0)
+            break;
+        queued++;
+    }
+    free(p);
+    ck_assert_uint_eq(queued, CLUSTER_TRANSPORT_OUTPUT_MAX / MIB);
+    ck_assert(run_until_count(&ib.n, queued, 20000));
+    for (unsigned k = 0; k < queued; k++) {
+        ck_assert_uint_eq(ib.m[k].type, k + 1);
+        ck_assert_uint_eq(ib.m[k].len, MIB);
+        ck_assert(ib.m[k].intact);
+    }
+    ck_assert_int_eq(send_pattern(&a, 2, 1, 10), 0); /* the output drained */
+    ck_assert(run_until_count(&ib.n, queued + 1, 3000));
+
+    /* b closes its transport from the callback of the 2nd of 5 messages. */
+    ib.n = 0;
+    ib.close_node = &b;
+    ib.close_at = 2;
+    for (unsigned k = 0; k < 5; k++)
+        ck_assert_int_eq(send_pattern(&a, 2, (uint8_t)(k + 1), 100), 0);
+    ck_assert(run_until(&b.ct_closed, 3000));
+    run_for(100);
+    ck_assert_uint_eq(ib.n, 2);
+
+    /* a closes with messages queued: dropped. */
+    ck_assert(run_until_alive(&a, 2, false, 4000));
+    for (unsigned k = 0; k < 3; k++)
+        send_pattern(&a, 1, 1, 100); /* not linked to itself: refused */
+    node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+/* A hello for another member than the acceptor is refused: a stale address reaching another
+ * node, for a Raft group as for a link. */
+START_TEST(test_wrong_target)
+{
+    struct seen sa = {0}, sb = {0};
+    struct node a, b;
+    node_start(&a, "a", secret, 7, 1, &sa);
+    node_start(&b, "b", secret, 7, 2, &sb);
+    capture_begin();
+    struct raft_uv_connect req = {.data = &sb};
+    ck_assert_int_eq(b.t.connect(&b.t, &req, 3, a.address, on_connect), 0);
+    ck_assert(run_until_count(&sb.connected, 1, 5000));
+    ck_assert_int_eq(sb.connect_status, RAFT_NOCONNECTION);
+    run_for(50);
+    const char *log = capture_end();
+    ck_assert_uint_eq(sa.accepted, 0);
+    ck_assert_msg(strstr(log, ": it means to reach id 3 in group 7, this node is 1 there (a "
+                              "stale address?)\n"),
+                  "log: %s", log);
+
+    /* b links node 9 at a's address; a is node 1. */
+    ck_assert_int_eq(cluster_transport_set_self(a.ct, 1, a.address), 0);
+    ck_assert_int_eq(cluster_transport_set_self(b.ct, 2, b.address), 0);
+    ck_assert_int_eq(cluster_transport_link(a.ct, 2, b.address), 0);
+    capture_begin();
+    ck_assert_int_eq(cluster_transport_link(b.ct, 9, a.address), 0);
+    run_for(300);
+    log = capture_end();
+    ck_assert(!cluster_transport_peer_alive(b.ct, 9));
+    ck_assert_msg(strstr(log, ": it means to reach id 9 in group 0, this node is 1 there (a "
+                              "stale address?)\n"),
+                  "log: %s", log);
+    /* Its address corrected, b's link to a comes up. */
+    cluster_transport_unlink(b.ct, 9);
+    ck_assert_int_eq(cluster_transport_link(b.ct, 1, a.address), 0);
+    ck_assert(run_until_alive(&a, 2, true, 3000));
+    ck_assert(run_until_alive(&b, 1, true, 3000));
+    node_stop(&b);
+    node_stop(&a);
+    loop_finish();
+}
+END_TEST
+
+/* At most 256 accepted connections in their handshake: the next ones are closed at once,
+ * with one log line. */
+START_TEST(test_handshake_cap)
+{
+    enum { CAP = 256, EXTRA = 4 };
+    struct seen sa = {0};
+    struct node a;
+    node_start(&a, "a", secret, 7, 1, &sa);
+    static struct raw_client rcs[CAP + EXTRA];
+    memset(rcs, 0, sizeof(rcs));
+    struct sockaddr_in sin;
+    ck_assert_int_eq(uv_ip4_addr("127.0.0.1", a.port, &sin), 0);
+    unsigned eofs = 0, challenged = 0;
+    capture_begin();
+    for (unsigned i = 0; i < CAP + EXTRA; i++) {
+        struct raw_client *rc = &rcs[i];
+        rc->r.want = 40;
+        rc->tcp.data = &rc->r;
+        rc->connect.data = rc;
+        ck_assert_int_eq(uv_tcp_init(&loop, &rc->tcp), 0);
+        ck_assert_int_eq(
+            uv_tcp_connect(&rc->connect, &rc->tcp, (struct sockaddr *)&sin, raw_client_connected),
+            0);
+        ck_assert(run_until(&rc->r.done, 5000)); /* the challenge, or EOF */
+    }
+    for (unsigned i = 0; i < CAP + EXTRA; i++) {
+        if (rcs[i].r.eof)
+            eofs++;
+        else if (rcs[i].r.have == 40)
+            challenged++;
+    }
+    const char *log = capture_end();
+    ck_assert_uint_eq(challenged, CAP);
+    ck_assert_uint_eq(eofs, EXTRA);
+    for (unsigned i = CAP; i < CAP + EXTRA; i++)
+        ck_assert(rcs[i].r.eof);
+    ck_assert_msg(strstr(log, "[warning] cluster transport: 256 connections in their handshake "
+                              "already: closed 1 new connection(s) since the last such line\n"),
+                  "log: %s", log);
+    ck_assert_msg(strchr(log, '\n') == log + strlen(log) - 1, "more than one line: %s", log);
+    capture_begin(); /* the acceptor's lines about the handshakes the clients left */
+    for (unsigned i = 0; i < CAP + EXTRA; i++)
+        uv_close((uv_handle_t *)&rcs[i].tcp, raw_client_closed);
+    ck_assert(run_until(&rcs[CAP + EXTRA - 1].closed, 1000));
+    node_stop(&a);
+    capture_end();
     loop_finish();
 }
 END_TEST
@@ -997,7 +1518,19 @@ cluster_transport_suite(void)
     tcase_add_test(tc, test_impostor);
     tcase_add_test(tc, test_connect_timeout);
     tcase_add_test(tc, test_close_pending);
+    tcase_add_test(tc, test_wrong_target);
+    tcase_add_test(tc, test_handshake_cap);
     suite_add_tcase(s, tc);
+
+    TCase *links = tcase_create("links");
+    tcase_add_checked_fixture(links, setup, NULL);
+    tcase_set_timeout(links, 60);
+    tcase_add_test(links, test_links);
+    tcase_add_test(links, test_link_reconnect);
+    tcase_add_test(links, test_link_stalled);
+    tcase_add_test(links, test_link_too_big);
+    tcase_add_test(links, test_link_output_bound);
+    suite_add_tcase(s, links);
 
     TCase *raft = tcase_create("raft");
     tcase_add_checked_fixture(raft, setup, NULL);
