@@ -56,9 +56,10 @@ int cluster_open(struct event_base *base, const struct conf *conf, struct cluste
 void cluster_meta_register(struct cluster *c, enum cluster_meta_kind kind, cluster_meta_apply_fn fn,
                            void *arg);
 
-/* Submits a metadata command (its first byte its kind; copied) to be committed and applied on
- * every node, then done(arg, outcome, result) on this one (see cluster_done_fn). done may be
- * NULL. Returns 0, or -1 with errno (ENOMEM, EMSGSIZE, ESHUTDOWN): done is then not called. */
+/* Submits a metadata command (its first byte its kind; copied; its last byte not NUL) to be
+ * committed and applied on every node, then done(arg, outcome, result) on this one (see
+ * cluster_done_fn). done may be NULL. Returns 0, or -1 with errno (ENOMEM, EMSGSIZE, ESHUTDOWN):
+ * done is then not called. */
 int cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_done_fn done,
                         void *arg);
 

@@ -170,6 +170,8 @@ static int
 cluster_meta_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
 {
     struct cluster *c = arg;
+    for (int i = 0; i < 7 && len > 1 && cmd[len - 1] == 0; i++)
+        len--; /* cluster_meta_put's padding */
     if (len > 0 && c->appliers[cmd[0]].fn != NULL)
         return c->appliers[cmd[0]].fn(c->appliers[cmd[0]].arg, index, cmd, len);
     log_msg(LOG_ERROR, "cluster: unknown metadata command %d of %zu bytes: skipped",
@@ -185,6 +187,31 @@ cluster_meta_register(struct cluster *c, enum cluster_meta_kind kind, cluster_me
     c->appliers[(uint8_t)kind].arg = arg;
 }
 
+/* Submits a metadata command padded with NUL bytes (no command ends with one: the apply
+ * strips them) so that its slot in the group's entry, a 4-byte length then the command, is a
+ * multiple of 8 bytes, as the entry's 24-byte header is. raft 0.15's log writer pads an
+ * entry's data to 8 bytes but its loader (uvLoadEntriesBatch) reads the unpadded length: an
+ * entry of another size makes the batches after it in its segment unreadable at the next
+ * start ("read header: short read"). The group's encoding is where this belongs; until it
+ * pads, every metadata command goes through here. */
+static int
+cluster_meta_put(struct cluster *c, const void *cmd, size_t len, cluster_done_fn done, void *arg)
+{
+    size_t padded = len + (8 - (4 + len) % 8) % 8;
+    uint8_t *buf = malloc(padded > 0 ? padded : 1);
+    if (buf == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(buf, cmd, len);
+    memset(buf + len, 0, padded - len);
+    int rc = cluster_group_submit(c->meta, buf, padded, done, arg);
+    int e = errno;
+    free(buf);
+    errno = e;
+    return rc;
+}
+
 int
 cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_done_fn done, void *arg)
 {
@@ -192,7 +219,7 @@ cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_done
         errno = ESHUTDOWN;
         return -1;
     }
-    return cluster_group_submit(c->meta, cmd, len, done, arg);
+    return cluster_meta_put(c, cmd, len, done, arg);
 }
 
 static void
@@ -207,7 +234,7 @@ cluster_meta_changed(void *arg, const struct cluster_group_status *st)
     for (int i = 0; i < 8; i++)
         cmd[1 + i] = (uint8_t)(st->term >> (56 - 8 * i));
     memcpy(cmd + 9, c->self_name, name_len);
-    if (cluster_group_submit(c->meta, cmd, 9 + name_len, NULL, NULL) < 0)
+    if (cluster_meta_put(c, cmd, 9 + name_len, NULL, NULL) < 0)
         log_msg(LOG_ERROR, "cluster: cannot submit the leader's marker: %s", strerror(errno));
     else
         c->marked_term = st->term;
