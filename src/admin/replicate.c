@@ -61,7 +61,7 @@
 #define ADMIN_INDEX_KEY "\0warren/admin-index"
 #define ADMIN_INDEX_KEY_LEN (sizeof(ADMIN_INDEX_KEY) - 1)
 /* How long a first start waits before submitting its defaults again (no leader yet). */
-#define ADMIN_SEED_RETRY_MS 1000
+#define ADMIN_SEED_RETRY_MS 200
 
 /* A change submitted, waiting for its outcome. */
 struct admin_pending {

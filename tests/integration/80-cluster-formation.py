@@ -64,6 +64,7 @@ def test_form_fail_over_rejoin():
         assert rc == 0, out
         leader, term = wait_for("leader known to all", lambda: agreed_leader(c, range(1, 4)), 10)
         wt.log("  leader %s in term %d" % (leader, term))
+        wait_for("the default user on every node", c.has_defaults, 10)
         for i in range(1, NODES + 1):
             st = c.status(i)
             assert st["disk_nodes"] == names(), st

@@ -92,6 +92,12 @@ class Cluster:
         """Node i's AMQP address."""
         return ("127.0.0.1", self.base + i - 1)
 
+    def has_defaults(self):
+        """Whether every node has the default user (a first start's defaults go through the
+        cluster's log once it has a leader)."""
+        return all(wt.http(self.api(i), "GET", "/api/whoami")[0] == 200
+                   for i in range(1, NODES + 1))
+
     def stop_node(self, i, proc=None, timeout=15):
         """SIGTERM to node i, waiting for it to exit (proc: its Popen when start_node started
         it, to reap it); it must exit 0."""
