@@ -238,6 +238,11 @@ json_t *admin_queue_policy_json(struct admin *a, const struct queue *q);
  * as in RabbitMQ; the first bad one stops the import (what came before it stays) with its
  * section and position in err ("users[2]: ..."). */
 enum admin_result admin_definitions_import(struct admin *a, json_t *defs, char *err, size_t errlen);
+/* Imports defs as admin_definitions_import does, then done as for any change: in a cluster,
+ * on every node through its log (a user's password hashed first, here), the import's error
+ * coming back to done (POST /api/definitions). */
+enum admin_result admin_definitions_put(struct admin *a, json_t *defs, admin_done_fn done,
+                                        void *arg, char *err, size_t errlen);
 /* Everything as a definitions document in RabbitMQ 3.10's format (rabbitmqctl
  * export_definitions): users with their hashes (a default user's pending password is hashed
  * first), vhosts, permissions, topic permissions, parameters (vhost limits among them),
@@ -253,7 +258,9 @@ int admin_json_args(json_t *e, uint8_t *buf, struct wire_table *t, char *err, si
 /* A boolean field: true/false, or the strings "true"/"false" (HTTP-made files). */
 bool admin_json_bool(json_t *e, const char *field);
 /* Reads and imports a definitions file. err names the file, and the line and column of a
- * JSON error. */
+ * JSON error. When the configuration names a cluster, the file is only read here: its
+ * import goes through the cluster's log once admin_set_cluster is called (submitted until
+ * the log has it; an import that fails then is logged). */
 enum admin_result admin_definitions_load(struct admin *a, const char *path, char *err,
                                          size_t errlen);
 

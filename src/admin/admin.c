@@ -759,31 +759,6 @@ admin_cluster_name(struct admin *a)
         "value"));
 }
 
-/* Submits the record entry (owned: freed here) of kind, with a user's password replaced by
- * its hash: every node then stores the same. */
-static enum admin_result
-admin_submit_record(struct admin *a, const char *kind, json_t *entry, admin_done_fn done, void *arg,
-                    char *err, size_t errlen)
-{
-    const char *password = json_string_value(json_object_get(entry, "password"));
-    if (strcmp(kind, "users") == 0 && password != NULL) {
-        char b64[AUTH_HASH_B64_MAX];
-        enum auth_hash_alg alg;
-        if (auth_password_hash(a->env.auth, password, b64, &alg) < 0) {
-            json_decref(entry);
-            return admin_fail(err, errlen, ADMIN_NOMEM, "cannot hash the password (see the log)");
-        }
-        if (json_object_set_new(entry, "password_hash", json_string(b64)) < 0 ||
-            json_object_set_new(entry, "hashing_algorithm", json_string(auth_hash_alg_name(alg))) <
-                0 ||
-            json_object_del(entry, "password") < 0) {
-            json_decref(entry);
-            return admin_fail(err, errlen, ADMIN_NOMEM, "out of memory");
-        }
-    }
-    return admin_submit(a, 'R', json_pack("[s, o]", kind, entry), done, arg, err, errlen);
-}
-
 /* Applies entry (owned: freed here) and registers done, or submits it in a cluster. */
 static enum admin_result
 admin_change(struct admin *a, const char *kind, json_t *entry, admin_done_fn done, void *arg,
@@ -791,8 +766,17 @@ admin_change(struct admin *a, const char *kind, json_t *entry, admin_done_fn don
 {
     if (entry == NULL)
         return admin_fail(err, errlen, ADMIN_INVALID, "out of memory, or a name that is not UTF-8");
-    if (admin_replicated(a))
-        return admin_submit_record(a, kind, entry, done, arg, err, errlen);
+    if (admin_replicated(a)) {
+        /* a user's password hashed here: every node then stores the same hash */
+        json_t *users = strcmp(kind, "users") == 0 ? json_pack("[O]", entry) : NULL;
+        if (strcmp(kind, "users") == 0 && (users == NULL || admin_prehash_users(a, users) < 0)) {
+            json_decref(users);
+            json_decref(entry);
+            return admin_fail(err, errlen, ADMIN_NOMEM, "cannot hash the password (see the log)");
+        }
+        json_decref(users);
+        return admin_submit(a, 'R', json_pack("[s, o]", kind, entry), done, arg, err, errlen);
+    }
     enum admin_result r = admin_apply(a, kind, entry, NULL, true, err, errlen);
     json_decref(entry);
     return r == ADMIN_OK ? admin_done(a, done, arg, err, errlen) : r;

@@ -27,8 +27,7 @@ struct admin {
     struct cluster *cluster;       /* borrows; NULL: alone */
     bool applying;                 /* a metadata command is being applied: change, don't submit */
     uint64_t stored_index;         /* the metadata log index the stored records are at */
-    bool seed_pending;             /* a first start in a cluster: the defaults to submit */
-    struct event *seed_retry;      /* owns; NULL until a submission of them failed */
+    struct admin_boot *boot[2];    /* owns: the defaults, load_definitions, to submit */
     struct admin_pending *pending; /* owns: changes submitted, waiting for their outcome */
     char apply_err[1024];          /* the last apply's error text, for the done after it */
     /* Policies, parameters (operator policies among them) and global parameters as stored:
@@ -108,6 +107,14 @@ int admin_seed_apply(struct admin *a, json_t *records, char *err, size_t errlen)
 /* Reads the metadata log index the stored records are at into a->stored_index. 0, or -1
  * with err set (replicate.c). */
 int admin_index_recover(struct admin *a, char *err, size_t errlen);
+/* A first start in a cluster: its defaults are to be submitted by admin_set_cluster. 0, or
+ * -1 on ENOMEM with err set. */
+int admin_boot_seed(struct admin *a, char *err, size_t errlen);
+/* load_definitions' document defs (owned) read from path, to be submitted likewise. */
+void admin_boot_defs(struct admin *a, json_t *defs, const char *path);
+/* Replaces the password of each user entry of users (a definitions list; NULL: none) by its
+ * hash. 0, or -1 (logged). */
+int admin_prehash_users(struct admin *a, json_t *users);
 /* Frees what clustering holds: the changes still waiting are answered ADMIN_UNAVAILABLE. */
 void admin_cluster_free(struct admin *a);
 

@@ -131,9 +131,8 @@ admin_recover(struct admin *a, char *err, size_t errlen)
     if (access_records == 0 && !have_defs) {
         /* In a cluster the defaults go through its log (admin_set_cluster): made here, they
          * would be made again by every node's first start, even one joining long after. */
-        if (a->env.conf->cluster_nodes.n > 0)
-            a->seed_pending = true;
-        else if (admin_seed(a, err, errlen) < 0)
+        if (a->env.conf->cluster_nodes.n > 0 ? admin_boot_seed(a, err, errlen) < 0
+                                             : admin_seed(a, err, errlen) < 0)
             return -1;
     }
     return admin_index_recover(a, err, errlen);

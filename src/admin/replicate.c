@@ -29,6 +29,9 @@
  *                                      first in the log makes them and the others (every
  *                                      node's first start submits them, even one joining
  *                                      later) change nothing
+ *   'D' [definitions]                  admin_definitions_import (POST /api/definitions, and
+ *                                      load_definitions, which each start submits); users
+ *                                      carry hashes, as in 'R'
  *
  * Replay: the log is replayed from its start at every start (no snapshots yet). Each apply
  * writes its entry's index under 0x00 "warren/admin-index" in the loop turn's batch, the one
@@ -60,8 +63,9 @@
 /* The meta key of the last metadata log index applied (decimal). */
 #define ADMIN_INDEX_KEY "\0warren/admin-index"
 #define ADMIN_INDEX_KEY_LEN (sizeof(ADMIN_INDEX_KEY) - 1)
-/* How long a first start waits before submitting its defaults again (no leader yet). */
-#define ADMIN_SEED_RETRY_MS 200
+/* How long a start waits before submitting its defaults or definitions again (no leader
+ * yet). */
+#define ADMIN_BOOT_RETRY_MS 200
 
 /* A change submitted, waiting for its outcome. */
 struct admin_pending {
@@ -131,13 +135,20 @@ admin_count_user(void *arg, struct auth_user *u)
     (*(size_t *)arg)++;
 }
 
+/* Whether there is no user and no vhost (RabbitMQ's new database). */
+static bool
+admin_is_empty(struct admin *a)
+{
+    size_t users = 0;
+    auth_user_foreach(a->env.auth, admin_count_user, &users);
+    return users == 0 && a->env.vhosts->head == NULL;
+}
+
 /* 'S': the defaults, unless the database has a user or a vhost already. */
 static enum admin_result
 admin_apply_seed(struct admin *a, json_t *records, char *err, size_t errlen)
 {
-    size_t users = 0;
-    auth_user_foreach(a->env.auth, admin_count_user, &users);
-    if (users > 0 || a->env.vhosts->head != NULL)
+    if (!admin_is_empty(a))
         return ADMIN_OK;
     return admin_seed_apply(a, records, err, errlen) == 0 ? ADMIN_OK : ADMIN_INVALID;
 }
@@ -244,6 +255,8 @@ admin_apply_op(struct admin *a, char op, json_t *x, char *err, size_t errlen)
     }
     case 'S':
         return admin_apply_seed(a, x, err, errlen);
+    case 'D':
+        return admin_definitions_import(a, json_array_get(x, 0), err, errlen);
     default:
         return ADMIN_INVALID;
     }
@@ -417,57 +430,138 @@ admin_submit(struct admin *a, char op, json_t *args, admin_done_fn done, void *a
     return ADMIN_OK;
 }
 
-/* ---- a first start's defaults ---- */
+/* ---- what a start submits: a first start's defaults, load_definitions ---- */
 
-static void admin_seed_submit(struct admin *a);
+/* A command a start submits until the log has it. */
+struct admin_boot {
+    struct admin *a;
+    char op;             /* 'S' or 'D' */
+    json_t *args;        /* owns */
+    char what[300];      /* for the log */
+    struct event *retry; /* owns; NULL until a submission failed */
+};
 
 static void
-admin_seed_on_retry(evutil_socket_t fd, short what, void *arg)
+admin_boot_free(struct admin_boot *b)
+{
+    if (b == NULL)
+        return;
+    if (b->retry != NULL)
+        event_free(b->retry);
+    json_decref(b->args);
+    free(b);
+}
+
+/* A new boot command of op with args (owned), or NULL on ENOMEM (logged). */
+static struct admin_boot *
+admin_boot_new(struct admin *a, char op, json_t *args, const char *what)
+{
+    struct admin_boot *b = args != NULL ? calloc(1, sizeof(*b)) : NULL;
+    if (b == NULL) {
+        json_decref(args);
+        log_msg(LOG_ERROR, "cluster: cannot keep %s to submit: out of memory", what);
+        return NULL;
+    }
+    *b = (struct admin_boot){.a = a, .op = op, .args = args};
+    snprintf(b->what, sizeof(b->what), "%s", what);
+    return b;
+}
+
+int
+admin_boot_seed(struct admin *a, char *err, size_t errlen)
+{
+    a->boot[0] = admin_boot_new(a, 'S', admin_seed_records(a), "the default user and vhost");
+    if (a->boot[0] == NULL) {
+        snprintf(err, errlen, "cannot create the default user and vhost: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+void
+admin_boot_defs(struct admin *a, json_t *defs, const char *path)
+{
+    char what[300];
+    snprintf(what, sizeof(what), "the definitions of %s", path);
+    json_t *args = admin_prehash_users(a, json_object_get(defs, "users")) == 0
+                       ? json_pack("[o]", defs)
+                       : (json_decref(defs), NULL);
+    a->boot[1] = admin_boot_new(a, 'D', args, what);
+}
+
+static void admin_boot_submit(struct admin_boot *b);
+
+static void
+admin_boot_on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    admin_seed_submit(arg);
+    admin_boot_submit(arg);
 }
 
 static void
-admin_seed_on_outcome(void *arg, enum cluster_outcome outcome, int result)
+admin_boot_on_outcome(void *arg, enum cluster_outcome outcome, int result)
 {
-    struct admin *a = arg;
+    struct admin_boot *b = arg;
+    struct admin *a = b->a;
     if (outcome == CLUSTER_COMMITTED) {
-        a->seed_pending = false;
         if (result != ADMIN_OK)
-            log_msg(LOG_ERROR, "cluster: %s", a->apply_err);
+            log_msg(LOG_ERROR, "cluster: %s: %s", b->what, a->apply_err);
+        else if (b->op == 'D')
+            log_msg(LOG_INFO, "imported %s through the cluster's log", b->what);
+        a->boot[b->op == 'D'] = NULL;
+        admin_boot_free(b);
         return;
     }
-    struct timeval tv = {ADMIN_SEED_RETRY_MS / 1000, (ADMIN_SEED_RETRY_MS % 1000) * 1000};
-    if (a->seed_retry == NULL &&
-        (a->seed_retry = evtimer_new(a->env.base, admin_seed_on_retry, a)) == NULL) {
-        log_msg(LOG_ERROR, "cluster: cannot submit the default user and vhost: out of memory");
+    struct timeval tv = {ADMIN_BOOT_RETRY_MS / 1000, (ADMIN_BOOT_RETRY_MS % 1000) * 1000};
+    if (b->retry == NULL && (b->retry = evtimer_new(a->env.base, admin_boot_on_retry, b)) == NULL) {
+        log_msg(LOG_ERROR, "cluster: cannot submit %s again: out of memory", b->what);
         return;
     }
     if (outcome != CLUSTER_FAILED)
-        evtimer_add(a->seed_retry, &tv);
+        evtimer_add(b->retry, &tv);
 }
 
-/* Submits the defaults, until the log has them (another node's may come first: this one's
- * then changes nothing). */
+/* Submits b (again), until the log has it: the defaults only while there is no user and no
+ * vhost (another node's may have come first, already applied here). */
 static void
-admin_seed_submit(struct admin *a)
+admin_boot_submit(struct admin_boot *b)
 {
-    size_t users = 0;
-    auth_user_foreach(a->env.auth, admin_count_user, &users);
-    if (!a->seed_pending || users > 0 || a->env.vhosts->head != NULL) {
-        a->seed_pending = false; /* made by another node's, already applied here */
+    struct admin *a = b->a;
+    if (b->op == 'S' && !admin_is_empty(a)) {
+        a->boot[0] = NULL;
+        admin_boot_free(b);
         return;
     }
-    json_t *records = admin_seed_records(a);
     size_t len = 0;
-    uint8_t *cmd = records != NULL ? admin_command('S', records, &len) : NULL;
-    json_decref(records);
-    if (cmd == NULL || cluster_meta_submit(a->cluster, cmd, len, admin_seed_on_outcome, a) < 0)
-        log_msg(LOG_ERROR, "cluster: cannot submit the default user and vhost: %s",
+    uint8_t *cmd = admin_command(b->op, b->args, &len);
+    if (cmd == NULL || cluster_meta_submit(a->cluster, cmd, len, admin_boot_on_outcome, b) < 0)
+        log_msg(LOG_ERROR, "cluster: cannot submit %s: %s", b->what,
                 cmd == NULL ? "out of memory" : strerror(errno));
     free(cmd);
+}
+
+int
+admin_prehash_users(struct admin *a, json_t *users)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(users, i, e)
+    {
+        const char *password = json_string_value(json_object_get(e, "password"));
+        char b64[AUTH_HASH_B64_MAX];
+        enum auth_hash_alg alg;
+        if (password == NULL)
+            continue;
+        if (auth_password_hash(a->env.auth, password, b64, &alg) < 0 ||
+            json_object_set_new(e, "password_hash", json_string(b64)) < 0 ||
+            json_object_set_new(e, "hashing_algorithm", json_string(auth_hash_alg_name(alg))) < 0 ||
+            json_object_del(e, "password") < 0) {
+            log_msg(LOG_ERROR, "cannot hash the password of a user: out of memory");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 void
@@ -477,11 +571,12 @@ admin_set_cluster(struct admin *a, struct cluster *c)
         return;
     a->cluster = c;
     cluster_meta_register(c, CLUSTER_META_ADMIN, admin_meta_apply, a);
-    if (a->seed_pending) {
+    if (a->boot[0] != NULL)
         log_msg(LOG_INFO, "new database in a cluster: the default user and vhost are made "
                           "through the cluster's log");
-        admin_seed_submit(a);
-    }
+    for (int i = 0; i < 2; i++)
+        if (a->boot[i] != NULL)
+            admin_boot_submit(a->boot[i]);
 }
 
 void
@@ -491,7 +586,8 @@ admin_cluster_free(struct admin *a)
         admin_pending_answer(a->pending, ADMIN_UNAVAILABLE, "the node is stopping");
         admin_pending_free(a->pending);
     }
-    if (a->seed_retry != NULL)
-        event_free(a->seed_retry);
-    a->seed_retry = NULL;
+    for (int i = 0; i < 2; i++) {
+        admin_boot_free(a->boot[i]);
+        a->boot[i] = NULL;
+    }
 }

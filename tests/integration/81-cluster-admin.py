@@ -5,8 +5,10 @@ on a follower (warrenctl or the HTTP API) is answered once that node applied it,
 node has it; a user added on node 2 logs in on node 3; deleting a vhost closes its
 connections on every node; invalid input gets the same status and text as from a node alone;
 a node stopped during changes catches up after its restart and never shows an older state
-than it had; with a majority of the nodes down a change gets a 503, not a hang."""
+than it had; definitions (POST /api/definitions, load_definitions) are imported on every
+node; with a majority of the nodes down a change gets a 503, not a hang."""
 
+import json
 import os
 import sys
 import time
@@ -29,6 +31,9 @@ INVALID = [
     ("PUT", "/api/topic-permissions/%2F/guest", {"exchange": "amq.topic", "write": "(",
                                                  "read": ".*"}),
     ("PUT", "/api/permissions/%2F/nosuch", {"configure": ".*", "write": ".*", "read": ".*"}),
+    ("POST", "/api/definitions", {"permissions": [{"user": "nosuch", "vhost": "/",
+                                                   "configure": ".*", "write": ".*",
+                                                   "read": ".*"}]}),
     ("DELETE", "/api/users/nosuch", None),
     ("DELETE", "/api/policies/%2F/nosuch", None),
 ]
@@ -124,6 +129,24 @@ def check_changes(c, f, lags):
     lags.append(on_every_node(c, f, "cluster name", named))
 
 
+def check_definitions(c, f, lags):
+    """POST /api/definitions on follower f imports on every node: the same user (its password
+    hashed once), vhost, permissions and queue."""
+    defs = {"users": [{"name": "frank", "password": "fpw", "tags": ""}],
+            "vhosts": [{"name": "dv"}],
+            "permissions": [{"user": "frank", "vhost": "dv", "configure": ".*", "write": ".*",
+                             "read": ".*"}],
+            "queues": [{"name": "dq", "vhost": "dv", "durable": True, "auto_delete": False,
+                        "arguments": {}}]}
+    status, _, body = wt.http(c.api(f), "POST", "/api/definitions", defs)
+    assert status == 204, (status, body)
+    lags.append(on_every_node(c, f, "imported definitions",
+                              lambda i: get(c, i, "/api/permissions/dv/frank") and
+                              get(c, i, "/api/queues/dv/dq")))
+    hashes = {get(c, i, "/api/users/frank")["password_hash"] for i in range(1, NODES + 1)}
+    assert len(hashes) == 1, hashes
+
+
 def check_login_elsewhere(c):
     """A user added on node 2 logs in over AMQP on node 3."""
     import pika
@@ -172,6 +195,12 @@ def check_restart(c, f, g, procs):
     ctl(c, f, "set_user_tags", "carol", "t2")
     wait_for("t2 on node %d" % g, lambda: tags(c, g, "carol") == ["t2"], 5)
     c.stop_node(g, procs.pop(g, None))
+    # g's next start submits load_definitions through the log: every node imports it
+    path = os.path.join(c.dir, "defs.json")
+    with open(path, "w") as out:
+        json.dump({"users": [{"name": "gina", "password": "gpw", "tags": "management"}]}, out)
+    with open(c.conf(g), "a") as out:
+        out.write("load_definitions = %s\n" % path)
     ctl(c, f, "set_user_tags", "carol", "t3")
     ctl(c, f, "set_user_tags", "carol", "t4")
     ctl(c, f, "add_user", "dave", "pw")
@@ -195,6 +224,9 @@ def check_restart(c, f, g, procs):
     assert seen and all(t in order for t in seen), seen
     assert [order.index(t) for t in seen] == sorted(order.index(t) for t in seen), seen
     assert seen[-1] == ["t4"], seen
+    for i in range(1, NODES + 1):
+        wait_for("load_definitions' user on node %d" % i, lambda: get(c, i, "/api/users/gina"), 5)
+    assert "imported the definitions of %s through the cluster's log" % path in c.log_text(g)
     for line in ("new database in a cluster", "new database: created"):
         assert c.log_text(g).count(line) == 1, line  # not made again, not submitted again
 
@@ -231,6 +263,7 @@ def test_cluster_admin():
         check_defaults(c)
         lags = []
         check_changes(c, f, lags)
+        check_definitions(c, f, lags)
         wt.log("  changes on node %d seen on every node within %.3f s (the longest)" % (
             f, max(lags)))
         check_login_elsewhere(c)
