@@ -186,16 +186,14 @@ admin_apply_op(struct admin *a, char op, json_t *x, char *err, size_t errlen)
     bool b0 = json_is_true(json_array_get(x, 0));
     switch (op) {
     case 'R': {
-        bool vhost_new =
-            s0 != NULL && strcmp(s0, "vhosts") == 0 &&
-            admin_vhost_get(a, json_string_value(json_object_get(json_array_get(x, 1), "name"))) ==
-                NULL;
+        const char *name = json_string_value(json_object_get(json_array_get(x, 1), "name"));
+        bool vhost_new = s0 != NULL && strcmp(s0, "vhosts") == 0 && name != NULL &&
+                         admin_vhost_get(a, name) == NULL;
         enum admin_result r =
             s0 == NULL ? ADMIN_INVALID
                        : admin_apply(a, s0, json_array_get(x, 1), NULL, true, err, errlen);
         if (r == ADMIN_OK && vhost_new)
-            log_msg(LOG_INFO, "added vhost '%s'",
-                    json_string_value(json_object_get(json_array_get(x, 1), "name")));
+            log_msg(LOG_INFO, "added vhost '%s'", name);
         return r;
     }
     case 'u':
