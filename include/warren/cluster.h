@@ -56,10 +56,9 @@ int cluster_open(struct event_base *base, const struct conf *conf, struct cluste
 void cluster_meta_register(struct cluster *c, enum cluster_meta_kind kind, cluster_meta_apply_fn fn,
                            void *arg);
 
-/* Submits a metadata command (its first byte its kind; copied; its last byte not NUL) to be
- * committed and applied on every node, then done(arg, outcome, result) on this one (see
- * cluster_done_fn). done may be NULL. Returns 0, or -1 with errno (ENOMEM, EMSGSIZE, ESHUTDOWN):
- * done is then not called. */
+/* Submits a metadata command (its first byte its kind; copied) to be committed and applied on
+ * every node, then done(arg, outcome, result) on this one (see cluster_done_fn). done may be
+ * NULL. Returns 0, or -1 with errno (ENOMEM, EMSGSIZE, ESHUTDOWN): done is then not called. */
 int cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_done_fn done,
                         void *arg);
 
@@ -69,11 +68,24 @@ struct cluster_node_view {
     bool self;
     bool running; /* this node, or one whose node link is up and heard from within 2 s */
     bool leader;  /* leads the metadata group */
+    /* What the node last sent of itself (cluster_set_node_info's text; NULL: nothing yet, or
+     * this node), valid until control returns to the loop. */
+    const char *info;
 };
+
+/* Sends this node's description to the other running nodes every interval_ms: fn(arg) makes
+ * it, as text (malloc'ed, freed here; NULL: nothing this time). fn NULL stops it. The others
+ * keep the last one received from each node (cluster_nodes' info). */
+void cluster_set_node_info(struct cluster *c, char *(*fn)(void *arg), void *arg,
+                           unsigned interval_ms);
 
 /* Fills out with up to cap of the cluster's nodes (the metadata group's members, in the order
  * of the configuration). Returns how many there are. */
 unsigned cluster_nodes(const struct cluster *c, struct cluster_node_view *out, unsigned cap);
+
+/* Whether stopping this node would leave the metadata group without a majority of its voters
+ * running (as this node sees them run): RabbitMQ's node-is-quorum-critical. */
+bool cluster_node_is_quorum_critical(const struct cluster *c);
 
 /* Stops the cluster's part of the node: leaves the metadata group (waiting a little for the
  * changes in flight), closes the listener, then calls done(arg) on the loop. */

@@ -31,6 +31,8 @@
 /* The metadata group's id on the wire and its directory under <data_dir>/cluster. */
 #define CLUSTER_META_GROUP 1
 #define CLUSTER_META_DIR "cluster/meta"
+/* A node's description for the others' /api/nodes (cluster_set_node_info): its text. */
+#define CLUSTER_MSG_NODE_INFO CLUSTER_GROUP_MSG_END
 /* How long a closing node waits for its metadata changes in flight (ms). */
 #define CLUSTER_CLOSE_DRAIN_MS 2000
 
@@ -58,6 +60,14 @@ struct cluster {
     uint16_t port;
     unsigned char secret[32]; /* the transport's key, until the set-up has passed it on */
     struct cluster_call setup_call;
+    /* node descriptions: this node's sent every interval, the others' last received */
+    char *(*info_fn)(void *arg);
+    void *info_arg;
+    struct event *info_timer; /* owns */
+    struct {
+        raft_id id;
+        char *text; /* owns */
+    } peer_info[CLUSTER_MAX_NODES];
     /* closing */
     bool closing, closed;
     void (*done)(void *arg);
@@ -170,8 +180,6 @@ static int
 cluster_meta_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
 {
     struct cluster *c = arg;
-    for (int i = 0; i < 7 && len > 1 && cmd[len - 1] == 0; i++)
-        len--; /* cluster_meta_put's padding */
     if (len > 0 && c->appliers[cmd[0]].fn != NULL)
         return c->appliers[cmd[0]].fn(c->appliers[cmd[0]].arg, index, cmd, len);
     log_msg(LOG_ERROR, "cluster: unknown metadata command %d of %zu bytes: skipped",
@@ -187,31 +195,6 @@ cluster_meta_register(struct cluster *c, enum cluster_meta_kind kind, cluster_me
     c->appliers[(uint8_t)kind].arg = arg;
 }
 
-/* Submits a metadata command padded with NUL bytes (no command ends with one: the apply
- * strips them) so that its slot in the group's entry, a 4-byte length then the command, is a
- * multiple of 8 bytes, as the entry's 24-byte header is. raft 0.15's log writer pads an
- * entry's data to 8 bytes but its loader (uvLoadEntriesBatch) reads the unpadded length: an
- * entry of another size makes the batches after it in its segment unreadable at the next
- * start ("read header: short read"). The group's encoding is where this belongs; until it
- * pads, every metadata command goes through here. */
-static int
-cluster_meta_put(struct cluster *c, const void *cmd, size_t len, cluster_done_fn done, void *arg)
-{
-    size_t padded = len + (8 - (4 + len) % 8) % 8;
-    uint8_t *buf = malloc(padded > 0 ? padded : 1);
-    if (buf == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
-    memcpy(buf, cmd, len);
-    memset(buf + len, 0, padded - len);
-    int rc = cluster_group_submit(c->meta, buf, padded, done, arg);
-    int e = errno;
-    free(buf);
-    errno = e;
-    return rc;
-}
-
 int
 cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_done_fn done, void *arg)
 {
@@ -219,7 +202,7 @@ cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_done
         errno = ESHUTDOWN;
         return -1;
     }
-    return cluster_meta_put(c, cmd, len, done, arg);
+    return cluster_group_submit(c->meta, cmd, len, done, arg);
 }
 
 static void
@@ -234,7 +217,7 @@ cluster_meta_changed(void *arg, const struct cluster_group_status *st)
     for (int i = 0; i < 8; i++)
         cmd[1 + i] = (uint8_t)(st->term >> (56 - 8 * i));
     memcpy(cmd + 9, c->self_name, name_len);
-    if (cluster_meta_put(c, cmd, 9 + name_len, NULL, NULL) < 0)
+    if (cluster_group_submit(c->meta, cmd, 9 + name_len, NULL, NULL) < 0)
         log_msg(LOG_ERROR, "cluster: cannot submit the leader's marker: %s", strerror(errno));
     else
         c->marked_term = st->term;
@@ -275,11 +258,115 @@ cluster_setup_on_started(void *arg, int rc)
     cluster_transport_close(c->transport, cluster_setup_on_transport_closed, c);
 }
 
+/* A node's description, on its way from the broker's loop to the others or back. */
+struct cluster_info {
+    struct cluster_call call;
+    struct cluster *c;
+    raft_id peer; /* who sent it (received ones) */
+    size_t len;
+    char text[]; /* NUL-terminated */
+};
+
+static struct cluster_info *
+cluster_info_new(struct cluster *c, raft_id peer, const void *text, size_t len)
+{
+    struct cluster_info *in = malloc(sizeof(*in) + len + 1);
+    if (in == NULL)
+        return NULL;
+    in->c = c;
+    in->peer = peer;
+    in->len = len;
+    memcpy(in->text, text, len);
+    in->text[len] = '\0';
+    return in;
+}
+
+/* Broker's loop: keeps the peer's latest description. */
+static void
+cluster_info_store(struct cluster_call *call)
+{
+    struct cluster_info *in = (struct cluster_info *)call;
+    struct cluster *c = in->c;
+    for (unsigned i = 0; i < CLUSTER_MAX_NODES; i++)
+        if (c->peer_info[i].id == in->peer || c->peer_info[i].id == 0) {
+            char *text = strdup(in->text);
+            if (text != NULL) {
+                free(c->peer_info[i].text);
+                c->peer_info[i].id = in->peer;
+                c->peer_info[i].text = text;
+            }
+            break;
+        }
+    free(in);
+}
+
+/* Raft thread: a peer's description, for the broker's loop. */
+static void
+cluster_info_received(struct cluster *c, raft_id peer, const uint8_t *bytes, size_t len)
+{
+    struct cluster_info *in = cluster_info_new(c, peer, bytes, len);
+    if (in == NULL)
+        return; /* the next one comes within an interval */
+    in->call.fn = cluster_info_store;
+    cluster_thread_post(c->thread, &in->call);
+}
+
+/* Raft thread: this node's description to every other member its link reaches. */
+static void
+cluster_info_send(struct cluster_call *call)
+{
+    struct cluster_info *out = (struct cluster_info *)call;
+    struct cluster *c = out->c;
+    raft_id ids[CLUSTER_MAX_NODES];
+    unsigned n = c->transport != NULL && c->meta != NULL
+                     ? cluster_group_members_now(c->meta, ids, CLUSTER_MAX_NODES)
+                     : 0;
+    for (unsigned i = 0; i < n; i++)
+        if (ids[i] != c->self_id && cluster_transport_peer_alive(c->transport, ids[i]))
+            cluster_transport_send(c->transport, ids[i], CLUSTER_MSG_NODE_INFO, out->text,
+                                   out->len); /* lost: the next one comes */
+    free(out);
+}
+
+static void
+cluster_on_info_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct cluster *c = arg;
+    char *text = c->info_fn(c->info_arg);
+    struct cluster_info *out = text != NULL ? cluster_info_new(c, 0, text, strlen(text)) : NULL;
+    free(text);
+    if (out == NULL)
+        return;
+    out->call.fn = cluster_info_send;
+    cluster_thread_call(c->thread, &out->call);
+}
+
+void
+cluster_set_node_info(struct cluster *c, char *(*fn)(void *arg), void *arg, unsigned interval_ms)
+{
+    if (c->info_timer != NULL) {
+        event_free(c->info_timer);
+        c->info_timer = NULL;
+    }
+    c->info_fn = fn;
+    c->info_arg = arg;
+    if (fn == NULL || c->closing)
+        return;
+    struct timeval tv = {interval_ms / 1000, (interval_ms % 1000) * 1000};
+    c->info_timer = event_new(c->base, -1, EV_PERSIST, cluster_on_info_timer, c);
+    if (c->info_timer == NULL || event_add(c->info_timer, &tv) < 0)
+        log_msg(LOG_ERROR, "cluster: cannot start sending this node's figures to the others");
+}
+
 /* Raft thread: a node-link message, [group id, u64][body], to its group. */
 static void
 cluster_on_link_message(void *arg, uint64_t peer, uint8_t type, const uint8_t *bytes, size_t len)
 {
     struct cluster *c = arg;
+    if (type == CLUSTER_MSG_NODE_INFO) {
+        cluster_info_received(c, peer, bytes, len);
+        return;
+    }
     uint64_t group = 0;
     for (int i = 0; i < 8 && (size_t)i < len; i++)
         group = group << 8 | bytes[i];
@@ -413,8 +500,25 @@ cluster_nodes(const struct cluster *c, struct cluster_node_view *out, unsigned c
         v->self = m->id == c->self_id;
         v->running = m->reachable;
         v->leader = m->id == st->leader_id;
+        v->info = NULL;
+        for (unsigned j = 0; j < CLUSTER_MAX_NODES && c->peer_info[j].id != 0; j++)
+            if (c->peer_info[j].id == m->id)
+                v->info = c->peer_info[j].text;
     }
     return n;
+}
+
+bool
+cluster_node_is_quorum_critical(const struct cluster *c)
+{
+    const struct cluster_group_status *st = cluster_group_status(c->meta);
+    unsigned voters = 0, running = 0;
+    for (unsigned i = 0; i < st->n_members; i++)
+        if (st->members[i].voter) {
+            voters++;
+            running += st->members[i].reachable;
+        }
+    return voters > 1 && running - 1 < voters / 2 + 1;
 }
 
 /* ---- closing: the metadata group, then the transport (Raft thread), then the thread ---- */
@@ -461,6 +565,7 @@ cluster_close(struct cluster *c, void (*done)(void *arg), void *arg)
     c->closing = true;
     c->done = done;
     c->done_arg = arg;
+    cluster_set_node_info(c, NULL, NULL, 0);
     if (c->meta != NULL)
         cluster_group_close(c->meta, CLUSTER_CLOSE_DRAIN_MS, cluster_on_meta_closed, c);
     else
@@ -488,6 +593,8 @@ cluster_free(struct cluster *c)
     while (!c->closed && event_base_loop(c->base, EVLOOP_ONCE) == 0)
         continue;
     cluster_thread_free(c->thread);
+    for (unsigned i = 0; i < CLUSTER_MAX_NODES; i++)
+        free(c->peer_info[i].text);
     pthread_mutex_destroy(&c->setup_lock);
     pthread_cond_destroy(&c->setup_cond);
     free(c);

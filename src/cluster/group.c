@@ -3,7 +3,10 @@
  *
  * An entry is one batch: [origin: the submitting member's Raft id, u64][its incarnation,
  * u64][the batch's sequence number there, u64], then its commands, each as [u32 length][bytes]
- * (all big-endian). The member whose entry it is finds its batch by origin and sequence number
+ * (all big-endian), then NUL bytes up to a multiple of 8: raft 0.15's log writer pads an entry
+ * to 8 bytes but its loader reads the unpadded length, and an entry of another size made the
+ * entries after it in its segment unreadable at the next start (dropped as a torn tail).
+ * The member whose entry it is finds its batch by origin and sequence number
  * when it applies the entry, and answers each command's submitter right after the command's
  * apply, with what the apply returned: raft's own completion callback only matters when the
  * entry did not get in (or may not have). The incarnation, random at each start, keeps an entry
@@ -294,6 +297,15 @@ group_on_refused(struct cluster_group *g, const uint8_t *msg, size_t len)
     group_req_back(q, msg[0] <= CLUSTER_FAILED ? (enum cluster_outcome)msg[0] : CLUSTER_FAILED);
 }
 
+unsigned
+cluster_group_members_now(struct cluster_group *g, raft_id *ids, unsigned cap)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < g->raft.configuration.n && n < cap; i++)
+        ids[n++] = g->raft.configuration.servers[i].id;
+    return n;
+}
+
 void
 cluster_group_on_message(struct cluster_group *g, uint64_t peer, uint8_t type, const uint8_t *body,
                          size_t len)
@@ -525,6 +537,8 @@ group_applied_on_broker(struct cluster_call *call)
     for (unsigned i = 0; a->len - off >= 4; i++) {
         const uint8_t *p = a->data + off;
         size_t n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+        if (n == 0)
+            break; /* the entry's padding */
         if (n > a->len - off - 4) {
             log_msg(LOG_ERROR, "cluster: group %llu: a committed entry is cut short",
                     (unsigned long long)g->id);
@@ -575,6 +589,9 @@ group_flush(struct cluster_group *g)
     group_put64(b->entry, g->self_id);
     group_put64(b->entry + 8, g->incarnation);
     group_put64(b->entry + 16, b->seq);
+    size_t pad = (8 - b->len % 8) % 8; /* room was kept for it */
+    memset(b->entry + b->len, 0, pad);
+    b->len += pad;
     q->g = g;
     q->seq = b->seq;
     q->buf = (struct raft_buffer){.base = b->entry, .len = b->len};
@@ -608,9 +625,9 @@ group_batch_reserve(struct cluster_group *g, size_t len)
         g->open = b;
         event_active(g->flush, 0, 0);
     }
-    if (b->len + 4 + len > b->cap) {
+    if (b->len + 4 + len + 7 > b->cap) { /* 7: the entry's padding (group_flush) */
         size_t cap = b->cap == 0 ? 4096 : b->cap;
-        while (cap < b->len + 4 + len)
+        while (cap < b->len + 4 + len + 7)
             cap *= 2;
         void *p = raft_realloc(b->entry, cap);
         if (p == NULL)
@@ -633,8 +650,8 @@ int
 cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, cluster_done_fn done,
                      void *arg)
 {
-    if (g->closing || len > UINT32_MAX - 4 - GROUP_HEADER) {
-        errno = g->closing ? ESHUTDOWN : EMSGSIZE;
+    if (g->closing || len == 0 || len > UINT32_MAX - 4 - 7 - GROUP_HEADER) {
+        errno = g->closing ? ESHUTDOWN : len == 0 ? EINVAL : EMSGSIZE;
         return -1;
     }
     struct group_batch *b = group_batch_reserve(g, len);

@@ -95,17 +95,24 @@ const char *cluster_group_error(const struct cluster_group *g);
  * cluster_group_close, which frees it. */
 void cluster_group_free(struct cluster_group *g);
 
-/* Submits one command (copied) to go into the log with the others of this loop turn;
+/* Submits one command (copied; not empty) to go into the log with the others of this loop turn;
  * done(arg, outcome, result) is called on the broker's loop once the outcome is known: for
  * CLUSTER_COMMITTED right after this member applied it. done may be NULL. Returns 0, or -1
- * with errno ENOMEM, EMSGSIZE or ESHUTDOWN (closing): done is then not called. */
+ * with errno ENOMEM, EINVAL (empty), EMSGSIZE or ESHUTDOWN (closing): done is then not
+ * called. */
 int cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, cluster_done_fn done,
                          void *arg);
+
+/* Node-link message types below CLUSTER_GROUP_MSG_END are groups': [group id, u64][body]. */
+#define CLUSTER_GROUP_MSG_END 16
 
 /* On the Raft thread: a node-link message for this group (its group id taken off), from the
  * member peer: forwarded batches and their refusals (see group.c). */
 void cluster_group_on_message(struct cluster_group *g, uint64_t peer, uint8_t type,
                               const uint8_t *body, size_t len);
+
+/* On the Raft thread: the members' ids as raft knows them now, up to cap. Returns how many. */
+unsigned cluster_group_members_now(struct cluster_group *g, raft_id *ids, unsigned cap);
 
 /* The last status published (role, leader, members). */
 const struct cluster_group_status *cluster_group_status(const struct cluster_group *g);

@@ -7,6 +7,8 @@
  *                                                       http/prometheus (with the aliases
  *                                                       RabbitMQ takes for them)
  *   GET /api/health/checks/virtual-hosts                always ok: Warren's vhosts never stop
+ *   GET /api/health/checks/node-is-quorum-critical      503 while stopping this node would
+ *                                                       leave a Raft group without a majority
  *   GET /api/healthchecks/node[/{name}]                 the pre-3.8 check: the alarms
  * A check answers 200 {"status":"ok"} or 503 {"status":"failed","reason":...} in RabbitMQ's
  * words. The node's figures are read when asked (/proc, statvfs, getrlimit): nothing is kept
@@ -255,6 +257,23 @@ api_healthchecks_node(struct mgmt_req *r)
     api_check_failed(r, reason, NULL);
 }
 
+/* GET /api/health/checks/node-is-quorum-critical: fails while stopping this node would leave
+ * a Raft group without a majority of its members running: today the cluster's metadata group
+ * (no Warren queue is replicated yet, hence no queues listed). */
+static void
+api_check_quorum_critical(struct mgmt_req *r)
+{
+    if (r->env->cluster == NULL)
+        api_check_ok(r, json_pack("{s:s}", "reason", "single node cluster"));
+    else if (!cluster_node_is_quorum_critical(r->env->cluster))
+        api_check_ok(r, NULL);
+    else
+        api_check_failed(r,
+                         "The cluster's metadata would lose its quorum if the target node is "
+                         "shut down",
+                         json_pack("{s:[]}", "queues"));
+}
+
 void
 mgmt_api_health(struct mgmt_req *r)
 {
@@ -266,6 +285,8 @@ mgmt_api_health(struct mgmt_req *r)
         api_check_protocol(r);
     else if (r->n_segs == 3 && strcmp(r->segs[2], "virtual-hosts") == 0)
         api_check_ok(r, NULL);
+    else if (r->n_segs == 3 && strcmp(r->segs[2], "node-is-quorum-critical") == 0)
+        api_check_quorum_critical(r);
     else if (r->n_segs == 3 &&
              (strcmp(r->segs[2], "alarms") == 0 || strcmp(r->segs[2], "local-alarms") == 0))
         api_check_alarms(r);
@@ -348,22 +369,22 @@ api_count_socket(void *arg, const struct net_conn_info *ci)
 
 /* The node as /api/nodes shows it. A new object; NULL on ENOMEM. */
 static json_t *
-api_node_json(const struct mgmt_req *r)
+api_node_json(const struct mgmt_env *env)
 {
-    const char *node = mgmt_node_name(r->env);
+    const char *node = mgmt_node_name(env);
     char pid[32];
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     bool mem_alarm = false, disk_alarm = false;
     uint64_t mem_limit = 0, disk_limit = 0, sockets = 0, rss, threads;
-    if (r->env->net != NULL) {
-        net_server_alarms(r->env->net, &mem_alarm, &disk_alarm);
-        mem_limit = net_server_memory_limit(r->env->net);
-        disk_limit = net_server_disk_limit(r->env->net);
-        net_server_conn_foreach(r->env->net, api_count_socket, &sockets);
+    if (env->net != NULL) {
+        net_server_alarms(env->net, &mem_alarm, &disk_alarm);
+        mem_limit = net_server_memory_limit(env->net);
+        disk_limit = net_server_disk_limit(env->net);
+        net_server_conn_foreach(env->net, api_count_socket, &sockets);
     }
     api_proc_status(&rss, &threads);
     struct statvfs st;
-    const char *dir = r->env->conf->data_dir;
+    const char *dir = env->conf->data_dir;
     uint64_t disk_free =
         dir != NULL && statvfs(dir, &st) == 0 ? (uint64_t)st.f_bavail * st.f_frsize : 0;
     struct rlimit fl = {0, 0}, pl = {0, 0};
@@ -399,12 +420,28 @@ api_node_json(const struct mgmt_req *r)
         "rss", "cluster_links", "net_ticktime", 60, "being_drained", 0);
 }
 
-/* Another node of the cluster: what this node knows of it (RabbitMQ shows a node that is
- * down the same way: its name, type and running). A new object; NULL on ENOMEM. */
+/* Another node of the cluster: while it runs, the figures it last sent (mgmt_node_info);
+ * otherwise, or before its first ones came, its name, type and running, as RabbitMQ shows a
+ * node that is down. A new object; NULL on ENOMEM. */
 static json_t *
 api_peer_node_json(const struct cluster_node_view *v)
 {
+    json_t *o = v->running && v->info != NULL ? json_loads(v->info, 0, NULL) : NULL;
+    if (json_is_object(o) && json_object_set_new(o, "name", json_string(v->name)) == 0 &&
+        json_object_set_new(o, "running", json_true()) == 0)
+        return o;
+    json_decref(o);
     return json_pack("{s:s, s:s, s:b}", "name", v->name, "type", "disc", "running", v->running);
+}
+
+char *
+mgmt_node_info(void *arg)
+{
+    const struct mgmt_env *env = arg;
+    json_t *o = api_node_json(env);
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
 }
 
 void
@@ -418,7 +455,7 @@ mgmt_api_nodes(struct mgmt_req *r)
         n = CLUSTER_MAX_NODES;
     if (r->n_segs == 2) {
         if (strcmp(r->segs[1], node) == 0) {
-            mgmt_reply_json(r, api_node_json(r));
+            mgmt_reply_json(r, api_node_json(r->env));
             return;
         }
         for (unsigned i = 0; i < n; i++)
@@ -432,7 +469,7 @@ mgmt_api_nodes(struct mgmt_req *r)
     /* The cluster's nodes in the configuration's order; alone, this node. */
     json_t *list = json_array();
     for (unsigned i = 0; list != NULL && i < (n > 0 ? n : 1); i++) {
-        json_t *o = n == 0 || views[i].self ? api_node_json(r) : api_peer_node_json(&views[i]);
+        json_t *o = n == 0 || views[i].self ? api_node_json(r->env) : api_peer_node_json(&views[i]);
         if (json_array_append_new(list, o) < 0) {
             json_decref(list);
             list = NULL;

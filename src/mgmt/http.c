@@ -43,6 +43,7 @@
 
 #include "mgmt_int.h"
 #include "warren/auth.h"
+#include "warren/cluster.h"
 #include "warren/conf.h"
 #include "warren/log.h"
 #include "warren/tls.h"
@@ -846,6 +847,10 @@ mgmt_new(const struct mgmt_env *env)
         http_front_init(m, &m->tls, false) < 0 || http_front_init(m, &m->prom, false) < 0)
         goto fail;
     m->prom.metrics_only = true;
+    /* The other nodes' /api/nodes show this one's figures, sent as often as stats are taken. */
+    if (env->cluster != NULL)
+        cluster_set_node_info(env->cluster, mgmt_node_info, &m->env,
+                              env->conf->collect_statistics_interval);
     return m;
 fail:
     log_msg(LOG_CRITICAL, "out of memory");
@@ -977,6 +982,8 @@ mgmt_free(struct mgmt *m)
 {
     if (m == NULL)
         return;
+    if (m->env.cluster != NULL)
+        cluster_set_node_info(m->env.cluster, NULL, NULL, 0);
     struct http_req *hr;
     while ((hr = LIST_FIRST(&m->reqs)) != NULL) {
         LIST_REMOVE(hr, link);

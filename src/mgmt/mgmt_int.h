@@ -260,6 +260,9 @@ int mgmt_json_int(json_t *v, int64_t *out);
  * (api_health.c). */
 void mgmt_api_nodes(struct mgmt_req *r);
 void mgmt_api_health(struct mgmt_req *r);
+/* This node as /api/nodes shows it, as JSON text (malloc'ed; NULL on ENOMEM), for the other
+ * nodes of the cluster (cluster_set_node_info). arg: the struct mgmt_env. */
+char *mgmt_node_info(void *arg);
 /* The listeners as /api/overview lists them: {node, protocol, ip_address, port} for amqp,
  * amqp/ssl, http, https and http/prometheus. A new array; NULL on ENOMEM. */
 json_t *mgmt_listeners(const struct mgmt_req *r);

@@ -203,6 +203,14 @@ def start_cluster_name(srv):
         return c.start["server_properties"]["cluster_name"]
 
 
+def test_quorum_critical_alone():
+    """GET /api/health/checks/node-is-quorum-critical on a node alone: 200, as RabbitMQ 3.10
+    answers it (checked there)"""
+    with wt.server(mgmt=True) as srv:
+        assert call(srv, "GET", "/api/health/checks/node-is-quorum-critical") == {
+            "status": "ok", "reason": "single node cluster"}
+
+
 def test_cluster_name():
     """GET and PUT /api/cluster-name: the global parameter cluster_name, which /api/overview
     and new connections' connection.start show (the default again once it is deleted); PUT
@@ -257,4 +265,4 @@ def test_durable_and_definitions():
 
 if __name__ == "__main__":
     wt.run([test_vhost_connections_and_channels, test_parameters, test_global_parameters,
-            test_cluster_name, test_durable_and_definitions])
+            test_quorum_critical_alone, test_cluster_name, test_durable_and_definitions])

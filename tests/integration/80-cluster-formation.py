@@ -79,6 +79,13 @@ def test_form_fail_over_rejoin():
         assert status == 200, (status, nodes)
         assert [n["name"] for n in nodes] == names() and all(n["running"] for n in nodes), nodes
 
+        def peers_described():
+            nodes = wt.http(api, "GET", "/api/nodes")[2]
+            return all(n.get("os_pid") == str(c.pid(i + 1)) and n.get("mem_used", 0) > 0 and
+                       n.get("type") == "disc" for i, n in enumerate(nodes))
+        # every node sends its figures every collect_statistics_interval (5 s)
+        wait_for("the other nodes' figures", peers_described, 15)
+
         # kill -9 of the leader: the two others elect one of them within seconds
         t0 = time.monotonic()
         os.kill(c.pid(li), signal.SIGKILL)

@@ -4,7 +4,8 @@
  * in one loop turn go into one entry, are applied on every member in the same order, and each
  * submitter's done callback follows its command's apply with what the apply returned; a
  * follower's commands are forwarded to the leader over the node links and answered the same
- * way; every member sees every other as reachable through the links; close drains and frees
+ * way; every member sees every other as reachable through the links; members stopped and
+ * started again read their logs back whole (entries of every size); close drains and frees
  * everything. */
 #include "config.h"
 
@@ -51,13 +52,20 @@ static int done_result[MAX_APPLIED];
 static unsigned applied_at_done[MAX_APPLIED]; /* the submitter's n_applied when done ran */
 static struct member *submitter;
 
+/* Records a command: a 4-byte one as its value, one of another length n (n bytes of value n,
+ * test_restart_reads_log's) as ODD + n. */
+#define ODD 0x10000u
+
 static int
 on_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
 {
     struct member *m = arg;
-    ck_assert_uint_eq(len, 4);
-    uint32_t v;
-    memcpy(&v, cmd, 4);
+    uint32_t v = ODD + (uint32_t)len;
+    if (len == 4)
+        memcpy(&v, cmd, 4);
+    else
+        for (size_t i = 0; i < len; i++)
+            ck_assert_uint_eq(cmd[i], len);
     ck_assert_uint_lt(m->n_applied, MAX_APPLIED);
     m->index[m->n_applied] = index;
     m->applied[m->n_applied++] = v;
@@ -141,29 +149,37 @@ have_leader(void)
     return leader() != NULL;
 }
 
+static uint16_t ports[N]; /* the members' ports: a restarted member listens on its own again */
+
+/* Starts the three members: on fresh directories, or (again) on the ones they had. */
 static void
-setup(void)
+members_start(bool again)
 {
     char err[512];
-    base = event_base_new();
-    ck_assert_ptr_nonnull(base);
-    memset(members, 0, sizeof(members));
-    n_done = 0;
     for (unsigned i = 0; i < N; i++) {
         struct member *m = &members[i];
+        char dir[sizeof(m->dir)];
+        memcpy(dir, m->dir, sizeof(dir));
+        memset(m, 0, sizeof(*m));
         m->thread = cluster_thread_new(base, err, sizeof(err));
         ck_assert_msg(m->thread != NULL, "%s", err);
-        m->tr = cluster_transport_new(cluster_thread_loop(m->thread), "127.0.0.1", 0, secret,
-                                      sizeof(secret) - 1, err, sizeof(err));
+        m->tr =
+            cluster_transport_new(cluster_thread_loop(m->thread), "127.0.0.1", again ? ports[i] : 0,
+                                  secret, sizeof(secret) - 1, err, sizeof(err));
         ck_assert_msg(m->tr != NULL, "%s", err);
         ck_assert_int_eq(cluster_transport_listen(m->tr, err, sizeof(err)), 0);
+        ports[i] = cluster_transport_port(m->tr);
         initial[i] = (struct cluster_member){.id = i + 1, .voter = true};
         snprintf(initial[i].address, sizeof(initial[i].address), "n%u@127.0.0.1:%u", i + 1,
                  (unsigned)cluster_transport_port(m->tr));
         ck_assert_int_eq(cluster_transport_set_self(m->tr, initial[i].id, initial[i].address), 0);
         cluster_transport_on_message(m->tr, on_link_message, m);
-        snprintf(m->dir, sizeof(m->dir), "/tmp/check_cluster_group.XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(m->dir));
+        if (again) {
+            memcpy(m->dir, dir, sizeof(dir));
+        } else {
+            snprintf(m->dir, sizeof(m->dir), "/tmp/check_cluster_group.XXXXXX");
+            ck_assert_ptr_nonnull(mkdtemp(m->dir));
+        }
     }
     for (unsigned i = 0; i < N; i++) {
         struct member *m = &members[i];
@@ -222,8 +238,9 @@ all_closed(void)
     return true;
 }
 
+/* Stops the three members (and removes their directories unless they start again). */
 static void
-teardown(void)
+members_stop(bool again)
 {
     struct closing closings[N];
     for (unsigned i = 0; i < N; i++)
@@ -236,10 +253,27 @@ teardown(void)
     for (unsigned i = 0; i < N; i++) {
         cluster_thread_free(members[i].thread);
         ck_assert(members[i].tr_closed);
+        if (again)
+            continue;
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", members[i].dir);
         ck_assert_int_eq(system(cmd), 0);
     }
+}
+
+static void
+setup(void)
+{
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    n_done = 0;
+    members_start(false);
+}
+
+static void
+teardown(void)
+{
+    members_stop(false);
     event_base_free(base);
 }
 
@@ -350,6 +384,50 @@ START_TEST(test_follower_forwards)
 }
 END_TEST
 
+/* Commands of every length from 1 to 20 bytes (entries of every size modulo 8): the members,
+ * stopped and started again on their logs, read them back and apply them again in the same
+ * order (raft 0.15's log loader misreads a segment whose entries are not padded to 8 bytes:
+ * the group pads them). */
+START_TEST(test_restart_reads_log)
+{
+    ck_assert_msg(run_until(have_leader, 10000), "no leader within 10 s");
+    struct member *l = leader();
+    submitter = l;
+    uint8_t cmd[20];
+    for (unsigned len = 1; len <= 20; len++) {
+        memset(cmd, (int)len, len);
+        ck_assert_int_eq(cluster_group_submit(l->g, cmd, len, on_done, NULL), 0);
+        event_base_loop(base, EVLOOP_NONBLOCK); /* an entry each */
+    }
+    want_done = 20;
+    ck_assert_msg(run_until(all_done, 10000), "%u of 20 answered", n_done);
+    want_applied = 20;
+    ck_assert(run_until(all_applied, 10000));
+    uint32_t before[20];
+    memcpy(before, l->applied, sizeof(before));
+    for (unsigned i = 0; i < 20; i++) /* (the 4-byte one is recorded as its value) */
+        ck_assert_uint_eq(before[i], i + 1 == 4 ? 0x04040404u : ODD + i + 1);
+
+    members_stop(true);
+    members_start(true);
+    ck_assert_msg(run_until(have_leader, 10000), "no leader after the restart");
+    /* A leader commits its predecessors' entries with one of its own term (Raft 3.6.2). */
+    submitter = leader();
+    n_done = 0;
+    submit(submitter, 21);
+    want_done = 1;
+    ck_assert(run_until(all_done, 10000));
+    want_applied = 21;
+    ck_assert_int_eq(done_outcome[0], CLUSTER_COMMITTED);
+    ck_assert_msg(run_until(all_applied, 10000), "%u commands applied again, not 21",
+                  members[0].n_applied);
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_mem_eq(members[i].applied, before, sizeof(before));
+        ck_assert_uint_eq(members[i].applied[20], 21);
+    }
+}
+END_TEST
+
 static Suite *
 group_suite(void)
 {
@@ -359,6 +437,7 @@ group_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_leader_commits_in_order);
     tcase_add_test(tc, test_follower_forwards);
+    tcase_add_test(tc, test_restart_reads_log);
     suite_add_tcase(s, tc);
     return s;
 }
