@@ -481,9 +481,11 @@ admin_boot_defs(struct admin *a, json_t *defs, const char *path)
 {
     char what[300];
     snprintf(what, sizeof(what), "the definitions of %s", path);
-    json_t *args = admin_prehash_users(a, json_object_get(defs, "users")) == 0
-                       ? json_pack("[o]", defs)
-                       : (json_decref(defs), NULL);
+    json_t *args = NULL;
+    if (admin_prehash_users(a, json_object_get(defs, "users")) == 0)
+        args = json_pack("[o]", defs);
+    else
+        json_decref(defs);
     a->boot[1] = admin_boot_new(a, 'D', args, what);
 }
 
