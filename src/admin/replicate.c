@@ -111,6 +111,7 @@ admin_index_recover(struct admin *a, char *err, size_t errlen)
     return 0;
 }
 
+/* Writes index as the one the stored records are at, in the loop turn's batch. */
 static void
 admin_index_write(struct admin *a, uint64_t index)
 {
@@ -121,6 +122,7 @@ admin_index_write(struct admin *a, uint64_t index)
 
 /* ---- applying ---- */
 
+/* The i-th argument of a command when it is a string (borrowed from args), else NULL. */
 static const char *
 admin_arg_str(json_t *args, size_t i)
 {
@@ -290,6 +292,7 @@ admin_meta_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
 
 /* ---- submitting ---- */
 
+/* Unlinks p from its admin's list and frees it with its timer. */
 static void
 admin_pending_free(struct admin_pending *p)
 {
@@ -313,6 +316,8 @@ admin_pending_answer(struct admin_pending *p, enum admin_result r, const char *e
         done(p->arg, r, err);
 }
 
+/* ADMIN_CLUSTER_WAIT_MS passed without an outcome: done hears that the change may or may
+ * not be made; p stays until the cluster answers. */
 static void
 admin_pending_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -439,6 +444,7 @@ struct admin_boot {
     struct event *retry; /* owns; NULL until a submission failed */
 };
 
+/* Frees b (NULL is ignored) with its arguments and timer. */
 static void
 admin_boot_free(struct admin_boot *b)
 {
@@ -491,6 +497,7 @@ admin_boot_defs(struct admin *a, json_t *defs, const char *path)
 
 static void admin_boot_submit(struct admin_boot *b);
 
+/* The retry timer of b (arg): submits it again. */
 static void
 admin_boot_on_retry(evutil_socket_t fd, short what, void *arg)
 {
@@ -499,6 +506,9 @@ admin_boot_on_retry(evutil_socket_t fd, short what, void *arg)
     admin_boot_submit(arg);
 }
 
+/* The outcome of b's (arg) submission: done with it once committed (its apply's error
+ * logged), else submitted again after ADMIN_BOOT_RETRY_MS (not after CLUSTER_FAILED: the node
+ * is stopping). */
 static void
 admin_boot_on_outcome(void *arg, enum cluster_outcome outcome, int result)
 {
