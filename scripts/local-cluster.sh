@@ -88,6 +88,14 @@ CONF
         "127.0.0.1:$((base + 10000))..$((base + 10000 + n - 1)); stop with: $0 stop $dir"
 }
 
+# running PID: the process is there and has not exited (a zombie has: its parent, which may
+# be another program, has yet to collect it).
+running() {
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+    [ "$state" != Z ]
+}
+
 stop() {
     dir=$1
     for f in "$dir"/node*.pid; do
@@ -95,7 +103,7 @@ stop() {
         pid=$(cat "$f")
         if kill -TERM "$pid" 2>/dev/null; then
             tries=0
-            while kill -0 "$pid" 2>/dev/null && [ $tries -lt 300 ]; do
+            while running "$pid" && [ $tries -lt 300 ]; do
                 sleep 0.1
                 tries=$((tries + 1))
             done

@@ -36,6 +36,8 @@
 #define GROUP_BATCH_MAX (1u << 20)
 /* How often the Raft thread looks at raft's state for changes to publish (ms). */
 #define GROUP_WATCH_MS 50
+/* How long a closing member waits for the batches it took for followers (ms). */
+#define GROUP_CLOSE_WAIT_MS 2000
 /* A batch not answered within this long (a forwarded one whose leader died, a partition) is
  * answered CLUSTER_MAYBE: its entry may still commit, but its submitter does not wait on. */
 #define GROUP_ANSWER_TIMEOUT_MS 10000
@@ -117,6 +119,9 @@ struct cluster_group {
     struct cluster_group_status seen; /* last published */
     struct cluster_transport *tr;     /* borrows; the node's */
     struct cluster_call close_call;
+    struct raft_transfer transfer; /* a closing leader's handover */
+    unsigned forwarded_in_flight;  /* followers' batches in raft_apply */
+    uint64_t close_wait_start;     /* uv_now when raft was asked to close */
     void (*started)(void *arg, int rc);
     void *started_arg;
 
@@ -248,6 +253,7 @@ static void
 group_forwarded_on_applied(struct raft_apply *req, int status, void *result)
 {
     struct group_forwarded *f = req->data;
+    f->g->forwarded_in_flight--;
     if (status != 0)
         group_refuse(f->g, f->peer, f->origin,
                      status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN ? CLUSTER_MAYBE
@@ -280,6 +286,8 @@ group_on_forward(struct cluster_group *g, uint64_t peer, const uint8_t *entry, s
         raft_free(buf.base);
         group_refuse(g, peer, entry, rc == RAFT_NOTLEADER ? CLUSTER_NOT_LEADER : CLUSTER_FAILED);
         free(f);
+    } else {
+        g->forwarded_in_flight++;
     }
 }
 
@@ -433,12 +441,55 @@ group_on_watch_closed(uv_handle_t *h)
     raft_close(&g->raft, group_on_raft_closed);
 }
 
+/* Every 10 ms once closing: raft closes when no batch it took for a follower is in flight
+ * (raft 0.15 crashes closing with appends in flight), or after GROUP_CLOSE_WAIT_MS. */
+static void
+group_on_close_wait(uv_timer_t *timer)
+{
+    struct cluster_group *g = timer->data;
+    if (g->forwarded_in_flight > 0 &&
+        uv_now(cluster_thread_loop(g->thread)) - g->close_wait_start < GROUP_CLOSE_WAIT_MS)
+        return;
+    uv_timer_stop(timer);
+    uv_close((uv_handle_t *)timer, group_on_watch_closed);
+}
+
+static void
+group_close_when_idle(struct cluster_group *g)
+{
+    g->close_wait_start = uv_now(cluster_thread_loop(g->thread));
+    uv_timer_start(&g->watch, group_on_close_wait, 0, 10); /* the watch's job is over */
+}
+
+static void
+group_on_transferred(struct raft_transfer *req)
+{
+    struct cluster_group *g = req->data;
+    raft_id leader;
+    const char *address;
+    raft_leader(&g->raft, &leader, &address);
+    if (leader != 0 && leader != g->self_id)
+        log_msg(LOG_INFO, "cluster: group %llu: leadership handed to %s before closing",
+                (unsigned long long)g->id, address);
+    else
+        log_msg(LOG_WARNING,
+                "cluster: group %llu: no member took the leadership over: the "
+                "others elect one",
+                (unsigned long long)g->id);
+    group_close_when_idle(g);
+}
+
+/* A closing leader hands its leadership to the most up-to-date voter first (raft_transfer):
+ * the group goes on at once instead of an election timeout later. */
 static void
 group_close_on_raft(struct cluster_call *call)
 {
     struct cluster_group *g =
         (struct cluster_group *)((char *)call - offsetof(struct cluster_group, close_call));
-    uv_close((uv_handle_t *)&g->watch, group_on_watch_closed);
+    g->transfer.data = g;
+    if (raft_state(&g->raft) != RAFT_LEADER ||
+        raft_transfer(&g->raft, &g->transfer, 0, group_on_transferred) != 0)
+        group_close_when_idle(g);
 }
 
 /* ---- broker's loop ---- */

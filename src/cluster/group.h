@@ -118,8 +118,9 @@ unsigned cluster_group_members_now(struct cluster_group *g, raft_id *ids, unsign
 const struct cluster_group_status *cluster_group_status(const struct cluster_group *g);
 
 /* Stops the group: no more submissions; waits up to drain_ms for the commands in flight (raft
- * 0.15 crashes when a leader closes with appends in flight), then closes raft and its log on
- * the Raft thread and calls closed(arg) on the broker's loop. Commands still in flight are
+ * 0.15 crashes when a leader closes with appends in flight), hands the leadership over to
+ * another voter when this member leads, then closes raft and its log on the Raft thread and
+ * calls closed(arg) on the broker's loop. Commands still in flight are
  * answered CLUSTER_MAYBE. g is freed after closed runs. */
 void cluster_group_close(struct cluster_group *g, unsigned drain_ms, void (*closed)(void *arg),
                          void *arg);

@@ -1,7 +1,8 @@
 """Clustering, first step (issue 14): three nodes started by scripts/local-cluster.sh form one
 cluster through the metadata Raft group; warrenctl cluster_status and GET /api/nodes show
 it, every node seeing every other run (through the node links) and the dead one not; kill -9 of the leader gets the survivors a new leader within seconds, and the killed node,
-restarted on its data, catches up and runs again; a client without the cluster's secret is
+restarted on its data, catches up and runs again; a leader stopped with SIGTERM hands its
+leadership over before it exits; a client without the cluster's secret is
 refused and logged; `local-cluster.sh stop` stops every node cleanly."""
 
 import os
@@ -104,6 +105,25 @@ def test_form_fail_over_rejoin():
         procs[li] = c.start_node(li)
         wait_for("rejoined", lambda: c.leader(li) == (leader2, term2) and
                  all(c.status(i)["running_nodes"] == names() for i in range(1, NODES + 1)), 20)
+
+        # a leader stopped cleanly hands its leadership over: no election timeout to wait
+        t0 = time.monotonic()
+        os.kill(c.pid(l2), signal.SIGTERM)
+        rest = [i for i in range(1, NODES + 1) if i != l2]
+        leader3, term3 = wait_for("a leader after the handover",
+                                  lambda: agreed_leader(c, rest, term2), 10)
+        took = time.monotonic() - t0
+        wt.log("  %s handed the leadership to %s (term %d) %.2f s after SIGTERM" % (
+            leader2, leader3, term3, took))
+        if l2 in procs:
+            assert procs.pop(l2).wait(10) == 0
+        else:  # local-cluster.sh's child: gone once its log says so
+            wait_for("node %d stopped" % l2, lambda: "] stopped" in c.log_text(l2), 10)
+        assert "leadership handed to " + leader3 in c.log_text(l2), c.log_text(l2)[-2000:]
+        procs[l2] = c.start_node(l2)
+        wait_for("all running after the restart",
+                 lambda: all(c.status(i)["running_nodes"] == names() for i in range(1, NODES + 1)),
+                 20)
     except BaseException:
         c.dump()
         c.script("stop", c.dir)
