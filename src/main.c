@@ -197,8 +197,12 @@ main(int argc, char **argv)
     /* Users, vhosts and permissions first: the stored exchanges and queues go into vhosts.
      * load_definitions comes after durable_recover, so that its exchanges and queues are
      * stored (and those already stored are kept, as RabbitMQ keeps existing ones). */
-    struct admin_env aenv = {
-        .auth = auth, .vhosts = &vhosts, .durable = durable, .store = store, .conf = &conf};
+    struct admin_env aenv = {.base = m.base,
+                             .auth = auth,
+                             .vhosts = &vhosts,
+                             .durable = durable,
+                             .store = store,
+                             .conf = &conf};
     if ((admin = admin_new(&aenv)) == NULL) {
         log_msg(LOG_CRITICAL, "out of memory");
         goto out;
@@ -223,6 +227,7 @@ main(int argc, char **argv)
         goto out;
     }
     m.cluster = cluster;
+    admin_set_cluster(admin, cluster); /* changes go through its log from now on */
 
     struct net_server_env env = {.base = m.base, .conf = &conf, .auth = auth, .vhosts = &vhosts};
     m.net = net_server_new(&env);

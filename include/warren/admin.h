@@ -13,9 +13,18 @@
  *
  * Every function returns ADMIN_OK, or another result with a text for the caller (an HTTP
  * handler's reason, a log line) in err, nothing changed, and done not called. With ADMIN_OK,
- * done (when not NULL) is called from the event loop once the change is durable, or with the
- * store's error; without a durable layer (unit tests) it is called before the function
- * returns.
+ * done (when not NULL) is called from the event loop once the change is durable
+ * (ADMIN_OK), or with the store's error (ADMIN_FAILED); without a durable layer (unit tests)
+ * it is called before the function returns.
+ *
+ * In a cluster (admin_set_cluster) a change is not applied where it is asked for: it is
+ * checked as far as that needs no state, then submitted to the cluster's metadata group as
+ * one command (replicate.c says its format), which every node applies in log order through
+ * the same code as alone. The function then returns ADMIN_OK, and done says how it ended
+ * once this node applied it and stored it: ADMIN_OK, or the apply's result and text (a
+ * permission for a user that no node has: ADMIN_NOT_FOUND, as alone), or ADMIN_UNAVAILABLE
+ * when the cluster could not take it or lost track of it (no leader, no answer within
+ * ADMIN_CLUSTER_WAIT_MS).
  *
  * Permissions take effect at once: the network layer caches checks per channel under
  * auth_db_generation(), which every change bumps. Deleting a user closes its connections;
@@ -44,6 +53,7 @@ struct admin;
 
 /* What the administration layer borrows for its whole life. */
 struct admin_env {
+    struct event_base *base; /* for a cluster's timeouts; NULL: never clustered */
     struct auth_db *auth;
     struct vhost_registry *vhosts;
     struct durable *durable; /* where changes are written; NULL: nowhere */
@@ -53,12 +63,19 @@ struct admin_env {
 
 enum admin_result {
     ADMIN_OK = 0,
-    ADMIN_NOT_FOUND, /* no such user, vhost, permission... (HTTP 404) */
-    ADMIN_INVALID,   /* a bad value, a missing field (HTTP 400) */
-    ADMIN_NOMEM,     /* out of memory (HTTP 500; logged) */
+    ADMIN_NOT_FOUND,   /* no such user, vhost, permission... (HTTP 404) */
+    ADMIN_INVALID,     /* a bad value, a missing field (HTTP 400) */
+    ADMIN_NOMEM,       /* out of memory (HTTP 500; logged) */
+    ADMIN_FAILED,      /* done only: the store could not write the change (HTTP 500) */
+    ADMIN_UNAVAILABLE, /* the cluster cannot take the change now, or lost it (HTTP 503) */
 };
 
-typedef void (*admin_done_fn)(void *arg, const char *err);
+/* How a change ended: r ADMIN_OK with err NULL, or another result with its text. */
+typedef void (*admin_done_fn)(void *arg, enum admin_result r, const char *err);
+
+/* How long a clustered change waits for its outcome before done says ADMIN_UNAVAILABLE
+ * ("may or may not have been made"). */
+#define ADMIN_CLUSTER_WAIT_MS 10000
 
 /* NULL on ENOMEM. */
 struct admin *admin_new(const struct admin_env *env);
@@ -68,13 +85,24 @@ void admin_free(struct admin *a);
  * (NULL: none). */
 void admin_set_net(struct admin *a, struct net_server *net);
 
+struct cluster;
+/* From now on (c not NULL), changes go through c's metadata group (see above), and the
+ * metadata commands of kind CLUSTER_META_ADMIN apply here; a first start's defaults are
+ * submitted (see admin_recover). Call once, after cluster_open, before the loop runs (NULL:
+ * alone, nothing changes). admin_free then comes after cluster_free, which answers the
+ * changes in flight. */
+void admin_set_cluster(struct admin *a, struct cluster *c);
+
 /* At start, before durable_recover: reads every stored record back (vhosts first), and on
  * the first start (no record says it happened) creates the configuration's default_vhost,
  * default_user (default_pass, default_user_tags.*) and its default_permissions.* on it, as
  * RabbitMQ does when its database is new, unless load_definitions is set (RabbitMQ then
  * leaves the defaults out too: call admin_definitions_load once durable_recover has attached
- * the durable layer, so that the definitions' exchanges and queues are stored). Returns 0,
- * or -1 with the reason in err (a record that does not parse or apply, a store error). */
+ * the durable layer, so that the definitions' exchanges and queues are stored). When the
+ * configuration names a cluster, the defaults wait for admin_set_cluster, which submits them
+ * (replicate.c), and the records stored up to the last metadata log index applied are not
+ * applied again when the log is replayed. Returns 0, or -1 with the reason in err (a record
+ * that does not parse or apply, a store error). */
 int admin_recover(struct admin *a, char *err, size_t errlen);
 
 /* ---- users ---- */
@@ -210,6 +238,11 @@ json_t *admin_queue_policy_json(struct admin *a, const struct queue *q);
  * as in RabbitMQ; the first bad one stops the import (what came before it stays) with its
  * section and position in err ("users[2]: ..."). */
 enum admin_result admin_definitions_import(struct admin *a, json_t *defs, char *err, size_t errlen);
+/* Imports defs as admin_definitions_import does, then done as for any change: in a cluster,
+ * on every node through its log (a user's password hashed first, here), the import's error
+ * coming back to done (POST /api/definitions). */
+enum admin_result admin_definitions_put(struct admin *a, json_t *defs, admin_done_fn done,
+                                        void *arg, char *err, size_t errlen);
 /* Everything as a definitions document in RabbitMQ 3.10's format (rabbitmqctl
  * export_definitions): users with their hashes (a default user's pending password is hashed
  * first), vhosts, permissions, topic permissions, parameters (vhost limits among them),
@@ -225,7 +258,9 @@ int admin_json_args(json_t *e, uint8_t *buf, struct wire_table *t, char *err, si
 /* A boolean field: true/false, or the strings "true"/"false" (HTTP-made files). */
 bool admin_json_bool(json_t *e, const char *field);
 /* Reads and imports a definitions file. err names the file, and the line and column of a
- * JSON error. */
+ * JSON error. When the configuration names a cluster, the file is only read here: its
+ * import goes through the cluster's log once admin_set_cluster is called (submitted until
+ * the log has it; an import that fails then is logged). */
 enum admin_result admin_definitions_load(struct admin *a, const char *path, char *err,
                                          size_t errlen);
 

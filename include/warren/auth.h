@@ -106,6 +106,12 @@ bool auth_user_deleted(const struct auth_user *u);
 /* Starts hashing now, as the first login would (fetches the digests, hashes the pending
  * passwords): an administrative change of a password hashes it at once. 0, or -1 (logged). */
 int auth_db_hash_now(struct auth_db *db);
+/* Hashes password with the table's algorithm (*alg) and a fresh salt, as RabbitMQ's
+ * password_hash (base64) into b64 (AUTH_HASH_B64_MAX bytes): what a cluster's log carries,
+ * so that every node stores the same hash. 0, or -1 on ENOMEM or an OpenSSL failure
+ * (logged). */
+int auth_password_hash(struct auth_db *db, const char *password, char *b64,
+                       enum auth_hash_alg *alg);
 /* Called for each user whose password the first login hashed (see users.c), so that what is
  * stored can be updated; NULL: nobody. */
 void auth_db_set_hashed_hook(struct auth_db *db, void (*fn)(void *arg, struct auth_user *u),

@@ -33,10 +33,10 @@ admin_new(const struct admin_env *env)
     if (a == NULL)
         return NULL;
     a->env = *env;
-    enum auth_hash_alg alg = AUTH_HASH_SHA256;
+    a->hash_alg = AUTH_HASH_SHA256;
     if (env->conf->password_hashing_module != NULL)
-        auth_hash_alg_parse(env->conf->password_hashing_module, &alg);
-    auth_db_set_hash_alg(env->auth, alg);
+        auth_hash_alg_parse(env->conf->password_hashing_module, &a->hash_alg);
+    auth_db_set_hash_alg(env->auth, a->hash_alg);
     for (int i = 0; i < 3; i++)
         if ((a->stored[i] = json_object()) == NULL) {
             admin_free(a);
@@ -52,6 +52,7 @@ admin_free(struct admin *a)
     if (a == NULL)
         return;
     auth_db_set_hashed_hook(a->env.auth, NULL, NULL);
+    admin_cluster_free(a);
     for (int i = 0; i < 3; i++)
         json_decref(a->stored[i]);
     free(a);
@@ -117,16 +118,38 @@ admin_erase_prefix(struct admin *a, enum store_key_tag tag, const char *name)
     durable_record_delete_prefix(a->env.durable, key, klen);
 }
 
+/* A done waiting for the durable layer's barrier. */
+struct admin_sync_wait {
+    admin_done_fn done;
+    void *arg;
+};
+
+static void
+admin_on_synced(void *arg, const char *err)
+{
+    struct admin_sync_wait w = *(struct admin_sync_wait *)arg;
+    free(arg);
+    w.done(w.arg, err != NULL ? ADMIN_FAILED : ADMIN_OK, err);
+}
+
 int
 admin_sync(struct admin *a, admin_done_fn done, void *arg)
 {
     if (done == NULL)
         return 0;
     if (a->env.durable == NULL) {
-        done(arg, NULL);
+        done(arg, ADMIN_OK, NULL);
         return 0;
     }
-    return durable_barrier(a->env.durable, true, done, arg);
+    struct admin_sync_wait *w = malloc(sizeof(*w));
+    if (w == NULL)
+        return -1;
+    *w = (struct admin_sync_wait){done, arg};
+    if (durable_barrier(a->env.durable, true, admin_on_synced, w) < 0) {
+        free(w);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- reading fields ---- */
@@ -709,6 +732,15 @@ admin_stored_delete(struct admin *a, const char *kind, const char *const *names,
     char key[3 * (STORE_NAME_MAX + 1)];
     if (k < 0 || n > 3)
         return admin_fail(err, errlen, ADMIN_NOT_FOUND, "no such record");
+    if (admin_replicated(a)) {
+        json_t *x = json_pack("[s]", kind);
+        for (size_t i = 0; x != NULL && i < n; i++)
+            if (json_array_append_new(x, json_string(names[i])) < 0) {
+                json_decref(x);
+                x = NULL;
+            }
+        return admin_submit(a, 's', x, done, arg, err, errlen);
+    }
     admin_stored_key(key, sizeof(key), names, n);
     if (json_object_del(a->stored[k], key) < 0)
         return admin_fail(err, errlen, ADMIN_NOT_FOUND, "no such record");
@@ -727,13 +759,24 @@ admin_cluster_name(struct admin *a)
         "value"));
 }
 
-/* Applies entry (owned: freed here) and registers done. */
+/* Applies entry (owned: freed here) and registers done, or submits it in a cluster. */
 static enum admin_result
 admin_change(struct admin *a, const char *kind, json_t *entry, admin_done_fn done, void *arg,
              char *err, size_t errlen)
 {
     if (entry == NULL)
         return admin_fail(err, errlen, ADMIN_INVALID, "out of memory, or a name that is not UTF-8");
+    if (admin_replicated(a)) {
+        /* a user's password hashed here: every node then stores the same hash */
+        json_t *users = strcmp(kind, "users") == 0 ? json_pack("[O]", entry) : NULL;
+        if (strcmp(kind, "users") == 0 && (users == NULL || admin_prehash_users(a, users) < 0)) {
+            json_decref(users);
+            json_decref(entry);
+            return admin_fail(err, errlen, ADMIN_NOMEM, "cannot hash the password (see the log)");
+        }
+        json_decref(users);
+        return admin_submit(a, 'R', json_pack("[s, o]", kind, entry), done, arg, err, errlen);
+    }
     enum admin_result r = admin_apply(a, kind, entry, NULL, true, err, errlen);
     json_decref(entry);
     return r == ADMIN_OK ? admin_done(a, done, arg, err, errlen) : r;
@@ -743,7 +786,7 @@ enum admin_result
 admin_record_put(struct admin *a, const char *kind, json_t *entry, admin_done_fn done, void *arg,
                  char *err, size_t errlen)
 {
-    return admin_change(a, kind, json_incref(entry), done, arg, err, errlen);
+    return admin_change(a, kind, json_deep_copy(entry), done, arg, err, errlen);
 }
 
 enum admin_result
@@ -803,6 +846,8 @@ enum admin_result
 admin_user_delete(struct admin *a, const char *name, admin_done_fn done, void *arg, char *err,
                   size_t errlen)
 {
+    if (admin_replicated(a))
+        return admin_submit(a, 'u', json_pack("[s]", name), done, arg, err, errlen);
     struct auth_user *u = admin_user_lookup(a, name, err, errlen);
     if (u == NULL)
         return ADMIN_NOT_FOUND;
@@ -823,6 +868,9 @@ enum admin_result
 admin_user_set_tags(struct admin *a, const char *name, const char *const *tags, size_t n_tags,
                     admin_done_fn done, void *arg, char *err, size_t errlen)
 {
+    if (admin_replicated(a))
+        return admin_submit(a, 't', json_pack("[s, o]", name, admin_tags_json(tags, n_tags)), done,
+                            arg, err, errlen);
     struct auth_user *u = admin_user_lookup(a, name, err, errlen);
     if (u == NULL)
         return ADMIN_NOT_FOUND;
@@ -836,6 +884,14 @@ enum admin_result
 admin_user_set_password(struct admin *a, const char *name, const char *password, admin_done_fn done,
                         void *arg, char *err, size_t errlen)
 {
+    if (admin_replicated(a)) {
+        char b64[AUTH_HASH_B64_MAX] = "";
+        enum auth_hash_alg alg = a->hash_alg;
+        if (password != NULL && auth_password_hash(a->env.auth, password, b64, &alg) < 0)
+            return admin_fail(err, errlen, ADMIN_NOMEM, "cannot hash the password (see the log)");
+        return admin_submit(a, 'w', json_pack("[s, s, s]", name, b64, auth_hash_alg_name(alg)),
+                            done, arg, err, errlen);
+    }
     struct auth_user *u = admin_user_lookup(a, name, err, errlen);
     if (u == NULL)
         return ADMIN_NOT_FOUND;
@@ -846,20 +902,29 @@ admin_user_set_password(struct admin *a, const char *name, const char *password,
     return r == ADMIN_OK ? admin_done(a, done, arg, err, errlen) : r;
 }
 
+static enum admin_result
+admin_bad_user_limit(const char *limit, char *err, size_t errlen)
+{
+    return admin_fail(err, errlen, ADMIN_INVALID,
+                      "unknown user limit '%s' (max-connections, max-channels)", limit);
+}
+
 enum admin_result
 admin_user_set_limit(struct admin *a, const char *name, const char *limit, int64_t value,
                      admin_done_fn done, void *arg, char *err, size_t errlen)
 {
+    bool known = strcmp(limit, "max-connections") == 0 || strcmp(limit, "max-channels") == 0;
+    if (admin_replicated(a)) /* the name is checked before the user, that needs state */
+        return known ? admin_submit(a, 'l', json_pack("[s, s, I]", name, limit, (json_int_t)value),
+                                    done, arg, err, errlen)
+                     : admin_bad_user_limit(limit, err, errlen);
     struct auth_user *u = admin_user_lookup(a, name, err, errlen);
     if (u == NULL)
         return ADMIN_NOT_FOUND;
+    if (!known)
+        return admin_bad_user_limit(limit, err, errlen);
     struct auth_user_limits *l = auth_user_limits(u);
-    int64_t *dst = strcmp(limit, "max-connections") == 0 ? &l->max_connections
-                   : strcmp(limit, "max-channels") == 0  ? &l->max_channels
-                                                         : NULL;
-    if (dst == NULL)
-        return admin_fail(err, errlen, ADMIN_INVALID,
-                          "unknown user limit '%s' (max-connections, max-channels)", limit);
+    int64_t *dst = strcmp(limit, "max-connections") == 0 ? &l->max_connections : &l->max_channels;
     *dst = value < 0 ? AUTH_NO_LIMIT : value;
     enum admin_result r = admin_store_user(a, u, err, errlen);
     return r == ADMIN_OK ? admin_done(a, done, arg, err, errlen) : r;
@@ -873,6 +938,8 @@ admin_vhost_put(struct admin *a, const struct admin_vhost *v, admin_done_fn done
         json_pack("{s:s, s:s?, s:o?, s:s?}", "name", v->name, "description", v->description, "tags",
                   admin_tags_json(v->tags, v->n_tags), "default_queue_type", v->default_queue_type);
     bool existed = admin_vhost_get(a, v->name) != NULL;
+    if (admin_replicated(a)) /* the apply logs the addition */
+        return admin_change(a, "vhosts", e, done, arg, err, errlen);
     enum admin_result r = admin_change(a, "vhosts", e, done, arg, err, errlen);
     if (r == ADMIN_OK && !existed)
         log_msg(LOG_INFO, "added vhost '%s'", v->name);
@@ -883,6 +950,8 @@ enum admin_result
 admin_vhost_delete(struct admin *a, const char *name, admin_done_fn done, void *arg, char *err,
                    size_t errlen)
 {
+    if (admin_replicated(a))
+        return admin_submit(a, 'd', json_pack("[s]", name), done, arg, err, errlen);
     struct vhost *v = admin_vhost_get(a, name);
     if (v == NULL)
         return admin_fail(err, errlen, ADMIN_NOT_FOUND, "no vhost '%s'", name);
@@ -917,6 +986,14 @@ enum admin_result
 admin_vhost_set_limit(struct admin *a, const char *name, const char *limit, int64_t value,
                       admin_done_fn done, void *arg, char *err, size_t errlen)
 {
+    if (admin_replicated(a)) {
+        if (strcmp(limit, "max-connections") != 0 && strcmp(limit, "max-queues") != 0)
+            return admin_fail(err, errlen, ADMIN_INVALID,
+                              "vhost '%s': unknown limit '%s' (max-connections, max-queues)", name,
+                              limit);
+        return admin_submit(a, 'm', json_pack("[s, s, I]", name, limit, (json_int_t)value), done,
+                            arg, err, errlen);
+    }
     struct vhost *v = admin_vhost_get(a, name);
     if (v == NULL)
         return admin_fail(err, errlen, ADMIN_NOT_FOUND, "no vhost '%s'", name);
@@ -944,6 +1021,8 @@ enum admin_result
 admin_perm_clear(struct admin *a, const char *user, const char *vhost, admin_done_fn done,
                  void *arg, char *err, size_t errlen)
 {
+    if (admin_replicated(a))
+        return admin_submit(a, 'c', json_pack("[s, s]", user, vhost), done, arg, err, errlen);
     struct auth_user *u = admin_user_lookup(a, user, err, errlen);
     if (u == NULL)
         return ADMIN_NOT_FOUND;
@@ -969,6 +1048,9 @@ enum admin_result
 admin_topic_perm_clear(struct admin *a, const char *user, const char *vhost, const char *exchange,
                        admin_done_fn done, void *arg, char *err, size_t errlen)
 {
+    if (admin_replicated(a))
+        return admin_submit(a, 'x', json_pack("[s, s, s?]", user, vhost, exchange), done, arg, err,
+                            errlen);
     struct auth_user *u = admin_user_lookup(a, user, err, errlen);
     if (u == NULL)
         return ADMIN_NOT_FOUND;

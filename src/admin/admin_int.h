@@ -16,9 +16,20 @@ struct vhost;
  * no one has logged in since the first start (users.c keeps OpenSSL out until then). */
 #define ADMIN_PENDING_FIELD "warren_password_from_config"
 
+struct admin_pending;
+struct event;
+
 struct admin {
     struct admin_env env;   /* borrows everything in it */
     struct net_server *net; /* borrows; NULL: no connections to close */
+    enum auth_hash_alg hash_alg; /* of the passwords set from now on */
+    /* Clustering (replicate.c). */
+    struct cluster *cluster;       /* borrows; NULL: alone */
+    bool applying;                 /* a metadata command is being applied: change, don't submit */
+    uint64_t stored_index;         /* the metadata log index the stored records are at */
+    struct admin_boot *boot[2];    /* owns: the defaults, load_definitions, to submit */
+    struct admin_pending *pending; /* owns: changes submitted, waiting for their outcome */
+    char apply_err[1024];          /* the last apply's error text, for the done after it */
     /* Policies, parameters (operator policies among them) and global parameters as stored:
      * JSON objects keyed by their names joined with 0x1f, the vhost first (admin_stored_key).
      * Policies apply (policies.c); of the parameters, operator policies and vhost limits. */
@@ -79,6 +90,33 @@ void admin_erl_term(struct admin_buf *b, json_t *v);
 /* The keys of o in Erlang's map order (bytewise), in a new array of *n (the caller frees
  * it); NULL when there are none or on ENOMEM (*n is then 0 too). */
 const char **admin_sorted_keys(json_t *o, size_t *n);
+
+/* Whether a change is to be submitted to the cluster rather than made here: clustered, and
+ * not already applying a committed command (replicate.c). */
+bool admin_replicated(const struct admin *a);
+/* Submits the change op with its arguments (a JSON array, owned: freed here) as a metadata
+ * command (replicate.c says the ops), done to be called once this node applied it. ADMIN_OK,
+ * or ADMIN_NOMEM / ADMIN_INVALID (too large) / ADMIN_UNAVAILABLE with err set. */
+enum admin_result admin_submit(struct admin *a, char op, json_t *args, admin_done_fn done,
+                               void *arg, char *err, size_t errlen);
+/* The first start's vhost, user and permission records, from the configuration, as a new
+ * array [vhost, user, permission]; NULL on ENOMEM (recover.c). */
+json_t *admin_seed_records(const struct admin *a);
+/* Applies them (stored) and logs it. 0, or -1 with err set (recover.c). */
+int admin_seed_apply(struct admin *a, json_t *records, char *err, size_t errlen);
+/* Reads the metadata log index the stored records are at into a->stored_index. 0, or -1
+ * with err set (replicate.c). */
+int admin_index_recover(struct admin *a, char *err, size_t errlen);
+/* A first start in a cluster: its defaults are to be submitted by admin_set_cluster. 0, or
+ * -1 on ENOMEM with err set. */
+int admin_boot_seed(struct admin *a, char *err, size_t errlen);
+/* load_definitions' document defs (owned) read from path, to be submitted likewise. */
+void admin_boot_defs(struct admin *a, json_t *defs, const char *path);
+/* Replaces the password of each user entry of users (a definitions list; NULL: none) by its
+ * hash. 0, or -1 (logged). */
+int admin_prehash_users(struct admin *a, json_t *users);
+/* Frees what clustering holds: the changes still waiting are answered ADMIN_UNAVAILABLE. */
+void admin_cluster_free(struct admin *a);
 
 /* The user table's hashed hook: stores the user whose pending password was hashed. */
 void admin_on_hashed(void *arg, struct auth_user *u);

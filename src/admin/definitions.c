@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "admin_int.h"
+#include "warren/conf.h"
 #include "warren/exchange.h"
 #include "warren/log.h"
 #include "warren/queue.h"
@@ -314,6 +315,24 @@ admin_definitions_import(struct admin *a, json_t *defs, char *err, size_t errlen
     return r;
 }
 
+enum admin_result
+admin_definitions_put(struct admin *a, json_t *defs, admin_done_fn done, void *arg, char *err,
+                      size_t errlen)
+{
+    if (admin_replicated(a)) {
+        if (!json_is_object(defs))
+            return admin_fail(err, errlen, ADMIN_INVALID, "definitions are not a JSON object");
+        json_t *copy = json_deep_copy(defs);
+        if (copy == NULL || admin_prehash_users(a, json_object_get(copy, "users")) < 0) {
+            json_decref(copy);
+            return admin_fail(err, errlen, ADMIN_NOMEM, "cannot hash a password (see the log)");
+        }
+        return admin_submit(a, 'D', json_pack("[o]", copy), done, arg, err, errlen);
+    }
+    enum admin_result r = admin_definitions_import(a, defs, err, errlen);
+    return r == ADMIN_OK ? admin_done(a, done, arg, err, errlen) : r;
+}
+
 /* ---- export ---- */
 
 static json_t *defs_table_json(struct wire_table t, int depth);
@@ -494,6 +513,12 @@ admin_definitions_load(struct admin *a, const char *path, char *err, size_t errl
             return admin_fail(err, errlen, ADMIN_INVALID, "load_definitions %s: %s", path, je.text);
         return admin_fail(err, errlen, ADMIN_INVALID, "load_definitions %s:%d:%d: %s", path,
                           je.line, je.column, je.text);
+    }
+    if (a->env.conf->cluster_nodes.n > 0) {
+        /* In a cluster, through its log once the node is in it (admin_set_cluster): every
+         * node then imports the same, in the same order as the other changes. */
+        admin_boot_defs(a, defs, path);
+        return ADMIN_OK;
     }
     char why[600];
     enum admin_result r = admin_definitions_import(a, defs, why, sizeof(why));

@@ -81,6 +81,34 @@ as_is:
     return json_incref(def);
 }
 
+/* The value of a policy's record e (op: an operator policy's) with its definition as
+ * RabbitMQ keeps it, checked (policy_check.c): ADMIN_OK with *copy (a new reference) and the
+ * check's outputs (see admin_policy_check), else ADMIN_INVALID or ADMIN_NOMEM with err set.
+ * Needs no state: a cluster's node checks a policy before submitting it. */
+static enum admin_result
+admin_pol_checked(bool op, json_t *e, const char *name, json_t **copy, pcre2_code **re,
+                  struct policy_def *d, enum policy_apply_to *apply_to, double *priority, char *err,
+                  size_t errlen)
+{
+    json_t *val = op ? json_object_get(e, "value") : e;
+    if (!json_is_object(val))
+        return admin_fail(err, errlen, ADMIN_INVALID, "Validation failed\n\n%s not a list\n", name);
+    json_t *def = admin_pol_def_object(json_object_get(val, "definition"));
+    *copy = json_deep_copy(val);
+    if (*copy == NULL || (def != NULL && json_object_set(*copy, "definition", def) < 0)) {
+        json_decref(def);
+        json_decref(*copy);
+        return admin_fail(err, errlen, ADMIN_NOMEM, "out of memory");
+    }
+    json_decref(def);
+    struct admin_buf b = {err, errlen, 0};
+    if (!admin_policy_check(*copy, op, op, name, &b, re, d, apply_to, priority)) {
+        json_decref(*copy);
+        return ADMIN_INVALID;
+    }
+    return ADMIN_OK;
+}
+
 enum admin_result
 admin_policy_apply(struct admin *a, bool op, json_t *e, bool store, char *err, size_t errlen)
 {
@@ -92,26 +120,15 @@ admin_policy_apply(struct admin *a, bool op, json_t *e, bool store, char *err, s
     struct vhost *v = admin_vhost_get(a, vhost);
     if (v == NULL)
         return admin_fail(err, errlen, ADMIN_NOT_FOUND, "%s: no vhost '%s'", what, vhost);
-    json_t *val = op ? json_object_get(e, "value") : e;
-    if (!json_is_object(val))
-        return admin_fail(err, errlen, ADMIN_INVALID, "Validation failed\n\n%s not a list\n", name);
-    json_t *def = admin_pol_def_object(json_object_get(val, "definition"));
-    json_t *copy = json_deep_copy(val);
-    if (copy == NULL || (def != NULL && json_object_set(copy, "definition", def) < 0)) {
-        json_decref(def);
-        json_decref(copy);
-        return admin_fail(err, errlen, ADMIN_NOMEM, "out of memory");
-    }
-    json_decref(def);
-    struct admin_buf b = {err, errlen, 0};
+    json_t *copy;
     pcre2_code *re;
     struct policy_def d;
     enum policy_apply_to apply_to;
     double priority;
-    if (!admin_policy_check(copy, op, op, name, &b, &re, &d, &apply_to, &priority)) {
-        json_decref(copy);
-        return ADMIN_INVALID;
-    }
+    enum admin_result cr =
+        admin_pol_checked(op, e, name, &copy, &re, &d, &apply_to, &priority, err, errlen);
+    if (cr != ADMIN_OK)
+        return cr;
     static const char *const apply_names[] = {"all", "queues", "exchanges"};
     json_t *prio = json_object_get(copy, "priority");
     json_t *value =
@@ -169,7 +186,7 @@ enum admin_result
 admin_policy_put(struct admin *a, bool op, const char *vhost, const char *name, json_t *body,
                  admin_done_fn done, void *arg, char *err, size_t errlen)
 {
-    if (admin_vhost_get(a, vhost) == NULL)
+    if (!admin_replicated(a) && admin_vhost_get(a, vhost) == NULL)
         return admin_fail(err, errlen, ADMIN_NOT_FOUND, "no vhost '%s'", vhost);
     /* rabbit_policy:set's defaults: priority 0, apply-to all */
     json_t *prio = json_object_get(body, "priority"), *at = json_object_get(body, "apply-to");
@@ -188,6 +205,25 @@ admin_policy_put(struct admin *a, bool op, const char *vhost, const char *name, 
     }
     if (e == NULL)
         return admin_fail(err, errlen, ADMIN_NOMEM, "out of memory, or a name that is not UTF-8");
+    if (admin_replicated(a)) {
+        /* Checked here first, so that an invalid policy gets its text without the cluster;
+         * the apply finds the vhost, or not, on every node. */
+        json_t *copy;
+        pcre2_code *re;
+        struct policy_def d;
+        enum policy_apply_to apply_to;
+        double priority;
+        enum admin_result cr =
+            admin_pol_checked(op, e, name, &copy, &re, &d, &apply_to, &priority, err, errlen);
+        json_decref(e);
+        if (cr != ADMIN_OK)
+            return cr;
+        json_decref(copy);
+        pcre2_code_free(re);
+        policy_def_free(&d);
+        return admin_submit(a, 'p', json_pack("[b, s, s, O]", op, vhost, name, body), done, arg,
+                            err, errlen);
+    }
     enum admin_result r = admin_policy_apply(a, op, e, true, err, errlen);
     json_decref(e);
     return r == ADMIN_OK ? admin_done(a, done, arg, err, errlen) : r;
@@ -197,6 +233,9 @@ enum admin_result
 admin_policy_delete(struct admin *a, bool op, const char *vhost, const char *name,
                     admin_done_fn done, void *arg, char *err, size_t errlen)
 {
+    if (admin_replicated(a))
+        return admin_submit(a, 'q', json_pack("[b, s, s]", op, vhost, name), done, arg, err,
+                            errlen);
     struct vhost *v = admin_vhost_get(a, vhost);
     if (v == NULL)
         return admin_fail(err, errlen, ADMIN_NOT_FOUND, "no vhost '%s'", vhost);

@@ -1,6 +1,7 @@
 /* The administration layer at start: the stored records read back (vhosts before what refers
  * to them), the configuration's defaults when the database has no user, vhost or permission
- * (RabbitMQ's test for a new database). */
+ * (RabbitMQ's test for a new database): made here alone, submitted to the cluster's log in a
+ * cluster (replicate.c). */
 #include "config.h"
 
 #include <stdio.h>
@@ -45,37 +46,41 @@ admin_recover_one(void *arg, const void *key, size_t klen, const void *val, size
     return 0;
 }
 
-/* The first start's vhost, user and permissions, from the configuration. */
-static int
-admin_seed(struct admin *a, char *err, size_t errlen)
+json_t *
+admin_seed_records(const struct admin *a)
 {
     const struct conf *c = a->env.conf;
-    char why[256];
     json_t *tags = json_array();
     for (unsigned i = 0; tags != NULL && i < c->n_default_user_tags; i++)
         if (json_array_append_new(tags, json_string(c->default_user_tags[i])) < 0) {
             json_decref(tags);
             tags = NULL;
         }
-    json_t *vhost = json_pack("{s:s, s:{s:s, s:[]}}", "name", c->default_vhost, "metadata",
-                              "description", ADMIN_DEFAULT_VHOST_DESCRIPTION, "tags");
-    json_t *user =
-        json_pack("{s:s, s:o, s:b}", "name", c->default_user, "tags", tags, ADMIN_PENDING_FIELD, 1);
-    json_t *perm =
-        json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", c->default_user, "vhost", c->default_vhost,
-                  "configure", c->default_permissions_configure, "write",
-                  c->default_permissions_write, "read", c->default_permissions_read);
+    /* The user's password is the configuration's, hashed at the first login (each node its
+     * own salt then): the record holds no hash, so every node that makes it makes the same. */
+    return json_pack("[{s:s, s:{s:s, s:[]}}, {s:s, s:o, s:b}, {s:s, s:s, s:s, s:s, s:s}]", "name",
+                     c->default_vhost, "metadata", "description", ADMIN_DEFAULT_VHOST_DESCRIPTION,
+                     "tags", "name", c->default_user, "tags", tags, ADMIN_PENDING_FIELD, 1, "user",
+                     c->default_user, "vhost", c->default_vhost, "configure",
+                     c->default_permissions_configure, "write", c->default_permissions_write,
+                     "read", c->default_permissions_read);
+}
+
+int
+admin_seed_apply(struct admin *a, json_t *records, char *err, size_t errlen)
+{
+    static const char *const kinds[] = {"vhosts", "users", "permissions"};
+    const struct conf *c = a->env.conf;
+    char why[256];
     const char *what = "out of memory";
     enum admin_result r = ADMIN_NOMEM;
-    if (vhost != NULL && user != NULL && perm != NULL &&
-        (r = admin_apply(a, "vhosts", vhost, NULL, true, why, sizeof(why))) == ADMIN_OK &&
-        (r = admin_apply(a, "users", user, NULL, true, why, sizeof(why))) == ADMIN_OK)
-        r = admin_apply(a, "permissions", perm, NULL, true, why, sizeof(why));
+    for (size_t i = 0; records != NULL && i < 3; i++) {
+        json_t *e = json_array_get(records, i);
+        if ((r = admin_apply(a, kinds[i], e, NULL, true, why, sizeof(why))) != ADMIN_OK)
+            break;
+    }
     if (r != ADMIN_OK && r != ADMIN_NOMEM)
         what = why;
-    json_decref(vhost);
-    json_decref(user);
-    json_decref(perm);
     if (r != ADMIN_OK) {
         snprintf(err, errlen, "cannot create the default user and vhost: %s", what);
         return -1;
@@ -85,6 +90,16 @@ admin_seed(struct admin *a, char *err, size_t errlen)
             c->default_vhost, c->default_user, c->default_permissions_configure,
             c->default_permissions_write, c->default_permissions_read);
     return 0;
+}
+
+/* The first start's vhost, user and permissions, from the configuration. */
+static int
+admin_seed(struct admin *a, char *err, size_t errlen)
+{
+    json_t *records = admin_seed_records(a);
+    int rc = admin_seed_apply(a, records, err, errlen);
+    json_decref(records);
+    return rc;
 }
 
 int
@@ -113,7 +128,12 @@ admin_recover(struct admin *a, char *err, size_t errlen)
     }
     const char *defs = a->env.conf->load_definitions;
     bool have_defs = defs != NULL && *defs != '\0';
-    if (access_records == 0 && !have_defs && admin_seed(a, err, errlen) < 0)
-        return -1;
-    return 0;
+    if (access_records == 0 && !have_defs) {
+        /* In a cluster the defaults go through its log (admin_set_cluster): made here, they
+         * would be made again by every node's first start, even one joining long after. */
+        if (a->env.conf->cluster_nodes.n > 0 ? admin_boot_seed(a, err, errlen) < 0
+                                             : admin_seed(a, err, errlen) < 0)
+            return -1;
+    }
+    return admin_index_recover(a, err, errlen);
 }

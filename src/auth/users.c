@@ -450,6 +450,22 @@ auth_db_hash_now(struct auth_db *db)
     return db->digests_ready ? 0 : auth_db_start_hashing(db);
 }
 
+int
+auth_password_hash(struct auth_db *db, const char *password, char *b64, enum auth_hash_alg *alg)
+{
+    struct auth_user *u = auth_user_alloc("", 0); /* a scratch user holds the hash */
+    int rc = -1;
+    if (u == NULL)
+        log_write(LOG_ERROR, "auth", "cannot hash a password: out of memory");
+    else if (auth_db_hash_now(db) == 0 && auth_user_hash_password(db, u, db->alg, password) == 0) {
+        auth_hash_encode(u->pwhash, u->pwhash_len, b64);
+        *alg = db->alg;
+        rc = 0;
+    }
+    auth_user_unref(u);
+    return rc;
+}
+
 enum auth_result
 auth_db_check(struct auth_db *db, const char *mech, const struct auth_cred *cred,
               bool peer_is_loopback, const struct auth_user **user, char *why, size_t whylen)

@@ -135,15 +135,16 @@ mgmt_vhost_find(const struct mgmt_req *r, const char *name)
     return vhost_find(r->env->vhosts, (struct wire_str){(const uint8_t *)name, strlen(name)});
 }
 
-/* The done callback of a change: the status chosen before the change, or 500. */
+/* The done callback of a change: the status chosen before the change, or its error as
+ * mgmt_changed answers it (in a cluster, the apply's or the cluster's). */
 void
-mgmt_on_durable(void *arg, const char *err)
+mgmt_on_durable(void *arg, enum admin_result res, const char *err)
 {
     struct mgmt_req *r = arg;
-    if (err != NULL)
-        mgmt_reply_error(r, 500, "internal_server_error", err);
-    else
+    if (res == ADMIN_OK)
         r->reply(r, r->ok_status, NULL);
+    else
+        mgmt_changed(r, res, err);
 }
 
 /* Answers a change's result: nothing now on ADMIN_OK (done will), else its error. */
@@ -164,6 +165,12 @@ mgmt_changed(struct mgmt_req *r, enum admin_result res, const char *err)
         return;
     case ADMIN_NOMEM:
         mgmt_nomem(r);
+        return;
+    case ADMIN_FAILED:
+        mgmt_reply_error(r, 500, "internal_server_error", err);
+        return;
+    case ADMIN_UNAVAILABLE:
+        mgmt_reply_error(r, 503, "service_unavailable", err);
         return;
     }
 }

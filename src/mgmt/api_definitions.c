@@ -256,15 +256,11 @@ api_definitions_post(struct mgmt_req *r)
         }
     }
     char err[512] = "";
-    enum admin_result res = admin_definitions_import(r->env->admin, defs, err, sizeof(err));
-    json_decref(defs);
-    if (res != ADMIN_OK) {
-        mgmt_changed(r, res == ADMIN_NOT_FOUND ? ADMIN_INVALID : res, err);
-        return;
-    }
     r->ok_status = 204;
-    if (admin_sync(r->env->admin, mgmt_on_durable, r) < 0)
-        mgmt_nomem(r);
+    enum admin_result res =
+        admin_definitions_put(r->env->admin, defs, mgmt_on_durable, r, err, sizeof(err));
+    json_decref(defs);
+    mgmt_changed(r, res == ADMIN_NOT_FOUND ? ADMIN_INVALID : res, err);
 }
 
 void

@@ -86,8 +86,9 @@ bool mgmt_is_admin(const struct mgmt_req *r);
 bool mgmt_is_monitor(const struct mgmt_req *r);
 /* Whether the user may see vhost (RabbitMQ: monitoring sees all, others their own). */
 bool mgmt_vhost_visible(const struct mgmt_req *r, const char *vhost);
-/* The done callback of a change (an admin.h function's): replies r->ok_status, or 500. */
-void mgmt_on_durable(void *arg, const char *err);
+/* The done callback of a change (an admin.h function's): replies r->ok_status, or the
+ * error as mgmt_changed does (500 for the store's, 503 when the cluster could not take it). */
+void mgmt_on_durable(void *arg, enum admin_result res, const char *err);
 /* Answers a change's result: nothing now on ADMIN_OK (done will), else its error. */
 void mgmt_changed(struct mgmt_req *r, enum admin_result res, const char *err);
 /* The request body as a JSON object ({} when empty), or NULL after replying 400. */

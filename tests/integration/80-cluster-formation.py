@@ -5,11 +5,8 @@ restarted on its data, catches up and runs again; a leader stopped with SIGTERM 
 leadership over before it exits; a client without the cluster's secret is
 refused and logged; `local-cluster.sh stop` stops every node cleanly."""
 
-import json
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,107 +15,8 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
-
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
-                      "local-cluster.sh")
-NODES = 3
-LEADER_LINE = re.compile(r"cluster: (\S+) leads the metadata group \(term (\d+)\)")
-
-
-def free_base():
-    """A BASE_PORT whose AMQP, HTTP and cluster ports (base, +10000, +20000, one each per
-    node) are all free now and below the ephemeral range."""
-    import random
-    for _ in range(200):
-        base = random.randrange(10000, 12700)
-        ports = [base + off + i for off in (0, 10000, 20000) for i in range(NODES)]
-        try:
-            for p in ports:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return base
-    raise AssertionError("no free port range for the cluster")
-
-
-class Cluster:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="warren-cluster-")
-        self.base = free_base()
-
-    def script(self, *args, timeout=120):
-        env = dict(os.environ, WARREN_SERVER=wt.server_binary())
-        p = subprocess.run(["sh", SCRIPT] + [str(a) for a in args], capture_output=True,
-                           timeout=timeout, env=env)
-        out = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
-        wt.log("  $ local-cluster.sh %s -> %d\n%s" % (" ".join(map(str, args)), p.returncode,
-                                                       out))
-        return p.returncode, out
-
-    def conf(self, i):
-        return os.path.join(self.dir, "node%d" % i, "warren.conf")
-
-    def pid(self, i):
-        with open(os.path.join(self.dir, "node%d.pid" % i)) as f:
-            return int(f.read())
-
-    def log_text(self, i):
-        with open(os.path.join(self.dir, "node%d" % i, "warren.log"), errors="replace") as f:
-            return f.read()
-
-    def status(self, i):
-        rc, out, err = wt.warrenctl("--config", self.conf(i), "cluster_status", "--formatter",
-                                    "json")
-        assert rc == 0 and err == "", (rc, out, err)
-        return json.loads(out)
-
-    def leader(self, i):
-        """(name, term) of the last leader node i's log names, or None."""
-        found = LEADER_LINE.findall(self.log_text(i))
-        return (found[-1][0], int(found[-1][1])) if found else None
-
-    def start_node(self, i):
-        """Starts node i again as local-cluster.sh did, with its configuration and data."""
-        log = open(os.path.join(self.dir, "node%d" % i, "stdout.log"), "ab")
-        p = subprocess.Popen([wt.server_binary(), "--config", self.conf(i), "--nodename",
-                              "warren%d@localhost" % i], stdout=log, stderr=log,
-                             stdin=subprocess.DEVNULL)
-        log.close()
-        with open(os.path.join(self.dir, "node%d.pid" % i), "w") as f:
-            f.write(str(p.pid))
-        return p
-
-    def dump(self):
-        for i in range(1, NODES + 1):
-            for name in ("warren.log", "stdout.log"):
-                path = os.path.join(self.dir, "node%d" % i, name)
-                if os.path.exists(path):
-                    with open(path, errors="replace") as f:
-                        wt.log("  ---- node %d %s ----\n%s" % (i, name, f.read()[-8000:]))
-
-
-def wait_for(what, fn, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "no %s within %d s" % (what, timeout)
-        time.sleep(0.2)
-
-
-def names():
-    return ["warren%d@localhost" % i for i in range(1, NODES + 1)]
-
-
-def agreed_leader(c, nodes, above_term=0):
-    """The leader every node of nodes names in its log, in a term above above_term, or None."""
-    seen = {c.leader(i) for i in nodes}
-    if len(seen) != 1:
-        return None
-    leader = seen.pop()
-    return leader if leader is not None and leader[1] > above_term else None
+from cluster_harness import (NODES, Cluster, agreed_leader, names,  # noqa: E402
+                             sanitizer_reports, wait_for)
 
 
 def stranger_refused(c):
@@ -158,17 +56,6 @@ def stranger_refused(c):
     assert rc == 0, (rc, text[-3000:])
 
 
-def sanitizer_reports(c):
-    """What AddressSanitizer, LeakSanitizer or UBSan printed in the nodes' output."""
-    found = []
-    for i in range(1, NODES + 1):
-        with open(os.path.join(c.dir, "node%d" % i, "stdout.log"), errors="replace") as f:
-            text = f.read()
-        if "Sanitizer" in text or "runtime error:" in text:
-            found.append("node %d: %s" % (i, text[-4000:]))
-    return found
-
-
 @wt.needs_process
 def test_form_fail_over_rejoin():
     c = Cluster()
@@ -178,6 +65,7 @@ def test_form_fail_over_rejoin():
         assert rc == 0, out
         leader, term = wait_for("leader known to all", lambda: agreed_leader(c, range(1, 4)), 10)
         wt.log("  leader %s in term %d" % (leader, term))
+        wait_for("the default user on every node", c.has_defaults, 10)
         for i in range(1, NODES + 1):
             st = c.status(i)
             assert st["disk_nodes"] == names(), st

@@ -123,8 +123,9 @@ fixture_restart(void)
 }
 
 static void
-fixture_on_synced(void *arg, const char *e)
+fixture_on_synced(void *arg, enum admin_result r, const char *e)
 {
+    ck_assert_int_eq(r, ADMIN_OK);
     ck_assert_msg(e == NULL, "%s", e);
     *(bool *)arg = true;
 }

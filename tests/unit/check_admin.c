@@ -283,8 +283,9 @@ END_TEST
 
 static int dones;
 static void
-on_done(void *arg, const char *e)
+on_done(void *arg, enum admin_result r, const char *e)
 {
+    ck_assert_int_eq(r, ADMIN_OK);
     ck_assert_ptr_null(e);
     (*(int *)arg)++;
 }
