@@ -8,7 +8,6 @@ and every node agrees who leads) and every node shows all three running.
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,11 +16,11 @@ import time
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster_harness as ch  # noqa: E402
 import netns  # noqa: E402
 import warren_test as wt  # noqa: E402
 
-NODES = 3
-LEADER_LINE = re.compile(r"cluster: (\S+) leads the metadata group \(term (\d+)\)")
+NODES = ch.NODES
 
 
 class Nodes:
@@ -73,7 +72,7 @@ class Nodes:
             return ""
 
     def leader(self, i):
-        found = LEADER_LINE.findall(self.log_text(i))
+        found = ch.LEADER_LINE.findall(self.log_text(i))
         return (found[-1][0], int(found[-1][1])) if found else None
 
     def running(self, i):
@@ -122,24 +121,6 @@ class Nodes:
                         wt.log("  ---- node %d %s ----\n%s" % (i, name, f.read()[-6000:]))
 
 
-def wait_for(what, fn, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "no %s within %d s" % (what, timeout)
-        time.sleep(0.2)
-
-
-def agreed_leader(nodes, among, above_term=0):
-    seen = {nodes.leader(i) for i in among}
-    if len(seen) != 1:
-        return None
-    leader = seen.pop()
-    return leader if leader is not None and leader[1] > above_term else None
-
-
 @wt.needs_process
 def test_leader_cut_off():
     with netns.Net(NODES) as net:
@@ -148,9 +129,9 @@ def test_leader_cut_off():
             for i in range(1, NODES + 1):
                 nodes.start(i)
             every = range(1, NODES + 1)
-            wait_for("all running everywhere",
+            ch.wait_for("all running everywhere",
                      lambda: all(nodes.running(i) == nodes.names() for i in every), 30)
-            leader, term = wait_for("a leader", lambda: agreed_leader(nodes, every), 10)
+            leader, term = ch.wait_for("a leader", lambda: ch.agreed_leader(nodes, every), 10)
             li = nodes.names().index(leader) + 1
             others = [i for i in every if i != li]
             for i in every:  # any one of three may stop
@@ -166,14 +147,14 @@ def test_leader_cut_off():
 
             t0 = time.monotonic()
             net.isolate(li)
-            leader2, term2 = wait_for("a leader of the majority",
-                                      lambda: agreed_leader(nodes, others, term), 20)
+            leader2, term2 = ch.wait_for("a leader of the majority",
+                                      lambda: ch.agreed_leader(nodes, others, term), 20)
             wt.log("  %s leads the majority in term %d, %.1f s after the cut" % (
                 leader2, term2, time.monotonic() - t0))
             assert leader2 != leader
-            wait_for("the cut-off node alone", lambda: nodes.running(li) == [leader], 10)
+            ch.wait_for("the cut-off node alone", lambda: nodes.running(li) == [leader], 10)
             for i in others:
-                wait_for("node %d without the cut-off node" % i,
+                ch.wait_for("node %d without the cut-off node" % i,
                          lambda: nodes.running(i) == [nodes.name(j) for j in others], 10)
             # the cut-off node never saw a leader of a later term on its side
             assert nodes.leader(li) == (leader, term), nodes.leader(li)
@@ -190,9 +171,9 @@ def test_leader_cut_off():
 
             net.heal(li)
             t0 = time.monotonic()
-            wait_for("the cut-off node following the new leader",
+            ch.wait_for("the cut-off node following the new leader",
                      lambda: nodes.leader(li) == (leader2, term2), 20)
-            wait_for("all running everywhere again",
+            ch.wait_for("all running everywhere again",
                      lambda: all(nodes.running(i) == nodes.names() for i in every), 20)
             wt.log("  healed: all three agree again %.1f s after the link came back" % (
                 time.monotonic() - t0))
@@ -201,7 +182,7 @@ def test_leader_cut_off():
             # one leader per term on every node's log: no term had two
             for i in every:
                 per_term = {}
-                for name, t in LEADER_LINE.findall(nodes.log_text(i)):
+                for name, t in ch.LEADER_LINE.findall(nodes.log_text(i)):
                     assert per_term.setdefault(t, name) == name, (i, t, per_term[t], name)
             nodes.stop_all()
         except BaseException:

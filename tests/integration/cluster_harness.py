@@ -1,6 +1,8 @@
 """Clustering tests' harness: a cluster of NODES nodes started by scripts/local-cluster.sh in a
 fresh directory on a free port range (Cluster), and helpers to wait for it, find its leader
-and read its nodes' logs. Used by 80-cluster-formation.py and 81-cluster-admin.py."""
+and read its nodes' logs. Used by 80-cluster-formation.py, 81-cluster-admin.py and
+83-cluster-meta-faults.py (82-cluster-partition.py, whose nodes run in network namespaces,
+uses its waits)."""
 
 import json
 import os
