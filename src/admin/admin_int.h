@@ -20,8 +20,8 @@ struct admin_pending;
 struct event;
 
 struct admin {
-    struct admin_env env;   /* borrows everything in it */
-    struct net_server *net; /* borrows; NULL: no connections to close */
+    struct admin_env env;        /* borrows everything in it */
+    struct net_server *net;      /* borrows; NULL: no connections to close */
     enum auth_hash_alg hash_alg; /* of the passwords set from now on */
     /* Clustering (replicate.c). */
     struct cluster *cluster;       /* borrows; NULL: alone */

@@ -38,6 +38,11 @@
 #define GROUP_WATCH_MS 50
 /* How long a closing member waits for the batches it took for followers (ms). */
 #define GROUP_CLOSE_WAIT_MS 2000
+/* A batch refused because no member led (an election, a leader just lost) is submitted again
+ * every GROUP_RETRY_DELAY_MS, for GROUP_RETRY_MS after its first submission: refused, it is not
+ * in the log, so submitting it again cannot make it twice. */
+#define GROUP_RETRY_DELAY_MS 100
+#define GROUP_RETRY_MS 8000
 /* A batch not answered within this long (a forwarded one whose leader died, a partition) is
  * answered CLUSTER_MAYBE: its entry may still commit, but its submitter does not wait on. */
 #define GROUP_ANSWER_TIMEOUT_MS 10000
@@ -64,6 +69,7 @@ struct group_batch {
     struct group_batch *next; /* the group's pending list */
     uint64_t seq;
     uint64_t submitted_ms; /* on the monotonic clock */
+    uint64_t retry_ms;     /* when to submit it again (refused: no leader); 0: not to */
     uint8_t *entry;        /* raft_malloc'ed; handed to the request when submitted */
     size_t len, cap;
     unsigned n_waiters, cap_waiters;
@@ -129,6 +135,7 @@ struct cluster_group {
     struct cluster_group_status status;
     struct event *flush;        /* owns; submits the open batch at the end of the turn */
     struct event *answer_timer; /* owns; answers the batches pending too long */
+    struct event *retry_timer;  /* owns; submits again the batches refused for no leader */
     struct group_batch *open;   /* owns; the batch being filled, or NULL */
     struct group_batch *pending, **pending_tail; /* owns; submitted, in sequence order */
     uint64_t next_seq;
@@ -176,9 +183,7 @@ group_req_on_applied(struct raft_apply *req, int status, void *result)
         free(q);
         return;
     }
-    group_req_back(q, status == RAFT_NOTLEADER ? CLUSTER_NOT_LEADER
-                      : status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN ? CLUSTER_MAYBE
-                                                                                 : CLUSTER_FAILED);
+    group_req_back(q, CLUSTER_MAYBE); /* it was in the log: it may commit yet */
 }
 
 /* Sends a message of type with [group id][bytes] to peer. Returns 0, or -1 when it could not
@@ -254,10 +259,8 @@ group_forwarded_on_applied(struct raft_apply *req, int status, void *result)
 {
     struct group_forwarded *f = req->data;
     f->g->forwarded_in_flight--;
-    if (status != 0)
-        group_refuse(f->g, f->peer, f->origin,
-                     status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN ? CLUSTER_MAYBE
-                                                                              : CLUSTER_FAILED);
+    if (status != 0) /* it was in the log: it may commit yet */
+        group_refuse(f->g, f->peer, f->origin, CLUSTER_MAYBE);
     free(f);
 }
 
@@ -514,6 +517,15 @@ group_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static struct group_batch *
+group_pending_find(struct cluster_group *g, uint64_t seq)
+{
+    for (struct group_batch *b = g->pending; b != NULL; b = b->next)
+        if (b->seq == seq)
+            return b;
+    return NULL;
+}
+
 /* Takes the pending batch seq out of the list; NULL when it is not there (answered already). */
 static struct group_batch *
 group_pending_take(struct cluster_group *g, uint64_t seq)
@@ -544,12 +556,23 @@ group_req_on_broker(struct cluster_call *call)
 {
     struct group_submit *q = (struct group_submit *)call;
     struct cluster_group *g = q->g;
-    struct group_batch *b = group_pending_take(g, q->seq);
     enum cluster_outcome outcome = q->outcome;
+    uint64_t seq = q->seq;
     raft_free(q->buf.base);
     free(q);
+    struct group_batch *b = group_pending_find(g, seq);
     if (b == NULL)
         return;
+    uint64_t now = group_now_ms();
+    if (outcome == CLUSTER_NOT_LEADER && !g->closing && now - b->submitted_ms < GROUP_RETRY_MS) {
+        b->retry_ms = now + GROUP_RETRY_DELAY_MS;
+        if (!evtimer_pending(g->retry_timer, NULL)) {
+            struct timeval tv = {0, GROUP_RETRY_DELAY_MS * 1000};
+            evtimer_add(g->retry_timer, &tv);
+        }
+        return;
+    }
+    group_pending_take(g, seq);
     for (unsigned i = 0; i < b->n_waiters; i++)
         if (b->waiters[i].done != NULL)
             b->waiters[i].done(b->waiters[i].arg, outcome, 0);
@@ -620,6 +643,46 @@ group_status_on_broker(struct cluster_call *call)
         g->ops->changed(g->arg, &g->status);
 }
 
+/* Hands raft a copy of a pending batch's entry. Returns 0, or -1 on ENOMEM. */
+static int
+group_batch_submit(struct cluster_group *g, struct group_batch *b)
+{
+    struct group_submit *q = calloc(1, sizeof(*q));
+    void *entry = raft_malloc(b->len);
+    if (q == NULL || entry == NULL) {
+        free(q);
+        raft_free(entry);
+        return -1;
+    }
+    memcpy(entry, b->entry, b->len);
+    q->g = g;
+    q->seq = b->seq;
+    q->buf = (struct raft_buffer){.base = entry, .len = b->len};
+    q->call.fn = group_req_on_raft;
+    cluster_thread_call(g->thread, &q->call);
+    return 0;
+}
+
+/* The batches whose time to be submitted again has come (refused for no leader). */
+static void
+group_on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct cluster_group *g = arg;
+    uint64_t now = group_now_ms(), next = 0;
+    for (struct group_batch *b = g->pending; b != NULL; b = b->next) {
+        if (b->retry_ms == 0)
+            continue;
+        if (b->retry_ms <= now && group_batch_submit(g, b) == 0)
+            b->retry_ms = 0;
+        else if (next == 0 || b->retry_ms < next)
+            next = b->retry_ms > now ? b->retry_ms : now + GROUP_RETRY_DELAY_MS;
+    }
+    if (next != 0) {
+        struct timeval tv = {0, (suseconds_t)(next - now) * 1000};
+        evtimer_add(g->retry_timer, &tv);
+    }
+}
+
 /* Submits the open batch: pending from now on, its entry on its way to raft. */
 static void
 group_flush(struct cluster_group *g)
@@ -627,15 +690,6 @@ group_flush(struct cluster_group *g)
     struct group_batch *b = g->open;
     if (b == NULL)
         return;
-    struct group_submit *q = calloc(1, sizeof(*q));
-    if (q == NULL) { /* ENOMEM: refused as a whole, as raft would refuse it */
-        g->open = NULL;
-        for (unsigned i = 0; i < b->n_waiters; i++)
-            if (b->waiters[i].done != NULL)
-                b->waiters[i].done(b->waiters[i].arg, CLUSTER_FAILED, 0);
-        group_batch_free(b);
-        return;
-    }
     g->open = NULL;
     b->seq = ++g->next_seq;
     b->submitted_ms = group_now_ms();
@@ -645,16 +699,17 @@ group_flush(struct cluster_group *g)
     size_t pad = (8 - b->len % 8) % 8; /* room was kept for it */
     memset(b->entry + b->len, 0, pad);
     b->len += pad;
-    q->g = g;
-    q->seq = b->seq;
-    q->buf = (struct raft_buffer){.base = b->entry, .len = b->len};
-    b->entry = NULL;
     b->next = NULL;
     *g->pending_tail = b;
     g->pending_tail = &b->next;
     g->in_flight++;
-    q->call.fn = group_req_on_raft;
-    cluster_thread_call(g->thread, &q->call);
+    if (group_batch_submit(g, b) < 0) { /* ENOMEM: refused as a whole, as raft would */
+        group_pending_take(g, b->seq);
+        for (unsigned i = 0; i < b->n_waiters; i++)
+            if (b->waiters[i].done != NULL)
+                b->waiters[i].done(b->waiters[i].arg, CLUSTER_FAILED, 0);
+        group_batch_free(b);
+    }
 }
 
 static void
@@ -759,12 +814,15 @@ cluster_group_new(struct event_base *base, struct cluster_thread *t,
     struct timeval second = {1, 0};
     if (g == NULL || (g->flush = event_new(base, -1, 0, group_on_flush, g)) == NULL ||
         (g->answer_timer = event_new(base, -1, EV_PERSIST, group_on_answer_timer, g)) == NULL ||
+        (g->retry_timer = evtimer_new(base, group_on_retry_timer, g)) == NULL ||
         event_add(g->answer_timer, &second) < 0) {
         snprintf(err, errlen, "cluster: out of memory");
         if (g != NULL && g->flush != NULL)
             event_free(g->flush);
         if (g != NULL && g->answer_timer != NULL)
             event_free(g->answer_timer);
+        if (g != NULL && g->retry_timer != NULL)
+            event_free(g->retry_timer);
         free(g);
         return NULL;
     }
@@ -811,6 +869,7 @@ cluster_group_free(struct cluster_group *g)
         group_batch_free(b);
     }
     event_free(g->answer_timer);
+    event_free(g->retry_timer);
     event_free(g->flush);
     free(g);
 }
