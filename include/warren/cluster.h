@@ -93,6 +93,29 @@ struct cluster_metadata_stats {
 };
 void cluster_metadata_stats(const struct cluster *c, struct cluster_metadata_stats *out);
 
+/* How a change of the cluster's members ended, for its done callback. */
+enum cluster_change {
+    CLUSTER_CHANGE_DONE = 0,   /* committed: the members are the new ones */
+    CLUSTER_CHANGE_SELF,       /* refused: this node cannot forget itself */
+    CLUSTER_CHANGE_NOT_MEMBER, /* refused: no such member */
+    CLUSTER_CHANGE_RUNNING,    /* refused: the node runs (RabbitMQ forgets only stopped ones) */
+    CLUSTER_CHANGE_BUSY,       /* refused: another change is under way (raft's CANTCHANGE) */
+    CLUSTER_CHANGE_NO_LEADER,  /* refused: no leader to take it now */
+    CLUSTER_CHANGE_UNKNOWN,    /* no answer in time, or the leader lost: it may happen yet */
+    CLUSTER_CHANGE_FAILED,     /* refused for another reason (out of memory, shutting down) */
+};
+
+typedef void (*cluster_change_fn)(void *arg, enum cluster_change outcome);
+
+/* Removes the stopped node name (name@host) from the cluster (rabbitmqctl
+ * forget_cluster_node): the metadata group's leader takes it out of the group's members
+ * (this node forwards the request when it does not lead), so that it is no longer listed and
+ * quorum counts the others. The node itself, a node that is not a member and a running one
+ * (as this node or the leader sees it) are refused. done(arg, outcome) runs on the loop, never
+ * within this call. Returns 0, or -1 with errno (ENOMEM, ESHUTDOWN): done is then not
+ * called. */
+int cluster_forget(struct cluster *c, const char *name, cluster_change_fn done, void *arg);
+
 /* Whether stopping this node would leave the metadata group without a majority of its voters
  * running (as this node sees them run): RabbitMQ's node-is-quorum-critical. */
 bool cluster_node_is_quorum_critical(const struct cluster *c);

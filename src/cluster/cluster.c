@@ -537,6 +537,56 @@ cluster_node_is_quorum_critical(const struct cluster *c)
     return voters > 1 && running - 1 < voters / 2 + 1;
 }
 
+/* A forget_cluster_node's answer, never given within cluster_forget's call. */
+struct cluster_forget_refusal {
+    cluster_change_fn done;
+    void *arg;
+    enum cluster_change outcome;
+};
+
+static void
+cluster_on_forget_refused(evutil_socket_t fd, short what, void *arg)
+{
+    struct cluster_forget_refusal *f = arg;
+    f->done(f->arg, f->outcome);
+    free(f);
+}
+
+int
+cluster_forget(struct cluster *c, const char *name, cluster_change_fn done, void *arg)
+{
+    if (c->meta == NULL || c->closing) {
+        errno = ESHUTDOWN;
+        return -1;
+    }
+    const struct cluster_group_status *st = cluster_group_status(c->meta);
+    const struct cluster_member *m = NULL;
+    for (unsigned i = 0; i < st->n_members && m == NULL; i++) {
+        size_t len = cluster_address_name_len(st->members[i].address);
+        if (strlen(name) == len && memcmp(name, st->members[i].address, len) == 0)
+            m = &st->members[i];
+    }
+    /* Refused here as the leader would (a running node: as this node sees it; the leader
+     * checks again with what it sees), without a round trip. */
+    enum cluster_change outcome = m == NULL             ? CLUSTER_CHANGE_NOT_MEMBER
+                                  : m->id == c->self_id ? CLUSTER_CHANGE_SELF
+                                  : m->reachable        ? CLUSTER_CHANGE_RUNNING
+                                                        : CLUSTER_CHANGE_DONE;
+    if (outcome == CLUSTER_CHANGE_DONE) {
+        log_msg(LOG_INFO, "cluster: removing node %s from the cluster", name);
+        return cluster_group_remove(c->meta, m->id, done, arg);
+    }
+    struct cluster_forget_refusal *f = malloc(sizeof(*f));
+    if (f != NULL) {
+        *f = (struct cluster_forget_refusal){done, arg, outcome};
+        if (event_base_once(c->base, -1, EV_TIMEOUT, cluster_on_forget_refused, f, NULL) == 0)
+            return 0;
+    }
+    free(f);
+    errno = ENOMEM;
+    return -1;
+}
+
 /* ---- closing: the metadata group, then the transport (Raft thread), then the thread ---- */
 
 static void

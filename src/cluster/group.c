@@ -50,7 +50,15 @@
 enum {
     GROUP_MSG_FORWARD = 1, /* a follower's entry for the leader to submit */
     GROUP_MSG_REFUSED = 2, /* [outcome, u8][the entry's header]: it did not, or may not, get in */
+    /* a follower's membership change for the leader to make: [the asker's incarnation,
+     * u64][its sequence number, u64][GROUP_CHANGE_*, u8][the member's id, u64] */
+    GROUP_MSG_CHANGE = 3,
+    /* the leader's answer: [incarnation, u64][sequence number, u64][enum cluster_change, u8] */
+    GROUP_MSG_CHANGED = 4,
 };
+enum { GROUP_CHANGE_REMOVE = 1 };
+#define GROUP_CHANGE_MSG 25
+#define GROUP_CHANGED_MSG 17
 
 /* raft_uv's open segments (it keeps up to three preallocated): the metadata's entries are
  * small, and 3 x raft's default 8 MiB per group would be disk for nothing. */
@@ -96,6 +104,24 @@ struct group_applied {
     uint8_t data[];
 };
 
+/* A membership change: made on the broker's loop of the member asked (or, for a follower's
+ * request, on the leader's Raft thread), run by raft on the leader, answered on the asker's
+ * broker's loop. */
+struct group_change {
+    struct cluster_call call;
+    struct cluster_group *g;
+    struct raft_change req;
+    struct group_change *next; /* the asker's list of changes forwarded to the leader */
+    uint8_t op;                /* GROUP_CHANGE_* */
+    raft_id id;                /* the member changed */
+    uint64_t peer;             /* on the leader, a follower's request: the asker (0: ours) */
+    uint64_t incarnation, seq; /* a forwarded request's, which its answer names */
+    uint64_t sent;             /* uv_now when forwarded */
+    enum cluster_change outcome;
+    cluster_change_fn done;
+    void *arg;
+};
+
 struct group_status_post {
     struct cluster_call call;
     struct cluster_group *g;
@@ -128,6 +154,8 @@ struct cluster_group {
     struct raft_transfer transfer; /* a closing leader's handover */
     unsigned forwarded_in_flight;  /* followers' batches in raft_apply */
     uint64_t close_wait_start;     /* uv_now when raft was asked to close */
+    struct group_change *changes;  /* owns: this member's, forwarded, awaiting an answer */
+    uint64_t next_change;          /* their sequence numbers */
     void (*started)(void *arg, int rc);
     void *started_arg;
 
@@ -308,6 +336,165 @@ group_on_refused(struct cluster_group *g, const uint8_t *msg, size_t len)
     group_req_back(q, msg[0] <= CLUSTER_FAILED ? (enum cluster_outcome)msg[0] : CLUSTER_FAILED);
 }
 
+static void group_change_on_broker(struct cluster_call *call);
+
+/* A change's end: its outcome goes back to the member that asked (lost on the way, the asker
+ * times out). Frees or hands on ch. */
+static void
+group_change_end(struct group_change *ch, enum cluster_change outcome)
+{
+    struct cluster_group *g = ch->g;
+    if (ch->peer == 0) {
+        ch->outcome = outcome;
+        ch->call.fn = group_change_on_broker;
+        cluster_thread_post(g->thread, &ch->call);
+        return;
+    }
+    uint8_t msg[GROUP_CHANGED_MSG];
+    group_put64(msg, ch->incarnation);
+    group_put64(msg + 8, ch->seq);
+    msg[16] = (uint8_t)outcome;
+    group_send(g, ch->peer, GROUP_MSG_CHANGED, msg, sizeof(msg));
+    free(ch);
+}
+
+/* What raft's status for a change means for its asker. */
+static enum cluster_change
+group_change_outcome(int rc)
+{
+    switch (rc) {
+    case 0:
+        return CLUSTER_CHANGE_DONE;
+    case RAFT_CANTCHANGE:
+        return CLUSTER_CHANGE_BUSY;
+    case RAFT_NOTLEADER:
+        return CLUSTER_CHANGE_NO_LEADER;
+    case RAFT_BADID:
+    case RAFT_NOTFOUND:
+        return CLUSTER_CHANGE_NOT_MEMBER;
+    case RAFT_LEADERSHIPLOST: /* appended, then the leader lost: it may commit */
+        return CLUSTER_CHANGE_UNKNOWN;
+    default:
+        return CLUSTER_CHANGE_FAILED;
+    }
+}
+
+static void
+group_change_on_committed(struct raft_change *req, int status)
+{
+    struct group_change *ch = req->data;
+    if (status == 0)
+        log_msg(LOG_INFO, "cluster: group %llu: member %llx removed", (unsigned long long)ch->g->id,
+                (unsigned long long)ch->id);
+    else
+        log_msg(LOG_WARNING, "cluster: group %llu: removing member %llx: %s",
+                (unsigned long long)ch->g->id, (unsigned long long)ch->id, raft_strerror(status));
+    group_change_end(ch, group_change_outcome(status));
+}
+
+/* On the leader: the change goes to raft, which answers once the new configuration is
+ * committed. A member the leader sees alive (itself included) is not removed: RabbitMQ
+ * forgets only a stopped node, and a running one removed would go on as if a member. */
+static void
+group_change_run(struct group_change *ch)
+{
+    struct cluster_group *g = ch->g;
+    if (ch->id == g->self_id || cluster_transport_peer_alive(g->tr, ch->id)) {
+        group_change_end(ch, CLUSTER_CHANGE_RUNNING);
+        return;
+    }
+    ch->req.data = ch;
+    int rc = raft_remove(&g->raft, &ch->req, ch->id, group_change_on_committed);
+    if (rc != 0)
+        group_change_end(ch, group_change_outcome(rc));
+}
+
+/* A change this member's broker asked for: made here when this member leads, else sent to
+ * the leader, and kept until it answers or GROUP_ANSWER_TIMEOUT_MS passes. */
+static void
+group_change_on_raft(struct cluster_call *call)
+{
+    struct group_change *ch = (struct group_change *)call;
+    struct cluster_group *g = ch->g;
+    if (raft_state(&g->raft) == RAFT_LEADER) {
+        group_change_run(ch);
+        return;
+    }
+    raft_id leader;
+    const char *address;
+    raft_leader(&g->raft, &leader, &address);
+    uint8_t msg[GROUP_CHANGE_MSG];
+    ch->incarnation = g->incarnation;
+    ch->seq = ++g->next_change;
+    group_put64(msg, ch->incarnation);
+    group_put64(msg + 8, ch->seq);
+    msg[16] = ch->op;
+    group_put64(msg + 17, ch->id);
+    if (leader == 0 || leader == g->self_id ||
+        group_send(g, leader, GROUP_MSG_CHANGE, msg, sizeof(msg)) < 0) {
+        group_change_end(ch, CLUSTER_CHANGE_NO_LEADER);
+        return;
+    }
+    ch->sent = uv_now(cluster_thread_loop(g->thread));
+    ch->next = g->changes;
+    g->changes = ch;
+}
+
+/* On the leader: a follower's change. */
+static void
+group_on_change(struct cluster_group *g, uint64_t peer, const uint8_t *msg)
+{
+    struct group_change *ch = calloc(1, sizeof(*ch));
+    if (ch == NULL)
+        return; /* the asker times out */
+    ch->g = g;
+    ch->peer = peer;
+    ch->incarnation = group_get64(msg);
+    ch->seq = group_get64(msg + 8);
+    ch->op = msg[16];
+    ch->id = group_get64(msg + 17);
+    if (ch->op != GROUP_CHANGE_REMOVE)
+        group_change_end(ch, CLUSTER_CHANGE_FAILED);
+    else if (raft_state(&g->raft) != RAFT_LEADER)
+        group_change_end(ch, CLUSTER_CHANGE_NO_LEADER);
+    else
+        group_change_run(ch);
+}
+
+/* The leader's answer to one of this member's changes (none waiting: an earlier run's, or
+ * one that timed out). */
+static void
+group_on_changed(struct cluster_group *g, const uint8_t *msg)
+{
+    uint64_t incarnation = group_get64(msg), seq = group_get64(msg + 8);
+    for (struct group_change **pp = &g->changes; *pp != NULL; pp = &(*pp)->next) {
+        struct group_change *ch = *pp;
+        if (ch->incarnation != incarnation || ch->seq != seq)
+            continue;
+        *pp = ch->next;
+        group_change_end(ch, msg[16] <= CLUSTER_CHANGE_FAILED ? (enum cluster_change)msg[16]
+                                                              : CLUSTER_CHANGE_FAILED);
+        return;
+    }
+}
+
+/* Answers UNKNOWN the forwarded changes waiting longer than GROUP_ANSWER_TIMEOUT_MS (all of
+ * them when closing): the leader may make them yet. */
+static void
+group_changes_expire(struct cluster_group *g, bool all)
+{
+    uint64_t now = uv_now(cluster_thread_loop(g->thread));
+    for (struct group_change **pp = &g->changes; *pp != NULL;) {
+        struct group_change *ch = *pp;
+        if (!all && now - ch->sent < GROUP_ANSWER_TIMEOUT_MS) {
+            pp = &ch->next;
+            continue;
+        }
+        *pp = ch->next;
+        group_change_end(ch, CLUSTER_CHANGE_UNKNOWN);
+    }
+}
+
 unsigned
 cluster_group_members_now(struct cluster_group *g, raft_id *ids, unsigned cap)
 {
@@ -325,6 +512,10 @@ cluster_group_on_message(struct cluster_group *g, uint64_t peer, uint8_t type, c
         group_on_forward(g, peer, body, len);
     else if (type == GROUP_MSG_REFUSED && len == 1 + GROUP_HEADER)
         group_on_refused(g, body, len);
+    else if (type == GROUP_MSG_CHANGE && len == GROUP_CHANGE_MSG)
+        group_on_change(g, peer, body);
+    else if (type == GROUP_MSG_CHANGED && len == GROUP_CHANGED_MSG)
+        group_on_changed(g, body);
     else
         log_msg(LOG_WARNING,
                 "cluster: group %llu: a message of type %u and %zu bytes from "
@@ -396,8 +587,9 @@ group_status_read(struct cluster_group *g, struct cluster_group_status *st)
     }
 }
 
-/* Keeps a node link to every other member (idempotent: called when the members may have
- * changed). The links carry forwarded batches and tell which members run. */
+/* Keeps a node link to every other member of st, and drops the links to the members of the
+ * last status published that st no longer has (removed) (idempotent: called when the members
+ * may have changed). The links carry forwarded batches and tell which members run. */
 static void
 group_link_members(struct cluster_group *g, const struct cluster_group_status *st)
 {
@@ -405,6 +597,16 @@ group_link_members(struct cluster_group *g, const struct cluster_group_status *s
         if (st->members[i].id != g->self_id &&
             cluster_transport_link(g->tr, st->members[i].id, st->members[i].address) < 0)
             log_msg(LOG_ERROR, "cluster: cannot link to %s", st->members[i].address);
+    for (unsigned i = 0; i < g->seen.n_members; i++) {
+        unsigned j = 0;
+        while (j < st->n_members && st->members[j].id != g->seen.members[i].id)
+            j++;
+        if (j == st->n_members && g->seen.members[i].id != g->self_id) {
+            log_msg(LOG_INFO, "cluster: %s is no longer a member: link dropped",
+                    g->seen.members[i].address);
+            cluster_transport_unlink(g->tr, g->seen.members[i].id);
+        }
+    }
 }
 
 static void
@@ -412,6 +614,7 @@ group_on_watch(uv_timer_t *timer)
 {
     struct cluster_group *g = timer->data;
     struct cluster_group_status st;
+    group_changes_expire(g, false);
     group_status_read(g, &st);
     if (memcmp(&st, &g->seen, sizeof(st)) == 0)
         return;
@@ -491,6 +694,7 @@ group_close_on_raft(struct cluster_call *call)
 {
     struct cluster_group *g =
         (struct cluster_group *)((char *)call - offsetof(struct cluster_group, close_call));
+    group_changes_expire(g, true);
     g->transfer.data = g;
     if (raft_state(&g->raft) != RAFT_LEADER ||
         raft_transfer(&g->raft, &g->transfer, 0, group_on_transferred) != 0)
@@ -775,6 +979,39 @@ cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, clust
     memcpy(p + 4, cmd, len);
     b->len += 4 + len;
     b->waiters[b->n_waiters++] = (struct group_waiter){done, arg};
+    return 0;
+}
+
+static void
+group_change_on_broker(struct cluster_call *call)
+{
+    struct group_change *ch = (struct group_change *)call;
+    cluster_change_fn done = ch->done;
+    void *arg = ch->arg;
+    enum cluster_change outcome = ch->outcome;
+    free(ch);
+    done(arg, outcome);
+}
+
+int
+cluster_group_remove(struct cluster_group *g, raft_id id, cluster_change_fn done, void *arg)
+{
+    if (g->closing) {
+        errno = ESHUTDOWN;
+        return -1;
+    }
+    struct group_change *ch = calloc(1, sizeof(*ch));
+    if (ch == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ch->g = g;
+    ch->op = GROUP_CHANGE_REMOVE;
+    ch->id = id;
+    ch->done = done;
+    ch->arg = arg;
+    ch->call.fn = group_change_on_raft;
+    cluster_thread_call(g->thread, &ch->call);
     return 0;
 }
 

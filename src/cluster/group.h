@@ -104,6 +104,12 @@ void cluster_group_free(struct cluster_group *g);
 int cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, cluster_done_fn done,
                          void *arg);
 
+/* Removes the member id from the group: on the leader's Raft thread (a follower forwards the
+ * request there over the node link), unless the leader sees it alive (CLUSTER_CHANGE_RUNNING);
+ * done(arg, outcome) then runs on the broker's loop, never within this call. Returns 0, or -1
+ * with errno ENOMEM or ESHUTDOWN (closing): done is then not called. */
+int cluster_group_remove(struct cluster_group *g, raft_id id, cluster_change_fn done, void *arg);
+
 /* Node-link message types below CLUSTER_GROUP_MSG_END are groups': [group id, u64][body]. */
 #define CLUSTER_GROUP_MSG_END 16
 

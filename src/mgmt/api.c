@@ -572,7 +572,8 @@ static const struct api_route api_routes[] = {
     {{"healthchecks", "node"}, GET, API_MANAGEMENT, mgmt_api_health},
     {{"healthchecks", "node", "*"}, GET, API_MANAGEMENT, mgmt_api_health},
     {{"nodes"}, GET, API_MONITOR, mgmt_api_nodes},
-    {{"nodes", "*"}, GET, API_MONITOR, mgmt_api_nodes},
+    /* DELETE: administrator only, checked by the handler */
+    {{"nodes", "*"}, GET | MGMT_DELETE, API_MONITOR, mgmt_api_nodes},
     {{"aliveness-test", "*"}, GET, API_MANAGEMENT, api_aliveness},
     {{"auth", "hash_password", "*"}, GET, API_MANAGEMENT, api_hash_password},
     {{"users"}, GET, API_ADMIN, mgmt_api_users_list},

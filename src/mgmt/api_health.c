@@ -1,6 +1,11 @@
 /* The node and its health as RabbitMQ 3.10's HTTP API shows them (rabbit_mgmt_wm_node(s).erl,
  * rabbit_mgmt_wm_health_check_*.erl, rabbit_mgmt_wm_healthchecks.erl):
  *   GET /api/nodes, /api/nodes/{name}                   the cluster's nodes (404: not one)
+ *   DELETE /api/nodes/{name}                            Warren's: forgets a stopped node
+ *                                                       (warrenctl forget_cluster_node;
+ *                                                       RabbitMQ's HTTP API has no route for
+ *                                                       it, rabbitmqctl runs it over Erlang
+ *                                                       distribution); administrator only
  *   GET /api/health/checks/alarms, /local-alarms        503 while the memory or disk alarm is on
  *   GET /api/health/checks/port-listener/{port}         503 when nothing listens there
  *   GET /api/health/checks/protocol-listener/{proto}    amqp, amqp/ssl, http, https,
@@ -16,6 +21,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,9 +450,78 @@ mgmt_node_info(void *arg)
     return text;
 }
 
+/* cluster_forget's answer to DELETE /api/nodes/{name}: 204, or the refusal in words close
+ * to rabbitmqctl's (rabbit_mnesia's "The node selected is not in the cluster."). */
+static void
+api_node_forgotten(void *arg, enum cluster_change outcome)
+{
+    struct mgmt_req *r = arg;
+    char text[CLUSTER_NODE_NAME_MAX + 200];
+    const char *name = r->segs[1];
+    switch (outcome) {
+    case CLUSTER_CHANGE_DONE:
+        r->reply(r, 204, NULL);
+        return;
+    case CLUSTER_CHANGE_NOT_MEMBER:
+        mgmt_reply_error(r, 404, "not_found", "The node selected is not in the cluster.");
+        return;
+    case CLUSTER_CHANGE_SELF:
+        snprintf(text, sizeof(text),
+                 "Node %s cannot forget itself: stop it, then forget it from another node", name);
+        mgmt_bad_request(r, text);
+        return;
+    case CLUSTER_CHANGE_RUNNING:
+        snprintf(text, sizeof(text),
+                 "Failed to remove node %s: it is running. Stop it before forgetting it", name);
+        mgmt_reply_error(r, 409, "conflict", text);
+        return;
+    case CLUSTER_CHANGE_BUSY:
+        mgmt_reply_error(r, 409, "conflict",
+                         "Another change of the cluster's members is under way: try again");
+        return;
+    case CLUSTER_CHANGE_NO_LEADER:
+        mgmt_reply_error(r, 503, "unavailable",
+                         "The cluster has no leader now (is a majority of its nodes running?)");
+        return;
+    case CLUSTER_CHANGE_UNKNOWN:
+        snprintf(text, sizeof(text),
+                 "No answer from the cluster's leader in time: node %s may or may not be removed",
+                 name);
+        mgmt_reply_error(r, 503, "unavailable", text);
+        return;
+    case CLUSTER_CHANGE_FAILED:
+        break;
+    }
+    mgmt_reply_error(r, 500, "internal_server_error", "The cluster could not take the change");
+}
+
+/* DELETE /api/nodes/{name}. */
+static void
+api_node_forget(struct mgmt_req *r)
+{
+    if (!mgmt_is_admin(r)) {
+        mgmt_reply_error(r, 401, "not_authorised", "Not administrator user");
+        return;
+    }
+    if (r->env->cluster == NULL) { /* alone: the one node is this one */
+        api_node_forgotten(r, strcmp(r->segs[1], mgmt_node_name(r->env)) == 0
+                                  ? CLUSTER_CHANGE_SELF
+                                  : CLUSTER_CHANGE_NOT_MEMBER);
+        return;
+    }
+    if (cluster_forget(r->env->cluster, r->segs[1], api_node_forgotten, r) < 0)
+        mgmt_reply_error(r, errno == ENOMEM ? 500 : 503,
+                         errno == ENOMEM ? "internal_server_error" : "unavailable",
+                         errno == ENOMEM ? "out of memory" : "The node is shutting down");
+}
+
 void
 mgmt_api_nodes(struct mgmt_req *r)
 {
+    if (r->method == MGMT_DELETE) {
+        api_node_forget(r);
+        return;
+    }
     const char *node = mgmt_node_name(r->env);
     struct cluster_node_view views[CLUSTER_MAX_NODES];
     unsigned n =

@@ -2,7 +2,11 @@
  *   cluster_status   the cluster as the node asked sees it (GET /api/overview and /api/nodes):
  *                    its name, nodes, the running ones, this node's version, listeners and
  *                    alarms. Warren has no feature flags and no RAM nodes: those sections are
- *                    empty. */
+ *                    empty.
+ *   forget_cluster_node <node>
+ *                    removes a stopped node from the cluster (DELETE /api/nodes/{node}, a
+ *                    Warren route: rabbitmqctl runs it over Erlang distribution). No
+ *                    --offline: the node asked must run. */
 #include "config.h"
 
 #include <stdio.h>
@@ -145,4 +149,19 @@ ctl_cmd_cluster_status(struct ctl *c, int argc, char **argv)
     json_decref(ov);
     json_decref(nodes);
     return rc;
+}
+
+int
+ctl_cmd_forget_cluster_node(struct ctl *c, int argc, char **argv)
+{
+    (void)argc;
+    char path[1024];
+    struct ctl_reply r;
+    if (ctl_path(path, sizeof(path), "nodes/", argv[0], NULL) < 0)
+        return CTL_EX_USAGE;
+    ctl_banner(c, "Removing node %s from the cluster", argv[0]);
+    if (ctl_http(c, "DELETE", path, NULL, 0, NULL, &r) < 0)
+        return CTL_EX_UNAVAILABLE;
+    int rc = ctl_status_result(&r);
+    return rc == CTL_OK ? ctl_out_ok(c) : rc;
 }

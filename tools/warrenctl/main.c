@@ -124,6 +124,8 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"cluster_status", 0, 0, ctl_cmd_cluster_status, "",
      "Displays all the nodes in the cluster grouped by node type, together with the currently "
      "running nodes"},
+    {"forget_cluster_node", 1, 1, ctl_cmd_forget_cluster_node, "<existing_cluster_member_node>",
+     "Removes a node from the cluster"},
     {"list_connections", 0, -1, ctl_cmd_list_connections, "[--no-table-headers] [<column> ...]",
      "Lists AMQP 0-9-1 connections (columns: pid name user vhost state peer_host peer_port "
      "host port ssl protocol channels timeout frame_max auth_mechanism client_properties "
