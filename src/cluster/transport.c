@@ -115,6 +115,9 @@ enum ct_step {
     CT_READ_HELLO,     /* acceptor: challenge written */
     CT_WRITE_PROOF,    /* acceptor: hello checked, proof being written */
     CT_HANDED,         /* the stream is raft_uv's; freed once the timer and writes are done */
+    CT_JOIN_WAIT,      /* acceptor of a join: proof written, the answer awaited */
+    CT_JOIN_ANSWERED,  /* acceptor of a join: the answer being written, then closed */
+    CT_READ_ANSWER,    /* join connector: proof checked, the answer awaited */
     CT_FAILED,         /* closing its handles; then freed (a connector's callback called) */
 };
 
@@ -123,6 +126,7 @@ enum ct_role {
     CT_ACCEPTOR = 0,
     CT_RAFT_CONNECTOR, /* for a Raft group's connect */
     CT_LINK_CONNECTOR, /* for a node link */
+    CT_JOIN_CONNECTOR, /* for a join question (cluster_transport_join) */
 };
 
 /* A connection in its handshake, either side. */
@@ -154,6 +158,13 @@ struct ct_conn {
     uint8_t proof[CT_MAC_LEN];
     char peer[CT_ADDR_MAX + 8]; /* for log lines: the acceptor's peer ip:port, the
                                  * connector's target address */
+    /* joins: the acceptor's token for the answer; the connector's callback, and the answer
+     * (-1 until it came) */
+    uint64_t join_token;
+    void (*join_cb)(void *arg, int answer);
+    void *join_arg;
+    int answer;
+    uint8_t answer_byte;
 };
 
 static void ct_conn_fail(struct ct_conn *c, int status);
@@ -227,6 +238,8 @@ ct_conn_maybe_free(struct ct_conn *c)
         ct->n_incoming--;
     if (c->role == CT_LINK_CONNECTOR && c->l != NULL)
         cluster_link_connect_failed(c->l);
+    if (c->role == CT_JOIN_CONNECTOR)
+        c->join_cb(c->join_arg, c->answer);
     if (c->role == CT_RAFT_CONNECTOR) {
         struct raft_uv_connect *req = c->req;
         int status = g->closing ? RAFT_CANCELED : c->status;
@@ -295,6 +308,10 @@ static void
 ct_timer_fired(uv_timer_t *timer)
 {
     struct ct_conn *c = timer->data;
+    if (c->step == CT_JOIN_WAIT) {
+        ct_incoming_refuse(c, "a join question unanswered in time");
+        return;
+    }
     if (c->role == CT_ACCEPTOR) {
         char why[64];
         snprintf(why, sizeof(why), "no handshake within %u ms", c->ct->timeout_ms);
@@ -406,6 +423,10 @@ ct_write_cb(uv_write_t *w, int status)
         ct_conn_maybe_free(c);
         return;
     }
+    if (c->step == CT_JOIN_ANSWERED) { /* one answer per connection: done */
+        ct_conn_fail(c, 0);
+        return;
+    }
     if (status < 0) {
         if (c->role == CT_ACCEPTOR) {
             char why[96];
@@ -424,6 +445,16 @@ ct_write_cb(uv_write_t *w, int status)
     uint64_t group = bytes_get64(c->hello + 8), from = bytes_get64(c->hello + 16);
     struct ct_group *g = NULL;
     struct ct_link *l = NULL;
+    char address[CT_ADDR_MAX + 1];
+    size_t len = bytes_get16(c->hello + 6);
+    memcpy(address, c->hello + CT_HELLO_FIXED, len);
+    address[len] = '\0';
+    if (group == CLUSTER_TRANSPORT_JOIN_GROUP) { /* the handshake's deadline still holds */
+        c->step = CT_JOIN_WAIT;
+        c->join_token = ++c->ct->join_seq;
+        c->ct->on_join(c->ct->on_join_arg, c->join_token, from, address);
+        return;
+    }
     if (group == CLUSTER_TRANSPORT_LINK_GROUP) {
         l = cluster_link_find(c->ct, from);
         if (l == NULL) {
@@ -437,10 +468,6 @@ ct_write_cb(uv_write_t *w, int status)
             return;
         }
     }
-    char address[CT_ADDR_MAX + 1];
-    size_t len = bytes_get16(c->hello + 6);
-    memcpy(address, c->hello + CT_HELLO_FIXED, len);
-    address[len] = '\0';
     uv_tcp_t *tcp = ct_conn_hand_over(c);
     if (l != NULL)
         cluster_link_accepted(l, tcp, address);
@@ -487,7 +514,13 @@ ct_incoming_on_hello(struct ct_conn *c)
     uint64_t group = bytes_get64(c->hello + 8), from = bytes_get64(c->hello + 16);
     uint64_t target = bytes_get64(c->hello + 24), self;
     char why[128];
-    if (group == CLUSTER_TRANSPORT_LINK_GROUP) {
+    if (group == CLUSTER_TRANSPORT_JOIN_GROUP) {
+        if (ct->on_join == NULL) {
+            ct_incoming_refuse(c, "a join question, but this node takes none");
+            return;
+        }
+        self = target; /* any node of the cluster answers */
+    } else if (group == CLUSTER_TRANSPORT_LINK_GROUP) {
         self = ct->self_id;
         if (self == 0) {
             ct_incoming_refuse(c, "a node link, but this node has no links yet");
@@ -621,6 +654,11 @@ ct_connect_on_proof(struct ct_conn *c)
         ct_conn_fail(c, RAFT_NOCONNECTION);
         return;
     }
+    if (c->role == CT_JOIN_CONNECTOR) {
+        c->step = CT_READ_ANSWER;
+        ct_conn_expect(c, &c->answer_byte, 1);
+        return;
+    }
     uv_tcp_t *tcp = ct_conn_hand_over(c);
     if (c->role == CT_LINK_CONNECTOR) {
         WR_ASSERT(c->l != NULL); /* cluster_ct_link_cancel fails c */
@@ -664,6 +702,10 @@ ct_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         break;
     case CT_READ_PROOF:
         ct_connect_on_proof(c);
+        break;
+    case CT_READ_ANSWER:
+        c->answer = c->answer_byte;
+        ct_conn_fail(c, 0); /* closes it; the callback gets the answer */
         break;
     default:
         WR_ASSERT(0);
@@ -873,6 +915,55 @@ cluster_ct_link_connect(struct cluster_transport *ct, struct ct_link *l, uint64_
     }
     LIST_INSERT_HEAD(&ct->linking, c, link);
     return c;
+}
+
+int
+cluster_transport_join(struct cluster_transport *ct, const char *address,
+                       void (*cb)(void *arg, int answer), void *arg)
+{
+    if (ct->closing || ct->self_id == 0 || !cluster_ct_address_valid(address))
+        return -1;
+    struct ct_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -1;
+    c->ct = ct;
+    c->role = CT_JOIN_CONNECTOR;
+    c->join_cb = cb;
+    c->join_arg = arg;
+    c->answer = -1;
+    ct_hello_prepare(c, CLUSTER_TRANSPORT_JOIN_GROUP, ct->self_id, 0, ct->self_address);
+    char err[256];
+    if (ct_conn_start(c, address, err, sizeof(err)) != 0) {
+        log_msg(LOG_DEBUG, "cluster transport: join question to %s: %s", address, err);
+        free(c);
+        return -1;
+    }
+    LIST_INSERT_HEAD(&ct->linking, c, link);
+    return 0;
+}
+
+void
+cluster_transport_on_join(struct cluster_transport *ct,
+                          void (*fn)(void *arg, uint64_t token, uint64_t id, const char *address),
+                          void *arg)
+{
+    ct->on_join = fn;
+    ct->on_join_arg = arg;
+}
+
+void
+cluster_transport_join_answer(struct cluster_transport *ct, uint64_t token, uint8_t answer)
+{
+    struct ct_conn *c;
+    LIST_FOREACH(c, &ct->incoming, link) {
+        if (c->step != CT_JOIN_WAIT || c->join_token != token)
+            continue;
+        c->answer_byte = answer;
+        c->step = CT_JOIN_ANSWERED;
+        if (ct_conn_write(c, 1, &c->answer_byte, 1) < 0)
+            ct_conn_fail(c, 0);
+        return;
+    }
 }
 
 void
@@ -1162,5 +1253,10 @@ cluster_transport_close(struct cluster_transport *ct, void (*done)(void *arg), v
     for (c = LIST_FIRST(&ct->incoming); c != NULL; c = next) {
         next = LIST_NEXT(c, link);
         ct_conn_fail(c, RAFT_CANCELED);
+    }
+    for (c = LIST_FIRST(&ct->linking); c != NULL; c = next) {
+        next = LIST_NEXT(c, link);
+        if (c->role == CT_JOIN_CONNECTOR)
+            ct_conn_fail(c, RAFT_CANCELED);
     }
 }

@@ -120,6 +120,31 @@ void cluster_transport_on_message(struct cluster_transport *ct,
  * it) and sent to them: a bigger incoming one closes its link with a log line. */
 void cluster_transport_set_message_max(struct cluster_transport *ct, size_t bytes);
 
+/* Joining: a node whose metadata group is not formed yet asks the nodes it knows of whether
+ * it is a member, over a one-shot connection: the same handshake, naming group
+ * CLUSTER_TRANSPORT_JOIN_GROUP, its id and address and any target (any node holding the
+ * secret is asked, linked or not), then one byte of answer from the acceptor, which closes. */
+#define CLUSTER_TRANSPORT_JOIN_GROUP UINT64_MAX
+
+/* Asks the node at address (after set_self): cb(arg, answer) gets the byte it answered, or -1
+ * when it did not (refused, closed, no handshake or answer within the handshake timeout).
+ * cb runs once, from a loop callback (the transport's close included). Returns 0, or -1 for a
+ * bad address, before set_self, while closing or on ENOMEM: cb is then not called. */
+int cluster_transport_join(struct cluster_transport *ct, const char *address,
+                           void (*cb)(void *arg, int answer), void *arg);
+
+/* Sets who answers the join questions (none before: they are refused): fn(arg, token, id,
+ * address) gets the asker's Raft id and address, and answers with
+ * cluster_transport_join_answer(ct, token, byte) now or later, before the handshake timeout
+ * (the question is closed unanswered then). */
+void cluster_transport_on_join(struct cluster_transport *ct,
+                               void (*fn)(void *arg, uint64_t token, uint64_t id,
+                                          const char *address),
+                               void *arg);
+
+/* Answers the join question token (nothing when it is closed already). */
+void cluster_transport_join_answer(struct cluster_transport *ct, uint64_t token, uint8_t answer);
+
 /* Stops listening, closes the handshakes under way and the links (their queued messages are
  * dropped) and frees ct once its handles are closed and the groups' closes have finished,
  * then calls done(arg) (on the loop, never from within this call). Every group's close must

@@ -41,6 +41,10 @@ struct cluster_transport {
     bool closing;                  /* cluster_transport_close was called */
     void (*done)(void *arg);       /* from cluster_transport_close */
     void *done_arg;
+    /* cluster_transport_on_join's; join_seq numbers the questions for their answers */
+    void (*on_join)(void *arg, uint64_t token, uint64_t id, const char *address);
+    void *on_join_arg;
+    uint64_t join_seq;
 
     uint64_t self_id; /* cluster_transport_set_self; 0 before */
     char self_address[CT_ADDR_MAX + 1];
