@@ -5,7 +5,30 @@
  * The metadata group's one command so far is the leader's marker: a new leader commits
  * [CLUSTER_META_LEADER][term, 8 bytes big-endian][its name] first thing in its term, which
  * tells every member who leads since when and, on the leader, that every entry of earlier
- * terms is committed and applied (Raft's no-op at the start of a term). */
+ * terms is committed and applied (Raft's no-op at the start of a term).
+ *
+ * Joining (classic_config's first-boot semantics). A node whose metadata directory holds no
+ * log yet asks every other listed node, over the transport's one-shot join connection
+ * (cluster_transport_join), whether it is a member, before it starts its group:
+ *   - a node whose group is formed (its log was there at its start, or it has known a leader,
+ *     or committed an entry past the first configuration) answers MEMBER when the asker is in
+ *     its configuration, else has the leader add it (raft_add, answered ADDED once committed,
+ *     then raft_assign to voter once raft caught it up) and answers ADDED, or RETRY when that
+ *     failed (no leader, another change under way);
+ *   - a node not formed yet (pristine and still asking, or bootstrapped without a leader yet)
+ *     answers NOT_FORMED.
+ * MEMBER or ADDED from any node: the group starts without a bootstrap and the leader sends
+ * the log. RETRY: the round is asked again every 500 ms, for up to 30 s, then the start fails.
+ * Otherwise (every node answered NOT_FORMED or nothing within CLUSTER_JOIN_ROUND_MS) the node
+ * bootstraps with the configured list, as every node of a new cluster does: identical first
+ * configurations, so the nodes of a new cluster may bootstrap in any order. "Formed" needs a
+ * leader (not just a bootstrap) so that nodes started one after the other still all
+ * bootstrap: a node without configuration has no vote, and a bootstrapped node alone has no
+ * leader to add anyone. The race: nodes that cannot reach each other at their first start
+ * (two fresh partitions) each bootstrap; with the same list everywhere that is harmless (one
+ * first configuration, one majority of it), but a node meant to join a formed cluster that
+ * reaches none of its members bootstraps a configuration of its own list, whose first entry
+ * conflicts with the cluster's: it must be started while the nodes it lists run. */
 #include "config.h"
 
 #include "warren/cluster.h"
@@ -16,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
@@ -33,6 +57,18 @@
 #define CLUSTER_META_DIR "cluster/meta"
 /* A node's description for the others' /api/nodes (cluster_set_node_info): its text. */
 #define CLUSTER_MSG_NODE_INFO CLUSTER_GROUP_MSG_END
+/* Joining: how long a round of questions to the listed nodes may take (ms); how long a node
+ * asks again while a formed cluster cannot add it now (ms), and how often (ms). */
+#define CLUSTER_JOIN_ROUND_MS 3000
+#define CLUSTER_JOIN_TRY_MS 30000
+#define CLUSTER_JOIN_RETRY_MS 500
+/* The answers to a join question (cluster_transport_join). */
+enum {
+    CLUSTER_JOIN_MEMBER = 'M',     /* in the formed cluster's configuration: start, no bootstrap */
+    CLUSTER_JOIN_ADDED = 'A',      /* added to it now: the same */
+    CLUSTER_JOIN_NOT_FORMED = 'N', /* the node asked has no formed group (pristine, or asking) */
+    CLUSTER_JOIN_RETRY = 'R',      /* formed, but it could not add the asker now: ask again */
+};
 /* How long a closing node waits for its metadata changes in flight (ms). */
 #define CLUSTER_CLOSE_DRAIN_MS 2000
 
@@ -60,6 +96,18 @@ struct cluster {
     uint16_t port;
     unsigned char secret[32]; /* the transport's key, until the set-up has passed it on */
     struct cluster_call setup_call;
+    /* joining (Raft thread): the other listed nodes' addresses, whether this node's metadata
+     * was pristine, the round of questions under way */
+    unsigned n_peers;
+    char peers[CLUSTER_GROUP_MAX_MEMBERS][CLUSTER_ADDRESS_MAX];
+    bool pristine;
+    bool asking;       /* the questions are under way: the group is not started */
+    bool meta_started; /* the group started: join questions get a real answer */
+    unsigned join_round, join_waiting;
+    bool join_member, join_retry;
+    uint64_t join_start;
+    uv_timer_t join_timer;
+    bool join_timer_open;
     /* node descriptions: this node's sent every interval, the others' last received */
     char *(*info_fn)(void *arg);
     void *info_arg;
@@ -251,10 +299,12 @@ cluster_setup_on_started(void *arg, int rc)
 {
     struct cluster *c = arg;
     if (rc == 0) {
+        c->meta_started = true;
         cluster_setup_done(c, 0);
         return;
     }
-    snprintf(c->setup_err, sizeof(c->setup_err), "%s", cluster_group_error(c->meta));
+    if (rc == -1) /* -2: the reason is in setup_err already */
+        snprintf(c->setup_err, sizeof(c->setup_err), "%s", cluster_group_error(c->meta));
     cluster_transport_close(c->transport, cluster_setup_on_transport_closed, c);
 }
 
@@ -378,6 +428,141 @@ cluster_on_link_message(void *arg, uint64_t peer, uint8_t type, const uint8_t *b
     cluster_group_on_message(c->meta, peer, type, bytes + 8, len - 8);
 }
 
+/* ---- joining (Raft thread): see the top of the file ---- */
+
+/* A join question being answered through the leader. */
+struct cluster_join_pending {
+    struct cluster *c;
+    uint64_t token;
+};
+
+static void
+cluster_join_added(void *arg, enum cluster_change outcome)
+{
+    struct cluster_join_pending *p = arg;
+    if (p->c->transport != NULL)
+        cluster_transport_join_answer(p->c->transport, p->token,
+                                      outcome == CLUSTER_CHANGE_DONE ? CLUSTER_JOIN_ADDED
+                                                                     : CLUSTER_JOIN_RETRY);
+    free(p);
+}
+
+/* Another node asks whether it is a member of this node's cluster. */
+static void
+cluster_on_join(void *arg, uint64_t token, uint64_t id, const char *address)
+{
+    struct cluster *c = arg;
+    if (!c->meta_started || !cluster_group_formed(c->meta)) {
+        cluster_transport_join_answer(c->transport, token, CLUSTER_JOIN_NOT_FORMED);
+        return;
+    }
+    raft_id ids[CLUSTER_GROUP_MAX_MEMBERS];
+    unsigned n = cluster_group_members_now(c->meta, ids, CLUSTER_GROUP_MAX_MEMBERS);
+    for (unsigned i = 0; i < n; i++)
+        if (ids[i] == id) {
+            cluster_transport_join_answer(c->transport, token, CLUSTER_JOIN_MEMBER);
+            return;
+        }
+    struct cluster_join_pending *p = malloc(sizeof(*p));
+    if (p == NULL) {
+        cluster_transport_join_answer(c->transport, token, CLUSTER_JOIN_RETRY);
+        return;
+    }
+    log_msg(LOG_INFO, "cluster: %s asks to join: adding it", address);
+    *p = (struct cluster_join_pending){c, token};
+    cluster_group_add_on_raft(c->meta, id, address, cluster_join_added, p);
+}
+
+static void cluster_setup_on_started(void *arg, int rc);
+static void cluster_join_ask(struct cluster *c);
+
+/* One question of a round, for its answer. */
+struct cluster_join_question {
+    struct cluster *c;
+    unsigned round;
+};
+
+static void
+cluster_join_again(uv_timer_t *t)
+{
+    cluster_join_ask(t->data);
+}
+
+/* The round is over: every listed node answered, or its time is up. */
+static void
+cluster_join_decide(struct cluster *c)
+{
+    uv_timer_stop(&c->join_timer);
+    c->join_round++; /* late answers are this round's no more */
+    uint64_t now = uv_now(cluster_thread_loop(c->thread));
+    if (!c->join_member && c->join_retry && now - c->join_start < CLUSTER_JOIN_TRY_MS) {
+        uv_timer_start(&c->join_timer, cluster_join_again, CLUSTER_JOIN_RETRY_MS, 0);
+        return;
+    }
+    uv_close((uv_handle_t *)&c->join_timer, NULL);
+    c->asking = false;
+    if (c->join_member) {
+        log_msg(LOG_INFO, "cluster: joining the formed cluster: its leader sends the log");
+        cluster_group_skip_bootstrap(c->meta);
+    } else if (c->join_retry) {
+        snprintf(c->setup_err, sizeof(c->setup_err),
+                 "cluster: the formed cluster could not add this node within %d s",
+                 CLUSTER_JOIN_TRY_MS / 1000);
+        cluster_setup_on_started(c, -2);
+        return;
+    } else {
+        log_msg(LOG_INFO, "cluster: no listed node has a formed cluster: forming it with the "
+                          "configured nodes");
+    }
+    cluster_group_start(c->meta, c->transport, cluster_setup_on_started, c);
+}
+
+static void
+cluster_join_answered(void *arg, int answer)
+{
+    struct cluster_join_question *q = arg;
+    struct cluster *c = q->c;
+    unsigned round = q->round;
+    free(q);
+    if (round != c->join_round || !c->asking)
+        return; /* a late answer: the round is decided */
+    if (answer == CLUSTER_JOIN_MEMBER || answer == CLUSTER_JOIN_ADDED)
+        c->join_member = true;
+    else if (answer == CLUSTER_JOIN_RETRY)
+        c->join_retry = true;
+    if (--c->join_waiting == 0 || c->join_member)
+        cluster_join_decide(c);
+}
+
+static void
+cluster_join_timeout(uv_timer_t *t)
+{
+    cluster_join_decide(t->data);
+}
+
+/* A round: the join question to every other listed node at once. */
+static void
+cluster_join_ask(struct cluster *c)
+{
+    c->join_waiting = 0;
+    c->join_retry = false;
+    for (unsigned i = 0; i < c->n_peers; i++) {
+        struct cluster_join_question *q = malloc(sizeof(*q));
+        if (q == NULL)
+            continue;
+        *q = (struct cluster_join_question){c, c->join_round};
+        if (cluster_transport_join(c->transport, c->peers[i], cluster_join_answered, q) < 0)
+            free(q);
+        else
+            c->join_waiting++;
+    }
+    if (c->join_waiting == 0) {
+        cluster_join_decide(c);
+        return;
+    }
+    uv_timer_start(&c->join_timer, cluster_join_timeout, CLUSTER_JOIN_ROUND_MS, 0);
+}
+
 static void
 cluster_setup_on_raft(struct cluster_call *call)
 {
@@ -399,7 +584,16 @@ cluster_setup_on_raft(struct cluster_call *call)
         cluster_transport_close(c->transport, cluster_setup_on_transport_closed, c);
         return;
     }
-    cluster_group_start(c->meta, c->transport, cluster_setup_on_started, c);
+    cluster_transport_on_join(c->transport, cluster_on_join, c);
+    if (!c->pristine || c->n_peers == 0) {
+        cluster_group_start(c->meta, c->transport, cluster_setup_on_started, c);
+        return;
+    }
+    c->asking = true;
+    c->join_start = uv_now(cluster_thread_loop(c->thread));
+    uv_timer_init(cluster_thread_loop(c->thread), &c->join_timer);
+    c->join_timer.data = c;
+    cluster_join_ask(c);
 }
 
 int
@@ -440,8 +634,17 @@ cluster_open(struct event_base *base, const struct conf *conf, struct cluster **
     OPENSSL_cleanse(cookie, sizeof(cookie));
     if (cookie_rc < 0)
         goto fail;
-    char dir[4096];
+    char dir[4096], path[4200];
     snprintf(dir, sizeof(dir), "%s/%s", conf->data_dir, CLUSTER_META_DIR);
+    /* raft_uv's metadata files: written at the bootstrap, or the first thing a joining node
+     * receives from its leader */
+    snprintf(path, sizeof(path), "%s/metadata1", dir);
+    c->pristine = access(path, F_OK) != 0;
+    snprintf(path, sizeof(path), "%s/metadata2", dir);
+    c->pristine = c->pristine && access(path, F_OK) != 0;
+    for (unsigned i = 0; i < n_members; i++)
+        if ((int)i != self)
+            snprintf(c->peers[c->n_peers++], sizeof(c->peers[0]), "%s", members[i].address);
     struct cluster_group_options o = {.id = CLUSTER_META_GROUP,
                                       .dir = dir,
                                       .self_id = members[self].id,

@@ -51,12 +51,13 @@ enum {
     GROUP_MSG_FORWARD = 1, /* a follower's entry for the leader to submit */
     GROUP_MSG_REFUSED = 2, /* [outcome, u8][the entry's header]: it did not, or may not, get in */
     /* a follower's membership change for the leader to make: [the asker's incarnation,
-     * u64][its sequence number, u64][GROUP_CHANGE_*, u8][the member's id, u64] */
+     * u64][its sequence number, u64][GROUP_CHANGE_*, u8][the member's id, u64][its address,
+     * for an addition] */
     GROUP_MSG_CHANGE = 3,
     /* the leader's answer: [incarnation, u64][sequence number, u64][enum cluster_change, u8] */
     GROUP_MSG_CHANGED = 4,
 };
-enum { GROUP_CHANGE_REMOVE = 1 };
+enum { GROUP_CHANGE_REMOVE = 1, GROUP_CHANGE_ADD = 2 /* then the member's address */ };
 #define GROUP_CHANGE_MSG 25
 #define GROUP_CHANGED_MSG 17
 
@@ -114,12 +115,14 @@ struct group_change {
     struct group_change *next; /* the asker's list of changes forwarded to the leader */
     uint8_t op;                /* GROUP_CHANGE_* */
     raft_id id;                /* the member changed */
+    char address[CLUSTER_ADDRESS_MAX]; /* an addition's */
     uint64_t peer;             /* on the leader, a follower's request: the asker (0: ours) */
     uint64_t incarnation, seq; /* a forwarded request's, which its answer names */
     uint64_t sent;             /* uv_now when forwarded */
     enum cluster_change outcome;
-    cluster_change_fn done;
+    cluster_change_fn done; /* on the broker's loop, or on the Raft thread with on_raft */
     void *arg;
+    bool on_raft;
 };
 
 struct group_status_post {
@@ -155,6 +158,7 @@ struct cluster_group {
     unsigned forwarded_in_flight;  /* followers' batches in raft_apply */
     uint64_t close_wait_start;     /* uv_now when raft was asked to close */
     struct group_change *changes;  /* owns: this member's, forwarded, awaiting an answer */
+    bool had_log;                  /* the log was not pristine at the start, or is the leader's */
     uint64_t next_change;          /* their sequence numbers */
     void (*started)(void *arg, int rc);
     void *started_arg;
@@ -344,6 +348,11 @@ static void
 group_change_end(struct group_change *ch, enum cluster_change outcome)
 {
     struct cluster_group *g = ch->g;
+    if (ch->peer == 0 && ch->on_raft) {
+        ch->done(ch->arg, outcome);
+        free(ch);
+        return;
+    }
     if (ch->peer == 0) {
         ch->outcome = outcome;
         ch->call.fn = group_change_on_broker;
@@ -379,6 +388,56 @@ group_change_outcome(int rc)
     }
 }
 
+/* The new member is a voter (caught up first by raft), or could not be made one: it stays a
+ * spare, which an operator forgets. */
+static void
+group_change_on_assigned(struct raft_change *req, int status)
+{
+    struct group_change *ch = req->data;
+    if (status == 0)
+        log_msg(LOG_INFO, "cluster: group %llu: %s is a voter", (unsigned long long)ch->g->id,
+                ch->address);
+    else
+        log_msg(LOG_WARNING, "cluster: group %llu: %s stays a spare: %s",
+                (unsigned long long)ch->g->id, ch->address, raft_strerror(status));
+    free(ch);
+}
+
+/* Has raft make ch's member a voter, on a change of its own (ch is answered meanwhile). */
+static void
+group_change_promote(const struct group_change *ch)
+{
+    struct group_change *assign = malloc(sizeof(*assign));
+    if (assign == NULL) {
+        log_msg(LOG_WARNING, "cluster: %s stays a spare: out of memory", ch->address);
+        return;
+    }
+    *assign = *ch;
+    assign->req.data = assign;
+    int rc = raft_assign(&ch->g->raft, &assign->req, ch->id, RAFT_VOTER, group_change_on_assigned);
+    if (rc != 0)
+        group_change_on_assigned(&assign->req, rc);
+}
+
+/* A new member in the configuration, as a spare: its asker is answered now, as the member
+ * only starts receiving the log once answered; raft then catches it up and makes it a
+ * voter (raft_assign). */
+static void
+group_change_on_added(struct raft_change *req, int status)
+{
+    struct group_change *ch = req->data;
+    struct cluster_group *g = ch->g;
+    if (status != 0) {
+        log_msg(LOG_WARNING, "cluster: group %llu: adding %s: %s", (unsigned long long)g->id,
+                ch->address, raft_strerror(status));
+        group_change_end(ch, group_change_outcome(status));
+        return;
+    }
+    log_msg(LOG_INFO, "cluster: group %llu: %s added", (unsigned long long)g->id, ch->address);
+    group_change_promote(ch);
+    group_change_end(ch, CLUSTER_CHANGE_DONE);
+}
+
 static void
 group_change_on_committed(struct raft_change *req, int status)
 {
@@ -399,11 +458,25 @@ static void
 group_change_run(struct group_change *ch)
 {
     struct cluster_group *g = ch->g;
+    ch->req.data = ch;
+    if (ch->op == GROUP_CHANGE_ADD) {
+        const struct raft_server *s = NULL;
+        for (unsigned i = 0; i < g->raft.configuration.n; i++)
+            if (g->raft.configuration.servers[i].id == ch->id)
+                s = &g->raft.configuration.servers[i];
+        int rc = 0;
+        if (s == NULL)
+            rc = raft_add(&g->raft, &ch->req, ch->id, ch->address, group_change_on_added);
+        else if (s->role != RAFT_VOTER)
+            group_change_promote(ch);
+        if (rc != 0 || s != NULL)
+            group_change_end(ch, group_change_outcome(rc));
+        return;
+    }
     if (ch->id == g->self_id || cluster_transport_peer_alive(g->tr, ch->id)) {
         group_change_end(ch, CLUSTER_CHANGE_RUNNING);
         return;
     }
-    ch->req.data = ch;
     int rc = raft_remove(&g->raft, &ch->req, ch->id, group_change_on_committed);
     if (rc != 0)
         group_change_end(ch, group_change_outcome(rc));
@@ -423,15 +496,20 @@ group_change_on_raft(struct cluster_call *call)
     raft_id leader;
     const char *address;
     raft_leader(&g->raft, &leader, &address);
-    uint8_t msg[GROUP_CHANGE_MSG];
+    uint8_t msg[GROUP_CHANGE_MSG + CLUSTER_ADDRESS_MAX];
+    size_t len = GROUP_CHANGE_MSG;
     ch->incarnation = g->incarnation;
     ch->seq = ++g->next_change;
     group_put64(msg, ch->incarnation);
     group_put64(msg + 8, ch->seq);
     msg[16] = ch->op;
     group_put64(msg + 17, ch->id);
+    if (ch->op == GROUP_CHANGE_ADD) {
+        memcpy(msg + len, ch->address, strlen(ch->address));
+        len += strlen(ch->address);
+    }
     if (leader == 0 || leader == g->self_id ||
-        group_send(g, leader, GROUP_MSG_CHANGE, msg, sizeof(msg)) < 0) {
+        group_send(g, leader, GROUP_MSG_CHANGE, msg, len) < 0) {
         group_change_end(ch, CLUSTER_CHANGE_NO_LEADER);
         return;
     }
@@ -442,7 +520,7 @@ group_change_on_raft(struct cluster_call *call)
 
 /* On the leader: a follower's change. */
 static void
-group_on_change(struct cluster_group *g, uint64_t peer, const uint8_t *msg)
+group_on_change(struct cluster_group *g, uint64_t peer, const uint8_t *msg, size_t len)
 {
     struct group_change *ch = calloc(1, sizeof(*ch));
     if (ch == NULL)
@@ -453,7 +531,12 @@ group_on_change(struct cluster_group *g, uint64_t peer, const uint8_t *msg)
     ch->seq = group_get64(msg + 8);
     ch->op = msg[16];
     ch->id = group_get64(msg + 17);
-    if (ch->op != GROUP_CHANGE_REMOVE)
+    size_t addr_len = len - GROUP_CHANGE_MSG;
+    memcpy(ch->address, msg + GROUP_CHANGE_MSG, addr_len);
+    ch->address[addr_len] = '\0';
+    if (ch->op == GROUP_CHANGE_REMOVE ? addr_len != 0
+                                      : ch->op != GROUP_CHANGE_ADD || addr_len == 0 ||
+                                            memchr(ch->address, '\0', addr_len) != NULL)
         group_change_end(ch, CLUSTER_CHANGE_FAILED);
     else if (raft_state(&g->raft) != RAFT_LEADER)
         group_change_end(ch, CLUSTER_CHANGE_NO_LEADER);
@@ -495,6 +578,42 @@ group_changes_expire(struct cluster_group *g, bool all)
     }
 }
 
+void
+cluster_group_add_on_raft(struct cluster_group *g, raft_id id, const char *address,
+                          cluster_change_fn done, void *arg)
+{
+    struct group_change *ch = calloc(1, sizeof(*ch));
+    if (ch == NULL || strlen(address) >= sizeof(ch->address)) {
+        free(ch);
+        done(arg, CLUSTER_CHANGE_FAILED);
+        return;
+    }
+    ch->g = g;
+    ch->op = GROUP_CHANGE_ADD;
+    ch->id = id;
+    snprintf(ch->address, sizeof(ch->address), "%s", address);
+    ch->done = done;
+    ch->arg = arg;
+    ch->on_raft = true;
+    group_change_on_raft(&ch->call);
+}
+
+bool
+cluster_group_formed(struct cluster_group *g)
+{
+    raft_id leader;
+    const char *address;
+    raft_leader(&g->raft, &leader, &address);
+    return g->had_log || leader != 0 || g->raft.commit_index > 1;
+}
+
+void
+cluster_group_skip_bootstrap(struct cluster_group *g)
+{
+    g->n_initial = 0;
+    g->had_log = true;
+}
+
 unsigned
 cluster_group_members_now(struct cluster_group *g, raft_id *ids, unsigned cap)
 {
@@ -512,8 +631,9 @@ cluster_group_on_message(struct cluster_group *g, uint64_t peer, uint8_t type, c
         group_on_forward(g, peer, body, len);
     else if (type == GROUP_MSG_REFUSED && len == 1 + GROUP_HEADER)
         group_on_refused(g, body, len);
-    else if (type == GROUP_MSG_CHANGE && len == GROUP_CHANGE_MSG)
-        group_on_change(g, peer, body);
+    else if (type == GROUP_MSG_CHANGE && len >= GROUP_CHANGE_MSG &&
+             len < GROUP_CHANGE_MSG + CLUSTER_ADDRESS_MAX)
+        group_on_change(g, peer, body, len);
     else if (type == GROUP_MSG_CHANGED && len == GROUP_CHANGED_MSG)
         group_on_changed(g, body);
     else
@@ -1127,11 +1247,15 @@ group_bootstrap(struct cluster_group *g)
     struct raft_configuration conf;
     raft_configuration_init(&conf);
     int rc = 0;
+    if (g->n_initial == 0) /* joining: the leader sends the log */
+        return 0;
     for (unsigned i = 0; i < g->n_initial && rc == 0; i++)
         rc = raft_configuration_add(&conf, g->initial[i].id, g->initial[i].address,
                                     g->initial[i].voter ? RAFT_VOTER : RAFT_SPARE);
-    if (rc == 0 && (rc = raft_bootstrap(&g->raft, &conf)) == RAFT_CANTBOOTSTRAP)
+    if (rc == 0 && (rc = raft_bootstrap(&g->raft, &conf)) == RAFT_CANTBOOTSTRAP) {
+        g->had_log = true;
         rc = 0;
+    }
     raft_configuration_close(&conf);
     return rc;
 }

@@ -110,6 +110,22 @@ int cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, c
  * with errno ENOMEM or ESHUTDOWN (closing): done is then not called. */
 int cluster_group_remove(struct cluster_group *g, raft_id id, cluster_change_fn done, void *arg);
 
+/* On the Raft thread: makes the node id at address a member (a spare, then a voter once raft
+ * caught it up), through the leader as cluster_group_remove does; done(arg, outcome) runs on
+ * the Raft thread once it is in the configuration (DONE: also when it was already a voter),
+ * possibly within this call. */
+void cluster_group_add_on_raft(struct cluster_group *g, raft_id id, const char *address,
+                               cluster_change_fn done, void *arg);
+
+/* On the Raft thread, once started: whether the group is formed, as a joining node's question
+ * is answered: its log was not pristine at the start (or was the leader's to send), or a
+ * leader is known, or an entry beyond the first configuration is committed. */
+bool cluster_group_formed(struct cluster_group *g);
+
+/* On the Raft thread, before cluster_group_start: the log starts pristine and unbootstrapped,
+ * for the leader of a formed cluster to fill (a node joining it). */
+void cluster_group_skip_bootstrap(struct cluster_group *g);
+
 /* Node-link message types below CLUSTER_GROUP_MSG_END are groups': [group id, u64][body]. */
 #define CLUSTER_GROUP_MSG_END 16
 

@@ -3,7 +3,10 @@ scripts/local-cluster.sh; warrenctl forget_cluster_node refuses a running node, 
 and a node that is not a member, in rabbitmqctl's shape (HTTP DELETE /api/nodes/{name}: 409,
 400, 404); node 3 stopped and forgotten from a follower (the request goes to the leader over
 the node link) is listed by no node any more, the link to it is dropped, and a change still
-commits with the two nodes left."""
+commits with the two nodes left. Then a fourth node with a fresh data directory, listing nodes
+1, 2 and itself, joins at its start (the nodes it asks have a formed cluster: they have the
+leader add it): every node lists it running, it has the users made before it joined, a change
+made on it reaches the others, and with node 2 stopped nodes 1 and 4 still commit (it votes)."""
 
 import os
 import sys
@@ -82,9 +85,49 @@ def check_forget(c):
     assert status == 503, (status, body)  # either of the two stopped leaves no majority
 
 
+def check_join(c, procs):
+    """Node 4 joins the cluster of nodes 1 and 2."""
+    w = names()[:2] + ["warren4@localhost"]
+    t0 = time.monotonic()
+    procs[4] = c.start_extra(4, (1, 2))
+    for i in (1, 2, 4):
+        wait_for("three nodes listed by node %d" % i,
+                 lambda: os.path.exists(os.path.join(c.dir, "node4", "data",
+                                                     "warren-admin.sock")) and
+                 listed(c, i) == (w, w, w), 15)
+    wt.log("  node 4 listed running by every node %.3f s after its start" % (
+        time.monotonic() - t0))
+    assert "joining the formed cluster" in c.log_text(4), c.log_text(4)[-3000:]
+    assert "forming it" not in c.log_text(4)
+    assert any("warren4@localhost:%d asks to join: adding it" % (c.base + 20003) in
+               c.log_text(i) for i in (1, 2))
+    wait_for("node 4 made a voter", lambda: any(
+        "warren4@localhost:%d is a voter" % (c.base + 20003) in c.log_text(i)
+        for i in (1, 2)), 10)
+    wt.log("  node 4's log:\n" + "".join(
+        line + "\n" for line in c.log_text(4).splitlines() if "cluster:" in line
+        or "database" in line))
+    wait_for("users made before it joined, on node 4",
+             lambda: get(c, 4, "/api/users/after") and get(c, 4, "/api/users/mon"), 5)
+    status, _, _ = wt.http(c.api(4), "PUT", "/api/users/fromfour", {"password": "f", "tags": ""})
+    assert status == 201, status
+    for i in (1, 2, 4):
+        wait_for("user fromfour on node %d" % i, lambda: get(c, i, "/api/users/fromfour"), 5)
+    # node 4 votes: with node 2 stopped, nodes 1 and 4 are a majority of three
+    c.stop_node(2)
+    t0 = time.monotonic()
+    wait_for("a change committed by nodes 1 and 4",
+             lambda: wt.http(c.api(1), "PUT", "/api/users/twoofthree",
+                             {"password": "t", "tags": ""})[0] == 201, 15)
+    wt.log("  node 2 stopped: a change on node 1 committed %.3f s later" % (
+        time.monotonic() - t0))
+    wait_for("user twoofthree on node 4", lambda: get(c, 4, "/api/users/twoofthree"), 5)
+
+
 @wt.needs_process
 def test_cluster_membership():
     c = Cluster()
+    procs = {}
     try:
         rc, out = c.script("start", NODES, c.dir, c.base)
         assert rc == 0, out
@@ -92,12 +135,15 @@ def test_cluster_membership():
         wait_for("the default user on every node", c.has_defaults, 10)
         check_refusals(c)
         check_forget(c)
+        check_join(c, procs)
     except BaseException:
         c.dump()
         c.script("stop", c.dir)
         raise
     rc, out = c.script("stop", c.dir)
     assert rc == 0, out
+    for p in procs.values():
+        assert p.wait(10) == 0
     assert not sanitizer_reports(c), sanitizer_reports(c)
     wt.cleanup_dir(c.dir)
 

@@ -7,6 +7,7 @@ uses its waits)."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,11 +25,12 @@ LEADER_LINE = re.compile(r"cluster: (\S+) leads the metadata group \(term (\d+)\
 
 def free_base():
     """A BASE_PORT whose AMQP, HTTP and cluster ports (base, +10000, +20000, one each per
-    node) are all free now and below the ephemeral range."""
+    node, and for one more node that Cluster.start_extra may start) are all free now and below
+    the ephemeral range."""
     import random
     for _ in range(200):
         base = random.randrange(10000, 12700)
-        ports = [base + off + i for off in (0, 10000, 20000) for i in range(NODES)]
+        ports = [base + off + i for off in (0, 10000, 20000) for i in range(NODES + 1)]
         try:
             for p in ports:
                 with socket.socket() as s:
@@ -86,6 +88,33 @@ class Cluster:
             f.write(str(p.pid))
         return p
 
+    def start_extra(self, i, listed):
+        """Starts node i beyond those local-cluster.sh started, on its ports (base + i - 1 and
+        so on), in a fresh directory with the cluster's cookie, its classic_config listing
+        the nodes listed and itself. Returns its Popen."""
+        d = os.path.join(self.dir, "node%d" % i)
+        os.makedirs(os.path.join(d, "data"))
+        cookie = os.path.join(d, "data", ".erlang.cookie")
+        shutil.copyfile(os.path.join(self.dir, "node1", "data", ".erlang.cookie"), cookie)
+        os.chmod(cookie, 0o400)
+        port = self.base + i - 1
+        with open(self.conf(i), "w") as f:
+            f.write("listeners.tcp.default = 127.0.0.1:%d\n" % port)
+            f.write("management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %d\n" % (port + 10000))
+            f.write("prometheus.tcp.port = 0\ndata_dir = %s/data\nlog.dir = %s\n" % (d, d))
+            f.write("log.file = warren.log\nlog.console = false\n")
+            f.write("distribution.listener.interface = 127.0.0.1\n")
+            f.write("distribution.listener.port_range.min = %d\n" % (port + 20000))
+            f.write("cluster_formation.peer_discovery_backend = classic_config\n")
+            for n, j in enumerate(sorted(set(listed) | {i}), 1):
+                f.write("cluster_formation.classic_config.nodes.%d = warren%d@localhost:%d\n"
+                        % (n, j, self.base + 20000 + j - 1))
+        return self.start_node(i)
+
+    def nodes(self):
+        """The numbers of the nodes started in the directory."""
+        return sorted(int(n[4:]) for n in os.listdir(self.dir) if re.fullmatch(r"node\d+", n))
+
     def api(self, i):
         """Node i's HTTP API, for wt.http."""
         return types.SimpleNamespace(mgmt_port=self.base + 10000 + i - 1)
@@ -119,7 +148,7 @@ class Cluster:
         assert "stopped" in self.log_text(i).splitlines()[-1], self.log_text(i)[-2000:]
 
     def dump(self):
-        for i in range(1, NODES + 1):
+        for i in self.nodes():
             for name in ("warren.log", "stdout.log"):
                 path = os.path.join(self.dir, "node%d" % i, name)
                 if os.path.exists(path):
@@ -153,7 +182,7 @@ def agreed_leader(c, nodes, above_term=0):
 def sanitizer_reports(c):
     """What AddressSanitizer, LeakSanitizer or UBSan printed in the nodes' output."""
     found = []
-    for i in range(1, NODES + 1):
+    for i in c.nodes():
         with open(os.path.join(c.dir, "node%d" % i, "stdout.log"), errors="replace") as f:
             text = f.read()
         if "Sanitizer" in text or "runtime error:" in text:
