@@ -949,6 +949,104 @@ START_TEST(test_links)
 }
 END_TEST
 
+/* Join questions: what the asker got, what the answerer was asked. */
+struct join_seen {
+    unsigned answers;
+    int answer;
+    unsigned asked;
+    uint64_t token, id;
+    char address[256];
+    int reply; /* what on_join answers at once; -1: nothing (the test answers, or not) */
+    struct cluster_transport *ct;
+};
+
+static void
+on_join_answer(void *arg, int answer)
+{
+    struct join_seen *j = arg;
+    j->answers++;
+    j->answer = answer;
+}
+
+static void
+on_join_question(void *arg, uint64_t token, uint64_t id, const char *address)
+{
+    struct join_seen *j = arg;
+    j->asked++;
+    j->token = token;
+    j->id = id;
+    snprintf(j->address, sizeof(j->address), "%s", address);
+    if (j->reply >= 0)
+        cluster_transport_join_answer(j->ct, token, (uint8_t)j->reply);
+}
+
+/* A join question (from a node neither linked nor known) is answered with one byte, at once
+ * or later; refused by a node that takes none, by one with another secret; closed unanswered
+ * after the handshake timeout; answered -1 when the asker's transport closes meanwhile. */
+START_TEST(test_join)
+{
+    struct node a, b, c;
+    struct inbox ia = {0}, ib = {0};
+    link_node_start(&a, "a", 1, &ia);
+    link_node_start(&b, "b", 2, &ib);
+    node_start(&c, "c", other_secret, 0, 0, NULL);
+    ck_assert_int_eq(cluster_transport_set_self(c.ct, 3, c.address), 0);
+    struct join_seen ja = {0}, jb = {.reply = 'N'};
+    jb.ct = b.ct;
+    ck_assert_int_eq(cluster_transport_join(a.ct, "b@nowhere", on_join_answer, &ja), -1);
+
+    capture_begin();
+    ck_assert_int_eq(cluster_transport_join(a.ct, b.address, on_join_answer, &ja), 0);
+    ck_assert(run_until_count(&ja.answers, 1, 3000));
+    const char *log = capture_end();
+    ck_assert_int_eq(ja.answer, -1);
+    ck_assert_msg(strstr(log, "a join question, but this node takes none"), "log: %s", log);
+
+    cluster_transport_on_join(b.ct, on_join_question, &jb);
+    ck_assert_int_eq(cluster_transport_join(a.ct, b.address, on_join_answer, &ja), 0);
+    ck_assert_uint_eq(ja.answers, 1); /* never from within the call */
+    ck_assert(run_until_count(&ja.answers, 2, 3000));
+    ck_assert_int_eq(ja.answer, 'N');
+    ck_assert_uint_eq(jb.id, 1);
+    ck_assert_str_eq(jb.address, a.address);
+    ck_assert(!cluster_transport_peer_alive(b.ct, 1)); /* a question links nobody */
+
+    jb.reply = -1; /* answered later */
+    ck_assert_int_eq(cluster_transport_join(a.ct, b.address, on_join_answer, &ja), 0);
+    ck_assert(run_until_count(&jb.asked, 2, 3000));
+    run_for(100);
+    ck_assert_uint_eq(ja.answers, 2);
+    cluster_transport_join_answer(b.ct, jb.token, 'A');
+    cluster_transport_join_answer(b.ct, jb.token, 'M'); /* answered already: nothing */
+    cluster_transport_join_answer(b.ct, 12345, 'M');    /* no such question */
+    ck_assert(run_until_count(&ja.answers, 3, 3000));
+    ck_assert_int_eq(ja.answer, 'A');
+
+    capture_begin(); /* another secret: refused */
+    ck_assert_int_eq(cluster_transport_join(c.ct, b.address, on_join_answer, &ja), 0);
+    ck_assert(run_until_count(&ja.answers, 4, 3000));
+    ck_assert_int_eq(ja.answer, -1);
+    cluster_transport_set_handshake_timeout(b.ct, 300); /* unanswered: closed */
+    ck_assert_int_eq(cluster_transport_join(a.ct, b.address, on_join_answer, &ja), 0);
+    ck_assert(run_until_count(&ja.answers, 5, 3000));
+    log = capture_end();
+    ck_assert_int_eq(ja.answer, -1);
+    ck_assert_uint_eq(jb.asked, 3);
+    ck_assert_msg(strstr(log, "wrong HMAC"), "log: %s", log);
+    ck_assert_msg(strstr(log, "a join question unanswered in time"), "log: %s", log);
+
+    cluster_transport_set_handshake_timeout(b.ct, 10000); /* the asker closes first */
+    ck_assert_int_eq(cluster_transport_join(a.ct, b.address, on_join_answer, &ja), 0);
+    ck_assert(run_until_count(&jb.asked, 4, 3000));
+    node_stop(&a);
+    ck_assert_uint_eq(ja.answers, 6);
+    ck_assert_int_eq(ja.answer, -1);
+    node_stop(&c);
+    node_stop(&b);
+    loop_finish();
+}
+END_TEST
+
 /* A node that closes and starts again on the same port is linked again. */
 START_TEST(test_link_reconnect)
 {
@@ -1530,6 +1628,7 @@ cluster_transport_suite(void)
     tcase_add_test(links, test_link_stalled);
     tcase_add_test(links, test_link_too_big);
     tcase_add_test(links, test_link_output_bound);
+    tcase_add_test(links, test_join);
     suite_add_tcase(s, links);
 
     TCase *raft = tcase_create("raft");
