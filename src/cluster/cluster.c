@@ -120,7 +120,7 @@ struct cluster {
     bool closing, closed;
     void (*done)(void *arg);
     void *done_arg;
-    struct cluster_call transport_close_call, closed_call;
+    struct cluster_call join_stop_call, transport_close_call, closed_call;
 };
 
 /* A node's Raft id: 63 bits of SHA-256 over its name, the same on every node without any
@@ -828,6 +828,15 @@ cluster_on_meta_closed(void *arg)
     cluster_thread_call(c->thread, &c->transport_close_call);
 }
 
+/* Raft thread: join questions get no answer from the group once its close starts (it is
+ * freed before the transport closes). */
+static void
+cluster_join_stop_on_raft(struct cluster_call *call)
+{
+    struct cluster *c = (struct cluster *)((char *)call - offsetof(struct cluster, join_stop_call));
+    c->meta_started = false;
+}
+
 void
 cluster_close(struct cluster *c, void (*done)(void *arg), void *arg)
 {
@@ -835,6 +844,8 @@ cluster_close(struct cluster *c, void (*done)(void *arg), void *arg)
     c->done = done;
     c->done_arg = arg;
     cluster_set_node_info(c, NULL, NULL, 0);
+    c->join_stop_call.fn = cluster_join_stop_on_raft; /* before the group's close, in order */
+    cluster_thread_call(c->thread, &c->join_stop_call);
     if (c->meta != NULL)
         cluster_group_close(c->meta, CLUSTER_CLOSE_DRAIN_MS, cluster_on_meta_closed, c);
     else
