@@ -15,8 +15,7 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
-from cluster_harness import (NODES, Cluster, agreed_leader, names,  # noqa: E402
-                             sanitizer_reports, wait_for)
+from cluster_harness import NODES, Cluster, agreed_leader, names, wait_for  # noqa: E402
 
 
 def stranger_refused(c):
@@ -125,17 +124,9 @@ def test_form_fail_over_rejoin():
                  lambda: all(c.status(i)["running_nodes"] == names() for i in range(1, NODES + 1)),
                  20)
     except BaseException:
-        c.dump()
-        c.script("stop", c.dir)
+        c.abort()
         raise
-    rc, out = c.script("stop", c.dir)
-    assert rc == 0, out
-    for i in range(1, NODES + 1):
-        assert "] stopped" in c.log_text(i) or "stopped" in c.log_text(i).splitlines()[-1], i
-    for p in procs.values():
-        assert p.wait(10) == 0
-    assert not sanitizer_reports(c), sanitizer_reports(c)
-    wt.cleanup_dir(c.dir)
+    c.stop(procs)
 
 
 if __name__ == "__main__":
