@@ -103,7 +103,7 @@ def test_form_fail_over_rejoin():
         # the killed node comes back on its data, follows the new leader, and runs again
         procs[li] = c.start_node(li)
         wait_for("rejoined", lambda: c.leader(li) == (leader2, term2) and
-                 all(c.status(i)["running_nodes"] == names() for i in range(1, NODES + 1)), 20)
+                 all(c.running(i) == names() for i in range(1, NODES + 1)), 20)
 
         # a leader stopped cleanly hands its leadership over: no election timeout to wait
         t0 = time.monotonic()
@@ -121,8 +121,7 @@ def test_form_fail_over_rejoin():
         assert "leadership handed to " + leader3 in c.log_text(l2), c.log_text(l2)[-2000:]
         procs[l2] = c.start_node(l2)
         wait_for("all running after the restart",
-                 lambda: all(c.status(i)["running_nodes"] == names() for i in range(1, NODES + 1)),
-                 20)
+                 lambda: all(c.running(i) == names() for i in range(1, NODES + 1)), 20)
     except BaseException:
         c.abort()
         raise

@@ -70,6 +70,12 @@ class Cluster:
         assert rc == 0 and err == "", (rc, out, err)
         return json.loads(out)
 
+    def running(self, i):
+        """The nodes node i shows running, or None while it does not answer (starting)."""
+        rc, out, err = wt.warrenctl("--config", self.conf(i), "cluster_status", "--formatter",
+                                    "json")
+        return json.loads(out)["running_nodes"] if rc == 0 else None
+
     def leader(self, i):
         """(name, term) of the last leader node i's log names, or None."""
         found = LEADER_LINE.findall(self.log_text(i))
