@@ -6,11 +6,12 @@
  * (all big-endian), then NUL bytes up to a multiple of 8: raft 0.15's log writer pads an entry
  * to 8 bytes but its loader reads the unpadded length, and an entry of another size made the
  * entries after it in its segment unreadable at the next start (dropped as a torn tail).
- * The member whose entry it is finds its batch by origin and sequence number
- * when it applies the entry, and answers each command's submitter right after the command's
- * apply, with what the apply returned: raft's own completion callback only matters when the
- * entry did not get in (or may not have). The incarnation, random at each start, keeps an entry
- * of an earlier run, committed late, from being taken for a batch of this one. */
+ *
+ * The member whose entry it is finds its batch by origin and sequence number when it applies
+ * the entry, and answers each command's submitter right after the command's apply, with what
+ * the apply returned: raft's own completion callback only matters when the entry did not get
+ * in (or may not have). The incarnation, random at each start, keeps an entry of an earlier
+ * run, committed late, from being taken for a batch of this one. */
 #include "config.h"
 
 #include "group.h"
@@ -79,7 +80,7 @@ struct group_batch {
     uint64_t seq;
     uint64_t submitted_ms; /* on the monotonic clock */
     uint64_t retry_ms;     /* when to submit it again (refused: no leader); 0: not to */
-    uint8_t *entry;        /* raft_malloc'ed; handed to the request when submitted */
+    uint8_t *entry;        /* raft_malloc'ed; each submission hands raft a copy */
     size_t len, cap;
     unsigned n_waiters, cap_waiters;
     struct group_waiter *waiters; /* owns */

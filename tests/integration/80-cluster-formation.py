@@ -15,8 +15,7 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
-from cluster_harness import (NODES, Cluster, agreed_leader, names,  # noqa: E402
-                             sanitizer_reports, wait_for)
+from cluster_harness import NODES, Cluster, agreed_leader, names, wait_for  # noqa: E402
 
 
 def stranger_refused(c):
@@ -104,7 +103,7 @@ def test_form_fail_over_rejoin():
         # the killed node comes back on its data, follows the new leader, and runs again
         procs[li] = c.start_node(li)
         wait_for("rejoined", lambda: c.leader(li) == (leader2, term2) and
-                 all(c.status(i)["running_nodes"] == names() for i in range(1, NODES + 1)), 20)
+                 all(c.running(i) == names() for i in range(1, NODES + 1)), 20)
 
         # a leader stopped cleanly hands its leadership over: no election timeout to wait
         t0 = time.monotonic()
@@ -122,20 +121,11 @@ def test_form_fail_over_rejoin():
         assert "leadership handed to " + leader3 in c.log_text(l2), c.log_text(l2)[-2000:]
         procs[l2] = c.start_node(l2)
         wait_for("all running after the restart",
-                 lambda: all(c.status(i)["running_nodes"] == names() for i in range(1, NODES + 1)),
-                 20)
+                 lambda: all(c.running(i) == names() for i in range(1, NODES + 1)), 20)
     except BaseException:
-        c.dump()
-        c.script("stop", c.dir)
+        c.abort()
         raise
-    rc, out = c.script("stop", c.dir)
-    assert rc == 0, out
-    for i in range(1, NODES + 1):
-        assert "] stopped" in c.log_text(i) or "stopped" in c.log_text(i).splitlines()[-1], i
-    for p in procs.values():
-        assert p.wait(10) == 0
-    assert not sanitizer_reports(c), sanitizer_reports(c)
-    wt.cleanup_dir(c.dir)
+    c.stop(procs)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
-from cluster_harness import (NODES, Cluster, agreed_leader, names,  # noqa: E402
-                             sanitizer_reports, wait_for)
+from cluster_harness import NODES, Cluster, agreed_leader, names, wait_for  # noqa: E402
 
 # Requests that are refused alone, with the texts a cluster must give too: checked without
 # state before submitting (policy validation, a limit's name) or by the apply on every node
@@ -272,15 +271,9 @@ def test_cluster_admin():
         check_restart(c, f, g, procs)
         check_no_majority(c, li, procs)
     except BaseException:
-        c.dump()
-        c.script("stop", c.dir)
+        c.abort()
         raise
-    rc, out = c.script("stop", c.dir)
-    assert rc == 0, out
-    for p in procs.values():
-        assert p.wait(10) == 0
-    assert not sanitizer_reports(c), sanitizer_reports(c)
-    wt.cleanup_dir(c.dir)
+    c.stop(procs)
 
 
 if __name__ == "__main__":

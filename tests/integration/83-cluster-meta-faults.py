@@ -111,15 +111,9 @@ def test_leader_killed_under_changes():
     except BaseException:
         for w in writers:
             w.stop.set()
-        c.dump()
-        c.script("stop", c.dir)
+        c.abort()
         raise
-    rc, out = c.script("stop", c.dir)
-    assert rc == 0, out
-    for p in procs.values():
-        assert p.wait(10) == 0
-    assert not ch.sanitizer_reports(c), ch.sanitizer_reports(c)
-    wt.cleanup_dir(c.dir)
+    c.stop(procs)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,12 @@ class Cluster:
         assert rc == 0 and err == "", (rc, out, err)
         return json.loads(out)
 
+    def running(self, i):
+        """The nodes node i shows running, or None while it does not answer (starting)."""
+        rc, out, err = wt.warrenctl("--config", self.conf(i), "cluster_status", "--formatter",
+                                    "json")
+        return json.loads(out)["running_nodes"] if rc == 0 else None
+
     def leader(self, i):
         """(name, term) of the last leader node i's log names, or None."""
         found = LEADER_LINE.findall(self.log_text(i))
@@ -146,6 +152,25 @@ class Cluster:
             assert time.monotonic() < deadline, "node %d still runs" % i
             time.sleep(0.05)
         assert "stopped" in self.log_text(i).splitlines()[-1], self.log_text(i)[-2000:]
+
+    def stop(self, procs):
+        """local-cluster.sh stop, then: every node's log ends with its clean stop, the nodes
+        procs holds (started by start_node) exited 0, nothing a sanitizer printed; the
+        directory removed."""
+        rc, out = self.script("stop", self.dir)
+        assert rc == 0, out
+        for i in range(1, NODES + 1):
+            last = self.log_text(i).splitlines()[-1]
+            assert last.endswith("] stopped"), (i, last)
+        for p in procs.values():
+            assert p.wait(10) == 0
+        assert not sanitizer_reports(self), sanitizer_reports(self)
+        wt.cleanup_dir(self.dir)
+
+    def abort(self):
+        """After a failure: the nodes' logs printed, the nodes stopped, the directory kept."""
+        self.dump()
+        self.script("stop", self.dir)
 
     def dump(self):
         for i in self.nodes():
