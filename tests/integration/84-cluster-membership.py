@@ -14,8 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
-from cluster_harness import (NODES, Cluster, agreed_leader, names,  # noqa: E402
-                             sanitizer_reports, wait_for)
+from cluster_harness import NODES, Cluster, agreed_leader, names, wait_for  # noqa: E402
 
 
 def get(c, i, path):
@@ -137,15 +136,9 @@ def test_cluster_membership():
         check_forget(c)
         check_join(c, procs)
     except BaseException:
-        c.dump()
-        c.script("stop", c.dir)
+        c.abort()
         raise
-    rc, out = c.script("stop", c.dir)
-    assert rc == 0, out
-    for p in procs.values():
-        assert p.wait(10) == 0
-    assert not sanitizer_reports(c), sanitizer_reports(c)
-    wt.cleanup_dir(c.dir)
+    c.stop(procs)
 
 
 if __name__ == "__main__":

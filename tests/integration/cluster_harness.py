@@ -159,7 +159,7 @@ class Cluster:
         directory removed."""
         rc, out = self.script("stop", self.dir)
         assert rc == 0, out
-        for i in range(1, NODES + 1):
+        for i in self.nodes():
             last = self.log_text(i).splitlines()[-1]
             assert last.endswith("] stopped"), (i, last)
         for p in procs.values():
