@@ -5,8 +5,8 @@
  * submitter's done callback follows its command's apply with what the apply returned; a
  * follower's commands are forwarded to the leader over the node links and answered the same
  * way; every member sees every other as reachable through the links; members stopped and
- * started again read their logs back whole (entries of every size); close drains and frees
- * everything. */
+ * started again read their logs back whole (entries of every size); membership changes go
+ * to the leader and come back with raft's outcome; close drains and frees everything. */
 #include "config.h"
 
 #include <stdbool.h>
@@ -384,6 +384,104 @@ START_TEST(test_follower_forwards)
 }
 END_TEST
 
+/* Membership changes' outcomes, in order (broker's loop). */
+static unsigned n_changed;
+static enum cluster_change changed[8];
+
+static void
+on_change(void *arg, enum cluster_change outcome)
+{
+    ck_assert_uint_lt(n_changed, 8);
+    changed[n_changed++] = outcome;
+}
+
+static unsigned want_changed;
+
+static bool
+all_changed(void)
+{
+    return n_changed >= want_changed;
+}
+
+/* An addition, asked on a member's Raft thread (as a join question is), answered back on the
+ * broker's loop. */
+struct add_req {
+    struct cluster_call call;
+    struct member *m;
+    raft_id id;
+    const char *address;
+    enum cluster_change outcome;
+};
+
+static void
+add_back(struct cluster_call *call)
+{
+    struct add_req *q = (struct add_req *)call;
+    on_change(NULL, q->outcome);
+}
+
+static void
+add_done(void *arg, enum cluster_change outcome)
+{
+    struct add_req *q = arg;
+    q->outcome = outcome;
+    q->call.fn = add_back;
+    cluster_thread_post(q->m->thread, &q->call);
+}
+
+static void
+add_on_raft(struct cluster_call *call)
+{
+    struct add_req *q = (struct add_req *)call;
+    cluster_group_add_on_raft(q->m->g, q->id, q->address, add_done, q);
+}
+
+static bool
+leader_has_4(void)
+{
+    return leader() != NULL && cluster_group_status(leader()->g)->n_members == 4;
+}
+
+/* The leader refuses to remove a member it sees alive (itself too), and a stranger; a
+ * follower's addition of node 99 (nobody listens there) is forwarded and committed as a
+ * spare; while raft tries to catch it up to make it a voter, another change is refused
+ * (RAFT_CANTCHANGE). */
+START_TEST(test_member_changes)
+{
+    ck_assert_msg(run_until(have_leader, 10000), "no leader within 10 s");
+    ck_assert_msg(run_until(all_reachable, 10000), "members not all reachable");
+    struct member *l = leader();
+    struct member *f = l == &members[0] ? &members[1] : &members[0];
+    struct member *o = l != &members[2] && f != &members[2] ? &members[2] : &members[1];
+    raft_id o_id = (raft_id)(o - members) + 1, l_id = (raft_id)(l - members) + 1;
+    n_changed = 0;
+    ck_assert_int_eq(cluster_group_remove(f->g, o_id, on_change, NULL), 0);
+    ck_assert_int_eq(cluster_group_remove(l->g, l_id, on_change, NULL), 0);
+    ck_assert_int_eq(cluster_group_remove(f->g, 99, on_change, NULL), 0);
+    ck_assert_uint_eq(n_changed, 0); /* never from within the call */
+    want_changed = 3;
+    ck_assert(run_until(all_changed, 10000));
+    ck_assert_int_eq(changed[0], CLUSTER_CHANGE_RUNNING);
+    ck_assert_int_eq(changed[1], CLUSTER_CHANGE_RUNNING);
+    ck_assert_int_eq(changed[2], CLUSTER_CHANGE_NOT_MEMBER);
+
+    struct add_req q = {.call.fn = add_on_raft, .m = f, .id = 99, .address = "n99@127.0.0.1:1"};
+    cluster_thread_call(f->thread, &q.call);
+    want_changed = 4;
+    ck_assert(run_until(all_changed, 10000));
+    ck_assert_int_eq(changed[3], CLUSTER_CHANGE_DONE);
+    ck_assert(run_until(leader_has_4, 5000));
+    const struct cluster_group_status *st = cluster_group_status(leader()->g);
+    for (unsigned i = 0; i < st->n_members; i++)
+        if (st->members[i].id == 99)
+            ck_assert(!st->members[i].voter && !st->members[i].reachable);
+    ck_assert_int_eq(cluster_group_remove(leader()->g, 99, on_change, NULL), 0);
+    want_changed = 5;
+    ck_assert(run_until(all_changed, 10000));
+    ck_assert_int_eq(changed[4], CLUSTER_CHANGE_BUSY);
+}
+END_TEST
+
 /* Commands of every length from 1 to 20 bytes (entries of every size modulo 8): the members,
  * stopped and started again on their logs, read them back and apply them again in the same
  * order (raft 0.15's log loader misreads a segment whose entries are not padded to 8 bytes:
@@ -438,6 +536,7 @@ group_suite(void)
     tcase_add_test(tc, test_leader_commits_in_order);
     tcase_add_test(tc, test_follower_forwards);
     tcase_add_test(tc, test_restart_reads_log);
+    tcase_add_test(tc, test_member_changes);
     suite_add_tcase(s, tc);
     return s;
 }
