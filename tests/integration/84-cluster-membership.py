@@ -6,9 +6,13 @@ the node link) is listed by no node any more, the link to it is dropped, and a c
 commits with the two nodes left. Then a fourth node with a fresh data directory, listing nodes
 1, 2 and itself, joins at its start (the nodes it asks have a formed cluster: they have the
 leader add it): every node lists it running, it has the users made before it joined, a change
-made on it reaches the others, and with node 2 stopped nodes 1 and 4 still commit (it votes)."""
+made on it reaches the others, and with node 2 stopped nodes 1 and 4 still commit (it votes).
+Node 2 started again on an empty data directory (its cookie kept) is told it is a member: it
+does not form a cluster of its own but receives the log, with the change made while it was
+down."""
 
 import os
+import shutil
 import sys
 import time
 
@@ -123,6 +127,24 @@ def check_join(c, procs):
     wait_for("user twoofthree on node 4", lambda: get(c, 4, "/api/users/twoofthree"), 5)
 
 
+def check_wiped_member(c, procs):
+    """Node 2, a member, starts again with nothing but its cookie."""
+    data = os.path.join(c.dir, "node2", "data")
+    for name in os.listdir(data):
+        if name != ".erlang.cookie":
+            path = os.path.join(data, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    start = len(c.log_text(2))
+    procs[2] = c.start_node(2)
+    wait_for("the change made while it was down, on node 2",
+             lambda: c.running(2) and get(c, 2, "/api/users/twoofthree"), 15)
+    log = c.log_text(2)[start:]
+    assert "joining the formed cluster" in log and "forming it" not in log, log
+    w = names()[:2] + ["warren4@localhost"]
+    for i in (1, 2, 4):
+        wait_for("three nodes running for node %d" % i, lambda: listed(c, i) == (w, w, w), 10)
+
+
 @wt.needs_process
 def test_cluster_membership():
     c = Cluster()
@@ -135,6 +157,7 @@ def test_cluster_membership():
         check_refusals(c)
         check_forget(c)
         check_join(c, procs)
+        check_wiped_member(c, procs)
     except BaseException:
         c.abort()
         raise
