@@ -1,11 +1,13 @@
 /* The node's part of a cluster (warren/cluster.h): reads the member list from the
- * configuration, starts the Raft thread, the cluster listener and the metadata group, and
- * keeps what the group says about the nodes for the management API.
+ * configuration, starts the Raft thread, the cluster listener and the metadata group, hands
+ * the metadata commands to the layers that apply them (by kind, their first byte), and keeps
+ * what the group and the node links say about the nodes for the management API.
  *
- * The metadata group's one command so far is the leader's marker: a new leader commits
+ * The cluster's own command is the leader's marker: a new leader commits
  * [CLUSTER_META_LEADER][term, 8 bytes big-endian][its name] first thing in its term, which
- * tells every member who leads since when and, on the leader, that every entry of earlier
- * terms is committed and applied (Raft's no-op at the start of a term).
+ * tells every member who leads since when (logged) and, on the leader, that every entry of
+ * earlier terms is committed and applied (Raft's no-op at the start of a term: a leader
+ * commits its predecessors' entries only with one of its own).
  *
  * Joining (classic_config's first-boot semantics). A node whose metadata directory holds no
  * log yet asks every other listed node, over the transport's one-shot join connection
@@ -81,8 +83,6 @@ struct cluster {
     raft_id self_id;
     char self_address[CLUSTER_ADDRESS_MAX];
     uint64_t marked_term; /* the last term this node, as leader, submitted its marker for */
-    char leader_name[CLUSTER_NODE_NAME_MAX]; /* from the last marker applied */
-    uint64_t leader_term;
     struct {
         cluster_meta_apply_fn fn;
         void *arg;
@@ -211,16 +211,13 @@ cluster_members_from_conf(const struct conf *conf, struct cluster_member *member
 static int
 cluster_apply_leader(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
 {
-    struct cluster *c = arg;
     if (len < 9)
         return -1;
     uint64_t term = 0;
     for (int i = 1; i <= 8; i++)
         term = term << 8 | cmd[i];
-    c->leader_term = term;
-    snprintf(c->leader_name, sizeof(c->leader_name), "%.*s", (int)(len - 9), (const char *)cmd + 9);
-    log_msg(LOG_INFO, "cluster: %s leads the metadata group (term %llu)", c->leader_name,
-            (unsigned long long)term);
+    log_msg(LOG_INFO, "cluster: %.*s leads the metadata group (term %llu)", (int)(len - 9),
+            (const char *)cmd + 9, (unsigned long long)term);
     return 0;
 }
 
@@ -620,7 +617,7 @@ cluster_open(struct event_base *base, const struct conf *conf, struct cluster **
     c->self_id = members[self].id;
     snprintf(c->self_address, sizeof(c->self_address), "%s", members[self].address);
     c->port = conf_distribution_port(conf);
-    cluster_meta_register(c, CLUSTER_META_LEADER, cluster_apply_leader, c);
+    cluster_meta_register(c, CLUSTER_META_LEADER, cluster_apply_leader, NULL);
     snprintf(c->bind, sizeof(c->bind), "%s",
              conf->distribution_interface[0] != '\0' ? conf->distribution_interface : "0.0.0.0");
     /* The transport's key is the cookie's SHA-256: a cookie of any length Erlang takes (a
