@@ -113,9 +113,9 @@ struct group_change {
     struct cluster_call call;
     struct cluster_group *g;
     struct raft_change req;
-    struct group_change *next; /* the asker's list of changes forwarded to the leader */
-    uint8_t op;                /* GROUP_CHANGE_* */
-    raft_id id;                /* the member changed */
+    struct group_change *next;         /* the asker's list of changes forwarded to the leader */
+    uint8_t op;                        /* GROUP_CHANGE_* */
+    raft_id id;                        /* the member changed */
     char address[CLUSTER_ADDRESS_MAX]; /* an addition's */
     uint64_t peer;             /* on the leader, a follower's request: the asker (0: ours) */
     uint64_t incarnation, seq; /* a forwarded request's, which its answer names */
