@@ -101,7 +101,9 @@ def test_oversized_and_garbage():
             w.check("after " + what)
         # A 20 MB definitions body (under the 32 MiB limit): read whole, parsed, refused.
         # The heap may keep the freed buffers for reuse (glibc keeps up to 32 MiB free at its
-        # top, msg_heap_setup): bounded after the first rounds, and no growth after more.
+        # top, msg_heap_setup): bounded after the first rounds, and after more no growth beyond
+        # what the heap may keep (once in a loaded distcheck the second round's buffer landed
+        # above the first's: +24 MiB, still within it).
         def big_bodies():
             for _ in range(3):
                 reply = raw(srv, b"POST /api/definitions HTTP/1.1\r\nHost: x\r\nAuthorization: "
@@ -113,7 +115,7 @@ def test_oversized_and_garbage():
         rss1 = watcher.sample_rss(srv, 1)
         srv.check_rss_growth(rss0, rss1, RSS_MARGIN_KIB, "after oversized requests")
         big_bodies()
-        srv.check_rss_growth(rss1, watcher.sample_rss(srv, 1), 16 * 1024,
+        srv.check_rss_growth(rss1, watcher.sample_rss(srv, 1), 32 * 1024,
                              "after as many oversized requests again")
         st, _, _ = http(srv, "GET", "/api/whoami")
         assert st == 200
