@@ -25,6 +25,7 @@
 
 #include <check.h>
 
+#include "stderr_capture.h"
 #include "transport.h"
 #include "warren/bytes.h"
 #include "warren/log.h"
@@ -113,33 +114,6 @@ run_for(unsigned ms)
 {
     static const bool never = false;
     run_until(&never, ms);
-}
-
-static FILE *capture_file;
-static int saved_stderr = -1;
-
-static void
-capture_begin(void)
-{
-    capture_file = tmpfile();
-    ck_assert_ptr_nonnull(capture_file);
-    fflush(stderr);
-    saved_stderr = dup(STDERR_FILENO);
-    dup2(fileno(capture_file), STDERR_FILENO);
-}
-
-/* Stops capturing and returns what was written (static buffer). */
-static const char *
-capture_end(void)
-{
-    static char buf[16384];
-    fflush(stderr);
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    ssize_t n = pread(fileno(capture_file), buf, sizeof(buf) - 1, 0);
-    buf[n > 0 ? n : 0] = '\0';
-    fclose(capture_file);
-    return buf;
 }
 
 static void
