@@ -125,11 +125,21 @@ class Browser:
     def wait(self, pred, what):
         """pred(driver)'s first true value within WAIT s. The pages redraw their tables on
         every refresh: an element found just before is then stale, and pred is tried again."""
-        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
-        return WebDriverWait(self.d, WAIT, poll_frequency=0.1,
-                             ignored_exceptions=(StaleElementReferenceException,)).until(
-            lambda d: pred(d), message=what + ": not within %d s" % WAIT)
+        try:
+            return WebDriverWait(self.d, WAIT, poll_frequency=0.1,
+                                 ignored_exceptions=(StaleElementReferenceException,)).until(
+                lambda d: pred(d), message=what + ": not within %d s" % WAIT)
+        except TimeoutException:
+            self.dump("timeout")
+            raise
+
+    def dump(self, name):
+        """What the browser shows and said: for the log of a failed wait."""
+        wt.log("  url: %s\n  console: %r\n  page:\n%s" % (
+            self.d.current_url, self.d.get_log("browser"), self.d.page_source[:4000]))
+        self.screenshot(name)
 
     def viewport(self, width, height, mobile=False):
         """The page's size in CSS pixels (a phone's with mobile), whatever the window's."""
