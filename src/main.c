@@ -194,6 +194,8 @@ main(int argc, char **argv)
         goto out;
     }
     durable_set_window(durable, conf.store_queue_window);
+    if (conf.cluster_nodes.n > 0)
+        durable_set_clustered(durable);
     /* Users, vhosts and permissions first: the stored exchanges and queues go into vhosts.
      * load_definitions comes after durable_recover, so that its exchanges and queues are
      * stored (and those already stored are kept, as RabbitMQ keeps existing ones). */
@@ -229,7 +231,8 @@ main(int argc, char **argv)
     m.cluster = cluster;
     admin_set_cluster(admin, cluster); /* changes go through its log from now on */
 
-    struct net_server_env env = {.base = m.base, .conf = &conf, .auth = auth, .vhosts = &vhosts};
+    struct net_server_env env = {
+        .base = m.base, .conf = &conf, .auth = auth, .vhosts = &vhosts, .cluster = cluster};
     m.net = net_server_new(&env);
     if (m.net == NULL)
         goto out;

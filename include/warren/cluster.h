@@ -34,8 +34,9 @@ typedef void (*cluster_done_fn)(void *arg, enum cluster_outcome outcome, int res
 
 /* A kind of metadata command: its first byte, which says which layer applies it. */
 enum cluster_meta_kind {
-    CLUSTER_META_LEADER = 'L', /* the cluster's own: a new leader's marker */
-    CLUSTER_META_ADMIN = 'A',  /* users, vhosts, permissions, policies, parameters */
+    CLUSTER_META_LEADER = 'L',   /* the cluster's own: a new leader's marker */
+    CLUSTER_META_ADMIN = 'A',    /* users, vhosts, permissions, policies, parameters */
+    CLUSTER_META_TOPOLOGY = 'T', /* exchanges, queues' definitions, bindings (src/net) */
 };
 
 /* Applies a committed metadata command of its kind, on every node in log order; returns what
@@ -61,6 +62,9 @@ void cluster_meta_register(struct cluster *c, enum cluster_meta_kind kind, clust
  * NULL. Returns 0, or -1 with errno (ENOMEM, EMSGSIZE, ESHUTDOWN): done is then not called. */
 int cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_done_fn done,
                         void *arg);
+
+/* This node's name (name@host), the same as the others know it by. */
+const char *cluster_self_name(const struct cluster *c);
 
 /* A node as this node sees it. */
 struct cluster_node_view {

@@ -98,10 +98,26 @@ void durable_set_memory_pressure(struct durable *d, uint64_t bytes);
  * in err (a store read error or a record this build cannot decode: the data is not touched). */
 int durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t errlen);
 
+/* The node is in a cluster (call before durable_recover). Its metadata log (warren/cluster.h)
+ * is replayed at a start only past durable_meta_index, so the store keeps the topology every
+ * node has: exchanges and bindings that are not durable too, and the definition of each
+ * queue whose messages are not stored here (another node's, with its home node's name, and
+ * this node's transient and exclusive ones). */
+void durable_set_clustered(struct durable *d);
+/* The metadata log index the stored metadata (the records of warren/admin.h and the
+ * topology) was at when durable_recover read it: its entries up to this one are in the store
+ * already. 0: none. */
+uint64_t durable_meta_index(const struct durable *d);
+/* Writes index as the one the stored metadata is at, in this loop turn's batch: each
+ * metadata apply writes its entry's, in the batch its records go in (a log entry's commands
+ * are applied in one loop turn), so that the store is always at some index. */
+void durable_meta_index_put(struct durable *d, uint64_t index);
+
 /* Hooks, called by the broker after the change is made in memory. d may be NULL. */
 void durable_exchange_added(struct durable *d, const struct exch *e);
 void durable_exchange_removed(struct durable *d, const struct exch *e);
-/* Gives a storable queue (durable, not exclusive) its store id and writes it. */
+/* Gives a storable queue (durable, not exclusive, of this node) its store id and writes it;
+ * in a cluster, writes any other's definition. */
 void durable_queue_added(struct durable *d, struct queue *q);
 void durable_binding_changed(struct durable *d, const struct exch *src, struct bind_dest dst,
                              struct wire_str routing_key, struct wire_table args, bool added);

@@ -14,6 +14,7 @@ struct conf;
 struct auth_db;
 struct vhost_registry;
 struct net_server;
+struct cluster;
 
 /* What the server borrows for its whole life; the caller keeps all of it alive. */
 struct net_server_env {
@@ -21,6 +22,7 @@ struct net_server_env {
     const struct conf *conf;
     struct auth_db *auth; /* hashes passwords at the first login */
     struct vhost_registry *vhosts;
+    struct cluster *cluster; /* NULL: alone; else the topology changes through its log */
 };
 
 /* NULL on ENOMEM (logged). */
@@ -170,14 +172,20 @@ int net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char 
 struct queue_owner;
 struct queue;
 struct wire_queue_declare;
+/* Where a queue declared in a cluster lives (src/net/topology.c). */
+struct net_queue_home {
+    const char *node;  /* its home node's name when it is another, else NULL */
+    uint64_t owner_id; /* an exclusive queue's owner's id (queue.owner_id) */
+};
 /* queue.declare (not passive) of name (d->queue, or the name made for an empty one) in vh for
  * user, from a connection whose exclusive queues are own (NULL: none, the HTTP API, which
- * cannot declare exclusive queues). Warnings are logged with log_ctx (NULL: none). Returns 0
- * with *out (*created: whether it is new), or -1 with err. */
+ * cannot declare exclusive queues); a new queue's home is home's (NULL: this node, alone).
+ * Warnings are logged with log_ctx (NULL: none). Returns 0 with *out (*created: whether it
+ * is new), or -1 with err. */
 int net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *user,
-                      struct queue_owner *own, const char *log_ctx, struct wire_str name,
-                      const struct wire_queue_declare *d, struct queue **out, bool *created,
-                      struct net_decl_err *err);
+                      struct queue_owner *own, const struct net_queue_home *home,
+                      const char *log_ctx, struct wire_str name, const struct wire_queue_declare *d,
+                      struct queue **out, bool *created, struct net_decl_err *err);
 /* queue.purge of name in vh for user, from a connection whose exclusive queues are own (NULL:
  * none, the HTTP API). Returns 0 (*count: messages purged) or -1 with err. */
 int net_queue_purge(struct vhost *vh, const struct auth_perm *perm, const char *user,

@@ -138,6 +138,7 @@ struct queue_lane {
 TAILQ_HEAD(queue_list, queue);
 struct queue_owner {
     struct queue_list queues;
+    uint64_t id; /* in a cluster: the owner's id on every node (queue.owner_id); 0 alone */
 };
 
 struct queue {
@@ -148,6 +149,12 @@ struct queue {
     bool durable, auto_delete;
     struct queue_owner *owner; /* exclusive queues: the owning connection's list; else NULL */
     TAILQ_ENTRY(queue) owner_link;
+    /* In a cluster (net/topology.c): the node the queue lives on when it is another
+     * ("name@host"; owns), NULL when this one; an exclusive queue's owner's id (the same on
+     * every node; the owner here is then a connection's, or a stand-in for one on its home
+     * node), else 0. */
+    char *home;
+    uint64_t owner_id;
     uint8_t *args; /* owns a copy of the declare arguments */
     uint32_t args_len;
     struct queue_settings settings; /* owns: effective arguments and policies */

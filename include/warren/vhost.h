@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "warren/hmap.h"
+#include "warren/queue.h"
 #include "warren/stats.h"
 #include "warren/wire.h"
 
@@ -49,6 +50,9 @@ struct vhost {
 struct vhost_registry {
     struct vhost *head;      /* owns the list */
     struct durable *durable; /* borrows; given to each vhost (durable_recover sets it) */
+    /* In a cluster: the stand-in owner of the exclusive queues whose connection is not one of
+     * this node's (on another node, or gone before a restart) */
+    struct queue_owner others;
 };
 
 void vhost_registry_init(struct vhost_registry *reg);
@@ -81,5 +85,12 @@ int vhost_queue_add(struct vhost *vh, struct queue *q);
  * without bindings go too, transitively. queue.delete returns the ready count dropped. */
 void vhost_exch_delete(struct vhost *vh, struct exch *e);
 uint64_t vhost_queue_delete(struct vhost *vh, struct queue *q);
+/* A queue deletes itself (x-expires, or auto-delete as its last consumer goes): at once, or
+ * in a cluster through its log, by what vhost_set_self_delete gave (called with q, which
+ * stays until the log's delete is applied). */
+void vhost_queue_delete_self(struct queue *q);
+/* In a cluster: fn(arg, q) submits q's deletion to the cluster's log. NULL: none (alone).
+ * Process-wide, as there is one registry. */
+void vhost_set_self_delete(void (*fn)(void *arg, struct queue *q), void *arg);
 
 #endif

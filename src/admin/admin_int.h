@@ -26,10 +26,12 @@ struct admin {
     /* Clustering (replicate.c). */
     struct cluster *cluster;       /* borrows; NULL: alone */
     bool applying;                 /* a metadata command is being applied: change, don't submit */
-    uint64_t stored_index;         /* the metadata log index the stored records are at */
     struct admin_boot *boot[2];    /* owns: the defaults, load_definitions, to submit */
     struct admin_pending *pending; /* owns: changes submitted, waiting for their outcome */
     char apply_err[1024];          /* the last apply's error text, for the done after it */
+    /* 'D' being applied: the node that submitted it, home of the queues it makes (NULL: this
+     * one) */
+    const char *import_home;
     /* Policies, parameters (operator policies among them) and global parameters as stored:
      * JSON objects keyed by their names joined with 0x1f, the vhost first (admin_stored_key).
      * Policies apply (policies.c); of the parameters, operator policies and vhost limits. */
@@ -104,9 +106,6 @@ enum admin_result admin_submit(struct admin *a, char op, json_t *args, admin_don
 json_t *admin_seed_records(const struct admin *a);
 /* Applies them (stored) and logs it. 0, or -1 with err set (recover.c). */
 int admin_seed_apply(struct admin *a, json_t *records, char *err, size_t errlen);
-/* Reads the metadata log index the stored records are at into a->stored_index. 0, or -1
- * with err set (replicate.c). */
-int admin_index_recover(struct admin *a, char *err, size_t errlen);
 /* A first start in a cluster: its defaults are to be submitted by admin_set_cluster. 0, or
  * -1 on ENOMEM with err set. */
 int admin_boot_seed(struct admin *a, char *err, size_t errlen);

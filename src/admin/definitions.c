@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "admin_int.h"
+#include "warren/cluster.h"
 #include "warren/conf.h"
 #include "warren/exchange.h"
 #include "warren/log.h"
@@ -204,6 +205,10 @@ defs_queue(struct admin *a, json_t *e, uint8_t *buf, char *err, size_t errlen)
     if (queue_args_check(args, &qd, text, sizeof(text)) < 0)
         return admin_fail(err, errlen, ADMIN_INVALID, "queue '%s': %s", name, text);
     struct queue *q = queue_new(v, defs_wstr(name), qd.durable, qd.auto_delete, NULL, args);
+    if (q != NULL && a->import_home != NULL && (q->home = strdup(a->import_home)) == NULL) {
+        queue_free(q, NULL, NULL);
+        q = NULL;
+    }
     if (q == NULL || vhost_queue_add(v, q) < 0) {
         if (q != NULL)
             queue_free(q, NULL, NULL);
@@ -327,7 +332,8 @@ admin_definitions_put(struct admin *a, json_t *defs, admin_done_fn done, void *a
             json_decref(copy);
             return admin_fail(err, errlen, ADMIN_NOMEM, "cannot hash a password (see the log)");
         }
-        return admin_submit(a, 'D', json_pack("[o]", copy), done, arg, err, errlen);
+        return admin_submit(a, 'D', json_pack("[os]", copy, cluster_self_name(a->cluster)), done,
+                            arg, err, errlen);
     }
     enum admin_result r = admin_definitions_import(a, defs, err, errlen);
     return r == ADMIN_OK ? admin_done(a, done, arg, err, errlen) : r;

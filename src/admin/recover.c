@@ -135,5 +135,5 @@ admin_recover(struct admin *a, char *err, size_t errlen)
                                              : admin_seed(a, err, errlen) < 0)
             return -1;
     }
-    return admin_index_recover(a, err, errlen);
+    return 0;
 }

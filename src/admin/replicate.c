@@ -29,15 +29,16 @@
  *                                      first in the log makes them and the others (every
  *                                      node's first start submits them, even one joining
  *                                      later) change nothing
- *   'D' [definitions]                  admin_definitions_import (POST /api/definitions, and
+ *   'D' [definitions, node]            admin_definitions_import (POST /api/definitions, and
  *                                      load_definitions, which each start submits); users
- *                                      carry hashes, as in 'R'
+ *                                      carry hashes, as in 'R'; the queues it makes live on
+ *                                      node, the one that submitted it
  *
  * Replay: the log is replayed from its start at every start (no snapshots yet). Each apply
- * writes its entry's index under 0x00 "warren/admin-index" in the loop turn's batch, the one
- * its records go in (an entry's commands are applied in one loop turn), so that what is
- * stored is always the state after some index; a start skips the entries at or below it, and
- * the state never goes back, even for a moment.
+ * writes its entry's index (durable_meta_index_put) in the loop turn's batch, the one its
+ * records go in, so that what is stored is always the state after some index; a start skips
+ * the entries at or below it (durable_meta_index), and the state never goes back, even for a
+ * moment.
  *
  * Waiting: a change's done is called once, on the first of its outcome (committed, applied
  * here, then its records synced) and ADMIN_CLUSTER_WAIT_MS (ADMIN_UNAVAILABLE: "may or may
@@ -60,9 +61,6 @@
 #include "warren/log.h"
 #include "warren/vhost.h"
 
-/* The meta key of the last metadata log index applied (decimal). */
-#define ADMIN_INDEX_KEY "\0warren/admin-index"
-#define ADMIN_INDEX_KEY_LEN (sizeof(ADMIN_INDEX_KEY) - 1)
 /* How long a start waits before submitting its defaults or definitions again (no leader
  * yet). */
 #define ADMIN_BOOT_RETRY_MS 200
@@ -80,44 +78,6 @@ bool
 admin_replicated(const struct admin *a)
 {
     return a->cluster != NULL && !a->applying;
-}
-
-/* ---- the stored index ---- */
-
-int
-admin_index_recover(struct admin *a, char *err, size_t errlen)
-{
-    char *val = NULL;
-    size_t vlen = 0;
-    a->stored_index = 0;
-    if (a->env.store == NULL)
-        return 0;
-    int rc =
-        store_get(a->env.store, ADMIN_INDEX_KEY, ADMIN_INDEX_KEY_LEN, &val, &vlen, err, errlen);
-    if (rc < 0)
-        return -1;
-    if (rc == 1) {
-        char *end;
-        errno = 0;
-        unsigned long long x = strtoull(val, &end, 10);
-        if (vlen == 0 || *end != '\0' || errno != 0) {
-            snprintf(err, errlen, "corrupt metadata log index in the store: not starting");
-            free(val);
-            return -1;
-        }
-        a->stored_index = x;
-    }
-    free(val);
-    return 0;
-}
-
-/* Writes index as the one the stored records are at, in the loop turn's batch. */
-static void
-admin_index_write(struct admin *a, uint64_t index)
-{
-    char text[24];
-    int n = snprintf(text, sizeof(text), "%" PRIu64, index);
-    durable_record_put(a->env.durable, ADMIN_INDEX_KEY, ADMIN_INDEX_KEY_LEN, text, (size_t)n);
 }
 
 /* ---- applying ---- */
@@ -255,8 +215,13 @@ admin_apply_op(struct admin *a, char op, json_t *x, char *err, size_t errlen)
     }
     case 'S':
         return admin_apply_seed(a, x, err, errlen);
-    case 'D':
-        return admin_definitions_import(a, json_array_get(x, 0), err, errlen);
+    case 'D': {
+        /* the queues it makes live on the node that submitted it */
+        a->import_home = s1 != NULL && strcmp(s1, cluster_self_name(a->cluster)) != 0 ? s1 : NULL;
+        enum admin_result r = admin_definitions_import(a, json_array_get(x, 0), err, errlen);
+        a->import_home = NULL;
+        return r;
+    }
     default:
         return ADMIN_INVALID;
     }
@@ -268,7 +233,7 @@ admin_meta_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
 {
     struct admin *a = arg;
     a->apply_err[0] = '\0';
-    if (index <= a->stored_index)
+    if (index <= durable_meta_index(a->env.durable))
         return ADMIN_OK; /* stored before this start */
     json_t *x = len > 2 ? json_loadb((const char *)cmd + 2, len - 2, JSON_ALLOW_NUL, NULL) : NULL;
     enum admin_result r = ADMIN_INVALID;
@@ -286,7 +251,7 @@ admin_meta_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
         log_msg(LOG_INFO, "cluster: metadata change %" PRIu64 " refused: %s", index, a->apply_err);
     }
     json_decref(x);
-    admin_index_write(a, index);
+    durable_meta_index_put(a->env.durable, index);
     return (int)r;
 }
 
@@ -489,7 +454,7 @@ admin_boot_defs(struct admin *a, json_t *defs, const char *path)
     snprintf(what, sizeof(what), "the definitions of %s", path);
     json_t *args = NULL;
     if (admin_prehash_users(a, json_object_get(defs, "users")) == 0)
-        args = json_pack("[o]", defs);
+        args = json_pack("[os]", defs, a->env.conf->nodename);
     else
         json_decref(defs);
     a->boot[1] = admin_boot_new(a, 'D', args, what);

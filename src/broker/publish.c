@@ -192,12 +192,15 @@ publish_store(struct vhost *vh, struct msg *m, const struct route_result *r)
 
 /* Takes the queues that refuse m by their length limits (x-overflow reject-publish*) out of
  * r, counting them in out; reject-publish-dlx dead-letters it from them (reason maxlen), as
- * RabbitMQ does. */
+ * RabbitMQ does. In a cluster, another node's queue refuses it too, for now. */
 static void
 publish_refusals(struct msg *m, struct route_result *r, struct publish_outcome *out)
 {
     for (uint32_t i = 0; i < r->n;) {
-        if (queue_refuses(r->queues[i], m)) {
+        if (r->queues[i]->home != NULL) {
+            out->n_refused++;
+            r->queues[i] = r->queues[--r->n];
+        } else if (queue_refuses(r->queues[i], m)) {
             if (r->queues[i]->settings.overflow == QUEUE_OVERFLOW_REJECT_PUBLISH_DLX)
                 deadletter_message(r->queues[i], m, DEADLETTER_MAXLEN, NULL);
             out->n_refused++;

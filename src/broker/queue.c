@@ -206,6 +206,7 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     if (q->lanes != &q->lane0)
         free(q->lanes);
     free(q->name);
+    free(q->home);
     free(q->args);
     queue_settings_free(&q->settings);
     stats_obj_clear(&q->stats);

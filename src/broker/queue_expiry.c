@@ -132,7 +132,7 @@ queue_deadline_fired(evutil_socket_t fd, short what, void *arg)
     if (q->unused_until != 0 && q->n_consumers == 0 && now >= q->unused_until && q->vhost != NULL) {
         log_msg(LOG_INFO, "queue '%s' in vhost '%s' deleted: unused for %lld ms (x-expires)",
                 q->name, q->vhost->name, (long long)q->settings.expires);
-        vhost_queue_delete(q->vhost, q);
+        vhost_queue_delete_self(q);
         return;
     }
     if (q->dlx_retry_at != 0 && now >= q->dlx_retry_at)
@@ -150,6 +150,8 @@ queue_deadline_fired(evutil_socket_t fd, short what, void *arg)
 void
 queue_used(struct queue *q)
 {
+    if (q->home != NULL)
+        return; /* its home node's to expire */
     q->unused_until =
         q->settings.expires > 0 ? queue_now() + (uint64_t)q->settings.expires * 1000u : 0;
     queue_deadline_arm(q);

@@ -14,11 +14,33 @@
 #include "warren/policy.h"
 #include "warren/queue.h"
 
+/* vhost_set_self_delete's. Loop thread only. */
+static void (*vhost_self_delete_fn)(void *arg, struct queue *q);
+static void *vhost_self_delete_arg;
+
+void
+vhost_set_self_delete(void (*fn)(void *arg, struct queue *q), void *arg)
+{
+    vhost_self_delete_fn = fn;
+    vhost_self_delete_arg = arg;
+}
+
+void
+vhost_queue_delete_self(struct queue *q)
+{
+    if (vhost_self_delete_fn != NULL)
+        vhost_self_delete_fn(vhost_self_delete_arg, q);
+    else
+        vhost_queue_delete(q->vhost, q);
+}
+
 void
 vhost_registry_init(struct vhost_registry *reg)
 {
     reg->head = NULL;
     reg->durable = NULL;
+    TAILQ_INIT(&reg->others.queues);
+    reg->others.id = 0;
 }
 
 static void

@@ -685,6 +685,12 @@ fail:
     return -1;
 }
 
+const char *
+cluster_self_name(const struct cluster *c)
+{
+    return c->self_name;
+}
+
 unsigned
 cluster_nodes(const struct cluster *c, struct cluster_node_view *out, unsigned cap)
 {

@@ -152,6 +152,12 @@ struct cluster_group {
     struct raft_fsm fsm;
     struct raft_uv_transport transport;
     uv_timer_t watch;
+    /* The leader's kick (group_on_kick): a barrier entry after entries applied, so that the
+     * followers hear of their commit at once rather than at the next heartbeat. */
+    uv_timer_t kick;
+    bool kick_ready;                  /* kick is initialised and the group not closing */
+    bool kick_wanted;                 /* entries were applied since the last barrier was appended */
+    bool kick_in_flight;              /* a barrier is appended, not committed yet */
     struct cluster_group_status seen; /* last published */
     struct cluster_transport *tr;     /* borrows; the node's */
     struct cluster_call close_call;
@@ -648,6 +654,44 @@ static void group_applied_on_broker(struct cluster_call *call);
 
 /* raft's state machine: the entry goes to the broker's loop, where the state lives. A
  * committed entry cannot be refused: without memory for its copy the member stops. */
+static void group_on_kick(uv_timer_t *timer);
+
+/* The kick's barrier is committed (or failed: the group closes, or lost its leadership). */
+static void
+group_on_kicked(struct raft_barrier *req, int status)
+{
+    struct cluster_group *g = req->data;
+    (void)status;
+    free(req);
+    g->kick_in_flight = false;
+    if (g->kick_ready && g->kick_wanted)
+        uv_timer_start(&g->kick, group_on_kick, 0, 0);
+}
+
+/* A follower learns that entries are committed from the leader's next AppendEntries, which
+ * raft 0.15 sends when it appends, or at the next heartbeat (100 ms, and up to twice that
+ * with its tick): a member that forwarded a command would answer it that late. So the
+ * leader appends a barrier (an empty entry) after entries are applied: its AppendEntries
+ * carries the new commit index at once. One at a time; entries applied meanwhile get the
+ * next. */
+static void
+group_on_kick(uv_timer_t *timer)
+{
+    struct cluster_group *g = timer->data;
+    if (!g->kick_wanted || g->kick_in_flight || raft_state(&g->raft) != RAFT_LEADER)
+        return;
+    struct raft_barrier *req = malloc(sizeof(*req));
+    if (req == NULL)
+        return; /* the heartbeat tells them */
+    req->data = g;
+    g->kick_wanted = false;
+    if (raft_barrier(&g->raft, req, group_on_kicked) != 0) {
+        free(req);
+        return;
+    }
+    g->kick_in_flight = true;
+}
+
 static int
 group_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
@@ -665,6 +709,11 @@ group_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **resu
     a->call.fn = group_applied_on_broker;
     cluster_thread_post(g->thread, &a->call);
     *result = NULL;
+    if (g->kick_ready && raft_state(&g->raft) == RAFT_LEADER) {
+        g->kick_wanted = true;
+        if (!g->kick_in_flight)
+            uv_timer_start(&g->kick, group_on_kick, 0, 0); /* not from within raft's apply */
+    }
     return 0;
 }
 
@@ -780,6 +829,8 @@ group_on_close_wait(uv_timer_t *timer)
         uv_now(cluster_thread_loop(g->thread)) - g->close_wait_start < GROUP_CLOSE_WAIT_MS)
         return;
     uv_timer_stop(timer);
+    g->kick_ready = false;
+    uv_close((uv_handle_t *)&g->kick, NULL); /* closed before the watch's callback runs */
     uv_close((uv_handle_t *)timer, group_on_watch_closed);
 }
 
@@ -1308,6 +1359,9 @@ cluster_group_start(struct cluster_group *g, struct cluster_transport *tr,
     uv_timer_init(loop, &g->watch);
     g->watch.data = g;
     uv_timer_start(&g->watch, group_on_watch, GROUP_WATCH_MS, GROUP_WATCH_MS);
+    uv_timer_init(loop, &g->kick);
+    g->kick.data = g;
+    g->kick_ready = true;
     started(arg, 0);
     return;
 

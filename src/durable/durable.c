@@ -5,6 +5,7 @@
  * store completes it. See warren/durable.h for what is stored. */
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,26 @@ durable_on_flush(evutil_socket_t fd, short what, void *arg)
 }
 
 void
+durable_set_clustered(struct durable *d)
+{
+    d->clustered = true;
+}
+
+uint64_t
+durable_meta_index(const struct durable *d)
+{
+    return d->meta_index;
+}
+
+void
+durable_meta_index_put(struct durable *d, uint64_t index)
+{
+    char text[24];
+    int n = snprintf(text, sizeof(text), "%" PRIu64, index);
+    durable_record_put(d, DURABLE_META_INDEX_KEY, DURABLE_META_INDEX_KEY_LEN, text, (size_t)n);
+}
+
+void
 durable_set_window(struct durable *d, uint64_t bytes)
 {
     d->window = bytes;
@@ -336,24 +357,26 @@ durable_record_delete_prefix(struct durable *d, const void *prefix, size_t plen)
 
 /* Durable exchanges are stored, but the predeclared ones, which every vhost gets anyway
  * (clients cannot declare "amq." names). */
+/* Whether e has a record: a durable exchange, or any in a cluster (durable_set_clustered),
+ * but the predeclared ones. */
 static bool
-durable_exch_stored(const struct exch *e)
+durable_exch_stored(const struct durable *d, const struct exch *e)
 {
-    return e->durable && strncmp(e->name, "amq.", 4) != 0;
+    return (e->durable || d->clustered) && strncmp(e->name, "amq.", 4) != 0;
 }
 
 void
 durable_exchange_added(struct durable *d, const struct exch *e)
 {
     struct store_batch *b;
-    if (d == NULL || !durable_exch_stored(e) || (b = durable_batch(d)) == NULL)
+    if (d == NULL || !durable_exch_stored(d, e) || (b = durable_batch(d)) == NULL)
         return;
     const char *vh = e->vhost->name;
     uint8_t key[STORE_KEY_NAMED_MAX], hdr[DURABLE_EXCH_HDR_LEN];
     size_t klen = store_key_exchange(key, vh, strlen(vh), e->name, e->name_len);
     hdr[0] = (uint8_t)e->type;
-    hdr[1] =
-        (e->auto_delete ? DURABLE_EXCH_AUTO_DELETE : 0) | (e->internal ? DURABLE_EXCH_INTERNAL : 0);
+    hdr[1] = (e->auto_delete ? DURABLE_EXCH_AUTO_DELETE : 0) |
+             (e->internal ? DURABLE_EXCH_INTERNAL : 0) | (e->durable ? 0 : DURABLE_EXCH_TRANSIENT);
     struct iovec parts[2] = {{hdr, sizeof(hdr)}, {e->args, e->args_len}};
     store_batch_putv(b, key, klen, parts, 2);
 }
@@ -362,7 +385,7 @@ void
 durable_exchange_removed(struct durable *d, const struct exch *e)
 {
     struct store_batch *b;
-    if (d == NULL || !durable_exch_stored(e) || (b = durable_batch(d)) == NULL)
+    if (d == NULL || !durable_exch_stored(d, e) || (b = durable_batch(d)) == NULL)
         return;
     const char *vh = e->vhost->name;
     uint8_t key[STORE_KEY_NAMED_MAX];
@@ -370,12 +393,47 @@ durable_exchange_removed(struct durable *d, const struct exch *e)
     store_batch_delete(b, key, klen);
 }
 
+/* Whether q's messages are stored: a durable queue of this node, not exclusive. */
+static bool
+durable_queue_storable(const struct queue *q)
+{
+    return q->durable && q->owner == NULL && q->home == NULL;
+}
+
+/* In a cluster, the record of a queue whose messages are not stored here (see
+ * DURABLE_QUEUE_CLUSTER). */
+static void
+durable_queue_definition_put(struct durable *d, const struct queue *q)
+{
+    struct store_batch *b = durable_batch(d);
+    if (b == NULL)
+        return;
+    const char *vh = q->vhost->name;
+    uint8_t key[STORE_KEY_NAMED_MAX], hdr[DURABLE_QUEUE_CLUSTER_HDR_LEN];
+    size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
+    size_t home_len = q->home != NULL ? strlen(q->home) : 0;
+    bytes_put64(hdr, 0);
+    hdr[8] = (uint8_t)(DURABLE_QUEUE_CLUSTER | (q->auto_delete ? DURABLE_QUEUE_AUTO_DELETE : 0) |
+                       (q->durable ? 0 : DURABLE_QUEUE_TRANSIENT) |
+                       (q->owner != NULL ? DURABLE_QUEUE_EXCLUSIVE : 0));
+    bytes_put64(hdr + DURABLE_QUEUE_HDR_LEN, q->owner_id);
+    hdr[DURABLE_QUEUE_HDR_LEN + 8] = (uint8_t)home_len; /* a node name: under 256 bytes */
+    struct iovec parts[3] = {
+        {hdr, sizeof(hdr)}, {q->home != NULL ? q->home : "", home_len}, {q->args, q->args_len}};
+    store_batch_putv(b, key, klen, parts, 3);
+}
+
 void
 durable_queue_added(struct durable *d, struct queue *q)
 {
     struct store_batch *b;
-    if (d == NULL || !q->durable || q->owner != NULL)
+    if (d == NULL)
         return;
+    if (!durable_queue_storable(q)) {
+        if (d->clustered)
+            durable_queue_definition_put(d, q);
+        return;
+    }
     struct durable_queue *dq = durable_queue_attach(q);
     if (dq == NULL) {
         /* Not stored at all, as if its write was lost: the next barrier fails. */
@@ -508,6 +566,12 @@ static void
 durable_queue_removed(struct durable *d, struct queue *q)
 {
     struct durable_queue *dq = q->durable_state;
+    struct store_batch *b;
+    if (d != NULL && d->clustered && !durable_queue_storable(q) && (b = durable_batch(d)) != NULL) {
+        const char *vh = q->vhost->name;
+        uint8_t key[STORE_KEY_NAMED_MAX];
+        store_batch_delete(b, key, store_key_queue(key, vh, strlen(vh), q->name, q->name_len));
+    }
     if (dq == NULL)
         return;
     if (d != NULL && dq->store_id != 0)
@@ -521,9 +585,11 @@ void
 durable_binding_changed(struct durable *d, const struct exch *src, struct bind_dest dst,
                         struct wire_str routing_key, struct wire_table args, bool added)
 {
-    if (d == NULL || !src->durable)
+    if (d == NULL)
         return;
-    if (dst.is_exch ? !dst.u.exch->durable : !durable_queue_stored(dst.u.queue))
+    /* In a cluster every binding is stored, as its ends are. */
+    if (!d->clustered && (!src->durable || (dst.is_exch ? !dst.u.exch->durable
+                                                        : !durable_queue_stored(dst.u.queue))))
         return;
     struct store_batch *b = durable_batch(d);
     if (b == NULL)

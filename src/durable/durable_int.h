@@ -104,7 +104,9 @@ struct durable {
     struct durable_queue_list dirty;     /* borrows: queues whose watermark is to be written */
     struct durable_queue_list page_wait; /* borrows: queues waiting for paged entries to be
                                           * readable */
-    uint64_t turn; /* the number of this turn's batch (the next one submitted) */
+    uint64_t turn;       /* the number of this turn's batch (the next one submitted) */
+    bool clustered;      /* durable_set_clustered */
+    uint64_t meta_index; /* the metadata log index the store's metadata was at at start */
     struct durable_pageout_list pageouts; /* owns: page-outs of batches not completed yet */
     struct durable_sweep_list sweeps;     /* owns */
     struct event *sweep_ev;               /* owns: zero-delay timer running the next step */
@@ -118,10 +120,22 @@ struct durable {
 /* Value of an 'E' key: type, flags, then the declare arguments. */
 #define DURABLE_EXCH_AUTO_DELETE 0x01
 #define DURABLE_EXCH_INTERNAL 0x02
+#define DURABLE_EXCH_TRANSIENT 0x04 /* in a cluster: not durable (durable_set_clustered) */
 #define DURABLE_EXCH_HDR_LEN 2
-/* Value of a 'Q' key: u64 id, flags, then the declare arguments. */
+/* Value of a 'Q' key: u64 id, flags, then the declare arguments. In a cluster, a queue whose
+ * messages this node does not store (another node's, or a transient or exclusive one) has a
+ * record of its definition alone (DURABLE_QUEUE_CLUSTER, id 0): after the flags come the u64
+ * owner id (queue.owner_id), the u8 length and the name of its home node ("" for this one),
+ * then the arguments. */
 #define DURABLE_QUEUE_AUTO_DELETE 0x01
+#define DURABLE_QUEUE_CLUSTER 0x02
+#define DURABLE_QUEUE_TRANSIENT 0x04
+#define DURABLE_QUEUE_EXCLUSIVE 0x08
 #define DURABLE_QUEUE_HDR_LEN 9
+#define DURABLE_QUEUE_CLUSTER_HDR_LEN (DURABLE_QUEUE_HDR_LEN + 8 + 1)
+/* The metadata log index the stored metadata is at (decimal), see durable_meta_index. */
+#define DURABLE_META_INDEX_KEY "\0warren/admin-index"
+#define DURABLE_META_INDEX_KEY_LEN (sizeof(DURABLE_META_INDEX_KEY) - 1)
 /* Value of an 'I' key: flags, then u64 expiry time if DURABLE_ENTRY_EXPIRES, then u8 reason
  * (enum deadletter_reason) if DURABLE_ENTRY_DEAD, then u32 delivery count if
  * DURABLE_ENTRY_COUNTED (format 3: written again by each requeue; without it, 0), then either

@@ -10,6 +10,7 @@
  * data directory is left as it is. */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,8 +119,9 @@ recover_exchange(void *arg, const void *key, size_t klen, const void *val, size_
     if (vhost_exch_find(x->vh, name) != NULL)
         return 0;
     struct wire_table args = {v + DURABLE_EXCH_HDR_LEN, (uint32_t)(vlen - DURABLE_EXCH_HDR_LEN)};
-    struct exch *e = exch_new(x->vh, name, type, true, (v[1] & DURABLE_EXCH_AUTO_DELETE) != 0,
-                              (v[1] & DURABLE_EXCH_INTERNAL) != 0, args);
+    struct exch *e =
+        exch_new(x->vh, name, type, (v[1] & DURABLE_EXCH_TRANSIENT) == 0,
+                 (v[1] & DURABLE_EXCH_AUTO_DELETE) != 0, (v[1] & DURABLE_EXCH_INTERNAL) != 0, args);
     if (e == NULL)
         return recover_nomem(x);
     if (vhost_exch_add(x->vh, e) < 0) {
@@ -127,6 +129,33 @@ recover_exchange(void *arg, const void *key, size_t klen, const void *val, size_
         return recover_nomem(x);
     }
     x->n_exchanges++;
+    return 0;
+}
+
+/* A cluster's queue definition (DURABLE_QUEUE_CLUSTER) of vhost x->vh: the queue, without
+ * messages. 0, or 1 with x->err filled. */
+static int
+recover_queue_definition(struct recover_ctx *x, struct wire_str name, const uint8_t *v, size_t vlen,
+                         const void *key, size_t klen)
+{
+    const uint8_t *p = v + DURABLE_QUEUE_HDR_LEN + 8, *end = v + vlen;
+    struct wire_str home;
+    if (vlen < DURABLE_QUEUE_CLUSTER_HDR_LEN || recover_name(&p, end, &home) < 0)
+        return recover_corrupt(x, "queue", key, klen);
+    uint8_t flags = v[8];
+    struct wire_table args = {p, (uint32_t)(end - p)};
+    struct queue_owner *owner = (flags & DURABLE_QUEUE_EXCLUSIVE) ? &x->reg->others : NULL;
+    struct queue *q = queue_new(x->vh, name, (flags & DURABLE_QUEUE_TRANSIENT) == 0,
+                                (flags & DURABLE_QUEUE_AUTO_DELETE) != 0, owner, args);
+    if (q == NULL)
+        return recover_nomem(x);
+    q->owner_id = bytes_get64(v + DURABLE_QUEUE_HDR_LEN);
+    if ((home.len > 0 && (q->home = strndup((const char *)home.ptr, home.len)) == NULL) ||
+        vhost_queue_add(x->vh, q) < 0) {
+        queue_free(q, NULL, NULL);
+        return recover_nomem(x);
+    }
+    x->n_queues++;
     return 0;
 }
 
@@ -142,7 +171,11 @@ recover_queue(void *arg, const void *key, size_t klen, const void *val, size_t v
     if (rc < 0 || recover_name(&p, end, &name) < 0 || p != end || vlen < DURABLE_QUEUE_HDR_LEN)
         return recover_corrupt(x, "queue", key, klen);
     uint64_t id = bytes_get64(v);
-    if (id == 0 || vhost_queue_find(x->vh, name) != NULL)
+    if (vhost_queue_find(x->vh, name) != NULL)
+        return recover_corrupt(x, "queue", key, klen);
+    if (id == 0 && (v[8] & DURABLE_QUEUE_CLUSTER))
+        return recover_queue_definition(x, name, v, vlen, key, klen);
+    if (id == 0)
         return recover_corrupt(x, "queue", key, klen);
     struct wire_table args = {v + DURABLE_QUEUE_HDR_LEN, (uint32_t)(vlen - DURABLE_QUEUE_HDR_LEN)};
     struct queue *q =
@@ -488,6 +521,33 @@ recover_shared_free(struct hmap_entry *e)
     free(hmap_container_of(e, struct recover_shared, by_id));
 }
 
+/* The metadata log index the store is at (durable_meta_index) into d->meta_index. 0, or -1
+ * with err filled. */
+static int
+recover_meta_index(struct durable *d, char *err, size_t errlen)
+{
+    char *val = NULL;
+    size_t vlen = 0;
+    int rc = store_get(d->st, DURABLE_META_INDEX_KEY, DURABLE_META_INDEX_KEY_LEN, &val, &vlen, err,
+                       errlen);
+    if (rc < 0)
+        return -1;
+    d->meta_index = 0;
+    if (rc == 1) {
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(val, &end, 10);
+        if (vlen == 0 || *end != '\0' || errno != 0) {
+            snprintf(err, errlen, "corrupt metadata log index in the store: not starting");
+            free(val);
+            return -1;
+        }
+        d->meta_index = x;
+    }
+    free(val);
+    return 0;
+}
+
 int
 durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t errlen)
 {
@@ -496,6 +556,8 @@ durable_recover(struct durable *d, struct vhost_registry *reg, char *err, size_t
     hmap_init(&x.shared);
     uint8_t tag;
     int rc = -1;
+    if (recover_meta_index(d, err, errlen) < 0)
+        goto out;
     tag = STORE_TAG_EXCHANGE;
     if (store_iter_prefix(d->st, &tag, 1, recover_exchange, &x, err, errlen) != 0)
         goto out;

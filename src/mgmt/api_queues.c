@@ -70,7 +70,7 @@ static json_t *
 api_queue_entry(struct mgmt_req *r, const void *obj)
 {
     const struct queue *q = obj;
-    const char *node = mgmt_node_name(r->env);
+    const char *node = q->home != NULL ? q->home : mgmt_node_name(r->env); /* where it lives */
     const struct queue_settings *s = &q->settings;
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:b, s:b, s:b, s:o?, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s?, s:s?, "
@@ -223,7 +223,7 @@ api_queue_put(struct mgmt_req *r)
         struct queue *q;
         bool created;
         struct net_decl_err err;
-        if (net_queue_declare(v, perm, user, NULL, NULL, name, &d, &q, &created, &err) < 0)
+        if (net_queue_declare(v, perm, user, NULL, NULL, NULL, name, &d, &q, &created, &err) < 0)
             mgmt_decl_failed(r, &err);
         else
             r->reply(r, created ? 201 : 204, NULL);

@@ -41,6 +41,7 @@ chan_new(struct conn *c, uint16_t id)
     TAILQ_INIT(&ch->tx_acks);
     STAILQ_INIT(&ch->tx_publishes);
     LIST_INIT(&ch->store_waits);
+    LIST_INIT(&ch->topo_waits);
     stats_node.chans_opened++;
     return ch;
 }

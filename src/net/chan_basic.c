@@ -373,7 +373,7 @@ chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
     }
     if (chan_access_queue(ch, WIRE_BASIC_CONSUME, AUTH_READ, bc->queue) < 0)
         return -1;
-    struct queue *q = chan_queue_lookup(ch, bc->queue, WIRE_BASIC_CONSUME);
+    struct queue *q = chan_queue_lookup_here(ch, bc->queue, WIRE_BASIC_CONSUME);
     if (q == NULL)
         return -1;
     /* As RabbitMQ: a queue with a single active consumer has no exclusive one, ever. */
@@ -413,7 +413,7 @@ chan_cons_cancel(struct chan_cons *cc)
     bool delete_queue = q != NULL && queue_consumer_remove(&cc->base);
     chan_cons_free(cc);
     if (delete_queue)
-        vhost_queue_delete(q->vhost, q);
+        vhost_queue_delete_self(q);
     else if (q != NULL)
         queue_dispatch(q);
 }
@@ -435,7 +435,7 @@ int
 chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wait)
 {
     struct conn *c = ch->conn;
-    struct queue *q = chan_queue_lookup(ch, queue, WIRE_BASIC_GET);
+    struct queue *q = chan_queue_lookup_here(ch, queue, WIRE_BASIC_GET);
     if (q == NULL)
         return -1;
     queue_used(q);
@@ -1021,6 +1021,7 @@ chan_release(struct chan *ch)
         ch->in_confirm_due = false;
     }
     chan_store_waits_release(ch);
+    chan_topology_release(ch);
     msg_unref(&ch->publishing);
     chan_tx_discard_publishes(ch);
     chan_give_back(ch);

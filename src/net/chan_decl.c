@@ -64,6 +64,19 @@ chan_queue_lookup(struct chan *ch, struct wire_str name, uint32_t method_id)
     return q;
 }
 
+struct queue *
+chan_queue_lookup_here(struct chan *ch, struct wire_str name, uint32_t method_id)
+{
+    struct queue *q = chan_queue_lookup(ch, name, method_id);
+    if (q != NULL && q->home != NULL) {
+        chan_raise(ch, WIRE_NOT_IMPLEMENTED, method_id,
+                   "queue '%s' in vhost '%s' lives on node %s: connect there to consume from it",
+                   q->name, ch->conn->vhost->name, q->home);
+        return NULL;
+    }
+    return q;
+}
+
 /* Removes a binding if it exists and answers unbind-ok in any case: like RabbitMQ, unbinding
  * something that is not there (a missing queue, exchange or binding) is not an error. An
  * auto-delete exchange left without bindings goes. */
@@ -283,6 +296,12 @@ chan_on_exchange_declare(struct chan *ch, const struct wire_exchange_declare *d)
     struct conn *c = ch->conn;
     struct net_decl_err err;
     bool created;
+    if (c->server->topo != NULL) {
+        if (!d->passive)
+            return chan_topology_exchange_declare(ch, d);
+        if (d->exchange.len > 0 && vhost_exch_find(c->vhost, d->exchange) == NULL)
+            return chan_topology_passive(ch, WIRE_EXCHANGE_DECLARE, false, d->exchange, d->no_wait);
+    }
     if (net_exch_declare(c->vhost, chan_access_perm(c), auth_user_name(c->user), d, &created,
                          &err) < 0)
         return chan_raise_decl(ch, WIRE_EXCHANGE_DECLARE, &err);
@@ -320,6 +339,8 @@ chan_on_exchange_delete(struct chan *ch, const struct wire_exchange_delete *d)
 {
     struct conn *c = ch->conn;
     struct net_decl_err err;
+    if (c->server->topo != NULL)
+        return chan_topology_exchange_delete(ch, d);
     if (net_exch_delete(c->vhost, chan_access_perm(c), auth_user_name(c->user), d->exchange,
                         d->if_unused, &err) < 0)
         return chan_raise_decl(ch, WIRE_EXCHANGE_DELETE, &err);
@@ -404,6 +425,10 @@ chan_on_exchange_binding(struct chan *ch, uint32_t method_id, struct wire_str de
     struct conn *c = ch->conn;
     struct net_decl_err err;
     bool unbind = method_id == WIRE_EXCHANGE_UNBIND;
+    if (c->server->topo != NULL)
+        return chan_topology_bind(ch, method_id,
+                                  unbind ? WIRE_EXCHANGE_UNBIND_OK : WIRE_EXCHANGE_BIND_OK, false,
+                                  destination, source, routing_key, args, no_wait);
     if (net_bind(c->vhost, chan_access_perm(c), c->user, &c->exclusive, unbind, false, destination,
                  source, routing_key, args, &err) < 0)
         return chan_raise_decl(ch, method_id, &err);
@@ -448,22 +473,21 @@ chan_queue_inequivalent(struct net_decl_err *err, const struct vhost *vh, const 
                           arg, q->name, vh->name, got, cur);
 }
 
-static int
-chan_send_declare_ok(struct chan *ch, const struct queue *q)
+void
+chan_queue_declared(struct chan *ch, struct queue *q, bool passive, bool no_wait)
 {
+    if (passive)
+        queue_used(q); /* (a new declaration counted in net_queue_declare) */
+    memcpy(ch->last_queue_buf, q->name, q->name_len);
+    ch->last_queue = (struct wire_str){(const uint8_t *)ch->last_queue_buf, q->name_len};
+    if (no_wait)
+        return;
     struct wire_method ok = {.id = WIRE_QUEUE_DECLARE_OK};
     ok.u.queue_declare_ok.queue = (struct wire_str){(const uint8_t *)q->name, q->name_len};
     ok.u.queue_declare_ok.message_count =
         q->n_ready > UINT32_MAX ? UINT32_MAX : (uint32_t)q->n_ready;
     ok.u.queue_declare_ok.consumer_count = q->n_consumers;
-    return conn_send(ch->conn, ch->id, &ok);
-}
-
-static void
-chan_remember_queue(struct chan *ch, const struct queue *q)
-{
-    memcpy(ch->last_queue_buf, q->name, q->name_len);
-    ch->last_queue = (struct wire_str){(const uint8_t *)ch->last_queue_buf, q->name_len};
+    conn_send(ch->conn, ch->id, &ok);
 }
 
 /* Fills err as chan_raise_locked words it. Returns -1. */
@@ -498,9 +522,9 @@ chan_decl_queue(struct vhost *vh, const struct queue_owner *own, struct wire_str
 
 int
 net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *user,
-                  struct queue_owner *own, const char *log_ctx, struct wire_str name,
-                  const struct wire_queue_declare *d, struct queue **out, bool *created,
-                  struct net_decl_err *err)
+                  struct queue_owner *own, const struct net_queue_home *home, const char *log_ctx,
+                  struct wire_str name, const struct wire_queue_declare *d, struct queue **out,
+                  bool *created, struct net_decl_err *err)
 {
     *created = false;
     if (d->queue.len > 0 && chan_name_is_reserved(name))
@@ -561,6 +585,13 @@ net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *us
          !chan_decl_allows(vh, perm, user, AUTH_WRITE, false, dlx.v.str, err)))
         return -1;
     q = queue_new(vh, name, d->durable, d->auto_delete, d->exclusive ? own : NULL, d->arguments);
+    if (q != NULL && home != NULL) {
+        q->owner_id = d->exclusive ? home->owner_id : 0;
+        if (home->node != NULL && (q->home = strdup(home->node)) == NULL) {
+            queue_free(q, NULL, NULL);
+            q = NULL;
+        }
+    }
     if (q == NULL || vhost_queue_add(vh, q) < 0) {
         if (q != NULL)
             queue_free(q, NULL, NULL);
@@ -591,25 +622,26 @@ chan_on_queue_declare(struct chan *ch, const struct wire_queue_declare *d)
         return d->no_wait ? 0 : conn_send(c, ch->id, &ok);
     }
     if (d->passive) {
+        if (c->server->topo != NULL && name.len > 0 && vhost_queue_find(c->vhost, name) == NULL)
+            return chan_topology_passive(ch, WIRE_QUEUE_DECLARE, true, name, d->no_wait);
         q = chan_queue_lookup(ch, name, WIRE_QUEUE_DECLARE);
         if (q == NULL)
             return -1;
-        queue_used(q);
     } else {
         if (name.len == 0) {
             chan_random_name(genbuf, sizeof(genbuf), "amq.gen-");
             name = (struct wire_str){(const uint8_t *)genbuf, strlen(genbuf)};
         }
+        if (c->server->topo != NULL)
+            return chan_topology_queue_declare(ch, name, d);
         struct net_decl_err err;
         bool created;
         if (net_queue_declare(c->vhost, chan_access_perm(c), auth_user_name(c->user), &c->exclusive,
-                              c->ctx, name, d, &q, &created, &err) < 0)
+                              NULL, c->ctx, name, d, &q, &created, &err) < 0)
             return chan_raise_decl(ch, WIRE_QUEUE_DECLARE, &err);
     }
-    chan_remember_queue(ch, q);
-    if (d->no_wait)
-        return 0;
-    return chan_send_declare_ok(ch, q);
+    chan_queue_declared(ch, q, d->passive, d->no_wait);
+    return 0;
 }
 
 static int
@@ -644,6 +676,10 @@ chan_on_queue_binding(struct chan *ch, uint32_t method_id, struct wire_str queue
                       struct wire_table args)
 {
     struct conn *c = ch->conn;
+    if (method_id == WIRE_QUEUE_UNBIND && c->server->topo != NULL)
+        return chan_topology_bind(ch, method_id, WIRE_QUEUE_UNBIND_OK, true,
+                                  queue.len > 0 ? queue : ch->last_queue, exchange, routing_key,
+                                  args, false);
     if (method_id == WIRE_QUEUE_UNBIND) {
         if (chan_access_queue(ch, method_id, AUTH_WRITE, queue) < 0)
             return -1;
@@ -657,6 +693,9 @@ chan_on_queue_binding(struct chan *ch, uint32_t method_id, struct wire_str queue
     /* "" as routing key with an unnamed queue means the last declared queue's name. */
     if (routing_key.len == 0 && queue.len == 0)
         routing_key = ch->last_queue;
+    if (c->server->topo != NULL)
+        return chan_topology_bind(ch, method_id, WIRE_QUEUE_BIND_OK, true, name, exchange,
+                                  routing_key, args, no_wait);
     struct net_decl_err err;
     if (net_bind(c->vhost, chan_access_perm(c), c->user, &c->exclusive, false, true, name, exchange,
                  routing_key, args, &err) < 0)
@@ -677,6 +716,10 @@ net_queue_purge(struct vhost *vh, const struct auth_perm *perm, const char *user
     struct queue *q = chan_decl_queue(vh, own, name, err);
     if (q == NULL)
         return -1;
+    if (q->home != NULL)
+        return chan_decl_fail(err, WIRE_NOT_IMPLEMENTED,
+                              "queue '%s' in vhost '%s' lives on node %s: purge it there", q->name,
+                              vh->name, q->home);
     *count = queue_cmd_purge(q);
     return 0;
 }
@@ -731,6 +774,8 @@ chan_on_queue_delete(struct chan *ch, const struct wire_queue_delete *d)
     uint64_t n = 0;
     struct wire_str name = d->queue.len > 0 ? d->queue : ch->last_queue;
     struct net_decl_err err;
+    if (name.len > 0 && c->server->topo != NULL)
+        return chan_topology_queue_delete(ch, name, d);
     /* No name and no queue declared before: nothing to delete, deleted. */
     if (name.len > 0 &&
         net_queue_delete(c->vhost, chan_access_perm(c), auth_user_name(c->user), &c->exclusive,

@@ -906,6 +906,8 @@ void
 conn_release(struct conn *c)
 {
     chan_table_clear(c);
+    if (c->server->topo != NULL)
+        conn_topology_close(c); /* its exclusive queues go through the cluster's log */
     chan_delete_exclusive_queues(c);
 }
 

@@ -134,6 +134,7 @@ struct net_server {
     struct conn_list admit_queue; /* borrows: those whose input waits for it, in order */
     uint64_t accept_since_us;     /* when accepting began in this turn; 0: it has not */
     bool accept_deferred;         /* the listeners are off until the admission turn */
+    struct net_topology *topo;    /* owns; NULL: not in a cluster (topology.h) */
     bool shutting_down;
     void (*shutdown_done)(void *arg);
     void *shutdown_arg;
@@ -199,6 +200,10 @@ struct conn {
     struct vhost *vhost;          /* borrows from the registry; NULL until open */
     struct idmap chans;           /* owns each struct chan, by channel number */
     struct queue_owner exclusive; /* this connection's exclusive queues (the vhost owns them) */
+    /* In a cluster, once it declares an exclusive queue: in net_topology.owners under its
+     * owner id (exclusive.id), big-endian in owner_key (chan_topology.c) */
+    struct hmap_entry owner_by_id;
+    uint8_t owner_key[8];
     struct chan_list confirm_due; /* channels with publisher confirms to send */
     bool output_full;             /* consumers paused until the output drains */
     bool publisher;               /* has published: blocked while a resource alarm is on */
@@ -333,6 +338,8 @@ struct chan {
     char reply_token[64];             /* "amq.rabbitmq.reply-to.<random>" */
     /* Confirms and tx.commit-ok waiting for the store (chan_confirm.c). */
     LIST_HEAD(, chan_store_wait) store_waits; /* owns nothing: the store's callbacks free them */
+    /* Changes submitted to the cluster's metadata log (chan_topology.c). */
+    LIST_HEAD(, chan_topo_wait) topo_waits; /* owns nothing: the outcomes free them */
     /* The consumer acknowledgement timeout of the oldest unacked delivery (chan_timeout.c). */
     struct event *ack_timer; /* owns; NULL until the channel's first timed delivery */
     uint64_t ack_timer_at;   /* server_now_ms() when it fires; 0: not pending */
@@ -400,8 +407,36 @@ void chan_random_name(char *dst, size_t cap, const char *prefix);
 /* Looks a queue up for a method on ch: "" means the channel's last declared queue; raises
  * 404 for a missing queue and 405 for another connection's exclusive queue. NULL if raised. */
 struct queue *chan_queue_lookup(struct chan *ch, struct wire_str name, uint32_t method_id);
+/* The same for a method that takes messages (basic.consume, basic.get): in a cluster, another
+ * node's queue is refused with 540 NOT_IMPLEMENTED for now. */
+struct queue *chan_queue_lookup_here(struct chan *ch, struct wire_str name, uint32_t method_id);
 /* Deletes the exclusive queues a closing connection owned. */
 void chan_delete_exclusive_queues(struct conn *c);
+/* q was declared on ch (passive: a passive declare): counted as a use (x-expires), remembered
+ * as the channel's last queue, and answered with queue.declare-ok unless no_wait. */
+void chan_queue_declared(struct chan *ch, struct queue *q, bool passive, bool no_wait);
+
+/* chan_topology.c: the methods that change the topology, in a cluster (server->topo): each
+ * submits its command to the metadata log and the connection's input waits until this node
+ * applied it; then the method's -ok or the apply's error. Names are resolved ("" shortcuts)
+ * by the caller. Each returns 0, or -1 after raising. */
+int chan_topology_exchange_declare(struct chan *ch, const struct wire_exchange_declare *d);
+int chan_topology_exchange_delete(struct chan *ch, const struct wire_exchange_delete *d);
+int chan_topology_bind(struct chan *ch, uint32_t method_id, uint32_t ok_id, bool to_queue,
+                       struct wire_str destination, struct wire_str source, struct wire_str key,
+                       struct wire_table args, bool no_wait);
+int chan_topology_queue_declare(struct chan *ch, struct wire_str name,
+                                const struct wire_queue_declare *d);
+int chan_topology_queue_delete(struct chan *ch, struct wire_str name,
+                               const struct wire_queue_delete *d);
+/* A passive declare of name (a queue's, else an exchange's) that missed: answered once a
+ * barrier through the log is applied here, with what is found then. */
+int chan_topology_passive(struct chan *ch, uint32_t method_id, bool queue, struct wire_str name,
+                          bool no_wait);
+/* The channel goes: its waits are answered to nobody. */
+void chan_topology_release(struct chan *ch);
+/* A closing connection's exclusive queues are deleted on every node (through the log). */
+void conn_topology_close(struct conn *c);
 
 /* chan_access.c: permissions. Each returns 0, or -1 after raising 403 ACCESS_REFUSED. */
 /* kind on the queue (queue) or exchange called name ("" is the default exchange). */

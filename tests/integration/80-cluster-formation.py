@@ -42,6 +42,9 @@ def stranger_refused(c):
                               "--prometheus-port", "0"], stdout=err, stderr=err,
                              stdin=subprocess.DEVNULL)
     try:
+        # (SIGTERM before its handlers are installed would kill it: they come with "ready")
+        wait_for("the stranger ready", lambda: b"ready: data directory" in
+                 open(os.path.join(tmp, "stderr.log"), "rb").read(), 15)
         wait_for("node 1 refusing the stranger",
                  lambda: "wrong HMAC: not a member, or a different cluster secret" in
                  c.log_text(1), 15)

@@ -77,6 +77,9 @@ static const struct wire_table no_args = {NULL, 0};
 
 /* Opens the store and a durable layer, and restores into a new registry that has "/" (as
  * main.c does). */
+/* broker_open: a cluster's node (durable_set_clustered) */
+static bool clustered;
+
 static void
 broker_open(void)
 {
@@ -85,6 +88,8 @@ broker_open(void)
     ck_assert_msg(st != NULL, "store_open: %s", err);
     d = durable_new(st, base);
     ck_assert_ptr_nonnull(d);
+    if (clustered)
+        durable_set_clustered(d);
     if (win != 0)
         durable_set_window(d, win);
     vhost_registry_init(&reg);
@@ -488,6 +493,7 @@ setup(void)
     base = event_base_new();
     ck_assert_ptr_nonnull(base);
     win = 0;
+    clustered = false;
     build_args();
     broker_open();
 }
@@ -645,6 +651,69 @@ START_TEST(test_entity_removal)
     ck_assert_ptr_null(queue("q2"));
     ck_assert(exch_has_binding(exch("dx"), bind_dest_queue(queue("q1")), S("a"), no_args));
     ck_assert_uint_eq(exch("dx")->n_bindings_out, 1);
+}
+END_TEST
+
+/* In a cluster, what is not durable is stored too: a transient exchange, bindings to it,
+ * another node's queue (with its home), this node's transient and exclusive queues (their
+ * definitions, with the owner's id); their messages are not. And the metadata log index. */
+START_TEST(test_cluster_entities)
+{
+    clustered = true;
+    restart();
+    ck_assert_uint_eq(durable_meta_index(d), 0);
+    struct exch *tmpx = add_exch(vh, "tmpx", EXCH_FANOUT, false, true, false, args_x);
+    struct queue *remote = queue_new(vh, S("remote"), true, false, NULL, args_q);
+    ck_assert_ptr_nonnull(remote);
+    remote->home = strdup("warren2@elsewhere");
+    ck_assert_int_eq(vhost_queue_add(vh, remote), 0);
+    struct queue *tq = add_queue(vh, "tq", false, false, NULL, no_args);
+    struct queue *exq = queue_new(vh, S("exq"), true, false, &reg.others, no_args);
+    ck_assert_ptr_nonnull(exq);
+    exq->owner_id = 0x1234567890abcdefULL;
+    ck_assert_int_eq(vhost_queue_add(vh, exq), 0);
+    struct queue *dq = add_queue(vh, "dq", true, false, NULL, no_args);
+    add_bind(tmpx, bind_dest_queue(remote), "r", no_args);
+    add_bind(tmpx, bind_dest_queue(tq), "t", no_args);
+    add_bind(exch("amq.direct"), bind_dest_queue(exq), "x", no_args);
+    enqueue_std(remote, 1, 2);
+    enqueue_std(tq, 2, 2);
+    enqueue_std(dq, 3, 2);
+    durable_meta_index_put(d, 42);
+    barrier();
+    restart();
+
+    ck_assert_uint_eq(durable_meta_index(d), 42);
+    struct exch *e = exch("tmpx");
+    ck_assert(e != NULL && !e->durable && e->auto_delete && e->type == EXCH_FANOUT);
+    ck_assert(e->args_len == args_x.len && memcmp(e->args, args_x.ptr, args_x.len) == 0);
+    remote = queue("remote");
+    ck_assert_ptr_nonnull(remote);
+    ck_assert_str_eq(remote->home, "warren2@elsewhere");
+    ck_assert(remote->durable && remote->owner == NULL);
+    ck_assert_uint_eq(remote->n_ready, 0); /* its messages are its home's */
+    tq = queue("tq");
+    ck_assert(tq != NULL && !tq->durable && tq->home == NULL && tq->n_ready == 0);
+    exq = queue("exq");
+    ck_assert(exq != NULL && exq->owner == &reg.others && exq->home == NULL);
+    ck_assert_uint_eq(exq->owner_id, 0x1234567890abcdefULL);
+    ck_assert_uint_eq(queue("dq")->n_ready, 1);
+    ck_assert(exch_has_binding(exch("tmpx"), bind_dest_queue(remote), S("r"), no_args));
+    ck_assert(exch_has_binding(exch("tmpx"), bind_dest_queue(tq), S("t"), no_args));
+    ck_assert(exch_has_binding(exch("amq.direct"), bind_dest_queue(exq), S("x"), no_args));
+
+    /* Deleted: their records go. */
+    vhost_queue_delete(vh, exq);
+    vhost_queue_delete(vh, tq);
+    vhost_exch_delete(vh, exch("tmpx"));
+    barrier();
+    restart();
+    ck_assert_ptr_null(queue("exq"));
+    ck_assert_ptr_null(queue("tq"));
+    ck_assert_ptr_null(exch("tmpx"));
+    ck_assert_ptr_nonnull(queue("remote"));
+    ck_assert_int_eq(count_tag(STORE_TAG_QUEUE), 2);
+    ck_assert_int_eq(count_tag(STORE_TAG_BINDING), 0);
 }
 END_TEST
 
@@ -1693,6 +1762,7 @@ durable_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_entities);
     tcase_add_test(tc, test_entity_removal);
+    tcase_add_test(tc, test_cluster_entities);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("messages");

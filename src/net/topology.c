@@ -1,0 +1,535 @@
+/* Topology in a cluster: exchanges, queues' definitions and bindings change only through the
+ * cluster's metadata log (warren/cluster.h, kind CLUSTER_META_TOPOLOGY), which every node
+ * applies in the same order through the same functions as a node alone (chan_decl.c's
+ * net_*), so that each change has the same outcome everywhere: a declare refused for an
+ * inequivalent argument is refused on every node, and the node that submitted it answers the
+ * client with the apply's reply code and text once it applied it (chan_topology.c).
+ *
+ * Queues have a home: the node whose connection declared them (q->home is NULL there and
+ * names it on the others). Their messages live there; the other nodes hold the definition.
+ * An exclusive queue's owner is named by a cluster-wide id (queue_owner.id, drawn by its
+ * connection): on its home node the queue belongs to the connection's list, on the others
+ * (and on its home once the connection is gone) to the registry's stand-in owner, so that
+ * only that connection may use it. When the connection closes, its home submits 'O', which
+ * deletes its queues on every node.
+ *
+ * A command is 'T', an op, then the submitter's context and the op's fields; strings are a u32
+ * length then the bytes, flags a byte, ids u64 (big-endian):
+ *   context  [user][vhost][u64 owner id][home node]    user "": no user (the admin socket);
+ *                                                      owner: the submitting connection's
+ *   'X' exchange.declare  [name][type][flags][arguments]
+ *   'x' exchange.delete   [name][flags]
+ *   'Q' queue.declare     [name][flags][arguments]     a new queue's home is the context's
+ *   'q' queue.delete      [name]                       unconditional: if-unused and
+ *                                                      if-empty are the home's to check
+ *                                                      before it submits
+ *   'B' bind, 'b' unbind  [flags][destination][source][routing key][arguments]
+ *   'O' owner gone        (the context's owner id)     deletes the owner's exclusive queues
+ *   '.' barrier           ()                           changes nothing: once it is applied
+ *                                                      here, so is every change committed
+ *                                                      before it was submitted
+ * Permissions are checked when the command is applied, with the user's permissions as the log
+ * has them at that point (users and permissions are in the same log), so every node decides
+ * alike.
+ *
+ * Replay: like the admin layer's (src/admin/replicate.c), each apply writes its entry's index
+ * (durable_meta_index_put) in the batch its records go in (in a cluster, every exchange,
+ * binding and queue definition is stored: durable_set_clustered), and a start skips the
+ * entries the store had. A restarted node's transient and exclusive queues lost their
+ * messages and owners with its previous run: it deletes them through the log at start, as
+ * RabbitMQ deletes a restarted node's transient queues. */
+#include "config.h"
+
+#include "topology.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net_int.h"
+#include "warren/auth.h"
+#include "warren/bytes.h"
+#include "warren/cluster.h"
+#include "warren/durable.h"
+#include "warren/log.h"
+#include "warren/queue.h"
+#include "warren/vhost.h"
+
+/* ---- encoding ---- */
+
+static void
+topo_put(struct topo_buf *b, const void *bytes, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap > 0 ? b->cap * 2 : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n > 0)
+        memcpy(b->p + b->len, bytes, n);
+    b->len += n;
+}
+
+static void
+topo_put_u8(struct topo_buf *b, uint8_t v)
+{
+    topo_put(b, &v, 1);
+}
+
+static void
+topo_put_u64(struct topo_buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    bytes_put64(x, v);
+    topo_put(b, x, 8);
+}
+
+static void
+topo_put_bytes(struct topo_buf *b, const void *p, uint32_t n)
+{
+    uint8_t x[4];
+    bytes_put32(x, n);
+    topo_put(b, x, 4);
+    topo_put(b, p, n);
+}
+
+static void
+topo_put_cstr(struct topo_buf *b, const char *s)
+{
+    topo_put_bytes(b, s, (uint32_t)strlen(s));
+}
+
+void
+topo_cmd_begin(struct topo_buf *b, char op, const char *user, const char *vhost, uint64_t owner_id,
+               const char *home)
+{
+    *b = (struct topo_buf){0};
+    topo_put_u8(b, CLUSTER_META_TOPOLOGY);
+    topo_put_u8(b, (uint8_t)op);
+    topo_put_cstr(b, user != NULL ? user : "");
+    topo_put_cstr(b, vhost);
+    topo_put_u64(b, owner_id);
+    topo_put_cstr(b, home);
+}
+
+void
+topo_cmd_str(struct topo_buf *b, struct wire_str s)
+{
+    topo_put_bytes(b, s.ptr, s.len);
+}
+
+void
+topo_cmd_table(struct topo_buf *b, struct wire_table t)
+{
+    topo_put_bytes(b, t.ptr, t.len);
+}
+
+void
+topo_cmd_flags(struct topo_buf *b, uint8_t flags)
+{
+    topo_put_u8(b, flags);
+}
+
+int
+topo_cmd_submit(struct net_server *s, struct topo_buf *b, cluster_done_fn done, void *arg)
+{
+    int rc = -1;
+    if (b->failed)
+        errno = ENOMEM;
+    else
+        rc = cluster_meta_submit(s->env.cluster, b->p, b->len, done, arg);
+    free(b->p);
+    *b = (struct topo_buf){0};
+    return rc;
+}
+
+/* ---- decoding ---- */
+
+/* A command's fields as the apply reads them (borrowing the command's bytes). */
+struct topo_cmd {
+    char op;
+    struct wire_str user, vhost, home;
+    uint64_t owner_id;
+    struct wire_str name, other; /* 'X': type; 'B', 'b': name is the destination, other the
+                                  * source */
+    struct wire_str key;         /* 'B', 'b': the routing key */
+    struct wire_table args;
+    uint8_t flags;
+};
+
+struct topo_reader {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+static struct wire_str
+topo_get_str(struct topo_reader *r)
+{
+    if (r->bad || r->end - r->p < 4) {
+        r->bad = true;
+        return (struct wire_str){(const uint8_t *)"", 0};
+    }
+    uint32_t n = bytes_get32(r->p);
+    r->p += 4;
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return (struct wire_str){(const uint8_t *)"", 0};
+    }
+    struct wire_str s = {r->p, n};
+    r->p += n;
+    return s;
+}
+
+static uint8_t
+topo_get_u8(struct topo_reader *r)
+{
+    if (r->bad || r->p >= r->end) {
+        r->bad = true;
+        return 0;
+    }
+    return *r->p++;
+}
+
+static uint64_t
+topo_get_u64(struct topo_reader *r)
+{
+    if (r->bad || r->end - r->p < 8) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = bytes_get64(r->p);
+    r->p += 8;
+    return v;
+}
+
+/* Decodes cmd (len bytes, its kind byte first) into *c. 0, or -1 if it does not parse. */
+static int
+topo_decode(const uint8_t *cmd, size_t len, struct topo_cmd *c)
+{
+    struct topo_reader r = {cmd + 2, cmd + len, len < 2};
+    memset(c, 0, sizeof(*c));
+    c->op = len >= 2 ? (char)cmd[1] : 0;
+    c->user = topo_get_str(&r);
+    c->vhost = topo_get_str(&r);
+    c->owner_id = topo_get_u64(&r);
+    c->home = topo_get_str(&r);
+    struct wire_str args = {0};
+    switch (c->op) {
+    case 'X':
+        c->name = topo_get_str(&r);
+        c->other = topo_get_str(&r);
+        c->flags = topo_get_u8(&r);
+        args = topo_get_str(&r);
+        break;
+    case 'x':
+        c->name = topo_get_str(&r);
+        c->flags = topo_get_u8(&r);
+        break;
+    case 'Q':
+        c->name = topo_get_str(&r);
+        c->flags = topo_get_u8(&r);
+        args = topo_get_str(&r);
+        break;
+    case 'q':
+        c->name = topo_get_str(&r);
+        break;
+    case 'B':
+    case 'b':
+        c->flags = topo_get_u8(&r);
+        c->name = topo_get_str(&r);
+        c->other = topo_get_str(&r);
+        c->key = topo_get_str(&r);
+        args = topo_get_str(&r);
+        break;
+    case 'O':
+    case '.':
+        break;
+    default:
+        return -1;
+    }
+    c->args = (struct wire_table){args.ptr, args.len};
+    /* Names are AMQP shortstrs: longer ones never come from a well-formed submitter. */
+    if (r.bad || r.p != r.end || c->name.len > 255 || c->other.len > 255 || c->key.len > 255 ||
+        c->vhost.len > 255)
+        return -1;
+    return 0;
+}
+
+/* ---- applying ---- */
+
+/* Fills the outcome's text. Returns code. */
+static int
+topo_fail(struct net_topology *t, uint16_t code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->err.text, sizeof(t->err.text), fmt, ap);
+    va_end(ap);
+    t->err.code = code;
+    return code;
+}
+
+/* Whether s is this node's name. */
+static bool
+topo_is_self(const struct net_topology *t, struct wire_str s)
+{
+    return s.len == strlen(t->self) && memcmp(s.ptr, t->self, s.len) == 0;
+}
+
+/* The queue name in vh when it is exclusive to another owner than owner_id: then err is
+ * RabbitMQ's RESOURCE_LOCKED. */
+static bool
+topo_locked(struct net_topology *t, struct vhost *vh, struct wire_str name, uint64_t owner_id)
+{
+    struct queue *q = vhost_queue_find(vh, name);
+    if (q == NULL || q->owner == NULL || q->owner_id == owner_id)
+        return false;
+    topo_fail(t, WIRE_RESOURCE_LOCKED,
+              "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It could be "
+              "originally declared on another connection or the exclusive property value does "
+              "not match that of the original declaration.",
+              q->name, vh->name);
+    return true;
+}
+
+/* The exclusive-queue owner for a queue the command makes or uses: the queue's own owner when
+ * it exists (the id matched: topo_locked), else on its home the connection's (the stand-in
+ * once the connection is gone: its 'O' follows), elsewhere the stand-in. */
+static struct queue_owner *
+topo_owner(struct net_topology *t, struct vhost *vh, const struct topo_cmd *c)
+{
+    struct queue *q = vhost_queue_find(vh, c->name);
+    if (q != NULL && q->owner != NULL)
+        return q->owner;
+    if (c->owner_id == 0)
+        return NULL;
+    if (topo_is_self(t, c->home)) {
+        uint8_t key[8];
+        bytes_put64(key, c->owner_id);
+        struct hmap_entry *he = hmap_find(&t->owners, key, sizeof(key));
+        if (he != NULL)
+            return &hmap_container_of(he, struct conn, owner_by_id)->exclusive;
+    }
+    return &t->s->env.vhosts->others;
+}
+
+/* 'O': deletes the exclusive queues of owner id, now the stand-in's on every node. */
+static void
+topo_apply_owner_gone(struct net_topology *t, uint64_t id)
+{
+    struct queue_list *l = &t->s->env.vhosts->others.queues;
+    struct queue *q = TAILQ_FIRST(l), *next;
+    for (; q != NULL; q = next) {
+        next = TAILQ_NEXT(q, owner_link);
+        if (q->owner_id == id)
+            vhost_queue_delete(q->vhost, q);
+    }
+}
+
+/* Applies c in vh for user (NULL: none) with perm. Returns 0 or the reply code (t->err). */
+static int
+topo_apply_op(struct net_topology *t, struct vhost *vh, const struct auth_perm *perm,
+              const struct auth_user *u, const struct topo_cmd *c)
+{
+    const char *user = u != NULL ? auth_user_name(u) : NULL;
+    struct net_decl_err *err = &t->err;
+    bool created;
+    switch (c->op) {
+    case 'X': {
+        struct wire_exchange_declare d = {.exchange = c->name,
+                                          .type = c->other,
+                                          .durable = (c->flags & TOPO_DURABLE) != 0,
+                                          .auto_delete = (c->flags & TOPO_AUTO_DELETE) != 0,
+                                          .internal = (c->flags & TOPO_INTERNAL) != 0,
+                                          .arguments = c->args};
+        return net_exch_declare(vh, perm, user, &d, &created, err) < 0 ? err->code : 0;
+    }
+    case 'x':
+        return net_exch_delete(vh, perm, user, c->name, (c->flags & TOPO_IF_UNUSED) != 0, err) < 0
+                   ? err->code
+                   : 0;
+    case 'Q': {
+        if (topo_locked(t, vh, c->name, c->owner_id))
+            return err->code;
+        struct wire_queue_declare d = {.queue = c->name,
+                                       .durable = (c->flags & TOPO_DURABLE) != 0,
+                                       .exclusive = (c->flags & TOPO_EXCLUSIVE) != 0,
+                                       .auto_delete = (c->flags & TOPO_AUTO_DELETE) != 0,
+                                       .arguments = c->args};
+        if (c->flags & TOPO_SERVER_NAMED)
+            d.queue = (struct wire_str){(const uint8_t *)"", 0};
+        char home[CLUSTER_NODE_NAME_MAX];
+        snprintf(home, sizeof(home), "%.*s", WIRE_STR_ARG(c->home));
+        struct net_queue_home h = {.node = topo_is_self(t, c->home) ? NULL : home,
+                                   .owner_id = c->owner_id};
+        struct queue *q;
+        return net_queue_declare(vh, perm, user, topo_owner(t, vh, c), &h, NULL, c->name, &d, &q,
+                                 &created, err) < 0
+                   ? err->code
+                   : 0;
+    }
+    case 'q':
+        if (topo_locked(t, vh, c->name, c->owner_id))
+            return err->code;
+        return net_queue_delete(vh, perm, user, topo_owner(t, vh, c), c->name, false, false,
+                                &t->deleted, err) < 0
+                   ? err->code
+                   : 0;
+    case 'B':
+    case 'b':
+        if ((c->flags & TOPO_TO_QUEUE) && topo_locked(t, vh, c->name, c->owner_id))
+            return c->op == 'b' ? 0 : err->code; /* unbinding another's queue: nothing */
+        return net_bind(vh, perm, u, (c->flags & TOPO_TO_QUEUE) ? topo_owner(t, vh, c) : NULL,
+                        c->op == 'b', (c->flags & TOPO_TO_QUEUE) != 0, c->name, c->other, c->key,
+                        c->args, err) < 0
+                   ? err->code
+                   : 0;
+    case 'O':
+        topo_apply_owner_gone(t, c->owner_id);
+        return 0;
+    default: /* '.' */
+        return 0;
+    }
+}
+
+/* The metadata group's apply of kind 'T', on every node in log order. */
+static int
+topo_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
+{
+    struct net_topology *t = arg;
+    struct net_server *s = t->s;
+    struct durable *d = s->env.vhosts->durable;
+    t->err.code = 0;
+    t->err.text[0] = '\0';
+    t->deleted = 0;
+    if (d != NULL && index <= durable_meta_index(d))
+        return 0; /* stored before this start */
+    struct topo_cmd c;
+    int rc;
+    if (topo_decode(cmd, len, &c) < 0) {
+        rc =
+            topo_fail(t, WIRE_INTERNAL_ERROR, "metadata command %" PRIu64 " does not parse", index);
+        log_msg(LOG_ERROR, "cluster: %s: skipped", t->err.text);
+    } else if (c.op == 'O' || c.op == '.') {
+        rc = topo_apply_op(t, NULL, NULL, NULL, &c);
+    } else {
+        struct vhost *vh = vhost_find(s->env.vhosts, c.vhost);
+        struct auth_user *u = NULL;
+        char user[256];
+        snprintf(user, sizeof(user), "%.*s", WIRE_STR_ARG(c.user));
+        if (vh == NULL)
+            rc = topo_fail(t, WIRE_NOT_FOUND, "no vhost '%.*s'", WIRE_STR_ARG(c.vhost));
+        else if (c.user.len > 0 && (u = auth_user_get(s->env.auth, user)) == NULL)
+            rc = topo_fail(t, WIRE_ACCESS_REFUSED, "user '%s' no longer exists", user);
+        else
+            rc = topo_apply_op(t, vh, u != NULL ? auth_perm_find(u, vh->name) : NULL, u, &c);
+    }
+    if (d != NULL)
+        durable_meta_index_put(d, index);
+    return rc;
+}
+
+/* ---- the node's part ---- */
+
+static void
+topo_on_cleanup_done(void *arg, enum cluster_outcome outcome, int result)
+{
+    char *what = arg;
+    if (outcome != CLUSTER_COMMITTED)
+        log_msg(LOG_WARNING, "cluster: %s: not deleted (no leader): it stays until deleted", what);
+    else if (result != 0)
+        log_msg(LOG_WARNING, "cluster: %s: not deleted (%d)", what, result);
+    free(what);
+}
+
+/* Submits the deletion of q, this node's, for the reason what (malloc'ed, or NULL on ENOMEM:
+ * logged and not submitted). */
+static void
+topo_delete_queue(struct net_topology *t, struct queue *q, char *what)
+{
+    struct topo_buf cmd;
+    topo_cmd_begin(&cmd, 'q', NULL, q->vhost->name, q->owner_id, t->self);
+    topo_cmd_str(&cmd, (struct wire_str){(const uint8_t *)q->name, q->name_len});
+    if (what == NULL || topo_cmd_submit(t->s, &cmd, topo_on_cleanup_done, what) < 0) {
+        log_msg(LOG_ERROR, "cluster: cannot delete the queue '%s' in vhost '%s': %s", q->name,
+                q->vhost->name, what == NULL ? "out of memory" : strerror(errno));
+        free(cmd.p);
+        free(what);
+    }
+}
+
+/* A queue deletes itself (vhost_queue_delete_self): on every node, through the log. */
+static void
+topo_delete_self(void *arg, struct queue *q)
+{
+    char *what = malloc(600);
+    if (what != NULL)
+        snprintf(what, 600, "queue '%s' in vhost '%s' (x-expires or auto-delete)", q->name,
+                 q->vhost->name);
+    topo_delete_queue(arg, q, what);
+}
+
+/* A restart's leftovers: this node's transient and exclusive queues (their messages and
+ * owners went with the previous run) are deleted through the log. */
+static void
+topo_delete_leftovers(struct net_topology *t)
+{
+    for (struct vhost *vh = t->s->env.vhosts->head; vh != NULL; vh = vh->next) {
+        struct hmap_iter it;
+        struct hmap_entry *he;
+        hmap_iter_init(&it, &vh->queues);
+        while ((he = hmap_iter_next(&it)) != NULL) {
+            struct queue *q = hmap_container_of(he, struct queue, by_name);
+            if (q->home != NULL || (q->durable && q->owner == NULL))
+                continue;
+            char *what = malloc(600);
+            if (what != NULL)
+                snprintf(what, 600, "%s queue '%s' in vhost '%s' of the previous run",
+                         q->owner != NULL ? "exclusive" : "transient", q->name, vh->name);
+            topo_delete_queue(t, q, what);
+        }
+    }
+}
+
+int
+net_topology_open(struct net_server *s)
+{
+    if (s->env.cluster == NULL)
+        return 0;
+    struct net_topology *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -1;
+    t->s = s;
+    t->self = cluster_self_name(s->env.cluster);
+    hmap_init(&t->owners);
+    s->topo = t;
+    cluster_meta_register(s->env.cluster, CLUSTER_META_TOPOLOGY, topo_apply, t);
+    vhost_set_self_delete(topo_delete_self, t);
+    topo_delete_leftovers(t);
+    return 0;
+}
+
+void
+net_topology_free(struct net_server *s)
+{
+    struct net_topology *t = s->topo;
+    if (t == NULL)
+        return;
+    cluster_meta_register(s->env.cluster, CLUSTER_META_TOPOLOGY, NULL, NULL);
+    vhost_set_self_delete(NULL, NULL);
+    hmap_clear(&t->owners);
+    free(t);
+    s->topo = NULL;
+}
