@@ -73,6 +73,7 @@ struct qentry {
     uint32_t delivery_count; /* requeues so far (x-delivery-limit, x-delivery-count) */
     bool redelivered;
     bool stored;        /* written to the store (durable.h): removing it is written too */
+    bool relayed;       /* delivered here from another node's queue (src/net/relay.c) */
     uint8_t dlx_reason; /* in queue->dlx_waiting: why it died (enum deadletter_reason) */
 };
 TAILQ_HEAD(qentry_list, qentry);

@@ -250,6 +250,7 @@ queue_entry_new(struct queue *q, struct msg *m, const struct queue_stored_entry 
     e->delivery_count = se->delivery_count;
     e->redelivered = se->redelivered;
     e->stored = stored;
+    e->relayed = false;
     e->dlx_reason = 0;
     return e;
 }

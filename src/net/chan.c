@@ -43,6 +43,7 @@ chan_new(struct conn *c, uint16_t id)
     LIST_INIT(&ch->store_waits);
     LIST_INIT(&ch->topo_waits);
     TAILQ_INIT(&ch->fwds);
+    LIST_INIT(&ch->relay_waits);
     stats_node.chans_opened++;
     return ch;
 }

@@ -15,6 +15,7 @@
 
 #include "forward.h"
 #include "net_int.h"
+#include "relay.h"
 #include "warren/assert.h"
 #include "warren/auth.h"
 #include "warren/msg.h"
@@ -189,9 +190,26 @@ chan_cons_deliver(struct cons *base, struct qentry *e)
     struct msg *shown = chan_shown_msg(e, false);
     chan_send_deliver(cc, tag, e->redelivered, shown);
     msg_unref(&shown);
-    if (cc->no_ack)
+    if (cc->no_ack && e->relayed) {
+        /* Its home may send another once this one is out (its credit back), not before. */
+        relay_settle(c->server, e, CHAN_SETTLE_ACK);
+        if (chan_output_full(c))
+            cc->credit_owed++;
+        else
+            relay_credit(cc, 1);
+    } else if (cc->no_ack) {
         queue_cmd_settle(e);
+    }
     return 0;
+}
+
+int
+chan_relay_deliver(struct chan_cons *cc, struct qentry *e)
+{
+    struct chan *ch = cc->ch;
+    if (ch->state != CHAN_OPEN || ch->conn->state != CONN_OPEN || ch->conn->peer_closed)
+        return -1;
+    return chan_cons_deliver(&cc->base, e);
 }
 
 /* Takes d off the channel's unacked deliveries (list and index). */
@@ -213,7 +231,7 @@ chan_cons_destroy(struct chan_cons *cc)
  * channel's table, its unacked deliveries stay with the channel (they are acked or requeued
  * later) and no longer count against the channel's prefetch; its record goes with the last
  * of them (chan_delivery_settle). */
-static void
+void
 chan_cons_free(struct chan_cons *cc)
 {
     struct chan *ch = cc->ch;
@@ -240,6 +258,12 @@ chan_cons_queue_deleted(struct cons *base)
     chan_cons_free(cc);
 }
 
+void
+chan_relay_cancelled(struct chan_cons *cc)
+{
+    chan_cons_queue_deleted(&cc->base);
+}
+
 static uint32_t
 chan_cons_unsettled(const struct cons *base)
 {
@@ -263,6 +287,10 @@ chan_wake_consumers(struct chan *ch)
     hmap_iter_init(&it, &ch->consumers);
     while ((he = hmap_iter_next(&it)) != NULL) {
         struct chan_cons *cc = hmap_container_of(he, struct chan_cons, by_tag);
+        if (cc->credit_owed > 0 && !chan_output_full(ch->conn)) {
+            relay_credit(cc, cc->credit_owed); /* another node's queue: it may send more */
+            cc->credit_owed = 0;
+        }
         /* Dispatch can cancel this very consumer (never: only queue deletion does, and that
          * does not happen while dispatching), but it may not be last: the iterator is safe. */
         queue_consumer_wake(&cc->base);
@@ -347,7 +375,7 @@ chan_cons_create(struct chan *ch, const struct wire_basic_consume *bc, int32_t p
     return cc;
 }
 
-static int
+int
 chan_send_consume_ok(struct chan *ch, const struct chan_cons *cc)
 {
     struct wire_method ok = {.id = WIRE_BASIC_CONSUME_OK};
@@ -374,12 +402,14 @@ chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
     }
     if (chan_access_queue(ch, WIRE_BASIC_CONSUME, AUTH_READ, bc->queue) < 0)
         return -1;
-    struct queue *q = chan_queue_lookup_here(ch, bc->queue, WIRE_BASIC_CONSUME);
+    struct queue *q = chan_queue_lookup(ch, bc->queue, WIRE_BASIC_CONSUME);
     if (q == NULL)
         return -1;
-    /* As RabbitMQ: a queue with a single active consumer has no exclusive one, ever. */
-    if (queue_has_exclusive_consumer(q) ||
-        (bc->exclusive && (q->n_consumers > 0 || q->settings.single_active_consumer)))
+    /* As RabbitMQ: a queue with a single active consumer has no exclusive one, ever (another
+     * node's queue: its home checks). */
+    if (q->home == NULL &&
+        (queue_has_exclusive_consumer(q) ||
+         (bc->exclusive && (q->n_consumers > 0 || q->settings.single_active_consumer))))
         return chan_raise(ch, WIRE_ACCESS_REFUSED, WIRE_BASIC_CONSUME,
                           "queue '%s' in vhost '%s' in exclusive use", q->name, c->vhost->name);
     int64_t priority = 0;
@@ -395,6 +425,13 @@ chan_on_consume(struct chan *ch, const struct wire_basic_consume *bc)
                                                                    : (int32_t)priority);
     if (cc == NULL)
         return -1;
+    if (q->home != NULL) { /* another node's queue: its home serves it (relay.c) */
+        if (relay_consume(ch, cc, q, bc->no_wait) < 0) {
+            chan_cons_free(cc);
+            return -1;
+        }
+        return 0;
+    }
     queue_consumer_add(q, &cc->base);
     if (!bc->no_wait && chan_send_consume_ok(ch, cc) < 0)
         return -1;
@@ -411,6 +448,8 @@ chan_cons_cancel(struct chan_cons *cc)
     struct queue *q = cc->base.queue;
     if (cc->ch->reply_cons == cc)
         chan_reply_to_unregister(cc->ch);
+    if (cc->relay != NULL)
+        relay_cancel(cc);
     bool delete_queue = q != NULL && queue_consumer_remove(&cc->base);
     chan_cons_free(cc);
     if (delete_queue)
@@ -432,13 +471,17 @@ chan_on_cancel(struct chan *ch, const struct wire_basic_cancel *bc)
     return conn_send(ch->conn, ch->id, &ok);
 }
 
+static int chan_get_ok(struct chan *ch, struct queue *q, struct qentry *e, bool no_ack,
+                       uint64_t message_count);
+
 int
 chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wait)
 {
-    struct conn *c = ch->conn;
-    struct queue *q = chan_queue_lookup_here(ch, queue, WIRE_BASIC_GET);
+    struct queue *q = chan_queue_lookup(ch, queue, WIRE_BASIC_GET);
     if (q == NULL)
         return -1;
+    if (q->home != NULL) /* another node's queue: asked of its home (relay.c) */
+        return relay_get(ch, q, no_ack);
     queue_used(q);
     struct qentry *e = q->n_ready > 0 ? queue_cmd_deliver(q) : NULL;
     /* Ready entries but none deliverable: they are all paged out in a batch the store has
@@ -446,6 +489,15 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
      * messages are ready: wait for the store rather than answer empty. */
     if (e == NULL && q->n_ready > 0 && may_wait && chan_get_wait(ch, queue, no_ack) == 0)
         return 0;
+    return chan_get_ok(ch, q, e, no_ack, q->n_ready);
+}
+
+/* Answers basic.get with e, of q (NULL: another node's queue, e relayed), message_count
+ * left; get-empty for e NULL. 0, or -1 after raising. */
+static int
+chan_get_ok(struct chan *ch, struct queue *q, struct qentry *e, bool no_ack, uint64_t message_count)
+{
+    struct conn *c = ch->conn;
     if (e == NULL) {
         chan_stats_add(ch, q, STATS_GET_EMPTY, 1);
         struct wire_method empty = {.id = WIRE_BASIC_GET_EMPTY};
@@ -459,7 +511,10 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
         if (d == NULL) {
             /* The client never saw it: not a delivery (no count towards x-delivery-limit, no
              * redelivered mark), unlike a requeue. */
-            queue_delivery_undo(e);
+            if (e->relayed)
+                relay_settle(c->server, e, CHAN_SETTLE_REQUEUE);
+            else
+                queue_delivery_undo(e);
             return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_GET, "out of memory");
         }
         tag = d->by_tag.id;
@@ -473,13 +528,22 @@ chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wa
     ok.u.basic_get_ok.redelivered = e->redelivered;
     ok.u.basic_get_ok.exchange = (struct wire_str){m->exchange, m->exchange_len};
     ok.u.basic_get_ok.routing_key = (struct wire_str){m->routing_key, m->routing_key_len};
-    ok.u.basic_get_ok.message_count = q->n_ready > UINT32_MAX ? UINT32_MAX : (uint32_t)q->n_ready;
+    ok.u.basic_get_ok.message_count =
+        message_count > UINT32_MAX ? UINT32_MAX : (uint32_t)message_count;
     if (conn_send(c, ch->id, &ok) < 0 || chan_write_content(ch, m) < 0)
         conn_abort(c, "writing basic.get-ok");
     msg_unref(&m);
-    if (no_ack)
+    if (no_ack && e->relayed)
+        relay_settle(c->server, e, CHAN_SETTLE_ACK); /* (settled there already) */
+    else if (no_ack)
         queue_cmd_settle(e);
     return 0;
+}
+
+void
+chan_relay_got(struct chan *ch, struct qentry *e, bool no_ack, uint32_t message_count)
+{
+    chan_get_ok(ch, NULL, e, no_ack, message_count);
 }
 
 static int
@@ -520,6 +584,13 @@ chan_delivery_settle(struct chan *ch, struct delivery *d, struct route_result *t
     }
     struct qentry *e = d->entry;
     struct queue *q = e->queue;
+    if (e->relayed) { /* another node's queue: its home settles it */
+        if (d->settle == CHAN_SETTLE_ACK)
+            chan_stats_add(ch, NULL, STATS_ACK, 1);
+        relay_settle(ch->conn->server, e, d->settle);
+        pool_put(&chan_delivery_pool, d);
+        return;
+    }
     switch (d->settle) {
     case CHAN_SETTLE_REQUEUE:
         queue_cmd_requeue(e);
@@ -1037,6 +1108,7 @@ chan_release(struct chan *ch)
     chan_store_waits_release(ch);
     chan_topology_release(ch);
     chan_fwd_release(ch);
+    relay_release(ch);
     msg_unref(&ch->publishing);
     chan_tx_discard_publishes(ch);
     chan_give_back(ch);

@@ -64,19 +64,6 @@ chan_queue_lookup(struct chan *ch, struct wire_str name, uint32_t method_id)
     return q;
 }
 
-struct queue *
-chan_queue_lookup_here(struct chan *ch, struct wire_str name, uint32_t method_id)
-{
-    struct queue *q = chan_queue_lookup(ch, name, method_id);
-    if (q != NULL && q->home != NULL) {
-        chan_raise(ch, WIRE_NOT_IMPLEMENTED, method_id,
-                   "queue '%s' in vhost '%s' lives on node %s: connect there to consume from it",
-                   q->name, ch->conn->vhost->name, q->home);
-        return NULL;
-    }
-    return q;
-}
-
 /* Removes a binding if it exists and answers unbind-ok in any case: like RabbitMQ, unbinding
  * something that is not there (a missing queue, exchange or binding) is not an error. An
  * auto-delete exchange left without bindings goes. */

@@ -6,17 +6,15 @@
  * refused it (x-overflow reject-publish) or may not have got it.
  *
  * The messages one node sends another are numbered (seq, from 1 at each start of the sender,
- * which draws an incarnation to tell its runs apart) and go in batches, one per peer per loop
- * turn (or FWD_BATCH_MAX bytes):
- *   'P' [u64 incarnation][u64 first seq][u32 count] then count entries:
- *       [u8 vhost length][vhost][u16 queues]([u8 length][name])...
- *       [i64 expiration ms][u32 record length][the message's record (durable_msg_parts)]
- *   'A' [u64 incarnation][u64 first][u64 last][u32 refused]([u64 seq])...
- * The receiver answers each batch with 'A' for its range once what it wrote is synced (the
- * store completes its barriers in order, so the answers go in the order of the batches), the
- * seqs it refused listed. A link that goes down drops what it held: the sender learns it when
- * an answer starts past a seq it still waits for (lost: nacked), when the peer is no longer
- * running, or after FWD_ANSWER_MS. A nacked publish may still have been enqueued (its answer
+ * whose runs its incarnation tells apart: net_server.incarnation) and go in batches, one per peer
+ * per loop turn (or FWD_BATCH_MAX bytes): 'P' [u64 incarnation][u64 first seq][u32 count] then
+ * count entries: [u8 vhost length][vhost][u16 queues]([u8 length][name])... [i64 expiration ms][u32
+ * record length][the message's record (durable_msg_parts)] 'A' [u64 incarnation][u64 first][u64
+ * last][u32 refused]([u64 seq])... The receiver answers each batch with 'A' for its range once what
+ * it wrote is synced (the store completes its barriers in order, so the answers go in the order of
+ * the batches), the seqs it refused listed. A link that goes down drops what it held: the sender
+ * learns it when an answer starts past a seq it still waits for (lost: nacked), when the peer is no
+ * longer running, or after FWD_ANSWER_MS. A nacked publish may still have been enqueued (its answer
  * lost): the publisher sends it again, a duplicate, never a loss.
  *
  * Not yet: transactions (tx.commit-ok does not wait for forwards) and dead letters to another
@@ -34,6 +32,7 @@
 #include <openssl/rand.h>
 
 #include "net_int.h"
+#include "relay.h"
 #include "warren/bytes.h"
 #include "warren/cluster.h"
 #include "warren/durable.h"
@@ -73,7 +72,6 @@ struct fwd_peer {
 
 struct net_forward {
     struct net_server *s;
-    uint64_t incarnation;
     struct fwd_peer *peers;    /* owns */
     struct event *flush;       /* owns: sends the open batches at the end of the turn */
     struct event *check;       /* owns: FWD_CHECK_MS while anything waits */
@@ -217,7 +215,7 @@ fwd_add(struct net_forward *f, struct fwd_peer *p, struct vhost *vh, struct queu
 {
     if (p->batch == NULL) {
         uint8_t hdr[FWD_BATCH_HDR] = {'P'};
-        bytes_put64(hdr + 1, f->incarnation);
+        bytes_put64(hdr + 1, f->s->incarnation);
         bytes_put64(hdr + 9, p->next_seq);
         p->first = p->next_seq;
         if (fwd_put(p, hdr, sizeof(hdr)) < 0)
@@ -309,7 +307,7 @@ net_forward(struct net_server *s, struct vhost *vh, struct queue **queues, uint3
 static void
 fwd_on_answer(struct net_forward *f, struct fwd_peer *p, const uint8_t *b, size_t len)
 {
-    if (len < 1 + 8 + 8 + 8 + 4 || bytes_get64(b + 1) != f->incarnation)
+    if (len < 1 + 8 + 8 + 8 + 4 || bytes_get64(b + 1) != f->s->incarnation)
         return; /* for a previous run of this node */
     uint64_t first = bytes_get64(b + 9), last = bytes_get64(b + 17);
     uint32_t n_refused = bytes_get32(b + 25);
@@ -500,6 +498,8 @@ fwd_on_message(void *arg, const char *from, const uint8_t *bytes, size_t len)
         return;
     if (bytes[0] == 'P') {
         fwd_on_batch(f, from, bytes, len);
+    } else if (bytes[0] == 'R') {
+        relay_on_message(f->s, from, bytes, len);
     } else if (bytes[0] == 'A') {
         struct fwd_peer *p = fwd_peer(f, from, false);
         if (p != NULL)
@@ -519,7 +519,7 @@ net_forward_open(struct net_server *s)
     f->flush = event_new(s->env.base, -1, 0, fwd_on_flush, f);
     f->check = evtimer_new(s->env.base, fwd_on_check, f);
     if (f->flush == NULL || f->check == NULL ||
-        RAND_bytes((unsigned char *)&f->incarnation, sizeof(f->incarnation)) != 1) {
+        RAND_bytes((unsigned char *)&s->incarnation, sizeof(s->incarnation)) != 1) {
         if (f->flush != NULL)
             event_free(f->flush);
         if (f->check != NULL)

@@ -136,6 +136,9 @@ struct net_server {
     bool accept_deferred;         /* the listeners are off until the admission turn */
     struct net_topology *topo;    /* owns; NULL: not in a cluster (topology.h) */
     struct net_forward *forward;  /* owns; NULL: not in a cluster (forward.h) */
+    struct net_relay *relay;      /* owns; NULL: not in a cluster (relay.h) */
+    uint64_t incarnation;         /* in a cluster: random at each start, in the messages to
+                                   * other nodes, which so tell this run from an earlier one */
     bool shutting_down;
     void (*shutdown_done)(void *arg);
     void *shutdown_arg;
@@ -255,6 +258,9 @@ struct chan_cons {
                          * its deliveries not yet settled, and goes with the last of them */
     uint16_t prefetch;  /* basic.qos global=false in force when it was created; 0 = none */
     uint32_t n_unacked; /* its deliveries not yet settled */
+    /* a consumer of another node's queue (relay.c): its subscription there; else NULL */
+    struct relay_sub *relay;
+    uint32_t credit_owed; /* no_ack: deliveries written out, their credit not given back */
 };
 
 /* What settling a delivery does with its message. */
@@ -354,6 +360,8 @@ struct chan {
     LIST_HEAD(, chan_store_wait) store_waits; /* owns nothing: the store's callbacks free them */
     /* Changes submitted to the cluster's metadata log (chan_topology.c). */
     LIST_HEAD(, chan_topo_wait) topo_waits; /* owns nothing: the outcomes free them */
+    /* Consumes and gets of other nodes' queues waiting for their answer (relay.c). */
+    LIST_HEAD(, relay_sub) relay_waits; /* owns nothing */
     /* The consumer acknowledgement timeout of the oldest unacked delivery (chan_timeout.c). */
     struct event *ack_timer; /* owns; NULL until the channel's first timed delivery */
     uint64_t ack_timer_at;   /* server_now_ms() when it fires; 0: not pending */
@@ -421,9 +429,6 @@ void chan_random_name(char *dst, size_t cap, const char *prefix);
 /* Looks a queue up for a method on ch: "" means the channel's last declared queue; raises
  * 404 for a missing queue and 405 for another connection's exclusive queue. NULL if raised. */
 struct queue *chan_queue_lookup(struct chan *ch, struct wire_str name, uint32_t method_id);
-/* The same for a method that takes messages (basic.consume, basic.get): in a cluster, another
- * node's queue is refused with 540 NOT_IMPLEMENTED for now. */
-struct queue *chan_queue_lookup_here(struct chan *ch, struct wire_str name, uint32_t method_id);
 /* Deletes the exclusive queues a closing connection owned. */
 void chan_delete_exclusive_queues(struct conn *c);
 /* q was declared on ch (passive: a passive declare): counted as a use (x-expires), remembered
@@ -488,6 +493,17 @@ int chan_publish_complete(struct chan *ch);
  * out in a batch not yet completed) and may_wait, the answer waits for the store
  * (chan_get_wait); otherwise such a queue answers get-empty. 0, or -1 after raising. */
 int chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wait);
+/* For relay.c: a delivery of another node's queue to cc (0, or -1 when the channel cannot
+ * take it: closing, out of memory); cc's home deleted its queue (basic.cancel, as
+ * consumer_cancel_notify says, and cc goes); the answer to a get of another node's queue (e
+ * NULL: get-empty); consume-ok. */
+int chan_relay_deliver(struct chan_cons *cc, struct qentry *e);
+void chan_relay_cancelled(struct chan_cons *cc);
+void chan_relay_got(struct chan *ch, struct qentry *e, bool no_ack, uint32_t message_count);
+int chan_send_consume_ok(struct chan *ch, const struct chan_cons *cc);
+/* Forgets a consumer going away (see chan_basic.c). */
+void chan_cons_free(struct chan_cons *cc);
+
 /* chan_confirm.c: replies that wait for the store: publisher confirms, tx.commit-ok, and
  * basic.get on a queue whose next messages are being written */
 /* The publish with this confirm seq was routed: confirm it with the next flush (once the

@@ -1,0 +1,1096 @@
+/* Consumers of other nodes' queues, in a cluster: basic.consume and basic.get on a queue that
+ * lives on another node (queue.home) are served by that node, its home, over the node links.
+ * On the home, a relay consumer (struct relay_cons) stands for the other node's consumer in
+ * the queue's round robin like any consumer, within the credit that node gave it; on the
+ * consumer's node, what it delivers becomes the channel's deliveries (relay entries: qentries
+ * with no queue, marked relayed), whose acks, nacks and rejects go back to the home.
+ *
+ * Records between two nodes go in one message per direction per loop turn (or RELAY_BATCH_MAX
+ * bytes), [u8 'R'][u64 the sender's incarnation] then records [u8 type][u32 length][body]:
+ *   consumer's node to home:
+ *     'C' consume [u64 id][u8 vhost len][vhost][u8 queue len][queue][u32 credit][u8 flags]
+ *                 [i32 priority]                  flags: RELAY_NO_ACK, RELAY_EXCLUSIVE
+ *     'X' cancel  [u64 id]
+ *     'K' settle  [u64 id][u64 delivery][u8 how]  how: enum chan_settle, one credit back; or
+ *                                                 RELAY_CREDIT: delivery is the credit given
+ *                                                 back (no_ack deliveries written out)
+ *     'G' get     [u64 request][u8 vhost len][vhost][u8 queue len][queue][u8 no_ack]
+ *     'P' ping    ()                              answered with a message of no record
+ *   home to consumer's node:
+ *     'c' consumed [u64 id][u16 code][text]       code 0: consume-ok; else the AMQP error
+ *     'D' deliver [u64 id][u64 delivery][u8 redelivered][u32 delivery count][record]
+ *     'Z' gone    [u64 id]                        the queue was deleted: basic.cancel
+ *     'g' got     [u64 request][u16 code] then code 0: [u8 found][u32 message count] and if
+ *                 found [u64 delivery][u8 redelivered][u32 delivery count][record]; else text
+ * A get's delivery is settled as consumer 0's. The consumer's node pings each home it consumes
+ * from every RELAY_CHECK_MS: a peer whose incarnation changed restarted, and forgot what this
+ * node had there (its consumers, its deliveries), as this node forgets what it had here.
+ *
+ * Failure: a home that sees a consumer's node not running, or running another incarnation,
+ * requeues what it delivered there (redelivered) and drops its consumers; a consumer's node
+ * that sees a home not running, or restarted, cancels its consumers there (basic.cancel for
+ * clients that announced consumer_cancel_notify, as for a deleted queue) and fails its gets
+ * and consumes under way. Deliveries its clients then settle are lost messages only if the
+ * home's requeue was: the home decides. */
+#include "config.h"
+
+#include "relay.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include <event2/event.h>
+
+#include "net_int.h"
+#include "warren/bytes.h"
+#include "warren/cluster.h"
+#include "warren/durable.h"
+#include "warren/log.h"
+#include "warren/msg.h"
+#include "warren/queue.h"
+#include "warren/vhost.h"
+
+#define RELAY_BATCH_MAX (1u << 20)
+#define RELAY_CHECK_MS 500
+/* The credit of a consumer without a prefetch limit (or with no_ack): what may be in flight
+ * from its home at once. */
+#define RELAY_WINDOW 256
+#define RELAY_NO_ACK 0x01
+#define RELAY_EXCLUSIVE 0x02
+#define RELAY_CREDIT 0xff /* 'K' how: credit only */
+#define RELAY_HDR 9
+
+/* ---- both sides: the peers and their batches ---- */
+
+/* Another node, as this one consumes from it (home side fields: as it consumes from here). */
+struct relay_peer {
+    struct relay_peer *next;
+    struct net_relay *relay;
+    char node[CLUSTER_NODE_NAME_MAX];
+    uint8_t *out; /* owns: the records to send it this turn, after RELAY_HDR bytes */
+    size_t len, cap;
+    uint64_t incarnation; /* its run, as this node last heard from it (0: never) */
+    unsigned n_subs;      /* consumer's side: this node's consumers and requests there */
+    /* home side: its consumers here, by id */
+    struct hmap proxies;     /* owns each struct relay_cons */
+    struct relay_cons *gets; /* owns: its basic.get deliveries not settled, as consumer 0 */
+};
+
+/* A consumer (or a basic.get under way) of this node's channel on another node's queue
+ * (consumer's side). */
+struct relay_sub {
+    struct hmap_entry by_id; /* in net_relay.subs */
+    uint8_t key[8];
+    uint64_t id;
+    struct relay_peer *home;
+    struct chan_cons *cc; /* borrows; NULL for a get */
+    /* While its answer is awaited: the channel whose input waits for it (NULL once the
+     * channel is gone), in its relay_waits */
+    struct chan *ch;
+    LIST_ENTRY(relay_sub) wait_link;
+    bool no_wait; /* consume: no consume-ok wanted */
+    bool no_ack;  /* get */
+    uint8_t qlen; /* the queue's name, for errors */
+    char queue[255];
+};
+
+/* An entry delivered here from another node's queue (a qentry marked relayed). */
+struct relay_entry {
+    struct qentry e; /* first: the channel holds &e */
+    struct relay_peer *home;
+    uint64_t id;       /* its consumer there (0: a get) */
+    uint64_t delivery; /* its id there */
+    bool no_ack;       /* settled there already: only its credit goes back */
+};
+
+/* A consumer of another node (home side), in its queue's round robin. */
+struct relay_cons {
+    struct cons base; /* first: the queue calls back with &base */
+    struct hmap_entry by_id;
+    uint8_t key[8];
+    uint64_t id;
+    struct relay_peer *client;
+    uint32_t credit;
+    bool no_ack;
+    struct idmap delivered; /* its deliveries not settled: struct relay_delivered by id */
+    uint64_t next_delivery;
+};
+
+struct relay_delivered {
+    struct idmap_entry by_id;
+    struct qentry *e; /* owns (settled through the queue's commands) */
+};
+
+struct net_relay {
+    struct net_server *s;
+    struct relay_peer *peers; /* owns */
+    struct hmap subs;         /* owns each struct relay_sub, by id */
+    uint64_t next_id;
+    struct event *flush; /* owns: sends the turn's batches */
+    struct event *check; /* owns: every RELAY_CHECK_MS */
+};
+
+static struct relay_peer *
+relay_peer(struct net_relay *r, const char *node)
+{
+    for (struct relay_peer *p = r->peers; p != NULL; p = p->next)
+        if (strcmp(p->node, node) == 0)
+            return p;
+    struct relay_peer *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    snprintf(p->node, sizeof(p->node), "%s", node);
+    p->relay = r;
+    hmap_init(&p->proxies);
+    p->next = r->peers;
+    r->peers = p;
+    return p;
+}
+
+static int
+relay_grow(struct relay_peer *p, size_t n)
+{
+    if (p->out == NULL) {
+        p->cap = 4096;
+        while (p->cap < RELAY_HDR + n)
+            p->cap *= 2;
+        if ((p->out = malloc(p->cap)) == NULL)
+            return -1;
+        p->len = RELAY_HDR;
+    }
+    if (p->len + n > p->cap) {
+        size_t cap = p->cap * 2;
+        while (cap < p->len + n)
+            cap *= 2;
+        uint8_t *b = realloc(p->out, cap);
+        if (b == NULL)
+            return -1;
+        p->out = b;
+        p->cap = cap;
+    }
+    return 0;
+}
+
+/* Sends p's batch (a ping when it has no record). */
+static void
+relay_send(struct net_relay *r, struct relay_peer *p)
+{
+    if (p->out == NULL && relay_grow(p, 0) < 0)
+        return;
+    p->out[0] = 'R';
+    bytes_put64(p->out + 1, r->s->incarnation);
+    uint8_t *b = p->out;
+    size_t len = p->len;
+    p->out = NULL;
+    p->len = p->cap = 0;
+    if (cluster_send(r->s->env.cluster, p->node, b, len) < 0 && errno != ENOTCONN)
+        log_msg(LOG_WARNING, "cluster: cannot send to %s: %s", p->node, strerror(errno));
+    /* (lost with a link that is down: the liveness checks on both sides settle it) */
+}
+
+/* Appends a record of type with len bytes of body (the parts given) to p's batch. 0, or -1
+ * on ENOMEM. */
+static int
+relay_record(struct net_relay *r, struct relay_peer *p, uint8_t type, const struct iovec *parts,
+             int n_parts)
+{
+    size_t len = 0;
+    for (int i = 0; i < n_parts; i++)
+        len += parts[i].iov_len;
+    if (relay_grow(p, 5 + len) < 0)
+        return -1;
+    p->out[p->len] = type;
+    bytes_put32(p->out + p->len + 1, (uint32_t)len);
+    p->len += 5;
+    for (int i = 0; i < n_parts; i++) {
+        memcpy(p->out + p->len, parts[i].iov_base, parts[i].iov_len);
+        p->len += parts[i].iov_len;
+    }
+    if (p->len >= RELAY_BATCH_MAX)
+        relay_send(r, p);
+    else
+        event_active(r->flush, EV_TIMEOUT, 0);
+    return 0;
+}
+
+static void
+relay_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_relay *r = arg;
+    (void)fd;
+    (void)what;
+    for (struct relay_peer *p = r->peers; p != NULL; p = p->next)
+        if (p->out != NULL)
+            relay_send(r, p);
+}
+
+/* A record with a u64 id and a short name pair (vhost, queue), for 'C' and 'G'. */
+static size_t
+relay_put_names(uint8_t *buf, uint64_t id, const char *vhost, const struct queue *q)
+{
+    size_t n = 0, vlen = strlen(vhost);
+    bytes_put64(buf, id);
+    n += 8;
+    buf[n++] = (uint8_t)vlen;
+    memcpy(buf + n, vhost, vlen);
+    n += vlen;
+    buf[n++] = (uint8_t)q->name_len;
+    memcpy(buf + n, q->name, q->name_len);
+    return n + q->name_len;
+}
+
+/* ---- the consumer's side ---- */
+
+static struct relay_sub *
+relay_sub_find(struct net_relay *r, uint64_t id)
+{
+    uint8_t key[8];
+    bytes_put64(key, id);
+    struct hmap_entry *he = hmap_find(&r->subs, key, sizeof(key));
+    return he != NULL ? hmap_container_of(he, struct relay_sub, by_id) : NULL;
+}
+
+/* A new subscription to home, listed under a new id. NULL on ENOMEM. */
+static struct relay_sub *
+relay_sub_new(struct net_relay *r, struct relay_peer *home)
+{
+    struct relay_sub *sub = calloc(1, sizeof(*sub));
+    if (sub == NULL)
+        return NULL;
+    sub->id = ++r->next_id;
+    bytes_put64(sub->key, sub->id);
+    sub->home = home;
+    if (hmap_insert(&r->subs, &sub->by_id, sub->key, sizeof(sub->key)) < 0) {
+        free(sub);
+        return NULL;
+    }
+    home->n_subs++;
+    return sub;
+}
+
+static void
+relay_sub_free(struct net_relay *r, struct relay_sub *sub)
+{
+    hmap_remove(&r->subs, &sub->by_id);
+    sub->home->n_subs--;
+    free(sub);
+}
+
+/* The channel waiting for sub's answer reads its input again. */
+static void
+relay_sub_resume(struct relay_sub *sub)
+{
+    if (sub->ch == NULL)
+        return;
+    struct conn *c = sub->ch->conn;
+    LIST_REMOVE(sub, wait_link);
+    sub->ch = NULL;
+    c->store_paused--;
+    conn_resume(c);
+}
+
+/* The error for a queue whose home node cannot be reached, as RabbitMQ words it. */
+static int
+relay_home_down(struct chan *ch, uint32_t method_id, const char *queue, const char *home)
+{
+    return chan_raise(ch, WIRE_NOT_FOUND, method_id,
+                      "home node '%s' of queue '%s' in vhost '%s' is down or inaccessible", home,
+                      queue, ch->conn->vhost->name);
+}
+
+/* Sends 'C' or 'G' for sub, whose channel's input then waits for the answer. 0, or -1 after
+ * raising. */
+static int
+relay_ask(struct net_relay *r, struct relay_sub *sub, struct chan *ch, uint32_t method_id,
+          uint8_t type, const struct queue *q, const uint8_t *tail, size_t tail_len)
+{
+    uint8_t head[8 + 2 + 2 * 255];
+    size_t n = relay_put_names(head, sub->id, ch->conn->vhost->name, q);
+    struct iovec parts[2] = {{head, n}, {(void *)tail, tail_len}};
+    if (relay_record(r, sub->home, type, parts, 2) < 0) {
+        relay_sub_free(r, sub);
+        return conn_raise(ch->conn, WIRE_RESOURCE_ERROR, method_id, "out of memory");
+    }
+    sub->ch = ch;
+    LIST_INSERT_HEAD(&ch->relay_waits, sub, wait_link);
+    ch->conn->store_paused++; /* the input waits for the answer (relay_sub_resume) */
+    return 0;
+}
+
+/* A new sub for q's home, for method_id on ch. NULL after raising. */
+static struct relay_sub *
+relay_sub_for(struct chan *ch, const struct queue *q, uint32_t method_id)
+{
+    struct net_relay *r = ch->conn->server->relay;
+    struct relay_peer *home = relay_peer(r, q->home);
+    if (home != NULL && !cluster_node_running(r->s->env.cluster, q->home)) {
+        relay_home_down(ch, method_id, q->name, q->home);
+        return NULL;
+    }
+    struct relay_sub *sub = home != NULL ? relay_sub_new(r, home) : NULL;
+    if (sub == NULL) {
+        conn_raise(ch->conn, WIRE_RESOURCE_ERROR, method_id, "out of memory");
+        return NULL;
+    }
+    sub->qlen = (uint8_t)q->name_len;
+    memcpy(sub->queue, q->name, q->name_len);
+    return sub;
+}
+
+int
+relay_consume(struct chan *ch, struct chan_cons *cc, const struct queue *q, bool no_wait)
+{
+    struct net_relay *r = ch->conn->server->relay;
+    struct relay_sub *sub = relay_sub_for(ch, q, WIRE_BASIC_CONSUME);
+    if (sub == NULL)
+        return -1;
+    sub->cc = cc;
+    sub->no_wait = no_wait;
+    cc->relay = sub;
+    uint32_t credit = cc->prefetch > 0 ? cc->prefetch : ch->prefetch_channel;
+    if (cc->no_ack || credit == 0 || credit > RELAY_WINDOW)
+        credit = RELAY_WINDOW;
+    uint8_t tail[4 + 1 + 4];
+    bytes_put32(tail, credit);
+    tail[4] = (cc->no_ack ? RELAY_NO_ACK : 0) | (cc->base.exclusive ? RELAY_EXCLUSIVE : 0);
+    bytes_put32(tail + 5, (uint32_t)cc->base.priority);
+    return relay_ask(r, sub, ch, WIRE_BASIC_CONSUME, 'C', q, tail, sizeof(tail));
+}
+
+int
+relay_get(struct chan *ch, const struct queue *q, bool no_ack)
+{
+    struct net_relay *r = ch->conn->server->relay;
+    struct relay_sub *sub = relay_sub_for(ch, q, WIRE_BASIC_GET);
+    if (sub == NULL)
+        return -1;
+    sub->no_ack = no_ack;
+    uint8_t tail[1] = {no_ack};
+    return relay_ask(r, sub, ch, WIRE_BASIC_GET, 'G', q, tail, sizeof(tail));
+}
+
+void
+relay_cancel(struct chan_cons *cc)
+{
+    struct relay_sub *sub = cc->relay;
+    struct net_relay *r = cc->ch->conn->server->relay;
+    uint8_t id[8];
+    bytes_put64(id, sub->id);
+    struct iovec part = {id, 8};
+    if (relay_record(r, sub->home, 'X', &part, 1) < 0)
+        log_msg(LOG_ERROR,
+                "cluster: out of memory: consumer %s stays on %s until the links "
+                "say this node restarted",
+                cc->tag, sub->home->node);
+    if (sub->ch != NULL) /* cancelled before its consume-ok: the channel is going */
+        LIST_REMOVE(sub, wait_link);
+    cc->relay = NULL;
+    relay_sub_free(r, sub);
+}
+
+/* Sends 'K' for delivery of consumer id on home: how (or RELAY_CREDIT). */
+static void
+relay_send_settle(struct net_relay *r, struct relay_peer *home, uint64_t id, uint64_t delivery,
+                  uint8_t how)
+{
+    uint8_t b[17];
+    bytes_put64(b, id);
+    bytes_put64(b + 8, delivery);
+    b[16] = how;
+    struct iovec part = {b, sizeof(b)};
+    if (relay_record(r, home, 'K', &part, 1) < 0)
+        log_msg(LOG_ERROR,
+                "cluster: out of memory: a delivery from %s stays unsettled there "
+                "until this channel closes",
+                home->node);
+}
+
+void
+relay_settle(struct net_server *s, struct qentry *e, enum chan_settle how)
+{
+    struct relay_entry *re = (struct relay_entry *)e;
+    if (!re->no_ack) /* (no_ack: settled there already; its credit is the channel's to give) */
+        relay_send_settle(s->relay, re->home, re->id, re->delivery, (uint8_t)how);
+    msg_unref(&re->e.msg);
+    free(re);
+}
+
+void
+relay_release(struct chan *ch)
+{
+    struct relay_sub *sub;
+    while ((sub = LIST_FIRST(&ch->relay_waits)) != NULL) {
+        LIST_REMOVE(sub, wait_link);
+        sub->ch = NULL; /* a get's answer finds nobody: its delivery is requeued there */
+    }
+}
+
+void
+relay_credit(struct chan_cons *cc, uint32_t n)
+{
+    if (cc->relay != NULL && n > 0)
+        relay_send_settle(cc->ch->conn->server->relay, cc->relay->home, cc->relay->id, n,
+                          RELAY_CREDIT);
+}
+
+/* The channel of sub (consume or get) waiting for an answer: still open to get it. */
+static bool
+relay_sub_open(const struct relay_sub *sub)
+{
+    return sub->ch != NULL && sub->ch->state == CHAN_OPEN && sub->ch->conn->state == CONN_OPEN;
+}
+
+/* 'c' for sub. */
+static void
+relay_on_consumed(struct net_relay *r, struct relay_sub *sub, uint16_t code, struct wire_str text)
+{
+    struct chan *ch = sub->ch;
+    struct chan_cons *cc = sub->cc;
+    if (ch == NULL || cc == NULL)
+        return; /* the channel went: its cancel followed the consume there */
+    relay_sub_resume(sub);
+    if (ch->state != CHAN_OPEN || ch->conn->state != CONN_OPEN)
+        return;
+    if (code == 0) {
+        if (!sub->no_wait)
+            chan_send_consume_ok(ch, cc);
+        return;
+    }
+    /* Refused there: the consumer never was (nothing was sent to cancel). */
+    cc->relay = NULL;
+    relay_sub_free(r, sub);
+    chan_cons_free(cc);
+    if (wire_reply_is_hard(code))
+        conn_raise(ch->conn, code, WIRE_BASIC_CONSUME, "%.*s", WIRE_STR_ARG(text));
+    else
+        chan_raise(ch, code, WIRE_BASIC_CONSUME, "%.*s", WIRE_STR_ARG(text));
+}
+
+/* The record of a delivery at p (len bytes: [u64 delivery][u8 redelivered][u32 count]
+ * [record]) as a relay entry of home's consumer id. NULL if it does not decode, or ENOMEM. */
+static struct relay_entry *
+relay_entry_new(struct relay_peer *home, uint64_t id, const uint8_t *p, size_t len, bool no_ack)
+{
+    if (len < 13)
+        return NULL;
+    struct relay_entry *re = calloc(1, sizeof(*re));
+    if (re == NULL || (re->e.msg = durable_msg_from_record(p + 13, len - 13)) == NULL) {
+        free(re);
+        return NULL;
+    }
+    re->home = home;
+    re->id = id;
+    re->delivery = bytes_get64(p);
+    re->no_ack = no_ack;
+    re->e.redelivered = p[8] != 0;
+    re->e.delivery_count = bytes_get32(p + 9);
+    re->e.relayed = true;
+    return re;
+}
+
+/* 'D' for consumer id from home (p: after the id). */
+static void
+relay_on_deliver(struct net_relay *r, struct relay_peer *home, uint64_t id, const uint8_t *p,
+                 size_t len)
+{
+    struct relay_sub *sub = relay_sub_find(r, id);
+    struct chan_cons *cc = sub != NULL && sub->home == home ? sub->cc : NULL;
+    struct relay_entry *re = cc != NULL ? relay_entry_new(home, id, p, len, cc->no_ack) : NULL;
+    if (re == NULL || chan_relay_deliver(cc, &re->e) < 0) {
+        /* Nobody to take it (cancelled, channel gone, out of memory): back to its queue. */
+        if (re != NULL) {
+            msg_unref(&re->e.msg);
+            free(re);
+        }
+        if (len >= 8)
+            relay_send_settle(r, home, id, bytes_get64(p), CHAN_SETTLE_REQUEUE);
+    }
+}
+
+/* 'g' for sub (p: after the request id). */
+static void
+relay_on_got(struct net_relay *r, struct relay_sub *sub, const uint8_t *p, size_t len)
+{
+    struct chan *ch = sub->ch;
+    bool open = relay_sub_open(sub), no_ack = sub->no_ack;
+    struct relay_peer *home = sub->home;
+    if (ch != NULL)
+        relay_sub_resume(sub);
+    relay_sub_free(r, sub);
+    uint16_t code = len >= 7 ? bytes_get16(p) : WIRE_INTERNAL_ERROR;
+    struct wire_str text = {p + 2, len > 2 ? (uint32_t)(len - 2) : 0};
+    struct relay_entry *re = NULL;
+    if (code == 0 && p[2] != 0 && (re = relay_entry_new(home, 0, p + 7, len - 7, no_ack)) == NULL) {
+        code = WIRE_RESOURCE_ERROR; /* (it decoded on its home: out of memory here) */
+        text = WIRE_STR_LIT("out of memory");
+    }
+    if (!open) {
+        if (re != NULL)
+            relay_settle(r->s, &re->e, CHAN_SETTLE_REQUEUE);
+        return;
+    }
+    if (code == 0)
+        chan_relay_got(ch, re != NULL ? &re->e : NULL, no_ack, bytes_get32(p + 3));
+    else if (wire_reply_is_hard(code))
+        conn_raise(ch->conn, code, WIRE_BASIC_GET, "%.*s", WIRE_STR_ARG(text));
+    else
+        chan_raise(ch, code, WIRE_BASIC_GET, "%.*s", WIRE_STR_ARG(text));
+}
+
+/* Everything this node waits for from home, and its consumers there, end: home is down or
+ * restarted. */
+static void
+relay_home_lost(struct net_relay *r, struct relay_peer *home)
+{
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &r->subs);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        struct relay_sub *sub = hmap_container_of(he, struct relay_sub, by_id);
+        if (sub->home != home)
+            continue;
+        struct chan *ch = sub->ch;
+        bool open = relay_sub_open(sub);
+        char queue[256];
+        snprintf(queue, sizeof(queue), "%.*s", sub->qlen, sub->queue);
+        if (ch != NULL)
+            relay_sub_resume(sub);
+        struct chan_cons *cc = sub->cc;
+        if (cc != NULL)
+            cc->relay = NULL;
+        relay_sub_free(r, sub);
+        if (open)
+            relay_home_down(ch, cc != NULL ? WIRE_BASIC_CONSUME : WIRE_BASIC_GET, queue,
+                            home->node);
+        else if (cc != NULL)
+            chan_relay_cancelled(cc); /* basic.cancel, as for a deleted queue */
+    }
+}
+
+/* ---- the home side ---- */
+
+static struct relay_cons *
+relay_cons_find(struct relay_peer *p, uint64_t id)
+{
+    uint8_t key[8];
+    bytes_put64(key, id);
+    struct hmap_entry *he = hmap_find(&p->proxies, key, sizeof(key));
+    return he != NULL ? hmap_container_of(he, struct relay_cons, by_id) : NULL;
+}
+
+static bool
+relay_cons_can_take(struct cons *base)
+{
+    return ((struct relay_cons *)base)->credit > 0;
+}
+
+static uint32_t
+relay_cons_unsettled(const struct cons *base)
+{
+    return (uint32_t)((const struct relay_cons *)base)->delivered.count;
+}
+
+/* Keeps e, delivered to rc, under a new delivery id. 0, or -1 on ENOMEM. */
+static int
+relay_keep(struct relay_cons *rc, struct qentry *e, uint64_t *id)
+{
+    struct relay_delivered *dv = malloc(sizeof(*dv));
+    if (dv == NULL)
+        return -1;
+    dv->e = e;
+    if (idmap_insert(&rc->delivered, &dv->by_id, rc->next_delivery + 1) < 0) {
+        free(dv);
+        return -1;
+    }
+    *id = ++rc->next_delivery;
+    return 0;
+}
+
+/* The record of e's delivery to consumer id: 'D' when get is false. */
+static int
+relay_send_delivery(struct net_relay *r, struct relay_peer *p, uint8_t type, uint64_t id,
+                    uint64_t delivery, const struct qentry *e, const uint8_t *extra,
+                    size_t extra_len)
+{
+    uint8_t head[8 + 8 + 1 + 4 + 4], rhdr[DURABLE_MSG_HDR_LEN];
+    size_t n = 0;
+    bytes_put64(head, id);
+    n = 8;
+    if (extra_len > 0) {
+        memcpy(head + n, extra, extra_len);
+        n += extra_len;
+    }
+    bytes_put64(head + n, delivery);
+    head[n + 8] = e->redelivered;
+    bytes_put32(head + n + 9, e->delivery_count);
+    n += 13;
+    struct iovec parts[1 + DURABLE_MSG_PARTS + 1];
+    parts[0] = (struct iovec){head, n};
+    durable_msg_parts(rhdr, e->msg, parts + 1);
+    return relay_record(r, p, type, parts, 1 + DURABLE_MSG_PARTS);
+}
+
+static int
+relay_cons_deliver(struct cons *base, struct qentry *e)
+{
+    struct relay_cons *rc = (struct relay_cons *)base;
+    struct net_relay *r = rc->client->relay;
+    uint64_t delivery = 0;
+    if (!rc->no_ack && relay_keep(rc, e, &delivery) < 0)
+        return -1;
+    if (relay_send_delivery(r, rc->client, 'D', rc->id, delivery, e, NULL, 0) < 0) {
+        if (!rc->no_ack) {
+            struct idmap_entry *ie = idmap_find(&rc->delivered, delivery);
+            idmap_remove(&rc->delivered, ie);
+            free(idmap_container_of(ie, struct relay_delivered, by_id));
+        }
+        return -1;
+    }
+    rc->credit--;
+    if (rc->no_ack)
+        queue_cmd_settle(e);
+    return 0;
+}
+
+/* Forgets rc's deliveries: requeued (its client is gone), or just freed once its queue was
+ * deleted (their queue is NULL). The queue dispatches afterwards (the caller's). */
+static void
+relay_cons_drop_delivered(struct relay_cons *rc)
+{
+    struct idmap_iter it;
+    struct idmap_entry *ie;
+    idmap_iter_init(&it, &rc->delivered);
+    while ((ie = idmap_iter_next(&it)) != NULL) {
+        struct relay_delivered *dv = idmap_container_of(ie, struct relay_delivered, by_id);
+        idmap_remove(&rc->delivered, ie);
+        queue_cmd_requeue(dv->e);
+        free(dv);
+    }
+    idmap_clear(&rc->delivered);
+}
+
+static void
+relay_cons_free(struct relay_cons *rc)
+{
+    if (rc->id != 0)
+        hmap_remove(&rc->client->proxies, &rc->by_id);
+    relay_cons_drop_delivered(rc);
+    free(rc);
+}
+
+static void
+relay_cons_queue_deleted(struct cons *base)
+{
+    struct relay_cons *rc = (struct relay_cons *)base;
+    uint8_t id[8];
+    bytes_put64(id, rc->id);
+    struct iovec part = {id, 8};
+    relay_record(rc->client->relay, rc->client, 'Z', &part, 1); /* (ENOMEM: its node's
+                                                                 * liveness check ends it) */
+    relay_cons_free(rc);
+}
+
+static const struct cons_ops relay_cons_ops = {
+    .can_take = relay_cons_can_take,
+    .unsettled = relay_cons_unsettled,
+    .deliver = relay_cons_deliver,
+    .queue_deleted = relay_cons_queue_deleted,
+};
+
+/* The queue named by a 'C' or 'G' body at *pp (after its id), this node's, in *vh: NULL with
+ * *code and why set when it is missing or not here. */
+static struct queue *
+relay_queue(struct net_relay *r, const uint8_t **pp, const uint8_t *end, uint16_t *code, char *why,
+            size_t whylen)
+{
+    const uint8_t *p = *pp;
+    struct wire_str vname, qname;
+    *code = WIRE_INTERNAL_ERROR;
+    snprintf(why, whylen, "a request from another node does not decode");
+    if (p >= end || (size_t)(end - p) < 1u + *p)
+        return NULL;
+    vname = (struct wire_str){p + 1, *p};
+    p += 1 + *p;
+    if (p >= end || (size_t)(end - p) < 1u + *p)
+        return NULL;
+    qname = (struct wire_str){p + 1, *p};
+    p += 1 + *p;
+    *pp = p;
+    struct vhost *vh = vhost_find(r->s->env.vhosts, vname);
+    struct queue *q = vh != NULL ? vhost_queue_find(vh, qname) : NULL;
+    *code = WIRE_NOT_FOUND;
+    if (q == NULL) {
+        snprintf(why, whylen, "NOT_FOUND - no queue '%.*s' in vhost '%.*s'", WIRE_STR_ARG(qname),
+                 WIRE_STR_ARG(vname));
+        return NULL;
+    }
+    if (q->home != NULL) {
+        snprintf(why, whylen, "NOT_FOUND - queue '%s' in vhost '%s' lives on node %s", q->name,
+                 vh->name, q->home);
+        return NULL;
+    }
+    if (q->owner != NULL) { /* exclusive to a connection of this node: never another's */
+        *code = WIRE_RESOURCE_LOCKED;
+        snprintf(why, whylen,
+                 "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '%s' in "
+                 "vhost '%s'. It could be originally declared on another connection or the "
+                 "exclusive property value does not match that of the original declaration.",
+                 q->name, vh->name);
+        return NULL;
+    }
+    return q;
+}
+
+/* Answers 'c' or 'g' (type) for id with code and why (code 0: consume-ok). */
+static void
+relay_answer_error(struct net_relay *r, struct relay_peer *p, uint8_t type, uint64_t id,
+                   uint16_t code, const char *why)
+{
+    uint8_t head[10];
+    bytes_put64(head, id);
+    bytes_put16(head + 8, code);
+    /* The text without RabbitMQ's "CODE_NAME - " prefix: the consumer's node raises it. */
+    const char *dash = code != 0 ? strstr(why, " - ") : NULL;
+    const char *text = dash != NULL ? dash + 3 : why;
+    struct iovec parts[2] = {{head, sizeof(head)}, {(void *)text, strlen(text)}};
+    relay_record(r, p, type, parts, 2);
+}
+
+/* 'C' from p. */
+static void
+relay_on_consume(struct net_relay *r, struct relay_peer *p, const uint8_t *b, const uint8_t *end)
+{
+    if (end - b < 8)
+        return;
+    uint64_t id = bytes_get64(b);
+    const uint8_t *rest = b + 8;
+    uint16_t code;
+    char why[600];
+    struct queue *q = relay_queue(r, &rest, end, &code, why, sizeof(why));
+    if (q != NULL && end - rest < 9) {
+        q = NULL;
+        code = WIRE_INTERNAL_ERROR;
+    }
+    uint8_t flags = q != NULL ? rest[4] : 0;
+    if (q != NULL && (queue_has_exclusive_consumer(q) ||
+                      ((flags & RELAY_EXCLUSIVE) &&
+                       (q->n_consumers > 0 || q->settings.single_active_consumer)))) {
+        snprintf(why, sizeof(why), "ACCESS_REFUSED - queue '%s' in vhost '%s' in exclusive use",
+                 q->name, q->vhost->name);
+        code = WIRE_ACCESS_REFUSED;
+        q = NULL;
+    }
+    struct relay_cons *rc =
+        q != NULL && relay_cons_find(p, id) == NULL ? calloc(1, sizeof(*rc)) : NULL;
+    if (rc != NULL) {
+        rc->id = id;
+        bytes_put64(rc->key, id);
+        if (hmap_insert(&p->proxies, &rc->by_id, rc->key, sizeof(rc->key)) < 0) {
+            free(rc);
+            rc = NULL;
+        }
+    }
+    if (rc == NULL) {
+        if (q != NULL) {
+            code = WIRE_RESOURCE_ERROR;
+            snprintf(why, sizeof(why), "RESOURCE_ERROR - out of memory");
+        }
+        relay_answer_error(r, p, 'c', id, code, why);
+        return;
+    }
+    rc->client = p;
+    rc->credit = bytes_get32(rest);
+    rc->no_ack = (flags & RELAY_NO_ACK) != 0;
+    rc->base.ops = &relay_cons_ops;
+    rc->base.exclusive = (flags & RELAY_EXCLUSIVE) != 0;
+    rc->base.priority = (int32_t)bytes_get32(rest + 5);
+    queue_used(q);
+    queue_consumer_add(q, &rc->base);
+    relay_answer_error(r, p, 'c', id, 0, "");
+    queue_dispatch(q); /* after the answer: deliveries follow it */
+}
+
+/* Removes rc from its queue (an auto-delete queue losing its last consumer goes). */
+static void
+relay_cons_unlink(struct relay_cons *rc)
+{
+    struct queue *q = rc->base.queue;
+    bool delete_queue = q != NULL && queue_consumer_remove(&rc->base);
+    rc->base.queue = NULL;
+    if (delete_queue)
+        vhost_queue_delete_self(q);
+}
+
+/* 'X' from p: the consumer goes; what it was delivered comes back, as its channel settles
+ * it (each 'K' finds the record still). */
+static void
+relay_on_cancel(struct relay_peer *p, const uint8_t *b, const uint8_t *end)
+{
+    struct relay_cons *rc = end - b >= 8 ? relay_cons_find(p, bytes_get64(b)) : NULL;
+    if (rc == NULL || rc->base.queue == NULL)
+        return;
+    struct queue *q = rc->base.queue;
+    relay_cons_unlink(rc); /* (in a cluster a queue deletes itself through the log: later) */
+    if (rc->delivered.count == 0)
+        relay_cons_free(rc);
+    queue_dispatch(q);
+}
+
+/* 'K' from p. */
+static void
+relay_on_settle(struct relay_peer *p, const uint8_t *b, const uint8_t *end)
+{
+    if (end - b < 17)
+        return;
+    uint64_t id = bytes_get64(b), delivery = bytes_get64(b + 8);
+    uint8_t how = b[16];
+    struct relay_cons *rc = id == 0 ? p->gets : relay_cons_find(p, id);
+    if (rc == NULL)
+        return;
+    if (how == RELAY_CREDIT) {
+        rc->credit += (uint32_t)delivery;
+        if (rc->base.queue != NULL)
+            queue_consumer_wake(&rc->base);
+        return;
+    }
+    struct idmap_entry *ie = idmap_find(&rc->delivered, delivery);
+    struct queue *q = NULL;
+    if (ie != NULL) {
+        struct relay_delivered *dv = idmap_container_of(ie, struct relay_delivered, by_id);
+        idmap_remove(&rc->delivered, ie);
+        q = dv->e->queue;
+        if (how == CHAN_SETTLE_REQUEUE)
+            queue_cmd_requeue(dv->e);
+        else if (how == CHAN_SETTLE_REJECT)
+            queue_cmd_reject(dv->e);
+        else
+            queue_cmd_settle(dv->e);
+        free(dv);
+    }
+    if (id == 0)
+        return;
+    rc->credit++;
+    if (rc->base.queue == NULL) { /* cancelled: it goes with its last delivery */
+        if (rc->delivered.count == 0)
+            relay_cons_free(rc);
+        if (q != NULL && how == CHAN_SETTLE_REQUEUE)
+            queue_dispatch(q);
+        return;
+    }
+    queue_consumer_wake(&rc->base); /* credit again (and a requeue to hand out) */
+}
+
+/* 'G' from p. */
+static void
+relay_on_get(struct net_relay *r, struct relay_peer *p, const uint8_t *b, const uint8_t *end)
+{
+    if (end - b < 8)
+        return;
+    uint64_t id = bytes_get64(b);
+    const uint8_t *rest = b + 8;
+    uint16_t code;
+    char why[600];
+    struct queue *q = relay_queue(r, &rest, end, &code, why, sizeof(why));
+    if (q == NULL || rest >= end) {
+        relay_answer_error(r, p, 'g', id, code, why);
+        return;
+    }
+    bool no_ack = *rest != 0;
+    if (!no_ack && p->gets == NULL && (p->gets = calloc(1, sizeof(*p->gets))) != NULL)
+        p->gets->client = p; /* consumer 0: never in a queue */
+    queue_used(q);
+    struct qentry *e = q->n_ready > 0 ? queue_cmd_deliver(q) : NULL;
+    uint8_t extra[7] = {0, 0, e != NULL};
+    uint64_t delivery = 0;
+    if (e != NULL && !no_ack && (p->gets == NULL || relay_keep(p->gets, e, &delivery) < 0)) {
+        queue_delivery_undo(e);
+        relay_answer_error(r, p, 'g', id, WIRE_RESOURCE_ERROR, "out of memory");
+        return;
+    }
+    uint64_t ready = q->n_ready;
+    bytes_put32(extra + 3, ready > UINT32_MAX ? UINT32_MAX : (uint32_t)ready);
+    if (e == NULL) {
+        uint8_t head[8 + 7];
+        bytes_put64(head, id);
+        memcpy(head + 8, extra, sizeof(extra));
+        struct iovec part = {head, sizeof(head)};
+        relay_record(r, p, 'g', &part, 1);
+        return;
+    }
+    relay_send_delivery(r, p, 'g', id, delivery, e, extra, sizeof(extra));
+    if (no_ack)
+        queue_cmd_settle(e);
+}
+
+/* p, consuming from here, is gone or restarted: its consumers go, what they were delivered
+ * is requeued. */
+static void
+relay_client_lost(struct relay_peer *p)
+{
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    struct route_result touched = {0};
+    hmap_iter_init(&it, &p->proxies);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        struct relay_cons *rc = hmap_container_of(he, struct relay_cons, by_id);
+        struct queue *q = rc->base.queue;
+        relay_cons_unlink(rc);
+        relay_cons_free(rc);
+        if (q != NULL && route_result_add(&touched, q) < 0)
+            log_msg(LOG_ERROR, "cluster: out of memory: queue '%s' redelivers on its next event",
+                    q->name);
+    }
+    if (p->gets != NULL) {
+        relay_cons_drop_delivered(p->gets);
+        free(p->gets);
+        p->gets = NULL;
+    }
+    /* (an auto-delete queue left without consumers deletes itself through the log: later) */
+    for (uint32_t i = 0; i < touched.n; i++)
+        queue_dispatch(touched.queues[i]);
+    route_result_free(&touched);
+}
+
+/* ---- both sides: messages, liveness ---- */
+
+/* One record of type from p (body b..end). */
+static void
+relay_on_record(struct net_relay *r, struct relay_peer *p, uint8_t type, const uint8_t *b,
+                const uint8_t *end)
+{
+    if (type == 'C') {
+        relay_on_consume(r, p, b, end);
+    } else if (type == 'X') {
+        relay_on_cancel(p, b, end);
+    } else if (type == 'K') {
+        relay_on_settle(p, b, end);
+    } else if (type == 'G') {
+        relay_on_get(r, p, b, end);
+    } else if (type == 'P') {
+        relay_send(r, p); /* the answer: this node's incarnation */
+    } else if (end - b >= 8) {
+        struct relay_sub *sub = relay_sub_find(r, bytes_get64(b));
+        if (type == 'D') {
+            relay_on_deliver(r, p, bytes_get64(b), b + 8, (size_t)(end - b - 8));
+        } else if (sub == NULL || sub->home != p) {
+            return; /* (its channel went meanwhile) */
+        } else if (type == 'c' && end - b >= 10) {
+            relay_on_consumed(r, sub, bytes_get16(b + 8),
+                              (struct wire_str){b + 10, (uint32_t)(end - b - 10)});
+        } else if (type == 'g') {
+            relay_on_got(r, sub, b + 8, (size_t)(end - b - 8));
+        } else if (type == 'Z' && sub->cc != NULL) {
+            struct chan_cons *cc = sub->cc;
+            cc->relay = NULL;
+            relay_sub_free(r, sub);
+            chan_relay_cancelled(cc);
+        }
+    }
+}
+
+void
+relay_on_message(struct net_server *s, const char *from, const uint8_t *bytes, size_t len)
+{
+    struct net_relay *r = s->relay;
+    struct relay_peer *p = relay_peer(r, from);
+    if (p == NULL || len < RELAY_HDR) {
+        log_msg(LOG_ERROR, "cluster: a message from %s dropped: %s", from,
+                p == NULL ? "out of memory" : "too short");
+        return;
+    }
+    uint64_t inc = bytes_get64(bytes + 1);
+    /* Its consumers here belong to one run of it; this node's there, to one run of it. */
+    if (p->incarnation != inc && p->incarnation != 0) {
+        relay_client_lost(p);
+        relay_home_lost(r, p);
+    }
+    p->incarnation = inc;
+    const uint8_t *b = bytes + RELAY_HDR, *end = bytes + len;
+    while (end - b >= 5) {
+        uint8_t type = b[0];
+        uint32_t n = bytes_get32(b + 1);
+        if ((size_t)(end - b - 5) < n)
+            break;
+        relay_on_record(r, p, type, b + 5, b + 5 + n);
+        b += 5 + n;
+    }
+    if (b != end)
+        log_msg(LOG_ERROR, "cluster: a message from %s is cut short", from);
+}
+
+/* Every RELAY_CHECK_MS: homes and clients that are no longer running are lost; the consumers
+ * ping their homes; requests unanswered for too long fail. */
+static void
+relay_on_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_relay *r = arg;
+    (void)fd;
+    (void)what;
+    for (struct relay_peer *p = r->peers; p != NULL; p = p->next) {
+        bool running = cluster_node_running(r->s->env.cluster, p->node);
+        if (!running && (p->proxies.count > 0 || p->gets != NULL))
+            relay_client_lost(p);
+        if (!running && p->n_subs > 0)
+            relay_home_lost(r, p);
+        else if (p->n_subs > 0 && relay_record(r, p, 'P', NULL, 0) < 0)
+            log_msg(LOG_ERROR, "cluster: out of memory pinging %s", p->node);
+    }
+}
+
+int
+net_relay_open(struct net_server *s)
+{
+    if (s->env.cluster == NULL)
+        return 0;
+    struct net_relay *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return -1;
+    r->s = s;
+    hmap_init(&r->subs);
+    r->flush = event_new(s->env.base, -1, 0, relay_on_flush, r);
+    r->check = event_new(s->env.base, -1, EV_PERSIST, relay_on_check, r);
+    struct timeval every = {0, RELAY_CHECK_MS * 1000};
+    if (r->flush == NULL || r->check == NULL || event_add(r->check, &every) < 0) {
+        if (r->flush != NULL)
+            event_free(r->flush);
+        if (r->check != NULL)
+            event_free(r->check);
+        free(r);
+        return -1;
+    }
+    s->relay = r;
+    return 0;
+}
+
+void
+net_relay_free(struct net_server *s)
+{
+    struct net_relay *r = s->relay;
+    if (r == NULL)
+        return;
+    struct relay_peer *p;
+    while ((p = r->peers) != NULL) {
+        r->peers = p->next;
+        relay_client_lost(p);
+        hmap_clear(&p->proxies);
+        free(p->out);
+        free(p);
+    }
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &r->subs);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        struct relay_sub *sub = hmap_container_of(he, struct relay_sub, by_id);
+        if (sub->cc != NULL)
+            sub->cc->relay = NULL;
+        hmap_remove(&r->subs, he);
+        free(sub);
+    }
+    hmap_clear(&r->subs);
+    event_free(r->flush);
+    event_free(r->check);
+    free(r);
+    s->relay = NULL;
+}
