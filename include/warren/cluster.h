@@ -66,6 +66,19 @@ int cluster_meta_submit(struct cluster *c, const void *cmd, size_t len, cluster_
 /* This node's name (name@host), the same as the others know it by. */
 const char *cluster_self_name(const struct cluster *c);
 
+/* The broker's own messages between nodes, over the node links: those one node sends another
+ * arrive in the order sent, but a link that goes down drops what it held, and a message sent
+ * while it is down is dropped too (the protocol on top numbers its messages to find out).
+ * fn(arg, from, bytes, len) gets each message received, on the loop (from: the sender's name;
+ * both valid during the call). */
+typedef void (*cluster_node_msg_fn)(void *arg, const char *from, const uint8_t *bytes, size_t len);
+void cluster_on_node_message(struct cluster *c, cluster_node_msg_fn fn, void *arg);
+/* Sends len bytes at bytes (malloc'ed; taken, freed here in any case) to node name. Returns 0,
+ * or -1 with errno: ENOENT (not a member), ENOTCONN (its link is down now), ESHUTDOWN. */
+int cluster_send(struct cluster *c, const char *name, uint8_t *bytes, size_t len);
+/* Whether node name is a member whose link is up (cluster_node_view.running). */
+bool cluster_node_running(const struct cluster *c, const char *name);
+
 /* A node as this node sees it. */
 struct cluster_node_view {
     char name[CLUSTER_NODE_NAME_MAX];

@@ -168,6 +168,18 @@ bool durable_page_in_wanted(const struct durable *d, const struct queue *q, unsi
  * yet are not readable: q is then dispatched again once the store completes its next batch. */
 void durable_page_in(struct durable *d, struct queue *q, unsigned lane);
 
+/* A message's record as the store keeps it, also for layers that ship messages whole (a
+ * cluster's forwarded publishes): m's record header (DURABLE_MSG_HDR_LEN bytes, into hdr),
+ * then its properties, exchange, routing key and body, in iov[0..3] (borrowing hdr and m):
+ * the parts of a value after whatever the caller puts first. */
+#define DURABLE_MSG_HDR_LEN 16
+#define DURABLE_MSG_PARTS 4
+struct iovec;
+void durable_msg_parts(uint8_t *hdr, const struct msg *m, struct iovec *iov);
+/* A new message (one reference, the caller's) from a record of len bytes; NULL when it does
+ * not decode, or on ENOMEM. */
+struct msg *durable_msg_from_record(const uint8_t *p, size_t len);
+
 /* Called once everything changed before the durable_barrier call is written, and synced if
  * sync was asked; err is NULL, or the store's error when any of it failed (the changes stay
  * in memory but may be lost by a restart). */

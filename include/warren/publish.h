@@ -50,7 +50,10 @@ enum publish_status {
 struct publish_outcome {
     uint32_t n_queues;  /* queues it was enqueued on: 0 (and none refused) means unroutable */
     uint32_t n_refused; /* queues that refused it (x-overflow reject-publish): nack it */
-    bool stored;        /* written to the store: a confirm or commit waits for the sync */
+    /* In a cluster, the other nodes' queues it routed to, for the caller to forward: the
+     * route result's queues[n .. n + n_remote) */
+    uint32_t n_remote;
+    bool stored; /* written to the store: a confirm or commit waits for the sync */
 };
 
 /* Checks a publish's headers table as RabbitMQ does before routing: a "CC" or "BCC" header

@@ -190,17 +190,30 @@ publish_store(struct vhost *vh, struct msg *m, const struct route_result *r)
     return n_stored > 0;
 }
 
+/* Moves the other nodes' queues of r (a cluster's) past its end, counting them in out. */
+static void
+publish_split_remote(struct route_result *r, struct publish_outcome *out)
+{
+    for (uint32_t i = 0; i < r->n;) {
+        struct queue *q = r->queues[i];
+        if (q->home != NULL) {
+            r->queues[i] = r->queues[--r->n];
+            r->queues[r->n] = q;
+            out->n_remote++;
+        } else {
+            i++;
+        }
+    }
+}
+
 /* Takes the queues that refuse m by their length limits (x-overflow reject-publish*) out of
  * r, counting them in out; reject-publish-dlx dead-letters it from them (reason maxlen), as
- * RabbitMQ does. In a cluster, another node's queue refuses it too, for now. */
+ * RabbitMQ does. */
 static void
 publish_refusals(struct msg *m, struct route_result *r, struct publish_outcome *out)
 {
     for (uint32_t i = 0; i < r->n;) {
-        if (r->queues[i]->home != NULL) {
-            out->n_refused++;
-            r->queues[i] = r->queues[--r->n];
-        } else if (queue_refuses(r->queues[i], m)) {
+        if (r->queues[i]->home == NULL && queue_refuses(r->queues[i], m)) {
             if (r->queues[i]->settings.overflow == QUEUE_OVERFLOW_REJECT_PUBLISH_DLX)
                 deadletter_message(r->queues[i], m, DEADLETTER_MAXLEN, NULL);
             out->n_refused++;
@@ -226,6 +239,7 @@ publish_routed(struct vhost *vh, struct msg *m, struct route_result *r, struct p
     enum publish_status st = PUBLISH_OK;
     *out = (struct publish_outcome){0};
     publish_refusals(m, r, out);
+    publish_split_remote(r, out);
     out->stored = publish_store(vh, m, r);
     for (uint32_t i = 0; i < r->n; i++) {
         if (queue_cmd_enqueue(r->queues[i], m) == 0)

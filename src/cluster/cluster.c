@@ -59,6 +59,8 @@
 #define CLUSTER_META_DIR "cluster/meta"
 /* A node's description for the others' /api/nodes (cluster_set_node_info): its text. */
 #define CLUSTER_MSG_NODE_INFO CLUSTER_GROUP_MSG_END
+/* The broker's messages (cluster_send). */
+#define CLUSTER_MSG_BROKER (CLUSTER_GROUP_MSG_END + 1)
 /* Joining: how long a round of questions to the listed nodes may take (ms); how long a node
  * asks again while a formed cluster cannot add it now (ms), and how often (ms). */
 #define CLUSTER_JOIN_ROUND_MS 3000
@@ -116,6 +118,9 @@ struct cluster {
         raft_id id;
         char *text; /* owns */
     } peer_info[CLUSTER_MAX_NODES];
+    /* the broker's messages: who gets those received (cluster_on_node_message) */
+    cluster_node_msg_fn msg_fn;
+    void *msg_arg;
     /* closing */
     bool closing, closed;
     void (*done)(void *arg);
@@ -405,6 +410,98 @@ cluster_set_node_info(struct cluster *c, char *(*fn)(void *arg), void *arg, unsi
         log_msg(LOG_ERROR, "cluster: cannot start sending this node's figures to the others");
 }
 
+/* A broker message, on its way from the loop to a peer (to: its id) or back (from). */
+struct cluster_msg {
+    struct cluster_call call;
+    struct cluster *c;
+    raft_id peer;
+    uint8_t *bytes; /* owns */
+    size_t len;
+};
+
+/* Raft thread: sends a broker message (dropped when the link cannot take it: see
+ * cluster_send). */
+static void
+cluster_msg_send(struct cluster_call *call)
+{
+    struct cluster_msg *m = (struct cluster_msg *)call;
+    if (m->c->transport != NULL)
+        cluster_transport_send(m->c->transport, m->peer, CLUSTER_MSG_BROKER, m->bytes, m->len);
+    free(m->bytes);
+    free(m);
+}
+
+/* Broker's loop: a broker message received, to its callback with the sender's name. */
+static void
+cluster_msg_deliver(struct cluster_call *call)
+{
+    struct cluster_msg *m = (struct cluster_msg *)call;
+    struct cluster *c = m->c;
+    const struct cluster_group_status *st = c->meta != NULL ? cluster_group_status(c->meta) : NULL;
+    for (unsigned i = 0; st != NULL && i < st->n_members && c->msg_fn != NULL; i++)
+        if (st->members[i].id == m->peer) {
+            char name[CLUSTER_NODE_NAME_MAX];
+            snprintf(name, sizeof(name), "%.*s",
+                     (int)cluster_address_name_len(st->members[i].address), st->members[i].address);
+            c->msg_fn(c->msg_arg, name, m->bytes, m->len);
+            break;
+        }
+    free(m->bytes);
+    free(m);
+}
+
+void
+cluster_on_node_message(struct cluster *c, cluster_node_msg_fn fn, void *arg)
+{
+    c->msg_fn = fn;
+    c->msg_arg = arg;
+}
+
+/* The member of the metadata group named name, or NULL. */
+static const struct cluster_member *
+cluster_member_named(const struct cluster *c, const char *name)
+{
+    const struct cluster_group_status *st = cluster_group_status(c->meta);
+    size_t n = strlen(name);
+    for (unsigned i = 0; i < st->n_members; i++)
+        if (cluster_address_name_len(st->members[i].address) == n &&
+            memcmp(st->members[i].address, name, n) == 0)
+            return &st->members[i];
+    return NULL;
+}
+
+bool
+cluster_node_running(const struct cluster *c, const char *name)
+{
+    const struct cluster_member *m = c->meta != NULL ? cluster_member_named(c, name) : NULL;
+    return m != NULL && m->reachable;
+}
+
+int
+cluster_send(struct cluster *c, const char *name, uint8_t *bytes, size_t len)
+{
+    int e = 0;
+    const struct cluster_member *to = NULL;
+    struct cluster_msg *m = NULL;
+    if (c->meta == NULL || c->closing)
+        e = ESHUTDOWN;
+    else if ((to = cluster_member_named(c, name)) == NULL)
+        e = ENOENT;
+    else if (!to->reachable)
+        e = ENOTCONN;
+    else if ((m = malloc(sizeof(*m))) == NULL)
+        e = ENOMEM;
+    if (e != 0) {
+        free(bytes);
+        errno = e;
+        return -1;
+    }
+    *m = (struct cluster_msg){.c = c, .peer = to->id, .bytes = bytes, .len = len};
+    m->call.fn = cluster_msg_send;
+    cluster_thread_call(c->thread, &m->call);
+    return 0;
+}
+
 /* Raft thread: a node-link message, [group id, u64][body], to its group. */
 static void
 cluster_on_link_message(void *arg, uint64_t peer, uint8_t type, const uint8_t *bytes, size_t len)
@@ -412,6 +509,24 @@ cluster_on_link_message(void *arg, uint64_t peer, uint8_t type, const uint8_t *b
     struct cluster *c = arg;
     if (type == CLUSTER_MSG_NODE_INFO) {
         cluster_info_received(c, peer, bytes, len);
+        return;
+    }
+    if (type == CLUSTER_MSG_BROKER) {
+        struct cluster_msg *m = malloc(sizeof(*m));
+        uint8_t *copy = malloc(len > 0 ? len : 1);
+        if (m == NULL || copy == NULL) {
+            free(m);
+            free(copy);
+            log_msg(LOG_ERROR,
+                    "cluster: out of memory: a message of %zu bytes from node %llx "
+                    "dropped",
+                    len, (unsigned long long)peer);
+            return;
+        }
+        memcpy(copy, bytes, len);
+        *m = (struct cluster_msg){.c = c, .peer = peer, .bytes = copy, .len = len};
+        m->call.fn = cluster_msg_deliver;
+        cluster_thread_post(c->thread, &m->call);
         return;
     }
     uint64_t group = 0;

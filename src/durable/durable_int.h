@@ -191,17 +191,13 @@ struct durable_shared {
 int durable_shared_ref(struct durable *d, uint64_t id);
 /* Drops one reference, deleting the record (in b, if not NULL) with the last. */
 void durable_shared_unref(struct durable *d, struct store_batch *b, uint64_t id);
-/* A message record (an 'M' value, or inline in an entry): delivery_mode, priority,
- * u32 headers offset and length within the properties, u32 properties length, exchange and
- * routing key lengths; then the properties, exchange, routing key and body. */
-#define DURABLE_MSG_HDR_LEN 16
+/* A message record (an 'M' value, or inline in an entry; durable_msg_parts in durable.h):
+ * delivery_mode, priority, u32 headers offset and length within the properties, u32
+ * properties length, exchange and routing key lengths; then the properties, exchange, routing
+ * key and body. */
 
 /* Writes m's record header (DURABLE_MSG_HDR_LEN bytes) into buf. */
 void durable_msg_header(uint8_t *buf, const struct msg *m);
-/* Writes m's record into iov[0..3] (header from hdr, properties, names, body): the parts of
- * a store_batch_putv value after whatever the caller puts first. */
-void durable_msg_parts(uint8_t *hdr, const struct msg *m, struct iovec *iov);
-#define DURABLE_MSG_PARTS 4
 /* Outcomes of reading a message record back. */
 enum durable_load {
     DURABLE_LOAD_OK = 0,  /* *mp holds one reference, the caller's */

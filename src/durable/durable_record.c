@@ -136,6 +136,13 @@ durable_msg_decode(const uint8_t *p, size_t len, struct msg **mp)
     return DURABLE_LOAD_OK;
 }
 
+struct msg *
+durable_msg_from_record(const uint8_t *p, size_t len)
+{
+    struct msg *m;
+    return durable_msg_decode(p, len, &m) == DURABLE_LOAD_OK ? m : NULL;
+}
+
 enum durable_load
 durable_shared_load(struct durable *d, uint64_t id, struct msg **mp, char *err, size_t errlen)
 {

@@ -42,6 +42,7 @@ chan_new(struct conn *c, uint16_t id)
     STAILQ_INIT(&ch->tx_publishes);
     LIST_INIT(&ch->store_waits);
     LIST_INIT(&ch->topo_waits);
+    TAILQ_INIT(&ch->fwds);
     stats_node.chans_opened++;
     return ch;
 }

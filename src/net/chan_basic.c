@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 #include <openssl/rand.h>
 
+#include "forward.h"
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/auth.h"
@@ -692,13 +693,26 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
         else if (ch->confirm_mode)
             ch->confirm_sync = true;
     }
-    if (st == PUBLISH_OK && out.n_queues == 0 && out.n_refused == 0 && direct <= 0) {
+    if (st == PUBLISH_OK && out.n_queues == 0 && out.n_refused == 0 && out.n_remote == 0 &&
+        direct <= 0) {
         chan_stats_add(ch, NULL, mandatory ? STATS_RETURN_UNROUTABLE : STATS_DROP_UNROUTABLE, 1);
         if (mandatory)
             chan_send_return(ch, m);
     }
+    bool nack = st == PUBLISH_NOMEM || out.n_refused > 0;
+    if (out.n_remote > 0) {
+        /* Other nodes' queues: its confirm waits for their answers (unless nacked already:
+         * in a transaction, commit-ok does not wait for them yet). */
+        struct chan_fwd *cf = seq != 0 && !nack ? chan_fwd_new(ch, seq) : NULL;
+        if (seq != 0 && !nack && cf == NULL)
+            nack = true;
+        int rc = net_forward(ch->conn->server, ch->conn->vhost, ch->route.queues + ch->route.n,
+                             out.n_remote, m, cf);
+        if (cf != NULL)
+            chan_fwd_settle(cf, rc < 0);
+    }
     if (seq != 0) {
-        if (st == PUBLISH_NOMEM || out.n_refused > 0)
+        if (nack)
             chan_nack_publish(ch, seq);
         else
             chan_confirm_due(ch, seq);
@@ -1022,6 +1036,7 @@ chan_release(struct chan *ch)
     }
     chan_store_waits_release(ch);
     chan_topology_release(ch);
+    chan_fwd_release(ch);
     msg_unref(&ch->publishing);
     chan_tx_discard_publishes(ch);
     chan_give_back(ch);

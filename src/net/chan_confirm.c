@@ -44,6 +44,14 @@ struct chan_store_wait {
 void
 chan_confirm_due(struct chan *ch, uint64_t seq)
 {
+    if (seq > ch->confirm_handled_upto)
+        ch->confirm_handled_upto = seq;
+    /* Not past a publish that waits for other nodes: an ack "multiple" would cover it. */
+    struct chan_fwd *waiting = TAILQ_FIRST(&ch->fwds);
+    if (waiting != NULL && waiting->seq <= seq)
+        seq = waiting->seq - 1;
+    if (seq <= ch->confirm_due_upto)
+        return;
     ch->confirm_due_upto = seq;
     if (!ch->in_confirm_due) {
         ch->in_confirm_due = true;
@@ -174,10 +182,12 @@ chan_flush_confirms(struct conn *c)
 void
 chan_nack_publish(struct chan *ch, uint64_t seq)
 {
-    if (ch->confirm_sync || !LIST_EMPTY(&ch->store_waits)) {
-        /* Earlier publishes still wait for the store: nack this one alone, out of order, as
-         * RabbitMQ may; the next ack "multiple" then covers a publish the client already
-         * counts as nacked, which clients ignore. */
+    if (seq > ch->confirm_handled_upto)
+        ch->confirm_handled_upto = seq;
+    if (ch->confirm_sync || !LIST_EMPTY(&ch->store_waits) || !TAILQ_EMPTY(&ch->fwds)) {
+        /* Earlier publishes still wait for the store or other nodes: nack this one alone,
+         * out of order, as RabbitMQ may; the next ack "multiple" then covers a publish the
+         * client already counts as nacked, which clients ignore. */
         struct wire_method m = {.id = WIRE_BASIC_NACK};
         m.u.basic_nack.delivery_tag = seq;
         conn_send(ch->conn, ch->id, &m);
@@ -188,6 +198,18 @@ chan_nack_publish(struct chan *ch, uint64_t seq)
     chan_send_confirm(ch, seq, false);
     ch->confirm_due_upto = seq;
     ch->confirm_waiting_upto = seq;
+}
+
+void
+chan_forwarded(struct chan *ch, struct chan_fwd *cf)
+{
+    TAILQ_REMOVE(&ch->fwds, cf, link);
+    if (ch->state != CHAN_OPEN || ch->conn->state != CONN_OPEN)
+        return;
+    if (cf->nacked)
+        chan_nack_publish(ch, cf->seq);
+    chan_confirm_due(ch, ch->confirm_handled_upto); /* what cf held back */
+    chan_flush_confirms(ch->conn);
 }
 
 int

@@ -24,6 +24,7 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "forward.h"
 #include "net_int.h"
 #include "topology.h"
 #include "warren/assert.h"
@@ -568,7 +569,7 @@ net_server_new(const struct net_server_env *env)
         s->accept_ev == NULL || s->stats_ev == NULL || s->lag_ev == NULL ||
         server_admit_init(s) < 0 || evtimer_add(s->memory_ev, &quarter) < 0 ||
         evtimer_add(s->stats_ev, &stats_every) < 0 || server_lag_arm(s) < 0 ||
-        server_build_props(s, NULL) < 0 || net_topology_open(s) < 0)
+        server_build_props(s, NULL) < 0 || net_topology_open(s) < 0 || net_forward_open(s) < 0)
         goto fail;
     s->memory_limit = server_memory_limit(env->conf);
     log_msg(LOG_INFO, "memory high watermark: %llu bytes", (unsigned long long)s->memory_limit);
@@ -880,6 +881,7 @@ net_server_free(struct net_server *s)
         close(s->reserve_fd);
     SSL_CTX_free(s->tls_ctx);
     hmap_clear(&s->reply_to);
+    net_forward_free(s);
     net_topology_free(s);
     free(s->server_props);
     free(s);

@@ -135,6 +135,7 @@ struct net_server {
     uint64_t accept_since_us;     /* when accepting began in this turn; 0: it has not */
     bool accept_deferred;         /* the listeners are off until the admission turn */
     struct net_topology *topo;    /* owns; NULL: not in a cluster (topology.h) */
+    struct net_forward *forward;  /* owns; NULL: not in a cluster (forward.h) */
     bool shutting_down;
     void (*shutdown_done)(void *arg);
     void *shutdown_arg;
@@ -284,6 +285,17 @@ struct tx_publish {
 };
 STAILQ_HEAD(tx_publish_list, tx_publish);
 
+/* A confirm-mode publish forwarded to other nodes' queues (forward.c), waiting for their
+ * answers: the channel's confirms stop before it until then (chan_confirm_due). */
+struct chan_fwd {
+    TAILQ_ENTRY(chan_fwd) link; /* in ch->fwds, by seq, while the channel lives */
+    struct chan *ch;            /* borrows; NULL once the channel is gone */
+    uint64_t seq;
+    unsigned remaining; /* answers awaited, and the publisher's hold until it settles it */
+    bool nacked;        /* a node did not take it, or may not have */
+};
+TAILQ_HEAD(chan_fwd_list, chan_fwd);
+
 struct chan {
     struct idmap_entry by_id; /* in conn->chans */
     struct conn *conn;        /* borrows: the connection owns the channel */
@@ -316,6 +328,8 @@ struct chan {
     uint64_t confirm_due_upto;     /* publishes up to this one are ready to be confirmed */
     uint64_t confirm_waiting_upto; /* publishes up to this one have their confirm sent or
                                     * waiting for the store */
+    uint64_t confirm_handled_upto; /* publishes up to this one are routed: due but for fwds */
+    struct chan_fwd_list fwds;     /* the publishes waiting for other nodes (forward.c) */
     bool confirm_sync;             /* a due publish was stored: its confirm waits for the fsync */
     bool in_confirm_due;
     TAILQ_ENTRY(chan) confirm_link; /* in conn->confirm_due */
@@ -486,8 +500,12 @@ int chan_publish_complete(struct chan *ch);
 int chan_get_answer(struct chan *ch, struct wire_str queue, bool no_ack, bool may_wait);
 /* chan_confirm.c: replies that wait for the store: publisher confirms, tx.commit-ok, and
  * basic.get on a queue whose next messages are being written */
-/* The publish with this confirm seq was routed: confirm it with the next flush. */
+/* The publish with this confirm seq was routed: confirm it with the next flush (once the
+ * publishes forwarded before it are answered: ch->fwds). */
 void chan_confirm_due(struct chan *ch, uint64_t seq);
+/* cf's answers are in (forward.c): nacked if a node did not take it; the confirms it held
+ * back go now. cf is unlisted here; the caller frees it. */
+void chan_forwarded(struct chan *ch, struct chan_fwd *cf);
 /* Sends the publisher confirms that became due while handling this batch of input, or
  * hands them to the store to send once what they cover is synced. */
 void chan_flush_confirms(struct conn *c);

@@ -5,9 +5,11 @@ it at once); an inequivalent redeclare on another node is refused with the text 
 gives; a binding made on one node is listed by all; an exclusive queue is locked to its
 connection on every node and goes everywhere when the connection closes; auto-delete and
 x-expires queues go everywhere; a queue lives on the node that declared it, and the others
-refuse to consume from it (for now) with 540; a node stopped during changes has them after its
-restart, and its own transient queues are gone (as RabbitMQ deletes a restarted node's
-transient queues); declare latency on the leader and on a follower is logged."""
+refuse to consume from it (for now) with 540; a publish on another node reaches it, in order,
+confirmed once its node took it (one to queues on two other nodes reaches both; one to a
+stopped node's queue is nacked); a node stopped during changes has them after its restart,
+and its own transient queues are gone (as RabbitMQ deletes a restarted node's transient
+queues); declare latency on the leader and on a follower is logged."""
 
 import os
 import sys
@@ -116,6 +118,64 @@ def check_self_deleting(c, a):
     conn.close()
 
 
+def check_forwarding(c, a, b, g):
+    """Publishes on node b to queues that live on nodes a and g: confirmed, in order, each
+    copy on its node; persistent ones there after a restart of the home."""
+    import pika
+    ca, cb, cg = (wt.pika_connect(c.amqp(i)) for i in (a, b, g))
+    cha, chb, chg = ca.channel(), cb.channel(), cg.channel()
+    cha.queue_declare("fa", durable=True)
+    chg.queue_declare("fg", durable=True)
+    chb.exchange_declare("fan", "fanout")
+    chb.queue_bind("fa", "fan")
+    chb.queue_bind("fg", "fan")
+    chb.confirm_delivery()
+    n = 500
+    t0 = time.monotonic()
+    for i in range(n):
+        chb.basic_publish("", "fa", b"m%d" % i, pika.BasicProperties(delivery_mode=2))
+    took = time.monotonic() - t0
+    for i in range(n):
+        chb.basic_publish("fan", "", b"f%d" % i, pika.BasicProperties(delivery_mode=2))
+    wt.log("  %d confirmed publishes on node %d to node %d's queue, one at a time: %.0f/s" % (
+        n, b, a, n / took))
+    assert cha.queue_declare("fa", passive=True).method.message_count == 2 * n
+    assert chg.queue_declare("fg", passive=True).method.message_count == n
+    got = [cha.basic_get("fa", auto_ack=True)[2] for _ in range(n)]
+    assert got == [b"m%d" % i for i in range(n)], got[:10]
+    got = [chg.basic_get("fg", auto_ack=True)[2] for _ in range(n)]
+    assert got == [b"f%d" % i for i in range(n)], got[:10]
+    ca.close()
+    cg.close()
+    cb.close()
+    return n
+
+
+def check_home_down(c, a, b, procs, queue):
+    """A publish on node b to queue, whose node a is stopped, is nacked; the messages node a
+    confirmed before its stop are there after its restart."""
+    import pika
+    conn = wt.pika_connect(c.amqp(b))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("", queue, b"kept", pika.BasicProperties(delivery_mode=2))
+    c.stop_node(a, procs.pop(a, None))
+    wait_for("node %d seen down" % a, lambda: len(c.running(b)) == NODES - 1, 10)
+    try:
+        ch.basic_publish("", queue, b"lost", pika.BasicProperties(delivery_mode=2))
+        raise AssertionError("a publish to a stopped node's queue was confirmed")
+    except pika.exceptions.NackError:
+        pass
+    conn.close()
+    procs[a] = c.start_node(a)
+    wait_for("node %d back" % a, lambda: c.running(a) and len(c.running(a)) == NODES, 20)
+    conn = wt.pika_connect(c.amqp(a))
+    ch = conn.channel()
+    got = ch.basic_get(queue, auto_ack=True)
+    assert got[2] == b"kept" and ch.basic_get(queue)[0] is None, got
+    conn.close()
+
+
 def check_restart(c, g, f, procs):
     """Node g, stopped while topology changes on node f, has the changes after its restart;
     its transient queue is gone everywhere, its durable one stays, a transient exchange made
@@ -180,6 +240,8 @@ def test_cluster_topology():
         check_declares(c, li, f, alone)
         check_exclusive(c, f, li)
         check_self_deleting(c, g)
+        check_forwarding(c, li, f, g)
+        check_home_down(c, g, li, procs, "fg")
         for i in (li, f):
             wt.log("  queue.declare on node %d (%s): p50 %.2f ms, p99 %.2f ms" % (
                 i, "leader" if i == li else "follower", *declare_latency(c, i)))
