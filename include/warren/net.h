@@ -211,4 +211,44 @@ int net_bind(struct vhost *vh, const struct auth_perm *perm, const struct auth_u
              struct wire_str source, struct wire_str routing_key, struct wire_table args,
              struct net_decl_err *err);
 
+/* Not an AMQP reply code: the cluster did not make the change (its text says why: no leader,
+ * or it may or may not have been made, or the node is stopping). */
+#define NET_DECL_UNAVAILABLE 1
+
+/* Whether s (NULL: none) is in a cluster: then exchanges, queues' definitions and bindings
+ * change only through the cluster's metadata log (src/net/topology.c), and the HTTP API makes
+ * its changes with net_topo_* instead of net_exch_declare and the others. */
+bool net_clustered(const struct net_server *s);
+/* A change's answer once it is applied on this node: err's code 0 when it was made (created:
+ * whether a declare made its object; count: the messages a queue's deletion deleted), else
+ * the apply's code and text as net_exch_declare and the others give them, or
+ * NET_DECL_UNAVAILABLE. err is valid during the call only. */
+typedef void (*net_topo_done_fn)(void *arg, const struct net_decl_err *err, bool created,
+                                 uint64_t count);
+/* The HTTP API's changes in a cluster (net_clustered): exchange.declare, exchange.delete,
+ * queue.declare (d->queue named, not exclusive), queue.delete, and bind or unbind (as
+ * net_bind) in vh for user u (NULL: the Unix socket's, allowed everything), submitted to the
+ * cluster's log; every node applies them alike. A queue made so lives on this node. Returns 0,
+ * done(arg) to be called once (from a later loop turn; with NET_DECL_UNAVAILABLE when the
+ * server is freed first), or -1 with err (done not called): names longer than 255 bytes, out
+ * of memory, the cluster not taking it, or for a deletion with if_unused or if_empty, what
+ * this node checks before (as net_queue_delete does; 540 when the queue lives on another
+ * node, which alone knows its consumers and messages). */
+int net_topo_exch_declare(struct net_server *s, struct vhost *vh, const struct auth_user *u,
+                          const struct wire_exchange_declare *d, net_topo_done_fn done, void *arg,
+                          struct net_decl_err *err);
+int net_topo_exch_delete(struct net_server *s, struct vhost *vh, const struct auth_user *u,
+                         struct wire_str name, bool if_unused, net_topo_done_fn done, void *arg,
+                         struct net_decl_err *err);
+int net_topo_queue_declare(struct net_server *s, struct vhost *vh, const struct auth_user *u,
+                           const struct wire_queue_declare *d, net_topo_done_fn done, void *arg,
+                           struct net_decl_err *err);
+int net_topo_queue_delete(struct net_server *s, struct vhost *vh, const struct auth_user *u,
+                          struct wire_str name, bool if_unused, bool if_empty,
+                          net_topo_done_fn done, void *arg, struct net_decl_err *err);
+int net_topo_bind(struct net_server *s, struct vhost *vh, const struct auth_user *u, bool unbind,
+                  bool to_queue, struct wire_str destination, struct wire_str source,
+                  struct wire_str routing_key, struct wire_table args, net_topo_done_fn done,
+                  void *arg, struct net_decl_err *err);
+
 #endif

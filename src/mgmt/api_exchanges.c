@@ -297,12 +297,30 @@ api_vhost_seg(struct mgmt_req *r, size_t i)
 void
 mgmt_decl_failed(struct mgmt_req *r, const struct net_decl_err *err)
 {
-    if (err->code == WIRE_ACCESS_REFUSED)
+    if (err->code == NET_DECL_UNAVAILABLE)
+        mgmt_reply_error(r, 503, "service_unavailable", err->text);
+    else if (err->code == WIRE_ACCESS_REFUSED)
         mgmt_reply_error(r, 401, "not_authorised", "Access refused.");
     else if (err->code == WIRE_NOT_FOUND)
         mgmt_reply_error(r, 404, "not_found", err->text);
     else
         mgmt_bad_request(r, err->text);
+}
+
+void
+mgmt_on_topology(void *arg, const struct net_decl_err *err, bool created, uint64_t count)
+{
+    (void)count;
+    struct mgmt_req *r = arg;
+    if (err->code != 0) {
+        free(r->location); /* a binding's, set before it was made */
+        r->location = NULL;
+        mgmt_decl_failed(r, err);
+    } else if (r->method == MGMT_DELETE) {
+        r->reply(r, 204, NULL);
+    } else {
+        r->reply(r, created || r->method == MGMT_POST ? 201 : 204, NULL);
+    }
 }
 
 const struct auth_perm *
@@ -355,12 +373,16 @@ api_exchange_change(struct mgmt_req *r)
     struct wire_str wname = {(const uint8_t *)(name != NULL ? name : r->segs[2]),
                              (uint32_t)strlen(name != NULL ? name : r->segs[2])};
     struct net_decl_err err;
+    bool clustered = net_clustered(r->env->net);
     if (r->method == MGMT_DELETE) {
+        bool if_unused = mgmt_query_true(r, "if-unused");
         if (name == NULL)
             mgmt_not_found(r);
-        else if (net_exch_delete(v, perm, user, wname, mgmt_query_true(r, "if-unused"), &err) < 0)
+        else if (clustered ? net_topo_exch_delete(r->env->net, v, r->user, wname, if_unused,
+                                                  mgmt_on_topology, r, &err) < 0
+                           : net_exch_delete(v, perm, user, wname, if_unused, &err) < 0)
             mgmt_decl_failed(r, &err);
-        else
+        else if (!clustered)
             r->reply(r, 204, NULL);
         return;
     }
@@ -380,9 +402,11 @@ api_exchange_change(struct mgmt_req *r)
             .arguments = args,
         };
         bool created;
-        if (net_exch_declare(v, perm, user, &d, &created, &err) < 0)
+        if (clustered
+                ? net_topo_exch_declare(r->env->net, v, r->user, &d, mgmt_on_topology, r, &err) < 0
+                : net_exch_declare(v, perm, user, &d, &created, &err) < 0)
             mgmt_decl_failed(r, &err);
-        else
+        else if (!clustered)
             r->reply(r, created ? 201 : 204, NULL);
     }
     free(buf);
@@ -472,6 +496,7 @@ api_binding_create(struct mgmt_req *r, struct vhost *v, bool to_queue)
     }
     struct net_decl_err err;
     char key[1024];
+    bool clustered = net_clustered(r->env->net);
     if (rk == NULL || strlen(rk) > 255 ||
         (json_is_string(rkj) && strlen(rk) != json_string_length(rkj))) {
         mgmt_bad_request(r, "routing_key must be a string of at most 255 bytes");
@@ -482,15 +507,16 @@ api_binding_create(struct mgmt_req *r, struct vhost *v, bool to_queue)
         struct wire_str wrk = {(const uint8_t *)rk, (uint32_t)strlen(rk)};
         struct wire_str wsrc = {(const uint8_t *)src, (uint32_t)strlen(src)};
         struct wire_str wdst = {(const uint8_t *)dst, (uint32_t)strlen(dst)};
-        if (net_bind(v, perm, r->user, NULL, false, to_queue, wdst, wsrc, wrk, args, &err) < 0) {
-            mgmt_decl_failed(r, &err);
-        } else {
-            mgmt_props_key(key, sizeof(key), wrk, args);
-            if ((r->location = mgmt_bind_location(r->segs[5], key)) == NULL)
-                mgmt_nomem(r);
-            else
-                r->reply(r, 201, NULL);
-        }
+        mgmt_props_key(key, sizeof(key), wrk, args);
+        if ((r->location = mgmt_bind_location(r->segs[5], key)) == NULL)
+            mgmt_nomem(r);
+        else if (clustered ? net_topo_bind(r->env->net, v, r->user, false, to_queue, wdst, wsrc,
+                                           wrk, args, mgmt_on_topology, r, &err) < 0
+                           : net_bind(v, perm, r->user, NULL, false, to_queue, wdst, wsrc, wrk,
+                                      args, &err) < 0)
+            mgmt_on_topology(r, &err, false, 0); /* (forgets the Location) */
+        else if (!clustered)
+            r->reply(r, 201, NULL);
     }
     free(buf);
     json_decref(body);
@@ -523,9 +549,13 @@ api_binding_delete(struct mgmt_req *r, struct vhost *v, bool to_queue)
         struct wire_table args = {s.found + s.found_rk, s.found_len - s.found_rk};
         struct wire_str wsrc = {(const uint8_t *)s.source, (uint32_t)strlen(s.source)};
         struct wire_str wdst = {(const uint8_t *)s.dest, (uint32_t)strlen(s.dest)};
-        if (net_bind(v, perm, r->user, NULL, true, to_queue, wdst, wsrc, rk, args, &err) < 0)
+        bool clustered = net_clustered(r->env->net);
+        if (clustered
+                ? net_topo_bind(r->env->net, v, r->user, true, to_queue, wdst, wsrc, rk, args,
+                                mgmt_on_topology, r, &err) < 0
+                : net_bind(v, perm, r->user, NULL, true, to_queue, wdst, wsrc, rk, args, &err) < 0)
             mgmt_decl_failed(r, &err);
-        else
+        else if (!clustered)
             r->reply(r, 204, NULL);
     }
     free(s.found);

@@ -176,8 +176,10 @@ static const struct mgmt_list_src api_queue_src = {
     .number = api_queue_count,
 };
 
-/* DELETE /api/queues/{vhost}/{name} (queue.delete with if-unused, if-empty) and
- * /api/queues/{vhost}/{name}/contents (queue.purge): 204, 404 when missing. */
+/* DELETE /api/queues/{vhost}/{name} (queue.delete with if-unused, if-empty; in a cluster
+ * through its log) and /api/queues/{vhost}/{name}/contents (queue.purge, here: in a cluster,
+ * only the queue's home node has its messages, the others refuse as net_queue_purge does):
+ * 204, 404 when missing. */
 static void
 api_queue_delete(struct mgmt_req *r, struct vhost *v, struct queue *q)
 {
@@ -186,19 +188,26 @@ api_queue_delete(struct mgmt_req *r, struct vhost *v, struct queue *q)
     struct wire_str name = {(const uint8_t *)q->name, q->name_len};
     struct net_decl_err err;
     uint64_t n;
-    int rc = r->n_segs == 4
-                 ? net_queue_purge(v, perm, user, NULL, name, &n, &err)
-                 : net_queue_delete(v, perm, user, NULL, name, mgmt_query_true(r, "if-unused"),
-                                    mgmt_query_true(r, "if-empty"), &n, &err);
+    bool if_unused = mgmt_query_true(r, "if-unused"), if_empty = mgmt_query_true(r, "if-empty");
+    bool clustered = r->n_segs == 3 && net_clustered(r->env->net);
+    int rc;
+    if (r->n_segs == 4)
+        rc = net_queue_purge(v, perm, user, NULL, name, &n, &err);
+    else if (clustered)
+        rc = net_topo_queue_delete(r->env->net, v, r->user, name, if_unused, if_empty,
+                                   mgmt_on_topology, r, &err);
+    else
+        rc = net_queue_delete(v, perm, user, NULL, name, if_unused, if_empty, &n, &err);
     if (rc < 0)
         mgmt_decl_failed(r, &err);
-    else
+    else if (!clustered)
         r->reply(r, 204, NULL);
 }
 
 /* PUT /api/queues/{vhost}/{name}: queue.declare with the body's durable, auto_delete and
- * arguments (validated as the AMQP declare validates them); 201 created, 204 already there,
- * 400 or 401 with RabbitMQ's texts. Not exclusive: no connection owns it. */
+ * arguments (validated as the AMQP declare validates them; in a cluster through its log, the
+ * queue's home this node); 201 created, 204 already there, 400 or 401 with RabbitMQ's texts.
+ * Not exclusive: no connection owns it. */
 static void
 api_queue_put(struct mgmt_req *r)
 {
@@ -221,11 +230,14 @@ api_queue_put(struct mgmt_req *r)
             .arguments = args,
         };
         struct queue *q;
-        bool created;
+        bool created, clustered = net_clustered(r->env->net);
         struct net_decl_err err;
-        if (net_queue_declare(v, perm, user, NULL, NULL, NULL, name, &d, &q, &created, &err) < 0)
+        if (clustered
+                ? net_topo_queue_declare(r->env->net, v, r->user, &d, mgmt_on_topology, r, &err) < 0
+                : net_queue_declare(v, perm, user, NULL, NULL, NULL, name, &d, &q, &created, &err) <
+                      0)
             mgmt_decl_failed(r, &err);
-        else
+        else if (!clustered)
             r->reply(r, created ? 201 : 204, NULL);
     }
     free(buf);

@@ -185,8 +185,13 @@ struct net_decl_err;
 struct auth_perm;
 struct vhost;
 /* Answers a failed AMQP method (net.h) as RabbitMQ's direct_request does: access refused 401
- * "Access refused.", not found 404, anything else 400 with the AMQP text. */
+ * "Access refused.", not found 404, anything else 400 with the AMQP text; in a cluster, a
+ * change it did not make (NET_DECL_UNAVAILABLE) 503 service_unavailable, as admin changes. */
 void mgmt_decl_failed(struct mgmt_req *r, const struct net_decl_err *err);
+/* net.h's net_topo_done_fn for a change of r (arg) in a cluster: 201 for a PUT that created
+ * its object or a POST, 204 for other PUTs and DELETEs, else mgmt_decl_failed's answer (r's
+ * Location dropped). r stays valid until then: the transport frees it with its reply. */
+void mgmt_on_topology(void *arg, const struct net_decl_err *err, bool created, uint64_t count);
 /* The permissions r's user has in v, and its name in *user (the Unix socket's administrator:
  * NULL, allowed everything). */
 const struct auth_perm *mgmt_user_perm(const struct mgmt_req *r, const struct vhost *v,

@@ -268,8 +268,7 @@ net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char *use
     return 0;
 }
 
-/* Raises err on ch (a connection error for a hard code). Returns -1. */
-static int
+int
 chan_raise_decl(struct chan *ch, uint32_t method_id, const struct net_decl_err *err)
 {
     if (wire_reply_is_hard(err->code))
@@ -731,11 +730,11 @@ chan_on_queue_purge(struct chan *ch, const struct wire_queue_purge *p)
 }
 
 int
-net_queue_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
-                 const struct queue_owner *own, struct wire_str name, bool if_unused, bool if_empty,
-                 uint64_t *count, struct net_decl_err *err)
+net_queue_delete_check(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                       const struct queue_owner *own, struct wire_str name, bool if_unused,
+                       bool if_empty, struct queue **out, struct net_decl_err *err)
 {
-    *count = 0;
+    *out = NULL;
     if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, true, name, err))
         return -1;
     /* Deleting a queue that does not exist succeeds, as in RabbitMQ. */
@@ -744,13 +743,32 @@ net_queue_delete(struct vhost *vh, const struct auth_perm *perm, const char *use
     struct queue *q = chan_decl_queue(vh, own, name, err);
     if (q == NULL)
         return -1;
+    if ((if_unused || if_empty) && q->home != NULL)
+        return chan_decl_fail(err, WIRE_NOT_IMPLEMENTED,
+                              "queue '%s' in vhost '%s' lives on node %s: if-unused and if-empty "
+                              "are checked by its node, connect there to use them",
+                              q->name, vh->name, q->home);
     if (if_unused && q->n_consumers > 0)
         return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "queue '%s' in vhost '%s' in use",
                               q->name, vh->name);
     if (if_empty && q->n_ready > 0)
         return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "queue '%s' in vhost '%s' not empty",
                               q->name, vh->name);
-    *count = vhost_queue_delete(vh, q);
+    *out = q;
+    return 0;
+}
+
+int
+net_queue_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                 const struct queue_owner *own, struct wire_str name, bool if_unused, bool if_empty,
+                 uint64_t *count, struct net_decl_err *err)
+{
+    struct queue *q;
+    *count = 0;
+    if (net_queue_delete_check(vh, perm, user, own, name, if_unused, if_empty, &q, err) < 0)
+        return -1;
+    if (q != NULL)
+        *count = vhost_queue_delete(vh, q);
     return 0;
 }
 

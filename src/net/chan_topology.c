@@ -46,21 +46,6 @@ struct chan_topo_wait {
     char name[255];
 };
 
-static const char *
-chan_topo_outcome_text(enum cluster_outcome outcome)
-{
-    switch (outcome) {
-    case CLUSTER_NOT_LEADER:
-        return "the cluster has no leader now (an election, or no majority of the nodes "
-               "running): the change is not made";
-    case CLUSTER_MAYBE:
-        return "the change may or may not have been made: the cluster lost its leader";
-    default:
-        return "the cluster could not take the change (out of memory, or the node is "
-               "stopping)";
-    }
-}
-
 /* Answers w's method on its channel, now that its command is applied here. */
 static void
 chan_topo_answer(struct chan *ch, struct chan_topo_wait *w, enum cluster_outcome outcome,
@@ -70,7 +55,7 @@ chan_topo_answer(struct chan *ch, struct chan_topo_wait *w, enum cluster_outcome
     struct net_topology *t = c->server->topo;
     struct wire_str name = {(const uint8_t *)w->name, w->name_len};
     if (outcome != CLUSTER_COMMITTED) {
-        conn_raise(c, WIRE_INTERNAL_ERROR, w->method_id, "%s", chan_topo_outcome_text(outcome));
+        conn_raise(c, WIRE_INTERNAL_ERROR, w->method_id, "%s", topo_outcome_text(outcome));
         return;
     }
     if (result != 0) {
@@ -146,7 +131,7 @@ chan_topo_submit(struct chan *ch, struct topo_buf *b, enum topo_wait_kind kind, 
         int e = errno;
         free(w);
         return conn_raise(c, WIRE_INTERNAL_ERROR, method_id, "%s",
-                          e == ENOMEM ? "out of memory" : chan_topo_outcome_text(CLUSTER_FAILED));
+                          e == ENOMEM ? "out of memory" : topo_outcome_text(CLUSTER_FAILED));
     }
     LIST_INSERT_HEAD(&ch->topo_waits, w, link);
     c->store_paused++; /* the input waits for the answer (conn_resume) */
@@ -167,11 +152,7 @@ chan_topology_exchange_declare(struct chan *ch, const struct wire_exchange_decla
 {
     struct topo_buf b;
     chan_topo_begin(ch, &b, 'X');
-    topo_cmd_str(&b, d->exchange);
-    topo_cmd_str(&b, d->type);
-    topo_cmd_flags(&b, (d->durable ? TOPO_DURABLE : 0) | (d->auto_delete ? TOPO_AUTO_DELETE : 0) |
-                           (d->internal ? TOPO_INTERNAL : 0));
-    topo_cmd_table(&b, d->arguments);
+    topo_cmd_exch_declare(&b, d);
     return chan_topo_submit(ch, &b, TOPO_WAIT_OK, WIRE_EXCHANGE_DECLARE, WIRE_EXCHANGE_DECLARE_OK,
                             d->no_wait, d->exchange);
 }
@@ -181,8 +162,7 @@ chan_topology_exchange_delete(struct chan *ch, const struct wire_exchange_delete
 {
     struct topo_buf b;
     chan_topo_begin(ch, &b, 'x');
-    topo_cmd_str(&b, d->exchange);
-    topo_cmd_flags(&b, d->if_unused ? TOPO_IF_UNUSED : 0);
+    topo_cmd_exch_delete(&b, d->exchange, d->if_unused);
     return chan_topo_submit(ch, &b, TOPO_WAIT_OK, WIRE_EXCHANGE_DELETE, WIRE_EXCHANGE_DELETE_OK,
                             d->no_wait, d->exchange);
 }
@@ -195,11 +175,7 @@ chan_topology_bind(struct chan *ch, uint32_t method_id, uint32_t ok_id, bool to_
     struct topo_buf b;
     bool unbind = method_id == WIRE_QUEUE_UNBIND || method_id == WIRE_EXCHANGE_UNBIND;
     chan_topo_begin(ch, &b, unbind ? 'b' : 'B');
-    topo_cmd_flags(&b, to_queue ? TOPO_TO_QUEUE : 0);
-    topo_cmd_str(&b, destination);
-    topo_cmd_str(&b, source);
-    topo_cmd_str(&b, key);
-    topo_cmd_table(&b, args);
+    topo_cmd_bind(&b, to_queue, destination, source, key, args);
     return chan_topo_submit(ch, &b, TOPO_WAIT_OK, method_id, ok_id, no_wait, destination);
 }
 
@@ -230,11 +206,7 @@ chan_topology_queue_declare(struct chan *ch, struct wire_str name,
         return conn_raise(ch->conn, WIRE_INTERNAL_ERROR, WIRE_QUEUE_DECLARE, "out of memory");
     struct topo_buf b;
     chan_topo_begin(ch, &b, 'Q');
-    topo_cmd_str(&b, name);
-    topo_cmd_flags(&b, (d->durable ? TOPO_DURABLE : 0) | (d->auto_delete ? TOPO_AUTO_DELETE : 0) |
-                           (d->exclusive ? TOPO_EXCLUSIVE : 0) |
-                           (d->queue.len == 0 ? TOPO_SERVER_NAMED : 0));
-    topo_cmd_table(&b, d->arguments);
+    topo_cmd_queue_declare(&b, name, d);
     return chan_topo_submit(ch, &b, TOPO_WAIT_QUEUE_DECLARE, WIRE_QUEUE_DECLARE,
                             WIRE_QUEUE_DECLARE_OK, d->no_wait, name);
 }
@@ -245,27 +217,15 @@ chan_topology_queue_delete(struct chan *ch, struct wire_str name, const struct w
     struct conn *c = ch->conn;
     /* if-unused and if-empty are the home node's to check, before the command: it is
      * unconditional, as every node must decide alike. */
-    if (d->if_unused || d->if_empty) {
-        if (chan_access_queue(ch, WIRE_QUEUE_DELETE, AUTH_CONFIGURE, name) < 0)
-            return -1;
-        struct queue *q = vhost_queue_find(c->vhost, name);
-        if (q != NULL && (q = chan_queue_lookup(ch, name, WIRE_QUEUE_DELETE)) == NULL)
-            return -1;
-        if (q != NULL && q->home != NULL)
-            return chan_raise(ch, WIRE_NOT_IMPLEMENTED, WIRE_QUEUE_DELETE,
-                              "queue '%s' in vhost '%s' lives on node %s: if-unused and if-empty "
-                              "are checked by its node, connect there to use them",
-                              q->name, c->vhost->name, q->home);
-        if (q != NULL && d->if_unused && q->n_consumers > 0)
-            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DELETE,
-                              "queue '%s' in vhost '%s' in use", q->name, c->vhost->name);
-        if (q != NULL && d->if_empty && q->n_ready > 0)
-            return chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_QUEUE_DELETE,
-                              "queue '%s' in vhost '%s' not empty", q->name, c->vhost->name);
-    }
+    struct queue *q;
+    struct net_decl_err err;
+    if ((d->if_unused || d->if_empty) &&
+        net_queue_delete_check(c->vhost, chan_access_perm(c), auth_user_name(c->user),
+                               &c->exclusive, name, d->if_unused, d->if_empty, &q, &err) < 0)
+        return chan_raise_decl(ch, WIRE_QUEUE_DELETE, &err);
     struct topo_buf b;
     chan_topo_begin(ch, &b, 'q');
-    topo_cmd_str(&b, name);
+    topo_cmd_queue_delete(&b, name);
     return chan_topo_submit(ch, &b, TOPO_WAIT_QUEUE_DELETE, WIRE_QUEUE_DELETE, WIRE_QUEUE_DELETE_OK,
                             d->no_wait, name);
 }
@@ -300,7 +260,7 @@ conn_topo_on_owner_gone(void *arg, enum cluster_outcome outcome, int result)
         log_msg(LOG_WARNING,
                 "cluster: the exclusive queues of a closed connection may not be "
                 "deleted: %s",
-                chan_topo_outcome_text(outcome));
+                topo_outcome_text(outcome));
 }
 
 void

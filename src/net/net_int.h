@@ -431,6 +431,16 @@ void chan_random_name(char *dst, size_t cap, const char *prefix);
 struct queue *chan_queue_lookup(struct chan *ch, struct wire_str name, uint32_t method_id);
 /* Deletes the exclusive queues a closing connection owned. */
 void chan_delete_exclusive_queues(struct conn *c);
+/* Raises err (net.h's net_* functions') on ch, as a connection error for a hard code, for
+ * method_id. Returns -1. */
+int chan_raise_decl(struct chan *ch, uint32_t method_id, const struct net_decl_err *err);
+/* net_queue_delete's checks before it deletes (the permission, another's exclusive queue,
+ * if_unused, if_empty), and with if_unused or if_empty, 540 for a queue whose home is another
+ * node (in a cluster: only it knows the queue's consumers and messages). Returns 0 with *out
+ * the queue (NULL: there is none, which deleting succeeds on), or -1 with err. */
+int net_queue_delete_check(struct vhost *vh, const struct auth_perm *perm, const char *user,
+                           const struct queue_owner *own, struct wire_str name, bool if_unused,
+                           bool if_empty, struct queue **out, struct net_decl_err *err);
 /* q was declared on ch (passive: a passive declare): counted as a use (x-expires), remembered
  * as the channel's last queue, and answered with queue.declare-ok unless no_wait. */
 void chan_queue_declared(struct chan *ch, struct queue *q, bool passive, bool no_wait);

@@ -3,7 +3,9 @@
  * applies in the same order through the same functions as a node alone (chan_decl.c's
  * net_*), so that each change has the same outcome everywhere: a declare refused for an
  * inequivalent argument is refused on every node, and the node that submitted it answers the
- * client with the apply's reply code and text once it applied it (chan_topology.c).
+ * client with the apply's reply code and text once it applied it: an AMQP channel
+ * (chan_topology.c) or the HTTP API (net_topo_* below, net.h), whose changes have no
+ * connection: no owner, their home this node, the HTTP user's name (none for the Unix socket).
  *
  * Queues have a home: the node whose connection declared them (q->home is NULL there and
  * names it on the others). Their messages live there; the other nodes hold the definition.
@@ -124,22 +126,54 @@ topo_cmd_begin(struct topo_buf *b, char op, const char *user, const char *vhost,
     topo_put_cstr(b, home);
 }
 
-void
+static void
 topo_cmd_str(struct topo_buf *b, struct wire_str s)
 {
     topo_put_bytes(b, s.ptr, s.len);
 }
 
 void
-topo_cmd_table(struct topo_buf *b, struct wire_table t)
+topo_cmd_exch_declare(struct topo_buf *b, const struct wire_exchange_declare *d)
 {
-    topo_put_bytes(b, t.ptr, t.len);
+    topo_cmd_str(b, d->exchange);
+    topo_cmd_str(b, d->type);
+    topo_put_u8(b, (d->durable ? TOPO_DURABLE : 0) | (d->auto_delete ? TOPO_AUTO_DELETE : 0) |
+                       (d->internal ? TOPO_INTERNAL : 0));
+    topo_put_bytes(b, d->arguments.ptr, d->arguments.len);
 }
 
 void
-topo_cmd_flags(struct topo_buf *b, uint8_t flags)
+topo_cmd_exch_delete(struct topo_buf *b, struct wire_str name, bool if_unused)
 {
-    topo_put_u8(b, flags);
+    topo_cmd_str(b, name);
+    topo_put_u8(b, if_unused ? TOPO_IF_UNUSED : 0);
+}
+
+void
+topo_cmd_queue_declare(struct topo_buf *b, struct wire_str name, const struct wire_queue_declare *d)
+{
+    topo_cmd_str(b, name);
+    topo_put_u8(b, (d->durable ? TOPO_DURABLE : 0) | (d->auto_delete ? TOPO_AUTO_DELETE : 0) |
+                       (d->exclusive ? TOPO_EXCLUSIVE : 0) |
+                       (d->queue.len == 0 ? TOPO_SERVER_NAMED : 0));
+    topo_put_bytes(b, d->arguments.ptr, d->arguments.len);
+}
+
+void
+topo_cmd_queue_delete(struct topo_buf *b, struct wire_str name)
+{
+    topo_cmd_str(b, name);
+}
+
+void
+topo_cmd_bind(struct topo_buf *b, bool to_queue, struct wire_str destination,
+              struct wire_str source, struct wire_str key, struct wire_table args)
+{
+    topo_put_u8(b, to_queue ? TOPO_TO_QUEUE : 0);
+    topo_cmd_str(b, destination);
+    topo_cmd_str(b, source);
+    topo_cmd_str(b, key);
+    topo_put_bytes(b, args.ptr, args.len);
 }
 
 int
@@ -153,6 +187,21 @@ topo_cmd_submit(struct net_server *s, struct topo_buf *b, cluster_done_fn done, 
     free(b->p);
     *b = (struct topo_buf){0};
     return rc;
+}
+
+const char *
+topo_outcome_text(enum cluster_outcome outcome)
+{
+    switch (outcome) {
+    case CLUSTER_NOT_LEADER:
+        return "the cluster has no leader now (an election, or no majority of the nodes "
+               "running): the change is not made";
+    case CLUSTER_MAYBE:
+        return "the change may or may not have been made: the cluster lost its leader";
+    default:
+        return "the cluster could not take the change (out of memory, or the node is "
+               "stopping)";
+    }
 }
 
 /* ---- decoding ---- */
@@ -269,15 +318,15 @@ topo_decode(const uint8_t *cmd, size_t len, struct topo_cmd *c)
 
 /* ---- applying ---- */
 
-/* Fills the outcome's text. Returns code. */
+/* Fills *err. Returns code. */
 static int
-topo_fail(struct net_topology *t, uint16_t code, const char *fmt, ...)
+topo_fail(struct net_decl_err *err, uint16_t code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(t->err.text, sizeof(t->err.text), fmt, ap);
+    vsnprintf(err->text, sizeof(err->text), fmt, ap);
     va_end(ap);
-    t->err.code = code;
+    err->code = code;
     return code;
 }
 
@@ -296,7 +345,7 @@ topo_locked(struct net_topology *t, struct vhost *vh, struct wire_str name, uint
     struct queue *q = vhost_queue_find(vh, name);
     if (q == NULL || q->owner == NULL || q->owner_id == owner_id)
         return false;
-    topo_fail(t, WIRE_RESOURCE_LOCKED,
+    topo_fail(&t->err, WIRE_RESOURCE_LOCKED,
               "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It could be "
               "originally declared on another connection or the exclusive property value does "
               "not match that of the original declaration.",
@@ -345,7 +394,7 @@ topo_apply_op(struct net_topology *t, struct vhost *vh, const struct auth_perm *
 {
     const char *user = u != NULL ? auth_user_name(u) : NULL;
     struct net_decl_err *err = &t->err;
-    bool created;
+    bool *created = &t->created;
     switch (c->op) {
     case 'X': {
         struct wire_exchange_declare d = {.exchange = c->name,
@@ -354,7 +403,7 @@ topo_apply_op(struct net_topology *t, struct vhost *vh, const struct auth_perm *
                                           .auto_delete = (c->flags & TOPO_AUTO_DELETE) != 0,
                                           .internal = (c->flags & TOPO_INTERNAL) != 0,
                                           .arguments = c->args};
-        return net_exch_declare(vh, perm, user, &d, &created, err) < 0 ? err->code : 0;
+        return net_exch_declare(vh, perm, user, &d, created, err) < 0 ? err->code : 0;
     }
     case 'x':
         return net_exch_delete(vh, perm, user, c->name, (c->flags & TOPO_IF_UNUSED) != 0, err) < 0
@@ -376,7 +425,7 @@ topo_apply_op(struct net_topology *t, struct vhost *vh, const struct auth_perm *
                                    .owner_id = c->owner_id};
         struct queue *q;
         return net_queue_declare(vh, perm, user, topo_owner(t, vh, c), &h, NULL, c->name, &d, &q,
-                                 &created, err) < 0
+                                 created, err) < 0
                    ? err->code
                    : 0;
     }
@@ -413,14 +462,15 @@ topo_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
     struct durable *d = s->env.vhosts->durable;
     t->err.code = 0;
     t->err.text[0] = '\0';
+    t->created = false;
     t->deleted = 0;
     if (d != NULL && index <= durable_meta_index(d))
         return 0; /* stored before this start */
     struct topo_cmd c;
     int rc;
     if (topo_decode(cmd, len, &c) < 0) {
-        rc =
-            topo_fail(t, WIRE_INTERNAL_ERROR, "metadata command %" PRIu64 " does not parse", index);
+        rc = topo_fail(&t->err, WIRE_INTERNAL_ERROR, "metadata command %" PRIu64 " does not parse",
+                       index);
         log_msg(LOG_ERROR, "cluster: %s: skipped", t->err.text);
     } else if (c.op == 'O' || c.op == '.') {
         rc = topo_apply_op(t, NULL, NULL, NULL, &c);
@@ -430,9 +480,9 @@ topo_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
         char user[256];
         snprintf(user, sizeof(user), "%.*s", WIRE_STR_ARG(c.user));
         if (vh == NULL)
-            rc = topo_fail(t, WIRE_NOT_FOUND, "no vhost '%.*s'", WIRE_STR_ARG(c.vhost));
+            rc = topo_fail(&t->err, WIRE_NOT_FOUND, "no vhost '%.*s'", WIRE_STR_ARG(c.vhost));
         else if (c.user.len > 0 && (u = auth_user_get(s->env.auth, user)) == NULL)
-            rc = topo_fail(t, WIRE_ACCESS_REFUSED, "user '%s' no longer exists", user);
+            rc = topo_fail(&t->err, WIRE_ACCESS_REFUSED, "user '%s' no longer exists", user);
         else
             rc = topo_apply_op(t, vh, u != NULL ? auth_perm_find(u, vh->name) : NULL, u, &c);
     }
@@ -461,7 +511,7 @@ topo_delete_queue(struct net_topology *t, struct queue *q, char *what)
 {
     struct topo_buf cmd;
     topo_cmd_begin(&cmd, 'q', NULL, q->vhost->name, q->owner_id, t->self);
-    topo_cmd_str(&cmd, (struct wire_str){(const uint8_t *)q->name, q->name_len});
+    topo_cmd_queue_delete(&cmd, (struct wire_str){(const uint8_t *)q->name, q->name_len});
     if (what == NULL || topo_cmd_submit(t->s, &cmd, topo_on_cleanup_done, what) < 0) {
         log_msg(LOG_ERROR, "cluster: cannot delete the queue '%s' in vhost '%s': %s", q->name,
                 q->vhost->name, what == NULL ? "out of memory" : strerror(errno));
@@ -503,6 +553,177 @@ topo_delete_leftovers(struct net_topology *t)
     }
 }
 
+/* ---- the HTTP API's changes ---- */
+
+/* One change in flight. */
+struct topo_http_wait {
+    LIST_ENTRY(topo_http_wait) link; /* in net_topology.http_waits */
+    struct net_topology *t;          /* borrows; NULL once answered by net_topology_free */
+    net_topo_done_fn done;
+    void *arg;
+};
+
+bool
+net_clustered(const struct net_server *s)
+{
+    return s != NULL && s->topo != NULL;
+}
+
+/* Fills err for the HTTP API. Returns -1. */
+static int
+topo_http_fail(struct net_decl_err *err, uint16_t code, const char *text)
+{
+    topo_fail(err, code, "%s", text);
+    return -1;
+}
+
+/* The cluster's done callback of a wait: its change's outcome, from the apply that ran just
+ * before on this node, to the wait's done. */
+static void
+topo_http_on_outcome(void *arg, enum cluster_outcome outcome, int result)
+{
+    struct topo_http_wait *w = arg;
+    struct net_topology *t = w->t;
+    if (t != NULL) {
+        LIST_REMOVE(w, link);
+        struct net_decl_err none = {0};
+        if (outcome != CLUSTER_COMMITTED) {
+            topo_http_fail(&none, NET_DECL_UNAVAILABLE, topo_outcome_text(outcome));
+            w->done(w->arg, &none, false, 0);
+        } else if (result != 0) {
+            w->done(w->arg, &t->err, false, 0);
+        } else {
+            w->done(w->arg, &none, t->created, t->deleted);
+        }
+    }
+    free(w);
+}
+
+/* Starts op for the HTTP API: u's (NULL: none, the Unix socket's), in vh, no owner, its home
+ * (a new queue's) this node. */
+static void
+topo_http_begin(struct net_server *s, struct topo_buf *b, char op, struct vhost *vh,
+                const struct auth_user *u)
+{
+    topo_cmd_begin(b, op, u != NULL ? auth_user_name(u) : NULL, vh->name, 0, s->topo->self);
+}
+
+/* Submits b's command (emptied) for the HTTP API, answered by done(arg). 0, or -1 with err. */
+static int
+topo_http_submit(struct net_server *s, struct topo_buf *b, net_topo_done_fn done, void *arg,
+                 struct net_decl_err *err)
+{
+    struct topo_http_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        free(b->p);
+        *b = (struct topo_buf){0};
+        return topo_http_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
+    }
+    *w = (struct topo_http_wait){.t = s->topo, .done = done, .arg = arg};
+    LIST_INSERT_HEAD(&s->topo->http_waits, w, link);
+    if (topo_cmd_submit(s, b, topo_http_on_outcome, w) < 0) {
+        int e = errno;
+        LIST_REMOVE(w, link);
+        free(w);
+        if (e == ENOMEM)
+            return topo_http_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
+        if (e == EMSGSIZE)
+            return topo_http_fail(err, WIRE_PRECONDITION_FAILED, "the change is too large");
+        return topo_http_fail(err, NET_DECL_UNAVAILABLE, topo_outcome_text(CLUSTER_FAILED));
+    }
+    return 0;
+}
+
+/* Whether the vhost's name and the n names fit a command (topo_decode takes AMQP's short
+ * strings); else err. The HTTP API's paths may be longer. */
+static bool
+topo_http_names_fit(const struct vhost *vh, const struct wire_str *names, size_t n,
+                    struct net_decl_err *err)
+{
+    bool fit = strlen(vh->name) <= 255;
+    for (size_t i = 0; i < n; i++)
+        fit = fit && names[i].len <= 255;
+    if (!fit)
+        topo_http_fail(err, WIRE_PRECONDITION_FAILED,
+                       "names longer than 255 bytes are not taken in a cluster");
+    return fit;
+}
+
+int
+net_topo_exch_declare(struct net_server *s, struct vhost *vh, const struct auth_user *u,
+                      const struct wire_exchange_declare *d, net_topo_done_fn done, void *arg,
+                      struct net_decl_err *err)
+{
+    if (!topo_http_names_fit(vh, &d->exchange, 1, err))
+        return -1;
+    struct topo_buf b;
+    topo_http_begin(s, &b, 'X', vh, u);
+    topo_cmd_exch_declare(&b, d);
+    return topo_http_submit(s, &b, done, arg, err);
+}
+
+int
+net_topo_exch_delete(struct net_server *s, struct vhost *vh, const struct auth_user *u,
+                     struct wire_str name, bool if_unused, net_topo_done_fn done, void *arg,
+                     struct net_decl_err *err)
+{
+    if (!topo_http_names_fit(vh, &name, 1, err))
+        return -1;
+    struct topo_buf b;
+    topo_http_begin(s, &b, 'x', vh, u);
+    topo_cmd_exch_delete(&b, name, if_unused);
+    return topo_http_submit(s, &b, done, arg, err);
+}
+
+int
+net_topo_queue_declare(struct net_server *s, struct vhost *vh, const struct auth_user *u,
+                       const struct wire_queue_declare *d, net_topo_done_fn done, void *arg,
+                       struct net_decl_err *err)
+{
+    if (!topo_http_names_fit(vh, &d->queue, 1, err))
+        return -1;
+    struct topo_buf b;
+    topo_http_begin(s, &b, 'Q', vh, u);
+    topo_cmd_queue_declare(&b, d->queue, d);
+    return topo_http_submit(s, &b, done, arg, err);
+}
+
+int
+net_topo_queue_delete(struct net_server *s, struct vhost *vh, const struct auth_user *u,
+                      struct wire_str name, bool if_unused, bool if_empty, net_topo_done_fn done,
+                      void *arg, struct net_decl_err *err)
+{
+    if (!topo_http_names_fit(vh, &name, 1, err))
+        return -1;
+    /* The command is unconditional: if-unused and if-empty are checked here first, as
+     * chan_topology_queue_delete does (540 when the queue lives on another node). */
+    struct queue *q;
+    if ((if_unused || if_empty) &&
+        net_queue_delete_check(vh, u != NULL ? auth_perm_find(u, vh->name) : NULL,
+                               u != NULL ? auth_user_name(u) : NULL, NULL, name, if_unused,
+                               if_empty, &q, err) < 0)
+        return -1;
+    struct topo_buf b;
+    topo_http_begin(s, &b, 'q', vh, u);
+    topo_cmd_queue_delete(&b, name);
+    return topo_http_submit(s, &b, done, arg, err);
+}
+
+int
+net_topo_bind(struct net_server *s, struct vhost *vh, const struct auth_user *u, bool unbind,
+              bool to_queue, struct wire_str destination, struct wire_str source,
+              struct wire_str routing_key, struct wire_table args, net_topo_done_fn done, void *arg,
+              struct net_decl_err *err)
+{
+    struct wire_str names[] = {destination, source, routing_key};
+    if (!topo_http_names_fit(vh, names, 3, err))
+        return -1;
+    struct topo_buf b;
+    topo_http_begin(s, &b, unbind ? 'b' : 'B', vh, u);
+    topo_cmd_bind(&b, to_queue, destination, source, routing_key, args);
+    return topo_http_submit(s, &b, done, arg, err);
+}
+
 int
 net_topology_open(struct net_server *s)
 {
@@ -514,6 +735,7 @@ net_topology_open(struct net_server *s)
     t->s = s;
     t->self = cluster_self_name(s->env.cluster);
     hmap_init(&t->owners);
+    LIST_INIT(&t->http_waits);
     s->topo = t;
     cluster_meta_register(s->env.cluster, CLUSTER_META_TOPOLOGY, topo_apply, t);
     vhost_set_self_delete(topo_delete_self, t);
@@ -529,6 +751,14 @@ net_topology_free(struct net_server *s)
         return;
     cluster_meta_register(s->env.cluster, CLUSTER_META_TOPOLOGY, NULL, NULL);
     vhost_set_self_delete(NULL, NULL);
+    struct topo_http_wait *w;
+    while ((w = LIST_FIRST(&t->http_waits)) != NULL) { /* the cluster's answer frees w */
+        LIST_REMOVE(w, link);
+        w->t = NULL;
+        struct net_decl_err err;
+        topo_http_fail(&err, NET_DECL_UNAVAILABLE, "the node is stopping");
+        w->done(w->arg, &err, false, 0);
+    }
     hmap_clear(&t->owners);
     free(t);
     s->topo = NULL;
