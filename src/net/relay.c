@@ -54,6 +54,8 @@
 
 #define RELAY_BATCH_MAX (1u << 20)
 #define RELAY_CHECK_MS 500
+/* How long a consume or get waits for its answer before it fails (ms). */
+#define RELAY_ANSWER_MS 10000
 /* The credit of a consumer without a prefetch limit (or with no_ack): what may be in flight
  * from its home at once. */
 #define RELAY_WINDOW 256
@@ -90,9 +92,11 @@ struct relay_sub {
      * channel is gone), in its relay_waits */
     struct chan *ch;
     LIST_ENTRY(relay_sub) wait_link;
-    bool no_wait; /* consume: no consume-ok wanted */
-    bool no_ack;  /* get */
-    uint8_t qlen; /* the queue's name, for errors */
+    uint64_t asked_ms; /* when the consume or get was sent */
+    bool established;  /* consume-ok came: it belongs to the home's run that sent it */
+    bool no_wait;      /* consume: no consume-ok wanted */
+    bool no_ack;       /* get */
+    uint8_t qlen;      /* the queue's name, for errors */
     char queue[255];
 };
 
@@ -131,6 +135,14 @@ struct net_relay {
     struct event *flush; /* owns: sends the turn's batches */
     struct event *check; /* owns: every RELAY_CHECK_MS */
 };
+
+static uint64_t
+relay_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static struct relay_peer *
 relay_peer(struct net_relay *r, const char *node)
@@ -267,6 +279,7 @@ relay_sub_new(struct net_relay *r, struct relay_peer *home)
         return NULL;
     }
     home->n_subs++;
+    sub->asked_ms = relay_now_ms();
     return sub;
 }
 
@@ -454,6 +467,7 @@ relay_on_consumed(struct net_relay *r, struct relay_sub *sub, uint16_t code, str
     if (ch->state != CHAN_OPEN || ch->conn->state != CONN_OPEN)
         return;
     if (code == 0) {
+        sub->established = true;
         if (!sub->no_wait)
             chan_send_consume_ok(ch, cc);
         return;
@@ -539,33 +553,41 @@ relay_on_got(struct net_relay *r, struct relay_sub *sub, const uint8_t *p, size_
         chan_raise(ch, code, WIRE_BASIC_GET, "%.*s", WIRE_STR_ARG(text));
 }
 
-/* Everything this node waits for from home, and its consumers there, end: home is down or
- * restarted. */
+/* sub ends: its home is down or restarted, or it waited too long. A consume or get waiting
+ * for its answer fails with the 'home node is down' 404; a consumer is cancelled
+ * (basic.cancel, as for a deleted queue). */
 static void
-relay_home_lost(struct net_relay *r, struct relay_peer *home)
+relay_sub_lost(struct net_relay *r, struct relay_sub *sub)
+{
+    struct chan *ch = sub->ch;
+    bool open = relay_sub_open(sub);
+    char queue[256];
+    snprintf(queue, sizeof(queue), "%.*s", sub->qlen, sub->queue);
+    if (ch != NULL)
+        relay_sub_resume(sub);
+    struct chan_cons *cc = sub->cc;
+    const char *home = sub->home->node;
+    if (cc != NULL)
+        cc->relay = NULL;
+    if (open)
+        relay_home_down(ch, cc != NULL ? WIRE_BASIC_CONSUME : WIRE_BASIC_GET, queue, home);
+    else if (cc != NULL && sub->established)
+        chan_relay_cancelled(cc);
+    relay_sub_free(r, sub);
+}
+
+/* home is down (every sub there ends), or restarted (those it answered end: its new run does
+ * not know them; those waiting for an answer get it from the new run, or time out). */
+static void
+relay_home_lost(struct net_relay *r, struct relay_peer *home, bool restarted)
 {
     struct hmap_iter it;
     struct hmap_entry *he;
     hmap_iter_init(&it, &r->subs);
     while ((he = hmap_iter_next(&it)) != NULL) {
         struct relay_sub *sub = hmap_container_of(he, struct relay_sub, by_id);
-        if (sub->home != home)
-            continue;
-        struct chan *ch = sub->ch;
-        bool open = relay_sub_open(sub);
-        char queue[256];
-        snprintf(queue, sizeof(queue), "%.*s", sub->qlen, sub->queue);
-        if (ch != NULL)
-            relay_sub_resume(sub);
-        struct chan_cons *cc = sub->cc;
-        if (cc != NULL)
-            cc->relay = NULL;
-        relay_sub_free(r, sub);
-        if (open)
-            relay_home_down(ch, cc != NULL ? WIRE_BASIC_CONSUME : WIRE_BASIC_GET, queue,
-                            home->node);
-        else if (cc != NULL)
-            chan_relay_cancelled(cc); /* basic.cancel, as for a deleted queue */
+        if (sub->home == home && (!restarted || sub->established))
+            relay_sub_lost(r, sub);
     }
 }
 
@@ -1004,7 +1026,7 @@ relay_on_message(struct net_server *s, const char *from, const uint8_t *bytes, s
     /* Its consumers here belong to one run of it; this node's there, to one run of it. */
     if (p->incarnation != inc && p->incarnation != 0) {
         relay_client_lost(p);
-        relay_home_lost(r, p);
+        relay_home_lost(r, p, true);
     }
     p->incarnation = inc;
     const uint8_t *b = bytes + RELAY_HDR, *end = bytes + len;
@@ -1028,12 +1050,21 @@ relay_on_check(evutil_socket_t fd, short what, void *arg)
     struct net_relay *r = arg;
     (void)fd;
     (void)what;
+    uint64_t now = relay_now_ms();
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &r->subs);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        struct relay_sub *sub = hmap_container_of(he, struct relay_sub, by_id);
+        if (!sub->established && now - sub->asked_ms >= RELAY_ANSWER_MS)
+            relay_sub_lost(r, sub); /* (an answer lost with a link, or a run of its home) */
+    }
     for (struct relay_peer *p = r->peers; p != NULL; p = p->next) {
         bool running = cluster_node_running(r->s->env.cluster, p->node);
         if (!running && (p->proxies.count > 0 || p->gets != NULL))
             relay_client_lost(p);
         if (!running && p->n_subs > 0)
-            relay_home_lost(r, p);
+            relay_home_lost(r, p, false);
         else if (p->n_subs > 0 && relay_record(r, p, 'P', NULL, 0) < 0)
             log_msg(LOG_ERROR, "cluster: out of memory pinging %s", p->node);
     }
