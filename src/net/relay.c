@@ -11,10 +11,11 @@
  *     'C' consume [u64 id][u8 vhost len][vhost][u8 queue len][queue][u32 credit][u8 flags]
  *                 [i32 priority]                  flags: RELAY_NO_ACK, RELAY_EXCLUSIVE
  *     'X' cancel  [u64 id]
- *     'K' settle  [u64 id][u64 delivery][u8 how]  how: enum chan_settle, one credit back; or
+ *     'K' settle  [u64 id][u64 delivery][u8 how]  how: enum chan_settle, one credit back
+ *                                                 unless RELAY_NO_CREDIT is or'ed in; or
  *                                                 RELAY_CREDIT: delivery is the credit given
- *                                                 back (no_ack deliveries written out)
- *     'G' get     [u64 request][u8 vhost len][vhost][u8 queue len][queue][u8 no_ack]
+ *                                                 back (no_ack deliveries written out since)
+ *     'G' get     [u64 request][u8 vhost len][vhost][u8 queue len][queue]
  *     'P' ping    ()                              answered with a message of no record
  *   home to consumer's node:
  *     'c' consumed [u64 id][u16 code][text]       code 0: consume-ok; else the AMQP error
@@ -22,7 +23,10 @@
  *     'Z' gone    [u64 id]                        the queue was deleted: basic.cancel
  *     'g' got     [u64 request][u16 code] then code 0: [u8 found][u32 message count] and if
  *                 found [u64 delivery][u8 redelivered][u32 delivery count][record]; else text
- * A get's delivery is settled as consumer 0's. The consumer's node pings each home it consumes
+ * The home keeps every delivery until the consumer's node settles it, no_ack ones too (that
+ * node acks them once written to its client): a delivery that finds its consumer gone (a
+ * cancel crossed it) or its node dead goes back to the queue, never lost between nodes. A
+ * get's delivery is settled as consumer 0's. The consumer's node pings each home it consumes
  * from every RELAY_CHECK_MS: a peer whose incarnation changed restarted, and forgot what this
  * node had there (its consumers, its deliveries), as this node forgets what it had here.
  *
@@ -44,6 +48,7 @@
 #include <event2/event.h>
 
 #include "net_int.h"
+#include "warren/assert.h"
 #include "warren/bytes.h"
 #include "warren/cluster.h"
 #include "warren/durable.h"
@@ -59,9 +64,9 @@
 /* The credit of a consumer without a prefetch limit (or with no_ack): what may be in flight
  * from its home at once. */
 #define RELAY_WINDOW 256
-#define RELAY_NO_ACK 0x01
 #define RELAY_EXCLUSIVE 0x02
-#define RELAY_CREDIT 0xff /* 'K' how: credit only */
+#define RELAY_CREDIT 0xff    /* 'K' how: credit only */
+#define RELAY_NO_CREDIT 0x80 /* 'K' how: or'ed in: settled, its credit comes later */
 #define RELAY_HDR 9
 
 /* ---- both sides: the peers and their batches ---- */
@@ -106,7 +111,6 @@ struct relay_entry {
     struct relay_peer *home;
     uint64_t id;       /* its consumer there (0: a get) */
     uint64_t delivery; /* its id there */
-    bool no_ack;       /* settled there already: only its credit goes back */
 };
 
 /* A consumer of another node (home side), in its queue's round robin. */
@@ -117,7 +121,6 @@ struct relay_cons {
     uint64_t id;
     struct relay_peer *client;
     uint32_t credit;
-    bool no_ack;
     struct idmap delivered; /* its deliveries not settled: struct relay_delivered by id */
     uint64_t next_delivery;
 };
@@ -217,7 +220,8 @@ relay_record(struct net_relay *r, struct relay_peer *p, uint8_t type, const stru
     bytes_put32(p->out + p->len + 1, (uint32_t)len);
     p->len += 5;
     for (int i = 0; i < n_parts; i++) {
-        memcpy(p->out + p->len, parts[i].iov_base, parts[i].iov_len);
+        if (parts[i].iov_len > 0)
+            memcpy(p->out + p->len, parts[i].iov_base, parts[i].iov_len);
         p->len += parts[i].iov_len;
     }
     if (p->len >= RELAY_BATCH_MAX)
@@ -367,7 +371,7 @@ relay_consume(struct chan *ch, struct chan_cons *cc, const struct queue *q, bool
         credit = RELAY_WINDOW;
     uint8_t tail[4 + 1 + 4];
     bytes_put32(tail, credit);
-    tail[4] = (cc->no_ack ? RELAY_NO_ACK : 0) | (cc->base.exclusive ? RELAY_EXCLUSIVE : 0);
+    tail[4] = cc->base.exclusive ? RELAY_EXCLUSIVE : 0;
     bytes_put32(tail + 5, (uint32_t)cc->base.priority);
     return relay_ask(r, sub, ch, WIRE_BASIC_CONSUME, 'C', q, tail, sizeof(tail));
 }
@@ -380,8 +384,7 @@ relay_get(struct chan *ch, const struct queue *q, bool no_ack)
     if (sub == NULL)
         return -1;
     sub->no_ack = no_ack;
-    uint8_t tail[1] = {no_ack};
-    return relay_ask(r, sub, ch, WIRE_BASIC_GET, 'G', q, tail, sizeof(tail));
+    return relay_ask(r, sub, ch, WIRE_BASIC_GET, 'G', q, NULL, 0);
 }
 
 void
@@ -421,11 +424,11 @@ relay_send_settle(struct net_relay *r, struct relay_peer *home, uint64_t id, uin
 }
 
 void
-relay_settle(struct net_server *s, struct qentry *e, enum chan_settle how)
+relay_settle(struct net_server *s, struct qentry *e, enum chan_settle how, bool credit)
 {
     struct relay_entry *re = (struct relay_entry *)e;
-    if (!re->no_ack) /* (no_ack: settled there already; its credit is the channel's to give) */
-        relay_send_settle(s->relay, re->home, re->id, re->delivery, (uint8_t)how);
+    relay_send_settle(s->relay, re->home, re->id, re->delivery,
+                      (uint8_t)how | (credit ? 0 : RELAY_NO_CREDIT));
     msg_unref(&re->e.msg);
     free(re);
 }
@@ -485,7 +488,7 @@ relay_on_consumed(struct net_relay *r, struct relay_sub *sub, uint16_t code, str
 /* The record of a delivery at p (len bytes: [u64 delivery][u8 redelivered][u32 count]
  * [record]) as a relay entry of home's consumer id. NULL if it does not decode, or ENOMEM. */
 static struct relay_entry *
-relay_entry_new(struct relay_peer *home, uint64_t id, const uint8_t *p, size_t len, bool no_ack)
+relay_entry_new(struct relay_peer *home, uint64_t id, const uint8_t *p, size_t len)
 {
     if (len < 13)
         return NULL;
@@ -497,7 +500,6 @@ relay_entry_new(struct relay_peer *home, uint64_t id, const uint8_t *p, size_t l
     re->home = home;
     re->id = id;
     re->delivery = bytes_get64(p);
-    re->no_ack = no_ack;
     re->e.redelivered = p[8] != 0;
     re->e.delivery_count = bytes_get32(p + 9);
     re->e.relayed = true;
@@ -511,7 +513,7 @@ relay_on_deliver(struct net_relay *r, struct relay_peer *home, uint64_t id, cons
 {
     struct relay_sub *sub = relay_sub_find(r, id);
     struct chan_cons *cc = sub != NULL && sub->home == home ? sub->cc : NULL;
-    struct relay_entry *re = cc != NULL ? relay_entry_new(home, id, p, len, cc->no_ack) : NULL;
+    struct relay_entry *re = cc != NULL ? relay_entry_new(home, id, p, len) : NULL;
     if (re == NULL || chan_relay_deliver(cc, &re->e) < 0) {
         /* Nobody to take it (cancelled, channel gone, out of memory): back to its queue. */
         if (re != NULL) {
@@ -536,13 +538,13 @@ relay_on_got(struct net_relay *r, struct relay_sub *sub, const uint8_t *p, size_
     uint16_t code = len >= 7 ? bytes_get16(p) : WIRE_INTERNAL_ERROR;
     struct wire_str text = {p + 2, len > 2 ? (uint32_t)(len - 2) : 0};
     struct relay_entry *re = NULL;
-    if (code == 0 && p[2] != 0 && (re = relay_entry_new(home, 0, p + 7, len - 7, no_ack)) == NULL) {
+    if (code == 0 && p[2] != 0 && (re = relay_entry_new(home, 0, p + 7, len - 7)) == NULL) {
         code = WIRE_RESOURCE_ERROR; /* (it decoded on its home: out of memory here) */
         text = WIRE_STR_LIT("out of memory");
     }
     if (!open) {
         if (re != NULL)
-            relay_settle(r->s, &re->e, CHAN_SETTLE_REQUEUE);
+            relay_settle(r->s, &re->e, CHAN_SETTLE_REQUEUE, true);
         return;
     }
     if (code == 0)
@@ -630,13 +632,16 @@ relay_keep(struct relay_cons *rc, struct qentry *e, uint64_t *id)
     return 0;
 }
 
-/* The record of e's delivery to consumer id: 'D' when get is false. */
+/* Appends a delivery record of type ('D', or 'g' for a get) to p's batch: [id], extra_len
+ * (at most 7) bytes of extra (a get's answer fields), then e's delivery and message. 0, or -1
+ * on ENOMEM. */
 static int
 relay_send_delivery(struct net_relay *r, struct relay_peer *p, uint8_t type, uint64_t id,
                     uint64_t delivery, const struct qentry *e, const uint8_t *extra,
                     size_t extra_len)
 {
-    uint8_t head[8 + 8 + 1 + 4 + 4], rhdr[DURABLE_MSG_HDR_LEN];
+    uint8_t head[8 + 7 + 13], rhdr[DURABLE_MSG_HDR_LEN];
+    WR_ASSERT(extra_len <= 7);
     size_t n = 0;
     bytes_put64(head, id);
     n = 8;
@@ -660,19 +665,15 @@ relay_cons_deliver(struct cons *base, struct qentry *e)
     struct relay_cons *rc = (struct relay_cons *)base;
     struct net_relay *r = rc->client->relay;
     uint64_t delivery = 0;
-    if (!rc->no_ack && relay_keep(rc, e, &delivery) < 0)
+    if (relay_keep(rc, e, &delivery) < 0)
         return -1;
     if (relay_send_delivery(r, rc->client, 'D', rc->id, delivery, e, NULL, 0) < 0) {
-        if (!rc->no_ack) {
-            struct idmap_entry *ie = idmap_find(&rc->delivered, delivery);
-            idmap_remove(&rc->delivered, ie);
-            free(idmap_container_of(ie, struct relay_delivered, by_id));
-        }
+        struct idmap_entry *ie = idmap_find(&rc->delivered, delivery);
+        idmap_remove(&rc->delivered, ie);
+        free(idmap_container_of(ie, struct relay_delivered, by_id));
         return -1;
     }
     rc->credit--;
-    if (rc->no_ack)
-        queue_cmd_settle(e);
     return 0;
 }
 
@@ -824,7 +825,6 @@ relay_on_consume(struct net_relay *r, struct relay_peer *p, const uint8_t *b, co
     }
     rc->client = p;
     rc->credit = bytes_get32(rest);
-    rc->no_ack = (flags & RELAY_NO_ACK) != 0;
     rc->base.ops = &relay_cons_ops;
     rc->base.exclusive = (flags & RELAY_EXCLUSIVE) != 0;
     rc->base.priority = (int32_t)bytes_get32(rest + 5);
@@ -877,6 +877,8 @@ relay_on_settle(struct relay_peer *p, const uint8_t *b, const uint8_t *end)
             queue_consumer_wake(&rc->base);
         return;
     }
+    bool credit = (how & RELAY_NO_CREDIT) == 0;
+    how &= (uint8_t)~RELAY_NO_CREDIT;
     struct idmap_entry *ie = idmap_find(&rc->delivered, delivery);
     struct queue *q = NULL;
     if (ie != NULL) {
@@ -893,7 +895,7 @@ relay_on_settle(struct relay_peer *p, const uint8_t *b, const uint8_t *end)
     }
     if (id == 0)
         return;
-    rc->credit++;
+    rc->credit += credit;
     if (rc->base.queue == NULL) { /* cancelled: it goes with its last delivery */
         if (rc->delivered.count == 0)
             relay_cons_free(rc);
@@ -915,18 +917,17 @@ relay_on_get(struct net_relay *r, struct relay_peer *p, const uint8_t *b, const 
     uint16_t code;
     char why[600];
     struct queue *q = relay_queue(r, &rest, end, &code, why, sizeof(why));
-    if (q == NULL || rest >= end) {
+    if (q == NULL) {
         relay_answer_error(r, p, 'g', id, code, why);
         return;
     }
-    bool no_ack = *rest != 0;
-    if (!no_ack && p->gets == NULL && (p->gets = calloc(1, sizeof(*p->gets))) != NULL)
+    if (p->gets == NULL && (p->gets = calloc(1, sizeof(*p->gets))) != NULL)
         p->gets->client = p; /* consumer 0: never in a queue */
     queue_used(q);
     struct qentry *e = q->n_ready > 0 ? queue_cmd_deliver(q) : NULL;
     uint8_t extra[7] = {0, 0, e != NULL};
     uint64_t delivery = 0;
-    if (e != NULL && !no_ack && (p->gets == NULL || relay_keep(p->gets, e, &delivery) < 0)) {
+    if (e != NULL && (p->gets == NULL || relay_keep(p->gets, e, &delivery) < 0)) {
         queue_delivery_undo(e);
         relay_answer_error(r, p, 'g', id, WIRE_RESOURCE_ERROR, "out of memory");
         return;
@@ -942,8 +943,6 @@ relay_on_get(struct net_relay *r, struct relay_peer *p, const uint8_t *b, const 
         return;
     }
     relay_send_delivery(r, p, 'g', id, delivery, e, extra, sizeof(extra));
-    if (no_ack)
-        queue_cmd_settle(e);
 }
 
 /* p, consuming from here, is gone or restarted: its consumers go, what they were delivered

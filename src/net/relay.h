@@ -26,8 +26,10 @@ void relay_cancel(struct chan_cons *cc);
 /* basic.get of q, another node's queue: asked of its home, answered by chan_relay_got. 0, or
  * -1 after raising. */
 int relay_get(struct chan *ch, const struct queue *q, bool no_ack);
-/* A relayed delivery (qentry.relayed) is settled as how: told to its home, and freed. */
-void relay_settle(struct net_server *s, struct qentry *e, enum chan_settle how);
+/* A relayed delivery (qentry.relayed) is settled as how (a no_ack one: acked once written
+ * out): told to its home, and freed. credit: its home may send one more (false: a no_ack
+ * consumer whose output is full: relay_credit later). */
+void relay_settle(struct net_server *s, struct qentry *e, enum chan_settle how, bool credit);
 /* cc (no_ack, another node's queue) wrote n more deliveries out: its home may send n more. */
 void relay_credit(struct chan_cons *cc, uint32_t n);
 /* The channel goes: the answers it waits for find nobody. */
