@@ -779,6 +779,7 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
                              out.n_remote, m, cf);
         if (cf != NULL)
             chan_fwd_settle(cf, rc < 0);
+        net_forward_hold(ch->conn); /* when the other nodes are behind */
     }
     if (seq != 0) {
         if (nack)

@@ -21,6 +21,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "forward.h"
 #include "net_int.h"
 #include "warren/assert.h"
 #include "warren/auth.h"
@@ -908,6 +909,7 @@ conn_release(struct conn *c)
     chan_table_clear(c);
     if (c->server->topo != NULL)
         conn_topology_close(c); /* its exclusive queues go through the cluster's log */
+    net_forward_unhold(c);
     chan_delete_exclusive_queues(c);
 }
 

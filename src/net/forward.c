@@ -17,6 +17,12 @@
  * longer running, or after FWD_ANSWER_MS. A nacked publish may still have been enqueued (its answer
  * lost): the publisher sends it again, a duplicate, never a loss.
  *
+ * Flow: what a node sends another and that is not answered yet is bounded (FWD_WINDOW bytes
+ * per peer): past it, the connection whose publish was forwarded reads nothing more (held, as
+ * by a store wait) until every peer's unanswered bytes are below half of it. A publisher
+ * faster than another node takes its messages is so slowed to that node's pace, rather than
+ * filling the link (whose output past CLUSTER_TRANSPORT_OUTPUT_MAX would be dropped).
+ *
  * Not yet: transactions (tx.commit-ok does not wait for forwards) and dead letters to another
  * node's queue (dropped: src/broker/deadletter.c routes without forwarding). */
 #include "config.h"
@@ -43,12 +49,22 @@
 #include "warren/vhost.h"
 
 /* A batch is sent once it holds this many bytes, else at the end of the loop turn. */
-#define FWD_BATCH_MAX (1u << 20)
+#define FWD_BATCH_MAX (256u << 10)
 /* How long a forwarded publish waits for its answer before it is nacked (ms). */
 #define FWD_ANSWER_MS 10000
 /* How often the waits are checked against the peers' liveness and FWD_ANSWER_MS (ms). */
 #define FWD_CHECK_MS 250
 #define FWD_BATCH_HDR (1 + 8 + 8 + 4)
+/* Bytes sent to a peer and not answered yet past which publishers are held (see above). */
+#define FWD_WINDOW (1u << 20)
+
+/* A batch sent and not answered yet. */
+struct fwd_sent {
+    struct fwd_sent *next;
+    uint64_t last; /* its last seq */
+    size_t bytes;
+    uint64_t sent_ms;
+};
 
 /* A confirm-mode publish forwarded to a peer, waiting for its answer. */
 struct fwd_wait {
@@ -68,6 +84,8 @@ struct fwd_peer {
     uint32_t count;                       /* entries in it */
     uint64_t first;                       /* its first seq */
     struct fwd_wait *waits, **waits_tail; /* owns, in seq order */
+    struct fwd_sent *sent, **sent_tail;   /* owns: the batches not answered, in order */
+    size_t unanswered;                    /* their bytes */
 };
 
 struct net_forward {
@@ -75,6 +93,7 @@ struct net_forward {
     struct fwd_peer *peers;    /* owns */
     struct event *flush;       /* owns: sends the open batches at the end of the turn */
     struct event *check;       /* owns: FWD_CHECK_MS while anything waits */
+    struct conn_list held;     /* borrows: the connections held for the window (conn.fwd_link) */
     struct route_result route; /* scratch for the publishes received */
 };
 
@@ -136,6 +155,7 @@ fwd_peer(struct net_forward *f, const char *node, bool make)
     snprintf(p->node, sizeof(p->node), "%s", node);
     p->next_seq = 1;
     p->waits_tail = &p->waits;
+    p->sent_tail = &p->sent;
     p->next = f->peers;
     f->peers = p;
     return p;
@@ -182,6 +202,8 @@ fwd_fail_upto(struct fwd_peer *p, uint64_t seq)
         p->waits_tail = &p->waits;
 }
 
+static void fwd_check_arm(struct net_forward *f);
+
 /* Sends p's open batch. When it cannot go, what waits on it is nacked. */
 static void
 fwd_send(struct net_forward *f, struct fwd_peer *p)
@@ -195,8 +217,71 @@ fwd_send(struct net_forward *f, struct fwd_peer *p)
     p->batch = NULL;
     p->len = p->cap = 0;
     p->count = 0;
-    if (cluster_send(f->s->env.cluster, p->node, batch, len) < 0)
+    struct fwd_sent *s = malloc(sizeof(*s));
+    if (s == NULL || cluster_send(f->s->env.cluster, p->node, batch, len) < 0) {
+        free(s);
         fwd_fail_upto(p, last);
+        return;
+    }
+    *s = (struct fwd_sent){.last = last, .bytes = len, .sent_ms = fwd_now_ms()};
+    *p->sent_tail = s;
+    p->sent_tail = &s->next;
+    p->unanswered += len;
+    fwd_check_arm(f);
+}
+
+/* Whether a peer's unanswered bytes are over limit. */
+static bool
+fwd_over(const struct net_forward *f, size_t limit)
+{
+    for (const struct fwd_peer *p = f->peers; p != NULL; p = p->next)
+        if (p->unanswered > limit)
+            return true;
+    return false;
+}
+
+/* p's batches up to seq are answered (or lost): out of its window; the held connections read
+ * again once every peer is below half of it. */
+static void
+fwd_answered_upto(struct net_forward *f, struct fwd_peer *p, uint64_t seq)
+{
+    struct fwd_sent *s;
+    while ((s = p->sent) != NULL && s->last <= seq) {
+        p->sent = s->next;
+        p->unanswered -= s->bytes;
+        free(s);
+    }
+    if (p->sent == NULL)
+        p->sent_tail = &p->sent;
+    if (TAILQ_EMPTY(&f->held) || fwd_over(f, FWD_WINDOW / 2))
+        return;
+    struct conn *c;
+    while ((c = TAILQ_FIRST(&f->held)) != NULL) {
+        TAILQ_REMOVE(&f->held, c, fwd_link);
+        c->fwd_held = false;
+        c->store_paused--;
+        conn_resume(c);
+    }
+}
+
+void
+net_forward_hold(struct conn *c)
+{
+    struct net_forward *f = c->server->forward;
+    if (f == NULL || c->fwd_held || !fwd_over(f, FWD_WINDOW))
+        return;
+    c->fwd_held = true;
+    c->store_paused++; /* its input waits (fwd_answered_upto) */
+    TAILQ_INSERT_TAIL(&f->held, c, fwd_link);
+}
+
+void
+net_forward_unhold(struct conn *c)
+{
+    if (!c->fwd_held)
+        return;
+    TAILQ_REMOVE(&c->server->forward->held, c, fwd_link);
+    c->fwd_held = false;
 }
 
 static void
@@ -315,6 +400,7 @@ fwd_on_answer(struct net_forward *f, struct fwd_peer *p, const uint8_t *b, size_
     const uint8_t *refused = b + 29, *end = b + len;
     if (first > 0)
         fwd_fail_upto(p, first - 1); /* before its range and unanswered: lost on the way */
+    fwd_answered_upto(f, p, last);
     struct fwd_wait *w;
     while ((w = p->waits) != NULL && w->seq <= last) {
         while (n_refused > 0 && refused + 8 <= end && bytes_get64(refused) < w->seq) {
@@ -338,16 +424,19 @@ fwd_on_check(evutil_socket_t fd, short what, void *arg)
     uint64_t now = fwd_now_ms();
     bool waiting = false;
     for (struct fwd_peer *p = f->peers; p != NULL; p = p->next) {
-        if (p->waits == NULL)
+        if (p->waits == NULL && p->sent == NULL)
             continue;
         if (!cluster_node_running(f->s->env.cluster, p->node)) {
             fwd_fail_upto(p, UINT64_MAX);
+            fwd_answered_upto(f, p, UINT64_MAX); /* (lost with it) */
             continue;
         }
         struct fwd_wait *w;
         while ((w = p->waits) != NULL && now - w->sent_ms >= FWD_ANSWER_MS)
             fwd_fail_upto(p, w->seq);
-        waiting |= p->waits != NULL;
+        if (p->sent != NULL && now - p->sent->sent_ms >= FWD_ANSWER_MS)
+            fwd_answered_upto(f, p, p->sent->last); /* lost with a link: out of the window */
+        waiting |= p->waits != NULL || p->sent != NULL;
     }
     if (waiting)
         fwd_check_arm(f);
@@ -517,6 +606,7 @@ net_forward_open(struct net_server *s)
     if (f == NULL)
         return -1;
     f->s = s;
+    TAILQ_INIT(&f->held);
     f->flush = event_new(s->env.base, -1, 0, fwd_on_flush, f);
     f->check = evtimer_new(s->env.base, fwd_on_check, f);
     if (f->flush == NULL || f->check == NULL ||
@@ -544,6 +634,7 @@ net_forward_free(struct net_server *s)
     while ((p = f->peers) != NULL) {
         f->peers = p->next;
         fwd_fail_upto(p, UINT64_MAX);
+        fwd_answered_upto(f, p, UINT64_MAX);
         free(p->batch);
         free(p);
     }

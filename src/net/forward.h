@@ -25,6 +25,13 @@ void net_forward_free(struct net_server *s);
 int net_forward(struct net_server *s, struct vhost *vh, struct queue **queues, uint32_t n,
                 struct msg *m, struct chan_fwd *cf);
 
+/* After a publish c forwarded: c reads nothing more while another node has more than its
+ * window of c's node's forwarded bytes unanswered (see forward.c). */
+struct conn;
+void net_forward_hold(struct conn *c);
+/* c goes: no longer held. */
+void net_forward_unhold(struct conn *c);
+
 /* A confirm-mode publish seq of ch being forwarded: listed in ch->fwds, held by the caller
  * until chan_fwd_settle(cf, false) (and by each answer it waits for). NULL on ENOMEM. */
 struct chan_fwd *chan_fwd_new(struct chan *ch, uint64_t seq);

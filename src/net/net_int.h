@@ -208,6 +208,10 @@ struct conn {
      * owner id (exclusive.id), big-endian in owner_key (chan_topology.c) */
     struct hmap_entry owner_by_id;
     uint8_t owner_key[8];
+    /* In a cluster: held while another node's forwarded bytes are over their window
+     * (forward.c), in net_forward.held */
+    bool fwd_held;
+    TAILQ_ENTRY(conn) fwd_link;
     struct chan_list confirm_due; /* channels with publisher confirms to send */
     bool output_full;             /* consumers paused until the output drains */
     bool publisher;               /* has published: blocked while a resource alarm is on */
