@@ -435,8 +435,8 @@ void chan_delete_exclusive_queues(struct conn *c);
  * method_id. Returns -1. */
 int chan_raise_decl(struct chan *ch, uint32_t method_id, const struct net_decl_err *err);
 /* net_queue_delete's checks before it deletes (the permission, another's exclusive queue,
- * if_unused, if_empty), and with if_unused or if_empty, 540 for a queue whose home is another
- * node (in a cluster: only it knows the queue's consumers and messages). Returns 0 with *out
+ * if_unused, if_empty; the last two not for a queue whose home is another node, in a cluster:
+ * only it knows the queue's consumers and messages, the caller asks it). Returns 0 with *out
  * the queue (NULL: there is none, which deleting succeeds on), or -1 with err. */
 int net_queue_delete_check(struct vhost *vh, const struct auth_perm *perm, const char *user,
                            const struct queue_owner *own, struct wire_str name, bool if_unused,
@@ -458,6 +458,8 @@ int chan_topology_queue_declare(struct chan *ch, struct wire_str name,
                                 const struct wire_queue_declare *d);
 int chan_topology_queue_delete(struct chan *ch, struct wire_str name,
                                const struct wire_queue_delete *d);
+/* queue.delete of name without a check (if-unused and if-empty were checked). */
+int chan_topology_queue_delete_submit(struct chan *ch, struct wire_str name, bool no_wait);
 /* A passive declare of name (a queue's, else an exchange's) that missed: answered once a
  * barrier through the log is applied here, with what is found then. */
 int chan_topology_passive(struct chan *ch, uint32_t method_id, bool queue, struct wire_str name,
