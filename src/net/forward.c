@@ -17,8 +17,11 @@
  * longer running, or after FWD_ANSWER_MS. A nacked publish may still have been enqueued (its answer
  * lost): the publisher sends it again, a duplicate, never a loss.
  *
- * Not yet: transactions (tx.commit-ok does not wait for forwards) and dead letters to another
- * node's queue (dropped: src/broker/deadletter.c routes without forwarding). */
+ * A tx.commit's publishes all answer to one chan_fwd (seq 0): tx.commit-ok waits for every node,
+ * and a refusal fails the commit (chan_tx_forwarded).
+ *
+ * Not yet: dead letters to another node's queue (dropped: src/broker/deadletter.c routes
+ * without forwarding). */
 #include "config.h"
 
 #include "forward.h"

@@ -292,7 +292,8 @@ struct tx_publish {
 STAILQ_HEAD(tx_publish_list, tx_publish);
 
 /* A confirm-mode publish forwarded to other nodes' queues (forward.c), waiting for their
- * answers: the channel's confirms stop before it until then (chan_confirm_due). */
+ * answers: the channel's confirms stop before it until then (chan_confirm_due). seq 0: a
+ * tx.commit's publishes (ch->tx_fwd), whose reply waits for it. */
 struct chan_fwd {
     TAILQ_ENTRY(chan_fwd) link; /* in ch->fwds, by seq, while the channel lives */
     struct chan *ch;            /* borrows; NULL once the channel is gone */
@@ -342,6 +343,9 @@ struct chan {
     /* Transactions. */
     bool tx_mode;
     bool tx_sync;                        /* the commit being made stored messages */
+    /* While a tx.commit routes its publishes: what their forwards to other nodes and any
+     * refusal answer to (chan_tx_forwarded); else NULL */
+    struct chan_fwd *tx_fwd;
     struct tx_publish_list tx_publishes; /* owns */
     struct delivery_list tx_acks;        /* owns: acks, nacks and rejects awaiting commit */
     struct route_result route;           /* scratch for routing, reused per publish */
@@ -529,9 +533,13 @@ void chan_forwarded(struct chan *ch, struct chan_fwd *cf);
 void chan_flush_confirms(struct conn *c);
 /* A publish that could not be enqueued everywhere (out of memory): nacks it. */
 void chan_nack_publish(struct chan *ch, uint64_t seq);
-/* Replies tx.commit-ok, after the store has synced the commit's messages if it stored any
- * (ch->tx_sync); the connection reads nothing meanwhile. 0, or -1 after raising. */
-int chan_tx_commit_ok(struct chan *ch);
+/* A tx.commit's publishes are routed (ch->tx_fwd: cf, seq 0, took their forwards' answers)
+ * and every node answered (nacked: one did not take one, or a queue here refused one): the
+ * reply, tx.commit-ok once the store has synced the commit's messages if it stored any
+ * (ch->tx_sync), or for a publish that did not reach every queue (x-overflow reject-publish,
+ * a node down), 406 "partial tx completion" as RabbitMQ fails such a commit. The connection
+ * read nothing since the commit (store_paused, taken by it) and until the reply. */
+void chan_tx_forwarded(struct chan *ch, bool nacked);
 /* Answers basic.get (chan_get_answer, without waiting again) once the store has completed
  * what was written before; the connection reads nothing meanwhile. 0, or -1 when it cannot
  * wait (ENOMEM, or shutting down). */

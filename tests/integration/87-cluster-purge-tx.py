@@ -1,12 +1,16 @@
 """Clustering (issue 14): queue.purge and queue.delete with if-unused / if-empty of a queue
-that lives on another node are asked of its home. On three nodes started by
+that lives on another node are asked of its home; tx.commit-ok waits for the nodes a
+transaction's publishes were forwarded to. On three nodes started by
 scripts/local-cluster.sh, with pika and the HTTP API: a purge on node 2 of node 1's queue
 answers purge-ok with the count node 1 purged (and the HTTP API's purge on node 2 empties it
 too); a delete with if-empty (messages there) or if-unused (a consumer there, itself relayed
 from node 3) on node 2 is refused with the text a node alone gives, and goes through once the
 queue is empty and unused; another connection's exclusive queue is locked (405); with the
 queue's home stopped, purge and the conditional delete are answered with RabbitMQ's "home node
-... is down or inaccessible" 404 (AMQP and HTTP)."""
+... is down or inaccessible" 404 (AMQP and HTTP). A transaction committed on node 2 with
+publishes to node 1's queue has them there once tx.commit-ok is in; one whose publish node 1's
+full reject-publish queue refuses fails with 406 "partial tx completion", as on a node alone
+(and as RabbitMQ fails such a commit); so does one to a stopped node's queue."""
 
 import os
 import sys
@@ -49,6 +53,59 @@ def alone_refusals():
         conn.close()
         other.close()
         return not_empty, in_use, locked
+
+
+def alone_partial_tx():
+    """What a node alone answers to a tx.commit whose publish a full reject-publish queue
+    refuses."""
+    with wt.server() as srv:
+        conn = wt.pika_connect(srv.addr)
+        ch = conn.channel()
+        ch.queue_declare("q-full", arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+        ch.basic_publish("", "q-full", b"first")
+        ch.tx_select()
+        ch.basic_publish("", "q-full", b"refused")
+        got = refused(ch.tx_commit)
+        conn.close()
+        return got
+
+
+def tx_publish(c, i, queue, n, size=16):
+    """A transaction of n persistent publishes of size bytes to queue on node i: the
+    tx.commit's error (code, text), or None once tx.commit-ok is in."""
+    import pika
+    conn = wt.pika_connect(c.amqp(i))
+    try:
+        ch = conn.channel()
+        ch.tx_select()
+        for k in range(n):
+            ch.basic_publish("", queue, b"%-*d" % (size, k), pika.BasicProperties(delivery_mode=2))
+        try:
+            return refused(ch.tx_commit)
+        except AssertionError:
+            return None
+    finally:
+        conn.close()
+
+
+def check_tx(c, partial):
+    """Transactions on node 2 publishing to node 1's queues."""
+    conn = wt.pika_connect(c.amqp(1))
+    ch = conn.channel()
+    ch.queue_declare("q-tx", durable=True)
+    ch.queue_declare("q-full", arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    ch.basic_publish("", "q-full", b"first")
+    wait_for("the queues on node 2", lambda: get(c, 2, "/api/queues/%2F/q-full"), 5)
+    for n, size in ((20, 16), (400, 65536)):  # (the large ones take a while to forward)
+        assert tx_publish(c, 2, "q-tx", n, size) is None
+        # once tx.commit-ok is in, the messages are on node 1
+        assert ch.queue_declare("q-tx", passive=True).method.message_count == n
+        ch.queue_purge("q-tx")
+    assert tx_publish(c, 2, "q-full", 1) == partial
+    assert ch.queue_declare("q-full", passive=True).method.message_count == 1
+    ch.queue_delete("q-tx")
+    ch.queue_delete("q-full")
+    conn.close()
 
 
 def publish(c, i, queue, n):
@@ -117,6 +174,7 @@ def check_home_down(c, procs):
     assert refused(lambda: conn.channel().queue_delete("q-down", if_empty=True)) == down
     status, _, body = wt.http(c.api(1), "DELETE", "/api/queues/%2F/q-down/contents")
     assert (status, body["reason"]) == (404, down[1].split(" - ", 1)[1]), (status, body)
+    assert tx_publish(c, 1, "q-down", 1) == (406, "PRECONDITION_FAILED - partial tx completion")
     procs[3] = c.start_node(3)
     wait_for("node 3 back", lambda: c.running(1) and len(c.running(1)) == NODES and
              c.running(3) and len(c.running(3)) == NODES, 20)
@@ -127,8 +185,10 @@ def check_home_down(c, procs):
 
 
 @wt.needs_process
-def test_cluster_purge_delete():
+def test_cluster_purge_delete_tx():
     alone = alone_refusals()
+    partial = alone_partial_tx()
+    assert partial == (406, "PRECONDITION_FAILED - partial tx completion"), partial
     c = Cluster()
     procs = {}
     try:
@@ -137,6 +197,7 @@ def test_cluster_purge_delete():
         wait_for("leader known to all", lambda: agreed_leader(c, range(1, 4)), 10)
         wait_for("the default user on every node", c.has_defaults, 10)
         check_purge_delete(c, alone)
+        check_tx(c, partial)
         check_home_down(c, procs)
     except BaseException:
         c.abort()
@@ -145,4 +206,4 @@ def test_cluster_purge_delete():
 
 
 if __name__ == "__main__":
-    wt.run([test_cluster_purge_delete])
+    wt.run([test_cluster_purge_delete_tx])
