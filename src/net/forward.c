@@ -503,6 +503,8 @@ fwd_on_message(void *arg, const char *from, const uint8_t *bytes, size_t len)
         fwd_on_batch(f, from, bytes, len);
     } else if (bytes[0] == 'R') {
         relay_on_message(f->s, from, bytes, len);
+    } else if (bytes[0] == 'L') {
+        net_alarms_on_message(f->s, from, bytes, len);
     } else if (bytes[0] == 'A') {
         struct fwd_peer *p = fwd_peer(f, from, false);
         if (p != NULL)

@@ -137,6 +137,8 @@ struct net_server {
     struct net_topology *topo;    /* owns; NULL: not in a cluster (topology.h) */
     struct net_forward *forward;  /* owns; NULL: not in a cluster (forward.h) */
     struct net_relay *relay;      /* owns; NULL: not in a cluster (relay.h) */
+    struct net_alarms *alarms;    /* owns; NULL: not in a cluster (alarms.c) */
+    uint8_t remote_alarms;        /* the other nodes' alarms on (NET_ALARM_*), alarms.c */
     uint64_t incarnation;         /* in a cluster: random at each start, in the messages to
                                    * other nodes, which so tell this run from an earlier one */
     bool shutting_down;
@@ -580,12 +582,29 @@ void conn_io_sample(struct conn *c, double secs);
 
 /* Resource alarms (listener.c, conn.c): publishing connections stop being read while the
  * messages and output buffers take more than vm_memory_high_watermark (the memory alarm), or
- * while the data directory's filesystem has less than disk_free_limit free (the disk alarm). */
+ * while the data directory's filesystem has less than disk_free_limit free (the disk alarm),
+ * on this node or, in a cluster, on another (alarms.c). */
 static inline bool
 server_publishers_blocked(const struct net_server *s)
 {
-    return s->memory_alarm || s->disk_alarm;
+    return s->memory_alarm || s->disk_alarm || s->remote_alarms != 0;
 }
+/* The alarms on changed: blocks the publishing connections while any is on (this node's or
+ * another's), unblocks them once none is. */
+void server_alarms_apply(struct net_server *s);
+
+/* alarms.c: in a cluster, an alarm on any node blocks publishers on every node. */
+#define NET_ALARM_MEMORY 0x01
+#define NET_ALARM_DISK 0x02
+/* In a cluster (s->env.cluster): starts telling the others this node's alarms and hearing
+ * theirs. 0, or -1 on ENOMEM. Nothing to do alone. */
+int net_alarms_open(struct net_server *s);
+void net_alarms_free(struct net_server *s);
+/* This node's memory_alarm or disk_alarm changed: the others are told. */
+void net_alarms_local_changed(struct net_server *s);
+/* A message from node from whose first byte is 'L'. */
+void net_alarms_on_message(struct net_server *s, const char *from, const uint8_t *bytes,
+                           size_t len);
 /* connection.blocked's reason for the alarms on, as RabbitMQ writes it: "low on memory",
  * "low on disk" or "low on memory & disk". */
 const char *server_alarm_reason(const struct net_server *s);
