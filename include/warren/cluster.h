@@ -79,6 +79,13 @@ int cluster_send(struct cluster *c, const char *name, uint8_t *bytes, size_t len
 /* Whether node name is a member whose link is up (cluster_node_view.running). */
 bool cluster_node_running(const struct cluster *c, const char *name);
 
+/* Calls done(arg), on the loop, once every other running node applied the metadata log as
+ * far as this node did (a submitter's done callback calls this for its own command: its
+ * change is then visible on every node, as RabbitMQ's declare-ok promises), or after 2 s for
+ * a node that does not say so; within this call when no other node runs. Returns 0, or -1
+ * on ENOMEM (done is not called). */
+int cluster_meta_wait_visible(struct cluster *c, void (*done)(void *arg), void *arg);
+
 /* A node as this node sees it. */
 struct cluster_node_view {
     char name[CLUSTER_NODE_NAME_MAX];

@@ -47,6 +47,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "cluster_int.h"
 #include "cookie.h"
 #include "group.h"
 #include "raft_thread.h"
@@ -57,10 +58,6 @@
 /* The metadata group's id on the wire and its directory under <data_dir>/cluster. */
 #define CLUSTER_META_GROUP 1
 #define CLUSTER_META_DIR "cluster/meta"
-/* A node's description for the others' /api/nodes (cluster_set_node_info): its text. */
-#define CLUSTER_MSG_NODE_INFO CLUSTER_GROUP_MSG_END
-/* The broker's messages (cluster_send). */
-#define CLUSTER_MSG_BROKER (CLUSTER_GROUP_MSG_END + 1)
 /* Joining: how long a round of questions to the listed nodes may take (ms); how long a node
  * asks again while a formed cluster cannot add it now (ms), and how often (ms). */
 #define CLUSTER_JOIN_ROUND_MS 3000
@@ -75,58 +72,6 @@ enum {
 };
 /* How long a closing node waits for its metadata changes in flight (ms). */
 #define CLUSTER_CLOSE_DRAIN_MS 2000
-
-struct cluster {
-    struct event_base *base;             /* borrows */
-    struct cluster_thread *thread;       /* owns */
-    struct cluster_transport *transport; /* owns; lives on the Raft thread */
-    struct cluster_group *meta;          /* owns, until closed */
-    char self_name[CLUSTER_NODE_NAME_MAX];
-    raft_id self_id;
-    char self_address[CLUSTER_ADDRESS_MAX];
-    uint64_t marked_term; /* the last term this node, as leader, submitted its marker for */
-    struct {
-        cluster_meta_apply_fn fn;
-        void *arg;
-    } appliers[256]; /* by kind, the command's first byte */
-    /* starting: the Raft thread opens the transport and the group while the broker waits */
-    pthread_mutex_t setup_lock;
-    pthread_cond_t setup_cond;
-    int setup_rc; /* 1 while under way, then 0 or -1 */
-    char setup_err[512];
-    char bind[64];
-    uint16_t port;
-    unsigned char secret[32]; /* the transport's key, until the set-up has passed it on */
-    struct cluster_call setup_call;
-    /* joining (Raft thread): the other listed nodes' addresses, whether this node's metadata
-     * was pristine, the round of questions under way */
-    unsigned n_peers;
-    char peers[CLUSTER_GROUP_MAX_MEMBERS][CLUSTER_ADDRESS_MAX];
-    bool pristine;
-    bool asking;       /* the questions are under way: the group is not started */
-    bool meta_started; /* the group started: join questions get a real answer */
-    unsigned join_round, join_waiting;
-    bool join_member, join_retry;
-    uint64_t join_start;
-    uv_timer_t join_timer;
-    bool join_timer_open;
-    /* node descriptions: this node's sent every interval, the others' last received */
-    char *(*info_fn)(void *arg);
-    void *info_arg;
-    struct event *info_timer; /* owns */
-    struct {
-        raft_id id;
-        char *text; /* owns */
-    } peer_info[CLUSTER_MAX_NODES];
-    /* the broker's messages: who gets those received (cluster_on_node_message) */
-    cluster_node_msg_fn msg_fn;
-    void *msg_arg;
-    /* closing */
-    bool closing, closed;
-    void (*done)(void *arg);
-    void *done_arg;
-    struct cluster_call join_stop_call, transport_close_call, closed_call;
-};
 
 /* A node's Raft id: 63 bits of SHA-256 over its name, the same on every node without any
  * registry, never 0 (raft's "none"). */
@@ -144,7 +89,7 @@ cluster_node_id(const char *name, size_t len)
 }
 
 /* The node name in a Raft address "name@host:port": its length. */
-static size_t
+size_t
 cluster_address_name_len(const char *address)
 {
     const char *colon = strrchr(address, ':');
@@ -230,11 +175,14 @@ static int
 cluster_meta_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
 {
     struct cluster *c = arg;
+    int rc = -1;
     if (len > 0 && c->appliers[cmd[0]].fn != NULL)
-        return c->appliers[cmd[0]].fn(c->appliers[cmd[0]].arg, index, cmd, len);
-    log_msg(LOG_ERROR, "cluster: unknown metadata command %d of %zu bytes: skipped",
-            len > 0 ? cmd[0] : -1, len);
-    return -1;
+        rc = c->appliers[cmd[0]].fn(c->appliers[cmd[0]].arg, index, cmd, len);
+    else
+        log_msg(LOG_ERROR, "cluster: unknown metadata command %d of %zu bytes: skipped",
+                len > 0 ? cmd[0] : -1, len);
+    cluster_meta_applied(c, index);
+    return rc;
 }
 
 void
@@ -410,98 +358,6 @@ cluster_set_node_info(struct cluster *c, char *(*fn)(void *arg), void *arg, unsi
         log_msg(LOG_ERROR, "cluster: cannot start sending this node's figures to the others");
 }
 
-/* A broker message, on its way from the loop to a peer (to: its id) or back (from). */
-struct cluster_msg {
-    struct cluster_call call;
-    struct cluster *c;
-    raft_id peer;
-    uint8_t *bytes; /* owns */
-    size_t len;
-};
-
-/* Raft thread: sends a broker message (dropped when the link cannot take it: see
- * cluster_send). */
-static void
-cluster_msg_send(struct cluster_call *call)
-{
-    struct cluster_msg *m = (struct cluster_msg *)call;
-    if (m->c->transport != NULL)
-        cluster_transport_send(m->c->transport, m->peer, CLUSTER_MSG_BROKER, m->bytes, m->len);
-    free(m->bytes);
-    free(m);
-}
-
-/* Broker's loop: a broker message received, to its callback with the sender's name. */
-static void
-cluster_msg_deliver(struct cluster_call *call)
-{
-    struct cluster_msg *m = (struct cluster_msg *)call;
-    struct cluster *c = m->c;
-    const struct cluster_group_status *st = c->meta != NULL ? cluster_group_status(c->meta) : NULL;
-    for (unsigned i = 0; st != NULL && i < st->n_members && c->msg_fn != NULL; i++)
-        if (st->members[i].id == m->peer) {
-            char name[CLUSTER_NODE_NAME_MAX];
-            snprintf(name, sizeof(name), "%.*s",
-                     (int)cluster_address_name_len(st->members[i].address), st->members[i].address);
-            c->msg_fn(c->msg_arg, name, m->bytes, m->len);
-            break;
-        }
-    free(m->bytes);
-    free(m);
-}
-
-void
-cluster_on_node_message(struct cluster *c, cluster_node_msg_fn fn, void *arg)
-{
-    c->msg_fn = fn;
-    c->msg_arg = arg;
-}
-
-/* The member of the metadata group named name, or NULL. */
-static const struct cluster_member *
-cluster_member_named(const struct cluster *c, const char *name)
-{
-    const struct cluster_group_status *st = cluster_group_status(c->meta);
-    size_t n = strlen(name);
-    for (unsigned i = 0; i < st->n_members; i++)
-        if (cluster_address_name_len(st->members[i].address) == n &&
-            memcmp(st->members[i].address, name, n) == 0)
-            return &st->members[i];
-    return NULL;
-}
-
-bool
-cluster_node_running(const struct cluster *c, const char *name)
-{
-    const struct cluster_member *m = c->meta != NULL ? cluster_member_named(c, name) : NULL;
-    return m != NULL && m->reachable;
-}
-
-int
-cluster_send(struct cluster *c, const char *name, uint8_t *bytes, size_t len)
-{
-    int e = 0;
-    const struct cluster_member *to = NULL;
-    struct cluster_msg *m = NULL;
-    if (c->meta == NULL || c->closing)
-        e = ESHUTDOWN;
-    else if ((to = cluster_member_named(c, name)) == NULL)
-        e = ENOENT;
-    else if (!to->reachable)
-        e = ENOTCONN;
-    else if ((m = malloc(sizeof(*m))) == NULL)
-        e = ENOMEM;
-    if (e != 0) {
-        free(bytes);
-        errno = e;
-        return -1;
-    }
-    *m = (struct cluster_msg){.c = c, .peer = to->id, .bytes = bytes, .len = len};
-    m->call.fn = cluster_msg_send;
-    cluster_thread_call(c->thread, &m->call);
-    return 0;
-}
-
 /* Raft thread: a node-link message, [group id, u64][body], to its group. */
 static void
 cluster_on_link_message(void *arg, uint64_t peer, uint8_t type, const uint8_t *bytes, size_t len)
@@ -511,22 +367,8 @@ cluster_on_link_message(void *arg, uint64_t peer, uint8_t type, const uint8_t *b
         cluster_info_received(c, peer, bytes, len);
         return;
     }
-    if (type == CLUSTER_MSG_BROKER) {
-        struct cluster_msg *m = malloc(sizeof(*m));
-        uint8_t *copy = malloc(len > 0 ? len : 1);
-        if (m == NULL || copy == NULL) {
-            free(m);
-            free(copy);
-            log_msg(LOG_ERROR,
-                    "cluster: out of memory: a message of %zu bytes from node %llx "
-                    "dropped",
-                    len, (unsigned long long)peer);
-            return;
-        }
-        memcpy(copy, bytes, len);
-        *m = (struct cluster_msg){.c = c, .peer = peer, .bytes = copy, .len = len};
-        m->call.fn = cluster_msg_deliver;
-        cluster_thread_post(c->thread, &m->call);
+    if (type >= CLUSTER_MSG_BROKER) {
+        cluster_node_msg_received(c, peer, type, bytes, len);
         return;
     }
     uint64_t group = 0;
@@ -991,6 +833,7 @@ cluster_free(struct cluster *c)
     while (!c->closed && event_base_loop(c->base, EVLOOP_ONCE) == 0)
         continue;
     cluster_thread_free(c->thread);
+    cluster_visible_free(c);
     for (unsigned i = 0; i < CLUSTER_MAX_NODES; i++)
         free(c->peer_info[i].text);
     pthread_mutex_destroy(&c->setup_lock);

@@ -192,11 +192,9 @@ chan_cons_deliver(struct cons *base, struct qentry *e)
     msg_unref(&shown);
     if (cc->no_ack && e->relayed) {
         /* Its home may send another once this one is out (its credit back), not before. */
-        relay_settle(c->server, e, CHAN_SETTLE_ACK);
-        if (chan_output_full(c))
-            cc->credit_owed++;
-        else
-            relay_credit(cc, 1);
+        bool full = chan_output_full(c);
+        relay_settle(c->server, e, CHAN_SETTLE_ACK, !full);
+        cc->credit_owed += full;
     } else if (cc->no_ack) {
         queue_cmd_settle(e);
     }
@@ -512,7 +510,7 @@ chan_get_ok(struct chan *ch, struct queue *q, struct qentry *e, bool no_ack, uin
             /* The client never saw it: not a delivery (no count towards x-delivery-limit, no
              * redelivered mark), unlike a requeue. */
             if (e->relayed)
-                relay_settle(c->server, e, CHAN_SETTLE_REQUEUE);
+                relay_settle(c->server, e, CHAN_SETTLE_REQUEUE, true);
             else
                 queue_delivery_undo(e);
             return conn_raise(c, WIRE_RESOURCE_ERROR, WIRE_BASIC_GET, "out of memory");
@@ -534,7 +532,7 @@ chan_get_ok(struct chan *ch, struct queue *q, struct qentry *e, bool no_ack, uin
         conn_abort(c, "writing basic.get-ok");
     msg_unref(&m);
     if (no_ack && e->relayed)
-        relay_settle(c->server, e, CHAN_SETTLE_ACK); /* (settled there already) */
+        relay_settle(c->server, e, CHAN_SETTLE_ACK, true);
     else if (no_ack)
         queue_cmd_settle(e);
     return 0;
@@ -587,7 +585,7 @@ chan_delivery_settle(struct chan *ch, struct delivery *d, struct route_result *t
     if (e->relayed) { /* another node's queue: its home settles it */
         if (d->settle == CHAN_SETTLE_ACK)
             chan_stats_add(ch, NULL, STATS_ACK, 1);
-        relay_settle(ch->conn->server, e, d->settle);
+        relay_settle(ch->conn->server, e, d->settle, true);
         pool_put(&chan_delivery_pool, d);
         return;
     }

@@ -43,6 +43,7 @@ struct chan_topo_wait {
     enum topo_wait_kind kind;
     uint32_t method_id, ok_id;
     bool no_wait;
+    uint64_t deleted; /* queue.delete: the messages its apply deleted */
     uint8_t name_len;
     char name[255];
 };
@@ -72,7 +73,7 @@ chan_topo_answer(struct chan *ch, struct chan_topo_wait *w, enum cluster_outcome
         break;
     case TOPO_WAIT_QUEUE_DELETE:
         ok.u.queue_delete_ok.message_count =
-            t->deleted > UINT32_MAX ? UINT32_MAX : (uint32_t)t->deleted;
+            w->deleted > UINT32_MAX ? UINT32_MAX : (uint32_t)w->deleted;
         break;
     case TOPO_WAIT_PASSIVE_EXCH:
         if (vhost_exch_find(c->vhost, name) == NULL) {
@@ -95,9 +96,8 @@ chan_topo_answer(struct chan *ch, struct chan_topo_wait *w, enum cluster_outcome
 }
 
 static void
-chan_topo_on_outcome(void *arg, enum cluster_outcome outcome, int result)
+chan_topo_finish(struct chan_topo_wait *w, enum cluster_outcome outcome, int result)
 {
-    struct chan_topo_wait *w = arg;
     struct chan *ch = w->ch;
     if (ch == NULL) {
         free(w);
@@ -110,6 +110,29 @@ chan_topo_on_outcome(void *arg, enum cluster_outcome outcome, int result)
         chan_topo_answer(ch, w, outcome, result);
     conn_resume(c);
     free(w);
+}
+
+/* The change is applied on every running node: answered. */
+static void
+chan_topo_on_visible(void *arg)
+{
+    chan_topo_finish(arg, CLUSTER_COMMITTED, 0);
+}
+
+/* The outcome of w's command, right after its apply here. A change is answered once every
+ * running node applied it too (cluster_meta_wait_visible); an error or a barrier at once. */
+static void
+chan_topo_on_outcome(void *arg, enum cluster_outcome outcome, int result)
+{
+    struct chan_topo_wait *w = arg;
+    struct net_server *s = w->ch != NULL ? w->ch->conn->server : NULL;
+    bool barrier = w->kind == TOPO_WAIT_PASSIVE_EXCH || w->kind == TOPO_WAIT_PASSIVE_QUEUE;
+    if (outcome == CLUSTER_COMMITTED && result == 0 && s != NULL && !barrier) {
+        w->deleted = s->topo->deleted;
+        if (cluster_meta_wait_visible(s->env.cluster, chan_topo_on_visible, w) == 0)
+            return;
+    }
+    chan_topo_finish(w, outcome, result);
 }
 
 /* Submits b's command for ch, answered as kind (name: the queue or exchange it names) once

@@ -158,7 +158,8 @@ fwd_put(struct fwd_peer *p, const void *bytes, size_t n)
         p->batch = b;
         p->cap = cap;
     }
-    memcpy(p->batch + p->len, bytes, n);
+    if (n > 0)
+        memcpy(p->batch + p->len, bytes, n);
     p->len += n;
     return 0;
 }

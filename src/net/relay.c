@@ -11,10 +11,11 @@
  *     'C' consume [u64 id][u8 vhost len][vhost][u8 queue len][queue][u32 credit][u8 flags]
  *                 [i32 priority]                  flags: RELAY_NO_ACK, RELAY_EXCLUSIVE
  *     'X' cancel  [u64 id]
- *     'K' settle  [u64 id][u64 delivery][u8 how]  how: enum chan_settle, one credit back; or
+ *     'K' settle  [u64 id][u64 delivery][u8 how]  how: enum chan_settle, one credit back
+ *                                                 unless RELAY_NO_CREDIT is or'ed in; or
  *                                                 RELAY_CREDIT: delivery is the credit given
- *                                                 back (no_ack deliveries written out)
- *     'G' get     [u64 request][u8 vhost len][vhost][u8 queue len][queue][u8 no_ack]
+ *                                                 back (no_ack deliveries written out since)
+ *     'G' get     [u64 request][u8 vhost len][vhost][u8 queue len][queue]
  *     'U' purge   [u64 request][u8 vhost len][vhost][u8 queue len][queue]
  *     'N' counts  [u64 request][u8 vhost len][vhost][u8 queue len][queue]
  *     'P' ping    ()                              answered with a message of no record
@@ -28,7 +29,10 @@
  *     'n' counted [u64 request][u16 code] then code 0: [u32 consumers][u32 ready messages];
  *                 else text
  * (purge and counts are relay_req.c's, but for the home's answer, here)
- * A get's delivery is settled as consumer 0's. The consumer's node pings each home it consumes
+ * The home keeps every delivery until the consumer's node settles it, no_ack ones too (that
+ * node acks them once written to its client): a delivery that finds its consumer gone (a
+ * cancel crossed it) or its node dead goes back to the queue, never lost between nodes. A
+ * get's delivery is settled as consumer 0's. The consumer's node pings each home it consumes
  * from every RELAY_CHECK_MS: a peer whose incarnation changed restarted, and forgot what this
  * node had there (its consumers, its deliveries), as this node forgets what it had here.
  *
@@ -52,6 +56,7 @@
 #include <event2/event.h>
 
 #include "net_int.h"
+#include "warren/assert.h"
 #include "warren/bytes.h"
 #include "warren/cluster.h"
 #include "warren/durable.h"
@@ -62,12 +67,14 @@
 
 #define RELAY_BATCH_MAX (1u << 20)
 #define RELAY_CHECK_MS 500
+/* How long a consume or get waits for its answer before it fails (ms). */
+#define RELAY_ANSWER_MS 10000
 /* The credit of a consumer without a prefetch limit (or with no_ack): what may be in flight
  * from its home at once. */
 #define RELAY_WINDOW 256
-#define RELAY_NO_ACK 0x01
 #define RELAY_EXCLUSIVE 0x02
-#define RELAY_CREDIT 0xff /* 'K' how: credit only */
+#define RELAY_CREDIT 0xff    /* 'K' how: credit only */
+#define RELAY_NO_CREDIT 0x80 /* 'K' how: or'ed in: settled, its credit comes later */
 #define RELAY_HDR 9
 
 /* ---- both sides: the peers and their batches ---- */
@@ -92,7 +99,6 @@ struct relay_entry {
     struct relay_peer *home;
     uint64_t id;       /* its consumer there (0: a get) */
     uint64_t delivery; /* its id there */
-    bool no_ack;       /* settled there already: only its credit goes back */
 };
 
 /* A consumer of another node (home side), in its queue's round robin. */
@@ -103,7 +109,6 @@ struct relay_cons {
     uint64_t id;
     struct relay_peer *client;
     uint32_t credit;
-    bool no_ack;
     struct idmap delivered; /* its deliveries not settled: struct relay_delivered by id */
     uint64_t next_delivery;
 };
@@ -121,6 +126,14 @@ struct net_relay {
     struct event *flush; /* owns: sends the turn's batches */
     struct event *check; /* owns: every RELAY_CHECK_MS */
 };
+
+static uint64_t
+relay_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static struct relay_peer *
 relay_peer(struct net_relay *r, const char *node)
@@ -195,7 +208,8 @@ relay_record(struct net_relay *r, struct relay_peer *p, uint8_t type, const stru
     bytes_put32(p->out + p->len + 1, (uint32_t)len);
     p->len += 5;
     for (int i = 0; i < n_parts; i++) {
-        memcpy(p->out + p->len, parts[i].iov_base, parts[i].iov_len);
+        if (parts[i].iov_len > 0)
+            memcpy(p->out + p->len, parts[i].iov_base, parts[i].iov_len);
         p->len += parts[i].iov_len;
     }
     if (p->len >= RELAY_BATCH_MAX)
@@ -257,6 +271,7 @@ relay_sub_new(struct net_relay *r, struct relay_peer *home)
         return NULL;
     }
     home->n_subs++;
+    sub->asked_ms = relay_now_ms();
     return sub;
 }
 
@@ -413,7 +428,7 @@ relay_consume(struct chan *ch, struct chan_cons *cc, const struct queue *q, bool
         credit = RELAY_WINDOW;
     uint8_t tail[4 + 1 + 4];
     bytes_put32(tail, credit);
-    tail[4] = (cc->no_ack ? RELAY_NO_ACK : 0) | (cc->base.exclusive ? RELAY_EXCLUSIVE : 0);
+    tail[4] = cc->base.exclusive ? RELAY_EXCLUSIVE : 0;
     bytes_put32(tail + 5, (uint32_t)cc->base.priority);
     return relay_ask(sub, ch, WIRE_BASIC_CONSUME, q, tail, sizeof(tail));
 }
@@ -425,8 +440,7 @@ relay_get(struct chan *ch, const struct queue *q, bool no_ack)
     if (sub == NULL)
         return -1;
     sub->no_ack = no_ack;
-    uint8_t tail[1] = {no_ack};
-    return relay_ask(sub, ch, WIRE_BASIC_GET, q, tail, sizeof(tail));
+    return relay_ask(sub, ch, WIRE_BASIC_GET, q, NULL, 0);
 }
 
 void
@@ -466,11 +480,11 @@ relay_send_settle(struct net_relay *r, struct relay_peer *home, uint64_t id, uin
 }
 
 void
-relay_settle(struct net_server *s, struct qentry *e, enum chan_settle how)
+relay_settle(struct net_server *s, struct qentry *e, enum chan_settle how, bool credit)
 {
     struct relay_entry *re = (struct relay_entry *)e;
-    if (!re->no_ack) /* (no_ack: settled there already; its credit is the channel's to give) */
-        relay_send_settle(s->relay, re->home, re->id, re->delivery, (uint8_t)how);
+    relay_send_settle(s->relay, re->home, re->id, re->delivery,
+                      (uint8_t)how | (credit ? 0 : RELAY_NO_CREDIT));
     msg_unref(&re->e.msg);
     free(re);
 }
@@ -511,6 +525,7 @@ relay_on_consumed(struct net_relay *r, struct relay_sub *sub, uint16_t code, str
     if (ch->state != CHAN_OPEN || ch->conn->state != CONN_OPEN)
         return;
     if (code == 0) {
+        sub->established = true;
         if (!sub->no_wait)
             chan_send_consume_ok(ch, cc);
         return;
@@ -528,7 +543,7 @@ relay_on_consumed(struct net_relay *r, struct relay_sub *sub, uint16_t code, str
 /* The record of a delivery at p (len bytes: [u64 delivery][u8 redelivered][u32 count]
  * [record]) as a relay entry of home's consumer id. NULL if it does not decode, or ENOMEM. */
 static struct relay_entry *
-relay_entry_new(struct relay_peer *home, uint64_t id, const uint8_t *p, size_t len, bool no_ack)
+relay_entry_new(struct relay_peer *home, uint64_t id, const uint8_t *p, size_t len)
 {
     if (len < 13)
         return NULL;
@@ -540,7 +555,6 @@ relay_entry_new(struct relay_peer *home, uint64_t id, const uint8_t *p, size_t l
     re->home = home;
     re->id = id;
     re->delivery = bytes_get64(p);
-    re->no_ack = no_ack;
     re->e.redelivered = p[8] != 0;
     re->e.delivery_count = bytes_get32(p + 9);
     re->e.relayed = true;
@@ -554,7 +568,7 @@ relay_on_deliver(struct net_relay *r, struct relay_peer *home, uint64_t id, cons
 {
     struct relay_sub *sub = relay_sub_find(r, id);
     struct chan_cons *cc = sub != NULL && sub->home == home ? sub->cc : NULL;
-    struct relay_entry *re = cc != NULL ? relay_entry_new(home, id, p, len, cc->no_ack) : NULL;
+    struct relay_entry *re = cc != NULL ? relay_entry_new(home, id, p, len) : NULL;
     if (re == NULL || chan_relay_deliver(cc, &re->e) < 0) {
         /* Nobody to take it (cancelled, channel gone, out of memory): back to its queue. */
         if (re != NULL) {
@@ -579,13 +593,13 @@ relay_on_got(struct net_relay *r, struct relay_sub *sub, const uint8_t *p, size_
     uint16_t code = len >= 7 ? bytes_get16(p) : WIRE_INTERNAL_ERROR;
     struct wire_str text = {p + 2, len > 2 ? (uint32_t)(len - 2) : 0};
     struct relay_entry *re = NULL;
-    if (code == 0 && p[2] != 0 && (re = relay_entry_new(home, 0, p + 7, len - 7, no_ack)) == NULL) {
+    if (code == 0 && p[2] != 0 && (re = relay_entry_new(home, 0, p + 7, len - 7)) == NULL) {
         code = WIRE_RESOURCE_ERROR; /* (it decoded on its home: out of memory here) */
         text = WIRE_STR_LIT("out of memory");
     }
     if (!open) {
         if (re != NULL)
-            relay_settle(r->s, &re->e, CHAN_SETTLE_REQUEUE);
+            relay_settle(r->s, &re->e, CHAN_SETTLE_REQUEUE, true);
         return;
     }
     if (code == 0)
@@ -596,38 +610,46 @@ relay_on_got(struct net_relay *r, struct relay_sub *sub, const uint8_t *p, size_
         chan_raise(ch, code, WIRE_BASIC_GET, "%.*s", WIRE_STR_ARG(text));
 }
 
-/* Everything this node waits for from home, and its consumers there, end: home is down or
- * restarted. */
+/* sub ends: its home is down or restarted, or it waited too long. A request waiting for its
+ * answer fails with the 'home node is down' 404; a consumer is cancelled (basic.cancel, as for
+ * a deleted queue). */
 static void
-relay_home_lost(struct net_relay *r, struct relay_peer *home)
+relay_sub_lost(struct net_relay *r, struct relay_sub *sub)
+{
+    char queue[256];
+    snprintf(queue, sizeof(queue), "%.*s", sub->qlen, sub->queue);
+    struct net_decl_err err;
+    relay_home_down(&err, sub->vhost, queue, sub->home->node);
+    if (sub->type == 'U' || sub->type == 'N') {
+        relay_req_lost(sub, &err);
+        return;
+    }
+    struct chan *ch = sub->ch;
+    bool open = relay_sub_open(sub);
+    if (ch != NULL)
+        relay_sub_resume(sub);
+    struct chan_cons *cc = sub->cc;
+    if (cc != NULL)
+        cc->relay = NULL;
+    if (open)
+        chan_raise_decl(ch, cc != NULL ? WIRE_BASIC_CONSUME : WIRE_BASIC_GET, &err);
+    else if (cc != NULL && sub->established)
+        chan_relay_cancelled(cc);
+    relay_sub_free(r, sub);
+}
+
+/* home is down (every sub there ends), or restarted (those it answered end: its new run does
+ * not know them; those waiting for an answer get it from the new run, or time out). */
+static void
+relay_home_lost(struct net_relay *r, struct relay_peer *home, bool restarted)
 {
     struct hmap_iter it;
     struct hmap_entry *he;
     hmap_iter_init(&it, &r->subs);
     while ((he = hmap_iter_next(&it)) != NULL) {
         struct relay_sub *sub = hmap_container_of(he, struct relay_sub, by_id);
-        if (sub->home != home)
-            continue;
-        char queue[256];
-        snprintf(queue, sizeof(queue), "%.*s", sub->qlen, sub->queue);
-        struct net_decl_err err;
-        relay_home_down(&err, sub->vhost, queue, home->node);
-        if (sub->type == 'U' || sub->type == 'N') {
-            relay_req_lost(sub, &err);
-            continue;
-        }
-        struct chan *ch = sub->ch;
-        bool open = relay_sub_open(sub);
-        if (ch != NULL)
-            relay_sub_resume(sub);
-        struct chan_cons *cc = sub->cc;
-        if (cc != NULL)
-            cc->relay = NULL;
-        relay_sub_free(r, sub);
-        if (open)
-            chan_raise_decl(ch, cc != NULL ? WIRE_BASIC_CONSUME : WIRE_BASIC_GET, &err);
-        else if (cc != NULL)
-            chan_relay_cancelled(cc); /* basic.cancel, as for a deleted queue */
+        if (sub->home == home && (!restarted || sub->established))
+            relay_sub_lost(r, sub);
     }
 }
 
@@ -670,13 +692,16 @@ relay_keep(struct relay_cons *rc, struct qentry *e, uint64_t *id)
     return 0;
 }
 
-/* The record of e's delivery to consumer id: 'D' when get is false. */
+/* Appends a delivery record of type ('D', or 'g' for a get) to p's batch: [id], extra_len
+ * (at most 7) bytes of extra (a get's answer fields), then e's delivery and message. 0, or -1
+ * on ENOMEM. */
 static int
 relay_send_delivery(struct net_relay *r, struct relay_peer *p, uint8_t type, uint64_t id,
                     uint64_t delivery, const struct qentry *e, const uint8_t *extra,
                     size_t extra_len)
 {
-    uint8_t head[8 + 8 + 1 + 4 + 4], rhdr[DURABLE_MSG_HDR_LEN];
+    uint8_t head[8 + 7 + 13], rhdr[DURABLE_MSG_HDR_LEN];
+    WR_ASSERT(extra_len <= 7);
     size_t n = 0;
     bytes_put64(head, id);
     n = 8;
@@ -700,19 +725,15 @@ relay_cons_deliver(struct cons *base, struct qentry *e)
     struct relay_cons *rc = (struct relay_cons *)base;
     struct net_relay *r = rc->client->relay;
     uint64_t delivery = 0;
-    if (!rc->no_ack && relay_keep(rc, e, &delivery) < 0)
+    if (relay_keep(rc, e, &delivery) < 0)
         return -1;
     if (relay_send_delivery(r, rc->client, 'D', rc->id, delivery, e, NULL, 0) < 0) {
-        if (!rc->no_ack) {
-            struct idmap_entry *ie = idmap_find(&rc->delivered, delivery);
-            idmap_remove(&rc->delivered, ie);
-            free(idmap_container_of(ie, struct relay_delivered, by_id));
-        }
+        struct idmap_entry *ie = idmap_find(&rc->delivered, delivery);
+        idmap_remove(&rc->delivered, ie);
+        free(idmap_container_of(ie, struct relay_delivered, by_id));
         return -1;
     }
     rc->credit--;
-    if (rc->no_ack)
-        queue_cmd_settle(e);
     return 0;
 }
 
@@ -864,7 +885,6 @@ relay_on_consume(struct net_relay *r, struct relay_peer *p, const uint8_t *b, co
     }
     rc->client = p;
     rc->credit = bytes_get32(rest);
-    rc->no_ack = (flags & RELAY_NO_ACK) != 0;
     rc->base.ops = &relay_cons_ops;
     rc->base.exclusive = (flags & RELAY_EXCLUSIVE) != 0;
     rc->base.priority = (int32_t)bytes_get32(rest + 5);
@@ -917,6 +937,8 @@ relay_on_settle(struct relay_peer *p, const uint8_t *b, const uint8_t *end)
             queue_consumer_wake(&rc->base);
         return;
     }
+    bool credit = (how & RELAY_NO_CREDIT) == 0;
+    how &= (uint8_t)~RELAY_NO_CREDIT;
     struct idmap_entry *ie = idmap_find(&rc->delivered, delivery);
     struct queue *q = NULL;
     if (ie != NULL) {
@@ -933,7 +955,7 @@ relay_on_settle(struct relay_peer *p, const uint8_t *b, const uint8_t *end)
     }
     if (id == 0)
         return;
-    rc->credit++;
+    rc->credit += credit;
     if (rc->base.queue == NULL) { /* cancelled: it goes with its last delivery */
         if (rc->delivered.count == 0)
             relay_cons_free(rc);
@@ -955,18 +977,17 @@ relay_on_get(struct net_relay *r, struct relay_peer *p, const uint8_t *b, const 
     uint16_t code;
     char why[600];
     struct queue *q = relay_queue(r, &rest, end, &code, why, sizeof(why));
-    if (q == NULL || rest >= end) {
+    if (q == NULL) {
         relay_answer_error(r, p, 'g', id, code, why);
         return;
     }
-    bool no_ack = *rest != 0;
-    if (!no_ack && p->gets == NULL && (p->gets = calloc(1, sizeof(*p->gets))) != NULL)
+    if (p->gets == NULL && (p->gets = calloc(1, sizeof(*p->gets))) != NULL)
         p->gets->client = p; /* consumer 0: never in a queue */
     queue_used(q);
     struct qentry *e = q->n_ready > 0 ? queue_cmd_deliver(q) : NULL;
     uint8_t extra[7] = {0, 0, e != NULL};
     uint64_t delivery = 0;
-    if (e != NULL && !no_ack && (p->gets == NULL || relay_keep(p->gets, e, &delivery) < 0)) {
+    if (e != NULL && (p->gets == NULL || relay_keep(p->gets, e, &delivery) < 0)) {
         queue_delivery_undo(e);
         relay_answer_error(r, p, 'g', id, WIRE_RESOURCE_ERROR, "out of memory");
         return;
@@ -982,8 +1003,6 @@ relay_on_get(struct net_relay *r, struct relay_peer *p, const uint8_t *b, const 
         return;
     }
     relay_send_delivery(r, p, 'g', id, delivery, e, extra, sizeof(extra));
-    if (no_ack)
-        queue_cmd_settle(e);
 }
 
 /* 'U' or 'N' from p: the queue purged, or counted, here as on a node alone; answered 'u' or
@@ -1103,7 +1122,7 @@ relay_on_message(struct net_server *s, const char *from, const uint8_t *bytes, s
     /* Its consumers here belong to one run of it; this node's there, to one run of it. */
     if (p->incarnation != inc && p->incarnation != 0) {
         relay_client_lost(p);
-        relay_home_lost(r, p);
+        relay_home_lost(r, p, true);
     }
     p->incarnation = inc;
     const uint8_t *b = bytes + RELAY_HDR, *end = bytes + len;
@@ -1127,14 +1146,21 @@ relay_on_check(evutil_socket_t fd, short what, void *arg)
     struct net_relay *r = arg;
     (void)fd;
     (void)what;
+    uint64_t now = relay_now_ms();
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &r->subs);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        struct relay_sub *sub = hmap_container_of(he, struct relay_sub, by_id);
+        if (!sub->established && now - sub->asked_ms >= RELAY_ANSWER_MS)
+            relay_sub_lost(r, sub); /* (an answer lost with a link, or a run of its home) */
+    }
     for (struct relay_peer *p = r->peers; p != NULL; p = p->next) {
         bool running = cluster_node_running(r->s->env.cluster, p->node);
         if (!running && (p->proxies.count > 0 || p->gets != NULL))
             relay_client_lost(p);
         if (!running && p->n_subs > 0)
-            relay_home_lost(r, p);
-        if (!running) /* what this node had of its run is gone: its next run is no restart */
-            p->incarnation = 0;
+            relay_home_lost(r, p, false);
         else if (p->n_subs > 0 && relay_record(r, p, 'P', NULL, 0) < 0)
             log_msg(LOG_ERROR, "cluster: out of memory pinging %s", p->node);
     }

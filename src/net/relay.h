@@ -23,8 +23,10 @@ struct relay_sub {
      * channel is gone), in its relay_waits */
     struct chan *ch;
     LIST_ENTRY(relay_sub) wait_link;
-    bool no_wait; /* consume: no consume-ok wanted */
-    bool no_ack;  /* get */
+    uint64_t asked_ms; /* when its record was sent */
+    bool established;  /* consume-ok came: it belongs to the home's run that sent it */
+    bool no_wait;      /* consume: no consume-ok wanted */
+    bool no_ack;       /* get */
     uint8_t type; /* its record: 'C', 'G', or relay_req.c's 'U', 'N' */
     uint8_t qlen; /* the queue's name, for errors */
     char queue[255];
@@ -54,8 +56,10 @@ void relay_cancel(struct chan_cons *cc);
 /* basic.get of q, another node's queue: asked of its home, answered by chan_relay_got. 0, or
  * -1 after raising. */
 int relay_get(struct chan *ch, const struct queue *q, bool no_ack);
-/* A relayed delivery (qentry.relayed) is settled as how: told to its home, and freed. */
-void relay_settle(struct net_server *s, struct qentry *e, enum chan_settle how);
+/* A relayed delivery (qentry.relayed) is settled as how (a no_ack one: acked once written
+ * out): told to its home, and freed. credit: its home may send one more (false: a no_ack
+ * consumer whose output is full: relay_credit later). */
+void relay_settle(struct net_server *s, struct qentry *e, enum chan_settle how, bool credit);
 /* cc (no_ack, another node's queue) wrote n more deliveries out: its home may send n more. */
 void relay_credit(struct chan_cons *cc, uint32_t n);
 /* The channel goes: the answers it waits for find nobody. */

@@ -562,6 +562,8 @@ struct topo_http_wait {
     struct net_topology *t;          /* borrows; NULL once answered by net_topology_free */
     net_topo_done_fn done;
     void *arg;
+    bool created; /* the apply's, kept while the change becomes visible everywhere */
+    uint64_t deleted;
 };
 
 bool
@@ -578,6 +580,19 @@ topo_http_fail(struct net_decl_err *err, uint16_t code, const char *text)
     return -1;
 }
 
+/* w's change is applied on every running node: answered (unless net_topology_free did). */
+static void
+topo_http_on_visible(void *arg)
+{
+    struct topo_http_wait *w = arg;
+    if (w->t != NULL) {
+        LIST_REMOVE(w, link);
+        struct net_decl_err none = {0};
+        w->done(w->arg, &none, w->created, w->deleted);
+    }
+    free(w);
+}
+
 /* The cluster's done callback of a wait: its change's outcome, from the apply that ran just
  * before on this node, to the wait's done. */
 static void
@@ -585,6 +600,13 @@ topo_http_on_outcome(void *arg, enum cluster_outcome outcome, int result)
 {
     struct topo_http_wait *w = arg;
     struct net_topology *t = w->t;
+    if (t != NULL && outcome == CLUSTER_COMMITTED && result == 0) {
+        /* answered once every running node applied it too */
+        w->created = t->created;
+        w->deleted = t->deleted;
+        if (cluster_meta_wait_visible(t->s->env.cluster, topo_http_on_visible, w) == 0)
+            return;
+    }
     if (t != NULL) {
         LIST_REMOVE(w, link);
         struct net_decl_err none = {0};
@@ -594,7 +616,7 @@ topo_http_on_outcome(void *arg, enum cluster_outcome outcome, int result)
         } else if (result != 0) {
             w->done(w->arg, &t->err, false, 0);
         } else {
-            w->done(w->arg, &none, t->created, t->deleted);
+            w->done(w->arg, &none, w->created, w->deleted);
         }
     }
     free(w);
