@@ -293,6 +293,24 @@ admin_pending_on_timeout(evutil_socket_t fd, short what, void *arg)
                          "it in time (no leader, or no majority of the nodes running)");
 }
 
+/* A change applied here, on its way to its answer: once every running node applied it too,
+ * then once its records are synced here. */
+struct admin_visible {
+    struct admin *a;
+    admin_done_fn done;
+    void *arg;
+};
+
+static void
+admin_on_visible(void *arg)
+{
+    struct admin_visible *v = arg;
+    if (admin_sync(v->a, v->done, v->arg) < 0)
+        v->done(v->arg, ADMIN_NOMEM,
+                "out of memory (the change is made but may not be stored yet)");
+    free(v);
+}
+
 /* The outcome of a submitted change, on the submitting node. */
 static void
 admin_pending_on_outcome(void *arg, enum cluster_outcome outcome, int result)
@@ -304,15 +322,20 @@ admin_pending_on_outcome(void *arg, enum cluster_outcome outcome, int result)
         if (result != ADMIN_OK) {
             admin_pending_answer(p, (enum admin_result)result, a->apply_err);
         } else if (p->done != NULL) {
-            /* applied here: answered once its records are written */
-            admin_done_fn done = p->done;
-            p->done = NULL;
+            /* applied here: answered once every running node applied it (as RabbitMQ's
+             * changes are on every node when answered) and its records are written */
+            struct admin_visible *v = malloc(sizeof(*v));
             if (p->timer != NULL)
                 event_del(p->timer);
-            if (admin_sync(a, done, p->arg) < 0)
-                done(p->arg, ADMIN_NOMEM,
-                     "out of memory (the change is made but may not be "
-                     "stored yet)");
+            if (v != NULL) {
+                *v = (struct admin_visible){.a = a, .done = p->done, .arg = p->arg};
+                if (cluster_meta_wait_visible(a->cluster, admin_on_visible, v) < 0)
+                    admin_on_visible(v);
+            } else {
+                p->done(p->arg, ADMIN_NOMEM,
+                        "out of memory (the change is made but may not be stored yet)");
+            }
+            p->done = NULL;
         }
         break;
     case CLUSTER_NOT_LEADER:

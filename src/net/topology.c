@@ -27,6 +27,11 @@
  *                                                      before it submits
  *   'B' bind, 'b' unbind  [flags][destination][source][routing key][arguments]
  *   'O' owner gone        (the context's owner id)     deletes the owner's exclusive queues
+ *   'N' node down         (the context's home)         deletes the exclusive and transient
+ *                                                      queues that live on that node (the
+ *                                                      metadata leader submits it for a node
+ *                                                      it sees down, as RabbitMQ deletes a
+ *                                                      down node's transient queues)
  *   '.' barrier           ()                           changes nothing: once it is applied
  *                                                      here, so is every change committed
  *                                                      before it was submitted
@@ -51,6 +56,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "net_int.h"
 #include "relay.h"
 #include "warren/auth.h"
@@ -60,6 +67,9 @@
 #include "warren/log.h"
 #include "warren/queue.h"
 #include "warren/vhost.h"
+
+/* How often the metadata leader looks for nodes down (ms). */
+#define TOPO_WATCH_MS 1000
 
 /* ---- encoding ---- */
 
@@ -304,6 +314,7 @@ topo_decode(const uint8_t *cmd, size_t len, struct topo_cmd *c)
         args = topo_get_str(&r);
         break;
     case 'O':
+    case 'N':
     case '.':
         break;
     default:
@@ -388,6 +399,30 @@ topo_apply_owner_gone(struct net_topology *t, uint64_t id)
     }
 }
 
+/* 'N': deletes the exclusive and transient queues that live on node (its exclusive queues'
+ * connections and transient queues' messages went with it). */
+static void
+topo_apply_node_down(struct net_topology *t, struct wire_str node)
+{
+    bool self = topo_is_self(t, node);
+    for (struct vhost *vh = t->s->env.vhosts->head; vh != NULL; vh = vh->next) {
+        struct hmap_iter it;
+        struct hmap_entry *he;
+        hmap_iter_init(&it, &vh->queues);
+        while ((he = hmap_iter_next(&it)) != NULL) {
+            struct queue *q = hmap_container_of(he, struct queue, by_name);
+            bool there = q->home != NULL ? strlen(q->home) == node.len &&
+                                               memcmp(q->home, node.ptr, node.len) == 0
+                                         : self;
+            if (there && (q->owner != NULL || !q->durable)) {
+                log_msg(LOG_INFO, "cluster: queue '%s' in vhost '%s' deleted: node %.*s is down",
+                        q->name, vh->name, WIRE_STR_ARG(node));
+                vhost_queue_delete(vh, q);
+            }
+        }
+    }
+}
+
 /* Applies c in vh for user (NULL: none) with perm. Returns 0 or the reply code (t->err). */
 static int
 topo_apply_op(struct net_topology *t, struct vhost *vh, const struct auth_perm *perm,
@@ -449,6 +484,9 @@ topo_apply_op(struct net_topology *t, struct vhost *vh, const struct auth_perm *
     case 'O':
         topo_apply_owner_gone(t, c->owner_id);
         return 0;
+    case 'N':
+        topo_apply_node_down(t, c->home);
+        return 0;
     default: /* '.' */
         return 0;
     }
@@ -473,7 +511,7 @@ topo_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
         rc = topo_fail(&t->err, WIRE_INTERNAL_ERROR, "metadata command %" PRIu64 " does not parse",
                        index);
         log_msg(LOG_ERROR, "cluster: %s: skipped", t->err.text);
-    } else if (c.op == 'O' || c.op == '.') {
+    } else if (c.op == 'O' || c.op == 'N' || c.op == '.') {
         rc = topo_apply_op(t, NULL, NULL, NULL, &c);
     } else {
         struct vhost *vh = vhost_find(s->env.vhosts, c.vhost);
@@ -519,6 +557,17 @@ topo_delete_queue(struct net_topology *t, struct queue *q, char *what)
         free(cmd.p);
         free(what);
     }
+}
+
+static void
+topo_on_node_down_done(void *arg, enum cluster_outcome outcome, int result)
+{
+    char *node = arg;
+    (void)result;
+    if (outcome != CLUSTER_COMMITTED)
+        log_msg(LOG_WARNING, "cluster: the transient queues of node %s, down, may not be deleted",
+                node);
+    free(node);
 }
 
 /* A queue deletes itself (vhost_queue_delete_self): on every node, through the log. */
@@ -758,6 +807,39 @@ net_topo_bind(struct net_server *s, struct vhost *vh, const struct auth_user *u,
     return topo_http_submit(s, &b, done, arg, err);
 }
 
+/* Every TOPO_WATCH_MS: the metadata leader submits 'N' for each node it sees down (once
+ * until it runs again); a node that sees another run forgets it was down. */
+static void
+topo_on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_topology *t = arg;
+    (void)fd;
+    (void)what;
+    struct cluster_node_view v[CLUSTER_MAX_NODES];
+    unsigned n = cluster_nodes(t->s->env.cluster, v, CLUSTER_MAX_NODES);
+    bool leads = false;
+    for (unsigned i = 0; i < n && i < CLUSTER_MAX_NODES; i++)
+        leads |= v[i].self && v[i].leader;
+    for (unsigned i = 0; i < n && i < CLUSTER_MAX_NODES; i++) {
+        unsigned j = 0;
+        while (j < t->n_down && strcmp(t->down[j], v[i].name) != 0)
+            j++;
+        if (v[i].running && j < t->n_down) {
+            memmove(t->down[j], t->down[--t->n_down], sizeof(t->down[j]));
+        } else if (!v[i].running && j == t->n_down && leads && t->n_down < CLUSTER_MAX_NODES) {
+            struct topo_buf cmd;
+            topo_cmd_begin(&cmd, 'N', NULL, "", 0, v[i].name);
+            char *node = strdup(v[i].name);
+            if (node != NULL && topo_cmd_submit(t->s, &cmd, topo_on_node_down_done, node) == 0)
+                memcpy(t->down[t->n_down++], v[i].name, sizeof(t->down[0]));
+            else {
+                free(cmd.p);
+                free(node); /* (tried again at the next look) */
+            }
+        }
+    }
+}
+
 int
 net_topology_open(struct net_server *s)
 {
@@ -771,6 +853,16 @@ net_topology_open(struct net_server *s)
     hmap_init(&t->owners);
     LIST_INIT(&t->http_waits);
     s->topo = t;
+    struct timeval every = {TOPO_WATCH_MS / 1000, (TOPO_WATCH_MS % 1000) * 1000};
+    if ((t->watch = event_new(s->env.base, -1, EV_PERSIST, topo_on_watch, t)) == NULL ||
+        event_add(t->watch, &every) < 0) {
+        if (t->watch != NULL)
+            event_free(t->watch);
+        hmap_clear(&t->owners);
+        free(t);
+        s->topo = NULL;
+        return -1;
+    }
     cluster_meta_register(s->env.cluster, CLUSTER_META_TOPOLOGY, topo_apply, t);
     vhost_set_self_delete(topo_delete_self, t);
     topo_delete_leftovers(t);
@@ -785,6 +877,7 @@ net_topology_free(struct net_server *s)
         return;
     cluster_meta_register(s->env.cluster, CLUSTER_META_TOPOLOGY, NULL, NULL);
     vhost_set_self_delete(NULL, NULL);
+    event_free(t->watch);
     struct topo_http_wait *w;
     while ((w = LIST_FIRST(&t->http_waits)) != NULL) { /* the cluster's answer frees w */
         LIST_REMOVE(w, link);

@@ -39,6 +39,10 @@ struct net_topology {
     /* The HTTP API's changes in flight (net_topo_*), answered by net_topology_free if the
      * cluster has not answered them before. */
     LIST_HEAD(, topo_http_wait) http_waits;
+    /* Nodes seen down (topo_on_watch): their 'N' is submitted, until they run again. */
+    struct event *watch; /* owns */
+    char down[CLUSTER_MAX_NODES][CLUSTER_NODE_NAME_MAX];
+    unsigned n_down;
 };
 
 /* A command being built: on ENOMEM, failed is set and the rest is ignored. */

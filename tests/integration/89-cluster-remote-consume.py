@@ -4,7 +4,8 @@ it) and clients on node R: basic.get with and without ack, nack with requeue (re
 a consumer with a prefetch limit gets every message once and in order, and acks settle them
 on H; a no-ack consumer; closing the channel requeues what it held; an exclusive consumer
 excludes consumers on other nodes (403); deleting the queue cancels a remote consumer
-(basic.cancel); kill -9 of R gives its unacked messages back on H, redelivered; stopping H
+(basic.cancel); kill -9 of R gives its unacked messages back on H, redelivered, and its
+exclusive and transient queues are deleted everywhere (as RabbitMQ does); stopping H
 cancels R's consumer and fails its gets with RabbitMQ's 'home node ... is down' 404, and
 after H's restart its durable messages are served to R again. Throughput of a remote
 consumer is logged."""
@@ -156,6 +157,8 @@ def check_consumer_node_killed(c, h, r, procs):
     fill(home, "kq", 20, persistent=True)
     remote_conn = connect(c, r)
     remote = remote_conn.channel()
+    excl = remote.queue_declare("", exclusive=True).method.queue
+    remote.queue_declare("r-transient")
     remote.basic_qos(prefetch_count=100)
     held = []
     remote.basic_consume("kq", lambda ch, m, p, b: held.append(b))
@@ -167,6 +170,15 @@ def check_consumer_node_killed(c, h, r, procs):
     wait_for("20 back on node %d" % h, lambda: ready(home_conn, "kq") == 20, 10)
     wt.log("  kill -9 of the consumer's node: its 20 unacked messages back on the home in "
            "%.2f s" % (time.monotonic() - t0))
+    # node r's exclusive and transient queues go with it, as RabbitMQ deletes them
+    def gone(name):
+        try:
+            return refused(lambda: home_conn.channel().queue_declare(name, passive=True)) \
+                [0] == 404
+        except AssertionError:
+            return False  # still there
+    wait_for("node %d's exclusive and transient queues gone" % r,
+             lambda: gone(excl) and gone("r-transient"), 10)
     got = [home.basic_get("kq", auto_ack=True) for _ in range(20)]
     assert all(m.redelivered for m, _, _ in got), [m for m, _, _ in got]
     assert [b for _, _, b in got] == [b"m%d" % i for i in range(20)]
