@@ -187,10 +187,12 @@ int net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char
                       const char *log_ctx, struct wire_str name, const struct wire_queue_declare *d,
                       struct queue **out, bool *created, struct net_decl_err *err);
 /* queue.purge of name in vh for user, from a connection whose exclusive queues are own (NULL:
- * none, the HTTP API). Returns 0 (*count: messages purged) or -1 with err. */
+ * none, the HTTP API). Returns 0 (*count: messages purged), or -1 with err. In a cluster, a
+ * queue whose home is another node is not purged here: 0 with *remote that queue (else NULL),
+ * for the caller to ask its home (net_queue_purge_remote). */
 int net_queue_purge(struct vhost *vh, const struct auth_perm *perm, const char *user,
                     const struct queue_owner *own, struct wire_str name, uint64_t *count,
-                    struct net_decl_err *err);
+                    struct queue **remote, struct net_decl_err *err);
 /* queue.delete (if_unused, if_empty; a missing queue is deleted). Returns 0 (*count: messages
  * deleted) or -1 with err. */
 int net_queue_delete(struct vhost *vh, const struct auth_perm *perm, const char *user,
@@ -232,8 +234,9 @@ typedef void (*net_topo_done_fn)(void *arg, const struct net_decl_err *err, bool
  * done(arg) to be called once (from a later loop turn; with NET_DECL_UNAVAILABLE when the
  * server is freed first), or -1 with err (done not called): names longer than 255 bytes, out
  * of memory, the cluster not taking it, or for a deletion with if_unused or if_empty, what
- * this node checks before (as net_queue_delete does; 540 when the queue lives on another
- * node, which alone knows its consumers and messages). */
+ * this node checks before (as net_queue_delete does; a queue living on another node, which
+ * alone knows its consumers and messages, is checked by asking it first: 404 when it is
+ * down). */
 int net_topo_exch_declare(struct net_server *s, struct vhost *vh, const struct auth_user *u,
                           const struct wire_exchange_declare *d, net_topo_done_fn done, void *arg,
                           struct net_decl_err *err);
@@ -250,5 +253,13 @@ int net_topo_bind(struct net_server *s, struct vhost *vh, const struct auth_user
                   bool to_queue, struct wire_str destination, struct wire_str source,
                   struct wire_str routing_key, struct wire_table args, net_topo_done_fn done,
                   void *arg, struct net_decl_err *err);
+
+/* queue.purge of q, a queue whose home is another node (net_queue_purge's remote), in vh for
+ * the HTTP API: asked of its home. Returns 0, done(arg, err, false, purged) to be called once
+ * from a later loop turn (err: the home's 404 or 405, or 404 when it goes down meanwhile;
+ * NET_DECL_UNAVAILABLE when the server is freed first), or -1 with err (done not called): its
+ * home is down, or out of memory. */
+int net_queue_purge_remote(struct net_server *s, struct vhost *vh, const struct queue *q,
+                           net_topo_done_fn done, void *arg, struct net_decl_err *err);
 
 #endif

@@ -177,9 +177,9 @@ static const struct mgmt_list_src api_queue_src = {
 };
 
 /* DELETE /api/queues/{vhost}/{name} (queue.delete with if-unused, if-empty; in a cluster
- * through its log) and /api/queues/{vhost}/{name}/contents (queue.purge, here: in a cluster,
- * only the queue's home node has its messages, the others refuse as net_queue_purge does):
- * 204, 404 when missing. */
+ * through its log) and /api/queues/{vhost}/{name}/contents (queue.purge, here; in a cluster,
+ * a queue whose home is another node is purged there, answered later): 204, 404 when
+ * missing. */
 static void
 api_queue_delete(struct mgmt_req *r, struct vhost *v, struct queue *q)
 {
@@ -188,19 +188,23 @@ api_queue_delete(struct mgmt_req *r, struct vhost *v, struct queue *q)
     struct wire_str name = {(const uint8_t *)q->name, q->name_len};
     struct net_decl_err err;
     uint64_t n;
+    struct queue *remote = NULL;
     bool if_unused = mgmt_query_true(r, "if-unused"), if_empty = mgmt_query_true(r, "if-empty");
     bool clustered = r->n_segs == 3 && net_clustered(r->env->net);
     int rc;
-    if (r->n_segs == 4)
-        rc = net_queue_purge(v, perm, user, NULL, name, &n, &err);
-    else if (clustered)
+    if (r->n_segs == 4) {
+        rc = net_queue_purge(v, perm, user, NULL, name, &n, &remote, &err);
+        if (rc == 0 && remote != NULL) /* its home purges it: answered later */
+            rc = net_queue_purge_remote(r->env->net, v, remote, mgmt_on_topology, r, &err);
+    } else if (clustered) {
         rc = net_topo_queue_delete(r->env->net, v, r->user, name, if_unused, if_empty,
                                    mgmt_on_topology, r, &err);
-    else
+    } else {
         rc = net_queue_delete(v, perm, user, NULL, name, if_unused, if_empty, &n, &err);
+    }
     if (rc < 0)
         mgmt_decl_failed(r, &err);
-    else if (!clustered)
+    else if (!clustered && remote == NULL)
         r->reply(r, 204, NULL);
 }
 

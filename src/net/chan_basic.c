@@ -733,7 +733,8 @@ chan_send_return(struct chan *ch, struct msg *m)
  * direct reply; returns it to the publisher if mandatory and unroutable; confirms it in
  * confirm mode (after the store's sync when it was stored), nacks it if it could not reach
  * every queue (out of memory, or a queue refused it by x-overflow reject-publish). seq: its confirm
- * sequence number (0 outside confirm mode). Consumes the caller's reference. 0, or -1 after raising
+ * sequence number (0 outside confirm mode); in a tx.commit, ch->tx_fwd takes its forwards'
+ * answers and is nacked instead. Consumes the caller's reference. 0, or -1 after raising
  * (an exchange that vanished). */
 static int
 chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
@@ -769,18 +770,23 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
             chan_send_return(ch, m);
     }
     bool nack = st == PUBLISH_NOMEM || out.n_refused > 0;
+    struct chan_fwd *tx = ch->tx_fwd; /* in a tx.commit: every publish answers to it */
     if (out.n_remote > 0) {
-        /* Other nodes' queues: its confirm waits for their answers (unless nacked already:
-         * in a transaction, commit-ok does not wait for them yet). */
-        struct chan_fwd *cf = seq != 0 && !nack ? chan_fwd_new(ch, seq) : NULL;
-        if (seq != 0 && !nack && cf == NULL)
+        /* Other nodes' queues: its confirm (or the commit) waits for their answers (unless
+         * nacked already). */
+        struct chan_fwd *cf = tx;
+        if (cf == NULL && seq != 0 && !nack && (cf = chan_fwd_new(ch, seq)) == NULL)
             nack = true;
         int rc = net_forward(ch->conn->server, ch->conn->vhost, ch->route.queues + ch->route.n,
                              out.n_remote, m, cf);
-        if (cf != NULL)
+        if (cf != NULL && cf != tx)
             chan_fwd_settle(cf, rc < 0);
+        else if (rc < 0)
+            nack = true;
         net_forward_hold(ch->conn); /* when the other nodes are behind */
     }
+    if (tx != NULL && nack)
+        tx->nacked = true;
     if (seq != 0) {
         if (nack)
             chan_nack_publish(ch, seq);
@@ -982,6 +988,38 @@ chan_tx_restore_acks(struct chan *ch)
     }
 }
 
+/* tx.commit: its publishes routed, its acks settled; answered by chan_tx_forwarded (net_int.h).
+ * 0, or -1 after raising. */
+static int
+chan_on_tx_commit(struct chan *ch)
+{
+    struct conn *c = ch->conn;
+    struct chan_fwd *cf = chan_fwd_new(ch, 0);
+    if (cf == NULL)
+        return chan_raise(ch, WIRE_INTERNAL_ERROR, WIRE_TX_COMMIT, "out of memory");
+    c->store_paused++; /* the reply waits for every node's answer (chan_tx_forwarded) */
+    ch->tx_fwd = cf;
+    int rc = 0;
+    struct tx_publish *tp;
+    while (rc == 0 && (tp = STAILQ_FIRST(&ch->tx_publishes)) != NULL) {
+        STAILQ_REMOVE_HEAD(&ch->tx_publishes, link);
+        struct msg *msg = tp->msg;
+        bool mandatory = tp->mandatory;
+        free(tp);
+        rc = chan_route(ch, msg, mandatory, 0);
+    }
+    ch->tx_fwd = NULL;
+    if (rc < 0)
+        chan_tx_discard_publishes(ch);
+    else
+        chan_settle_list(ch, &ch->tx_acks);
+    chan_fwd_settle(cf, false); /* the commit's own hold: answered now, or at the last answer */
+    if (rc < 0 || ch->state != CHAN_OPEN || c->state != CONN_OPEN)
+        return -1;
+    chan_wake_consumers(ch);
+    return 0;
+}
+
 int
 chan_on_tx_method(struct chan *ch, const struct wire_method *m)
 {
@@ -995,26 +1033,10 @@ chan_on_tx_method(struct chan *ch, const struct wire_method *m)
         ch->tx_mode = true;
         ok.id = WIRE_TX_SELECT_OK;
         return conn_send(c, ch->id, &ok);
-    case WIRE_TX_COMMIT: {
+    case WIRE_TX_COMMIT:
         if (!ch->tx_mode)
             return chan_raise(ch, WIRE_PRECONDITION_FAILED, m->id, "channel is not transactional");
-        struct tx_publish *tp;
-        while ((tp = STAILQ_FIRST(&ch->tx_publishes)) != NULL) {
-            STAILQ_REMOVE_HEAD(&ch->tx_publishes, link);
-            struct msg *msg = tp->msg;
-            bool mandatory = tp->mandatory;
-            free(tp);
-            if (chan_route(ch, msg, mandatory, 0) < 0) {
-                chan_tx_discard_publishes(ch);
-                return -1;
-            }
-        }
-        chan_settle_list(ch, &ch->tx_acks);
-        if (chan_tx_commit_ok(ch) < 0)
-            return -1;
-        chan_wake_consumers(ch);
-        return 0;
-    }
+        return chan_on_tx_commit(ch);
     case WIRE_TX_ROLLBACK:
         if (!ch->tx_mode)
             return chan_raise(ch, WIRE_PRECONDITION_FAILED, m->id, "channel is not transactional");

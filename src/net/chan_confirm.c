@@ -11,7 +11,8 @@
  * ack into a nack for the same publishes.
  *
  * tx.commit-ok for a transaction that stored messages waits on a synced barrier too, and the
- * connection reads nothing meanwhile, so that every later reply follows it. So does
+ * connection reads nothing meanwhile, so that every later reply follows it; in a cluster it
+ * first waits for the other nodes its publishes were forwarded to (chan_tx_forwarded). So does
  * basic.get on a queue whose ready messages are all paged out in a batch the store has not
  * completed (unsynced: it only needs them readable). */
 #include "config.h"
@@ -204,6 +205,10 @@ void
 chan_forwarded(struct chan *ch, struct chan_fwd *cf)
 {
     TAILQ_REMOVE(&ch->fwds, cf, link);
+    if (cf->seq == 0) { /* a tx.commit's */
+        chan_tx_forwarded(ch, cf->nacked);
+        return;
+    }
     if (ch->state != CHAN_OPEN || ch->conn->state != CONN_OPEN)
         return;
     if (cf->nacked)
@@ -212,7 +217,9 @@ chan_forwarded(struct chan *ch, struct chan_fwd *cf)
     chan_flush_confirms(ch->conn);
 }
 
-int
+/* tx.commit-ok, after the store has synced the commit's messages if it stored any. 0, or -1
+ * after raising. */
+static int
 chan_tx_commit_ok(struct chan *ch)
 {
     struct conn *c = ch->conn;
@@ -227,6 +234,22 @@ chan_tx_commit_ok(struct chan *ch)
     }
     struct wire_method ok = {.id = WIRE_TX_COMMIT_OK};
     return conn_send(c, ch->id, &ok);
+}
+
+void
+chan_tx_forwarded(struct chan *ch, bool nacked)
+{
+    struct conn *c = ch->conn;
+    c->store_paused--;
+    if (ch->state == CHAN_OPEN && c->state == CONN_OPEN) {
+        if (nacked) {
+            ch->tx_sync = false;
+            chan_raise(ch, WIRE_PRECONDITION_FAILED, WIRE_TX_COMMIT, "partial tx completion");
+        } else {
+            chan_tx_commit_ok(ch); /* (-1: raised) */
+        }
+    }
+    conn_resume(c);
 }
 
 int

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "net_int.h"
+#include "relay.h"
 #include "warren/assert.h"
 #include "warren/auth.h"
 #include "warren/net.h"
@@ -695,18 +696,19 @@ chan_on_queue_binding(struct chan *ch, uint32_t method_id, struct wire_str queue
 int
 net_queue_purge(struct vhost *vh, const struct auth_perm *perm, const char *user,
                 const struct queue_owner *own, struct wire_str name, uint64_t *count,
-                struct net_decl_err *err)
+                struct queue **remote, struct net_decl_err *err)
 {
+    *remote = NULL;
+    *count = 0;
     if (!chan_decl_allows(vh, perm, user, AUTH_READ, true, name, err))
         return -1;
     struct queue *q = chan_decl_queue(vh, own, name, err);
     if (q == NULL)
         return -1;
     if (q->home != NULL)
-        return chan_decl_fail(err, WIRE_NOT_IMPLEMENTED,
-                              "queue '%s' in vhost '%s' lives on node %s: purge it there", q->name,
-                              vh->name, q->home);
-    *count = queue_cmd_purge(q);
+        *remote = q; /* its messages are its home's: the caller asks it */
+    else
+        *count = queue_cmd_purge(q);
     return 0;
 }
 
@@ -717,11 +719,14 @@ chan_on_queue_purge(struct chan *ch, const struct wire_queue_purge *p)
     struct wire_str name = p->queue.len > 0 ? p->queue : ch->last_queue;
     struct net_decl_err err;
     uint64_t n;
+    struct queue *remote;
     if (name.len == 0)
         return chan_raise(ch, WIRE_NOT_FOUND, WIRE_QUEUE_PURGE, "no previously declared queue");
     if (net_queue_purge(c->vhost, chan_access_perm(c), auth_user_name(c->user), &c->exclusive, name,
-                        &n, &err) < 0)
+                        &n, &remote, &err) < 0)
         return chan_raise_decl(ch, WIRE_QUEUE_PURGE, &err);
+    if (remote != NULL)
+        return relay_purge(ch, remote, p->no_wait);
     if (p->no_wait)
         return 0;
     struct wire_method ok = {.id = WIRE_QUEUE_PURGE_OK};
@@ -743,11 +748,10 @@ net_queue_delete_check(struct vhost *vh, const struct auth_perm *perm, const cha
     struct queue *q = chan_decl_queue(vh, own, name, err);
     if (q == NULL)
         return -1;
-    if ((if_unused || if_empty) && q->home != NULL)
-        return chan_decl_fail(err, WIRE_NOT_IMPLEMENTED,
-                              "queue '%s' in vhost '%s' lives on node %s: if-unused and if-empty "
-                              "are checked by its node, connect there to use them",
-                              q->name, vh->name, q->home);
+    if (q->home != NULL) { /* only its home knows its consumers and messages */
+        *out = q;
+        return 0;
+    }
     if (if_unused && q->n_consumers > 0)
         return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "queue '%s' in vhost '%s' in use",
                               q->name, vh->name);

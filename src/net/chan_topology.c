@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 
 #include "net_int.h"
+#include "relay.h"
 #include "topology.h"
 #include "warren/auth.h"
 #include "warren/bytes.h"
@@ -246,11 +247,19 @@ chan_topology_queue_delete(struct chan *ch, struct wire_str name, const struct w
         net_queue_delete_check(c->vhost, chan_access_perm(c), auth_user_name(c->user),
                                &c->exclusive, name, d->if_unused, d->if_empty, &q, &err) < 0)
         return chan_raise_decl(ch, WIRE_QUEUE_DELETE, &err);
+    if ((d->if_unused || d->if_empty) && q != NULL && q->home != NULL) /* its home checks */
+        return relay_queue_delete(ch, q, d->if_unused, d->if_empty, d->no_wait);
+    return chan_topology_queue_delete_submit(ch, name, d->no_wait);
+}
+
+int
+chan_topology_queue_delete_submit(struct chan *ch, struct wire_str name, bool no_wait)
+{
     struct topo_buf b;
     chan_topo_begin(ch, &b, 'q');
     topo_cmd_queue_delete(&b, name);
     return chan_topo_submit(ch, &b, TOPO_WAIT_QUEUE_DELETE, WIRE_QUEUE_DELETE, WIRE_QUEUE_DELETE_OK,
-                            d->no_wait, name);
+                            no_wait, name);
 }
 
 int

@@ -23,8 +23,11 @@
  * faster than another node takes its messages is so slowed to that node's pace, rather than
  * filling the link (whose output past CLUSTER_TRANSPORT_OUTPUT_MAX would be dropped).
  *
- * Not yet: transactions (tx.commit-ok does not wait for forwards) and dead letters to another
- * node's queue (dropped: src/broker/deadletter.c routes without forwarding). */
+ * A tx.commit's publishes all answer to one chan_fwd (seq 0): tx.commit-ok waits for every node,
+ * and a refusal fails the commit (chan_tx_forwarded).
+ *
+ * Not yet: dead letters to another node's queue (dropped: src/broker/deadletter.c routes
+ * without forwarding). */
 #include "config.h"
 
 #include "forward.h"
@@ -590,6 +593,8 @@ fwd_on_message(void *arg, const char *from, const uint8_t *bytes, size_t len)
         fwd_on_batch(f, from, bytes, len);
     } else if (bytes[0] == 'R') {
         relay_on_message(f->s, from, bytes, len);
+    } else if (bytes[0] == 'L') {
+        net_alarms_on_message(f->s, from, bytes, len);
     } else if (bytes[0] == 'A') {
         struct fwd_peer *p = fwd_peer(f, from, false);
         if (p != NULL)

@@ -141,15 +141,17 @@ server_memory_used(const struct net_server *s)
 const char *
 server_alarm_reason(const struct net_server *s)
 {
-    if (s->memory_alarm && s->disk_alarm)
+    bool memory = s->memory_alarm || (s->remote_alarms & NET_ALARM_MEMORY);
+    bool disk = s->disk_alarm || (s->remote_alarms & NET_ALARM_DISK);
+    if (memory && disk)
         return "low on memory & disk";
-    return s->disk_alarm ? "low on disk" : "low on memory";
+    return disk ? "low on disk" : "low on memory";
 }
 
 /* An alarm went on or off: while any is on, every connection that has published is blocked;
  * once none is, they are unblocked. As in RabbitMQ, a blocked connection gets one
  * connection.blocked (a second alarm adds none) and connection.unblocked when the last clears. */
-static void
+void
 server_alarms_apply(struct net_server *s)
 {
     bool on = server_publishers_blocked(s);
@@ -170,6 +172,8 @@ server_alarm_cleared_outcome(const struct net_server *s)
         return "publishers stay blocked by the memory alarm";
     if (s->disk_alarm)
         return "publishers stay blocked by the disk alarm";
+    if (s->remote_alarms != 0)
+        return "publishers stay blocked by another node's alarm";
     return "publishers resume";
 }
 
@@ -187,6 +191,7 @@ server_memory_alarm(struct net_server *s, bool on, uint64_t used)
                 (unsigned long long)used, (unsigned long long)s->memory_limit,
                 server_alarm_cleared_outcome(s));
     server_alarms_apply(s);
+    net_alarms_local_changed(s);
 }
 
 void
@@ -328,6 +333,7 @@ server_disk_alarm(struct net_server *s, bool on)
                 (unsigned long long)s->disk_free, (unsigned long long)s->disk_limit,
                 server_alarm_cleared_outcome(s));
     server_alarms_apply(s);
+    net_alarms_local_changed(s);
 }
 
 /* Looks at the free space of the data directory's filesystem: what an unprivileged user may
@@ -571,7 +577,7 @@ net_server_new(const struct net_server_env *env)
         server_admit_init(s) < 0 || evtimer_add(s->memory_ev, &quarter) < 0 ||
         evtimer_add(s->stats_ev, &stats_every) < 0 || server_lag_arm(s) < 0 ||
         server_build_props(s, NULL) < 0 || net_topology_open(s) < 0 || net_forward_open(s) < 0 ||
-        net_relay_open(s) < 0)
+        net_relay_open(s) < 0 || net_alarms_open(s) < 0)
         goto fail;
     s->memory_limit = server_memory_limit(env->conf);
     log_msg(LOG_INFO, "memory high watermark: %llu bytes", (unsigned long long)s->memory_limit);
@@ -883,6 +889,7 @@ net_server_free(struct net_server *s)
         close(s->reserve_fd);
     SSL_CTX_free(s->tls_ctx);
     hmap_clear(&s->reply_to);
+    net_alarms_free(s);
     net_relay_free(s);
     net_forward_free(s);
     net_topology_free(s);

@@ -137,6 +137,8 @@ struct net_server {
     struct net_topology *topo;    /* owns; NULL: not in a cluster (topology.h) */
     struct net_forward *forward;  /* owns; NULL: not in a cluster (forward.h) */
     struct net_relay *relay;      /* owns; NULL: not in a cluster (relay.h) */
+    struct net_alarms *alarms;    /* owns; NULL: not in a cluster (alarms.c) */
+    uint8_t remote_alarms;        /* the other nodes' alarms on (NET_ALARM_*), alarms.c */
     uint64_t incarnation;         /* in a cluster: random at each start, in the messages to
                                    * other nodes, which so tell this run from an earlier one */
     bool shutting_down;
@@ -296,7 +298,8 @@ struct tx_publish {
 STAILQ_HEAD(tx_publish_list, tx_publish);
 
 /* A confirm-mode publish forwarded to other nodes' queues (forward.c), waiting for their
- * answers: the channel's confirms stop before it until then (chan_confirm_due). */
+ * answers: the channel's confirms stop before it until then (chan_confirm_due). seq 0: a
+ * tx.commit's publishes (ch->tx_fwd), whose reply waits for it. */
 struct chan_fwd {
     TAILQ_ENTRY(chan_fwd) link; /* in ch->fwds, by seq, while the channel lives */
     struct chan *ch;            /* borrows; NULL once the channel is gone */
@@ -346,6 +349,9 @@ struct chan {
     /* Transactions. */
     bool tx_mode;
     bool tx_sync;                        /* the commit being made stored messages */
+    /* While a tx.commit routes its publishes: what their forwards to other nodes and any
+     * refusal answer to (chan_tx_forwarded); else NULL */
+    struct chan_fwd *tx_fwd;
     struct tx_publish_list tx_publishes; /* owns */
     struct delivery_list tx_acks;        /* owns: acks, nacks and rejects awaiting commit */
     struct route_result route;           /* scratch for routing, reused per publish */
@@ -439,8 +445,8 @@ void chan_delete_exclusive_queues(struct conn *c);
  * method_id. Returns -1. */
 int chan_raise_decl(struct chan *ch, uint32_t method_id, const struct net_decl_err *err);
 /* net_queue_delete's checks before it deletes (the permission, another's exclusive queue,
- * if_unused, if_empty), and with if_unused or if_empty, 540 for a queue whose home is another
- * node (in a cluster: only it knows the queue's consumers and messages). Returns 0 with *out
+ * if_unused, if_empty; the last two not for a queue whose home is another node, in a cluster:
+ * only it knows the queue's consumers and messages, the caller asks it). Returns 0 with *out
  * the queue (NULL: there is none, which deleting succeeds on), or -1 with err. */
 int net_queue_delete_check(struct vhost *vh, const struct auth_perm *perm, const char *user,
                            const struct queue_owner *own, struct wire_str name, bool if_unused,
@@ -462,6 +468,8 @@ int chan_topology_queue_declare(struct chan *ch, struct wire_str name,
                                 const struct wire_queue_declare *d);
 int chan_topology_queue_delete(struct chan *ch, struct wire_str name,
                                const struct wire_queue_delete *d);
+/* queue.delete of name without a check (if-unused and if-empty were checked). */
+int chan_topology_queue_delete_submit(struct chan *ch, struct wire_str name, bool no_wait);
 /* A passive declare of name (a queue's, else an exchange's) that missed: answered once a
  * barrier through the log is applied here, with what is found then. */
 int chan_topology_passive(struct chan *ch, uint32_t method_id, bool queue, struct wire_str name,
@@ -531,9 +539,13 @@ void chan_forwarded(struct chan *ch, struct chan_fwd *cf);
 void chan_flush_confirms(struct conn *c);
 /* A publish that could not be enqueued everywhere (out of memory): nacks it. */
 void chan_nack_publish(struct chan *ch, uint64_t seq);
-/* Replies tx.commit-ok, after the store has synced the commit's messages if it stored any
- * (ch->tx_sync); the connection reads nothing meanwhile. 0, or -1 after raising. */
-int chan_tx_commit_ok(struct chan *ch);
+/* A tx.commit's publishes are routed (ch->tx_fwd: cf, seq 0, took their forwards' answers)
+ * and every node answered (nacked: one did not take one, or a queue here refused one): the
+ * reply, tx.commit-ok once the store has synced the commit's messages if it stored any
+ * (ch->tx_sync), or for a publish that did not reach every queue (x-overflow reject-publish,
+ * a node down), 406 "partial tx completion" as RabbitMQ fails such a commit. The connection
+ * read nothing since the commit (store_paused, taken by it) and until the reply. */
+void chan_tx_forwarded(struct chan *ch, bool nacked);
 /* Answers basic.get (chan_get_answer, without waiting again) once the store has completed
  * what was written before; the connection reads nothing meanwhile. 0, or -1 when it cannot
  * wait (ENOMEM, or shutting down). */
@@ -574,12 +586,29 @@ void conn_io_sample(struct conn *c, double secs);
 
 /* Resource alarms (listener.c, conn.c): publishing connections stop being read while the
  * messages and output buffers take more than vm_memory_high_watermark (the memory alarm), or
- * while the data directory's filesystem has less than disk_free_limit free (the disk alarm). */
+ * while the data directory's filesystem has less than disk_free_limit free (the disk alarm),
+ * on this node or, in a cluster, on another (alarms.c). */
 static inline bool
 server_publishers_blocked(const struct net_server *s)
 {
-    return s->memory_alarm || s->disk_alarm;
+    return s->memory_alarm || s->disk_alarm || s->remote_alarms != 0;
 }
+/* The alarms on changed: blocks the publishing connections while any is on (this node's or
+ * another's), unblocks them once none is. */
+void server_alarms_apply(struct net_server *s);
+
+/* alarms.c: in a cluster, an alarm on any node blocks publishers on every node. */
+#define NET_ALARM_MEMORY 0x01
+#define NET_ALARM_DISK 0x02
+/* In a cluster (s->env.cluster): starts telling the others this node's alarms and hearing
+ * theirs. 0, or -1 on ENOMEM. Nothing to do alone. */
+int net_alarms_open(struct net_server *s);
+void net_alarms_free(struct net_server *s);
+/* This node's memory_alarm or disk_alarm changed: the others are told. */
+void net_alarms_local_changed(struct net_server *s);
+/* A message from node from whose first byte is 'L'. */
+void net_alarms_on_message(struct net_server *s, const char *from, const uint8_t *bytes,
+                           size_t len);
 /* connection.blocked's reason for the alarms on, as RabbitMQ writes it: "low on memory",
  * "low on disk" or "low on memory & disk". */
 const char *server_alarm_reason(const struct net_server *s);

@@ -16,6 +16,8 @@
  *                                                 RELAY_CREDIT: delivery is the credit given
  *                                                 back (no_ack deliveries written out since)
  *     'G' get     [u64 request][u8 vhost len][vhost][u8 queue len][queue]
+ *     'U' purge   [u64 request][u8 vhost len][vhost][u8 queue len][queue]
+ *     'N' counts  [u64 request][u8 vhost len][vhost][u8 queue len][queue]
  *     'P' ping    ()                              answered with a message of no record
  *   home to consumer's node:
  *     'c' consumed [u64 id][u16 code][text]       code 0: consume-ok; else the AMQP error
@@ -23,6 +25,10 @@
  *     'Z' gone    [u64 id]                        the queue was deleted: basic.cancel
  *     'g' got     [u64 request][u16 code] then code 0: [u8 found][u32 message count] and if
  *                 found [u64 delivery][u8 redelivered][u32 delivery count][record]; else text
+ *     'u' purged  [u64 request][u16 code] then code 0: [u32 messages purged]; else text
+ *     'n' counted [u64 request][u16 code] then code 0: [u32 consumers][u32 ready messages];
+ *                 else text
+ * (purge and counts are relay_req.c's, but for the home's answer, here)
  * The home keeps every delivery until the consumer's node settles it, no_ack ones too (that
  * node acks them once written to its client): a delivery that finds its consumer gone (a
  * cancel crossed it) or its node dead goes back to the queue, never lost between nodes. A
@@ -41,6 +47,8 @@
 #include "relay.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -83,26 +91,6 @@ struct relay_peer {
     /* home side: its consumers here, by id */
     struct hmap proxies;     /* owns each struct relay_cons */
     struct relay_cons *gets; /* owns: its basic.get deliveries not settled, as consumer 0 */
-};
-
-/* A consumer (or a basic.get under way) of this node's channel on another node's queue
- * (consumer's side). */
-struct relay_sub {
-    struct hmap_entry by_id; /* in net_relay.subs */
-    uint8_t key[8];
-    uint64_t id;
-    struct relay_peer *home;
-    struct chan_cons *cc; /* borrows; NULL for a get */
-    /* While its answer is awaited: the channel whose input waits for it (NULL once the
-     * channel is gone), in its relay_waits */
-    struct chan *ch;
-    LIST_ENTRY(relay_sub) wait_link;
-    uint64_t asked_ms; /* when the consume or get was sent */
-    bool established;  /* consume-ok came: it belongs to the home's run that sent it */
-    bool no_wait;      /* consume: no consume-ok wanted */
-    bool no_ack;       /* get */
-    uint8_t qlen;      /* the queue's name, for errors */
-    char queue[255];
 };
 
 /* An entry delivered here from another node's queue (a qentry marked relayed). */
@@ -292,6 +280,7 @@ relay_sub_free(struct net_relay *r, struct relay_sub *sub)
 {
     hmap_remove(&r->subs, &sub->by_id);
     sub->home->n_subs--;
+    free(sub->user);
     free(sub);
 }
 
@@ -308,59 +297,127 @@ relay_sub_resume(struct relay_sub *sub)
     conn_resume(c);
 }
 
-/* The error for a queue whose home node cannot be reached, as RabbitMQ words it. */
-static int
-relay_home_down(struct chan *ch, uint32_t method_id, const char *queue, const char *home)
+void
+relay_sub_wait(struct relay_sub *sub, struct chan *ch)
 {
-    return chan_raise(ch, WIRE_NOT_FOUND, method_id,
-                      "home node '%s' of queue '%s' in vhost '%s' is down or inaccessible", home,
-                      queue, ch->conn->vhost->name);
-}
-
-/* Sends 'C' or 'G' for sub, whose channel's input then waits for the answer. 0, or -1 after
- * raising. */
-static int
-relay_ask(struct net_relay *r, struct relay_sub *sub, struct chan *ch, uint32_t method_id,
-          uint8_t type, const struct queue *q, const uint8_t *tail, size_t tail_len)
-{
-    uint8_t head[8 + 2 + 2 * 255];
-    size_t n = relay_put_names(head, sub->id, ch->conn->vhost->name, q);
-    struct iovec parts[2] = {{head, n}, {(void *)tail, tail_len}};
-    if (relay_record(r, sub->home, type, parts, 2) < 0) {
-        relay_sub_free(r, sub);
-        return conn_raise(ch->conn, WIRE_RESOURCE_ERROR, method_id, "out of memory");
-    }
     sub->ch = ch;
     LIST_INSERT_HEAD(&ch->relay_waits, sub, wait_link);
     ch->conn->store_paused++; /* the input waits for the answer (relay_sub_resume) */
-    return 0;
 }
 
-/* A new sub for q's home, for method_id on ch. NULL after raising. */
-static struct relay_sub *
-relay_sub_for(struct chan *ch, const struct queue *q, uint32_t method_id)
+struct net_server *
+relay_sub_server(const struct relay_sub *sub)
 {
-    struct net_relay *r = ch->conn->server->relay;
+    return sub->home->relay->s;
+}
+
+void
+relay_sub_end(struct relay_sub *sub)
+{
+    relay_sub_resume(sub);
+    relay_sub_free(sub->home->relay, sub);
+}
+
+/* Fills err with code and the text (cut at its size). */
+static void
+relay_fail(struct net_decl_err *err, uint16_t code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    err->code = code;
+    vsnprintf(err->text, sizeof(err->text), fmt, ap);
+    va_end(ap);
+}
+
+/* Fills err with the error for a queue whose home node cannot be reached, as RabbitMQ words
+ * it. */
+static void
+relay_home_down(struct net_decl_err *err, const char *vhost, const char *queue, const char *home)
+{
+    relay_fail(err, WIRE_NOT_FOUND,
+               "home node '%s' of queue '%s' in vhost '%s' is down or inaccessible", home, queue,
+               vhost);
+}
+
+/* A new sub of type for q (in vh): its home's. NULL with err: the home is down, or ENOMEM. */
+static struct relay_sub *
+relay_sub_make(struct net_server *s, const struct vhost *vh, const struct queue *q, uint8_t type,
+               struct net_decl_err *err)
+{
+    struct net_relay *r = s->relay;
     struct relay_peer *home = relay_peer(r, q->home);
-    if (home != NULL && !cluster_node_running(r->s->env.cluster, q->home)) {
-        relay_home_down(ch, method_id, q->name, q->home);
+    if (home != NULL && !cluster_node_running(s->env.cluster, q->home)) {
+        relay_home_down(err, vh->name, q->name, q->home);
         return NULL;
     }
     struct relay_sub *sub = home != NULL ? relay_sub_new(r, home) : NULL;
     if (sub == NULL) {
-        conn_raise(ch->conn, WIRE_RESOURCE_ERROR, method_id, "out of memory");
+        relay_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
         return NULL;
     }
+    sub->type = type;
     sub->qlen = (uint8_t)q->name_len;
     memcpy(sub->queue, q->name, q->name_len);
+    snprintf(sub->vhost, sizeof(sub->vhost), "%s", vh->name);
+    return sub;
+}
+
+/* Sends sub's record: [u64 id][vhost][queue] then tail_len bytes at tail. 0, or -1 with err
+ * on ENOMEM (sub freed). */
+static int
+relay_sub_send(struct relay_sub *sub, const struct queue *q, const uint8_t *tail, size_t tail_len,
+               struct net_decl_err *err)
+{
+    struct net_relay *r = sub->home->relay;
+    uint8_t head[8 + 2 + 2 * 255];
+    size_t n = relay_put_names(head, sub->id, sub->vhost, q);
+    struct iovec parts[2] = {{head, n}, {(void *)tail, tail_len}};
+    if (relay_record(r, sub->home, sub->type, parts, 2) < 0) {
+        relay_sub_free(r, sub);
+        relay_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+struct relay_sub *
+relay_request(struct net_server *s, const struct vhost *vh, const struct queue *q, uint8_t type,
+              struct net_decl_err *err)
+{
+    struct relay_sub *sub = relay_sub_make(s, vh, q, type, err);
+    if (sub == NULL || relay_sub_send(sub, q, NULL, 0, err) < 0)
+        return NULL;
+    return sub;
+}
+
+/* Sends 'C' or 'G' (sub's type) for sub, whose channel's input then waits for the answer. 0,
+ * or -1 after raising. */
+static int
+relay_ask(struct relay_sub *sub, struct chan *ch, uint32_t method_id, const struct queue *q,
+          const uint8_t *tail, size_t tail_len)
+{
+    struct net_decl_err err;
+    if (relay_sub_send(sub, q, tail, tail_len, &err) < 0)
+        return chan_raise_decl(ch, method_id, &err);
+    relay_sub_wait(sub, ch);
+    return 0;
+}
+
+/* A new sub of type for q's home, for method_id on ch. NULL after raising. */
+static struct relay_sub *
+relay_sub_for(struct chan *ch, const struct queue *q, uint8_t type, uint32_t method_id)
+{
+    struct net_decl_err err;
+    struct relay_sub *sub = relay_sub_make(ch->conn->server, ch->conn->vhost, q, type, &err);
+    if (sub == NULL)
+        chan_raise_decl(ch, method_id, &err);
     return sub;
 }
 
 int
 relay_consume(struct chan *ch, struct chan_cons *cc, const struct queue *q, bool no_wait)
 {
-    struct net_relay *r = ch->conn->server->relay;
-    struct relay_sub *sub = relay_sub_for(ch, q, WIRE_BASIC_CONSUME);
+    struct relay_sub *sub = relay_sub_for(ch, q, 'C', WIRE_BASIC_CONSUME);
     if (sub == NULL)
         return -1;
     sub->cc = cc;
@@ -373,18 +430,17 @@ relay_consume(struct chan *ch, struct chan_cons *cc, const struct queue *q, bool
     bytes_put32(tail, credit);
     tail[4] = cc->base.exclusive ? RELAY_EXCLUSIVE : 0;
     bytes_put32(tail + 5, (uint32_t)cc->base.priority);
-    return relay_ask(r, sub, ch, WIRE_BASIC_CONSUME, 'C', q, tail, sizeof(tail));
+    return relay_ask(sub, ch, WIRE_BASIC_CONSUME, q, tail, sizeof(tail));
 }
 
 int
 relay_get(struct chan *ch, const struct queue *q, bool no_ack)
 {
-    struct net_relay *r = ch->conn->server->relay;
-    struct relay_sub *sub = relay_sub_for(ch, q, WIRE_BASIC_GET);
+    struct relay_sub *sub = relay_sub_for(ch, q, 'G', WIRE_BASIC_GET);
     if (sub == NULL)
         return -1;
     sub->no_ack = no_ack;
-    return relay_ask(r, sub, ch, WIRE_BASIC_GET, 'G', q, NULL, 0);
+    return relay_ask(sub, ch, WIRE_BASIC_GET, q, NULL, 0);
 }
 
 void
@@ -451,8 +507,7 @@ relay_credit(struct chan_cons *cc, uint32_t n)
                           RELAY_CREDIT);
 }
 
-/* The channel of sub (consume or get) waiting for an answer: still open to get it. */
-static bool
+bool
 relay_sub_open(const struct relay_sub *sub)
 {
     return sub->ch != NULL && sub->ch->state == CHAN_OPEN && sub->ch->conn->state == CONN_OPEN;
@@ -555,24 +610,29 @@ relay_on_got(struct net_relay *r, struct relay_sub *sub, const uint8_t *p, size_
         chan_raise(ch, code, WIRE_BASIC_GET, "%.*s", WIRE_STR_ARG(text));
 }
 
-/* sub ends: its home is down or restarted, or it waited too long. A consume or get waiting
- * for its answer fails with the 'home node is down' 404; a consumer is cancelled
- * (basic.cancel, as for a deleted queue). */
+/* sub ends: its home is down or restarted, or it waited too long. A request waiting for its
+ * answer fails with the 'home node is down' 404; a consumer is cancelled (basic.cancel, as for
+ * a deleted queue). */
 static void
 relay_sub_lost(struct net_relay *r, struct relay_sub *sub)
 {
-    struct chan *ch = sub->ch;
-    bool open = relay_sub_open(sub);
     char queue[256];
     snprintf(queue, sizeof(queue), "%.*s", sub->qlen, sub->queue);
+    struct net_decl_err err;
+    relay_home_down(&err, sub->vhost, queue, sub->home->node);
+    if (sub->type == 'U' || sub->type == 'N') {
+        relay_req_lost(sub, &err);
+        return;
+    }
+    struct chan *ch = sub->ch;
+    bool open = relay_sub_open(sub);
     if (ch != NULL)
         relay_sub_resume(sub);
     struct chan_cons *cc = sub->cc;
-    const char *home = sub->home->node;
     if (cc != NULL)
         cc->relay = NULL;
     if (open)
-        relay_home_down(ch, cc != NULL ? WIRE_BASIC_CONSUME : WIRE_BASIC_GET, queue, home);
+        chan_raise_decl(ch, cc != NULL ? WIRE_BASIC_CONSUME : WIRE_BASIC_GET, &err);
     else if (cc != NULL && sub->established)
         chan_relay_cancelled(cc);
     relay_sub_free(r, sub);
@@ -945,6 +1005,38 @@ relay_on_get(struct net_relay *r, struct relay_peer *p, const uint8_t *b, const 
     relay_send_delivery(r, p, 'g', id, delivery, e, extra, sizeof(extra));
 }
 
+/* 'U' or 'N' from p: the queue purged, or counted, here as on a node alone; answered 'u' or
+ * 'n'. */
+static void
+relay_on_queue_request(struct net_relay *r, struct relay_peer *p, uint8_t type, const uint8_t *b,
+                       const uint8_t *end)
+{
+    if (end - b < 8)
+        return;
+    uint64_t id = bytes_get64(b);
+    const uint8_t *rest = b + 8;
+    uint8_t answer = type == 'U' ? 'u' : 'n';
+    uint16_t code;
+    char why[600];
+    struct queue *q = relay_queue(r, &rest, end, &code, why, sizeof(why));
+    if (q == NULL) {
+        relay_answer_error(r, p, answer, id, code, why);
+        return;
+    }
+    uint8_t out[8 + 2 + 8];
+    bytes_put64(out, id);
+    bytes_put16(out + 8, 0);
+    uint64_t n = type == 'U' ? queue_cmd_purge(q) : q->n_ready;
+    bytes_put32(out + 10, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n);
+    if (type == 'N') { /* [consumers][messages] */
+        memcpy(out + 14, out + 10, 4);
+        bytes_put32(out + 10, q->n_consumers);
+    }
+    struct iovec part = {out, type == 'U' ? 14u : 18u};
+    relay_record(r, p, answer, &part, 1); /* (ENOMEM: the asking node waits until this node
+                                           * looks down to it) */
+}
+
 /* p, consuming from here, is gone or restarted: its consumers go, what they were delivered
  * is requeued. */
 static void
@@ -989,6 +1081,8 @@ relay_on_record(struct net_relay *r, struct relay_peer *p, uint8_t type, const u
         relay_on_settle(p, b, end);
     } else if (type == 'G') {
         relay_on_get(r, p, b, end);
+    } else if (type == 'U' || type == 'N') {
+        relay_on_queue_request(r, p, type, b, end);
     } else if (type == 'P') {
         relay_send(r, p); /* the answer: this node's incarnation */
     } else if (end - b >= 8) {
@@ -1002,6 +1096,9 @@ relay_on_record(struct net_relay *r, struct relay_peer *p, uint8_t type, const u
                               (struct wire_str){b + 10, (uint32_t)(end - b - 10)});
         } else if (type == 'g') {
             relay_on_got(r, sub, b + 8, (size_t)(end - b - 8));
+        } else if ((type == 'u' || type == 'n') && sub->type == type - ('a' - 'A') &&
+                   end - b >= 10) {
+            relay_req_answered(sub, bytes_get16(b + 8), b + 10, (size_t)(end - b - 10));
         } else if (type == 'Z' && sub->cc != NULL) {
             struct chan_cons *cc = sub->cc;
             cc->relay = NULL;
@@ -1100,6 +1197,23 @@ net_relay_free(struct net_server *s)
     struct net_relay *r = s->relay;
     if (r == NULL)
         return;
+    struct hmap_iter it;
+    struct hmap_entry *he;
+    hmap_iter_init(&it, &r->subs);
+    while ((he = hmap_iter_next(&it)) != NULL) {
+        struct relay_sub *sub = hmap_container_of(he, struct relay_sub, by_id);
+        if (sub->cc != NULL)
+            sub->cc->relay = NULL;
+        if (sub->done != NULL) {
+            struct net_decl_err err = {.code = NET_DECL_UNAVAILABLE};
+            snprintf(err.text, sizeof(err.text), "the node is stopping");
+            sub->done(sub->done_arg, &err, false, 0);
+        }
+        hmap_remove(&r->subs, he);
+        free(sub->user);
+        free(sub);
+    }
+    hmap_clear(&r->subs);
     struct relay_peer *p;
     while ((p = r->peers) != NULL) {
         r->peers = p->next;
@@ -1108,17 +1222,6 @@ net_relay_free(struct net_server *s)
         free(p->out);
         free(p);
     }
-    struct hmap_iter it;
-    struct hmap_entry *he;
-    hmap_iter_init(&it, &r->subs);
-    while ((he = hmap_iter_next(&it)) != NULL) {
-        struct relay_sub *sub = hmap_container_of(he, struct relay_sub, by_id);
-        if (sub->cc != NULL)
-            sub->cc->relay = NULL;
-        hmap_remove(&r->subs, he);
-        free(sub);
-    }
-    hmap_clear(&r->subs);
     event_free(r->flush);
     event_free(r->check);
     free(r);

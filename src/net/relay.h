@@ -7,6 +7,36 @@
 #include <stdint.h>
 
 #include "net_int.h"
+#include "warren/net.h"
+
+struct relay_peer;
+
+/* A consumer (or a request under way: basic.get, queue.purge, queue.delete's counts) of this
+ * node's channel (or of its HTTP API) on another node's queue (the asking side). */
+struct relay_sub {
+    struct hmap_entry by_id; /* in net_relay.subs */
+    uint8_t key[8];
+    uint64_t id;
+    struct relay_peer *home;
+    struct chan_cons *cc; /* borrows; NULL for a get */
+    /* While its answer is awaited: the channel whose input waits for it (NULL once the
+     * channel is gone), in its relay_waits */
+    struct chan *ch;
+    LIST_ENTRY(relay_sub) wait_link;
+    uint64_t asked_ms; /* when its record was sent */
+    bool established;  /* consume-ok came: it belongs to the home's run that sent it */
+    bool no_wait;      /* consume: no consume-ok wanted */
+    bool no_ack;       /* get */
+    uint8_t type; /* its record: 'C', 'G', or relay_req.c's 'U', 'N' */
+    uint8_t qlen; /* the queue's name, for errors */
+    char queue[255];
+    char vhost[256]; /* its vhost's name */
+    /* relay_req.c's */
+    bool if_unused, if_empty; /* 'N': the queue.delete it is for */
+    net_topo_done_fn done;    /* the HTTP API's request: answered so (NULL: a channel's) */
+    void *done_arg;
+    char *user; /* owns: 'N' for the HTTP API: whom the delete is for (NULL: nobody) */
+};
 
 /* In a cluster (s->env.cluster): serves this node's queues to consumers on other nodes, and
  * this node's consumers of theirs. 0, or -1 on ENOMEM. Nothing to do alone. */
@@ -34,5 +64,40 @@ void relay_settle(struct net_server *s, struct qentry *e, enum chan_settle how, 
 void relay_credit(struct chan_cons *cc, uint32_t n);
 /* The channel goes: the answers it waits for find nobody. */
 void relay_release(struct chan *ch);
+
+/* For relay_req.c: */
+/* A request of type ('U', 'N') about q, another node's queue in vh, sent to its home as
+ * [u64 id][vhost][queue]. The new sub is listed (answers and the home's loss find it; nobody
+ * waits for it yet: relay_sub_wait). NULL with err: the home is down (404, as RabbitMQ words
+ * it), or out of memory. */
+struct relay_sub *relay_request(struct net_server *s, const struct vhost *vh, const struct queue *q,
+                                uint8_t type, struct net_decl_err *err);
+/* ch's input waits for sub's answer. */
+void relay_sub_wait(struct relay_sub *sub, struct chan *ch);
+/* sub is answered: its channel (if it waits) reads again; sub and what it owns are freed. */
+void relay_sub_end(struct relay_sub *sub);
+/* The server sub belongs to. */
+struct net_server *relay_sub_server(const struct relay_sub *sub);
+/* Whether sub's channel still waits, open, for its answer. */
+bool relay_sub_open(const struct relay_sub *sub);
+
+/* relay_req.c: */
+/* queue.purge of q, another node's queue, on ch: asked of its home; the connection's input
+ * waits for the answer, then purge-ok (unless no_wait) or its error. 0, or -1 after raising. */
+int relay_purge(struct chan *ch, const struct queue *q, bool no_wait);
+/* queue.delete with if_unused or if_empty of q, another node's queue, on ch: its counts are
+ * asked of its home, checked, then the delete submitted (chan_topology_queue_delete_submit).
+ * 0, or -1 after raising. */
+int relay_queue_delete(struct chan *ch, const struct queue *q, bool if_unused, bool if_empty,
+                       bool no_wait);
+/* The same for the HTTP API (net_topo_queue_delete), for user (NULL: none): done(arg) answers
+ * once. 0, or -1 with err (done not called). */
+int relay_http_queue_delete(struct net_server *s, struct vhost *vh, const char *user,
+                            const struct queue *q, bool if_unused, bool if_empty,
+                            net_topo_done_fn done, void *arg, struct net_decl_err *err);
+/* sub's answer ('u', 'n'): code, then p..p+len (after the code). Ends sub. */
+void relay_req_answered(struct relay_sub *sub, uint16_t code, const uint8_t *p, size_t len);
+/* sub's home is down or restarted: answered err (RabbitMQ's 404). Ends sub. */
+void relay_req_lost(struct relay_sub *sub, struct net_decl_err *err);
 
 #endif

@@ -59,6 +59,7 @@
 #include <event2/event.h>
 
 #include "net_int.h"
+#include "relay.h"
 #include "warren/auth.h"
 #include "warren/bytes.h"
 #include "warren/cluster.h"
@@ -767,15 +768,26 @@ net_topo_queue_delete(struct net_server *s, struct vhost *vh, const struct auth_
     if (!topo_http_names_fit(vh, &name, 1, err))
         return -1;
     /* The command is unconditional: if-unused and if-empty are checked here first, as
-     * chan_topology_queue_delete does (540 when the queue lives on another node). */
+     * chan_topology_queue_delete does (by asking its home for a queue living on another
+     * node). */
     struct queue *q;
+    const char *user = u != NULL ? auth_user_name(u) : NULL;
     if ((if_unused || if_empty) &&
-        net_queue_delete_check(vh, u != NULL ? auth_perm_find(u, vh->name) : NULL,
-                               u != NULL ? auth_user_name(u) : NULL, NULL, name, if_unused,
-                               if_empty, &q, err) < 0)
+        net_queue_delete_check(vh, u != NULL ? auth_perm_find(u, vh->name) : NULL, user, NULL, name,
+                               if_unused, if_empty, &q, err) < 0)
         return -1;
+    if ((if_unused || if_empty) && q != NULL && q->home != NULL)
+        return relay_http_queue_delete(s, vh, user, q, if_unused, if_empty, done, arg, err);
+    return topo_http_queue_delete(s, vh->name, user, name, done, arg, err);
+}
+
+int
+topo_http_queue_delete(struct net_server *s, const char *vhost, const char *user,
+                       struct wire_str name, net_topo_done_fn done, void *arg,
+                       struct net_decl_err *err)
+{
     struct topo_buf b;
-    topo_http_begin(s, &b, 'q', vh, u);
+    topo_cmd_begin(&b, 'q', user, vhost, 0, s->topo->self);
     topo_cmd_queue_delete(&b, name);
     return topo_http_submit(s, &b, done, arg, err);
 }

@@ -75,6 +75,11 @@ int topo_cmd_submit(struct net_server *s, struct topo_buf *b, cluster_done_fn do
  * CLUSTER_COMMITTED). */
 const char *topo_outcome_text(enum cluster_outcome outcome);
 
+/* The HTTP API's queue.delete of name in vhost for user (NULL: none), if-unused and if-empty
+ * checked before (net_topo_queue_delete's contract). 0, or -1 with err. */
+int topo_http_queue_delete(struct net_server *s, const char *vhost, const char *user,
+                           struct wire_str name, net_topo_done_fn done, void *arg,
+                           struct net_decl_err *err);
 /* In a cluster (s->env.cluster): registers the topology's apply and deletes a restart's
  * leftovers (topology.c's top). 0, or -1 on ENOMEM. Nothing to do alone. */
 int net_topology_open(struct net_server *s);
