@@ -348,7 +348,7 @@ struct chan {
     TAILQ_ENTRY(chan) confirm_link; /* in conn->confirm_due */
     /* Transactions. */
     bool tx_mode;
-    bool tx_sync;                        /* the commit being made stored messages */
+    bool tx_sync; /* the commit being made stored messages */
     /* While a tx.commit routes its publishes: what their forwards to other nodes and any
      * refusal answer to (chan_tx_forwarded); else NULL */
     struct chan_fwd *tx_fwd;

@@ -27,8 +27,8 @@ struct relay_sub {
     bool established;  /* consume-ok came: it belongs to the home's run that sent it */
     bool no_wait;      /* consume: no consume-ok wanted */
     bool no_ack;       /* get */
-    uint8_t type; /* its record: 'C', 'G', or relay_req.c's 'U', 'N' */
-    uint8_t qlen; /* the queue's name, for errors */
+    uint8_t type;      /* its record: 'C', 'G', or relay_req.c's 'U', 'N' */
+    uint8_t qlen;      /* the queue's name, for errors */
     char queue[255];
     char vhost[256]; /* its vhost's name */
     /* relay_req.c's */
