@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
-from cluster_harness import NODES, Cluster, agreed_leader, names, wait_for  # noqa: E402
+from cluster_harness import NODES, Cluster, refused, wait_for  # noqa: E402
 
 
 def get(c, i, path):
@@ -28,16 +28,6 @@ def get(c, i, path):
 def everywhere(c, what, fn, timeout=5):
     for i in range(1, NODES + 1):
         wait_for("%s on node %d" % (what, i), lambda: fn(i), timeout)
-
-
-def refused(fn):
-    """(code, text) of the channel or connection error fn raised."""
-    import pika.exceptions as pe
-    try:
-        fn()
-    except (pe.ChannelClosedByBroker, pe.ConnectionClosedByBroker) as e:
-        return e.reply_code, e.reply_text
-    raise AssertionError("not refused")
 
 
 def alone_inequivalent():
@@ -226,12 +216,7 @@ def test_cluster_topology():
     c = Cluster()
     procs = {}
     try:
-        rc, out = c.script("start", NODES, c.dir, c.base)
-        assert rc == 0, out
-        leader, _ = wait_for("leader known to all", lambda: agreed_leader(c, range(1, 4)), 10)
-        li = names().index(leader) + 1
-        f, g = [i for i in range(1, NODES + 1) if i != li]
-        wait_for("the default user on every node", c.has_defaults, 10)
+        li, f, g = c.start()
         check_declares(c, f, g, alone)
         check_declares(c, li, f, alone)
         check_exclusive(c, f, li)

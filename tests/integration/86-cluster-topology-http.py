@@ -17,7 +17,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
-from cluster_harness import NODES, Cluster, agreed_leader, names, wait_for  # noqa: E402
+from cluster_harness import NODES, Cluster, wait_for  # noqa: E402
 
 # Declares a cluster must answer as a node alone: the first creates, the second repeats,
 # the third is inequivalent.
@@ -178,12 +178,7 @@ def test_cluster_topology_http():
     c = Cluster()
     procs = {}
     try:
-        rc, out = c.script("start", NODES, c.dir, c.base)
-        assert rc == 0, out
-        leader, _ = wait_for("leader known to all", lambda: agreed_leader(c, range(1, 4)), 10)
-        li = names().index(leader) + 1
-        f = [i for i in range(1, NODES + 1) if i != li][0]
-        wait_for("the default user on every node", c.has_defaults, 10)
+        li, f, _ = c.start()
         check_same_as_alone(c, alone)
         check_changes(c, f)
         check_elsewhere(c)

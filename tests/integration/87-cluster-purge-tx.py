@@ -17,22 +17,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
-from cluster_harness import NODES, Cluster, agreed_leader, wait_for  # noqa: E402
+from cluster_harness import NODES, Cluster, refused, wait_for  # noqa: E402
 
 
 def get(c, i, path):
     status, _, body = wt.http(c.api(i), "GET", path)
     return body if status == 200 else None
-
-
-def refused(fn):
-    """(code, text) of the channel or connection error fn raised."""
-    import pika.exceptions as pe
-    try:
-        fn()
-    except (pe.ChannelClosedByBroker, pe.ConnectionClosedByBroker) as e:
-        return e.reply_code, e.reply_text
-    raise AssertionError("not refused")
 
 
 def alone_refusals():
@@ -192,10 +182,7 @@ def test_cluster_purge_delete_tx():
     c = Cluster()
     procs = {}
     try:
-        rc, out = c.script("start", NODES, c.dir, c.base)
-        assert rc == 0, out
-        wait_for("leader known to all", lambda: agreed_leader(c, range(1, 4)), 10)
-        wait_for("the default user on every node", c.has_defaults, 10)
+        c.start()
         check_purge_delete(c, alone)
         check_tx(c, partial)
         check_home_down(c, procs)

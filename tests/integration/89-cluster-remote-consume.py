@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import warren_test as wt  # noqa: E402
-from cluster_harness import NODES, Cluster, agreed_leader, names, wait_for  # noqa: E402
+from cluster_harness import NODES, Cluster, refused, wait_for  # noqa: E402
 
 NOTIFY = {"capabilities": {"consumer_cancel_notify": True}}
 
@@ -29,15 +29,6 @@ def all_running(c):
 
 def connect(c, i):
     return wt.pika_connect(c.amqp(i), client_properties=NOTIFY)
-
-
-def refused(fn):
-    import pika.exceptions as pe
-    try:
-        fn()
-    except (pe.ChannelClosedByBroker, pe.ConnectionClosedByBroker) as e:
-        return e.reply_code, e.reply_text
-    raise AssertionError("not refused")
 
 
 def ready(conn, queue):
@@ -229,12 +220,7 @@ def test_cluster_remote_consume():
     c = Cluster()
     procs = {}
     try:
-        rc, out = c.script("start", NODES, c.dir, c.base)
-        assert rc == 0, out
-        leader, _ = wait_for("leader known to all", lambda: agreed_leader(c, range(1, 4)), 10)
-        li = names().index(leader) + 1
-        f, g = [i for i in range(1, NODES + 1) if i != li]
-        wait_for("the default user on every node", c.has_defaults, 10)
+        li, f, g = c.start()
         check_get(c, f, g)
         check_consume(c, li, f)
         check_exclusive_and_delete(c, g, li)

@@ -55,6 +55,17 @@ class Cluster:
                                                        out))
         return p.returncode, out
 
+    def start(self):
+        """local-cluster.sh start NODES nodes, then waits for a leader every node names and for
+        the default user everywhere. Returns (leader, follower, other follower): node numbers."""
+        rc, out = self.script("start", NODES, self.dir, self.base)
+        assert rc == 0, out
+        leader, _ = wait_for("leader known to all", lambda: agreed_leader(self, range(1, 4)), 20)
+        li = names().index(leader) + 1
+        f, g = [i for i in range(1, NODES + 1) if i != li]
+        wait_for("the default user on every node", self.has_defaults, 10)
+        return li, f, g
+
     def conf(self, i):
         return os.path.join(self.dir, "node%d" % i, "warren.conf")
 
@@ -189,6 +200,17 @@ def wait_for(what, fn, timeout):
             return got
         assert time.monotonic() < deadline, "no %s within %d s" % (what, timeout)
         time.sleep(0.2)
+
+
+def refused(fn):
+    """(code, text) of the channel or connection error fn raised (pika); AssertionError if
+    it raised none."""
+    import pika.exceptions as pe
+    try:
+        fn()
+    except (pe.ChannelClosedByBroker, pe.ConnectionClosedByBroker) as e:
+        return e.reply_code, e.reply_text
+    raise AssertionError("not refused")
 
 
 def names():
