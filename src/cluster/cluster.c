@@ -648,10 +648,19 @@ cluster_self_name(const struct cluster *c)
     return c->self_name;
 }
 
+/* The metadata group's status as last published; an empty one once the group is closed (the
+ * broker's timers and the management API may still ask while the node stops). */
+static const struct cluster_group_status *
+cluster_meta_status(const struct cluster *c)
+{
+    static const struct cluster_group_status none;
+    return c->meta != NULL ? cluster_group_status(c->meta) : &none;
+}
+
 unsigned
 cluster_nodes(const struct cluster *c, struct cluster_node_view *out, unsigned cap)
 {
-    const struct cluster_group_status *st = cluster_group_status(c->meta);
+    const struct cluster_group_status *st = cluster_meta_status(c);
     unsigned n = 0;
     for (unsigned i = 0; i < st->n_members; i++, n++) {
         if (n >= cap)
@@ -674,7 +683,7 @@ cluster_nodes(const struct cluster *c, struct cluster_node_view *out, unsigned c
 void
 cluster_metadata_stats(const struct cluster *c, struct cluster_metadata_stats *out)
 {
-    const struct cluster_group_status *st = cluster_group_status(c->meta);
+    const struct cluster_group_status *st = cluster_meta_status(c);
     *out = (struct cluster_metadata_stats){.term = st->term,
                                            .leader = st->role == CLUSTER_LEADER,
                                            .commit_index = st->commit_index,
@@ -690,7 +699,7 @@ cluster_metadata_stats(const struct cluster *c, struct cluster_metadata_stats *o
 bool
 cluster_node_is_quorum_critical(const struct cluster *c)
 {
-    const struct cluster_group_status *st = cluster_group_status(c->meta);
+    const struct cluster_group_status *st = cluster_meta_status(c);
     unsigned voters = 0, running = 0;
     for (unsigned i = 0; i < st->n_members; i++)
         if (st->members[i].voter) {
