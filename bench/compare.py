@@ -432,7 +432,7 @@ class RabbitMQ:
             raise RuntimeError("starting RabbitMQ needs root (the node runs as the rabbitmq "
                                "user, as Debian's wrapper runs it); or run with --warren-only")
         for sub in ("mnesia", "log"):
-            os.makedirs(os.path.join(self.dir, sub))
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)  # again on a restart
         self.pw = pwd.getpwnam("rabbitmq")
         # what su sets: the node and rabbitmqctl share /var/lib/rabbitmq/.erlang.cookie
         self.env.update(HOME=self.pw.pw_dir, USER="rabbitmq", LOGNAME="rabbitmq",
