@@ -144,8 +144,45 @@ int cluster_forget(struct cluster *c, const char *name, cluster_change_fn done, 
  * running (as this node sees them run): RabbitMQ's node-is-quorum-critical. */
 bool cluster_node_is_quorum_critical(const struct cluster *c);
 
-/* Stops the cluster's part of the node: leaves the metadata group (waiting a little for the
- * changes in flight), closes the listener, then calls done(arg) on the loop. */
+/* Replicated queues' Raft groups (replica.c). A group's id is the same on every member (the
+ * broker uses the metadata log index of the queue's declare, unique in the cluster); its
+ * members are the first `size` nodes of the configured list taken in turn from the node
+ * named first (all of them when size is 0 or more than there are): the same on every node,
+ * whichever node opens it first. Its log is under <data_dir>/cluster/q<id>. The broker
+ * submits commands and applies the committed ones as for the metadata group; a member that
+ * starts to lead, or stops, is told through changed. */
+struct cluster_replica;
+struct cluster_replica_ops {
+    /* A committed command, on this member, in log order (see cluster_meta_apply_fn). */
+    int (*apply)(void *arg, uint64_t index, const uint8_t *cmd, size_t len);
+    /* This member's role or the group's leader changed: leads says whether it leads now, in
+     * term; leader names the member that leads ("" while none is known). */
+    void (*changed)(void *arg, bool leads, uint64_t term, const char *leader);
+};
+
+/* Whether this node is one of the members such a group would have. */
+bool cluster_replica_member(const struct cluster *c, const char *first, unsigned size);
+/* The names of the members (up to cap), in the order above. Returns how many. */
+unsigned cluster_replica_members(const struct cluster *c, const char *first, unsigned size,
+                                 char (*names)[CLUSTER_NODE_NAME_MAX], unsigned cap);
+/* Opens group id with this node as a member (creating its log when new) and starts it; ops
+ * run on the loop until cluster_replica_close. Returns the handle (the caller's until it
+ * closes it), or NULL with errno (ENOMEM, ESHUTDOWN, EEXIST: id is open already, ENOENT: this
+ * node is not a member). A group that fails to start is logged and stays silent. */
+struct cluster_replica *cluster_replica_open(struct cluster *c, uint64_t id, const char *first,
+                                             unsigned size, const struct cluster_replica_ops *ops,
+                                             void *arg);
+/* Submits a command to the group, as cluster_meta_submit does to the metadata group. */
+int cluster_replica_submit(struct cluster_replica *r, const void *cmd, size_t len,
+                           cluster_done_fn done, void *arg);
+/* Closes the group and frees r: no op runs any more; commands in flight are answered
+ * CLUSTER_MAYBE. With destroy (the queue was deleted), its log is deleted once closed. */
+void cluster_replica_close(struct cluster_replica *r, bool destroy);
+
+/* Stops the cluster's part of the node: closes the replicated queues' groups still open (their
+ * handles stay the broker's to close, and do nothing more) and leaves the metadata group
+ * (waiting a little for the changes in flight), closes the listener, then calls done(arg) on
+ * the loop. */
 void cluster_close(struct cluster *c, void (*done)(void *arg), void *arg);
 
 /* Frees c, closing it first (running base's loop until it is) if cluster_close was not

@@ -62,6 +62,7 @@
 #include <stdint.h>
 
 #include "warren/exchange.h"
+#include "warren/queue.h"
 #include "warren/wire.h"
 
 struct event_base;
@@ -167,6 +168,47 @@ bool durable_page_in_wanted(const struct durable *d, const struct queue *q, unsi
  * (a step past it when none of lane's was in memory). Entries whose write has not completed
  * yet are not readable: q is then dispatched again once the store completes its next batch. */
 void durable_page_in(struct durable *d, struct queue *q, unsigned lane);
+
+/* Replicated queues' images (durable_image.c). Every member of a replicated queue's group
+ * keeps what the group's committed commands left of the queue, under the group's id ('J' and
+ * 'K' keys, warren/store.h): its entries, each with its message inline, and the image's state.
+ * The Raft log is what makes them durable: the image is written in the turn's batch without
+ * a sync, with the log index it is at (the state), in the same batch, so that a start replays
+ * the log past that index only. A member that starts to lead loads the image into the queue. */
+struct durable_image_state {
+    uint64_t index;      /* the group's log index the image is at */
+    uint64_t epoch;      /* the index of the last leader's marker applied (src/net/quorum.c) */
+    uint64_t epoch_term; /* and its term */
+    unsigned n_lanes;
+    /* per lane: the highest seq handed to a consumer, and the highest enqueued */
+    uint64_t delivered[QUEUE_LANES_MAX], last[QUEUE_LANES_MAX];
+};
+/* The entry seq, expiring at expires_at (0: never), of the message record (durable_msg_parts'
+ * bytes, len of them). */
+void durable_image_enqueue(struct durable *d, uint64_t group, uint64_t seq, uint64_t expires_at,
+                           const uint8_t *record, size_t len);
+/* The entry seq left (settled, dropped, purged). */
+void durable_image_remove(struct durable *d, uint64_t group, uint64_t seq);
+/* The entry seq was requeued count times so far, or died (dead: for reason, kept until a copy
+ * reached a queue, as QUEUE_CMD_DLX_HOLD). */
+void durable_image_mark(struct durable *d, uint64_t group, uint64_t seq, uint32_t count, bool dead,
+                        uint8_t reason);
+void durable_image_state_put(struct durable *d, uint64_t group,
+                             const struct durable_image_state *st);
+/* Reads the state: 1 when there is one, 0 when the image is new (st zeroed), -1 with the
+ * reason in err. */
+int durable_image_state_get(struct durable *d, uint64_t group, struct durable_image_state *st,
+                            char *err, size_t errlen);
+/* The image goes (its queue was deleted, or this node is no longer a member). */
+void durable_image_drop(struct durable *d, uint64_t group);
+/* Loads the image into q, which has no entries: each entry enqueued again
+ * (queue_cmd_enqueue_replayed), redelivered when it was delivered (at or below its lane's
+ * watermark) or requeued, dead ones into dlx_waiting; every lane's next seq past its last.
+ * Reads see only the batches completed: call it once a durable_barrier after the last apply
+ * passed. Returns how many entries it loaded, or -1 with the reason in err (a read error, an
+ * entry that does not decode, ENOMEM). */
+int64_t durable_image_load(struct durable *d, uint64_t group, struct queue *q,
+                           const struct durable_image_state *st, char *err, size_t errlen);
 
 /* A message's record as the store keeps it, also for layers that ship messages whole (a
  * cluster's forwarded publishes): m's record header (DURABLE_MSG_HDR_LEN bytes, into hdr),

@@ -176,6 +176,7 @@ struct wire_queue_declare;
 struct net_queue_home {
     const char *node;  /* its home node's name when it is another, else NULL */
     uint64_t owner_id; /* an exclusive queue's owner's id (queue.owner_id) */
+    uint64_t group_id; /* a replicated queue's group (queue.group_id): its declare's log index */
 };
 /* queue.declare (not passive) of name (d->queue, or the name made for an empty one) in vh for
  * user, from a connection whose exclusive queues are own (NULL: none, the HTTP API, which

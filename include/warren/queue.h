@@ -60,6 +60,7 @@ struct msg;
 struct vhost;
 struct cons;
 struct durable_queue;
+struct queue_cmd;
 
 struct qentry {
     union {
@@ -135,6 +136,15 @@ struct queue_lane {
     uint64_t next_seq;        /* the seq of its next entry: lane << QUEUE_LANE_SHIFT, from 1 */
 };
 
+/* A replicated queue's part in its cluster's replication (src/net/quorum.c embeds it). Its
+ * commands go to journal too, after the durable layer's; while it is not live (this node does
+ * not lead the queue's group, or has not loaded its image yet) the queue has no entries and
+ * refuses publishes (queue_refuses). */
+struct queue_replica {
+    void (*journal)(struct queue_replica *r, const struct queue_cmd *c);
+    bool live;
+};
+
 /* Exclusive queues of one connection, so closing the connection deletes them. */
 TAILQ_HEAD(queue_list, queue);
 struct queue_owner {
@@ -156,6 +166,11 @@ struct queue {
      * node), else 0. */
     char *home;
     uint64_t owner_id;
+    /* In a cluster: a replicated queue's (x-queue-type quorum) Raft group, the same on every
+     * node, else 0; its replication (borrows: the network layer owns it) on the nodes that are
+     * members of the group, else NULL. */
+    uint64_t group_id;
+    struct queue_replica *replica;
     uint8_t *args; /* owns a copy of the declare arguments */
     uint32_t args_len;
     struct queue_settings settings; /* owns: effective arguments and policies */
@@ -213,6 +228,13 @@ struct queue *queue_new(struct vhost *vh, struct wire_str name, bool durable, bo
  * the store (if stored), frees ready entries, paged ones included, and the queue. Returns the
  * number of ready messages dropped. The caller has removed it from the vhost's map. */
 uint64_t queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied);
+
+/* Empties q without a command, its state being elsewhere (a replicated queue whose group
+ * another node leads now): its consumers are detached (their queue_deleted op runs, as for a
+ * deletion), its unacked entries left to their channels (their settles then change nothing),
+ * its ready entries and dead letters freed, and its lanes numbered afresh. Its definition,
+ * bindings and settings stay. */
+void queue_reset(struct queue *q);
 
 /* Replaces q's settings with *s, taking what it owns (*s is left empty), and applies them
  * now: a policy changed. */
@@ -293,8 +315,9 @@ struct queue_cmd {
  * queue_publish_dispatch. */
 int queue_cmd_enqueue(struct queue *q, struct msg *m);
 /* True if q refuses m by its length limits (x-overflow reject-publish or reject-publish-dlx:
- * one more message, or m's body, would take it over max-length or max-length-bytes). The
- * publisher then hears a nack (under confirms), as from RabbitMQ. */
+ * one more message, or m's body, would take it over max-length or max-length-bytes), or is a
+ * replicated queue that is not live here. The publisher then hears a nack (under confirms),
+ * as from RabbitMQ. */
 bool queue_refuses(const struct queue *q, const struct msg *m);
 /* After a publish enqueued its message on q (the last entry): hands ready entries to
  * consumers (the new one may go even with a TTL of 0, as RabbitMQ's does to a consumer that

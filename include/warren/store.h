@@ -48,6 +48,15 @@
  *   'Y'  name(vhost) name(policy)                        a policy (JSON, stored, not applied)
  *   'Z'  name(vhost) name(component) name(parameter)     a runtime parameter (JSON, likewise)
  *   'G'  name(parameter)                                 a global parameter (JSON, likewise)
+ *   'J'  u64(group) u64(seq)                             a replicated queue's entry in its
+ *                                                        image (durable.h): as an 'I' value,
+ *                                                        the message inline
+ *   'J'  u64(group) u64(seq) 'x'                         that entry's requeues and death:
+ *                                                        u32 count, u8 dead, u8 reason
+ *   'K'  u64(group)                                      the image's state: the log index it
+ *                                                        is at, its epoch and term, and per
+ *                                                        lane its delivery watermark and
+ *                                                        last seq
  *
  * The administration records ('U' to 'G') are each the whole state of one object, written
  * and replaced whole: applying one twice is applying it once (warren/admin.h).
@@ -206,6 +215,8 @@ enum store_key_tag {
     STORE_TAG_POLICY = 'Y',
     STORE_TAG_PARAMETER = 'Z',
     STORE_TAG_GLOBAL_PARAMETER = 'G',
+    STORE_TAG_IMAGE = 'J',
+    STORE_TAG_IMAGE_STATE = 'K',
 };
 #define STORE_NAME_MAX 255
 #define STORE_KEY_NAMED_MAX (1 + 2 * (1 + STORE_NAME_MAX)) /* 'E', 'Q' keys; vhost prefixes */

@@ -46,11 +46,15 @@ queue_durable(const struct queue *q)
     return q->vhost != NULL ? q->vhost->durable : NULL;
 }
 
-/* Hands an applied command to whoever records the queue's changes: the durable layer. */
+/* Hands an applied command to whoever records the queue's changes: the durable layer, and the
+ * replication of a replicated queue. */
 void
 queue_journal(const struct queue_cmd *c)
 {
+    struct queue_replica *r = c->q->replica;
     durable_queue_cmd(queue_durable(c->q), c);
+    if (r != NULL)
+        r->journal(r, c);
 }
 
 /* Requeued entries come back in seq order. */
@@ -212,6 +216,42 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
     stats_obj_clear(&q->stats);
     free(q);
     return dropped;
+}
+
+void
+queue_reset(struct queue *q)
+{
+    struct cons *c;
+    pheap_init(&q->cons_ready, queue_cons_before); /* their nodes are the consumers' */
+    pheap_init(&q->sac_waiting, queue_cons_waits_before);
+    q->sac_active = NULL;
+    while ((c = TAILQ_FIRST(&q->consumers)) != NULL) {
+        TAILQ_REMOVE(&q->consumers, c, link);
+        q->n_consumers--;
+        c->queue = NULL;
+        c->ops->queue_deleted(c);
+    }
+    q->n_exclusive = 0;
+    struct qentry *e;
+    while ((e = TAILQ_FIRST(&q->unacked)) != NULL) {
+        TAILQ_REMOVE(&q->unacked, e, link);
+        e->queue = NULL;
+    }
+    queue_requeued_flatten(q);
+    TAILQ_CONCAT(&q->lanes[0].ready, &q->dlx_waiting, link);
+    for (unsigned i = 0; i < q->n_lanes; i++) {
+        struct queue_lane *l = &q->lanes[i];
+        while ((e = TAILQ_FIRST(&l->ready)) != NULL) {
+            TAILQ_REMOVE(&l->ready, e, link);
+            queue_entry_free(e);
+        }
+        l->n_ready = 0;
+        l->next_seq = ((uint64_t)i << QUEUE_LANE_SHIFT) + 1;
+    }
+    q->top_lane = 0;
+    q->n_ready = q->n_unacked = q->n_dlx = q->dlx_bytes = 0;
+    q->mem_bytes = q->ready_bytes = 0;
+    q->last_seq = q->fresh_seq = 0;
 }
 
 /* Counts e's message among the ready ones in memory. */
@@ -443,6 +483,8 @@ bool
 queue_refuses(const struct queue *q, const struct msg *m)
 {
     const struct queue_settings *s = &q->settings;
+    if (q->replica != NULL && !q->replica->live)
+        return true;
     if (s->overflow == QUEUE_OVERFLOW_DROP_HEAD)
         return false;
     /* Dead letters waiting (at-least-once) count too, as in RabbitMQ's quorum queues. */

@@ -374,12 +374,15 @@ cluster_on_link_message(void *arg, uint64_t peer, uint8_t type, const uint8_t *b
     uint64_t group = 0;
     for (int i = 0; i < 8 && (size_t)i < len; i++)
         group = group << 8 | bytes[i];
-    if (len < 8 || group != CLUSTER_META_GROUP) {
+    if (len < 8) {
         log_msg(LOG_WARNING, "cluster: a message for no group here (%zu bytes) from node %llx", len,
                 (unsigned long long)peer);
         return;
     }
-    cluster_group_on_message(c->meta, peer, type, bytes + 8, len - 8);
+    if (group == CLUSTER_META_GROUP)
+        cluster_group_on_message(c->meta, peer, type, bytes + 8, len - 8);
+    else /* a replicated queue's, or one gone (a deleted queue's late message): dropped */
+        cluster_replica_on_message(c, group, peer, type, bytes + 8, len - 8);
 }
 
 /* ---- joining (Raft thread): see the top of the file ---- */
@@ -573,6 +576,10 @@ cluster_open(struct event_base *base, const struct conf *conf, struct cluster **
     snprintf(c->self_name, sizeof(c->self_name), "%s", conf->nodename);
     c->self_id = members[self].id;
     snprintf(c->self_address, sizeof(c->self_address), "%s", members[self].address);
+    memcpy(c->nodes, members, n_members * sizeof(members[0]));
+    c->n_nodes = n_members;
+    snprintf(c->data_dir, sizeof(c->data_dir), "%s", conf->data_dir);
+    LIST_INIT(&c->replicas);
     c->port = conf_distribution_port(conf);
     cluster_meta_register(c, CLUSTER_META_LEADER, cluster_apply_leader, NULL);
     snprintf(c->bind, sizeof(c->bind), "%s",
@@ -788,13 +795,31 @@ cluster_close_transport_on_raft(struct cluster_call *call)
     cluster_transport_close(c->transport, cluster_on_transport_closed, c);
 }
 
+/* The transport closes once the metadata group and every replicated queue's are closed. */
+static void
+cluster_close_transport(struct cluster *c)
+{
+    if (c->meta_closed && c->n_replica_groups == 0 && !c->transport_closing) {
+        c->transport_closing = true;
+        c->transport_close_call.fn = cluster_close_transport_on_raft;
+        cluster_thread_call(c->thread, &c->transport_close_call);
+    }
+}
+
 static void
 cluster_on_meta_closed(void *arg)
 {
     struct cluster *c = arg;
     c->meta = NULL;
-    c->transport_close_call.fn = cluster_close_transport_on_raft;
-    cluster_thread_call(c->thread, &c->transport_close_call);
+    c->meta_closed = true;
+    cluster_close_transport(c);
+}
+
+void
+cluster_replicas_closed(struct cluster *c)
+{
+    if (c->closing)
+        cluster_close_transport(c);
 }
 
 /* Raft thread: join questions get no answer from the group once its close starts (it is
@@ -815,6 +840,7 @@ cluster_close(struct cluster *c, void (*done)(void *arg), void *arg)
     cluster_set_node_info(c, NULL, NULL, 0);
     c->join_stop_call.fn = cluster_join_stop_on_raft; /* before the group's close, in order */
     cluster_thread_call(c->thread, &c->join_stop_call);
+    cluster_replicas_close(c);
     if (c->meta != NULL)
         cluster_group_close(c->meta, CLUSTER_CLOSE_DRAIN_MS, cluster_on_meta_closed, c);
     else

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "group.h"
 #include "raft_thread.h"
@@ -23,6 +24,7 @@
 #define CLUSTER_MSG_META_APPLIED (CLUSTER_GROUP_MSG_END + 3)
 struct cluster_visible;
 struct cluster_remote_wait;
+struct cluster_replica;
 struct cluster {
     struct event_base *base;             /* borrows */
     struct cluster_thread *thread;       /* owns */
@@ -32,6 +34,16 @@ struct cluster {
     raft_id self_id;
     char self_address[CLUSTER_ADDRESS_MAX];
     uint64_t marked_term; /* the last term this node, as leader, submitted its marker for */
+    /* the configured nodes, in the configuration's order (this one included): the replicated
+     * queues' groups take their members from them */
+    struct cluster_member nodes[CLUSTER_MAX_NODES];
+    unsigned n_nodes;
+    char data_dir[4096];
+    /* replicated queues' groups (replica.c): the handles the broker holds, the groups not
+     * closed yet, and (Raft thread) the started ones, for their node-link messages */
+    LIST_HEAD(, cluster_replica) replicas;
+    unsigned n_replica_groups;
+    struct cluster_replica *replicas_raft;
     struct {
         cluster_meta_apply_fn fn;
         void *arg;
@@ -77,6 +89,7 @@ struct cluster {
     struct cluster_remote_wait *remote_waits; /* owns */
     /* closing */
     bool closing, closed;
+    bool meta_closed, transport_closing;
     void (*done)(void *arg);
     void *done_arg;
     struct cluster_call join_stop_call, transport_close_call, closed_call;
@@ -95,5 +108,14 @@ void cluster_node_msg_received(struct cluster *c, uint64_t peer, uint8_t type, c
 void cluster_meta_applied(struct cluster *c, uint64_t index);
 /* Frees what waits for visibility (answering it), at close. */
 void cluster_visible_free(struct cluster *c);
+
+/* Replicated queues' groups (replica.c). */
+/* Raft thread: a node-link message for group (not the metadata group's) from peer. */
+void cluster_replica_on_message(struct cluster *c, uint64_t group, uint64_t peer, uint8_t type,
+                                const uint8_t *body, size_t len);
+/* Closing: closes every group still open (cluster_close). */
+void cluster_replicas_close(struct cluster *c);
+/* A group is closed (or never started): the close goes on once none is left (cluster.c). */
+void cluster_replicas_closed(struct cluster *c);
 
 #endif

@@ -393,11 +393,12 @@ durable_exchange_removed(struct durable *d, const struct exch *e)
     store_batch_delete(b, key, klen);
 }
 
-/* Whether q's messages are stored: a durable queue of this node, not exclusive. */
+/* Whether q's messages are stored: a durable queue of this node, not exclusive, and not
+ * replicated (its replicas keep images instead: durable_image.c). */
 static bool
 durable_queue_storable(const struct queue *q)
 {
-    return q->durable && q->owner == NULL && q->home == NULL;
+    return q->durable && q->owner == NULL && q->home == NULL && q->group_id == 0;
 }
 
 /* In a cluster, the record of a queue whose messages are not stored here (see
@@ -412,7 +413,7 @@ durable_queue_definition_put(struct durable *d, const struct queue *q)
     uint8_t key[STORE_KEY_NAMED_MAX], hdr[DURABLE_QUEUE_CLUSTER_HDR_LEN];
     size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
     size_t home_len = q->home != NULL ? strlen(q->home) : 0;
-    bytes_put64(hdr, 0);
+    bytes_put64(hdr, q->group_id);
     hdr[8] = (uint8_t)(DURABLE_QUEUE_CLUSTER | (q->auto_delete ? DURABLE_QUEUE_AUTO_DELETE : 0) |
                        (q->durable ? 0 : DURABLE_QUEUE_TRANSIENT) |
                        (q->owner != NULL ? DURABLE_QUEUE_EXCLUSIVE : 0));
@@ -804,8 +805,9 @@ durable_queue_cmd(struct durable *d, const struct queue_cmd *c)
     switch (c->kind) {
     case QUEUE_CMD_ENQUEUE:
         if (c->replayed) {
-            if (c->e != NULL)
-                c->e->stored = true; /* read back from its record */
+            /* Read back from its record (a replicated queue's from its image, not ours). */
+            if (c->e != NULL && c->q->group_id == 0)
+                c->e->stored = true;
         } else if (c->e != NULL && durable_entry_wanted(c->q, c->m)) {
             durable_entry_added(d, c->e);
         }

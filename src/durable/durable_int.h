@@ -123,8 +123,9 @@ struct durable {
 #define DURABLE_EXCH_TRANSIENT 0x04 /* in a cluster: not durable (durable_set_clustered) */
 #define DURABLE_EXCH_HDR_LEN 2
 /* Value of a 'Q' key: u64 id, flags, then the declare arguments. In a cluster, a queue whose
- * messages this node does not store (another node's, or a transient or exclusive one) has a
- * record of its definition alone (DURABLE_QUEUE_CLUSTER, id 0): after the flags come the u64
+ * messages this node does not store (another node's, a transient or exclusive one, or a
+ * replicated one) has a record of its definition alone (DURABLE_QUEUE_CLUSTER, its id the
+ * replicated queue's group, else 0): after the flags come the u64
  * owner id (queue.owner_id), the u8 length and the name of its home node ("" for this one),
  * then the arguments. */
 #define DURABLE_QUEUE_AUTO_DELETE 0x01

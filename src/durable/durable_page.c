@@ -384,7 +384,9 @@ bool
 durable_page_out_wanted(const struct durable *d, const struct queue *q, unsigned lane,
                         const struct msg *m)
 {
-    if (d == NULL)
+    /* A replicated queue's entries are all in memory on the node that leads it (its image
+     * holds them on disk, but a purge must name each one it drops: durable_image.c). */
+    if (d == NULL || q->group_id != 0)
         return false;
     if (durable_lane_paged(q, lane) > 0)
         return true; /* in order: behind the lane's paged entries */

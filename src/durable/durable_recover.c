@@ -150,6 +150,7 @@ recover_queue_definition(struct recover_ctx *x, struct wire_str name, const uint
     if (q == NULL)
         return recover_nomem(x);
     q->owner_id = bytes_get64(v + DURABLE_QUEUE_HDR_LEN);
+    q->group_id = bytes_get64(v);
     if ((home.len > 0 && (q->home = strndup((const char *)home.ptr, home.len)) == NULL) ||
         vhost_queue_add(x->vh, q) < 0) {
         queue_free(q, NULL, NULL);
@@ -173,7 +174,7 @@ recover_queue(void *arg, const void *key, size_t klen, const void *val, size_t v
     uint64_t id = bytes_get64(v);
     if (vhost_queue_find(x->vh, name) != NULL)
         return recover_corrupt(x, "queue", key, klen);
-    if (id == 0 && (v[8] & DURABLE_QUEUE_CLUSTER))
+    if (v[8] & DURABLE_QUEUE_CLUSTER)
         return recover_queue_definition(x, name, v, vlen, key, klen);
     if (id == 0)
         return recover_corrupt(x, "queue", key, klen);

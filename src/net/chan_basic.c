@@ -15,6 +15,7 @@
 
 #include "forward.h"
 #include "net_int.h"
+#include "quorum.h"
 #include "relay.h"
 #include "warren/assert.h"
 #include "warren/auth.h"
@@ -729,6 +730,36 @@ chan_send_return(struct chan *ch, struct msg *m)
     return 0;
 }
 
+/* A publish's scope for replicated queues (quorum.h): their enqueues' commits hold its confirm
+ * (a chan_fwd, as forwards do, made by the first one) or its tx.commit (ch->tx_fwd). */
+struct chan_route_scope {
+    struct net_quorum_scope base;
+    struct chan *ch;
+    uint64_t seq;        /* its confirm's, 0 outside confirm mode */
+    struct chan_fwd *cf; /* its own, once made */
+};
+
+static void *
+chan_route_hold(struct net_quorum_scope *sc)
+{
+    struct chan_route_scope *x = (struct chan_route_scope *)sc;
+    struct chan_fwd *cf = x->ch->tx_fwd;
+    if (cf == NULL && x->seq == 0)
+        return NULL; /* nobody waits */
+    if (cf == NULL && (cf = x->cf) == NULL && (cf = x->cf = chan_fwd_new(x->ch, x->seq)) == NULL) {
+        sc->failed = true;
+        return NULL;
+    }
+    cf->remaining++;
+    return cf;
+}
+
+static void
+chan_route_answer(void *held, enum cluster_outcome outcome, int result)
+{
+    chan_fwd_settle(held, outcome != CLUSTER_COMMITTED || result != 0);
+}
+
 /* Publishes a complete message through the broker's pipeline (publish.h), unless it is a
  * direct reply; returns it to the publisher if mandatory and unroutable; confirms it in
  * confirm mode (after the store's sync when it was stored), nacks it if it could not reach
@@ -746,9 +777,13 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
     int direct = ex.len == 0 ? chan_reply_to_deliver(ch, rk, m) : 0;
     enum publish_status st = PUBLISH_OK;
     struct publish_outcome out = {0};
+    struct chan_route_scope scope = {{chan_route_hold, chan_route_answer, false}, ch, seq, NULL};
     chan_stats_add(ch, NULL, STATS_PUBLISH, 1);
-    if (direct == 0)
+    if (direct == 0) {
+        net_quorum_scope(ch->conn->server, &scope.base);
         st = publish_message(ch->conn->vhost, &m, &ch->route, &out);
+        net_quorum_scope(ch->conn->server, NULL);
+    }
     if (st == PUBLISH_NO_EXCHANGE) {
         /* ex points into m: the text is made before m goes. */
         int rc =
@@ -769,25 +804,26 @@ chan_route(struct chan *ch, struct msg *m, bool mandatory, uint64_t seq)
         if (mandatory)
             chan_send_return(ch, m);
     }
-    bool nack = st == PUBLISH_NOMEM || out.n_refused > 0;
+    bool nack = st == PUBLISH_NOMEM || out.n_refused > 0 || scope.base.failed;
     struct chan_fwd *tx = ch->tx_fwd; /* in a tx.commit: every publish answers to it */
+    struct chan_fwd *cf = scope.cf;   /* its own: replicated queues' commits hold its confirm */
     if (out.n_remote > 0) {
         /* Other nodes' queues: its confirm (or the commit) waits for their answers (unless
          * nacked already). */
-        struct chan_fwd *cf = tx;
-        if (cf == NULL && seq != 0 && !nack && (cf = chan_fwd_new(ch, seq)) == NULL)
+        if (tx == NULL && cf == NULL && seq != 0 && !nack && (cf = chan_fwd_new(ch, seq)) == NULL)
             nack = true;
-        int rc = net_forward(ch->conn->server, ch->conn->vhost, ch->route.queues + ch->route.n,
-                             out.n_remote, m, cf);
-        if (cf != NULL && cf != tx)
-            chan_fwd_settle(cf, rc < 0);
-        else if (rc < 0)
+        if (net_forward(ch->conn->server, ch->conn->vhost, ch->route.queues + ch->route.n,
+                        out.n_remote, m, tx != NULL ? tx : cf) < 0)
             nack = true;
         net_forward_hold(ch->conn); /* when the other nodes are behind */
     }
     if (tx != NULL && nack)
         tx->nacked = true;
-    if (seq != 0) {
+    if (cf != NULL) {
+        /* Answered once every hold is (chan_forwarded), ack or nack. */
+        chan_fwd_settle(cf, nack);
+        chan_confirm_due(ch, seq);
+    } else if (seq != 0) {
         if (nack)
             chan_nack_publish(ch, seq);
         else

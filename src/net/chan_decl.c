@@ -574,6 +574,7 @@ net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *us
     q = queue_new(vh, name, d->durable, d->auto_delete, d->exclusive ? own : NULL, d->arguments);
     if (q != NULL && home != NULL) {
         q->owner_id = d->exclusive ? home->owner_id : 0;
+        q->group_id = q->settings.quorum ? home->group_id : 0;
         if (home->node != NULL && (q->home = strdup(home->node)) == NULL) {
             queue_free(q, NULL, NULL);
             q = NULL;
@@ -585,7 +586,8 @@ net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *us
         return chan_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
     }
     *created = true;
-    if (queue_args_unapplied(d->arguments, text, sizeof(text)) > 0 && log_enabled(LOG_WARNING))
+    if (q->group_id == 0 && queue_args_unapplied(d->arguments, text, sizeof(text)) > 0 &&
+        log_enabled(LOG_WARNING))
         log_write(LOG_WARNING, log_ctx, "queue '%s' in vhost '%s': arguments not applied yet: %s",
                   q->name, vh->name, text);
 ok:

@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 
 #include "net_int.h"
+#include "quorum.h"
 #include "relay.h"
 #include "topology.h"
 #include "warren/auth.h"
@@ -119,8 +120,20 @@ chan_topo_on_visible(void *arg)
     chan_topo_finish(arg, CLUSTER_COMMITTED, 0);
 }
 
+/* A new replicated queue is served (or waited for long enough): the change is answered once
+ * every running node applied it, and the home it names. */
+static void
+chan_topo_on_served(void *arg)
+{
+    struct chan_topo_wait *w = arg;
+    struct net_server *s = w->ch != NULL ? w->ch->conn->server : NULL;
+    if (s == NULL || cluster_meta_wait_visible(s->env.cluster, chan_topo_on_visible, w) < 0)
+        chan_topo_finish(w, CLUSTER_COMMITTED, 0);
+}
+
 /* The outcome of w's command, right after its apply here. A change is answered once every
- * running node applied it too (cluster_meta_wait_visible); an error or a barrier at once. */
+ * running node applied it too (cluster_meta_wait_visible), a new replicated queue once it is
+ * served too (its first leader named); an error or a barrier at once. */
 static void
 chan_topo_on_outcome(void *arg, enum cluster_outcome outcome, int result)
 {
@@ -129,6 +142,12 @@ chan_topo_on_outcome(void *arg, enum cluster_outcome outcome, int result)
     bool barrier = w->kind == TOPO_WAIT_PASSIVE_EXCH || w->kind == TOPO_WAIT_PASSIVE_QUEUE;
     if (outcome == CLUSTER_COMMITTED && result == 0 && s != NULL && !barrier) {
         w->deleted = s->topo->deleted;
+        struct queue *q = NULL;
+        if (w->kind == TOPO_WAIT_QUEUE_DECLARE && s->topo->created)
+            q = vhost_queue_find(w->ch->conn->vhost,
+                                 (struct wire_str){(const uint8_t *)w->name, w->name_len});
+        if (q != NULL && net_quorum_wait_served(s, q, chan_topo_on_served, w) == 0)
+            return;
         if (cluster_meta_wait_visible(s->env.cluster, chan_topo_on_visible, w) == 0)
             return;
     }

@@ -41,6 +41,7 @@
 #include <openssl/rand.h>
 
 #include "net_int.h"
+#include "quorum.h"
 #include "relay.h"
 #include "warren/bytes.h"
 #include "warren/cluster.h"
@@ -98,6 +99,7 @@ struct net_forward {
     struct event *check;       /* owns: FWD_CHECK_MS while anything waits */
     struct conn_list held;     /* borrows: the connections held for the window (conn.fwd_link) */
     struct route_result route; /* scratch for the publishes received */
+    TAILQ_HEAD(, fwd_answer) answers; /* borrows: the batches received, not answered yet */
 };
 
 static uint64_t
@@ -447,34 +449,85 @@ fwd_on_check(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the receiving side ---- */
 
-/* An answer waiting for the store to sync what its batch wrote. */
+/* An answer waiting for the store to sync what its batch wrote, and for the replicated
+ * queues' enqueues it made to be committed (quorum.h). Answers go in the order of the batches
+ * (the sender takes an answer past a seq it waits for as that seq lost): f->answers. */
 struct fwd_answer {
-    struct net_forward *f;
+    struct net_quorum_scope scope; /* its enqueues' commits: holds */
+    TAILQ_ENTRY(fwd_answer) link;  /* in f->answers while f lives */
+    struct net_forward *f;         /* borrows; NULL once f is gone (the answer is dropped) */
     char node[CLUSTER_NODE_NAME_MAX];
     uint8_t *bytes; /* owns: the 'A' message */
     size_t len;
+    unsigned holds;  /* the store's barrier, and each enqueue's commit */
+    bool refuse_all; /* not written, or not committed: every entry of the batch is refused */
 };
 
+/* Sends the answers whose batches are done, in order. */
 static void
-fwd_answer_send(void *arg, const char *err)
+fwd_answers_send(struct net_forward *f)
+{
+    struct fwd_answer *a;
+    while ((a = TAILQ_FIRST(&f->answers)) != NULL && a->holds == 0) {
+        TAILQ_REMOVE(&f->answers, a, link);
+        if (a->refuse_all) {
+            /* The sender nacks them all. */
+            uint32_t n = (uint32_t)(bytes_get64(a->bytes + 17) - bytes_get64(a->bytes + 9) + 1);
+            uint8_t *b = realloc(a->bytes, 29 + (size_t)n * 8);
+            if (b != NULL) {
+                a->bytes = b;
+                bytes_put32(b + 25, n);
+                for (uint32_t i = 0; i < n; i++)
+                    bytes_put64(b + 29 + (size_t)i * 8, bytes_get64(b + 9) + i);
+                a->len = 29 + (size_t)n * 8;
+            }
+        }
+        /* (cluster_send takes the bytes) */
+        if (cluster_send(f->s->env.cluster, a->node, a->bytes, a->len) < 0 && errno != ENOTCONN)
+            log_msg(LOG_WARNING, "cluster: cannot answer %s's publishes: %s", a->node,
+                    strerror(errno));
+        free(a);
+    }
+}
+
+static void
+fwd_answer_release(struct fwd_answer *a, bool refuse_all)
+{
+    a->refuse_all |= refuse_all;
+    if (--a->holds > 0)
+        return;
+    if (a->f != NULL) {
+        fwd_answers_send(a->f);
+    } else {
+        free(a->bytes);
+        free(a);
+    }
+}
+
+static void
+fwd_answer_synced(void *arg, const char *err)
 {
     struct fwd_answer *a = arg;
-    if (err != NULL) {
-        /* Not written: every entry of the batch is refused (the sender nacks them). */
-        uint32_t n = (uint32_t)(bytes_get64(a->bytes + 17) - bytes_get64(a->bytes + 9) + 1);
-        uint8_t *b = realloc(a->bytes, 29 + (size_t)n * 8);
-        if (b != NULL) {
-            a->bytes = b;
-            bytes_put32(b + 25, n);
-            for (uint32_t i = 0; i < n; i++)
-                bytes_put64(b + 29 + (size_t)i * 8, bytes_get64(b + 9) + i);
-            a->len = 29 + (size_t)n * 8;
-        }
+    if (err != NULL)
         log_msg(LOG_ERROR, "cluster: publishes forwarded by %s not stored: %s", a->node, err);
-    }
-    if (cluster_send(a->f->s->env.cluster, a->node, a->bytes, a->len) < 0 && errno != ENOTCONN)
-        log_msg(LOG_WARNING, "cluster: cannot answer %s's publishes: %s", a->node, strerror(errno));
-    free(a);
+    fwd_answer_release(a, err != NULL);
+}
+
+static void *
+fwd_answer_hold(struct net_quorum_scope *sc)
+{
+    struct fwd_answer *a = (struct fwd_answer *)sc;
+    a->holds++;
+    return a;
+}
+
+static void
+fwd_answer_committed(void *held, enum cluster_outcome outcome, int result)
+{
+    struct fwd_answer *a = held;
+    if (outcome != CLUSTER_COMMITTED || result != 0)
+        log_msg(LOG_WARNING, "cluster: publishes forwarded by %s not replicated", a->node);
+    fwd_answer_release(a, outcome != CLUSTER_COMMITTED || result != 0);
 }
 
 /* Reads a u8-length string at *p (before end). */
@@ -560,6 +613,9 @@ fwd_on_batch(struct net_forward *f, const char *node, const uint8_t *b, size_t l
     uint32_t n_refused = 0;
     bool stored = false;
     const uint8_t *p = b + FWD_BATCH_HDR, *end = b + len;
+    a->scope = (struct net_quorum_scope){fwd_answer_hold, fwd_answer_committed, false};
+    a->holds = 1; /* the store's barrier's */
+    net_quorum_scope(f->s, &a->scope);
     for (uint32_t i = 0; i < count; i++) {
         int rc = fwd_take(f, &p, end, &stored);
         if (rc < 0) {
@@ -574,13 +630,17 @@ fwd_on_batch(struct net_forward *f, const char *node, const uint8_t *b, size_t l
         if (rc > 0)
             bytes_put64(ans + 29 + (size_t)n_refused++ * 8, first + i);
     }
+    net_quorum_scope(f->s, NULL);
     bytes_put32(ans + 25, n_refused);
-    *a = (struct fwd_answer){.f = f, .bytes = ans, .len = 29 + (size_t)n_refused * 8};
+    a->f = f;
+    a->bytes = ans;
+    a->len = 29 + (size_t)n_refused * 8;
+    a->refuse_all = a->scope.failed;
     snprintf(a->node, sizeof(a->node), "%s", node);
-    /* Answered in the order of the batches: the store completes barriers in order. */
+    TAILQ_INSERT_TAIL(&f->answers, a, link);
     struct durable *d = f->s->env.vhosts->durable;
-    if (d == NULL || durable_barrier(d, stored, fwd_answer_send, a) < 0)
-        fwd_answer_send(a, stored ? "cannot wait for the store" : NULL);
+    if (d == NULL || durable_barrier(d, stored, fwd_answer_synced, a) < 0)
+        fwd_answer_synced(a, stored ? "cannot wait for the store" : NULL);
 }
 
 static void
@@ -612,6 +672,7 @@ net_forward_open(struct net_server *s)
         return -1;
     f->s = s;
     TAILQ_INIT(&f->held);
+    TAILQ_INIT(&f->answers);
     f->flush = event_new(s->env.base, -1, 0, fwd_on_flush, f);
     f->check = evtimer_new(s->env.base, fwd_on_check, f);
     if (f->flush == NULL || f->check == NULL ||
@@ -635,6 +696,11 @@ net_forward_free(struct net_server *s)
     if (f == NULL)
         return;
     cluster_on_node_message(s->env.cluster, NULL, NULL);
+    struct fwd_answer *a;
+    while ((a = TAILQ_FIRST(&f->answers)) != NULL) {
+        TAILQ_REMOVE(&f->answers, a, link);
+        a->f = NULL; /* freed by its last hold's release */
+    }
     struct fwd_peer *p;
     while ((p = f->peers) != NULL) {
         f->peers = p->next;

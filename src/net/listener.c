@@ -26,6 +26,7 @@
 
 #include "forward.h"
 #include "net_int.h"
+#include "quorum.h"
 #include "relay.h"
 #include "topology.h"
 #include "warren/assert.h"
@@ -577,7 +578,7 @@ net_server_new(const struct net_server_env *env)
         server_admit_init(s) < 0 || evtimer_add(s->memory_ev, &quarter) < 0 ||
         evtimer_add(s->stats_ev, &stats_every) < 0 || server_lag_arm(s) < 0 ||
         server_build_props(s, NULL) < 0 || net_topology_open(s) < 0 || net_forward_open(s) < 0 ||
-        net_relay_open(s) < 0 || net_alarms_open(s) < 0)
+        net_relay_open(s) < 0 || net_alarms_open(s) < 0 || net_quorum_open(s) < 0)
         goto fail;
     s->memory_limit = server_memory_limit(env->conf);
     log_msg(LOG_INFO, "memory high watermark: %llu bytes", (unsigned long long)s->memory_limit);
@@ -890,6 +891,7 @@ net_server_free(struct net_server *s)
     SSL_CTX_free(s->tls_ctx);
     hmap_clear(&s->reply_to);
     net_alarms_free(s);
+    net_quorum_free(s);
     net_relay_free(s);
     net_forward_free(s);
     net_topology_free(s);

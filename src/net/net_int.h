@@ -137,6 +137,7 @@ struct net_server {
     struct net_topology *topo;    /* owns; NULL: not in a cluster (topology.h) */
     struct net_forward *forward;  /* owns; NULL: not in a cluster (forward.h) */
     struct net_relay *relay;      /* owns; NULL: not in a cluster (relay.h) */
+    struct net_quorum *quorum;    /* owns; NULL: not in a cluster (quorum.h) */
     struct net_alarms *alarms;    /* owns; NULL: not in a cluster (alarms.c) */
     uint8_t remote_alarms;        /* the other nodes' alarms on (NET_ALARM_*), alarms.c */
     uint64_t incarnation;         /* in a cluster: random at each start, in the messages to

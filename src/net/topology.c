@@ -32,6 +32,10 @@
  *                                                      metadata leader submits it for a node
  *                                                      it sees down, as RabbitMQ deletes a
  *                                                      down node's transient queues)
+ *   'H' queue's home      [name]                       a replicated queue (its group: the
+ *                                                      context's owner id) is served by the
+ *                                                      context's home from now on (its
+ *                                                      group's new leader: quorum.c)
  *   '.' barrier           ()                           changes nothing: once it is applied
  *                                                      here, so is every change committed
  *                                                      before it was submitted
@@ -59,6 +63,7 @@
 #include <event2/event.h>
 
 #include "net_int.h"
+#include "quorum.h"
 #include "relay.h"
 #include "warren/auth.h"
 #include "warren/bytes.h"
@@ -172,6 +177,12 @@ topo_cmd_queue_declare(struct topo_buf *b, struct wire_str name, const struct wi
 
 void
 topo_cmd_queue_delete(struct topo_buf *b, struct wire_str name)
+{
+    topo_cmd_str(b, name);
+}
+
+void
+topo_cmd_queue_home(struct topo_buf *b, struct wire_str name)
 {
     topo_cmd_str(b, name);
 }
@@ -303,6 +314,7 @@ topo_decode(const uint8_t *cmd, size_t len, struct topo_cmd *c)
         args = topo_get_str(&r);
         break;
     case 'q':
+    case 'H':
         c->name = topo_get_str(&r);
         break;
     case 'B':
@@ -458,13 +470,19 @@ topo_apply_op(struct net_topology *t, struct vhost *vh, const struct auth_perm *
         char home[CLUSTER_NODE_NAME_MAX];
         snprintf(home, sizeof(home), "%.*s", WIRE_STR_ARG(c->home));
         struct net_queue_home h = {.node = topo_is_self(t, c->home) ? NULL : home,
-                                   .owner_id = c->owner_id};
+                                   .owner_id = c->owner_id,
+                                   .group_id = t->index};
         struct queue *q;
-        return net_queue_declare(vh, perm, user, topo_owner(t, vh, c), &h, NULL, c->name, &d, &q,
-                                 created, err) < 0
-                   ? err->code
-                   : 0;
+        if (net_queue_declare(vh, perm, user, topo_owner(t, vh, c), &h, NULL, c->name, &d, &q,
+                              created, err) < 0)
+            return err->code;
+        if (*created && q->group_id != 0)
+            net_quorum_queue_added(t->s, q);
+        return 0;
     }
+    case 'H':
+        net_quorum_home_changed(t->s, vh, c->name, c->owner_id, c->home);
+        return 0;
     case 'q':
         if (topo_locked(t, vh, c->name, c->owner_id))
             return err->code;
@@ -503,6 +521,7 @@ topo_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
     t->err.text[0] = '\0';
     t->created = false;
     t->deleted = 0;
+    t->index = index;
     if (d != NULL && index <= durable_meta_index(d))
         return 0; /* stored before this start */
     struct topo_cmd c;

@@ -35,6 +35,7 @@ struct net_topology {
      * runs right after it. */
     struct net_decl_err err;
     bool created;
+    uint64_t index; /* the entry being applied's: a replicated queue's group id ('Q') */
     uint64_t deleted;
     /* The HTTP API's changes in flight (net_topo_*), answered by net_topology_free if the
      * cluster has not answered them before. */
@@ -65,6 +66,7 @@ void topo_cmd_exch_delete(struct topo_buf *b, struct wire_str name, bool if_unus
 void topo_cmd_queue_declare(struct topo_buf *b, struct wire_str name,
                             const struct wire_queue_declare *d);
 void topo_cmd_queue_delete(struct topo_buf *b, struct wire_str name); /* 'q' */
+void topo_cmd_queue_home(struct topo_buf *b, struct wire_str name);   /* 'H' */
 /* 'B' or 'b' (as begun): to_queue says whether destination is a queue. */
 void topo_cmd_bind(struct topo_buf *b, bool to_queue, struct wire_str destination,
                    struct wire_str source, struct wire_str key, struct wire_table args);

@@ -1,0 +1,657 @@
+/* Replicated queues in a cluster (x-queue-type quorum): each has a Raft group of its own
+ * (warren/cluster.h's cluster_replica), whose members are the nodes that keep a copy of it.
+ *
+ * The queue's commands are the log. The member that leads the group serves the queue: its
+ * struct queue is live, in memory, and every command it applies (queue.h's journal) is
+ * submitted to the group as it happens; every member, the leader included, applies the
+ * committed commands to its image in the store (durable_image.c), which is thus the same on
+ * all of them at the same index. A publisher's confirm waits for its enqueue to be committed
+ * (on a majority of the members' disks: raft_uv syncs its log) and applied here. The other
+ * nodes route to the leader as to any queue's home: the metadata log's 'H' names it (every
+ * node applies it to q->home), so forwarding (forward.c) and remote consumers (relay.c) work
+ * as for a classic queue.
+ *
+ * A member that starts to lead commits a marker first: once it is applied here, every
+ * command committed before is in the image, which is loaded into the queue (its delivered
+ * entries back as redelivered: their consumers were the old leader's), and the queue goes live
+ * and names this node its home ('H'). The marker's index is the epoch: every command carries
+ * the epoch of the leader that made it, and one of another epoch is ignored by every member
+ * (a deposed leader's commands, forwarded to the new one before it heard, would otherwise
+ * change an image its live queue does not have). A member that stops leading empties its
+ * queue (queue_reset: its consumers are cancelled, basic.cancel, and its unacked entries left
+ * to their channels; the next leader delivers them again).
+ *
+ * Commands: [u8 op][u64 epoch] then
+ *   'E' enqueue  [u64 seq][u64 expires at (us; 0 never)][the message's record (durable.h)]
+ *   'D' deliver  [u64 seq]                  the lane's delivery watermark moves to seq
+ *   'S' settle   [u64 seq]                  the entry left (acked, dropped, purged, released)
+ *   'R' requeue  [u64 seq][u32 count]       ready again, requeued count times
+ *   'X' died     [u64 seq][u32 count][u8 reason]   kept as a dead letter (at-least-once)
+ *   'M' marker   [u64 term][the leader's name]     (epoch 0) a leader starts its epoch
+ *
+ * Not yet: snapshots (the group's log keeps every command, in memory too: raft 0.15 keeps the
+ * log since the last snapshot), paging the leader's backlog, members added or removed after
+ * the declare. */
+#include "config.h"
+
+#include "quorum.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include <event2/event.h>
+
+#include "net_int.h"
+#include "topology.h"
+#include "warren/bytes.h"
+#include "warren/cluster.h"
+#include "warren/durable.h"
+#include "warren/log.h"
+#include "warren/msg.h"
+#include "warren/queue.h"
+#include "warren/vhost.h"
+
+#define QUORUM_HDR 9 /* op, epoch */
+/* How long a declare waits for its new queue's first leader (a few elections' worth). */
+#define QUORUM_SERVED_WAIT_MS 10000
+
+struct quorum_replica {
+    struct queue_replica base;       /* q->replica */
+    LIST_ENTRY(quorum_replica) link; /* in nq->replicas */
+    struct net_quorum *nq;           /* borrows */
+    struct queue *q;                 /* borrows: the queue frees this with its DELETE */
+    struct cluster_replica *group;   /* owns */
+    uint64_t gid;
+    bool leads;                     /* this member leads the group (as raft last said) */
+    uint64_t term;                  /* the group's term, as raft last said */
+    uint64_t marked_term;           /* the term this member submitted its marker in */
+    uint64_t live_epoch;            /* while live: the epoch its commands carry */
+    bool loading;                   /* the marker is applied: the image loads once it is readable */
+    bool claimed;                   /* a leader named itself its home ('H') since it was declared */
+    LIST_HEAD(, quorum_wait) waits; /* owns: declares waiting for that */
+    /* The image, as the commands applied so far left it; restored_index: its index when this
+     * run attached it (the entries up to it are in it: one entry's commands, which share its
+     * index, are written in one batch) */
+    struct durable_image_state st;
+    uint64_t restored_index;
+};
+
+/* A declare of a new replicated queue, answered once a member serves it (or after
+ * QUORUM_SERVED_WAIT_MS: publishes are refused until one does). */
+struct quorum_wait {
+    LIST_ENTRY(quorum_wait) link; /* in r->waits */
+    struct event *timer;          /* owns */
+    void (*done)(void *arg);
+    void *arg;
+};
+
+struct net_quorum {
+    struct net_server *s; /* borrows: owns this */
+    LIST_HEAD(, quorum_replica) replicas;
+    struct net_quorum_scope *scope; /* borrows: the publish being routed (net_quorum_scope) */
+    uint8_t *buf;                   /* owns: a command being made */
+    size_t cap;
+};
+
+/* The marker's and the load's callbacks name the replica by group (it may go meanwhile). */
+struct quorum_ticket {
+    struct net_quorum *nq;
+    uint64_t gid, term;
+};
+
+static struct durable *
+quorum_durable(const struct net_quorum *nq)
+{
+    return nq->s->env.vhosts->durable;
+}
+
+static struct quorum_replica *
+quorum_find(struct net_quorum *nq, uint64_t gid)
+{
+    struct quorum_replica *r;
+    LIST_FOREACH(r, &nq->replicas, link)
+        if (r->gid == gid)
+            return r;
+    return NULL;
+}
+
+/* ---- the leader: its queue's commands into the log ---- */
+
+/* A command of n bytes past the header in nq->buf (grown). NULL on ENOMEM. */
+static uint8_t *
+quorum_cmd(struct quorum_replica *r, uint8_t op, size_t n)
+{
+    struct net_quorum *nq = r->nq;
+    if (QUORUM_HDR + n > nq->cap) {
+        size_t cap = nq->cap > 0 ? nq->cap : 256;
+        while (cap < QUORUM_HDR + n)
+            cap *= 2;
+        uint8_t *b = realloc(nq->buf, cap);
+        if (b == NULL)
+            return NULL;
+        nq->buf = b;
+        nq->cap = cap;
+    }
+    nq->buf[0] = op;
+    bytes_put64(nq->buf + 1, r->live_epoch);
+    return nq->buf + QUORUM_HDR;
+}
+
+/* Submits the command made in nq->buf, answered to done(arg) (may be NULL). */
+static int
+quorum_submit(struct quorum_replica *r, size_t n, cluster_done_fn done, void *arg)
+{
+    int rc = cluster_replica_submit(r->group, r->nq->buf, QUORUM_HDR + n, done, arg);
+    if (rc < 0)
+        log_msg(LOG_ERROR, "cluster: queue '%s': a command not replicated: %s", r->q->name,
+                strerror(errno));
+    return rc;
+}
+
+/* A command of one seq (and a count, and a reason). */
+static void
+quorum_submit_seq(struct quorum_replica *r, uint8_t op, uint64_t seq, uint32_t count,
+                  uint8_t reason)
+{
+    size_t n = op == 'R' ? 12 : op == 'X' ? 13 : 8;
+    uint8_t *p = quorum_cmd(r, op, n);
+    if (p == NULL) {
+        log_msg(LOG_ERROR, "cluster: queue '%s': out of memory replicating a command", r->q->name);
+        return;
+    }
+    bytes_put64(p, seq);
+    if (n > 8)
+        bytes_put32(p + 8, count);
+    if (n > 12)
+        p[12] = reason;
+    quorum_submit(r, n, NULL, NULL);
+}
+
+/* An enqueue: the publisher's scope (if any) waits for it. */
+static void
+quorum_submit_enqueue(struct quorum_replica *r, const struct queue_cmd *c)
+{
+    struct net_quorum_scope *sc = r->nq->scope;
+    uint8_t hdr[DURABLE_MSG_HDR_LEN];
+    struct iovec parts[DURABLE_MSG_PARTS];
+    durable_msg_parts(hdr, c->m, parts);
+    size_t n = 16;
+    for (int i = 0; i < DURABLE_MSG_PARTS; i++)
+        n += parts[i].iov_len;
+    uint8_t *p = quorum_cmd(r, 'E', n);
+    void *held = sc != NULL ? sc->hold(sc) : NULL;
+    if (p == NULL) {
+        log_msg(LOG_ERROR, "cluster: queue '%s': out of memory replicating a publish", r->q->name);
+    } else {
+        bytes_put64(p, c->seq);
+        bytes_put64(p + 8, c->e != NULL ? c->e->expires_at : 0);
+        p += 16;
+        for (int i = 0; i < DURABLE_MSG_PARTS; i++) {
+            memcpy(p, parts[i].iov_base, parts[i].iov_len);
+            p += parts[i].iov_len;
+        }
+        if (quorum_submit(r, n, held != NULL ? sc->answer : NULL, held) == 0)
+            return;
+    }
+    if (sc != NULL)
+        sc->failed = true;
+    if (held != NULL)
+        sc->answer(held, CLUSTER_FAILED, 0);
+}
+
+static void quorum_replica_free(struct quorum_replica *r, bool destroy);
+
+/* The queue's journal (queue.h), after the durable layer's. */
+static void
+quorum_journal(struct queue_replica *base, const struct queue_cmd *c)
+{
+    struct quorum_replica *r = (struct quorum_replica *)base;
+    if (c->kind == QUEUE_CMD_DELETE) {
+        quorum_replica_free(r, true);
+        return;
+    }
+    if (!base->live)
+        return; /* loading the image (replayed enqueues), or nothing to say */
+    switch (c->kind) {
+    case QUEUE_CMD_ENQUEUE:
+        if (!c->replayed)
+            quorum_submit_enqueue(r, c);
+        break;
+    case QUEUE_CMD_DELIVER:
+        quorum_submit_seq(r, 'D', c->seq, 0, 0);
+        break;
+    case QUEUE_CMD_SETTLE:
+    case QUEUE_CMD_DROP:
+    case QUEUE_CMD_DLX_RELEASE:
+        quorum_submit_seq(r, 'S', c->e->seq, 0, 0);
+        break;
+    case QUEUE_CMD_REQUEUE:
+        quorum_submit_seq(r, 'R', c->e->seq, c->e->delivery_count, 0);
+        break;
+    case QUEUE_CMD_DLX_HOLD:
+        quorum_submit_seq(r, 'X', c->e->seq, c->e->delivery_count, c->e->dlx_reason);
+        break;
+    case QUEUE_CMD_PURGE: {
+        struct qentry *e;
+        TAILQ_FOREACH(e, c->dropped, link)
+            quorum_submit_seq(r, 'S', e->seq, 0, 0);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* ---- every member: the committed commands into the image ---- */
+
+static int
+quorum_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
+{
+    struct quorum_replica *r = arg;
+    struct durable *d = quorum_durable(r->nq);
+    if (index <= r->restored_index)
+        return 0; /* in the image already (the log is replayed from its start) */
+    if (len < QUORUM_HDR) {
+        log_msg(LOG_ERROR, "cluster: queue '%s': a command of %zu bytes skipped", r->q->name, len);
+        return -1;
+    }
+    uint8_t op = cmd[0];
+    uint64_t epoch = bytes_get64(cmd + 1);
+    const uint8_t *p = cmd + QUORUM_HDR;
+    size_t n = len - QUORUM_HDR;
+    int rc = 0;
+    if (op == 'M') {
+        /* A marker of an older term, committed after a newer one (forwarded late by a member
+         * that led then), changes nothing. */
+        uint64_t term = n >= 8 ? bytes_get64(p) : 0;
+        if (term > r->st.epoch_term) {
+            r->st.epoch = index;
+            r->st.epoch_term = term;
+        } else {
+            rc = -1;
+        }
+    } else if (epoch != r->st.epoch || n < 8) {
+        rc = -1; /* a deposed leader's (or malformed): not the queue's any more */
+    } else {
+        uint64_t seq = bytes_get64(p);
+        unsigned lane = queue_seq_lane(seq);
+        switch (op) {
+        case 'E':
+            if (n < 16) {
+                rc = -1;
+                break;
+            }
+            durable_image_enqueue(d, r->gid, seq, bytes_get64(p + 8), p + 16, n - 16);
+            if (seq > r->st.last[lane])
+                r->st.last[lane] = seq;
+            if (lane >= r->st.n_lanes)
+                r->st.n_lanes = lane + 1;
+            break;
+        case 'D':
+            if (seq > r->st.delivered[lane])
+                r->st.delivered[lane] = seq;
+            if (lane >= r->st.n_lanes)
+                r->st.n_lanes = lane + 1;
+            break;
+        case 'S':
+            durable_image_remove(d, r->gid, seq);
+            break;
+        case 'R':
+        case 'X':
+            if (n < (op == 'R' ? 12u : 13u)) {
+                rc = -1;
+                break;
+            }
+            durable_image_mark(d, r->gid, seq, bytes_get32(p + 8), op == 'X',
+                               op == 'X' ? p[12] : 0);
+            break;
+        default:
+            rc = -1;
+            break;
+        }
+    }
+    r->st.index = index;
+    durable_image_state_put(d, r->gid, &r->st);
+    return rc;
+}
+
+/* ---- leading ---- */
+
+/* Stops serving the queue: another member leads, or will. */
+static void
+quorum_demote(struct quorum_replica *r)
+{
+    bool was_live = r->base.live;
+    r->base.live = false;
+    r->loading = false;
+    r->live_epoch = 0;
+    if (was_live) {
+        log_msg(LOG_INFO, "cluster: queue '%s' in vhost '%s': no longer served here", r->q->name,
+                r->q->vhost->name);
+        queue_reset(r->q);
+    }
+}
+
+/* Names this node the queue's home through the metadata log. */
+static void
+quorum_claim_home(struct quorum_replica *r)
+{
+    struct net_server *s = r->nq->s;
+    struct topo_buf b;
+    topo_cmd_begin(&b, 'H', NULL, r->q->vhost->name, r->gid, cluster_self_name(s->env.cluster));
+    topo_cmd_queue_home(&b, (struct wire_str){(const uint8_t *)r->q->name, r->q->name_len});
+    if (topo_cmd_submit(s, &b, NULL, NULL) < 0)
+        log_msg(LOG_ERROR, "cluster: queue '%s': cannot name this node its home: %s", r->q->name,
+                strerror(errno));
+}
+
+/* The image is readable up to the marker: the queue loads it and goes live. */
+static void
+quorum_on_loadable(void *arg, const char *err)
+{
+    struct quorum_ticket *t = arg;
+    struct quorum_replica *r = quorum_find(t->nq, t->gid);
+    uint64_t term = t->term;
+    free(t);
+    if (r == NULL || !r->loading || !r->leads || r->term != term)
+        return; /* gone, or no longer leading: the next leader loads */
+    r->loading = false;
+    struct queue *q = r->q;
+    char why[512];
+    int64_t n = err != NULL ? -1
+                            : durable_image_load(quorum_durable(r->nq), r->gid, q, &r->st, why,
+                                                 sizeof(why));
+    if (n < 0) {
+        log_msg(LOG_ERROR, "cluster: queue '%s' in vhost '%s' cannot be served here: %s", q->name,
+                q->vhost->name, err != NULL ? err : why);
+        queue_reset(q);
+        return;
+    }
+    r->live_epoch = r->st.epoch;
+    r->base.live = true;
+    log_msg(LOG_INFO,
+            "cluster: queue '%s' in vhost '%s' served here (term %" PRIu64 ", %" PRId64
+            " messages)",
+            q->name, q->vhost->name, term, n);
+    quorum_claim_home(r);
+    queue_dispatch(q);
+}
+
+/* The marker's outcome: once applied here, the image holds every earlier command. */
+static void
+quorum_on_marked(void *arg, enum cluster_outcome outcome, int result)
+{
+    struct quorum_ticket *t = arg;
+    struct quorum_replica *r = quorum_find(t->nq, t->gid);
+    if (r == NULL || !r->leads || r->term != t->term) {
+        free(t);
+        return;
+    }
+    /* Committed, or refused as not newer than the marker applied last: then that one was
+     * this term's, this member's own (one leader per term) submitted before and committed
+     * late. */
+    if (outcome != CLUSTER_COMMITTED || r->st.epoch_term != t->term) {
+        r->marked_term = 0; /* submitted again at the group's next change */
+        free(t);
+        return;
+    }
+    r->loading = true;
+    struct durable *d = quorum_durable(r->nq);
+    if (d == NULL || durable_barrier(d, false, quorum_on_loadable, t) < 0)
+        quorum_on_loadable(t, d == NULL ? "the node is stopping" : "out of memory");
+}
+
+static void
+quorum_changed(void *arg, bool leads, uint64_t term, const char *leader)
+{
+    struct quorum_replica *r = arg;
+    r->leads = leads;
+    r->term = term;
+    if (!leads) {
+        quorum_demote(r);
+        return;
+    }
+    if (term == r->marked_term)
+        return;
+    /* A new term led here: the marker first (the queue is served once it is applied). */
+    quorum_demote(r);
+    struct quorum_ticket *t = malloc(sizeof(*t));
+    const char *self = cluster_self_name(r->nq->s->env.cluster);
+    size_t name_len = strlen(self);
+    uint8_t cmd[QUORUM_HDR + 8 + CLUSTER_NODE_NAME_MAX];
+    cmd[0] = 'M';
+    bytes_put64(cmd + 1, 0);
+    bytes_put64(cmd + QUORUM_HDR, term);
+    memcpy(cmd + QUORUM_HDR + 8, self, name_len);
+    if (t != NULL) {
+        *t = (struct quorum_ticket){r->nq, r->gid, term};
+        if (cluster_replica_submit(r->group, cmd, QUORUM_HDR + 8 + name_len, quorum_on_marked, t) ==
+            0) {
+            r->marked_term = term;
+            return;
+        }
+    }
+    free(t);
+    log_msg(LOG_ERROR, "cluster: queue '%s': cannot start leading: %s", r->q->name,
+            strerror(errno));
+}
+
+static const struct cluster_replica_ops quorum_ops = {
+    .apply = quorum_apply,
+    .changed = quorum_changed,
+};
+
+/* ---- declares waiting for their queue to be served ---- */
+
+static void
+quorum_wait_end(struct quorum_wait *w)
+{
+    LIST_REMOVE(w, link);
+    event_free(w->timer);
+    w->done(w->arg);
+    free(w);
+}
+
+static void
+quorum_on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    quorum_wait_end(arg);
+}
+
+static void
+quorum_waits_end(struct quorum_replica *r)
+{
+    while (!LIST_EMPTY(&r->waits))
+        quorum_wait_end(LIST_FIRST(&r->waits));
+}
+
+int
+net_quorum_wait_served(struct net_server *s, struct queue *q, void (*done)(void *arg), void *arg)
+{
+    struct quorum_replica *r = (struct quorum_replica *)q->replica;
+    if (r == NULL || r->claimed)
+        return -1;
+    struct quorum_wait *w = calloc(1, sizeof(*w));
+    struct timeval tv = {QUORUM_SERVED_WAIT_MS / 1000, (QUORUM_SERVED_WAIT_MS % 1000) * 1000};
+    if (w == NULL || (w->timer = evtimer_new(s->env.base, quorum_on_wait_timeout, w)) == NULL ||
+        evtimer_add(w->timer, &tv) < 0) {
+        if (w != NULL && w->timer != NULL)
+            event_free(w->timer);
+        free(w);
+        return -1;
+    }
+    w->done = done;
+    w->arg = arg;
+    LIST_INSERT_HEAD(&r->waits, w, link);
+    return 0;
+}
+
+/* ---- members ---- */
+
+/* The group size a queue asked for (x-quorum-initial-group-size), 0: every node. */
+static unsigned
+quorum_group_size(const struct queue *q)
+{
+    struct wire_value v;
+    int64_t n;
+    if (wire_table_get((struct wire_table){q->args, q->args_len}, "x-quorum-initial-group-size",
+                       &v) &&
+        wire_value_to_i64(&v, &n) && n > 0 && n < CLUSTER_MAX_NODES)
+        return (unsigned)n;
+    return 0;
+}
+
+/* Makes q's replication here and opens its group. fresh: declared just now (its image starts
+ * empty); else restored from the store (its image says how far it is). */
+static void
+quorum_attach(struct net_quorum *nq, struct queue *q, bool fresh)
+{
+    struct cluster *c = nq->s->env.cluster;
+    struct durable *d = quorum_durable(nq);
+    struct quorum_replica *r = calloc(1, sizeof(*r));
+    char err[256];
+    if (r == NULL) {
+        log_msg(LOG_ERROR, "cluster: queue '%s': out of memory: not replicated here", q->name);
+        return;
+    }
+    r->base.journal = quorum_journal;
+    r->claimed = !fresh;
+    LIST_INIT(&r->waits);
+    r->nq = nq;
+    r->q = q;
+    r->gid = q->group_id;
+    r->st.n_lanes = q->n_lanes;
+    if (!fresh && d != NULL && durable_image_state_get(d, r->gid, &r->st, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "cluster: queue '%s': %s: not replicated here", q->name, err);
+        free(r);
+        return;
+    }
+    r->restored_index = r->st.index;
+    /* The first member is the node that declared it (its home then); a restored group's log
+     * has its members already. */
+    const char *first = q->home != NULL ? q->home : cluster_self_name(c);
+    r->group =
+        cluster_replica_open(c, r->gid, first, fresh ? quorum_group_size(q) : 0, &quorum_ops, r);
+    if (r->group == NULL) {
+        log_msg(LOG_ERROR, "cluster: queue '%s': its group does not open: %s", q->name,
+                strerror(errno));
+        free(r);
+        return;
+    }
+    if (fresh)
+        durable_image_state_put(d, r->gid, &r->st); /* marks this node a member */
+    q->replica = &r->base;
+    LIST_INSERT_HEAD(&nq->replicas, r, link);
+}
+
+/* destroy: the queue was deleted (its group's log and its image go); else the node stops. */
+static void
+quorum_replica_free(struct quorum_replica *r, bool destroy)
+{
+    LIST_REMOVE(r, link);
+    quorum_waits_end(r);
+    cluster_replica_close(r->group, destroy);
+    if (destroy)
+        durable_image_drop(quorum_durable(r->nq), r->gid);
+    r->q->replica = NULL;
+    free(r);
+}
+
+void
+net_quorum_queue_added(struct net_server *s, struct queue *q)
+{
+    struct cluster *c = s->env.cluster;
+    const char *first = q->home != NULL ? q->home : cluster_self_name(c);
+    if (s->quorum != NULL && cluster_replica_member(c, first, quorum_group_size(q)))
+        quorum_attach(s->quorum, q, true);
+}
+
+void
+net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire_str name,
+                        uint64_t group, struct wire_str node)
+{
+    struct queue *q = vhost_queue_find(vh, name);
+    if (q == NULL || q->group_id != group)
+        return; /* deleted meanwhile */
+    const char *self = cluster_self_name(s->env.cluster);
+    bool here = node.len == strlen(self) && memcmp(node.ptr, self, node.len) == 0;
+    char *home = NULL;
+    if (!here && (home = strndup((const char *)node.ptr, node.len)) == NULL) {
+        log_msg(LOG_ERROR, "cluster: queue '%s': out of memory naming its home", q->name);
+        return;
+    }
+    bool was_here = q->home == NULL;
+    free(q->home);
+    q->home = home;
+    durable_queue_added(vh->durable, q); /* its definition, with its home */
+    struct quorum_replica *r = (struct quorum_replica *)q->replica;
+    if (r != NULL) {
+        r->claimed = true;
+        quorum_waits_end(r);
+    }
+    if (here)
+        return;
+    if (r != NULL && r->base.live && r->leads) {
+        quorum_claim_home(r); /* an older leader's claim, committed late: this one stands */
+        return;
+    }
+    if (r != NULL)
+        quorum_demote(r);
+    /* Consumers of this node's (not live) queue consume again where it is served now. */
+    if (was_here)
+        queue_reset(q);
+}
+
+void
+net_quorum_scope(struct net_server *s, struct net_quorum_scope *sc)
+{
+    if (s->quorum != NULL)
+        s->quorum->scope = sc;
+}
+
+int
+net_quorum_open(struct net_server *s)
+{
+    if (s->env.cluster == NULL)
+        return 0;
+    struct net_quorum *nq = calloc(1, sizeof(*nq));
+    if (nq == NULL)
+        return -1;
+    nq->s = s;
+    LIST_INIT(&nq->replicas);
+    s->quorum = nq;
+    /* The replicated queues restored from the store: those with an image here are this
+     * node's to replicate. */
+    for (struct vhost *vh = s->env.vhosts->head; vh != NULL; vh = vh->next) {
+        struct hmap_iter it;
+        struct hmap_entry *he;
+        hmap_iter_init(&it, &vh->queues);
+        while ((he = hmap_iter_next(&it)) != NULL) {
+            struct queue *q = hmap_container_of(he, struct queue, by_name);
+            struct durable_image_state st;
+            char err[256];
+            if (q->group_id != 0 && vh->durable != NULL &&
+                durable_image_state_get(vh->durable, q->group_id, &st, err, sizeof(err)) != 0)
+                quorum_attach(nq, q, false);
+        }
+    }
+    return 0;
+}
+
+void
+net_quorum_free(struct net_server *s)
+{
+    struct net_quorum *nq = s->quorum;
+    if (nq == NULL)
+        return;
+    struct quorum_replica *r;
+    while ((r = LIST_FIRST(&nq->replicas)) != NULL)
+        quorum_replica_free(r, false);
+    free(nq->buf);
+    free(nq);
+    s->quorum = NULL;
+}

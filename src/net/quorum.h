@@ -1,0 +1,51 @@
+/* Replicated queues in a cluster (quorum.c). Network layer only. */
+#ifndef WARREN_NET_QUORUM_H
+#define WARREN_NET_QUORUM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "warren/cluster.h"
+#include "warren/wire.h"
+
+struct net_server;
+struct queue;
+struct vhost;
+
+/* In a cluster (s->env.cluster): replicates the replicated queues this node is a member of,
+ * those restored from the store first. 0, or -1 on ENOMEM. Nothing to do alone. */
+int net_quorum_open(struct net_server *s);
+/* Stops: the queues' groups close (their logs and images stay for the next start). */
+void net_quorum_free(struct net_server *s);
+
+/* q, a replicated queue (q->group_id set), was declared through the metadata log: its group
+ * starts on this node if it is a member. */
+void net_quorum_queue_added(struct net_server *s, struct queue *q);
+
+/* A new replicated queue q, declared here, is not served yet: done(arg) is called once a
+ * member serves it (its 'H' applied here), or after a while. Returns 0, or -1 when there is
+ * nothing to wait for (not replicated here, or served already) or out of memory. */
+int net_quorum_wait_served(struct net_server *s, struct queue *q, void (*done)(void *arg),
+                           void *arg);
+
+/* The metadata log says node now serves q (named name in vh, of group group): q->home follows
+ * (NULL for this node), and this node stops serving it if it did. Applied in log order on every
+ * node (topology.c's 'H'). */
+void net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire_str name,
+                             uint64_t group, struct wire_str node);
+
+/* Who waits for the replication of the enqueues on replicated queues made while it is the
+ * scope (net_quorum_scope): a publisher's confirm, a forwarded batch's answer. */
+struct net_quorum_scope {
+    /* One more enqueue waits to be committed: returns what its answer goes to (answer's
+     * held), or NULL when nobody waits (then failed may be set: the publish is nacked). */
+    void *(*hold)(struct net_quorum_scope *sc);
+    /* The answer to the enqueue held (its command's, as cluster_done_fn: committed and
+     * applied with result 0, or not). */
+    void (*answer)(void *held, enum cluster_outcome outcome, int result);
+    bool failed; /* set by the layer when an enqueue could not be submitted */
+};
+/* sc (NULL: none) is the scope of the enqueues made on s until the next call. */
+void net_quorum_scope(struct net_server *s, struct net_quorum_scope *sc);
+
+#endif
