@@ -537,8 +537,10 @@ def check_celery(nodes):
         failed = False
     finally:
         app.close()
-        workers.stop(failed)
-    wt.cleanup_dir(tmp)
+        try:
+            workers.stop(failed)
+        finally:
+            wt.cleanup_dir(tmp)  # the workers' logs are printed on a failure
     nodes.restart(h)
 
 
