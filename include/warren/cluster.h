@@ -152,12 +152,25 @@ bool cluster_node_is_quorum_critical(const struct cluster *c);
  * submits commands and applies the committed ones as for the metadata group; a member that
  * starts to lead, or stops, is told through changed. */
 struct cluster_replica;
+struct raft_buffer;
 struct cluster_replica_ops {
-    /* A committed command, on this member, in log order (see cluster_meta_apply_fn). */
-    int (*apply)(void *arg, uint64_t index, const uint8_t *cmd, size_t len);
     /* This member's role or the group's leader changed: leads says whether it leads now, in
-     * term; leader names the member that leads ("" while none is known). */
+     * term; leader names the member that leads ("" while none is known). Loop. */
     void (*changed)(void *arg, bool leads, uint64_t term, const char *leader);
+    /* The group's state machine, which the Raft thread runs (raft_arg; nothing of the loop's
+     * may be touched): each committed command in log order, whose result goes to its
+     * submitter's done callback; snapshots of the state as of the last command applied
+     * (canonical raft's contract: one buffer, raft_malloc'ed, raft's from then on; RAFT_BUSY:
+     * not now) and their restore (a start's, or a leader's for a member too far behind; buf's
+     * memory is the state machine's then). */
+    int (*apply)(void *raft_arg, uint64_t index, const uint8_t *cmd, size_t len);
+    /* after the commands of one log entry (what they changed may be written together) */
+    void (*applied)(void *raft_arg, uint64_t index);
+    int (*snapshot)(void *raft_arg, struct raft_buffer *bufs[], unsigned *n_bufs);
+    int (*restore)(void *raft_arg, struct raft_buffer *buf);
+    /* Loop: the group is closed (or never started): raft_arg is the caller's again; destroyed:
+     * it was closed by cluster_replica_close(r, true). */
+    void (*closed)(void *raft_arg, bool destroyed);
 };
 
 /* Whether this node is one of the members such a group would have. */
@@ -165,18 +178,21 @@ bool cluster_replica_member(const struct cluster *c, const char *first, unsigned
 /* The names of the members (up to cap), in the order above. Returns how many. */
 unsigned cluster_replica_members(const struct cluster *c, const char *first, unsigned size,
                                  char (*names)[CLUSTER_NODE_NAME_MAX], unsigned cap);
-/* Opens group id with this node as a member (creating its log when new) and starts it; ops
- * run on the loop until cluster_replica_close. Returns the handle (the caller's until it
+/* Opens group id with this node as a member (creating its log when new) and starts it:
+ * ops->changed runs on the loop with arg until cluster_replica_close, the state machine's ops on
+ * the Raft thread with raft_arg until ops->closed. Returns the handle (the caller's until it
  * closes it), or NULL with errno (ENOMEM, ESHUTDOWN, EEXIST: id is open already, ENOENT: this
- * node is not a member). A group that fails to start is logged and stays silent. */
+ * node is not a member); ops->closed is not called then. A group that fails to start is
+ * logged and stays silent. */
 struct cluster_replica *cluster_replica_open(struct cluster *c, uint64_t id, const char *first,
                                              unsigned size, const struct cluster_replica_ops *ops,
-                                             void *arg);
+                                             void *arg, void *raft_arg);
 /* Submits a command to the group, as cluster_meta_submit does to the metadata group. */
 int cluster_replica_submit(struct cluster_replica *r, const void *cmd, size_t len,
                            cluster_done_fn done, void *arg);
-/* Closes the group and frees r: no op runs any more; commands in flight are answered
- * CLUSTER_MAYBE. With destroy (the queue was deleted), its log is deleted once closed. */
+/* Closes the group and frees r: ops->changed runs no more; commands in flight are answered
+ * CLUSTER_MAYBE; ops->closed follows once raft has closed. With destroy (the queue was
+ * deleted), its log is deleted then. */
 void cluster_replica_close(struct cluster_replica *r, bool destroy);
 
 /* Stops the cluster's part of the node: closes the replicated queues' groups still open (their

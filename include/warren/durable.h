@@ -83,6 +83,8 @@ struct durable *durable_new(struct store *st, struct event_base *base);
 void durable_detach(struct durable *d, struct vhost_registry *reg);
 /* Hands this turn's batch to the store now: call before store_close, which completes it. */
 void durable_submit_pending(struct durable *d);
+/* The store the layer writes to (a replicated queue's image is written there directly). */
+struct store *durable_store(const struct durable *d);
 /* Frees the layer, after store_close (its completions refer to the layer). NULL is ignored. */
 void durable_free(struct durable *d);
 
@@ -172,9 +174,11 @@ void durable_page_in(struct durable *d, struct queue *q, unsigned lane);
 /* Replicated queues' images (durable_image.c). Every member of a replicated queue's group
  * keeps what the group's committed commands left of the queue, under the group's id ('J' and
  * 'K' keys, warren/store.h): its entries, each with its message inline, and the image's state.
- * The Raft log is what makes them durable: the image is written in the turn's batch without
- * a sync, with the log index it is at (the state), in the same batch, so that a start replays
- * the log past that index only. A member that starts to lead loads the image into the queue. */
+ * The Raft log is what makes them durable: the member's Raft thread writes each entry's changes
+ * with the state (the log index they are at) in one write without a sync (store_write_now),
+ * so that a start replays the log past that index only. A member that starts to lead loads
+ * the image into the queue. Snapshots of the group are dumps of the image. The functions
+ * below touch nothing but the store and what they are given: any thread may call them. */
 struct durable_image_state {
     uint64_t index;      /* the group's log index the image is at */
     uint64_t epoch;      /* the index of the last leader's marker applied (src/net/quorum.c) */
@@ -183,32 +187,48 @@ struct durable_image_state {
     /* per lane: the highest seq handed to a consumer, and the highest enqueued */
     uint64_t delivered[QUEUE_LANES_MAX], last[QUEUE_LANES_MAX];
 };
-/* The entry seq, expiring at expires_at (0: never), of the message record (durable_msg_parts'
- * bytes, len of them). */
-void durable_image_enqueue(struct durable *d, uint64_t group, uint64_t seq, uint64_t expires_at,
+struct store;
+struct store_batch;
+/* Adds to b: the entry seq, expiring at expires_at (0: never), of the message record
+ * (durable_msg_parts' bytes, len of them). */
+void durable_image_enqueue(struct store_batch *b, uint64_t group, uint64_t seq, uint64_t expires_at,
                            const uint8_t *record, size_t len);
-/* The entry seq left (settled, dropped, purged). */
-void durable_image_remove(struct durable *d, uint64_t group, uint64_t seq);
-/* The entry seq was requeued count times so far, or died (dead: for reason, kept until a copy
- * reached a queue, as QUEUE_CMD_DLX_HOLD). */
-void durable_image_mark(struct durable *d, uint64_t group, uint64_t seq, uint32_t count, bool dead,
-                        uint8_t reason);
-void durable_image_state_put(struct durable *d, uint64_t group,
-                             const struct durable_image_state *st);
-/* Reads the state: 1 when there is one, 0 when the image is new (st zeroed), -1 with the
+/* Adds to b: the entry seq left (settled, dropped, purged). */
+void durable_image_remove(struct store_batch *b, uint64_t group, uint64_t seq);
+/* Adds to b: the entry seq was requeued count times so far, or died (dead: for reason, kept
+ * until a copy reached a queue, as QUEUE_CMD_DLX_HOLD). */
+void durable_image_mark(struct store_batch *b, uint64_t group, uint64_t seq, uint32_t count,
+                        bool dead, uint8_t reason);
+/* Adds to b: the image's state. */
+void durable_image_state_put(struct store_batch *b, uint64_t group,
+                             const struct durable_image_state *ist);
+/* Adds to b: the image goes (its queue was deleted). */
+void durable_image_drop(struct store_batch *b, uint64_t group);
+/* Reads the state: 1 when there is one, 0 when there is no image (ist zeroed), -1 with the
  * reason in err. */
-int durable_image_state_get(struct durable *d, uint64_t group, struct durable_image_state *st,
+int durable_image_state_get(struct store *st, uint64_t group, struct durable_image_state *ist,
                             char *err, size_t errlen);
-/* The image goes (its queue was deleted, or this node is no longer a member). */
-void durable_image_drop(struct durable *d, uint64_t group);
 /* Loads the image into q, which has no entries: each entry enqueued again
  * (queue_cmd_enqueue_replayed), redelivered when it was delivered (at or below its lane's
  * watermark) or requeued, dead ones into dlx_waiting; every lane's next seq past its last.
- * Reads see only the batches completed: call it once a durable_barrier after the last apply
- * passed. Returns how many entries it loaded, or -1 with the reason in err (a read error, an
- * entry that does not decode, ENOMEM). */
-int64_t durable_image_load(struct durable *d, uint64_t group, struct queue *q,
-                           const struct durable_image_state *st, char *err, size_t errlen);
+ * Loop thread. Returns how many entries it loaded, or -1 with the reason in err (a read
+ * error, an entry that does not decode, ENOMEM). */
+int64_t durable_image_load(struct store *st, uint64_t group, struct queue *q,
+                           const struct durable_image_state *ist, char *err, size_t errlen);
+/* A snapshot of the image (state ist, as it is in the store now): its entries' bytes up to
+ * max_bytes, in a buffer from grow (realloc's contract: the Raft library's allocator), *out
+ * and *len. Returns 0, 1 when the entries take more than max_bytes (no snapshot: *out NULL),
+ * or -1 with the reason in err. */
+int durable_image_dump(struct store *st, uint64_t group, const struct durable_image_state *ist,
+                       size_t max_bytes, void *(*grow)(void *, size_t), void **out, size_t *len,
+                       char *err, size_t errlen);
+/* The state a snapshot (durable_image_dump's) holds. 0, or -1 if it does not decode. */
+int durable_image_snapshot_state(const uint8_t *buf, size_t len, struct durable_image_state *ist);
+/* Replaces the image with the snapshot buf (durable_image_dump's), written now
+ * (store_write_now), and fills ist with its state. 0, or -1 with the reason in err (a
+ * snapshot that does not decode, a write error). */
+int durable_image_restore(struct store *st, uint64_t group, const uint8_t *buf, size_t len,
+                          struct durable_image_state *ist, char *err, size_t errlen);
 
 /* A message's record as the store keeps it, also for layers that ship messages whole (a
  * cluster's forwarded publishes): m's record header (DURABLE_MSG_HDR_LEN bytes, into hdr),

@@ -230,10 +230,9 @@ struct queue *queue_new(struct vhost *vh, struct wire_str name, bool durable, bo
 uint64_t queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied);
 
 /* Empties q without a command, its state being elsewhere (a replicated queue whose group
- * another node leads now): its consumers are detached (their queue_deleted op runs, as for a
- * deletion), its unacked entries left to their channels (their settles then change nothing),
- * its ready entries and dead letters freed, and its lanes numbered afresh. Its definition,
- * bindings and settings stay. */
+ * another node leads now): its unacked entries are left to their channels (their settles then
+ * change nothing), its ready entries and dead letters freed, and its lanes numbered afresh.
+ * Its definition, bindings, settings and consumers stay. */
 void queue_reset(struct queue *q);
 
 /* Replaces q's settings with *s, taking what it owns (*s is left empty), and applies them

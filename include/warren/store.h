@@ -3,7 +3,8 @@
  * version; the messaging core persists its queue commands here as batches of key writes.
  * A data directory written by a newer or unknown format is refused, never rewritten.
  *
- * Threads. The event loop thread is the only caller of every function below. store_submit()
+ * Threads. The event loop thread is the only caller of every function below, but for
+ * store_write_now and the reads, which any thread may call (RocksDB's own locking). store_submit()
  * queues a batch for the store thread, which writes whatever is queued as one RocksDB write
  * and, if any batch in it asked for durability, makes the lot durable with one WAL fsync
  * (group commit). The batch's done callback then runs on the event loop, in submission
@@ -174,6 +175,12 @@ typedef void (*store_done_fn)(void *arg, const char *err);
  * write with the message and are logged once; the next batches are written again.
  * Returns 0, or -1 if an add to b had failed (ENOMEM): b is freed and done is not called. */
 int store_submit(struct store *st, struct store_batch *b, bool sync, store_done_fn done, void *arg);
+
+/* Writes b now, without a sync, from any thread (RocksDB orders concurrent writes): for a
+ * state machine run by another thread than the loop's, whose own log makes it durable (a
+ * replicated queue's image, written by the Raft thread). Frees b. Returns 0, or -1 with the
+ * reason in err (RocksDB's error, or an add to b that failed). */
+int store_write_now(struct store *st, struct store_batch *b, char *err, size_t errlen);
 
 /* Reads. They see every write whose done callback has run, and may see writes that are
  * submitted but not completed yet (written, not yet fsynced, or about to fail its fsync). */

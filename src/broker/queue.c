@@ -221,17 +221,6 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
 void
 queue_reset(struct queue *q)
 {
-    struct cons *c;
-    pheap_init(&q->cons_ready, queue_cons_before); /* their nodes are the consumers' */
-    pheap_init(&q->sac_waiting, queue_cons_waits_before);
-    q->sac_active = NULL;
-    while ((c = TAILQ_FIRST(&q->consumers)) != NULL) {
-        TAILQ_REMOVE(&q->consumers, c, link);
-        q->n_consumers--;
-        c->queue = NULL;
-        c->ops->queue_deleted(c);
-    }
-    q->n_exclusive = 0;
     struct qentry *e;
     while ((e = TAILQ_FIRST(&q->unacked)) != NULL) {
         TAILQ_REMOVE(&q->unacked, e, link);

@@ -103,6 +103,7 @@ struct group_applied {
     struct cluster_group *g;
     uint64_t index; /* the entry's in the log */
     size_t len;
+    int *results; /* with ops->apply_raft: its commands' results, in data after the entry */
     uint8_t data[];
 };
 
@@ -135,8 +136,9 @@ struct group_status_post {
 struct cluster_group {
     struct cluster_thread *thread; /* borrows */
     const struct cluster_group_ops *ops;
-    void *arg;
+    void *arg, *raft_arg;
     unsigned election_timeout_ms;
+    unsigned snapshot_threshold, snapshot_trailing;
     uint64_t id;
     char dir[4096];
     raft_id self_id;
@@ -692,20 +694,53 @@ group_on_kick(uv_timer_t *timer)
     g->kick_in_flight = true;
 }
 
+/* The next command of an entry (len bytes at data) from *off: 1 with it in *cmd and *n, 0 at
+ * the end (the entry's, or its padding), -1 when it is cut short. */
+static int
+group_entry_next(const uint8_t *data, size_t len, size_t *off, const uint8_t **cmd, size_t *n)
+{
+    if (len - *off < 4)
+        return 0;
+    const uint8_t *p = data + *off;
+    *n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+    if (*n == 0)
+        return 0; /* the entry's padding */
+    if (*n > len - *off - 4)
+        return -1;
+    *cmd = p + 4;
+    *off += 4 + *n;
+    return 1;
+}
+
 static int
 group_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct cluster_group *g = fsm->data;
-    struct group_applied *a = malloc(sizeof(*a) + buf->len);
+    const uint8_t *cmd;
+    size_t n, off = GROUP_HEADER, n_cmds = 0;
+    uint64_t index = g->raft.last_applied + 1; /* raft counts it applied once this returns */
+    if (g->ops->apply_raft != NULL && buf->len >= GROUP_HEADER)
+        while (group_entry_next(buf->base, buf->len, &off, &cmd, &n) > 0)
+            n_cmds++;
+    struct group_applied *a = malloc(sizeof(*a) + buf->len + n_cmds * sizeof(int) + sizeof(int));
     if (a == NULL) {
         log_msg(LOG_CRITICAL, "cluster: out of memory for a committed entry of %zu bytes",
                 buf->len);
         abort();
     }
     a->g = g;
-    a->index = g->raft.last_applied + 1; /* raft counts it applied once this returns */
+    a->index = index;
     a->len = buf->len;
     memcpy(a->data, buf->base, buf->len);
+    a->results = NULL;
+    if (n_cmds > 0) {
+        /* (aligned: after the entry, rounded up) */
+        a->results = (int *)(a->data + (buf->len + sizeof(int) - 1) / sizeof(int) * sizeof(int));
+        off = GROUP_HEADER;
+        for (size_t i = 0; group_entry_next(a->data, a->len, &off, &cmd, &n) > 0; i++)
+            a->results[i] = g->ops->apply_raft(g->raft_arg, index, cmd, n);
+        g->ops->applied_raft(g->raft_arg, index);
+    }
     a->call.fn = group_applied_on_broker;
     cluster_thread_post(g->thread, &a->call);
     *result = NULL;
@@ -717,17 +752,19 @@ group_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **resu
     return 0;
 }
 
-/* Never called: the snapshot threshold is out of reach (group.h). */
+/* Only for groups with ops->snapshot: for the others the threshold is out of reach. */
 static int
 group_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
-    return RAFT_NOTFOUND;
+    struct cluster_group *g = fsm->data;
+    return g->ops->snapshot != NULL ? g->ops->snapshot(g->raft_arg, bufs, n_bufs) : RAFT_NOTFOUND;
 }
 
 static int
 group_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
-    return RAFT_NOTFOUND;
+    struct cluster_group *g = fsm->data;
+    return g->ops->restore != NULL ? g->ops->restore(g->raft_arg, buf) : RAFT_NOTFOUND;
 }
 
 static void group_status_on_broker(struct cluster_call *call);
@@ -985,22 +1022,20 @@ group_applied_on_broker(struct cluster_call *call)
     if (a->len >= GROUP_HEADER && group_get64(a->data) == g->self_id &&
         group_get64(a->data + 8) == g->incarnation)
         b = group_pending_take(g, group_get64(a->data + 16));
-    size_t off = GROUP_HEADER;
-    for (unsigned i = 0; a->len - off >= 4; i++) {
-        const uint8_t *p = a->data + off;
-        size_t n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
-        if (n == 0)
-            break; /* the entry's padding */
-        if (n > a->len - off - 4) {
-            log_msg(LOG_ERROR, "cluster: group %llu: a committed entry is cut short",
-                    (unsigned long long)g->id);
-            break;
-        }
-        int result = g->ops->apply(g->arg, a->index, p + 4, n);
+    size_t off = GROUP_HEADER, n;
+    const uint8_t *cmd;
+    int rc = a->len >= GROUP_HEADER ? 1 : 0;
+    for (unsigned i = 0; rc > 0 && (rc = group_entry_next(a->data, a->len, &off, &cmd, &n)) > 0;
+         i++) {
+        int result = g->ops->apply(g->arg, a->index, cmd, n);
+        if (a->results != NULL)
+            result = a->results[i];
         if (b != NULL && i < b->n_waiters && b->waiters[i].done != NULL)
             b->waiters[i].done(b->waiters[i].arg, CLUSTER_COMMITTED, result);
-        off += 4 + n;
     }
+    if (rc < 0)
+        log_msg(LOG_ERROR, "cluster: group %llu: a committed entry is cut short",
+                (unsigned long long)g->id);
     free(a);
     if (b != NULL) {
         group_batch_free(b);
@@ -1244,6 +1279,9 @@ cluster_group_new(struct event_base *base, struct cluster_thread *t,
     g->thread = t;
     g->ops = o->ops;
     g->arg = o->arg;
+    g->raft_arg = o->raft_arg;
+    g->snapshot_threshold = o->snapshot_threshold;
+    g->snapshot_trailing = o->snapshot_trailing;
     g->election_timeout_ms = o->election_timeout_ms != 0 ? o->election_timeout_ms : 1000;
     g->id = o->id;
     g->self_id = o->self_id;
@@ -1348,7 +1386,12 @@ cluster_group_start(struct cluster_group *g, struct cluster_transport *tr,
     g->raft.data = g;
     raft_set_election_timeout(&g->raft, g->election_timeout_ms);
     raft_set_heartbeat_timeout(&g->raft, g->election_timeout_ms / 10); /* raft's ratio */
-    raft_set_snapshot_threshold(&g->raft, UINT32_MAX);
+    if (g->ops->snapshot != NULL && g->snapshot_threshold > 0) {
+        raft_set_snapshot_threshold(&g->raft, g->snapshot_threshold);
+        raft_set_snapshot_trailing(&g->raft, g->snapshot_trailing);
+    } else {
+        raft_set_snapshot_threshold(&g->raft, UINT32_MAX);
+    }
     if ((rc = group_bootstrap(g)) != 0 || (rc = raft_start(&g->raft)) != 0) {
         snprintf(g->error, sizeof(g->error), "cluster: cannot start the Raft log in %.300s: %s",
                  g->dir,

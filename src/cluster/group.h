@@ -9,7 +9,8 @@
  * ops->apply; on the member that submitted them, each command's done callback follows its
  * apply. Raft's thread never touches broker state: entries are copied to the broker's loop.
  *
- * Snapshots are not taken yet: the log keeps every entry (the metadata group's entries are
+ * Snapshots are taken only for groups whose state the Raft thread keeps itself (ops'
+ * Raft-thread hooks: replicated queues); the metadata group's log keeps every entry (they are
  * few). */
 #ifndef WARREN_CLUSTER_GROUP_H
 #define WARREN_CLUSTER_GROUP_H
@@ -58,6 +59,16 @@ struct cluster_group_ops {
     int (*apply)(void *arg, uint64_t index, const uint8_t *cmd, size_t len);
     /* The status changed: role, term, leader, members or their reachability (broker's loop). */
     void (*changed)(void *arg, const struct cluster_group_status *st);
+    /* Optional, for a state machine the Raft thread keeps itself (raft_arg): each committed
+     * command, in log order, on the Raft thread, before apply sees the entry; what it returns
+     * is the command's result then, for its done callback (apply is still called, its result
+     * ignored). With it, snapshots: snapshot makes one of the state as of the last command
+     * applied (raft's contract: bufs raft_malloc'ed, raft's from then on; RAFT_BUSY: not now),
+     * restore replaces the state with one (taking buf's memory). */
+    int (*apply_raft)(void *raft_arg, uint64_t index, const uint8_t *cmd, size_t len);
+    void (*applied_raft)(void *raft_arg, uint64_t index); /* after an entry's commands */
+    int (*snapshot)(void *raft_arg, struct raft_buffer *bufs[], unsigned *n_bufs);
+    int (*restore)(void *raft_arg, struct raft_buffer *buf);
 };
 
 struct cluster_group_options {
@@ -72,6 +83,10 @@ struct cluster_group_options {
     unsigned election_timeout_ms; /* 0: raft's 1000 */
     const struct cluster_group_ops *ops;
     void *arg;
+    void *raft_arg; /* for ops' Raft-thread hooks */
+    /* With ops->snapshot: a snapshot every snapshot_threshold entries applied, keeping
+     * snapshot_trailing entries before it in the log for followers a little behind. */
+    unsigned snapshot_threshold, snapshot_trailing;
 };
 
 struct cluster_group;

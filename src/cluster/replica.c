@@ -23,6 +23,10 @@
 
 /* How long a closing group waits for its commands in flight (ms). */
 #define REPLICA_CLOSE_DRAIN_MS 1000
+/* A snapshot every so many entries (an entry is a loop turn's commands), keeping so many
+ * entries before it for the members a little behind (more: a snapshot to install). */
+#define REPLICA_SNAPSHOT_THRESHOLD 4096
+#define REPLICA_SNAPSHOT_TRAILING 4096
 
 struct cluster_replica {
     LIST_ENTRY(cluster_replica) link;  /* in c->replicas while the broker holds the handle */
@@ -31,12 +35,13 @@ struct cluster_replica {
     struct cluster_group *g;           /* owns until closed; NULL once closed */
     uint64_t id;
     const struct cluster_replica_ops *ops;
-    void *arg;
-    bool started;     /* raft runs the group: it closes through cluster_group_close */
-    bool closing;     /* its close has begun */
-    bool handle_gone; /* the broker closed the handle: no op runs any more */
-    bool destroy;     /* its log goes once it is closed */
-    int start_rc;     /* the Raft thread's answer */
+    void *arg, *raft_arg;
+    struct cluster_group_ops gops; /* the group's: ours and the state machine's */
+    bool started;                  /* raft runs the group: it closes through cluster_group_close */
+    bool closing;                  /* its close has begun */
+    bool handle_gone;              /* the broker closed the handle: no op runs any more */
+    bool destroy;                  /* its log goes once it is closed */
+    int start_rc;                  /* the Raft thread's answer */
     struct cluster_call start_call, started_call, unlist_call;
     char dir[4096];
 };
@@ -110,6 +115,7 @@ replica_group_gone(struct cluster_replica *r)
     r->g = NULL;
     if (r->destroy)
         replica_remove_dir(r->dir);
+    r->ops->closed(r->raft_arg, r->destroy);
     if (r->handle_gone)
         free(r);
     c->n_replica_groups--;
@@ -195,11 +201,11 @@ cluster_replica_on_message(struct cluster *c, uint64_t group, uint64_t peer, uin
         }
 }
 
+/* The loop's apply: the Raft thread's result stands (apply_raft). */
 static int
 replica_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
 {
-    struct cluster_replica *r = arg;
-    return r->handle_gone ? -1 : r->ops->apply(r->arg, index, cmd, len);
+    return 0;
 }
 
 static void
@@ -221,9 +227,21 @@ static const struct cluster_group_ops replica_group_ops = {
     .changed = replica_changed,
 };
 
+/* replica_group_ops with the state machine's ops (the group's raft_arg is the caller's). */
+static struct cluster_group_ops
+replica_group_ops_for(const struct cluster_replica_ops *ops)
+{
+    struct cluster_group_ops g = replica_group_ops;
+    g.apply_raft = ops->apply;
+    g.applied_raft = ops->applied;
+    g.snapshot = ops->snapshot;
+    g.restore = ops->restore;
+    return g;
+}
+
 struct cluster_replica *
 cluster_replica_open(struct cluster *c, uint64_t id, const char *first, unsigned size,
-                     const struct cluster_replica_ops *ops, void *arg)
+                     const struct cluster_replica_ops *ops, void *arg, void *raft_arg)
 {
     if (c->closing) {
         errno = ESHUTDOWN;
@@ -255,6 +273,8 @@ cluster_replica_open(struct cluster *c, uint64_t id, const char *first, unsigned
     r->id = id;
     r->ops = ops;
     r->arg = arg;
+    r->raft_arg = raft_arg;
+    r->gops = replica_group_ops_for(ops);
     if (snprintf(r->dir, sizeof(r->dir), "%s/cluster/q%llu", c->data_dir, (unsigned long long)id) >=
         (int)sizeof(r->dir)) {
         free(r);
@@ -267,8 +287,11 @@ cluster_replica_open(struct cluster *c, uint64_t id, const char *first, unsigned
                                       .self_address = c->self_address,
                                       .n_initial = n,
                                       .initial = initial,
-                                      .ops = &replica_group_ops,
-                                      .arg = r};
+                                      .ops = &r->gops,
+                                      .arg = r,
+                                      .raft_arg = raft_arg,
+                                      .snapshot_threshold = REPLICA_SNAPSHOT_THRESHOLD,
+                                      .snapshot_trailing = REPLICA_SNAPSHOT_TRAILING};
     char err[256];
     if ((r->g = cluster_group_new(c->base, c->thread, &o, err, sizeof(err))) == NULL) {
         log_msg(LOG_ERROR, "cluster: replicated queue group %llu: %s", (unsigned long long)id, err);

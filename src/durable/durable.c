@@ -57,6 +57,12 @@ durable_new(struct store *st, struct event_base *base)
     return d;
 }
 
+struct store *
+durable_store(const struct durable *d)
+{
+    return d->st;
+}
+
 void
 durable_arm(struct durable *d)
 {

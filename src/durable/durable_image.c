@@ -18,6 +18,7 @@
 #include "durable_int.h"
 #include "warren/bytes.h"
 #include "warren/deadletter.h"
+#include "warren/durable.h"
 #include "warren/log.h"
 #include "warren/msg.h"
 #include "warren/store.h"
@@ -28,6 +29,7 @@
 #define IMAGE_STATE_KEY_LEN 9
 /* u64 index, u64 epoch, u64 its term, u16 lanes; then u64 delivered and last per lane */
 #define IMAGE_STATE_HDR 26
+#define IMAGE_STATE_MAX (IMAGE_STATE_HDR + 16 * QUEUE_LANES_MAX)
 
 static size_t
 image_key(uint8_t *buf, uint64_t group, uint64_t seq)
@@ -47,12 +49,9 @@ image_state_key(uint8_t *buf, uint64_t group)
 }
 
 void
-durable_image_enqueue(struct durable *d, uint64_t group, uint64_t seq, uint64_t expires_at,
+durable_image_enqueue(struct store_batch *b, uint64_t group, uint64_t seq, uint64_t expires_at,
                       const uint8_t *record, size_t len)
 {
-    struct store_batch *b;
-    if (d == NULL || (b = durable_batch(d)) == NULL)
-        return;
     uint8_t key[IMAGE_KEY_LEN], head[DURABLE_ENTRY_HEAD_MAX];
     struct durable_entry_head h = {.flags = expires_at != 0 ? DURABLE_ENTRY_EXPIRES : 0,
                                    .expires_at = expires_at};
@@ -61,11 +60,8 @@ durable_image_enqueue(struct durable *d, uint64_t group, uint64_t seq, uint64_t 
 }
 
 void
-durable_image_remove(struct durable *d, uint64_t group, uint64_t seq)
+durable_image_remove(struct store_batch *b, uint64_t group, uint64_t seq)
 {
-    struct store_batch *b;
-    if (d == NULL || (b = durable_batch(d)) == NULL)
-        return;
     uint8_t key[IMAGE_MARK_KEY_LEN];
     image_key(key, group, seq);
     key[IMAGE_KEY_LEN] = 'x';
@@ -74,12 +70,9 @@ durable_image_remove(struct durable *d, uint64_t group, uint64_t seq)
 }
 
 void
-durable_image_mark(struct durable *d, uint64_t group, uint64_t seq, uint32_t count, bool dead,
+durable_image_mark(struct store_batch *b, uint64_t group, uint64_t seq, uint32_t count, bool dead,
                    uint8_t reason)
 {
-    struct store_batch *b;
-    if (d == NULL || (b = durable_batch(d)) == NULL)
-        return;
     uint8_t key[IMAGE_MARK_KEY_LEN], val[IMAGE_MARK_LEN];
     image_key(key, group, seq);
     key[IMAGE_KEY_LEN] = 'x';
@@ -89,62 +82,72 @@ durable_image_mark(struct durable *d, uint64_t group, uint64_t seq, uint32_t cou
     store_batch_put(b, key, sizeof(key), val, sizeof(val));
 }
 
-void
-durable_image_state_put(struct durable *d, uint64_t group, const struct durable_image_state *st)
+/* The state's encoding, into val (IMAGE_STATE_MAX bytes). Returns its length. */
+static size_t
+image_state_encode(uint8_t *val, const struct durable_image_state *ist)
 {
-    struct store_batch *b;
-    if (d == NULL || (b = durable_batch(d)) == NULL)
-        return;
-    uint8_t key[IMAGE_STATE_KEY_LEN], val[IMAGE_STATE_HDR + 16 * QUEUE_LANES_MAX];
-    bytes_put64(val, st->index);
-    bytes_put64(val + 8, st->epoch);
-    bytes_put64(val + 16, st->epoch_term);
-    bytes_put16(val + 24, (uint16_t)st->n_lanes);
-    for (unsigned i = 0; i < st->n_lanes; i++) {
-        bytes_put64(val + IMAGE_STATE_HDR + 16 * i, st->delivered[i]);
-        bytes_put64(val + IMAGE_STATE_HDR + 8 + 16 * i, st->last[i]);
+    bytes_put64(val, ist->index);
+    bytes_put64(val + 8, ist->epoch);
+    bytes_put64(val + 16, ist->epoch_term);
+    bytes_put16(val + 24, (uint16_t)ist->n_lanes);
+    for (unsigned i = 0; i < ist->n_lanes; i++) {
+        bytes_put64(val + IMAGE_STATE_HDR + 16 * i, ist->delivered[i]);
+        bytes_put64(val + IMAGE_STATE_HDR + 8 + 16 * i, ist->last[i]);
     }
-    store_batch_put(b, key, image_state_key(key, group), val,
-                    IMAGE_STATE_HDR + 16 * (size_t)st->n_lanes);
+    return IMAGE_STATE_HDR + 16 * (size_t)ist->n_lanes;
+}
+
+/* Decodes a state of vlen bytes at v. Returns its length, 0 if it does not decode. */
+static size_t
+image_state_decode(const uint8_t *v, size_t vlen, struct durable_image_state *ist)
+{
+    memset(ist, 0, sizeof(*ist));
+    unsigned n = vlen >= IMAGE_STATE_HDR ? bytes_get16(v + 24) : 0;
+    if (vlen < IMAGE_STATE_HDR || n > QUEUE_LANES_MAX || vlen < IMAGE_STATE_HDR + 16 * (size_t)n)
+        return 0;
+    ist->index = bytes_get64(v);
+    ist->epoch = bytes_get64(v + 8);
+    ist->epoch_term = bytes_get64(v + 16);
+    ist->n_lanes = n;
+    for (unsigned i = 0; i < n; i++) {
+        ist->delivered[i] = bytes_get64(v + IMAGE_STATE_HDR + 16 * i);
+        ist->last[i] = bytes_get64(v + IMAGE_STATE_HDR + 8 + 16 * i);
+    }
+    return IMAGE_STATE_HDR + 16 * (size_t)n;
+}
+
+void
+durable_image_state_put(struct store_batch *b, uint64_t group,
+                        const struct durable_image_state *ist)
+{
+    uint8_t key[IMAGE_STATE_KEY_LEN], val[IMAGE_STATE_MAX];
+    store_batch_put(b, key, image_state_key(key, group), val, image_state_encode(val, ist));
 }
 
 int
-durable_image_state_get(struct durable *d, uint64_t group, struct durable_image_state *st,
+durable_image_state_get(struct store *st, uint64_t group, struct durable_image_state *ist,
                         char *err, size_t errlen)
 {
-    memset(st, 0, sizeof(*st));
+    memset(ist, 0, sizeof(*ist));
     uint8_t key[IMAGE_STATE_KEY_LEN];
     char *val;
     size_t vlen;
-    int rc = store_get(d->st, key, image_state_key(key, group), &val, &vlen, err, errlen);
+    int rc = store_get(st, key, image_state_key(key, group), &val, &vlen, err, errlen);
     if (rc <= 0)
         return rc;
-    const uint8_t *v = (const uint8_t *)val;
-    unsigned n = vlen >= IMAGE_STATE_HDR ? bytes_get16(v + 24) : 0;
-    if (vlen < IMAGE_STATE_HDR || n > QUEUE_LANES_MAX || vlen != IMAGE_STATE_HDR + 16 * (size_t)n) {
+    if (image_state_decode((const uint8_t *)val, vlen, ist) != vlen) {
         snprintf(err, errlen, "the state of replicated queue group %" PRIu64 " does not decode",
                  group);
         free(val);
         return -1;
-    }
-    st->index = bytes_get64(v);
-    st->epoch = bytes_get64(v + 8);
-    st->epoch_term = bytes_get64(v + 16);
-    st->n_lanes = n;
-    for (unsigned i = 0; i < n; i++) {
-        st->delivered[i] = bytes_get64(v + IMAGE_STATE_HDR + 16 * i);
-        st->last[i] = bytes_get64(v + IMAGE_STATE_HDR + 8 + 16 * i);
     }
     free(val);
     return 1;
 }
 
 void
-durable_image_drop(struct durable *d, uint64_t group)
+durable_image_drop(struct store_batch *b, uint64_t group)
 {
-    struct store_batch *b;
-    if (d == NULL || (b = durable_batch(d)) == NULL)
-        return;
     uint8_t lo[IMAGE_KEY_LEN], hi[IMAGE_KEY_LEN], key[IMAGE_STATE_KEY_LEN];
     image_key(lo, group, 0);
     image_key(hi, group + 1, 0);
@@ -239,16 +242,16 @@ image_load_entry(void *arg, const void *key, size_t klen, const void *val, size_
 }
 
 int64_t
-durable_image_load(struct durable *d, uint64_t group, struct queue *q,
-                   const struct durable_image_state *st, char *err, size_t errlen)
+durable_image_load(struct store *st, uint64_t group, struct queue *q,
+                   const struct durable_image_state *ist, char *err, size_t errlen)
 {
-    struct image_load x = {.q = q, .st = st, .err = err, .errlen = errlen};
+    struct image_load x = {.q = q, .st = ist, .err = err, .errlen = errlen};
     uint8_t prefix[9];
     prefix[0] = STORE_TAG_IMAGE;
     bytes_put64(prefix + 1, group);
     char rerr[256];
     int rc =
-        store_iter_prefix(d->st, prefix, sizeof(prefix), image_load_entry, &x, rerr, sizeof(rerr));
+        store_iter_prefix(st, prefix, sizeof(prefix), image_load_entry, &x, rerr, sizeof(rerr));
     if (rc < 0)
         snprintf(err, errlen, "replicated queue '%s': %s", q->name, rerr);
     if (rc == 0 && image_load_flush(&x) < 0)
@@ -265,8 +268,158 @@ durable_image_load(struct durable *d, uint64_t group, struct queue *q,
     free(x.dead_se);
     if (rc != 0)
         return -1;
-    for (unsigned lane = 0; lane < st->n_lanes && lane < q->n_lanes; lane++)
-        if (st->last[lane] != 0)
-            queue_seq_raise(q, st->last[lane] + 1);
+    for (unsigned lane = 0; lane < ist->n_lanes && lane < q->n_lanes; lane++)
+        if (ist->last[lane] != 0)
+            queue_seq_raise(q, ist->last[lane] + 1);
     return x.n;
+}
+
+/* Snapshots: [u8 version][the state, encoded as in K] then each entry as
+ * [u64 seq][u8 marked][its mark, IMAGE_MARK_LEN bytes (zeros if not marked)][u32 value
+ * length][its value, as in J]. */
+#define IMAGE_SNAPSHOT_VERSION 1
+#define IMAGE_SNAPSHOT_ENTRY_HDR (8 + 1 + IMAGE_MARK_LEN + 4)
+
+struct image_dump {
+    uint8_t *p;
+    size_t len, cap, max;
+    size_t last_entry; /* the offset of the entry written last, for its mark */
+    void *(*grow)(void *, size_t);
+    bool too_big, nomem;
+};
+
+/* Room for n more bytes at d->p + d->len. */
+static bool
+image_dump_reserve(struct image_dump *d, size_t n)
+{
+    if (d->len + n <= d->cap)
+        return true;
+    size_t cap = d->cap > 0 ? d->cap : 4096;
+    while (cap < d->len + n)
+        cap *= 2;
+    uint8_t *p = d->grow(d->p, cap);
+    if (p == NULL) {
+        d->nomem = true;
+        return false;
+    }
+    d->p = p;
+    d->cap = cap;
+    return true;
+}
+
+static int
+image_dump_entry(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct image_dump *d = arg;
+    const uint8_t *k = key;
+    if (klen == IMAGE_MARK_KEY_LEN) {
+        /* An entry's mark follows it (one left over by a replay has no entry: skipped). */
+        if (d->len > 0 && vlen == IMAGE_MARK_LEN && d->last_entry < d->len &&
+            bytes_get64(d->p + d->last_entry) == bytes_get64(k + 9)) {
+            d->p[d->last_entry + 8] = 1;
+            memcpy(d->p + d->last_entry + 9, val, IMAGE_MARK_LEN);
+        }
+        return 0;
+    }
+    if (klen != IMAGE_KEY_LEN)
+        return 0;
+    if (d->len + IMAGE_SNAPSHOT_ENTRY_HDR + vlen > d->max) {
+        d->too_big = true;
+        return 1;
+    }
+    if (!image_dump_reserve(d, IMAGE_SNAPSHOT_ENTRY_HDR + vlen))
+        return 1;
+    uint8_t *p = d->p + d->len;
+    d->last_entry = d->len;
+    memcpy(p, k + 9, 8);
+    memset(p + 8, 0, 1 + IMAGE_MARK_LEN);
+    bytes_put32(p + 8 + 1 + IMAGE_MARK_LEN, (uint32_t)vlen);
+    memcpy(p + IMAGE_SNAPSHOT_ENTRY_HDR, val, vlen);
+    d->len += IMAGE_SNAPSHOT_ENTRY_HDR + vlen;
+    return 0;
+}
+
+int
+durable_image_dump(struct store *st, uint64_t group, const struct durable_image_state *ist,
+                   size_t max_bytes, void *(*grow)(void *, size_t), void **out, size_t *len,
+                   char *err, size_t errlen)
+{
+    struct image_dump d = {.max = max_bytes, .grow = grow, .last_entry = SIZE_MAX};
+    *out = NULL;
+    *len = 0;
+    if (!image_dump_reserve(&d, 1 + IMAGE_STATE_MAX)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    d.p[0] = IMAGE_SNAPSHOT_VERSION;
+    d.len = 1 + image_state_encode(d.p + 1, ist);
+    d.max += d.len;
+    uint8_t prefix[9];
+    prefix[0] = STORE_TAG_IMAGE;
+    bytes_put64(prefix + 1, group);
+    int rc = store_iter_prefix(st, prefix, sizeof(prefix), image_dump_entry, &d, err, errlen);
+    if (rc < 0 || d.nomem || d.too_big) {
+        d.grow(d.p, 0);
+        if (d.nomem)
+            snprintf(err, errlen, "out of memory");
+        return d.too_big && !d.nomem && rc >= 0 ? 1 : -1;
+    }
+    *out = d.p;
+    *len = d.len;
+    return 0;
+}
+
+/* The length of a snapshot's state (after its version), with the state in *ist; 0 if it does
+ * not decode. */
+static size_t
+image_snapshot_state(const uint8_t *buf, size_t len, struct durable_image_state *ist)
+{
+    return len > 1 && buf[0] == IMAGE_SNAPSHOT_VERSION ? image_state_decode(buf + 1, len - 1, ist)
+                                                       : 0;
+}
+
+int
+durable_image_snapshot_state(const uint8_t *buf, size_t len, struct durable_image_state *ist)
+{
+    return image_snapshot_state(buf, len, ist) > 0 ? 0 : -1;
+}
+
+int
+durable_image_restore(struct store *st, uint64_t group, const uint8_t *buf, size_t len,
+                      struct durable_image_state *ist, char *err, size_t errlen)
+{
+    size_t n = image_snapshot_state(buf, len, ist);
+    if (n == 0) {
+        snprintf(err, errlen, "a snapshot of replicated queue group %" PRIu64 " does not decode",
+                 group);
+        return -1;
+    }
+    struct store_batch *b = store_batch_new();
+    if (b == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    durable_image_drop(b, group);
+    const uint8_t *p = buf + 1 + n, *end = buf + len;
+    while (p < end) {
+        uint32_t vlen;
+        if ((size_t)(end - p) < IMAGE_SNAPSHOT_ENTRY_HDR ||
+            (vlen = bytes_get32(p + 8 + 1 + IMAGE_MARK_LEN)) >
+                (size_t)(end - p) - IMAGE_SNAPSHOT_ENTRY_HDR) {
+            store_batch_free(b);
+            snprintf(err, errlen, "a snapshot of replicated queue group %" PRIu64 " is cut short",
+                     group);
+            return -1;
+        }
+        uint8_t key[IMAGE_MARK_KEY_LEN];
+        image_key(key, group, bytes_get64(p));
+        store_batch_put(b, key, IMAGE_KEY_LEN, p + IMAGE_SNAPSHOT_ENTRY_HDR, vlen);
+        if (p[8]) {
+            key[IMAGE_KEY_LEN] = 'x';
+            store_batch_put(b, key, sizeof(key), p + 9, IMAGE_MARK_LEN);
+        }
+        p += IMAGE_SNAPSHOT_ENTRY_HDR + vlen;
+    }
+    durable_image_state_put(b, group, ist);
+    return store_write_now(st, b, err, errlen);
 }

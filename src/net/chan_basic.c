@@ -276,6 +276,19 @@ static const struct cons_ops chan_cons_ops = {
     .queue_deleted = chan_cons_queue_deleted,
 };
 
+struct chan_cons *
+chan_cons_of(struct cons *c)
+{
+    return c->ops == &chan_cons_ops ? (struct chan_cons *)c : NULL;
+}
+
+void
+chan_cons_park(struct chan_cons *cc, struct queue *q)
+{
+    queue_consumer_add(q, &cc->base);
+    queue_dispatch(q);
+}
+
 /* Offers messages again to every consumer of the channel (capacity was freed by acks, or qos
  * or flow changed): the queues woke them from parking. */
 static void

@@ -245,8 +245,16 @@ int
 chan_topology_queue_declare(struct chan *ch, struct wire_str name,
                             const struct wire_queue_declare *d)
 {
-    if (d->exclusive && conn_owner_list(ch->conn) < 0)
-        return conn_raise(ch->conn, WIRE_INTERNAL_ERROR, WIRE_QUEUE_DECLARE, "out of memory");
+    struct conn *c = ch->conn;
+    if (d->exclusive && conn_owner_list(c) < 0)
+        return conn_raise(c, WIRE_INTERNAL_ERROR, WIRE_QUEUE_DECLARE, "out of memory");
+    /* A transient or exclusive queue of a node down goes with it ('N', which the metadata
+     * leader submits a moment later): declared again, as a client reconnecting to another node
+     * does, it is a new queue here, not that one, as with RabbitMQ. */
+    struct queue *q = vhost_queue_find(c->vhost, name);
+    if (q != NULL && q->home != NULL && (q->owner != NULL || !q->durable) &&
+        !cluster_node_running(c->server->env.cluster, q->home))
+        topo_node_down_submit(c->server, q->home); /* (failed: the leader's comes later) */
     struct topo_buf b;
     chan_topo_begin(ch, &b, 'Q');
     topo_cmd_queue_declare(&b, name, d);

@@ -560,8 +560,10 @@ fwd_take(struct net_forward *f, const uint8_t **pp, const uint8_t *end, bool *st
         if (fwd_get_name(&p, end, &qname) < 0)
             return -1;
         struct queue *q = vh != NULL ? vhost_queue_find(vh, qname) : NULL;
-        /* A queue deleted meanwhile, or not this node's: as unroutable there, dropped. */
-        if (q != NULL && q->home == NULL && route_result_add(r, q) < 0)
+        /* A queue deleted meanwhile: as unroutable there, dropped. One served by another node
+         * now (a replicated queue's new leader): refused, so that its publisher sends it
+         * again rather than hear it confirmed. */
+        if (q != NULL && (q->home != NULL || route_result_add(r, q) < 0))
             refused = 1;
     }
     if (end - p < 12)

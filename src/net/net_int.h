@@ -535,6 +535,12 @@ void chan_confirm_due(struct chan *ch, uint64_t seq);
 /* cf's answers are in (forward.c): nacked if a node did not take it; the confirms it held
  * back go now. cf is unlisted here; the caller frees it. */
 void chan_forwarded(struct chan *ch, struct chan_fwd *cf);
+/* c as a channel's consumer, or NULL when it is another kind (relay_home.c's). */
+struct chan_cons *chan_cons_of(struct cons *c);
+/* cc (a consumer of a replicated queue whose client has its consume-ok, attached nowhere) waits
+ * in q, this node's copy of the queue, until q is served here (it consumes then) or the
+ * consumer follows q's home (relay_follow). */
+void chan_cons_park(struct chan_cons *cc, struct queue *q);
 /* Sends the publisher confirms that became due while handling this batch of input, or
  * hands them to the store to send once what they cover is synced. */
 void chan_flush_confirms(struct conn *c);

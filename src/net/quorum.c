@@ -4,12 +4,12 @@
  * The queue's commands are the log. The member that leads the group serves the queue: its
  * struct queue is live, in memory, and every command it applies (queue.h's journal) is
  * submitted to the group as it happens; every member, the leader included, applies the
- * committed commands to its image in the store (durable_image.c), which is thus the same on
- * all of them at the same index. A publisher's confirm waits for its enqueue to be committed
- * (on a majority of the members' disks: raft_uv syncs its log) and applied here. The other
- * nodes route to the leader as to any queue's home: the metadata log's 'H' names it (every
- * node applies it to q->home), so forwarding (forward.c) and remote consumers (relay.c) work
- * as for a classic queue.
+ * committed commands to its image in the store, on its Raft thread (quorum_image.c), so that
+ * the images are the same on all of them at the same index. A publisher's confirm waits for
+ * its enqueue to be committed (on a majority of the members' disks: raft_uv syncs its log)
+ * and applied here. The other nodes route to the leader as to any queue's home: the metadata
+ * log's 'H' names it (every node applies it to q->home), so forwarding (forward.c) and remote
+ * consumers (relay.c) work as for a classic queue.
  *
  * A member that starts to lead commits a marker first: once it is applied here, every
  * command committed before is in the image, which is loaded into the queue (its delivered
@@ -21,7 +21,7 @@
  * queue (queue_reset: its consumers are cancelled, basic.cancel, and its unacked entries left
  * to their channels; the next leader delivers them again).
  *
- * Commands: [u8 op][u64 epoch] then
+ * Commands (quorum_int.h): [u8 op][u64 epoch] then
  *   'E' enqueue  [u64 seq][u64 expires at (us; 0 never)][the message's record (durable.h)]
  *   'D' deliver  [u64 seq]                  the lane's delivery watermark moves to seq
  *   'S' settle   [u64 seq]                  the entry left (acked, dropped, purged, released)
@@ -29,9 +29,8 @@
  *   'X' died     [u64 seq][u32 count][u8 reason]   kept as a dead letter (at-least-once)
  *   'M' marker   [u64 term][the leader's name]     (epoch 0) a leader starts its epoch
  *
- * Not yet: snapshots (the group's log keeps every command, in memory too: raft 0.15 keeps the
- * log since the last snapshot), paging the leader's backlog, members added or removed after
- * the declare. */
+ * Not yet: paging the leader's backlog (it is in memory there), members added or removed
+ * after the declare. */
 #include "config.h"
 
 #include "quorum.h"
@@ -46,6 +45,8 @@
 #include <event2/event.h>
 
 #include "net_int.h"
+#include "quorum_int.h"
+#include "relay.h"
 #include "topology.h"
 #include "warren/bytes.h"
 #include "warren/cluster.h"
@@ -55,7 +56,6 @@
 #include "warren/queue.h"
 #include "warren/vhost.h"
 
-#define QUORUM_HDR 9 /* op, epoch */
 /* How long a declare waits for its new queue's first leader (a few elections' worth). */
 #define QUORUM_SERVED_WAIT_MS 10000
 
@@ -70,14 +70,8 @@ struct quorum_replica {
     uint64_t term;                  /* the group's term, as raft last said */
     uint64_t marked_term;           /* the term this member submitted its marker in */
     uint64_t live_epoch;            /* while live: the epoch its commands carry */
-    bool loading;                   /* the marker is applied: the image loads once it is readable */
     bool claimed;                   /* a leader named itself its home ('H') since it was declared */
     LIST_HEAD(, quorum_wait) waits; /* owns: declares waiting for that */
-    /* The image, as the commands applied so far left it; restored_index: its index when this
-     * run attached it (the entries up to it are in it: one entry's commands, which share its
-     * index, are written in one batch) */
-    struct durable_image_state st;
-    uint64_t restored_index;
 };
 
 /* A declare of a new replicated queue, answered once a member serves it (or after
@@ -97,16 +91,18 @@ struct net_quorum {
     size_t cap;
 };
 
-/* The marker's and the load's callbacks name the replica by group (it may go meanwhile). */
+/* The marker's callback names the replica by group (it may go meanwhile). */
 struct quorum_ticket {
     struct net_quorum *nq;
     uint64_t gid, term;
 };
 
-static struct durable *
-quorum_durable(const struct net_quorum *nq)
+/* The store the images are in (NULL once the node stops). */
+static struct store *
+quorum_store(const struct net_quorum *nq)
 {
-    return nq->s->env.vhosts->durable;
+    struct durable *d = nq->s->env.vhosts->durable;
+    return d != NULL ? durable_store(d) : NULL;
 }
 
 static struct quorum_replica *
@@ -157,7 +153,7 @@ static void
 quorum_submit_seq(struct quorum_replica *r, uint8_t op, uint64_t seq, uint32_t count,
                   uint8_t reason)
 {
-    size_t n = op == 'R' ? 12 : op == 'X' ? 13 : 8;
+    size_t n = op == QUORUM_REQUEUE ? 12 : op == QUORUM_DIED ? 13 : 8;
     uint8_t *p = quorum_cmd(r, op, n);
     if (p == NULL) {
         log_msg(LOG_ERROR, "cluster: queue '%s': out of memory replicating a command", r->q->name);
@@ -182,7 +178,7 @@ quorum_submit_enqueue(struct quorum_replica *r, const struct queue_cmd *c)
     size_t n = 16;
     for (int i = 0; i < DURABLE_MSG_PARTS; i++)
         n += parts[i].iov_len;
-    uint8_t *p = quorum_cmd(r, 'E', n);
+    uint8_t *p = quorum_cmd(r, QUORUM_ENQUEUE, n);
     void *held = sc != NULL ? sc->hold(sc) : NULL;
     if (p == NULL) {
         log_msg(LOG_ERROR, "cluster: queue '%s': out of memory replicating a publish", r->q->name);
@@ -222,101 +218,28 @@ quorum_journal(struct queue_replica *base, const struct queue_cmd *c)
             quorum_submit_enqueue(r, c);
         break;
     case QUEUE_CMD_DELIVER:
-        quorum_submit_seq(r, 'D', c->seq, 0, 0);
+        quorum_submit_seq(r, QUORUM_DELIVER, c->seq, 0, 0);
         break;
     case QUEUE_CMD_SETTLE:
     case QUEUE_CMD_DROP:
     case QUEUE_CMD_DLX_RELEASE:
-        quorum_submit_seq(r, 'S', c->e->seq, 0, 0);
+        quorum_submit_seq(r, QUORUM_SETTLE, c->e->seq, 0, 0);
         break;
     case QUEUE_CMD_REQUEUE:
-        quorum_submit_seq(r, 'R', c->e->seq, c->e->delivery_count, 0);
+        quorum_submit_seq(r, QUORUM_REQUEUE, c->e->seq, c->e->delivery_count, 0);
         break;
     case QUEUE_CMD_DLX_HOLD:
-        quorum_submit_seq(r, 'X', c->e->seq, c->e->delivery_count, c->e->dlx_reason);
+        quorum_submit_seq(r, QUORUM_DIED, c->e->seq, c->e->delivery_count, c->e->dlx_reason);
         break;
     case QUEUE_CMD_PURGE: {
         struct qentry *e;
         TAILQ_FOREACH(e, c->dropped, link)
-            quorum_submit_seq(r, 'S', e->seq, 0, 0);
+            quorum_submit_seq(r, QUORUM_SETTLE, e->seq, 0, 0);
         break;
     }
     default:
         break;
     }
-}
-
-/* ---- every member: the committed commands into the image ---- */
-
-static int
-quorum_apply(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
-{
-    struct quorum_replica *r = arg;
-    struct durable *d = quorum_durable(r->nq);
-    if (index <= r->restored_index)
-        return 0; /* in the image already (the log is replayed from its start) */
-    if (len < QUORUM_HDR) {
-        log_msg(LOG_ERROR, "cluster: queue '%s': a command of %zu bytes skipped", r->q->name, len);
-        return -1;
-    }
-    uint8_t op = cmd[0];
-    uint64_t epoch = bytes_get64(cmd + 1);
-    const uint8_t *p = cmd + QUORUM_HDR;
-    size_t n = len - QUORUM_HDR;
-    int rc = 0;
-    if (op == 'M') {
-        /* A marker of an older term, committed after a newer one (forwarded late by a member
-         * that led then), changes nothing. */
-        uint64_t term = n >= 8 ? bytes_get64(p) : 0;
-        if (term > r->st.epoch_term) {
-            r->st.epoch = index;
-            r->st.epoch_term = term;
-        } else {
-            rc = -1;
-        }
-    } else if (epoch != r->st.epoch || n < 8) {
-        rc = -1; /* a deposed leader's (or malformed): not the queue's any more */
-    } else {
-        uint64_t seq = bytes_get64(p);
-        unsigned lane = queue_seq_lane(seq);
-        switch (op) {
-        case 'E':
-            if (n < 16) {
-                rc = -1;
-                break;
-            }
-            durable_image_enqueue(d, r->gid, seq, bytes_get64(p + 8), p + 16, n - 16);
-            if (seq > r->st.last[lane])
-                r->st.last[lane] = seq;
-            if (lane >= r->st.n_lanes)
-                r->st.n_lanes = lane + 1;
-            break;
-        case 'D':
-            if (seq > r->st.delivered[lane])
-                r->st.delivered[lane] = seq;
-            if (lane >= r->st.n_lanes)
-                r->st.n_lanes = lane + 1;
-            break;
-        case 'S':
-            durable_image_remove(d, r->gid, seq);
-            break;
-        case 'R':
-        case 'X':
-            if (n < (op == 'R' ? 12u : 13u)) {
-                rc = -1;
-                break;
-            }
-            durable_image_mark(d, r->gid, seq, bytes_get32(p + 8), op == 'X',
-                               op == 'X' ? p[12] : 0);
-            break;
-        default:
-            rc = -1;
-            break;
-        }
-    }
-    r->st.index = index;
-    durable_image_state_put(d, r->gid, &r->st);
-    return rc;
 }
 
 /* ---- leading ---- */
@@ -327,12 +250,12 @@ quorum_demote(struct quorum_replica *r)
 {
     bool was_live = r->base.live;
     r->base.live = false;
-    r->loading = false;
     r->live_epoch = 0;
     if (was_live) {
         log_msg(LOG_INFO, "cluster: queue '%s' in vhost '%s': no longer served here", r->q->name,
                 r->q->vhost->name);
         queue_reset(r->q);
+        relay_home_queue_lost(r->q); /* this node's consumers stay, parked */
     }
 }
 
@@ -349,60 +272,56 @@ quorum_claim_home(struct quorum_replica *r)
                 strerror(errno));
 }
 
-/* The image is readable up to the marker: the queue loads it and goes live. */
+/* This member's marker is applied here: the image holds every command committed before it.
+ * The queue loads it (as the Raft thread wrote it before the marker's result came) and goes
+ * live. */
 static void
-quorum_on_loadable(void *arg, const char *err)
+quorum_go_live(struct quorum_replica *r)
 {
-    struct quorum_ticket *t = arg;
-    struct quorum_replica *r = quorum_find(t->nq, t->gid);
-    uint64_t term = t->term;
-    free(t);
-    if (r == NULL || !r->loading || !r->leads || r->term != term)
-        return; /* gone, or no longer leading: the next leader loads */
-    r->loading = false;
     struct queue *q = r->q;
+    struct store *st = quorum_store(r->nq);
+    struct durable_image_state ist;
     char why[512];
-    int64_t n = err != NULL ? -1
-                            : durable_image_load(quorum_durable(r->nq), r->gid, q, &r->st, why,
-                                                 sizeof(why));
+    int64_t n = -1;
+    if (st == NULL)
+        snprintf(why, sizeof(why), "the node is stopping");
+    else if (durable_image_state_get(st, r->gid, &ist, why, sizeof(why)) > 0 &&
+             ist.epoch_term == r->term)
+        n = durable_image_load(st, r->gid, q, &ist, why, sizeof(why));
+    else if (ist.epoch_term != r->term)
+        return; /* a later leader's epoch already: it serves the queue */
     if (n < 0) {
         log_msg(LOG_ERROR, "cluster: queue '%s' in vhost '%s' cannot be served here: %s", q->name,
-                q->vhost->name, err != NULL ? err : why);
+                q->vhost->name, why);
         queue_reset(q);
         return;
     }
-    r->live_epoch = r->st.epoch;
+    r->live_epoch = ist.epoch;
     r->base.live = true;
     log_msg(LOG_INFO,
             "cluster: queue '%s' in vhost '%s' served here (term %" PRIu64 ", %" PRId64
             " messages)",
-            q->name, q->vhost->name, term, n);
+            q->name, q->vhost->name, r->term, n);
     quorum_claim_home(r);
     queue_dispatch(q);
 }
 
-/* The marker's outcome: once applied here, the image holds every earlier command. */
+/* The marker's outcome: it started this term's epoch (or had: this member's marker of the
+ * term committed twice, submitted again after an answer lost). */
 static void
 quorum_on_marked(void *arg, enum cluster_outcome outcome, int result)
 {
     struct quorum_ticket *t = arg;
     struct quorum_replica *r = quorum_find(t->nq, t->gid);
-    if (r == NULL || !r->leads || r->term != t->term) {
-        free(t);
+    uint64_t term = t->term;
+    free(t);
+    if (r == NULL || !r->leads || r->term != term || r->base.live)
         return;
-    }
-    /* Committed, or refused as not newer than the marker applied last: then that one was
-     * this term's, this member's own (one leader per term) submitted before and committed
-     * late. */
-    if (outcome != CLUSTER_COMMITTED || r->st.epoch_term != t->term) {
+    if (outcome != CLUSTER_COMMITTED || result < 0) {
         r->marked_term = 0; /* submitted again at the group's next change */
-        free(t);
         return;
     }
-    r->loading = true;
-    struct durable *d = quorum_durable(r->nq);
-    if (d == NULL || durable_barrier(d, false, quorum_on_loadable, t) < 0)
-        quorum_on_loadable(t, d == NULL ? "the node is stopping" : "out of memory");
+    quorum_go_live(r);
 }
 
 static void
@@ -423,7 +342,7 @@ quorum_changed(void *arg, bool leads, uint64_t term, const char *leader)
     const char *self = cluster_self_name(r->nq->s->env.cluster);
     size_t name_len = strlen(self);
     uint8_t cmd[QUORUM_HDR + 8 + CLUSTER_NODE_NAME_MAX];
-    cmd[0] = 'M';
+    cmd[0] = QUORUM_MARKER;
     bytes_put64(cmd + 1, 0);
     bytes_put64(cmd + QUORUM_HDR, term);
     memcpy(cmd + QUORUM_HDR + 8, self, name_len);
@@ -441,8 +360,12 @@ quorum_changed(void *arg, bool leads, uint64_t term, const char *leader)
 }
 
 static const struct cluster_replica_ops quorum_ops = {
-    .apply = quorum_apply,
     .changed = quorum_changed,
+    .apply = quorum_image_apply,
+    .applied = quorum_image_applied,
+    .snapshot = quorum_image_snapshot,
+    .restore = quorum_image_restore,
+    .closed = quorum_image_closed,
 };
 
 /* ---- declares waiting for their queue to be served ---- */
@@ -511,11 +434,15 @@ static void
 quorum_attach(struct net_quorum *nq, struct queue *q, bool fresh)
 {
     struct cluster *c = nq->s->env.cluster;
-    struct durable *d = quorum_durable(nq);
+    struct store *st = quorum_store(nq);
     struct quorum_replica *r = calloc(1, sizeof(*r));
-    char err[256];
-    if (r == NULL) {
-        log_msg(LOG_ERROR, "cluster: queue '%s': out of memory: not replicated here", q->name);
+    struct quorum_image *im =
+        st != NULL ? quorum_image_new(st, q->group_id, q->name, q->n_lanes, fresh) : NULL;
+    if (r == NULL || im == NULL) {
+        if (r == NULL)
+            log_msg(LOG_ERROR, "cluster: queue '%s': out of memory: not replicated here", q->name);
+        free(r);
+        free(im);
         return;
     }
     r->base.journal = quorum_journal;
@@ -524,39 +451,30 @@ quorum_attach(struct net_quorum *nq, struct queue *q, bool fresh)
     r->nq = nq;
     r->q = q;
     r->gid = q->group_id;
-    r->st.n_lanes = q->n_lanes;
-    if (!fresh && d != NULL && durable_image_state_get(d, r->gid, &r->st, err, sizeof(err)) < 0) {
-        log_msg(LOG_ERROR, "cluster: queue '%s': %s: not replicated here", q->name, err);
-        free(r);
-        return;
-    }
-    r->restored_index = r->st.index;
     /* The first member is the node that declared it (its home then); a restored group's log
      * has its members already. */
     const char *first = q->home != NULL ? q->home : cluster_self_name(c);
-    r->group =
-        cluster_replica_open(c, r->gid, first, fresh ? quorum_group_size(q) : 0, &quorum_ops, r);
+    r->group = cluster_replica_open(c, r->gid, first, fresh ? quorum_group_size(q) : 0, &quorum_ops,
+                                    r, im);
     if (r->group == NULL) {
         log_msg(LOG_ERROR, "cluster: queue '%s': its group does not open: %s", q->name,
                 strerror(errno));
         free(r);
+        free(im);
         return;
     }
-    if (fresh)
-        durable_image_state_put(d, r->gid, &r->st); /* marks this node a member */
     q->replica = &r->base;
     LIST_INSERT_HEAD(&nq->replicas, r, link);
 }
 
-/* destroy: the queue was deleted (its group's log and its image go); else the node stops. */
+/* destroy: the queue was deleted (its group's log and its image go once it is closed); else
+ * the node stops. */
 static void
 quorum_replica_free(struct quorum_replica *r, bool destroy)
 {
     LIST_REMOVE(r, link);
     quorum_waits_end(r);
     cluster_replica_close(r->group, destroy);
-    if (destroy)
-        durable_image_drop(quorum_durable(r->nq), r->gid);
     r->q->replica = NULL;
     free(r);
 }
@@ -584,7 +502,6 @@ net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire_str 
         log_msg(LOG_ERROR, "cluster: queue '%s': out of memory naming its home", q->name);
         return;
     }
-    bool was_here = q->home == NULL;
     free(q->home);
     q->home = home;
     durable_queue_added(vh->durable, q); /* its definition, with its home */
@@ -601,9 +518,8 @@ net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire_str 
     }
     if (r != NULL)
         quorum_demote(r);
-    /* Consumers of this node's (not live) queue consume again where it is served now. */
-    if (was_here)
-        queue_reset(q);
+    /* This node's consumers of it, parked here, consume where it is served now. */
+    relay_follow(s, q);
 }
 
 void
@@ -626,16 +542,17 @@ net_quorum_open(struct net_server *s)
     s->quorum = nq;
     /* The replicated queues restored from the store: those with an image here are this
      * node's to replicate. */
+    struct store *st = quorum_store(nq);
     for (struct vhost *vh = s->env.vhosts->head; vh != NULL; vh = vh->next) {
         struct hmap_iter it;
         struct hmap_entry *he;
         hmap_iter_init(&it, &vh->queues);
         while ((he = hmap_iter_next(&it)) != NULL) {
             struct queue *q = hmap_container_of(he, struct queue, by_name);
-            struct durable_image_state st;
+            struct durable_image_state ist;
             char err[256];
-            if (q->group_id != 0 && vh->durable != NULL &&
-                durable_image_state_get(vh->durable, q->group_id, &st, err, sizeof(err)) != 0)
+            if (q->group_id != 0 && st != NULL &&
+                durable_image_state_get(st, q->group_id, &ist, err, sizeof(err)) != 0)
                 quorum_attach(nq, q, false);
         }
     }

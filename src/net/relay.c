@@ -10,7 +10,9 @@
  *   consumer's node to home:
  *     'C' consume [u64 id][u8 vhost len][vhost][u8 queue len][queue][u32 credit][u8 flags]
  *                 [i32 priority]                  flags: RELAY_NO_ACK, RELAY_EXCLUSIVE
- *     'X' cancel  [u64 id]
+ *     'X' cancel  [u64 id][u8 flags]              RELAY_UNSEEN: none of its deliveries
+ *                                                 came (its consume-ok was lost): they go back
+ *                                                 at once, not as the channel settles them
  *     'K' settle  [u64 id][u64 delivery][u8 how]  how: enum chan_settle, one credit back
  *                                                 unless RELAY_NO_CREDIT is or'ed in; or
  *                                                 RELAY_CREDIT: delivery is the credit given
@@ -363,23 +365,99 @@ relay_sub_for(struct chan *ch, const struct queue *q, uint8_t type, uint32_t met
     return sub;
 }
 
-int
-relay_consume(struct chan *ch, struct chan_cons *cc, const struct queue *q, bool no_wait)
+#define RELAY_CONSUME_TAIL 9
+/* The end of cc's 'C' record: its credit, flags and priority. */
+static void
+relay_consume_tail(const struct chan_cons *cc, uint8_t *tail)
 {
+    uint32_t credit = cc->prefetch > 0 ? cc->prefetch : cc->ch->prefetch_channel;
+    if (cc->no_ack || credit == 0 || credit > RELAY_WINDOW)
+        credit = RELAY_WINDOW;
+    bytes_put32(tail, credit);
+    tail[4] = cc->base.exclusive ? RELAY_EXCLUSIVE : 0;
+    bytes_put32(tail + 5, (uint32_t)cc->base.priority);
+}
+
+int
+relay_consume(struct chan *ch, struct chan_cons *cc, struct queue *q, bool no_wait)
+{
+    if (q->group_id != 0 && !cluster_node_running(ch->conn->server->env.cluster, q->home)) {
+        /* A replicated queue between two leaders: the consumer is there already, and waits
+         * for the next (the client sees a queue that delivers nothing for a moment). */
+        if (!no_wait && chan_send_consume_ok(ch, cc) < 0)
+            return -1;
+        chan_cons_park(cc, q);
+        return 0;
+    }
     struct relay_sub *sub = relay_sub_for(ch, q, 'C', WIRE_BASIC_CONSUME);
     if (sub == NULL)
         return -1;
     sub->cc = cc;
     sub->no_wait = no_wait;
     cc->relay = sub;
-    uint32_t credit = cc->prefetch > 0 ? cc->prefetch : ch->prefetch_channel;
-    if (cc->no_ack || credit == 0 || credit > RELAY_WINDOW)
-        credit = RELAY_WINDOW;
-    uint8_t tail[4 + 1 + 4];
-    bytes_put32(tail, credit);
-    tail[4] = cc->base.exclusive ? RELAY_EXCLUSIVE : 0;
-    bytes_put32(tail + 5, (uint32_t)cc->base.priority);
+    uint8_t tail[RELAY_CONSUME_TAIL];
+    relay_consume_tail(cc, tail);
     return relay_ask(sub, ch, WIRE_BASIC_CONSUME, q, tail, sizeof(tail));
+}
+
+/* sub, a consumer of a replicated queue, lost its home (or its home's answer), or was refused by
+ * the next one: unless the queue is gone here, it waits in this node's copy of the queue for the
+ * next home (chan_cons_park), its consume-ok sent if its channel waited for it. Returns
+ * whether it did (sub freed); false: it is to be cancelled. */
+static bool
+relay_park(struct net_relay *r, struct relay_sub *sub)
+{
+    struct chan_cons *cc = sub->cc;
+    if (cc == NULL)
+        return false;
+    struct vhost *vh =
+        vhost_find(r->s->env.vhosts,
+                   (struct wire_str){(const uint8_t *)sub->vhost, (uint32_t)strlen(sub->vhost)});
+    struct queue *q =
+        vh != NULL ? vhost_queue_find(vh, (struct wire_str){(const uint8_t *)sub->queue, sub->qlen})
+                   : NULL;
+    if (q == NULL || q->group_id == 0)
+        return false;
+    struct chan *ch = sub->ch;
+    bool answer = ch != NULL && relay_sub_open(sub) && !sub->no_wait;
+    if (ch != NULL) /* a consume that waited for its home's answer: it has one now */
+        relay_sub_resume(sub);
+    cc->relay = NULL;
+    relay_sub_free(r, sub);
+    if (answer && chan_send_consume_ok(ch, cc) < 0)
+        return true; /* (the connection goes, and the consumer with it) */
+    chan_cons_park(cc, q);
+    return true;
+}
+
+void
+relay_follow(struct net_server *s, struct queue *q)
+{
+    struct net_relay *r = s->relay;
+    if (r == NULL || q->home == NULL || !cluster_node_running(s->env.cluster, q->home))
+        return; /* served here, or its home is not up: the consumers wait where they are */
+    struct cons *c, *next;
+    for (c = TAILQ_FIRST(&q->consumers); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        struct chan_cons *cc = chan_cons_of(c);
+        if (cc == NULL)
+            continue;
+        struct net_decl_err err;
+        struct relay_sub *sub = relay_sub_make(s, q->vhost, q, 'C', &err);
+        uint8_t tail[RELAY_CONSUME_TAIL];
+        if (sub == NULL)
+            return; /* out of memory: they wait, and follow the next home */
+        queue_consumer_remove(c);
+        sub->cc = cc;
+        sub->follows = true;
+        cc->relay = sub;
+        relay_consume_tail(cc, tail);
+        if (relay_sub_send(sub, q, tail, sizeof(tail), &err) < 0) {
+            cc->relay = NULL; /* (sub freed) */
+            chan_cons_park(cc, q);
+            return;
+        }
+    }
 }
 
 int
@@ -397,9 +475,10 @@ relay_cancel(struct chan_cons *cc)
 {
     struct relay_sub *sub = cc->relay;
     struct net_relay *r = cc->ch->conn->server->relay;
-    uint8_t id[8];
-    bytes_put64(id, sub->id);
-    struct iovec part = {id, 8};
+    uint8_t b[9];
+    bytes_put64(b, sub->id);
+    b[8] = 0;
+    struct iovec part = {b, sizeof(b)};
     if (relay_record(r, sub->home, 'X', &part, 1) < 0)
         log_msg(LOG_ERROR,
                 "cluster: out of memory: consumer %s stays on %s until the links "
@@ -468,8 +547,21 @@ relay_on_consumed(struct net_relay *r, struct relay_sub *sub, uint16_t code, str
 {
     struct chan *ch = sub->ch;
     struct chan_cons *cc = sub->cc;
+    if (cc != NULL && sub->follows) {
+        /* A consumer following its queue's home: there now, or waiting for the next one. */
+        if (code == 0)
+            sub->established = true;
+        else if (!relay_park(r, sub)) {
+            cc->relay = NULL;
+            relay_sub_free(r, sub);
+            chan_relay_cancelled(cc);
+        }
+        return;
+    }
     if (ch == NULL || cc == NULL)
         return; /* the channel went: its cancel followed the consume there */
+    if (code == WIRE_NOT_FOUND && relay_park(r, sub))
+        return; /* a replicated queue whose home moved meanwhile: it follows it */
     relay_sub_resume(sub);
     if (ch->state != CHAN_OPEN || ch->conn->state != CONN_OPEN)
         return;
@@ -573,6 +665,8 @@ relay_sub_lost(struct net_relay *r, struct relay_sub *sub)
         relay_req_lost(sub, &err);
         return;
     }
+    if (relay_park(r, sub))
+        return;
     struct chan *ch = sub->ch;
     bool open = relay_sub_open(sub);
     if (ch != NULL)
@@ -635,7 +729,7 @@ relay_on_record(struct net_relay *r, struct relay_peer *p, uint8_t type, const u
         } else if ((type == 'u' || type == 'n') && sub->type == type - ('a' - 'A') &&
                    end - b >= 10) {
             relay_req_answered(sub, bytes_get16(b + 8), b + 10, (size_t)(end - b - 10));
-        } else if (type == 'Z' && sub->cc != NULL) {
+        } else if (type == 'Z' && sub->cc != NULL && !relay_park(r, sub)) {
             struct chan_cons *cc = sub->cc;
             cc->relay = NULL;
             relay_sub_free(r, sub);
@@ -675,7 +769,8 @@ relay_on_message(struct net_server *s, const char *from, const uint8_t *bytes, s
 }
 
 /* Every RELAY_CHECK_MS: homes and clients that are no longer running are lost; the consumers
- * ping their homes; requests unanswered for too long fail. */
+ * ping their homes; requests unanswered for too long fail; consumers parked follow their
+ * queues' homes. */
 static void
 relay_on_check(evutil_socket_t fd, short what, void *arg)
 {
@@ -688,8 +783,30 @@ relay_on_check(evutil_socket_t fd, short what, void *arg)
     hmap_iter_init(&it, &r->subs);
     while ((he = hmap_iter_next(&it)) != NULL) {
         struct relay_sub *sub = hmap_container_of(he, struct relay_sub, by_id);
-        if (!sub->established && now - sub->asked_ms >= RELAY_ANSWER_MS)
-            relay_sub_lost(r, sub); /* (an answer lost with a link, or a run of its home) */
+        if (sub->established || now - sub->asked_ms < RELAY_ANSWER_MS)
+            continue;
+        /* An answer lost with a link (one way down while the other was up), or a run of its
+         * home: a consumer it made there would hold deliveries for nobody, so it is
+         * cancelled there too (an id the home does not know is ignored). */
+        if (sub->type == 'C') {
+            uint8_t b[9];
+            bytes_put64(b, sub->id);
+            b[8] = RELAY_UNSEEN; /* what it delivered never came: back to the queue now */
+            struct iovec part = {b, sizeof(b)};
+            relay_record(r, sub->home, 'X', &part, 1); /* (ENOMEM: as lost as the answer) */
+        }
+        relay_sub_lost(r, sub);
+    }
+    /* Replicated queues served elsewhere with consumers parked here (their home was down when
+     * they lost it or came, or refused them for a moment): they follow it once it runs. */
+    for (struct vhost *vh = r->s->env.vhosts->head; vh != NULL; vh = vh->next) {
+        struct hmap_iter qi;
+        hmap_iter_init(&qi, &vh->queues);
+        while ((he = hmap_iter_next(&qi)) != NULL) {
+            struct queue *q = hmap_container_of(he, struct queue, by_name);
+            if (q->group_id != 0 && q->home != NULL && q->n_consumers > 0)
+                relay_follow(r->s, q);
+        }
     }
     for (struct relay_peer *p = r->peers; p != NULL; p = p->next) {
         bool running = cluster_node_running(r->s->env.cluster, p->node);

@@ -27,6 +27,8 @@ struct relay_sub {
     bool established;  /* consume-ok came: it belongs to the home's run that sent it */
     bool no_wait;      /* consume: no consume-ok wanted */
     bool no_ack;       /* get */
+    bool follows;      /* consume: its client has its consume-ok (a replicated queue's consumer
+                        * following the queue's home): parked rather than cancelled when lost */
     uint8_t type;      /* its record: 'C', 'G', or relay_req.c's 'U', 'N' */
     uint8_t qlen;      /* the queue's name, for errors */
     char queue[255];
@@ -49,8 +51,10 @@ void relay_on_message(struct net_server *s, const char *from, const uint8_t *byt
 
 /* basic.consume of q, another node's queue, by cc (made by the channel, not attached to any
  * queue): asked of its home; the connection's input waits until it answers, then
- * consume-ok (unless no_wait) or its error. 0, or -1 after raising (the caller frees cc). */
-int relay_consume(struct chan *ch, struct chan_cons *cc, const struct queue *q, bool no_wait);
+ * consume-ok (unless no_wait) or its error. A replicated queue whose home is down has its
+ * consumer at once, parked until the next home serves it. 0, or -1 after raising (the caller
+ * frees cc). */
+int relay_consume(struct chan *ch, struct chan_cons *cc, struct queue *q, bool no_wait);
 /* basic.cancel (or the channel going) of cc, a consumer of another node's queue. */
 void relay_cancel(struct chan_cons *cc);
 /* basic.get of q, another node's queue: asked of its home, answered by chan_relay_got. 0, or
@@ -62,6 +66,12 @@ int relay_get(struct chan *ch, const struct queue *q, bool no_ack);
 void relay_settle(struct net_server *s, struct qentry *e, enum chan_settle how, bool credit);
 /* cc (no_ack, another node's queue) wrote n more deliveries out: its home may send n more. */
 void relay_credit(struct chan_cons *cc, uint32_t n);
+/* q, a replicated queue, is no longer served here: its consumers of other nodes hear that it
+ * is gone from here ('Z': they wait for, then follow, its next home). */
+void relay_home_queue_lost(struct queue *q);
+/* q, a replicated queue, is served by another node now (q->home): this node's consumers of it
+ * consume there, their clients none the wiser. */
+void relay_follow(struct net_server *s, struct queue *q);
 /* The channel goes: the answers it waits for find nobody. */
 void relay_release(struct chan *ch);
 

@@ -146,6 +146,19 @@ static const struct cons_ops relay_cons_ops = {
     .queue_deleted = relay_cons_queue_deleted,
 };
 
+void
+relay_home_queue_lost(struct queue *q)
+{
+    struct cons *c, *next;
+    for (c = TAILQ_FIRST(&q->consumers); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->ops == &relay_cons_ops) {
+            queue_consumer_remove(c);
+            relay_cons_queue_deleted(c);
+        }
+    }
+}
+
 /* The queue named by a 'C' or 'G' body at *pp (after its id), this node's, in *vh: NULL with
  * *code and why set when it is missing or not here. */
 static struct queue *
@@ -270,17 +283,17 @@ relay_cons_unlink(struct relay_cons *rc)
 }
 
 /* 'X' from p: the consumer goes; what it was delivered comes back, as its channel settles
- * it (each 'K' finds the record still). */
+ * it (each 'K' finds the record still), or at once when none of it reached p. */
 void
 relay_on_cancel(struct relay_peer *p, const uint8_t *b, const uint8_t *end)
 {
-    struct relay_cons *rc = end - b >= 8 ? relay_cons_find(p, bytes_get64(b)) : NULL;
+    struct relay_cons *rc = end - b >= 9 ? relay_cons_find(p, bytes_get64(b)) : NULL;
     if (rc == NULL || rc->base.queue == NULL)
         return;
     struct queue *q = rc->base.queue;
     relay_cons_unlink(rc); /* (in a cluster a queue deletes itself through the log: later) */
-    if (rc->delivered.count == 0)
-        relay_cons_free(rc);
+    if (rc->delivered.count == 0 || (b[8] & RELAY_UNSEEN))
+        relay_cons_free(rc); /* (requeues what it holds) */
     queue_dispatch(q);
 }
 

@@ -23,6 +23,7 @@ struct iovec;
  * from its home at once. */
 #define RELAY_WINDOW 256
 #define RELAY_EXCLUSIVE 0x02
+#define RELAY_UNSEEN 0x01    /* 'X' flags */
 #define RELAY_CREDIT 0xff    /* 'K' how: credit only */
 #define RELAY_NO_CREDIT 0x80 /* 'K' how: or'ed in: settled, its credit comes later */
 #define RELAY_HDR 9

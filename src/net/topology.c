@@ -589,6 +589,19 @@ topo_on_node_down_done(void *arg, enum cluster_outcome outcome, int result)
     free(node);
 }
 
+int
+topo_node_down_submit(struct net_server *s, const char *node)
+{
+    struct topo_buf cmd;
+    topo_cmd_begin(&cmd, 'N', NULL, "", 0, node);
+    char *name = strdup(node);
+    if (name != NULL && topo_cmd_submit(s, &cmd, topo_on_node_down_done, name) == 0)
+        return 0;
+    free(cmd.p);
+    free(name);
+    return -1;
+}
+
 /* A queue deletes itself (vhost_queue_delete_self): on every node, through the log. */
 static void
 topo_delete_self(void *arg, struct queue *q)
@@ -845,16 +858,9 @@ topo_on_watch(evutil_socket_t fd, short what, void *arg)
             j++;
         if (v[i].running && j < t->n_down) {
             memmove(t->down[j], t->down[--t->n_down], sizeof(t->down[j]));
-        } else if (!v[i].running && j == t->n_down && leads && t->n_down < CLUSTER_MAX_NODES) {
-            struct topo_buf cmd;
-            topo_cmd_begin(&cmd, 'N', NULL, "", 0, v[i].name);
-            char *node = strdup(v[i].name);
-            if (node != NULL && topo_cmd_submit(t->s, &cmd, topo_on_node_down_done, node) == 0)
-                memcpy(t->down[t->n_down++], v[i].name, sizeof(t->down[0]));
-            else {
-                free(cmd.p);
-                free(node); /* (tried again at the next look) */
-            }
+        } else if (!v[i].running && j == t->n_down && leads && t->n_down < CLUSTER_MAX_NODES &&
+                   topo_node_down_submit(t->s, v[i].name) == 0) {
+            memcpy(t->down[t->n_down++], v[i].name, sizeof(t->down[0])); /* (else: next look) */
         }
     }
 }

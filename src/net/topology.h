@@ -77,6 +77,10 @@ int topo_cmd_submit(struct net_server *s, struct topo_buf *b, cluster_done_fn do
  * CLUSTER_COMMITTED). */
 const char *topo_outcome_text(enum cluster_outcome outcome);
 
+/* Submits 'N' for node, seen down: its exclusive and transient queues go everywhere. 0, or -1
+ * on failure (ENOMEM, ESHUTDOWN). */
+int topo_node_down_submit(struct net_server *s, const char *node);
+
 /* The HTTP API's queue.delete of name in vhost for user (NULL: none), if-unused and if-empty
  * checked before (net_topo_queue_delete's contract). 0, or -1 with err. */
 int topo_http_queue_delete(struct net_server *s, const char *vhost, const char *user,

@@ -167,7 +167,7 @@ store_op_slice(const uint8_t *p, const char **s, size_t *n)
     return p + sizeof(*n) + *n;
 }
 
-/* Appends b's operations to wb. Writer thread. */
+/* Appends b's operations to wb. Writer thread (or store_write_now's). */
 static void
 store_writer_replay(rocksdb_writebatch_t *wb, const struct store_batch *b)
 {
@@ -196,6 +196,29 @@ store_writer_replay(rocksdb_writebatch_t *wb, const struct store_batch *b)
         }
     }
     WR_ASSERT(p == end);
+}
+
+int
+store_write_now(struct store *st, struct store_batch *b, char *err, size_t errlen)
+{
+    int rc = 0;
+    rocksdb_writebatch_t *wb = b->failed ? NULL : rocksdb_writebatch_create();
+    if (wb == NULL) {
+        snprintf(err, errlen, "store %s: out of memory writing", st->path);
+        rc = -1;
+    } else {
+        char *rerr = NULL;
+        store_writer_replay(wb, b);
+        rocksdb_write(st->db, st->wo, wb, &rerr);
+        rocksdb_writebatch_destroy(wb);
+        if (rerr != NULL) {
+            snprintf(err, errlen, "store %s: write failed: %s", st->path, rerr);
+            rocksdb_free(rerr);
+            rc = -1;
+        }
+    }
+    store_batch_free(b);
+    return rc;
 }
 
 /* Makes done_fd readable. An eventfd counter only fails to grow at 2^64 - 2, and EINTR is
