@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "warren/cluster.h"
 #include "warren/wire.h"
 
 struct event_base;
@@ -262,5 +263,11 @@ int net_topo_bind(struct net_server *s, struct vhost *vh, const struct auth_user
  * home is down, or out of memory. */
 int net_queue_purge_remote(struct net_server *s, struct vhost *vh, const struct queue *q,
                            net_topo_done_fn done, void *arg, struct net_decl_err *err);
+
+/* A replicated queue's members (quorum.c) as this node sees them, for the management API
+ * (RabbitMQ's "members" and "online"): their names into names, up to cap. Returns how many; 0 on a
+ * node that is not one of them. */
+unsigned net_quorum_members(const struct queue *q, char (*names)[CLUSTER_NODE_NAME_MAX],
+                            bool *online, unsigned cap);
 
 #endif

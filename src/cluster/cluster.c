@@ -613,7 +613,8 @@ cluster_open(struct event_base *base, const struct conf *conf, struct cluster **
                                       .n_initial = n_members,
                                       .initial = members,
                                       .ops = &cluster_meta_ops,
-                                      .arg = c};
+                                      .arg = c,
+                                      .kick_commits = true};
     if ((c->thread = cluster_thread_new(base, err, errlen)) == NULL ||
         (c->meta = cluster_group_new(base, c->thread, &o, err, errlen)) == NULL ||
         cluster_thread_start(c->thread, err, errlen) < 0)

@@ -62,8 +62,9 @@ enum { GROUP_CHANGE_REMOVE = 1, GROUP_CHANGE_ADD = 2 /* then the member's addres
 #define GROUP_CHANGE_MSG 25
 #define GROUP_CHANGED_MSG 17
 
-/* raft_uv's open segments (it keeps up to three preallocated): the metadata's entries are
- * small, and 3 x raft's default 8 MiB per group would be disk for nothing. */
+/* raft_uv's open segments (it keeps up to three preallocated) unless the options say: the
+ * metadata's entries are small, and 3 x raft's default 8 MiB per group would be disk for
+ * nothing. */
 #define GROUP_SEGMENT_SIZE (2u << 20)
 
 struct group_waiter {
@@ -103,7 +104,9 @@ struct group_applied {
     struct cluster_group *g;
     uint64_t index; /* the entry's in the log */
     size_t len;
-    int *results; /* with ops->apply_raft: its commands' results, in data after the entry */
+    /* with ops->apply_raft: its commands' results, after the entry's header (the data) */
+    int *results;
+    size_t n_results;
     uint8_t data[];
 };
 
@@ -139,6 +142,8 @@ struct cluster_group {
     void *arg, *raft_arg;
     unsigned election_timeout_ms;
     unsigned snapshot_threshold, snapshot_trailing;
+    size_t segment_size;
+    bool kick_commits; /* the options' */
     uint64_t id;
     char dir[4096];
     raft_id self_id;
@@ -712,39 +717,66 @@ group_entry_next(const uint8_t *data, size_t len, size_t *off, const uint8_t **c
     return 1;
 }
 
+/* A state machine the Raft thread runs (ops->apply_raft) applies the entry here; the loop hears
+ * only of this member's own entries, whose submitters wait for their commands' results: the
+ * entry's header and the results. NULL when the entry is another member's. */
+static struct group_applied *
+group_apply_raft(struct cluster_group *g, uint64_t index, const struct raft_buffer *buf)
+{
+    const uint8_t *cmd;
+    size_t n, off = GROUP_HEADER, n_cmds = 0;
+    if (buf->len < GROUP_HEADER)
+        return NULL;
+    while (group_entry_next(buf->base, buf->len, &off, &cmd, &n) > 0)
+        n_cmds++;
+    struct group_applied *a = NULL;
+    if (group_get64(buf->base) == g->self_id) {
+        /* (the results after the header, which is a multiple of their alignment) */
+        if ((a = malloc(sizeof(*a) + GROUP_HEADER + n_cmds * sizeof(int))) == NULL) {
+            log_msg(LOG_CRITICAL, "cluster: out of memory for a committed entry's results");
+            abort();
+        }
+        a->len = GROUP_HEADER;
+        memcpy(a->data, buf->base, GROUP_HEADER);
+        a->results = (int *)(a->data + GROUP_HEADER);
+        a->n_results = n_cmds;
+    }
+    off = GROUP_HEADER;
+    for (size_t i = 0; group_entry_next(buf->base, buf->len, &off, &cmd, &n) > 0; i++) {
+        int result = g->ops->apply_raft(g->raft_arg, index, cmd, n);
+        if (a != NULL)
+            a->results[i] = result;
+    }
+    g->ops->applied_raft(g->raft_arg, index);
+    return a;
+}
+
 static int
 group_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct cluster_group *g = fsm->data;
-    const uint8_t *cmd;
-    size_t n, off = GROUP_HEADER, n_cmds = 0;
     uint64_t index = g->raft.last_applied + 1; /* raft counts it applied once this returns */
-    if (g->ops->apply_raft != NULL && buf->len >= GROUP_HEADER)
-        while (group_entry_next(buf->base, buf->len, &off, &cmd, &n) > 0)
-            n_cmds++;
-    struct group_applied *a = malloc(sizeof(*a) + buf->len + n_cmds * sizeof(int) + sizeof(int));
-    if (a == NULL) {
-        log_msg(LOG_CRITICAL, "cluster: out of memory for a committed entry of %zu bytes",
-                buf->len);
-        abort();
+    struct group_applied *a;
+    if (g->ops->apply_raft != NULL) {
+        a = group_apply_raft(g, index, buf);
+    } else {
+        if ((a = malloc(sizeof(*a) + buf->len)) == NULL) {
+            log_msg(LOG_CRITICAL, "cluster: out of memory for a committed entry of %zu bytes",
+                    buf->len);
+            abort();
+        }
+        a->len = buf->len;
+        memcpy(a->data, buf->base, buf->len);
+        a->results = NULL;
     }
-    a->g = g;
-    a->index = index;
-    a->len = buf->len;
-    memcpy(a->data, buf->base, buf->len);
-    a->results = NULL;
-    if (n_cmds > 0) {
-        /* (aligned: after the entry, rounded up) */
-        a->results = (int *)(a->data + (buf->len + sizeof(int) - 1) / sizeof(int) * sizeof(int));
-        off = GROUP_HEADER;
-        for (size_t i = 0; group_entry_next(a->data, a->len, &off, &cmd, &n) > 0; i++)
-            a->results[i] = g->ops->apply_raft(g->raft_arg, index, cmd, n);
-        g->ops->applied_raft(g->raft_arg, index);
+    if (a != NULL) {
+        a->g = g;
+        a->index = index;
+        a->call.fn = group_applied_on_broker;
+        cluster_thread_post(g->thread, &a->call);
     }
-    a->call.fn = group_applied_on_broker;
-    cluster_thread_post(g->thread, &a->call);
     *result = NULL;
-    if (g->kick_ready && raft_state(&g->raft) == RAFT_LEADER) {
+    if (g->kick_ready && g->kick_commits && raft_state(&g->raft) == RAFT_LEADER) {
         g->kick_wanted = true;
         if (!g->kick_in_flight)
             uv_timer_start(&g->kick, group_on_kick, 0, 0); /* not from within raft's apply */
@@ -1025,11 +1057,13 @@ group_applied_on_broker(struct cluster_call *call)
     size_t off = GROUP_HEADER, n;
     const uint8_t *cmd;
     int rc = a->len >= GROUP_HEADER ? 1 : 0;
-    for (unsigned i = 0; rc > 0 && (rc = group_entry_next(a->data, a->len, &off, &cmd, &n)) > 0;
+    for (unsigned i = 0; a->results != NULL && i < a->n_results; i++)
+        if (b != NULL && i < b->n_waiters && b->waiters[i].done != NULL)
+            b->waiters[i].done(b->waiters[i].arg, CLUSTER_COMMITTED, a->results[i]);
+    for (unsigned i = 0; a->results == NULL && rc > 0 &&
+                         (rc = group_entry_next(a->data, a->len, &off, &cmd, &n)) > 0;
          i++) {
         int result = g->ops->apply(g->arg, a->index, cmd, n);
-        if (a->results != NULL)
-            result = a->results[i];
         if (b != NULL && i < b->n_waiters && b->waiters[i].done != NULL)
             b->waiters[i].done(b->waiters[i].arg, CLUSTER_COMMITTED, result);
     }
@@ -1282,6 +1316,8 @@ cluster_group_new(struct event_base *base, struct cluster_thread *t,
     g->raft_arg = o->raft_arg;
     g->snapshot_threshold = o->snapshot_threshold;
     g->snapshot_trailing = o->snapshot_trailing;
+    g->segment_size = o->segment_size;
+    g->kick_commits = o->kick_commits;
     g->election_timeout_ms = o->election_timeout_ms != 0 ? o->election_timeout_ms : 1000;
     g->id = o->id;
     g->self_id = o->self_id;
@@ -1371,7 +1407,7 @@ cluster_group_start(struct cluster_group *g, struct cluster_transport *tr,
                  g->dir, g->io.errmsg[0] != '\0' ? g->io.errmsg : raft_strerror(rc));
         goto fail;
     }
-    raft_uv_set_segment_size(&g->io, GROUP_SEGMENT_SIZE);
+    raft_uv_set_segment_size(&g->io, g->segment_size != 0 ? g->segment_size : GROUP_SEGMENT_SIZE);
     g->fsm = (struct raft_fsm){.version = 1,
                                .data = g,
                                .apply = group_fsm_apply,

@@ -52,7 +52,8 @@ struct cluster_group_status {
 };
 
 struct cluster_group_ops {
-    /* A committed command, on every member, in log order (broker's loop). What it returns
+    /* A committed command, on every member, in log order (broker's loop), unless apply_raft
+     * applies it (below). What it returns
      * goes to the command's done callback on the member that submitted it: the same apply
      * on every member must decide the same (a declare refused for a conflict everywhere).
      * index: the entry's in the log (the commands of one entry share it). */
@@ -60,11 +61,11 @@ struct cluster_group_ops {
     /* The status changed: role, term, leader, members or their reachability (broker's loop). */
     void (*changed)(void *arg, const struct cluster_group_status *st);
     /* Optional, for a state machine the Raft thread keeps itself (raft_arg): each committed
-     * command, in log order, on the Raft thread, before apply sees the entry; what it returns
-     * is the command's result then, for its done callback (apply is still called, its result
-     * ignored). With it, snapshots: snapshot makes one of the state as of the last command
-     * applied (raft's contract: bufs raft_malloc'ed, raft's from then on; RAFT_BUSY: not now),
-     * restore replaces the state with one (taking buf's memory). */
+     * command, in log order, on the Raft thread; what it returns is the command's result, for
+     * its done callback (apply is not called then: the loop hears only of this member's own
+     * entries, to answer their submitters). With it, snapshots: snapshot makes one of the state as
+     * of the last command applied (raft's contract: bufs raft_malloc'ed, raft's from then on;
+     * RAFT_BUSY: not now), restore replaces the state with one (taking buf's memory). */
     int (*apply_raft)(void *raft_arg, uint64_t index, const uint8_t *cmd, size_t len);
     void (*applied_raft)(void *raft_arg, uint64_t index); /* after an entry's commands */
     int (*snapshot)(void *raft_arg, struct raft_buffer *bufs[], unsigned *n_bufs);
@@ -87,6 +88,13 @@ struct cluster_group_options {
     /* With ops->snapshot: a snapshot every snapshot_threshold entries applied, keeping
      * snapshot_trailing entries before it in the log for followers a little behind. */
     unsigned snapshot_threshold, snapshot_trailing;
+    /* The log's segment files' size (0: 2 MiB): a new one is made (and preallocated) when the
+     * last is full, which the appends of that moment wait for. */
+    size_t segment_size;
+    /* The leader appends a barrier after applying entries, so that the followers learn of their
+     * commit at once rather than at the next heartbeat (one more append and sync per round):
+     * for a group whose followers act on what they apply (the metadata's visibility). */
+    bool kick_commits;
 };
 
 struct cluster_group;

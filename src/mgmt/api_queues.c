@@ -65,6 +65,31 @@ api_queue_gauges(json_t *o, const struct queue *q)
     return rc;
 }
 
+/* A replicated queue's "leader", and as far as this node is one of them its "members" and
+ * those "online", as RabbitMQ's quorum queues have them. 0, or -1 on ENOMEM. */
+static int
+api_queue_members(json_t *o, const struct queue *q, const char *leader)
+{
+    if (q->group_id == 0)
+        return 0;
+    char names[CLUSTER_MAX_NODES][CLUSTER_NODE_NAME_MAX];
+    bool online[CLUSTER_MAX_NODES];
+    unsigned n = net_quorum_members(q, names, online, CLUSTER_MAX_NODES);
+    json_t *members = json_array(), *up = json_array();
+    int rc = members != NULL && up != NULL ? 0 : -1;
+    for (unsigned i = 0; i < n && rc == 0; i++)
+        if (json_array_append_new(members, json_string(names[i])) < 0 ||
+            (online[i] && json_array_append_new(up, json_string(names[i])) < 0))
+            rc = -1;
+    if (rc == 0 && (json_object_set_new(o, "leader", json_string(leader)) < 0 ||
+                    (n > 0 && (json_object_set(o, "members", members) < 0 ||
+                               json_object_set(o, "online", up) < 0))))
+        rc = -1;
+    json_decref(members);
+    json_decref(up);
+    return rc;
+}
+
 /* One queue's entry (obj: a struct queue). A new object; NULL on ENOMEM. */
 static json_t *
 api_queue_entry(struct mgmt_req *r, const void *obj)
@@ -89,7 +114,7 @@ api_queue_entry(struct mgmt_req *r, const void *obj)
         return NULL;
     }
     if ((ms != NULL && json_object_set_new(o, "message_stats", ms) < 0) ||
-        api_queue_gauges(o, q) < 0) {
+        api_queue_gauges(o, q) < 0 || api_queue_members(o, q, node) < 0) {
         json_decref(o);
         return NULL;
     }

@@ -26,6 +26,11 @@
  * A tx.commit's publishes all answer to one chan_fwd (seq 0): tx.commit-ok waits for every node,
  * and a refusal fails the commit (chan_tx_forwarded).
  *
+ * A replicated queue's publishes (quorum.c) are answered once their enqueues are committed in
+ * its group too (the batch's answer holds for them, and answers still go in order); one sent
+ * to a node that no longer serves the queue (its leader moved) is refused, so that its
+ * publisher sends it again rather than hear it confirmed and dropped.
+ *
  * Not yet: dead letters to another node's queue (dropped: src/broker/deadletter.c routes
  * without forwarding). */
 #include "config.h"

@@ -281,15 +281,13 @@ quorum_go_live(struct quorum_replica *r)
     struct queue *q = r->q;
     struct store *st = quorum_store(r->nq);
     struct durable_image_state ist;
-    char why[512];
-    int64_t n = -1;
-    if (st == NULL)
-        snprintf(why, sizeof(why), "the node is stopping");
-    else if (durable_image_state_get(st, r->gid, &ist, why, sizeof(why)) > 0 &&
-             ist.epoch_term == r->term)
-        n = durable_image_load(st, r->gid, q, &ist, why, sizeof(why));
-    else if (ist.epoch_term != r->term)
+    char why[512] = "the node is stopping";
+    int rc = st != NULL ? durable_image_state_get(st, r->gid, &ist, why, sizeof(why)) : -1;
+    if (rc > 0 && ist.epoch_term != r->term)
         return; /* a later leader's epoch already: it serves the queue */
+    if (rc == 0)
+        snprintf(why, sizeof(why), "its image is missing");
+    int64_t n = rc > 0 ? durable_image_load(st, r->gid, q, &ist, why, sizeof(why)) : -1;
     if (n < 0) {
         log_msg(LOG_ERROR, "cluster: queue '%s' in vhost '%s' cannot be served here: %s", q->name,
                 q->vhost->name, why);
@@ -520,6 +518,14 @@ net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire_str 
         quorum_demote(r);
     /* This node's consumers of it, parked here, consume where it is served now. */
     relay_follow(s, q);
+}
+
+unsigned
+net_quorum_members(const struct queue *q, char (*names)[CLUSTER_NODE_NAME_MAX], bool *online,
+                   unsigned cap)
+{
+    const struct quorum_replica *r = (const struct quorum_replica *)q->replica;
+    return r != NULL ? cluster_replica_view(r->group, names, online, cap) : 0;
 }
 
 void

@@ -43,7 +43,14 @@
  * that sees a home not running, or restarted, cancels its consumers there (basic.cancel for
  * clients that announced consumer_cancel_notify, as for a deleted queue) and fails its gets
  * and consumes under way. Deliveries its clients then settle are lost messages only if the
- * home's requeue was: the home decides. */
+ * home's requeue was: the home decides. A consume unanswered for RELAY_ANSWER_MS (its answer
+ * lost with a link up one way only) is cancelled there too, what it was given going back.
+ *
+ * Replicated queues (quorum.c) move from home to home: their consumers follow instead of
+ * being cancelled. One whose home is lost (or says the queue is no longer served there: 'Z',
+ * or refuses it with 404) waits, parked, in this node's copy of the queue (chan_cons_park);
+ * once the metadata log names the next home it consumes there (relay_follow), or right there
+ * when that is this node; relay_on_check retries those whose home was not running. */
 #include "config.h"
 
 #include "relay.h"

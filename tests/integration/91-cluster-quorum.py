@@ -79,6 +79,9 @@ def check_failover(c, procs):
     conn.close()
     h = home(c, "qq", 1)
     assert h is not None and all(home(c, "qq", i) == h for i in every)
+    _, _, q = wt.http(c.api(1), "GET", "/api/queues/%2F/qq")
+    assert q["type"] == "quorum" and q["leader"] == ch.names()[h - 1], q
+    assert sorted(q["members"]) == sorted(q["online"]) == ch.names(), q
     for i in every:
         conn = qc.connect(c, i)
         publish(conn, "qq", [b"n%d-%d" % (i, k) for k in range(50)])
@@ -106,6 +109,8 @@ def check_failover(c, procs):
     h2 = new_home(c, "qq", h, [r, third], served)
     wt.log("  node %d killed: node %d serves the queue after %.1f s" % (h, h2,
                                                                          time.monotonic() - killed))
+    _, _, q = wt.http(c.api(r), "GET", "/api/queues/%2F/qq")
+    assert q["leader"] == ch.names()[h2 - 1] and ch.names()[h - 1] not in q["online"], q
     # The consumer follows the queue to its new leader, without basic.cancel: what it held
     # comes again, redelivered, and nothing it acked does.
     ch.wait_for("the unacked messages delivered again",
