@@ -37,6 +37,8 @@
 #define GROUP_BATCH_MAX (1u << 20)
 /* How often the Raft thread looks at raft's state for changes to publish (ms). */
 #define GROUP_WATCH_MS 50
+/* A follower that sees its leader's node gone starts an election within this long (ms). */
+#define GROUP_HASTENED_ELECTION_MS 150
 /* How long a closing member waits for the batches it took for followers (ms). */
 #define GROUP_CLOSE_WAIT_MS 2000
 /* A batch refused because no member led (an election, a leader just lost) is submitted again
@@ -143,7 +145,8 @@ struct cluster_group {
     unsigned election_timeout_ms;
     unsigned snapshot_threshold, snapshot_trailing;
     size_t segment_size;
-    bool kick_commits; /* the options' */
+    bool kick_commits;      /* the options' */
+    uint64_t hastened_term; /* the term whose leader's loss hastened the election here */
     uint64_t id;
     char dir[4096];
     raft_id self_id;
@@ -848,12 +851,41 @@ group_link_members(struct cluster_group *g, const struct cluster_group_status *s
     }
 }
 
+/* A follower whose leader's node link is down (a process killed: its connections close at
+ * once) forgets that leader and starts its election within GROUP_HASTENED_ELECTION_MS, rather
+ * than after the whole election timeout of heartbeats' silence. Raft 0.15 has no call for it,
+ * but both are public fields of struct raft: the follower timer's deadline (counted from the
+ * leader's last word), and the leader a follower knows, which it clears as raft's
+ * convertClearFollower does (a follower that knows a leader votes for nobody, raft's guard
+ * against disruptive servers: the other followers must forget it too, to vote for whichever
+ * of them asks first). The random part keeps them from splitting the vote. */
+static void
+group_hasten_election(struct cluster_group *g)
+{
+    struct raft *r = &g->raft;
+    raft_id leader;
+    const char *address;
+    raft_leader(r, &leader, &address);
+    if (raft_state(r) != RAFT_FOLLOWER || leader == 0 || leader == g->self_id ||
+        cluster_transport_peer_alive(g->tr, leader) || g->hastened_term == r->current_term)
+        return;
+    g->hastened_term = r->current_term;
+    r->follower_state.current_leader.id = 0;
+    raft_free(r->follower_state.current_leader.address);
+    r->follower_state.current_leader.address = NULL;
+    raft_time since = uv_now(cluster_thread_loop(g->thread)) - r->election_timer_start;
+    unsigned soon = (unsigned)since + (unsigned)r->io->random(r->io, 0, GROUP_HASTENED_ELECTION_MS);
+    if (soon < r->follower_state.randomized_election_timeout)
+        r->follower_state.randomized_election_timeout = soon;
+}
+
 static void
 group_on_watch(uv_timer_t *timer)
 {
     struct cluster_group *g = timer->data;
     struct cluster_group_status st;
     group_changes_expire(g, false);
+    group_hasten_election(g);
     group_status_read(g, &st);
     if (memcmp(&st, &g->seen, sizeof(st)) == 0)
         return;

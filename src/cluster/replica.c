@@ -23,10 +23,12 @@
 
 /* How long a closing group waits for its commands in flight (ms). */
 #define REPLICA_CLOSE_DRAIN_MS 1000
-/* A snapshot every so many entries (an entry is a loop turn's commands), keeping so many
- * entries before it for the members a little behind (more: a snapshot to install). */
-#define REPLICA_SNAPSHOT_THRESHOLD 4096
-#define REPLICA_SNAPSHOT_TRAILING 4096
+/* A snapshot every so many entries (an entry is a loop turn's commands: up to a few hundred
+ * messages under load, and the log keeps its entries in memory until a snapshot), keeping so
+ * many entries before it for the members a little behind (more: a snapshot to install). A
+ * short queue's snapshot takes a few ms. */
+#define REPLICA_SNAPSHOT_THRESHOLD 1024
+#define REPLICA_SNAPSHOT_TRAILING 1024
 /* Bodies go through a queue's log: segments of 16 MiB are made every second or so at 10k
  * msgs/s of 1 KiB (2 MiB ones, every 0.1 s, made one append in a few tens of ms late). */
 #define REPLICA_SEGMENT_SIZE (16u << 20)
