@@ -187,10 +187,15 @@ unsigned cluster_replica_members(const struct cluster *c, const char *first, uns
 struct cluster_replica *cluster_replica_open(struct cluster *c, uint64_t id, const char *first,
                                              unsigned size, const struct cluster_replica_ops *ops,
                                              void *arg, void *raft_arg);
-/* The group's members as this member sees them now (their names into names, up to cap;
- * online[i]: this node, or one whose link is up), for the management API. Returns how many. */
-unsigned cluster_replica_view(const struct cluster_replica *r, char (*names)[CLUSTER_NODE_NAME_MAX],
-                              bool *online, unsigned cap);
+/* A group as this member sees it now, for the management API. */
+struct cluster_replica_view {
+    unsigned n_members;
+    char names[CLUSTER_MAX_NODES][CLUSTER_NODE_NAME_MAX];
+    bool online[CLUSTER_MAX_NODES];            /* this node, or one whose link is up */
+    uint64_t term, commit_index, last_applied; /* this member's Raft, as it last looked */
+};
+/* False when the group is not open (or no longer). */
+bool cluster_replica_view(const struct cluster_replica *r, struct cluster_replica_view *v);
 /* Submits a command to the group, as cluster_meta_submit does to the metadata group. */
 int cluster_replica_submit(struct cluster_replica *r, const void *cmd, size_t len,
                            cluster_done_fn done, void *arg);

@@ -264,10 +264,8 @@ int net_topo_bind(struct net_server *s, struct vhost *vh, const struct auth_user
 int net_queue_purge_remote(struct net_server *s, struct vhost *vh, const struct queue *q,
                            net_topo_done_fn done, void *arg, struct net_decl_err *err);
 
-/* A replicated queue's members (quorum.c) as this node sees them, for the management API
- * (RabbitMQ's "members" and "online"): their names into names, up to cap. Returns how many; 0 on a
- * node that is not one of them. */
-unsigned net_quorum_members(const struct queue *q, char (*names)[CLUSTER_NODE_NAME_MAX],
-                            bool *online, unsigned cap);
+/* A replicated queue's group (quorum.c) as this node sees it, for the management API: false
+ * on a node that is not one of its members. */
+bool net_quorum_view(const struct queue *q, struct cluster_replica_view *v);
 
 #endif

@@ -304,20 +304,23 @@ cluster_replica_open(struct cluster *c, uint64_t id, const char *first, unsigned
     return r;
 }
 
-unsigned
-cluster_replica_view(const struct cluster_replica *r, char (*names)[CLUSTER_NODE_NAME_MAX],
-                     bool *online, unsigned cap)
+bool
+cluster_replica_view(const struct cluster_replica *r, struct cluster_replica_view *v)
 {
     if (r->g == NULL)
-        return 0;
+        return false;
     const struct cluster_group_status *st = cluster_group_status(r->g);
-    unsigned n = 0;
-    for (unsigned i = 0; i < st->n_members && n < cap; i++, n++) {
+    v->n_members = 0;
+    for (unsigned i = 0; i < st->n_members && i < CLUSTER_MAX_NODES; i++) {
         const char *a = st->members[i].address;
-        snprintf(names[n], CLUSTER_NODE_NAME_MAX, "%.*s", (int)cluster_address_name_len(a), a);
-        online[n] = st->members[i].reachable;
+        snprintf(v->names[i], CLUSTER_NODE_NAME_MAX, "%.*s", (int)cluster_address_name_len(a), a);
+        v->online[i] = st->members[i].reachable;
+        v->n_members++;
     }
-    return n;
+    v->term = st->term;
+    v->commit_index = st->commit_index;
+    v->last_applied = st->last_applied;
+    return true;
 }
 
 int

@@ -66,27 +66,39 @@ api_queue_gauges(json_t *o, const struct queue *q)
 }
 
 /* A replicated queue's "leader", and as far as this node is one of them its "members" and
- * those "online", as RabbitMQ's quorum queues have them. 0, or -1 on ENOMEM. */
+ * those "online", as RabbitMQ's quorum queues have them, and (Warren's) "raft": this member's
+ * term, commit index and last applied index (rabbitmq-queues quorum_status's). 0, or -1 on
+ * ENOMEM. */
 static int
 api_queue_members(json_t *o, const struct queue *q, const char *leader)
 {
     if (q->group_id == 0)
         return 0;
-    char names[CLUSTER_MAX_NODES][CLUSTER_NODE_NAME_MAX];
-    bool online[CLUSTER_MAX_NODES];
-    unsigned n = net_quorum_members(q, names, online, CLUSTER_MAX_NODES);
+    if (json_object_set_new(o, "leader", json_string(leader)) < 0)
+        return -1;
+    struct cluster_replica_view *v = malloc(sizeof(*v));
+    if (v == NULL)
+        return -1;
+    if (!net_quorum_view(q, v)) {
+        free(v);
+        return 0;
+    }
     json_t *members = json_array(), *up = json_array();
     int rc = members != NULL && up != NULL ? 0 : -1;
-    for (unsigned i = 0; i < n && rc == 0; i++)
-        if (json_array_append_new(members, json_string(names[i])) < 0 ||
-            (online[i] && json_array_append_new(up, json_string(names[i])) < 0))
+    for (unsigned i = 0; i < v->n_members && rc == 0; i++)
+        if (json_array_append_new(members, json_string(v->names[i])) < 0 ||
+            (v->online[i] && json_array_append_new(up, json_string(v->names[i])) < 0))
             rc = -1;
-    if (rc == 0 && (json_object_set_new(o, "leader", json_string(leader)) < 0 ||
-                    (n > 0 && (json_object_set(o, "members", members) < 0 ||
-                               json_object_set(o, "online", up) < 0))))
+    if (rc == 0 &&
+        (json_object_set(o, "members", members) < 0 || json_object_set(o, "online", up) < 0 ||
+         json_object_set_new(o, "raft",
+                             json_pack("{s:I, s:I, s:I}", "term", (json_int_t)v->term,
+                                       "commit_index", (json_int_t)v->commit_index, "last_applied",
+                                       (json_int_t)v->last_applied)) < 0))
         rc = -1;
     json_decref(members);
     json_decref(up);
+    free(v);
     return rc;
 }
 

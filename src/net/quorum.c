@@ -520,12 +520,11 @@ net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire_str 
     relay_follow(s, q);
 }
 
-unsigned
-net_quorum_members(const struct queue *q, char (*names)[CLUSTER_NODE_NAME_MAX], bool *online,
-                   unsigned cap)
+bool
+net_quorum_view(const struct queue *q, struct cluster_replica_view *v)
 {
     const struct quorum_replica *r = (const struct quorum_replica *)q->replica;
-    return r != NULL ? cluster_replica_view(r->group, names, online, cap) : 0;
+    return r != NULL && cluster_replica_view(r->group, v);
 }
 
 void

@@ -111,6 +111,7 @@ def check_failover(c, procs):
                                                                          time.monotonic() - killed))
     _, _, q = wt.http(c.api(r), "GET", "/api/queues/%2F/qq")
     assert q["leader"] == ch.names()[h2 - 1] and ch.names()[h - 1] not in q["online"], q
+    assert 0 < q["raft"]["last_applied"] <= q["raft"]["commit_index"], q
     # The consumer follows the queue to its new leader, without basic.cancel: what it held
     # comes again, redelivered, and nothing it acked does.
     ch.wait_for("the unacked messages delivered again",
