@@ -13,7 +13,6 @@ in the order they were published."""
 import os
 import random
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster_harness as ch  # noqa: E402
@@ -34,44 +33,15 @@ def ready(c):
 @wt.needs_process
 def test_queue_faults():
     c = ch.Cluster()
-    every = range(1, ch.NODES + 1)
     procs = {}
-    pubs, cons = [], []
     try:
         c.start()
         conn = qc.connect(c, HOME)
         conn.channel().queue_declare(QUEUE, durable=True)
         conn.close()
-        pubs = [qc.Publisher(c, i, QUEUE) for i in every]
-        cons = [qc.Consumer(c, i, QUEUE) for i in every]
-        for t in pubs + cons:
-            t.start()
-        for cycle in range(CYCLES):
-            time.sleep(random.uniform(0.5, 2.0))
-            victim = random.choice(list(every))
-            os.kill(c.pid(victim), 9)
-            if victim in procs:
-                procs.pop(victim).wait(10)
-            time.sleep(random.uniform(0.3, 1.5))
-            procs[victim] = c.start_node(victim)
-            ch.wait_for("every node running again", lambda: qc.all_running(c), 30)
-            wt.log("  cycle %d: node %d killed and started again" % (cycle + 1, victim))
-        time.sleep(1)
-        for p in pubs:
-            p.stop.set()
-        for p in pubs:
-            p.join(30)
-            assert not p.is_alive(), "publisher on node %d stuck" % p.node
-        ch.wait_for("the queue drained", lambda: ready(c) == 0 and
-                    time.monotonic() - max(x.last for x in cons) > 2, 60)
-        for x in cons:
-            x.stop.set()
-        for x in cons:
-            x.join(30)
-        qc.check(pubs, cons)
+        qc.fault_run(c, procs, QUEUE, CYCLES, lambda: random.randint(1, ch.NODES),
+                     lambda: ready(c))
     except BaseException:
-        for t in pubs + cons:
-            t.stop.set()
         c.abort()
         raise
     c.stop(procs)

@@ -175,46 +175,18 @@ def check_restart(c, procs):
 
 
 def check_leader_faults(c, procs):
-    every = list(range(1, ch.NODES + 1))
     conn = qc.connect(c, 1)
     conn.channel().queue_declare("qf", durable=True, arguments=QUORUM)
     conn.close()
-    pubs = [qc.Publisher(c, i, "qf") for i in every]
-    cons = [qc.Consumer(c, i, "qf") for i in every]
-    try:
-        for t in pubs + cons:
-            t.start()
-        for cycle in range(CYCLES):
-            time.sleep(random.uniform(0.5, 2.0))
-            victim = home(c, "qf", random.choice(every))
-            assert victim is not None
-            os.kill(c.pid(victim), 9)
-            if victim in procs:
-                procs.pop(victim).wait(10)
-            time.sleep(random.uniform(0.3, 1.5))
-            procs[victim] = c.start_node(victim)
-            ch.wait_for("every node running again", lambda: qc.all_running(c), 30)
-            wt.log("  cycle %d: node %d, the queue's leader, killed and started again"
-                   % (cycle + 1, victim))
-        time.sleep(1)
-        for p in pubs:
-            p.stop.set()
-        for p in pubs:
-            p.join(30)
-            assert not p.is_alive(), "publisher on node %d stuck" % p.node
 
-        def drained():
-            h = home(c, "qf", 1)
-            status, _, body = wt.http(c.api(h), "GET", "/api/queues/%2F/qf", timeout=5)
-            return (status == 200 and body["messages"] == 0 and
-                    time.monotonic() - max(x.last for x in cons) > 2)
-        ch.wait_for("the queue drained", drained, 60)
-    finally:
-        for t in pubs + cons:
-            t.stop.set()
-    for x in cons:
-        x.join(30)
-    qc.check(pubs, cons)
+    def messages():
+        h = home(c, "qf", 1)
+        if h is None:
+            return None
+        status, _, body = wt.http(c.api(h), "GET", "/api/queues/%2F/qf", timeout=5)
+        return body["messages"] if status == 200 else None
+    qc.fault_run(c, procs, "qf", CYCLES,
+                 lambda: home(c, "qf", random.randint(1, ch.NODES)), messages)
 
 
 @wt.needs_process

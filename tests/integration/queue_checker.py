@@ -5,6 +5,8 @@ confirm and delivery; check() then proves that every confirmed message was deliv
 once, that nothing never published was, that a message delivered again carries redelivered,
 and that each consumer got each publisher's first deliveries in the order published."""
 
+import os
+import random
 import threading
 import time
 
@@ -149,3 +151,42 @@ def check(pubs, cons):
     assert acked, "nothing confirmed"
 
 
+
+
+def fault_run(c, procs, queue, cycles, victim, messages):
+    """A publisher and a consumer of queue on every node (started here) while, cycles times at
+    random moments, the node victim() names is killed (kill -9) and started again (procs: the
+    nodes start_node started, updated); then the publishers stop, the queue drains (messages(),
+    its count where it is served, is 0 and nothing was delivered for 2 s), and check() proves
+    the run."""
+    every = range(1, ch.NODES + 1)
+    pubs = [Publisher(c, i, queue) for i in every]
+    cons = [Consumer(c, i, queue) for i in every]
+    try:
+        for t in pubs + cons:
+            t.start()
+        for cycle in range(cycles):
+            time.sleep(random.uniform(0.5, 2.0))
+            v = victim()
+            assert v is not None
+            os.kill(c.pid(v), 9)
+            if v in procs:
+                procs.pop(v).wait(10)
+            time.sleep(random.uniform(0.3, 1.5))
+            procs[v] = c.start_node(v)
+            ch.wait_for("every node running again", lambda: all_running(c), 30)
+            wt.log("  cycle %d: node %d killed and started again" % (cycle + 1, v))
+        time.sleep(1)
+        for p in pubs:
+            p.stop.set()
+        for p in pubs:
+            p.join(30)
+            assert not p.is_alive(), "publisher on node %d stuck" % p.node
+        ch.wait_for("the queue drained", lambda: messages() == 0 and
+                    time.monotonic() - max(x.last for x in cons) > 2, 60)
+    finally:
+        for t in pubs + cons:
+            t.stop.set()
+    for x in cons:
+        x.join(30)
+    check(pubs, cons)
