@@ -145,8 +145,9 @@ struct cluster_group {
     unsigned election_timeout_ms;
     unsigned snapshot_threshold, snapshot_trailing;
     size_t segment_size;
-    bool kick_commits;      /* the options' */
-    uint64_t hastened_term; /* the term whose leader's loss hastened the election here */
+    bool kick_commits;         /* the options' */
+    uint64_t hastened_term;    /* the term whose leader's loss hastened the election here */
+    uint64_t leader_link_term; /* the term whose leader this follower saw linked */
     uint64_t id;
     char dir[4096];
     raft_id self_id;
@@ -867,7 +868,15 @@ group_hasten_election(struct cluster_group *g)
     const char *address;
     raft_leader(r, &leader, &address);
     if (raft_state(r) != RAFT_FOLLOWER || leader == 0 || leader == g->self_id ||
-        cluster_transport_peer_alive(g->tr, leader) || g->hastened_term == r->current_term)
+        g->hastened_term == r->current_term)
+        return;
+    if (cluster_transport_peer_alive(g->tr, leader)) {
+        g->leader_link_term = r->current_term;
+        return;
+    }
+    /* Only a link seen up in this term and gone: a follower that has just started hears from
+     * its leader (raft's own connections) before its node link to it is up. */
+    if (g->leader_link_term != r->current_term)
         return;
     g->hastened_term = r->current_term;
     r->follower_state.current_leader.id = 0;
