@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -803,6 +804,105 @@ START_TEST(test_settle_requeue_redelivered)
     restart();
     static const bool redel3[] = {true, true, true, true};
     check_ready(queue("q"), want2, redel3, 4);
+}
+END_TEST
+
+/* A replicated queue's image (durable_image.c): entries written, marked and removed as the
+ * Raft thread applies commands, loaded into a queue (redelivered at or below the watermark, or
+ * requeued), dumped as a snapshot and restored under another group. */
+static void
+image_put_std(struct store_batch *b, uint64_t group, uint64_t seq, int i)
+{
+    struct msg *m = std_msg(i, 2);
+    uint8_t hdr[DURABLE_MSG_HDR_LEN], rec[DURABLE_MSG_HDR_LEN + 200000];
+    struct iovec parts[DURABLE_MSG_PARTS];
+    durable_msg_parts(hdr, m, parts);
+    size_t n = 0;
+    for (int k = 0; k < DURABLE_MSG_PARTS; k++) {
+        memcpy(rec + n, parts[k].iov_base, parts[k].iov_len);
+        n += parts[k].iov_len;
+    }
+    durable_image_enqueue(b, group, seq, 0, rec, n);
+    msg_unref(&m);
+}
+
+/* Loads group's image into a new queue and asserts it holds the standard messages want[0..n)
+ * at seqs want[k] + 1, redelivered as said, with delivery counts counts[k]. */
+static void
+check_image(uint64_t group, const char *name, const int *want, const bool *redelivered,
+            const uint32_t *counts, int n)
+{
+    struct durable_image_state ist;
+    char err[256];
+    ck_assert_int_eq(durable_image_state_get(st, group, &ist, err, sizeof(err)), 1);
+    struct queue *q = add_queue(vh, name, false, false, NULL, no_args);
+    q->group_id = group;
+    ck_assert_int_eq(durable_image_load(st, group, q, &ist, err, sizeof(err)), n);
+    int k = 0;
+    struct qentry *e;
+    TAILQ_FOREACH(e, &q->lanes[0].ready, link) {
+        ck_assert_int_lt(k, n);
+        check_std(e->msg, want[k], 2);
+        ck_assert_uint_eq(e->seq, (uint64_t)want[k] + 1);
+        ck_assert(e->redelivered == redelivered[k]);
+        ck_assert_uint_eq(e->delivery_count, counts[k]);
+        ck_assert(!e->stored); /* the image's, not the durable layer's */
+        k++;
+    }
+    ck_assert_int_eq(k, n);
+    ck_assert_uint_eq(q->lanes[0].next_seq, 7); /* past the last seq enqueued, 6 */
+}
+
+START_TEST(test_replica_image)
+{
+    char err[256];
+    struct store_batch *b = store_batch_new();
+    ck_assert_ptr_nonnull(b);
+    for (int i = 0; i < 6; i++)
+        image_put_std(b, 7, (uint64_t)i + 1, i); /* message i at seq i + 1 */
+    durable_image_mark(b, 7, 2, 3, false, 0);    /* requeued three times */
+    durable_image_remove(b, 7, 4);               /* settled */
+    durable_image_mark(b, 7, 6, 1, false, 0);
+    durable_image_remove(b, 7, 6); /* settled after a requeue: its mark goes too */
+    struct durable_image_state ist = {.index = 10, .epoch = 5, .epoch_term = 2, .n_lanes = 1};
+    ist.delivered[0] = 3;
+    ist.last[0] = 6;
+    durable_image_state_put(b, 7, &ist);
+    ck_assert_int_eq(store_write_now(st, b, err, sizeof(err)), 0);
+
+    struct durable_image_state got;
+    ck_assert_int_eq(durable_image_state_get(st, 7, &got, err, sizeof(err)), 1);
+    ck_assert(got.index == 10 && got.epoch == 5 && got.epoch_term == 2 && got.n_lanes == 1);
+    ck_assert(got.delivered[0] == 3 && got.last[0] == 6);
+    static const int want[] = {0, 1, 2, 4};
+    static const bool redelivered[] = {true, true, true, false};
+    static const uint32_t counts[] = {0, 3, 0, 0};
+    check_image(7, "q7", want, redelivered, counts, 4);
+
+    /* A snapshot: too big for a small limit; whole otherwise, restored as group 8. */
+    void *snap;
+    size_t len;
+    ck_assert_int_eq(durable_image_dump(st, 7, &got, 100, realloc, &snap, &len, err, sizeof(err)),
+                     1);
+    ck_assert_ptr_null(snap);
+    ck_assert_int_eq(
+        durable_image_dump(st, 7, &got, 1u << 20, realloc, &snap, &len, err, sizeof(err)), 0);
+    struct durable_image_state snap_st;
+    ck_assert_int_eq(durable_image_snapshot_state(snap, len, &snap_st), 0);
+    ck_assert_uint_eq(snap_st.index, 10);
+    ck_assert_int_eq(durable_image_restore(st, 8, snap, len, &snap_st, err, sizeof(err)), 0);
+    free(snap);
+    check_image(8, "q8", want, redelivered, counts, 4);
+    ck_assert_int_eq(durable_image_snapshot_state((const uint8_t *)"x", 1, &snap_st), -1);
+
+    /* Dropped with its queue: no state, no entries. */
+    ck_assert_ptr_nonnull(b = store_batch_new());
+    durable_image_drop(b, 7);
+    ck_assert_int_eq(store_write_now(st, b, err, sizeof(err)), 0);
+    ck_assert_int_eq(durable_image_state_get(st, 7, &got, err, sizeof(err)), 0);
+    struct queue *q = add_queue(vh, "q7b", false, false, NULL, no_args);
+    q->group_id = 7;
+    ck_assert_int_eq(durable_image_load(st, 7, q, &got, err, sizeof(err)), 0);
 }
 END_TEST
 
@@ -1763,6 +1863,7 @@ durable_suite(void)
     tcase_add_test(tc, test_entities);
     tcase_add_test(tc, test_entity_removal);
     tcase_add_test(tc, test_cluster_entities);
+    tcase_add_test(tc, test_replica_image);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("messages");
