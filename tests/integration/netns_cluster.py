@@ -106,6 +106,14 @@ class Nodes:
                 p.kill()
                 p.wait(10)
 
+    def finish(self):
+        """After a pass: nothing a sanitizer printed in any node's output; the files removed."""
+        for i in range(1, NODES + 1):
+            with open(self.path(i, "stdout.log"), errors="replace") as f:
+                text = f.read()
+            assert "Sanitizer" not in text and "runtime error:" not in text, text[-4000:]
+        wt.cleanup_dir(self.dir)
+
     def dump(self):
         for i in range(1, NODES + 1):
             for name in ("warren.log", "stdout.log"):
