@@ -83,7 +83,11 @@ def test_blocked_client_hangs_up():
                     how, time.monotonic() - t0))
                 w.skip("until the alarm cleared")
                 w.wait_pings(5, 5)
-            assert "client hung up while blocked" in srv.stderr_text()
+            # Seen while blocked (the broker reads no more of it), or, for a reset that comes
+            # before the broker stopped reading (as under ASan's slowness), as the read's error.
+            text = srv.stderr_text()
+            assert "client hung up while blocked" in text or (
+                how == "reset" and "connection error: Connection reset by peer" in text), text
 
 
 if __name__ == "__main__":
