@@ -18,8 +18,9 @@
  * the epoch of the leader that made it, and one of another epoch is ignored by every member
  * (a deposed leader's commands, forwarded to the new one before it heard, would otherwise
  * change an image its live queue does not have). A member that stops leading empties its
- * queue (queue_reset: its consumers are cancelled, basic.cancel, and its unacked entries left
- * to their channels; the next leader delivers them again).
+ * queue (queue_reset: its unacked entries are left to their channels, and the next leader
+ * delivers them again); the other nodes' consumers hear that it is gone from here ('Z'), and
+ * wait for the next home, as this node's own consumers do, parked (relay.c).
  *
  * Commands (quorum_int.h): [u8 op][u64 epoch] then
  *   'E' enqueue  [u64 seq][u64 expires at (us; 0 never)][the message's record (durable.h)]

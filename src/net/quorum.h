@@ -29,8 +29,9 @@ int net_quorum_wait_served(struct net_server *s, struct queue *q, void (*done)(v
                            void *arg);
 
 /* The metadata log says node now serves q (named name in vh, of group group): q->home follows
- * (NULL for this node), and this node stops serving it if it did. Applied in log order on every
- * node (topology.c's 'H'). */
+ * (NULL for this node); this node stops serving it if it did, unless it still leads its group
+ * (a claim of an older leader committed late: it claims the home again), and its consumers of
+ * it follow it there (relay_follow). Applied in log order on every node (topology.c's 'H'). */
 void net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire_str name,
                              uint64_t group, struct wire_str node);
 
