@@ -37,7 +37,9 @@
 #define GROUP_BATCH_MAX (1u << 20)
 /* How often the Raft thread looks at raft's state for changes to publish (ms). */
 #define GROUP_WATCH_MS 50
-/* A follower that sees its leader's node gone starts an election within this long (ms). */
+/* A follower that sees its leader's node gone for GROUP_HASTEN_GRACE_MS starts an election
+ * within GROUP_HASTENED_ELECTION_MS more (ms). */
+#define GROUP_HASTEN_GRACE_MS 300
 #define GROUP_HASTENED_ELECTION_MS 150
 /* How long a closing member waits for the batches it took for followers (ms). */
 #define GROUP_CLOSE_WAIT_MS 2000
@@ -145,9 +147,10 @@ struct cluster_group {
     unsigned election_timeout_ms;
     unsigned snapshot_threshold, snapshot_trailing;
     size_t segment_size;
-    bool kick_commits;         /* the options' */
-    uint64_t hastened_term;    /* the term whose leader's loss hastened the election here */
-    uint64_t leader_link_term; /* the term whose leader this follower saw linked */
+    bool kick_commits;            /* the options' */
+    uint64_t hastened_term;       /* the term whose leader's loss hastened the election here */
+    uint64_t leader_link_term;    /* the term whose leader this follower saw linked */
+    uint64_t leader_link_down_at; /* uv_now when that link was first seen down; 0: up */
     uint64_t id;
     char dir[4096];
     raft_id self_id;
@@ -870,19 +873,27 @@ group_hasten_election(struct cluster_group *g)
     if (raft_state(r) != RAFT_FOLLOWER || leader == 0 || leader == g->self_id ||
         g->hastened_term == r->current_term)
         return;
+    raft_time now = uv_now(cluster_thread_loop(g->thread));
     if (cluster_transport_peer_alive(g->tr, leader)) {
         g->leader_link_term = r->current_term;
+        g->leader_link_down_at = 0;
         return;
     }
     /* Only a link seen up in this term and gone: a follower that has just started hears from
-     * its leader (raft's own connections) before its node link to it is up. */
+     * its leader (raft's own connections) before its node link to it is up. And gone for
+     * GROUP_HASTEN_GRACE_MS: a leader that stops cleanly hands its leadership over before its
+     * links close, and the new leader's word must not be raced by an election here. */
     if (g->leader_link_term != r->current_term)
+        return;
+    if (g->leader_link_down_at == 0)
+        g->leader_link_down_at = now;
+    if (now - g->leader_link_down_at < GROUP_HASTEN_GRACE_MS)
         return;
     g->hastened_term = r->current_term;
     r->follower_state.current_leader.id = 0;
     raft_free(r->follower_state.current_leader.address);
     r->follower_state.current_leader.address = NULL;
-    raft_time since = uv_now(cluster_thread_loop(g->thread)) - r->election_timer_start;
+    raft_time since = now - r->election_timer_start;
     unsigned soon = (unsigned)since + (unsigned)r->io->random(r->io, 0, GROUP_HASTENED_ELECTION_MS);
     if (soon < r->follower_state.randomized_election_timeout)
         r->follower_state.randomized_election_timeout = soon;
