@@ -297,6 +297,10 @@ quorum_go_live(struct quorum_replica *r)
     }
     r->live_epoch = ist.epoch;
     r->base.live = true;
+    /* Served here from now on, even before this node applies its own 'H': another node may
+     * apply it first and send this one its gets and publishes. */
+    free(q->home);
+    q->home = NULL;
     log_msg(LOG_INFO,
             "cluster: queue '%s' in vhost '%s' served here (term %" PRIu64 ", %" PRId64
             " messages)",
@@ -496,6 +500,11 @@ net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire_str 
         return; /* deleted meanwhile */
     const char *self = cluster_self_name(s->env.cluster);
     bool here = node.len == strlen(self) && memcmp(node.ptr, self, node.len) == 0;
+    struct quorum_replica *r = (struct quorum_replica *)q->replica;
+    if (!here && r != NULL && r->base.live && r->leads) {
+        quorum_claim_home(r); /* an older leader's claim, committed late: this one stands */
+        return;
+    }
     char *home = NULL;
     if (!here && (home = strndup((const char *)node.ptr, node.len)) == NULL) {
         log_msg(LOG_ERROR, "cluster: queue '%s': out of memory naming its home", q->name);
@@ -504,17 +513,12 @@ net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire_str 
     free(q->home);
     q->home = home;
     durable_queue_added(vh->durable, q); /* its definition, with its home */
-    struct quorum_replica *r = (struct quorum_replica *)q->replica;
     if (r != NULL) {
         r->claimed = true;
         quorum_waits_end(r);
     }
     if (here)
         return;
-    if (r != NULL && r->base.live && r->leads) {
-        quorum_claim_home(r); /* an older leader's claim, committed late: this one stands */
-        return;
-    }
     if (r != NULL)
         quorum_demote(r);
     /* This node's consumers of it, parked here, consume where it is served now. */

@@ -407,6 +407,19 @@ relay_consume(struct chan *ch, struct chan_cons *cc, struct queue *q, bool no_wa
     return relay_ask(sub, ch, WIRE_BASIC_CONSUME, q, tail, sizeof(tail));
 }
 
+/* This node's copy of sub's queue if it is replicated (it moves from home to home), else NULL. */
+static struct queue *
+relay_sub_replicated(struct net_relay *r, const struct relay_sub *sub)
+{
+    struct vhost *vh =
+        vhost_find(r->s->env.vhosts,
+                   (struct wire_str){(const uint8_t *)sub->vhost, (uint32_t)strlen(sub->vhost)});
+    struct queue *q =
+        vh != NULL ? vhost_queue_find(vh, (struct wire_str){(const uint8_t *)sub->queue, sub->qlen})
+                   : NULL;
+    return q != NULL && q->group_id != 0 ? q : NULL;
+}
+
 /* sub, a consumer of a replicated queue, lost its home (or its home's answer), or was refused by
  * the next one: unless the queue is gone here, it waits in this node's copy of the queue for the
  * next home (chan_cons_park), its consume-ok sent if its channel waited for it. Returns
@@ -415,15 +428,8 @@ static bool
 relay_park(struct net_relay *r, struct relay_sub *sub)
 {
     struct chan_cons *cc = sub->cc;
-    if (cc == NULL)
-        return false;
-    struct vhost *vh =
-        vhost_find(r->s->env.vhosts,
-                   (struct wire_str){(const uint8_t *)sub->vhost, (uint32_t)strlen(sub->vhost)});
-    struct queue *q =
-        vh != NULL ? vhost_queue_find(vh, (struct wire_str){(const uint8_t *)sub->queue, sub->qlen})
-                   : NULL;
-    if (q == NULL || q->group_id == 0)
+    struct queue *q = cc != NULL ? relay_sub_replicated(r, sub) : NULL;
+    if (q == NULL)
         return false;
     struct chan *ch = sub->ch;
     bool answer = ch != NULL && relay_sub_open(sub) && !sub->no_wait;
@@ -635,10 +641,18 @@ relay_on_got(struct net_relay *r, struct relay_sub *sub, const uint8_t *p, size_
     struct chan *ch = sub->ch;
     bool open = relay_sub_open(sub), no_ack = sub->no_ack;
     struct relay_peer *home = sub->home;
+    uint16_t code = len >= 7 ? bytes_get16(p) : WIRE_INTERNAL_ERROR;
+    /* A replicated queue between two homes (this one no longer serves it): empty, as a member
+     * that does not serve it answers, rather than a channel error. */
+    bool moved = code == WIRE_NOT_FOUND && relay_sub_replicated(r, sub) != NULL;
     if (ch != NULL)
         relay_sub_resume(sub);
     relay_sub_free(r, sub);
-    uint16_t code = len >= 7 ? bytes_get16(p) : WIRE_INTERNAL_ERROR;
+    if (moved) {
+        if (open)
+            chan_relay_got(ch, NULL, no_ack, 0);
+        return;
+    }
     struct wire_str text = {p + 2, len > 2 ? (uint32_t)(len - 2) : 0};
     struct relay_entry *re = NULL;
     if (code == 0 && p[2] != 0 && (re = relay_entry_new(home, 0, p + 7, len - 7)) == NULL) {
@@ -659,8 +673,9 @@ relay_on_got(struct net_relay *r, struct relay_sub *sub, const uint8_t *p, size_
 }
 
 /* sub ends: its home is down or restarted, or it waited too long. A request waiting for its
- * answer fails with the 'home node is down' 404; a consumer is cancelled (basic.cancel, as for
- * a deleted queue). */
+ * answer fails with the 'home node is down' 404 (a get of a replicated queue is empty); a
+ * consumer is cancelled (basic.cancel, as for a deleted queue) or, of a replicated queue,
+ * parked. */
 static void
 relay_sub_lost(struct net_relay *r, struct relay_sub *sub)
 {
@@ -676,12 +691,16 @@ relay_sub_lost(struct net_relay *r, struct relay_sub *sub)
         return;
     struct chan *ch = sub->ch;
     bool open = relay_sub_open(sub);
+    /* A get of a replicated queue: empty while it waits for its next home. */
+    bool empty = sub->cc == NULL && relay_sub_replicated(r, sub) != NULL;
     if (ch != NULL)
         relay_sub_resume(sub);
     struct chan_cons *cc = sub->cc;
     if (cc != NULL)
         cc->relay = NULL;
-    if (open)
+    if (open && empty)
+        chan_relay_got(ch, NULL, sub->no_ack, 0);
+    else if (open)
         chan_raise_decl(ch, cc != NULL ? WIRE_BASIC_CONSUME : WIRE_BASIC_GET, &err);
     else if (cc != NULL && sub->established)
         chan_relay_cancelled(cc);
