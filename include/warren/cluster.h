@@ -171,6 +171,8 @@ struct cluster_replica_ops {
     /* Loop: the group is closed (or never started): raft_arg is the caller's again; destroyed:
      * it was closed by cluster_replica_close(r, true). */
     void (*closed)(void *raft_arg, bool destroyed);
+    /* Loop, optional: restore replaced the state (a start's, or a leader's snapshot). */
+    void (*restored)(void *arg);
 };
 
 /* Whether this node is one of the members such a group would have. */
@@ -189,6 +191,7 @@ struct cluster_replica *cluster_replica_open(struct cluster *c, uint64_t id, con
                                              void *arg, void *raft_arg);
 /* A group as this member sees it now, for the management API. */
 struct cluster_replica_view {
+    char leader[CLUSTER_NODE_NAME_MAX]; /* "" while none is known */
     unsigned n_members;
     char names[CLUSTER_MAX_NODES][CLUSTER_NODE_NAME_MAX];
     bool online[CLUSTER_MAX_NODES];            /* this node, or one whose link is up */
@@ -199,6 +202,14 @@ bool cluster_replica_view(const struct cluster_replica *r, struct cluster_replic
 /* Submits a command to the group, as cluster_meta_submit does to the metadata group. */
 int cluster_replica_submit(struct cluster_replica *r, const void *cmd, size_t len,
                            cluster_done_fn done, void *arg);
+/* Runs fn(raft_arg, arg) on the Raft thread, then done(arg) on the loop, even if r is closed
+ * by then. Returns 0, or -1 with errno (ESHUTDOWN: the group is not running, ENOMEM): neither
+ * is called then. */
+int cluster_replica_call(struct cluster_replica *r, void (*fn)(void *raft_arg, void *arg),
+                         void (*done)(void *arg), void *arg);
+/* This member, if it leads, hands the leadership to the most up-to-date other member, soon
+ * (nothing happens when none takes it within an election timeout). */
+void cluster_replica_hand_over(struct cluster_replica *r);
 /* Closes the group and frees r: ops->changed runs no more; commands in flight are answered
  * CLUSTER_MAYBE; ops->closed follows once raft has closed. With destroy (the queue was
  * deleted), its log is deleted then. */

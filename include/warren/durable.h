@@ -177,8 +177,10 @@ void durable_page_in(struct durable *d, struct queue *q, unsigned lane);
  * The Raft log is what makes them durable: the member's Raft thread writes each entry's changes
  * with the state (the log index they are at) in one write without a sync (store_write_now),
  * so that a start replays the log past that index only. A member that starts to lead loads
- * the image into the queue. Snapshots of the group are dumps of the image. The functions
- * below touch nothing but the store and what they are given: any thread may call them. */
+ * the image into the queue. Snapshots of the group hold the entries' positions, not their
+ * messages: a member that restores one fetches the messages it lacks from another member.
+ * The functions below touch nothing but the store and what they are given: any thread may
+ * call them. */
 struct durable_image_state {
     uint64_t index;      /* the group's log index the image is at */
     uint64_t epoch;      /* the index of the last leader's marker applied (src/net/quorum.c) */
@@ -187,12 +189,32 @@ struct durable_image_state {
     /* per lane: the highest seq handed to a consumer, and the highest enqueued */
     uint64_t delivered[QUEUE_LANES_MAX], last[QUEUE_LANES_MAX];
 };
+/* The longest encoded state (durable_image_state_encode). */
+#define DURABLE_IMAGE_STATE_MAX (26 + 16 * QUEUE_LANES_MAX)
+/* An entry's position: what a snapshot says of it. */
+struct durable_image_pos {
+    uint64_t seq;
+    uint32_t count; /* requeued so many times */
+    bool dead;      /* died (for reason), kept until a copy reached a queue */
+    uint8_t reason;
+    bool missing; /* its message is still to be fetched from another member */
+};
 struct store;
 struct store_batch;
 /* Adds to b: the entry seq, expiring at expires_at (0: never), of the message record
  * (durable_msg_parts' bytes, len of them). */
 void durable_image_enqueue(struct store_batch *b, uint64_t group, uint64_t seq, uint64_t expires_at,
                            const uint8_t *record, size_t len);
+/* Adds to b: the entry seq, whose message is still to be fetched. */
+void durable_image_put_missing(struct store_batch *b, uint64_t group, uint64_t seq);
+/* Adds to b: the entry seq with its value as another member's image has it
+ * (durable_image_value's). */
+void durable_image_put_value(struct store_batch *b, uint64_t group, uint64_t seq, const void *val,
+                             size_t len);
+/* Reads the value of entry seq (malloc'd into *val, the caller's): 1, 0 when there is no
+ * such entry or its message is missing here too, -1 with the reason in err. */
+int durable_image_value(struct store *st, uint64_t group, uint64_t seq, char **val, size_t *len,
+                        char *err, size_t errlen);
 /* Adds to b: the entry seq left (settled, dropped, purged). */
 void durable_image_remove(struct store_batch *b, uint64_t group, uint64_t seq);
 /* Adds to b: the entry seq was requeued count times so far, or died (dead: for reason, kept
@@ -202,33 +224,30 @@ void durable_image_mark(struct store_batch *b, uint64_t group, uint64_t seq, uin
 /* Adds to b: the image's state. */
 void durable_image_state_put(struct store_batch *b, uint64_t group,
                              const struct durable_image_state *ist);
+/* The state's encoding, into buf (DURABLE_IMAGE_STATE_MAX bytes). Returns its length. */
+size_t durable_image_state_encode(uint8_t *buf, const struct durable_image_state *ist);
+/* Decodes a state from the len bytes at p. Returns its length, 0 if it does not decode. */
+size_t durable_image_state_decode(const uint8_t *p, size_t len, struct durable_image_state *ist);
 /* Adds to b: the image goes (its queue was deleted). */
 void durable_image_drop(struct store_batch *b, uint64_t group);
 /* Reads the state: 1 when there is one, 0 when there is no image (ist zeroed), -1 with the
  * reason in err. */
 int durable_image_state_get(struct store *st, uint64_t group, struct durable_image_state *ist,
                             char *err, size_t errlen);
+/* Calls fn(arg, pos) for each entry of the image, in seq order; fn returns 0 to go on,
+ * nonzero after a failure of its own (ENOMEM). 0, or -1 with the reason in err. */
+typedef int (*durable_image_scan_fn)(void *arg, const struct durable_image_pos *pos);
+int durable_image_scan(struct store *st, uint64_t group, durable_image_scan_fn fn, void *arg,
+                       char *err, size_t errlen);
 /* Loads the image into q, which has no entries: each entry enqueued again
  * (queue_cmd_enqueue_replayed), redelivered when it was delivered (at or below its lane's
  * watermark) or requeued, dead ones into dlx_waiting; every lane's next seq past its last.
  * Loop thread. Returns how many entries it loaded, or -1 with the reason in err (a read
- * error, an entry that does not decode, ENOMEM). */
+ * error, an entry that does not decode, ENOMEM), DURABLE_IMAGE_MISSING when an entry's
+ * message is still to be fetched; q has some of the entries then (queue_reset). */
+#define DURABLE_IMAGE_MISSING (-2)
 int64_t durable_image_load(struct store *st, uint64_t group, struct queue *q,
                            const struct durable_image_state *ist, char *err, size_t errlen);
-/* A snapshot of the image (state ist, as it is in the store now): its entries' bytes up to
- * max_bytes, in a buffer from grow (realloc's contract: the Raft library's allocator), *out
- * and *len. Returns 0, 1 when the entries take more than max_bytes (no snapshot: *out NULL),
- * or -1 with the reason in err. */
-int durable_image_dump(struct store *st, uint64_t group, const struct durable_image_state *ist,
-                       size_t max_bytes, void *(*grow)(void *, size_t), void **out, size_t *len,
-                       char *err, size_t errlen);
-/* The state a snapshot (durable_image_dump's) holds. 0, or -1 if it does not decode. */
-int durable_image_snapshot_state(const uint8_t *buf, size_t len, struct durable_image_state *ist);
-/* Replaces the image with the snapshot buf (durable_image_dump's), written now
- * (store_write_now), and fills ist with its state. 0, or -1 with the reason in err (a
- * snapshot that does not decode, a write error). */
-int durable_image_restore(struct store *st, uint64_t group, const uint8_t *buf, size_t len,
-                          struct durable_image_state *ist, char *err, size_t errlen);
 
 /* A message's record as the store keeps it, also for layers that ship messages whole (a
  * cluster's forwarded publishes): m's record header (DURABLE_MSG_HDR_LEN bytes, into hdr),

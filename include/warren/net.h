@@ -267,5 +267,8 @@ int net_queue_purge_remote(struct net_server *s, struct vhost *vh, const struct 
 /* A replicated queue's group (quorum.c) as this node sees it, for the management API: false
  * on a node that is not one of its members. */
 bool net_quorum_view(const struct queue *q, struct cluster_replica_view *v);
+/* How many of its messages this member still fetches from the others (after a snapshot:
+ * quorum_fetch.c), as last counted; 0 when none. */
+uint64_t net_quorum_to_fetch(const struct queue *q);
 
 #endif

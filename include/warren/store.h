@@ -176,11 +176,12 @@ typedef void (*store_done_fn)(void *arg, const char *err);
  * Returns 0, or -1 if an add to b had failed (ENOMEM): b is freed and done is not called. */
 int store_submit(struct store *st, struct store_batch *b, bool sync, store_done_fn done, void *arg);
 
-/* Writes b now, without a sync, from any thread (RocksDB orders concurrent writes): for a
- * state machine run by another thread than the loop's, whose own log makes it durable (a
- * replicated queue's image, written by the Raft thread). Frees b. Returns 0, or -1 with the
- * reason in err (RocksDB's error, or an add to b that failed). */
-int store_write_now(struct store *st, struct store_batch *b, char *err, size_t errlen);
+/* Writes b now, from any thread (RocksDB orders concurrent writes): for a state machine run
+ * by another thread than the loop's, whose own log makes it durable (a replicated queue's
+ * image, written by the Raft thread). With sync, the WAL is fsynced before it returns (and so
+ * every write before b's): before that log is cut. Frees b. Returns 0, or -1 with the reason
+ * in err (RocksDB's error, or an add to b that failed). */
+int store_write_now(struct store *st, struct store_batch *b, bool sync, char *err, size_t errlen);
 
 /* Reads. They see every write whose done callback has run, and may see writes that are
  * submitted but not completed yet (written, not yet fsynced, or about to fail its fsync). */

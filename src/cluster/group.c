@@ -1308,6 +1308,40 @@ cluster_group_remove(struct cluster_group *g, raft_id id, cluster_change_fn done
     return 0;
 }
 
+/* A hand-over asked of the Raft thread; freed when raft is done with it. */
+struct group_hand_over {
+    struct cluster_call call;
+    struct cluster_group *g;
+    struct raft_transfer req;
+};
+
+static void
+group_on_handed_over(struct raft_transfer *req)
+{
+    free(req->data);
+}
+
+static void
+group_hand_over_on_raft(struct cluster_call *call)
+{
+    struct group_hand_over *h = (struct group_hand_over *)call;
+    h->req.data = h;
+    if (raft_state(&h->g->raft) != RAFT_LEADER ||
+        raft_transfer(&h->g->raft, &h->req, 0, group_on_handed_over) != 0)
+        free(h);
+}
+
+void
+cluster_group_hand_over(struct cluster_group *g)
+{
+    struct group_hand_over *h = g->closing ? NULL : calloc(1, sizeof(*h));
+    if (h == NULL)
+        return; /* (out of memory: the next election decides) */
+    h->g = g;
+    h->call.fn = group_hand_over_on_raft;
+    cluster_thread_call(g->thread, &h->call);
+}
+
 const struct cluster_group_status *
 cluster_group_status(const struct cluster_group *g)
 {
@@ -1474,6 +1508,10 @@ cluster_group_start(struct cluster_group *g, struct cluster_transport *tr,
     g->raft.data = g;
     raft_set_election_timeout(&g->raft, g->election_timeout_ms);
     raft_set_heartbeat_timeout(&g->raft, g->election_timeout_ms / 10); /* raft's ratio */
+    /* A snapshot message lost (sent on a link just gone down) is sent again only after this:
+     * raft's 30 s stalled a member's catch-up that long. Snapshots are small (metadata,
+     * queue positions): sent and installed within a second or two. */
+    raft_set_install_snapshot_timeout(&g->raft, 5 * g->election_timeout_ms);
     if (g->ops->snapshot != NULL && g->snapshot_threshold > 0) {
         raft_set_snapshot_threshold(&g->raft, g->snapshot_threshold);
         raft_set_snapshot_trailing(&g->raft, g->snapshot_trailing);

@@ -309,13 +309,19 @@ cluster_link_connected(struct ct_link *l, uv_tcp_t *tcp)
     ct_stream_start(l->ct, l, tcp, true, l->address);
 }
 
+static void ct_link_connect(struct ct_link *l);
+
 void
 cluster_link_accepted(struct ct_link *l, uv_tcp_t *tcp, const char *address)
 {
     ct_stream_start(l->ct, l, tcp, false, address);
+    /* The peer is back: this side's stream to it does not wait out a retry delay that grew
+     * while the peer was down (messages to it would be dropped until then). */
+    if (l->out == NULL && l->connecting == NULL && !l->ct->closing) {
+        uv_timer_stop(&l->retry);
+        ct_link_connect(l);
+    }
 }
-
-static void ct_link_connect(struct ct_link *l);
 
 static void
 ct_link_retry_fired(uv_timer_t *timer)

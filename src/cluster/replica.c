@@ -41,12 +41,11 @@ struct cluster_replica {
     uint64_t id;
     const struct cluster_replica_ops *ops;
     void *arg, *raft_arg;
-    struct cluster_group_ops gops; /* the group's: ours and the state machine's */
-    bool started;                  /* raft runs the group: it closes through cluster_group_close */
-    bool closing;                  /* its close has begun */
-    bool handle_gone;              /* the broker closed the handle: no op runs any more */
-    bool destroy;                  /* its log goes once it is closed */
-    int start_rc;                  /* the Raft thread's answer */
+    bool started;     /* raft runs the group: it closes through cluster_group_close */
+    bool closing;     /* its close has begun */
+    bool handle_gone; /* the broker closed the handle: no op runs any more */
+    bool destroy;     /* its log goes once it is closed */
+    int start_rc;     /* the Raft thread's answer */
     struct cluster_call start_call, started_call, unlist_call;
     char dir[4096];
 };
@@ -220,20 +219,131 @@ replica_changed(void *arg, const struct cluster_group_status *st)
     r->ops->changed(r->arg, st->role == CLUSTER_LEADER, st->term, leader);
 }
 
-static const struct cluster_group_ops replica_group_ops = {
-    .changed = replica_changed,
+/* ---- the state machine, on the Raft thread (the group's raft_arg is the handle) ---- */
+
+static int
+replica_apply_raft(void *arg, uint64_t index, const uint8_t *cmd, size_t len)
+{
+    struct cluster_replica *r = arg;
+    return r->ops->apply(r->raft_arg, index, cmd, len);
+}
+
+static void
+replica_applied_raft(void *arg, uint64_t index)
+{
+    struct cluster_replica *r = arg;
+    r->ops->applied(r->raft_arg, index);
+}
+
+static int
+replica_snapshot_raft(void *arg, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct cluster_replica *r = arg;
+    return r->ops->snapshot(r->raft_arg, bufs, n_bufs);
+}
+
+/* A restore told to the loop (ops->restored). */
+struct replica_restored {
+    struct cluster_call call;
+    struct cluster_replica *r;
 };
 
-/* replica_group_ops with the state machine's ops (the group's raft_arg is the caller's). */
-static struct cluster_group_ops
-replica_group_ops_for(const struct cluster_replica_ops *ops)
+static void
+replica_restored_on_broker(struct cluster_call *call)
 {
-    struct cluster_group_ops g = replica_group_ops;
-    g.apply_raft = ops->apply;
-    g.applied_raft = ops->applied;
-    g.snapshot = ops->snapshot;
-    g.restore = ops->restore;
-    return g;
+    struct replica_restored *p = (struct replica_restored *)call;
+    struct cluster_replica *r = p->r; /* (freed only once its group's close is posted too) */
+    free(p);
+    if (!r->handle_gone)
+        r->ops->restored(r->arg);
+}
+
+static int
+replica_restore_raft(void *arg, struct raft_buffer *buf)
+{
+    struct cluster_replica *r = arg;
+    int rc = r->ops->restore(r->raft_arg, buf);
+    if (rc != 0 || r->ops->restored == NULL)
+        return rc;
+    struct replica_restored *p = malloc(sizeof(*p));
+    if (p == NULL) {
+        log_msg(LOG_ERROR,
+                "cluster: replicated queue group %llu: out of memory: a snapshot "
+                "restored is not acted on before the next start",
+                (unsigned long long)r->id);
+        return 0;
+    }
+    p->r = r;
+    p->call.fn = replica_restored_on_broker;
+    cluster_thread_post(r->c->thread, &p->call);
+    return 0;
+}
+
+static const struct cluster_group_ops replica_group_ops = {
+    .changed = replica_changed,
+    .apply_raft = replica_apply_raft,
+    .applied_raft = replica_applied_raft,
+    .snapshot = replica_snapshot_raft,
+    .restore = replica_restore_raft,
+};
+
+/* A call of the state machine's (cluster_replica_call). */
+struct replica_call {
+    struct cluster_call call;
+    struct cluster_thread *thread;
+    void *raft_arg;
+    void (*fn)(void *raft_arg, void *arg);
+    void (*done)(void *arg);
+    void *arg;
+};
+
+static void
+replica_call_on_broker(struct cluster_call *call)
+{
+    struct replica_call *rc = (struct replica_call *)call;
+    void (*done)(void *) = rc->done;
+    void *arg = rc->arg;
+    free(rc);
+    done(arg);
+}
+
+static void
+replica_call_on_raft(struct cluster_call *call)
+{
+    struct replica_call *rc = (struct replica_call *)call;
+    rc->fn(rc->raft_arg, rc->arg);
+    rc->call.fn = replica_call_on_broker;
+    cluster_thread_post(rc->thread, &rc->call);
+}
+
+int
+cluster_replica_call(struct cluster_replica *r, void (*fn)(void *raft_arg, void *arg),
+                     void (*done)(void *arg), void *arg)
+{
+    /* Started and not closing: raft_arg stays the Raft thread's until after this call ran
+     * there (a group's close, and the closed op that frees raft_arg, come after it). */
+    if (r->g == NULL || !r->started || r->closing) {
+        errno = ESHUTDOWN;
+        return -1;
+    }
+    struct replica_call *rc = malloc(sizeof(*rc));
+    if (rc == NULL)
+        return -1;
+    *rc = (struct replica_call){.call.fn = replica_call_on_raft,
+                                .thread = r->c->thread,
+                                .raft_arg = r->raft_arg,
+                                .fn = fn,
+                                .done = done,
+                                .arg = arg};
+    cluster_thread_call(r->c->thread, &rc->call);
+    return 0;
+}
+
+void
+cluster_replica_hand_over(struct cluster_replica *r)
+{
+    if (r->g != NULL && r->started && !r->closing)
+        cluster_group_hand_over(r->g);
 }
 
 struct cluster_replica *
@@ -271,7 +381,6 @@ cluster_replica_open(struct cluster *c, uint64_t id, const char *first, unsigned
     r->ops = ops;
     r->arg = arg;
     r->raft_arg = raft_arg;
-    r->gops = replica_group_ops_for(ops);
     if (snprintf(r->dir, sizeof(r->dir), "%s/cluster/q%llu", c->data_dir, (unsigned long long)id) >=
         (int)sizeof(r->dir)) {
         free(r);
@@ -284,9 +393,9 @@ cluster_replica_open(struct cluster *c, uint64_t id, const char *first, unsigned
                                       .self_address = c->self_address,
                                       .n_initial = n,
                                       .initial = initial,
-                                      .ops = &r->gops,
+                                      .ops = &replica_group_ops,
                                       .arg = r,
-                                      .raft_arg = raft_arg,
+                                      .raft_arg = r,
                                       .snapshot_threshold = REPLICA_SNAPSHOT_THRESHOLD,
                                       .snapshot_trailing = REPLICA_SNAPSHOT_TRAILING,
                                       .segment_size = REPLICA_SEGMENT_SIZE};
@@ -311,9 +420,12 @@ cluster_replica_view(const struct cluster_replica *r, struct cluster_replica_vie
         return false;
     const struct cluster_group_status *st = cluster_group_status(r->g);
     v->n_members = 0;
+    v->leader[0] = '\0';
     for (unsigned i = 0; i < st->n_members && i < CLUSTER_MAX_NODES; i++) {
         const char *a = st->members[i].address;
         snprintf(v->names[i], CLUSTER_NODE_NAME_MAX, "%.*s", (int)cluster_address_name_len(a), a);
+        if (st->members[i].id == st->leader_id)
+            snprintf(v->leader, sizeof(v->leader), "%s", v->names[i]);
         v->online[i] = st->members[i].reachable;
         v->n_members++;
     }

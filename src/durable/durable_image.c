@@ -4,9 +4,10 @@
  * An entry is J(group, seq) with an 'I' entry's value (its expiry time and the message
  * inline: durable_entry_head), written once by its ENQUEUE; what later commands change of it
  * (its requeue count, its death) goes under J(group, seq, 'x'), which sorts right after it, so
- * that the entry's value, which holds the body, is never read back nor written again. The
- * state, K(group), is small: the index, the epoch and its term, and two seqs per
- * lane. */
+ * that the entry's value, which holds the body, is never read back nor written again. An
+ * entry whose message this member never had (a snapshot named it: quorum_snapshot.c) has an
+ * empty value until the message is fetched from another member (quorum_fetch.c). The state,
+ * K(group), is small: the index, the epoch and its term, and two seqs per lane. */
 #include "config.h"
 
 #include <inttypes.h>
@@ -29,7 +30,6 @@
 #define IMAGE_STATE_KEY_LEN 9
 /* u64 index, u64 epoch, u64 its term, u16 lanes; then u64 delivered and last per lane */
 #define IMAGE_STATE_HDR 26
-#define IMAGE_STATE_MAX (IMAGE_STATE_HDR + 16 * QUEUE_LANES_MAX)
 
 static size_t
 image_key(uint8_t *buf, uint64_t group, uint64_t seq)
@@ -60,6 +60,35 @@ durable_image_enqueue(struct store_batch *b, uint64_t group, uint64_t seq, uint6
 }
 
 void
+durable_image_put_missing(struct store_batch *b, uint64_t group, uint64_t seq)
+{
+    uint8_t key[IMAGE_KEY_LEN];
+    store_batch_put(b, key, image_key(key, group, seq), "", 0);
+}
+
+void
+durable_image_put_value(struct store_batch *b, uint64_t group, uint64_t seq, const void *val,
+                        size_t len)
+{
+    uint8_t key[IMAGE_KEY_LEN];
+    store_batch_put(b, key, image_key(key, group, seq), val, len);
+}
+
+int
+durable_image_value(struct store *st, uint64_t group, uint64_t seq, char **val, size_t *len,
+                    char *err, size_t errlen)
+{
+    uint8_t key[IMAGE_KEY_LEN];
+    int rc = store_get(st, key, image_key(key, group, seq), val, len, err, errlen);
+    if (rc > 0 && *len == 0) {
+        free(*val);
+        *val = NULL;
+        rc = 0; /* missing here too */
+    }
+    return rc;
+}
+
+void
 durable_image_remove(struct store_batch *b, uint64_t group, uint64_t seq)
 {
     uint8_t key[IMAGE_MARK_KEY_LEN];
@@ -82,9 +111,8 @@ durable_image_mark(struct store_batch *b, uint64_t group, uint64_t seq, uint32_t
     store_batch_put(b, key, sizeof(key), val, sizeof(val));
 }
 
-/* The state's encoding, into val (IMAGE_STATE_MAX bytes). Returns its length. */
-static size_t
-image_state_encode(uint8_t *val, const struct durable_image_state *ist)
+size_t
+durable_image_state_encode(uint8_t *val, const struct durable_image_state *ist)
 {
     bytes_put64(val, ist->index);
     bytes_put64(val + 8, ist->epoch);
@@ -97,9 +125,8 @@ image_state_encode(uint8_t *val, const struct durable_image_state *ist)
     return IMAGE_STATE_HDR + 16 * (size_t)ist->n_lanes;
 }
 
-/* Decodes a state of vlen bytes at v. Returns its length, 0 if it does not decode. */
-static size_t
-image_state_decode(const uint8_t *v, size_t vlen, struct durable_image_state *ist)
+size_t
+durable_image_state_decode(const uint8_t *v, size_t vlen, struct durable_image_state *ist)
 {
     memset(ist, 0, sizeof(*ist));
     unsigned n = vlen >= IMAGE_STATE_HDR ? bytes_get16(v + 24) : 0;
@@ -120,8 +147,8 @@ void
 durable_image_state_put(struct store_batch *b, uint64_t group,
                         const struct durable_image_state *ist)
 {
-    uint8_t key[IMAGE_STATE_KEY_LEN], val[IMAGE_STATE_MAX];
-    store_batch_put(b, key, image_state_key(key, group), val, image_state_encode(val, ist));
+    uint8_t key[IMAGE_STATE_KEY_LEN], val[DURABLE_IMAGE_STATE_MAX];
+    store_batch_put(b, key, image_state_key(key, group), val, durable_image_state_encode(val, ist));
 }
 
 int
@@ -135,7 +162,7 @@ durable_image_state_get(struct store *st, uint64_t group, struct durable_image_s
     int rc = store_get(st, key, image_state_key(key, group), &val, &vlen, err, errlen);
     if (rc <= 0)
         return rc;
-    if (image_state_decode((const uint8_t *)val, vlen, ist) != vlen) {
+    if (durable_image_state_decode((const uint8_t *)val, vlen, ist) != vlen) {
         snprintf(err, errlen, "the state of replicated queue group %" PRIu64 " does not decode",
                  group);
         free(val);
@@ -165,6 +192,7 @@ struct image_load {
     struct queue_stored_entry *dead_se;
     size_t n_dead, cap_dead;
     int64_t n;
+    bool missing; /* an entry's message is still to be fetched */
     char *err;
     size_t errlen;
 };
@@ -230,6 +258,10 @@ image_load_entry(void *arg, const void *key, size_t klen, const void *val, size_
     struct durable_entry_head h;
     uint64_t seq = klen == IMAGE_KEY_LEN ? bytes_get64(k + 9) : 0;
     unsigned lane = queue_seq_lane(seq);
+    if (klen == IMAGE_KEY_LEN && vlen == 0) {
+        x->missing = true;
+        return image_load_fail(x, "messages still to be fetched from another member");
+    }
     if (klen != IMAGE_KEY_LEN || !durable_entry_head_decode(val, vlen, &h) ||
         (h.flags & DURABLE_ENTRY_SHARED) || lane >= x->q->n_lanes)
         return image_load_fail(x, "an entry does not decode");
@@ -267,159 +299,64 @@ durable_image_load(struct store *st, uint64_t group, struct queue *q,
     free(x.dead);
     free(x.dead_se);
     if (rc != 0)
-        return -1;
+        return x.missing ? DURABLE_IMAGE_MISSING : -1;
     for (unsigned lane = 0; lane < ist->n_lanes && lane < q->n_lanes; lane++)
         if (ist->last[lane] != 0)
             queue_seq_raise(q, ist->last[lane] + 1);
     return x.n;
 }
 
-/* Snapshots: [u8 version][the state, encoded as in K] then each entry as
- * [u64 seq][u8 marked][its mark, IMAGE_MARK_LEN bytes (zeros if not marked)][u32 value
- * length][its value, as in J]. */
-#define IMAGE_SNAPSHOT_VERSION 1
-#define IMAGE_SNAPSHOT_ENTRY_HDR (8 + 1 + IMAGE_MARK_LEN + 4)
-
-struct image_dump {
-    uint8_t *p;
-    size_t len, cap, max;
-    size_t last_entry; /* the offset of the entry written last, for its mark */
-    void *(*grow)(void *, size_t);
-    bool too_big, nomem;
+/* Scanning: each entry's position once its mark (which follows it) was read. */
+struct image_scan {
+    durable_image_scan_fn fn;
+    void *arg;
+    struct durable_image_pos pos;
+    bool pending; /* pos is an entry's, not reported yet */
 };
 
-/* Room for n more bytes at d->p + d->len. */
-static bool
-image_dump_reserve(struct image_dump *d, size_t n)
+static int
+image_scan_flush(struct image_scan *x)
 {
-    if (d->len + n <= d->cap)
-        return true;
-    size_t cap = d->cap > 0 ? d->cap : 4096;
-    while (cap < d->len + n)
-        cap *= 2;
-    uint8_t *p = d->grow(d->p, cap);
-    if (p == NULL) {
-        d->nomem = true;
-        return false;
-    }
-    d->p = p;
-    d->cap = cap;
-    return true;
+    if (!x->pending)
+        return 0;
+    x->pending = false;
+    return x->fn(x->arg, &x->pos);
 }
 
 static int
-image_dump_entry(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+image_scan_entry(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    struct image_dump *d = arg;
-    const uint8_t *k = key;
+    struct image_scan *x = arg;
+    const uint8_t *k = key, *v = val;
     if (klen == IMAGE_MARK_KEY_LEN) {
-        /* An entry's mark follows it (one left over by a replay has no entry: skipped). */
-        if (d->len > 0 && vlen == IMAGE_MARK_LEN && d->last_entry < d->len &&
-            bytes_get64(d->p + d->last_entry) == bytes_get64(k + 9)) {
-            d->p[d->last_entry + 8] = 1;
-            memcpy(d->p + d->last_entry + 9, val, IMAGE_MARK_LEN);
+        if (x->pending && vlen == IMAGE_MARK_LEN && bytes_get64(k + 9) == x->pos.seq) {
+            x->pos.count = bytes_get32(v);
+            x->pos.dead = v[4] != 0;
+            x->pos.reason = v[5];
         }
         return 0;
     }
-    if (klen != IMAGE_KEY_LEN)
-        return 0;
-    if (d->len + IMAGE_SNAPSHOT_ENTRY_HDR + vlen > d->max) {
-        d->too_big = true;
+    if (image_scan_flush(x) != 0)
         return 1;
+    if (klen == IMAGE_KEY_LEN) {
+        x->pos = (struct durable_image_pos){.seq = bytes_get64(k + 9), .missing = vlen == 0};
+        x->pending = true;
     }
-    if (!image_dump_reserve(d, IMAGE_SNAPSHOT_ENTRY_HDR + vlen))
-        return 1;
-    uint8_t *p = d->p + d->len;
-    d->last_entry = d->len;
-    memcpy(p, k + 9, 8);
-    memset(p + 8, 0, 1 + IMAGE_MARK_LEN);
-    bytes_put32(p + 8 + 1 + IMAGE_MARK_LEN, (uint32_t)vlen);
-    memcpy(p + IMAGE_SNAPSHOT_ENTRY_HDR, val, vlen);
-    d->len += IMAGE_SNAPSHOT_ENTRY_HDR + vlen;
     return 0;
 }
 
 int
-durable_image_dump(struct store *st, uint64_t group, const struct durable_image_state *ist,
-                   size_t max_bytes, void *(*grow)(void *, size_t), void **out, size_t *len,
-                   char *err, size_t errlen)
+durable_image_scan(struct store *st, uint64_t group, durable_image_scan_fn fn, void *arg, char *err,
+                   size_t errlen)
 {
-    struct image_dump d = {.max = max_bytes, .grow = grow, .last_entry = SIZE_MAX};
-    *out = NULL;
-    *len = 0;
-    if (!image_dump_reserve(&d, 1 + IMAGE_STATE_MAX)) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    d.p[0] = IMAGE_SNAPSHOT_VERSION;
-    d.len = 1 + image_state_encode(d.p + 1, ist);
-    d.max += d.len;
+    struct image_scan x = {.fn = fn, .arg = arg};
     uint8_t prefix[9];
     prefix[0] = STORE_TAG_IMAGE;
     bytes_put64(prefix + 1, group);
-    int rc = store_iter_prefix(st, prefix, sizeof(prefix), image_dump_entry, &d, err, errlen);
-    if (rc < 0 || d.nomem || d.too_big) {
-        d.grow(d.p, 0);
-        if (d.nomem)
-            snprintf(err, errlen, "out of memory");
-        return d.too_big && !d.nomem && rc >= 0 ? 1 : -1;
-    }
-    *out = d.p;
-    *len = d.len;
-    return 0;
-}
-
-/* The length of a snapshot's state (after its version), with the state in *ist; 0 if it does
- * not decode. */
-static size_t
-image_snapshot_state(const uint8_t *buf, size_t len, struct durable_image_state *ist)
-{
-    return len > 1 && buf[0] == IMAGE_SNAPSHOT_VERSION ? image_state_decode(buf + 1, len - 1, ist)
-                                                       : 0;
-}
-
-int
-durable_image_snapshot_state(const uint8_t *buf, size_t len, struct durable_image_state *ist)
-{
-    return image_snapshot_state(buf, len, ist) > 0 ? 0 : -1;
-}
-
-int
-durable_image_restore(struct store *st, uint64_t group, const uint8_t *buf, size_t len,
-                      struct durable_image_state *ist, char *err, size_t errlen)
-{
-    size_t n = image_snapshot_state(buf, len, ist);
-    if (n == 0) {
-        snprintf(err, errlen, "a snapshot of replicated queue group %" PRIu64 " does not decode",
-                 group);
-        return -1;
-    }
-    struct store_batch *b = store_batch_new();
-    if (b == NULL) {
+    int rc = store_iter_prefix(st, prefix, sizeof(prefix), image_scan_entry, &x, err, errlen);
+    if (rc == 0 && image_scan_flush(&x) != 0)
+        rc = 1;
+    if (rc > 0)
         snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    durable_image_drop(b, group);
-    const uint8_t *p = buf + 1 + n, *end = buf + len;
-    while (p < end) {
-        uint32_t vlen;
-        if ((size_t)(end - p) < IMAGE_SNAPSHOT_ENTRY_HDR ||
-            (vlen = bytes_get32(p + 8 + 1 + IMAGE_MARK_LEN)) >
-                (size_t)(end - p) - IMAGE_SNAPSHOT_ENTRY_HDR) {
-            store_batch_free(b);
-            snprintf(err, errlen, "a snapshot of replicated queue group %" PRIu64 " is cut short",
-                     group);
-            return -1;
-        }
-        uint8_t key[IMAGE_MARK_KEY_LEN];
-        image_key(key, group, bytes_get64(p));
-        store_batch_put(b, key, IMAGE_KEY_LEN, p + IMAGE_SNAPSHOT_ENTRY_HDR, vlen);
-        if (p[8]) {
-            key[IMAGE_KEY_LEN] = 'x';
-            store_batch_put(b, key, sizeof(key), p + 9, IMAGE_MARK_LEN);
-        }
-        p += IMAGE_SNAPSHOT_ENTRY_HDR + vlen;
-    }
-    durable_image_state_put(b, group, ist);
-    return store_write_now(st, b, err, errlen);
+    return rc != 0 ? -1 : 0;
 }

@@ -67,8 +67,8 @@ api_queue_gauges(json_t *o, const struct queue *q)
 
 /* A replicated queue's "leader", and as far as this node is one of them its "members" and
  * those "online", as RabbitMQ's quorum queues have them, and (Warren's) "raft": this member's
- * term, commit index and last applied index (rabbitmq-queues quorum_status's). 0, or -1 on
- * ENOMEM. */
+ * term, commit index and last applied index (rabbitmq-queues quorum_status's), and how many
+ * messages it still fetches from the others after a snapshot. 0, or -1 on ENOMEM. */
 static int
 api_queue_members(json_t *o, const struct queue *q, const char *leader)
 {
@@ -92,9 +92,10 @@ api_queue_members(json_t *o, const struct queue *q, const char *leader)
     if (rc == 0 &&
         (json_object_set(o, "members", members) < 0 || json_object_set(o, "online", up) < 0 ||
          json_object_set_new(o, "raft",
-                             json_pack("{s:I, s:I, s:I}", "term", (json_int_t)v->term,
+                             json_pack("{s:I, s:I, s:I, s:I}", "term", (json_int_t)v->term,
                                        "commit_index", (json_int_t)v->commit_index, "last_applied",
-                                       (json_int_t)v->last_applied)) < 0))
+                                       (json_int_t)v->last_applied, "messages_to_fetch",
+                                       (json_int_t)net_quorum_to_fetch(q))) < 0))
         rc = -1;
     json_decref(members);
     json_decref(up);

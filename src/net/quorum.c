@@ -30,6 +30,11 @@
  *   'X' died     [u64 seq][u32 count][u8 reason]   kept as a dead letter (at-least-once)
  *   'M' marker   [u64 term][the leader's name]     (epoch 0) a leader starts its epoch
  *
+ * A member too far behind for the leader's log gets a snapshot instead: the image's positions,
+ * not its messages (quorum_snapshot.c). It fetches those from the other members
+ * (quorum_fetch.c) and does not serve the queue until it has them all: elected meanwhile, it
+ * hands the leadership over.
+ *
  * Not yet: paging the leader's backlog (it is in memory there), members added or removed
  * after the declare. */
 #include "config.h"
@@ -73,6 +78,9 @@ struct quorum_replica {
     uint64_t live_epoch;            /* while live: the epoch its commands carry */
     bool claimed;                   /* a leader named itself its home ('H') since it was declared */
     LIST_HEAD(, quorum_wait) waits; /* owns: declares waiting for that */
+    /* owns: fetching the messages its image lacks (quorum_fetch.c); NULL when none is */
+    struct quorum_fetch *fetch;
+    bool live_wanted; /* it leads, its marker applied, but it waits for them to go live */
 };
 
 /* A declare of a new replicated queue, answered once a member serves it (or after
@@ -252,6 +260,7 @@ quorum_demote(struct quorum_replica *r)
     bool was_live = r->base.live;
     r->base.live = false;
     r->live_epoch = 0;
+    r->live_wanted = false;
     if (was_live) {
         log_msg(LOG_INFO, "cluster: queue '%s' in vhost '%s': no longer served here", r->q->name,
                 r->q->vhost->name);
@@ -273,9 +282,23 @@ quorum_claim_home(struct quorum_replica *r)
                 strerror(errno));
 }
 
+static void quorum_fetch_start(struct quorum_replica *r);
+
+/* This member leads but cannot serve the queue (why): another member is to, and this one
+ * once it can (live_wanted: when its messages are fetched). */
+static void
+quorum_hand_over(struct quorum_replica *r, const char *why)
+{
+    log_msg(LOG_WARNING, "cluster: queue '%s' in vhost '%s' is not served here: %s", r->q->name,
+            r->q->vhost->name, why);
+    queue_reset(r->q);
+    cluster_replica_hand_over(r->group);
+}
+
 /* This member's marker is applied here: the image holds every command committed before it.
  * The queue loads it (as the Raft thread wrote it before the marker's result came) and goes
- * live. */
+ * live, unless messages of it are still to be fetched here: another member is to serve it
+ * then, or this one once they are. */
 static void
 quorum_go_live(struct quorum_replica *r)
 {
@@ -283,12 +306,29 @@ quorum_go_live(struct quorum_replica *r)
     struct store *st = quorum_store(r->nq);
     struct durable_image_state ist;
     char why[512] = "the node is stopping";
+    if (r->fetch != NULL) {
+        r->live_wanted = true;
+        snprintf(why, sizeof(why), "%" PRIu64 " of its messages are still to be fetched",
+                 quorum_fetch_missing(r->fetch));
+        quorum_hand_over(r, why);
+        return;
+    }
     int rc = st != NULL ? durable_image_state_get(st, r->gid, &ist, why, sizeof(why)) : -1;
-    if (rc > 0 && ist.epoch_term != r->term)
+    if (rc > 0 && ist.epoch_term > r->term)
         return; /* a later leader's epoch already: it serves the queue */
+    if (rc > 0 && ist.epoch_term < r->term) {
+        quorum_hand_over(r, "its image here is not written (see above)");
+        return;
+    }
     if (rc == 0)
         snprintf(why, sizeof(why), "its image is missing");
     int64_t n = rc > 0 ? durable_image_load(st, r->gid, q, &ist, why, sizeof(why)) : -1;
+    if (n == DURABLE_IMAGE_MISSING) { /* (a snapshot restored, not told to the loop yet) */
+        r->live_wanted = true;
+        quorum_fetch_start(r);
+        quorum_hand_over(r, why);
+        return;
+    }
     if (n < 0) {
         log_msg(LOG_ERROR, "cluster: queue '%s' in vhost '%s' cannot be served here: %s", q->name,
                 q->vhost->name, why);
@@ -307,6 +347,43 @@ quorum_go_live(struct quorum_replica *r)
             q->name, q->vhost->name, r->term, n);
     quorum_claim_home(r);
     queue_dispatch(q);
+}
+
+/* Every message of the image is here now. */
+static void
+quorum_fetched(void *arg)
+{
+    struct quorum_replica *r = arg;
+    quorum_fetch_free(r->fetch);
+    r->fetch = NULL;
+    if (r->live_wanted && r->leads && !r->base.live) {
+        r->live_wanted = false;
+        quorum_go_live(r);
+    }
+}
+
+/* Fetches what the image lacks (after a snapshot restored, or at a start). */
+static void
+quorum_fetch_start(struct quorum_replica *r)
+{
+    if (r->fetch != NULL) {
+        quorum_fetch_relist(r->fetch);
+        return;
+    }
+    char what[600];
+    snprintf(what, sizeof(what), "queue '%s' in vhost '%s'", r->q->name, r->q->vhost->name);
+    r->fetch = quorum_fetch_new(r->nq->s, r->group, r->gid, what, quorum_fetched, r);
+    if (r->fetch == NULL)
+        log_msg(LOG_ERROR,
+                "cluster: %s: out of memory: the messages its image lacks here are not "
+                "fetched before the next start",
+                what);
+}
+
+static void
+quorum_restored(void *arg)
+{
+    quorum_fetch_start(arg);
 }
 
 /* The marker's outcome: it started this term's epoch (or had: this member's marker of the
@@ -369,6 +446,7 @@ static const struct cluster_replica_ops quorum_ops = {
     .snapshot = quorum_image_snapshot,
     .restore = quorum_image_restore,
     .closed = quorum_image_closed,
+    .restored = quorum_restored,
 };
 
 /* ---- declares waiting for their queue to be served ---- */
@@ -445,7 +523,7 @@ quorum_attach(struct net_quorum *nq, struct queue *q, bool fresh)
         if (r == NULL)
             log_msg(LOG_ERROR, "cluster: queue '%s': out of memory: not replicated here", q->name);
         free(r);
-        free(im);
+        quorum_image_free(im);
         return;
     }
     r->base.journal = quorum_journal;
@@ -457,17 +535,20 @@ quorum_attach(struct net_quorum *nq, struct queue *q, bool fresh)
     /* The first member is the node that declared it (its home then); a restored group's log
      * has its members already. */
     const char *first = q->home != NULL ? q->home : cluster_self_name(c);
+    bool missing = im->n_missing > 0; /* (read before the Raft thread has it) */
     r->group = cluster_replica_open(c, r->gid, first, fresh ? quorum_group_size(q) : 0, &quorum_ops,
                                     r, im);
     if (r->group == NULL) {
         log_msg(LOG_ERROR, "cluster: queue '%s': its group does not open: %s", q->name,
                 strerror(errno));
         free(r);
-        free(im);
+        quorum_image_free(im);
         return;
     }
     q->replica = &r->base;
     LIST_INSERT_HEAD(&nq->replicas, r, link);
+    if (missing)
+        quorum_fetch_start(r);
 }
 
 /* destroy: the queue was deleted (its group's log and its image go once it is closed); else
@@ -477,6 +558,7 @@ quorum_replica_free(struct quorum_replica *r, bool destroy)
 {
     LIST_REMOVE(r, link);
     quorum_waits_end(r);
+    quorum_fetch_free(r->fetch);
     cluster_replica_close(r->group, destroy);
     r->q->replica = NULL;
     free(r);
@@ -530,6 +612,26 @@ net_quorum_view(const struct queue *q, struct cluster_replica_view *v)
 {
     const struct quorum_replica *r = (const struct quorum_replica *)q->replica;
     return r != NULL && cluster_replica_view(r->group, v);
+}
+
+uint64_t
+net_quorum_to_fetch(const struct queue *q)
+{
+    const struct quorum_replica *r = (const struct quorum_replica *)q->replica;
+    return r != NULL && r->fetch != NULL ? quorum_fetch_missing(r->fetch) : 0;
+}
+
+void
+net_quorum_on_message(struct net_server *s, const char *from, const uint8_t *b, size_t len)
+{
+    struct net_quorum *nq = s->quorum;
+    if (nq == NULL || len < 9)
+        return;
+    struct quorum_replica *r = quorum_find(nq, bytes_get64(b + 1));
+    if (b[0] == 'F')
+        quorum_fetch_answer(s, r != NULL ? quorum_store(nq) : NULL, from, b, len);
+    else if (b[0] == 'f' && r != NULL && r->fetch != NULL)
+        quorum_fetch_on_answer(r->fetch, from, b, len);
 }
 
 void

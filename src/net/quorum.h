@@ -35,6 +35,11 @@ int net_quorum_wait_served(struct net_server *s, struct queue *q, void (*done)(v
 void net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire_str name,
                              uint64_t group, struct wire_str node);
 
+/* A message of another node's ('F' or 'f': a member fetching the messages its image lacks,
+ * quorum_fetch.c). */
+void net_quorum_on_message(struct net_server *s, const char *from, const uint8_t *bytes,
+                           size_t len);
+
 /* Who waits for the replication of the enqueues on replicated queues made while it is the
  * scope (net_quorum_scope): a publisher's confirm, a forwarded batch's answer. */
 struct net_quorum_scope {

@@ -1,14 +1,13 @@
 /* A replicated queue's state machine, run by the Raft thread (quorum_int.h): each committed
  * command changes the member's image (durable_image.c), each log entry's changes written with
- * the image's state in one store write; snapshots are dumps of the image, and restoring one
- * replaces it. Nothing of the loop's is touched here.
+ * the image's state in one store write, and its entries' positions, kept in memory for
+ * snapshots (quorum_snapshot.c). Nothing of the loop's is touched here.
  *
  * Epochs (quorum.c's top comment): a marker of a term above the image's starts an epoch at its
  * index; a command of another epoch changes nothing and answers -1. */
 #include "config.h"
 
 #include <inttypes.h>
-#include <raft.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +18,11 @@
 #include "warren/queue.h"
 #include "warren/store.h"
 
-/* The largest snapshot: a backlog bigger than this keeps the log (and its entries in memory)
- * until it drains below. */
-#define QUORUM_SNAPSHOT_MAX (64u << 20)
-/* After a snapshot too big, none is tried for this many entries. */
-#define QUORUM_SNAPSHOT_RETRY 4096
+static int
+quorum_image_scanned(void *arg, const struct durable_image_pos *pos)
+{
+    return quorum_image_pos_set(arg, pos);
+}
 
 struct quorum_image *
 quorum_image_new(struct store *st, uint64_t gid, const char *queue, unsigned n_lanes, bool fresh)
@@ -43,19 +42,80 @@ quorum_image_new(struct store *st, uint64_t gid, const char *queue, unsigned n_l
         /* Its state, empty, marks this node a member at the next start. */
         if ((b = store_batch_new()) != NULL)
             durable_image_state_put(b, gid, &im->ist);
-        if (b == NULL || store_write_now(st, b, err, sizeof(err)) < 0) {
+        if (b == NULL || store_write_now(st, b, false, err, sizeof(err)) < 0) {
             log_msg(LOG_ERROR, "cluster: queue '%s': %s: not replicated here", queue,
                     b == NULL ? "out of memory" : err);
-            free(im);
+            quorum_image_free(im);
             return NULL;
         }
-    } else if (durable_image_state_get(st, gid, &im->ist, err, sizeof(err)) < 0) {
+    } else if (durable_image_state_get(st, gid, &im->ist, err, sizeof(err)) < 0 ||
+               durable_image_scan(st, gid, quorum_image_scanned, im, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "cluster: queue '%s': %s: not replicated here", queue, err);
-        free(im);
+        quorum_image_free(im);
         return NULL;
     }
     im->restored_index = im->ist.index;
     return im;
+}
+
+void
+quorum_image_free(struct quorum_image *im)
+{
+    if (im == NULL)
+        return;
+    struct idmap_iter it;
+    struct idmap_entry *e;
+    idmap_iter_init(&it, &im->positions);
+    while ((e = idmap_iter_next(&it)) != NULL)
+        free(idmap_container_of(e, struct quorum_pos, by_seq));
+    idmap_clear(&im->positions);
+    store_batch_free(im->batch);
+    free(im->fetch_seqs);
+    free(im);
+}
+
+struct quorum_pos *
+quorum_image_pos(const struct quorum_image *im, uint64_t seq)
+{
+    struct idmap_entry *e = idmap_find(&im->positions, seq);
+    return e != NULL ? idmap_container_of(e, struct quorum_pos, by_seq) : NULL;
+}
+
+int
+quorum_image_pos_set(struct quorum_image *im, const struct durable_image_pos *p)
+{
+    struct quorum_pos *pos = quorum_image_pos(im, p->seq);
+    if (pos == NULL) {
+        if ((pos = calloc(1, sizeof(*pos))) == NULL ||
+            idmap_insert(&im->positions, &pos->by_seq, p->seq) < 0) {
+            free(pos);
+            if (!im->positions_lost)
+                log_msg(LOG_ERROR,
+                        "cluster: queue '%s': out of memory: no snapshot of it from this "
+                        "member any more (its log grows) until the node restarts",
+                        im->queue);
+            im->positions_lost = true;
+            return -1;
+        }
+    } else if (pos->missing) {
+        im->n_missing--;
+    }
+    pos->count = p->count;
+    pos->dead = p->dead;
+    pos->reason = p->reason;
+    pos->missing = p->missing;
+    if (pos->missing)
+        im->n_missing++;
+    return 0;
+}
+
+void
+quorum_image_pos_drop(struct quorum_image *im, struct quorum_pos *pos)
+{
+    if (pos->missing)
+        im->n_missing--;
+    idmap_remove(&im->positions, &pos->by_seq);
+    free(pos);
 }
 
 /* The batch of the entry being applied, made if needed (NULL on ENOMEM: logged). */
@@ -64,7 +124,10 @@ quorum_image_batch(struct quorum_image *im)
 {
     if (im->batch == NULL && (im->batch = store_batch_new()) == NULL && !im->failed) {
         im->failed = true;
-        log_msg(LOG_ERROR, "cluster: queue '%s': out of memory writing its image", im->queue);
+        log_msg(LOG_ERROR,
+                "cluster: queue '%s': out of memory writing its image: it is not written any "
+                "more here until the node restarts",
+                im->queue);
     }
     return im->batch;
 }
@@ -105,6 +168,7 @@ quorum_image_apply(void *raft_arg, uint64_t index, const uint8_t *cmd, size_t le
         if (n < 16)
             return -1;
         durable_image_enqueue(b, im->gid, seq, bytes_get64(p + 8), p + 16, n - 16);
+        quorum_image_pos_set(im, &(struct durable_image_pos){.seq = seq});
         if (seq > im->ist.last[lane])
             im->ist.last[lane] = seq;
         break;
@@ -112,16 +176,28 @@ quorum_image_apply(void *raft_arg, uint64_t index, const uint8_t *cmd, size_t le
         if (seq > im->ist.delivered[lane])
             im->ist.delivered[lane] = seq;
         break;
-    case QUORUM_SETTLE:
+    case QUORUM_SETTLE: {
+        struct quorum_pos *pos = quorum_image_pos(im, seq);
         durable_image_remove(b, im->gid, seq);
+        if (pos != NULL)
+            quorum_image_pos_drop(im, pos);
         return 0;
+    }
     case QUORUM_REQUEUE:
-    case QUORUM_DIED:
+    case QUORUM_DIED: {
         if (n < (cmd[0] == QUORUM_REQUEUE ? 12u : 13u))
             return -1;
-        durable_image_mark(b, im->gid, seq, bytes_get32(p + 8), cmd[0] == QUORUM_DIED,
-                           cmd[0] == QUORUM_DIED ? p[12] : 0);
+        struct quorum_pos *pos = quorum_image_pos(im, seq);
+        struct durable_image_pos mark = {.seq = seq,
+                                         .count = bytes_get32(p + 8),
+                                         .dead = cmd[0] == QUORUM_DIED,
+                                         .reason = cmd[0] == QUORUM_DIED ? p[12] : 0,
+                                         .missing = pos != NULL && pos->missing};
+        durable_image_mark(b, im->gid, seq, mark.count, mark.dead, mark.reason);
+        if (pos != NULL)
+            quorum_image_pos_set(im, &mark);
         return 0;
+    }
     default:
         return -1;
     }
@@ -144,67 +220,18 @@ quorum_image_applied(void *raft_arg, uint64_t index)
     im->ist.index = index;
     durable_image_state_put(b, im->gid, &im->ist);
     im->batch = NULL;
-    if (store_write_now(im->st, b, err, sizeof(err)) < 0) {
-        if (!im->failed)
-            log_msg(LOG_ERROR, "cluster: queue '%s': its image is not written: %s", im->queue, err);
+    if (im->failed) {
+        store_batch_free(b); /* (it would skip the entry whose write failed) */
+        return;
+    }
+    if (store_write_now(im->st, b, false, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR,
+                "cluster: queue '%s': its image is not written: %s; it is not written any more "
+                "here until the node restarts (and replays it from the log, which is kept "
+                "until then)",
+                im->queue, err);
         im->failed = true;
-    } else if (im->failed) {
-        log_msg(LOG_INFO, "cluster: queue '%s': its image is written again", im->queue);
-        im->failed = false;
     }
-}
-
-int
-quorum_image_snapshot(void *raft_arg, struct raft_buffer *bufs[], unsigned *n_bufs)
-{
-    struct quorum_image *im = raft_arg;
-    char err[256];
-    if (im->ist.index < im->busy_until)
-        return RAFT_BUSY;
-    void *p;
-    size_t len;
-    int rc = durable_image_dump(im->st, im->gid, &im->ist, QUORUM_SNAPSHOT_MAX, raft_realloc, &p,
-                                &len, err, sizeof(err));
-    if (rc != 0) {
-        if (rc < 0)
-            log_msg(LOG_ERROR, "cluster: queue '%s': no snapshot: %s", im->queue, err);
-        im->busy_until = im->ist.index + QUORUM_SNAPSHOT_RETRY;
-        return RAFT_BUSY;
-    }
-    if ((*bufs = raft_malloc(sizeof(**bufs))) == NULL) {
-        raft_free(p);
-        return RAFT_NOMEM;
-    }
-    (*bufs)[0] = (struct raft_buffer){.base = p, .len = len};
-    *n_bufs = 1;
-    return 0;
-}
-
-int
-quorum_image_restore(void *raft_arg, struct raft_buffer *buf)
-{
-    struct quorum_image *im = raft_arg;
-    char err[256];
-    struct durable_image_state ist;
-    int rc = 0;
-    if (durable_image_snapshot_state(buf->base, buf->len, &ist) < 0) {
-        log_msg(LOG_ERROR, "cluster: queue '%s': a snapshot does not decode", im->queue);
-        return RAFT_CORRUPT;
-    }
-    /* At a start, the image is at least as far as the last snapshot, unless the machine lost
-     * its last writes (they are not synced): then it is the snapshot's again. */
-    if (ist.index > im->ist.index) {
-        if (durable_image_restore(im->st, im->gid, buf->base, buf->len, &im->ist, err,
-                                  sizeof(err)) < 0) {
-            log_msg(LOG_ERROR, "cluster: queue '%s': a snapshot not restored: %s", im->queue, err);
-            rc = RAFT_IOERR;
-        } else {
-            im->restored_index = im->ist.index;
-        }
-    }
-    if (rc == 0)
-        raft_free(buf->base);
-    return rc;
 }
 
 /* The group is closed: the image goes with a deleted queue. */
@@ -216,9 +243,8 @@ quorum_image_closed(void *raft_arg, bool destroyed)
     struct store_batch *b;
     if (destroyed && (b = store_batch_new()) != NULL) {
         durable_image_drop(b, im->gid);
-        if (store_write_now(im->st, b, err, sizeof(err)) < 0)
+        if (store_write_now(im->st, b, false, err, sizeof(err)) < 0)
             log_msg(LOG_ERROR, "cluster: queue '%s': its image is not deleted: %s", im->queue, err);
     }
-    store_batch_free(im->batch);
-    free(im);
+    quorum_image_free(im);
 }

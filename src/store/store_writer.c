@@ -199,7 +199,7 @@ store_writer_replay(rocksdb_writebatch_t *wb, const struct store_batch *b)
 }
 
 int
-store_write_now(struct store *st, struct store_batch *b, char *err, size_t errlen)
+store_write_now(struct store *st, struct store_batch *b, bool sync, char *err, size_t errlen)
 {
     int rc = 0;
     rocksdb_writebatch_t *wb = b->failed ? NULL : rocksdb_writebatch_create();
@@ -209,7 +209,7 @@ store_write_now(struct store *st, struct store_batch *b, char *err, size_t errle
     } else {
         char *rerr = NULL;
         store_writer_replay(wb, b);
-        rocksdb_write(st->db, st->wo, wb, &rerr);
+        rocksdb_write(st->db, sync ? st->wo_sync : st->wo, wb, &rerr);
         rocksdb_writebatch_destroy(wb);
         if (rerr != NULL) {
             snprintf(err, errlen, "store %s: write failed: %s", st->path, rerr);

@@ -853,6 +853,19 @@ check_image(uint64_t group, const char *name, const int *want, const bool *redel
     ck_assert_uint_eq(q->lanes[0].next_seq, 7); /* past the last seq enqueued, 6 */
 }
 
+struct image_scan_result {
+    struct durable_image_pos *pos;
+    size_t *n;
+};
+
+static int
+image_scanned(void *arg, const struct durable_image_pos *pos)
+{
+    struct image_scan_result *r = arg;
+    r->pos[(*r->n)++] = *pos;
+    return 0;
+}
+
 START_TEST(test_replica_image)
 {
     char err[256];
@@ -868,7 +881,7 @@ START_TEST(test_replica_image)
     ist.delivered[0] = 3;
     ist.last[0] = 6;
     durable_image_state_put(b, 7, &ist);
-    ck_assert_int_eq(store_write_now(st, b, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_write_now(st, b, false, err, sizeof(err)), 0);
 
     struct durable_image_state got;
     ck_assert_int_eq(durable_image_state_get(st, 7, &got, err, sizeof(err)), 1);
@@ -879,26 +892,57 @@ START_TEST(test_replica_image)
     static const uint32_t counts[] = {0, 3, 0, 0};
     check_image(7, "q7", want, redelivered, counts, 4);
 
-    /* A snapshot: too big for a small limit; whole otherwise, restored as group 8. */
-    void *snap;
-    size_t len;
-    ck_assert_int_eq(durable_image_dump(st, 7, &got, 100, realloc, &snap, &len, err, sizeof(err)),
-                     1);
-    ck_assert_ptr_null(snap);
-    ck_assert_int_eq(
-        durable_image_dump(st, 7, &got, 1u << 20, realloc, &snap, &len, err, sizeof(err)), 0);
-    struct durable_image_state snap_st;
-    ck_assert_int_eq(durable_image_snapshot_state(snap, len, &snap_st), 0);
-    ck_assert_uint_eq(snap_st.index, 10);
-    ck_assert_int_eq(durable_image_restore(st, 8, snap, len, &snap_st, err, sizeof(err)), 0);
-    free(snap);
-    check_image(8, "q8", want, redelivered, counts, 4);
-    ck_assert_int_eq(durable_image_snapshot_state((const uint8_t *)"x", 1, &snap_st), -1);
+    /* Positions, as a snapshot has them: the requeue count and death of each entry. */
+    struct durable_image_pos seen[8];
+    size_t n_seen = 0;
+    ck_assert_int_eq(durable_image_scan(st, 7, image_scanned,
+                                        &(struct image_scan_result){seen, &n_seen}, err,
+                                        sizeof(err)),
+                     0);
+    ck_assert_uint_eq(n_seen, 4);
+    ck_assert(seen[0].seq == 1 && seen[1].seq == 2 && seen[2].seq == 3 && seen[3].seq == 5);
+    ck_assert(seen[1].count == 3 && seen[0].count == 0 && !seen[1].dead && !seen[1].missing);
+
+    /* An entry restored from a snapshot, its message still to fetch: listed missing, and the
+     * image does not load until another member's value is put in. */
+    char *val;
+    size_t vlen;
+    ck_assert_int_eq(durable_image_value(st, 7, 2, &val, &vlen, err, sizeof(err)), 1);
+    ck_assert_int_eq(durable_image_value(st, 7, 4, &(char *){NULL}, &(size_t){0}, err, sizeof(err)),
+                     0);
+    ck_assert_ptr_nonnull(b = store_batch_new());
+    durable_image_put_missing(b, 7, 2);
+    ck_assert_int_eq(store_write_now(st, b, false, err, sizeof(err)), 0);
+    ck_assert_int_eq(durable_image_value(st, 7, 2, &(char *){NULL}, &(size_t){0}, err, sizeof(err)),
+                     0);
+    n_seen = 0;
+    ck_assert_int_eq(durable_image_scan(st, 7, image_scanned,
+                                        &(struct image_scan_result){seen, &n_seen}, err,
+                                        sizeof(err)),
+                     0);
+    ck_assert(n_seen == 4 && seen[1].missing && seen[1].count == 3 && !seen[0].missing);
+    struct queue *qm = add_queue(vh, "q7m", false, false, NULL, no_args);
+    qm->group_id = 7;
+    ck_assert_int_eq(durable_image_load(st, 7, qm, &got, err, sizeof(err)), DURABLE_IMAGE_MISSING);
+    queue_reset(qm);
+    ck_assert_ptr_nonnull(b = store_batch_new());
+    durable_image_put_value(b, 7, 2, val, vlen);
+    ck_assert_int_eq(store_write_now(st, b, true, err, sizeof(err)), 0);
+    free(val);
+    check_image(7, "q7f", want, redelivered, counts, 4);
+
+    /* The state's encoding, as snapshots carry it. */
+    uint8_t enc[DURABLE_IMAGE_STATE_MAX];
+    struct durable_image_state dec;
+    size_t enc_len = durable_image_state_encode(enc, &got);
+    ck_assert_uint_eq(durable_image_state_decode(enc, enc_len, &dec), enc_len);
+    ck_assert(dec.index == 10 && dec.epoch == 5 && dec.last[0] == 6);
+    ck_assert_uint_eq(durable_image_state_decode(enc, 3, &dec), 0);
 
     /* Dropped with its queue: no state, no entries. */
     ck_assert_ptr_nonnull(b = store_batch_new());
     durable_image_drop(b, 7);
-    ck_assert_int_eq(store_write_now(st, b, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_write_now(st, b, false, err, sizeof(err)), 0);
     ck_assert_int_eq(durable_image_state_get(st, 7, &got, err, sizeof(err)), 0);
     struct queue *q = add_queue(vh, "q7b", false, false, NULL, no_args);
     q->group_id = 7;
