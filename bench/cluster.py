@@ -26,6 +26,15 @@ clients by that answer:
    time from the kill to the first confirm of a message published after it, or "none in
    30 s". The killed node is then restarted and the cluster waited for, whole again.
 
+4. catch-up: a follower's process gets SIGKILL, then one warren-perf on the leader's node
+   publishes --catch-up-messages (default 1,000,000) with no consumer (-C); the follower is
+   started again, and a warren-perf publisher (no consumer) runs on the leader's node until
+   the follower has caught up: it has applied the leader's commit index of the restart (and
+   Warren's has every message: /api/queues' raft.messages_to_fetch 0; RabbitMQ: rabbitmq-queues
+   quorum_status, the follower's log and commit index). The figures are the time from the
+   restart to that, and the publishes confirmed per second meanwhile against those of the
+   backlog's publisher (the follower down then).
+
 1 and 2: persistent 1 KiB messages, confirms (window 100), prefetch 100, manual acks. For them
 it records warren-perf's JSON (received msgs/s, confirm latency), the CPU of the three nodes'
 processes (summed, % of one core, over warren-perf's lifetime) and the sum of their peak RSS
@@ -63,6 +72,7 @@ LOCAL_CLUSTER = os.path.join(TOP, "scripts", "local-cluster.sh")
 NODES = 3
 FAILOVER_WAIT = 30     # seconds to wait for a confirm after the kill
 FAILOVER_BEFORE = 3    # seconds of confirms before the kill
+CATCH_UP_WAIT = 1800   # seconds to wait for a restarted follower to catch up
 PUBLISHER_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 # the messages of scenarios 1 and 2
 LOAD = ["-f", "-s", 1024, "--queue-arg", "x-queue-type=quorum"]
@@ -82,6 +92,8 @@ SCENARIOS = [
              "followers"),
     Scenario("3", "failover: a publisher on a follower (one message at a time, each "
              "confirmed); SIGKILL to the leader's process", "failover"),
+    Scenario("4", "catch-up: a follower killed, a backlog published (persistent 1 KiB, "
+             "confirms), the follower started again under a publisher's load", "catch-up"),
 ]
 
 
@@ -230,12 +242,39 @@ class WarrenCluster:
                 last = e
         raise RuntimeError("no node's HTTP API says where %s is: %s" % (queue, last))
 
+    def progress(self, queue, i):
+        """(applied index, messages still to fetch) of node i's member of queue, as its HTTP
+        API says, or None while it does not answer."""
+        url = "http://%s:%d/api/queues/%%2F/%s" % (HOST, self.base + 10000 + i,
+                                                  urllib.parse.quote(queue, safe=""))
+        req = urllib.request.Request(url, headers={
+            "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                raft = json.load(r).get("raft")
+        except (OSError, ValueError):
+            return None
+        return (raft["last_applied"], raft["messages_to_fetch"]) if raft else None
+
+    def commit_index(self, queue, i):
+        """The commit index of node i's member of queue (its HTTP API)."""
+        url = "http://%s:%d/api/queues/%%2F/%s" % (HOST, self.base + 10000 + i,
+                                                  urllib.parse.quote(queue, safe=""))
+        req = urllib.request.Request(url, headers={
+            "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)["raft"]["commit_index"]
+
     def kill(self, i):
+        """SIGKILL to node i, returning once its process is gone (its store unlocked)."""
         pid = self.pid(i)
         os.kill(pid, signal.SIGKILL)
         for p in self.restarted:
             if p.pid == pid:
                 p.wait()
+        deadline = time.monotonic() + 15
+        while proc_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         return pid
 
     def restart(self, i):
@@ -378,6 +417,30 @@ class RabbitMQCluster:
         raise RuntimeError("rabbitmqctl list_queues does not say who leads %s: %s"
                            % (queue, last))
 
+    def quorum_status(self, queue, asked):
+        """rabbitmq-queues quorum_status, asked of node asked: {node name: its row}."""
+        out = self.ctl(asked, "quorum_status", queue, "--formatter", "json",
+                       tool="rabbitmq-queues", timeout=60)
+        return {row.get("Node Name"): row for row in json.loads(out[out.index("["):])}
+
+    def progress(self, queue, i):
+        """(the index node i's member has in its log and knows committed, 0 messages to
+        fetch: RabbitMQ's followers get the messages with the log), or None."""
+        for asked in range(NODES):
+            try:
+                row = self.quorum_status(queue, asked).get(self.nodename(i), {})
+                last = row.get("Log Index", row.get("Last Log Index"))
+                commit = row.get("Commit Index")
+                if isinstance(last, int) and isinstance(commit, int):
+                    return (min(last, commit), 0)
+                return None
+            except (RuntimeError, ValueError, subprocess.TimeoutExpired):
+                continue
+        return None
+
+    def commit_index(self, queue, i):
+        return self.quorum_status(queue, i)[self.nodename(i)]["Commit Index"]
+
     def kill(self, i):
         n = self.nodes[i]
         os.kill(n.pid, signal.SIGKILL)
@@ -475,14 +538,16 @@ class Runner:
         log("  queue %s, leader %s" % (queue, cluster.nodename(li)))
         return prefix, queue, li
 
-    def perf_runs(self, cluster, runs):
-        """Runs warren-perf processes at once, runs: [(node index, args)], while sampling
-        the CPU and RSS of every node; returns the result with "json": one per run."""
+    def perf_runs(self, cluster, runs, timed=True):
+        """Runs warren-perf processes at once, runs: [(node index, args)], for --duration
+        (unless not timed: args say when they end), while sampling the CPU and RSS of every
+        node; returns the result with "json": one per run."""
         self.wait_quiet()
-        pids = cluster.pids()
+        pids = [pid for pid in cluster.pids() if proc_alive(pid)]  # (scenario 4 kills one)
         others = [pid for c in self.clusters if c is not cluster for pid in c.pids()]
-        argvs = [[self.perf, "--host", HOST, "--port", str(cluster.port(i)), "-z",
-                  "%g" % self.opts.duration] + [str(a) for a in args] for i, args in runs]
+        argvs = [[self.perf, "--host", HOST, "--port", str(cluster.port(i))]
+                 + (["-z", "%g" % self.opts.duration] if timed else [])
+                 + [str(a) for a in args] for i, args in runs]
         outs = [tempfile.TemporaryFile("w+") for _ in runs]
         errs = [tempfile.TemporaryFile("w+") for _ in runs]
         try:
@@ -496,7 +561,7 @@ class Runner:
                 p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
                 procs.append(p)
                 self.children.append(p)
-            deadline = t0 + self.opts.duration + 300
+            deadline = t0 + (self.opts.duration + 300 if timed else CATCH_UP_WAIT)
             status, perf_cpu = {}, 0.0
             while len(status) < len(procs):
                 for p in procs:
@@ -657,6 +722,78 @@ class Runner:
                 delete_queue([cluster.port(i) for i in range(NODES)], queue)
         return res
 
+    def run_catch_up(self, sc, cluster):
+        prefix, queue, li = self.new_queue(cluster)
+        fi = [i for i in range(NODES) if i != li][0]
+        n = self.opts.catch_up_messages
+        res = {"placement": "%d messages published on %s (leader) while %s was down, then a "
+               "publisher there while it caught up" % (n, cluster.nodename(li),
+                                                       cluster.nodename(fi))}
+        common = ["-x", 1, "-y", 0] + PRODUCE + LOAD + ["--prefix", prefix, "--keep-queues"]
+        killed = interrupted = False
+        live = None
+        try:
+            self.wait_quiet()
+            cluster.kill(fi)
+            killed = True
+            log("  SIGKILL to %s; publishing %d messages" % (cluster.nodename(fi), n))
+            backlog = self.perf_runs(cluster, [(li, common + ["-C", n])], timed=False)
+            if "error" in backlog:
+                log("  the backlog: %s" % backlog["error"])
+                return dict(res, error="the backlog: " + backlog["error"])
+            j = backlog["json"][0]
+            res.update(backlog_rate=j["sent_msgs_per_s"], backlog_p99=j["confirm_latency_us"]["p99"],
+                       backlog_rss_kib=backlog["peak_rss_kib"])
+            target = cluster.commit_index(queue, li)
+            out = tempfile.TemporaryFile("w+")
+            live = subprocess.Popen([self.perf, "--host", HOST, "--port", str(cluster.port(li)),
+                                     "-z", str(CATCH_UP_WAIT)] + [str(a) for a in common],
+                                    stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.DEVNULL)
+            self.children.append(live)
+            t_restart = time.monotonic()
+            killed = False
+            cluster.restart(fi)
+            log("  %s started again: waiting for it to apply index %d" % (cluster.nodename(fi),
+                                                                          target))
+            seen = None
+            while time.monotonic() < t_restart + CATCH_UP_WAIT:
+                seen = cluster.progress(queue, fi)
+                if seen is not None and seen[0] >= target and seen[1] == 0:
+                    break
+                if live.poll() is not None:
+                    raise RuntimeError("the publisher exited %d" % live.returncode)
+                time.sleep(0.5)
+            else:
+                raise RuntimeError("%s had not caught up after %d s: %s" % (
+                    cluster.nodename(fi), CATCH_UP_WAIT, seen))
+            res["catch_up_s"] = time.monotonic() - t_restart
+            live.send_signal(signal.SIGTERM)
+            live.wait(60)
+            out.seek(0)
+            lines = out.read().strip().splitlines()
+            if not lines:
+                raise RuntimeError("the publisher printed no result")
+            j = json.loads(lines[-1])
+            res.update(live_rate=j["sent_msgs_per_s"], live_p99=j["confirm_latency_us"]["p99"])
+            log("  caught up in %.1f s; publishes confirmed meanwhile %.0f/s (p99 %.0f µs), "
+                "%.0f/s with it down" % (res["catch_up_s"], res["live_rate"], res["live_p99"],
+                                         res["backlog_rate"]))
+        except (KeyboardInterrupt, Interrupted):
+            interrupted = True
+            raise
+        finally:
+            if live is not None:
+                if live.poll() is None:
+                    live.kill()
+                    live.wait()
+                self.children.remove(live)
+            if killed and not interrupted:
+                cluster.restart(fi)
+            if not interrupted:
+                delete_queue([cluster.port(i) for i in range(NODES)], queue)
+        return res
+
     def record(self, sc, cluster, res):
         self.results[(sc.sid, cluster.name)] = res
         if "error" in res:
@@ -677,7 +814,7 @@ class Runner:
             for c in self.clusters:
                 log("[%s] %s: %s" % (sc.sid, c.name, sc.title))
                 fn = {"local": self.run_local, "followers": self.run_followers,
-                      "failover": self.run_failover}[sc.kind]
+                      "failover": self.run_failover, "catch-up": self.run_catch_up}[sc.kind]
                 try:
                     res = fn(sc, c)
                 except Exception as e:  # pika's errors too: the next scenario still runs
@@ -740,6 +877,17 @@ def build_rows(scenarios, results, names):
                                          r["perf_cpu_pct"]), ratio=False)
             add(sc, False, "peak RSS of the 3 nodes summed, MiB (lower is better)",
                 lambda r: r["peak_rss_kib"] / 1024)
+        elif sc.kind == "catch-up":
+            add(sc, True, "time from the follower's restart to caught up, s (lower is better)",
+                lambda r: r["catch_up_s"], digits=1)
+            add(sc, False, "publishes confirmed/s while it caught up (higher is better)",
+                lambda r: r["live_rate"])
+            add(sc, False, "publishes confirmed/s of the backlog, the follower down",
+                lambda r: r["backlog_rate"])
+            add(sc, False, "confirm latency p99 while it caught up, µs (lower is better)",
+                lambda r: r["live_p99"])
+            add(sc, False, "peak RSS of the 3 nodes summed during the backlog, MiB",
+                lambda r: r["backlog_rss_kib"] / 1024)
         else:
             add(sc, True, "failover: SIGKILL of the leader to the first confirm of a message "
                 "published after it, ms (lower is better)",
@@ -782,6 +930,12 @@ def report(opts, runner, scenarios, rows):
              "time from the kill to the first confirm of a message published after it; the "
              "longest gap is between the last confirm before the kill and that one. The node "
              "is then restarted and the cluster waited for until whole." % FAILOVER_BEFORE,
+             "- Scenario 4: a follower's process gets SIGKILL; warren-perf publishes %d "
+             "persistent 1 KiB messages (confirms, window 100, no consumer) on the leader's "
+             "node; the follower is started again while the same publisher runs until the "
+             "follower has applied the commit index the leader had at the restart (Warren: and "
+             "fetched every message its snapshot named; RabbitMQ: its log and commit index "
+             "from rabbitmq-queues quorum_status)." % opts.catch_up_messages,
              "", "Placement of the clients:", ""]
     for (sid, name), res in sorted(runner.results.items()):
         if "placement" in res:
@@ -833,6 +987,8 @@ def main():
     ap.add_argument("--quiet-wait", type=float, default=120,
                     help="before each run, wait up to this many seconds for other processes "
                     "to use under 20%% of a core (default 120; 0: do not wait)")
+    ap.add_argument("--catch-up-messages", type=int, default=1000000,
+                    help="the backlog of scenario 4 (default 1000000)")
     ap.add_argument("--out", default=None, help="also write the report (markdown) here")
     ap.add_argument("--keep", action="store_true",
                     help="keep the nodes' directories under /tmp (logs, data)")

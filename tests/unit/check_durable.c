@@ -809,7 +809,8 @@ END_TEST
 
 /* A replicated queue's image (durable_image.c): entries written, marked and removed as the
  * Raft thread applies commands, loaded into a queue (redelivered at or below the watermark, or
- * requeued), dumped as a snapshot and restored under another group. */
+ * requeued), scanned for their positions; an entry whose message is missing (a snapshot's,
+ * still to fetch) keeps the image from loading until its value is put back. */
 static void
 image_put_std(struct store_batch *b, uint64_t group, uint64_t seq, int i)
 {
