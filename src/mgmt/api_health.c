@@ -36,6 +36,7 @@
 #include "warren/conf.h"
 #include "warren/exchange.h"
 #include "warren/net.h"
+#include "warren/queue.h"
 #include "warren/vhost.h"
 
 /* Appends {node, protocol, ip_address, port} to arr. */
@@ -263,21 +264,64 @@ api_healthchecks_node(struct mgmt_req *r)
     api_check_failed(r, reason, NULL);
 }
 
+/* Whether stopping this node would leave q's group (this node one of its members) without a
+ * majority of its members online. */
+static bool
+api_queue_quorum_critical(const struct queue *q)
+{
+    struct cluster_replica_view v;
+    if (q->group_id == 0 || !net_quorum_view(q, &v))
+        return false;
+    unsigned online = 0;
+    for (unsigned i = 0; i < v.n_members; i++)
+        online += v.online[i];
+    return online - 1 < v.n_members / 2 + 1;
+}
+
 /* GET /api/health/checks/node-is-quorum-critical: fails while stopping this node would leave
- * a Raft group without a majority of its members running: today the cluster's metadata group
- * (no Warren queue is replicated yet, hence no queues listed). */
+ * a Raft group without a majority of its members running: a replicated queue's (listed, as
+ * RabbitMQ lists its quorum queues), or the cluster's metadata group. */
 static void
 api_check_quorum_critical(struct mgmt_req *r)
 {
-    if (r->env->cluster == NULL)
+    if (r->env->cluster == NULL) {
         api_check_ok(r, json_pack("{s:s}", "reason", "single node cluster"));
-    else if (!cluster_node_is_quorum_critical(r->env->cluster))
-        api_check_ok(r, NULL);
-    else
+        return;
+    }
+    json_t *queues = json_array();
+    for (struct vhost *vh = r->env->vhosts->head; queues != NULL && vh != NULL; vh = vh->next) {
+        struct hmap_iter it;
+        struct hmap_entry *he;
+        hmap_iter_init(&it, &vh->queues);
+        while (queues != NULL && (he = hmap_iter_next(&it)) != NULL) {
+            const struct queue *q = hmap_container_of(he, struct queue, by_name);
+            char readable[600];
+            snprintf(readable, sizeof(readable), "queue '%s' in vhost '%s'", q->name, vh->name);
+            if (api_queue_quorum_critical(q) &&
+                json_array_append_new(queues, json_pack("{s:s, s:s, s:s, s:s}", "readable_name",
+                                                        readable, "name", q->name, "virtual_host",
+                                                        vh->name, "type", "quorum")) < 0) {
+                json_decref(queues);
+                queues = NULL;
+            }
+        }
+    }
+    if (queues == NULL)
+        mgmt_nomem(r);
+    else if (json_array_size(queues) > 0)
+        api_check_failed(r,
+                         "There are quorum queues that would lose their quorum if the target "
+                         "node is shut down",
+                         json_pack("{s:o}", "queues", queues));
+    else if (cluster_node_is_quorum_critical(r->env->cluster))
         api_check_failed(r,
                          "The cluster's metadata would lose its quorum if the target node is "
                          "shut down",
-                         json_pack("{s:[]}", "queues"));
+                         json_pack("{s:o}", "queues", queues));
+    else {
+        json_decref(queues);
+        api_check_ok(r, NULL);
+    }
 }
 
 void

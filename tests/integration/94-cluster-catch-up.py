@@ -3,10 +3,12 @@ follower is killed while the queue takes thousands of log entries (publishes, so
 consumed, some requeued), so that the leader's log no longer has what it missed: started
 again, it restores a snapshot, which holds the queue's positions but no message, and fetches
 the messages from the others (logged; /api/queues' raft.messages_to_fetch goes to 0), while
-the leader goes on confirming publishes. Then it must serve the queue itself: the third
-node is killed, a few more messages published, the leader killed and the third started
-again, so that only the caught-up member can win the election (the third's log is behind):
-it serves every message not acked, bodies and redelivered flags as they were."""
+the leader goes on confirming publishes. (While it is down, stopping another member would
+lose the queue's quorum: node-is-quorum-critical says so, as RabbitMQ does.) Then it must
+serve the queue itself: the third node is killed, a few more messages published, the leader
+killed and the third started again, so that only the caught-up member can win the election
+(the third's log is behind): it serves every message not acked, bodies and redelivered flags
+as they were."""
 
 import os
 import sys
@@ -92,8 +94,20 @@ def check_catch_up(c, procs):
     conn.close()
     h = home(c, 1)
     f, t = [i for i in every if i != h]
+    status, _, answer = wt.http(c.api(h), "GET", "/api/health/checks/node-is-quorum-critical")
+    assert status == 200, (status, answer)
     os.kill(c.pid(f), 9)
     wt.log("  node %d serves qc; node %d killed" % (h, f))
+    # Stopping another member now would leave qc without a majority (RabbitMQ's answer).
+
+    def critical():
+        st, _, b = wt.http(c.api(h), "GET", "/api/health/checks/node-is-quorum-critical")
+        return b if st == 503 else None
+    answer = ch.wait_for("node %d quorum-critical" % h, critical, 10)
+    assert answer["reason"] == ("There are quorum queues that would lose their quorum if the "
+                                "target node is shut down"), answer
+    assert {"readable_name": "queue 'qc' in vhost '/'", "name": "qc", "virtual_host": "/",
+            "type": "quorum"} in answer["queues"], answer
     conn = qc.connect(c, h)
     started = time.monotonic()
     publish(conn, [body(k) for k in range(MESSAGES)])
