@@ -2,7 +2,8 @@
 # Command 2 of the README (and all that CI runs): installs what is missing, builds, and runs
 # every test: unit tests (Check), the fuzz corpus, generated-code drift, and the integration
 # tests against the real binary; then the same under ASan+UBSan, the unit tests under
-# valgrind, and `make distcheck`. Any failure stops the run with a non-zero status.
+# valgrind, and `make distcheck` (with two of the integration tests). Any failure stops the
+# run with a non-zero status.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -30,17 +31,17 @@ run_check() {
     show_logs "$dir"
 }
 
-echo "==== build and make check"
+echo "==== build and make check ($(date +%T))"
 run_check "$top/_build"
 
-echo "==== ASan + UBSan: make check"
+echo "==== ASan + UBSan: make check ($(date +%T))"
 # Unit tests run unforked here: a forked test's exit runs LeakSanitizer over the whole
 # process, which made the ASan unit tests take minutes (the plain build runs them forked).
 export CK_FORK=no
 run_check "$top/_build-asan" --enable-sanitizers
 unset CK_FORK
 
-echo "==== unit tests under valgrind"
+echo "==== unit tests under valgrind ($(date +%T))"
 # One valgrind per core; each test's output is printed whole once it is done.
 for t in "$top"/_build/tests/unit/check_*; do
     case $t in *.log | *.trs | *.o) continue ;; esac
@@ -51,7 +52,12 @@ done | xargs -P "$(nproc)" -I{} sh -c '
     printf -- "-- %s (exit %s)\n%s\n" "$1" "$rc" "$out"
     exit "$rc"' valgrind-unit {}
 
-echo "==== make distcheck"
-make -C "$top/_build" -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror
+echo "==== make distcheck ($(date +%T))"
+# The tarball builds and its tests run: the unit tests, the fuzz replays and two integration
+# tests, one node and a cluster (the integration tests all ran twice above, from the same
+# sources).
+make -C "$top/_build" -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
+    INTEGRATION_TESTS_RUN="tests/integration/01-connection-pika-channels.py \
+        tests/integration/94-cluster-catch-up.py"
 
-echo "run-tests: all passed"
+echo "run-tests: all passed ($(date +%T))"
