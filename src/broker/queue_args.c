@@ -40,7 +40,9 @@ static const char *const queue_args_quorum[] = {
     "x-overflow", "x-single-active-consumer", "x-queue-type", "x-quorum-initial-group-size",
     "x-delivery-limit", "x-message-ttl", "x-queue-leader-locator",
     /* beyond RabbitMQ 3.10 (3.12 has it): */
-    "x-consumer-timeout", NULL};
+    "x-consumer-timeout",
+    /* beyond RabbitMQ: a replicated queue keeps a classic queue's priorities */
+    "x-max-priority", NULL};
 static const char *const queue_args_stream[] = {"x-max-length-bytes",
                                                 "x-queue-type",
                                                 "x-max-age",

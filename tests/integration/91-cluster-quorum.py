@@ -4,7 +4,8 @@ are confirmed; a consumer on another node holds unacked messages while the queue
 group's leader) is killed (kill -9): another member serves the queue within seconds (logged)
 and the consumer follows it, without basic.cancel, getting every message it had not acked
 again, redelivered, and none that it had; messages published while a member is down survive the next leader's kill once it
-runs again (it caught up); deleting the queue deletes its Raft logs everywhere; a queue
+runs again (it caught up); deleting the queue deletes its Raft logs everywhere; a queue with
+x-max-priority (which RabbitMQ refuses) keeps its order through a failover; a queue
 survives a restart of the whole cluster. Then, in the spirit of Jepsen (queue_checker.py):
 publishers and consumers on every node while the queue's leader is killed at random moments,
 WARREN_FAULT_CYCLES times (3 here; `make check-cluster-faults` runs 100): nothing confirmed
@@ -150,6 +151,34 @@ def check_failover(c, procs):
         glob.glob(os.path.join(c.dir, "node%d" % i, "data", "cluster", "q*")) for i in every), 10)
 
 
+def check_priorities(c, procs):
+    """x-max-priority, which RabbitMQ's quorum queues refuse: the next leader serves the
+    messages in priority order too."""
+    import pika
+    every = list(range(1, ch.NODES + 1))
+    conn = qc.connect(c, 1)
+    chan = conn.channel()
+    chan.queue_declare("qp", durable=True, arguments=dict(QUORUM, **{"x-max-priority": 5}))
+    chan.confirm_delivery()
+    for k in range(18):
+        chan.basic_publish("", "qp", b"p%d-%d" % (k % 6, k),
+                           pika.BasicProperties(delivery_mode=2, priority=k % 6))
+    conn.close()
+    h = home(c, "qp", 1)
+    served = {i: served_lines(c, i, "qp") for i in every}
+    os.kill(c.pid(h), 9)
+    procs.pop(h, None)
+    h2 = new_home(c, "qp", h, [i for i in every if i != h], served)
+    conn = qc.connect(c, h2)
+    got = [b for b, _ in drain(conn, "qp")]
+    want = [b"p%d-%d" % (p, k) for p in range(5, -1, -1) for k in range(18) if k % 6 == p]
+    assert got == want, got
+    conn.channel().queue_delete("qp")
+    conn.close()
+    procs[h] = c.start_node(h)
+    ch.wait_for("every node running again", lambda: qc.all_running(c), 30)
+
+
 def check_restart(c, procs):
     conn = qc.connect(c, 2)
     conn.channel().queue_declare("qr", durable=True, arguments=QUORUM)
@@ -203,6 +232,7 @@ def test_quorum():
         c.start()
         ch.wait_for("every node running", lambda: qc.all_running(c), 20)
         check_failover(c, procs)
+        check_priorities(c, procs)
         check_restart(c, procs)
         check_leader_faults(c, procs)
     except BaseException:

@@ -220,10 +220,14 @@ static const struct {
      {QUORUM, {"x-expires", I32("00000000")}},
      0,
      INVALID("x-expires", "{value_zero,0}")},
-    {"quorum x-max-priority",
+    {"quorum x-max-priority (RabbitMQ refuses it)",
      {QUORUM, {"x-max-priority", I32("00000005")}},
      DURABLE,
-     OTHER_TYPE("x-max-priority", "quorum")},
+     NULL},
+    {"quorum x-max-priority 256",
+     {QUORUM, {"x-max-priority", "'s' 0100"}},
+     DURABLE,
+     INVALID("x-max-priority", "{max_value_exceeded,256}")},
     {"quorum x-delivery-limit: any value",
      {QUORUM, {"x-delivery-limit", STR("01", "x")}},
      DURABLE,
@@ -451,7 +455,8 @@ START_TEST(test_equivalent_keys)
     ck_assert_str_eq(keys[0], "x-dead-letter-exchange");
     ck_assert_str_eq(keys[12], "x-delivery-limit");
     ck_assert_str_eq(keys[15], "x-consumer-timeout");
-    ck_assert_ptr_null(keys[16]);
+    ck_assert_str_eq(keys[16], "x-max-priority");
+    ck_assert_ptr_null(keys[17]);
 }
 END_TEST
 
