@@ -207,9 +207,10 @@ int cluster_replica_submit(struct cluster_replica *r, const void *cmd, size_t le
  * is called then. */
 int cluster_replica_call(struct cluster_replica *r, void (*fn)(void *raft_arg, void *arg),
                          void (*done)(void *arg), void *arg);
-/* This member, if it leads, hands the leadership to the most up-to-date other member, soon
- * (nothing happens when none takes it within an election timeout). */
-void cluster_replica_hand_over(struct cluster_replica *r);
+/* This member, if it leads, hands the leadership to the member named to (NULL: the most
+ * up-to-date other one), soon; nothing happens when it is not a member, or does not take it
+ * within an election timeout. */
+void cluster_replica_hand_over(struct cluster_replica *r, const char *to);
 /* Closes the group and frees r: ops->changed runs no more; commands in flight are answered
  * CLUSTER_MAYBE; ops->closed follows once raft has closed. With destroy (the queue was
  * deleted), its log is deleted then. */

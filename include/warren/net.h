@@ -267,6 +267,10 @@ int net_queue_purge_remote(struct net_server *s, struct vhost *vh, const struct 
 /* A replicated queue's group (quorum.c) as this node sees it, for the management API: false
  * on a node that is not one of its members. */
 bool net_quorum_view(const struct queue *q, struct cluster_replica_view *v);
+/* Rebalances the replicated queues' leaders over the running nodes (POST
+ * /api/rebalance/queues): every running node, told so by a node message, hands some of those
+ * it serves to the members serving fewest (quorum.c). Returns at once. */
+void net_rebalance_queues(struct net_server *s);
 /* How many of its messages this member still fetches from the others (after a snapshot:
  * quorum_fetch.c), as last counted; 0 when none. */
 uint64_t net_quorum_to_fetch(const struct queue *q);

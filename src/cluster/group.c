@@ -1312,6 +1312,7 @@ cluster_group_remove(struct cluster_group *g, raft_id id, cluster_change_fn done
 struct group_hand_over {
     struct cluster_call call;
     struct cluster_group *g;
+    raft_id to;
     struct raft_transfer req;
 };
 
@@ -1327,17 +1328,18 @@ group_hand_over_on_raft(struct cluster_call *call)
     struct group_hand_over *h = (struct group_hand_over *)call;
     h->req.data = h;
     if (raft_state(&h->g->raft) != RAFT_LEADER ||
-        raft_transfer(&h->g->raft, &h->req, 0, group_on_handed_over) != 0)
+        raft_transfer(&h->g->raft, &h->req, h->to, group_on_handed_over) != 0)
         free(h);
 }
 
 void
-cluster_group_hand_over(struct cluster_group *g)
+cluster_group_hand_over(struct cluster_group *g, raft_id to)
 {
     struct group_hand_over *h = g->closing ? NULL : calloc(1, sizeof(*h));
     if (h == NULL)
         return; /* (out of memory: the next election decides) */
     h->g = g;
+    h->to = to;
     h->call.fn = group_hand_over_on_raft;
     cluster_thread_call(g->thread, &h->call);
 }

@@ -133,10 +133,10 @@ int cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, c
  * with errno ENOMEM or ESHUTDOWN (closing): done is then not called. */
 int cluster_group_remove(struct cluster_group *g, raft_id id, cluster_change_fn done, void *arg);
 
-/* This member, if it leads, hands the leadership to the most up-to-date other voter
- * (raft_transfer), soon, on the Raft thread. Nothing happens when it does not lead, or when
- * no other voter is there or takes it within an election timeout. */
-void cluster_group_hand_over(struct cluster_group *g);
+/* This member, if it leads, hands the leadership to the voter to (0: the most up-to-date
+ * other voter) with raft_transfer, soon, on the Raft thread. Nothing happens when it does not
+ * lead, or when that voter is not there or does not take it within an election timeout. */
+void cluster_group_hand_over(struct cluster_group *g, raft_id to);
 
 /* On the Raft thread: makes the node id at address a member (a spare, then a voter once raft
  * caught it up), through the leader as cluster_group_remove does; done(arg, outcome) runs on

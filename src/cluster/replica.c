@@ -340,10 +340,19 @@ cluster_replica_call(struct cluster_replica *r, void (*fn)(void *raft_arg, void 
 }
 
 void
-cluster_replica_hand_over(struct cluster_replica *r)
+cluster_replica_hand_over(struct cluster_replica *r, const char *to)
 {
-    if (r->g != NULL && r->started && !r->closing)
-        cluster_group_hand_over(r->g);
+    if (r->g == NULL || !r->started || r->closing)
+        return;
+    raft_id id = 0;
+    const struct cluster_group_status *st = cluster_group_status(r->g);
+    for (unsigned i = 0; to != NULL && i < st->n_members; i++) {
+        const char *a = st->members[i].address;
+        if (cluster_address_name_len(a) == strlen(to) && memcmp(a, to, strlen(to)) == 0)
+            id = st->members[i].id;
+    }
+    if (to == NULL || id != 0)
+        cluster_group_hand_over(r->g, id);
 }
 
 struct cluster_replica *

@@ -559,6 +559,16 @@ api_extensions(struct mgmt_req *r)
     mgmt_reply_json(r, json_array());
 }
 
+/* POST /api/rebalance/queues: the replicated queues' leaders spread over the running nodes,
+ * in the background (RabbitMQ's rebalance of quorum queues, answered 204 at once). */
+static void
+api_rebalance_queues(struct mgmt_req *r)
+{
+    if (r->env->net != NULL)
+        net_rebalance_queues(r->env->net);
+    r->reply(r, 204, NULL);
+}
+
 /* ---- the route table ---- */
 
 #define GET MGMT_GET
@@ -575,6 +585,7 @@ static const struct api_route api_routes[] = {
     /* DELETE: administrator only, checked by the handler */
     {{"nodes", "*"}, GET | MGMT_DELETE, API_MONITOR, mgmt_api_nodes},
     {{"aliveness-test", "*"}, GET, API_MANAGEMENT, api_aliveness},
+    {{"rebalance", "queues"}, MGMT_POST, API_ADMIN, api_rebalance_queues},
     {{"auth", "hash_password", "*"}, GET, API_MANAGEMENT, api_hash_password},
     {{"users"}, GET, API_ADMIN, mgmt_api_users_list},
     {{"users", "*"}, GET | CHANGE, API_ADMIN, mgmt_api_user},

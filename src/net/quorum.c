@@ -292,7 +292,7 @@ quorum_hand_over(struct quorum_replica *r, const char *why)
     log_msg(LOG_WARNING, "cluster: queue '%s' in vhost '%s' is not served here: %s", r->q->name,
             r->q->vhost->name, why);
     queue_reset(r->q);
-    cluster_replica_hand_over(r->group);
+    cluster_replica_hand_over(r->group, NULL);
 }
 
 /* This member's marker is applied here: the image holds every command committed before it.
@@ -614,6 +614,73 @@ net_quorum_view(const struct queue *q, struct cluster_replica_view *v)
     return r != NULL && cluster_replica_view(r->group, v);
 }
 
+/* The running nodes and how many replicated queues each serves, as this node's metadata says
+ * (q->home). Returns how many nodes. */
+static unsigned
+quorum_leader_counts(struct net_server *s, struct cluster_node_view *nodes, unsigned *counts)
+{
+    unsigned n = cluster_nodes(s->env.cluster, nodes, CLUSTER_MAX_NODES), kept = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (nodes[i].running)
+            nodes[kept++] = nodes[i];
+    memset(counts, 0, kept * sizeof(*counts));
+    const char *self = cluster_self_name(s->env.cluster);
+    for (struct vhost *vh = s->env.vhosts->head; vh != NULL; vh = vh->next) {
+        struct hmap_iter it;
+        struct hmap_entry *he;
+        hmap_iter_init(&it, &vh->queues);
+        while ((he = hmap_iter_next(&it)) != NULL) {
+            const struct queue *q = hmap_container_of(he, struct queue, by_name);
+            const char *home = q->home != NULL ? q->home : self;
+            for (unsigned i = 0; q->group_id != 0 && i < kept; i++)
+                counts[i] += strcmp(nodes[i].name, home) == 0;
+        }
+    }
+    return kept;
+}
+
+void
+net_quorum_rebalance(struct net_server *s)
+{
+    struct net_quorum *nq = s->quorum;
+    if (nq == NULL)
+        return;
+    struct cluster_node_view nodes[CLUSTER_MAX_NODES];
+    unsigned counts[CLUSTER_MAX_NODES];
+    unsigned n = quorum_leader_counts(s, nodes, counts), self = n, total = 0;
+    for (unsigned i = 0; i < n; i++) {
+        total += counts[i];
+        if (nodes[i].self)
+            self = i;
+    }
+    if (self == n)
+        return;
+    unsigned fair = (total + n - 1) / n; /* each leads at most this many */
+    struct quorum_replica *r;
+    LIST_FOREACH(r, &nq->replicas, link) {
+        if (counts[self] <= fair)
+            break;
+        struct cluster_replica_view v;
+        if (!r->base.live || !r->leads || !cluster_replica_view(r->group, &v))
+            continue;
+        /* Its member that serves fewest, if that is better by more than the one moved. */
+        unsigned best = n;
+        for (unsigned m = 0; m < v.n_members; m++)
+            for (unsigned i = 0; i < n; i++)
+                if (i != self && v.online[m] && strcmp(nodes[i].name, v.names[m]) == 0 &&
+                    counts[i] + 1 < counts[self] && (best == n || counts[i] < counts[best]))
+                    best = i;
+        if (best == n)
+            continue;
+        log_msg(LOG_INFO,
+                "cluster: queue '%s' in vhost '%s': its leadership goes to %s (rebalance)",
+                r->q->name, r->q->vhost->name, nodes[best].name);
+        cluster_replica_hand_over(r->group, nodes[best].name);
+        counts[self]--;
+        counts[best]++;
+    }
+}
+
 uint64_t
 net_quorum_to_fetch(const struct queue *q)
 {
@@ -622,9 +689,28 @@ net_quorum_to_fetch(const struct queue *q)
 }
 
 void
+net_rebalance_queues(struct net_server *s)
+{
+    if (s->quorum == NULL)
+        return;
+    struct cluster_node_view nodes[CLUSTER_MAX_NODES];
+    unsigned n = cluster_nodes(s->env.cluster, nodes, CLUSTER_MAX_NODES);
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t *b = nodes[i].running && !nodes[i].self ? malloc(1) : NULL;
+        if (b != NULL) {
+            b[0] = 'B';
+            cluster_send(s->env.cluster, nodes[i].name, b, 1); /* (lost: not rebalanced) */
+        }
+    }
+    net_quorum_rebalance(s);
+}
+
+void
 net_quorum_on_message(struct net_server *s, const char *from, const uint8_t *b, size_t len)
 {
     struct net_quorum *nq = s->quorum;
+    if (nq != NULL && len == 1 && b[0] == 'B')
+        net_quorum_rebalance(s);
     if (nq == NULL || len < 9)
         return;
     struct quorum_replica *r = quorum_find(nq, bytes_get64(b + 1));

@@ -35,8 +35,14 @@ int net_quorum_wait_served(struct net_server *s, struct queue *q, void (*done)(v
 void net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire_str name,
                              uint64_t group, struct wire_str node);
 
-/* A message of another node's ('F' or 'f': a member fetching the messages its image lacks,
- * quorum_fetch.c). */
+/* Hands some of the replicated queues this node serves to the members serving fewest, so that
+ * each running node serves about as many (RabbitMQ's rebalance of quorum queue leaders). Every
+ * node does it for its own when asked (net_rebalance_queues), from the homes the metadata log
+ * names. */
+void net_quorum_rebalance(struct net_server *s);
+
+/* A message of another node's: 'F' or 'f' (a member fetching the messages its image lacks,
+ * quorum_fetch.c), 'B' (rebalance, net_rebalance_queues). */
 void net_quorum_on_message(struct net_server *s, const char *from, const uint8_t *bytes,
                            size_t len);
 

@@ -6,12 +6,18 @@
  *   forget_cluster_node <node>
  *                    removes a stopped node from the cluster (DELETE /api/nodes/{node}, a
  *                    Warren route: rabbitmqctl runs it over Erlang distribution). No
- *                    --offline: the node asked must run. */
+ *                    --offline: the node asked must run.
+ *   rebalance <all|quorum|classic>
+ *                    rabbitmq-queues' rebalance: the replicated (quorum) queues' leaders spread
+ *                    over the running nodes (POST /api/rebalance/queues); then, once the
+ *                    leaders stop moving (at most 10 s), how many each node leads, as
+ *                    rabbitmq-queues prints it. Classic queues do not move. */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 
@@ -164,4 +170,80 @@ ctl_cmd_forget_cluster_node(struct ctl *c, int argc, char **argv)
         return CTL_EX_UNAVAILABLE;
     int rc = ctl_status_result(&r);
     return rc == CTL_OK ? ctl_out_ok(c) : rc;
+}
+
+/* {node name: quorum queues it leads} from GET /api/queues, into *out. 0, or an exit code. */
+static int
+ctl_leader_counts(const struct ctl *c, json_t **out)
+{
+    json_t *queues;
+    int rc = ctl_get_json(c, "queues", &queues);
+    if (rc < 0)
+        return -rc;
+    if (rc > 0)
+        return ctl_error(CTL_EX_UNAVAILABLE, "GET /api/queues answered %d", rc);
+    *out = json_object();
+    size_t i;
+    json_t *q;
+    json_array_foreach(queues, i, q)
+    {
+        const char *type = json_string_value(json_object_get(q, "type"));
+        const char *leader = json_string_value(json_object_get(q, "leader"));
+        if (type == NULL || strcmp(type, "quorum") != 0 || leader == NULL || *out == NULL)
+            continue;
+        json_int_t n = json_integer_value(json_object_get(*out, leader));
+        json_object_set_new(*out, leader, json_integer(n + 1));
+    }
+    json_decref(queues);
+    return *out != NULL ? CTL_OK : ctl_error(CTL_EX_SOFTWARE, "out of memory");
+}
+
+int
+ctl_cmd_rebalance(struct ctl *c, int argc, char **argv)
+{
+    (void)argc;
+    if (strcmp(argv[0], "all") != 0 && strcmp(argv[0], "quorum") != 0 &&
+        strcmp(argv[0], "classic") != 0)
+        return ctl_usage_error(c->cmd, "the queue type must be all, quorum or classic", argc, argv);
+    ctl_banner(c, "Re-balancing leaders of %s queues...",
+               strcmp(argv[0], "all") == 0 ? "replicated" : argv[0]);
+    struct ctl_reply r;
+    if (strcmp(argv[0], "classic") != 0) {
+        if (ctl_http(c, "POST", "rebalance/queues", NULL, 0, NULL, &r) < 0)
+            return CTL_EX_UNAVAILABLE;
+        int rc = ctl_status_result(&r);
+        if (rc != CTL_OK)
+            return rc;
+    }
+    /* The hand-overs are elections: the counts settle within a second or so. */
+    json_t *counts = NULL, *last = NULL;
+    for (int tries = 0; tries < 20; tries++) {
+        int rc = ctl_leader_counts(c, &counts);
+        if (rc != CTL_OK) {
+            json_decref(last);
+            return rc;
+        }
+        bool settled = last != NULL && json_equal(last, counts);
+        json_decref(last);
+        last = counts;
+        if (settled)
+            break;
+        struct timespec pause = {0, 500 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    json_t *rows = json_array();
+    const char *node;
+    json_t *n;
+    json_object_foreach(last, node, n)
+    {
+        json_array_append_new(
+            rows, json_pack("{s:s, s:O}", "Node name", node, "Number of quorum queues", n));
+    }
+    json_decref(last);
+    int rc = ctl_rows_sort(rows, "Node name", NULL);
+    static const char *const cols[] = {"Node name", "Number of quorum queues"};
+    if (rc == CTL_OK)
+        ctl_out_table(c, cols, 2, rows);
+    json_decref(rows);
+    return rc;
 }

@@ -217,6 +217,7 @@ int ctl_cmd_import_definitions(struct ctl *c, int argc, char **argv);
 int ctl_cmd_status(struct ctl *c, int argc, char **argv);
 int ctl_cmd_cluster_status(struct ctl *c, int argc, char **argv);
 int ctl_cmd_forget_cluster_node(struct ctl *c, int argc, char **argv);
+int ctl_cmd_rebalance(struct ctl *c, int argc, char **argv);
 /* What a listener of the API's protocol name is for, in rabbitmqctl's words ("" unknown). */
 const char *ctl_listener_purpose(const char *protocol);
 int ctl_cmd_list_connections(struct ctl *c, int argc, char **argv);

@@ -126,6 +126,8 @@ static const struct ctl_cmd ctl_cmds[] = {
      "running nodes"},
     {"forget_cluster_node", 1, 1, ctl_cmd_forget_cluster_node, "<existing_cluster_member_node>",
      "Removes a node from the cluster"},
+    {"rebalance", 1, 1, ctl_cmd_rebalance, "<all|quorum|classic>",
+     "Rebalances queue leaders across the running nodes (rabbitmq-queues rebalance)"},
     {"list_connections", 0, -1, ctl_cmd_list_connections, "[--no-table-headers] [<column> ...]",
      "Lists AMQP 0-9-1 connections (columns: pid name user vhost state peer_host peer_port "
      "host port ssl protocol channels timeout frame_max auth_mechanism client_properties "
