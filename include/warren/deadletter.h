@@ -63,9 +63,11 @@ const char *deadletter_reason_name(enum deadletter_reason reason);
  * and reaching durable queues, enqueued, the queues dispatched). m is borrowed and left as it
  * is: the copy takes a reference to share its body, and the caller settles or drops the
  * original afterwards (see the ordering above). out (may be NULL) says what publish_routed
- * did; a stored copy is written in this turn's store batch. */
+ * did; a stored copy is written in this turn's store batch. In a cluster, with remote, the
+ * copy goes to the other nodes' queues it routes to as well (the registry's forward_dead: at
+ * most once, unanswered); without (at-least-once), only queues here take it. */
 enum deadletter_status deadletter_message(struct queue *q, struct msg *m,
-                                          enum deadletter_reason reason,
+                                          enum deadletter_reason reason, bool remote,
                                           struct publish_outcome *out);
 
 /* The copy deadletter_message publishes, for m dying in the queue named queue for reason at

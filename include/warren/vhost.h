@@ -32,8 +32,9 @@ struct vhost_meta {
 };
 
 struct vhost {
-    char *name;              /* owns */
-    struct durable *durable; /* borrows: where its changes are written; NULL: nowhere */
+    char *name;                 /* owns */
+    struct vhost_registry *reg; /* borrows: the registry it is in */
+    struct durable *durable;    /* borrows: where its changes are written; NULL: nowhere */
     struct vhost *next;
     struct hmap exchanges; /* owns each struct exch */
     struct hmap queues;    /* owns each struct queue */
@@ -53,6 +54,11 @@ struct vhost_registry {
     /* In a cluster: the stand-in owner of the exclusive queues whose connection is not one of
      * this node's (on another node, or gone before a restart) */
     struct queue_owner others;
+    /* In a cluster (the network layer's, NULL alone): sends a dead letter m of vh to
+     * queues[0..n), other nodes' queues, at most once (deadletter_message) */
+    void (*forward_dead)(void *arg, struct vhost *vh, struct queue **queues, uint32_t n,
+                         struct msg *m);
+    void *forward_dead_arg;
 };
 
 void vhost_registry_init(struct vhost_registry *reg);

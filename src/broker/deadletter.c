@@ -82,7 +82,7 @@ dl_drop_cycles(const struct msg *dead, struct route_result *r)
 }
 
 enum deadletter_status
-deadletter_message(struct queue *q, struct msg *m, enum deadletter_reason reason,
+deadletter_message(struct queue *q, struct msg *m, enum deadletter_reason reason, bool remote,
                    struct publish_outcome *out)
 {
     struct publish_outcome ignored;
@@ -138,7 +138,13 @@ deadletter_message(struct queue *q, struct msg *m, enum deadletter_reason reason
             goto done;
         }
     }
+    struct publish_outcome routed;
+    if (out == NULL)
+        out = &routed;
     st = publish_routed(vh, dead, &r, out) == PUBLISH_OK ? DEADLETTER_OK : DEADLETTER_NOMEM;
+    /* publish_routed leaves the other nodes' queues past r.n. */
+    if (remote && out->n_remote > 0 && vh->reg->forward_dead != NULL)
+        vh->reg->forward_dead(vh->reg->forward_dead_arg, vh, r.queues + r.n, out->n_remote, dead);
 done:
     if (failed != NULL)
         log_msg(LOG_ERROR, "queue '%s' in vhost '%s': could not dead-letter a message: %s failed",

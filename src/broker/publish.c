@@ -215,7 +215,7 @@ publish_refusals(struct msg *m, struct route_result *r, struct publish_outcome *
     for (uint32_t i = 0; i < r->n;) {
         if (r->queues[i]->home == NULL && queue_refuses(r->queues[i], m)) {
             if (r->queues[i]->settings.overflow == QUEUE_OVERFLOW_REJECT_PUBLISH_DLX)
-                deadletter_message(r->queues[i], m, DEADLETTER_MAXLEN, NULL);
+                deadletter_message(r->queues[i], m, DEADLETTER_MAXLEN, true, NULL);
             out->n_refused++;
             r->queues[i] = r->queues[--r->n];
         } else {

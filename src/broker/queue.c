@@ -495,6 +495,9 @@ queue_cmd_deliver(struct queue *q)
     TAILQ_INSERT_TAIL(&q->unacked, e, link);
     q->n_unacked++;
     queue_journal(&(struct queue_cmd){.kind = QUEUE_CMD_DELIVER, .q = q, .e = e, .seq = e->seq});
+    /* The next head may expire before the deadline armed (a message published with a short
+     * expiration behind one with none): RabbitMQ drops it then, not at the later deadline. */
+    queue_deadline_arm(q);
     return e;
 }
 

@@ -74,9 +74,9 @@ bool
 queue_dlx_send(struct queue *q, struct msg *m, enum deadletter_reason why)
 {
     struct publish_outcome out;
-    enum deadletter_status st = deadletter_message(q, m, why, &out);
-    return !queue_dlx_at_least_once(q) || st == DEADLETTER_CYCLE ||
-           (st == DEADLETTER_OK && out.n_queues > 0);
+    bool at_least_once = queue_dlx_at_least_once(q);
+    enum deadletter_status st = deadletter_message(q, m, why, !at_least_once, &out);
+    return !at_least_once || st == DEADLETTER_CYCLE || (st == DEADLETTER_OK && out.n_queues > 0);
 }
 
 void
@@ -136,7 +136,7 @@ queue_dlx_retry(struct queue *q)
         }
         TAILQ_REMOVE(&todo, e, link);
         struct publish_outcome out;
-        enum deadletter_status st = deadletter_message(q, e->msg, e->dlx_reason, &out);
+        enum deadletter_status st = deadletter_message(q, e->msg, e->dlx_reason, false, &out);
         if (st == DEADLETTER_CYCLE || (st == DEADLETTER_OK && out.n_queues > 0)) {
             queue_dlx_release(q, e);
             continue;
@@ -196,7 +196,7 @@ queue_dlx_settings_applied(struct queue *q)
     struct qentry *e;
     while ((e = TAILQ_FIRST(&q->dlx_waiting)) != NULL) {
         TAILQ_REMOVE(&q->dlx_waiting, e, link);
-        deadletter_message(q, e->msg, e->dlx_reason, NULL);
+        deadletter_message(q, e->msg, e->dlx_reason, true, NULL);
         queue_dlx_release(q, e);
     }
 }

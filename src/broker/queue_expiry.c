@@ -110,7 +110,8 @@ queue_deadline_arm_head(struct queue *q, const struct qentry *head)
 }
 
 /* Arms q's timer for its next deadline, unless it is armed for an earlier one already (which
- * looks again when it fires): a publish or delivery that moves the head costs no re-arming. */
+ * looks again when it fires): a publish or delivery that moves the head re-arms it only when
+ * the new head expires first. */
 void
 queue_deadline_arm(struct queue *q)
 {

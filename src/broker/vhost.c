@@ -145,6 +145,7 @@ vhost_add(struct vhost_registry *reg, const char *name)
     v = calloc(1, sizeof(*v));
     if (v == NULL)
         return NULL;
+    v->reg = reg;
     v->meta.max_connections = -1;
     v->meta.max_queues = -1;
     hmap_init(&v->exchanges);

@@ -671,6 +671,18 @@ fwd_on_message(void *arg, const char *from, const uint8_t *bytes, size_t len)
     }
 }
 
+/* A dead letter routed to other nodes' queues (the vhosts' forward_dead): sent at most once,
+ * as RabbitMQ's default dead-lettering is, answered to nobody. */
+static void
+fwd_dead_letter(void *arg, struct vhost *vh, struct queue **queues, uint32_t n, struct msg *m)
+{
+    if (net_forward(arg, vh, queues, n, m, NULL) < 0)
+        log_msg(LOG_WARNING,
+                "cluster: a dead letter of vhost '%s' did not reach another node's queue: its "
+                "node is down, or out of memory",
+                vh->name);
+}
+
 int
 net_forward_open(struct net_server *s)
 {
@@ -694,6 +706,8 @@ net_forward_open(struct net_server *s)
         return -1;
     }
     s->forward = f;
+    s->env.vhosts->forward_dead = fwd_dead_letter;
+    s->env.vhosts->forward_dead_arg = s;
     cluster_on_node_message(s->env.cluster, fwd_on_message, f);
     return 0;
 }
@@ -704,6 +718,7 @@ net_forward_free(struct net_server *s)
     struct net_forward *f = s->forward;
     if (f == NULL)
         return;
+    s->env.vhosts->forward_dead = NULL;
     cluster_on_node_message(s->env.cluster, NULL, NULL);
     struct fwd_answer *a;
     while ((a = TAILQ_FIRST(&f->answers)) != NULL) {

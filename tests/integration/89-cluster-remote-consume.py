@@ -2,7 +2,8 @@
 scripts/local-cluster.sh, with pika, for a queue that lives on node H (the node that declared
 it) and clients on node R: basic.get with and without ack, nack with requeue (redelivered),
 a consumer with a prefetch limit gets every message once and in order, and acks settle them
-on H; a no-ack consumer; closing the channel requeues what it held; an exclusive consumer
+on H; a no-ack consumer; closing the channel requeues what it held; a queue on R
+dead-letters to H's queue; an exclusive consumer
 excludes consumers on other nodes (403); deleting the queue cancels a remote consumer
 (basic.cancel); kill -9 of R gives its unacked messages back on H, redelivered, and its
 exclusive and transient queues are deleted everywhere (as RabbitMQ does); stopping H
@@ -63,6 +64,39 @@ def check_get(c, h, r):
     home.queue_delete("g")
     ch_h.close()
     ch_r.close()
+
+
+def check_dead_letters(c, h, r):
+    """A queue on R dead-letters (rejected, expired) to an exchange whose queue lives on H:
+    the dead letters go there, with their x-death, as RabbitMQ's would."""
+    conn_h, conn_r = connect(c, h), connect(c, r)
+    home, src = conn_h.channel(), conn_r.channel()
+    home.queue_declare("dead")
+    home.queue_bind("dead", "amq.fanout")
+    src.queue_declare("dying", arguments={"x-dead-letter-exchange": "amq.fanout",
+                                          "x-message-ttl": 60000})
+    src.confirm_delivery()
+    import pika
+    src.basic_publish("", "dying", b"rejected")
+    src.basic_publish("", "dying", b"expired", pika.BasicProperties(expiration="1"))
+    m, _, body = src.basic_get("dying")
+    assert body == b"rejected", body
+    src.basic_reject(m.delivery_tag, requeue=False)
+    got = {}
+    deadline = time.monotonic() + 10
+    while len(got) < 2:
+        assert time.monotonic() < deadline, got
+        m, props, body = home.basic_get("dead", auto_ack=True)
+        if m is None:
+            time.sleep(0.05)
+            continue
+        got[body] = props.headers["x-death"][0]
+    assert got[b"rejected"]["reason"] == "rejected" and got[b"rejected"]["queue"] == "dying", got
+    assert got[b"expired"]["reason"] == "expired", got
+    src.queue_delete("dying")
+    home.queue_delete("dead")
+    conn_h.close()
+    conn_r.close()
 
 
 def check_consume(c, h, r):
@@ -222,6 +256,7 @@ def test_cluster_remote_consume():
     try:
         li, f, g = c.start()
         check_get(c, f, g)
+        check_dead_letters(c, f, g)
         check_consume(c, li, f)
         check_exclusive_and_delete(c, g, li)
         check_consumer_node_killed(c, li, g, procs)

@@ -245,7 +245,7 @@ static void
 expect_routed(struct queue *q, struct msg *m, enum deadletter_reason reason, uint32_t n)
 {
     struct publish_outcome out;
-    ck_assert_int_eq(deadletter_message(q, m, reason, &out), DEADLETTER_OK);
+    ck_assert_int_eq(deadletter_message(q, m, reason, true, &out), DEADLETTER_OK);
     ck_assert_uint_eq(out.n_queues, n);
     ck_assert(!out.stored);
 }
@@ -278,9 +278,11 @@ START_TEST(test_routing)
     ck_assert_ptr_eq(e->msg->body_owner, m);
     /* b expires it back to a: a cycle without a rejection, dropped. */
     ck_assert(deadletter_is_cycle(e->msg, S("b")) == false);
-    ck_assert_int_eq(deadletter_message(b, e->msg, DEADLETTER_EXPIRED, NULL), DEADLETTER_CYCLE);
-    ck_assert_int_eq(deadletter_message(b, e->msg, DEADLETTER_MAXLEN, NULL), DEADLETTER_CYCLE);
-    ck_assert_int_eq(deadletter_message(b, e->msg, DEADLETTER_DELIVERY_LIMIT, NULL),
+    ck_assert_int_eq(deadletter_message(b, e->msg, DEADLETTER_EXPIRED, true, NULL),
+                     DEADLETTER_CYCLE);
+    ck_assert_int_eq(deadletter_message(b, e->msg, DEADLETTER_MAXLEN, true, NULL),
+                     DEADLETTER_CYCLE);
+    ck_assert_int_eq(deadletter_message(b, e->msg, DEADLETTER_DELIVERY_LIMIT, true, NULL),
                      DEADLETTER_CYCLE);
     ck_assert_uint_eq(a->n_ready, 0);
     /* A rejection is never a cycle. */
@@ -297,8 +299,9 @@ START_TEST(test_routing)
 
     /* No dead-letter exchange; one that does not exist; a fanout one. */
     struct publish_outcome out;
-    ck_assert_int_eq(deadletter_message(none, m, DEADLETTER_REJECTED, &out), DEADLETTER_NO_DLX);
-    ck_assert_int_eq(deadletter_message(lost, m, DEADLETTER_REJECTED, NULL),
+    ck_assert_int_eq(deadletter_message(none, m, DEADLETTER_REJECTED, true, &out),
+                     DEADLETTER_NO_DLX);
+    ck_assert_int_eq(deadletter_message(lost, m, DEADLETTER_REJECTED, true, NULL),
                      DEADLETTER_NO_EXCHANGE);
     struct exch *fan =
         exch_new(vh, S("fan"), EXCH_FANOUT, false, false, false, (struct wire_table){NULL, 0});
