@@ -57,7 +57,7 @@ struct quorum_fetch {
     unsigned turn; /* rotates the member asked after a round that brought nothing */
     /* The Raft thread's answers */
     uint64_t n_missing;
-    uint64_t filled; /* by the last answer */
+    uint64_t filled; /* by the answer written (fetch_fill_raft) */
     unsigned n_seqs;
     uint64_t *seqs; /* owns: FETCH_SEQS */
     /* For the Raft thread: the answer to write (owns) */
@@ -246,12 +246,13 @@ fetch_on_listed(void *arg)
 {
     struct quorum_fetch *f = arg;
     bool filled_none = f->filling && f->filled == 0;
+    if (f->filling)
+        f->fetched += f->filled;
     f->in_call = f->filling = false;
     if (f->group == NULL) { /* its owner let go meanwhile */
         quorum_fetch_free(f);
         return;
     }
-    f->fetched += f->filled;
     if (f->relist) {
         f->relist = false;
         fetch_call(f, fetch_list_raft);
