@@ -712,14 +712,8 @@ class Runner:
             interrupted = True  # no restart: the clusters are stopped at once
             raise
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            self.children.remove(p)
-            if killed and not interrupted:
-                cluster.restart(li)
-            if not interrupted:
-                delete_queue([cluster.port(i) for i in range(NODES)], queue)
+            self.end_child(p)
+            self.after_fault(cluster, li if killed else None, queue, interrupted)
         return res
 
     def run_catch_up(self, sc, cluster):
@@ -784,15 +778,25 @@ class Runner:
             raise
         finally:
             if live is not None:
-                if live.poll() is None:
-                    live.kill()
-                    live.wait()
-                self.children.remove(live)
-            if killed and not interrupted:
-                cluster.restart(fi)
-            if not interrupted:
-                delete_queue([cluster.port(i) for i in range(NODES)], queue)
+                self.end_child(live)
+            self.after_fault(cluster, fi if killed else None, queue, interrupted)
         return res
+
+    def end_child(self, p):
+        """Child p (one of self.children) killed if it still runs, reaped and forgotten."""
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        self.children.remove(p)
+
+    def after_fault(self, cluster, killed, queue, interrupted):
+        """A fault scenario's end: node killed (None: none is down) started again and the queue
+        deleted, unless interrupted (the clusters are stopped at once then)."""
+        if interrupted:
+            return
+        if killed is not None:
+            cluster.restart(killed)
+        delete_queue([cluster.port(i) for i in range(NODES)], queue)
 
     def record(self, sc, cluster, res):
         self.results[(sc.sid, cluster.name)] = res

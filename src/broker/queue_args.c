@@ -535,11 +535,9 @@ queue_args_check(struct wire_table args, const struct queue_args_decl *d, char *
     }
 
     if (type == QUEUE_ARGS_QUORUM) {
-        /* rabbit_queue_type_util's checks, in rabbit_quorum_queue:declare/2's order. */
-        const char *prop = d->auto_delete ? "auto-delete"
-                           : d->exclusive ? "exclusive-owner"
-                           : !d->durable  ? "non-durable"
-                                          : NULL;
+        /* rabbit_queue_type_util's checks, in rabbit_quorum_queue:declare/2's order, but for
+         * auto-delete, which RabbitMQ refuses first: Warren keeps it, as a classic queue's. */
+        const char *prop = d->exclusive ? "exclusive-owner" : !d->durable ? "non-durable" : NULL;
         if (prop != NULL)
             return queue_args_refuse(why, cap,
                                      "invalid property '%s' for queue '%.*s' in vhost '%s'", prop,
