@@ -102,8 +102,10 @@ def test_oversized_and_garbage():
         # A 20 MB definitions body (under the 32 MiB limit): read whole, parsed, refused.
         # The heap may keep the freed buffers for reuse (glibc keeps up to 32 MiB free at its
         # top, msg_heap_setup): bounded after the first rounds, and after more no growth beyond
-        # what the heap may keep (once in a loaded distcheck the second round's buffer landed
-        # above the first's: +24 MiB, still within it).
+        # what the heap may keep. Under load a second round's buffers can land above the
+        # first's (+24 MiB once in distcheck, +58 MiB once in CI: all three of them): the
+        # growth is measured over a third round, when the second's are there to reuse; a leak
+        # would still add 60 MB each round.
         def big_bodies():
             for _ in range(3):
                 reply = raw(srv, b"POST /api/definitions HTTP/1.1\r\nHost: x\r\nAuthorization: "
@@ -115,8 +117,11 @@ def test_oversized_and_garbage():
         rss1 = watcher.sample_rss(srv, 1)
         srv.check_rss_growth(rss0, rss1, RSS_MARGIN_KIB, "after oversized requests")
         big_bodies()
-        srv.check_rss_growth(rss1, watcher.sample_rss(srv, 1), 32 * 1024,
-                             "after as many oversized requests again")
+        rss2 = watcher.sample_rss(srv, 1)
+        wt.log("  RSS after a second round: %d KiB" % rss2)
+        big_bodies()
+        srv.check_rss_growth(rss2, watcher.sample_rss(srv, 1), 32 * 1024,
+                             "after as many oversized requests again, twice")
         st, _, _ = http(srv, "GET", "/api/whoami")
         assert st == 200
 

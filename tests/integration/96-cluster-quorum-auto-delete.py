@@ -62,7 +62,7 @@ def check_cancel_and_node_death(c, procs):
     h = leader(c, "qd")
     other = next(i for i in every if i != h)
     consume_from(c, other, "qd")
-    os.kill(c.pid(other), 9)
+    c.kill_node(other)
     procs.pop(other, None)
     alive = [i for i in every if i != other]
     ch.wait_for("qd gone with its last consumer's node", lambda: gone_everywhere(c, "qd", alive),
@@ -87,7 +87,7 @@ def check_leader_death(c, procs):
     ch.wait_for("qk's messages held", lambda: conn.process_data_events(0.1) or len(held) == 5,
                 10)
     conn.process_data_events(0.3)  # (the deliveries committed)
-    os.kill(c.pid(h), 9)
+    c.kill_node(h)
     procs.pop(h, None)
     alive = [i for i in every if i != h]
     ch.wait_for("qk served by another node", lambda: all(

@@ -146,6 +146,23 @@ class Cluster:
         return all(wt.http(self.api(i), "GET", "/api/whoami")[0] == 200
                    for i in range(1, NODES + 1))
 
+    def kill_node(self, i, timeout=15):
+        """SIGKILL to node i, returning once its process is gone (its store unlocked for a
+        start_node: a process in the middle of an fsync takes a moment to die)."""
+        pid = self.pid(i)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    stat = f.read()
+            except OSError:
+                return
+            if stat[stat.rindex(")") + 2:].split()[0] == "Z":  # (dead, not reaped yet)
+                return
+            assert time.monotonic() < deadline, "node %d still runs after SIGKILL" % i
+            time.sleep(0.01)
+
     def stop_node(self, i, proc=None, timeout=15):
         """SIGTERM to node i, waiting for it to exit (proc: its Popen when start_node started
         it, to reap it); it must exit 0."""
