@@ -226,17 +226,21 @@ class WarrenCluster:
     def pids(self):
         return [self.pid(i) for i in range(NODES)]
 
+    def queue_info(self, queue, i):
+        """GET /api/queues/%2F/<queue> on node i: its JSON (OSError, ValueError: no answer)."""
+        url = "http://%s:%d/api/queues/%%2F/%s" % (HOST, self.base + 10000 + i,
+                                                  urllib.parse.quote(queue, safe=""))
+        req = urllib.request.Request(url, headers={
+            "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)
+
     def leader(self, queue):
         """The index of the node leading queue, as the HTTP API of a running node says."""
         last = None
         for i in range(NODES):
-            url = "http://%s:%d/api/queues/%%2F/%s" % (HOST, self.base + 10000 + i,
-                                                      urllib.parse.quote(queue, safe=""))
-            req = urllib.request.Request(url, headers={
-                "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
             try:
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    q = json.load(r)
+                q = self.queue_info(queue, i)
                 return self.index(q.get("leader") or q.get("node"))
             except (OSError, ValueError) as e:
                 last = e
@@ -245,25 +249,15 @@ class WarrenCluster:
     def progress(self, queue, i):
         """(applied index, messages still to fetch) of node i's member of queue, as its HTTP
         API says, or None while it does not answer."""
-        url = "http://%s:%d/api/queues/%%2F/%s" % (HOST, self.base + 10000 + i,
-                                                  urllib.parse.quote(queue, safe=""))
-        req = urllib.request.Request(url, headers={
-            "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                raft = json.load(r).get("raft")
+            raft = self.queue_info(queue, i).get("raft")
         except (OSError, ValueError):
             return None
         return (raft["last_applied"], raft["messages_to_fetch"]) if raft else None
 
     def commit_index(self, queue, i):
         """The commit index of node i's member of queue (its HTTP API)."""
-        url = "http://%s:%d/api/queues/%%2F/%s" % (HOST, self.base + 10000 + i,
-                                                  urllib.parse.quote(queue, safe=""))
-        req = urllib.request.Request(url, headers={
-            "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.load(r)["raft"]["commit_index"]
+        return self.queue_info(queue, i)["raft"]["commit_index"]
 
     def kill(self, i):
         """SIGKILL to node i, returning once its process is gone (its store unlocked)."""
