@@ -208,13 +208,15 @@ void durable_image_enqueue(struct store_batch *b, uint64_t group, uint64_t seq, 
 /* Adds to b: the entry seq, whose message is still to be fetched. */
 void durable_image_put_missing(struct store_batch *b, uint64_t group, uint64_t seq);
 /* Adds to b: the entry seq with its value as another member's image has it
- * (durable_image_value's). */
+ * (durable_image_values'). */
 void durable_image_put_value(struct store_batch *b, uint64_t group, uint64_t seq, const void *val,
                              size_t len);
-/* Reads the value of entry seq (malloc'd into *val, the caller's): 1, 0 when there is no
- * such entry or its message is missing here too, -1 with the reason in err. */
-int durable_image_value(struct store *st, uint64_t group, uint64_t seq, char **val, size_t *len,
-                        char *err, size_t errlen);
+/* Calls fn(arg, seq, value, len) for each entry of [first, last] whose message is here, in seq
+ * order (one read through the range: many at once cost far less than as many
+ * durable_image_value); fn returns nonzero to stop. 0, or -1 with the reason in err. */
+typedef int (*durable_image_value_fn)(void *arg, uint64_t seq, const void *val, size_t len);
+int durable_image_values(struct store *st, uint64_t group, uint64_t first, uint64_t last,
+                         durable_image_value_fn fn, void *arg, char *err, size_t errlen);
 /* Adds to b: the entry seq left (settled, dropped, purged). */
 void durable_image_remove(struct store_batch *b, uint64_t group, uint64_t seq);
 /* Adds to b: the entry seq was requeued count times so far, or died (dead: for reason, kept

@@ -74,18 +74,35 @@ durable_image_put_value(struct store_batch *b, uint64_t group, uint64_t seq, con
     store_batch_put(b, key, image_key(key, group, seq), val, len);
 }
 
-int
-durable_image_value(struct store *st, uint64_t group, uint64_t seq, char **val, size_t *len,
-                    char *err, size_t errlen)
+/* Walking values: the entries of [first, last] with their message. */
+struct image_values {
+    durable_image_value_fn fn;
+    void *arg;
+};
+
+static int
+image_values_entry(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    uint8_t key[IMAGE_KEY_LEN];
-    int rc = store_get(st, key, image_key(key, group, seq), val, len, err, errlen);
-    if (rc > 0 && *len == 0) {
-        free(*val);
-        *val = NULL;
-        rc = 0; /* missing here too */
-    }
-    return rc;
+    struct image_values *x = arg;
+    if (klen != IMAGE_KEY_LEN || vlen == 0)
+        return 0; /* a mark, or a message missing here too */
+    return x->fn(x->arg, bytes_get64((const uint8_t *)key + 9), val, vlen);
+}
+
+int
+durable_image_values(struct store *st, uint64_t group, uint64_t first, uint64_t last,
+                     durable_image_value_fn fn, void *arg, char *err, size_t errlen)
+{
+    struct image_values x = {fn, arg};
+    uint8_t lo[IMAGE_KEY_LEN], hi[IMAGE_KEY_LEN];
+    image_key(lo, group, first);
+    if (last == UINT64_MAX)
+        image_key(hi, group + 1, 0);
+    else
+        image_key(hi, group, last + 1);
+    int rc =
+        store_iter_range(st, lo, sizeof(lo), hi, sizeof(hi), image_values_entry, &x, err, errlen);
+    return rc < 0 ? -1 : 0;
 }
 
 void

@@ -6,7 +6,8 @@
  * with messages missing does not serve the queue: it hands the leadership over (quorum.c).
  *
  * Between nodes (cluster_send):
- *   'F' [u64 group][u64 request][u32 n][n x u64 seq]     asks for those entries
+ *   'F' [u64 group][u64 request][u32 n][n x u64 seq]     asks for those entries (seqs in
+ *                                                         order: answered in one read)
  *   'f' [u64 group][u64 request] then for the entries asked, in order, until the byte budget
  *       is spent: [u64 seq][u32 length][the entry's value in the image]; length FETCH_ABSENT:
  *       none there (settled meanwhile, or missing there too)
@@ -364,6 +365,65 @@ quorum_fetch_on_answer(struct quorum_fetch *f, const char *from, const uint8_t *
     fetch_call(f, fetch_fill_raft);
 }
 
+/* An answer being made (quorum_fetch_answer): the seqs asked for, in order, and the next one to
+ * answer. */
+struct fetch_reply {
+    const uint8_t *seqs; /* n of them, u64 each */
+    uint32_t n, next;
+    uint8_t *out; /* owns: 'f' and its header, then entries */
+    size_t len, cap;
+    bool failed; /* out of memory */
+};
+
+/* Appends [seq][len][val] (val NULL: FETCH_ABSENT). False when out of memory. */
+static bool
+fetch_reply_put(struct fetch_reply *fr, uint64_t seq, const void *val, size_t vlen)
+{
+    if (fr->len + 12 + vlen > fr->cap) {
+        size_t cap = fr->len + 12 + vlen + FETCH_BYTES / 4;
+        uint8_t *grown = realloc(fr->out, cap);
+        if (grown == NULL) {
+            fr->failed = true;
+            return false;
+        }
+        fr->out = grown;
+        fr->cap = cap;
+    }
+    bytes_put64(fr->out + fr->len, seq);
+    bytes_put32(fr->out + fr->len + 8, val != NULL ? (uint32_t)vlen : FETCH_ABSENT);
+    if (vlen > 0)
+        memcpy(fr->out + fr->len + 12, val, vlen);
+    fr->len += 12 + vlen;
+    return true;
+}
+
+/* The asked seqs below seq have no message here: said so. False when out of memory. */
+static bool
+fetch_reply_absent_below(struct fetch_reply *fr, uint64_t seq)
+{
+    for (; fr->next < fr->n && bytes_get64(fr->seqs + 8 * fr->next) < seq; fr->next++)
+        if (!fetch_reply_put(fr, bytes_get64(fr->seqs + 8 * fr->next), NULL, 0))
+            return false;
+    return true;
+}
+
+/* Each entry of the range asked for that has its message here (durable_image_values). */
+static int
+fetch_reply_entry(void *arg, uint64_t seq, const void *val, size_t vlen)
+{
+    struct fetch_reply *fr = arg;
+    if (!fetch_reply_absent_below(fr, seq))
+        return 1;
+    if (fr->next == fr->n)
+        return 1;
+    if (bytes_get64(fr->seqs + 8 * fr->next) != seq)
+        return 0; /* (not asked for) */
+    fr->next++;
+    if (!fetch_reply_put(fr, seq, val, vlen))
+        return 1;
+    return fr->len - 17 >= FETCH_BYTES; /* full: the rest another time */
+}
+
 void
 quorum_fetch_answer(struct net_server *s, struct store *st, const char *from, const uint8_t *b,
                     size_t len)
@@ -374,37 +434,26 @@ quorum_fetch_answer(struct net_server *s, struct store *st, const char *from, co
     uint32_t n = bytes_get32(b + 17);
     if (n > FETCH_SEQS || len - 21 < 8 * (size_t)n)
         return;
-    size_t cap = 17 + FETCH_BYTES, out_len = 17;
-    uint8_t *out = malloc(cap);
-    if (out == NULL)
+    struct fetch_reply fr = {.seqs = b + 21, .n = st != NULL ? n : 0};
+    for (uint32_t i = 1; i < fr.n; i++)
+        if (bytes_get64(fr.seqs + 8 * i) <= bytes_get64(fr.seqs + 8 * (i - 1)))
+            return; /* not in order: not a request of ours */
+    if ((fr.out = malloc(17 + FETCH_BYTES / 4)) == NULL)
         return; /* (asked again after its deadline) */
-    memcpy(out, b, 17);
-    out[0] = 'f';
+    fr.cap = 17 + FETCH_BYTES / 4;
+    memcpy(fr.out, b, 17);
+    fr.out[0] = 'f';
+    fr.len = 17;
     char err[256];
-    for (uint32_t i = 0; i < n && st != NULL && out_len - 17 < FETCH_BYTES; i++) {
-        uint64_t seq = bytes_get64(b + 21 + 8 * i);
-        char *val = NULL;
-        size_t vlen = 0;
-        int rc = durable_image_value(st, gid, seq, &val, &vlen, err, sizeof(err));
-        if (rc < 0) {
-            log_msg(LOG_ERROR, "cluster: a message asked for by %s is not read: %s", from, err);
-            break;
+    if (fr.n > 0) {
+        uint64_t first = bytes_get64(fr.seqs), last = bytes_get64(fr.seqs + 8 * (fr.n - 1));
+        if (durable_image_values(st, gid, first, last, fetch_reply_entry, &fr, err, sizeof(err)) <
+            0) {
+            log_msg(LOG_ERROR, "cluster: messages asked for by %s are not read: %s", from, err);
+            fr.len = 17; /* (nothing said: asked again) */
+        } else if (fr.len - 17 < FETCH_BYTES && !fr.failed) {
+            fetch_reply_absent_below(&fr, UINT64_MAX); /* the range walked to its end */
         }
-        if (out_len + 12 + vlen > cap) {
-            uint8_t *grown = realloc(out, out_len + 12 + vlen);
-            if (grown == NULL) {
-                free(val);
-                break;
-            }
-            out = grown;
-            cap = out_len + 12 + vlen;
-        }
-        bytes_put64(out + out_len, seq);
-        bytes_put32(out + out_len + 8, rc > 0 ? (uint32_t)vlen : FETCH_ABSENT);
-        if (vlen > 0)
-            memcpy(out + out_len + 12, val, vlen);
-        out_len += 12 + vlen;
-        free(val);
     }
-    cluster_send(s->env.cluster, from, out, out_len); /* (lost: asked again after its deadline) */
+    cluster_send(s->env.cluster, from, fr.out, fr.len); /* (lost: asked again after its deadline) */
 }
