@@ -37,6 +37,7 @@
 
 #include "durable_int.h" /* the queues' bookkeeping (struct durable_queue) */
 #include "fullfs.h"
+#include "image_value.h"
 #include "warren/bytes.h"
 #include "warren/durable.h"
 #include "warren/exchange.h"
@@ -854,37 +855,6 @@ check_image(uint64_t group, const char *name, const int *want, const bool *redel
     ck_assert_uint_eq(q->lanes[0].next_seq, 7); /* past the last seq enqueued, 6 */
 }
 
-/* The value of entry seq of group (malloc'd into *val) as durable_image_values gives it: 1, or
- * 0 when there is none here (or its message is missing). */
-struct image_value_got {
-    char *val;
-    size_t len;
-};
-
-static int
-image_value_got(void *arg, uint64_t seq, const void *val, size_t len)
-{
-    struct image_value_got *g = arg;
-    (void)seq;
-    g->val = malloc(len);
-    ck_assert_ptr_nonnull(g->val);
-    memcpy(g->val, val, len);
-    g->len = len;
-    return 1;
-}
-
-static int
-image_value(uint64_t group, uint64_t seq, char **val, size_t *len)
-{
-    struct image_value_got g = {NULL, 0};
-    char err[256];
-    ck_assert_int_eq(
-        durable_image_values(st, group, seq, seq, image_value_got, &g, err, sizeof(err)), 0);
-    *val = g.val;
-    *len = g.len;
-    return g.val != NULL;
-}
-
 struct image_scan_result {
     struct durable_image_pos *pos;
     size_t *n;
@@ -939,12 +909,12 @@ START_TEST(test_replica_image)
      * image does not load until another member's value is put in. */
     char *val;
     size_t vlen;
-    ck_assert_int_eq(image_value(7, 2, &val, &vlen), 1);
-    ck_assert_int_eq(image_value(7, 4, &(char *){NULL}, &(size_t){0}), 0);
+    ck_assert_int_eq(image_value(st, 7, 2, &val, &vlen), 1);
+    ck_assert_int_eq(image_value(st, 7, 4, &(char *){NULL}, &(size_t){0}), 0);
     ck_assert_ptr_nonnull(b = store_batch_new());
     durable_image_put_missing(b, 7, 2);
     ck_assert_int_eq(store_write_now(st, b, false, err, sizeof(err)), 0);
-    ck_assert_int_eq(image_value(7, 2, &(char *){NULL}, &(size_t){0}), 0);
+    ck_assert_int_eq(image_value(st, 7, 2, &(char *){NULL}, &(size_t){0}), 0);
     n_seen = 0;
     ck_assert_int_eq(durable_image_scan(st, 7, image_scanned,
                                         &(struct image_scan_result){seen, &n_seen}, err,

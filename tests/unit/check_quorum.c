@@ -14,6 +14,7 @@
 #include <check.h>
 #include <event2/event.h>
 
+#include "image_value.h"
 #include "quorum_int.h"
 #include "warren/bytes.h"
 #include "warren/durable.h"
@@ -103,37 +104,6 @@ snapshot(struct quorum_image *im)
     return copy;
 }
 
-/* The value of entry seq of group (malloc'd into *val) as durable_image_values gives it: 1, or
- * 0 when there is none here (or its message is missing). */
-struct image_value_got {
-    char *val;
-    size_t len;
-};
-
-static int
-image_value_got(void *arg, uint64_t seq, const void *val, size_t len)
-{
-    struct image_value_got *g = arg;
-    (void)seq;
-    g->val = malloc(len);
-    ck_assert_ptr_nonnull(g->val);
-    memcpy(g->val, val, len);
-    g->len = len;
-    return 1;
-}
-
-static int
-image_value(uint64_t group, uint64_t seq, char **val, size_t *len)
-{
-    struct image_value_got g = {NULL, 0};
-    char err[256];
-    ck_assert_int_eq(
-        durable_image_values(st, group, seq, seq, image_value_got, &g, err, sizeof(err)), 0);
-    *val = g.val;
-    *len = g.len;
-    return g.val != NULL;
-}
-
 /* Whether the store has entry seq of group with its message (1), missing (0, listed), or
  * not at all (-1). */
 static int
@@ -141,7 +111,7 @@ stored(uint64_t group, uint64_t seq)
 {
     char *val;
     size_t len;
-    if (image_value(group, seq, &val, &len)) {
+    if (image_value(st, group, seq, &val, &len)) {
         ck_assert(len > 7 && memcmp(val + len - 8, "message", 7) == 0 &&
                   (uint8_t)val[len - 1] == seq);
         free(val);
