@@ -56,8 +56,15 @@ echo "==== make distcheck ($(date +%T))"
 # The tarball builds and its tests run: the unit tests, the fuzz replays and two integration
 # tests, one node and a cluster (the integration tests all ran twice above, from the same
 # sources).
-make -C "$top/_build" -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
+if ! make -C "$top/_build" -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
     INTEGRATION_TESTS_RUN="tests/integration/01-connection-pika-channels.py \
-        tests/integration/94-cluster-catch-up.py"
+        tests/integration/94-cluster-catch-up.py"; then
+    # A failed distcheck leaves its build tree behind: its failed tests' logs.
+    for log in "$top"/_build/warren-*/_build/sub/test-suite.log; do
+        [ -f "$log" ] && echo "==== failed tests ($log)" && cat "$log"
+    done
+    echo "run-tests: make distcheck failed" >&2
+    exit 1
+fi
 
 echo "run-tests: all passed ($(date +%T))"
