@@ -180,12 +180,14 @@ bool cluster_replica_member(const struct cluster *c, const char *first, unsigned
 /* The names of the members (up to cap), in the order above. Returns how many. */
 unsigned cluster_replica_members(const struct cluster *c, const char *first, unsigned size,
                                  char (*names)[CLUSTER_NODE_NAME_MAX], unsigned cap);
-/* Opens group id with this node as a member (creating its log when new) and starts it:
- * ops->changed runs on the loop with arg until cluster_replica_close, the state machine's ops on
- * the Raft thread with raft_arg until ops->closed. Returns the handle (the caller's until it
- * closes it), or NULL with errno (ENOMEM, ESHUTDOWN, EEXIST: id is open already, ENOENT: this
- * node is not a member); ops->closed is not called then. A group that fails to start is
- * logged and stays silent. */
+/* Opens group id with this node as a member (creating its log when new: with the members
+ * first and size name; first NULL: none, for a member whose log has them, or one being added,
+ * whose log the leader fills) and starts it: ops->changed runs on the loop with arg until
+ * cluster_replica_close, the state machine's ops on the Raft thread with raft_arg until
+ * ops->closed. Returns the handle (the caller's until it closes it), or NULL with errno
+ * (ENOMEM, ESHUTDOWN, EEXIST: id is open already, ENOENT: this node is not one of those
+ * members); ops->closed is not called then. A group that fails to start is logged and stays
+ * silent. */
 struct cluster_replica *cluster_replica_open(struct cluster *c, uint64_t id, const char *first,
                                              unsigned size, const struct cluster_replica_ops *ops,
                                              void *arg, void *raft_arg);
@@ -207,6 +209,14 @@ int cluster_replica_submit(struct cluster_replica *r, const void *cmd, size_t le
  * is called then. */
 int cluster_replica_call(struct cluster_replica *r, void (*fn)(void *raft_arg, void *arg),
                          void (*done)(void *arg), void *arg);
+/* Makes the cluster's node named node a member of r's group (add: a spare first, then a
+ * voter once raft has caught it up, when done runs; the node is to open the group itself,
+ * with first NULL), or no longer one (running or not, this one too: a leader steps down once
+ * it is out), through the group's leader. done(arg, outcome) runs on the loop
+ * (CLUSTER_CHANGE_NOT_MEMBER: no such member to remove). Returns 0, or -1 with errno (ENOENT: no
+ * such node in the cluster, ESHUTDOWN, ENOMEM): done is then not called. */
+int cluster_replica_change(struct cluster_replica *r, const char *node, bool add,
+                           cluster_change_fn done, void *arg);
 /* This member, if it leads, hands the leadership to the member named to (NULL: the most
  * up-to-date other one), soon; nothing happens when it is not a member, or does not take it
  * within an election timeout. */

@@ -256,6 +256,25 @@ int net_topo_bind(struct net_server *s, struct vhost *vh, const struct auth_user
                   struct wire_str routing_key, struct wire_table args, net_topo_done_fn done,
                   void *arg, struct net_decl_err *err);
 
+/* A change of the members of a replicated queue's group (rabbitmq-queues add_member and
+ * delete_member; grow and shrink are made of them). */
+enum net_member_op {
+    NET_MEMBER_ADD,
+    NET_MEMBER_ADD_IF_EVEN, /* only if the group has an even number of members (grow even) */
+    NET_MEMBER_REMOVE,
+};
+/* Makes op for the cluster's node named node on the group of the queue name in vh, by the node
+ * that serves the queue (asked over the node links when that is another node). Returns 0,
+ * done(arg, err, false, members) to be called once from a later loop turn, members the
+ * group's count after it (before it when it failed), err's code 0, WIRE_NOT_FOUND (the queue
+ * is gone), WIRE_PRECONDITION_FAILED (nothing to do: node already a member, or not one, or an
+ * odd number of members) or NET_DECL_UNAVAILABLE (a classic queue, node not running, no
+ * leader, the last member, timed out, the node stopping) with its text; or -1 with err (done
+ * not called): not in a cluster, out of memory. */
+int net_queue_member_change(struct net_server *s, struct vhost *vh, struct wire_str name,
+                            const char *node, enum net_member_op op, net_topo_done_fn done,
+                            void *arg, struct net_decl_err *err);
+
 /* queue.purge of q, a queue whose home is another node (net_queue_purge's remote), in vh for
  * the HTTP API: asked of its home. Returns 0, done(arg, err, false, purged) to be called once
  * from a later loop turn (err: the home's 404 or 405, or 404 when it goes down meanwhile;

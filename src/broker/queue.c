@@ -472,7 +472,10 @@ bool
 queue_refuses(const struct queue *q, const struct msg *m)
 {
     const struct queue_settings *s = &q->settings;
-    if (q->replica != NULL && !q->replica->live)
+    /* A replicated queue is taken only where it is served: not by a copy that is not live, nor
+     * by a node that just stopped being a member and does not know where it is served yet. */
+    if ((q->replica != NULL && !q->replica->live) ||
+        (q->group_id != 0 && q->replica == NULL && q->home == NULL))
         return true;
     if (s->overflow == QUEUE_OVERFLOW_DROP_HEAD)
         return false;

@@ -614,7 +614,8 @@ cluster_open(struct event_base *base, const struct conf *conf, struct cluster **
                                       .initial = members,
                                       .ops = &cluster_meta_ops,
                                       .arg = c,
-                                      .kick_commits = true};
+                                      .kick_commits = true,
+                                      .links_members = true};
     if ((c->thread = cluster_thread_new(base, err, errlen)) == NULL ||
         (c->meta = cluster_group_new(base, c->thread, &o, err, errlen)) == NULL ||
         cluster_thread_start(c->thread, err, errlen) < 0)
@@ -754,7 +755,7 @@ cluster_forget(struct cluster *c, const char *name, cluster_change_fn done, void
                                                         : CLUSTER_CHANGE_DONE;
     if (outcome == CLUSTER_CHANGE_DONE) {
         log_msg(LOG_INFO, "cluster: removing node %s from the cluster", name);
-        return cluster_group_remove(c->meta, m->id, done, arg);
+        return cluster_group_remove(c->meta, m->id, false, done, arg);
     }
     struct cluster_forget_refusal *f = malloc(sizeof(*f));
     if (f != NULL) {

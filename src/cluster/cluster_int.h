@@ -118,4 +118,7 @@ void cluster_replicas_close(struct cluster *c);
 /* A group is closed (or never started): the close goes on once none is left (cluster.c). */
 void cluster_replicas_closed(struct cluster *c);
 
+/* The member of the metadata group (a node of the cluster) named name, or NULL. */
+const struct cluster_member *cluster_member_named(const struct cluster *c, const char *name);
+
 #endif

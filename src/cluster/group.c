@@ -62,7 +62,12 @@ enum {
     /* the leader's answer: [incarnation, u64][sequence number, u64][enum cluster_change, u8] */
     GROUP_MSG_CHANGED = 4,
 };
-enum { GROUP_CHANGE_REMOVE = 1, GROUP_CHANGE_ADD = 2 /* then the member's address */ };
+enum {
+    GROUP_CHANGE_REMOVE = 1,    /* a member that is not running (forget_cluster_node) */
+    GROUP_CHANGE_ADD = 2,       /* then the member's address */
+    GROUP_CHANGE_EVICT = 3,     /* a member, running or not, this one too (delete_member) */
+    GROUP_CHANGE_ADD_VOTER = 4, /* as ADD, answered once a voter (add_member) */
+};
 #define GROUP_CHANGE_MSG 25
 #define GROUP_CHANGED_MSG 17
 
@@ -147,10 +152,10 @@ struct cluster_group {
     unsigned election_timeout_ms;
     unsigned snapshot_threshold, snapshot_trailing;
     size_t segment_size;
-    bool kick_commits;            /* the options' */
-    uint64_t hastened_term;       /* the term whose leader's loss hastened the election here */
-    uint64_t leader_link_term;    /* the term whose leader this follower saw linked */
-    uint64_t leader_link_down_at; /* uv_now when that link was first seen down; 0: up */
+    bool kick_commits, links_members; /* the options' */
+    uint64_t hastened_term;           /* the term whose leader's loss hastened the election here */
+    uint64_t leader_link_term;        /* the term whose leader this follower saw linked */
+    uint64_t leader_link_down_at;     /* uv_now when that link was first seen down; 0: up */
     uint64_t id;
     char dir[4096];
     raft_id self_id;
@@ -410,7 +415,8 @@ group_change_outcome(int rc)
 }
 
 /* The new member is a voter (caught up first by raft), or could not be made one: it stays a
- * spare, which an operator forgets. */
+ * spare, which an operator forgets. An ADD_VOTER's asker hears it now; an ADD's heard when it
+ * was added, and ch is a copy. */
 static void
 group_change_on_assigned(struct raft_change *req, int status)
 {
@@ -421,28 +427,33 @@ group_change_on_assigned(struct raft_change *req, int status)
     else
         log_msg(LOG_WARNING, "cluster: group %llu: %s stays a spare: %s",
                 (unsigned long long)ch->g->id, ch->address, raft_strerror(status));
-    free(ch);
+    if (ch->op == GROUP_CHANGE_ADD_VOTER)
+        group_change_end(ch, group_change_outcome(status));
+    else
+        free(ch);
 }
 
-/* Has raft make ch's member a voter, on a change of its own (ch is answered meanwhile). */
+/* Has raft make ch's member a voter, on a change of its own: ch itself for an ADD_VOTER,
+ * answered then; a copy for an ADD (ch is answered meanwhile). */
 static void
-group_change_promote(const struct group_change *ch)
+group_change_promote(struct group_change *ch)
 {
-    struct group_change *assign = malloc(sizeof(*assign));
-    if (assign == NULL) {
+    struct group_change *assign = ch;
+    if (ch->op != GROUP_CHANGE_ADD_VOTER && (assign = malloc(sizeof(*assign))) == NULL) {
         log_msg(LOG_WARNING, "cluster: %s stays a spare: out of memory", ch->address);
         return;
     }
-    *assign = *ch;
+    if (assign != ch)
+        *assign = *ch;
     assign->req.data = assign;
     int rc = raft_assign(&ch->g->raft, &assign->req, ch->id, RAFT_VOTER, group_change_on_assigned);
     if (rc != 0)
         group_change_on_assigned(&assign->req, rc);
 }
 
-/* A new member in the configuration, as a spare: its asker is answered now, as the member
- * only starts receiving the log once answered; raft then catches it up and makes it a
- * voter (raft_assign). */
+/* A new member in the configuration, as a spare: an ADD's asker is answered now, as the member
+ * (a node joining) only starts receiving the log once answered; raft then catches it up and
+ * makes it a voter (raft_assign). */
 static void
 group_change_on_added(struct raft_change *req, int status)
 {
@@ -455,8 +466,10 @@ group_change_on_added(struct raft_change *req, int status)
         return;
     }
     log_msg(LOG_INFO, "cluster: group %llu: %s added", (unsigned long long)g->id, ch->address);
+    bool answered_now = ch->op == GROUP_CHANGE_ADD;
     group_change_promote(ch);
-    group_change_end(ch, CLUSTER_CHANGE_DONE);
+    if (answered_now)
+        group_change_end(ch, CLUSTER_CHANGE_DONE);
 }
 
 static void
@@ -473,28 +486,36 @@ group_change_on_committed(struct raft_change *req, int status)
 }
 
 /* On the leader: the change goes to raft, which answers once the new configuration is
- * committed. A member the leader sees alive (itself included) is not removed: RabbitMQ
- * forgets only a stopped node, and a running one removed would go on as if a member. */
+ * committed. A member the leader sees alive (itself included) is not removed unless evicted:
+ * RabbitMQ forgets only a stopped node, and a running one removed would go on as if a member;
+ * an evicted one is told to stop by its owner (a replicated queue's member deleted). A leader
+ * that evicts itself steps down once the configuration without it is committed (raft). */
 static void
 group_change_run(struct group_change *ch)
 {
     struct cluster_group *g = ch->g;
     ch->req.data = ch;
-    if (ch->op == GROUP_CHANGE_ADD) {
+    if (ch->op == GROUP_CHANGE_ADD || ch->op == GROUP_CHANGE_ADD_VOTER) {
         const struct raft_server *s = NULL;
         for (unsigned i = 0; i < g->raft.configuration.n; i++)
             if (g->raft.configuration.servers[i].id == ch->id)
                 s = &g->raft.configuration.servers[i];
-        int rc = 0;
-        if (s == NULL)
-            rc = raft_add(&g->raft, &ch->req, ch->id, ch->address, group_change_on_added);
-        else if (s->role != RAFT_VOTER)
+        if (s == NULL) {
+            int rc = raft_add(&g->raft, &ch->req, ch->id, ch->address, group_change_on_added);
+            if (rc != 0)
+                group_change_end(ch, group_change_outcome(rc));
+        } else if (s->role != RAFT_VOTER) {
+            bool answered_now = ch->op == GROUP_CHANGE_ADD;
             group_change_promote(ch);
-        if (rc != 0 || s != NULL)
-            group_change_end(ch, group_change_outcome(rc));
+            if (answered_now)
+                group_change_end(ch, CLUSTER_CHANGE_DONE);
+        } else {
+            group_change_end(ch, CLUSTER_CHANGE_DONE);
+        }
         return;
     }
-    if (ch->id == g->self_id || cluster_transport_peer_alive(g->tr, ch->id)) {
+    if (ch->op == GROUP_CHANGE_REMOVE &&
+        (ch->id == g->self_id || cluster_transport_peer_alive(g->tr, ch->id))) {
         group_change_end(ch, CLUSTER_CHANGE_RUNNING);
         return;
     }
@@ -525,7 +546,7 @@ group_change_on_raft(struct cluster_call *call)
     group_put64(msg + 8, ch->seq);
     msg[16] = ch->op;
     group_put64(msg + 17, ch->id);
-    if (ch->op == GROUP_CHANGE_ADD) {
+    if (ch->op == GROUP_CHANGE_ADD || ch->op == GROUP_CHANGE_ADD_VOTER) {
         memcpy(msg + len, ch->address, strlen(ch->address));
         len += strlen(ch->address);
     }
@@ -555,9 +576,10 @@ group_on_change(struct cluster_group *g, uint64_t peer, const uint8_t *msg, size
     size_t addr_len = len - GROUP_CHANGE_MSG;
     memcpy(ch->address, msg + GROUP_CHANGE_MSG, addr_len);
     ch->address[addr_len] = '\0';
-    if (ch->op == GROUP_CHANGE_REMOVE ? addr_len != 0
-                                      : ch->op != GROUP_CHANGE_ADD || addr_len == 0 ||
-                                            memchr(ch->address, '\0', addr_len) != NULL)
+    if (ch->op == GROUP_CHANGE_REMOVE || ch->op == GROUP_CHANGE_EVICT
+            ? addr_len != 0
+            : (ch->op != GROUP_CHANGE_ADD && ch->op != GROUP_CHANGE_ADD_VOTER) || addr_len == 0 ||
+                  memchr(ch->address, '\0', addr_len) != NULL)
         group_change_end(ch, CLUSTER_CHANGE_FAILED);
     else if (raft_state(&g->raft) != RAFT_LEADER)
         group_change_end(ch, CLUSTER_CHANGE_NO_LEADER);
@@ -599,22 +621,39 @@ group_changes_expire(struct cluster_group *g, bool all)
     }
 }
 
+/* A change of op for member id (address: an addition's). NULL with errno ENOMEM or
+ * ENAMETOOLONG. */
+static struct group_change *
+group_change_new(struct cluster_group *g, uint8_t op, raft_id id, const char *address,
+                 cluster_change_fn done, void *arg)
+{
+    struct group_change *ch = calloc(1, sizeof(*ch));
+    if (ch == NULL)
+        return NULL;
+    if (address != NULL && strlen(address) >= sizeof(ch->address)) {
+        free(ch);
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    ch->g = g;
+    ch->op = op;
+    ch->id = id;
+    if (address != NULL)
+        snprintf(ch->address, sizeof(ch->address), "%s", address);
+    ch->done = done;
+    ch->arg = arg;
+    return ch;
+}
+
 void
 cluster_group_add_on_raft(struct cluster_group *g, raft_id id, const char *address,
                           cluster_change_fn done, void *arg)
 {
-    struct group_change *ch = calloc(1, sizeof(*ch));
-    if (ch == NULL || strlen(address) >= sizeof(ch->address)) {
-        free(ch);
+    struct group_change *ch = group_change_new(g, GROUP_CHANGE_ADD, id, address, done, arg);
+    if (ch == NULL) {
         done(arg, CLUSTER_CHANGE_FAILED);
         return;
     }
-    ch->g = g;
-    ch->op = GROUP_CHANGE_ADD;
-    ch->id = id;
-    snprintf(ch->address, sizeof(ch->address), "%s", address);
-    ch->done = done;
-    ch->arg = arg;
     ch->on_raft = true;
     group_change_on_raft(&ch->call);
 }
@@ -909,8 +948,9 @@ group_on_watch(uv_timer_t *timer)
     group_status_read(g, &st);
     if (memcmp(&st, &g->seen, sizeof(st)) == 0)
         return;
-    if (st.n_members != g->seen.n_members ||
-        memcmp(st.members, g->seen.members, st.n_members * sizeof(st.members[0])) != 0)
+    if (g->links_members &&
+        (st.n_members != g->seen.n_members ||
+         memcmp(st.members, g->seen.members, st.n_members * sizeof(st.members[0])) != 0))
         group_link_members(g, &st);
     struct group_status_post *p = malloc(sizeof(*p));
     if (p == NULL)
@@ -1286,26 +1326,36 @@ group_change_on_broker(struct cluster_call *call)
     done(arg, outcome);
 }
 
-int
-cluster_group_remove(struct cluster_group *g, raft_id id, cluster_change_fn done, void *arg)
+/* A change asked on the broker's loop, answered there. */
+static int
+group_change_ask(struct cluster_group *g, uint8_t op, raft_id id, const char *address,
+                 cluster_change_fn done, void *arg)
 {
     if (g->closing) {
         errno = ESHUTDOWN;
         return -1;
     }
-    struct group_change *ch = calloc(1, sizeof(*ch));
-    if (ch == NULL) {
-        errno = ENOMEM;
+    struct group_change *ch = group_change_new(g, op, id, address, done, arg);
+    if (ch == NULL)
         return -1;
-    }
-    ch->g = g;
-    ch->op = GROUP_CHANGE_REMOVE;
-    ch->id = id;
-    ch->done = done;
-    ch->arg = arg;
     ch->call.fn = group_change_on_raft;
     cluster_thread_call(g->thread, &ch->call);
     return 0;
+}
+
+int
+cluster_group_remove(struct cluster_group *g, raft_id id, bool running_too, cluster_change_fn done,
+                     void *arg)
+{
+    return group_change_ask(g, running_too ? GROUP_CHANGE_EVICT : GROUP_CHANGE_REMOVE, id, NULL,
+                            done, arg);
+}
+
+int
+cluster_group_add(struct cluster_group *g, raft_id id, const char *address, cluster_change_fn done,
+                  void *arg)
+{
+    return group_change_ask(g, GROUP_CHANGE_ADD_VOTER, id, address, done, arg);
 }
 
 /* A hand-over asked of the Raft thread; freed when raft is done with it. */
@@ -1406,6 +1456,7 @@ cluster_group_new(struct event_base *base, struct cluster_thread *t,
     g->snapshot_trailing = o->snapshot_trailing;
     g->segment_size = o->segment_size;
     g->kick_commits = o->kick_commits;
+    g->links_members = o->links_members;
     g->election_timeout_ms = o->election_timeout_ms != 0 ? o->election_timeout_ms : 1000;
     g->id = o->id;
     g->self_id = o->self_id;

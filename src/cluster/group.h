@@ -95,6 +95,10 @@ struct cluster_group_options {
      * commit at once rather than at the next heartbeat (one more append and sync per round):
      * for a group whose followers act on what they apply (the metadata's visibility). */
     bool kick_commits;
+    /* The group keeps a node link to each of its members, dropped when one is removed: the
+     * metadata group's, whose members are the cluster's nodes. The others' members are nodes
+     * of the cluster, linked already, whose links outlive their groups. */
+    bool links_members;
 };
 
 struct cluster_group;
@@ -128,10 +132,18 @@ int cluster_group_submit(struct cluster_group *g, const void *cmd, size_t len, c
                          void *arg);
 
 /* Removes the member id from the group: on the leader's Raft thread (a follower forwards the
- * request there over the node link), unless the leader sees it alive (CLUSTER_CHANGE_RUNNING);
- * done(arg, outcome) then runs on the broker's loop, never within this call. Returns 0, or -1
- * with errno ENOMEM or ESHUTDOWN (closing): done is then not called. */
-int cluster_group_remove(struct cluster_group *g, raft_id id, cluster_change_fn done, void *arg);
+ * request there over the node link), unless the leader sees it alive (CLUSTER_CHANGE_RUNNING)
+ * and running_too is false; done(arg, outcome) then runs on the broker's loop, never within
+ * this call. Returns 0, or -1 with errno ENOMEM or ESHUTDOWN (closing): done is then not
+ * called. */
+int cluster_group_remove(struct cluster_group *g, raft_id id, bool running_too,
+                         cluster_change_fn done, void *arg);
+
+/* cluster_group_add_on_raft, asked on the broker's loop and answered there as
+ * cluster_group_remove is, once the member is a voter (errno also ENAMETOOLONG: address too
+ * long). */
+int cluster_group_add(struct cluster_group *g, raft_id id, const char *address,
+                      cluster_change_fn done, void *arg);
 
 /* This member, if it leads, hands the leadership to the voter to (0: the most up-to-date
  * other voter) with raft_transfer, soon, on the Raft thread. Nothing happens when it does not

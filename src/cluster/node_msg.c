@@ -89,8 +89,7 @@ cluster_msg_post(struct cluster *c, raft_id peer, uint8_t type, uint8_t *bytes, 
     return 0;
 }
 
-/* The member of the metadata group named name, or NULL. */
-static const struct cluster_member *
+const struct cluster_member *
 cluster_member_named(const struct cluster *c, const char *name)
 {
     const struct cluster_group_status *st = cluster_group_status(c->meta);

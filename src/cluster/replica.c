@@ -370,7 +370,7 @@ cluster_replica_open(struct cluster *c, uint64_t id, const char *first, unsigned
             return NULL;
         }
     unsigned idx[CLUSTER_MAX_NODES];
-    unsigned n = replica_member_indices(c, first, size, idx);
+    unsigned n = first != NULL ? replica_member_indices(c, first, size, idx) : 0;
     struct cluster_member initial[CLUSTER_MAX_NODES];
     int self = -1;
     for (unsigned i = 0; i < n; i++) {
@@ -379,7 +379,7 @@ cluster_replica_open(struct cluster *c, uint64_t id, const char *first, unsigned
         if (initial[i].id == c->self_id)
             self = (int)i;
     }
-    if (self < 0) {
+    if (first != NULL && self < 0) {
         errno = ENOENT;
         return NULL;
     }
@@ -415,11 +415,30 @@ cluster_replica_open(struct cluster *c, uint64_t id, const char *first, unsigned
         errno = ENOMEM;
         return NULL;
     }
+    if (first == NULL)
+        cluster_group_skip_bootstrap(r->g);
     LIST_INSERT_HEAD(&c->replicas, r, link);
     c->n_replica_groups++;
     r->start_call.fn = replica_start_on_raft;
     cluster_thread_call(c->thread, &r->start_call);
     return r;
+}
+
+int
+cluster_replica_change(struct cluster_replica *r, const char *node, bool add,
+                       cluster_change_fn done, void *arg)
+{
+    const struct cluster_member *m = cluster_member_named(r->c, node);
+    if (m == NULL) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (r->g == NULL || !r->started || r->closing) {
+        errno = ESHUTDOWN;
+        return -1;
+    }
+    return add ? cluster_group_add(r->g, m->id, m->address, done, arg)
+               : cluster_group_remove(r->g, m->id, true, done, arg);
 }
 
 bool

@@ -261,6 +261,12 @@ int mgmt_ackmode_parse(const char *s);
  * them), into *out. 0, or -1 when v is neither. */
 int mgmt_json_int(json_t *v, int64_t *out);
 
+/* The members of replicated queues' groups (api_replicas.c): POST
+ * /api/queues/quorum/{vhost}/{name}/replicas/add, DELETE .../replicas/delete; POST
+ * /api/queues/quorum/replicas/on/{node}/grow, DELETE .../shrink. */
+void mgmt_api_replicas_one(struct mgmt_req *r);
+void mgmt_api_replicas_sweep(struct mgmt_req *r);
+
 /* GET /api/nodes[/{name}], /api/health/checks/..., /api/healthchecks/node[/{name}]
  * (api_health.c). */
 void mgmt_api_nodes(struct mgmt_req *r);

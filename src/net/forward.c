@@ -662,7 +662,8 @@ fwd_on_message(void *arg, const char *from, const uint8_t *bytes, size_t len)
         relay_on_message(f->s, from, bytes, len);
     } else if (bytes[0] == 'L') {
         net_alarms_on_message(f->s, from, bytes, len);
-    } else if (bytes[0] == 'F' || bytes[0] == 'f' || bytes[0] == 'B') {
+    } else if (bytes[0] == 'F' || bytes[0] == 'f' || bytes[0] == 'B' || bytes[0] == 'M' ||
+               bytes[0] == 'm') {
         net_quorum_on_message(f->s, from, bytes, len);
     } else if (bytes[0] == 'A') {
         struct fwd_peer *p = fwd_peer(f, from, false);

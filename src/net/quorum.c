@@ -35,8 +35,11 @@
  * (quorum_fetch.c) and does not serve the queue until it has them all: elected meanwhile, it
  * hands the leadership over.
  *
- * Not yet: paging the leader's backlog (it is in memory there), members added or removed
- * after the declare. */
+ * Members are added and removed after the declare by the queue's leader (quorum_members.c):
+ * the metadata log's 'G' has a node open the group as a new member, empty, for the leader to
+ * fill, and its 'g' has a member removed from the group close it and delete its copy.
+ *
+ * Not yet: paging the leader's backlog (it is in memory there). */
 #include "config.h"
 
 #include "quorum.h"
@@ -95,6 +98,7 @@ struct quorum_wait {
 struct net_quorum {
     struct net_server *s; /* borrows: owns this */
     LIST_HEAD(, quorum_replica) replicas;
+    struct quorum_members *members; /* owns */
     struct net_quorum_scope *scope; /* borrows: the publish being routed (net_quorum_scope) */
     uint8_t *buf;                   /* owns: a command being made */
     size_t cap;
@@ -105,6 +109,18 @@ struct quorum_ticket {
     struct net_quorum *nq;
     uint64_t gid, term;
 };
+
+struct cluster_replica *
+quorum_group(const struct queue_replica *base)
+{
+    return ((const struct quorum_replica *)base)->group;
+}
+
+struct quorum_members *
+quorum_members(struct net_server *s)
+{
+    return s->quorum->members;
+}
 
 /* The store the images are in (NULL once the node stops). */
 static struct store *
@@ -276,7 +292,7 @@ quorum_claim_home(struct quorum_replica *r)
     struct net_server *s = r->nq->s;
     struct topo_buf b;
     topo_cmd_begin(&b, 'H', NULL, r->q->vhost->name, r->gid, cluster_self_name(s->env.cluster));
-    topo_cmd_queue_home(&b, (struct wire_str){(const uint8_t *)r->q->name, r->q->name_len});
+    topo_cmd_queue_name(&b, (struct wire_str){(const uint8_t *)r->q->name, r->q->name_len});
     if (topo_cmd_submit(s, &b, NULL, NULL) < 0)
         log_msg(LOG_ERROR, "cluster: queue '%s': cannot name this node its home: %s", r->q->name,
                 strerror(errno));
@@ -509,11 +525,18 @@ quorum_group_size(const struct queue *q)
     return 0;
 }
 
-/* Makes q's replication here and opens its group. fresh: declared just now (its image starts
- * empty); else restored from the store (its image says how far it is). */
+/* How a member's copy of a queue comes to be. */
+enum quorum_origin {
+    QUORUM_DECLARED, /* the queue was just declared: its group starts with it */
+    QUORUM_ADDED,    /* this node was added to the queue's group: its leader fills it */
+    QUORUM_RESTORED, /* from the store: its image and log say how far it is */
+};
+
+/* Makes q's replication here and opens its group. */
 static void
-quorum_attach(struct net_quorum *nq, struct queue *q, bool fresh)
+quorum_attach(struct net_quorum *nq, struct queue *q, enum quorum_origin origin)
 {
+    bool fresh = origin != QUORUM_RESTORED;
     struct cluster *c = nq->s->env.cluster;
     struct store *st = quorum_store(nq);
     struct quorum_replica *r = calloc(1, sizeof(*r));
@@ -527,17 +550,18 @@ quorum_attach(struct net_quorum *nq, struct queue *q, bool fresh)
         return;
     }
     r->base.journal = quorum_journal;
-    r->claimed = !fresh;
+    r->claimed = origin != QUORUM_DECLARED;
     LIST_INIT(&r->waits);
     r->nq = nq;
     r->q = q;
     r->gid = q->group_id;
     /* The first member is the node that declared it (its home then); a restored group's log
-     * has its members already. */
-    const char *first = q->home != NULL ? q->home : cluster_self_name(c);
+     * has its members already, an added member's gets them from the leader. */
+    const char *first = origin != QUORUM_DECLARED ? NULL
+                        : q->home != NULL         ? q->home
+                                                  : cluster_self_name(c);
     bool missing = im->n_missing > 0; /* (read before the Raft thread has it) */
-    r->group = cluster_replica_open(c, r->gid, first, fresh ? quorum_group_size(q) : 0, &quorum_ops,
-                                    r, im);
+    r->group = cluster_replica_open(c, r->gid, first, quorum_group_size(q), &quorum_ops, r, im);
     if (r->group == NULL) {
         log_msg(LOG_ERROR, "cluster: queue '%s': its group does not open: %s", q->name,
                 strerror(errno));
@@ -570,7 +594,30 @@ net_quorum_queue_added(struct net_server *s, struct queue *q)
     struct cluster *c = s->env.cluster;
     const char *first = q->home != NULL ? q->home : cluster_self_name(c);
     if (s->quorum != NULL && cluster_replica_member(c, first, quorum_group_size(q)))
-        quorum_attach(s->quorum, q, true);
+        quorum_attach(s->quorum, q, QUORUM_DECLARED);
+}
+
+void
+net_quorum_member_changed(struct net_server *s, struct vhost *vh, struct wire_str name,
+                          uint64_t group, struct wire_str node, bool added)
+{
+    struct queue *q = vhost_queue_find(vh, name);
+    const char *self = cluster_self_name(s->env.cluster);
+    if (s->quorum == NULL || q == NULL || q->group_id != group || node.len != strlen(self) ||
+        memcmp(node.ptr, self, node.len) != 0)
+        return;
+    struct quorum_replica *r = (struct quorum_replica *)q->replica;
+    if (added && r == NULL) {
+        log_msg(LOG_INFO, "cluster: queue '%s' in vhost '%s': a member here from now on", q->name,
+                vh->name);
+        quorum_attach(s->quorum, q, QUORUM_ADDED);
+    } else if (!added && r != NULL) {
+        log_msg(LOG_INFO,
+                "cluster: queue '%s' in vhost '%s': no longer a member here, its copy deleted",
+                q->name, vh->name);
+        quorum_demote(r);
+        quorum_replica_free(r, true);
+    }
 }
 
 void
@@ -711,6 +758,10 @@ net_quorum_on_message(struct net_server *s, const char *from, const uint8_t *b, 
     struct net_quorum *nq = s->quorum;
     if (nq != NULL && len == 1 && b[0] == 'B')
         net_quorum_rebalance(s);
+    if (nq != NULL && len > 0 && (b[0] == 'M' || b[0] == 'm')) {
+        quorum_members_on_message(nq->members, from, b, len);
+        return;
+    }
     if (nq == NULL || len < 9)
         return;
     struct quorum_replica *r = quorum_find(nq, bytes_get64(b + 1));
@@ -737,6 +788,10 @@ net_quorum_open(struct net_server *s)
         return -1;
     nq->s = s;
     LIST_INIT(&nq->replicas);
+    if ((nq->members = quorum_members_new(s)) == NULL) {
+        free(nq);
+        return -1;
+    }
     s->quorum = nq;
     /* The replicated queues restored from the store: those with an image here are this
      * node's to replicate. */
@@ -751,7 +806,7 @@ net_quorum_open(struct net_server *s)
             char err[256];
             if (q->group_id != 0 && st != NULL &&
                 durable_image_state_get(st, q->group_id, &ist, err, sizeof(err)) != 0)
-                quorum_attach(nq, q, false);
+                quorum_attach(nq, q, QUORUM_RESTORED);
         }
     }
     return 0;
@@ -764,6 +819,7 @@ net_quorum_free(struct net_server *s)
     if (nq == NULL)
         return;
     struct quorum_replica *r;
+    quorum_members_free(nq->members);
     while ((r = LIST_FIRST(&nq->replicas)) != NULL)
         quorum_replica_free(r, false);
     free(nq->buf);

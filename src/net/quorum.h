@@ -22,6 +22,13 @@ void net_quorum_free(struct net_server *s);
  * starts on this node if it is a member. */
 void net_quorum_queue_added(struct net_server *s, struct queue *q);
 
+/* The metadata log says node is a member of the group of the replicated queue named name in
+ * vh (group: its id) from now on (added), or no longer: this node, if it is node, opens its
+ * copy, empty, for the group's leader to fill, or closes it and deletes it (topology.c's 'G',
+ * 'g'). */
+void net_quorum_member_changed(struct net_server *s, struct vhost *vh, struct wire_str name,
+                               uint64_t group, struct wire_str node, bool added);
+
 /* A new replicated queue q, declared here, is not served yet: done(arg) is called once a
  * member serves it (its 'H' applied here), or after a while. Returns 0, or -1 when there is
  * nothing to wait for (not replicated here, or served already) or out of memory. */
@@ -42,7 +49,8 @@ void net_quorum_home_changed(struct net_server *s, struct vhost *vh, struct wire
 void net_quorum_rebalance(struct net_server *s);
 
 /* A message of another node's: 'F' or 'f' (a member fetching the messages its image lacks,
- * quorum_fetch.c), 'B' (rebalance, net_rebalance_queues). */
+ * quorum_fetch.c), 'B' (rebalance, net_rebalance_queues), 'M' or 'm' (a member change,
+ * quorum_members.c). */
 void net_quorum_on_message(struct net_server *s, const char *from, const uint8_t *bytes,
                            size_t len);
 

@@ -104,4 +104,20 @@ void quorum_fetch_on_answer(struct quorum_fetch *f, const char *from, const uint
 void quorum_fetch_answer(struct net_server *s, struct store *st, const char *from, const uint8_t *b,
                          size_t len);
 
+/* quorum.c, for quorum_members.c: the group of a replicated queue's copy here; the members'
+ * state of s's replicated queues. */
+struct queue_replica;
+struct cluster_replica *quorum_group(const struct queue_replica *base);
+struct quorum_members *quorum_members(struct net_server *s);
+
+/* quorum_members.c: members added and removed (net_queue_member_change). */
+struct quorum_members;
+/* NULL on ENOMEM. */
+struct quorum_members *quorum_members_new(struct net_server *s);
+/* Answers the changes under way "the node is stopping". NULL is ignored. */
+void quorum_members_free(struct quorum_members *m);
+/* 'M' or 'm' from node from. */
+void quorum_members_on_message(struct quorum_members *m, const char *from, const uint8_t *b,
+                               size_t len);
+
 #endif

@@ -36,6 +36,11 @@
  *                                                      context's owner id) is served by the
  *                                                      context's home from now on (its
  *                                                      group's new leader: quorum.c)
+ *   'G' member added      [name]                       the context's home is a member of
+ *   'g' member removed    [name]                       the replicated queue's group (its id:
+ *                                                      the context's owner id) from now on,
+ *                                                      or no longer: it opens or deletes its
+ *                                                      copy (quorum_members.c)
  *   '.' barrier           ()                           changes nothing: once it is applied
  *                                                      here, so is every change committed
  *                                                      before it was submitted
@@ -182,7 +187,7 @@ topo_cmd_queue_delete(struct topo_buf *b, struct wire_str name)
 }
 
 void
-topo_cmd_queue_home(struct topo_buf *b, struct wire_str name)
+topo_cmd_queue_name(struct topo_buf *b, struct wire_str name)
 {
     topo_cmd_str(b, name);
 }
@@ -315,6 +320,8 @@ topo_decode(const uint8_t *cmd, size_t len, struct topo_cmd *c)
         break;
     case 'q':
     case 'H':
+    case 'G':
+    case 'g':
         c->name = topo_get_str(&r);
         break;
     case 'B':
@@ -482,6 +489,10 @@ topo_apply_op(struct net_topology *t, struct vhost *vh, const struct auth_perm *
     }
     case 'H':
         net_quorum_home_changed(t->s, vh, c->name, c->owner_id, c->home);
+        return 0;
+    case 'G':
+    case 'g':
+        net_quorum_member_changed(t->s, vh, c->name, c->owner_id, c->home, c->op == 'G');
         return 0;
     case 'q':
         if (topo_locked(t, vh, c->name, c->owner_id))

@@ -66,7 +66,8 @@ void topo_cmd_exch_delete(struct topo_buf *b, struct wire_str name, bool if_unus
 void topo_cmd_queue_declare(struct topo_buf *b, struct wire_str name,
                             const struct wire_queue_declare *d);
 void topo_cmd_queue_delete(struct topo_buf *b, struct wire_str name); /* 'q' */
-void topo_cmd_queue_home(struct topo_buf *b, struct wire_str name);   /* 'H' */
+/* 'H', 'G', 'g' */
+void topo_cmd_queue_name(struct topo_buf *b, struct wire_str name);
 /* 'B' or 'b' (as begun): to_queue says whether destination is a queue. */
 void topo_cmd_bind(struct topo_buf *b, bool to_queue, struct wire_str destination,
                    struct wire_str source, struct wire_str key, struct wire_table args);

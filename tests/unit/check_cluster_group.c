@@ -191,7 +191,8 @@ members_start(bool again)
                                           .initial = initial,
                                           .election_timeout_ms = 300,
                                           .ops = &ops,
-                                          .arg = m};
+                                          .arg = m,
+                                          .links_members = true};
         m->g = cluster_group_new(base, m->thread, &o, err, sizeof(err));
         ck_assert_msg(m->g != NULL, "%s", err);
         /* The thread has not started: its loop is this thread's to set up. */
@@ -455,9 +456,9 @@ START_TEST(test_member_changes)
     struct member *o = l != &members[2] && f != &members[2] ? &members[2] : &members[1];
     raft_id o_id = (raft_id)(o - members) + 1, l_id = (raft_id)(l - members) + 1;
     n_changed = 0;
-    ck_assert_int_eq(cluster_group_remove(f->g, o_id, on_change, NULL), 0);
-    ck_assert_int_eq(cluster_group_remove(l->g, l_id, on_change, NULL), 0);
-    ck_assert_int_eq(cluster_group_remove(f->g, 99, on_change, NULL), 0);
+    ck_assert_int_eq(cluster_group_remove(f->g, o_id, false, on_change, NULL), 0);
+    ck_assert_int_eq(cluster_group_remove(l->g, l_id, false, on_change, NULL), 0);
+    ck_assert_int_eq(cluster_group_remove(f->g, 99, false, on_change, NULL), 0);
     ck_assert_uint_eq(n_changed, 0); /* never from within the call */
     want_changed = 3;
     ck_assert(run_until(all_changed, 10000));
@@ -475,10 +476,53 @@ START_TEST(test_member_changes)
     for (unsigned i = 0; i < st->n_members; i++)
         if (st->members[i].id == 99)
             ck_assert(!st->members[i].voter && !st->members[i].reachable);
-    ck_assert_int_eq(cluster_group_remove(leader()->g, 99, on_change, NULL), 0);
+    ck_assert_int_eq(cluster_group_remove(leader()->g, 99, false, on_change, NULL), 0);
     want_changed = 5;
     ck_assert(run_until(all_changed, 10000));
     ck_assert_int_eq(changed[4], CLUSTER_CHANGE_BUSY);
+}
+END_TEST
+
+static struct member *evicted_leader;
+
+/* One of the two others leads them both (the evicted leader, which stepped down, hears from
+ * nobody any more). */
+static bool
+two_left_lead(void)
+{
+    const struct cluster_group_status *st[N];
+    unsigned leading = 0, agreeing = 0;
+    for (unsigned i = 0; i < N; i++)
+        st[i] = cluster_group_status(members[i].g);
+    for (unsigned i = 0; i < N; i++) {
+        if (&members[i] == evicted_leader || st[i]->role != CLUSTER_LEADER || st[i]->n_members != 2)
+            continue;
+        leading++;
+        for (unsigned j = 0; j < N; j++)
+            agreeing += &members[j] != evicted_leader && st[j]->leader_id == st[i]->leader_id;
+    }
+    return leading == 1 && agreeing == 2;
+}
+
+/* A running member removed (a replicated queue's delete_member): a follower asks the leader to
+ * remove itself (forwarded there); it steps down once the configuration without it is
+ * committed, and one of the two others leads. (A running follower removed would go on
+ * campaigning, with ever higher terms, and stall the others' elections: its owner closes it
+ * as soon as the removal is done.) */
+START_TEST(test_evict_running)
+{
+    ck_assert_msg(run_until(have_leader, 10000), "no leader within 10 s");
+    ck_assert_msg(run_until(all_reachable, 10000), "members not all reachable");
+    struct member *l = leader();
+    struct member *f = l == &members[0] ? &members[1] : &members[0];
+    evicted_leader = l;
+    n_changed = 0;
+    ck_assert_int_eq(cluster_group_remove(f->g, (raft_id)(l - members) + 1, true, on_change, NULL),
+                     0);
+    want_changed = 1;
+    ck_assert(run_until(all_changed, 10000));
+    ck_assert_int_eq(changed[0], CLUSTER_CHANGE_DONE);
+    ck_assert_msg(run_until(two_left_lead, 10000), "no other member leads");
 }
 END_TEST
 
@@ -537,6 +581,7 @@ group_suite(void)
     tcase_add_test(tc, test_follower_forwards);
     tcase_add_test(tc, test_restart_reads_log);
     tcase_add_test(tc, test_member_changes);
+    tcase_add_test(tc, test_evict_running);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -61,10 +61,10 @@ ctl_fix_queue(json_t *row, void *arg)
     size_t i;
     json_t *e;
     if (type != NULL && strcmp(type, "quorum") == 0) {
-        /* rabbitmqctl leaves exclusive empty for quorum queues, which cannot be; Warren's
-         * single node leads them and is their one member */
+        /* rabbitmqctl leaves exclusive empty for quorum queues, which cannot be; a single
+         * node (the API names no leader then) leads them and is their one member */
         json_object_del(row, "exclusive");
-        if (json_is_string(node)) {
+        if (json_is_string(node) && json_object_get(row, "leader") == NULL) {
             json_object_set(row, "leader", (json_t *)node);
             json_object_set_new(row, "members", json_pack("[O]", node));
             json_object_set_new(row, "online", json_pack("[O]", node));

@@ -1,7 +1,7 @@
 /* warrenctl's shared declarations: the options every command sees, the HTTP exchange with
  * the broker's administration API (http.c), the rabbitmqctl-shaped output (out.c) and the
  * command table (main.c) whose handlers live in cmd_users.c, cmd_vhosts.c, cmd_queues.c,
- * cmd_lists.c, cmd_policies.c, cmd_node.c, cmd_cluster.c and cmd_runtime.c.
+ * cmd_lists.c, cmd_policies.c, cmd_node.c, cmd_cluster.c, cmd_members.c and cmd_runtime.c.
  *
  * Exit codes are rabbitmqctl's, which are sysexits.h's: 64 a usage error (and delete_queue's
  * refusals), 65 bad input data (a failed authentication, a missing vhost for delete_vhost),
@@ -58,6 +58,10 @@ struct ctl {
     /* close_all_connections': --global, --per-connection-delay (ms), --limit (0: none) */
     bool global;
     long per_connection_delay_ms, limit;
+    /* grow's --vhost-pattern and --queue-pattern (NULL when not given: ".*"); grow's and
+     * shrink's --errors-only */
+    const char *vhost_pattern, *queue_pattern;
+    bool errors_only;
 };
 
 /* One HTTP reply. body is NUL-terminated (for printing and for jansson) and owned. */
@@ -218,6 +222,10 @@ int ctl_cmd_status(struct ctl *c, int argc, char **argv);
 int ctl_cmd_cluster_status(struct ctl *c, int argc, char **argv);
 int ctl_cmd_forget_cluster_node(struct ctl *c, int argc, char **argv);
 int ctl_cmd_rebalance(struct ctl *c, int argc, char **argv);
+int ctl_cmd_add_member(struct ctl *c, int argc, char **argv);
+int ctl_cmd_delete_member(struct ctl *c, int argc, char **argv);
+int ctl_cmd_grow(struct ctl *c, int argc, char **argv);
+int ctl_cmd_shrink(struct ctl *c, int argc, char **argv);
 /* What a listener of the API's protocol name is for, in rabbitmqctl's words ("" unknown). */
 const char *ctl_listener_purpose(const char *protocol);
 int ctl_cmd_list_connections(struct ctl *c, int argc, char **argv);

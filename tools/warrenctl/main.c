@@ -128,6 +128,19 @@ static const struct ctl_cmd ctl_cmds[] = {
      "Removes a node from the cluster"},
     {"rebalance", 1, 1, ctl_cmd_rebalance, "<all|quorum|classic>",
      "Rebalances queue leaders across the running nodes (rabbitmq-queues rebalance)"},
+    {"add_member", 2, 2, ctl_cmd_add_member, "[--vhost <vhost>] <queue> <node>",
+     "Adds a quorum queue member (replica) on the given node (rabbitmq-queues add_member)"},
+    {"delete_member", 2, 2, ctl_cmd_delete_member, "[--vhost <vhost>] <queue> <node>",
+     "Removes a quorum queue member (replica) on the given node (rabbitmq-queues "
+     "delete_member)"},
+    {"grow", 2, 2, ctl_cmd_grow,
+     "<node> <all | even> [--vhost-pattern <pattern>] [--queue-pattern <pattern>] "
+     "[--errors-only]",
+     "Grows quorum queue clusters by adding a member (replica) on the specified node for all "
+     "matching queues (rabbitmq-queues grow)"},
+    {"shrink", 1, 1, ctl_cmd_shrink, "<node> [--errors-only]",
+     "Shrinks quorum queue clusters by removing any members (replicas) on the given node "
+     "(rabbitmq-queues shrink)"},
     {"list_connections", 0, -1, ctl_cmd_list_connections, "[--no-table-headers] [<column> ...]",
      "Lists AMQP 0-9-1 connections (columns: pid name user vhost state peer_host peer_port "
      "host port ssl protocol channels timeout frame_max auth_mechanism client_properties "
@@ -233,6 +246,9 @@ static const struct option ctl_options[] = {
     {"global", no_argument, NULL, 'G'},
     {"per-connection-delay", required_argument, NULL, 'y'},
     {"limit", required_argument, NULL, 'l'},
+    {"vhost-pattern", required_argument, NULL, 'v'},
+    {"queue-pattern", required_argument, NULL, 'k'},
+    {"errors-only", no_argument, NULL, 'E'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -290,8 +306,10 @@ ctl_parse_count(const char *s, long *out)
 static bool
 ctl_args_utf8(const struct ctl *c, int argc, char **argv)
 {
-    const char *opts[] = {c->vhost, c->description, c->tags, c->default_queue_type, c->apply_to};
-    for (int i = 0; i < argc + 5; i++) {
+    const char *opts[] = {c->vhost,    c->description,   c->tags,         c->default_queue_type,
+                          c->apply_to, c->vhost_pattern, c->queue_pattern};
+    const int nopts = (int)(sizeof(opts) / sizeof(opts[0]));
+    for (int i = 0; i < argc + nopts; i++) {
         const char *s = i < argc ? argv[i] : opts[i - argc];
         json_t *j = s != NULL ? json_string(s) : NULL;
         if (s != NULL && j == NULL)
@@ -406,6 +424,15 @@ main(int argc, char **argv)
                         opt == 'y' ? "per-connection-delay" : "limit");
                 return CTL_EX_USAGE;
             }
+            break;
+        case 'v':
+            c.vhost_pattern = optarg;
+            break;
+        case 'k':
+            c.queue_pattern = optarg;
+            break;
+        case 'E':
+            c.errors_only = true;
             break;
         case 'h':
             help = true;
