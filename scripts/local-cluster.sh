@@ -7,6 +7,8 @@
 # BASE_PORT+I-1 (BASE_PORT: 5672), for the HTTP API on BASE_PORT+10000+I-1 and for the other
 # nodes on BASE_PORT+20000+I-1; its configuration, data and log are under DIR/nodeI and its
 # pid is in DIR/nodeI.pid. All share one fresh secret (DIR/nodeI/data/.erlang.cookie).
+# With WARREN_CLUSTER_TLS=1 the nodes talk to each other over TLS: a CA and a certificate for
+# the nodes are made under DIR/tls (openssl) and named in distribution.ssl_options.*.
 # Returns once the nodes form one cluster, or fails after a minute showing their logs.
 # stop: SIGTERM to every node of DIR, waiting for each to exit.
 set -eu
@@ -32,6 +34,20 @@ cluster_formed() {
     done
 }
 
+# tls_files DIR: a CA (DIR/tls/ca.pem) and a certificate it issued for the nodes
+# (DIR/tls/node.pem, node.key), made once.
+tls_files() {
+    t="$1/tls"
+    [ -f "$t/node.pem" ] && return 0
+    mkdir -p "$t"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+        -subj "/CN=Warren local cluster CA" -keyout "$t/ca.key" -out "$t/ca.pem" 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=localhost" -keyout "$t/node.key" -out "$t/node.csr" 2>/dev/null
+    openssl x509 -req -in "$t/node.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+        -days 30 -out "$t/node.pem" 2>/dev/null
+}
+
 start() {
     n=$1 dir=$2 base=${3:-5672}
     case $n in '' | *[!0-9]*) usage ;; esac
@@ -45,6 +61,13 @@ start() {
         nodes="${nodes}cluster_formation.classic_config.nodes.$i = warren$i@localhost:$((base + 20000 + i - 1))
 "
     done
+    if [ "${WARREN_CLUSTER_TLS:-0}" = 1 ]; then
+        tls_files "$dir"
+        nodes="${nodes}distribution.ssl_options.certfile = $dir/tls/node.pem
+distribution.ssl_options.keyfile = $dir/tls/node.key
+distribution.ssl_options.cacertfile = $dir/tls/ca.pem
+"
+    fi
     for i in $(seq 1 "$n"); do
         d="$dir/node$i"
         mkdir -p "$d/data"

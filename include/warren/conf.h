@@ -184,6 +184,10 @@ struct conf {
      * (owned; a numeric address, "": every interface). */
     uint32_t distribution_port_min, distribution_port_max;
     char *distribution_interface;
+    /* owned; NULL: not set. With a certificate the nodes' connections are TLS, each node's
+     * certificate checked against the CA file (both required then; tls_node_ctx_new). */
+    char *distribution_ssl_certfile, *distribution_ssl_keyfile, *distribution_ssl_cacertfile;
+    char *distribution_ssl_password;
     /* owns; this node's name, name@host: --nodename, else $WARREN_NODENAME, else
      * warren@<short host name> (RabbitMQ's RABBITMQ_NODENAME and its default rabbit@<host>) */
     char *nodename;

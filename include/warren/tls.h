@@ -19,6 +19,12 @@ struct ssl_st;     /* OpenSSL's SSL */
  * e.g. "ssl_options.keyfile /etc/warren/key.pem: cannot load it: bad decrypt". */
 struct ssl_ctx_st *tls_server_ctx_new(const struct conf *conf, char *err, size_t errlen);
 
+/* The context of the connections between a cluster's nodes (both ends) from conf's
+ * distribution.ssl_options: certificate, key, CA file; TLS 1.2 at least; each end's
+ * certificate required and checked against the CA. Returns it (the caller's reference), or
+ * NULL: with err set on a failure, "" when no certificate is configured (plain TCP). */
+struct ssl_ctx_st *tls_node_ctx_new(const struct conf *conf, char *err, size_t errlen);
+
 /* Drains OpenSSL's error queue of this thread into buf as one line, the reasons separated by
  * "; " ("" if the queue was empty). Returns buf. */
 const char *tls_errors(char *buf, size_t cap);

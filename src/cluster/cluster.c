@@ -46,6 +46,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "cluster_int.h"
 #include "cookie.h"
@@ -54,6 +55,7 @@
 #include "transport.h"
 #include "warren/conf.h"
 #include "warren/log.h"
+#include "warren/tls.h"
 
 /* The metadata group's id on the wire and its directory under <data_dir>/cluster. */
 #define CLUSTER_META_GROUP 1
@@ -531,6 +533,8 @@ cluster_setup_on_raft(struct cluster_call *call)
         cluster_setup_done(c, -1);
         return;
     }
+    if (c->tls != NULL)
+        cluster_transport_set_tls(c->transport, c->tls);
     cluster_transport_on_message(c->transport, cluster_on_link_message, c);
     if (cluster_transport_set_self(c->transport, c->self_id, c->self_address) < 0) {
         snprintf(c->setup_err, sizeof(c->setup_err), "cluster: bad address %s", c->self_address);
@@ -595,6 +599,8 @@ cluster_open(struct event_base *base, const struct conf *conf, struct cluster **
     OPENSSL_cleanse(cookie, sizeof(cookie));
     if (cookie_rc < 0)
         goto fail;
+    if ((c->tls = tls_node_ctx_new(conf, err, errlen)) == NULL && err[0] != '\0')
+        goto fail;
     char dir[4096], path[4200];
     snprintf(dir, sizeof(dir), "%s/%s", conf->data_dir, CLUSTER_META_DIR);
     /* raft_uv's metadata files: written at the bootstrap, or the first thing a joining node
@@ -630,18 +636,21 @@ cluster_open(struct event_base *base, const struct conf *conf, struct cluster **
         pthread_cond_wait(&c->setup_cond, &c->setup_lock);
     pthread_mutex_unlock(&c->setup_lock);
     OPENSSL_cleanse(c->secret, sizeof(c->secret)); /* the transport keeps its copy */
+    SSL_CTX_free(c->tls);                          /* and its reference */
+    c->tls = NULL;
     if (c->setup_rc < 0) {
         snprintf(err, errlen, "%s", c->setup_err);
         c->transport = NULL;
         goto fail;
     }
-    log_msg(LOG_INFO, "cluster: node %s, one of %u, listening on %s:%u", c->self_name, n_members,
-            c->bind, (unsigned)c->port);
+    log_msg(LOG_INFO, "cluster: node %s, one of %u, listening on %s:%u%s", c->self_name, n_members,
+            c->bind, (unsigned)c->port, conf->distribution_ssl_certfile != NULL ? " (TLS)" : "");
     *out = c;
     return 0;
 
 fail:
     /* Nothing is open on the Raft thread any more: it ends (or never started). */
+    SSL_CTX_free(c->tls);
     cluster_thread_free(c->thread);
     if (c->meta != NULL)
         cluster_group_free(c->meta);

@@ -56,6 +56,7 @@ struct cluster {
     char bind[64];
     uint16_t port;
     unsigned char secret[32]; /* the transport's key, until the set-up has passed it on */
+    struct ssl_ctx_st *tls;   /* owns until the set-up has passed it on; NULL: plain TCP */
     struct cluster_call setup_call;
     /* joining (Raft thread): the other listed nodes' addresses, whether this node's metadata
      * was pristine, the round of questions under way */

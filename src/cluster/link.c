@@ -57,7 +57,7 @@ struct ct_stream {
     LIST_ENTRY(ct_stream) entry;  /* in ct->streams until freed */
     struct cluster_transport *ct; /* borrows */
     struct ct_link *link;         /* borrows: the peer's link; NULL once detached from it */
-    uv_tcp_t *tcp;                /* owns (raft_malloc, from the handshake) */
+    uv_stream_t *stream;          /* owns (raft_malloc, from the handshake) */
     uint64_t peer_id;
     bool outgoing;      /* we made it: our messages to the peer go on it */
     bool closing;       /* uv_close called: freed by its callback */
@@ -127,7 +127,7 @@ ct_stream_close(struct ct_stream *s, enum log_level level, const char *why)
                 s->outgoing ? "to" : "from", (unsigned long long)s->peer_id, s->peer, why);
     bool was_out = s->link != NULL && s->link->out == s;
     struct ct_link *l = ct_stream_detach(s);
-    uv_close((uv_handle_t *)s->tcp, ct_stream_closed);
+    uv_close((uv_handle_t *)s->stream, ct_stream_closed);
     if (was_out)
         ct_link_retry_later(l);
 }
@@ -162,7 +162,7 @@ ct_stream_write(struct ct_stream *s, uint8_t type, const void *bytes, size_t len
     if (len > 0)
         memcpy(f->bytes + CT_LINK_HEADER, bytes, len);
     uv_buf_t b = uv_buf_init((char *)f->bytes, (unsigned)f->len);
-    int rv = uv_write(&f->req, (uv_stream_t *)s->tcp, &b, 1, ct_frame_written);
+    int rv = uv_write(&f->req, s->stream, &b, 1, ct_frame_written);
     if (rv < 0) {
         free(f);
         ct_stream_close(s, LOG_INFO, uv_strerror(rv));
@@ -261,25 +261,25 @@ ct_stream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     ct_stream_parse(s);
 }
 
-/* A link's handshake succeeded: tcp (owned from now on) becomes a stream to (outgoing) or
+/* A link's handshake succeeded: stream (owned from now on) becomes a stream to (outgoing) or
  * from the linked peer l, named peer in log lines. */
 static void
-ct_stream_start(struct cluster_transport *ct, struct ct_link *l, uv_tcp_t *tcp, bool outgoing,
+ct_stream_start(struct cluster_transport *ct, struct ct_link *l, uv_stream_t *stream, bool outgoing,
                 const char *peer)
 {
     struct ct_stream *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         log_msg(LOG_ERROR, "cluster transport: link %s %s: out of memory", outgoing ? "to" : "from",
                 peer);
-        uv_close((uv_handle_t *)tcp, (uv_close_cb)raft_free);
+        uv_close((uv_handle_t *)stream, (uv_close_cb)raft_free);
         if (outgoing)
             ct_link_retry_later(l);
         return;
     }
     s->ct = ct;
     s->link = l;
-    s->tcp = tcp;
-    tcp->data = s;
+    s->stream = stream;
+    stream->data = s;
     s->peer_id = l->peer_id;
     s->outgoing = outgoing;
     s->last_read = uv_now(ct->loop);
@@ -294,7 +294,7 @@ ct_stream_start(struct cluster_transport *ct, struct ct_link *l, uv_tcp_t *tcp, 
     l->heard = true;
     log_msg(outgoing ? LOG_INFO : LOG_DEBUG, "cluster transport: link %s node %llu at %s up",
             outgoing ? "to" : "from", (unsigned long long)l->peer_id, peer);
-    int rv = uv_read_start((uv_stream_t *)tcp, ct_stream_alloc, ct_stream_read);
+    int rv = uv_read_start(stream, ct_stream_alloc, ct_stream_read);
     if (rv == 0)
         rv = ct_stream_write(s, CT_LINK_HEARTBEAT, NULL, 0) < 0 ? UV_ENOMEM : 0;
     if (rv < 0)
@@ -302,19 +302,19 @@ ct_stream_start(struct cluster_transport *ct, struct ct_link *l, uv_tcp_t *tcp, 
 }
 
 void
-cluster_link_connected(struct ct_link *l, uv_tcp_t *tcp)
+cluster_link_connected(struct ct_link *l, uv_stream_t *stream)
 {
     WR_ASSERT(l->connecting != NULL && l->out == NULL);
     l->connecting = NULL;
-    ct_stream_start(l->ct, l, tcp, true, l->address);
+    ct_stream_start(l->ct, l, stream, true, l->address);
 }
 
 static void ct_link_connect(struct ct_link *l);
 
 void
-cluster_link_accepted(struct ct_link *l, uv_tcp_t *tcp, const char *address)
+cluster_link_accepted(struct ct_link *l, uv_stream_t *stream, const char *address)
 {
-    ct_stream_start(l->ct, l, tcp, false, address);
+    ct_stream_start(l->ct, l, stream, false, address);
     /* The peer is back: this side's stream to it does not wait out a retry delay that grew
      * while the peer was down (messages to it would be dropped until then). */
     if (l->out == NULL && l->connecting == NULL && !l->ct->closing) {

@@ -60,6 +60,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include "transport_int.h"
 #include "warren/assert.h"
@@ -140,10 +141,11 @@ struct ct_conn {
     struct raft_uv_connect *req; /* raft connector: raft_uv's request, called back once */
     struct ct_link *l;           /* link connector: borrows; NULL once detached from it */
     enum ct_step step;
-    int status;               /* connector: for the callback when it fails */
-    unsigned open;            /* handles not yet closed, requests not yet called back */
-    uv_tcp_t *tcp;            /* owns until handed over (raft_malloc: raft_uv frees it
-                               * with raft_free); NULL once closed */
+    int status;    /* connector: for the callback when it fails */
+    unsigned open; /* handles not yet closed, requests not yet called back */
+    /* owns until handed over (raft_malloc: raft_uv frees it with raft_free); NULL once
+     * closed: a uv_tcp_t, or with TLS the plaintext end of its relay (transport_tls.c) */
+    uv_stream_t *stream;
     uv_timer_t timer;         /* the handshake's deadline */
     uv_getaddrinfo_t gai;     /* connector */
     struct addrinfo *ai_list; /* connector: owns (uv_freeaddrinfo) */
@@ -189,10 +191,11 @@ cluster_ct_maybe_closed(struct cluster_transport *ct)
 {
     if (!ct->closing || ct->listener_open || ct->tick_open || !LIST_EMPTY(&ct->incoming) ||
         !LIST_EMPTY(&ct->linking) || !LIST_EMPTY(&ct->streams) || ct->n_links > 0 ||
-        ct->n_refusing > 0 || ct->n_groups > 0)
+        ct->n_refusing > 0 || ct->n_groups > 0 || ct->n_relays > 0)
         return;
     void (*done)(void *) = ct->done;
     void *arg = ct->done_arg;
+    SSL_CTX_free(ct->tls);
     free(ct->secret);
     free(ct);
     if (done != NULL)
@@ -262,14 +265,14 @@ ct_timer_closed(uv_handle_t *h)
 
 static void ct_connect_next(struct ct_conn *c);
 
-/* The close callback of a connection's TCP handle: frees it, then either frees the connection
+/* The close callback of a connection's stream: frees it, then either frees the connection
  * (it failed) or, for a connector whose attempt at one address failed, tries the next. */
 static void
-ct_tcp_closed(uv_handle_t *h)
+ct_conn_stream_closed(uv_handle_t *h)
 {
     struct ct_conn *c = h->data;
     raft_free(h);
-    c->tcp = NULL;
+    c->stream = NULL;
     c->open--;
     if (c->step == CT_FAILED)
         ct_conn_maybe_free(c);
@@ -288,8 +291,8 @@ ct_conn_fail(struct ct_conn *c, int status)
         uv_cancel((uv_req_t *)&c->gai); /* fails when already running: its callback comes */
     c->step = CT_FAILED;
     c->status = status;
-    if (c->tcp != NULL && !uv_is_closing((uv_handle_t *)c->tcp))
-        uv_close((uv_handle_t *)c->tcp, ct_tcp_closed);
+    if (c->stream != NULL && !uv_is_closing((uv_handle_t *)c->stream))
+        uv_close((uv_handle_t *)c->stream, ct_conn_stream_closed);
     if (!uv_is_closing((uv_handle_t *)&c->timer))
         uv_close((uv_handle_t *)&c->timer, ct_timer_closed);
     ct_conn_maybe_free(c);
@@ -377,6 +380,23 @@ ct_tcp_tune(uv_tcp_t *tcp)
     return 0;
 }
 
+/* With TLS between the nodes: c's TCP connection, just made or accepted, goes to a TLS relay
+ * (as its client or server end), and c goes on with the plaintext stream. 0, or a libuv
+ * error. */
+static int
+ct_conn_tls(struct ct_conn *c, bool client)
+{
+    if (c->ct->tls == NULL)
+        return 0;
+    uv_stream_t *plain;
+    int rv = cluster_ct_tls_wrap(c->ct, (uv_tcp_t *)c->stream, client, c->peer, &plain);
+    if (rv < 0)
+        return rv;
+    c->stream = plain; /* (the relay owns the TCP handle now) */
+    plain->data = c;
+    return 0;
+}
+
 static void
 ct_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -395,21 +415,21 @@ ct_conn_expect(struct ct_conn *c, uint8_t *rbuf, size_t want)
     c->want = want;
 }
 
-/* The handshake of c succeeded: returns its TCP handle, which the caller now owns (a raft_uv
+/* The handshake of c succeeded: returns its stream, which the caller now owns (a raft_uv
  * stream, or a link's), and lets c go once its timer has closed. */
-static uv_tcp_t *
+static uv_stream_t *
 ct_conn_hand_over(struct ct_conn *c)
 {
-    uv_tcp_t *tcp = c->tcp;
-    uv_read_stop((uv_stream_t *)tcp);
-    c->tcp = NULL;
+    uv_stream_t *stream = c->stream;
+    uv_read_stop(stream);
+    c->stream = NULL;
     c->open--;
     c->step = CT_HANDED;
     LIST_REMOVE(c, link);
     if (c->role == CT_ACCEPTOR)
         c->ct->n_incoming--;
     uv_close((uv_handle_t *)&c->timer, ct_timer_closed);
-    return tcp;
+    return stream;
 }
 
 /* A write of the handshake completed. After the stream is handed over only the count
@@ -468,11 +488,11 @@ ct_write_cb(uv_write_t *w, int status)
             return;
         }
     }
-    uv_tcp_t *tcp = ct_conn_hand_over(c);
+    uv_stream_t *stream = ct_conn_hand_over(c);
     if (l != NULL)
-        cluster_link_accepted(l, tcp, address);
+        cluster_link_accepted(l, stream, address);
     else
-        g->accept_cb(g->t, from, address, (uv_stream_t *)tcp);
+        g->accept_cb(g->t, from, address, stream);
 }
 
 /* Writes n bytes of c's own buffer buf as the handshake's i-th write (counted in c->open).
@@ -482,7 +502,7 @@ ct_conn_write(struct ct_conn *c, unsigned i, uint8_t *buf, size_t n)
 {
     uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
     c->writes[i].data = c;
-    int rv = uv_write(&c->writes[i], (uv_stream_t *)c->tcp, &b, 1, ct_write_cb);
+    int rv = uv_write(&c->writes[i], c->stream, &b, 1, ct_write_cb);
     if (rv == 0)
         c->open++;
     return rv;
@@ -549,7 +569,7 @@ ct_incoming_on_hello(struct ct_conn *c)
         ct_incoming_refuse(c, why);
         return;
     }
-    uv_read_stop((uv_stream_t *)c->tcp);
+    uv_read_stop(c->stream);
     if (ct_mac(ct, ct_label_acceptor, sizeof(ct_label_acceptor), c, c->proof) < 0) {
         ct_incoming_refuse(c, "HMAC failed (OpenSSL)");
         return;
@@ -659,14 +679,14 @@ ct_connect_on_proof(struct ct_conn *c)
         ct_conn_expect(c, &c->answer_byte, 1);
         return;
     }
-    uv_tcp_t *tcp = ct_conn_hand_over(c);
+    uv_stream_t *stream = ct_conn_hand_over(c);
     if (c->role == CT_LINK_CONNECTOR) {
         WR_ASSERT(c->l != NULL); /* cluster_ct_link_cancel fails c */
-        cluster_link_connected(c->l, tcp);
+        cluster_link_connected(c->l, stream);
         return;
     }
     struct raft_uv_connect *req = c->req;
-    req->cb(req, (uv_stream_t *)tcp, 0);
+    req->cb(req, stream, 0);
 }
 
 static void
@@ -721,13 +741,13 @@ ct_connect_cb(uv_connect_t *req, int status)
         return; /* its handle is closing */
     if (status < 0) {
         log_msg(LOG_DEBUG, "cluster transport: connect to %s: %s", c->peer, uv_strerror(status));
-        uv_close((uv_handle_t *)c->tcp, ct_tcp_closed); /* then the next address */
+        uv_close((uv_handle_t *)c->stream, ct_conn_stream_closed); /* then the next address */
         return;
     }
     c->step = CT_READ_CHALLENGE;
     ct_conn_expect(c, c->challenge, CT_CHALLENGE_LEN);
-    if (ct_tcp_tune(c->tcp) < 0 ||
-        uv_read_start((uv_stream_t *)c->tcp, ct_alloc_cb, ct_read_cb) < 0)
+    if (ct_tcp_tune((uv_tcp_t *)c->stream) < 0 || ct_conn_tls(c, true) < 0 ||
+        uv_read_start(c->stream, ct_alloc_cb, ct_read_cb) < 0)
         ct_conn_fail(c, RAFT_NOCONNECTION);
 }
 
@@ -739,18 +759,19 @@ ct_connect_next(struct ct_conn *c)
     while (c->ai_next != NULL) {
         struct addrinfo *ai = c->ai_next;
         c->ai_next = ai->ai_next;
-        c->tcp = raft_malloc(sizeof(*c->tcp));
-        if (c->tcp == NULL)
+        uv_tcp_t *tcp = raft_malloc(sizeof(*tcp));
+        if (tcp == NULL)
             break;
-        WR_ASSERT(uv_tcp_init(c->ct->loop, c->tcp) == 0);
-        c->tcp->data = c;
+        WR_ASSERT(uv_tcp_init(c->ct->loop, tcp) == 0);
+        c->stream = (uv_stream_t *)tcp;
+        c->stream->data = c;
         c->open++;
         c->connect.data = c;
-        int rv = uv_tcp_connect(&c->connect, c->tcp, ai->ai_addr, ct_connect_cb);
+        int rv = uv_tcp_connect(&c->connect, tcp, ai->ai_addr, ct_connect_cb);
         if (rv == 0)
             return;
         log_msg(LOG_DEBUG, "cluster transport: connect to %s: %s", c->peer, uv_strerror(rv));
-        uv_close((uv_handle_t *)c->tcp, ct_tcp_closed); /* then the next address */
+        uv_close((uv_handle_t *)c->stream, ct_conn_stream_closed); /* then the next address */
         return;
     }
     ct_conn_fail(c, RAFT_NOCONNECTION);
@@ -1111,7 +1132,7 @@ ct_listen_cb(uv_stream_t *server, int status)
         return;
     }
     c->ct = ct;
-    c->tcp = tcp;
+    c->stream = (uv_stream_t *)tcp;
     c->step = CT_READ_HELLO;
     WR_ASSERT(uv_tcp_init(ct->loop, tcp) == 0);
     tcp->data = c;
@@ -1142,9 +1163,9 @@ ct_listen_cb(uv_stream_t *server, int status)
         return;
     }
     ct_conn_expect(c, c->hello, CT_HELLO_FIXED);
-    if ((rv = ct_tcp_tune(tcp)) < 0 ||
+    if ((rv = ct_tcp_tune(tcp)) < 0 || (rv = ct_conn_tls(c, false)) < 0 ||
         (rv = ct_conn_write(c, 0, c->challenge, CT_CHALLENGE_LEN)) < 0 ||
-        (rv = uv_read_start((uv_stream_t *)tcp, ct_alloc_cb, ct_read_cb)) < 0) {
+        (rv = uv_read_start(c->stream, ct_alloc_cb, ct_read_cb)) < 0) {
         char why[96];
         snprintf(why, sizeof(why), "%s", uv_strerror(rv));
         ct_incoming_refuse(c, why);
@@ -1182,6 +1203,7 @@ cluster_transport_new(uv_loop_t *loop, const char *bind_host, uint16_t port, con
     LIST_INIT(&ct->groups);
     LIST_INIT(&ct->incoming);
     LIST_INIT(&ct->linking);
+    LIST_INIT(&ct->relays);
     WR_ASSERT(uv_tcp_init(loop, &ct->listener) == 0);
     ct->listener.data = ct;
     ct->listener_open = true;
@@ -1232,6 +1254,14 @@ cluster_transport_set_handshake_timeout(struct cluster_transport *ct, unsigned m
     ct->timeout_ms = msecs;
 }
 
+void
+cluster_transport_set_tls(struct cluster_transport *ct, struct ssl_ctx_st *ctx)
+{
+    SSL_CTX_up_ref(ctx);
+    SSL_CTX_free(ct->tls);
+    ct->tls = ctx;
+}
+
 static void
 ct_listener_closed(uv_handle_t *h)
 {
@@ -1249,6 +1279,7 @@ cluster_transport_close(struct cluster_transport *ct, void (*done)(void *arg), v
     ct->done_arg = arg;
     uv_close((uv_handle_t *)&ct->listener, ct_listener_closed);
     cluster_links_close(ct);
+    cluster_ct_tls_close(ct);
     struct ct_conn *c, *next;
     for (c = LIST_FIRST(&ct->incoming); c != NULL; c = next) {
         next = LIST_NEXT(c, link);

@@ -48,6 +48,12 @@ uint16_t cluster_transport_port(const struct cluster_transport *ct);
  * is closed (default 10 s; tests shorten it). Applies to the connections started after it. */
 void cluster_transport_set_handshake_timeout(struct cluster_transport *ct, unsigned msecs);
 
+/* The connections started after it are TLS with ctx (a reference taken; tls_node_ctx_new's),
+ * both ways: the peer's certificate is checked as ctx says before the handshake above
+ * starts, which then runs inside TLS, as everything after it. */
+struct ssl_ctx_st;
+void cluster_transport_set_tls(struct cluster_transport *ct, struct ssl_ctx_st *ctx);
+
 /* Fills t so that a raft_uv io created with it serves group `group` over ct: the connections
  * t makes name the group, and the accepted connections that name it are passed to the accept
  * callback raft_uv gives t->listen (connections naming it before that are refused). t (its

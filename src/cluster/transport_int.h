@@ -17,6 +17,8 @@ struct ct_group;
 struct ct_conn;
 struct ct_link;
 struct ct_stream;
+struct ct_tls;
+struct ssl_ctx_st;
 
 /* One node's transport. Its fields from self_id on are link.c's (but for linking, the link
  * handshakes, which transport.c owns); transport.c reads self_id to check link hellos. */
@@ -45,6 +47,11 @@ struct cluster_transport {
     void (*on_join)(void *arg, uint64_t token, uint64_t id, const char *address);
     void *on_join_arg;
     uint64_t join_seq;
+    /* TLS between the nodes (cluster_transport_set_tls; owns a reference), NULL: plain TCP;
+     * the relays of the connections (transport_tls.c), closing ones included */
+    struct ssl_ctx_st *tls;
+    LIST_HEAD(, ct_tls) relays;
+    unsigned n_relays;
 
     uint64_t self_id; /* cluster_transport_set_self; 0 before */
     char self_address[CT_ADDR_MAX + 1];
@@ -76,6 +83,20 @@ struct ct_conn *cluster_ct_link_connect(struct cluster_transport *ct, struct ct_
 /* Cancels a handshake cluster_ct_link_connect started: its link is never called back. */
 void cluster_ct_link_cancel(struct ct_conn *c);
 
+/* transport_tls.c */
+
+/* Wraps tcp (just connected, or accepted: taken on success) in TLS, as its client or server
+ * end: the TLS session runs between tcp and one end of a socketpair, whose other end, a
+ * raft_malloc'ed uv_pipe_t returned in *plain (its data field the caller's), carries the
+ * plaintext as tcp would have: the handshake, then raft_uv's or a link's messages. The relay
+ * closes both once either closes, logging a failed TLS handshake (peer names it). Returns 0,
+ * or a libuv error (tcp still the caller's). */
+int cluster_ct_tls_wrap(struct cluster_transport *ct, uv_tcp_t *tcp, bool client, const char *peer,
+                        uv_stream_t **plain);
+
+/* Closes every relay; cluster_transport_close calls it. ct->n_relays says when they are gone. */
+void cluster_ct_tls_close(struct cluster_transport *ct);
+
 /* link.c */
 
 /* Sets up ct's link fields; cluster_transport_new calls it. */
@@ -88,15 +109,15 @@ void cluster_links_close(struct cluster_transport *ct);
 /* The link to peer_id, or NULL. */
 struct ct_link *cluster_link_find(const struct cluster_transport *ct, uint64_t peer_id);
 
-/* Our handshake for l succeeded: tcp (a raft_malloc'ed handle, owned from now on) is the
+/* Our handshake for l succeeded: stream (a raft_malloc'ed handle, owned from now on) is the
  * link's stream to its peer. */
-void cluster_link_connected(struct ct_link *l, uv_tcp_t *tcp);
+void cluster_link_connected(struct ct_link *l, uv_stream_t *stream);
 
 /* Our handshake for l failed: l connects again later. */
 void cluster_link_connect_failed(struct ct_link *l);
 
-/* A peer's link handshake succeeded: tcp (a raft_malloc'ed handle, owned from now on) is the
- * stream from l's peer, at address (for log lines). */
-void cluster_link_accepted(struct ct_link *l, uv_tcp_t *tcp, const char *address);
+/* A peer's link handshake succeeded: stream (a raft_malloc'ed handle, owned from now on) is
+ * the stream from l's peer, at address (for log lines). */
+void cluster_link_accepted(struct ct_link *l, uv_stream_t *stream, const char *address);
 
 #endif

@@ -254,6 +254,14 @@ static const struct conf_key conf_keys[] = {
      65535, "0, or at least .min (Warren listens on .min only)"},
     {"distribution.listener.interface", CONF_ADDR, CONF_F(distribution_interface), "", 0, 0,
      "numeric address of the cluster listener; empty: every interface"},
+    {"distribution.ssl_options.certfile", CONF_PATH, CONF_F(distribution_ssl_certfile), NULL, 1,
+     4095, "this node's certificate (PEM) between the nodes: set, their traffic is TLS"},
+    {"distribution.ssl_options.keyfile", CONF_PATH, CONF_F(distribution_ssl_keyfile), NULL, 1, 4095,
+     "the private key of distribution.ssl_options.certfile (PEM)"},
+    {"distribution.ssl_options.cacertfile", CONF_PATH, CONF_F(distribution_ssl_cacertfile), NULL, 1,
+     4095, "CA certificates (PEM) the other nodes' certificates are checked against"},
+    {"distribution.ssl_options.password", CONF_PATH, CONF_F(distribution_ssl_password), NULL, 1,
+     1023, "passphrase of an encrypted distribution.ssl_options.keyfile"},
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -1151,6 +1159,10 @@ conf_free(struct conf *c)
     free(c->cluster_name);
     conf_list_clear(&c->cluster_nodes);
     free(c->distribution_interface);
+    free(c->distribution_ssl_certfile);
+    free(c->distribution_ssl_keyfile);
+    free(c->distribution_ssl_cacertfile);
+    free(c->distribution_ssl_password);
     free(c->nodename);
     memset(c, 0, sizeof(*c));
 }

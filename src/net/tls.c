@@ -149,10 +149,79 @@ tls_set_ciphers(SSL_CTX *ctx, const struct conf *conf, char *err, size_t errlen)
     return 0;
 }
 
+/* Loads into ctx the certificate chain, its key (decrypted with password, NULL: none) and the
+ * CA certificates (cacertfile NULL: none), named in err by their keys (prefix, then certfile
+ * and so on). 0, or -1 with ctx freed and err set. */
+static int
+tls_load_identity(SSL_CTX *ctx, const char *prefix, const char *certfile, const char *keyfile,
+                  const char *password, const char *cacertfile, char *err, size_t errlen)
+{
+    char what[4200];
+    SSL_CTX_set_default_passwd_cb(ctx, tls_password_cb);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)password);
+    if (SSL_CTX_use_certificate_chain_file(ctx, certfile) != 1) {
+        snprintf(what, sizeof(what), "%scertfile %s: cannot load it", prefix, certfile);
+        tls_fail(ctx, err, errlen, what);
+        return -1;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1) {
+        snprintf(what, sizeof(what), "%skeyfile %s: cannot load it", prefix, keyfile);
+        tls_fail(ctx, err, errlen, what);
+        return -1;
+    }
+    /* (OpenSSL checked that it is the certificate's key: "key values mismatch".) The
+     * passphrase is not needed again: the context keeps no pointer into conf. */
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+    if (cacertfile != NULL) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cacertfile);
+        if (SSL_CTX_load_verify_locations(ctx, cacertfile, NULL) != 1 || names == NULL) {
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            snprintf(what, sizeof(what), "%scacertfile %s: cannot load it", prefix, cacertfile);
+            tls_fail(ctx, err, errlen, what);
+            return -1;
+        }
+        /* Named in the certificate request, so that clients pick a certificate it issued. */
+        SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    return 0;
+}
+
+struct ssl_ctx_st *
+tls_node_ctx_new(const struct conf *conf, char *err, size_t errlen)
+{
+    if (conf->distribution_ssl_certfile == NULL) {
+        if (errlen > 0)
+            err[0] = '\0';
+        return NULL;
+    }
+    if (conf->distribution_ssl_keyfile == NULL || conf->distribution_ssl_cacertfile == NULL) {
+        snprintf(err, errlen,
+                 "distribution.ssl_options.certfile needs distribution.ssl_options.keyfile and "
+                 "distribution.ssl_options.cacertfile (the other nodes' certificates are "
+                 "checked against it)");
+        return NULL;
+    }
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method()); /* a node connects and accepts */
+    if (ctx == NULL)
+        return tls_fail(ctx, err, errlen, "cannot create a TLS context");
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (tls_load_identity(ctx, "distribution.ssl_options.", conf->distribution_ssl_certfile,
+                          conf->distribution_ssl_keyfile, conf->distribution_ssl_password,
+                          conf->distribution_ssl_cacertfile, err, errlen) < 0)
+        return NULL;
+    /* Both ends present a certificate of the cluster's CA, and check the other's. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_session_id_context(ctx, tls_session_ctx, sizeof(tls_session_ctx) - 1);
+    SSL_CTX_set_num_tickets(ctx, 0); /* connections last: nothing to resume */
+    return ctx;
+}
+
 struct ssl_ctx_st *
 tls_server_ctx_new(const struct conf *conf, char *err, size_t errlen)
 {
-    char what[4200];
     if (conf->ssl_certfile == NULL || conf->ssl_keyfile == NULL) {
         snprintf(err, errlen, "TLS listeners need ssl_options.certfile and ssl_options.keyfile");
         return NULL;
@@ -181,30 +250,9 @@ tls_server_ctx_new(const struct conf *conf, char *err, size_t errlen)
         SSL_CTX_free(ctx);
         return NULL;
     }
-    SSL_CTX_set_default_passwd_cb(ctx, tls_password_cb);
-    SSL_CTX_set_default_passwd_cb_userdata(ctx, conf->ssl_password);
-    if (SSL_CTX_use_certificate_chain_file(ctx, conf->ssl_certfile) != 1) {
-        snprintf(what, sizeof(what), "ssl_options.certfile %s: cannot load it", conf->ssl_certfile);
-        return tls_fail(ctx, err, errlen, what);
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, conf->ssl_keyfile, SSL_FILETYPE_PEM) != 1) {
-        snprintf(what, sizeof(what), "ssl_options.keyfile %s: cannot load it", conf->ssl_keyfile);
-        return tls_fail(ctx, err, errlen, what);
-    }
-    /* (OpenSSL checked that it is the certificate's key: "key values mismatch".) The
-     * passphrase is not needed again: the context keeps no pointer into conf. */
-    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
-    if (conf->ssl_cacertfile != NULL) {
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(conf->ssl_cacertfile);
-        if (SSL_CTX_load_verify_locations(ctx, conf->ssl_cacertfile, NULL) != 1 || names == NULL) {
-            sk_X509_NAME_pop_free(names, X509_NAME_free);
-            snprintf(what, sizeof(what), "ssl_options.cacertfile %s: cannot load it",
-                     conf->ssl_cacertfile);
-            return tls_fail(ctx, err, errlen, what);
-        }
-        /* Named in the certificate request, so that clients pick a certificate it issued. */
-        SSL_CTX_set_client_CA_list(ctx, names);
-    }
+    if (tls_load_identity(ctx, "ssl_options.", conf->ssl_certfile, conf->ssl_keyfile,
+                          conf->ssl_password, conf->ssl_cacertfile, err, errlen) < 0)
+        return NULL;
     int mode = SSL_VERIFY_NONE;
     if (conf->ssl_verify == CONF_VERIFY_PEER)
         mode = SSL_VERIFY_PEER |
