@@ -453,7 +453,9 @@ def test_bash_completion():
     ctlbin = os.environ["WARRENCTL"]
     assert complete(ctlbin, "list_q") == ["list_queues"]
     assert complete(ctlbin, "-q", "purge") == ["purge_queue"]
-    assert complete(ctlbin, "delete_") == ["delete_queue", "delete_user", "delete_vhost"]
+    assert complete(ctlbin, "delete_") == ["delete_member", "delete_queue", "delete_user",
+                                           "delete_vhost"]
+    assert complete(ctlbin, "grow", "--errors") == ["--errors-only"]
     assert complete(ctlbin, "help", "close_a") == ["close_all_connections"]
     assert complete(ctlbin, "list_queues", "--if-") == ["--if-empty", "--if-unused"]
     assert complete(ctlbin, "--formatter", "j") == ["json"]
