@@ -175,8 +175,9 @@ struct queue;
 struct wire_queue_declare;
 /* Where a queue declared in a cluster lives (src/net/topology.c). */
 struct net_queue_home {
-    const char *node;  /* its home node's name when it is another, else NULL */
-    uint64_t owner_id; /* an exclusive queue's owner's id (queue.owner_id) */
+    const char *node;       /* its home node's name when it is another, else NULL */
+    const char *owner_node; /* the declaring connection's node (queue.owner_node's) */
+    uint64_t owner_id;      /* an exclusive queue's owner's id (queue.owner_id) */
     uint64_t group_id; /* a replicated queue's group (queue.group_id): its declare's log index */
 };
 /* queue.declare (not passive) of name (d->queue, or the name made for an empty one) in vh for

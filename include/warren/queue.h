@@ -166,6 +166,10 @@ struct queue {
      * node), else 0. */
     char *home;
     uint64_t owner_id;
+    /* In a cluster, an exclusive replicated queue's owner's node ("name@host"; owns): its
+     * home moves with its group's leader, its owner stays there. NULL for the others (an
+     * exclusive classic queue's owner is on its home). */
+    char *owner_node;
     /* In a cluster: a replicated queue's (x-queue-type quorum) Raft group, the same on every
      * node, else 0; its replication (borrows: the network layer owns it) on the nodes that are
      * members of the group, else NULL. */

@@ -211,6 +211,7 @@ queue_free(struct queue *q, struct exch ***emptied, uint32_t *n_emptied)
         free(q->lanes);
     free(q->name);
     free(q->home);
+    free(q->owner_node);
     free(q->args);
     queue_settings_free(&q->settings);
     stats_obj_clear(&q->stats);

@@ -6,10 +6,11 @@
  * rabbit_amqqueue:declare/7 and the type's declare): a server-named queue must be of a type
  * that allows it; x-dead-letter-exchange must be a longstr; x-queue-type must name a type;
  * each argument that type takes is checked, in declare_args/0's order; an argument that only
- * other types take is refused, in the table's order; a quorum queue must be durable, not
- * exclusive and not auto-delete; a classic queue that is not exclusive is placed by its
- * x-queue-master-locator. Its errors are Erlang terms printed with ~p ({value_zero,0},
- * invalid_overflow, "expected integer, got longstr"): the texts below print the same. */
+ * other types take is refused, in the table's order; a quorum queue must be durable (RabbitMQ:
+ * and neither exclusive nor auto-delete, which Warren keeps); a classic queue that is not exclusive
+ * is placed by its x-queue-master-locator. Its errors are Erlang terms printed with ~p
+ * ({value_zero,0}, invalid_overflow, "expected integer, got longstr"): the texts below print the
+ * same. */
 #include "config.h"
 
 #include "warren/queue_args.h"
@@ -535,12 +536,12 @@ queue_args_check(struct wire_table args, const struct queue_args_decl *d, char *
     }
 
     if (type == QUEUE_ARGS_QUORUM) {
-        /* rabbit_queue_type_util's checks, in rabbit_quorum_queue:declare/2's order, but for
-         * auto-delete, which RabbitMQ refuses first: Warren keeps it, as a classic queue's. */
-        const char *prop = d->exclusive ? "exclusive-owner" : !d->durable ? "non-durable" : NULL;
-        if (prop != NULL)
+        /* rabbit_queue_type_util's check, but for auto-delete and exclusive, which RabbitMQ
+         * refuses first: Warren keeps them, as a classic queue's. */
+        if (!d->durable)
             return queue_args_refuse(why, cap,
-                                     "invalid property '%s' for queue '%.*s' in vhost '%s'", prop,
+                                     "invalid property 'non-durable' for queue '%.*s' in vhost "
+                                     "'%s'",
                                      WIRE_STR_ARG(d->name), d->vhost);
     } else if (!d->exclusive && wire_table_get(args, "x-queue-master-locator", &v) &&
                !queue_args_master_locator_known(&v)) {

@@ -418,16 +418,23 @@ durable_queue_definition_put(struct durable *d, const struct queue *q)
     const char *vh = q->vhost->name;
     uint8_t key[STORE_KEY_NAMED_MAX], hdr[DURABLE_QUEUE_CLUSTER_HDR_LEN];
     size_t klen = store_key_queue(key, vh, strlen(vh), q->name, q->name_len);
+    /* node names: under 256 bytes */
     size_t home_len = q->home != NULL ? strlen(q->home) : 0;
+    uint8_t owner_node_len = (uint8_t)(q->owner_node != NULL ? strlen(q->owner_node) : 0);
     bytes_put64(hdr, q->group_id);
     hdr[8] = (uint8_t)(DURABLE_QUEUE_CLUSTER | (q->auto_delete ? DURABLE_QUEUE_AUTO_DELETE : 0) |
                        (q->durable ? 0 : DURABLE_QUEUE_TRANSIENT) |
-                       (q->owner != NULL ? DURABLE_QUEUE_EXCLUSIVE : 0));
+                       (q->owner != NULL ? DURABLE_QUEUE_EXCLUSIVE : 0) |
+                       (q->owner_node != NULL ? DURABLE_QUEUE_OWNER_NODE : 0));
     bytes_put64(hdr + DURABLE_QUEUE_HDR_LEN, q->owner_id);
-    hdr[DURABLE_QUEUE_HDR_LEN + 8] = (uint8_t)home_len; /* a node name: under 256 bytes */
-    struct iovec parts[3] = {
-        {hdr, sizeof(hdr)}, {q->home != NULL ? q->home : "", home_len}, {q->args, q->args_len}};
-    store_batch_putv(b, key, klen, parts, 3);
+    hdr[DURABLE_QUEUE_HDR_LEN + 8] = (uint8_t)home_len;
+    bool owned = q->owner_node != NULL;
+    struct iovec parts[5] = {{hdr, sizeof(hdr)},
+                             {q->home != NULL ? q->home : "", home_len},
+                             {&owner_node_len, owned ? 1 : 0},
+                             {owned ? q->owner_node : "", owner_node_len},
+                             {q->args, q->args_len}};
+    store_batch_putv(b, key, klen, parts, 5);
 }
 
 void

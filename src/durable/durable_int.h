@@ -127,11 +127,13 @@ struct durable {
  * replicated one) has a record of its definition alone (DURABLE_QUEUE_CLUSTER, its id the
  * replicated queue's group, else 0): after the flags come the u64
  * owner id (queue.owner_id), the u8 length and the name of its home node ("" for this one),
- * then the arguments. */
+ * with DURABLE_QUEUE_OWNER_NODE the u8 length and the name of its owner's node
+ * (queue.owner_node), then the arguments. */
 #define DURABLE_QUEUE_AUTO_DELETE 0x01
 #define DURABLE_QUEUE_CLUSTER 0x02
 #define DURABLE_QUEUE_TRANSIENT 0x04
 #define DURABLE_QUEUE_EXCLUSIVE 0x08
+#define DURABLE_QUEUE_OWNER_NODE 0x10
 #define DURABLE_QUEUE_HDR_LEN 9
 #define DURABLE_QUEUE_CLUSTER_HDR_LEN (DURABLE_QUEUE_HDR_LEN + 8 + 1)
 /* The metadata log index the stored metadata is at (decimal), see durable_meta_index. */

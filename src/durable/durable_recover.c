@@ -139,8 +139,9 @@ recover_queue_definition(struct recover_ctx *x, struct wire_str name, const uint
                          const void *key, size_t klen)
 {
     const uint8_t *p = v + DURABLE_QUEUE_HDR_LEN + 8, *end = v + vlen;
-    struct wire_str home;
-    if (vlen < DURABLE_QUEUE_CLUSTER_HDR_LEN || recover_name(&p, end, &home) < 0)
+    struct wire_str home, owner_node = {0};
+    if (vlen < DURABLE_QUEUE_CLUSTER_HDR_LEN || recover_name(&p, end, &home) < 0 ||
+        ((v[8] & DURABLE_QUEUE_OWNER_NODE) && recover_name(&p, end, &owner_node) < 0))
         return recover_corrupt(x, "queue", key, klen);
     uint8_t flags = v[8];
     struct wire_table args = {p, (uint32_t)(end - p)};
@@ -152,6 +153,8 @@ recover_queue_definition(struct recover_ctx *x, struct wire_str name, const uint
     q->owner_id = bytes_get64(v + DURABLE_QUEUE_HDR_LEN);
     q->group_id = bytes_get64(v);
     if ((home.len > 0 && (q->home = strndup((const char *)home.ptr, home.len)) == NULL) ||
+        (owner_node.len > 0 &&
+         (q->owner_node = strndup((const char *)owner_node.ptr, owner_node.len)) == NULL) ||
         vhost_queue_add(x->vh, q) < 0) {
         queue_free(q, NULL, NULL);
         return recover_nomem(x);

@@ -575,7 +575,9 @@ net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *us
     if (q != NULL && home != NULL) {
         q->owner_id = d->exclusive ? home->owner_id : 0;
         q->group_id = q->settings.quorum ? home->group_id : 0;
-        if (home->node != NULL && (q->home = strdup(home->node)) == NULL) {
+        if ((home->node != NULL && (q->home = strdup(home->node)) == NULL) ||
+            (d->exclusive && q->group_id != 0 &&
+             (q->owner_node = strdup(home->owner_node)) == NULL)) {
             queue_free(q, NULL, NULL);
             q = NULL;
         }

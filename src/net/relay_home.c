@@ -159,25 +159,26 @@ relay_home_queue_lost(struct queue *q)
     }
 }
 
-/* The queue named by a 'C' or 'G' body at *pp (after its id), this node's, in *vh: NULL with
- * *code and why set when it is missing or not here. */
+/* The queue named by a request's body at *pp (after its id), this node's, for peer p: NULL
+ * with *code and why set when it is missing, not here, or exclusive to a connection of
+ * another node than p (p's own node checks which of its connections owns it). */
 static struct queue *
-relay_queue(struct net_relay *r, const uint8_t **pp, const uint8_t *end, uint16_t *code, char *why,
-            size_t whylen)
+relay_queue(struct net_relay *r, const struct relay_peer *p, const uint8_t **pp, const uint8_t *end,
+            uint16_t *code, char *why, size_t whylen)
 {
-    const uint8_t *p = *pp;
+    const uint8_t *b = *pp;
     struct wire_str vname, qname;
     *code = WIRE_INTERNAL_ERROR;
     snprintf(why, whylen, "a request from another node does not decode");
-    if (p >= end || (size_t)(end - p) < 1u + *p)
+    if (b >= end || (size_t)(end - b) < 1u + *b)
         return NULL;
-    vname = (struct wire_str){p + 1, *p};
-    p += 1 + *p;
-    if (p >= end || (size_t)(end - p) < 1u + *p)
+    vname = (struct wire_str){b + 1, *b};
+    b += 1 + *b;
+    if (b >= end || (size_t)(end - b) < 1u + *b)
         return NULL;
-    qname = (struct wire_str){p + 1, *p};
-    p += 1 + *p;
-    *pp = p;
+    qname = (struct wire_str){b + 1, *b};
+    b += 1 + *b;
+    *pp = b;
     struct vhost *vh = vhost_find(r->s->env.vhosts, vname);
     struct queue *q = vh != NULL ? vhost_queue_find(vh, qname) : NULL;
     *code = WIRE_NOT_FOUND;
@@ -191,7 +192,8 @@ relay_queue(struct net_relay *r, const uint8_t **pp, const uint8_t *end, uint16_
                  vh->name, q->home);
         return NULL;
     }
-    if (q->owner != NULL) { /* exclusive to a connection of this node: never another's */
+    /* Exclusive to a connection of this node, or of another than p: never p's. */
+    if (q->owner != NULL && (q->owner_node == NULL || strcmp(q->owner_node, p->node) != 0)) {
         *code = WIRE_RESOURCE_LOCKED;
         snprintf(why, whylen,
                  "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '%s' in "
@@ -228,7 +230,7 @@ relay_on_consume(struct net_relay *r, struct relay_peer *p, const uint8_t *b, co
     const uint8_t *rest = b + 8;
     uint16_t code;
     char why[600];
-    struct queue *q = relay_queue(r, &rest, end, &code, why, sizeof(why));
+    struct queue *q = relay_queue(r, p, &rest, end, &code, why, sizeof(why));
     if (q != NULL && end - rest < 9) {
         q = NULL;
         code = WIRE_INTERNAL_ERROR;
@@ -353,7 +355,7 @@ relay_on_get(struct net_relay *r, struct relay_peer *p, const uint8_t *b, const 
     const uint8_t *rest = b + 8;
     uint16_t code;
     char why[600];
-    struct queue *q = relay_queue(r, &rest, end, &code, why, sizeof(why));
+    struct queue *q = relay_queue(r, p, &rest, end, &code, why, sizeof(why));
     if (q == NULL) {
         relay_answer_error(r, p, 'g', id, code, why);
         return;
@@ -395,7 +397,7 @@ relay_on_queue_request(struct net_relay *r, struct relay_peer *p, uint8_t type, 
     uint8_t answer = type == 'U' ? 'u' : 'n';
     uint16_t code;
     char why[600];
-    struct queue *q = relay_queue(r, &rest, end, &code, why, sizeof(why));
+    struct queue *q = relay_queue(r, p, &rest, end, &code, why, sizeof(why));
     if (q == NULL) {
         relay_answer_error(r, p, answer, id, code, why);
         return;

@@ -13,7 +13,10 @@
  * connection): on its home node the queue belongs to the connection's list, on the others
  * (and on its home once the connection is gone) to the registry's stand-in owner, so that
  * only that connection may use it. When the connection closes, its home submits 'O', which
- * deletes its queues on every node.
+ * deletes its queues on every node. An exclusive replicated queue's home moves with its
+ * group's leader while its owner stays: its owner's node (queue.owner_node, the declare's
+ * context home) is where it "lives" for 'N' and a restart's leftovers, and the one node
+ * whose consumers its home serves (relay_home.c).
  *
  * A command is 'T', an op, then the submitter's context and the op's fields; strings are a u32
  * length then the bytes, flags a byte, ids u64 (big-endian):
@@ -28,7 +31,8 @@
  *   'B' bind, 'b' unbind  [flags][destination][source][routing key][arguments]
  *   'O' owner gone        (the context's owner id)     deletes the owner's exclusive queues
  *   'N' node down         (the context's home)         deletes the exclusive and transient
- *                                                      queues that live on that node (the
+ *                                                      queues that live on that node (an
+ *                                                      exclusive one's owner's node; the
  *                                                      metadata leader submits it for a node
  *                                                      it sees down, as RabbitMQ deletes a
  *                                                      down node's transient queues)
@@ -418,22 +422,30 @@ topo_apply_owner_gone(struct net_topology *t, uint64_t id)
     }
 }
 
+/* Whether q goes with node: an exclusive queue whose owner's connection was there, or a
+ * transient one whose messages were. */
+static bool
+topo_goes_with(struct net_topology *t, const struct queue *q, struct wire_str node)
+{
+    if (q->durable && q->owner == NULL)
+        return false;
+    const char *there = q->owner_node != NULL ? q->owner_node : q->home;
+    return there != NULL ? strlen(there) == node.len && memcmp(there, node.ptr, node.len) == 0
+                         : topo_is_self(t, node);
+}
+
 /* 'N': deletes the exclusive and transient queues that live on node (its exclusive queues'
  * connections and transient queues' messages went with it). */
 static void
 topo_apply_node_down(struct net_topology *t, struct wire_str node)
 {
-    bool self = topo_is_self(t, node);
     for (struct vhost *vh = t->s->env.vhosts->head; vh != NULL; vh = vh->next) {
         struct hmap_iter it;
         struct hmap_entry *he;
         hmap_iter_init(&it, &vh->queues);
         while ((he = hmap_iter_next(&it)) != NULL) {
             struct queue *q = hmap_container_of(he, struct queue, by_name);
-            bool there = q->home != NULL ? strlen(q->home) == node.len &&
-                                               memcmp(q->home, node.ptr, node.len) == 0
-                                         : self;
-            if (there && (q->owner != NULL || !q->durable)) {
+            if (topo_goes_with(t, q, node)) {
                 log_msg(LOG_INFO, "cluster: queue '%s' in vhost '%s' deleted: node %.*s is down",
                         q->name, vh->name, WIRE_STR_ARG(node));
                 vhost_queue_delete(vh, q);
@@ -477,6 +489,7 @@ topo_apply_op(struct net_topology *t, struct vhost *vh, const struct auth_perm *
         char home[CLUSTER_NODE_NAME_MAX];
         snprintf(home, sizeof(home), "%.*s", WIRE_STR_ARG(c->home));
         struct net_queue_home h = {.node = topo_is_self(t, c->home) ? NULL : home,
+                                   .owner_node = home,
                                    .owner_id = c->owner_id,
                                    .group_id = t->index};
         struct queue *q;
@@ -635,7 +648,8 @@ topo_delete_leftovers(struct net_topology *t)
         hmap_iter_init(&it, &vh->queues);
         while ((he = hmap_iter_next(&it)) != NULL) {
             struct queue *q = hmap_container_of(he, struct queue, by_name);
-            if (q->home != NULL || (q->durable && q->owner == NULL))
+            if (!topo_goes_with(
+                    t, q, (struct wire_str){(const uint8_t *)t->self, (uint32_t)strlen(t->self)}))
                 continue;
             char *what = malloc(600);
             if (what != NULL)

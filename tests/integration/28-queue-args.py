@@ -223,13 +223,13 @@ CASES = [
      invalid("x-queue-master-locator", "invalid_queue_master_locator"), CRASH),
     ([("x-queue-master-locator", "nearest"), ("x-max-in-memory-length", 5)], {},
      other_type("x-max-in-memory-length")),
-    # Quorum queues: durable, not exclusive, with their own arguments. Warren's replicated
-    # queues keep auto-delete and priorities (issue 14), which RabbitMQ refuses.
+    # Quorum queues: durable, with their own arguments. Warren's replicated queues keep
+    # exclusive, auto-delete and priorities (issue 14), which RabbitMQ refuses.
     ([QUORUM], DURABLE, OK),
     ([QUORUM], {}, prop("non-durable")),
-    ([QUORUM], {"durable": True, "exclusive": True}, prop("exclusive-owner")),
+    ([QUORUM], {"durable": True, "exclusive": True}, OK, prop("exclusive-owner")),
     ([QUORUM], {"durable": True, "auto_delete": True}, OK, prop("auto-delete")),
-    ([QUORUM], {"exclusive": True, "auto_delete": True}, prop("exclusive-owner"),
+    ([QUORUM], {"exclusive": True, "auto_delete": True}, prop("non-durable"),
      prop("auto-delete")),
     ([QUORUM, ("x-expires", 0)], {}, invalid("x-expires", "{value_zero,0}")),
     ([QUORUM, ("x-max-priority", 5)], DURABLE, OK, other_type("x-max-priority", "quorum")),

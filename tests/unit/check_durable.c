@@ -658,7 +658,8 @@ END_TEST
 
 /* In a cluster, what is not durable is stored too: a transient exchange, bindings to it,
  * another node's queue (with its home), this node's transient and exclusive queues (their
- * definitions, with the owner's id); their messages are not. And the metadata log index. */
+ * definitions, with the owner's id), an exclusive replicated queue (with its owner's node);
+ * their messages are not. And the metadata log index. */
 START_TEST(test_cluster_entities)
 {
     clustered = true;
@@ -674,6 +675,14 @@ START_TEST(test_cluster_entities)
     ck_assert_ptr_nonnull(exq);
     exq->owner_id = 0x1234567890abcdefULL;
     ck_assert_int_eq(vhost_queue_add(vh, exq), 0);
+    /* an exclusive replicated queue: served elsewhere, owned by a connection of a third node */
+    struct queue *exr = queue_new(vh, S("exr"), true, false, &reg.others, no_args);
+    ck_assert_ptr_nonnull(exr);
+    exr->owner_id = 77;
+    exr->group_id = 9;
+    exr->home = strdup("warren2@elsewhere");
+    exr->owner_node = strdup("warren3@there");
+    ck_assert_int_eq(vhost_queue_add(vh, exr), 0);
     struct queue *dq = add_queue(vh, "dq", true, false, NULL, no_args);
     add_bind(tmpx, bind_dest_queue(remote), "r", no_args);
     add_bind(tmpx, bind_dest_queue(tq), "t", no_args);
@@ -699,6 +708,12 @@ START_TEST(test_cluster_entities)
     exq = queue("exq");
     ck_assert(exq != NULL && exq->owner == &reg.others && exq->home == NULL);
     ck_assert_uint_eq(exq->owner_id, 0x1234567890abcdefULL);
+    ck_assert_ptr_null(exq->owner_node);
+    exr = queue("exr");
+    ck_assert(exr != NULL && exr->owner == &reg.others && exr->owner_id == 77 &&
+              exr->group_id == 9);
+    ck_assert_str_eq(exr->home, "warren2@elsewhere");
+    ck_assert_str_eq(exr->owner_node, "warren3@there");
     ck_assert_uint_eq(queue("dq")->n_ready, 1);
     ck_assert(exch_has_binding(exch("tmpx"), bind_dest_queue(remote), S("r"), no_args));
     ck_assert(exch_has_binding(exch("tmpx"), bind_dest_queue(tq), S("t"), no_args));
@@ -714,7 +729,8 @@ START_TEST(test_cluster_entities)
     ck_assert_ptr_null(queue("tq"));
     ck_assert_ptr_null(exch("tmpx"));
     ck_assert_ptr_nonnull(queue("remote"));
-    ck_assert_int_eq(count_tag(STORE_TAG_QUEUE), 2);
+    ck_assert_ptr_nonnull(queue("exr"));
+    ck_assert_int_eq(count_tag(STORE_TAG_QUEUE), 3);
     ck_assert_int_eq(count_tag(STORE_TAG_BINDING), 0);
 }
 END_TEST
