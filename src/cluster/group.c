@@ -1561,10 +1561,13 @@ cluster_group_start(struct cluster_group *g, struct cluster_transport *tr,
     g->raft.data = g;
     raft_set_election_timeout(&g->raft, g->election_timeout_ms);
     raft_set_heartbeat_timeout(&g->raft, g->election_timeout_ms / 10); /* raft's ratio */
-    /* A snapshot message lost (sent on a link just gone down) is sent again only after this:
-     * raft's 30 s stalled a member's catch-up that long. Snapshots are small (metadata,
-     * queue positions): sent and installed within a second or two. */
-    raft_set_install_snapshot_timeout(&g->raft, 5 * g->election_timeout_ms);
+    /* A snapshot message lost is sent again only after this: raft's 30 s stalled a member's
+     * catch-up that long. Lost: sent on a link just gone down, or dropped by a follower busy
+     * taking a snapshot of its own (raft 0.15 answers nothing then), as a member restarted
+     * does right after applying the entries queued for it while it was down. Snapshots are
+     * small (metadata, queue positions): sent within a second; one that arrives while the
+     * last is still being installed is dropped the same way. */
+    raft_set_install_snapshot_timeout(&g->raft, 2 * g->election_timeout_ms);
     if (g->ops->snapshot != NULL && g->snapshot_threshold > 0) {
         raft_set_snapshot_threshold(&g->raft, g->snapshot_threshold);
         raft_set_snapshot_trailing(&g->raft, g->snapshot_trailing);
