@@ -1,7 +1,8 @@
 /* The nodes' Raft transport (see transport.h): one listener per node, a handshake per
  * connection that names the Raft group and proves both ends know the cluster's secret, then
- * the bare TCP stream handed to the group's raft_uv, which frames Raft messages on it itself,
- * or to link.c for a link between nodes (group 0).
+ * the bare stream handed to the group's raft_uv, which frames Raft messages on it itself, or
+ * to link.c for a link between nodes (group 0). With TLS between the nodes, the connection
+ * goes through a relay first (transport_tls.c) and all of this runs on its plaintext end.
  *
  * The handshake, every integer in network byte order, every message of a fixed size or
  * bounded by a length read first, so that no read goes past it into the Raft bytes:
@@ -34,8 +35,8 @@
  * What raft_uv (canonical raft 0.15: uv_send.c, uv_recv.c, uv.c) expects of a transport, and
  * this file provides:
  * - a stream handed over (to the accept callback, or to a connect callback with status 0) is
- *   a uv_tcp_t of its own allocation from raft_malloc: raft_uv uv_close()s it and frees it
- *   with raft_free, and sets its data field;
+ *   a handle of its own allocation from raft_malloc (a uv_tcp_t, or a TLS relay's uv_pipe_t):
+ *   raft_uv uv_close()s it and frees it with raft_free, and sets its data field;
  * - t->data is raft_uv's (it sets it in raft_uv_init and in init): ours is t->impl;
  * - the accept callback is never called once close has started (raft_uv asserts it);
  * - close fails every pending connect with RAFT_CANCELED, after their handles are closed,
