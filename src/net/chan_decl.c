@@ -157,11 +157,8 @@ chan_args_inequivalent(const char *const *keys, struct wire_table got, struct wi
 
 static const char *const chan_exch_equivalent_args[] = {"alternate-exchange", NULL};
 
-/* ---- exchanges ---- */
-
-/* Fills err with code and RabbitMQ's text. Returns -1. */
-static int
-chan_decl_fail(struct net_decl_err *err, uint16_t code, const char *fmt, ...)
+int
+net_decl_fail(struct net_decl_err *err, uint16_t code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -170,6 +167,8 @@ chan_decl_fail(struct net_decl_err *err, uint16_t code, const char *fmt, ...)
     va_end(ap);
     return -1;
 }
+
+/* ---- exchanges ---- */
 
 /* Whether perm (NULL: none) allows kind on the exchange (or queue) name; else fills err as
  * chan_access_check words it. No user (the HTTP API's Unix socket) is allowed everything. */
@@ -182,9 +181,9 @@ chan_decl_allows(const struct vhost *vh, const struct auth_perm *perm, const cha
         name = WIRE_STR_LIT("amq.default");
     if (user == NULL || (perm != NULL && auth_perm_allows(perm, kind, name.ptr, name.len)))
         return true;
-    chan_decl_fail(err, WIRE_ACCESS_REFUSED,
-                   "access to %s '%.*s' in vhost '%s' refused for user '%s'",
-                   queue ? "queue" : "exchange", WIRE_STR_ARG(name), vh->name, user);
+    net_decl_fail(err, WIRE_ACCESS_REFUSED,
+                  "access to %s '%.*s' in vhost '%s' refused for user '%s'",
+                  queue ? "queue" : "exchange", WIRE_STR_ARG(name), vh->name, user);
     return false;
 }
 
@@ -192,10 +191,10 @@ static int
 chan_exch_inequivalent(struct net_decl_err *err, const struct vhost *vh, const struct exch *e,
                        const char *arg, const char *got, const char *cur)
 {
-    return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
-                          "inequivalent arg '%s' for exchange '%s' in vhost '%s': received %s "
-                          "but current is %s",
-                          arg, e->name, vh->name, got, cur);
+    return net_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                         "inequivalent arg '%s' for exchange '%s' in vhost '%s': received %s "
+                         "but current is %s",
+                         arg, e->name, vh->name, got, cur);
 }
 
 int
@@ -204,28 +203,28 @@ net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char *use
 {
     *created = false;
     if (d->exchange.len == 0)
-        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
-                              "operation not permitted on the default exchange");
+        return net_decl_fail(err, WIRE_ACCESS_REFUSED,
+                             "operation not permitted on the default exchange");
     struct exch *e = vhost_exch_find(vh, d->exchange);
     if (d->passive) {
         if (e == NULL)
-            return chan_decl_fail(err, WIRE_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
-                                  WIRE_STR_ARG(d->exchange), vh->name);
+            return net_decl_fail(err, WIRE_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
+                                 WIRE_STR_ARG(d->exchange), vh->name);
         return 0;
     }
     enum exch_type type;
     if (exch_type_parse(d->type, &type) < 0)
-        return chan_decl_fail(err, WIRE_COMMAND_INVALID, "unknown exchange type '%.*s'",
-                              WIRE_STR_ARG(d->type));
+        return net_decl_fail(err, WIRE_COMMAND_INVALID, "unknown exchange type '%.*s'",
+                             WIRE_STR_ARG(d->type));
     if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, false, d->exchange, err))
         return -1;
     struct wire_value ae;
     bool has_ae = wire_table_get(d->arguments, "alternate-exchange", &ae);
     if (has_ae && ae.type != WIRE_FIELD_LONGSTR)
-        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
-                              "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' "
-                              "in vhost '%s'",
-                              wire_field_type_name(ae.type), WIRE_STR_ARG(d->exchange), vh->name);
+        return net_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                             "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' "
+                             "in vhost '%s'",
+                             wire_field_type_name(ae.type), WIRE_STR_ARG(d->exchange), vh->name);
     if (e != NULL) {
         char got[160], cur[160];
         if (e->type != type) {
@@ -252,9 +251,9 @@ net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char *use
     /* amq.* names belong to the server: the predeclared ones may be redeclared equivalently
      * (above), no others created. */
     if (chan_name_is_reserved(d->exchange))
-        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
-                              "exchange name '%.*s' contains reserved prefix 'amq.*'",
-                              WIRE_STR_ARG(d->exchange));
+        return net_decl_fail(err, WIRE_ACCESS_REFUSED,
+                             "exchange name '%.*s' contains reserved prefix 'amq.*'",
+                             WIRE_STR_ARG(d->exchange));
     /* A new exchange's alternate exchange: read on it, write on the alternate. */
     if (has_ae && (!chan_decl_allows(vh, perm, user, AUTH_READ, false, d->exchange, err) ||
                    !chan_decl_allows(vh, perm, user, AUTH_WRITE, false, ae.v.str, err)))
@@ -263,7 +262,7 @@ net_exch_declare(struct vhost *vh, const struct auth_perm *perm, const char *use
     if (e == NULL || vhost_exch_add(vh, e) < 0) {
         if (e != NULL)
             exch_free(e);
-        return chan_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
+        return net_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
     }
     *created = true;
     return 0;
@@ -303,19 +302,19 @@ net_exch_delete(struct vhost *vh, const struct auth_perm *perm, const char *user
                 struct wire_str name, bool if_unused, struct net_decl_err *err)
 {
     if (name.len == 0)
-        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
-                              "operation not permitted on the default exchange");
+        return net_decl_fail(err, WIRE_ACCESS_REFUSED,
+                             "operation not permitted on the default exchange");
     if (chan_name_is_reserved(name))
-        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
-                              "deletion of system exchange '%.*s' in vhost '%s' not allowed",
-                              WIRE_STR_ARG(name), vh->name);
+        return net_decl_fail(err, WIRE_ACCESS_REFUSED,
+                             "deletion of system exchange '%.*s' in vhost '%s' not allowed",
+                             WIRE_STR_ARG(name), vh->name);
     if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, false, name, err))
         return -1;
     struct exch *e = vhost_exch_find(vh, name);
     if (e != NULL) { /* deleting a missing exchange succeeds, as in RabbitMQ */
         if (if_unused && e->n_bindings_out > 0)
-            return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
-                                  "exchange '%s' in vhost '%s' in use", e->name, vh->name);
+            return net_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                                 "exchange '%s' in vhost '%s' in use", e->name, vh->name);
         vhost_exch_delete(vh, e);
     }
     return 0;
@@ -352,18 +351,18 @@ net_bind(struct vhost *vh, const struct auth_perm *perm, const struct auth_user 
     if (!chan_decl_allows(vh, perm, user, AUTH_WRITE, to_queue, destination, err))
         return -1;
     if ((!to_queue && destination.len == 0) || source.len == 0)
-        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
-                              "operation not permitted on the default exchange");
+        return net_decl_fail(err, WIRE_ACCESS_REFUSED,
+                             "operation not permitted on the default exchange");
     if (!chan_decl_allows(vh, perm, user, AUTH_READ, false, source, err))
         return -1;
     struct exch *src = vhost_exch_find(vh, source);
     if (u != NULL && src != NULL && src->type == EXCH_TOPIC &&
         !auth_topic_allows(u, vh->name, src->name, src->name_len, AUTH_READ, routing_key.ptr,
                            routing_key.len, NULL))
-        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
-                              "access to topic '%.*s' in exchange '%s' in vhost '%s' refused for "
-                              "user '%s'",
-                              WIRE_STR_ARG(routing_key), src->name, vh->name, user);
+        return net_decl_fail(err, WIRE_ACCESS_REFUSED,
+                             "access to topic '%.*s' in exchange '%s' in vhost '%s' refused for "
+                             "user '%s'",
+                             WIRE_STR_ARG(routing_key), src->name, vh->name, user);
     struct bind_dest bd;
     if (to_queue) {
         struct queue *q =
@@ -376,8 +375,8 @@ net_bind(struct vhost *vh, const struct auth_perm *perm, const struct auth_user 
     } else {
         struct exch *dst = vhost_exch_find(vh, destination);
         if (dst == NULL && !unbind)
-            return chan_decl_fail(err, WIRE_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
-                                  WIRE_STR_ARG(destination), vh->name);
+            return net_decl_fail(err, WIRE_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
+                                 WIRE_STR_ARG(destination), vh->name);
         bd = bind_dest_exch(dst);
         if (dst == NULL)
             src = NULL;
@@ -393,13 +392,13 @@ net_bind(struct vhost *vh, const struct auth_perm *perm, const struct auth_user 
         return 0;
     }
     if (src == NULL)
-        return chan_decl_fail(err, WIRE_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
-                              WIRE_STR_ARG(source), vh->name);
+        return net_decl_fail(err, WIRE_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
+                             WIRE_STR_ARG(source), vh->name);
     char why[200];
     if (exch_check_bind_args(src, args, why, sizeof(why)) < 0)
-        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "%s", why);
+        return net_decl_fail(err, WIRE_PRECONDITION_FAILED, "%s", why);
     if (exch_bind(src, bd, routing_key, args) < 0)
-        return chan_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
+        return net_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
     return 0;
 }
 
@@ -454,10 +453,10 @@ static int
 chan_queue_inequivalent(struct net_decl_err *err, const struct vhost *vh, const struct queue *q,
                         const char *arg, const char *got, const char *cur)
 {
-    return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
-                          "inequivalent arg '%s' for queue '%s' in vhost '%s': received %s but "
-                          "current is %s",
-                          arg, q->name, vh->name, got, cur);
+    return net_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                         "inequivalent arg '%s' for queue '%s' in vhost '%s': received %s but "
+                         "current is %s",
+                         arg, q->name, vh->name, got, cur);
 }
 
 void
@@ -481,11 +480,11 @@ chan_queue_declared(struct chan *ch, struct queue *q, bool passive, bool no_wait
 static int
 chan_decl_locked(struct net_decl_err *err, const struct vhost *vh, const struct queue *q)
 {
-    return chan_decl_fail(err, WIRE_RESOURCE_LOCKED,
-                          "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It "
-                          "could be originally declared on another connection or the exclusive "
-                          "property value does not match that of the original declaration.",
-                          q->name, vh->name);
+    return net_decl_fail(err, WIRE_RESOURCE_LOCKED,
+                         "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It "
+                         "could be originally declared on another connection or the exclusive "
+                         "property value does not match that of the original declaration.",
+                         q->name, vh->name);
 }
 
 /* The queue name in vh for a connection with exclusive queues own (NULL: none, the HTTP
@@ -496,8 +495,8 @@ chan_decl_queue(struct vhost *vh, const struct queue_owner *own, struct wire_str
 {
     struct queue *q = vhost_queue_find(vh, name);
     if (q == NULL) {
-        chan_decl_fail(err, WIRE_NOT_FOUND, "no queue '%.*s' in vhost '%s'", WIRE_STR_ARG(name),
-                       vh->name);
+        net_decl_fail(err, WIRE_NOT_FOUND, "no queue '%.*s' in vhost '%s'", WIRE_STR_ARG(name),
+                      vh->name);
         return NULL;
     }
     if (q->owner != NULL && q->owner != own) {
@@ -515,9 +514,9 @@ net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *us
 {
     *created = false;
     if (d->queue.len > 0 && chan_name_is_reserved(name))
-        return chan_decl_fail(err, WIRE_ACCESS_REFUSED,
-                              "queue name '%.*s' contains reserved prefix 'amq.*'",
-                              WIRE_STR_ARG(name));
+        return net_decl_fail(err, WIRE_ACCESS_REFUSED,
+                             "queue name '%.*s' contains reserved prefix 'amq.*'",
+                             WIRE_STR_ARG(name));
     if (!chan_decl_allows(vh, perm, user, AUTH_CONFIGURE, true, name, err))
         return -1;
     struct queue *q = vhost_queue_find(vh, name);
@@ -553,17 +552,17 @@ net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *us
                                  .exclusive = d->exclusive,
                                  .auto_delete = d->auto_delete};
     if (queue_args_check(d->arguments, &qd, text, sizeof(text)) < 0)
-        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "%s", text);
+        return net_decl_fail(err, WIRE_PRECONDITION_FAILED, "%s", text);
     /* Limits and the dead-letter exchange's permissions count for new queues only. */
     const struct vhost_meta *vm = &vh->meta;
     if (vm->max_queues >= 0 && vh->queues.count >= (uint64_t)vm->max_queues) {
         if (log_enabled(LOG_WARNING))
             log_write(LOG_WARNING, log_ctx, "vhost '%s' is at its queue limit (%lld)", vh->name,
                       (long long)vm->max_queues);
-        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED,
-                              "cannot declare queue '%.*s': queue limit in vhost '%s' (%lld) is "
-                              "reached",
-                              WIRE_STR_ARG(name), vh->name, (long long)vm->max_queues);
+        return net_decl_fail(err, WIRE_PRECONDITION_FAILED,
+                             "cannot declare queue '%.*s': queue limit in vhost '%s' (%lld) is "
+                             "reached",
+                             WIRE_STR_ARG(name), vh->name, (long long)vm->max_queues);
     }
     struct wire_value dlx;
     if (wire_table_get(d->arguments, "x-dead-letter-exchange", &dlx) &&
@@ -585,7 +584,7 @@ net_queue_declare(struct vhost *vh, const struct auth_perm *perm, const char *us
     if (q == NULL || vhost_queue_add(vh, q) < 0) {
         if (q != NULL)
             queue_free(q, NULL, NULL);
-        return chan_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
+        return net_decl_fail(err, WIRE_RESOURCE_ERROR, "out of memory");
     }
     *created = true;
     if (q->group_id == 0 && queue_args_unapplied(d->arguments, text, sizeof(text)) > 0 &&
@@ -757,11 +756,11 @@ net_queue_delete_check(struct vhost *vh, const struct auth_perm *perm, const cha
         return 0;
     }
     if (if_unused && q->n_consumers > 0)
-        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "queue '%s' in vhost '%s' in use",
-                              q->name, vh->name);
+        return net_decl_fail(err, WIRE_PRECONDITION_FAILED, "queue '%s' in vhost '%s' in use",
+                             q->name, vh->name);
     if (if_empty && q->n_ready > 0)
-        return chan_decl_fail(err, WIRE_PRECONDITION_FAILED, "queue '%s' in vhost '%s' not empty",
-                              q->name, vh->name);
+        return net_decl_fail(err, WIRE_PRECONDITION_FAILED, "queue '%s' in vhost '%s' not empty",
+                             q->name, vh->name);
     *out = q;
     return 0;
 }

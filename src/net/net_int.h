@@ -445,6 +445,9 @@ void chan_delete_exclusive_queues(struct conn *c);
 /* Raises err (net.h's net_* functions') on ch, as a connection error for a hard code, for
  * method_id. Returns -1. */
 int chan_raise_decl(struct chan *ch, uint32_t method_id, const struct net_decl_err *err);
+/* Fills err with code and its text (RabbitMQ's, for an AMQP code). Returns -1. */
+int net_decl_fail(struct net_decl_err *err, uint16_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* net_queue_delete's checks before it deletes (the permission, another's exclusive queue,
  * if_unused, if_empty; the last two not for a queue whose home is another node, in a cluster:
  * only it knows the queue's consumers and messages, the caller asks it). Returns 0 with *out

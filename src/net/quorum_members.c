@@ -23,7 +23,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,21 +85,6 @@ struct member_job {
     char asker[CLUSTER_NODE_NAME_MAX];
     uint64_t request;
 };
-
-static int members_fail(struct net_decl_err *err, uint16_t code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Fills err. Returns -1. */
-static int
-members_fail(struct net_decl_err *err, uint16_t code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    err->code = code;
-    vsnprintf(err->text, sizeof(err->text), fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ---- the node that serves the queue ---- */
 
@@ -275,14 +259,14 @@ members_start(struct quorum_members *m, const struct queue *q, const char *node,
     *members = 0;
     bool add = op != NET_MEMBER_REMOVE;
     if (q->group_id == 0)
-        return members_fail(err, NET_DECL_UNAVAILABLE,
-                            add ? "Cannot add members to a classic queue"
-                                : "Cannot delete members from a classic queue");
+        return net_decl_fail(err, NET_DECL_UNAVAILABLE,
+                             add ? "Cannot add members to a classic queue"
+                                 : "Cannot delete members from a classic queue");
     struct cluster_replica *group = members_served_group(q);
     struct cluster_replica_view v;
     if (group == NULL || !cluster_replica_view(group, &v))
-        return members_fail(err, MEMBERS_RETRY, "queue '%s' in vhost '%s' has no leader", q->name,
-                            q->vhost->name);
+        return net_decl_fail(err, MEMBERS_RETRY, "queue '%s' in vhost '%s' has no leader", q->name,
+                             q->vhost->name);
     struct cluster_node_view nodes[CLUSTER_MAX_NODES];
     unsigned n = cluster_nodes(m->s->env.cluster, nodes, CLUSTER_MAX_NODES), i = 0, k = 0;
     while (i < n && strcmp(nodes[i].name, node) != 0)
@@ -292,24 +276,24 @@ members_start(struct quorum_members *m, const struct queue *q, const char *node,
     bool member = k < v.n_members;
     *members = v.n_members;
     if (i == n)
-        return members_fail(err, NET_DECL_UNAVAILABLE, "%s is not a node of this cluster", node);
+        return net_decl_fail(err, NET_DECL_UNAVAILABLE, "%s is not a node of this cluster", node);
     if (add && member)
-        return members_fail(err, WIRE_PRECONDITION_FAILED, "%s is already a member", node);
+        return net_decl_fail(err, WIRE_PRECONDITION_FAILED, "%s is already a member", node);
     if (op == NET_MEMBER_ADD_IF_EVEN && v.n_members % 2 != 0)
-        return members_fail(err, WIRE_PRECONDITION_FAILED, "an odd number of members");
+        return net_decl_fail(err, WIRE_PRECONDITION_FAILED, "an odd number of members");
     if (add && !nodes[i].running)
-        return members_fail(err, NET_DECL_UNAVAILABLE, "node %s is not running", node);
+        return net_decl_fail(err, NET_DECL_UNAVAILABLE, "node %s is not running", node);
     if (!add && !member)
-        return members_fail(err, WIRE_PRECONDITION_FAILED, "%s is not a member", node);
+        return net_decl_fail(err, WIRE_PRECONDITION_FAILED, "%s is not a member", node);
     if (!add && v.n_members == 1)
-        return members_fail(err, NET_DECL_UNAVAILABLE, "the last member cannot be removed");
+        return net_decl_fail(err, NET_DECL_UNAVAILABLE, "the last member cannot be removed");
     if (!add && nodes[i].self) { /* the next leader removes this one */
         cluster_replica_hand_over(group, NULL);
-        return members_fail(err, MEMBERS_RETRY, "its leadership is being handed over");
+        return net_decl_fail(err, MEMBERS_RETRY, "its leadership is being handed over");
     }
     struct member_job *job = calloc(1, sizeof(*job));
     if (job == NULL)
-        return members_fail(err, NET_DECL_UNAVAILABLE, "out of memory");
+        return net_decl_fail(err, NET_DECL_UNAVAILABLE, "out of memory");
     *job = (struct member_job){.m = m,
                                .gid = q->group_id,
                                .add = add,
@@ -330,8 +314,8 @@ members_start(struct quorum_members *m, const struct queue *q, const char *node,
     } else if (job_tell(job, true, job_on_told_added, job) < 0) {
         LIST_REMOVE(job, link);
         free(job);
-        return members_fail(err, NET_DECL_UNAVAILABLE, "the cluster did not take it: %s",
-                            strerror(errno));
+        return net_decl_fail(err, NET_DECL_UNAVAILABLE, "the cluster did not take it: %s",
+                             strerror(errno));
     }
     return 0;
 }
@@ -358,10 +342,10 @@ members_on_ask(struct quorum_members *m, const char *from, const uint8_t *b, siz
     struct queue *q = vh != NULL && qname.ptr != NULL ? vhost_queue_find(vh, qname) : NULL;
     if (qname.ptr == NULL || b[9] > NET_MEMBER_REMOVE || end - p <= 0 ||
         (size_t)(end - p) >= sizeof(node)) {
-        members_fail(&err, NET_DECL_UNAVAILABLE, "a malformed request");
+        net_decl_fail(&err, NET_DECL_UNAVAILABLE, "a malformed request");
     } else if (q == NULL) {
-        members_fail(&err, WIRE_NOT_FOUND, "no queue '%.*s' in vhost '%.*s'", WIRE_STR_ARG(qname),
-                     WIRE_STR_ARG(vname));
+        net_decl_fail(&err, WIRE_NOT_FOUND, "no queue '%.*s' in vhost '%.*s'", WIRE_STR_ARG(qname),
+                      WIRE_STR_ARG(vname));
     } else {
         snprintf(node, sizeof(node), "%.*s", (int)(end - p), (const char *)p);
         if (members_start(m, q, node, (enum net_member_op)b[9], NULL, NULL, from, request, &members,
@@ -423,8 +407,8 @@ call_on_timer(evutil_socket_t fd, short what, void *arg)
     struct net_decl_err err;
     unsigned members = 0;
     if (c->request != 0)
-        members_fail(&err, NET_DECL_UNAVAILABLE,
-                     "the operation timed out and may not have been completed");
+        net_decl_fail(&err, NET_DECL_UNAVAILABLE,
+                      "the operation timed out and may not have been completed");
     if (c->request != 0 || call_try(c, &members, &err) < 0)
         call_answered(c, &err, false, members);
 }
@@ -439,13 +423,14 @@ call_try(struct member_call *c, unsigned *members, struct net_decl_err *err)
     struct vhost *vh = vhost_find(s->env.vhosts, vname);
     struct queue *q = vh != NULL ? vhost_queue_find(vh, qname) : NULL;
     if (q == NULL)
-        return members_fail(err, WIRE_NOT_FOUND, "no queue '%s' in vhost '%s'", c->queue, c->vhost);
+        return net_decl_fail(err, WIRE_NOT_FOUND, "no queue '%s' in vhost '%s'", c->queue,
+                             c->vhost);
     if (q->home == NULL || q->group_id == 0)
         return members_start(c->m, q, c->node, c->op, call_answered, c, NULL, 0, members, err);
     size_t nlen = strlen(c->node);
     uint8_t *b = malloc(12 + vname.len + qname.len + nlen);
     if (b == NULL)
-        return members_fail(err, NET_DECL_UNAVAILABLE, "out of memory");
+        return net_decl_fail(err, NET_DECL_UNAVAILABLE, "out of memory");
     c->request = ++c->m->next_request;
     snprintf(c->home, sizeof(c->home), "%s", q->home);
     b[0] = 'M';
@@ -458,9 +443,9 @@ call_try(struct member_call *c, unsigned *members, struct net_decl_err *err)
     memcpy(b + 12 + vname.len + qname.len, c->node, nlen);
     if (cluster_send(s->env.cluster, q->home, b, 12 + vname.len + qname.len + nlen) < 0) {
         c->request = 0; /* (b taken) */
-        return members_fail(err, MEMBERS_RETRY,
-                            "the node that serves queue '%s', %s, is down or inaccessible",
-                            c->queue, c->home);
+        return net_decl_fail(err, MEMBERS_RETRY,
+                             "the node that serves queue '%s', %s, is down or inaccessible",
+                             c->queue, c->home);
     }
     call_arm(c, MEMBERS_ANSWER_MS);
     return 0;
@@ -490,16 +475,16 @@ net_queue_member_change(struct net_server *s, struct vhost *vh, struct wire_str 
 {
     struct quorum_members *m = s->quorum != NULL ? quorum_members(s) : NULL;
     if (m == NULL)
-        return members_fail(err, NET_DECL_UNAVAILABLE, "not in a cluster");
+        return net_decl_fail(err, NET_DECL_UNAVAILABLE, "not in a cluster");
     if (name.len > 255) /* (no AMQP name is longer) */
-        return members_fail(err, WIRE_NOT_FOUND, "no queue of such a long name");
+        return net_decl_fail(err, WIRE_NOT_FOUND, "no queue of such a long name");
     if (strlen(node) >= CLUSTER_NODE_NAME_MAX)
-        return members_fail(err, NET_DECL_UNAVAILABLE, "%.100s... is not a node of this cluster",
-                            node);
+        return net_decl_fail(err, NET_DECL_UNAVAILABLE, "%.100s... is not a node of this cluster",
+                             node);
     struct member_call *c = calloc(1, sizeof(*c));
     if (c == NULL || (c->timer = evtimer_new(s->env.base, call_on_timer, c)) == NULL) {
         free(c);
-        return members_fail(err, NET_DECL_UNAVAILABLE, "out of memory");
+        return net_decl_fail(err, NET_DECL_UNAVAILABLE, "out of memory");
     }
     c->m = m;
     snprintf(c->vhost, sizeof(c->vhost), "%s", vh->name);
