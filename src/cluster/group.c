@@ -367,13 +367,16 @@ group_on_refused(struct cluster_group *g, const uint8_t *msg, size_t len)
 }
 
 static void group_change_on_broker(struct cluster_call *call);
+static void group_status_publish(struct cluster_group *g);
 
 /* A change's end: its outcome goes back to the member that asked (lost on the way, the asker
- * times out). Frees or hands on ch. */
+ * times out), after the members it made, so that the broker sees them once answered. Frees or
+ * hands on ch. */
 static void
 group_change_end(struct group_change *ch, enum cluster_change outcome)
 {
     struct cluster_group *g = ch->g;
+    group_status_publish(g);
     if (ch->peer == 0 && ch->on_raft) {
         ch->done(ch->arg, outcome);
         free(ch);
@@ -938,13 +941,11 @@ group_hasten_election(struct cluster_group *g)
         r->follower_state.randomized_election_timeout = soon;
 }
 
+/* Publishes the status to the broker's loop if it changed since it was last. */
 static void
-group_on_watch(uv_timer_t *timer)
+group_status_publish(struct cluster_group *g)
 {
-    struct cluster_group *g = timer->data;
     struct cluster_group_status st;
-    group_changes_expire(g, false);
-    group_hasten_election(g);
     group_status_read(g, &st);
     if (memcmp(&st, &g->seen, sizeof(st)) == 0)
         return;
@@ -960,6 +961,15 @@ group_on_watch(uv_timer_t *timer)
     p->st = st;
     p->call.fn = group_status_on_broker;
     cluster_thread_post(g->thread, &p->call);
+}
+
+static void
+group_on_watch(uv_timer_t *timer)
+{
+    struct cluster_group *g = timer->data;
+    group_changes_expire(g, false);
+    group_hasten_election(g);
+    group_status_publish(g);
 }
 
 static void group_closed_on_broker(struct cluster_call *call);
