@@ -24,15 +24,6 @@ def cluster_port(c, i):
     return c.base + 20000 + i - 1
 
 
-def queue_info(c, i, name):
-    """Queue name as node i's API shows it ({} while it does not answer)."""
-    try:
-        status, _, q = wt.http(c.api(i), "GET", "/api/queues/%2F/" + name, timeout=5)
-    except OSError:
-        return {}
-    return q if status == 200 else {}
-
-
 def tls_client(cert):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -58,11 +49,11 @@ def check_tls(c, procs, other_pki):
     conn.close()
 
     # The leader killed: the next serves every message, over TLS too.
-    leader = ch.names().index(queue_info(c, 3, "qt")["leader"]) + 1
+    leader = ch.names().index(c.queue(3, "qt")[1]["leader"]) + 1
     c.kill_node(leader)
     procs.pop(leader, None)
     asked = 3 if leader != 3 else 2
-    ch.wait_for("a new leader", lambda: queue_info(c, asked, "qt").get("leader") not in
+    ch.wait_for("a new leader", lambda: (c.queue(asked, "qt")[1] or {}).get("leader") not in
                 (None, "", ch.names()[leader - 1]), 20)
     procs[leader] = c.start_node(leader)
     ch.wait_for("every node running again", lambda: qc.all_running(c), 30)

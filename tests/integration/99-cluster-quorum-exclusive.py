@@ -24,15 +24,6 @@ import warren_test as wt  # noqa: E402
 EXCLUSIVE_QUORUM = {"x-queue-type": "quorum"}
 
 
-def queue_info(c, i, name):
-    """(status, the queue) as node i's API shows it; (None, None) while it does not answer."""
-    try:
-        status, _, q = wt.http(c.api(i), "GET", "/api/queues/%2F/" + name, timeout=5)
-    except OSError:
-        return None, None
-    return status, q
-
-
 def publish(c, node, first, n):
     import pika
     conn = qc.connect(c, node)
@@ -65,7 +56,7 @@ def check_exclusive(c, procs):
     owner = qc.connect(c, 1)
     chan = owner.channel()
     chan.queue_declare("qx", durable=True, exclusive=True, arguments=EXCLUSIVE_QUORUM)
-    status, q = queue_info(c, 2, "qx")
+    status, q = c.queue(2, "qx")
     assert status == 200 and q["exclusive"] and len(q["members"]) == 3, q
 
     other = qc.connect(c, 2)
@@ -93,7 +84,7 @@ def check_exclusive(c, procs):
     for cmd in ("delete_member", "add_member"):
         rc, out, err = wt.warrenctl("--config", c.conf(2), cmd, "qx", names[0])
         assert rc == 0, (cmd, rc, out, err)
-    leader = names.index(queue_info(c, 2, "qx")[1]["leader"]) + 1
+    leader = names.index(c.queue(2, "qx")[1]["leader"]) + 1
     assert leader != 1, leader
     since = len(got)
     publish(c, 3, 50, 10)
@@ -106,7 +97,7 @@ def check_exclusive(c, procs):
     c.kill_node(leader)
     procs.pop(leader, None)
     asked = 5 - leader  # the other of nodes 2 and 3
-    ch.wait_for("a new leader", lambda: (queue_info(c, asked, "qx")[1] or {}).get("leader") in
+    ch.wait_for("a new leader", lambda: (c.queue(asked, "qx")[1] or {}).get("leader") in
                 (names[0], names[asked - 1]), 20)
     since = len(got)
     take(owner, got, since, bodies(20, 60))
@@ -121,7 +112,7 @@ def check_exclusive(c, procs):
     # Its owner goes: so does the queue, everywhere, members' logs too.
     owner.close()
     for i in (1, 2, 3):
-        ch.wait_for("qx gone on node %d" % i, lambda: queue_info(c, i, "qx")[0] == 404, 10)
+        ch.wait_for("qx gone on node %d" % i, lambda: c.queue(i, "qx")[0] == 404, 10)
         ch.wait_for("qx's log gone on node %d" % i, lambda: not logs_of(c, i), 10)
 
     # An exclusive queue goes with its owner's node.
@@ -131,11 +122,11 @@ def check_exclusive(c, procs):
     c.kill_node(3)
     procs.pop(3, None)
     for i in (1, 2):
-        ch.wait_for("qy gone on node %d with node 3" % i, lambda: queue_info(c, i, "qy")[0] == 404,
+        ch.wait_for("qy gone on node %d with node 3" % i, lambda: c.queue(i, "qy")[0] == 404,
                     15)
     procs[3] = c.start_node(3)
     ch.wait_for("every node running again", lambda: qc.all_running(c), 30)
-    ch.wait_for("qy gone on node 3 once it runs again", lambda: queue_info(c, 3, "qy")[0] == 404,
+    ch.wait_for("qy gone on node 3 once it runs again", lambda: c.queue(3, "qy")[0] == 404,
                 10)
 
 

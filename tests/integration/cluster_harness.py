@@ -94,6 +94,15 @@ class Cluster:
         found = LEADER_LINE.findall(self.log_text(i))
         return (found[-1][0], int(found[-1][1])) if found else None
 
+    def queue(self, i, name):
+        """(status, queue) of the queue name in vhost / as node i's API shows it; (None, None)
+        while the node does not answer."""
+        try:
+            status, _, q = wt.http(self.api(i), "GET", "/api/queues/%2F/" + name, timeout=5)
+        except OSError:
+            return None, None
+        return status, q
+
     def start_node(self, i):
         """Starts node i again as local-cluster.sh did, with its configuration and data."""
         log = open(os.path.join(self.dir, "node%d" % i, "stdout.log"), "ab")
